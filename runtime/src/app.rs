@@ -1,0 +1,180 @@
+//! The application trait: the control program a control engineer writes.
+//!
+//! The runtime calls [`App::step`] once per frame, on the primary and (one cycle behind)
+//! on the backup. `step` must be deterministic: the same state and the same frame must give
+//! the same outputs and the same next state on any machine. No clock, no randomness, no
+//! I/O, no iteration over hash maps with a random seed.
+
+use crate::digest::Fnv64;
+use heapless::Vec;
+
+/// The largest input payload of one frame, in bytes.
+pub const FRAME_PAYLOAD_MAX: usize = 512;
+/// The largest payload of one output message, in bytes.
+pub const OUTPUT_PAYLOAD_MAX: usize = 64;
+/// The most outputs one frame may produce.
+pub const OUTPUTS_PER_FRAME_MAX: usize = 16;
+
+/// One cycle's input, as the application sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// The frame number, strictly increasing.
+    pub number: u64,
+    /// The input payload (sensor values, as the I/O source encoded them).
+    pub payload: &'a [u8],
+}
+
+/// The payload of one output message.
+pub type OutputPayload = Vec<u8, OUTPUT_PAYLOAD_MAX>;
+
+/// Why an output could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxError {
+    /// The frame already produced [`OUTPUTS_PER_FRAME_MAX`] outputs.
+    Full,
+    /// The payload is longer than [`OUTPUT_PAYLOAD_MAX`].
+    TooLong,
+}
+
+impl core::fmt::Display for OutboxError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            OutboxError::Full => write!(f, "outbox full ({OUTPUTS_PER_FRAME_MAX} outputs per frame)"),
+            OutboxError::TooLong => write!(f, "output longer than {OUTPUT_PAYLOAD_MAX} bytes"),
+        }
+    }
+}
+
+/// The outputs of one cycle, in order; output `i` gets id `(frame, i)`. Fixed capacity.
+#[derive(Debug, Default, Clone)]
+pub struct Outbox {
+    outputs: Vec<OutputPayload, OUTPUTS_PER_FRAME_MAX>,
+}
+
+impl Outbox {
+    /// An empty outbox.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queues one output message.
+    pub fn push(&mut self, payload: &[u8]) -> Result<(), OutboxError> {
+        let bytes = OutputPayload::from_slice(payload).map_err(|_| OutboxError::TooLong)?;
+        self.outputs.push(bytes).map_err(|_| OutboxError::Full)
+    }
+
+    /// The queued outputs.
+    pub fn as_slice(&self) -> &[OutputPayload] {
+        &self.outputs
+    }
+
+    /// Number of queued outputs.
+    pub fn len(&self) -> usize {
+        self.outputs.len()
+    }
+
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.outputs.is_empty()
+    }
+
+    /// Empties the outbox (the runtime does this before every step).
+    pub fn clear(&mut self) {
+        self.outputs.clear();
+    }
+
+    /// Digest over the frame number and every output, in order: what primary and backup
+    /// compare per frame.
+    pub fn digest(&self, frame: u64) -> u64 {
+        let mut h = Fnv64::new();
+        h.write_u64(frame);
+        for output in &self.outputs {
+            h.write_u64(output.len() as u64);
+            h.write(output);
+        }
+        h.finish()
+    }
+}
+
+/// Why a snapshot could not be taken or installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotError {
+    /// The state does not fit the configured `state_bytes_max`.
+    TooLarge,
+    /// The bytes do not decode as this application's state.
+    Malformed,
+}
+
+impl core::fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SnapshotError::TooLarge => write!(f, "application state larger than state_bytes_max"),
+            SnapshotError::Malformed => write!(f, "snapshot bytes do not decode as the application state"),
+        }
+    }
+}
+
+/// A deterministic control program.
+pub trait App {
+    /// Runs one cycle: reads the frame, updates the state, queues outputs.
+    ///
+    /// Must be deterministic and must not allocate in steady state. A frame that was
+    /// skipped (no node received it) is not stepped: the application sees a gap in
+    /// frame numbers and decides itself how to treat it (hold last input, count it).
+    fn step(&mut self, frame: Frame<'_>, outbox: &mut Outbox);
+
+    /// Writes the whole state into `buf`, returning the number of bytes written.
+    /// [`snapshot_postcard`] does this for any `serde::Serialize` state.
+    fn snapshot(&self, buf: &mut [u8]) -> Result<usize, SnapshotError>;
+
+    /// Replaces the whole state with one written by [`App::snapshot`].
+    /// [`restore_postcard`] does this for any `serde::Deserialize` state.
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), SnapshotError>;
+
+    /// A cheap digest of the state: equal states give equal digests on every machine.
+    fn digest(&self) -> u64;
+}
+
+/// [`App::snapshot`] for a state that implements `serde::Serialize`: postcard into `buf`.
+pub fn snapshot_postcard<T: serde::Serialize>(state: &T, buf: &mut [u8]) -> Result<usize, SnapshotError> {
+    postcard::to_slice(state, buf)
+        .map(|written| written.len())
+        .map_err(|_| SnapshotError::TooLarge)
+}
+
+/// [`App::restore`] for a state that implements `serde::Deserialize`.
+pub fn restore_postcard<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, SnapshotError> {
+    postcard::from_bytes(bytes).map_err(|_| SnapshotError::Malformed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbox_full_is_an_error() {
+        let mut outbox = Outbox::new();
+        for _ in 0..OUTPUTS_PER_FRAME_MAX {
+            outbox.push(b"x").unwrap();
+        }
+        assert_eq!(outbox.push(b"x"), Err(OutboxError::Full));
+        assert_eq!(outbox.len(), OUTPUTS_PER_FRAME_MAX);
+    }
+
+    #[test]
+    fn outbox_too_long_is_an_error() {
+        let mut outbox = Outbox::new();
+        assert_eq!(outbox.push(&[0u8; OUTPUT_PAYLOAD_MAX + 1]), Err(OutboxError::TooLong));
+        assert!(outbox.is_empty());
+    }
+
+    #[test]
+    fn outbox_digest_depends_on_frame_and_content() {
+        let mut a = Outbox::new();
+        a.push(b"open").unwrap();
+        let mut b = Outbox::new();
+        b.push(b"shut").unwrap();
+        assert_ne!(a.digest(1), b.digest(1));
+        assert_ne!(a.digest(1), a.digest(2));
+    }
+}

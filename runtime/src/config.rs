@@ -1,0 +1,196 @@
+//! The core's configuration. Every key is documented in `docs/CONFIG.md`.
+//!
+//! Times are whole milliseconds so that a TOML file reads naturally; the defaults follow
+//! the seed (100 ms heartbeats counted over a 500 ms window), and [`Config::fast`] is the
+//! documented fast profile (1 ms heartbeats for a 1 ms cycle).
+
+use core::time::Duration;
+use serde::{Deserialize, Serialize};
+
+/// The most sync links a node may have.
+pub const LINKS_MAX: usize = 4;
+/// The largest state-transfer chunk, in bytes.
+pub const CHUNK_BYTES_MAX: usize = 1024;
+
+/// Configuration of one node's core.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// This node's id, 1..=255, distinct from the peer's. It is also the low byte of every
+    /// epoch this node starts, which makes two nodes' epochs distinct by construction.
+    pub node_id: u8,
+    /// Number of sync links to the peer (1..=4). Two or more are recommended.
+    pub links: u8,
+    /// Interval between heartbeats on every link.
+    pub heartbeat_interval_ms: u64,
+    /// Silence from the primary for this long makes the backup send a confirmation probe.
+    pub detection_window_ms: u64,
+    /// How long the backup waits for an answer to its probe before taking over.
+    pub probe_timeout_ms: u64,
+    /// How long a starting node listens for a primary before deciding its role.
+    pub startup_wait_ms: u64,
+    /// Start-up weight: of two nodes starting together, the higher priority becomes
+    /// primary; equal priorities draw random nonces.
+    pub priority: u8,
+    /// A backup lagging more frames than this asks for a fresh state transfer.
+    pub max_lag_frames: u64,
+    /// Frames (and commits) kept in the ring buffer, for fetches and takeover replay.
+    pub frames_buffered: u64,
+    /// Every this many frames the primary ships a full state digest (0 = never).
+    pub state_digest_interval_frames: u64,
+    /// Largest snapshot of the application state, in bytes (buffers are allocated at start).
+    pub state_bytes_max: u64,
+    /// Bytes per state-transfer chunk (at most 1024).
+    pub transfer_chunk_bytes: u64,
+    /// State-transfer chunks in flight before an acknowledgement is needed.
+    pub transfer_window_chunks: u64,
+    /// Resend unacknowledged transfer chunks, fetches and join requests after this long.
+    pub retry_ms: u64,
+    /// A planned switchover not completed within this time is abandoned.
+    pub switchover_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_id: 1,
+            links: 2,
+            heartbeat_interval_ms: 100,
+            detection_window_ms: 500,
+            probe_timeout_ms: 200,
+            startup_wait_ms: 500,
+            priority: 0,
+            max_lag_frames: 256,
+            frames_buffered: 1024,
+            state_digest_interval_frames: 100,
+            state_bytes_max: 2 * 1024 * 1024,
+            transfer_chunk_bytes: CHUNK_BYTES_MAX as u64,
+            transfer_window_chunks: 64,
+            retry_ms: 50,
+            switchover_timeout_ms: 1000,
+        }
+    }
+}
+
+/// A configuration value out of range. Names the key, for the one-line error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The offending key.
+    pub key: &'static str,
+    /// What is wrong with it.
+    pub problem: &'static str,
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "invalid configuration key `{}`: {}", self.key, self.problem)
+    }
+}
+
+impl Config {
+    /// The fast profile: 1 ms heartbeats, a 4 ms window and a 2 ms probe, for a 1 ms cycle
+    /// on a dedicated link. Failover then takes at most about 8 ms.
+    pub fn fast() -> Self {
+        Config {
+            heartbeat_interval_ms: 1,
+            detection_window_ms: 4,
+            probe_timeout_ms: 2,
+            startup_wait_ms: 20,
+            retry_ms: 5,
+            switchover_timeout_ms: 200,
+            ..Config::default()
+        }
+    }
+
+    /// Checks every key; the first problem found is returned.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |key, problem| Err(ConfigError { key, problem });
+        if self.node_id == 0 {
+            return err("node_id", "must be 1..=255");
+        }
+        if self.links == 0 || usize::from(self.links) > LINKS_MAX {
+            return err("links", "must be 1..=4");
+        }
+        if self.heartbeat_interval_ms == 0 {
+            return err("heartbeat_interval_ms", "must be at least 1");
+        }
+        if self.detection_window_ms < 2 * self.heartbeat_interval_ms {
+            return err("detection_window_ms", "must be at least twice heartbeat_interval_ms");
+        }
+        if self.probe_timeout_ms == 0 {
+            return err("probe_timeout_ms", "must be at least 1");
+        }
+        if self.startup_wait_ms < 2 * self.heartbeat_interval_ms {
+            return err("startup_wait_ms", "must be at least twice heartbeat_interval_ms");
+        }
+        if self.frames_buffered < 16 || self.frames_buffered > 1 << 20 {
+            return err("frames_buffered", "must be 16..=1048576");
+        }
+        if self.max_lag_frames == 0 || self.max_lag_frames >= self.frames_buffered {
+            return err("max_lag_frames", "must be 1..frames_buffered");
+        }
+        if self.state_bytes_max == 0 || self.state_bytes_max > 1 << 30 {
+            return err("state_bytes_max", "must be 1..=1073741824");
+        }
+        if self.transfer_chunk_bytes == 0 || self.transfer_chunk_bytes > CHUNK_BYTES_MAX as u64 {
+            return err("transfer_chunk_bytes", "must be 1..=1024");
+        }
+        if self.transfer_window_chunks == 0 || self.transfer_window_chunks > 1024 {
+            return err("transfer_window_chunks", "must be 1..=1024");
+        }
+        if self.retry_ms == 0 {
+            return err("retry_ms", "must be at least 1");
+        }
+        if self.switchover_timeout_ms == 0 {
+            return err("switchover_timeout_ms", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    pub(crate) fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms)
+    }
+    pub(crate) fn detection_window(&self) -> Duration {
+        Duration::from_millis(self.detection_window_ms)
+    }
+    pub(crate) fn probe_timeout(&self) -> Duration {
+        Duration::from_millis(self.probe_timeout_ms)
+    }
+    pub(crate) fn startup_wait(&self) -> Duration {
+        Duration::from_millis(self.startup_wait_ms)
+    }
+    pub(crate) fn retry(&self) -> Duration {
+        Duration::from_millis(self.retry_ms)
+    }
+    pub(crate) fn switchover_timeout(&self) -> Duration {
+        Duration::from_millis(self.switchover_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_defaults_follow_the_seed() {
+        let c = Config::default();
+        assert_eq!(c.heartbeat_interval_ms, 100);
+        assert_eq!(c.detection_window_ms, 500);
+        assert!(c.validate().is_ok());
+        assert!(Config::fast().validate().is_ok());
+    }
+
+    #[test]
+    fn config_invalid_names_the_key() {
+        let c = Config {
+            links: 0,
+            ..Config::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "links");
+        let c = Config {
+            detection_window_ms: 150,
+            ..Config::default()
+        };
+        assert_eq!(c.validate().unwrap_err().key, "detection_window_ms");
+    }
+}

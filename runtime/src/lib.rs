@@ -1,0 +1,39 @@
+//! # twinloop — a deterministic lockstep hot-standby runtime for industrial control
+//!
+//! Two industrial PCs run the same control program ([`App`]) on identical, numbered input
+//! frames. The primary drives the actuators; the backup computes the same thing one cycle
+//! behind, suppresses its outputs, and takes over without losing or duplicating an
+//! actuator message when the primary dies or an operator asks for a switchover.
+//!
+//! ## The core's contract
+//!
+//! [`Node`] is a sans-IO state machine. It does no I/O, reads no clock (time is passed in
+//! as [`Instant`]), starts no thread, draws randomness only from the seeded [`Rng`] it is
+//! given, and does not allocate per cycle: every buffer is allocated in [`Node::new`].
+//! The same seed and the same events give the same actions, which is what lets the
+//! simulator replay a run exactly.
+//!
+//! The I/O shell (sockets, clock, signals) lives in [`io`] when the `io` feature is on;
+//! it only moves bytes between the sockets and the core.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod config;
+pub mod digest;
+pub mod node;
+pub mod rng;
+pub mod time;
+pub mod wire;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use app::{App, Frame, Outbox, OutputPayload, SnapshotError};
+pub use config::{Config, ConfigError};
+pub use node::{
+    Action, Alarm, Boot, Command, CommandReply, Node, Notice, Output, Reason, RefuseReason, ResyncCause, Role, Status,
+    SyncState, TrafficClass, Transition,
+};
+pub use rng::Rng;
+pub use time::Instant;

@@ -1,0 +1,171 @@
+//! Failure detection: heartbeats on every link, link health, and the backup's
+//! confirmation probe that keeps a busy primary from being deposed.
+
+use super::{Action, Alarm, Node, Notice, PeerStatus, Reason, Role, SyncState, TrafficClass};
+use crate::app::App;
+use crate::time::Instant;
+use crate::wire::{Body, Envelope, Header, WireRole, WireSync};
+
+impl<A: App> Node<A> {
+    /// Every valid message is a sign of life of the peer and of the link it came on.
+    pub(super) fn note_alive(&mut self, link: u8, envelope: &Envelope) {
+        let now = self.now;
+        let status = &mut self.links[usize::from(link)];
+        let was_up = status.up;
+        status.up = true;
+        status.last_heard = Some(now);
+        status.received += 1;
+        if !was_up {
+            self.notice(Notice::LinkUp(link));
+        }
+        let h = envelope.header;
+        self.peer = Some(PeerStatus {
+            node_id: h.node_id,
+            role: h.role,
+            epoch: h.epoch,
+            sync: h.sync,
+            frame: h.frame,
+            last_heard: now,
+        });
+        if h.role == WireRole::Primary {
+            self.primary_heard_at = now;
+            self.cannot_take_over_raised = false;
+            if self.probe.take().is_some() {
+                self.false_deaths += 1;
+                self.notice(Notice::FalseDeath);
+            }
+        }
+        self.election_on_header(&h);
+        self.primary_track_backup();
+    }
+
+    /// Primary: `Paired` while a backup follows with state, `Alone` otherwise.
+    pub(super) fn primary_track_backup(&mut self) {
+        if self.role != Role::Primary {
+            return;
+        }
+        let following = self.peer_alive()
+            && self
+                .peer
+                .is_some_and(|p| p.role == WireRole::Backup && matches!(p.sync, WireSync::InSync | WireSync::Lagging));
+        match (self.sync, following) {
+            (SyncState::Alone, true) => self.transition(Role::Primary, SyncState::Paired, Reason::BackupInSync),
+            (SyncState::Paired, false) => self.transition(Role::Primary, SyncState::Alone, Reason::BackupLost),
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_heartbeat(&mut self, link: u8, _header: &Header, sent_ns: u64, echo_ns: u64, hold_ns: u64) {
+        let index = usize::from(link);
+        self.echo[index] = (sent_ns, self.now);
+        if echo_ns != 0 {
+            let rtt = self.now.as_nanos().saturating_sub(echo_ns).saturating_sub(hold_ns);
+            self.links[index].rtt_ns = rtt;
+        }
+    }
+
+    pub(super) fn on_probe_ack(&mut self, id: u32, header: &Header) {
+        // An answer from a primary was already counted as a false death in `note_alive`.
+        if header.role != WireRole::Primary && self.role == Role::Backup && self.probe.is_some_and(|(p, _)| p == id) {
+            // Alive, but nobody leads: this node does.
+            self.take_over(Reason::TakeoverNoPrimary);
+        }
+    }
+
+    /// When the backup's silence window ends, or a link is due to be declared down.
+    pub(super) fn detection_deadline(&self) -> Option<Instant> {
+        let window = self.config.detection_window();
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        if self.role == Role::Backup && self.probe.is_none() && !self.cannot_take_over_raised {
+            consider(self.primary_heard_at + window);
+        }
+        for status in &self.links[..usize::from(self.config.links)] {
+            if let (true, Some(heard)) = (status.up, status.last_heard) {
+                consider(heard + window);
+            }
+        }
+        if self.sync == SyncState::Paired {
+            if let Some(peer) = self.peer {
+                consider(peer.last_heard + window);
+            }
+        }
+        next
+    }
+
+    pub(super) fn detector_timeout(&mut self) {
+        let now = self.now;
+        if now >= self.heartbeat_next {
+            self.send_heartbeats();
+            let next = self.heartbeat_next + self.config.heartbeat_interval();
+            // After a stall, do not send a burst of missed heartbeats.
+            self.heartbeat_next = if next <= now {
+                now + self.config.heartbeat_interval()
+            } else {
+                next
+            };
+        }
+        let window = self.config.detection_window();
+        for link in 0..self.config.links {
+            let status = &mut self.links[usize::from(link)];
+            if status.up && status.last_heard.is_some_and(|t| now.saturating_since(t) >= window) {
+                status.up = false;
+                self.notice(Notice::LinkDown(link));
+            }
+        }
+        self.primary_track_backup();
+        if self.role == Role::Backup {
+            if let Some((_, deadline)) = self.probe {
+                if now >= deadline {
+                    self.probe = None;
+                    self.take_over(Reason::TakeoverAfterProbe);
+                }
+            } else if now.saturating_since(self.primary_heard_at) >= window && !self.cannot_take_over_raised {
+                if self.has_state() {
+                    let id = self.probe_id_next;
+                    self.probe_id_next = self.probe_id_next.wrapping_add(1);
+                    self.probe = Some((id, now + self.config.probe_timeout()));
+                    self.notice(Notice::ProbeSent);
+                    self.send_all(Body::Probe { id });
+                } else {
+                    // No state to take over with: a cold start is the only way on.
+                    self.cannot_take_over_raised = true;
+                    self.alarm(Alarm::CannotTakeOver);
+                    self.rx = None;
+                    self.startup_deadline = Some(now + self.config.startup_wait());
+                    self.transition(Role::Starting, SyncState::Alone, Reason::PrimaryLostWhileJoining);
+                }
+            }
+        }
+    }
+
+    fn send_heartbeats(&mut self) {
+        let header = self.header();
+        for link in 0..self.config.links {
+            let (echo_ns, received_at) = self.echo[usize::from(link)];
+            let hold_ns = if echo_ns == 0 {
+                0
+            } else {
+                self.now.saturating_since(received_at).as_nanos() as u64
+            };
+            let envelope = Envelope {
+                header,
+                body: Body::Heartbeat {
+                    nonce: self.nonce,
+                    priority: self.config.priority,
+                    sent_ns: self.now.as_nanos().max(1),
+                    echo_ns,
+                    echo_hold_ns: hold_ns,
+                },
+            };
+            let Ok(bytes) = crate::wire::encode(&envelope) else {
+                unreachable!("heartbeat exceeds WIRE_BYTES_MAX");
+            };
+            self.push(Action::Transmit {
+                link,
+                class: TrafficClass::Control,
+                bytes,
+            });
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Epochs and fencing: a node that sees a higher epoch than its own demotes at once.
+
+use super::{Node, ResyncCause, Role};
+use crate::app::App;
+use crate::wire::{Header, WireRole};
+
+/// A primary's term. The high 56 bits count terms; the low 8 bits are the node id of the
+/// primary that started it, so two nodes can never start the same epoch, even when both
+/// take over at once during a partition. Epochs compare as plain integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Epoch(pub u64);
+
+impl Epoch {
+    /// The epoch a node with `node_id` starts when the highest it has seen is `self`.
+    pub fn next(self, node_id: u8) -> Epoch {
+        Epoch((((self.0 >> 8) + 1) << 8) | u64::from(node_id))
+    }
+
+    /// The term counter, without the node id.
+    pub fn term(self) -> u64 {
+        self.0 >> 8
+    }
+
+    /// The node that started this epoch.
+    pub fn node_id(self) -> u8 {
+        (self.0 & 0xFF) as u8
+    }
+}
+
+impl<A: App> Node<A> {
+    /// Applies the epoch rules to a valid message's header. Returns false when the message
+    /// must be ignored (it comes from a deposed primary).
+    pub(super) fn fence(&mut self, header: &Header) -> bool {
+        let theirs = Epoch(header.epoch);
+        if header.role == WireRole::Primary && theirs < self.epoch_max_seen {
+            self.rejections.stale_epoch += 1;
+            return false;
+        }
+        if theirs > self.epoch_max_seen {
+            self.epoch_max_seen = theirs;
+        }
+        if theirs <= self.epoch || header.role == WireRole::Starting {
+            return true;
+        }
+        match self.role {
+            Role::Primary => {
+                if self.switchover.is_released() && header.role == WireRole::Primary {
+                    self.switchover_handed_over(theirs);
+                } else {
+                    self.demote(theirs);
+                }
+            }
+            Role::Backup if header.role == WireRole::Primary => {
+                let had_state = self.has_state();
+                let following = self.epoch.0 != 0;
+                self.epoch = theirs;
+                if following && (had_state || self.rx.is_some()) {
+                    // A primary we did not follow before: its history may differ from ours.
+                    self.start_join(Some(ResyncCause::Fenced));
+                }
+            }
+            Role::Backup | Role::Starting => {}
+        }
+        true
+    }
+
+    /// A primary that saw a higher epoch: stop emitting now, rejoin as backup.
+    fn demote(&mut self, theirs: Epoch) {
+        self.epoch = theirs;
+        self.switchover = super::Switchover::Idle;
+        self.tx = None;
+        self.transition(Role::Backup, super::SyncState::Joining, super::Reason::FencedByEpoch);
+        self.start_join(None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_next_is_higher_and_names_the_node() {
+        let e = Epoch(0).next(7);
+        assert_eq!(e.term(), 1);
+        assert_eq!(e.node_id(), 7);
+        let f = e.next(3);
+        assert!(f > e);
+        assert_eq!(f.term(), 2);
+        // Two nodes taking over from the same epoch never collide.
+        assert_ne!(e.next(1), e.next(2));
+    }
+}

@@ -1,0 +1,279 @@
+//! Lockstep: the primary runs each frame as soon as it has it and commits it; the backup
+//! runs frame N only after the commit for N, with its own copy of the input when the
+//! digest matches and the primary's copy otherwise.
+
+use super::{Alarm, Node, Reason, ResyncCause, Role, SyncState, TrafficClass, FETCH_BATCH_MAX};
+use crate::app::{App, Frame};
+use crate::digest::fnv64;
+use crate::wire::{Body, Commit, CommitKind, Header, WireRole};
+
+/// What a run of one frame produced, for the caller to act on.
+pub(super) struct Ran {
+    pub input_digest: u64,
+    pub output_digest: u64,
+    pub outputs: u8,
+}
+
+impl<A: App> Node<A> {
+    /// Steps the application on `frame` with the payload in the ring whose digest is
+    /// `input_digest` (or any payload, when `None`). Leaves the outputs in `self.outbox`.
+    pub(super) fn step_frame(&mut self, frame: u64, input_digest: Option<u64>) -> Option<Ran> {
+        let (digest, payload) = self.ring.payload(frame)?;
+        if input_digest.is_some_and(|d| d != digest) {
+            return None;
+        }
+        self.outbox.clear();
+        self.app.step(Frame { number: frame, payload }, &mut self.outbox);
+        self.frame_last_run = frame;
+        Some(Ran {
+            input_digest: digest,
+            output_digest: self.outbox.digest(frame),
+            outputs: self.outbox.len() as u8,
+        })
+    }
+
+    /// Primary: runs every frame in hand, in order; commits each (run or skipped).
+    pub(super) fn primary_run_frames(&mut self) {
+        if !self.switchover.primary_may_run() {
+            return;
+        }
+        if self.frame_last_run == 0 {
+            // A fresh primary starts at the newest frame in hand: older ones are stale.
+            if self.frame_highest_received == 0 {
+                return;
+            }
+            self.frame_last_run = self.frame_highest_received - 1;
+        }
+        while self.room_for_frame() {
+            let next = self.frame_last_run + 1;
+            // A commit above the last run frame came from the primary this node took over from.
+            match self.ring.commit(next).map(|c| c.kind) {
+                Some(CommitKind::Skipped { last }) => {
+                    self.primary_skip(next, last.max(next));
+                    continue;
+                }
+                Some(CommitKind::Ran {
+                    input_digest,
+                    sent_mask,
+                    ..
+                }) => {
+                    if self.ring.payload_matching(next, input_digest).is_some() {
+                        self.primary_run(next, Some(input_digest), sent_mask);
+                    } else {
+                        self.alarm(Alarm::InputLost { frame: next });
+                        self.primary_skip(next, next);
+                    }
+                    continue;
+                }
+                None => {}
+            }
+            if self.ring.payload(next).is_some() {
+                self.primary_run(next, None, 0);
+            } else if next < self.frame_highest_received {
+                // Frames after `next` are in hand: `next` never arrived, skip the gap.
+                let mut last = next;
+                let bound = (next + self.ring.capacity()).min(self.frame_highest_received);
+                while last + 1 < bound && self.ring.payload(last + 1).is_none() && self.ring.commit(last + 1).is_none()
+                {
+                    last += 1;
+                }
+                self.primary_skip(next, last);
+            } else {
+                break;
+            }
+            if let Some(id) = self.join_pending.take() {
+                self.transfer_start(id);
+            }
+        }
+    }
+
+    /// Primary: runs one frame, emits its outputs (but those in `sent_mask`, which the
+    /// previous primary already sent) and commits it.
+    fn primary_run(&mut self, frame: u64, input_digest: Option<u64>, sent_mask: u32) {
+        let Some(ran) = self.step_frame(frame, input_digest) else {
+            return;
+        };
+        self.emit_outbox(frame, sent_mask);
+        let all_sent = if ran.outputs >= 32 {
+            u32::MAX
+        } else {
+            (1u32 << ran.outputs) - 1
+        };
+        let kind = CommitKind::Ran {
+            input_digest: ran.input_digest,
+            outputs: ran.outputs,
+            sent_mask: all_sent,
+            output_digest: ran.output_digest,
+        };
+        self.commit(frame, kind);
+    }
+
+    fn primary_skip(&mut self, first: u64, last: u64) {
+        self.frame_last_run = last;
+        self.commit(first, CommitKind::Skipped { last });
+    }
+
+    fn commit(&mut self, frame: u64, kind: CommitKind) {
+        let k = self.config.state_digest_interval_frames;
+        let state_digest =
+            (k != 0 && frame % k == 0 && matches!(kind, CommitKind::Ran { .. })).then(|| self.app.digest());
+        let commit = Commit {
+            frame,
+            kind,
+            state_digest,
+        };
+        self.ring.put_commit(commit);
+        self.commit_highest = self.commit_highest.max(self.frame_last_run);
+        self.send_all(Body::Commit(commit));
+    }
+
+    /// Backup: runs every committed frame it can, in order.
+    pub(super) fn backup_run_frames(&mut self) {
+        if !self.has_state() {
+            return;
+        }
+        while self.room_for_frame() {
+            let next = self.frame_last_run + 1;
+            let Some(commit) = self.ring.commit(next) else {
+                break;
+            };
+            match commit.kind {
+                CommitKind::Skipped { last } => {
+                    self.frame_last_run = last.max(next);
+                }
+                CommitKind::Ran {
+                    input_digest,
+                    sent_mask,
+                    output_digest,
+                    ..
+                } => {
+                    let Some(ran) = self.step_frame(next, Some(input_digest)) else {
+                        // Our copy is missing or differs: ask the primary for its own.
+                        if self.fetch_next.is_none() {
+                            self.backup_fetch_missing();
+                        }
+                        break;
+                    };
+                    self.backup_hold_outputs(next, sent_mask);
+                    if ran.output_digest != output_digest {
+                        self.alarm(Alarm::OutputDivergence { frame: next });
+                        self.start_join(Some(ResyncCause::Divergence));
+                        return;
+                    }
+                    if commit.state_digest.is_some_and(|d| d != self.app.digest()) {
+                        self.alarm(Alarm::StateDivergence { frame: next });
+                        self.start_join(Some(ResyncCause::Divergence));
+                        return;
+                    }
+                }
+            }
+        }
+        self.backup_track_lag();
+    }
+
+    /// Backup: InSync/Lagging by lag, and a resync when the lag exceeds `max_lag_frames`.
+    fn backup_track_lag(&mut self) {
+        let lag = self.lag_frames();
+        if lag > self.config.max_lag_frames {
+            self.start_join(Some(ResyncCause::Lag));
+            return;
+        }
+        let lagging_from = (self.config.max_lag_frames / 8).max(4);
+        match (self.sync, lag >= lagging_from) {
+            (SyncState::InSync, true) => self.transition(Role::Backup, SyncState::Lagging, Reason::Lagging),
+            (SyncState::Lagging, false) => self.transition(Role::Backup, SyncState::InSync, Reason::CaughtUp),
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_commit(&mut self, header: &Header, commit: Commit) {
+        if self.role != Role::Backup || header.role != WireRole::Primary || header.epoch != self.epoch.0 {
+            return;
+        }
+        self.store_commit(commit);
+        let next = self.frame_last_run + 1;
+        let missing = self.ring.commit(next).is_none()
+            || matches!(commit.kind, CommitKind::Ran { input_digest, .. } if self.ring.payload_matching(commit.frame, input_digest).is_none());
+        if missing && self.has_state() && self.fetch_next.is_none() {
+            self.backup_fetch_missing();
+        }
+    }
+
+    fn store_commit(&mut self, commit: Commit) {
+        if commit.frame <= self.frame_last_run && self.has_state() {
+            return;
+        }
+        let last = match commit.kind {
+            CommitKind::Skipped { last } => last.max(commit.frame),
+            CommitKind::Ran { .. } => commit.frame,
+        };
+        self.ring.put_commit(commit);
+        self.commit_highest = self.commit_highest.max(last);
+    }
+
+    /// Anyone: answers a fetch with the commit and payload of a frame it still holds.
+    pub(super) fn on_fetch(&mut self, link: u8, frame: u64) {
+        if self.role != Role::Primary {
+            return;
+        }
+        let Some(commit) = self.ring.commit(frame) else {
+            return;
+        };
+        let payload = match commit.kind {
+            CommitKind::Ran { input_digest, .. } => match self.ring.payload_matching(frame, input_digest) {
+                Some(bytes) => heapless::Vec::from_slice(bytes).unwrap_or_default(),
+                None => return,
+            },
+            CommitKind::Skipped { .. } => heapless::Vec::new(),
+        };
+        self.send(link, TrafficClass::Control, Body::FrameData { commit, payload });
+    }
+
+    pub(super) fn on_frame_data(&mut self, header: &Header, commit: Commit, payload: &[u8]) {
+        if self.role != Role::Backup || header.role != WireRole::Primary || header.epoch != self.epoch.0 {
+            return;
+        }
+        if let CommitKind::Ran { input_digest, .. } = commit.kind {
+            if fnv64(payload) != input_digest {
+                return;
+            }
+            self.ring.replace_payload(commit.frame, payload);
+        }
+        self.store_commit(commit);
+    }
+
+    /// Backup: asks for the commits or payloads it lacks, a few frames at a time.
+    pub(super) fn backup_fetch_missing(&mut self) {
+        if self.role != Role::Backup || !self.has_state() {
+            return;
+        }
+        let first = self.frame_last_run + 1;
+        let last = self.commit_highest.min(first + FETCH_BATCH_MAX - 1);
+        let mut asked = false;
+        let mut frame = first;
+        while frame <= last {
+            let wanted = match self.ring.commit(frame) {
+                None => true,
+                Some(Commit {
+                    kind: CommitKind::Ran { input_digest, .. },
+                    ..
+                }) => self.ring.payload_matching(frame, input_digest).is_none(),
+                Some(Commit {
+                    kind: CommitKind::Skipped { last },
+                    ..
+                }) => {
+                    frame = last.max(frame) + 1;
+                    continue;
+                }
+            };
+            if wanted {
+                self.send_all(Body::Fetch { frame });
+                asked = true;
+            }
+            frame += 1;
+        }
+        if asked {
+            self.fetch_next = Some(self.now + self.config.retry());
+        }
+    }
+}

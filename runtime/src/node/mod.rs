@@ -1,0 +1,833 @@
+//! The sans-IO state machine that makes two nodes behave as one controller.
+//!
+//! A [`Node`] is fed events with the current time passed in — [`Node::handle_frame`],
+//! [`Node::handle_message`], [`Node::handle_command`], [`Node::handle_timeout`] — and is
+//! drained for [`Action`]s with [`Node::poll_action`] and for its next deadline with
+//! [`Node::poll_timeout`]. After every `handle_*` call the caller drains `poll_action`
+//! until it returns `None`, then sleeps until `poll_timeout` or the next event.
+//!
+//! The behaviour is split by concern, one file each: `election` (start-up role),
+//! `detector` (heartbeats, probe, link health), `lockstep` (running frames and commits),
+//! `outputs` (emission and the backup's two sets), `takeover`, `transfer` (join and
+//! resync), `switchover` (the planned handover) and `fencing` (epochs).
+
+mod detector;
+mod election;
+mod fencing;
+mod lockstep;
+mod outputs;
+mod ring;
+mod switchover;
+mod takeover;
+mod transfer;
+
+#[cfg(test)]
+mod tests;
+
+use crate::app::{App, Outbox, OutputPayload};
+use crate::config::{Config, ConfigError, LINKS_MAX};
+use crate::rng::Rng;
+use crate::time::Instant;
+use crate::wire::{self, Body, DecodeError, Envelope, Header, WireBuf, WireRole, WireSync};
+use std::collections::VecDeque;
+use std::vec::Vec;
+
+pub use fencing::Epoch;
+use ring::Ring;
+use switchover::Switchover;
+use transfer::{RxTransfer, TxTransfer};
+
+/// Actions one `handle_*` call may queue at most; work that would need more waits until
+/// the caller has drained the queue (see [`Node::poll_action`]).
+const ACTIONS_MAX: usize = 512;
+/// Room one frame needs in the action queue: its outputs, a commit on every link, a
+/// transition and an alarm.
+const ACTIONS_PER_FRAME_MAX: usize = crate::app::OUTPUTS_PER_FRAME_MAX + LINKS_MAX + 4;
+/// Outputs the backup may hold that the primary did not report sent.
+const UNSENT_MAX: usize = 4 * crate::app::OUTPUTS_PER_FRAME_MAX;
+/// Missing frames a backup asks for at once.
+const FETCH_BATCH_MAX: u64 = 8;
+
+/// A node's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Listening for a primary before deciding (for `startup_wait`).
+    Starting,
+    /// Drives the actuators.
+    Primary,
+    /// Runs one cycle behind and suppresses its outputs.
+    Backup,
+}
+
+/// How a node stands with its peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncState {
+    /// Primary or starting, and no backup is following.
+    Alone,
+    /// Primary with a backup that follows in sync.
+    Paired,
+    /// Backup without state: waiting for or receiving a state transfer.
+    Joining,
+    /// Backup with the primary's state, running every committed frame.
+    InSync,
+    /// Backup with state, but behind by more than a few frames.
+    Lagging,
+}
+
+/// Why a role or sync state changed. Carried by every [`Transition`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Heard nobody during `startup_wait`: became primary.
+    StartedFirst,
+    /// Started together with the peer and won on priority or nonce.
+    WonTiebreak,
+    /// Heard a primary at start-up: became backup.
+    PrimaryFound,
+    /// The primary was silent and did not answer the probe.
+    TakeoverAfterProbe,
+    /// The probe was answered by a peer that is not primary: nobody leads, so this node does.
+    TakeoverNoPrimary,
+    /// An operator asked for a switchover; the primary is handing over.
+    SwitchoverRequested,
+    /// This node took over in a planned switchover.
+    SwitchoverCompleted,
+    /// This node handed over in a planned switchover and now follows.
+    SwitchoverHandedOver,
+    /// A planned switchover did not complete in time; the primary carries on.
+    SwitchoverAborted,
+    /// Saw a peer with a higher epoch: demoted at once.
+    FencedByEpoch,
+    /// A backup asks for a fresh state transfer (see [`ResyncCause`]).
+    ResyncStarted(ResyncCause),
+    /// A backup installed the state and follows the primary.
+    InSync,
+    /// A backup fell more than a few frames behind.
+    Lagging,
+    /// A backup caught up again.
+    CaughtUp,
+    /// A joining backup lost its primary before it had state: it starts over (a cold
+    /// start if nobody else is up).
+    PrimaryLostWhileJoining,
+    /// The primary has not heard its backup for `detection_window`.
+    BackupLost,
+    /// The primary hears an in-sync backup.
+    BackupInSync,
+}
+
+/// Why a backup asked for a fresh transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResyncCause {
+    /// Lag above `max_lag_frames`, or commits the primary no longer holds.
+    Lag,
+    /// Outputs or state differed from the primary's.
+    Divergence,
+    /// Demoted after being primary: its state may differ from the new primary's.
+    Fenced,
+    /// The state transfer failed (bad snapshot) and is retried.
+    TransferFailed,
+}
+
+/// A change of role or sync state, with its reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    /// When it happened.
+    pub at: Instant,
+    /// The role after the change.
+    pub role: Role,
+    /// The sync state after the change.
+    pub sync: SyncState,
+    /// The epoch after the change.
+    pub epoch: u64,
+    /// The last frame run at the time.
+    pub frame: u64,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// Something an operator must look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alarm {
+    /// The backup's outputs for `frame` differ from the primary's.
+    OutputDivergence {
+        /// The frame.
+        frame: u64,
+    },
+    /// The backup's state digest after `frame` differs from the primary's.
+    StateDivergence {
+        /// The frame.
+        frame: u64,
+    },
+    /// At takeover, the payload of a frame the old primary ran was nowhere to be had;
+    /// the frame was skipped here, so the state may differ from the old primary's.
+    InputLost {
+        /// The frame.
+        frame: u64,
+    },
+    /// The primary is silent but this backup has no state to take over with.
+    CannotTakeOver,
+    /// The snapshot received did not install or its digest did not match.
+    TransferRejected,
+}
+
+/// A notable event for logs and the console; nothing per cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// The primary was silent: a probe was sent on every link.
+    ProbeSent,
+    /// The probe was answered by a live primary: a false death, no takeover.
+    FalseDeath,
+    /// Link `0` carries messages again.
+    LinkUp(u8),
+    /// Link `0` has been silent for `detection_window`.
+    LinkDown(u8),
+    /// Start-up nonces tied: a new one was drawn.
+    NonceRedrawn,
+    /// A state transfer of this many bytes began (as sender or receiver).
+    TransferStarted {
+        /// Snapshot size.
+        bytes: u64,
+        /// The frame the snapshot was taken after.
+        frame: u64,
+    },
+    /// A state transfer finished.
+    TransferCompleted {
+        /// Snapshot size.
+        bytes: u64,
+    },
+    /// The backup delays a switchover.
+    SwitchoverDelayed {
+        /// Why.
+        reason: wire::DelayReason,
+        /// Frames behind.
+        lag_frames: u64,
+    },
+    /// The primary refused a switchover that the backup forwarded.
+    SwitchoverRefused,
+}
+
+/// Which traffic a datagram is: the I/O shell must never let bulk delay control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrafficClass {
+    /// Heartbeats, probes, commits, fetches, switchover: small and urgent.
+    Control,
+    /// State-transfer chunks: large, paced, and second to control traffic.
+    Bulk,
+}
+
+/// One actuator message, as the primary emits it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// The epoch of the primary that emitted it (the fencing tag).
+    pub epoch: u64,
+    /// The frame that produced it.
+    pub frame: u64,
+    /// Its position among the frame's outputs. `(frame, index)` identifies it.
+    pub index: u8,
+    /// The content, deterministic in `(frame, index)`.
+    pub payload: OutputPayload,
+}
+
+/// What the caller must do next. Drained with [`Node::poll_action`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send `bytes` to the peer on sync link `link`.
+    Transmit {
+        /// Link index, `0..links`.
+        link: u8,
+        /// Control or bulk.
+        class: TrafficClass,
+        /// The datagram.
+        bytes: WireBuf,
+    },
+    /// Send an output to the actuators.
+    Emit(Output),
+    /// Store this epoch durably before emitting any output that carries it: a node that
+    /// restarts must start above it, or the sink would reject it as a deposed primary.
+    PersistEpoch(u64),
+    /// The role or sync state changed.
+    Transition(Transition),
+    /// Something is wrong and an operator should know.
+    Alarm(Alarm),
+    /// Something worth a log line.
+    Notice(Notice),
+}
+
+/// An operator command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// A planned, bumpless switchover of the roles.
+    Switchover,
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefuseReason {
+    /// There is no backup, or it has been silent.
+    NoHealthyBackup,
+    /// The backup is still receiving its state.
+    BackupJoining,
+    /// A switchover is already under way.
+    InProgress,
+    /// This node is still starting.
+    NotReady,
+    /// This node is a backup and hears no primary to forward the request to.
+    NoPrimary,
+}
+
+/// The answer to a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandReply {
+    /// The switchover has begun; its outcome is a [`Transition`].
+    Started,
+    /// This node is the backup: the request went to the primary.
+    Forwarded,
+    /// Refused, with the reason.
+    Refused(RefuseReason),
+}
+
+/// Health of one sync link as this node sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LinkStatus {
+    /// A valid message arrived within `detection_window`.
+    pub up: bool,
+    /// When the last valid message arrived.
+    pub last_heard: Option<Instant>,
+    /// Last heartbeat round trip, in nanoseconds (0 = not measured yet).
+    pub rtt_ns: u64,
+    /// Valid messages received.
+    pub received: u64,
+}
+
+/// Datagrams dropped, by reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Rejections {
+    /// Shorter than the framing.
+    pub too_short: u64,
+    /// Longer than the largest datagram.
+    pub too_long: u64,
+    /// Unknown wire version.
+    pub unknown_version: u64,
+    /// Checksum mismatch.
+    pub bad_checksum: u64,
+    /// Body did not decode.
+    pub malformed: u64,
+    /// Carried this node's own id, or arrived on a link that does not exist.
+    pub misaddressed: u64,
+    /// From a primary of an epoch lower than one already seen.
+    pub stale_epoch: u64,
+    /// Input frames older than the last one run, or too long.
+    pub stale_frame: u64,
+}
+
+/// What the peer last said about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// Its node id.
+    pub node_id: u8,
+    /// Its role.
+    pub role: WireRole,
+    /// Its epoch.
+    pub epoch: u64,
+    /// Its sync state.
+    pub sync: WireSync,
+    /// The last frame it has run.
+    pub frame: u64,
+    /// When it was last heard.
+    pub last_heard: Instant,
+}
+
+/// A snapshot of the node for the console and logs. Cheap to take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// This node's id.
+    pub node_id: u8,
+    /// Its role.
+    pub role: Role,
+    /// Its sync state.
+    pub sync: SyncState,
+    /// Its epoch.
+    pub epoch: u64,
+    /// The last frame it has run.
+    pub frame: u64,
+    /// Backup: committed frames not yet run.
+    pub lag_frames: u64,
+    /// The peer, when it has been heard.
+    pub peer: Option<PeerStatus>,
+    /// Each sync link's health.
+    pub links: [LinkStatus; LINKS_MAX],
+    /// Number of configured links.
+    pub link_count: u8,
+    /// Probes answered by a live primary.
+    pub false_deaths: u64,
+    /// Takeovers by this node.
+    pub takeovers: u64,
+    /// Planned switchovers this node took part in.
+    pub switchovers: u64,
+    /// Alarms raised.
+    pub alarms: u64,
+    /// The last alarm.
+    pub last_alarm: Option<Alarm>,
+    /// The last transition.
+    pub last_transition: Option<Transition>,
+    /// A planned switchover under way, and what it waits for.
+    pub switchover: Option<&'static str>,
+    /// Datagrams dropped, by reason.
+    pub rejections: Rejections,
+    /// Backup: outputs produced here that the primary did not report sent.
+    pub unsent_outputs: u64,
+}
+
+/// The two-node lockstep state machine. See the module documentation.
+pub struct Node<A: App> {
+    config: Config,
+    app: A,
+    rng: Rng,
+    now: Instant,
+
+    role: Role,
+    sync: SyncState,
+    /// The epoch this node leads (primary) or follows (backup).
+    epoch: Epoch,
+    /// The highest epoch seen anywhere, including the persisted one.
+    epoch_max_seen: Epoch,
+
+    /// Frames from the I/O source and commits from the primary, by frame number.
+    ring: Ring,
+    /// The last frame run (0 = none yet).
+    frame_last_run: u64,
+    /// The highest frame received from the I/O source.
+    frame_highest_received: u64,
+    /// The highest frame a commit has been received for (backup).
+    commit_highest: u64,
+    outbox: Outbox,
+    /// Backup: outputs produced here that the primary did not report sent.
+    unsent: heapless::Deque<Output, UNSENT_MAX>,
+
+    // Start-up.
+    nonce: u64,
+    startup_deadline: Option<Instant>,
+
+    // Peer and links.
+    peer: Option<PeerStatus>,
+    peer_nonce: u64,
+    peer_priority: u8,
+    /// The last sign of life from a primary (backup's detector).
+    primary_heard_at: Instant,
+    links: [LinkStatus; LINKS_MAX],
+    /// Per link: the peer's last heartbeat stamp and when it arrived, to echo.
+    echo: [(u64, Instant); LINKS_MAX],
+    heartbeat_next: Instant,
+    probe: Option<(u32, Instant)>,
+    probe_id_next: u32,
+    /// The backup lost its primary while it had no state: alarm raised, no probe.
+    cannot_take_over_raised: bool,
+
+    // Backup fetches of missing frames.
+    fetch_next: Option<Instant>,
+
+    // Transfers.
+    tx: Option<TxTransfer>,
+    rx: Option<RxTransfer>,
+    transfer_id_next: u32,
+    /// A join request that waits for the primary's first frame.
+    join_pending: Option<u32>,
+    snapshot_buf: Vec<u8>,
+
+    switchover: Switchover,
+
+    actions: VecDeque<Action>,
+
+    false_deaths: u64,
+    takeovers: u64,
+    switchovers: u64,
+    alarms: u64,
+    last_alarm: Option<Alarm>,
+    last_transition: Option<Transition>,
+    rejections: Rejections,
+}
+
+/// What to give a node at start-up besides its configuration and application.
+#[derive(Debug, Clone, Copy)]
+pub struct Boot {
+    /// The current time.
+    pub now: Instant,
+    /// Seed of the node's random generator (start-up nonces, ids).
+    pub seed: u64,
+    /// The highest epoch this node persisted before (0 on a first start).
+    pub epoch_persisted: u64,
+}
+
+impl<A: App> Node<A> {
+    /// A node in the `Starting` role. Allocates every buffer it will ever use.
+    pub fn new(config: Config, app: A, boot: Boot) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let mut rng = Rng::new(boot.seed);
+        let nonce = rng.next_u64();
+        let transfer_id_next = (rng.next_u64() as u32) | 1;
+        let probe_id_next = rng.next_u64() as u32;
+        let ring = Ring::new(config.frames_buffered);
+        let snapshot_buf = std::vec![0u8; config.state_bytes_max as usize];
+        let startup_deadline = Some(boot.now + config.startup_wait());
+        Ok(Node {
+            role: Role::Starting,
+            sync: SyncState::Alone,
+            epoch: Epoch(0),
+            epoch_max_seen: Epoch(boot.epoch_persisted),
+            ring,
+            frame_last_run: 0,
+            frame_highest_received: 0,
+            commit_highest: 0,
+            outbox: Outbox::new(),
+            unsent: heapless::Deque::new(),
+            nonce,
+            startup_deadline,
+            peer: None,
+            peer_nonce: 0,
+            peer_priority: 0,
+            primary_heard_at: boot.now,
+            links: [LinkStatus::default(); LINKS_MAX],
+            echo: [(0, Instant::ZERO); LINKS_MAX],
+            heartbeat_next: boot.now,
+            probe: None,
+            probe_id_next,
+            cannot_take_over_raised: false,
+            join_pending: None,
+            fetch_next: None,
+            tx: None,
+            rx: None,
+            transfer_id_next,
+            snapshot_buf,
+            switchover: Switchover::Idle,
+            actions: VecDeque::with_capacity(ACTIONS_MAX + ACTIONS_PER_FRAME_MAX),
+            false_deaths: 0,
+            takeovers: 0,
+            switchovers: 0,
+            alarms: 0,
+            last_alarm: None,
+            last_transition: None,
+            rejections: Rejections::default(),
+            now: boot.now,
+            config,
+            app,
+            rng,
+        })
+    }
+
+    /// A frame from the I/O source. Frames may arrive in any order; a frame older than the
+    /// last one run is dropped and counted.
+    pub fn handle_frame(&mut self, now: Instant, number: u64, payload: &[u8]) {
+        self.now = now;
+        if number == 0 || number <= self.frame_last_run || payload.len() > crate::app::FRAME_PAYLOAD_MAX {
+            self.rejections.stale_frame += 1;
+            return;
+        }
+        self.ring.put_payload(number, payload);
+        self.frame_highest_received = self.frame_highest_received.max(number);
+        self.advance();
+    }
+
+    /// A datagram from sync link `link`. Invalid datagrams are dropped and counted.
+    pub fn handle_message(&mut self, now: Instant, link: u8, bytes: &[u8]) {
+        self.now = now;
+        let envelope = match wire::decode(bytes) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                self.count_rejection(error);
+                return;
+            }
+        };
+        if link >= self.config.links || envelope.header.node_id == self.config.node_id {
+            self.rejections.misaddressed += 1;
+            return;
+        }
+        if !self.fence(&envelope.header) {
+            return;
+        }
+        self.note_alive(link, &envelope);
+        self.dispatch(link, envelope);
+        self.advance();
+    }
+
+    /// An operator command.
+    pub fn handle_command(&mut self, now: Instant, command: Command) -> CommandReply {
+        self.now = now;
+        let reply = match command {
+            Command::Switchover => self.switchover_command(),
+        };
+        self.advance();
+        reply
+    }
+
+    /// Time has reached (or passed) the deadline from [`Node::poll_timeout`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        self.election_timeout();
+        self.detector_timeout();
+        self.retry_timeout();
+        self.switchover_timeout();
+        self.advance();
+    }
+
+    /// The next action for the caller, or `None` when there is nothing to do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        if self.actions.is_empty() {
+            // Work that did not fit the queue (a long replay) continues as it drains.
+            self.advance();
+        }
+        self.actions.pop_front()
+    }
+
+    /// When the caller must call [`Node::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next = Some(self.heartbeat_next);
+        let mut consider = |deadline: Option<Instant>| {
+            if let Some(d) = deadline {
+                next = Some(next.map_or(d, |n: Instant| n.min(d)));
+            }
+        };
+        consider(self.startup_deadline);
+        consider(self.detection_deadline());
+        consider(self.probe.map(|(_, deadline)| deadline));
+        consider(self.fetch_next);
+        consider(self.transfer_deadline());
+        consider(self.switchover.deadline());
+        next
+    }
+
+    /// The node's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The node's epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.0
+    }
+
+    /// The last frame run.
+    pub fn frame(&self) -> u64 {
+        self.frame_last_run
+    }
+
+    /// The application, for reading its state.
+    pub fn app(&self) -> &A {
+        &self.app
+    }
+
+    /// The application, mutably: for tests that inject faults into it. Changing the state
+    /// of a running node breaks lockstep (which divergence detection then reports).
+    pub fn app_mut(&mut self) -> &mut A {
+        &mut self.app
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A snapshot for the console.
+    pub fn status(&self) -> Status {
+        Status {
+            node_id: self.config.node_id,
+            role: self.role,
+            sync: self.sync,
+            epoch: self.epoch.0,
+            frame: self.frame_last_run,
+            lag_frames: self.lag_frames(),
+            peer: self.peer,
+            links: self.links,
+            link_count: self.config.links,
+            false_deaths: self.false_deaths,
+            takeovers: self.takeovers,
+            switchovers: self.switchovers,
+            alarms: self.alarms,
+            last_alarm: self.last_alarm,
+            last_transition: self.last_transition,
+            switchover: self.switchover.describe(),
+            rejections: self.rejections,
+            unsent_outputs: self.unsent.len() as u64,
+        }
+    }
+
+    // ---- shared plumbing -------------------------------------------------------------
+
+    fn header(&self) -> Header {
+        Header {
+            node_id: self.config.node_id,
+            role: match self.role {
+                Role::Starting => WireRole::Starting,
+                Role::Primary => WireRole::Primary,
+                Role::Backup => WireRole::Backup,
+            },
+            epoch: self.epoch.0,
+            sync: match self.sync {
+                SyncState::Joining => WireSync::Joining,
+                SyncState::InSync => WireSync::InSync,
+                SyncState::Lagging => WireSync::Lagging,
+                SyncState::Alone | SyncState::Paired => WireSync::NotApplicable,
+            },
+            frame: self.frame_last_run,
+        }
+    }
+
+    fn push(&mut self, action: Action) {
+        // Callers reserve room before bursts; this bound is a programmer error if hit.
+        assert!(
+            self.actions.len() < ACTIONS_MAX + ACTIONS_PER_FRAME_MAX,
+            "action queue overflow: the caller must drain poll_action after every event"
+        );
+        self.actions.push_back(action);
+    }
+
+    fn room_for_frame(&self) -> bool {
+        self.actions.len() + ACTIONS_PER_FRAME_MAX <= ACTIONS_MAX
+    }
+
+    /// Encodes and queues `body` on one link.
+    fn send(&mut self, link: u8, class: TrafficClass, body: Body) {
+        let envelope = Envelope {
+            header: self.header(),
+            body,
+        };
+        match wire::encode(&envelope) {
+            Ok(bytes) => self.push(Action::Transmit { link, class, bytes }),
+            // Every message is bounded well below the datagram size.
+            Err(_) => unreachable!("wire message exceeds WIRE_BYTES_MAX"),
+        }
+    }
+
+    /// Encodes `body` once and queues it on every link.
+    fn send_all(&mut self, body: Body) {
+        let envelope = Envelope {
+            header: self.header(),
+            body,
+        };
+        let Ok(bytes) = wire::encode(&envelope) else {
+            unreachable!("wire message exceeds WIRE_BYTES_MAX");
+        };
+        for link in 0..self.config.links {
+            self.push(Action::Transmit {
+                link,
+                class: TrafficClass::Control,
+                bytes: bytes.clone(),
+            });
+        }
+    }
+
+    fn transition(&mut self, role: Role, sync: SyncState, reason: Reason) {
+        self.role = role;
+        self.sync = sync;
+        let transition = Transition {
+            at: self.now,
+            role,
+            sync,
+            epoch: self.epoch.0,
+            frame: self.frame_last_run,
+            reason,
+        };
+        self.last_transition = Some(transition);
+        self.push(Action::Transition(transition));
+    }
+
+    fn alarm(&mut self, alarm: Alarm) {
+        self.alarms += 1;
+        self.last_alarm = Some(alarm);
+        self.push(Action::Alarm(alarm));
+    }
+
+    fn notice(&mut self, notice: Notice) {
+        self.push(Action::Notice(notice));
+    }
+
+    fn count_rejection(&mut self, error: DecodeError) {
+        let r = &mut self.rejections;
+        match error {
+            DecodeError::TooShort => r.too_short += 1,
+            DecodeError::TooLong => r.too_long += 1,
+            DecodeError::UnknownVersion(_) => r.unknown_version += 1,
+            DecodeError::BadChecksum => r.bad_checksum += 1,
+            DecodeError::Malformed => r.malformed += 1,
+        }
+    }
+
+    fn lag_frames(&self) -> u64 {
+        match self.role {
+            Role::Backup => self.commit_highest.saturating_sub(self.frame_last_run),
+            _ => 0,
+        }
+    }
+
+    fn peer_alive(&self) -> bool {
+        self.peer
+            .is_some_and(|p| self.now.saturating_since(p.last_heard) < self.config.detection_window())
+    }
+
+    /// The backup is following with state and has run everything committed.
+    fn peer_in_sync(&self) -> bool {
+        self.peer_alive()
+            && self
+                .peer
+                .is_some_and(|p| p.role == WireRole::Backup && p.sync == WireSync::InSync)
+    }
+
+    fn dispatch(&mut self, link: u8, envelope: Envelope) {
+        let header = envelope.header;
+        match envelope.body {
+            Body::Heartbeat {
+                nonce,
+                priority,
+                sent_ns,
+                echo_ns,
+                echo_hold_ns,
+            } => {
+                self.on_heartbeat(link, &header, sent_ns, echo_ns, echo_hold_ns);
+                self.election_on_peer(&header, nonce, priority);
+            }
+            Body::Probe { id } => self.send(link, TrafficClass::Control, Body::ProbeAck { id }),
+            Body::ProbeAck { id } => self.on_probe_ack(id, &header),
+            Body::Commit(commit) => self.on_commit(&header, commit),
+            Body::Fetch { frame } => self.on_fetch(link, frame),
+            Body::FrameData { commit, payload } => self.on_frame_data(&header, commit, &payload),
+            Body::JoinRequest { id } => self.on_join_request(id),
+            Body::TransferBegin {
+                id,
+                frame,
+                total_bytes,
+                chunk_bytes,
+                state_digest,
+            } => self.on_transfer_begin(id, frame, total_bytes, chunk_bytes, state_digest),
+            Body::Chunk { id, index, bytes } => self.on_chunk(link, id, index, &bytes),
+            Body::ChunkAck { id, next } => self.on_chunk_ack(id, next),
+            Body::SwitchAsk { id } => self.on_switch_ask(link, id),
+            Body::SwitchRequest { id } => self.on_switch_request(id),
+            Body::SwitchAgree { id } => self.on_switch_agree(id),
+            Body::SwitchDelay { id, reason, lag_frames } => self.on_switch_delay(id, reason, lag_frames),
+            Body::SwitchRefuse { id: _ } => self.notice(Notice::SwitchoverRefused),
+            Body::SwitchRelease { id, frame } => self.on_switch_release(id, frame),
+        }
+    }
+
+    /// Makes whatever progress the state allows: runs frames, sends transfer chunks,
+    /// completes a pending switchover. Stops when the action queue is full.
+    fn advance(&mut self) {
+        match self.role {
+            Role::Primary => {
+                self.primary_run_frames();
+                self.transfer_send_chunks();
+            }
+            Role::Backup => {
+                self.backup_run_frames();
+                self.switchover_backup_progress();
+            }
+            Role::Starting => {}
+        }
+    }
+
+    fn retry_timeout(&mut self) {
+        if self.fetch_next.is_some_and(|t| self.now >= t) {
+            self.fetch_next = None;
+            self.backup_fetch_missing();
+        }
+        self.transfer_timeout();
+    }
+}

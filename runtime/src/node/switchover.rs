@@ -1,0 +1,283 @@
+//! Planned switchover (seed 002's handshake): the primary asks, the backup agrees only
+//! when in sync and caught up (otherwise it delays and says why), the primary stops after
+//! frame N and releases with N, the backup takes over at N + 1 with epoch + 1, and the old
+//! primary follows it without a state transfer.
+
+use super::{CommandReply, Epoch, Node, Notice, Reason, RefuseReason, Role, SyncState};
+use crate::app::App;
+use crate::time::Instant;
+use crate::wire::{Body, DelayReason, WireRole, WireSync};
+
+/// Where a planned switchover stands on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Switchover {
+    /// None under way.
+    Idle,
+    /// Primary: asked the backup and waits for its agreement.
+    Requesting {
+        id: u32,
+        deadline: Instant,
+        retry_at: Instant,
+        delayed: bool,
+    },
+    /// Primary: stopped after `frame`; waits to see the backup lead.
+    Released {
+        id: u32,
+        frame: u64,
+        deadline: Instant,
+        retry_at: Instant,
+    },
+    /// Backup: agreed (or delayed) and waits for the release.
+    Agreeing { id: u32, agreed: bool, deadline: Instant },
+    /// Backup: released at `frame`; takes over once it has run it.
+    Taking { id: u32, frame: u64, deadline: Instant },
+}
+
+impl Switchover {
+    pub(super) fn primary_may_run(&self) -> bool {
+        !matches!(self, Switchover::Released { .. })
+    }
+
+    pub(super) fn is_released(&self) -> bool {
+        matches!(self, Switchover::Released { .. })
+    }
+
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        match *self {
+            Switchover::Idle => None,
+            Switchover::Requesting { deadline, retry_at, .. } | Switchover::Released { deadline, retry_at, .. } => {
+                Some(deadline.min(retry_at))
+            }
+            Switchover::Agreeing { deadline, .. } | Switchover::Taking { deadline, .. } => Some(deadline),
+        }
+    }
+
+    pub(super) fn describe(&self) -> Option<&'static str> {
+        match self {
+            Switchover::Idle => None,
+            Switchover::Requesting { delayed: false, .. } => Some("requesting: waiting for the backup to agree"),
+            Switchover::Requesting { delayed: true, .. } => Some("requesting: the backup delays until caught up"),
+            Switchover::Released { .. } => Some("released: waiting for the backup to lead"),
+            Switchover::Agreeing { agreed: true, .. } => Some("agreed: waiting for the release"),
+            Switchover::Agreeing { agreed: false, .. } => Some("delaying: catching up before agreeing"),
+            Switchover::Taking { .. } => Some("taking over: running the last released frames"),
+        }
+    }
+}
+
+impl<A: App> Node<A> {
+    pub(super) fn switchover_command(&mut self) -> CommandReply {
+        match self.role {
+            Role::Starting => CommandReply::Refused(RefuseReason::NotReady),
+            Role::Backup => {
+                let primary = self.peer_alive() && self.peer.is_some_and(|p| p.role == WireRole::Primary);
+                if !primary {
+                    return CommandReply::Refused(RefuseReason::NoPrimary);
+                }
+                let id = self.rng.next_u64() as u32;
+                self.send_all(Body::SwitchAsk { id });
+                CommandReply::Forwarded
+            }
+            Role::Primary => {
+                if self.switchover != Switchover::Idle {
+                    return CommandReply::Refused(RefuseReason::InProgress);
+                }
+                let backup = self.peer.filter(|p| self.peer_alive() && p.role == WireRole::Backup);
+                match backup.map(|p| p.sync) {
+                    None => return CommandReply::Refused(RefuseReason::NoHealthyBackup),
+                    Some(WireSync::Joining) => return CommandReply::Refused(RefuseReason::BackupJoining),
+                    Some(_) => {}
+                }
+                let id = self.rng.next_u64() as u32;
+                self.switchover = Switchover::Requesting {
+                    id,
+                    deadline: self.now + self.config.switchover_timeout(),
+                    retry_at: self.now + self.config.retry(),
+                    delayed: false,
+                };
+                self.transition(Role::Primary, self.sync, Reason::SwitchoverRequested);
+                self.send_all(Body::SwitchRequest { id });
+                CommandReply::Started
+            }
+        }
+    }
+
+    pub(super) fn on_switch_ask(&mut self, link: u8, id: u32) {
+        if self.role != Role::Primary {
+            return;
+        }
+        if let CommandReply::Refused(_) = self.switchover_command() {
+            self.send(link, super::TrafficClass::Control, Body::SwitchRefuse { id });
+        }
+    }
+
+    /// Backup: ready when in sync with nothing committed left to run.
+    fn caught_up(&self) -> bool {
+        self.sync == SyncState::InSync && self.commit_highest <= self.frame_last_run && self.rx.is_none()
+    }
+
+    pub(super) fn on_switch_request(&mut self, id: u32) {
+        if self.role != Role::Backup {
+            return;
+        }
+        if matches!(self.switchover, Switchover::Taking { id: t, .. } if t == id) {
+            return;
+        }
+        let deadline = self.now + self.config.switchover_timeout();
+        if self.caught_up() {
+            self.switchover = Switchover::Agreeing {
+                id,
+                agreed: true,
+                deadline,
+            };
+            self.send_all(Body::SwitchAgree { id });
+        } else {
+            let (reason, lag_frames) = if self.has_state() {
+                (DelayReason::Lagging, self.lag_frames())
+            } else {
+                (DelayReason::Joining, 0)
+            };
+            if !matches!(self.switchover, Switchover::Agreeing { id: a, .. } if a == id) {
+                self.notice(Notice::SwitchoverDelayed { reason, lag_frames });
+            }
+            self.switchover = Switchover::Agreeing {
+                id,
+                agreed: false,
+                deadline,
+            };
+            self.send_all(Body::SwitchDelay { id, reason, lag_frames });
+        }
+    }
+
+    pub(super) fn on_switch_delay(&mut self, id: u32, reason: DelayReason, lag_frames: u64) {
+        if let Switchover::Requesting { id: r, delayed, .. } = &mut self.switchover {
+            if *r == id && !*delayed {
+                *delayed = true;
+                self.notice(Notice::SwitchoverDelayed { reason, lag_frames });
+            }
+        }
+    }
+
+    pub(super) fn on_switch_agree(&mut self, id: u32) {
+        let Switchover::Requesting { id: r, deadline, .. } = self.switchover else {
+            return;
+        };
+        if r != id || self.role != Role::Primary {
+            return;
+        }
+        // Stop here: frames after `frame` are the new primary's.
+        let frame = self.frame_last_run;
+        self.switchover = Switchover::Released {
+            id,
+            frame,
+            deadline,
+            retry_at: self.now + self.config.retry(),
+        };
+        self.send_all(Body::SwitchRelease { id, frame });
+    }
+
+    pub(super) fn on_switch_release(&mut self, id: u32, frame: u64) {
+        if self.role != Role::Backup {
+            return;
+        }
+        if let Switchover::Agreeing { id: a, deadline, .. } = self.switchover {
+            if a == id {
+                self.switchover = Switchover::Taking { id, frame, deadline };
+            }
+        }
+    }
+
+    /// Backup: agrees once caught up; takes over once it has run the released frame.
+    pub(super) fn switchover_backup_progress(&mut self) {
+        match self.switchover {
+            Switchover::Agreeing {
+                id,
+                agreed: false,
+                deadline,
+            } if self.caught_up() => {
+                self.switchover = Switchover::Agreeing {
+                    id,
+                    agreed: true,
+                    deadline,
+                };
+                self.send_all(Body::SwitchAgree { id });
+            }
+            Switchover::Taking { frame, .. } if self.has_state() && self.frame_last_run >= frame => {
+                self.switchover = Switchover::Idle;
+                self.switchovers += 1;
+                self.become_primary(Reason::SwitchoverCompleted);
+                self.emit_unsent();
+            }
+            Switchover::Taking { .. } if self.fetch_next.is_none() => self.backup_fetch_missing(),
+            _ => {}
+        }
+    }
+
+    /// Old primary, released: the backup now leads in `epoch`. Follow it from the
+    /// released frame on; the state is the same, so no transfer is needed.
+    pub(super) fn switchover_handed_over(&mut self, epoch: Epoch) {
+        let Switchover::Released { frame, .. } = self.switchover else {
+            return;
+        };
+        debug_assert_eq!(frame, self.frame_last_run);
+        self.switchover = Switchover::Idle;
+        self.switchovers += 1;
+        self.epoch = epoch;
+        self.tx = None;
+        self.commit_highest = self.frame_last_run;
+        self.primary_heard_at = self.now;
+        // Our own commits above `frame` do not exist; those at or below are history.
+        self.transition(Role::Backup, SyncState::InSync, Reason::SwitchoverHandedOver);
+    }
+
+    pub(super) fn switchover_timeout(&mut self) {
+        let now = self.now;
+        match self.switchover {
+            Switchover::Requesting {
+                id,
+                deadline,
+                retry_at,
+                delayed,
+            } => {
+                if now >= deadline {
+                    self.switchover = Switchover::Idle;
+                    self.transition(Role::Primary, self.sync, Reason::SwitchoverAborted);
+                } else if now >= retry_at {
+                    self.switchover = Switchover::Requesting {
+                        id,
+                        deadline,
+                        retry_at: now + self.config.retry(),
+                        delayed,
+                    };
+                    self.send_all(Body::SwitchRequest { id });
+                }
+            }
+            Switchover::Released {
+                id,
+                frame,
+                deadline,
+                retry_at,
+            } => {
+                if now >= deadline {
+                    // The backup never led: carry on as primary with the frames held.
+                    self.switchover = Switchover::Idle;
+                    self.transition(Role::Primary, self.sync, Reason::SwitchoverAborted);
+                } else if now >= retry_at {
+                    self.switchover = Switchover::Released {
+                        id,
+                        frame,
+                        deadline,
+                        retry_at: now + self.config.retry(),
+                    };
+                    self.send_all(Body::SwitchRelease { id, frame });
+                }
+            }
+            Switchover::Agreeing { deadline, .. } | Switchover::Taking { deadline, .. } => {
+                if now >= deadline {
+                    self.switchover = Switchover::Idle;
+                }
+            }
+            Switchover::Idle => {}
+        }
+    }
+}

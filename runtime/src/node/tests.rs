@@ -1,0 +1,280 @@
+//! Unit tests of the node, named `<state>_<event>`, driven through the test [`Pair`].
+
+use super::*;
+use crate::testing::Pair;
+use crate::wire::Envelope;
+use core::time::Duration;
+
+fn pair() -> Pair {
+    Pair::new(7, Config::default(), 0)
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Runs until node `i` reaches `role`/`sync`, within `limit`.
+fn await_state(p: &mut Pair, i: usize, role: Role, sync: SyncState, limit: Duration) -> bool {
+    let until = p.now + limit;
+    p.run_until(until, |p| {
+        p.nodes[i]
+            .as_ref()
+            .is_some_and(|n| n.role() == role && n.status().sync == sync)
+    })
+}
+
+fn reasons(p: &Pair, i: usize) -> std::vec::Vec<Reason> {
+    p.transitions
+        .iter()
+        .filter(|(n, _)| *n == i)
+        .map(|(_, t)| t.reason)
+        .collect()
+}
+
+/// Both nodes up, node 0 primary, node 1 an in-sync backup.
+fn running_pair(config: Config) -> Pair {
+    let mut p = Pair::new(11, config, 0);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired, ms(2000)));
+    p
+}
+
+#[test]
+fn starting_alone_becomes_primary() {
+    let mut p = pair();
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(1000)));
+    assert_eq!(reasons(&p, 0), [Reason::StartedFirst]);
+    assert_eq!(Epoch(p.node(0).epoch()).node_id(), 1);
+    assert_eq!(p.persisted[0], p.node(0).epoch());
+}
+
+#[test]
+fn starting_second_hears_primary_becomes_backup_and_joins() {
+    let mut p = pair();
+    p.start(0);
+    p.run_for(ms(1000));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(1000)));
+    assert_eq!(reasons(&p, 1), [Reason::PrimaryFound, Reason::InSync]);
+    assert_eq!(p.node(1).epoch(), p.node(0).epoch());
+    p.run_for(ms(200));
+    assert_eq!(p.node(0).status().sync, SyncState::Paired);
+    assert_eq!(p.primary(), Some(0));
+    // The backup ran every frame since the snapshot, one cycle behind.
+    assert!(p.node(0).frame() - p.node(1).frame() <= 1);
+    assert_eq!(p.digest_disagreements().0, std::vec::Vec::<u64>::new());
+}
+
+#[test]
+fn starting_simultaneous_higher_nonce_wins() {
+    let mut p = pair();
+    p.start(0);
+    p.start(1);
+    p.run_for(ms(2000));
+    let primary = p.primary().expect("exactly one primary");
+    let backup = 1 - primary;
+    assert_eq!(reasons(&p, primary), [Reason::WonTiebreak, Reason::BackupInSync]);
+    assert_eq!(reasons(&p, backup), [Reason::PrimaryFound, Reason::InSync]);
+}
+
+#[test]
+fn starting_simultaneous_priority_beats_nonce() {
+    let mut config = Config::default();
+    config.priority = 0;
+    let mut p = Pair::new(3, config, 0);
+    p.configs[1].priority = 9;
+    p.start(0);
+    p.start(1);
+    p.run_for(ms(2000));
+    assert_eq!(p.primary(), Some(1));
+}
+
+#[test]
+fn starting_nonce_tie_redraws() {
+    let mut p = pair();
+    // The same seed gives both nodes the same first nonce.
+    p.start_seeded(0, 99);
+    p.start_seeded(1, 99);
+    p.run_for(ms(3000));
+    assert!(p.primary().is_some(), "a tie must still end with one primary");
+    assert!(
+        p.notices.iter().any(|(_, n)| *n == Notice::NonceRedrawn),
+        "the nonces never tied"
+    );
+    assert!(p.node(0).role() != p.node(1).role());
+}
+
+#[test]
+fn primary_frames_commit_and_backup_follows() {
+    let mut p = running_pair(Config::default());
+    p.run_for(ms(500));
+    let (bad, shared) = p.digest_disagreements();
+    assert!(bad.is_empty(), "digests differ at {bad:?}");
+    assert!(shared > 400, "backup ran {shared} of the primary's frames");
+    assert_eq!(p.sink.duplicates, 0);
+    assert_eq!(p.sink.conflicts, 0);
+}
+
+#[test]
+fn backup_primary_silent_probe_answered_no_takeover() {
+    let mut p = running_pair(Config::default());
+    // Frozen longer than the window, shorter than window + probe: a busy primary.
+    p.freeze(0, ms(600));
+    p.run_for(ms(1500));
+    assert_eq!(p.primary(), Some(0));
+    assert_eq!(p.node(1).status().false_deaths, 1);
+    assert_eq!(p.node(1).status().takeovers, 0);
+    assert_eq!(p.sink.conflicts, 0);
+}
+
+#[test]
+fn backup_primary_silent_probe_unanswered_takes_over() {
+    let mut p = running_pair(Config::default());
+    let old_epoch = p.node(0).epoch();
+    p.crash(0);
+    let crashed_at = p.now;
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(2000)));
+    let took = p.now - crashed_at;
+    let c = &p.configs[1];
+    assert!(took <= Duration::from_millis(c.detection_window_ms + c.probe_timeout_ms + 2));
+    assert_eq!(reasons(&p, 1).last(), Some(&Reason::TakeoverAfterProbe));
+    assert!(p.node(1).epoch() > old_epoch);
+    assert_eq!(p.node(1).status().takeovers, 1);
+}
+
+#[test]
+fn backup_primary_crash_after_emit_before_commit_sends_same_id_same_content() {
+    let mut p = running_pair(Config::default());
+    p.run_for(ms(50));
+    // Cut every link: the primary runs the next frame and emits, but its commit never leaves.
+    p.cut = [true; LINKS_MAX];
+    let frame = p.frame_next;
+    p.run_until(p.now + ms(10), |p| p.node(0).frame() >= frame);
+    let raw_before = p.sink.raw;
+    p.crash(0);
+    p.cut = [false; LINKS_MAX];
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(2000)));
+    p.run_for(ms(20));
+    // The new primary re-sent the outputs of `frame` under the same id: the sink saw copies
+    // and dropped them, and no id ever had two contents.
+    assert!(p.sink.raw > raw_before);
+    assert!(p.sink.duplicates >= 1, "frame {frame}'s outputs were not re-sent");
+    assert_eq!(p.sink.conflicts, 0);
+    let expected = p.reference_outputs(*p.sink.accepted.keys().next().map(|(f, _)| f).unwrap(), frame + 10);
+    for (id, payload) in expected {
+        assert_eq!(
+            p.sink.accepted.get(&id).map(|(_, b)| b),
+            Some(&payload),
+            "output {id:?}"
+        );
+    }
+}
+
+fn drop_fetch_answers(from: usize, envelope: &Envelope) -> bool {
+    from == 0 && matches!(envelope.body, crate::wire::Body::FrameData { .. })
+}
+
+#[test]
+fn backup_takeover_replays_committed_frames_and_drops_sent_outputs() {
+    let mut p = running_pair(Config::default());
+    p.run_for(ms(20));
+    // The backup misses frame F's input, and the primary's answers to its fetches are lost:
+    // frames F+1.. are committed and in hand but wait behind F.
+    let f = p.frame_next + 2;
+    p.frame_loss[1].insert(f, ());
+    p.drop_if = Some(drop_fetch_answers);
+    p.run_until(p.now + ms(50), |p| p.node(1).status().lag_frames >= 5);
+    let waiting = p.node(1).status().lag_frames;
+    assert!(waiting >= 5, "backup lag {waiting}");
+    let backup_frame = p.node(1).frame();
+    assert_eq!(backup_frame, f - 1);
+    let primary_last = p.node(0).frame();
+    p.crash(0);
+    p.drop_if = None;
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(2000)));
+    p.run_for(ms(10));
+    // Frame F's input was nowhere to be had: alarm, skip. Frames F+1..=last were run and
+    // their outputs dropped (the old primary sent them): each accepted exactly once, raw once.
+    assert!(p.alarms.contains(&(1, Alarm::InputLost { frame: f })));
+    assert_eq!(p.sink.duplicates, 0, "outputs the old primary sent were sent again");
+    for frame in f + 1..=primary_last {
+        assert!(p.sink.accepted.contains_key(&(frame, 0)), "frame {frame} lost");
+    }
+    let after = primary_last + 5;
+    assert!(p.sink.accepted.contains_key(&(after, 0)));
+    assert!(p.sink.accepted[&(after, 0)].0 == p.node(1).epoch());
+}
+
+#[test]
+fn backup_commit_missing_payload_fetches() {
+    let mut p = running_pair(Config::default());
+    let f = p.frame_next + 3;
+    p.frame_loss[1].insert(f, ());
+    p.run_for(ms(50));
+    let history = p.node(1).app().history.as_ref().unwrap();
+    assert!(history.iter().any(|&(n, _)| n == f), "backup did not run frame {f}");
+    assert!(p.digest_disagreements().0.is_empty());
+    assert!(p.node(1).status().lag_frames <= 1);
+}
+
+#[test]
+fn backup_commit_mismatched_payload_fetches_primary_copy() {
+    let mut p = running_pair(Config::default());
+    let f = p.frame_next + 3;
+    p.frame_corrupt[1].insert(f, ());
+    p.run_for(ms(50));
+    let history = p.node(1).app().history.as_ref().unwrap();
+    assert!(history.iter().any(|&(n, _)| n == f));
+    assert!(p.digest_disagreements().0.is_empty(), "backup ran its corrupt copy");
+    assert!(p.alarms.is_empty());
+}
+
+#[test]
+fn primary_frame_never_received_commits_skip_backup_skips() {
+    let mut p = running_pair(Config::default());
+    let f = p.frame_next + 3;
+    p.frame_loss[0].insert(f, ());
+    p.run_for(ms(50));
+    for i in 0..2 {
+        let history = p.node(i).app().history.as_ref().unwrap();
+        assert!(!history.iter().any(|&(n, _)| n == f), "node {i} ran skipped frame {f}");
+        assert!(history.iter().any(|&(n, _)| n == f + 1));
+    }
+    assert!(p.digest_disagreements().0.is_empty());
+    assert!(!p.sink.accepted.contains_key(&(f, 0)));
+}
+
+#[test]
+fn primary_sees_higher_epoch_demotes_and_resyncs() {
+    let mut p = running_pair(Config::default());
+    // A full partition: the backup takes over in a higher epoch while the primary lives.
+    p.cut = [true; LINKS_MAX];
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(2000)));
+    assert_eq!(p.node(0).role(), Role::Primary);
+    assert!(p.node(1).epoch() > p.node(0).epoch());
+    p.cut = [false; LINKS_MAX];
+    assert!(await_state(&mut p, 0, Role::Backup, SyncState::InSync, ms(2000)));
+    assert!(reasons(&p, 0).contains(&Reason::FencedByEpoch));
+    assert_eq!(p.primary(), Some(1));
+    // The sink never took an output of the deposed epoch after the new one.
+    assert!(p.sink.stale_rejected > 0 || p.sink.conflicts == 0);
+    p.run_for(ms(100));
+    let n0 = p.node(0).frame();
+    let n1 = p.node(1).frame();
+    assert!(n1 - n0 <= 1);
+}
+
+#[test]
+fn primary_switchover_with_no_backup_is_refused() {
+    let mut p = pair();
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(1000)));
+    assert_eq!(
+        p.command(0, Command::Switchover),
+        CommandReply::Refused(RefuseReason::NoHealthyBackup)
+    );
+}

@@ -1,0 +1,286 @@
+//! State transfer: a joining or resyncing backup asks; the primary snapshots the app at a
+//! frame boundary and streams it in chunks (go-back-N with a window) while it keeps
+//! running frames; the backup installs it and replays the commits it buffered meanwhile.
+
+use super::{
+    Alarm, Node, Notice, Reason, ResyncCause, Role, SyncState, TrafficClass, ACTIONS_MAX, ACTIONS_PER_FRAME_MAX,
+};
+use crate::app::App;
+use crate::time::Instant;
+use crate::wire::Body;
+
+/// The primary's side of a transfer.
+pub(super) struct TxTransfer {
+    id: u32,
+    frame: u64,
+    total: u64,
+    chunk: u64,
+    chunks: u32,
+    /// Every chunk below this was acknowledged.
+    acked: u32,
+    /// The next chunk to send.
+    next: u32,
+    state_digest: u64,
+    progress_at: Instant,
+}
+
+/// The backup's side of a transfer.
+pub(super) struct RxTransfer {
+    id: u32,
+    /// `(frame, total bytes, chunk bytes, digest)` once the primary began.
+    begun: Option<(u64, u64, u64, u64)>,
+    /// The next chunk expected.
+    next: u32,
+    retry_at: Instant,
+}
+
+impl<A: App> Node<A> {
+    /// The backup has the primary's state (it may run committed frames and take over).
+    pub(super) fn has_state(&self) -> bool {
+        matches!(self.sync, SyncState::InSync | SyncState::Lagging)
+    }
+
+    /// Backup: asks for a fresh state; `cause` is `None` for a first join.
+    pub(super) fn start_join(&mut self, cause: Option<ResyncCause>) {
+        let id = self.transfer_id_next;
+        self.transfer_id_next = self.transfer_id_next.wrapping_add(2);
+        self.rx = Some(RxTransfer {
+            id,
+            begun: None,
+            next: 0,
+            retry_at: self.now + self.config.retry(),
+        });
+        // Commits of another history must never be replayed on the state to come.
+        self.ring.clear_commits();
+        self.commit_highest = 0;
+        self.unsent.clear();
+        self.fetch_next = None;
+        self.probe = None;
+        if let Some(cause) = cause {
+            self.transition(Role::Backup, SyncState::Joining, Reason::ResyncStarted(cause));
+        } else {
+            self.sync = SyncState::Joining;
+        }
+        self.send_all(Body::JoinRequest { id });
+    }
+
+    pub(super) fn on_join_request(&mut self, id: u32) {
+        if self.role != Role::Primary {
+            return;
+        }
+        if let Some(tx) = &self.tx {
+            if tx.id == id {
+                // The backup did not hear the beginning: say it again.
+                let body = tx.begin();
+                self.send_all(body);
+                return;
+            }
+        }
+        if self.frame_last_run == 0 {
+            // Nothing run yet: snapshot after the first frame.
+            self.join_pending = Some(id);
+        } else {
+            self.transfer_start(id);
+        }
+    }
+
+    /// Primary: snapshots the app now (a frame boundary) and begins streaming it.
+    pub(super) fn transfer_start(&mut self, id: u32) {
+        let total = match self.app.snapshot(&mut self.snapshot_buf) {
+            Ok(n) => n as u64,
+            Err(_) => {
+                self.alarm(Alarm::TransferRejected);
+                return;
+            }
+        };
+        let chunk = self.config.transfer_chunk_bytes;
+        let chunks = total.div_ceil(chunk).max(1) as u32;
+        let tx = TxTransfer {
+            id,
+            frame: self.frame_last_run,
+            total,
+            chunk,
+            chunks,
+            acked: 0,
+            next: 0,
+            state_digest: self.app.digest(),
+            progress_at: self.now,
+        };
+        let body = tx.begin();
+        self.notice(Notice::TransferStarted {
+            bytes: total,
+            frame: tx.frame,
+        });
+        self.tx = Some(tx);
+        self.send_all(body);
+    }
+
+    /// Primary: sends chunks within the window, leaving room for a frame's actions.
+    pub(super) fn transfer_send_chunks(&mut self) {
+        let window = self.config.transfer_window_chunks as u32;
+        let link = self.bulk_link();
+        loop {
+            let Some(tx) = &mut self.tx else { return };
+            if tx.next >= tx.chunks
+                || tx.next >= tx.acked.saturating_add(window)
+                || self.actions.len() + 2 * ACTIONS_PER_FRAME_MAX > ACTIONS_MAX
+            {
+                return;
+            }
+            let start = u64::from(tx.next) * tx.chunk;
+            let end = (start + tx.chunk).min(tx.total);
+            let index = tx.next;
+            tx.next += 1;
+            let id = tx.id;
+            let bytes = heapless::Vec::from_slice(&self.snapshot_buf[start as usize..end as usize]).unwrap_or_default();
+            self.send(link, TrafficClass::Bulk, Body::Chunk { id, index, bytes });
+        }
+    }
+
+    /// The lowest link that is up: bulk goes on one path, control on all.
+    fn bulk_link(&self) -> u8 {
+        (0..self.config.links)
+            .find(|&l| self.links[usize::from(l)].up)
+            .unwrap_or(0)
+    }
+
+    pub(super) fn on_chunk_ack(&mut self, id: u32, next: u32) {
+        let now = self.now;
+        let Some(tx) = &mut self.tx else { return };
+        if tx.id != id {
+            return;
+        }
+        if next > tx.acked {
+            tx.acked = next.min(tx.chunks);
+            tx.progress_at = now;
+        }
+        if tx.acked >= tx.chunks {
+            let bytes = tx.total;
+            self.tx = None;
+            self.notice(Notice::TransferCompleted { bytes });
+        }
+    }
+
+    pub(super) fn on_transfer_begin(&mut self, id: u32, frame: u64, total: u64, chunk: u32, digest: u64) {
+        let now = self.now;
+        let retry = self.config.retry();
+        let Some(rx) = &mut self.rx else { return };
+        if rx.id != id || rx.begun.is_some() {
+            return;
+        }
+        if total > self.snapshot_buf.len() as u64
+            || chunk == 0
+            || u64::from(chunk) > crate::config::CHUNK_BYTES_MAX as u64
+        {
+            self.rx = None;
+            self.alarm(Alarm::TransferRejected);
+            return;
+        }
+        rx.begun = Some((frame, total, u64::from(chunk), digest));
+        rx.retry_at = now + retry;
+        self.notice(Notice::TransferStarted { bytes: total, frame });
+        if total == 0 {
+            self.transfer_install();
+        }
+    }
+
+    pub(super) fn on_chunk(&mut self, link: u8, id: u32, index: u32, bytes: &[u8]) {
+        let now = self.now;
+        let retry = self.config.retry();
+        let Some(rx) = &mut self.rx else { return };
+        let Some((_, total, chunk, _)) = rx.begun else { return };
+        if rx.id != id {
+            return;
+        }
+        if index == rx.next {
+            let start = u64::from(index) * chunk;
+            let end = start + bytes.len() as u64;
+            let expected_end = (start + chunk).min(total);
+            if end != expected_end {
+                return;
+            }
+            self.snapshot_buf[start as usize..end as usize].copy_from_slice(bytes);
+            rx.next += 1;
+            rx.retry_at = now + retry;
+        }
+        let next = rx.next;
+        let done = u64::from(next) * chunk >= total;
+        self.send(link, TrafficClass::Control, Body::ChunkAck { id, next });
+        if done {
+            self.transfer_install();
+        }
+    }
+
+    /// Backup: restores the snapshot and starts following from the frame after it.
+    fn transfer_install(&mut self) {
+        let Some(RxTransfer {
+            begun: Some((frame, total, _, digest)),
+            ..
+        }) = self.rx.take()
+        else {
+            return;
+        };
+        let restored = self.app.restore(&self.snapshot_buf[..total as usize]);
+        if restored.is_err() || self.app.digest() != digest {
+            self.alarm(Alarm::TransferRejected);
+            self.start_join(Some(ResyncCause::TransferFailed));
+            return;
+        }
+        self.frame_last_run = frame;
+        self.commit_highest = self.commit_highest.max(frame);
+        self.primary_heard_at = self.now;
+        self.notice(Notice::TransferCompleted { bytes: total });
+        self.transition(Role::Backup, SyncState::InSync, Reason::InSync);
+    }
+
+    pub(super) fn transfer_deadline(&self) -> Option<Instant> {
+        let tx = self.tx.as_ref().map(|tx| tx.progress_at + self.config.retry());
+        let rx = self.rx.as_ref().map(|rx| rx.retry_at);
+        match (tx, rx) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub(super) fn transfer_timeout(&mut self) {
+        let now = self.now;
+        let retry = self.config.retry();
+        if let Some(tx) = &mut self.tx {
+            if now >= tx.progress_at + retry {
+                // Go back to the first unacknowledged chunk.
+                tx.next = tx.acked;
+                tx.progress_at = now;
+                if tx.acked == 0 {
+                    let body = tx.begin();
+                    self.send_all(body);
+                }
+            }
+            if !self.peer_alive() {
+                self.tx = None;
+            }
+        }
+        if let Some(rx) = &mut self.rx {
+            if now >= rx.retry_at {
+                rx.retry_at = now + retry;
+                let (id, next, begun) = (rx.id, rx.next, rx.begun.is_some());
+                if begun {
+                    self.send_all(Body::ChunkAck { id, next });
+                } else {
+                    self.send_all(Body::JoinRequest { id });
+                }
+            }
+        }
+    }
+}
+
+impl TxTransfer {
+    fn begin(&self) -> Body {
+        Body::TransferBegin {
+            id: self.id,
+            frame: self.frame,
+            total_bytes: self.total,
+            chunk_bytes: self.chunk as u32,
+            state_digest: self.state_digest,
+        }
+    }
+}

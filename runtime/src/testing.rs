@@ -1,0 +1,526 @@
+//! Test support: a deterministic test application and a two-node [`Pair`] driven by a
+//! virtual clock over in-memory links, in the manner of quinn-proto's test `Pair`.
+//!
+//! Available to this crate's tests and, with the `testing` feature, to other crates.
+
+use crate::app::{restore_postcard, snapshot_postcard, App, Frame, Outbox, SnapshotError};
+use crate::config::{Config, LINKS_MAX};
+use crate::digest::{fnv64, Fnv64};
+use crate::node::{Action, Alarm, Boot, Command, CommandReply, Node, Output, Role, Transition};
+use crate::rng::Rng;
+use crate::time::Instant;
+use crate::wire::WireBuf;
+use core::time::Duration;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::vec::Vec;
+
+/// A small deterministic control program with accumulated state and optional ballast, so
+/// that a wrong takeover or a missed frame shows in its digest and its outputs.
+#[derive(Debug, Clone)]
+pub struct TestApp {
+    state: TestState,
+    /// Test hook, not part of the state: at this frame, produce a different output once
+    /// (an injected divergence).
+    pub diverge_at_frame: Option<u64>,
+    /// Test hook: when set, `(frame, digest)` after every step is appended here.
+    pub history: Option<Vec<(u64, u64)>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct TestState {
+    frames_run: u64,
+    accumulator: u64,
+    ballast_sum: u64,
+    ballast: Vec<u8>,
+}
+
+impl TestApp {
+    /// A test app whose snapshot is at least `ballast_bytes` large.
+    pub fn new(ballast_bytes: usize) -> Self {
+        TestApp {
+            state: TestState {
+                frames_run: 0,
+                accumulator: 0,
+                ballast_sum: 0,
+                ballast: std::vec![0; ballast_bytes],
+            },
+            diverge_at_frame: None,
+            history: None,
+        }
+    }
+
+    /// Same, recording its digest after every frame in `history`.
+    pub fn recording(ballast_bytes: usize) -> Self {
+        let mut app = Self::new(ballast_bytes);
+        app.history = Some(Vec::with_capacity(1 << 16));
+        app
+    }
+
+    /// Frames run since the initial state (carried over by snapshots).
+    pub fn frames_run(&self) -> u64 {
+        self.state.frames_run
+    }
+
+    /// The deterministic input payload the test I/O source sends for `frame`.
+    pub fn payload_for(frame: u64) -> [u8; 16] {
+        let mut payload = [0u8; 16];
+        payload[..8].copy_from_slice(&frame.to_le_bytes());
+        payload[8..].copy_from_slice(&fnv64(&frame.to_le_bytes()).to_le_bytes());
+        payload
+    }
+}
+
+impl App for TestApp {
+    fn step(&mut self, frame: Frame<'_>, outbox: &mut Outbox) {
+        let s = &mut self.state;
+        s.frames_run += 1;
+        s.accumulator = s.accumulator.wrapping_mul(31).wrapping_add(fnv64(frame.payload));
+        if !s.ballast.is_empty() {
+            let i = (frame.number % s.ballast.len() as u64) as usize;
+            let old = s.ballast[i];
+            let new = old.wrapping_add(frame.payload.first().copied().unwrap_or(1));
+            s.ballast[i] = new;
+            s.ballast_sum = s.ballast_sum.wrapping_sub(u64::from(old)).wrapping_add(u64::from(new));
+        }
+        let mut content = [0u8; 16];
+        content[..8].copy_from_slice(&frame.number.to_le_bytes());
+        content[8..].copy_from_slice(&s.accumulator.to_le_bytes());
+        if self.diverge_at_frame == Some(frame.number) {
+            content[15] ^= 0xFF;
+            self.diverge_at_frame = None;
+        }
+        let _ = outbox.push(&content);
+        if frame.number % 3 == 0 {
+            let _ = outbox.push(&content[8..]);
+        }
+        let digest = self.digest();
+        if let Some(history) = &mut self.history {
+            history.push((frame.number, digest));
+        }
+    }
+
+    fn snapshot(&self, buf: &mut [u8]) -> Result<usize, SnapshotError> {
+        snapshot_postcard(&self.state, buf)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        self.state = restore_postcard(bytes)?;
+        Ok(())
+    }
+
+    fn digest(&self) -> u64 {
+        let mut h = Fnv64::new();
+        h.write_u64(self.state.frames_run);
+        h.write_u64(self.state.accumulator);
+        h.write_u64(self.state.ballast_sum);
+        h.write_u64(self.state.ballast.len() as u64);
+        h.finish()
+    }
+}
+
+/// An actuator sink that dedups by `(frame, index)` and rejects epochs lower than the
+/// highest it has accepted — what the plant-side I/O gateway does.
+#[derive(Debug, Default, Clone)]
+pub struct Sink {
+    /// Accepted outputs by `(frame, index)`: `(epoch, payload)`.
+    pub accepted: BTreeMap<(u64, u8), (u64, Vec<u8>)>,
+    /// Every output seen on the wire, before dedup.
+    pub raw: u64,
+    /// Copies dropped as duplicates of an accepted id.
+    pub duplicates: u64,
+    /// Copies with the id of an accepted output but different content (must stay 0).
+    pub conflicts: u64,
+    /// Outputs rejected for carrying an epoch below the highest accepted.
+    pub stale_rejected: u64,
+    /// The highest epoch accepted.
+    pub epoch_max: u64,
+}
+
+impl Sink {
+    /// Offers one output to the sink.
+    pub fn offer(&mut self, output: &Output) {
+        self.raw += 1;
+        if output.epoch < self.epoch_max {
+            self.stale_rejected += 1;
+            return;
+        }
+        let key = (output.frame, output.index);
+        if let Some((_, payload)) = self.accepted.get(&key) {
+            self.duplicates += 1;
+            if payload.as_slice() != output.payload.as_slice() {
+                self.conflicts += 1;
+            }
+            return;
+        }
+        self.epoch_max = output.epoch;
+        self.accepted.insert(key, (output.epoch, output.payload.to_vec()));
+    }
+}
+
+struct Packet {
+    to: usize,
+    link: u8,
+    bytes: WireBuf,
+}
+
+/// Two nodes on in-memory links with a virtual clock. Frames come from a test I/O source
+/// every `cycle`; outputs go to a [`Sink`].
+pub struct Pair {
+    /// The virtual clock.
+    pub now: Instant,
+    /// The two nodes; `None` when crashed.
+    pub nodes: [Option<Node<TestApp>>; 2],
+    /// Their configurations.
+    pub configs: [Config; 2],
+    /// One-way latency of every link.
+    pub latency: Duration,
+    /// The I/O source's cycle.
+    pub cycle: Duration,
+    /// The next frame the source sends, and when.
+    pub frame_next: u64,
+    frame_next_at: Instant,
+    /// False: the source is stopped.
+    pub source_on: bool,
+    /// Links cut (both directions).
+    pub cut: [bool; LINKS_MAX],
+    /// A frozen node receives nothing and times out nothing until then.
+    pub frozen_until: [Instant; 2],
+    /// Frames not delivered to node `i` (I/O loss on that node).
+    pub frame_loss: [BTreeMap<u64, ()>; 2],
+    /// Frames delivered to node `i` with a corrupted payload.
+    pub frame_corrupt: [BTreeMap<u64, ()>; 2],
+    /// Sync messages for which this returns true are dropped (sender index, message).
+    pub drop_if: Option<fn(usize, &crate::wire::Envelope) -> bool>,
+    /// Frames a primary did not run the moment they arrived (a delayed cycle), by node.
+    pub late_frames: [u64; 2],
+    packets: BTreeMap<(Instant, u64), Packet>,
+    packet_seq: u64,
+    /// The actuator sink.
+    pub sink: Sink,
+    /// Every transition, by node.
+    pub transitions: Vec<(usize, Transition)>,
+    /// Every alarm, by node.
+    pub alarms: Vec<(usize, Alarm)>,
+    /// Every notice, by node.
+    pub notices: Vec<(usize, crate::node::Notice)>,
+    /// The epoch each node persisted last.
+    pub persisted: [u64; 2],
+    ballast: usize,
+    seeds: Rng,
+    /// Digest histories of crashed incarnations, kept for the digest check.
+    pub retired_histories: Vec<Vec<(u64, u64)>>,
+}
+
+impl Pair {
+    /// A pair of nodes (ids 1 and 2) with `config`, nothing started yet.
+    pub fn new(seed: u64, config: Config, ballast: usize) -> Self {
+        let mut a = config.clone();
+        a.node_id = 1;
+        let mut b = config;
+        b.node_id = 2;
+        Pair {
+            now: Instant::from_millis(1),
+            nodes: [None, None],
+            configs: [a, b],
+            latency: Duration::from_micros(50),
+            cycle: Duration::from_millis(1),
+            frame_next: 1,
+            frame_next_at: Instant::from_millis(1),
+            source_on: true,
+            cut: [false; LINKS_MAX],
+            frozen_until: [Instant::ZERO; 2],
+            frame_loss: [BTreeMap::new(), BTreeMap::new()],
+            frame_corrupt: [BTreeMap::new(), BTreeMap::new()],
+            drop_if: None,
+            late_frames: [0; 2],
+            packets: BTreeMap::new(),
+            packet_seq: 0,
+            sink: Sink::default(),
+            transitions: Vec::new(),
+            alarms: Vec::new(),
+            notices: Vec::new(),
+            persisted: [0; 2],
+            ballast,
+            seeds: Rng::new(seed),
+            retired_histories: Vec::new(),
+        }
+    }
+
+    /// Starts (or restarts) node `i` now, with its persisted epoch.
+    pub fn start(&mut self, i: usize) {
+        let boot = Boot {
+            now: self.now,
+            seed: self.seeds.next_u64(),
+            epoch_persisted: self.persisted[i],
+        };
+        let node = Node::new(self.configs[i].clone(), TestApp::recording(self.ballast), boot).expect("valid config");
+        self.nodes[i] = Some(node);
+        self.drain(i);
+    }
+
+    /// Starts node `i` with a given random seed (to force nonce ties in tests).
+    pub fn start_seeded(&mut self, i: usize, seed: u64) {
+        let boot = Boot {
+            now: self.now,
+            seed,
+            epoch_persisted: self.persisted[i],
+        };
+        let node = Node::new(self.configs[i].clone(), TestApp::recording(self.ballast), boot).expect("valid config");
+        self.nodes[i] = Some(node);
+        self.drain(i);
+    }
+
+    /// Kills node `i`: it sends nothing more; what it had in flight still arrives.
+    pub fn crash(&mut self, i: usize) {
+        if let Some(mut node) = self.nodes[i].take() {
+            if let Some(history) = node.app_mut().history.take() {
+                self.retired_histories.push(history);
+            }
+        }
+    }
+
+    /// Freezes node `i` (SIGSTOP) for `duration`.
+    pub fn freeze(&mut self, i: usize, duration: Duration) {
+        self.frozen_until[i] = self.now + duration;
+    }
+
+    /// The node, when running.
+    pub fn node(&self, i: usize) -> &Node<TestApp> {
+        self.nodes[i].as_ref().expect("node is running")
+    }
+
+    /// The index of the only running primary, if exactly one.
+    pub fn primary(&self) -> Option<usize> {
+        let primaries: Vec<usize> = (0..2)
+            .filter(|&i| self.nodes[i].as_ref().is_some_and(|n| n.role() == Role::Primary))
+            .collect();
+        (primaries.len() == 1).then(|| primaries[0])
+    }
+
+    /// Sends an operator command to node `i`.
+    pub fn command(&mut self, i: usize, command: Command) -> CommandReply {
+        let now = self.now;
+        let reply = self.nodes[i]
+            .as_mut()
+            .expect("node is running")
+            .handle_command(now, command);
+        self.drain(i);
+        reply
+    }
+
+    /// Runs the simulation until `now + duration`.
+    pub fn run_for(&mut self, duration: Duration) {
+        let until = self.now + duration;
+        self.run_until(until, |_| false);
+    }
+
+    /// Runs until `done` holds (checked after every event) or `limit` passes.
+    /// Returns whether `done` held.
+    pub fn run_until(&mut self, limit: Instant, mut done: impl FnMut(&Pair) -> bool) -> bool {
+        loop {
+            if done(self) {
+                return true;
+            }
+            let Some(t) = self.next_event() else {
+                return false;
+            };
+            if t > limit {
+                self.now = limit;
+                return done(self);
+            }
+            self.now = self.now.max(t);
+            self.step_once();
+        }
+    }
+
+    fn next_event(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        if self.source_on {
+            consider(self.frame_next_at);
+        }
+        if let Some((&(t, _), _)) = self.packets.first_key_value() {
+            consider(t);
+        }
+        for i in 0..2 {
+            if let Some(node) = &self.nodes[i] {
+                if let Some(t) = node.poll_timeout() {
+                    consider(t.max(self.frozen_until[i]));
+                }
+            }
+        }
+        next
+    }
+
+    fn step_once(&mut self) {
+        let now = self.now;
+        if self.source_on && self.frame_next_at <= now {
+            let frame = self.frame_next;
+            self.frame_next += 1;
+            self.frame_next_at = self.frame_next_at + self.cycle;
+            let payload = TestApp::payload_for(frame);
+            for i in 0..2 {
+                if self.frame_loss[i].contains_key(&frame) {
+                    continue;
+                }
+                if self.frozen_until[i] > now {
+                    // The socket buffers it; it arrives when the node thaws.
+                    self.deliver_frame_later(i, frame, self.frozen_until[i]);
+                    continue;
+                }
+                self.give_frame(i, frame, &payload);
+            }
+            return;
+        }
+        if let Some(entry) = self.packets.first_entry() {
+            if entry.key().0 <= now {
+                let packet = entry.remove();
+                self.deliver(packet);
+                return;
+            }
+        }
+        for i in 0..2 {
+            if self.frozen_until[i] > now {
+                continue;
+            }
+            if let Some(node) = &mut self.nodes[i] {
+                if node.poll_timeout().is_some_and(|t| t <= now) {
+                    node.handle_timeout(now);
+                    self.drain(i);
+                }
+            }
+        }
+    }
+
+    fn give_frame(&mut self, i: usize, frame: u64, payload: &[u8]) {
+        let now = self.now;
+        let mut bytes = payload.to_vec();
+        if self.frame_corrupt[i].contains_key(&frame) {
+            bytes[0] ^= 0x55;
+        }
+        if let Some(node) = &mut self.nodes[i] {
+            node.handle_frame(now, frame, &bytes);
+            if node.role() == Role::Primary && node.frame() < frame {
+                self.late_frames[i] += 1;
+            }
+            self.drain(i);
+        }
+    }
+
+    fn deliver_frame_later(&mut self, i: usize, frame: u64, at: Instant) {
+        // Frames are modelled as packets on a pseudo-link 255 to keep one queue.
+        let mut bytes = WireBuf::new();
+        let _ = bytes.extend_from_slice(&frame.to_le_bytes());
+        self.packet_seq += 1;
+        self.packets.insert(
+            (at, self.packet_seq),
+            Packet {
+                to: i,
+                link: u8::MAX,
+                bytes,
+            },
+        );
+    }
+
+    fn deliver(&mut self, packet: Packet) {
+        let now = self.now;
+        let i = packet.to;
+        if self.frozen_until[i] > now {
+            let at = self.frozen_until[i];
+            self.packet_seq += 1;
+            self.packets.insert((at, self.packet_seq), packet);
+            return;
+        }
+        let Some(node) = &mut self.nodes[i] else {
+            return;
+        };
+        if packet.link == u8::MAX {
+            let mut number = [0u8; 8];
+            number.copy_from_slice(&packet.bytes[..8]);
+            let frame = u64::from_le_bytes(number);
+            let _ = node;
+            self.give_frame(i, frame, &TestApp::payload_for(frame));
+            return;
+        } else {
+            if self.cut[usize::from(packet.link)] {
+                return;
+            }
+            node.handle_message(now, packet.link, &packet.bytes);
+        }
+        self.drain(i);
+    }
+
+    /// Drains node `i`'s actions into the links, the sink and the logs.
+    pub fn drain(&mut self, i: usize) {
+        let now = self.now;
+        let Some(node) = &mut self.nodes[i] else {
+            return;
+        };
+        while let Some(action) = node.poll_action() {
+            match action {
+                Action::Transmit { link, bytes, .. } => {
+                    if self.cut[usize::from(link)] {
+                        continue;
+                    }
+                    if let (Some(filter), Ok(envelope)) = (self.drop_if, crate::wire::decode(&bytes)) {
+                        if filter(i, &envelope) {
+                            continue;
+                        }
+                    }
+                    self.packet_seq += 1;
+                    self.packets
+                        .insert((now + self.latency, self.packet_seq), Packet { to: 1 - i, link, bytes });
+                }
+                Action::Emit(output) => self.sink.offer(&output),
+                Action::PersistEpoch(epoch) => self.persisted[i] = epoch,
+                Action::Transition(t) => self.transitions.push((i, t)),
+                Action::Alarm(a) => self.alarms.push((i, a)),
+                Action::Notice(n) => self.notices.push((i, n)),
+            }
+        }
+    }
+
+    /// Every `(frame, digest)` recorded by any incarnation of any node, checked for
+    /// agreement: returns the frames where two records disagree, and how many frames
+    /// were recorded by more than one node.
+    pub fn digest_disagreements(&self) -> (Vec<u64>, u64) {
+        let mut by_frame: BTreeMap<u64, (u64, u32)> = BTreeMap::new();
+        let mut bad = Vec::new();
+        let live = self.nodes.iter().flatten().filter_map(|n| n.app().history.as_ref());
+        for history in self.retired_histories.iter().chain(live) {
+            for &(frame, digest) in history {
+                let entry = by_frame.entry(frame).or_insert((digest, 0));
+                if entry.0 != digest {
+                    bad.push(frame);
+                }
+                entry.1 += 1;
+            }
+        }
+        let shared = by_frame.values().filter(|(_, n)| *n > 1).count() as u64;
+        (bad, shared)
+    }
+
+    /// The outputs a reference run of the same app produces for `frames`, in order, as
+    /// `(frame, index) → payload`, starting from the initial state at `first`.
+    pub fn reference_outputs(&self, first: u64, last: u64) -> BTreeMap<(u64, u8), Vec<u8>> {
+        let mut app = TestApp::new(self.ballast);
+        let mut outbox = Outbox::new();
+        let mut expected = BTreeMap::new();
+        for number in first..=last {
+            outbox.clear();
+            let payload = TestApp::payload_for(number);
+            app.step(
+                Frame {
+                    number,
+                    payload: &payload,
+                },
+                &mut outbox,
+            );
+            for (index, output) in outbox.as_slice().iter().enumerate() {
+                expected.insert((number, index as u8), output.to_vec());
+            }
+        }
+        expected
+    }
+}

@@ -1,0 +1,427 @@
+//! The sync-link wire format: every message between the two nodes.
+//!
+//! A datagram is `version (1 byte) | flags (1 byte) | postcard(Envelope) | crc32c (4 bytes LE)`.
+//! The CRC covers every byte before it. Decoding checks length, version and checksum
+//! before postcard sees a byte, and never panics on arbitrary input (a property test
+//! says so). Byte-level details are in `docs/PROTOCOL.md`.
+
+use crate::app::FRAME_PAYLOAD_MAX;
+use crate::config::CHUNK_BYTES_MAX;
+use crate::digest::crc32c;
+use heapless::Vec;
+use serde::{Deserialize, Serialize};
+
+/// The wire format version this build speaks.
+pub const WIRE_VERSION: u8 = 1;
+/// The largest sync-link datagram, in bytes.
+pub const WIRE_BYTES_MAX: usize = 1200;
+/// Bytes of framing around the postcard body: version, flags, CRC.
+const FRAMING_BYTES: usize = 2 + 4;
+
+/// One encoded datagram, ready to send.
+pub type WireBuf = Vec<u8, WIRE_BYTES_MAX>;
+
+/// The role a node announces in every message header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireRole {
+    /// Still deciding its role at start-up.
+    Starting,
+    /// Drives the actuators.
+    Primary,
+    /// Follows the primary one cycle behind.
+    Backup,
+}
+
+/// How far a backup is with the primary, as it announces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireSync {
+    /// No state yet: waiting for or receiving a state transfer.
+    Joining,
+    /// Has the primary's state and follows its commits.
+    InSync,
+    /// Follows, but behind by more than a few frames.
+    Lagging,
+    /// Not a backup (starting or primary).
+    NotApplicable,
+}
+
+/// Fields every message carries: who sent it and in what role and epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// The sender's node id.
+    pub node_id: u8,
+    /// The sender's role.
+    pub role: WireRole,
+    /// The sender's epoch: the term it leads (primary) or follows (backup).
+    pub epoch: u64,
+    /// The sender's sync state.
+    pub sync: WireSync,
+    /// The last frame the sender has run (0 = none yet).
+    pub frame: u64,
+}
+
+/// What the primary did with one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommitKind {
+    /// The frame was run.
+    Ran {
+        /// FNV-1a of the input payload.
+        input_digest: u64,
+        /// Outputs the frame produced.
+        outputs: u8,
+        /// Bit `i` set: output `i` was actually emitted (the sent log).
+        sent_mask: u32,
+        /// Digest of all the frame's outputs (see `Outbox::digest`).
+        output_digest: u64,
+    },
+    /// The primary never received frames `frame..=last` and skipped them; the backup
+    /// skips them too.
+    Skipped {
+        /// The last skipped frame of the range.
+        last: u64,
+    },
+}
+
+/// The primary's record of one frame, shipped to the backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    /// The frame number.
+    pub frame: u64,
+    /// Run or skipped, with the sent log.
+    pub kind: CommitKind,
+    /// The application's state digest after this frame, every K frames.
+    pub state_digest: Option<u64>,
+}
+
+/// Why a backup delays its agreement to a switchover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DelayReason {
+    /// It has no state yet (joining).
+    Joining,
+    /// It lags the primary by some frames.
+    Lagging,
+}
+
+/// Every sync-link message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body {
+    /// Sign of life, sent on every link every heartbeat interval; at start-up the nonce
+    /// and priority decide who becomes primary.
+    Heartbeat {
+        /// The start-up tiebreak nonce.
+        nonce: u64,
+        /// The configured start-up priority.
+        priority: u8,
+        /// The sender's clock when it sent this (for the peer to echo).
+        sent_ns: u64,
+        /// The `sent_ns` of the last heartbeat the sender received on this link (0 = none).
+        echo_ns: u64,
+        /// How long the sender held that echo before this heartbeat left.
+        echo_hold_ns: u64,
+    },
+    /// The backup asks whether the silent primary is alive.
+    Probe {
+        /// Echoed in the answer.
+        id: u32,
+    },
+    /// The answer to a probe.
+    ProbeAck {
+        /// The probe's id.
+        id: u32,
+    },
+    /// The primary's record of one frame.
+    Commit(Commit),
+    /// The backup asks for a frame's commit and payload.
+    Fetch {
+        /// The frame wanted.
+        frame: u64,
+    },
+    /// The answer to a fetch: the commit and the input payload.
+    FrameData {
+        /// The commit.
+        commit: Commit,
+        /// The input payload (empty for a skipped frame).
+        payload: Vec<u8, FRAME_PAYLOAD_MAX>,
+    },
+    /// The backup asks for the application state.
+    JoinRequest {
+        /// Identifies the transfer.
+        id: u32,
+    },
+    /// The start of a state transfer: a snapshot taken after `frame`.
+    TransferBegin {
+        /// The join request's id.
+        id: u32,
+        /// The snapshot is the state after this frame.
+        frame: u64,
+        /// Size of the snapshot.
+        total_bytes: u64,
+        /// Bytes in every chunk but the last.
+        chunk_bytes: u32,
+        /// The application's digest of the state.
+        state_digest: u64,
+    },
+    /// One chunk of the snapshot.
+    Chunk {
+        /// The transfer's id.
+        id: u32,
+        /// Chunk number, from 0.
+        index: u32,
+        /// The bytes.
+        bytes: Vec<u8, CHUNK_BYTES_MAX>,
+    },
+    /// The backup has every chunk below `next`.
+    ChunkAck {
+        /// The transfer's id.
+        id: u32,
+        /// The first chunk not yet received.
+        next: u32,
+    },
+    /// The backup asks the primary to start a planned switchover (forwarded operator command).
+    SwitchAsk {
+        /// Identifies the switchover.
+        id: u32,
+    },
+    /// The primary asks the backup to take over.
+    SwitchRequest {
+        /// Identifies the switchover.
+        id: u32,
+    },
+    /// The backup is ready to take over.
+    SwitchAgree {
+        /// The switchover's id.
+        id: u32,
+    },
+    /// The backup is not ready yet, and says why.
+    SwitchDelay {
+        /// The switchover's id.
+        id: u32,
+        /// Why.
+        reason: DelayReason,
+        /// Frames behind.
+        lag_frames: u64,
+    },
+    /// The primary refuses a forwarded switchover.
+    SwitchRefuse {
+        /// The switchover's id.
+        id: u32,
+    },
+    /// The primary has stopped after `frame`: the backup takes over at `frame + 1`.
+    SwitchRelease {
+        /// The switchover's id.
+        id: u32,
+        /// The last frame the primary ran and emitted.
+        frame: u64,
+    },
+}
+
+/// One decoded sync-link message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Who sent it.
+    pub header: Header,
+    /// What it says.
+    pub body: Body,
+}
+
+/// Why a datagram was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Shorter than the framing.
+    TooShort,
+    /// Longer than [`WIRE_BYTES_MAX`].
+    TooLong,
+    /// A version this build does not speak.
+    UnknownVersion(u8),
+    /// The checksum does not match.
+    BadChecksum,
+    /// The body does not decode, or bytes are left over.
+    Malformed,
+}
+
+impl core::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DecodeError::TooShort => write!(f, "datagram shorter than its framing"),
+            DecodeError::TooLong => write!(f, "datagram longer than {WIRE_BYTES_MAX} bytes"),
+            DecodeError::UnknownVersion(v) => write!(f, "unknown wire version {v}"),
+            DecodeError::BadChecksum => write!(f, "checksum mismatch"),
+            DecodeError::Malformed => write!(f, "malformed message body"),
+        }
+    }
+}
+
+/// Why a message could not be encoded (a programmer error in practice: sizes are bounded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncodeError;
+
+/// Encodes a message into a datagram.
+pub fn encode(envelope: &Envelope) -> Result<WireBuf, EncodeError> {
+    let mut buf = [0u8; WIRE_BYTES_MAX];
+    buf[0] = WIRE_VERSION;
+    buf[1] = 0;
+    let body_len = postcard::to_slice(envelope, &mut buf[2..WIRE_BYTES_MAX - 4])
+        .map_err(|_| EncodeError)?
+        .len();
+    let end = 2 + body_len;
+    let crc = crc32c(&buf[..end]);
+    buf[end..end + 4].copy_from_slice(&crc.to_le_bytes());
+    WireBuf::from_slice(&buf[..end + 4]).map_err(|_| EncodeError)
+}
+
+/// Decodes a datagram. Never panics.
+pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
+    if bytes.len() < FRAMING_BYTES {
+        return Err(DecodeError::TooShort);
+    }
+    if bytes.len() > WIRE_BYTES_MAX {
+        return Err(DecodeError::TooLong);
+    }
+    if bytes[0] != WIRE_VERSION {
+        return Err(DecodeError::UnknownVersion(bytes[0]));
+    }
+    let (covered, crc_bytes) = bytes.split_at(bytes.len() - 4);
+    let crc = u32::from_le_bytes([crc_bytes[0], crc_bytes[1], crc_bytes[2], crc_bytes[3]]);
+    if crc32c(covered) != crc {
+        return Err(DecodeError::BadChecksum);
+    }
+    let (envelope, rest) = postcard::take_from_bytes::<Envelope>(&covered[2..]).map_err(|_| DecodeError::Malformed)?;
+    if !rest.is_empty() {
+        return Err(DecodeError::Malformed);
+    }
+    Ok(envelope)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn header() -> Header {
+        Header {
+            node_id: 1,
+            role: WireRole::Primary,
+            epoch: 0x101,
+            sync: WireSync::NotApplicable,
+            frame: 42,
+        }
+    }
+
+    fn sample_bodies() -> std::vec::Vec<Body> {
+        let commit = Commit {
+            frame: 9,
+            kind: CommitKind::Ran {
+                input_digest: 1,
+                outputs: 2,
+                sent_mask: 3,
+                output_digest: 4,
+            },
+            state_digest: Some(5),
+        };
+        std::vec![
+            Body::Heartbeat {
+                nonce: 7,
+                priority: 1,
+                sent_ns: 1,
+                echo_ns: 2,
+                echo_hold_ns: 3,
+            },
+            Body::Probe { id: 1 },
+            Body::ProbeAck { id: 1 },
+            Body::Commit(commit),
+            Body::Fetch { frame: 3 },
+            Body::FrameData {
+                commit,
+                payload: Vec::from_slice(&[1u8; FRAME_PAYLOAD_MAX]).unwrap(),
+            },
+            Body::JoinRequest { id: 2 },
+            Body::TransferBegin {
+                id: 2,
+                frame: 10,
+                total_bytes: 1 << 20,
+                chunk_bytes: 1024,
+                state_digest: 3,
+            },
+            Body::Chunk {
+                id: 2,
+                index: 5,
+                bytes: Vec::from_slice(&[0xAB; CHUNK_BYTES_MAX]).unwrap(),
+            },
+            Body::ChunkAck { id: 2, next: 6 },
+            Body::SwitchAsk { id: 1 },
+            Body::SwitchRequest { id: 1 },
+            Body::SwitchAgree { id: 1 },
+            Body::SwitchDelay {
+                id: 1,
+                reason: DelayReason::Lagging,
+                lag_frames: 3,
+            },
+            Body::SwitchRefuse { id: 1 },
+            Body::SwitchRelease { id: 1, frame: 99 },
+        ]
+    }
+
+    #[test]
+    fn wire_every_body_round_trips() {
+        for body in sample_bodies() {
+            let envelope = Envelope { header: header(), body };
+            let bytes = encode(&envelope).expect("largest message fits");
+            assert_eq!(decode(&bytes), Ok(envelope));
+        }
+    }
+
+    #[test]
+    fn wire_flipped_bit_is_rejected() {
+        let bytes = encode(&Envelope {
+            header: header(),
+            body: Body::Probe { id: 9 },
+        })
+        .unwrap();
+        for i in 0..bytes.len() {
+            let mut copy = bytes.clone();
+            copy[i] ^= 0x10;
+            assert!(decode(&copy).is_err(), "flip at byte {i} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn wire_unknown_version_is_named() {
+        let mut bytes = encode(&Envelope {
+            header: header(),
+            body: Body::Probe { id: 9 },
+        })
+        .unwrap();
+        bytes[0] = 9;
+        assert_eq!(decode(&bytes), Err(DecodeError::UnknownVersion(9)));
+    }
+
+    proptest! {
+        #[test]
+        fn wire_decode_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..1400)) {
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn wire_decode_arbitrary_body_with_valid_crc_never_panics(body in proptest::collection::vec(any::<u8>(), 0..1100)) {
+            // A valid frame around random bytes reaches postcard: it must still not panic.
+            let mut bytes = std::vec![WIRE_VERSION, 0];
+            bytes.extend_from_slice(&body);
+            let crc = crc32c(&bytes);
+            bytes.extend_from_slice(&crc.to_le_bytes());
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn wire_commit_round_trips(frame in any::<u64>(), digest in any::<u64>(), mask in any::<u32>(), outputs in any::<u8>(), epoch in any::<u64>()) {
+            let envelope = Envelope {
+                header: Header { epoch, ..header() },
+                body: Body::Commit(Commit {
+                    frame,
+                    kind: CommitKind::Ran { input_digest: digest, outputs, sent_mask: mask, output_digest: !digest },
+                    state_digest: None,
+                }),
+            };
+            prop_assert_eq!(decode(&encode(&envelope).unwrap()), Ok(envelope));
+        }
+    }
+}
