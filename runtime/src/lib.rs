@@ -29,6 +29,9 @@ pub mod wire;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+#[cfg(feature = "io")]
+pub mod io;
+
 pub use app::{App, Frame, Outbox, OutputPayload, SnapshotError};
 pub use config::{Config, ConfigError};
 pub use node::{

@@ -1,0 +1,1 @@
+//! The I/O shell: the only module with sockets, the clock, threads and signals.
