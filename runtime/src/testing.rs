@@ -401,7 +401,7 @@ impl Pair {
         }
         if let Some(node) = &mut self.nodes[i] {
             node.handle_frame(now, frame, &bytes);
-            if node.role() == Role::Primary && node.frame() < frame {
+            if node.role() == Role::Primary && node.frame() < frame && node.status().switchover.is_none() {
                 self.late_frames[i] += 1;
             }
             self.drain(i);

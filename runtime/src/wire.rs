@@ -103,6 +103,8 @@ pub enum DelayReason {
 }
 
 /// Every sync-link message.
+// Chunks and payloads are inline (no Box) so that decoding never allocates.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Body {
     /// Sign of life, sent on every link every heartbeat interval; at start-up the nonce

@@ -228,6 +228,8 @@ pub struct Output {
 }
 
 /// What the caller must do next. Drained with [`Node::poll_action`].
+// Datagrams travel inline (no Box): the queue is allocated once and never per cycle.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Send `bytes` to the peer on sync link `link`.

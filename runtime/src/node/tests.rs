@@ -83,9 +83,8 @@ fn starting_simultaneous_higher_nonce_wins() {
 
 #[test]
 fn starting_simultaneous_priority_beats_nonce() {
-    let mut config = Config::default();
-    config.priority = 0;
-    let mut p = Pair::new(3, config, 0);
+    let mut p = Pair::new(3, Config::default(), 0);
+    p.configs[0].priority = 0;
     p.configs[1].priority = 9;
     p.start(0);
     p.start(1);
@@ -277,4 +276,223 @@ fn primary_switchover_with_no_backup_is_refused() {
         p.command(0, Command::Switchover),
         CommandReply::Refused(RefuseReason::NoHealthyBackup)
     );
+}
+
+fn fast_pair_running(ballast: usize) -> Pair {
+    let mut p = Pair::new(5, Config::fast(), ballast);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired, ms(100)));
+    p
+}
+
+#[test]
+fn primary_backup_joins_1mib_state_at_1khz_no_cycle_delayed() {
+    let mut p = Pair::new(21, Config::fast(), 1 << 20);
+    p.start(0);
+    p.run_for(ms(300));
+    assert_eq!(p.primary(), Some(0));
+    p.start(1);
+    let asked = p.now;
+    assert!(
+        await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(1000)),
+        "no in-sync within 1 s"
+    );
+    let join = p.now - asked;
+    p.run_for(ms(200));
+    // The snapshot really was large, and in virtual time every frame ran the moment it came.
+    let bytes = p
+        .notices
+        .iter()
+        .find_map(|(i, n)| match n {
+            Notice::TransferCompleted { bytes } if *i == 1 => Some(*bytes),
+            _ => None,
+        })
+        .expect("a transfer completed");
+    assert!(bytes >= 1 << 20, "snapshot of {bytes} bytes");
+    assert_eq!(p.late_frames[0], 0, "primary cycles delayed by the transfer");
+    let history = p.node(0).app().history.as_ref().unwrap();
+    assert!(
+        history.windows(2).all(|w| w[1].0 == w[0].0 + 1),
+        "the primary skipped a frame"
+    );
+    assert!(p.digest_disagreements().0.is_empty());
+    assert!(join < ms(1000), "join took {join:?}");
+}
+
+#[test]
+fn paired_100_switchovers_no_frame_without_outputs_no_duplicate_epochs_increase() {
+    let mut p = fast_pair_running(0);
+    let first_frame = p.node(0).frame() + 1;
+    let raw_before = p.sink.raw;
+    let accepted_before = p.sink.accepted.len() as u64;
+    for round in 0..100 {
+        let primary = p.primary().expect("one primary");
+        let backup = 1 - primary;
+        assert_eq!(
+            p.command(primary, Command::Switchover),
+            CommandReply::Started,
+            "round {round}"
+        );
+        let done = p.run_until(p.now + ms(500), |p| {
+            p.nodes[backup].as_ref().is_some_and(|n| n.role() == Role::Primary)
+                && p.nodes[primary]
+                    .as_ref()
+                    .is_some_and(|n| n.role() == Role::Backup && n.status().sync == SyncState::InSync)
+        });
+        assert!(done, "round {round}: switchover did not complete");
+        // Let the new backup be seen in sync before the next request.
+        assert!(await_state(&mut p, backup, Role::Primary, SyncState::Paired, ms(100)));
+        p.run_for(ms(3));
+    }
+    let last_frame = p.node(p.primary().unwrap()).frame();
+    let missing: std::vec::Vec<u64> = (first_frame..=last_frame)
+        .filter(|f| !p.sink.accepted.contains_key(&(*f, 0)))
+        .collect();
+    assert!(missing.is_empty(), "frames without outputs: {missing:?}");
+    assert_eq!(p.sink.duplicates, 0);
+    assert_eq!(p.sink.raw - raw_before, p.sink.accepted.len() as u64 - accepted_before);
+    let epochs: std::vec::Vec<u64> = p
+        .transitions
+        .iter()
+        .filter(|(_, t)| t.role == Role::Primary && t.reason == Reason::SwitchoverCompleted)
+        .map(|(_, t)| t.epoch)
+        .collect();
+    assert_eq!(epochs.len(), 100);
+    assert!(
+        epochs.windows(2).all(|w| w[0] < w[1]),
+        "epochs not increasing: {epochs:?}"
+    );
+    assert_eq!(p.late_frames, [0, 0]);
+    assert!(p.digest_disagreements().0.is_empty());
+}
+
+fn drop_frame_data(_from: usize, envelope: &Envelope) -> bool {
+    matches!(envelope.body, crate::wire::Body::FrameData { .. })
+}
+
+#[test]
+fn paired_switchover_backup_lagging_delays_until_caught_up() {
+    let mut p = fast_pair_running(0);
+    // The backup misses an input and cannot fetch it for a while: it lags.
+    let f = p.frame_next + 1;
+    p.frame_loss[1].insert(f, ());
+    p.drop_if = Some(drop_frame_data);
+    p.run_until(p.now + ms(50), |p| p.node(1).status().lag_frames >= 6);
+    assert!(p.node(1).status().lag_frames >= 6);
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    p.run_for(ms(5));
+    assert_eq!(p.primary(), Some(0), "switched over to a lagging backup");
+    assert!(p.notices.iter().any(|(i, n)| *i == 1
+        && matches!(n, Notice::SwitchoverDelayed { reason: crate::wire::DelayReason::Lagging, lag_frames } if *lag_frames >= 6)));
+    assert!(p.node(0).status().switchover.is_some_and(|s| s.contains("delays")));
+    // The fetch gets through: the backup catches up, agrees, and takes over.
+    p.drop_if = None;
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Paired, ms(150)));
+    assert_eq!(p.node(0).role(), Role::Backup);
+    assert!(reasons(&p, 1).contains(&Reason::SwitchoverCompleted));
+    assert_eq!(p.sink.duplicates, 0);
+}
+
+#[test]
+fn backup_switchover_forwarded_to_primary() {
+    let mut p = fast_pair_running(0);
+    assert_eq!(p.command(1, Command::Switchover), CommandReply::Forwarded);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Paired, ms(100)));
+    assert!(reasons(&p, 0).contains(&Reason::SwitchoverHandedOver));
+}
+
+#[test]
+fn primary_switchover_backup_joining_is_refused() {
+    let mut p = Pair::new(4, Config::fast(), 1 << 20);
+    p.start(0);
+    p.run_for(ms(100));
+    p.start(1);
+    p.run_until(p.now + ms(500), |p| {
+        p.nodes[0]
+            .as_ref()
+            .and_then(|n| n.status().peer)
+            .is_some_and(|peer| peer.sync == crate::wire::WireSync::Joining)
+    });
+    assert_eq!(
+        p.command(0, Command::Switchover),
+        CommandReply::Refused(RefuseReason::BackupJoining)
+    );
+}
+
+#[test]
+fn backup_injected_divergence_detected_within_one_frame_and_resynced() {
+    let mut p = fast_pair_running(0);
+    let f = p.frame_next + 5;
+    p.nodes[1].as_mut().unwrap().app_mut().diverge_at_frame = Some(f);
+    p.run_until(p.now + ms(50), |p| !p.alarms.is_empty());
+    assert_eq!(p.alarms, [(1, Alarm::OutputDivergence { frame: f })]);
+    // Detected on the very frame that differed: the backup had not run a frame past it.
+    assert_eq!(p.node(1).frame(), f);
+    assert!(reasons(&p, 1).contains(&Reason::ResyncStarted(ResyncCause::Divergence)));
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(500)));
+    p.run_for(ms(50));
+    let resynced_at = p.node(1).frame() - 40;
+    let (bad, _) = p.digest_disagreements();
+    assert!(
+        bad.iter().all(|&frame| frame <= resynced_at),
+        "still diverged after resync: {bad:?}"
+    );
+    assert_eq!(p.primary(), Some(0));
+}
+
+#[test]
+fn backup_lag_above_max_resyncs() {
+    let mut config = Config::fast();
+    config.max_lag_frames = 20;
+    let mut p = Pair::new(8, config, 0);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    let f = p.frame_next + 1;
+    p.frame_loss[1].insert(f, ());
+    p.drop_if = Some(drop_frame_data);
+    p.run_until(p.now + ms(100), |p| {
+        reasons(p, 1).contains(&Reason::ResyncStarted(ResyncCause::Lag))
+    });
+    assert!(reasons(&p, 1).contains(&Reason::Lagging));
+    assert!(reasons(&p, 1).contains(&Reason::ResyncStarted(ResyncCause::Lag)));
+    p.drop_if = None;
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(500)));
+    p.run_for(ms(20));
+    assert!(p.node(1).status().lag_frames <= 1);
+}
+
+#[test]
+fn primary_frozen_backup_returns_after_outage_resyncs() {
+    // The backup returns from an outage far longer than the ring: it cannot fetch what it
+    // missed and asks for a fresh transfer by itself.
+    let mut config = Config::fast();
+    config.frames_buffered = 64;
+    config.max_lag_frames = 32;
+    let mut p = Pair::new(9, config, 0);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    // Frozen while the sync links are down: it misses 300 commits, far more than the
+    // primary still holds. (Its input socket keeps the frames.)
+    p.freeze(1, ms(300));
+    p.cut = [true; LINKS_MAX];
+    p.run_for(ms(299));
+    p.cut = [false; LINKS_MAX];
+    let resynced = p.run_until(p.now + ms(400), |p| {
+        reasons(p, 1).iter().any(|r| matches!(r, Reason::ResyncStarted(_)))
+    });
+    assert!(resynced, "no resync: {:?}", reasons(&p, 1));
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(1000)));
+    assert_eq!(p.primary(), Some(0));
+    p.run_for(ms(20));
+    assert!(p.node(1).status().lag_frames <= 1);
+    assert!(p.node(0).frame() - p.node(1).frame() <= 1);
+    // Digests agree at every frame: the frozen backup never ran a frame the wrong way.
+    assert!(p.digest_disagreements().0.is_empty());
 }
