@@ -208,6 +208,14 @@ pub struct Pair {
     pub persisted: [u64; 2],
     ballast: usize,
     seeds: Rng,
+    /// When set, both nodes authenticate every message with this key.
+    pub auth: Option<crate::wire::AuthKey>,
+    /// Sessions handed to started nodes (increasing, as a wall clock would).
+    session_next: u64,
+    /// Every datagram either node transmitted, when `capture` is on: `(from, link, bytes)`.
+    pub captured: Vec<(usize, u8, WireBuf)>,
+    /// Capture transmitted datagrams into `captured`.
+    pub capture: bool,
     /// Digest histories of crashed incarnations, kept for the digest check.
     pub retired_histories: Vec<Vec<(u64, u64)>>,
 }
@@ -244,6 +252,10 @@ impl Pair {
             ballast,
             seeds: Rng::new(seed),
             retired_histories: Vec::new(),
+            auth: None,
+            session_next: 1,
+            captured: Vec::new(),
+            capture: false,
         }
     }
 
@@ -254,9 +266,27 @@ impl Pair {
             seed: self.seeds.next_u64(),
             epoch_persisted: self.persisted[i],
         };
-        let node = Node::new(self.configs[i].clone(), TestApp::recording(self.ballast), boot).expect("valid config");
+        self.boot(i, boot);
+    }
+
+    fn boot(&mut self, i: usize, boot: Boot) {
+        let mut node =
+            Node::new(self.configs[i].clone(), TestApp::recording(self.ballast), boot).expect("valid config");
+        if let Some(key) = &self.auth {
+            node = node.with_auth(key.clone(), self.session_next);
+            self.session_next += 1;
+        }
         self.nodes[i] = Some(node);
         self.drain(i);
+    }
+
+    /// Injects a raw datagram into node `i` on `link`, as an attacker on the network would.
+    pub fn inject(&mut self, i: usize, link: u8, bytes: &[u8]) {
+        let now = self.now;
+        if let Some(node) = &mut self.nodes[i] {
+            node.handle_message(now, link, bytes);
+            self.drain(i);
+        }
     }
 
     /// Starts node `i` with a given random seed (to force nonce ties in tests).
@@ -266,9 +296,7 @@ impl Pair {
             seed,
             epoch_persisted: self.persisted[i],
         };
-        let node = Node::new(self.configs[i].clone(), TestApp::recording(self.ballast), boot).expect("valid config");
-        self.nodes[i] = Some(node);
-        self.drain(i);
+        self.boot(i, boot);
     }
 
     /// Kills node `i`: it sends nothing more; what it had in flight still arrives.
@@ -460,10 +488,13 @@ impl Pair {
         while let Some(action) = node.poll_action() {
             match action {
                 Action::Transmit { link, bytes, .. } => {
+                    if self.capture {
+                        self.captured.push((i, link, bytes.clone()));
+                    }
                     if self.cut[usize::from(link)] {
                         continue;
                     }
-                    if let (Some(filter), Ok(envelope)) = (self.drop_if, crate::wire::decode(&bytes)) {
+                    if let (Some(filter), Ok(envelope)) = (self.drop_if, crate::wire::decode(&bytes, None)) {
                         if filter(i, &envelope) {
                             continue;
                         }

@@ -1,9 +1,11 @@
 //! The sync-link wire format: every message between the two nodes.
 //!
-//! A datagram is `version (1 byte) | flags (1 byte) | postcard(Envelope) | crc32c (4 bytes LE)`.
-//! The CRC covers every byte before it. Decoding checks length, version and checksum
-//! before postcard sees a byte, and never panics on arbitrary input (a property test
-//! says so). Byte-level details are in `docs/PROTOCOL.md`.
+//! A datagram is
+//! `version (1) | flags (1) | postcard(Envelope) | [tag (16) when flags bit 0] | crc32c (4, LE)`.
+//! The CRC covers every byte before it; the tag is a keyed BLAKE3 MAC over version, flags
+//! and body, present when a pre-shared key is configured. Decoding checks length, version,
+//! checksum and tag before postcard sees a byte, and never panics on arbitrary input (a
+//! property test says so). Byte-level details are in `docs/PROTOCOL.md`.
 
 use crate::app::FRAME_PAYLOAD_MAX;
 use crate::config::CHUNK_BYTES_MAX;
@@ -17,6 +19,40 @@ pub const WIRE_VERSION: u8 = 1;
 pub const WIRE_BYTES_MAX: usize = 1200;
 /// Bytes of framing around the postcard body: version, flags, CRC.
 const FRAMING_BYTES: usize = 2 + 4;
+/// Bytes of the MAC tag.
+pub const TAG_BYTES: usize = 16;
+/// Flags bit 0: a MAC tag follows the body.
+const FLAG_TAGGED: u8 = 1;
+
+/// A pre-shared key for the keyed MAC on every sync-link message.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthKey([u8; 32]);
+
+impl AuthKey {
+    /// A key from 32 secret bytes.
+    pub fn new(bytes: [u8; 32]) -> Self {
+        AuthKey(bytes)
+    }
+
+    /// Derives a key from a secret of any length (e.g. the contents of a key file).
+    pub fn derive(secret: &[u8]) -> Self {
+        AuthKey(blake3::derive_key("twinloop sync link key v1", secret))
+    }
+
+    fn tag(&self, covered: &[u8]) -> [u8; TAG_BYTES] {
+        let full = blake3::keyed_hash(&self.0, covered);
+        let mut tag = [0u8; TAG_BYTES];
+        tag.copy_from_slice(&full.as_bytes()[..TAG_BYTES]);
+        tag
+    }
+}
+
+impl core::fmt::Debug for AuthKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Never print the secret.
+        f.write_str("AuthKey(..)")
+    }
+}
 
 /// One encoded datagram, ready to send.
 pub type WireBuf = Vec<u8, WIRE_BYTES_MAX>;
@@ -58,6 +94,10 @@ pub struct Header {
     pub sync: WireSync,
     /// The last frame the sender has run (0 = none yet).
     pub frame: u64,
+    /// The sender's session: chosen at each start, increasing from one start to the next.
+    pub session: u64,
+    /// Per-link sequence number within the session, for replay protection.
+    pub seq: u64,
 }
 
 /// What the primary did with one frame.
@@ -239,6 +279,8 @@ pub enum DecodeError {
     BadChecksum,
     /// The body does not decode, or bytes are left over.
     Malformed,
+    /// A key is configured and the tag is missing or wrong.
+    Unauthenticated,
 }
 
 impl core::fmt::Display for DecodeError {
@@ -249,6 +291,7 @@ impl core::fmt::Display for DecodeError {
             DecodeError::UnknownVersion(v) => write!(f, "unknown wire version {v}"),
             DecodeError::BadChecksum => write!(f, "checksum mismatch"),
             DecodeError::Malformed => write!(f, "malformed message body"),
+            DecodeError::Unauthenticated => write!(f, "missing or wrong authentication tag"),
         }
     }
 }
@@ -257,22 +300,27 @@ impl core::fmt::Display for DecodeError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EncodeError;
 
-/// Encodes a message into a datagram.
-pub fn encode(envelope: &Envelope) -> Result<WireBuf, EncodeError> {
+/// Encodes a message into a datagram, with a MAC tag when `key` is given.
+pub fn encode(envelope: &Envelope, key: Option<&AuthKey>) -> Result<WireBuf, EncodeError> {
     let mut buf = [0u8; WIRE_BYTES_MAX];
     buf[0] = WIRE_VERSION;
-    buf[1] = 0;
-    let body_len = postcard::to_slice(envelope, &mut buf[2..WIRE_BYTES_MAX - 4])
+    buf[1] = if key.is_some() { FLAG_TAGGED } else { 0 };
+    let body_len = postcard::to_slice(envelope, &mut buf[2..WIRE_BYTES_MAX - 4 - TAG_BYTES])
         .map_err(|_| EncodeError)?
         .len();
-    let end = 2 + body_len;
+    let mut end = 2 + body_len;
+    if let Some(key) = key {
+        let tag = key.tag(&buf[..end]);
+        buf[end..end + TAG_BYTES].copy_from_slice(&tag);
+        end += TAG_BYTES;
+    }
     let crc = crc32c(&buf[..end]);
     buf[end..end + 4].copy_from_slice(&crc.to_le_bytes());
     WireBuf::from_slice(&buf[..end + 4]).map_err(|_| EncodeError)
 }
 
-/// Decodes a datagram. Never panics.
-pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
+/// Decodes a datagram; with a `key`, only a correctly tagged one. Never panics.
+pub fn decode(bytes: &[u8], key: Option<&AuthKey>) -> Result<Envelope, DecodeError> {
     if bytes.len() < FRAMING_BYTES {
         return Err(DecodeError::TooShort);
     }
@@ -287,11 +335,34 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope, DecodeError> {
     if crc32c(covered) != crc {
         return Err(DecodeError::BadChecksum);
     }
-    let (envelope, rest) = postcard::take_from_bytes::<Envelope>(&covered[2..]).map_err(|_| DecodeError::Malformed)?;
+    let tagged = covered[1] & FLAG_TAGGED != 0;
+    if covered[1] & !FLAG_TAGGED != 0 {
+        return Err(DecodeError::Malformed);
+    }
+    let body = match (key, tagged) {
+        (Some(_), false) => return Err(DecodeError::Unauthenticated),
+        (_, true) if covered.len() < 2 + TAG_BYTES => return Err(DecodeError::TooShort),
+        (Some(key), true) => {
+            let (signed, tag) = covered.split_at(covered.len() - TAG_BYTES);
+            // Constant-time comparison: a timing side channel must not leak the tag.
+            let expected = key.tag(signed);
+            if !constant_time_eq(&expected, tag) {
+                return Err(DecodeError::Unauthenticated);
+            }
+            &signed[2..]
+        }
+        (None, true) => &covered[2..covered.len() - TAG_BYTES],
+        (None, false) => &covered[2..],
+    };
+    let (envelope, rest) = postcard::take_from_bytes::<Envelope>(body).map_err(|_| DecodeError::Malformed)?;
     if !rest.is_empty() {
         return Err(DecodeError::Malformed);
     }
     Ok(envelope)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -306,6 +377,8 @@ mod tests {
             epoch: 0x101,
             sync: WireSync::NotApplicable,
             frame: 42,
+            session: 5,
+            seq: 6,
         }
     }
 
@@ -367,40 +440,82 @@ mod tests {
     fn wire_every_body_round_trips() {
         for body in sample_bodies() {
             let envelope = Envelope { header: header(), body };
-            let bytes = encode(&envelope).expect("largest message fits");
-            assert_eq!(decode(&bytes), Ok(envelope));
+            let bytes = encode(&envelope, None).expect("largest message fits");
+            assert_eq!(decode(&bytes, None), Ok(envelope));
         }
     }
 
     #[test]
     fn wire_flipped_bit_is_rejected() {
-        let bytes = encode(&Envelope {
-            header: header(),
-            body: Body::Probe { id: 9 },
-        })
+        let bytes = encode(
+            &Envelope {
+                header: header(),
+                body: Body::Probe { id: 9 },
+            },
+            None,
+        )
         .unwrap();
         for i in 0..bytes.len() {
             let mut copy = bytes.clone();
             copy[i] ^= 0x10;
-            assert!(decode(&copy).is_err(), "flip at byte {i} went unnoticed");
+            assert!(decode(&copy, None).is_err(), "flip at byte {i} went unnoticed");
         }
     }
 
     #[test]
     fn wire_unknown_version_is_named() {
-        let mut bytes = encode(&Envelope {
-            header: header(),
-            body: Body::Probe { id: 9 },
-        })
+        let mut bytes = encode(
+            &Envelope {
+                header: header(),
+                body: Body::Probe { id: 9 },
+            },
+            None,
+        )
         .unwrap();
         bytes[0] = 9;
-        assert_eq!(decode(&bytes), Err(DecodeError::UnknownVersion(9)));
+        assert_eq!(decode(&bytes, None), Err(DecodeError::UnknownVersion(9)));
+    }
+
+    fn key(byte: u8) -> AuthKey {
+        AuthKey::new([byte; 32])
+    }
+
+    #[test]
+    fn wire_keyed_round_trips_and_rejects_wrong_or_missing_key() {
+        for body in sample_bodies() {
+            let envelope = Envelope { header: header(), body };
+            let bytes = encode(&envelope, Some(&key(1))).expect("largest message fits with a tag");
+            assert_eq!(decode(&bytes, Some(&key(1))), Ok(envelope.clone()));
+            assert_eq!(decode(&bytes, Some(&key(2))), Err(DecodeError::Unauthenticated));
+            let plain = encode(&envelope, None).unwrap();
+            assert_eq!(decode(&plain, Some(&key(1))), Err(DecodeError::Unauthenticated));
+        }
+    }
+
+    #[test]
+    fn wire_keyed_forged_body_with_fixed_crc_is_rejected() {
+        let envelope = Envelope {
+            header: header(),
+            body: Body::SwitchRequest { id: 3 },
+        };
+        let mut bytes = encode(&envelope, Some(&key(1))).unwrap().to_vec();
+        // An attacker who flips a body bit and recomputes the CRC still lacks the key.
+        bytes[4] ^= 1;
+        let n = bytes.len();
+        let crc = crc32c(&bytes[..n - 4]);
+        bytes[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode(&bytes, Some(&key(1))), Err(DecodeError::Unauthenticated));
     }
 
     proptest! {
         #[test]
+        fn wire_keyed_decode_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..1400)) {
+            let _ = decode(&bytes, Some(&key(9)));
+        }
+
+        #[test]
         fn wire_decode_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..1400)) {
-            let _ = decode(&bytes);
+            let _ = decode(&bytes, None);
         }
 
         #[test]
@@ -410,7 +525,7 @@ mod tests {
             bytes.extend_from_slice(&body);
             let crc = crc32c(&bytes);
             bytes.extend_from_slice(&crc.to_le_bytes());
-            let _ = decode(&bytes);
+            let _ = decode(&bytes, None);
         }
 
         #[test]
@@ -423,7 +538,7 @@ mod tests {
                     state_digest: None,
                 }),
             };
-            prop_assert_eq!(decode(&encode(&envelope).unwrap()), Ok(envelope));
+            prop_assert_eq!(decode(&encode(&envelope, None).unwrap(), None), Ok(envelope));
         }
     }
 }

@@ -140,7 +140,6 @@ impl<A: App> Node<A> {
     }
 
     fn send_heartbeats(&mut self) {
-        let header = self.header();
         for link in 0..self.config.links {
             let (echo_ns, received_at) = self.echo[usize::from(link)];
             let hold_ns = if echo_ns == 0 {
@@ -148,19 +147,14 @@ impl<A: App> Node<A> {
             } else {
                 self.now.saturating_since(received_at).as_nanos() as u64
             };
-            let envelope = Envelope {
-                header,
-                body: Body::Heartbeat {
-                    nonce: self.nonce,
-                    priority: self.config.priority,
-                    sent_ns: self.now.as_nanos().max(1),
-                    echo_ns,
-                    echo_hold_ns: hold_ns,
-                },
+            let body = Body::Heartbeat {
+                nonce: self.nonce,
+                priority: self.config.priority,
+                sent_ns: self.now.as_nanos().max(1),
+                echo_ns,
+                echo_hold_ns: hold_ns,
             };
-            let Ok(bytes) = crate::wire::encode(&envelope) else {
-                unreachable!("heartbeat exceeds WIRE_BYTES_MAX");
-            };
+            let bytes = self.encode_for(link, body);
             self.push(Action::Transmit {
                 link,
                 class: TrafficClass::Control,

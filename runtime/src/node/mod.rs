@@ -16,6 +16,7 @@ mod election;
 mod fencing;
 mod lockstep;
 mod outputs;
+mod replay;
 mod ring;
 mod switchover;
 mod takeover;
@@ -28,11 +29,12 @@ use crate::app::{App, Outbox, OutputPayload};
 use crate::config::{Config, ConfigError, LINKS_MAX};
 use crate::rng::Rng;
 use crate::time::Instant;
-use crate::wire::{self, Body, DecodeError, Envelope, Header, WireBuf, WireRole, WireSync};
+use crate::wire::{self, AuthKey, Body, DecodeError, Envelope, Header, WireBuf, WireRole, WireSync};
 use std::collections::VecDeque;
 use std::vec::Vec;
 
 pub use fencing::Epoch;
+use replay::ReplayWindow;
 use ring::Ring;
 use switchover::Switchover;
 use transfer::{RxTransfer, TxTransfer};
@@ -319,6 +321,10 @@ pub struct Rejections {
     pub stale_epoch: u64,
     /// Input frames older than the last one run, or too long.
     pub stale_frame: u64,
+    /// A key is configured and the tag was missing or wrong.
+    pub unauthenticated: u64,
+    /// Authenticated, but a sequence number already seen (or from an older session).
+    pub replayed: u64,
 }
 
 /// What the peer last said about itself.
@@ -439,6 +445,12 @@ pub struct Node<A: App> {
 
     actions: VecDeque<Action>,
 
+    // Authentication and replay protection (only with a key).
+    auth: Option<AuthKey>,
+    session: u64,
+    seq_next: [u64; LINKS_MAX],
+    replay: [ReplayWindow; LINKS_MAX],
+
     false_deaths: u64,
     takeovers: u64,
     switchovers: u64,
@@ -501,6 +513,10 @@ impl<A: App> Node<A> {
             snapshot_buf,
             switchover: Switchover::Idle,
             actions: VecDeque::with_capacity(ACTIONS_MAX + ACTIONS_PER_FRAME_MAX),
+            auth: None,
+            session: 0,
+            seq_next: [0; LINKS_MAX],
+            replay: [ReplayWindow::default(); LINKS_MAX],
             false_deaths: 0,
             takeovers: 0,
             switchovers: 0,
@@ -513,6 +529,15 @@ impl<A: App> Node<A> {
             app,
             rng,
         })
+    }
+
+    /// Authenticates every sync-link message with `key` and rejects replays. `session`
+    /// must increase from one start of this node to the next (the I/O shell uses the wall
+    /// clock at start-up): the peer rejects an older session's messages as replays.
+    pub fn with_auth(mut self, key: AuthKey, session: u64) -> Self {
+        self.auth = Some(key);
+        self.session = session;
+        self
     }
 
     /// A frame from the I/O source. Frames may arrive in any order; a frame older than the
@@ -531,7 +556,7 @@ impl<A: App> Node<A> {
     /// A datagram from sync link `link`. Invalid datagrams are dropped and counted.
     pub fn handle_message(&mut self, now: Instant, link: u8, bytes: &[u8]) {
         self.now = now;
-        let envelope = match wire::decode(bytes) {
+        let envelope = match wire::decode(bytes, self.auth.as_ref()) {
             Ok(envelope) => envelope,
             Err(error) => {
                 self.count_rejection(error);
@@ -541,6 +566,14 @@ impl<A: App> Node<A> {
         if link >= self.config.links || envelope.header.node_id == self.config.node_id {
             self.rejections.misaddressed += 1;
             return;
+        }
+        if self.auth.is_some() {
+            let window = self.config.detection_window();
+            let h = &envelope.header;
+            if !self.replay[usize::from(link)].accept(h.session, h.seq, now, window) {
+                self.rejections.replayed += 1;
+                return;
+            }
         }
         if !self.fence(&envelope.header) {
             return;
@@ -653,8 +686,10 @@ impl<A: App> Node<A> {
 
     // ---- shared plumbing -------------------------------------------------------------
 
-    fn header(&self) -> Header {
+    fn header(&self, link: u8) -> Header {
         Header {
+            session: self.session,
+            seq: self.seq_next[usize::from(link)],
             node_id: self.config.node_id,
             role: match self.role {
                 Role::Starting => WireRole::Starting,
@@ -685,33 +720,34 @@ impl<A: App> Node<A> {
         self.actions.len() + ACTIONS_PER_FRAME_MAX <= ACTIONS_MAX
     }
 
-    /// Encodes and queues `body` on one link.
-    fn send(&mut self, link: u8, class: TrafficClass, body: Body) {
+    /// Encodes `body` for one link, with that link's next sequence number.
+    fn encode_for(&mut self, link: u8, body: Body) -> WireBuf {
         let envelope = Envelope {
-            header: self.header(),
+            header: self.header(link),
             body,
         };
-        match wire::encode(&envelope) {
-            Ok(bytes) => self.push(Action::Transmit { link, class, bytes }),
+        self.seq_next[usize::from(link)] += 1;
+        match wire::encode(&envelope, self.auth.as_ref()) {
+            Ok(bytes) => bytes,
             // Every message is bounded well below the datagram size.
             Err(_) => unreachable!("wire message exceeds WIRE_BYTES_MAX"),
         }
     }
 
-    /// Encodes `body` once and queues it on every link.
+    /// Encodes and queues `body` on one link.
+    fn send(&mut self, link: u8, class: TrafficClass, body: Body) {
+        let bytes = self.encode_for(link, body);
+        self.push(Action::Transmit { link, class, bytes });
+    }
+
+    /// Queues `body` on every link.
     fn send_all(&mut self, body: Body) {
-        let envelope = Envelope {
-            header: self.header(),
-            body,
-        };
-        let Ok(bytes) = wire::encode(&envelope) else {
-            unreachable!("wire message exceeds WIRE_BYTES_MAX");
-        };
         for link in 0..self.config.links {
+            let bytes = self.encode_for(link, body.clone());
             self.push(Action::Transmit {
                 link,
                 class: TrafficClass::Control,
-                bytes: bytes.clone(),
+                bytes,
             });
         }
     }
@@ -749,6 +785,7 @@ impl<A: App> Node<A> {
             DecodeError::UnknownVersion(_) => r.unknown_version += 1,
             DecodeError::BadChecksum => r.bad_checksum += 1,
             DecodeError::Malformed => r.malformed += 1,
+            DecodeError::Unauthenticated => r.unauthenticated += 1,
         }
     }
 

@@ -496,3 +496,47 @@ fn primary_frozen_backup_returns_after_outage_resyncs() {
     // Digests agree at every frame: the frozen backup never ran a frame the wrong way.
     assert!(p.digest_disagreements().0.is_empty());
 }
+
+#[test]
+fn authenticated_pair_forged_and_replayed_messages_rejected_and_counted() {
+    let mut p = Pair::new(12, Config::fast(), 0);
+    p.auth = Some(AuthKey::new([7; 32]));
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    p.capture = true;
+    p.run_for(ms(20));
+    let epoch = p.node(1).epoch();
+    // A forged switchover request without the key, and with a wrong key.
+    let forged = Envelope {
+        header: Header {
+            node_id: 1,
+            role: WireRole::Primary,
+            epoch: epoch + 256,
+            sync: WireSync::NotApplicable,
+            frame: 0,
+            session: u64::MAX,
+            seq: 0,
+        },
+        body: Body::SwitchRequest { id: 1 },
+    };
+    let plain = wire::encode(&forged, None).unwrap();
+    let wrong = wire::encode(&forged, Some(&AuthKey::new([8; 32]))).unwrap();
+    p.inject(1, 0, &plain);
+    p.inject(1, 1, &wrong);
+    // Every valid datagram the primary sent in the last 20 ms, replayed.
+    let replays: std::vec::Vec<_> = p.captured.iter().filter(|(from, _, _)| *from == 0).cloned().collect();
+    assert!(replays.len() > 20);
+    for (_, link, bytes) in &replays {
+        p.inject(1, *link, bytes);
+    }
+    let r = p.node(1).status().rejections;
+    assert_eq!(r.unauthenticated, 2);
+    assert_eq!(r.replayed, replays.len() as u64);
+    p.run_for(ms(50));
+    assert_eq!(p.primary(), Some(0), "a forged or replayed message changed the roles");
+    assert_eq!(p.node(1).epoch(), epoch, "a forged epoch was believed");
+    assert!(p.alarms.is_empty());
+    assert!(p.digest_disagreements().0.is_empty());
+}
