@@ -1,1 +1,20 @@
-//! demo
+//! # twinloop-demo — a tank control program on the twinloop runtime
+//!
+//! - [`tank`]: the control program ([`tank::TankApp`], an [`twinloop::App`]): level PI
+//!   control with anti-windup, pump interlocks, latched alarms and a totalizer.
+//! - [`layout`]: its input and output payload layouts (documented in `docs/PROTOCOL.md`).
+//! - [`plant`]: a model of the tank process, to close the loop in simulations.
+//! - [`node_config`]: the node's TOML configuration file and command-line overrides.
+//!
+//! The `twinloop-demo` binary runs the program as one node of a pair.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod layout;
+pub mod node_config;
+pub mod plant;
+#[allow(unsafe_code)]
+pub mod rt;
+pub mod tank;
+
+pub use tank::{TankApp, TankParams};

@@ -21,6 +21,7 @@
 pub mod app;
 pub mod config;
 pub mod digest;
+pub mod io_protocol;
 pub mod node;
 pub mod rng;
 pub mod time;

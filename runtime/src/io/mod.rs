@@ -1,1 +1,1280 @@
 //! The I/O shell: the only module with sockets, the clock, threads and signals.
+//!
+//! [`Shell`] runs one [`Node`] in a mio event loop. It does nothing but move bytes between
+//! the sockets and the core, read the clock, and carry out the core's actions in order:
+//!
+//! - **frames**: UDP datagrams of the I/O protocol ([`crate::io_protocol`]), unicast or a
+//!   multicast group, go to [`Node::handle_frame`];
+//! - **sync links**: each link is *two* UDP sockets, one per [`TrafficClass`]: control
+//!   (heartbeats, probes, commits, fetches, switchover; marked with a DSCP) and bulk
+//!   (state-transfer chunks). Separate sockets mean separate kernel queues at both ends,
+//!   so a burst of chunks never sits in front of a heartbeat, and the loop reads every
+//!   control socket before any bulk socket;
+//! - **outputs**: [`Action::Emit`] becomes an output datagram to every configured sink;
+//! - **the epoch**: [`Action::PersistEpoch`] is written durably (see [`epoch_file`])
+//!   before the next action — so before any output carrying it leaves;
+//! - **timers**: the loop sleeps until [`Node::poll_timeout`] (mio's resolution is 1 ms);
+//! - **the console**: newline-delimited JSON on TCP ([`console`], `docs/CONSOLE.md`);
+//! - **the hook**: a command on every transition ([`hook`]), never blocking the loop;
+//! - **stop**: a [`StopHandle`] (SIGINT/SIGTERM via [`install_signal_handler`]); a
+//!   primary with a following backup first hands over with a planned switchover.
+//!
+//! The loop is single-threaded; only the signal handler runs on a thread of its own
+//! (ctrlc's), and it only sets a counter and wakes the loop.
+
+pub mod clock;
+pub mod config;
+pub mod console;
+pub mod epoch_file;
+pub mod hook;
+pub mod journal;
+pub mod log;
+pub mod names;
+pub mod net;
+
+use crate::app::App;
+use crate::config::{Config, ConfigError};
+use crate::io_protocol;
+use crate::node::{
+    Action, Alarm, Boot, Command, CommandReply, LinkStatus, Node, Notice, Reason, RefuseReason, Rejections, Role,
+    Status, SyncState, TrafficClass, Transition,
+};
+use crate::time::Instant;
+use clock::Clock;
+use config::{ShellConfig, ShellConfigError};
+use console::{Console, ErrorCode, Request};
+use epoch_file::EpochFile;
+use hook::{HookJob, HookOutcome, HookRunner};
+use journal::{EventKind, Journal};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use serde_json::{Map, Value};
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const TOKEN_WAKER: Token = Token(0);
+const TOKEN_FRAMES: Token = Token(1);
+/// Link `i`'s control socket is `TOKEN_LINKS + 2i`, its bulk socket `TOKEN_LINKS + 2i + 1`.
+const TOKEN_LINKS: usize = 10;
+const TOKEN_CONSOLE: usize = 100;
+/// Datagrams read from one socket before the loop looks at the others.
+const READS_PER_TURN: usize = 64;
+
+/// Why the shell could not start or had to stop.
+#[derive(Debug)]
+pub enum ShellError {
+    /// A shell configuration key is invalid.
+    Config(ShellConfigError),
+    /// A core configuration key is invalid.
+    Core(ConfigError),
+    /// A socket could not be opened.
+    Socket(net::SocketError),
+    /// The state file could not be read or written at start.
+    StateFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        problem: String,
+    },
+    /// A key file could not be used.
+    KeyFile {
+        /// The configuration key naming the file.
+        key: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        problem: String,
+    },
+    /// The epoch could not be persisted: the node stops rather than emit under an epoch
+    /// it could forget.
+    Persist {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        error: io::Error,
+    },
+    /// The event loop failed.
+    Poll(io::Error),
+    /// The signal handler could not be installed.
+    Signal(String),
+}
+
+impl ShellError {
+    /// True for configuration problems (the binary exits with code 2 for those).
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self,
+            ShellError::Config(_) | ShellError::Core(_) | ShellError::KeyFile { .. }
+        )
+    }
+}
+
+impl core::fmt::Display for ShellError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ShellError::Config(e) => write!(f, "{e}"),
+            ShellError::Core(e) => write!(f, "invalid configuration key `runtime.{}`: {}", e.key, e.problem),
+            ShellError::Socket(e) => write!(f, "{e}"),
+            ShellError::StateFile { path, problem } => write!(f, "state file {}: {problem}", path.display()),
+            ShellError::KeyFile { key, path, problem } => {
+                write!(f, "invalid configuration key `{key}`: {}: {problem}", path.display())
+            }
+            ShellError::Persist { path, error } => {
+                write!(f, "cannot persist the epoch to {}: {error}", path.display())
+            }
+            ShellError::Poll(e) => write!(f, "event loop failed: {e}"),
+            ShellError::Signal(e) => write!(f, "cannot install the signal handler: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ShellError {}
+
+impl From<net::SocketError> for ShellError {
+    fn from(e: net::SocketError) -> Self {
+        ShellError::Socket(e)
+    }
+}
+
+/// How the shell ended after a stop request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Stopped: not a primary, or no backup following to hand over to, or handover off.
+    Stopped,
+    /// Handed over to the backup in a planned switchover, then stopped.
+    HandedOver,
+    /// The switchover was refused (the reason is logged); stopped without handover.
+    SwitchoverRefused(RefuseReason),
+    /// The switchover was abandoned by the core (`switchover_timeout_ms`); stopped.
+    SwitchoverAborted,
+    /// The handover did not complete within `shutdown.switchover_wait_ms`; stopped.
+    SwitchoverTimedOut,
+    /// A second stop request arrived: stopped at once.
+    Forced,
+}
+
+/// Asks a running shell to stop, from any thread. The first request stops gracefully
+/// (handing over when primary); a second one stops at once.
+#[derive(Clone, Debug)]
+pub struct StopHandle {
+    requests: Arc<AtomicU32>,
+    waker: Arc<Waker>,
+}
+
+impl StopHandle {
+    /// Requests a stop.
+    pub fn stop(&self) {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        // A failed wake only delays the stop to the next timer (at most a heartbeat).
+        let _ = self.waker.wake();
+    }
+}
+
+/// Routes SIGINT, SIGTERM and SIGHUP to `handle` (ctrlc's `termination` feature). Can be
+/// called once per process.
+pub fn install_signal_handler(handle: StopHandle) -> Result<(), ShellError> {
+    ctrlc::set_handler(move || handle.stop()).map_err(|e| ShellError::Signal(e.to_string()))
+}
+
+/// The two sockets of one sync link and where the peer listens.
+struct Link {
+    name: String,
+    control: UdpSocket,
+    bulk: UdpSocket,
+    peer_control: SocketAddr,
+    peer_bulk: SocketAddr,
+    ready: [bool; 2],
+    counters: LinkCounters,
+}
+
+/// Per-link counters the core does not keep.
+#[derive(Debug, Default, Clone, Copy)]
+struct LinkCounters {
+    sent_control: u64,
+    sent_bulk: u64,
+    received_control: u64,
+    received_bulk: u64,
+    /// Sends that failed or would have blocked (UDP: the core's retries cover them).
+    send_errors: u64,
+    /// Datagrams from an address other than the peer's, dropped unread.
+    foreign_source: u64,
+}
+
+/// Counters of the frames and outputs paths.
+#[derive(Debug, Default, Clone)]
+struct IoCounters {
+    frames_received: u64,
+    frames_rejected: u64,
+    frames_rejected_by: std::collections::BTreeMap<&'static str, u64>,
+    outputs_sent: u64,
+    output_send_errors: u64,
+    console_requests: u64,
+    console_bad_key: u64,
+    epochs_persisted: u64,
+}
+
+/// Where a stop request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stopping {
+    Running,
+    /// A planned switchover was started; exit when it completes, aborts or this passes.
+    HandingOver {
+        deadline: Instant,
+    },
+}
+
+/// One node with its sockets: see the module documentation.
+pub struct Shell<A: App> {
+    node: Node<A>,
+    name: String,
+    config: ShellConfig,
+    poll: Poll,
+    clock: Clock,
+    boot_id: u64,
+    frames: UdpSocket,
+    frames_ready: bool,
+    links: Vec<Link>,
+    outputs: UdpSocket,
+    console: Option<Console>,
+    console_key: Option<Vec<u8>>,
+    journal: Journal,
+    epoch_file: EpochFile,
+    /// The highest epoch in the state file.
+    epoch_persisted: u64,
+    hooks: HookRunner,
+    hook_outcomes: Vec<HookOutcome>,
+    stop_requests: Arc<AtomicU32>,
+    stop_seen: u32,
+    waker: Arc<Waker>,
+    stopping: Stopping,
+    exit: Option<Exit>,
+    previous_role: Role,
+    counters: IoCounters,
+    buf: Vec<u8>,
+}
+
+fn read_key_file(key: &'static str, path: &PathBuf) -> Result<Vec<u8>, ShellError> {
+    let bytes = std::fs::read(path).map_err(|e| ShellError::KeyFile {
+        key,
+        path: path.clone(),
+        problem: e.to_string(),
+    })?;
+    // `echo secret > file` and an editor's trailing newline give the same key.
+    let trimmed = bytes.trim_ascii().to_vec();
+    if trimmed.is_empty() {
+        return Err(ShellError::KeyFile {
+            key,
+            path: path.clone(),
+            problem: "the key is empty".into(),
+        });
+    }
+    Ok(trimmed)
+}
+
+/// A seed from the OS's hash randomization, the pid and the time: only the start-up
+/// nonce and ids depend on it, so it needs to differ between nodes, not be secret.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(clock::unix_ns());
+    hasher.write_u32(std::process::id());
+    hasher.finish() | 1
+}
+
+impl<A: App> Shell<A> {
+    /// Opens every socket and file and creates the node. Nothing runs until [`Shell::run`].
+    pub fn new(config: ShellConfig, runtime: Config, app: A) -> Result<Self, ShellError> {
+        runtime.validate().map_err(ShellError::Core)?;
+        config.validate(runtime.links).map_err(ShellError::Config)?;
+        let level = log::Level::parse(&config.log.level).unwrap_or(log::Level::Info);
+        let name = if config.name.is_empty() {
+            format!("node-{}", runtime.node_id)
+        } else {
+            config.name.clone()
+        };
+        log::init(&name, level);
+
+        let epoch_file = EpochFile::new(&config.state_file);
+        let state_error = |problem: String| ShellError::StateFile {
+            path: config.state_file.clone(),
+            problem,
+        };
+        let epoch_persisted = epoch_file.load().map_err(|e| state_error(e.to_string()))?;
+        // Write it back now: a state file that cannot be written must stop the node at
+        // start, not at its first takeover.
+        epoch_file
+            .store(epoch_persisted.unwrap_or(0))
+            .map_err(|e| state_error(format!("cannot write: {e}")))?;
+        let epoch_persisted = epoch_persisted.unwrap_or(0);
+
+        let console_key = match (&config.console.key_file, config.console.enabled) {
+            (Some(path), true) => Some(read_key_file("console.key_file", path)?),
+            _ => None,
+        };
+        let sync_key = match &config.sync_key_file {
+            Some(path) => Some(crate::wire::AuthKey::derive(&read_key_file(
+                "node.sync_key_file",
+                path,
+            )?)),
+            None => None,
+        };
+
+        let poll = Poll::new().map_err(ShellError::Poll)?;
+        let waker = Arc::new(Waker::new(poll.registry(), TOKEN_WAKER).map_err(ShellError::Poll)?);
+        let mut frames = net::frames_socket(&config.frames)?;
+        poll.registry()
+            .register(&mut frames, TOKEN_FRAMES, Interest::READABLE)
+            .map_err(ShellError::Poll)?;
+        let mut links = Vec::with_capacity(config.links.len());
+        for (i, link_config) in config.links.iter().enumerate() {
+            let (mut control, mut bulk) = net::link_sockets(i, link_config)?;
+            let registry = poll.registry();
+            registry
+                .register(&mut control, Token(TOKEN_LINKS + 2 * i), Interest::READABLE)
+                .map_err(ShellError::Poll)?;
+            registry
+                .register(&mut bulk, Token(TOKEN_LINKS + 2 * i + 1), Interest::READABLE)
+                .map_err(ShellError::Poll)?;
+            links.push(Link {
+                name: if link_config.name.is_empty() {
+                    format!("link{i}")
+                } else {
+                    link_config.name.clone()
+                },
+                control,
+                bulk,
+                peer_control: link_config.peer,
+                peer_bulk: link_config.bulk_peer_addr().unwrap_or(link_config.peer),
+                ready: [false; 2],
+                counters: LinkCounters::default(),
+            });
+        }
+        let outputs = net::outputs_socket(&config.outputs)?;
+        let console = if config.console.enabled {
+            let listener = net::console_listener(config.console.bind)?;
+            Some(
+                Console::new(
+                    listener,
+                    poll.registry(),
+                    TOKEN_CONSOLE,
+                    config.console.connections_max as usize,
+                )
+                .map_err(ShellError::Poll)?,
+            )
+        } else {
+            None
+        };
+
+        let clock = Clock::start();
+        let boot_id = clock::unix_ns();
+        let seed = if config.seed == 0 { random_seed() } else { config.seed };
+        let boot = Boot {
+            now: clock.now(),
+            seed,
+            epoch_persisted,
+        };
+        let node_id = runtime.node_id;
+        let mut node = Node::new(runtime, app, boot).map_err(ShellError::Core)?;
+        if let Some(key) = sync_key {
+            // The session must grow from one start to the next: the wall clock does.
+            node = node.with_auth(key, boot_id);
+        }
+        let hooks = HookRunner::new(
+            config.hook.command.clone(),
+            Duration::from_millis(config.hook.timeout_ms),
+            config.hook.queue_max as usize,
+        );
+        let mut shell = Shell {
+            node,
+            name,
+            poll,
+            clock,
+            boot_id,
+            frames,
+            frames_ready: false,
+            links,
+            outputs,
+            console,
+            console_key,
+            journal: Journal::new(config.console.events_max as usize),
+            epoch_file,
+            epoch_persisted,
+            hooks,
+            hook_outcomes: Vec::new(),
+            stop_requests: Arc::new(AtomicU32::new(0)),
+            stop_seen: 0,
+            waker,
+            stopping: Stopping::Running,
+            exit: None,
+            previous_role: Role::Starting,
+            counters: IoCounters::default(),
+            buf: vec![0u8; 2048],
+            config,
+        };
+        let console_text = match shell.console_addr() {
+            Some(addr) => format!("console {addr}"),
+            None => "console off".into(),
+        };
+        let message = format!(
+            "started: node {node_id}, persisted epoch {epoch_persisted}, frames {}, {} link(s), {} sink(s), {console_text}{}",
+            shell.config.frames.bind,
+            shell.links.len(),
+            shell.config.outputs.sinks.len(),
+            if shell.node_has_auth() { ", sync MAC on" } else { "" },
+        );
+        log::info(format_args!("{message}"));
+        let mut fields = Map::new();
+        fields.insert("epoch_persisted".into(), epoch_persisted.into());
+        shell.journal_push(EventKind::Shell, "started", &message, fields);
+        Ok(shell)
+    }
+
+    fn node_has_auth(&self) -> bool {
+        self.config.sync_key_file.is_some()
+    }
+
+    /// A handle to stop the shell from another thread or a signal handler.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            requests: self.stop_requests.clone(),
+            waker: self.waker.clone(),
+        }
+    }
+
+    /// The console's address (useful when configured with port 0).
+    pub fn console_addr(&self) -> Option<SocketAddr> {
+        self.console.as_ref().and_then(|c| c.local_addr().ok())
+    }
+
+    /// The node, for reading its state.
+    pub fn node(&self) -> &Node<A> {
+        &self.node
+    }
+
+    /// Runs until a stop request has been carried out, or a fatal error.
+    pub fn run(mut self) -> Result<Exit, ShellError> {
+        let mut events = Events::with_capacity(256);
+        let mut console_lines = Vec::new();
+        loop {
+            let now = self.clock.now();
+            if self.node.poll_timeout().is_some_and(|t| t <= now) {
+                self.node.handle_timeout(now);
+                self.drain()?;
+            }
+            self.poll_hooks();
+            if let Some(exit) = self.check_stop()? {
+                return Ok(self.finish(exit));
+            }
+
+            let timeout = self.next_wake();
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(ShellError::Poll(e));
+            }
+            for event in events.iter() {
+                let token = event.token();
+                match token {
+                    TOKEN_WAKER => {}
+                    TOKEN_FRAMES => self.frames_ready = true,
+                    Token(t) if (TOKEN_LINKS..TOKEN_LINKS + 2 * self.links.len()).contains(&t) => {
+                        let i = (t - TOKEN_LINKS) / 2;
+                        self.links[i].ready[(t - TOKEN_LINKS) % 2] = true;
+                    }
+                    _ => {
+                        if let Some(console) = &mut self.console {
+                            if console.owns(token) {
+                                console.ready(token, self.poll.registry(), &mut console_lines);
+                            }
+                        }
+                    }
+                }
+            }
+            // Control first: a heartbeat must not wait behind frames or chunks.
+            for i in 0..self.links.len() {
+                self.read_link(i, TrafficClass::Control)?;
+            }
+            self.read_frames()?;
+            for i in 0..self.links.len() {
+                self.read_link(i, TrafficClass::Bulk)?;
+            }
+            for line in console_lines.drain(..) {
+                self.console_request(line)?;
+            }
+        }
+    }
+
+    /// How long the loop may sleep.
+    fn next_wake(&self) -> Duration {
+        let pending = self.frames_ready || self.links.iter().any(|l| l.ready.iter().any(|&r| r));
+        if pending {
+            return Duration::ZERO;
+        }
+        let now = self.clock.now();
+        let mut wake = self
+            .node
+            .poll_timeout()
+            .map_or(Duration::from_millis(100), |t| t.saturating_since(now));
+        if let Some(interval) = self.hooks.poll_interval() {
+            wake = wake.min(interval);
+        }
+        if let Stopping::HandingOver { deadline } = self.stopping {
+            wake = wake.min(deadline.saturating_since(now));
+        }
+        wake
+    }
+
+    fn read_link(&mut self, i: usize, class: TrafficClass) -> Result<(), ShellError> {
+        let slot = match class {
+            TrafficClass::Control => 0,
+            TrafficClass::Bulk => 1,
+        };
+        for _ in 0..READS_PER_TURN {
+            if !self.links[i].ready[slot] {
+                return Ok(());
+            }
+            let link = &mut self.links[i];
+            let (socket, peer) = match class {
+                TrafficClass::Control => (&link.control, link.peer_control),
+                TrafficClass::Bulk => (&link.bulk, link.peer_bulk),
+            };
+            match socket.recv_from(&mut self.buf) {
+                Ok((len, from)) => {
+                    // Only the peer's host may speak on a link (the MAC, when configured,
+                    // is what authenticates; this drops stray traffic early).
+                    if from.ip() != peer.ip() {
+                        link.counters.foreign_source += 1;
+                        continue;
+                    }
+                    match class {
+                        TrafficClass::Control => link.counters.received_control += 1,
+                        TrafficClass::Bulk => link.counters.received_bulk += 1,
+                    }
+                    let now = self.clock.now();
+                    self.node.handle_message(now, i as u8, &self.buf[..len]);
+                    self.drain()?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => link.ready[slot] = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Errors queued by ICMP (peer port unreachable) surface here: not fatal.
+                    log::debug(format_args!("{}: receive error: {e}", link.name));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read_frames(&mut self) -> Result<(), ShellError> {
+        for _ in 0..READS_PER_TURN {
+            if !self.frames_ready {
+                return Ok(());
+            }
+            match self.frames.recv_from(&mut self.buf) {
+                Ok((len, _from)) => {
+                    self.counters.frames_received += 1;
+                    let now = self.clock.now();
+                    match io_protocol::decode_frame(&self.buf[..len]) {
+                        Ok(frame) => {
+                            self.node.handle_frame(now, frame.number, frame.payload);
+                            self.drain()?;
+                        }
+                        Err(error) => {
+                            self.counters.frames_rejected += 1;
+                            *self
+                                .counters
+                                .frames_rejected_by
+                                .entry(decode_error_name(error))
+                                .or_insert(0) += 1;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.frames_ready = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => log::debug(format_args!("frames: receive error: {e}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Carries out every queued action, in order.
+    fn drain(&mut self) -> Result<(), ShellError> {
+        while let Some(action) = self.node.poll_action() {
+            match action {
+                Action::Transmit { link, class, bytes } => self.transmit(link, class, &bytes),
+                Action::Emit(output) => {
+                    let node_id = self.node.config().node_id;
+                    let mut datagram = [0u8; io_protocol::OUTPUT_DATAGRAM_MAX];
+                    let Ok(len) = io_protocol::encode_core_output(node_id, &output, &mut datagram) else {
+                        // Outputs are bounded by the core; an unencodable one is a bug, not data.
+                        log::error(format_args!("output {}:{} does not encode", output.frame, output.index));
+                        continue;
+                    };
+                    for sink in &self.config.outputs.sinks {
+                        match self.outputs.send_to(&datagram[..len], *sink) {
+                            Ok(_) => self.counters.outputs_sent += 1,
+                            Err(_) => self.counters.output_send_errors += 1,
+                        }
+                    }
+                }
+                Action::PersistEpoch(epoch) => {
+                    self.epoch_file.store(epoch).map_err(|error| ShellError::Persist {
+                        path: self.epoch_file.path().to_owned(),
+                        error,
+                    })?;
+                    self.counters.epochs_persisted += 1;
+                    self.epoch_persisted = self.epoch_persisted.max(epoch);
+                    log::debug(format_args!("epoch {epoch} persisted"));
+                }
+                Action::Transition(t) => self.on_transition(t),
+                Action::Alarm(alarm) => self.on_alarm(alarm),
+                Action::Notice(notice) => self.on_notice(notice),
+            }
+        }
+        self.persist_followed_epoch();
+        Ok(())
+    }
+
+    /// Also persists the epoch this node follows (a backup's primary, or the node it
+    /// handed over to): a node that restarts alone must start above every epoch the sink
+    /// may have accepted, not only above its own. Not required for the outputs in flight,
+    /// so a failure here is logged, not fatal; it happens only when the epoch changes.
+    fn persist_followed_epoch(&mut self) {
+        let epoch = self.node.epoch();
+        if epoch <= self.epoch_persisted {
+            return;
+        }
+        match self.epoch_file.store(epoch) {
+            Ok(()) => {
+                self.epoch_persisted = epoch;
+                self.counters.epochs_persisted += 1;
+                log::debug(format_args!("epoch {epoch} (followed) persisted"));
+            }
+            Err(e) => {
+                // Not retried for this epoch (one error line per epoch); a takeover's
+                // PersistEpoch, which is fatal on failure, tries the file again.
+                self.epoch_persisted = epoch;
+                log::error(format_args!(
+                    "cannot persist the followed epoch {epoch} to {}: {e}",
+                    self.epoch_file.path().display()
+                ));
+            }
+        }
+    }
+
+    fn transmit(&mut self, link: u8, class: TrafficClass, bytes: &[u8]) {
+        let Some(l) = self.links.get_mut(usize::from(link)) else {
+            return;
+        };
+        let (socket, peer) = match class {
+            TrafficClass::Control => (&l.control, l.peer_control),
+            TrafficClass::Bulk => (&l.bulk, l.peer_bulk),
+        };
+        // A datagram that would block is dropped: heartbeats repeat, and the core
+        // retries commits (fetch), chunks (go-back-N) and switchover messages.
+        match socket.send_to(bytes, peer) {
+            Ok(_) => match class {
+                TrafficClass::Control => l.counters.sent_control += 1,
+                TrafficClass::Bulk => l.counters.sent_bulk += 1,
+            },
+            Err(_) => l.counters.send_errors += 1,
+        }
+    }
+
+    fn on_transition(&mut self, t: Transition) {
+        let (reason, cause) = names::reason(t.reason);
+        let message = format!(
+            "{} {} ({}) epoch {} frame {}: {}",
+            if t.role != self.previous_role { "role" } else { "state" },
+            names::role(t.role),
+            names::sync(t.sync),
+            t.epoch,
+            t.frame,
+            names::reason_text(t.reason)
+        );
+        match t.reason {
+            Reason::SwitchoverAborted | Reason::BackupLost | Reason::PrimaryLostWhileJoining => {
+                log::warn(format_args!("{message}"))
+            }
+            _ => log::info(format_args!("{message}")),
+        }
+        let mut fields = transition_fields(&t);
+        fields.insert("previous_role".into(), names::role(self.previous_role).into());
+        self.journal_push(EventKind::Transition, reason, &message, fields);
+
+        let stopping = self.stopping != Stopping::Running;
+        let job = HookJob {
+            env: vec![
+                ("TWINLOOP_NODE_ID", self.node.config().node_id.to_string()),
+                ("TWINLOOP_NODE_NAME", self.name.clone()),
+                ("TWINLOOP_ROLE", names::role(t.role).into()),
+                ("TWINLOOP_SYNC", names::sync(t.sync).into()),
+                ("TWINLOOP_EPOCH", t.epoch.to_string()),
+                ("TWINLOOP_FRAME", t.frame.to_string()),
+                (
+                    "TWINLOOP_REASON",
+                    cause.map_or(reason.to_string(), |c| format!("{reason}:{c}")),
+                ),
+                ("TWINLOOP_PREVIOUS_ROLE", names::role(self.previous_role).into()),
+                ("TWINLOOP_STOPPING", if stopping { "1" } else { "0" }.into()),
+            ],
+            summary: format!("role {}, reason {reason}", names::role(t.role)),
+        };
+        let now = self.clock.to_std(self.clock.now());
+        self.hooks.enqueue(job, now, &mut self.hook_outcomes);
+        self.previous_role = t.role;
+
+        if let Stopping::HandingOver { .. } = self.stopping {
+            match t.reason {
+                Reason::SwitchoverHandedOver => self.exit = Some(Exit::HandedOver),
+                Reason::SwitchoverAborted => self.exit = Some(Exit::SwitchoverAborted),
+                // Deposed meanwhile: nothing left to hand over.
+                Reason::FencedByEpoch => self.exit = Some(Exit::Stopped),
+                _ => {}
+            }
+        }
+    }
+
+    fn on_alarm(&mut self, alarm: Alarm) {
+        let (name, frame) = names::alarm(alarm);
+        let message = format!("alarm {name}: {}", names::alarm_text(alarm));
+        log::error(format_args!("{message}"));
+        let mut fields = Map::new();
+        if let Some(frame) = frame {
+            fields.insert("frame".into(), frame.into());
+        }
+        self.journal_push(EventKind::Alarm, name, &message, fields);
+    }
+
+    fn on_notice(&mut self, notice: Notice) {
+        let name = names::notice(notice);
+        let mut fields = Map::new();
+        let link_name = |i: u8| self.links.get(usize::from(i)).map_or("?".into(), |l| l.name.clone());
+        let (warn, message) = match notice {
+            Notice::ProbeSent => (true, "the primary is silent: probe sent on every link".to_string()),
+            Notice::FalseDeath => (
+                false,
+                "the probe was answered: the primary is alive (false death)".into(),
+            ),
+            Notice::LinkUp(i) => {
+                fields.insert("link".into(), i.into());
+                (false, format!("link {i} ({}) up", link_name(i)))
+            }
+            Notice::LinkDown(i) => {
+                fields.insert("link".into(), i.into());
+                (true, format!("link {i} ({}) down", link_name(i)))
+            }
+            Notice::NonceRedrawn => (false, "start-up nonces tied: redrawn".into()),
+            Notice::TransferStarted { bytes, frame } => {
+                fields.insert("bytes".into(), bytes.into());
+                fields.insert("frame".into(), frame.into());
+                (
+                    false,
+                    format!("state transfer started: {bytes} bytes after frame {frame}"),
+                )
+            }
+            Notice::TransferCompleted { bytes } => {
+                fields.insert("bytes".into(), bytes.into());
+                (false, format!("state transfer completed: {bytes} bytes"))
+            }
+            Notice::SwitchoverDelayed { reason, lag_frames } => {
+                fields.insert("delay_reason".into(), names::delay_reason(reason).into());
+                fields.insert("lag_frames".into(), lag_frames.into());
+                (
+                    false,
+                    format!(
+                        "switchover delayed: the backup is {} ({lag_frames} frames behind)",
+                        names::delay_reason(reason)
+                    ),
+                )
+            }
+            Notice::SwitchoverRefused => (true, "the primary refused the forwarded switchover".into()),
+        };
+        if warn {
+            log::warn(format_args!("{message}"));
+        } else {
+            log::info(format_args!("{message}"));
+        }
+        self.journal_push(EventKind::Notice, name, &message, fields);
+    }
+
+    fn journal_push(&mut self, kind: EventKind, name: &str, message: &str, fields: Map<String, Value>) {
+        let unix_ms = self.clock.unix_ms_now();
+        self.journal.push(unix_ms, kind, name, message, fields);
+    }
+
+    fn poll_hooks(&mut self) {
+        if self.hooks.busy() {
+            let now = self.clock.to_std(self.clock.now());
+            self.hooks.poll(now, &mut self.hook_outcomes);
+        }
+        let outcomes: Vec<HookOutcome> = self.hook_outcomes.drain(..).collect();
+        for outcome in outcomes {
+            let (name, message, warn) = match outcome {
+                HookOutcome::Succeeded(s) => ("hook_succeeded", format!("hook done ({s})"), false),
+                HookOutcome::Failed(s) => ("hook_failed", format!("hook failed ({s})"), true),
+                HookOutcome::SpawnFailed(s) => ("hook_failed", format!("hook not started ({s})"), true),
+                HookOutcome::TimedOut(s) => (
+                    "hook_timed_out",
+                    format!("hook killed after hook.timeout_ms ({s})"),
+                    true,
+                ),
+                HookOutcome::Dropped(s) => ("hook_dropped", format!("hook queue full: dropped ({s})"), true),
+            };
+            if warn {
+                log::warn(format_args!("{message}"));
+            } else {
+                log::info(format_args!("{message}"));
+            }
+            self.journal_push(EventKind::Shell, name, &message, Map::new());
+        }
+    }
+
+    /// Acts on stop requests; returns how to exit once it is time.
+    fn check_stop(&mut self) -> Result<Option<Exit>, ShellError> {
+        if let Some(exit) = self.exit {
+            return Ok(Some(exit));
+        }
+        let requests = self.stop_requests.load(Ordering::SeqCst);
+        if requests == self.stop_seen {
+            if let Stopping::HandingOver { deadline } = self.stopping {
+                if self.clock.now() >= deadline {
+                    self.shell_event(
+                        true,
+                        "stop_handover_timed_out",
+                        "the handover did not complete within shutdown.switchover_wait_ms: stopping anyway",
+                    );
+                    return Ok(Some(Exit::SwitchoverTimedOut));
+                }
+            }
+            return Ok(None);
+        }
+        self.stop_seen = requests;
+        if self.stopping != Stopping::Running || requests >= 2 {
+            self.shell_event(true, "stop_forced", "second stop request: stopping now");
+            return Ok(Some(Exit::Forced));
+        }
+        let status = self.node.status();
+        if status.role != Role::Primary {
+            let message = format!("stop requested: stopping ({})", names::role(status.role));
+            self.shell_event(false, "stop_requested", &message);
+            return Ok(Some(Exit::Stopped));
+        }
+        if !self.config.shutdown.switchover || status.sync != SyncState::Paired {
+            let why = if self.config.shutdown.switchover {
+                "no backup follows"
+            } else {
+                "shutdown.switchover is off"
+            };
+            let message = format!("stop requested: stopping the primary without handover ({why})");
+            self.shell_event(false, "stop_requested", &message);
+            return Ok(Some(Exit::Stopped));
+        }
+        let now = self.clock.now();
+        // Stopping before the command: the transitions it queues tell the hook so.
+        self.stopping = Stopping::HandingOver {
+            deadline: now + Duration::from_millis(self.config.shutdown.switchover_wait_ms),
+        };
+        self.shell_event(
+            false,
+            "stop_requested",
+            "stop requested: handing over to the backup first",
+        );
+        let reply = self.node.handle_command(now, Command::Switchover);
+        self.drain()?;
+        match reply {
+            CommandReply::Started => Ok(self.exit),
+            CommandReply::Refused(reason) => {
+                let message = format!(
+                    "switchover refused ({}: {}): stopping without handover",
+                    names::refuse(reason),
+                    names::refuse_text(reason)
+                );
+                self.shell_event(true, "stop_handover_refused", &message);
+                Ok(Some(Exit::SwitchoverRefused(reason)))
+            }
+            CommandReply::Forwarded => Ok(Some(Exit::Stopped)),
+        }
+    }
+
+    /// A shell event: one log line and one journal entry.
+    fn shell_event(&mut self, warn: bool, name: &str, message: &str) {
+        if warn {
+            log::warn(format_args!("{message}"));
+        } else {
+            log::info(format_args!("{message}"));
+        }
+        self.journal_push(EventKind::Shell, name, message, Map::new());
+    }
+
+    /// Lets the hooks of the last transitions finish (bounded), then says goodbye.
+    fn finish(mut self, exit: Exit) -> Exit {
+        let deadline = self.clock.now() + Duration::from_millis(self.config.hook.timeout_ms);
+        while self.hooks.busy() && self.clock.now() < deadline {
+            self.poll_hooks();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.poll_hooks();
+        let message = format!("stopped ({exit:?})");
+        log::info(format_args!("{message}"));
+        exit
+    }
+
+    fn console_request(&mut self, line: console::Line) -> Result<(), ShellError> {
+        self.counters.console_requests += 1;
+        let Some(console) = &mut self.console else {
+            return Ok(());
+        };
+        let registry = self.poll.registry();
+        let Some(text) = line.text else {
+            let reply = console::error_line(
+                &Value::Null,
+                ErrorCode::LineTooLong,
+                &format!("request line longer than {} bytes", console::LINE_BYTES_MAX),
+            );
+            console.reply(line.slot, &reply, registry);
+            console.close_after_flush(line.slot, registry);
+            return Ok(());
+        };
+        let (id, request) = match console::parse(&text) {
+            Ok(parsed) => parsed,
+            Err((id, code, message)) => {
+                let reply = console::error_line(&id, code, &message);
+                console.reply(line.slot, &reply, registry);
+                return Ok(());
+            }
+        };
+        let reply = match &request {
+            Request::Hello => {
+                let mut f = Map::new();
+                f.insert("protocol".into(), console::PROTOCOL_VERSION.into());
+                f.insert(
+                    "software".into(),
+                    concat!("twinloop ", env!("CARGO_PKG_VERSION")).into(),
+                );
+                f.insert("node_id".into(), self.node.config().node_id.into());
+                f.insert("name".into(), self.name.clone().into());
+                f.insert("boot_id".into(), self.boot_id.into());
+                console::ok_line(&id, request.cmd(), f)
+            }
+            Request::Status => {
+                let mut f = Map::new();
+                f.insert("status".into(), self.status_json());
+                console::ok_line(&id, request.cmd(), f)
+            }
+            Request::Config => {
+                let mut f = Map::new();
+                f.insert(
+                    "runtime".into(),
+                    serde_json::to_value(self.node.config()).unwrap_or(Value::Null),
+                );
+                f.insert("shell".into(), self.shell_config_json());
+                console::ok_line(&id, request.cmd(), f)
+            }
+            Request::Events { since, limit } => {
+                let page = self.journal.since(*since, *limit as usize);
+                let mut f = Map::new();
+                f.insert("events".into(), Value::Array(page.events));
+                f.insert("next_since".into(), page.next_since.into());
+                f.insert("first_seq".into(), page.first_seq.into());
+                f.insert("truncated".into(), page.truncated.into());
+                f.insert("more".into(), page.more.into());
+                f.insert("boot_id".into(), self.boot_id.into());
+                console::ok_line(&id, request.cmd(), f)
+            }
+            Request::Switchover { key } => match self.authorize(key.as_deref(), line.peer) {
+                Err((code, message)) => console::error_line(&id, code, message),
+                Ok(()) => {
+                    let now = self.clock.now();
+                    let reply = self.node.handle_command(now, Command::Switchover);
+                    self.drain()?;
+                    let (result, reason) = match reply {
+                        CommandReply::Started => ("started", None),
+                        CommandReply::Forwarded => ("forwarded", None),
+                        CommandReply::Refused(r) => ("refused", Some(r)),
+                    };
+                    let message = match reason {
+                        None if result == "started" => "switchover started".to_string(),
+                        None => "switchover forwarded to the primary".to_string(),
+                        Some(r) => format!("switchover refused: {}", names::refuse_text(r)),
+                    };
+                    log::info(format_args!("console {}: {message}", line.peer));
+                    let mut event = Map::new();
+                    event.insert("result".into(), result.into());
+                    event.insert("reason".into(), reason.map(names::refuse).into());
+                    event.insert("client".into(), line.peer.to_string().into());
+                    self.journal_push(EventKind::Shell, "switchover_command", &message, event);
+                    let mut f = Map::new();
+                    f.insert("result".into(), result.into());
+                    f.insert("reason".into(), reason.map(names::refuse).into());
+                    f.insert("message".into(), message.into());
+                    console::ok_line(&id, request.cmd(), f)
+                }
+            },
+        };
+        if let Some(console) = &mut self.console {
+            console.reply(line.slot, &reply, self.poll.registry());
+        }
+        Ok(())
+    }
+
+    /// Checks the key of a command that changes state.
+    fn authorize(&mut self, key: Option<&str>, peer: SocketAddr) -> Result<(), (ErrorCode, &'static str)> {
+        let Some(configured) = &self.console_key else {
+            return Err((
+                ErrorCode::NoKeyConfigured,
+                "no console.key_file is configured: commands that change state are disabled",
+            ));
+        };
+        if key.is_some_and(|k| console::key_matches(configured, k.as_bytes())) {
+            return Ok(());
+        }
+        self.counters.console_bad_key += 1;
+        let message = format!("console {peer}: switchover refused: wrong or missing key");
+        log::warn(format_args!("{message}"));
+        let mut fields = Map::new();
+        fields.insert("client".into(), peer.to_string().into());
+        self.journal_push(EventKind::Shell, "console_bad_key", &message, fields);
+        Err((ErrorCode::BadKey, "wrong or missing key"))
+    }
+
+    fn shell_config_json(&self) -> Value {
+        let c = &self.config;
+        let mut f = Map::new();
+        f.insert("name".into(), self.name.clone().into());
+        f.insert("state_file".into(), c.state_file.display().to_string().into());
+        f.insert("sync_mac".into(), c.sync_key_file.is_some().into());
+        f.insert("frames".into(), serde_json::to_value(&c.frames).unwrap_or(Value::Null));
+        let links: Vec<config::LinkConfig> = c
+            .links
+            .iter()
+            .map(|l| config::LinkConfig {
+                bulk_bind: l.bulk_bind_addr(),
+                bulk_peer: l.bulk_peer_addr(),
+                ..l.clone()
+            })
+            .collect();
+        f.insert("links".into(), serde_json::to_value(&links).unwrap_or(Value::Null));
+        f.insert(
+            "outputs".into(),
+            serde_json::to_value(&c.outputs).unwrap_or(Value::Null),
+        );
+        f.insert("hook".into(), serde_json::to_value(&c.hook).unwrap_or(Value::Null));
+        f.insert(
+            "shutdown".into(),
+            serde_json::to_value(&c.shutdown).unwrap_or(Value::Null),
+        );
+        Value::Object(f)
+    }
+
+    /// The status as the console shows it (schema in `docs/CONSOLE.md`).
+    fn status_json(&self) -> Value {
+        let now = self.clock.now();
+        let Status {
+            node_id,
+            role,
+            sync,
+            epoch,
+            frame,
+            lag_frames,
+            peer,
+            links,
+            link_count,
+            false_deaths,
+            takeovers,
+            switchovers,
+            alarms,
+            last_alarm,
+            last_transition,
+            switchover,
+            rejections,
+            unsent_outputs,
+        } = self.node.status();
+        let ago_ms = |at: Instant| now.saturating_since(at).as_millis() as u64;
+        let mut s = Map::new();
+        s.insert("node_id".into(), node_id.into());
+        s.insert("name".into(), self.name.clone().into());
+        s.insert("role".into(), names::role(role).into());
+        s.insert("sync".into(), names::sync(sync).into());
+        s.insert("epoch".into(), epoch.into());
+        s.insert("epoch_term".into(), (epoch >> 8).into());
+        s.insert("epoch_node".into(), (epoch & 0xFF).into());
+        s.insert("frame".into(), frame.into());
+        s.insert("lag_frames".into(), lag_frames.into());
+        s.insert(
+            "peer".into(),
+            match peer {
+                None => Value::Null,
+                Some(p) => {
+                    let mut m = Map::new();
+                    m.insert("node_id".into(), p.node_id.into());
+                    m.insert("role".into(), names::wire_role(p.role).into());
+                    m.insert("sync".into(), names::wire_sync(p.sync).into());
+                    m.insert("epoch".into(), p.epoch.into());
+                    m.insert("frame".into(), p.frame.into());
+                    m.insert("last_heard_ms_ago".into(), ago_ms(p.last_heard).into());
+                    Value::Object(m)
+                }
+            },
+        );
+        let link_values: Vec<Value> = links
+            .iter()
+            .take(usize::from(link_count))
+            .enumerate()
+            .map(|(i, l)| {
+                let LinkStatus {
+                    up,
+                    last_heard,
+                    rtt_ns,
+                    received,
+                } = *l;
+                let shell = self.links.get(i).map(|l| l.counters).unwrap_or_default();
+                let mut m = Map::new();
+                m.insert("index".into(), i.into());
+                m.insert(
+                    "name".into(),
+                    self.links.get(i).map_or(String::new(), |l| l.name.clone()).into(),
+                );
+                m.insert("up".into(), up.into());
+                m.insert("rtt_ns".into(), rtt_ns.into());
+                m.insert("received".into(), received.into());
+                m.insert("last_heard_ms_ago".into(), last_heard.map(ago_ms).into());
+                m.insert("sent_control".into(), shell.sent_control.into());
+                m.insert("sent_bulk".into(), shell.sent_bulk.into());
+                m.insert("received_control".into(), shell.received_control.into());
+                m.insert("received_bulk".into(), shell.received_bulk.into());
+                m.insert("send_errors".into(), shell.send_errors.into());
+                m.insert("foreign_source".into(), shell.foreign_source.into());
+                Value::Object(m)
+            })
+            .collect();
+        s.insert("links".into(), Value::Array(link_values));
+        s.insert("false_deaths".into(), false_deaths.into());
+        s.insert("takeovers".into(), takeovers.into());
+        s.insert("switchovers".into(), switchovers.into());
+        s.insert("alarms".into(), alarms.into());
+        s.insert(
+            "last_alarm".into(),
+            match last_alarm {
+                None => Value::Null,
+                Some(a) => {
+                    let (name, frame) = names::alarm(a);
+                    let mut m = Map::new();
+                    m.insert("name".into(), name.into());
+                    m.insert("frame".into(), frame.into());
+                    m.insert("message".into(), names::alarm_text(a).into());
+                    Value::Object(m)
+                }
+            },
+        );
+        s.insert(
+            "last_transition".into(),
+            match last_transition {
+                None => Value::Null,
+                Some(t) => {
+                    let mut m = transition_fields(&t);
+                    m.insert("message".into(), names::reason_text(t.reason).into());
+                    m.insert("unix_ms".into(), self.clock.unix_ms_at(t.at).into());
+                    m.insert("ago_ms".into(), ago_ms(t.at).into());
+                    Value::Object(m)
+                }
+            },
+        );
+        s.insert("switchover_in_progress".into(), switchover.is_some().into());
+        s.insert("switchover".into(), switchover.into());
+        s.insert("rejections".into(), rejections_json(&rejections));
+        s.insert("unsent_outputs".into(), unsent_outputs.into());
+        let c = &self.counters;
+        let mut io = Map::new();
+        io.insert("frames_received".into(), c.frames_received.into());
+        io.insert("frames_rejected".into(), c.frames_rejected.into());
+        let by: Map<String, Value> = c
+            .frames_rejected_by
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), Value::from(*v)))
+            .collect();
+        io.insert("frames_rejected_by".into(), Value::Object(by));
+        io.insert("outputs_sent".into(), c.outputs_sent.into());
+        io.insert("output_send_errors".into(), c.output_send_errors.into());
+        io.insert("epochs_persisted".into(), c.epochs_persisted.into());
+        io.insert("console_requests".into(), c.console_requests.into());
+        io.insert("console_bad_key".into(), c.console_bad_key.into());
+        s.insert("io".into(), Value::Object(io));
+        s.insert("stopping".into(), (self.stopping != Stopping::Running).into());
+        s.insert(
+            "uptime_ms".into(),
+            (now.as_nanos().saturating_sub(1_000_000) / 1_000_000).into(),
+        );
+        s.insert("unix_ms".into(), self.clock.unix_ms_now().into());
+        s.insert("boot_id".into(), self.boot_id.into());
+        s.insert("events_last_seq".into(), self.journal.last_seq().into());
+        Value::Object(s)
+    }
+}
+
+fn transition_fields(t: &Transition) -> Map<String, Value> {
+    let (reason, cause) = names::reason(t.reason);
+    let mut m = Map::new();
+    m.insert("role".into(), names::role(t.role).into());
+    m.insert("sync".into(), names::sync(t.sync).into());
+    m.insert("epoch".into(), t.epoch.into());
+    m.insert("frame".into(), t.frame.into());
+    m.insert("reason".into(), reason.into());
+    m.insert("cause".into(), cause.into());
+    m
+}
+
+fn rejections_json(r: &Rejections) -> Value {
+    // Destructured without `..`: a counter added to the core must be added here too.
+    let Rejections {
+        too_short,
+        too_long,
+        unknown_version,
+        bad_checksum,
+        malformed,
+        misaddressed,
+        stale_epoch,
+        stale_frame,
+        unauthenticated,
+        replayed,
+    } = *r;
+    let mut m = Map::new();
+    for (name, value) in [
+        ("too_short", too_short),
+        ("too_long", too_long),
+        ("unknown_version", unknown_version),
+        ("bad_checksum", bad_checksum),
+        ("malformed", malformed),
+        ("misaddressed", misaddressed),
+        ("stale_epoch", stale_epoch),
+        ("stale_frame", stale_frame),
+        ("unauthenticated", unauthenticated),
+        ("replayed", replayed),
+    ] {
+        m.insert(name.into(), value.into());
+    }
+    Value::Object(m)
+}
+
+/// The snake_case name of an I/O protocol decode error, for counters.
+fn decode_error_name(error: io_protocol::DecodeError) -> &'static str {
+    use io_protocol::DecodeError as E;
+    match error {
+        E::TooShort => "too_short",
+        E::TooLong => "too_long",
+        E::BadMagic => "bad_magic",
+        E::UnknownVersion(_) => "unknown_version",
+        E::UnknownKind(_) => "unknown_kind",
+        E::WrongKind(_) => "wrong_kind",
+        E::PayloadTooLong(_) => "payload_too_long",
+        E::LengthMismatch => "length_mismatch",
+        E::BadChecksum => "bad_checksum",
+        E::ReservedNotZero => "reserved_not_zero",
+        E::FrameZero => "frame_zero",
+    }
+}

@@ -1,0 +1,130 @@
+//! The plant side for trying a pair by hand: the tank model, an I/O source that sends one
+//! frame per cycle to both nodes, and a deduplicating actuator sink whose accepted
+//! commands drive the model (a closed loop). Prints one line a second.
+//!
+//! ```text
+//! cargo run -p twinloop-demo -- --config configs/node-a.toml &
+//! cargo run -p twinloop-demo -- --config configs/node-b.toml &
+//! cargo run -p twinloop-demo --example plant -- --cycle-ms 10
+//! ```
+// A plant on a real clock: the cycle is paced with wall time.
+#![allow(clippy::disallowed_methods)]
+
+use clap::Parser;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use twinloop::io_protocol;
+use twinloop::testing::Sink;
+use twinloop_demo::layout::{flag, OutputMessage};
+use twinloop_demo::plant::{Plant, PlantParams};
+
+/// Tank plant, I/O source and actuator sink for a twinloop-demo pair.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Where to send frames (each node's `frames.bind`).
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:7301,127.0.0.1:7302")]
+    frames: Vec<SocketAddr>,
+    /// Where to receive outputs (`outputs.sinks` of the nodes).
+    #[arg(long, default_value = "127.0.0.1:7500")]
+    sink: SocketAddr,
+    /// The cycle, in milliseconds (the nodes' `app.cycle_ms`).
+    #[arg(long, default_value_t = 10)]
+    cycle_ms: u64,
+    /// Stop after this many frames (0: run until interrupted).
+    #[arg(long, default_value_t = 0)]
+    frames_max: u64,
+    /// Consumers' outflow, in ml/s.
+    #[arg(long, default_value_t = 1500)]
+    demand_ml_per_s: u32,
+}
+
+fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    let plant = Arc::new(Mutex::new(Plant::new(PlantParams {
+        demand_ml_per_s: args.demand_ml_per_s,
+        ..PlantParams::default()
+    })));
+    let sink = Arc::new(Mutex::new(Sink::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let receiver = UdpSocket::bind(args.sink)?;
+    receiver.set_read_timeout(Some(Duration::from_millis(100)))?;
+    {
+        let (plant, sink, stop) = (plant.clone(), sink.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !stop.load(Ordering::Relaxed) {
+                let Ok((len, _)) = receiver.recv_from(&mut buf) else {
+                    continue;
+                };
+                let Ok(output) = io_protocol::decode_output(&buf[..len]) else {
+                    continue;
+                };
+                let mut sink = sink.lock().unwrap();
+                let before = sink.accepted.len();
+                sink.offer(&output.to_output());
+                if sink.accepted.len() > before {
+                    if let Ok(OutputMessage::Command(command)) = OutputMessage::decode(output.payload) {
+                        plant.lock().unwrap().apply(&command);
+                    }
+                }
+            }
+        });
+    }
+
+    let source = UdpSocket::bind("0.0.0.0:0")?;
+    let cycle = Duration::from_millis(args.cycle_ms.max(1));
+    let mut next_at = Instant::now();
+    let mut report_at = Instant::now() + Duration::from_secs(1);
+    let mut number = 0u64;
+    while args.frames_max == 0 || number < args.frames_max {
+        let now = Instant::now();
+        if now < next_at {
+            std::thread::sleep(next_at - now);
+        }
+        next_at += cycle;
+        number += 1;
+        let payload = {
+            let mut plant = plant.lock().unwrap();
+            plant.advance(args.cycle_ms);
+            plant.inputs().encode()
+        };
+        let datagram = io_protocol::frame_to_vec(number, &payload).expect("a valid frame");
+        for target in &args.frames {
+            let _ = source.send_to(&datagram, target);
+        }
+        if Instant::now() >= report_at {
+            report_at += Duration::from_secs(1);
+            let (level, supply) = {
+                let plant = plant.lock().unwrap();
+                (plant.level_um(), plant.supply_ml())
+            };
+            let sink = sink.lock().unwrap();
+            let last = sink.accepted.iter().rev().find(|((_, index), _)| *index == 0);
+            let command = last.and_then(|(_, (_, payload))| match OutputMessage::decode(payload) {
+                Ok(OutputMessage::Command(c)) => Some(c),
+                _ => None,
+            });
+            println!(
+                "frame {number:>7}  level {:>7.1} mm  supply {:>6} l  pump {:>5}  alarms {:#06x}  \
+                 sink: {} accepted, {} duplicates, {} stale, epoch {:#x}",
+                f64::from(level) / 1000.0,
+                supply / 1000,
+                command.map_or("-".into(), |c| if c.has(flag::PUMP_RUN) {
+                    format!("{:.1}%", f64::from(c.pump_speed_permille) / 10.0)
+                } else {
+                    "off".into()
+                }),
+                command.map_or(0, |c| c.alarms_latched),
+                sink.accepted.len(),
+                sink.duplicates,
+                sink.stale_rejected,
+                sink.epoch_max,
+            );
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    Ok(())
+}

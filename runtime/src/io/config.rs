@@ -1,0 +1,393 @@
+//! The I/O shell's configuration: addresses, files, the console, the hook and the
+//! shutdown policy. Each table is a TOML table of the node's configuration file; every
+//! key and its default is in `docs/CONFIG.md`.
+
+use serde::{Deserialize, Serialize};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+/// A shell configuration value out of range. Names the key, for the one-line error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShellConfigError {
+    /// The offending key, with its table (`links[1].peer`).
+    pub key: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl core::fmt::Display for ShellConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "invalid configuration key `{}`: {}", self.key, self.problem)
+    }
+}
+
+impl std::error::Error for ShellConfigError {}
+
+fn invalid<T>(key: impl Into<String>, problem: impl Into<String>) -> Result<T, ShellConfigError> {
+    Err(ShellConfigError {
+        key: key.into(),
+        problem: problem.into(),
+    })
+}
+
+/// Everything the shell needs besides the core's [`crate::Config`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ShellConfig {
+    /// The node's name in logs, the console and the hook's environment.
+    pub name: String,
+    /// Where the epoch is persisted (a small text file, replaced atomically).
+    pub state_file: PathBuf,
+    /// Seed of the core's random generator; 0 draws one at start.
+    pub seed: u64,
+    /// A file whose contents are the pre-shared sync-link key (`None`: no MAC).
+    pub sync_key_file: Option<PathBuf>,
+    /// Input frames.
+    pub frames: FramesConfig,
+    /// The sync links, as many as the core's `links`.
+    pub links: Vec<LinkConfig>,
+    /// Outputs to the actuator sink.
+    pub outputs: OutputsConfig,
+    /// The operator console.
+    pub console: ConsoleConfig,
+    /// The role-change hook.
+    pub hook: HookConfig,
+    /// What a stop request does.
+    pub shutdown: ShutdownConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[frames]`: where input frames arrive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FramesConfig {
+    /// The UDP address frames are received on. With a multicast group, bind
+    /// `0.0.0.0:<port>` (or the group address) so that both nodes on one host can share it.
+    pub bind: SocketAddr,
+    /// An IPv4 multicast group to join (`None`: unicast only, one copy per node).
+    pub multicast_group: Option<Ipv4Addr>,
+    /// The local interface address to join the group on (`0.0.0.0`: the default route's).
+    pub multicast_interface: Ipv4Addr,
+    /// The socket's receive buffer (`SO_RCVBUF`), in bytes; 0 keeps the OS default.
+    pub recv_buffer_bytes: u32,
+}
+
+impl Default for FramesConfig {
+    fn default() -> Self {
+        FramesConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 7300)),
+            multicast_group: None,
+            multicast_interface: Ipv4Addr::UNSPECIFIED,
+            recv_buffer_bytes: 1 << 20,
+        }
+    }
+}
+
+/// `[[links]]`: one sync link to the peer: two UDP sockets, one per traffic class, so
+/// that heartbeats and lockstep messages never queue behind state-transfer chunks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinkConfig {
+    /// A name for logs (e.g. `sync` or `plant`); empty: `link<index>`.
+    pub name: String,
+    /// The local address of the control socket.
+    pub bind: SocketAddr,
+    /// The peer's control socket.
+    pub peer: SocketAddr,
+    /// The local address of the bulk (state-transfer) socket; default: `bind` with the
+    /// port plus one.
+    pub bulk_bind: Option<SocketAddr>,
+    /// The peer's bulk socket; default: `peer` with the port plus one.
+    pub bulk_peer: Option<SocketAddr>,
+    /// DSCP of control datagrams (46 = expedited forwarding), so that switches that
+    /// honour it also put control first; 0 leaves the OS default.
+    pub control_dscp: u8,
+    /// Receive buffer of each of the two sockets, in bytes; 0 keeps the OS default.
+    pub recv_buffer_bytes: u32,
+    /// Send buffer of each of the two sockets, in bytes; 0 keeps the OS default.
+    pub send_buffer_bytes: u32,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig {
+            name: String::new(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            peer: SocketAddr::from(([127, 0, 0, 1], 0)),
+            bulk_bind: None,
+            bulk_peer: None,
+            control_dscp: 46,
+            recv_buffer_bytes: 1 << 20,
+            send_buffer_bytes: 1 << 20,
+        }
+    }
+}
+
+fn port_plus_one(addr: SocketAddr) -> Option<SocketAddr> {
+    let port = addr.port().checked_add(1)?;
+    Some(SocketAddr::new(addr.ip(), port))
+}
+
+impl LinkConfig {
+    /// The bulk socket's local address.
+    pub fn bulk_bind_addr(&self) -> Option<SocketAddr> {
+        self.bulk_bind.or_else(|| port_plus_one(self.bind))
+    }
+
+    /// The peer's bulk socket.
+    pub fn bulk_peer_addr(&self) -> Option<SocketAddr> {
+        self.bulk_peer.or_else(|| port_plus_one(self.peer))
+    }
+}
+
+/// `[outputs]`: where the primary sends actuator messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputsConfig {
+    /// The local address outputs leave from (`0.0.0.0:0`: any).
+    pub bind: SocketAddr,
+    /// Every sink or I/O gateway; each output goes to each.
+    pub sinks: Vec<SocketAddr>,
+    /// The socket's send buffer, in bytes; 0 keeps the OS default.
+    pub send_buffer_bytes: u32,
+}
+
+impl Default for OutputsConfig {
+    fn default() -> Self {
+        OutputsConfig {
+            bind: SocketAddr::from(([0, 0, 0, 0], 0)),
+            sinks: Vec::new(),
+            send_buffer_bytes: 1 << 20,
+        }
+    }
+}
+
+/// `[console]`: the operator console port (newline-delimited JSON over TCP).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Serve the console.
+    pub enabled: bool,
+    /// The TCP address to listen on. Loopback by default: expose it deliberately.
+    pub bind: SocketAddr,
+    /// A file whose contents (trimmed) are the shared key that commands changing state
+    /// require; without one, such commands are refused.
+    pub key_file: Option<PathBuf>,
+    /// Events kept in the journal (older ones are dropped).
+    pub events_max: u32,
+    /// Simultaneous console connections; more are refused.
+    pub connections_max: u32,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            enabled: true,
+            bind: SocketAddr::from(([127, 0, 0, 1], 7400)),
+            key_file: None,
+            events_max: 1024,
+            connections_max: 8,
+        }
+    }
+}
+
+/// `[hook]`: a command run on every transition (seed: release or bind the service IP).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HookConfig {
+    /// The program and its arguments (no shell); empty: no hook.
+    pub command: Vec<String>,
+    /// A hook still running after this long is killed.
+    pub timeout_ms: u64,
+    /// Transitions waiting for a hook run; beyond this the oldest waiting one is dropped
+    /// (the newest state is what matters to a hook).
+    pub queue_max: u32,
+}
+
+impl Default for HookConfig {
+    fn default() -> Self {
+        HookConfig {
+            command: Vec::new(),
+            timeout_ms: 10_000,
+            queue_max: 16,
+        }
+    }
+}
+
+/// `[shutdown]`: what SIGINT or SIGTERM does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// A primary with a following backup hands over (planned switchover) before it exits.
+    pub switchover: bool,
+    /// How long a stopping primary waits for the handover before it exits regardless.
+    pub switchover_wait_ms: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            switchover: true,
+            switchover_wait_ms: 3_000,
+        }
+    }
+}
+
+/// `[log]`: what goes to stderr.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info` or `debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into() }
+    }
+}
+
+impl ShellConfig {
+    /// Checks the shell's keys against each other and against the core's `links`.
+    pub fn validate(&self, core_links: u8) -> Result<(), ShellConfigError> {
+        if self.links.len() != usize::from(core_links) {
+            return invalid(
+                "links",
+                format!(
+                    "{} [[links]] tables given, but runtime.links is {core_links}",
+                    self.links.len()
+                ),
+            );
+        }
+        for (i, link) in self.links.iter().enumerate() {
+            if link.peer.port() == 0 || link.peer.ip().is_unspecified() {
+                return invalid(format!("links[{i}].peer"), "must be a concrete address and port");
+            }
+            if link.bind.port() == 0 {
+                return invalid(format!("links[{i}].bind"), "must have a port (the peer sends to it)");
+            }
+            if link.bulk_bind_addr().is_none() {
+                return invalid(format!("links[{i}].bulk_bind"), "needed when bind's port is 65535");
+            }
+            match link.bulk_peer_addr() {
+                None => return invalid(format!("links[{i}].bulk_peer"), "needed when peer's port is 65535"),
+                Some(addr) if addr.port() == 0 || addr.ip().is_unspecified() => {
+                    return invalid(format!("links[{i}].bulk_peer"), "must be a concrete address and port")
+                }
+                Some(_) => {}
+            }
+            if link.control_dscp > 63 {
+                return invalid(format!("links[{i}].control_dscp"), "must be 0..=63");
+            }
+        }
+        if self.outputs.sinks.is_empty() {
+            return invalid("outputs.sinks", "must list at least one sink address");
+        }
+        if let Some((i, _)) = self
+            .outputs
+            .sinks
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.port() == 0 || s.ip().is_unspecified())
+        {
+            return invalid(format!("outputs.sinks[{i}]"), "must be a concrete address and port");
+        }
+        if self.frames.bind.port() == 0 {
+            return invalid("frames.bind", "must have a port (the I/O source sends to it)");
+        }
+        if let Some(group) = self.frames.multicast_group {
+            if !group.is_multicast() {
+                return invalid(
+                    "frames.multicast_group",
+                    "must be an IPv4 multicast address (224.0.0.0/4)",
+                );
+            }
+            if !self.frames.bind.is_ipv4() {
+                return invalid("frames.bind", "must be IPv4 with a multicast group");
+            }
+        }
+        if self.console.enabled && (self.console.events_max == 0 || self.console.events_max > 1 << 20) {
+            return invalid("console.events_max", "must be 1..=1048576");
+        }
+        if self.console.enabled && (self.console.connections_max == 0 || self.console.connections_max > 256) {
+            return invalid("console.connections_max", "must be 1..=256");
+        }
+        if !self.hook.command.is_empty() && self.hook.command[0].is_empty() {
+            return invalid("hook.command", "the program name is empty");
+        }
+        if self.hook.timeout_ms == 0 {
+            return invalid("hook.timeout_ms", "must be at least 1");
+        }
+        if self.hook.queue_max == 0 || self.hook.queue_max > 1024 {
+            return invalid("hook.queue_max", "must be 1..=1024");
+        }
+        if self.shutdown.switchover_wait_ms == 0 {
+            return invalid("shutdown.switchover_wait_ms", "must be at least 1");
+        }
+        if super::log::Level::parse(&self.log.level).is_none() {
+            return invalid("log.level", "must be one of error, warn, info, debug");
+        }
+        if self.state_file.as_os_str().is_empty() {
+            return invalid("node.state_file", "must name a file");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> ShellConfig {
+        ShellConfig {
+            name: "a".into(),
+            state_file: "a.epoch".into(),
+            links: vec![
+                LinkConfig {
+                    bind: "127.0.0.1:7101".parse().unwrap(),
+                    peer: "127.0.0.1:7201".parse().unwrap(),
+                    ..LinkConfig::default()
+                };
+                2
+            ],
+            outputs: OutputsConfig {
+                sinks: vec!["127.0.0.1:7500".parse().unwrap()],
+                ..OutputsConfig::default()
+            },
+            ..ShellConfig::default()
+        }
+    }
+
+    #[test]
+    fn shell_config_valid_passes() {
+        assert_eq!(valid().validate(2), Ok(()));
+    }
+
+    #[test]
+    fn shell_config_link_count_must_match_runtime() {
+        assert_eq!(valid().validate(3).unwrap_err().key, "links");
+    }
+
+    #[test]
+    fn shell_config_bulk_defaults_to_port_plus_one() {
+        let c = valid();
+        assert_eq!(c.links[0].bulk_bind_addr(), Some("127.0.0.1:7102".parse().unwrap()));
+        assert_eq!(c.links[0].bulk_peer_addr(), Some("127.0.0.1:7202".parse().unwrap()));
+    }
+
+    #[test]
+    fn shell_config_bad_keys_are_named() {
+        let mut c = valid();
+        c.outputs.sinks.clear();
+        assert_eq!(c.validate(2).unwrap_err().key, "outputs.sinks");
+        let mut c = valid();
+        c.links[1].peer = "0.0.0.0:1".parse().unwrap();
+        assert_eq!(c.validate(2).unwrap_err().key, "links[1].peer");
+        let mut c = valid();
+        c.frames.multicast_group = Some(Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(c.validate(2).unwrap_err().key, "frames.multicast_group");
+        let mut c = valid();
+        c.log.level = "loud".into();
+        assert_eq!(c.validate(2).unwrap_err().key, "log.level");
+    }
+}

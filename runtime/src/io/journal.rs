@@ -1,0 +1,187 @@
+//! The node's journal: transitions, alarms, notices and shell events, each with a
+//! sequence number and a wall-clock timestamp, in a bounded ring. The console serves it
+//! (`{"cmd":"events","since":N}`), so an operator tool can follow it without gaps.
+
+use serde_json::{Map, Value};
+use std::collections::VecDeque;
+
+/// What an event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// The role or sync state changed.
+    Transition,
+    /// An alarm from the core.
+    Alarm,
+    /// A notice from the core.
+    Notice,
+    /// Something the shell did (start, stop, hook, console).
+    Shell,
+}
+
+impl EventKind {
+    fn name(self) -> &'static str {
+        match self {
+            EventKind::Transition => "transition",
+            EventKind::Alarm => "alarm",
+            EventKind::Notice => "notice",
+            EventKind::Shell => "shell",
+        }
+    }
+}
+
+/// The bounded ring of events.
+#[derive(Debug)]
+pub struct Journal {
+    events: VecDeque<Value>,
+    capacity: usize,
+    /// The sequence number of the next event; the first is 1.
+    seq_next: u64,
+}
+
+/// A page of the journal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The events, oldest first.
+    pub events: Vec<Value>,
+    /// The sequence number to ask from next (`since` of the next request).
+    pub next_since: u64,
+    /// The oldest sequence number still held (0: the journal is empty).
+    pub first_seq: u64,
+    /// True when events after `since` were already dropped from the ring.
+    pub truncated: bool,
+    /// True when more events follow this page.
+    pub more: bool,
+}
+
+impl Journal {
+    /// An empty journal that keeps the last `capacity` events.
+    pub fn new(capacity: usize) -> Self {
+        Journal {
+            events: VecDeque::with_capacity(capacity.min(4096)),
+            capacity: capacity.max(1),
+            seq_next: 1,
+        }
+    }
+
+    /// Appends an event; `fields` are added to the standard ones (`seq`, `unix_ms`,
+    /// `kind`, `name`, `message`). Returns its sequence number.
+    pub fn push(
+        &mut self,
+        unix_ms: u64,
+        kind: EventKind,
+        name: &str,
+        message: &str,
+        fields: Map<String, Value>,
+    ) -> u64 {
+        let seq = self.seq_next;
+        self.seq_next += 1;
+        let mut event = Map::new();
+        event.insert("seq".into(), seq.into());
+        event.insert("unix_ms".into(), unix_ms.into());
+        event.insert("kind".into(), kind.name().into());
+        event.insert("name".into(), name.into());
+        event.insert("message".into(), message.into());
+        event.extend(fields);
+        if self.events.len() == self.capacity {
+            self.events.pop_front();
+        }
+        self.events.push_back(Value::Object(event));
+        seq
+    }
+
+    /// The sequence number of the newest event (0: none yet).
+    pub fn last_seq(&self) -> u64 {
+        self.seq_next - 1
+    }
+
+    /// Events with a sequence number above `since`, at most `limit` of them.
+    pub fn since(&self, since: u64, limit: usize) -> Page {
+        let first_seq = if self.events.is_empty() {
+            0
+        } else {
+            self.seq_next - self.events.len() as u64
+        };
+        let truncated = first_seq > 0 && since + 1 < first_seq;
+        // Index of the first event above `since` in the ring.
+        let skip = since.saturating_add(1).saturating_sub(first_seq.max(1)) as usize;
+        let events: Vec<Value> = self.events.iter().skip(skip).take(limit).cloned().collect();
+        let next_since = if events.is_empty() {
+            // Nothing newer: a `since` from the future (e.g. before a restart) is brought
+            // back to the newest event, so the next poll sees what comes.
+            since.min(self.last_seq())
+        } else {
+            since.max(first_seq.saturating_sub(1)) + events.len() as u64
+        };
+        let more = next_since < self.last_seq();
+        Page {
+            events,
+            next_since,
+            first_seq,
+            truncated,
+            more,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journal_with(n: u64, capacity: usize) -> Journal {
+        let mut j = Journal::new(capacity);
+        for i in 0..n {
+            j.push(1000 + i, EventKind::Shell, "x", "event", Map::new());
+        }
+        j
+    }
+
+    fn seqs(page: &Page) -> Vec<u64> {
+        page.events.iter().map(|e| e["seq"].as_u64().unwrap()).collect()
+    }
+
+    #[test]
+    fn journal_since_returns_newer_events_in_order() {
+        let j = journal_with(5, 10);
+        let page = j.since(2, 100);
+        assert_eq!(seqs(&page), [3, 4, 5]);
+        assert_eq!(page.next_since, 5);
+        assert!(!page.truncated && !page.more);
+        assert_eq!(j.since(0, 100).events.len(), 5);
+        assert!(j.since(5, 100).events.is_empty());
+        assert_eq!(j.since(5, 100).next_since, 5);
+    }
+
+    #[test]
+    fn journal_limit_pages_through() {
+        let j = journal_with(5, 10);
+        let page = j.since(0, 2);
+        assert_eq!(seqs(&page), [1, 2]);
+        assert!(page.more);
+        let page = j.since(page.next_since, 2);
+        assert_eq!(seqs(&page), [3, 4]);
+    }
+
+    #[test]
+    fn journal_overflow_drops_oldest_and_says_so() {
+        let j = journal_with(10, 4);
+        let page = j.since(0, 100);
+        assert_eq!(seqs(&page), [7, 8, 9, 10]);
+        assert!(page.truncated);
+        assert_eq!(page.first_seq, 7);
+        assert_eq!(page.next_since, 10);
+        let page = j.since(6, 100);
+        assert!(!page.truncated);
+        assert_eq!(seqs(&page), [7, 8, 9, 10]);
+    }
+
+    #[test]
+    fn journal_since_in_the_future_returns_nothing() {
+        let j = journal_with(3, 4);
+        let page = j.since(99, 10);
+        assert!(page.events.is_empty());
+        assert_eq!(page.next_since, 3);
+        let empty = Journal::new(4);
+        let page = empty.since(0, 10);
+        assert!(page.events.is_empty() && page.next_since == 0 && page.first_seq == 0);
+    }
+}

@@ -1,0 +1,306 @@
+//! The I/O shell in-process, alone (no peer): frames in over UDP, outputs out to a sink
+//! socket, the epoch persisted before the first output, and every console command with
+//! its errors. Binds 127.0.0.1 only; every wait is a bounded poll of a condition.
+#![cfg(feature = "io")]
+// Real sockets on a real clock: waits are bounded with wall time.
+#![allow(clippy::disallowed_methods)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use twinloop::io::config::{ConsoleConfig, FramesConfig, LinkConfig, OutputsConfig, ShellConfig};
+use twinloop::io::{Exit, Shell};
+use twinloop::io_protocol;
+use twinloop::testing::TestApp;
+use twinloop::Config;
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+struct Console {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Console {
+    fn connect(addr: SocketAddr) -> Console {
+        let stream = TcpStream::connect(addr).expect("connect to the console");
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        Console {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        }
+    }
+
+    fn ask(&mut self, line: &str) -> Value {
+        self.writer.write_all(line.as_bytes()).unwrap();
+        self.writer.write_all(b"\n").unwrap();
+        let mut reply = String::new();
+        self.reader.read_line(&mut reply).expect("a response line");
+        assert!(reply.ends_with('\n'), "every response is one line: {reply:?}");
+        serde_json::from_str(&reply).expect("the response is JSON")
+    }
+}
+
+struct Alone {
+    dir: PathBuf,
+    sink: UdpSocket,
+    frames: SocketAddr,
+    console: SocketAddr,
+    stop: twinloop::io::StopHandle,
+    thread: std::thread::JoinHandle<Result<Exit, twinloop::io::ShellError>>,
+}
+
+fn start_alone(name: &str, key: Option<&str>) -> Alone {
+    let port = free_udp_port();
+    let frames = FramesConfig {
+        bind: SocketAddr::from(([127, 0, 0, 1], port)),
+        ..FramesConfig::default()
+    };
+    start_alone_with(name, key, frames, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// A node alone, receiving frames as `frames` says; the test sends them to `send_to`.
+fn start_alone_with(name: &str, key: Option<&str>, frames: FramesConfig, send_to: SocketAddr) -> Alone {
+    let dir = std::env::temp_dir().join(format!("twinloop-io-shell-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = key.map(|k| {
+        let path = dir.join("console.key");
+        std::fs::write(&path, format!("{k}\n")).unwrap();
+        path
+    });
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sink.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let shell_config = ShellConfig {
+        name: name.into(),
+        state_file: dir.join("state").join("node.epoch"),
+        seed: 7,
+        frames,
+        links: vec![LinkConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], free_udp_port())),
+            bulk_bind: Some(SocketAddr::from(([127, 0, 0, 1], free_udp_port()))),
+            // Nobody listens there: the node stays alone.
+            peer: SocketAddr::from(([127, 0, 0, 1], free_udp_port())),
+            bulk_peer: Some(SocketAddr::from(([127, 0, 0, 1], free_udp_port()))),
+            ..LinkConfig::default()
+        }],
+        outputs: OutputsConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            sinks: vec![sink.local_addr().unwrap()],
+            ..OutputsConfig::default()
+        },
+        console: ConsoleConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            key_file,
+            ..ConsoleConfig::default()
+        },
+        ..ShellConfig::default()
+    };
+    let runtime = Config {
+        node_id: 3,
+        links: 1,
+        heartbeat_interval_ms: 5,
+        detection_window_ms: 50,
+        startup_wait_ms: 20,
+        ..Config::default()
+    };
+    let shell = Shell::new(shell_config, runtime, TestApp::new(0)).expect("the shell starts");
+    let console = shell.console_addr().expect("the console listens");
+    let stop = shell.stop_handle();
+    let thread = std::thread::spawn(move || shell.run());
+    Alone {
+        dir,
+        sink,
+        frames: send_to,
+        console,
+        stop,
+        thread,
+    }
+}
+
+impl Alone {
+    fn finish(self) -> Exit {
+        self.stop.stop();
+        let exit = self
+            .thread
+            .join()
+            .expect("the shell thread")
+            .expect("the shell stops cleanly");
+        let _ = std::fs::remove_dir_all(&self.dir);
+        exit
+    }
+}
+
+#[test]
+fn shell_alone_runs_frames_persists_epoch_and_emits() {
+    let alone = start_alone("emit", None);
+    let mut console = Console::connect(alone.console);
+    wait_for(Duration::from_secs(10), "the node to lead", || {
+        console.ask(r#"{"cmd":"status"}"#)["status"]["role"] == "primary"
+    });
+    let status = console.ask(r#"{"cmd":"status"}"#)["status"].clone();
+    let epoch = status["epoch"].as_u64().unwrap();
+    assert_eq!(epoch & 0xFF, 3, "the epoch names node 3");
+    // Persisted before any output can carry it.
+    let persisted = std::fs::read_to_string(alone.dir.join("state").join("node.epoch")).unwrap();
+    assert_eq!(persisted, format!("epoch {epoch}\n"));
+
+    let source = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for frame in 1..=3u64 {
+        let datagram = io_protocol::frame_to_vec(frame, &TestApp::payload_for(frame)).unwrap();
+        source.send_to(&datagram, alone.frames).unwrap();
+    }
+    // A corrupt frame is counted, not run.
+    let mut corrupt = io_protocol::frame_to_vec(4, b"x").unwrap();
+    corrupt[10] ^= 1;
+    source.send_to(&corrupt, alone.frames).unwrap();
+
+    // TestApp: one output per frame, two on frames divisible by 3.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while got.len() < 4 {
+        let (len, _) = alone.sink.recv_from(&mut buf).expect("outputs arrive at the sink");
+        let output = io_protocol::decode_output(&buf[..len]).expect("a valid output datagram");
+        assert_eq!((output.node_id, output.epoch), (3, epoch));
+        got.push((output.frame, output.index));
+    }
+    assert_eq!(got, [(1, 0), (2, 0), (3, 0), (3, 1)]);
+    wait_for(Duration::from_secs(5), "the corrupt frame to be counted", || {
+        console.ask(r#"{"cmd":"status"}"#)["status"]["io"]["frames_rejected_by"]["bad_checksum"] == 1
+    });
+    let status = console.ask(r#"{"cmd":"status"}"#)["status"].clone();
+    assert_eq!(status["frame"], 3);
+    assert_eq!(status["io"]["outputs_sent"], 4);
+    assert_eq!(status["sync"], "alone");
+    assert_eq!(status["last_transition"]["reason"], "started_first");
+    assert_eq!(alone.finish(), Exit::Stopped);
+}
+
+#[test]
+fn shell_console_commands_and_errors() {
+    let alone = start_alone("console", Some("s3cret"));
+    let mut console = Console::connect(alone.console);
+
+    let hello = console.ask(r#"{"cmd":"hello","id":"h"}"#);
+    assert_eq!(hello["ok"], true);
+    assert_eq!(hello["id"], "h");
+    assert_eq!(hello["protocol"], 1);
+    assert_eq!(hello["node_id"], 3);
+    assert_eq!(hello["name"], "console");
+
+    wait_for(Duration::from_secs(10), "the node to lead", || {
+        console.ask(r#"{"cmd":"status"}"#)["status"]["role"] == "primary"
+    });
+    let events = console.ask(r#"{"cmd":"events","since":0}"#);
+    let names: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names[..2], ["started", "started_first"]);
+    let first = &events["events"][0];
+    assert_eq!(first["seq"], 1);
+    assert!(
+        first["unix_ms"].as_u64().unwrap() > 1_600_000_000_000,
+        "a wall-clock timestamp"
+    );
+    let next = events["next_since"].as_u64().unwrap();
+    let again = console.ask(&format!(r#"{{"cmd":"events","since":{next}}}"#));
+    assert_eq!(again["events"], Value::Array(vec![]), "nothing new since");
+
+    // State changes need the key.
+    let refused = console.ask(r#"{"cmd":"switchover"}"#);
+    assert_eq!(refused["error"]["code"], "bad_key");
+    let refused = console.ask(r#"{"cmd":"switchover","key":"wrong"}"#);
+    assert_eq!(refused["error"]["code"], "bad_key");
+    let alone_reply = console.ask(r#"{"cmd":"switchover","key":"s3cret"}"#);
+    assert_eq!(alone_reply["ok"], true);
+    assert_eq!(alone_reply["result"], "refused");
+    assert_eq!(alone_reply["reason"], "no_healthy_backup");
+    let status = console.ask(r#"{"cmd":"status"}"#)["status"].clone();
+    assert_eq!(status["io"]["console_bad_key"], 2);
+
+    let config = console.ask(r#"{"cmd":"config"}"#);
+    assert_eq!(config["runtime"]["node_id"], 3);
+    assert_eq!(config["runtime"]["heartbeat_interval_ms"], 5);
+
+    assert_eq!(console.ask("not json")["error"]["code"], "bad_json");
+    assert_eq!(console.ask(r#"{"id":5}"#)["error"]["code"], "bad_request");
+    assert_eq!(console.ask(r#"{"id":5}"#)["id"], 5);
+    assert_eq!(console.ask(r#"{"cmd":"reboot"}"#)["error"]["code"], "unknown_cmd");
+    assert_eq!(
+        console.ask(r#"{"cmd":"events","limit":0}"#)["error"]["code"],
+        "bad_request"
+    );
+
+    // A line too long is answered, then the connection closes.
+    let long = format!(r#"{{"cmd":"status","pad":"{}"}}"#, "x".repeat(5000));
+    assert_eq!(console.ask(&long)["error"]["code"], "line_too_long");
+    let mut rest = Vec::new();
+    let _ = console.reader.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "the connection is closed after line_too_long");
+
+    assert_eq!(alone.finish(), Exit::Stopped);
+}
+
+#[test]
+fn shell_without_key_file_refuses_state_changes() {
+    let alone = start_alone("nokey", None);
+    let mut console = Console::connect(alone.console);
+    let reply = console.ask(r#"{"cmd":"switchover","key":"anything"}"#);
+    assert_eq!(reply["ok"], false);
+    assert_eq!(reply["error"]["code"], "no_key_configured");
+    assert_eq!(alone.finish(), Exit::Stopped);
+}
+
+#[test]
+fn shell_multicast_frames_reach_two_nodes_on_one_port() {
+    let group = std::net::Ipv4Addr::new(239, 255, 77, 1);
+    let port = free_udp_port();
+    let frames = FramesConfig {
+        bind: SocketAddr::from(([0, 0, 0, 0], port)),
+        multicast_group: Some(group),
+        // Loopback: no multicast route needed, nothing leaves the host.
+        multicast_interface: std::net::Ipv4Addr::LOCALHOST,
+        ..FramesConfig::default()
+    };
+    let target = SocketAddr::from((group, port));
+    let one = start_alone_with("mc1", None, frames.clone(), target);
+    let two = start_alone_with("mc2", None, frames, target);
+    let mut consoles = [Console::connect(one.console), Console::connect(two.console)];
+    for console in &mut consoles {
+        wait_for(Duration::from_secs(10), "the node to lead", || {
+            console.ask(r#"{"cmd":"status"}"#)["status"]["role"] == "primary"
+        });
+    }
+    let source = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    source.set_multicast_if_v4(&std::net::Ipv4Addr::LOCALHOST).unwrap();
+    source.set_multicast_loop_v4(true).unwrap();
+    for frame in 1..=3u64 {
+        let datagram = io_protocol::frame_to_vec(frame, &TestApp::payload_for(frame)).unwrap();
+        source.send_to(&datagram, &target.into()).unwrap();
+    }
+    for console in &mut consoles {
+        wait_for(Duration::from_secs(10), "both nodes to run frame 3", || {
+            console.ask(r#"{"cmd":"status"}"#)["status"]["frame"] == 3
+        });
+    }
+    assert_eq!(one.finish(), Exit::Stopped);
+    assert_eq!(two.finish(), Exit::Stopped);
+}
