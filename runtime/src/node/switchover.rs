@@ -79,34 +79,47 @@ impl<A: App> Node<A> {
                 CommandReply::Forwarded
             }
             Role::Primary => {
-                if self.switchover != Switchover::Idle {
-                    return CommandReply::Refused(RefuseReason::InProgress);
-                }
-                let backup = self.peer.filter(|p| self.peer_alive() && p.role == WireRole::Backup);
-                match backup.map(|p| p.sync) {
-                    None => return CommandReply::Refused(RefuseReason::NoHealthyBackup),
-                    Some(WireSync::Joining) => return CommandReply::Refused(RefuseReason::BackupJoining),
-                    Some(_) => {}
-                }
                 let id = self.rng.next_u64() as u32;
-                self.switchover = Switchover::Requesting {
-                    id,
-                    deadline: self.now + self.config.switchover_timeout(),
-                    retry_at: self.now + self.config.retry(),
-                    delayed: false,
-                };
-                self.transition(Role::Primary, self.sync, Reason::SwitchoverRequested);
-                self.send_all(Body::SwitchRequest { id });
-                CommandReply::Started
+                self.switchover_start(id)
             }
         }
+    }
+
+    /// Primary: begins switchover `id` (the operator's, or one the backup forwarded).
+    fn switchover_start(&mut self, id: u32) -> CommandReply {
+        if self.switchover != Switchover::Idle {
+            return CommandReply::Refused(RefuseReason::InProgress);
+        }
+        let backup = self.peer.filter(|p| self.peer_alive() && p.role == WireRole::Backup);
+        match backup.map(|p| p.sync) {
+            None => return CommandReply::Refused(RefuseReason::NoHealthyBackup),
+            Some(WireSync::Joining) => return CommandReply::Refused(RefuseReason::BackupJoining),
+            Some(_) => {}
+        }
+        self.switchover = Switchover::Requesting {
+            id,
+            deadline: self.now + self.config.switchover_timeout(),
+            retry_at: self.now + self.config.retry(),
+            delayed: false,
+        };
+        self.transition(Role::Primary, self.sync, Reason::SwitchoverRequested);
+        self.send_all(Body::SwitchRequest { id });
+        CommandReply::Started
     }
 
     pub(super) fn on_switch_ask(&mut self, link: u8, id: u32) {
         if self.role != Role::Primary {
             return;
         }
-        if let CommandReply::Refused(_) = self.switchover_command() {
+        // The ask comes on every link: the copies after the first are the same request.
+        let same = match self.switchover {
+            Switchover::Requesting { id: r, .. } | Switchover::Released { id: r, .. } => r == id,
+            _ => false,
+        };
+        if same {
+            return;
+        }
+        if let CommandReply::Refused(_) = self.switchover_start(id) {
             self.send(link, super::TrafficClass::Control, Body::SwitchRefuse { id });
         }
     }
