@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod binary;
 pub mod layout;
 pub mod node_config;
 pub mod plant;
