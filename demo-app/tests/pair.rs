@@ -479,6 +479,12 @@ impl Rig {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join("console.key"), format!("{KEY}\n")).unwrap();
+        // Key files must not be readable by others (the node refuses them).
+        fs::set_permissions(
+            dir.join("console.key"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
 
         let mut pool = PortPool::new();
         let ports = [NodePorts::allocate(&mut pool), NodePorts::allocate(&mut pool)];

@@ -82,6 +82,8 @@ fn start_alone_with(name: &str, key: Option<&str>, frames: FramesConfig, send_to
     let key_file = key.map(|k| {
         let path = dir.join("console.key");
         std::fs::write(&path, format!("{k}\n")).unwrap();
+        // Key files must not be readable by others (the shell refuses them).
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         path
     });
     let sink = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -70,6 +70,9 @@ pub struct FramesConfig {
     pub multicast_interface: Ipv4Addr,
     /// The socket's receive buffer (`SO_RCVBUF`), in bytes; 0 keeps the OS default.
     pub recv_buffer_bytes: u32,
+    /// When not empty, frames are accepted only from these sources: `"ip"` (any port) or
+    /// `"ip:port"`. Others are dropped and counted (`frames_foreign_source`).
+    pub sources: Vec<String>,
 }
 
 impl Default for FramesConfig {
@@ -79,7 +82,42 @@ impl Default for FramesConfig {
             multicast_group: None,
             multicast_interface: Ipv4Addr::UNSPECIFIED,
             recv_buffer_bytes: 1 << 20,
+            sources: Vec::new(),
         }
+    }
+}
+
+/// One allowed frame source: an address, and a port unless any port is allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameSource {
+    /// The source's IP address.
+    pub ip: std::net::IpAddr,
+    /// The source's UDP port; `None`: any.
+    pub port: Option<u16>,
+}
+
+impl FrameSource {
+    /// Parses `"ip"` or `"ip:port"` (`"[v6]:port"` for IPv6).
+    pub fn parse(text: &str) -> Option<FrameSource> {
+        if let Ok(addr) = text.parse::<SocketAddr>() {
+            return Some(FrameSource {
+                ip: addr.ip(),
+                port: Some(addr.port()),
+            });
+        }
+        text.parse().ok().map(|ip| FrameSource { ip, port: None })
+    }
+
+    /// True when a datagram from `from` is allowed by this entry.
+    pub fn allows(&self, from: SocketAddr) -> bool {
+        self.ip == from.ip() && self.port.is_none_or(|p| p == from.port())
+    }
+}
+
+impl FramesConfig {
+    /// The parsed `sources` (validated by [`ShellConfig::validate`]).
+    pub fn parsed_sources(&self) -> Vec<FrameSource> {
+        self.sources.iter().filter_map(|s| FrameSource::parse(s)).collect()
     }
 }
 
@@ -295,6 +333,15 @@ impl ShellConfig {
         if self.frames.bind.port() == 0 {
             return invalid("frames.bind", "must have a port (the I/O source sends to it)");
         }
+        if let Some((i, _)) = self
+            .frames
+            .sources
+            .iter()
+            .enumerate()
+            .find(|(_, s)| FrameSource::parse(s).is_none())
+        {
+            return invalid(format!("frames.sources[{i}]"), "must be \"ip\" or \"ip:port\"");
+        }
         if let Some(group) = self.frames.multicast_group {
             if !group.is_multicast() {
                 return invalid(
@@ -336,6 +383,19 @@ impl ShellConfig {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn frame_source_parses_ip_or_ip_port_and_matches() {
+        let any_port = FrameSource::parse("127.0.0.2").unwrap();
+        let one_port = FrameSource::parse("127.0.0.1:9000").unwrap();
+        assert!(any_port.allows("127.0.0.2:1234".parse().unwrap()));
+        assert!(!any_port.allows("127.0.0.1:1234".parse().unwrap()));
+        assert!(one_port.allows("127.0.0.1:9000".parse().unwrap()));
+        assert!(!one_port.allows("127.0.0.1:9001".parse().unwrap()));
+        assert!(FrameSource::parse("[::1]:9000").is_some());
+        assert!(FrameSource::parse("not an address").is_none());
+    }
+
     use super::*;
 
     fn valid() -> ShellConfig {
@@ -389,5 +449,8 @@ mod tests {
         let mut c = valid();
         c.log.level = "loud".into();
         assert_eq!(c.validate(2).unwrap_err().key, "log.level");
+        let mut c = valid();
+        c.frames.sources = vec!["127.0.0.1".into(), "nonsense".into()];
+        assert_eq!(c.validate(2).unwrap_err().key, "frames.sources[1]");
     }
 }

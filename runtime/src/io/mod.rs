@@ -208,6 +208,8 @@ struct LinkCounters {
 #[derive(Debug, Default, Clone)]
 struct IoCounters {
     frames_received: u64,
+    /// Frames from a source not in `frames.sources`.
+    frames_foreign_source: u64,
     frames_rejected: u64,
     frames_rejected_by: std::collections::BTreeMap<&'static str, u64>,
     outputs_sent: u64,
@@ -237,6 +239,8 @@ pub struct Shell<A: App> {
     boot_id: u64,
     frames: UdpSocket,
     frames_ready: bool,
+    /// `frames.sources`, parsed; empty: any source.
+    frame_sources: Vec<config::FrameSource>,
     links: Vec<Link>,
     outputs: UdpSocket,
     console: Option<Console>,
@@ -258,6 +262,24 @@ pub struct Shell<A: App> {
 }
 
 fn read_key_file(key: &'static str, path: &PathBuf) -> Result<Vec<u8>, ShellError> {
+    // Like ssh with a private key: a secret others can read is no secret.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(ShellError::KeyFile {
+                    key,
+                    path: path.clone(),
+                    problem: format!(
+                        "permissions {mode:04o} let group or others read it; run `chmod 600 {}`",
+                        path.display()
+                    ),
+                });
+            }
+        }
+    }
     let bytes = std::fs::read(path).map_err(|e| ShellError::KeyFile {
         key,
         path: path.clone(),
@@ -396,6 +418,7 @@ impl<A: App> Shell<A> {
             boot_id,
             frames,
             frames_ready: false,
+            frame_sources: config.frames.parsed_sources(),
             links,
             outputs,
             console,
@@ -576,7 +599,11 @@ impl<A: App> Shell<A> {
                 return Ok(());
             }
             match self.frames.recv_from(&mut self.buf) {
-                Ok((len, _from)) => {
+                Ok((len, from)) => {
+                    if !self.frame_sources.is_empty() && !self.frame_sources.iter().any(|s| s.allows(from)) {
+                        self.counters.frames_foreign_source += 1;
+                        continue;
+                    }
                     self.counters.frames_received += 1;
                     let now = self.clock.now();
                     match io_protocol::decode_frame(&self.buf[..len]) {
@@ -1192,6 +1219,7 @@ impl<A: App> Shell<A> {
         let c = &self.counters;
         let mut io = Map::new();
         io.insert("frames_received".into(), c.frames_received.into());
+        io.insert("frames_foreign_source".into(), c.frames_foreign_source.into());
         io.insert("frames_rejected".into(), c.frames_rejected.into());
         let by: Map<String, Value> = c
             .frames_rejected_by
@@ -1276,5 +1304,26 @@ fn decode_error_name(error: io_protocol::DecodeError) -> &'static str {
         E::BadChecksum => "bad_checksum",
         E::ReservedNotZero => "reserved_not_zero",
         E::FrameZero => "frame_zero",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn key_file_readable_by_others_is_refused_naming_the_fix() {
+        let dir = std::env::temp_dir().join(format!("twinloop-keyfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sync.key");
+        std::fs::write(&path, "secret\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let error = read_key_file("node.sync_key_file", &path).unwrap_err().to_string();
+        assert!(error.contains("chmod 600"), "{error}");
+        assert!(error.contains("node.sync_key_file"), "{error}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_key_file("node.sync_key_file", &path).unwrap(), b"secret");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
