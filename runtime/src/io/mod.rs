@@ -518,11 +518,13 @@ impl<A: App> Shell<A> {
                     }
                 }
             }
-            // Control first: a heartbeat must not wait behind frames or chunks.
+            // Frames first: a commit read before the frame it commits (both already
+            // queued) would make the backup fetch a payload it has. Then control, which
+            // must not wait behind chunks; a frame is one small datagram per cycle.
+            self.read_frames()?;
             for i in 0..self.links.len() {
                 self.read_link(i, TrafficClass::Control)?;
             }
-            self.read_frames()?;
             for i in 0..self.links.len() {
                 self.read_link(i, TrafficClass::Bulk)?;
             }

@@ -1,0 +1,665 @@
+//! The rig shared by the two-process tests: two real `twinloop-demo` processes on
+//! loopback with a test I/O source (closing the loop through the plant model), a
+//! deduplicating actuator sink, and a reference run of the same program.
+// Real processes on a real clock: the tests measure and bound with wall time.
+#![allow(clippy::disallowed_methods)]
+// Each test file uses part of the rig.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use twinloop::app::{App, Frame, Outbox};
+use twinloop::io_protocol;
+use twinloop::testing::Sink;
+use twinloop_demo::layout::OutputMessage;
+use twinloop_demo::plant::{Plant, PlantParams};
+use twinloop_demo::{TankApp, TankParams};
+
+/// The I/O source's cycle.
+pub const CYCLE_MS: u64 = 2;
+pub const KEY: &str = "test-console-key";
+
+/// The two scenarios start four processes and two threads each: run them one at a time.
+pub static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn params() -> TankParams {
+    TankParams {
+        cycle_ms: CYCLE_MS as u32,
+        ..TankParams::default()
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds; panics with `what` after `limit`.
+pub fn wait_for(limit: Duration, what: &str, context: &dyn Fn() -> String, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if condition() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {limit:?} waiting for: {what}\n{}", context());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Free ports on 127.0.0.1, held until `release` so that no two allocations collide.
+pub struct PortPool {
+    pub udp: Vec<UdpSocket>,
+    pub tcp: Vec<TcpListener>,
+}
+
+impl PortPool {
+    pub fn new() -> Self {
+        PortPool {
+            udp: Vec::new(),
+            tcp: Vec::new(),
+        }
+    }
+
+    pub fn udp(&mut self) -> u16 {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral UDP port");
+        let port = socket.local_addr().unwrap().port();
+        self.udp.push(socket);
+        port
+    }
+
+    /// Two consecutive free UDP ports are not needed: bulk ports are given explicitly.
+    pub fn tcp(&mut self) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral TCP port");
+        let port = listener.local_addr().unwrap().port();
+        self.tcp.push(listener);
+        port
+    }
+
+    pub fn release(self) {}
+}
+
+/// The ports of one node.
+#[derive(Debug, Clone, Copy)]
+pub struct NodePorts {
+    pub frames: u16,
+    /// Per link: control, bulk.
+    pub links: [[u16; 2]; 2],
+    pub console: u16,
+}
+
+impl NodePorts {
+    pub fn allocate(pool: &mut PortPool) -> Self {
+        NodePorts {
+            frames: pool.udp(),
+            links: [[pool.udp(), pool.udp()], [pool.udp(), pool.udp()]],
+            console: pool.tcp(),
+        }
+    }
+}
+
+/// What a rig sets beyond the defaults.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RigOptions {
+    /// Authenticate the sync links with a pre-shared key (`sync.key`).
+    pub sync_key: bool,
+    /// Accept frames only from the test source's address (`frames.sources`).
+    pub restrict_frame_source: bool,
+}
+
+/// The sync-link key the rig writes when `sync_key` is set.
+pub const SYNC_KEY: &str = "test-sync-key";
+
+pub fn node_config(
+    id: u8,
+    me: &NodePorts,
+    peer: &NodePorts,
+    sink: u16,
+    dir: &Path,
+    options: &RigOptions,
+    source: SocketAddr,
+) -> String {
+    let sync_key = if options.sync_key {
+        "sync_key_file = \"sync.key\""
+    } else {
+        ""
+    };
+    let sources = if options.restrict_frame_source {
+        format!("sources = [\"{source}\"]")
+    } else {
+        String::new()
+    };
+    let mut links = String::new();
+    for (i, name) in ["sync", "plant"].iter().enumerate() {
+        links.push_str(&format!(
+            r#"
+[[links]]
+name = "{name}"
+bind = "127.0.0.1:{}"
+bulk_bind = "127.0.0.1:{}"
+peer = "127.0.0.1:{}"
+bulk_peer = "127.0.0.1:{}"
+"#,
+            me.links[i][0], me.links[i][1], peer.links[i][0], peer.links[i][1]
+        ));
+    }
+    format!(
+        r#"
+[node]
+name = "node-{id}"
+state_file = "{state}"
+seed = {seed}
+{sync_key}
+
+[runtime]
+node_id = {id}
+links = 2
+heartbeat_interval_ms = 5
+detection_window_ms = 100
+probe_timeout_ms = 50
+startup_wait_ms = 100
+retry_ms = 10
+switchover_timeout_ms = 1000
+
+[frames]
+bind = "127.0.0.1:{frames}"
+{sources}
+{links}
+[outputs]
+bind = "127.0.0.1:0"
+sinks = ["127.0.0.1:{sink}"]
+
+[console]
+bind = "127.0.0.1:{console}"
+key_file = "console.key"
+
+[shutdown]
+switchover_wait_ms = 5000
+
+[hook]
+command = ["sh", "-c", "echo \"$TWINLOOP_ROLE $TWINLOOP_REASON $TWINLOOP_EPOCH\" >> {hooklog}"]
+
+[app]
+cycle_ms = {CYCLE_MS}
+"#,
+        state = dir.join(format!("node-{id}.epoch")).display(),
+        seed = 1000 + u64::from(id),
+        frames = me.frames,
+        console = me.console,
+        hooklog = dir.join(format!("node-{id}.hooks")).display(),
+    )
+}
+
+/// A running node process; killed when dropped.
+pub struct Node {
+    pub id: u8,
+    pub child: RefCell<Child>,
+    pub console: SocketAddr,
+    pub log: PathBuf,
+    pub exit: RefCell<Option<ExitStatus>>,
+}
+
+impl Node {
+    pub fn spawn(id: u8, config: &Path, log: PathBuf, console: u16) -> Node {
+        let stderr = fs::File::create(&log).expect("create the node's log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_twinloop-demo"))
+            .arg("--config")
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start twinloop-demo");
+        Node {
+            id,
+            child: RefCell::new(child),
+            console: SocketAddr::from(([127, 0, 0, 1], console)),
+            log,
+            exit: RefCell::new(None),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.borrow().id()
+    }
+
+    /// One console request; `None` when the node does not answer (yet).
+    pub fn request(&self, request: &str) -> Option<Value> {
+        let mut stream = TcpStream::connect_timeout(&self.console, Duration::from_millis(500)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        stream.write_all(request.as_bytes()).ok()?;
+        stream.write_all(b"\n").ok()?;
+        let mut line = String::new();
+        BufReader::new(stream).read_line(&mut line).ok()?;
+        serde_json::from_str(&line).ok()
+    }
+
+    pub fn status(&self) -> Option<Value> {
+        let reply = self.request(r#"{"cmd":"status"}"#)?;
+        (reply["ok"] == true).then(|| reply["status"].clone())
+    }
+
+    pub fn status_is(&self, field: &str, value: &str) -> bool {
+        self.status().is_some_and(|s| s[field] == value)
+    }
+
+    pub fn frame(&self) -> u64 {
+        self.status().and_then(|s| s["frame"].as_u64()).unwrap_or(0)
+    }
+
+    /// True once the process has exited (and records how).
+    pub fn exited(&self) -> bool {
+        if self.exit.borrow().is_some() {
+            return true;
+        }
+        if let Ok(Some(status)) = self.child.borrow_mut().try_wait() {
+            *self.exit.borrow_mut() = Some(status);
+            return true;
+        }
+        false
+    }
+
+    /// How it exited; panics if it runs.
+    pub fn exit_status(&self) -> ExitStatus {
+        self.exit.borrow().expect("the process has exited")
+    }
+
+    pub fn sigkill(&self) {
+        let mut child = self.child.borrow_mut();
+        let _ = child.kill();
+        *self.exit.borrow_mut() = child.wait().ok();
+    }
+
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {} failed", self.pid());
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = self.log_text();
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(40);
+        format!(
+            "--- node {} log (last lines) ---\n{}",
+            self.id,
+            lines[from..].join("\n")
+        )
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if !self.exited() {
+            let mut child = self.child.borrow_mut();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Every frame the source sent: number and payload.
+pub type FrameLog = Arc<Mutex<Vec<(u64, Vec<u8>)>>>;
+
+/// What the sink saw.
+#[derive(Default)]
+pub struct SinkState {
+    pub sink: Sink,
+    /// Arrival time, sender and id of every output datagram.
+    pub arrivals: Vec<(Instant, u8, u64, u8)>,
+    /// Datagrams that did not decode.
+    pub malformed: u64,
+}
+
+/// The test I/O source, the plant and the sink.
+pub struct Plantside {
+    pub stop: Arc<AtomicBool>,
+    pub sending: Arc<AtomicBool>,
+    /// Set by the source once it has seen `sending` off (nothing more will be sent).
+    pub paused: Arc<AtomicBool>,
+    pub frames_sent: Arc<AtomicU64>,
+    pub frames: FrameLog,
+    pub sink: Arc<Mutex<SinkState>>,
+    pub threads: Vec<JoinHandle<()>>,
+}
+
+impl Plantside {
+    pub fn start(source_socket: UdpSocket, sink_socket: UdpSocket, targets: Vec<SocketAddr>) -> Plantside {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sending = Arc::new(AtomicBool::new(false));
+        let paused = Arc::new(AtomicBool::new(true));
+        let frames_sent = Arc::new(AtomicU64::new(0));
+        let frames = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::new(Mutex::new(SinkState::default()));
+        // Starting just below the low-level alarm makes the program raise, acknowledge
+        // and clear an alarm early on: frames with more than one output.
+        let plant = Arc::new(Mutex::new(Plant::new(PlantParams {
+            level_initial_um: 190_000,
+            ..PlantParams::default()
+        })));
+
+        let source = {
+            let (stop, sending, paused, frames_sent, frames, plant) = (
+                stop.clone(),
+                sending.clone(),
+                paused.clone(),
+                frames_sent.clone(),
+                frames.clone(),
+                plant.clone(),
+            );
+            std::thread::spawn(move || {
+                let socket = source_socket;
+                let cycle = Duration::from_millis(CYCLE_MS);
+                let mut next_at = Instant::now();
+                let mut number = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    // Pacing the source is the one place a sleep belongs: it is the plant's
+                    // cycle, not a wait for a condition.
+                    let now = Instant::now();
+                    if now < next_at {
+                        std::thread::sleep(next_at - now);
+                    }
+                    next_at += cycle;
+                    if !sending.load(Ordering::SeqCst) {
+                        paused.store(true, Ordering::SeqCst);
+                        next_at = Instant::now() + cycle;
+                        continue;
+                    }
+                    paused.store(false, Ordering::SeqCst);
+                    number += 1;
+                    let payload = {
+                        let mut plant = plant.lock().unwrap();
+                        plant.advance(CYCLE_MS);
+                        // Press the acknowledge button now and then, so alarm events occur.
+                        plant.set_ack(number % 300 >= 50 && number % 300 < 53);
+                        plant.inputs().encode()
+                    };
+                    let datagram = io_protocol::frame_to_vec(number, &payload).unwrap();
+                    frames.lock().unwrap().push((number, payload.to_vec()));
+                    for target in &targets {
+                        let _ = socket.send_to(&datagram, target);
+                    }
+                    frames_sent.store(number, Ordering::SeqCst);
+                }
+            })
+        };
+
+        let receiver = {
+            let (stop, sink, plant) = (stop.clone(), sink.clone(), plant.clone());
+            std::thread::spawn(move || {
+                sink_socket.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+                let mut buf = [0u8; 2048];
+                while !stop.load(Ordering::SeqCst) {
+                    let Ok((len, _)) = sink_socket.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    let mut state = sink.lock().unwrap();
+                    let Ok(output) = io_protocol::decode_output(&buf[..len]) else {
+                        state.malformed += 1;
+                        continue;
+                    };
+                    state
+                        .arrivals
+                        .push((Instant::now(), output.node_id, output.frame, output.index));
+                    let accepted_before = state.sink.accepted.len();
+                    state.sink.offer(&output.to_output());
+                    if state.sink.accepted.len() > accepted_before && output.index == 0 {
+                        if let Ok(OutputMessage::Command(command)) = OutputMessage::decode(output.payload) {
+                            plant.lock().unwrap().apply(&command);
+                        }
+                    }
+                }
+            })
+        };
+        Plantside {
+            stop,
+            sending,
+            paused,
+            frames_sent,
+            frames,
+            sink,
+            threads: vec![source, receiver],
+        }
+    }
+
+    pub fn frames_sent(&self) -> u64 {
+        self.frames_sent.load(Ordering::SeqCst)
+    }
+
+    /// The number of frames whose command (output 0) the sink accepted.
+    pub fn has_command_of(&self, frame: u64) -> bool {
+        self.sink.lock().unwrap().sink.accepted.contains_key(&(frame, 0))
+    }
+
+    /// Stops the frames; returns the number of the last one sent.
+    pub fn stop_sending(&self) -> u64 {
+        self.sending.store(false, Ordering::SeqCst);
+        // The source may be sending a frame right now: wait until it has seen the flag.
+        wait_for(Duration::from_secs(5), "the source to stop", &String::new, || {
+            self.paused.load(Ordering::SeqCst)
+        });
+        self.frames_sent()
+    }
+
+    pub fn shutdown(mut self) -> (Vec<(u64, Vec<u8>)>, SinkState) {
+        self.stop.store(true, Ordering::SeqCst);
+        for thread in self.threads.drain(..) {
+            thread.join().expect("plant-side thread");
+        }
+        let frames = std::mem::take(&mut *self.frames.lock().unwrap());
+        let sink = std::mem::take(&mut *self.sink.lock().unwrap());
+        (frames, sink)
+    }
+}
+
+/// A pair of node processes with the plant side, ready to run.
+pub struct Rig {
+    pub dir: PathBuf,
+    pub a: Node,
+    /// Started once `a` leads.
+    pub b_started: Option<Node>,
+    pub plant: Plantside,
+    /// Every port of both nodes (for tests that talk to them directly).
+    pub ports: [NodePorts; 2],
+}
+
+impl Rig {
+    pub fn b(&self) -> &Node {
+        self.b_started.as_ref().expect("node 2 started")
+    }
+
+    pub fn context(&self) -> String {
+        let sink = self.plant.sink.lock().unwrap();
+        format!(
+            "frames sent {}, sink accepted {}, duplicates {}\nA status: {:?}\nB status: {:?}\n{}\n{}",
+            self.plant.frames_sent(),
+            sink.sink.accepted.len(),
+            sink.sink.duplicates,
+            self.a
+                .status()
+                .map(|s| (s["role"].clone(), s["sync"].clone(), s["frame"].clone())),
+            self.b_started.as_ref().and_then(Node::status).map(|s| (
+                s["role"].clone(),
+                s["sync"].clone(),
+                s["frame"].clone()
+            )),
+            self.a.log_tail(),
+            self.b_started.as_ref().map_or(String::new(), Node::log_tail)
+        )
+    }
+
+    /// Starts A, waits for it to lead; starts B, waits for it to follow; starts the
+    /// frames; waits until B is in sync and A paired.
+    pub fn start(name: &str) -> Rig {
+        Rig::start_with(name, RigOptions::default())
+    }
+
+    /// [`Rig::start`] with options.
+    pub fn start_with(name: &str, options: RigOptions) -> Rig {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("pair-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("console.key"), format!("{KEY}\n")).unwrap();
+        // Key files must not be readable by others (the node refuses them).
+        fs::set_permissions(
+            dir.join("console.key"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+
+        if options.sync_key {
+            fs::write(dir.join("sync.key"), format!("{SYNC_KEY}\n")).unwrap();
+            fs::set_permissions(
+                dir.join("sync.key"),
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            )
+            .unwrap();
+        }
+        let source_socket = UdpSocket::bind("127.0.0.1:0").expect("bind the source socket");
+        let source = source_socket.local_addr().unwrap();
+        let mut pool = PortPool::new();
+        let ports = [NodePorts::allocate(&mut pool), NodePorts::allocate(&mut pool)];
+        // The sink keeps its socket: the nodes send to it.
+        let sink_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sink_port = sink_socket.local_addr().unwrap().port();
+        for (i, id) in [1u8, 2].into_iter().enumerate() {
+            let text = node_config(id, &ports[i], &ports[1 - i], sink_port, &dir, &options, source);
+            fs::write(dir.join(format!("node-{id}.toml")), text).unwrap();
+        }
+        let targets = ports
+            .iter()
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p.frames)))
+            .collect();
+        pool.release();
+
+        let plant = Plantside::start(source_socket, sink_socket, targets);
+        let a = Node::spawn(1, &dir.join("node-1.toml"), dir.join("node-1.log"), ports[0].console);
+        let b_console = ports[1].console;
+        // B starts only once A leads, so that the roles are known.
+        let mut rig = Rig {
+            a,
+            b_started: None,
+            dir,
+            plant,
+            ports,
+        };
+        wait_for(
+            Duration::from_secs(15),
+            "node 1 to become primary",
+            &|| rig.context(),
+            || rig.a.status_is("role", "primary"),
+        );
+        rig.b_started = Some(Node::spawn(
+            2,
+            &rig.dir.join("node-2.toml"),
+            rig.dir.join("node-2.log"),
+            b_console,
+        ));
+        wait_for(
+            Duration::from_secs(15),
+            "node 2 to become backup",
+            &|| rig.context(),
+            || rig.b().status_is("role", "backup"),
+        );
+        rig.plant.paused.store(false, Ordering::SeqCst);
+        rig.plant.sending.store(true, Ordering::SeqCst);
+        wait_for(
+            Duration::from_secs(20),
+            "node 2 in sync and node 1 paired",
+            &|| rig.context(),
+            || rig.b().status_is("sync", "in_sync") && rig.a.status_is("sync", "paired"),
+        );
+        rig
+    }
+
+    /// Waits until the sink has the command of frame `frame`.
+    pub fn await_sink_frame(&self, frame: u64, limit: Duration) {
+        wait_for(
+            limit,
+            &format!("the sink to receive frame {frame}"),
+            &|| self.context(),
+            || self.plant.has_command_of(frame),
+        );
+    }
+}
+
+/// The outputs a reference run of the tank program produces on `frames` (in order).
+pub fn reference_outputs(frames: &[(u64, Vec<u8>)], last: u64) -> BTreeMap<(u64, u8), Vec<u8>> {
+    let mut app = TankApp::new(params());
+    let mut outbox = Outbox::new();
+    let mut expected = BTreeMap::new();
+    for (number, payload) in frames.iter().filter(|(n, _)| *n <= last) {
+        outbox.clear();
+        app.step(
+            Frame {
+                number: *number,
+                payload,
+            },
+            &mut outbox,
+        );
+        for (index, output) in outbox.as_slice().iter().enumerate() {
+            expected.insert((*number, index as u8), output.to_vec());
+        }
+    }
+    expected
+}
+
+/// Compares the sink's accepted outputs with the reference: every id once, same content.
+pub fn assert_exactly_the_reference(sink: &Sink, frames: &[(u64, Vec<u8>)], last: u64) {
+    let first = sink.accepted.keys().next().map(|&(f, _)| f);
+    assert_eq!(
+        first,
+        Some(1),
+        "the first primary runs from frame 1 (frames start after it leads)"
+    );
+    let expected = reference_outputs(frames, last);
+    let accepted: BTreeMap<(u64, u8), Vec<u8>> = sink
+        .accepted
+        .iter()
+        .filter(|((frame, _), _)| *frame <= last)
+        .map(|(&id, (_, payload))| (id, payload.clone()))
+        .collect();
+    let missing: Vec<_> = expected
+        .keys()
+        .filter(|id| !accepted.contains_key(id))
+        .take(10)
+        .collect();
+    let extra: Vec<_> = accepted
+        .keys()
+        .filter(|id| !expected.contains_key(id))
+        .take(10)
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "output ids lost {missing:?} or unexpected {extra:?} (of {} expected)",
+        expected.len()
+    );
+    let different: Vec<_> = expected
+        .iter()
+        .filter(|(id, payload)| accepted.get(*id) != Some(*payload))
+        .map(|(id, _)| id)
+        .take(10)
+        .collect();
+    assert!(
+        different.is_empty(),
+        "outputs differ from the reference run: {different:?}"
+    );
+    assert_eq!(sink.conflicts, 0, "two copies of one id with different content");
+    assert!(
+        expected.len() as u64 > last && accepted.keys().any(|&(_, index)| index > 0),
+        "every frame has its command, and some have alarm events ({} outputs for {last} frames)",
+        expected.len()
+    );
+}

@@ -1,0 +1,265 @@
+//! Hostile input: a running pair (sync links authenticated, frames accepted from the I/O
+//! source's address only) is flooded on every port with 100,000 random and mutated
+//! datagrams, replays of valid ones and forged switchover requests, and its console with
+//! forged commands. Nothing may crash, no role may change, the plant must see exactly the
+//! outputs a run without the flood gives, and the rejection counters must account for
+//! every datagram sent.
+// Real processes on a real clock: the test paces and bounds with wall time.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::Duration;
+use twinloop::io_protocol;
+use twinloop::wire::{self, AuthKey, Body, Commit, CommitKind, Envelope, Header, WireRole, WireSync};
+use twinloop::Rng;
+
+const DATAGRAMS: u64 = 100_000;
+/// Datagrams per burst, and bursts per second: 20,000 a second, well within what a node
+/// reads, so that the kernel drops none and every datagram is counted by a node.
+const BURST: u64 = 100;
+const BURST_INTERVAL: Duration = Duration::from_millis(5);
+
+/// What one node was sent, by where it must be counted.
+#[derive(Default, Debug)]
+struct Sent {
+    /// To the frames socket from an address not in `frames.sources`.
+    frames_foreign: u64,
+    /// To a sync-link socket (control or bulk): random, mutated, replayed or forged.
+    link: u64,
+}
+
+/// `(sync-link rejections, frames from a foreign source)`. `stale_frame` is left out: it
+/// counts the I/O source's own frames that arrive after the node ran them (fetched).
+fn counters(status: &Value) -> (u64, u64) {
+    let rejections: u64 = status["rejections"]
+        .as_object()
+        .expect("rejections object")
+        .iter()
+        .filter(|(reason, _)| *reason != "stale_frame")
+        .map(|(_, v)| v.as_u64().unwrap_or(0))
+        .sum();
+    let foreign = status["io"]["frames_foreign_source"].as_u64().unwrap_or(0);
+    (rejections, foreign)
+}
+
+fn header(node_id: u8, role: WireRole, epoch: u64, session: u64, seq: u64) -> Header {
+    Header {
+        node_id,
+        role,
+        epoch,
+        sync: WireSync::NotApplicable,
+        frame: 1,
+        session,
+        seq,
+    }
+}
+
+#[test]
+fn flood_every_port_no_crash_no_role_change_same_outputs_all_counted() {
+    let options = RigOptions {
+        sync_key: true,
+        restrict_frame_source: true,
+    };
+    let rig = Rig::start_with("flood", options);
+    // Let sequence numbers run well past the replay window before replaying old ones.
+    let frame_before = rig.plant.frames_sent();
+    rig.await_sink_frame(frame_before + 300, Duration::from_secs(10));
+
+    let status = [rig.a.status().expect("A status"), rig.b().status().expect("B status")];
+    let roles: Vec<(Value, Value)> = status.iter().map(|s| (s["role"].clone(), s["epoch"].clone())).collect();
+    let sessions = [
+        status[0]["boot_id"].as_u64().unwrap(),
+        status[1]["boot_id"].as_u64().unwrap(),
+    ];
+    let epoch = status[0]["epoch"].as_u64().unwrap();
+    let before = [counters(&status[0]), counters(&status[1])];
+
+    let key = AuthKey::derive(SYNC_KEY.as_bytes());
+    let wrong = AuthKey::derive(b"not the key");
+    let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut rng = Rng::new(0xF100D);
+    let mut sent = [Sent::default(), Sent::default()];
+    let mut kinds = [0u64; 6];
+
+    for n in 0..DATAGRAMS {
+        let to = (rng.below(2)) as usize;
+        let peer = 1 - to;
+        let ports = &rig.ports[to];
+        let kind = rng.below(6) as usize;
+        kinds[kind] += 1;
+        let link_port = ports.links[rng.below(2) as usize][rng.below(2) as usize];
+        let (bytes, port, counted_as_frame) = match kind {
+            // Random bytes, to any port.
+            0 => {
+                let len = rng.below(1400) as usize;
+                let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+                if rng.chance(1, 5) {
+                    (bytes, ports.frames, true)
+                } else {
+                    (bytes, link_port, false)
+                }
+            }
+            // A valid, keyed message with a few bits flipped.
+            1 => {
+                let envelope = Envelope {
+                    header: header(peer as u8 + 1, WireRole::Primary, epoch, sessions[peer], n + 1_000_000),
+                    body: Body::Heartbeat {
+                        nonce: 1,
+                        priority: 0,
+                        sent_ns: 1,
+                        echo_ns: 0,
+                        echo_hold_ns: 0,
+                    },
+                };
+                let valid = wire::encode(&envelope, Some(&key)).unwrap().to_vec();
+                let mut bytes = valid.clone();
+                // Flips at distinct bits: two flips of one bit would give back the valid
+                // message, which only the key holder can make.
+                while bytes == valid {
+                    for _ in 0..=rng.below(3) {
+                        let i = rng.below(bytes.len() as u64) as usize;
+                        bytes[i] ^= 1 << rng.below(8);
+                    }
+                }
+                (bytes, link_port, false)
+            }
+            // A replay: correctly keyed, the peer's real session, a sequence number long past.
+            2 => {
+                let body = if rng.chance(1, 2) {
+                    Body::Commit(Commit {
+                        frame: 5,
+                        kind: CommitKind::Skipped { last: 1_000_000 },
+                        state_digest: None,
+                    })
+                } else {
+                    Body::SwitchRelease { id: 1, frame: 5 }
+                };
+                let envelope = Envelope {
+                    header: header(peer as u8 + 1, WireRole::Primary, epoch, sessions[peer], rng.below(32)),
+                    body,
+                };
+                (wire::encode(&envelope, Some(&key)).unwrap().to_vec(), link_port, false)
+            }
+            // A forged switchover or takeover with a higher epoch: no key, or the wrong one.
+            3 => {
+                let body = match rng.below(3) {
+                    0 => Body::SwitchRequest { id: 7 },
+                    1 => Body::SwitchAsk { id: 7 },
+                    _ => Body::SwitchRelease { id: 7, frame: 1 },
+                };
+                let envelope = Envelope {
+                    header: header(peer as u8 + 1, WireRole::Primary, epoch + 256, u64::MAX, n),
+                    body,
+                };
+                let key = if rng.chance(1, 2) { Some(&wrong) } else { None };
+                (wire::encode(&envelope, key).unwrap().to_vec(), link_port, false)
+            }
+            // A well-formed input frame far in the future, from the wrong address.
+            4 => {
+                let bytes = io_protocol::frame_to_vec(10_000_000 + n, &[0u8; 16]).unwrap();
+                (bytes, ports.frames, true)
+            }
+            // An unknown wire version, otherwise well framed.
+            _ => {
+                let mut bytes = vec![9u8, 0, 1, 2, 3];
+                let crc = twinloop::digest::crc32c(&bytes);
+                bytes.extend_from_slice(&crc.to_le_bytes());
+                (bytes, link_port, false)
+            }
+        };
+        let target = SocketAddr::from(([127, 0, 0, 1], port));
+        attacker.send_to(&bytes, target).expect("loopback send");
+        if counted_as_frame {
+            sent[to].frames_foreign += 1;
+        } else {
+            sent[to].link += 1;
+        }
+        if (n + 1) % BURST == 0 {
+            // Pacing: the flood's rate, not a wait for a condition.
+            std::thread::sleep(BURST_INTERVAL);
+        }
+    }
+
+    // Forged and malformed console commands.
+    let mut bad_key_replies = 0;
+    let mut bad_json_replies = 0;
+    for ports in &rig.ports {
+        let stream = TcpStream::connect(("127.0.0.1", ports.console)).expect("console");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        for i in 0..50 {
+            let line = if i % 2 == 0 {
+                format!("{{\"cmd\":\"switchover\",\"key\":\"guess-{i}\"}}\n")
+            } else {
+                format!("{{\"cmd\":\"switchover\",\"key\"::{i}\n")
+            };
+            writer.write_all(line.as_bytes()).unwrap();
+            let mut reply = String::new();
+            reader.read_line(&mut reply).expect("a reply per request");
+            let reply: Value = serde_json::from_str(&reply).expect("replies are JSON");
+            assert_eq!(reply["ok"], false, "a forged console command was accepted: {reply}");
+            match reply["error"]["code"].as_str() {
+                Some("bad_key") => bad_key_replies += 1,
+                Some("bad_json") => bad_json_replies += 1,
+                other => panic!("unexpected console error {other:?}"),
+            }
+        }
+    }
+    assert_eq!((bad_key_replies, bad_json_replies), (50, 50));
+
+    // Every datagram is counted once the nodes have read them all.
+    let expected = [
+        (before[0].0 + sent[0].link, before[0].1 + sent[0].frames_foreign),
+        (before[1].0 + sent[1].link, before[1].1 + sent[1].frames_foreign),
+    ];
+    let node_counters = |rig: &Rig| {
+        [
+            rig.a.status().map(|s| counters(&s)),
+            rig.b().status().map(|s| counters(&s)),
+        ]
+    };
+    wait_for(
+        Duration::from_secs(20),
+        "the nodes to count every flood datagram",
+        &|| {
+            format!(
+                "expected {expected:?}, counted {:?}, sent {sent:?}\nA {}\nB {}",
+                node_counters(&rig),
+                rig.a.status().map(|s| s["rejections"].clone()).unwrap_or_default(),
+                rig.b().status().map(|s| s["rejections"].clone()).unwrap_or_default()
+            )
+        },
+        || node_counters(&rig) == [Some(expected[0]), Some(expected[1])],
+    );
+    println!("flood: {DATAGRAMS} datagrams by kind {kinds:?}, per node {sent:?}; counters {expected:?}");
+
+    // The pair went on as if nothing happened.
+    let after = [rig.a.status().unwrap(), rig.b().status().unwrap()];
+    for (i, s) in after.iter().enumerate() {
+        assert_eq!(
+            (s["role"].clone(), s["epoch"].clone()),
+            roles[i],
+            "node {} changed role or epoch",
+            i + 1
+        );
+        assert_eq!(s["takeovers"], 0);
+        assert_eq!(s["switchovers"], 0);
+        assert_eq!(s["alarms"], 0, "alarm: {}", s["last_alarm"]);
+        // Half of the 50 forged lines carried a wrong key; the others were not JSON.
+        assert_eq!(s["io"]["console_bad_key"], 25);
+    }
+    assert_eq!(after[1]["sync"], "in_sync");
+
+    let last = rig.plant.stop_sending();
+    rig.await_sink_frame(last, Duration::from_secs(10));
+    let (frames, sink) = rig.plant.shutdown();
+    assert_exactly_the_reference(&sink.sink, &frames, last);
+    assert_eq!(sink.sink.duplicates, 0);
+    assert_eq!(sink.sink.stale_rejected, 0);
+}
