@@ -238,6 +238,49 @@ fn shell_console_commands_and_errors() {
     let status = console.ask(r#"{"cmd":"status"}"#)["status"].clone();
     assert_eq!(status["io"]["console_bad_key"], 2);
 
+    // Or a MAC over this connection's challenge, with an increasing sequence number.
+    let challenge_hex = hello["challenge"]
+        .as_str()
+        .expect("hello carries a challenge")
+        .to_string();
+    let challenge: [u8; 16] = twinloop::io_protocol::parse_hex(&challenge_hex)
+        .expect("hex challenge")
+        .try_into()
+        .expect("16 bytes");
+    let mac = |seq: u64| {
+        twinloop::io::console::hex(&twinloop::io::console::request_mac(
+            b"s3cret",
+            &challenge,
+            seq,
+            "switchover",
+        ))
+    };
+    let signed = console.ask(&format!(
+        r#"{{"cmd":"switchover","auth":{{"seq":1,"mac":"{}"}}}}"#,
+        mac(1)
+    ));
+    assert_eq!(signed["ok"], true, "{signed}");
+    assert_eq!(signed["result"], "refused");
+    let replayed = console.ask(&format!(
+        r#"{{"cmd":"switchover","auth":{{"seq":1,"mac":"{}"}}}}"#,
+        mac(1)
+    ));
+    assert_eq!(replayed["error"]["code"], "bad_key", "a replayed request was accepted");
+    let forged = console.ask(&format!(
+        r#"{{"cmd":"switchover","auth":{{"seq":2,"mac":"{}"}}}}"#,
+        mac(3)
+    ));
+    assert_eq!(forged["error"]["code"], "bad_key");
+    assert_eq!(
+        console.ask(&format!(
+            r#"{{"cmd":"switchover","auth":{{"seq":2,"mac":"{}"}}}}"#,
+            mac(2)
+        ))["ok"],
+        true
+    );
+    let status = console.ask(r#"{"cmd":"status"}"#)["status"].clone();
+    assert_eq!(status["io"]["console_bad_key"], 4);
+
     let config = console.ask(r#"{"cmd":"config"}"#);
     assert_eq!(config["runtime"]["node_id"], 3);
     assert_eq!(config["runtime"]["heartbeat_interval_ms"], 5);

@@ -35,10 +35,13 @@ pub enum Request {
         /// The most events to return.
         limit: u64,
     },
-    /// A planned switchover; `key` must match the configured key.
+    /// A planned switchover: authenticated by `auth` (a MAC over the connection's
+    /// challenge), or by `key` in clear on a loopback console.
     Switchover {
         /// The key the client sent.
         key: Option<String>,
+        /// `(seq, mac)`: see [`request_mac`].
+        auth: Option<(u64, String)>,
     },
     /// The node's effective configuration.
     Config,
@@ -145,7 +148,15 @@ pub fn parse(line: &str) -> Result<(Value, Request), ParseError> {
                 Some(Value::String(s)) => Some(s.clone()),
                 Some(_) => return bad("field `key` must be a string".into()),
             };
-            Request::Switchover { key }
+            let auth = match object.get("auth") {
+                None | Some(Value::Null) => None,
+                Some(Value::Object(a)) => match (a.get("seq").and_then(Value::as_u64), a.get("mac")) {
+                    (Some(seq), Some(Value::String(mac))) => Some((seq, mac.clone())),
+                    _ => return bad("field `auth` must be {\"seq\": integer, \"mac\": hex string}".into()),
+                },
+                Some(_) => return bad("field `auth` must be an object".into()),
+            };
+            Request::Switchover { key, auth }
         }
         other => {
             return Err((
@@ -188,6 +199,31 @@ fn line(value: Value) -> String {
     text
 }
 
+/// Bytes of a connection's challenge.
+pub const CHALLENGE_BYTES: usize = 16;
+
+/// The MAC a client puts in `auth.mac` (as lowercase hex) for a state-changing command:
+/// keyed BLAKE3, with a key derived from the console key, over the connection's challenge
+/// (from `hello`), the request's sequence number (little-endian, strictly increasing on
+/// the connection) and the command name; the first 16 bytes. The challenge binds it to
+/// one connection and the sequence number to one request: a captured request cannot be
+/// replayed.
+pub fn request_mac(key: &[u8], challenge: &[u8; CHALLENGE_BYTES], seq: u64, cmd: &str) -> [u8; 16] {
+    let derived = blake3::derive_key("twinloop console key v1", key);
+    let mut hasher = blake3::Hasher::new_keyed(&derived);
+    hasher.update(challenge);
+    hasher.update(&seq.to_le_bytes());
+    hasher.update(cmd.as_bytes());
+    let mut mac = [0u8; 16];
+    mac.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+    mac
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Compares the presented key with the configured one in time independent of where
 /// they differ, so that response timing does not leak the key.
 pub fn key_matches(configured: &[u8], presented: &[u8]) -> bool {
@@ -210,6 +246,10 @@ struct Connection {
     unanswered: usize,
     /// Registered for writable events too.
     wants_write: bool,
+    /// This connection's challenge, given in `hello`.
+    challenge: [u8; CHALLENGE_BYTES],
+    /// The highest `auth.seq` accepted on this connection.
+    auth_seq: u64,
 }
 
 /// The listener and its connections. Tokens: `base` is the listener, `base + 1 + i` is
@@ -218,6 +258,9 @@ pub struct Console {
     listener: TcpListener,
     connections: Vec<Option<Connection>>,
     base: usize,
+    /// Keys the connections' challenges.
+    challenge_key: [u8; 32],
+    challenges_issued: u64,
 }
 
 /// A complete request line from connection `slot`.
@@ -241,11 +284,38 @@ impl Console {
         registry.register(&mut listener, Token(base), Interest::READABLE)?;
         let mut connections = Vec::with_capacity(connections_max);
         connections.resize_with(connections_max, || None);
+        // Challenges must be unpredictable: a secret drawn from the OS's randomness (the
+        // hash map seeds) keys them, and a counter makes each one unique.
+        let mut challenge_key = [0u8; 32];
+        for chunk in challenge_key.chunks_mut(8) {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(super::clock::unix_ns());
+            chunk.copy_from_slice(&h.finish().to_le_bytes());
+        }
         Ok(Console {
             listener,
             connections,
             base,
+            challenge_key,
+            challenges_issued: 0,
         })
+    }
+
+    /// The challenge of the connection in `slot`.
+    pub fn challenge(&self, slot: usize) -> Option<[u8; CHALLENGE_BYTES]> {
+        self.connections.get(slot)?.as_ref().map(|c| c.challenge)
+    }
+
+    /// Accepts `seq` for the connection in `slot` when it is higher than any before.
+    pub fn advance_auth_seq(&mut self, slot: usize, seq: u64) -> bool {
+        match self.connections.get_mut(slot) {
+            Some(Some(conn)) if seq > conn.auth_seq => {
+                conn.auth_seq = seq;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The listener's address.
@@ -298,6 +368,11 @@ impl Console {
             }
             let _ = stream.set_nodelay(true);
             super::log::debug(format_args!("console: {peer} connected"));
+            self.challenges_issued += 1;
+            let mut challenge = [0u8; CHALLENGE_BYTES];
+            let mut hasher = blake3::Hasher::new_keyed(&self.challenge_key);
+            hasher.update(&self.challenges_issued.to_le_bytes());
+            challenge.copy_from_slice(&hasher.finalize().as_bytes()[..CHALLENGE_BYTES]);
             self.connections[slot] = Some(Connection {
                 stream,
                 peer,
@@ -306,6 +381,8 @@ impl Console {
                 closing: false,
                 unanswered: 0,
                 wants_write: false,
+                challenge,
+                auth_seq: 0,
             });
         }
     }

@@ -960,7 +960,7 @@ impl<A: App> Shell<A> {
             return Ok(());
         };
         let registry = self.poll.registry();
-        let Some(text) = line.text else {
+        let Some(text) = line.text.clone() else {
             let reply = console::error_line(
                 &Value::Null,
                 ErrorCode::LineTooLong,
@@ -989,6 +989,9 @@ impl<A: App> Shell<A> {
                 f.insert("node_id".into(), self.node.config().node_id.into());
                 f.insert("name".into(), self.name.clone().into());
                 f.insert("boot_id".into(), self.boot_id.into());
+                if let Some(challenge) = console.challenge(line.slot) {
+                    f.insert("challenge".into(), console::hex(&challenge).into());
+                }
                 console::ok_line(&id, request.cmd(), f)
             }
             Request::Status => {
@@ -1016,7 +1019,7 @@ impl<A: App> Shell<A> {
                 f.insert("boot_id".into(), self.boot_id.into());
                 console::ok_line(&id, request.cmd(), f)
             }
-            Request::Switchover { key } => match self.authorize(key.as_deref(), line.peer) {
+            Request::Switchover { key, auth } => match self.authorize(key.as_deref(), auth.as_ref(), &line) {
                 Err((code, message)) => console::error_line(&id, code, message),
                 Ok(()) => {
                     let now = self.clock.now();
@@ -1052,24 +1055,52 @@ impl<A: App> Shell<A> {
         Ok(())
     }
 
-    /// Checks the key of a command that changes state.
-    fn authorize(&mut self, key: Option<&str>, peer: SocketAddr) -> Result<(), (ErrorCode, &'static str)> {
+    /// Checks the authentication of a command that changes state: a MAC over the
+    /// connection's challenge with a fresh sequence number, or, on a loopback console
+    /// only, the key itself.
+    fn authorize(
+        &mut self,
+        key: Option<&str>,
+        auth: Option<&(u64, String)>,
+        line: &console::Line,
+    ) -> Result<(), (ErrorCode, &'static str)> {
         let Some(configured) = &self.console_key else {
             return Err((
                 ErrorCode::NoKeyConfigured,
                 "no console.key_file is configured: commands that change state are disabled",
             ));
         };
-        if key.is_some_and(|k| console::key_matches(configured, k.as_bytes())) {
-            return Ok(());
+        let Some(console) = &mut self.console else {
+            return Err((ErrorCode::BadKey, "no console"));
+        };
+        let mut problem = "wrong or missing key";
+        match (auth, key) {
+            (Some((seq, mac)), _) => {
+                let expected = console
+                    .challenge(line.slot)
+                    .map(|c| console::hex(&console::request_mac(configured, &c, *seq, "switchover")));
+                if expected.is_some_and(|e| console::key_matches(e.as_bytes(), mac.to_ascii_lowercase().as_bytes())) {
+                    if console.advance_auth_seq(line.slot, *seq) {
+                        return Ok(());
+                    }
+                    problem = "replayed request: auth.seq must increase on a connection";
+                }
+            }
+            (None, Some(k)) if console::key_matches(configured, k.as_bytes()) => {
+                if self.config.console.bind.ip().is_loopback() {
+                    return Ok(());
+                }
+                problem = "the key in clear is accepted on a loopback console only: use auth";
+            }
+            (None, _) => {}
         }
         self.counters.console_bad_key += 1;
-        let message = format!("console {peer}: switchover refused: wrong or missing key");
+        let message = format!("console {}: switchover refused: {problem}", line.peer);
         log::warn(format_args!("{message}"));
         let mut fields = Map::new();
-        fields.insert("client".into(), peer.to_string().into());
+        fields.insert("client".into(), line.peer.to_string().into());
         self.journal_push(EventKind::Shell, "console_bad_key", &message, fields);
-        Err((ErrorCode::BadKey, "wrong or missing key"))
+        Err((ErrorCode::BadKey, problem))
     }
 
     fn shell_config_json(&self) -> Value {
