@@ -541,7 +541,10 @@ mod tests {
         );
         assert_eq!(
             parse(r#"{"cmd":"switchover","key":"k"}"#).unwrap().1,
-            Request::Switchover { key: Some("k".into()) }
+            Request::Switchover {
+                key: Some("k".into()),
+                auth: None
+            }
         );
         // Unknown fields are ignored, so newer clients can talk to older nodes.
         assert_eq!(
