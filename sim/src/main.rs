@@ -1,1 +1,170 @@
-fn main() {}
+//! `twinloop-sim`: the simulator harness's command line.
+//!
+//! One subcommand per harness. Only `dst` exists yet; `run`, `chaos` and `bench` are
+//! meant to join it as further variants of [`Command`].
+//!
+//! Exit codes (also in `docs/DST.md`): 0 every seed passed; 2 bad arguments; 10 a safety
+//! invariant (1–4) broke; 11 a liveness invariant (5–6) broke or a run got stuck; 12 a
+//! node or the simulator panicked. With several failing seeds, the code is the first
+//! failing seed's (in seed order).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::process::ExitCode;
+use twinloop_sim::dst::{self, Options, RunConfig, SeedReport, TestWorkloadFactory};
+
+#[derive(Debug, Parser)]
+#[command(name = "twinloop-sim", version, about = "Simulator harness for twinloop")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Deterministic simulation testing: real nodes, virtual time and network, seeded
+    /// fault schedules, invariant checkers.
+    Dst(DstArgs),
+    /// The process harness: two real node processes, a simulated tank plant, injected
+    /// faults (kills, freezes, link cuts, partitions, switchovers) and a report.
+    Run(twinloop_sim::harness::cli::RunArgs),
+    /// The process harness with N random (seeded) faults back to back.
+    Chaos(twinloop_sim::harness::cli::ChaosArgs),
+    /// Benchmarks on real processes: failover, switchover, overhead, join.
+    Bench(twinloop_sim::harness::cli::BenchArgs),
+}
+
+/// Which control program the simulated nodes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AppKind {
+    /// The runtime's `TestApp` (accumulated state, ballast).
+    Test,
+}
+
+#[derive(Debug, Args)]
+struct DstArgs {
+    /// The first seed. Every option of a run is drawn from its seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// How many seeds to run: `seed`, `seed + 1`, … `seed + seeds - 1`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    seeds: u64,
+    /// Print a JSON summary as the last line of standard output.
+    #[arg(long)]
+    json: bool,
+    /// Worker threads (each runs one seed at a time; results do not depend on it).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    threads: u64,
+    /// Print only failing seeds and the summary.
+    #[arg(long)]
+    quiet: bool,
+    /// Print faults, transitions, alarms and notable sink verdicts as they happen (for
+    /// replaying one seed).
+    #[arg(long)]
+    trace: bool,
+    /// With `--trace`, also print every sync-link message sent.
+    #[arg(long)]
+    trace_wire: bool,
+    /// The control program.
+    #[arg(long, value_enum, default_value_t = AppKind::Test)]
+    app: AppKind,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Dst(args) => dst_main(&args),
+        Command::Run(args) => i32::from(twinloop_sim::harness::cli::run_main(&args)),
+        Command::Chaos(args) => i32::from(twinloop_sim::harness::cli::chaos_main(&args)),
+        Command::Bench(args) => i32::from(twinloop_sim::harness::cli::bench_main(&args)),
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn replay_command(seed: u64) -> String {
+    format!("cargo run --release -p twinloop-sim -- dst --seed {seed}")
+}
+
+fn print_failure(report: &SeedReport) {
+    let Some(kind) = report.failure else { return };
+    println!(
+        "FAIL seed {} ({}, exit code {}): {} violation(s)",
+        report.seed,
+        kind.name(),
+        kind.exit_code(),
+        report.violation_count
+    );
+    if let Some(message) = &report.panic {
+        println!("  panic: {message}");
+    }
+    for v in report.violations.iter().take(12) {
+        println!(
+            "  invariant {} ({:?}) at {:.3} ms: {}",
+            v.invariant.number(),
+            v.invariant,
+            v.at as f64 / 1e6,
+            v.detail
+        );
+    }
+    println!("  replay: {}", replay_command(report.seed));
+}
+
+fn dst_main(args: &DstArgs) -> i32 {
+    let run = RunConfig {
+        trace: args.trace,
+        trace_wire: args.trace && args.trace_wire,
+        ..RunConfig::default()
+    };
+    let factory = match args.app {
+        AppKind::Test => TestWorkloadFactory,
+    };
+    println!(
+        "twinloop-sim dst: seeds {}..={} ({} seeds), {} thread(s), app {:?}",
+        args.seed,
+        args.seed.wrapping_add(args.seeds - 1),
+        args.seeds,
+        args.threads,
+        args.app
+    );
+    let single = args.seeds == 1;
+    if single {
+        // One seed: print everything it decided before it runs, so that a hang or a
+        // crash of the process can still be read against it.
+        println!("SEED={}", args.seed);
+        print!("{}", Options::draw(args.seed));
+    }
+    let threads = if single { 1 } else { args.threads as usize };
+    let summary = dst::run_seeds(args.seed, args.seeds, threads, run, &factory, |report| {
+        if !args.quiet || report.failure.is_some() {
+            let verdict = report.failure.map_or("ok", |k| k.name());
+            let s = &report.stats;
+            println!(
+                "SEED={} {} -> {verdict} (takeovers {}, switchovers {}, output gap {} frames, fenced off {}+{}, events {}, trace {:016x})",
+                report.seed,
+                report.summary,
+                s.takeovers,
+                s.switchovers,
+                s.output_gap_frames_max,
+                s.exceptions.lost_deposed,
+                s.exceptions.lost_orphaned,
+                s.events,
+                report.trace_hash
+            );
+        }
+        print_failure(report);
+    });
+    let failed = summary.failed.len();
+    println!(
+        "seeds {} failed {} violations {} failovers {} switchovers {} trace_hash {:016x}",
+        summary.seeds, failed, summary.violations, summary.failovers, summary.switchovers, summary.trace_hash
+    );
+    if failed > 0 {
+        println!("replay the first failing seeds:");
+        for (seed, kind) in summary.failed.iter().take(10) {
+            println!("  {} # {}", replay_command(*seed), kind.name());
+        }
+    }
+    if args.json {
+        println!("{}", summary.to_json());
+    }
+    summary.exit_code()
+}

@@ -2,7 +2,7 @@
 
 use super::{Node, ResyncCause, Role};
 use crate::app::App;
-use crate::wire::{Header, WireRole};
+use crate::wire::{Body, Envelope, WireRole};
 
 /// A primary's term. The high 56 bits count terms; the low 8 bits are the node id of the
 /// primary that started it, so two nodes can never start the same epoch, even when both
@@ -28,9 +28,10 @@ impl Epoch {
 }
 
 impl<A: App> Node<A> {
-    /// Applies the epoch rules to a valid message's header. Returns false when the message
-    /// must be ignored (it comes from a deposed primary).
-    pub(super) fn fence(&mut self, header: &Header) -> bool {
+    /// Applies the epoch rules to a valid message. Returns false when the message must be
+    /// ignored (it comes from a deposed primary, or from a successor not yet confirmed).
+    pub(super) fn fence(&mut self, envelope: &Envelope) -> bool {
+        let header = &envelope.header;
         let theirs = Epoch(header.epoch);
         if header.role == WireRole::Primary && theirs < self.epoch_max_seen {
             self.rejections.stale_epoch += 1;
@@ -43,13 +44,19 @@ impl<A: App> Node<A> {
             return true;
         }
         match self.role {
-            Role::Primary => {
-                if self.switchover.is_released() && header.role == WireRole::Primary {
-                    self.switchover_handed_over(theirs);
-                } else {
-                    self.demote(theirs);
-                }
-            }
+            Role::Primary => match (self.switchover, header.role) {
+                (super::Switchover::Released { frame, .. }, WireRole::Primary) => match envelope.body {
+                    // Its first commit is for the frame after our release: it took over
+                    // there, from the state we released, and we follow without a transfer.
+                    Body::Commit(commit) if commit.frame == frame + 1 => self.switchover_handed_over(theirs),
+                    // Any other commit: it took over some other way (after a probe, the
+                    // release lost), with a history of its own. Rejoin with a transfer.
+                    Body::Commit(_) => self.demote(theirs),
+                    // Not yet telling: wait for its first commit, still not running frames.
+                    _ => return false,
+                },
+                _ => self.demote(theirs),
+            },
             Role::Backup if header.role == WireRole::Primary => {
                 let had_state = self.has_state();
                 let following = self.epoch.0 != 0;

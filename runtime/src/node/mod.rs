@@ -575,7 +575,7 @@ impl<A: App> Node<A> {
                 return;
             }
         }
-        if !self.fence(&envelope.header) {
+        if !self.fence(&envelope) {
             return;
         }
         self.note_alive(link, &envelope);

@@ -38,10 +38,6 @@ impl Switchover {
         !matches!(self, Switchover::Released { .. })
     }
 
-    pub(super) fn is_released(&self) -> bool {
-        matches!(self, Switchover::Released { .. })
-    }
-
     pub(super) fn deadline(&self) -> Option<Instant> {
         match *self {
             Switchover::Idle => None,

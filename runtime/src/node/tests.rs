@@ -402,6 +402,8 @@ fn backup_switchover_forwarded_to_primary() {
     assert_eq!(p.command(1, Command::Switchover), CommandReply::Forwarded);
     assert!(await_state(&mut p, 1, Role::Primary, SyncState::Paired, ms(100)));
     assert!(reasons(&p, 0).contains(&Reason::SwitchoverHandedOver));
+    // The ask came on both links; the second copy is the same request, not a refusal.
+    assert!(!p.notices.iter().any(|(_, n)| *n == Notice::SwitchoverRefused));
 }
 
 #[test]
@@ -539,4 +541,117 @@ fn authenticated_pair_forged_and_replayed_messages_rejected_and_counted() {
     assert_eq!(p.node(1).epoch(), epoch, "a forged epoch was believed");
     assert!(p.alarms.is_empty());
     assert!(p.digest_disagreements().0.is_empty());
+}
+
+fn drop_chunks_from_primary(from: usize, envelope: &Envelope) -> bool {
+    from == 0 && matches!(envelope.body, Body::Chunk { .. })
+}
+
+/// Found by the simulator (`twinloop-sim dst --seed 376`, seeds 201, 327, ... before the
+/// fix): a link that reorders made the backup drop every chunk that overtook the one it
+/// waited for, so each window took a retry and a long transfer never caught up.
+#[test]
+fn joining_chunks_out_of_order_kept_installs_on_the_last_missing_one() {
+    let mut p = Pair::new(13, Config::fast(), 5000);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.drop_if = Some(drop_chunks_from_primary);
+    p.capture = true;
+    p.start(1);
+    let began = p.run_until(p.now + ms(50), |p| {
+        p.notices
+            .iter()
+            .any(|(i, n)| *i == 1 && matches!(n, Notice::TransferStarted { .. }))
+    });
+    assert!(began, "the transfer did not begin");
+    // The first copy of every chunk the primary sent, delivered highest index first.
+    let mut chunks: std::vec::Vec<(u32, WireBuf)> = std::vec::Vec::new();
+    for (from, _, bytes) in &p.captured {
+        if let Ok(Envelope {
+            body: Body::Chunk { index, .. },
+            ..
+        }) = wire::decode(bytes, None)
+        {
+            if *from == 0 && !chunks.iter().any(|(i, _)| *i == index) {
+                chunks.push((index, bytes.clone()));
+            }
+        }
+    }
+    assert!(chunks.len() >= 4, "{} chunks", chunks.len());
+    chunks.sort_by_key(|(index, _)| core::cmp::Reverse(*index));
+    for (_, bytes) in &chunks {
+        assert_eq!(p.node(1).status().sync, SyncState::Joining);
+        p.inject(1, 0, bytes);
+    }
+    // The last one injected was chunk 0: everything is there, no retry needed.
+    assert_eq!(p.node(1).status().sync, SyncState::InSync);
+}
+
+/// Found by the simulator (`twinloop-sim dst --seed 201`, seeds 24, 455, 646 before the
+/// fix): the primary gives a transfer up when the backup falls silent (here: frozen), and
+/// the backup, back, acknowledged chunks of a transfer that no longer existed, forever.
+#[test]
+fn joining_transfer_given_up_by_primary_joins_again() {
+    let mut p = Pair::new(14, Config::fast(), 5000);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.drop_if = Some(drop_chunks_from_primary);
+    p.start(1);
+    let began = p.run_until(p.now + ms(50), |p| {
+        p.notices
+            .iter()
+            .any(|(i, n)| *i == 1 && matches!(n, Notice::TransferStarted { .. }))
+    });
+    assert!(began, "the transfer did not begin");
+    // Silent for longer than the window: the primary drops the transfer.
+    let window = ms(p.configs[0].detection_window_ms);
+    p.freeze(1, window * 3);
+    p.run_for(window * 3);
+    p.drop_if = None;
+    assert!(
+        await_state(&mut p, 1, Role::Backup, SyncState::InSync, window * 10),
+        "the backup never got its state: {:?}",
+        reasons(&p, 1)
+    );
+}
+
+fn drop_commits_and_release_from_primary(from: usize, envelope: &Envelope) -> bool {
+    from == 0 && matches!(envelope.body, Body::Commit(_) | Body::SwitchRelease { .. })
+}
+
+/// Found by the simulator (`twinloop-sim dst --seed 13432` and four more in 20 000 seeds,
+/// before the fix): a primary that released at frame N took the first primary of a
+/// higher epoch it heard for its successor. But the backup had not received the release
+/// and took over after a probe, at an earlier frame and with a history of its own: the old
+/// primary followed it from N + 1 without a transfer, on a state that differed, and only
+/// the divergence alarm of the next frame stopped it.
+#[test]
+fn released_higher_epoch_took_over_elsewhere_rejoins_with_transfer() {
+    let mut p = fast_pair_running(0);
+    // The backup stops getting commits; it will also miss one input.
+    p.drop_if = Some(drop_commits_and_release_from_primary);
+    let f = p.frame_next + 2;
+    p.frame_loss[1].insert(f, ());
+    p.run_for(ms(5));
+    let behind = p.node(1).frame();
+    assert!(p.node(0).frame() > behind + 3);
+    // The backup agrees (it sees nothing to catch up on); the release is lost.
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    let released = p.run_until(p.now + ms(20), |p| {
+        p.node(0).status().switchover.is_some_and(|s| s.starts_with("released"))
+    });
+    assert!(released, "the primary did not release");
+    // Cut off, the backup takes over after its probe, from its own frame.
+    p.cut = [true; LINKS_MAX];
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(100)));
+    p.cut = [false; LINKS_MAX];
+    p.drop_if = None;
+    assert!(await_state(&mut p, 0, Role::Backup, SyncState::InSync, ms(500)));
+    assert!(
+        !reasons(&p, 0).contains(&Reason::SwitchoverHandedOver),
+        "followed a primary that did not take over at its release: {:?}",
+        reasons(&p, 0)
+    );
+    assert!(reasons(&p, 0).contains(&Reason::FencedByEpoch));
+    assert!(p.alarms.iter().all(|(i, _)| *i != 0), "alarms: {:?}", p.alarms);
 }

@@ -1,6 +1,9 @@
 //! State transfer: a joining or resyncing backup asks; the primary snapshots the app at a
 //! frame boundary and streams it in chunks (go-back-N with a window) while it keeps
 //! running frames; the backup installs it and replays the commits it buffered meanwhile.
+//! The backup keeps chunks that arrive out of order within the window, and asks again
+//! when a begun transfer stalls (the primary gives a transfer up when the backup falls
+//! silent).
 
 use super::{
     Alarm, Node, Notice, Reason, ResyncCause, Role, SyncState, TrafficClass, ACTIONS_MAX, ACTIONS_PER_FRAME_MAX,
@@ -24,6 +27,9 @@ pub(super) struct TxTransfer {
     progress_at: Instant,
 }
 
+/// Chunks the backup keeps ahead of the one it waits for: the largest window.
+const RX_WINDOW_CHUNKS: usize = 1024;
+
 /// The backup's side of a transfer.
 pub(super) struct RxTransfer {
     id: u32,
@@ -31,7 +37,28 @@ pub(super) struct RxTransfer {
     begun: Option<(u64, u64, u64, u64)>,
     /// The next chunk expected.
     next: u32,
+    /// Chunks above `next` already received, bit `index % RX_WINDOW_CHUNKS`: a link that
+    /// reorders must not make the primary go back for chunks that did arrive.
+    received: [u64; RX_WINDOW_CHUNKS / 64],
     retry_at: Instant,
+    /// When the transfer began or last moved `next`.
+    progress_at: Instant,
+}
+
+impl RxTransfer {
+    fn has(&self, index: u32) -> bool {
+        let slot = index as usize % RX_WINDOW_CHUNKS;
+        self.received[slot / 64] & (1 << (slot % 64)) != 0
+    }
+
+    fn mark(&mut self, index: u32, on: bool) {
+        let slot = index as usize % RX_WINDOW_CHUNKS;
+        if on {
+            self.received[slot / 64] |= 1 << (slot % 64);
+        } else {
+            self.received[slot / 64] &= !(1 << (slot % 64));
+        }
+    }
 }
 
 impl<A: App> Node<A> {
@@ -48,7 +75,9 @@ impl<A: App> Node<A> {
             id,
             begun: None,
             next: 0,
+            received: [0; RX_WINDOW_CHUNKS / 64],
             retry_at: self.now + self.config.retry(),
+            progress_at: self.now,
         });
         // Commits of another history must never be replayed on the state to come.
         self.ring.clear_commits();
@@ -178,6 +207,7 @@ impl<A: App> Node<A> {
         }
         rx.begun = Some((frame, total, u64::from(chunk), digest));
         rx.retry_at = now + retry;
+        rx.progress_at = now;
         self.notice(Notice::TransferStarted { bytes: total, frame });
         if total == 0 {
             self.transfer_install();
@@ -192,7 +222,9 @@ impl<A: App> Node<A> {
         if rx.id != id {
             return;
         }
-        if index == rx.next {
+        // Any chunk within the window is kept, in whatever order it comes.
+        let window = (self.config.transfer_window_chunks as u32).min(RX_WINDOW_CHUNKS as u32);
+        if index >= rx.next && index - rx.next < window && !rx.has(index) {
             let start = u64::from(index) * chunk;
             let end = start + bytes.len() as u64;
             let expected_end = (start + chunk).min(total);
@@ -200,8 +232,14 @@ impl<A: App> Node<A> {
                 return;
             }
             self.snapshot_buf[start as usize..end as usize].copy_from_slice(bytes);
-            rx.next += 1;
-            rx.retry_at = now + retry;
+            rx.mark(index, true);
+            // Bounded by the window: at most `window` bits are set.
+            while rx.has(rx.next) {
+                rx.mark(rx.next, false);
+                rx.next += 1;
+                rx.retry_at = now + retry;
+                rx.progress_at = now;
+            }
         }
         let next = rx.next;
         let done = u64::from(next) * chunk >= total;
@@ -260,6 +298,13 @@ impl<A: App> Node<A> {
             }
         }
         if let Some(rx) = &mut self.rx {
+            if rx.begun.is_some() && now.saturating_since(rx.progress_at) >= 2 * self.config.detection_window() {
+                // No chunk for that long: the primary gave the transfer up (it does when
+                // this node falls silent) or lost it. Acknowledging it forever would never
+                // bring it back; ask again.
+                self.start_join(Some(ResyncCause::TransferFailed));
+                return;
+            }
             if now >= rx.retry_at {
                 rx.retry_at = now + retry;
                 let (id, next, begun) = (rx.id, rx.next, rx.begun.is_some());

@@ -1,0 +1,356 @@
+//! Fault plans: what goes wrong, when, for how long.
+//!
+//! A plan is drawn from the seed before the run starts, from the fault kinds the seed
+//! enabled (see [`super::options::FaultMix`]). Targets are roles, not node indices ("crash
+//! the primary"), resolved when the fault fires, so a plan stays meaningful whatever the
+//! election decided. Knowing the whole plan in advance also lets the failover checker ask
+//! whether a crash was "clean" (no other fault during the failover).
+
+use super::clock::{Nanos, NANOS_PER_MS};
+use super::options::Options;
+use twinloop::Rng;
+
+/// Faults one plan holds at most (the safety phase is bounded, so is this).
+pub const FAULTS_MAX: usize = 64;
+
+/// Which node a fault hits, resolved when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The node that is primary now (or any running node when none is).
+    Primary,
+    /// The node that is not the primary.
+    Backup,
+    /// A fixed node.
+    Node(usize),
+}
+
+/// How long a freeze lasts relative to the failure detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FreezeKind {
+    /// Shorter than the detection window: nobody should even probe.
+    Short,
+    /// Longer than the window, shorter than window + probe by a margin for the last
+    /// message's age, link delay and drift: the probe is answered, no takeover (when
+    /// the links lose nothing meanwhile).
+    FalseDeath,
+    /// Longer than window + probe: a backup with state takes over.
+    Long,
+}
+
+/// One fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Kill a node; restart it after `restart_after_ns` when set (a late join).
+    Crash {
+        /// Who.
+        target: Target,
+        /// Down time before the restart, if the seed restarts nodes.
+        restart_after_ns: Option<Nanos>,
+    },
+    /// Stop a node (SIGSTOP): it processes nothing; its socket buffers what arrives.
+    Freeze {
+        /// Who.
+        target: Target,
+        /// Short, false death or long.
+        kind: FreezeKind,
+        /// For how long.
+        duration_ns: Nanos,
+    },
+    /// Cut every link: in both directions (`from: None`) or only from node `from`.
+    Partition {
+        /// `None`: symmetric; `Some(i)`: only datagrams from node `i` are lost.
+        from: Option<usize>,
+        /// For how long.
+        duration_ns: Nanos,
+    },
+    /// Cut one link in both directions while the others live.
+    LinkCut {
+        /// Which link.
+        link: usize,
+        /// For how long.
+        duration_ns: Nanos,
+    },
+    /// Heavy loss on some links.
+    LossBurst {
+        /// Bit per link.
+        link_mask: u32,
+        /// Loss per million.
+        loss_ppm: u32,
+        /// For how long.
+        duration_ns: Nanos,
+    },
+    /// A node's I/O input loses frames.
+    IoLoss {
+        /// Whose input.
+        node: usize,
+        /// Loss per million.
+        loss_ppm: u32,
+        /// For how long.
+        duration_ns: Nanos,
+    },
+    /// An operator asks this node for a planned switchover.
+    Switchover {
+        /// The primary, or the backup (which forwards it).
+        target: Target,
+    },
+}
+
+impl Fault {
+    /// How long the fault lasts (0 for instantaneous ones).
+    pub fn duration_ns(&self) -> Nanos {
+        match *self {
+            Fault::Freeze { duration_ns, .. }
+            | Fault::Partition { duration_ns, .. }
+            | Fault::LinkCut { duration_ns, .. }
+            | Fault::LossBurst { duration_ns, .. }
+            | Fault::IoLoss { duration_ns, .. } => duration_ns,
+            Fault::Crash { .. } | Fault::Switchover { .. } => 0,
+        }
+    }
+
+    /// True for faults that can cut or corrupt sync-link traffic.
+    pub fn hits_links(&self) -> bool {
+        matches!(
+            self,
+            Fault::Partition { .. } | Fault::LinkCut { .. } | Fault::LossBurst { .. }
+        )
+    }
+}
+
+/// A fault and when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlannedFault {
+    /// True time it fires.
+    pub at: Nanos,
+    /// What.
+    pub fault: Fault,
+}
+
+/// The faults of one run's safety phase, in time order.
+#[derive(Debug, Clone, Default)]
+pub struct FaultPlan {
+    /// The faults, sorted by `at`.
+    pub faults: Vec<PlannedFault>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Crash,
+    FreezeShort,
+    FreezeFalseDeath,
+    FreezeLong,
+    Partition,
+    PartitionAsym,
+    LinkCut,
+    LossBurst,
+    IoLoss,
+    Switchover,
+}
+
+fn between(rng: &mut Rng, low: u64, high: u64) -> u64 {
+    if high <= low {
+        return low;
+    }
+    low + rng.below(high - low + 1)
+}
+
+impl FaultPlan {
+    /// Draws the plan for `options` from `rng`.
+    pub fn draw(options: &Options, rng: &mut Rng) -> FaultPlan {
+        let mix = options.faults;
+        let kinds: Vec<Kind> = [
+            (mix.crash, Kind::Crash),
+            (mix.freeze_short, Kind::FreezeShort),
+            (mix.freeze_false_death, Kind::FreezeFalseDeath),
+            (mix.freeze_long, Kind::FreezeLong),
+            (mix.partition, Kind::Partition),
+            (mix.partition_asym, Kind::PartitionAsym),
+            (mix.link_cut, Kind::LinkCut),
+            (mix.loss_burst, Kind::LossBurst),
+            (mix.io_loss_burst, Kind::IoLoss),
+            (mix.switchover, Kind::Switchover),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, kind)| *kind)
+        .collect();
+        let mut plan = FaultPlan::default();
+        if kinds.is_empty() {
+            return plan;
+        }
+        let ms = NANOS_PER_MS;
+        let recovery_ns = options.recovery_ms() * ms;
+        let safety_ns = options.safety_ms * ms;
+        let (gap_min_ns, gap_max_ns) = (options.fault_gap_ms.0 * ms, options.fault_gap_ms.1 * ms);
+        let mut at = between(rng, 0, recovery_ns);
+        while at < safety_ns && plan.faults.len() + 2 <= FAULTS_MAX {
+            let kind = kinds[rng.below(kinds.len() as u64) as usize];
+            let fault = Self::draw_fault(options, kind, rng);
+            plan.faults.push(PlannedFault { at, fault });
+            // Switchover during faults: sometimes an operator acts in the middle of one.
+            let duration_ns = fault.duration_ns();
+            if mix.switchover && duration_ns > 0 && rng.chance(1, 3) {
+                let target = if rng.chance(1, 2) {
+                    Target::Primary
+                } else {
+                    Target::Backup
+                };
+                plan.faults.push(PlannedFault {
+                    at: at + between(rng, 0, duration_ns),
+                    fault: Fault::Switchover { target },
+                });
+            }
+            at += between(rng, gap_min_ns, gap_max_ns);
+        }
+        plan.faults.sort_by_key(|f| f.at);
+        plan
+    }
+
+    fn draw_fault(options: &Options, kind: Kind, rng: &mut Rng) -> Fault {
+        let ms = NANOS_PER_MS;
+        let c = &options.config;
+        let window_ns = c.detection_window_ms * ms;
+        let probe_ns = c.probe_timeout_ms * ms;
+        let recovery_ns = options.recovery_ms() * ms;
+        let role = |rng: &mut Rng| match rng.below(3) {
+            0 | 1 => Target::Primary,
+            _ => Target::Backup,
+        };
+        match kind {
+            Kind::Crash => Fault::Crash {
+                target: if rng.chance(1, 5) {
+                    Target::Node(rng.below(2) as usize)
+                } else {
+                    role(rng)
+                },
+                restart_after_ns: options
+                    .faults
+                    .restart
+                    .then(|| between(rng, recovery_ns / 10, 3 * recovery_ns)),
+            },
+            Kind::FreezeShort => Fault::Freeze {
+                target: role(rng),
+                kind: FreezeKind::Short,
+                duration_ns: between(rng, window_ns / 10, window_ns * 9 / 10),
+            },
+            Kind::FreezeFalseDeath => {
+                let margin_ns = false_death_margin_ns(options);
+                let high = (window_ns + probe_ns).saturating_sub(margin_ns);
+                if high <= window_ns + 1 {
+                    // The probe is too short for a freeze to outlast the window and still
+                    // be answered in time: freeze shorter than the window instead.
+                    return Fault::Freeze {
+                        target: role(rng),
+                        kind: FreezeKind::Short,
+                        duration_ns: between(rng, window_ns / 10, window_ns * 9 / 10),
+                    };
+                }
+                Fault::Freeze {
+                    target: role(rng),
+                    kind: FreezeKind::FalseDeath,
+                    duration_ns: between(rng, window_ns + 1, high),
+                }
+            }
+            Kind::FreezeLong => {
+                let low = window_ns + probe_ns + false_death_margin_ns(options);
+                Fault::Freeze {
+                    target: role(rng),
+                    kind: FreezeKind::Long,
+                    duration_ns: between(rng, low, 3 * low),
+                }
+            }
+            Kind::Partition => Fault::Partition {
+                from: None,
+                duration_ns: between(rng, recovery_ns / 10, 2 * recovery_ns),
+            },
+            Kind::PartitionAsym => Fault::Partition {
+                from: Some(rng.below(2) as usize),
+                duration_ns: between(rng, recovery_ns / 10, 2 * recovery_ns),
+            },
+            Kind::LinkCut => Fault::LinkCut {
+                link: rng.below(u64::from(c.links)) as usize,
+                duration_ns: between(rng, recovery_ns / 10, 3 * recovery_ns),
+            },
+            Kind::LossBurst => Fault::LossBurst {
+                link_mask: if rng.chance(1, 2) {
+                    u32::MAX
+                } else {
+                    1 << rng.below(u64::from(c.links))
+                },
+                loss_ppm: [300_000, 700_000, 1_000_000][rng.below(3) as usize],
+                duration_ns: between(rng, recovery_ns / 10, 2 * recovery_ns),
+            },
+            Kind::IoLoss => Fault::IoLoss {
+                node: rng.below(2) as usize,
+                loss_ppm: [100_000, 500_000, 1_000_000][rng.below(3) as usize],
+                duration_ns: between(rng, recovery_ns / 10, recovery_ns),
+            },
+            Kind::Switchover => Fault::Switchover { target: role(rng) },
+        }
+    }
+
+    /// Faults other than `except` firing within `[from, to]`.
+    pub fn any_within(&self, from: Nanos, to: Nanos, except: Option<usize>) -> bool {
+        self.faults
+            .iter()
+            .enumerate()
+            .any(|(i, f)| Some(i) != except && f.at >= from && f.at <= to)
+    }
+}
+
+/// How much shorter than window + probe a freeze must be for the probe to be answered in
+/// time: the primary's last message may be up to one heartbeat old when it freezes (its
+/// commits come every cycle, but not while its input is lost), the probe and its answer
+/// each cross a link, and clocks drift.
+pub fn false_death_margin_ns(options: &Options) -> Nanos {
+    let c = &options.config;
+    let ms = NANOS_PER_MS;
+    let age_ns = c.heartbeat_interval_ms * ms;
+    let drift_ns = (c.detection_window_ms + c.probe_timeout_ms) * ms / 100;
+    age_ns + 3 * options.link_delay_ns_max() + drift_ns + 10_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_plan_is_sorted_bounded_and_within_safety_phase() {
+        for seed in 0..300 {
+            let options = Options::draw(seed);
+            let plan = FaultPlan::draw(&options, &mut Rng::new(seed));
+            assert!(plan.faults.len() <= FAULTS_MAX);
+            assert!(!plan.faults.is_empty(), "seed {seed} drew no fault");
+            assert!(plan.faults.windows(2).all(|w| w[0].at <= w[1].at));
+            let safety_ns = options.safety_ms * NANOS_PER_MS;
+            let recovery_ns = options.recovery_ms() * NANOS_PER_MS;
+            for f in &plan.faults {
+                assert!(f.at < safety_ns + 3 * recovery_ns, "seed {seed}");
+            }
+        }
+    }
+
+    #[test]
+    fn fault_plan_false_death_freeze_fits_the_probe() {
+        let mut seen = 0;
+        for seed in 0..500 {
+            let options = Options::draw(seed);
+            let plan = FaultPlan::draw(&options, &mut Rng::new(seed));
+            let window_ns = options.config.detection_window_ms * NANOS_PER_MS;
+            let probe_ns = options.config.probe_timeout_ms * NANOS_PER_MS;
+            for f in &plan.faults {
+                if let Fault::Freeze {
+                    kind: FreezeKind::FalseDeath,
+                    duration_ns,
+                    ..
+                } = f.fault
+                {
+                    seen += 1;
+                    assert!(duration_ns > window_ns);
+                    assert!(duration_ns + false_death_margin_ns(&options) <= window_ns + probe_ns);
+                }
+            }
+        }
+        assert!(seen > 0, "no false-death freeze drawn in 500 seeds");
+    }
+}

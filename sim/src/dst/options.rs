@@ -1,0 +1,544 @@
+//! Swarm testing: one seed draws every option of a run.
+//!
+//! As in TigerBeetle's VOPR, a seed does not only drive the random choices during a run; it
+//! first decides what kind of run it is: the configuration profile, the cycle time, each
+//! link's delay and impairments, each clock's drift, which fault kinds are enabled at all,
+//! how long the safety phase lasts. Seeds therefore explore very different corners (a clean
+//! single link with crashes only, four lossy links with freezes and switchovers, ...)
+//! instead of one average mix where every fault dilutes every other.
+
+use super::clock::{DRIFT_PPM_MAX, NANOS_PER_MS};
+use core::fmt;
+use twinloop::config::LINKS_MAX;
+use twinloop::{Config, Rng};
+
+/// Which configuration family a seed runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Profile {
+    /// `Config::fast()`: 1 ms heartbeats, 4 ms window, 2 ms probe, 1–2 ms cycle.
+    Fast,
+    /// `Config::default()`: the seed's 100 ms heartbeats and 500 ms window, 10–100 ms cycle.
+    Default,
+    /// Every timing drawn at random within the valid ranges.
+    Scaled,
+}
+
+impl Profile {
+    /// The name printed in options and statistics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Fast => "fast",
+            Profile::Default => "default",
+            Profile::Scaled => "scaled",
+        }
+    }
+}
+
+/// One direction of one sync link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkParams {
+    /// The smallest one-way delay.
+    pub delay_us_min: u64,
+    /// Uniform jitter added to the delay (`0..=jitter`).
+    pub delay_us_jitter: u64,
+    /// Probability (per million datagrams) of a long-tail delay of up to 8 × jitter more.
+    pub tail_ppm: u32,
+    /// Datagrams dropped, per million.
+    pub loss_ppm: u32,
+    /// Datagrams delivered twice, per million.
+    pub dup_ppm: u32,
+    /// Datagrams with one bit flipped, per million.
+    pub flip_ppm: u32,
+    /// True: datagrams arrive in the order sent (a dedicated cable); false: jitter reorders.
+    pub fifo: bool,
+}
+
+impl LinkParams {
+    /// A clean link with this delay: no loss, no duplicates, no flips, in order.
+    pub fn clean(delay_us_min: u64, delay_us_jitter: u64) -> Self {
+        LinkParams {
+            delay_us_min,
+            delay_us_jitter,
+            tail_ppm: 0,
+            loss_ppm: 0,
+            dup_ppm: 0,
+            flip_ppm: 0,
+            fifo: true,
+        }
+    }
+
+    /// The longest delay this direction can give a datagram, in microseconds.
+    pub fn delay_us_max(&self) -> u64 {
+        let tail = if self.tail_ppm > 0 { 8 * self.delay_us_jitter } else { 0 };
+        self.delay_us_min + self.delay_us_jitter + tail
+    }
+
+    /// True when the link neither loses nor corrupts anything.
+    pub fn is_lossless(&self) -> bool {
+        self.loss_ppm == 0 && self.flip_ppm == 0
+    }
+}
+
+/// The I/O source: frames to every node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IoParams {
+    /// Smallest delay from the source to a node.
+    pub delay_us_min: u64,
+    /// Uniform jitter on that delay; above one cycle, frames arrive out of order.
+    pub delay_us_jitter: u64,
+    /// Frames lost on the way to each node, per million (independent per node).
+    pub loss_ppm: [u32; 2],
+    /// Frames delivered twice, per million.
+    pub dup_ppm: u32,
+}
+
+/// Which fault kinds a seed may inject (swarm testing: each is on or off for the seed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FaultMix {
+    /// Kill a node (its in-flight datagrams still arrive).
+    pub crash: bool,
+    /// Restart a crashed node later (a late join, with its persisted epoch).
+    pub restart: bool,
+    /// Freeze a node shorter than the detection window.
+    pub freeze_short: bool,
+    /// Freeze a node longer than the window but short enough for the probe to be answered.
+    pub freeze_false_death: bool,
+    /// Freeze a node longer than window + probe: the backup takes over meanwhile.
+    pub freeze_long: bool,
+    /// Cut every link in both directions.
+    pub partition: bool,
+    /// Cut every link in one direction only.
+    pub partition_asym: bool,
+    /// Cut one link while the others live.
+    pub link_cut: bool,
+    /// Heavy loss on the links for a while.
+    pub loss_burst: bool,
+    /// A node's I/O input loses frames for a while.
+    pub io_loss_burst: bool,
+    /// Operator switchovers, to the primary or (forwarded) to the backup.
+    pub switchover: bool,
+}
+
+impl FaultMix {
+    /// The names of the enabled kinds, for printing.
+    pub fn names(&self) -> Vec<&'static str> {
+        let all = [
+            (self.crash, "crash"),
+            (self.restart, "restart"),
+            (self.freeze_short, "freeze_short"),
+            (self.freeze_false_death, "freeze_false_death"),
+            (self.freeze_long, "freeze_long"),
+            (self.partition, "partition"),
+            (self.partition_asym, "partition_asym"),
+            (self.link_cut, "link_cut"),
+            (self.loss_burst, "loss_burst"),
+            (self.io_loss_burst, "io_loss_burst"),
+            (self.switchover, "switchover"),
+        ];
+        all.iter().filter(|(on, _)| *on).map(|(_, name)| *name).collect()
+    }
+
+    /// True when at least one fault kind that injects something on its own is enabled
+    /// (`restart` only acts after a crash).
+    pub fn any(&self) -> bool {
+        self.names().iter().any(|name| *name != "restart")
+    }
+}
+
+/// Everything one seed decided about its run. Printed first, so a failure can be read
+/// against it; drawn only from the seed, so `--seed S` replays it exactly.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The seed everything below came from.
+    pub seed: u64,
+    /// Derived from `seed`: the root of every draw the run makes (fault plan, network,
+    /// I/O source, node seeds), each forked from it.
+    pub run_seed: u64,
+    /// The configuration family.
+    pub profile: Profile,
+    /// The core configuration shared by both nodes (ids and priorities set per node).
+    pub config: Config,
+    /// Start-up priority of each node.
+    pub priority: [u8; 2],
+    /// The I/O source's cycle.
+    pub cycle_ms: u64,
+    /// Each link, per direction (`[link][0]`: node 0 → node 1, `[link][1]`: back).
+    pub links: Vec<[LinkParams; 2]>,
+    /// Each machine's clock drift.
+    pub drift_ppm: [i32; 2],
+    /// Each machine's clock reading at true time zero.
+    pub clock_offset_ns: [u64; 2],
+    /// The I/O source.
+    pub io: IoParams,
+    /// The fault kinds enabled.
+    pub faults: FaultMix,
+    /// The shortest and longest gap between two fault injections.
+    pub fault_gap_ms: (u64, u64),
+    /// When each node starts.
+    pub start_ms: [u64; 2],
+    /// Length of the safety phase (faults); the liveness phase follows.
+    pub safety_ms: u64,
+    /// Ballast in the test application's state, to make state transfers take chunks.
+    pub ballast_bytes: usize,
+    /// When set, both nodes authenticate every sync message with this key (and reject
+    /// replays, which the duplicating links then exercise).
+    pub auth_key: Option<[u8; 32]>,
+    /// The sink's epoch lease (`docs/PROTOCOL.md`), when it has one: ten detection
+    /// windows, and longer than any freeze the plan draws.
+    pub sink_lease_ms: Option<u64>,
+}
+
+fn pick<T: Copy>(rng: &mut Rng, choices: &[T]) -> T {
+    choices[rng.below(choices.len() as u64) as usize]
+}
+
+fn between(rng: &mut Rng, low: u64, high: u64) -> u64 {
+    assert!(low <= high);
+    low + rng.below(high - low + 1)
+}
+
+impl Options {
+    /// Draws every option from `seed`.
+    pub fn draw(seed: u64) -> Options {
+        let mut rng = Rng::new(seed);
+        // Fork per concern, so that adding an option later changes only its own draws.
+        let mut r_config = rng.fork();
+        let mut r_links = rng.fork();
+        let mut r_clock = rng.fork();
+        let mut r_io = rng.fork();
+        let mut r_faults = rng.fork();
+        let mut r_run = rng.fork();
+        let mut r_auth = rng.fork();
+        // The run's own draws (fault plan, network, I/O, node seeds) fork from this.
+        let run_seed = rng.next_u64();
+        let mut r_sink = rng.fork();
+
+        let profile = pick(&mut r_config, &[Profile::Fast, Profile::Default, Profile::Scaled]);
+        let (mut config, cycle_ms) = match profile {
+            Profile::Fast => (Config::fast(), pick(&mut r_config, &[1, 1, 2])),
+            Profile::Default => (Config::default(), pick(&mut r_config, &[10, 20, 50, 100])),
+            Profile::Scaled => {
+                let heartbeat = between(&mut r_config, 1, 20);
+                let window = heartbeat * between(&mut r_config, 2, 8);
+                let config = Config {
+                    heartbeat_interval_ms: heartbeat,
+                    detection_window_ms: window,
+                    probe_timeout_ms: between(&mut r_config, 1, window),
+                    startup_wait_ms: window * between(&mut r_config, 1, 3),
+                    retry_ms: between(&mut r_config, 1, 2 * heartbeat),
+                    switchover_timeout_ms: window * between(&mut r_config, 4, 20),
+                    ..Config::default()
+                };
+                (config, between(&mut r_config, 1, 10))
+            }
+        };
+        config.links = pick(&mut r_config, &[1, 2, 2, 2, 3, 4]);
+        config.frames_buffered = pick(&mut r_config, &[64, 256, 1024]);
+        config.max_lag_frames = config.frames_buffered / pick(&mut r_config, &[2, 4, 8]);
+        config.state_digest_interval_frames = pick(&mut r_config, &[0, 1, 7, 100]);
+        config.transfer_chunk_bytes = pick(&mut r_config, &[64, 256, 1024]);
+        config.transfer_window_chunks = pick(&mut r_config, &[1, 4, 64]);
+        // Ballast up to 16 KiB: transfers of up to 256 chunks, and small buffers.
+        config.state_bytes_max = 64 * 1024;
+        let ballast_bytes = pick(&mut r_config, &[0, 100, 3_000, 16_000]);
+        let priority = match r_config.below(4) {
+            0 => [1, 0],
+            1 => [0, 1],
+            _ => [0, 0],
+        };
+
+        // Link delays scale with the heartbeat: a slow profile may run over a slow network.
+        let heartbeat_us = config.heartbeat_interval_ms * 1000;
+        let impaired = r_links.chance(1, 2);
+        let links: Vec<[LinkParams; 2]> = (0..config.links)
+            .map(|_| {
+                let delay_us_min = between(&mut r_links, 5, (heartbeat_us / 20).max(10));
+                let delay_us_jitter = between(&mut r_links, 0, (heartbeat_us / 10).max(10));
+                let one = |rng: &mut Rng| {
+                    if !impaired {
+                        return LinkParams::clean(delay_us_min, delay_us_jitter);
+                    }
+                    LinkParams {
+                        delay_us_min,
+                        delay_us_jitter,
+                        tail_ppm: pick(rng, &[0, 1_000, 10_000]),
+                        loss_ppm: pick(rng, &[0, 0, 1_000, 10_000, 50_000]),
+                        dup_ppm: pick(rng, &[0, 1_000, 20_000]),
+                        flip_ppm: pick(rng, &[0, 0, 1_000, 10_000]),
+                        fifo: rng.chance(1, 2),
+                    }
+                };
+                [one(&mut r_links), one(&mut r_links)]
+            })
+            .collect();
+
+        // A joining backup replays the frames committed during its transfer from the ring;
+        // a transfer longer than the ring can never catch up (the backup resyncs forever).
+        // That is a configuration error, not a fault to inject: keep every drawn
+        // configuration able to converge, with a factor of 3 to spare.
+        let delay_us_max = links
+            .iter()
+            .flat_map(|pair: &[LinkParams; 2]| pair.iter())
+            .map(|l| l.delay_us_max())
+            .max()
+            .unwrap_or(0);
+        let transfer_us = |c: &Config| {
+            let chunks = (ballast_bytes as u64 + 64).div_ceil(c.transfer_chunk_bytes);
+            (chunks.div_ceil(c.transfer_window_chunks) + 1) * (2 * delay_us_max + heartbeat_us)
+        };
+        if 3 * transfer_us(&config) > config.frames_buffered * cycle_ms * 1000 {
+            config.transfer_chunk_bytes = 1024;
+            config.transfer_window_chunks = 64;
+        }
+        while 3 * transfer_us(&config) > config.frames_buffered * cycle_ms * 1000 && config.frames_buffered < 1 << 12 {
+            config.frames_buffered *= 2;
+            config.max_lag_frames *= 2;
+        }
+
+        let drift = |rng: &mut Rng| {
+            let magnitude = pick(rng, &[0, 0, 20, 100, 1_000, DRIFT_PPM_MAX]);
+            if rng.chance(1, 2) {
+                magnitude
+            } else {
+                -magnitude
+            }
+        };
+        let drift_ppm = [drift(&mut r_clock), drift(&mut r_clock)];
+        let clock_offset_ns = [r_clock.below(1_000 * NANOS_PER_MS), r_clock.below(1_000 * NANOS_PER_MS)];
+
+        let cycle_us = cycle_ms * 1000;
+        let io = IoParams {
+            delay_us_min: between(&mut r_io, 1, 200),
+            // Mostly well under a cycle; sometimes more, so frames arrive out of order.
+            delay_us_jitter: pick(&mut r_io, &[0, cycle_us / 10, cycle_us / 2, 2 * cycle_us]),
+            loss_ppm: [
+                pick(&mut r_io, &[0, 0, 1_000, 20_000]),
+                pick(&mut r_io, &[0, 0, 1_000, 20_000]),
+            ],
+            dup_ppm: pick(&mut r_io, &[0, 0, 10_000]),
+        };
+
+        let mut faults = FaultMix {
+            crash: r_faults.chance(2, 3),
+            restart: r_faults.chance(2, 3),
+            freeze_short: r_faults.chance(1, 2),
+            freeze_false_death: r_faults.chance(1, 2),
+            freeze_long: r_faults.chance(1, 2),
+            partition: r_faults.chance(1, 2),
+            partition_asym: r_faults.chance(1, 3),
+            link_cut: config.links > 1 && r_faults.chance(1, 2),
+            loss_burst: r_faults.chance(1, 2),
+            io_loss_burst: r_faults.chance(1, 3),
+            switchover: r_faults.chance(1, 2),
+        };
+        if !faults.any() {
+            faults.crash = true;
+        }
+
+        // The time the pair needs to recover from one fault: elect, detect, transfer.
+        let recovery_ms = recovery_ms(&config, cycle_ms);
+        let start_ms = match r_run.below(4) {
+            0 => [0, between(&mut r_run, 0, 3 * config.startup_wait_ms)],
+            1 => [between(&mut r_run, 0, 3 * config.startup_wait_ms), 0],
+            2 => [0, between(&mut r_run, recovery_ms, 3 * recovery_ms)],
+            _ => [0, 0],
+        };
+        let fault_gap_ms = (recovery_ms / 10 + 1, recovery_ms + recovery_ms / 2 + 1);
+        let safety_ms = (recovery_ms * between(&mut r_run, 4, 24)).clamp(300 * cycle_ms, 10_000 * cycle_ms);
+
+        let auth_key = r_auth.chance(1, 3).then(|| {
+            let mut key = [0u8; 32];
+            for chunk in key.chunks_mut(8) {
+                chunk.copy_from_slice(&r_auth.next_u64().to_le_bytes());
+            }
+            key
+        });
+
+        // Long freezes last up to 3 × (window + probe + margin): the lease outlasts them.
+        let sink_lease_ms = r_sink.chance(1, 2).then(|| {
+            let c = &config;
+            let freeze_ms = c.detection_window_ms + c.probe_timeout_ms + c.heartbeat_interval_ms + delay_us_max / 100;
+            (10 * c.detection_window_ms).max(4 * freeze_ms)
+        });
+
+        Options {
+            seed,
+            run_seed,
+            sink_lease_ms,
+            auth_key,
+            profile,
+            config,
+            priority,
+            cycle_ms,
+            links,
+            drift_ppm,
+            clock_offset_ns,
+            io,
+            faults,
+            fault_gap_ms,
+            start_ms,
+            safety_ms,
+            ballast_bytes,
+        }
+    }
+
+    /// The configuration of node `i` (ids 1 and 2).
+    pub fn node_config(&self, i: usize) -> Config {
+        Config {
+            node_id: i as u8 + 1,
+            priority: self.priority[i],
+            ..self.config.clone()
+        }
+    }
+
+    /// The longest one-way delay of any link direction, in nanoseconds.
+    pub fn link_delay_ns_max(&self) -> u64 {
+        self.links
+            .iter()
+            .flat_map(|pair| pair.iter())
+            .map(|l| l.delay_us_max())
+            .max()
+            .unwrap_or(0)
+            * 1000
+    }
+
+    /// The longest delay of a frame from the source to a node, in nanoseconds.
+    pub fn io_delay_ns_max(&self) -> u64 {
+        (self.io.delay_us_min + self.io.delay_us_jitter) * 1000
+    }
+
+    /// The time the pair needs to recover from one fault, in milliseconds.
+    pub fn recovery_ms(&self) -> u64 {
+        recovery_ms(&self.config, self.cycle_ms)
+    }
+
+    /// One line: what the per-seed summary prints.
+    pub fn summary(&self) -> String {
+        format!(
+            "profile={} cycle_ms={} links={} hb/window/probe_ms={}/{}/{} impaired={} auth={} drift_ppm={:?} faults={} safety_ms={}",
+            self.profile.name(),
+            self.cycle_ms,
+            self.config.links,
+            self.config.heartbeat_interval_ms,
+            self.config.detection_window_ms,
+            self.config.probe_timeout_ms,
+            self.links.iter().any(|pair| pair.iter().any(|l| !l.is_lossless() || l.dup_ppm > 0)),
+            self.auth_key.is_some(),
+            self.drift_ppm,
+            self.faults.names().join(","),
+            self.safety_ms,
+        )
+    }
+}
+
+fn recovery_ms(config: &Config, cycle_ms: u64) -> u64 {
+    config.startup_wait_ms + config.detection_window_ms + config.probe_timeout_ms + 4 * config.retry_ms + 10 * cycle_ms
+}
+
+impl fmt::Display for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.config;
+        writeln!(
+            f,
+            "  profile={} cycle_ms={} ballast_bytes={}",
+            self.profile.name(),
+            self.cycle_ms,
+            self.ballast_bytes
+        )?;
+        writeln!(
+            f,
+            "  config: links={} heartbeat_interval_ms={} detection_window_ms={} probe_timeout_ms={} startup_wait_ms={} retry_ms={} switchover_timeout_ms={}",
+            c.links,
+            c.heartbeat_interval_ms,
+            c.detection_window_ms,
+            c.probe_timeout_ms,
+            c.startup_wait_ms,
+            c.retry_ms,
+            c.switchover_timeout_ms
+        )?;
+        writeln!(
+            f,
+            "  config: frames_buffered={} max_lag_frames={} state_digest_interval_frames={} transfer_chunk_bytes={} transfer_window_chunks={} priority={:?}",
+            c.frames_buffered,
+            c.max_lag_frames,
+            c.state_digest_interval_frames,
+            c.transfer_chunk_bytes,
+            c.transfer_window_chunks,
+            self.priority
+        )?;
+        for (i, pair) in self.links.iter().enumerate() {
+            for (d, l) in pair.iter().enumerate() {
+                writeln!(
+                    f,
+                    "  link {i} {}: delay_us={}+{} tail_ppm={} loss_ppm={} dup_ppm={} flip_ppm={} fifo={}",
+                    if d == 0 { "0->1" } else { "1->0" },
+                    l.delay_us_min,
+                    l.delay_us_jitter,
+                    l.tail_ppm,
+                    l.loss_ppm,
+                    l.dup_ppm,
+                    l.flip_ppm,
+                    l.fifo
+                )?;
+            }
+        }
+        writeln!(
+            f,
+            "  auth={} sink_lease_ms={:?}",
+            self.auth_key.is_some(),
+            self.sink_lease_ms
+        )?;
+        writeln!(
+            f,
+            "  clocks: drift_ppm={:?} offset_ns={:?}",
+            self.drift_ppm, self.clock_offset_ns
+        )?;
+        writeln!(
+            f,
+            "  io: delay_us={}+{} loss_ppm={:?} dup_ppm={}",
+            self.io.delay_us_min, self.io.delay_us_jitter, self.io.loss_ppm, self.io.dup_ppm
+        )?;
+        writeln!(
+            f,
+            "  faults: [{}] gap_ms={}..{} start_ms={:?} safety_ms={}",
+            self.faults.names().join(","),
+            self.fault_gap_ms.0,
+            self.fault_gap_ms.1,
+            self.start_ms,
+            self.safety_ms
+        )
+    }
+}
+
+/// The number of links the simulator can model: the core's maximum.
+pub const SIM_LINKS_MAX: usize = LINKS_MAX;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_same_seed_same_draw() {
+        let a = Options::draw(42);
+        let b = Options::draw(42);
+        assert_eq!(format!("{a}"), format!("{b}"));
+        assert_ne!(format!("{a}"), format!("{}", Options::draw(43)));
+    }
+
+    #[test]
+    fn options_every_draw_is_a_valid_config() {
+        let mut profiles = std::collections::BTreeSet::new();
+        for seed in 0..2_000 {
+            let o = Options::draw(seed);
+            for i in 0..2 {
+                assert_eq!(o.node_config(i).validate(), Ok(()), "seed {seed}");
+            }
+            assert_eq!(o.links.len(), usize::from(o.config.links));
+            assert!(o.links.len() <= SIM_LINKS_MAX);
+            assert!(o.safety_ms >= 300 * o.cycle_ms);
+            assert!(o.faults.any());
+            profiles.insert(o.profile);
+        }
+        assert_eq!(profiles.len(), 3, "every profile is drawn");
+    }
+}

@@ -1,0 +1,560 @@
+//! The `run`, `chaos` and `bench` subcommands of `twinloop-sim`.
+//!
+//! Exit codes: 0 every invariant held; 10 a safety invariant broke (an output lost,
+//! duplicated after dedup, a deposed primary's output accepted, content not the
+//! reference's); 11 a liveness property broke (a false takeover, no recovery); 3 the run
+//! could not be carried out (set-up, the node binary, a pair that never started); 130
+//! interrupted. `--json` prints one JSON object as the last line of standard output.
+#![allow(clippy::disallowed_methods)]
+
+use super::bench::{self, BenchConfig, BenchResult};
+use super::plant_loop::Operator;
+use super::procs::NodeEvent;
+use super::report::{analyse, Report, EXIT_HARNESS, EXIT_INTERRUPTED, EXIT_LIVENESS};
+use super::rig::{Rig, RigConfig, Timing};
+use super::schedule::{chaos_schedule, inject, repair, run_schedule, Fault, FaultRecord};
+use super::HarnessError;
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Options shared by `run`, `chaos` and `bench`.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Seeds the fault schedule, the proxy's drops and the nodes' generators.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The I/O cycle in ms (the nodes' `app.cycle_ms`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub cycle_ms: Option<u32>,
+    /// The core's timing: `harness` (20 ms heartbeats, 100 ms window, 50 ms probe),
+    /// `seed` (100/500/200 ms, `Config::default()`) or `fast` (1/4/2 ms, `Config::fast()`).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Overrides the profile's `heartbeat_interval_ms`.
+    #[arg(long)]
+    pub heartbeat_ms: Option<u64>,
+    /// Overrides the profile's `detection_window_ms`.
+    #[arg(long)]
+    pub window_ms: Option<u64>,
+    /// Overrides the profile's `probe_timeout_ms`.
+    #[arg(long)]
+    pub probe_ms: Option<u64>,
+    /// Write `report.json` and `plot.svg` here (and keep the nodes' configurations and
+    /// logs in `DIR/nodes`).
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+    /// Print a JSON object as the last line of standard output.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+    /// The nodes' `log.level`.
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+    /// Run the nodes with `[rt] sched_fifo_priority = N` and `mlockall = true`
+    /// (best effort: logged when not permitted). 0: the normal scheduler.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=99))]
+    pub rt_priority: u8,
+}
+
+/// `twinloop-sim run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Seconds the run lasts (faults spread over it; recovery may extend it a little).
+    #[arg(long, default_value_t = 75)]
+    pub duration: u64,
+    /// Sync links straight between the nodes: no link faults (only process faults).
+    #[arg(long)]
+    pub no_proxy: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: CommonArgs,
+}
+
+/// `twinloop-sim chaos`.
+#[derive(Debug, Clone, Args)]
+pub struct ChaosArgs {
+    /// How many random faults (drawn from `--seed`).
+    #[arg(long, default_value_t = 50)]
+    pub faults: usize,
+    /// Pause between recovery and the next fault, ms.
+    #[arg(long, default_value_t = 300)]
+    pub gap_ms: u64,
+    /// Sync links straight between the nodes: no link faults.
+    #[arg(long)]
+    pub no_proxy: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: CommonArgs,
+}
+
+/// Which benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchKind {
+    /// Primary SIGKILLed → first output of the new primary at the sink.
+    Failover,
+    /// Planned switchovers: missed cycles and duplicates.
+    Switchover,
+    /// CPU per cycle and median latency, pair vs one node alone.
+    Overhead,
+    /// A late backup against a primary with a large state: time to in-sync.
+    Join,
+}
+
+/// `twinloop-sim bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// The benchmark.
+    #[arg(value_enum)]
+    pub kind: BenchKind,
+    /// Repetitions: kills (failover, default 200), switchovers (100), rounds of solo and
+    /// pair (overhead, 3), joins (join, 5).
+    #[arg(long)]
+    pub count: Option<usize>,
+    /// Overhead: seconds measured per round and configuration.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Join: `app.state_ballast_bytes` (the application state to transfer).
+    #[arg(long, default_value_t = 1 << 20)]
+    pub ballast_bytes: u32,
+    /// How long the pair runs in sync before each repetition, ms.
+    #[arg(long)]
+    pub settle_ms: Option<u64>,
+    /// Relay the sync links through the fault proxy (off: direct, as deployed).
+    #[arg(long)]
+    pub proxy: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: CommonArgs,
+}
+
+/// Where a run keeps its files, and whether to delete them after.
+struct WorkDir {
+    path: PathBuf,
+    temporary: bool,
+}
+
+impl WorkDir {
+    fn new(report: Option<&PathBuf>, what: &str) -> WorkDir {
+        match report {
+            Some(dir) => WorkDir {
+                path: dir.join("nodes"),
+                temporary: false,
+            },
+            None => {
+                let stamp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis());
+                WorkDir {
+                    path: std::env::temp_dir().join(format!("twinloop-sim-{what}-{}-{stamp}", std::process::id())),
+                    temporary: true,
+                }
+            }
+        }
+    }
+
+    /// Removes a temporary directory when the run passed; keeps it (and says where) when
+    /// it did not, for the node logs.
+    fn finish(&self, ok: bool) {
+        if !self.temporary {
+            return;
+        }
+        if ok {
+            let _ = std::fs::remove_dir_all(&self.path);
+        } else {
+            eprintln!("node configurations and logs kept in {}", self.path.display());
+        }
+    }
+}
+
+fn timing(common: &CommonArgs, default: Timing) -> Result<Timing, String> {
+    let mut t = match &common.profile {
+        None => default,
+        Some(name) => Timing::named(name).ok_or_else(|| format!("unknown profile `{name}` (harness, seed, fast)"))?,
+    };
+    if let Some(v) = common.heartbeat_ms {
+        t.heartbeat_ms = v;
+        t.name = "custom";
+    }
+    if let Some(v) = common.window_ms {
+        t.window_ms = v;
+        t.name = "custom";
+    }
+    if let Some(v) = common.probe_ms {
+        t.probe_ms = v;
+        t.name = "custom";
+    }
+    if t.heartbeat_ms == 0 || t.window_ms < 2 * t.heartbeat_ms || t.probe_ms == 0 {
+        return Err("timing: heartbeat ≥ 1 ms, window ≥ 2 × heartbeat, probe ≥ 1 ms".into());
+    }
+    t.startup_ms = t.startup_ms.max(2 * t.heartbeat_ms);
+    Ok(t)
+}
+
+fn rig_config(common: &CommonArgs, dir: &WorkDir, timing: Timing, cycle_ms: u32) -> Result<RigConfig, HarnessError> {
+    let binary = twinloop_demo::binary::locate().map_err(|e| HarnessError::Setup(e.to_string()))?;
+    Ok(RigConfig {
+        cycle_ms,
+        timing,
+        seed: common.seed,
+        log_level: common.log_level.clone(),
+        progress: !common.quiet,
+        rt_priority: common.rt_priority,
+        ..RigConfig::new(dir.path.clone(), binary)
+    })
+}
+
+fn install_handler() {
+    // Only the first call in a process succeeds; tests may call the mains more than once.
+    let _ = super::install_interrupt_handler();
+}
+
+fn events_of(rig: &Rig) -> Vec<NodeEvent> {
+    let mut events: Vec<NodeEvent> = rig.watchers.iter().flat_map(|w| w.with(|v| v.events.clone())).collect();
+    events.sort_by_key(|e| e.at_ns);
+    events
+}
+
+/// How faults are spaced.
+#[derive(Debug, Clone, Copy)]
+enum Pacing {
+    /// Fault `k` of `n` starts at `warmup + k × span / n` (or at once if late).
+    Spread { warmup: Duration, span: Duration },
+    /// Back to back, this gap after each recovery.
+    Gap(Duration),
+}
+
+/// What executing a schedule gave.
+struct Executed {
+    records: Vec<FaultRecord>,
+    liveness_failures: Vec<String>,
+    aborted: Option<String>,
+}
+
+fn execute(rig: &mut Rig, faults: &[Fault], pacing: Pacing, started: Instant) -> Result<Executed, HarnessError> {
+    let mut out = Executed {
+        records: Vec::new(),
+        liveness_failures: Vec::new(),
+        aborted: None,
+    };
+    let n = faults.len().max(1) as u32;
+    for (k, &fault) in faults.iter().enumerate() {
+        match pacing {
+            Pacing::Spread { warmup, span } => {
+                let at = started + warmup + span / n * k as u32;
+                rig.sleep(
+                    at.saturating_duration_since(Instant::now())
+                        .max(Duration::from_millis(300)),
+                )?;
+            }
+            Pacing::Gap(gap) => rig.sleep(gap)?,
+        }
+        match inject(rig, k, fault) {
+            Ok(record) => {
+                let recovered = record.recovered_ns.is_some();
+                if !recovered {
+                    out.liveness_failures.push(format!(
+                        "fault #{k} ({}): {}",
+                        fault.label(),
+                        record.error.clone().unwrap_or_default()
+                    ));
+                }
+                out.records.push(record);
+                if !recovered {
+                    if let Err(e) = repair(rig) {
+                        if matches!(e, HarnessError::Interrupted) {
+                            return Err(e);
+                        }
+                        out.aborted = Some(format!("the pair could not be repaired after fault #{k}: {e}"));
+                        break;
+                    }
+                }
+            }
+            Err(HarnessError::Interrupted) => return Err(HarnessError::Interrupted),
+            Err(e) => {
+                out.liveness_failures
+                    .push(format!("fault #{k} ({}): {e}", fault.label()));
+                if let Err(e) = repair(rig) {
+                    if matches!(e, HarnessError::Interrupted) {
+                        return Err(e);
+                    }
+                    out.aborted = Some(format!("the pair could not be repaired after fault #{k}: {e}"));
+                    break;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs a schedule on a fresh pair and reports; returns the exit code.
+fn scenario(
+    command: &str,
+    common: &CommonArgs,
+    no_proxy: bool,
+    faults: impl FnOnce(&Timing) -> Vec<Fault>,
+    pacing: Pacing,
+    frames_hint: u64,
+    min_duration: Duration,
+) -> u8 {
+    install_handler();
+    let timing = match timing(common, Timing::HARNESS) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("twinloop-sim {command}: {e}");
+            return 2;
+        }
+    };
+    let cycle_ms = common.cycle_ms.unwrap_or(10);
+    let dir = WorkDir::new(common.report.as_ref(), command);
+    let load_before = super::load_average();
+    let result = (|| -> Result<Report, HarnessError> {
+        let mut config = rig_config(common, &dir, timing, cycle_ms)?;
+        config.proxy = !no_proxy;
+        config.operator = Operator::scripted(cycle_ms, frames_hint);
+        let faults: Vec<Fault> = faults(&timing)
+            .into_iter()
+            .filter(|f| config.proxy || !f.kind.needs_proxy())
+            .collect();
+        eprintln!(
+            "twinloop-sim {command}: seed {}, cycle {cycle_ms} ms, timing {} (heartbeat {} ms, window {} ms, probe {} ms), {} faults, proxy {}, files in {}",
+            common.seed,
+            timing.name,
+            timing.heartbeat_ms,
+            timing.window_ms,
+            timing.probe_ms,
+            faults.len(),
+            if config.proxy { "on" } else { "off" },
+            dir.path.display()
+        );
+        let started = Instant::now();
+        let mut rig = Rig::prepare(config)?;
+        rig.start_pair()?;
+        rig.say("pair healthy: node 1 primary, node 2 backup in sync");
+        let executed = execute(&mut rig, &faults, pacing, started)?;
+        // Run out the planned duration, then let the last frames through.
+        rig.doing("running out");
+        rig.sleep(min_duration.saturating_sub(started.elapsed()))?;
+        let (last, aborted) = match rig.drain() {
+            Ok(last) => (last, executed.aborted),
+            Err(HarnessError::Interrupted) => return Err(HarnessError::Interrupted),
+            Err(e) => (
+                rig.plant.frames_sent(),
+                Some(
+                    executed
+                        .aborted
+                        .unwrap_or_else(|| format!("the last frames did not reach the sink: {e}")),
+                ),
+            ),
+        };
+        // Let the watchers read the journals to the end.
+        rig.sleep(rig.config.watch_interval * 4)?;
+        let sink = rig.sink_log();
+        let events = events_of(&rig);
+        let mut records = executed.records;
+        let analysis = rig
+            .plant
+            .with_frames(|frames| analyse(frames, &sink, &events, &mut records, last, cycle_ms));
+        let proxy = rig.proxy.as_ref().map(|p| p.counters());
+        let extra = serde_json::json!({
+            "sink": {
+                "raw": sink.raw,
+                "malformed": sink.malformed,
+                "too_old": sink.too_old,
+                "epochs": sink.epochs.keys().collect::<Vec<_>>(),
+                "unrecorded": sink.unrecorded,
+            },
+            "proxy": proxy.map(|c| serde_json::json!({
+                "forwarded": c.forwarded, "cut": c.cut, "dropped": c.dropped, "delayed": c.delayed,
+                "overflow": c.overflow, "send_errors": c.send_errors,
+            })),
+            "node_starts": [rig.nodes[0].starts, rig.nodes[1].starts],
+            "rt_priority": common.rt_priority,
+            "load_average_1m": [load_before, super::load_average()],
+            "events_missed": rig.watchers.iter().map(|w| w.with(|v| v.events_missed)).sum::<u64>(),
+        });
+        let report = Report {
+            command: command.into(),
+            seed: common.seed,
+            cycle_ms,
+            timing,
+            duration_s: started.elapsed().as_secs_f64(),
+            faults: records,
+            analysis,
+            aborted,
+            liveness_failures: executed.liveness_failures,
+            extra,
+        };
+        if let Some(report_dir) = &common.report {
+            if let Err(e) = report.write(report_dir, &rig.plant.samples(), &events) {
+                eprintln!(
+                    "twinloop-sim {command}: cannot write the report to {}: {e}",
+                    report_dir.display()
+                );
+            } else {
+                eprintln!(
+                    "report: {} and {}",
+                    report_dir.join("report.json").display(),
+                    report_dir.join("plot.svg").display()
+                );
+            }
+        }
+        Ok(report)
+    })();
+    match result {
+        Ok(report) => {
+            print!("{}", report.summary());
+            if common.json {
+                println!("{}", report.to_json(false));
+            }
+            let code = report.exit_code();
+            dir.finish(code == 0);
+            code
+        }
+        Err(HarnessError::Interrupted) => {
+            eprintln!("twinloop-sim {command}: interrupted; the nodes were killed");
+            dir.finish(false);
+            EXIT_INTERRUPTED
+        }
+        Err(e) => {
+            eprintln!("twinloop-sim {command}: {e}");
+            dir.finish(false);
+            if common.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"command": command, "ok": false, "error": e.to_string()})
+                );
+            }
+            EXIT_HARNESS
+        }
+    }
+}
+
+/// `twinloop-sim run`: the scenario of [`run_schedule`] over `--duration` seconds.
+pub fn run_main(args: &RunArgs) -> u8 {
+    let duration = Duration::from_secs(args.duration.max(10));
+    let cycle_ms = u64::from(args.common.cycle_ms.unwrap_or(10));
+    let frames_hint = duration.as_millis() as u64 / cycle_ms;
+    // Faults spread between a warm-up and a quiet tail, so the plot shows each.
+    let warmup = Duration::from_secs(3);
+    let span = duration.saturating_sub(Duration::from_secs(8));
+    scenario(
+        "run",
+        &args.common,
+        args.no_proxy,
+        run_schedule,
+        Pacing::Spread { warmup, span },
+        frames_hint,
+        duration,
+    )
+}
+
+/// `twinloop-sim chaos`: `--faults` random faults back to back.
+pub fn chaos_main(args: &ChaosArgs) -> u8 {
+    let (n, seed, proxy) = (args.faults, args.common.seed, !args.no_proxy);
+    let cycle_ms = u64::from(args.common.cycle_ms.unwrap_or(10));
+    // About 3 s a fault: enough for the operator script to move the setpoint.
+    let frames_hint = (n as u64 * 3000).max(10_000) / cycle_ms;
+    scenario(
+        "chaos",
+        &args.common,
+        args.no_proxy,
+        |t| chaos_schedule(n, seed, t, proxy),
+        Pacing::Gap(Duration::from_millis(args.gap_ms)),
+        frames_hint,
+        Duration::ZERO,
+    )
+}
+
+/// `twinloop-sim bench …`.
+pub fn bench_main(args: &BenchArgs) -> u8 {
+    install_handler();
+    let name = format!("{:?}", args.kind).to_lowercase();
+    let timing = match timing(&args.common, Timing::FAST) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("twinloop-sim bench: {e}");
+            return 2;
+        }
+    };
+    let dir = WorkDir::new(args.common.report.as_ref(), &format!("bench-{name}"));
+    let cycle_ms = args.common.cycle_ms.unwrap_or(1);
+    let load_before = super::load_average();
+    let result = (|| -> Result<BenchResult, HarnessError> {
+        let mut rig = rig_config(&args.common, &dir, timing, cycle_ms)?;
+        rig.proxy = args.proxy;
+        rig.operator = Operator::acks_only(cycle_ms);
+        // Faster console polling: the waits between repetitions are shorter.
+        rig.watch_interval = Duration::from_millis(10);
+        if args.kind == BenchKind::Join {
+            rig.ballast_bytes = args.ballast_bytes;
+            rig.watch_interval = Duration::from_millis(5);
+        }
+        let (count, settle_ms) = match args.kind {
+            BenchKind::Failover => (200, 100),
+            BenchKind::Switchover => (100, 100),
+            BenchKind::Overhead => (3, 0),
+            BenchKind::Join => (5, 1000),
+        };
+        let config = BenchConfig {
+            rig,
+            count: args.count.unwrap_or(count),
+            settle_ms: args.settle_ms.unwrap_or(settle_ms),
+            seconds: args.seconds.max(1),
+        };
+        eprintln!(
+            "twinloop-sim bench {name}: {} repetitions, cycle {cycle_ms} ms, timing {} (heartbeat {} ms, window {} ms, probe {} ms), proxy {}, files in {}",
+            config.count,
+            timing.name,
+            timing.heartbeat_ms,
+            timing.window_ms,
+            timing.probe_ms,
+            if args.proxy { "on" } else { "off" },
+            dir.path.display()
+        );
+        match args.kind {
+            BenchKind::Failover => bench::failover(&config),
+            BenchKind::Switchover => bench::switchover(&config),
+            BenchKind::Overhead => bench::overhead(&config),
+            BenchKind::Join => bench::join(&config),
+        }
+    })();
+    match result {
+        Ok(result) => {
+            let mut json = result.json;
+            json["problems"] = serde_json::json!(result.problems);
+            json["rt_priority"] = serde_json::json!(args.common.rt_priority);
+            json["load_average_1m"] = serde_json::json!([load_before, super::load_average()]);
+            if let Some(report_dir) = &args.common.report {
+                let path = report_dir.join(format!("bench-{name}.json"));
+                let text = serde_json::to_string_pretty(&json).unwrap_or_default();
+                if let Err(e) = std::fs::write(&path, text + "\n") {
+                    eprintln!("cannot write {}: {e}", path.display());
+                }
+            }
+            for p in &result.problems {
+                eprintln!("PROBLEM: {p}");
+            }
+            println!("{json}");
+            let ok = result.problems.is_empty();
+            dir.finish(ok);
+            if ok {
+                0
+            } else {
+                EXIT_LIVENESS
+            }
+        }
+        Err(HarnessError::Interrupted) => {
+            eprintln!("twinloop-sim bench: interrupted; the nodes were killed");
+            dir.finish(false);
+            EXIT_INTERRUPTED
+        }
+        Err(e) => {
+            eprintln!("twinloop-sim bench {name}: {e}");
+            dir.finish(false);
+            EXIT_HARNESS
+        }
+    }
+}

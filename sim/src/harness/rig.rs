@@ -1,0 +1,800 @@
+//! One run's set-up: the sink, the plant loop, the fault proxy and two node processes with
+//! generated configurations (ephemeral loopback ports, keys, epoch files), and the waits
+//! the scenarios need ("a healthy pair", "the new primary's first output").
+//!
+//! Progress goes to stderr while the harness waits: every node journal event worth
+//! knowing (transitions, alarms, probes, transfers) as it is seen, and one status line a
+//! second. No terminal is needed.
+#![allow(clippy::disallowed_methods)]
+
+use super::plant_loop::{Operator, PlantConfig, PlantLoop};
+use super::procs::{write_private, Console, NodeProc, Watcher};
+use super::proxy::{LinkEnds, Proxy};
+use super::sink::{lock, SinkLog, SinkThread};
+use super::{ms, HarnessError, RunClock};
+use serde_json::Value;
+use std::cell::RefCell;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use twinloop_demo::plant::PlantParams;
+use twinloop_demo::TankParams;
+
+/// Sync links per node, as in the example configurations (a dedicated cable and the
+/// plant network).
+pub const LINKS: usize = 2;
+const LINK_NAMES: [&str; LINKS] = ["sync", "plant"];
+
+/// The core's timing, written into both nodes' `[runtime]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// The name shown in reports.
+    pub name: &'static str,
+    /// `node.profile` (`default` or `fast`): the base the keys below override.
+    pub base: &'static str,
+    /// `runtime.heartbeat_interval_ms`.
+    pub heartbeat_ms: u64,
+    /// `runtime.detection_window_ms`.
+    pub window_ms: u64,
+    /// `runtime.probe_timeout_ms`.
+    pub probe_ms: u64,
+    /// `runtime.startup_wait_ms`.
+    pub startup_ms: u64,
+    /// `runtime.retry_ms`.
+    pub retry_ms: u64,
+    /// `runtime.switchover_timeout_ms`.
+    pub switchover_timeout_ms: u64,
+}
+
+impl Timing {
+    /// The harness's default for `run` and `chaos`: 20 ms heartbeats, a 100 ms window and
+    /// a 50 ms probe — fast enough for many faults a minute, slow enough that a busy
+    /// 2-core host does not fake deaths.
+    pub const HARNESS: Timing = Timing {
+        name: "harness",
+        base: "default",
+        heartbeat_ms: 20,
+        window_ms: 100,
+        probe_ms: 50,
+        startup_ms: 100,
+        retry_ms: 10,
+        switchover_timeout_ms: 500,
+    };
+    /// The seed's timing (`Config::default()`): 100 ms heartbeats, 500 ms window.
+    pub const SEED: Timing = Timing {
+        name: "seed",
+        base: "default",
+        heartbeat_ms: 100,
+        window_ms: 500,
+        probe_ms: 200,
+        startup_ms: 500,
+        retry_ms: 50,
+        switchover_timeout_ms: 1000,
+    };
+    /// The documented fast profile (`Config::fast()`): 1 ms heartbeats, 4 ms window.
+    pub const FAST: Timing = Timing {
+        name: "fast",
+        base: "fast",
+        heartbeat_ms: 1,
+        window_ms: 4,
+        probe_ms: 2,
+        startup_ms: 20,
+        retry_ms: 5,
+        switchover_timeout_ms: 200,
+    };
+
+    /// By name: `harness`, `seed` (or `default`) or `fast`.
+    pub fn named(name: &str) -> Option<Timing> {
+        match name {
+            "harness" => Some(Timing::HARNESS),
+            "seed" | "default" => Some(Timing::SEED),
+            "fast" => Some(Timing::FAST),
+            _ => None,
+        }
+    }
+
+    /// Silence after which a backup takes over: window plus probe.
+    pub fn takeover_ms(&self) -> u64 {
+        self.window_ms + self.probe_ms
+    }
+
+    /// As JSON, for reports.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "name": self.name,
+            "heartbeat_ms": self.heartbeat_ms,
+            "detection_window_ms": self.window_ms,
+            "probe_timeout_ms": self.probe_ms,
+            "startup_wait_ms": self.startup_ms,
+            "retry_ms": self.retry_ms,
+            "switchover_timeout_ms": self.switchover_timeout_ms,
+        })
+    }
+}
+
+/// Everything a rig needs to know.
+#[derive(Debug, Clone)]
+pub struct RigConfig {
+    /// Configurations, logs and epoch files go here.
+    pub dir: PathBuf,
+    /// The `twinloop-demo` binary.
+    pub binary: PathBuf,
+    /// The cycle, ms.
+    pub cycle_ms: u32,
+    /// The core's timing.
+    pub timing: Timing,
+    /// Relay the sync links through the fault proxy (needed for link faults; off, the
+    /// nodes talk directly, as the benchmarks measure them).
+    pub proxy: bool,
+    /// Seeds the nodes' generators and the proxy's drops.
+    pub seed: u64,
+    /// `app.state_ballast_bytes`.
+    pub ballast_bytes: u32,
+    /// The operator panel.
+    pub operator: Operator,
+    /// The tank model.
+    pub plant: PlantParams,
+    /// How often the watchers poll the consoles.
+    pub watch_interval: Duration,
+    /// The nodes' `log.level`.
+    pub log_level: String,
+    /// The gateway's dedup window, frames.
+    pub sink_window_frames: u64,
+    /// Print progress to stderr.
+    pub progress: bool,
+    /// When not 0: the nodes' `[rt]` table gets `sched_fifo_priority` = this,
+    /// `mlockall = true` and `best_effort = true` (what a real-time deployment sets).
+    pub rt_priority: u8,
+}
+
+impl RigConfig {
+    /// Defaults for `dir` and `binary`: harness timing, a 10 ms cycle, the proxy on.
+    pub fn new(dir: PathBuf, binary: PathBuf) -> Self {
+        RigConfig {
+            dir,
+            binary,
+            cycle_ms: 10,
+            timing: Timing::HARNESS,
+            proxy: true,
+            seed: 1,
+            ballast_bytes: 0,
+            operator: Operator::default(),
+            plant: PlantParams {
+                // Just below the low-level alarm: the program raises an alarm at once and
+                // acknowledges and clears it later, so some frames have several outputs.
+                level_initial_um: 190_000,
+                // A pump twice the model's default fills to the setpoint in about ten
+                // seconds, so a run of a minute shows the loop settle and follow steps.
+                pump_flow_max_ml_per_s: 10_000,
+                ..PlantParams::default()
+            },
+            watch_interval: Duration::from_millis(50),
+            log_level: "info".into(),
+            sink_window_frames: 1 << 16,
+            progress: true,
+            rt_priority: 0,
+        }
+    }
+
+    /// The control program's parameters (nodes and reference alike).
+    pub fn params(&self) -> TankParams {
+        TankParams {
+            cycle_ms: self.cycle_ms,
+            state_ballast_bytes: self.ballast_bytes,
+            ..TankParams::default()
+        }
+    }
+}
+
+/// The ports of one node.
+#[derive(Debug, Clone, Copy)]
+struct NodePorts {
+    frames: u16,
+    /// Per link: control, bulk.
+    links: [[u16; 2]; LINKS],
+    console: u16,
+}
+
+/// Free ports on 127.0.0.1, held until the nodes start so that no two allocations
+/// collide (the nodes bind them a moment later).
+#[derive(Default)]
+struct PortPool {
+    udp: Vec<UdpSocket>,
+    tcp: Vec<TcpListener>,
+}
+
+impl PortPool {
+    fn udp(&mut self) -> Result<u16, HarnessError> {
+        let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| HarnessError::io("allocate a UDP port", e))?;
+        let port = socket
+            .local_addr()
+            .map_err(|e| HarnessError::io("allocate a UDP port", e))?
+            .port();
+        self.udp.push(socket);
+        Ok(port)
+    }
+
+    fn tcp(&mut self) -> Result<u16, HarnessError> {
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| HarnessError::io("allocate a TCP port", e))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| HarnessError::io("allocate a TCP port", e))?
+            .port();
+        self.tcp.push(listener);
+        Ok(port)
+    }
+
+    fn node(&mut self) -> Result<NodePorts, HarnessError> {
+        Ok(NodePorts {
+            frames: self.udp()?,
+            links: [[self.udp()?, self.udp()?], [self.udp()?, self.udp()?]],
+            console: self.tcp()?,
+        })
+    }
+}
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A healthy pair: one primary with a following backup in sync, in one epoch, and the
+/// sink following that epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    /// Index (0 or 1) of the primary.
+    pub primary: usize,
+    /// The epoch.
+    pub epoch: u64,
+    /// The primary's last frame.
+    pub frame: u64,
+}
+
+impl Health {
+    /// Index of the backup.
+    pub fn backup(&self) -> usize {
+        1 - self.primary
+    }
+}
+
+#[derive(Debug, Default)]
+struct ProgressState {
+    /// Events printed so far, per node.
+    printed: [usize; 2],
+    next_line: Option<Instant>,
+    /// A word on what the harness is doing, shown in the status line.
+    doing: String,
+}
+
+/// The running set-up. Dropping it kills the nodes and stops every thread.
+pub struct Rig {
+    /// The configuration.
+    pub config: RigConfig,
+    /// The run's clock.
+    pub clock: RunClock,
+    /// The two nodes (index 0 is node id 1).
+    pub nodes: [NodeProc; 2],
+    /// Their consoles.
+    pub consoles: [Console; 2],
+    /// Their watchers.
+    pub watchers: [Watcher; 2],
+    /// The sink.
+    pub sink: SinkThread,
+    /// The plant loop.
+    pub plant: PlantLoop,
+    /// The fault proxy, when configured.
+    pub proxy: Option<Proxy>,
+    /// The console key.
+    pub key: String,
+    ports: [NodePorts; 2],
+    /// Sockets bound on a node's link ports and never read (see [`Rig::silence_peer_of`]).
+    held: Vec<UdpSocket>,
+    progress: RefCell<ProgressState>,
+}
+
+impl Rig {
+    /// Sets everything up (configurations written, threads running, frames not yet
+    /// sent, no node started).
+    pub fn prepare(config: RigConfig) -> Result<Rig, HarnessError> {
+        std::fs::create_dir_all(&config.dir)
+            .map_err(|e| HarnessError::io(format!("create {}", config.dir.display()), e))?;
+        let clock = RunClock::start();
+        let key = format!("twinloop-sim-console-{:016x}", config.seed ^ 0x5EED);
+        write_private(&config.dir.join("console.key"), &format!("{key}\n"))?;
+        write_private(
+            &config.dir.join("sync.key"),
+            &format!("twinloop-sim-sync-{:016x}\n", config.seed.rotate_left(17) ^ 0xC0FFEE),
+        )?;
+        for id in 1..=2 {
+            // A fresh pair: no epoch from an earlier run in this directory.
+            let _ = std::fs::remove_file(config.dir.join(format!("node-{id}.epoch")));
+            let _ = std::fs::remove_file(config.dir.join(format!("node-{id}.log")));
+        }
+
+        let mut pool = PortPool::default();
+        let ports = [pool.node()?, pool.node()?];
+        let plant = PlantLoop::start(
+            PlantConfig {
+                cycle_ms: config.cycle_ms,
+                params: config.params(),
+                plant: config.plant.clone(),
+                targets: ports.iter().map(|p| local(p.frames)).collect(),
+                operator: config.operator.clone(),
+            },
+            clock,
+        )?;
+        let sink = SinkThread::start(clock, config.sink_window_frames, plant.command_hook())?;
+        let proxy = if config.proxy {
+            let links = (0..LINKS)
+                .map(|l| LinkEnds {
+                    name: LINK_NAMES[l].into(),
+                    targets: [
+                        [local(ports[0].links[l][0]), local(ports[0].links[l][1])],
+                        [local(ports[1].links[l][0]), local(ports[1].links[l][1])],
+                    ],
+                })
+                .collect();
+            Some(Proxy::start(links, config.seed ^ 0x9E37_79B9)?)
+        } else {
+            None
+        };
+        let mut paths = Vec::new();
+        for i in 0..2 {
+            let text = node_toml(&config, i, &ports, proxy.as_ref(), sink.addr());
+            let path = config.dir.join(format!("node-{}.toml", i + 1));
+            std::fs::write(&path, text).map_err(|e| HarnessError::io(format!("write {}", path.display()), e))?;
+            paths.push(path);
+        }
+        let console_timeout = Duration::from_millis(500);
+        let consoles = [
+            Console::new(local(ports[0].console), &key, console_timeout),
+            Console::new(local(ports[1].console), &key, console_timeout),
+        ];
+        let watchers = [
+            Watcher::start(1, consoles[0].clone(), clock, config.watch_interval)?,
+            Watcher::start(2, consoles[1].clone(), clock, config.watch_interval)?,
+        ];
+        let nodes = [
+            NodeProc::new(
+                1,
+                config.binary.clone(),
+                paths[0].clone(),
+                config.dir.join("node-1.log"),
+            ),
+            NodeProc::new(
+                2,
+                config.binary.clone(),
+                paths[1].clone(),
+                config.dir.join("node-2.log"),
+            ),
+        ];
+        // The nodes bind these ports themselves now.
+        drop(pool);
+        Ok(Rig {
+            config,
+            clock,
+            nodes,
+            consoles,
+            watchers,
+            sink,
+            plant,
+            proxy,
+            key,
+            ports,
+            held: Vec::new(),
+            progress: RefCell::new(ProgressState::default()),
+        })
+    }
+
+    /// For a node run alone: binds the *other* node's link ports and never reads them, so
+    /// that what the lone node sends its peer vanishes as on a pulled cable (closed ports
+    /// would answer with ICMP errors, which cost the lone node receive calls a real
+    /// absent peer does not). Call before starting the lone node; the other node cannot
+    /// start afterwards.
+    pub fn silence_peer_of(&mut self, i: usize) -> Result<(), HarnessError> {
+        let other = &self.ports[1 - i.min(1)];
+        for port in other.links.iter().flatten() {
+            let socket = UdpSocket::bind(local(*port)).map_err(|e| HarnessError::io(format!("hold port {port}"), e))?;
+            self.held.push(socket);
+        }
+        Ok(())
+    }
+
+    /// The usual start of a pair: node 1 first, until it leads; node 2, until it follows;
+    /// then the frames, until node 2 is in sync.
+    pub fn start_pair(&mut self) -> Result<Health, HarnessError> {
+        self.start_node_as_primary(0)?;
+        self.nodes[1].spawn()?;
+        self.wait(Duration::from_secs(20), "node 2 to become backup", |rig| {
+            rig.status(1).is_some_and(|s| s["role"] == "backup")
+        })?;
+        self.plant.set_sending(true)?;
+        self.await_healthy(Duration::from_secs(30))
+    }
+
+    /// Starts node `i` alone and waits until it leads, then starts the frames if
+    /// `frames` (for a solo run).
+    pub fn start_node_as_primary(&mut self, i: usize) -> Result<(), HarnessError> {
+        self.nodes[i].spawn()?;
+        let what = format!("node {} to become primary", i + 1);
+        self.wait(Duration::from_secs(20), &what, |rig| {
+            rig.status(i).is_some_and(|s| s["role"] == "primary")
+        })
+    }
+
+    /// The last status of node `i` (None while it does not answer or is down).
+    pub fn status(&self, i: usize) -> Option<Value> {
+        self.watchers[i].status_since(0)
+    }
+
+    /// The pair's health, judged from statuses read at or after `since_ns`.
+    pub fn health(&self, since_ns: u64) -> Option<Health> {
+        let a = self.watchers[0].status_since(since_ns)?;
+        let b = self.watchers[1].status_since(since_ns)?;
+        let (primary, p, q) = if a["role"] == "primary" {
+            (0, &a, &b)
+        } else {
+            (1, &b, &a)
+        };
+        let lag_max = (50 / u64::from(self.config.cycle_ms.max(1))).max(5);
+        let healthy = p["role"] == "primary"
+            && p["sync"] == "paired"
+            && q["role"] == "backup"
+            && q["sync"] == "in_sync"
+            && p["epoch"] == q["epoch"]
+            && q["lag_frames"].as_u64().unwrap_or(u64::MAX) <= lag_max
+            && !self.nodes[0].frozen()
+            && !self.nodes[1].frozen();
+        let epoch = p["epoch"].as_u64()?;
+        let sink_follows = self.sink.with(|s| s.last_epoch == epoch);
+        (healthy && sink_follows).then(|| Health {
+            primary,
+            epoch,
+            frame: p["frame"].as_u64().unwrap_or(0),
+        })
+    }
+
+    /// Waits until the pair is healthy on statuses read after now.
+    pub fn await_healthy(&self, limit: Duration) -> Result<Health, HarnessError> {
+        let since = self.clock.now_ns();
+        let mut found = None;
+        self.wait(limit, "a primary with an in-sync backup", |rig| {
+            found = rig.health(since);
+            found.is_some()
+        })?;
+        found.ok_or_else(|| HarnessError::Stuck("health vanished".into()))
+    }
+
+    /// Waits until the sink has delivered an output of an epoch above `epoch`; returns
+    /// that epoch and when its first output was delivered (ns).
+    pub fn await_epoch_above(&self, epoch: u64, limit: Duration) -> Result<(u64, u64), HarnessError> {
+        let mut found = None;
+        let what = format!("an output of an epoch above {epoch:#x} at the sink");
+        self.wait(limit, &what, |rig| {
+            found = rig.sink.with(|s| s.first_epoch_above(epoch));
+            found.is_some()
+        })?;
+        found
+            .map(|(e, start)| (e, start.first_accept_ns))
+            .ok_or_else(|| HarnessError::Stuck("epoch vanished".into()))
+    }
+
+    /// Stops the frames and waits (bounded) until the last one's command is delivered.
+    /// Returns the last frame sent.
+    pub fn drain(&self) -> Result<u64, HarnessError> {
+        self.plant.set_sending(false)?;
+        let last = self.plant.frames_sent();
+        let limit = Duration::from_millis(self.config.timing.takeover_ms() * 4 + 3000);
+        let what = format!("the command of the last frame ({last}) at the sink");
+        self.wait(limit, &what, |rig| last == 0 || rig.sink.with(|s| s.has_command(last)))?;
+        Ok(last)
+    }
+
+    /// Polls `condition` every 2 ms until it holds, printing progress; fails after
+    /// `limit` (naming `what`) or on an interrupt.
+    pub fn wait(
+        &self,
+        limit: Duration,
+        what: &str,
+        mut condition: impl FnMut(&Rig) -> bool,
+    ) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if condition(self) {
+                return Ok(());
+            }
+            self.progress();
+            if super::interrupted() {
+                return Err(HarnessError::Interrupted);
+            }
+            if Instant::now() >= deadline {
+                return Err(HarnessError::Stuck(format!(
+                    "waited {limit:?} for {what}\n{}",
+                    self.context()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Sleeps `duration`, printing progress.
+    pub fn sleep(&self, duration: Duration) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + duration;
+        loop {
+            self.progress();
+            if super::interrupted() {
+                return Err(HarnessError::Interrupted);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(());
+            }
+            std::thread::sleep((deadline - now).min(Duration::from_millis(10)));
+        }
+    }
+
+    /// Sets the word shown in the status line.
+    pub fn doing(&self, what: &str) {
+        self.progress.borrow_mut().doing = what.to_string();
+    }
+
+    /// Prints one line to stderr with the run time in front (when progress is on).
+    pub fn say(&self, line: &str) {
+        if self.config.progress {
+            eprintln!("[{:>8.3}s] {line}", ms(self.clock.now_ns()) / 1000.0);
+        }
+    }
+
+    /// Prints new journal events and, once a second, a status line.
+    pub fn progress(&self) {
+        if !self.config.progress {
+            return;
+        }
+        let mut state = self.progress.borrow_mut();
+        for i in 0..2 {
+            let new: Vec<String> = self.watchers[i].with(|v| {
+                let from = state.printed[i].min(v.events.len());
+                let lines = v.events[from..]
+                    .iter()
+                    .filter(|e| {
+                        e.kind == "transition"
+                            || e.kind == "alarm"
+                            || matches!(
+                                e.name.as_str(),
+                                "probe_sent" | "false_death" | "transfer_started" | "transfer_completed" | "link_down"
+                            )
+                    })
+                    .map(|e| format!("[{:>8.3}s] node {}: {}", ms(e.at_ns) / 1000.0, e.node, e.message))
+                    .collect();
+                state.printed[i] = v.events.len();
+                lines
+            });
+            for line in new {
+                eprintln!("{line}");
+            }
+        }
+        let now = Instant::now();
+        if state.next_line.is_some_and(|t| now < t) {
+            return;
+        }
+        state.next_line = Some(now + Duration::from_secs(1));
+        let node = |i: usize| match self.status(i) {
+            _ if self.nodes[i].pid().is_none() => "down".to_string(),
+            _ if self.nodes[i].frozen() => "frozen".to_string(),
+            Some(s) => format!(
+                "{}/{} e{:#x}",
+                s["role"].as_str().unwrap_or("?"),
+                s["sync"].as_str().unwrap_or("?"),
+                s["epoch"].as_u64().unwrap_or(0)
+            ),
+            None => "?".to_string(),
+        };
+        let (accepted, dup, stale) = self
+            .sink
+            .with(|s| (s.delivered.len(), s.duplicates_raw, s.stale_rejected));
+        eprintln!(
+            "[{:>8.3}s] frame {:>7} level {:>6.1} mm sp {:>6.1} mm | n1 {} | n2 {} | sink {} delivered, {} dup, {} stale | {}",
+            ms(self.clock.now_ns()) / 1000.0,
+            self.plant.frames_sent(),
+            f64::from(self.plant.level_um()) / 1000.0,
+            f64::from(self.plant.setpoint_um()) / 1000.0,
+            node(0),
+            node(1),
+            accepted,
+            dup,
+            stale,
+            state.doing
+        );
+    }
+
+    /// What the harness knows now, for an error message: statuses and log tails.
+    pub fn context(&self) -> String {
+        let mut text = format!("frames sent {}\n", self.plant.frames_sent());
+        for i in 0..2 {
+            let status = self.status(i).map(|s| {
+                format!(
+                    "role {} sync {} epoch {:#x} frame {} lag {}",
+                    s["role"],
+                    s["sync"],
+                    s["epoch"].as_u64().unwrap_or(0),
+                    s["frame"],
+                    s["lag_frames"]
+                )
+            });
+            text.push_str(&format!(
+                "node {}: pid {:?} frozen {} status {}\n--- log tail ---\n{}\n",
+                i + 1,
+                self.nodes[i].pid(),
+                self.nodes[i].frozen(),
+                status.unwrap_or_else(|| "none".into()),
+                self.nodes[i].log_tail(15)
+            ));
+        }
+        text
+    }
+
+    /// A snapshot of the sink's record.
+    pub fn sink_log(&self) -> SinkLog {
+        lock(&self.sink.log).clone()
+    }
+}
+
+/// The TOML configuration of node `i` (0 or 1): every port on loopback, the sync links
+/// through the proxy when there is one.
+fn node_toml(config: &RigConfig, i: usize, ports: &[NodePorts; 2], proxy: Option<&Proxy>, sink: SocketAddr) -> String {
+    let id = i + 1;
+    let me = &ports[i];
+    let other = &ports[1 - i];
+    let t = &config.timing;
+    let mut links = String::new();
+    for (l, name) in LINK_NAMES.iter().enumerate() {
+        let peer = |class: usize| {
+            proxy
+                .and_then(|p| p.address_for(l, i, class))
+                .unwrap_or_else(|| local(other.links[l][class]))
+        };
+        links.push_str(&format!(
+            "\n[[links]]\nname = \"{name}\"\nbind = \"{}\"\nbulk_bind = \"{}\"\npeer = \"{}\"\nbulk_peer = \"{}\"\n",
+            local(me.links[l][0]),
+            local(me.links[l][1]),
+            peer(0),
+            peer(1),
+        ));
+    }
+    let dir = &config.dir;
+    let rt = if config.rt_priority > 0 {
+        format!(
+            "\n[rt]\nsched_fifo_priority = {}\nmlockall = true\nbest_effort = true\n",
+            config.rt_priority.min(99)
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        r#"# Generated by twinloop-sim for node {id}; every key is in docs/CONFIG.md.
+[node]
+name = "node-{id}"
+state_file = "{state}"
+seed = {seed}
+sync_key_file = "{sync_key}"
+profile = "{base}"
+
+[runtime]
+node_id = {id}
+links = {LINKS}
+priority = {priority}
+heartbeat_interval_ms = {hb}
+detection_window_ms = {window}
+probe_timeout_ms = {probe}
+startup_wait_ms = {startup}
+retry_ms = {retry}
+switchover_timeout_ms = {switchover}
+
+[frames]
+bind = "{frames}"
+{links}
+[outputs]
+bind = "127.0.0.1:0"
+sinks = ["{sink}"]
+
+[console]
+bind = "{console}"
+key_file = "{console_key}"
+
+[shutdown]
+switchover = true
+switchover_wait_ms = {switchover_wait}
+
+[log]
+level = "{log_level}"
+
+[app]
+cycle_ms = {cycle}
+state_ballast_bytes = {ballast}
+{rt}"#,
+        state = dir.join(format!("node-{id}.epoch")).display(),
+        // Distinct and non-zero for the two nodes, reproducible from the run's seed.
+        seed = (config.seed.wrapping_mul(2).wrapping_add(id as u64) & 0x3FFF_FFFF_FFFF_FFFF).max(1),
+        sync_key = dir.join("sync.key").display(),
+        base = t.base,
+        priority = if i == 0 { 1 } else { 0 },
+        hb = t.heartbeat_ms,
+        window = t.window_ms,
+        probe = t.probe_ms,
+        startup = t.startup_ms,
+        retry = t.retry_ms,
+        switchover = t.switchover_timeout_ms,
+        frames = local(me.frames),
+        console = local(me.console),
+        console_key = dir.join("console.key").display(),
+        switchover_wait = (t.switchover_timeout_ms * 3).max(3000),
+        log_level = config.log_level,
+        cycle = config.cycle_ms,
+        ballast = config.ballast_bytes,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use twinloop_demo::node_config::NodeFile;
+
+    #[test]
+    fn node_toml_is_a_valid_node_configuration_through_the_proxy() {
+        let dir = std::env::temp_dir().join(format!("twinloop-sim-rig-{}", std::process::id()));
+        let config = RigConfig {
+            ballast_bytes: 1 << 20,
+            ..RigConfig::new(dir.clone(), PathBuf::from("twinloop-demo"))
+        };
+        let mut pool = PortPool::default();
+        let ports = [pool.node().unwrap(), pool.node().unwrap()];
+        let proxy = Proxy::start(
+            (0..LINKS)
+                .map(|l| LinkEnds {
+                    name: LINK_NAMES[l].into(),
+                    targets: [
+                        [local(ports[0].links[l][0]), local(ports[0].links[l][1])],
+                        [local(ports[1].links[l][0]), local(ports[1].links[l][1])],
+                    ],
+                })
+                .collect(),
+            1,
+        )
+        .unwrap();
+        let text = node_toml(&config, 1, &ports, Some(&proxy), local(9));
+        let file = NodeFile::parse(&text, &dir, &[]).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(file.runtime.node_id, 2);
+        assert_eq!(file.runtime.detection_window_ms, Timing::HARNESS.window_ms);
+        assert_eq!(file.app.state_ballast_bytes, 1 << 20);
+        assert_eq!(file.links.len(), LINKS);
+        // Node 2 sends to the relays towards node 1, which forward to node 1's sockets.
+        assert_eq!(Some(file.links[0].peer), proxy.address_for(0, 1, 0));
+        assert_eq!(file.links[0].bind, local(ports[1].links[0][0]));
+        let direct = node_toml(
+            &RigConfig {
+                rt_priority: 40,
+                ..config.clone()
+            },
+            0,
+            &ports,
+            None,
+            local(9),
+        );
+        let file = NodeFile::parse(&direct, &dir, &[]).unwrap();
+        assert_eq!((file.rt.sched_fifo_priority, file.rt.mlockall), (40, true));
+        assert_eq!(
+            file.links[1].peer,
+            local(ports[1].links[1][0]),
+            "without proxy, straight to the peer"
+        );
+        assert_eq!(file.runtime.priority, 1);
+    }
+
+    #[test]
+    fn timing_profiles_by_name() {
+        assert_eq!(Timing::named("fast"), Some(Timing::FAST));
+        assert_eq!(Timing::named("default"), Some(Timing::SEED));
+        assert_eq!(Timing::named("nope"), None);
+        assert_eq!(Timing::HARNESS.takeover_ms(), 150);
+        assert!(twinloop::Config::fast().detection_window_ms == Timing::FAST.window_ms);
+    }
+}

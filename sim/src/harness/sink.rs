@@ -1,0 +1,469 @@
+//! The actuator side: the I/O gateway that dedups and fences (what `docs/PROTOCOL.md`
+//! asks of a sink), and the ledger of what the actuators were actually given.
+//!
+//! The two are kept apart on purpose. The [`Gateway`] is the thing under test, written as
+//! a plant-side gateway would be (a bounded window of recent ids). The [`SinkLog`] is the
+//! observer: it records every datagram that arrived and every delivery to the actuators,
+//! so that "duplicated after dedup" (an id delivered twice) and "accepted from a deposed
+//! primary" (an output delivered although a higher epoch had already reached the sink)
+//! are measured from the record, not assumed from the gateway's code.
+//!
+//! The gateway's rules, for each valid output datagram:
+//!
+//! 1. `epoch < fence`: **stale** — a deposed primary is still talking; rejected;
+//! 2. the frame is older than the dedup window: **too old** — rejected, since the gateway
+//!    can no longer tell whether it was delivered (never happens with the window sized
+//!    for the run; counted);
+//! 3. `(frame, index)` already delivered: **duplicate** — dropped;
+//! 4. otherwise **accepted**: delivered to the actuator.
+//!
+//! In every case but stale, `fence = max(fence, epoch)`. PROTOCOL.md raises the fence on
+//! acceptance only; raising it on a duplicate (or too-old copy) too closes a gap: when a
+//! new primary's first outputs are re-sends the old primary had already delivered, the
+//! sink would otherwise keep accepting the old primary's *new* outputs until the new one
+//! sent something not yet seen. A valid output of a higher epoch proves that epoch exists.
+#![allow(clippy::disallowed_methods)]
+
+use super::HarnessError;
+use std::collections::BTreeMap;
+use std::net::UdpSocket;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use twinloop::digest::fnv64;
+use twinloop::io_protocol;
+
+/// What the gateway did with one output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Delivered to the actuator.
+    Accepted,
+    /// The id was delivered before: dropped. `conflict`: its content differed.
+    Duplicate {
+        /// The copy's content differs from the delivered one (must never happen).
+        conflict: bool,
+    },
+    /// Epoch below the fence: a deposed primary's output, rejected.
+    Stale,
+    /// Older than the dedup window: rejected.
+    TooOld,
+}
+
+/// The dedup-and-fence gateway (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    /// The highest epoch seen on a valid, non-stale output.
+    pub fence: u64,
+    /// Frames of ids kept for dedup, back from the highest frame accepted.
+    pub window_frames: u64,
+    frame_max: u64,
+    /// Delivered ids in the window, with the content's hash.
+    ids: BTreeMap<(u64, u8), u64>,
+}
+
+impl Gateway {
+    /// A gateway remembering ids of the last `window_frames` frames (at least 1).
+    pub fn new(window_frames: u64) -> Self {
+        Gateway {
+            fence: 0,
+            window_frames: window_frames.max(1),
+            frame_max: 0,
+            ids: BTreeMap::new(),
+        }
+    }
+
+    /// Offers one output (its epoch, id and the hash of its content).
+    pub fn offer(&mut self, epoch: u64, frame: u64, index: u8, payload_hash: u64) -> Verdict {
+        if epoch < self.fence {
+            return Verdict::Stale;
+        }
+        self.fence = epoch;
+        if frame.saturating_add(self.window_frames) <= self.frame_max {
+            return Verdict::TooOld;
+        }
+        if let Some(&hash) = self.ids.get(&(frame, index)) {
+            return Verdict::Duplicate {
+                conflict: hash != payload_hash,
+            };
+        }
+        self.ids.insert((frame, index), payload_hash);
+        if frame > self.frame_max {
+            self.frame_max = frame;
+            let low = frame.saturating_sub(self.window_frames - 1);
+            if self.ids.first_key_value().is_some_and(|(&(f, _), _)| f < low) {
+                self.ids = self.ids.split_off(&(low, 0));
+            }
+        }
+        Verdict::Accepted
+    }
+
+    /// Ids held for dedup (bounded by the window).
+    pub fn ids_held(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+/// One output as the actuators received it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// The epoch it carried.
+    pub epoch: u64,
+    /// FNV-1a of its payload.
+    pub payload_hash: u64,
+    /// The node that sent it.
+    pub node_id: u8,
+    /// When it arrived, ns since the run began.
+    pub at_ns: u64,
+    /// How many times the actuators received this id (1 unless dedup failed).
+    pub count: u32,
+}
+
+/// The first delivery of an epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochStart {
+    /// When the first output of the epoch was delivered, ns since the run began.
+    pub first_accept_ns: u64,
+    /// Its frame.
+    pub frame: u64,
+    /// The node that sent it.
+    pub node_id: u8,
+}
+
+/// Everything the sink saw: the gateway's verdicts and the actuators' record.
+#[derive(Debug, Clone)]
+pub struct SinkLog {
+    /// The gateway.
+    pub gateway: Gateway,
+    /// Every id the actuators received, by `(frame, index)`.
+    pub delivered: BTreeMap<(u64, u8), Delivery>,
+    /// The first delivery of each epoch.
+    pub epochs: BTreeMap<u64, EpochStart>,
+    /// When each epoch was first seen on any valid datagram (accepted or not), ns.
+    pub epoch_first_seen_ns: BTreeMap<u64, u64>,
+    /// Valid output datagrams received.
+    pub raw: u64,
+    /// Datagrams that did not decode as outputs.
+    pub malformed: u64,
+    /// Copies of already-delivered ids, dropped (before dedup, these are duplicates).
+    pub duplicates_raw: u64,
+    /// Of which with different content.
+    pub conflicts: u64,
+    /// Rejected for an epoch below the fence.
+    pub stale_rejected: u64,
+    /// Rejected as older than the dedup window.
+    pub too_old: u64,
+    /// Ids delivered more than once (after dedup): must stay 0.
+    pub delivered_twice: u64,
+    /// Deliveries of an epoch lower than one that had already reached the sink on a
+    /// valid datagram (a deposed primary's output accepted): must stay 0.
+    pub deposed_accepted: u64,
+    /// The highest epoch on any valid datagram so far.
+    pub epoch_seen_max: u64,
+    /// The epoch of the last delivery.
+    pub last_epoch: u64,
+    /// When the last delivery happened, ns.
+    pub last_accept_ns: u64,
+    /// Delivered ids kept, at most; beyond, the run is too long for this record.
+    pub delivered_max: usize,
+    /// Deliveries not recorded because `delivered_max` was reached.
+    pub unrecorded: u64,
+}
+
+/// Ids the ledger keeps by default: over half an hour of a 1 kHz cycle.
+pub const DELIVERED_MAX: usize = 1 << 21;
+
+impl SinkLog {
+    /// An empty record around a gateway with a `window_frames` dedup window.
+    pub fn new(window_frames: u64) -> Self {
+        SinkLog {
+            gateway: Gateway::new(window_frames),
+            delivered: BTreeMap::new(),
+            epochs: BTreeMap::new(),
+            epoch_first_seen_ns: BTreeMap::new(),
+            raw: 0,
+            malformed: 0,
+            duplicates_raw: 0,
+            conflicts: 0,
+            stale_rejected: 0,
+            too_old: 0,
+            delivered_twice: 0,
+            deposed_accepted: 0,
+            epoch_seen_max: 0,
+            last_epoch: 0,
+            last_accept_ns: 0,
+            delivered_max: DELIVERED_MAX,
+            unrecorded: 0,
+        }
+    }
+
+    /// Offers one decoded output that arrived at `at_ns`; returns the gateway's verdict.
+    pub fn offer(&mut self, at_ns: u64, output: &io_protocol::OutputDatagram<'_>) -> Verdict {
+        self.raw += 1;
+        let payload_hash = fnv64(output.payload);
+        let seen_before = self.epoch_seen_max;
+        self.epoch_first_seen_ns.entry(output.epoch).or_insert(at_ns);
+        self.epoch_seen_max = self.epoch_seen_max.max(output.epoch);
+        let verdict = self
+            .gateway
+            .offer(output.epoch, output.frame, output.index, payload_hash);
+        match verdict {
+            Verdict::Stale => self.stale_rejected += 1,
+            Verdict::TooOld => self.too_old += 1,
+            Verdict::Duplicate { conflict } => {
+                self.duplicates_raw += 1;
+                if conflict {
+                    self.conflicts += 1;
+                }
+            }
+            Verdict::Accepted => {
+                if output.epoch < seen_before {
+                    self.deposed_accepted += 1;
+                }
+                self.last_epoch = output.epoch;
+                self.last_accept_ns = at_ns;
+                self.epochs.entry(output.epoch).or_insert(EpochStart {
+                    first_accept_ns: at_ns,
+                    frame: output.frame,
+                    node_id: output.node_id,
+                });
+                let key = (output.frame, output.index);
+                if let Some(d) = self.delivered.get_mut(&key) {
+                    d.count += 1;
+                    self.delivered_twice += 1;
+                } else if self.delivered.len() < self.delivered_max {
+                    self.delivered.insert(
+                        key,
+                        Delivery {
+                            epoch: output.epoch,
+                            payload_hash,
+                            node_id: output.node_id,
+                            at_ns,
+                            count: 1,
+                        },
+                    );
+                } else {
+                    self.unrecorded += 1;
+                }
+            }
+        }
+        verdict
+    }
+
+    /// The first epoch above `epoch` that the actuators received, with its first delivery.
+    pub fn first_epoch_above(&self, epoch: u64) -> Option<(u64, EpochStart)> {
+        self.epochs
+            .range(epoch.saturating_add(1)..)
+            .next()
+            .map(|(&e, &start)| (e, start))
+    }
+
+    /// True when the command (output 0) of `frame` was delivered.
+    pub fn has_command(&self, frame: u64) -> bool {
+        self.delivered.contains_key(&(frame, 0))
+    }
+}
+
+/// Called with each delivered actuator command's payload (output index 0), on the sink's
+/// thread: closes the loop to the plant.
+pub type CommandHook = Box<dyn FnMut(&[u8]) + Send>;
+
+/// The sink's receiving thread. Dropping it stops the thread.
+pub struct SinkThread {
+    /// The record, shared with the harness.
+    pub log: Arc<Mutex<SinkLog>>,
+    addr: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SinkThread {
+    /// Binds 127.0.0.1:0 and starts receiving. `clock` stamps arrivals; `on_command`
+    /// gets every delivered command.
+    pub fn start(
+        clock: super::RunClock,
+        window_frames: u64,
+        mut on_command: CommandHook,
+    ) -> Result<SinkThread, HarnessError> {
+        let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| HarnessError::io("bind the sink", e))?;
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .map_err(|e| HarnessError::io("set the sink's timeout", e))?;
+        let addr = socket
+            .local_addr()
+            .map_err(|e| HarnessError::io("read the sink's address", e))?;
+        let log = Arc::new(Mutex::new(SinkLog::new(window_frames)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (log, stop) = (log.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("sink".into())
+                .spawn(move || {
+                    let mut buf = [0u8; io_protocol::DATAGRAM_MAX + 64];
+                    while !stop.load(Ordering::Relaxed) {
+                        let Ok((len, _)) = socket.recv_from(&mut buf) else {
+                            continue;
+                        };
+                        let at_ns = clock.now_ns();
+                        let Ok(output) = io_protocol::decode_output(&buf[..len]) else {
+                            lock(&log).malformed += 1;
+                            continue;
+                        };
+                        let verdict = lock(&log).offer(at_ns, &output);
+                        if verdict == Verdict::Accepted && output.index == 0 {
+                            on_command(output.payload);
+                        }
+                    }
+                })
+                .map_err(|e| HarnessError::io("start the sink thread", e))?
+        };
+        Ok(SinkThread {
+            log,
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Where the nodes send outputs.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Runs `f` on the record under its lock.
+    pub fn with<T>(&self, f: impl FnOnce(&SinkLog) -> T) -> T {
+        f(&lock(&self.log))
+    }
+}
+
+impl Drop for SinkThread {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Locks a mutex, taking the data even if a thread panicked holding it (the record is
+/// still what it was; the panic is reported on its own).
+pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use twinloop::io_protocol::{decode_output, encode_output};
+
+    fn datagram(epoch: u64, frame: u64, index: u8, payload: &[u8]) -> Vec<u8> {
+        let mut buf = [0u8; io_protocol::OUTPUT_DATAGRAM_MAX];
+        let len = encode_output((epoch & 0xFF) as u8, epoch, frame, index, payload, &mut buf).unwrap();
+        buf[..len].to_vec()
+    }
+
+    fn offer(log: &mut SinkLog, at_ns: u64, epoch: u64, frame: u64, index: u8, payload: &[u8]) -> Verdict {
+        let bytes = datagram(epoch, frame, index, payload);
+        log.offer(at_ns, &decode_output(&bytes).unwrap())
+    }
+
+    #[test]
+    fn gateway_dedups_by_frame_and_index_across_epochs() {
+        let mut g = Gateway::new(100);
+        assert_eq!(g.offer(0x101, 5, 0, 1), Verdict::Accepted);
+        assert_eq!(g.offer(0x202, 5, 0, 1), Verdict::Duplicate { conflict: false });
+        assert_eq!(g.offer(0x202, 5, 1, 1), Verdict::Accepted);
+        assert_eq!(g.offer(0x202, 5, 1, 9), Verdict::Duplicate { conflict: true });
+    }
+
+    #[test]
+    fn gateway_rejects_epochs_below_the_fence() {
+        let mut g = Gateway::new(100);
+        assert_eq!(g.offer(0x202, 5, 0, 1), Verdict::Accepted);
+        assert_eq!(g.offer(0x101, 6, 0, 1), Verdict::Stale);
+        assert_eq!(g.offer(0x202, 6, 0, 1), Verdict::Accepted);
+    }
+
+    #[test]
+    fn gateway_duplicate_of_a_higher_epoch_raises_the_fence() {
+        // The new primary's first output re-sends one the old primary delivered: the old
+        // primary's next output must be rejected all the same.
+        let mut g = Gateway::new(100);
+        assert_eq!(g.offer(0x101, 10, 0, 1), Verdict::Accepted);
+        assert_eq!(g.offer(0x202, 10, 0, 1), Verdict::Duplicate { conflict: false });
+        assert_eq!(g.offer(0x101, 11, 0, 1), Verdict::Stale);
+        assert_eq!(g.fence, 0x202);
+    }
+
+    #[test]
+    fn gateway_window_is_bounded_and_older_frames_are_rejected() {
+        let mut g = Gateway::new(10);
+        for frame in 1..=1000 {
+            assert_eq!(g.offer(1, frame, 0, frame), Verdict::Accepted);
+        }
+        assert!(g.ids_held() <= 10, "{} ids held", g.ids_held());
+        assert_eq!(g.offer(1, 990, 0, 990), Verdict::TooOld);
+        assert_eq!(g.offer(1, 995, 0, 995), Verdict::Duplicate { conflict: false });
+    }
+
+    #[test]
+    fn sink_log_counts_raw_duplicates_stale_and_epoch_starts() {
+        let mut log = SinkLog::new(1000);
+        assert_eq!(offer(&mut log, 10, 0x101, 1, 0, b"a"), Verdict::Accepted);
+        assert_eq!(offer(&mut log, 11, 0x101, 2, 0, b"b"), Verdict::Accepted);
+        assert_eq!(
+            offer(&mut log, 20, 0x202, 2, 0, b"b"),
+            Verdict::Duplicate { conflict: false }
+        );
+        assert_eq!(offer(&mut log, 21, 0x101, 3, 0, b"c"), Verdict::Stale);
+        assert_eq!(offer(&mut log, 22, 0x202, 3, 0, b"c"), Verdict::Accepted);
+        assert_eq!((log.raw, log.duplicates_raw, log.stale_rejected), (5, 1, 1));
+        assert_eq!((log.delivered_twice, log.deposed_accepted, log.conflicts), (0, 0, 0));
+        assert_eq!(log.delivered.len(), 3);
+        let (epoch, start) = log.first_epoch_above(0x101).unwrap();
+        assert_eq!((epoch, start.first_accept_ns, start.frame), (0x202, 22, 3));
+        assert_eq!(log.epoch_first_seen_ns[&0x202], 20, "seen on the duplicate first");
+        assert!(log.has_command(3) && !log.has_command(4));
+    }
+
+    #[test]
+    fn sink_log_catches_a_gateway_that_fails_to_dedup() {
+        // A gateway whose window forgot an id: the ledger sees the second delivery.
+        let mut log = SinkLog::new(1);
+        offer(&mut log, 1, 1, 5, 0, b"x");
+        log.gateway = Gateway::new(1); // a gateway restart loses its memory
+        offer(&mut log, 2, 1, 5, 0, b"x");
+        assert_eq!(log.delivered_twice, 1);
+        assert_eq!(log.delivered[&(5, 0)].count, 2);
+    }
+
+    #[test]
+    fn sink_log_catches_a_deposed_primary_accepted() {
+        // A gateway that lost its fence (restarted) accepts a lower epoch: the ledger,
+        // which saw the higher epoch, counts it.
+        let mut log = SinkLog::new(100);
+        offer(&mut log, 1, 0x202, 5, 0, b"x");
+        log.gateway = Gateway::new(100);
+        assert_eq!(offer(&mut log, 2, 0x101, 6, 0, b"y"), Verdict::Accepted);
+        assert_eq!(log.deposed_accepted, 1);
+    }
+
+    #[test]
+    fn sink_thread_receives_and_closes_the_loop() {
+        let commands = Arc::new(Mutex::new(Vec::new()));
+        let hook = {
+            let commands = commands.clone();
+            Box::new(move |payload: &[u8]| lock(&commands).push(payload.to_vec()))
+        };
+        let sink = SinkThread::start(super::super::RunClock::start(), 100, hook).unwrap();
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.send_to(b"junk", sink.addr()).unwrap();
+        sender.send_to(&datagram(0x101, 1, 0, b"cmd"), sink.addr()).unwrap();
+        sender.send_to(&datagram(0x101, 1, 1, b"alarm"), sink.addr()).unwrap();
+        super::super::wait_until(Duration::from_secs(5), Duration::from_millis(1), "sink", || {
+            sink.with(|l| l.raw == 2 && l.malformed == 1)
+        })
+        .unwrap();
+        assert_eq!(*lock(&commands), vec![b"cmd".to_vec()], "only commands go to the plant");
+    }
+}
