@@ -101,7 +101,8 @@ impl Journal {
         } else {
             self.seq_next - self.events.len() as u64
         };
-        let truncated = first_seq > 0 && since + 1 < first_seq;
+        // `since` comes from a client: any u64, so no plain `+ 1`.
+        let truncated = first_seq > 0 && since.saturating_add(1) < first_seq;
         // Index of the first event above `since` in the ring.
         let skip = since.saturating_add(1).saturating_sub(first_seq.max(1)) as usize;
         let events: Vec<Value> = self.events.iter().skip(skip).take(limit).cloned().collect();
@@ -183,5 +184,15 @@ mod tests {
         let empty = Journal::new(4);
         let page = empty.since(0, 10);
         assert!(page.events.is_empty() && page.next_since == 0 && page.first_seq == 0);
+    }
+
+    #[test]
+    fn journal_since_u64_max_is_the_future_not_an_overflow() {
+        // A console client sent `"since":18446744073709551615`: the node panicked on
+        // `since + 1` (debug) or called the page truncated (release).
+        let j = journal_with(10, 4);
+        let page = j.since(u64::MAX, 10);
+        assert!(page.events.is_empty() && !page.truncated && !page.more);
+        assert_eq!(page.next_since, 10);
     }
 }
