@@ -39,6 +39,9 @@ impl<A: App> Node<A> {
         }
         if theirs > self.epoch_max_seen {
             self.epoch_max_seen = theirs;
+            // A restart must start above every epoch the sink may have accepted, including
+            // the ones this node only heard of.
+            self.push(super::Action::PersistEpoch(theirs.0));
         }
         if theirs <= self.epoch || header.role == WireRole::Starting {
             return true;

@@ -267,7 +267,9 @@ impl<A: App> Node<A> {
                 deadline,
                 retry_at,
             } => {
-                if now >= deadline {
+                // A backup silent for the detection window is not going to lead: do not
+                // hold the plant's frames until the deadline.
+                if now >= deadline || !self.peer_alive() {
                     // The backup never led: carry on as primary with the frames held.
                     self.switchover = Switchover::Idle;
                     self.transition(Role::Primary, self.sync, Reason::SwitchoverAborted);

@@ -655,3 +655,29 @@ fn released_higher_epoch_took_over_elsewhere_rejoins_with_transfer() {
     assert!(reasons(&p, 0).contains(&Reason::FencedByEpoch));
     assert!(p.alarms.iter().all(|(i, _)| *i != 0), "alarms: {:?}", p.alarms);
 }
+
+#[test]
+fn released_backup_dies_primary_resumes_within_the_detection_window() {
+    let mut p = fast_pair_running(0);
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    // Hold the backup's takeover back: it never sees the release.
+    p.drop_if = Some(|from, e| from == 0 && matches!(e.body, crate::wire::Body::SwitchRelease { .. }));
+    let released = p.run_until(p.now + ms(50), |p| {
+        p.node(0).status().switchover.is_some_and(|s| s.starts_with("released"))
+    });
+    assert!(released);
+    p.crash(1);
+    let held_at = p.node(0).frame();
+    let window = ms(p.configs[0].detection_window_ms);
+    p.run_for(window + ms(5));
+    assert!(reasons(&p, 0).contains(&Reason::SwitchoverAborted));
+    assert!(p.node(0).frame() > held_at + 2, "the primary still holds its frames");
+    assert!(window + ms(5) < ms(p.configs[0].switchover_timeout_ms));
+}
+
+#[test]
+fn backup_hears_higher_epoch_persists_it() {
+    let p = fast_pair_running(0);
+    let epoch = p.node(0).epoch();
+    assert_eq!(p.persisted[1], epoch, "the backup persisted the epoch it follows");
+}
