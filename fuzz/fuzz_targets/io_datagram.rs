@@ -1,22 +1,32 @@
 //! The I/O protocol decoder (frames and outputs): never panics; what decodes re-encodes
-//! to the same bytes.
+//! to the same bytes. The input is tried as it is and with a valid CRC appended, so that
+//! the fuzzer explores the header checks behind the checksum.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use twinloop::digest::crc32c;
 use twinloop::io_protocol::{decode, encode_frame, encode_output, Datagram, DATAGRAM_MAX};
 
-fuzz_target!(|data: &[u8]| {
+fn check(bytes: &[u8]) {
     let mut buf = [0u8; DATAGRAM_MAX];
-    match decode(data) {
+    match decode(bytes) {
         Ok(Datagram::Frame(f)) => {
             let n = encode_frame(f.number, f.payload, &mut buf).expect("a decoded frame re-encodes");
-            assert_eq!(&buf[..n], data);
+            assert_eq!(&buf[..n], bytes);
         }
         Ok(Datagram::Output(o)) => {
             let n = encode_output(o.node_id, o.epoch, o.frame, o.index, o.payload, &mut buf)
                 .expect("a decoded output re-encodes");
-            assert_eq!(&buf[..n], data);
+            assert_eq!(&buf[..n], bytes);
         }
         Err(_) => {}
     }
+}
+
+fuzz_target!(|data: &[u8]| {
+    check(data);
+    let mut framed = data.to_vec();
+    let crc = crc32c(&framed);
+    framed.extend_from_slice(&crc.to_le_bytes());
+    check(&framed);
 });
