@@ -32,7 +32,11 @@ pub fn locate() -> Result<PathBuf, LocateError> {
         .parent()
         .ok_or_else(|| LocateError("the running executable has no directory".into()))?;
     // `target/<profile>/` for binaries, `target/<profile>/deps/` for tests.
-    let profile_dir = if dir.ends_with("deps") { dir.parent().unwrap_or(dir) } else { dir };
+    let profile_dir = if dir.ends_with("deps") {
+        dir.parent().unwrap_or(dir)
+    } else {
+        dir
+    };
     let candidate = profile_dir.join(NAME);
     if candidate.is_file() && !stale(&candidate) {
         return Ok(candidate);
@@ -66,7 +70,10 @@ pub fn locate() -> Result<PathBuf, LocateError> {
 /// may have changed the node, so rebuild it too rather than test an old one.
 fn stale(candidate: &Path) -> bool {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    match (modified(candidate), std::env::current_exe().ok().and_then(|e| modified(&e))) {
+    match (
+        modified(candidate),
+        std::env::current_exe().ok().and_then(|e| modified(&e)),
+    ) {
         (Some(bin), Some(exe)) => bin < exe && std::env::var("CARGO").is_ok(),
         _ => false,
     }

@@ -318,6 +318,14 @@ impl NodeFile {
         file.app
             .validate()
             .map_err(|e| error(format!("app.{}", e.key), e.problem))?;
+        // The snapshot holds the ballast plus a few hundred bytes of the program's own
+        // state: without room for it no backup could ever join.
+        if u64::from(file.app.state_ballast_bytes) + 4096 > file.runtime.state_bytes_max {
+            return Err(error(
+                "app.state_ballast_bytes",
+                "must be at least 4096 bytes below runtime.state_bytes_max",
+            ));
+        }
         if file.rt.sched_fifo_priority > 99 {
             return Err(error("rt.sched_fifo_priority", "must be 0..=99"));
         }
@@ -468,6 +476,12 @@ sinks = ["127.0.0.1:7500"]
         assert_eq!(e.key, "app.cycle_ms");
         let e = parse(MINIMAL, &[Override::parse("rt.sched_fifo_priority=120").unwrap()]).unwrap_err();
         assert_eq!(e.key, "rt.sched_fifo_priority");
+        let e = parse(MINIMAL, &[Override::parse("app.state_ballast_bytes=2097152").unwrap()]).unwrap_err();
+        assert_eq!(
+            e.key, "app.state_ballast_bytes",
+            "the ballast must fit runtime.state_bytes_max"
+        );
+        assert!(parse(MINIMAL, &[Override::parse("app.state_ballast_bytes=1048576").unwrap()]).is_ok());
     }
 
     #[test]

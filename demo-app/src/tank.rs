@@ -107,6 +107,11 @@ pub struct TankParams {
     pub pump_fail_cycles: u32,
     /// At most this many cycles count as elapsed across a gap in frame numbers.
     pub gap_cycles_max: u32,
+    /// Bytes of extra application state ("ballast"), 0..=64 MiB: a history buffer the
+    /// program updates one byte per cycle, so that a state transfer carries a realistic
+    /// amount of data (benchmarks of late joins). Must stay below the runtime's
+    /// `state_bytes_max`. 0: none.
+    pub state_ballast_bytes: u32,
 }
 
 impl Default for TankParams {
@@ -123,9 +128,13 @@ impl Default for TankParams {
             level_range_max_um: 2_000_000,
             pump_fail_cycles: 100,
             gap_cycles_max: 10,
+            state_ballast_bytes: 0,
         }
     }
 }
+
+/// The largest `state_ballast_bytes`.
+pub const STATE_BALLAST_BYTES_MAX: u32 = 64 << 20;
 
 /// A parameter out of range, with the key's name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +193,9 @@ impl TankParams {
         if self.gap_cycles_max == 0 || self.gap_cycles_max > 1_000_000 {
             return err("gap_cycles_max", "must be 1..=1000000");
         }
+        if self.state_ballast_bytes > STATE_BALLAST_BYTES_MAX {
+            return err("state_ballast_bytes", "must be 0..=67108864 (64 MiB)");
+        }
         Ok(())
     }
 }
@@ -227,6 +239,53 @@ pub struct TankState {
     pub totalizer_ul: u64,
     /// The last inputs that decoded, held through a sensor fault.
     pub inputs_held: TankInputs,
+    /// Extra state of `state_ballast_bytes` bytes (see [`TankParams::state_ballast_bytes`]).
+    /// Serialized as one byte string: a copy, where a sequence would cost a call per byte
+    /// on the primary's cycle when it snapshots for a joining backup.
+    #[serde(with = "byte_string")]
+    pub ballast: Vec<u8>,
+    /// Wrapping sum of the ballast's bytes, kept up to date so that the digest covers the
+    /// ballast without reading all of it every cycle.
+    pub ballast_sum: u64,
+}
+
+/// `Vec<u8>` as a serde byte string (what the `serde_bytes` crate does, for one field).
+mod byte_string {
+    use serde::de::{Deserializer, Error, SeqAccess, Visitor};
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(bytes)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        struct Bytes;
+        impl<'de> Visitor<'de> for Bytes {
+            type Value = Vec<u8>;
+
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str("a byte string")
+            }
+
+            fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+
+            fn visit_byte_buf<E: Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+                // Formats without byte strings write a sequence; bounded by what they hold.
+                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+                while let Some(b) = seq.next_element()? {
+                    v.push(b);
+                }
+                Ok(v)
+            }
+        }
+        deserializer.deserialize_byte_buf(Bytes)
+    }
 }
 
 /// The tank control program. See the module documentation.
@@ -242,6 +301,7 @@ impl TankApp {
     pub fn new(params: TankParams) -> Self {
         let state = TankState {
             setpoint_um: params.setpoint_um,
+            ballast: vec![0; params.state_ballast_bytes as usize],
             ..TankState::default()
         };
         TankApp { params, state }
@@ -416,6 +476,15 @@ impl App for TankApp {
         let s = &mut self.state;
         s.pump_run = run;
         s.pump_speed_permille = speed;
+        if !s.ballast.is_empty() {
+            // One byte of the history a cycle: the ballast changes as the plant does, so a
+            // stale or partial transfer shows in the digest.
+            let i = (frame.number % s.ballast.len() as u64) as usize;
+            let old = s.ballast[i];
+            let new = old.wrapping_add(level_um as u8).wrapping_add(1);
+            s.ballast[i] = new;
+            s.ballast_sum = s.ballast_sum.wrapping_sub(u64::from(old)).wrapping_add(u64::from(new));
+        }
         s.totalizer_ul = s
             .totalizer_ul
             .saturating_add(u64::from(inputs.pump_flow_ml_per_s).saturating_mul(dt_ms));
@@ -482,6 +551,8 @@ impl App for TankApp {
             u64::from(i.pump_flow_ml_per_s),
             u64::from(i.setpoint_um),
             u64::from(i.demand_flow_ml_per_s),
+            s.ballast.len() as u64,
+            s.ballast_sum,
         ] {
             h.write_u64(value);
         }
@@ -691,6 +762,31 @@ mod tests {
             5 + 15 + 50,
             "a long gap counts as gap_cycles_max cycles"
         );
+    }
+
+    #[test]
+    fn tank_ballast_is_state_carried_by_snapshots() {
+        let params = TankParams {
+            state_ballast_bytes: 4096,
+            ..TankParams::default()
+        };
+        let mut a = TankApp::new(params.clone());
+        for n in 1..=100 {
+            run(&mut a, n, inputs(400_000 + 1000 * n as u32, HEALTHY));
+        }
+        assert_ne!(a.state().ballast_sum, 0, "every cycle changes the ballast");
+        let mut buf = vec![0u8; 8192];
+        let len = a.snapshot(&mut buf).unwrap();
+        assert!(len > 4096, "the snapshot carries the ballast ({len} bytes)");
+        let mut b = TankApp::new(params.clone());
+        assert_ne!(a.digest(), b.digest());
+        b.restore(&buf[..len]).unwrap();
+        assert_eq!(a.digest(), b.digest());
+        let too_big = TankParams {
+            state_ballast_bytes: STATE_BALLAST_BYTES_MAX + 1,
+            ..params
+        };
+        assert_eq!(too_big.validate().unwrap_err().key, "state_ballast_bytes");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `twinloop-sim`: the simulator harness's command line.
 //!
-//! One subcommand per harness. Only `dst` exists yet; `run`, `chaos` and `bench` are
-//! meant to join it as further variants of [`Command`].
+//! One subcommand per harness: `dst` (docs/DST.md), and the process harness's `run`,
+//! `chaos` and `bench` (docs/BENCHMARKS.md, with their own exit codes there).
 //!
 //! Exit codes (also in `docs/DST.md`): 0 every seed passed; 2 bad arguments; 10 a safety
 //! invariant (1–4) broke; 11 a liveness invariant (5–6) broke or a run got stuck; 12 a

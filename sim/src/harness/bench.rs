@@ -209,6 +209,7 @@ pub fn switchover(config: &BenchConfig) -> Result<BenchResult, HarnessError> {
         "outputs_duplicated": a.outputs_duplicated,
         "takeovers": a.takeovers.len(),
         "failures": failures.len(),
+        "missed_examples": a.missed_examples,
     });
     eprintln!(
         "bench switchover: {completed} of {} completed at a {} ms cycle: missed cycles max {} (total {missed_inside} = {:.2} % of {frames_inside} frames inside; {} = {:.2} % outside), duplicates {}",

@@ -363,6 +363,7 @@ fn scenario(
                 "raw": sink.raw,
                 "malformed": sink.malformed,
                 "too_old": sink.too_old,
+                "lease_lapses": sink.gateway.lease_lapses,
                 "epochs": sink.epochs.keys().collect::<Vec<_>>(),
                 "unrecorded": sink.unrecorded,
             },

@@ -102,6 +102,9 @@ pub struct Analysis {
     pub latency_ms: Percentiles,
     /// Frames whose command missed its deadline (or never came).
     pub missed_cycles_total: u64,
+    /// Examples of missed frames inside faults' windows: frame, fault index, latency ms
+    /// (None: never delivered).
+    pub missed_examples: Vec<(u64, usize, Option<f64>)>,
     /// Of which outside every fault's window (jitter of the host, not a fault's doing).
     pub missed_cycles_outside_faults: u64,
     /// The most missed cycles of one fault.
@@ -245,6 +248,13 @@ pub fn analyse(
             .filter(|&&f| (start..=end).contains(&sent_ns(f)))
             .inspect(|&&f| {
                 in_fault.insert(f);
+                if a.missed_examples.len() < 4 * EXAMPLES_MAX {
+                    let latency = sink
+                        .delivered
+                        .get(&(f, 0))
+                        .map(|d| ms(d.at_ns.saturating_sub(sent_ns(f))));
+                    a.missed_examples.push((f, record.index, latency.map(round3)));
+                }
             })
             .count() as u64;
         record.missed_cycles = count;
@@ -486,6 +496,7 @@ impl Report {
             j["lost_examples"] = json!(a.lost_examples);
             j["mismatch_examples"] = json!(a.mismatch_examples);
             j["mismatch_first_frame"] = json!(a.mismatch_first_frame);
+            j["missed_examples"] = json!(a.missed_examples);
             j["input_lost"] = json!(a.input_lost_frames);
             j["aborted"] = json!(self.aborted);
             j["extra"] = self.extra.clone();

@@ -10,7 +10,7 @@
 use super::plant_loop::{Operator, PlantConfig, PlantLoop};
 use super::procs::{write_private, Console, NodeProc, Watcher};
 use super::proxy::{LinkEnds, Proxy};
-use super::sink::{lock, SinkLog, SinkThread};
+use super::sink::{lock, Gateway, SinkLog, SinkThread};
 use super::{ms, HarnessError, RunClock};
 use serde_json::Value;
 use std::cell::RefCell;
@@ -322,7 +322,11 @@ impl Rig {
             },
             clock,
         )?;
-        let sink = SinkThread::start(clock, config.sink_window_frames, plant.command_hook())?;
+        // The epoch lease (PROTOCOL.md): longer than any takeover and any freeze the
+        // schedules inject, so it lapses only when no node emits at all.
+        let lease_ns = (config.timing.window_ms * 10).max(5000) * 1_000_000;
+        let gateway = Gateway::new(config.sink_window_frames).with_lease(lease_ns);
+        let sink = SinkThread::start(clock, gateway, plant.command_hook())?;
         let proxy = if config.proxy {
             let links = (0..LINKS)
                 .map(|l| LinkEnds {

@@ -17,6 +17,12 @@
 //! 3. `(frame, index)` already delivered: **duplicate** — dropped;
 //! 4. otherwise **accepted**: delivered to the actuator.
 //!
+//! **Epoch lease** (docs/PROTOCOL.md, recommended): when the gateway has delivered
+//! nothing for longer than its lease, the fence lapses before the next offer, so that a
+//! pair restarted below the last epoch (both nodes down, the first back never heard it)
+//! is not rejected forever. While a primary emits, the fence is strict. Lapses are
+//! counted.
+//!
 //! In every case but stale, `fence = max(fence, epoch)`. PROTOCOL.md raises the fence on
 //! acceptance only; raising it on a duplicate (or too-old copy) too closes a gap: when a
 //! new primary's first outputs are re-sends the old primary had already delivered, the
@@ -60,6 +66,11 @@ pub struct Gateway {
     frame_max: u64,
     /// Delivered ids in the window, with the content's hash.
     ids: BTreeMap<(u64, u8), u64>,
+    /// The epoch lease, ns (None: the fence never lapses).
+    pub lease_ns: Option<u64>,
+    last_accept_ns: u64,
+    /// Times the fence lapsed for silence longer than the lease.
+    pub lease_lapses: u64,
 }
 
 impl Gateway {
@@ -70,13 +81,29 @@ impl Gateway {
             window_frames: window_frames.max(1),
             frame_max: 0,
             ids: BTreeMap::new(),
+            lease_ns: None,
+            last_accept_ns: 0,
+            lease_lapses: 0,
         }
     }
 
-    /// Offers one output (its epoch, id and the hash of its content).
-    pub fn offer(&mut self, epoch: u64, frame: u64, index: u8, payload_hash: u64) -> Verdict {
+    /// The same with an epoch lease of `lease_ns`.
+    pub fn with_lease(mut self, lease_ns: u64) -> Self {
+        self.lease_ns = Some(lease_ns);
+        self
+    }
+
+    /// Offers one output arriving at `at_ns` (its epoch, id and the hash of its content).
+    pub fn offer(&mut self, at_ns: u64, epoch: u64, frame: u64, index: u8, payload_hash: u64) -> Verdict {
         if epoch < self.fence {
-            return Verdict::Stale;
+            let lapsed = self
+                .lease_ns
+                .is_some_and(|lease| at_ns.saturating_sub(self.last_accept_ns) > lease);
+            if !lapsed {
+                return Verdict::Stale;
+            }
+            self.fence = 0;
+            self.lease_lapses += 1;
         }
         self.fence = epoch;
         if frame.saturating_add(self.window_frames) <= self.frame_max {
@@ -88,6 +115,7 @@ impl Gateway {
             };
         }
         self.ids.insert((frame, index), payload_hash);
+        self.last_accept_ns = at_ns;
         if frame > self.frame_max {
             self.frame_max = frame;
             let low = frame.saturating_sub(self.window_frames - 1);
@@ -176,8 +204,13 @@ pub const DELIVERED_MAX: usize = 1 << 21;
 impl SinkLog {
     /// An empty record around a gateway with a `window_frames` dedup window.
     pub fn new(window_frames: u64) -> Self {
+        Self::around(Gateway::new(window_frames))
+    }
+
+    /// An empty record around `gateway`.
+    pub fn around(gateway: Gateway) -> Self {
         SinkLog {
-            gateway: Gateway::new(window_frames),
+            gateway,
             delivered: BTreeMap::new(),
             epochs: BTreeMap::new(),
             epoch_first_seen_ns: BTreeMap::new(),
@@ -204,9 +237,15 @@ impl SinkLog {
         let seen_before = self.epoch_seen_max;
         self.epoch_first_seen_ns.entry(output.epoch).or_insert(at_ns);
         self.epoch_seen_max = self.epoch_seen_max.max(output.epoch);
+        let lapses_before = self.gateway.lease_lapses;
         let verdict = self
             .gateway
-            .offer(output.epoch, output.frame, output.index, payload_hash);
+            .offer(at_ns, output.epoch, output.frame, output.index, payload_hash);
+        if self.gateway.lease_lapses > lapses_before {
+            // A lapsed fence is the documented recovery of a pair restarted below the
+            // last epoch, not a deposed primary slipping through: the ledger starts over.
+            self.epoch_seen_max = output.epoch;
+        }
         match verdict {
             Verdict::Stale => self.stale_rejected += 1,
             Verdict::TooOld => self.too_old += 1,
@@ -278,11 +317,11 @@ pub struct SinkThread {
 }
 
 impl SinkThread {
-    /// Binds 127.0.0.1:0 and starts receiving. `clock` stamps arrivals; `on_command`
-    /// gets every delivered command.
+    /// Binds 127.0.0.1:0 and starts receiving into a record around `gateway`. `clock`
+    /// stamps arrivals; `on_command` gets every delivered command.
     pub fn start(
         clock: super::RunClock,
-        window_frames: u64,
+        gateway: Gateway,
         mut on_command: CommandHook,
     ) -> Result<SinkThread, HarnessError> {
         let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| HarnessError::io("bind the sink", e))?;
@@ -292,7 +331,7 @@ impl SinkThread {
         let addr = socket
             .local_addr()
             .map_err(|e| HarnessError::io("read the sink's address", e))?;
-        let log = Arc::new(Mutex::new(SinkLog::new(window_frames)));
+        let log = Arc::new(Mutex::new(SinkLog::around(gateway)));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (log, stop) = (log.clone(), stop.clone());
@@ -370,18 +409,18 @@ mod tests {
     #[test]
     fn gateway_dedups_by_frame_and_index_across_epochs() {
         let mut g = Gateway::new(100);
-        assert_eq!(g.offer(0x101, 5, 0, 1), Verdict::Accepted);
-        assert_eq!(g.offer(0x202, 5, 0, 1), Verdict::Duplicate { conflict: false });
-        assert_eq!(g.offer(0x202, 5, 1, 1), Verdict::Accepted);
-        assert_eq!(g.offer(0x202, 5, 1, 9), Verdict::Duplicate { conflict: true });
+        assert_eq!(g.offer(0, 0x101, 5, 0, 1), Verdict::Accepted);
+        assert_eq!(g.offer(0, 0x202, 5, 0, 1), Verdict::Duplicate { conflict: false });
+        assert_eq!(g.offer(0, 0x202, 5, 1, 1), Verdict::Accepted);
+        assert_eq!(g.offer(0, 0x202, 5, 1, 9), Verdict::Duplicate { conflict: true });
     }
 
     #[test]
     fn gateway_rejects_epochs_below_the_fence() {
         let mut g = Gateway::new(100);
-        assert_eq!(g.offer(0x202, 5, 0, 1), Verdict::Accepted);
-        assert_eq!(g.offer(0x101, 6, 0, 1), Verdict::Stale);
-        assert_eq!(g.offer(0x202, 6, 0, 1), Verdict::Accepted);
+        assert_eq!(g.offer(0, 0x202, 5, 0, 1), Verdict::Accepted);
+        assert_eq!(g.offer(0, 0x101, 6, 0, 1), Verdict::Stale);
+        assert_eq!(g.offer(0, 0x202, 6, 0, 1), Verdict::Accepted);
     }
 
     #[test]
@@ -389,21 +428,35 @@ mod tests {
         // The new primary's first output re-sends one the old primary delivered: the old
         // primary's next output must be rejected all the same.
         let mut g = Gateway::new(100);
-        assert_eq!(g.offer(0x101, 10, 0, 1), Verdict::Accepted);
-        assert_eq!(g.offer(0x202, 10, 0, 1), Verdict::Duplicate { conflict: false });
-        assert_eq!(g.offer(0x101, 11, 0, 1), Verdict::Stale);
+        assert_eq!(g.offer(0, 0x101, 10, 0, 1), Verdict::Accepted);
+        assert_eq!(g.offer(0, 0x202, 10, 0, 1), Verdict::Duplicate { conflict: false });
+        assert_eq!(g.offer(0, 0x101, 11, 0, 1), Verdict::Stale);
         assert_eq!(g.fence, 0x202);
+    }
+
+    #[test]
+    fn gateway_fence_lapses_after_the_lease_only() {
+        let mut g = Gateway::new(100).with_lease(1000);
+        assert_eq!(g.offer(10, 0x202, 5, 0, 1), Verdict::Accepted);
+        assert_eq!(g.offer(900, 0x101, 6, 0, 1), Verdict::Stale, "within the lease");
+        assert_eq!(
+            g.offer(1011, 0x101, 6, 0, 1),
+            Verdict::Accepted,
+            "silence beyond the lease"
+        );
+        assert_eq!((g.lease_lapses, g.fence), (1, 0x101));
+        assert_eq!(Gateway::new(100).offer(u64::MAX, 0, 1, 0, 1), Verdict::Accepted);
     }
 
     #[test]
     fn gateway_window_is_bounded_and_older_frames_are_rejected() {
         let mut g = Gateway::new(10);
         for frame in 1..=1000 {
-            assert_eq!(g.offer(1, frame, 0, frame), Verdict::Accepted);
+            assert_eq!(g.offer(0, 1, frame, 0, frame), Verdict::Accepted);
         }
         assert!(g.ids_held() <= 10, "{} ids held", g.ids_held());
-        assert_eq!(g.offer(1, 990, 0, 990), Verdict::TooOld);
-        assert_eq!(g.offer(1, 995, 0, 995), Verdict::Duplicate { conflict: false });
+        assert_eq!(g.offer(0, 1, 990, 0, 990), Verdict::TooOld);
+        assert_eq!(g.offer(0, 1, 995, 0, 995), Verdict::Duplicate { conflict: false });
     }
 
     #[test]
@@ -455,7 +508,7 @@ mod tests {
             let commands = commands.clone();
             Box::new(move |payload: &[u8]| lock(&commands).push(payload.to_vec()))
         };
-        let sink = SinkThread::start(super::super::RunClock::start(), 100, hook).unwrap();
+        let sink = SinkThread::start(super::super::RunClock::start(), Gateway::new(100), hook).unwrap();
         let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
         sender.send_to(b"junk", sink.addr()).unwrap();
         sender.send_to(&datagram(0x101, 1, 0, b"cmd"), sink.addr()).unwrap();
