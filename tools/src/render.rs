@@ -140,23 +140,9 @@ pub fn ago_text(ms: u64) -> String {
     }
 }
 
-/// The UTC civil date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 /// `2026-11-22 02:31:07.512` (UTC) for a wall-clock time in ms since 1970.
 pub fn utc_text(unix_ms: u64) -> String {
-    let (year, month, day) = civil((unix_ms / 86_400_000) as i64);
+    let (year, month, day) = twinloop::io::clock::civil_from_days((unix_ms / 86_400_000) as i64);
     format!("{year:04}-{month:02}-{day:02} {}", utc_time_text(unix_ms))
 }
 
