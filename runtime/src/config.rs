@@ -150,6 +150,20 @@ impl Config {
     pub(crate) fn heartbeat_interval(&self) -> Duration {
         Duration::from_millis(self.heartbeat_interval_ms)
     }
+    /// The longest a node leaves a link without a message while it runs: a heartbeat is
+    /// due when nothing else went on a link for one interval and a half (the half lets
+    /// the next commit of a stream go first when the cycle equals the heartbeat
+    /// interval), or one interval when the detection window is under three intervals
+    /// and leaves no room for the slack. What the peer's detection window must absorb,
+    /// on top of link delay and scheduling.
+    pub fn heartbeat_gap_max(&self) -> Duration {
+        let interval = self.heartbeat_interval();
+        if self.detection_window() >= 3 * interval {
+            interval + interval / 2
+        } else {
+            interval
+        }
+    }
     pub(crate) fn detection_window(&self) -> Duration {
         Duration::from_millis(self.detection_window_ms)
     }

@@ -95,15 +95,11 @@ impl<A: App> Node<A> {
 
     pub(super) fn detector_timeout(&mut self) {
         let now = self.now;
-        if now >= self.heartbeat_next {
-            self.send_heartbeats();
-            let next = self.heartbeat_next + self.config.heartbeat_interval();
-            // After a stall, do not send a burst of missed heartbeats.
-            self.heartbeat_next = if next <= now {
-                now + self.config.heartbeat_interval()
-            } else {
-                next
-            };
+        for link in 0..self.config.links {
+            let i = usize::from(link);
+            if now >= self.heartbeat_due[i].min(self.heartbeat_refresh[i]) {
+                self.send_heartbeat(link);
+            }
         }
         let window = self.config.detection_window();
         for link in 0..self.config.links {
@@ -139,27 +135,45 @@ impl<A: App> Node<A> {
         }
     }
 
-    fn send_heartbeats(&mut self) {
-        for link in 0..self.config.links {
-            let (echo_ns, received_at) = self.echo[usize::from(link)];
-            let hold_ns = if echo_ns == 0 {
-                0
-            } else {
-                self.now.saturating_since(received_at).as_nanos() as u64
-            };
-            let body = Body::Heartbeat {
-                nonce: self.nonce,
-                priority: self.config.priority,
-                sent_ns: self.now.as_nanos().max(1),
-                echo_ns,
-                echo_hold_ns: hold_ns,
-            };
-            let bytes = self.encode_for(link, body);
-            self.push(Action::Transmit {
-                link,
-                class: TrafficClass::Control,
-                bytes,
-            });
-        }
+    /// When the next heartbeat is due on some link.
+    pub(super) fn heartbeat_deadline(&self) -> Option<Instant> {
+        let links = usize::from(self.config.links);
+        let due = self.heartbeat_due[..links].iter().zip(&self.heartbeat_refresh[..links]);
+        due.map(|(&due, &refresh)| due.min(refresh)).min()
+    }
+
+    /// A control message went on `link`: it is the sign of life for now; a heartbeat is
+    /// due only if nothing else follows within [`crate::Config::heartbeat_gap_max`].
+    pub(super) fn link_busy(&mut self, link: u8) {
+        self.heartbeat_due[usize::from(link)] = self.now + self.config.heartbeat_gap_max();
+    }
+
+    fn send_heartbeat(&mut self, link: u8) {
+        let i = usize::from(link);
+        let (echo_ns, received_at) = self.echo[i];
+        let hold_ns = if echo_ns == 0 {
+            0
+        } else {
+            self.now.saturating_since(received_at).as_nanos() as u64
+        };
+        let body = Body::Heartbeat {
+            nonce: self.nonce,
+            priority: self.config.priority,
+            sent_ns: self.now.as_nanos().max(1),
+            echo_ns,
+            echo_hold_ns: hold_ns,
+        };
+        let bytes = self.encode_for(link, body);
+        self.push(Action::Transmit {
+            link,
+            class: TrafficClass::Control,
+            bytes,
+        });
+        let interval = self.config.heartbeat_interval();
+        self.heartbeat_due[i] = self.now + interval;
+        self.heartbeat_refresh[i] = self.now + HEARTBEAT_REFRESH_INTERVALS * interval;
     }
 }
+
+/// A link busy with other messages still carries a heartbeat this often (in intervals).
+const HEARTBEAT_REFRESH_INTERVALS: u32 = 16;

@@ -424,7 +424,11 @@ pub struct Node<A: App> {
     links: [LinkStatus; LINKS_MAX],
     /// Per link: the peer's last heartbeat stamp and when it arrived, to echo.
     echo: [(u64, Instant); LINKS_MAX],
-    heartbeat_next: Instant,
+    /// Per link: when a heartbeat is due if nothing else goes on the link before.
+    heartbeat_due: [Instant; LINKS_MAX],
+    /// Per link: when a heartbeat is due even if other messages keep the link busy (so
+    /// round trips stay measured).
+    heartbeat_refresh: [Instant; LINKS_MAX],
     probe: Option<(u32, Instant)>,
     probe_id_next: u32,
     /// The backup lost its primary while it had no state: alarm raised, no probe.
@@ -501,7 +505,8 @@ impl<A: App> Node<A> {
             primary_heard_at: boot.now,
             links: [LinkStatus::default(); LINKS_MAX],
             echo: [(0, Instant::ZERO); LINKS_MAX],
-            heartbeat_next: boot.now,
+            heartbeat_due: [boot.now; LINKS_MAX],
+            heartbeat_refresh: [boot.now; LINKS_MAX],
             probe: None,
             probe_id_next,
             cannot_take_over_raised: false,
@@ -614,7 +619,7 @@ impl<A: App> Node<A> {
 
     /// When the caller must call [`Node::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next = Some(self.heartbeat_next);
+        let mut next = self.heartbeat_deadline();
         let mut consider = |deadline: Option<Instant>| {
             if let Some(d) = deadline {
                 next = Some(next.map_or(d, |n: Instant| n.min(d)));
@@ -713,6 +718,14 @@ impl<A: App> Node<A> {
             self.actions.len() < ACTIONS_MAX + ACTIONS_PER_FRAME_MAX,
             "action queue overflow: the caller must drain poll_action after every event"
         );
+        if let Action::Transmit {
+            link,
+            class: TrafficClass::Control,
+            ..
+        } = action
+        {
+            self.link_busy(link);
+        }
         self.actions.push_back(action);
     }
 

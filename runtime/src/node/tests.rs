@@ -681,3 +681,74 @@ fn backup_hears_higher_epoch_persists_it() {
     let epoch = p.node(0).epoch();
     assert_eq!(p.persisted[1], epoch, "the backup persisted the epoch it follows");
 }
+
+/// Counts, per link, the heartbeats and the other control messages node `from` sent.
+fn sent_by_kind(p: &Pair, from: usize) -> ([u64; 2], [u64; 2]) {
+    let (mut heartbeats, mut other) = ([0; 2], [0; 2]);
+    for (sender, link, bytes) in &p.captured {
+        let Ok(envelope) = wire::decode(bytes, None) else {
+            continue;
+        };
+        if *sender != from {
+            continue;
+        }
+        match envelope.body {
+            Body::Heartbeat { .. } => heartbeats[usize::from(*link)] += 1,
+            _ => other[usize::from(*link)] += 1,
+        }
+    }
+    (heartbeats, other)
+}
+
+#[test]
+fn primary_commits_each_cycle_stand_in_for_heartbeats() {
+    // Fast profile: the cycle (1 ms) equals the heartbeat interval.
+    let mut p = running_pair(Config::fast());
+    p.capture = true;
+    p.run_for(ms(400));
+    let (primary_hb, primary_other) = sent_by_kind(&p, 0);
+    let (backup_hb, _) = sent_by_kind(&p, 1);
+    for link in 0..2 {
+        assert!(
+            primary_other[link] >= 390,
+            "commits on link {link}: {}",
+            primary_other[link]
+        );
+        // Only the refresh heartbeat every 16 intervals (25 in 400 ms), give or take one.
+        assert!(
+            (20..=27).contains(&primary_hb[link]),
+            "primary heartbeats on link {link}: {}",
+            primary_hb[link]
+        );
+        // The backup has nothing else to send: a heartbeat every interval.
+        assert!(
+            (395..=401).contains(&backup_hb[link]),
+            "backup heartbeats on link {link}: {}",
+            backup_hb[link]
+        );
+    }
+    assert_eq!(p.primary(), Some(0));
+    assert!(p.alarms.is_empty(), "{:?}", p.alarms);
+    assert_eq!(p.node(0).status().false_deaths, 0);
+}
+
+#[test]
+fn primary_source_stops_heartbeats_resume_within_an_interval_and_a_half() {
+    let mut p = running_pair(Config::fast());
+    p.source_on = false;
+    p.capture = true;
+    p.run_for(ms(100));
+    // Without commits the heartbeats are back to one per interval on every link.
+    let (primary_hb, primary_other) = sent_by_kind(&p, 0);
+    assert_eq!(primary_other, [0, 0], "nothing but heartbeats without frames");
+    for link in 0..2 {
+        assert!(
+            (99..=101).contains(&primary_hb[link]),
+            "link {link}: {}",
+            primary_hb[link]
+        );
+    }
+    // Nobody took over in the silence of frames: the heartbeats kept the backup calm.
+    assert_eq!(p.primary(), Some(0));
+    assert_eq!(p.node(1).status().false_deaths, 0);
+}

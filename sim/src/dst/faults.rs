@@ -305,7 +305,9 @@ impl FaultPlan {
 pub fn false_death_margin_ns(options: &Options) -> Nanos {
     let c = &options.config;
     let ms = NANOS_PER_MS;
-    let age_ns = c.heartbeat_interval_ms * ms;
+    // The age of the last message when the freeze begins: a link carrying commits may
+    // go an interval and a half without a heartbeat.
+    let age_ns = c.heartbeat_gap_max().as_nanos() as u64;
     let drift_ns = (c.detection_window_ms + c.probe_timeout_ms) * ms / 100;
     age_ns + 3 * options.link_delay_ns_max() + drift_ns + 10_000
 }
