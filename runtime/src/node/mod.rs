@@ -484,7 +484,10 @@ impl<A: App> Node<A> {
         let transfer_id_next = (rng.next_u64() as u32) | 1;
         let probe_id_next = rng.next_u64() as u32;
         let ring = Ring::new(config.frames_buffered);
-        let snapshot_buf = std::vec![0u8; config.state_bytes_max as usize];
+        // Filled with a non-zero byte so that every page is touched now: a zeroed vector is
+        // mapped lazily, and a first snapshot faulting in megabytes of fresh pages would
+        // cost the primary milliseconds in the middle of a cycle.
+        let snapshot_buf = std::vec![0xA5u8; config.state_bytes_max as usize];
         let startup_deadline = Some(boot.now + config.startup_wait());
         Ok(Node {
             role: Role::Starting,

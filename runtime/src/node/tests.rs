@@ -615,6 +615,33 @@ fn joining_transfer_given_up_by_primary_joins_again() {
     );
 }
 
+/// A loaded host may hold chunks up for a few retries: the backup waits them out instead
+/// of making the primary snapshot and stream the whole state again.
+#[test]
+fn joining_chunks_held_up_for_a_few_retries_no_restart() {
+    let mut p = Pair::new(15, Config::fast(), 5000);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.drop_if = Some(drop_chunks_from_primary);
+    p.start(1);
+    let began = p.run_until(p.now + ms(50), |p| {
+        p.notices
+            .iter()
+            .any(|(i, n)| *i == 1 && matches!(n, Notice::TransferStarted { .. }))
+    });
+    assert!(began, "the transfer did not begin");
+    // Longer than two detection windows (8 ms), shorter than the stall limit (28 ms); both
+    // nodes stay alive and talking all along.
+    p.run_for(ms(20));
+    p.drop_if = None;
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(100)));
+    let restarts = reasons(&p, 1)
+        .into_iter()
+        .filter(|r| matches!(r, Reason::ResyncStarted(_)))
+        .count();
+    assert_eq!(restarts, 0, "{:?}", reasons(&p, 1));
+}
+
 fn drop_commits_and_release_from_primary(from: usize, envelope: &Envelope) -> bool {
     from == 0 && matches!(envelope.body, Body::Commit(_) | Body::SwitchRelease { .. })
 }

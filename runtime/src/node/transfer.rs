@@ -271,6 +271,15 @@ impl<A: App> Node<A> {
         self.transition(Role::Backup, SyncState::InSync, Reason::InSync);
     }
 
+    /// How long a begun transfer may make no progress before the backup asks again: two
+    /// detection windows (the primary drops a transfer when the backup was silent for
+    /// one) plus four retries (the primary goes back for lost chunks after one retry, and
+    /// a loaded host may take a few). Every restart makes the primary snapshot and stream
+    /// the whole state again, so erring long is cheaper than erring short.
+    fn transfer_stall_limit(&self) -> core::time::Duration {
+        2 * self.config.detection_window() + 4 * self.config.retry()
+    }
+
     pub(super) fn transfer_deadline(&self) -> Option<Instant> {
         let tx = self.tx.as_ref().map(|tx| tx.progress_at + self.config.retry());
         let rx = self.rx.as_ref().map(|rx| rx.retry_at);
@@ -297,8 +306,9 @@ impl<A: App> Node<A> {
                 self.tx = None;
             }
         }
+        let stall_limit = self.transfer_stall_limit();
         if let Some(rx) = &mut self.rx {
-            if rx.begun.is_some() && now.saturating_since(rx.progress_at) >= 2 * self.config.detection_window() {
+            if rx.begun.is_some() && now.saturating_since(rx.progress_at) >= stall_limit {
                 // No chunk for that long: the primary gave the transfer up (it does when
                 // this node falls silent) or lost it. Acknowledging it forever would never
                 // bring it back; ask again.
