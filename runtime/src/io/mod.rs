@@ -13,7 +13,8 @@
 //! - **outputs**: [`Action::Emit`] becomes an output datagram to every configured sink;
 //! - **the epoch**: [`Action::PersistEpoch`] is written durably (see [`epoch_file`])
 //!   before the next action — so before any output carrying it leaves;
-//! - **timers**: the loop sleeps until [`Node::poll_timeout`] (mio's resolution is 1 ms);
+//! - **timers**: the loop sleeps until [`Node::poll_timeout`], woken on time by a
+//!   `timerfd` ([`timer`]; mio alone sleeps in whole milliseconds);
 //! - **the console**: newline-delimited JSON on TCP ([`console`], `docs/CONSOLE.md`);
 //! - **the hook**: a command on every transition ([`hook`]), never blocking the loop;
 //! - **stop**: a [`StopHandle`] (SIGINT/SIGTERM via [`install_signal_handler`]); a
@@ -31,6 +32,7 @@ pub mod journal;
 pub mod log;
 pub mod names;
 pub mod net;
+mod timer;
 
 use crate::app::App;
 use crate::config::{Config, ConfigError};
@@ -58,6 +60,7 @@ use std::time::Duration;
 
 const TOKEN_WAKER: Token = Token(0);
 const TOKEN_FRAMES: Token = Token(1);
+const TOKEN_TIMER: Token = Token(2);
 /// Link `i`'s control socket is `TOKEN_LINKS + 2i`, its bulk socket `TOKEN_LINKS + 2i + 1`.
 const TOKEN_LINKS: usize = 10;
 const TOKEN_CONSOLE: usize = 100;
@@ -254,6 +257,9 @@ pub struct Shell<A: App> {
     stop_requests: Arc<AtomicU32>,
     stop_seen: u32,
     waker: Arc<Waker>,
+    /// Wakes the loop at the core's deadlines to the microsecond; `None`: mio's
+    /// millisecond timeout only.
+    timer: Option<timer::PreciseTimer>,
     stopping: Stopping,
     exit: Option<Exit>,
     previous_role: Role,
@@ -347,6 +353,13 @@ impl<A: App> Shell<A> {
 
         let poll = Poll::new().map_err(ShellError::Poll)?;
         let waker = Arc::new(Waker::new(poll.registry(), TOKEN_WAKER).map_err(ShellError::Poll)?);
+        let timer = match timer::PreciseTimer::new(poll.registry(), TOKEN_TIMER) {
+            Ok(timer) => Some(timer),
+            Err(e) => {
+                log::warn(format_args!("no precise timer ({e}): deadlines fire up to 1 ms late"));
+                None
+            }
+        };
         let mut frames = net::frames_socket(&config.frames)?;
         poll.registry()
             .register(&mut frames, TOKEN_FRAMES, Interest::READABLE)
@@ -431,6 +444,7 @@ impl<A: App> Shell<A> {
             stop_requests: Arc::new(AtomicU32::new(0)),
             stop_seen: 0,
             waker,
+            timer,
             stopping: Stopping::Running,
             exit: None,
             previous_role: Role::Starting,
@@ -504,6 +518,11 @@ impl<A: App> Shell<A> {
                 let token = event.token();
                 match token {
                     TOKEN_WAKER => {}
+                    TOKEN_TIMER => {
+                        if let Some(timer) = &mut self.timer {
+                            timer.fired();
+                        }
+                    }
                     TOKEN_FRAMES => self.frames_ready = true,
                     Token(t) if (TOKEN_LINKS..TOKEN_LINKS + 2 * self.links.len()).contains(&t) => {
                         let i = (t - TOKEN_LINKS) / 2;
@@ -534,17 +553,30 @@ impl<A: App> Shell<A> {
         }
     }
 
-    /// How long the loop may sleep.
-    fn next_wake(&self) -> Duration {
+    /// How long the loop may sleep. The core's next deadline is also set on the precise
+    /// timer, which wakes the loop on time; mio's timeout (whole milliseconds, rounded
+    /// up) then only backs it up.
+    fn next_wake(&mut self) -> Duration {
         let pending = self.frames_ready || self.links.iter().any(|l| l.ready.iter().any(|&r| r));
         if pending {
             return Duration::ZERO;
         }
         let now = self.clock.now();
-        let mut wake = self
-            .node
-            .poll_timeout()
-            .map_or(Duration::from_millis(100), |t| t.saturating_since(now));
+        let deadline = self.node.poll_timeout();
+        let mut wake = deadline.map_or(Duration::from_millis(100), |t| t.saturating_since(now));
+        if let (Some(timer), Some(deadline)) = (&mut self.timer, deadline) {
+            if !wake.is_zero() {
+                match timer.arm(now, deadline) {
+                    Ok(()) => wake += Duration::from_millis(1),
+                    Err(e) => {
+                        log::warn(format_args!(
+                            "precise timer failed ({e}): deadlines fire up to 1 ms late"
+                        ));
+                        self.timer = None;
+                    }
+                }
+            }
+        }
         if let Some(interval) = self.hooks.poll_interval() {
             wake = wake.min(interval);
         }
