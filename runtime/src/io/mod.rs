@@ -14,7 +14,7 @@
 //! - **the epoch**: [`Action::PersistEpoch`] is written durably (see [`epoch_file`])
 //!   before the next action — so before any output carrying it leaves;
 //! - **timers**: the loop sleeps until [`Node::poll_timeout`], woken on time by a
-//!   `timerfd` ([`timer`]; mio alone sleeps in whole milliseconds);
+//!   `timerfd` (mio alone sleeps in whole milliseconds);
 //! - **the console**: newline-delimited JSON on TCP ([`console`], `docs/CONSOLE.md`);
 //! - **the hook**: a command on every transition ([`hook`]), never blocking the loop;
 //! - **stop**: a [`StopHandle`] (SIGINT/SIGTERM via [`install_signal_handler`]); a
