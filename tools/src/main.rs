@@ -25,6 +25,7 @@ mod targets;
 mod watch;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -236,7 +237,9 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            eprintln!("twinctl: {}", failure.message);
+            // Not `eprintln!`, which panics (exit 101) when stderr is gone: `watch` ends
+            // with this line when its terminal went away.
+            let _ = writeln!(std::io::stderr(), "twinctl: {}", failure.message);
             ExitCode::from(failure.code)
         }
     }

@@ -2,13 +2,18 @@
 //! ssh and in tmux), until `q` or Ctrl-C.
 //!
 //! One thread per node asks its console (status, new journal events) every interval and
-//! leaves the result in a shared slot; the main thread only draws and reads keys, so a
+//! leaves the result in a shared slot; the main thread only draws and handles keys, so a
 //! node that is slow to answer never makes the keyboard or the other node's column lag.
 //!
+//! The keys are read on a thread of their own too: a blocking read, which also notices
+//! the terminal going away (tmux killed, ssh dropped: the read returns end of input or an
+//! error), and then ends the view (exit 3) instead of leaving a process behind.
+//!
 //! The terminal is put in raw mode on the alternate screen, and restored on every way
-//! out: `q`, Ctrl-C (a key in raw mode), SIGTERM/SIGHUP (a flag set by a handler), an
-//! error (the guard's `Drop`) and a panic (the panic hook restores before the message is
-//! printed, so it is readable).
+//! out: `q`, Ctrl-C (a key in raw mode), SIGTERM/SIGINT/SIGHUP (a handler wakes the view;
+//! if the terminal does not take the restore within `EXIT_GRACE`, the handler ends the
+//! process), an error (the guard's `Drop`) and a panic (the panic hook restores before the
+//! message is printed, so it is readable).
 
 use crate::client::Client;
 use crate::health::{assess, recent_alarm, NodeView};
@@ -16,11 +21,11 @@ use crate::model::Event;
 use crate::render::{line_text, pair_table, span, utc_time_text, verdict_lines, Line, Style};
 use crate::targets::Target;
 use crate::{exit, Failure};
-use crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
 use crossterm::{cursor, execute, queue, terminal};
 use std::collections::VecDeque;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -34,9 +39,26 @@ const HIGHLIGHT_FOR: Duration = Duration::from_secs(10);
 const CHANGES_SHOWN: usize = 3;
 /// How often a node with alarms has its journal read for their age.
 const ALARM_CHECK_EVERY: Duration = Duration::from_secs(5);
+/// How often, between frames, the view looks at the terminal's size (a resize is redrawn
+/// at once).
+const SIZE_CHECK_EVERY: Duration = Duration::from_millis(100);
+/// After SIGTERM, SIGINT or SIGHUP: how long the view has to restore the terminal and
+/// exit before the signal handler ends the process (a write to a terminal that does not
+/// drain, e.g. a stalled ssh connection, blocks).
+const EXIT_GRACE: Duration = Duration::from_secs(1);
 
 /// Set by the panic hook, so that the main loop stops drawing on a restored terminal.
 static PANICKED: AtomicBool = AtomicBool::new(false);
+
+/// What wakes the view between frames.
+enum Wake {
+    /// `q`, `Q` or Ctrl-C.
+    Quit,
+    /// SIGTERM, SIGINT or SIGHUP.
+    Signal,
+    /// The terminal's input ended or failed: the terminal is gone (hung up).
+    Lost(String),
+}
 
 /// What a poller leaves for the view.
 struct Slot {
@@ -97,11 +119,25 @@ pub fn run(targets: Vec<Target>, timeout: Duration, interval: Duration, alarm_wi
         ));
     }
     let stop = Arc::new(AtomicBool::new(false));
+    let (wake_tx, wake) = mpsc::channel();
     {
-        let stop = stop.clone();
-        // SIGTERM and SIGHUP (ssh gone) end the view cleanly; in raw mode Ctrl-C is a key.
-        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
+        let (stop, wake_tx) = (stop.clone(), wake_tx.clone());
+        // SIGTERM, SIGINT and SIGHUP (ssh gone) end the view cleanly; in raw mode Ctrl-C
+        // is a key. The handler runs on a thread of its own (ctrlc's), so it can also
+        // make sure that the process ends: the view may be stuck writing to a terminal
+        // that takes nothing.
+        ctrlc::set_handler(move || {
+            stop.store(true, Ordering::SeqCst);
+            let _ = wake_tx.send(Wake::Signal);
+            std::thread::sleep(EXIT_GRACE);
+            // Still here: give up on the terminal. Raw mode off does not wait for output
+            // to drain; leaving the alternate screen would be a write, which may block.
+            let _ = terminal::disable_raw_mode();
+            std::process::exit(i32::from(exit::USAGE));
+        })
+        .map_err(|e| Failure::usage(format!("cannot install the signal handler: {e}")))?;
     }
+    let keyboard = keyboard().map_err(|e| Failure::usage(format!("cannot read the keyboard: {e}")))?;
     let previous_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         PANICKED.store(true, Ordering::SeqCst);
@@ -132,11 +168,108 @@ pub fn run(targets: Vec<Target>, timeout: Duration, interval: Duration, alarm_wi
     }
 
     let guard = TerminalGuard::enter().map_err(|e| Failure::usage(format!("cannot set up the terminal: {e}")))?;
-    let result = view_loop(&slots, &stop, interval);
+    std::thread::spawn(move || read_keys(keyboard, &wake_tx));
+    let result = view_loop(&slots, &stop, &wake, interval);
     stop.store(true, Ordering::SeqCst);
     drop(guard);
     // The pollers may be inside a request; they end with the process.
     result.map(|()| exit::OK)
+}
+
+/// Where the keys come from: standard input if it is the terminal, else the process's
+/// terminal (as crossterm's raw mode, which applies to the same one).
+fn keyboard() -> io::Result<Box<dyn Read + Send>> {
+    if io::stdin().is_terminal() {
+        Ok(Box::new(io::stdin()))
+    } else {
+        Ok(Box::new(std::fs::File::open("/dev/tty")?))
+    }
+}
+
+/// The keyboard thread: reports a quit key, or the terminal gone, and ends.
+///
+/// Not crossterm's `event::poll`/`event::read`: on a hung-up terminal, whose reads return
+/// end of input at once, their reader reads again forever (a busy loop that never returns
+/// to the caller, so neither the view nor a signal could end it). A blocking read here
+/// returns that end of input, or an error, and the view ends.
+fn read_keys(mut input: impl Read, wake: &Sender<Wake>) {
+    let mut keys = Keys::default();
+    let mut buffer = [0u8; 1024];
+    loop {
+        let lost = match input.read(&mut buffer) {
+            Ok(0) => "its input ended".to_string(),
+            Ok(n) => {
+                if keys.quit_in(&buffer[..n]) {
+                    let _ = wake.send(Wake::Quit);
+                    return;
+                }
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => format!("reading it failed: {e}"),
+        };
+        let _ = wake.send(Wake::Lost(lost));
+        return;
+    }
+}
+
+/// Finds the quit keys in what the terminal sends in raw mode: `q`, `Q` (also with Alt,
+/// as before) and Ctrl-C (the byte 0x03); not the letters inside the escape sequences of
+/// the arrow and function keys.
+#[derive(Default)]
+struct Keys {
+    escape: Escape,
+}
+
+/// Where in an escape sequence the last byte left the parser.
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+enum Escape {
+    /// Not in one.
+    #[default]
+    None,
+    /// After ESC.
+    Start,
+    /// After ESC `[`: parameters up to a final byte.
+    Csi,
+    /// After ESC `O`: one more byte.
+    Ss3,
+}
+
+impl Keys {
+    /// Whether `bytes` (one read) hold a quit key.
+    fn quit_in(&mut self, bytes: &[u8]) -> bool {
+        for &byte in bytes {
+            self.escape = match (self.escape, byte) {
+                (_, 0x03) => return true,
+                (_, 0x1b) => Escape::Start,
+                (Escape::Start, b'[') => Escape::Csi,
+                (Escape::Start, b'O') => Escape::Ss3,
+                (Escape::Csi, 0x20..=0x3f) => Escape::Csi,
+                (Escape::None | Escape::Start, b'q' | b'Q') => return true,
+                _ => Escape::None,
+            };
+        }
+        // An ESC that ends a read is the Esc key itself.
+        if self.escape == Escape::Start {
+            self.escape = Escape::None;
+        }
+        false
+    }
+}
+
+/// The view ends because the terminal went away (exit 3).
+fn terminal_lost(why: &str) -> Failure {
+    Failure::usage(format!("the terminal went away ({why}); watch ended"))
+}
+
+/// After SIGTERM, SIGINT or SIGHUP: the operator's quit, unless the terminal is gone (a
+/// hang-up sends SIGHUP, maybe before the keyboard thread sees the end of input).
+fn signalled() -> Result<(), Failure> {
+    if io::stdout().is_terminal() {
+        Ok(())
+    } else {
+        Err(terminal_lost("hung up"))
+    }
 }
 
 /// A common schedule: instants `start + k × interval`.
@@ -286,15 +419,29 @@ impl RoleTracker {
     }
 }
 
-fn view_loop(slots: &[Arc<Mutex<Slot>>], stop: &AtomicBool, interval: Duration) -> Result<(), Failure> {
+fn view_loop(
+    slots: &[Arc<Mutex<Slot>>],
+    stop: &AtomicBool,
+    wake: &Receiver<Wake>,
+    interval: Duration,
+) -> Result<(), Failure> {
     let mut tracker = RoleTracker::new(slots.len());
     let mut out = io::stdout();
-    let draw_failed = |e: io::Error| Failure::usage(format!("cannot draw on the terminal: {e}"));
+    let draw_failed = |e: io::Error| {
+        if io::stdout().is_terminal() {
+            Failure::usage(format!("cannot draw on the terminal: {e}"))
+        } else {
+            terminal_lost(&format!("writing to it failed: {e}"))
+        }
+    };
     let panic_after_draw = std::env::var_os("TWINCTL_TEST_PANIC_AFTER_DRAW").is_some();
     let color = std::env::var_os("NO_COLOR").is_none();
     loop {
-        if stop.load(Ordering::SeqCst) || PANICKED.load(Ordering::SeqCst) {
+        if PANICKED.load(Ordering::SeqCst) {
             return Ok(());
+        }
+        if stop.load(Ordering::SeqCst) {
+            return signalled();
         }
         let now = Instant::now();
         let (views, events) = snapshot(slots);
@@ -315,21 +462,20 @@ fn view_loop(slots: &[Arc<Mutex<Slot>>], stop: &AtomicBool, interval: Duration) 
         let next = now + interval;
         loop {
             let left = next.saturating_duration_since(Instant::now());
-            if left.is_zero() || stop.load(Ordering::SeqCst) {
+            if left.is_zero() {
                 break;
             }
-            if !event::poll(left).map_err(draw_failed)? {
-                break;
-            }
-            match event::read().map_err(draw_failed)? {
-                TermEvent::Key(key) if key.kind != KeyEventKind::Release => {
-                    let ctrl_c = key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c');
-                    if ctrl_c || matches!(key.code, KeyCode::Char('q') | KeyCode::Char('Q')) {
-                        return Ok(());
+            match wake.recv_timeout(left.min(SIZE_CHECK_EVERY)) {
+                Ok(Wake::Quit) => return Ok(()),
+                Ok(Wake::Signal) => return signalled(),
+                Ok(Wake::Lost(why)) => return Err(terminal_lost(&why)),
+                // The signal handler keeps a sender: not expected.
+                Err(RecvTimeoutError::Disconnected) => return Err(terminal_lost("the keyboard thread ended")),
+                Err(RecvTimeoutError::Timeout) => {
+                    if terminal::size().is_ok_and(|size| size != (width, height)) {
+                        break;
                     }
                 }
-                TermEvent::Resize(..) => break,
-                _ => {}
             }
         }
     }
@@ -427,4 +573,37 @@ fn draw(out: &mut impl Write, lines: &[Line], color: bool, width: usize, height:
     // One write per frame: no half-drawn screen.
     out.write_all(&frame)?;
     out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quit_keys_but_not_inside_escape_sequences() {
+        for quit in [&b"q"[..], b"Q", b"\x03", b"abcq", b"\x1bq", b"\x1b[A\x03"] {
+            assert!(Keys::default().quit_in(quit), "{quit:?}");
+        }
+        // Arrows, F1, F5, Shift+Tab, Esc alone.
+        for other in [
+            &b"x"[..],
+            b"\x1b[A",
+            b"\x1bOP",
+            b"\x1b[15~",
+            b"\x1b[Z",
+            b"\x1b",
+            b"\x1b[1;5Q",
+        ] {
+            assert!(!Keys::default().quit_in(other), "{other:?}");
+        }
+        // A sequence split over two reads.
+        let mut keys = Keys::default();
+        assert!(!keys.quit_in(b"\x1b[1;"));
+        assert!(!keys.quit_in(b"5Q"));
+        assert!(keys.quit_in(b"q"));
+        // Esc at the end of a read is the key: a `q` after it quits.
+        let mut keys = Keys::default();
+        assert!(!keys.quit_in(b"\x1b"));
+        assert!(keys.quit_in(b"q"));
+    }
 }

@@ -9,6 +9,8 @@
 //! - `events` shows the transitions and their reasons; `events --follow` sees a new one;
 //! - `watch`, in tmux as a person would use it: shows the pair, highlights the role
 //!   change, quits on `q` with the terminal restored (skipped when tmux is absent);
+//! - `watch` ends promptly when its terminal goes away (tmux killed: the pty hangs up),
+//!   on SIGTERM, and on SIGTERM while its terminal takes no output (a stopped tmux);
 //! - bad input: an unreachable node, a peer that does not speak JSON.
 //!
 //! Every wait is a bounded poll of a condition; the bounds are generous for a loaded
@@ -768,6 +770,223 @@ fn twinctl_watch_restores_the_terminal_on_ctrl_c_and_panic() {
         screen.contains(" icanon") && screen.contains(" echo"),
         "cooked mode again: {screen}"
     );
+}
+
+/// Sends the signal `name` (`TERM`, `STOP`, …) to `pid`, with the shell's `kill`.
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -s {name} {pid}")])
+        .status()
+        .expect("run sh");
+    assert!(status.success(), "kill -s {name} {pid}: {status}");
+}
+
+/// A `twinctl watch` in a tmux session whose pid and exit code land in files, so that both
+/// can be read when the pane, or the whole tmux server, is gone. Killed (SIGKILL) when
+/// dropped if it has not ended: a failed test leaves no process spinning.
+struct Watch {
+    pid: u32,
+    rc_file: PathBuf,
+}
+
+impl Watch {
+    /// Starts `twinctl <args> watch <watch_args>` in a new session `session`; standard
+    /// error goes to `stderr` if given, else stays on the terminal. Returns once twinctl
+    /// runs.
+    fn start(tmux: &Tmux, dir: &Path, session: &str, args: &str, stderr: Option<&Path>) -> Watch {
+        let pid_file = dir.join(format!("{session}.pid"));
+        let rc_file = dir.join(format!("{session}.rc"));
+        let redirect = stderr.map_or(String::new(), |path| {
+            format!(" 2>{}", sh_quote(&path.to_string_lossy()))
+        });
+        // The inner sh writes its pid and becomes twinctl. The pane's shell outlives a
+        // hang-up (it runs the trap once twinctl has ended) to write twinctl's exit code.
+        tmux.session(
+            session,
+            &format!(
+                "trap : HUP; sh -c 'echo $$ > \"$1\"; shift; exec \"$@\"' sh {pid} {twinctl} {args}{redirect}; \
+                 rc=$?; echo $rc > {rc}.new && mv {rc}.new {rc}; echo \"twinctl exited $rc\"; stty -a; echo end-of-test",
+                pid = sh_quote(&pid_file.to_string_lossy()),
+                twinctl = sh_quote(TWINCTL),
+                rc = sh_quote(&rc_file.to_string_lossy()),
+            ),
+        );
+        let mut pid = None;
+        wait_for(
+            Duration::from_secs(20),
+            "twinctl to start",
+            &|| format!("screen:\n{}", tmux.capture(session)),
+            || {
+                pid = fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse().ok());
+                pid.is_some()
+            },
+        );
+        Watch {
+            pid: pid.unwrap(),
+            rc_file,
+        }
+    }
+
+    /// twinctl's exit code, once it has ended.
+    fn exit_code(&self) -> Option<i32> {
+        fs::read_to_string(&self.rc_file).ok()?.trim().parse().ok()
+    }
+
+    /// Waits at most `limit` for twinctl to end; its exit code. `what`: why it should.
+    fn await_exit(&self, limit: Duration, what: &str) -> i32 {
+        let start = Instant::now();
+        wait_for(
+            limit,
+            what,
+            &|| {
+                // Still running: its state and CPU time (utime, stime) tell a busy loop.
+                let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+                let wchan = fs::read_to_string(format!("/proc/{}/wchan", self.pid)).unwrap_or_default();
+                format!("twinctl (pid {}) still runs: /proc stat {stat} wchan {wchan}", self.pid)
+            },
+            || self.exit_code().is_some(),
+        );
+        eprintln!("twinctl (pid {}) ended {:?} after: {what}", self.pid, start.elapsed());
+        self.exit_code().unwrap()
+    }
+
+    /// What the main thread waits in, from /proc (e.g. `wait_woken`: a write to the
+    /// terminal that waits for room); `None` where the kernel does not say.
+    fn wchan(&self) -> Option<String> {
+        let wchan = fs::read_to_string(format!("/proc/{}/wchan", self.pid)).ok()?;
+        (!wchan.is_empty() && wchan != "0").then_some(wchan)
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if self.exit_code().is_none() {
+            let _ = Command::new("sh")
+                .args(["-c", &format!("kill -s KILL {} 2>/dev/null", self.pid)])
+                .status();
+        }
+    }
+}
+
+/// A stopped tmux server, continued when dropped (before the `Tmux` that ends it: a
+/// stopped server would never answer `kill-server`).
+struct Stopped(u32);
+
+impl Stopped {
+    fn stop(pid: u32) -> Stopped {
+        signal(pid, "STOP");
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        signal(self.0, "CONT");
+    }
+}
+
+/// A node address where nothing listens: the view shows it unreachable (no pair needed).
+fn unreachable_addr() -> String {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string()
+}
+
+/// The terminal goes away under a running view (the tmux server is killed: the pty hangs
+/// up, as when an ssh connection drops): twinctl must end at once, exit 3, with its
+/// message on stderr when stderr still works. It used to stay, spinning on the hung-up
+/// terminal and deaf to SIGTERM.
+#[test]
+fn twinctl_watch_exits_when_its_terminal_goes_away() {
+    let Some(tmux) = Tmux::start("hangup") else { return };
+    let dir = scratch_dir("hangup");
+    let args = format!("--node {} watch", unreachable_addr());
+    let err_file = dir.join("a.err");
+    // Standard error to a file (the message can be read), and on the lost terminal.
+    let with_file = Watch::start(&tmux, &dir, "a", &args, Some(&err_file));
+    let on_terminal = Watch::start(&tmux, &dir, "b", &args, None);
+    for session in ["a", "b"] {
+        tmux.await_screen(session, "the view of an unreachable node", |s| {
+            s.contains("UNREACHABLE")
+        });
+    }
+
+    let out = tmux.tmux(&["kill-server"]);
+    assert!(out.status.success(), "tmux kill-server: {out:?}");
+    let code = with_file.await_exit(Duration::from_secs(5), "its terminal went away");
+    let stderr = fs::read_to_string(&err_file).unwrap_or_default();
+    assert_eq!(code, 3, "stderr: {stderr}");
+    assert!(
+        stderr.starts_with("twinctl: the terminal went away ("),
+        "one clear line: {stderr}"
+    );
+    let code = on_terminal.await_exit(Duration::from_secs(5), "its terminal went away (stderr on it)");
+    assert_eq!(code, 3, "exit 3, not a panic on the lost stderr");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn twinctl_watch_ends_on_sigterm_with_the_terminal_restored() {
+    let Some(tmux) = Tmux::start("sigterm") else { return };
+    let dir = scratch_dir("sigterm");
+    let watch = Watch::start(&tmux, &dir, "t", &format!("--node {} watch", unreachable_addr()), None);
+    tmux.await_screen("t", "the view of an unreachable node", |s| s.contains("UNREACHABLE"));
+    signal(watch.pid, "TERM");
+    let code = watch.await_exit(Duration::from_secs(5), "SIGTERM");
+    assert_eq!(code, 0, "SIGTERM is a quit");
+    let screen = tmux.await_screen("t", "the shell to go on", |s| s.contains("end-of-test"));
+    assert!(screen.contains("twinctl exited 0"), "{screen}");
+    assert!(
+        !screen.contains("UNREACHABLE"),
+        "the alternate screen is gone: {screen}"
+    );
+    assert!(
+        screen.contains(" icanon") && screen.contains(" echo"),
+        "cooked mode again: {screen}"
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// The terminal stops taking output (its tmux server is stopped, as a stalled ssh
+/// connection): the view blocks in a write. SIGTERM must still end it, within a bound
+/// (exit 3: the terminal could not be restored), instead of waiting for the terminal.
+#[test]
+fn twinctl_watch_ends_on_sigterm_even_when_the_terminal_stalls() {
+    let Some(tmux) = Tmux::start("stall") else { return };
+    let dir = scratch_dir("stall");
+    // Frames 20 times a second fill the pty's buffer soon.
+    let watch = Watch::start(
+        &tmux,
+        &dir,
+        "s",
+        &format!("--node {} watch --interval-ms 50", unreachable_addr()),
+        None,
+    );
+    tmux.await_screen("s", "the view of an unreachable node", |s| s.contains("UNREACHABLE"));
+    if watch.wchan().is_none() {
+        eprintln!("SKIPPED: /proc/PID/wchan says nothing here: a blocked write cannot be seen");
+        return;
+    }
+    let server: u32 = String::from_utf8_lossy(&tmux.tmux(&["display-message", "-p", "#{pid}"]).stdout)
+        .trim()
+        .parse()
+        .expect("the tmux server's pid");
+    let stopped = Stopped::stop(server);
+    wait_for(
+        Duration::from_secs(20),
+        "twinctl to block writing to the stopped terminal",
+        &|| format!("wchan {:?}", watch.wchan()),
+        || watch.wchan().as_deref() == Some("wait_woken"),
+    );
+    signal(watch.pid, "TERM");
+    let code = watch.await_exit(Duration::from_secs(5), "SIGTERM, its terminal stalled");
+    assert_eq!(code, 3, "the terminal could not be restored");
+    drop(stopped);
+    let screen = tmux.await_screen("s", "the shell to go on", |s| s.contains("end-of-test"));
+    assert!(screen.contains(" icanon"), "raw mode is off: {screen}");
+    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
