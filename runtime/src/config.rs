@@ -44,6 +44,9 @@ pub struct Config {
     pub transfer_chunk_bytes: u64,
     /// State-transfer chunks in flight before an acknowledgement is needed.
     pub transfer_window_chunks: u64,
+    /// The most state-transfer chunks the primary sends per millisecond (0 = as fast as
+    /// acknowledgements come): a transfer must not take the CPU its cycles need.
+    pub transfer_chunks_per_ms: u64,
     /// Resend unacknowledged transfer chunks, fetches and join requests after this long.
     pub retry_ms: u64,
     /// A planned switchover not completed within this time is abandoned.
@@ -66,6 +69,7 @@ impl Default for Config {
             state_bytes_max: 2 * 1024 * 1024,
             transfer_chunk_bytes: CHUNK_BYTES_MAX as u64,
             transfer_window_chunks: 64,
+            transfer_chunks_per_ms: 32,
             retry_ms: 50,
             switchover_timeout_ms: 1000,
         }
@@ -98,6 +102,7 @@ impl Config {
             startup_wait_ms: 20,
             retry_ms: 5,
             switchover_timeout_ms: 200,
+            transfer_chunks_per_ms: 16,
             ..Config::default()
         }
     }
@@ -137,6 +142,9 @@ impl Config {
         }
         if self.transfer_window_chunks == 0 || self.transfer_window_chunks > 1024 {
             return err("transfer_window_chunks", "must be 1..=1024");
+        }
+        if self.transfer_chunks_per_ms > 1_000_000 {
+            return err("transfer_chunks_per_ms", "must be 0..=1000000 (0: no limit)");
         }
         if self.retry_ms == 0 {
             return err("retry_ms", "must be at least 1");

@@ -547,16 +547,14 @@ fn drop_chunks_from_primary(from: usize, envelope: &Envelope) -> bool {
     from == 0 && matches!(envelope.body, Body::Chunk { .. })
 }
 
-/// Found by the simulator (`twinloop-sim dst --seed 376`, seeds 201, 327, ... before the
-/// fix): a link that reorders made the backup drop every chunk that overtook the one it
-/// waited for, so each window took a retry and a long transfer never caught up.
-#[test]
-fn joining_chunks_out_of_order_kept_installs_on_the_last_missing_one() {
-    let mut p = Pair::new(13, Config::fast(), 5000);
+/// A fast-profile primary, then a backup whose transfer has begun while every chunk from
+/// the primary is dropped; `capture` records the datagrams from before the backup starts.
+fn joining_with_chunks_dropped(seed: u64, capture: bool) -> Pair {
+    let mut p = Pair::new(seed, Config::fast(), 5000);
     p.start(0);
     assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
     p.drop_if = Some(drop_chunks_from_primary);
-    p.capture = true;
+    p.capture = capture;
     p.start(1);
     let began = p.run_until(p.now + ms(50), |p| {
         p.notices
@@ -564,6 +562,15 @@ fn joining_chunks_out_of_order_kept_installs_on_the_last_missing_one() {
             .any(|(i, n)| *i == 1 && matches!(n, Notice::TransferStarted { .. }))
     });
     assert!(began, "the transfer did not begin");
+    p
+}
+
+/// Found by the simulator (`twinloop-sim dst --seed 376`, seeds 201, 327, ... before the
+/// fix): a link that reorders made the backup drop every chunk that overtook the one it
+/// waited for, so each window took a retry and a long transfer never caught up.
+#[test]
+fn joining_chunks_out_of_order_kept_installs_on_the_last_missing_one() {
+    let mut p = joining_with_chunks_dropped(13, true);
     // The first copy of every chunk the primary sent, delivered highest index first.
     let mut chunks: std::vec::Vec<(u32, WireBuf)> = std::vec::Vec::new();
     for (from, _, bytes) in &p.captured {
@@ -592,17 +599,7 @@ fn joining_chunks_out_of_order_kept_installs_on_the_last_missing_one() {
 /// the backup, back, acknowledged chunks of a transfer that no longer existed, forever.
 #[test]
 fn joining_transfer_given_up_by_primary_joins_again() {
-    let mut p = Pair::new(14, Config::fast(), 5000);
-    p.start(0);
-    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
-    p.drop_if = Some(drop_chunks_from_primary);
-    p.start(1);
-    let began = p.run_until(p.now + ms(50), |p| {
-        p.notices
-            .iter()
-            .any(|(i, n)| *i == 1 && matches!(n, Notice::TransferStarted { .. }))
-    });
-    assert!(began, "the transfer did not begin");
+    let mut p = joining_with_chunks_dropped(14, false);
     // Silent for longer than the window: the primary drops the transfer.
     let window = ms(p.configs[0].detection_window_ms);
     p.freeze(1, window * 3);
@@ -619,17 +616,7 @@ fn joining_transfer_given_up_by_primary_joins_again() {
 /// of making the primary snapshot and stream the whole state again.
 #[test]
 fn joining_chunks_held_up_for_a_few_retries_no_restart() {
-    let mut p = Pair::new(15, Config::fast(), 5000);
-    p.start(0);
-    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
-    p.drop_if = Some(drop_chunks_from_primary);
-    p.start(1);
-    let began = p.run_until(p.now + ms(50), |p| {
-        p.notices
-            .iter()
-            .any(|(i, n)| *i == 1 && matches!(n, Notice::TransferStarted { .. }))
-    });
-    assert!(began, "the transfer did not begin");
+    let mut p = joining_with_chunks_dropped(15, false);
     // Longer than two detection windows (8 ms), shorter than the stall limit (28 ms); both
     // nodes stay alive and talking all along.
     p.run_for(ms(20));
@@ -774,4 +761,39 @@ fn primary_without_frames_heartbeats_every_interval() {
     // Nobody took over in the silence of frames: the heartbeats kept the backup calm.
     assert_eq!(p.primary(), Some(0));
     assert_eq!(p.node(1).status().false_deaths, 0);
+}
+
+#[test]
+fn primary_transfer_paced_to_chunks_per_ms() {
+    let config = Config::fast();
+    let rate = config.transfer_chunks_per_ms;
+    assert_eq!(rate, 16);
+    let mut p = Pair::new(16, config, 200_000);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.capture = true;
+    p.start(1);
+    let chunks_sent = |p: &Pair| {
+        p.captured
+            .iter()
+            .filter(|(from, _, bytes)| {
+                *from == 0 && matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::Chunk { .. }))
+            })
+            .count() as u64
+    };
+    let mut per_ms = std::vec::Vec::new();
+    let mut before = 0;
+    while p.node(1).status().sync != SyncState::InSync {
+        assert!(per_ms.len() < 100, "no state after 100 ms");
+        p.run_for(ms(1));
+        let sent = chunks_sent(&p);
+        per_ms.push(sent - before);
+        before = sent;
+    }
+    // 200 000 bytes in 1 KiB chunks: 196 chunks at 16 a millisecond, ≥ 12 ms.
+    assert!(before >= 196, "{before} chunks");
+    assert!(per_ms.len() >= 12, "in sync after {} ms: {per_ms:?}", per_ms.len());
+    // A millisecond's burst at the beginning, then the rate.
+    assert!(per_ms.iter().all(|&n| n <= 2 * rate), "{per_ms:?}");
+    assert!(per_ms.iter().skip(2).all(|&n| n <= rate + 1), "{per_ms:?}");
 }

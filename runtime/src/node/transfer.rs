@@ -25,7 +25,12 @@ pub(super) struct TxTransfer {
     next: u32,
     state_digest: u64,
     progress_at: Instant,
+    /// Pacing (`transfer_chunks_per_ms`): the next chunk may go at this instant.
+    paced_at: Instant,
 }
+
+/// How much sending the pacing lets accumulate while a transfer waits.
+const PACE_BURST: core::time::Duration = core::time::Duration::from_millis(1);
 
 /// Chunks the backup keeps ahead of the one it waits for: the largest window.
 const RX_WINDOW_CHUNKS: usize = 1024;
@@ -134,6 +139,8 @@ impl<A: App> Node<A> {
             next: 0,
             state_digest: self.app.digest(),
             progress_at: self.now,
+            // A millisecond's worth of chunks may go at once, with the beginning.
+            paced_at: Instant::from_nanos(self.now.as_nanos().saturating_sub(PACE_BURST.as_nanos() as u64)),
         };
         let body = tx.begin();
         self.notice(Notice::TransferStarted {
@@ -148,13 +155,20 @@ impl<A: App> Node<A> {
     pub(super) fn transfer_send_chunks(&mut self) {
         let window = self.config.transfer_window_chunks as u32;
         let link = self.bulk_link();
+        let (now, pace) = (self.now, self.chunk_pace());
         loop {
             let Some(tx) = &mut self.tx else { return };
-            if tx.next >= tx.chunks
-                || tx.next >= tx.acked.saturating_add(window)
+            if !tx.can_send(window)
+                || pace.is_some_and(|_| tx.paced_at > now)
                 || self.actions.len() + 2 * ACTIONS_PER_FRAME_MAX > ACTIONS_MAX
             {
                 return;
+            }
+            if let Some(cost) = pace {
+                // A token bucket one millisecond deep: after a pause, up to a
+                // millisecond's worth goes at once, then one chunk per `cost`.
+                let earliest = Instant::from_nanos(now.as_nanos().saturating_sub(PACE_BURST.as_nanos() as u64));
+                tx.paced_at = tx.paced_at.max(earliest) + cost;
             }
             let start = u64::from(tx.next) * tx.chunk;
             let end = (start + tx.chunk).min(tx.total);
@@ -163,6 +177,14 @@ impl<A: App> Node<A> {
             let id = tx.id;
             let bytes = heapless::Vec::from_slice(&self.snapshot_buf[start as usize..end as usize]).unwrap_or_default();
             self.send(link, TrafficClass::Bulk, Body::Chunk { id, index, bytes });
+        }
+    }
+
+    /// The time one chunk costs under `transfer_chunks_per_ms`; `None`: not paced.
+    fn chunk_pace(&self) -> Option<core::time::Duration> {
+        match self.config.transfer_chunks_per_ms {
+            0 => None,
+            rate => Some(core::time::Duration::from_nanos(1_000_000 / rate)),
         }
     }
 
@@ -281,7 +303,15 @@ impl<A: App> Node<A> {
     }
 
     pub(super) fn transfer_deadline(&self) -> Option<Instant> {
-        let tx = self.tx.as_ref().map(|tx| tx.progress_at + self.config.retry());
+        let window = self.config.transfer_window_chunks as u32;
+        let tx = self.tx.as_ref().map(|tx| {
+            let retry = tx.progress_at + self.config.retry();
+            // Chunks held back by the pacing go when it allows.
+            match self.chunk_pace() {
+                Some(_) if tx.can_send(window) => retry.min(tx.paced_at),
+                _ => retry,
+            }
+        });
         let rx = self.rx.as_ref().map(|rx| rx.retry_at);
         match (tx, rx) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -329,6 +359,11 @@ impl<A: App> Node<A> {
 }
 
 impl TxTransfer {
+    /// A chunk is waiting and the window has room for it.
+    fn can_send(&self, window: u32) -> bool {
+        self.next < self.chunks && self.next < self.acked.saturating_add(window)
+    }
+
     fn begin(&self) -> Body {
         Body::TransferBegin {
             id: self.id,

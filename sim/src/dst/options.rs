@@ -238,6 +238,7 @@ impl Options {
         config.state_digest_interval_frames = pick(&mut r_config, &[0, 1, 7, 100]);
         config.transfer_chunk_bytes = pick(&mut r_config, &[64, 256, 1024]);
         config.transfer_window_chunks = pick(&mut r_config, &[1, 4, 64]);
+        config.transfer_chunks_per_ms = pick(&mut r_config, &[0, 4, 16, 64]);
         // Ballast up to 16 KiB: transfers of up to 256 chunks, and small buffers.
         config.state_bytes_max = 64 * 1024;
         let ballast_bytes = pick(&mut r_config, &[0, 100, 3_000, 16_000]);
@@ -284,11 +285,13 @@ impl Options {
             .unwrap_or(0);
         let transfer_us = |c: &Config| {
             let chunks = (ballast_bytes as u64 + 64).div_ceil(c.transfer_chunk_bytes);
-            (chunks.div_ceil(c.transfer_window_chunks) + 1) * (2 * delay_us_max + heartbeat_us)
+            let paced_us = (chunks * 1000).checked_div(c.transfer_chunks_per_ms).unwrap_or(0);
+            (chunks.div_ceil(c.transfer_window_chunks) + 1) * (2 * delay_us_max + heartbeat_us) + paced_us
         };
         if 3 * transfer_us(&config) > config.frames_buffered * cycle_ms * 1000 {
             config.transfer_chunk_bytes = 1024;
             config.transfer_window_chunks = 64;
+            config.transfer_chunks_per_ms = config.transfer_chunks_per_ms.max(64);
         }
         while 3 * transfer_us(&config) > config.frames_buffered * cycle_ms * 1000 && config.frames_buffered < 1 << 12 {
             config.frames_buffered *= 2;
@@ -458,12 +461,13 @@ impl fmt::Display for Options {
         )?;
         writeln!(
             f,
-            "  config: frames_buffered={} max_lag_frames={} state_digest_interval_frames={} transfer_chunk_bytes={} transfer_window_chunks={} priority={:?}",
+            "  config: frames_buffered={} max_lag_frames={} state_digest_interval_frames={} transfer_chunk_bytes={} transfer_window_chunks={} transfer_chunks_per_ms={} priority={:?}",
             c.frames_buffered,
             c.max_lag_frames,
             c.state_digest_interval_frames,
             c.transfer_chunk_bytes,
             c.transfer_window_chunks,
+            c.transfer_chunks_per_ms,
             self.priority
         )?;
         for (i, pair) in self.links.iter().enumerate() {

@@ -387,7 +387,10 @@ pub fn liveness_bound_ns(options: &Options) -> Nanos {
     let state_bytes = options.ballast_bytes as u64 + 64;
     let chunks = state_bytes.div_ceil(c.transfer_chunk_bytes);
     let rounds = chunks.div_ceil(c.transfer_window_chunks) + 1;
-    let transfer_ns = rounds * rtt_ns + 4 * c.retry_ms * NANOS_PER_MS;
+    let paced_ns = (chunks * NANOS_PER_MS)
+        .checked_div(c.transfer_chunks_per_ms)
+        .unwrap_or(0);
+    let transfer_ns = rounds * rtt_ns + paced_ns + 4 * c.retry_ms * NANOS_PER_MS;
     let ms = NANOS_PER_MS;
     2 * (2 * c.startup_wait_ms * ms
         + 2 * (c.detection_window_ms + c.probe_timeout_ms) * ms
