@@ -68,29 +68,12 @@ impl<A: App> Node<A> {
         self.fetch_next = None;
         self.epoch = self.epoch_max_seen.next(self.config.node_id);
         self.epoch_max_seen = self.epoch;
-        // Usually stored already (`reserve_epoch`); else before any output carrying it.
-        self.persist_epoch(self.epoch);
+        self.push(Action::PersistEpoch(self.epoch.0));
         let sync = if self.peer_in_sync() {
             SyncState::Paired
         } else {
             SyncState::Alone
         };
         self.transition(Role::Primary, sync, reason);
-    }
-
-    /// Has the shell store `epoch` durably, unless a higher or equal one is stored.
-    pub(super) fn persist_epoch(&mut self, epoch: super::Epoch) {
-        if epoch > self.epoch_stored {
-            self.epoch_stored = epoch;
-            self.push(Action::PersistEpoch(epoch.0));
-        }
-    }
-
-    /// Stores the epoch this node would start now, ahead of need: a backup that sent a
-    /// probe or agreed to a switchover will likely lead within milliseconds, and the
-    /// store (a file written and fsynced, 0.3 ms or more) is then off the takeover's path.
-    /// An epoch stored and never used only makes a later one higher.
-    pub(super) fn reserve_epoch(&mut self) {
-        self.persist_epoch(self.epoch_max_seen.next(self.config.node_id));
     }
 }

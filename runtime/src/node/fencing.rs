@@ -41,7 +41,7 @@ impl<A: App> Node<A> {
             self.epoch_max_seen = theirs;
             // A restart must start above every epoch the sink may have accepted, including
             // the ones this node only heard of.
-            self.persist_epoch(theirs);
+            self.push(super::Action::PersistEpoch(theirs.0));
         }
         if theirs <= self.epoch || header.role == WireRole::Starting {
             return true;

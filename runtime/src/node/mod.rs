@@ -398,8 +398,6 @@ pub struct Node<A: App> {
     epoch: Epoch,
     /// The highest epoch seen anywhere, including the persisted one.
     epoch_max_seen: Epoch,
-    /// The highest epoch handed to the shell to persist (`Action::PersistEpoch`).
-    epoch_stored: Epoch,
 
     /// Frames from the I/O source and commits from the primary, by frame number.
     ring: Ring,
@@ -496,7 +494,6 @@ impl<A: App> Node<A> {
             sync: SyncState::Alone,
             epoch: Epoch(0),
             epoch_max_seen: Epoch(boot.epoch_persisted),
-            epoch_stored: Epoch(boot.epoch_persisted),
             ring,
             frame_last_run: 0,
             frame_highest_received: 0,

@@ -797,32 +797,3 @@ fn primary_transfer_paced_to_chunks_per_ms() {
     assert!(per_ms.iter().all(|&n| n <= 2 * rate), "{per_ms:?}");
     assert!(per_ms.iter().skip(2).all(|&n| n <= rate + 1), "{per_ms:?}");
 }
-
-#[test]
-fn backup_probe_sent_stores_its_epoch_before_the_takeover_needs_it() {
-    let mut p = fast_pair_running(0);
-    let old = p.node(0).epoch();
-    p.crash(0);
-    let probed = p.run_until(p.now + ms(20), |p| {
-        p.notices.iter().any(|(i, n)| *i == 1 && matches!(n, Notice::ProbeSent))
-    });
-    assert!(probed);
-    assert_eq!(p.node(1).role(), Role::Backup, "took over before the probe timed out");
-    let reserved = p.persisted[1];
-    assert!(reserved > old, "epoch {reserved:#x} not above {old:#x}");
-    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(20)));
-    assert_eq!(p.node(1).epoch(), reserved, "the takeover stored another epoch");
-}
-
-#[test]
-fn backup_switchover_agreed_stores_its_epoch_before_taking_over() {
-    let mut p = fast_pair_running(0);
-    let old = p.node(0).epoch();
-    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
-    let agreed = p.run_until(p.now + ms(20), |p| p.persisted[1] > old);
-    assert!(agreed, "the backup stored no epoch when it agreed");
-    assert_eq!(p.node(1).role(), Role::Backup, "stored only when it took over");
-    let reserved = p.persisted[1];
-    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Paired, ms(50)));
-    assert_eq!(p.node(1).epoch(), reserved);
-}
