@@ -49,14 +49,20 @@ pub struct NodeProc {
 /// `setpriv` supports `--pdeathsig`; looked up once.
 fn setpriv() -> Option<&'static Path> {
     static FOUND: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-    FOUND
-        .get_or_init(|| {
-            ["/usr/bin/setpriv", "/bin/setpriv", "/usr/sbin/setpriv"]
-                .iter()
-                .map(PathBuf::from)
-                .find(|p| p.is_file())
-        })
-        .as_deref()
+    FOUND.get_or_init(|| find_tool("setpriv")).as_deref()
+}
+
+/// `chrt`, to start nodes on the normal scheduler; looked up once.
+fn chrt() -> Option<&'static Path> {
+    static FOUND: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    FOUND.get_or_init(|| find_tool("chrt")).as_deref()
+}
+
+fn find_tool(name: &str) -> Option<PathBuf> {
+    ["/usr/bin", "/bin", "/usr/sbin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| p.is_file())
 }
 
 impl NodeProc {
@@ -90,15 +96,21 @@ impl NodeProc {
             "---- twinloop-sim: start #{} of node {} ----",
             self.starts, self.id
         );
-        let mut command = match setpriv() {
-            Some(setpriv) => {
-                // The node dies with the harness even if the harness is SIGKILLed.
-                let mut c = Command::new(setpriv);
-                c.arg("--pdeathsig").arg("KILL").arg(&self.binary);
-                c
-            }
-            None => Command::new(&self.binary),
-        };
+        // The node dies with the harness even if the harness is SIGKILLed (`setpriv`), and
+        // starts on the normal scheduler (`chrt --other`) even when the harness runs
+        // real-time (`chrt -f 50 twinloop-sim bench …`): a node starting up at the
+        // harness's priority would preempt the real-time primary. A node configured with
+        // `[rt]` raises itself once it runs.
+        let mut argv: Vec<&std::ffi::OsStr> = Vec::new();
+        if let Some(setpriv) = setpriv() {
+            argv.extend([setpriv.as_os_str(), "--pdeathsig".as_ref(), "KILL".as_ref()]);
+        }
+        if let Some(chrt) = chrt() {
+            argv.extend([chrt.as_os_str(), "--other".as_ref(), "0".as_ref()]);
+        }
+        argv.push(self.binary.as_os_str());
+        let mut command = Command::new(argv[0]);
+        command.args(&argv[1..]);
         command
             .arg("--config")
             .arg(&self.config)
