@@ -47,6 +47,12 @@ pub struct Config {
     /// The most state-transfer chunks the primary sends per millisecond (0 = as fast as
     /// acknowledgements come): a transfer must not take the CPU its cycles need.
     pub transfer_chunks_per_ms: u64,
+    /// A backup following a live primary heartbeats this many times less often (1..=64).
+    /// Its signs of life only serve the primary's bookkeeping (paired or alone, link
+    /// status), and each one costs the primary a wake-up between its cycles; the primary
+    /// judges the backup and the links over as many detection windows. A backup that stops
+    /// hearing its primary heartbeats at the full rate again.
+    pub backup_heartbeat_factor: u64,
     /// Resend unacknowledged transfer chunks, fetches and join requests after this long.
     pub retry_ms: u64,
     /// A planned switchover not completed within this time is abandoned.
@@ -70,6 +76,7 @@ impl Default for Config {
             transfer_chunk_bytes: CHUNK_BYTES_MAX as u64,
             transfer_window_chunks: 64,
             transfer_chunks_per_ms: 32,
+            backup_heartbeat_factor: 1,
             retry_ms: 50,
             switchover_timeout_ms: 1000,
         }
@@ -103,6 +110,7 @@ impl Config {
             retry_ms: 5,
             switchover_timeout_ms: 200,
             transfer_chunks_per_ms: 16,
+            backup_heartbeat_factor: 8,
             ..Config::default()
         }
     }
@@ -143,6 +151,9 @@ impl Config {
         if self.transfer_window_chunks == 0 || self.transfer_window_chunks > 1024 {
             return err("transfer_window_chunks", "must be 1..=1024");
         }
+        if self.backup_heartbeat_factor == 0 || self.backup_heartbeat_factor > 64 {
+            return err("backup_heartbeat_factor", "must be 1..=64");
+        }
         if self.transfer_chunks_per_ms > 1_000_000 {
             return err("transfer_chunks_per_ms", "must be 0..=1000000 (0: no limit)");
         }
@@ -171,6 +182,11 @@ impl Config {
         } else {
             interval
         }
+    }
+    /// How long a primary waits before it counts its backup (or a link, as far as the
+    /// backup's traffic goes) as gone: `backup_heartbeat_factor` detection windows.
+    pub fn backup_silence(&self) -> Duration {
+        self.detection_window() * self.backup_heartbeat_factor as u32
     }
     pub(crate) fn detection_window(&self) -> Duration {
         Duration::from_millis(self.detection_window_ms)

@@ -75,6 +75,7 @@ impl<A: App> Node<A> {
     /// When the backup's silence window ends, or a link is due to be declared down.
     pub(super) fn detection_deadline(&self) -> Option<Instant> {
         let window = self.config.detection_window();
+        let peer_window = self.peer_window();
         let mut next: Option<Instant> = None;
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
         if self.role == Role::Backup && self.probe.is_none() && !self.cannot_take_over_raised {
@@ -82,12 +83,12 @@ impl<A: App> Node<A> {
         }
         for status in &self.links[..usize::from(self.config.links)] {
             if let (true, Some(heard)) = (status.up, status.last_heard) {
-                consider(heard + window);
+                consider(heard + peer_window);
             }
         }
         if self.sync == SyncState::Paired {
             if let Some(peer) = self.peer {
-                consider(peer.last_heard + window);
+                consider(peer.last_heard + peer_window);
             }
         }
         next
@@ -97,14 +98,19 @@ impl<A: App> Node<A> {
         let now = self.now;
         for link in 0..self.config.links {
             let i = usize::from(link);
-            if now >= self.heartbeat_due[i].min(self.heartbeat_refresh[i]) {
+            if now >= self.heartbeat_due_on(i) {
                 self.send_heartbeat(link);
             }
         }
         let window = self.config.detection_window();
+        let peer_window = self.peer_window();
         for link in 0..self.config.links {
             let status = &mut self.links[usize::from(link)];
-            if status.up && status.last_heard.is_some_and(|t| now.saturating_since(t) >= window) {
+            if status.up
+                && status
+                    .last_heard
+                    .is_some_and(|t| now.saturating_since(t) >= peer_window)
+            {
                 status.up = false;
                 self.notice(Notice::LinkDown(link));
             }
@@ -137,9 +143,33 @@ impl<A: App> Node<A> {
 
     /// When the next heartbeat is due on some link.
     pub(super) fn heartbeat_deadline(&self) -> Option<Instant> {
-        let links = usize::from(self.config.links);
-        let due = self.heartbeat_due[..links].iter().zip(&self.heartbeat_refresh[..links]);
-        due.map(|(&due, &refresh)| due.min(refresh)).min()
+        (0..usize::from(self.config.links))
+            .map(|i| self.heartbeat_due_on(i))
+            .min()
+    }
+
+    /// When a heartbeat is due on link `i`: after the link's silence, or the refresh; for a
+    /// backup following a live primary, no sooner than `backup_heartbeat_factor` intervals
+    /// after the last one.
+    fn heartbeat_due_on(&self, i: usize) -> Instant {
+        let due = self.heartbeat_due[i].min(self.heartbeat_refresh[i]);
+        if self.backup_quiet() {
+            let factor = self.config.backup_heartbeat_factor as u32;
+            due.max(self.heartbeat_last[i] + self.config.heartbeat_interval() * factor)
+        } else {
+            due
+        }
+    }
+
+    /// A backup with state that hears its primary at the primary's usual pace, and no
+    /// switchover under way (the primary that released waits on this node's every sign).
+    fn backup_quiet(&self) -> bool {
+        self.config.backup_heartbeat_factor > 1
+            && self.role == Role::Backup
+            && self.has_state()
+            && matches!(self.switchover, super::switchover::Switchover::Idle)
+            && self.now.saturating_since(self.primary_heard_at)
+                < self.config.heartbeat_gap_max() + self.config.heartbeat_interval()
     }
 
     /// A control message went on `link`: it is the sign of life for now; a heartbeat is
@@ -172,6 +202,7 @@ impl<A: App> Node<A> {
         let interval = self.config.heartbeat_interval();
         self.heartbeat_due[i] = self.now + interval;
         self.heartbeat_refresh[i] = self.now + HEARTBEAT_REFRESH_INTERVALS * interval;
+        self.heartbeat_last[i] = self.now;
     }
 }
 

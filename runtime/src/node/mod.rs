@@ -429,6 +429,8 @@ pub struct Node<A: App> {
     /// Per link: when a heartbeat is due even if other messages keep the link busy (so
     /// round trips stay measured).
     heartbeat_refresh: [Instant; LINKS_MAX],
+    /// Per link: when the last heartbeat went.
+    heartbeat_last: [Instant; LINKS_MAX],
     probe: Option<(u32, Instant)>,
     probe_id_next: u32,
     /// The backup lost its primary while it had no state: alarm raised, no probe.
@@ -510,6 +512,7 @@ impl<A: App> Node<A> {
             echo: [(0, Instant::ZERO); LINKS_MAX],
             heartbeat_due: [boot.now; LINKS_MAX],
             heartbeat_refresh: [boot.now; LINKS_MAX],
+            heartbeat_last: [boot.now; LINKS_MAX],
             probe: None,
             probe_id_next,
             cannot_take_over_raised: false,
@@ -814,7 +817,20 @@ impl<A: App> Node<A> {
 
     fn peer_alive(&self) -> bool {
         self.peer
-            .is_some_and(|p| self.now.saturating_since(p.last_heard) < self.config.detection_window())
+            .is_some_and(|p| self.now.saturating_since(p.last_heard) < self.peer_window())
+    }
+
+    /// How long the peer (and a link) may be silent before it counts as gone: a primary
+    /// judges its backup over `backup_heartbeat_factor` windows, since a following backup
+    /// heartbeats that much less often; everyone else over one window, and so does a
+    /// primary that released the plant to its backup in a switchover (nobody drives the
+    /// outputs until one of them leads).
+    fn peer_window(&self) -> core::time::Duration {
+        if self.role == Role::Primary && !matches!(self.switchover, Switchover::Released { .. }) {
+            self.config.backup_silence()
+        } else {
+            self.config.detection_window()
+        }
     }
 
     /// The backup is following with state and has run everything committed.

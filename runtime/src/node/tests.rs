@@ -734,9 +734,10 @@ fn primary_commits_each_cycle_stand_in_for_heartbeats() {
             "primary heartbeats on link {link}: {}",
             primary_hb[link]
         );
-        // The backup has nothing else to send: a heartbeat every interval.
+        // The backup, hearing its primary, heartbeats every 8 intervals (the fast profile's
+        // backup_heartbeat_factor).
         assert!(
-            (395..=401).contains(&backup_hb[link]),
+            (47..=51).contains(&backup_hb[link]),
             "backup heartbeats on link {link}: {}",
             backup_hb[link]
         );
@@ -796,4 +797,53 @@ fn primary_transfer_paced_to_chunks_per_ms() {
     // A millisecond's burst at the beginning, then the rate.
     assert!(per_ms.iter().all(|&n| n <= 2 * rate), "{per_ms:?}");
     assert!(per_ms.iter().skip(2).all(|&n| n <= rate + 1), "{per_ms:?}");
+}
+
+/// Control messages node `from` sent on each link during each of `slices` milliseconds.
+fn messages_per_ms(p: &mut Pair, from: usize, slices: usize) -> std::vec::Vec<[u64; 2]> {
+    let mut per_ms = std::vec::Vec::new();
+    for _ in 0..slices {
+        p.captured.clear();
+        p.run_for(ms(1));
+        let (heartbeats, other) = sent_by_kind(p, from);
+        per_ms.push([heartbeats[0] + other[0], heartbeats[1] + other[1]]);
+    }
+    per_ms
+}
+
+#[test]
+fn backup_quiet_primary_silent_heartbeats_every_interval_again() {
+    let mut p = running_pair(Config::fast());
+    p.capture = true;
+    let quiet = messages_per_ms(&mut p, 1, 16);
+    let total: u64 = quiet.iter().map(|h| h[0]).sum();
+    assert!((1..=3).contains(&total), "link 0 while the primary talks: {quiet:?}");
+    // The primary stops (frozen, longer than window + probe): from 2.5 ms of its silence
+    // on, the backup sends every interval (heartbeats, then probes), until it leads.
+    p.freeze(0, ms(50));
+    let silent = messages_per_ms(&mut p, 1, 6);
+    // Never two quiet milliseconds in a row on a link (the gap is at most 1.5 intervals).
+    let busy = |w: &[[u64; 2]]| w[0][0] + w[1][0] >= 1 && w[0][1] + w[1][1] >= 1;
+    assert!(
+        silent[2..].windows(2).all(busy),
+        "after the primary fell silent: {silent:?}"
+    );
+}
+
+#[test]
+fn primary_backup_crashes_alone_after_the_backup_silence() {
+    let config = Config::fast();
+    let silence = config.backup_silence();
+    assert_eq!(silence, ms(32));
+    let mut p = running_pair(config);
+    let crashed = p.now;
+    p.crash(1);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(100)));
+    let took = p.now.saturating_since(crashed);
+    // The last heartbeat came up to 8 intervals before the crash.
+    assert!(
+        took >= silence - ms(8) && took <= silence + ms(1),
+        "alone after {took:?}"
+    );
+    assert_eq!(p.primary(), Some(0));
 }

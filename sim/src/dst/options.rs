@@ -227,6 +227,7 @@ impl Options {
                     startup_wait_ms: window * between(&mut r_config, 1, 3),
                     retry_ms: between(&mut r_config, 1, 2 * heartbeat),
                     switchover_timeout_ms: window * between(&mut r_config, 4, 20),
+                    backup_heartbeat_factor: pick(&mut r_config, &[1, 2, 8]),
                     ..Config::default()
                 };
                 (config, between(&mut r_config, 1, 10))
@@ -461,13 +462,14 @@ impl fmt::Display for Options {
         )?;
         writeln!(
             f,
-            "  config: frames_buffered={} max_lag_frames={} state_digest_interval_frames={} transfer_chunk_bytes={} transfer_window_chunks={} transfer_chunks_per_ms={} priority={:?}",
+            "  config: frames_buffered={} max_lag_frames={} state_digest_interval_frames={} transfer_chunk_bytes={} transfer_window_chunks={} transfer_chunks_per_ms={} backup_heartbeat_factor={} priority={:?}",
             c.frames_buffered,
             c.max_lag_frames,
             c.state_digest_interval_frames,
             c.transfer_chunk_bytes,
             c.transfer_window_chunks,
             c.transfer_chunks_per_ms,
+            c.backup_heartbeat_factor,
             self.priority
         )?;
         for (i, pair) in self.links.iter().enumerate() {
