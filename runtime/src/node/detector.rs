@@ -39,6 +39,22 @@ impl<A: App> Node<A> {
         self.primary_track_backup();
     }
 
+    /// A message whose body waits (a successor's, before its first commit) still shows
+    /// that the peer and the link live; what the peer is does not change yet.
+    pub(super) fn note_link_heard(&mut self, link: u8) {
+        let now = self.now;
+        let status = &mut self.links[usize::from(link)];
+        status.last_heard = Some(now);
+        status.received += 1;
+        if !status.up {
+            status.up = true;
+            self.notice(Notice::LinkUp(link));
+        }
+        if let Some(peer) = &mut self.peer {
+            peer.last_heard = now;
+        }
+    }
+
     /// Primary: `Paired` while a backup follows with state, `Alone` otherwise.
     pub(super) fn primary_track_backup(&mut self) {
         if self.role != Role::Primary {

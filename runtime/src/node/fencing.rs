@@ -30,7 +30,7 @@ impl Epoch {
 impl<A: App> Node<A> {
     /// Applies the epoch rules to a valid message. Returns false when the message must be
     /// ignored (it comes from a deposed primary, or from a successor not yet confirmed).
-    pub(super) fn fence(&mut self, envelope: &Envelope) -> bool {
+    pub(super) fn fence(&mut self, link: u8, envelope: &Envelope) -> bool {
         let header = &envelope.header;
         let theirs = Epoch(header.epoch);
         if header.role == WireRole::Primary && theirs < self.epoch_max_seen {
@@ -56,7 +56,13 @@ impl<A: App> Node<A> {
                     // release lost), with a history of its own. Rejoin with a transfer.
                     Body::Commit(_) => self.demote(theirs),
                     // Not yet telling: wait for its first commit, still not running frames.
-                    _ => return false,
+                    // It is alive though (with a slow cycle its first commit may be
+                    // several detection windows away): the switchover must not be
+                    // abandoned for a silence that is not one.
+                    _ => {
+                        self.note_link_heard(link);
+                        return false;
+                    }
                 },
                 _ => self.demote(theirs),
             },

@@ -586,7 +586,7 @@ impl<A: App> Node<A> {
                 return;
             }
         }
-        if !self.fence(&envelope) {
+        if !self.fence(link, &envelope) {
             return;
         }
         self.note_alive(link, &envelope);

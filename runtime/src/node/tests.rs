@@ -847,3 +847,28 @@ fn primary_backup_crashes_alone_after_the_backup_silence() {
     );
     assert_eq!(p.primary(), Some(0));
 }
+
+/// Found by `bench switchover --cycle-ms 10` (fast profile): the released primary waits
+/// for its successor's first commit, a cycle away (10 ms), and counted the successor's
+/// heartbeats meanwhile as no sign of life; after one window (4 ms) it abandoned the
+/// switchover, was fenced by the new epoch and rejoined with a state transfer.
+#[test]
+fn released_successor_heartbeats_before_its_first_commit_hands_over_cleanly() {
+    let mut p = Pair::new(31, Config::fast(), 0);
+    p.cycle = ms(10);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired, ms(100)));
+    p.run_for(ms(35));
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Paired, ms(100)));
+    let old = reasons(&p, 0);
+    assert!(old.contains(&Reason::SwitchoverHandedOver), "{old:?}");
+    for bad in [Reason::SwitchoverAborted, Reason::FencedByEpoch, Reason::BackupLost] {
+        assert!(!old.contains(&bad), "{old:?}");
+    }
+    assert_eq!(p.node(0).role(), Role::Backup);
+    assert_eq!(p.sink.duplicates, 0);
+}
