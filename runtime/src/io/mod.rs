@@ -65,6 +65,10 @@ const TOKEN_TIMER: Token = Token(2);
 const TOKEN_LINKS: usize = 10;
 const TOKEN_CONSOLE: usize = 100;
 /// Datagrams read from one socket before the loop looks at the others.
+/// A deadline handled later than this after it fell due means the loop was held up (the
+/// precise timer wakes it within tens of microseconds).
+const LATE_WAKE: Duration = Duration::from_micros(500);
+
 const READS_PER_TURN: usize = 64;
 
 /// Why the shell could not start or had to stop.
@@ -498,8 +502,14 @@ impl<A: App> Shell<A> {
         let mut console_lines = Vec::new();
         loop {
             let now = self.clock.now();
-            if self.node.poll_timeout().is_some_and(|t| t <= now) {
-                self.node.handle_timeout(now);
+            if let Some(due) = self.node.poll_timeout().filter(|&t| t <= now) {
+                if now.saturating_since(due) > LATE_WAKE {
+                    // The loop was held up (the host descheduled it): datagrams that
+                    // arrived meanwhile may be waiting, a primary's answer to our probe
+                    // among them. Read them before the core judges a silence by the clock.
+                    self.read_everything()?;
+                }
+                self.node.handle_timeout(self.clock.now());
                 self.drain()?;
             }
             self.poll_hooks();
@@ -537,20 +547,36 @@ impl<A: App> Shell<A> {
                     }
                 }
             }
-            // Frames first: a commit read before the frame it commits (both already
-            // queued) would make the backup fetch a payload it has. Then control, which
-            // must not wait behind chunks; a frame is one small datagram per cycle.
-            self.read_frames()?;
-            for i in 0..self.links.len() {
-                self.read_link(i, TrafficClass::Control)?;
-            }
-            for i in 0..self.links.len() {
-                self.read_link(i, TrafficClass::Bulk)?;
-            }
+            self.read_sockets()?;
             for line in console_lines.drain(..) {
                 self.console_request(line)?;
             }
         }
+    }
+
+    /// Reads what the readiness events announced.
+    fn read_sockets(&mut self) -> Result<(), ShellError> {
+        // Frames first: a commit read before the frame it commits (both already
+        // queued) would make the backup fetch a payload it has. Then control, which
+        // must not wait behind chunks; a frame is one small datagram per cycle.
+        self.read_frames()?;
+        for i in 0..self.links.len() {
+            self.read_link(i, TrafficClass::Control)?;
+        }
+        for i in 0..self.links.len() {
+            self.read_link(i, TrafficClass::Bulk)?;
+        }
+        Ok(())
+    }
+
+    /// Reads every socket whether or not an event announced it (each read stops at the
+    /// first `WouldBlock`, or after a turn's worth).
+    fn read_everything(&mut self) -> Result<(), ShellError> {
+        self.frames_ready = true;
+        for link in &mut self.links {
+            link.ready = [true; 2];
+        }
+        self.read_sockets()
     }
 
     /// How long the loop may sleep. The core's next deadline is also set on the precise
