@@ -57,6 +57,11 @@ pub struct CommonArgs {
     /// (best effort: logged when not permitted). 0: the normal scheduler.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=99))]
     pub rt_priority: u8,
+    /// Give node 1 a CPU of its own: node 1 on CPU 0, node 2 and the harness (plant,
+    /// sink) on CPU 1 — on one host, the nearest thing to a primary on its own IPC.
+    /// Needs two CPUs.
+    #[arg(long)]
+    pub pin_cpus: bool,
 }
 
 /// `twinloop-sim run`.
@@ -202,6 +207,7 @@ fn rig_config(common: &CommonArgs, dir: &WorkDir, timing: Timing, cycle_ms: u32)
         log_level: common.log_level.clone(),
         progress: !common.quiet,
         rt_priority: common.rt_priority,
+        pin_cpus: common.pin_cpus,
         ..RigConfig::new(dir.path.clone(), binary)
     })
 }
@@ -527,6 +533,7 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             let mut json = result.json;
             json["problems"] = serde_json::json!(result.problems);
             json["rt_priority"] = serde_json::json!(args.common.rt_priority);
+            json["pin_cpus"] = serde_json::json!(args.common.pin_cpus);
             json["load_average_1m"] = serde_json::json!([load_before, super::load_average()]);
             if let Some(report_dir) = &args.common.report {
                 let path = report_dir.join(format!("bench-{name}.json"));
