@@ -159,9 +159,22 @@ impl<A: App> Node<A> {
 
     /// When the next heartbeat is due on some link.
     pub(super) fn heartbeat_deadline(&self) -> Option<Instant> {
-        (0..usize::from(self.config.links))
+        let due = (0..usize::from(self.config.links))
             .map(|i| self.heartbeat_due_on(i))
-            .min()
+            .min();
+        // A quiet backup wakes when its primary has been silent too long to stay quiet,
+        // and heartbeats every interval from then on.
+        let quiet_ends = self.backup_quiet().then(|| self.primary_heard_at + self.quiet_limit());
+        match (due, quiet_ends) {
+            (Some(d), Some(q)) => Some(d.min(q)),
+            (d, q) => d.or(q),
+        }
+    }
+
+    /// How long a backup may not hear its primary and stay quiet: the primary's longest
+    /// gap between messages, and an interval.
+    fn quiet_limit(&self) -> core::time::Duration {
+        self.config.heartbeat_gap_max() + self.config.heartbeat_interval()
     }
 
     /// When a heartbeat is due on link `i`: after the link's silence, or the refresh; for a
@@ -184,8 +197,7 @@ impl<A: App> Node<A> {
             && self.role == Role::Backup
             && self.has_state()
             && matches!(self.switchover, super::switchover::Switchover::Idle)
-            && self.now.saturating_since(self.primary_heard_at)
-                < self.config.heartbeat_gap_max() + self.config.heartbeat_interval()
+            && self.now.saturating_since(self.primary_heard_at) < self.quiet_limit()
     }
 
     /// A control message went on `link`: it is the sign of life for now; a heartbeat is

@@ -818,10 +818,18 @@ fn backup_quiet_primary_silent_heartbeats_every_interval_again() {
     let quiet = messages_per_ms(&mut p, 1, 16);
     let total: u64 = quiet.iter().map(|h| h[0]).sum();
     assert!((1..=3).contains(&total), "link 0 while the primary talks: {quiet:?}");
-    // The primary stops (frozen, longer than window + probe): from 2.5 ms of its silence
-    // on, the backup sends every interval (heartbeats, then probes), until it leads.
+    // The primary stops (frozen, longer than window + probe), and so do the frames, which
+    // would wake the backup: from 2.5 ms of the primary's silence on, the backup sends
+    // every interval (heartbeats, then probes), until it leads.
+    p.source_on = false;
     p.freeze(0, ms(50));
     let silent = messages_per_ms(&mut p, 1, 6);
+    // The primary's last message came at most a millisecond before the freeze; 2.5 ms
+    // later the backup heartbeats, before its window (4 ms) would make it probe.
+    assert!(
+        (0..2).all(|l| silent[1][l] + silent[2][l] >= 1),
+        "no heartbeat before the probe: {silent:?}"
+    );
     // Never two quiet milliseconds in a row on a link (the gap is at most 1.5 intervals).
     let busy = |w: &[[u64; 2]]| w[0][0] + w[1][0] >= 1 && w[0][1] + w[1][1] >= 1;
     assert!(
