@@ -49,6 +49,17 @@ impl Add<Duration> for Instant {
     }
 }
 
+impl Sub<Duration> for Instant {
+    type Output = Instant;
+    /// Saturates at the origin.
+    fn sub(self, rhs: Duration) -> Instant {
+        let nanos = u64::try_from(rhs.as_nanos()).unwrap_or(u64::MAX);
+        Instant {
+            nanos: self.nanos.saturating_sub(nanos),
+        }
+    }
+}
+
 impl Sub<Instant> for Instant {
     type Output = Duration;
     fn sub(self, rhs: Instant) -> Duration {
@@ -64,6 +75,16 @@ mod tests {
     fn instant_add_saturates() {
         let t = Instant::from_nanos(u64::MAX - 1) + Duration::from_secs(1);
         assert_eq!(t.as_nanos(), u64::MAX);
+    }
+
+    #[test]
+    fn instant_sub_saturates_at_the_origin() {
+        let t = Instant::from_nanos(5) - Duration::from_nanos(7);
+        assert_eq!(t, Instant::ZERO);
+        assert_eq!(
+            (Instant::from_millis(3) - Duration::from_millis(1)).as_nanos(),
+            2_000_000
+        );
     }
 
     #[test]

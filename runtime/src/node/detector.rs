@@ -10,14 +10,7 @@ impl<A: App> Node<A> {
     /// Every valid message is a sign of life of the peer and of the link it came on.
     pub(super) fn note_alive(&mut self, link: u8, envelope: &Envelope) {
         let now = self.now;
-        let status = &mut self.links[usize::from(link)];
-        let was_up = status.up;
-        status.up = true;
-        status.last_heard = Some(now);
-        status.received += 1;
-        if !was_up {
-            self.notice(Notice::LinkUp(link));
-        }
+        self.note_link_heard(link);
         let h = envelope.header;
         self.peer = Some(PeerStatus {
             node_id: h.node_id,
@@ -181,7 +174,10 @@ impl<A: App> Node<A> {
     /// backup following a live primary, no sooner than `backup_heartbeat_factor` intervals
     /// after the last one.
     fn heartbeat_due_on(&self, i: usize) -> Instant {
-        let due = self.heartbeat_due[i].min(self.heartbeat_refresh[i]);
+        // Even a link busy with other messages carries a heartbeat now and then, so that
+        // round trips stay measured.
+        let refresh = self.heartbeat_last[i] + HEARTBEAT_REFRESH_INTERVALS * self.config.heartbeat_interval();
+        let due = self.heartbeat_due[i].min(refresh);
         if self.backup_quiet() {
             let factor = self.config.backup_heartbeat_factor as u32;
             due.max(self.heartbeat_last[i] + self.config.heartbeat_interval() * factor)
@@ -227,9 +223,7 @@ impl<A: App> Node<A> {
             class: TrafficClass::Control,
             bytes,
         });
-        let interval = self.config.heartbeat_interval();
-        self.heartbeat_due[i] = self.now + interval;
-        self.heartbeat_refresh[i] = self.now + HEARTBEAT_REFRESH_INTERVALS * interval;
+        self.heartbeat_due[i] = self.now + self.config.heartbeat_interval();
         self.heartbeat_last[i] = self.now;
     }
 }

@@ -426,9 +426,6 @@ pub struct Node<A: App> {
     echo: [(u64, Instant); LINKS_MAX],
     /// Per link: when a heartbeat is due if nothing else goes on the link before.
     heartbeat_due: [Instant; LINKS_MAX],
-    /// Per link: when a heartbeat is due even if other messages keep the link busy (so
-    /// round trips stay measured).
-    heartbeat_refresh: [Instant; LINKS_MAX],
     /// Per link: when the last heartbeat went.
     heartbeat_last: [Instant; LINKS_MAX],
     probe: Option<(u32, Instant)>,
@@ -511,7 +508,6 @@ impl<A: App> Node<A> {
             links: [LinkStatus::default(); LINKS_MAX],
             echo: [(0, Instant::ZERO); LINKS_MAX],
             heartbeat_due: [boot.now; LINKS_MAX],
-            heartbeat_refresh: [boot.now; LINKS_MAX],
             heartbeat_last: [boot.now; LINKS_MAX],
             probe: None,
             probe_id_next,

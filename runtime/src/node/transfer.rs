@@ -140,7 +140,7 @@ impl<A: App> Node<A> {
             state_digest: self.app.digest(),
             progress_at: self.now,
             // A millisecond's worth of chunks may go at once, with the beginning.
-            paced_at: Instant::from_nanos(self.now.as_nanos().saturating_sub(PACE_BURST.as_nanos() as u64)),
+            paced_at: self.now - PACE_BURST,
         };
         let body = tx.begin();
         self.notice(Notice::TransferStarted {
@@ -167,7 +167,7 @@ impl<A: App> Node<A> {
             if let Some(cost) = pace {
                 // A token bucket one millisecond deep: after a pause, up to a
                 // millisecond's worth goes at once, then one chunk per `cost`.
-                let earliest = Instant::from_nanos(now.as_nanos().saturating_sub(PACE_BURST.as_nanos() as u64));
+                let earliest = now - PACE_BURST;
                 tx.paced_at = tx.paced_at.max(earliest) + cost;
             }
             let start = u64::from(tx.next) * tx.chunk;
