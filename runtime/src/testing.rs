@@ -206,6 +206,11 @@ pub struct Pair {
     pub notices: Vec<(usize, crate::node::Notice)>,
     /// The epoch each node persisted last.
     pub persisted: [u64; 2],
+    /// The epoch each node reserved last.
+    pub reserved: [u64; 2],
+    /// By node, in order: `("reserve" | "persist" | "lead", epoch)` for each such action,
+    /// and `("emit", epoch)` for the first output of each epoch.
+    pub epoch_log: [Vec<(&'static str, u64)>; 2],
     ballast: usize,
     seeds: Rng,
     /// When set, both nodes authenticate every message with this key.
@@ -249,6 +254,8 @@ impl Pair {
             alarms: Vec::new(),
             notices: Vec::new(),
             persisted: [0; 2],
+            reserved: [0; 2],
+            epoch_log: [Vec::new(), Vec::new()],
             ballast,
             seeds: Rng::new(seed),
             retired_histories: Vec::new(),
@@ -261,12 +268,8 @@ impl Pair {
 
     /// Starts (or restarts) node `i` now, with its persisted epoch.
     pub fn start(&mut self, i: usize) {
-        let boot = Boot {
-            now: self.now,
-            seed: self.seeds.next_u64(),
-            epoch_persisted: self.persisted[i],
-        };
-        self.boot(i, boot);
+        let seed = self.seeds.next_u64();
+        self.start_seeded(i, seed);
     }
 
     fn boot(&mut self, i: usize, boot: Boot) {
@@ -295,6 +298,7 @@ impl Pair {
             now: self.now,
             seed,
             epoch_persisted: self.persisted[i],
+            epoch_reserved: self.reserved[i],
         };
         self.boot(i, boot);
     }
@@ -503,9 +507,26 @@ impl Pair {
                     self.packets
                         .insert((now + self.latency, self.packet_seq), Packet { to: 1 - i, link, bytes });
                 }
-                Action::Emit(output) => self.sink.offer(&output),
-                Action::PersistEpoch(epoch) => self.persisted[i] = epoch,
-                Action::Transition(t) => self.transitions.push((i, t)),
+                Action::Emit(output) => {
+                    if !self.epoch_log[i].contains(&("emit", output.epoch)) {
+                        self.epoch_log[i].push(("emit", output.epoch));
+                    }
+                    self.sink.offer(&output);
+                }
+                Action::PersistEpoch(epoch) => {
+                    self.epoch_log[i].push(("persist", epoch));
+                    self.persisted[i] = epoch;
+                }
+                Action::ReserveEpoch(epoch) => {
+                    self.epoch_log[i].push(("reserve", epoch));
+                    self.reserved[i] = epoch;
+                }
+                Action::Transition(t) => {
+                    if t.role == Role::Primary {
+                        self.epoch_log[i].push(("lead", t.epoch));
+                    }
+                    self.transitions.push((i, t));
+                }
                 Action::Alarm(a) => self.alarms.push((i, a)),
                 Action::Notice(n) => self.notices.push((i, n)),
             }

@@ -114,6 +114,7 @@ fn steady_state_cycle_allocates_nothing_on_primary_and_backup() {
             now: Instant::from_millis(1),
             seed,
             epoch_persisted: 0,
+            epoch_reserved: 0,
         };
         Node::new(config, TestApp::new(4096), boot).expect("valid config")
     };

@@ -1,4 +1,5 @@
-//! The persisted epoch: a one-line text file (`epoch <decimal>\n`), replaced atomically.
+//! The persisted epoch: a text file (`epoch <decimal>\n`, then `reserved <decimal>\n` once
+//! the node has reserved an epoch), replaced atomically.
 //!
 //! [`crate::Action::PersistEpoch`] must be durable before any output carrying that epoch
 //! leaves, or a node that restarts could start below an epoch the sink has accepted and
@@ -6,6 +7,11 @@
 //! storing synchronously here (write a temporary file, fsync it, rename it over the old
 //! one, fsync the directory) is what makes the ordering hold. A failure to persist is
 //! fatal: the node stops rather than emit under an epoch it could forget.
+//!
+//! [`crate::Action::ReserveEpoch`] stores the epoch a backup will lead if it takes over,
+//! ahead of time, so that the takeover itself does not wait for the disk. A reservation is
+//! only a floor for the node's own next epoch after a restart, never an epoch it has
+//! seen: a restarted node does not reject a healthy primary below it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -33,6 +39,15 @@ impl core::fmt::Display for EpochFileError {
 
 impl std::error::Error for EpochFileError {}
 
+/// What the file holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stored {
+    /// The highest epoch the node led or followed.
+    pub epoch: u64,
+    /// The highest epoch the node reserved to lead (0: none).
+    pub reserved: u64,
+}
+
 /// The state file of one node.
 #[derive(Debug, Clone)]
 pub struct EpochFile {
@@ -56,25 +71,22 @@ impl EpochFile {
         &self.path
     }
 
-    /// The persisted epoch; `Ok(None)` when the file does not exist (a first start).
+    /// The persisted epochs; `Ok(None)` when the file does not exist (a first start).
     /// A file that exists but does not parse is an error, never a silent 0: starting
     /// below a persisted epoch is what this file exists to prevent.
-    pub fn load(&self) -> Result<Option<u64>, EpochFileError> {
+    pub fn load(&self) -> Result<Option<Stored>, EpochFileError> {
         let text = match fs::read_to_string(&self.path) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(EpochFileError::Read(e)),
         };
-        let trimmed = text.trim();
-        trimmed
-            .strip_prefix("epoch ")
-            .and_then(|n| n.trim().parse::<u64>().ok())
+        parse(&text)
             .map(Some)
-            .ok_or_else(|| EpochFileError::Corrupt(trimmed.chars().take(40).collect()))
+            .ok_or_else(|| EpochFileError::Corrupt(text.trim().chars().take(40).collect()))
     }
 
-    /// Stores `epoch` durably. Creates the file's directory if needed.
-    pub fn store(&self, epoch: u64) -> io::Result<()> {
+    /// Stores `stored` durably. Creates the file's directory if needed.
+    pub fn store(&self, stored: Stored) -> io::Result<()> {
         if let Some(dir) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::create_dir_all(dir)?;
         }
@@ -84,7 +96,7 @@ impl EpochFile {
                 .create(true)
                 .truncate(true)
                 .open(&self.temp)?;
-            file.write_all(format!("epoch {epoch}\n").as_bytes())?;
+            file.write_all(render(stored).as_bytes())?;
             file.sync_all()?;
         }
         fs::rename(&self.temp, &self.path)?;
@@ -95,6 +107,25 @@ impl EpochFile {
         };
         File::open(dir)?.sync_all()
     }
+}
+
+fn render(stored: Stored) -> String {
+    match stored.reserved {
+        0 => format!("epoch {}\n", stored.epoch),
+        reserved => format!("epoch {}\nreserved {reserved}\n", stored.epoch),
+    }
+}
+
+/// `epoch <n>` and an optional `reserved <n>` line; nothing else.
+fn parse(text: &str) -> Option<Stored> {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let number = |line: Option<&str>, key: &str| line?.strip_prefix(key)?.trim().parse::<u64>().ok();
+    let epoch = number(lines.next(), "epoch ")?;
+    let reserved = match lines.next() {
+        None => 0,
+        line => number(line, "reserved ")?,
+    };
+    lines.next().is_none().then_some(Stored { epoch, reserved })
 }
 
 #[cfg(test)]
@@ -117,17 +148,41 @@ mod tests {
     #[test]
     fn epoch_file_store_then_load() {
         let file = EpochFile::new(&temp_path("store"));
-        file.store(0x201).unwrap();
-        assert_eq!(file.load().unwrap(), Some(0x201));
-        file.store(0x302).unwrap();
-        assert_eq!(file.load().unwrap(), Some(0x302));
+        let stored = |epoch, reserved| Stored { epoch, reserved };
+        file.store(stored(0x201, 0)).unwrap();
+        assert_eq!(file.load().unwrap(), Some(stored(0x201, 0)));
+        file.store(stored(0x302, 0)).unwrap();
+        assert_eq!(file.load().unwrap(), Some(stored(0x302, 0)));
         assert_eq!(fs::read_to_string(file.path()).unwrap(), "epoch 770\n");
+        file.store(stored(0x302, 0x401)).unwrap();
+        assert_eq!(file.load().unwrap(), Some(stored(0x302, 0x401)));
+        assert_eq!(fs::read_to_string(file.path()).unwrap(), "epoch 770\nreserved 1025\n");
     }
 
     #[test]
     fn epoch_file_corrupt_is_an_error() {
         let file = EpochFile::new(&temp_path("corrupt"));
-        fs::write(file.path(), "hello").unwrap();
-        assert!(matches!(file.load(), Err(EpochFileError::Corrupt(_))));
+        for text in [
+            "hello",
+            "epoch 5\nreserved x\n",
+            "epoch 5\nextra 1\n",
+            "epoch 5\nreserved 6\nepoch 7\n",
+        ] {
+            fs::write(file.path(), text).unwrap();
+            assert!(matches!(file.load(), Err(EpochFileError::Corrupt(_))), "{text:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn epoch_file_parse_arbitrary_text_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let _ = parse(&String::from_utf8_lossy(&bytes));
+        }
+
+        #[test]
+        fn epoch_file_text_round_trips(epoch in proptest::num::u64::ANY, reserved in proptest::num::u64::ANY) {
+            let stored = Stored { epoch, reserved };
+            proptest::prop_assert_eq!(parse(&render(stored)), Some(stored));
+        }
     }
 }

@@ -11,8 +11,9 @@
 //!   so a burst of chunks never sits in front of a heartbeat, and the loop reads every
 //!   control socket before any bulk socket;
 //! - **outputs**: [`Action::Emit`] becomes an output datagram to every configured sink;
-//! - **the epoch**: [`Action::PersistEpoch`] is written durably (see [`epoch_file`])
-//!   before the next action — so before any output carrying it leaves;
+//! - **the epoch**: [`Action::PersistEpoch`] and [`Action::ReserveEpoch`] are written
+//!   durably (see [`epoch_file`]) before the next action — so before any output carrying
+//!   the epoch leaves;
 //! - **timers**: the loop sleeps until [`Node::poll_timeout`], woken on time by a
 //!   `timerfd` (mio alone sleeps in whole milliseconds);
 //! - **the console**: newline-delimited JSON on TCP ([`console`], `docs/CONSOLE.md`);
@@ -45,7 +46,7 @@ use crate::time::Instant;
 use clock::Clock;
 use config::{ShellConfig, ShellConfigError};
 use console::{Console, ErrorCode, Request};
-use epoch_file::EpochFile;
+use epoch_file::{EpochFile, Stored};
 use hook::{HookJob, HookOutcome, HookRunner};
 use journal::{EventKind, Journal};
 use mio::net::UdpSocket;
@@ -254,8 +255,8 @@ pub struct Shell<A: App> {
     console_key: Option<Vec<u8>>,
     journal: Journal,
     epoch_file: EpochFile,
-    /// The highest epoch in the state file.
-    epoch_persisted: u64,
+    /// What the state file holds.
+    stored: Stored,
     hooks: HookRunner,
     hook_outcomes: Vec<HookOutcome>,
     stop_requests: Arc<AtomicU32>,
@@ -335,13 +336,15 @@ impl<A: App> Shell<A> {
             path: config.state_file.clone(),
             problem,
         };
-        let epoch_persisted = epoch_file.load().map_err(|e| state_error(e.to_string()))?;
+        let stored = epoch_file
+            .load()
+            .map_err(|e| state_error(e.to_string()))?
+            .unwrap_or_default();
         // Write it back now: a state file that cannot be written must stop the node at
         // start, not at its first takeover.
         epoch_file
-            .store(epoch_persisted.unwrap_or(0))
+            .store(stored)
             .map_err(|e| state_error(format!("cannot write: {e}")))?;
-        let epoch_persisted = epoch_persisted.unwrap_or(0);
 
         let console_key = match (&config.console.key_file, config.console.enabled) {
             (Some(path), true) => Some(read_key_file("console.key_file", path)?),
@@ -414,7 +417,8 @@ impl<A: App> Shell<A> {
         let boot = Boot {
             now: clock.now(),
             seed,
-            epoch_persisted,
+            epoch_persisted: stored.epoch,
+            epoch_reserved: stored.reserved,
         };
         let node_id = runtime.node_id;
         let mut node = Node::new(runtime, app, boot).map_err(ShellError::Core)?;
@@ -442,7 +446,7 @@ impl<A: App> Shell<A> {
             console_key,
             journal: Journal::new(config.console.events_max as usize),
             epoch_file,
-            epoch_persisted,
+            stored,
             hooks,
             hook_outcomes: Vec::new(),
             stop_requests: Arc::new(AtomicU32::new(0)),
@@ -461,7 +465,9 @@ impl<A: App> Shell<A> {
             None => "console off".into(),
         };
         let message = format!(
-            "started: node {node_id}, persisted epoch {epoch_persisted}, frames {}, {} link(s), {} sink(s), {console_text}{}",
+            "started: node {node_id}, persisted epoch {} (reserved {}), frames {}, {} link(s), {} sink(s), {console_text}{}",
+            stored.epoch,
+            stored.reserved,
             shell.config.frames.bind,
             shell.links.len(),
             shell.config.outputs.sinks.len(),
@@ -469,7 +475,8 @@ impl<A: App> Shell<A> {
         );
         log::info(format_args!("{message}"));
         let mut fields = Map::new();
-        fields.insert("epoch_persisted".into(), epoch_persisted.into());
+        fields.insert("epoch_persisted".into(), stored.epoch.into());
+        fields.insert("epoch_reserved".into(), stored.reserved.into());
         shell.journal_push(EventKind::Shell, "started", &message, fields);
         Ok(shell)
     }
@@ -710,13 +717,15 @@ impl<A: App> Shell<A> {
                     }
                 }
                 Action::PersistEpoch(epoch) => {
-                    self.epoch_file.store(epoch).map_err(|error| ShellError::Persist {
-                        path: self.epoch_file.path().to_owned(),
-                        error,
-                    })?;
-                    self.counters.epochs_persisted += 1;
-                    self.epoch_persisted = self.epoch_persisted.max(epoch);
+                    self.store(Stored { epoch, ..self.stored })?;
                     log::debug(format_args!("epoch {epoch} persisted"));
+                }
+                Action::ReserveEpoch(reserved) => {
+                    self.store(Stored {
+                        reserved,
+                        ..self.stored
+                    })?;
+                    log::debug(format_args!("epoch {reserved} reserved"));
                 }
                 Action::Transition(t) => self.on_transition(t),
                 Action::Alarm(alarm) => self.on_alarm(alarm),
@@ -727,25 +736,37 @@ impl<A: App> Shell<A> {
         Ok(())
     }
 
+    /// Stores the state file; a failure is fatal (the core counts on it being durable).
+    fn store(&mut self, stored: Stored) -> Result<(), ShellError> {
+        self.epoch_file.store(stored).map_err(|error| ShellError::Persist {
+            path: self.epoch_file.path().to_owned(),
+            error,
+        })?;
+        self.counters.epochs_persisted += 1;
+        self.stored = stored;
+        Ok(())
+    }
+
     /// Also persists the epoch this node follows (a backup's primary, or the node it
     /// handed over to): a node that restarts alone must start above every epoch the sink
     /// may have accepted, not only above its own. Not required for the outputs in flight,
     /// so a failure here is logged, not fatal; it happens only when the epoch changes.
     fn persist_followed_epoch(&mut self) {
         let epoch = self.node.epoch();
-        if epoch <= self.epoch_persisted {
+        if epoch <= self.stored.epoch {
             return;
         }
-        match self.epoch_file.store(epoch) {
+        let stored = Stored { epoch, ..self.stored };
+        match self.epoch_file.store(stored) {
             Ok(()) => {
-                self.epoch_persisted = epoch;
+                self.stored = stored;
                 self.counters.epochs_persisted += 1;
                 log::debug(format_args!("epoch {epoch} (followed) persisted"));
             }
             Err(e) => {
                 // Not retried for this epoch (one error line per epoch); a takeover's
                 // PersistEpoch, which is fatal on failure, tries the file again.
-                self.epoch_persisted = epoch;
+                self.stored.epoch = epoch;
                 log::error(format_args!(
                     "cannot persist the followed epoch {epoch} to {}: {e}",
                     self.epoch_file.path().display()

@@ -1,7 +1,7 @@
 //! Start-up role: whoever comes up first is primary; two nodes starting together compare
 //! (priority, random nonce) and the higher wins; equal draws are redrawn.
 
-use super::{Action, Node, Notice, Reason, Role, SyncState};
+use super::{Action, Epoch, Node, Notice, Reason, Role, SyncState};
 use crate::app::App;
 use crate::wire::{Header, WireRole, WireSync};
 
@@ -60,15 +60,43 @@ impl<A: App> Node<A> {
         }
     }
 
+    /// The epoch this node would start now: above every epoch seen or reserved.
+    fn epoch_next(&self) -> Epoch {
+        self.epoch_max_seen.max(self.epoch_floor).next(self.config.node_id)
+    }
+
+    /// Reserves, durably and ahead of time, the epoch a takeover would start (see
+    /// [`Action::ReserveEpoch`]). Nothing to do while a reservation is still above every
+    /// epoch seen.
+    pub(super) fn reserve_epoch(&mut self) {
+        if self.epoch_reserved.is_some_and(|r| r > self.epoch_max_seen) {
+            return;
+        }
+        let epoch = self.epoch_next();
+        self.epoch_reserved = Some(epoch);
+        self.epoch_floor = epoch;
+        self.push(Action::ReserveEpoch(epoch.0));
+    }
+
     /// Starts a new epoch as primary (start-up, takeover or switchover).
     pub(super) fn become_primary(&mut self, reason: Reason) {
         self.startup_deadline = None;
         self.probe = None;
         self.rx = None;
         self.fetch_next = None;
-        self.epoch = self.epoch_max_seen.next(self.config.node_id);
+        self.epoch = match self.epoch_reserved.take() {
+            // Durable already: no wait for the disk between the decision and the outputs.
+            Some(reserved) if reserved > self.epoch_max_seen => {
+                self.epoch_persist_pending = true;
+                reserved
+            }
+            _ => {
+                let epoch = self.epoch_next();
+                self.push(Action::PersistEpoch(epoch.0));
+                epoch
+            }
+        };
         self.epoch_max_seen = self.epoch;
-        self.push(Action::PersistEpoch(self.epoch.0));
         let sync = if self.peer_in_sync() {
             SyncState::Paired
         } else {

@@ -248,6 +248,11 @@ pub enum Action {
     /// Store this epoch durably before emitting any output that carries it: a node that
     /// restarts must start above it, or the sink would reject it as a deposed primary.
     PersistEpoch(u64),
+    /// Store durably that this node may lead this epoch, before the next action: a
+    /// backup reserves the epoch of a takeover it may be about to make (a switchover it
+    /// agreed to, a probe it sent), so that the takeover itself need not wait for the
+    /// disk. After a restart the node starts above it; it is not an epoch seen.
+    ReserveEpoch(u64),
     /// The role or sync state changed.
     Transition(Transition),
     /// Something is wrong and an operator should know.
@@ -398,6 +403,14 @@ pub struct Node<A: App> {
     epoch: Epoch,
     /// The highest epoch seen anywhere, including the persisted one.
     epoch_max_seen: Epoch,
+    /// An epoch reserved durably ([`Action::ReserveEpoch`]) and not led yet.
+    epoch_reserved: Option<Epoch>,
+    /// The highest epoch reserved, in this run or before a restart: the next epoch this
+    /// node starts is above it.
+    epoch_floor: Epoch,
+    /// Leading a reserved epoch not yet persisted as one led: persisted once the first
+    /// outputs are out (see `advance`).
+    epoch_persist_pending: bool,
 
     /// Frames from the I/O source and commits from the primary, by frame number.
     ring: Ring,
@@ -472,6 +485,8 @@ pub struct Boot {
     pub seed: u64,
     /// The highest epoch this node persisted before (0 on a first start).
     pub epoch_persisted: u64,
+    /// The highest epoch this node reserved before (0: none); see [`Action::ReserveEpoch`].
+    pub epoch_reserved: u64,
 }
 
 impl<A: App> Node<A> {
@@ -493,6 +508,9 @@ impl<A: App> Node<A> {
             sync: SyncState::Alone,
             epoch: Epoch(0),
             epoch_max_seen: Epoch(boot.epoch_persisted),
+            epoch_reserved: None,
+            epoch_floor: Epoch(boot.epoch_reserved),
+            epoch_persist_pending: false,
             ring,
             frame_last_run: 0,
             frame_highest_received: 0,
@@ -887,6 +905,12 @@ impl<A: App> Node<A> {
                 self.switchover_backup_progress();
             }
             Role::Starting => {}
+        }
+        if core::mem::take(&mut self.epoch_persist_pending) && self.role == Role::Primary {
+            // The reservation made the outputs safe to send; this records that the epoch
+            // was led, so that after a restart this node rejects primaries below it (the
+            // sink does). Until the write is done a restart would not know it.
+            self.push(Action::PersistEpoch(self.epoch.0));
         }
     }
 

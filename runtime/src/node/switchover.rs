@@ -140,6 +140,8 @@ impl<A: App> Node<A> {
                 deadline,
             };
             self.send_all(Body::SwitchAgree { id });
+            // The disk write overlaps the release's round trip.
+            self.reserve_epoch();
         } else {
             let (reason, lag_frames) = if self.has_state() {
                 (DelayReason::Lagging, self.lag_frames())
@@ -210,6 +212,7 @@ impl<A: App> Node<A> {
                     deadline,
                 };
                 self.send_all(Body::SwitchAgree { id });
+                self.reserve_epoch();
             }
             Switchover::Taking { frame, .. } if self.has_state() && self.frame_last_run >= frame => {
                 self.switchover = Switchover::Idle;

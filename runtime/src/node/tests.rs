@@ -369,6 +369,33 @@ fn paired_100_switchovers_no_frame_without_outputs_no_duplicate_epochs_increase(
     assert!(p.digest_disagreements().0.is_empty());
 }
 
+/// A frame that reaches the backup while the release is on its way runs as soon as the
+/// backup takes over, not a cycle later with the next frame or timer.
+#[test]
+fn taking_over_frames_held_during_the_handshake_run_at_once() {
+    let mut p = fast_pair_running(0);
+    p.latency = Duration::from_micros(300);
+    for round in 0..40u64 {
+        let primary = p.primary().expect("one primary");
+        let backup = 1 - primary;
+        // A different phase of the cycle each round.
+        p.run_for(ms(3) + Duration::from_micros(round * 97 % 1000));
+        assert_eq!(p.command(primary, Command::Switchover), CommandReply::Started);
+        let done = p.run_until(p.now + ms(100), |p| {
+            p.nodes[backup].as_ref().is_some_and(|n| n.role() == Role::Primary)
+        });
+        assert!(done, "round {round}: switchover did not complete");
+        assert_eq!(
+            p.node(backup).frame(),
+            p.frame_next - 1,
+            "round {round}: the new primary holds frames it has not run"
+        );
+        assert!(await_state(&mut p, primary, Role::Backup, SyncState::InSync, ms(100)));
+        assert!(await_state(&mut p, backup, Role::Primary, SyncState::Paired, ms(100)));
+    }
+    assert_eq!(p.sink.duplicates, 0);
+}
+
 fn drop_frame_data(_from: usize, envelope: &Envelope) -> bool {
     matches!(envelope.body, crate::wire::Body::FrameData { .. })
 }
@@ -879,4 +906,63 @@ fn released_successor_heartbeats_before_its_first_commit_hands_over_cleanly() {
     }
     assert_eq!(p.node(0).role(), Role::Backup);
     assert_eq!(p.sink.duplicates, 0);
+}
+
+/// The epoch a takeover starts is stored while the switchover's release or the probe's
+/// answer is on its way, so that the takeover itself does not wait for the disk.
+#[test]
+fn backup_reserves_its_takeover_epoch_before_the_release_and_before_the_probe_ends() {
+    let mut p = fast_pair_running(0);
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Paired, ms(100)));
+    assert_eq!(p.reserved[1], p.node(1).epoch());
+    p.crash(1);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(100)));
+    assert!(reasons(&p, 0).contains(&Reason::TakeoverAfterProbe));
+    assert_eq!(p.reserved[0], p.node(0).epoch());
+}
+
+/// Leading a reservation, the first outputs leave before the epoch is written as led.
+#[test]
+fn backup_taking_over_with_a_reservation_emits_before_it_persists() {
+    let mut p = fast_pair_running(0);
+    let window = ms(p.configs[0].detection_window_ms);
+    p.crash(0);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, window * 4));
+    let epoch = p.node(1).epoch();
+    assert_eq!(p.persisted[1], epoch, "led, then persisted as led");
+    let order = &p.epoch_log[1];
+    let reserved_at = order.iter().position(|a| *a == ("reserve", epoch)).expect("reserved");
+    let led_at = order.iter().position(|a| *a == ("lead", epoch)).expect("led");
+    let emitted_at = order.iter().position(|a| *a == ("emit", epoch)).expect("emitted");
+    let persisted_at = order.iter().position(|a| *a == ("persist", epoch)).expect("persisted");
+    assert!(
+        reserved_at < led_at && led_at < emitted_at && emitted_at < persisted_at,
+        "{order:?}"
+    );
+}
+
+/// The first attempt at reservations was reverted (bench join): a backup restarted after
+/// it had reserved an epoch it never led took the reservation for an epoch seen, rejected
+/// the healthy primary as stale and deposed it.
+#[test]
+fn backup_restarted_after_an_unused_reservation_follows_the_healthy_primary() {
+    let mut p = fast_pair_running(0);
+    let window = ms(p.configs[0].detection_window_ms);
+    // Frozen past the window, back before the probe's end: node 1 reserved, never led.
+    p.freeze(0, window + ms(1));
+    p.run_for(window * 3);
+    let epoch = p.node(0).epoch();
+    assert_eq!(p.primary(), Some(0));
+    let reserved = p.reserved[1];
+    assert!(reserved > epoch, "no reservation: {reserved:#x}");
+    p.crash(1);
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    assert_eq!(p.node(0).epoch(), epoch, "the restarted node deposed the primary");
+    assert!(!reasons(&p, 0).contains(&Reason::FencedByEpoch));
+    // Its next epoch is above the reservation all the same.
+    p.crash(0);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(100)));
+    assert!(p.node(1).epoch() > reserved);
 }

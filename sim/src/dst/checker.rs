@@ -243,6 +243,7 @@ pub struct Checker {
     following: [Option<u64>; 2],
     epoch_led_max: [u64; 2],
     persisted: [u64; 2],
+    reserved: [u64; 2],
     incarnation: [u32; 2],
     accepted_epoch_max: u64,
 
@@ -323,6 +324,22 @@ impl Checker {
             );
         }
         self.persisted[node] = self.persisted[node].max(epoch);
+    }
+
+    /// Node `node` reserved `epoch` (it survives crashes; the node may lead it without
+    /// persisting it again). Reservations strictly increase, like persisted epochs.
+    pub fn on_reserve(&mut self, at: Nanos, node: usize, epoch: u64) {
+        if epoch <= self.reserved[node] {
+            self.violation(
+                Invariant::OnePrimaryPerEpoch,
+                at,
+                format!(
+                    "node {node} reserved epoch {epoch:#x}, not above {:#x} reserved before",
+                    self.reserved[node]
+                ),
+            );
+        }
+        self.reserved[node] = self.reserved[node].max(epoch);
     }
 
     /// The sink's fence lapsed (its epoch lease ran out): from now on it may accept any
@@ -449,14 +466,12 @@ impl Checker {
                 format!("node {node} emitted {id:?} under epoch {epoch:#x}, which it does not lead"),
             );
         }
-        if self.persisted[node] < epoch {
+        let durable = self.persisted[node].max(self.reserved[node]);
+        if durable < epoch {
             self.violation(
                 Invariant::OnePrimaryPerEpoch,
                 at,
-                format!(
-                    "node {node} emitted under epoch {epoch:#x} before persisting it (persisted {:#x})",
-                    self.persisted[node]
-                ),
+                format!("node {node} emitted under epoch {epoch:#x} before persisting it (persisted {durable:#x})"),
             );
         }
 

@@ -284,6 +284,8 @@ struct SimNode<A: twinloop::App> {
     timer: Option<(Nanos, u64)>,
     /// The epoch on "disk": survives crashes.
     disk_epoch: u64,
+    /// The epoch reserved on "disk".
+    disk_reserved: u64,
     seeds: Rng,
 }
 
@@ -422,6 +424,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             buffered: VecDeque::new(),
             timer: None,
             disk_epoch: 0,
+            disk_reserved: 0,
             seeds: rng.fork(),
         };
         let nodes = [make(0, &mut rng), make(1, &mut rng)];
@@ -740,6 +743,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             now: sn.clock.local(self.now),
             seed: sn.seeds.next_u64(),
             epoch_persisted: sn.disk_epoch,
+            epoch_reserved: sn.disk_reserved,
         };
         let app = Recorder::new(self.workload.new_app());
         let mut node = match Node::new(config, app, boot) {
@@ -882,6 +886,13 @@ impl<'a, W: Workload> Sim<'a, W> {
                     }
                     self.nodes[i].disk_epoch = epoch;
                     self.checker.on_persist(now, i, epoch);
+                }
+                Action::ReserveEpoch(epoch) => {
+                    if self.run.mutation == Mutation::LoseEpoch {
+                        continue;
+                    }
+                    self.nodes[i].disk_reserved = epoch;
+                    self.checker.on_reserve(now, i, epoch);
                 }
                 Action::Transition(t) => {
                     self.trace_u64(t.epoch ^ t.frame.rotate_left(17) ^ (t.role as u64) << 60);
