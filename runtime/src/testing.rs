@@ -513,7 +513,7 @@ impl Pair {
                     }
                     self.sink.offer(&output);
                 }
-                Action::PersistEpoch(epoch) => {
+                Action::PersistEpoch(epoch) | Action::PersistEpochLater(epoch) => {
                     self.epoch_log[i].push(("persist", epoch));
                     self.persisted[i] = epoch;
                 }

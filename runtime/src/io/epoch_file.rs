@@ -16,6 +16,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 /// Why the state file could not be read.
 #[derive(Debug)]
@@ -109,6 +110,77 @@ impl EpochFile {
     }
 }
 
+/// Writes the state file on a thread of its own, one write after another in the order
+/// asked: [`StateWriter::store`] returns once its write is durable, [`StateWriter::store_later`]
+/// at once (for writes no output waits for, which must not hold up the loop for a disk's
+/// fsync).
+pub struct StateWriter {
+    path: PathBuf,
+    requests: Option<mpsc::Sender<(Stored, bool)>>,
+    replies: mpsc::Receiver<io::Result<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StateWriter {
+    /// Starts the writer thread for `file`.
+    pub fn start(file: EpochFile) -> io::Result<StateWriter> {
+        let path = file.path().to_owned();
+        let (requests, queue) = mpsc::channel::<(Stored, bool)>();
+        let (reply, replies) = mpsc::channel();
+        let thread = std::thread::Builder::new().name("state-file".into()).spawn(move || {
+            for (stored, wait) in queue {
+                let result = file.store(stored);
+                if wait {
+                    let _ = reply.send(result);
+                } else if let Err(e) = result {
+                    super::log::error(format_args!(
+                        "cannot persist epoch {} to {}: {e}",
+                        stored.epoch,
+                        file.path().display()
+                    ));
+                }
+            }
+        })?;
+        Ok(StateWriter {
+            path,
+            requests: Some(requests),
+            replies,
+            thread: Some(thread),
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stores `stored` durably, after every write asked before it.
+    pub fn store(&self, stored: Stored) -> io::Result<()> {
+        let gone = || io::Error::other("the state file's writer thread is gone");
+        let requests = self.requests.as_ref().ok_or_else(gone)?;
+        requests.send((stored, true)).map_err(|_| gone())?;
+        self.replies.recv().map_err(|_| gone())?
+    }
+
+    /// Asks for `stored` to be written, after every write asked before it; a failure is
+    /// logged.
+    pub fn store_later(&self, stored: Stored) {
+        if let Some(requests) = &self.requests {
+            let _ = requests.send((stored, false));
+        }
+    }
+}
+
+impl Drop for StateWriter {
+    /// Waits for the writes asked so far.
+    fn drop(&mut self) {
+        self.requests = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 fn render(stored: Stored) -> String {
     match stored.reserved {
         0 => format!("epoch {}\n", stored.epoch),
@@ -171,6 +243,38 @@ mod tests {
             fs::write(file.path(), text).unwrap();
             assert!(matches!(file.load(), Err(EpochFileError::Corrupt(_))), "{text:?}");
         }
+    }
+
+    #[test]
+    fn state_writer_writes_in_order_and_finishes_on_drop() {
+        let file = EpochFile::new(&temp_path("writer"));
+        let writer = StateWriter::start(file.clone()).unwrap();
+        writer
+            .store(Stored {
+                epoch: 0x101,
+                reserved: 0,
+            })
+            .unwrap();
+        assert_eq!(
+            file.load().unwrap(),
+            Some(Stored {
+                epoch: 0x101,
+                reserved: 0
+            })
+        );
+        for term in 2..50u64 {
+            writer.store_later(Stored {
+                epoch: term << 8 | 1,
+                reserved: 0,
+            });
+        }
+        let last = Stored {
+            epoch: 50 << 8 | 1,
+            reserved: 0x3301,
+        };
+        writer.store_later(last);
+        drop(writer);
+        assert_eq!(file.load().unwrap(), Some(last));
     }
 
     proptest::proptest! {

@@ -22,7 +22,9 @@
 //!   primary with a following backup first hands over with a planned switchover.
 //!
 //! The loop is single-threaded; only the signal handler runs on a thread of its own
-//! (ctrlc's), and it only sets a counter and wakes the loop.
+//! (ctrlc's), and it only sets a counter and wakes the loop; and the state file is written
+//! by a thread of its own ([`epoch_file::StateWriter`]), which the loop waits for when an
+//! output depends on the write.
 
 pub mod clock;
 pub mod config;
@@ -46,7 +48,7 @@ use crate::time::Instant;
 use clock::Clock;
 use config::{ShellConfig, ShellConfigError};
 use console::{Console, ErrorCode, Request};
-use epoch_file::{EpochFile, Stored};
+use epoch_file::{EpochFile, StateWriter, Stored};
 use hook::{HookJob, HookOutcome, HookRunner};
 use journal::{EventKind, Journal};
 use mio::net::UdpSocket;
@@ -254,7 +256,7 @@ pub struct Shell<A: App> {
     console: Option<Console>,
     console_key: Option<Vec<u8>>,
     journal: Journal,
-    epoch_file: EpochFile,
+    state_file: StateWriter,
     /// What the state file holds.
     stored: Stored,
     hooks: HookRunner,
@@ -345,6 +347,8 @@ impl<A: App> Shell<A> {
         epoch_file
             .store(stored)
             .map_err(|e| state_error(format!("cannot write: {e}")))?;
+        let state_file =
+            StateWriter::start(epoch_file).map_err(|e| state_error(format!("cannot start its writer: {e}")))?;
 
         let console_key = match (&config.console.key_file, config.console.enabled) {
             (Some(path), true) => Some(read_key_file("console.key_file", path)?),
@@ -445,7 +449,7 @@ impl<A: App> Shell<A> {
             console,
             console_key,
             journal: Journal::new(config.console.events_max as usize),
-            epoch_file,
+            state_file,
             stored,
             hooks,
             hook_outcomes: Vec::new(),
@@ -727,6 +731,10 @@ impl<A: App> Shell<A> {
                     })?;
                     log::debug(format_args!("epoch {reserved} reserved"));
                 }
+                Action::PersistEpochLater(epoch) => {
+                    self.store_later(Stored { epoch, ..self.stored });
+                    log::debug(format_args!("epoch {epoch} to be persisted"));
+                }
                 Action::Transition(t) => self.on_transition(t),
                 Action::Alarm(alarm) => self.on_alarm(alarm),
                 Action::Notice(notice) => self.on_notice(notice),
@@ -738,8 +746,8 @@ impl<A: App> Shell<A> {
 
     /// Stores the state file; a failure is fatal (the core counts on it being durable).
     fn store(&mut self, stored: Stored) -> Result<(), ShellError> {
-        self.epoch_file.store(stored).map_err(|error| ShellError::Persist {
-            path: self.epoch_file.path().to_owned(),
+        self.state_file.store(stored).map_err(|error| ShellError::Persist {
+            path: self.state_file.path().to_owned(),
             error,
         })?;
         self.counters.epochs_persisted += 1;
@@ -747,32 +755,25 @@ impl<A: App> Shell<A> {
         Ok(())
     }
 
+    /// Stores the state file without waiting; a failure is logged by the writer.
+    fn store_later(&mut self, stored: Stored) {
+        self.state_file.store_later(stored);
+        self.counters.epochs_persisted += 1;
+        self.stored = stored;
+    }
+
     /// Also persists the epoch this node follows (a backup's primary, or the node it
     /// handed over to): a node that restarts alone must start above every epoch the sink
     /// may have accepted, not only above its own. Not required for the outputs in flight,
-    /// so a failure here is logged, not fatal; it happens only when the epoch changes.
+    /// so it is written without waiting and a failure is logged, not fatal; it happens
+    /// only when the epoch changes.
     fn persist_followed_epoch(&mut self) {
         let epoch = self.node.epoch();
         if epoch <= self.stored.epoch {
             return;
         }
-        let stored = Stored { epoch, ..self.stored };
-        match self.epoch_file.store(stored) {
-            Ok(()) => {
-                self.stored = stored;
-                self.counters.epochs_persisted += 1;
-                log::debug(format_args!("epoch {epoch} (followed) persisted"));
-            }
-            Err(e) => {
-                // Not retried for this epoch (one error line per epoch); a takeover's
-                // PersistEpoch, which is fatal on failure, tries the file again.
-                self.stored.epoch = epoch;
-                log::error(format_args!(
-                    "cannot persist the followed epoch {epoch} to {}: {e}",
-                    self.epoch_file.path().display()
-                ));
-            }
-        }
+        self.store_later(Stored { epoch, ..self.stored });
+        log::debug(format_args!("epoch {epoch} (followed) to be persisted"));
     }
 
     fn transmit(&mut self, link: u8, class: TrafficClass, bytes: &[u8]) {

@@ -253,6 +253,9 @@ pub enum Action {
     /// agreed to, a probe it sent), so that the takeover itself need not wait for the
     /// disk. After a restart the node starts above it; it is not an epoch seen.
     ReserveEpoch(u64),
+    /// Store this epoch durably, without holding up the next actions: no output waits for
+    /// it (a reserved epoch, once led, is recorded as led).
+    PersistEpochLater(u64),
     /// The role or sync state changed.
     Transition(Transition),
     /// Something is wrong and an operator should know.
@@ -909,8 +912,9 @@ impl<A: App> Node<A> {
         if core::mem::take(&mut self.epoch_persist_pending) && self.role == Role::Primary {
             // The reservation made the outputs safe to send; this records that the epoch
             // was led, so that after a restart this node rejects primaries below it (the
-            // sink does). Until the write is done a restart would not know it.
-            self.push(Action::PersistEpoch(self.epoch.0));
+            // sink does). Until the write is done a restart would not know it; the loop
+            // does not wait for it.
+            self.push(Action::PersistEpochLater(self.epoch.0));
         }
     }
 

@@ -139,9 +139,10 @@ impl<A: App> Node<A> {
                 agreed: true,
                 deadline,
             };
-            self.send_all(Body::SwitchAgree { id });
-            // The disk write overlaps the release's round trip.
+            // Before agreeing: the old primary runs frames until the agreement arrives,
+            // so the disk write holds up no frame.
             self.reserve_epoch();
+            self.send_all(Body::SwitchAgree { id });
         } else {
             let (reason, lag_frames) = if self.has_state() {
                 (DelayReason::Lagging, self.lag_frames())
@@ -211,8 +212,8 @@ impl<A: App> Node<A> {
                     agreed: true,
                     deadline,
                 };
-                self.send_all(Body::SwitchAgree { id });
                 self.reserve_epoch();
+                self.send_all(Body::SwitchAgree { id });
             }
             Switchover::Taking { frame, .. } if self.has_state() && self.frame_last_run >= frame => {
                 self.switchover = Switchover::Idle;

@@ -879,7 +879,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                     }
                     self.checker.on_emit(now, i, &output, verdict);
                 }
-                Action::PersistEpoch(epoch) => {
+                Action::PersistEpoch(epoch) | Action::PersistEpochLater(epoch) => {
                     if self.run.mutation == Mutation::LoseEpoch {
                         // A disk that loses what was written: the restarted node starts low.
                         continue;
