@@ -303,6 +303,40 @@ impl SinkLog {
     }
 }
 
+/// Receives one datagram and the time it reached the socket (the kernel's SO_TIMESTAMPNS),
+/// on `clock`: a late measurement must be the node's, not this thread's, which shares the
+/// host's CPUs with the nodes. Without the kernel's time, the time of reading.
+fn recv_stamped(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    control: &mut [u8],
+    clock: &super::RunClock,
+) -> Option<(usize, u64)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrStorage};
+    use std::os::fd::AsRawFd;
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let message = recvmsg::<SockaddrStorage>(socket.as_raw_fd(), &mut iov, Some(control), MsgFlags::empty()).ok()?;
+    let now_ns = clock.now_ns();
+    let stamp = message.cmsgs().ok()?.find_map(|c| match c {
+        ControlMessageOwned::ScmTimestampns(ts) => Some(ts),
+        _ => None,
+    });
+    let at_ns = match stamp {
+        Some(ts) => {
+            // The kernel's stamp is wall-clock time: measure its age on the wall clock,
+            // then subtract that from the run's monotonic time (no offset to drift).
+            let stamp_unix =
+                u64::try_from(ts.tv_sec()).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec()).unwrap_or(0);
+            let now_unix = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+            now_ns.saturating_sub(now_unix.saturating_sub(stamp_unix))
+        }
+        None => now_ns,
+    };
+    Some((message.bytes, at_ns))
+}
+
 /// Called with each delivered actuator command's payload (output index 0), on the sink's
 /// thread: closes the loop to the plant.
 pub type CommandHook = Box<dyn FnMut(&[u8]) + Send>;
@@ -331,6 +365,8 @@ impl SinkThread {
         let addr = socket
             .local_addr()
             .map_err(|e| HarnessError::io("read the sink's address", e))?;
+        nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::ReceiveTimestampns, &true)
+            .map_err(|e| HarnessError::io("ask for the sink's arrival times", e.into()))?;
         let log = Arc::new(Mutex::new(SinkLog::around(gateway)));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -339,11 +375,11 @@ impl SinkThread {
                 .name("sink".into())
                 .spawn(move || {
                     let mut buf = [0u8; io_protocol::DATAGRAM_MAX + 64];
+                    let mut control = nix::cmsg_space!(nix::sys::time::TimeSpec);
                     while !stop.load(Ordering::Relaxed) {
-                        let Ok((len, _)) = socket.recv_from(&mut buf) else {
+                        let Some((len, at_ns)) = recv_stamped(&socket, &mut buf, &mut control, &clock) else {
                             continue;
                         };
-                        let at_ns = clock.now_ns();
                         let Ok(output) = io_protocol::decode_output(&buf[..len]) else {
                             lock(&log).malformed += 1;
                             continue;
