@@ -138,8 +138,6 @@ impl<A: App> Node<A> {
                     self.probe = Some((id, now + self.config.probe_timeout()));
                     self.notice(Notice::ProbeSent);
                     self.send_all(Body::Probe { id });
-                    // The disk write overlaps the probe's wait.
-                    self.reserve_epoch();
                 } else {
                     // No state to take over with: a cold start is the only way on.
                     self.cannot_take_over_raised = true;

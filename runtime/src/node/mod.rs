@@ -906,6 +906,12 @@ impl<A: App> Node<A> {
             Role::Backup => {
                 self.backup_run_frames();
                 self.switchover_backup_progress();
+                if self.role == Role::Backup && self.has_state() {
+                    // Able to take over: have the epoch on disk already, so that neither a
+                    // failover nor a switchover waits for the disk (a no-op while the
+                    // reservation holds).
+                    self.reserve_epoch();
+                }
             }
             Role::Starting => {}
         }

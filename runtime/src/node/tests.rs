@@ -908,14 +908,19 @@ fn released_successor_heartbeats_before_its_first_commit_hands_over_cleanly() {
     assert_eq!(p.sink.duplicates, 0);
 }
 
-/// The epoch a takeover starts is stored while the switchover's release or the probe's
-/// answer is on its way, so that the takeover itself does not wait for the disk.
+/// The epoch a takeover starts is on disk before the takeover: reserved as soon as the
+/// backup has state, again whenever a higher epoch makes the reservation stale.
 #[test]
-fn backup_reserves_its_takeover_epoch_before_the_release_and_before_the_probe_ends() {
+fn backup_with_state_reserves_its_takeover_epoch_and_leads_it_without_a_write() {
     let mut p = fast_pair_running(0);
+    assert!(p.reserved[1] > p.node(0).epoch(), "no reservation once in sync");
     assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
     assert!(await_state(&mut p, 1, Role::Primary, SyncState::Paired, ms(100)));
     assert_eq!(p.reserved[1], p.node(1).epoch());
+    assert!(
+        p.reserved[0] > p.node(1).epoch(),
+        "the old primary, now in sync, reserved"
+    );
     p.crash(1);
     assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(100)));
     assert!(reasons(&p, 0).contains(&Reason::TakeoverAfterProbe));
