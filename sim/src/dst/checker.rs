@@ -222,6 +222,9 @@ struct NoTakeover {
     backup: usize,
     from: Nanos,
     until: Nanos,
+    /// A restarted node next to a healthy primary: leading in any way (a start-up
+    /// election too) deposes that primary.
+    restarted: bool,
 }
 
 /// The checkers of one run.
@@ -276,6 +279,8 @@ pub struct Checker {
     pub failovers_checked: u64,
     /// False-death freezes watched for a takeover.
     pub false_deaths_watched: u64,
+    /// Restarts next to a healthy primary watched for a node that leads.
+    pub restarts_watched: u64,
 }
 
 impl Checker {
@@ -431,19 +436,29 @@ impl Checker {
             self.split(e, t.epoch, t.frame);
         }
         let takeover = matches!(t.reason, Reason::TakeoverAfterProbe | Reason::TakeoverNoPrimary);
-        let watched = self
-            .no_takeover
-            .iter()
-            .any(|w| w.backup == node && at >= w.from && at <= w.until);
-        if takeover && watched {
-            self.violation(
+        let watch = self.no_takeover.iter().find(|w| {
+            // A switchover the primary asked for is no usurpation.
+            let led = w.restarted && t.reason != Reason::SwitchoverCompleted;
+            w.backup == node && at >= w.from && at <= w.until && (takeover || led)
+        });
+        match watch {
+            Some(w) if w.restarted => self.violation(
+                Invariant::FalseDeath,
+                at,
+                format!(
+                    "node {node} restarted next to a healthy primary it could hear, and led ({:?}) instead of joining it",
+                    t.reason
+                ),
+            ),
+            Some(_) => self.violation(
                 Invariant::FalseDeath,
                 at,
                 format!(
                     "node {node} took over ({:?}) during a primary freeze shorter than window + probe",
                     t.reason
                 ),
-            );
+            ),
+            None => {}
         }
     }
 
@@ -796,7 +811,23 @@ impl Checker {
     /// No takeover by `backup` may happen within `[from, until]`.
     pub fn expect_no_takeover(&mut self, backup: usize, from: Nanos, until: Nanos) {
         self.false_deaths_watched += 1;
-        self.no_takeover.push(NoTakeover { backup, from, until });
+        self.no_takeover.push(NoTakeover {
+            backup,
+            from,
+            until,
+            restarted: false,
+        });
+    }
+
+    /// `node` restarts next to a healthy primary: it may not lead within `[from, until]`.
+    pub fn expect_no_lead(&mut self, node: usize, from: Nanos, until: Nanos) {
+        self.restarts_watched += 1;
+        self.no_takeover.push(NoTakeover {
+            backup: node,
+            from,
+            until,
+            restarted: true,
+        });
     }
 
     /// Settles what needs the whole history: content differences and lost outputs.
@@ -1515,6 +1546,26 @@ mod tests {
         h.lead(1, E2, 0, Reason::TakeoverAfterProbe);
         let c = h.finish();
         assert_eq!(broken(&c), vec![Invariant::FalseDeath]);
+    }
+
+    #[test]
+    fn checker_restarted_node_leading_next_to_a_healthy_primary_is_reported() {
+        let mut h = History::new();
+        h.lead(0, E1, 0, Reason::StartedFirst);
+        h.checker.on_start(1, 2);
+        h.checker.expect_no_lead(1, h.now, h.now + 100);
+        h.lead(1, E2, 0, Reason::StartedFirst);
+        let c = h.finish();
+        assert!(broken(&c).contains(&Invariant::FalseDeath));
+        // A switchover the primary asked for is no usurpation.
+        let mut h = History::new();
+        h.lead(0, E1, 0, Reason::StartedFirst);
+        h.checker.on_start(1, 2);
+        h.checker.expect_no_lead(1, h.now, h.now + 100);
+        h.follow(1, E1);
+        h.lead(1, E2, 0, Reason::SwitchoverCompleted);
+        let c = h.finish();
+        assert!(!broken(&c).contains(&Invariant::FalseDeath));
     }
 
     #[test]

@@ -144,6 +144,8 @@ pub struct RunStats {
     pub false_deaths: u64,
     /// False-death freezes watched for a takeover.
     pub false_deaths_watched: u64,
+    /// Restarts next to a healthy primary watched for a node that leads.
+    pub restarts_watched: u64,
     /// Time from healing to convergence, ns.
     pub liveness_ns: Option<Nanos>,
     /// Allowed differences and losses.
@@ -605,6 +607,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             Event::Start { node, restart } => {
                 if restart && self.phase == Phase::Safety && self.nodes[node].node.is_none() {
                     self.stats.faults.restart += 1;
+                    self.watch_restart(node);
                 }
                 self.start(node, restart);
             }
@@ -1252,6 +1255,29 @@ impl<'a, W: Workload> Sim<'a, W> {
         self.reschedule_timer(i);
     }
 
+    /// Node `i` restarts next to a healthy primary it can hear, from a calm state: it must
+    /// join that primary, not lead. Unless it has seen a higher epoch than that
+    /// primary's: the sink fences that primary off, and leading is what gets outputs out.
+    fn watch_restart(&mut self, i: usize) {
+        let ms = NANOS_PER_MS;
+        let c = &self.options.config;
+        let watch_ns = (c.startup_wait_ms + c.detection_window_ms + c.probe_timeout_ms) * ms;
+        let Some(primary_epoch) = self.nodes[1 - i]
+            .node
+            .as_ref()
+            .filter(|n| n.role() == Role::Primary)
+            .map(|n| n.epoch())
+        else {
+            return;
+        };
+        let calm = self.network.is_lossless() && self.frozen_count == 0 && self.faults_active == 0;
+        let quiet = !self.plan.any_within(self.now, self.now + watch_ns, None)
+            && self.now + watch_ns < self.options.safety_ms * ms;
+        if calm && quiet && self.nodes[i].disk_epoch <= primary_epoch {
+            self.checker.expect_no_lead(i, self.now, self.now + watch_ns);
+        }
+    }
+
     fn heal(&mut self) {
         self.say(format_args!("HEAL: liveness phase"));
         self.phase = Phase::Liveness { heal_at: self.now };
@@ -1281,6 +1307,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         s.failover_ns = self.checker.failover_ns.clone();
         s.failovers_checked = self.checker.failovers_checked;
         s.false_deaths_watched = self.checker.false_deaths_watched;
+        s.restarts_watched = self.checker.restarts_watched;
         s.accepted = self.sink.accepted.len() as u64;
         s.duplicates = self.sink.duplicates;
         s.stale = self.sink.stale;
@@ -1370,6 +1397,8 @@ pub struct Summary {
     pub false_deaths: u64,
     /// False-death freezes watched.
     pub false_deaths_watched: u64,
+    /// Restarts next to a healthy primary watched.
+    pub restarts_watched: u64,
     /// Alarms.
     pub alarms_input_lost: u64,
     /// Divergence alarms.
@@ -1442,6 +1471,7 @@ impl Summary {
         e.lost_crashed += s.exceptions.lost_crashed;
         self.false_deaths += s.false_deaths;
         self.false_deaths_watched += s.false_deaths_watched;
+        self.restarts_watched += s.restarts_watched;
         self.alarms_input_lost += s.alarms_input_lost;
         self.alarms_divergence += s.alarms_divergence;
         self.frames += s.frames;
@@ -1530,6 +1560,7 @@ impl Summary {
             },
             "false_deaths": self.false_deaths,
             "false_deaths_watched": self.false_deaths_watched,
+            "restarts_watched": self.restarts_watched,
             "alarms": {"input_lost": self.alarms_input_lost, "divergence": self.alarms_divergence},
             "switchovers_refused": self.switchovers_refused,
             "transfers": self.transfers,
