@@ -46,6 +46,9 @@ fn pair_primary_killed_backup_takes_over_without_loss_or_duplicate() {
     let before_kill = rig.plant.frames_sent() + 250;
     rig.await_sink_frame(before_kill, Duration::from_secs(20));
     let a_epoch = rig.a.status().unwrap()["epoch"].as_u64().unwrap();
+    // The backup has its takeover epoch on disk before it needs it.
+    let reserved = reserved_epoch(&rig.dir.join("node-2.epoch"));
+    assert!(reserved > a_epoch, "node 2 reserved {reserved:#x}, not above {a_epoch:#x}");
 
     let killed_at = Instant::now();
     let frame_at_kill = rig.plant.frames_sent();
@@ -81,6 +84,7 @@ fn pair_primary_killed_backup_takes_over_without_loss_or_duplicate() {
         2,
         "node 2 started the new epoch"
     );
+    assert_eq!(status["epoch"].as_u64().unwrap(), reserved, "node 2 led its reservation");
 
     rig.b().sigterm();
     wait_for(Duration::from_secs(10), "node 2 to stop", &|| rig.context(), || {
@@ -210,4 +214,13 @@ fn node_config_error_is_one_line_naming_the_key_and_exit_code_2() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("`runtime.links`"), "names the key: {stderr}");
     let _ = fs::remove_dir_all(&dir);
+}
+
+/// The `reserved <n>` line of a node's state file (0 without one).
+fn reserved_epoch(path: &std::path::Path) -> u64 {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("reserved "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }
