@@ -48,7 +48,10 @@ fn pair_primary_killed_backup_takes_over_without_loss_or_duplicate() {
     let a_epoch = rig.a.status().unwrap()["epoch"].as_u64().unwrap();
     // The backup has its takeover epoch on disk before it needs it.
     let reserved = reserved_epoch(&rig.dir.join("node-2.epoch"));
-    assert!(reserved > a_epoch, "node 2 reserved {reserved:#x}, not above {a_epoch:#x}");
+    assert!(
+        reserved > a_epoch,
+        "node 2 reserved {reserved:#x}, not above {a_epoch:#x}"
+    );
 
     let killed_at = Instant::now();
     let frame_at_kill = rig.plant.frames_sent();
@@ -84,7 +87,11 @@ fn pair_primary_killed_backup_takes_over_without_loss_or_duplicate() {
         2,
         "node 2 started the new epoch"
     );
-    assert_eq!(status["epoch"].as_u64().unwrap(), reserved, "node 2 led its reservation");
+    assert_eq!(
+        status["epoch"].as_u64().unwrap(),
+        reserved,
+        "node 2 led its reservation"
+    );
 
     rig.b().sigterm();
     wait_for(Duration::from_secs(10), "node 2 to stop", &|| rig.context(), || {

@@ -249,9 +249,10 @@ pub enum Action {
     /// restarts must start above it, or the sink would reject it as a deposed primary.
     PersistEpoch(u64),
     /// Store durably that this node may lead this epoch, before the next action: a
-    /// backup reserves the epoch of a takeover it may be about to make (a switchover it
-    /// agreed to, a probe it sent), so that the takeover itself need not wait for the
-    /// disk. After a restart the node starts above it; it is not an epoch seen.
+    /// backup with state reserves the epoch a takeover would start (again when a higher
+    /// epoch makes the reservation stale), so that neither a failover nor a switchover
+    /// waits for the disk. After a restart the node starts above it; it is not an epoch
+    /// seen.
     ReserveEpoch(u64),
     /// Store this epoch durably, without holding up the next actions: no output waits for
     /// it (a reserved epoch, once led, is recorded as led).
