@@ -105,6 +105,9 @@ pub enum Invariant {
     FailoverTime,
     /// 6: a takeover during a freeze the probe should have covered.
     FalseDeath,
+    /// 7 (this project's, beyond DESIGN.md): a planned switchover asked for in a calm
+    /// state did not complete cleanly (aborted, fenced, a takeover, or not at all).
+    Switchover,
 }
 
 impl Invariant {
@@ -117,6 +120,7 @@ impl Invariant {
             Invariant::DigestAgreement => 4,
             Invariant::Liveness => 5,
             Invariant::FailoverTime | Invariant::FalseDeath => 6,
+            Invariant::Switchover => 7,
         }
     }
 
@@ -216,6 +220,16 @@ struct PendingFailover {
     bound_ns: Option<Nanos>,
 }
 
+/// A planned switchover asked for in a calm state, watched until `until`.
+#[derive(Debug, Clone, Copy)]
+struct CalmSwitchover {
+    from: Nanos,
+    until: Nanos,
+    completed: bool,
+    /// Another fault began before it completed: not judged.
+    cut_short: bool,
+}
+
 /// A freeze of the primary during which no takeover may happen.
 #[derive(Debug, Clone, Copy)]
 struct NoTakeover {
@@ -281,6 +295,9 @@ pub struct Checker {
     pub false_deaths_watched: u64,
     /// Restarts next to a healthy primary watched for a node that leads.
     pub restarts_watched: u64,
+    calm_switchovers: Vec<CalmSwitchover>,
+    /// Switchovers asked for in a calm state, watched to complete cleanly.
+    pub switchovers_watched: u64,
 }
 
 impl Checker {
@@ -366,6 +383,7 @@ impl Checker {
 
     /// A transition of node `node`.
     pub fn on_transition(&mut self, at: Nanos, node: usize, t: &Transition) {
+        self.watch_switchovers(at, node, t);
         let incarnation = self.incarnation[node];
         if t.role != Role::Primary {
             self.end_tenure(node);
@@ -817,6 +835,68 @@ impl Checker {
             until,
             restarted: false,
         });
+    }
+
+    /// A switchover asked for now, in a calm state: it must complete (a new primary by
+    /// `SwitchoverCompleted`) by `until`, with no abort, fencing or takeover meanwhile.
+    pub fn expect_clean_switchover(&mut self, from: Nanos, until: Nanos) {
+        self.switchovers_watched += 1;
+        self.calm_switchovers.push(CalmSwitchover {
+            from,
+            until,
+            completed: false,
+            cut_short: false,
+        });
+    }
+
+    fn watch_switchovers(&mut self, at: Nanos, node: usize, t: &Transition) {
+        let spoils = matches!(
+            t.reason,
+            Reason::SwitchoverAborted | Reason::FencedByEpoch | Reason::TakeoverAfterProbe | Reason::TakeoverNoPrimary
+        );
+        let mut spoiled = false;
+        for w in self
+            .calm_switchovers
+            .iter_mut()
+            .filter(|w| at >= w.from && at <= w.until)
+        {
+            w.completed |= t.reason == Reason::SwitchoverCompleted;
+            spoiled |= spoils;
+        }
+        if spoiled {
+            self.violation(
+                Invariant::Switchover,
+                at,
+                format!(
+                    "node {node}: {:?} during a planned switchover asked for in a calm state",
+                    t.reason
+                ),
+            );
+        }
+    }
+
+    /// Another fault begins: what a watched switchover does from now on is not its own.
+    pub fn end_switchover_watches(&mut self, now: Nanos) {
+        for w in &mut self.calm_switchovers {
+            w.cut_short |= !w.completed;
+            w.until = w.until.min(now);
+        }
+    }
+
+    /// Every calm switchover watched until before `now` must have completed.
+    pub fn check_switchovers(&mut self, now: Nanos) {
+        let (due, pending): (Vec<_>, Vec<_>) = self.calm_switchovers.iter().partition(|w| w.until < now);
+        self.calm_switchovers = pending;
+        for w in due.into_iter().filter(|w| !w.completed && !w.cut_short) {
+            self.violation(
+                Invariant::Switchover,
+                w.until,
+                format!(
+                    "a planned switchover asked for at {:.3} ms in a calm state did not complete",
+                    w.from as f64 / 1e6
+                ),
+            );
+        }
     }
 
     /// `node` restarts next to a healthy primary: it may not lead within `[from, until]`.
@@ -1566,6 +1646,30 @@ mod tests {
         h.lead(1, E2, 0, Reason::SwitchoverCompleted);
         let c = h.finish();
         assert!(!broken(&c).contains(&Invariant::FalseDeath));
+    }
+
+    #[test]
+    fn checker_calm_switchover_must_complete_cleanly() {
+        let switchover = |spoil: Option<Reason>, complete: bool, fault: bool| {
+            let mut c = Checker::new();
+            c.on_transition(1, 0, &transition(Role::Primary, E1, 0, Reason::StartedFirst));
+            c.expect_clean_switchover(2, 100);
+            if fault {
+                c.end_switchover_watches(3);
+            }
+            if complete {
+                c.on_transition(4, 1, &transition(Role::Primary, E2, 5, Reason::SwitchoverCompleted));
+            }
+            if let Some(reason) = spoil {
+                c.on_transition(5, 0, &transition(Role::Backup, E2, 5, reason));
+            }
+            c.check_switchovers(200);
+            broken(&c).contains(&Invariant::Switchover)
+        };
+        assert!(!switchover(Some(Reason::SwitchoverHandedOver), true, false));
+        assert!(switchover(Some(Reason::FencedByEpoch), true, false), "fenced");
+        assert!(switchover(None, false, false), "never completed");
+        assert!(!switchover(None, false, true), "cut short by a fault: not judged");
     }
 
     #[test]

@@ -146,6 +146,8 @@ pub struct RunStats {
     pub false_deaths_watched: u64,
     /// Restarts next to a healthy primary watched for a node that leads.
     pub restarts_watched: u64,
+    /// Switchovers asked for in a calm state, watched to complete cleanly.
+    pub switchovers_watched: u64,
     /// Time from healing to convergence, ns.
     pub liveness_ns: Option<Nanos>,
     /// Allowed differences and losses.
@@ -999,6 +1001,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         let trouble_before = self.last_trouble_at;
         if !matches!(planned.fault, Fault::Switchover { .. }) {
             self.last_trouble_at = self.now;
+            self.checker.end_switchover_watches(self.now);
         }
         match planned.fault {
             Fault::Crash {
@@ -1187,6 +1190,9 @@ impl<'a, W: Workload> Sim<'a, W> {
                 if let CommandReply::Refused(_) = reply {
                     self.stats.switchovers_refused += 1;
                 }
+                if reply == CommandReply::Started && !during {
+                    self.watch_switchover();
+                }
                 self.say(format_args!(
                     "FAULT switchover command to node {i} ({role:?}): {reply:?}"
                 ));
@@ -1255,6 +1261,27 @@ impl<'a, W: Workload> Sim<'a, W> {
         self.reschedule_timer(i);
     }
 
+    /// A switchover just asked for: from a calm state (one primary, a backup in sync with
+    /// it, links all up, clean I/O), it must complete cleanly — unless another
+    /// fault comes first (the watch ends there).
+    fn watch_switchover(&mut self) {
+        let ms = NANOS_PER_MS;
+        let c = &self.options.config;
+        let watch_ns = (c.switchover_timeout_ms + c.detection_window_ms + c.probe_timeout_ms) * ms;
+        let Some(p) = (0..2).find(|&i| self.role(i) == Some(Role::Primary)) else {
+            return;
+        };
+        let in_sync = self.follows_with_state(1 - p, p)
+            && self.nodes[1 - p]
+                .node
+                .as_ref()
+                .is_some_and(|n| n.status().sync == SyncState::InSync);
+        let calm = in_sync && self.network.all_up() && self.io_loss_ppm == [0, 0] && self.io_bursts.is_empty();
+        if calm && self.now + watch_ns < self.options.safety_ms * ms {
+            self.checker.expect_clean_switchover(self.now, self.now + watch_ns);
+        }
+    }
+
     /// Node `i` restarts next to a healthy primary it can hear, from a calm state: it must
     /// join that primary, not lead. Unless it has seen a higher epoch than that
     /// primary's: the sink fences that primary off, and leading is what gets outputs out.
@@ -1301,6 +1328,7 @@ impl<'a, W: Workload> Sim<'a, W> {
 
     fn finish(&mut self) {
         self.checker.check_failover_deadlines(self.now);
+        self.checker.check_switchovers(self.now);
         self.checker.finish(self.now, &self.sink.accepted);
         let s = &mut self.stats;
         s.exceptions = self.checker.exceptions;
@@ -1308,6 +1336,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         s.failovers_checked = self.checker.failovers_checked;
         s.false_deaths_watched = self.checker.false_deaths_watched;
         s.restarts_watched = self.checker.restarts_watched;
+        s.switchovers_watched = self.checker.switchovers_watched;
         s.accepted = self.sink.accepted.len() as u64;
         s.duplicates = self.sink.duplicates;
         s.stale = self.sink.stale;
@@ -1399,6 +1428,8 @@ pub struct Summary {
     pub false_deaths_watched: u64,
     /// Restarts next to a healthy primary watched.
     pub restarts_watched: u64,
+    /// Calm switchovers watched.
+    pub switchovers_watched: u64,
     /// Alarms.
     pub alarms_input_lost: u64,
     /// Divergence alarms.
@@ -1472,6 +1503,7 @@ impl Summary {
         self.false_deaths += s.false_deaths;
         self.false_deaths_watched += s.false_deaths_watched;
         self.restarts_watched += s.restarts_watched;
+        self.switchovers_watched += s.switchovers_watched;
         self.alarms_input_lost += s.alarms_input_lost;
         self.alarms_divergence += s.alarms_divergence;
         self.frames += s.frames;
@@ -1561,6 +1593,7 @@ impl Summary {
             "false_deaths": self.false_deaths,
             "false_deaths_watched": self.false_deaths_watched,
             "restarts_watched": self.restarts_watched,
+            "switchovers_watched": self.switchovers_watched,
             "alarms": {"input_lost": self.alarms_input_lost, "divergence": self.alarms_divergence},
             "switchovers_refused": self.switchovers_refused,
             "transfers": self.transfers,
