@@ -144,7 +144,9 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.is_config() { 2 } else { 1 });
         }
     };
-    // After the shell allocated its buffers (mlockall locks them too), before the loop.
+    // After the shell allocated its buffers (mlockall locks them too) and started its
+    // state-file writer (which stays on the normal scheduler: the priority is this
+    // thread's), before the loop.
     let (applied, failed) = rt::apply(&file.rt);
     for line in applied {
         log::info(format_args!("real-time: {line}"));

@@ -113,7 +113,9 @@ impl EpochFile {
 /// Writes the state file on a thread of its own, one write after another in the order
 /// asked: [`StateWriter::store`] returns once its write is durable, [`StateWriter::store_later`]
 /// at once (for writes no output waits for, which must not hold up the loop for a disk's
-/// fsync).
+/// fsync). The thread keeps the scheduling of the thread that starts it: create the shell
+/// before raising the loop's priority (twinloop-demo applies `[rt]` after `Shell::new`),
+/// so that a disk write never competes with the loop at its real-time priority.
 pub struct StateWriter {
     path: PathBuf,
     requests: Option<mpsc::Sender<(Stored, bool)>>,
