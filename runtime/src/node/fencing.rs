@@ -49,14 +49,11 @@ impl<A: App> Node<A> {
         match self.role {
             Role::Primary => match (self.switchover, header.role) {
                 (super::Switchover::Released { frame, .. }, WireRole::Primary) => match envelope.body {
-                    // Its first commit is for a frame after our release: it took over
-                    // there, from the state we released, and we follow without a transfer
-                    // (a first commit lost on the way: the frames between are fetched as
-                    // by any backup; divergence detection stands behind it).
-                    Body::Commit(commit) if commit.frame > frame => self.switchover_handed_over(theirs),
-                    // A commit at or below our release: it took over some other way (after
-                    // a probe, the release lost), with a history of its own. Rejoin with a
-                    // transfer.
+                    // Its first commit is for the frame after our release: it took over
+                    // there, from the state we released, and we follow without a transfer.
+                    Body::Commit(commit) if commit.frame == frame + 1 => self.switchover_handed_over(theirs),
+                    // Any other commit: it took over some other way (after a probe, the
+                    // release lost), with a history of its own. Rejoin with a transfer.
                     Body::Commit(_) => self.demote(theirs),
                     // Not yet telling: wait for its first commit, still not running frames.
                     // It is alive though (with a slow cycle its first commit may be
