@@ -255,6 +255,15 @@ pub enum Body {
         /// The last frame the primary ran and emitted.
         frame: u64,
     },
+    /// The new primary took over at the release of switchover `id` after `frame` (sent
+    /// with its first commits): the old primary follows without a transfer even when the
+    /// first commit, of `frame + 1`, was lost on the way.
+    SwitchTaken {
+        /// The switchover's id.
+        id: u32,
+        /// The released frame.
+        frame: u64,
+    },
 }
 
 /// One decoded sync-link message.
@@ -433,6 +442,7 @@ mod tests {
             },
             Body::SwitchRefuse { id: 1 },
             Body::SwitchRelease { id: 1, frame: 99 },
+            Body::SwitchTaken { id: 1, frame: 99 },
         ]
     }
 

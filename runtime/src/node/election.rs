@@ -84,6 +84,7 @@ impl<A: App> Node<A> {
         self.probe = None;
         self.rx = None;
         self.fetch_next = None;
+        self.switch_taken = None;
         self.epoch = match self.epoch_reserved.take() {
             // Durable already: no wait for the disk between the decision and the outputs.
             Some(reserved) if reserved > self.epoch_max_seen => {

@@ -48,17 +48,24 @@ impl<A: App> Node<A> {
         }
         match self.role {
             Role::Primary => match (self.switchover, header.role) {
-                (super::Switchover::Released { frame, .. }, WireRole::Primary) => match envelope.body {
-                    // Its first commit is for the frame after our release: it took over
-                    // there, from the state we released, and we follow without a transfer.
-                    Body::Commit(commit) if commit.frame == frame + 1 => self.switchover_handed_over(theirs),
-                    // Any other commit: it took over some other way (after a probe, the
-                    // release lost), with a history of its own. Rejoin with a transfer.
-                    Body::Commit(_) => self.demote(theirs),
-                    // Not yet telling: wait for its first commit, still not running frames.
-                    // It is alive though (with a slow cycle its first commit may be
-                    // several detection windows away): the switchover must not be
-                    // abandoned for a silence that is not one.
+                (super::Switchover::Released { id, frame, .. }, WireRole::Primary) => match envelope.body {
+                    // It says it took over at our release: from the state we released; we
+                    // follow without a transfer.
+                    Body::SwitchTaken { id: taken, frame: at } if (taken, at) == (id, frame) => {
+                        self.switchover_handed_over(theirs)
+                    }
+                    // A commit at or below our release: it took over some other way (after
+                    // a probe, the release lost), with a history of its own. Rejoin with a
+                    // transfer.
+                    Body::Commit(commit) if commit.frame <= frame => self.demote(theirs),
+                    // Not yet telling — a commit above our release proves nothing by
+                    // itself (a successor that took over after a probe below it, its
+                    // earlier commits lost, looks the same): wait for its word, which goes
+                    // with its first commits, still not running frames. Without it by our
+                    // deadline we give up the switchover and are fenced like any deposed
+                    // primary. The successor is alive though (with a slow cycle its first
+                    // commit may be several detection windows away): the switchover must
+                    // not be abandoned for a silence that is not one.
                     _ => {
                         self.note_link_heard(link);
                         return false;

@@ -2,7 +2,7 @@
 //! runs frame N only after the commit for N, with its own copy of the input when the
 //! digest matches and the primary's copy otherwise.
 
-use super::{Alarm, Node, Reason, ResyncCause, Role, SyncState, TrafficClass, FETCH_BATCH_MAX};
+use super::{Alarm, Node, Reason, ResyncCause, Role, SyncState, TrafficClass, FETCH_BATCH_MAX, SWITCH_TAKEN_FRAMES};
 use crate::app::{App, Frame};
 use crate::digest::fnv64;
 use crate::wire::{Body, Commit, CommitKind, Header, WireRole};
@@ -125,6 +125,15 @@ impl<A: App> Node<A> {
         self.ring.put_commit(commit);
         self.commit_highest = self.commit_highest.max(self.frame_last_run);
         self.send_all(Body::Commit(commit));
+        // After a switchover, a few frames' worth of word to the old primary of how this
+        // node took over: its first commit alone may be lost.
+        if let Some((id, released)) = self.switch_taken {
+            if frame <= released + SWITCH_TAKEN_FRAMES {
+                self.send_all(Body::SwitchTaken { id, frame: released });
+            } else {
+                self.switch_taken = None;
+            }
+        }
     }
 
     /// Backup: runs every committed frame it can, in order.

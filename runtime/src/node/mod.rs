@@ -44,7 +44,10 @@ use transfer::{RxTransfer, TxTransfer};
 const ACTIONS_MAX: usize = 512;
 /// Room one frame needs in the action queue: its outputs, a commit on every link, a
 /// transition and an alarm.
-const ACTIONS_PER_FRAME_MAX: usize = crate::app::OUTPUTS_PER_FRAME_MAX + LINKS_MAX + 4;
+/// A frame's outputs, its commit and a `SwitchTaken` on every link, and a few more.
+const ACTIONS_PER_FRAME_MAX: usize = crate::app::OUTPUTS_PER_FRAME_MAX + 2 * LINKS_MAX + 4;
+/// Frames after a switchover's release whose commits carry a `SwitchTaken`.
+const SWITCH_TAKEN_FRAMES: u64 = 8;
 /// Outputs the backup may hold that the primary did not report sent.
 const UNSENT_MAX: usize = 4 * crate::app::OUTPUTS_PER_FRAME_MAX;
 /// Missing frames a backup asks for at once.
@@ -415,6 +418,9 @@ pub struct Node<A: App> {
     /// Leading a reserved epoch not yet persisted as one led: persisted once the first
     /// outputs are out (see `advance`).
     epoch_persist_pending: bool,
+    /// Took over at a switchover's release: `(id, released frame)`, announced with each
+    /// commit up to `released frame + SWITCH_TAKEN_FRAMES`.
+    switch_taken: Option<(u32, u64)>,
 
     /// Frames from the I/O source and commits from the primary, by frame number.
     ring: Ring,
@@ -515,6 +521,7 @@ impl<A: App> Node<A> {
             epoch_reserved: None,
             epoch_floor: Epoch(boot.epoch_reserved),
             epoch_persist_pending: false,
+            switch_taken: None,
             ring,
             frame_last_run: 0,
             frame_highest_received: 0,
@@ -892,6 +899,8 @@ impl<A: App> Node<A> {
             Body::SwitchAgree { id } => self.on_switch_agree(id),
             Body::SwitchDelay { id, reason, lag_frames } => self.on_switch_delay(id, reason, lag_frames),
             Body::SwitchRefuse { id: _ } => self.notice(Notice::SwitchoverRefused),
+            // Read in `fence` by a released primary; nothing to do for anyone else.
+            Body::SwitchTaken { .. } => {}
             Body::SwitchRelease { id, frame } => self.on_switch_release(id, frame),
         }
     }

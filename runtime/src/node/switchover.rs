@@ -195,6 +195,9 @@ impl<A: App> Node<A> {
         if let Switchover::Agreeing { id: a, deadline, .. } = self.switchover {
             if a == id {
                 self.switchover = Switchover::Taking { id, frame, deadline };
+                // The primary committed every frame up to the released one: those whose
+                // commits have not arrived are fetched, not waited for.
+                self.commit_highest = self.commit_highest.max(frame);
             }
         }
     }
@@ -215,10 +218,11 @@ impl<A: App> Node<A> {
                 self.reserve_epoch();
                 self.send_all(Body::SwitchAgree { id });
             }
-            Switchover::Taking { frame, .. } if self.has_state() && self.frame_last_run >= frame => {
+            Switchover::Taking { id, frame, .. } if self.has_state() && self.frame_last_run >= frame => {
                 self.switchover = Switchover::Idle;
                 self.switchovers += 1;
                 self.become_primary(Reason::SwitchoverCompleted);
+                self.switch_taken = Some((id, frame));
                 self.emit_unsent();
             }
             Switchover::Taking { .. } if self.fetch_next.is_none() => self.backup_fetch_missing(),

@@ -1262,7 +1262,7 @@ impl<'a, W: Workload> Sim<'a, W> {
     }
 
     /// A switchover just asked for: from a calm state (one primary, a backup in sync with
-    /// it, links all up and lossless, clean I/O), it must complete cleanly — unless another
+    /// it, links all up, clean I/O), it must complete cleanly — unless another
     /// fault comes first (the watch ends there).
     fn watch_switchover(&mut self) {
         let ms = NANOS_PER_MS;
@@ -1276,11 +1276,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 .node
                 .as_ref()
                 .is_some_and(|n| n.status().sync == SyncState::InSync);
-        let calm = in_sync
-            && self.network.all_up()
-            && self.network.is_lossless()
-            && self.io_loss_ppm == [0, 0]
-            && self.io_bursts.is_empty();
+        let calm = in_sync && self.network.all_up() && self.io_loss_ppm == [0, 0] && self.io_bursts.is_empty();
         if calm && self.now + watch_ns < self.options.safety_ms * ms {
             self.checker.expect_clean_switchover(self.now, self.now + watch_ns);
         }
