@@ -89,3 +89,35 @@ fn harness_pair_survives_one_fault_of_each_family_without_loss() {
     drop(rig);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A node process that exits during start-up (here: a stand-in that prints an error and
+/// exits 2, as `twinloop-demo` does on a bad configuration) ends the start at once with
+/// that node's own error line — not a 20 s wait ending in "stuck".
+#[test]
+fn harness_start_node_exits_during_startup_fails_fast_with_its_error() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("harness-exits-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let binary = dir.join("broken-node");
+    std::fs::write(
+        &binary,
+        "#!/bin/sh\necho 'twinloop-demo: config: [frames] bind: address 127.0.0.1:1 in use' >&2\nexit 2\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = RigConfig {
+        progress: false,
+        ..RigConfig::new(dir.join("nodes"), binary)
+    };
+    let mut rig = Rig::prepare(config).expect("set-up");
+    let error = rig.start_pair().expect_err("the node cannot start").to_string();
+    assert!(error.contains("node 1 exited during start-up"), "{error}");
+    assert!(error.contains("exit status: 2"), "{error}");
+    assert!(
+        error.contains("address 127.0.0.1:1 in use"),
+        "the node's own line: {error}"
+    );
+    assert!(!error.contains("stuck"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

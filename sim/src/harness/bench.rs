@@ -385,7 +385,7 @@ pub fn join(config: &BenchConfig) -> Result<BenchResult, HarnessError> {
         rig.say(&format!("join #{k}: start node 2"));
         rig.nodes[1].spawn()?;
         let mut in_sync_ns = None;
-        let waited = rig.wait(Duration::from_secs(30), "node 2 in sync", |rig| {
+        let waited = rig.wait_starting(1, Duration::from_secs(30), "node 2 in sync", |rig| {
             in_sync_ns = rig.watchers[1].with(|v| {
                 v.events
                     .iter()

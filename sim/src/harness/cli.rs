@@ -67,7 +67,9 @@ pub struct CommonArgs {
 /// `twinloop-sim run`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Seconds the run lasts (faults spread over it; recovery may extend it a little).
+    /// Seconds the run lasts, at least 10: faults spread over it. The pair's start, a
+    /// recovery that runs past the end and the last frames come on top when they do not
+    /// fit; the run then says by how much and why.
     #[arg(long, default_value_t = 75)]
     pub duration: u64,
     /// Sync links straight between the nodes: no link faults (only process faults).
@@ -144,8 +146,12 @@ struct WorkDir {
 impl WorkDir {
     fn new(report: Option<&PathBuf>, what: &str) -> WorkDir {
         match report {
+            // Absolute, so that the node configurations written there name their files
+            // absolutely: a relative `--report report` is relative to the caller's working
+            // directory, and would otherwise be joined again to the configuration's folder
+            // (`report/nodes/report/nodes/console.key`).
             Some(dir) => WorkDir {
-                path: dir.join("nodes"),
+                path: std::path::absolute(dir.join("nodes")).unwrap_or_else(|_| dir.join("nodes")),
                 temporary: false,
             },
             None => {
@@ -339,10 +345,13 @@ fn scenario(
         let mut rig = Rig::prepare(config)?;
         rig.start_pair()?;
         rig.say("pair healthy: node 1 primary, node 2 backup in sync");
+        let started_pair = started.elapsed();
         let executed = execute(&mut rig, &faults, pacing, started)?;
+        let faults_done = started.elapsed();
         // Run out the planned duration, then let the last frames through.
         rig.doing("running out");
         rig.sleep(min_duration.saturating_sub(started.elapsed()))?;
+        let drain_from = started.elapsed();
         let (last, aborted) = match rig.drain() {
             Ok(last) => (last, executed.aborted),
             Err(HarnessError::Interrupted) => return Err(HarnessError::Interrupted),
@@ -357,6 +366,14 @@ fn scenario(
         };
         // Let the watchers read the journals to the end.
         rig.sleep(rig.config.watch_interval * 4)?;
+        overshoot_note(
+            command,
+            min_duration,
+            started.elapsed(),
+            started_pair,
+            faults_done,
+            drain_from,
+        );
         let sink = rig.sink_log();
         let events = events_of(&rig);
         let mut records = executed.records;
@@ -439,9 +456,59 @@ fn scenario(
     }
 }
 
+/// Says why a run took more than two seconds longer than its planned duration (a
+/// `--duration` is a plan: the pair's start, a fault whose recovery runs past the end and
+/// the last frames' way to the sink come on top when they do not fit in it).
+fn overshoot_note(
+    command: &str,
+    planned: Duration,
+    took: Duration,
+    started_pair: Duration,
+    faults_done: Duration,
+    drain_from: Duration,
+) {
+    if planned.is_zero() || took <= planned + Duration::from_secs(2) {
+        return;
+    }
+    let mut why = Vec::new();
+    if faults_done > planned {
+        why.push(format!(
+            "the faults and their recoveries ended at {:.1} s (the pair's start took {:.1} s)",
+            faults_done.as_secs_f64(),
+            started_pair.as_secs_f64()
+        ));
+    }
+    let tail = took.saturating_sub(drain_from);
+    if tail > Duration::from_secs(1) {
+        why.push(format!(
+            "the last frames' outputs and journals took {:.1} s to arrive",
+            tail.as_secs_f64()
+        ));
+    }
+    if why.is_empty() {
+        why.push("the host was slow (see load_average_1m in the JSON)".into());
+    }
+    eprintln!(
+        "twinloop-sim {command}: planned {} s, took {:.1} s: {}",
+        planned.as_secs(),
+        took.as_secs_f64(),
+        why.join("; ")
+    );
+}
+
+/// The shortest `run --duration`: a warm-up, one fault and its recovery, a quiet tail.
+pub const RUN_DURATION_MIN_S: u64 = 10;
+
 /// `twinloop-sim run`: the scenario of [`run_schedule`] over `--duration` seconds.
 pub fn run_main(args: &RunArgs) -> u8 {
-    let duration = Duration::from_secs(args.duration.max(10));
+    if args.duration < RUN_DURATION_MIN_S {
+        eprintln!(
+            "twinloop-sim run: --duration {} is too short: the shortest run is {RUN_DURATION_MIN_S} s (a warm-up, one fault and its recovery, a quiet tail)",
+            args.duration
+        );
+        return 2;
+    }
+    let duration = Duration::from_secs(args.duration);
     let cycle_ms = u64::from(args.common.cycle_ms.unwrap_or(10));
     let frames_hint = duration.as_millis() as u64 / cycle_ms;
     // Faults spread between a warm-up and a quiet tail, so the plot shows each.

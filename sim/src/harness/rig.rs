@@ -418,7 +418,7 @@ impl Rig {
     pub fn start_pair(&mut self) -> Result<Health, HarnessError> {
         self.start_node_as_primary(0)?;
         self.nodes[1].spawn()?;
-        self.wait(Duration::from_secs(20), "node 2 to become backup", |rig| {
+        self.wait_starting(1, Duration::from_secs(20), "node 2 to become backup", |rig| {
             rig.status(1).is_some_and(|s| s["role"] == "backup")
         })?;
         self.plant.set_sending(true)?;
@@ -430,9 +430,63 @@ impl Rig {
     pub fn start_node_as_primary(&mut self, i: usize) -> Result<(), HarnessError> {
         self.nodes[i].spawn()?;
         let what = format!("node {} to become primary", i + 1);
-        self.wait(Duration::from_secs(20), &what, |rig| {
+        self.wait_starting(i, Duration::from_secs(20), &what, |rig| {
             rig.status(i).is_some_and(|s| s["role"] == "primary")
         })
+    }
+
+    /// [`Rig::wait`] for a node that was just started: a node process that exits meanwhile
+    /// (a bad configuration, a port in use) ends the wait at once with the node's own last
+    /// log line, instead of a wait to `limit` and "stuck".
+    pub fn wait_starting(
+        &mut self,
+        i: usize,
+        limit: Duration,
+        what: &str,
+        mut condition: impl FnMut(&Rig) -> bool,
+    ) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if condition(self) {
+                return Ok(());
+            }
+            if !self.nodes[i].running() {
+                return Err(self.exited_during_start(i));
+            }
+            self.progress();
+            if super::interrupted() {
+                return Err(HarnessError::Interrupted);
+            }
+            if Instant::now() >= deadline {
+                return Err(HarnessError::Stuck(format!(
+                    "waited {limit:?} for {what}\n{}",
+                    self.context()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// The error for node `i` having exited while the harness waited for it to start.
+    fn exited_during_start(&self, i: usize) -> HarnessError {
+        let node = &self.nodes[i];
+        let status = node
+            .last_exit
+            .map_or_else(|| "exit status unknown".to_string(), |s| s.to_string());
+        let log = node.log_tail(40);
+        // The lines this start wrote (the log is appended to across restarts).
+        let this_start = log.rsplit("---- twinloop-sim: start #").next().unwrap_or("");
+        let last_line = this_start
+            .lines()
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .last()
+            .unwrap_or("(it wrote nothing)");
+        HarnessError::Setup(format!(
+            "node {} exited during start-up ({status}): {last_line}\n(its log: {})",
+            i + 1,
+            node.log_path().display()
+        ))
     }
 
     /// The last status of node `i` (None while it does not answer or is down).
