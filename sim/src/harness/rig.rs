@@ -618,27 +618,38 @@ impl Rig {
             return;
         }
         let mut state = self.progress.borrow_mut();
+        // Both nodes' new events, merged in time order (the watchers read the two journals
+        // separately; printed node by node, a takeover could show before the kill).
+        let mut new: Vec<(u64, String)> = Vec::new();
         for i in 0..2 {
-            let new: Vec<String> = self.watchers[i].with(|v| {
+            self.watchers[i].with(|v| {
                 let from = state.printed[i].min(v.events.len());
-                let lines = v.events[from..]
-                    .iter()
-                    .filter(|e| {
-                        e.kind == "transition"
-                            || e.kind == "alarm"
-                            || matches!(
-                                e.name.as_str(),
-                                "probe_sent" | "false_death" | "transfer_started" | "transfer_completed" | "link_down"
-                            )
-                    })
-                    .map(|e| format!("[{:>8.3}s] node {}: {}", ms(e.at_ns) / 1000.0, e.node, e.message))
-                    .collect();
+                new.extend(
+                    v.events[from..]
+                        .iter()
+                        .filter(|e| {
+                            e.kind == "transition"
+                                || e.kind == "alarm"
+                                || matches!(
+                                    e.name.as_str(),
+                                    "probe_sent"
+                                        | "false_death"
+                                        | "transfer_started"
+                                        | "transfer_completed"
+                                        | "link_down"
+                                )
+                        })
+                        .map(|e| {
+                            let line = format!("[{:>8.3}s] node {}: {}", ms(e.at_ns) / 1000.0, e.node, e.message);
+                            (e.at_ns, line)
+                        }),
+                );
                 state.printed[i] = v.events.len();
-                lines
             });
-            for line in new {
-                eprintln!("{line}");
-            }
+        }
+        new.sort_by_key(|(at_ns, _)| *at_ns);
+        for (_, line) in new {
+            eprintln!("{line}");
         }
         let now = Instant::now();
         if state.next_line.is_some_and(|t| now < t) {
