@@ -5,13 +5,19 @@
 //! ```text
 //! cargo run -p twinloop-demo -- --config configs/node-a.toml &
 //! cargo run -p twinloop-demo -- --config configs/node-b.toml &
-//! cargo run -p twinloop-demo --example plant -- --cycle-ms 10
+//! cargo run -p twinloop-demo --example plant -- --config configs/node-a.toml --config configs/node-b.toml
 //! ```
+//!
+//! With `--config`, the frame addresses, the sink address and the cycle are read from the
+//! node configurations (`[frames] bind`, `[outputs] sinks`, `[app] cycle_ms`); without,
+//! the defaults below match `configs/node-a.toml` and `configs/node-b.toml`. Either way
+//! the plant prints the addresses it uses before the first frame.
 // A plant on a real clock: the cycle is paced with wall time.
 #![allow(clippy::disallowed_methods)]
 
 use clap::Parser;
 use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,15 +29,22 @@ use twinloop_demo::plant::{Plant, PlantParams};
 /// Tank plant, I/O source and actuator sink for a twinloop-demo pair.
 #[derive(Debug, Parser)]
 struct Args {
-    /// Where to send frames (each node's `frames.bind`).
-    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:7301,127.0.0.1:7302")]
+    /// A node's configuration file, once per node: frames go to each one's `[frames] bind`,
+    /// outputs are read on its `[outputs] sinks` address, the cycle is its `[app] cycle_ms`.
+    #[arg(long)]
+    config: Vec<PathBuf>,
+    /// Where to send frames (each node's `frames.bind`); default from `--config`, else
+    /// 127.0.0.1:7301,127.0.0.1:7302.
+    #[arg(long, value_delimiter = ',')]
     frames: Vec<SocketAddr>,
-    /// Where to receive outputs (`outputs.sinks` of the nodes).
-    #[arg(long, default_value = "127.0.0.1:7500")]
-    sink: SocketAddr,
-    /// The cycle, in milliseconds (the nodes' `app.cycle_ms`).
-    #[arg(long, default_value_t = 10)]
-    cycle_ms: u64,
+    /// Where to receive outputs (`outputs.sinks` of the nodes); default from `--config`,
+    /// else 127.0.0.1:7500.
+    #[arg(long)]
+    sink: Option<SocketAddr>,
+    /// The cycle, in milliseconds (the nodes' `app.cycle_ms`); default from `--config`,
+    /// else 10.
+    #[arg(long)]
+    cycle_ms: Option<u64>,
     /// Stop after this many frames (0: run until interrupted).
     #[arg(long, default_value_t = 0)]
     frames_max: u64,
@@ -40,8 +53,85 @@ struct Args {
     demand_ml_per_s: u32,
 }
 
+/// What the plant needs from the node configurations.
+#[derive(Debug, Default)]
+struct FromConfigs {
+    frames: Vec<SocketAddr>,
+    sink: Option<SocketAddr>,
+    cycle_ms: Option<u64>,
+}
+
+/// Reads `[frames] bind`, the first of `[outputs] sinks` and `[app] cycle_ms` from each
+/// node configuration; the nodes must agree on the sink and the cycle.
+fn read_configs(paths: &[PathBuf]) -> Result<FromConfigs, String> {
+    let mut found = FromConfigs::default();
+    for path in paths {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let table: toml::Table = text.parse().map_err(|e| format!("{}: {e}", path.display()))?;
+        let get = |section: &str, key: &str| table.get(section).and_then(|s| s.get(key)).cloned();
+        let addr = |v: &toml::Value, what: &str| -> Result<SocketAddr, String> {
+            v.as_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| format!("{}: {what} is not an address like \"127.0.0.1:7301\"", path.display()))
+        };
+        let frames = get("frames", "bind").ok_or_else(|| format!("{}: no [frames] bind", path.display()))?;
+        found.frames.push(addr(&frames, "[frames] bind")?);
+        if let Some(first) = get("outputs", "sinks").and_then(|v| v.as_array().and_then(|a| a.first().cloned())) {
+            let sink = addr(&first, "[outputs] sinks")?;
+            if found.sink.is_some_and(|s| s != sink) {
+                return Err(format!(
+                    "{}: [outputs] sinks differs from the other node's",
+                    path.display()
+                ));
+            }
+            found.sink = Some(sink);
+        }
+        if let Some(cycle) = get("app", "cycle_ms").and_then(|v| v.as_integer()) {
+            let cycle = u64::try_from(cycle).map_err(|_| format!("{}: [app] cycle_ms is negative", path.display()))?;
+            if found.cycle_ms.is_some_and(|c| c != cycle) {
+                return Err(format!(
+                    "{}: [app] cycle_ms differs from the other node's",
+                    path.display()
+                ));
+            }
+            found.cycle_ms = Some(cycle);
+        }
+    }
+    Ok(found)
+}
+
 fn main() -> std::io::Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    let from_configs = match read_configs(&args.config) {
+        Ok(found) => found,
+        Err(e) => {
+            eprintln!("plant: {e}");
+            std::process::exit(2);
+        }
+    };
+    if args.frames.is_empty() {
+        args.frames = if from_configs.frames.is_empty() {
+            vec![
+                "127.0.0.1:7301".parse().expect("an address"),
+                "127.0.0.1:7302".parse().expect("an address"),
+            ]
+        } else {
+            from_configs.frames
+        };
+    }
+    let sink_addr = args
+        .sink
+        .or(from_configs.sink)
+        .unwrap_or_else(|| "127.0.0.1:7500".parse().expect("an address"));
+    let cycle_ms = args.cycle_ms.or(from_configs.cycle_ms).unwrap_or(10).max(1);
+    println!(
+        "plant: frames to {}, outputs read on {sink_addr}, cycle {cycle_ms} ms",
+        args.frames
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" and ")
+    );
     let plant = Arc::new(Mutex::new(Plant::new(PlantParams {
         demand_ml_per_s: args.demand_ml_per_s,
         ..PlantParams::default()
@@ -49,7 +139,7 @@ fn main() -> std::io::Result<()> {
     let sink = Arc::new(Mutex::new(Sink::default()));
     let stop = Arc::new(AtomicBool::new(false));
 
-    let receiver = UdpSocket::bind(args.sink)?;
+    let receiver = UdpSocket::bind(sink_addr)?;
     receiver.set_read_timeout(Some(Duration::from_millis(100)))?;
     {
         let (plant, sink, stop) = (plant.clone(), sink.clone(), stop.clone());
@@ -75,7 +165,7 @@ fn main() -> std::io::Result<()> {
     }
 
     let source = UdpSocket::bind("0.0.0.0:0")?;
-    let cycle = Duration::from_millis(args.cycle_ms.max(1));
+    let cycle = Duration::from_millis(cycle_ms);
     let mut next_at = Instant::now();
     let mut report_at = Instant::now() + Duration::from_secs(1);
     let mut number = 0u64;
@@ -88,7 +178,7 @@ fn main() -> std::io::Result<()> {
         number += 1;
         let payload = {
             let mut plant = plant.lock().unwrap();
-            plant.advance(args.cycle_ms);
+            plant.advance(cycle_ms);
             plant.inputs().encode()
         };
         let datagram = io_protocol::frame_to_vec(number, &payload).expect("a valid frame");
