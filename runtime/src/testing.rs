@@ -120,7 +120,9 @@ impl App for TestApp {
 }
 
 /// An actuator sink that dedups by `(frame, index)` and rejects epochs lower than the
-/// highest it has accepted — what the plant-side I/O gateway does.
+/// highest it has seen on an output it did not reject — what the plant-side I/O gateway
+/// does (docs/PROTOCOL.md, "What a sink must do"; this one keeps every id, an unbounded
+/// dedup window).
 #[derive(Debug, Default, Clone)]
 pub struct Sink {
     /// Accepted outputs by `(frame, index)`: `(epoch, payload)`.
@@ -133,7 +135,7 @@ pub struct Sink {
     pub conflicts: u64,
     /// Outputs rejected for carrying an epoch below the highest accepted.
     pub stale_rejected: u64,
-    /// The highest epoch accepted.
+    /// The highest epoch on an output not rejected (accepted or duplicate).
     pub epoch_max: u64,
 }
 
@@ -145,6 +147,9 @@ impl Sink {
             self.stale_rejected += 1;
             return;
         }
+        // Raised by a duplicate too: a new primary's first outputs are often copies of
+        // what the old one delivered, and its epoch must fence the old one from then on.
+        self.epoch_max = output.epoch;
         let key = (output.frame, output.index);
         if let Some((_, payload)) = self.accepted.get(&key) {
             self.duplicates += 1;
@@ -153,7 +158,6 @@ impl Sink {
             }
             return;
         }
-        self.epoch_max = output.epoch;
         self.accepted.insert(key, (output.epoch, output.payload.to_vec()));
     }
 }
@@ -574,5 +578,36 @@ impl Pair {
             }
         }
         expected
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(epoch: u64, frame: u64, index: u8, byte: u8) -> Output {
+        Output {
+            epoch,
+            frame,
+            index,
+            payload: crate::app::OutputPayload::from_slice(&[byte]).unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn sink_duplicate_with_higher_epoch_fences_the_old_primary() {
+        let mut sink = Sink::default();
+        // The old primary (epoch 0x101) delivered frames 10 and 11.
+        sink.offer(&output(0x101, 10, 0, 1));
+        sink.offer(&output(0x101, 11, 0, 2));
+        // The new primary (0x202) replays frame 11: a copy, dropped, but its epoch counts.
+        sink.offer(&output(0x202, 11, 0, 2));
+        assert_eq!((sink.duplicates, sink.epoch_max), (1, 0x202));
+        // The old primary, still running, sends frame 12: rejected as deposed.
+        sink.offer(&output(0x101, 12, 0, 3));
+        assert_eq!(sink.stale_rejected, 1);
+        assert!(!sink.accepted.contains_key(&(12, 0)));
+        sink.offer(&output(0x202, 12, 0, 3));
+        assert_eq!(sink.accepted[&(12, 0)].0, 0x202);
     }
 }
