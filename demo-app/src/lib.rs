@@ -4,18 +4,17 @@
 //!   control with anti-windup, pump interlocks, latched alarms and a totalizer.
 //! - [`layout`]: its input and output payload layouts (documented in `docs/PROTOCOL.md`).
 //! - [`plant`]: a model of the tank process, to close the loop in simulations.
-//! - [`node_config`]: the node's TOML configuration file and command-line overrides.
+//! - [`node_config`]: the node's TOML configuration file with the tank's `[app]` table, and
+//!   the program's [`twinloop::NodeProgram`] implementation.
 //!
 //! The `twinloop-demo` binary runs the program as one node of a pair.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod binary;
 pub mod layout;
 pub mod node_config;
 pub mod plant;
-#[allow(unsafe_code)]
-pub mod rt;
 pub mod tank;
 
 pub use tank::{TankApp, TankParams};

@@ -14,8 +14,11 @@
 //! simulator replay a run exactly.
 //!
 //! The I/O shell (sockets, clock, signals) lives in [`io`] when the `io` feature is on;
-//! it only moves bytes between the sockets and the core.
-#![forbid(unsafe_code)]
+//! it only moves bytes between the sockets and the core; [`node_main`] (same feature) is a
+//! whole node binary for any program, [`run_node`].
+// Denied, not forbidden: the one exception is `node_main::rt` (three libc calls for the
+// real-time settings, which no safe wrapper offers), never the core.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod app;
@@ -33,6 +36,9 @@ pub mod testing;
 #[cfg(feature = "io")]
 pub mod io;
 
+#[cfg(feature = "io")]
+pub mod node_main;
+
 pub use app::{App, Frame, Outbox, OutputPayload, SnapshotError};
 pub use config::{Config, ConfigError};
 pub use node::{
@@ -41,3 +47,6 @@ pub use node::{
 };
 pub use rng::Rng;
 pub use time::Instant;
+
+#[cfg(feature = "io")]
+pub use node_main::{run_node, AppSettings, NodeProgram};

@@ -3,7 +3,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use twinloop_demo::node_config::NodeFile;
+use twinloop::node_main::config::NodeFile;
+use twinloop::node_main::AnyAppSettings;
 
 /// One node's console.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +62,8 @@ fn parse_addr(text: &str) -> Result<SocketAddr, String> {
 }
 
 fn from_config(path: &Path) -> Result<Target, String> {
-    let file = NodeFile::load(path, &[]).map_err(|e| format!("{}: {e}", path.display()))?;
+    // Any program's node: its `[app]` table is the program's business, not read here.
+    let file = NodeFile::<AnyAppSettings>::load(path, &[]).map_err(|e| format!("{}: {e}", path.display()))?;
     if !file.console.enabled {
         return Err(format!(
             "{}: the node's console is off (console.enabled = false)",

@@ -1,11 +1,12 @@
 //! Real-time settings for Linux IPCs: CPU pinning, `SCHED_FIFO` and `mlockall`.
 //!
-//! This is the demo's only `unsafe` code: three libc calls, each behind a safe function
-//! that checks its arguments and turns the OS error into a message naming the setting and
-//! what is missing (usually `CAP_SYS_NICE` / `CAP_IPC_LOCK`, or an `rtprio` / `memlock`
-//! limit). On other systems every setting reports "not supported".
+//! This is the runtime's only `unsafe` code (the node binary's, never the core's): three
+//! libc calls, each behind a safe function that checks its arguments and turns the OS
+//! error into a message naming the setting and what is missing (usually `CAP_SYS_NICE` /
+//! `CAP_IPC_LOCK`, or an `rtprio` / `memlock` limit). On other systems every setting
+//! reports "not supported".
 
-use crate::node_config::RtConfig;
+use super::config::RtConfig;
 
 /// A real-time setting that could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq)]

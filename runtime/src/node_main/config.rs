@@ -1,0 +1,418 @@
+//! The node's configuration file (TOML) and its command-line overrides.
+//!
+//! ```toml
+//! [node]      # name, state_file, seed, sync_key_file, profile
+//! [runtime]   # twinloop::Config: the core's keys, names unchanged
+//! [frames]    # twinloop::io::config::FramesConfig
+//! [[links]]   # one table per sync link
+//! [outputs] [console] [hook] [shutdown] [log]
+//! [rt]        # real-time settings (Linux)
+//! [app]       # the program's own settings (`NodeProgram::Settings`)
+//! ```
+//!
+//! Every key and its default is in `docs/CONFIG.md`. Loading goes: parse the file,
+//! apply `--set table.key=value` overrides (and the named flags, which are shorthands for
+//! them), start the `[runtime]` table from the chosen profile's values, then deserialize
+//! table by table, so that every error names its key: an unknown key, a value of the wrong
+//! type or out of range is one line, `invalid configuration key `runtime.links`: …`.
+
+use super::AppSettings;
+use crate::io::config::{
+    ConsoleConfig, FramesConfig, HookConfig, LinkConfig, LogConfig, OutputsConfig, ShellConfig, ShutdownConfig,
+};
+use crate::Config;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// A configuration problem, as one line naming the key when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigFileError {
+    /// The key (`runtime.heartbeat_interval_ms`), empty for a file-level problem.
+    pub key: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl core::fmt::Display for ConfigFileError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}", self.problem)
+        } else {
+            write!(f, "invalid configuration key `{}`: {}", self.key, self.problem)
+        }
+    }
+}
+
+impl std::error::Error for ConfigFileError {}
+
+fn error(key: impl Into<String>, problem: impl Into<String>) -> ConfigFileError {
+    ConfigFileError {
+        key: key.into(),
+        problem: one_line(&problem.into()),
+    }
+}
+
+/// Joins a multi-line message (toml's errors quote the source) into one line.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The `[runtime]` profile: which values the keys not given take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// The seed's timing: 100 ms heartbeats, a 500 ms window ([`Config::default`]).
+    #[default]
+    Default,
+    /// 1 ms heartbeats, a 4 ms window, for a 1 ms cycle ([`Config::fast`]).
+    Fast,
+}
+
+/// `[node]`: who this node is and where it keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeTable {
+    /// The name in logs and the console; empty: `node-<node_id>`.
+    pub name: String,
+    /// The file the epoch is persisted in (required).
+    pub state_file: PathBuf,
+    /// Seed of the core's random generator; 0 draws one at start.
+    pub seed: u64,
+    /// A file holding the pre-shared sync-link key (both nodes the same); none: no MAC.
+    pub sync_key_file: Option<PathBuf>,
+    /// The profile the `[runtime]` keys start from.
+    pub profile: Profile,
+}
+
+/// `[rt]`: optional real-time settings for Linux IPCs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtConfig {
+    /// CPUs to pin the process to (`sched_setaffinity`); empty: no pinning.
+    pub cpu_affinity: Vec<usize>,
+    /// `SCHED_FIFO` priority 1..=99; 0: the normal scheduler.
+    pub sched_fifo_priority: u8,
+    /// Lock all current and future memory (`mlockall`), so that no page fault stalls a cycle.
+    pub mlockall: bool,
+    /// When a setting is not permitted: warn and go on (true) or refuse to start (false).
+    pub best_effort: bool,
+}
+
+/// The whole file, after overrides and the profile; `S` is the program's `[app]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeFile<S> {
+    /// `[node]`.
+    pub node: NodeTable,
+    /// `[runtime]`.
+    pub runtime: Config,
+    /// `[frames]`.
+    pub frames: FramesConfig,
+    /// `[[links]]`.
+    pub links: Vec<LinkConfig>,
+    /// `[outputs]`.
+    pub outputs: OutputsConfig,
+    /// `[console]`.
+    pub console: ConsoleConfig,
+    /// `[hook]`.
+    pub hook: HookConfig,
+    /// `[shutdown]`.
+    pub shutdown: ShutdownConfig,
+    /// `[log]`.
+    pub log: LogConfig,
+    /// `[rt]`.
+    pub rt: RtConfig,
+    /// `[app]`.
+    pub app: S,
+}
+
+const TABLES: [&str; 11] = [
+    "node", "runtime", "frames", "links", "outputs", "console", "hook", "shutdown", "log", "rt", "app",
+];
+
+/// Deserializes one table; on error, finds the key at fault by trying each key alone.
+fn table<T: serde::de::DeserializeOwned>(name: &str, value: Option<toml::Value>) -> Result<T, ConfigFileError> {
+    let table = match value {
+        None => toml::Table::new(),
+        Some(toml::Value::Table(t)) => t,
+        Some(other) => return Err(error(name, format!("must be a table, not {}", other.type_str()))),
+    };
+    match table.clone().try_into::<T>() {
+        Ok(parsed) => Ok(parsed),
+        Err(whole) => {
+            let message = one_line(whole.message());
+            if let Some(unknown) = message
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split('`').next())
+            {
+                let expected = message.split_once(", expected ").map_or("", |(_, e)| e);
+                return Err(error(
+                    format!("{name}.{unknown}"),
+                    format!("unknown key (expected {expected})"),
+                ));
+            }
+            for (key, value) in table {
+                let mut alone = toml::Table::new();
+                alone.insert(key.clone(), value);
+                if let Err(e) = alone.try_into::<T>() {
+                    return Err(error(format!("{name}.{key}"), one_line(e.message())));
+                }
+            }
+            Err(error(name, message))
+        }
+    }
+}
+
+/// Sets `path` (`table.key`, or `key` at the top) to `value` in `root`.
+fn set(root: &mut toml::Table, path: &str, value: toml::Value) -> Result<(), ConfigFileError> {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let Some(last) = parts.pop().filter(|k| !k.is_empty()) else {
+        return Err(error(path, "an override needs a key"));
+    };
+    let mut table = root;
+    for part in parts {
+        let entry = table
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(inner) = entry else {
+            return Err(error(path, format!("`{part}` is not a table")));
+        };
+        table = inner;
+    }
+    table.insert(last.to_string(), value);
+    Ok(())
+}
+
+/// Parses the value of a `--set key=value`: a TOML value (`5`, `true`, `"x"`, `[1, 2]`),
+/// or else a bare string.
+fn override_value(text: &str) -> toml::Value {
+    let document = format!("v = {text}");
+    match document.parse::<toml::Table>() {
+        Ok(mut table) => table.remove("v").unwrap_or_else(|| toml::Value::String(text.into())),
+        Err(_) => toml::Value::String(text.into()),
+    }
+}
+
+/// One `--set` override: `key` (dotted path) and its raw value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    /// The dotted key, e.g. `runtime.heartbeat_interval_ms`.
+    pub key: String,
+    /// The value, as TOML.
+    pub value: toml::Value,
+}
+
+impl Override {
+    /// Parses `key=value`.
+    pub fn parse(text: &str) -> Result<Override, String> {
+        let (key, value) = text
+            .split_once('=')
+            .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
+        Ok(Override {
+            key: key.trim().to_string(),
+            value: override_value(value.trim()),
+        })
+    }
+
+    /// An override with a string value.
+    pub fn string(key: &str, value: &str) -> Override {
+        Override {
+            key: key.into(),
+            value: toml::Value::String(value.into()),
+        }
+    }
+}
+
+/// Makes a relative path relative to `base` (the configuration file's directory).
+fn resolve(base: &Path, path: &mut PathBuf) {
+    if !path.as_os_str().is_empty() && path.is_relative() {
+        *path = base.join(&*path);
+    }
+}
+
+impl<S: AppSettings> NodeFile<S> {
+    /// Loads `path` with `overrides` applied in order.
+    pub fn load(path: &Path, overrides: &[Override]) -> Result<NodeFile<S>, ConfigFileError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| error("", format!("cannot read {}: {e}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        // Absolute, so that `--print-config` output works from any directory.
+        let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+        Self::parse(&text, &base, overrides)
+    }
+
+    /// Parses the text of a configuration file; relative paths in it are taken relative
+    /// to `base`.
+    pub fn parse(text: &str, base: &Path, overrides: &[Override]) -> Result<NodeFile<S>, ConfigFileError> {
+        let mut root: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| error("", format!("not valid TOML: {}", one_line(&e.to_string()))))?;
+        for o in overrides {
+            set(&mut root, &o.key, o.value.clone())?;
+        }
+        if let Some(unknown) = root.keys().find(|k| !TABLES.contains(&k.as_str())) {
+            return Err(error(
+                unknown.as_str(),
+                format!("unknown table (expected one of {})", TABLES.join(", ")),
+            ));
+        }
+        let mut node: NodeTable = table("node", root.remove("node"))?;
+
+        // The profile gives the [runtime] keys the file does not set.
+        let base_runtime = match node.profile {
+            Profile::Default => Config::default(),
+            Profile::Fast => Config::fast(),
+        };
+        let mut runtime_table = toml::Table::try_from(&base_runtime).map_err(|e| error("runtime", e.to_string()))?;
+        match root.remove("runtime") {
+            None => {}
+            Some(toml::Value::Table(given)) => runtime_table.extend(given),
+            Some(other) => return Err(error("runtime", format!("must be a table, not {}", other.type_str()))),
+        }
+        let runtime: Config = table("runtime", Some(toml::Value::Table(runtime_table)))?;
+        runtime
+            .validate()
+            .map_err(|e| error(format!("runtime.{}", e.key), e.problem))?;
+
+        let links = match root.remove("links") {
+            None => Vec::new(),
+            Some(toml::Value::Array(items)) => {
+                let mut links = Vec::with_capacity(items.len());
+                for (i, item) in items.into_iter().enumerate() {
+                    links.push(table(&format!("links[{i}]"), Some(item))?);
+                }
+                links
+            }
+            Some(other) => {
+                return Err(error(
+                    "links",
+                    format!("must be an array of tables ([[links]]), not {}", other.type_str()),
+                ))
+            }
+        };
+        let mut file: NodeFile<S> = NodeFile {
+            runtime,
+            frames: table("frames", root.remove("frames"))?,
+            links,
+            outputs: table("outputs", root.remove("outputs"))?,
+            console: table("console", root.remove("console"))?,
+            hook: table("hook", root.remove("hook"))?,
+            shutdown: table("shutdown", root.remove("shutdown"))?,
+            log: table("log", root.remove("log"))?,
+            rt: table("rt", root.remove("rt"))?,
+            app: table("app", root.remove("app"))?,
+            node: {
+                resolve(base, &mut node.state_file);
+                if let Some(p) = &mut node.sync_key_file {
+                    resolve(base, p);
+                }
+                node
+            },
+        };
+        if let Some(p) = &mut file.console.key_file {
+            resolve(base, p);
+        }
+        file.app
+            .validate(&file.runtime)
+            .map_err(|e| error(format!("app.{}", e.key), e.problem))?;
+        if file.rt.sched_fifo_priority > 99 {
+            return Err(error("rt.sched_fifo_priority", "must be 0..=99"));
+        }
+        file.shell()
+            .validate(file.runtime.links)
+            .map_err(|e| error(e.key, e.problem))?;
+        Ok(file)
+    }
+
+    /// The I/O shell's part.
+    pub fn shell(&self) -> ShellConfig {
+        ShellConfig {
+            name: self.node.name.clone(),
+            state_file: self.node.state_file.clone(),
+            seed: self.node.seed,
+            sync_key_file: self.node.sync_key_file.clone(),
+            frames: self.frames.clone(),
+            links: self.links.clone(),
+            outputs: self.outputs.clone(),
+            console: self.console.clone(),
+            hook: self.hook.clone(),
+            shutdown: self.shutdown.clone(),
+            log: self.log.clone(),
+        }
+    }
+
+    /// The effective configuration as TOML (for `--print-config`).
+    pub fn to_toml(&self) -> Result<String, ConfigFileError> {
+        let mut root = toml::Table::new();
+        let mut put = |name: &str, value: Result<toml::Table, toml::ser::Error>| -> Result<(), ConfigFileError> {
+            let table = value.map_err(|e| error(name, e.to_string()))?;
+            root.insert(name.into(), toml::Value::Table(table));
+            Ok(())
+        };
+        put("node", toml::Table::try_from(&self.node))?;
+        put("runtime", toml::Table::try_from(&self.runtime))?;
+        put("frames", toml::Table::try_from(&self.frames))?;
+        put("outputs", toml::Table::try_from(&self.outputs))?;
+        put("console", toml::Table::try_from(&self.console))?;
+        put("hook", toml::Table::try_from(&self.hook))?;
+        put("shutdown", toml::Table::try_from(&self.shutdown))?;
+        put("log", toml::Table::try_from(&self.log))?;
+        put("rt", toml::Table::try_from(&self.rt))?;
+        put("app", toml::Table::try_from(&self.app))?;
+        let mut links = Vec::new();
+        for (i, link) in self.links.iter().enumerate() {
+            let table = toml::Table::try_from(link).map_err(|e| error(format!("links[{i}]"), e.to_string()))?;
+            links.push(toml::Value::Table(table));
+        }
+        root.insert("links".into(), toml::Value::Array(links));
+        toml::to_string(&root).map_err(|e| error("", e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node_main::AnyAppSettings;
+
+    const MINIMAL: &str = r#"
+[node]
+state_file = "a.epoch"
+
+[[links]]
+bind = "127.0.0.1:7101"
+peer = "127.0.0.1:7201"
+
+[[links]]
+bind = "127.0.0.1:7111"
+peer = "127.0.0.1:7211"
+
+[outputs]
+sinks = ["127.0.0.1:7500"]
+
+[console]
+bind = "127.0.0.1:7409"
+
+[app]
+belt_speed_mm_s = 250
+zones = ["infeed", "outfeed"]
+"#;
+
+    #[test]
+    fn any_app_unknown_app_keys_are_kept_not_refused() {
+        let file = NodeFile::<AnyAppSettings>::parse(MINIMAL, Path::new("/etc/twinloop"), &[]).unwrap();
+        assert_eq!(file.console.bind, "127.0.0.1:7409".parse().unwrap());
+        assert_eq!(file.app.0["belt_speed_mm_s"].as_integer(), Some(250));
+        let again = NodeFile::<AnyAppSettings>::parse(&file.to_toml().unwrap(), Path::new("/"), &[]).unwrap();
+        assert_eq!(again, file);
+    }
+
+    #[test]
+    fn any_app_other_tables_are_still_checked() {
+        let text = MINIMAL.replace("[console]", "[console]\nport = 1");
+        let e = NodeFile::<AnyAppSettings>::parse(&text, Path::new("/"), &[]).unwrap_err();
+        assert_eq!(e.key, "console.port");
+    }
+}
