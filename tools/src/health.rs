@@ -297,6 +297,7 @@ mod tests {
             epoch,
             frame: 100,
             lag_frames: 0,
+            transfer: None,
             peer: None,
             links: vec![
                 Link {

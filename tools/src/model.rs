@@ -87,6 +87,9 @@ pub struct Status {
     /// The node's wall clock now.
     #[serde(default)]
     pub unix_ms: u64,
+    /// A state transfer under way on this node.
+    #[serde(default)]
+    pub transfer: Option<Transfer>,
     /// Changes at every restart.
     #[serde(default)]
     pub boot_id: u64,
@@ -104,6 +107,44 @@ impl Status {
     /// True for a backup that follows with the primary's state, caught up.
     pub fn is_in_sync_backup(&self) -> bool {
         self.role == "backup" && self.sync == "in_sync"
+    }
+}
+
+/// `status.transfer`: a state transfer under way.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Transfer {
+    /// `sending` (the primary) or `receiving` (the backup).
+    pub direction: String,
+    /// Bytes acknowledged (sending) or received in order (receiving).
+    pub bytes_done: u64,
+    /// The snapshot's size; 0 until the primary has begun.
+    pub bytes_total: u64,
+    /// Since the transfer was asked for (receiving) or the snapshot taken (sending).
+    #[serde(default)]
+    pub elapsed_ms: u64,
+    /// `bytes_done` over `elapsed_ms`.
+    #[serde(default)]
+    pub rate_bytes_per_s: u64,
+}
+
+impl Transfer {
+    /// `receiving 512.0 / 1024.0 KiB (50 %) at 6.3 MiB/s`.
+    pub fn text(&self) -> String {
+        let kib = |b: u64| b as f64 / 1024.0;
+        if self.bytes_total == 0 {
+            return format!(
+                "{}: waiting for the primary to begin ({} ms)",
+                self.direction, self.elapsed_ms
+            );
+        }
+        format!(
+            "{} {:.1} / {:.1} KiB ({} %) at {:.1} MiB/s",
+            self.direction,
+            kib(self.bytes_done),
+            kib(self.bytes_total),
+            self.bytes_done.saturating_mul(100) / self.bytes_total,
+            self.rate_bytes_per_s as f64 / (1024.0 * 1024.0)
+        )
     }
 }
 
@@ -344,6 +385,14 @@ mod tests {
     #[test]
     fn epoch_text_splits_term_and_node() {
         assert_eq!(epoch_text(514), "514 (term 2, node 2)");
+        let t = Transfer {
+            direction: "receiving".into(),
+            bytes_done: 512 * 1024,
+            bytes_total: 1024 * 1024,
+            elapsed_ms: 40,
+            rate_bytes_per_s: 13_107_200,
+        };
+        assert_eq!(t.text(), "receiving 512.0 / 1024.0 KiB (50 %) at 12.5 MiB/s");
         assert_eq!(epoch_text(0), "0 (none yet)");
     }
 }

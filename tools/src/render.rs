@@ -214,6 +214,18 @@ pub fn pair_table(nodes: &[NodeView], highlight: &[bool], width: Option<usize>) 
             span(format!("{} frames", s.lag_frames), style)
         }),
     );
+    if nodes
+        .iter()
+        .any(|n| n.status.as_ref().is_some_and(|s| s.transfer.is_some()))
+    {
+        row(
+            "state transfer",
+            each(&|s| match &s.transfer {
+                Some(t) => span(t.text(), Style::Warn),
+                None => span("-", Style::Dim),
+            }),
+        );
+    }
     row(
         "switchover",
         each(&|s| match &s.switchover {

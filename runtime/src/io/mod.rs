@@ -1329,6 +1329,26 @@ impl<A: App> Shell<A> {
         s.insert("switchover".into(), switchover.into());
         s.insert("rejections".into(), rejections_json(&rejections));
         s.insert("unsent_outputs".into(), unsent_outputs.into());
+        s.insert(
+            "transfer".into(),
+            match self.node.transfer_progress() {
+                None => Value::Null,
+                Some(t) => {
+                    let elapsed_ms = now.saturating_since(t.started_at).as_millis() as u64;
+                    let rate = t.bytes_done.saturating_mul(1000) / elapsed_ms.max(1);
+                    let mut m = Map::new();
+                    m.insert(
+                        "direction".into(),
+                        if t.sending { "sending" } else { "receiving" }.into(),
+                    );
+                    m.insert("bytes_done".into(), t.bytes_done.into());
+                    m.insert("bytes_total".into(), t.bytes_total.into());
+                    m.insert("elapsed_ms".into(), elapsed_ms.into());
+                    m.insert("rate_bytes_per_s".into(), rate.into());
+                    Value::Object(m)
+                }
+            },
+        );
         let c = &self.counters;
         let mut io = Map::new();
         io.insert("frames_received".into(), c.frames_received.into());

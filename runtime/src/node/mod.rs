@@ -37,6 +37,7 @@ pub use fencing::Epoch;
 use replay::ReplayWindow;
 use ring::Ring;
 use switchover::Switchover;
+pub use transfer::TransferProgress;
 use transfer::{RxTransfer, TxTransfer};
 
 /// Actions one `handle_*` call may queue at most; work that would need more waits until

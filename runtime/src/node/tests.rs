@@ -1055,3 +1055,36 @@ fn taking_over_released_frame_commit_lost_fetches_it() {
     assert!(!reasons(&p, 0).contains(&Reason::FencedByEpoch));
     assert_eq!(p.sink.duplicates, 0);
 }
+
+#[test]
+fn joining_paced_transfer_progress_grows_to_the_total_on_both_sides() {
+    let mut p = Pair::new(17, Config::fast(), 200_000);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    assert_eq!(p.node(0).transfer_progress(), None, "no transfer before a backup asks");
+    p.start(1);
+    let mut seen = std::vec::Vec::new();
+    while p.node(1).status().sync != SyncState::InSync {
+        assert!(seen.len() < 100, "no state after 100 ms");
+        p.run_for(ms(1));
+        if let (Some(tx), Some(rx)) = (p.node(0).transfer_progress(), p.node(1).transfer_progress()) {
+            assert!(tx.sending && !rx.sending);
+            assert!(tx.bytes_done <= tx.bytes_total && rx.bytes_done <= rx.bytes_total.max(rx.bytes_done));
+            seen.push((tx.bytes_done, tx.bytes_total, rx.bytes_done, rx.bytes_total));
+        }
+    }
+    // Paced at 16 KiB a millisecond, a 200 kB snapshot is watched part-way several times,
+    // each figure never going back, and the total is the snapshot's size on both sides.
+    assert!(seen.len() >= 5, "{seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[1].0 >= w[0].0 && w[1].2 >= w[0].2),
+        "{seen:?}"
+    );
+    let (_, total, _, rx_total) = *seen.last().unwrap();
+    assert!(total >= 200_000 && rx_total == total, "{seen:?}");
+    assert!(
+        seen.iter().any(|s| s.2 > 0 && s.2 < total),
+        "a part-way figure: {seen:?}"
+    );
+    assert_eq!(p.node(1).transfer_progress(), None, "none once installed");
+}

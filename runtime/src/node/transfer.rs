@@ -25,6 +25,8 @@ pub(super) struct TxTransfer {
     next: u32,
     state_digest: u64,
     progress_at: Instant,
+    /// When the snapshot was taken, for the rate in status.
+    started_at: Instant,
     /// Pacing (`transfer_chunks_per_ms`): the next chunk may go at this instant.
     paced_at: Instant,
 }
@@ -48,6 +50,8 @@ pub(super) struct RxTransfer {
     retry_at: Instant,
     /// When the transfer began or last moved `next`.
     progress_at: Instant,
+    /// When this node asked for the state, for the rate in status.
+    started_at: Instant,
 }
 
 impl RxTransfer {
@@ -66,7 +70,44 @@ impl RxTransfer {
     }
 }
 
+/// How far a state transfer under way has come (status, `twinctl status` and `watch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferProgress {
+    /// True on the primary (sending the snapshot), false on the backup (receiving it).
+    pub sending: bool,
+    /// Bytes acknowledged (primary) or received in order (backup).
+    pub bytes_done: u64,
+    /// The snapshot's size; 0 on a backup whose primary has not begun yet.
+    pub bytes_total: u64,
+    /// When the transfer was asked for (backup) or the snapshot taken (primary).
+    pub started_at: Instant,
+}
+
 impl<A: App> Node<A> {
+    /// The state transfer under way, if any: the one this primary sends, or the one this
+    /// backup receives.
+    pub fn transfer_progress(&self) -> Option<TransferProgress> {
+        if let Some(tx) = &self.tx {
+            return Some(TransferProgress {
+                sending: true,
+                bytes_done: (u64::from(tx.acked) * tx.chunk).min(tx.total),
+                bytes_total: tx.total,
+                started_at: tx.started_at,
+            });
+        }
+        let rx = self.rx.as_ref()?;
+        let (done, total) = match rx.begun {
+            Some((_, total, chunk, _)) => ((u64::from(rx.next).saturating_mul(chunk)).min(total), total),
+            None => (0, 0),
+        };
+        Some(TransferProgress {
+            sending: false,
+            bytes_done: done,
+            bytes_total: total,
+            started_at: rx.started_at,
+        })
+    }
+
     /// The backup has the primary's state (it may run committed frames and take over).
     pub(super) fn has_state(&self) -> bool {
         matches!(self.sync, SyncState::InSync | SyncState::Lagging)
@@ -83,6 +124,7 @@ impl<A: App> Node<A> {
             received: [0; RX_WINDOW_CHUNKS / 64],
             retry_at: self.now + self.config.retry(),
             progress_at: self.now,
+            started_at: self.now,
         });
         // Commits of another history must never be replayed on the state to come.
         self.ring.clear_commits();
@@ -139,6 +181,7 @@ impl<A: App> Node<A> {
             next: 0,
             state_digest: self.app.digest(),
             progress_at: self.now,
+            started_at: self.now,
             // A millisecond's worth of chunks may go at once, with the beginning.
             paced_at: self.now - PACE_BURST,
         };
