@@ -137,6 +137,11 @@ pub struct Sink {
     pub stale_rejected: u64,
     /// The highest epoch on an output not rejected (accepted or duplicate).
     pub epoch_max: u64,
+    /// The highest frame accepted.
+    pub frame_max: u64,
+    /// The most frames a duplicate lay below `frame_max` when it arrived: the dedup window
+    /// a gateway would have needed (docs/PROTOCOL.md, "The dedup window").
+    pub duplicate_depth_max: u64,
 }
 
 impl Sink {
@@ -156,8 +161,12 @@ impl Sink {
             if payload.as_slice() != output.payload.as_slice() {
                 self.conflicts += 1;
             }
+            self.duplicate_depth_max = self
+                .duplicate_depth_max
+                .max(self.frame_max.saturating_sub(output.frame));
             return;
         }
+        self.frame_max = self.frame_max.max(output.frame);
         self.accepted.insert(key, (output.epoch, output.payload.to_vec()));
     }
 }
