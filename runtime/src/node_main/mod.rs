@@ -43,6 +43,16 @@ pub struct SettingsError {
     pub problem: String,
 }
 
+impl SettingsError {
+    /// The problem `problem` with `key` (within `[app]`).
+    pub fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        SettingsError {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
 /// A program's `[app]` table: deserialized from the node's configuration file (every
 /// key optional: missing keys take [`Default`]), printed back by `--print-config`, and
 /// checked before anything opens.
