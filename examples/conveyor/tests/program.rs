@@ -125,3 +125,29 @@ fn conveyor_pair_under_simulated_faults_no_violation() {
         );
     }
 }
+
+#[test]
+fn program_md_snippets_are_the_example() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+    let doc = read("docs/PROGRAM.md");
+    let sources = [
+        "examples/conveyor/src/lib.rs",
+        "examples/conveyor/src/main.rs",
+        "examples/conveyor/tests/program.rs",
+    ];
+    let code: String = sources.iter().map(|p| read(p)).collect();
+    let config = read("configs/conveyor-a.toml");
+    let mut checked = 0;
+    for (fence, source) in [("```rust\n", &code), ("```toml\n", &config)] {
+        for block in doc.split(fence).skip(1) {
+            let snippet = &block[..block.find("```").expect("a closed code block")];
+            assert!(
+                source.contains(snippet),
+                "docs/PROGRAM.md has a snippet not in the example:\n{snippet}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "{checked} snippets");
+}
