@@ -16,6 +16,7 @@
 mod client;
 mod events;
 mod health;
+mod keygen;
 mod model;
 mod pair;
 mod render;
@@ -172,12 +173,24 @@ enum Command {
               value_parser = clap::value_parser!(u64).range(10..=60_000))]
         interval_ms: u64,
     },
+    /// A new random key for console.key_file or node.sync_key_file (64 hex digits).
+    Keygen {
+        /// Write it to this new file, mode 0600 (never overwritten); default: stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 fn run(cli: Cli) -> Result<u8, Failure> {
+    // Talks to no node.
+    let command = match cli.command {
+        Command::Keygen { out } => return keygen::run(out.as_deref()),
+        command => command,
+    };
     let targets = targets::resolve(&cli.configs, &cli.nodes).map_err(Failure::usage)?;
     let timeout = Duration::from_millis(cli.timeout_ms);
-    match cli.command {
+    match command {
+        Command::Keygen { .. } => Err(Failure::usage("keygen talks to no node")),
         Command::Status { json, alarm_window_s } => {
             let mut pair = pair::Pair::new(targets, timeout);
             Ok(status::run(&mut pair, json, alarm_window_s.saturating_mul(1000)))

@@ -116,6 +116,15 @@ mod tests {
     }
 
     #[test]
+    fn resolve_config_of_another_program_reads_its_console() {
+        // The conveyor's [app] table means nothing to twinctl (nor to the tank's loader).
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let targets = resolve(&[dir.join("conveyor-a.toml")], &[]).unwrap();
+        assert_eq!(targets[0].addr, "127.0.0.1:7431".parse().unwrap());
+        assert_eq!(targets[0].name.as_deref(), Some("conveyor-a"));
+    }
+
+    #[test]
     fn resolve_rejects_nothing_and_duplicates() {
         assert!(resolve(&[], &[]).unwrap_err().starts_with("no node given"));
         let twice = ["127.0.0.1:7401".to_string(), "127.0.0.1:7401".to_string()];

@@ -35,6 +35,7 @@ pub mod journal;
 pub mod log;
 pub mod names;
 pub mod net;
+pub mod preflight;
 mod timer;
 
 use crate::app::App;
@@ -53,6 +54,8 @@ use hook::{HookJob, HookOutcome, HookRunner};
 use journal::{EventKind, Journal};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
+#[cfg(test)]
+use preflight::read_key_file;
 use serde_json::{Map, Value};
 use std::io;
 use std::net::SocketAddr;
@@ -274,42 +277,6 @@ pub struct Shell<A: App> {
     buf: Vec<u8>,
 }
 
-fn read_key_file(key: &'static str, path: &PathBuf) -> Result<Vec<u8>, ShellError> {
-    // Like ssh with a private key: a secret others can read is no secret.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(ShellError::KeyFile {
-                    key,
-                    path: path.clone(),
-                    problem: format!(
-                        "permissions {mode:04o} let group or others read it; run `chmod 600 {}`",
-                        path.display()
-                    ),
-                });
-            }
-        }
-    }
-    let bytes = std::fs::read(path).map_err(|e| ShellError::KeyFile {
-        key,
-        path: path.clone(),
-        problem: e.to_string(),
-    })?;
-    // `echo secret > file` and an editor's trailing newline give the same key.
-    let trimmed = bytes.trim_ascii().to_vec();
-    if trimmed.is_empty() {
-        return Err(ShellError::KeyFile {
-            key,
-            path: path.clone(),
-            problem: "the key is empty".into(),
-        });
-    }
-    Ok(trimmed)
-}
-
 /// A seed from the OS's hash randomization, the pid and the time: only the start-up
 /// nonce and ids depend on it, so it needs to differ between nodes, not be secret.
 fn random_seed() -> u64 {
@@ -333,15 +300,17 @@ impl<A: App> Shell<A> {
         };
         log::init(&name, level);
 
+        // The same checks as `--check` (node_main), in one function.
+        let files = preflight::check_files(&config)?;
+        for warning in &files.warnings {
+            log::warn(format_args!("{warning}"));
+        }
+        let stored = files.stored;
         let epoch_file = EpochFile::new(&config.state_file);
         let state_error = |problem: String| ShellError::StateFile {
             path: config.state_file.clone(),
             problem,
         };
-        let stored = epoch_file
-            .load()
-            .map_err(|e| state_error(e.to_string()))?
-            .unwrap_or_default();
         // Write it back now: a state file that cannot be written must stop the node at
         // start, not at its first takeover.
         epoch_file
@@ -350,17 +319,8 @@ impl<A: App> Shell<A> {
         let state_file =
             StateWriter::start(epoch_file).map_err(|e| state_error(format!("cannot start its writer: {e}")))?;
 
-        let console_key = match (&config.console.key_file, config.console.enabled) {
-            (Some(path), true) => Some(read_key_file("console.key_file", path)?),
-            _ => None,
-        };
-        let sync_key = match &config.sync_key_file {
-            Some(path) => Some(crate::wire::AuthKey::derive(&read_key_file(
-                "node.sync_key_file",
-                path,
-            )?)),
-            None => None,
-        };
+        let console_key = files.console_key;
+        let sync_key = files.sync_key.as_deref().map(crate::wire::AuthKey::derive);
 
         let poll = Poll::new().map_err(ShellError::Poll)?;
         let waker = Arc::new(Waker::new(poll.registry(), TOKEN_WAKER).map_err(ShellError::Poll)?);

@@ -43,6 +43,16 @@ pub struct SettingsError {
     pub problem: String,
 }
 
+impl SettingsError {
+    /// The problem `problem` with `key` (within `[app]`).
+    pub fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        SettingsError {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
 /// A program's `[app]` table: deserialized from the node's configuration file (every
 /// key optional: missing keys take [`Default`]), printed back by `--print-config`, and
 /// checked before anything opens.
@@ -79,9 +89,18 @@ pub struct AnyAppSettings(pub toml::Table);
 
 impl AppSettings for AnyAppSettings {}
 
+/// The exit codes, for `--help` (docs/CONFIG.md, "Rules").
+const EXIT_CODES: &str = "Exit codes:
+  0  a clean stop (SIGINT or SIGTERM; a primary hands over first), or --check,
+     --print-config, --help or --version done
+  1  the node could not start or had to stop: a port in use, the state file (unreadable,
+     not an epoch file, not writable), a real-time setting refused, the epoch not persisted
+  2  a configuration error: one line on stderr naming the key (a value, a key file),
+     or a bad command line";
+
 /// One node of a twinloop hot-standby pair.
 #[derive(Debug, Parser)]
-#[command(long_about = None)]
+#[command(long_about = None, after_help = EXIT_CODES)]
 struct Cli {
     /// The node's configuration file (TOML; every key is in docs/CONFIG.md).
     #[arg(short, long, value_name = "FILE")]
@@ -117,7 +136,9 @@ struct Cli {
     /// Applied in order, after the file and before the named flags.
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = Override::parse)]
     overrides: Vec<Override>,
-    /// Check the configuration and exit (0 when valid, 2 otherwise).
+    /// Check the configuration and every file a start reads (key files, the state file),
+    /// try the [rt] settings, open no socket, and exit: 0 when a start would go ahead,
+    /// otherwise the exit code and the one error line a start would give.
     #[arg(long)]
     check: bool,
     /// Print the effective configuration as TOML and exit.
@@ -209,6 +230,21 @@ pub fn run_node<P: NodeProgram>(args: impl IntoIterator<Item = impl Into<OsStrin
         };
     }
     if cli.check {
+        // The checks a start makes before it opens a socket, by the same functions, with
+        // the same exit code and line; then the `[rt]` settings, tried on this process.
+        let files = match io::preflight::check_files(&file.shell()) {
+            Ok(files) => files,
+            Err(e) => {
+                eprintln!("{name}: {e}");
+                return ExitCode::from(if e.is_config() { 2 } else { 1 });
+            }
+        };
+        for warning in &files.warnings {
+            eprintln!("{name}: warning: {warning}");
+        }
+        if let Err(code) = apply_rt(&file.rt) {
+            return code;
+        }
         println!("{}: configuration valid", cli.config.display());
         return ExitCode::SUCCESS;
     }
@@ -224,20 +260,8 @@ pub fn run_node<P: NodeProgram>(args: impl IntoIterator<Item = impl Into<OsStrin
     // After the shell allocated its buffers (mlockall locks them too) and started its
     // state-file writer (which stays on the normal scheduler: the priority is this
     // thread's), before the loop.
-    let (applied, failed) = rt::apply(&file.rt);
-    for line in applied {
-        log::info(format_args!("real-time: {line}"));
-    }
-    if !failed.is_empty() {
-        for e in &failed {
-            log::error(format_args!("real-time: {e}"));
-        }
-        if !file.rt.best_effort {
-            log::error(format_args!(
-                "not starting: set rt.best_effort = true to run without them"
-            ));
-            return ExitCode::from(1);
-        }
+    if let Err(code) = apply_rt(&file.rt) {
+        return code;
     }
     if let Err(e) = io::install_signal_handler(shell.stop_handle()) {
         log::error(format_args!("{e}"));
@@ -254,4 +278,25 @@ pub fn run_node<P: NodeProgram>(args: impl IntoIterator<Item = impl Into<OsStrin
             ExitCode::from(1)
         }
     }
+}
+
+/// Applies the `[rt]` settings to the calling thread (and the process), logging each;
+/// `Err` with the exit code when one failed and `rt.best_effort` is off.
+fn apply_rt(settings: &config::RtConfig) -> Result<(), ExitCode> {
+    let (applied, failed) = rt::apply(settings);
+    for line in applied {
+        log::info(format_args!("real-time: {line}"));
+    }
+    if !failed.is_empty() {
+        for e in &failed {
+            log::error(format_args!("real-time: {e}"));
+        }
+        if !settings.best_effort {
+            log::error(format_args!(
+                "not starting: set rt.best_effort = true to run without them"
+            ));
+            return Err(ExitCode::from(1));
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,214 @@
+//! `--check` runs the checks a start runs (issue 13, point 9): for each file a start
+//! refuses, a real `twinloop-demo --check` process exits with the code and the one error
+//! line a real start of the same configuration gives, and neither waits on a FIFO.
+// Real processes on a real clock: each run is bounded with wall time.
+#![allow(clippy::disallowed_methods)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs the node with `args`; returns its exit code and stderr, or panics when it has not
+/// exited within `limit` (it is killed first).
+fn run(config: &Path, check: bool, limit: Duration) -> (i32, String) {
+    let dir = config.parent().unwrap();
+    let stderr_path = dir.join(if check { "check.err" } else { "start.err" });
+    let mut command = Command::new(env!("CARGO_BIN_EXE_twinloop-demo"));
+    command.arg("--config").arg(config);
+    if check {
+        command.arg("--check");
+    }
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("start twinloop-demo");
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "twinloop-demo {}did not exit within {limit:?}: {}",
+                if check { "--check " } else { "" },
+                fs::read_to_string(&stderr_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let stderr = fs::read_to_string(&stderr_path).unwrap();
+    (status.code().expect("exited, not killed"), stderr)
+}
+
+/// A directory with a valid configuration (`node.toml`), its console key file
+/// `console.key` (private) and state file `node.epoch`; `edit` then breaks one thing.
+fn setup(name: &str, edit: impl FnOnce(&Path, &mut String)) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("check-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("console.key"), "a-test-key\n").unwrap();
+    fs::set_permissions(dir.join("console.key"), fs::Permissions::from_mode(0o600)).unwrap();
+    // Ports nobody listens on: every case is refused before a socket opens.
+    let mut text = r#"
+[node]
+state_file = "node.epoch"
+
+[frames]
+bind = "127.0.0.1:1"
+
+[[links]]
+bind = "127.0.0.1:2"
+peer = "127.0.0.1:4"
+
+[[links]]
+bind = "127.0.0.1:6"
+peer = "127.0.0.1:8"
+
+[outputs]
+sinks = ["127.0.0.1:9"]
+
+[console]
+bind = "127.0.0.1:10"
+key_file = "console.key"
+"#
+    .to_string();
+    edit(&dir, &mut text);
+    fs::write(dir.join("node.toml"), text).unwrap();
+    dir.join("node.toml")
+}
+
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().expect("run mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// `--check` and a start give the same exit code and the same single line, which names
+/// `expected`.
+fn assert_check_matches_start(config: &Path, code: i32, expected: &str) {
+    let limit = Duration::from_secs(20);
+    let (check_code, check_err) = run(config, true, limit);
+    let (start_code, start_err) = run(config, false, limit);
+    assert_eq!(
+        (start_code, start_err.lines().count()),
+        (code, 1),
+        "a start refuses with exit {code} and one line: {start_err}"
+    );
+    assert!(
+        start_err.contains(expected),
+        "the start names {expected:?}: {start_err}"
+    );
+    assert_eq!(
+        (check_code, check_err.as_str()),
+        (start_code, start_err.as_str()),
+        "--check gives the start's exit code and line"
+    );
+}
+
+#[test]
+fn check_key_file_readable_by_others_is_refused_like_a_start() {
+    let config = setup("key-mode", |dir, _| {
+        fs::set_permissions(dir.join("console.key"), fs::Permissions::from_mode(0o644)).unwrap();
+    });
+    assert_check_matches_start(
+        &config,
+        2,
+        "permissions 0644 let group or others read it; run `chmod 600",
+    );
+}
+
+#[test]
+fn check_key_file_empty_is_refused_like_a_start() {
+    let config = setup("key-empty", |dir, _| fs::write(dir.join("console.key"), "\n").unwrap());
+    assert_check_matches_start(&config, 2, "`console.key_file`");
+}
+
+#[test]
+fn check_key_file_missing_is_refused_like_a_start() {
+    let config = setup("key-missing", |dir, _| {
+        fs::remove_file(dir.join("console.key")).unwrap()
+    });
+    assert_check_matches_start(&config, 2, "No such file or directory");
+}
+
+#[test]
+fn check_key_file_directory_is_refused_like_a_start() {
+    let config = setup("key-dir", |dir, _| {
+        fs::remove_file(dir.join("console.key")).unwrap();
+        fs::create_dir(dir.join("console.key")).unwrap();
+        fs::set_permissions(dir.join("console.key"), fs::Permissions::from_mode(0o700)).unwrap();
+    });
+    assert_check_matches_start(&config, 2, "is a directory, not a regular file");
+}
+
+#[test]
+fn check_key_file_fifo_is_refused_like_a_start_without_hanging() {
+    let config = setup("key-fifo", |dir, text| {
+        mkfifo(&dir.join("sync.key"));
+        fs::set_permissions(dir.join("sync.key"), fs::Permissions::from_mode(0o600)).unwrap();
+        *text = text.replace("[node]\n", "[node]\nsync_key_file = \"sync.key\"\n");
+    });
+    assert_check_matches_start(&config, 2, "`node.sync_key_file`");
+    let (_, line) = run(&config, true, Duration::from_secs(20));
+    assert!(line.contains("is a FIFO, not a regular file"), "{line}");
+}
+
+#[test]
+fn check_state_file_under_a_regular_file_is_refused_like_a_start() {
+    let config = setup("state-not-dir", |dir, text| {
+        fs::write(dir.join("plain"), "").unwrap();
+        *text = text.replace("state_file = \"node.epoch\"", "state_file = \"plain/node.epoch\"");
+    });
+    assert_check_matches_start(&config, 1, "Not a directory");
+}
+
+#[test]
+fn check_state_file_not_writable_is_refused_like_a_start() {
+    // A directory nobody may create files in, root included (for whom permission bits
+    // would not do): sysfs's top.
+    let config = setup("state-unwritable", |_, text| {
+        *text = text.replace(
+            "state_file = \"node.epoch\"",
+            "state_file = \"/sys/twinloop-check-test/node.epoch\"",
+        );
+    });
+    assert_check_matches_start(&config, 1, "cannot write");
+}
+
+#[test]
+fn check_state_file_fifo_is_refused_like_a_start_without_hanging() {
+    let config = setup("state-fifo", |dir, _| mkfifo(&dir.join("node.epoch")));
+    assert_check_matches_start(&config, 1, "is a FIFO, not a regular file");
+}
+
+#[test]
+fn check_valid_configuration_passes_and_writes_no_state_file() {
+    let config = setup("valid", |_, _| {});
+    let (code, stderr) = run(&config, true, Duration::from_secs(20));
+    assert_eq!((code, stderr.as_str()), (0, ""));
+    let dir = config.parent().unwrap();
+    assert!(
+        !dir.join("node.epoch").exists(),
+        "--check does not create the state file"
+    );
+}
+
+#[test]
+fn check_example_key_warns_naming_the_file() {
+    let config = setup("example-key", |dir, _| {
+        fs::write(dir.join("console.key"), "change-me-console-key\n").unwrap();
+    });
+    let (code, stderr) = run(&config, true, Duration::from_secs(20));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("warning: `console.key_file`")
+            && stderr.contains("console.key holds an example key")
+            && stderr.contains("twinctl keygen"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,93 @@
+//! A conveyor with a guard interlock and a batch counter: the worked example of
+//! docs/PROGRAM.md. Input (one byte per frame): bit 0 start button, bit 1 stop button,
+//! bit 2 guard closed, bit 3 part sensor. Outputs: the motor command `[1, on]` every frame
+//! (as a PLC writes its output image every cycle), then `[2, batches]` when a batch is
+//! complete (the motor then stops).
+use serde::{Deserialize, Serialize};
+use twinloop::app::{restore_postcard, snapshot_postcard, App, Frame, Outbox, SnapshotError};
+use twinloop::node_main::{AppSettings, NodeProgram, SettingsError};
+
+/// The `[app]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConveyorSettings {
+    /// Parts per batch, 1..=1000000: the belt stops after this many.
+    pub batch_parts: u32,
+}
+
+impl Default for ConveyorSettings {
+    fn default() -> Self {
+        ConveyorSettings { batch_parts: 10 }
+    }
+}
+
+impl AppSettings for ConveyorSettings {
+    fn validate(&self, _runtime: &twinloop::Config) -> Result<(), SettingsError> {
+        match self.batch_parts {
+            1..=1_000_000 => Ok(()),
+            _ => Err(SettingsError::new("batch_parts", "must be 1..=1000000")),
+        }
+    }
+}
+
+/// Everything that must survive a takeover: snapshots carry it whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conveyor {
+    batch_parts: u32,
+    running: bool,
+    sensor_was: bool,
+    parts: u32,
+    batches: u32,
+}
+
+impl App for Conveyor {
+    fn step(&mut self, frame: Frame<'_>, outbox: &mut Outbox) {
+        let bits = frame.payload.first().copied().unwrap_or(0);
+        let (start, stop, guard_closed, sensor) = (bits & 1 != 0, bits & 2 != 0, bits & 4 != 0, bits & 8 != 0);
+        // The interlock: an open guard or the stop button wins over the start button.
+        self.running = guard_closed && !stop && (self.running || start);
+        let mut batch_done = false;
+        if self.running && sensor && !self.sensor_was {
+            self.parts += 1;
+            if self.parts >= self.batch_parts {
+                (self.parts, self.running, batch_done) = (0, false, true);
+                self.batches = self.batches.wrapping_add(1);
+            }
+        }
+        self.sensor_was = sensor;
+        // Two outputs at most: the outbox holds 16, so neither push can fail.
+        let _ = outbox.push(&[1, u8::from(self.running)]);
+        if batch_done {
+            let _ = outbox.push(&[2, self.batches.min(255) as u8]);
+        }
+    }
+
+    fn snapshot(&self, buf: &mut [u8]) -> Result<usize, SnapshotError> {
+        snapshot_postcard(self, buf)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        *self = restore_postcard(bytes)?;
+        Ok(())
+    }
+
+    fn digest(&self) -> u64 {
+        let mut buf = [0u8; 32]; // postcard: at most 22 bytes
+        let len = self.snapshot(&mut buf).unwrap_or(0);
+        twinloop::digest::fnv64(&buf[..len])
+    }
+}
+
+impl NodeProgram for Conveyor {
+    type Settings = ConveyorSettings;
+    const NAME: &'static str = "twinloop-conveyor";
+    const ABOUT: &'static str = "One node of a twinloop pair running the conveyor example.";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    fn from_settings(settings: &ConveyorSettings) -> Self {
+        Conveyor {
+            batch_parts: settings.batch_parts,
+            ..Conveyor::default()
+        }
+    }
+}

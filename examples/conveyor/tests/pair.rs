@@ -1,0 +1,186 @@
+//! The conveyor as a real pair: two `twinloop-conveyor` processes on loopback, an I/O
+//! source sending one-byte frames to both, a sink reading outputs, and `twinctl status
+//! --json` (the real binary, reading the nodes' configuration files) asked about them.
+// Real processes on a real clock: the source is paced and every wait bounded with wall time.
+#![allow(clippy::disallowed_methods)]
+
+use serde_json::Value;
+use std::fs;
+use std::net::UdpSocket;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use twinloop::io_protocol;
+
+/// The `twinctl` binary of this build profile, built by cargo when absent or older than
+/// this test (cargo builds only this package's binaries for its tests).
+fn twinctl() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap(); // target/<profile>/deps/..
+    let path = profile_dir.join("twinctl");
+    let age = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    if path.is_file() && age(&path) >= age(&exe) {
+        return path;
+    }
+    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build.args(["build", "--quiet", "-p", "twinctl", "--target-dir"]);
+    build.arg(profile_dir.parent().unwrap());
+    if profile_dir.ends_with("release") {
+        build.arg("--release");
+    }
+    assert!(build.status().expect("run cargo").success(), "building twinctl failed");
+    path
+}
+
+/// Free UDP ports (the sockets are dropped just before the nodes bind them).
+fn ports(n: usize) -> Vec<u16> {
+    let sockets: Vec<UdpSocket> = (0..n).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+    sockets.iter().map(|s| s.local_addr().unwrap().port()).collect()
+}
+
+/// Node `i`'s configuration: a copy of configs/conveyor-a.toml's keys on free ports.
+fn config(i: usize, p: &[u16], sink: u16, dir: &Path) -> String {
+    let (me, peer) = (2 + 5 * i, 2 + 5 * (1 - i));
+    let mut links = String::new();
+    for l in 0..2 {
+        let (b, bb, pe, pb) = (p[me + 2 * l], p[me + 2 * l + 1], p[peer + 2 * l], p[peer + 2 * l + 1]);
+        links += &format!("[[links]]\nbind = \"127.0.0.1:{b}\"\nbulk_bind = \"127.0.0.1:{bb}\"\n");
+        links += &format!("peer = \"127.0.0.1:{pe}\"\nbulk_peer = \"127.0.0.1:{pb}\"\n\n");
+    }
+    format!(
+        "[node]\nname = \"conveyor-{n}\"\nstate_file = \"conveyor-{n}.epoch\"\n\n\
+         [runtime]\nnode_id = {n}\npriority = {prio}\nheartbeat_interval_ms = 5\ndetection_window_ms = 100\n\
+         probe_timeout_ms = 50\nstartup_wait_ms = 100\n\n[frames]\nbind = \"127.0.0.1:{frames}\"\n\n{links}\
+         [outputs]\nsinks = [\"127.0.0.1:{sink}\"]\n\n[console]\nbind = \"127.0.0.1:{console}\"\n\
+         key_file = \"console.key\"\n\n[app]\nbatch_parts = 3\n",
+        n = i + 1,
+        prio = 1 - i,
+        frames = p[i],
+        console = p[12 + i],
+    )
+    .replace("conveyor-1.epoch", &dir.join("conveyor-1.epoch").display().to_string())
+    .replace("conveyor-2.epoch", &dir.join("conveyor-2.epoch").display().to_string())
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn conveyor_pair_twinctl_status_healthy_and_outputs_flow() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("conveyor-pair-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("console.key"), "conveyor-test-key\n").unwrap();
+    fs::set_permissions(dir.join("console.key"), fs::Permissions::from_mode(0o600)).unwrap();
+    // 0-1 frames, 2-11 link sockets (control, bulk; two links; two nodes), 12-13 consoles
+    // (TCP, but a free UDP port is almost always a free TCP port on loopback).
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sink.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let p = ports(14);
+    let configs: Vec<PathBuf> = (0..2).map(|i| dir.join(format!("conveyor-{}.toml", i + 1))).collect();
+    for (i, path) in configs.iter().enumerate() {
+        fs::write(path, config(i, &p, sink.local_addr().unwrap().port(), &dir)).unwrap();
+    }
+    let spawn = |i: usize| {
+        let log = fs::File::create(dir.join(format!("conveyor-{}.log", i + 1))).unwrap();
+        Killed(
+            Command::new(env!("CARGO_BIN_EXE_twinloop-conveyor"))
+                .arg("--config")
+                .arg(&configs[i])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start twinloop-conveyor"),
+        )
+    };
+    let _nodes = [spawn(0), spawn(1)];
+
+    // The I/O source: guard closed, start pressed at first, a part every 4th frame.
+    let stop = Arc::new(AtomicBool::new(false));
+    let source = {
+        let (stop, targets) = (stop.clone(), [p[0], p[1]]);
+        std::thread::spawn(move || {
+            let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let mut number = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                number += 1;
+                let bits = 4 | u8::from(number % 50 < 3) | if number % 4 == 0 { 8 } else { 0 };
+                let datagram = io_protocol::frame_to_vec(number, &[bits]).unwrap();
+                for port in targets {
+                    let _ = socket.send_to(&datagram, ("127.0.0.1", port));
+                }
+                // The plant's cycle: pacing, not waiting for a condition.
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+
+    let twinctl = twinctl();
+    let status = || {
+        let out = Command::new(&twinctl)
+            .arg("--config")
+            .arg(&configs[0])
+            .arg("--config")
+            .arg(&configs[1])
+            .args(["status", "--json"])
+            .output()
+            .expect("run twinctl");
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (out.status.code(), json)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (code, json) = loop {
+        let (code, json) = status();
+        if code == Some(0) || Instant::now() >= deadline {
+            break (code, json);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let logs = || {
+        (1..=2)
+            .map(|n| fs::read_to_string(dir.join(format!("conveyor-{n}.log"))).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    };
+    assert_eq!(code, Some(0), "twinctl status: healthy within 30 s: {json}\n{}", logs());
+    assert_eq!(json["health"], "healthy");
+    assert_eq!(
+        (&json["primary"], &json["backup"]),
+        (&"conveyor-1".into(), &"conveyor-2".into())
+    );
+    let nodes = json["nodes"].as_array().unwrap();
+    assert_eq!(nodes[0]["status"]["role"], "primary");
+    assert_eq!(nodes[1]["status"]["role"], "backup");
+    assert_eq!(nodes[1]["status"]["sync"], "in_sync");
+
+    // The sink hears the primary's motor commands, and a batch completes (3 parts).
+    let mut buf = [0u8; 2048];
+    let (mut motor_on, mut batch) = (false, false);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(motor_on && batch) && Instant::now() < deadline {
+        let Ok((len, _)) = sink.recv_from(&mut buf) else {
+            continue;
+        };
+        let output = io_protocol::decode_output(&buf[..len]).expect("an output datagram");
+        assert_eq!(output.node_id, 1, "only the primary emits");
+        motor_on |= output.payload == [1, 1];
+        batch |= output.payload.first() == Some(&2);
+    }
+    stop.store(true, Ordering::SeqCst);
+    source.join().unwrap();
+    assert!(
+        motor_on && batch,
+        "motor on {motor_on}, batch complete {batch}\n{}",
+        logs()
+    );
+}
