@@ -180,6 +180,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
         Command::Status { json, alarm_window_s } => {
             let mut pair = pair::Pair::new(targets, timeout);
+            pair.use_keys(cli.key_file.as_deref());
             Ok(status::run(&mut pair, json, alarm_window_s.saturating_mul(1000)))
         }
         Command::Watch {
@@ -193,6 +194,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         ),
         Command::Switchover { yes, wait_ms, json } => {
             let mut pair = pair::Pair::new(targets, timeout);
+            pair.use_keys(cli.key_file.as_deref());
             switchover::run(
                 &mut pair,
                 &switchover::Options {
@@ -211,6 +213,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             interval_ms,
         } => {
             let mut pair = pair::Pair::new(targets, timeout);
+            pair.use_keys(cli.key_file.as_deref());
             events::run(
                 &mut pair,
                 &events::Options {

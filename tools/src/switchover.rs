@@ -136,10 +136,23 @@ pub fn run(pair: &mut Pair, options: &Options) -> Result<u8, Failure> {
     let verdict = assess(&nodes);
     let report = match verdict.primary {
         None => {
-            let mut r = report(
-                Outcome::Unreachable,
-                "no primary reachable: there is nothing to hand over".into(),
-            );
+            // A node that turned the connection away said why: that is the news, not
+            // "no primary" (the primary may be among them).
+            let busy: Vec<String> = nodes
+                .iter()
+                .filter_map(|n| {
+                    n.error
+                        .as_ref()
+                        .filter(|e| e.contains("console busy"))
+                        .map(|e| format!("{}: {e}", n.name))
+                })
+                .collect();
+            let headline = if busy.is_empty() {
+                "no primary reachable: there is nothing to hand over".to_string()
+            } else {
+                format!("cannot tell which node is primary: {}", busy.join("; "))
+            };
+            let mut r = report(Outcome::Unreachable, headline);
             r.details = verdict.problems.clone();
             r
         }
