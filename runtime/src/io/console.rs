@@ -507,6 +507,9 @@ impl Console {
             } else if conn
                 .line_started_at
                 .is_some_and(|t| now.saturating_since(t) > LINE_WAIT)
+                // While `readable`, the rest of the line may wait in the socket, unread
+                // because of the rate limit or unread responses: not the client's delay.
+                && !conn.readable
             {
                 Some(("it left a request line unfinished", false))
             } else if conn
