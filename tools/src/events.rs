@@ -90,10 +90,10 @@ impl Printer<'_> {
                         "twinctl": JSON_SCHEMA, "type": "event", "node": self.names[*node],
                         "address": self.addrs[*node], "event": event.raw,
                     });
-                    println!("{line}");
+                    outln!("{line}");
                 } else {
                     let width = self.names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
-                    println!(
+                    outln!(
                         "{}  {:<width$}  {:<10}  {:<24}  {}",
                         utc_text(event.unix_ms),
                         self.names[*node],
@@ -109,9 +109,9 @@ impl Printer<'_> {
                         "twinctl": JSON_SCHEMA, "type": kind, "node": self.names[*node],
                         "address": self.addrs[*node], "message": text,
                     });
-                    println!("{line}");
+                    outln!("{line}");
                 } else {
-                    println!("-- {}: {text}", self.names[*node]);
+                    outln!("-- {}: {text}", self.names[*node]);
                 }
             }
         }

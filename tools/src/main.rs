@@ -13,6 +13,8 @@
 // An operator tool on a real clock: timeouts and "how long did it take" are wall time.
 #![allow(clippy::disallowed_methods)]
 
+#[macro_use]
+mod out;
 mod client;
 mod events;
 mod health;
