@@ -40,8 +40,9 @@ fn read_from(client: &mut Client, since: u64) -> Result<(Vec<Event>, u64, u64, b
     let mut events = Vec::new();
     let mut since = since;
     let mut truncated = false;
-    // Bounded: a node holds at most `console.events_max` (≤ 1048576) events.
-    for _ in 0..=(1 << 20) / EVENTS_LIMIT_MAX {
+    // Bounded: a node holds at most `console.events_max` (≤ 1048576) events, and each
+    // page at least one (pages are also bounded in bytes, so may hold fewer than asked).
+    for _ in 0..=(1 << 20) {
         let page = client.events(since, EVENTS_LIMIT_MAX)?;
         truncated |= page.truncated;
         events.extend(page.events);

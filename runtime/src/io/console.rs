@@ -53,6 +53,10 @@ pub const AUTH_WAIT: Duration = Duration::from_secs(2);
 pub const READ_CHUNK: usize = 4096;
 /// The most events one `events` request returns.
 pub const EVENTS_LIMIT_MAX: u64 = 1000;
+/// The most bytes of events one `events` response carries (after its first event):
+/// one request costs the loop a bounded time whatever the journal holds; `more` says
+/// when there are more.
+pub const EVENTS_PAGE_BYTES_MAX: usize = 32 << 10;
 
 /// A parsed console request.
 #[derive(Debug, Clone, PartialEq)]
@@ -433,6 +437,11 @@ impl Console {
     /// The counters of connections the console closed or refused on its own.
     pub fn counters(&self) -> Counters {
         self.counters
+    }
+
+    /// Connections open now.
+    pub fn connections_open(&self) -> usize {
+        self.connections.iter().flatten().count()
     }
 
     /// The challenge of the connection in `slot`.

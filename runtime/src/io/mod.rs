@@ -257,6 +257,34 @@ struct IoCounters {
     lateness_max_ns: u64,
     /// Deadlines handled more than [`LATE_WAKE`] after they fell due.
     late_wakes: u64,
+    /// The most lateness per whole second of uptime, for the last two seconds seen:
+    /// `(second, ns)`.
+    lateness_recent: [(u64, u64); 2],
+    /// The longest the console's share of one loop turn took, in ns.
+    console_turn_max_ns: u64,
+}
+
+impl IoCounters {
+    fn note_lateness(&mut self, now: Instant, late: Duration) {
+        let ns = u64::try_from(late.as_nanos()).unwrap_or(u64::MAX);
+        self.lateness_max_ns = self.lateness_max_ns.max(ns);
+        let second = now.as_nanos() / 1_000_000_000;
+        if self.lateness_recent[1].0 != second {
+            self.lateness_recent = [self.lateness_recent[1], (second, 0)];
+        }
+        self.lateness_recent[1].1 = self.lateness_recent[1].1.max(ns);
+    }
+
+    /// The most lateness within the current and the previous whole second.
+    fn lateness_recent_max_ns(&self, now: Instant) -> u64 {
+        let second = now.as_nanos() / 1_000_000_000;
+        self.lateness_recent
+            .iter()
+            .filter(|(s, _)| second.saturating_sub(*s) <= 1)
+            .map(|(_, ns)| *ns)
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 /// Where a stop request stands.
@@ -564,10 +592,7 @@ impl<A: App> Shell<A> {
             let now = self.clock.now();
             if let Some(due) = self.node.poll_timeout().filter(|&t| t <= now) {
                 let late = now.saturating_since(due);
-                self.counters.lateness_max_ns = self
-                    .counters
-                    .lateness_max_ns
-                    .max(u64::try_from(late.as_nanos()).unwrap_or(u64::MAX));
+                self.counters.note_lateness(now, late);
                 if late > LATE_WAKE {
                     self.counters.late_wakes += 1;
                     // The loop was held up (the host descheduled it): datagrams that
@@ -642,6 +667,8 @@ impl<A: App> Shell<A> {
             };
             self.console_request(line)?;
         }
+        let spent = u64::try_from(self.clock.now().saturating_since(start).as_nanos()).unwrap_or(u64::MAX);
+        self.counters.console_turn_max_ns = self.counters.console_turn_max_ns.max(spent);
         Ok(())
     }
 
@@ -1200,7 +1227,9 @@ impl<A: App> Shell<A> {
                 console::ok_line(&id, request.cmd(), f)
             }
             Request::Events { since, limit } => {
-                let page = self.journal.since(*since, *limit as usize);
+                let page = self
+                    .journal
+                    .since(*since, *limit as usize, console::EVENTS_PAGE_BYTES_MAX);
                 let mut f = Map::new();
                 f.insert("events".into(), Value::Array(page.events));
                 f.insert("next_since".into(), page.next_since.into());
@@ -1471,11 +1500,20 @@ impl<A: App> Shell<A> {
         io.insert("console_requests".into(), c.console_requests.into());
         io.insert("console_bad_key".into(), c.console_bad_key.into());
         let cc = self.console.as_ref().map(Console::counters).unwrap_or_default();
+        io.insert(
+            "console_connections".into(),
+            self.console.as_ref().map_or(0, Console::connections_open).into(),
+        );
         io.insert("console_refused".into(), cc.refused.into());
         io.insert("console_timed_out".into(), cc.timed_out.into());
         io.insert("console_slow_readers".into(), cc.slow_readers.into());
         io.insert("loop_lateness_max_us".into(), (c.lateness_max_ns / 1000).into());
+        io.insert(
+            "loop_lateness_recent_max_us".into(),
+            (c.lateness_recent_max_ns(now) / 1000).into(),
+        );
         io.insert("loop_late_wakes".into(), c.late_wakes.into());
+        io.insert("console_turn_max_us".into(), (c.console_turn_max_ns / 1000).into());
         s.insert("io".into(), Value::Object(io));
         s.insert("stopping".into(), (self.stopping != Stopping::Running).into());
         s.insert(
