@@ -30,6 +30,9 @@ pub enum ErrorKind {
     BadJson(String),
     /// The response is JSON but not what the protocol says (wrong version, missing field).
     Protocol(String),
+    /// The node refused the connection, saying why in one line (every console slot in
+    /// use: `too_many_connections`, docs/CONSOLE.md).
+    Busy(String),
     /// The node answered with an error response (`ok: false`).
     Node {
         /// The stable error code, e.g. `bad_key`.
@@ -67,6 +70,7 @@ impl fmt::Display for ClientError {
             ErrorKind::Closed(why) => write!(f, "{addr} closed the connection: {why}"),
             ErrorKind::BadJson(why) => write!(f, "{addr} sent a response that is not a JSON object: {why}"),
             ErrorKind::Protocol(why) => write!(f, "{addr}: unexpected response: {why}"),
+            ErrorKind::Busy(why) => write!(f, "{addr} refused the connection: {why}"),
             ErrorKind::Node { code, message } => write!(f, "{addr} refused the request: {code}: {message}"),
         }
     }
@@ -102,6 +106,9 @@ pub struct Client {
     id_next: u64,
     /// The last `auth.seq` used on this connection (they must increase).
     auth_seq: u64,
+    /// The console key: with it, each connection authenticates (`auth`) right after
+    /// `hello`, so that it may use the slot a node keeps for an operator.
+    key: Option<String>,
 }
 
 impl Client {
@@ -115,7 +122,13 @@ impl Client {
             hello: None,
             id_next: 1,
             auth_seq: 0,
+            key: None,
         }
+    }
+
+    /// Authenticate every connection with `key` from now on.
+    pub fn set_key(&mut self, key: Option<String>) {
+        self.key = key;
     }
 
     /// The node's console address.
@@ -154,7 +167,24 @@ impl Client {
                 hello.protocol
             ))));
         }
+        let challenge = hello.challenge.as_deref().and_then(parse_challenge);
         self.hello = Some(hello);
+        if let (Some(key), Some(challenge)) = (self.key.clone(), challenge) {
+            self.auth_seq += 1;
+            let mac = request_mac(key.as_bytes(), &challenge, self.auth_seq, "auth");
+            let request = json!({"cmd": "auth", "auth": {"seq": self.auth_seq, "mac": hex(&mac)}});
+            match self.exchange(request) {
+                Ok(_) => {}
+                // A node older than `auth`, or a key the node does not take: the
+                // connection still serves reads, without the kept slot (a switchover on
+                // it is refused with the reason).
+                Err(e) if e.node_code().is_some() => {}
+                Err(e) => {
+                    self.connection = None;
+                    return Err(e);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -172,6 +202,10 @@ impl Client {
         let Value::Object(object) = response else {
             return Err(self.error(ErrorKind::BadJson("not an object".into())));
         };
+        if let Some(why) = refusal(&object) {
+            self.connection = None;
+            return Err(self.error(ErrorKind::Busy(why)));
+        }
         if object.get("id") != Some(&Value::from(id)) {
             return Err(self.error(ErrorKind::Protocol(format!(
                 "response id {} does not match request id {id}",
@@ -200,12 +234,17 @@ impl Client {
         };
         let mut line = request.to_string();
         line.push('\n');
-        reader.get_mut().write_all(line.as_bytes()).map_err(|e| {
-            err(match e.kind() {
-                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ErrorKind::Timeout,
-                _ => ErrorKind::Closed(io_phrase(&e)),
-            })
-        })?;
+        if let Err(e) = reader.get_mut().write_all(line.as_bytes()) {
+            return Err(match e.kind() {
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => err(ErrorKind::Timeout),
+                // A node that refused the connection wrote why before closing it: that
+                // line may be waiting even though our request could not be sent.
+                _ => match read_refusal(reader) {
+                    Some(why) => err(ErrorKind::Busy(why)),
+                    None => err(ErrorKind::Closed(io_phrase(&e))),
+                },
+            });
+        }
         let mut bytes = Vec::new();
         let read = reader.by_ref().take(RESPONSE_BYTES_MAX).read_until(b'\n', &mut bytes);
         match read {
@@ -334,6 +373,32 @@ impl Client {
         let reply = self.request(request, false)?;
         serde_json::from_value(reply)
             .map_err(|e| self.error(ErrorKind::Protocol(format!("bad `switchover` response: {e}"))))
+    }
+}
+
+/// The reason in a node's unsolicited refusal line (`id` null, `too_many_connections`).
+fn refusal(object: &Map<String, Value>) -> Option<String> {
+    let error = object.get("error")?;
+    let unsolicited = object.get("ok") == Some(&Value::Bool(false)) && object.get("id").is_none_or(Value::is_null);
+    if !unsolicited || error.get("code").and_then(Value::as_str) != Some("too_many_connections") {
+        return None;
+    }
+    Some(
+        error
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("console busy: every console slot is in use")
+            .to_string(),
+    )
+}
+
+/// A refusal line already received on a connection whose request could not be sent.
+fn read_refusal(reader: &mut BufReader<TcpStream>) -> Option<String> {
+    let mut bytes = Vec::new();
+    reader.by_ref().take(64 << 10).read_until(b'\n', &mut bytes).ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        Value::Object(object) => refusal(&object),
+        _ => None,
     }
 }
 

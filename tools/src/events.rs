@@ -40,8 +40,9 @@ fn read_from(client: &mut Client, since: u64) -> Result<(Vec<Event>, u64, u64, b
     let mut events = Vec::new();
     let mut since = since;
     let mut truncated = false;
-    // Bounded: a node holds at most `console.events_max` (≤ 1048576) events.
-    for _ in 0..=(1 << 20) / EVENTS_LIMIT_MAX {
+    // Bounded: a node holds at most `console.events_max` (≤ 1048576) events, and each
+    // page at least one (pages are also bounded in bytes, so may hold fewer than asked).
+    for _ in 0..=(1 << 20) {
         let page = client.events(since, EVENTS_LIMIT_MAX)?;
         truncated |= page.truncated;
         events.extend(page.events);
@@ -90,10 +91,10 @@ impl Printer<'_> {
                         "twinctl": JSON_SCHEMA, "type": "event", "node": self.names[*node],
                         "address": self.addrs[*node], "event": event.raw,
                     });
-                    println!("{line}");
+                    outln!("{line}");
                 } else {
                     let width = self.names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
-                    println!(
+                    outln!(
                         "{}  {:<width$}  {:<10}  {:<24}  {}",
                         utc_text(event.unix_ms),
                         self.names[*node],
@@ -109,9 +110,9 @@ impl Printer<'_> {
                         "twinctl": JSON_SCHEMA, "type": kind, "node": self.names[*node],
                         "address": self.addrs[*node], "message": text,
                     });
-                    println!("{line}");
+                    outln!("{line}");
                 } else {
-                    println!("-- {}: {text}", self.names[*node]);
+                    outln!("-- {}: {text}", self.names[*node]);
                 }
             }
         }

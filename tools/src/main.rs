@@ -13,6 +13,8 @@
 // An operator tool on a real clock: timeouts and "how long did it take" are wall time.
 #![allow(clippy::disallowed_methods)]
 
+#[macro_use]
+mod out;
 mod client;
 mod events;
 mod health;
@@ -193,6 +195,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Keygen { .. } => Err(Failure::usage("keygen talks to no node")),
         Command::Status { json, alarm_window_s } => {
             let mut pair = pair::Pair::new(targets, timeout);
+            pair.use_keys(cli.key_file.as_deref());
             Ok(status::run(&mut pair, json, alarm_window_s.saturating_mul(1000)))
         }
         Command::Watch {
@@ -206,6 +209,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         ),
         Command::Switchover { yes, wait_ms, json } => {
             let mut pair = pair::Pair::new(targets, timeout);
+            pair.use_keys(cli.key_file.as_deref());
             switchover::run(
                 &mut pair,
                 &switchover::Options {
@@ -224,6 +228,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             interval_ms,
         } => {
             let mut pair = pair::Pair::new(targets, timeout);
+            pair.use_keys(cli.key_file.as_deref());
             events::run(
                 &mut pair,
                 &events::Options {

@@ -3,7 +3,7 @@
 use crate::client::Client;
 use crate::health::{recent_alarm, NodeView};
 use crate::targets::Target;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// One node: its client and what its configuration file said.
@@ -45,6 +45,19 @@ impl Pair {
                     key_file: t.key_file,
                 })
                 .collect(),
+        }
+    }
+
+    /// Gives each client its node's console key (`key_file`, else the node's
+    /// `console.key_file` from its `--config`), read best effort: with a key, connections
+    /// authenticate, so that a node whose other console slots are all taken still
+    /// answers on the slot it keeps for an operator.
+    pub fn use_keys(&mut self, key_file: Option<&Path>) {
+        for member in &mut self.members {
+            let file = key_file.map(Path::to_path_buf).or_else(|| member.key_file.clone());
+            member
+                .client
+                .set_key(file.and_then(|f| crate::targets::read_key(&f).ok()));
         }
     }
 

@@ -15,7 +15,7 @@ pub fn run(pair: &mut Pair, json: bool, alarm_window_ms: u64) -> u8 {
     let nodes = pair.observe(Some(alarm_window_ms));
     let verdict = assess(&nodes);
     if json {
-        println!("{}", status_json(&nodes, &verdict));
+        outln!("{}", status_json(&nodes, &verdict));
     } else {
         let terminal = std::io::stdout().is_terminal();
         let color = terminal && std::env::var_os("NO_COLOR").is_none();
@@ -29,7 +29,7 @@ pub fn run(pair: &mut Pair, json: bool, alarm_window_ms: u64) -> u8 {
         };
         lines.extend(pair_table(&nodes, &[], width));
         for line in &lines {
-            println!("{}", line_text(line, color, None));
+            outln!("{}", line_text(line, color, None));
         }
     }
     verdict.health.exit_code()

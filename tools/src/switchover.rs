@@ -136,10 +136,23 @@ pub fn run(pair: &mut Pair, options: &Options) -> Result<u8, Failure> {
     let verdict = assess(&nodes);
     let report = match verdict.primary {
         None => {
-            let mut r = report(
-                Outcome::Unreachable,
-                "no primary reachable: there is nothing to hand over".into(),
-            );
+            // A node that turned the connection away said why: that is the news, not
+            // "no primary" (the primary may be among them).
+            let busy: Vec<String> = nodes
+                .iter()
+                .filter_map(|n| {
+                    n.error
+                        .as_ref()
+                        .filter(|e| e.contains("console busy"))
+                        .map(|e| format!("{}: {e}", n.name))
+                })
+                .collect();
+            let headline = if busy.is_empty() {
+                "no primary reachable: there is nothing to hand over".to_string()
+            } else {
+                format!("cannot tell which node is primary: {}", busy.join("; "))
+            };
+            let mut r = report(Outcome::Unreachable, headline);
             r.details = verdict.problems.clone();
             r
         }
@@ -173,21 +186,21 @@ pub fn run(pair: &mut Pair, options: &Options) -> Result<u8, Failure> {
     out["exit_code"] = report.outcome.exit_code().into();
     out["message"] = report.message.clone().into();
     if options.json {
-        println!("{out}");
+        outln!("{out}");
     }
     if report.outcome == Outcome::Completed {
         if !options.json {
-            println!("{}", report.message);
+            outln!("{}", report.message);
             for line in &report.details {
-                println!("  {line}");
+                outln!("  {line}");
             }
         }
     } else {
         // The one line a person or a log needs, even with --json on stdout.
-        eprintln!("twinctl: {}", report.message);
+        errln!("twinctl: {}", report.message);
         if !options.json {
             for line in &report.details {
-                eprintln!("  {line}");
+                errln!("  {line}");
             }
         }
     }
@@ -240,7 +253,7 @@ fn plan_text(nodes: &[NodeView], p: usize) -> String {
 fn confirmed(plan: &str, options: &Options) -> Result<bool, Failure> {
     if options.yes {
         if !options.json {
-            println!("{plan}");
+            outln!("{plan}");
         }
         return Ok(true);
     }
@@ -250,7 +263,7 @@ fn confirmed(plan: &str, options: &Options) -> Result<bool, Failure> {
             "not switching over: confirmation needed but standard input is not a terminal; pass --yes to confirm",
         ));
     }
-    eprint!("{plan}\nSwitch over now? [y/N] ");
+    err!("{plan}\nSwitch over now? [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     if stdin.lock().read_line(&mut answer).is_err() {

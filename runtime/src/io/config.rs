@@ -213,8 +213,16 @@ pub struct ConsoleConfig {
     pub key_file: Option<PathBuf>,
     /// Events kept in the journal (older ones are dropped).
     pub events_max: u32,
-    /// Simultaneous console connections; more are refused.
+    /// Simultaneous console connections; more are refused. One of them is kept for an
+    /// authenticated operator (when at least 2).
     pub connections_max: u32,
+    /// Requests one connection may have answered per second (a token bucket with a
+    /// burst of [`super::console::REQUEST_BURST`]); beyond, its lines wait in its socket.
+    pub requests_per_s: u32,
+    /// A connection that sends no complete request for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// A connection whose responses wait unread for this long is closed.
+    pub slow_reader_timeout_ms: u64,
 }
 
 impl Default for ConsoleConfig {
@@ -225,6 +233,9 @@ impl Default for ConsoleConfig {
             key_file: None,
             events_max: 1024,
             connections_max: 8,
+            requests_per_s: 200,
+            idle_timeout_ms: 60_000,
+            slow_reader_timeout_ms: 5_000,
         }
     }
 }
@@ -358,6 +369,15 @@ impl ShellConfig {
         }
         if self.console.enabled && (self.console.connections_max == 0 || self.console.connections_max > 256) {
             return invalid("console.connections_max", "must be 1..=256");
+        }
+        if self.console.enabled && !(1..=100_000).contains(&self.console.requests_per_s) {
+            return invalid("console.requests_per_s", "must be 1..=100000");
+        }
+        if self.console.enabled && !(100..=86_400_000).contains(&self.console.idle_timeout_ms) {
+            return invalid("console.idle_timeout_ms", "must be 100..=86400000");
+        }
+        if self.console.enabled && !(10..=600_000).contains(&self.console.slow_reader_timeout_ms) {
+            return invalid("console.slow_reader_timeout_ms", "must be 10..=600000");
         }
         if !self.hook.command.is_empty() && self.hook.command[0].is_empty() {
             return invalid("hook.command", "the program name is empty");

@@ -2,24 +2,61 @@
 //!
 //! This module owns the listener and the connections and frames lines; it parses
 //! requests into [`Request`]s and formats responses. What a request does is the shell's
-//! business (`super::Shell::console_request`). Every buffer is bounded: a request line
-//! longer than [`LINE_BYTES_MAX`] or a client that does not read its responses is
-//! disconnected, and connections beyond the configured maximum are refused.
+//! business (`super::Shell::console_request`).
+//!
+//! Nothing a client does may hold up the control loop, so every cost is bounded
+//! (docs/CONSOLE.md, "Limits"): the loop takes at most [`REQUESTS_PER_TURN`] requests per
+//! wake-up over all connections, in turn, and stops early after [`TURN_BUDGET`] or when a
+//! deadline falls due; each connection is rate limited (`console.requests_per_s`), and a
+//! connection whose responses wait unread is not served until it reads them and is
+//! closed after `console.slow_reader_timeout_ms` (or at once beyond
+//! [`OUTGOING_BYTES_MAX`]). Lines not yet taken wait in the client's socket, so a
+//! client that floods is pushed back by TCP, not buffered. Idle connections and
+//! unfinished lines time out, a client beyond the last slot gets one line saying why, and
+//! one slot is kept for an operator who authenticates (`auth`).
 
+use crate::time::Instant;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 use serde_json::{Map, Value};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// The console protocol version, in every `hello` response.
 pub const PROTOCOL_VERSION: u64 = 1;
 /// The longest request line, in bytes (without the newline).
 pub const LINE_BYTES_MAX: usize = 4096;
-/// Responses queued for a client that does not read them, in bytes, before it is dropped.
-const PENDING_BYTES_MAX: usize = 4 << 20;
+/// Responses waiting unread on one connection, in bytes, above which none of its further
+/// requests is taken until the client reads.
+pub const OUTGOING_PAUSE_BYTES: usize = 64 << 10;
+/// Responses waiting unread on one connection, in bytes, beyond which it is closed at once
+/// (one response may exceed [`OUTGOING_PAUSE_BYTES`]: an `events` page).
+pub const OUTGOING_BYTES_MAX: usize = 4 << 20;
+/// Request lines the loop answers per wake-up, over all connections together.
+pub const REQUESTS_PER_TURN: usize = 4;
+/// Time the loop spends answering requests per wake-up: no further request is taken in
+/// a wake-up once this has passed (nor once one of the core's deadlines is due).
+pub const TURN_BUDGET: Duration = Duration::from_micros(300);
+/// Connections accepted or refused per wake-up.
+pub const ACCEPTS_PER_TURN: usize = 8;
+/// The per-connection rate limit's burst: requests answered back to back before
+/// `console.requests_per_s` paces them.
+pub const REQUEST_BURST: u32 = 20;
+/// A request line that began to arrive must be complete within this, or the
+/// connection is closed: half-sent lines cannot hold a slot.
+pub const LINE_WAIT: Duration = Duration::from_secs(5);
+/// A connection in the slot kept for an authenticated operator must authenticate
+/// within this, or it is closed.
+pub const AUTH_WAIT: Duration = Duration::from_secs(2);
+/// Bytes read from a connection at a time.
+pub const READ_CHUNK: usize = 4096;
 /// The most events one `events` request returns.
 pub const EVENTS_LIMIT_MAX: u64 = 1000;
+/// The most bytes of events one `events` response carries (after its first event):
+/// one request costs the loop a bounded time whatever the journal holds; `more` says
+/// when there are more.
+pub const EVENTS_PAGE_BYTES_MAX: usize = 32 << 10;
 
 /// A parsed console request.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +82,13 @@ pub enum Request {
     },
     /// The node's effective configuration.
     Config,
+    /// Proves the console key for this connection (a MAC over its challenge, as for
+    /// `switchover`, with the command name `auth`): the connection may then hold the
+    /// slot kept for an operator.
+    Auth {
+        /// `(seq, mac)`: see [`request_mac`].
+        auth: (u64, String),
+    },
 }
 
 impl Request {
@@ -56,6 +100,7 @@ impl Request {
             Request::Events { .. } => "events",
             Request::Switchover { .. } => "switchover",
             Request::Config => "config",
+            Request::Auth { .. } => "auth",
         }
     }
 }
@@ -77,6 +122,8 @@ pub enum ErrorCode {
     LineTooLong,
     /// Too many connections; this one is closed.
     TooManyConnections,
+    /// The connection holds the slot kept for an authenticated operator: `auth` first.
+    AuthRequired,
 }
 
 impl ErrorCode {
@@ -90,6 +137,7 @@ impl ErrorCode {
             ErrorCode::NoKeyConfigured => "no_key_configured",
             ErrorCode::LineTooLong => "line_too_long",
             ErrorCode::TooManyConnections => "too_many_connections",
+            ErrorCode::AuthRequired => "auth_required",
         }
     }
 }
@@ -148,25 +196,38 @@ pub fn parse(line: &str) -> Result<(Value, Request), ParseError> {
                 Some(Value::String(s)) => Some(s.clone()),
                 Some(_) => return bad("field `key` must be a string".into()),
             };
-            let auth = match object.get("auth") {
-                None | Some(Value::Null) => None,
-                Some(Value::Object(a)) => match (a.get("seq").and_then(Value::as_u64), a.get("mac")) {
-                    (Some(seq), Some(Value::String(mac))) => Some((seq, mac.clone())),
-                    _ => return bad("field `auth` must be {\"seq\": integer, \"mac\": hex string}".into()),
-                },
-                Some(_) => return bad("field `auth` must be an object".into()),
+            let auth = match parse_auth(object.get("auth")) {
+                Ok(auth) => auth,
+                Err(message) => return bad(message.into()),
             };
             Request::Switchover { key, auth }
         }
+        "auth" => match parse_auth(object.get("auth")) {
+            Ok(Some(auth)) => Request::Auth { auth },
+            Ok(None) => return bad("missing field `auth`".into()),
+            Err(message) => return bad(message.into()),
+        },
         other => {
             return Err((
                 id.clone(),
                 ErrorCode::UnknownCmd,
-                format!("unknown command {other:?} (known: hello, status, events, switchover, config)"),
+                format!("unknown command {other:?} (known: hello, status, events, switchover, config, auth)"),
             ))
         }
     };
     Ok((id, request))
+}
+
+/// The `auth` field: absent, or `{"seq": integer, "mac": string}`.
+fn parse_auth(value: Option<&Value>) -> Result<Option<(u64, String)>, &'static str> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(a)) => match (a.get("seq").and_then(Value::as_u64), a.get("mac")) {
+            (Some(seq), Some(Value::String(mac))) => Ok(Some((seq, mac.clone()))),
+            _ => Err("field `auth` must be {\"seq\": integer, \"mac\": hex string}"),
+        },
+        Some(_) => Err("field `auth` must be an object"),
+    }
 }
 
 /// A success response line: `{"ok":true,"id":…,"cmd":…, fields…}` and a newline. Keys
@@ -234,33 +295,105 @@ pub fn key_matches(configured: &[u8], presented: &[u8]) -> bool {
     diff == 0
 }
 
+/// What the shell configured for the console's connections (`[console]`, docs/CONFIG.md).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `console.connections_max`: slots, one of them kept for an authenticated operator
+    /// when there are at least two.
+    pub connections_max: usize,
+    /// `console.requests_per_s`: the rate one connection's requests are taken at.
+    pub requests_per_s: u32,
+    /// `console.idle_timeout_ms`.
+    pub idle_timeout: Duration,
+    /// `console.slow_reader_timeout_ms`.
+    pub slow_reader_timeout: Duration,
+}
+
+/// Why the console closed connections on its own (counters in `status.io`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counters {
+    /// Connections refused because every slot was in use.
+    pub refused: u64,
+    /// Closed by a timeout: idle, a line left unfinished, or no authentication in the
+    /// kept slot.
+    pub timed_out: u64,
+    /// Closed because they did not read their responses.
+    pub slow_readers: u64,
+}
+
 struct Connection {
     stream: TcpStream,
     peer: SocketAddr,
+    /// Bytes read and not yet taken as lines: `incoming[consumed..]`. At most
+    /// [`LINE_BYTES_MAX`] + [`READ_CHUNK`] bytes: nothing is read while a complete line waits.
     incoming: Vec<u8>,
+    consumed: usize,
     outgoing: Vec<u8>,
-    /// Close once `outgoing` is flushed and every line read is answered (after the
-    /// client's end of stream or a protocol error).
+    /// No `WouldBlock` seen since the last readiness event: the socket may hold more.
+    readable: bool,
+    /// The client closed its side: answer the complete lines it sent, then close.
+    eof: bool,
+    /// Close once `outgoing` is flushed (after a protocol error).
     closing: bool,
-    /// Lines handed to the shell and not yet answered.
-    unanswered: usize,
     /// Registered for writable events too.
     wants_write: bool,
     /// This connection's challenge, given in `hello`.
     challenge: [u8; CHALLENGE_BYTES],
     /// The highest `auth.seq` accepted on this connection.
     auth_seq: u64,
+    /// Proved the console key (`auth`).
+    authenticated: bool,
+    /// Holds the slot kept for an authenticated operator: `hello` and `auth` only, until
+    /// it authenticates (within [`AUTH_WAIT`]).
+    kept_slot: bool,
+    accepted_at: Instant,
+    /// When the last request was taken (or the connection accepted).
+    last_request_at: Instant,
+    /// When the unfinished line waiting in `incoming` began to arrive.
+    line_started_at: Option<Instant>,
+    /// Responses have waited unsent since then without the client taking a byte.
+    write_stalled_since: Option<Instant>,
+    /// The rate limit's credit, in nanoseconds of request cost, as of `credit_at`.
+    credit_ns: u64,
+    credit_at: Instant,
+}
+
+impl Connection {
+    /// The first complete line waiting in `incoming`: its end (exclusive of `\n`).
+    fn line_end(&self) -> Option<usize> {
+        self.incoming[self.consumed..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|at| self.consumed + at)
+    }
+
+    /// True when the client may have sent a line the console has not taken yet.
+    fn may_have_line(&self) -> bool {
+        !self.closing && (self.line_end().is_some() || (self.readable && !self.eof))
+    }
+
+    /// True once everything it sent is answered and sent, after its end of stream.
+    fn done(&self) -> bool {
+        self.outgoing.is_empty() && (self.closing || (self.eof && self.line_end().is_none()))
+    }
 }
 
 /// The listener and its connections. Tokens: `base` is the listener, `base + 1 + i` is
 /// connection slot `i`.
 pub struct Console {
     listener: TcpListener,
+    /// The listener may have connections waiting (no `WouldBlock` seen since its event).
+    listener_ready: bool,
     connections: Vec<Option<Connection>>,
     base: usize,
+    limits: Limits,
+    /// Where the next round of [`Console::next_line`] starts, so that every connection
+    /// gets its turn.
+    cursor: usize,
     /// Keys the connections' challenges.
     challenge_key: [u8; 32],
     challenges_issued: u64,
+    counters: Counters,
 }
 
 /// A complete request line from connection `slot`.
@@ -269,21 +402,16 @@ pub struct Line {
     pub slot: usize,
     /// The client's address, for logs.
     pub peer: SocketAddr,
-    /// The line, without its newline; `None` when it was too long or not UTF-8.
+    /// The line, without its newline; `None` when it was too long.
     pub text: Option<String>,
 }
 
 impl Console {
     /// A console on `listener`, using tokens from `base` up.
-    pub fn new(
-        mut listener: TcpListener,
-        registry: &Registry,
-        base: usize,
-        connections_max: usize,
-    ) -> io::Result<Self> {
+    pub fn new(mut listener: TcpListener, registry: &Registry, base: usize, limits: Limits) -> io::Result<Self> {
         registry.register(&mut listener, Token(base), Interest::READABLE)?;
-        let mut connections = Vec::with_capacity(connections_max);
-        connections.resize_with(connections_max, || None);
+        let mut connections = Vec::with_capacity(limits.connections_max);
+        connections.resize_with(limits.connections_max, || None);
         // Challenges must be unpredictable: a secret drawn from the OS's randomness (the
         // hash map seeds) keys them, and a counter makes each one unique.
         let mut challenge_key = [0u8; 32];
@@ -295,11 +423,25 @@ impl Console {
         }
         Ok(Console {
             listener,
+            listener_ready: true,
             connections,
             base,
+            limits,
+            cursor: 0,
             challenge_key,
             challenges_issued: 0,
+            counters: Counters::default(),
         })
+    }
+
+    /// The counters of connections the console closed or refused on its own.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Connections open now.
+    pub fn connections_open(&self) -> usize {
+        self.connections.iter().flatten().count()
     }
 
     /// The challenge of the connection in `slot`.
@@ -318,6 +460,20 @@ impl Console {
         }
     }
 
+    /// Marks the connection in `slot` as having proved the console key.
+    pub fn set_authenticated(&mut self, slot: usize) {
+        if let Some(Some(conn)) = self.connections.get_mut(slot) {
+            conn.authenticated = true;
+            conn.kept_slot = false;
+        }
+    }
+
+    /// True when the connection in `slot` holds the slot kept for an authenticated
+    /// operator and has not authenticated yet: only `hello` and `auth` are answered.
+    pub fn awaits_auth(&self, slot: usize) -> bool {
+        matches!(self.connections.get(slot), Some(Some(c)) if c.kept_slot && !c.authenticated)
+    }
+
     /// The listener's address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
@@ -328,39 +484,251 @@ impl Console {
         token.0 >= self.base && token.0 <= self.base + self.connections.len()
     }
 
-    /// Handles readiness of one of the console's tokens; complete request lines are
-    /// appended to `lines`.
-    pub fn ready(&mut self, token: Token, registry: &Registry, lines: &mut Vec<Line>) {
+    /// Notes readiness of one of the console's tokens. Nothing is read here: requests
+    /// are taken by [`Console::next_line`], within the loop's budget.
+    pub fn ready(&mut self, token: Token, now: Instant, registry: &Registry) {
         if token.0 == self.base {
-            self.accept(registry);
+            self.listener_ready = true;
             return;
         }
         let slot = token.0 - self.base - 1;
-        self.read(slot, lines);
-        self.flush(slot, registry);
+        if let Some(Some(conn)) = self.connections.get_mut(slot) {
+            conn.readable = true;
+        }
+        self.flush(slot, now, registry);
     }
 
-    fn accept(&mut self, registry: &Registry) {
+    /// The bounded housekeeping of one loop turn: accepts (or refuses) at most
+    /// [`ACCEPTS_PER_TURN`] connections and closes those past a timeout.
+    pub fn service(&mut self, now: Instant, registry: &Registry) {
+        if self.listener_ready {
+            self.accept(now, registry);
+        }
+        for slot in 0..self.connections.len() {
+            let Some(conn) = &self.connections[slot] else {
+                continue;
+            };
+            let why = if conn.kept_slot && now.saturating_since(conn.accepted_at) > AUTH_WAIT {
+                Some((
+                    "it held the slot kept for an authenticated operator without authenticating",
+                    false,
+                ))
+            } else if conn
+                .line_started_at
+                .is_some_and(|t| now.saturating_since(t) > LINE_WAIT)
+                // While `readable`, the rest of the line may wait in the socket, unread
+                // because of the rate limit or unread responses: not the client's delay.
+                && !conn.readable
+            {
+                Some(("it left a request line unfinished", false))
+            } else if conn
+                .write_stalled_since
+                .is_some_and(|t| now.saturating_since(t) > self.limits.slow_reader_timeout)
+            {
+                Some(("it does not read its responses (console.slow_reader_timeout_ms)", true))
+            } else if now.saturating_since(conn.last_request_at) > self.limits.idle_timeout && conn.outgoing.is_empty()
+            {
+                Some(("it sent no request within console.idle_timeout_ms", false))
+            } else {
+                None
+            };
+            if let Some((why, slow)) = why {
+                if slow {
+                    self.counters.slow_readers += 1;
+                } else {
+                    self.counters.timed_out += 1;
+                }
+                super::log::info(format_args!("console: {} closed: {why}", conn.peer));
+                self.drop_connection(slot, registry);
+            }
+        }
+    }
+
+    /// True when [`Console::next_line`] may have a request now: the loop must not sleep.
+    pub fn has_work(&self, now: Instant) -> bool {
+        if self.listener_ready {
+            return true;
+        }
+        self.connections
+            .iter()
+            .flatten()
+            .any(|c| c.may_have_line() && c.outgoing.len() < OUTGOING_PAUSE_BYTES && self.credit_wait(c, now).is_zero())
+    }
+
+    /// The next instant the console needs the loop for on its own: a rate limit's credit
+    /// for a waiting request, or a timeout.
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        for c in self.connections.iter().flatten() {
+            if c.may_have_line() && c.outgoing.len() < OUTGOING_PAUSE_BYTES {
+                at(now + self.credit_wait(c, now));
+            }
+            if c.kept_slot {
+                at(c.accepted_at + AUTH_WAIT + Duration::from_millis(1));
+            }
+            if let Some(t) = c.line_started_at {
+                at(t + LINE_WAIT + Duration::from_millis(1));
+            }
+            if let Some(t) = c.write_stalled_since {
+                at(t + self.limits.slow_reader_timeout + Duration::from_millis(1));
+            }
+            at(c.last_request_at + self.limits.idle_timeout + Duration::from_millis(1));
+        }
+        next
+    }
+
+    /// The cost of one request in credit: a second's worth over the configured rate.
+    fn request_cost_ns(&self) -> u64 {
+        1_000_000_000 / u64::from(self.limits.requests_per_s.max(1))
+    }
+
+    /// How long until the connection has credit for one request.
+    fn credit_wait(&self, c: &Connection, now: Instant) -> Duration {
+        let cost = self.request_cost_ns();
+        let credit = self.credit_now(c, now);
+        Duration::from_nanos(cost.saturating_sub(credit))
+    }
+
+    fn credit_now(&self, c: &Connection, now: Instant) -> u64 {
+        let cap = self.request_cost_ns().saturating_mul(u64::from(REQUEST_BURST));
+        let earned = u64::try_from(now.saturating_since(c.credit_at).as_nanos()).unwrap_or(u64::MAX);
+        c.credit_ns.saturating_add(earned).min(cap)
+    }
+
+    /// The next request line to answer, taking connections in turn. A connection is
+    /// passed over while it has no credit left (`console.requests_per_s`) or more than
+    /// [`OUTGOING_PAUSE_BYTES`] of responses unread: its lines wait in its socket, which
+    /// then pushes back on the client. Reads at most what one line needs.
+    pub fn next_line(&mut self, now: Instant, registry: &Registry) -> Option<Line> {
+        let n = self.connections.len();
+        for step in 0..n {
+            let slot = (self.cursor + step) % n;
+            let cost = self.request_cost_ns();
+            let credit = match &self.connections[slot] {
+                Some(c) if c.may_have_line() && c.outgoing.len() < OUTGOING_PAUSE_BYTES => self.credit_now(c, now),
+                _ => continue,
+            };
+            if credit < cost {
+                continue;
+            }
+            let Some(conn) = self.connections[slot].as_mut() else {
+                continue;
+            };
+            let taken = Self::take_line(conn, now);
+            let done = conn.done();
+            if let Some(text) = taken {
+                conn.credit_ns = credit - cost;
+                conn.credit_at = now;
+                conn.last_request_at = now;
+                self.cursor = (slot + 1) % n;
+                return Some(Line {
+                    slot,
+                    peer: conn.peer,
+                    text,
+                });
+            }
+            if done {
+                self.drop_connection(slot, registry);
+            }
+        }
+        None
+    }
+
+    /// Takes the first complete line of `conn`, reading from its socket only when none
+    /// waits. `Some(None)`: a line too long (the connection is then closing).
+    fn take_line(conn: &mut Connection, now: Instant) -> Option<Option<String>> {
         loop {
+            if let Some(end) = conn.line_end() {
+                let raw = &conn.incoming[conn.consumed..end];
+                let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+                let blank = raw.iter().all(u8::is_ascii_whitespace);
+                let text = if raw.len() > LINE_BYTES_MAX {
+                    conn.closing = true;
+                    None
+                } else {
+                    Some(String::from_utf8_lossy(raw).into_owned())
+                };
+                conn.consumed = end + 1;
+                Self::note_partial(conn, now);
+                if blank && text.is_some() {
+                    continue;
+                }
+                return Some(text);
+            }
+            if conn.incoming.len() - conn.consumed > LINE_BYTES_MAX {
+                // No newline within the limit: this line is too long.
+                conn.incoming.clear();
+                conn.consumed = 0;
+                conn.closing = true;
+                return Some(None);
+            }
+            if !conn.readable || conn.eof || conn.closing {
+                return None;
+            }
+            // Compact, then read one chunk.
+            conn.incoming.drain(..conn.consumed);
+            conn.consumed = 0;
+            let mut buf = [0u8; READ_CHUNK];
+            match conn.stream.read(&mut buf) {
+                Ok(0) => {
+                    conn.eof = true;
+                    conn.line_started_at = None;
+                    return None;
+                }
+                Ok(n) => {
+                    conn.incoming.extend_from_slice(&buf[..n]);
+                    Self::note_partial(conn, now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    conn.readable = false;
+                    return None;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    // A reset connection: nobody is left to answer.
+                    conn.closing = true;
+                    conn.outgoing.clear();
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Starts or stops the clock of an unfinished line.
+    fn note_partial(conn: &mut Connection, now: Instant) {
+        let rest = &conn.incoming[conn.consumed..];
+        if rest.is_empty() || rest.contains(&b'\n') {
+            conn.line_started_at = None;
+        } else if conn.line_started_at.is_none() {
+            conn.line_started_at = Some(now);
+        }
+    }
+
+    fn accept(&mut self, now: Instant, registry: &Registry) {
+        for _ in 0..ACCEPTS_PER_TURN {
             let (mut stream, peer) = match self.listener.accept() {
                 Ok(pair) => pair,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.listener_ready = false;
+                    return;
+                }
                 Err(e) => {
                     super::log::warn(format_args!("console: accept failed: {e}"));
+                    self.listener_ready = false;
                     return;
                 }
             };
+            let max = self.connections.len();
+            let open = self.connections.iter().flatten().filter(|c| !c.authenticated).count();
             let Some(slot) = self.connections.iter().position(Option::is_none) else {
-                // Tell the client why, best effort, then close.
-                let text = error_line(
-                    &Value::Null,
-                    ErrorCode::TooManyConnections,
-                    "too many console connections",
-                );
-                let _ = stream.write(text.as_bytes());
-                super::log::warn(format_args!("console: refused {peer}: too many connections"));
+                self.refuse(stream, peer);
                 continue;
             };
+            // With two slots or more, the last one unauthenticated clients could take is
+            // kept for an operator who proves the key: a flood of idle clients cannot
+            // lock everyone out.
+            let kept_slot = max >= 2 && open + 1 >= max;
             let token = Token(self.base + 1 + slot);
             if let Err(e) = registry.register(&mut stream, token, Interest::READABLE) {
                 super::log::warn(format_args!("console: cannot register {peer}: {e}"));
@@ -377,121 +745,104 @@ impl Console {
                 stream,
                 peer,
                 incoming: Vec::new(),
+                consumed: 0,
                 outgoing: Vec::new(),
+                readable: true,
+                eof: false,
                 closing: false,
-                unanswered: 0,
                 wants_write: false,
                 challenge,
                 auth_seq: 0,
+                authenticated: false,
+                kept_slot,
+                accepted_at: now,
+                last_request_at: now,
+                line_started_at: None,
+                write_stalled_since: None,
+                credit_ns: self.request_cost_ns().saturating_mul(u64::from(REQUEST_BURST)),
+                credit_at: now,
             });
         }
     }
 
-    fn read(&mut self, slot: usize, lines: &mut Vec<Line>) {
-        let Some(Some(conn)) = self.connections.get_mut(slot) else {
-            return;
+    /// Tells a client beyond the last slot why, in one line, and closes.
+    fn refuse(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+        self.counters.refused += 1;
+        let max = self.connections.len();
+        let kept = if max >= 2 {
+            " (one kept for an operator who authenticates with the console key)"
+        } else {
+            ""
         };
-        let mut buf = [0u8; 4096];
-        loop {
-            if conn.closing {
-                return;
-            }
-            match conn.stream.read(&mut buf) {
-                Ok(0) => {
-                    // The client closed its side: answer what it sent, then close.
-                    conn.closing = true;
-                    return;
-                }
-                Ok(n) => {
-                    conn.incoming.extend_from_slice(&buf[..n]);
-                    while let Some(end) = conn.incoming.iter().position(|&b| b == b'\n') {
-                        let raw: Vec<u8> = conn.incoming.drain(..=end).collect();
-                        let raw = &raw[..raw.len() - 1];
-                        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-                        if raw.iter().all(u8::is_ascii_whitespace) {
-                            continue;
-                        }
-                        conn.unanswered += 1;
-                        if raw.len() > LINE_BYTES_MAX {
-                            conn.closing = true;
-                            lines.push(Line {
-                                slot,
-                                peer: conn.peer,
-                                text: None,
-                            });
-                            return;
-                        }
-                        lines.push(Line {
-                            slot,
-                            peer: conn.peer,
-                            text: Some(String::from_utf8_lossy(raw).into_owned()),
-                        });
-                    }
-                    if conn.incoming.len() > LINE_BYTES_MAX {
-                        conn.incoming.clear();
-                        conn.closing = true;
-                        conn.unanswered += 1;
-                        lines.push(Line {
-                            slot,
-                            peer: conn.peer,
-                            text: None,
-                        });
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    // A reset connection: nobody is left to answer.
-                    conn.closing = true;
-                    conn.outgoing.clear();
-                    conn.unanswered = 0;
-                    return;
-                }
-            }
+        let text = error_line(
+            &Value::Null,
+            ErrorCode::TooManyConnections,
+            &format!(
+                "console busy: all {max} slots in use{kept}; close idle clients, retry, or raise console.connections_max"
+            ),
+        );
+        // A fresh socket's buffer takes one short line.
+        let _ = stream.write(text.as_bytes());
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        // What the client already sent is read away (one bounded read), so that closing
+        // sends a FIN after the line rather than a reset that could discard it.
+        let mut sink = [0u8; READ_CHUNK];
+        let _ = stream.read(&mut sink);
+        if self.counters.refused.is_power_of_two() {
+            super::log::warn(format_args!(
+                "console: refused {peer}: all {max} slots in use ({} refused so far)",
+                self.counters.refused
+            ));
+        }
+    }
+
+    fn drop_connection(&mut self, slot: usize, registry: &Registry) {
+        if let Some(mut conn) = self.connections.get_mut(slot).and_then(Option::take) {
+            let _ = registry.deregister(&mut conn.stream);
+            super::log::debug(format_args!("console: {} disconnected", conn.peer));
         }
     }
 
     /// Queues a response line on connection `slot` and sends what the socket takes.
-    pub fn reply(&mut self, slot: usize, text: &str, registry: &Registry) {
+    pub fn reply(&mut self, slot: usize, text: &str, now: Instant, registry: &Registry) {
         if let Some(Some(conn)) = self.connections.get_mut(slot) {
-            conn.unanswered = conn.unanswered.saturating_sub(1);
-            if conn.outgoing.len() + text.len() > PENDING_BYTES_MAX {
+            if conn.outgoing.len() + text.len() > OUTGOING_BYTES_MAX {
                 super::log::warn(format_args!(
                     "console: {} does not read its responses: closed",
                     conn.peer
                 ));
-                conn.outgoing.clear();
-                conn.closing = true;
-            } else {
-                conn.outgoing.extend_from_slice(text.as_bytes());
+                self.counters.slow_readers += 1;
+                self.drop_connection(slot, registry);
+                return;
             }
+            conn.outgoing.extend_from_slice(text.as_bytes());
         }
-        self.flush(slot, registry);
+        self.flush(slot, now, registry);
     }
 
     /// Marks connection `slot` to be closed once its responses are sent.
-    pub fn close_after_flush(&mut self, slot: usize, registry: &Registry) {
+    pub fn close_after_flush(&mut self, slot: usize, now: Instant, registry: &Registry) {
         if let Some(Some(conn)) = self.connections.get_mut(slot) {
             conn.closing = true;
         }
-        self.flush(slot, registry);
+        self.flush(slot, now, registry);
     }
 
-    fn flush(&mut self, slot: usize, registry: &Registry) {
+    fn flush(&mut self, slot: usize, now: Instant, registry: &Registry) {
         let Some(Some(conn)) = self.connections.get_mut(slot) else {
             return;
         };
         let mut broken = false;
-        while !conn.outgoing.is_empty() {
-            match conn.stream.write(&conn.outgoing) {
+        let mut sent = 0usize;
+        // Bounded: each write takes what the socket buffer has room for, at most all of
+        // `outgoing` (≤ OUTGOING_BYTES_MAX).
+        while sent < conn.outgoing.len() {
+            match conn.stream.write(&conn.outgoing[sent..]) {
                 Ok(0) => {
                     broken = true;
                     break;
                 }
-                Ok(n) => {
-                    conn.outgoing.drain(..n);
-                }
+                Ok(n) => sent += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
@@ -500,10 +851,14 @@ impl Console {
                 }
             }
         }
-        if broken || (conn.closing && conn.outgoing.is_empty() && conn.unanswered == 0) {
-            let _ = registry.deregister(&mut conn.stream);
-            super::log::debug(format_args!("console: {} disconnected", conn.peer));
-            self.connections[slot] = None;
+        conn.outgoing.drain(..sent);
+        if conn.outgoing.is_empty() {
+            conn.write_stalled_since = None;
+        } else if sent > 0 || conn.write_stalled_since.is_none() {
+            conn.write_stalled_since = Some(now);
+        }
+        if broken || conn.done() {
+            self.drop_connection(slot, registry);
             return;
         }
         // Ask for writable events only while something waits to be sent.
@@ -599,5 +954,191 @@ mod tests {
         assert!(!key_matches(b"secret", b"secret2"));
         assert!(!key_matches(b"secret", b""));
         assert!(key_matches(b"", b""));
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+    use mio::Poll;
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpStream as StdStream;
+
+    const BASE: usize = 100;
+
+    fn limits(connections_max: usize) -> Limits {
+        Limits {
+            connections_max,
+            requests_per_s: 100,
+            idle_timeout: Duration::from_secs(60),
+            slow_reader_timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn console(limits: Limits) -> (Poll, Console, SocketAddr) {
+        let poll = Poll::new().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let console = Console::new(listener, poll.registry(), BASE, limits).unwrap();
+        let addr = console.local_addr().unwrap();
+        (poll, console, addr)
+    }
+
+    /// Connects a client and lets the console accept it (the kernel completes the
+    /// handshake before `connect` returns).
+    fn client(poll: &Poll, console: &mut Console, addr: SocketAddr, now: Instant) -> StdStream {
+        let stream = StdStream::connect(addr).unwrap();
+        console.ready(Token(BASE), now, poll.registry());
+        console.service(now, poll.registry());
+        stream
+    }
+
+    fn mark_all_readable(poll: &Poll, console: &mut Console, now: Instant) {
+        for slot in 0..console.connections.len() {
+            console.ready(Token(BASE + 1 + slot), now, poll.registry());
+        }
+    }
+
+    /// True once the server closed the connection (the client reads end of stream or a
+    /// reset), reading away any responses first.
+    fn closed_by_server(stream: &StdStream) -> bool {
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    #[test]
+    fn console_pipelined_flood_gets_its_burst_then_its_rate() {
+        let (poll, mut console, addr) = console(limits(4));
+        let now = Instant::from_millis(1);
+        let mut flooder = client(&poll, &mut console, addr, now);
+        let requests = "{\"cmd\":\"events\"}\n".repeat(5000);
+        flooder.write_all(requests.as_bytes()).unwrap();
+        mark_all_readable(&poll, &mut console, now);
+        let mut taken = 0;
+        while console.next_line(now, poll.registry()).is_some() {
+            taken += 1;
+            assert!(taken <= REQUEST_BURST, "more than the burst at one instant");
+        }
+        assert_eq!(taken, REQUEST_BURST);
+        // The rest waits in the socket, not in the node: at most a line and a chunk.
+        let conn = console.connections[0].as_ref().unwrap();
+        assert!(conn.incoming.len() <= LINE_BYTES_MAX + READ_CHUNK);
+        assert!(!console.has_work(now));
+        // One request's worth of credit later (100/s: 10 ms), exactly one more.
+        let later = now + Duration::from_millis(10);
+        assert_eq!(console.next_deadline(now), Some(later));
+        assert!(console.next_line(later, poll.registry()).is_some());
+        assert!(console.next_line(later, poll.registry()).is_none());
+    }
+
+    #[test]
+    fn console_every_slot_taken_refuses_with_one_line_naming_the_cause() {
+        let (poll, mut console, addr) = console(limits(2));
+        let now = Instant::from_millis(1);
+        let _first = client(&poll, &mut console, addr, now);
+        let kept = client(&poll, &mut console, addr, now);
+        assert!(!console.awaits_auth(0), "the first slot is open to anyone");
+        assert!(console.awaits_auth(1), "the last slot is kept for an operator");
+        let refused = client(&poll, &mut console, addr, now);
+        refused.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut line = String::new();
+        BufReader::new(&refused).read_line(&mut line).unwrap();
+        let reply: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(reply["ok"], false);
+        assert_eq!(reply["error"]["code"], "too_many_connections");
+        let message = reply["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with("console busy: all 2 slots in use"), "{message}");
+        assert!(closed_by_server(&refused));
+        assert_eq!(console.counters().refused, 1);
+        // The kept slot is closed when it does not authenticate in time...
+        console.service(now + AUTH_WAIT + Duration::from_millis(1), poll.registry());
+        assert!(closed_by_server(&kept));
+        // ...and an authenticated connection holds it.
+        let operator = client(&poll, &mut console, addr, now);
+        console.set_authenticated(1);
+        console.service(now + AUTH_WAIT * 2, poll.registry());
+        assert!(console.connections[1].is_some());
+        drop(operator);
+    }
+
+    #[test]
+    fn console_half_sent_line_is_closed_after_line_wait() {
+        let (poll, mut console, addr) = console(limits(4));
+        let now = Instant::from_millis(1);
+        let mut stream = client(&poll, &mut console, addr, now);
+        stream.write_all(b"{\"cmd\":\"sta").unwrap();
+        mark_all_readable(&poll, &mut console, now);
+        assert!(console.next_line(now, poll.registry()).is_none());
+        console.service(now + LINE_WAIT, poll.registry());
+        assert!(console.connections[0].is_some(), "not before LINE_WAIT has passed");
+        console.service(now + LINE_WAIT + Duration::from_millis(1), poll.registry());
+        assert!(console.connections[0].is_none());
+        assert_eq!(console.counters().timed_out, 1);
+        assert!(closed_by_server(&stream));
+    }
+
+    #[test]
+    fn console_idle_connection_is_closed_after_idle_timeout() {
+        let (poll, mut console, addr) = console(limits(4));
+        let now = Instant::from_millis(1);
+        let stream = client(&poll, &mut console, addr, now);
+        console.service(now + Duration::from_secs(60), poll.registry());
+        assert!(console.connections[0].is_some());
+        console.service(now + Duration::from_secs(61), poll.registry());
+        assert!(console.connections[0].is_none());
+        assert!(closed_by_server(&stream));
+    }
+
+    #[test]
+    fn console_reader_that_does_not_read_is_paused_then_closed() {
+        let (poll, mut console, addr) = console(limits(4));
+        let now = Instant::from_millis(1);
+        let mut stream = client(&poll, &mut console, addr, now);
+        stream
+            .write_all("{\"cmd\":\"status\"}\n".repeat(20).as_bytes())
+            .unwrap();
+        mark_all_readable(&poll, &mut console, now);
+        let big = format!("{}\n", "x".repeat(1 << 20));
+        // Responses the client never reads: the socket buffers fill, then `outgoing`.
+        let mut answered = 0;
+        while let Some(line) = console.next_line(now, poll.registry()) {
+            console.reply(line.slot, &big, now, poll.registry());
+            answered += 1;
+        }
+        assert!(answered < 20, "requests are taken while responses wait unread");
+        let conn = console.connections[0].as_ref().unwrap();
+        assert!(conn.outgoing.len() >= OUTGOING_PAUSE_BYTES && conn.outgoing.len() <= OUTGOING_BYTES_MAX);
+        console.service(now + Duration::from_secs(5), poll.registry());
+        assert!(console.connections[0].is_some());
+        console.service(now + Duration::from_secs(5) + Duration::from_millis(1), poll.registry());
+        assert!(console.connections[0].is_none());
+        assert_eq!(console.counters().slow_readers, 1);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn console_parse_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let _ = parse(&String::from_utf8_lossy(&bytes));
+        }
+
+        #[test]
+        fn console_parse_arbitrary_objects_never_panic(
+            cmd in "(hello|status|events|switchover|config|auth|x)",
+            since in proptest::num::i64::ANY,
+            limit in proptest::num::i64::ANY,
+            seq in proptest::num::i64::ANY,
+        ) {
+            let line = format!(
+                r#"{{"cmd":"{cmd}","since":{since},"limit":{limit},"auth":{{"seq":{seq},"mac":"00"}}}}"#
+            );
+            let _ = parse(&line);
+        }
     }
 }

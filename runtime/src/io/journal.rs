@@ -32,7 +32,8 @@ impl EventKind {
 /// The bounded ring of events.
 #[derive(Debug)]
 pub struct Journal {
-    events: VecDeque<Value>,
+    /// Each event with the length of its JSON text, which bounds a page's cost.
+    events: VecDeque<(Value, usize)>,
     capacity: usize,
     /// The sequence number of the next event; the first is 1.
     seq_next: u64,
@@ -85,7 +86,9 @@ impl Journal {
         if self.events.len() == self.capacity {
             self.events.pop_front();
         }
-        self.events.push_back(Value::Object(event));
+        let event = Value::Object(event);
+        let bytes = event.to_string().len();
+        self.events.push_back((event, bytes));
         seq
     }
 
@@ -94,8 +97,9 @@ impl Journal {
         self.seq_next - 1
     }
 
-    /// Events with a sequence number above `since`, at most `limit` of them.
-    pub fn since(&self, since: u64, limit: usize) -> Page {
+    /// Events with a sequence number above `since`, at most `limit` of them and, after
+    /// the first, at most `bytes_max` bytes of JSON (`more` then says there are more).
+    pub fn since(&self, since: u64, limit: usize, bytes_max: usize) -> Page {
         let first_seq = if self.events.is_empty() {
             0
         } else {
@@ -105,7 +109,21 @@ impl Journal {
         let truncated = first_seq > 0 && since.saturating_add(1) < first_seq;
         // Index of the first event above `since` in the ring.
         let skip = since.saturating_add(1).saturating_sub(first_seq.max(1)) as usize;
-        let events: Vec<Value> = self.events.iter().skip(skip).take(limit).cloned().collect();
+        // At least one event, then as many as fit in `bytes_max`: a page's cost is
+        // bounded whatever `events_max` and the events' sizes are.
+        let mut bytes = 0usize;
+        let events: Vec<Value> = self
+            .events
+            .iter()
+            .skip(skip)
+            .take(limit)
+            .take_while(|(_, size)| {
+                let first = bytes == 0;
+                bytes = bytes.saturating_add(*size);
+                first || bytes <= bytes_max
+            })
+            .map(|(event, _)| event.clone())
+            .collect();
         let next_since = if events.is_empty() {
             // Nothing newer: a `since` from the future (e.g. before a restart) is brought
             // back to the newest event, so the next poll sees what comes.
@@ -143,34 +161,45 @@ mod tests {
     #[test]
     fn journal_since_returns_newer_events_in_order() {
         let j = journal_with(5, 10);
-        let page = j.since(2, 100);
+        let page = j.since(2, 100, usize::MAX);
         assert_eq!(seqs(&page), [3, 4, 5]);
         assert_eq!(page.next_since, 5);
         assert!(!page.truncated && !page.more);
-        assert_eq!(j.since(0, 100).events.len(), 5);
-        assert!(j.since(5, 100).events.is_empty());
-        assert_eq!(j.since(5, 100).next_since, 5);
+        assert_eq!(j.since(0, 100, usize::MAX).events.len(), 5);
+        assert!(j.since(5, 100, usize::MAX).events.is_empty());
+        assert_eq!(j.since(5, 100, usize::MAX).next_since, 5);
     }
 
     #[test]
     fn journal_limit_pages_through() {
         let j = journal_with(5, 10);
-        let page = j.since(0, 2);
+        let page = j.since(0, 2, usize::MAX);
         assert_eq!(seqs(&page), [1, 2]);
         assert!(page.more);
-        let page = j.since(page.next_since, 2);
+        let page = j.since(page.next_since, 2, usize::MAX);
         assert_eq!(seqs(&page), [3, 4]);
+    }
+
+    #[test]
+    fn journal_page_stops_at_its_byte_bound_but_takes_one_event() {
+        let j = journal_with(10, 10);
+        let one = j.events[0].1;
+        let page = j.since(0, 100, 3 * one);
+        assert_eq!(seqs(&page), [1, 2, 3]);
+        assert!(page.more);
+        assert_eq!(page.next_since, 3);
+        assert_eq!(seqs(&j.since(0, 100, 1)), [1], "a page holds at least one event");
     }
 
     #[test]
     fn journal_overflow_drops_oldest_and_says_so() {
         let j = journal_with(10, 4);
-        let page = j.since(0, 100);
+        let page = j.since(0, 100, usize::MAX);
         assert_eq!(seqs(&page), [7, 8, 9, 10]);
         assert!(page.truncated);
         assert_eq!(page.first_seq, 7);
         assert_eq!(page.next_since, 10);
-        let page = j.since(6, 100);
+        let page = j.since(6, 100, usize::MAX);
         assert!(!page.truncated);
         assert_eq!(seqs(&page), [7, 8, 9, 10]);
     }
@@ -178,11 +207,11 @@ mod tests {
     #[test]
     fn journal_since_in_the_future_returns_nothing() {
         let j = journal_with(3, 4);
-        let page = j.since(99, 10);
+        let page = j.since(99, 10, usize::MAX);
         assert!(page.events.is_empty());
         assert_eq!(page.next_since, 3);
         let empty = Journal::new(4);
-        let page = empty.since(0, 10);
+        let page = empty.since(0, 10, usize::MAX);
         assert!(page.events.is_empty() && page.next_since == 0 && page.first_seq == 0);
     }
 
@@ -191,7 +220,7 @@ mod tests {
         // A console client sent `"since":18446744073709551615`: the node panicked on
         // `since + 1` (debug) or called the page truncated (release).
         let j = journal_with(10, 4);
-        let page = j.since(u64::MAX, 10);
+        let page = j.since(u64::MAX, 10, usize::MAX);
         assert!(page.events.is_empty() && !page.truncated && !page.more);
         assert_eq!(page.next_since, 10);
     }

@@ -36,6 +36,29 @@ pub mod log;
 pub mod names;
 pub mod net;
 pub mod preflight;
+#[cfg(target_os = "linux")]
+pub mod signals;
+/// Signals on other systems: SIGHUP is left to its default.
+#[cfg(not(target_os = "linux"))]
+pub mod signals {
+    use std::io;
+    /// Does nothing here.
+    pub fn block_hangup() -> io::Result<()> {
+        Ok(())
+    }
+    /// Never constructed here.
+    pub struct Signals;
+    impl Signals {
+        /// Unsupported here.
+        pub fn new(_: &mio::Registry, _: mio::Token) -> io::Result<Self> {
+            Err(io::ErrorKind::Unsupported.into())
+        }
+        /// Nothing is pending.
+        pub fn read(&mut self) -> Option<&'static str> {
+            None
+        }
+    }
+}
 mod timer;
 
 use crate::app::App;
@@ -67,6 +90,7 @@ use std::time::Duration;
 const TOKEN_WAKER: Token = Token(0);
 const TOKEN_FRAMES: Token = Token(1);
 const TOKEN_TIMER: Token = Token(2);
+const TOKEN_SIGNALS: Token = Token(3);
 /// Link `i`'s control socket is `TOKEN_LINKS + 2i`, its bulk socket `TOKEN_LINKS + 2i + 1`.
 const TOKEN_LINKS: usize = 10;
 const TOKEN_CONSOLE: usize = 100;
@@ -187,9 +211,11 @@ impl StopHandle {
     }
 }
 
-/// Routes SIGINT, SIGTERM and SIGHUP to `handle` (ctrlc's `termination` feature). Can be
-/// called once per process.
+/// Routes SIGINT and SIGTERM to `handle`. SIGHUP is not a stop: the shell logs it and
+/// goes on ([`signals`]; it is blocked here too, so ctrlc's thread, started now, never
+/// takes it). Can be called once per process.
 pub fn install_signal_handler(handle: StopHandle) -> Result<(), ShellError> {
+    signals::block_hangup().map_err(|e| ShellError::Signal(e.to_string()))?;
     ctrlc::set_handler(move || handle.stop()).map_err(|e| ShellError::Signal(e.to_string()))
 }
 
@@ -230,6 +256,38 @@ struct IoCounters {
     console_requests: u64,
     console_bad_key: u64,
     epochs_persisted: u64,
+    /// The most a deadline of the core was handled after it fell due, in ns.
+    lateness_max_ns: u64,
+    /// Deadlines handled more than [`LATE_WAKE`] after they fell due.
+    late_wakes: u64,
+    /// The most lateness per whole second of uptime, for the last two seconds seen:
+    /// `(second, ns)`.
+    lateness_recent: [(u64, u64); 2],
+    /// The longest the console's share of one loop turn took, in ns.
+    console_turn_max_ns: u64,
+}
+
+impl IoCounters {
+    fn note_lateness(&mut self, now: Instant, late: Duration) {
+        let ns = u64::try_from(late.as_nanos()).unwrap_or(u64::MAX);
+        self.lateness_max_ns = self.lateness_max_ns.max(ns);
+        let second = now.as_nanos() / 1_000_000_000;
+        if self.lateness_recent[1].0 != second {
+            self.lateness_recent = [self.lateness_recent[1], (second, 0)];
+        }
+        self.lateness_recent[1].1 = self.lateness_recent[1].1.max(ns);
+    }
+
+    /// The most lateness within the current and the previous whole second.
+    fn lateness_recent_max_ns(&self, now: Instant) -> u64 {
+        let second = now.as_nanos() / 1_000_000_000;
+        self.lateness_recent
+            .iter()
+            .filter(|(s, _)| second.saturating_sub(*s) <= 1)
+            .map(|(_, ns)| *ns)
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 /// Where a stop request stands.
@@ -270,6 +328,8 @@ pub struct Shell<A: App> {
     /// Wakes the loop at the core's deadlines to the microsecond; `None`: mio's
     /// millisecond timeout only.
     timer: Option<timer::PreciseTimer>,
+    /// SIGHUP, read on the loop; `None`: left to the default.
+    signals: Option<signals::Signals>,
     stopping: Stopping,
     exit: Option<Exit>,
     previous_role: Role,
@@ -299,6 +359,11 @@ impl<A: App> Shell<A> {
             config.name.clone()
         };
         log::init(&name, level);
+        // Before any thread starts (the state-file writer below): every thread inherits
+        // the mask, so SIGHUP waits for the loop's signalfd instead of stopping the node.
+        if let Err(e) = signals::block_hangup() {
+            log::warn(format_args!("cannot block SIGHUP ({e}): it will stop the node"));
+        }
 
         // The same checks as `--check` (node_main), in one function.
         let files = preflight::check_files(&config)?;
@@ -328,6 +393,13 @@ impl<A: App> Shell<A> {
             Ok(timer) => Some(timer),
             Err(e) => {
                 log::warn(format_args!("no precise timer ({e}): deadlines fire up to 1 ms late"));
+                None
+            }
+        };
+        let signals = match signals::Signals::new(poll.registry(), TOKEN_SIGNALS) {
+            Ok(signals) => Some(signals),
+            Err(e) => {
+                log::warn(format_args!("cannot read SIGHUP on the loop ({e})"));
                 None
             }
         };
@@ -367,7 +439,12 @@ impl<A: App> Shell<A> {
                     listener,
                     poll.registry(),
                     TOKEN_CONSOLE,
-                    config.console.connections_max as usize,
+                    console::Limits {
+                        connections_max: config.console.connections_max as usize,
+                        requests_per_s: config.console.requests_per_s,
+                        idle_timeout: Duration::from_millis(config.console.idle_timeout_ms),
+                        slow_reader_timeout: Duration::from_millis(config.console.slow_reader_timeout_ms),
+                    },
                 )
                 .map_err(ShellError::Poll)?,
             )
@@ -417,6 +494,7 @@ impl<A: App> Shell<A> {
             stop_seen: 0,
             waker,
             timer,
+            signals,
             stopping: Stopping::Running,
             exit: None,
             previous_role: Role::Starting,
@@ -470,11 +548,13 @@ impl<A: App> Shell<A> {
     /// Runs until a stop request has been carried out, or a fatal error.
     pub fn run(mut self) -> Result<Exit, ShellError> {
         let mut events = Events::with_capacity(256);
-        let mut console_lines = Vec::new();
         loop {
             let now = self.clock.now();
             if let Some(due) = self.node.poll_timeout().filter(|&t| t <= now) {
-                if now.saturating_since(due) > LATE_WAKE {
+                let late = now.saturating_since(due);
+                self.counters.note_lateness(now, late);
+                if late > LATE_WAKE {
+                    self.counters.late_wakes += 1;
                     // The loop was held up (the host descheduled it): datagrams that
                     // arrived meanwhile may be waiting, a primary's answer to our probe
                     // among them. Read them before the core judges a silence by the clock.
@@ -509,18 +589,62 @@ impl<A: App> Shell<A> {
                         let i = (t - TOKEN_LINKS) / 2;
                         self.links[i].ready[(t - TOKEN_LINKS) % 2] = true;
                     }
+                    TOKEN_SIGNALS => self.read_signals(),
                     _ => {
                         if let Some(console) = &mut self.console {
                             if console.owns(token) {
-                                console.ready(token, self.poll.registry(), &mut console_lines);
+                                console.ready(token, self.clock.now(), self.poll.registry());
                             }
                         }
                     }
                 }
             }
             self.read_sockets()?;
-            for line in console_lines.drain(..) {
-                self.console_request(line)?;
+            self.console_turn()?;
+        }
+    }
+
+    /// The console's share of one loop turn: bounded housekeeping, then requests while
+    /// the turn's budget lasts ([`console::REQUESTS_PER_TURN`], [`console::TURN_BUDGET`])
+    /// and no deadline of the core is due; what is left waits for the next turn.
+    fn console_turn(&mut self) -> Result<(), ShellError> {
+        let start = self.clock.now();
+        let Some(console) = &mut self.console else {
+            return Ok(());
+        };
+        console.service(start, self.poll.registry());
+        for _ in 0..console::REQUESTS_PER_TURN {
+            let now = self.clock.now();
+            if now.saturating_since(start) >= console::TURN_BUDGET || self.node.poll_timeout().is_some_and(|t| t <= now)
+            {
+                break;
+            }
+            let Some(console) = &mut self.console else {
+                break;
+            };
+            let Some(line) = console.next_line(now, self.poll.registry()) else {
+                break;
+            };
+            self.console_request(line)?;
+        }
+        let spent = u64::try_from(self.clock.now().saturating_since(start).as_nanos()).unwrap_or(u64::MAX);
+        self.counters.console_turn_max_ns = self.counters.console_turn_max_ns.max(spent);
+        Ok(())
+    }
+
+    /// Reads the signals the shell handles itself (SIGHUP: logged and ignored, see
+    /// [`signals`]).
+    fn read_signals(&mut self) {
+        // Bounded: the pending set holds each signal once.
+        for _ in 0..8 {
+            match self.signals.as_mut().and_then(signals::Signals::read) {
+                Some(name) => {
+                    let message = format!(
+                        "{name} received: ignored (the node reloads nothing; restart it to apply a new configuration, SIGTERM or SIGINT to stop)"
+                    );
+                    self.shell_event(false, "signal_ignored", &message);
+                }
+                None => break,
             }
         }
     }
@@ -554,13 +678,16 @@ impl<A: App> Shell<A> {
     /// timer, which wakes the loop on time; mio's timeout (whole milliseconds, rounded
     /// up) then only backs it up.
     fn next_wake(&mut self) -> Duration {
+        let now = self.clock.now();
         let pending = self.frames_ready || self.links.iter().any(|l| l.ready.iter().any(|&r| r));
-        if pending {
+        if pending || self.console.as_ref().is_some_and(|c| c.has_work(now)) {
             return Duration::ZERO;
         }
-        let now = self.clock.now();
         let deadline = self.node.poll_timeout();
         let mut wake = deadline.map_or(Duration::from_millis(100), |t| t.saturating_since(now));
+        if let Some(console) = self.console.as_ref().and_then(|c| c.next_deadline(now)) {
+            wake = wake.min(console.saturating_since(now));
+        }
         if let (Some(timer), Some(deadline)) = (&mut self.timer, deadline) {
             if !wake.is_zero() {
                 match timer.arm(now, deadline) {
@@ -1000,24 +1127,35 @@ impl<A: App> Shell<A> {
             return Ok(());
         };
         let registry = self.poll.registry();
+        let now = self.clock.now();
         let Some(text) = line.text.clone() else {
             let reply = console::error_line(
                 &Value::Null,
                 ErrorCode::LineTooLong,
                 &format!("request line longer than {} bytes", console::LINE_BYTES_MAX),
             );
-            console.reply(line.slot, &reply, registry);
-            console.close_after_flush(line.slot, registry);
+            console.reply(line.slot, &reply, now, registry);
+            console.close_after_flush(line.slot, now, registry);
             return Ok(());
         };
         let (id, request) = match console::parse(&text) {
             Ok(parsed) => parsed,
             Err((id, code, message)) => {
                 let reply = console::error_line(&id, code, &message);
-                console.reply(line.slot, &reply, registry);
+                console.reply(line.slot, &reply, now, registry);
                 return Ok(());
             }
         };
+        if console.awaits_auth(line.slot) && !matches!(request, Request::Hello | Request::Auth { .. }) {
+            let reply = console::error_line(
+                &id,
+                ErrorCode::AuthRequired,
+                "console busy: this connection holds the slot kept for an operator with the console key; \
+                 send `auth` first (docs/CONSOLE.md), or close idle clients",
+            );
+            console.reply(line.slot, &reply, now, registry);
+            return Ok(());
+        }
         let reply = match &request {
             Request::Hello => {
                 let mut f = Map::new();
@@ -1049,7 +1187,9 @@ impl<A: App> Shell<A> {
                 console::ok_line(&id, request.cmd(), f)
             }
             Request::Events { since, limit } => {
-                let page = self.journal.since(*since, *limit as usize);
+                let page = self
+                    .journal
+                    .since(*since, *limit as usize, console::EVENTS_PAGE_BYTES_MAX);
                 let mut f = Map::new();
                 f.insert("events".into(), Value::Array(page.events));
                 f.insert("next_since".into(), page.next_since.into());
@@ -1059,38 +1199,51 @@ impl<A: App> Shell<A> {
                 f.insert("boot_id".into(), self.boot_id.into());
                 console::ok_line(&id, request.cmd(), f)
             }
-            Request::Switchover { key, auth } => match self.authorize(key.as_deref(), auth.as_ref(), &line) {
+            Request::Auth { auth } => match self.authorize(None, Some(auth), "auth", &line) {
                 Err((code, message)) => console::error_line(&id, code, message),
                 Ok(()) => {
-                    let now = self.clock.now();
-                    let reply = self.node.handle_command(now, Command::Switchover);
-                    self.drain()?;
-                    let (result, reason) = match reply {
-                        CommandReply::Started => ("started", None),
-                        CommandReply::Forwarded => ("forwarded", None),
-                        CommandReply::Refused(r) => ("refused", Some(r)),
-                    };
-                    let message = match reason {
-                        None if result == "started" => "switchover started".to_string(),
-                        None => "switchover forwarded to the primary".to_string(),
-                        Some(r) => format!("switchover refused: {}", names::refuse_text(r)),
-                    };
-                    log::info(format_args!("console {}: {message}", line.peer));
-                    let mut event = Map::new();
-                    event.insert("result".into(), result.into());
-                    event.insert("reason".into(), reason.map(names::refuse).into());
-                    event.insert("client".into(), line.peer.to_string().into());
-                    self.journal_push(EventKind::Shell, "switchover_command", &message, event);
+                    if let Some(console) = &mut self.console {
+                        console.set_authenticated(line.slot);
+                    }
                     let mut f = Map::new();
-                    f.insert("result".into(), result.into());
-                    f.insert("reason".into(), reason.map(names::refuse).into());
-                    f.insert("message".into(), message.into());
+                    f.insert("authenticated".into(), true.into());
                     console::ok_line(&id, request.cmd(), f)
                 }
             },
+            Request::Switchover { key, auth } => {
+                match self.authorize(key.as_deref(), auth.as_ref(), "switchover", &line) {
+                    Err((code, message)) => console::error_line(&id, code, message),
+                    Ok(()) => {
+                        let now = self.clock.now();
+                        let reply = self.node.handle_command(now, Command::Switchover);
+                        self.drain()?;
+                        let (result, reason) = match reply {
+                            CommandReply::Started => ("started", None),
+                            CommandReply::Forwarded => ("forwarded", None),
+                            CommandReply::Refused(r) => ("refused", Some(r)),
+                        };
+                        let message = match reason {
+                            None if result == "started" => "switchover started".to_string(),
+                            None => "switchover forwarded to the primary".to_string(),
+                            Some(r) => format!("switchover refused: {}", names::refuse_text(r)),
+                        };
+                        log::info(format_args!("console {}: {message}", line.peer));
+                        let mut event = Map::new();
+                        event.insert("result".into(), result.into());
+                        event.insert("reason".into(), reason.map(names::refuse).into());
+                        event.insert("client".into(), line.peer.to_string().into());
+                        self.journal_push(EventKind::Shell, "switchover_command", &message, event);
+                        let mut f = Map::new();
+                        f.insert("result".into(), result.into());
+                        f.insert("reason".into(), reason.map(names::refuse).into());
+                        f.insert("message".into(), message.into());
+                        console::ok_line(&id, request.cmd(), f)
+                    }
+                }
+            }
         };
         if let Some(console) = &mut self.console {
-            console.reply(line.slot, &reply, self.poll.registry());
+            console.reply(line.slot, &reply, self.clock.now(), self.poll.registry());
         }
         Ok(())
     }
@@ -1102,6 +1255,7 @@ impl<A: App> Shell<A> {
         &mut self,
         key: Option<&str>,
         auth: Option<&(u64, String)>,
+        cmd: &str,
         line: &console::Line,
     ) -> Result<(), (ErrorCode, &'static str)> {
         let Some(configured) = &self.console_key else {
@@ -1118,7 +1272,7 @@ impl<A: App> Shell<A> {
             (Some((seq, mac)), _) => {
                 let expected = console
                     .challenge(line.slot)
-                    .map(|c| console::hex(&console::request_mac(configured, &c, *seq, "switchover")));
+                    .map(|c| console::hex(&console::request_mac(configured, &c, *seq, cmd)));
                 if expected.is_some_and(|e| console::key_matches(e.as_bytes(), mac.to_ascii_lowercase().as_bytes())) {
                     if console.advance_auth_seq(line.slot, *seq) {
                         return Ok(());
@@ -1135,7 +1289,7 @@ impl<A: App> Shell<A> {
             (None, _) => {}
         }
         self.counters.console_bad_key += 1;
-        let message = format!("console {}: switchover refused: {problem}", line.peer);
+        let message = format!("console {}: {cmd} refused: {problem}", line.peer);
         log::warn(format_args!("{message}"));
         let mut fields = Map::new();
         fields.insert("client".into(), line.peer.to_string().into());
@@ -1325,6 +1479,21 @@ impl<A: App> Shell<A> {
         io.insert("epochs_persisted".into(), c.epochs_persisted.into());
         io.insert("console_requests".into(), c.console_requests.into());
         io.insert("console_bad_key".into(), c.console_bad_key.into());
+        let cc = self.console.as_ref().map(Console::counters).unwrap_or_default();
+        io.insert(
+            "console_connections".into(),
+            self.console.as_ref().map_or(0, Console::connections_open).into(),
+        );
+        io.insert("console_refused".into(), cc.refused.into());
+        io.insert("console_timed_out".into(), cc.timed_out.into());
+        io.insert("console_slow_readers".into(), cc.slow_readers.into());
+        io.insert("loop_lateness_max_us".into(), (c.lateness_max_ns / 1000).into());
+        io.insert(
+            "loop_lateness_recent_max_us".into(),
+            (c.lateness_recent_max_ns(now) / 1000).into(),
+        );
+        io.insert("loop_late_wakes".into(), c.late_wakes.into());
+        io.insert("console_turn_max_us".into(), (c.console_turn_max_ns / 1000).into());
         s.insert("io".into(), Value::Object(io));
         s.insert("stopping".into(), (self.stopping != Stopping::Running).into());
         s.insert(

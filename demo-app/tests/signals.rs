@@ -1,0 +1,80 @@
+//! SIGHUP does not stop a node (issue 13, point 10): daemons take it as "reload", and a
+//! node has nothing it can reload safely mid-run, so it logs one line, journals
+//! `signal_ignored` and goes on; SIGTERM still stops it cleanly. On a real process.
+// Real processes on a real clock: the test bounds its waits with wall time.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+#[test]
+fn node_sighup_is_logged_and_ignored_sigterm_still_stops() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("signals-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("console.key"), format!("{KEY}\n")).unwrap();
+    fs::set_permissions(
+        dir.join("console.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let mut pool = PortPool::new();
+    let ports = [NodePorts::allocate(&mut pool), NodePorts::allocate(&mut pool)];
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let source = SocketAddr::from(([127, 0, 0, 1], 9));
+    let text = node_config(
+        1,
+        &ports[0],
+        &ports[1],
+        sink.local_addr().unwrap().port(),
+        &dir,
+        &RigOptions::default(),
+        source,
+    );
+    fs::write(dir.join("node-1.toml"), text).unwrap();
+    pool.release();
+    let node = Node::spawn(1, &dir.join("node-1.toml"), dir.join("node-1.log"), ports[0].console);
+    wait_for(
+        Duration::from_secs(15),
+        "the node to lead alone",
+        &|| node.log_tail(),
+        || node.status_is("role", "primary"),
+    );
+
+    let status = Command::new("kill")
+        .args(["-HUP", &node.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    wait_for(
+        Duration::from_secs(10),
+        "the node to log the SIGHUP",
+        &|| format!("exited: {}\n{}", node.exited(), node.log_tail()),
+        || node.log_text().contains("SIGHUP received: ignored"),
+    );
+    assert!(!node.exited(), "SIGHUP stopped the node:\n{}", node.log_tail());
+    assert!(node.status_is("role", "primary"), "{}", node.log_tail());
+    let events = node.request(r#"{"cmd":"events"}"#).expect("events answered");
+    let names: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert!(names.contains(&"signal_ignored"), "{names:?}");
+
+    node.sigterm();
+    wait_for(
+        Duration::from_secs(10),
+        "SIGTERM to stop the node",
+        &|| node.log_tail(),
+        || node.exited(),
+    );
+    assert!(node.exit_status().success(), "{:?}", node.exit_status());
+}
