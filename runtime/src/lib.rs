@@ -36,8 +36,8 @@ pub mod io;
 pub use app::{App, Frame, Outbox, OutputPayload, SnapshotError};
 pub use config::{Config, ConfigError};
 pub use node::{
-    Action, Alarm, Boot, Command, CommandReply, Node, Notice, Output, Reason, RefuseReason, ResyncCause, Role, Status,
-    SyncState, TrafficClass, Transition,
+    Action, Alarm, Boot, Command, CommandReply, InputStatus, Node, Notice, Output, Reason, RefuseReason, ResyncCause,
+    Role, Status, SyncState, TrafficClass, Transition,
 };
 pub use rng::Rng;
 pub use time::Instant;

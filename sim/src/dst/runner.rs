@@ -924,7 +924,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                             self.stats.alarms_divergence += 1
                         }
                         Alarm::CannotTakeOver => self.stats.alarms_cannot_take_over += 1,
-                        Alarm::TransferRejected => {}
+                        Alarm::TransferRejected | Alarm::InputSilent => {}
                     }
                 }
                 Action::Notice(notice) => {
