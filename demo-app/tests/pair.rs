@@ -192,23 +192,22 @@ fn pair_primary_sigterm_hands_over_without_missed_frame() {
 #[test]
 fn pair_frames_to_the_backup_only_primary_hands_over_once() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    // A short hold after becoming primary (10 s by default), so that the frames node 2
-    // holds meanwhile fit its ring (frames_buffered) and none is lost to the wait.
-    let options = RigOptions {
-        input_handover_hold_ms: Some(1000),
-        ..RigOptions::default()
-    };
-    let rig = Rig::start_with("input-handover", options);
+    let rig = Rig::start("input-handover");
     rig.await_sink_frame(rig.plant.frames_sent() + 250, Duration::from_secs(20));
+    // Past the hold after node 1 became primary (input_handover_hold_ms, 10 s by
+    // default): the frames node 2 receives until the handover then fit its ring
+    // (frames_buffered), and no frame is lost to the wait.
+    let config = rig.a.request(r#"{"cmd":"config"}"#).expect("config");
+    let hold_ms = config["runtime"]["input_handover_hold_ms"].as_u64().expect("the hold");
     wait_for(
-        Duration::from_secs(10),
+        Duration::from_millis(hold_ms + 20_000),
         "node 1 to lead for the hold",
         &|| rig.context(),
         || {
             rig.a.status().unwrap()["last_transition"]["ago_ms"]
                 .as_u64()
                 .unwrap_or(0)
-                > 1000
+                > hold_ms
         },
     );
 

@@ -111,8 +111,6 @@ pub struct RigOptions {
     pub sync_key: bool,
     /// Accept frames only from the test source's address (`frames.sources`).
     pub restrict_frame_source: bool,
-    /// `runtime.input_handover_hold_ms`, when not the default.
-    pub input_handover_hold_ms: Option<u64>,
 }
 
 /// The sync-link key the rig writes when `sync_key` is set.
@@ -137,9 +135,6 @@ pub fn node_config(
     } else {
         String::new()
     };
-    let hold = options
-        .input_handover_hold_ms
-        .map_or(String::new(), |ms| format!("input_handover_hold_ms = {ms}"));
     let mut links = String::new();
     for (i, name) in ["sync", "plant"].iter().enumerate() {
         links.push_str(&format!(
@@ -171,7 +166,6 @@ probe_timeout_ms = 50
 startup_wait_ms = 100
 retry_ms = 10
 switchover_timeout_ms = 1000
-{hold}
 
 [frames]
 bind = "127.0.0.1:{frames}"
