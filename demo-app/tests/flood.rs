@@ -114,6 +114,8 @@ fn flood_every_port_no_crash_no_role_change_same_outputs_all_counted() {
                         sent_ns: 1,
                         echo_ns: 0,
                         echo_hold_ns: 0,
+                        input_frame: 0,
+                        input_age_ms: u64::MAX,
                     },
                 };
                 let valid = wire::encode(&envelope, Some(&key)).unwrap().to_vec();

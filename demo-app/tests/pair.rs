@@ -190,6 +190,137 @@ fn pair_primary_sigterm_hands_over_without_missed_frame() {
 }
 
 #[test]
+fn pair_frames_to_the_backup_only_primary_hands_over_once() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rig = Rig::start("input-handover");
+    rig.await_sink_frame(rig.plant.frames_sent() + 250, Duration::from_secs(20));
+    // Past the hold after node 1 became primary (input_handover_hold_ms, 10 s by
+    // default): the frames node 2 receives until the handover then fit its ring
+    // (frames_buffered), and no frame is lost to the wait.
+    let config = rig.a.request(r#"{"cmd":"config"}"#).expect("config");
+    let hold_ms = config["runtime"]["input_handover_hold_ms"].as_u64().expect("the hold");
+    wait_for(
+        Duration::from_millis(hold_ms + 20_000),
+        "node 1 to lead for the hold",
+        &|| rig.context(),
+        || {
+            rig.a.status().unwrap()["last_transition"]["ago_ms"]
+                .as_u64()
+                .unwrap_or(0)
+                > hold_ms
+        },
+    );
+
+    // The source's path to node 1 dies; node 2 still gets every frame.
+    let cut_after = rig.plant.frames_sent();
+    rig.plant.targets_on.store(0b10, std::sync::atomic::Ordering::SeqCst);
+    // After input_handover_ms (1 s).
+    wait_for(
+        Duration::from_secs(20),
+        "node 2 to lead after node 1's input died",
+        &|| rig.context(),
+        || rig.b().status_is("role", "primary"),
+    );
+    let b = rig.b().status().unwrap();
+    assert_eq!(b["switchovers"], 1, "a planned handover: {b}");
+    assert_eq!(b["takeovers"], 0);
+
+    // The new primary runs the frames node 1 never got, and there is no handover back.
+    rig.await_sink_frame(rig.plant.frames_sent() + 500, Duration::from_secs(20));
+    let a = rig.a.status().unwrap();
+    let b = rig.b().status().unwrap();
+    assert_eq!(a["role"], "backup", "{a}");
+    assert_eq!(a["input"]["handovers"], 1, "one input handover: {a}");
+    assert_eq!(b["input"]["handovers"], 0, "none back: {b}");
+    assert_eq!(b["switchovers"], 1);
+    assert!(b["frame"].as_u64().unwrap() > cut_after + 500, "{b}");
+    let log = rig.a.log_text();
+    assert!(
+        log.contains("handing over") && log.contains("handed over in a planned switchover"),
+        "node 1 logged why it handed over:
+{}",
+        rig.a.log_tail()
+    );
+
+    let last = rig.plant.stop_sending();
+    rig.await_sink_frame(last, Duration::from_secs(10));
+    let (frames, sink) = rig.plant.shutdown();
+    assert_eq!(sink.sink.duplicates, 0, "a planned handover sends nothing twice");
+    assert_eq!(sink.sink.stale_rejected, 0);
+    // Every frame's outputs exactly once: those node 1 never got, node 2 ran.
+    assert_exactly_the_reference(&sink.sink, &frames, last);
+    let _ = fs::remove_dir_all(&rig.dir);
+}
+
+#[test]
+fn pair_primary_sigterm_frames_paused_hands_over_and_last_hook_says_stopped() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rig = Rig::start("term-paused");
+    rig.await_sink_frame(rig.plant.frames_sent() + 250, Duration::from_secs(20));
+    let last = rig.plant.stop_sending();
+    rig.await_sink_frame(last, Duration::from_secs(10));
+
+    // No frame comes while node 1 stops: the release is at the last frame it ran.
+    rig.a.sigterm();
+    wait_for(
+        Duration::from_secs(15),
+        "node 1 to hand over and exit",
+        &|| rig.context(),
+        || rig.a.exited(),
+    );
+    assert!(rig.a.exit_status().success(), "{}", rig.a.log_tail());
+    wait_for(Duration::from_secs(5), "node 2 to lead", &|| rig.context(), || {
+        rig.b().status_is("role", "primary")
+    });
+    let log = rig.a.log_text();
+    assert!(
+        log.contains("stopped (HandedOver)"),
+        "node 1 handed over before it exited:
+{}",
+        rig.a.log_tail()
+    );
+    assert!(
+        !log.contains("did not complete in time") && !log.contains("SwitchoverAborted"),
+        "a completed switchover is not logged as aborted:
+{}",
+        rig.a.log_tail()
+    );
+    let hooks = fs::read_to_string(rig.dir.join("node-1.hooks")).unwrap_or_default();
+    let last_hook = hooks.lines().last().unwrap_or_default();
+    assert!(
+        last_hook.starts_with("stopped stopped:handed_over"),
+        "node 1's last hook run says role=stopped:
+{hooks}"
+    );
+    assert_eq!(rig.b().status().unwrap()["frame"], last);
+
+    // Node 2 stops alone (no backup to hand over to): its last hook says stopped too.
+    wait_for(
+        Duration::from_secs(10),
+        "node 2 to count no backup",
+        &|| rig.context(),
+        || rig.b().status_is("sync", "alone"),
+    );
+    rig.b().sigterm();
+    wait_for(Duration::from_secs(10), "node 2 to stop", &|| rig.context(), || {
+        rig.b().exited()
+    });
+    let hooks = fs::read_to_string(rig.dir.join("node-2.hooks")).unwrap_or_default();
+    assert!(
+        hooks
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .starts_with("stopped stopped:stopped"),
+        "{hooks}"
+    );
+    let (frames, sink) = rig.plant.shutdown();
+    assert_eq!(sink.sink.duplicates, 0);
+    assert_exactly_the_reference(&sink.sink, &frames, last);
+    let _ = fs::remove_dir_all(&rig.dir);
+}
+
+#[test]
 fn node_config_error_is_one_line_naming_the_key_and_exit_code_2() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("config-error-{}", std::process::id()));
     fs::create_dir_all(&dir).unwrap();

@@ -57,6 +57,19 @@ pub struct Config {
     pub retry_ms: u64,
     /// A planned switchover not completed within this time is abandoned.
     pub switchover_timeout_ms: u64,
+    /// A node's input path counts as silent when its last frame from the I/O source
+    /// arrived longer ago than this (1..=3600000): the backup tells its primary whether
+    /// its own input is alive by this rule, and the console shows it.
+    pub input_silence_ms: u64,
+    /// A primary whose input has been silent this long while its in-sync backup's is not
+    /// hands over to it in a planned switchover (0 = never; else
+    /// `input_silence_ms`..=3600000). When both inputs are silent nothing moves: the
+    /// primary raises `input_silent` instead.
+    pub input_handover_ms: u64,
+    /// A node primary for less than this does not hand over for its input
+    /// (0..=86400000): after one input handover the next waits at least this long, so
+    /// that flapping inputs do not make the roles ping-pong.
+    pub input_handover_hold_ms: u64,
 }
 
 impl Default for Config {
@@ -79,6 +92,9 @@ impl Default for Config {
             backup_heartbeat_factor: 1,
             retry_ms: 50,
             switchover_timeout_ms: 1000,
+            input_silence_ms: 500,
+            input_handover_ms: 1000,
+            input_handover_hold_ms: 10_000,
         }
     }
 }
@@ -111,6 +127,9 @@ impl Config {
             switchover_timeout_ms: 200,
             transfer_chunks_per_ms: 16,
             backup_heartbeat_factor: 8,
+            input_silence_ms: 20,
+            input_handover_ms: 50,
+            input_handover_hold_ms: 1000,
             ..Config::default()
         }
     }
@@ -163,6 +182,17 @@ impl Config {
         if self.switchover_timeout_ms == 0 {
             return err("switchover_timeout_ms", "must be at least 1");
         }
+        if self.input_silence_ms == 0 || self.input_silence_ms > INPUT_MS_MAX {
+            return err("input_silence_ms", "must be 1..=3600000");
+        }
+        if self.input_handover_ms != 0
+            && (self.input_handover_ms < self.input_silence_ms || self.input_handover_ms > INPUT_MS_MAX)
+        {
+            return err("input_handover_ms", "must be 0 (off) or input_silence_ms..=3600000");
+        }
+        if self.input_handover_hold_ms > 24 * INPUT_MS_MAX {
+            return err("input_handover_hold_ms", "must be 0..=86400000");
+        }
         Ok(())
     }
 
@@ -203,7 +233,21 @@ impl Config {
     pub(crate) fn switchover_timeout(&self) -> Duration {
         Duration::from_millis(self.switchover_timeout_ms)
     }
+    pub(crate) fn input_silence(&self) -> Duration {
+        Duration::from_millis(self.input_silence_ms)
+    }
+    /// `None` when input handovers are off.
+    pub(crate) fn input_handover(&self) -> Option<Duration> {
+        (self.input_handover_ms != 0).then(|| Duration::from_millis(self.input_handover_ms))
+    }
+    pub(crate) fn input_handover_hold(&self) -> Duration {
+        Duration::from_millis(self.input_handover_hold_ms)
+    }
 }
+
+/// The longest input silence or handover delay, in ms (an hour): bounds what a
+/// configuration can set, so that no deadline overflows.
+const INPUT_MS_MAX: u64 = 3_600_000;
 
 #[cfg(test)]
 mod tests {

@@ -42,8 +42,8 @@ pub mod node_main;
 pub use app::{App, Frame, Outbox, OutputPayload, SnapshotError};
 pub use config::{Config, ConfigError};
 pub use node::{
-    Action, Alarm, Boot, Command, CommandReply, Node, Notice, Output, Reason, RefuseReason, ResyncCause, Role, Status,
-    SyncState, TrafficClass, TransferProgress, Transition,
+    Action, Alarm, Boot, Command, CommandReply, InputStatus, Node, Notice, Output, Reason, RefuseReason, ResyncCause,
+    Role, Status, SyncState, TrafficClass, TransferProgress, Transition,
 };
 pub use rng::Rng;
 pub use time::Instant;

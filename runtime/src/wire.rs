@@ -160,6 +160,12 @@ pub enum Body {
         echo_ns: u64,
         /// How long the sender held that echo before this heartbeat left.
         echo_hold_ns: u64,
+        /// The highest frame the sender accepted from the I/O source (0 = none).
+        input_frame: u64,
+        /// How long ago, in ms, the sender's last frame from the I/O source arrived
+        /// (`u64::MAX` = none yet): a primary whose own input is silent hands over only to
+        /// a backup whose input is not (`runtime.input_handover_ms`).
+        input_age_ms: u64,
     },
     /// The backup asks whether the silent primary is alive.
     Probe {
@@ -409,6 +415,8 @@ mod tests {
                 sent_ns: 1,
                 echo_ns: 2,
                 echo_hold_ns: 3,
+                input_frame: 4,
+                input_age_ms: u64::MAX,
             },
             Body::Probe { id: 1 },
             Body::ProbeAck { id: 1 },

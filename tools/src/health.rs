@@ -14,7 +14,8 @@ pub enum Health {
     Healthy,
     /// A primary drives the plant, but something is wrong (the problems say what).
     Degraded,
-    /// No reachable node is primary: nothing is known to drive the actuators.
+    /// No reachable node is primary, or the primary's input is silent: nothing is known
+    /// to drive the actuators.
     Down,
 }
 
@@ -210,8 +211,34 @@ pub fn assess(nodes: &[NodeView]) -> Assessment {
         if s.stopping {
             problems.push(format!("{} is stopping", node.name));
         }
+        if let Some(input) = &s.input {
+            if input.silent && !s.is_primary() {
+                problems.push(format!(
+                    "{}: {} (a takeover would run nothing)",
+                    node.name,
+                    silence_text(input)
+                ));
+            }
+            let bad = input.stale_per_s + input.rejected_per_s;
+            if bad >= FRAMES_DROPPED_DEGRADED_PER_S {
+                problems.push(format!(
+                    "{}: frames dropped at {bad}/s ({} stale, {} rejected)",
+                    node.name, input.stale_per_s, input.rejected_per_s
+                ));
+            }
+        }
     }
-    let health = if problems.is_empty() {
+    // The primary runs nothing without frames: the plant is not driven.
+    let starved = lead.input.as_ref().filter(|i| i.silent);
+    if let Some(input) = starved {
+        problems.insert(
+            0,
+            format!("{} (primary): {}: nothing runs", nodes[p].name, silence_text(input)),
+        );
+    }
+    let health = if starved.is_some() {
+        Health::Down
+    } else if problems.is_empty() {
         Health::Healthy
     } else {
         Health::Degraded
@@ -224,6 +251,12 @@ pub fn assess(nodes: &[NodeView]) -> Assessment {
         (Health::Healthy, None) => format!(
             "HEALTHY: {} is primary with an in-sync backup, all links up",
             nodes[p].name
+        ),
+        (Health::Down, _) => format!(
+            "DOWN: {} is primary but gets no frames; {} problem{}",
+            nodes[p].name,
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
         ),
         _ => format!(
             "DEGRADED: {} is primary; {} problem{}",
@@ -238,6 +271,19 @@ pub fn assess(nodes: &[NodeView]) -> Assessment {
         primary: Some(p),
         backup,
         summary,
+    }
+}
+
+/// Stale and rejected frames per second (together, on one node) from which the pair is
+/// degraded: a few are normal (a backup's own copy of a frame it already fetched arrives
+/// late), a steady stream is a source, a network or an attacker to look at.
+pub const FRAMES_DROPPED_DEGRADED_PER_S: u64 = 10;
+
+/// `no frame for 1234 ms (silent after 500 ms)`, or `no frame yet`.
+fn silence_text(input: &crate::model::Input) -> String {
+    match input.last_frame_age_ms {
+        Some(ms) => format!("no frame for {ms} ms (silent after {} ms)", input.silence_ms),
+        None => "no frame yet".into(),
     }
 }
 
@@ -330,6 +376,12 @@ mod tests {
             unix_ms: 1,
             boot_id: 1,
             events_last_seq: 1,
+            input: Some(crate::model::Input {
+                frame: 100,
+                last_frame_age_ms: Some(1),
+                silence_ms: 500,
+                ..Default::default()
+            }),
         }
     }
 
@@ -337,7 +389,7 @@ mod tests {
         NodeView::answered(SocketAddr::from(([127, 0, 0, 1], port)), s, Value::Null)
     }
 
-    fn pair() -> Vec<NodeView> {
+    pub(super) fn pair() -> Vec<NodeView> {
         vec![
             view(1, status("a", "primary", "paired", 257)),
             view(2, status("b", "backup", "in_sync", 257)),
@@ -433,5 +485,52 @@ mod tests {
         a.sync = "alone".into();
         let verdict = assess(&[view(1, a)]);
         assert_eq!(verdict.problems, ["no in-sync backup: a hears no peer"]);
+    }
+}
+
+#[cfg(test)]
+mod input_tests {
+    use super::tests::pair as pair_of_nodes;
+    use super::*;
+
+    #[test]
+    fn pair_primary_input_silent_is_down_with_the_frame_age() {
+        let mut nodes = pair_of_nodes();
+        let input = nodes[0].status.as_mut().unwrap().input.as_mut().unwrap();
+        input.silent = true;
+        input.last_frame_age_ms = Some(1234);
+        let verdict = assess(&nodes);
+        assert_eq!(verdict.health, Health::Down);
+        assert_eq!(verdict.health.exit_code(), 2);
+        assert_eq!(verdict.primary, Some(0));
+        assert_eq!(
+            verdict.problems[0],
+            "a (primary): no frame for 1234 ms (silent after 500 ms): nothing runs"
+        );
+        assert!(verdict.summary.starts_with("DOWN: a is primary but gets no frames"));
+    }
+
+    #[test]
+    fn pair_backup_input_silent_is_degraded() {
+        let mut nodes = pair_of_nodes();
+        let input = nodes[1].status.as_mut().unwrap().input.as_mut().unwrap();
+        input.silent = true;
+        input.last_frame_age_ms = None;
+        let verdict = assess(&nodes);
+        assert_eq!(verdict.health, Health::Degraded);
+        assert_eq!(verdict.problems, ["b: no frame yet (a takeover would run nothing)"]);
+    }
+
+    #[test]
+    fn pair_frames_dropped_at_threshold_is_degraded() {
+        let mut nodes = pair_of_nodes();
+        let input = nodes[0].status.as_mut().unwrap().input.as_mut().unwrap();
+        input.stale_per_s = FRAMES_DROPPED_DEGRADED_PER_S - 1;
+        assert_eq!(assess(&nodes).health, Health::Healthy);
+        let input = nodes[0].status.as_mut().unwrap().input.as_mut().unwrap();
+        input.rejected_per_s = 1;
+        let verdict = assess(&nodes);
+        assert_eq!(verdict.health, Health::Degraded);
+        assert_eq!(verdict.problems, ["a: frames dropped at 10/s (9 stale, 1 rejected)"]);
     }
 }

@@ -96,6 +96,36 @@ pub struct Status {
     /// The newest journal event's sequence number.
     #[serde(default)]
     pub events_last_seq: u64,
+    /// The node's input path (frames from the I/O source); absent from nodes that
+    /// predate it.
+    #[serde(default)]
+    pub input: Option<Input>,
+}
+
+/// `status.input`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+pub struct Input {
+    /// The highest frame accepted from the I/O source (0 = none).
+    #[serde(default)]
+    pub frame: u64,
+    /// Since the last frame arrived; `None` = never.
+    #[serde(default)]
+    pub last_frame_age_ms: Option<u64>,
+    /// No frame within `silence_ms`.
+    #[serde(default)]
+    pub silent: bool,
+    /// `runtime.input_silence_ms`.
+    #[serde(default)]
+    pub silence_ms: u64,
+    /// Frames dropped as older than the last one run, per second (the last whole second).
+    #[serde(default)]
+    pub stale_per_s: u64,
+    /// Frames that did not decode or came from a source not allowed, per second.
+    #[serde(default)]
+    pub rejected_per_s: u64,
+    /// Input handovers this node started.
+    #[serde(default)]
+    pub handovers: u64,
 }
 
 impl Status {

@@ -227,6 +227,30 @@ pub fn pair_table(nodes: &[NodeView], highlight: &[bool], width: Option<usize>) 
         );
     }
     row(
+        "input",
+        each(&|s| match &s.input {
+            Some(i) => {
+                let age = i
+                    .last_frame_age_ms
+                    .map_or("no frame yet".into(), |ms| format!("last frame {ms} ms ago"));
+                let mut text = format!("{age}, {} stale/s, {} rejected/s", i.stale_per_s, i.rejected_per_s);
+                if i.silent {
+                    text.insert_str(0, "SILENT, ");
+                }
+                let dropped = i.stale_per_s + i.rejected_per_s >= crate::health::FRAMES_DROPPED_DEGRADED_PER_S;
+                let style = if i.silent {
+                    Style::Bad
+                } else if dropped {
+                    Style::Warn
+                } else {
+                    Style::Plain
+                };
+                span(text, style)
+            }
+            None => span("-", Style::Dim),
+        }),
+    );
+    row(
         "switchover",
         each(&|s| match &s.switchover {
             Some(text) => span(text.clone(), Style::Warn),

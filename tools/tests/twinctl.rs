@@ -235,14 +235,17 @@ cycle_ms = {CYCLE_MS}
 /// drains the outputs. Stopped and joined when dropped.
 struct Plantside {
     stop: Arc<AtomicBool>,
+    /// Cleared: the source sends no frames (it keeps its pace and numbering).
+    sending: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl Plantside {
     fn start(sink: UdpSocket, targets: Vec<SocketAddr>) -> Plantside {
         let stop = Arc::new(AtomicBool::new(false));
+        let sending = Arc::new(AtomicBool::new(true));
         let source = {
-            let stop = stop.clone();
+            let (stop, sending) = (stop.clone(), sending.clone());
             std::thread::spawn(move || {
                 let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the source socket");
                 let mut plant = Plant::new(PlantParams::default());
@@ -256,6 +259,9 @@ impl Plantside {
                         std::thread::sleep(next_at - now);
                     }
                     next_at += cycle;
+                    if !sending.load(Ordering::SeqCst) {
+                        continue;
+                    }
                     number += 1;
                     plant.advance(CYCLE_MS);
                     let datagram = io_protocol::frame_to_vec(number, &plant.inputs().encode()).unwrap();
@@ -277,6 +283,7 @@ impl Plantside {
         };
         Plantside {
             stop,
+            sending,
             threads: vec![source, drain],
         }
     }
@@ -1062,4 +1069,51 @@ fn twinctl_bad_input_is_one_clear_line() {
     assert_eq!(watch.code, 3);
     assert!(watch.stderr.contains("watch needs a terminal"), "{watch:?}");
     let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn twinctl_status_frames_paused_is_down_with_the_frame_age() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rig = Rig::start("paused");
+    let healthy = rig.twinctl(&["status"]);
+    assert_eq!(healthy.code, 0, "{healthy:?}");
+    assert!(
+        row(&healthy.stdout, "input").matches("last frame").count() == 2,
+        "{}",
+        healthy.stdout
+    );
+
+    // The I/O source stops sending to both nodes: the primary runs nothing.
+    rig._plant.sending.store(false, Ordering::SeqCst);
+    wait_for(
+        Duration::from_secs(20),
+        "twinctl to call the pair down",
+        &|| format!("{:?}\n{}", rig.status(), rig.logs()),
+        || rig.status().is_some_and(|s| s["health"] == "down"),
+    );
+    let status = rig.twinctl(&["status"]);
+    eprintln!("--- twinctl status, frames paused ---\n{}", status.stdout);
+    assert_eq!(status.code, 2, "a primary without frames is DOWN, exit 2: {status:?}");
+    assert!(
+        status.stdout.starts_with("DOWN: node-1 is primary but gets no frames"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains("node-1 (primary): no frame for "),
+        "the problem names the frame age:\n{}",
+        status.stdout
+    );
+    assert_eq!(row(&status.stdout, "input").matches("SILENT, last frame").count(), 2);
+    let json = rig.twinctl(&["status", "--json"]).json();
+    assert_eq!(json["exit_code"], 2);
+    let input = &json["nodes"][0]["status"]["input"];
+    assert_eq!(input["silent"], true, "{input}");
+    assert!(
+        input["last_frame_age_ms"].as_u64().unwrap() >= input["silence_ms"].as_u64().unwrap(),
+        "{input}"
+    );
+    // Both inputs silent: no handover, the primary stays.
+    assert_eq!(json["primary"], "node-1");
+    assert_eq!(input["handovers"], 0);
 }

@@ -14,7 +14,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -330,6 +330,9 @@ pub struct Plantside {
     /// Set by the source once it has seen `sending` off (nothing more will be sent).
     pub paused: Arc<AtomicBool>,
     pub frames_sent: Arc<AtomicU64>,
+    /// Bit `i` set: frames go to target `i` (node `i + 1`); all set at start. A cleared
+    /// bit is a dead input path to that node only.
+    pub targets_on: Arc<AtomicU32>,
     pub frames: FrameLog,
     pub sink: Arc<Mutex<SinkState>>,
     pub threads: Vec<JoinHandle<()>>,
@@ -341,6 +344,7 @@ impl Plantside {
         let sending = Arc::new(AtomicBool::new(false));
         let paused = Arc::new(AtomicBool::new(true));
         let frames_sent = Arc::new(AtomicU64::new(0));
+        let targets_on = Arc::new(AtomicU32::new(u32::MAX));
         let frames = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::new(Mutex::new(SinkState::default()));
         // Starting just below the low-level alarm makes the program raise, acknowledge
@@ -351,13 +355,14 @@ impl Plantside {
         })));
 
         let source = {
-            let (stop, sending, paused, frames_sent, frames, plant) = (
+            let (stop, sending, paused, frames_sent, frames, plant, targets_on) = (
                 stop.clone(),
                 sending.clone(),
                 paused.clone(),
                 frames_sent.clone(),
                 frames.clone(),
                 plant.clone(),
+                targets_on.clone(),
             );
             std::thread::spawn(move || {
                 let socket = source_socket;
@@ -388,8 +393,11 @@ impl Plantside {
                     };
                     let datagram = io_protocol::frame_to_vec(number, &payload).unwrap();
                     frames.lock().unwrap().push((number, payload.to_vec()));
-                    for target in &targets {
-                        let _ = socket.send_to(&datagram, target);
+                    let on = targets_on.load(Ordering::SeqCst);
+                    for (i, target) in targets.iter().enumerate() {
+                        if on & (1 << i) != 0 {
+                            let _ = socket.send_to(&datagram, target);
+                        }
                     }
                     frames_sent.store(number, Ordering::SeqCst);
                 }
@@ -428,6 +436,7 @@ impl Plantside {
             sending,
             paused,
             frames_sent,
+            targets_on,
             frames,
             sink,
             threads: vec![source, receiver],

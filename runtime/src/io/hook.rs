@@ -131,6 +131,21 @@ impl HookRunner {
         }
     }
 
+    /// Gives up on what is left: kills a running hook (reported as timed out) and drops
+    /// the waiting ones. At exit, before the last run, which supersedes them.
+    pub fn abandon(&mut self, now: Instant, outcomes: &mut Vec<HookOutcome>) {
+        self.poll(now, outcomes);
+        if let Some((mut child, _, summary)) = self.running.take() {
+            let _ = child.kill();
+            // Reap it: after kill() the wait returns promptly.
+            let _ = child.wait();
+            outcomes.push(HookOutcome::TimedOut(summary));
+        }
+        for job in self.queue.drain(..) {
+            outcomes.push(HookOutcome::Dropped(job.summary));
+        }
+    }
+
     /// When the next poll is due: soon while a hook runs, never when idle.
     pub fn poll_interval(&self) -> Option<Duration> {
         self.running.as_ref().map(|_| Duration::from_millis(10))
@@ -200,5 +215,19 @@ mod tests {
         runner.enqueue(job("primary"), Instant::now(), &mut outcomes);
         assert!(matches!(&outcomes[..], [HookOutcome::SpawnFailed(_)]));
         assert!(!runner.busy());
+    }
+
+    #[test]
+    fn hook_abandon_kills_the_running_one_and_drops_the_queue() {
+        let mut runner = HookRunner::new(vec!["sleep".into(), "30".into()], Duration::from_secs(60), 8);
+        let mut outcomes = Vec::new();
+        runner.enqueue(job("primary"), Instant::now(), &mut outcomes);
+        runner.enqueue(job("backup"), Instant::now(), &mut outcomes);
+        runner.abandon(Instant::now(), &mut outcomes);
+        assert!(!runner.busy());
+        assert!(
+            matches!(&outcomes[..], [HookOutcome::TimedOut(a), HookOutcome::Dropped(b)] if a == "role primary" && b == "role backup"),
+            "{outcomes:?}"
+        );
     }
 }

@@ -334,6 +334,8 @@ pub struct Shell<A: App> {
     exit: Option<Exit>,
     previous_role: Role,
     counters: IoCounters,
+    /// Stale and rejected frames per second, over the last whole second.
+    frame_rates: FrameRates,
     buf: Vec<u8>,
 }
 
@@ -499,6 +501,7 @@ impl<A: App> Shell<A> {
             exit: None,
             previous_role: Role::Starting,
             counters: IoCounters::default(),
+            frame_rates: FrameRates::default(),
             buf: vec![0u8; 2048],
             config,
         };
@@ -545,8 +548,15 @@ impl<A: App> Shell<A> {
         &self.node
     }
 
-    /// Runs until a stop request has been carried out, or a fatal error.
+    /// Runs until a stop request has been carried out, or a fatal error. Every way out
+    /// runs the hook a last time with `TWINLOOP_ROLE=stopped` (see [`Shell::finish`]).
     pub fn run(mut self) -> Result<Exit, ShellError> {
+        let result = self.run_loop();
+        self.finish(&result);
+        result
+    }
+
+    fn run_loop(&mut self) -> Result<Exit, ShellError> {
         let mut events = Events::with_capacity(256);
         loop {
             let now = self.clock.now();
@@ -564,8 +574,10 @@ impl<A: App> Shell<A> {
                 self.drain()?;
             }
             self.poll_hooks();
+            self.frame_rates
+                .tick(self.clock.now(), self.frames_stale(), self.frames_rejected());
             if let Some(exit) = self.check_stop()? {
-                return Ok(self.finish(exit));
+                return Ok(exit);
             }
 
             let timeout = self.next_wake();
@@ -1108,17 +1120,62 @@ impl<A: App> Shell<A> {
         self.journal_push(EventKind::Shell, name, message, Map::new());
     }
 
-    /// Lets the hooks of the last transitions finish (bounded), then says goodbye.
-    fn finish(mut self, exit: Exit) -> Exit {
-        let deadline = self.clock.now() + Duration::from_millis(self.config.hook.timeout_ms);
+    /// Runs the hook a last time with `TWINLOOP_ROLE=stopped`, whatever the way out (a
+    /// stop, a second stop, a fatal error), so that a VIP hook releases the address: a
+    /// node that exits drives nothing. Bounded: the hooks of the last transitions get
+    /// `hook.timeout_ms` to finish (whatever is left is killed or dropped: the stopped
+    /// run supersedes them), then the stopped run gets `hook.timeout_ms` — an exit waits
+    /// at most 2 × `hook.timeout_ms` for hooks.
+    fn finish(&mut self, result: &Result<Exit, ShellError>) {
+        let timeout = Duration::from_millis(self.config.hook.timeout_ms);
+        let deadline = self.clock.now() + timeout;
         while self.hooks.busy() && self.clock.now() < deadline {
             self.poll_hooks();
             std::thread::sleep(Duration::from_millis(5));
         }
+        let now = self.clock.to_std(self.clock.now());
+        self.hooks.abandon(now, &mut self.hook_outcomes);
+        let why = match result {
+            Ok(exit) => exit_name(*exit),
+            Err(_) => "fatal_error",
+        };
+        let job = HookJob {
+            env: vec![
+                ("TWINLOOP_NODE_ID", self.node.config().node_id.to_string()),
+                ("TWINLOOP_NODE_NAME", self.name.clone()),
+                ("TWINLOOP_ROLE", "stopped".into()),
+                ("TWINLOOP_SYNC", "none".into()),
+                ("TWINLOOP_EPOCH", self.node.epoch().to_string()),
+                ("TWINLOOP_FRAME", self.node.frame().to_string()),
+                ("TWINLOOP_REASON", format!("stopped:{why}")),
+                ("TWINLOOP_PREVIOUS_ROLE", names::role(self.previous_role).into()),
+                ("TWINLOOP_STOPPING", "1".into()),
+            ],
+            summary: format!("role stopped, reason stopped:{why}"),
+        };
+        self.hooks.enqueue(job, now, &mut self.hook_outcomes);
+        let deadline = self.clock.now() + timeout;
+        while self.hooks.busy() && self.clock.now() < deadline {
+            self.poll_hooks();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let now = self.clock.to_std(self.clock.now());
+        self.hooks.abandon(now, &mut self.hook_outcomes);
         self.poll_hooks();
-        let message = format!("stopped ({exit:?})");
-        log::info(format_args!("{message}"));
-        exit
+        match result {
+            Ok(exit) => log::info(format_args!("stopped ({exit:?})")),
+            Err(e) => log::error(format_args!("stopped (fatal error: {e})")),
+        }
+    }
+
+    /// Frames dropped as older than the last one run (or too long), by the core.
+    fn frames_stale(&self) -> u64 {
+        self.node.status().rejections.stale_frame
+    }
+
+    /// Frames that did not decode, or came from a source not in `frames.sources`.
+    fn frames_rejected(&self) -> u64 {
+        self.counters.frames_rejected + self.counters.frames_foreign_source
     }
 
     fn console_request(&mut self, line: console::Line) -> Result<(), ShellError> {
@@ -1348,6 +1405,7 @@ impl<A: App> Shell<A> {
             switchover,
             rejections,
             unsent_outputs,
+            input,
         } = self.node.status();
         let ago_ms = |at: Instant| now.saturating_since(at).as_millis() as u64;
         let mut s = Map::new();
@@ -1463,6 +1521,21 @@ impl<A: App> Shell<A> {
                 }
             },
         );
+        let runtime = self.node.config();
+        let mut i = Map::new();
+        i.insert("frame".into(), input.frame.into());
+        i.insert("last_frame_age_ms".into(), input.heard_at.map(ago_ms).into());
+        i.insert("silent".into(), input.silent.into());
+        i.insert("silence_ms".into(), runtime.input_silence_ms.into());
+        i.insert("handover_ms".into(), runtime.input_handover_ms.into());
+        i.insert("handovers".into(), input.handovers.into());
+        i.insert("stale_frames".into(), rejections.stale_frame.into());
+        i.insert("rejected_frames".into(), self.frames_rejected().into());
+        i.insert("stale_per_s".into(), self.frame_rates.stale_per_s.into());
+        i.insert("rejected_per_s".into(), self.frame_rates.rejected_per_s.into());
+        i.insert("peer_frame".into(), input.peer_frame.into());
+        i.insert("peer_last_frame_age_ms".into(), input.peer_heard_at.map(ago_ms).into());
+        s.insert("input".into(), Value::Object(i));
         let c = &self.counters;
         let mut io = Map::new();
         io.insert("frames_received".into(), c.frames_received.into());
@@ -1504,6 +1577,54 @@ impl<A: App> Shell<A> {
         s.insert("boot_id".into(), self.boot_id.into());
         s.insert("events_last_seq".into(), self.journal.last_seq().into());
         Value::Object(s)
+    }
+}
+
+/// The `TWINLOOP_REASON` suffix of the last hook run: how the node exits.
+fn exit_name(exit: Exit) -> &'static str {
+    match exit {
+        Exit::Stopped => "stopped",
+        Exit::HandedOver => "handed_over",
+        Exit::SwitchoverRefused(_) => "switchover_refused",
+        Exit::SwitchoverAborted => "switchover_aborted",
+        Exit::SwitchoverTimedOut => "switchover_timed_out",
+        Exit::Forced => "forced",
+    }
+}
+
+/// Stale and rejected frames per second, measured over whole seconds of the shell's
+/// clock: the last second's figures are shown until the next second ends.
+#[derive(Debug, Default, Clone, Copy)]
+struct FrameRates {
+    window_start: Option<Instant>,
+    stale_at_start: u64,
+    rejected_at_start: u64,
+    stale_per_s: u64,
+    rejected_per_s: u64,
+}
+
+impl FrameRates {
+    fn tick(&mut self, now: Instant, stale: u64, rejected: u64) {
+        let Some(start) = self.window_start else {
+            *self = FrameRates {
+                window_start: Some(now),
+                stale_at_start: stale,
+                rejected_at_start: rejected,
+                ..*self
+            };
+            return;
+        };
+        let elapsed = now.saturating_since(start);
+        if elapsed < Duration::from_secs(1) {
+            return;
+        }
+        // Per whole second elapsed: a loop held up for longer does not inflate the rate.
+        let seconds = elapsed.as_secs().max(1);
+        self.stale_per_s = stale.saturating_sub(self.stale_at_start) / seconds;
+        self.rejected_per_s = rejected.saturating_sub(self.rejected_at_start) / seconds;
+        self.window_start = Some(now);
+        self.stale_at_start = stale;
+        self.rejected_at_start = rejected;
     }
 }
 

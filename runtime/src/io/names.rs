@@ -64,6 +64,7 @@ pub fn reason(reason: Reason) -> (&'static str, Option<&'static str>) {
         Reason::PrimaryLostWhileJoining => ("primary_lost_while_joining", None),
         Reason::BackupLost => ("backup_lost", None),
         Reason::BackupInSync => ("backup_in_sync", None),
+        Reason::InputHandover => ("input_handover", None),
     }
 }
 
@@ -100,6 +101,7 @@ pub fn reason_text(reason: Reason) -> &'static str {
         Reason::PrimaryLostWhileJoining => "lost the primary before having its state",
         Reason::BackupLost => "the backup went silent",
         Reason::BackupInSync => "the backup follows in sync",
+        Reason::InputHandover => "no frames here while the backup gets them: handing over",
     }
 }
 
@@ -111,6 +113,7 @@ pub fn alarm(alarm: Alarm) -> (&'static str, Option<u64>) {
         Alarm::InputLost { frame } => ("input_lost", Some(frame)),
         Alarm::CannotTakeOver => ("cannot_take_over", None),
         Alarm::TransferRejected => ("transfer_rejected", None),
+        Alarm::InputSilent => ("input_silent", None),
     }
 }
 
@@ -122,6 +125,9 @@ pub fn alarm_text(alarm: Alarm) -> String {
         Alarm::InputLost { frame } => format!("input of frame {frame} was nowhere to be had: skipped"),
         Alarm::CannotTakeOver => "the primary is silent but this backup has no state to take over with".into(),
         Alarm::TransferRejected => "the state transfer did not install".into(),
+        Alarm::InputSilent => {
+            "no frame from the I/O source for runtime.input_handover_ms, and no handover: check the input path".into()
+        }
     }
 }
 

@@ -73,6 +73,16 @@ impl<A: App> Node<A> {
         }
     }
 
+    /// What the peer's heartbeat says about its input path. The age is the peer's to set:
+    /// one beyond this node's clock means "long ago", not an overflow.
+    pub(super) fn on_peer_input(&mut self, input_frame: u64, input_age_ms: u64) {
+        self.peer_input_frame = input_frame;
+        // `Instant - Duration` saturates at the origin.
+        self.peer_input_heard_at =
+            (input_age_ms != u64::MAX).then(|| self.now - core::time::Duration::from_millis(input_age_ms));
+        self.input_check();
+    }
+
     pub(super) fn on_probe_ack(&mut self, id: u32, header: &Header) {
         // An answer from a primary was already counted as a false death in `note_alive`.
         if header.role != WireRole::Primary && self.role == Role::Backup && self.probe.is_some_and(|(p, _)| p == id) {
@@ -202,7 +212,7 @@ impl<A: App> Node<A> {
         self.heartbeat_due[usize::from(link)] = self.now + self.config.heartbeat_gap_max();
     }
 
-    fn send_heartbeat(&mut self, link: u8) {
+    pub(super) fn send_heartbeat(&mut self, link: u8) {
         let i = usize::from(link);
         let (echo_ns, received_at) = self.echo[i];
         let hold_ns = if echo_ns == 0 {
@@ -216,6 +226,10 @@ impl<A: App> Node<A> {
             sent_ns: self.now.as_nanos().max(1),
             echo_ns,
             echo_hold_ns: hold_ns,
+            input_frame: self.frame_highest_received,
+            input_age_ms: self.input_heard_at.map_or(u64::MAX, |t| {
+                u64::try_from(self.now.saturating_since(t).as_millis()).unwrap_or(u64::MAX - 1)
+            }),
         };
         let bytes = self.encode_for(link, body);
         self.push(Action::Transmit {
@@ -223,6 +237,12 @@ impl<A: App> Node<A> {
             class: TrafficClass::Control,
             bytes,
         });
+        // A new primary that has run no frame since it took over at a release sends no
+        // commit to carry its word: the heartbeat carries it, so that the old primary
+        // hands over whether or not frames flow.
+        if let (super::Role::Primary, Some((id, frame))) = (self.role, self.switch_taken) {
+            self.send(link, TrafficClass::Control, Body::SwitchTaken { id, frame });
+        }
         self.heartbeat_due[i] = self.now + self.config.heartbeat_interval();
         self.heartbeat_last[i] = self.now;
     }

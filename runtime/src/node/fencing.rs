@@ -88,7 +88,7 @@ impl<A: App> Node<A> {
     }
 
     /// A primary that saw a higher epoch: stop emitting now, rejoin as backup.
-    fn demote(&mut self, theirs: Epoch) {
+    pub(super) fn demote(&mut self, theirs: Epoch) {
         self.epoch = theirs;
         self.switchover = super::Switchover::Idle;
         self.tx = None;

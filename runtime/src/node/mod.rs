@@ -118,6 +118,9 @@ pub enum Reason {
     BackupLost,
     /// The primary hears an in-sync backup.
     BackupInSync,
+    /// The primary's input has been silent for `input_handover_ms` while its backup's is
+    /// alive: it hands over in a planned switchover.
+    InputHandover,
 }
 
 /// Why a backup asked for a fresh transfer.
@@ -173,6 +176,11 @@ pub enum Alarm {
     CannotTakeOver,
     /// The snapshot received did not install or its digest did not match.
     TransferRejected,
+    /// The primary has had no frame from the I/O source for `input_handover_ms`
+    /// (`input_silence_ms` with handovers off) and does not hand over: the backup's input
+    /// is silent too, there is no backup, or the last handover is too recent. Raised
+    /// once per silence.
+    InputSilent,
 }
 
 /// A notable event for logs and the console; nothing per cycle.
@@ -396,6 +404,25 @@ pub struct Status {
     pub rejections: Rejections,
     /// Backup: outputs produced here that the primary did not report sent.
     pub unsent_outputs: u64,
+    /// This node's input path: see [`InputStatus`].
+    pub input: InputStatus,
+}
+
+/// How a node's input path (frames from the I/O source) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputStatus {
+    /// The highest frame accepted from the I/O source (0 = none).
+    pub frame: u64,
+    /// When the last frame was accepted (`None`: none yet).
+    pub heard_at: Option<Instant>,
+    /// Silent: no frame within `input_silence_ms`.
+    pub silent: bool,
+    /// The peer's input as its last heartbeat told: its highest frame.
+    pub peer_frame: u64,
+    /// When (on this node's clock) the peer's last frame arrived; `None`: unknown or none.
+    pub peer_heard_at: Option<Instant>,
+    /// Input handovers this node started.
+    pub handovers: u64,
 }
 
 /// The two-node lockstep state machine. See the module documentation.
@@ -485,6 +512,23 @@ pub struct Node<A: App> {
     last_alarm: Option<Alarm>,
     last_transition: Option<Transition>,
     rejections: Rejections,
+
+    // Input liveness (see `switchover::input_check`).
+    /// When the last frame from the I/O source was accepted (`None`: none yet).
+    input_heard_at: Option<Instant>,
+    /// When this node was created: a node without any frame counts its silence from it.
+    booted_at: Instant,
+    /// The peer's highest frame from the I/O source, as its last heartbeat told.
+    peer_input_frame: u64,
+    /// When the peer's last frame arrived, on this node's clock (`None`: none or unknown).
+    peer_input_heard_at: Option<Instant>,
+    /// When this node last became primary (the input handover's hold counts from it).
+    primary_since: Instant,
+    /// The current input silence was acted on (`InputSilent` raised, or not raised for a
+    /// source that never sent): only the hold's end and the backup's heartbeats look again.
+    input_alarm_raised: bool,
+    /// Input handovers this node started.
+    input_handovers: u64,
 }
 
 /// What to give a node at start-up besides its configuration and application.
@@ -561,6 +605,13 @@ impl<A: App> Node<A> {
             last_alarm: None,
             last_transition: None,
             rejections: Rejections::default(),
+            input_heard_at: None,
+            booted_at: boot.now,
+            peer_input_frame: 0,
+            peer_input_heard_at: None,
+            primary_since: boot.now,
+            input_alarm_raised: false,
+            input_handovers: 0,
             now: boot.now,
             config,
             app,
@@ -587,6 +638,8 @@ impl<A: App> Node<A> {
         }
         self.ring.put_payload(number, payload);
         self.frame_highest_received = self.frame_highest_received.max(number);
+        self.input_heard_at = Some(now);
+        self.input_alarm_raised = false;
         self.advance();
     }
 
@@ -637,6 +690,7 @@ impl<A: App> Node<A> {
         self.detector_timeout();
         self.retry_timeout();
         self.switchover_timeout();
+        self.input_check();
         self.advance();
     }
 
@@ -663,6 +717,7 @@ impl<A: App> Node<A> {
         consider(self.fetch_next);
         consider(self.transfer_deadline());
         consider(self.switchover.deadline());
+        consider(self.input_deadline());
         next
     }
 
@@ -718,6 +773,14 @@ impl<A: App> Node<A> {
             switchover: self.switchover.describe(),
             rejections: self.rejections,
             unsent_outputs: self.unsent.len() as u64,
+            input: InputStatus {
+                frame: self.frame_highest_received,
+                heard_at: self.input_heard_at,
+                silent: self.input_silent_for() >= self.config.input_silence(),
+                peer_frame: self.peer_input_frame,
+                peer_heard_at: self.peer_input_heard_at,
+                handovers: self.input_handovers,
+            },
         }
     }
 
@@ -798,6 +861,9 @@ impl<A: App> Node<A> {
     }
 
     fn transition(&mut self, role: Role, sync: SyncState, reason: Reason) {
+        if role == Role::Primary && self.role != Role::Primary {
+            self.primary_since = self.now;
+        }
         self.role = role;
         self.sync = sync;
         let transition = Transition {
@@ -876,8 +942,11 @@ impl<A: App> Node<A> {
                 sent_ns,
                 echo_ns,
                 echo_hold_ns,
+                input_frame,
+                input_age_ms,
             } => {
                 self.on_heartbeat(link, &header, sent_ns, echo_ns, echo_hold_ns);
+                self.on_peer_input(input_frame, input_age_ms);
                 self.election_on_peer(&header, nonce, priority);
             }
             Body::Probe { id } => self.send(link, TrafficClass::Control, Body::ProbeAck { id }),

@@ -3,7 +3,7 @@
 //! frame N and releases with N, the backup takes over at N + 1 with epoch + 1, and the old
 //! primary follows it without a state transfer.
 
-use super::{CommandReply, Epoch, Node, Notice, Reason, RefuseReason, Role, SyncState};
+use super::{Alarm, CommandReply, Epoch, Node, Notice, Reason, RefuseReason, Role, SyncState};
 use crate::app::App;
 use crate::time::Instant;
 use crate::wire::{Body, DelayReason, WireRole, WireSync};
@@ -76,13 +76,14 @@ impl<A: App> Node<A> {
             }
             Role::Primary => {
                 let id = self.rng.next_u64() as u32;
-                self.switchover_start(id)
+                self.switchover_start(id, Reason::SwitchoverRequested)
             }
         }
     }
 
-    /// Primary: begins switchover `id` (the operator's, or one the backup forwarded).
-    fn switchover_start(&mut self, id: u32) -> CommandReply {
+    /// Primary: begins switchover `id` (the operator's, one the backup forwarded, or an
+    /// input handover), announced with `reason`.
+    fn switchover_start(&mut self, id: u32, reason: Reason) -> CommandReply {
         if self.switchover != Switchover::Idle {
             return CommandReply::Refused(RefuseReason::InProgress);
         }
@@ -98,7 +99,7 @@ impl<A: App> Node<A> {
             retry_at: self.now + self.config.retry(),
             delayed: false,
         };
-        self.transition(Role::Primary, self.sync, Reason::SwitchoverRequested);
+        self.transition(Role::Primary, self.sync, reason);
         self.send_all(Body::SwitchRequest { id });
         CommandReply::Started
     }
@@ -115,7 +116,7 @@ impl<A: App> Node<A> {
         if same {
             return;
         }
-        if let CommandReply::Refused(_) = self.switchover_start(id) {
+        if let CommandReply::Refused(_) = self.switchover_start(id, Reason::SwitchoverRequested) {
             self.send(link, super::TrafficClass::Control, Body::SwitchRefuse { id });
         }
     }
@@ -223,6 +224,10 @@ impl<A: App> Node<A> {
                 self.switchovers += 1;
                 self.become_primary(Reason::SwitchoverCompleted);
                 self.switch_taken = Some((id, frame));
+                // Our word now, not only with our first commits: with no frame coming,
+                // there are none, and the old primary must not wait for one to hand over
+                // (heartbeats repeat it until the commits carry it).
+                self.send_all(Body::SwitchTaken { id, frame });
                 self.emit_unsent();
             }
             Switchover::Taking { .. } if self.fetch_next.is_none() => self.backup_fetch_missing(),
@@ -245,6 +250,12 @@ impl<A: App> Node<A> {
         self.primary_heard_at = self.now;
         // Our own commits above `frame` do not exist; those at or below are history.
         self.transition(Role::Backup, SyncState::InSync, Reason::SwitchoverHandedOver);
+        // Say so at once: the new primary counts a following backup (and accepts the next
+        // switchover) only when it hears this node as one, and with no frames flowing
+        // nothing else would go before the next heartbeat.
+        for link in 0..self.config.links {
+            self.send_heartbeat(link);
+        }
     }
 
     pub(super) fn switchover_timeout(&mut self) {
@@ -275,6 +286,14 @@ impl<A: App> Node<A> {
                 deadline,
                 retry_at,
             } => {
+                if now >= deadline && self.epoch_max_seen > self.epoch {
+                    // A successor leads (its messages were held back in `fence`) but its
+                    // word that it took over at our release never came: not an abort — we
+                    // are deposed, and rejoin as any fenced primary does.
+                    let theirs = self.epoch_max_seen;
+                    self.demote(theirs);
+                    return;
+                }
                 // A backup silent for the detection window is not going to lead: do not
                 // hold the plant's frames until the deadline.
                 if now >= deadline || !self.peer_alive() {
@@ -298,5 +317,74 @@ impl<A: App> Node<A> {
             }
             Switchover::Idle => {}
         }
+    }
+}
+
+impl<A: App> Node<A> {
+    /// How long this node's input path has been silent: since its last frame, or since it
+    /// started when none came yet.
+    pub(super) fn input_silent_for(&self) -> core::time::Duration {
+        self.now.saturating_since(self.input_heard_at.unwrap_or(self.booted_at))
+    }
+
+    /// The silence after which a primary acts on its input: hands over, or raises
+    /// `InputSilent` (`input_handover_ms`; `input_silence_ms` with handovers off).
+    fn input_limit(&self) -> core::time::Duration {
+        self.config.input_handover().unwrap_or(self.config.input_silence())
+    }
+
+    /// When the primary next needs to look at its input: when its silence reaches the
+    /// limit, or when the hold after it became primary ends. A silence already acted on
+    /// is looked at again on each of the backup's heartbeats (see `on_peer_input`).
+    pub(super) fn input_deadline(&self) -> Option<Instant> {
+        if self.role != Role::Primary || self.switchover != Switchover::Idle {
+            return None;
+        }
+        let silent_at = self.input_heard_at.unwrap_or(self.booted_at) + self.input_limit();
+        if self.input_alarm_raised {
+            let hold_ends = self.primary_since + self.config.input_handover_hold();
+            return (hold_ends > self.now).then_some(hold_ends);
+        }
+        Some(silent_at)
+    }
+
+    /// Primary: acts on an input path silent for the limit. Hands over when its in-sync
+    /// backup's input is alive and has frames this node never ran, unless it became
+    /// primary less than `input_handover_hold_ms` ago (no ping-pong between two flapping
+    /// inputs); otherwise raises `InputSilent` once. Both inputs silent: nothing moves.
+    pub(super) fn input_check(&mut self) {
+        if self.role != Role::Primary || self.switchover != Switchover::Idle {
+            return;
+        }
+        if self.input_silent_for() < self.input_limit() {
+            return;
+        }
+        if self.config.input_handover().is_some() && self.input_handover_allowed() {
+            let id = self.rng.next_u64() as u32;
+            if self.switchover_start(id, Reason::InputHandover) == CommandReply::Started {
+                self.input_handovers += 1;
+                return;
+            }
+        }
+        if !self.input_alarm_raised {
+            self.input_alarm_raised = true;
+            // A source that never sent a frame is not started yet, not a failed path.
+            if self.input_heard_at.is_some() {
+                self.alarm(Alarm::InputSilent);
+            }
+        }
+    }
+
+    /// The backup would run frames this node does not get: it follows in sync, its input
+    /// is alive by `input_silence_ms`, it has a frame above the last one run here, and
+    /// this node has led for the hold time.
+    fn input_handover_allowed(&self) -> bool {
+        let silence = self.config.input_silence();
+        self.now.saturating_since(self.primary_since) >= self.config.input_handover_hold()
+            && self.peer_in_sync()
+            && self
+                .peer_input_heard_at
+                .is_some_and(|t| self.now.saturating_since(t) < silence)
+            && self.peer_input_frame > self.frame_last_run
     }
 }

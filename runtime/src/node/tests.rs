@@ -1088,3 +1088,163 @@ fn joining_paced_transfer_progress_grows_to_the_total_on_both_sides() {
     );
     assert_eq!(p.node(1).transfer_progress(), None, "none once installed");
 }
+
+// ---- input liveness and the input handover (2026-11-26) ----------------------------------
+
+/// Frames `from..from + count` never reach node `i` (its input path is dead).
+fn lose_frames(p: &mut Pair, i: usize, count: u64) {
+    let from = p.frame_next;
+    for f in from..from + count {
+        p.frame_loss[i].insert(f, ());
+    }
+}
+
+fn input_handovers(p: &Pair, i: usize) -> u64 {
+    p.node(i).status().input.handovers
+}
+
+#[test]
+fn paired_primary_input_dead_backup_alive_hands_over_once() {
+    let mut p = fast_pair_running(0);
+    let c = p.configs[0].clone();
+    // Past the hold that follows becoming primary.
+    p.run_for(ms(c.input_handover_hold_ms));
+    assert_eq!(p.primary(), Some(0));
+    let frame_before = p.node(0).frame();
+    // The source sends to the backup only, for longer than the hold.
+    lose_frames(&mut p, 0, 3000);
+    assert!(await_state(
+        &mut p,
+        1,
+        Role::Primary,
+        SyncState::Paired,
+        ms(c.input_handover_ms + 100)
+    ));
+    let r0 = reasons(&p, 0);
+    let asked = r0
+        .iter()
+        .position(|r| *r == Reason::InputHandover)
+        .expect("an input handover");
+    assert_eq!(r0.get(asked + 1), Some(&Reason::SwitchoverHandedOver), "{r0:?}");
+    assert!(reasons(&p, 1).contains(&Reason::SwitchoverCompleted));
+    // The new primary runs the frames the old one never got.
+    let taken_at = p.node(1).frame();
+    p.run_for(ms(1500));
+    assert!(p.node(1).frame() > taken_at + 1000, "the new primary runs frames");
+    assert_eq!(
+        p.primary(),
+        Some(1),
+        "no handover back: the old primary's input is dead"
+    );
+    assert_eq!((input_handovers(&p, 0), input_handovers(&p, 1)), (1, 0));
+    assert!(!reasons(&p, 0).contains(&Reason::SwitchoverAborted));
+    assert!(p.node(1).frame() > frame_before);
+    assert_eq!(p.sink.duplicates, 0);
+    assert_eq!(p.sink.conflicts, 0);
+    assert_eq!(p.node(0).status().takeovers + p.node(1).status().takeovers, 0);
+}
+
+#[test]
+fn paired_both_inputs_dead_no_handover_one_alarm() {
+    let mut p = fast_pair_running(0);
+    let c = p.configs[0].clone();
+    p.run_for(ms(c.input_handover_hold_ms));
+    p.source_on = false;
+    p.run_for(ms(10 * c.input_handover_ms));
+    assert_eq!(p.primary(), Some(0));
+    assert_eq!((input_handovers(&p, 0), input_handovers(&p, 1)), (0, 0));
+    assert!(!reasons(&p, 0).contains(&Reason::InputHandover));
+    let silent: std::vec::Vec<_> = p.alarms.iter().filter(|(_, a)| *a == Alarm::InputSilent).collect();
+    assert_eq!(silent, [&(0, Alarm::InputSilent)], "one alarm, from the primary");
+    assert!(p.node(0).status().input.silent && p.node(1).status().input.silent);
+}
+
+#[test]
+fn paired_inputs_flapping_hold_prevents_ping_pong() {
+    let mut p = fast_pair_running(0);
+    let c = p.configs[0].clone();
+    p.run_for(ms(c.input_handover_hold_ms));
+    lose_frames(&mut p, 0, 200);
+    assert!(await_state(
+        &mut p,
+        1,
+        Role::Primary,
+        SyncState::Paired,
+        ms(c.input_handover_ms + 100)
+    ));
+    // At once the other way: node 1's input dies, node 0's lives again.
+    p.frame_loss[0].clear();
+    lose_frames(&mut p, 1, 5000);
+    p.run_for(ms(c.input_handover_hold_ms - 50));
+    assert_eq!(p.primary(), Some(1), "held: no handover back within the hold");
+    assert_eq!(input_handovers(&p, 1), 0);
+    assert!(
+        p.alarms.contains(&(1, Alarm::InputSilent)),
+        "the held primary raises the alarm"
+    );
+    // After the hold, one handover back — and no more.
+    p.run_for(ms(c.input_handover_ms + 200));
+    assert_eq!(p.primary(), Some(0));
+    p.run_for(ms(c.input_handover_hold_ms));
+    assert_eq!(p.primary(), Some(0));
+    assert_eq!((input_handovers(&p, 0), input_handovers(&p, 1)), (1, 1));
+    assert_eq!(p.sink.conflicts, 0);
+    assert_eq!(p.sink.duplicates, 0);
+}
+
+#[test]
+fn paired_input_handover_off_no_handover_alarm_instead() {
+    let mut config = Config::fast();
+    config.input_handover_ms = 0;
+    let mut p = Pair::new(5, config.clone(), 0);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.start(1);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired, ms(2000)));
+    p.run_for(ms(config.input_handover_hold_ms));
+    lose_frames(&mut p, 0, 3000);
+    p.run_for(ms(1000));
+    assert_eq!(p.primary(), Some(0));
+    assert!(p.alarms.contains(&(0, Alarm::InputSilent)));
+}
+
+#[test]
+fn paired_switchover_frames_paused_hands_over_without_abort() {
+    let mut p = fast_pair_running(0);
+    p.source_on = false;
+    p.run_for(ms(20));
+    let last = p.node(0).frame();
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    let timeout = p.configs[0].switchover_timeout_ms;
+    assert!(await_state(&mut p, 0, Role::Backup, SyncState::InSync, ms(2 * timeout)));
+    assert_eq!(p.primary(), Some(1));
+    // Released at the last frame run: no frame needed to arrive.
+    assert_eq!(p.node(1).frame(), last);
+    assert_eq!(reasons(&p, 0).last(), Some(&Reason::SwitchoverHandedOver));
+    assert!(
+        !reasons(&p, 0).contains(&Reason::SwitchoverAborted),
+        "{:?}",
+        reasons(&p, 0)
+    );
+    assert!(!reasons(&p, 0).contains(&Reason::FencedByEpoch));
+    // And when the frames come back, the new primary runs them and the old one follows.
+    p.source_on = true;
+    p.run_for(ms(200));
+    assert!(p.node(1).frame() > last + 100);
+    assert!(p.node(0).frame() + 2 >= p.node(1).frame());
+    assert_eq!(p.sink.duplicates, 0);
+    assert_eq!(p.sink.conflicts, 0);
+}
+
+#[test]
+fn backup_heartbeat_age_from_peer_saturates() {
+    let mut p = fast_pair_running(0);
+    let now = p.now;
+    let node = p.nodes[0].as_mut().unwrap();
+    node.now = now;
+    // An age beyond the clock: long ago, no overflow.
+    node.on_peer_input(7, u64::MAX - 1);
+    assert_eq!(node.status().input.peer_heard_at, Some(Instant::ZERO));
+    node.on_peer_input(7, u64::MAX);
+    assert_eq!(node.status().input.peer_heard_at, None);
+}

@@ -136,6 +136,8 @@ pub struct RunStats {
     pub switchovers: u64,
     /// Switchover commands refused.
     pub switchovers_refused: u64,
+    /// Input handovers started (a primary with a silent input, its backup's alive).
+    pub input_handovers: u64,
     /// Every failover time (primary crash → first output of the new primary), ns.
     pub failover_ns: Vec<Nanos>,
     /// Failovers checked against the bound.
@@ -909,6 +911,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                         Reason::TakeoverAfterProbe | Reason::TakeoverNoPrimary => self.stats.takeovers += 1,
                         Reason::SwitchoverCompleted => self.stats.switchovers += 1,
                         Reason::InSync => self.stats.transfers += 1,
+                        Reason::InputHandover => self.stats.input_handovers += 1,
                         _ => {}
                     }
                     self.checker.on_transition(now, i, &t);
@@ -924,7 +927,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                             self.stats.alarms_divergence += 1
                         }
                         Alarm::CannotTakeOver => self.stats.alarms_cannot_take_over += 1,
-                        Alarm::TransferRejected => {}
+                        Alarm::TransferRejected | Alarm::InputSilent => {}
                     }
                 }
                 Action::Notice(notice) => {
@@ -1454,6 +1457,8 @@ pub struct Summary {
     pub output_gap_frames_max: u64,
     /// Switchover commands refused.
     pub switchovers_refused: u64,
+    /// Input handovers started.
+    pub input_handovers: u64,
     /// Combined trace hash, folded in seed order.
     pub trace_hash: u64,
     hasher: Fnv64,
@@ -1516,6 +1521,7 @@ impl Summary {
         self.frames_without_output += s.frames_without_output;
         self.output_gap_frames_max = self.output_gap_frames_max.max(s.output_gap_frames_max);
         self.switchovers_refused += s.switchovers_refused;
+        self.input_handovers += s.input_handovers;
         self.hasher.write_u64(r.seed);
         self.hasher.write_u64(r.trace_hash);
         self.trace_hash = self.hasher.finish();
@@ -1596,6 +1602,7 @@ impl Summary {
             "switchovers_watched": self.switchovers_watched,
             "alarms": {"input_lost": self.alarms_input_lost, "divergence": self.alarms_divergence},
             "switchovers_refused": self.switchovers_refused,
+            "input_handovers": self.input_handovers,
             "transfers": self.transfers,
             "frames": self.frames,
             "sink": {
