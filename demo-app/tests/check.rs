@@ -212,3 +212,21 @@ fn check_example_key_warns_naming_the_file() {
         "{stderr}"
     );
 }
+
+#[test]
+fn help_lists_the_exit_codes() {
+    let out = Command::new(env!("CARGO_BIN_EXE_twinloop-demo"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success());
+    for line in [
+        "Exit codes:",
+        "  0  a clean stop",
+        "  1  the node could not start",
+        "  2  a configuration error",
+    ] {
+        assert!(text.contains(line), "--help lacks {line:?}:\n{text}");
+    }
+}
