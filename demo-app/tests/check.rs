@@ -212,3 +212,73 @@ fn check_example_key_warns_naming_the_file() {
         "{stderr}"
     );
 }
+
+#[test]
+fn help_lists_the_exit_codes() {
+    let out = Command::new(env!("CARGO_BIN_EXE_twinloop-demo"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success());
+    for line in [
+        "Exit codes:",
+        "  0  a clean stop",
+        "  1  the node could not start",
+        "  2  a configuration error",
+    ] {
+        assert!(text.contains(line), "--help lacks {line:?}:\n{text}");
+    }
+}
+
+#[test]
+fn start_with_example_key_logs_a_warning_naming_the_file() {
+    // Free ports for this one start (sockets dropped just before the node binds them).
+    let sockets: Vec<std::net::UdpSocket> = (0..7)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let p: Vec<u16> = sockets.iter().map(|s| s.local_addr().unwrap().port()).collect();
+    let config = setup("example-key-start", |dir, text| {
+        fs::write(dir.join("console.key"), "change-me-console-key\n").unwrap();
+        *text = text
+            .replace("127.0.0.1:1\"", &format!("127.0.0.1:{}\"", p[0]))
+            .replace(
+                "bind = \"127.0.0.1:2\"",
+                &format!("bind = \"127.0.0.1:{}\"\nbulk_bind = \"127.0.0.1:{}\"", p[1], p[2]),
+            )
+            .replace(
+                "bind = \"127.0.0.1:6\"",
+                &format!("bind = \"127.0.0.1:{}\"\nbulk_bind = \"127.0.0.1:{}\"", p[3], p[4]),
+            )
+            .replace("127.0.0.1:10\"", &format!("127.0.0.1:{}\"", p[5]));
+    });
+    drop(sockets);
+    let log = config.parent().unwrap().join("start.err");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_twinloop-demo"))
+        .arg("--config")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("started:") || Instant::now() >= deadline || child.try_wait().unwrap().is_some() {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(text.contains("started:"), "the node starts with an example key: {text}");
+    let warning = text
+        .lines()
+        .find(|l| l.contains(" WARN ") && l.contains("example key"))
+        .unwrap_or_else(|| panic!("no WARN line about the example key: {text}"));
+    assert!(
+        warning.contains("`console.key_file`") && warning.contains("console.key") && warning.contains("twinctl keygen"),
+        "{warning}"
+    );
+}

@@ -273,4 +273,24 @@ mod tests {
             );
         }
     }
+
+    proptest::proptest! {
+        /// Any file content gives a trimmed, non-empty key of at most the bound, or one
+        /// line naming the file; never a panic.
+        #[test]
+        fn key_file_arbitrary_bytes_key_or_one_line(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..5000)) {
+            let dir = std::env::temp_dir().join(format!("twinloop-preflight-prop-{}", std::process::id()));
+            fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("k.key");
+            fs::write(&path, &bytes).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+            match read_key_file("console.key_file", &path) {
+                Ok(key) => {
+                    proptest::prop_assert!(!key.is_empty() && key.len() as u64 <= KEY_FILE_BYTES_MAX);
+                    proptest::prop_assert_eq!(key.as_slice(), bytes.trim_ascii());
+                }
+                Err(e) => proptest::prop_assert!(!e.to_string().contains('\n') && e.to_string().contains("k.key")),
+            }
+        }
+    }
 }

@@ -415,4 +415,18 @@ zones = ["infeed", "outfeed"]
         let e = NodeFile::<AnyAppSettings>::parse(&text, Path::new("/"), &[]).unwrap_err();
         assert_eq!(e.key, "console.port");
     }
+
+    proptest::proptest! {
+        /// Arbitrary text (and a first line taken as an override) gives a configuration or
+        /// one line naming the problem, never a panic.
+        #[test]
+        fn any_app_arbitrary_text_never_panics(text in "(?s).{0,400}", mutate in proptest::bool::ANY) {
+            let text = if mutate { format!("{MINIMAL}\n{text}") } else { text };
+            let overrides: Vec<Override> = text.lines().next().and_then(|l| Override::parse(l).ok()).into_iter().collect();
+            match NodeFile::<AnyAppSettings>::parse(&text, Path::new("/"), &overrides) {
+                Ok(file) => { let _ = file.to_toml(); }
+                Err(e) => proptest::prop_assert!(!e.to_string().contains('\n'), "{e}"),
+            }
+        }
+    }
 }
