@@ -132,9 +132,9 @@ fn program_md_snippets_are_the_example() {
     let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
     let doc = read("docs/PROGRAM.md");
     let sources = [
-        "examples/conveyor/src/lib.rs",
-        "examples/conveyor/src/main.rs",
-        "examples/conveyor/tests/program.rs",
+        "demo-app/conveyor/src/lib.rs",
+        "demo-app/conveyor/src/main.rs",
+        "demo-app/conveyor/tests/program.rs",
     ];
     let code: String = sources.iter().map(|p| read(p)).collect();
     let config = read("configs/conveyor-a.toml");
