@@ -35,10 +35,17 @@ fn twinctl() -> PathBuf {
     path
 }
 
-/// Free UDP ports (the sockets are dropped just before the nodes bind them).
-fn ports(n: usize) -> Vec<u16> {
-    let sockets: Vec<UdpSocket> = (0..n).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
-    sockets.iter().map(|s| s.local_addr().unwrap().port()).collect()
+/// `udp` free UDP ports, then `tcp` free TCP ports (the sockets are dropped just before the
+/// nodes bind them; a free UDP port is not a free TCP port: console clients churn through
+/// TCP's ephemeral ports).
+fn ports(udp: usize, tcp: usize) -> Vec<u16> {
+    let udp: Vec<UdpSocket> = (0..udp).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+    let tcp: Vec<std::net::TcpListener> = (0..tcp)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let mut ports: Vec<u16> = udp.iter().map(|s| s.local_addr().unwrap().port()).collect();
+    ports.extend(tcp.iter().map(|s| s.local_addr().unwrap().port()));
+    ports
 }
 
 /// Node `i`'s configuration: a copy of configs/conveyor-a.toml's keys on free ports.
@@ -81,11 +88,10 @@ fn conveyor_pair_twinctl_status_healthy_and_outputs_flow() {
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("console.key"), "conveyor-test-key\n").unwrap();
     fs::set_permissions(dir.join("console.key"), fs::Permissions::from_mode(0o600)).unwrap();
-    // 0-1 frames, 2-11 link sockets (control, bulk; two links; two nodes), 12-13 consoles
-    // (TCP, but a free UDP port is almost always a free TCP port on loopback).
+    // 0-1 frames, 2-11 link sockets (control, bulk; two links; two nodes), 12-13 consoles.
     let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
     sink.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-    let p = ports(14);
+    let p = ports(12, 2);
     let configs: Vec<PathBuf> = (0..2).map(|i| dir.join(format!("conveyor-{}.toml", i + 1))).collect();
     for (i, path) in configs.iter().enumerate() {
         fs::write(path, config(i, &p, sink.local_addr().unwrap().port(), &dir)).unwrap();
@@ -103,7 +109,7 @@ fn conveyor_pair_twinctl_status_healthy_and_outputs_flow() {
                 .expect("start twinloop-conveyor"),
         )
     };
-    let _nodes = [spawn(0), spawn(1)];
+    let mut nodes = [spawn(0), spawn(1)];
 
     // The I/O source: guard closed, start pressed at first, a part every 4th frame.
     let stop = Arc::new(AtomicBool::new(false));
@@ -141,7 +147,9 @@ fn conveyor_pair_twinctl_status_healthy_and_outputs_flow() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let (code, json) = loop {
         let (code, json) = status();
-        if code == Some(0) || Instant::now() >= deadline {
+        // A node that exited (a port taken meanwhile, a bad configuration) ends the wait.
+        let exited = nodes.iter_mut().any(|n| n.0.try_wait().ok().flatten().is_some());
+        if code == Some(0) || exited || Instant::now() >= deadline {
             break (code, json);
         }
         std::thread::sleep(Duration::from_millis(100));
