@@ -37,7 +37,7 @@ pub use app::{App, Frame, Outbox, OutputPayload, SnapshotError};
 pub use config::{Config, ConfigError};
 pub use node::{
     Action, Alarm, Boot, Command, CommandReply, Node, Notice, Output, Reason, RefuseReason, ResyncCause, Role, Status,
-    SyncState, TrafficClass, Transition,
+    SyncState, TrafficClass, Transition, EPOCH_MAX,
 };
 pub use rng::Rng;
 pub use time::Instant;

@@ -292,6 +292,16 @@ impl Pair {
         }
     }
 
+    /// Gives node `i` a frame from outside the test source (a forged, corrupt or
+    /// restarted source), now.
+    pub fn inject_frame(&mut self, i: usize, number: u64, payload: &[u8]) {
+        let now = self.now;
+        if let Some(node) = &mut self.nodes[i] {
+            node.handle_frame(now, number, payload);
+            self.drain(i);
+        }
+    }
+
     /// Starts node `i` with a given random seed (to force nonce ties in tests).
     pub fn start_seeded(&mut self, i: usize, seed: u64) {
         let boot = Boot {

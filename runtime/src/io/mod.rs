@@ -751,7 +751,8 @@ impl<A: App> Shell<A> {
             error,
         })?;
         self.counters.epochs_persisted += 1;
-        self.stored = stored;
+        // As the writer does: the file never goes backwards.
+        self.stored = self.stored.merge(stored);
         Ok(())
     }
 
@@ -759,7 +760,7 @@ impl<A: App> Shell<A> {
     fn store_later(&mut self, stored: Stored) {
         self.state_file.store_later(stored);
         self.counters.epochs_persisted += 1;
-        self.stored = stored;
+        self.stored = self.stored.merge(stored);
     }
 
     /// Also persists the epoch this node follows (a backup's primary, or the node it
@@ -1383,6 +1384,8 @@ fn rejections_json(r: &Rejections) -> Value {
         stale_frame,
         unauthenticated,
         replayed,
+        epoch_out_of_range,
+        frame_out_of_range,
     } = *r;
     let mut m = Map::new();
     for (name, value) in [
@@ -1396,6 +1399,8 @@ fn rejections_json(r: &Rejections) -> Value {
         ("stale_frame", stale_frame),
         ("unauthenticated", unauthenticated),
         ("replayed", replayed),
+        ("epoch_out_of_range", epoch_out_of_range),
+        ("frame_out_of_range", frame_out_of_range),
     ] {
         m.insert(name.into(), value.into());
     }

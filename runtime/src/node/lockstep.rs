@@ -71,8 +71,16 @@ impl<A: App> Node<A> {
                 self.primary_run(next, None, 0);
             } else if next < self.frame_highest_received {
                 // Frames after `next` are in hand: `next` never arrived, skip the gap.
+                let capacity = self.ring.capacity();
+                // Frames a whole ring below the highest received cannot be in hand: the
+                // bulk of a gap of any size goes in one commit, not a ring at a time.
+                let far = self.frame_highest_received - capacity.min(self.frame_highest_received);
+                if far > next && far > self.commit_highest {
+                    self.primary_skip(next, far);
+                    continue;
+                }
                 let mut last = next;
-                let bound = (next + self.ring.capacity()).min(self.frame_highest_received);
+                let bound = (next + capacity).min(self.frame_highest_received);
                 while last + 1 < bound && self.ring.payload(last + 1).is_none() && self.ring.commit(last + 1).is_none()
                 {
                     last += 1;
@@ -216,6 +224,14 @@ impl<A: App> Node<A> {
             CommitKind::Skipped { last } => last.max(commit.frame),
             CommitKind::Ran { .. } => commit.frame,
         };
+        // What a primary may claim: its frames are within `frame_jump_max` of its own, and
+        // this backup is at most `frames_buffered` behind it. Beyond is forged or corrupt
+        // (a huge skip, or a `last` near u64::MAX that `last + 1` would overflow).
+        let reach = self.config.frame_jump_max + self.config.frames_buffered;
+        if !self.frame_in_reach(last, reach) {
+            self.refuse_frame(last);
+            return;
+        }
         self.ring.put_commit(commit);
         self.commit_highest = self.commit_highest.max(last);
     }

@@ -33,7 +33,7 @@ use crate::wire::{self, AuthKey, Body, DecodeError, Envelope, Header, WireBuf, W
 use std::collections::VecDeque;
 use std::vec::Vec;
 
-pub use fencing::Epoch;
+pub use fencing::{Epoch, EPOCH_MAX};
 use replay::ReplayWindow;
 use ring::Ring;
 use switchover::Switchover;
@@ -52,6 +52,15 @@ const SWITCH_TAKEN_FRAMES: u64 = 8;
 const UNSENT_MAX: usize = 4 * crate::app::OUTPUTS_PER_FRAME_MAX;
 /// Missing frames a backup asks for at once.
 const FETCH_BATCH_MAX: u64 = 8;
+/// The highest frame number a node accepts, from the I/O source or in a peer's commit:
+/// far below `u64::MAX`, so that `frame + 1`, `frame + frames_buffered` and
+/// `frame + frame_jump_max` never overflow.
+pub const FRAME_MAX: u64 = 1 << 62;
+/// Frames dropped as stale in a row, none accepted, that make a stale-frame storm
+/// (`Alarm::FramesStale`): a source that restarted its numbering without a new session.
+const STALE_STORM_FRAMES: u64 = 64;
+/// Frames accepted without a refusal after which `Alarm::FrameRefused` may be raised again.
+const FRAME_ALARM_REARM_FRAMES: u64 = 1024;
 
 /// A node's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +181,32 @@ pub enum Alarm {
     CannotTakeOver,
     /// The snapshot received did not install or its digest did not match.
     TransferRejected,
+    /// A peer claimed an epoch above `EPOCH_MAX`: its messages are dropped (counted in
+    /// `epoch_out_of_range`). Raised once.
+    EpochRefused {
+        /// The first such epoch.
+        epoch: u64,
+    },
+    /// A frame from the I/O source numbered more than `frame_jump_max` ahead of the frames
+    /// in hand (or above `FRAME_MAX`), or a commit naming one, was refused (counted in
+    /// `frame_out_of_range`). Raised once, again after 1024 frames without a refusal.
+    FrameRefused {
+        /// The frame refused.
+        frame: u64,
+    },
+    /// 64 frames in a row from the I/O source were older than the last run and none was
+    /// accepted: the source restarted its numbering without a new session, or another
+    /// source sends. Raised once until a frame is accepted.
+    FramesStale {
+        /// The last stale frame.
+        frame: u64,
+    },
+    /// Every epoch above the highest seen is above `EPOCH_MAX`: this node will not lead.
+    /// Raised once.
+    EpochExhausted {
+        /// The highest epoch seen.
+        epoch: u64,
+    },
 }
 
 /// A notable event for logs and the console; nothing per cycle.
@@ -337,6 +372,11 @@ pub struct Rejections {
     pub unauthenticated: u64,
     /// Authenticated, but a sequence number already seen (or from an older session).
     pub replayed: u64,
+    /// From a peer claiming an epoch above `EPOCH_MAX`.
+    pub epoch_out_of_range: u64,
+    /// Input frames more than `frame_jump_max` ahead (or above `FRAME_MAX`), and commits
+    /// naming frames beyond `frame_jump_max + frames_buffered` ahead of the last run.
+    pub frame_out_of_range: u64,
 }
 
 /// What the peer last said about itself.
@@ -484,6 +524,14 @@ pub struct Node<A: App> {
     last_alarm: Option<Alarm>,
     last_transition: Option<Transition>,
     rejections: Rejections,
+    /// `Alarm::EpochRefused` was raised (once per run).
+    epoch_refused_raised: bool,
+    /// `Alarm::EpochExhausted` was raised (once per run).
+    epoch_exhausted_raised: bool,
+    /// Frames accepted since the last `Alarm::FrameRefused` (`None`: armed).
+    frame_refused_quiet: Option<u64>,
+    /// Stale frames in a row, none accepted.
+    frames_stale_run: u64,
 }
 
 /// What to give a node at start-up besides its configuration and application.
@@ -560,6 +608,10 @@ impl<A: App> Node<A> {
             last_alarm: None,
             last_transition: None,
             rejections: Rejections::default(),
+            epoch_refused_raised: false,
+            epoch_exhausted_raised: false,
+            frame_refused_quiet: None,
+            frames_stale_run: 0,
             now: boot.now,
             config,
             app,
@@ -582,7 +634,22 @@ impl<A: App> Node<A> {
         self.now = now;
         if number == 0 || number <= self.frame_last_run || payload.len() > crate::app::FRAME_PAYLOAD_MAX {
             self.rejections.stale_frame += 1;
+            self.frames_stale_run += 1;
+            if self.frames_stale_run == STALE_STORM_FRAMES {
+                self.alarm(Alarm::FramesStale { frame: number });
+            }
             return;
+        }
+        if !self.frame_in_reach(number, self.config.frame_jump_max) {
+            self.refuse_frame(number);
+            return;
+        }
+        self.frames_stale_run = 0;
+        if let Some(quiet) = &mut self.frame_refused_quiet {
+            *quiet += 1;
+            if *quiet >= FRAME_ALARM_REARM_FRAMES {
+                self.frame_refused_quiet = None;
+            }
         }
         self.ring.put_payload(number, payload);
         self.frame_highest_received = self.frame_highest_received.max(number);
@@ -830,6 +897,26 @@ impl<A: App> Node<A> {
             DecodeError::BadChecksum => r.bad_checksum += 1,
             DecodeError::Malformed => r.malformed += 1,
             DecodeError::Unauthenticated => r.unauthenticated += 1,
+        }
+    }
+
+    /// Whether `frame` is at most `jump` ahead of the frames in hand (the last run, or
+    /// the highest received), and not above [`FRAME_MAX`]. A node with no frame yet takes
+    /// any first frame up to `FRAME_MAX`.
+    fn frame_in_reach(&self, frame: u64, jump: u64) -> bool {
+        let base = self.frame_last_run.max(self.frame_highest_received);
+        frame <= FRAME_MAX && (base == 0 || frame <= base.saturating_add(jump))
+    }
+
+    /// Counts a frame (or a commit naming one) beyond reach; alarms once, not per datagram.
+    fn refuse_frame(&mut self, frame: u64) {
+        self.rejections.frame_out_of_range += 1;
+        match &mut self.frame_refused_quiet {
+            Some(quiet) => *quiet = 0,
+            None => {
+                self.frame_refused_quiet = Some(0);
+                self.alarm(Alarm::FrameRefused { frame });
+            }
         }
     }
 

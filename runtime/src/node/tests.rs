@@ -1055,3 +1055,178 @@ fn taking_over_released_frame_commit_lost_fetches_it() {
     assert!(!reasons(&p, 0).contains(&Reason::FencedByEpoch));
     assert_eq!(p.sink.duplicates, 0);
 }
+
+fn commits_sent(p: &Pair, from: usize) -> u64 {
+    p.captured
+        .iter()
+        .filter(|(sender, link, _)| *sender == from && *link == 0)
+        .filter_map(|(_, _, bytes)| wire::decode(bytes, None).ok())
+        .filter(|e| matches!(e.body, Body::Commit(_)))
+        .count() as u64
+}
+
+#[test]
+fn paired_frames_far_ahead_refused_counted_alarmed_once_outputs_flow() {
+    let mut p = running_pair(Config::default());
+    let frame = p.node(0).frame();
+    let accepted = p.sink.accepted.len();
+    let payload = crate::testing::TestApp::payload_for(1);
+    // 2^64 − 1, the current frame + 10^12, and just above FRAME_MAX: each to both nodes,
+    // twice. The old primary skipped towards each, a ring at a time, for ever.
+    for number in [u64::MAX, frame + 1_000_000_000_000, FRAME_MAX + 1] {
+        for _ in 0..2 {
+            for i in 0..2 {
+                p.inject_frame(i, number, &payload);
+            }
+        }
+    }
+    p.run_for(ms(300));
+    for i in 0..2 {
+        assert_eq!(p.node(i).status().rejections.frame_out_of_range, 6, "node {i}");
+        let refused: std::vec::Vec<_> = p
+            .alarms
+            .iter()
+            .filter(|(n, a)| *n == i && matches!(a, Alarm::FrameRefused { .. }))
+            .collect();
+        assert_eq!(
+            refused.len(),
+            1,
+            "node {i}: one alarm, not one per datagram: {refused:?}"
+        );
+    }
+    assert_eq!(p.primary(), Some(0));
+    assert!(
+        p.node(0).frame() < frame + 1000,
+        "the primary jumped to {}",
+        p.node(0).frame()
+    );
+    assert!(p.sink.accepted.len() > accepted + 250, "outputs stopped");
+    assert!(p.digest_disagreements().0.is_empty());
+    assert_eq!(p.node(1).status().sync, SyncState::InSync);
+}
+
+#[test]
+fn paired_gap_of_half_a_million_frames_skipped_in_one_commit_backup_follows() {
+    let mut p = running_pair(Config::default());
+    p.capture = true;
+    let jump_to = p.node(0).frame() + 500_000;
+    p.source_on = false;
+    p.run_for(ms(5));
+    let commits_before = commits_sent(&p, 0);
+    for i in 0..2 {
+        p.inject_frame(i, jump_to, &crate::testing::TestApp::payload_for(jump_to));
+    }
+    p.frame_next = jump_to + 1;
+    p.source_on = true;
+    p.run_for(ms(50));
+    // The old primary committed the gap a ring (1024 frames) at a time: ~490 skips.
+    let commits = commits_sent(&p, 0) - commits_before;
+    assert!(commits <= 60, "{commits} commits for a 500,000-frame gap and 50 frames");
+    assert!(p.node(0).frame() > jump_to && p.node(1).frame() >= jump_to);
+    assert_eq!(p.node(0).status().rejections.frame_out_of_range, 0);
+    assert!(p.digest_disagreements().0.is_empty());
+    assert_eq!(p.node(1).status().sync, SyncState::InSync);
+}
+
+#[test]
+fn backup_commit_skipping_to_the_top_of_u64_refused_stays_in_sync() {
+    let mut p = running_pair(Config::default());
+    let epoch = p.node(0).epoch();
+    let frame = p.node(1).frame();
+    // A primary's commit (as a compromised or buggy primary would send) that skips to
+    // u64::MAX: the old backup set its last frame there and `last + 1` overflowed.
+    for last in [u64::MAX, frame + 10_000_000] {
+        let forged = Envelope {
+            header: Header {
+                node_id: 1,
+                role: WireRole::Primary,
+                epoch,
+                sync: WireSync::NotApplicable,
+                frame,
+                session: 0,
+                seq: 0,
+            },
+            body: Body::Commit(crate::wire::Commit {
+                frame: frame + 1,
+                kind: crate::wire::CommitKind::Skipped { last },
+                state_digest: None,
+            }),
+        };
+        p.inject(1, 0, &wire::encode(&forged, None).unwrap());
+    }
+    assert_eq!(p.node(1).status().rejections.frame_out_of_range, 2);
+    p.run_for(ms(200));
+    assert!(p.node(1).frame() < frame + 1000);
+    assert_eq!(p.node(1).status().sync, SyncState::InSync);
+    assert!(p.digest_disagreements().0.is_empty());
+}
+
+#[test]
+fn paired_forged_epoch_above_the_bound_dropped_counted_alarmed_once() {
+    let mut p = running_pair(Config::default());
+    let epoch = p.node(0).epoch();
+    let persisted = p.persisted;
+    // Unkeyed pair: anyone can send. The old primary demoted itself to u64::MAX, and a
+    // takeover from there wrapped to epoch 0x1, which every sink rejects.
+    for forged_epoch in [u64::MAX, u64::MAX - 255, EPOCH_MAX + 1] {
+        for (to, from_id) in [(0, 2u8), (1, 1u8)] {
+            let forged = Envelope {
+                header: Header {
+                    node_id: from_id,
+                    role: WireRole::Primary,
+                    epoch: forged_epoch,
+                    sync: WireSync::NotApplicable,
+                    frame: 0,
+                    session: 0,
+                    seq: 0,
+                },
+                body: Body::Heartbeat {
+                    nonce: 1,
+                    priority: 0,
+                    sent_ns: 0,
+                    echo_ns: 0,
+                    echo_hold_ns: 0,
+                },
+            };
+            p.inject(to, 0, &wire::encode(&forged, None).unwrap());
+        }
+    }
+    let accepted = p.sink.accepted.len();
+    p.run_for(ms(300));
+    for i in 0..2 {
+        assert_eq!(p.node(i).status().rejections.epoch_out_of_range, 3, "node {i}");
+        let refused = p
+            .alarms
+            .iter()
+            .filter(|(n, a)| *n == i && matches!(a, Alarm::EpochRefused { .. }))
+            .count();
+        assert_eq!(refused, 1, "node {i}");
+        assert_eq!(p.node(i).epoch(), epoch, "node {i} believed a forged epoch");
+    }
+    assert_eq!(p.persisted, persisted, "a forged epoch reached the state file");
+    assert_eq!(p.primary(), Some(0));
+    assert!(p.sink.accepted.len() > accepted + 250);
+}
+
+#[test]
+fn starting_with_an_epoch_at_the_bound_alarms_and_does_not_wrap() {
+    for persisted in [EPOCH_MAX, u64::MAX] {
+        let mut p = pair();
+        p.persisted[0] = persisted;
+        p.start(0);
+        p.run_for(ms(2000));
+        assert_eq!(
+            p.node(0).role(),
+            Role::Starting,
+            "led with a persisted epoch of {persisted}"
+        );
+        assert_eq!(
+            p.alarms
+                .iter()
+                .filter(|(_, a)| matches!(a, Alarm::EpochExhausted { .. }))
+                .count(),
+            1
+        );
+        assert!(p.sink.accepted.is_empty());
+    }
+}
