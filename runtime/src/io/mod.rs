@@ -679,7 +679,8 @@ impl<A: App> Shell<A> {
                     let now = self.clock.now();
                     match io_protocol::decode_frame(&self.buf[..len]) {
                         Ok(frame) => {
-                            self.node.handle_frame(now, frame.number, frame.payload);
+                            self.node
+                                .handle_source_frame(now, frame.session, frame.number, frame.payload);
                             self.drain()?;
                         }
                         Err(error) => {
@@ -1235,6 +1236,8 @@ impl<A: App> Shell<A> {
             switchover,
             rejections,
             unsent_outputs,
+            source,
+            source_restarts,
         } = self.node.status();
         let ago_ms = |at: Instant| now.saturating_since(at).as_millis() as u64;
         let mut s = Map::new();
@@ -1330,6 +1333,20 @@ impl<A: App> Shell<A> {
         s.insert("switchover".into(), switchover.into());
         s.insert("rejections".into(), rejections_json(&rejections));
         s.insert("unsent_outputs".into(), unsent_outputs.into());
+        s.insert(
+            "source".into(),
+            match source {
+                None => Value::Null,
+                Some(map) => {
+                    let mut m = Map::new();
+                    m.insert("session".into(), map.session.into());
+                    m.insert("source_first".into(), map.source_first.into());
+                    m.insert("pair_first".into(), map.pair_first.into());
+                    m.insert("restarts".into(), source_restarts.into());
+                    Value::Object(m)
+                }
+            },
+        );
         let c = &self.counters;
         let mut io = Map::new();
         io.insert("frames_received".into(), c.frames_received.into());
@@ -1386,6 +1403,7 @@ fn rejections_json(r: &Rejections) -> Value {
         replayed,
         epoch_out_of_range,
         frame_out_of_range,
+        frame_other_session,
     } = *r;
     let mut m = Map::new();
     for (name, value) in [
@@ -1401,6 +1419,7 @@ fn rejections_json(r: &Rejections) -> Value {
         ("replayed", replayed),
         ("epoch_out_of_range", epoch_out_of_range),
         ("frame_out_of_range", frame_out_of_range),
+        ("frame_other_session", frame_other_session),
     ] {
         m.insert(name.into(), value.into());
     }

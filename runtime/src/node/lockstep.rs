@@ -133,6 +133,7 @@ impl<A: App> Node<A> {
         self.ring.put_commit(commit);
         self.commit_highest = self.commit_highest.max(self.frame_last_run);
         self.send_all(Body::Commit(commit));
+        self.source_announce_with_commit(frame);
         // After a switchover, a few frames' worth of word to the old primary of how this
         // node took over: its first commit alone may be lost.
         if let Some((id, released)) = self.switch_taken {
@@ -166,7 +167,7 @@ impl<A: App> Node<A> {
                 } => {
                     let Some(ran) = self.step_frame(next, Some(input_digest)) else {
                         // Our copy is missing or differs: ask the primary for its own.
-                        if self.fetch_next.is_none() {
+                        if self.fetch_next.is_none() || next > self.fetch_asked_to {
                             self.backup_fetch_missing();
                         }
                         break;
@@ -211,7 +212,7 @@ impl<A: App> Node<A> {
         let next = self.frame_last_run + 1;
         let missing = self.ring.commit(next).is_none()
             || matches!(commit.kind, CommitKind::Ran { input_digest, .. } if self.ring.payload_matching(commit.frame, input_digest).is_none());
-        if missing && self.has_state() && self.fetch_next.is_none() {
+        if missing && self.has_state() && (self.fetch_next.is_none() || next > self.fetch_asked_to) {
             self.backup_fetch_missing();
         }
     }
@@ -293,6 +294,7 @@ impl<A: App> Node<A> {
             };
             if wanted {
                 self.send_all(Body::Fetch { frame });
+                self.fetch_asked_to = self.fetch_asked_to.max(frame);
                 asked = true;
             }
             frame += 1;

@@ -18,6 +18,7 @@ mod lockstep;
 mod outputs;
 mod replay;
 mod ring;
+mod source;
 mod switchover;
 mod takeover;
 mod transfer;
@@ -36,6 +37,7 @@ use std::vec::Vec;
 pub use fencing::{Epoch, EPOCH_MAX};
 use replay::ReplayWindow;
 use ring::Ring;
+pub use source::SourceMap;
 use switchover::Switchover;
 use transfer::{RxTransfer, TxTransfer};
 
@@ -45,7 +47,8 @@ const ACTIONS_MAX: usize = 512;
 /// Room one frame needs in the action queue: its outputs, a commit on every link, a
 /// transition and an alarm.
 /// A frame's outputs, its commit and a `SwitchTaken` on every link, and a few more.
-const ACTIONS_PER_FRAME_MAX: usize = crate::app::OUTPUTS_PER_FRAME_MAX + 2 * LINKS_MAX + 4;
+/// And a `SourceMap` on every link.
+const ACTIONS_PER_FRAME_MAX: usize = crate::app::OUTPUTS_PER_FRAME_MAX + 3 * LINKS_MAX + 4;
 /// Frames after a switchover's release whose commits carry a `SwitchTaken`.
 const SWITCH_TAKEN_FRAMES: u64 = 8;
 /// Outputs the backup may hold that the primary did not report sent.
@@ -377,6 +380,9 @@ pub struct Rejections {
     /// Input frames more than `frame_jump_max` ahead (or above `FRAME_MAX`), and commits
     /// naming frames beyond `frame_jump_max + frames_buffered` ahead of the last run.
     pub frame_out_of_range: u64,
+    /// Backup: input frames of a source session other than the primary's mapping it
+    /// holds (fetched from the primary instead).
+    pub frame_other_session: u64,
 }
 
 /// What the peer last said about itself.
@@ -435,6 +441,11 @@ pub struct Status {
     pub rejections: Rejections,
     /// Backup: outputs produced here that the primary did not report sent.
     pub unsent_outputs: u64,
+    /// How the I/O source's current session maps to the pair's frames (`None`: no frame
+    /// yet).
+    pub source: Option<SourceMap>,
+    /// Source restarts (a new source session) followed.
+    pub source_restarts: u64,
 }
 
 /// The two-node lockstep state machine. See the module documentation.
@@ -498,6 +509,10 @@ pub struct Node<A: App> {
 
     // Backup fetches of missing frames.
     fetch_next: Option<Instant>,
+    /// The highest frame fetched so far: a backup short of a frame above it asks at once,
+    /// without waiting for `fetch_next` (a run of frames it cannot place, as after a source
+    /// restart whose mapping it has not heard, is fetched at the pace of the commits).
+    fetch_asked_to: u64,
 
     // Transfers.
     tx: Option<TxTransfer>,
@@ -532,6 +547,13 @@ pub struct Node<A: App> {
     frame_refused_quiet: Option<u64>,
     /// Stale frames in a row, none accepted.
     frames_stale_run: u64,
+    /// The I/O source's current session and its mapping to the pair's frames.
+    source: Option<SourceMap>,
+    /// The session before the current one: its late frames are stale.
+    source_previous: Option<u16>,
+    source_restarts: u64,
+    /// Primary: commits up to this frame go with the mapping (after a restart).
+    source_announce_until: u64,
 }
 
 /// What to give a node at start-up besides its configuration and application.
@@ -591,6 +613,7 @@ impl<A: App> Node<A> {
             cannot_take_over_raised: false,
             join_pending: None,
             fetch_next: None,
+            fetch_asked_to: 0,
             tx: None,
             rx: None,
             transfer_id_next,
@@ -612,6 +635,10 @@ impl<A: App> Node<A> {
             epoch_exhausted_raised: false,
             frame_refused_quiet: None,
             frames_stale_run: 0,
+            source: None,
+            source_previous: None,
+            source_restarts: 0,
+            source_announce_until: 0,
             now: boot.now,
             config,
             app,
@@ -629,10 +656,25 @@ impl<A: App> Node<A> {
     }
 
     /// A frame from the I/O source. Frames may arrive in any order; a frame older than the
-    /// last one run is dropped and counted.
+    /// last one run is dropped and counted. The frame of a source that does not declare
+    /// sessions: [`Node::handle_source_frame`] with session 0.
     pub fn handle_frame(&mut self, now: Instant, number: u64, payload: &[u8]) {
+        self.handle_source_frame(now, 0, number, payload);
+    }
+
+    /// Frame `number` of source session `session` from the I/O source. A new session is a
+    /// source that started numbering again: the primary maps it to frames after those in
+    /// hand, and the backup follows (see `node/source.rs`).
+    pub fn handle_source_frame(&mut self, now: Instant, session: u16, number: u64, payload: &[u8]) {
         self.now = now;
-        if number == 0 || number <= self.frame_last_run || payload.len() > crate::app::FRAME_PAYLOAD_MAX {
+        if number == 0 || payload.len() > crate::app::FRAME_PAYLOAD_MAX {
+            self.rejections.stale_frame += 1;
+            return;
+        }
+        let Some(number) = self.source_frame(session, number) else {
+            return;
+        };
+        if number == 0 || number <= self.frame_last_run {
             self.rejections.stale_frame += 1;
             self.frames_stale_run += 1;
             if self.frames_stale_run == STALE_STORM_FRAMES {
@@ -784,6 +826,8 @@ impl<A: App> Node<A> {
             switchover: self.switchover.describe(),
             rejections: self.rejections,
             unsent_outputs: self.unsent.len() as u64,
+            source: self.source,
+            source_restarts: self.source_restarts,
         }
     }
 
@@ -989,6 +1033,18 @@ impl<A: App> Node<A> {
             // Read in `fence` by a released primary; nothing to do for anyone else.
             Body::SwitchTaken { .. } => {}
             Body::SwitchRelease { id, frame } => self.on_switch_release(id, frame),
+            Body::SourceMap {
+                session,
+                source_first,
+                pair_first,
+            } => self.on_source_map(
+                &header,
+                SourceMap {
+                    session,
+                    source_first,
+                    pair_first,
+                },
+            ),
         }
     }
 

@@ -1230,3 +1230,107 @@ fn starting_with_an_epoch_at_the_bound_alarms_and_does_not_wrap() {
         assert!(p.sink.accepted.is_empty());
     }
 }
+
+/// Outputs the sink accepted for frames above `frame`.
+fn accepted_above(p: &Pair, frame: u64) -> usize {
+    p.sink.accepted.range((frame + 1, 0)..).count()
+}
+
+#[test]
+fn paired_source_restarts_at_1_in_a_new_session_both_follow_and_outputs_flow() {
+    let mut p = running_pair(Config::default());
+    let before = p.node(0).frame();
+    // The source restarts: its numbering goes back to 1, in a new session. The old node
+    // dropped every frame as stale, for ever.
+    p.source_session = 0x5EED;
+    p.frame_next = 1;
+    p.run_for(ms(300));
+    for i in 0..2 {
+        let status = p.node(i).status();
+        assert!(p.node(i).frame() > before + 250, "node {i} at {}", p.node(i).frame());
+        let map = status.source.expect("a mapping");
+        assert_eq!((map.session, map.source_first), (0x5EED, 1), "node {i}");
+        assert!(map.pair_first > before, "node {i}: {map:?}");
+        assert_eq!(status.source_restarts, 1, "node {i}");
+    }
+    assert_eq!(p.node(1).status().sync, SyncState::InSync);
+    assert!(accepted_above(&p, before) > 250, "new outputs dropped or missing");
+    assert_eq!((p.sink.duplicates, p.sink.conflicts), (0, 0));
+    assert!(p.digest_disagreements().0.is_empty());
+    assert!(!p.alarms.iter().any(|(_, a)| matches!(a, Alarm::FramesStale { .. })));
+    // The backup that takes over carries on with the same mapping.
+    let mapped = p.node(0).status().source;
+    p.crash(0);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(2000)));
+    let at = p.node(1).frame();
+    p.run_for(ms(200));
+    assert_eq!(p.node(1).status().source, mapped);
+    assert!(p.node(1).frame() > at + 150);
+    assert_eq!(p.sink.conflicts, 0);
+}
+
+fn drop_source_maps(from: usize, envelope: &Envelope) -> bool {
+    from == 0 && matches!(envelope.body, Body::SourceMap { .. })
+}
+
+#[test]
+fn backup_source_restart_announcement_lost_fetches_then_follows() {
+    let mut p = running_pair(Config::default());
+    let before = p.node(0).frame();
+    p.drop_if = Some(drop_source_maps);
+    p.source_session = 9;
+    p.frame_next = 1;
+    p.run_for(ms(100));
+    // The backup cannot place the new session's frames: it runs the primary's copies.
+    assert!(p.node(1).status().rejections.frame_other_session > 0);
+    assert!(p.node(1).frame() > before + 50);
+    p.drop_if = None;
+    p.run_for(ms(600));
+    let map = p.node(1).status().source.unwrap();
+    assert_eq!(map.session, 9, "the repeated mapping was not followed");
+    let other = p.node(1).status().rejections.frame_other_session;
+    p.run_for(ms(100));
+    assert_eq!(p.node(1).status().rejections.frame_other_session, other);
+    assert_eq!(p.node(1).status().sync, SyncState::InSync);
+    assert!(p.digest_disagreements().0.is_empty());
+    assert_eq!((p.sink.duplicates, p.sink.conflicts), (0, 0));
+}
+
+#[test]
+fn paired_source_restart_without_a_session_is_a_stale_storm_alarmed_once() {
+    let mut p = running_pair(Config::default());
+    let stale = p.node(0).status().rejections.stale_frame;
+    // Session 0 both before and after: nothing tells a restart from stale frames.
+    p.frame_next = 1;
+    p.run_for(ms(300));
+    for i in 0..2 {
+        assert!(p.node(i).status().rejections.stale_frame >= stale + 250);
+        let storms = p
+            .alarms
+            .iter()
+            .filter(|(n, a)| *n == i && matches!(a, Alarm::FramesStale { .. }))
+            .count();
+        assert_eq!(storms, 1, "node {i}: one alarm, not one per frame");
+    }
+}
+
+#[test]
+fn primary_late_frame_of_the_session_left_is_stale_not_a_restart_back() {
+    let mut p = running_pair(Config::default());
+    p.source_session = 3;
+    p.frame_next = 1;
+    p.run_for(ms(50));
+    let restarts = p.node(0).status().source_restarts;
+    let stale = p.node(0).status().rejections.stale_frame;
+    // A frame of session 0 (the one left) delayed in the network.
+    let now = p.now;
+    if let Some(node) = &mut p.nodes[0] {
+        node.handle_source_frame(now, 0, 1_000_000, &crate::testing::TestApp::payload_for(7));
+    }
+    p.drain(0);
+    assert_eq!(p.node(0).status().source_restarts, restarts);
+    assert_eq!(p.node(0).status().source.unwrap().session, 3);
+    assert_eq!(p.node(0).status().rejections.stale_frame, stale + 1);
+    p.run_for(ms(50));
+    assert!(p.digest_disagreements().0.is_empty());
+}
