@@ -379,3 +379,52 @@ fn frames_far_ahead_and_a_restarted_source_pair_runs_on_and_says_so() {
     assert_eq!(sink.sink.conflicts, 0);
     assert_eq!(sink.sink.stale_rejected, 0);
 }
+
+/// Issue 13, point 4, on a real process: a state file holding an epoch above the bound
+/// (2^64 − 1 wrapped to epoch 0x1 at the next term, and once made a second primary) stops
+/// the start with one line naming the file and the fix, and the file is left as it was.
+#[test]
+fn state_file_epoch_above_the_bound_refuses_the_start_in_one_line() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("huge-epoch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("node.toml");
+    // Free ports: were it to start (the old node did), it would bind nothing in use.
+    let mut pool = PortPool::new();
+    let (link, frames, console) = (pool.udp(), pool.udp(), pool.tcp());
+    pool.release();
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\nstate_file = \"huge.epoch\"\n[runtime]\nlinks = 1\n[[links]]\nbind = \"127.0.0.1:{link}\"\npeer = \"127.0.0.1:9\"\n[frames]\nbind = \"127.0.0.1:{frames}\"\n[outputs]\nsinks = [\"127.0.0.1:9\"]\n[console]\nbind = \"127.0.0.1:{console}\"\n"
+        ),
+    )
+    .unwrap();
+    let text = format!("epoch {}\n", u64::MAX);
+    std::fs::write(dir.join("huge.epoch"), &text).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_twinloop-demo"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run twinloop-demo");
+    let mut status = None;
+    wait_for(
+        Duration::from_secs(10),
+        "the node to refuse its start",
+        &String::new,
+        || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        },
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.unwrap().code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("huge.epoch"), "names the file: {stderr}");
+    assert!(stderr.contains("peer's state file"), "names the fix: {stderr}");
+    assert_eq!(std::fs::read_to_string(dir.join("huge.epoch")).unwrap(), text);
+    let _ = std::fs::remove_dir_all(&dir);
+}

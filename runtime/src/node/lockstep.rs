@@ -237,6 +237,30 @@ impl<A: App> Node<A> {
         self.commit_highest = self.commit_highest.max(last);
     }
 
+    /// Whether every frame number `body` names is at most [`super::FRAME_MAX`]; counts
+    /// and alarms it when not. Checked before any handler sees the message, so that no
+    /// `frame + 1` on a peer's number can overflow (commits are further bounded by
+    /// `store_commit`).
+    pub(super) fn peer_frames_in_range(&mut self, body: &Body) -> bool {
+        let frame = match body {
+            Body::Commit(commit) | Body::FrameData { commit, .. } => match commit.kind {
+                CommitKind::Skipped { last } => commit.frame.max(last),
+                CommitKind::Ran { .. } => commit.frame,
+            },
+            Body::Fetch { frame }
+            | Body::TransferBegin { frame, .. }
+            | Body::SwitchRelease { frame, .. }
+            | Body::SwitchTaken { frame, .. } => *frame,
+            Body::SourceMap { pair_first, .. } => *pair_first,
+            _ => 0,
+        };
+        if frame <= super::FRAME_MAX {
+            return true;
+        }
+        self.refuse_frame(frame);
+        false
+    }
+
     /// Anyone: answers a fetch with the commit and payload of a frame it still holds.
     pub(super) fn on_fetch(&mut self, link: u8, frame: u64) {
         if self.role != Role::Primary {

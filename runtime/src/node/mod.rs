@@ -720,6 +720,9 @@ impl<A: App> Node<A> {
                 return;
             }
         }
+        if !self.peer_frames_in_range(&envelope.body) {
+            return;
+        }
         if !self.fence(link, &envelope) {
             return;
         }

@@ -1155,6 +1155,33 @@ fn backup_commit_skipping_to_the_top_of_u64_refused_stays_in_sync() {
         p.inject(1, 0, &wire::encode(&forged, None).unwrap());
     }
     assert_eq!(p.node(1).status().rejections.frame_out_of_range, 2);
+    // Every other frame number a peer names is bounded too: `frame + 1` on a released or
+    // transferred frame of u64::MAX overflowed.
+    for body in [
+        Body::SwitchRelease { id: 1, frame: u64::MAX },
+        Body::TransferBegin {
+            id: 1,
+            frame: u64::MAX,
+            total_bytes: 1,
+            chunk_bytes: 1,
+            state_digest: 0,
+        },
+    ] {
+        let forged = Envelope {
+            header: Header {
+                node_id: 1,
+                role: WireRole::Primary,
+                epoch,
+                sync: WireSync::NotApplicable,
+                frame,
+                session: 0,
+                seq: 0,
+            },
+            body,
+        };
+        p.inject(1, 0, &wire::encode(&forged, None).unwrap());
+    }
+    assert_eq!(p.node(1).status().rejections.frame_out_of_range, 4);
     p.run_for(ms(200));
     assert!(p.node(1).frame() < frame + 1000);
     assert_eq!(p.node(1).status().sync, SyncState::InSync);
