@@ -905,6 +905,21 @@ impl<A: App> Shell<A> {
                 )
             }
             Notice::SwitchoverRefused => (true, "the primary refused the forwarded switchover".into()),
+            Notice::SourceRestarted {
+                session,
+                source_first,
+                pair_first,
+            } => {
+                fields.insert("session".into(), session.into());
+                fields.insert("source_first".into(), source_first.into());
+                fields.insert("pair_first".into(), pair_first.into());
+                (
+                    true,
+                    format!(
+                        "the I/O source restarted (session {session}): its frame {source_first} is the pair's frame {pair_first}"
+                    ),
+                )
+            }
         };
         if warn {
             log::warn(format_args!("{message}"));

@@ -155,6 +155,7 @@ pub fn notice(notice: Notice) -> &'static str {
         Notice::TransferCompleted { .. } => "transfer_completed",
         Notice::SwitchoverDelayed { .. } => "switchover_delayed",
         Notice::SwitchoverRefused => "switchover_refused",
+        Notice::SourceRestarted { .. } => "source_restarted",
     }
 }
 

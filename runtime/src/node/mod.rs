@@ -246,6 +246,17 @@ pub enum Notice {
     },
     /// The primary refused a switchover that the backup forwarded.
     SwitchoverRefused,
+    /// The I/O source started a new session (it numbers from the beginning again): its
+    /// frame `source_first` is the pair's frame `pair_first` (decided here as primary, or
+    /// heard from the primary).
+    SourceRestarted {
+        /// The new session.
+        session: u16,
+        /// Its first frame number mapped.
+        source_first: u64,
+        /// The pair's frame for it.
+        pair_first: u64,
+    },
 }
 
 /// Which traffic a datagram is: the I/O shell must never let bulk delay control.

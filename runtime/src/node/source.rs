@@ -84,7 +84,16 @@ impl<A: App> Node<A> {
         self.source_restarts += 1;
         self.source_announce_until = pair_first + SOURCE_MAP_FRAMES;
         self.source_announce(map);
+        self.source_notice(map);
         map
+    }
+
+    fn source_notice(&mut self, map: SourceMap) {
+        self.notice(super::Notice::SourceRestarted {
+            session: map.session,
+            source_first: map.source_first,
+            pair_first: map.pair_first,
+        });
     }
 
     fn source_announce(&mut self, map: SourceMap) {
@@ -121,6 +130,7 @@ impl<A: App> Node<A> {
         if let Some(old) = self.source.filter(|m| m.session != map.session) {
             self.source_restarts += 1;
             self.source_previous = Some(old.session);
+            self.source_notice(map);
         }
         self.source = Some(map);
     }

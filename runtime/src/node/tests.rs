@@ -1279,6 +1279,12 @@ fn paired_source_restarts_at_1_in_a_new_session_both_follow_and_outputs_flow() {
         assert_eq!((map.session, map.source_first), (0x5EED, 1), "node {i}");
         assert!(map.pair_first > before, "node {i}: {map:?}");
         assert_eq!(status.source_restarts, 1, "node {i}");
+        let told = p
+            .notices
+            .iter()
+            .filter(|(n, notice)| *n == i && matches!(notice, Notice::SourceRestarted { session: 0x5EED, .. }))
+            .count();
+        assert_eq!(told, 1, "node {i}: one source_restarted notice");
     }
     assert_eq!(p.node(1).status().sync, SyncState::InSync);
     assert!(accepted_above(&p, before) > 250, "new outputs dropped or missing");
