@@ -1367,3 +1367,30 @@ fn primary_late_frame_of_the_session_left_is_stale_not_a_restart_back() {
     p.run_for(ms(50));
     assert!(p.digest_disagreements().0.is_empty());
 }
+
+#[test]
+fn starting_first_frame_forged_far_ahead_source_stale_until_a_new_session() {
+    let mut p = pair();
+    p.start(0);
+    // A fresh node has nothing to measure a jump from: it takes the forged first frame,
+    // and the real source's frames are stale (and alarmed) until it starts a new session.
+    let forged = 1 << 40;
+    p.inject_frame(0, forged, &crate::testing::TestApp::payload_for(1));
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.run_for(ms(200));
+    assert_eq!(p.node(0).frame(), forged);
+    assert!(p
+        .alarms
+        .iter()
+        .any(|(n, a)| *n == 0 && matches!(a, Alarm::FramesStale { .. })));
+    p.source_session = 1;
+    p.frame_next = 1;
+    p.run_for(ms(200));
+    assert!(p.node(0).frame() > forged + 150, "at {}", p.node(0).frame());
+    assert!(accepted_above(&p, forged) > 150);
+    // Beyond FRAME_MAX even a first frame is refused.
+    let mut q = pair();
+    q.start(1);
+    q.inject_frame(1, FRAME_MAX + 1, &crate::testing::TestApp::payload_for(1));
+    assert_eq!(q.node(1).status().rejections.frame_out_of_range, 1);
+}
