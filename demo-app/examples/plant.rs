@@ -169,6 +169,12 @@ fn main() -> std::io::Result<()> {
     let mut next_at = Instant::now();
     let mut report_at = Instant::now() + Duration::from_secs(1);
     let mut number = 0u64;
+    // A new source session at every start (docs/PROTOCOL.md, "Source sessions"): a plant
+    // restarted against a running pair numbers from 1 again, and the pair follows it
+    // instead of dropping its frames as stale. Any value but the last run's will do.
+    let session = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |t| (t.subsec_nanos() as u16).max(1));
     while args.frames_max == 0 || number < args.frames_max {
         let now = Instant::now();
         if now < next_at {
@@ -181,7 +187,7 @@ fn main() -> std::io::Result<()> {
             plant.advance(cycle_ms);
             plant.inputs().encode()
         };
-        let datagram = io_protocol::frame_to_vec(number, &payload).expect("a valid frame");
+        let datagram = io_protocol::session_frame_to_vec(session, number, &payload).expect("a valid frame");
         for target in &args.frames {
             let _ = source.send_to(&datagram, target);
         }

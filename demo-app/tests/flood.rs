@@ -265,3 +265,168 @@ fn flood_every_port_no_crash_no_role_change_same_outputs_all_counted() {
     assert_eq!(sink.sink.duplicates, 0);
     assert_eq!(sink.sink.stale_rejected, 0);
 }
+
+/// Sends frame `number` of `session` to both nodes' frame ports.
+fn send_frame(socket: &UdpSocket, rig: &Rig, session: u16, number: u64, payload: &[u8]) {
+    let bytes = io_protocol::session_frame_to_vec(session, number, payload).unwrap();
+    for ports in &rig.ports {
+        socket
+            .send_to(&bytes, SocketAddr::from(([127, 0, 0, 1], ports.frames)))
+            .expect("loopback send");
+    }
+}
+
+fn both_status(rig: &Rig) -> [Value; 2] {
+    [rig.a.status().expect("A status"), rig.b().status().expect("B status")]
+}
+
+/// Issue 13, points 1 and 2, on real processes: frames numbered 2^64 − 1 and the current
+/// frame + 10^12 (the old primary skipped towards them at 100 % CPU with its console and
+/// SIGTERM dead), then a source that restarts at 1 without a session (dropped as stale
+/// while the status said healthy), then in a new session (followed by both nodes).
+#[test]
+fn frames_far_ahead_and_a_restarted_source_pair_runs_on_and_says_so() {
+    let options = RigOptions {
+        sync_key: true,
+        // The test sends frames from its own socket, as a forged or restarted source would.
+        restrict_frame_source: false,
+    };
+    let rig = Rig::start_with("extreme-frames", options);
+    rig.await_sink_frame(rig.plant.frames_sent() + 100, Duration::from_secs(10));
+    let source = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let payload = rig.plant.frames.lock().unwrap().last().unwrap().1.clone();
+    let roles: Vec<(Value, Value)> = both_status(&rig)
+        .iter()
+        .map(|s| (s["role"].clone(), s["epoch"].clone()))
+        .collect();
+
+    // 1. Far ahead, each sent twice, while the plant's source runs.
+    let current = rig.a.frame();
+    for number in [u64::MAX, current + 1_000_000_000_000] {
+        for _ in 0..2 {
+            send_frame(&source, &rig, 0, number, &payload);
+        }
+    }
+    rig.await_sink_frame(rig.plant.frames_sent() + 200, Duration::from_secs(10));
+    wait_for(
+        Duration::from_secs(10),
+        "both nodes to count the four refused frames",
+        &|| format!("{:?}", both_status(&rig).map(|s| s["rejections"].clone())),
+        || {
+            both_status(&rig)
+                .iter()
+                .all(|s| s["rejections"]["frame_out_of_range"] == 4)
+        },
+    );
+    for (i, s) in both_status(&rig).iter().enumerate() {
+        assert_eq!((s["role"].clone(), s["epoch"].clone()), roles[i], "node {}", i + 1);
+        assert_eq!(s["alarms"], 1, "node {}: one alarm, not one per datagram", i + 1);
+        assert_eq!(s["last_alarm"]["name"], "frame_refused");
+        assert!(
+            s["frame"].as_u64().unwrap() < current + 100_000,
+            "node {} jumped",
+            i + 1
+        );
+    }
+
+    // 2. The source restarts at 1 without saying so: stale, and the status says it.
+    let last = rig.plant.stop_sending();
+    rig.await_sink_frame(last, Duration::from_secs(10));
+    let stale_before = both_status(&rig).map(|s| s["rejections"]["stale_frame"].as_u64().unwrap());
+    for number in 1..=100 {
+        send_frame(&source, &rig, 0, number, &payload);
+        // The source's cycle: pacing, not a wait for a condition.
+        std::thread::sleep(Duration::from_millis(CYCLE_MS));
+    }
+    wait_for(
+        Duration::from_secs(10),
+        "both nodes to alarm frames_stale",
+        &|| format!("{:?}", both_status(&rig).map(|s| s["last_alarm"].clone())),
+        || {
+            both_status(&rig)
+                .iter()
+                .all(|s| s["alarms"] == 2 && s["last_alarm"]["name"] == "frames_stale")
+        },
+    );
+    for (i, s) in both_status(&rig).iter().enumerate() {
+        assert!(s["rejections"]["stale_frame"].as_u64().unwrap() >= stale_before[i] + 100);
+    }
+    let sink_top = |rig: &Rig| {
+        let state = rig.plant.sink.lock().unwrap();
+        state.sink.accepted.keys().next_back().map_or(0, |&(frame, _)| frame)
+    };
+    let top_before = sink_top(&rig);
+    assert!(top_before >= last && top_before < last + 10, "stale frames ran");
+
+    // 3. The source restarts at 1 in a new session: both nodes follow, new outputs flow.
+    for number in 1..=400 {
+        send_frame(&source, &rig, 0x5EED, number, &payload);
+        std::thread::sleep(Duration::from_millis(CYCLE_MS));
+    }
+    wait_for(
+        Duration::from_secs(10),
+        "the sink to receive the new session's outputs",
+        &|| format!("sink top {} (before {top_before})\n{}", sink_top(&rig), rig.context()),
+        || sink_top(&rig) >= top_before + 390,
+    );
+    for (i, s) in both_status(&rig).iter().enumerate() {
+        assert_eq!(s["source"]["session"], 0x5EED, "node {}: {}", i + 1, s["source"]);
+        assert_eq!(s["source"]["restarts"], 1, "node {}", i + 1);
+        assert_eq!((s["role"].clone(), s["epoch"].clone()), roles[i], "node {}", i + 1);
+        assert_eq!(s["takeovers"], 0);
+    }
+    assert_eq!(both_status(&rig)[1]["sync"], "in_sync");
+    let (_, sink) = rig.plant.shutdown();
+    assert_eq!(sink.sink.duplicates, 0);
+    assert_eq!(sink.sink.conflicts, 0);
+    assert_eq!(sink.sink.stale_rejected, 0);
+}
+
+/// Issue 13, point 4, on a real process: a state file holding an epoch above the bound
+/// (2^64 − 1 wrapped to epoch 0x1 at the next term, and once made a second primary) stops
+/// the start with one line naming the file and the fix, and the file is left as it was.
+#[test]
+fn state_file_epoch_above_the_bound_refuses_the_start_in_one_line() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("huge-epoch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("node.toml");
+    // Free ports: were it to start (the old node did), it would bind nothing in use.
+    let mut pool = PortPool::new();
+    let (link, frames, console) = (pool.udp(), pool.udp(), pool.tcp());
+    pool.release();
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\nstate_file = \"huge.epoch\"\n[runtime]\nlinks = 1\n[[links]]\nbind = \"127.0.0.1:{link}\"\npeer = \"127.0.0.1:9\"\n[frames]\nbind = \"127.0.0.1:{frames}\"\n[outputs]\nsinks = [\"127.0.0.1:9\"]\n[console]\nbind = \"127.0.0.1:{console}\"\n"
+        ),
+    )
+    .unwrap();
+    let text = format!("epoch {}\n", u64::MAX);
+    std::fs::write(dir.join("huge.epoch"), &text).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_twinloop-demo"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run twinloop-demo");
+    let mut status = None;
+    wait_for(
+        Duration::from_secs(10),
+        "the node to refuse its start",
+        &String::new,
+        || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        },
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.unwrap().code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("huge.epoch"), "names the file: {stderr}");
+    assert!(stderr.contains("peer's state file"), "names the fix: {stderr}");
+    assert_eq!(std::fs::read_to_string(dir.join("huge.epoch")).unwrap(), text);
+    let _ = std::fs::remove_dir_all(&dir);
+}

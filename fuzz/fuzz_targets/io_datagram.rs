@@ -5,13 +5,14 @@
 
 use libfuzzer_sys::fuzz_target;
 use twinloop::digest::crc32c;
-use twinloop::io_protocol::{decode, encode_frame, encode_output, Datagram, DATAGRAM_MAX};
+use twinloop::io_protocol::{decode, encode_output, encode_session_frame, Datagram, DATAGRAM_MAX};
 
 fn check(bytes: &[u8]) {
     let mut buf = [0u8; DATAGRAM_MAX];
     match decode(bytes) {
         Ok(Datagram::Frame(f)) => {
-            let n = encode_frame(f.number, f.payload, &mut buf).expect("a decoded frame re-encodes");
+            // The source session (bytes 6..8) is part of what must round-trip.
+            let n = encode_session_frame(f.session, f.number, f.payload, &mut buf).expect("a decoded frame re-encodes");
             assert_eq!(&buf[..n], bytes);
         }
         Ok(Datagram::Output(o)) => {

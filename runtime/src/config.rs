@@ -70,6 +70,13 @@ pub struct Config {
     /// (0..=86400000): after one input handover the next waits at least this long, so
     /// that flapping inputs do not make the roles ping-pong.
     pub input_handover_hold_ms: u64,
+    /// The furthest ahead of the frames in hand (the last run or the highest received) a
+    /// frame from the I/O source may be numbered (1..=2^32); one beyond is refused and
+    /// counted (`frame_out_of_range`), so that one forged or corrupt frame cannot send the
+    /// pair far ahead of its source. The same bound, plus `frames_buffered`, applies to the
+    /// frames a primary's commits name. A source whose numbering really jumps further
+    /// (an outage of more than this many cycles) must start a new source session.
+    pub frame_jump_max: u64,
 }
 
 impl Default for Config {
@@ -95,9 +102,16 @@ impl Default for Config {
             input_silence_ms: 500,
             input_handover_ms: 1000,
             input_handover_hold_ms: 10_000,
+            frame_jump_max: FRAME_JUMP_MAX_DEFAULT,
         }
     }
 }
+
+/// Default of [`Config::frame_jump_max`]: 1,000,000 frames, 16 minutes at 1 kHz.
+pub const FRAME_JUMP_MAX_DEFAULT: u64 = 1_000_000;
+/// The highest [`Config::frame_jump_max`]: with frames bounded by `FRAME_MAX` (2^62), a
+/// source would need 2^30 refused-then-accepted jumps to exhaust the numbers.
+pub const FRAME_JUMP_MAX_LIMIT: u64 = 1 << 32;
 
 /// A configuration value out of range. Names the key, for the one-line error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,6 +206,9 @@ impl Config {
         }
         if self.input_handover_hold_ms > 24 * INPUT_MS_MAX {
             return err("input_handover_hold_ms", "must be 0..=86400000");
+        }
+        if self.frame_jump_max == 0 || self.frame_jump_max > FRAME_JUMP_MAX_LIMIT {
+            return err("frame_jump_max", "must be 1..=4294967296");
         }
         Ok(())
     }

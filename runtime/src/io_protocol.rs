@@ -48,7 +48,11 @@ pub const DATAGRAM_MAX: usize = FRAME_DATAGRAM_MAX;
 /// One input frame, borrowed from the datagram bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameDatagram<'a> {
-    /// The frame number (1 or more, strictly increasing at the source).
+    /// The source session (bytes 6..8): a source picks a new one each time it starts
+    /// numbering from the beginning, so that the pair can tell a restart from stale frames.
+    /// 0: a source that does not say (a restart of its numbering then looks stale).
+    pub session: u16,
+    /// The frame number (1 or more, strictly increasing at the source within a session).
     pub number: u64,
     /// The input payload, at most [`FRAME_PAYLOAD_MAX`] bytes.
     pub payload: &'a [u8],
@@ -114,7 +118,8 @@ pub enum DecodeError {
     LengthMismatch,
     /// The checksum does not match.
     BadChecksum,
-    /// A reserved field is not zero.
+    /// A reserved field is not zero. No field is reserved in version 1 since bytes 6..8
+    /// of a frame became its source session; kept for the counters and later versions.
     ReservedNotZero,
     /// Frame number 0, which is never a valid frame.
     FrameZero,
@@ -163,8 +168,16 @@ impl core::fmt::Display for EncodeError {
 
 impl std::error::Error for EncodeError {}
 
-/// Encodes a frame datagram into `buf`; returns its length (`20 + payload.len()`).
+/// Encodes a frame datagram of source session 0 (a source that does not declare
+/// sessions) into `buf`; returns its length (`20 + payload.len()`).
 pub fn encode_frame(number: u64, payload: &[u8], buf: &mut [u8]) -> Result<usize, EncodeError> {
+    encode_session_frame(0, number, payload, buf)
+}
+
+/// Encodes a frame datagram of source session `session` into `buf`; returns its length
+/// (`20 + payload.len()`). A source draws a new non-zero session each time it starts
+/// numbering again (docs/PROTOCOL.md, "Source sessions").
+pub fn encode_session_frame(session: u16, number: u64, payload: &[u8], buf: &mut [u8]) -> Result<usize, EncodeError> {
     if number == 0 {
         return Err(EncodeError::FrameZero);
     }
@@ -179,7 +192,7 @@ pub fn encode_frame(number: u64, payload: &[u8], buf: &mut [u8]) -> Result<usize
     buf[2] = VERSION;
     buf[3] = KIND_FRAME;
     buf[4..6].copy_from_slice(&(payload.len() as u16).to_le_bytes());
-    buf[6..8].copy_from_slice(&0u16.to_le_bytes());
+    buf[6..8].copy_from_slice(&session.to_le_bytes());
     buf[8..16].copy_from_slice(&number.to_le_bytes());
     buf[16..16 + payload.len()].copy_from_slice(payload);
     seal(buf);
@@ -223,10 +236,15 @@ pub fn encode_core_output(node_id: u8, output: &Output, buf: &mut [u8]) -> Resul
     encode_output(node_id, output.epoch, output.frame, output.index, &output.payload, buf)
 }
 
-/// A frame datagram as an owned byte vector (for tests and tools).
+/// A frame datagram (source session 0) as an owned byte vector (for tests and tools).
 pub fn frame_to_vec(number: u64, payload: &[u8]) -> Result<std::vec::Vec<u8>, EncodeError> {
+    session_frame_to_vec(0, number, payload)
+}
+
+/// A frame datagram of source session `session` as an owned byte vector.
+pub fn session_frame_to_vec(session: u16, number: u64, payload: &[u8]) -> Result<std::vec::Vec<u8>, EncodeError> {
     let mut buf = [0u8; FRAME_DATAGRAM_MAX];
-    let len = encode_frame(number, payload, &mut buf)?;
+    let len = encode_session_frame(session, number, payload, &mut buf)?;
     Ok(buf[..len].to_vec())
 }
 
@@ -291,15 +309,19 @@ fn check(bytes: &[u8]) -> Result<(u8, usize), DecodeError> {
 pub fn decode(bytes: &[u8]) -> Result<Datagram<'_>, DecodeError> {
     let (kind, payload_len) = check(bytes)?;
     if kind == KIND_FRAME {
-        if u16_at(bytes, 6) != 0 {
-            return Err(DecodeError::ReservedNotZero);
-        }
+        // Bytes 6..8 were reserved (zero) before source sessions: a source that never set
+        // them is session 0.
+        let session = u16_at(bytes, 6);
         let number = u64_at(bytes, 8);
         if number == 0 {
             return Err(DecodeError::FrameZero);
         }
         let payload = &bytes[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + payload_len];
-        Ok(Datagram::Frame(FrameDatagram { number, payload }))
+        Ok(Datagram::Frame(FrameDatagram {
+            session,
+            number,
+            payload,
+        }))
     } else {
         let frame = u64_at(bytes, 16);
         if frame == 0 {
@@ -402,6 +424,7 @@ mod tests {
         assert_eq!(
             decode(&bytes),
             Ok(Datagram::Frame(FrameDatagram {
+                session: 0,
                 number: 7,
                 payload: b"abc"
             }))
@@ -476,16 +499,25 @@ mod tests {
         let n = bad.len();
         bad[n - 1] ^= 1;
         assert_eq!(decode(&bad), Err(DecodeError::BadChecksum));
-        let mut bad = good.clone();
-        bad[6] = 1;
-        seal(&mut bad);
-        assert_eq!(decode(&bad), Err(DecodeError::ReservedNotZero));
+        // Bytes 6..8 of a frame are its source session, no longer reserved.
+        let mut with_session = good.clone();
+        with_session[6] = 1;
+        seal(&mut with_session);
+        assert_eq!(decode_frame(&with_session).unwrap().session, 1);
         let mut bad = good.clone();
         bad[8..16].copy_from_slice(&0u64.to_le_bytes());
         seal(&mut bad);
         assert_eq!(decode(&bad), Err(DecodeError::FrameZero));
         assert_eq!(decode_output(&good), Err(DecodeError::WrongKind(KIND_FRAME)));
         assert_eq!(decode(&[0u8; DATAGRAM_MAX + 1]), Err(DecodeError::TooLong));
+    }
+
+    #[test]
+    fn io_protocol_doc_session_frame_example_decodes() {
+        let bytes = doc_example("session-frame");
+        let frame = decode_frame(&bytes).expect("the documented session example decodes");
+        assert_eq!((frame.session, frame.number), (0x5EED, 1));
+        assert_eq!(session_frame_to_vec(0x5EED, 1, frame.payload).unwrap(), bytes);
     }
 
     #[test]
@@ -534,9 +566,13 @@ mod tests {
         }
 
         #[test]
-        fn io_protocol_frame_round_trips_any(number in 1u64.., payload in proptest::collection::vec(any::<u8>(), 0..=FRAME_PAYLOAD_MAX)) {
-            let bytes = frame_to_vec(number, &payload).unwrap();
-            prop_assert_eq!(decode_frame(&bytes).unwrap(), FrameDatagram { number, payload: &payload });
+        fn io_protocol_frame_round_trips_any(
+            session in any::<u16>(),
+            number in 1u64..,
+            payload in proptest::collection::vec(any::<u8>(), 0..=FRAME_PAYLOAD_MAX),
+        ) {
+            let bytes = session_frame_to_vec(session, number, &payload).unwrap();
+            prop_assert_eq!(decode_frame(&bytes).unwrap(), FrameDatagram { session, number, payload: &payload });
         }
     }
 }

@@ -195,6 +195,9 @@ pub struct Pair {
     frame_next_at: Instant,
     /// False: the source is stopped.
     pub source_on: bool,
+    /// The source session its frames carry (0: none declared); a test restarts the source
+    /// by setting a new one and `frame_next` back to 1.
+    pub source_session: u16,
     /// Links cut (both directions).
     pub cut: [bool; LINKS_MAX],
     /// A frozen node receives nothing and times out nothing until then.
@@ -254,6 +257,7 @@ impl Pair {
             frame_next: 1,
             frame_next_at: Instant::from_millis(1),
             source_on: true,
+            source_session: 0,
             cut: [false; LINKS_MAX],
             frozen_until: [Instant::ZERO; 2],
             frame_loss: [BTreeMap::new(), BTreeMap::new()],
@@ -301,6 +305,16 @@ impl Pair {
         let now = self.now;
         if let Some(node) = &mut self.nodes[i] {
             node.handle_message(now, link, bytes);
+            self.drain(i);
+        }
+    }
+
+    /// Gives node `i` a frame from outside the test source (a forged, corrupt or
+    /// restarted source), now.
+    pub fn inject_frame(&mut self, i: usize, number: u64, payload: &[u8]) {
+        let now = self.now;
+        if let Some(node) = &mut self.nodes[i] {
+            node.handle_frame(now, number, payload);
             self.drain(i);
         }
     }
@@ -445,7 +459,7 @@ impl Pair {
             bytes[0] ^= 0x55;
         }
         if let Some(node) = &mut self.nodes[i] {
-            node.handle_frame(now, frame, &bytes);
+            node.handle_source_frame(now, self.source_session, frame, &bytes);
             if node.role() == Role::Primary && node.frame() < frame && node.status().switchover.is_none() {
                 self.late_frames[i] += 1;
             }

@@ -270,6 +270,18 @@ pub enum Body {
         /// The released frame.
         frame: u64,
     },
+    /// The primary's mapping of the I/O source's current session to the pair's frames:
+    /// source frame `n` is the pair's frame `pair_first + (n - source_first)`. Sent when
+    /// the source restarts (a new session), with the commits of the next 8 frames, and
+    /// every 256 frames.
+    SourceMap {
+        /// The source session.
+        session: u16,
+        /// The session's first frame number the mapping covers.
+        source_first: u64,
+        /// The pair's frame for `source_first`.
+        pair_first: u64,
+    },
 }
 
 /// One decoded sync-link message.
@@ -451,6 +463,11 @@ mod tests {
             Body::SwitchRefuse { id: 1 },
             Body::SwitchRelease { id: 1, frame: 99 },
             Body::SwitchTaken { id: 1, frame: 99 },
+            Body::SourceMap {
+                session: 0x5EED,
+                source_first: 1,
+                pair_first: 1 << 40,
+            },
         ]
     }
 

@@ -25,6 +25,14 @@ pub enum EpochFileError {
     Read(io::Error),
     /// The file does not hold `epoch <decimal>`.
     Corrupt(String),
+    /// A number in the file is above [`crate::EPOCH_MAX`]: forged or corrupt. Starting
+    /// with it would leave no epoch to take over with (it wrapped once).
+    OutOfRange {
+        /// `epoch` or `reserved`.
+        key: &'static str,
+        /// The number found.
+        value: u64,
+    },
 }
 
 impl core::fmt::Display for EpochFileError {
@@ -34,6 +42,11 @@ impl core::fmt::Display for EpochFileError {
             EpochFileError::Corrupt(text) => {
                 write!(f, "not an epoch file (expected `epoch <number>`, found {text:?})")
             }
+            EpochFileError::OutOfRange { key, value } => write!(
+                f,
+                "`{key} {value}` is above the highest valid epoch {} (a corrupt or forged file): with both nodes stopped, replace it with the peer's state file, or delete it once the sink has accepted nothing for its lease",
+                crate::EPOCH_MAX
+            ),
         }
     }
 }
@@ -47,6 +60,18 @@ pub struct Stored {
     pub epoch: u64,
     /// The highest epoch the node reserved to lead (0: none).
     pub reserved: u64,
+}
+
+impl Stored {
+    /// Field by field the higher of the two: what the file holds after `self` and then
+    /// `other` were asked for. The file never goes backwards: a restart must start above
+    /// every epoch it ever recorded, whatever order the writes were asked in.
+    pub fn merge(self, other: Stored) -> Stored {
+        Stored {
+            epoch: self.epoch.max(other.epoch),
+            reserved: self.reserved.max(other.reserved),
+        }
+    }
 }
 
 /// The state file of one node.
@@ -81,9 +106,13 @@ impl EpochFile {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(EpochFileError::Read(e)),
         };
-        parse(&text)
-            .map(Some)
-            .ok_or_else(|| EpochFileError::Corrupt(text.trim().chars().take(40).collect()))
+        let stored = parse(&text).ok_or_else(|| EpochFileError::Corrupt(text.trim().chars().take(40).collect()))?;
+        for (key, value) in [("epoch", stored.epoch), ("reserved", stored.reserved)] {
+            if value > crate::EPOCH_MAX {
+                return Err(EpochFileError::OutOfRange { key, value });
+            }
+        }
+        Ok(Some(stored))
     }
 
     /// Stores `stored` durably. Creates the file's directory if needed.
@@ -129,9 +158,15 @@ impl StateWriter {
         let path = file.path().to_owned();
         let (requests, queue) = mpsc::channel::<(Stored, bool)>();
         let (reply, replies) = mpsc::channel();
+        // What the file holds: every write is merged into it, so that it never decreases.
+        let mut written = file.load().ok().flatten().unwrap_or_default();
         let thread = std::thread::Builder::new().name("state-file".into()).spawn(move || {
             for (stored, wait) in queue {
+                let stored = written.merge(stored);
                 let result = file.store(stored);
+                if result.is_ok() {
+                    written = stored;
+                }
                 if wait {
                     let _ = reply.send(result);
                 } else if let Err(e) = result {
@@ -248,6 +283,29 @@ mod tests {
     }
 
     #[test]
+    fn epoch_file_above_the_bound_refuses_to_start() {
+        let file = EpochFile::new(&temp_path("huge"));
+        for (text, key) in [
+            (format!("epoch {}\n", u64::MAX), "epoch"),
+            (format!("epoch {}\n", crate::EPOCH_MAX + 1), "epoch"),
+            (format!("epoch 5\nreserved {}\n", u64::MAX - 254), "reserved"),
+        ] {
+            fs::write(file.path(), &text).unwrap();
+            match file.load() {
+                Err(e @ EpochFileError::OutOfRange { key: k, .. }) => {
+                    assert_eq!(k, key);
+                    // One line naming the fix.
+                    let line = e.to_string();
+                    assert!(!line.contains('\n') && line.contains("peer's state file"), "{line}");
+                }
+                other => panic!("{text:?} loaded as {other:?}"),
+            }
+        }
+        fs::write(file.path(), format!("epoch {}\n", crate::EPOCH_MAX)).unwrap();
+        assert_eq!(file.load().unwrap().unwrap().epoch, crate::EPOCH_MAX);
+    }
+
+    #[test]
     fn state_writer_writes_in_order_and_finishes_on_drop() {
         let file = EpochFile::new(&temp_path("writer"));
         let writer = StateWriter::start(file.clone()).unwrap();
@@ -289,6 +347,35 @@ mod tests {
         fn epoch_file_text_round_trips(epoch in proptest::num::u64::ANY, reserved in proptest::num::u64::ANY) {
             let stored = Stored { epoch, reserved };
             proptest::prop_assert_eq!(parse(&render(stored)), Some(stored));
+        }
+    }
+
+    proptest::proptest! {
+        // Writes are fsynced: a few short sequences are enough to catch a decrease.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn state_writer_file_never_decreases(
+            writes in proptest::collection::vec((0u64..1000, 0u64..1000, proptest::bool::ANY), 1..8),
+        ) {
+            let path = temp_path("monotonic");
+            let _ = fs::remove_file(&path);
+            let file = EpochFile::new(&path);
+            let writer = StateWriter::start(file.clone()).unwrap();
+            let mut highest = Stored::default();
+            for (epoch, reserved, wait) in writes {
+                let stored = Stored { epoch, reserved };
+                highest = highest.merge(stored);
+                if wait {
+                    writer.store(stored).unwrap();
+                    let now = file.load().unwrap().unwrap();
+                    proptest::prop_assert_eq!(now, highest);
+                } else {
+                    writer.store_later(stored);
+                }
+            }
+            drop(writer);
+            proptest::prop_assert_eq!(file.load().unwrap(), Some(highest));
         }
     }
 }

@@ -778,7 +778,8 @@ impl<A: App> Shell<A> {
                     let now = self.clock.now();
                     match io_protocol::decode_frame(&self.buf[..len]) {
                         Ok(frame) => {
-                            self.node.handle_frame(now, frame.number, frame.payload);
+                            self.node
+                                .handle_source_frame(now, frame.session, frame.number, frame.payload);
                             self.drain()?;
                         }
                         Err(error) => {
@@ -850,7 +851,8 @@ impl<A: App> Shell<A> {
             error,
         })?;
         self.counters.epochs_persisted += 1;
-        self.stored = stored;
+        // As the writer does: the file never goes backwards.
+        self.stored = self.stored.merge(stored);
         Ok(())
     }
 
@@ -858,7 +860,7 @@ impl<A: App> Shell<A> {
     fn store_later(&mut self, stored: Stored) {
         self.state_file.store_later(stored);
         self.counters.epochs_persisted += 1;
-        self.stored = stored;
+        self.stored = self.stored.merge(stored);
     }
 
     /// Also persists the epoch this node follows (a backup's primary, or the node it
@@ -1002,6 +1004,21 @@ impl<A: App> Shell<A> {
                 )
             }
             Notice::SwitchoverRefused => (true, "the primary refused the forwarded switchover".into()),
+            Notice::SourceRestarted {
+                session,
+                source_first,
+                pair_first,
+            } => {
+                fields.insert("session".into(), session.into());
+                fields.insert("source_first".into(), source_first.into());
+                fields.insert("pair_first".into(), pair_first.into());
+                (
+                    true,
+                    format!(
+                        "the I/O source restarted (session {session}): its frame {source_first} is the pair's frame {pair_first}"
+                    ),
+                )
+            }
         };
         if warn {
             log::warn(format_args!("{message}"));
@@ -1406,6 +1423,8 @@ impl<A: App> Shell<A> {
             rejections,
             unsent_outputs,
             input,
+            source,
+            source_restarts,
         } = self.node.status();
         let ago_ms = |at: Instant| now.saturating_since(at).as_millis() as u64;
         let mut s = Map::new();
@@ -1517,6 +1536,20 @@ impl<A: App> Shell<A> {
                     m.insert("bytes_total".into(), t.bytes_total.into());
                     m.insert("elapsed_ms".into(), elapsed_ms.into());
                     m.insert("rate_bytes_per_s".into(), rate.into());
+                    Value::Object(m)
+                }
+            },
+        );
+        s.insert(
+            "source".into(),
+            match source {
+                None => Value::Null,
+                Some(map) => {
+                    let mut m = Map::new();
+                    m.insert("session".into(), map.session.into());
+                    m.insert("source_first".into(), map.source_first.into());
+                    m.insert("pair_first".into(), map.pair_first.into());
+                    m.insert("restarts".into(), source_restarts.into());
                     Value::Object(m)
                 }
             },
@@ -1653,6 +1686,9 @@ fn rejections_json(r: &Rejections) -> Value {
         stale_frame,
         unauthenticated,
         replayed,
+        epoch_out_of_range,
+        frame_out_of_range,
+        frame_other_session,
     } = *r;
     let mut m = Map::new();
     for (name, value) in [
@@ -1666,6 +1702,9 @@ fn rejections_json(r: &Rejections) -> Value {
         ("stale_frame", stale_frame),
         ("unauthenticated", unauthenticated),
         ("replayed", replayed),
+        ("epoch_out_of_range", epoch_out_of_range),
+        ("frame_out_of_range", frame_out_of_range),
+        ("frame_other_session", frame_other_session),
     ] {
         m.insert(name.into(), value.into());
     }

@@ -114,6 +114,10 @@ pub fn alarm(alarm: Alarm) -> (&'static str, Option<u64>) {
         Alarm::CannotTakeOver => ("cannot_take_over", None),
         Alarm::TransferRejected => ("transfer_rejected", None),
         Alarm::InputSilent => ("input_silent", None),
+        Alarm::EpochRefused { .. } => ("epoch_refused", None),
+        Alarm::FrameRefused { frame } => ("frame_refused", Some(frame)),
+        Alarm::FramesStale { frame } => ("frames_stale", Some(frame)),
+        Alarm::EpochExhausted { .. } => ("epoch_exhausted", None),
     }
 }
 
@@ -128,6 +132,20 @@ pub fn alarm_text(alarm: Alarm) -> String {
         Alarm::InputSilent => {
             "no frame from the I/O source for runtime.input_handover_ms, and no handover: check the input path".into()
         }
+        Alarm::EpochRefused { epoch } => format!(
+            "a peer claimed epoch {epoch}, above the bound {}: its messages are dropped (forged, or a corrupt state file on the peer)",
+            crate::EPOCH_MAX
+        ),
+        Alarm::FrameRefused { frame } => format!(
+            "frame {frame} is beyond frame_jump_max of the frames in hand: refused (a forged or corrupt frame, or a source that jumped: give it a new source session)"
+        ),
+        Alarm::FramesStale { frame } => format!(
+            "frames from the I/O source are older than the last run (last {frame}): a source that restarted its numbering must start a new source session"
+        ),
+        Alarm::EpochExhausted { epoch } => format!(
+            "no epoch is left above {epoch} (bound {}): this node will not lead; stop both nodes and reset their state files",
+            crate::EPOCH_MAX
+        ),
     }
 }
 
@@ -143,6 +161,7 @@ pub fn notice(notice: Notice) -> &'static str {
         Notice::TransferCompleted { .. } => "transfer_completed",
         Notice::SwitchoverDelayed { .. } => "switchover_delayed",
         Notice::SwitchoverRefused => "switchover_refused",
+        Notice::SourceRestarted { .. } => "source_restarted",
     }
 }
 

@@ -60,8 +60,9 @@ impl<A: App> Node<A> {
         }
     }
 
-    /// The epoch this node would start now: above every epoch seen or reserved.
-    fn epoch_next(&self) -> Epoch {
+    /// The epoch this node would start now: above every epoch seen or reserved; `None`
+    /// when that is above [`super::fencing::EPOCH_MAX`] (alarmed once: see `become_primary`).
+    fn epoch_next(&self) -> Option<Epoch> {
         self.epoch_max_seen.max(self.epoch_floor).next(self.config.node_id)
     }
 
@@ -72,7 +73,9 @@ impl<A: App> Node<A> {
         if self.epoch_reserved.is_some_and(|r| r > self.epoch_max_seen) {
             return;
         }
-        let epoch = self.epoch_next();
+        let Some(epoch) = self.epoch_next() else {
+            return;
+        };
         self.epoch_reserved = Some(epoch);
         self.epoch_floor = epoch;
         self.push(Action::ReserveEpoch(epoch.0));
@@ -82,21 +85,29 @@ impl<A: App> Node<A> {
     pub(super) fn become_primary(&mut self, reason: Reason) {
         self.startup_deadline = None;
         self.probe = None;
+        let reserved = self.epoch_reserved.filter(|&r| r > self.epoch_max_seen);
+        let Some(epoch) = reserved.or_else(|| self.epoch_next()) else {
+            // Every epoch above the highest seen is beyond EPOCH_MAX (only a forged or
+            // corrupt epoch at the bound gets here, peers and files above it are refused):
+            // this node must not lead; an operator resets the pair's state files.
+            if !core::mem::replace(&mut self.epoch_exhausted_raised, true) {
+                self.alarm(super::Alarm::EpochExhausted {
+                    epoch: self.epoch_max_seen.0,
+                });
+            }
+            return;
+        };
         self.rx = None;
         self.fetch_next = None;
         self.switch_taken = None;
-        self.epoch = match self.epoch_reserved.take() {
+        self.epoch_reserved = None;
+        if reserved.is_some() {
             // Durable already: no wait for the disk between the decision and the outputs.
-            Some(reserved) if reserved > self.epoch_max_seen => {
-                self.epoch_persist_pending = true;
-                reserved
-            }
-            _ => {
-                let epoch = self.epoch_next();
-                self.push(Action::PersistEpoch(epoch.0));
-                epoch
-            }
-        };
+            self.epoch_persist_pending = true;
+        } else {
+            self.push(Action::PersistEpoch(epoch.0));
+        }
+        self.epoch = epoch;
         self.epoch_max_seen = self.epoch;
         let sync = if self.peer_in_sync() {
             SyncState::Paired

@@ -10,10 +10,20 @@ use crate::wire::{Body, Envelope, WireRole};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Epoch(pub u64);
 
+/// The highest epoch a node accepts from a peer or its state file, and the highest it
+/// starts itself: term 2^40 − 1 (a takeover a second for 34,000 years). Anything above is
+/// forged or corrupt: accepting it would leave too few terms above it (at the top of the
+/// u64 range the next term wrapped to epoch 0x1, which every sink rejects).
+pub const EPOCH_MAX: u64 = (1 << 48) - 1;
+
 impl Epoch {
-    /// The epoch a node with `node_id` starts when the highest it has seen is `self`.
-    pub fn next(self, node_id: u8) -> Epoch {
-        Epoch((((self.0 >> 8) + 1) << 8) | u64::from(node_id))
+    /// The epoch a node with `node_id` starts when the highest it has seen is `self`, or
+    /// `None` when that would be above [`EPOCH_MAX`]: only reachable from an epoch at the
+    /// bound itself, which a node refuses to start above rather than wrap.
+    pub fn next(self, node_id: u8) -> Option<Epoch> {
+        let term = (self.0 >> 8).checked_add(1)?;
+        let epoch = term.checked_mul(256)? | u64::from(node_id);
+        (epoch <= EPOCH_MAX).then_some(Epoch(epoch))
     }
 
     /// The term counter, without the node id.
@@ -32,6 +42,15 @@ impl<A: App> Node<A> {
     /// ignored (it comes from a deposed primary, or from a successor not yet confirmed).
     pub(super) fn fence(&mut self, link: u8, envelope: &Envelope) -> bool {
         let header = &envelope.header;
+        if header.epoch > EPOCH_MAX {
+            // Forged or corrupt: dropped before it can touch the epoch rules (or the state
+            // file). Counted each time, alarmed once.
+            self.rejections.epoch_out_of_range += 1;
+            if !core::mem::replace(&mut self.epoch_refused_raised, true) {
+                self.alarm(super::Alarm::EpochRefused { epoch: header.epoch });
+            }
+            return false;
+        }
         let theirs = Epoch(header.epoch);
         if header.role == WireRole::Primary && theirs < self.epoch_max_seen {
             self.rejections.stale_epoch += 1;
@@ -103,13 +122,36 @@ mod tests {
 
     #[test]
     fn epoch_next_is_higher_and_names_the_node() {
-        let e = Epoch(0).next(7);
+        let e = Epoch(0).next(7).unwrap();
         assert_eq!(e.term(), 1);
         assert_eq!(e.node_id(), 7);
-        let f = e.next(3);
+        let f = e.next(3).unwrap();
         assert!(f > e);
         assert_eq!(f.term(), 2);
         // Two nodes taking over from the same epoch never collide.
         assert_ne!(e.next(1), e.next(2));
+    }
+
+    #[test]
+    fn epoch_next_at_the_bound_is_none_never_a_wrap() {
+        // The old arithmetic wrapped the top term to epoch 0x1 (or overflowed).
+        assert_eq!(Epoch(u64::MAX).next(1), None);
+        assert_eq!(Epoch(EPOCH_MAX).next(1), None);
+        assert_eq!(Epoch(EPOCH_MAX - 255).next(2), None);
+        let last = Epoch(EPOCH_MAX - 511).next(9).unwrap();
+        assert!(last.0 <= EPOCH_MAX && last.term() == EPOCH_MAX >> 8);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn epoch_next_is_above_or_none(epoch in proptest::num::u64::ANY, node in 1u8..) {
+            match Epoch(epoch).next(node) {
+                Some(next) => {
+                    proptest::prop_assert!(next > Epoch(epoch) && next.0 <= EPOCH_MAX);
+                    proptest::prop_assert_eq!(next.node_id(), node);
+                }
+                None => proptest::prop_assert!(epoch > EPOCH_MAX - 256),
+            }
+        }
     }
 }

@@ -71,8 +71,16 @@ impl<A: App> Node<A> {
                 self.primary_run(next, None, 0);
             } else if next < self.frame_highest_received {
                 // Frames after `next` are in hand: `next` never arrived, skip the gap.
+                let capacity = self.ring.capacity();
+                // Frames a whole ring below the highest received cannot be in hand: the
+                // bulk of a gap of any size goes in one commit, not a ring at a time.
+                let far = self.frame_highest_received - capacity.min(self.frame_highest_received);
+                if far > next && far > self.commit_highest {
+                    self.primary_skip(next, far);
+                    continue;
+                }
                 let mut last = next;
-                let bound = (next + self.ring.capacity()).min(self.frame_highest_received);
+                let bound = (next + capacity).min(self.frame_highest_received);
                 while last + 1 < bound && self.ring.payload(last + 1).is_none() && self.ring.commit(last + 1).is_none()
                 {
                     last += 1;
@@ -125,6 +133,7 @@ impl<A: App> Node<A> {
         self.ring.put_commit(commit);
         self.commit_highest = self.commit_highest.max(self.frame_last_run);
         self.send_all(Body::Commit(commit));
+        self.source_announce_with_commit(frame);
         // After a switchover, a few frames' worth of word to the old primary of how this
         // node took over: its first commit alone may be lost.
         if let Some((id, released)) = self.switch_taken {
@@ -158,7 +167,7 @@ impl<A: App> Node<A> {
                 } => {
                     let Some(ran) = self.step_frame(next, Some(input_digest)) else {
                         // Our copy is missing or differs: ask the primary for its own.
-                        if self.fetch_next.is_none() {
+                        if self.fetch_next.is_none() || next > self.fetch_asked_to {
                             self.backup_fetch_missing();
                         }
                         break;
@@ -203,7 +212,7 @@ impl<A: App> Node<A> {
         let next = self.frame_last_run + 1;
         let missing = self.ring.commit(next).is_none()
             || matches!(commit.kind, CommitKind::Ran { input_digest, .. } if self.ring.payload_matching(commit.frame, input_digest).is_none());
-        if missing && self.has_state() && self.fetch_next.is_none() {
+        if missing && self.has_state() && (self.fetch_next.is_none() || next > self.fetch_asked_to) {
             self.backup_fetch_missing();
         }
     }
@@ -216,8 +225,40 @@ impl<A: App> Node<A> {
             CommitKind::Skipped { last } => last.max(commit.frame),
             CommitKind::Ran { .. } => commit.frame,
         };
+        // What a primary may claim: its frames are within `frame_jump_max` of its own, and
+        // this backup is at most `frames_buffered` behind it. Beyond is forged or corrupt
+        // (a huge skip, or a `last` near u64::MAX that `last + 1` would overflow).
+        let reach = self.config.frame_jump_max + self.config.frames_buffered;
+        if !self.frame_in_reach(last, reach) {
+            self.refuse_frame(last);
+            return;
+        }
         self.ring.put_commit(commit);
         self.commit_highest = self.commit_highest.max(last);
+    }
+
+    /// Whether every frame number `body` names is at most [`super::FRAME_MAX`]; counts
+    /// and alarms it when not. Checked before any handler sees the message, so that no
+    /// `frame + 1` on a peer's number can overflow (commits are further bounded by
+    /// `store_commit`).
+    pub(super) fn peer_frames_in_range(&mut self, body: &Body) -> bool {
+        let frame = match body {
+            Body::Commit(commit) | Body::FrameData { commit, .. } => match commit.kind {
+                CommitKind::Skipped { last } => commit.frame.max(last),
+                CommitKind::Ran { .. } => commit.frame,
+            },
+            Body::Fetch { frame }
+            | Body::TransferBegin { frame, .. }
+            | Body::SwitchRelease { frame, .. }
+            | Body::SwitchTaken { frame, .. } => *frame,
+            Body::SourceMap { pair_first, .. } => *pair_first,
+            _ => 0,
+        };
+        if frame <= super::FRAME_MAX {
+            return true;
+        }
+        self.refuse_frame(frame);
+        false
     }
 
     /// Anyone: answers a fetch with the commit and payload of a frame it still holds.
@@ -277,6 +318,7 @@ impl<A: App> Node<A> {
             };
             if wanted {
                 self.send_all(Body::Fetch { frame });
+                self.fetch_asked_to = self.fetch_asked_to.max(frame);
                 asked = true;
             }
             frame += 1;

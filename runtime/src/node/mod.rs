@@ -18,6 +18,7 @@ mod lockstep;
 mod outputs;
 mod replay;
 mod ring;
+mod source;
 mod switchover;
 mod takeover;
 mod transfer;
@@ -33,9 +34,10 @@ use crate::wire::{self, AuthKey, Body, DecodeError, Envelope, Header, WireBuf, W
 use std::collections::VecDeque;
 use std::vec::Vec;
 
-pub use fencing::Epoch;
+pub use fencing::{Epoch, EPOCH_MAX};
 use replay::ReplayWindow;
 use ring::Ring;
+pub use source::SourceMap;
 use switchover::Switchover;
 pub use transfer::TransferProgress;
 use transfer::{RxTransfer, TxTransfer};
@@ -46,13 +48,23 @@ const ACTIONS_MAX: usize = 512;
 /// Room one frame needs in the action queue: its outputs, a commit on every link, a
 /// transition and an alarm.
 /// A frame's outputs, its commit and a `SwitchTaken` on every link, and a few more.
-const ACTIONS_PER_FRAME_MAX: usize = crate::app::OUTPUTS_PER_FRAME_MAX + 2 * LINKS_MAX + 4;
+/// And a `SourceMap` on every link.
+const ACTIONS_PER_FRAME_MAX: usize = crate::app::OUTPUTS_PER_FRAME_MAX + 3 * LINKS_MAX + 4;
 /// Frames after a switchover's release whose commits carry a `SwitchTaken`.
 const SWITCH_TAKEN_FRAMES: u64 = 8;
 /// Outputs the backup may hold that the primary did not report sent.
 const UNSENT_MAX: usize = 4 * crate::app::OUTPUTS_PER_FRAME_MAX;
 /// Missing frames a backup asks for at once.
 const FETCH_BATCH_MAX: u64 = 8;
+/// The highest frame number a node accepts, from the I/O source or in a peer's commit:
+/// far below `u64::MAX`, so that `frame + 1`, `frame + frames_buffered` and
+/// `frame + frame_jump_max` never overflow.
+pub const FRAME_MAX: u64 = 1 << 62;
+/// Frames dropped as stale in a row, none accepted, that make a stale-frame storm
+/// (`Alarm::FramesStale`): a source that restarted its numbering without a new session.
+const STALE_STORM_FRAMES: u64 = 64;
+/// Frames accepted without a refusal after which `Alarm::FrameRefused` may be raised again.
+const FRAME_ALARM_REARM_FRAMES: u64 = 1024;
 
 /// A node's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,6 +193,32 @@ pub enum Alarm {
     /// is silent too, there is no backup, or the last handover is too recent. Raised
     /// once per silence.
     InputSilent,
+    /// A peer claimed an epoch above `EPOCH_MAX`: its messages are dropped (counted in
+    /// `epoch_out_of_range`). Raised once.
+    EpochRefused {
+        /// The first such epoch.
+        epoch: u64,
+    },
+    /// A frame from the I/O source numbered more than `frame_jump_max` ahead of the frames
+    /// in hand (or above `FRAME_MAX`), or a commit naming one, was refused (counted in
+    /// `frame_out_of_range`). Raised once, again after 1024 frames without a refusal.
+    FrameRefused {
+        /// The frame refused.
+        frame: u64,
+    },
+    /// 64 frames in a row from the I/O source were older than the last run and none was
+    /// accepted: the source restarted its numbering without a new session, or another
+    /// source sends. Raised once until a frame is accepted.
+    FramesStale {
+        /// The last stale frame.
+        frame: u64,
+    },
+    /// Every epoch above the highest seen is above `EPOCH_MAX`: this node will not lead.
+    /// Raised once.
+    EpochExhausted {
+        /// The highest epoch seen.
+        epoch: u64,
+    },
 }
 
 /// A notable event for logs and the console; nothing per cycle.
@@ -217,6 +255,17 @@ pub enum Notice {
     },
     /// The primary refused a switchover that the backup forwarded.
     SwitchoverRefused,
+    /// The I/O source started a new session (it numbers from the beginning again): its
+    /// frame `source_first` is the pair's frame `pair_first` (decided here as primary, or
+    /// heard from the primary).
+    SourceRestarted {
+        /// The new session.
+        session: u16,
+        /// Its first frame number mapped.
+        source_first: u64,
+        /// The pair's frame for it.
+        pair_first: u64,
+    },
 }
 
 /// Which traffic a datagram is: the I/O shell must never let bulk delay control.
@@ -346,6 +395,14 @@ pub struct Rejections {
     pub unauthenticated: u64,
     /// Authenticated, but a sequence number already seen (or from an older session).
     pub replayed: u64,
+    /// From a peer claiming an epoch above `EPOCH_MAX`.
+    pub epoch_out_of_range: u64,
+    /// Input frames more than `frame_jump_max` ahead (or above `FRAME_MAX`), and commits
+    /// naming frames beyond `frame_jump_max + frames_buffered` ahead of the last run.
+    pub frame_out_of_range: u64,
+    /// Backup: input frames of a source session other than the primary's mapping it
+    /// holds (fetched from the primary instead).
+    pub frame_other_session: u64,
 }
 
 /// What the peer last said about itself.
@@ -406,6 +463,11 @@ pub struct Status {
     pub unsent_outputs: u64,
     /// This node's input path: see [`InputStatus`].
     pub input: InputStatus,
+    /// How the I/O source's current session maps to the pair's frames (`None`: no frame
+    /// yet).
+    pub source: Option<SourceMap>,
+    /// Source restarts (a new source session) followed.
+    pub source_restarts: u64,
 }
 
 /// How a node's input path (frames from the I/O source) stands.
@@ -486,6 +548,10 @@ pub struct Node<A: App> {
 
     // Backup fetches of missing frames.
     fetch_next: Option<Instant>,
+    /// The highest frame fetched so far: a backup short of a frame above it asks at once,
+    /// without waiting for `fetch_next` (a run of frames it cannot place, as after a source
+    /// restart whose mapping it has not heard, is fetched at the pace of the commits).
+    fetch_asked_to: u64,
 
     // Transfers.
     tx: Option<TxTransfer>,
@@ -529,6 +595,21 @@ pub struct Node<A: App> {
     input_alarm_raised: bool,
     /// Input handovers this node started.
     input_handovers: u64,
+    /// `Alarm::EpochRefused` was raised (once per run).
+    epoch_refused_raised: bool,
+    /// `Alarm::EpochExhausted` was raised (once per run).
+    epoch_exhausted_raised: bool,
+    /// Frames accepted since the last `Alarm::FrameRefused` (`None`: armed).
+    frame_refused_quiet: Option<u64>,
+    /// Stale frames in a row, none accepted.
+    frames_stale_run: u64,
+    /// The I/O source's current session and its mapping to the pair's frames.
+    source: Option<SourceMap>,
+    /// The session before the current one: its late frames are stale.
+    source_previous: Option<u16>,
+    source_restarts: u64,
+    /// Primary: commits up to this frame go with the mapping (after a restart).
+    source_announce_until: u64,
 }
 
 /// What to give a node at start-up besides its configuration and application.
@@ -588,6 +669,7 @@ impl<A: App> Node<A> {
             cannot_take_over_raised: false,
             join_pending: None,
             fetch_next: None,
+            fetch_asked_to: 0,
             tx: None,
             rx: None,
             transfer_id_next,
@@ -612,6 +694,14 @@ impl<A: App> Node<A> {
             primary_since: boot.now,
             input_alarm_raised: false,
             input_handovers: 0,
+            epoch_refused_raised: false,
+            epoch_exhausted_raised: false,
+            frame_refused_quiet: None,
+            frames_stale_run: 0,
+            source: None,
+            source_previous: None,
+            source_restarts: 0,
+            source_announce_until: 0,
             now: boot.now,
             config,
             app,
@@ -629,12 +719,42 @@ impl<A: App> Node<A> {
     }
 
     /// A frame from the I/O source. Frames may arrive in any order; a frame older than the
-    /// last one run is dropped and counted.
+    /// last one run is dropped and counted. The frame of a source that does not declare
+    /// sessions: [`Node::handle_source_frame`] with session 0.
     pub fn handle_frame(&mut self, now: Instant, number: u64, payload: &[u8]) {
+        self.handle_source_frame(now, 0, number, payload);
+    }
+
+    /// Frame `number` of source session `session` from the I/O source. A new session is a
+    /// source that started numbering again: the primary maps it to frames after those in
+    /// hand, and the backup follows (see `node/source.rs`).
+    pub fn handle_source_frame(&mut self, now: Instant, session: u16, number: u64, payload: &[u8]) {
         self.now = now;
-        if number == 0 || number <= self.frame_last_run || payload.len() > crate::app::FRAME_PAYLOAD_MAX {
+        if number == 0 || payload.len() > crate::app::FRAME_PAYLOAD_MAX {
             self.rejections.stale_frame += 1;
             return;
+        }
+        let Some(number) = self.source_frame(session, number) else {
+            return;
+        };
+        if number == 0 || number <= self.frame_last_run {
+            self.rejections.stale_frame += 1;
+            self.frames_stale_run += 1;
+            if self.frames_stale_run == STALE_STORM_FRAMES {
+                self.alarm(Alarm::FramesStale { frame: number });
+            }
+            return;
+        }
+        if !self.frame_in_reach(number, self.config.frame_jump_max) {
+            self.refuse_frame(number);
+            return;
+        }
+        self.frames_stale_run = 0;
+        if let Some(quiet) = &mut self.frame_refused_quiet {
+            *quiet += 1;
+            if *quiet >= FRAME_ALARM_REARM_FRAMES {
+                self.frame_refused_quiet = None;
+            }
         }
         self.ring.put_payload(number, payload);
         self.frame_highest_received = self.frame_highest_received.max(number);
@@ -664,6 +784,9 @@ impl<A: App> Node<A> {
                 self.rejections.replayed += 1;
                 return;
             }
+        }
+        if !self.peer_frames_in_range(&envelope.body) {
+            return;
         }
         if !self.fence(link, &envelope) {
             return;
@@ -781,6 +904,8 @@ impl<A: App> Node<A> {
                 peer_heard_at: self.peer_input_heard_at,
                 handovers: self.input_handovers,
             },
+            source: self.source,
+            source_restarts: self.source_restarts,
         }
     }
 
@@ -900,6 +1025,26 @@ impl<A: App> Node<A> {
         }
     }
 
+    /// Whether `frame` is at most `jump` ahead of the frames in hand (the last run, or
+    /// the highest received), and not above [`FRAME_MAX`]. A node with no frame yet takes
+    /// any first frame up to `FRAME_MAX`.
+    fn frame_in_reach(&self, frame: u64, jump: u64) -> bool {
+        let base = self.frame_last_run.max(self.frame_highest_received);
+        frame <= FRAME_MAX && (base == 0 || frame <= base.saturating_add(jump))
+    }
+
+    /// Counts a frame (or a commit naming one) beyond reach; alarms once, not per datagram.
+    fn refuse_frame(&mut self, frame: u64) {
+        self.rejections.frame_out_of_range += 1;
+        match &mut self.frame_refused_quiet {
+            Some(quiet) => *quiet = 0,
+            None => {
+                self.frame_refused_quiet = Some(0);
+                self.alarm(Alarm::FrameRefused { frame });
+            }
+        }
+    }
+
     fn lag_frames(&self) -> u64 {
         match self.role {
             Role::Backup => self.commit_highest.saturating_sub(self.frame_last_run),
@@ -972,6 +1117,18 @@ impl<A: App> Node<A> {
             // Read in `fence` by a released primary; nothing to do for anyone else.
             Body::SwitchTaken { .. } => {}
             Body::SwitchRelease { id, frame } => self.on_switch_release(id, frame),
+            Body::SourceMap {
+                session,
+                source_first,
+                pair_first,
+            } => self.on_source_map(
+                &header,
+                SourceMap {
+                    session,
+                    source_first,
+                    pair_first,
+                },
+            ),
         }
     }
 

@@ -11,6 +11,10 @@ impl<A: App> Node<A> {
         self.takeovers += 1;
         self.switchover = super::Switchover::Idle;
         self.become_primary(reason);
+        if self.role != super::Role::Primary {
+            // No epoch left to lead (alarmed in `become_primary`).
+            return;
+        }
         self.emit_unsent();
         // The committed frames not yet run, then the frames in hand: `advance` runs them
         // (see `primary_run_frames`), as far as the action queue allows at a time.

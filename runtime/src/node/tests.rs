@@ -1248,3 +1248,344 @@ fn backup_heartbeat_age_from_peer_saturates() {
     node.on_peer_input(7, u64::MAX);
     assert_eq!(node.status().input.peer_heard_at, None);
 }
+
+fn commits_sent(p: &Pair, from: usize) -> u64 {
+    p.captured
+        .iter()
+        .filter(|(sender, link, _)| *sender == from && *link == 0)
+        .filter_map(|(_, _, bytes)| wire::decode(bytes, None).ok())
+        .filter(|e| matches!(e.body, Body::Commit(_)))
+        .count() as u64
+}
+
+#[test]
+fn paired_frames_far_ahead_refused_counted_alarmed_once_outputs_flow() {
+    let mut p = running_pair(Config::default());
+    let frame = p.node(0).frame();
+    let accepted = p.sink.accepted.len();
+    let payload = crate::testing::TestApp::payload_for(1);
+    // 2^64 − 1, the current frame + 10^12, and just above FRAME_MAX: each to both nodes,
+    // twice. The old primary skipped towards each, a ring at a time, for ever.
+    for number in [u64::MAX, frame + 1_000_000_000_000, FRAME_MAX + 1] {
+        for _ in 0..2 {
+            for i in 0..2 {
+                p.inject_frame(i, number, &payload);
+            }
+        }
+    }
+    p.run_for(ms(300));
+    for i in 0..2 {
+        assert_eq!(p.node(i).status().rejections.frame_out_of_range, 6, "node {i}");
+        let refused: std::vec::Vec<_> = p
+            .alarms
+            .iter()
+            .filter(|(n, a)| *n == i && matches!(a, Alarm::FrameRefused { .. }))
+            .collect();
+        assert_eq!(
+            refused.len(),
+            1,
+            "node {i}: one alarm, not one per datagram: {refused:?}"
+        );
+    }
+    assert_eq!(p.primary(), Some(0));
+    assert!(
+        p.node(0).frame() < frame + 1000,
+        "the primary jumped to {}",
+        p.node(0).frame()
+    );
+    assert!(p.sink.accepted.len() > accepted + 250, "outputs stopped");
+    assert!(p.digest_disagreements().0.is_empty());
+    assert_eq!(p.node(1).status().sync, SyncState::InSync);
+}
+
+#[test]
+fn paired_gap_of_half_a_million_frames_skipped_in_one_commit_backup_follows() {
+    let mut p = running_pair(Config::default());
+    p.capture = true;
+    let jump_to = p.node(0).frame() + 500_000;
+    p.source_on = false;
+    p.run_for(ms(5));
+    let commits_before = commits_sent(&p, 0);
+    for i in 0..2 {
+        p.inject_frame(i, jump_to, &crate::testing::TestApp::payload_for(jump_to));
+    }
+    p.frame_next = jump_to + 1;
+    p.source_on = true;
+    p.run_for(ms(50));
+    // The old primary committed the gap a ring (1024 frames) at a time: ~490 skips.
+    let commits = commits_sent(&p, 0) - commits_before;
+    assert!(commits <= 60, "{commits} commits for a 500,000-frame gap and 50 frames");
+    assert!(p.node(0).frame() > jump_to && p.node(1).frame() >= jump_to);
+    assert_eq!(p.node(0).status().rejections.frame_out_of_range, 0);
+    assert!(p.digest_disagreements().0.is_empty());
+    assert_eq!(p.node(1).status().sync, SyncState::InSync);
+}
+
+#[test]
+fn backup_commit_skipping_to_the_top_of_u64_refused_stays_in_sync() {
+    let mut p = running_pair(Config::default());
+    let epoch = p.node(0).epoch();
+    let frame = p.node(1).frame();
+    // A primary's commit (as a compromised or buggy primary would send) that skips to
+    // u64::MAX: the old backup set its last frame there and `last + 1` overflowed.
+    for last in [u64::MAX, frame + 10_000_000] {
+        let forged = Envelope {
+            header: Header {
+                node_id: 1,
+                role: WireRole::Primary,
+                epoch,
+                sync: WireSync::NotApplicable,
+                frame,
+                session: 0,
+                seq: 0,
+            },
+            body: Body::Commit(crate::wire::Commit {
+                frame: frame + 1,
+                kind: crate::wire::CommitKind::Skipped { last },
+                state_digest: None,
+            }),
+        };
+        p.inject(1, 0, &wire::encode(&forged, None).unwrap());
+    }
+    assert_eq!(p.node(1).status().rejections.frame_out_of_range, 2);
+    // Every other frame number a peer names is bounded too: `frame + 1` on a released or
+    // transferred frame of u64::MAX overflowed.
+    for body in [
+        Body::SwitchRelease { id: 1, frame: u64::MAX },
+        Body::TransferBegin {
+            id: 1,
+            frame: u64::MAX,
+            total_bytes: 1,
+            chunk_bytes: 1,
+            state_digest: 0,
+        },
+    ] {
+        let forged = Envelope {
+            header: Header {
+                node_id: 1,
+                role: WireRole::Primary,
+                epoch,
+                sync: WireSync::NotApplicable,
+                frame,
+                session: 0,
+                seq: 0,
+            },
+            body,
+        };
+        p.inject(1, 0, &wire::encode(&forged, None).unwrap());
+    }
+    assert_eq!(p.node(1).status().rejections.frame_out_of_range, 4);
+    p.run_for(ms(200));
+    assert!(p.node(1).frame() < frame + 1000);
+    assert_eq!(p.node(1).status().sync, SyncState::InSync);
+    assert!(p.digest_disagreements().0.is_empty());
+}
+
+#[test]
+fn paired_forged_epoch_above_the_bound_dropped_counted_alarmed_once() {
+    let mut p = running_pair(Config::default());
+    let epoch = p.node(0).epoch();
+    let persisted = p.persisted;
+    // Unkeyed pair: anyone can send. The old primary demoted itself to u64::MAX, and a
+    // takeover from there wrapped to epoch 0x1, which every sink rejects.
+    for forged_epoch in [u64::MAX, u64::MAX - 255, EPOCH_MAX + 1] {
+        for (to, from_id) in [(0, 2u8), (1, 1u8)] {
+            let forged = Envelope {
+                header: Header {
+                    node_id: from_id,
+                    role: WireRole::Primary,
+                    epoch: forged_epoch,
+                    sync: WireSync::NotApplicable,
+                    frame: 0,
+                    session: 0,
+                    seq: 0,
+                },
+                body: Body::Heartbeat {
+                    nonce: 1,
+                    priority: 0,
+                    sent_ns: 0,
+                    echo_ns: 0,
+                    echo_hold_ns: 0,
+                    input_frame: 0,
+                    input_age_ms: u64::MAX,
+                },
+            };
+            p.inject(to, 0, &wire::encode(&forged, None).unwrap());
+        }
+    }
+    let accepted = p.sink.accepted.len();
+    p.run_for(ms(300));
+    for i in 0..2 {
+        assert_eq!(p.node(i).status().rejections.epoch_out_of_range, 3, "node {i}");
+        let refused = p
+            .alarms
+            .iter()
+            .filter(|(n, a)| *n == i && matches!(a, Alarm::EpochRefused { .. }))
+            .count();
+        assert_eq!(refused, 1, "node {i}");
+        assert_eq!(p.node(i).epoch(), epoch, "node {i} believed a forged epoch");
+    }
+    assert_eq!(p.persisted, persisted, "a forged epoch reached the state file");
+    assert_eq!(p.primary(), Some(0));
+    assert!(p.sink.accepted.len() > accepted + 250);
+}
+
+#[test]
+fn starting_with_an_epoch_at_the_bound_alarms_and_does_not_wrap() {
+    for persisted in [EPOCH_MAX, u64::MAX] {
+        let mut p = pair();
+        p.persisted[0] = persisted;
+        p.start(0);
+        p.run_for(ms(2000));
+        assert_eq!(
+            p.node(0).role(),
+            Role::Starting,
+            "led with a persisted epoch of {persisted}"
+        );
+        assert_eq!(
+            p.alarms
+                .iter()
+                .filter(|(_, a)| matches!(a, Alarm::EpochExhausted { .. }))
+                .count(),
+            1
+        );
+        assert!(p.sink.accepted.is_empty());
+    }
+}
+
+/// Outputs the sink accepted for frames above `frame`.
+fn accepted_above(p: &Pair, frame: u64) -> usize {
+    p.sink.accepted.range((frame + 1, 0)..).count()
+}
+
+#[test]
+fn paired_source_restarts_at_1_in_a_new_session_both_follow_and_outputs_flow() {
+    let mut p = running_pair(Config::default());
+    let before = p.node(0).frame();
+    // The source restarts: its numbering goes back to 1, in a new session. The old node
+    // dropped every frame as stale, for ever.
+    p.source_session = 0x5EED;
+    p.frame_next = 1;
+    p.run_for(ms(300));
+    for i in 0..2 {
+        let status = p.node(i).status();
+        assert!(p.node(i).frame() > before + 250, "node {i} at {}", p.node(i).frame());
+        let map = status.source.expect("a mapping");
+        assert_eq!((map.session, map.source_first), (0x5EED, 1), "node {i}");
+        assert!(map.pair_first > before, "node {i}: {map:?}");
+        assert_eq!(status.source_restarts, 1, "node {i}");
+        let told = p
+            .notices
+            .iter()
+            .filter(|(n, notice)| *n == i && matches!(notice, Notice::SourceRestarted { session: 0x5EED, .. }))
+            .count();
+        assert_eq!(told, 1, "node {i}: one source_restarted notice");
+    }
+    assert_eq!(p.node(1).status().sync, SyncState::InSync);
+    assert!(accepted_above(&p, before) > 250, "new outputs dropped or missing");
+    assert_eq!((p.sink.duplicates, p.sink.conflicts), (0, 0));
+    assert!(p.digest_disagreements().0.is_empty());
+    assert!(!p.alarms.iter().any(|(_, a)| matches!(a, Alarm::FramesStale { .. })));
+    // The backup that takes over carries on with the same mapping.
+    let mapped = p.node(0).status().source;
+    p.crash(0);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(2000)));
+    let at = p.node(1).frame();
+    p.run_for(ms(200));
+    assert_eq!(p.node(1).status().source, mapped);
+    assert!(p.node(1).frame() > at + 150);
+    assert_eq!(p.sink.conflicts, 0);
+}
+
+fn drop_source_maps(from: usize, envelope: &Envelope) -> bool {
+    from == 0 && matches!(envelope.body, Body::SourceMap { .. })
+}
+
+#[test]
+fn backup_source_restart_announcement_lost_fetches_then_follows() {
+    let mut p = running_pair(Config::default());
+    let before = p.node(0).frame();
+    p.drop_if = Some(drop_source_maps);
+    p.source_session = 9;
+    p.frame_next = 1;
+    p.run_for(ms(100));
+    // The backup cannot place the new session's frames: it runs the primary's copies.
+    assert!(p.node(1).status().rejections.frame_other_session > 0);
+    assert!(p.node(1).frame() > before + 50);
+    p.drop_if = None;
+    p.run_for(ms(600));
+    let map = p.node(1).status().source.unwrap();
+    assert_eq!(map.session, 9, "the repeated mapping was not followed");
+    let other = p.node(1).status().rejections.frame_other_session;
+    p.run_for(ms(100));
+    assert_eq!(p.node(1).status().rejections.frame_other_session, other);
+    assert_eq!(p.node(1).status().sync, SyncState::InSync);
+    assert!(p.digest_disagreements().0.is_empty());
+    assert_eq!((p.sink.duplicates, p.sink.conflicts), (0, 0));
+}
+
+#[test]
+fn paired_source_restart_without_a_session_is_a_stale_storm_alarmed_once() {
+    let mut p = running_pair(Config::default());
+    let stale = p.node(0).status().rejections.stale_frame;
+    // Session 0 both before and after: nothing tells a restart from stale frames.
+    p.frame_next = 1;
+    p.run_for(ms(300));
+    for i in 0..2 {
+        assert!(p.node(i).status().rejections.stale_frame >= stale + 250);
+        let storms = p
+            .alarms
+            .iter()
+            .filter(|(n, a)| *n == i && matches!(a, Alarm::FramesStale { .. }))
+            .count();
+        assert_eq!(storms, 1, "node {i}: one alarm, not one per frame");
+    }
+}
+
+#[test]
+fn primary_late_frame_of_the_session_left_is_stale_not_a_restart_back() {
+    let mut p = running_pair(Config::default());
+    p.source_session = 3;
+    p.frame_next = 1;
+    p.run_for(ms(50));
+    let restarts = p.node(0).status().source_restarts;
+    let stale = p.node(0).status().rejections.stale_frame;
+    // A frame of session 0 (the one left) delayed in the network.
+    let now = p.now;
+    if let Some(node) = &mut p.nodes[0] {
+        node.handle_source_frame(now, 0, 1_000_000, &crate::testing::TestApp::payload_for(7));
+    }
+    p.drain(0);
+    assert_eq!(p.node(0).status().source_restarts, restarts);
+    assert_eq!(p.node(0).status().source.unwrap().session, 3);
+    assert_eq!(p.node(0).status().rejections.stale_frame, stale + 1);
+    p.run_for(ms(50));
+    assert!(p.digest_disagreements().0.is_empty());
+}
+
+#[test]
+fn starting_first_frame_forged_far_ahead_source_stale_until_a_new_session() {
+    let mut p = pair();
+    p.start(0);
+    // A fresh node has nothing to measure a jump from: it takes the forged first frame,
+    // and the real source's frames are stale (and alarmed) until it starts a new session.
+    let forged = 1 << 40;
+    p.inject_frame(0, forged, &crate::testing::TestApp::payload_for(1));
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.run_for(ms(200));
+    assert_eq!(p.node(0).frame(), forged);
+    assert!(p
+        .alarms
+        .iter()
+        .any(|(n, a)| *n == 0 && matches!(a, Alarm::FramesStale { .. })));
+    p.source_session = 1;
+    p.frame_next = 1;
+    p.run_for(ms(200));
+    assert!(p.node(0).frame() > forged + 150, "at {}", p.node(0).frame());
+    assert!(accepted_above(&p, forged) > 150);
+    // Beyond FRAME_MAX even a first frame is refused.
+    let mut q = pair();
+    q.start(1);
+    q.inject_frame(1, FRAME_MAX + 1, &crate::testing::TestApp::payload_for(1));
+    assert_eq!(q.node(1).status().rejections.frame_out_of_range, 1);
+}

@@ -927,7 +927,12 @@ impl<'a, W: Workload> Sim<'a, W> {
                             self.stats.alarms_divergence += 1
                         }
                         Alarm::CannotTakeOver => self.stats.alarms_cannot_take_over += 1,
-                        Alarm::TransferRejected | Alarm::InputSilent => {}
+                        Alarm::TransferRejected
+                        | Alarm::InputSilent
+                        | Alarm::EpochRefused { .. }
+                        | Alarm::EpochExhausted { .. }
+                        | Alarm::FrameRefused { .. }
+                        | Alarm::FramesStale { .. } => {}
                     }
                 }
                 Action::Notice(notice) => {
