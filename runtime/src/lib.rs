@@ -43,7 +43,7 @@ pub use app::{App, Frame, Outbox, OutputPayload, SnapshotError};
 pub use config::{Config, ConfigError};
 pub use node::{
     Action, Alarm, Boot, Command, CommandReply, InputStatus, Node, Notice, Output, Reason, RefuseReason, ResyncCause,
-    Role, Status, SyncState, TrafficClass, TransferProgress, Transition, EPOCH_MAX,
+    Role, Status, SyncState, TrafficClass, TransferProgress, Transition, EpochText, EPOCH_MAX,
 };
 pub use rng::Rng;
 pub use time::Instant;

@@ -141,7 +141,7 @@ pub fn assess(nodes: &[NodeView]) -> Assessment {
                 format!(
                     "{} epoch {}",
                     nodes[i].name,
-                    nodes[i].status.as_ref().map_or(0, |s| s.epoch)
+                    crate::model::epoch_text(nodes[i].status.as_ref().map_or(0, |s| s.epoch))
                 )
             })
             .collect();
@@ -176,7 +176,7 @@ pub fn assess(nodes: &[NodeView]) -> Assessment {
                     text.push_str(&format!(", {} frames behind", s.lag_frames));
                 }
                 if s.role == "backup" && s.epoch != lead.epoch {
-                    text.push_str(&format!(", follows epoch {}", s.epoch));
+                    text.push_str(&format!(", follows epoch {}", crate::model::epoch_text(s.epoch)));
                 }
                 text.push(')');
                 Some(text)

@@ -364,11 +364,7 @@ pub struct SwitchoverReply {
 
 /// The epoch as `term/node` (the term counter, and the node that started the term).
 pub fn epoch_text(epoch: u64) -> String {
-    if epoch == 0 {
-        "0 (none yet)".into()
-    } else {
-        format!("{epoch} (term {}, node {})", epoch >> 8, epoch & 0xFF)
-    }
+    twinloop::EpochText(epoch).to_string()
 }
 
 #[cfg(test)]
@@ -414,7 +410,7 @@ mod tests {
 
     #[test]
     fn epoch_text_splits_term_and_node() {
-        assert_eq!(epoch_text(514), "514 (term 2, node 2)");
+        assert_eq!(epoch_text(514), "514 (2.2)");
         let t = Transfer {
             direction: "receiving".into(),
             bytes_done: 512 * 1024,

@@ -399,7 +399,7 @@ impl RoleTracker {
                             "ROLE CHANGE {} UTC: {} {old} -> {role}{why}, epoch {}",
                             utc_time_text(at_ms),
                             view.name,
-                            status.epoch
+                            crate::model::epoch_text(status.epoch)
                         ),
                     });
                     while self.changes.len() > CHANGES_SHOWN {

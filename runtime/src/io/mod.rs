@@ -511,8 +511,8 @@ impl<A: App> Shell<A> {
         };
         let message = format!(
             "started: node {node_id}, persisted epoch {} (reserved {}), frames {}, {} link(s), {} sink(s), {console_text}{}",
-            stored.epoch,
-            stored.reserved,
+            crate::EpochText(stored.epoch),
+            crate::EpochText(stored.reserved),
             shell.config.frames.bind,
             shell.links.len(),
             shell.config.outputs.sinks.len(),
@@ -903,7 +903,7 @@ impl<A: App> Shell<A> {
             if t.role != self.previous_role { "role" } else { "state" },
             names::role(t.role),
             names::sync(t.sync),
-            t.epoch,
+            crate::EpochText(t.epoch),
             t.frame,
             names::reason_text(t.reason)
         );

@@ -37,6 +37,22 @@ impl Epoch {
     }
 }
 
+/// An epoch as people read it, the same in every tool (the node's log, twinctl, the
+/// simulators): the number in decimal — the value the JSON carries — then `term.node`:
+/// `514 (2.2)` is term 2, started by node 2; `0 (none)` before any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochText(pub u64);
+
+impl core::fmt::Display for EpochText {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0 == 0 {
+            return write!(f, "0 (none)");
+        }
+        let e = Epoch(self.0);
+        write!(f, "{} ({}.{})", self.0, e.term(), e.node_id())
+    }
+}
+
 impl<A: App> Node<A> {
     /// Applies the epoch rules to a valid message. Returns false when the message must be
     /// ignored (it comes from a deposed primary, or from a successor not yet confirmed).
@@ -119,6 +135,13 @@ impl<A: App> Node<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn epoch_text_is_decimal_then_term_dot_node() {
+        assert_eq!(EpochText(514).to_string(), "514 (2.2)");
+        assert_eq!(EpochText(0x101).to_string(), "257 (1.1)");
+        assert_eq!(EpochText(0).to_string(), "0 (none)");
+    }
 
     #[test]
     fn epoch_next_is_higher_and_names_the_node() {

@@ -34,7 +34,7 @@ use crate::wire::{self, AuthKey, Body, DecodeError, Envelope, Header, WireBuf, W
 use std::collections::VecDeque;
 use std::vec::Vec;
 
-pub use fencing::{Epoch, EPOCH_MAX};
+pub use fencing::{Epoch, EpochText, EPOCH_MAX};
 use replay::ReplayWindow;
 use ring::Ring;
 pub use source::SourceMap;

@@ -536,7 +536,7 @@ impl Rig {
     /// that epoch and when its first output was delivered (ns).
     pub fn await_epoch_above(&self, epoch: u64, limit: Duration) -> Result<(u64, u64), HarnessError> {
         let mut found = None;
-        let what = format!("an output of an epoch above {epoch:#x} at the sink");
+        let what = format!("an output of an epoch above {} at the sink", twinloop::EpochText(epoch));
         self.wait(limit, &what, |rig| {
             found = rig.sink.with(|s| s.first_epoch_above(epoch));
             found.is_some()
@@ -660,10 +660,10 @@ impl Rig {
             _ if self.nodes[i].pid().is_none() => "down".to_string(),
             _ if self.nodes[i].frozen() => "frozen".to_string(),
             Some(s) => format!(
-                "{}/{} e{:#x}",
+                "{}/{} e{}",
                 s["role"].as_str().unwrap_or("?"),
                 s["sync"].as_str().unwrap_or("?"),
-                s["epoch"].as_u64().unwrap_or(0)
+                twinloop::EpochText(s["epoch"].as_u64().unwrap_or(0))
             ),
             None => "?".to_string(),
         };
@@ -691,10 +691,10 @@ impl Rig {
         for i in 0..2 {
             let status = self.status(i).map(|s| {
                 format!(
-                    "role {} sync {} epoch {:#x} frame {} lag {}",
+                    "role {} sync {} epoch {} frame {} lag {}",
                     s["role"],
                     s["sync"],
-                    s["epoch"].as_u64().unwrap_or(0),
+                    twinloop::EpochText(s["epoch"].as_u64().unwrap_or(0)),
                     s["frame"],
                     s["lag_frames"]
                 )

@@ -373,8 +373,9 @@ pub fn inject(rig: &mut Rig, index: usize, fault: Fault) -> Result<FaultRecord, 
                 record.new_epoch = Some((epoch, at_ns));
                 record.failover_ms = Some(ms(at_ns.saturating_sub(record.start_ns)));
                 rig.say(&format!(
-                    "failover: node {} killed, first output of epoch {epoch:#x} delivered after {:.3} ms",
+                    "failover: node {} killed, first output of epoch {} delivered after {:.3} ms",
                     victim + 1,
+                    twinloop::EpochText(epoch),
                     ms(at_ns.saturating_sub(record.start_ns))
                 ));
             }
