@@ -56,6 +56,7 @@ fn header(node_id: u8, role: WireRole, epoch: u64, session: u64, seq: u64) -> He
         frame: 1,
         session,
         seq,
+        origin: 0,
     }
 }
 
@@ -114,6 +115,12 @@ fn flood_every_port_no_crash_no_role_change_same_outputs_all_counted() {
                         sent_ns: 1,
                         echo_ns: 0,
                         echo_hold_ns: 0,
+                        fingerprint: wire::Fingerprint {
+                            program: 0,
+                            version: 0,
+                            settings: 0,
+                            keyed: true,
+                        },
                     },
                 };
                 let valid = wire::encode(&envelope, Some(&key)).unwrap().to_vec();

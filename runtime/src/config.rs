@@ -57,6 +57,11 @@ pub struct Config {
     pub retry_ms: u64,
     /// A planned switchover not completed within this time is abandoned.
     pub switchover_timeout_ms: u64,
+    /// A node without the application state may lead from a cold start even when it has
+    /// heard, in this run, a peer that holds the pair's state and that peer is now silent
+    /// (it may only be frozen). Off by default: the node waits for the holder, raises
+    /// `cold_start_held`, and an operator's `force-primary` lets it lead.
+    pub allow_cold_start: bool,
 }
 
 impl Default for Config {
@@ -79,6 +84,7 @@ impl Default for Config {
             backup_heartbeat_factor: 1,
             retry_ms: 50,
             switchover_timeout_ms: 1000,
+            allow_cold_start: false,
         }
     }
 }

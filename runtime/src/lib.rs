@@ -33,7 +33,7 @@ pub mod testing;
 #[cfg(feature = "io")]
 pub mod io;
 
-pub use app::{App, Frame, Outbox, OutputPayload, SnapshotError};
+pub use app::{App, AppIdentity, Frame, Outbox, OutputPayload, SnapshotError};
 pub use config::{Config, ConfigError};
 pub use node::{
     Action, Alarm, Boot, Command, CommandReply, Node, Notice, Output, Reason, RefuseReason, ResyncCause, Role, Status,

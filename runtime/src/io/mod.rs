@@ -851,7 +851,13 @@ impl<A: App> Shell<A> {
 
     fn on_alarm(&mut self, alarm: Alarm) {
         let (name, frame) = names::alarm(alarm);
-        let message = format!("alarm {name}: {}", names::alarm_text(alarm));
+        let mut message = format!("alarm {name}: {}", names::alarm_text(alarm));
+        if let Alarm::SyncKeyMismatch { link, .. } | Alarm::PeerIsSelf { link } = alarm {
+            // The core knows the link; the shell knows whom it talks to on it.
+            if let Some(l) = self.links.get(usize::from(link)) {
+                message.push_str(&format!(" (link {}, peer {})", l.name, l.peer_control));
+            }
+        }
         log::error(format_args!("{message}"));
         let mut fields = Map::new();
         if let Some(frame) = frame {
@@ -1383,6 +1389,9 @@ fn rejections_json(r: &Rejections) -> Value {
         stale_frame,
         unauthenticated,
         replayed,
+        untagged,
+        wrong_key,
+        refused_peer,
     } = *r;
     let mut m = Map::new();
     for (name, value) in [
@@ -1396,6 +1405,9 @@ fn rejections_json(r: &Rejections) -> Value {
         ("stale_frame", stale_frame),
         ("unauthenticated", unauthenticated),
         ("replayed", replayed),
+        ("untagged", untagged),
+        ("wrong_key", wrong_key),
+        ("refused_peer", refused_peer),
     ] {
         m.insert(name.into(), value.into());
     }

@@ -64,6 +64,9 @@ pub fn reason(reason: Reason) -> (&'static str, Option<&'static str>) {
         Reason::PrimaryLostWhileJoining => ("primary_lost_while_joining", None),
         Reason::BackupLost => ("backup_lost", None),
         Reason::BackupInSync => ("backup_in_sync", None),
+        Reason::PairingRefused => ("pairing_refused", None),
+        Reason::ForcedByOperator => ("forced_by_operator", None),
+        Reason::KeepingState => ("keeping_state", None),
     }
 }
 
@@ -100,6 +103,9 @@ pub fn reason_text(reason: Reason) -> &'static str {
         Reason::PrimaryLostWhileJoining => "lost the primary before having its state",
         Reason::BackupLost => "the backup went silent",
         Reason::BackupInSync => "the backup follows in sync",
+        Reason::PairingRefused => "the peer differs in what a pair must share: waiting, not pairing",
+        Reason::ForcedByOperator => "an operator said force-primary",
+        Reason::KeepingState => "fenced by a primary of another cold start: keeping this node's state for the operator",
     }
 }
 
@@ -111,6 +117,11 @@ pub fn alarm(alarm: Alarm) -> (&'static str, Option<u64>) {
         Alarm::InputLost { frame } => ("input_lost", Some(frame)),
         Alarm::CannotTakeOver => ("cannot_take_over", None),
         Alarm::TransferRejected => ("transfer_rejected", None),
+        Alarm::PairingRefused { .. } => ("pairing_refused", None),
+        Alarm::SyncKeyMismatch { .. } => ("sync_key_mismatch", None),
+        Alarm::PeerIsSelf { .. } => ("sync_peer_is_self", None),
+        Alarm::ColdStartHeld => ("cold_start_held", None),
+        Alarm::ColderPrimary { .. } => ("colder_primary", None),
     }
 }
 
@@ -122,6 +133,30 @@ pub fn alarm_text(alarm: Alarm) -> String {
         Alarm::InputLost { frame } => format!("input of frame {frame} was nowhere to be had: skipped"),
         Alarm::CannotTakeOver => "the primary is silent but this backup has no state to take over with".into(),
         Alarm::TransferRejected => "the state transfer did not install".into(),
+        Alarm::PairingRefused { mismatch } => format!("not pairing: {}", mismatch.message()),
+        Alarm::SyncKeyMismatch {
+            peer_keyed: false,
+            peer_node_id,
+            ..
+        } => format!(
+            "sync key mismatch: the peer (node {peer_node_id}) sends without a MAC and this node has a sync key: configure the same sync key file on both nodes"
+        ),
+        Alarm::SyncKeyMismatch {
+            peer_keyed: true,
+            peer_node_id,
+            ..
+        } => format!(
+            "sync key mismatch: the peer (node {peer_node_id}) authenticates with another key: configure the same sync key file on both nodes"
+        ),
+        Alarm::PeerIsSelf { .. } => {
+            "this node receives its own sync messages: the link's peer address points at this node; set it to the peer's".into()
+        }
+        Alarm::ColdStartHeld => {
+            "no application state, and the peer that holds the pair's state is silent (it may be frozen): not leading from a cold start; twinctl force-primary if it is gone for good".into()
+        }
+        Alarm::ColderPrimary { origin, own_origin } => format!(
+            "fenced by a primary whose state goes back to another cold start (epoch {origin:#x}, this node's {own_origin:#x}): keeping this node's state; twinctl force-primary to lead with it, twinctl rejoin to take the primary's"
+        ),
     }
 }
 
@@ -156,6 +191,7 @@ pub fn refuse(reason: RefuseReason) -> &'static str {
         RefuseReason::InProgress => "in_progress",
         RefuseReason::NotReady => "not_ready",
         RefuseReason::NoPrimary => "no_primary",
+        RefuseReason::NotWaiting => "not_waiting",
     }
 }
 
@@ -167,5 +203,8 @@ pub fn refuse_text(reason: RefuseReason) -> &'static str {
         RefuseReason::InProgress => "a switchover is already under way",
         RefuseReason::NotReady => "this node is still starting",
         RefuseReason::NoPrimary => "this node is a backup and hears no primary",
+        RefuseReason::NotWaiting => {
+            "this node is not waiting for an operator (force-primary: starting; rejoin: keeping its state)"
+        }
     }
 }
