@@ -45,6 +45,17 @@ pub enum Request {
     },
     /// The node's effective configuration.
     Config,
+    /// `force-primary` or `rejoin`: the operator's word to a node that waits for it
+    /// (`cold_start_held`, `colder_primary`, a refused peer). Authenticated like
+    /// `switchover`.
+    Operator {
+        /// `"force-primary"` or `"rejoin"`.
+        cmd: &'static str,
+        /// The key the client sent.
+        key: Option<String>,
+        /// `(seq, mac)`: see [`request_mac`].
+        auth: Option<(u64, String)>,
+    },
 }
 
 impl Request {
@@ -56,6 +67,7 @@ impl Request {
             Request::Events { .. } => "events",
             Request::Switchover { .. } => "switchover",
             Request::Config => "config",
+            Request::Operator { cmd, .. } => cmd,
         }
     }
 }
@@ -142,7 +154,7 @@ pub fn parse(line: &str) -> Result<(Value, Request), ParseError> {
             };
             Request::Events { since, limit }
         }
-        "switchover" => {
+        "switchover" | "force-primary" | "rejoin" => {
             let key = match object.get("key") {
                 None | Some(Value::Null) => None,
                 Some(Value::String(s)) => Some(s.clone()),
@@ -156,13 +168,27 @@ pub fn parse(line: &str) -> Result<(Value, Request), ParseError> {
                 },
                 Some(_) => return bad("field `auth` must be an object".into()),
             };
-            Request::Switchover { key, auth }
+            match cmd {
+                "force-primary" => Request::Operator {
+                    cmd: "force-primary",
+                    key,
+                    auth,
+                },
+                "rejoin" => Request::Operator {
+                    cmd: "rejoin",
+                    key,
+                    auth,
+                },
+                _ => Request::Switchover { key, auth },
+            }
         }
         other => {
             return Err((
                 id.clone(),
                 ErrorCode::UnknownCmd,
-                format!("unknown command {other:?} (known: hello, status, events, switchover, config)"),
+                format!(
+                "unknown command {other:?} (known: hello, status, events, switchover, force-primary, rejoin, config)"
+            ),
             ))
         }
     };
@@ -544,6 +570,22 @@ mod tests {
             Request::Switchover {
                 key: Some("k".into()),
                 auth: None
+            }
+        );
+        assert_eq!(
+            parse(r#"{"cmd":"force-primary","key":"k"}"#).unwrap().1,
+            Request::Operator {
+                cmd: "force-primary",
+                key: Some("k".into()),
+                auth: None
+            }
+        );
+        assert_eq!(
+            parse(r#"{"cmd":"rejoin","auth":{"seq":1,"mac":"ab"}}"#).unwrap().1,
+            Request::Operator {
+                cmd: "rejoin",
+                key: None,
+                auth: Some((1, "ab".into()))
             }
         );
         // Unknown fields are ignored, so newer clients can talk to older nodes.

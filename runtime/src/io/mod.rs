@@ -1134,6 +1134,39 @@ impl<A: App> Shell<A> {
                     console::ok_line(&id, request.cmd(), f)
                 }
             },
+            Request::Operator { cmd, key, auth } => match self.authorize_cmd(cmd, key.as_deref(), auth.as_ref(), &line)
+            {
+                Err((code, message)) => console::error_line(&id, code, message),
+                Ok(()) => {
+                    let now = self.clock.now();
+                    let command = if *cmd == "rejoin" {
+                        Command::Rejoin
+                    } else {
+                        Command::ForcePrimary
+                    };
+                    let reply = self.node.handle_command(now, command);
+                    self.drain()?;
+                    let (result, reason) = match reply {
+                        CommandReply::Refused(r) => ("refused", Some(r)),
+                        CommandReply::Started | CommandReply::Forwarded => ("started", None),
+                    };
+                    let message = match reason {
+                        None => format!("{cmd} done"),
+                        Some(r) => format!("{cmd} refused: {}", names::refuse_text(r)),
+                    };
+                    log::warn(format_args!("console {}: {message}", line.peer));
+                    let mut event = Map::new();
+                    event.insert("result".into(), result.into());
+                    event.insert("reason".into(), reason.map(names::refuse).into());
+                    event.insert("client".into(), line.peer.to_string().into());
+                    self.journal_push(EventKind::Shell, "operator_command", &message, event);
+                    let mut f = Map::new();
+                    f.insert("result".into(), result.into());
+                    f.insert("reason".into(), reason.map(names::refuse).into());
+                    f.insert("message".into(), message.into());
+                    console::ok_line(&id, request.cmd(), f)
+                }
+            },
         };
         if let Some(console) = &mut self.console {
             console.reply(line.slot, &reply, self.poll.registry());
@@ -1146,6 +1179,17 @@ impl<A: App> Shell<A> {
     /// only, the key itself.
     fn authorize(
         &mut self,
+        key: Option<&str>,
+        auth: Option<&(u64, String)>,
+        line: &console::Line,
+    ) -> Result<(), (ErrorCode, &'static str)> {
+        self.authorize_cmd("switchover", key, auth, line)
+    }
+
+    /// [`Self::authorize`] for the command `cmd` (the MAC covers its name).
+    fn authorize_cmd(
+        &mut self,
+        cmd: &str,
         key: Option<&str>,
         auth: Option<&(u64, String)>,
         line: &console::Line,
@@ -1164,7 +1208,7 @@ impl<A: App> Shell<A> {
             (Some((seq, mac)), _) => {
                 let expected = console
                     .challenge(line.slot)
-                    .map(|c| console::hex(&console::request_mac(configured, &c, *seq, "switchover")));
+                    .map(|c| console::hex(&console::request_mac(configured, &c, *seq, cmd)));
                 if expected.is_some_and(|e| console::key_matches(e.as_bytes(), mac.to_ascii_lowercase().as_bytes())) {
                     if console.advance_auth_seq(line.slot, *seq) {
                         return Ok(());
@@ -1181,7 +1225,7 @@ impl<A: App> Shell<A> {
             (None, _) => {}
         }
         self.counters.console_bad_key += 1;
-        let message = format!("console {}: switchover refused: {problem}", line.peer);
+        let message = format!("console {}: {cmd} refused: {problem}", line.peer);
         log::warn(format_args!("{message}"));
         let mut fields = Map::new();
         fields.insert("client".into(), line.peer.to_string().into());
