@@ -25,6 +25,9 @@ impl<A: App> Node<A> {
             // The pair has state: this node does not lead from a cold start while its
             // holder may be alive (see `lead_from_start`).
             self.pair_had_state = true;
+            self.peer_cold_since = None;
+        } else if self.peer_cold_since.is_none() {
+            self.peer_cold_since = Some(now);
         }
         if h.role == WireRole::Primary {
             self.primary_heard_at = now;

@@ -84,9 +84,15 @@ impl<A: App> Node<A> {
     /// state and its holder may be alive: a frozen primary comes back, and a cold start
     /// would have replaced its state (fenced, it would have taken the cold one). The
     /// holder is given up for gone only by an operator (`force-primary`, or
-    /// `allow_cold_start`), or when the peer is heard without state itself.
+    /// `allow_cold_start`), or when the peer is heard without state itself — for a
+    /// start-up wait: a node that thaws reads its socket's backlog first, and a peer's
+    /// heartbeats from before it took state must not count as its word now.
     fn lead_from_start(&mut self, reason: Reason) {
-        let peer_cold = self.peer.filter(|_| self.peer_alive()).is_some_and(|p| p.origin == 0);
+        let wait = self.config.startup_wait();
+        let peer_cold = self.peer.filter(|_| self.peer_alive()).is_some_and(|p| p.origin == 0)
+            && self
+                .peer_cold_since
+                .is_some_and(|since| self.now.saturating_since(since) >= wait);
         if self.origin.0 == 0 && self.pair_had_state && !self.cold_start_allowed && !peer_cold {
             if !self.cold_start_held_raised {
                 self.cold_start_held_raised = true;

@@ -560,6 +560,8 @@ pub struct Node<A: App> {
     origin: Epoch,
     /// This node, in this run, held the pair's state or heard a peer that did.
     pair_had_state: bool,
+    /// Since when every message from the peer said it holds no state.
+    peer_cold_since: Option<Instant>,
     /// May lead from a cold start although the pair had state (`allow_cold_start`, or an
     /// operator's `force-primary`).
     cold_start_allowed: bool,
@@ -649,6 +651,7 @@ impl<A: App> Node<A> {
             self_alarm_raised: false,
             origin: Epoch(0),
             pair_had_state: false,
+            peer_cold_since: None,
             cold_start_allowed: config.allow_cold_start,
             cold_start_held_raised: false,
             keep_state: false,

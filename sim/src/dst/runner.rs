@@ -1813,6 +1813,14 @@ mod tests {
     }
 
     #[test]
+    fn runner_thawed_node_reading_stale_heartbeats_does_not_cold_start() {
+        // Seed 5572: node 1 thaws next to a peer whose buffered heartbeats, from before
+        // it took state, said it had none; taken at their word, node 1 led cold beside it.
+        let report = run_seed(5572, RunConfig::default());
+        assert_eq!(report.violations, vec![], "invariant 8 must hold");
+    }
+
+    #[test]
     fn runner_panic_is_caught_and_reported() {
         struct Exploding;
         impl WorkloadFactory for Exploding {
