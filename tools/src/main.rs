@@ -4,6 +4,8 @@
 //!   (0 healthy, 1 degraded, 2 down);
 //! - `watch`: the same, live, in a terminal (also over ssh);
 //! - `switchover`: a planned, bumpless switchover, confirmed, then followed to its outcome;
+//! - `force-primary`, `rejoin`: the operator's word to one node that waits for it (cold start
+//!   held, colder primary);
 //! - `events`: the nodes' journals (transitions with their reasons, alarms, notices).
 //!
 //! It speaks the console protocol of docs/CONSOLE.md to each node; every command, flag,
