@@ -21,7 +21,9 @@
 
 use crate::layout::{di, flag, ActuatorCommand, AlarmEvent, AlarmEventKind, TankInputs};
 use serde::{Deserialize, Serialize};
-use twinloop::app::{restore_postcard, snapshot_postcard, App, Frame, Outbox, SnapshotError};
+use twinloop::app::{
+    restore_postcard, settings_digest, snapshot_postcard, App, AppIdentity, Frame, Outbox, SnapshotError,
+};
 use twinloop::digest::Fnv64;
 
 /// The program's alarms; the discriminant is the alarm's bit number in the command's
@@ -288,6 +290,12 @@ mod byte_string {
     }
 }
 
+/// The program's name in its [`AppIdentity`].
+pub const TANK_PROGRAM_NAME: &str = "twinloop-demo tank";
+/// The program's version in its [`AppIdentity`]: raised whenever `step` or the state
+/// layout changes, so that two nodes running different versions refuse to pair.
+pub const TANK_PROGRAM_VERSION: u32 = 1;
+
 /// The tank control program. See the module documentation.
 #[derive(Debug, Clone)]
 pub struct TankApp {
@@ -530,6 +538,15 @@ impl App for TankApp {
     fn restore(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
         self.state = restore_postcard(bytes)?;
         Ok(())
+    }
+
+    fn identity(&self) -> AppIdentity {
+        AppIdentity {
+            name: TANK_PROGRAM_NAME,
+            version: TANK_PROGRAM_VERSION,
+            // Every `[app]` key: two nodes with different settings run different programs.
+            settings_digest: settings_digest(&self.params),
+        }
     }
 
     fn digest(&self) -> u64 {

@@ -34,13 +34,14 @@ struct Sent {
 }
 
 /// `(sync-link rejections, frames from a foreign source)`. `stale_frame` is left out: it
-/// counts the I/O source's own frames that arrive after the node ran them (fetched).
+/// counts the I/O source's own frames that arrive after the node ran them (fetched); so
+/// are `untagged` and `wrong_key`, which split `unauthenticated` by kind.
 fn counters(status: &Value) -> (u64, u64) {
     let rejections: u64 = status["rejections"]
         .as_object()
         .expect("rejections object")
         .iter()
-        .filter(|(reason, _)| *reason != "stale_frame")
+        .filter(|(reason, _)| !matches!(reason.as_str(), "stale_frame" | "untagged" | "wrong_key"))
         .map(|(_, v)| v.as_u64().unwrap_or(0))
         .sum();
     let foreign = status["io"]["frames_foreign_source"].as_u64().unwrap_or(0);
@@ -56,6 +57,7 @@ fn header(node_id: u8, role: WireRole, epoch: u64, session: u64, seq: u64) -> He
         frame: 1,
         session,
         seq,
+        origin: 0,
     }
 }
 
@@ -64,6 +66,7 @@ fn flood_every_port_no_crash_no_role_change_same_outputs_all_counted() {
     let options = RigOptions {
         sync_key: true,
         restrict_frame_source: true,
+        ..RigOptions::default()
     };
     let rig = Rig::start_with("flood", options);
     // Let sequence numbers run well past the replay window before replaying old ones.
@@ -116,6 +119,12 @@ fn flood_every_port_no_crash_no_role_change_same_outputs_all_counted() {
                         echo_hold_ns: 0,
                         input_frame: 0,
                         input_age_ms: u64::MAX,
+                        fingerprint: wire::Fingerprint {
+                            program: 0,
+                            version: 0,
+                            settings: 0,
+                            keyed: true,
+                        },
                     },
                 };
                 let valid = wire::encode(&envelope, Some(&key)).unwrap().to_vec();
@@ -252,7 +261,15 @@ fn flood_every_port_no_crash_no_role_change_same_outputs_all_counted() {
         );
         assert_eq!(s["takeovers"], 0);
         assert_eq!(s["switchovers"], 0);
-        assert_eq!(s["alarms"], 0, "alarm: {}", s["last_alarm"]);
+        // The forged sync messages without a tag and with another key's tag are
+        // diagnosed as a key mismatch: one alarm per kind (rate-limited to one a minute),
+        // and no other.
+        assert!(s["alarms"].as_u64().unwrap() <= 2, "alarms: {}", s["alarms"]);
+        assert_eq!(
+            s["last_alarm"]["name"], "sync_key_mismatch",
+            "alarm: {}",
+            s["last_alarm"]
+        );
         // Half of the 50 forged lines carried a wrong key; the others were not JSON.
         assert_eq!(s["io"]["console_bad_key"], 25);
     }
@@ -290,6 +307,7 @@ fn frames_far_ahead_and_a_restarted_source_pair_runs_on_and_says_so() {
         sync_key: true,
         // The test sends frames from its own socket, as a forged or restarted source would.
         restrict_frame_source: false,
+        ..RigOptions::default()
     };
     let rig = Rig::start_with("extreme-frames", options);
     rig.await_sink_frame(rig.plant.frames_sent() + 100, Duration::from_secs(10));

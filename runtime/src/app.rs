@@ -114,6 +114,32 @@ impl core::fmt::Display for SnapshotError {
     }
 }
 
+/// Which program a node runs, as the pair compares it at first contact: two nodes pair
+/// only when they run the same program, at the same version, with the same settings (a
+/// backup that follows another program diverges at once, and a state transfer does not
+/// cure that).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppIdentity {
+    /// The program's name (only its digest travels).
+    pub name: &'static str,
+    /// The program's version, as the application counts it: a change of the state layout
+    /// or of what `step` does is a new version.
+    pub version: u32,
+    /// A digest of the settings `step` depends on (the demo's `[app]` section); 0 when
+    /// the program has none.
+    pub settings_digest: u64,
+}
+
+impl Default for AppIdentity {
+    fn default() -> Self {
+        AppIdentity {
+            name: "unnamed",
+            version: 0,
+            settings_digest: 0,
+        }
+    }
+}
+
 /// A deterministic control program.
 pub trait App {
     /// Runs one cycle: reads the frame, updates the state, queues outputs.
@@ -133,6 +159,36 @@ pub trait App {
 
     /// A cheap digest of the state: equal states give equal digests on every machine.
     fn digest(&self) -> u64;
+
+    /// The program's name, version and settings digest, compared with the peer's before
+    /// the two pair. The default names no program: two applications that keep it pair
+    /// with each other whatever they run, so every real program should say who it is.
+    fn identity(&self) -> AppIdentity {
+        AppIdentity::default()
+    }
+}
+
+/// A settings digest for [`AppIdentity::settings_digest`]: FNV-1a over the postcard bytes
+/// of `settings`, hashed as they are written (no buffer, no size limit).
+pub fn settings_digest<T: serde::Serialize>(settings: &T) -> u64 {
+    struct Hashing(Fnv64);
+    impl postcard::ser_flavors::Flavor for Hashing {
+        type Output = u64;
+        fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+            self.0.write(data);
+            Ok(())
+        }
+        fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+            self.0.write(&[data]);
+            Ok(())
+        }
+        fn finalize(self) -> postcard::Result<u64> {
+            Ok(self.0.finish())
+        }
+    }
+    // A serializer error (a type serde cannot describe) leaves a constant digest: such
+    // settings cannot be compared, and that is the program's to fix.
+    postcard::serialize_with_flavor(settings, Hashing(Fnv64::new())).unwrap_or(0)
 }
 
 /// [`App::snapshot`] for a state that implements `serde::Serialize`: postcard into `buf`.
@@ -150,6 +206,40 @@ pub fn restore_postcard<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_digest_depends_on_every_setting() {
+        #[derive(serde::Serialize)]
+        struct Settings {
+            setpoint_um: u32,
+            name: &'static str,
+        }
+        let a = settings_digest(&Settings {
+            setpoint_um: 1,
+            name: "a",
+        });
+        assert_eq!(
+            a,
+            settings_digest(&Settings {
+                setpoint_um: 1,
+                name: "a"
+            })
+        );
+        assert_ne!(
+            a,
+            settings_digest(&Settings {
+                setpoint_um: 2,
+                name: "a"
+            })
+        );
+        assert_ne!(
+            a,
+            settings_digest(&Settings {
+                setpoint_um: 1,
+                name: "b"
+            })
+        );
+    }
 
     #[test]
     fn outbox_full_is_an_error() {

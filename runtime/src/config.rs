@@ -77,6 +77,11 @@ pub struct Config {
     /// frames a primary's commits name. A source whose numbering really jumps further
     /// (an outage of more than this many cycles) must start a new source session.
     pub frame_jump_max: u64,
+    /// A node without the application state may lead from a cold start even when it has
+    /// heard, in this run, a peer that holds the pair's state and that peer is now silent
+    /// (it may only be frozen). Off by default: the node waits for the holder, raises
+    /// `cold_start_held`, and an operator's `force-primary` lets it lead.
+    pub allow_cold_start: bool,
 }
 
 impl Default for Config {
@@ -103,6 +108,7 @@ impl Default for Config {
             input_handover_ms: 1000,
             input_handover_hold_ms: 10_000,
             frame_jump_max: FRAME_JUMP_MAX_DEFAULT,
+            allow_cold_start: false,
         }
     }
 }

@@ -39,11 +39,11 @@ pub mod io;
 #[cfg(feature = "io")]
 pub mod node_main;
 
-pub use app::{App, Frame, Outbox, OutputPayload, SnapshotError};
+pub use app::{App, AppIdentity, Frame, Outbox, OutputPayload, SnapshotError};
 pub use config::{Config, ConfigError};
 pub use node::{
-    Action, Alarm, Boot, Command, CommandReply, InputStatus, Node, Notice, Output, Reason, RefuseReason, ResyncCause,
-    Role, Status, SyncState, TrafficClass, TransferProgress, Transition, EpochText, EPOCH_MAX,
+    Action, Alarm, Boot, Command, CommandReply, EpochText, InputStatus, Node, Notice, Output, Reason, RefuseReason,
+    ResyncCause, Role, Status, SyncState, TrafficClass, TransferProgress, Transition, EPOCH_MAX,
 };
 pub use rng::Rng;
 pub use time::Instant;

@@ -3,7 +3,7 @@
 //!
 //! Available to this crate's tests and, with the `testing` feature, to other crates.
 
-use crate::app::{restore_postcard, snapshot_postcard, App, Frame, Outbox, SnapshotError};
+use crate::app::{restore_postcard, snapshot_postcard, App, AppIdentity, Frame, Outbox, SnapshotError};
 use crate::config::{Config, LINKS_MAX};
 use crate::digest::{fnv64, Fnv64};
 use crate::node::{Action, Alarm, Boot, Command, CommandReply, Node, Output, Role, Transition};
@@ -25,6 +25,9 @@ pub struct TestApp {
     pub diverge_at_frame: Option<u64>,
     /// Test hook: when set, `(frame, digest)` after every step is appended here.
     pub history: Option<Vec<(u64, u64)>>,
+    /// Test hook: the identity the node announces to its peer (a misconfiguration is a
+    /// different one on one node).
+    pub identity: AppIdentity,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -47,6 +50,11 @@ impl TestApp {
             },
             diverge_at_frame: None,
             history: None,
+            identity: AppIdentity {
+                name: "twinloop test app",
+                version: 1,
+                settings_digest: 0,
+            },
         }
     }
 
@@ -107,6 +115,10 @@ impl App for TestApp {
     fn restore(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
         self.state = restore_postcard(bytes)?;
         Ok(())
+    }
+
+    fn identity(&self) -> AppIdentity {
+        self.identity
     }
 
     fn digest(&self) -> u64 {
@@ -231,6 +243,11 @@ pub struct Pair {
     seeds: Rng,
     /// When set, both nodes authenticate every message with this key.
     pub auth: Option<crate::wire::AuthKey>,
+    /// By node, when set: the key that node uses instead of `auth` (`Some(None)`: none),
+    /// for the misconfigurations of a key on one side only or different keys.
+    pub auth_of: [Option<Option<crate::wire::AuthKey>>; 2],
+    /// By node: the identity its application announces (the same on both by default).
+    pub identities: [AppIdentity; 2],
     /// Sessions handed to started nodes (increasing, as a wall clock would).
     session_next: u64,
     /// Every datagram either node transmitted, when `capture` is on: `(from, link, bytes)`.
@@ -277,6 +294,8 @@ impl Pair {
             seeds: Rng::new(seed),
             retired_histories: Vec::new(),
             auth: None,
+            auth_of: [None, None],
+            identities: [TestApp::new(0).identity; 2],
             session_next: 1,
             captured: Vec::new(),
             capture: false,
@@ -290,9 +309,11 @@ impl Pair {
     }
 
     fn boot(&mut self, i: usize, boot: Boot) {
-        let mut node =
-            Node::new(self.configs[i].clone(), TestApp::recording(self.ballast), boot).expect("valid config");
-        if let Some(key) = &self.auth {
+        let mut app = TestApp::recording(self.ballast);
+        app.identity = self.identities[i];
+        let mut node = Node::new(self.configs[i].clone(), app, boot).expect("valid config");
+        let key = self.auth_of[i].clone().unwrap_or_else(|| self.auth.clone());
+        if let Some(key) = &key {
             node = node.with_auth(key.clone(), self.session_next);
             self.session_next += 1;
         }

@@ -14,7 +14,7 @@ use heapless::Vec;
 use serde::{Deserialize, Serialize};
 
 /// The wire format version this build speaks.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 /// The largest sync-link datagram, in bytes.
 pub const WIRE_BYTES_MAX: usize = 1200;
 /// Bytes of framing around the postcard body: version, flags, CRC.
@@ -98,6 +98,26 @@ pub struct Header {
     pub session: u64,
     /// Per-link sequence number within the session, for replay protection.
     pub seq: u64,
+    /// Where the sender's application state began: the epoch of the cold start (a node
+    /// leading without the pair's state) its history goes back to; 0 = it holds no state.
+    /// A node that knows the pair had state does not lead from a cold start while the
+    /// holder may be alive, and a fenced node does not give its state up for a newer
+    /// cold start's.
+    pub origin: u64,
+}
+
+/// What two nodes compare before they pair: the same program, version and settings, and
+/// a sync key on both sides or on neither (node ids are in every header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// FNV-1a of the program's name (`AppIdentity::name`).
+    pub program: u64,
+    /// The program's version (`AppIdentity::version`).
+    pub version: u32,
+    /// The digest of the program's settings (`AppIdentity::settings_digest`).
+    pub settings: u64,
+    /// The sender authenticates the sync link with a key.
+    pub keyed: bool,
 }
 
 /// What the primary did with one frame.
@@ -166,6 +186,8 @@ pub enum Body {
         /// (`u64::MAX` = none yet): a primary whose own input is silent hands over only to
         /// a backup whose input is not (`runtime.input_handover_ms`).
         input_age_ms: u64,
+        /// What the peer compares before pairing (checked on every heartbeat).
+        fingerprint: Fingerprint,
     },
     /// The backup asks whether the silent primary is alive.
     Probe {
@@ -388,6 +410,12 @@ pub fn decode(bytes: &[u8], key: Option<&AuthKey>) -> Result<Envelope, DecodeErr
     Ok(envelope)
 }
 
+/// The datagram carries a MAC tag (flags bit 0), whatever else is wrong with it: tells a
+/// peer without a key from a peer with another key when authentication fails.
+pub fn is_tagged(bytes: &[u8]) -> bool {
+    bytes.get(1).is_some_and(|flags| flags & FLAG_TAGGED != 0)
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -406,6 +434,7 @@ mod tests {
             frame: 42,
             session: 5,
             seq: 6,
+            origin: 0x101,
         }
     }
 
@@ -429,6 +458,12 @@ mod tests {
                 echo_hold_ns: 3,
                 input_frame: 4,
                 input_age_ms: u64::MAX,
+                fingerprint: Fingerprint {
+                    program: 0xABCD,
+                    version: 3,
+                    settings: u64::MAX,
+                    keyed: true,
+                },
             },
             Body::Probe { id: 1 },
             Body::ProbeAck { id: 1 },
@@ -542,7 +577,28 @@ mod tests {
         assert_eq!(decode(&bytes, Some(&key(1))), Err(DecodeError::Unauthenticated));
     }
 
+    #[test]
+    fn wire_unauthenticated_sync_message_is_told_apart_by_its_tag() {
+        let envelope = Envelope {
+            header: header(),
+            body: Body::Probe { id: 4 },
+        };
+        let other_key = encode(&envelope, Some(&key(2))).unwrap();
+        let no_key = encode(&envelope, None).unwrap();
+        for (bytes, tagged) in [(&other_key, true), (&no_key, false)] {
+            assert_eq!(decode(bytes, Some(&key(1))), Err(DecodeError::Unauthenticated));
+            // Read without a key, it is still a sync message: a misconfigured peer, not noise.
+            assert_eq!(decode(bytes, None), Ok(envelope.clone()));
+            assert_eq!(is_tagged(bytes), tagged);
+        }
+    }
+
     proptest! {
+        #[test]
+        fn wire_is_tagged_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..8)) {
+            let _ = is_tagged(&bytes);
+        }
+
         #[test]
         fn wire_keyed_decode_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..1400)) {
             let _ = decode(&bytes, Some(&key(9)));

@@ -20,13 +20,14 @@ fn example() -> Envelope {
             frame: 1000,
             session: 7,
             seq: 42,
+            origin: 0x101,
         },
         body: Body::Probe { id: 5 },
     }
 }
 
 /// The bytes printed in docs/SYNC-PROTOCOL.md, "Worked example".
-const DOC_PLAIN: &str = "01 00 01 01 81 02 03 e8 07 07 2a 01 05 c6 02 24 5e";
+const DOC_PLAIN: &str = "02 00 01 01 81 02 03 e8 07 07 2a 81 02 01 05 f0 12 d1 d5";
 
 #[test]
 fn sync_wire_doc_example_decodes() {

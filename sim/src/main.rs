@@ -67,6 +67,19 @@ struct DstArgs {
     /// The control program.
     #[arg(long, value_enum, default_value_t = AppKind::Test)]
     app: AppKind,
+    /// Plant a known bug, to see the checkers catch it (`cold-start`: a node without
+    /// state leads from a cold start whenever it hears no primary, as before 2026-11-26).
+    #[arg(long, value_enum, default_value_t = Plant::None)]
+    plant: Plant,
+}
+
+/// A bug to plant back (see `--plant`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Plant {
+    /// The real thing.
+    None,
+    /// `allow_cold_start` on both nodes: invariant 8's bug.
+    ColdStart,
 }
 
 fn main() -> ExitCode {
@@ -112,7 +125,10 @@ fn dst_main(args: &DstArgs) -> i32 {
     let run = RunConfig {
         trace: args.trace,
         trace_wire: args.trace && args.trace_wire,
-        ..RunConfig::default()
+        mutation: match args.plant {
+            Plant::None => dst::Mutation::None,
+            Plant::ColdStart => dst::Mutation::ColdStart,
+        },
     };
     let factory = match args.app {
         AppKind::Test => TestWorkloadFactory,

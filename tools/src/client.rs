@@ -402,6 +402,32 @@ fn read_refusal(reader: &mut BufReader<TcpStream>) -> Option<String> {
     }
 }
 
+impl Client {
+    /// `force-primary` or `rejoin` (`cmd`), proving `key` as [`Client::switchover`] does
+    /// (the MAC covers `cmd`). A refusal by the core is a reply (`result: refused`).
+    pub fn operator(&mut self, cmd: &str, key: &str) -> Result<SwitchoverReply, ClientError> {
+        self.connect()?;
+        let challenge = self
+            .hello
+            .as_ref()
+            .and_then(|h| h.challenge.as_deref())
+            .map(parse_challenge);
+        let request = match challenge {
+            Some(Some(challenge)) => {
+                self.auth_seq += 1;
+                let mac = request_mac(key.as_bytes(), &challenge, self.auth_seq, cmd);
+                json!({"cmd": cmd, "auth": {"seq": self.auth_seq, "mac": hex(&mac)}})
+            }
+            Some(None) => {
+                return Err(self.error(ErrorKind::Protocol("the `hello` challenge is not 32 hex digits".into())))
+            }
+            None => json!({"cmd": cmd, "key": key}),
+        };
+        let reply = self.request(request, false)?;
+        serde_json::from_value(reply).map_err(|e| self.error(ErrorKind::Protocol(format!("bad `{cmd}` response: {e}"))))
+    }
+}
+
 /// The challenge's bytes from its hex form.
 fn parse_challenge(text: &str) -> Option<[u8; CHALLENGE_BYTES]> {
     if text.len() != 2 * CHALLENGE_BYTES || !text.is_ascii() {

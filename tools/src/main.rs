@@ -4,6 +4,8 @@
 //!   (0 healthy, 1 degraded, 2 down);
 //! - `watch`: the same, live, in a terminal (also over ssh);
 //! - `switchover`: a planned, bumpless switchover, confirmed, then followed to its outcome;
+//! - `force-primary`, `rejoin`: the operator's word to one node that waits for it (cold start
+//!   held, colder primary);
 //! - `events`: the nodes' journals (transitions with their reasons, alarms, notices).
 //!
 //! It speaks the console protocol of docs/CONSOLE.md to each node; every command, flag,
@@ -155,6 +157,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The operator's word to one node that waits for it (alarm cold_start_held or
+    /// colder_primary, a refused peer): it leads now, with its state or from a cold start.
+    /// Give exactly one node.
+    ForcePrimary,
+    /// The operator's word to one node that kept its state after colder_primary: it gives
+    /// it up and joins the primary. Give exactly one node.
+    Rejoin,
     /// The nodes' journals, merged by time: transitions with their reasons, alarms,
     /// notices.
     Events {
@@ -183,6 +192,37 @@ enum Command {
     },
 }
 
+/// `force-primary` or `rejoin` to the one node given: exit 0 done, 1 refused, 2 unreachable.
+fn operator(
+    targets: &[targets::Target],
+    cmd: &str,
+    key_file: Option<PathBuf>,
+    timeout: Duration,
+) -> Result<u8, Failure> {
+    let [target] = targets else {
+        return Err(Failure::usage(format!(
+            "{cmd} acts on one node: give exactly one --node or --config"
+        )));
+    };
+    let Some(file) = key_file.or_else(|| target.key_file.clone()) else {
+        return Err(Failure::usage(format!(
+            "{cmd} needs the console key: pass --key-file FILE, or --config FILE with a console.key_file"
+        )));
+    };
+    let key = targets::read_key(&file).map_err(Failure::usage)?;
+    let mut client = client::Client::new(target.addr, timeout);
+    match client.operator(cmd, &key) {
+        Ok(reply) => {
+            println!("{}", reply.message);
+            Ok(if reply.result == "refused" { 1 } else { 0 })
+        }
+        Err(error) => {
+            eprintln!("twinctl: {cmd}: {error}");
+            Ok(2)
+        }
+    }
+}
+
 fn run(cli: Cli) -> Result<u8, Failure> {
     // Talks to no node.
     let command = match cli.command {
@@ -207,6 +247,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             Duration::from_millis(interval_ms),
             alarm_window_s.saturating_mul(1000),
         ),
+        Command::ForcePrimary => operator(&targets, "force-primary", cli.key_file, timeout),
+        Command::Rejoin => operator(&targets, "rejoin", cli.key_file, timeout),
         Command::Switchover { yes, wait_ms, json } => {
             let mut pair = pair::Pair::new(targets, timeout);
             pair.use_keys(cli.key_file.as_deref());

@@ -227,7 +227,9 @@ fn plan_text(nodes: &[NodeView], p: usize) -> String {
     let lead = nodes[p].status.as_ref().expect("the primary answered");
     let mut text = format!(
         "Planned switchover: {} (primary, epoch {}, frame {}) hands over",
-        nodes[p].name, epoch_text(lead.epoch), lead.frame
+        nodes[p].name,
+        epoch_text(lead.epoch),
+        lead.frame
     );
     let backup = nodes
         .iter()
@@ -453,7 +455,11 @@ fn summarize(
         .map(|n| match &n.status {
             Some(s) => format!(
                 "{} {} ({}, epoch {}, frame {})",
-                n.name, s.role, s.sync, epoch_text(s.epoch), s.frame
+                n.name,
+                s.role,
+                s.sync,
+                epoch_text(s.epoch),
+                s.frame
             ),
             None => format!("{} unreachable", n.name),
         })

@@ -475,6 +475,21 @@ fn twinctl_status_switchover_events_on_a_real_pair() {
     let refused_json = refused.json();
     assert_eq!(refused_json["outcome"], "refused");
     assert_eq!(refused_json["reason"], "bad_key");
+
+    // force-primary and rejoin act on one node that waits for an operator: an in-sync
+    // backup does not (exit 1, the core's refusal); both nodes at once is a usage error.
+    let backup_config = rig.configs[1].display().to_string();
+    let force = twinctl(&rig.dir, &["--config", &backup_config, "force-primary"]);
+    assert_eq!(force.code, 1, "{force:?}");
+    assert!(
+        force.stdout.contains("force-primary refused: this node is not waiting"),
+        "{force:?}"
+    );
+    let rejoin = twinctl(&rig.dir, &["--config", &backup_config, "rejoin"]);
+    assert_eq!(rejoin.code, 1, "{rejoin:?}");
+    let both = rig.twinctl(&["force-primary"]);
+    assert_eq!(both.code, 3, "{both:?}");
+    assert!(both.stderr.contains("exactly one"), "{both:?}");
     assert_eq!(refused_json["sent_to"], "node-1");
     assert!(
         refused.stderr.starts_with("twinctl: switchover refused by node-1"),

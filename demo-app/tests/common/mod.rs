@@ -111,6 +111,9 @@ pub struct RigOptions {
     pub sync_key: bool,
     /// Accept frames only from the test source's address (`frames.sources`).
     pub restrict_frame_source: bool,
+    /// Rewrites node 2's configuration file (a misconfiguration): the rig then does not
+    /// wait for the pair to form, only for frames to flow.
+    pub edit_b: Option<fn(String) -> String>,
 }
 
 /// The sync-link key the rig writes when `sync_key` is set.
@@ -544,7 +547,10 @@ impl Rig {
         let sink_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         let sink_port = sink_socket.local_addr().unwrap().port();
         for (i, id) in [1u8, 2].into_iter().enumerate() {
-            let text = node_config(id, &ports[i], &ports[1 - i], sink_port, &dir, &options, source);
+            let mut text = node_config(id, &ports[i], &ports[1 - i], sink_port, &dir, &options, source);
+            if let (2, Some(edit)) = (id, options.edit_b) {
+                text = edit(text);
+            }
             fs::write(dir.join(format!("node-{id}.toml")), text).unwrap();
         }
         let targets = ports
@@ -576,6 +582,18 @@ impl Rig {
             rig.dir.join("node-2.log"),
             b_console,
         ));
+        if options.edit_b.is_some() {
+            // Misconfigured: no pair forms. Frames flow once node 2 runs.
+            wait_for(
+                Duration::from_secs(15),
+                "node 2 to answer on its console",
+                &|| rig.context(),
+                || rig.b().status().is_some(),
+            );
+            rig.plant.paused.store(false, Ordering::SeqCst);
+            rig.plant.sending.store(true, Ordering::SeqCst);
+            return rig;
+        }
         wait_for(
             Duration::from_secs(15),
             "node 2 to become backup",

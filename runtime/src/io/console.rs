@@ -89,6 +89,17 @@ pub enum Request {
         /// `(seq, mac)`: see [`request_mac`].
         auth: (u64, String),
     },
+    /// `force-primary` or `rejoin`: the operator's word to a node that waits for it
+    /// (`cold_start_held`, `colder_primary`, a refused peer). Authenticated like
+    /// `switchover`.
+    Operator {
+        /// `"force-primary"` or `"rejoin"`.
+        cmd: &'static str,
+        /// The key the client sent.
+        key: Option<String>,
+        /// `(seq, mac)`: see [`request_mac`].
+        auth: Option<(u64, String)>,
+    },
 }
 
 impl Request {
@@ -101,6 +112,7 @@ impl Request {
             Request::Switchover { .. } => "switchover",
             Request::Config => "config",
             Request::Auth { .. } => "auth",
+            Request::Operator { cmd, .. } => cmd,
         }
     }
 }
@@ -190,7 +202,7 @@ pub fn parse(line: &str) -> Result<(Value, Request), ParseError> {
             };
             Request::Events { since, limit }
         }
-        "switchover" => {
+        "switchover" | "force-primary" | "rejoin" => {
             let key = match object.get("key") {
                 None | Some(Value::Null) => None,
                 Some(Value::String(s)) => Some(s.clone()),
@@ -200,7 +212,19 @@ pub fn parse(line: &str) -> Result<(Value, Request), ParseError> {
                 Ok(auth) => auth,
                 Err(message) => return bad(message.into()),
             };
-            Request::Switchover { key, auth }
+            match cmd {
+                "force-primary" => Request::Operator {
+                    cmd: "force-primary",
+                    key,
+                    auth,
+                },
+                "rejoin" => Request::Operator {
+                    cmd: "rejoin",
+                    key,
+                    auth,
+                },
+                _ => Request::Switchover { key, auth },
+            }
         }
         "auth" => match parse_auth(object.get("auth")) {
             Ok(Some(auth)) => Request::Auth { auth },
@@ -211,7 +235,9 @@ pub fn parse(line: &str) -> Result<(Value, Request), ParseError> {
             return Err((
                 id.clone(),
                 ErrorCode::UnknownCmd,
-                format!("unknown command {other:?} (known: hello, status, events, switchover, config, auth)"),
+                format!(
+                    "unknown command {other:?} (known: hello, status, events, switchover, force-primary, rejoin, config, auth)"
+                ),
             ))
         }
     };
@@ -899,6 +925,22 @@ mod tests {
             Request::Switchover {
                 key: Some("k".into()),
                 auth: None
+            }
+        );
+        assert_eq!(
+            parse(r#"{"cmd":"force-primary","key":"k"}"#).unwrap().1,
+            Request::Operator {
+                cmd: "force-primary",
+                key: Some("k".into()),
+                auth: None
+            }
+        );
+        assert_eq!(
+            parse(r#"{"cmd":"rejoin","auth":{"seq":1,"mac":"ab"}}"#).unwrap().1,
+            Request::Operator {
+                cmd: "rejoin",
+                key: None,
+                auth: Some((1, "ab".into()))
             }
         );
         // Unknown fields are ignored, so newer clients can talk to older nodes.

@@ -952,7 +952,13 @@ impl<A: App> Shell<A> {
 
     fn on_alarm(&mut self, alarm: Alarm) {
         let (name, frame) = names::alarm(alarm);
-        let message = format!("alarm {name}: {}", names::alarm_text(alarm));
+        let mut message = format!("alarm {name}: {}", names::alarm_text(alarm));
+        if let Alarm::SyncKeyMismatch { link, .. } | Alarm::PeerIsSelf { link } = alarm {
+            // The core knows the link; the shell knows whom it talks to on it.
+            if let Some(l) = self.links.get(usize::from(link)) {
+                message.push_str(&format!(" (link {}, peer {})", l.name, l.peer_control));
+            }
+        }
         log::error(format_args!("{message}"));
         let mut fields = Map::new();
         if let Some(frame) = frame {
@@ -1315,6 +1321,39 @@ impl<A: App> Shell<A> {
                     }
                 }
             }
+            Request::Operator { cmd, key, auth } => match self.authorize_cmd(cmd, key.as_deref(), auth.as_ref(), &line)
+            {
+                Err((code, message)) => console::error_line(&id, code, message),
+                Ok(()) => {
+                    let now = self.clock.now();
+                    let command = if *cmd == "rejoin" {
+                        Command::Rejoin
+                    } else {
+                        Command::ForcePrimary
+                    };
+                    let reply = self.node.handle_command(now, command);
+                    self.drain()?;
+                    let (result, reason) = match reply {
+                        CommandReply::Refused(r) => ("refused", Some(r)),
+                        CommandReply::Started | CommandReply::Forwarded => ("started", None),
+                    };
+                    let message = match reason {
+                        None => format!("{cmd} done"),
+                        Some(r) => format!("{cmd} refused: {}", names::refuse_text(r)),
+                    };
+                    log::warn(format_args!("console {}: {message}", line.peer));
+                    let mut event = Map::new();
+                    event.insert("result".into(), result.into());
+                    event.insert("reason".into(), reason.map(names::refuse).into());
+                    event.insert("client".into(), line.peer.to_string().into());
+                    self.journal_push(EventKind::Shell, "operator_command", &message, event);
+                    let mut f = Map::new();
+                    f.insert("result".into(), result.into());
+                    f.insert("reason".into(), reason.map(names::refuse).into());
+                    f.insert("message".into(), message.into());
+                    console::ok_line(&id, request.cmd(), f)
+                }
+            },
         };
         if let Some(console) = &mut self.console {
             console.reply(line.slot, &reply, self.clock.now(), self.poll.registry());
@@ -1330,6 +1369,17 @@ impl<A: App> Shell<A> {
         key: Option<&str>,
         auth: Option<&(u64, String)>,
         cmd: &str,
+        line: &console::Line,
+    ) -> Result<(), (ErrorCode, &'static str)> {
+        self.authorize_cmd(cmd, key, auth, line)
+    }
+
+    /// [`Self::authorize`] for the command `cmd` (the MAC covers its name).
+    fn authorize_cmd(
+        &mut self,
+        cmd: &str,
+        key: Option<&str>,
+        auth: Option<&(u64, String)>,
         line: &console::Line,
     ) -> Result<(), (ErrorCode, &'static str)> {
         let Some(configured) = &self.console_key else {
@@ -1689,6 +1739,9 @@ fn rejections_json(r: &Rejections) -> Value {
         epoch_out_of_range,
         frame_out_of_range,
         frame_other_session,
+        untagged,
+        wrong_key,
+        refused_peer,
     } = *r;
     let mut m = Map::new();
     for (name, value) in [
@@ -1705,6 +1758,9 @@ fn rejections_json(r: &Rejections) -> Value {
         ("epoch_out_of_range", epoch_out_of_range),
         ("frame_out_of_range", frame_out_of_range),
         ("frame_other_session", frame_other_session),
+        ("untagged", untagged),
+        ("wrong_key", wrong_key),
+        ("refused_peer", refused_peer),
     ] {
         m.insert(name.into(), value.into());
     }

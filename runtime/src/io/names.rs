@@ -65,6 +65,9 @@ pub fn reason(reason: Reason) -> (&'static str, Option<&'static str>) {
         Reason::BackupLost => ("backup_lost", None),
         Reason::BackupInSync => ("backup_in_sync", None),
         Reason::InputHandover => ("input_handover", None),
+        Reason::PairingRefused => ("pairing_refused", None),
+        Reason::ForcedByOperator => ("forced_by_operator", None),
+        Reason::KeepingState => ("keeping_state", None),
     }
 }
 
@@ -102,6 +105,9 @@ pub fn reason_text(reason: Reason) -> &'static str {
         Reason::BackupLost => "the backup went silent",
         Reason::BackupInSync => "the backup follows in sync",
         Reason::InputHandover => "no frames here while the backup gets them: handing over",
+        Reason::PairingRefused => "the peer differs in what a pair must share: waiting, not pairing",
+        Reason::ForcedByOperator => "an operator said force-primary",
+        Reason::KeepingState => "fenced by a primary of another cold start: keeping this node's state for the operator",
     }
 }
 
@@ -118,6 +124,11 @@ pub fn alarm(alarm: Alarm) -> (&'static str, Option<u64>) {
         Alarm::FrameRefused { frame } => ("frame_refused", Some(frame)),
         Alarm::FramesStale { frame } => ("frames_stale", Some(frame)),
         Alarm::EpochExhausted { .. } => ("epoch_exhausted", None),
+        Alarm::PairingRefused { .. } => ("pairing_refused", None),
+        Alarm::SyncKeyMismatch { .. } => ("sync_key_mismatch", None),
+        Alarm::PeerIsSelf { .. } => ("sync_peer_is_self", None),
+        Alarm::ColdStartHeld => ("cold_start_held", None),
+        Alarm::ColderPrimary { .. } => ("colder_primary", None),
     }
 }
 
@@ -145,6 +156,30 @@ pub fn alarm_text(alarm: Alarm) -> String {
         Alarm::EpochExhausted { epoch } => format!(
             "no epoch is left above {epoch} (bound {}): this node will not lead; stop both nodes and reset their state files",
             crate::EPOCH_MAX
+        ),
+        Alarm::PairingRefused { mismatch } => format!("not pairing: {}", mismatch.message()),
+        Alarm::SyncKeyMismatch {
+            peer_keyed: false,
+            peer_node_id,
+            ..
+        } => format!(
+            "sync key mismatch: the peer (node {peer_node_id}) sends without a MAC and this node has a sync key: configure the same sync key file on both nodes"
+        ),
+        Alarm::SyncKeyMismatch {
+            peer_keyed: true,
+            peer_node_id,
+            ..
+        } => format!(
+            "sync key mismatch: the peer (node {peer_node_id}) authenticates with another key: configure the same sync key file on both nodes"
+        ),
+        Alarm::PeerIsSelf { .. } => {
+            "this node receives its own sync messages: the link's peer address points at this node; set it to the peer's".into()
+        }
+        Alarm::ColdStartHeld => {
+            "no application state, and the peer that holds the pair's state is silent (it may be frozen): not leading from a cold start; twinctl force-primary if it is gone for good".into()
+        }
+        Alarm::ColderPrimary { origin, own_origin } => format!(
+            "fenced by a primary whose state goes back to another cold start (epoch {origin:#x}, this node's {own_origin:#x}): keeping this node's state; twinctl force-primary to lead with it, twinctl rejoin to take the primary's"
         ),
     }
 }
@@ -181,6 +216,7 @@ pub fn refuse(reason: RefuseReason) -> &'static str {
         RefuseReason::InProgress => "in_progress",
         RefuseReason::NotReady => "not_ready",
         RefuseReason::NoPrimary => "no_primary",
+        RefuseReason::NotWaiting => "not_waiting",
     }
 }
 
@@ -192,5 +228,8 @@ pub fn refuse_text(reason: RefuseReason) -> &'static str {
         RefuseReason::InProgress => "a switchover is already under way",
         RefuseReason::NotReady => "this node is still starting",
         RefuseReason::NoPrimary => "this node is a backup and hears no primary",
+        RefuseReason::NotWaiting => {
+            "this node is not waiting for an operator (force-primary: starting; rejoin: keeping its state)"
+        }
     }
 }

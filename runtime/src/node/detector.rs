@@ -18,8 +18,17 @@ impl<A: App> Node<A> {
             epoch: h.epoch,
             sync: h.sync,
             frame: h.frame,
+            origin: h.origin,
             last_heard: now,
         });
+        if h.origin != 0 {
+            // The pair has state: this node does not lead from a cold start while its
+            // holder may be alive (see `lead_from_start`).
+            self.pair_had_state = true;
+            self.peer_cold_since = None;
+        } else if self.peer_cold_since.is_none() {
+            self.peer_cold_since = Some(now);
+        }
         if h.role == WireRole::Primary {
             self.primary_heard_at = now;
             self.cannot_take_over_raised = false;
@@ -64,8 +73,13 @@ impl<A: App> Node<A> {
         }
     }
 
-    pub(super) fn on_heartbeat(&mut self, link: u8, _header: &Header, sent_ns: u64, echo_ns: u64, hold_ns: u64) {
+    pub(super) fn on_heartbeat(&mut self, link: u8, header: &Header, sent_ns: u64, echo_ns: u64, hold_ns: u64) {
         let index = usize::from(link);
+        if header.role == WireRole::Starting && self.role != Role::Starting {
+            // A starting peer learns this node's fingerprint (and role) at once, not at the
+            // next refresh of a busy link: one heartbeat per heartbeat it sends.
+            self.heartbeat_due[index] = self.now;
+        }
         self.echo[index] = (sent_ns, self.now);
         if echo_ns != 0 {
             let rtt = self.now.as_nanos().saturating_sub(echo_ns).saturating_sub(hold_ns);
@@ -230,6 +244,7 @@ impl<A: App> Node<A> {
             input_age_ms: self.input_heard_at.map_or(u64::MAX, |t| {
                 u64::try_from(self.now.saturating_since(t).as_millis()).unwrap_or(u64::MAX - 1)
             }),
+            fingerprint: self.fingerprint,
         };
         let bytes = self.encode_for(link, body);
         self.push(Action::Transmit {

@@ -1,14 +1,17 @@
 //! Start-up role: whoever comes up first is primary; two nodes starting together compare
 //! (priority, random nonce) and the higher wins; equal draws are redrawn.
 
-use super::{Action, Epoch, Node, Notice, Reason, Role, SyncState};
+use super::{Action, Alarm, Epoch, Node, Notice, Reason, Role, SyncState};
 use crate::app::App;
 use crate::wire::{Header, WireRole, WireSync};
 
 impl<A: App> Node<A> {
     /// Any valid message: a starting node that hears a primary becomes its backup.
     pub(super) fn election_on_header(&mut self, header: &Header) {
-        if self.role == Role::Starting && header.role == WireRole::Primary {
+        // A node that keeps its state for the operator does not follow a primary of
+        // another cold start (see `Alarm::ColderPrimary`).
+        let keeping = self.keep_state && header.origin != self.origin.0;
+        if self.role == Role::Starting && header.role == WireRole::Primary && !keeping {
             self.startup_deadline = None;
             self.epoch = super::Epoch(header.epoch);
             self.transition(Role::Backup, SyncState::Joining, Reason::PrimaryFound);
@@ -37,13 +40,30 @@ impl<A: App> Node<A> {
         if self.role != Role::Starting || self.startup_deadline.is_none_or(|d| self.now < d) {
             return;
         }
+        if self.refusal_holds() {
+            // A refused peer leads, or would win: one leader, even of two that do not pair.
+            self.startup_deadline = Some(self.now + self.config.startup_wait());
+            return;
+        }
         let peer = self.peer.filter(|_| self.peer_alive());
         match peer.map(|p| (p.role, p.sync)) {
+            Some((WireRole::Primary, _)) if self.keep_state => {
+                // Keeping this node's state for the operator, next to a primary of
+                // another cold start: not a second leader.
+                self.startup_deadline = Some(self.now + self.config.startup_wait());
+            }
             Some((WireRole::Starting, _)) => {
-                let mine = (self.config.priority, self.nonce);
-                let theirs = (self.peer_priority, self.peer_nonce);
+                // A node that holds state wins over one that does not: the pair's state
+                // is not replaced by a cold one when both start together.
+                let holds = |origin: u64| origin != 0;
+                let mine = (holds(self.origin.0), self.config.priority, self.nonce);
+                let theirs = (
+                    peer.is_some_and(|p| holds(p.origin)),
+                    self.peer_priority,
+                    self.peer_nonce,
+                );
                 if mine > theirs {
-                    self.become_primary(Reason::WonTiebreak);
+                    self.lead_from_start(Reason::WonTiebreak);
                 } else {
                     if mine == theirs {
                         self.redraw_nonce();
@@ -56,8 +76,32 @@ impl<A: App> Node<A> {
                 // A backup with state will take over from the primary it lost; join it then.
                 self.startup_deadline = Some(self.now + self.config.startup_wait());
             }
-            _ => self.become_primary(Reason::StartedFirst),
+            _ => self.lead_from_start(Reason::StartedFirst),
         }
+    }
+
+    /// Leads from the start-up role, unless this node has no state while the pair had
+    /// state and its holder may be alive: a frozen primary comes back, and a cold start
+    /// would have replaced its state (fenced, it would have taken the cold one). The
+    /// holder is given up for gone only by an operator (`force-primary`, or
+    /// `allow_cold_start`), or when the peer is heard without state itself — for a
+    /// start-up wait: a node that thaws reads its socket's backlog first, and a peer's
+    /// heartbeats from before it took state must not count as its word now.
+    fn lead_from_start(&mut self, reason: Reason) {
+        let wait = self.config.startup_wait();
+        let peer_cold = self.peer.filter(|_| self.peer_alive()).is_some_and(|p| p.origin == 0)
+            && self
+                .peer_cold_since
+                .is_some_and(|since| self.now.saturating_since(since) >= wait);
+        if self.origin.0 == 0 && self.pair_had_state && !self.cold_start_allowed && !peer_cold {
+            if !self.cold_start_held_raised {
+                self.cold_start_held_raised = true;
+                self.alarm(Alarm::ColdStartHeld);
+            }
+            self.startup_deadline = Some(self.now + self.config.startup_wait());
+            return;
+        }
+        self.become_primary(reason);
     }
 
     /// The epoch this node would start now: above every epoch seen or reserved; `None`
@@ -109,6 +153,12 @@ impl<A: App> Node<A> {
         }
         self.epoch = epoch;
         self.epoch_max_seen = self.epoch;
+        if self.origin.0 == 0 {
+            // A cold start: the state this node leads with begins here.
+            self.origin = self.epoch;
+        }
+        self.pair_had_state = true;
+        self.cold_start_held_raised = false;
         let sync = if self.peer_in_sync() {
             SyncState::Paired
         } else {

@@ -92,7 +92,7 @@ impl<A: App> Node<A> {
                     // A commit at or below our release: it took over some other way (after
                     // a probe, the release lost), with a history of its own. Rejoin with a
                     // transfer.
-                    Body::Commit(commit) if commit.frame <= frame => self.demote(theirs),
+                    Body::Commit(commit) if commit.frame <= frame => self.fenced_by(theirs, header.origin),
                     // Not yet telling — a commit above our release proves nothing by
                     // itself (a successor that took over after a probe below it, its
                     // earlier commits lost, looks the same): wait for its word, which goes
@@ -106,13 +106,15 @@ impl<A: App> Node<A> {
                         return false;
                     }
                 },
-                _ => self.demote(theirs),
+                _ => self.fenced_by(theirs, header.origin),
             },
             Role::Backup if header.role == WireRole::Primary => {
                 let had_state = self.has_state();
                 let following = self.epoch.0 != 0;
                 self.epoch = theirs;
-                if following && (had_state || self.rx.is_some()) {
+                if had_state && self.keeps_state_against(header.origin) {
+                    self.keep_state_for_operator(header.origin);
+                } else if following && (had_state || self.rx.is_some()) {
                     // A primary we did not follow before: its history may differ from ours.
                     self.start_join(Some(ResyncCause::Fenced));
                 }
@@ -120,6 +122,43 @@ impl<A: App> Node<A> {
             Role::Backup | Role::Starting => {}
         }
         true
+    }
+
+    /// The state of a primary of `origin` goes back to a later cold start than this
+    /// node's (one made while this node was frozen or cut off, by a node that did not
+    /// know or was told to): following it would replace this node's state with a colder
+    /// one. A state of an earlier cold start is followed as usual (this node's is the
+    /// colder one; an operator's `force-primary` of the older one fences it that way).
+    fn keeps_state_against(&self, origin: u64) -> bool {
+        self.origin.0 != 0 && origin > self.origin.0
+    }
+
+    /// A primary fenced by `theirs`: it rejoins as backup, unless the new primary's state
+    /// goes back to another cold start.
+    fn fenced_by(&mut self, theirs: Epoch, origin: u64) {
+        if self.keeps_state_against(origin) {
+            self.epoch = theirs;
+            self.switchover = super::Switchover::Idle;
+            self.tx = None;
+            self.keep_state_for_operator(origin);
+        } else {
+            self.demote(theirs);
+        }
+    }
+
+    /// Stops (emitting or following) without giving the state up: the operator chooses
+    /// between this node's state (`force-primary`) and the primary's (`rejoin`).
+    fn keep_state_for_operator(&mut self, origin: u64) {
+        self.keep_state = true;
+        self.rx = None;
+        self.probe = None;
+        self.fetch_next = None;
+        self.startup_deadline = Some(self.now + self.config.startup_wait());
+        self.alarm(super::Alarm::ColderPrimary {
+            origin,
+            own_origin: self.origin.0,
+        });
+        self.transition(Role::Starting, super::SyncState::Alone, super::Reason::KeepingState);
     }
 
     /// A primary that saw a higher epoch: stop emitting now, rejoin as backup.

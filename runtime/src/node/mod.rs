@@ -16,6 +16,7 @@ mod election;
 mod fencing;
 mod lockstep;
 mod outputs;
+mod pairing;
 mod replay;
 mod ring;
 mod source;
@@ -35,6 +36,7 @@ use std::collections::VecDeque;
 use std::vec::Vec;
 
 pub use fencing::{Epoch, EpochText, EPOCH_MAX};
+pub use pairing::Mismatch;
 use replay::ReplayWindow;
 use ring::Ring;
 pub use source::SourceMap;
@@ -133,6 +135,14 @@ pub enum Reason {
     /// The primary's input has been silent for `input_handover_ms` while its backup's is
     /// alive: it hands over in a planned switchover.
     InputHandover,
+    /// The peer differs in something a pair must share (see [`Alarm::PairingRefused`]):
+    /// this node stops following it, or leading next to it, and waits.
+    PairingRefused,
+    /// An operator's `force-primary`: this node leads, from its state or a cold start.
+    ForcedByOperator,
+    /// Fenced by a primary of another cold start: waiting for the operator with this
+    /// node's state (see [`Alarm::ColderPrimary`]).
+    KeepingState,
 }
 
 /// Why a backup asked for a fresh transfer.
@@ -218,6 +228,41 @@ pub enum Alarm {
     EpochExhausted {
         /// The highest epoch seen.
         epoch: u64,
+    },
+    /// The peer differs in something a pair must share: this node does not pair with it
+    /// (raised once per mismatch; see `docs/SECURITY.md`, "Misconfiguration").
+    PairingRefused {
+        /// What differs.
+        mismatch: Mismatch,
+    },
+    /// Datagrams on `link` are sync messages that fail authentication: the peer has no
+    /// key while this node has one (`peer_keyed` false), or another key. Raised at the
+    /// first one, then at most once a minute per reason.
+    SyncKeyMismatch {
+        /// The link.
+        link: u8,
+        /// The datagram carried a MAC tag (another key) or not (no key on the peer).
+        peer_keyed: bool,
+        /// The node id the unauthenticated header claims (not trusted, for the message).
+        peer_node_id: u8,
+    },
+    /// Link `link` delivers this node's own messages: its peer address points back here.
+    PeerIsSelf {
+        /// The link.
+        link: u8,
+    },
+    /// This node has no application state, it heard a peer that holds the pair's state,
+    /// and that peer is silent: it does not lead from a cold start (the holder may only be
+    /// frozen) until the holder is back or an operator says `force-primary`.
+    ColdStartHeld,
+    /// Fenced by a primary whose state goes back to another cold start than this node's
+    /// (`origin`): this node keeps its state and does not follow; the operator chooses
+    /// (`force-primary` to lead with this node's state, `rejoin` to take the primary's).
+    ColderPrimary {
+        /// The cold start the primary's state goes back to.
+        origin: u64,
+        /// The cold start this node's state goes back to.
+        own_origin: u64,
     },
 }
 
@@ -331,6 +376,13 @@ pub enum Action {
 pub enum Command {
     /// A planned, bumpless switchover of the roles.
     Switchover,
+    /// A node that waits (`cold_start_held`, `colder_primary`, a refused peer) leads now,
+    /// with its state or from a cold start: the operator's word that nothing better is
+    /// coming.
+    ForcePrimary,
+    /// A node that keeps its state after `colder_primary` gives it up and joins the
+    /// primary.
+    Rejoin,
 }
 
 /// Why a command was refused.
@@ -346,6 +398,8 @@ pub enum RefuseReason {
     NotReady,
     /// This node is a backup and hears no primary to forward the request to.
     NoPrimary,
+    /// `force-primary` or `rejoin` to a node that is not waiting for an operator.
+    NotWaiting,
 }
 
 /// The answer to a command.
@@ -403,6 +457,12 @@ pub struct Rejections {
     /// Backup: input frames of a source session other than the primary's mapping it
     /// holds (fetched from the primary instead).
     pub frame_other_session: u64,
+    /// Of `unauthenticated`: valid sync messages without a tag (the peer has no key).
+    pub untagged: u64,
+    /// Of `unauthenticated`: valid sync messages with another key's tag.
+    pub wrong_key: u64,
+    /// From a peer this node refuses to pair with (see [`Alarm::PairingRefused`]).
+    pub refused_peer: u64,
 }
 
 /// What the peer last said about itself.
@@ -418,6 +478,8 @@ pub struct PeerStatus {
     pub sync: WireSync,
     /// The last frame it has run.
     pub frame: u64,
+    /// The cold start its state goes back to (0 = it holds none).
+    pub origin: u64,
     /// When it was last heard.
     pub last_heard: Instant,
 }
@@ -610,6 +672,28 @@ pub struct Node<A: App> {
     source_restarts: u64,
     /// Primary: commits up to this frame go with the mapping (after a restart).
     source_announce_until: u64,
+    // Pairing safety (see `pairing`).
+    /// What this node's heartbeats say about its program, settings and key.
+    fingerprint: wire::Fingerprint,
+    /// The peer this node refuses to pair with, while it is heard.
+    refusal: Option<pairing::Refusal>,
+    /// By reason (no key, other key): when `SyncKeyMismatch` was last raised.
+    key_alarm_at: [Option<Instant>; 2],
+    /// `PeerIsSelf` raised (once per run).
+    self_alarm_raised: bool,
+    /// The cold start this node's application state goes back to (0 = none: cold).
+    origin: Epoch,
+    /// This node, in this run, held the pair's state or heard a peer that did.
+    pair_had_state: bool,
+    /// Since when every message from the peer said it holds no state.
+    peer_cold_since: Option<Instant>,
+    /// May lead from a cold start although the pair had state (`allow_cold_start`, or an
+    /// operator's `force-primary`).
+    cold_start_allowed: bool,
+    /// `ColdStartHeld` raised for the current wait.
+    cold_start_held_raised: bool,
+    /// Fenced by a primary of another cold start: keeps its state for the operator.
+    keep_state: bool,
 }
 
 /// What to give a node at start-up besides its configuration and application.
@@ -702,6 +786,16 @@ impl<A: App> Node<A> {
             source_previous: None,
             source_restarts: 0,
             source_announce_until: 0,
+            fingerprint: pairing::fingerprint(&app.identity(), false),
+            refusal: None,
+            key_alarm_at: [None; 2],
+            self_alarm_raised: false,
+            origin: Epoch(0),
+            pair_had_state: false,
+            peer_cold_since: None,
+            cold_start_allowed: config.allow_cold_start,
+            cold_start_held_raised: false,
+            keep_state: false,
             now: boot.now,
             config,
             app,
@@ -715,6 +809,7 @@ impl<A: App> Node<A> {
     pub fn with_auth(mut self, key: AuthKey, session: u64) -> Self {
         self.auth = Some(key);
         self.session = session;
+        self.fingerprint.keyed = true;
         self
     }
 
@@ -770,11 +865,17 @@ impl<A: App> Node<A> {
             Ok(envelope) => envelope,
             Err(error) => {
                 self.count_rejection(error);
+                if error == DecodeError::Unauthenticated {
+                    self.pairing_unauthenticated(link, bytes);
+                }
                 return;
             }
         };
         if link >= self.config.links || envelope.header.node_id == self.config.node_id {
             self.rejections.misaddressed += 1;
+            if link < self.config.links {
+                self.pairing_own_id(link, &envelope);
+            }
             return;
         }
         if self.auth.is_some() {
@@ -786,6 +887,9 @@ impl<A: App> Node<A> {
             }
         }
         if !self.peer_frames_in_range(&envelope.body) {
+            return;
+        }
+        if !self.pairing_check(&envelope) {
             return;
         }
         if !self.fence(link, &envelope) {
@@ -801,6 +905,8 @@ impl<A: App> Node<A> {
         self.now = now;
         let reply = match command {
             Command::Switchover => self.switchover_command(),
+            Command::ForcePrimary => self.force_primary_command(),
+            Command::Rejoin => self.rejoin_command(),
         };
         self.advance();
         reply
@@ -929,6 +1035,7 @@ impl<A: App> Node<A> {
                 SyncState::Alone | SyncState::Paired => WireSync::NotApplicable,
             },
             frame: self.frame_last_run,
+            origin: self.origin.0,
         }
     }
 
@@ -1089,6 +1196,7 @@ impl<A: App> Node<A> {
                 echo_hold_ns,
                 input_frame,
                 input_age_ms,
+                fingerprint: _,
             } => {
                 self.on_heartbeat(link, &header, sent_ns, echo_ns, echo_hold_ns);
                 self.on_peer_input(input_frame, input_age_ms);
@@ -1106,7 +1214,7 @@ impl<A: App> Node<A> {
                 total_bytes,
                 chunk_bytes,
                 state_digest,
-            } => self.on_transfer_begin(id, frame, total_bytes, chunk_bytes, state_digest),
+            } => self.on_transfer_begin(id, frame, total_bytes, chunk_bytes, state_digest, header.origin),
             Body::Chunk { id, index, bytes } => self.on_chunk(link, id, index, &bytes),
             Body::ChunkAck { id, next } => self.on_chunk_ack(id, next),
             Body::SwitchAsk { id } => self.on_switch_ask(link, id),

@@ -547,6 +547,7 @@ fn authenticated_pair_forged_and_replayed_messages_rejected_and_counted() {
             frame: 0,
             session: u64::MAX,
             seq: 0,
+            origin: 0,
         },
         body: Body::SwitchRequest { id: 1 },
     };
@@ -566,7 +567,29 @@ fn authenticated_pair_forged_and_replayed_messages_rejected_and_counted() {
     p.run_for(ms(50));
     assert_eq!(p.primary(), Some(0), "a forged or replayed message changed the roles");
     assert_eq!(p.node(1).epoch(), epoch, "a forged epoch was believed");
-    assert!(p.alarms.is_empty());
+    // The two forgeries are diagnosed (no key, another key), once each; nothing else.
+    assert_eq!(
+        p.alarms,
+        vec![
+            (
+                1,
+                Alarm::SyncKeyMismatch {
+                    link: 0,
+                    peer_keyed: false,
+                    peer_node_id: 1
+                }
+            ),
+            (
+                1,
+                Alarm::SyncKeyMismatch {
+                    link: 1,
+                    peer_keyed: true,
+                    peer_node_id: 1
+                }
+            ),
+        ]
+    );
+    assert_eq!((r.untagged, r.wrong_key), (1, 1));
     assert!(p.digest_disagreements().0.is_empty());
 }
 
@@ -1338,6 +1361,7 @@ fn backup_commit_skipping_to_the_top_of_u64_refused_stays_in_sync() {
                 frame,
                 session: 0,
                 seq: 0,
+                origin: 0,
             },
             body: Body::Commit(crate::wire::Commit {
                 frame: frame + 1,
@@ -1369,6 +1393,7 @@ fn backup_commit_skipping_to_the_top_of_u64_refused_stays_in_sync() {
                 frame,
                 session: 0,
                 seq: 0,
+                origin: 0,
             },
             body,
         };
@@ -1399,6 +1424,7 @@ fn paired_forged_epoch_above_the_bound_dropped_counted_alarmed_once() {
                     frame: 0,
                     session: 0,
                     seq: 0,
+                    origin: 0,
                 },
                 body: Body::Heartbeat {
                     nonce: 1,
@@ -1408,6 +1434,8 @@ fn paired_forged_epoch_above_the_bound_dropped_counted_alarmed_once() {
                     echo_hold_ns: 0,
                     input_frame: 0,
                     input_age_ms: u64::MAX,
+                    // The pair's own: the forgery differs only in its epoch.
+                    fingerprint: p.node(to).fingerprint,
                 },
             };
             p.inject(to, 0, &wire::encode(&forged, None).unwrap());
@@ -1588,4 +1616,285 @@ fn starting_first_frame_forged_far_ahead_source_stale_until_a_new_session() {
     q.start(1);
     q.inject_frame(1, FRAME_MAX + 1, &crate::testing::TestApp::payload_for(1));
     assert_eq!(q.node(1).status().rejections.frame_out_of_range, 1);
+}
+
+// ---- pairing safety: misconfiguration and application-state continuity -------------
+
+/// Node 0 primary for a second, then node 1 started with the pair's setup as adjusted.
+fn primary_then_misconfigured(setup: impl FnOnce(&mut Pair)) -> Pair {
+    let mut p = Pair::new(41, Config::default(), 0);
+    setup(&mut p);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.run_for(ms(500));
+    p.start(1);
+    p
+}
+
+fn alarms_of(p: &Pair, i: usize) -> std::vec::Vec<Alarm> {
+    p.alarms.iter().filter(|(n, _)| *n == i).map(|(_, a)| *a).collect()
+}
+
+fn transfers_started(p: &Pair) -> usize {
+    p.notices
+        .iter()
+        .filter(|(_, n)| matches!(n, Notice::TransferStarted { .. }))
+        .count()
+}
+
+#[test]
+fn starting_peer_with_other_settings_refused_once_no_transfer() {
+    let mut p = primary_then_misconfigured(|p| p.identities[1].settings_digest = 99);
+    p.run_for(ms(5000));
+    let refused = Alarm::PairingRefused {
+        mismatch: Mismatch::Settings,
+    };
+    assert_eq!(alarms_of(&p, 0), [refused], "one alarm on the primary");
+    assert_eq!(alarms_of(&p, 1), [refused], "one alarm on the newcomer");
+    assert_eq!(
+        transfers_started(&p),
+        0,
+        "no state transfer to a node that runs other settings"
+    );
+    assert_eq!(p.primary(), Some(0));
+    assert_eq!(
+        p.node(1).role(),
+        Role::Starting,
+        "the newcomer waits, neither follows nor leads"
+    );
+    assert_eq!(p.node(0).status().sync, SyncState::Alone);
+    assert!(p.node(0).status().rejections.refused_peer > 0);
+}
+
+#[test]
+fn starting_peer_with_other_version_or_program_refused_by_name() {
+    for (mismatch, change) in [
+        (
+            Mismatch::Version,
+            (|id: &mut crate::app::AppIdentity| id.version = 2) as fn(&mut _),
+        ),
+        (Mismatch::Program, |id: &mut crate::app::AppIdentity| {
+            id.name = "another program"
+        }),
+    ] {
+        let mut p = primary_then_misconfigured(|p| change(&mut p.identities[1]));
+        p.run_for(ms(2000));
+        assert_eq!(alarms_of(&p, 1), [Alarm::PairingRefused { mismatch }]);
+        assert_eq!(transfers_started(&p), 0);
+        assert_eq!(p.primary(), Some(0));
+    }
+}
+
+#[test]
+fn starting_peer_with_same_node_id_never_leads_the_primarys_epoch() {
+    let mut p = primary_then_misconfigured(|p| p.configs[1].node_id = 1);
+    p.run_for(ms(3000));
+    let refused = Alarm::PairingRefused {
+        mismatch: Mismatch::SameNodeId,
+    };
+    assert_eq!(alarms_of(&p, 0), [refused]);
+    assert_eq!(alarms_of(&p, 1), [refused]);
+    assert_eq!(
+        p.primary(),
+        Some(0),
+        "the newcomer with the same id must not lead beside it"
+    );
+    let led = p.node(0).epoch();
+    assert!(p.persisted[1] >= led, "the newcomer persisted the epoch it heard");
+    // Once the first is gone, the second leads, above every epoch the first led: a sink
+    // can tell the two apart although their ids are equal.
+    p.crash(0);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(3000)));
+    assert!(p.node(1).epoch() > led);
+}
+
+#[test]
+fn primaries_with_same_node_id_one_steps_aside_on_contact() {
+    let mut p = Pair::new(43, Config::default(), 0);
+    p.configs[1].node_id = 1;
+    p.cut = [true; LINKS_MAX];
+    p.start(0);
+    p.start(1);
+    p.run_for(ms(1500));
+    assert_eq!(
+        p.node(0).epoch(),
+        p.node(1).epoch(),
+        "cut off, both lead the same epoch"
+    );
+    p.cut = [false; LINKS_MAX];
+    p.run_for(ms(3000));
+    assert!(p.primary().is_some(), "exactly one leads once they hear each other");
+    assert!(reasons(&p, 0).contains(&Reason::PairingRefused) || reasons(&p, 1).contains(&Reason::PairingRefused));
+}
+
+#[test]
+fn starting_keyed_node_unkeyed_peer_both_diagnosed_once() {
+    let mut p = primary_then_misconfigured(|p| {
+        p.auth = Some(AuthKey::new([3; 32]));
+        p.auth_of[1] = Some(None);
+    });
+    let started = p.now;
+    p.run_until(started + ms(1000), |p| !alarms_of(p, 0).is_empty());
+    assert!(
+        p.now < started + ms(1000),
+        "the keyed side raised its alarm within a second"
+    );
+    p.run_for(ms(5000));
+    assert_eq!(
+        alarms_of(&p, 0),
+        [Alarm::SyncKeyMismatch {
+            link: 0,
+            peer_keyed: false,
+            peer_node_id: 2
+        }],
+        "once, on the first link that carried one, however many followed"
+    );
+    assert!(p.node(0).status().rejections.untagged > 10);
+    assert_eq!(
+        alarms_of(&p, 1),
+        [Alarm::PairingRefused {
+            mismatch: Mismatch::KeyOnPeerOnly
+        }]
+    );
+    assert_eq!(transfers_started(&p), 0);
+    assert_eq!(p.primary(), Some(0));
+}
+
+#[test]
+fn running_different_keys_diagnosed_once_per_node() {
+    let mut p = primary_then_misconfigured(|p| {
+        p.auth_of[0] = Some(Some(AuthKey::new([3; 32])));
+        p.auth_of[1] = Some(Some(AuthKey::new([4; 32])));
+    });
+    p.run_for(ms(5000));
+    for (i, peer) in [(0, 2), (1, 1)] {
+        let alarms = alarms_of(&p, i);
+        assert_eq!(alarms.len(), 1, "node {i}: {alarms:?}");
+        assert!(matches!(
+            alarms[0],
+            Alarm::SyncKeyMismatch { peer_keyed: true, peer_node_id, .. } if peer_node_id == peer
+        ));
+    }
+}
+
+#[test]
+fn starting_own_messages_looped_back_alarm_peer_is_self() {
+    let mut p = pair();
+    p.capture = true;
+    p.start(0);
+    p.run_for(ms(300));
+    let own: std::vec::Vec<_> = p.captured.iter().filter(|(from, _, _)| *from == 0).cloned().collect();
+    assert!(!own.is_empty());
+    for (_, link, bytes) in &own {
+        p.inject(0, *link, bytes);
+    }
+    assert_eq!(alarms_of(&p, 0), [Alarm::PeerIsSelf { link: 0 }]);
+}
+
+/// A fast-profile primary with a large state and a backup in the middle of its transfer.
+fn backup_joining_large_state(seed: u64) -> Pair {
+    let mut p = Pair::new(seed, Config::fast(), 4 << 20);
+    p.configs[0].state_bytes_max = 8 << 20;
+    p.configs[1].state_bytes_max = 8 << 20;
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(1000)));
+    p.run_for(ms(200));
+    p.start(1);
+    let until = p.now + ms(1000);
+    assert!(p.run_until(until, |p| transfers_started(p) >= 2), "the transfer began");
+    p.run_for(ms(20));
+    assert_eq!(p.node(1).status().sync, SyncState::Joining);
+    p
+}
+
+#[test]
+fn joining_primary_frozen_backup_does_not_cold_start() {
+    let mut p = backup_joining_large_state(45);
+    let before = p.node(0).app().frames_run();
+    assert!(before > 100);
+    p.freeze(0, ms(3000));
+    p.run_for(ms(2900));
+    assert!(
+        !reasons(&p, 1).contains(&Reason::StartedFirst),
+        "the backup without state led from a cold start while the holder was frozen"
+    );
+    assert_eq!(alarms_of(&p, 1), [Alarm::CannotTakeOver, Alarm::ColdStartHeld]);
+    // The primary comes back: it still leads with its state, and the backup joins it.
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(5000)));
+    assert_eq!(p.primary(), Some(0));
+    assert!(
+        p.node(0).app().frames_run() > before,
+        "the state of the pair carried on"
+    );
+    assert!(!reasons(&p, 0).contains(&Reason::FencedByEpoch));
+}
+
+#[test]
+fn starting_held_force_primary_leads_cold() {
+    let mut p = backup_joining_large_state(46);
+    p.crash(0);
+    p.run_for(ms(1000));
+    assert_eq!(p.node(1).role(), Role::Starting);
+    assert!(alarms_of(&p, 1).contains(&Alarm::ColdStartHeld));
+    assert_eq!(p.command(1, Command::ForcePrimary), CommandReply::Started);
+    assert_eq!(p.node(1).role(), Role::Primary);
+    assert!(reasons(&p, 1).contains(&Reason::ForcedByOperator));
+    assert_eq!(
+        p.command(1, Command::ForcePrimary),
+        CommandReply::Refused(RefuseReason::NotWaiting)
+    );
+}
+
+#[test]
+fn primary_fenced_by_cold_start_keeps_state_for_operator() {
+    let mut p = backup_joining_large_state(47);
+    p.configs[1].allow_cold_start = true;
+    // The configuration is read at start: restart the backup with it, mid-transfer again.
+    p.crash(1);
+    p.start(1);
+    let until = p.now + ms(1000);
+    assert!(p.run_until(until, |p| p.node(1).status().sync == SyncState::Joining));
+    p.run_for(ms(50));
+    let frames_before = p.node(0).app().frames_run();
+    p.freeze(0, ms(3000));
+    p.run_for(ms(3500));
+    // Allowed to, the backup started cold; the resumed primary does not take that state.
+    assert!(reasons(&p, 1).contains(&Reason::StartedFirst));
+    assert!(alarms_of(&p, 0)
+        .iter()
+        .any(|a| matches!(a, Alarm::ColderPrimary { .. })));
+    assert_eq!(p.node(0).role(), Role::Starting);
+    assert!(reasons(&p, 0).contains(&Reason::KeepingState));
+    assert!(
+        p.node(0).app().frames_run() >= frames_before,
+        "its state was not overwritten"
+    );
+    p.run_for(ms(1000));
+    assert_eq!(p.node(0).role(), Role::Starting, "still waiting for the operator");
+    assert_eq!(transfers_started(&p) % 2, 0);
+    // The operator keeps the pair's state: node 0 leads, the cold one follows it.
+    assert_eq!(p.command(0, Command::ForcePrimary), CommandReply::Started);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(5000)));
+    assert_eq!(p.primary(), Some(0));
+    assert!(
+        p.node(1).app().frames_run() >= frames_before,
+        "the follower has the kept state"
+    );
+}
+
+#[test]
+fn keeping_state_rejoin_takes_the_primarys() {
+    let mut p = backup_joining_large_state(48);
+    p.configs[1].allow_cold_start = true;
+    p.crash(1);
+    p.start(1);
+    let until = p.now + ms(1000);
+    assert!(p.run_until(until, |p| p.node(1).status().sync == SyncState::Joining));
+    p.run_for(ms(50));
+    p.freeze(0, ms(3000));
+    p.run_for(ms(3500));
+    assert_eq!(p.node(0).role(), Role::Starting);
+    assert_eq!(p.command(0, Command::Rejoin), CommandReply::Started);
+    assert!(await_state(&mut p, 0, Role::Backup, SyncState::InSync, ms(5000)));
+    assert_eq!(p.primary(), Some(1));
 }

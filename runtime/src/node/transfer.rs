@@ -42,6 +42,8 @@ pub(super) struct RxTransfer {
     id: u32,
     /// `(frame, total bytes, chunk bytes, digest)` once the primary began.
     begun: Option<(u64, u64, u64, u64)>,
+    /// The cold start the primary's state goes back to (its header's `origin`).
+    origin: u64,
     /// The next chunk expected.
     next: u32,
     /// Chunks above `next` already received, bit `index % RX_WINDOW_CHUNKS`: a link that
@@ -120,6 +122,7 @@ impl<A: App> Node<A> {
         self.rx = Some(RxTransfer {
             id,
             begun: None,
+            origin: 0,
             next: 0,
             received: [0; RX_WINDOW_CHUNKS / 64],
             retry_at: self.now + self.config.retry(),
@@ -255,7 +258,7 @@ impl<A: App> Node<A> {
         }
     }
 
-    pub(super) fn on_transfer_begin(&mut self, id: u32, frame: u64, total: u64, chunk: u32, digest: u64) {
+    pub(super) fn on_transfer_begin(&mut self, id: u32, frame: u64, total: u64, chunk: u32, digest: u64, origin: u64) {
         let now = self.now;
         let retry = self.config.retry();
         let Some(rx) = &mut self.rx else { return };
@@ -271,6 +274,7 @@ impl<A: App> Node<A> {
             return;
         }
         rx.begun = Some((frame, total, u64::from(chunk), digest));
+        rx.origin = origin;
         rx.retry_at = now + retry;
         rx.progress_at = now;
         self.notice(Notice::TransferStarted { bytes: total, frame });
@@ -318,6 +322,7 @@ impl<A: App> Node<A> {
     fn transfer_install(&mut self) {
         let Some(RxTransfer {
             begun: Some((frame, total, _, digest)),
+            origin,
             ..
         }) = self.rx.take()
         else {
@@ -330,6 +335,10 @@ impl<A: App> Node<A> {
             return;
         }
         self.frame_last_run = frame;
+        // The primary's state, and so its cold start: a primary always has one.
+        self.origin = super::Epoch(origin.max(1));
+        self.pair_had_state = true;
+        self.keep_state = false;
         self.commit_highest = self.commit_highest.max(frame);
         self.primary_heard_at = self.now;
         self.notice(Notice::TransferCompleted { bytes: total });

@@ -166,6 +166,10 @@ impl<A: App> App for Recorder<A> {
     fn digest(&self) -> u64 {
         self.inner.digest()
     }
+
+    fn identity(&self) -> twinloop::AppIdentity {
+        self.inner.identity()
+    }
 }
 
 #[cfg(test)]

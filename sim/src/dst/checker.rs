@@ -67,6 +67,14 @@
 //!    time (crash → first output of the new primary) is recorded for the statistics. A
 //!    freeze of the primary shorter than window + probe (minus a margin) on lossless links
 //!    must not cause a takeover (false death).
+//! 8. **Application-state continuity** (DESIGN.md, wave 2). The program's state is never
+//!    replaced by a cold start while a node that holds it is alive: a node incarnation
+//!    that has run no frame and installed no state, that knew the pair had state (it
+//!    followed a primary in this incarnation), does not lead from the start-up role
+//!    (`StartedFirst`, `WonTiebreak`) while the other node is running (frozen counts:
+//!    a frozen primary comes back) and holds state (ran a frame or installed one in its
+//!    incarnation). An operator's `force-primary` is the exception, and the simulator
+//!    never says it.
 
 use super::app::Step;
 use super::clock::Nanos;
@@ -108,6 +116,9 @@ pub enum Invariant {
     /// 7 (this project's, beyond DESIGN.md): a planned switchover asked for in a calm
     /// state did not complete cleanly (aborted, fenced, a takeover, or not at all).
     Switchover,
+    /// 8: a node that knew the pair had state led from a cold start while the holder
+    /// was alive.
+    StateContinuity,
 }
 
 impl Invariant {
@@ -121,12 +132,13 @@ impl Invariant {
             Invariant::Liveness => 5,
             Invariant::FailoverTime | Invariant::FalseDeath => 6,
             Invariant::Switchover => 7,
+            Invariant::StateContinuity => 8,
         }
     }
 
     /// Safety (nothing bad happens) or liveness (something good happens in time).
     pub fn is_safety(self) -> bool {
-        self.number() <= 4
+        self.number() <= 4 || self == Invariant::StateContinuity
     }
 }
 
@@ -298,6 +310,15 @@ pub struct Checker {
     calm_switchovers: Vec<CalmSwitchover>,
     /// Switchovers asked for in a calm state, watched to complete cleanly.
     pub switchovers_watched: u64,
+
+    // Invariant 8.
+    /// By node: the current incarnation is running (not crashed; frozen counts).
+    running: [bool; 2],
+    /// By node: since when the current incarnation holds a state (ran a frame or
+    /// installed one).
+    holds_state: [Option<Nanos>; 2],
+    /// By node: the current incarnation followed a primary, so it knew the pair's state.
+    knew_state: [bool; 2],
 }
 
 impl Checker {
@@ -328,6 +349,9 @@ impl Checker {
     pub fn on_start(&mut self, node: usize, incarnation: u32) {
         self.incarnation[node] = incarnation;
         self.following[node] = None;
+        self.running[node] = true;
+        self.holds_state[node] = None;
+        self.knew_state[node] = false;
         // A fresh application: what the last incarnation produced is gone.
         self.produced.retain(|&(_, n, _), _| n != node);
     }
@@ -372,6 +396,7 @@ impl Checker {
 
     /// Node `node` crashed at `at`.
     pub fn on_crash(&mut self, _at: Nanos, node: usize) {
+        self.running[node] = false;
         self.end_tenure(node);
         self.following[node] = None;
         self.crashed.push((node, self.incarnation[node]));
@@ -384,6 +409,7 @@ impl Checker {
     /// A transition of node `node`.
     pub fn on_transition(&mut self, at: Nanos, node: usize, t: &Transition) {
         self.watch_switchovers(at, node, t);
+        self.check_continuity(at, node, t);
         let incarnation = self.incarnation[node];
         if t.role != Role::Primary {
             self.end_tenure(node);
@@ -734,8 +760,43 @@ impl Checker {
         }
     }
 
+    /// Invariant 8, at every transition of `node`.
+    fn check_continuity(&mut self, at: Nanos, node: usize, t: &Transition) {
+        match (t.role, t.reason) {
+            (Role::Backup, reason) => {
+                self.knew_state[node] = true;
+                if reason == Reason::InSync && self.holds_state[node].is_none() {
+                    self.holds_state[node] = Some(at);
+                }
+            }
+            (Role::Primary, Reason::StartedFirst | Reason::WonTiebreak) => {
+                let other = 1 - node;
+                // Steps of the same event are recorded before its transitions: a state
+                // held since this instant is the cold start's own.
+                if self.holds_state[node].is_none_or(|since| since >= at)
+                    && self.knew_state[node]
+                    && self.running[other]
+                    && self.holds_state[other].is_some()
+                {
+                    self.violation(
+                        Invariant::StateContinuity,
+                        at,
+                        format!(
+                            "node {node} led epoch {:#x} from a cold start ({:?}) while node {other}, running, held the pair's state",
+                            t.epoch, t.reason
+                        ),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Steps node `node` ran in one event, with the epoch each ran under.
     pub fn on_steps(&mut self, at: Nanos, node: usize, steps: &[(u64, Step)]) {
+        if !steps.is_empty() && self.holds_state[node].is_none() {
+            self.holds_state[node] = Some(at);
+        }
         let incarnation = self.incarnation[node];
         for &(epoch, step) in steps {
             // What the application produced, for the emits to come (a step run again,
@@ -1140,6 +1201,10 @@ mod tests {
 
     const E1: u64 = 0x101;
     const E2: u64 = 0x202;
+
+    fn step(frame: u64) -> Step {
+        Step::new(frame, 1, &[])
+    }
     const E3: u64 = 0x302;
 
     fn transition(role: Role, epoch: u64, frame: u64, reason: Reason) -> Transition {
@@ -1264,6 +1329,39 @@ mod tests {
         let c = h.finish();
         assert_eq!(broken(&c), vec![]);
         assert_eq!(c.exceptions, Exceptions::default());
+    }
+
+    #[test]
+    fn checker_cold_start_beside_a_running_holder_is_reported() {
+        let mut h = History::new();
+        h.lead(0, E1, 0, Reason::StartedFirst);
+        h.checker.on_steps(h.now, 0, &[(E1, step(1))]);
+        // Node 1 follows (joining), the primary freezes, node 1 starts cold: the frozen
+        // primary still holds the state.
+        h.follow(1, E1);
+        h.lead(1, E2, 0, Reason::StartedFirst);
+        assert_eq!(broken(&h.checker), vec![Invariant::StateContinuity]);
+    }
+
+    #[test]
+    fn checker_cold_start_after_the_holder_crashed_or_with_state_passes() {
+        // The holder crashed: its state is gone, a cold start is the only way on.
+        let mut h = History::new();
+        h.lead(0, E1, 0, Reason::StartedFirst);
+        h.checker.on_steps(h.now, 0, &[(E1, step(1))]);
+        h.follow(1, E1);
+        h.checker.on_crash(h.now, 0);
+        h.lead(1, E2, 0, Reason::StartedFirst);
+        assert_eq!(broken(&h.checker), vec![]);
+        // A node with the state may lead from the start-up role.
+        let mut h = History::new();
+        h.lead(0, E1, 0, Reason::StartedFirst);
+        h.checker.on_steps(h.now, 0, &[(E1, step(1))]);
+        h.follow(1, E1);
+        h.checker
+            .on_transition(h.now, 1, &transition(Role::Backup, E1, 1, Reason::InSync));
+        h.lead(1, E2, 1, Reason::StartedFirst);
+        assert_eq!(broken(&h.checker), vec![]);
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub enum FreezeKind {
     FalseDeath,
     /// Longer than window + probe: a backup with state takes over.
     Long,
+    /// Long, and armed rather than fired: the primary freezes the moment a node joins it
+    /// (heard it, has no state yet). Its joiner must not lead from a cold start while it
+    /// is only frozen (invariant 8).
+    DuringJoin,
 }
 
 /// One fault.
@@ -187,6 +191,28 @@ impl FaultPlan {
             let kind = kinds[rng.below(kinds.len() as u64) as usize];
             let fault = Self::draw_fault(options, kind, rng);
             plan.faults.push(PlannedFault { at, fault });
+            // A primary frozen while the restarted node joins it (before it has state):
+            // the joiner must not lead from a cold start while the holder is only
+            // frozen (invariant 8). Drawn after the fault, so other plans keep their draws.
+            if let Fault::Crash {
+                restart_after_ns: Some(after_ns),
+                ..
+            } = fault
+            {
+                if mix.freeze_long && rng.chance(1, 3) {
+                    let c = &options.config;
+                    let window_ns = c.detection_window_ms * NANOS_PER_MS;
+                    let startup_ns = c.startup_wait_ms * NANOS_PER_MS;
+                    plan.faults.push(PlannedFault {
+                        at: at + after_ns,
+                        fault: Fault::Freeze {
+                            target: Target::Primary,
+                            kind: FreezeKind::DuringJoin,
+                            duration_ns: between(rng, 2 * window_ns + startup_ns, 3 * (window_ns + startup_ns)),
+                        },
+                    });
+                }
+            }
             // Switchover during faults: sometimes an operator acts in the middle of one.
             let duration_ns = fault.duration_ns();
             if mix.switchover && duration_ns > 0 && rng.chance(1, 3) {

@@ -224,6 +224,9 @@ pub enum Mutation {
     LoseEpoch,
     /// Node 1 reports a wrong state digest after every 101st frame.
     CorruptDigest,
+    /// Both nodes run with `allow_cold_start`: the behaviour before 2026-11-26, when a
+    /// node without state led from a cold start whenever it heard no primary.
+    ColdStart,
 }
 
 /// How to run seeds (not drawn from the seed).
@@ -330,6 +333,12 @@ struct Sim<'a, W: Workload> {
     input_lost: Vec<u64>,
     payload: Vec<u8>,
     actions: Vec<Action>,
+    /// By node: raised `ColderPrimary`; the simulated operator says `rejoin`.
+    rejoin_pending: [bool; 2],
+    /// An armed `FreezeKind::DuringJoin`: its duration.
+    freeze_on_join: Option<Nanos>,
+    /// The node to freeze now that its peer joins it.
+    freeze_now: Option<usize>,
 }
 
 /// Runs one seed with the runtime's test application. Never panics: a panic is caught
@@ -466,6 +475,9 @@ impl<'a, W: Workload> Sim<'a, W> {
             input_lost: Vec::new(),
             payload: Vec::with_capacity(64),
             actions: Vec::with_capacity(256),
+            rejoin_pending: [false; 2],
+            freeze_on_join: None,
+            freeze_now: None,
         };
         sim.schedule(0, Event::SourceTick);
         for i in 0..2 {
@@ -740,7 +752,10 @@ impl<'a, W: Workload> Sim<'a, W> {
         if self.nodes[i].node.is_some() {
             return;
         }
-        let config = self.options.node_config(i);
+        let mut config = self.options.node_config(i);
+        if self.run.mutation == Mutation::ColdStart {
+            config.allow_cold_start = true;
+        }
         if restart {
             self.last_trouble_at = self.now;
         }
@@ -907,6 +922,9 @@ impl<'a, W: Workload> Sim<'a, W> {
                         "node {i}: {:?}/{:?} epoch {:#x} frame {} ({:?})",
                         t.role, t.sync, t.epoch, t.frame, t.reason
                     ));
+                    if t.reason == Reason::PrimaryFound && self.role(1 - i) == Some(Role::Primary) {
+                        self.freeze_now = Some(1 - i);
+                    }
                     match t.reason {
                         Reason::TakeoverAfterProbe | Reason::TakeoverNoPrimary => self.stats.takeovers += 1,
                         Reason::SwitchoverCompleted => self.stats.switchovers += 1,
@@ -927,7 +945,15 @@ impl<'a, W: Workload> Sim<'a, W> {
                             self.stats.alarms_divergence += 1
                         }
                         Alarm::CannotTakeOver => self.stats.alarms_cannot_take_over += 1,
+                        // The simulated operator chooses the state the sink follows: the
+                        // node that kept its own takes the primary's (liveness after a
+                        // cold start by a node that could not know; see invariant 8).
+                        Alarm::ColderPrimary { .. } => self.rejoin_pending[i] = true,
                         Alarm::TransferRejected
+                        | Alarm::ColdStartHeld
+                        | Alarm::PairingRefused { .. }
+                        | Alarm::SyncKeyMismatch { .. }
+                        | Alarm::PeerIsSelf { .. }
                         | Alarm::InputSilent
                         | Alarm::EpochRefused { .. }
                         | Alarm::EpochExhausted { .. }
@@ -949,6 +975,22 @@ impl<'a, W: Workload> Sim<'a, W> {
         for k in 0..self.input_lost.len() {
             let frame = self.input_lost[k];
             self.checker.on_input_lost(epoch_after, frame);
+        }
+        if let (Some(p), Some(duration_ns)) = (self.freeze_now.take(), self.freeze_on_join) {
+            if self.nodes[p].frozen_until.is_none() && self.phase == Phase::Safety {
+                self.freeze_on_join = None;
+                self.freeze_during_join(p, duration_ns);
+            }
+        }
+        if core::mem::take(&mut self.rejoin_pending[i]) {
+            let sn = &mut self.nodes[i];
+            if let Some(n) = sn.node.as_mut() {
+                let local = sn.clock.local(self.now);
+                let epoch_before = n.epoch();
+                let reply = n.handle_command(local, Command::Rejoin);
+                self.say(format_args!("OPERATOR rejoin to node {i}: {reply:?}"));
+                self.drain(i, epoch_before);
+            }
         }
         self.reschedule_timer(i);
     }
@@ -1000,6 +1042,28 @@ impl<'a, W: Workload> Sim<'a, W> {
             && matches!(s.sync, SyncState::InSync | SyncState::Lagging)
             && s.epoch == primary.epoch()
             && self.nodes[i].frozen_until.is_none()
+    }
+
+    /// The armed `FreezeKind::DuringJoin` fires: the primary `p` freezes as its peer
+    /// joins it.
+    fn freeze_during_join(&mut self, p: usize, duration_ns: Nanos) {
+        self.last_trouble_at = self.now;
+        self.checker.end_switchover_watches(self.now);
+        self.stats.faults.pause += 1;
+        self.stats.faults.pause_long += 1;
+        self.say(format_args!(
+            "FAULT freeze node {p} ({:?}) for {:.3} ms (DuringJoin)",
+            self.role(p),
+            duration_ns as f64 / 1e6
+        ));
+        let until = self.now + duration_ns;
+        let sn = &mut self.nodes[p];
+        sn.frozen_until = Some(until);
+        self.frozen_count += 1;
+        if let Some(key) = sn.timer.take() {
+            self.queue.remove(&key);
+        }
+        self.schedule(until, Event::Thaw { node: p });
     }
 
     fn apply_fault(&mut self, index: usize) {
@@ -1059,6 +1123,14 @@ impl<'a, W: Workload> Sim<'a, W> {
                 }
             }
             Fault::Freeze {
+                kind: FreezeKind::DuringJoin,
+                duration_ns,
+                ..
+            } => {
+                self.say(format_args!("FAULT armed: freeze the primary when a node joins it"));
+                self.freeze_on_join = Some(duration_ns);
+            }
+            Fault::Freeze {
                 target,
                 kind,
                 duration_ns,
@@ -1072,7 +1144,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 match kind {
                     FreezeKind::Short => f.pause_short += 1,
                     FreezeKind::FalseDeath => f.pause_false_death += 1,
-                    FreezeKind::Long => f.pause_long += 1,
+                    FreezeKind::Long | FreezeKind::DuringJoin => f.pause_long += 1,
                 }
                 let c = &self.options.config;
                 // Watched only from a calm state: links lossless, nothing frozen, and no
@@ -1743,6 +1815,21 @@ mod tests {
     #[test]
     fn runner_planted_digest_divergence_is_caught() {
         assert!(broken_with(Mutation::CorruptDigest, 0..4).contains(&Invariant::DigestAgreement));
+    }
+
+    #[test]
+    fn runner_planted_cold_start_is_caught() {
+        // Seed 1: a node restarts, joins, its primary freezes; with `allow_cold_start` it
+        // leads from a cold start beside the frozen holder.
+        assert!(broken_with(Mutation::ColdStart, 0..2).contains(&Invariant::StateContinuity));
+    }
+
+    #[test]
+    fn runner_thawed_node_reading_stale_heartbeats_does_not_cold_start() {
+        // Seed 5572: node 1 thaws next to a peer whose buffered heartbeats, from before
+        // it took state, said it had none; taken at their word, node 1 led cold beside it.
+        let report = run_seed(5572, RunConfig::default());
+        assert_eq!(report.violations, vec![], "invariant 8 must hold");
     }
 
     #[test]

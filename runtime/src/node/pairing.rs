@@ -1,0 +1,288 @@
+//! Pairing safety: two nodes pair only when they run the same program, version and
+//! settings, with a sync key on both sides or neither, under distinct node ids. Every
+//! heartbeat carries the sender's [`Fingerprint`]; a mismatch raises one alarm naming what
+//! differs, and the peer's messages are dropped from then on except for what keeps the
+//! pair safe: its epoch (this node never leads an epoch the refused peer led, which keeps
+//! two nodes with the same id apart at the sink) and its role (a node does not lead next
+//! to a refused primary, and of two refused primaries the lower epoch steps aside).
+//!
+//! Datagrams that are sync messages but fail authentication are diagnosed too: counted as
+//! "no key on the peer" or "another key", with an alarm at the first one per reason
+//! (then at most once a minute), since the two sides cannot read each other at all.
+//!
+//! The operator's commands for a node that waits also live here: `force-primary` and
+//! `rejoin` (see `docs/CONSOLE.md`).
+
+use super::{Alarm, CommandReply, Epoch, Node, Reason, RefuseReason, Role, SyncState};
+use crate::app::{App, AppIdentity};
+use crate::digest::fnv64;
+use crate::time::Instant;
+use crate::wire::{self, Body, Envelope, Fingerprint, Header, WireRole};
+use core::time::Duration;
+
+/// `SyncKeyMismatch` is raised again for the same reason at most this often: one
+/// line for a misconfiguration, not one per datagram.
+const KEY_ALARM_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What differs between two nodes that must not pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mismatch {
+    /// The peer has this node's `node_id`.
+    SameNodeId,
+    /// The peer runs another program (`AppIdentity::name`).
+    Program,
+    /// The peer runs another version of the program.
+    Version,
+    /// The peer's program settings (the demo's `[app]` section) differ.
+    Settings,
+    /// The peer authenticates the sync link with a key and this node has none.
+    KeyOnPeerOnly,
+}
+
+impl Mismatch {
+    /// The alarm's one-line message: what differs and what to do about it.
+    pub fn message(self) -> &'static str {
+        match self {
+            Mismatch::SameNodeId => "the peer has this node's node_id: give each node its own node_id",
+            Mismatch::Program => "the peer runs another program: run the same program on both nodes",
+            Mismatch::Version => "the peer runs another version of the program: run the same version on both nodes",
+            Mismatch::Settings => {
+                "the peer's application settings ([app]) differ from this node's: configure the same [app] section on both nodes"
+            }
+            Mismatch::KeyOnPeerOnly => {
+                "the peer authenticates the sync link and this node has no sync key: configure the same sync key file on both nodes"
+            }
+        }
+    }
+}
+
+/// The peer this node refuses to pair with, as last heard.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Refusal {
+    mismatch: Mismatch,
+    heard_at: Instant,
+    role: WireRole,
+    /// Its start-up tiebreak, from its last heartbeat.
+    priority: u8,
+    nonce: u64,
+}
+
+/// The fingerprint a node with `identity` announces.
+pub(super) fn fingerprint(identity: &AppIdentity, keyed: bool) -> Fingerprint {
+    Fingerprint {
+        program: fnv64(identity.name.as_bytes()),
+        version: identity.version,
+        settings: identity.settings_digest,
+        keyed,
+    }
+}
+
+impl<A: App> Node<A> {
+    fn mismatch_with(&self, theirs: &Fingerprint) -> Option<Mismatch> {
+        let mine = &self.fingerprint;
+        if theirs.program != mine.program {
+            Some(Mismatch::Program)
+        } else if theirs.version != mine.version {
+            Some(Mismatch::Version)
+        } else if theirs.settings != mine.settings {
+            Some(Mismatch::Settings)
+        } else if theirs.keyed != mine.keyed {
+            // Only the side without a key can read the other (the keyed side rejects the
+            // untagged messages, see `pairing_unauthenticated`).
+            Some(Mismatch::KeyOnPeerOnly)
+        } else {
+            None
+        }
+    }
+
+    /// Every valid message from the peer: a heartbeat's fingerprint decides whether this
+    /// node pairs with it. Returns false when the message must be dropped (refused peer).
+    pub(super) fn pairing_check(&mut self, envelope: &Envelope) -> bool {
+        let header = &envelope.header;
+        let mut tiebreak = None;
+        if let Body::Heartbeat {
+            fingerprint,
+            nonce,
+            priority,
+            ..
+        } = &envelope.body
+        {
+            tiebreak = Some((*priority, *nonce));
+            match self.mismatch_with(fingerprint) {
+                Some(mismatch) => self.refuse(mismatch),
+                // Matching again (the peer was restarted with the right settings): pair.
+                None => self.refusal = None,
+            }
+        }
+        if self.refusal.is_none() {
+            return true;
+        }
+        self.rejections.refused_peer += 1;
+        self.refused_heard(header, tiebreak);
+        false
+    }
+
+    /// A message with this node's own id: its own (the peer address points back here) or
+    /// another node's with the same id, which must never lead the same epoch as this one.
+    pub(super) fn pairing_own_id(&mut self, link: u8, envelope: &Envelope) {
+        let header = &envelope.header;
+        match envelope.body {
+            Body::Heartbeat { nonce, .. } if nonce == self.nonce => {
+                if !self.self_alarm_raised {
+                    self.self_alarm_raised = true;
+                    self.alarm(Alarm::PeerIsSelf { link });
+                }
+            }
+            Body::Heartbeat { nonce, priority, .. } => {
+                if header.role == WireRole::Starting && self.role != Role::Starting {
+                    // It learns of this node at once (see `on_heartbeat`).
+                    self.heartbeat_due[usize::from(link)] = self.now;
+                }
+                self.refuse(Mismatch::SameNodeId);
+                self.refused_heard(header, Some((priority, nonce)));
+            }
+            // A primary with this node's id that is not this node.
+            _ if self.refusal.is_some_and(|r| r.mismatch == Mismatch::SameNodeId)
+                || (header.role == WireRole::Primary && self.role != Role::Primary) =>
+            {
+                self.refuse(Mismatch::SameNodeId);
+                self.refused_heard(header, None);
+            }
+            // Before its first heartbeat tells which: at least never start its epoch.
+            _ => self.note_refused_epoch(Epoch(header.epoch)),
+        }
+    }
+
+    fn refuse(&mut self, mismatch: Mismatch) {
+        if self.refusal.is_some_and(|r| r.mismatch == mismatch) {
+            return;
+        }
+        self.refusal = Some(Refusal {
+            mismatch,
+            heard_at: self.now,
+            role: WireRole::Starting,
+            priority: 0,
+            nonce: 0,
+        });
+        // What this node knew of the peer was about a node it does not pair with.
+        self.peer = None;
+        self.alarm(Alarm::PairingRefused { mismatch });
+    }
+
+    fn note_refused_epoch(&mut self, theirs: Epoch) {
+        if theirs > self.epoch_max_seen {
+            self.epoch_max_seen = theirs;
+            self.push(super::Action::PersistEpoch(theirs.0));
+        }
+    }
+
+    /// A message from the refused peer: this node stops following it, and of two
+    /// primaries the one with the lower epoch (or, in one epoch, the lower nonce: two
+    /// nodes with the same id) steps aside.
+    fn refused_heard(&mut self, header: &Header, tiebreak: Option<(u8, u64)>) {
+        let now = self.now;
+        let Some(refusal) = &mut self.refusal else { return };
+        refusal.heard_at = now;
+        refusal.role = header.role;
+        if let Some((priority, nonce)) = tiebreak {
+            refusal.priority = priority;
+            refusal.nonce = nonce;
+        }
+        let their_nonce = refusal.nonce;
+        let theirs = Epoch(header.epoch);
+        self.note_refused_epoch(theirs);
+        match self.role {
+            Role::Backup => self.step_aside(),
+            Role::Primary
+                if header.role == WireRole::Primary
+                    && (theirs > self.epoch || (theirs == self.epoch && their_nonce > self.nonce)) =>
+            {
+                self.step_aside()
+            }
+            _ => {}
+        }
+    }
+
+    /// Stops following or leading and waits as a starting node (see `refusal_holds`).
+    fn step_aside(&mut self) {
+        self.rx = None;
+        self.tx = None;
+        self.probe = None;
+        self.fetch_next = None;
+        self.switchover = super::Switchover::Idle;
+        self.startup_deadline = Some(self.now + self.config.startup_wait());
+        self.transition(Role::Starting, SyncState::Alone, Reason::PairingRefused);
+    }
+
+    /// At a starting node's deadline: true while a refused peer that leads (or would win
+    /// the start-up tiebreak) is heard, so that this node does not lead next to it.
+    pub(super) fn refusal_holds(&mut self) -> bool {
+        let Some(refusal) = self.refusal else { return false };
+        if self.now.saturating_since(refusal.heard_at) >= self.config.detection_window() {
+            return false;
+        }
+        match refusal.role {
+            WireRole::Primary => true,
+            WireRole::Starting => {
+                let (mine, theirs) = ((self.config.priority, self.nonce), (refusal.priority, refusal.nonce));
+                if mine == theirs {
+                    self.nonce = self.rng.next_u64();
+                }
+                mine <= theirs
+            }
+            WireRole::Backup => false,
+        }
+    }
+
+    /// A datagram that failed authentication on `link`: when it is a sync message all the
+    /// same (framing, checksum and body valid), the peer at the configured address has no
+    /// key or another key. Work: one more decode of at most one datagram.
+    pub(super) fn pairing_unauthenticated(&mut self, link: u8, bytes: &[u8]) {
+        if link >= self.config.links {
+            return;
+        }
+        let Ok(envelope) = wire::decode(bytes, None) else {
+            return;
+        };
+        let peer_keyed = wire::is_tagged(bytes);
+        if peer_keyed {
+            self.rejections.wrong_key += 1;
+        } else {
+            self.rejections.untagged += 1;
+        }
+        let now = self.now;
+        // One alarm per reason, whichever link: one misconfiguration, one line.
+        let slot = &mut self.key_alarm_at[usize::from(peer_keyed)];
+        if slot.is_some_and(|at| now.saturating_since(at) < KEY_ALARM_INTERVAL) {
+            return;
+        }
+        *slot = Some(now);
+        self.alarm(Alarm::SyncKeyMismatch {
+            link,
+            peer_keyed,
+            peer_node_id: envelope.header.node_id,
+        });
+    }
+
+    /// `force-primary`: a node that waits leads now. Its state, if it has one, is what it
+    /// leads with; otherwise it starts cold, on the operator's word.
+    pub(super) fn force_primary_command(&mut self) -> CommandReply {
+        if self.role != Role::Starting {
+            return CommandReply::Refused(RefuseReason::NotWaiting);
+        }
+        self.cold_start_allowed = true;
+        self.keep_state = false;
+        self.become_primary(Reason::ForcedByOperator);
+        CommandReply::Started
+    }
+
+    /// `rejoin`: a node that keeps its state after `colder_primary` gives it up and joins
+    /// the primary at its next message.
+    pub(super) fn rejoin_command(&mut self) -> CommandReply {
+        if !self.keep_state {
+            return CommandReply::Refused(RefuseReason::NotWaiting);
+        }
+        self.keep_state = false;
+        CommandReply::Started
+    }
+}
