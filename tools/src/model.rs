@@ -419,6 +419,6 @@ mod tests {
             rate_bytes_per_s: 13_107_200,
         };
         assert_eq!(t.text(), "receiving 512.0 / 1024.0 KiB (50 %) at 12.5 MiB/s");
-        assert_eq!(epoch_text(0), "0 (none yet)");
+        assert_eq!(epoch_text(0), "0 (none)");
     }
 }
