@@ -212,7 +212,7 @@ for line in sys.stdin:
             epoch, frame, index, node_id, payload = ok
             print("ok", epoch, frame, index, node_id, payload.hex())
     elif cmd == "frame":
-        print(frame_datagram(int(args[0]), bytes.fromhex(args[1])).hex())
+        print(frame_datagram(int(args[0]), bytes.fromhex(args[2]), int(args[1])).hex())
     elif cmd == "sink":
         s = Sink(window_frames=4, lease_s=5.0)
         offers = [(0, 0x101, 10, 0), (0, 0x101, 10, 0), (0, 0x101, 11, 0), (0, 0x202, 11, 0),
@@ -239,10 +239,15 @@ for line in sys.stdin:
             Err(e) => format!("err {}", counter(e)),
         });
     }
+    // The document's frame example, and the same frame in a source session (bytes 6..8).
     let frame = hex_example("frame");
-    let payload = io_protocol::decode_frame(&frame).unwrap().payload;
-    input.push_str(&format!("frame 42 {}\n", hex(payload)));
+    let decoded = io_protocol::decode_frame(&frame).unwrap();
+    input.push_str(&format!("frame 42 {} {}\n", decoded.session, hex(decoded.payload)));
     expected.push(hex(&frame));
+    let mut buf = [0u8; 64];
+    let n = io_protocol::encode_session_frame(0x9b5e, 42, decoded.payload, &mut buf).unwrap();
+    input.push_str(&format!("frame 42 {} {}\n", 0x9b5e, hex(decoded.payload)));
+    expected.push(hex(&buf[..n]));
     input.push_str("sink\n");
     // Window 4, lease 5 s: copies of a higher epoch fence the old one; frame 8 is below
     // the window of frame 12; after 9 s without an acceptance the fence lapses.

@@ -545,6 +545,13 @@ impl Rig {
         let ports = [NodePorts::allocate(&mut pool), NodePorts::allocate(&mut pool)];
         // The sink keeps its socket: the nodes send to it.
         let sink_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // A new primary runs the frames it holds at once (an input handover after 1 s of a
+        // dead input path: ~500 frames at a 2 ms cycle), and their outputs arrive as one
+        // burst: more than the default 208 KiB buffer holds while the sink thread waits
+        // for the CPU (seen: outputs of frames 5298.. lost at the sink, not by the pair).
+        socket2::SockRef::from(&sink_socket)
+            .set_recv_buffer_size(4 << 20)
+            .expect("the sink's receive buffer");
         let sink_port = sink_socket.local_addr().unwrap().port();
         for (i, id) in [1u8, 2].into_iter().enumerate() {
             let mut text = node_config(id, &ports[i], &ports[1 - i], sink_port, &dir, &options, source);

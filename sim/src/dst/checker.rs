@@ -364,8 +364,9 @@ impl Checker {
                 Invariant::OnePrimaryPerEpoch,
                 at,
                 format!(
-                    "node {node} persisted epoch {epoch:#x}, not above {:#x} persisted before",
-                    self.persisted[node]
+                    "node {node} persisted epoch {epoch}, not above {} persisted before",
+                    twinloop::EpochText(self.persisted[node]),
+                    epoch = twinloop::EpochText(epoch)
                 ),
             );
         }
@@ -380,8 +381,9 @@ impl Checker {
                 Invariant::OnePrimaryPerEpoch,
                 at,
                 format!(
-                    "node {node} reserved epoch {epoch:#x}, not above {:#x} reserved before",
-                    self.reserved[node]
+                    "node {node} reserved epoch {epoch}, not above {} reserved before",
+                    twinloop::EpochText(self.reserved[node]),
+                    epoch = twinloop::EpochText(epoch)
                 ),
             );
         }
@@ -429,8 +431,8 @@ impl Checker {
                 Invariant::OnePrimaryPerEpoch,
                 at,
                 format!(
-                    "node {node} leads epoch {:#x} whose low byte is not its id {id}",
-                    t.epoch
+                    "node {node} leads epoch {} whose low byte is not its id {id}",
+                    twinloop::EpochText(t.epoch)
                 ),
             );
         }
@@ -439,8 +441,9 @@ impl Checker {
                 Invariant::OnePrimaryPerEpoch,
                 at,
                 format!(
-                    "node {node} leads epoch {:#x}, not above {:#x} which it led before",
-                    t.epoch, self.epoch_led_max[node]
+                    "node {node} leads epoch {}, not above {} which it led before",
+                    twinloop::EpochText(t.epoch),
+                    twinloop::EpochText(self.epoch_led_max[node])
                 ),
             );
         }
@@ -450,8 +453,8 @@ impl Checker {
                 Invariant::OnePrimaryPerEpoch,
                 at,
                 format!(
-                    "epoch {:#x} led by node {node} (incarnation {incarnation}) and node {n} (incarnation {i})",
-                    t.epoch
+                    "epoch {} led by node {node} (incarnation {incarnation}) and node {n} (incarnation {i})",
+                    twinloop::EpochText(t.epoch)
                 ),
             ),
             _ => {
@@ -522,7 +525,10 @@ impl Checker {
             self.violation(
                 Invariant::OnePrimaryPerEpoch,
                 at,
-                format!("node {node} emitted {id:?} under epoch {epoch:#x}, which it does not lead"),
+                format!(
+                    "node {node} emitted {id:?} under epoch {epoch}, which it does not lead",
+                    epoch = twinloop::EpochText(epoch)
+                ),
             );
         }
         let durable = self.persisted[node].max(self.reserved[node]);
@@ -530,7 +536,11 @@ impl Checker {
             self.violation(
                 Invariant::OnePrimaryPerEpoch,
                 at,
-                format!("node {node} emitted under epoch {epoch:#x} before persisting it (persisted {durable:#x})"),
+                format!(
+                    "node {node} emitted under epoch {epoch} before persisting it (persisted {durable})",
+                    epoch = twinloop::EpochText(epoch),
+                    durable = twinloop::EpochText(durable)
+                ),
             );
         }
 
@@ -543,8 +553,9 @@ impl Checker {
                         Invariant::OnePrimaryPerEpoch,
                         at,
                         format!(
-                            "sink accepted {id:?} under epoch {epoch:#x} after accepting {:#x}",
-                            self.accepted_epoch_max
+                            "sink accepted {id:?} under epoch {epoch} after accepting {}",
+                            twinloop::EpochText(self.accepted_epoch_max),
+                            epoch = twinloop::EpochText(epoch)
                         ),
                     );
                 }
@@ -552,7 +563,11 @@ impl Checker {
                     self.violation(
                         Invariant::ExactlyOnce,
                         at,
-                        format!("sink accepted {id:?} twice (epochs {first:#x} and {epoch:#x})"),
+                        format!(
+                            "sink accepted {id:?} twice (epochs {first} and {epoch})",
+                            first = twinloop::EpochText(first),
+                            epoch = twinloop::EpochText(epoch)
+                        ),
                     );
                 }
                 self.accepted_epoch_max = self.accepted_epoch_max.max(epoch);
@@ -573,8 +588,9 @@ impl Checker {
                         Invariant::NothingLost,
                         at,
                         format!(
-                            "sink rejected {id:?} under epoch {epoch:#x} as stale; highest accepted {:#x}",
-                            self.accepted_epoch_max
+                            "sink rejected {id:?} under epoch {epoch} as stale; highest accepted {}",
+                            twinloop::EpochText(self.accepted_epoch_max),
+                            epoch = twinloop::EpochText(epoch)
                         ),
                     );
                 }
@@ -637,7 +653,10 @@ impl Checker {
             self.violation(
                 Invariant::ExactlyOnce,
                 at,
-                format!("node {node} emitted {id:?} twice under epoch {epoch:#x}"),
+                format!(
+                    "node {node} emitted {id:?} twice under epoch {epoch}",
+                    epoch = twinloop::EpochText(epoch)
+                ),
             );
         }
         for other in mismatch_with {
@@ -654,8 +673,9 @@ impl Checker {
                     Invariant::ExactlyOnce,
                     at,
                     format!(
-                        "{id:?} has two contents (epochs {:#x}, {:#x}); too many to classify",
-                        epochs.0, epochs.1
+                        "{id:?} has two contents (epochs {}, {}); too many to classify",
+                        twinloop::EpochText(epochs.0),
+                        twinloop::EpochText(epochs.1)
                     ),
                 );
             }
@@ -782,8 +802,8 @@ impl Checker {
                         Invariant::StateContinuity,
                         at,
                         format!(
-                            "node {node} led epoch {:#x} from a cold start ({:?}) while node {other}, running, held the pair's state",
-                            t.epoch, t.reason
+                            "node {node} led epoch {} from a cold start ({:?}) while node {other}, running, held the pair's state",
+                            twinloop::EpochText(t.epoch), t.reason
                         ),
                     );
                 }
@@ -832,8 +852,9 @@ impl Checker {
                     Invariant::DigestAgreement,
                     at,
                     format!(
-                        "epoch {epoch:#x} frame {}: nodes {other} and {node} produced different outputs",
-                        step.frame
+                        "epoch {epoch} frame {}: nodes {other} and {node} produced different outputs",
+                        step.frame,
+                        epoch = twinloop::EpochText(epoch)
                     ),
                 ),
                 Some(_) => {}
@@ -994,8 +1015,8 @@ impl Checker {
                     Invariant::ExactlyOnce,
                     m.at,
                     format!(
-                        "output ({}, {}) has two contents: epochs {:#x} and {:#x}, no input lost, split brain or cold start between",
-                        m.frame, m.index, m.epochs.0, m.epochs.1
+                        "output ({}, {}) has two contents: epochs {} and {}, no input lost, split brain or cold start between",
+                        m.frame, m.index, twinloop::EpochText(m.epochs.0), twinloop::EpochText(m.epochs.1)
                     ),
                 ),
             }
@@ -1032,8 +1053,9 @@ impl Checker {
                 Invariant::NothingLost,
                 at,
                 format!(
-                    "output ({frame}, {index}) committed by node {} in epoch {:#x} never reached the sink",
-                    r.node, r.epoch
+                    "output ({frame}, {index}) committed by node {} in epoch {} never reached the sink",
+                    r.node,
+                    twinloop::EpochText(r.epoch)
                 ),
             );
         }

@@ -688,10 +688,10 @@ impl<'a, W: Workload> Sim<'a, W> {
                 Some(n) => {
                     let s = n.status();
                     out.push_str(&format!(
-                        "node {i}: {:?}/{:?} epoch {:#x} frame {} lag {} switchover {:?} frozen {}; ",
+                        "node {i}: {:?}/{:?} epoch {} frame {} lag {} switchover {:?} frozen {}; ",
                         s.role,
                         s.sync,
-                        s.epoch,
+                        twinloop::EpochText(s.epoch),
                         s.frame,
                         s.lag_frames,
                         s.switchover,
@@ -782,8 +782,8 @@ impl<'a, W: Workload> Sim<'a, W> {
         self.checker.on_start(i, incarnation);
         if restart {
             self.say(format_args!(
-                "node {i}: restart (incarnation {incarnation}, persisted epoch {:#x})",
-                self.nodes[i].disk_epoch
+                "node {i}: restart (incarnation {incarnation}, persisted epoch {})",
+                twinloop::EpochText(self.nodes[i].disk_epoch)
             ));
         }
         self.trace_u64(100 + i as u64);
@@ -895,8 +895,10 @@ impl<'a, W: Workload> Sim<'a, W> {
                     self.trace_u64(output.epoch);
                     if verdict != Verdict::Accepted {
                         self.say(format_args!(
-                            "node {i}: emit ({}, {}) epoch {:#x} -> {verdict:?}",
-                            output.frame, output.index, output.epoch
+                            "node {i}: emit ({}, {}) epoch {} -> {verdict:?}",
+                            output.frame,
+                            output.index,
+                            twinloop::EpochText(output.epoch)
                         ));
                     }
                     self.checker.on_emit(now, i, &output, verdict);
@@ -919,8 +921,12 @@ impl<'a, W: Workload> Sim<'a, W> {
                 Action::Transition(t) => {
                     self.trace_u64(t.epoch ^ t.frame.rotate_left(17) ^ (t.role as u64) << 60);
                     self.say(format_args!(
-                        "node {i}: {:?}/{:?} epoch {:#x} frame {} ({:?})",
-                        t.role, t.sync, t.epoch, t.frame, t.reason
+                        "node {i}: {:?}/{:?} epoch {} frame {} ({:?})",
+                        t.role,
+                        t.sync,
+                        twinloop::EpochText(t.epoch),
+                        t.frame,
+                        t.reason
                     ));
                     if t.reason == Reason::PrimaryFound && self.role(1 - i) == Some(Role::Primary) {
                         self.freeze_now = Some(1 - i);
