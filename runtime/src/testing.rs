@@ -189,13 +189,43 @@ struct Packet {
     bytes: WireBuf,
 }
 
+/// An application that records its state digest after each frame it runs, for
+/// [`Pair::digest_disagreements`].
+pub trait HasHistory {
+    /// `(frame, state digest)` after each frame run, when recording.
+    fn history(&self) -> Option<&Vec<(u64, u64)>>;
+}
+
+impl HasHistory for TestApp {
+    fn history(&self) -> Option<&Vec<(u64, u64)>> {
+        self.history.as_ref()
+    }
+}
+
+/// What node `i` of a [`Pair`] is started with: its application comes from the pair's
+/// program factory, given this.
+#[derive(Debug, Clone, Copy)]
+pub struct PairNode {
+    /// 0 or 1 (node id 1 or 2).
+    pub index: usize,
+    /// The ballast a [`TestApp`] carries (`Pair::new`); other programs ignore it.
+    pub ballast: usize,
+    /// The identity the node's application is to announce ([`Pair::identities`]); a
+    /// program that cannot be told which to announce ignores it.
+    pub identity: AppIdentity,
+}
+
 /// Two nodes on in-memory links with a virtual clock. Frames come from a test I/O source
 /// every `cycle`; outputs go to a [`Sink`].
-pub struct Pair {
+///
+/// `Pair` (of the runtime's own [`TestApp`]) is made by [`Pair::new`]; a pair of any
+/// program by [`Pair::of`], with a factory for the program and the payload of each frame:
+/// the same machinery, for a control engineer's own program (docs/PROGRAM.md).
+pub struct Pair<A: App = TestApp> {
     /// The virtual clock.
     pub now: Instant,
     /// The two nodes; `None` when crashed.
-    pub nodes: [Option<Node<TestApp>>; 2],
+    pub nodes: [Option<Node<A>>; 2],
     /// Their configurations.
     pub configs: [Config; 2],
     /// One-way latency of every link.
@@ -256,11 +286,49 @@ pub struct Pair {
     pub capture: bool,
     /// Digest histories of crashed incarnations, kept for the digest check.
     pub retired_histories: Vec<Vec<(u64, u64)>>,
+    /// Makes the application of a node that starts.
+    make_app: Box<dyn Fn(PairNode) -> A>,
+    /// The payload the test source sends with frame `n`.
+    payload_of: Box<dyn Fn(u64) -> Vec<u8>>,
+    /// Takes a crashed node's digest history, when its application keeps one.
+    retire: fn(&mut A) -> Option<Vec<(u64, u64)>>,
 }
 
-impl Pair {
-    /// A pair of nodes (ids 1 and 2) with `config`, nothing started yet.
+impl Pair<TestApp> {
+    /// A pair of [`TestApp`] nodes (ids 1 and 2) with `config`, nothing started yet.
     pub fn new(seed: u64, config: Config, ballast: usize) -> Self {
+        let mut pair = Pair::of(
+            seed,
+            config,
+            |node: PairNode| {
+                let mut app = TestApp::recording(node.ballast);
+                app.identity = node.identity;
+                app
+            },
+            |frame| TestApp::payload_for(frame).to_vec(),
+        );
+        pair.ballast = ballast;
+        pair.retire = |app: &mut TestApp| app.history.take();
+        pair
+    }
+}
+
+impl<A: App> Pair<A> {
+    /// A pair of nodes (ids 1 and 2) with `config`, nothing started yet, each running the
+    /// program `make_app` returns, fed by a test source that sends `payload(n)` with frame
+    /// `n` every [`Pair::cycle`].
+    pub fn of(
+        seed: u64,
+        config: Config,
+        make_app: impl Fn(PairNode) -> A + 'static,
+        payload: impl Fn(u64) -> Vec<u8> + 'static,
+    ) -> Self {
+        let identity = make_app(PairNode {
+            index: 0,
+            ballast: 0,
+            identity: AppIdentity::default(),
+        })
+        .identity();
         let mut a = config.clone();
         a.node_id = 1;
         let mut b = config;
@@ -290,15 +358,18 @@ impl Pair {
             persisted: [0; 2],
             reserved: [0; 2],
             epoch_log: [Vec::new(), Vec::new()],
-            ballast,
+            ballast: 0,
             seeds: Rng::new(seed),
             retired_histories: Vec::new(),
             auth: None,
             auth_of: [None, None],
-            identities: [TestApp::new(0).identity; 2],
+            identities: [identity; 2],
             session_next: 1,
             captured: Vec::new(),
             capture: false,
+            make_app: Box::new(make_app),
+            payload_of: Box::new(payload),
+            retire: |_| None,
         }
     }
 
@@ -309,8 +380,11 @@ impl Pair {
     }
 
     fn boot(&mut self, i: usize, boot: Boot) {
-        let mut app = TestApp::recording(self.ballast);
-        app.identity = self.identities[i];
+        let app = (self.make_app)(PairNode {
+            index: i,
+            ballast: self.ballast,
+            identity: self.identities[i],
+        });
         let mut node = Node::new(self.configs[i].clone(), app, boot).expect("valid config");
         let key = self.auth_of[i].clone().unwrap_or_else(|| self.auth.clone());
         if let Some(key) = &key {
@@ -354,7 +428,7 @@ impl Pair {
     /// Kills node `i`: it sends nothing more; what it had in flight still arrives.
     pub fn crash(&mut self, i: usize) {
         if let Some(mut node) = self.nodes[i].take() {
-            if let Some(history) = node.app_mut().history.take() {
+            if let Some(history) = (self.retire)(node.app_mut()) {
                 self.retired_histories.push(history);
             }
         }
@@ -366,7 +440,7 @@ impl Pair {
     }
 
     /// The node, when running.
-    pub fn node(&self, i: usize) -> &Node<TestApp> {
+    pub fn node(&self, i: usize) -> &Node<A> {
         self.nodes[i].as_ref().expect("node is running")
     }
 
@@ -397,7 +471,7 @@ impl Pair {
 
     /// Runs until `done` holds (checked after every event) or `limit` passes.
     /// Returns whether `done` held.
-    pub fn run_until(&mut self, limit: Instant, mut done: impl FnMut(&Pair) -> bool) -> bool {
+    pub fn run_until(&mut self, limit: Instant, mut done: impl FnMut(&Pair<A>) -> bool) -> bool {
         loop {
             if done(self) {
                 return true;
@@ -439,7 +513,7 @@ impl Pair {
             let frame = self.frame_next;
             self.frame_next += 1;
             self.frame_next_at = self.frame_next_at + self.cycle;
-            let payload = TestApp::payload_for(frame);
+            let payload = (self.payload_of)(frame);
             for i in 0..2 {
                 if self.frame_loss[i].contains_key(&frame) {
                     continue;
@@ -520,7 +594,7 @@ impl Pair {
             number.copy_from_slice(&packet.bytes[..8]);
             let frame = u64::from_le_bytes(number);
             let _ = node;
-            self.give_frame(i, frame, &TestApp::payload_for(frame));
+            self.give_frame(i, frame, &(self.payload_of)(frame));
             return;
         } else {
             if self.cut[usize::from(packet.link)] {
@@ -584,10 +658,13 @@ impl Pair {
     /// Every `(frame, digest)` recorded by any incarnation of any node, checked for
     /// agreement: returns the frames where two records disagree, and how many frames
     /// were recorded by more than one node.
-    pub fn digest_disagreements(&self) -> (Vec<u64>, u64) {
+    pub fn digest_disagreements(&self) -> (Vec<u64>, u64)
+    where
+        A: HasHistory,
+    {
         let mut by_frame: BTreeMap<u64, (u64, u32)> = BTreeMap::new();
         let mut bad = Vec::new();
-        let live = self.nodes.iter().flatten().filter_map(|n| n.app().history.as_ref());
+        let live = self.nodes.iter().flatten().filter_map(|n| n.app().history());
         for history in self.retired_histories.iter().chain(live) {
             for &(frame, digest) in history {
                 let entry = by_frame.entry(frame).or_insert((digest, 0));
@@ -604,12 +681,16 @@ impl Pair {
     /// The outputs a reference run of the same app produces for `frames`, in order, as
     /// `(frame, index) → payload`, starting from the initial state at `first`.
     pub fn reference_outputs(&self, first: u64, last: u64) -> BTreeMap<(u64, u8), Vec<u8>> {
-        let mut app = TestApp::new(self.ballast);
+        let mut app = (self.make_app)(PairNode {
+            index: 0,
+            ballast: self.ballast,
+            identity: self.identities[0],
+        });
         let mut outbox = Outbox::new();
         let mut expected = BTreeMap::new();
         for number in first..=last {
             outbox.clear();
-            let payload = TestApp::payload_for(number);
+            let payload = (self.payload_of)(number);
             app.step(
                 Frame {
                     number,

@@ -126,6 +126,47 @@ fn conveyor_pair_under_simulated_faults_no_violation() {
     }
 }
 
+/// The input of frame `n` for the pair tests: the guard closed, the start button pressed
+/// for the first frames of every 50, a part passing every 4th frame.
+fn conveyor_input(n: u64) -> Vec<u8> {
+    let start = if n % 50 < 3 { START } else { 0 };
+    let part = if n % 4 == 0 { PART } else { 0 };
+    vec![GUARD_CLOSED | start | part]
+}
+
+#[test]
+fn conveyor_pair_primary_crashes_backup_takes_over_outputs_exactly_once() {
+    use std::time::Duration;
+    use twinloop::testing::Pair;
+    use twinloop::{Config, Role};
+    let settings = ConveyorSettings { batch_parts: 3 };
+    // Two conveyors on a virtual clock and in-memory links, a frame every millisecond.
+    let mut pair = Pair::of(
+        7,
+        Config::fast(),
+        move |_| Conveyor::from_settings(&settings),
+        conveyor_input,
+    );
+    pair.start(0);
+    pair.run_for(Duration::from_millis(100));
+    pair.start(1);
+    pair.run_for(Duration::from_millis(500));
+    assert_eq!(pair.primary(), Some(0));
+    // The primary dies; the backup takes over, and the plant sees every output once.
+    pair.crash(0);
+    pair.run_for(Duration::from_millis(500));
+    assert_eq!(pair.node(1).role(), Role::Primary);
+    let last = pair.node(1).frame();
+    let first = pair.sink.accepted.keys().next().expect("outputs").0;
+    let expected = pair.reference_outputs(first, last);
+    let delivered: Vec<_> = pair.sink.accepted.range((first, 0)..=(last, u8::MAX)).collect();
+    assert_eq!(delivered.len(), expected.len(), "nothing lost, nothing extra");
+    for ((id, (_, payload)), (want_id, want)) in delivered.into_iter().zip(&expected) {
+        assert_eq!((id, payload), (want_id, want));
+    }
+    assert_eq!(pair.sink.conflicts, 0);
+}
+
 #[test]
 fn program_md_snippets_are_the_example() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
