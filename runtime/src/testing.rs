@@ -189,6 +189,9 @@ struct Packet {
     bytes: WireBuf,
 }
 
+/// `(frame, state digest)` after each frame an application ran.
+pub type DigestHistory = Vec<(u64, u64)>;
+
 /// An application that records its state digest after each frame it runs, for
 /// [`Pair::digest_disagreements`].
 pub trait HasHistory {
@@ -291,7 +294,7 @@ pub struct Pair<A: App = TestApp> {
     /// The payload the test source sends with frame `n`.
     payload_of: Box<dyn Fn(u64) -> Vec<u8>>,
     /// Takes a crashed node's digest history, when its application keeps one.
-    retire: fn(&mut A) -> Option<Vec<(u64, u64)>>,
+    retire: fn(&mut A) -> Option<DigestHistory>,
 }
 
 impl Pair<TestApp> {
