@@ -1293,65 +1293,19 @@ impl<A: App> Shell<A> {
             Request::Switchover { key, auth } => {
                 match self.authorize(key.as_deref(), auth.as_ref(), "switchover", &line) {
                     Err((code, message)) => console::error_line(&id, code, message),
-                    Ok(()) => {
-                        let now = self.clock.now();
-                        let reply = self.node.handle_command(now, Command::Switchover);
-                        self.drain()?;
-                        let (result, reason) = match reply {
-                            CommandReply::Started => ("started", None),
-                            CommandReply::Forwarded => ("forwarded", None),
-                            CommandReply::Refused(r) => ("refused", Some(r)),
-                        };
-                        let message = match reason {
-                            None if result == "started" => "switchover started".to_string(),
-                            None => "switchover forwarded to the primary".to_string(),
-                            Some(r) => format!("switchover refused: {}", names::refuse_text(r)),
-                        };
-                        log::info(format_args!("console {}: {message}", line.peer));
-                        let mut event = Map::new();
-                        event.insert("result".into(), result.into());
-                        event.insert("reason".into(), reason.map(names::refuse).into());
-                        event.insert("client".into(), line.peer.to_string().into());
-                        self.journal_push(EventKind::Shell, "switchover_command", &message, event);
-                        let mut f = Map::new();
-                        f.insert("result".into(), result.into());
-                        f.insert("reason".into(), reason.map(names::refuse).into());
-                        f.insert("message".into(), message.into());
-                        console::ok_line(&id, request.cmd(), f)
-                    }
+                    Ok(()) => self.operator_command(&id, &line, "switchover", Command::Switchover)?,
                 }
             }
             Request::Operator { cmd, key, auth } => match self.authorize_cmd(cmd, key.as_deref(), auth.as_ref(), &line)
             {
                 Err((code, message)) => console::error_line(&id, code, message),
                 Ok(()) => {
-                    let now = self.clock.now();
                     let command = if *cmd == "rejoin" {
                         Command::Rejoin
                     } else {
                         Command::ForcePrimary
                     };
-                    let reply = self.node.handle_command(now, command);
-                    self.drain()?;
-                    let (result, reason) = match reply {
-                        CommandReply::Refused(r) => ("refused", Some(r)),
-                        CommandReply::Started | CommandReply::Forwarded => ("started", None),
-                    };
-                    let message = match reason {
-                        None => format!("{cmd} done"),
-                        Some(r) => format!("{cmd} refused: {}", names::refuse_text(r)),
-                    };
-                    log::warn(format_args!("console {}: {message}", line.peer));
-                    let mut event = Map::new();
-                    event.insert("result".into(), result.into());
-                    event.insert("reason".into(), reason.map(names::refuse).into());
-                    event.insert("client".into(), line.peer.to_string().into());
-                    self.journal_push(EventKind::Shell, "operator_command", &message, event);
-                    let mut f = Map::new();
-                    f.insert("result".into(), result.into());
-                    f.insert("reason".into(), reason.map(names::refuse).into());
-                    f.insert("message".into(), message.into());
-                    console::ok_line(&id, request.cmd(), f)
+                    self.operator_command(&id, &line, cmd, command)?
                 }
             },
         };
@@ -1359,6 +1313,54 @@ impl<A: App> Shell<A> {
             console.reply(line.slot, &reply, self.clock.now(), self.poll.registry());
         }
         Ok(())
+    }
+
+    /// Carries out an authenticated operator's command (`switchover`, `force-primary`,
+    /// `rejoin`): the core's reply, one log line, a journal event and the console's answer
+    /// (`result`, `reason`, `message`).
+    fn operator_command(
+        &mut self,
+        id: &Value,
+        line: &console::Line,
+        cmd: &'static str,
+        command: Command,
+    ) -> Result<String, ShellError> {
+        let switchover = matches!(command, Command::Switchover);
+        let reply = self.node.handle_command(self.clock.now(), command);
+        self.drain()?;
+        let (result, reason) = match reply {
+            CommandReply::Started => ("started", None),
+            CommandReply::Forwarded if switchover => ("forwarded", None),
+            CommandReply::Forwarded => ("started", None),
+            CommandReply::Refused(r) => ("refused", Some(r)),
+        };
+        let message = match (reason, switchover) {
+            (Some(r), _) => format!("{cmd} refused: {}", names::refuse_text(r)),
+            (None, true) if result == "started" => "switchover started".to_string(),
+            (None, true) => "switchover forwarded to the primary".to_string(),
+            (None, false) => format!("{cmd} done"),
+        };
+        // A switchover is routine; force-primary and rejoin override the node's own judgement.
+        if switchover {
+            log::info(format_args!("console {}: {message}", line.peer));
+        } else {
+            log::warn(format_args!("console {}: {message}", line.peer));
+        }
+        let mut event = Map::new();
+        event.insert("result".into(), result.into());
+        event.insert("reason".into(), reason.map(names::refuse).into());
+        event.insert("client".into(), line.peer.to_string().into());
+        let name = if switchover {
+            "switchover_command"
+        } else {
+            "operator_command"
+        };
+        self.journal_push(EventKind::Shell, name, &message, event);
+        let mut f = Map::new();
+        f.insert("result".into(), result.into());
+        f.insert("reason".into(), reason.map(names::refuse).into());
+        f.insert("message".into(), message.into());
+        Ok(console::ok_line(id, cmd, f))
     }
 
     /// Checks the authentication of a command that changes state: a MAC over the
