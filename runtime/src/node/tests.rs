@@ -1898,3 +1898,49 @@ fn keeping_state_rejoin_takes_the_primarys() {
     assert!(await_state(&mut p, 0, Role::Backup, SyncState::InSync, ms(5000)));
     assert_eq!(p.primary(), Some(1));
 }
+
+/// Seen on real processes (README's pair by hand, 2026-11-26): the backup sends its join
+/// request on every link; the primary answered the first, the small state went over in
+/// one chunk and was installed, and the copy from the other link then started a second
+/// transfer of the same id that the in-sync backup ignores — the primary resent its
+/// chunk every `retry_ms` for as long as the pair ran, and `twinctl status` showed
+/// `sending 0.0 / 0.0 KiB` forever. Now the primary gives a transfer up when the backup says
+/// it follows in sync.
+#[test]
+fn paired_late_join_request_copy_transfer_given_up() {
+    let mut p = Pair::new(11, Config::default(), 0);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.capture = true;
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired, ms(2000)));
+    p.capture = false;
+    let (link, request) = p
+        .captured
+        .iter()
+        .find(|(from, _, bytes)| {
+            *from == 1 && matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::JoinRequest { .. }))
+        })
+        .map(|(_, link, bytes)| (*link, bytes.clone()))
+        .expect("the backup asked to join");
+    // The late copy of the request the primary already served.
+    p.inject(0, link, &request);
+    // The primary gives the transfer up at its first retry after it hears the backup
+    // follow in sync (heartbeats every interval): within two intervals and a retry.
+    let config = Config::default();
+    let until = p.now + 2 * config.heartbeat_interval() + 2 * config.retry();
+    assert!(p.run_until(until, |p| p.node(0).transfer_progress().is_none()));
+    p.captured.clear();
+    p.capture = true;
+    p.run_for(ms(1000));
+    let chunks = p
+        .captured
+        .iter()
+        .filter(|(from, _, bytes)| {
+            *from == 0 && matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::Chunk { .. }))
+        })
+        .count();
+    assert_eq!(chunks, 0, "chunks to a backup that is not joining");
+    assert_eq!(p.node(1).status().sync, SyncState::InSync);
+}
