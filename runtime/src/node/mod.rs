@@ -220,7 +220,7 @@ pub enum Alarm {
     /// accepted: the source restarted its numbering without a new session, or another
     /// source sends. Raised once until a frame is accepted.
     FramesStale {
-        /// The last stale frame.
+        /// The last frame run (the stale frames are older).
         frame: u64,
     },
     /// Every epoch above the highest seen is above `EPOCH_MAX`: this node will not lead.
@@ -836,7 +836,11 @@ impl<A: App> Node<A> {
             self.rejections.stale_frame += 1;
             self.frames_stale_run += 1;
             if self.frames_stale_run == STALE_STORM_FRAMES {
-                self.alarm(Alarm::FramesStale { frame: number });
+                // The last run, not the stale frame: a frame of the session left has
+                // no pair frame (0), and "older than frame 0" helps nobody.
+                self.alarm(Alarm::FramesStale {
+                    frame: self.frame_last_run,
+                });
             }
             return;
         }

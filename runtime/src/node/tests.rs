@@ -1944,3 +1944,28 @@ fn paired_late_join_request_copy_transfer_given_up() {
     assert_eq!(chunks, 0, "chunks to a backup that is not joining");
     assert_eq!(p.node(1).status().sync, SyncState::InSync);
 }
+
+/// Seen on real processes (2026-11-26): after a source restart, frames of the session
+/// left are all stale and their pair frame is 0, so the alarm read "older than the last
+/// run (last 0)" on a pair that had run thousands of frames. It names the last run.
+#[test]
+fn primary_stale_storm_of_the_session_left_alarm_names_the_last_run() {
+    let mut p = running_pair(Config::default());
+    p.source_session = 5;
+    p.run_for(ms(100));
+    assert_eq!(p.node(0).status().source.map(|m| m.session), Some(5));
+    // The source goes back to the session it left: every frame is stale.
+    p.source_session = 0;
+    p.run_for(ms(1000));
+    let last_run = p.node(0).frame();
+    assert!(last_run > 0);
+    let storm = p
+        .alarms
+        .iter()
+        .find_map(|(n, a)| match a {
+            Alarm::FramesStale { frame } if *n == 0 => Some(*frame),
+            _ => None,
+        })
+        .expect("a stale storm");
+    assert_eq!(storm, last_run);
+}
