@@ -644,6 +644,10 @@ pub struct Node<A: App> {
     // Input liveness (see `switchover::input_check`).
     /// When the last frame from the I/O source was accepted (`None`: none yet).
     input_heard_at: Option<Instant>,
+    /// The last frames from the I/O source were of a session this node cannot place (a
+    /// backup, before the primary announces the source's restart): the heartbeat reports
+    /// its input above every frame in hand, where a restart maps.
+    input_unplaced: bool,
     /// When this node was created: a node without any frame counts its silence from it.
     booted_at: Instant,
     /// The peer's highest frame from the I/O source, as its last heartbeat told.
@@ -772,6 +776,7 @@ impl<A: App> Node<A> {
             last_transition: None,
             rejections: Rejections::default(),
             input_heard_at: None,
+            input_unplaced: false,
             booted_at: boot.now,
             peer_input_frame: 0,
             peer_input_heard_at: None,
@@ -858,6 +863,7 @@ impl<A: App> Node<A> {
         self.ring.put_payload(number, payload);
         self.frame_highest_received = self.frame_highest_received.max(number);
         self.input_heard_at = Some(now);
+        self.input_unplaced = false;
         self.input_alarm_raised = false;
         self.advance();
     }

@@ -1969,3 +1969,36 @@ fn primary_stale_storm_of_the_session_left_alarm_names_the_last_run() {
         .expect("a stale storm");
     assert_eq!(storm, last_run);
 }
+
+/// Seen on real processes (2026-11-26): a restarted I/O source (a new session, numbering
+/// from 1) that reaches only the backup was never handed over to. The backup could not
+/// place the new session's frames (the primary announces mappings), so it reported its
+/// input silent, and both nodes sat with `input_silent` while frames arrived.
+#[test]
+fn paired_restarted_source_reaching_only_the_backup_hands_over_once() {
+    let mut p = fast_pair_running(0);
+    let c = p.configs[0].clone();
+    p.run_for(ms(c.input_handover_hold_ms));
+    assert_eq!(p.primary(), Some(0));
+    // The source restarts with a new session and sends to the backup only.
+    p.source_session = 0x5EED;
+    p.frame_next = 1;
+    lose_frames(&mut p, 0, 3000);
+    assert!(await_state(
+        &mut p,
+        1,
+        Role::Primary,
+        SyncState::Paired,
+        ms(c.input_handover_ms + 100)
+    ));
+    let taken_at = p.node(1).frame();
+    p.run_for(ms(1000));
+    assert!(
+        p.node(1).frame() > taken_at + 500,
+        "the new primary runs the new session's frames"
+    );
+    assert_eq!(p.node(1).status().source.map(|m| m.session), Some(0x5EED));
+    assert_eq!((input_handovers(&p, 0), input_handovers(&p, 1)), (1, 0));
+    assert_eq!(p.sink.duplicates, 0);
+    assert_eq!(p.sink.conflicts, 0);
+}
