@@ -205,7 +205,7 @@ fn main() -> std::io::Result<()> {
             });
             println!(
                 "frame {number:>7}  level {:>7.1} mm  supply {:>6} l  pump {:>5}  alarms {:#06x}  \
-                 sink: {} accepted, {} duplicates, {} stale, epoch {:#x}",
+                 sink: {} accepted, {} duplicates, {} stale, epoch {}",
                 f64::from(level) / 1000.0,
                 supply / 1000,
                 command.map_or("-".into(), |c| if c.has(flag::PUMP_RUN) {
@@ -217,7 +217,7 @@ fn main() -> std::io::Result<()> {
                 sink.accepted.len(),
                 sink.duplicates,
                 sink.stale_rejected,
-                sink.epoch_max,
+                twinloop::EpochText(sink.epoch_max),
             );
         }
     }

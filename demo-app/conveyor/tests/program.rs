@@ -179,8 +179,13 @@ fn program_md_snippets_are_the_example() {
     ];
     let code: String = sources.iter().map(|p| read(p)).collect();
     let config = read("configs/conveyor-a.toml");
+    let source_py = read("demo-app/conveyor/source.py");
     let mut checked = 0;
-    for (fence, source) in [("```rust\n", &code), ("```toml\n", &config)] {
+    for (fence, source) in [
+        ("```rust\n", &code),
+        ("```toml\n", &config),
+        ("```python\n", &source_py),
+    ] {
         for block in doc.split(fence).skip(1) {
             let snippet = &block[..block.find("```").expect("a closed code block")];
             assert!(

@@ -151,7 +151,7 @@ pub fn alarm_text(alarm: Alarm) -> String {
             "frame {frame} is beyond frame_jump_max of the frames in hand: refused (a forged or corrupt frame, or a source that jumped: give it a new source session)"
         ),
         Alarm::FramesStale { frame } => format!(
-            "frames from the I/O source are older than the last run (last {frame}): a source that restarted its numbering must start a new source session"
+            "frames from the I/O source are older than the last run (frame {frame}): a source that restarted its numbering must start a new source session"
         ),
         Alarm::EpochExhausted { epoch } => format!(
             "no epoch is left above {epoch} (bound {}): this node will not lead; stop both nodes and reset their state files",

@@ -240,7 +240,16 @@ impl<A: App> Node<A> {
             sent_ns: self.now.as_nanos().max(1),
             echo_ns,
             echo_hold_ns: hold_ns,
-            input_frame: self.frame_highest_received,
+            // Frames of a session this node cannot place yet are a restart the primary has
+            // not seen; a restart maps after every frame in hand (all bounded by FRAME_MAX).
+            input_frame: if self.input_unplaced {
+                self.frame_last_run
+                    .max(self.frame_highest_received)
+                    .max(self.commit_highest)
+                    + 1
+            } else {
+                self.frame_highest_received
+            },
             input_age_ms: self.input_heard_at.map_or(u64::MAX, |t| {
                 u64::try_from(self.now.saturating_since(t).as_millis()).unwrap_or(u64::MAX - 1)
             }),

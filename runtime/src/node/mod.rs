@@ -220,7 +220,7 @@ pub enum Alarm {
     /// accepted: the source restarted its numbering without a new session, or another
     /// source sends. Raised once until a frame is accepted.
     FramesStale {
-        /// The last stale frame.
+        /// The last frame run (the stale frames are older).
         frame: u64,
     },
     /// Every epoch above the highest seen is above `EPOCH_MAX`: this node will not lead.
@@ -644,6 +644,10 @@ pub struct Node<A: App> {
     // Input liveness (see `switchover::input_check`).
     /// When the last frame from the I/O source was accepted (`None`: none yet).
     input_heard_at: Option<Instant>,
+    /// The last frames from the I/O source were of a session this node cannot place (a
+    /// backup, before the primary announces the source's restart): the heartbeat reports
+    /// its input above every frame in hand, where a restart maps.
+    input_unplaced: bool,
     /// When this node was created: a node without any frame counts its silence from it.
     booted_at: Instant,
     /// The peer's highest frame from the I/O source, as its last heartbeat told.
@@ -772,6 +776,7 @@ impl<A: App> Node<A> {
             last_transition: None,
             rejections: Rejections::default(),
             input_heard_at: None,
+            input_unplaced: false,
             booted_at: boot.now,
             peer_input_frame: 0,
             peer_input_heard_at: None,
@@ -836,7 +841,11 @@ impl<A: App> Node<A> {
             self.rejections.stale_frame += 1;
             self.frames_stale_run += 1;
             if self.frames_stale_run == STALE_STORM_FRAMES {
-                self.alarm(Alarm::FramesStale { frame: number });
+                // The last run, not the stale frame: a frame of the session left has
+                // no pair frame (0), and "older than frame 0" helps nobody.
+                self.alarm(Alarm::FramesStale {
+                    frame: self.frame_last_run,
+                });
             }
             return;
         }
@@ -854,6 +863,7 @@ impl<A: App> Node<A> {
         self.ring.put_payload(number, payload);
         self.frame_highest_received = self.frame_highest_received.max(number);
         self.input_heard_at = Some(now);
+        self.input_unplaced = false;
         self.input_alarm_raised = false;
         self.advance();
     }

@@ -63,6 +63,11 @@ impl<A: App> Node<A> {
             Some(_) if self.role == Role::Primary => self.source_restarted(session, number),
             Some(_) => {
                 self.rejections.frame_other_session += 1;
+                // Frames come: the input path is alive. Without this a restarted source
+                // that reached only the backup was never handed over to (both inputs
+                // looked silent).
+                self.input_heard_at = Some(self.now);
+                self.input_unplaced = true;
                 return None;
             }
         };

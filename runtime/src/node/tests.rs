@@ -1898,3 +1898,107 @@ fn keeping_state_rejoin_takes_the_primarys() {
     assert!(await_state(&mut p, 0, Role::Backup, SyncState::InSync, ms(5000)));
     assert_eq!(p.primary(), Some(1));
 }
+
+/// Seen on real processes (README's pair by hand, 2026-11-26): the backup sends its join
+/// request on every link; the primary answered the first, the small state went over in
+/// one chunk and was installed, and the copy from the other link then started a second
+/// transfer of the same id that the in-sync backup ignores — the primary resent its
+/// chunk every `retry_ms` for as long as the pair ran, and `twinctl status` showed
+/// `sending 0.0 / 0.0 KiB` forever. Now the primary gives a transfer up when the backup says
+/// it follows in sync.
+#[test]
+fn paired_late_join_request_copy_transfer_given_up() {
+    let mut p = Pair::new(11, Config::default(), 0);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.capture = true;
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired, ms(2000)));
+    p.capture = false;
+    let (link, request) = p
+        .captured
+        .iter()
+        .find(|(from, _, bytes)| {
+            *from == 1 && matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::JoinRequest { .. }))
+        })
+        .map(|(_, link, bytes)| (*link, bytes.clone()))
+        .expect("the backup asked to join");
+    // The late copy of the request the primary already served.
+    p.inject(0, link, &request);
+    // The primary gives the transfer up at its first retry after it hears the backup
+    // follow in sync (heartbeats every interval): within two intervals and a retry.
+    let config = Config::default();
+    let until = p.now + 2 * config.heartbeat_interval() + 2 * config.retry();
+    assert!(p.run_until(until, |p| p.node(0).transfer_progress().is_none()));
+    p.captured.clear();
+    p.capture = true;
+    p.run_for(ms(1000));
+    let chunks = p
+        .captured
+        .iter()
+        .filter(|(from, _, bytes)| {
+            *from == 0 && matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::Chunk { .. }))
+        })
+        .count();
+    assert_eq!(chunks, 0, "chunks to a backup that is not joining");
+    assert_eq!(p.node(1).status().sync, SyncState::InSync);
+}
+
+/// Seen on real processes (2026-11-26): after a source restart, frames of the session
+/// left are all stale and their pair frame is 0, so the alarm read "older than the last
+/// run (last 0)" on a pair that had run thousands of frames. It names the last run.
+#[test]
+fn primary_stale_storm_of_the_session_left_alarm_names_the_last_run() {
+    let mut p = running_pair(Config::default());
+    p.source_session = 5;
+    p.run_for(ms(100));
+    assert_eq!(p.node(0).status().source.map(|m| m.session), Some(5));
+    // The source goes back to the session it left: every frame is stale.
+    p.source_session = 0;
+    p.run_for(ms(1000));
+    let last_run = p.node(0).frame();
+    assert!(last_run > 0);
+    let storm = p
+        .alarms
+        .iter()
+        .find_map(|(n, a)| match a {
+            Alarm::FramesStale { frame } if *n == 0 => Some(*frame),
+            _ => None,
+        })
+        .expect("a stale storm");
+    assert_eq!(storm, last_run);
+}
+
+/// Seen on real processes (2026-11-26): a restarted I/O source (a new session, numbering
+/// from 1) that reaches only the backup was never handed over to. The backup could not
+/// place the new session's frames (the primary announces mappings), so it reported its
+/// input silent, and both nodes sat with `input_silent` while frames arrived.
+#[test]
+fn paired_restarted_source_reaching_only_the_backup_hands_over_once() {
+    let mut p = fast_pair_running(0);
+    let c = p.configs[0].clone();
+    p.run_for(ms(c.input_handover_hold_ms));
+    assert_eq!(p.primary(), Some(0));
+    // The source restarts with a new session and sends to the backup only.
+    p.source_session = 0x5EED;
+    p.frame_next = 1;
+    lose_frames(&mut p, 0, 3000);
+    assert!(await_state(
+        &mut p,
+        1,
+        Role::Primary,
+        SyncState::Paired,
+        ms(c.input_handover_ms + 100)
+    ));
+    let taken_at = p.node(1).frame();
+    p.run_for(ms(1000));
+    assert!(
+        p.node(1).frame() > taken_at + 500,
+        "the new primary runs the new session's frames"
+    );
+    assert_eq!(p.node(1).status().source.map(|m| m.session), Some(0x5EED));
+    assert_eq!((input_handovers(&p, 0), input_handovers(&p, 1)), (1, 0));
+    assert_eq!(p.sink.duplicates, 0);
+    assert_eq!(p.sink.conflicts, 0);
+}

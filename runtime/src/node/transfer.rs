@@ -10,7 +10,7 @@ use super::{
 };
 use crate::app::App;
 use crate::time::Instant;
-use crate::wire::Body;
+use crate::wire::{Body, WireRole, WireSync};
 
 /// The primary's side of a transfer.
 pub(super) struct TxTransfer {
@@ -384,7 +384,7 @@ impl<A: App> Node<A> {
                     self.send_all(body);
                 }
             }
-            if !self.peer_alive() {
+            if !self.peer_alive() || self.peer_follows_with_state() {
                 self.tx = None;
             }
         }
@@ -407,6 +407,22 @@ impl<A: App> Node<A> {
                 }
             }
         }
+    }
+}
+
+impl<A: App> Node<A> {
+    /// Primary: the backup says it follows this epoch with state (in sync or lagging), so
+    /// nobody waits for a transfer. The backup sends its join request on every link, and
+    /// a small state can be sent and installed before the copy from the other link
+    /// arrives: that copy started a second transfer of the same id, which the backup
+    /// (no longer joining) ignores, and the primary resent its chunks for as long as the
+    /// pair ran. A backup that asks again says `joining` first (`start_join`).
+    fn peer_follows_with_state(&self) -> bool {
+        self.peer.is_some_and(|peer| {
+            peer.role == WireRole::Backup
+                && peer.epoch == self.epoch.0
+                && matches!(peer.sync, WireSync::InSync | WireSync::Lagging)
+        })
     }
 }
 
