@@ -204,10 +204,10 @@ impl Gateway {
             return Decision::Invalid;
         }
         if epoch < self.fence {
-            if !self
+            let lapsed = self
                 .lease
-                .is_some_and(|lease| now.saturating_since(self.fence_at) > lease)
-            {
+                .is_some_and(|lease| now.saturating_since(self.fence_at) > lease);
+            if !lapsed {
                 return Decision::Stale;
             }
             self.counters.lapses += 1;
@@ -500,7 +500,8 @@ mod tests {
             if index >= 16 || frame == 0 {
                 return Decision::Invalid;
             }
-            if epoch < self.fence && !self.lease.is_some_and(|l| now.saturating_since(self.fence_at) > l) {
+            let lapsed = self.lease.is_some_and(|l| now.saturating_since(self.fence_at) > l);
+            if epoch < self.fence && !lapsed {
                 return Decision::Stale;
             }
             self.fence = epoch;
