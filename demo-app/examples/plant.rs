@@ -75,8 +75,9 @@ struct FromConfigs {
     detection_window_ms: Option<u64>,
 }
 
-/// Reads `[frames] bind`, the first of `[outputs] sinks` and `[app] cycle_ms` from each
-/// node configuration; the nodes must agree on the sink and the cycle.
+/// Reads `[frames] bind`, the first of `[outputs] sinks`, `[app] cycle_ms` and
+/// `[runtime] frames_buffered` and `detection_window_ms` from each node configuration; the
+/// nodes must agree on the sink and the cycle (of the others, the largest is kept).
 fn read_configs(paths: &[PathBuf]) -> Result<FromConfigs, String> {
     let mut found = FromConfigs::default();
     for path in paths {
