@@ -22,7 +22,8 @@
 //!    primary whose first outputs are re-sends fences the old one from its first datagram;
 //! 3. `frame + window_frames ≤ frame_max` (the highest frame accepted): [`Decision::TooOld`]
 //!    — the gateway no longer knows whether that id was delivered (with a window of at
-//!    least the nodes' `frames_buffered` this does not happen);
+//!    least the nodes' `frames_buffered`, only after a takeover by a node whose input
+//!    lagged, or a cold start: PROTOCOL.md, "The dedup window");
 //! 4. `(frame, index)` already accepted: [`Decision::Duplicate`] when the payload is the
 //!    same, [`Decision::Conflict`] when it differs (two histories; never with a healthy
 //!    pair); dropped either way, the first content stays;

@@ -45,7 +45,8 @@ pub struct Sink {
     pub conflicts: u64,
     /// Rejected for an epoch below the fence.
     pub stale: u64,
-    /// Rejected as older than the dedup window (0 when the window covers the ring).
+    /// Rejected as older than the dedup window (rare: after a takeover by a node whose
+    /// input lagged, or a cold start; PROTOCOL.md, "The dedup window").
     pub too_old: u64,
     /// Times the fence lapsed (its epoch lease ran out).
     pub lapses: u64,
