@@ -1,6 +1,8 @@
 //! The plant side for trying a pair by hand: the tank model, an I/O source that sends one
-//! frame per cycle to both nodes, and a deduplicating actuator sink whose accepted
-//! commands drive the model (a closed loop). Prints one line a second.
+//! frame per cycle to both nodes, and an actuator sink — the library's reference gateway
+//! (`twinloop::Gateway`: dedup over the nodes' `frames_buffered` frames, epoch fence, epoch
+//! lease; docs/PROTOCOL.md, "What a sink must do") — whose accepted commands drive the
+//! model (a closed loop). Prints one line a second.
 //!
 //! ```text
 //! cargo run -p twinloop-demo -- --config configs/node-a.toml &
@@ -9,9 +11,11 @@
 //! ```
 //!
 //! With `--config`, the frame addresses, the sink address and the cycle are read from the
-//! node configurations (`[frames] bind`, `[outputs] sinks`, `[app] cycle_ms`); without,
-//! the defaults below match `configs/node-a.toml` and `configs/node-b.toml`. Either way
-//! the plant prints the addresses it uses before the first frame.
+//! node configurations (`[frames] bind`, `[outputs] sinks`, `[app] cycle_ms`), and the
+//! gateway's window and lease from their `[runtime] frames_buffered` and
+//! `detection_window_ms`; without, the defaults below match `configs/node-a.toml` and
+//! `configs/node-b.toml` (and the nodes' defaults, 1024 frames and a 5 s lease). Either
+//! way the plant prints the addresses it uses before the first frame.
 // A plant on a real clock: the cycle is paced with wall time.
 #![allow(clippy::disallowed_methods)]
 
@@ -22,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use twinloop::io_protocol;
-use twinloop::testing::Sink;
+use twinloop::{Decision, Gateway};
 use twinloop_demo::layout::{flag, OutputMessage};
 use twinloop_demo::plant::{Plant, PlantParams};
 
@@ -53,16 +57,27 @@ struct Args {
     demand_ml_per_s: u32,
 }
 
+/// The actuator sink: the gateway decides, the last accepted command is shown.
+struct Sink {
+    gateway: Gateway,
+    command: Option<twinloop_demo::layout::ActuatorCommand>,
+}
+
 /// What the plant needs from the node configurations.
 #[derive(Debug, Default)]
 struct FromConfigs {
     frames: Vec<SocketAddr>,
     sink: Option<SocketAddr>,
     cycle_ms: Option<u64>,
+    /// The largest `[runtime] frames_buffered`: the gateway's dedup window.
+    frames_buffered: Option<u64>,
+    /// The largest `[runtime] detection_window_ms`: the lease is 10 times it, at least 5 s.
+    detection_window_ms: Option<u64>,
 }
 
-/// Reads `[frames] bind`, the first of `[outputs] sinks` and `[app] cycle_ms` from each
-/// node configuration; the nodes must agree on the sink and the cycle.
+/// Reads `[frames] bind`, the first of `[outputs] sinks`, `[app] cycle_ms` and
+/// `[runtime] frames_buffered` and `detection_window_ms` from each node configuration; the
+/// nodes must agree on the sink and the cycle (of the others, the largest is kept).
 fn read_configs(paths: &[PathBuf]) -> Result<FromConfigs, String> {
     let mut found = FromConfigs::default();
     for path in paths {
@@ -85,6 +100,16 @@ fn read_configs(paths: &[PathBuf]) -> Result<FromConfigs, String> {
                 ));
             }
             found.sink = Some(sink);
+        }
+        for (key, found) in [
+            ("frames_buffered", &mut found.frames_buffered),
+            ("detection_window_ms", &mut found.detection_window_ms),
+        ] {
+            if let Some(value) = get("runtime", key).and_then(|v| v.as_integer()) {
+                let value =
+                    u64::try_from(value).map_err(|_| format!("{}: [runtime] {key} is negative", path.display()))?;
+                *found = Some(found.map_or(value, |f| f.max(value)));
+            }
         }
         if let Some(cycle) = get("app", "cycle_ms").and_then(|v| v.as_integer()) {
             let cycle = u64::try_from(cycle).map_err(|_| format!("{}: [app] cycle_ms is negative", path.display()))?;
@@ -136,7 +161,25 @@ fn main() -> std::io::Result<()> {
         demand_ml_per_s: args.demand_ml_per_s,
         ..PlantParams::default()
     })));
-    let sink = Arc::new(Mutex::new(Sink::default()));
+    // The gateway's settings come from the nodes' (PROTOCOL.md: nothing on the wire
+    // carries them): a window of their ring, a lease of max(10 × window, 5 s).
+    let window_frames = from_configs.frames_buffered.unwrap_or(1024);
+    let lease = Duration::from_millis(
+        from_configs
+            .detection_window_ms
+            .unwrap_or(500)
+            .saturating_mul(10)
+            .max(5000),
+    );
+    let gateway = match Gateway::new(window_frames, Some(lease)) {
+        Ok(gateway) => gateway,
+        Err(e) => {
+            eprintln!("plant: {e}");
+            std::process::exit(2);
+        }
+    };
+    let sink = Arc::new(Mutex::new(Sink { gateway, command: None }));
+    let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
 
     let receiver = UdpSocket::bind(sink_addr)?;
@@ -152,11 +195,15 @@ fn main() -> std::io::Result<()> {
                 let Ok(output) = io_protocol::decode_output(&buf[..len]) else {
                     continue;
                 };
+                let now =
+                    twinloop::Instant::from_nanos(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
                 let mut sink = sink.lock().unwrap();
-                let before = sink.accepted.len();
-                sink.offer(&output.to_output());
-                if sink.accepted.len() > before {
+                let decision = sink
+                    .gateway
+                    .offer(now, output.epoch, output.frame, output.index, output.payload);
+                if decision == Decision::Accepted {
                     if let Ok(OutputMessage::Command(command)) = OutputMessage::decode(output.payload) {
+                        sink.command = Some(command);
                         plant.lock().unwrap().apply(&command);
                     }
                 }
@@ -197,12 +244,10 @@ fn main() -> std::io::Result<()> {
                 let plant = plant.lock().unwrap();
                 (plant.level_um(), plant.supply_ml())
             };
-            let sink = sink.lock().unwrap();
-            let last = sink.accepted.iter().rev().find(|((_, index), _)| *index == 0);
-            let command = last.and_then(|(_, (_, payload))| match OutputMessage::decode(payload) {
-                Ok(OutputMessage::Command(c)) => Some(c),
-                _ => None,
-            });
+            let (command, counters, fence) = {
+                let sink = sink.lock().unwrap();
+                (sink.command, sink.gateway.counters(), sink.gateway.fence())
+            };
             println!(
                 "frame {number:>7}  level {:>7.1} mm  supply {:>6} l  pump {:>5}  alarms {:#06x}  \
                  sink: {} accepted, {} duplicates, {} stale, epoch {}",
@@ -214,10 +259,10 @@ fn main() -> std::io::Result<()> {
                     "off".into()
                 }),
                 command.map_or(0, |c| c.alarms_latched),
-                sink.accepted.len(),
-                sink.duplicates,
-                sink.stale_rejected,
-                twinloop::EpochText(sink.epoch_max),
+                counters.accepted,
+                counters.duplicates + counters.conflicts,
+                counters.stale,
+                twinloop::EpochText(fence),
             );
         }
     }

@@ -4,10 +4,12 @@
 // A test process spawns python3 and reads the document from disk.
 #![allow(clippy::disallowed_methods)]
 
+use core::time::Duration;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use twinloop::app::{App, Frame, Outbox};
 use twinloop::io_protocol::{self, DecodeError};
+use twinloop::Gateway;
 use twinloop_demo::layout::{AlarmEventKind, OutputMessage, TankInputs};
 use twinloop_demo::{TankApp, TankParams};
 
@@ -212,13 +214,18 @@ for line in sys.stdin:
             epoch, frame, index, node_id, payload = ok
             print("ok", epoch, frame, index, node_id, payload.hex())
     elif cmd == "frame":
-        print(frame_datagram(int(args[0]), bytes.fromhex(args[2]), int(args[1])).hex())
+        print(frame_datagram(int(args[0]), bytes.fromhex(args[1]), int(args[2])).hex())
     elif cmd == "sink":
         s = Sink(window_frames=4, lease_s=5.0)
         offers = [(0, 0x101, 10, 0), (0, 0x101, 10, 0), (0, 0x101, 11, 0), (0, 0x202, 11, 0),
                   (0, 0x101, 12, 0), (0, 0x202, 12, 0), (0, 0x202, 8, 0), (0, 0x202, 9, 1),
                   (3, 0x101, 13, 0), (9, 0x101, 13, 0)]
         print(" ".join(s.offer(t, e, f, i, b"") for (t, e, f, i) in offers))
+    elif cmd == "new":
+        g = Sink(window_frames=int(args[0]), lease_s=None if args[1] == "none" else int(args[1]))
+    elif cmd == "offer":
+        t, e, f, i = (int(a) for a in args[:4])
+        print(g.offer(t, e, f, i, bytes.fromhex(args[4]) if len(args) > 4 else b""))
     sys.stdout.flush()
 "#;
     let script = format!("{}\n{driver}", block("```python"));
@@ -241,17 +248,56 @@ for line in sys.stdin:
     }
     // The document's frame example, and the same frame in a source session (bytes 6..8).
     let frame = hex_example("frame");
-    let decoded = io_protocol::decode_frame(&frame).unwrap();
-    input.push_str(&format!("frame 42 {} {}\n", decoded.session, hex(decoded.payload)));
+    let payload = io_protocol::decode_frame(&frame).unwrap().payload;
+    // The session is explicit: the sketch's default is a random one, new at every start.
+    input.push_str(&format!("frame 42 {} 0\n", hex(payload)));
     expected.push(hex(&frame));
-    let mut buf = [0u8; 64];
-    let n = io_protocol::encode_session_frame(0x9b5e, 42, decoded.payload, &mut buf).unwrap();
-    input.push_str(&format!("frame 42 {} {}\n", 0x9b5e, hex(decoded.payload)));
-    expected.push(hex(&buf[..n]));
+    let session_frame = hex_example("session-frame");
+    input.push_str(&format!("frame 1 {} {}\n", hex(payload), 0x5EED));
+    expected.push(hex(&session_frame));
     input.push_str("sink\n");
     // Window 4, lease 5 s: copies of a higher epoch fence the old one; frame 8 is below
     // the window of frame 12; after 9 s without an acceptance the fence lapses.
     expected.push("accepted duplicate accepted duplicate stale accepted too_old accepted stale accepted".into());
+    // The same gateway in Rust, on arbitrary offers: the document's rule is the library's,
+    // decision for decision (times in whole seconds, so Python's floats are exact).
+    for (window, lease_s) in [(8u64, Some(5u64)), (3, Some(0)), (16, None)] {
+        input.push_str(&format!(
+            "new {window} {}\n",
+            lease_s.map_or("none".into(), |l| l.to_string())
+        ));
+        let mut gateway = Gateway::new(window, lease_s.map(Duration::from_secs)).unwrap();
+        let (mut x, mut t, mut base) = (0x2545_F491_4F6C_DD1Du64 ^ window, 0u64, 1u64);
+        for _ in 0..400 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            t += x % 4 + if x >> 44 & 15 == 0 { 10 } else { 0 };
+            base += u64::from(x >> 8 & 3 == 0);
+            let epoch = [0x101, 0x202, 0x302, 0x403][(x >> 12 & 3) as usize];
+            let frame = if x >> 48 & 15 == 0 {
+                base.saturating_sub(window + x % 5)
+            } else {
+                (base + (x >> 16) % 10).saturating_sub(6)
+            };
+            let index = if x >> 20 & 15 == 0 {
+                16 + (x >> 24) as u8 % 2
+            } else {
+                (x >> 24) as u8 % 3
+            };
+            let payload: &[u8] = if x >> 40 & 7 == 0 { &[1] } else { &[] };
+            input.push_str(&format!("offer {t} {epoch} {frame} {index} {}\n", hex(payload)));
+            let now = twinloop::Instant::from_millis(t * 1000);
+            expected.push(gateway.offer(now, epoch, frame, index, payload).name().into());
+        }
+        // Every decision and a lapse came up.
+        let c = gateway.counters();
+        assert!(
+            c.accepted * c.duplicates * c.conflicts * c.stale * c.too_old * c.invalid > 0,
+            "{c:?}"
+        );
+        assert!(lease_s.is_none() || c.lapses > 0, "{c:?}");
+    }
 
     let child = Command::new("python3")
         .arg("-c")

@@ -24,6 +24,7 @@
 pub mod app;
 pub mod config;
 pub mod digest;
+pub mod gateway;
 pub mod io_protocol;
 pub mod node;
 pub mod rng;
@@ -41,6 +42,7 @@ pub mod node_main;
 
 pub use app::{App, AppIdentity, Frame, Outbox, OutputPayload, SnapshotError};
 pub use config::{Config, ConfigError};
+pub use gateway::{Decision, Gateway};
 pub use node::{
     Action, Alarm, Boot, Command, CommandReply, EpochText, InputStatus, Node, Notice, Output, Reason, RefuseReason,
     ResyncCause, Role, Status, SyncState, TrafficClass, TransferProgress, Transition, EPOCH_MAX,

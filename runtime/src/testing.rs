@@ -6,6 +6,7 @@
 use crate::app::{restore_postcard, snapshot_postcard, App, AppIdentity, Frame, Outbox, SnapshotError};
 use crate::config::{Config, LINKS_MAX};
 use crate::digest::{fnv64, Fnv64};
+use crate::gateway::{Decision, Gateway};
 use crate::node::{Action, Alarm, Boot, Command, CommandReply, Node, Output, Role, Transition};
 use crate::rng::Rng;
 use crate::time::Instant;
@@ -131,23 +132,30 @@ impl App for TestApp {
     }
 }
 
-/// An actuator sink that dedups by `(frame, index)` and rejects epochs lower than the
-/// highest it has seen on an output it did not reject — what the plant-side I/O gateway
-/// does (docs/PROTOCOL.md, "What a sink must do"; this one keeps every id, an unbounded
-/// dedup window).
-#[derive(Debug, Default, Clone)]
+/// The dedup window of the tests' [`Sink`], in frames: wider than any test's run, so that
+/// `duplicate_depth_max` measures how deep copies reach rather than being cut by the window.
+pub const SINK_WINDOW_FRAMES: u64 = 1 << 16;
+
+/// The actuator sink of the tests: a [`Gateway`] (docs/PROTOCOL.md, "What a sink must
+/// do"; strict fencing, no lease, a window of [`SINK_WINDOW_FRAMES`]) decides, and this
+/// keeps the record the tests look at (every accepted output, the counters).
+#[derive(Debug, Clone)]
 pub struct Sink {
+    /// The gateway that decides.
+    pub gateway: Gateway,
     /// Accepted outputs by `(frame, index)`: `(epoch, payload)`.
     pub accepted: BTreeMap<(u64, u8), (u64, Vec<u8>)>,
     /// Every output seen on the wire, before dedup.
     pub raw: u64,
-    /// Copies dropped as duplicates of an accepted id.
+    /// Copies dropped as duplicates of an accepted id, conflicting ones included.
     pub duplicates: u64,
     /// Copies with the id of an accepted output but different content (must stay 0).
     pub conflicts: u64,
-    /// Outputs rejected for carrying an epoch below the highest accepted.
+    /// Outputs rejected for carrying an epoch below the fence.
     pub stale_rejected: u64,
-    /// The highest epoch on an output not rejected (accepted or duplicate).
+    /// Outputs rejected as older than the dedup window.
+    pub too_old: u64,
+    /// The gateway's fence: the highest epoch on an output not rejected.
     pub epoch_max: u64,
     /// The highest frame accepted.
     pub frame_max: u64,
@@ -156,30 +164,51 @@ pub struct Sink {
     pub duplicate_depth_max: u64,
 }
 
+impl Default for Sink {
+    fn default() -> Self {
+        Sink::around(Gateway::new(SINK_WINDOW_FRAMES, None).expect("a window in range"))
+    }
+}
+
 impl Sink {
-    /// Offers one output to the sink.
-    pub fn offer(&mut self, output: &Output) {
+    /// An empty record around `gateway`.
+    pub fn around(gateway: Gateway) -> Self {
+        Sink {
+            gateway,
+            accepted: BTreeMap::new(),
+            raw: 0,
+            duplicates: 0,
+            conflicts: 0,
+            stale_rejected: 0,
+            too_old: 0,
+            epoch_max: 0,
+            frame_max: 0,
+            duplicate_depth_max: 0,
+        }
+    }
+
+    /// Offers one output that arrived at `now`; returns the gateway's decision.
+    pub fn offer(&mut self, now: Instant, output: &Output) -> Decision {
         self.raw += 1;
-        if output.epoch < self.epoch_max {
-            self.stale_rejected += 1;
-            return;
-        }
-        // Raised by a duplicate too: a new primary's first outputs are often copies of
-        // what the old one delivered, and its epoch must fence the old one from then on.
-        self.epoch_max = output.epoch;
-        let key = (output.frame, output.index);
-        if let Some((_, payload)) = self.accepted.get(&key) {
-            self.duplicates += 1;
-            if payload.as_slice() != output.payload.as_slice() {
-                self.conflicts += 1;
+        let depth = self.gateway.frame_max().saturating_sub(output.frame);
+        let decision = self.gateway.offer_output(now, output);
+        match decision {
+            Decision::Accepted => {
+                self.accepted
+                    .insert((output.frame, output.index), (output.epoch, output.payload.to_vec()));
             }
-            self.duplicate_depth_max = self
-                .duplicate_depth_max
-                .max(self.frame_max.saturating_sub(output.frame));
-            return;
+            Decision::Duplicate | Decision::Conflict => {
+                self.duplicates += 1;
+                self.conflicts += u64::from(decision == Decision::Conflict);
+                self.duplicate_depth_max = self.duplicate_depth_max.max(depth);
+            }
+            Decision::Stale => self.stale_rejected += 1,
+            Decision::TooOld => self.too_old += 1,
+            Decision::Invalid => {}
         }
-        self.frame_max = self.frame_max.max(output.frame);
-        self.accepted.insert(key, (output.epoch, output.payload.to_vec()));
+        self.epoch_max = self.gateway.fence();
+        self.frame_max = self.gateway.frame_max();
+        decision
     }
 }
 
@@ -636,7 +665,7 @@ impl<A: App> Pair<A> {
                     if !self.epoch_log[i].contains(&("emit", output.epoch)) {
                         self.epoch_log[i].push(("emit", output.epoch));
                     }
-                    self.sink.offer(&output);
+                    self.sink.offer(now, &output);
                 }
                 Action::PersistEpoch(epoch) | Action::PersistEpochLater(epoch) => {
                     self.epoch_log[i].push(("persist", epoch));
@@ -725,17 +754,43 @@ mod tests {
     #[test]
     fn sink_duplicate_with_higher_epoch_fences_the_old_primary() {
         let mut sink = Sink::default();
+        let now = Instant::ZERO;
         // The old primary (epoch 0x101) delivered frames 10 and 11.
-        sink.offer(&output(0x101, 10, 0, 1));
-        sink.offer(&output(0x101, 11, 0, 2));
+        sink.offer(now, &output(0x101, 10, 0, 1));
+        sink.offer(now, &output(0x101, 11, 0, 2));
         // The new primary (0x202) replays frame 11: a copy, dropped, but its epoch counts.
-        sink.offer(&output(0x202, 11, 0, 2));
+        assert_eq!(sink.offer(now, &output(0x202, 11, 0, 2)), Decision::Duplicate);
         assert_eq!((sink.duplicates, sink.epoch_max), (1, 0x202));
         // The old primary, still running, sends frame 12: rejected as deposed.
-        sink.offer(&output(0x101, 12, 0, 3));
+        assert_eq!(sink.offer(now, &output(0x101, 12, 0, 3)), Decision::Stale);
         assert_eq!(sink.stale_rejected, 1);
         assert!(!sink.accepted.contains_key(&(12, 0)));
-        sink.offer(&output(0x202, 12, 0, 3));
+        sink.offer(now, &output(0x202, 12, 0, 3));
         assert_eq!(sink.accepted[&(12, 0)].0, 0x202);
+    }
+
+    #[test]
+    fn sink_records_what_its_gateway_decides() {
+        let mut sink = Sink::around(Gateway::new(4, None).unwrap());
+        let now = Instant::ZERO;
+        for frame in 1..=10 {
+            assert_eq!(sink.offer(now, &output(0x101, frame, 0, 1)), Decision::Accepted);
+        }
+        assert_eq!(sink.offer(now, &output(0x101, 8, 0, 1)), Decision::Duplicate);
+        assert_eq!(sink.offer(now, &output(0x101, 9, 0, 7)), Decision::Conflict);
+        assert_eq!(sink.offer(now, &output(0x101, 6, 0, 1)), Decision::TooOld);
+        assert_eq!(sink.offer(now, &output(0x101, 11, 16, 1)), Decision::Invalid);
+        assert_eq!(
+            (
+                sink.raw,
+                sink.duplicates,
+                sink.conflicts,
+                sink.too_old,
+                sink.duplicate_depth_max
+            ),
+            (14, 2, 1, 1, 2)
+        );
+        assert_eq!((sink.accepted.len(), sink.frame_max), (10, 10));
+        assert_eq!(sink.gateway.counters().offered, sink.raw);
     }
 }

@@ -154,7 +154,7 @@ fn dst_main(args: &DstArgs) -> i32 {
             let verdict = report.failure.map_or("ok", |k| k.name());
             let s = &report.stats;
             println!(
-                "SEED={} {} -> {verdict} (takeovers {}, switchovers {}, output gap {} frames, fenced off {}+{}, events {}, trace {:016x})",
+                "SEED={} {} -> {verdict} (takeovers {}, switchovers {}, output gap {} frames, fenced off {}+{}, {}events {}, trace {:016x})",
                 report.seed,
                 report.summary,
                 s.takeovers,
@@ -162,6 +162,8 @@ fn dst_main(args: &DstArgs) -> i32 {
                 s.output_gap_frames_max,
                 s.exceptions.lost_deposed,
                 s.exceptions.lost_orphaned,
+                // Copies below the sink's window of frames_buffered frames: shown when any.
+                if s.too_old > 0 { format!("too old {}, ", s.too_old) } else { String::new() },
                 s.events,
                 report.trace_hash
             );

@@ -411,6 +411,7 @@ impl Plantside {
             let (stop, sink, plant) = (stop.clone(), sink.clone(), plant.clone());
             std::thread::spawn(move || {
                 sink_socket.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+                let started = Instant::now();
                 let mut buf = [0u8; 2048];
                 while !stop.load(Ordering::SeqCst) {
                     let Ok((len, _)) = sink_socket.recv_from(&mut buf) else {
@@ -424,9 +425,11 @@ impl Plantside {
                     state
                         .arrivals
                         .push((Instant::now(), output.node_id, output.frame, output.index));
-                    let accepted_before = state.sink.accepted.len();
-                    state.sink.offer(&output.to_output());
-                    if state.sink.accepted.len() > accepted_before && output.index == 0 {
+                    // The test sink is strict (no lease): the time is only recorded.
+                    let now =
+                        twinloop::Instant::from_nanos(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+                    let decision = state.sink.offer(now, &output.to_output());
+                    if decision == twinloop::Decision::Accepted && output.index == 0 {
                         if let Ok(OutputMessage::Command(command)) = OutputMessage::decode(output.payload) {
                             plant.lock().unwrap().apply(&command);
                         }

@@ -12,9 +12,10 @@
 //! 1. **One primary per epoch; fencing at the sink.** Every epoch is led by one node
 //!    incarnation only; its low byte is the leader's id; a node's epochs strictly increase
 //!    across restarts; a node emits only under the epoch it leads, and only after it
-//!    persisted that epoch. The sink never accepts an output whose epoch is below one it
-//!    already accepted, and rejects only those — since its fence last lapsed, when it runs
-//!    with an epoch lease.
+//!    persisted that epoch. The sink lets no output through whose epoch is below its
+//!    fence — the highest epoch on an output it did not reject, accepted or a copy (a copy
+//!    of a higher epoch fences too, docs/PROTOCOL.md) — and rejects as stale only those;
+//!    since its fence last lapsed, when it runs with an epoch lease.
 //! 2. **Exactly once.** The sink accepts each identity `(frame, index)` once. No node
 //!    emits the same identity twice in one epoch. Every copy of an identity, whichever
 //!    node emitted it and whatever the sink did with it, has the same content, except in
@@ -44,8 +45,8 @@
 //! 3. **Nothing lost.** Every output listed in a commit (`CommitKind::Ran { outputs }`)
 //!    that a primary put on the wire is accepted by the sink by the end of the run,
 //!    unless (counted apart):
-//!    - *fenced*: when that primary committed the frame, the sink had already accepted a
-//!      higher epoch — the sink no longer follows this primary, whose copies it rejects
+//!    - *fenced*: when that primary committed the frame, a higher epoch had already
+//!      passed the sink's fence — the sink no longer follows this primary, whose copies it rejects
 //!      as stale by design. Counted as *deposed* when the other node was running as
 //!      primary of a higher epoch (a split brain), and as *orphaned* when it was not (the
 //!      sink follows an epoch whose primary crashed or stepped down, and the running
@@ -274,7 +275,9 @@ pub struct Checker {
     persisted: [u64; 2],
     reserved: [u64; 2],
     incarnation: [u32; 2],
-    accepted_epoch_max: u64,
+    /// The sink's fence as the rule defines it: the highest epoch on an output it did not
+    /// reject as stale (accepted, or a copy) since the fence last lapsed.
+    sink_fence: u64,
 
     // Invariant 2.
     copies: BTreeMap<(u64, u8), Copies>,
@@ -393,7 +396,7 @@ impl Checker {
     /// The sink's fence lapsed (its epoch lease ran out): from now on it may accept any
     /// epoch again, and the fencing checks start over.
     pub fn on_sink_lapse(&mut self) {
-        self.accepted_epoch_max = 0;
+        self.sink_fence = 0;
     }
 
     /// Node `node` crashed at `at`.
@@ -546,19 +549,19 @@ impl Checker {
 
         // 1 and 2: the sink's verdict is the right one.
         let accepted_before = self.accepted.get(&id).copied();
+        if verdict != Verdict::Stale && epoch < self.sink_fence {
+            self.violation(
+                Invariant::OnePrimaryPerEpoch,
+                at,
+                format!(
+                    "sink let {id:?} under epoch {epoch} through its fence {} ({verdict:?})",
+                    twinloop::EpochText(self.sink_fence),
+                    epoch = twinloop::EpochText(epoch)
+                ),
+            );
+        }
         match verdict {
             Verdict::Accepted => {
-                if epoch < self.accepted_epoch_max {
-                    self.violation(
-                        Invariant::OnePrimaryPerEpoch,
-                        at,
-                        format!(
-                            "sink accepted {id:?} under epoch {epoch} after accepting {}",
-                            twinloop::EpochText(self.accepted_epoch_max),
-                            epoch = twinloop::EpochText(epoch)
-                        ),
-                    );
-                }
                 if let Some(first) = accepted_before {
                     self.violation(
                         Invariant::ExactlyOnce,
@@ -570,10 +573,9 @@ impl Checker {
                         ),
                     );
                 }
-                self.accepted_epoch_max = self.accepted_epoch_max.max(epoch);
                 self.accepted.insert(id, epoch);
             }
-            Verdict::Duplicate => {
+            Verdict::Duplicate | Verdict::Conflict => {
                 if accepted_before.is_none() {
                     self.violation(
                         Invariant::NothingLost,
@@ -583,18 +585,29 @@ impl Checker {
                 }
             }
             Verdict::Stale => {
-                if epoch >= self.accepted_epoch_max {
+                if epoch >= self.sink_fence {
                     self.violation(
                         Invariant::NothingLost,
                         at,
                         format!(
-                            "sink rejected {id:?} under epoch {epoch} as stale; highest accepted {}",
-                            twinloop::EpochText(self.accepted_epoch_max),
+                            "sink rejected {id:?} under epoch {epoch} as stale; its fence was {}",
+                            twinloop::EpochText(self.sink_fence),
                             epoch = twinloop::EpochText(epoch)
                         ),
                     );
                 }
             }
+            // A copy below the window, or (never accepted) a loss that invariant 3 weighs.
+            Verdict::TooOld => {}
+            Verdict::Invalid => self.violation(
+                Invariant::ExactlyOnce,
+                at,
+                format!("node {node} emitted {id:?}, an id no node sends"),
+            ),
+        }
+        if !matches!(verdict, Verdict::Stale | Verdict::Invalid) {
+            // Any output that passed the fence raises it, a copy included.
+            self.sink_fence = self.sink_fence.max(epoch);
         }
 
         // Emission intervals, for split brains.
@@ -763,7 +776,7 @@ impl Checker {
             .iter()
             .enumerate()
             .any(|(n, e)| n != node && e.is_some_and(|e| e > epoch));
-        let fenced = (epoch < self.accepted_epoch_max).then_some(if newer_primary_running {
+        let fenced = (epoch < self.sink_fence).then_some(if newer_primary_running {
             Fenced::Deposed
         } else {
             Fenced::Orphaned
@@ -1303,7 +1316,7 @@ mod tests {
             self.checker
                 .produced
                 .insert((o.frame, node, o.index), fnv64(&o.payload));
-            let verdict = self.sink.offer(self.now, node, &o);
+            let (verdict, _) = self.sink.offer(self.now, node, &o);
             self.checker.on_emit(self.now, node, &o, verdict);
         }
 
@@ -1435,6 +1448,41 @@ mod tests {
         h.emit(1, output(E2, 1, 0, 1));
         // A broken sink that accepts the lower epoch anyway.
         h.checker.on_emit(100, 0, &output(E1, 2, 0, 1), Verdict::Accepted);
+        let c = h.finish();
+        assert!(broken(&c).contains(&Invariant::OnePrimaryPerEpoch));
+    }
+
+    #[test]
+    fn checker_copy_of_a_higher_epoch_fences_the_old_primary() {
+        // The new primary's first output is a copy of one the old primary delivered; the
+        // old primary, still running, then commits frame 2: the sink rejects it as stale
+        // (the copy raised its fence), which is right, and the output is excused as
+        // deposed, not lost.
+        let mut h = History::new();
+        h.lead(0, E1, 0, Reason::StartedFirst);
+        h.follow(1, E1);
+        h.run(0, E1, 1, 1);
+        h.lead(1, E2, 0, Reason::TakeoverAfterProbe);
+        h.emit(1, output(E2, 1, 0, 1));
+        assert_eq!(h.sink.duplicates, 1);
+        h.run(0, E1, 2, 2);
+        assert_eq!(h.sink.stale, 1);
+        h.run(1, E2, 3, 3);
+        let c = h.finish();
+        assert_eq!(broken(&c), vec![]);
+        assert_eq!(c.exceptions.lost_deposed, 1);
+    }
+
+    #[test]
+    fn checker_sink_letting_a_lower_epoch_through_after_a_copy_is_reported() {
+        let mut h = History::new();
+        h.lead(0, E1, 0, Reason::StartedFirst);
+        h.follow(1, E1);
+        h.run(0, E1, 1, 1);
+        h.lead(1, E2, 0, Reason::TakeoverAfterProbe);
+        h.emit(1, output(E2, 1, 0, 1));
+        // A sink that raised its fence on acceptance only would take this one.
+        h.checker.on_emit(h.now + 1, 0, &output(E1, 2, 0, 2), Verdict::Accepted);
         let c = h.finish();
         assert!(broken(&c).contains(&Invariant::OnePrimaryPerEpoch));
     }
@@ -1637,11 +1685,11 @@ mod tests {
         h.lead(0, E1, 0, Reason::StartedFirst);
         h.checker.on_steps(1, 0, &[(E1, Step::new(1, 9, &[fnv64(&[1])]))]);
         let o = output(E1, 1, 0, 2);
-        let v = h.sink.offer(2, 0, &o);
+        let (v, _) = h.sink.offer(2, 0, &o);
         h.checker.on_emit(2, 0, &o, v);
         // And one its application never produced at all.
         let o = output(E1, 5, 0, 5);
-        let v = h.sink.offer(3, 0, &o);
+        let (v, _) = h.sink.offer(3, 0, &o);
         h.checker.on_emit(3, 0, &o, v);
         let c = h.finish();
         assert_eq!(broken(&c), vec![Invariant::ExactlyOnce, Invariant::ExactlyOnce]);

@@ -170,6 +170,8 @@ pub struct RunStats {
     pub duplicates: u64,
     /// Stale outputs the sink rejected.
     pub stale: u64,
+    /// Outputs the sink rejected as older than its dedup window (the nodes' ring).
+    pub too_old: u64,
     /// Times the sink's epoch lease lapsed.
     pub lapses: u64,
     /// Events processed.
@@ -457,7 +459,12 @@ impl<'a, W: Workload> Sim<'a, W> {
             io_bursts: BTreeMap::new(),
             burst_id_next: 1,
             frame_next: 1,
-            sink: Sink::with_lease(options.sink_lease_ms.map(|ms| ms * NANOS_PER_MS)),
+            // The window PROTOCOL.md asks for: the nodes' ring, no more.
+            sink: Sink::new(
+                options.config.frames_buffered,
+                options.sink_lease_ms.map(|ms| ms * NANOS_PER_MS),
+            )
+            .expect("frames_buffered is within a gateway's window"),
             checker: Checker::new(),
             plan,
             phase: Phase::Safety,
@@ -880,17 +887,15 @@ impl<'a, W: Workload> Sim<'a, W> {
                         }
                         _ => {}
                     }
-                    if self.sink.lapse_if_idle(now) {
+                    if self.run.mutation == Mutation::NoFencing {
+                        // A sink that forgets its fence before every output.
+                        self.sink.gateway.clear_fence();
+                    }
+                    let (verdict, lapsed) = self.sink.offer(now, i, &output);
+                    if lapsed {
                         self.say(format_args!("sink: epoch lease lapsed"));
                         self.checker.on_sink_lapse();
                     }
-                    let verdict = if self.run.mutation == Mutation::NoFencing {
-                        // A sink that forgets its fence before every output.
-                        self.sink.epoch_fence = 0;
-                        self.sink.offer(now, i, &output)
-                    } else {
-                        self.sink.offer(now, i, &output)
-                    };
                     self.trace_u64(output.frame << 8 | u64::from(output.index));
                     self.trace_u64(output.epoch);
                     if verdict != Verdict::Accepted {
@@ -1426,6 +1431,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         s.accepted = self.sink.accepted.len() as u64;
         s.duplicates = self.sink.duplicates;
         s.stale = self.sink.stale;
+        s.too_old = self.sink.too_old;
         s.lapses = self.sink.lapses;
         s.network = self.network.stats;
         let mut previous: Option<u64> = None;
@@ -1528,6 +1534,8 @@ pub struct Summary {
     pub duplicates: u64,
     /// Stale outputs rejected by the sinks.
     pub stale: u64,
+    /// Outputs rejected by the sinks as older than their dedup window.
+    pub too_old: u64,
     /// Epoch leases lapsed.
     pub lapses: u64,
     /// Events processed.
@@ -1598,6 +1606,7 @@ impl Summary {
         self.accepted += s.accepted;
         self.duplicates += s.duplicates;
         self.stale += s.stale;
+        self.too_old += s.too_old;
         self.lapses += s.lapses;
         self.events += s.events;
         self.transfers += s.transfers;
@@ -1692,6 +1701,7 @@ impl Summary {
                 "accepted": self.accepted,
                 "duplicates": self.duplicates,
                 "stale": self.stale,
+                "too_old": self.too_old,
                 "lease_lapses": self.lapses,
                 "frames_without_output": self.frames_without_output,
                 "output_gap_frames_max": self.output_gap_frames_max,

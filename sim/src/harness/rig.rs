@@ -335,7 +335,8 @@ impl Rig {
         // The epoch lease (PROTOCOL.md): longer than any takeover and any freeze the
         // schedules inject, so it lapses only when no node emits at all.
         let lease_ns = (config.timing.window_ms * 10).max(5000) * 1_000_000;
-        let gateway = Gateway::new(config.sink_window_frames).with_lease(lease_ns);
+        let gateway = Gateway::new(config.sink_window_frames, Some(Duration::from_nanos(lease_ns)))
+            .map_err(|e| HarnessError::Setup(e.to_string()))?;
         let sink = SinkThread::start(clock, gateway, plant.command_hook())?;
         let proxy = if config.proxy {
             let links = (0..LINKS)

@@ -1,33 +1,14 @@
 //! The actuator side: the I/O gateway that dedups and fences (what `docs/PROTOCOL.md`
 //! asks of a sink), and the ledger of what the actuators were actually given.
 //!
-//! The two are kept apart on purpose. The [`Gateway`] is the thing under test, written as
-//! a plant-side gateway would be (a bounded window of recent ids). The [`SinkLog`] is the
+//! The two are kept apart on purpose. The gateway is the thing under test: the library's
+//! reference [`Gateway`] (`twinloop::gateway`, a bounded ring of recent ids, the epoch
+//! fence raised by every output that passes it, a copy included, and the epoch lease),
+//! the one a plant-side gateway built on the library runs. The [`SinkLog`] is the
 //! observer: it records every datagram that arrived and every delivery to the actuators,
 //! so that "duplicated after dedup" (an id delivered twice) and "accepted from a deposed
 //! primary" (an output delivered although a higher epoch had already reached the sink)
 //! are measured from the record, not assumed from the gateway's code.
-//!
-//! The gateway's rules, for each valid output datagram:
-//!
-//! 1. `epoch < fence`: **stale** — a deposed primary is still talking; rejected;
-//! 2. the frame is older than the dedup window: **too old** — rejected, since the gateway
-//!    can no longer tell whether it was delivered (never happens with the window sized
-//!    for the run; counted);
-//! 3. `(frame, index)` already delivered: **duplicate** — dropped;
-//! 4. otherwise **accepted**: delivered to the actuator.
-//!
-//! **Epoch lease** (docs/PROTOCOL.md, recommended): when the gateway has delivered
-//! nothing for longer than its lease, the fence lapses before the next offer, so that a
-//! pair restarted below the last epoch (both nodes down, the first back never heard it)
-//! is not rejected forever. While a primary emits, the fence is strict. Lapses are
-//! counted.
-//!
-//! In every case but stale, `fence = max(fence, epoch)`. PROTOCOL.md raises the fence on
-//! acceptance only; raising it on a duplicate (or too-old copy) too closes a gap: when a
-//! new primary's first outputs are re-sends the old primary had already delivered, the
-//! sink would otherwise keep accepting the old primary's *new* outputs until the new one
-//! sent something not yet seen. A valid output of a higher epoch proves that epoch exists.
 #![allow(clippy::disallowed_methods)]
 
 use super::HarnessError;
@@ -38,99 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use twinloop::digest::fnv64;
+use twinloop::gateway::WINDOW_FRAMES_MAX;
+pub use twinloop::gateway::{Decision, Gateway};
 use twinloop::io_protocol;
-
-/// What the gateway did with one output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Delivered to the actuator.
-    Accepted,
-    /// The id was delivered before: dropped. `conflict`: its content differed.
-    Duplicate {
-        /// The copy's content differs from the delivered one (must never happen).
-        conflict: bool,
-    },
-    /// Epoch below the fence: a deposed primary's output, rejected.
-    Stale,
-    /// Older than the dedup window: rejected.
-    TooOld,
-}
-
-/// The dedup-and-fence gateway (see the module documentation).
-#[derive(Debug, Clone)]
-pub struct Gateway {
-    /// The highest epoch seen on a valid, non-stale output.
-    pub fence: u64,
-    /// Frames of ids kept for dedup, back from the highest frame accepted.
-    pub window_frames: u64,
-    frame_max: u64,
-    /// Delivered ids in the window, with the content's hash.
-    ids: BTreeMap<(u64, u8), u64>,
-    /// The epoch lease, ns (None: the fence never lapses).
-    pub lease_ns: Option<u64>,
-    last_accept_ns: u64,
-    /// Times the fence lapsed for silence longer than the lease.
-    pub lease_lapses: u64,
-}
-
-impl Gateway {
-    /// A gateway remembering ids of the last `window_frames` frames (at least 1).
-    pub fn new(window_frames: u64) -> Self {
-        Gateway {
-            fence: 0,
-            window_frames: window_frames.max(1),
-            frame_max: 0,
-            ids: BTreeMap::new(),
-            lease_ns: None,
-            last_accept_ns: 0,
-            lease_lapses: 0,
-        }
-    }
-
-    /// The same with an epoch lease of `lease_ns`.
-    pub fn with_lease(mut self, lease_ns: u64) -> Self {
-        self.lease_ns = Some(lease_ns);
-        self
-    }
-
-    /// Offers one output arriving at `at_ns` (its epoch, id and the hash of its content).
-    pub fn offer(&mut self, at_ns: u64, epoch: u64, frame: u64, index: u8, payload_hash: u64) -> Verdict {
-        if epoch < self.fence {
-            let lapsed = self
-                .lease_ns
-                .is_some_and(|lease| at_ns.saturating_sub(self.last_accept_ns) > lease);
-            if !lapsed {
-                return Verdict::Stale;
-            }
-            self.fence = 0;
-            self.lease_lapses += 1;
-        }
-        self.fence = epoch;
-        if frame.saturating_add(self.window_frames) <= self.frame_max {
-            return Verdict::TooOld;
-        }
-        if let Some(&hash) = self.ids.get(&(frame, index)) {
-            return Verdict::Duplicate {
-                conflict: hash != payload_hash,
-            };
-        }
-        self.ids.insert((frame, index), payload_hash);
-        self.last_accept_ns = at_ns;
-        if frame > self.frame_max {
-            self.frame_max = frame;
-            let low = frame.saturating_sub(self.window_frames - 1);
-            if self.ids.first_key_value().is_some_and(|(&(f, _), _)| f < low) {
-                self.ids = self.ids.split_off(&(low, 0));
-            }
-        }
-        Verdict::Accepted
-    }
-
-    /// Ids held for dedup (bounded by the window).
-    pub fn ids_held(&self) -> usize {
-        self.ids.len()
-    }
-}
 
 /// One output as the actuators received it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,6 +72,8 @@ pub struct SinkLog {
     pub stale_rejected: u64,
     /// Rejected as older than the dedup window.
     pub too_old: u64,
+    /// Rejected as an id no node sends (index above 15).
+    pub invalid: u64,
     /// Ids delivered more than once (after dedup): must stay 0.
     pub delivered_twice: u64,
     /// Deliveries of an epoch lower than one that had already reached the sink on a
@@ -202,9 +95,11 @@ pub struct SinkLog {
 pub const DELIVERED_MAX: usize = 1 << 21;
 
 impl SinkLog {
-    /// An empty record around a gateway with a `window_frames` dedup window.
+    /// An empty record around a strict gateway (no lease) with a `window_frames` dedup
+    /// window (brought into 1..=[`WINDOW_FRAMES_MAX`]).
     pub fn new(window_frames: u64) -> Self {
-        Self::around(Gateway::new(window_frames))
+        let window_frames = window_frames.clamp(1, WINDOW_FRAMES_MAX);
+        Self::around(Gateway::new(window_frames, None).expect("a window in range"))
     }
 
     /// An empty record around `gateway`.
@@ -220,6 +115,7 @@ impl SinkLog {
             conflicts: 0,
             stale_rejected: 0,
             too_old: 0,
+            invalid: 0,
             delivered_twice: 0,
             deposed_accepted: 0,
             epoch_seen_max: 0,
@@ -230,32 +126,37 @@ impl SinkLog {
         }
     }
 
-    /// Offers one decoded output that arrived at `at_ns`; returns the gateway's verdict.
-    pub fn offer(&mut self, at_ns: u64, output: &io_protocol::OutputDatagram<'_>) -> Verdict {
+    /// Offers one decoded output that arrived at `at_ns`; returns the gateway's decision.
+    pub fn offer(&mut self, at_ns: u64, output: &io_protocol::OutputDatagram<'_>) -> Decision {
         self.raw += 1;
         let payload_hash = fnv64(output.payload);
         let seen_before = self.epoch_seen_max;
         self.epoch_first_seen_ns.entry(output.epoch).or_insert(at_ns);
         self.epoch_seen_max = self.epoch_seen_max.max(output.epoch);
-        let lapses_before = self.gateway.lease_lapses;
-        let verdict = self
-            .gateway
-            .offer(at_ns, output.epoch, output.frame, output.index, payload_hash);
-        if self.gateway.lease_lapses > lapses_before {
+        let lapses_before = self.gateway.counters().lapses;
+        let decision = self.gateway.offer(
+            twinloop::Instant::from_nanos(at_ns),
+            output.epoch,
+            output.frame,
+            output.index,
+            output.payload,
+        );
+        if self.gateway.counters().lapses > lapses_before {
             // A lapsed fence is the documented recovery of a pair restarted below the
             // last epoch, not a deposed primary slipping through: the ledger starts over.
             self.epoch_seen_max = output.epoch;
         }
-        match verdict {
-            Verdict::Stale => self.stale_rejected += 1,
-            Verdict::TooOld => self.too_old += 1,
-            Verdict::Duplicate { conflict } => {
+        match decision {
+            Decision::Stale => self.stale_rejected += 1,
+            Decision::TooOld => self.too_old += 1,
+            Decision::Invalid => self.invalid += 1,
+            Decision::Duplicate | Decision::Conflict => {
                 self.duplicates_raw += 1;
-                if conflict {
+                if decision == Decision::Conflict {
                     self.conflicts += 1;
                 }
             }
-            Verdict::Accepted => {
+            Decision::Accepted => {
                 if output.epoch < seen_before {
                     self.deposed_accepted += 1;
                 }
@@ -286,7 +187,7 @@ impl SinkLog {
                 }
             }
         }
-        verdict
+        decision
     }
 
     /// The first epoch above `epoch` that the actuators received, with its first delivery.
@@ -384,8 +285,8 @@ impl SinkThread {
                             lock(&log).malformed += 1;
                             continue;
                         };
-                        let verdict = lock(&log).offer(at_ns, &output);
-                        if verdict == Verdict::Accepted && output.index == 0 {
+                        let decision = lock(&log).offer(at_ns, &output);
+                        if decision == Decision::Accepted && output.index == 0 {
                             on_command(output.payload);
                         }
                     }
@@ -437,75 +338,19 @@ mod tests {
         buf[..len].to_vec()
     }
 
-    fn offer(log: &mut SinkLog, at_ns: u64, epoch: u64, frame: u64, index: u8, payload: &[u8]) -> Verdict {
+    fn offer(log: &mut SinkLog, at_ns: u64, epoch: u64, frame: u64, index: u8, payload: &[u8]) -> Decision {
         let bytes = datagram(epoch, frame, index, payload);
         log.offer(at_ns, &decode_output(&bytes).unwrap())
     }
 
     #[test]
-    fn gateway_dedups_by_frame_and_index_across_epochs() {
-        let mut g = Gateway::new(100);
-        assert_eq!(g.offer(0, 0x101, 5, 0, 1), Verdict::Accepted);
-        assert_eq!(g.offer(0, 0x202, 5, 0, 1), Verdict::Duplicate { conflict: false });
-        assert_eq!(g.offer(0, 0x202, 5, 1, 1), Verdict::Accepted);
-        assert_eq!(g.offer(0, 0x202, 5, 1, 9), Verdict::Duplicate { conflict: true });
-    }
-
-    #[test]
-    fn gateway_rejects_epochs_below_the_fence() {
-        let mut g = Gateway::new(100);
-        assert_eq!(g.offer(0, 0x202, 5, 0, 1), Verdict::Accepted);
-        assert_eq!(g.offer(0, 0x101, 6, 0, 1), Verdict::Stale);
-        assert_eq!(g.offer(0, 0x202, 6, 0, 1), Verdict::Accepted);
-    }
-
-    #[test]
-    fn gateway_duplicate_of_a_higher_epoch_raises_the_fence() {
-        // The new primary's first output re-sends one the old primary delivered: the old
-        // primary's next output must be rejected all the same.
-        let mut g = Gateway::new(100);
-        assert_eq!(g.offer(0, 0x101, 10, 0, 1), Verdict::Accepted);
-        assert_eq!(g.offer(0, 0x202, 10, 0, 1), Verdict::Duplicate { conflict: false });
-        assert_eq!(g.offer(0, 0x101, 11, 0, 1), Verdict::Stale);
-        assert_eq!(g.fence, 0x202);
-    }
-
-    #[test]
-    fn gateway_fence_lapses_after_the_lease_only() {
-        let mut g = Gateway::new(100).with_lease(1000);
-        assert_eq!(g.offer(10, 0x202, 5, 0, 1), Verdict::Accepted);
-        assert_eq!(g.offer(900, 0x101, 6, 0, 1), Verdict::Stale, "within the lease");
-        assert_eq!(
-            g.offer(1011, 0x101, 6, 0, 1),
-            Verdict::Accepted,
-            "silence beyond the lease"
-        );
-        assert_eq!((g.lease_lapses, g.fence), (1, 0x101));
-        assert_eq!(Gateway::new(100).offer(u64::MAX, 0, 1, 0, 1), Verdict::Accepted);
-    }
-
-    #[test]
-    fn gateway_window_is_bounded_and_older_frames_are_rejected() {
-        let mut g = Gateway::new(10);
-        for frame in 1..=1000 {
-            assert_eq!(g.offer(0, 1, frame, 0, frame), Verdict::Accepted);
-        }
-        assert!(g.ids_held() <= 10, "{} ids held", g.ids_held());
-        assert_eq!(g.offer(0, 1, 990, 0, 990), Verdict::TooOld);
-        assert_eq!(g.offer(0, 1, 995, 0, 995), Verdict::Duplicate { conflict: false });
-    }
-
-    #[test]
     fn sink_log_counts_raw_duplicates_stale_and_epoch_starts() {
         let mut log = SinkLog::new(1000);
-        assert_eq!(offer(&mut log, 10, 0x101, 1, 0, b"a"), Verdict::Accepted);
-        assert_eq!(offer(&mut log, 11, 0x101, 2, 0, b"b"), Verdict::Accepted);
-        assert_eq!(
-            offer(&mut log, 20, 0x202, 2, 0, b"b"),
-            Verdict::Duplicate { conflict: false }
-        );
-        assert_eq!(offer(&mut log, 21, 0x101, 3, 0, b"c"), Verdict::Stale);
-        assert_eq!(offer(&mut log, 22, 0x202, 3, 0, b"c"), Verdict::Accepted);
+        assert_eq!(offer(&mut log, 10, 0x101, 1, 0, b"a"), Decision::Accepted);
+        assert_eq!(offer(&mut log, 11, 0x101, 2, 0, b"b"), Decision::Accepted);
+        assert_eq!(offer(&mut log, 20, 0x202, 2, 0, b"b"), Decision::Duplicate);
+        assert_eq!(offer(&mut log, 21, 0x101, 3, 0, b"c"), Decision::Stale);
+        assert_eq!(offer(&mut log, 22, 0x202, 3, 0, b"c"), Decision::Accepted);
         assert_eq!((log.raw, log.duplicates_raw, log.stale_rejected), (5, 1, 1));
         assert_eq!((log.delivered_twice, log.deposed_accepted, log.conflicts), (0, 0, 0));
         assert_eq!(log.delivered.len(), 3);
@@ -520,7 +365,7 @@ mod tests {
         // A gateway whose window forgot an id: the ledger sees the second delivery.
         let mut log = SinkLog::new(1);
         offer(&mut log, 1, 1, 5, 0, b"x");
-        log.gateway = Gateway::new(1); // a gateway restart loses its memory
+        log.gateway = Gateway::new(1, None).unwrap(); // a gateway restart loses its memory
         offer(&mut log, 2, 1, 5, 0, b"x");
         assert_eq!(log.delivered_twice, 1);
         assert_eq!(log.delivered[&(5, 0)].count, 2);
@@ -532,8 +377,8 @@ mod tests {
         // which saw the higher epoch, counts it.
         let mut log = SinkLog::new(100);
         offer(&mut log, 1, 0x202, 5, 0, b"x");
-        log.gateway = Gateway::new(100);
-        assert_eq!(offer(&mut log, 2, 0x101, 6, 0, b"y"), Verdict::Accepted);
+        log.gateway = Gateway::new(100, None).unwrap();
+        assert_eq!(offer(&mut log, 2, 0x101, 6, 0, b"y"), Decision::Accepted);
         assert_eq!(log.deposed_accepted, 1);
     }
 
@@ -544,7 +389,7 @@ mod tests {
             let commands = commands.clone();
             Box::new(move |payload: &[u8]| lock(&commands).push(payload.to_vec()))
         };
-        let sink = SinkThread::start(super::super::RunClock::start(), Gateway::new(100), hook).unwrap();
+        let sink = SinkThread::start(super::super::RunClock::start(), Gateway::new(100, None).unwrap(), hook).unwrap();
         let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
         sender.send_to(b"junk", sink.addr()).unwrap();
         sender.send_to(&datagram(0x101, 1, 0, b"cmd"), sink.addr()).unwrap();
