@@ -377,6 +377,15 @@ fn frames_far_ahead_and_a_restarted_source_pair_runs_on_and_says_so() {
     assert!(top_before >= last && top_before < last + 10, "stale frames ran");
 
     // 3. The source restarts at 1 in a new session: both nodes follow, new outputs flow.
+    // A restarting source is silent before it numbers again; a frame of another session
+    // while the current one is live is not a restart (a forged datagram must not re-map
+    // the pair), so the restart comes once both nodes say their input is silent.
+    wait_for(
+        Duration::from_secs(10),
+        "both nodes' input silent",
+        &|| format!("{:?}", both_status(&rig).map(|s| s["input"].clone())),
+        || both_status(&rig).iter().all(|s| s["input"]["silent"] == true),
+    );
     for number in 1..=400 {
         send_frame(&source, &rig, 0x5EED, number, &payload);
         std::thread::sleep(Duration::from_millis(CYCLE_MS));

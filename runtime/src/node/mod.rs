@@ -673,6 +673,9 @@ pub struct Node<A: App> {
     source: Option<SourceMap>,
     /// The session before the current one: its late frames are stale.
     source_previous: Option<u16>,
+    /// When a frame of the current source session was last accepted: while that session
+    /// is live (within `input_silence_ms`) a frame of another session is not a restart.
+    source_heard_at: Option<Instant>,
     source_restarts: u64,
     /// Primary: commits up to this frame go with the mapping (after a restart).
     source_announce_until: u64,
@@ -789,6 +792,7 @@ impl<A: App> Node<A> {
             frames_stale_run: 0,
             source: None,
             source_previous: None,
+            source_heard_at: None,
             source_restarts: 0,
             source_announce_until: 0,
             fingerprint: pairing::fingerprint(&app.identity(), false),
@@ -863,6 +867,7 @@ impl<A: App> Node<A> {
         self.ring.put_payload(number, payload);
         self.frame_highest_received = self.frame_highest_received.max(number);
         self.input_heard_at = Some(now);
+        self.source_heard_at = Some(now);
         self.input_unplaced = false;
         self.input_alarm_raised = false;
         self.advance();

@@ -4,8 +4,9 @@
 //! session in its frames. The pair's frame numbers must keep increasing whatever the
 //! source does (outputs are identified by their frame, and a sink drops an id it has
 //! seen), so each session's numbers are mapped: `pair = pair_first + (n − source_first)`.
-//! The primary decides the mapping — a frame of a session other than the current one is a
-//! restart, mapped to the frame after every frame in hand — and announces it to the
+//! The primary decides the mapping — a frame of a session other than the current one, once
+//! the current one has been silent for `input_silence_ms`, is a restart, mapped to the
+//! frame after every frame in hand — and announces it to the
 //! backup (`Body::SourceMap`) at once, with its commits for a few frames after, and every
 //! `SOURCE_MAP_EVERY_FRAMES` frames. Late frames of the session just left are stale. The backup places frames by the mapping it last
 //! heard; a frame it cannot place yet is fetched from the primary like any frame it
@@ -60,7 +61,18 @@ impl<A: App> Node<A> {
             // The session the source left: its late frames are stale, not a restart back
             // (that would run an old input as a new frame).
             Some(_) if self.source_previous == Some(session) => return Some(0),
-            Some(_) if self.role == Role::Primary => self.source_restarted(session, number),
+            // Another session while the current one is live is not the source restarting
+            // (a restarted source's old session falls silent first): one forged or stray
+            // frame of any session must not re-map the pair's frames and leave every real
+            // frame stale. Counted; followed once the current session is silent.
+            Some(_) if self.role == Role::Primary && self.source_live() => {
+                self.rejections.frame_other_session += 1;
+                return None;
+            }
+            Some(_) if self.role == Role::Primary => {
+                self.source_heard_at = Some(self.now);
+                self.source_restarted(session, number)
+            }
             Some(_) => {
                 self.rejections.frame_other_session += 1;
                 // Frames come: the input path is alive. Without this a restarted source
@@ -73,6 +85,14 @@ impl<A: App> Node<A> {
         };
         // Below the session's first frame: stale, as any frame older than the last run.
         Some(map.pair_frame(number).unwrap_or(0))
+    }
+
+    /// A frame of the current source session was accepted (placed, not stale) within
+    /// `input_silence_ms`.
+    fn source_live(&self) -> bool {
+        let silence = core::time::Duration::from_millis(self.config.input_silence_ms);
+        self.source_heard_at
+            .is_some_and(|at| self.now.saturating_since(at) < silence)
     }
 
     /// Primary: a frame of a new session. Its numbers go on after every frame in hand.

@@ -1481,6 +1481,14 @@ fn starting_with_an_epoch_at_the_bound_alarms_and_does_not_wrap() {
     }
 }
 
+/// The source stops for `input_silence_ms`, as a restarting source does before it numbers
+/// again (a frame of another session while the current one is live is not a restart).
+fn pause_source(p: &mut Pair) {
+    p.source_on = false;
+    p.run_for(ms(p.configs[0].input_silence_ms));
+    p.source_on = true;
+}
+
 /// Outputs the sink accepted for frames above `frame`.
 fn accepted_above(p: &Pair, frame: u64) -> usize {
     p.sink.accepted.range((frame + 1, 0)..).count()
@@ -1492,6 +1500,9 @@ fn paired_source_restarts_at_1_in_a_new_session_both_follow_and_outputs_flow() {
     let before = p.node(0).frame();
     // The source restarts: its numbering goes back to 1, in a new session. The old node
     // dropped every frame as stale, for ever.
+    // A restarting source is silent for a while (input_silence_ms here) before it
+    // numbers again; the new session is followed from its first frame.
+    pause_source(&mut p);
     p.source_session = 0x5EED;
     p.frame_next = 1;
     p.run_for(ms(300));
@@ -1536,7 +1547,7 @@ fn backup_source_restart_announcement_lost_fetches_then_follows() {
     p.drop_if = Some(drop_source_maps);
     p.source_session = 9;
     p.frame_next = 1;
-    p.run_for(ms(100));
+    p.run_for(ms(100 + p.configs[0].input_silence_ms));
     // The backup cannot place the new session's frames: it runs the primary's copies.
     assert!(p.node(1).status().rejections.frame_other_session > 0);
     assert!(p.node(1).frame() > before + 50);
@@ -1573,6 +1584,7 @@ fn paired_source_restart_without_a_session_is_a_stale_storm_alarmed_once() {
 #[test]
 fn primary_late_frame_of_the_session_left_is_stale_not_a_restart_back() {
     let mut p = running_pair(Config::default());
+    pause_source(&mut p);
     p.source_session = 3;
     p.frame_next = 1;
     p.run_for(ms(50));
@@ -1608,7 +1620,7 @@ fn starting_first_frame_forged_far_ahead_source_stale_until_a_new_session() {
         .any(|(n, a)| *n == 0 && matches!(a, Alarm::FramesStale { .. })));
     p.source_session = 1;
     p.frame_next = 1;
-    p.run_for(ms(200));
+    p.run_for(ms(200 + p.configs[0].input_silence_ms));
     assert!(p.node(0).frame() > forged + 150, "at {}", p.node(0).frame());
     assert!(accepted_above(&p, forged) > 150);
     // Beyond FRAME_MAX even a first frame is refused.
@@ -1951,6 +1963,7 @@ fn paired_late_join_request_copy_transfer_given_up() {
 #[test]
 fn primary_stale_storm_of_the_session_left_alarm_names_the_last_run() {
     let mut p = running_pair(Config::default());
+    pause_source(&mut p);
     p.source_session = 5;
     p.run_for(ms(100));
     assert_eq!(p.node(0).status().source.map(|m| m.session), Some(5));
@@ -2001,4 +2014,28 @@ fn paired_restarted_source_reaching_only_the_backup_hands_over_once() {
     assert_eq!((input_handovers(&p, 0), input_handovers(&p, 1)), (1, 0));
     assert_eq!(p.sink.duplicates, 0);
     assert_eq!(p.sink.conflicts, 0);
+}
+
+/// One datagram of another source session (any number: here 2^40) while the source is live
+/// re-mapped the pair's frames to it, and every real frame after it was stale: the plant
+/// stopped until its source restarted (found on real processes, 2026-11-26).
+#[test]
+fn primary_frame_of_another_session_while_the_source_is_live_is_not_a_restart() {
+    let mut p = fast_pair_running(0);
+    let restarts = p.node(0).status().source_restarts;
+    let now = p.now;
+    let payload = crate::testing::TestApp::payload_for(1);
+    p.nodes[0]
+        .as_mut()
+        .unwrap()
+        .handle_source_frame(now, 0x7777, 1 << 40, &payload);
+    p.drain(0);
+    let accepted = p.sink.accepted.len();
+    p.run_for(ms(200));
+    let status = p.node(0).status();
+    assert_eq!(status.source_restarts, restarts, "not followed");
+    assert_eq!(status.rejections.frame_other_session, 1, "counted");
+    assert_eq!(p.primary(), Some(0));
+    assert!(p.sink.accepted.len() >= accepted + 190, "outputs keep flowing");
+    assert_eq!(p.sink.stale_rejected, 0);
 }
