@@ -233,11 +233,15 @@ fn help_lists_the_exit_codes() {
 
 #[test]
 fn start_with_example_key_logs_a_warning_naming_the_file() {
-    // Free ports for this one start (sockets dropped just before the node binds them).
-    let sockets: Vec<std::net::UdpSocket> = (0..7)
+    // Free ports for this one start (sockets dropped just before the node binds them):
+    // UDP for the frames and links, TCP for the console (p[5]; a free UDP port is not a
+    // free TCP port while other tests' console clients churn through TCP's ports).
+    let sockets: Vec<std::net::UdpSocket> = (0..5)
         .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
         .collect();
-    let p: Vec<u16> = sockets.iter().map(|s| s.local_addr().unwrap().port()).collect();
+    let console = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut p: Vec<u16> = sockets.iter().map(|s| s.local_addr().unwrap().port()).collect();
+    p.push(console.local_addr().unwrap().port());
     let config = setup("example-key-start", |dir, text| {
         fs::write(dir.join("console.key"), "change-me-console-key\n").unwrap();
         *text = text
@@ -252,7 +256,7 @@ fn start_with_example_key_logs_a_warning_naming_the_file() {
             )
             .replace("127.0.0.1:10\"", &format!("127.0.0.1:{}\"", p[5]));
     });
-    drop(sockets);
+    drop((sockets, console));
     let log = config.parent().unwrap().join("start.err");
     let mut child = Command::new(env!("CARGO_BIN_EXE_twinloop-demo"))
         .arg("--config")
