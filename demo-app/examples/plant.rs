@@ -1,7 +1,7 @@
 //! The plant side for trying a pair by hand: the tank model, an I/O source that sends one
 //! frame per cycle to both nodes, and an actuator sink — the library's reference gateway
-//! (`twinloop::Gateway`: dedup over the nodes' `frames_buffered` frames, epoch fence, epoch
-//! lease; docs/PROTOCOL.md, "What a sink must do") — whose accepted commands drive the
+//! (`twinloop::Gateway`: dedup over 65 536 frames or the nodes' `frames_buffered`,
+//! epoch fence, epoch lease; docs/PROTOCOL.md, "What a sink must do") — whose accepted commands drive the
 //! model (a closed loop). Prints one line a second.
 //!
 //! ```text
@@ -162,8 +162,10 @@ fn main() -> std::io::Result<()> {
         ..PlantParams::default()
     })));
     // The gateway's settings come from the nodes' (PROTOCOL.md: nothing on the wire
-    // carries them): a window of their ring, a lease of max(10 × window, 5 s).
-    let window_frames = from_configs.frames_buffered.unwrap_or(1024);
+    // carries them): a window of at least their ring — 65 536 frames, minutes of a plant's
+    // cycles, since a node that fell behind may take over with outputs further back than
+    // its ring (PROTOCOL.md, "The dedup window") — a lease of max(10 × window, 5 s).
+    let window_frames = from_configs.frames_buffered.unwrap_or(1024).max(1 << 16);
     let lease = Duration::from_millis(
         from_configs
             .detection_window_ms
