@@ -219,11 +219,16 @@ pub fn assess(nodes: &[NodeView]) -> Assessment {
                     silence_text(input)
                 ));
             }
-            let bad = input.stale_per_s + input.rejected_per_s;
+            // A backup's stale frames are mostly its own late copies of frames it already
+            // ran with the primary's copy (it fetches what it lacks): on a busy host tens
+            // a second, and no sign of trouble. The primary's stale frames and anyone's
+            // rejected frames are.
+            let stale = if s.is_primary() { input.stale_per_s } else { 0 };
+            let bad = stale + input.rejected_per_s;
             if bad >= FRAMES_DROPPED_DEGRADED_PER_S {
                 problems.push(format!(
-                    "{}: frames dropped at {bad}/s ({} stale, {} rejected)",
-                    node.name, input.stale_per_s, input.rejected_per_s
+                    "{}: frames dropped at {bad}/s ({stale} stale, {} rejected)",
+                    node.name, input.rejected_per_s
                 ));
             }
         }
@@ -532,5 +537,19 @@ mod input_tests {
         let verdict = assess(&nodes);
         assert_eq!(verdict.health, Health::Degraded);
         assert_eq!(verdict.problems, ["a: frames dropped at 10/s (9 stale, 1 rejected)"]);
+    }
+
+    #[test]
+    fn pair_backup_late_copies_stale_is_healthy_rejected_is_not() {
+        let mut nodes = pair_of_nodes();
+        assert!(!nodes[1].status.as_ref().unwrap().is_primary());
+        let input = nodes[1].status.as_mut().unwrap().input.as_mut().unwrap();
+        input.stale_per_s = 44;
+        assert_eq!(assess(&nodes).health, Health::Healthy, "a backup's own late copies");
+        let input = nodes[1].status.as_mut().unwrap().input.as_mut().unwrap();
+        input.rejected_per_s = FRAMES_DROPPED_DEGRADED_PER_S;
+        let verdict = assess(&nodes);
+        assert_eq!(verdict.health, Health::Degraded);
+        assert_eq!(verdict.problems, ["b: frames dropped at 10/s (0 stale, 10 rejected)"]);
     }
 }
