@@ -286,3 +286,43 @@ fn start_with_example_key_logs_a_warning_naming_the_file() {
         "{warning}"
     );
 }
+
+/// Paths on the command line are relative to the caller's working directory; paths in a
+/// configuration to the configuration's folder (docs/CONFIG.md). Run from the folder
+/// above the configuration's, `--config` names it relatively, and its `console.key` and
+/// `node.epoch` are found beside it — not in the working directory, which holds a key
+/// readable by others that a start would refuse.
+#[test]
+fn check_relative_config_from_another_folder_reads_files_beside_the_config() {
+    let config = setup("relative-paths", |_, _| {});
+    let dir = config.parent().unwrap();
+    let above = dir.parent().unwrap();
+    let name = dir.file_name().unwrap();
+    let decoy = above.join("console.key");
+    let _ = fs::write(&decoy, "a-decoy-key\n");
+    let _ = fs::set_permissions(&decoy, fs::Permissions::from_mode(0o644));
+    let out = Command::new(env!("CARGO_BIN_EXE_twinloop-demo"))
+        .current_dir(above)
+        .arg("--config")
+        .arg(Path::new(name).join("node.toml"))
+        .arg("--check")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run twinloop-demo --check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("configuration valid"), "{stdout}");
+    // The same configuration named from its own folder, and a path that does not exist
+    // from here, for contrast: the error names the path as given.
+    let out = Command::new(env!("CARGO_BIN_EXE_twinloop-demo"))
+        .current_dir(dir)
+        .arg("--config")
+        .arg(Path::new(name).join("node.toml"))
+        .arg("--check")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run twinloop-demo --check");
+    assert_ne!(out.status.code(), Some(0));
+    let _ = fs::remove_file(&decoy);
+}
