@@ -243,6 +243,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             alarm_window_s,
         } => watch::run(
             targets,
+            cli.key_file.as_deref(),
             timeout,
             Duration::from_millis(interval_ms),
             alarm_window_s.saturating_mul(1000),

@@ -111,7 +111,13 @@ impl Drop for TerminalGuard {
 }
 
 /// Runs the live view until the operator quits; exit code 0.
-pub fn run(targets: Vec<Target>, timeout: Duration, interval: Duration, alarm_window_ms: u64) -> Result<u8, Failure> {
+pub fn run(
+    targets: Vec<Target>,
+    key_file: Option<&std::path::Path>,
+    timeout: Duration,
+    interval: Duration,
+    alarm_window_ms: u64,
+) -> Result<u8, Failure> {
     if !io::stdout().is_terminal() {
         return Err(Failure::usage(
             "watch needs a terminal on standard output; for scripts use `twinctl status --json` (or `events --follow \
@@ -162,7 +168,14 @@ pub fn run(targets: Vec<Target>, timeout: Duration, interval: Duration, alarm_wi
         interval,
     };
     for (target, slot) in targets.iter().zip(&slots) {
-        let client = Client::new(target.addr, timeout);
+        let mut client = Client::new(target.addr, timeout);
+        // With the node's console key (read best effort, as `status` does), the view's
+        // connection authenticates: a node whose other console slots are all taken still
+        // answers it on the slot it keeps for an operator.
+        let file = key_file
+            .map(std::path::Path::to_path_buf)
+            .or_else(|| target.key_file.clone());
+        client.set_key(file.and_then(|f| crate::targets::read_key(&f).ok()));
         let (slot, stop) = (slot.clone(), stop.clone());
         std::thread::spawn(move || poll_node(client, &slot, &stop, ticks, alarm_window_ms));
     }
