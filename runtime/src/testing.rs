@@ -738,6 +738,35 @@ impl<A: App> Pair<A> {
     }
 }
 
+/// A port on 127.0.0.1 free for both UDP and TCP, taken from 20000..32000, below the
+/// kernel's ephemeral range (`ip_local_port_range`, 32768 and up by default), and held
+/// by the returned sockets until they are dropped. Tests that start node processes drop
+/// them just before the nodes bind: a port taken with `bind(":0")` and released could be
+/// handed by the kernel to any other socket a parallel test opens meanwhile ("Address
+/// already in use" in a node's start); one from this range is never handed out that way,
+/// and this process's own reservations do not repeat one another.
+pub fn reserve_port() -> (std::net::UdpSocket, std::net::TcpListener, u16) {
+    use core::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    // Processes start apart (a test binary at a time, but a developer may run two).
+    let start = std::process::id().wrapping_mul(2_654_435_761) % SPAN;
+    for _ in 0..SPAN {
+        let k = NEXT.fetch_add(1, Ordering::Relaxed);
+        // 7 is prime to SPAN: every port of the range once before any repeats.
+        let port = (LOW + (start + k.wrapping_mul(7)) % SPAN) as u16;
+        let Ok(udp) = std::net::UdpSocket::bind(("127.0.0.1", port)) else {
+            continue;
+        };
+        let Ok(tcp) = std::net::TcpListener::bind(("127.0.0.1", port)) else {
+            continue;
+        };
+        return (udp, tcp, port);
+    }
+    panic!("no free port in 20000..32000 on 127.0.0.1");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -148,18 +148,19 @@ struct PortPool {
 }
 
 impl PortPool {
+    /// A port held until the pool is dropped, outside the kernel's ephemeral range
+    /// ([`twinloop::testing::reserve_port`]): released just before a node binds it, it is
+    /// not handed to a socket another test opens meanwhile (seen: "Address already in use"
+    /// for a node's link port in a CI dry run).
     fn udp(&mut self) -> u16 {
-        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral UDP port");
-        let port = socket.local_addr().unwrap().port();
-        self.udp.push(socket);
+        let (udp, tcp, port) = twinloop::testing::reserve_port();
+        self.udp.push(udp);
+        self.tcp.push(tcp);
         port
     }
 
     fn tcp(&mut self) -> u16 {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral TCP port");
-        let port = listener.local_addr().unwrap().port();
-        self.tcp.push(listener);
-        port
+        self.udp()
     }
 }
 

@@ -35,17 +35,14 @@ fn twinctl() -> PathBuf {
     path
 }
 
-/// `udp` free UDP ports, then `tcp` free TCP ports (the sockets are dropped just before the
-/// nodes bind them; a free UDP port is not a free TCP port: console clients churn through
-/// TCP's ephemeral ports).
-fn ports(udp: usize, tcp: usize) -> Vec<u16> {
-    let udp: Vec<UdpSocket> = (0..udp).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
-    let tcp: Vec<std::net::TcpListener> = (0..tcp)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let mut ports: Vec<u16> = udp.iter().map(|s| s.local_addr().unwrap().port()).collect();
-    ports.extend(tcp.iter().map(|s| s.local_addr().unwrap().port()));
-    ports
+/// `n` free ports and the sockets that hold them, outside the kernel's ephemeral range
+/// (`twinloop::testing::reserve_port`): dropped just before the nodes bind them, they are
+/// not handed to a socket another test opens meanwhile.
+type Held = Vec<(UdpSocket, std::net::TcpListener, u16)>;
+
+fn ports(n: usize) -> (Vec<u16>, Held) {
+    let held: Held = (0..n).map(|_| twinloop::testing::reserve_port()).collect();
+    (held.iter().map(|(_, _, port)| *port).collect(), held)
 }
 
 /// Node `i`'s configuration: a copy of configs/conveyor-a.toml's keys on free ports.
@@ -91,7 +88,7 @@ fn conveyor_pair_twinctl_status_healthy_and_outputs_flow() {
     // 0-1 frames, 2-11 link sockets (control, bulk; two links; two nodes), 12-13 consoles.
     let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
     sink.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-    let p = ports(12, 2);
+    let (p, held) = ports(14);
     let configs: Vec<PathBuf> = (0..2).map(|i| dir.join(format!("conveyor-{}.toml", i + 1))).collect();
     for (i, path) in configs.iter().enumerate() {
         fs::write(path, config(i, &p, sink.local_addr().unwrap().port(), &dir)).unwrap();
@@ -109,6 +106,7 @@ fn conveyor_pair_twinctl_status_healthy_and_outputs_flow() {
                 .expect("start twinloop-conveyor"),
         )
     };
+    drop(held);
     let mut nodes = [spawn(0), spawn(1)];
 
     // The I/O source: guard closed, start pressed at first, a part every 4th frame.
