@@ -207,24 +207,18 @@ struct PortPool {
 }
 
 impl PortPool {
+    /// A port for UDP and TCP, held until the pool is dropped, outside the kernel's
+    /// ephemeral range ([`twinloop::testing::reserve_port`]): released just before a node
+    /// binds it, it is not handed to another socket of the harness or a parallel test.
     fn udp(&mut self) -> Result<u16, HarnessError> {
-        let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| HarnessError::io("allocate a UDP port", e))?;
-        let port = socket
-            .local_addr()
-            .map_err(|e| HarnessError::io("allocate a UDP port", e))?
-            .port();
-        self.udp.push(socket);
+        let (udp, tcp, port) = twinloop::testing::reserve_port();
+        self.udp.push(udp);
+        self.tcp.push(tcp);
         Ok(port)
     }
 
     fn tcp(&mut self) -> Result<u16, HarnessError> {
-        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| HarnessError::io("allocate a TCP port", e))?;
-        let port = listener
-            .local_addr()
-            .map_err(|e| HarnessError::io("allocate a TCP port", e))?
-            .port();
-        self.tcp.push(listener);
-        Ok(port)
+        self.udp()
     }
 
     fn node(&mut self) -> Result<NodePorts, HarnessError> {
