@@ -38,6 +38,14 @@ pub const REQUESTS_PER_TURN: usize = 4;
 /// Time the loop spends answering requests per wake-up: no further request is taken in
 /// a wake-up once this has passed (nor once one of the core's deadlines is due).
 pub const TURN_BUDGET: Duration = Duration::from_micros(300);
+/// The share of the loop's time the console may use, in percent: what answering takes
+/// (wall time, so the host descheduling the node counts against it) is charged to a
+/// budget that refills at this share of the time passing, up to [`SHARE_BURST`]; with
+/// the budget spent, no request is taken until it refills. A flood on every connection
+/// thus costs the loop at most this share, plus one request.
+pub const TIME_SHARE_PERCENT: u64 = 5;
+/// The most of the console's time share saved up while it is idle.
+pub const SHARE_BURST: Duration = Duration::from_millis(2);
 /// Connections accepted or refused per wake-up.
 pub const ACCEPTS_PER_TURN: usize = 8;
 /// The per-connection rate limit's burst: requests answered back to back before
