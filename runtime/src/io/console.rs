@@ -512,6 +512,19 @@ impl Console {
         if self.listener_ready {
             self.accept(now, registry);
         }
+        // A connection in the kept slot becomes an ordinary one once another slot open
+        // to anyone is free again.
+        let open = self
+            .connections
+            .iter()
+            .flatten()
+            .filter(|c| !c.authenticated && !c.kept_slot)
+            .count();
+        if open + 1 < self.connections.len() {
+            if let Some(c) = self.connections.iter_mut().flatten().find(|c| c.kept_slot) {
+                c.kept_slot = false;
+            }
+        }
         for slot in 0..self.connections.len() {
             let Some(conn) = &self.connections[slot] else {
                 continue;
@@ -1074,6 +1087,24 @@ mod limit_tests {
         console.service(now + AUTH_WAIT * 2, poll.registry());
         assert!(console.connections[1].is_some());
         drop(operator);
+    }
+
+    #[test]
+    fn console_kept_slot_becomes_ordinary_once_another_slot_frees() {
+        let (poll, mut console, addr) = console(limits(2));
+        let now = Instant::from_millis(1);
+        let first = client(&poll, &mut console, addr, now);
+        let _kept = client(&poll, &mut console, addr, now);
+        assert!(console.awaits_auth(1));
+        drop(first);
+        // The node learns of the close when it reads the end of stream.
+        console.ready(Token(BASE + 1), now, poll.registry());
+        assert!(console.next_line(now, poll.registry()).is_none());
+        assert!(console.connections[0].is_none());
+        console.service(now, poll.registry());
+        assert!(!console.awaits_auth(1));
+        console.service(now + AUTH_WAIT * 2, poll.registry());
+        assert!(console.connections[1].is_some(), "no longer held to AUTH_WAIT");
     }
 
     #[test]
