@@ -34,6 +34,8 @@ use twinloop_demo::plant::{Plant, PlantParams};
 
 /// How long the flood lasts.
 const FLOOD: Duration = Duration::from_secs(4);
+/// Requests the flooder pipelines without reading a reply.
+const PIPELINED: usize = 20_000;
 
 fn fast_config(id: u8, me: &NodePorts, peer: &NodePorts, sink: u16, dir: &Path) -> String {
     let mut links = String::new();
@@ -284,16 +286,21 @@ fn console_flood_on_a_1ms_pair_changes_no_role_and_outputs_keep_flowing() {
     let flooder = std::thread::spawn(move || {
         let mut stream = TcpStream::connect(console).unwrap();
         stream.set_write_timeout(Some(Duration::from_millis(50))).unwrap();
-        let chunk = "{\"cmd\":\"events\",\"since\":0}\n".repeat(100);
-        let mut requests = 0u64;
-        while Instant::now() < flood_end {
-            match stream.write(chunk.as_bytes()) {
-                Ok(n) => requests += (n / 28) as u64,
+        let line = "{\"cmd\":\"events\",\"since\":0}\n";
+        let all = line.repeat(PIPELINED);
+        let mut written = 0;
+        while written < all.len() && Instant::now() < flood_end {
+            match stream.write(&all.as_bytes()[written..]) {
+                Ok(n) => written += n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
                 Err(_) => break,
             }
         }
-        requests
+        // Holds the connection, never reading, for the rest of the flood (its duration,
+        // not a wait for a condition).
+        std::thread::sleep(flood_end.saturating_duration_since(Instant::now()));
+        drop(stream);
+        written / line.len()
     });
     // Wait until the flooder holds its slot (its first requests are answered: the
     // node's request counter moves) before taking the others.
@@ -407,29 +414,29 @@ fn console_flood_on_a_1ms_pair_changes_no_role_and_outputs_keep_flowing() {
         &missing[..missing.len().min(10)]
     );
 
-    // The flood's connections are closed on the client side; the node frees their slots
-    // as it reads their ends (a bounded amount a wake-up), so an ordinary client may be
-    // told `console busy` for a moment: ask until one answers.
-    let mut after_a = None;
+    // The flood's connections are closed once the node has read their ends (or failed
+    // to write to them); until then a new unauthenticated one may get only the kept slot.
+    let after = std::cell::RefCell::new(None);
     wait_for(
         Duration::from_secs(10),
-        "node 1's console to take an ordinary client again",
+        "both nodes' status after the flood",
         &|| context(&[&a, &b]),
         || {
-            after_a = a.status();
-            after_a.is_some()
+            *after.borrow_mut() = a.status().zip(b.status()).map(|(a, b)| [a, b]);
+            after.borrow().is_some()
         },
     );
-    let after = [after_a.unwrap(), b.status().unwrap()];
+    let after = after.into_inner().unwrap();
     let io = &after[0]["io"];
     println!(
         "console flood: {pipelined} events requests pipelined unread, frames {flood_first_frame}..={flood_last_frame} all output; \
          primary: max lateness during the flood {lateness_during_us} us ({operator_answers} operator status answers), \
-         loop_late_wakes {} (before {}), console_turn_max_us {}, console_requests {}, \
+         loop_late_wakes {} (before {}), console_turn_max_us {} (CPU {}), console_requests {}, \
          refused {}, timed out {}, slow readers {}; backup: loop_lateness_max_us {}, false deaths {} (before {}: a busy host, answered probes)",
         io["loop_late_wakes"],
         before[0]["io"]["loop_late_wakes"],
         io["console_turn_max_us"],
+        io["console_turn_cpu_max_us"],
         io["console_requests"],
         io["console_refused"],
         io["console_timed_out"],

@@ -38,6 +38,14 @@ pub const REQUESTS_PER_TURN: usize = 4;
 /// Time the loop spends answering requests per wake-up: no further request is taken in
 /// a wake-up once this has passed (nor once one of the core's deadlines is due).
 pub const TURN_BUDGET: Duration = Duration::from_micros(300);
+/// The share of the loop's time the console may use, in percent: what answering takes
+/// (wall time, so the host descheduling the node counts against it) is charged to a
+/// budget that refills at this share of the time passing, up to [`SHARE_BURST`]; with
+/// the budget spent, no request is taken until it refills. A flood on every connection
+/// thus costs the loop at most this share, plus one request.
+pub const TIME_SHARE_PERCENT: u64 = 5;
+/// The most of the console's time share saved up while it is idle.
+pub const SHARE_BURST: Duration = Duration::from_millis(2);
 /// Connections accepted or refused per wake-up.
 pub const ACCEPTS_PER_TURN: usize = 8;
 /// The per-connection rate limit's burst: requests answered back to back before
@@ -529,6 +537,19 @@ impl Console {
     pub fn service(&mut self, now: Instant, registry: &Registry) {
         if self.listener_ready {
             self.accept(now, registry);
+        }
+        // A connection in the kept slot becomes an ordinary one once another slot open
+        // to anyone is free again.
+        let open = self
+            .connections
+            .iter()
+            .flatten()
+            .filter(|c| !c.authenticated && !c.kept_slot)
+            .count();
+        if open + 1 < self.connections.len() {
+            if let Some(c) = self.connections.iter_mut().flatten().find(|c| c.kept_slot) {
+                c.kept_slot = false;
+            }
         }
         for slot in 0..self.connections.len() {
             let Some(conn) = &self.connections[slot] else {
@@ -1108,6 +1129,24 @@ mod limit_tests {
         console.service(now + AUTH_WAIT * 2, poll.registry());
         assert!(console.connections[1].is_some());
         drop(operator);
+    }
+
+    #[test]
+    fn console_kept_slot_becomes_ordinary_once_another_slot_frees() {
+        let (poll, mut console, addr) = console(limits(2));
+        let now = Instant::from_millis(1);
+        let first = client(&poll, &mut console, addr, now);
+        let _kept = client(&poll, &mut console, addr, now);
+        assert!(console.awaits_auth(1));
+        drop(first);
+        // The node learns of the close when it reads the end of stream.
+        console.ready(Token(BASE + 1), now, poll.registry());
+        assert!(console.next_line(now, poll.registry()).is_none());
+        assert!(console.connections[0].is_none());
+        console.service(now, poll.registry());
+        assert!(!console.awaits_auth(1));
+        console.service(now + AUTH_WAIT * 2, poll.registry());
+        assert!(console.connections[1].is_some(), "no longer held to AUTH_WAIT");
     }
 
     #[test]

@@ -265,6 +265,26 @@ struct IoCounters {
     lateness_recent: [(u64, u64); 2],
     /// The longest the console's share of one loop turn took, in ns.
     console_turn_max_ns: u64,
+    /// The most CPU time the loop's thread spent answering requests in one turn, in ns
+    /// (what the console itself costs, without the host descheduling the node).
+    console_turn_cpu_max_ns: u64,
+}
+
+/// CPU time of the calling thread, in ns; 0 where it cannot be read. Read only on turns
+/// that answer a request, so that it adds no system call to a cycle without console work.
+fn thread_cpu_ns() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        u64::try_from(t.tv_sec)
+            .unwrap_or(0)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::try_from(t.tv_nsec).unwrap_or(0))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
+    }
 }
 
 impl IoCounters {
@@ -336,6 +356,10 @@ pub struct Shell<A: App> {
     counters: IoCounters,
     /// Stale and rejected frames per second, over the last whole second.
     frame_rates: FrameRates,
+    /// The console's time budget ([`console::TIME_SHARE_PERCENT`]), in ns, as of
+    /// `console_budget_at`.
+    console_budget_ns: u64,
+    console_budget_at: Instant,
     buf: Vec<u8>,
 }
 
@@ -502,6 +526,8 @@ impl<A: App> Shell<A> {
             previous_role: Role::Starting,
             counters: IoCounters::default(),
             frame_rates: FrameRates::default(),
+            console_budget_ns: 0,
+            console_budget_at: Instant::ZERO,
             buf: vec![0u8; 2048],
             config,
         };
@@ -625,23 +651,73 @@ impl<A: App> Shell<A> {
             return Ok(());
         };
         console.service(start, self.poll.registry());
+        let budget = self.console_budget(start);
+        self.console_budget_at = start;
+        // A turn starts only with a full turn's worth of budget: the share holds however
+        // often the loop wakes (a wake-up per frame would otherwise each spend a little).
+        let full_turn = u64::try_from(console::TURN_BUDGET.as_nanos()).unwrap_or(u64::MAX);
+        let mut cpu_start = None;
+        let mut answered_until = None;
         for _ in 0..console::REQUESTS_PER_TURN {
             let now = self.clock.now();
-            if now.saturating_since(start) >= console::TURN_BUDGET || self.node.poll_timeout().is_some_and(|t| t <= now)
+            if now.saturating_since(start) >= console::TURN_BUDGET
+                || now.saturating_since(start).as_nanos() >= u128::from(budget)
+                || budget < full_turn
+                || self.node.poll_timeout().is_some_and(|t| t <= now)
             {
                 break;
             }
             let Some(console) = &mut self.console else {
                 break;
             };
+            if !console.has_work(now) {
+                break;
+            }
+            // From before the next line is taken (reading it is part of the cost), and
+            // only on turns with work: no system call is added to a quiet cycle.
+            cpu_start.get_or_insert_with(thread_cpu_ns);
             let Some(line) = console.next_line(now, self.poll.registry()) else {
                 break;
             };
             self.console_request(line)?;
+            answered_until = Some(self.clock.now());
+        }
+        let charged = answered_until.map_or(0, |t| {
+            u64::try_from(t.saturating_since(start).as_nanos()).unwrap_or(u64::MAX)
+        });
+        self.console_budget_ns = budget.saturating_sub(charged);
+        if let Some(cpu) = cpu_start {
+            let spent = thread_cpu_ns().saturating_sub(cpu);
+            self.counters.console_turn_cpu_max_ns = self.counters.console_turn_cpu_max_ns.max(spent);
         }
         let spent = u64::try_from(self.clock.now().saturating_since(start).as_nanos()).unwrap_or(u64::MAX);
         self.counters.console_turn_max_ns = self.counters.console_turn_max_ns.max(spent);
         Ok(())
+    }
+
+    /// The console's time budget at `now`: what was left, plus its share of the time
+    /// since, up to [`console::SHARE_BURST`].
+    fn console_budget(&self, now: Instant) -> u64 {
+        let earned = u64::try_from(now.saturating_since(self.console_budget_at).as_nanos()).unwrap_or(u64::MAX) / 100
+            * console::TIME_SHARE_PERCENT;
+        let cap = u64::try_from(console::SHARE_BURST.as_nanos()).unwrap_or(u64::MAX);
+        self.console_budget_ns.saturating_add(earned).min(cap)
+    }
+
+    /// When the console, having work, may next take a request: now, or once its time
+    /// budget holds a fair turn's worth again.
+    fn console_ready_at(&self, now: Instant) -> Option<Instant> {
+        let console = self.console.as_ref()?;
+        if !console.has_work(now) {
+            return None;
+        }
+        let want = u64::try_from(console::TURN_BUDGET.as_nanos()).unwrap_or(u64::MAX);
+        let have = self.console_budget(now);
+        if have >= want {
+            return Some(now);
+        }
+        let missing_ns = (want - have).saturating_mul(100) / console::TIME_SHARE_PERCENT;
+        Some(now + Duration::from_nanos(missing_ns))
     }
 
     /// Reads the signals the shell handles itself (SIGHUP: logged and ignored, see
@@ -692,13 +768,17 @@ impl<A: App> Shell<A> {
     fn next_wake(&mut self) -> Duration {
         let now = self.clock.now();
         let pending = self.frames_ready || self.links.iter().any(|l| l.ready.iter().any(|&r| r));
-        if pending || self.console.as_ref().is_some_and(|c| c.has_work(now)) {
+        let console_at = self.console_ready_at(now);
+        if pending || console_at == Some(now) {
             return Duration::ZERO;
         }
         let deadline = self.node.poll_timeout();
         let mut wake = deadline.map_or(Duration::from_millis(100), |t| t.saturating_since(now));
         if let Some(console) = self.console.as_ref().and_then(|c| c.next_deadline(now)) {
             wake = wake.min(console.saturating_since(now));
+        }
+        if let Some(at) = console_at {
+            wake = wake.min(at.saturating_since(now));
         }
         if let (Some(timer), Some(deadline)) = (&mut self.timer, deadline) {
             if !wake.is_zero() {
@@ -1652,6 +1732,10 @@ impl<A: App> Shell<A> {
         );
         io.insert("loop_late_wakes".into(), c.late_wakes.into());
         io.insert("console_turn_max_us".into(), (c.console_turn_max_ns / 1000).into());
+        io.insert(
+            "console_turn_cpu_max_us".into(),
+            (c.console_turn_cpu_max_ns / 1000).into(),
+        );
         s.insert("io".into(), Value::Object(io));
         s.insert("stopping".into(), (self.stopping != Stopping::Running).into());
         s.insert(
