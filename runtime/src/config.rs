@@ -298,4 +298,53 @@ mod tests {
         };
         assert_eq!(c.validate().unwrap_err().key, "detection_window_ms");
     }
+
+    #[test]
+    fn config_input_keys_are_bounded_and_name_the_key() {
+        let bad = |c: Config| c.validate().unwrap_err().key;
+        let d = Config::default();
+        assert_eq!(
+            bad(Config {
+                input_silence_ms: 0,
+                ..d.clone()
+            }),
+            "input_silence_ms"
+        );
+        assert_eq!(
+            bad(Config {
+                input_silence_ms: INPUT_MS_MAX + 1,
+                ..d.clone()
+            }),
+            "input_silence_ms"
+        );
+        // A handover sooner than the input counts as silent would hand over a live input.
+        assert_eq!(
+            bad(Config {
+                input_handover_ms: d.input_silence_ms - 1,
+                ..d.clone()
+            }),
+            "input_handover_ms"
+        );
+        assert_eq!(
+            bad(Config {
+                input_handover_ms: u64::MAX,
+                ..d.clone()
+            }),
+            "input_handover_ms"
+        );
+        assert_eq!(
+            bad(Config {
+                input_handover_hold_ms: u64::MAX,
+                ..d.clone()
+            }),
+            "input_handover_hold_ms"
+        );
+        assert!(Config {
+            input_handover_ms: 0,
+            input_handover_hold_ms: 0,
+            ..d
+        }
+        .validate()
+        .is_ok());
+    }
 }

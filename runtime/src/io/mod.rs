@@ -600,8 +600,11 @@ impl<A: App> Shell<A> {
                 self.drain()?;
             }
             self.poll_hooks();
-            self.frame_rates
-                .tick(self.clock.now(), self.frames_stale(), self.frames_rejected());
+            let now = self.clock.now();
+            if self.frame_rates.due(now) {
+                // Once a second: the counters are read only then, not at every wake-up.
+                self.frame_rates.tick(now, self.frames_stale(), self.frames_rejected());
+            }
             if let Some(exit) = self.check_stop()? {
                 return Ok(exit);
             }
@@ -1271,7 +1274,8 @@ impl<A: App> Shell<A> {
         }
     }
 
-    /// Frames dropped as older than the last one run (or too long), by the core.
+    /// Frames dropped as older than the last one run (or too long), by the core. Takes
+    /// the node's status: once a second, and for the console.
     fn frames_stale(&self) -> u64 {
         self.node.status().rejections.stale_frame
     }
@@ -1773,6 +1777,12 @@ struct FrameRates {
 }
 
 impl FrameRates {
+    /// A second has passed since the window began (or none began yet).
+    fn due(&self, now: Instant) -> bool {
+        self.window_start
+            .is_none_or(|start| now.saturating_since(start) >= Duration::from_secs(1))
+    }
+
     fn tick(&mut self, now: Instant, stale: u64, rejected: u64) {
         let Some(start) = self.window_start else {
             *self = FrameRates {
@@ -1875,6 +1885,21 @@ fn decode_error_name(error: io_protocol::DecodeError) -> &'static str {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn frame_rates_count_per_whole_second() {
+        let mut rates = FrameRates::default();
+        let t = |ms: u64| Instant::from_millis(ms);
+        assert!(rates.due(t(0)));
+        rates.tick(t(0), 5, 1);
+        assert!(!rates.due(t(999)));
+        assert!(rates.due(t(1000)));
+        rates.tick(t(1000), 25, 1);
+        assert_eq!((rates.stale_per_s, rates.rejected_per_s), (20, 0));
+        // A loop held up for three seconds: averaged over them, not counted as one.
+        rates.tick(t(4000), 25, 31);
+        assert_eq!((rates.stale_per_s, rates.rejected_per_s), (0, 10));
+    }
 
     #[test]
     fn key_file_readable_by_others_is_refused_naming_the_fix() {

@@ -2039,3 +2039,28 @@ fn primary_frame_of_another_session_while_the_source_is_live_is_not_a_restart() 
     assert!(p.sink.accepted.len() >= accepted + 190, "outputs keep flowing");
     assert_eq!(p.sink.stale_rejected, 0);
 }
+
+fn drop_switch_taken(from: usize, envelope: &Envelope) -> bool {
+    from == 1 && matches!(envelope.body, crate::wire::Body::SwitchTaken { .. })
+}
+
+#[test]
+fn released_successor_word_lost_deadline_is_fenced_not_aborted() {
+    let mut p = fast_pair_running(0);
+    p.source_on = false;
+    p.run_for(ms(20));
+    // Every word of node 1 that it took over at the release is lost: node 0 hears a
+    // higher epoch lead, but not how.
+    p.drop_if = Some(drop_switch_taken);
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    let timeout = p.configs[0].switchover_timeout_ms;
+    p.run_for(ms(2 * timeout));
+    assert_eq!(p.primary(), Some(1));
+    let r0 = reasons(&p, 0);
+    assert!(
+        !r0.contains(&Reason::SwitchoverAborted),
+        "the switchover completed: {r0:?}"
+    );
+    assert!(r0.contains(&Reason::FencedByEpoch), "{r0:?}");
+    assert_eq!(p.node(0).role(), Role::Backup);
+}

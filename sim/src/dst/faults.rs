@@ -306,11 +306,22 @@ impl FaultPlan {
                 loss_ppm: [300_000, 700_000, 1_000_000][rng.below(3) as usize],
                 duration_ns: between(rng, recovery_ns / 10, 2 * recovery_ns),
             },
-            Kind::IoLoss => Fault::IoLoss {
-                node: rng.below(2) as usize,
-                loss_ppm: [100_000, 500_000, 1_000_000][rng.below(3) as usize],
-                duration_ns: between(rng, recovery_ns / 10, recovery_ns),
-            },
+            Kind::IoLoss => {
+                let node = rng.below(2) as usize;
+                let loss_ppm = [100_000, 500_000, 1_000_000][rng.below(3) as usize];
+                // A dead input path (every frame lost) may last past the input handover's
+                // delay, so that a primary's dead input with a live backup input hands over.
+                let high = if loss_ppm == 1_000_000 {
+                    recovery_ns.max(3 * c.input_handover_ms * ms)
+                } else {
+                    recovery_ns
+                };
+                Fault::IoLoss {
+                    node,
+                    loss_ppm,
+                    duration_ns: between(rng, recovery_ns / 10, high),
+                }
+            }
             Kind::Switchover => Fault::Switchover { target: role(rng) },
         }
     }
