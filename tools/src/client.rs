@@ -353,26 +353,7 @@ impl Client {
     /// than that part of the protocol) gets the key in clear, as it expects. A new
     /// connection is opened, so that a request that changes state is never sent twice.
     pub fn switchover(&mut self, key: &str) -> Result<SwitchoverReply, ClientError> {
-        self.connect()?;
-        let challenge = self
-            .hello
-            .as_ref()
-            .and_then(|h| h.challenge.as_deref())
-            .map(parse_challenge);
-        let request = match challenge {
-            Some(Some(challenge)) => {
-                self.auth_seq += 1;
-                let mac = request_mac(key.as_bytes(), &challenge, self.auth_seq, "switchover");
-                json!({"cmd": "switchover", "auth": {"seq": self.auth_seq, "mac": hex(&mac)}})
-            }
-            Some(None) => {
-                return Err(self.error(ErrorKind::Protocol("the `hello` challenge is not 32 hex digits".into())))
-            }
-            None => json!({"cmd": "switchover", "key": key}),
-        };
-        let reply = self.request(request, false)?;
-        serde_json::from_value(reply)
-            .map_err(|e| self.error(ErrorKind::Protocol(format!("bad `switchover` response: {e}"))))
+        self.operator("switchover", key)
     }
 }
 
@@ -403,8 +384,9 @@ fn read_refusal(reader: &mut BufReader<TcpStream>) -> Option<String> {
 }
 
 impl Client {
-    /// `force-primary` or `rejoin` (`cmd`), proving `key` as [`Client::switchover`] does
-    /// (the MAC covers `cmd`). A refusal by the core is a reply (`result: refused`).
+    /// An operator's command that changes state (`switchover`, `force-primary`,
+    /// `rejoin`), proving `key` as [`Client::switchover`] describes (the MAC covers
+    /// `cmd`). A refusal by the core is a reply (`result: refused`).
     pub fn operator(&mut self, cmd: &str, key: &str) -> Result<SwitchoverReply, ClientError> {
         self.connect()?;
         let challenge = self
