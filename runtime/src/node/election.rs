@@ -13,9 +13,22 @@ impl<A: App> Node<A> {
         let keeping = self.keep_state && header.origin != self.origin.0;
         if self.role == Role::Starting && header.role == WireRole::Primary && !keeping {
             self.startup_deadline = None;
+            self.follow_origin(header.origin);
             self.epoch = super::Epoch(header.epoch);
             self.transition(Role::Backup, SyncState::Joining, Reason::PrimaryFound);
             self.start_join(None);
+        }
+    }
+
+    /// Following a primary whose state goes back to another cold start than this node's:
+    /// this node's state is given up for the primary's, so until its transfer completes
+    /// it holds none of the pair's — should the primary fall silent during the join, it
+    /// does not lead with what it gave up while the holder may be alive
+    /// (`lead_from_start`). A backup of the same origin keeps its own: a resync after a
+    /// fence or a divergence still leads with real state.
+    pub(super) fn follow_origin(&mut self, origin: u64) {
+        if origin != self.origin.0 {
+            self.origin = Epoch(0);
         }
     }
 

@@ -116,6 +116,7 @@ impl<A: App> Node<A> {
                     self.keep_state_for_operator(header.origin);
                 } else if following && (had_state || self.rx.is_some()) {
                     // A primary we did not follow before: its history may differ from ours.
+                    self.follow_origin(header.origin);
                     self.start_join(Some(ResyncCause::Fenced));
                 }
             }
@@ -142,6 +143,7 @@ impl<A: App> Node<A> {
             self.tx = None;
             self.keep_state_for_operator(origin);
         } else {
+            self.follow_origin(origin);
             self.demote(theirs);
         }
     }

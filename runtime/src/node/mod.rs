@@ -1042,7 +1042,13 @@ impl<A: App> Node<A> {
                 Role::Primary => WireRole::Primary,
                 Role::Backup => WireRole::Backup,
             },
-            epoch: self.epoch.0,
+            // A starting node tells the highest epoch it knows (its persisted one
+            // included): the winner of a start-up draw leads above it, so that neither
+            // the loser nor a sink that accepted it drops the winner as stale.
+            epoch: match self.role {
+                Role::Starting => self.epoch.max(self.epoch_max_seen).0,
+                Role::Primary | Role::Backup => self.epoch.0,
+            },
             sync: match self.sync {
                 SyncState::Joining => WireSync::Joining,
                 SyncState::InSync => WireSync::InSync,

@@ -277,12 +277,15 @@ impl<A: App> Node<A> {
     }
 
     /// `rejoin`: a node that keeps its state after `colder_primary` gives it up and joins
-    /// the primary at its next message.
+    /// the primary at its next message. Given up at once: should the primary fall silent
+    /// first, this node waits for it like any node without the pair's state
+    /// (`cold_start_held`), it does not lead with the state the operator discarded.
     pub(super) fn rejoin_command(&mut self) -> CommandReply {
         if !self.keep_state {
             return CommandReply::Refused(RefuseReason::NotWaiting);
         }
         self.keep_state = false;
+        self.origin = super::Epoch(0);
         CommandReply::Started
     }
 }

@@ -92,6 +92,26 @@ fn starting_simultaneous_priority_beats_nonce() {
     assert_eq!(p.primary(), Some(1));
 }
 
+/// DST seed 3330 (2026-11-26): both nodes restarted together; the winner of the draw led
+/// epoch 513 (2.1), below the 514 (2.2) the other had led and persisted before, so the
+/// other dropped its heartbeats as stale, led a cold start of its own and the sink, which
+/// had accepted 514, rejected the winner's outputs. A starting node's heartbeat carries
+/// the highest epoch it knows, and the winner leads above it.
+#[test]
+fn starting_simultaneous_winner_leads_above_the_losers_persisted_epoch() {
+    let mut p = Pair::new(3, Config::default(), 0);
+    p.configs[0].priority = 9;
+    p.configs[1].priority = 0;
+    p.persisted = [257, 514];
+    p.start(0);
+    p.start(1);
+    p.run_for(ms(2000));
+    assert_eq!(p.primary(), Some(0));
+    assert!(p.node(0).status().epoch > 514, "led {}", p.node(0).status().epoch);
+    assert_eq!(reasons(&p, 0), [Reason::WonTiebreak, Reason::BackupInSync]);
+    assert_eq!(reasons(&p, 1), [Reason::PrimaryFound, Reason::InSync]);
+}
+
 #[test]
 fn starting_nonce_tie_redraws() {
     let mut p = pair();
@@ -1909,6 +1929,46 @@ fn keeping_state_rejoin_takes_the_primarys() {
     assert_eq!(p.command(0, Command::Rejoin), CommandReply::Started);
     assert!(await_state(&mut p, 0, Role::Backup, SyncState::InSync, ms(5000)));
     assert_eq!(p.primary(), Some(1));
+}
+
+/// DST seed 3330 (2026-11-26): a node told to `rejoin` gives its own state up for the
+/// primary's; the primary then froze during the join, and the node led a cold start
+/// again (its own earlier cold start still counted as state) while the holder of the
+/// pair's state was alive. A node that follows a primary of another origin holds no state
+/// of the pair's until its transfer completes.
+#[test]
+fn keeping_state_rejoin_primary_frozen_during_the_join_no_cold_start() {
+    let mut p = backup_joining_large_state(49);
+    p.configs[1].allow_cold_start = true;
+    p.crash(1);
+    p.start(1);
+    let until = p.now + ms(1000);
+    assert!(p.run_until(until, |p| p.node(1).status().sync == SyncState::Joining));
+    p.run_for(ms(50));
+    p.freeze(0, ms(3000));
+    p.run_for(ms(3500));
+    assert_eq!(p.node(0).role(), Role::Starting);
+    assert_eq!(p.command(0, Command::Rejoin), CommandReply::Started);
+    let frames_before = p.node(1).app().frames_run();
+    let seen = reasons(&p, 0).len();
+    p.freeze(1, ms(3000));
+    p.run_for(ms(2900));
+    let since = reasons(&p, 0).split_off(seen);
+    assert!(
+        !since
+            .iter()
+            .any(|r| matches!(r, Reason::StartedFirst | Reason::WonTiebreak)),
+        "the node that gave its state up led a cold start while the holder was frozen: {since:?}"
+    );
+    assert_eq!(p.node(0).role(), Role::Starting);
+    assert!(alarms_of(&p, 0).contains(&Alarm::ColdStartHeld));
+    // The holder thaws: it still leads with its state, and node 0 joins it.
+    assert!(await_state(&mut p, 0, Role::Backup, SyncState::InSync, ms(5000)));
+    assert_eq!(p.primary(), Some(1));
+    assert!(
+        p.node(1).app().frames_run() > frames_before,
+        "the pair's state carried on"
+    );
 }
 
 /// Seen on real processes (README's pair by hand, 2026-11-26): the backup sends its join
