@@ -191,9 +191,21 @@ struct Operator {
 }
 
 impl Operator {
-    /// A connection; with `auth`, authenticated with the console key.
+    /// A connection; with `auth`, authenticated with the console key, from another
+    /// address (127.0.0.2: another host, to the node) than the flood's, which the console
+    /// bars from the kept slot once its squatter has held it (`KEPT_BAR`).
     fn connect(console: SocketAddr, auth: bool) -> Result<Operator, String> {
-        let stream = TcpStream::connect(console).map_err(|e| format!("connect: {e}"))?;
+        let stream = if auth {
+            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                .map_err(|e| format!("socket: {e}"))?;
+            socket
+                .bind(&SocketAddr::from(([127, 0, 0, 2], 0)).into())
+                .map_err(|e| format!("bind 127.0.0.2: {e}"))?;
+            socket.connect(&console.into()).map_err(|e| format!("connect: {e}"))?;
+            TcpStream::from(socket)
+        } else {
+            TcpStream::connect(console).map_err(|e| format!("connect: {e}"))?
+        };
         stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut operator = Operator {
             writer: stream.try_clone().unwrap(),

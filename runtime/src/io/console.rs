@@ -20,7 +20,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 use serde_json::{Map, Value};
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// The console protocol version, in every `hello` response.
@@ -57,6 +57,13 @@ pub const LINE_WAIT: Duration = Duration::from_secs(5);
 /// A connection in the slot kept for an authenticated operator must authenticate
 /// within this, or it is closed.
 pub const AUTH_WAIT: Duration = Duration::from_secs(2);
+/// An address whose client held the kept slot for [`AUTH_WAIT`] without authenticating
+/// may not take it again for this long (other slots stay open to it): a client that
+/// reconnects in a loop cannot hold the operator's slot. Clients on one host share an
+/// address, so there it bars a local operator too; one from another host is not.
+pub const KEPT_BAR: Duration = Duration::from_secs(30);
+/// Addresses barred from the kept slot at once; a new one replaces the bar closest to its end.
+pub const KEPT_BARRED_MAX: usize = 16;
 /// Bytes read from a connection at a time.
 pub const READ_CHUNK: usize = 4096;
 /// The most events one `events` request returns.
@@ -428,6 +435,8 @@ pub struct Console {
     challenge_key: [u8; 32],
     challenges_issued: u64,
     counters: Counters,
+    /// Addresses barred from the kept slot, and until when (at most [`KEPT_BARRED_MAX`]).
+    kept_barred: Vec<(IpAddr, Instant)>,
 }
 
 /// A complete request line from connection `slot`.
@@ -465,6 +474,7 @@ impl Console {
             challenge_key,
             challenges_issued: 0,
             counters: Counters::default(),
+            kept_barred: Vec::with_capacity(KEPT_BARRED_MAX),
         })
     }
 
@@ -580,6 +590,13 @@ impl Console {
                 None
             };
             if let Some((why, slow)) = why {
+                let squatted = (conn.kept_slot && !conn.authenticated && !slow).then(|| conn.peer.ip());
+                if let Some(ip) = squatted {
+                    self.bar_from_kept_slot(ip, now);
+                }
+                let Some(conn) = &self.connections[slot] else {
+                    continue;
+                };
                 if slow {
                     self.counters.slow_readers += 1;
                 } else {
@@ -589,6 +606,31 @@ impl Console {
                 self.drop_connection(slot, registry);
             }
         }
+    }
+
+    /// Bars `ip` from the kept slot for [`KEPT_BAR`] (see there). Bounded: with
+    /// [`KEPT_BARRED_MAX`] bars in force, the one closest to its end gives way.
+    fn bar_from_kept_slot(&mut self, ip: IpAddr, now: Instant) {
+        let until = now + KEPT_BAR;
+        self.kept_barred.retain(|&(barred, end)| end > now && barred != ip);
+        if self.kept_barred.len() >= KEPT_BARRED_MAX {
+            if let Some(first) = (0..self.kept_barred.len()).min_by_key(|&i| self.kept_barred[i].1) {
+                self.kept_barred.swap_remove(first);
+            }
+        }
+        self.kept_barred.push((ip, until));
+        super::log::warn(format_args!(
+            "console: {ip} held the slot kept for an operator without authenticating: barred from it for {} s",
+            KEPT_BAR.as_secs()
+        ));
+    }
+
+    /// Until when `ip` is barred from the kept slot, if it is now.
+    fn kept_bar_of(&self, ip: IpAddr, now: Instant) -> Option<Instant> {
+        self.kept_barred
+            .iter()
+            .find(|&&(barred, end)| barred == ip && end > now)
+            .map(|&(_, end)| end)
     }
 
     /// True when [`Console::next_line`] may have a request now: the loop must not sleep.
@@ -769,13 +811,38 @@ impl Console {
             let max = self.connections.len();
             let open = self.connections.iter().flatten().filter(|c| !c.authenticated).count();
             let Some(slot) = self.connections.iter().position(Option::is_none) else {
-                self.refuse(stream, peer);
+                let kept = if max >= 2 {
+                    " (one kept for an operator who authenticates with the console key)"
+                } else {
+                    ""
+                };
+                self.refuse(
+                    stream,
+                    peer,
+                    &format!(
+                        "console busy: all {max} slots in use{kept}; close idle clients, retry, or raise console.connections_max"
+                    ),
+                );
                 continue;
             };
             // With two slots or more, the last one unauthenticated clients could take is
             // kept for an operator who proves the key: a flood of idle clients cannot
             // lock everyone out.
             let kept_slot = max >= 2 && open + 1 >= max;
+            if kept_slot {
+                if let Some(until) = self.kept_bar_of(peer.ip(), now) {
+                    let left = until.saturating_since(now).as_millis().div_ceil(1000);
+                    self.refuse(
+                        stream,
+                        peer,
+                        &format!(
+                            "console busy: the slots open to anyone are in use, and {} is barred from the one kept for an operator for {left} s more (a client from it held that slot without authenticating); close idle clients, or connect from another host",
+                            peer.ip()
+                        ),
+                    );
+                    continue;
+                }
+            }
             let token = Token(self.base + 1 + slot);
             if let Err(e) = registry.register(&mut stream, token, Interest::READABLE) {
                 super::log::warn(format_args!("console: cannot register {peer}: {e}"));
@@ -812,22 +879,10 @@ impl Console {
         }
     }
 
-    /// Tells a client beyond the last slot why, in one line, and closes.
-    fn refuse(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+    /// Tells a client beyond the last slot it may take why, in one line, and closes.
+    fn refuse(&mut self, mut stream: TcpStream, peer: SocketAddr, message: &str) {
         self.counters.refused += 1;
-        let max = self.connections.len();
-        let kept = if max >= 2 {
-            " (one kept for an operator who authenticates with the console key)"
-        } else {
-            ""
-        };
-        let text = error_line(
-            &Value::Null,
-            ErrorCode::TooManyConnections,
-            &format!(
-                "console busy: all {max} slots in use{kept}; close idle clients, retry, or raise console.connections_max"
-            ),
-        );
+        let text = error_line(&Value::Null, ErrorCode::TooManyConnections, message);
         // A fresh socket's buffer takes one short line.
         let _ = stream.write(text.as_bytes());
         let _ = stream.shutdown(std::net::Shutdown::Write);
@@ -837,7 +892,7 @@ impl Console {
         let _ = stream.read(&mut sink);
         if self.counters.refused.is_power_of_two() {
             super::log::warn(format_args!(
-                "console: refused {peer}: all {max} slots in use ({} refused so far)",
+                "console: refused {peer}: {message} ({} refused so far)",
                 self.counters.refused
             ));
         }
@@ -1055,6 +1110,16 @@ mod limit_tests {
         stream
     }
 
+    /// As [`client`], from another loopback address (another host, to the console).
+    fn client_from(poll: &Poll, console: &mut Console, addr: SocketAddr, from: [u8; 4], now: Instant) -> StdStream {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.bind(&SocketAddr::from((from, 0)).into()).unwrap();
+        socket.connect(&addr.into()).unwrap();
+        console.ready(Token(BASE), now, poll.registry());
+        console.service(now, poll.registry());
+        socket.into()
+    }
+
     fn mark_all_readable(poll: &Poll, console: &mut Console, now: Instant) {
         for slot in 0..console.connections.len() {
             console.ready(Token(BASE + 1 + slot), now, poll.registry());
@@ -1123,12 +1188,50 @@ mod limit_tests {
         // The kept slot is closed when it does not authenticate in time...
         console.service(now + AUTH_WAIT + Duration::from_millis(1), poll.registry());
         assert!(closed_by_server(&kept));
-        // ...and an authenticated connection holds it.
-        let operator = client(&poll, &mut console, addr, now);
+        // ...and an authenticated connection holds it (from another address: this one is
+        // barred from the kept slot for a while now).
+        let operator = client_from(&poll, &mut console, addr, [127, 0, 0, 2], now);
         console.set_authenticated(1);
         console.service(now + AUTH_WAIT * 2, poll.registry());
         assert!(console.connections[1].is_some());
         drop(operator);
+    }
+
+    /// Found in review (2026-11-26): a client reconnecting in a loop held the kept slot
+    /// nearly all the time (each connection for up to `AUTH_WAIT`), so an operator with
+    /// the key was refused too. Its address is now barred from the kept slot for
+    /// `KEPT_BAR`; another address still gets it.
+    #[test]
+    fn console_kept_slot_held_without_auth_bars_that_address_not_others() {
+        let (poll, mut console, addr) = console(limits(2));
+        let now = Instant::from_millis(1);
+        let _first = client(&poll, &mut console, addr, now);
+        let squatter = client(&poll, &mut console, addr, now);
+        assert!(console.awaits_auth(1));
+        let later = now + AUTH_WAIT + Duration::from_millis(1);
+        console.service(later, poll.registry());
+        assert!(closed_by_server(&squatter));
+        // It comes back at once: refused, with the reason and the way out.
+        let again = client(&poll, &mut console, addr, later);
+        again.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut line = String::new();
+        BufReader::new(&again).read_line(&mut line).unwrap();
+        let reply: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(reply["error"]["code"], "too_many_connections");
+        let message = reply["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("127.0.0.1 is barred from the one kept for an operator"),
+            "{message}"
+        );
+        assert!(console.connections[1].is_none());
+        // An operator on another address takes the kept slot.
+        let _operator = client_from(&poll, &mut console, addr, [127, 0, 0, 2], later);
+        assert!(console.awaits_auth(1), "another address holds the kept slot");
+        // Once the bar ends, the first address may take the slot again.
+        console.connections[1] = None;
+        let after_bar = later + KEPT_BAR + Duration::from_millis(1);
+        let _back = client(&poll, &mut console, addr, after_bar);
+        assert!(console.awaits_auth(1));
     }
 
     #[test]
