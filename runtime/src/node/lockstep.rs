@@ -205,7 +205,7 @@ impl<A: App> Node<A> {
     }
 
     pub(super) fn on_commit(&mut self, header: &Header, commit: Commit) {
-        if self.role != Role::Backup || header.role != WireRole::Primary || header.epoch != self.epoch.0 {
+        if self.role != Role::Backup || header.role != WireRole::Primary || header.epoch != self.epochs.current().0 {
             return;
         }
         self.store_commit(commit);
@@ -280,7 +280,7 @@ impl<A: App> Node<A> {
     }
 
     pub(super) fn on_frame_data(&mut self, header: &Header, commit: Commit, payload: &[u8]) {
-        if self.role != Role::Backup || header.role != WireRole::Primary || header.epoch != self.epoch.0 {
+        if self.role != Role::Backup || header.role != WireRole::Primary || header.epoch != self.epochs.current().0 {
             return;
         }
         if let CommitKind::Ran { input_digest, .. } = commit.kind {

@@ -13,6 +13,7 @@
 
 mod detector;
 mod election;
+mod epochs;
 mod fencing;
 mod lockstep;
 mod outputs;
@@ -32,6 +33,7 @@ use crate::config::{Config, ConfigError, LINKS_MAX};
 use crate::rng::Rng;
 use crate::time::Instant;
 use crate::wire::{self, AuthKey, Body, DecodeError, Envelope, Header, WireBuf, WireRole, WireSync};
+use epochs::Epochs;
 use std::collections::VecDeque;
 use std::vec::Vec;
 
@@ -558,18 +560,9 @@ pub struct Node<A: App> {
 
     role: Role,
     sync: SyncState,
-    /// The epoch this node leads (primary) or follows (backup).
-    epoch: Epoch,
-    /// The highest epoch seen anywhere, including the persisted one.
-    epoch_max_seen: Epoch,
-    /// An epoch reserved durably ([`Action::ReserveEpoch`]) and not led yet.
-    epoch_reserved: Option<Epoch>,
-    /// The highest epoch reserved, in this run or before a restart: the next epoch this
-    /// node starts is above it.
-    epoch_floor: Epoch,
-    /// Leading a reserved epoch not yet persisted as one led: persisted once the first
-    /// outputs are out (see `advance`).
-    epoch_persist_pending: bool,
+    /// The epoch led or followed, the highest seen, the reservation, and what was
+    /// persisted (see `epochs.rs`).
+    epochs: Epochs,
     /// Took over at a switchover's release: `(id, released frame)`, announced with each
     /// commit up to `released frame + SWITCH_TAKEN_FRAMES`.
     switch_taken: Option<(u32, u64)>,
@@ -733,11 +726,7 @@ impl<A: App> Node<A> {
         Ok(Node {
             role: Role::Starting,
             sync: SyncState::Alone,
-            epoch: Epoch(0),
-            epoch_max_seen: Epoch(boot.epoch_persisted),
-            epoch_reserved: None,
-            epoch_floor: Epoch(boot.epoch_reserved),
-            epoch_persist_pending: false,
+            epochs: Epochs::new(boot.epoch_persisted, boot.epoch_reserved),
             switch_taken: None,
             ring,
             frame_last_run: 0,
@@ -972,7 +961,7 @@ impl<A: App> Node<A> {
 
     /// The node's epoch.
     pub fn epoch(&self) -> u64 {
-        self.epoch.0
+        self.epochs.current().0
     }
 
     /// The last frame run.
@@ -1002,7 +991,7 @@ impl<A: App> Node<A> {
             node_id: self.config.node_id,
             role: self.role,
             sync: self.sync,
-            epoch: self.epoch.0,
+            epoch: self.epochs.current().0,
             frame: self.frame_last_run,
             lag_frames: self.lag_frames(),
             peer: self.peer,
@@ -1046,8 +1035,8 @@ impl<A: App> Node<A> {
             // included): the winner of a start-up draw leads above it, so that neither
             // the loser nor a sink that accepted it drops the winner as stale.
             epoch: match self.role {
-                Role::Starting => self.epoch.max(self.epoch_max_seen).0,
-                Role::Primary | Role::Backup => self.epoch.0,
+                Role::Starting => self.epochs.current().max(self.epochs.max_seen()).0,
+                Role::Primary | Role::Backup => self.epochs.current().0,
             },
             sync: match self.sync {
                 SyncState::Joining => WireSync::Joining,
@@ -1123,7 +1112,7 @@ impl<A: App> Node<A> {
             at: self.now,
             role,
             sync,
-            epoch: self.epoch.0,
+            epoch: self.epochs.current().0,
             frame: self.frame_last_run,
             reason,
         };
@@ -1281,12 +1270,10 @@ impl<A: App> Node<A> {
             }
             Role::Starting => {}
         }
-        if core::mem::take(&mut self.epoch_persist_pending) && self.role == Role::Primary {
-            // The reservation made the outputs safe to send; this records that the epoch
-            // was led, so that after a restart this node rejects primaries below it (the
-            // sink does). Until the write is done a restart would not know it; the loop
-            // does not wait for it.
-            self.push(Action::PersistEpochLater(self.epoch.0));
+        // The reservation made the outputs safe to send; this records that the epoch was
+        // led (see `Epochs::led_durably`).
+        if let Some(action) = self.epochs.led_durably(self.role == Role::Primary) {
+            self.push(action);
         }
     }
 

@@ -170,9 +170,8 @@ impl<A: App> Node<A> {
     }
 
     fn note_refused_epoch(&mut self, theirs: Epoch) {
-        if theirs > self.epoch_max_seen {
-            self.epoch_max_seen = theirs;
-            self.push(super::Action::PersistEpoch(theirs.0));
+        if let Some(action) = self.epochs.heard(theirs) {
+            self.push(action);
         }
     }
 
@@ -195,7 +194,8 @@ impl<A: App> Node<A> {
             Role::Backup => self.step_aside(),
             Role::Primary
                 if header.role == WireRole::Primary
-                    && (theirs > self.epoch || (theirs == self.epoch && their_nonce > self.nonce)) =>
+                    && (theirs > self.epochs.current()
+                        || (theirs == self.epochs.current() && their_nonce > self.nonce)) =>
             {
                 self.step_aside()
             }

@@ -2124,3 +2124,50 @@ fn released_successor_word_lost_deadline_is_fenced_not_aborted() {
     assert!(r0.contains(&Reason::FencedByEpoch), "{r0:?}");
     assert_eq!(p.node(0).role(), Role::Backup);
 }
+
+/// A switchover to a backup with no epoch left above the primary's (the primary leads the
+/// last term below `EPOCH_MAX`): the backup raises `EpochExhausted` and stays a backup,
+/// saying nothing of a takeover and emitting nothing; the primary aborts at its deadline
+/// and carries on. Before 2026-11-26 the backup announced `SwitchTaken` (and emitted its
+/// held outputs) although it did not lead.
+#[test]
+fn taking_over_with_no_epoch_left_stays_backup_silent() {
+    let mut p = Pair::new(11, Config::fast(), 0);
+    // The term below the last: node 0 leads the last one, node 1 finds none above it.
+    p.persisted[0] = ((EPOCH_MAX >> 8) - 1) << 8;
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    assert_eq!(Epoch(p.node(0).epoch()).term(), EPOCH_MAX >> 8);
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired, ms(100)));
+    p.capture = true;
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    p.run_for(ms(p.configs[0].switchover_timeout_ms) + ms(100));
+    assert_eq!(p.node(0).role(), Role::Primary);
+    assert_eq!(p.node(1).role(), Role::Backup);
+    let exhausted = p
+        .alarms
+        .iter()
+        .filter(|(n, a)| *n == 1 && matches!(a, Alarm::EpochExhausted { .. }))
+        .count();
+    assert_eq!(exhausted, 1);
+    let taken = p
+        .captured
+        .iter()
+        .filter(|(sender, _, bytes)| {
+            *sender == 1 && wire::decode(bytes, None).is_ok_and(|e| matches!(e.body, Body::SwitchTaken { .. }))
+        })
+        .count();
+    assert_eq!(taken, 0, "a backup that did not lead said it took over");
+    assert!(p.captured.iter().any(|(sender, _, _)| *sender == 1), "nothing captured");
+    assert!(!p.epoch_log[1].iter().any(|(what, _)| *what == "emit"));
+}
+
+/// The emission invariant fires: a backup never emits (a wrong call sequence).
+#[test]
+#[should_panic(expected = "emitting as Backup")]
+fn backup_emits_assertion_fires() {
+    let mut p = fast_pair_running(0);
+    p.nodes[1].as_mut().unwrap().emit_unsent();
+}

@@ -420,7 +420,7 @@ impl<A: App> Node<A> {
     fn peer_follows_with_state(&self) -> bool {
         self.peer.is_some_and(|peer| {
             peer.role == WireRole::Backup
-                && peer.epoch == self.epoch.0
+                && peer.epoch == self.epochs.current().0
                 && matches!(peer.sync, WireSync::InSync | WireSync::Lagging)
         })
     }
