@@ -759,11 +759,22 @@ fn released_backup_dies_primary_resumes_within_the_detection_window() {
     assert!(window + ms(5) < ms(p.configs[0].switchover_timeout_ms));
 }
 
+/// Whatever it follows, a backup has it on disk: first its primary's epoch, then, after a
+/// switchover, the old primary the higher epoch of its successor (heard, written before
+/// the next action; following it writes nothing more).
 #[test]
-fn backup_hears_higher_epoch_persists_it() {
-    let p = fast_pair_running(0);
-    let epoch = p.node(0).epoch();
-    assert_eq!(p.persisted[1], epoch, "the backup persisted the epoch it follows");
+fn backup_follows_higher_epoch_persists_it_once() {
+    let mut p = fast_pair_running(0);
+    let first = p.node(0).epoch();
+    assert_eq!(p.persisted[1], first, "the backup persisted the epoch it follows");
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    assert!(await_state(&mut p, 0, Role::Backup, SyncState::InSync, ms(500)));
+    let higher = p.node(1).epoch();
+    assert!(higher > first, "no higher epoch: {higher:#x} after {first:#x}");
+    assert_eq!(p.node(0).epoch(), higher);
+    assert_eq!(p.persisted[0], higher, "the old primary persisted the epoch it follows");
+    let writes = p.epoch_log[0].iter().filter(|a| **a == ("persist", higher)).count();
+    assert_eq!(writes, 1, "written more than once: {:?}", p.epoch_log[0]);
 }
 
 /// Counts, per link, the heartbeats and the other control messages node `from` sent.
