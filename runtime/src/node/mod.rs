@@ -23,6 +23,7 @@ mod ring;
 mod source;
 mod switchover;
 mod takeover;
+mod timers;
 mod transfer;
 
 #[cfg(test)]
@@ -936,22 +937,10 @@ impl<A: App> Node<A> {
         self.actions.pop_front()
     }
 
-    /// When the caller must call [`Node::handle_timeout`] next.
+    /// When the caller must call [`Node::handle_timeout`] next: the earliest deadline of
+    /// the timer table (`node/timers.rs`).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next = self.heartbeat_deadline();
-        let mut consider = |deadline: Option<Instant>| {
-            if let Some(d) = deadline {
-                next = Some(next.map_or(d, |n: Instant| n.min(d)));
-            }
-        };
-        consider(self.startup_deadline);
-        consider(self.detection_deadline());
-        consider(self.probe.map(|(_, deadline)| deadline));
-        consider(self.fetch_next);
-        consider(self.transfer_deadline());
-        consider(self.switchover.deadline());
-        consider(self.input_deadline());
-        next
+        self.timer_next().map(|(at, _)| at)
     }
 
     /// The node's role.
@@ -1170,8 +1159,7 @@ impl<A: App> Node<A> {
     }
 
     fn peer_alive(&self) -> bool {
-        self.peer
-            .is_some_and(|p| self.now.saturating_since(p.last_heard) < self.peer_window())
+        self.peer_expiry().is_some_and(|t| self.now < t)
     }
 
     /// How long the peer (and a link) may be silent before it counts as gone: a primary

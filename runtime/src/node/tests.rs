@@ -2182,3 +2182,43 @@ fn backup_emits_assertion_fires() {
     let mut p = fast_pair_running(0);
     p.nodes[1].as_mut().unwrap().emit_unsent();
 }
+
+/// Drains node `i`'s actions, as the shell does after every event.
+fn drain_node(p: &mut Pair, i: usize) {
+    let node = p.nodes[i].as_mut().expect("node up");
+    while node.poll_action().is_some() {}
+}
+
+/// The backup's detector acts on the expiry its timer entry computed: not a nanosecond
+/// before (links up, no probe), exactly at it (links down, probe out). Stepping the
+/// backup by hand through its timer table, whose earliest entry is `poll_timeout`.
+#[test]
+fn backup_primary_silent_detector_acts_at_the_expiry_it_scheduled() {
+    let mut p = fast_pair_running(0);
+    p.crash(0);
+    drain_node(&mut p, 1);
+    let mut probed = false;
+    for _ in 0..10_000 {
+        let node = p.nodes[1].as_mut().unwrap();
+        let (at, timer) = node.timer_next().expect("a backup always has a timer");
+        assert_eq!(node.poll_timeout(), Some(at));
+        assert_eq!(Some(at), timers::Timer::ALL.iter().filter_map(|&t| node.timer(t)).min());
+        if timer == timers::Timer::Detection && node.primary_silence_expiry() == Some(at) {
+            assert_eq!(node.link_expiry(0), Some(at), "the links go with the primary");
+            node.handle_timeout(at - Duration::from_nanos(1));
+            drain_node(&mut p, 1);
+            let node = p.nodes[1].as_mut().unwrap();
+            assert!(node.probe.is_none() && node.links[0].up, "acted before its expiry");
+            node.handle_timeout(at);
+            drain_node(&mut p, 1);
+            let node = p.nodes[1].as_ref().unwrap();
+            assert!(node.probe.is_some(), "no probe at the expiry");
+            assert!(!node.links[0].up, "link still up at its expiry");
+            probed = true;
+            break;
+        }
+        node.handle_timeout(at);
+        drain_node(&mut p, 1);
+    }
+    assert!(probed, "the backup never probed its silent primary");
+}
