@@ -194,6 +194,12 @@ impl Epochs {
         self.current <= self.persisted || self.current <= self.floor
     }
 
+    /// Whether the current epoch is the last one this node led: a primary's always is (a
+    /// primary that follows another epoch has stepped down first).
+    pub fn current_is_led(&self) -> bool {
+        self.current == self.led_last
+    }
+
     /// Records a write of `epoch` carried by `action`.
     fn persist(&mut self, epoch: Epoch, action: Action) -> Action {
         assert!(
@@ -250,6 +256,17 @@ mod tests {
         assert!(e.current_durable());
         assert_eq!(e.led_durably(true), Some(Action::PersistEpochLater(r.0)));
         assert_eq!(e.led_durably(true), None);
+    }
+
+    #[test]
+    fn epochs_current_is_led_until_it_follows() {
+        let mut e = Epochs::new(0, 0);
+        let _ = e.lead(Epoch(0x101), false);
+        assert!(e.current_is_led());
+        let _ = e.heard(Epoch(0x202));
+        assert!(e.current_is_led(), "hearing is not following");
+        let _ = e.follow(Epoch(0x202));
+        assert!(!e.current_is_led());
     }
 
     #[test]

@@ -24,12 +24,12 @@ impl<A: App> Node<A> {
         }
     }
 
-    /// Only a primary emits, and only in an epoch on disk (persisted, or reserved and
-    /// about to be recorded as led): a sink takes its outputs, so a restart must start
-    /// above it.
+    /// Only a primary emits, only in the epoch it led, and only with that epoch on disk
+    /// (persisted, or reserved and about to be recorded as led): a sink takes its
+    /// outputs, so a restart must start above it.
     fn assert_may_emit(&self) {
         assert!(
-            self.role == super::Role::Primary && self.epochs.current_durable(),
+            self.role == super::Role::Primary && self.epochs.current_is_led() && self.epochs.current_durable(),
             "emitting as {:?} in epoch {:?}, not on disk",
             self.role,
             self.epochs.current()

@@ -2222,3 +2222,36 @@ fn backup_primary_silent_detector_acts_at_the_expiry_it_scheduled() {
     }
     assert!(probed, "the backup never probed its silent primary");
 }
+
+/// The last frame run never goes back within a history (a wrong call sequence fires it).
+#[test]
+#[should_panic(expected = "frame_last_run going back")]
+fn backup_runs_an_earlier_frame_assertion_fires() {
+    let mut p = fast_pair_running(0);
+    let node = p.nodes[1].as_mut().unwrap();
+    let last = node.frame_last_run;
+    assert!(last > 1);
+    node.ran_to(last - 1);
+}
+
+/// A primary that follows another epoch has stepped down: emitting in it fires.
+#[test]
+#[should_panic(expected = "emitting as Primary")]
+fn primary_emits_in_an_epoch_it_did_not_lead_assertion_fires() {
+    let mut p = fast_pair_running(0);
+    let node = p.nodes[0].as_mut().unwrap();
+    let theirs = Epoch(node.epoch() + 0x100 + 1);
+    let _ = node.epochs.heard(theirs);
+    let _ = node.epochs.follow(theirs);
+    node.emit_unsent();
+}
+
+/// A backup runs only committed frames: its highest commit below its last run fires.
+#[test]
+#[should_panic(expected = "above the highest commit")]
+fn backup_commit_highest_below_last_run_assertion_fires() {
+    let mut p = fast_pair_running(0);
+    let node = p.nodes[1].as_mut().unwrap();
+    node.commit_highest = node.frame_last_run - 1;
+    node.backup_run_frames();
+}
