@@ -95,6 +95,10 @@ impl Epochs {
     /// only heard of, so one above every epoch seen is persisted before the next action.
     #[must_use]
     pub fn heard(&mut self, theirs: Epoch) -> Option<Action> {
+        assert!(
+            theirs.0 <= super::EPOCH_MAX,
+            "epochs: heard {theirs:?} above EPOCH_MAX (callers drop it: `epoch_in_range`)"
+        );
         if theirs <= self.max_seen {
             return None;
         }
@@ -296,6 +300,13 @@ mod tests {
         let _ = e.lead(Epoch(0x201), false);
         // A second term of this node in an epoch it led already (or below).
         let _ = e.lead(Epoch(0x101), false);
+    }
+
+    #[test]
+    #[should_panic(expected = "above EPOCH_MAX")]
+    fn epochs_heard_above_the_bound_panics() {
+        let mut e = Epochs::new(0, 0);
+        let _ = e.heard(Epoch(super::super::EPOCH_MAX + 1));
     }
 
     #[test]

@@ -58,13 +58,7 @@ impl<A: App> Node<A> {
     /// ignored (it comes from a deposed primary, or from a successor not yet confirmed).
     pub(super) fn fence(&mut self, link: u8, envelope: &Envelope) -> bool {
         let header = &envelope.header;
-        if header.epoch > EPOCH_MAX {
-            // Forged or corrupt: dropped before it can touch the epoch rules (or the state
-            // file). Counted each time, alarmed once.
-            self.rejections.epoch_out_of_range += 1;
-            if !core::mem::replace(&mut self.epoch_refused_raised, true) {
-                self.alarm(super::Alarm::EpochRefused { epoch: header.epoch });
-            }
+        if !self.epoch_in_range(header.epoch) {
             return false;
         }
         let theirs = Epoch(header.epoch);
@@ -122,6 +116,21 @@ impl<A: App> Node<A> {
             Role::Backup | Role::Starting => {}
         }
         true
+    }
+
+    /// Whether a peer's `epoch` is at most [`EPOCH_MAX`]. One above is forged or corrupt:
+    /// its message is dropped before it can touch the epoch rules (or the state file),
+    /// counted each time, alarmed once. Checked by every path that hears an epoch:
+    /// `fence`, and before it the refused peer's and the same id's (`pairing`).
+    pub(super) fn epoch_in_range(&mut self, epoch: u64) -> bool {
+        if epoch <= EPOCH_MAX {
+            return true;
+        }
+        self.rejections.epoch_out_of_range += 1;
+        if !core::mem::replace(&mut self.epoch_refused_raised, true) {
+            self.alarm(super::Alarm::EpochRefused { epoch });
+        }
+        false
     }
 
     /// Follows the epoch `theirs` (heard first, in `fence`): a node that restarts alone

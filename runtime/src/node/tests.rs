@@ -2255,3 +2255,54 @@ fn backup_commit_highest_below_last_run_assertion_fires() {
     node.commit_highest = node.frame_last_run - 1;
     node.backup_run_frames();
 }
+
+/// An epoch above `EPOCH_MAX` is dropped on every path, not only in `fence`: from a
+/// refused peer (other settings) or a node with this node's own id, it reached the state
+/// file (`PersistEpoch`) and made the primary step aside. Now dropped, counted in
+/// `epoch_out_of_range`, alarmed once; the primary carries on.
+#[test]
+fn paired_forged_epoch_above_the_bound_from_a_refused_or_same_id_peer_dropped() {
+    let mut p = running_pair(Config::default());
+    let epoch = p.node(0).epoch();
+    let persisted = p.persisted;
+    let mut other_settings = p.node(0).fingerprint;
+    other_settings.settings ^= 1;
+    // Node 0 has id 1: a message with id 1 is one of a node with its own id.
+    for (from_id, fingerprint) in [(2u8, other_settings), (1u8, p.node(0).fingerprint)] {
+        let forged = Envelope {
+            header: Header {
+                node_id: from_id,
+                role: WireRole::Primary,
+                epoch: EPOCH_MAX + 1,
+                sync: WireSync::NotApplicable,
+                frame: 0,
+                session: 0,
+                seq: 0,
+                origin: 0,
+            },
+            body: Body::Heartbeat {
+                nonce: 1,
+                priority: 0,
+                sent_ns: 0,
+                echo_ns: 0,
+                echo_hold_ns: 0,
+                input_frame: 0,
+                input_age_ms: u64::MAX,
+                fingerprint,
+            },
+        };
+        p.inject(0, 0, &wire::encode(&forged, None).unwrap());
+    }
+    p.run_for(ms(300));
+    assert_eq!(p.persisted, persisted, "a forged epoch reached the state file");
+    assert_eq!(p.node(0).epoch(), epoch);
+    assert_eq!(p.primary(), Some(0));
+    assert_eq!(p.node(0).role(), Role::Primary);
+    assert_eq!(p.node(0).status().rejections.epoch_out_of_range, 2);
+    let refused = p
+        .alarms
+        .iter()
+        .filter(|(n, a)| *n == 0 && matches!(a, Alarm::EpochRefused { .. }))
+        .count();
+    assert_eq!(refused, 1);
+}
