@@ -293,6 +293,59 @@ mod tests {
         assert_eq!(Epochs::new(super::super::EPOCH_MAX, 0).lead_candidate(NODE), None);
     }
 
+    proptest::proptest! {
+        /// Any sequence of the calls the node makes, in the order it makes them, with
+        /// any epochs a peer may send (up to the bound): no assertion fires, and every
+        /// write is at or above the one before.
+        #[test]
+        fn epochs_node_call_sequences_never_panic(
+            // Epochs of every magnitude: a shift of a value up to the bound.
+            steps in proptest::collection::vec(
+                (0u8..5, 0u64..=super::super::EPOCH_MAX, 0u32..48, proptest::bool::ANY),
+                1..64,
+            ),
+            persisted in 0u64..=super::super::EPOCH_MAX,
+            reserved in 0u64..=super::super::EPOCH_MAX,
+            boot_shift in 0u32..48,
+        ) {
+            let (persisted, reserved) = (persisted >> boot_shift, reserved >> boot_shift);
+            let mut e = Epochs::new(persisted, reserved);
+            let mut written = persisted;
+            for (op, epoch, shift, flag) in steps {
+                let epoch = epoch >> shift;
+                let action = match op {
+                    // `fence`: heard, then followed when a primary's.
+                    0 => {
+                        let heard = e.heard(Epoch(epoch));
+                        let followed = if flag { e.follow(Epoch(epoch.min(e.max_seen().0))) } else { None };
+                        heard.or(followed)
+                    }
+                    // `reserve_epoch`, as a backup with state calls it.
+                    1 => match e.next(NODE) {
+                        Some(next) if !e.reservation_holds() => Some(e.reserve(next)),
+                        _ => None,
+                    },
+                    // `become_primary`, then the `advance` that ends the same event.
+                    2 => match e.lead_candidate(NODE) {
+                        Some((epoch, reserved)) => {
+                            let lead = e.lead(epoch, reserved);
+                            proptest::prop_assert!(e.current_durable() || reserved);
+                            lead.or(e.led_durably(flag))
+                        }
+                        None => None,
+                    },
+                    // `switchover_timeout`: deposed by the highest seen.
+                    3 => e.follow(e.max_seen()),
+                    _ => e.led_durably(flag),
+                };
+                if let Some(Action::PersistEpoch(w) | Action::PersistEpochLater(w)) = action {
+                    proptest::prop_assert!(w >= written, "write {w:#x} below {written:#x}");
+                    written = w;
+                }
+            }
+        }
+    }
+
     #[test]
     #[should_panic(expected = "not above the last led")]
     fn epochs_lead_twice_the_same_panics() {
