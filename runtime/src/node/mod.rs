@@ -9,7 +9,9 @@
 //! The behaviour is split by concern, one file each: `election` (start-up role),
 //! `detector` (heartbeats, probe, link health), `lockstep` (running frames and commits),
 //! `outputs` (emission and the backup's two sets), `takeover`, `transfer` (join and
-//! resync), `switchover` (the planned handover) and `fencing` (epochs).
+//! resync), `switchover` (the planned handover) and `fencing` (epochs). `epochs` owns the
+//! epoch bookkeeping and lists every durable decision with the action that carries it;
+//! `timers` names every deadline [`Node::poll_timeout`] merges.
 
 mod detector;
 mod election;
