@@ -923,7 +923,6 @@ impl<A: App> Shell<A> {
                 Action::Notice(notice) => self.on_notice(notice),
             }
         }
-        self.persist_followed_epoch();
         Ok(())
     }
 
@@ -944,20 +943,6 @@ impl<A: App> Shell<A> {
         self.state_file.store_later(stored);
         self.counters.epochs_persisted += 1;
         self.stored = self.stored.merge(stored);
-    }
-
-    /// Also persists the epoch this node follows (a backup's primary, or the node it
-    /// handed over to): a node that restarts alone must start above every epoch the sink
-    /// may have accepted, not only above its own. Not required for the outputs in flight,
-    /// so it is written without waiting and a failure is logged, not fatal; it happens
-    /// only when the epoch changes.
-    fn persist_followed_epoch(&mut self) {
-        let epoch = self.node.epoch();
-        if epoch <= self.stored.epoch {
-            return;
-        }
-        self.store_later(Stored { epoch, ..self.stored });
-        log::debug(format_args!("epoch {epoch} (followed) to be persisted"));
     }
 
     fn transmit(&mut self, link: u8, class: TrafficClass, bytes: &[u8]) {

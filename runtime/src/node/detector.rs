@@ -105,26 +105,38 @@ impl<A: App> Node<A> {
         }
     }
 
-    /// When the backup's silence window ends, or a link is due to be declared down.
+    /// When the backup's silence window ends, or a link is due to be declared down, or
+    /// a primary's backup is lost. Each expiry is computed once, below, and checked
+    /// against the same value (`detector_timeout`, `peer_alive`).
     pub(super) fn detection_deadline(&self) -> Option<Instant> {
-        let window = self.config.detection_window();
-        let peer_window = self.peer_window();
-        let mut next: Option<Instant> = None;
-        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
-        if self.role == Role::Backup && self.probe.is_none() && !self.cannot_take_over_raised {
-            consider(self.primary_heard_at + window);
-        }
-        for status in &self.links[..usize::from(self.config.links)] {
-            if let (true, Some(heard)) = (status.up, status.last_heard) {
-                consider(heard + peer_window);
-            }
-        }
-        if self.sync == SyncState::Paired {
-            if let Some(peer) = self.peer {
-                consider(peer.last_heard + peer_window);
-            }
-        }
-        next
+        let links = (0..self.config.links).filter_map(|link| self.link_expiry(link));
+        let paired = (self.sync == SyncState::Paired).then(|| self.peer_expiry()).flatten();
+        self.primary_silence_expiry()
+            .into_iter()
+            .chain(links)
+            .chain(paired)
+            .min()
+    }
+
+    /// Backup, no probe out, able to act: when its primary's silence reaches the
+    /// detection window and it probes (or, without state, gives up following).
+    pub(super) fn primary_silence_expiry(&self) -> Option<Instant> {
+        (self.role == Role::Backup && self.probe.is_none() && !self.cannot_take_over_raised)
+            .then(|| self.primary_heard_at + self.config.detection_window())
+    }
+
+    /// When link `link`, up, is declared down: silent for the peer's window.
+    pub(super) fn link_expiry(&self, link: u8) -> Option<Instant> {
+        let status = &self.links[usize::from(link)];
+        status
+            .last_heard
+            .filter(|_| status.up)
+            .map(|heard| heard + self.peer_window())
+    }
+
+    /// When the peer, heard last at `last_heard`, counts as gone (see `peer_window`).
+    pub(super) fn peer_expiry(&self) -> Option<Instant> {
+        self.peer.map(|p| p.last_heard + self.peer_window())
     }
 
     pub(super) fn detector_timeout(&mut self) {
@@ -135,16 +147,9 @@ impl<A: App> Node<A> {
                 self.send_heartbeat(link);
             }
         }
-        let window = self.config.detection_window();
-        let peer_window = self.peer_window();
         for link in 0..self.config.links {
-            let status = &mut self.links[usize::from(link)];
-            if status.up
-                && status
-                    .last_heard
-                    .is_some_and(|t| now.saturating_since(t) >= peer_window)
-            {
-                status.up = false;
+            if self.link_expiry(link).is_some_and(|t| now >= t) {
+                self.links[usize::from(link)].up = false;
                 self.notice(Notice::LinkDown(link));
             }
         }
@@ -155,7 +160,7 @@ impl<A: App> Node<A> {
                     self.probe = None;
                     self.take_over(Reason::TakeoverAfterProbe);
                 }
-            } else if now.saturating_since(self.primary_heard_at) >= window && !self.cannot_take_over_raised {
+            } else if self.primary_silence_expiry().is_some_and(|t| now >= t) {
                 if self.has_state() {
                     let id = self.probe_id_next;
                     self.probe_id_next = self.probe_id_next.wrapping_add(1);

@@ -1,7 +1,7 @@
 //! Start-up role: whoever comes up first is primary; two nodes starting together compare
 //! (priority, random nonce) and the higher wins; equal draws are redrawn.
 
-use super::{Action, Alarm, Epoch, Node, Notice, Reason, Role, SyncState};
+use super::{Alarm, Epoch, Node, Notice, Reason, Role, SyncState};
 use crate::app::App;
 use crate::wire::{Header, WireRole, WireSync};
 
@@ -14,7 +14,7 @@ impl<A: App> Node<A> {
         if self.role == Role::Starting && header.role == WireRole::Primary && !keeping {
             self.startup_deadline = None;
             self.follow_origin(header.origin);
-            self.epoch = super::Epoch(header.epoch);
+            self.follow_epoch(super::Epoch(header.epoch));
             self.transition(Role::Backup, SyncState::Joining, Reason::PrimaryFound);
             self.start_join(None);
         }
@@ -117,39 +117,32 @@ impl<A: App> Node<A> {
         self.become_primary(reason);
     }
 
-    /// The epoch this node would start now: above every epoch seen or reserved; `None`
-    /// when that is above [`super::fencing::EPOCH_MAX`] (alarmed once: see `become_primary`).
-    fn epoch_next(&self) -> Option<Epoch> {
-        self.epoch_max_seen.max(self.epoch_floor).next(self.config.node_id)
-    }
-
     /// Reserves, durably and ahead of time, the epoch a takeover would start (see
-    /// [`Action::ReserveEpoch`]). Nothing to do while a reservation is still above every
+    /// [`super::Action::ReserveEpoch`]). Nothing to do while a reservation is still above every
     /// epoch seen.
     pub(super) fn reserve_epoch(&mut self) {
-        if self.epoch_reserved.is_some_and(|r| r > self.epoch_max_seen) {
+        if self.epochs.reservation_holds() {
             return;
         }
-        let Some(epoch) = self.epoch_next() else {
+        // None above `EPOCH_MAX`: alarmed once when it would lead (`become_primary`).
+        let Some(epoch) = self.epochs.next(self.config.node_id) else {
             return;
         };
-        self.epoch_reserved = Some(epoch);
-        self.epoch_floor = epoch;
-        self.push(Action::ReserveEpoch(epoch.0));
+        let action = self.epochs.reserve(epoch);
+        self.push(action);
     }
 
     /// Starts a new epoch as primary (start-up, takeover or switchover).
     pub(super) fn become_primary(&mut self, reason: Reason) {
         self.startup_deadline = None;
         self.probe = None;
-        let reserved = self.epoch_reserved.filter(|&r| r > self.epoch_max_seen);
-        let Some(epoch) = reserved.or_else(|| self.epoch_next()) else {
+        let Some((epoch, reserved)) = self.epochs.lead_candidate(self.config.node_id) else {
             // Every epoch above the highest seen is beyond EPOCH_MAX (only a forged or
             // corrupt epoch at the bound gets here, peers and files above it are refused):
             // this node must not lead; an operator resets the pair's state files.
             if !core::mem::replace(&mut self.epoch_exhausted_raised, true) {
                 self.alarm(super::Alarm::EpochExhausted {
-                    epoch: self.epoch_max_seen.0,
+                    epoch: self.epochs.max_seen().0,
                 });
             }
             return;
@@ -157,18 +150,14 @@ impl<A: App> Node<A> {
         self.rx = None;
         self.fetch_next = None;
         self.switch_taken = None;
-        self.epoch_reserved = None;
-        if reserved.is_some() {
-            // Durable already: no wait for the disk between the decision and the outputs.
-            self.epoch_persist_pending = true;
-        } else {
-            self.push(Action::PersistEpoch(epoch.0));
+        // A reserved epoch is durable already: no wait for the disk between the decision
+        // and the outputs.
+        if let Some(action) = self.epochs.lead(epoch, reserved) {
+            self.push(action);
         }
-        self.epoch = epoch;
-        self.epoch_max_seen = self.epoch;
         if self.origin.0 == 0 {
             // A cold start: the state this node leads with begins here.
-            self.origin = self.epoch;
+            self.origin = epoch;
         }
         self.pair_had_state = true;
         self.cold_start_held_raised = false;

@@ -58,27 +58,20 @@ impl<A: App> Node<A> {
     /// ignored (it comes from a deposed primary, or from a successor not yet confirmed).
     pub(super) fn fence(&mut self, link: u8, envelope: &Envelope) -> bool {
         let header = &envelope.header;
-        if header.epoch > EPOCH_MAX {
-            // Forged or corrupt: dropped before it can touch the epoch rules (or the state
-            // file). Counted each time, alarmed once.
-            self.rejections.epoch_out_of_range += 1;
-            if !core::mem::replace(&mut self.epoch_refused_raised, true) {
-                self.alarm(super::Alarm::EpochRefused { epoch: header.epoch });
-            }
+        if !self.epoch_in_range(header.epoch) {
             return false;
         }
         let theirs = Epoch(header.epoch);
-        if header.role == WireRole::Primary && theirs < self.epoch_max_seen {
+        if header.role == WireRole::Primary && theirs < self.epochs.max_seen() {
             self.rejections.stale_epoch += 1;
             return false;
         }
-        if theirs > self.epoch_max_seen {
-            self.epoch_max_seen = theirs;
-            // A restart must start above every epoch the sink may have accepted, including
-            // the ones this node only heard of.
-            self.push(super::Action::PersistEpoch(theirs.0));
+        // A restart must start above every epoch the sink may have accepted, including
+        // the ones this node only heard of.
+        if let Some(action) = self.epochs.heard(theirs) {
+            self.push(action);
         }
-        if theirs <= self.epoch || header.role == WireRole::Starting {
+        if theirs <= self.epochs.current() || header.role == WireRole::Starting {
             return true;
         }
         match self.role {
@@ -110,8 +103,8 @@ impl<A: App> Node<A> {
             },
             Role::Backup if header.role == WireRole::Primary => {
                 let had_state = self.has_state();
-                let following = self.epoch.0 != 0;
-                self.epoch = theirs;
+                let following = self.epochs.current().0 != 0;
+                self.follow_epoch(theirs);
                 if had_state && self.keeps_state_against(header.origin) {
                     self.keep_state_for_operator(header.origin);
                 } else if following && (had_state || self.rx.is_some()) {
@@ -123,6 +116,30 @@ impl<A: App> Node<A> {
             Role::Backup | Role::Starting => {}
         }
         true
+    }
+
+    /// Whether a peer's `epoch` is at most [`EPOCH_MAX`]. One above is forged or corrupt:
+    /// its message is dropped before it can touch the epoch rules (or the state file),
+    /// counted each time, alarmed once. Checked by every path that hears an epoch:
+    /// `fence`, and before it the refused peer's and the same id's (`pairing`).
+    pub(super) fn epoch_in_range(&mut self, epoch: u64) -> bool {
+        if epoch <= EPOCH_MAX {
+            return true;
+        }
+        self.rejections.epoch_out_of_range += 1;
+        if !core::mem::replace(&mut self.epoch_refused_raised, true) {
+            self.alarm(super::Alarm::EpochRefused { epoch });
+        }
+        false
+    }
+
+    /// Follows the epoch `theirs` (heard first, in `fence`): a node that restarts alone
+    /// must start above every epoch a sink may have accepted, so one above what this node
+    /// stored is persisted too, without waiting (see `Epochs::follow`).
+    pub(super) fn follow_epoch(&mut self, theirs: Epoch) {
+        if let Some(action) = self.epochs.follow(theirs) {
+            self.push(action);
+        }
     }
 
     /// The state of a primary of `origin` goes back to a later cold start than this
@@ -138,7 +155,7 @@ impl<A: App> Node<A> {
     /// goes back to another cold start.
     fn fenced_by(&mut self, theirs: Epoch, origin: u64) {
         if self.keeps_state_against(origin) {
-            self.epoch = theirs;
+            self.follow_epoch(theirs);
             self.switchover = super::Switchover::Idle;
             self.tx = None;
             self.keep_state_for_operator(origin);
@@ -165,7 +182,7 @@ impl<A: App> Node<A> {
 
     /// A primary that saw a higher epoch: stop emitting now, rejoin as backup.
     pub(super) fn demote(&mut self, theirs: Epoch) {
-        self.epoch = theirs;
+        self.follow_epoch(theirs);
         self.switchover = super::Switchover::Idle;
         self.tx = None;
         self.transition(Role::Backup, super::SyncState::Joining, super::Reason::FencedByEpoch);

@@ -24,12 +24,24 @@ impl<A: App> Node<A> {
         }
         self.outbox.clear();
         self.app.step(Frame { number: frame, payload }, &mut self.outbox);
-        self.frame_last_run = frame;
+        self.ran_to(frame);
         Some(Ran {
             input_digest: digest,
             output_digest: self.outbox.digest(frame),
             outputs: self.outbox.len() as u8,
         })
+    }
+
+    /// The last frame run is now `frame` (run, or skipped). Within a history it never goes
+    /// back: a frame run twice would run the application on an input it has consumed
+    /// (only a state transfer, a new history, sets it anew).
+    pub(super) fn ran_to(&mut self, frame: u64) {
+        assert!(
+            frame >= self.frame_last_run,
+            "frame_last_run going back from {} to {frame}",
+            self.frame_last_run
+        );
+        self.frame_last_run = frame;
     }
 
     /// Primary: runs every frame in hand, in order; commits each (run or skipped).
@@ -42,7 +54,7 @@ impl<A: App> Node<A> {
             if self.frame_highest_received == 0 {
                 return;
             }
-            self.frame_last_run = self.frame_highest_received - 1;
+            self.ran_to(self.frame_highest_received - 1);
         }
         while self.room_for_frame() {
             let next = self.frame_last_run + 1;
@@ -117,7 +129,7 @@ impl<A: App> Node<A> {
     }
 
     fn primary_skip(&mut self, first: u64, last: u64) {
-        self.frame_last_run = last;
+        self.ran_to(last);
         self.commit(first, CommitKind::Skipped { last });
     }
 
@@ -157,7 +169,7 @@ impl<A: App> Node<A> {
             };
             match commit.kind {
                 CommitKind::Skipped { last } => {
-                    self.frame_last_run = last.max(next);
+                    self.ran_to(last.max(next));
                 }
                 CommitKind::Ran {
                     input_digest,
@@ -191,6 +203,13 @@ impl<A: App> Node<A> {
 
     /// Backup: InSync/Lagging by lag, and a resync when the lag exceeds `max_lag_frames`.
     fn backup_track_lag(&mut self) {
+        // A backup runs only committed frames (its lag is never negative).
+        assert!(
+            self.commit_highest >= self.frame_last_run,
+            "backup ran frame {} above the highest commit {}",
+            self.frame_last_run,
+            self.commit_highest
+        );
         let lag = self.lag_frames();
         if lag > self.config.max_lag_frames {
             self.start_join(Some(ResyncCause::Lag));
@@ -205,7 +224,7 @@ impl<A: App> Node<A> {
     }
 
     pub(super) fn on_commit(&mut self, header: &Header, commit: Commit) {
-        if self.role != Role::Backup || header.role != WireRole::Primary || header.epoch != self.epoch.0 {
+        if self.role != Role::Backup || header.role != WireRole::Primary || header.epoch != self.epochs.current().0 {
             return;
         }
         self.store_commit(commit);
@@ -280,7 +299,7 @@ impl<A: App> Node<A> {
     }
 
     pub(super) fn on_frame_data(&mut self, header: &Header, commit: Commit, payload: &[u8]) {
-        if self.role != Role::Backup || header.role != WireRole::Primary || header.epoch != self.epoch.0 {
+        if self.role != Role::Backup || header.role != WireRole::Primary || header.epoch != self.epochs.current().0 {
             return;
         }
         if let CommitKind::Ran { input_digest, .. } = commit.kind {

@@ -9,10 +9,13 @@
 //! The behaviour is split by concern, one file each: `election` (start-up role),
 //! `detector` (heartbeats, probe, link health), `lockstep` (running frames and commits),
 //! `outputs` (emission and the backup's two sets), `takeover`, `transfer` (join and
-//! resync), `switchover` (the planned handover) and `fencing` (epochs).
+//! resync), `switchover` (the planned handover) and `fencing` (epochs). `epochs` owns the
+//! epoch bookkeeping and lists every durable decision with the action that carries it;
+//! `timers` names every deadline [`Node::poll_timeout`] merges.
 
 mod detector;
 mod election;
+mod epochs;
 mod fencing;
 mod lockstep;
 mod outputs;
@@ -22,6 +25,7 @@ mod ring;
 mod source;
 mod switchover;
 mod takeover;
+mod timers;
 mod transfer;
 
 #[cfg(test)]
@@ -32,6 +36,7 @@ use crate::config::{Config, ConfigError, LINKS_MAX};
 use crate::rng::Rng;
 use crate::time::Instant;
 use crate::wire::{self, AuthKey, Body, DecodeError, Envelope, Header, WireBuf, WireRole, WireSync};
+use epochs::Epochs;
 use std::collections::VecDeque;
 use std::vec::Vec;
 
@@ -558,18 +563,9 @@ pub struct Node<A: App> {
 
     role: Role,
     sync: SyncState,
-    /// The epoch this node leads (primary) or follows (backup).
-    epoch: Epoch,
-    /// The highest epoch seen anywhere, including the persisted one.
-    epoch_max_seen: Epoch,
-    /// An epoch reserved durably ([`Action::ReserveEpoch`]) and not led yet.
-    epoch_reserved: Option<Epoch>,
-    /// The highest epoch reserved, in this run or before a restart: the next epoch this
-    /// node starts is above it.
-    epoch_floor: Epoch,
-    /// Leading a reserved epoch not yet persisted as one led: persisted once the first
-    /// outputs are out (see `advance`).
-    epoch_persist_pending: bool,
+    /// The epoch led or followed, the highest seen, the reservation, and what was
+    /// persisted (see `epochs.rs`).
+    epochs: Epochs,
     /// Took over at a switchover's release: `(id, released frame)`, announced with each
     /// commit up to `released frame + SWITCH_TAKEN_FRAMES`.
     switch_taken: Option<(u32, u64)>,
@@ -733,11 +729,7 @@ impl<A: App> Node<A> {
         Ok(Node {
             role: Role::Starting,
             sync: SyncState::Alone,
-            epoch: Epoch(0),
-            epoch_max_seen: Epoch(boot.epoch_persisted),
-            epoch_reserved: None,
-            epoch_floor: Epoch(boot.epoch_reserved),
-            epoch_persist_pending: false,
+            epochs: Epochs::new(boot.epoch_persisted, boot.epoch_reserved),
             switch_taken: None,
             ring,
             frame_last_run: 0,
@@ -947,22 +939,10 @@ impl<A: App> Node<A> {
         self.actions.pop_front()
     }
 
-    /// When the caller must call [`Node::handle_timeout`] next.
+    /// When the caller must call [`Node::handle_timeout`] next: the earliest deadline of
+    /// the timer table (`node/timers.rs`).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next = self.heartbeat_deadline();
-        let mut consider = |deadline: Option<Instant>| {
-            if let Some(d) = deadline {
-                next = Some(next.map_or(d, |n: Instant| n.min(d)));
-            }
-        };
-        consider(self.startup_deadline);
-        consider(self.detection_deadline());
-        consider(self.probe.map(|(_, deadline)| deadline));
-        consider(self.fetch_next);
-        consider(self.transfer_deadline());
-        consider(self.switchover.deadline());
-        consider(self.input_deadline());
-        next
+        self.timer_next().map(|(at, _)| at)
     }
 
     /// The node's role.
@@ -972,7 +952,7 @@ impl<A: App> Node<A> {
 
     /// The node's epoch.
     pub fn epoch(&self) -> u64 {
-        self.epoch.0
+        self.epochs.current().0
     }
 
     /// The last frame run.
@@ -1002,7 +982,7 @@ impl<A: App> Node<A> {
             node_id: self.config.node_id,
             role: self.role,
             sync: self.sync,
-            epoch: self.epoch.0,
+            epoch: self.epochs.current().0,
             frame: self.frame_last_run,
             lag_frames: self.lag_frames(),
             peer: self.peer,
@@ -1046,8 +1026,8 @@ impl<A: App> Node<A> {
             // included): the winner of a start-up draw leads above it, so that neither
             // the loser nor a sink that accepted it drops the winner as stale.
             epoch: match self.role {
-                Role::Starting => self.epoch.max(self.epoch_max_seen).0,
-                Role::Primary | Role::Backup => self.epoch.0,
+                Role::Starting => self.epochs.current().max(self.epochs.max_seen()).0,
+                Role::Primary | Role::Backup => self.epochs.current().0,
             },
             sync: match self.sync {
                 SyncState::Joining => WireSync::Joining,
@@ -1123,7 +1103,7 @@ impl<A: App> Node<A> {
             at: self.now,
             role,
             sync,
-            epoch: self.epoch.0,
+            epoch: self.epochs.current().0,
             frame: self.frame_last_run,
             reason,
         };
@@ -1181,8 +1161,7 @@ impl<A: App> Node<A> {
     }
 
     fn peer_alive(&self) -> bool {
-        self.peer
-            .is_some_and(|p| self.now.saturating_since(p.last_heard) < self.peer_window())
+        self.peer_expiry().is_some_and(|t| self.now < t)
     }
 
     /// How long the peer (and a link) may be silent before it counts as gone: a primary
@@ -1281,12 +1260,10 @@ impl<A: App> Node<A> {
             }
             Role::Starting => {}
         }
-        if core::mem::take(&mut self.epoch_persist_pending) && self.role == Role::Primary {
-            // The reservation made the outputs safe to send; this records that the epoch
-            // was led, so that after a restart this node rejects primaries below it (the
-            // sink does). Until the write is done a restart would not know it; the loop
-            // does not wait for it.
-            self.push(Action::PersistEpochLater(self.epoch.0));
+        // The reservation made the outputs safe to send; this records that the epoch was
+        // led (see `Epochs::led_durably`).
+        if let Some(action) = self.epochs.led_durably(self.role == Role::Primary) {
+            self.push(action);
         }
     }
 

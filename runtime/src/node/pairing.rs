@@ -99,6 +99,9 @@ impl<A: App> Node<A> {
     /// node pairs with it. Returns false when the message must be dropped (refused peer).
     pub(super) fn pairing_check(&mut self, envelope: &Envelope) -> bool {
         let header = &envelope.header;
+        if !self.epoch_in_range(header.epoch) {
+            return false;
+        }
         let mut tiebreak = None;
         if let Body::Heartbeat {
             fingerprint,
@@ -126,6 +129,9 @@ impl<A: App> Node<A> {
     /// another node's with the same id, which must never lead the same epoch as this one.
     pub(super) fn pairing_own_id(&mut self, link: u8, envelope: &Envelope) {
         let header = &envelope.header;
+        if !self.epoch_in_range(header.epoch) {
+            return;
+        }
         match envelope.body {
             Body::Heartbeat { nonce, .. } if nonce == self.nonce => {
                 if !self.self_alarm_raised {
@@ -170,9 +176,8 @@ impl<A: App> Node<A> {
     }
 
     fn note_refused_epoch(&mut self, theirs: Epoch) {
-        if theirs > self.epoch_max_seen {
-            self.epoch_max_seen = theirs;
-            self.push(super::Action::PersistEpoch(theirs.0));
+        if let Some(action) = self.epochs.heard(theirs) {
+            self.push(action);
         }
     }
 
@@ -195,7 +200,8 @@ impl<A: App> Node<A> {
             Role::Backup => self.step_aside(),
             Role::Primary
                 if header.role == WireRole::Primary
-                    && (theirs > self.epoch || (theirs == self.epoch && their_nonce > self.nonce)) =>
+                    && (theirs > self.epochs.current()
+                        || (theirs == self.epochs.current() && their_nonce > self.nonce)) =>
             {
                 self.step_aside()
             }

@@ -40,6 +40,9 @@ impl Ring {
 
     /// The slot for `frame`, emptied first if it held an older frame.
     fn claim(&mut self, frame: u64) -> Option<&mut Slot> {
+        // Callers refuse frames above FRAME_MAX (`frame_in_reach`, `peer_frames_in_range`),
+        // so that no `frame + 1` on a stored number overflows.
+        assert!(frame <= super::FRAME_MAX, "ring: frame {frame} above FRAME_MAX");
         let index = self.index(frame);
         let slot = &mut self.slots[index];
         if slot.frame > frame {
@@ -110,5 +113,25 @@ impl Ring {
         for slot in &mut self.slots {
             slot.commit = None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_frame_at_frame_max_stored() {
+        let mut ring = Ring::new(8);
+        ring.put_payload(super::super::FRAME_MAX, b"x");
+        assert_eq!(ring.payload(super::super::FRAME_MAX).map(|(_, b)| b), Some(&b"x"[..]));
+    }
+
+    /// Callers refuse such frames; one that reached the ring is a bug, not data.
+    #[test]
+    #[should_panic(expected = "above FRAME_MAX")]
+    fn ring_frame_above_frame_max_panics() {
+        let mut ring = Ring::new(8);
+        ring.put_payload(super::super::FRAME_MAX + 1, b"x");
     }
 }

@@ -145,7 +145,7 @@ impl<A: App> Node<A> {
         if self.role == Role::Primary || header.role != WireRole::Primary {
             return;
         }
-        if self.role == Role::Backup && header.epoch != self.epoch.0 {
+        if self.role == Role::Backup && header.epoch != self.epochs.current().0 {
             return;
         }
         if map.source_first == 0 || map.pair_first == 0 || map.pair_first > FRAME_MAX {

@@ -223,6 +223,11 @@ impl<A: App> Node<A> {
                 self.switchover = Switchover::Idle;
                 self.switchovers += 1;
                 self.become_primary(Reason::SwitchoverCompleted);
+                if self.role != Role::Primary {
+                    // No epoch left to lead (alarmed in `become_primary`): no word that
+                    // we took over; the old primary aborts at its deadline and carries on.
+                    return;
+                }
                 self.switch_taken = Some((id, frame));
                 // Our word now, not only with our first commits: with no frame coming,
                 // there are none, and the old primary must not wait for one to hand over
@@ -244,7 +249,7 @@ impl<A: App> Node<A> {
         debug_assert_eq!(frame, self.frame_last_run);
         self.switchover = Switchover::Idle;
         self.switchovers += 1;
-        self.epoch = epoch;
+        self.follow_epoch(epoch);
         self.tx = None;
         self.commit_highest = self.frame_last_run;
         self.primary_heard_at = self.now;
@@ -286,11 +291,11 @@ impl<A: App> Node<A> {
                 deadline,
                 retry_at,
             } => {
-                if now >= deadline && self.epoch_max_seen > self.epoch {
+                if now >= deadline && self.epochs.max_seen() > self.epochs.current() {
                     // A successor leads (its messages were held back in `fence`) but its
                     // word that it took over at our release never came: not an abort — we
                     // are deposed, and rejoin as any fenced primary does.
-                    let theirs = self.epoch_max_seen;
+                    let theirs = self.epochs.max_seen();
                     self.demote(theirs);
                     return;
                 }

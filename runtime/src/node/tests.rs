@@ -759,11 +759,22 @@ fn released_backup_dies_primary_resumes_within_the_detection_window() {
     assert!(window + ms(5) < ms(p.configs[0].switchover_timeout_ms));
 }
 
+/// Whatever it follows, a backup has it on disk: first its primary's epoch, then, after a
+/// switchover, the old primary the higher epoch of its successor (heard, written before
+/// the next action; following it writes nothing more).
 #[test]
-fn backup_hears_higher_epoch_persists_it() {
-    let p = fast_pair_running(0);
-    let epoch = p.node(0).epoch();
-    assert_eq!(p.persisted[1], epoch, "the backup persisted the epoch it follows");
+fn backup_follows_higher_epoch_persists_it_once() {
+    let mut p = fast_pair_running(0);
+    let first = p.node(0).epoch();
+    assert_eq!(p.persisted[1], first, "the backup persisted the epoch it follows");
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    assert!(await_state(&mut p, 0, Role::Backup, SyncState::InSync, ms(500)));
+    let higher = p.node(1).epoch();
+    assert!(higher > first, "no higher epoch: {higher:#x} after {first:#x}");
+    assert_eq!(p.node(0).epoch(), higher);
+    assert_eq!(p.persisted[0], higher, "the old primary persisted the epoch it follows");
+    let writes = p.epoch_log[0].iter().filter(|a| **a == ("persist", higher)).count();
+    assert_eq!(writes, 1, "written more than once: {:?}", p.epoch_log[0]);
 }
 
 /// Counts, per link, the heartbeats and the other control messages node `from` sent.
@@ -2123,4 +2134,175 @@ fn released_successor_word_lost_deadline_is_fenced_not_aborted() {
     );
     assert!(r0.contains(&Reason::FencedByEpoch), "{r0:?}");
     assert_eq!(p.node(0).role(), Role::Backup);
+}
+
+/// A switchover to a backup with no epoch left above the primary's (the primary leads the
+/// last term below `EPOCH_MAX`): the backup raises `EpochExhausted` and stays a backup,
+/// saying nothing of a takeover and emitting nothing; the primary aborts at its deadline
+/// and carries on. Before 2026-11-26 the backup announced `SwitchTaken` (and emitted its
+/// held outputs) although it did not lead.
+#[test]
+fn taking_over_with_no_epoch_left_stays_backup_silent() {
+    let mut p = Pair::new(11, Config::fast(), 0);
+    // The term below the last: node 0 leads the last one, node 1 finds none above it.
+    p.persisted[0] = ((EPOCH_MAX >> 8) - 1) << 8;
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    assert_eq!(Epoch(p.node(0).epoch()).term(), EPOCH_MAX >> 8);
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired, ms(100)));
+    p.capture = true;
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    p.run_for(ms(p.configs[0].switchover_timeout_ms) + ms(100));
+    assert_eq!(p.node(0).role(), Role::Primary);
+    assert_eq!(p.node(1).role(), Role::Backup);
+    let exhausted = p
+        .alarms
+        .iter()
+        .filter(|(n, a)| *n == 1 && matches!(a, Alarm::EpochExhausted { .. }))
+        .count();
+    assert_eq!(exhausted, 1);
+    let taken = p
+        .captured
+        .iter()
+        .filter(|(sender, _, bytes)| {
+            *sender == 1 && wire::decode(bytes, None).is_ok_and(|e| matches!(e.body, Body::SwitchTaken { .. }))
+        })
+        .count();
+    assert_eq!(taken, 0, "a backup that did not lead said it took over");
+    assert!(p.captured.iter().any(|(sender, _, _)| *sender == 1), "nothing captured");
+    assert!(!p.epoch_log[1].iter().any(|(what, _)| *what == "emit"));
+}
+
+/// The emission invariant fires: a backup never emits (a wrong call sequence).
+#[test]
+#[should_panic(expected = "emitting as Backup")]
+fn backup_emits_assertion_fires() {
+    let mut p = fast_pair_running(0);
+    p.nodes[1].as_mut().unwrap().emit_unsent();
+}
+
+/// Drains node `i`'s actions, as the shell does after every event.
+fn drain_node(p: &mut Pair, i: usize) {
+    let node = p.nodes[i].as_mut().expect("node up");
+    while node.poll_action().is_some() {}
+}
+
+/// The backup's detector acts on the expiry its timer entry computed: not a nanosecond
+/// before (links up, no probe), exactly at it (links down, probe out). Stepping the
+/// backup by hand through its timer table, whose earliest entry is `poll_timeout`.
+#[test]
+fn backup_primary_silent_detector_acts_at_the_expiry_it_scheduled() {
+    let mut p = fast_pair_running(0);
+    p.crash(0);
+    drain_node(&mut p, 1);
+    let mut probed = false;
+    for _ in 0..10_000 {
+        let node = p.nodes[1].as_mut().unwrap();
+        let (at, timer) = node.timer_next().expect("a backup always has a timer");
+        assert_eq!(node.poll_timeout(), Some(at));
+        assert_eq!(Some(at), timers::Timer::ALL.iter().filter_map(|&t| node.timer(t)).min());
+        if timer == timers::Timer::Detection && node.primary_silence_expiry() == Some(at) {
+            assert_eq!(node.link_expiry(0), Some(at), "the links go with the primary");
+            node.handle_timeout(at - Duration::from_nanos(1));
+            drain_node(&mut p, 1);
+            let node = p.nodes[1].as_mut().unwrap();
+            assert!(node.probe.is_none() && node.links[0].up, "acted before its expiry");
+            node.handle_timeout(at);
+            drain_node(&mut p, 1);
+            let node = p.nodes[1].as_ref().unwrap();
+            assert!(node.probe.is_some(), "no probe at the expiry");
+            assert!(!node.links[0].up, "link still up at its expiry");
+            probed = true;
+            break;
+        }
+        node.handle_timeout(at);
+        drain_node(&mut p, 1);
+    }
+    assert!(probed, "the backup never probed its silent primary");
+}
+
+/// The last frame run never goes back within a history (a wrong call sequence fires it).
+#[test]
+#[should_panic(expected = "frame_last_run going back")]
+fn backup_runs_an_earlier_frame_assertion_fires() {
+    let mut p = fast_pair_running(0);
+    let node = p.nodes[1].as_mut().unwrap();
+    let last = node.frame_last_run;
+    assert!(last > 1);
+    node.ran_to(last - 1);
+}
+
+/// A primary that follows another epoch has stepped down: emitting in it fires.
+#[test]
+#[should_panic(expected = "emitting as Primary")]
+fn primary_emits_in_an_epoch_it_did_not_lead_assertion_fires() {
+    let mut p = fast_pair_running(0);
+    let node = p.nodes[0].as_mut().unwrap();
+    let theirs = Epoch(node.epoch() + 0x100 + 1);
+    let _ = node.epochs.heard(theirs);
+    let _ = node.epochs.follow(theirs);
+    node.emit_unsent();
+}
+
+/// A backup runs only committed frames: its highest commit below its last run fires.
+#[test]
+#[should_panic(expected = "above the highest commit")]
+fn backup_commit_highest_below_last_run_assertion_fires() {
+    let mut p = fast_pair_running(0);
+    let node = p.nodes[1].as_mut().unwrap();
+    node.commit_highest = node.frame_last_run - 1;
+    node.backup_run_frames();
+}
+
+/// An epoch above `EPOCH_MAX` is dropped on every path, not only in `fence`: from a
+/// refused peer (other settings) or a node with this node's own id, it reached the state
+/// file (`PersistEpoch`) and made the primary step aside. Now dropped, counted in
+/// `epoch_out_of_range`, alarmed once; the primary carries on.
+#[test]
+fn paired_forged_epoch_above_the_bound_from_a_refused_or_same_id_peer_dropped() {
+    let mut p = running_pair(Config::default());
+    let epoch = p.node(0).epoch();
+    let persisted = p.persisted;
+    let mut other_settings = p.node(0).fingerprint;
+    other_settings.settings ^= 1;
+    // Node 0 has id 1: a message with id 1 is one of a node with its own id.
+    for (from_id, fingerprint) in [(2u8, other_settings), (1u8, p.node(0).fingerprint)] {
+        let forged = Envelope {
+            header: Header {
+                node_id: from_id,
+                role: WireRole::Primary,
+                epoch: EPOCH_MAX + 1,
+                sync: WireSync::NotApplicable,
+                frame: 0,
+                session: 0,
+                seq: 0,
+                origin: 0,
+            },
+            body: Body::Heartbeat {
+                nonce: 1,
+                priority: 0,
+                sent_ns: 0,
+                echo_ns: 0,
+                echo_hold_ns: 0,
+                input_frame: 0,
+                input_age_ms: u64::MAX,
+                fingerprint,
+            },
+        };
+        p.inject(0, 0, &wire::encode(&forged, None).unwrap());
+    }
+    p.run_for(ms(300));
+    assert_eq!(p.persisted, persisted, "a forged epoch reached the state file");
+    assert_eq!(p.node(0).epoch(), epoch);
+    assert_eq!(p.primary(), Some(0));
+    assert_eq!(p.node(0).role(), Role::Primary);
+    assert_eq!(p.node(0).status().rejections.epoch_out_of_range, 2);
+    let refused = p
+        .alarms
+        .iter()
+        .filter(|(n, a)| *n == 0 && matches!(a, Alarm::EpochRefused { .. }))
+        .count();
+    assert_eq!(refused, 1);
 }

@@ -334,6 +334,7 @@ impl<A: App> Node<A> {
             self.start_join(Some(ResyncCause::TransferFailed));
             return;
         }
+        // A new history: the frame of the state received, whatever this node ran before.
         self.frame_last_run = frame;
         // The primary's state, and so its cold start: a primary always has one.
         self.origin = super::Epoch(origin.max(1));
@@ -420,7 +421,7 @@ impl<A: App> Node<A> {
     fn peer_follows_with_state(&self) -> bool {
         self.peer.is_some_and(|peer| {
             peer.role == WireRole::Backup
-                && peer.epoch == self.epoch.0
+                && peer.epoch == self.epochs.current().0
                 && matches!(peer.sync, WireSync::InSync | WireSync::Lagging)
         })
     }
