@@ -114,6 +114,10 @@ pub struct Summary {
     pub switchovers_refused: u64,
     /// Input handovers started.
     pub input_handovers: u64,
+    /// Background epoch writes asked for.
+    pub epoch_writes_later: u64,
+    /// Background epoch writes lost in a crash.
+    pub epoch_writes_lost: u64,
     /// Combined trace hash, folded in seed order.
     pub trace_hash: u64,
     hasher: Fnv64,
@@ -178,6 +182,8 @@ impl Summary {
         self.output_gap_frames_max = self.output_gap_frames_max.max(s.output_gap_frames_max);
         self.switchovers_refused += s.switchovers_refused;
         self.input_handovers += s.input_handovers;
+        self.epoch_writes_later += s.epoch_writes_later;
+        self.epoch_writes_lost += s.epoch_writes_lost;
         self.hasher.write_u64(r.seed);
         self.hasher.write_u64(r.trace_hash);
         self.trace_hash = self.hasher.finish();
@@ -259,6 +265,7 @@ impl Summary {
             "alarms": {"input_lost": self.alarms_input_lost, "divergence": self.alarms_divergence},
             "switchovers_refused": self.switchovers_refused,
             "input_handovers": self.input_handovers,
+            "epoch_writes": {"later": self.epoch_writes_later, "lost": self.epoch_writes_lost},
             "transfers": self.transfers,
             "frames": self.frames,
             "sink": {

@@ -179,6 +179,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         if let Some(key) = sn.timer.take() {
             self.queue.remove(&key);
         }
+        self.disk_crash(i);
         self.checker.on_crash(self.now, i);
         self.trace_u64(200 + i as u64);
     }
@@ -271,20 +272,24 @@ impl<'a, W: Workload> Sim<'a, W> {
                 }
                 self.checker.on_emit(now, i, &output, verdict);
             }
-            Action::PersistEpoch(epoch) | Action::PersistEpochLater(epoch) => {
+            Action::PersistEpoch(epoch) => {
                 if self.run.mutation == Mutation::LoseEpoch {
                     // A disk that loses what was written: the restarted node starts low.
                     return;
                 }
-                self.nodes[i].disk_epoch = epoch;
-                self.checker.on_persist(now, i, epoch);
+                self.persist_now(i, epoch);
+            }
+            Action::PersistEpochLater(epoch) => {
+                if self.run.mutation == Mutation::LoseEpoch {
+                    return;
+                }
+                self.persist_later(i, epoch);
             }
             Action::ReserveEpoch(epoch) => {
                 if self.run.mutation == Mutation::LoseEpoch {
                     return;
                 }
-                self.nodes[i].disk_reserved = epoch;
-                self.checker.on_reserve(now, i, epoch);
+                self.reserve_now(i, epoch);
             }
             Action::Transition(t) => {
                 self.trace_u64(t.epoch ^ t.frame.rotate_left(17) ^ (t.role as u64) << 60);

@@ -15,11 +15,13 @@
 //! forked from the seed. Time is only virtual.
 //!
 //! One job per file: `world.rs` (the event queue and the loop), `host.rs` (starting nodes
-//! and applying their actions), `inject.rs` (the fault plan firing), `operator.rs` (the
-//! simulated operator's commands), `liveness.rs` (healing, convergence and the time
-//! bounds), `trace.rs` (the trace hash and the human trace), `report.rs` (one run's
-//! verdict and statistics) and `driver.rs` (seeds run and combined).
+//! and applying their actions), `disk.rs` (epoch writes, when they are durable, what a
+//! crash loses), `inject.rs` (the fault plan firing), `operator.rs` (the simulated
+//! operator's commands), `liveness.rs` (healing, convergence and the time bounds),
+//! `trace.rs` (the trace hash and the human trace), `report.rs` (one run's verdict and
+//! statistics) and `driver.rs` (seeds run and combined).
 
+mod disk;
 mod driver;
 mod host;
 mod inject;

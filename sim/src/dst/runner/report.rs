@@ -154,6 +154,10 @@ pub struct RunStats {
     pub output_gap_frames_max: u64,
     /// Frames and datagrams a frozen node's full buffer dropped.
     pub frozen_dropped: u64,
+    /// Background epoch writes (`PersistEpochLater`) asked for.
+    pub epoch_writes_later: u64,
+    /// Of which lost: the node crashed before they were durable.
+    pub epoch_writes_lost: u64,
 }
 
 /// The result of one seed.

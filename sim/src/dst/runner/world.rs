@@ -32,6 +32,8 @@ pub(super) enum Event {
     FaultEnd(FaultEnd),
     /// A frozen node resumes.
     Thaw { node: usize },
+    /// A node's background epoch writes due by now become durable.
+    Durable { node: usize },
     /// The safety phase ends: heal everything.
     Heal,
     /// A clean failover's deadline.
@@ -69,6 +71,10 @@ pub(super) struct SimNode<A: twinloop::App> {
     pub(super) disk_epoch: u64,
     /// The epoch reserved on "disk".
     pub(super) disk_reserved: u64,
+    /// Background epoch writes (`PersistEpochLater`) not durable yet, in the order asked:
+    /// `(true time it becomes durable, epoch)`, the times non-decreasing (one writer, one
+    /// write after another). A crash loses them.
+    pub(super) disk_later: VecDeque<(Nanos, u64)>,
     pub(super) seeds: Rng,
 }
 
@@ -113,6 +119,8 @@ pub(super) struct Sim<'a, W: Workload> {
     pub(super) freeze_on_join: Option<Nanos>,
     /// The node to freeze now that its peer joins it.
     pub(super) freeze_now: Option<usize>,
+    /// Draws how long each background epoch write takes to become durable.
+    pub(super) disk_rng: Rng,
 }
 
 impl<'a, W: Workload> Sim<'a, W> {
@@ -131,9 +139,12 @@ impl<'a, W: Workload> Sim<'a, W> {
             timer: None,
             disk_epoch: 0,
             disk_reserved: 0,
+            disk_later: VecDeque::new(),
             seeds: rng.fork(),
         };
         let nodes = [make(0, &mut rng), make(1, &mut rng)];
+        // Forked after every other concern: their draws stay what they were.
+        let disk_rng = rng.fork();
         let mut sim = Sim {
             options,
             workload,
@@ -178,6 +189,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             rejoin_pending: [false; 2],
             freeze_on_join: None,
             freeze_now: None,
+            disk_rng,
         };
         sim.schedule(0, Event::SourceTick);
         for i in 0..2 {
@@ -313,6 +325,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                     self.thaw(node);
                 }
             }
+            Event::Durable { node } => self.disk_settle(node),
             Event::Heal => self.heal(),
             Event::FailoverDeadline => self.checker.check_failover_deadlines(self.now),
             Event::LivenessDeadline => self.liveness_deadline(),
