@@ -112,6 +112,26 @@ fn starting_simultaneous_winner_leads_above_the_losers_persisted_epoch() {
     assert_eq!(reasons(&p, 1), [Reason::PrimaryFound, Reason::InSync]);
 }
 
+/// A node that led its reserved epoch and crashed before the background write recorded
+/// it as led boots with the reservation only; at a start-up draw it tells that epoch too,
+/// and the winner leads above it: the sink may have accepted it (DST seed 412, with
+/// background epoch writes lost in crashes).
+#[test]
+fn starting_simultaneous_winner_leads_above_the_losers_reserved_epoch() {
+    let mut p = Pair::new(3, Config::default(), 0);
+    p.configs[0].priority = 9;
+    p.configs[1].priority = 0;
+    p.persisted = [257, 257];
+    p.reserved = [0, 514];
+    p.start(0);
+    p.start(1);
+    p.run_for(ms(2000));
+    assert_eq!(p.primary(), Some(0));
+    assert!(p.node(0).status().epoch > 514, "led {}", p.node(0).status().epoch);
+    assert_eq!(reasons(&p, 0), [Reason::WonTiebreak, Reason::BackupInSync]);
+    assert_eq!(reasons(&p, 1), [Reason::PrimaryFound, Reason::InSync]);
+}
+
 #[test]
 fn starting_nonce_tie_redraws() {
     let mut p = pair();

@@ -125,3 +125,13 @@ fn runner_crash_loses_a_background_epoch_write_not_yet_durable() {
     assert!(report.stats.epoch_writes_later > 0);
     assert_eq!(report.stats.epoch_writes_lost, 1);
 }
+
+#[test]
+fn runner_both_restart_after_a_lost_epoch_write_lead_above_it() {
+    // Seed 412: node 1 led epoch 514 from its reservation and crashed before the write
+    // recording it as led was durable; both nodes restart, node 0 wins the draw. It must
+    // lead above 514, which the sink accepted, or the sink rejects every output.
+    let report = run_seed(412, RunConfig::default());
+    assert_eq!(report.stats.epoch_writes_lost, 1);
+    assert_eq!(report.violations, vec![]);
+}
