@@ -88,9 +88,11 @@
 //! One file per invariant: `fencing.rs` (1), `exactly_once.rs` (2, and `lineage.rs` for the
 //! classification of content differences), `nothing_lost.rs` (3), `digests.rs` (4),
 //! `convergence.rs` (5), `failover.rs` (6), `switchover.rs` (7), `continuity.rs` (8). The
-//! shared record they read — tenures, split brains, committed decisions, alarms, steps
-//! by epoch — is kept by `record.rs`. [`Checker::on_emit`], [`Checker::on_transition`],
-//! [`Checker::on_commit`] and [`Checker::finish`] call each invariant's check in turn.
+//! shared record they read — tenures, split brains, committed decisions, alarms, what
+//! each application produced, the frames each incarnation ran, steps by epoch — is kept
+//! by `record.rs`. [`Checker::on_emit`], [`Checker::on_transition`],
+//! [`Checker::on_steps`], [`Checker::on_commit`] and [`Checker::finish`] call each
+//! invariant's check in turn.
 
 mod continuity;
 mod convergence;
@@ -441,6 +443,14 @@ impl Checker {
         let hash = self.check_emit_produced(at, node, output);
         self.check_emit_copies(at, node, output, hash);
         self.end_pending_failovers(at, node, output.epoch);
+    }
+
+    /// Steps node `node` ran in one event, with the epoch each ran under.
+    pub fn on_steps(&mut self, at: Nanos, node: usize, steps: &[(u64, Step)]) {
+        self.record_steps(at, node, steps);
+        for &(epoch, step) in steps {
+            self.check_digest(at, node, epoch, &step);
+        }
     }
 
     /// A commit node `node` put on the wire as primary of `epoch`.

@@ -90,6 +90,32 @@ impl Checker {
         };
         self.decisions.insert((epoch, commit.frame), decision);
     }
+
+    /// Steps node `node` ran in one event: it holds a state from now on; what its
+    /// application produced, for the emits to come (a step run again, after a resync,
+    /// replaces the older one); the frames this incarnation ran, for invariant 3.
+    pub(super) fn record_steps(&mut self, at: Nanos, node: usize, steps: &[(u64, Step)]) {
+        if !steps.is_empty() && self.holds_state[node].is_none() {
+            self.holds_state[node] = Some(at);
+        }
+        let incarnation = self.incarnation[node];
+        for &(_, step) in steps {
+            for (index, &hash) in step.output_hashes().iter().enumerate() {
+                self.produced.insert((step.frame, node, index as u8), hash);
+            }
+            if self.produced.len() > PRODUCED_MAX {
+                for _ in 0..PRODUCED_MAX / 2 {
+                    self.produced.pop_first();
+                }
+            }
+            let range = self
+                .ran_range
+                .entry((node, incarnation))
+                .or_insert((step.frame, step.frame));
+            range.0 = range.0.min(step.frame);
+            range.1 = range.1.max(step.frame);
+        }
+    }
 }
 
 /// Splits one event's steps by epoch: a step belongs to the epoch of the last transition
