@@ -79,6 +79,13 @@ impl Epochs {
         self.max_seen
     }
 
+    /// What a starting node announces in its heartbeats: the highest epoch it knows,
+    /// its reservation included (it may have led it, and the background write that
+    /// records a led epoch may have been lost in a crash).
+    pub fn announced(&self) -> Epoch {
+        self.current.max(self.max_seen).max(self.floor)
+    }
+
     /// The epoch this node would start now: above every epoch seen or reserved; `None`
     /// when that is above [`super::EPOCH_MAX`].
     pub fn next(&self, node_id: u8) -> Option<Epoch> {

@@ -1024,9 +1024,11 @@ impl<A: App> Node<A> {
             },
             // A starting node tells the highest epoch it knows (its persisted one
             // included): the winner of a start-up draw leads above it, so that neither
-            // the loser nor a sink that accepted it drops the winner as stale.
+            // the loser nor a sink that accepted it drops the winner as stale. Its
+            // reservation too: it may have led it, and the background write that records
+            // a led epoch may have been lost in the crash (DST seeds 314, 412).
             epoch: match self.role {
-                Role::Starting => self.epochs.current().max(self.epochs.max_seen()).0,
+                Role::Starting => self.epochs.announced().0,
                 Role::Primary | Role::Backup => self.epochs.current().0,
             },
             sync: match self.sync {

@@ -112,6 +112,26 @@ fn starting_simultaneous_winner_leads_above_the_losers_persisted_epoch() {
     assert_eq!(reasons(&p, 1), [Reason::PrimaryFound, Reason::InSync]);
 }
 
+/// A node that led its reserved epoch and crashed before the background write recorded
+/// it as led boots with the reservation only; at a start-up draw it tells that epoch too,
+/// and the winner leads above it: the sink may have accepted it (DST seed 412, with
+/// background epoch writes lost in crashes).
+#[test]
+fn starting_simultaneous_winner_leads_above_the_losers_reserved_epoch() {
+    let mut p = Pair::new(3, Config::default(), 0);
+    p.configs[0].priority = 9;
+    p.configs[1].priority = 0;
+    p.persisted = [257, 257];
+    p.reserved = [0, 514];
+    p.start(0);
+    p.start(1);
+    p.run_for(ms(2000));
+    assert_eq!(p.primary(), Some(0));
+    assert!(p.node(0).status().epoch > 514, "led {}", p.node(0).status().epoch);
+    assert_eq!(reasons(&p, 0), [Reason::WonTiebreak, Reason::BackupInSync]);
+    assert_eq!(reasons(&p, 1), [Reason::PrimaryFound, Reason::InSync]);
+}
+
 #[test]
 fn starting_nonce_tie_redraws() {
     let mut p = pair();
@@ -2305,4 +2325,41 @@ fn paired_forged_epoch_above_the_bound_from_a_refused_or_same_id_peer_dropped() 
         .filter(|(n, a)| *n == 0 && matches!(a, Alarm::EpochRefused { .. }))
         .count();
     assert_eq!(refused, 1);
+}
+
+fn drop_all(_from: usize, _envelope: &Envelope) -> bool {
+    true
+}
+
+/// Open (2026-11-26, the DST's durability model; DST seeds 429, 1923, 1924 and 14 more of
+/// 20,000, all without an epoch lease at the sink): node 1 takes over its reserved epoch
+/// in a partition, its outputs raise the sink's fence, and it crashes before the
+/// background write recording the epoch as led (`PersistEpochLater`) is durable. It
+/// restarts with the reservation only, next to node 0 still leading the lower epoch, and
+/// follows it: the sink rejects every output for good. Nothing on either node tells the
+/// reservation it led from one it did not (every backup's reservation is above its
+/// primary's epoch), so the fix is a design choice: docs/DECISIONS.md, "The DST models
+/// durability".
+#[test]
+#[ignore = "open: a led epoch lost with its background write (docs/DECISIONS.md, 2026-11-26)"]
+fn backup_led_reserved_epoch_lost_with_its_write_restarts_beside_a_lower_primary_outputs_pass() {
+    let mut p = running_pair(Config::default());
+    let persisted_before = p.persisted[1];
+    p.drop_if = Some(drop_all);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(3000)));
+    let led = p.node(1).status().epoch;
+    assert_eq!(p.node(0).role(), Role::Primary, "node 0 leads on, cut off");
+    p.run_for(ms(200));
+    p.crash(1);
+    // The write recording `led` as led was not durable yet: lost.
+    p.persisted[1] = persisted_before;
+    p.drop_if = None;
+    p.start(1);
+    p.run_for(ms(3000));
+    let primary = p.primary().expect("one primary");
+    let epoch = p.node(primary).status().epoch;
+    assert!(
+        epoch > led,
+        "the pair leads {epoch:#x}, below {led:#x} the sink follows"
+    );
 }

@@ -1,0 +1,468 @@
+//! The invariant checkers. They live outside the nodes and see only what an outside
+//! observer could: the actions each node returns (outputs, transitions, alarms, persisted
+//! epochs), the commits a primary puts on the wire, the sink's verdicts and the
+//! application's state digest after every step (through [`super::app::Recorder`]).
+//!
+//! One checker per run. The runner feeds it every observation as it happens; some
+//! verdicts need the whole history (content differences are classified once every
+//! epoch's story is known), so they are settled in [`Checker::finish`].
+//!
+//! # The invariants (DESIGN.md), as checked here
+//!
+//! 1. **One primary per epoch; fencing at the sink.** Every epoch is led by one node
+//!    incarnation only; its low byte is the leader's id; a node's epochs strictly increase
+//!    across restarts; a node emits only under the epoch it leads, and only after it
+//!    persisted that epoch. The sink lets no output through whose epoch is below its
+//!    fence — the highest epoch on an output it did not reject, accepted or a copy (a copy
+//!    of a higher epoch fences too, docs/PROTOCOL.md) — and rejects as stale only those;
+//!    since its fence last lapsed, when it runs with an epoch lease.
+//! 2. **Exactly once.** The sink accepts each identity `(frame, index)` once. No node
+//!    emits the same identity twice in one epoch. Every copy of an identity, whichever
+//!    node emitted it and whatever the sink did with it, has the same content, except in
+//!    the documented cases, counted apart as [`Exceptions`]. The two copies' histories
+//!    are compared through their *lineages*: an epoch's lineage is itself, the epoch its
+//!    leader followed as a backup when it became primary, that one's, and so on back to a
+//!    cold start. Both histories agree up to their nearest common ancestor epoch; what
+//!    happened after it, on either side, may part them:
+//!    - *input lost*: an epoch after the common ancestor, on either side, raised
+//!      `Alarm::InputLost { frame: f }` with `f < frame`: it skipped an input the other
+//!      history ran;
+//!    - *split brain*: an epoch of one lineage and an epoch of the other were primary at
+//!      the same time (the later began while the earlier had not stepped down: a
+//!      partition, or a frozen primary — a planned handover does not count), or emitted
+//!      in overlapping intervals (a switchover abandoned after the backup took over), for
+//!      frames above the one the later of the two started at;
+//!    - *cold start*: the two lineages have no common ancestor (they began from different
+//!      cold starts, `StartedFirst`/`WonTiebreak` with a fresh application — which happens
+//!      while the other is running only when the two could not hear each other);
+//!    - *crash window* (not in DESIGN.md; found by this simulator): the two histories
+//!      committed, for a frame up to this one and above where they parted, different
+//!      things — one ran a frame the other skipped, or ran it on another input. The old
+//!      primary's commit for that frame never reached the new one (it crashed or was cut
+//!      off right after), and its I/O arrived otherwise (loss, reordering): the new primary
+//!      cannot know. The checker verifies the differing decisions from the commits both
+//!      primaries put on the wire; a difference without one is a violation.
+//! 3. **Nothing lost.** Every output listed in a commit (`CommitKind::Ran { outputs }`)
+//!    that a primary put on the wire is accepted by the sink by the end of the run,
+//!    unless (counted apart):
+//!    - *fenced*: when that primary committed the frame, a higher epoch had already
+//!      passed the sink's fence — the sink no longer follows this primary, whose copies it rejects
+//!      as stale by design. Counted as *deposed* when the other node was running as
+//!      primary of a higher epoch (a split brain), and as *orphaned* when it was not (the
+//!      sink follows an epoch whose primary crashed or stepped down, and the running
+//!      primary never heard of it: the plant gets nothing until a higher epoch leads; the
+//!      design has no way back from the sink to the nodes). An identity also committed by
+//!      a primary the sink follows is required;
+//!    - *crashed*: every node incarnation that ran the frame crashed (an over-approximation
+//!      of "had it": any incarnation whose run frames span the frame counts as having it).
+//! 4. **Digests agree.** After the same frame within the same epoch, every node has the
+//!    same application state digest. A step's epoch is the node's epoch when it ran; a
+//!    step in the same event as a transition belongs to the transition's epoch when it
+//!    ran a frame above the transition's frame.
+//! 5. **Liveness.** After the faults heal, exactly one primary (`Paired`) and one in-sync
+//!    backup in the same epoch within a bound, and it stays so while outputs flow (checked
+//!    by the runner with [`pair_converged`]).
+//! 6. **Failover time.** A primary crash while its backup is in sync, the links whole and
+//!    no other fault near ("clean") is followed by the new primary's first output within
+//!    the bound the runner computes (see `runner::failover_bound_ns`). Every failover's
+//!    time (crash → first output of the new primary) is recorded for the statistics. A
+//!    freeze of the primary shorter than window + probe (minus a margin) on lossless links
+//!    must not cause a takeover (false death); a node restarted next to a healthy
+//!    primary it can hear, from a calm state, joins it and does not lead.
+//! 7. **Planned switchover** (this project's, beyond DESIGN.md). A switchover asked for
+//!    in a calm state (one primary, its backup in sync, links all up, clean I/O, and no
+//!    planned fault before the watch would end) completes — a new primary by
+//!    `SwitchoverCompleted` within switchover timeout + window + probe — with no abort,
+//!    fencing or takeover meanwhile. Another fault beginning ends the watch.
+//! 8. **Application-state continuity** (DESIGN.md, wave 2). The program's state is never
+//!    replaced by a cold start while a node that holds it is alive: a node incarnation
+//!    that has run no frame and installed no state, that knew the pair had state (it
+//!    followed a primary in this incarnation), does not lead from the start-up role
+//!    (`StartedFirst`, `WonTiebreak`) while the other node is running (frozen counts:
+//!    a frozen primary comes back) and holds state (ran a frame or installed one in its
+//!    incarnation). An operator's `force-primary` is the exception, and the simulator
+//!    never says it.
+//!
+//! # Where each check lives
+//!
+//! One file per invariant: `fencing.rs` (1), `exactly_once.rs` (2, and `lineage.rs` for the
+//! classification of content differences), `nothing_lost.rs` (3), `digests.rs` (4),
+//! `convergence.rs` (5), `failover.rs` (6), `switchover.rs` (7), `continuity.rs` (8). The
+//! shared record they read — tenures, split brains, committed decisions, alarms, what
+//! each application produced, the frames each incarnation ran, steps by epoch — is kept
+//! by `record.rs`. [`Checker::on_emit`], [`Checker::on_transition`],
+//! [`Checker::on_steps`], [`Checker::on_commit`] and [`Checker::finish`] call each
+//! invariant's check in turn.
+
+mod continuity;
+mod convergence;
+mod digests;
+mod exactly_once;
+mod failover;
+mod fencing;
+mod lineage;
+mod nothing_lost;
+mod record;
+mod switchover;
+#[cfg(test)]
+mod tests;
+
+pub use convergence::{pair_converged, pair_following};
+use lineage::{Decision, Explanation};
+pub use record::attribute_steps;
+
+use super::app::Step;
+use super::clock::Nanos;
+use super::sink::Verdict;
+use std::collections::BTreeMap;
+use twinloop::digest::fnv64;
+use twinloop::node::Epoch;
+use twinloop::wire::{Commit, CommitKind};
+use twinloop::{Output, Reason, Role, Status, SyncState, Transition};
+
+/// Violations kept with their detail; the rest are only counted.
+pub const VIOLATIONS_KEPT: usize = 32;
+/// Content mismatches kept for classification at the end; beyond, each is a violation.
+pub const MISMATCHES_MAX: usize = 100_000;
+/// Outputs produced kept for comparison with what is emitted (the oldest half is dropped
+/// beyond; far more than a ring's worth of frames).
+pub const PRODUCED_MAX: usize = 1 << 20;
+/// Frames back from a mismatch over which two histories' decisions are compared.
+pub const DECISIONS_COMPARED_MAX: u64 = 4096;
+
+/// Which invariant a violation breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Invariant {
+    /// 1: two primaries in one epoch, an output under a foreign or unpersisted epoch, or
+    /// the sink accepting a lower epoch.
+    OnePrimaryPerEpoch,
+    /// 2: an identity accepted twice, emitted twice in an epoch, or two contents.
+    ExactlyOnce,
+    /// 3: a committed output never reached the sink.
+    NothingLost,
+    /// 4: two digests for the same epoch and frame.
+    DigestAgreement,
+    /// 5: no single primary with an in-sync backup after healing.
+    Liveness,
+    /// 6: a clean failover slower than its bound.
+    FailoverTime,
+    /// 6: a takeover during a freeze the probe should have covered.
+    FalseDeath,
+    /// 7 (this project's, beyond DESIGN.md): a planned switchover asked for in a calm
+    /// state did not complete cleanly (aborted, fenced, a takeover, or not at all).
+    Switchover,
+    /// 8: a node that knew the pair had state led from a cold start while the holder
+    /// was alive.
+    StateContinuity,
+}
+
+impl Invariant {
+    /// The invariant's number in DESIGN.md.
+    pub fn number(self) -> u8 {
+        match self {
+            Invariant::OnePrimaryPerEpoch => 1,
+            Invariant::ExactlyOnce => 2,
+            Invariant::NothingLost => 3,
+            Invariant::DigestAgreement => 4,
+            Invariant::Liveness => 5,
+            Invariant::FailoverTime | Invariant::FalseDeath => 6,
+            Invariant::Switchover => 7,
+            Invariant::StateContinuity => 8,
+        }
+    }
+
+    /// Safety (nothing bad happens) or liveness (something good happens in time).
+    pub fn is_safety(self) -> bool {
+        self.number() <= 4 || self == Invariant::StateContinuity
+    }
+}
+
+/// One broken invariant, with what the checker saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Which.
+    pub invariant: Invariant,
+    /// When it was seen (true time; the end of the run for verdicts settled at the end).
+    pub at: Nanos,
+    /// What happened, for a human.
+    pub detail: String,
+}
+
+/// Differences and losses the design allows, counted apart (see the module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exceptions {
+    /// Identities whose copies differ after an `InputLost` alarm.
+    pub input_lost: u64,
+    /// Identities whose copies differ across a split brain.
+    pub split_brain: u64,
+    /// Identities whose copies differ across a cold start.
+    pub cold_start: u64,
+    /// Identities whose copies differ because the new primary decided a frame of the
+    /// crash window (run, skipped, on which input) otherwise than the old one had in a
+    /// commit that never reached it.
+    pub crash_window: u64,
+    /// Committed outputs rejected because their primary was already deposed at the sink
+    /// by a running primary of a higher epoch (split brain).
+    pub lost_deposed: u64,
+    /// Committed outputs rejected because the sink followed a higher epoch whose primary
+    /// was no longer running (see the module docs: not required by the rule, but the
+    /// plant got nothing from a running primary; counted to be seen).
+    pub lost_orphaned: u64,
+    /// Committed outputs lost because every node that ran the frame crashed.
+    pub lost_crashed: u64,
+}
+
+/// What an epoch's leader did, for the classification of content differences.
+#[derive(Debug, Clone, Copy)]
+struct Tenure {
+    node: usize,
+    incarnation: u32,
+    /// The leader's last run frame when it became primary.
+    start_frame: u64,
+    /// The epoch the leader followed when it became primary: its state came from that
+    /// epoch's history. `None` for a cold start (a fresh application).
+    parent: Option<u64>,
+    /// First and last output emitted, if any.
+    emitting: Option<(Nanos, Nanos)>,
+}
+
+/// The copies of one identity seen so far: distinct `(epoch, content hash)`.
+#[derive(Debug, Clone)]
+struct Copies {
+    first: (u64, u64),
+    more: Vec<(u64, u64)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Mismatch {
+    frame: u64,
+    index: u8,
+    epochs: (u64, u64),
+    at: Nanos,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Required {
+    epoch: u64,
+    node: usize,
+    fenced: Option<Fenced>,
+}
+
+/// Why a committing primary's outputs were not for the sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fenced {
+    /// A primary of a higher epoch was running on the other node.
+    Deposed,
+    /// No primary of a higher epoch was running: the sink follows one that is gone.
+    Orphaned,
+}
+
+/// A primary crash waiting for its successor's first output.
+#[derive(Debug, Clone, Copy)]
+struct PendingFailover {
+    crashed_node: usize,
+    epoch: u64,
+    at: Nanos,
+    /// `Some(bound)` when the crash was clean and the time is checked.
+    bound_ns: Option<Nanos>,
+}
+
+/// A planned switchover asked for in a calm state, watched until `until`.
+#[derive(Debug, Clone, Copy)]
+struct CalmSwitchover {
+    from: Nanos,
+    until: Nanos,
+    completed: bool,
+    /// Another fault began before it completed: not judged.
+    cut_short: bool,
+}
+
+/// A freeze of the primary during which no takeover may happen.
+#[derive(Debug, Clone, Copy)]
+struct NoTakeover {
+    backup: usize,
+    from: Nanos,
+    until: Nanos,
+    /// A restarted node next to a healthy primary: leading in any way (a start-up
+    /// election too) deposes that primary.
+    restarted: bool,
+}
+
+/// The checkers of one run.
+#[derive(Debug, Default)]
+pub struct Checker {
+    violations: Vec<Violation>,
+    violation_count: u64,
+    /// Differences and losses the design allows.
+    pub exceptions: Exceptions,
+
+    // Invariant 1.
+    leaders: BTreeMap<u64, (usize, u32)>,
+    tenures: BTreeMap<u64, Tenure>,
+    /// Pairs of epochs that were primary at once, and the frame their histories may
+    /// part from.
+    split_pairs: BTreeMap<(u64, u64), u64>,
+    primary_now: [Option<u64>; 2],
+    /// The epoch each node follows as a backup (from its last transition).
+    following: [Option<u64>; 2],
+    epoch_led_max: [u64; 2],
+    persisted: [u64; 2],
+    reserved: [u64; 2],
+    incarnation: [u32; 2],
+    /// The sink's fence as the rule defines it: the highest epoch on an output it did not
+    /// reject as stale (accepted, or a copy) since the fence last lapsed.
+    sink_fence: u64,
+
+    // Invariant 2.
+    copies: BTreeMap<(u64, u8), Copies>,
+    accepted: BTreeMap<(u64, u8), u64>,
+    mismatches: Vec<Mismatch>,
+    input_lost: Vec<(u64, u64)>,
+
+    /// Every commit's decision, by `(epoch, frame)`.
+    decisions: BTreeMap<(u64, u64), Decision>,
+
+    // Invariant 3.
+    required: BTreeMap<(u64, u8), Required>,
+    ran_range: BTreeMap<(usize, u32), (u64, u64)>,
+    crashed: Vec<(usize, u32)>,
+
+    // Invariant 4.
+    /// `(epoch, frame)` → (state digest, outputs hash, first node to record it).
+    digests: BTreeMap<(u64, u64), (u64, u64, usize)>,
+    /// `(frame, node, index)` → hash of the output the node's application produced.
+    produced: BTreeMap<(u64, usize, u8), u64>,
+
+    // Invariant 6.
+    pending: Vec<PendingFailover>,
+    no_takeover: Vec<NoTakeover>,
+    /// Every failover measured: crash → first output of the new primary, in nanoseconds.
+    pub failover_ns: Vec<Nanos>,
+    /// Failovers whose time was checked against the bound.
+    pub failovers_checked: u64,
+    /// False-death freezes watched for a takeover.
+    pub false_deaths_watched: u64,
+    /// Restarts next to a healthy primary watched for a node that leads.
+    pub restarts_watched: u64,
+    calm_switchovers: Vec<CalmSwitchover>,
+    /// Switchovers asked for in a calm state, watched to complete cleanly.
+    pub switchovers_watched: u64,
+
+    // Invariant 8.
+    /// By node: the current incarnation is running (not crashed; frozen counts).
+    running: [bool; 2],
+    /// By node: since when the current incarnation holds a state (ran a frame or
+    /// installed one).
+    holds_state: [Option<Nanos>; 2],
+    /// By node: the current incarnation followed a primary, so it knew the pair's state.
+    knew_state: [bool; 2],
+}
+
+impl Checker {
+    /// A checker with nothing seen.
+    pub fn new() -> Self {
+        Checker::default()
+    }
+
+    /// Records a violation.
+    pub fn violation(&mut self, invariant: Invariant, at: Nanos, detail: String) {
+        self.violation_count += 1;
+        if self.violations.len() < VIOLATIONS_KEPT {
+            self.violations.push(Violation { invariant, at, detail });
+        }
+    }
+
+    /// The violations kept (the first [`VIOLATIONS_KEPT`]).
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
+    /// Every violation seen, kept or not.
+    pub fn violation_count(&self) -> u64 {
+        self.violation_count
+    }
+
+    /// Node `node` (re)started as incarnation `incarnation`.
+    pub fn on_start(&mut self, node: usize, incarnation: u32) {
+        self.incarnation[node] = incarnation;
+        self.following[node] = None;
+        self.running[node] = true;
+        self.holds_state[node] = None;
+        self.knew_state[node] = false;
+        // A fresh application: what the last incarnation produced is gone.
+        self.produced.retain(|&(_, n, _), _| n != node);
+    }
+
+    /// Node `node` crashed at `at`.
+    pub fn on_crash(&mut self, _at: Nanos, node: usize) {
+        self.running[node] = false;
+        self.end_tenure(node);
+        self.following[node] = None;
+        self.crashed.push((node, self.incarnation[node]));
+    }
+
+    fn end_tenure(&mut self, node: usize) {
+        self.primary_now[node] = None;
+    }
+
+    /// The sink's fence lapsed (its epoch lease ran out): from now on it may accept any
+    /// epoch again, and the fencing checks start over.
+    pub fn on_sink_lapse(&mut self) {
+        self.sink_fence = 0;
+    }
+
+    /// A transition of node `node`.
+    pub fn on_transition(&mut self, at: Nanos, node: usize, t: &Transition) {
+        self.watch_switchovers(at, node, t);
+        self.check_continuity(at, node, t);
+        if t.role != Role::Primary {
+            self.end_tenure(node);
+            if t.role == Role::Backup {
+                self.following[node] = Some(t.epoch);
+            }
+            return;
+        }
+        if self.primary_now[node] == Some(t.epoch) {
+            return;
+        }
+        // A new tenure.
+        self.primary_now[node] = Some(t.epoch);
+        self.check_new_leader(at, node, t);
+        self.record_tenure(node, t);
+        self.check_no_takeover(at, node, t);
+    }
+
+    /// Node `node` emitted `output` at `at`; the sink answered `verdict`. Each invariant's
+    /// check in turn, in the order they were always made (the first violations kept).
+    pub fn on_emit(&mut self, at: Nanos, node: usize, output: &Output, verdict: Verdict) {
+        self.check_emit_leader(at, node, output);
+        self.check_sink_fence(at, output, verdict);
+        self.check_sink_once(at, node, output, verdict);
+        self.check_sink_duplicate(at, output, verdict);
+        self.record_emission(at, output.epoch);
+        let hash = self.check_emit_produced(at, node, output);
+        self.check_emit_copies(at, node, output, hash);
+        self.end_pending_failovers(at, node, output.epoch);
+    }
+
+    /// Steps node `node` ran in one event, with the epoch each ran under.
+    pub fn on_steps(&mut self, at: Nanos, node: usize, steps: &[(u64, Step)]) {
+        self.record_steps(at, node, steps);
+        for &(epoch, step) in steps {
+            self.check_digest(at, node, epoch, &step);
+        }
+    }
+
+    /// A commit node `node` put on the wire as primary of `epoch`.
+    pub fn on_commit(&mut self, node: usize, epoch: u64, commit: &Commit) {
+        self.record_decision(epoch, commit);
+        self.require_outputs(node, epoch, commit);
+    }
+
+    /// Settles what needs the whole history: content differences and lost outputs.
+    /// `accepted` is the sink's final set of identities.
+    pub fn finish(&mut self, at: Nanos, accepted: &BTreeMap<(u64, u8), crate::dst::sink::Accepted>) {
+        self.classify_mismatches();
+        self.settle_required(at, accepted);
+    }
+}

@@ -1,0 +1,641 @@
+use super::*;
+use crate::dst::sink::Sink;
+use twinloop::{Instant, OutputPayload};
+
+const E1: u64 = 0x101;
+const E2: u64 = 0x202;
+
+fn step(frame: u64) -> Step {
+    Step::new(frame, 1, &[])
+}
+const E3: u64 = 0x302;
+
+fn transition(role: Role, epoch: u64, frame: u64, reason: Reason) -> Transition {
+    Transition {
+        at: Instant::ZERO,
+        role,
+        sync: SyncState::Alone,
+        epoch,
+        frame,
+        reason,
+    }
+}
+
+fn output(epoch: u64, frame: u64, index: u8, content: u8) -> Output {
+    Output {
+        epoch,
+        frame,
+        index,
+        payload: OutputPayload::from_slice(&[content]).unwrap_or_default(),
+    }
+}
+
+fn commit(frame: u64, outputs: u8) -> Commit {
+    Commit {
+        frame,
+        kind: CommitKind::Ran {
+            input_digest: 0,
+            outputs,
+            sent_mask: u32::MAX,
+            output_digest: 0,
+        },
+        state_digest: None,
+    }
+}
+
+/// A history builder: a checker and a sink driven as the runner drives them.
+struct History {
+    checker: Checker,
+    sink: Sink,
+    now: Nanos,
+}
+
+impl History {
+    fn new() -> Self {
+        let mut checker = Checker::new();
+        checker.on_start(0, 0);
+        checker.on_start(1, 0);
+        History {
+            checker,
+            sink: Sink::default(),
+            now: 0,
+        }
+    }
+
+    fn lead(&mut self, node: usize, epoch: u64, frame: u64, reason: Reason) {
+        self.now += 1;
+        self.checker.on_persist(self.now, node, epoch);
+        self.checker
+            .on_transition(self.now, node, &transition(Role::Primary, epoch, frame, reason));
+    }
+
+    fn follow(&mut self, node: usize, epoch: u64) {
+        self.now += 1;
+        self.checker.on_transition(
+            self.now,
+            node,
+            &transition(Role::Backup, epoch, 0, Reason::FencedByEpoch),
+        );
+    }
+
+    fn emit(&mut self, node: usize, o: Output) {
+        self.now += 1;
+        // As if the node's application had produced it.
+        self.checker
+            .produced
+            .insert((o.frame, node, o.index), fnv64(&o.payload));
+        let (verdict, _) = self.sink.offer(self.now, node, &o);
+        self.checker.on_emit(self.now, node, &o, verdict);
+    }
+
+    /// Runs and commits `frame` as the primary `node` of `epoch`: one output.
+    fn run(&mut self, node: usize, epoch: u64, frame: u64, content: u8) {
+        self.emit(node, output(epoch, frame, 0, content));
+        self.checker.on_commit(node, epoch, &commit(frame, 1));
+    }
+
+    /// Commits `first..=last` as skipped by the primary `node` of `epoch`.
+    fn skip(&mut self, node: usize, epoch: u64, first: u64, last: u64) {
+        let c = Commit {
+            frame: first,
+            kind: CommitKind::Skipped { last },
+            state_digest: None,
+        };
+        self.checker.on_commit(node, epoch, &c);
+    }
+
+    fn finish(mut self) -> Checker {
+        self.now += 1;
+        self.checker.finish(self.now, &self.sink.accepted);
+        self.checker
+    }
+}
+
+fn broken(checker: &Checker) -> Vec<Invariant> {
+    checker.violations().iter().map(|v| v.invariant).collect()
+}
+
+#[test]
+fn checker_clean_takeover_history_passes() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    for f in 1..=5 {
+        h.run(0, E1, f, f as u8);
+    }
+    h.now += 10;
+    h.checker.on_crash(h.now, 0);
+    h.follow(1, E1);
+    h.lead(1, E2, 4, Reason::TakeoverAfterProbe);
+    // Frame 5's commit never arrived: re-sent, same content; then new frames.
+    h.run(1, E2, 5, 5);
+    h.run(1, E2, 6, 6);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![]);
+    assert_eq!(c.exceptions, Exceptions::default());
+}
+
+#[test]
+fn checker_cold_start_beside_a_running_holder_is_reported() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.checker.on_steps(h.now, 0, &[(E1, step(1))]);
+    // Node 1 follows (joining), the primary freezes, node 1 starts cold: the frozen
+    // primary still holds the state.
+    h.follow(1, E1);
+    h.lead(1, E2, 0, Reason::StartedFirst);
+    assert_eq!(broken(&h.checker), vec![Invariant::StateContinuity]);
+}
+
+#[test]
+fn checker_cold_start_after_the_holder_crashed_or_with_state_passes() {
+    // The holder crashed: its state is gone, a cold start is the only way on.
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.checker.on_steps(h.now, 0, &[(E1, step(1))]);
+    h.follow(1, E1);
+    h.checker.on_crash(h.now, 0);
+    h.lead(1, E2, 0, Reason::StartedFirst);
+    assert_eq!(broken(&h.checker), vec![]);
+    // A node with the state may lead from the start-up role.
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.checker.on_steps(h.now, 0, &[(E1, step(1))]);
+    h.follow(1, E1);
+    h.checker
+        .on_transition(h.now, 1, &transition(Role::Backup, E1, 1, Reason::InSync));
+    h.lead(1, E2, 1, Reason::StartedFirst);
+    assert_eq!(broken(&h.checker), vec![]);
+}
+
+#[test]
+fn checker_two_primaries_in_one_epoch_is_reported() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.checker.on_crash(h.now, 0);
+    h.checker.on_start(0, 1);
+    // The restarted node reuses the epoch it persisted.
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    let c = h.finish();
+    assert!(broken(&c).contains(&Invariant::OnePrimaryPerEpoch));
+}
+
+#[test]
+fn checker_epoch_of_another_node_is_reported() {
+    let mut h = History::new();
+    h.lead(1, E1, 0, Reason::StartedFirst);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![Invariant::OnePrimaryPerEpoch]);
+}
+
+#[test]
+fn checker_emit_before_persist_is_reported() {
+    let mut h = History::new();
+    h.checker
+        .on_transition(1, 0, &transition(Role::Primary, E1, 0, Reason::StartedFirst));
+    h.emit(0, output(E1, 1, 0, 1));
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![Invariant::OnePrimaryPerEpoch]);
+}
+
+#[test]
+fn checker_emit_by_backup_is_reported() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.follow(0, E2);
+    h.emit(0, output(E1, 1, 0, 1));
+    let c = h.finish();
+    assert!(broken(&c).contains(&Invariant::OnePrimaryPerEpoch));
+}
+
+#[test]
+fn checker_sink_accepting_lower_epoch_is_reported() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.follow(1, E1);
+    h.lead(1, E2, 0, Reason::TakeoverAfterProbe);
+    h.emit(1, output(E2, 1, 0, 1));
+    // A broken sink that accepts the lower epoch anyway.
+    h.checker.on_emit(100, 0, &output(E1, 2, 0, 1), Verdict::Accepted);
+    let c = h.finish();
+    assert!(broken(&c).contains(&Invariant::OnePrimaryPerEpoch));
+}
+
+#[test]
+fn checker_copy_of_a_higher_epoch_fences_the_old_primary() {
+    // The new primary's first output is a copy of one the old primary delivered; the
+    // old primary, still running, then commits frame 2: the sink rejects it as stale
+    // (the copy raised its fence), which is right, and the output is excused as
+    // deposed, not lost.
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.follow(1, E1);
+    h.run(0, E1, 1, 1);
+    h.lead(1, E2, 0, Reason::TakeoverAfterProbe);
+    h.emit(1, output(E2, 1, 0, 1));
+    assert_eq!(h.sink.duplicates, 1);
+    h.run(0, E1, 2, 2);
+    assert_eq!(h.sink.stale, 1);
+    h.run(1, E2, 3, 3);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![]);
+    assert_eq!(c.exceptions.lost_deposed, 1);
+}
+
+#[test]
+fn checker_sink_letting_a_lower_epoch_through_after_a_copy_is_reported() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.follow(1, E1);
+    h.run(0, E1, 1, 1);
+    h.lead(1, E2, 0, Reason::TakeoverAfterProbe);
+    h.emit(1, output(E2, 1, 0, 1));
+    // A sink that raised its fence on acceptance only would take this one.
+    h.checker.on_emit(h.now + 1, 0, &output(E1, 2, 0, 2), Verdict::Accepted);
+    let c = h.finish();
+    assert!(broken(&c).contains(&Invariant::OnePrimaryPerEpoch));
+}
+
+#[test]
+fn checker_sink_accepting_twice_is_reported() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.checker.on_emit(1, 0, &output(E1, 1, 0, 1), Verdict::Accepted);
+    h.follow(1, E1);
+    h.lead(1, E2, 0, Reason::TakeoverAfterProbe);
+    h.checker.on_emit(2, 1, &output(E2, 1, 0, 1), Verdict::Accepted);
+    let c = h.finish();
+    assert!(broken(&c).contains(&Invariant::ExactlyOnce));
+}
+
+#[test]
+fn checker_same_epoch_duplicate_is_reported() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run(0, E1, 1, 1);
+    h.emit(0, output(E1, 1, 0, 1));
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![Invariant::ExactlyOnce]);
+}
+
+#[test]
+fn checker_different_content_without_excuse_is_reported() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run(0, E1, 1, 1);
+    h.run(0, E1, 2, 2);
+    h.checker.on_crash(h.now, 0);
+    h.follow(1, E1);
+    h.lead(1, E2, 1, Reason::TakeoverAfterProbe);
+    h.run(1, E2, 2, 99);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![Invariant::ExactlyOnce]);
+}
+
+#[test]
+fn checker_different_content_after_input_lost_is_an_exception() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run(0, E1, 1, 1);
+    h.run(0, E1, 2, 2);
+    h.run(0, E1, 3, 3);
+    h.checker.on_crash(h.now, 0);
+    h.follow(1, E1);
+    h.lead(1, E2, 0, Reason::TakeoverAfterProbe);
+    h.checker.on_input_lost(E2, 1);
+    h.run(1, E2, 2, 20);
+    h.run(1, E2, 3, 30);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![]);
+    assert_eq!(c.exceptions.input_lost, 2);
+}
+
+#[test]
+fn checker_input_lost_after_the_frame_does_not_excuse_it() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run(0, E1, 2, 2);
+    h.checker.on_crash(h.now, 0);
+    h.follow(1, E1);
+    h.lead(1, E2, 0, Reason::TakeoverAfterProbe);
+    h.checker.on_input_lost(E2, 5);
+    h.run(1, E2, 2, 20);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![Invariant::ExactlyOnce]);
+}
+
+#[test]
+fn checker_different_content_in_split_brain_is_an_exception() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run(0, E1, 1, 1);
+    // Partition: node 1 takes over at frame 1 while node 0 still emits.
+    h.follow(1, E1);
+    h.lead(1, E2, 1, Reason::TakeoverAfterProbe);
+    h.run(0, E1, 2, 2);
+    h.run(1, E2, 2, 22);
+    h.run(1, E2, 3, 33);
+    h.run(0, E1, 3, 3);
+    // Node 1 skipped frame 4: node 0's copy is rejected (deposed), not a loss.
+    h.run(0, E1, 4, 4);
+    h.follow(0, E2);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![]);
+    assert_eq!(c.exceptions.split_brain, 2);
+    assert_eq!(c.exceptions.lost_deposed, 1);
+}
+
+#[test]
+fn checker_switchover_is_not_a_split_brain() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run(0, E1, 1, 1);
+    h.run(0, E1, 2, 2);
+    // Handover at frame 2: node 1 leads while node 0 has not transitioned yet.
+    h.follow(1, E1);
+    h.lead(1, E2, 2, Reason::SwitchoverCompleted);
+    h.run(1, E2, 3, 3);
+    h.follow(0, E2);
+    // A wrong re-send of frame 2 with other content is not excused.
+    h.emit(1, output(E2, 2, 0, 77));
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![Invariant::ExactlyOnce]);
+}
+
+#[test]
+fn checker_crash_window_decided_otherwise_is_an_exception() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run(0, E1, 1, 1);
+    h.run(0, E1, 2, 2);
+    h.run(0, E1, 3, 3);
+    h.checker.on_crash(h.now, 0);
+    // The commits of 2 and 3 never arrived; frame 2's input arrived late at node 1,
+    // which skipped it: its frame 3 differs, and its commits say why.
+    h.follow(1, E1);
+    h.lead(1, E2, 1, Reason::TakeoverAfterProbe);
+    h.skip(1, E2, 2, 2);
+    h.run(1, E2, 3, 33);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![]);
+    assert_eq!(c.exceptions.crash_window, 1);
+}
+
+#[test]
+fn checker_crash_window_needs_a_decision_before_the_frame() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run(0, E1, 2, 2);
+    h.run(0, E1, 3, 3);
+    h.skip(0, E1, 4, 4);
+    h.checker.on_crash(h.now, 0);
+    h.follow(1, E1);
+    h.lead(1, E2, 1, Reason::TakeoverAfterProbe);
+    h.run(1, E2, 2, 2);
+    h.run(1, E2, 3, 33);
+    // A different decision after the frame explains nothing.
+    h.run(1, E2, 4, 4);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![Invariant::ExactlyOnce]);
+}
+
+#[test]
+fn checker_descendant_of_another_cold_start_is_an_exception() {
+    let mut h = History::new();
+    // Two cold starts that could not hear each other, then node 0 follows node 1's
+    // history and later takes over from it: its copies differ from its own old ones.
+    h.lead(1, E2, 0, Reason::StartedFirst);
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run(0, E1, 1, 1);
+    h.follow(0, E2);
+    h.checker.on_crash(h.now, 1);
+    h.lead(0, 0x301, 0, Reason::TakeoverAfterProbe);
+    h.run(0, 0x301, 1, 11);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![]);
+    assert_eq!(c.exceptions.cold_start, 1);
+}
+
+#[test]
+fn checker_descendant_of_a_split_brain_side_is_an_exception() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run(0, E1, 1, 1);
+    h.follow(1, E1);
+    // Partition: node 1 takes over at frame 1 while node 0 still leads.
+    h.lead(1, E2, 1, Reason::TakeoverAfterProbe);
+    h.run(0, E1, 2, 2);
+    h.follow(0, E2);
+    // Later node 0 takes over from node 1's history and re-sends frame 2.
+    h.checker.on_crash(h.now, 1);
+    h.lead(0, 0x301, 1, Reason::TakeoverAfterProbe);
+    h.run(0, 0x301, 2, 22);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![]);
+    assert_eq!(c.exceptions.split_brain, 1);
+}
+
+#[test]
+fn checker_cold_start_content_is_an_exception() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run(0, E1, 7, 7);
+    h.checker.on_crash(h.now, 0);
+    h.lead(1, E2, 0, Reason::StartedFirst);
+    h.run(1, E2, 7, 70);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![]);
+    assert_eq!(c.exceptions.cold_start, 1);
+}
+
+#[test]
+fn checker_emit_other_than_produced_is_reported() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.checker.on_steps(1, 0, &[(E1, Step::new(1, 9, &[fnv64(&[1])]))]);
+    let o = output(E1, 1, 0, 2);
+    let (v, _) = h.sink.offer(2, 0, &o);
+    h.checker.on_emit(2, 0, &o, v);
+    // And one its application never produced at all.
+    let o = output(E1, 5, 0, 5);
+    let (v, _) = h.sink.offer(3, 0, &o);
+    h.checker.on_emit(3, 0, &o, v);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![Invariant::ExactlyOnce, Invariant::ExactlyOnce]);
+}
+
+#[test]
+fn checker_outputs_differing_in_one_epoch_are_reported() {
+    let mut h = History::new();
+    h.checker.on_steps(1, 0, &[(E1, Step::new(1, 10, &[1, 2]))]);
+    h.checker.on_steps(2, 1, &[(E1, Step::new(1, 10, &[1, 3]))]);
+    assert_eq!(broken(&h.checker), vec![Invariant::DigestAgreement]);
+}
+
+#[test]
+fn checker_committed_output_never_emitted_is_lost() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run(0, E1, 1, 1);
+    // Commit says two outputs, only one was emitted.
+    h.emit(0, output(E1, 2, 0, 2));
+    h.checker.on_commit(0, E1, &commit(2, 2));
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![Invariant::NothingLost]);
+}
+
+#[test]
+fn checker_output_dropped_on_a_wrong_sent_mask_is_lost() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run(0, E1, 1, 1);
+    // Node 0 commits frame 2 and crashes before emitting (not possible in the core:
+    // the emits come first; a broken core might do it).
+    h.checker.on_commit(0, E1, &commit(2, 1));
+    h.checker.on_crash(h.now, 0);
+    h.follow(1, E1);
+    h.lead(1, E2, 1, Reason::TakeoverAfterProbe);
+    // The new primary replays frame 2 and trusts the mask: emits nothing.
+    h.checker.on_commit(1, E2, &commit(2, 1));
+    h.checker.on_steps(h.now, 1, &[(E2, Step::new(2, 1, &[0]))]);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![Invariant::NothingLost]);
+}
+
+#[test]
+fn checker_lost_when_every_holder_crashed_is_an_exception() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.checker.on_commit(0, E1, &commit(2, 1));
+    h.checker.on_steps(h.now, 0, &[(E1, Step::new(2, 1, &[0]))]);
+    h.checker.on_crash(h.now, 0);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![]);
+    assert_eq!(c.exceptions.lost_crashed, 1);
+}
+
+#[test]
+fn checker_digest_mismatch_in_one_epoch_is_reported() {
+    let mut h = History::new();
+    let s = |frame, digest| Step::new(frame, digest, &[7]);
+    h.checker.on_steps(1, 0, &[(E1, s(1, 10)), (E1, s(2, 20))]);
+    h.checker.on_steps(2, 1, &[(E1, s(1, 10))]);
+    // Another epoch may differ (a different history), the same epoch may not.
+    h.checker.on_steps(3, 1, &[(E2, s(2, 21))]);
+    assert_eq!(broken(&h.checker), vec![]);
+    h.checker.on_steps(4, 1, &[(E1, s(2, 21))]);
+    assert_eq!(broken(&h.checker), vec![Invariant::DigestAgreement]);
+}
+
+#[test]
+fn checker_slow_clean_failover_is_reported() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run(0, E1, 1, 1);
+    h.checker.on_crash(1_000, 0);
+    h.checker.on_primary_crash(1_000, 0, E1, Some(500));
+    h.now = 2_000;
+    h.follow(1, E1);
+    h.lead(1, E2, 1, Reason::TakeoverAfterProbe);
+    h.run(1, E2, 2, 2);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![Invariant::FailoverTime]);
+    assert_eq!(c.failover_ns.len(), 1);
+    assert!(c.failover_ns[0] > 1_000);
+}
+
+#[test]
+fn checker_clean_failover_without_output_is_late() {
+    let mut c = Checker::new();
+    c.on_primary_crash(1_000, 0, E1, Some(500));
+    c.check_failover_deadlines(1_400);
+    assert!(broken(&c).is_empty());
+    c.check_failover_deadlines(1_600);
+    assert_eq!(broken(&c), vec![Invariant::FailoverTime]);
+}
+
+#[test]
+fn checker_takeover_during_false_death_freeze_is_reported() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.checker.expect_no_takeover(1, h.now, h.now + 100);
+    h.follow(1, E1);
+    h.lead(1, E2, 0, Reason::TakeoverAfterProbe);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![Invariant::FalseDeath]);
+}
+
+#[test]
+fn checker_restarted_node_leading_next_to_a_healthy_primary_is_reported() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.checker.on_start(1, 2);
+    h.checker.expect_no_lead(1, h.now, h.now + 100);
+    h.lead(1, E2, 0, Reason::StartedFirst);
+    let c = h.finish();
+    assert!(broken(&c).contains(&Invariant::FalseDeath));
+    // A switchover the primary asked for is no usurpation.
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.checker.on_start(1, 2);
+    h.checker.expect_no_lead(1, h.now, h.now + 100);
+    h.follow(1, E1);
+    h.lead(1, E2, 0, Reason::SwitchoverCompleted);
+    let c = h.finish();
+    assert!(!broken(&c).contains(&Invariant::FalseDeath));
+}
+
+#[test]
+fn checker_calm_switchover_must_complete_cleanly() {
+    let switchover = |spoil: Option<Reason>, complete: bool, fault: bool| {
+        let mut c = Checker::new();
+        c.on_transition(1, 0, &transition(Role::Primary, E1, 0, Reason::StartedFirst));
+        c.expect_clean_switchover(2, 100);
+        if fault {
+            c.end_switchover_watches(3);
+        }
+        if complete {
+            c.on_transition(4, 1, &transition(Role::Primary, E2, 5, Reason::SwitchoverCompleted));
+        }
+        if let Some(reason) = spoil {
+            c.on_transition(5, 0, &transition(Role::Backup, E2, 5, reason));
+        }
+        c.check_switchovers(200);
+        broken(&c).contains(&Invariant::Switchover)
+    };
+    assert!(!switchover(Some(Reason::SwitchoverHandedOver), true, false));
+    assert!(switchover(Some(Reason::FencedByEpoch), true, false), "fenced");
+    assert!(switchover(None, false, false), "never completed");
+    assert!(!switchover(None, false, true), "cut short by a fault: not judged");
+}
+
+#[test]
+fn checker_pair_converged_needs_paired_primary_and_in_sync_backup() {
+    let status = |role, sync, epoch| {
+        let mut s = twinloop::testing::Pair::new(1, twinloop::Config::default(), 0);
+        s.start(0);
+        let mut st = s.node(0).status();
+        st.role = role;
+        st.sync = sync;
+        st.epoch = epoch;
+        st
+    };
+    let p = status(Role::Primary, SyncState::Paired, E1);
+    let b = status(Role::Backup, SyncState::InSync, E1);
+    assert!(pair_converged(&[Some(p.clone()), Some(b.clone())]));
+    assert!(pair_converged(&[Some(b.clone()), Some(p.clone())]));
+    let lagging = status(Role::Backup, SyncState::Lagging, E1);
+    assert!(!pair_converged(&[Some(p.clone()), Some(lagging)]));
+    let other_epoch = status(Role::Backup, SyncState::InSync, E3);
+    assert!(!pair_converged(&[Some(p.clone()), Some(other_epoch)]));
+    assert!(!pair_converged(&[Some(p), None]));
+}
+
+#[test]
+fn checker_steps_split_by_transition_frame() {
+    let t = [transition(Role::Primary, E2, 10, Reason::SwitchoverCompleted)];
+    let s = |frame| Step::new(frame, 0, &[]);
+    let mut out = Vec::new();
+    attribute_steps(E1, &t, &[s(9), s(10), s(11)], &mut out);
+    let epochs: Vec<u64> = out.iter().map(|(e, _)| *e).collect();
+    assert_eq!(epochs, vec![E1, E1, E2]);
+}

@@ -1,0 +1,351 @@
+//! Node hosting: starting a node from what its disk holds, draining its actions into
+//! the network, the sink and the checkers, its timer, crashes and thaws, and queries on
+//! the nodes the fault plan resolves its targets with.
+
+use super::trace::describe_body;
+use super::world::{Event, Phase, Sim};
+use super::*;
+use crate::dst::app::{Recorder, Workload};
+use crate::dst::checker::attribute_steps;
+use crate::dst::clock::Nanos;
+use crate::dst::faults::Target;
+use crate::dst::sink::Verdict;
+use twinloop::wire::{self, AuthKey, Body, WireRole};
+use twinloop::{Action, Alarm, Boot, Node, Notice, Reason, Role, SyncState};
+
+impl<'a, W: Workload> Sim<'a, W> {
+    pub(super) fn start(&mut self, i: usize, restart: bool) {
+        if self.nodes[i].node.is_some() {
+            return;
+        }
+        let mut config = self.options.node_config(i);
+        if self.run.mutation == Mutation::ColdStart {
+            config.allow_cold_start = true;
+        }
+        if restart {
+            self.last_trouble_at = self.now;
+        }
+        let sn = &mut self.nodes[i];
+        sn.incarnation += 1;
+        let boot = Boot {
+            now: sn.clock.local(self.now),
+            seed: sn.seeds.next_u64(),
+            epoch_persisted: sn.disk_epoch,
+            epoch_reserved: sn.disk_reserved,
+        };
+        let app = Recorder::new(self.workload.new_app());
+        let mut node = match Node::new(config, app, boot) {
+            Ok(node) => node,
+            Err(error) => panic!("the drawn configuration is invalid: {error}"),
+        };
+        if let Some(key) = self.options.auth_key {
+            // The session must grow from one start to the next: true time does.
+            node = node.with_auth(AuthKey::new(key), self.now + 1);
+        }
+        let epoch_before = node.epoch();
+        sn.node = Some(node);
+        let incarnation = sn.incarnation;
+        self.checker.on_start(i, incarnation);
+        if restart {
+            self.say(format_args!(
+                "node {i}: restart (incarnation {incarnation}, persisted epoch {})",
+                twinloop::EpochText(self.nodes[i].disk_epoch)
+            ));
+        }
+        self.trace_u64(100 + i as u64);
+        self.drain(i, epoch_before);
+    }
+
+    /// Drains node `i`'s actions into the network, the sink and the checkers, then its
+    /// recorded steps, then reschedules its timer.
+    pub(super) fn drain(&mut self, i: usize, epoch_before: u64) {
+        let now = self.now;
+        self.transitions.clear();
+        self.input_lost.clear();
+        // Every action first, then the steps they came with: an output is checked against
+        // what the application produced, which must be known when the output is.
+        let mut actions = core::mem::take(&mut self.actions);
+        actions.clear();
+        while let Some(node) = self.nodes[i].node.as_mut() {
+            let Some(action) = node.poll_action() else { break };
+            assert!(
+                actions.len() < ACTIONS_PER_EVENT_MAX,
+                "node {i} produced more than {ACTIONS_PER_EVENT_MAX} actions in one event"
+            );
+            if let Action::Transition(t) = &action {
+                self.transitions.push(*t);
+            }
+            actions.push(action);
+        }
+        let epoch_after = match self.nodes[i].node.as_mut() {
+            Some(node) => {
+                node.app_mut().take_steps(&mut self.steps);
+                node.epoch()
+            }
+            None => epoch_before,
+        };
+        if !self.steps.is_empty() {
+            if self.run.mutation == Mutation::CorruptDigest && i == 1 {
+                for step in self.steps.iter_mut().filter(|s| s.frame % 101 == 0) {
+                    step.digest ^= 1;
+                }
+            }
+            self.attributed.clear();
+            attribute_steps(epoch_before, &self.transitions, &self.steps, &mut self.attributed);
+            self.checker.on_steps(now, i, &self.attributed);
+            if let Some(last) = self.steps.last() {
+                self.trace_u64(last.digest);
+            }
+            self.steps.clear();
+        }
+        for action in actions.drain(..) {
+            self.apply_action(i, now, action);
+        }
+        self.actions = actions;
+        for k in 0..self.input_lost.len() {
+            let frame = self.input_lost[k];
+            self.checker.on_input_lost(epoch_after, frame);
+        }
+        if let (Some(p), Some(duration_ns)) = (self.freeze_now.take(), self.freeze_on_join) {
+            if self.nodes[p].frozen_until.is_none() && self.phase == Phase::Safety {
+                self.freeze_on_join = None;
+                self.freeze_during_join(p, duration_ns);
+            }
+        }
+        if core::mem::take(&mut self.rejoin_pending[i]) {
+            self.operator_rejoin(i);
+        }
+        self.reschedule_timer(i);
+    }
+
+    pub(super) fn reschedule_timer(&mut self, i: usize) {
+        let now = self.now;
+        let sn = &mut self.nodes[i];
+        let want = match (&sn.node, sn.frozen_until) {
+            (Some(node), None) => node.poll_timeout().map(|d| sn.clock.true_at(d).max(now)),
+            _ => None,
+        };
+        if let Some(key) = sn.timer {
+            if Some(key.0) == want {
+                return;
+            }
+            self.queue.remove(&key);
+            sn.timer = None;
+        }
+        if let Some(at) = want {
+            let key = self.schedule(at, Event::Timer { node: i });
+            self.nodes[i].timer = Some(key);
+        }
+    }
+
+    pub(super) fn role(&self, i: usize) -> Option<Role> {
+        self.nodes[i].node.as_ref().map(|n| n.role())
+    }
+
+    pub(super) fn resolve(&self, target: Target) -> Option<usize> {
+        let running = |i: usize| self.nodes[i].node.is_some();
+        let primary = (0..2).find(|&i| self.role(i) == Some(Role::Primary));
+        match target {
+            Target::Node(i) => running(i).then_some(i),
+            Target::Primary => primary.or_else(|| (0..2).find(|&i| running(i))),
+            Target::Backup => match primary {
+                Some(p) => running(1 - p).then_some(1 - p),
+                None => (0..2).rev().find(|&i| running(i)),
+            },
+        }
+    }
+
+    /// True when node `i` is a backup with state following the primary `p`'s epoch.
+    pub(super) fn follows_with_state(&self, i: usize, p: usize) -> bool {
+        let (Some(backup), Some(primary)) = (&self.nodes[i].node, &self.nodes[p].node) else {
+            return false;
+        };
+        let s = backup.status();
+        s.role == Role::Backup
+            && matches!(s.sync, SyncState::InSync | SyncState::Lagging)
+            && s.epoch == primary.epoch()
+            && self.nodes[i].frozen_until.is_none()
+    }
+
+    pub(super) fn crash(&mut self, i: usize) {
+        let sn = &mut self.nodes[i];
+        if sn.node.take().is_none() {
+            return;
+        }
+        if sn.frozen_until.take().is_some() {
+            self.frozen_count -= 1;
+        }
+        sn.buffered.clear();
+        if let Some(key) = sn.timer.take() {
+            self.queue.remove(&key);
+        }
+        self.disk_crash(i);
+        self.checker.on_crash(self.now, i);
+        self.trace_u64(200 + i as u64);
+    }
+
+    pub(super) fn thaw(&mut self, i: usize) {
+        let sn = &mut self.nodes[i];
+        if sn.frozen_until.take().is_none() {
+            return;
+        }
+        self.frozen_count -= 1;
+        self.last_trouble_at = self.now;
+        self.say(format_args!("node {i}: thaws"));
+        // What the sockets buffered arrives first, in order; then the overdue timer.
+        let buffered = core::mem::take(&mut self.nodes[i].buffered);
+        for event in buffered {
+            self.schedule(self.now, event);
+        }
+        self.reschedule_timer(i);
+    }
+
+    /// Applies one of node `i`'s actions: a datagram onto the links (commits tapped for
+    /// the checker), an output to the sink, an epoch to the disk, a transition, an alarm
+    /// or a notice to the checker and the statistics.
+    fn apply_action(&mut self, i: usize, now: Nanos, action: Action) {
+        match action {
+            Action::Transmit { link, bytes, .. } => {
+                let crc_at = bytes.len().saturating_sub(4);
+                let mut crc = [0u8; 4];
+                crc.copy_from_slice(&bytes[crc_at..]);
+                self.trace_u64(u64::from(u32::from_le_bytes(crc)) << 8 | u64::from(link));
+                // Tap the commits a primary puts on the wire (sent on every link,
+                // link 0 included: look at one copy).
+                if self.run.trace_wire {
+                    if let Ok(envelope) = wire::decode(&bytes, None) {
+                        self.say(format_args!(
+                            "node {i} -> link {link}: {}",
+                            describe_body(&envelope.body)
+                        ));
+                    }
+                }
+                if link == 0 {
+                    if let Ok(envelope) = wire::decode(&bytes, None) {
+                        if let (Body::Commit(commit), WireRole::Primary) = (envelope.body, envelope.header.role) {
+                            self.checker.on_commit(i, envelope.header.epoch, &commit);
+                        }
+                    }
+                }
+                let mut deliveries = core::mem::take(&mut self.deliveries);
+                self.network.send(now, i, usize::from(link), &bytes, &mut deliveries);
+                for d in deliveries.drain(..) {
+                    self.schedule(
+                        d.at,
+                        Event::Packet {
+                            to: 1 - i,
+                            link,
+                            bytes: d.bytes,
+                        },
+                    );
+                }
+                self.deliveries = deliveries;
+            }
+            Action::Emit(mut output) => {
+                match self.run.mutation {
+                    Mutation::DropEmit if output.frame % 97 == 0 => return,
+                    Mutation::CorruptEmit if output.frame % 89 == 0 => {
+                        if let Some(byte) = output.payload.first_mut() {
+                            *byte ^= 0x40;
+                        }
+                    }
+                    _ => {}
+                }
+                if self.run.mutation == Mutation::NoFencing {
+                    // A sink that forgets its fence before every output.
+                    self.sink.gateway.clear_fence();
+                }
+                let (verdict, lapsed) = self.sink.offer(now, i, &output);
+                if lapsed {
+                    self.say(format_args!("sink: epoch lease lapsed"));
+                    self.checker.on_sink_lapse();
+                }
+                self.trace_u64(output.frame << 8 | u64::from(output.index));
+                self.trace_u64(output.epoch);
+                if verdict != Verdict::Accepted {
+                    self.say(format_args!(
+                        "node {i}: emit ({}, {}) epoch {} -> {verdict:?}",
+                        output.frame,
+                        output.index,
+                        twinloop::EpochText(output.epoch)
+                    ));
+                }
+                self.checker.on_emit(now, i, &output, verdict);
+            }
+            Action::PersistEpoch(epoch) => {
+                if self.run.mutation == Mutation::LoseEpoch {
+                    // A disk that loses what was written: the restarted node starts low.
+                    return;
+                }
+                self.persist_now(i, epoch);
+            }
+            Action::PersistEpochLater(epoch) => {
+                if self.run.mutation == Mutation::LoseEpoch {
+                    return;
+                }
+                self.persist_later(i, epoch);
+            }
+            Action::ReserveEpoch(epoch) => {
+                if self.run.mutation == Mutation::LoseEpoch {
+                    return;
+                }
+                self.reserve_now(i, epoch);
+            }
+            Action::Transition(t) => {
+                self.trace_u64(t.epoch ^ t.frame.rotate_left(17) ^ (t.role as u64) << 60);
+                self.say(format_args!(
+                    "node {i}: {:?}/{:?} epoch {} frame {} ({:?})",
+                    t.role,
+                    t.sync,
+                    twinloop::EpochText(t.epoch),
+                    t.frame,
+                    t.reason
+                ));
+                if t.reason == Reason::PrimaryFound && self.role(1 - i) == Some(Role::Primary) {
+                    self.freeze_now = Some(1 - i);
+                }
+                match t.reason {
+                    Reason::TakeoverAfterProbe | Reason::TakeoverNoPrimary => self.stats.takeovers += 1,
+                    Reason::SwitchoverCompleted => self.stats.switchovers += 1,
+                    Reason::InSync => self.stats.transfers += 1,
+                    Reason::InputHandover => self.stats.input_handovers += 1,
+                    _ => {}
+                }
+                self.checker.on_transition(now, i, &t);
+            }
+            Action::Alarm(alarm) => {
+                self.say(format_args!("node {i}: alarm {alarm:?}"));
+                match alarm {
+                    Alarm::InputLost { frame } => {
+                        self.stats.alarms_input_lost += 1;
+                        self.input_lost.push(frame);
+                    }
+                    Alarm::OutputDivergence { .. } | Alarm::StateDivergence { .. } => self.stats.alarms_divergence += 1,
+                    Alarm::CannotTakeOver => self.stats.alarms_cannot_take_over += 1,
+                    // The simulated operator chooses the state the sink follows: the
+                    // node that kept its own takes the primary's (liveness after a
+                    // cold start by a node that could not know; see invariant 8).
+                    Alarm::ColderPrimary { .. } => self.rejoin_pending[i] = true,
+                    Alarm::TransferRejected
+                    | Alarm::ColdStartHeld
+                    | Alarm::PairingRefused { .. }
+                    | Alarm::SyncKeyMismatch { .. }
+                    | Alarm::PeerIsSelf { .. }
+                    | Alarm::InputSilent
+                    | Alarm::EpochRefused { .. }
+                    | Alarm::EpochExhausted { .. }
+                    | Alarm::FrameRefused { .. }
+                    | Alarm::FramesStale { .. } => {}
+                }
+            }
+            Action::Notice(notice) => {
+                if notice == Notice::FalseDeath {
+                    self.stats.false_deaths += 1;
+                }
+                if !matches!(notice, Notice::LinkUp(_) | Notice::LinkDown(_)) {
+                    self.say(format_args!("node {i}: {notice:?}"));
+                }
+            }
+        }
+    }
+}

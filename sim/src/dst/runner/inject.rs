@@ -1,0 +1,269 @@
+//! Fault injection: the planned faults fire (crash, freeze, partition, link cut, loss
+//! bursts, I/O loss), timed faults end, and the checker is told which windows to watch
+//! (a clean failover's deadline, a false-death freeze, a restart next to a healthy
+//! primary).
+
+use super::world::{Event, FaultEnd, Sim};
+use super::*;
+use crate::dst::app::Workload;
+use crate::dst::clock::{Nanos, NANOS_PER_MS};
+use crate::dst::faults::{Fault, FreezeKind};
+use twinloop::{Role, SyncState};
+
+impl<'a, W: Workload> Sim<'a, W> {
+    /// The armed `FreezeKind::DuringJoin` fires: the primary `p` freezes as its peer
+    /// joins it.
+    pub(super) fn freeze_during_join(&mut self, p: usize, duration_ns: Nanos) {
+        self.last_trouble_at = self.now;
+        self.checker.end_switchover_watches(self.now);
+        self.stats.faults.pause += 1;
+        self.stats.faults.pause_long += 1;
+        self.say(format_args!(
+            "FAULT freeze node {p} ({:?}) for {:.3} ms (DuringJoin)",
+            self.role(p),
+            duration_ns as f64 / 1e6
+        ));
+        let until = self.now + duration_ns;
+        let sn = &mut self.nodes[p];
+        sn.frozen_until = Some(until);
+        self.frozen_count += 1;
+        if let Some(key) = sn.timer.take() {
+            self.queue.remove(&key);
+        }
+        self.schedule(until, Event::Thaw { node: p });
+    }
+
+    pub(super) fn apply_fault(&mut self, index: usize) {
+        let planned = self.plan.faults[index];
+        let ms = NANOS_PER_MS;
+        self.trace_u64(0xFA17 + index as u64);
+        let trouble_before = self.last_trouble_at;
+        if !matches!(planned.fault, Fault::Switchover { .. }) {
+            self.last_trouble_at = self.now;
+            self.checker.end_switchover_watches(self.now);
+        }
+        match planned.fault {
+            Fault::Crash {
+                target,
+                restart_after_ns,
+            } => {
+                let Some(i) = self.resolve(target) else {
+                    self.stats.faults.skipped += 1;
+                    return;
+                };
+                self.stats.faults.crash += 1;
+                let was_primary = self.role(i) == Some(Role::Primary);
+                let epoch = self.nodes[i].node.as_ref().map_or(0, |n| n.epoch());
+                let q = 1 - i;
+                let measured = was_primary && self.follows_with_state(q, i);
+                if measured {
+                    let bound_ns = failover_bound_ns(self.options, &self.nodes[q].clock);
+                    let (status_p, status_q) = (
+                        self.nodes[i].node.as_ref().map(|n| n.status()),
+                        self.nodes[q].node.as_ref().map(|n| n.status()),
+                    );
+                    let quiet_switchover = status_p.as_ref().is_some_and(|s| s.switchover.is_none())
+                        && status_q.as_ref().is_some_and(|s| s.switchover.is_none());
+                    let links_healthy = self.network.all_up() && self.frozen_count == 0 && self.faults_active == 0;
+                    let io_clean = self.io_loss_ppm[q] == 0 && self.io_bursts.is_empty();
+                    let quiet_plan = !self.plan.any_within(self.now, self.now + bound_ns, Some(index))
+                        && self.now + bound_ns < self.options.safety_ms * ms;
+                    let clean = quiet_switchover
+                        && status_q.is_some_and(|s| s.sync == SyncState::InSync)
+                        && links_healthy
+                        && io_clean
+                        && quiet_plan;
+                    self.checker
+                        .on_primary_crash(self.now, i, epoch, clean.then_some(bound_ns));
+                    if clean {
+                        self.schedule(self.now + bound_ns + 1, Event::FailoverDeadline);
+                    }
+                }
+                self.say(format_args!(
+                    "FAULT crash node {i} (was {:?}, failover {})",
+                    self.role(i),
+                    if measured { "measured" } else { "not measured" }
+                ));
+                self.crash(i);
+                if let Some(after_ns) = restart_after_ns {
+                    self.schedule(self.now + after_ns, Event::Start { node: i, restart: true });
+                }
+            }
+            Fault::Freeze {
+                kind: FreezeKind::DuringJoin,
+                duration_ns,
+                ..
+            } => {
+                self.say(format_args!("FAULT armed: freeze the primary when a node joins it"));
+                self.freeze_on_join = Some(duration_ns);
+            }
+            Fault::Freeze {
+                target,
+                kind,
+                duration_ns,
+            } => {
+                let Some(i) = self.resolve(target) else {
+                    self.stats.faults.skipped += 1;
+                    return;
+                };
+                let f = &mut self.stats.faults;
+                f.pause += 1;
+                match kind {
+                    FreezeKind::Short => f.pause_short += 1,
+                    FreezeKind::FalseDeath => f.pause_false_death += 1,
+                    FreezeKind::Long | FreezeKind::DuringJoin => f.pause_long += 1,
+                }
+                let c = &self.options.config;
+                // Watched only from a calm state: links lossless, nothing frozen, and no
+                // fault for a window + probe before (the backup may still be probing).
+                let calm_ns = (c.detection_window_ms + c.probe_timeout_ms) * ms;
+                if kind == FreezeKind::FalseDeath
+                    && self.role(i) == Some(Role::Primary)
+                    && self.follows_with_state(1 - i, i)
+                    && self.network.is_lossless()
+                    && self.frozen_count == 0
+                    && self.faults_active == 0
+                    && self.now >= trouble_before + calm_ns
+                {
+                    let watch_ns = duration_ns + (c.detection_window_ms + c.probe_timeout_ms) * ms;
+                    let quiet = !self.plan.any_within(self.now, self.now + watch_ns, Some(index))
+                        && self.now + watch_ns < self.options.safety_ms * ms;
+                    if quiet {
+                        self.checker.expect_no_takeover(1 - i, self.now, self.now + watch_ns);
+                    }
+                }
+                self.say(format_args!(
+                    "FAULT freeze node {i} ({:?}) for {:.3} ms ({kind:?})",
+                    self.role(i),
+                    duration_ns as f64 / 1e6
+                ));
+                let until = self.now + duration_ns;
+                let sn = &mut self.nodes[i];
+                match sn.frozen_until {
+                    Some(t) => sn.frozen_until = Some(t.max(until)),
+                    None => {
+                        sn.frozen_until = Some(until);
+                        self.frozen_count += 1;
+                    }
+                }
+                if let Some(key) = sn.timer.take() {
+                    self.queue.remove(&key);
+                }
+                self.schedule(until, Event::Thaw { node: i });
+            }
+            Fault::Partition { from, duration_ns } => {
+                self.stats.faults.partition += 1;
+                if from.is_some() {
+                    self.stats.faults.partition_asym += 1;
+                }
+                self.say(format_args!(
+                    "FAULT partition {} for {:.3} ms",
+                    match from {
+                        None => "both directions".to_string(),
+                        Some(i) => format!("from node {i}"),
+                    },
+                    duration_ns as f64 / 1e6
+                ));
+                self.set_partition(from, true);
+                self.faults_active += 1;
+                self.schedule(self.now + duration_ns, Event::FaultEnd(FaultEnd::Partition { from }));
+            }
+            Fault::LinkCut { link, duration_ns } => {
+                self.stats.faults.link_cut += 1;
+                self.say(format_args!(
+                    "FAULT cut link {link} for {:.3} ms",
+                    duration_ns as f64 / 1e6
+                ));
+                for from in 0..2 {
+                    self.network.set_cut(link, from, true);
+                }
+                self.faults_active += 1;
+                self.schedule(self.now + duration_ns, Event::FaultEnd(FaultEnd::LinkCut { link }));
+            }
+            Fault::LossBurst {
+                link_mask,
+                loss_ppm,
+                duration_ns,
+            } => {
+                self.stats.faults.loss += 1;
+                let id = self.burst_id_next;
+                self.burst_id_next += 1;
+                self.say(format_args!(
+                    "FAULT loss {loss_ppm} ppm on links {link_mask:#b} for {:.3} ms",
+                    duration_ns as f64 / 1e6
+                ));
+                self.network.burst_begin(id, link_mask, loss_ppm);
+                self.faults_active += 1;
+                self.schedule(self.now + duration_ns, Event::FaultEnd(FaultEnd::LossBurst { id }));
+            }
+            Fault::IoLoss {
+                node,
+                loss_ppm,
+                duration_ns,
+            } => {
+                self.stats.faults.io_loss += 1;
+                let id = self.burst_id_next;
+                self.burst_id_next += 1;
+                self.say(format_args!(
+                    "FAULT I/O loss {loss_ppm} ppm to node {node} for {:.3} ms",
+                    duration_ns as f64 / 1e6
+                ));
+                self.io_bursts.insert(id, (node, loss_ppm));
+                self.faults_active += 1;
+                self.schedule(self.now + duration_ns, Event::FaultEnd(FaultEnd::IoLoss { id }));
+            }
+            Fault::Switchover { target } => self.operator_switchover(target),
+        }
+    }
+
+    pub(super) fn set_partition(&mut self, from: Option<usize>, cut: bool) {
+        for link in 0..self.network.links() {
+            for direction in 0..2 {
+                if from.is_none_or(|f| f == direction) {
+                    self.network.set_cut(link, direction, cut);
+                }
+            }
+        }
+    }
+
+    pub(super) fn end_fault(&mut self, end: FaultEnd) {
+        self.faults_active = self.faults_active.saturating_sub(1);
+        self.last_trouble_at = self.now;
+        match end {
+            FaultEnd::Partition { from } => self.set_partition(from, false),
+            FaultEnd::LinkCut { link } => {
+                for from in 0..2 {
+                    self.network.set_cut(link, from, false);
+                }
+            }
+            FaultEnd::LossBurst { id } => self.network.burst_end(id),
+            FaultEnd::IoLoss { id } => {
+                self.io_bursts.remove(&id);
+            }
+        }
+        self.say(format_args!("fault ends: {end:?}"));
+    }
+
+    /// Node `i` restarts next to a healthy primary it can hear, from a calm state: it must
+    /// join that primary, not lead. Unless it has seen a higher epoch than that
+    /// primary's: the sink fences that primary off, and leading is what gets outputs out.
+    pub(super) fn watch_restart(&mut self, i: usize) {
+        let ms = NANOS_PER_MS;
+        let c = &self.options.config;
+        let watch_ns = (c.startup_wait_ms + c.detection_window_ms + c.probe_timeout_ms) * ms;
+        let Some(primary_epoch) = self.nodes[1 - i]
+            .node
+            .as_ref()
+            .filter(|n| n.role() == Role::Primary)
+            .map(|n| n.epoch())
+        else {
+            return;
+        };
+        let calm = self.network.is_lossless() && self.frozen_count == 0 && self.faults_active == 0;
+        let quiet = !self.plan.any_within(self.now, self.now + watch_ns, None)
+            && self.now + watch_ns < self.options.safety_ms * ms;
+        if calm && quiet && self.nodes[i].disk_epoch <= primary_epoch {
+            self.checker.expect_no_lead(i, self.now, self.now + watch_ns);
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The liveness phase and the time bounds: at the end of the safety phase everything
+//! heals; the pair must converge within [`liveness_bound_ns`] and stay together, with
+//! outputs flowing, for a settling time. Also the bound on a clean failover.
+
+use super::world::{Event, Phase, Sim};
+use crate::dst::app::Workload;
+use crate::dst::checker::{pair_converged, pair_following, Invariant};
+use crate::dst::clock::{Clock, Nanos, NANOS_PER_MS};
+use crate::dst::options::Options;
+use twinloop::Status;
+
+/// The bound on a clean failover, in true nanoseconds: the primary's last message may
+/// still be in flight when it dies (one link delay); the backup then waits the detection
+/// window and the probe timeout on its own clock (scaled by its drift, rounded up); the
+/// first output needs a frame in hand, which the source sends within a cycle and which
+/// arrives within the I/O delay — two cycles, as DESIGN.md allows, cover one such wait
+/// and a frame that arrived out of order; plus 1 µs of rounding.
+pub fn failover_bound_ns(options: &Options, backup_clock: &Clock) -> Nanos {
+    let c = &options.config;
+    let detect_ns = backup_clock.true_duration((c.detection_window_ms + c.probe_timeout_ms) * NANOS_PER_MS);
+    options.link_delay_ns_max() + detect_ns + 2 * options.cycle_ms * NANOS_PER_MS + options.io_delay_ns_max() + 1_000
+}
+
+/// The bound on convergence after healing, in true nanoseconds: two start-up waits (a
+/// restarted node may wait twice: once for a tie, once for a backup with state to take
+/// over), two detections with probe (a deposed or silent primary), a switchover timeout
+/// (one under way when the faults healed), two state transfers (one may start before
+/// the other is superseded), some retries and 50 cycles of catching up; doubled for drift.
+pub fn liveness_bound_ns(options: &Options) -> Nanos {
+    let c = &options.config;
+    let rtt_ns = 2 * options.link_delay_ns_max() + c.heartbeat_interval_ms * NANOS_PER_MS;
+    let state_bytes = options.ballast_bytes as u64 + 64;
+    let chunks = state_bytes.div_ceil(c.transfer_chunk_bytes);
+    let rounds = chunks.div_ceil(c.transfer_window_chunks) + 1;
+    let paced_ns = (chunks * NANOS_PER_MS)
+        .checked_div(c.transfer_chunks_per_ms)
+        .unwrap_or(0);
+    let transfer_ns = rounds * rtt_ns + paced_ns + 4 * c.retry_ms * NANOS_PER_MS;
+    let ms = NANOS_PER_MS;
+    2 * (2 * c.startup_wait_ms * ms
+        + 2 * (c.detection_window_ms + c.probe_timeout_ms) * ms
+        + c.switchover_timeout_ms * ms
+        + 2 * transfer_ns
+        + 10 * c.retry_ms * ms
+        + 50 * options.cycle_ms * ms)
+}
+
+/// How long the converged pair must stay converged, with outputs flowing.
+pub(super) fn settle_ns(options: &Options) -> Nanos {
+    let c = &options.config;
+    (2 * (c.detection_window_ms + c.probe_timeout_ms) + 2 * c.heartbeat_interval_ms + 20 * options.cycle_ms)
+        * NANOS_PER_MS
+}
+
+impl<'a, W: Workload> Sim<'a, W> {
+    pub(super) fn statuses(&self) -> [Option<Status>; 2] {
+        [0, 1].map(|i| self.nodes[i].node.as_ref().map(|n| n.status()))
+    }
+
+    pub(super) fn converged(&self) -> bool {
+        self.nodes.iter().all(|n| n.frozen_until.is_none()) && pair_converged(&self.statuses())
+    }
+
+    pub(super) fn heal(&mut self) {
+        self.say(format_args!("HEAL: liveness phase"));
+        self.phase = Phase::Liveness { heal_at: self.now };
+        self.network.heal();
+        self.io_loss_ppm = [0, 0];
+        self.io_bursts.clear();
+        self.faults_active = 0;
+        for i in 0..2 {
+            self.thaw(i);
+        }
+        for i in 0..2 {
+            if self.nodes[i].node.is_none() {
+                self.stats.faults.restart_heal += 1;
+                self.start(i, true);
+            }
+        }
+        self.checker.drop_pending_failovers();
+        let deadline = self.now + liveness_bound_ns(self.options);
+        self.schedule(deadline, Event::LivenessDeadline);
+    }
+
+    /// In the liveness phase, after every event: once the pair has converged, it must
+    /// stay so for the settling time.
+    pub(super) fn check_converged(&mut self) {
+        if let Phase::Liveness { heal_at } = self.phase {
+            if self.converged() {
+                let took_ns = self.now - heal_at;
+                self.stats.liveness_ns = Some(took_ns);
+                self.say(format_args!("converged {:.3} ms after healing", took_ns as f64 / 1e6));
+                self.phase = Phase::Settling {
+                    accepted_at_convergence: self.sink.accepted.len(),
+                };
+                let end = self.now + settle_ns(self.options);
+                self.schedule(end, Event::End);
+            }
+        }
+    }
+
+    /// The liveness bound passed without convergence.
+    pub(super) fn liveness_deadline(&mut self) {
+        if let Phase::Liveness { heal_at } = self.phase {
+            let detail = format!(
+                "no single primary with an in-sync backup {:.3} ms after healing; {}",
+                (self.now - heal_at) as f64 / 1e6,
+                self.describe_nodes()
+            );
+            self.checker.violation(Invariant::Liveness, self.now, detail);
+            self.phase = Phase::Done;
+        }
+    }
+
+    /// The end of the settling time: the converged pair must still be together, with
+    /// new outputs accepted.
+    pub(super) fn settle_end(&mut self) {
+        if let Phase::Settling {
+            accepted_at_convergence,
+        } = self.phase
+        {
+            // Still one primary with a following backup (a burst of catching up
+            // may make it lag for a moment), and outputs flowing.
+            let following = self.nodes.iter().all(|n| n.frozen_until.is_none()) && pair_following(&self.statuses());
+            if !following {
+                let detail = format!("the pair did not stay together; {}", self.describe_nodes());
+                self.checker.violation(Invariant::Liveness, self.now, detail);
+            } else if self.sink.accepted.len() <= accepted_at_convergence {
+                self.checker.violation(
+                    Invariant::Liveness,
+                    self.now,
+                    "converged, but no new output reached the sink while settling".to_string(),
+                );
+            }
+            self.phase = Phase::Done;
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! What one run reports: its verdict, the faults injected and what happened, gathered
+//! from the checker, the sink and the network when the run ends.
+
+use super::world::Sim;
+use crate::dst::app::Workload;
+use crate::dst::checker::{Exceptions, Violation};
+use crate::dst::clock::Nanos;
+use crate::dst::network::NetworkStats;
+
+/// How a seed failed. Each kind has its own exit code (see `docs/DST.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FailureKind {
+    /// An invariant 1–4 broke.
+    Safety,
+    /// Invariant 5 or 6 broke (convergence, failover time, false death), or the run got
+    /// stuck.
+    Liveness,
+    /// The simulator or a node panicked.
+    Panic,
+}
+
+impl FailureKind {
+    /// The process exit code for this kind.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            FailureKind::Safety => 10,
+            FailureKind::Liveness => 11,
+            FailureKind::Panic => 12,
+        }
+    }
+
+    /// A name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::Safety => "safety",
+            FailureKind::Liveness => "liveness",
+            FailureKind::Panic => "panic",
+        }
+    }
+}
+
+/// Faults actually injected (a planned fault whose target is not running is skipped).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultCounts {
+    /// Nodes killed.
+    pub crash: u64,
+    /// Crashed nodes restarted during the safety phase (late joins).
+    pub restart: u64,
+    /// Crashed nodes restarted when the liveness phase healed everything.
+    pub restart_heal: u64,
+    /// Freezes of every kind.
+    pub pause: u64,
+    /// Freezes shorter than the window.
+    pub pause_short: u64,
+    /// Freezes between window and window + probe.
+    pub pause_false_death: u64,
+    /// Freezes longer than window + probe.
+    pub pause_long: u64,
+    /// Partitions, symmetric or not.
+    pub partition: u64,
+    /// Of which asymmetric.
+    pub partition_asym: u64,
+    /// One link cut while others live.
+    pub link_cut: u64,
+    /// Loss bursts on links.
+    pub loss: u64,
+    /// Loss bursts on a node's I/O input.
+    pub io_loss: u64,
+    /// Operator switchover commands issued.
+    pub switchover: u64,
+    /// Of which issued while another fault was active.
+    pub switchover_during_fault: u64,
+    /// Planned faults skipped because their target was not running.
+    pub skipped: u64,
+}
+
+impl FaultCounts {
+    pub(super) fn add(&mut self, o: &FaultCounts) {
+        self.crash += o.crash;
+        self.restart += o.restart;
+        self.restart_heal += o.restart_heal;
+        self.pause += o.pause;
+        self.pause_short += o.pause_short;
+        self.pause_false_death += o.pause_false_death;
+        self.pause_long += o.pause_long;
+        self.partition += o.partition;
+        self.partition_asym += o.partition_asym;
+        self.link_cut += o.link_cut;
+        self.loss += o.loss;
+        self.io_loss += o.io_loss;
+        self.switchover += o.switchover;
+        self.switchover_during_fault += o.switchover_during_fault;
+        self.skipped += o.skipped;
+    }
+}
+
+/// What happened in one run, besides the verdict.
+#[derive(Debug, Clone, Default)]
+pub struct RunStats {
+    /// Faults injected.
+    pub faults: FaultCounts,
+    /// Takeovers (unplanned: after a probe, or with no primary left).
+    pub takeovers: u64,
+    /// Planned switchovers completed.
+    pub switchovers: u64,
+    /// Switchover commands refused.
+    pub switchovers_refused: u64,
+    /// Input handovers started (a primary with a silent input, its backup's alive).
+    pub input_handovers: u64,
+    /// Every failover time (primary crash → first output of the new primary), ns.
+    pub failover_ns: Vec<Nanos>,
+    /// Failovers checked against the bound.
+    pub failovers_checked: u64,
+    /// False deaths (probes answered by a live primary).
+    pub false_deaths: u64,
+    /// False-death freezes watched for a takeover.
+    pub false_deaths_watched: u64,
+    /// Restarts next to a healthy primary watched for a node that leads.
+    pub restarts_watched: u64,
+    /// Switchovers asked for in a calm state, watched to complete cleanly.
+    pub switchovers_watched: u64,
+    /// Time from healing to convergence, ns.
+    pub liveness_ns: Option<Nanos>,
+    /// Allowed differences and losses.
+    pub exceptions: Exceptions,
+    /// `InputLost` alarms.
+    pub alarms_input_lost: u64,
+    /// Output or state divergence alarms.
+    pub alarms_divergence: u64,
+    /// `CannotTakeOver` alarms.
+    pub alarms_cannot_take_over: u64,
+    /// State transfers completed (receiver side).
+    pub transfers: u64,
+    /// Frames the source sent.
+    pub frames: u64,
+    /// Outputs the sink accepted.
+    pub accepted: u64,
+    /// Duplicates the sink dropped.
+    pub duplicates: u64,
+    /// Stale outputs the sink rejected.
+    pub stale: u64,
+    /// Outputs the sink rejected as older than its dedup window (the nodes' ring).
+    pub too_old: u64,
+    /// Times the sink's epoch lease lapsed.
+    pub lapses: u64,
+    /// Events processed.
+    pub events: u64,
+    /// The network's counters.
+    pub network: NetworkStats,
+    /// Frames between the first and the last output the sink accepted for which it
+    /// accepted none (skipped, stalled or fenced-off frames).
+    pub frames_without_output: u64,
+    /// The longest run of such frames.
+    pub output_gap_frames_max: u64,
+    /// Frames and datagrams a frozen node's full buffer dropped.
+    pub frozen_dropped: u64,
+    /// Background epoch writes (`PersistEpochLater`) asked for.
+    pub epoch_writes_later: u64,
+    /// Of which lost: the node crashed before they were durable.
+    pub epoch_writes_lost: u64,
+}
+
+/// The result of one seed.
+#[derive(Debug, Clone)]
+pub struct SeedReport {
+    /// The seed.
+    pub seed: u64,
+    /// The options, one line.
+    pub summary: String,
+    /// `None`: every invariant held.
+    pub failure: Option<FailureKind>,
+    /// The violations kept.
+    pub violations: Vec<Violation>,
+    /// Every violation, kept or not.
+    pub violation_count: u64,
+    /// The panic message, when it panicked.
+    pub panic: Option<String>,
+    /// Hash of everything that happened: the same seed gives the same hash.
+    pub trace_hash: u64,
+    /// What happened.
+    pub stats: RunStats,
+    /// The configuration profile.
+    pub profile: &'static str,
+}
+
+impl<'a, W: Workload> Sim<'a, W> {
+    pub(super) fn finish(&mut self) {
+        self.checker.check_failover_deadlines(self.now);
+        self.checker.check_switchovers(self.now);
+        self.checker.finish(self.now, &self.sink.accepted);
+        let s = &mut self.stats;
+        s.exceptions = self.checker.exceptions;
+        s.failover_ns = self.checker.failover_ns.clone();
+        s.failovers_checked = self.checker.failovers_checked;
+        s.false_deaths_watched = self.checker.false_deaths_watched;
+        s.restarts_watched = self.checker.restarts_watched;
+        s.switchovers_watched = self.checker.switchovers_watched;
+        s.accepted = self.sink.accepted.len() as u64;
+        s.duplicates = self.sink.duplicates;
+        s.stale = self.sink.stale;
+        s.too_old = self.sink.too_old;
+        s.lapses = self.sink.lapses;
+        s.network = self.network.stats;
+        let mut previous: Option<u64> = None;
+        for &(frame, index) in self.sink.accepted.keys() {
+            if index != 0 {
+                continue;
+            }
+            if let Some(p) = previous {
+                let gap = frame.saturating_sub(p + 1);
+                s.frames_without_output += gap;
+                s.output_gap_frames_max = s.output_gap_frames_max.max(gap);
+            }
+            previous = Some(frame);
+        }
+        let accepted = s.accepted;
+        self.trace_u64(accepted);
+        self.trace_u64(self.checker.violation_count());
+    }
+
+    pub(super) fn into_report(self, summary: String) -> SeedReport {
+        let violations = self.checker.violations().to_vec();
+        let violation_count = self.checker.violation_count();
+        let failure = if violation_count == 0 {
+            None
+        } else if violations.iter().any(|v| v.invariant.is_safety()) {
+            Some(FailureKind::Safety)
+        } else {
+            Some(FailureKind::Liveness)
+        };
+        SeedReport {
+            seed: self.options.seed,
+            summary,
+            failure,
+            violations,
+            violation_count,
+            panic: None,
+            trace_hash: self.trace.finish(),
+            stats: self.stats,
+            profile: self.options.profile.name(),
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! The world of one run: the nodes' hosts, the sync links, the I/O source, the sink, the
+//! checker, and the one event queue ordered by `(true time, sequence)` that drives them.
+//! [`Sim::run`] pops events in order and [`Sim::handle`] routes each to its handler.
+
+use super::*;
+use crate::dst::app::{Recorder, Step, Workload};
+use crate::dst::checker::{Checker, Invariant};
+use crate::dst::clock::{Clock, Nanos, NANOS_PER_MS, NANOS_PER_US};
+use crate::dst::faults::FaultPlan;
+use crate::dst::network::{Delivery, Network};
+use crate::dst::options::Options;
+use crate::dst::sink::Sink;
+use std::collections::{BTreeMap, VecDeque};
+use twinloop::digest::Fnv64;
+use twinloop::{Action, Node, Rng, Transition};
+
+#[derive(Debug)]
+pub(super) enum Event {
+    /// The I/O source sends the next frame.
+    SourceTick,
+    /// A frame reaches a node.
+    Frame { node: usize, frame: u64 },
+    /// A datagram reaches a node.
+    Packet { to: usize, link: u8, bytes: Vec<u8> },
+    /// A node's deadline.
+    Timer { node: usize },
+    /// A node starts or restarts.
+    Start { node: usize, restart: bool },
+    /// A planned fault fires.
+    Fault { index: usize },
+    /// A timed fault ends.
+    FaultEnd(FaultEnd),
+    /// A frozen node resumes.
+    Thaw { node: usize },
+    /// A node's background epoch writes due by now become durable.
+    Durable { node: usize },
+    /// The safety phase ends: heal everything.
+    Heal,
+    /// A clean failover's deadline.
+    FailoverDeadline,
+    /// The liveness bound.
+    LivenessDeadline,
+    /// The end of the run.
+    End,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) enum FaultEnd {
+    Partition { from: Option<usize> },
+    LinkCut { link: usize },
+    LossBurst { id: u64 },
+    IoLoss { id: u64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    Safety,
+    Liveness { heal_at: Nanos },
+    Settling { accepted_at_convergence: usize },
+    Done,
+}
+
+pub(super) struct SimNode<A: twinloop::App> {
+    pub(super) node: Option<Node<Recorder<A>>>,
+    pub(super) incarnation: u32,
+    pub(super) clock: Clock,
+    pub(super) frozen_until: Option<Nanos>,
+    pub(super) buffered: VecDeque<Event>,
+    pub(super) timer: Option<(Nanos, u64)>,
+    /// The epoch on "disk": survives crashes.
+    pub(super) disk_epoch: u64,
+    /// The epoch reserved on "disk".
+    pub(super) disk_reserved: u64,
+    /// Background epoch writes (`PersistEpochLater`) not durable yet, in the order asked:
+    /// `(true time it becomes durable, epoch)`, the times non-decreasing (one writer, one
+    /// write after another). A crash loses them.
+    pub(super) disk_later: VecDeque<(Nanos, u64)>,
+    pub(super) seeds: Rng,
+}
+
+pub(super) struct Sim<'a, W: Workload> {
+    pub(super) options: &'a Options,
+    pub(super) workload: &'a W,
+    pub(super) run: RunConfig,
+    pub(super) now: Nanos,
+    pub(super) queue: BTreeMap<(Nanos, u64), Event>,
+    pub(super) seq: u64,
+    pub(super) nodes: [SimNode<W::App>; 2],
+    pub(super) network: Network,
+    pub(super) io_rng: Rng,
+    pub(super) io_loss_ppm: [u32; 2],
+    pub(super) io_bursts: BTreeMap<u64, (usize, u32)>,
+    pub(super) burst_id_next: u64,
+    pub(super) frame_next: u64,
+    pub(super) sink: Sink,
+    pub(super) checker: Checker,
+    pub(super) plan: FaultPlan,
+    pub(super) phase: Phase,
+    pub(super) trace: Fnv64,
+    pub(super) stats: RunStats,
+    /// Timed faults active now (for "switchover during faults").
+    pub(super) faults_active: u32,
+    /// The last time a fault began or ended (switchovers aside).
+    pub(super) last_trouble_at: Nanos,
+    pub(super) frozen_count: u32,
+    pub(super) events_at_instant: u64,
+    pub(super) instant: Nanos,
+    // Scratch buffers, kept to avoid allocating per event.
+    pub(super) deliveries: Vec<Delivery>,
+    pub(super) steps: Vec<Step>,
+    pub(super) attributed: Vec<(u64, Step)>,
+    pub(super) transitions: Vec<Transition>,
+    pub(super) input_lost: Vec<u64>,
+    pub(super) payload: Vec<u8>,
+    pub(super) actions: Vec<Action>,
+    /// By node: raised `ColderPrimary`; the simulated operator says `rejoin`.
+    pub(super) rejoin_pending: [bool; 2],
+    /// An armed `FreezeKind::DuringJoin`: its duration.
+    pub(super) freeze_on_join: Option<Nanos>,
+    /// The node to freeze now that its peer joins it.
+    pub(super) freeze_now: Option<usize>,
+    /// Draws how long each background epoch write takes to become durable.
+    pub(super) disk_rng: Rng,
+}
+
+impl<'a, W: Workload> Sim<'a, W> {
+    pub(super) fn new(options: &'a Options, workload: &'a W, run: RunConfig) -> Self {
+        let mut rng = Rng::new(options.run_seed);
+        let r_plan = &mut rng.fork();
+        let plan = FaultPlan::draw(options, r_plan);
+        let network = Network::new(options.links.clone(), rng.fork());
+        let io_rng = rng.fork();
+        let make = |i: usize, rng: &mut Rng| SimNode {
+            node: None,
+            incarnation: 0,
+            clock: Clock::new(options.clock_offset_ns[i], options.drift_ppm[i]),
+            frozen_until: None,
+            buffered: VecDeque::new(),
+            timer: None,
+            disk_epoch: 0,
+            disk_reserved: 0,
+            disk_later: VecDeque::new(),
+            seeds: rng.fork(),
+        };
+        let nodes = [make(0, &mut rng), make(1, &mut rng)];
+        // Forked after every other concern: their draws stay what they were.
+        let disk_rng = rng.fork();
+        let mut sim = Sim {
+            options,
+            workload,
+            run,
+            now: 0,
+            queue: BTreeMap::new(),
+            seq: 0,
+            nodes,
+            network,
+            io_rng,
+            io_loss_ppm: options.io.loss_ppm,
+            io_bursts: BTreeMap::new(),
+            burst_id_next: 1,
+            frame_next: 1,
+            // A window longer than any run (as the harness's gateway keeps): with exactly
+            // the nodes' ring (`frames_buffered`), seeds 8972 and 11693 of 2000..11999
+            // rejected committed outputs as too old after a takeover by a node whose input
+            // had fallen behind — lost at the sink, not by the nodes. PROTOCOL.md, "The
+            // dedup window", says so; the checker judges the nodes here.
+            sink: Sink::new(
+                SINK_WINDOW_FRAMES.max(options.config.frames_buffered),
+                options.sink_lease_ms.map(|ms| ms * NANOS_PER_MS),
+            )
+            .expect("frames_buffered is within a gateway's window"),
+            checker: Checker::new(),
+            plan,
+            phase: Phase::Safety,
+            trace: Fnv64::new(),
+            stats: RunStats::default(),
+            faults_active: 0,
+            last_trouble_at: 0,
+            frozen_count: 0,
+            events_at_instant: 0,
+            instant: 0,
+            deliveries: Vec::with_capacity(4),
+            steps: Vec::with_capacity(1024),
+            attributed: Vec::with_capacity(1024),
+            transitions: Vec::with_capacity(8),
+            input_lost: Vec::new(),
+            payload: Vec::with_capacity(64),
+            actions: Vec::with_capacity(256),
+            rejoin_pending: [false; 2],
+            freeze_on_join: None,
+            freeze_now: None,
+            disk_rng,
+        };
+        sim.schedule(0, Event::SourceTick);
+        for i in 0..2 {
+            sim.schedule(
+                options.start_ms[i] * NANOS_PER_MS,
+                Event::Start {
+                    node: i,
+                    restart: false,
+                },
+            );
+        }
+        for index in 0..sim.plan.faults.len() {
+            let at = sim.plan.faults[index].at;
+            sim.schedule(at, Event::Fault { index });
+        }
+        sim.schedule(options.safety_ms * NANOS_PER_MS, Event::Heal);
+        sim
+    }
+
+    pub(super) fn schedule(&mut self, at: Nanos, event: Event) -> (Nanos, u64) {
+        self.seq += 1;
+        let key = (at.max(self.now), self.seq);
+        self.queue.insert(key, event);
+        key
+    }
+
+    pub(super) fn run(&mut self) {
+        while self.phase != Phase::Done {
+            let Some(((at, _), event)) = self.queue.pop_first() else {
+                self.checker
+                    .violation(Invariant::Liveness, self.now, "the event queue ran dry".to_string());
+                break;
+            };
+            debug_assert!(at >= self.now, "time went backwards");
+            self.now = at;
+            self.stats.events += 1;
+            if self.stats.events > EVENTS_MAX {
+                self.checker.violation(
+                    Invariant::Liveness,
+                    self.now,
+                    format!("more than {EVENTS_MAX} events: the run does not end"),
+                );
+                break;
+            }
+            if at == self.instant {
+                self.events_at_instant += 1;
+                if self.events_at_instant > EVENTS_PER_INSTANT_MAX {
+                    self.checker.violation(
+                        Invariant::Liveness,
+                        self.now,
+                        format!("more than {EVENTS_PER_INSTANT_MAX} events at one instant: a livelock"),
+                    );
+                    break;
+                }
+            } else {
+                self.instant = at;
+                self.events_at_instant = 0;
+            }
+            self.trace_u64(at);
+            self.handle(event);
+            self.check_converged();
+        }
+        self.finish();
+    }
+
+    pub(super) fn handle(&mut self, event: Event) {
+        match event {
+            Event::SourceTick => self.source_tick(),
+            Event::Frame { node, frame } => {
+                self.trace_u64(1 + node as u64);
+                if self.defer_if_frozen(node, Event::Frame { node, frame }) {
+                    return;
+                }
+                let sn = &mut self.nodes[node];
+                let Some(n) = sn.node.as_mut() else { return };
+                let local = sn.clock.local(self.now);
+                let epoch_before = n.epoch();
+                self.workload.payload(frame, &mut self.payload);
+                n.handle_frame(local, frame, &self.payload);
+                self.drain(node, epoch_before);
+            }
+            Event::Packet { to, link, bytes } => {
+                self.trace_u64(3 + to as u64);
+                if !self.network.arrive(usize::from(link), 1 - to) {
+                    return;
+                }
+                if self.nodes[to].node.is_none() {
+                    return;
+                }
+                if self.nodes[to].frozen_until.is_some() {
+                    self.defer_if_frozen(to, Event::Packet { to, link, bytes });
+                    return;
+                }
+                let sn = &mut self.nodes[to];
+                let Some(n) = sn.node.as_mut() else { return };
+                let local = sn.clock.local(self.now);
+                let epoch_before = n.epoch();
+                n.handle_message(local, link, &bytes);
+                self.drain(to, epoch_before);
+            }
+            Event::Timer { node } => {
+                self.trace_u64(5 + node as u64);
+                let sn = &mut self.nodes[node];
+                sn.timer = None;
+                if sn.frozen_until.is_some() {
+                    return;
+                }
+                let Some(n) = sn.node.as_mut() else { return };
+                let local = sn.clock.local(self.now);
+                let epoch_before = n.epoch();
+                n.handle_timeout(local);
+                self.drain(node, epoch_before);
+            }
+            Event::Start { node, restart } => {
+                if restart && self.phase == Phase::Safety && self.nodes[node].node.is_none() {
+                    self.stats.faults.restart += 1;
+                    self.watch_restart(node);
+                }
+                self.start(node, restart);
+            }
+            Event::Fault { index } => {
+                if self.phase == Phase::Safety {
+                    self.apply_fault(index);
+                }
+            }
+            Event::FaultEnd(end) => {
+                if self.phase == Phase::Safety {
+                    self.end_fault(end);
+                }
+            }
+            Event::Thaw { node } => {
+                if self.nodes[node].frozen_until.is_some_and(|t| t <= self.now) {
+                    self.thaw(node);
+                }
+            }
+            Event::Durable { node } => self.disk_settle(node),
+            Event::Heal => self.heal(),
+            Event::FailoverDeadline => self.checker.check_failover_deadlines(self.now),
+            Event::LivenessDeadline => self.liveness_deadline(),
+            Event::End => self.settle_end(),
+        }
+    }
+
+    /// A frozen node's sockets buffer what arrives; returns whether it was buffered.
+    pub(super) fn defer_if_frozen(&mut self, node: usize, event: Event) -> bool {
+        let sn = &mut self.nodes[node];
+        if sn.frozen_until.is_none() {
+            return false;
+        }
+        if sn.buffered.len() < FROZEN_BUFFER_MAX {
+            sn.buffered.push_back(event);
+        } else {
+            self.stats.frozen_dropped += 1;
+        }
+        true
+    }
+
+    pub(super) fn source_tick(&mut self) {
+        let frame = self.frame_next;
+        self.frame_next += 1;
+        self.stats.frames += 1;
+        let io = self.options.io;
+        for node in 0..2 {
+            let burst = self
+                .io_bursts
+                .values()
+                .filter(|(n, _)| *n == node)
+                .map(|(_, ppm)| *ppm)
+                .max()
+                .unwrap_or(0);
+            let loss_ppm = self.io_loss_ppm[node].max(burst);
+            if loss_ppm > 0 && self.io_rng.chance(u64::from(loss_ppm), 1_000_000) {
+                continue;
+            }
+            let copies = if io.dup_ppm > 0 && self.io_rng.chance(u64::from(io.dup_ppm), 1_000_000) {
+                2
+            } else {
+                1
+            };
+            for _ in 0..copies {
+                let delay_us = io.delay_us_min + self.io_rng.below(io.delay_us_jitter + 1);
+                self.schedule(self.now + delay_us * NANOS_PER_US, Event::Frame { node, frame });
+            }
+        }
+        let next = self.now + self.options.cycle_ms * NANOS_PER_MS;
+        self.schedule(next, Event::SourceTick);
+    }
+}
