@@ -26,6 +26,7 @@
 //! by a thread of its own ([`epoch_file::StateWriter`]), which the loop waits for when an
 //! output depends on the write.
 
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod console;

@@ -1029,6 +1029,14 @@ pub struct Event {
 }
 
 impl Event {
+    /// `name at frame N` when the event names a frame, else the name.
+    pub fn name_with_frame(&self) -> String {
+        match self.frame {
+            Some(frame) => format!("{} at frame {frame}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
     /// The event exactly as the node sent it.
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
