@@ -110,7 +110,7 @@ fn role_style(role: Role) -> Style {
     match role {
         Role::Primary => Style::Good,
         Role::Backup => Style::Plain,
-        Role::Starting => Style::Warn,
+        Role::Starting | Role::Unknown => Style::Warn,
     }
 }
 

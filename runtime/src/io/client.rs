@@ -11,8 +11,8 @@
 
 use super::console::{hex, request_mac, CHALLENGE_BYTES, PROTOCOL_VERSION};
 use super::schema::{
-    AuthProof, AuthReply, CommandReply, ConfigReply, ErrorReply, EventsPage, Hello, Proof, Reply, Request, RequestLine,
-    Status, StatusReply,
+    AuthProof, AuthReply, CommandReply, ConfigReply, ErrorCode, ErrorReply, EventsPage, Hello, Proof, Reply, Request,
+    RequestLine, Status, StatusReply,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -280,9 +280,17 @@ impl Client {
         match object.get("ok") {
             Some(Value::Bool(true)) => Ok(object),
             Some(Value::Bool(false)) => {
+                // A code this version does not know is shown as the node sent it.
+                let sent_code = object
+                    .get("error")
+                    .and_then(|e| e.get("code"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_string();
                 let (code, message) = match serde_json::from_value::<ErrorReply>(Value::Object(object)) {
+                    Ok(reply) if reply.error.code == ErrorCode::Unknown => (sent_code, reply.error.message),
                     Ok(reply) => (reply.error.code.name().to_string(), reply.error.message),
-                    Err(e) => ("?".to_string(), format!("an error response not of the protocol: {e}")),
+                    Err(e) => (sent_code, format!("an error response not of the protocol: {e}")),
                 };
                 Err(self.error(ErrorKind::Node { code, message }))
             }

@@ -48,6 +48,11 @@ macro_rules! name_enum {
         #[serde(rename_all = "snake_case")]
         pub enum $name {
             $( $(#[$vmeta])* $variant, )*
+            /// A name this version does not know (a newer node's, within protocol
+            /// version 1): read as this rather than failing the whole response. The
+            /// node never sends it.
+            #[serde(other)]
+            Unknown,
         }
 
         impl $name {
@@ -333,6 +338,9 @@ pub enum ErrorCode {
     TooManyConnections,
     /// The connection holds the slot kept for an authenticated operator: `auth` first.
     AuthRequired,
+    /// A code this version does not know (a newer node's); never sent.
+    #[serde(other)]
+    Unknown,
 }
 
 impl ErrorCode {
@@ -813,6 +821,9 @@ pub enum TransferDirection {
     Sending,
     /// The backup receives it.
     Receiving,
+    /// A direction this version does not know; never sent.
+    #[serde(other)]
+    Unknown,
 }
 
 /// `status.transfer`: a state transfer under way.
@@ -1060,6 +1071,9 @@ pub enum CommandResult {
     Forwarded,
     /// The core declined (`reason` says why).
     Refused,
+    /// A result this version does not know; never sent.
+    #[serde(other)]
+    Unknown,
 }
 
 /// The response to `switchover`, `force-primary` or `rejoin` that passed the key check.
@@ -1441,6 +1455,23 @@ mod tests {
             ok_line(&json!(1), "hello", hello),
             "{\"boot_id\":2,\"cmd\":\"hello\",\"id\":1,\"name\":\"a\",\"node_id\":1,\"ok\":true,\"protocol\":1,\"software\":\"twinloop 0.1.0\"}\n"
         );
+    }
+
+    #[test]
+    fn schema_unknown_names_are_read_not_refused() {
+        // Names may be added within version 1: a client reads a newer node's status.
+        let status: Status = serde_json::from_value(json!({
+            "node_id": 1, "name": "a", "role": "observer", "sync": "paired", "epoch": 1, "frame": 2,
+            "last_alarm": {"name": "a_new_alarm", "frame": null, "message": "m"},
+        }))
+        .unwrap();
+        assert_eq!(status.role, Role::Unknown);
+        assert_eq!(status.last_alarm.map(|a| a.name), Some(AlarmName::Unknown));
+        assert_eq!(Role::Unknown.name(), "unknown");
+        let error: ErrorReply =
+            serde_json::from_value(json!({"ok": false, "id": null, "error": {"code": "new_code", "message": "m"}}))
+                .unwrap();
+        assert_eq!(error.error.code, ErrorCode::Unknown);
     }
 
     #[test]
