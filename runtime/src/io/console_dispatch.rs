@@ -76,11 +76,7 @@ impl<A: App> super::Shell<A> {
                 );
                 // The journal keeps events as JSON (its byte bound counts their text);
                 // each is read into the schema's `Event` to be answered.
-                let events = page
-                    .events
-                    .into_iter()
-                    .filter_map(|e| serde_json::from_value(e).ok())
-                    .collect();
+                let events = page.events.into_iter().map(schema::Event::from_journal).collect();
                 let page = EventsPage {
                     events,
                     next_since: page.next_since,

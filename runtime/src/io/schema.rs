@@ -1040,6 +1040,47 @@ pub struct Event {
 }
 
 impl Event {
+    /// An event as a journal keeps it (a JSON object). One whose typed fields do not
+    /// read (a programming error: the shell writes them) is still answered, whole, with
+    /// those fields among [`Event::fields`], rather than dropped from its page.
+    pub fn from_journal(value: Value) -> Event {
+        match serde_json::from_value::<Event>(value.clone()) {
+            Ok(event) => event,
+            Err(_) => {
+                let mut fields = match value {
+                    Value::Object(object) => object,
+                    other => Map::from_iter([("value".to_string(), other)]),
+                };
+                let mut number = |key: &str| fields.remove(key).and_then(|v| v.as_u64()).unwrap_or(0);
+                let (seq, unix_ms) = (number("seq"), number("unix_ms"));
+                let kind = fields
+                    .remove("kind")
+                    .and_then(|v| serde_json::from_value(v).ok())
+                    .unwrap_or(EventKind::Unknown);
+                let mut text = |key: &str| match fields.remove(key) {
+                    Some(Value::String(s)) => s,
+                    _ => String::new(),
+                };
+                let (name, message) = (text("name"), text("message"));
+                Event {
+                    seq,
+                    unix_ms,
+                    kind,
+                    name,
+                    message,
+                    frame: None,
+                    epoch: None,
+                    role: None,
+                    previous_role: None,
+                    bytes: None,
+                    delay_reason: None,
+                    lag_frames: None,
+                    fields,
+                }
+            }
+        }
+    }
+
     /// `name at frame N` when the event names a frame, else the name.
     pub fn name_with_frame(&self) -> String {
         match self.frame {
@@ -1439,6 +1480,21 @@ mod tests {
             }
             _ => assert_eq!(part, whole, "{path}"),
         }
+    }
+
+    #[test]
+    fn schema_journal_event_with_an_odd_field_is_kept_whole() {
+        let odd =
+            json!({"seq": 3, "unix_ms": 4, "kind": "notice", "name": "x", "message": "m", "frame": "not a number"});
+        let event = Event::from_journal(odd.clone());
+        assert_eq!(
+            (event.seq, event.kind, event.name.as_str()),
+            (3, EventKind::Notice, "x")
+        );
+        assert_eq!(event.to_value(), odd);
+        let plain = json!({"seq": 5, "unix_ms": 6, "kind": "alarm", "name": "input_lost", "message": "m", "frame": 9});
+        assert_eq!(Event::from_journal(plain.clone()).frame, Some(9));
+        assert_eq!(Event::from_journal(plain.clone()).to_value(), plain);
     }
 
     #[test]
