@@ -509,7 +509,7 @@ impl Rig {
             && !self.nodes[1].frozen();
         let epoch = p.epoch;
         let sink_follows = self.sink.with(|s| s.last_epoch == epoch);
-        (healthy && sink_follows).then(|| Health {
+        (healthy && sink_follows).then_some(Health {
             primary,
             epoch,
             frame: p.frame,
