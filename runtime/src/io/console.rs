@@ -1,8 +1,9 @@
 //! The console port: newline-delimited JSON over TCP (the protocol is `docs/CONSOLE.md`).
 //!
 //! This module owns the listener and the connections and frames lines; it parses
-//! requests into [`Request`]s and formats responses. What a request does is the shell's
-//! business (`super::Shell::console_request`).
+//! requests into the schema's [`Request`]s (`super::schema`, which also writes the
+//! response lines). What a request does is the shell's business
+//! (`super::console_dispatch`).
 //!
 //! Nothing a client does may hold up the control loop, so every cost is bounded
 //! (docs/CONSOLE.md, "Limits"): the loop takes at most [`REQUESTS_PER_TURN`] requests per
@@ -1165,6 +1166,35 @@ mod limit_tests {
         #[test]
         fn console_parse_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
             let _ = parse(&String::from_utf8_lossy(&bytes));
+        }
+
+        /// What the client writes (`schema::RequestLine`), the console reads back the same.
+        #[test]
+        fn console_parse_reads_every_request_a_client_writes(
+            which in 0u8..8,
+            since in proptest::option::of(proptest::num::u64::ANY),
+            limit in proptest::option::of(1..=EVENTS_LIMIT_MAX),
+            seq in proptest::num::u64::ANY,
+            mac in "[0-9a-f]{0,32}",
+            key in proptest::option::of("\\PC{0,40}"),
+            with_auth in proptest::bool::ANY,
+            id in proptest::num::i64::ANY,
+        ) {
+            use super::super::schema::{AuthProof, Proof, RequestLine};
+            let auth = AuthProof { seq, mac };
+            let proof = Proof { key, auth: with_auth.then(|| auth.clone()) };
+            let request = match which {
+                0 => Request::Hello,
+                1 => Request::Status,
+                2 => Request::Config,
+                3 => Request::Events { since, limit },
+                4 => Request::Switchover(proof),
+                5 => Request::ForcePrimary(proof),
+                6 => Request::Rejoin(proof),
+                _ => Request::Auth { auth },
+            };
+            let line = serde_json::to_string(&RequestLine { id: id.into(), request: request.clone() }).unwrap();
+            proptest::prop_assert_eq!(parse(&line), Ok((Value::from(id), request)));
         }
 
         #[test]
