@@ -115,7 +115,8 @@ pub fn parse(line: &str) -> Result<(Value, Request), ParseError> {
     }
     let request: Request = match serde_json::from_value(Value::Object(object)) {
         Ok(request) => request,
-        Err(e) => return bad(format!("{cmd}: {e}")),
+        // serde names the type it expected, not always the field: the usage says which.
+        Err(e) => return bad(format!("{cmd}: {e}; {} (docs/CONSOLE.md)", usage(&cmd))),
     };
     if let Request::Events { limit: Some(limit), .. } = request {
         if !(1..=EVENTS_LIMIT_MAX).contains(&limit) {
@@ -123,6 +124,17 @@ pub fn parse(line: &str) -> Result<(Value, Request), ParseError> {
         }
     }
     Ok((id, request))
+}
+
+/// The fields of a command, for a `bad_request` message.
+fn usage(cmd: &str) -> String {
+    const PROOF: &str = "`auth` must be {\"seq\": integer >= 0, \"mac\": hex string}";
+    match cmd {
+        "events" => format!("`since` must be an integer >= 0 and `limit` an integer 1..={EVENTS_LIMIT_MAX}"),
+        "auth" => PROOF.to_string(),
+        "switchover" | "force-primary" | "rejoin" => format!("`key` must be a string, {PROOF}"),
+        _ => format!("`{cmd}` takes no fields"),
+    }
 }
 
 /// Bytes of a connection's challenge.
@@ -885,10 +897,11 @@ mod tests {
             parse(r#"{"cmd":"events","limit":0}"#).unwrap_err().1,
             ErrorCode::BadRequest
         );
-        assert_eq!(
-            parse(r#"{"cmd":"switchover","key":1}"#).unwrap_err().1,
-            ErrorCode::BadRequest
-        );
+        let (_, code, message) = parse(r#"{"cmd":"switchover","key":1}"#).unwrap_err();
+        assert_eq!(code, ErrorCode::BadRequest);
+        assert!(message.contains("`key` must be a string"), "{message}");
+        let (_, _, message) = parse(r#"{"cmd":"events","since":"x"}"#).unwrap_err();
+        assert!(message.contains("`since` must be an integer"), "{message}");
         assert_eq!(parse(r#"{"cmd":"auth"}"#).unwrap_err().1, ErrorCode::BadRequest);
         assert_eq!(
             parse(r#"{"cmd":"auth","auth":{"seq":-1,"mac":"ab"}}"#).unwrap_err().1,
