@@ -358,6 +358,9 @@ impl Watcher {
             std::thread::Builder::new()
                 .name(format!("watch-node-{node}"))
                 .spawn(move || {
+                    // One connection kept between polls (the client opens it again after
+                    // a failure, and retries a read once on a new one after a restart).
+                    let mut client = console.client();
                     let mut next = Instant::now();
                     while !stop.load(Ordering::Relaxed) {
                         let now = Instant::now();
@@ -367,7 +370,7 @@ impl Watcher {
                         }
                         next = now + Duration::from_millis(interval_ms.load(Ordering::Relaxed));
                         if !paused.load(Ordering::Relaxed) {
-                            poll_once(node, &console, &clock, &view);
+                            poll_once(node, &mut client, &clock, &view);
                         }
                     }
                 })
@@ -423,9 +426,9 @@ impl Drop for Watcher {
     }
 }
 
-fn poll_once(node: u8, console: &Console, clock: &RunClock, view: &Mutex<NodeView>) {
+fn poll_once(node: u8, client: &mut Client, clock: &RunClock, view: &Mutex<NodeView>) {
     let asked_at = clock.now_ns();
-    let Ok(status) = console.status() else {
+    let Ok(status) = client.status() else {
         return;
     };
     let since = lock(view).next_since;
@@ -433,7 +436,7 @@ fn poll_once(node: u8, console: &Console, clock: &RunClock, view: &Mutex<NodeVie
     let mut since = if boot_id == lock(view).boot_id { since } else { 0 };
     // Follow the journal page by page (bounded: the ring holds at most events_max).
     for _ in 0..64 {
-        let Ok(page) = console.events(since) else {
+        let Ok(page) = client.events(since, 1000) else {
             break;
         };
         let page_boot = page.boot_id;
