@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use twinloop::io::console::{hex, request_mac, CHALLENGE_BYTES};
+use twinloop::io::client::Client;
 use twinloop::io_protocol;
 use twinloop_demo::plant::{Plant, PlantParams};
 
@@ -183,11 +183,10 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// An operator's connection: `hello`, then `auth` with the key; then `status` as often
-/// as wanted.
+/// An operator's connection (the library's client, kept open): `hello`, then `auth`
+/// with the console key; then `status` as often as wanted.
 struct Operator {
-    writer: TcpStream,
-    reader: BufReader<TcpStream>,
+    client: Client,
 }
 
 impl Operator {
@@ -195,51 +194,20 @@ impl Operator {
     /// address (127.0.0.2: another host, to the node) than the flood's, which the console
     /// bars from the kept slot once its squatter has held it (`KEPT_BAR`).
     fn connect(console: SocketAddr, auth: bool) -> Result<Operator, String> {
-        let stream = if auth {
-            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-                .map_err(|e| format!("socket: {e}"))?;
-            socket
-                .bind(&SocketAddr::from(([127, 0, 0, 2], 0)).into())
-                .map_err(|e| format!("bind 127.0.0.2: {e}"))?;
-            socket.connect(&console.into()).map_err(|e| format!("connect: {e}"))?;
-            TcpStream::from(socket)
-        } else {
-            TcpStream::connect(console).map_err(|e| format!("connect: {e}"))?
-        };
-        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut operator = Operator {
-            writer: stream.try_clone().unwrap(),
-            reader: BufReader::new(stream),
-        };
-        let hello = operator.ask(r#"{"cmd":"hello"}"#)?;
-        if !auth {
-            return Ok(operator);
+        let mut client = Client::new(console, Duration::from_secs(5));
+        if auth {
+            client.set_source(Some([127, 0, 0, 2].into()));
+            client.set_key(Some(KEY.to_string()));
         }
-        let text = hello["challenge"].as_str().ok_or("no challenge")?;
-        let mut challenge = [0u8; CHALLENGE_BYTES];
-        for (i, byte) in challenge.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
+        client.ensure_connected().map_err(|e| e.to_string())?;
+        if auth && !client.is_authenticated() {
+            return Err("auth refused".into());
         }
-        let mac = hex(&request_mac(KEY.as_bytes(), &challenge, 1, "auth"));
-        operator.ask(&format!(r#"{{"cmd":"auth","auth":{{"seq":1,"mac":"{mac}"}}}}"#))?;
-        Ok(operator)
+        Ok(Operator { client })
     }
 
-    fn ask(&mut self, request: &str) -> Result<Value, String> {
-        self.writer
-            .write_all(format!("{request}\n").as_bytes())
-            .map_err(|e| format!("send: {e}"))?;
-        let mut line = String::new();
-        self.reader.read_line(&mut line).map_err(|e| format!("read: {e}"))?;
-        let reply: Value = serde_json::from_str(&line).map_err(|e| format!("{e}: {line:?}"))?;
-        if reply["ok"] != true {
-            return Err(format!("refused: {reply}"));
-        }
-        Ok(reply)
-    }
-
-    fn status(&mut self) -> Result<Value, String> {
-        Ok(self.ask(r#"{"cmd":"status"}"#)?["status"].clone())
+    fn status(&mut self) -> Result<Status, String> {
+        self.client.status().map_err(|e| e.to_string())
     }
 }
 
@@ -259,14 +227,14 @@ fn console_flood_on_a_1ms_pair_changes_no_role_and_outputs_keep_flowing() {
     let a = Node::spawn(1, &dir.join("node-1.toml"), dir.join("node-1.log"), ports[0].console);
     let context = |nodes: &[&Node]| nodes.iter().map(|n| n.log_tail()).collect::<Vec<_>>().join("\n");
     wait_for(Duration::from_secs(15), "node 1 to lead", &|| context(&[&a]), || {
-        a.status_is("role", "primary")
+        a.role_is(Role::Primary)
     });
     let b = Node::spawn(2, &dir.join("node-2.toml"), dir.join("node-2.log"), ports[1].console);
     wait_for(
         Duration::from_secs(15),
         "node 2 to follow",
         &|| context(&[&a, &b]),
-        || b.status_is("role", "backup"),
+        || b.role_is(Role::Backup),
     );
     let targets = ports
         .iter()
@@ -277,7 +245,7 @@ fn console_flood_on_a_1ms_pair_changes_no_role_and_outputs_keep_flowing() {
         Duration::from_secs(20),
         "node 2 in sync",
         &|| context(&[&a, &b]),
-        || b.status_is("sync", "in_sync") && a.status_is("sync", "paired"),
+        || b.sync_is(Sync::InSync) && a.sync_is(Sync::Paired),
     );
     let settled = frames.sent() + 500;
     wait_for(
@@ -316,15 +284,12 @@ fn console_flood_on_a_1ms_pair_changes_no_role_and_outputs_keep_flowing() {
     });
     // Wait until the flooder holds its slot (its first requests are answered: the
     // node's request counter moves) before taking the others.
-    let requests_before = before[0]["io"]["console_requests"].as_u64().unwrap();
+    let requests_before = before[0].io.console_requests;
     wait_for(
         Duration::from_secs(10),
         "the flooder to be served",
         &String::new,
-        || {
-            a.status()
-                .is_some_and(|s| s["io"]["console_requests"].as_u64().unwrap() > requests_before + 10)
-        },
+        || a.status().is_some_and(|s| s.io.console_requests > requests_before + 10),
     );
     // The rig's own status connections are closed once the node has read their end:
     // then only the flooder is left. A monitor connection, kept open, watches the count.
@@ -332,10 +297,10 @@ fn console_flood_on_a_1ms_pair_changes_no_role_and_outputs_keep_flowing() {
         Duration::from_secs(10),
         "the flooder alone on the console",
         &String::new,
-        || a.status().is_some_and(|s| s["io"]["console_connections"] == 2),
+        || a.status().is_some_and(|s| s.io.console_connections == 2),
     );
     let mut monitor = Operator::connect(console, false).expect("the monitor connects");
-    let connections = |monitor: &mut Operator| monitor.status().map(|s| s["io"]["console_connections"].clone());
+    let connections = |monitor: &mut Operator| monitor.status().map(|s| s.io.console_connections);
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut slow = TcpStream::connect(console).unwrap();
@@ -350,7 +315,7 @@ fn console_flood_on_a_1ms_pair_changes_no_role_and_outputs_keep_flowing() {
         held.push(half);
     }
     wait_for(Duration::from_secs(10), "seven connections held", &String::new, || {
-        connections(&mut monitor) == Ok(Value::from(connections_max - 1))
+        connections(&mut monitor) == Ok(connections_max - 1)
     });
     // An unauthenticated client takes the slot kept for an operator (until AUTH_WAIT)...
     let squatter = TcpStream::connect(console).unwrap();
@@ -395,15 +360,15 @@ fn console_flood_on_a_1ms_pair_changes_no_role_and_outputs_keep_flowing() {
         "the squatter is closed without a word: {:?}",
         String::from_utf8_lossy(&squatter_end)
     );
-    assert_eq!(first["role"], "primary");
+    assert_eq!(first.role, Role::Primary);
 
     // The operator keeps asking while the flood lasts: the loop's lateness within the
     // last second or two, as the node measures it.
-    let mut lateness_during_us = first["io"]["loop_lateness_recent_max_us"].as_u64().unwrap();
+    let mut lateness_during_us = first.io.loop_lateness_recent_max_us;
     let mut operator_answers = 1;
     while Instant::now() < flood_end {
         let status = operator.status().expect("the operator's status during the flood");
-        lateness_during_us = lateness_during_us.max(status["io"]["loop_lateness_recent_max_us"].as_u64().unwrap());
+        lateness_during_us = lateness_during_us.max(status.io.loop_lateness_recent_max_us);
         operator_answers += 1;
         // Pacing the operator's questions, not a wait for a condition.
         std::thread::sleep(Duration::from_millis(200));
@@ -439,29 +404,33 @@ fn console_flood_on_a_1ms_pair_changes_no_role_and_outputs_keep_flowing() {
         },
     );
     let after = after.into_inner().unwrap();
-    let io = &after[0]["io"];
+    let io = &after[0].io;
     println!(
         "console flood: {pipelined} events requests pipelined unread, frames {flood_first_frame}..={flood_last_frame} all output; \
          primary: max lateness during the flood {lateness_during_us} us ({operator_answers} operator status answers), \
          loop_late_wakes {} (before {}), console_turn_max_us {} (CPU {}), console_requests {}, \
          refused {}, timed out {}, slow readers {}; backup: loop_lateness_max_us {}, false deaths {} (before {}: a busy host, answered probes)",
-        io["loop_late_wakes"],
-        before[0]["io"]["loop_late_wakes"],
-        io["console_turn_max_us"],
-        io["console_turn_cpu_max_us"],
-        io["console_requests"],
-        io["console_refused"],
-        io["console_timed_out"],
-        io["console_slow_readers"],
-        after[1]["io"]["loop_lateness_max_us"],
-        after[1]["false_deaths"],
-        before[1]["false_deaths"],
+        io.loop_late_wakes,
+        before[0].io.loop_late_wakes,
+        io.console_turn_max_us,
+        io.console_turn_cpu_max_us,
+        io.console_requests,
+        io.console_refused,
+        io.console_timed_out,
+        io.console_slow_readers,
+        after[1].io.loop_lateness_max_us,
+        after[1].false_deaths,
+        before[1].false_deaths,
     );
-    assert!(io["console_refused"].as_u64().unwrap() >= 1);
+    assert!(io.console_refused >= 1);
     for i in 0..2 {
-        for field in ["role", "epoch", "takeovers", "switchovers"] {
-            assert_eq!(after[i][field], before[i][field], "node {}: {field} changed", i + 1);
-        }
+        let what = |s: &Status| (s.role, s.epoch, s.takeovers, s.switchovers);
+        assert_eq!(
+            what(&after[i]),
+            what(&before[i]),
+            "node {}: role, epoch, takeovers or switchovers changed",
+            i + 1
+        );
     }
-    assert_eq!(after[1]["sync"], "in_sync");
+    assert_eq!(after[1].sync, Sync::InSync);
 }

@@ -14,6 +14,7 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
+use twinloop::io::schema::AlarmName;
 use twinloop::io_protocol;
 use twinloop::wire::{self, AuthKey, Body, Commit, CommitKind, Envelope, Header, WireRole, WireSync};
 use twinloop::Rng;
@@ -36,16 +37,17 @@ struct Sent {
 /// `(sync-link rejections, frames from a foreign source)`. `stale_frame` is left out: it
 /// counts the I/O source's own frames that arrive after the node ran them (fetched); so
 /// are `untagged` and `wrong_key`, which split `unauthenticated` by kind.
-fn counters(status: &Value) -> (u64, u64) {
-    let rejections: u64 = status["rejections"]
+fn counters(status: &Status) -> (u64, u64) {
+    // Every counter but those three, by name: one the core adds counts here too.
+    let all = serde_json::to_value(status.rejections).expect("rejections serialize");
+    let rejections: u64 = all
         .as_object()
         .expect("rejections object")
         .iter()
         .filter(|(reason, _)| !matches!(reason.as_str(), "stale_frame" | "untagged" | "wrong_key"))
         .map(|(_, v)| v.as_u64().unwrap_or(0))
         .sum();
-    let foreign = status["io"]["frames_foreign_source"].as_u64().unwrap_or(0);
-    (rejections, foreign)
+    (rejections, status.io.frames_foreign_source)
 }
 
 fn header(node_id: u8, role: WireRole, epoch: u64, session: u64, seq: u64) -> Header {
@@ -74,12 +76,9 @@ fn flood_every_port_no_crash_no_role_change_same_outputs_all_counted() {
     rig.await_sink_frame(frame_before + 300, Duration::from_secs(10));
 
     let status = [rig.a.status().expect("A status"), rig.b().status().expect("B status")];
-    let roles: Vec<(Value, Value)> = status.iter().map(|s| (s["role"].clone(), s["epoch"].clone())).collect();
-    let sessions = [
-        status[0]["boot_id"].as_u64().unwrap(),
-        status[1]["boot_id"].as_u64().unwrap(),
-    ];
-    let epoch = status[0]["epoch"].as_u64().unwrap();
+    let roles: Vec<(Role, u64)> = status.iter().map(|s| (s.role, s.epoch)).collect();
+    let sessions = [status[0].boot_id, status[1].boot_id];
+    let epoch = status[0].epoch;
     let before = [counters(&status[0]), counters(&status[1])];
 
     let key = AuthKey::derive(SYNC_KEY.as_bytes());
@@ -240,10 +239,10 @@ fn flood_every_port_no_crash_no_role_change_same_outputs_all_counted() {
         "the nodes to count every flood datagram",
         &|| {
             format!(
-                "expected {expected:?}, counted {:?}, sent {sent:?}\nA {}\nB {}",
+                "expected {expected:?}, counted {:?}, sent {sent:?}\nA {:?}\nB {:?}",
                 node_counters(&rig),
-                rig.a.status().map(|s| s["rejections"].clone()).unwrap_or_default(),
-                rig.b().status().map(|s| s["rejections"].clone()).unwrap_or_default()
+                rig.a.status().map(|s| s.rejections).unwrap_or_default(),
+                rig.b().status().map(|s| s.rejections).unwrap_or_default()
             )
         },
         || node_counters(&rig) == [Some(expected[0]), Some(expected[1])],
@@ -253,27 +252,23 @@ fn flood_every_port_no_crash_no_role_change_same_outputs_all_counted() {
     // The pair went on as if nothing happened.
     let after = [rig.a.status().unwrap(), rig.b().status().unwrap()];
     for (i, s) in after.iter().enumerate() {
-        assert_eq!(
-            (s["role"].clone(), s["epoch"].clone()),
-            roles[i],
-            "node {} changed role or epoch",
-            i + 1
-        );
-        assert_eq!(s["takeovers"], 0);
-        assert_eq!(s["switchovers"], 0);
+        assert_eq!((s.role, s.epoch), roles[i], "node {} changed role or epoch", i + 1);
+        assert_eq!(s.takeovers, 0);
+        assert_eq!(s.switchovers, 0);
         // The forged sync messages without a tag and with another key's tag are
         // diagnosed as a key mismatch: one alarm per kind (rate-limited to one a minute),
         // and no other.
-        assert!(s["alarms"].as_u64().unwrap() <= 2, "alarms: {}", s["alarms"]);
+        assert!(s.alarms <= 2, "alarms: {}", s.alarms);
         assert_eq!(
-            s["last_alarm"]["name"], "sync_key_mismatch",
-            "alarm: {}",
-            s["last_alarm"]
+            s.last_alarm.as_ref().map(|a| a.name),
+            Some(AlarmName::SyncKeyMismatch),
+            "alarm: {:?}",
+            s.last_alarm
         );
         // Half of the 50 forged lines carried a wrong key; the others were not JSON.
-        assert_eq!(s["io"]["console_bad_key"], 25);
+        assert_eq!(s.io.console_bad_key, 25);
     }
-    assert_eq!(after[1]["sync"], "in_sync");
+    assert_eq!(after[1].sync, Sync::InSync);
 
     let last = rig.plant.stop_sending();
     rig.await_sink_frame(last, Duration::from_secs(10));
@@ -293,7 +288,7 @@ fn send_frame(socket: &UdpSocket, rig: &Rig, session: u16, number: u64, payload:
     }
 }
 
-fn both_status(rig: &Rig) -> [Value; 2] {
+fn both_status(rig: &Rig) -> [Status; 2] {
     [rig.a.status().expect("A status"), rig.b().status().expect("B status")]
 }
 
@@ -313,10 +308,7 @@ fn frames_far_ahead_and_a_restarted_source_pair_runs_on_and_says_so() {
     rig.await_sink_frame(rig.plant.frames_sent() + 100, Duration::from_secs(10));
     let source = UdpSocket::bind("127.0.0.1:0").unwrap();
     let payload = rig.plant.frames.lock().unwrap().last().unwrap().1.clone();
-    let roles: Vec<(Value, Value)> = both_status(&rig)
-        .iter()
-        .map(|s| (s["role"].clone(), s["epoch"].clone()))
-        .collect();
+    let roles: Vec<(Role, u64)> = both_status(&rig).iter().map(|s| (s.role, s.epoch)).collect();
 
     // 1. Far ahead, each sent twice, while the plant's source runs.
     let current = rig.a.frame();
@@ -329,28 +321,20 @@ fn frames_far_ahead_and_a_restarted_source_pair_runs_on_and_says_so() {
     wait_for(
         Duration::from_secs(10),
         "both nodes to count the four refused frames",
-        &|| format!("{:?}", both_status(&rig).map(|s| s["rejections"].clone())),
-        || {
-            both_status(&rig)
-                .iter()
-                .all(|s| s["rejections"]["frame_out_of_range"] == 4)
-        },
+        &|| format!("{:?}", both_status(&rig).map(|s| s.rejections)),
+        || both_status(&rig).iter().all(|s| s.rejections.frame_out_of_range == 4),
     );
     for (i, s) in both_status(&rig).iter().enumerate() {
-        assert_eq!((s["role"].clone(), s["epoch"].clone()), roles[i], "node {}", i + 1);
-        assert_eq!(s["alarms"], 1, "node {}: one alarm, not one per datagram", i + 1);
-        assert_eq!(s["last_alarm"]["name"], "frame_refused");
-        assert!(
-            s["frame"].as_u64().unwrap() < current + 100_000,
-            "node {} jumped",
-            i + 1
-        );
+        assert_eq!((s.role, s.epoch), roles[i], "node {}", i + 1);
+        assert_eq!(s.alarms, 1, "node {}: one alarm, not one per datagram", i + 1);
+        assert_eq!(s.last_alarm.as_ref().map(|a| a.name), Some(AlarmName::FrameRefused));
+        assert!(s.frame < current + 100_000, "node {} jumped", i + 1);
     }
 
     // 2. The source restarts at 1 without saying so: stale, and the status says it.
     let last = rig.plant.stop_sending();
     rig.await_sink_frame(last, Duration::from_secs(10));
-    let stale_before = both_status(&rig).map(|s| s["rejections"]["stale_frame"].as_u64().unwrap());
+    let stale_before = both_status(&rig).map(|s| s.rejections.stale_frame);
     for number in 1..=100 {
         send_frame(&source, &rig, 0, number, &payload);
         // The source's cycle: pacing, not a wait for a condition.
@@ -359,15 +343,15 @@ fn frames_far_ahead_and_a_restarted_source_pair_runs_on_and_says_so() {
     wait_for(
         Duration::from_secs(10),
         "both nodes to alarm frames_stale",
-        &|| format!("{:?}", both_status(&rig).map(|s| s["last_alarm"].clone())),
+        &|| format!("{:?}", both_status(&rig).map(|s| s.last_alarm)),
         || {
             both_status(&rig)
                 .iter()
-                .all(|s| s["alarms"] == 2 && s["last_alarm"]["name"] == "frames_stale")
+                .all(|s| s.alarms == 2 && s.last_alarm.as_ref().map(|a| a.name) == Some(AlarmName::FramesStale))
         },
     );
     for (i, s) in both_status(&rig).iter().enumerate() {
-        assert!(s["rejections"]["stale_frame"].as_u64().unwrap() >= stale_before[i] + 100);
+        assert!(s.rejections.stale_frame >= stale_before[i] + 100);
     }
     let sink_top = |rig: &Rig| {
         let state = rig.plant.sink.lock().unwrap();
@@ -383,8 +367,12 @@ fn frames_far_ahead_and_a_restarted_source_pair_runs_on_and_says_so() {
     wait_for(
         Duration::from_secs(10),
         "both nodes' input silent",
-        &|| format!("{:?}", both_status(&rig).map(|s| s["input"].clone())),
-        || both_status(&rig).iter().all(|s| s["input"]["silent"] == true),
+        &|| format!("{:?}", both_status(&rig).map(|s| s.input)),
+        || {
+            both_status(&rig)
+                .iter()
+                .all(|s| s.input.as_ref().is_some_and(|i| i.silent))
+        },
     );
     for number in 1..=400 {
         send_frame(&source, &rig, 0x5EED, number, &payload);
@@ -397,12 +385,13 @@ fn frames_far_ahead_and_a_restarted_source_pair_runs_on_and_says_so() {
         || sink_top(&rig) >= top_before + 390,
     );
     for (i, s) in both_status(&rig).iter().enumerate() {
-        assert_eq!(s["source"]["session"], 0x5EED, "node {}: {}", i + 1, s["source"]);
-        assert_eq!(s["source"]["restarts"], 1, "node {}", i + 1);
-        assert_eq!((s["role"].clone(), s["epoch"].clone()), roles[i], "node {}", i + 1);
-        assert_eq!(s["takeovers"], 0);
+        let source = s.source.unwrap_or_default();
+        assert_eq!(source.session, 0x5EED, "node {}: {:?}", i + 1, s.source);
+        assert_eq!(source.restarts, 1, "node {}", i + 1);
+        assert_eq!((s.role, s.epoch), roles[i], "node {}", i + 1);
+        assert_eq!(s.takeovers, 0);
     }
-    assert_eq!(both_status(&rig)[1]["sync"], "in_sync");
+    assert_eq!(both_status(&rig)[1].sync, Sync::InSync);
     let (_, sink) = rig.plant.shutdown();
     assert_eq!(sink.sink.duplicates, 0);
     assert_eq!(sink.sink.conflicts, 0);

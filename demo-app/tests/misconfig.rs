@@ -34,8 +34,8 @@ fn check_refused(rig: &Rig, what: &str) {
     // show; every status on the way must show one primary only.
     let frame = rig.plant.frames_sent();
     for _ in 0..20 {
-        assert!(rig.a.status_is("role", "primary"), "{}", rig.context());
-        assert!(rig.b().status_is("role", "starting"), "{}", rig.context());
+        assert!(rig.a.role_is(Role::Primary), "{}", rig.context());
+        assert!(rig.b().role_is(Role::Starting), "{}", rig.context());
         std::thread::sleep(Duration::from_millis(100));
     }
     rig.await_sink_frame(frame + 100, Duration::from_secs(10));
@@ -52,13 +52,10 @@ fn check_refused(rig: &Rig, what: &str) {
         assert!(!log.contains("divergence"), "no divergence alarm:\n{log}");
     }
     let b = rig.b().status().unwrap();
-    assert_eq!(b["takeovers"], 0);
+    assert_eq!(b.takeovers, 0);
     // Counted: as from a refused peer, or (same id) as carrying this node's own id.
-    let r = &b["rejections"];
-    assert!(
-        r["refused_peer"].as_u64().unwrap() + r["misaddressed"].as_u64().unwrap() > 0,
-        "{b}"
-    );
+    let r = &b.rejections;
+    assert!(r.refused_peer + r.misaddressed > 0, "{b:?}");
     let b_log = rig.b().log_text();
     assert!(
         !b_log.contains("started_first") && !b_log.contains("won_tiebreak"),

@@ -19,6 +19,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
+use twinloop::io::schema::{EventKind, ReasonName};
 
 #[test]
 fn pair_primary_killed_backup_takes_over_without_loss_or_duplicate() {
@@ -26,26 +27,24 @@ fn pair_primary_killed_backup_takes_over_without_loss_or_duplicate() {
     let rig = Rig::start("kill");
 
     // The console: events, and a refused switchover with a wrong key.
-    let events = rig.a.request(r#"{"cmd":"events","since":0}"#).expect("events");
-    assert_eq!(events["ok"], true);
+    let events = rig.a.events(0).expect("events");
     assert!(
-        events["events"]
-            .as_array()
-            .unwrap()
+        events
+            .events
             .iter()
-            .any(|e| e["kind"] == "transition" && e["name"] == "started_first"),
-        "the journal records why node 1 leads: {events}"
+            .any(|e| e.kind == EventKind::Transition && e.name == "started_first"),
+        "the journal records why node 1 leads: {events:?}"
     );
     let refused = rig.a.request(r#"{"cmd":"switchover","key":"wrong","id":1}"#).unwrap();
     assert_eq!(refused["ok"], false);
     assert_eq!(refused["error"]["code"], "bad_key");
     assert_eq!(refused["id"], 1);
-    assert!(rig.a.status_is("role", "primary"));
+    assert!(rig.a.role_is(Role::Primary));
 
     // Run a while in lockstep.
     let before_kill = rig.plant.frames_sent() + 250;
     rig.await_sink_frame(before_kill, Duration::from_secs(20));
-    let a_epoch = rig.a.status().unwrap()["epoch"].as_u64().unwrap();
+    let a_epoch = rig.a.status().unwrap().epoch;
     // The backup has its takeover epoch on disk before it needs it.
     let reserved = reserved_epoch(&rig.dir.join("node-2.epoch"));
     assert!(
@@ -60,7 +59,7 @@ fn pair_primary_killed_backup_takes_over_without_loss_or_duplicate() {
         Duration::from_secs(10),
         "node 2 to take over",
         &|| rig.context(),
-        || rig.b().status_is("role", "primary"),
+        || rig.b().role_is(Role::Primary),
     );
     let seen_primary_after = killed_at.elapsed();
 
@@ -76,22 +75,14 @@ fn pair_primary_killed_backup_takes_over_without_loss_or_duplicate() {
     );
 
     let status = rig.b().status().unwrap();
-    assert_eq!(status["takeovers"], 1);
-    assert_eq!(status["last_transition"]["reason"], "takeover_after_probe");
-    assert!(
-        status["epoch"].as_u64().unwrap() > a_epoch,
-        "a takeover starts a higher epoch"
-    );
+    assert_eq!(status.takeovers, 1);
     assert_eq!(
-        status["epoch"].as_u64().unwrap() & 0xFF,
-        2,
-        "node 2 started the new epoch"
+        status.last_transition.map(|t| t.reason),
+        Some(ReasonName::TakeoverAfterProbe)
     );
-    assert_eq!(
-        status["epoch"].as_u64().unwrap(),
-        reserved,
-        "node 2 led its reservation"
-    );
+    assert!(status.epoch > a_epoch, "a takeover starts a higher epoch");
+    assert_eq!(status.epoch_node, 2, "node 2 started the new epoch");
+    assert_eq!(status.epoch, reserved, "node 2 led its reservation");
 
     rig.b().sigterm();
     wait_for(Duration::from_secs(10), "node 2 to stop", &|| rig.context(), || {
@@ -153,11 +144,11 @@ fn pair_primary_sigterm_hands_over_without_missed_frame() {
         rig.a.log_tail()
     );
     wait_for(Duration::from_secs(5), "node 2 to lead", &|| rig.context(), || {
-        rig.b().status_is("role", "primary")
+        rig.b().role_is(Role::Primary)
     });
     let status = rig.b().status().unwrap();
-    assert_eq!(status["switchovers"], 1);
-    assert_eq!(status["takeovers"], 0, "a planned handover, not a takeover");
+    assert_eq!(status.switchovers, 1);
+    assert_eq!(status.takeovers, 0, "a planned handover, not a takeover");
 
     let after = rig.plant.frames_sent() + 250;
     rig.await_sink_frame(after, Duration::from_secs(20));
@@ -197,18 +188,13 @@ fn pair_frames_to_the_backup_only_primary_hands_over_once() {
     // Past the hold after node 1 became primary (input_handover_hold_ms, 10 s by
     // default): the frames node 2 receives until the handover then fit its ring
     // (frames_buffered), and no frame is lost to the wait.
-    let config = rig.a.request(r#"{"cmd":"config"}"#).expect("config");
-    let hold_ms = config["runtime"]["input_handover_hold_ms"].as_u64().expect("the hold");
+    let config = rig.a.client().config().expect("config");
+    let hold_ms = config.runtime.input_handover_hold_ms;
     wait_for(
         Duration::from_millis(hold_ms + 20_000),
         "node 1 to lead for the hold",
         &|| rig.context(),
-        || {
-            rig.a.status().unwrap()["last_transition"]["ago_ms"]
-                .as_u64()
-                .unwrap_or(0)
-                > hold_ms
-        },
+        || rig.a.status().unwrap().last_transition.map_or(0, |t| t.ago_ms) > hold_ms,
     );
 
     // The source's path to node 1 dies; node 2 still gets every frame.
@@ -219,21 +205,22 @@ fn pair_frames_to_the_backup_only_primary_hands_over_once() {
         Duration::from_secs(20),
         "node 2 to lead after node 1's input died",
         &|| rig.context(),
-        || rig.b().status_is("role", "primary"),
+        || rig.b().role_is(Role::Primary),
     );
     let b = rig.b().status().unwrap();
-    assert_eq!(b["switchovers"], 1, "a planned handover: {b}");
-    assert_eq!(b["takeovers"], 0);
+    assert_eq!(b.switchovers, 1, "a planned handover: {b:?}");
+    assert_eq!(b.takeovers, 0);
 
     // The new primary runs the frames node 1 never got, and there is no handover back.
     rig.await_sink_frame(rig.plant.frames_sent() + 500, Duration::from_secs(20));
     let a = rig.a.status().unwrap();
     let b = rig.b().status().unwrap();
-    assert_eq!(a["role"], "backup", "{a}");
-    assert_eq!(a["input"]["handovers"], 1, "one input handover: {a}");
-    assert_eq!(b["input"]["handovers"], 0, "none back: {b}");
-    assert_eq!(b["switchovers"], 1);
-    assert!(b["frame"].as_u64().unwrap() > cut_after + 500, "{b}");
+    assert_eq!(a.role, Role::Backup, "{a:?}");
+    let handovers = |s: &Status| s.input.as_ref().map_or(0, |i| i.handovers);
+    assert_eq!(handovers(&a), 1, "one input handover: {a:?}");
+    assert_eq!(handovers(&b), 0, "none back: {b:?}");
+    assert_eq!(b.switchovers, 1);
+    assert!(b.frame > cut_after + 500, "{b:?}");
     let log = rig.a.log_text();
     assert!(
         log.contains("handing over") && log.contains("handed over in a planned switchover"),
@@ -270,7 +257,7 @@ fn pair_primary_sigterm_frames_paused_hands_over_and_last_hook_says_stopped() {
     );
     assert!(rig.a.exit_status().success(), "{}", rig.a.log_tail());
     wait_for(Duration::from_secs(5), "node 2 to lead", &|| rig.context(), || {
-        rig.b().status_is("role", "primary")
+        rig.b().role_is(Role::Primary)
     });
     let log = rig.a.log_text();
     assert!(
@@ -292,14 +279,14 @@ fn pair_primary_sigterm_frames_paused_hands_over_and_last_hook_says_stopped() {
         "node 1's last hook run says role=stopped:
 {hooks}"
     );
-    assert_eq!(rig.b().status().unwrap()["frame"], last);
+    assert_eq!(rig.b().status().unwrap().frame, last);
 
     // Node 2 stops alone (no backup to hand over to): its last hook says stopped too.
     wait_for(
         Duration::from_secs(10),
         "node 2 to count no backup",
         &|| rig.context(),
-        || rig.b().status_is("sync", "alone"),
+        || rig.b().sync_is(Sync::Alone),
     );
     rig.b().sigterm();
     wait_for(Duration::from_secs(10), "node 2 to stop", &|| rig.context(), || {

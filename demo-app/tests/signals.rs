@@ -44,7 +44,7 @@ fn node_sighup_is_logged_and_ignored_sigterm_still_stops() {
         Duration::from_secs(15),
         "the node to lead alone",
         &|| node.log_tail(),
-        || node.status_is("role", "primary"),
+        || node.role_is(Role::Primary),
     );
 
     let status = Command::new("kill")
@@ -59,14 +59,9 @@ fn node_sighup_is_logged_and_ignored_sigterm_still_stops() {
         || node.log_text().contains("SIGHUP received: ignored"),
     );
     assert!(!node.exited(), "SIGHUP stopped the node:\n{}", node.log_tail());
-    assert!(node.status_is("role", "primary"), "{}", node.log_tail());
-    let events = node.request(r#"{"cmd":"events"}"#).expect("events answered");
-    let names: Vec<&str> = events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["name"].as_str())
-        .collect();
+    assert!(node.role_is(Role::Primary), "{}", node.log_tail());
+    let events = node.events(0).expect("events answered");
+    let names: Vec<&str> = events.events.iter().map(|e| e.name.as_str()).collect();
     assert!(names.contains(&"signal_ignored"), "{names:?}");
 
     node.sigterm();

@@ -10,7 +10,11 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use twinloop::io::client::Client;
 use twinloop::io::config::{ConsoleConfig, FramesConfig, LinkConfig, OutputsConfig, ShellConfig};
+use twinloop::io::schema::{
+    CommandReply, ConfigReply, ErrorReply, EventsPage, Hello, ReasonName, Reply, Role, StatusReply, Sync,
+};
 use twinloop::io::{Exit, Shell};
 use twinloop::io_protocol;
 use twinloop::testing::TestApp;
@@ -151,12 +155,11 @@ impl Alone {
 #[test]
 fn shell_alone_runs_frames_persists_epoch_and_emits() {
     let alone = start_alone("emit", None);
-    let mut console = Console::connect(alone.console);
+    let mut console = Client::new(alone.console, Duration::from_secs(5));
     wait_for(Duration::from_secs(10), "the node to lead", || {
-        console.ask(r#"{"cmd":"status"}"#)["status"]["role"] == "primary"
+        console.status().unwrap().role == Role::Primary
     });
-    let status = console.ask(r#"{"cmd":"status"}"#)["status"].clone();
-    let epoch = status["epoch"].as_u64().unwrap();
+    let epoch = console.status().unwrap().epoch;
     assert_eq!(epoch & 0xFF, 3, "the epoch names node 3");
     // Persisted before any output can carry it.
     let persisted = std::fs::read_to_string(alone.dir.join("state").join("node.epoch")).unwrap();
@@ -183,13 +186,13 @@ fn shell_alone_runs_frames_persists_epoch_and_emits() {
     }
     assert_eq!(got, [(1, 0), (2, 0), (3, 0), (3, 1)]);
     wait_for(Duration::from_secs(5), "the corrupt frame to be counted", || {
-        console.ask(r#"{"cmd":"status"}"#)["status"]["io"]["frames_rejected_by"]["bad_checksum"] == 1
+        console.status().unwrap().io.frames_rejected_by.get("bad_checksum") == Some(&1)
     });
-    let status = console.ask(r#"{"cmd":"status"}"#)["status"].clone();
-    assert_eq!(status["frame"], 3);
-    assert_eq!(status["io"]["outputs_sent"], 4);
-    assert_eq!(status["sync"], "alone");
-    assert_eq!(status["last_transition"]["reason"], "started_first");
+    let status = console.status().unwrap();
+    assert_eq!(status.frame, 3);
+    assert_eq!(status.io.outputs_sent, 4);
+    assert_eq!(status.sync, Sync::Alone);
+    assert_eq!(status.last_transition.map(|t| t.reason), Some(ReasonName::StartedFirst));
     assert_eq!(alone.finish(), Exit::Stopped);
 }
 
@@ -284,6 +287,40 @@ fn shell_console_commands_and_errors() {
     let config = console.ask(r#"{"cmd":"config"}"#);
     assert_eq!(config["runtime"]["node_id"], 3);
     assert_eq!(config["runtime"]["heartbeat_interval_ms"], 5);
+
+    // What the node writes is exactly the schema: every response read into its type
+    // and written back is the line the node sent (no field the schema lacks, none it
+    // adds), so the schema's types are the wire.
+    let round_trip = |value: &Value, typed: Value| assert_eq!(&typed, value, "the schema differs from the wire");
+    let hello = console.ask(r#"{"cmd":"hello","id":7}"#);
+    round_trip(
+        &hello,
+        serde_json::to_value(serde_json::from_value::<Reply<Hello>>(hello.clone()).unwrap()).unwrap(),
+    );
+    let status = console.ask(r#"{"cmd":"status"}"#);
+    round_trip(
+        &status,
+        serde_json::to_value(serde_json::from_value::<Reply<StatusReply>>(status.clone()).unwrap()).unwrap(),
+    );
+    let events = console.ask(r#"{"cmd":"events","since":0}"#);
+    round_trip(
+        &events,
+        serde_json::to_value(serde_json::from_value::<Reply<EventsPage>>(events.clone()).unwrap()).unwrap(),
+    );
+    round_trip(
+        &config,
+        serde_json::to_value(serde_json::from_value::<Reply<ConfigReply>>(config.clone()).unwrap()).unwrap(),
+    );
+    let refused = console.ask(r#"{"cmd":"switchover","key":"s3cret","id":"r"}"#);
+    round_trip(
+        &refused,
+        serde_json::to_value(serde_json::from_value::<Reply<CommandReply>>(refused.clone()).unwrap()).unwrap(),
+    );
+    let error = console.ask(r#"{"cmd":"status","id":[1]}"#.replace("status", "nope").as_str());
+    round_trip(
+        &error,
+        serde_json::to_value(serde_json::from_value::<ErrorReply>(error.clone()).unwrap()).unwrap(),
+    );
 
     assert_eq!(console.ask("not json")["error"]["code"], "bad_json");
     assert_eq!(console.ask(r#"{"id":5}"#)["error"]["code"], "bad_request");

@@ -76,7 +76,7 @@ struct Printer<'a> {
 
 /// True when `event` is of one of `kinds` (all when empty).
 fn wanted(kinds: &[Kind], event: &Event) -> bool {
-    kinds.is_empty() || kinds.iter().any(|k| k.name() == event.kind)
+    kinds.is_empty() || kinds.iter().any(|k| k.name() == event.kind.name())
 }
 
 impl Printer<'_> {
@@ -89,7 +89,7 @@ impl Printer<'_> {
                 if self.options.json {
                     let line = json!({
                         "twinctl": JSON_SCHEMA, "type": "event", "node": self.names[*node],
-                        "address": self.addrs[*node], "event": event.raw,
+                        "address": self.addrs[*node], "event": event.to_value(),
                     });
                     outln!("{line}");
                 } else {

@@ -5,6 +5,7 @@ use crate::client::{Client, ClientError};
 use crate::model::Status;
 use serde_json::Value;
 use std::net::SocketAddr;
+use twinloop::io::schema::{EventKind, PeerSync, Role, Sync};
 
 /// The pair's health; also `twinctl status`'s exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,7 +165,7 @@ pub fn assess(nodes: &[NodeView]) -> Assessment {
     let peer_in_sync = lead
         .peer
         .as_ref()
-        .is_some_and(|q| q.role == "backup" && q.sync == "in_sync" && q.epoch == lead.epoch);
+        .is_some_and(|q| q.role == Role::Backup && q.sync == PeerSync::InSync && q.epoch == lead.epoch);
     let backup_ok = backup.is_some() || (nodes.len() == 1 && peer_in_sync);
     if !backup_ok {
         let others: Vec<String> = (0..nodes.len())
@@ -172,10 +173,10 @@ pub fn assess(nodes: &[NodeView]) -> Assessment {
             .filter_map(|i| {
                 let s = nodes[i].status.as_ref()?;
                 let mut text = format!("{} is {} ({}", nodes[i].name, s.role, s.sync);
-                if s.role == "backup" && s.lag_frames > 0 {
+                if s.role == Role::Backup && s.lag_frames > 0 {
                     text.push_str(&format!(", {} frames behind", s.lag_frames));
                 }
-                if s.role == "backup" && s.epoch != lead.epoch {
+                if s.role == Role::Backup && s.epoch != lead.epoch {
                     text.push_str(&format!(", follows epoch {}", crate::model::epoch_text(s.epoch)));
                 }
                 text.push(')');
@@ -194,7 +195,7 @@ pub fn assess(nodes: &[NodeView]) -> Assessment {
             others.join(", ")
         };
         problems.push(format!("no in-sync backup: {detail}"));
-    } else if lead.sync != "paired" {
+    } else if lead.sync != Sync::Paired {
         problems.push(format!(
             "{} (primary) does not count a following backup (sync {})",
             nodes[p].name, lead.sync
@@ -306,7 +307,7 @@ pub fn recent_alarm(client: &mut Client, status: &Status, window_ms: u64) -> Res
     let last = match &status.last_alarm {
         Some(a) => match a.frame {
             Some(frame) => format!("{} at frame {frame}", a.name),
-            None => a.name.clone(),
+            None => a.name.to_string(),
         },
         None => "(unnamed)".into(),
     };
@@ -316,22 +317,12 @@ pub fn recent_alarm(client: &mut Client, status: &Status, window_ms: u64) -> Res
     let since = status.events_last_seq.saturating_sub(ALARM_LOOKBACK_EVENTS);
     let page = client.events(since, ALARM_LOOKBACK_EVENTS)?;
     let window_start = status.unix_ms.saturating_sub(window_ms);
-    if let Some(event) = page.events.iter().rev().find(|e| e.kind == "alarm") {
+    if let Some(event) = page.events.iter().rev().find(|e| e.kind == EventKind::Alarm) {
         let ago_s = status.unix_ms.saturating_sub(event.unix_ms) / 1000;
         return Ok((event.unix_ms >= window_start).then(|| format!("{} ({ago_s} s ago)", event.name_with_frame())));
     }
     let reaches_back = page.events.first().is_some_and(|e| e.unix_ms < window_start);
     Ok((!reaches_back).then(|| format!("{last} (older than the journal's last {ALARM_LOOKBACK_EVENTS} events)")))
-}
-
-impl crate::model::Event {
-    /// `name at frame N` when the event names a frame.
-    pub fn name_with_frame(&self) -> String {
-        match self.frame {
-            Some(frame) => format!("{} at frame {frame}", self.name),
-            None => self.name.clone(),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -340,43 +331,16 @@ mod tests {
     use crate::model::{Link, Peer};
 
     fn status(name: &str, role: &str, sync: &str, epoch: u64) -> Status {
-        Status {
-            node_id: 1,
+        let link = |index: u64, name: &str| Link {
+            index,
             name: name.into(),
-            role: role.into(),
-            sync: sync.into(),
-            epoch,
-            frame: 100,
-            lag_frames: 0,
-            transfer: None,
-            peer: None,
-            links: vec![
-                Link {
-                    index: 0,
-                    name: "sync".into(),
-                    up: true,
-                    rtt_ns: 1000,
-                    last_heard_ms_ago: Some(1),
-                    send_errors: 0,
-                },
-                Link {
-                    index: 1,
-                    name: "plant".into(),
-                    up: true,
-                    rtt_ns: 1000,
-                    last_heard_ms_ago: Some(1),
-                    send_errors: 0,
-                },
-            ],
-            false_deaths: 0,
-            takeovers: 0,
-            switchovers: 0,
-            alarms: 0,
-            last_alarm: None,
-            last_transition: None,
-            switchover_in_progress: false,
-            switchover: None,
-            stopping: false,
+            up: true,
+            rtt_ns: 1000,
+            last_heard_ms_ago: Some(1),
+            ..Link::default()
+        };
+        Status {
+            links: vec![link(0, "sync"), link(1, "plant")],
             uptime_ms: 1,
             unix_ms: 1,
             boot_id: 1,
@@ -387,6 +351,10 @@ mod tests {
                 silence_ms: 500,
                 ..Default::default()
             }),
+            ..serde_json::from_value(serde_json::json!({
+                "node_id": 1, "name": name, "role": role, "sync": sync, "epoch": epoch, "frame": 100,
+            }))
+            .unwrap()
         }
     }
 
@@ -413,7 +381,7 @@ mod tests {
     fn pair_backup_lagging_is_degraded() {
         let mut nodes = pair();
         let b = nodes[1].status.as_mut().unwrap();
-        b.sync = "lagging".into();
+        b.sync = Sync::Lagging;
         b.lag_frames = 300;
         let verdict = assess(&nodes);
         assert_eq!(verdict.health, Health::Degraded);
@@ -479,15 +447,15 @@ mod tests {
         let mut a = status("a", "primary", "paired", 257);
         a.peer = Some(Peer {
             node_id: 2,
-            role: "backup".into(),
-            sync: "in_sync".into(),
+            role: Role::Backup,
+            sync: PeerSync::InSync,
             epoch: 257,
             frame: 99,
             last_heard_ms_ago: 3,
         });
         assert_eq!(assess(&[view(1, a.clone())]).health, Health::Healthy);
         a.peer = None;
-        a.sync = "alone".into();
+        a.sync = Sync::Alone;
         let verdict = assess(&[view(1, a)]);
         assert_eq!(verdict.problems, ["no in-sync backup: a hears no peer"]);
     }

@@ -214,7 +214,11 @@ fn operator(
     match client.operator(cmd, &key) {
         Ok(reply) => {
             println!("{}", reply.message);
-            Ok(if reply.result == "refused" { 1 } else { 0 })
+            Ok(if reply.result == twinloop::io::schema::CommandResult::Refused {
+                1
+            } else {
+                0
+            })
         }
         Err(error) => {
             eprintln!("twinctl: {cmd}: {error}");

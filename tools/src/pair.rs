@@ -69,7 +69,7 @@ impl Pair {
             .iter_mut()
             .map(|m| {
                 let addr = m.client.addr();
-                match m.client.status() {
+                match m.client.status_with_raw() {
                     Ok((status, raw)) => {
                         let mut view = NodeView::answered(addr, status, raw);
                         if let (Some(window), Some(status)) = (alarm_window_ms, view.status.as_ref()) {

@@ -8,6 +8,7 @@
 use crate::health::{Assessment, Health, NodeView};
 use crate::model::epoch_text;
 use std::fmt::Write as _;
+use twinloop::io::schema::{Role, Sync};
 
 /// How a span looks on a terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,18 +106,18 @@ struct Row {
 }
 
 /// The style of a role cell.
-fn role_style(role: &str) -> Style {
+fn role_style(role: Role) -> Style {
     match role {
-        "primary" => Style::Good,
-        "backup" => Style::Plain,
-        _ => Style::Warn,
+        Role::Primary => Style::Good,
+        Role::Backup => Style::Plain,
+        Role::Starting | Role::Unknown => Style::Warn,
     }
 }
 
-fn sync_style(role: &str, sync: &str) -> Style {
+fn sync_style(role: Role, sync: Sync) -> Style {
     match (role, sync) {
-        ("primary", "paired") | ("backup", "in_sync") => Style::Good,
-        (_, "alone" | "joining" | "lagging") => Style::Warn,
+        (Role::Primary, Sync::Paired) | (Role::Backup, Sync::InSync) => Style::Good,
+        (_, Sync::Alone | Sync::Joining | Sync::Lagging) => Style::Warn,
         _ => Style::Plain,
     }
 }
@@ -192,19 +193,19 @@ pub fn pair_table(nodes: &[NodeView], highlight: &[bool], width: Option<usize>) 
                     let text = if s.is_primary() {
                         "PRIMARY".to_string()
                     } else {
-                        s.role.clone()
+                        s.role.to_string()
                     };
                     if highlight.get(i).copied().unwrap_or(false) {
                         span(format!("{text} (changed)"), Style::Highlight)
                     } else {
-                        span(text, role_style(&s.role))
+                        span(text, role_style(s.role))
                     }
                 }
                 None => span("UNREACHABLE", Style::Bad),
             })
             .collect(),
     );
-    row("sync", each(&|s| span(s.sync.clone(), sync_style(&s.role, &s.sync))));
+    row("sync", each(&|s| span(s.sync.to_string(), sync_style(s.role, s.sync))));
     row("epoch", each(&|s| span(epoch_text(s.epoch), Style::Plain)));
     row("frame", each(&|s| span(s.frame.to_string(), Style::Plain)));
     row(
@@ -276,7 +277,7 @@ pub fn pair_table(nodes: &[NodeView], highlight: &[bool], width: Option<usize>) 
                 format!(
                     "{} (last {}, not recent)",
                     s.alarms,
-                    s.last_alarm.as_ref().map_or("?", |a| a.name.as_str())
+                    s.last_alarm.as_ref().map_or("?", |a| a.name.name())
                 ),
                 Style::Plain,
             ),

@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use twinloop::io::schema::{CommandResult, DelayReason, EventKind, Refusal, Role, Sync};
 
 /// What `switchover` was asked.
 pub struct Options {
@@ -92,17 +93,17 @@ struct Seen {
 
 impl Seen {
     fn take(&mut self, node: usize, event: Event) {
-        let slot = match (event.kind.as_str(), event.name.as_str()) {
-            ("transition", "switchover_requested") => &mut self.requested,
-            ("transition", "switchover_completed") => &mut self.completed,
-            ("transition", "switchover_handed_over") => &mut self.handed_over,
-            ("transition", "switchover_aborted") => &mut self.aborted,
-            ("notice", "switchover_refused") => &mut self.refused,
-            ("notice", "switchover_delayed") => {
+        let slot = match (event.kind, event.name.as_str()) {
+            (EventKind::Transition, "switchover_requested") => &mut self.requested,
+            (EventKind::Transition, "switchover_completed") => &mut self.completed,
+            (EventKind::Transition, "switchover_handed_over") => &mut self.handed_over,
+            (EventKind::Transition, "switchover_aborted") => &mut self.aborted,
+            (EventKind::Notice, "switchover_refused") => &mut self.refused,
+            (EventKind::Notice, "switchover_delayed") => {
                 self.delays.push((node, event));
                 return;
             }
-            ("alarm", "input_lost") => {
+            (EventKind::Alarm, "input_lost") => {
                 self.inputs_lost.push((node, event));
                 return;
             }
@@ -234,7 +235,7 @@ fn plan_text(nodes: &[NodeView], p: usize) -> String {
     let backup = nodes
         .iter()
         .enumerate()
-        .find(|(i, n)| *i != p && n.status.as_ref().is_some_and(|s| s.role == "backup"));
+        .find(|(i, n)| *i != p && n.status.as_ref().is_some_and(|s| s.role == Role::Backup));
     match backup {
         Some((_, n)) => {
             let s = n.status.as_ref().expect("answered");
@@ -242,7 +243,7 @@ fn plan_text(nodes: &[NodeView], p: usize) -> String {
                 " to {} (backup, {}, {} frames behind).",
                 n.name, s.sync, s.lag_frames
             ));
-            if s.sync != "in_sync" {
+            if s.sync != Sync::InSync {
                 text.push_str(" The backup is not in sync: the primary waits for it (up to its switchover_timeout_ms) or refuses.");
             }
         }
@@ -281,7 +282,7 @@ fn wait_for(pair: &mut Pair, p: usize, options: &Options) -> Duration {
             .client
             .config()
             .ok()
-            .and_then(|c| c.get("runtime")?.get("switchover_timeout_ms")?.as_u64())
+            .map(|c| c.runtime.switchover_timeout_ms)
             .map_or(WAIT_MS_DEFAULT, |t| t.saturating_add(WAIT_MS_MARGIN))
     });
     Duration::from_millis(ms)
@@ -310,13 +311,13 @@ fn execute(pair: &mut Pair, before: &[NodeView], p: usize, key: &str, wait: Dura
         "result": reply.result,
         "reason": reply.reason,
     });
-    if reply.result == "refused" {
+    if reply.result == CommandResult::Refused {
         let mut r = report(
             Outcome::Refused,
             format!(
                 "switchover refused by {}: {} ({})",
                 names[p],
-                reply.reason.as_deref().unwrap_or("no reason given"),
+                reply.reason.map_or("no reason given", Refusal::name),
                 reply.message
             ),
         );
@@ -435,7 +436,7 @@ fn summarize(
             format!(
                 "{} delayed its agreement: {} ({} frames behind)",
                 names[*i],
-                e.delay_reason.as_deref().unwrap_or("?"),
+                e.delay_reason.map_or("?", DelayReason::name),
                 e.lag_frames.unwrap_or(0)
             )
         })

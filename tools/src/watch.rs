@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use twinloop::io::schema::{EventKind, Role};
 
 /// Journal events each poller keeps for the view.
 const EVENTS_KEPT: usize = 200;
@@ -309,7 +310,7 @@ fn poll_node(mut client: Client, slot: &Mutex<Slot>, stop: &AtomicBool, ticks: T
     let mut recent: Option<String> = None;
     let mut alarm_check: Option<(Instant, u64)> = None;
     while !stop.load(Ordering::SeqCst) {
-        let view = match client.status() {
+        let view = match client.status_with_raw() {
             Ok((status, raw)) => {
                 if cursor.is_none_or(|(_, boot)| boot != status.boot_id) {
                     // First contact, or the node restarted: show its last few events.
@@ -370,7 +371,7 @@ struct Change {
 
 /// Remembers each node's last known role, to notice and highlight changes.
 struct RoleTracker {
-    roles: Vec<Option<String>>,
+    roles: Vec<Option<Role>>,
     changed_at: Vec<Option<Instant>>,
     changes: VecDeque<Change>,
 }
@@ -396,8 +397,8 @@ impl RoleTracker {
                     // later transition of the new role, e.g. `backup_in_sync`).
                     let change = events.iter().rev().find(|(node, e)| {
                         *node == i
-                            && e.kind == "transition"
-                            && e.role.as_deref() == Some(status.role.as_str())
+                            && e.kind == EventKind::Transition
+                            && e.role == Some(status.role)
                             && e.previous_role != e.role
                     });
                     let (why, at_ms) = match (change, &status.last_transition) {
@@ -405,7 +406,11 @@ impl RoleTracker {
                         (None, Some(t)) => (format!(" ({})", t.reason), t.unix_ms),
                         (None, None) => (String::new(), status.unix_ms),
                     };
-                    let role = if status.is_primary() { "PRIMARY" } else { &status.role };
+                    let role = if status.is_primary() {
+                        "PRIMARY"
+                    } else {
+                        status.role.name()
+                    };
                     self.changes.push_back(Change {
                         at: now,
                         text: format!(
@@ -420,7 +425,7 @@ impl RoleTracker {
                     }
                 }
             }
-            self.roles[i] = Some(status.role.clone());
+            self.roles[i] = Some(status.role);
         }
     }
 
@@ -550,9 +555,9 @@ fn screen(
     let names: Vec<&str> = views.iter().map(|v| v.name.as_str()).collect();
     let name_width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
     for (i, e) in &events[events.len().saturating_sub(room)..] {
-        let style = match e.kind.as_str() {
-            "transition" => Style::Bold,
-            "alarm" => Style::Bad,
+        let style = match e.kind {
+            EventKind::Transition => Style::Bold,
+            EventKind::Alarm => Style::Bad,
             _ => Style::Plain,
         };
         lines.push(vec![

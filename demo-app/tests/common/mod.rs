@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use twinloop::app::{App, Frame, Outbox};
+use twinloop::io::client::Client;
+pub use twinloop::io::schema::{EventsPage, Role, Status, Sync};
 use twinloop::io_protocol;
 use twinloop::testing::Sink;
 use twinloop_demo::layout::OutputMessage;
@@ -232,7 +234,13 @@ impl Node {
         self.child.borrow().id()
     }
 
-    /// One console request; `None` when the node does not answer (yet).
+    /// A console client for this node (the library's), each request bounded by 2 s.
+    pub fn client(&self) -> Client {
+        Client::new(self.console, Duration::from_secs(2))
+    }
+
+    /// One console request line as text, and the response as JSON: for tests of the
+    /// wire format itself. `None` when the node does not answer (yet).
     pub fn request(&self, request: &str) -> Option<Value> {
         let mut stream = TcpStream::connect_timeout(&self.console, Duration::from_millis(500)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
@@ -243,17 +251,28 @@ impl Node {
         serde_json::from_str(&line).ok()
     }
 
-    pub fn status(&self) -> Option<Value> {
-        let reply = self.request(r#"{"cmd":"status"}"#)?;
-        (reply["ok"] == true).then(|| reply["status"].clone())
+    /// `status`; `None` when the node does not answer (yet).
+    pub fn status(&self) -> Option<Status> {
+        self.client().status().ok()
     }
 
-    pub fn status_is(&self, field: &str, value: &str) -> bool {
-        self.status().is_some_and(|s| s[field] == value)
+    /// The node answers with this role.
+    pub fn role_is(&self, role: Role) -> bool {
+        self.status().is_some_and(|s| s.role == role)
+    }
+
+    /// The node answers with this sync state.
+    pub fn sync_is(&self, sync: Sync) -> bool {
+        self.status().is_some_and(|s| s.sync == sync)
     }
 
     pub fn frame(&self) -> u64 {
-        self.status().and_then(|s| s["frame"].as_u64()).unwrap_or(0)
+        self.status().map_or(0, |s| s.frame)
+    }
+
+    /// The journal's first page after `since`; `None` when the node does not answer.
+    pub fn events(&self, since: u64) -> Option<EventsPage> {
+        self.client().events(since, 1000).ok()
     }
 
     /// True once the process has exited (and records how).
@@ -502,14 +521,11 @@ impl Rig {
             self.plant.frames_sent(),
             sink.sink.accepted.len(),
             sink.sink.duplicates,
-            self.a
-                .status()
-                .map(|s| (s["role"].clone(), s["sync"].clone(), s["frame"].clone())),
-            self.b_started.as_ref().and_then(Node::status).map(|s| (
-                s["role"].clone(),
-                s["sync"].clone(),
-                s["frame"].clone()
-            )),
+            self.a.status().map(|s| (s.role, s.sync, s.frame)),
+            self.b_started
+                .as_ref()
+                .and_then(Node::status)
+                .map(|s| (s.role, s.sync, s.frame)),
             self.a.log_tail(),
             self.b_started.as_ref().map_or(String::new(), Node::log_tail)
         )
@@ -584,7 +600,7 @@ impl Rig {
             Duration::from_secs(15),
             "node 1 to become primary",
             &|| rig.context(),
-            || rig.a.status_is("role", "primary"),
+            || rig.a.role_is(Role::Primary),
         );
         rig.b_started = Some(Node::spawn(
             2,
@@ -608,7 +624,7 @@ impl Rig {
             Duration::from_secs(15),
             "node 2 to become backup",
             &|| rig.context(),
-            || rig.b().status_is("role", "backup"),
+            || rig.b().role_is(Role::Backup),
         );
         rig.plant.paused.store(false, Ordering::SeqCst);
         rig.plant.sending.store(true, Ordering::SeqCst);
@@ -616,7 +632,7 @@ impl Rig {
             Duration::from_secs(20),
             "node 2 in sync and node 1 paired",
             &|| rig.context(),
-            || rig.b().status_is("sync", "in_sync") && rig.a.status_is("sync", "paired"),
+            || rig.b().sync_is(Sync::InSync) && rig.a.sync_is(Sync::Paired),
         );
         rig
     }

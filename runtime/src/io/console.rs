@@ -1,8 +1,9 @@
 //! The console port: newline-delimited JSON over TCP (the protocol is `docs/CONSOLE.md`).
 //!
 //! This module owns the listener and the connections and frames lines; it parses
-//! requests into [`Request`]s and formats responses. What a request does is the shell's
-//! business (`super::Shell::console_request`).
+//! requests into the schema's [`Request`]s (`super::schema`, which also writes the
+//! response lines). What a request does is the shell's business
+//! (`super::console_dispatch`).
 //!
 //! Nothing a client does may hold up the control loop, so every cost is bounded
 //! (docs/CONSOLE.md, "Limits"): the loop takes at most [`REQUESTS_PER_TURN`] requests per
@@ -18,7 +19,7 @@
 use crate::time::Instant;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -73,106 +74,15 @@ pub const EVENTS_LIMIT_MAX: u64 = 1000;
 /// when there are more.
 pub const EVENTS_PAGE_BYTES_MAX: usize = 32 << 10;
 
-/// A parsed console request.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Request {
-    /// Who is this node, which protocol does it speak.
-    Hello,
-    /// The node's status.
-    Status,
-    /// Journal events after `since`, at most `limit`.
-    Events {
-        /// The last sequence number the client has.
-        since: u64,
-        /// The most events to return.
-        limit: u64,
-    },
-    /// A planned switchover: authenticated by `auth` (a MAC over the connection's
-    /// challenge), or by `key` in clear on a loopback console.
-    Switchover {
-        /// The key the client sent.
-        key: Option<String>,
-        /// `(seq, mac)`: see [`request_mac`].
-        auth: Option<(u64, String)>,
-    },
-    /// The node's effective configuration.
-    Config,
-    /// Proves the console key for this connection (a MAC over its challenge, as for
-    /// `switchover`, with the command name `auth`): the connection may then hold the
-    /// slot kept for an operator.
-    Auth {
-        /// `(seq, mac)`: see [`request_mac`].
-        auth: (u64, String),
-    },
-    /// `force-primary` or `rejoin`: the operator's word to a node that waits for it
-    /// (`cold_start_held`, `colder_primary`, a refused peer). Authenticated like
-    /// `switchover`.
-    Operator {
-        /// `"force-primary"` or `"rejoin"`.
-        cmd: &'static str,
-        /// The key the client sent.
-        key: Option<String>,
-        /// `(seq, mac)`: see [`request_mac`].
-        auth: Option<(u64, String)>,
-    },
-}
-
-impl Request {
-    /// The request's `cmd`.
-    pub fn cmd(&self) -> &'static str {
-        match self {
-            Request::Hello => "hello",
-            Request::Status => "status",
-            Request::Events { .. } => "events",
-            Request::Switchover { .. } => "switchover",
-            Request::Config => "config",
-            Request::Auth { .. } => "auth",
-            Request::Operator { cmd, .. } => cmd,
-        }
-    }
-}
-
-/// An error response's code (see `docs/CONSOLE.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    /// The line is not a JSON object.
-    BadJson,
-    /// A field is missing or has the wrong type.
-    BadRequest,
-    /// `cmd` names no command.
-    UnknownCmd,
-    /// The key is missing or wrong.
-    BadKey,
-    /// No key file is configured: commands that change state are disabled.
-    NoKeyConfigured,
-    /// The request line is longer than [`LINE_BYTES_MAX`]; the connection is closed.
-    LineTooLong,
-    /// Too many connections; this one is closed.
-    TooManyConnections,
-    /// The connection holds the slot kept for an authenticated operator: `auth` first.
-    AuthRequired,
-}
-
-impl ErrorCode {
-    /// The code as the response carries it.
-    pub fn name(self) -> &'static str {
-        match self {
-            ErrorCode::BadJson => "bad_json",
-            ErrorCode::BadRequest => "bad_request",
-            ErrorCode::UnknownCmd => "unknown_cmd",
-            ErrorCode::BadKey => "bad_key",
-            ErrorCode::NoKeyConfigured => "no_key_configured",
-            ErrorCode::LineTooLong => "line_too_long",
-            ErrorCode::TooManyConnections => "too_many_connections",
-            ErrorCode::AuthRequired => "auth_required",
-        }
-    }
-}
+pub use super::schema::{error_line, ok_line, ErrorCode, Request};
 
 /// A request that could not be parsed: the `id` to echo, the code and a message.
 pub type ParseError = (Value, ErrorCode, String);
 
-/// Parses one request line. `id`, when present, is echoed in the response.
+/// Parses one request line into the schema's [`Request`]. `id`, when present, is echoed
+/// in the response. The codes are decided here, before serde reads the fields: not a
+/// JSON object is `bad_json`, no string `cmd` is `bad_request`, a `cmd` of no command is
+/// `unknown_cmd`, and a field of the wrong type or range is `bad_request`.
 pub fn parse(line: &str) -> Result<(Value, Request), ParseError> {
     let value: Value = serde_json::from_str(line).map_err(|e| {
         (
@@ -193,112 +103,38 @@ pub fn parse(line: &str) -> Result<(Value, Request), ParseError> {
     let Some(cmd) = object.get("cmd") else {
         return bad("missing field `cmd`".into());
     };
-    let Some(cmd) = cmd.as_str() else {
+    let Some(cmd) = cmd.as_str().map(str::to_string) else {
         return bad("field `cmd` must be a string".into());
     };
-    let request = match cmd {
-        "hello" => Request::Hello,
-        "status" => Request::Status,
-        "config" => Request::Config,
-        "events" => {
-            let since = match object.get("since") {
-                None | Some(Value::Null) => 0,
-                Some(v) => match v.as_u64() {
-                    Some(n) => n,
-                    None => return bad("field `since` must be a non-negative integer".into()),
-                },
-            };
-            let limit = match object.get("limit") {
-                None | Some(Value::Null) => EVENTS_LIMIT_MAX,
-                Some(v) => match v.as_u64() {
-                    Some(n) if (1..=EVENTS_LIMIT_MAX).contains(&n) => n,
-                    _ => return bad(format!("field `limit` must be an integer 1..={EVENTS_LIMIT_MAX}")),
-                },
-            };
-            Request::Events { since, limit }
-        }
-        "switchover" | "force-primary" | "rejoin" => {
-            let key = match object.get("key") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(s.clone()),
-                Some(_) => return bad("field `key` must be a string".into()),
-            };
-            let auth = match parse_auth(object.get("auth")) {
-                Ok(auth) => auth,
-                Err(message) => return bad(message.into()),
-            };
-            match cmd {
-                "force-primary" => Request::Operator {
-                    cmd: "force-primary",
-                    key,
-                    auth,
-                },
-                "rejoin" => Request::Operator {
-                    cmd: "rejoin",
-                    key,
-                    auth,
-                },
-                _ => Request::Switchover { key, auth },
-            }
-        }
-        "auth" => match parse_auth(object.get("auth")) {
-            Ok(Some(auth)) => Request::Auth { auth },
-            Ok(None) => return bad("missing field `auth`".into()),
-            Err(message) => return bad(message.into()),
-        },
-        other => {
-            return Err((
-                id.clone(),
-                ErrorCode::UnknownCmd,
-                format!(
-                    "unknown command {other:?} (known: hello, status, events, switchover, force-primary, rejoin, config, auth)"
-                ),
-            ))
-        }
+    if !Request::CMDS.contains(&cmd.as_str()) {
+        return Err((
+            id.clone(),
+            ErrorCode::UnknownCmd,
+            format!("unknown command {cmd:?} (known: {})", Request::CMDS.join(", ")),
+        ));
+    }
+    let request: Request = match serde_json::from_value(Value::Object(object)) {
+        Ok(request) => request,
+        // serde names the type it expected, not always the field: the usage says which.
+        Err(e) => return bad(format!("{cmd}: {e}; {} (docs/CONSOLE.md)", usage(&cmd))),
     };
+    if let Request::Events { limit: Some(limit), .. } = request {
+        if !(1..=EVENTS_LIMIT_MAX).contains(&limit) {
+            return bad(format!("field `limit` must be an integer 1..={EVENTS_LIMIT_MAX}"));
+        }
+    }
     Ok((id, request))
 }
 
-/// The `auth` field: absent, or `{"seq": integer, "mac": string}`.
-fn parse_auth(value: Option<&Value>) -> Result<Option<(u64, String)>, &'static str> {
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(a)) => match (a.get("seq").and_then(Value::as_u64), a.get("mac")) {
-            (Some(seq), Some(Value::String(mac))) => Ok(Some((seq, mac.clone()))),
-            _ => Err("field `auth` must be {\"seq\": integer, \"mac\": hex string}"),
-        },
-        Some(_) => Err("field `auth` must be an object"),
+/// The fields of a command, for a `bad_request` message.
+fn usage(cmd: &str) -> String {
+    const PROOF: &str = "`auth` must be {\"seq\": integer >= 0, \"mac\": hex string}";
+    match cmd {
+        "events" => format!("`since` must be an integer >= 0 and `limit` an integer 1..={EVENTS_LIMIT_MAX}"),
+        "auth" => PROOF.to_string(),
+        "switchover" | "force-primary" | "rejoin" => format!("`key` must be a string, {PROOF}"),
+        _ => format!("`{cmd}` takes no fields"),
     }
-}
-
-/// A success response line: `{"ok":true,"id":…,"cmd":…, fields…}` and a newline. Keys
-/// are written in lexicographic order.
-pub fn ok_line(id: &Value, cmd: &str, fields: Map<String, Value>) -> String {
-    let mut object = Map::new();
-    object.insert("ok".into(), true.into());
-    object.insert("id".into(), id.clone());
-    object.insert("cmd".into(), cmd.into());
-    object.extend(fields);
-    line(Value::Object(object))
-}
-
-/// An error response line: `{"ok":false,"id":…,"error":{"code":…,"message":…}}`.
-pub fn error_line(id: &Value, code: ErrorCode, message: &str) -> String {
-    let mut error = Map::new();
-    error.insert("code".into(), code.name().into());
-    error.insert("message".into(), message.into());
-    let mut object = Map::new();
-    object.insert("ok".into(), false.into());
-    object.insert("id".into(), id.clone());
-    object.insert("error".into(), Value::Object(error));
-    line(Value::Object(object))
-}
-
-fn line(value: Value) -> String {
-    // serde_json escapes control characters, so the text holds no raw newline.
-    let mut text = value.to_string();
-    text.push('\n');
-    text
 }
 
 /// Bytes of a connection's challenge.
@@ -985,38 +821,56 @@ mod tests {
 
     #[test]
     fn console_parse_known_commands() {
+        use super::super::schema::{AuthProof, Proof};
         assert_eq!(parse(r#"{"cmd":"status"}"#).unwrap().1, Request::Status);
         assert_eq!(
             parse(r#"{"cmd":"events","since":5,"id":7}"#).unwrap(),
             (
                 Value::from(7),
                 Request::Events {
-                    since: 5,
-                    limit: EVENTS_LIMIT_MAX
+                    since: Some(5),
+                    limit: None
                 }
             )
         );
         assert_eq!(
+            parse(r#"{"cmd":"events","since":null,"limit":null}"#).unwrap().1,
+            Request::Events {
+                since: None,
+                limit: None
+            }
+        );
+        assert_eq!(
             parse(r#"{"cmd":"switchover","key":"k"}"#).unwrap().1,
-            Request::Switchover {
+            Request::Switchover(Proof {
                 key: Some("k".into()),
                 auth: None
-            }
+            })
         );
         assert_eq!(
             parse(r#"{"cmd":"force-primary","key":"k"}"#).unwrap().1,
-            Request::Operator {
-                cmd: "force-primary",
+            Request::ForcePrimary(Proof {
                 key: Some("k".into()),
                 auth: None
-            }
+            })
         );
         assert_eq!(
             parse(r#"{"cmd":"rejoin","auth":{"seq":1,"mac":"ab"}}"#).unwrap().1,
-            Request::Operator {
-                cmd: "rejoin",
+            Request::Rejoin(Proof {
                 key: None,
-                auth: Some((1, "ab".into()))
+                auth: Some(AuthProof {
+                    seq: 1,
+                    mac: "ab".into()
+                })
+            })
+        );
+        assert_eq!(
+            parse(r#"{"cmd":"auth","auth":{"seq":2,"mac":"cd"}}"#).unwrap().1,
+            Request::Auth {
+                auth: AuthProof {
+                    seq: 2,
+                    mac: "cd".into()
+                }
             }
         );
         // Unknown fields are ignored, so newer clients can talk to older nodes.
@@ -1043,10 +897,25 @@ mod tests {
             parse(r#"{"cmd":"events","limit":0}"#).unwrap_err().1,
             ErrorCode::BadRequest
         );
+        let (_, code, message) = parse(r#"{"cmd":"switchover","key":1}"#).unwrap_err();
+        assert_eq!(code, ErrorCode::BadRequest);
+        assert!(message.contains("`key` must be a string"), "{message}");
+        let (_, _, message) = parse(r#"{"cmd":"events","since":"x"}"#).unwrap_err();
+        assert!(message.contains("`since` must be an integer"), "{message}");
+        assert_eq!(parse(r#"{"cmd":"auth"}"#).unwrap_err().1, ErrorCode::BadRequest);
         assert_eq!(
-            parse(r#"{"cmd":"switchover","key":1}"#).unwrap_err().1,
+            parse(r#"{"cmd":"auth","auth":{"seq":-1,"mac":"ab"}}"#).unwrap_err().1,
             ErrorCode::BadRequest
         );
+        assert_eq!(
+            parse(r#"{"cmd":"events","limit":1001,"id":"x"}"#).unwrap_err(),
+            (
+                Value::from("x"),
+                ErrorCode::BadRequest,
+                "field `limit` must be an integer 1..=1000".into()
+            )
+        );
+        assert_eq!(parse(r#"{"cmd":5}"#).unwrap_err().1, ErrorCode::BadRequest);
     }
 
     #[test]
@@ -1057,7 +926,7 @@ mod tests {
             text,
             "{\"error\":{\"code\":\"bad_key\",\"message\":\"wrong\\nkey\"},\"id\":\"a\",\"ok\":false}\n"
         );
-        let mut fields = Map::new();
+        let mut fields = serde_json::Map::new();
         fields.insert("x".into(), 1.into());
         assert_eq!(
             ok_line(&Value::Null, "status", fields),
@@ -1310,6 +1179,35 @@ mod limit_tests {
         #[test]
         fn console_parse_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
             let _ = parse(&String::from_utf8_lossy(&bytes));
+        }
+
+        /// What the client writes (`schema::RequestLine`), the console reads back the same.
+        #[test]
+        fn console_parse_reads_every_request_a_client_writes(
+            which in 0u8..8,
+            since in proptest::option::of(proptest::num::u64::ANY),
+            limit in proptest::option::of(1..=EVENTS_LIMIT_MAX),
+            seq in proptest::num::u64::ANY,
+            mac in "[0-9a-f]{0,32}",
+            key in proptest::option::of("\\PC{0,40}"),
+            with_auth in proptest::bool::ANY,
+            id in proptest::num::i64::ANY,
+        ) {
+            use super::super::schema::{AuthProof, Proof, RequestLine};
+            let auth = AuthProof { seq, mac };
+            let proof = Proof { key, auth: with_auth.then(|| auth.clone()) };
+            let request = match which {
+                0 => Request::Hello,
+                1 => Request::Status,
+                2 => Request::Config,
+                3 => Request::Events { since, limit },
+                4 => Request::Switchover(proof),
+                5 => Request::ForcePrimary(proof),
+                6 => Request::Rejoin(proof),
+                _ => Request::Auth { auth },
+            };
+            let line = serde_json::to_string(&RequestLine { id: id.into(), request: request.clone() }).unwrap();
+            proptest::prop_assert_eq!(parse(&line), Ok((Value::from(id), request)));
         }
 
         #[test]

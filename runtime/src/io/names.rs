@@ -1,84 +1,47 @@
-//! Stable names (snake_case, as the console and the hook's environment show them) and
-//! sentences (as the log shows them) for the core's enums. The names are part of the
-//! console protocol (`docs/CONSOLE.md`): they change only with its version.
+//! Sentences for the core's enums, as the log, the journal and the console show them:
+//! what serde cannot derive. The enums' snake_case *names* are the console schema's
+//! (`super::schema`, from its serde renames); the functions here that return a name
+//! only convert to the schema's type and ask it, and stay so that the shell's event
+//! code reads as before.
 
+use super::schema;
 use crate::node::{Alarm, Notice, Reason, RefuseReason, ResyncCause, Role, SyncState};
-use crate::wire::{DelayReason, WireRole, WireSync};
+use crate::wire::DelayReason;
 
-/// `starting`, `primary` or `backup`.
+/// `starting`, `primary` or `backup` ([`schema::Role`]).
 pub fn role(role: Role) -> &'static str {
-    match role {
-        Role::Starting => "starting",
-        Role::Primary => "primary",
-        Role::Backup => "backup",
-    }
+    schema::Role::from(role).name()
 }
 
-/// `alone`, `paired`, `joining`, `in_sync` or `lagging`.
+/// `alone`, `paired`, `joining`, `in_sync` or `lagging` ([`schema::Sync`]).
 pub fn sync(sync: SyncState) -> &'static str {
-    match sync {
-        SyncState::Alone => "alone",
-        SyncState::Paired => "paired",
-        SyncState::Joining => "joining",
-        SyncState::InSync => "in_sync",
-        SyncState::Lagging => "lagging",
-    }
+    schema::Sync::from(sync).name()
 }
 
-/// The peer's role as it announces it.
-pub fn wire_role(role: WireRole) -> &'static str {
-    match role {
-        WireRole::Starting => "starting",
-        WireRole::Primary => "primary",
-        WireRole::Backup => "backup",
-    }
-}
-
-/// The peer's sync state as it announces it (`none` for a primary or starting node).
-pub fn wire_sync(sync: WireSync) -> &'static str {
-    match sync {
-        WireSync::Joining => "joining",
-        WireSync::InSync => "in_sync",
-        WireSync::Lagging => "lagging",
-        WireSync::NotApplicable => "none",
-    }
-}
-
-/// The reason's name, and the resync cause for `resync_started`.
+/// The reason's name, and the resync cause for `resync_started` ([`schema::reason`]).
 pub fn reason(reason: Reason) -> (&'static str, Option<&'static str>) {
-    match reason {
-        Reason::StartedFirst => ("started_first", None),
-        Reason::WonTiebreak => ("won_tiebreak", None),
-        Reason::PrimaryFound => ("primary_found", None),
-        Reason::TakeoverAfterProbe => ("takeover_after_probe", None),
-        Reason::TakeoverNoPrimary => ("takeover_no_primary", None),
-        Reason::SwitchoverRequested => ("switchover_requested", None),
-        Reason::SwitchoverCompleted => ("switchover_completed", None),
-        Reason::SwitchoverHandedOver => ("switchover_handed_over", None),
-        Reason::SwitchoverAborted => ("switchover_aborted", None),
-        Reason::FencedByEpoch => ("fenced_by_epoch", None),
-        Reason::ResyncStarted(cause) => ("resync_started", Some(resync_cause(cause))),
-        Reason::InSync => ("in_sync", None),
-        Reason::Lagging => ("lagging", None),
-        Reason::CaughtUp => ("caught_up", None),
-        Reason::PrimaryLostWhileJoining => ("primary_lost_while_joining", None),
-        Reason::BackupLost => ("backup_lost", None),
-        Reason::BackupInSync => ("backup_in_sync", None),
-        Reason::InputHandover => ("input_handover", None),
-        Reason::PairingRefused => ("pairing_refused", None),
-        Reason::ForcedByOperator => ("forced_by_operator", None),
-        Reason::KeepingState => ("keeping_state", None),
-    }
+    let (name, cause) = schema::reason(reason);
+    (name.name(), cause.map(schema::ResyncCause::name))
 }
 
-/// `lag`, `divergence`, `fenced` or `transfer_failed`.
-pub fn resync_cause(cause: ResyncCause) -> &'static str {
-    match cause {
-        ResyncCause::Lag => "lag",
-        ResyncCause::Divergence => "divergence",
-        ResyncCause::Fenced => "fenced",
-        ResyncCause::TransferFailed => "transfer_failed",
-    }
+/// The alarm's name and the frame it names, if any ([`schema::AlarmName`]).
+pub fn alarm(alarm: Alarm) -> (&'static str, Option<u64>) {
+    (schema::AlarmName::from(alarm).name(), schema::alarm_frame(alarm))
+}
+
+/// The notice's name ([`schema::NoticeName`]).
+pub fn notice(notice: Notice) -> &'static str {
+    schema::NoticeName::from(notice).name()
+}
+
+/// `joining` or `lagging` ([`schema::DelayReason`]).
+pub fn delay_reason(reason: DelayReason) -> &'static str {
+    schema::DelayReason::from(reason).name()
+}
+
+/// The refusal's name ([`schema::Refusal`]).
+pub fn refuse(reason: RefuseReason) -> &'static str {
+    schema::Refusal::from(reason).name()
 }
 
 /// A sentence for the log.
@@ -108,27 +71,6 @@ pub fn reason_text(reason: Reason) -> &'static str {
         Reason::PairingRefused => "the peer differs in what a pair must share: waiting, not pairing",
         Reason::ForcedByOperator => "an operator said force-primary",
         Reason::KeepingState => "fenced by a primary of another cold start: keeping this node's state for the operator",
-    }
-}
-
-/// The alarm's name and the frame it names, if any.
-pub fn alarm(alarm: Alarm) -> (&'static str, Option<u64>) {
-    match alarm {
-        Alarm::OutputDivergence { frame } => ("output_divergence", Some(frame)),
-        Alarm::StateDivergence { frame } => ("state_divergence", Some(frame)),
-        Alarm::InputLost { frame } => ("input_lost", Some(frame)),
-        Alarm::CannotTakeOver => ("cannot_take_over", None),
-        Alarm::TransferRejected => ("transfer_rejected", None),
-        Alarm::InputSilent => ("input_silent", None),
-        Alarm::EpochRefused { .. } => ("epoch_refused", None),
-        Alarm::FrameRefused { frame } => ("frame_refused", Some(frame)),
-        Alarm::FramesStale { frame } => ("frames_stale", Some(frame)),
-        Alarm::EpochExhausted { .. } => ("epoch_exhausted", None),
-        Alarm::PairingRefused { .. } => ("pairing_refused", None),
-        Alarm::SyncKeyMismatch { .. } => ("sync_key_mismatch", None),
-        Alarm::PeerIsSelf { .. } => ("sync_peer_is_self", None),
-        Alarm::ColdStartHeld => ("cold_start_held", None),
-        Alarm::ColderPrimary { .. } => ("colder_primary", None),
     }
 }
 
@@ -181,42 +123,6 @@ pub fn alarm_text(alarm: Alarm) -> String {
         Alarm::ColderPrimary { origin, own_origin } => format!(
             "fenced by a primary whose state goes back to another cold start (epoch {origin:#x}, this node's {own_origin:#x}): keeping this node's state; twinctl force-primary to lead with it, twinctl rejoin to take the primary's"
         ),
-    }
-}
-
-/// The notice's name.
-pub fn notice(notice: Notice) -> &'static str {
-    match notice {
-        Notice::ProbeSent => "probe_sent",
-        Notice::FalseDeath => "false_death",
-        Notice::LinkUp(_) => "link_up",
-        Notice::LinkDown(_) => "link_down",
-        Notice::NonceRedrawn => "nonce_redrawn",
-        Notice::TransferStarted { .. } => "transfer_started",
-        Notice::TransferCompleted { .. } => "transfer_completed",
-        Notice::SwitchoverDelayed { .. } => "switchover_delayed",
-        Notice::SwitchoverRefused => "switchover_refused",
-        Notice::SourceRestarted { .. } => "source_restarted",
-    }
-}
-
-/// `joining` or `lagging`.
-pub fn delay_reason(reason: DelayReason) -> &'static str {
-    match reason {
-        DelayReason::Joining => "joining",
-        DelayReason::Lagging => "lagging",
-    }
-}
-
-/// The refusal's name.
-pub fn refuse(reason: RefuseReason) -> &'static str {
-    match reason {
-        RefuseReason::NoHealthyBackup => "no_healthy_backup",
-        RefuseReason::BackupJoining => "backup_joining",
-        RefuseReason::InProgress => "in_progress",
-        RefuseReason::NotReady => "not_ready",
-        RefuseReason::NoPrimary => "no_primary",
-        RefuseReason::NotWaiting => "not_waiting",
     }
 }
 

@@ -21,6 +21,7 @@ use super::schedule::{inject, repair, Fault, FaultKind, FaultRecord};
 use super::{ms, round3, HarnessError, Percentiles};
 use serde_json::{json, Value};
 use std::time::Duration;
+use twinloop::io::schema::EventKind;
 
 /// The settings every benchmark shares.
 #[derive(Debug, Clone)]
@@ -389,7 +390,9 @@ pub fn join(config: &BenchConfig) -> Result<BenchResult, HarnessError> {
             in_sync_ns = rig.watchers[1].with(|v| {
                 v.events
                     .iter()
-                    .find(|e| e.at_ns + 1_000_000 >= spawned_ns && e.kind == "transition" && e.name == "in_sync")
+                    .find(|e| {
+                        e.at_ns + 1_000_000 >= spawned_ns && e.kind == EventKind::Transition && e.name == "in_sync"
+                    })
                     .map(|e| e.at_ns)
             });
             in_sync_ns.is_some()

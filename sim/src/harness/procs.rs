@@ -16,10 +16,9 @@ use super::sink::lock;
 use super::{HarnessError, RunClock};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use serde_json::Value;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -27,6 +26,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use twinloop::io::client::Client;
+use twinloop::io::schema::{CommandReply, Event, EventKind, EventsPage, Role, Status};
 
 /// Events kept per node; beyond, the oldest half is dropped (bounded memory).
 pub const EVENTS_MAX: usize = 100_000;
@@ -212,7 +213,10 @@ impl Drop for NodeProc {
     }
 }
 
-/// The console client of one node.
+/// The console of one node, through the library's client
+/// ([`twinloop::io::client::Client`]): each request on a fresh connection, so that the
+/// handle can be cloned onto the watcher's thread and a frozen node costs each request
+/// at most the timeout.
 #[derive(Debug, Clone)]
 pub struct Console {
     /// The node's console address.
@@ -232,40 +236,24 @@ impl Console {
         }
     }
 
-    /// One request (a JSON object) and its response, on a fresh connection.
-    pub fn request(&self, request: &Value) -> Result<Value, String> {
-        let mut stream = TcpStream::connect_timeout(&self.addr, self.timeout).map_err(|e| e.to_string())?;
-        stream.set_read_timeout(Some(self.timeout)).map_err(|e| e.to_string())?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        let mut line = request.to_string();
-        line.push('\n');
-        stream.write_all(line.as_bytes()).map_err(|e| e.to_string())?;
-        let mut response = String::new();
-        BufReader::new(stream)
-            .read_line(&mut response)
-            .map_err(|e| e.to_string())?;
-        serde_json::from_str(&response).map_err(|e| format!("bad response {response:?}: {e}"))
+    fn client(&self) -> Client {
+        Client::new(self.addr, self.timeout)
     }
 
-    /// `status`: the `status` object.
-    pub fn status(&self) -> Result<Value, String> {
-        let reply = self.request(&serde_json::json!({"cmd": "status"}))?;
-        if reply["ok"] == true {
-            Ok(reply["status"].clone())
-        } else {
-            Err(format!("status refused: {reply}"))
-        }
+    /// `status`.
+    pub fn status(&self) -> Result<Status, String> {
+        self.client().status().map_err(|e| e.to_string())
     }
 
-    /// `events` since `since`: the whole response.
-    pub fn events(&self, since: u64) -> Result<Value, String> {
-        self.request(&serde_json::json!({"cmd": "events", "since": since, "limit": 1000}))
+    /// `events` since `since`: one page.
+    pub fn events(&self, since: u64) -> Result<EventsPage, String> {
+        self.client().events(since, 1000).map_err(|e| e.to_string())
     }
 
-    /// `switchover` with the key: the response (`result` is `started`, `forwarded` or
+    /// `switchover`, proving the key: the reply (`result` is `started`, `forwarded` or
     /// `refused`).
-    pub fn switchover(&self) -> Result<Value, String> {
-        self.request(&serde_json::json!({"cmd": "switchover", "key": self.key, "id": "twinloop-sim"}))
+    pub fn switchover(&self) -> Result<CommandReply, String> {
+        self.client().switchover(&self.key).map_err(|e| e.to_string())
     }
 }
 
@@ -280,8 +268,8 @@ pub struct NodeEvent {
     pub seq: u64,
     /// When, ns since the run began (from the node's wall-clock stamp, ms resolution).
     pub at_ns: u64,
-    /// `transition`, `alarm`, `notice` or `shell`.
-    pub kind: String,
+    /// What it is about.
+    pub kind: EventKind,
     /// The event's name (a reason for transitions).
     pub name: String,
     /// `epoch`, for transitions.
@@ -289,7 +277,7 @@ pub struct NodeEvent {
     /// `frame`, for transitions and some alarms and notices.
     pub frame: Option<u64>,
     /// `role`, for transitions.
-    pub role: Option<String>,
+    pub role: Option<Role>,
     /// `bytes`, for transfer notices.
     pub bytes: Option<u64>,
     /// The message, for people.
@@ -297,31 +285,32 @@ pub struct NodeEvent {
 }
 
 impl NodeEvent {
-    fn from_json(node: u8, boot_id: u64, clock: &RunClock, e: &Value) -> NodeEvent {
+    fn from_event(node: u8, boot_id: u64, clock: &RunClock, e: &Event) -> NodeEvent {
         NodeEvent {
             node,
             boot_id,
-            seq: e["seq"].as_u64().unwrap_or(0),
-            at_ns: clock.ns_of_unix_ms(e["unix_ms"].as_u64().unwrap_or(0)),
-            kind: e["kind"].as_str().unwrap_or("").to_string(),
-            name: e["name"].as_str().unwrap_or("").to_string(),
-            epoch: e["epoch"].as_u64(),
-            frame: e["frame"].as_u64(),
-            role: e["role"].as_str().map(str::to_string),
-            bytes: e["bytes"].as_u64(),
-            message: e["message"].as_str().unwrap_or("").to_string(),
+            seq: e.seq,
+            at_ns: clock.ns_of_unix_ms(e.unix_ms),
+            kind: e.kind,
+            name: e.name.clone(),
+            epoch: e.epoch,
+            frame: e.frame,
+            role: e.role,
+            bytes: e.bytes,
+            message: e.message.clone(),
         }
     }
 
     /// A transition that started an unplanned takeover.
     pub fn is_takeover(&self) -> bool {
-        self.kind == "transition" && matches!(self.name.as_str(), "takeover_after_probe" | "takeover_no_primary")
+        self.kind == EventKind::Transition
+            && matches!(self.name.as_str(), "takeover_after_probe" | "takeover_no_primary")
     }
 
     /// A transition that made this node primary of a new epoch (takeover, completed
     /// switchover, or a cold start).
     pub fn starts_epoch(&self) -> bool {
-        self.kind == "transition"
+        self.kind == EventKind::Transition
             && matches!(
                 self.name.as_str(),
                 "takeover_after_probe"
@@ -337,7 +326,7 @@ impl NodeEvent {
 #[derive(Debug, Clone, Default)]
 pub struct NodeView {
     /// The last status, with when it was read (ns since the run began).
-    pub status: Option<(u64, Value)>,
+    pub status: Option<(u64, Status)>,
     /// The journal, oldest first, across restarts.
     pub events: Vec<NodeEvent>,
     /// Events dropped to bound memory.
@@ -369,6 +358,9 @@ impl Watcher {
             std::thread::Builder::new()
                 .name(format!("watch-node-{node}"))
                 .spawn(move || {
+                    // One connection kept between polls (the client opens it again after
+                    // a failure, and retries a read once on a new one after a restart).
+                    let mut client = console.client();
                     let mut next = Instant::now();
                     while !stop.load(Ordering::Relaxed) {
                         let now = Instant::now();
@@ -378,7 +370,7 @@ impl Watcher {
                         }
                         next = now + Duration::from_millis(interval_ms.load(Ordering::Relaxed));
                         if !paused.load(Ordering::Relaxed) {
-                            poll_once(node, &console, &clock, &view);
+                            poll_once(node, &mut client, &clock, &view);
                         }
                     }
                 })
@@ -399,7 +391,7 @@ impl Watcher {
     }
 
     /// The last status if it was read at or after `since_ns`.
-    pub fn status_since(&self, since_ns: u64) -> Option<Value> {
+    pub fn status_since(&self, since_ns: u64) -> Option<Status> {
         self.with(|v| {
             v.status
                 .as_ref()
@@ -434,23 +426,20 @@ impl Drop for Watcher {
     }
 }
 
-fn poll_once(node: u8, console: &Console, clock: &RunClock, view: &Mutex<NodeView>) {
+fn poll_once(node: u8, client: &mut Client, clock: &RunClock, view: &Mutex<NodeView>) {
     let asked_at = clock.now_ns();
-    let Ok(status) = console.status() else {
+    let Ok(status) = client.status() else {
         return;
     };
     let since = lock(view).next_since;
-    let boot_id = status["boot_id"].as_u64().unwrap_or(0);
+    let boot_id = status.boot_id;
     let mut since = if boot_id == lock(view).boot_id { since } else { 0 };
     // Follow the journal page by page (bounded: the ring holds at most events_max).
     for _ in 0..64 {
-        let Ok(page) = console.events(since) else {
+        let Ok(page) = client.events(since, 1000) else {
             break;
         };
-        if page["ok"] != true {
-            break;
-        }
-        let page_boot = page["boot_id"].as_u64().unwrap_or(0);
+        let page_boot = page.boot_id;
         let mut v = lock(view);
         if page_boot != v.boot_id {
             // A new process: its journal starts again at 1.
@@ -461,23 +450,21 @@ fn poll_once(node: u8, console: &Console, clock: &RunClock, view: &Mutex<NodeVie
                 continue;
             }
         }
-        if page["truncated"] == true {
+        if page.truncated {
             v.events_missed += 1;
         }
-        if let Some(events) = page["events"].as_array() {
-            for e in events {
-                let event = NodeEvent::from_json(node, page_boot, clock, e);
-                v.events.push(event);
-            }
+        for e in &page.events {
+            let event = NodeEvent::from_event(node, page_boot, clock, e);
+            v.events.push(event);
         }
         if v.events.len() > EVENTS_MAX {
             let drop = v.events.len() / 2;
             v.events.drain(..drop);
             v.events_dropped += drop as u64;
         }
-        since = page["next_since"].as_u64().unwrap_or(since);
+        since = page.next_since;
         v.next_since = since;
-        if page["more"] != true {
+        if !page.more {
             break;
         }
     }
@@ -509,30 +496,39 @@ pub fn cpu_ns(pid: u32) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
+    use std::io::{BufRead, BufReader};
     use std::net::TcpListener;
+    use twinloop::io::schema::CommandResult;
 
     #[test]
-    fn console_request_round_trip_and_timeout() {
+    fn console_switchover_round_trip_and_timeout() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let server = std::thread::spawn(move || {
             let (stream, _) = listener.accept().unwrap();
             let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            let request: Value = serde_json::from_str(&line).unwrap();
-            assert_eq!(request["cmd"], "switchover");
-            assert_eq!(request["key"], "k");
             let mut stream = stream;
-            stream
-                .write_all(b"{\"ok\":true,\"result\":\"started\",\"cmd\":\"switchover\"}\n")
-                .unwrap();
+            // `hello` (no challenge: the key goes in clear), then the switchover.
+            for _ in 0..2 {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let request: Value = serde_json::from_str(&line).unwrap();
+                let reply = if request["cmd"] == "hello" {
+                    serde_json::json!({"ok": true, "id": request["id"], "cmd": "hello", "protocol": 1, "node_id": 1, "name": "fake"})
+                } else {
+                    assert_eq!(request["cmd"], "switchover");
+                    assert_eq!(request["key"], "k");
+                    serde_json::json!({"ok": true, "id": request["id"], "cmd": "switchover", "result": "started", "reason": null, "message": "m"})
+                };
+                stream.write_all(format!("{reply}\n").as_bytes()).unwrap();
+            }
             // A second connection that never answers: the client times out.
             let (_silent, _) = listener.accept().unwrap();
             std::thread::sleep(Duration::from_millis(300));
         });
         let console = Console::new(addr, "k", Duration::from_millis(100));
-        assert_eq!(console.switchover().unwrap()["result"], "started");
+        assert_eq!(console.switchover().unwrap().result, CommandResult::Started);
         assert!(console.status().is_err(), "a silent node times out");
         server.join().unwrap();
     }
@@ -542,7 +538,7 @@ mod tests {
         let clock = RunClock::start();
         let e = serde_json::json!({"seq": 3, "unix_ms": 0, "kind": "transition", "name": "takeover_after_probe",
             "epoch": 0x202, "frame": 77, "role": "primary", "message": "m"});
-        let event = NodeEvent::from_json(2, 9, &clock, &e);
+        let event = NodeEvent::from_event(2, 9, &clock, &serde_json::from_value(e).unwrap());
         assert!(event.is_takeover() && event.starts_epoch());
         assert_eq!((event.epoch, event.frame, event.node), (Some(0x202), Some(77), 2));
         let switch = NodeEvent {

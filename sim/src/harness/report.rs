@@ -36,6 +36,7 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
+use twinloop::io::schema::EventKind;
 
 /// Examples of each kind of mismatch kept for the report.
 const EXAMPLES_MAX: usize = 10;
@@ -148,13 +149,13 @@ pub fn analyse(
         ..Analysis::default()
     };
     for e in events {
-        match (e.kind.as_str(), e.name.as_str()) {
-            ("alarm", "input_lost") => a.input_lost_frames.extend(e.frame),
-            ("alarm", "output_divergence" | "state_divergence") => a.divergence_alarms += 1,
-            ("transition", "switchover_completed") => a.switchovers += 1,
-            ("transition", "fenced_by_epoch") => a.fenced += 1,
-            ("notice", "false_death") => a.false_deaths += 1,
-            ("notice", "transfer_completed") => a.transfers += 1,
+        match (e.kind, e.name.as_str()) {
+            (EventKind::Alarm, "input_lost") => a.input_lost_frames.extend(e.frame),
+            (EventKind::Alarm, "output_divergence" | "state_divergence") => a.divergence_alarms += 1,
+            (EventKind::Transition, "switchover_completed") => a.switchovers += 1,
+            (EventKind::Transition, "fenced_by_epoch") => a.fenced += 1,
+            (EventKind::Notice, "false_death") => a.false_deaths += 1,
+            (EventKind::Notice, "transfer_completed") => a.transfers += 1,
             _ => {}
         }
     }
@@ -654,7 +655,7 @@ pub fn marks(faults: &[FaultRecord], events: &[NodeEvent]) -> Vec<Mark> {
     for e in events {
         let kind = if e.is_takeover() {
             MarkKind::Takeover
-        } else if e.kind == "transition" && e.name == "switchover_completed" {
+        } else if e.kind == EventKind::Transition && e.name == "switchover_completed" {
             MarkKind::Switchover
         } else {
             continue;
@@ -781,7 +782,7 @@ mod tests {
             boot_id: 1,
             seq: 1,
             at_ns: 25_000_000,
-            kind: "alarm".into(),
+            kind: EventKind::Alarm,
             name: "input_lost".into(),
             epoch: None,
             frame: Some(2),
@@ -808,11 +809,11 @@ mod tests {
             boot_id: 1,
             seq: 5,
             at_ns,
-            kind: "transition".into(),
+            kind: EventKind::Transition,
             name: "takeover_after_probe".into(),
             epoch: Some(0x202),
             frame: Some(1),
-            role: Some("primary".into()),
+            role: Some(twinloop::io::schema::Role::Primary),
             bytes: None,
             message: String::new(),
         };

@@ -17,6 +17,7 @@ use std::cell::RefCell;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use twinloop::io::schema::{EventKind, Role, Status, Sync};
 use twinloop_demo::plant::PlantParams;
 use twinloop_demo::TankParams;
 
@@ -414,7 +415,7 @@ impl Rig {
         self.start_node_as_primary(0)?;
         self.nodes[1].spawn()?;
         self.wait_starting(1, Duration::from_secs(20), "node 2 to become backup", |rig| {
-            rig.status(1).is_some_and(|s| s["role"] == "backup")
+            rig.status(1).is_some_and(|s| s.role == Role::Backup)
         })?;
         self.plant.set_sending(true)?;
         self.await_healthy(Duration::from_secs(30))
@@ -426,7 +427,7 @@ impl Rig {
         self.nodes[i].spawn()?;
         let what = format!("node {} to become primary", i + 1);
         self.wait_starting(i, Duration::from_secs(20), &what, |rig| {
-            rig.status(i).is_some_and(|s| s["role"] == "primary")
+            rig.status(i).is_some_and(|s| s.role == Role::Primary)
         })
     }
 
@@ -485,7 +486,7 @@ impl Rig {
     }
 
     /// The last status of node `i` (None while it does not answer or is down).
-    pub fn status(&self, i: usize) -> Option<Value> {
+    pub fn status(&self, i: usize) -> Option<Status> {
         self.watchers[i].status_since(0)
     }
 
@@ -493,26 +494,25 @@ impl Rig {
     pub fn health(&self, since_ns: u64) -> Option<Health> {
         let a = self.watchers[0].status_since(since_ns)?;
         let b = self.watchers[1].status_since(since_ns)?;
-        let (primary, p, q) = if a["role"] == "primary" {
+        let (primary, p, q) = if a.role == Role::Primary {
             (0, &a, &b)
         } else {
             (1, &b, &a)
         };
         let lag_max = (50 / u64::from(self.config.cycle_ms.max(1))).max(5);
-        let healthy = p["role"] == "primary"
-            && p["sync"] == "paired"
-            && q["role"] == "backup"
-            && q["sync"] == "in_sync"
-            && p["epoch"] == q["epoch"]
-            && q["lag_frames"].as_u64().unwrap_or(u64::MAX) <= lag_max
+        let healthy = p.role == Role::Primary
+            && p.sync == Sync::Paired
+            && q.is_in_sync_backup()
+            && p.epoch == q.epoch
+            && q.lag_frames <= lag_max
             && !self.nodes[0].frozen()
             && !self.nodes[1].frozen();
-        let epoch = p["epoch"].as_u64()?;
+        let epoch = p.epoch;
         let sink_follows = self.sink.with(|s| s.last_epoch == epoch);
-        (healthy && sink_follows).then(|| Health {
+        (healthy && sink_follows).then_some(Health {
             primary,
             epoch,
-            frame: p["frame"].as_u64().unwrap_or(0),
+            frame: p.frame,
         })
     }
 
@@ -623,8 +623,8 @@ impl Rig {
                     v.events[from..]
                         .iter()
                         .filter(|e| {
-                            e.kind == "transition"
-                                || e.kind == "alarm"
+                            e.kind == EventKind::Transition
+                                || e.kind == EventKind::Alarm
                                 || matches!(
                                     e.name.as_str(),
                                     "probe_sent"
@@ -654,12 +654,7 @@ impl Rig {
         let node = |i: usize| match self.status(i) {
             _ if self.nodes[i].pid().is_none() => "down".to_string(),
             _ if self.nodes[i].frozen() => "frozen".to_string(),
-            Some(s) => format!(
-                "{}/{} e{}",
-                s["role"].as_str().unwrap_or("?"),
-                s["sync"].as_str().unwrap_or("?"),
-                twinloop::EpochText(s["epoch"].as_u64().unwrap_or(0))
-            ),
+            Some(s) => format!("{}/{} e{}", s.role, s.sync, twinloop::EpochText(s.epoch)),
             None => "?".to_string(),
         };
         let (accepted, dup, stale) = self
@@ -687,11 +682,11 @@ impl Rig {
             let status = self.status(i).map(|s| {
                 format!(
                     "role {} sync {} epoch {} frame {} lag {}",
-                    s["role"],
-                    s["sync"],
-                    twinloop::EpochText(s["epoch"].as_u64().unwrap_or(0)),
-                    s["frame"],
-                    s["lag_frames"]
+                    s.role,
+                    s.sync,
+                    twinloop::EpochText(s.epoch),
+                    s.frame,
+                    s.lag_frames
                 )
             });
             text.push_str(&format!(

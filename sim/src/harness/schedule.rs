@@ -15,6 +15,7 @@ use super::proxy::LinkFault;
 use super::rig::{Health, Rig, Timing, LINKS};
 use super::{ms, HarnessError};
 use std::time::Duration;
+use twinloop::io::schema::CommandResult;
 use twinloop::Rng;
 
 /// What a fault does.
@@ -426,9 +427,7 @@ pub fn inject(rig: &mut Rig, index: usize, fault: Fault) -> Result<FaultRecord, 
         FaultKind::Switchover | FaultKind::SwitchoverViaBackup => {
             let via = (target - 1) as usize;
             match rig.consoles[via].switchover() {
-                Ok(reply)
-                    if reply["ok"] == true && matches!(reply["result"].as_str(), Some("started" | "forwarded")) =>
-                {
+                Ok(reply) if matches!(reply.result, CommandResult::Started | CommandResult::Forwarded) => {
                     let limit = Duration::from_millis(timing.switchover_timeout_ms * 3 + 3000);
                     match rig.await_epoch_above(health.epoch, limit) {
                         Ok((epoch, at_ns)) => {
@@ -439,7 +438,7 @@ pub fn inject(rig: &mut Rig, index: usize, fault: Fault) -> Result<FaultRecord, 
                         Err(e) => record.error = Some(format!("the switchover did not complete: {e}")),
                     }
                 }
-                Ok(reply) => record.error = Some(format!("switchover not started: {reply}")),
+                Ok(reply) => record.error = Some(format!("switchover not started: {}", reply.message)),
                 Err(e) => record.error = Some(format!("console: {e}")),
             }
         }
