@@ -174,6 +174,8 @@ name_enum! {
         PairingRefused <= node::Reason::PairingRefused,
         /// An operator said force-primary.
         ForcedByOperator <= node::Reason::ForcedByOperator,
+        /// Led on above a higher epoch a starting peer announced.
+        EpochRaised <= node::Reason::EpochRaised,
         /// Fenced by a primary of another cold start: keeping this node's state.
         KeepingState <= node::Reason::KeepingState,
     }

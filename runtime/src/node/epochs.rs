@@ -60,7 +60,11 @@ impl Epochs {
     pub fn new(persisted: u64, reserved: u64) -> Self {
         Epochs {
             current: Epoch(0),
-            max_seen: Epoch(persisted),
+            // A reservation may have been led, and the background write that records a
+            // led epoch lost in a crash: a sink may follow it. Counted as seen, so that a
+            // primary below it is not followed (it raises its epoch when it hears ours
+            // announced: `Reason::EpochRaised`).
+            max_seen: Epoch(persisted.max(reserved)),
             reserved: None,
             floor: Epoch(reserved),
             persist_pending: false,

@@ -64,12 +64,32 @@ impl<A: App> Node<A> {
         let theirs = Epoch(header.epoch);
         if header.role == WireRole::Primary && theirs < self.epochs.max_seen() {
             self.rejections.stale_epoch += 1;
+            if self.role == Role::Starting && header.origin != 0 {
+                // A primary with state below the epoch this node announces (a reservation
+                // it may have led): not followed, but alive with the pair's state — this
+                // node does not lead a cold start next to it; it waits for it to lead
+                // above the announced epoch (`Reason::EpochRaised`).
+                self.pair_had_state = true;
+            }
             return false;
         }
         // A restart must start above every epoch the sink may have accepted, including
         // the ones this node only heard of.
         if let Some(action) = self.epochs.heard(theirs) {
             self.push(action);
+        }
+        if theirs > self.epochs.current()
+            && header.role == WireRole::Starting
+            && self.role == Role::Primary
+            && self.switchover.primary_may_run()
+        {
+            // A starting peer announces an epoch above ours: its reservation, which it may
+            // have led (a sink may follow it) with the background write recording that
+            // lost in a crash. It rejects our heartbeats as stale until we lead above it.
+            // A switchover still asking is given up: a starting node cannot take over.
+            self.switchover = super::Switchover::Idle;
+            self.become_primary(super::Reason::EpochRaised);
+            return true;
         }
         if theirs <= self.epochs.current() || header.role == WireRole::Starting {
             return true;

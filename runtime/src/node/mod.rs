@@ -148,6 +148,10 @@ pub enum Reason {
     /// Fenced by a primary of another cold start: waiting for the operator with this
     /// node's state (see [`Alarm::ColderPrimary`]).
     KeepingState,
+    /// The primary heard a starting peer announce a higher epoch (one it may have led,
+    /// its record of leading it lost in a crash): it leads on, above it, so that a sink
+    /// that accepted that epoch takes its outputs and the peer follows it.
+    EpochRaised,
 }
 
 /// Why a backup asked for a fresh transfer.
