@@ -103,7 +103,12 @@ pub struct RtConfig {
 }
 
 /// The whole file, after overrides and the profile; `S` is the program's `[app]` table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Written back with `toml::to_string` (or [`NodeFile::to_toml`]), it loads as itself:
+/// tests and the harness write their nodes' files from this type, not from templates.
+/// [`Default`] is every table's default, which is not a valid file (`node.state_file` is
+/// required; the links and sinks are the deployment's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct NodeFile<S> {
     /// `[node]`.
     pub node: NodeTable,
@@ -407,6 +412,14 @@ zones = ["infeed", "outfeed"]
         assert_eq!(file.app.0["belt_speed_mm_s"].as_integer(), Some(250));
         let again = NodeFile::<AnyAppSettings>::parse(&file.to_toml().unwrap(), Path::new("/"), &[]).unwrap();
         assert_eq!(again, file);
+    }
+
+    #[test]
+    fn any_app_serialized_from_its_type_loads_as_itself() {
+        let file = NodeFile::<AnyAppSettings>::parse(MINIMAL, Path::new("/etc/twinloop"), &[]).unwrap();
+        let text = toml::to_string(&file).unwrap();
+        let again = NodeFile::<AnyAppSettings>::parse(&text, Path::new("/"), &[]).unwrap();
+        assert_eq!(again, file, "{text}");
     }
 
     #[test]
