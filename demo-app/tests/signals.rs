@@ -84,7 +84,7 @@ fn start_alone(name: &str) -> (Node, UdpSocket) {
     )
     .unwrap();
     let mut pool = PortPool::new();
-    let ports = [NodePorts::allocate(&mut pool), NodePorts::allocate(&mut pool)];
+    let ports = [pool.node(), pool.node()];
     let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
     let source = SocketAddr::from(([127, 0, 0, 1], 9));
     let text = node_config(
