@@ -823,7 +823,16 @@ mod tests {
         let ports = [pool.node(), pool.node()];
         let mut all: Vec<u16> = ports
             .iter()
-            .flat_map(|p| [p.frames, p.links[0][0], p.links[0][1], p.links[1][0], p.links[1][1], p.console])
+            .flat_map(|p| {
+                [
+                    p.frames,
+                    p.links[0][0],
+                    p.links[0][1],
+                    p.links[1][0],
+                    p.links[1][1],
+                    p.console,
+                ]
+            })
             .collect();
         all.sort_unstable();
         all.dedup();

@@ -123,6 +123,7 @@ const LATE_WAKE: Duration = Duration::from_micros(500);
 const READS_PER_TURN: usize = 64;
 
 /// Why the shell could not start or had to stop.
+#[non_exhaustive]
 #[derive(Debug)]
 pub enum ShellError {
     /// A shell configuration key is invalid.
@@ -199,6 +200,7 @@ impl From<net::SocketError> for ShellError {
 }
 
 /// How the shell ended after a stop request.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// Stopped: not a primary, or no backup following to hand over to, or handover off.

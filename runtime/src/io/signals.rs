@@ -55,6 +55,7 @@ fn set_of(signals: &[Signal]) -> SigSet {
 }
 
 /// A signal read on the loop.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Caught {
     /// SIGINT: stop.

@@ -95,6 +95,7 @@ pub enum SyncState {
 }
 
 /// Why a role or sync state changed. Carried by every [`Transition`].
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
     /// Heard nobody during `startup_wait`: became primary.
@@ -146,6 +147,7 @@ pub enum Reason {
 }
 
 /// Why a backup asked for a fresh transfer.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResyncCause {
     /// Lag above `max_lag_frames`, or commits the primary no longer holds.
@@ -176,6 +178,7 @@ pub struct Transition {
 }
 
 /// Something an operator must look at.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Alarm {
     /// The backup's outputs for `frame` differ from the primary's.
@@ -267,6 +270,7 @@ pub enum Alarm {
 }
 
 /// A notable event for logs and the console; nothing per cycle.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice {
     /// The primary was silent: a probe was sent on every link.
@@ -372,6 +376,7 @@ pub enum Action {
 }
 
 /// An operator command.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     /// A planned, bumpless switchover of the roles.
@@ -386,6 +391,7 @@ pub enum Command {
 }
 
 /// Why a command was refused.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefuseReason {
     /// There is no backup, or it has been silent.
@@ -403,6 +409,7 @@ pub enum RefuseReason {
 }
 
 /// The answer to a command.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommandReply {
     /// The switchover has begun; its outcome is a [`Transition`].

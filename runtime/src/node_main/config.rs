@@ -62,6 +62,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// The `[runtime]` profile: which values the keys not given take.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Profile {
