@@ -350,31 +350,11 @@ impl<S: AppSettings> NodeFile<S> {
         }
     }
 
-    /// The effective configuration as TOML (for `--print-config`).
+    /// The effective configuration as TOML (for `--print-config`, and for the tests and
+    /// the harness that write node files), its tables in the order of the type:
+    /// `[node]`, `[runtime]`, `[frames]`, `[[links]]`, … `[app]`.
     pub fn to_toml(&self) -> Result<String, ConfigFileError> {
-        let mut root = toml::Table::new();
-        let mut put = |name: &str, value: Result<toml::Table, toml::ser::Error>| -> Result<(), ConfigFileError> {
-            let table = value.map_err(|e| error(name, e.to_string()))?;
-            root.insert(name.into(), toml::Value::Table(table));
-            Ok(())
-        };
-        put("node", toml::Table::try_from(&self.node))?;
-        put("runtime", toml::Table::try_from(&self.runtime))?;
-        put("frames", toml::Table::try_from(&self.frames))?;
-        put("outputs", toml::Table::try_from(&self.outputs))?;
-        put("console", toml::Table::try_from(&self.console))?;
-        put("hook", toml::Table::try_from(&self.hook))?;
-        put("shutdown", toml::Table::try_from(&self.shutdown))?;
-        put("log", toml::Table::try_from(&self.log))?;
-        put("rt", toml::Table::try_from(&self.rt))?;
-        put("app", toml::Table::try_from(&self.app))?;
-        let mut links = Vec::new();
-        for (i, link) in self.links.iter().enumerate() {
-            let table = toml::Table::try_from(link).map_err(|e| error(format!("links[{i}]"), e.to_string()))?;
-            links.push(toml::Value::Table(table));
-        }
-        root.insert("links".into(), toml::Value::Array(links));
-        toml::to_string(&root).map_err(|e| error("", e.to_string()))
+        toml::to_string(self).map_err(|e| error("", e.to_string()))
     }
 }
 
