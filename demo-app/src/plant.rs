@@ -74,13 +74,10 @@ pub struct Plant {
     /// The flow of the last `advance`, as the flow meter reads it.
     pump_flow_ml_per_s: u32,
     demand_ml_per_s: u32,
-    /// Switch inputs an operator (or a test scenario) sets.
-    auto: bool,
-    estop_ok: bool,
+    /// The operator panel's inputs a scenario sets. The mode selector stays in AUTO and
+    /// the emergency stop circuit closed: no scenario changes them.
     ack: bool,
     setpoint_um: u32,
-    /// A failed pump motor: commanded, it does not run.
-    motor_failed: bool,
 }
 
 impl Plant {
@@ -95,11 +92,8 @@ impl Plant {
             pump_speed_permille: 0,
             pump_flow_ml_per_s: 0,
             demand_ml_per_s: params.demand_ml_per_s,
-            auto: true,
-            estop_ok: true,
             ack: false,
             setpoint_um: 0,
-            motor_failed: false,
             params,
         }
     }
@@ -110,9 +104,9 @@ impl Plant {
         self.pump_speed_permille = command.pump_speed_permille.min(1000);
     }
 
-    /// Whether the motor turns: commanded, powered and not failed.
+    /// Whether the motor turns: commanded (the emergency stop circuit is always closed).
     fn motor_runs(&self) -> bool {
-        self.pump_run && self.estop_ok && !self.motor_failed
+        self.pump_run
     }
 
     /// Lets `dt_ms` milliseconds pass.
@@ -161,8 +155,8 @@ impl Plant {
         );
         set(di::LEVEL_HIGH_HIGH, level_um >= self.params.high_high_switch_um);
         set(di::ACK, self.ack);
-        set(di::AUTO, self.auto);
-        set(di::ESTOP_OK, self.estop_ok);
+        set(di::AUTO, true);
+        set(di::ESTOP_OK, true);
         TankInputs {
             digital,
             level_um,
@@ -172,34 +166,14 @@ impl Plant {
         }
     }
 
-    /// Sets the consumers' outflow.
-    pub fn set_demand(&mut self, ml_per_s: u32) {
-        self.demand_ml_per_s = ml_per_s;
-    }
-
     /// Holds the acknowledge button (true) or releases it (false).
     pub fn set_ack(&mut self, pressed: bool) {
         self.ack = pressed;
     }
 
-    /// Sets the mode selector: AUTO (true) or MANUAL (false).
-    pub fn set_auto(&mut self, auto: bool) {
-        self.auto = auto;
-    }
-
-    /// Opens (false) or closes (true) the emergency stop circuit.
-    pub fn set_estop_ok(&mut self, ok: bool) {
-        self.estop_ok = ok;
-    }
-
     /// Sets the operator panel's level setpoint (0 = none).
     pub fn set_setpoint(&mut self, setpoint_um: u32) {
         self.setpoint_um = setpoint_um;
-    }
-
-    /// Fails (true) or repairs (false) the pump motor.
-    pub fn set_motor_failed(&mut self, failed: bool) {
-        self.motor_failed = failed;
     }
 
     /// Empties the supply tank at once (a dry-run scenario).

@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use twinloop::io::client::Client;
 use twinloop::io_protocol;
+use twinloop_demo::node_config::Profile;
 use twinloop_demo::plant::{Plant, PlantParams};
 
 /// How long the flood lasts.
@@ -38,50 +39,34 @@ const FLOOD: Duration = Duration::from_secs(4);
 const PIPELINED: usize = 20_000;
 
 fn fast_config(id: u8, me: &NodePorts, peer: &NodePorts, sink: u16, dir: &Path) -> String {
-    let mut links = String::new();
-    for (i, name) in ["sync", "plant"].iter().enumerate() {
-        links.push_str(&format!(
-            "\n[[links]]\nname = \"{name}\"\nbind = \"127.0.0.1:{}\"\nbulk_bind = \"127.0.0.1:{}\"\npeer = \"127.0.0.1:{}\"\nbulk_peer = \"127.0.0.1:{}\"\n",
-            me.links[i][0], me.links[i][1], peer.links[i][0], peer.links[i][1]
-        ));
-    }
-    format!(
-        r#"
-[node]
-name = "node-{id}"
-state_file = "{state}"
-seed = {seed}
-profile = "fast"
-
-[runtime]
-node_id = {id}
-links = 2
-# Not the fast profile's 4 ms: on a shared 2-CPU host the flood's own client threads and
-# the host's scheduler alone stall a node past 4 + 2 ms now and then (seen: 10 ms at load
-# 8, the console idle in between). 50 ms still deposes a loop held up by console work as
-# the old code was (~700 ms), and the loop's lateness is printed.
-detection_window_ms = 50
-probe_timeout_ms = 20
-
-[frames]
-bind = "127.0.0.1:{frames}"
-{links}
-[outputs]
-bind = "127.0.0.1:0"
-sinks = ["127.0.0.1:{sink}"]
-
-[console]
-bind = "127.0.0.1:{console}"
-key_file = "console.key"
-
-[app]
-cycle_ms = 1
-"#,
-        state = dir.join(format!("node-{id}.epoch")).display(),
-        seed = 2000 + u64::from(id),
-        frames = me.frames,
-        console = me.console,
-    )
+    let mut file = node_file(
+        id,
+        me,
+        peer,
+        sink,
+        dir,
+        &RigOptions::default(),
+        SocketAddr::from(([127, 0, 0, 1], 9)),
+    );
+    file.node.seed = 2000 + u64::from(id);
+    file.node.profile = Profile::Fast;
+    file.runtime = twinloop::Config {
+        node_id: id,
+        links: 2,
+        // Not the fast profile's 4 ms: on a shared 2-CPU host the flood's own client
+        // threads and the host's scheduler alone stall a node past 4 + 2 ms now and then
+        // (seen: 10 ms at load 8, the console idle in between). 50 ms still deposes a loop
+        // held up by console work as the old code was (~700 ms), and the loop's lateness
+        // is printed.
+        detection_window_ms: 50,
+        probe_timeout_ms: 20,
+        ..twinloop::Config::fast()
+    };
+    // The rig's defaults, less what this test does not use.
+    file.shutdown = Default::default();
+    file.hook = Default::default();
+    file.app.cycle_ms = 1;
+    file.to_toml().expect("a node file serializes")
 }
 
 /// A 1 ms frame source and a sink that records which frames' commands arrived.
@@ -216,7 +201,7 @@ fn console_flood_on_a_1ms_pair_changes_no_role_and_outputs_keep_flowing() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = scratch("console-flood");
     let mut pool = PortPool::new();
-    let ports = [NodePorts::allocate(&mut pool), NodePorts::allocate(&mut pool)];
+    let ports = [pool.node(), pool.node()];
     let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
     let sink_port = sink.local_addr().unwrap().port();
     for (i, id) in [1u8, 2].into_iter().enumerate() {

@@ -409,15 +409,39 @@ fn state_file_epoch_above_the_bound_refuses_the_start_in_one_line() {
     let config = dir.join("node.toml");
     // Free ports: were it to start (the old node did), it would bind nothing in use.
     let mut pool = PortPool::new();
-    let (link, frames, console) = (pool.udp(), pool.udp(), pool.tcp());
+    let (link, frames, console) = (pool.take(), pool.take(), pool.take());
     pool.release();
-    std::fs::write(
-        &config,
-        format!(
-            "[node]\nstate_file = \"huge.epoch\"\n[runtime]\nlinks = 1\n[[links]]\nbind = \"127.0.0.1:{link}\"\npeer = \"127.0.0.1:9\"\n[frames]\nbind = \"127.0.0.1:{frames}\"\n[outputs]\nsinks = [\"127.0.0.1:9\"]\n[console]\nbind = \"127.0.0.1:{console}\"\n"
-        ),
-    )
-    .unwrap();
+    let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let file = NodeFile {
+        node: NodeTable {
+            // Relative: beside the configuration file.
+            state_file: "huge.epoch".into(),
+            ..NodeTable::default()
+        },
+        runtime: twinloop::Config {
+            links: 1,
+            ..twinloop::Config::default()
+        },
+        links: vec![twinloop::io::config::LinkConfig {
+            bind: local(link),
+            peer: local(9),
+            ..Default::default()
+        }],
+        frames: twinloop::io::config::FramesConfig {
+            bind: local(frames),
+            ..Default::default()
+        },
+        outputs: twinloop::io::config::OutputsConfig {
+            sinks: vec![local(9)],
+            ..Default::default()
+        },
+        console: twinloop::io::config::ConsoleConfig {
+            bind: local(console),
+            ..Default::default()
+        },
+        ..NodeFile::default()
+    };
+    std::fs::write(&config, file.to_toml().unwrap()).unwrap();
     let text = format!("epoch {}\n", u64::MAX);
     std::fs::write(dir.join("huge.epoch"), &text).unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_twinloop-demo"))

@@ -69,7 +69,7 @@ fn misconfig_same_node_id_one_error_each_one_primary() {
     let rig = Rig::start_with(
         "same-id",
         RigOptions {
-            edit_b: Some(|text| text.replace("node_id = 2", "node_id = 1")),
+            edit_b: Some(|file| file.runtime.node_id = 1),
             ..RigOptions::default()
         },
     );
@@ -82,7 +82,7 @@ fn misconfig_different_app_settings_one_error_no_transfers() {
     let rig = Rig::start_with(
         "other-app",
         RigOptions {
-            edit_b: Some(|text| text.replace("[app]\n", "[app]\nsetpoint_um = 900000\n")),
+            edit_b: Some(|file| file.app.setpoint_um = 900_000),
             ..RigOptions::default()
         },
     );

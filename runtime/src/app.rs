@@ -28,6 +28,7 @@ pub struct Frame<'a> {
 pub type OutputPayload = Vec<u8, OUTPUT_PAYLOAD_MAX>;
 
 /// Why an output could not be queued.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxError {
     /// The frame already produced [`OUTPUTS_PER_FRAME_MAX`] outputs.
@@ -97,6 +98,7 @@ impl Outbox {
 }
 
 /// Why a snapshot could not be taken or installed.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotError {
     /// The state does not fit the configured `state_bytes_max`.

@@ -102,6 +102,7 @@ pub struct GatewayCounters {
 }
 
 /// A gateway's settings were out of range.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GatewayError {
     /// `window_frames` is 0 or above [`WINDOW_FRAMES_MAX`].

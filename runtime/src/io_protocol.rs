@@ -98,6 +98,7 @@ pub enum Datagram<'a> {
 
 /// Why a datagram was rejected. Each variant names the first check that failed, in the
 /// order the decoder applies them.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecodeError {
     /// Shorter than the smallest datagram of its kind (or than the common header).
@@ -146,6 +147,7 @@ impl core::fmt::Display for DecodeError {
 impl std::error::Error for DecodeError {}
 
 /// Why a datagram could not be encoded.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EncodeError {
     /// The payload exceeds the kind's maximum.

@@ -618,20 +618,20 @@ impl<A: App> Pair<A> {
             self.packets.insert((at, self.packet_seq), packet);
             return;
         }
-        let Some(node) = &mut self.nodes[i] else {
+        if self.nodes[i].is_none() {
             return;
-        };
+        }
         if packet.link == u8::MAX {
             let mut number = [0u8; 8];
             number.copy_from_slice(&packet.bytes[..8]);
             let frame = u64::from_le_bytes(number);
-            let _ = node;
             self.give_frame(i, frame, &(self.payload_of)(frame));
             return;
-        } else {
-            if self.cut[usize::from(packet.link)] {
-                return;
-            }
+        }
+        if self.cut[usize::from(packet.link)] {
+            return;
+        }
+        if let Some(node) = &mut self.nodes[i] {
             node.handle_message(now, packet.link, &packet.bytes);
         }
         self.drain(i);
@@ -767,9 +767,80 @@ pub fn reserve_port() -> (std::net::UdpSocket, std::net::TcpListener, u16) {
     panic!("no free port in 20000..32000 on 127.0.0.1");
 }
 
+/// Ports on 127.0.0.1 from [`reserve_port`], held until the pool is released or dropped:
+/// the one pool of the tests and the process harness. A test takes every port its nodes
+/// need, writes their configuration files, then releases the pool just before it starts
+/// them.
+#[derive(Debug, Default)]
+pub struct PortPool {
+    held: Vec<(std::net::UdpSocket, std::net::TcpListener)>,
+}
+
+impl PortPool {
+    /// An empty pool.
+    pub fn new() -> PortPool {
+        PortPool::default()
+    }
+
+    /// One port, free for UDP and TCP, held by the pool.
+    pub fn take(&mut self) -> u16 {
+        let (udp, tcp, port) = reserve_port();
+        self.held.push((udp, tcp));
+        port
+    }
+
+    /// The ports of one node with two sync links.
+    pub fn node(&mut self) -> NodePorts {
+        NodePorts {
+            frames: self.take(),
+            links: [[self.take(), self.take()], [self.take(), self.take()]],
+            console: self.take(),
+        }
+    }
+
+    /// Frees every port, for the nodes to bind.
+    pub fn release(self) {}
+}
+
+/// The ports of one test node with two sync links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodePorts {
+    /// `[frames] bind`.
+    pub frames: u16,
+    /// Per link: control (`bind`), bulk (`bulk_bind`).
+    pub links: [[u16; 2]; 2],
+    /// `[console] bind`.
+    pub console: u16,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_pool_node_ports_distinct_and_held_until_released() {
+        let mut pool = PortPool::new();
+        let ports = [pool.node(), pool.node()];
+        let mut all: Vec<u16> = ports
+            .iter()
+            .flat_map(|p| {
+                [
+                    p.frames,
+                    p.links[0][0],
+                    p.links[0][1],
+                    p.links[1][0],
+                    p.links[1][1],
+                    p.console,
+                ]
+            })
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 12, "{ports:?}");
+        assert!(std::net::UdpSocket::bind(("127.0.0.1", ports[0].frames)).is_err());
+        pool.release();
+        assert!(std::net::UdpSocket::bind(("127.0.0.1", ports[0].frames)).is_ok());
+    }
 
     fn output(epoch: u64, frame: u64, index: u8, byte: u8) -> Output {
         Output {

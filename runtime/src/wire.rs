@@ -316,6 +316,7 @@ pub struct Envelope {
 }
 
 /// Why a datagram was rejected.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecodeError {
     /// Shorter than the framing.

@@ -28,8 +28,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use twinloop::io::config::{ConsoleConfig, FramesConfig, LinkConfig, OutputsConfig};
 use twinloop::io_protocol;
+use twinloop::testing::{NodePorts, PortPool};
+use twinloop_demo::node_config::{NodeFile, NodeTable};
 use twinloop_demo::plant::{Plant, PlantParams};
+use twinloop_demo::TankParams;
 
 const TWINCTL: &str = env!("CARGO_BIN_EXE_twinctl");
 const KEY: &str = "test-console-key";
@@ -140,96 +144,61 @@ impl Drop for Process {
     }
 }
 
-/// Free ports on 127.0.0.1, held until released so that no two allocations collide.
-#[derive(Default)]
-struct PortPool {
-    udp: Vec<UdpSocket>,
-    tcp: Vec<TcpListener>,
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-impl PortPool {
-    /// A port held until the pool is dropped, outside the kernel's ephemeral range
-    /// ([`twinloop::testing::reserve_port`]): released just before a node binds it, it is
-    /// not handed to a socket another test opens meanwhile (seen: "Address already in use"
-    /// for a node's link port in a CI dry run).
-    fn udp(&mut self) -> u16 {
-        let (udp, tcp, port) = twinloop::testing::reserve_port();
-        self.udp.push(udp);
-        self.tcp.push(tcp);
-        port
-    }
-
-    fn tcp(&mut self) -> u16 {
-        self.udp()
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct NodePorts {
-    frames: u16,
-    /// Per link: control, bulk.
-    links: [[u16; 2]; 2],
-    console: u16,
-}
-
-impl NodePorts {
-    fn allocate(pool: &mut PortPool) -> Self {
-        NodePorts {
-            frames: pool.udp(),
-            links: [[pool.udp(), pool.udp()], [pool.udp(), pool.udp()]],
-            console: pool.tcp(),
-        }
-    }
-}
-
+/// Node `id`'s configuration, written from its type: fast timings on loopback ports, two
+/// links, the console key `console.key` beside the file.
 fn node_toml(id: u8, me: &NodePorts, peer: &NodePorts, sink: u16, dir: &Path) -> String {
-    let mut links = String::new();
-    for (i, name) in ["sync", "plant"].iter().enumerate() {
-        links.push_str(&format!(
-            "\n[[links]]\nname = \"{name}\"\nbind = \"127.0.0.1:{}\"\nbulk_bind = \"127.0.0.1:{}\"\n\
-             peer = \"127.0.0.1:{}\"\nbulk_peer = \"127.0.0.1:{}\"\n",
-            me.links[i][0], me.links[i][1], peer.links[i][0], peer.links[i][1]
-        ));
-    }
-    format!(
-        r#"
-[node]
-name = "node-{id}"
-state_file = "{state}"
-seed = {seed}
-
-[runtime]
-node_id = {id}
-links = 2
-heartbeat_interval_ms = 5
-detection_window_ms = 100
-probe_timeout_ms = 50
-startup_wait_ms = 100
-retry_ms = 10
-switchover_timeout_ms = 1000
-
-[frames]
-bind = "127.0.0.1:{frames}"
-{links}
-[outputs]
-bind = "127.0.0.1:0"
-sinks = ["127.0.0.1:{sink}"]
-
-[console]
-bind = "127.0.0.1:{console}"
-key_file = "console.key"
-
-[log]
-level = "info"
-
-[app]
-cycle_ms = {CYCLE_MS}
-"#,
-        state = dir.join(format!("node-{id}.epoch")).display(),
-        seed = 2000 + u64::from(id),
-        frames = me.frames,
-        console = me.console,
-    )
+    let link = |i: usize, name: &str| LinkConfig {
+        name: name.into(),
+        bind: local(me.links[i][0]),
+        bulk_bind: Some(local(me.links[i][1])),
+        peer: local(peer.links[i][0]),
+        bulk_peer: Some(local(peer.links[i][1])),
+        ..LinkConfig::default()
+    };
+    let file = NodeFile {
+        node: NodeTable {
+            name: format!("node-{id}"),
+            state_file: dir.join(format!("node-{id}.epoch")),
+            seed: 2000 + u64::from(id),
+            ..NodeTable::default()
+        },
+        runtime: twinloop::Config {
+            node_id: id,
+            links: 2,
+            heartbeat_interval_ms: 5,
+            detection_window_ms: 100,
+            probe_timeout_ms: 50,
+            startup_wait_ms: 100,
+            retry_ms: 10,
+            switchover_timeout_ms: 1000,
+            ..twinloop::Config::default()
+        },
+        frames: FramesConfig {
+            bind: local(me.frames),
+            ..FramesConfig::default()
+        },
+        links: vec![link(0, "sync"), link(1, "plant")],
+        outputs: OutputsConfig {
+            bind: local(0),
+            sinks: vec![local(sink)],
+            ..OutputsConfig::default()
+        },
+        console: ConsoleConfig {
+            bind: local(me.console),
+            key_file: Some(PathBuf::from("console.key")),
+            ..ConsoleConfig::default()
+        },
+        app: TankParams {
+            cycle_ms: CYCLE_MS as u32,
+            ..TankParams::default()
+        },
+        ..NodeFile::default()
+    };
+    file.to_toml().expect("a node file serializes")
 }
 
 /// The I/O source (frames from the plant model, every `CYCLE_MS`) and a sink that
@@ -354,8 +323,8 @@ impl Rig {
     fn start(name: &str) -> Rig {
         let dir = scratch_dir(name);
         write_key(&dir.join("console.key"), KEY);
-        let mut pool = PortPool::default();
-        let ports = [NodePorts::allocate(&mut pool), NodePorts::allocate(&mut pool)];
+        let mut pool = PortPool::new();
+        let ports = [pool.node(), pool.node()];
         let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
         let sink_port = sink.local_addr().unwrap().port();
         let configs = [dir.join("node-1.toml"), dir.join("node-2.toml")];
@@ -366,7 +335,7 @@ impl Rig {
             .iter()
             .map(|p| SocketAddr::from(([127, 0, 0, 1], p.frames)))
             .collect();
-        drop(pool);
+        pool.release();
         let binary = twinloop_demo::binary::locate().expect("the twinloop-demo binary");
         let spawn = |id: u8| {
             let log = fs::File::create(dir.join(format!("node-{id}.log"))).unwrap();

@@ -6,14 +6,18 @@
 
 use serde_json::Value;
 use std::fs;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use twinloop::io::config::{ConsoleConfig, FramesConfig, LinkConfig, OutputsConfig};
 use twinloop::io_protocol;
+use twinloop::node_main::config::{NodeFile, NodeTable};
+use twinloop::testing::{NodePorts, PortPool};
+use twinloop_conveyor::ConveyorSettings;
 
 /// The `twinctl` binary of this build profile, built by cargo when absent or older than
 /// this test (cargo builds only this package's binaries for its tests).
@@ -35,38 +39,55 @@ fn twinctl() -> PathBuf {
     path
 }
 
-/// `n` free ports and the sockets that hold them, outside the kernel's ephemeral range
-/// (`twinloop::testing::reserve_port`): dropped just before the nodes bind them, they are
-/// not handed to a socket another test opens meanwhile.
-type Held = Vec<(UdpSocket, std::net::TcpListener, u16)>;
-
-fn ports(n: usize) -> (Vec<u16>, Held) {
-    let held: Held = (0..n).map(|_| twinloop::testing::reserve_port()).collect();
-    (held.iter().map(|(_, _, port)| *port).collect(), held)
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// Node `i`'s configuration: a copy of configs/conveyor-a.toml's keys on free ports.
-fn config(i: usize, p: &[u16], sink: u16, dir: &Path) -> String {
-    let (me, peer) = (2 + 5 * i, 2 + 5 * (1 - i));
-    let mut links = String::new();
-    for l in 0..2 {
-        let (b, bb, pe, pb) = (p[me + 2 * l], p[me + 2 * l + 1], p[peer + 2 * l], p[peer + 2 * l + 1]);
-        links += &format!("[[links]]\nbind = \"127.0.0.1:{b}\"\nbulk_bind = \"127.0.0.1:{bb}\"\n");
-        links += &format!("peer = \"127.0.0.1:{pe}\"\nbulk_peer = \"127.0.0.1:{pb}\"\n\n");
-    }
-    format!(
-        "[node]\nname = \"conveyor-{n}\"\nstate_file = \"conveyor-{n}.epoch\"\n\n\
-         [runtime]\nnode_id = {n}\npriority = {prio}\nheartbeat_interval_ms = 5\ndetection_window_ms = 100\n\
-         probe_timeout_ms = 50\nstartup_wait_ms = 100\n\n[frames]\nbind = \"127.0.0.1:{frames}\"\n\n{links}\
-         [outputs]\nsinks = [\"127.0.0.1:{sink}\"]\n\n[console]\nbind = \"127.0.0.1:{console}\"\n\
-         key_file = \"console.key\"\n\n[app]\nbatch_parts = 3\n",
-        n = i + 1,
-        prio = 1 - i,
-        frames = p[i],
-        console = p[12 + i],
-    )
-    .replace("conveyor-1.epoch", &dir.join("conveyor-1.epoch").display().to_string())
-    .replace("conveyor-2.epoch", &dir.join("conveyor-2.epoch").display().to_string())
+/// Node `i`'s configuration, written from its type: configs/conveyor-a.toml's keys on
+/// the test's ports.
+fn config(i: usize, ports: &[NodePorts; 2], sink: u16, dir: &Path) -> String {
+    let (me, peer) = (&ports[i], &ports[1 - i]);
+    let n = i as u8 + 1;
+    let link = |l: usize| LinkConfig {
+        bind: local(me.links[l][0]),
+        bulk_bind: Some(local(me.links[l][1])),
+        peer: local(peer.links[l][0]),
+        bulk_peer: Some(local(peer.links[l][1])),
+        ..LinkConfig::default()
+    };
+    let file = NodeFile::<ConveyorSettings> {
+        node: NodeTable {
+            name: format!("conveyor-{n}"),
+            state_file: dir.join(format!("conveyor-{n}.epoch")),
+            ..NodeTable::default()
+        },
+        runtime: twinloop::Config {
+            node_id: n,
+            priority: if i == 0 { 1 } else { 0 },
+            heartbeat_interval_ms: 5,
+            detection_window_ms: 100,
+            probe_timeout_ms: 50,
+            startup_wait_ms: 100,
+            ..twinloop::Config::default()
+        },
+        frames: FramesConfig {
+            bind: local(me.frames),
+            ..FramesConfig::default()
+        },
+        links: vec![link(0), link(1)],
+        outputs: OutputsConfig {
+            sinks: vec![local(sink)],
+            ..OutputsConfig::default()
+        },
+        console: ConsoleConfig {
+            bind: local(me.console),
+            key_file: Some(PathBuf::from("console.key")),
+            ..ConsoleConfig::default()
+        },
+        app: ConveyorSettings { batch_parts: 3 },
+        ..NodeFile::default()
+    };
+    file.to_toml().expect("a node file serializes")
 }
 
 struct Killed(Child);
@@ -85,13 +106,13 @@ fn conveyor_pair_twinctl_status_healthy_and_outputs_flow() {
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("console.key"), "conveyor-test-key\n").unwrap();
     fs::set_permissions(dir.join("console.key"), fs::Permissions::from_mode(0o600)).unwrap();
-    // 0-1 frames, 2-11 link sockets (control, bulk; two links; two nodes), 12-13 consoles.
     let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
     sink.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-    let (p, held) = ports(14);
+    let mut pool = PortPool::new();
+    let ports = [pool.node(), pool.node()];
     let configs: Vec<PathBuf> = (0..2).map(|i| dir.join(format!("conveyor-{}.toml", i + 1))).collect();
     for (i, path) in configs.iter().enumerate() {
-        fs::write(path, config(i, &p, sink.local_addr().unwrap().port(), &dir)).unwrap();
+        fs::write(path, config(i, &ports, sink.local_addr().unwrap().port(), &dir)).unwrap();
     }
     let spawn = |i: usize| {
         let log = fs::File::create(dir.join(format!("conveyor-{}.log", i + 1))).unwrap();
@@ -106,13 +127,13 @@ fn conveyor_pair_twinctl_status_healthy_and_outputs_flow() {
                 .expect("start twinloop-conveyor"),
         )
     };
-    drop(held);
+    pool.release();
     let mut nodes = [spawn(0), spawn(1)];
 
     // The I/O source: guard closed, start pressed at first, a part every 4th frame.
     let stop = Arc::new(AtomicBool::new(false));
     let source = {
-        let (stop, targets) = (stop.clone(), [p[0], p[1]]);
+        let (stop, targets) = (stop.clone(), [ports[0].frames, ports[1].frames]);
         std::thread::spawn(move || {
             let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
             let mut number = 0u64;

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -20,10 +20,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use twinloop::app::{App, Frame, Outbox};
 use twinloop::io::client::Client;
+use twinloop::io::config::{ConsoleConfig, FramesConfig, HookConfig, LinkConfig, OutputsConfig, ShutdownConfig};
 pub use twinloop::io::schema::{EventsPage, Role, Status, Sync};
 use twinloop::io_protocol;
 use twinloop::testing::Sink;
 use twinloop_demo::layout::OutputMessage;
+pub use twinloop_demo::node_config::{NodeFile, NodeTable};
 use twinloop_demo::plant::{Plant, PlantParams};
 use twinloop_demo::{TankApp, TankParams};
 
@@ -55,56 +57,8 @@ pub fn wait_for(limit: Duration, what: &str, context: &dyn Fn() -> String, mut c
     }
 }
 
-/// Free ports on 127.0.0.1, held until `release` so that no two allocations collide.
-pub struct PortPool {
-    pub udp: Vec<UdpSocket>,
-    pub tcp: Vec<TcpListener>,
-}
-
-impl PortPool {
-    pub fn new() -> Self {
-        PortPool {
-            udp: Vec::new(),
-            tcp: Vec::new(),
-        }
-    }
-
-    /// A port held until the pool is dropped, outside the kernel's ephemeral range
-    /// ([`twinloop::testing::reserve_port`]): released just before a node binds it, it is
-    /// not handed to a socket another test opens meanwhile.
-    pub fn udp(&mut self) -> u16 {
-        let (udp, tcp, port) = twinloop::testing::reserve_port();
-        self.udp.push(udp);
-        self.tcp.push(tcp);
-        port
-    }
-
-    /// Two consecutive free UDP ports are not needed: bulk ports are given explicitly.
-    pub fn tcp(&mut self) -> u16 {
-        self.udp()
-    }
-
-    pub fn release(self) {}
-}
-
-/// The ports of one node.
-#[derive(Debug, Clone, Copy)]
-pub struct NodePorts {
-    pub frames: u16,
-    /// Per link: control, bulk.
-    pub links: [[u16; 2]; 2],
-    pub console: u16,
-}
-
-impl NodePorts {
-    pub fn allocate(pool: &mut PortPool) -> Self {
-        NodePorts {
-            frames: pool.udp(),
-            links: [[pool.udp(), pool.udp()], [pool.udp(), pool.udp()]],
-            console: pool.tcp(),
-        }
-    }
-}
+/// The ports of the rig's nodes: one pool for every test ([`twinloop::testing::PortPool`]).
+pub use twinloop::testing::{NodePorts, PortPool};
 
 /// What a rig sets beyond the defaults.
 #[derive(Debug, Clone, Copy, Default)]
@@ -113,14 +67,15 @@ pub struct RigOptions {
     pub sync_key: bool,
     /// Accept frames only from the test source's address (`frames.sources`).
     pub restrict_frame_source: bool,
-    /// Rewrites node 2's configuration file (a misconfiguration): the rig then does not
-    /// wait for the pair to form, only for frames to flow.
-    pub edit_b: Option<fn(String) -> String>,
+    /// Changes node 2's configuration (a misconfiguration): the rig then does not wait
+    /// for the pair to form, only for frames to flow.
+    pub edit_b: Option<fn(&mut NodeFile)>,
 }
 
 /// The sync-link key the rig writes when `sync_key` is set.
 pub const SYNC_KEY: &str = "test-sync-key";
 
+/// A node's configuration file, as TOML: [`node_file`] written from its type.
 pub fn node_config(
     id: u8,
     me: &NodePorts,
@@ -130,75 +85,90 @@ pub fn node_config(
     options: &RigOptions,
     source: SocketAddr,
 ) -> String {
-    let sync_key = if options.sync_key {
-        "sync_key_file = \"sync.key\""
-    } else {
-        ""
+    node_file(id, me, peer, sink, dir, options, source)
+        .to_toml()
+        .expect("a node file serializes")
+}
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Node `id`'s configuration: fast timings on loopback ports, two links, the console key
+/// `console.key` (and `sync.key` with `options.sync_key`) beside the file, a hook that
+/// appends each transition to `node-<id>.hooks`.
+pub fn node_file(
+    id: u8,
+    me: &NodePorts,
+    peer: &NodePorts,
+    sink: u16,
+    dir: &Path,
+    options: &RigOptions,
+    source: SocketAddr,
+) -> NodeFile {
+    let link = |i: usize, name: &str| LinkConfig {
+        name: name.into(),
+        bind: local(me.links[i][0]),
+        bulk_bind: Some(local(me.links[i][1])),
+        peer: local(peer.links[i][0]),
+        bulk_peer: Some(local(peer.links[i][1])),
+        ..LinkConfig::default()
     };
-    let sources = if options.restrict_frame_source {
-        format!("sources = [\"{source}\"]")
-    } else {
-        String::new()
-    };
-    let mut links = String::new();
-    for (i, name) in ["sync", "plant"].iter().enumerate() {
-        links.push_str(&format!(
-            r#"
-[[links]]
-name = "{name}"
-bind = "127.0.0.1:{}"
-bulk_bind = "127.0.0.1:{}"
-peer = "127.0.0.1:{}"
-bulk_peer = "127.0.0.1:{}"
-"#,
-            me.links[i][0], me.links[i][1], peer.links[i][0], peer.links[i][1]
-        ));
+    let hooklog = dir.join(format!("node-{id}.hooks")).display().to_string();
+    NodeFile {
+        node: NodeTable {
+            name: format!("node-{id}"),
+            state_file: dir.join(format!("node-{id}.epoch")),
+            seed: 1000 + u64::from(id),
+            sync_key_file: options.sync_key.then(|| PathBuf::from("sync.key")),
+            ..NodeTable::default()
+        },
+        runtime: twinloop::Config {
+            node_id: id,
+            links: 2,
+            heartbeat_interval_ms: 5,
+            detection_window_ms: 100,
+            probe_timeout_ms: 50,
+            startup_wait_ms: 100,
+            retry_ms: 10,
+            switchover_timeout_ms: 1000,
+            ..twinloop::Config::default()
+        },
+        frames: FramesConfig {
+            bind: local(me.frames),
+            sources: if options.restrict_frame_source {
+                vec![source.to_string()]
+            } else {
+                Vec::new()
+            },
+            ..FramesConfig::default()
+        },
+        links: vec![link(0, "sync"), link(1, "plant")],
+        outputs: OutputsConfig {
+            bind: local(0),
+            sinks: vec![local(sink)],
+            ..OutputsConfig::default()
+        },
+        console: ConsoleConfig {
+            bind: local(me.console),
+            key_file: Some(PathBuf::from("console.key")),
+            ..ConsoleConfig::default()
+        },
+        shutdown: ShutdownConfig {
+            switchover_wait_ms: 5000,
+            ..ShutdownConfig::default()
+        },
+        hook: HookConfig {
+            command: vec![
+                "sh".into(),
+                "-c".into(),
+                format!("echo \"$TWINLOOP_ROLE $TWINLOOP_REASON $TWINLOOP_EPOCH\" >> {hooklog}"),
+            ],
+            ..HookConfig::default()
+        },
+        app: params(),
+        ..NodeFile::default()
     }
-    format!(
-        r#"
-[node]
-name = "node-{id}"
-state_file = "{state}"
-seed = {seed}
-{sync_key}
-
-[runtime]
-node_id = {id}
-links = 2
-heartbeat_interval_ms = 5
-detection_window_ms = 100
-probe_timeout_ms = 50
-startup_wait_ms = 100
-retry_ms = 10
-switchover_timeout_ms = 1000
-
-[frames]
-bind = "127.0.0.1:{frames}"
-{sources}
-{links}
-[outputs]
-bind = "127.0.0.1:0"
-sinks = ["127.0.0.1:{sink}"]
-
-[console]
-bind = "127.0.0.1:{console}"
-key_file = "console.key"
-
-[shutdown]
-switchover_wait_ms = 5000
-
-[hook]
-command = ["sh", "-c", "echo \"$TWINLOOP_ROLE $TWINLOOP_REASON $TWINLOOP_EPOCH\" >> {hooklog}"]
-
-[app]
-cycle_ms = {CYCLE_MS}
-"#,
-        state = dir.join(format!("node-{id}.epoch")).display(),
-        seed = 1000 + u64::from(id),
-        frames = me.frames,
-        console = me.console,
-        hooklog = dir.join(format!("node-{id}.hooks")).display(),
-    )
 }
 
 /// A running node process; killed when dropped.
@@ -561,7 +531,7 @@ impl Rig {
         let source_socket = UdpSocket::bind("127.0.0.1:0").expect("bind the source socket");
         let source = source_socket.local_addr().unwrap();
         let mut pool = PortPool::new();
-        let ports = [NodePorts::allocate(&mut pool), NodePorts::allocate(&mut pool)];
+        let ports = [pool.node(), pool.node()];
         // The sink keeps its socket: the nodes send to it.
         let sink_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         // A new primary runs the frames it holds at once (an input handover after 1 s of a
@@ -573,10 +543,11 @@ impl Rig {
             .expect("the sink's receive buffer");
         let sink_port = sink_socket.local_addr().unwrap().port();
         for (i, id) in [1u8, 2].into_iter().enumerate() {
-            let mut text = node_config(id, &ports[i], &ports[1 - i], sink_port, &dir, &options, source);
+            let mut file = node_file(id, &ports[i], &ports[1 - i], sink_port, &dir, &options, source);
             if let (2, Some(edit)) = (id, options.edit_b) {
-                text = edit(text);
+                edit(&mut file);
             }
+            let text = file.to_toml().expect("a node file serializes");
             fs::write(dir.join(format!("node-{id}.toml")), text).unwrap();
         }
         let targets = ports

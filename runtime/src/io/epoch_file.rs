@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 /// Why the state file could not be read.
+#[non_exhaustive]
 #[derive(Debug)]
 pub enum EpochFileError {
     /// The file exists but could not be read.

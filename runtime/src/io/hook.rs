@@ -23,6 +23,7 @@ pub struct HookJob {
 }
 
 /// What happened to a hook run, for the journal.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HookOutcome {
     /// It exited with status 0.

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use std::collections::VecDeque;
 
 /// What an event is about.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
     /// The role or sync state changed.

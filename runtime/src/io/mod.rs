@@ -18,11 +18,11 @@
 //!   `timerfd` (mio alone sleeps in whole milliseconds);
 //! - **the console**: newline-delimited JSON on TCP ([`console`], `docs/CONSOLE.md`);
 //! - **the hook**: a command on every transition ([`hook`]), never blocking the loop;
-//! - **stop**: a [`StopHandle`] (SIGINT/SIGTERM via [`install_signal_handler`]); a
-//!   primary with a following backup first hands over with a planned switchover.
+//! - **stop**: a [`StopHandle`], or SIGINT/SIGTERM read from a signalfd on the loop
+//!   ([`stop_on_signals`], [`signals`]); a primary with a following backup first hands
+//!   over with a planned switchover.
 //!
-//! The loop is single-threaded; only the signal handler runs on a thread of its own
-//! (ctrlc's), and it only sets a counter and wakes the loop; and the state file is written
+//! The loop is single-threaded; only the state file is written
 //! by a thread of its own ([`epoch_file::StateWriter`]), which the loop waits for when an
 //! output depends on the write.
 
@@ -41,13 +41,34 @@ pub mod preflight;
 pub mod schema;
 #[cfg(target_os = "linux")]
 pub mod signals;
-/// Signals on other systems: SIGHUP is left to its default.
+/// Signals on other systems: SIGINT, SIGTERM and SIGHUP are left to their defaults.
 #[cfg(not(target_os = "linux"))]
 pub mod signals {
     use std::io;
     /// Does nothing here.
     pub fn block_hangup() -> io::Result<()> {
         Ok(())
+    }
+    /// Does nothing here.
+    pub fn block_stop_signals() -> io::Result<()> {
+        Ok(())
+    }
+    /// Never blocked here.
+    pub fn stop_signals_blocked() -> bool {
+        false
+    }
+    /// Never read here.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Caught {}
+    impl Caught {
+        /// Never called.
+        pub fn name(self) -> &'static str {
+            match self {}
+        }
+        /// Never called.
+        pub fn stops(self) -> bool {
+            match self {}
+        }
     }
     /// Never constructed here.
     pub struct Signals;
@@ -57,7 +78,7 @@ pub mod signals {
             Err(io::ErrorKind::Unsupported.into())
         }
         /// Nothing is pending.
-        pub fn read(&mut self) -> Option<&'static str> {
+        pub fn read(&mut self) -> Option<Caught> {
             None
         }
     }
@@ -106,6 +127,7 @@ const LATE_WAKE: Duration = Duration::from_micros(500);
 const READS_PER_TURN: usize = 64;
 
 /// Why the shell could not start or had to stop.
+#[non_exhaustive]
 #[derive(Debug)]
 pub enum ShellError {
     /// A shell configuration key is invalid.
@@ -182,6 +204,7 @@ impl From<net::SocketError> for ShellError {
 }
 
 /// How the shell ended after a stop request.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// Stopped: not a primary, or no backup following to hand over to, or handover off.
@@ -215,12 +238,11 @@ impl StopHandle {
     }
 }
 
-/// Routes SIGINT and SIGTERM to `handle`. SIGHUP is not a stop: the shell logs it and
-/// goes on ([`signals`]; it is blocked here too, so ctrlc's thread, started now, never
-/// takes it). Can be called once per process.
-pub fn install_signal_handler(handle: StopHandle) -> Result<(), ShellError> {
-    signals::block_hangup().map_err(|e| ShellError::Signal(e.to_string()))?;
-    ctrlc::set_handler(move || handle.stop()).map_err(|e| ShellError::Signal(e.to_string()))
+/// Makes SIGINT and SIGTERM stop a shell created afterwards in the calling thread (as a
+/// [`StopHandle::stop`] does; the loop logs which signal came). SIGHUP is not a stop: the
+/// shell logs it and goes on. Call before any thread starts ([`signals`]).
+pub fn stop_on_signals() -> Result<(), ShellError> {
+    signals::block_stop_signals().map_err(|e| ShellError::Signal(e.to_string()))
 }
 
 /// The two sockets of one sync link and where the peer listens.
@@ -382,13 +404,11 @@ impl<A: App> Shell<A> {
     pub fn new(config: ShellConfig, runtime: Config, app: A) -> Result<Self, ShellError> {
         runtime.validate().map_err(ShellError::Core)?;
         config.validate(runtime.links).map_err(ShellError::Config)?;
-        let level = log::Level::parse(&config.log.level).unwrap_or(log::Level::Info);
         let name = if config.name.is_empty() {
             format!("node-{}", runtime.node_id)
         } else {
             config.name.clone()
         };
-        log::init(&name, level);
         // Before any thread starts (the state-file writer below): every thread inherits
         // the mask, so SIGHUP waits for the loop's signalfd instead of stopping the node.
         if let Err(e) = signals::block_hangup() {
@@ -428,6 +448,12 @@ impl<A: App> Shell<A> {
         };
         let signals = match signals::Signals::new(poll.registry(), TOKEN_SIGNALS) {
             Ok(signals) => Some(signals),
+            // SIGINT and SIGTERM blocked for the loop and not read: nothing would stop the node.
+            Err(e) if signals::stop_signals_blocked() => {
+                return Err(ShellError::Signal(format!(
+                    "cannot read SIGINT and SIGTERM on the loop: {e}"
+                )));
+            }
             Err(e) => {
                 log::warn(format_args!("cannot read SIGHUP on the loop ({e})"));
                 None
@@ -727,15 +753,25 @@ impl<A: App> Shell<A> {
         Some(now + Duration::from_nanos(missing_ns))
     }
 
-    /// Reads the signals the shell handles itself (SIGHUP: logged and ignored, see
-    /// [`signals`]).
+    /// Reads the signals the shell handles itself (SIGINT, SIGTERM: a stop request;
+    /// SIGHUP: logged and ignored; see [`signals`]).
     fn read_signals(&mut self) {
         // Bounded: the pending set holds each signal once.
         for _ in 0..8 {
             match self.signals.as_mut().and_then(signals::Signals::read) {
-                Some(name) => {
+                Some(caught) if caught.stops() => {
                     let message = format!(
-                        "{name} received: ignored (the node reloads nothing; restart it to apply a new configuration, SIGTERM or SIGINT to stop)"
+                        "{} received: stopping (a second SIGINT or SIGTERM stops at once)",
+                        caught.name()
+                    );
+                    self.shell_event(false, "signal_stop", &message);
+                    // As a StopHandle does; `check_stop` carries it out.
+                    self.stop_requests.fetch_add(1, Ordering::SeqCst);
+                }
+                Some(caught) => {
+                    let message = format!(
+                        "{} received: ignored (the node reloads nothing; restart it to apply a new configuration, SIGTERM or SIGINT to stop)",
+                        caught.name()
                     );
                     self.shell_event(false, "signal_ignored", &message);
                 }

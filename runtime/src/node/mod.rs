@@ -100,6 +100,7 @@ pub enum SyncState {
 }
 
 /// Why a role or sync state changed. Carried by every [`Transition`].
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
     /// Heard nobody during `startup_wait`: became primary.
@@ -155,6 +156,7 @@ pub enum Reason {
 }
 
 /// Why a backup asked for a fresh transfer.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResyncCause {
     /// Lag above `max_lag_frames`, or commits the primary no longer holds.
@@ -185,6 +187,7 @@ pub struct Transition {
 }
 
 /// Something an operator must look at.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Alarm {
     /// The backup's outputs for `frame` differ from the primary's.
@@ -276,6 +279,7 @@ pub enum Alarm {
 }
 
 /// A notable event for logs and the console; nothing per cycle.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice {
     /// The primary was silent: a probe was sent on every link.
@@ -381,6 +385,7 @@ pub enum Action {
 }
 
 /// An operator command.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     /// A planned, bumpless switchover of the roles.
@@ -395,6 +400,7 @@ pub enum Command {
 }
 
 /// Why a command was refused.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefuseReason {
     /// There is no backup, or it has been silent.
@@ -412,6 +418,7 @@ pub enum RefuseReason {
 }
 
 /// The answer to a command.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommandReply {
     /// The switchover has begun; its outcome is a [`Transition`].

@@ -25,6 +25,7 @@ use core::time::Duration;
 const KEY_ALARM_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What differs between two nodes that must not pair.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mismatch {
     /// The peer has this node's `node_id`.

@@ -1047,7 +1047,10 @@ fn backup_restarted_after_an_unused_reservation_primary_raises_its_epoch_and_lea
     assert!(p.node(0).epoch() > reserved, "led {:#x}", p.node(0).epoch());
     assert!(reasons(&p, 0).contains(&Reason::EpochRaised));
     assert!(!reasons(&p, 0).contains(&Reason::FencedByEpoch));
-    assert!(p.node(0).app().frames_run() >= frames_before, "the primary kept its state");
+    assert!(
+        p.node(0).app().frames_run() >= frames_before,
+        "the primary kept its state"
+    );
     // Its next epoch is above the reservation all the same.
     p.crash(0);
     assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(100)));

@@ -62,6 +62,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// The `[runtime]` profile: which values the keys not given take.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Profile {
@@ -103,7 +104,12 @@ pub struct RtConfig {
 }
 
 /// The whole file, after overrides and the profile; `S` is the program's `[app]` table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Written back with `toml::to_string` (or [`NodeFile::to_toml`]), it loads as itself:
+/// tests and the harness write their nodes' files from this type, not from templates.
+/// [`Default`] is every table's default, which is not a valid file (`node.state_file` is
+/// required; the links and sinks are the deployment's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct NodeFile<S> {
     /// `[node]`.
     pub node: NodeTable,
@@ -344,31 +350,11 @@ impl<S: AppSettings> NodeFile<S> {
         }
     }
 
-    /// The effective configuration as TOML (for `--print-config`).
+    /// The effective configuration as TOML (for `--print-config`, and for the tests and
+    /// the harness that write node files), its tables in the order of the type:
+    /// `[node]`, `[runtime]`, `[frames]`, `[[links]]`, … `[app]`.
     pub fn to_toml(&self) -> Result<String, ConfigFileError> {
-        let mut root = toml::Table::new();
-        let mut put = |name: &str, value: Result<toml::Table, toml::ser::Error>| -> Result<(), ConfigFileError> {
-            let table = value.map_err(|e| error(name, e.to_string()))?;
-            root.insert(name.into(), toml::Value::Table(table));
-            Ok(())
-        };
-        put("node", toml::Table::try_from(&self.node))?;
-        put("runtime", toml::Table::try_from(&self.runtime))?;
-        put("frames", toml::Table::try_from(&self.frames))?;
-        put("outputs", toml::Table::try_from(&self.outputs))?;
-        put("console", toml::Table::try_from(&self.console))?;
-        put("hook", toml::Table::try_from(&self.hook))?;
-        put("shutdown", toml::Table::try_from(&self.shutdown))?;
-        put("log", toml::Table::try_from(&self.log))?;
-        put("rt", toml::Table::try_from(&self.rt))?;
-        put("app", toml::Table::try_from(&self.app))?;
-        let mut links = Vec::new();
-        for (i, link) in self.links.iter().enumerate() {
-            let table = toml::Table::try_from(link).map_err(|e| error(format!("links[{i}]"), e.to_string()))?;
-            links.push(toml::Value::Table(table));
-        }
-        root.insert("links".into(), toml::Value::Array(links));
-        toml::to_string(&root).map_err(|e| error("", e.to_string()))
+        toml::to_string(self).map_err(|e| error("", e.to_string()))
     }
 }
 
@@ -407,6 +393,14 @@ zones = ["infeed", "outfeed"]
         assert_eq!(file.app.0["belt_speed_mm_s"].as_integer(), Some(250));
         let again = NodeFile::<AnyAppSettings>::parse(&file.to_toml().unwrap(), Path::new("/"), &[]).unwrap();
         assert_eq!(again, file);
+    }
+
+    #[test]
+    fn any_app_serialized_from_its_type_loads_as_itself() {
+        let file = NodeFile::<AnyAppSettings>::parse(MINIMAL, Path::new("/etc/twinloop"), &[]).unwrap();
+        let text = toml::to_string(&file).unwrap();
+        let again = NodeFile::<AnyAppSettings>::parse(&text, Path::new("/"), &[]).unwrap();
+        assert_eq!(again, file, "{text}");
     }
 
     #[test]

@@ -217,6 +217,16 @@ pub fn run_node<P: NodeProgram>(args: impl IntoIterator<Item = impl Into<OsStrin
             return ExitCode::from(2);
         }
     };
+    // The project's line format on stderr, at the configured level: every line from here
+    // on (`--check`'s real-time lines included) goes through it. A program that installed
+    // a `log` logger of its own keeps it.
+    let node_name = if file.node.name.is_empty() {
+        format!("node-{}", file.runtime.node_id)
+    } else {
+        file.node.name.clone()
+    };
+    let level = log::Level::parse(&file.log.level).unwrap_or(log::Level::Info);
+    let _ = log::NodeLogger::new(&node_name, level).install();
     if cli.print_config {
         return match file.to_toml() {
             Ok(text) => {
@@ -249,6 +259,12 @@ pub fn run_node<P: NodeProgram>(args: impl IntoIterator<Item = impl Into<OsStrin
         return ExitCode::SUCCESS;
     }
 
+    // Before any thread starts (the program's, the state file's writer): SIGINT and
+    // SIGTERM wait, blocked in every thread, for the loop's signalfd, which tells them apart.
+    if let Err(e) = io::stop_on_signals() {
+        log::error(format_args!("{e}"));
+        return ExitCode::from(1);
+    }
     let app = P::from_settings(&file.app);
     let shell = match Shell::new(file.shell(), file.runtime.clone(), app) {
         Ok(shell) => shell,
@@ -262,10 +278,6 @@ pub fn run_node<P: NodeProgram>(args: impl IntoIterator<Item = impl Into<OsStrin
     // thread's), before the loop.
     if let Err(code) = apply_rt(&file.rt) {
         return code;
-    }
-    if let Err(e) = io::install_signal_handler(shell.stop_handle()) {
-        log::error(format_args!("{e}"));
-        return ExitCode::from(1);
     }
     match shell.run() {
         Ok(Exit::SwitchoverRefused(_) | Exit::SwitchoverAborted | Exit::SwitchoverTimedOut) => {

@@ -111,14 +111,6 @@ impl Fault {
             Fault::Crash { .. } | Fault::Switchover { .. } => 0,
         }
     }
-
-    /// True for faults that can cut or corrupt sync-link traffic.
-    pub fn hits_links(&self) -> bool {
-        matches!(
-            self,
-            Fault::Partition { .. } | Fault::LinkCut { .. } | Fault::LossBurst { .. }
-        )
-    }
 }
 
 /// A fault and when it fires.

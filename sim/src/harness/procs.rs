@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -342,7 +342,6 @@ pub struct Watcher {
     view: Arc<Mutex<NodeView>>,
     stop: Arc<AtomicBool>,
     paused: Arc<AtomicBool>,
-    interval_ms: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -352,9 +351,9 @@ impl Watcher {
         let view = Arc::new(Mutex::new(NodeView::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let paused = Arc::new(AtomicBool::new(false));
-        let interval_ms = Arc::new(AtomicU64::new(interval.as_millis().max(1) as u64));
+        let interval = interval.max(Duration::from_millis(1));
         let thread = {
-            let (view, stop, paused, interval_ms) = (view.clone(), stop.clone(), paused.clone(), interval_ms.clone());
+            let (view, stop, paused) = (view.clone(), stop.clone(), paused.clone());
             std::thread::Builder::new()
                 .name(format!("watch-node-{node}"))
                 .spawn(move || {
@@ -368,7 +367,7 @@ impl Watcher {
                             std::thread::sleep((next - now).min(Duration::from_millis(20)));
                             continue;
                         }
-                        next = now + Duration::from_millis(interval_ms.load(Ordering::Relaxed));
+                        next = now + interval;
                         if !paused.load(Ordering::Relaxed) {
                             poll_once(node, &mut client, &clock, &view);
                         }
@@ -380,7 +379,6 @@ impl Watcher {
             view,
             stop,
             paused,
-            interval_ms,
             thread: Some(thread),
         })
     }
@@ -408,12 +406,6 @@ impl Watcher {
     /// Stops polling (to measure the node without console load) or resumes.
     pub fn set_paused(&self, paused: bool) {
         self.paused.store(paused, Ordering::SeqCst);
-    }
-
-    /// Changes the polling interval.
-    pub fn set_interval(&self, interval: Duration) {
-        self.interval_ms
-            .store(interval.as_millis().max(1) as u64, Ordering::Relaxed);
     }
 }
 
