@@ -1,4 +1,4 @@
-//! Logging: the shell logs through the [`log`](::log) facade, one line per event, nothing
+//! Logging: the shell logs through the [`log`] facade, one line per event, nothing
 //! per cycle.
 //!
 //! The library owns no logger: a program that embeds the shell routes its lines with any

@@ -8,7 +8,7 @@
 //! and other languages; a test below checks that every field it documents round-trips.
 //!
 //! Rules that keep the wire as documented:
-//! - Responses are written through a `serde_json::Value` (see [`line`]), whose objects
+//! - Responses are written through a `serde_json::Value` (see [`line()`]), whose objects
 //!   keep their keys sorted: keys go out in lexicographic order at every level whatever
 //!   the order of the fields here.
 //! - An `Option` field is written as `null` unless it says otherwise

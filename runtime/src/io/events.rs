@@ -1,0 +1,198 @@
+//! What the core tells, told on: transitions, alarms and notices become log lines,
+//! journal entries (the console's `events`) and hook runs.
+
+use super::*;
+
+impl<A: App> Shell<A> {
+    pub(super) fn on_transition(&mut self, t: Transition) {
+        let (reason, cause) = names::reason(t.reason);
+        let message = format!(
+            "{} {} ({}) epoch {} frame {}: {}",
+            if t.role != self.previous_role { "role" } else { "state" },
+            names::role(t.role),
+            names::sync(t.sync),
+            crate::EpochText(t.epoch),
+            t.frame,
+            names::reason_text(t.reason)
+        );
+        match t.reason {
+            Reason::SwitchoverAborted | Reason::BackupLost | Reason::PrimaryLostWhileJoining => {
+                log::warn(format_args!("{message}"))
+            }
+            _ => log::info(format_args!("{message}")),
+        }
+        let mut fields = transition_fields(&t);
+        fields.insert("previous_role".into(), names::role(self.previous_role).into());
+        self.journal_push(EventKind::Transition, reason, &message, fields);
+
+        let stopping = self.stopping != Stopping::Running;
+        let job = HookJob {
+            env: vec![
+                ("TWINLOOP_NODE_ID", self.node.config().node_id.to_string()),
+                ("TWINLOOP_NODE_NAME", self.name.clone()),
+                ("TWINLOOP_ROLE", names::role(t.role).into()),
+                ("TWINLOOP_SYNC", names::sync(t.sync).into()),
+                ("TWINLOOP_EPOCH", t.epoch.to_string()),
+                ("TWINLOOP_FRAME", t.frame.to_string()),
+                (
+                    "TWINLOOP_REASON",
+                    cause.map_or(reason.to_string(), |c| format!("{reason}:{c}")),
+                ),
+                ("TWINLOOP_PREVIOUS_ROLE", names::role(self.previous_role).into()),
+                ("TWINLOOP_STOPPING", if stopping { "1" } else { "0" }.into()),
+            ],
+            summary: format!("role {}, reason {reason}", names::role(t.role)),
+        };
+        let now = self.clock.to_std(self.clock.now());
+        self.hooks.enqueue(job, now, &mut self.hook_outcomes);
+        self.previous_role = t.role;
+
+        if let Stopping::HandingOver { .. } = self.stopping {
+            match t.reason {
+                Reason::SwitchoverHandedOver => self.exit = Some(Exit::HandedOver),
+                Reason::SwitchoverAborted => self.exit = Some(Exit::SwitchoverAborted),
+                // Deposed meanwhile: nothing left to hand over.
+                Reason::FencedByEpoch => self.exit = Some(Exit::Stopped),
+                _ => {}
+            }
+        }
+    }
+
+    pub(super) fn on_alarm(&mut self, alarm: Alarm) {
+        let (name, frame) = names::alarm(alarm);
+        let mut message = format!("alarm {name}: {}", names::alarm_text(alarm));
+        if let Alarm::SyncKeyMismatch { link, .. } | Alarm::PeerIsSelf { link } = alarm {
+            // The core knows the link; the shell knows whom it talks to on it.
+            if let Some(l) = self.links.get(usize::from(link)) {
+                message.push_str(&format!(" (link {}, peer {})", l.name, l.peer_control));
+            }
+        }
+        log::error(format_args!("{message}"));
+        let mut fields = Map::new();
+        if let Some(frame) = frame {
+            fields.insert("frame".into(), frame.into());
+        }
+        self.journal_push(EventKind::Alarm, name, &message, fields);
+    }
+
+    pub(super) fn on_notice(&mut self, notice: Notice) {
+        let name = names::notice(notice);
+        let mut fields = Map::new();
+        let link_name = |i: u8| self.links.get(usize::from(i)).map_or("?".into(), |l| l.name.clone());
+        let (warn, message) = match notice {
+            Notice::ProbeSent => (true, "the primary is silent: probe sent on every link".to_string()),
+            Notice::FalseDeath => (
+                false,
+                "the probe was answered: the primary is alive (false death)".into(),
+            ),
+            Notice::LinkUp(i) => {
+                fields.insert("link".into(), i.into());
+                (false, format!("link {i} ({}) up", link_name(i)))
+            }
+            Notice::LinkDown(i) => {
+                fields.insert("link".into(), i.into());
+                (true, format!("link {i} ({}) down", link_name(i)))
+            }
+            Notice::NonceRedrawn => (false, "start-up nonces tied: redrawn".into()),
+            Notice::TransferStarted { bytes, frame } => {
+                fields.insert("bytes".into(), bytes.into());
+                fields.insert("frame".into(), frame.into());
+                (
+                    false,
+                    format!("state transfer started: {bytes} bytes after frame {frame}"),
+                )
+            }
+            Notice::TransferCompleted { bytes } => {
+                fields.insert("bytes".into(), bytes.into());
+                (false, format!("state transfer completed: {bytes} bytes"))
+            }
+            Notice::SwitchoverDelayed { reason, lag_frames } => {
+                fields.insert("delay_reason".into(), names::delay_reason(reason).into());
+                fields.insert("lag_frames".into(), lag_frames.into());
+                (
+                    false,
+                    format!(
+                        "switchover delayed: the backup is {} ({lag_frames} frames behind)",
+                        names::delay_reason(reason)
+                    ),
+                )
+            }
+            Notice::SwitchoverRefused => (true, "the primary refused the forwarded switchover".into()),
+            Notice::SourceRestarted {
+                session,
+                source_first,
+                pair_first,
+            } => {
+                fields.insert("session".into(), session.into());
+                fields.insert("source_first".into(), source_first.into());
+                fields.insert("pair_first".into(), pair_first.into());
+                (
+                    true,
+                    format!(
+                        "the I/O source restarted (session {session}): its frame {source_first} is the pair's frame {pair_first}"
+                    ),
+                )
+            }
+        };
+        if warn {
+            log::warn(format_args!("{message}"));
+        } else {
+            log::info(format_args!("{message}"));
+        }
+        self.journal_push(EventKind::Notice, name, &message, fields);
+    }
+
+    pub(super) fn journal_push(&mut self, kind: EventKind, name: &str, message: &str, fields: Map<String, Value>) {
+        let unix_ms = self.clock.unix_ms_now();
+        self.journal.push(unix_ms, kind, name, message, fields);
+    }
+
+    pub(super) fn poll_hooks(&mut self) {
+        if self.hooks.busy() {
+            let now = self.clock.to_std(self.clock.now());
+            self.hooks.poll(now, &mut self.hook_outcomes);
+        }
+        let outcomes: Vec<HookOutcome> = self.hook_outcomes.drain(..).collect();
+        for outcome in outcomes {
+            let (name, message, warn) = match outcome {
+                HookOutcome::Succeeded(s) => ("hook_succeeded", format!("hook done ({s})"), false),
+                HookOutcome::Failed(s) => ("hook_failed", format!("hook failed ({s})"), true),
+                HookOutcome::SpawnFailed(s) => ("hook_failed", format!("hook not started ({s})"), true),
+                HookOutcome::TimedOut(s) => (
+                    "hook_timed_out",
+                    format!("hook killed after hook.timeout_ms ({s})"),
+                    true,
+                ),
+                HookOutcome::Dropped(s) => ("hook_dropped", format!("hook queue full: dropped ({s})"), true),
+            };
+            if warn {
+                log::warn(format_args!("{message}"));
+            } else {
+                log::info(format_args!("{message}"));
+            }
+            self.journal_push(EventKind::Shell, name, &message, Map::new());
+        }
+    }
+
+    /// A shell event: one log line and one journal entry.
+    pub(super) fn shell_event(&mut self, warn: bool, name: &str, message: &str) {
+        if warn {
+            log::warn(format_args!("{message}"));
+        } else {
+            log::info(format_args!("{message}"));
+        }
+        self.journal_push(EventKind::Shell, name, message, Map::new());
+    }
+}
+
+pub(super) fn transition_fields(t: &Transition) -> Map<String, Value> {
+    let (reason, cause) = names::reason(t.reason);
+    let mut m = Map::new();
+    m.insert("role".into(), names::role(t.role).into());
+    m.insert("sync".into(), names::sync(t.sync).into());
+    m.insert("epoch".into(), t.epoch.into());
+    m.insert("frame".into(), t.frame.into());
+    m.insert("reason".into(), reason.into());
+    m.insert("cause".into(), cause.into());
+    m
+}
