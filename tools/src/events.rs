@@ -59,7 +59,7 @@ fn read_from(client: &mut Client, since: u64) -> Result<(Vec<Event>, u64, u64, b
 enum Record {
     Event {
         node: usize,
-        event: Event,
+        event: Box<Event>,
     },
     Note {
         node: usize,
@@ -144,7 +144,10 @@ pub fn run(pair: &mut Pair, options: &Options) -> Result<u8, Failure> {
                     let keep = usize::try_from(options.last).unwrap_or(usize::MAX);
                     events.drain(..events.len().saturating_sub(keep));
                 }
-                records.extend(events.into_iter().map(|event| Record::Event { node: i, event }));
+                records.extend(events.into_iter().map(|event| Record::Event {
+                    node: i,
+                    event: Box::new(event),
+                }));
                 cursors.push(Cursor {
                     since,
                     boot_id: Some(boot_id),
@@ -236,7 +239,10 @@ fn poll_node(i: usize, client: &mut Client, cursor: &mut Cursor, records: &mut V
             }
             cursor.boot_id = Some(boot_id);
             cursor.since = since;
-            records.extend(events.into_iter().map(|event| Record::Event { node: i, event }));
+            records.extend(events.into_iter().map(|event| Record::Event {
+                node: i,
+                event: Box::new(event),
+            }));
         }
     }
 }

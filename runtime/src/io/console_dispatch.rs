@@ -13,7 +13,7 @@ use super::schema::{self, AuthProof, AuthReply, CommandReply, CommandResult, Eve
 use super::{log, names, ShellError};
 use crate::app::App;
 use crate::node::{Command, CommandReply as CoreReply};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 impl<A: App> super::Shell<A> {
     /// Answers one request line of the console (or says why it cannot).
@@ -74,11 +74,8 @@ impl<A: App> super::Shell<A> {
                     usize::try_from(limit).unwrap_or(usize::MAX),
                     console::EVENTS_PAGE_BYTES_MAX,
                 );
-                // The journal keeps events as JSON (its byte bound counts their text);
-                // each is read into the schema's `Event` to be answered.
-                let events = page.events.into_iter().map(schema::Event::from_journal).collect();
                 let page = EventsPage {
-                    events,
+                    events: page.events,
                     next_since: page.next_since,
                     first_seq: page.first_seq,
                     truncated: page.truncated,
@@ -152,16 +149,16 @@ impl<A: App> super::Shell<A> {
             reason: reason.map(schema::Refusal::from),
             message,
         };
-        let mut event = Map::new();
-        event.insert("result".into(), schema::name(&reply.result).into());
-        event.insert("reason".into(), reply.reason.map(schema::Refusal::name).into());
-        event.insert("client".into(), line.peer.to_string().into());
         let name = if switchover {
             "switchover_command"
         } else {
             "operator_command"
         };
-        self.journal_push(EventKind::Shell, name, &reply.message, event);
+        let mut event = schema::Event::new(EventKind::Shell.into(), name, &reply.message);
+        event.result = Some(reply.result);
+        event.reason = Some(reply.reason.map(|r| r.name().to_string()));
+        event.client = Some(line.peer.to_string());
+        self.journal_push(event);
         Ok(console::ok_line(id, cmd, reply))
     }
 
@@ -208,9 +205,9 @@ impl<A: App> super::Shell<A> {
         self.counters.console_bad_key += 1;
         let message = format!("console {}: {cmd} refused: {problem}", line.peer);
         log::warn(format_args!("{message}"));
-        let mut fields = Map::new();
-        fields.insert("client".into(), line.peer.to_string().into());
-        self.journal_push(EventKind::Shell, "console_bad_key", &message, fields);
+        let mut event = schema::Event::new(EventKind::Shell.into(), "console_bad_key", &message);
+        event.client = Some(line.peer.to_string());
+        self.journal_push(event);
         Err((ErrorCode::BadKey, problem))
     }
 }

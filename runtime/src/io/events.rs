@@ -21,9 +21,15 @@ impl<A: App> Shell<A> {
             }
             _ => log::info(format_args!("{message}")),
         }
-        let mut fields = transition_fields(&t);
-        fields.insert("previous_role".into(), names::role(self.previous_role).into());
-        self.journal_push(EventKind::Transition, reason, &message, fields);
+        let mut event = schema::Event::new(EventKind::Transition.into(), reason, &message);
+        event.role = Some(t.role.into());
+        event.sync = Some(t.sync.into());
+        event.epoch = Some(t.epoch);
+        event.frame = Some(t.frame);
+        event.reason = Some(Some(reason.to_string()));
+        event.cause = Some(cause.map(str::to_string));
+        event.previous_role = Some(self.previous_role.into());
+        self.journal_push(event);
 
         let stopping = self.stopping != Stopping::Running;
         let job = HookJob {
@@ -68,16 +74,14 @@ impl<A: App> Shell<A> {
             }
         }
         log::error(format_args!("{message}"));
-        let mut fields = Map::new();
-        if let Some(frame) = frame {
-            fields.insert("frame".into(), frame.into());
-        }
-        self.journal_push(EventKind::Alarm, name, &message, fields);
+        let mut event = schema::Event::new(EventKind::Alarm.into(), name, &message);
+        event.frame = frame;
+        self.journal_push(event);
     }
 
     pub(super) fn on_notice(&mut self, notice: Notice) {
         let name = names::notice(notice);
-        let mut fields = Map::new();
+        let mut event = schema::Event::new(EventKind::Notice.into(), name, "");
         let link_name = |i: u8| self.links.get(usize::from(i)).map_or("?".into(), |l| l.name.clone());
         let (warn, message) = match notice {
             Notice::ProbeSent => (true, "the primary is silent: probe sent on every link".to_string()),
@@ -86,29 +90,29 @@ impl<A: App> Shell<A> {
                 "the probe was answered: the primary is alive (false death)".into(),
             ),
             Notice::LinkUp(i) => {
-                fields.insert("link".into(), i.into());
+                event.link = Some(i);
                 (false, format!("link {i} ({}) up", link_name(i)))
             }
             Notice::LinkDown(i) => {
-                fields.insert("link".into(), i.into());
+                event.link = Some(i);
                 (true, format!("link {i} ({}) down", link_name(i)))
             }
             Notice::NonceRedrawn => (false, "start-up nonces tied: redrawn".into()),
             Notice::TransferStarted { bytes, frame } => {
-                fields.insert("bytes".into(), bytes.into());
-                fields.insert("frame".into(), frame.into());
+                event.bytes = Some(bytes);
+                event.frame = Some(frame);
                 (
                     false,
                     format!("state transfer started: {bytes} bytes after frame {frame}"),
                 )
             }
             Notice::TransferCompleted { bytes } => {
-                fields.insert("bytes".into(), bytes.into());
+                event.bytes = Some(bytes);
                 (false, format!("state transfer completed: {bytes} bytes"))
             }
             Notice::SwitchoverDelayed { reason, lag_frames } => {
-                fields.insert("delay_reason".into(), names::delay_reason(reason).into());
-                fields.insert("lag_frames".into(), lag_frames.into());
+                event.delay_reason = Some(reason.into());
+                event.lag_frames = Some(lag_frames);
                 (
                     false,
                     format!(
@@ -123,9 +127,9 @@ impl<A: App> Shell<A> {
                 source_first,
                 pair_first,
             } => {
-                fields.insert("session".into(), session.into());
-                fields.insert("source_first".into(), source_first.into());
-                fields.insert("pair_first".into(), pair_first.into());
+                event.session = Some(u64::from(session));
+                event.source_first = Some(source_first);
+                event.pair_first = Some(pair_first);
                 (
                     true,
                     format!(
@@ -139,12 +143,14 @@ impl<A: App> Shell<A> {
         } else {
             log::info(format_args!("{message}"));
         }
-        self.journal_push(EventKind::Notice, name, &message, fields);
+        event.message = message;
+        self.journal_push(event);
     }
 
-    pub(super) fn journal_push(&mut self, kind: EventKind, name: &str, message: &str, fields: Map<String, Value>) {
+    /// Numbers, dates and keeps `event` in the journal (the console's `events`).
+    pub(super) fn journal_push(&mut self, event: schema::Event) {
         let unix_ms = self.clock.unix_ms_now();
-        self.journal.push(unix_ms, kind, name, message, fields);
+        self.journal.push(unix_ms, event);
     }
 
     pub(super) fn poll_hooks(&mut self) {
@@ -170,7 +176,7 @@ impl<A: App> Shell<A> {
             } else {
                 log::info(format_args!("{message}"));
             }
-            self.journal_push(EventKind::Shell, name, &message, Map::new());
+            self.journal_push(schema::Event::new(EventKind::Shell.into(), name, &message));
         }
     }
 
@@ -181,18 +187,6 @@ impl<A: App> Shell<A> {
         } else {
             log::info(format_args!("{message}"));
         }
-        self.journal_push(EventKind::Shell, name, message, Map::new());
+        self.journal_push(schema::Event::new(EventKind::Shell.into(), name, message));
     }
-}
-
-pub(super) fn transition_fields(t: &Transition) -> Map<String, Value> {
-    let (reason, cause) = names::reason(t.reason);
-    let mut m = Map::new();
-    m.insert("role".into(), names::role(t.role).into());
-    m.insert("sync".into(), names::sync(t.sync).into());
-    m.insert("epoch".into(), t.epoch.into());
-    m.insert("frame".into(), t.frame.into());
-    m.insert("reason".into(), reason.into());
-    m.insert("cause".into(), cause.into());
-    m
 }

@@ -2,7 +2,7 @@
 //! sequence number and a wall-clock timestamp, in a bounded ring. The console serves it
 //! (`{"cmd":"events","since":N}`), so an operator tool can follow it without gaps.
 
-use serde_json::{Map, Value};
+use super::schema::Event;
 use std::collections::VecDeque;
 
 /// What an event is about.
@@ -19,22 +19,11 @@ pub enum EventKind {
     Shell,
 }
 
-impl EventKind {
-    fn name(self) -> &'static str {
-        match self {
-            EventKind::Transition => "transition",
-            EventKind::Alarm => "alarm",
-            EventKind::Notice => "notice",
-            EventKind::Shell => "shell",
-        }
-    }
-}
-
 /// The bounded ring of events.
 #[derive(Debug)]
 pub struct Journal {
     /// Each event with the length of its JSON text, which bounds a page's cost.
-    events: VecDeque<(Value, usize)>,
+    events: VecDeque<(Event, usize)>,
     capacity: usize,
     /// The sequence number of the next event; the first is 1.
     seq_next: u64,
@@ -44,7 +33,7 @@ pub struct Journal {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
     /// The events, oldest first.
-    pub events: Vec<Value>,
+    pub events: Vec<Event>,
     /// The sequence number to ask from next (`since` of the next request).
     pub next_since: u64,
     /// The oldest sequence number still held (0: the journal is empty).
@@ -65,30 +54,17 @@ impl Journal {
         }
     }
 
-    /// Appends an event; `fields` are added to the standard ones (`seq`, `unix_ms`,
-    /// `kind`, `name`, `message`). Returns its sequence number.
-    pub fn push(
-        &mut self,
-        unix_ms: u64,
-        kind: EventKind,
-        name: &str,
-        message: &str,
-        fields: Map<String, Value>,
-    ) -> u64 {
+    /// Appends `event`, numbered and dated here (its `seq` and `unix_ms` are set).
+    /// Returns its sequence number.
+    pub fn push(&mut self, unix_ms: u64, mut event: Event) -> u64 {
         let seq = self.seq_next;
         self.seq_next += 1;
-        let mut event = Map::new();
-        event.insert("seq".into(), seq.into());
-        event.insert("unix_ms".into(), unix_ms.into());
-        event.insert("kind".into(), kind.name().into());
-        event.insert("name".into(), name.into());
-        event.insert("message".into(), message.into());
-        event.extend(fields);
+        event.seq = seq;
+        event.unix_ms = unix_ms;
         if self.events.len() == self.capacity {
             self.events.pop_front();
         }
-        let event = Value::Object(event);
-        let bytes = event.to_string().len();
+        let bytes = serde_json::to_string(&event).map_or(0, |text| text.len());
         self.events.push_back((event, bytes));
         seq
     }
@@ -113,7 +89,7 @@ impl Journal {
         // At least one event, then as many as fit in `bytes_max`: a page's cost is
         // bounded whatever `events_max` and the events' sizes are.
         let mut bytes = 0usize;
-        let events: Vec<Value> = self
+        let events: Vec<Event> = self
             .events
             .iter()
             .skip(skip)
@@ -150,13 +126,13 @@ mod tests {
     fn journal_with(n: u64, capacity: usize) -> Journal {
         let mut j = Journal::new(capacity);
         for i in 0..n {
-            j.push(1000 + i, EventKind::Shell, "x", "event", Map::new());
+            j.push(1000 + i, Event::new(EventKind::Shell.into(), "x", "event"));
         }
         j
     }
 
     fn seqs(page: &Page) -> Vec<u64> {
-        page.events.iter().map(|e| e["seq"].as_u64().unwrap()).collect()
+        page.events.iter().map(|e| e.seq).collect()
     }
 
     #[test]

@@ -119,7 +119,6 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 #[cfg(test)]
 use preflight::read_key_file;
-use serde_json::{Map, Value};
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1036,50 +1036,93 @@ pub struct Event {
     /// `switchover_delayed`: how far behind the backup was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag_frames: Option<u64>,
-    /// The event's other fields, by kind and name (docs/CONSOLE.md, `events`).
+    /// Transitions: the sync state after the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<Sync>,
+    /// Transitions: the reason (= `name`); `switchover_command` and the other operator
+    /// commands: the refusal's name, or `null`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "present_or_null")]
+    pub reason: Option<Option<String>>,
+    /// Transitions: the resync cause, or `null`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "present_or_null")]
+    pub cause: Option<Option<String>>,
+    /// `link_up`, `link_down`: the link's index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<u8>,
+    /// `source_restarted`: the source's new session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<u64>,
+    /// `source_restarted`: the first frame of the new session, as the source numbers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_first: Option<u64>,
+    /// `source_restarted`: the pair's frame for `source_first`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair_first: Option<u64>,
+    /// `started`: the state file's persisted epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch_persisted: Option<u64>,
+    /// `started`: the state file's reserved epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch_reserved: Option<u64>,
+    /// `switchover_command` and the other operator commands: what it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<CommandResult>,
+    /// `switchover_command`, the other operator commands, `console_bad_key`: the
+    /// client's `ip:port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// Fields this version does not know (a newer node's), as sent; the shell never
+    /// fills it.
     #[serde(flatten)]
     pub fields: Map<String, Value>,
 }
 
+/// A field that is absent (`None`), `null` (`Some(None)`) or a value: `cause` and
+/// `reason` are always sent where they apply, `null` when there is none.
+mod present_or_null {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer, T: Serialize>(value: &Option<Option<T>>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(inner) => inner.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
 impl Event {
-    /// An event as a journal keeps it (a JSON object). One whose typed fields do not
-    /// read (a programming error: the shell writes them) is still answered, whole, with
-    /// those fields among [`Event::fields`], rather than dropped from its page.
-    pub fn from_journal(value: Value) -> Event {
-        match serde_json::from_value::<Event>(value.clone()) {
-            Ok(event) => event,
-            Err(_) => {
-                let mut fields = match value {
-                    Value::Object(object) => object,
-                    other => Map::from_iter([("value".to_string(), other)]),
-                };
-                let mut number = |key: &str| fields.remove(key).and_then(|v| v.as_u64()).unwrap_or(0);
-                let (seq, unix_ms) = (number("seq"), number("unix_ms"));
-                let kind = fields
-                    .remove("kind")
-                    .and_then(|v| serde_json::from_value(v).ok())
-                    .unwrap_or(EventKind::Unknown);
-                let mut text = |key: &str| match fields.remove(key) {
-                    Some(Value::String(s)) => s,
-                    _ => String::new(),
-                };
-                let (name, message) = (text("name"), text("message"));
-                Event {
-                    seq,
-                    unix_ms,
-                    kind,
-                    name,
-                    message,
-                    frame: None,
-                    epoch: None,
-                    role: None,
-                    previous_role: None,
-                    bytes: None,
-                    delay_reason: None,
-                    lag_frames: None,
-                    fields,
-                }
-            }
+    /// An event of `kind` named `name`, without the kind-specific fields (the
+    /// journal numbers and dates it).
+    pub fn new(kind: EventKind, name: &str, message: &str) -> Event {
+        Event {
+            seq: 0,
+            unix_ms: 0,
+            kind,
+            name: name.to_string(),
+            message: message.to_string(),
+            frame: None,
+            epoch: None,
+            role: None,
+            previous_role: None,
+            bytes: None,
+            delay_reason: None,
+            lag_frames: None,
+            sync: None,
+            reason: None,
+            cause: None,
+            link: None,
+            session: None,
+            source_first: None,
+            pair_first: None,
+            epoch_persisted: None,
+            epoch_reserved: None,
+            result: None,
+            client: None,
+            fields: Map::new(),
         }
     }
 
@@ -1485,18 +1528,19 @@ mod tests {
     }
 
     #[test]
-    fn schema_journal_event_with_an_odd_field_is_kept_whole() {
-        let odd =
-            json!({"seq": 3, "unix_ms": 4, "kind": "notice", "name": "x", "message": "m", "frame": "not a number"});
-        let event = Event::from_journal(odd.clone());
-        assert_eq!(
-            (event.seq, event.kind, event.name.as_str()),
-            (3, EventKind::Notice, "x")
-        );
-        assert_eq!(event.to_value(), odd);
-        let plain = json!({"seq": 5, "unix_ms": 6, "kind": "alarm", "name": "input_lost", "message": "m", "frame": 9});
-        assert_eq!(Event::from_journal(plain.clone()).frame, Some(9));
-        assert_eq!(Event::from_journal(plain.clone()).to_value(), plain);
+    fn schema_event_reads_as_sent_null_kept_unknown_fields_kept() {
+        let transition = json!({"seq": 3, "unix_ms": 4, "kind": "transition", "name": "in_sync", "message": "m",
+            "role": "backup", "previous_role": "backup", "sync": "in_sync", "epoch": 257, "frame": 9,
+            "reason": "in_sync", "cause": null});
+        let event: Event = serde_json::from_value(transition.clone()).unwrap();
+        assert_eq!(event.cause, Some(None));
+        assert_eq!(event.sync, Some(Sync::InSync));
+        assert_eq!(event.to_value(), transition);
+        let newer = json!({"seq": 5, "unix_ms": 6, "kind": "alarm", "name": "input_lost", "message": "m", "frame": 9, "new_field": 1});
+        let event: Event = serde_json::from_value(newer.clone()).unwrap();
+        assert_eq!(event.frame, Some(9));
+        assert_eq!(event.fields.get("new_field"), Some(&json!(1)));
+        assert_eq!(event.to_value(), newer);
     }
 
     #[test]

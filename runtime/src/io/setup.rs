@@ -180,10 +180,10 @@ impl<A: App> Shell<A> {
             if shell.node_has_auth() { ", sync MAC on" } else { "" },
         );
         log::info(format_args!("{message}"));
-        let mut fields = Map::new();
-        fields.insert("epoch_persisted".into(), stored.epoch.into());
-        fields.insert("epoch_reserved".into(), stored.reserved.into());
-        shell.journal_push(EventKind::Shell, "started", &message, fields);
+        let mut event = schema::Event::new(EventKind::Shell.into(), "started", &message);
+        event.epoch_persisted = Some(stored.epoch);
+        event.epoch_reserved = Some(stored.reserved);
+        shell.journal_push(event);
         Ok(shell)
     }
 
