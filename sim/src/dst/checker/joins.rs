@@ -42,6 +42,8 @@ impl Checker {
         if done {
             self.joins_watched += 1;
             self.join_ns_max = self.join_ns_max.max(took_ns);
+            let share = (took_ns as u128 * 1000 / u128::from(self.join_bound_ns.max(1))) as u64;
+            self.join_bound_share_max = self.join_bound_share_max.max(share);
         }
         if took_ns > self.join_bound_ns {
             self.violation(

@@ -389,6 +389,8 @@ pub struct Checker {
     pub joins_watched: u64,
     /// The longest of them, from healing or its start.
     pub join_ns_max: Nanos,
+    /// The largest share of its bound a judged join took, in thousandths.
+    pub join_bound_share_max: u64,
 
     // Invariant 12.
     diverge: Option<divergence::DivergeWatch>,

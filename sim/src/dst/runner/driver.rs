@@ -96,6 +96,8 @@ pub struct Summary {
     pub joins_watched: u64,
     /// The longest of them, ns.
     pub join_ns_max: Nanos,
+    /// The largest share of its bound one of them took, in thousandths.
+    pub join_bound_share_max: u64,
     /// Frames sent by the sources.
     pub frames: u64,
     /// Outputs accepted by the sinks.
@@ -181,6 +183,7 @@ impl Summary {
         }
         self.joins_watched += s.joins_watched;
         self.join_ns_max = self.join_ns_max.max(s.join_ns_max);
+        self.join_bound_share_max = self.join_bound_share_max.max(s.join_bound_share_max);
         self.frames += s.frames;
         self.accepted += s.accepted;
         self.duplicates += s.duplicates;
@@ -283,6 +286,7 @@ impl Summary {
             },
             "joins_watched": self.joins_watched,
             "join_ms_max": self.join_ns_max as f64 / 1e6,
+            "join_bound_share_max": self.join_bound_share_max as f64 / 1e3,
             "switchovers_refused": self.switchovers_refused,
             "input_handovers": self.input_handovers,
             "epoch_writes": {"later": self.epoch_writes_later, "lost": self.epoch_writes_lost},

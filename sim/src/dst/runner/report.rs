@@ -137,6 +137,8 @@ pub struct RunStats {
     pub joins_watched: u64,
     /// The longest join judged, ns.
     pub join_ns_max: Nanos,
+    /// The largest share of its bound a judged join took, in thousandths.
+    pub join_bound_share_max: u64,
     /// `CannotTakeOver` alarms.
     pub alarms_cannot_take_over: u64,
     /// State transfers completed (receiver side).
@@ -214,6 +216,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         ];
         s.joins_watched = c.joins_watched;
         s.join_ns_max = c.join_ns_max;
+        s.join_bound_share_max = c.join_bound_share_max;
         s.accepted = self.sink.accepted.len() as u64;
         s.duplicates = self.sink.duplicates;
         s.stale = self.sink.stale;
