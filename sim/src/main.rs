@@ -36,7 +36,7 @@ enum Command {
 /// Which control program the simulated nodes run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum AppKind {
-    /// The runtime's `TestApp` (accumulated state, ballast).
+    /// The runtime's `TestApp` (accumulated state, ballast) in a snapshot of the seed's drawn size.
     Test,
 }
 

@@ -2373,3 +2373,81 @@ fn backup_led_reserved_epoch_lost_with_its_write_restarts_beside_a_lower_primary
         "the pair leads {epoch:#x}, below {led:#x} the sink follows"
     );
 }
+
+/// A program whose snapshot is exactly `bytes` long (its frame count, then zeros): the
+/// sizes at the edges of "transfer done".
+#[derive(Debug)]
+struct SizedApp {
+    frames: u64,
+    bytes: usize,
+}
+
+impl crate::app::App for SizedApp {
+    fn step(&mut self, frame: crate::app::Frame<'_>, outbox: &mut crate::app::Outbox) {
+        self.frames += 1;
+        let _ = outbox.push(&frame.number.to_le_bytes());
+    }
+
+    fn snapshot(&self, buf: &mut [u8]) -> Result<usize, crate::app::SnapshotError> {
+        let out = buf
+            .get_mut(..self.bytes)
+            .filter(|out| out.len() >= 8)
+            .ok_or(crate::app::SnapshotError::TooLarge)?;
+        out.fill(0);
+        out[..8].copy_from_slice(&self.frames.to_le_bytes());
+        Ok(self.bytes)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), crate::app::SnapshotError> {
+        if bytes.len() != self.bytes {
+            return Err(crate::app::SnapshotError::Malformed);
+        }
+        let mut frames = [0u8; 8];
+        frames.copy_from_slice(&bytes[..8]);
+        self.frames = u64::from_le_bytes(frames);
+        Ok(())
+    }
+
+    fn digest(&self) -> u64 {
+        self.frames
+    }
+}
+
+/// A state of whole chunks has a full last chunk: the backup is done when the chunks it
+/// holds cover the size, not only when they pass it. No test had such a state before
+/// 2026-11-26 (nor the DST, whose states were never a multiple of the chunk): with `>`
+/// for `>=` in the backup's "done", this fails at 64 bytes.
+#[test]
+fn joining_state_of_whole_chunks_or_one_byte_around_installs() {
+    let chunk = 64;
+    for bytes in [8, chunk - 1, chunk, chunk + 1, 3 * chunk - 1, 3 * chunk, 3 * chunk + 1] {
+        let mut config = Config::fast();
+        config.transfer_chunk_bytes = chunk as u64;
+        let mut p = Pair::of(
+            21,
+            config,
+            move |_| SizedApp { frames: 0, bytes },
+            |n| n.to_le_bytes().to_vec(),
+        );
+        p.start(0);
+        let until = p.now + ms(100);
+        assert!(p.run_until(until, |p| p.nodes[0]
+            .as_ref()
+            .is_some_and(|n| n.role() == Role::Primary)));
+        p.start(1);
+        let until = p.now + ms(100);
+        let in_sync = p.run_until(until, |p| {
+            p.nodes[1]
+                .as_ref()
+                .is_some_and(|n| n.role() == Role::Backup && n.status().sync == SyncState::InSync)
+        });
+        assert!(
+            in_sync,
+            "a state of {bytes} bytes in chunks of {chunk}: not in sync after 100 ms"
+        );
+        assert!(
+            p.node(1).app().frames > 0,
+            "the primary's state, {bytes} bytes, installed"
+        );
+    }
+}

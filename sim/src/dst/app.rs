@@ -2,11 +2,22 @@
 //! the input frames the I/O source sends; [`Recorder`] wraps the program so that the
 //! checkers, outside the nodes, see the state digest after every step.
 
-use super::options::Options;
-use twinloop::app::OUTPUTS_PER_FRAME_MAX;
+use super::options::{Options, StateSize};
+use twinloop::app::{OUTPUTS_PER_FRAME_MAX, OUTPUT_PAYLOAD_MAX};
 use twinloop::digest::fnv64;
 use twinloop::testing::TestApp;
 use twinloop::{App, Frame, Outbox, SnapshotError};
+
+/// A non-determinism the fault plan injects into one node's application for one frame
+/// (the divergence detection must catch it; invariant 12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Injection {
+    /// The next frame's outputs differ from what the program computes (its state does not).
+    Output,
+    /// After the next frame (its outputs as computed), the state differs: a state digest
+    /// at that frame shows it, and so do the outputs of every frame after.
+    State,
+}
 
 /// A control program and its inputs. Implement it for another application (the demo
 /// tank, a plant model) and pass it to [`super::runner::run_seed_with`].
@@ -23,6 +34,17 @@ pub trait Workload {
     /// Writes the input payload of frame `number` into `out` (cleared first). Must be
     /// deterministic in `number`: every node receives the same bytes.
     fn payload(&self, number: u64, out: &mut Vec<u8>);
+
+    /// Arms `injection` in `app` for the next frame it runs; false when this program
+    /// cannot be perturbed (the plan's divergence faults are then skipped).
+    fn arm(&self, _app: &mut Self::App, _injection: Injection) -> bool {
+        false
+    }
+
+    /// The frame an armed injection perturbed, once (then `None` until the next).
+    fn take_fired(&self, _app: &mut Self::App) -> Option<u64> {
+        None
+    }
 }
 
 /// Makes a workload for a seed's options (e.g. its state size).
@@ -34,31 +56,165 @@ pub trait WorkloadFactory {
     fn make(&self, options: &Options) -> Self::Workload;
 }
 
-/// The runtime's `TestApp`: accumulated state, one or two outputs per frame, ballast.
+/// Bytes of an [`EdgeApp`] snapshot that are not ballast: the `TestApp` state's
+/// integers (three varints of at most 10 bytes, the ballast's length in at most 3) and
+/// the trailer (the salt, 1 byte, and the inner length, 4).
+pub const EDGE_OVERHEAD_BYTES: usize = 40;
+
+/// The runtime's `TestApp` (accumulated state, one or two outputs per frame, ballast) in
+/// a snapshot of an exact size: the DST draws that size at, around and between multiples
+/// of the transfer chunk, fixed or growing frame by frame (`docs/DST.md`, "State sizes").
+///
+/// Snapshot layout: the `TestApp` snapshot (postcard, `n` bytes), zero padding, the salt
+/// (1 byte), `n` (u32 little-endian); in all exactly [`StateSize::bytes_after`] of the
+/// frames run. The salt is state: 0 unless an [`Injection::State`] perturbed it, and when
+/// not 0 it is in the digest and XORed into the last byte of every output.
+#[derive(Debug, Clone)]
+pub struct EdgeApp {
+    inner: TestApp,
+    size: StateSize,
+    salt: u8,
+    /// Test hook, not state: an injection for the next frame.
+    armed: Option<Injection>,
+    /// Test hook, not state: the frame an injection perturbed, not yet taken.
+    fired: Option<u64>,
+}
+
+/// What an [`Injection::State`] XORs into the salt: each one flips the node's state
+/// relative to a peer that agreed with it.
+const SALT_FLIP: u8 = 0x5A;
+
+impl EdgeApp {
+    /// A fresh program whose snapshot has the sizes `size` gives.
+    pub fn new(size: StateSize) -> Self {
+        EdgeApp {
+            inner: TestApp::new(size.ballast_bytes()),
+            size,
+            salt: 0,
+            armed: None,
+            fired: None,
+        }
+    }
+
+    /// The snapshot's size now, in bytes.
+    pub fn snapshot_bytes(&self) -> usize {
+        self.size.bytes_after(self.inner.frames_run())
+    }
+}
+
+impl App for EdgeApp {
+    fn step(&mut self, frame: Frame<'_>, outbox: &mut Outbox) {
+        let armed = self.armed.take();
+        if armed == Some(Injection::Output) {
+            self.inner.diverge_at_frame = Some(frame.number);
+        }
+        self.inner.step(frame, outbox);
+        if self.salt != 0 {
+            // The salt is in every output: a state that differs shows at the next frame.
+            let mut outputs = [([0u8; OUTPUT_PAYLOAD_MAX], 0usize); OUTPUTS_PER_FRAME_MAX];
+            let n = outbox.len().min(OUTPUTS_PER_FRAME_MAX);
+            for (copy, output) in outputs.iter_mut().zip(outbox.as_slice()) {
+                copy.0[..output.len()].copy_from_slice(output);
+                copy.1 = output.len();
+            }
+            outbox.clear();
+            for (bytes, len) in &mut outputs[..n] {
+                if let Some(last) = bytes[..*len].last_mut() {
+                    *last ^= self.salt;
+                }
+                let _ = outbox.push(&bytes[..*len]);
+            }
+        }
+        if armed == Some(Injection::State) {
+            self.salt ^= SALT_FLIP;
+        }
+        if armed.is_some() {
+            self.fired = Some(frame.number);
+        }
+    }
+
+    fn snapshot(&self, buf: &mut [u8]) -> Result<usize, SnapshotError> {
+        let total = self.snapshot_bytes();
+        if buf.len() < total {
+            return Err(SnapshotError::TooLarge);
+        }
+        let n = self.inner.snapshot(&mut buf[..total])?;
+        if n + 5 > total {
+            // The drawn size leaves no room for the state: a simulator bug, said plainly.
+            return Err(SnapshotError::TooLarge);
+        }
+        buf[n..total - 5].fill(0);
+        buf[total - 5] = self.salt;
+        buf[total - 4..total].copy_from_slice(&(n as u32).to_le_bytes());
+        Ok(total)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        let total = bytes.len();
+        let trailer = total.checked_sub(5).ok_or(SnapshotError::Malformed)?;
+        let mut n = [0u8; 4];
+        n.copy_from_slice(&bytes[total - 4..]);
+        let n = u32::from_le_bytes(n) as usize;
+        if n > trailer {
+            return Err(SnapshotError::Malformed);
+        }
+        let mut inner = self.inner.clone();
+        inner.restore(&bytes[..n])?;
+        // A snapshot of the wrong size for its frame count: torn or from another draw.
+        if self.size.bytes_after(inner.frames_run()) != total {
+            return Err(SnapshotError::Malformed);
+        }
+        self.inner = inner;
+        self.salt = bytes[trailer];
+        Ok(())
+    }
+
+    fn digest(&self) -> u64 {
+        match self.salt {
+            0 => self.inner.digest(),
+            salt => self.inner.digest() ^ fnv64(&[salt]),
+        }
+    }
+
+    fn identity(&self) -> twinloop::AppIdentity {
+        self.inner.identity()
+    }
+}
+
+/// The runtime's `TestApp` in an [`EdgeApp`] of the seed's state size.
 #[derive(Debug, Clone, Copy)]
 pub struct TestWorkload {
-    /// Bytes of ballast in the state, so that state transfers take several chunks.
-    pub ballast_bytes: usize,
+    /// The snapshot's size: fixed or growing.
+    pub state: StateSize,
 }
 
 impl Workload for TestWorkload {
-    type App = TestApp;
+    type App = EdgeApp;
 
     fn name(&self) -> &'static str {
         "test"
     }
 
-    fn new_app(&self) -> TestApp {
-        TestApp::new(self.ballast_bytes)
+    fn new_app(&self) -> EdgeApp {
+        EdgeApp::new(self.state)
     }
 
     fn payload(&self, number: u64, out: &mut Vec<u8>) {
         out.clear();
         out.extend_from_slice(&TestApp::payload_for(number));
     }
+
+    fn arm(&self, app: &mut EdgeApp, injection: Injection) -> bool {
+        app.armed = Some(injection);
+        true
+    }
+
+    fn take_fired(&self, app: &mut EdgeApp) -> Option<u64> {
+        app.fired.take()
+    }
 }
 
-/// Makes a [`TestWorkload`] with the seed's ballast.
+/// Makes a [`TestWorkload`] with the seed's state size.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TestWorkloadFactory;
 
@@ -66,9 +222,7 @@ impl WorkloadFactory for TestWorkloadFactory {
     type Workload = TestWorkload;
 
     fn make(&self, options: &Options) -> TestWorkload {
-        TestWorkload {
-            ballast_bytes: options.ballast_bytes,
-        }
+        TestWorkload { state: options.state }
     }
 }
 
@@ -134,6 +288,11 @@ impl<A: App> Recorder<A> {
     pub fn inner(&self) -> &A {
         &self.inner
     }
+
+    /// The wrapped application, to arm an injection in it.
+    pub fn inner_mut(&mut self) -> &mut A {
+        &mut self.inner
+    }
 }
 
 impl<A: App> App for Recorder<A> {
@@ -175,10 +334,124 @@ impl<A: App> App for Recorder<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dst::options::StateShape;
+    use proptest::prelude::*;
+
+    fn run(app: &mut EdgeApp, frames: core::ops::RangeInclusive<u64>) -> Vec<Vec<u8>> {
+        let mut outputs = Vec::new();
+        let mut outbox = Outbox::new();
+        for number in frames {
+            outbox.clear();
+            let payload = TestApp::payload_for(number);
+            app.step(
+                Frame {
+                    number,
+                    payload: &payload,
+                },
+                &mut outbox,
+            );
+            outputs.extend(outbox.as_slice().iter().map(|o| o.to_vec()));
+        }
+        outputs
+    }
+
+    fn growing(base_bytes: usize, per_frame: usize, max: usize) -> StateSize {
+        StateSize {
+            shape: StateShape::Growing,
+            base_bytes,
+            grow_bytes_per_frame: per_frame,
+            grow_max_bytes: max,
+        }
+    }
+
+    #[test]
+    fn edge_app_snapshot_is_exactly_the_drawn_size_fixed_and_growing() {
+        let mut buf = vec![0u8; 1 << 16];
+        for bytes in [40, 63, 64, 65, 1023, 1024, 1025, 16 * 1024] {
+            let mut app = EdgeApp::new(StateSize::fixed(bytes));
+            run(&mut app, 1..=30);
+            assert_eq!(app.snapshot(&mut buf), Ok(bytes), "fixed {bytes}");
+        }
+        let mut app = EdgeApp::new(growing(255, 7, 512));
+        assert_eq!(app.snapshot(&mut buf), Ok(255));
+        run(&mut app, 1..=10);
+        assert_eq!(app.snapshot(&mut buf), Ok(255 + 70));
+        run(&mut app, 11..=200);
+        assert_eq!(app.snapshot(&mut buf), Ok(255 + 512), "growth stops at its maximum");
+    }
+
+    #[test]
+    fn edge_app_restore_takes_the_state_and_refuses_a_wrong_size() {
+        let size = growing(100, 3, 300);
+        let mut buf = vec![0u8; 1 << 12];
+        let mut primary = EdgeApp::new(size);
+        run(&mut primary, 1..=20);
+        let n = primary.snapshot(&mut buf).unwrap_or(0);
+        let mut backup = EdgeApp::new(size);
+        assert_eq!(backup.restore(&buf[..n]), Ok(()));
+        assert_eq!(backup.digest(), primary.digest());
+        assert_eq!(run(&mut backup, 21..=30), run(&mut primary, 21..=30));
+        assert_eq!(backup.restore(&buf[..n - 1]), Err(SnapshotError::Malformed));
+        assert_eq!(backup.restore(&[]), Err(SnapshotError::Malformed));
+        assert_eq!(backup.digest(), primary.digest(), "a refused snapshot changes nothing");
+    }
+
+    #[test]
+    fn edge_app_injected_output_differs_for_one_frame() {
+        let w = TestWorkload {
+            state: StateSize::fixed(100),
+        };
+        let (mut a, mut b) = (w.new_app(), w.new_app());
+        assert!(w.arm(&mut b, Injection::Output));
+        let (oa, ob) = (run(&mut a, 1..=1), run(&mut b, 1..=1));
+        assert_ne!(oa, ob);
+        assert_eq!(a.digest(), b.digest(), "the state is the same");
+        assert_eq!(w.take_fired(&mut b), Some(1));
+        assert_eq!(w.take_fired(&mut b), None);
+        assert_eq!(run(&mut a, 2..=5), run(&mut b, 2..=5));
+    }
+
+    #[test]
+    fn edge_app_injected_state_shows_in_the_digest_then_in_every_output() {
+        let w = TestWorkload {
+            state: StateSize::fixed(100),
+        };
+        let (mut a, mut b) = (w.new_app(), w.new_app());
+        assert!(w.arm(&mut b, Injection::State));
+        assert_eq!(
+            run(&mut a, 1..=1),
+            run(&mut b, 1..=1),
+            "the frame's outputs as computed"
+        );
+        assert_ne!(a.digest(), b.digest());
+        assert_eq!(w.take_fired(&mut b), Some(1));
+        for frame in 2..=4 {
+            assert_ne!(run(&mut a, frame..=frame), run(&mut b, frame..=frame), "frame {frame}");
+        }
+        // A transfer from the other node heals it.
+        let mut buf = vec![0u8; 1 << 12];
+        let n = a.snapshot(&mut buf).unwrap_or(0);
+        assert_eq!(b.restore(&buf[..n]), Ok(()));
+        assert_eq!(a.digest(), b.digest());
+        assert_eq!(run(&mut a, 5..=6), run(&mut b, 5..=6));
+    }
+
+    proptest! {
+        #[test]
+        fn edge_app_restore_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let mut app = EdgeApp::new(growing(64, 1, 256));
+            let before = app.digest();
+            if app.restore(&bytes).is_err() {
+                prop_assert_eq!(app.digest(), before);
+            }
+        }
+    }
 
     #[test]
     fn recorder_records_every_step_and_is_transparent() {
-        let w = TestWorkload { ballast_bytes: 10 };
+        let w = TestWorkload {
+            state: StateSize::fixed(100),
+        };
         let mut plain = w.new_app();
         let mut recorded = Recorder::new(w.new_app());
         let mut payload = Vec::new();

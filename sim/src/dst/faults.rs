@@ -41,6 +41,18 @@ pub enum FreezeKind {
     DuringJoin,
 }
 
+/// What a divergence fault perturbs on its node (invariant 12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DivergeKind {
+    /// The application's outputs of the next frame it runs (non-determinism).
+    Output,
+    /// The application's state after the next frame it runs (non-determinism).
+    State,
+    /// The node's local copy of the next frame's payload (one byte flipped after the
+    /// I/O datagram's checksum passed: memory, not the wire).
+    FrameCopy,
+}
+
 /// One fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -97,6 +109,14 @@ pub enum Fault {
         /// The primary, or the backup (which forwards it).
         target: Target,
     },
+    /// One node diverges for one frame; fired only from a calm pair (see
+    /// `runner/inject.rs`), skipped otherwise.
+    Diverge {
+        /// The primary or the backup.
+        target: Target,
+        /// What diverges.
+        kind: DivergeKind,
+    },
 }
 
 impl Fault {
@@ -108,7 +128,7 @@ impl Fault {
             | Fault::LinkCut { duration_ns, .. }
             | Fault::LossBurst { duration_ns, .. }
             | Fault::IoLoss { duration_ns, .. } => duration_ns,
-            Fault::Crash { .. } | Fault::Switchover { .. } => 0,
+            Fault::Crash { .. } | Fault::Switchover { .. } | Fault::Diverge { .. } => 0,
         }
     }
 }
@@ -141,6 +161,7 @@ enum Kind {
     LossBurst,
     IoLoss,
     Switchover,
+    Diverge,
 }
 
 fn between(rng: &mut Rng, low: u64, high: u64) -> u64 {
@@ -165,6 +186,7 @@ impl FaultPlan {
             (mix.loss_burst, Kind::LossBurst),
             (mix.io_loss_burst, Kind::IoLoss),
             (mix.switchover, Kind::Switchover),
+            (mix.diverge, Kind::Diverge),
         ]
         .iter()
         .filter(|(on, _)| *on)
@@ -315,6 +337,14 @@ impl FaultPlan {
                 }
             }
             Kind::Switchover => Fault::Switchover { target: role(rng) },
+            Kind::Diverge => Fault::Diverge {
+                target: if rng.chance(1, 2) {
+                    Target::Primary
+                } else {
+                    Target::Backup
+                },
+                kind: [DivergeKind::Output, DivergeKind::State, DivergeKind::FrameCopy][rng.below(3) as usize],
+            },
         }
     }
 

@@ -7,6 +7,7 @@
 //! single link with crashes only, four lossy links with freezes and switchovers, ...)
 //! instead of one average mix where every fault dilutes every other.
 
+use super::app::EDGE_OVERHEAD_BYTES;
 use super::clock::{DRIFT_PPM_MAX, NANOS_PER_MS};
 use core::fmt;
 use twinloop::config::LINKS_MAX;
@@ -92,6 +93,120 @@ pub struct IoParams {
     pub dup_ppm: u32,
 }
 
+/// How the size of the application's snapshot relates to the transfer chunk
+/// (`transfer_chunk_bytes`): the edges of "transfer done".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateShape {
+    /// The ballast drawn before 2026-11-26 (0, 100, 3,000 or 16,000 bytes), plus the
+    /// state's own [`EDGE_OVERHEAD_BYTES`]: between multiples.
+    Ballast,
+    /// Exactly `k` chunks: the last chunk is full, no byte over.
+    Multiple,
+    /// `k` chunks less one byte: the last chunk one short of full.
+    MultipleMinusOne,
+    /// `k` chunks and one byte: a last chunk of one byte.
+    MultiplePlusOne,
+    /// Less than one chunk: the transfer is one short chunk.
+    BelowChunk,
+    /// One byte below `k` chunks at the start, growing frame by frame across chunk
+    /// multiples: each transfer's size depends on the frame it snapshots.
+    Growing,
+}
+
+impl StateShape {
+    /// The name printed in options.
+    pub fn name(self) -> &'static str {
+        match self {
+            StateShape::Ballast => "ballast",
+            StateShape::Multiple => "k_chunks",
+            StateShape::MultipleMinusOne => "k_chunks_minus_1",
+            StateShape::MultiplePlusOne => "k_chunks_plus_1",
+            StateShape::BelowChunk => "below_chunk",
+            StateShape::Growing => "growing",
+        }
+    }
+}
+
+/// The largest state the simulator draws (before growth), in bytes: transfers of up to
+/// 256 chunks of the smallest size.
+pub const STATE_BYTES_DRAWN_MAX: usize = 16 * 1024;
+
+/// The application's snapshot size: `base_bytes`, plus `grow_bytes_per_frame` for every
+/// frame run up to `grow_max_bytes` more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateSize {
+    /// How it relates to the chunk size.
+    pub shape: StateShape,
+    /// The snapshot's size before any frame ran.
+    pub base_bytes: usize,
+    /// Bytes added by every frame run (0: a fixed size).
+    pub grow_bytes_per_frame: usize,
+    /// Bytes added at most.
+    pub grow_max_bytes: usize,
+}
+
+impl StateSize {
+    /// A fixed size (at least [`EDGE_OVERHEAD_BYTES`]).
+    pub fn fixed(bytes: usize) -> Self {
+        StateSize {
+            shape: StateShape::Ballast,
+            base_bytes: bytes.max(EDGE_OVERHEAD_BYTES),
+            grow_bytes_per_frame: 0,
+            grow_max_bytes: 0,
+        }
+    }
+
+    /// The snapshot's size after `frames_run` frames.
+    pub fn bytes_after(&self, frames_run: u64) -> usize {
+        let grown = usize::try_from(frames_run)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(self.grow_bytes_per_frame);
+        self.base_bytes + grown.min(self.grow_max_bytes)
+    }
+
+    /// The largest size the snapshot reaches.
+    pub fn bytes_max(&self) -> usize {
+        self.base_bytes + self.grow_max_bytes
+    }
+
+    /// The `TestApp` ballast that leaves room for the state's integers and trailer.
+    pub fn ballast_bytes(&self) -> usize {
+        self.base_bytes.saturating_sub(EDGE_OVERHEAD_BYTES)
+    }
+
+    /// The size of `shape` for chunks of `chunk` bytes, from the seed's raw draws
+    /// (`k` chunks, a fraction in thousandths, a growth choice): resolved again when the
+    /// feasibility check changes the chunk size, so the shape holds for the chunk used.
+    fn resolve(
+        shape: StateShape,
+        ballast: usize,
+        k: usize,
+        fraction: usize,
+        grow: (usize, usize),
+        chunk: usize,
+    ) -> Self {
+        let k = k.clamp(1, (STATE_BYTES_DRAWN_MAX / chunk).max(1));
+        let (base_bytes, grow_bytes_per_frame, grow_max_bytes) = match shape {
+            StateShape::Ballast => (ballast + EDGE_OVERHEAD_BYTES, 0, 0),
+            StateShape::Multiple => (k * chunk, 0, 0),
+            StateShape::MultipleMinusOne => (k * chunk - 1, 0, 0),
+            StateShape::MultiplePlusOne => (k * chunk + 1, 0, 0),
+            StateShape::BelowChunk => (
+                EDGE_OVERHEAD_BYTES + (chunk - 1 - EDGE_OVERHEAD_BYTES) * fraction / 1000,
+                0,
+                0,
+            ),
+            StateShape::Growing => (k * chunk - 1, grow.0.min(chunk), grow.1 * chunk),
+        };
+        StateSize {
+            shape,
+            base_bytes: base_bytes.max(EDGE_OVERHEAD_BYTES),
+            grow_bytes_per_frame,
+            grow_max_bytes,
+        }
+    }
+}
+
 /// Which fault kinds a seed may inject (swarm testing: each is on or off for the seed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FaultMix {
@@ -117,6 +232,9 @@ pub struct FaultMix {
     pub io_loss_burst: bool,
     /// Operator switchovers, to the primary or (forwarded) to the backup.
     pub switchover: bool,
+    /// One node's application diverges for a frame (its outputs or its state), or its
+    /// local copy of a frame's payload is corrupted: the pair must detect it (invariant 12).
+    pub diverge: bool,
 }
 
 impl FaultMix {
@@ -134,6 +252,7 @@ impl FaultMix {
             (self.loss_burst, "loss_burst"),
             (self.io_loss_burst, "io_loss_burst"),
             (self.switchover, "switchover"),
+            (self.diverge, "diverge"),
         ];
         all.iter().filter(|(on, _)| *on).map(|(_, name)| *name).collect()
     }
@@ -178,8 +297,9 @@ pub struct Options {
     pub start_ms: [u64; 2],
     /// Length of the safety phase (faults); the liveness phase follows.
     pub safety_ms: u64,
-    /// Ballast in the test application's state, to make state transfers take chunks.
-    pub ballast_bytes: usize,
+    /// The application's snapshot size: at, around and between multiples of the transfer
+    /// chunk, fixed or growing (the ballast of the test application follows from it).
+    pub state: StateSize,
     /// When set, both nodes authenticate every sync message with this key (and reject
     /// replays, which the duplicating links then exercise).
     pub auth_key: Option<[u8; 32]>,
@@ -212,6 +332,9 @@ impl Options {
         // The run's own draws (fault plan, network, I/O, node seeds) fork from this.
         let run_seed = rng.next_u64();
         let mut r_sink = rng.fork();
+        // Drawn after every older concern, so that those keep their draws.
+        let mut r_edges = rng.fork();
+        let mut r_diverge = rng.fork();
 
         let profile = pick(&mut r_config, &[Profile::Fast, Profile::Default, Profile::Scaled]);
         let (mut config, cycle_ms) = match profile {
@@ -284,17 +407,39 @@ impl Options {
             .map(|l| l.delay_us_max())
             .max()
             .unwrap_or(0);
-        let transfer_us = |c: &Config| {
-            let chunks = (ballast_bytes as u64 + 64).div_ceil(c.transfer_chunk_bytes);
+        let shape = pick(
+            &mut r_edges,
+            &[
+                StateShape::Ballast,
+                StateShape::Ballast,
+                StateShape::Multiple,
+                StateShape::MultipleMinusOne,
+                StateShape::MultiplePlusOne,
+                StateShape::BelowChunk,
+                StateShape::Growing,
+                StateShape::Growing,
+            ],
+        );
+        let k = pick(&mut r_edges, &[1, 2, 3, 8, 16]);
+        let fraction = r_edges.below(1001) as usize;
+        let grow = (pick(&mut r_edges, &[1, 7, 64]), pick(&mut r_edges, &[1, 2, 4]));
+        let resolve =
+            |c: &Config| StateSize::resolve(shape, ballast_bytes, k, fraction, grow, c.transfer_chunk_bytes as usize);
+        let mut state = resolve(&config);
+        let transfer_us = |c: &Config, state: &StateSize| {
+            let chunks = (state.bytes_max() as u64).div_ceil(c.transfer_chunk_bytes);
             let paced_us = (chunks * 1000).checked_div(c.transfer_chunks_per_ms).unwrap_or(0);
             (chunks.div_ceil(c.transfer_window_chunks) + 1) * (2 * delay_us_max + heartbeat_us) + paced_us
         };
-        if 3 * transfer_us(&config) > config.frames_buffered * cycle_ms * 1000 {
+        if 3 * transfer_us(&config, &state) > config.frames_buffered * cycle_ms * 1000 {
             config.transfer_chunk_bytes = 1024;
             config.transfer_window_chunks = 64;
             config.transfer_chunks_per_ms = config.transfer_chunks_per_ms.max(64);
+            state = resolve(&config);
         }
-        while 3 * transfer_us(&config) > config.frames_buffered * cycle_ms * 1000 && config.frames_buffered < 1 << 12 {
+        while 3 * transfer_us(&config, &state) > config.frames_buffered * cycle_ms * 1000
+            && config.frames_buffered < 1 << 12
+        {
             config.frames_buffered *= 2;
             config.max_lag_frames *= 2;
         }
@@ -334,6 +479,7 @@ impl Options {
             loss_burst: r_faults.chance(1, 2),
             io_loss_burst: r_faults.chance(1, 3),
             switchover: r_faults.chance(1, 2),
+            diverge: r_diverge.chance(1, 3),
         };
         if !faults.any() {
             faults.crash = true;
@@ -382,7 +528,7 @@ impl Options {
             fault_gap_ms,
             start_ms,
             safety_ms,
-            ballast_bytes,
+            state,
         }
     }
 
@@ -444,10 +590,14 @@ impl fmt::Display for Options {
         let c = &self.config;
         writeln!(
             f,
-            "  profile={} cycle_ms={} ballast_bytes={}",
+            "  profile={} cycle_ms={} state: {} bytes={} grow_bytes_per_frame={} grow_max_bytes={} (ballast {})",
             self.profile.name(),
             self.cycle_ms,
-            self.ballast_bytes
+            self.state.shape.name(),
+            self.state.base_bytes,
+            self.state.grow_bytes_per_frame,
+            self.state.grow_max_bytes,
+            self.state.ballast_bytes()
         )?;
         writeln!(
             f,
@@ -529,6 +679,32 @@ mod tests {
         let b = Options::draw(42);
         assert_eq!(format!("{a}"), format!("{b}"));
         assert_ne!(format!("{a}"), format!("{}", Options::draw(43)));
+    }
+
+    #[test]
+    fn options_state_sizes_reach_every_chunk_edge() {
+        let mut shapes = std::collections::BTreeMap::new();
+        for seed in 0..2_000 {
+            let o = Options::draw(seed);
+            let chunk = o.config.transfer_chunk_bytes as usize;
+            let s = o.state;
+            let rem = s.base_bytes % chunk;
+            match s.shape {
+                StateShape::Ballast => {}
+                StateShape::Multiple => assert_eq!(rem, 0, "seed {seed}"),
+                StateShape::MultipleMinusOne => assert_eq!(rem, chunk - 1, "seed {seed}"),
+                StateShape::MultiplePlusOne => assert_eq!(rem, 1, "seed {seed}"),
+                StateShape::BelowChunk => assert!(s.base_bytes < chunk, "seed {seed}"),
+                StateShape::Growing => {
+                    assert_eq!(rem, chunk - 1, "seed {seed}");
+                    assert!(s.grow_bytes_per_frame > 0 && s.grow_max_bytes >= chunk, "seed {seed}");
+                }
+            }
+            assert!(s.base_bytes >= EDGE_OVERHEAD_BYTES);
+            assert!(s.bytes_max() as u64 <= o.config.state_bytes_max, "seed {seed}");
+            *shapes.entry(s.shape.name()).or_insert(0) += 1;
+        }
+        assert_eq!(shapes.len(), 6, "every shape is drawn: {shapes:?}");
     }
 
     #[test]

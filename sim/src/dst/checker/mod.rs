@@ -82,6 +82,16 @@
 //!    a frozen primary comes back) and holds state (ran a frame or installed one in its
 //!    incarnation). An operator's `force-primary` is the exception, and the simulator
 //!    never says it.
+//! 11. **Join time** (added 2026-11-26). Once the faults healed, a backup that joins
+//!     (`Joining`, counted from the healing when it began before) is in sync (`InSync` or
+//!     `Lagging`) within the join bound the runner derives from the state size, the pacing
+//!     and the retry timers (`runner::join_bound_ns`), or it follows another epoch.
+//! 12. **Divergence detected** (added 2026-11-26). After the plan made one node's
+//!     application diverge for a frame (outputs or state) or corrupted its local copy of a
+//!     frame's payload, in a calm pair, either the pair never diverged or the backup raises
+//!     `OutputDivergence`/`StateDivergence` before it runs a second frame after the
+//!     injected one, and is in sync again by a transfer within the join bound. Until the
+//!     alarm, the backup's steps from the injected frame are exempt from invariant 4.
 //!
 //! # Where each check lives
 //!
@@ -97,17 +107,22 @@
 mod continuity;
 mod convergence;
 mod digests;
+mod divergence;
 mod exactly_once;
 mod failover;
 mod fencing;
+mod joins;
 mod lineage;
 mod nothing_lost;
 mod record;
 mod switchover;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_edges;
 
 pub use convergence::{pair_converged, pair_following};
+pub use divergence::{Perturbed, DIVERGENCE_FRAMES_MAX};
 use lineage::{Decision, Explanation};
 pub use record::attribute_steps;
 
@@ -154,6 +169,11 @@ pub enum Invariant {
     /// 8: a node that knew the pair had state led from a cold start while the holder
     /// was alive.
     StateContinuity,
+    /// 11 (added 2026-11-26): after healing, a join took longer than its bound.
+    JoinTime,
+    /// 12 (added 2026-11-26): an injected divergence was not alarmed within its bound,
+    /// or the pair did not resync after it.
+    DivergenceDetected,
 }
 
 impl Invariant {
@@ -168,12 +188,14 @@ impl Invariant {
             Invariant::FailoverTime | Invariant::FalseDeath => 6,
             Invariant::Switchover => 7,
             Invariant::StateContinuity => 8,
+            Invariant::JoinTime => 11,
+            Invariant::DivergenceDetected => 12,
         }
     }
 
     /// Safety (nothing bad happens) or liveness (something good happens in time).
     pub fn is_safety(self) -> bool {
-        self.number() <= 4 || self == Invariant::StateContinuity
+        self.number() <= 4 || matches!(self, Invariant::StateContinuity | Invariant::DivergenceDetected)
     }
 }
 
@@ -356,6 +378,33 @@ pub struct Checker {
     holds_state: [Option<Nanos>; 2],
     /// By node: the current incarnation followed a primary, so it knew the pair's state.
     knew_state: [bool; 2],
+
+    // Invariant 11.
+    /// When the faults healed: joins are judged from then on.
+    heal_at: Option<Nanos>,
+    join_bound_ns: Nanos,
+    /// By node: since when it joins, and the epoch it joins.
+    joining: [Option<(Nanos, u64)>; 2],
+    /// Joins judged (ended in sync after healing).
+    pub joins_watched: u64,
+    /// The longest of them, from healing or its start.
+    pub join_ns_max: Nanos,
+    /// The largest share of its bound a judged join took, in thousandths.
+    pub join_bound_share_max: u64,
+
+    // Invariant 12.
+    diverge: Option<divergence::DivergeWatch>,
+    /// `(backup, epoch, from, to)`: steps invariant 4 does not compare (an injected
+    /// divergence until its alarm).
+    diverge_exempt: Vec<(usize, u64, u64, u64)>,
+    /// Injections that fired in a calm pair and were watched.
+    pub divergences_injected: u64,
+    /// Of which the backup alarmed.
+    pub divergences_caught: u64,
+    /// Of which never made the pair diverge (a corrupted input copy refused).
+    pub divergences_absorbed: u64,
+    /// Alarmed ones after which the backup was in sync again.
+    pub divergences_recovered: u64,
 }
 
 impl Checker {
@@ -389,6 +438,7 @@ impl Checker {
         self.running[node] = true;
         self.holds_state[node] = None;
         self.knew_state[node] = false;
+        self.joining[node] = None;
         // A fresh application: what the last incarnation produced is gone.
         self.produced.retain(|&(_, n, _), _| n != node);
     }
@@ -396,6 +446,8 @@ impl Checker {
     /// Node `node` crashed at `at`.
     pub fn on_crash(&mut self, _at: Nanos, node: usize) {
         self.running[node] = false;
+        self.joining[node] = None;
+        self.end_diverge_watch();
         self.end_tenure(node);
         self.following[node] = None;
         self.crashed.push((node, self.incarnation[node]));
@@ -415,6 +467,8 @@ impl Checker {
     pub fn on_transition(&mut self, at: Nanos, node: usize, t: &Transition) {
         self.watch_switchovers(at, node, t);
         self.check_continuity(at, node, t);
+        self.watch_joins(at, node, t);
+        self.watch_divergence(at, node, t);
         if t.role != Role::Primary {
             self.end_tenure(node);
             if t.role == Role::Backup {
@@ -464,5 +518,7 @@ impl Checker {
     pub fn finish(&mut self, at: Nanos, accepted: &BTreeMap<(u64, u8), crate::dst::sink::Accepted>) {
         self.classify_mismatches();
         self.settle_required(at, accepted);
+        self.finish_joins(at);
+        self.finish_divergence(at);
     }
 }

@@ -90,6 +90,14 @@ pub struct Summary {
     pub alarms_input_lost: u64,
     /// Divergence alarms.
     pub alarms_divergence: u64,
+    /// Injected divergences: fired, alarmed, absorbed, in sync again.
+    pub divergences: [u64; 4],
+    /// Joins judged after healing.
+    pub joins_watched: u64,
+    /// The longest of them, ns.
+    pub join_ns_max: Nanos,
+    /// The largest share of its bound one of them took, in thousandths.
+    pub join_bound_share_max: u64,
     /// Frames sent by the sources.
     pub frames: u64,
     /// Outputs accepted by the sinks.
@@ -170,6 +178,12 @@ impl Summary {
         self.switchovers_watched += s.switchovers_watched;
         self.alarms_input_lost += s.alarms_input_lost;
         self.alarms_divergence += s.alarms_divergence;
+        for (total, one) in self.divergences.iter_mut().zip(s.divergences) {
+            *total += one;
+        }
+        self.joins_watched += s.joins_watched;
+        self.join_ns_max = self.join_ns_max.max(s.join_ns_max);
+        self.join_bound_share_max = self.join_bound_share_max.max(s.join_bound_share_max);
         self.frames += s.frames;
         self.accepted += s.accepted;
         self.duplicates += s.duplicates;
@@ -244,6 +258,7 @@ impl Summary {
                 "switchover": f.switchover,
                 "switchover_during_fault": f.switchover_during_fault,
                 "skipped": f.skipped,
+                "diverge": f.diverge,
             },
             "failover_ms": quantiles(&self.failover_ns),
             "failover_ms_by_profile": by_profile,
@@ -263,6 +278,15 @@ impl Summary {
             "restarts_watched": self.restarts_watched,
             "switchovers_watched": self.switchovers_watched,
             "alarms": {"input_lost": self.alarms_input_lost, "divergence": self.alarms_divergence},
+            "divergences": {
+                "injected": self.divergences[0],
+                "caught": self.divergences[1],
+                "absorbed": self.divergences[2],
+                "recovered": self.divergences[3],
+            },
+            "joins_watched": self.joins_watched,
+            "join_ms_max": self.join_ns_max as f64 / 1e6,
+            "join_bound_share_max": self.join_bound_share_max as f64 / 1e3,
             "switchovers_refused": self.switchovers_refused,
             "input_handovers": self.input_handovers,
             "epoch_writes": {"later": self.epoch_writes_later, "lost": self.epoch_writes_lost},

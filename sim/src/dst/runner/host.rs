@@ -77,13 +77,19 @@ impl<'a, W: Workload> Sim<'a, W> {
             }
             actions.push(action);
         }
+        let mut fired = None;
         let epoch_after = match self.nodes[i].node.as_mut() {
             Some(node) => {
                 node.app_mut().take_steps(&mut self.steps);
+                fired = self.workload.take_fired(node.app_mut().inner_mut());
                 node.epoch()
             }
             None => epoch_before,
         };
+        if let Some(frame) = fired {
+            // Before the steps are judged: invariant 4 must know of it.
+            self.diverge_fired(i, frame, epoch_after);
+        }
         if !self.steps.is_empty() {
             if self.run.mutation == Mutation::CorruptDigest && i == 1 {
                 for step in self.steps.iter_mut().filter(|s| s.frame % 101 == 0) {
@@ -168,6 +174,10 @@ impl<'a, W: Workload> Sim<'a, W> {
     }
 
     pub(super) fn crash(&mut self, i: usize) {
+        if self.diverge_armed.is_some_and(|(node, _)| node == i) {
+            // Armed in the application that is gone (or for its next frame): no more.
+            self.diverge_armed = None;
+        }
         let sn = &mut self.nodes[i];
         if sn.node.take().is_none() {
             return;
@@ -224,6 +234,13 @@ impl<'a, W: Workload> Sim<'a, W> {
                     if let Ok(envelope) = wire::decode(&bytes, None) {
                         if let (Body::Commit(commit), WireRole::Primary) = (envelope.body, envelope.header.role) {
                             self.checker.on_commit(i, envelope.header.epoch, &commit);
+                        }
+                    }
+                }
+                if self.run.mutation == Mutation::StallJoins && self.phase != Phase::Safety {
+                    if let Ok(envelope) = wire::decode(&bytes, None) {
+                        if matches!(envelope.body, Body::Chunk { .. }) {
+                            return;
                         }
                     }
                 }
@@ -320,7 +337,12 @@ impl<'a, W: Workload> Sim<'a, W> {
                         self.stats.alarms_input_lost += 1;
                         self.input_lost.push(frame);
                     }
-                    Alarm::OutputDivergence { .. } | Alarm::StateDivergence { .. } => self.stats.alarms_divergence += 1,
+                    Alarm::OutputDivergence { frame } | Alarm::StateDivergence { frame } => {
+                        self.stats.alarms_divergence += 1;
+                        if self.run.mutation != Mutation::HideDivergence {
+                            self.checker.on_divergence_alarm(now, i, frame);
+                        }
+                    }
                     Alarm::CannotTakeOver => self.stats.alarms_cannot_take_over += 1,
                     // The simulated operator chooses the state the sink follows: the
                     // node that kept its own takes the primary's (liveness after a

@@ -5,9 +5,12 @@
 
 use super::world::{Event, FaultEnd, Sim};
 use super::*;
+use crate::dst::app::Injection;
 use crate::dst::app::Workload;
+use crate::dst::checker::Perturbed;
 use crate::dst::clock::{Nanos, NANOS_PER_MS};
-use crate::dst::faults::{Fault, FreezeKind};
+use crate::dst::faults::{DivergeKind, Fault, FreezeKind, Target};
+use crate::dst::runner::liveness::join_bound_ns;
 use twinloop::{Role, SyncState};
 
 impl<'a, W: Workload> Sim<'a, W> {
@@ -38,9 +41,12 @@ impl<'a, W: Workload> Sim<'a, W> {
         let ms = NANOS_PER_MS;
         self.trace_u64(0xFA17 + index as u64);
         let trouble_before = self.last_trouble_at;
-        if !matches!(planned.fault, Fault::Switchover { .. }) {
+        if !matches!(planned.fault, Fault::Switchover { .. } | Fault::Diverge { .. }) {
             self.last_trouble_at = self.now;
             self.checker.end_switchover_watches(self.now);
+        }
+        if !matches!(planned.fault, Fault::Diverge { .. }) {
+            self.checker.end_diverge_watch();
         }
         match planned.fault {
             Fault::Crash {
@@ -213,7 +219,84 @@ impl<'a, W: Workload> Sim<'a, W> {
                 self.schedule(self.now + duration_ns, Event::FaultEnd(FaultEnd::IoLoss { id }));
             }
             Fault::Switchover { target } => self.operator_switchover(target),
+            Fault::Diverge { target, kind } => self.diverge(index, target, kind),
         }
+    }
+
+    /// A divergence fault: armed on its node only when the pair is calm (one primary
+    /// `Paired`, its backup `InSync` in the same epoch, no switchover, nothing frozen, no
+    /// fault active, links up, no other fault planned before the alarm is due and the
+    /// safety phase not ending before), so that invariant 12 can require the alarm; a
+    /// fault that begins before the resync ends the watch unjudged. Skipped otherwise.
+    /// It fires at the node's next frame.
+    fn diverge(&mut self, index: usize, target: Target, kind: DivergeKind) {
+        // Quiet until the alarm is due: the injected frame and the next reach the backup
+        // (two cycles, the I/O delay, a commit's link delay, a heartbeat's wait), twice.
+        let o = self.options;
+        let watch_ns = 2
+            * (2 * o.cycle_ms * NANOS_PER_MS
+                + o.io_delay_ns_max()
+                + o.link_delay_ns_max()
+                + o.config.heartbeat_interval_ms * NANOS_PER_MS);
+        let calm = self.converged()
+            && self.frozen_count == 0
+            && self.faults_active == 0
+            && self.network.all_up()
+            && self.diverge_armed.is_none()
+            && !self.checker.diverge_active()
+            && !self.plan.any_within(self.now, self.now + watch_ns, Some(index))
+            && self.now + watch_ns < self.options.safety_ms * NANOS_PER_MS;
+        let Some(i) = self.resolve(target).filter(|_| calm) else {
+            self.stats.faults.skipped += 1;
+            return;
+        };
+        let armed = match kind {
+            DivergeKind::FrameCopy => true,
+            DivergeKind::Output | DivergeKind::State => {
+                let injection = if kind == DivergeKind::Output {
+                    Injection::Output
+                } else {
+                    Injection::State
+                };
+                match self.nodes[i].node.as_mut() {
+                    Some(node) => self.workload.arm(node.app_mut().inner_mut(), injection),
+                    None => false,
+                }
+            }
+        };
+        if !armed {
+            self.stats.faults.skipped += 1;
+            return;
+        }
+        self.stats.faults.diverge += 1;
+        self.diverge_armed = Some((i, kind));
+        self.say(format_args!(
+            "FAULT diverge node {i} ({:?}): {kind:?} at its next frame",
+            self.role(i)
+        ));
+    }
+
+    /// The armed divergence perturbed node `i` at `frame` under `epoch`: the checker
+    /// watches for the backup's alarm and resync (invariant 12).
+    pub(super) fn diverge_fired(&mut self, i: usize, frame: u64, epoch: u64) {
+        let Some((node, kind)) = self.diverge_armed.take() else {
+            return;
+        };
+        let backup = match self.role(0) {
+            Some(Role::Backup) => 0,
+            _ => 1,
+        };
+        let perturbed = match kind {
+            DivergeKind::Output => Perturbed::Output,
+            DivergeKind::State => Perturbed::State,
+            DivergeKind::FrameCopy => Perturbed::FrameCopy,
+        };
+        self.say(format_args!(
+            "node {i}: {kind:?} perturbed at frame {frame} (node {backup} must detect it)"
+        ));
+        debug_assert_eq!(node, i);
+        self.checker
+            .on_diverge_fired(i, backup, epoch, frame, perturbed, join_bound_ns(self.options));
     }
 
     pub(super) fn set_partition(&mut self, from: Option<usize>, cut: bool) {

@@ -28,14 +28,7 @@ pub fn failover_bound_ns(options: &Options, backup_clock: &Clock) -> Nanos {
 /// the other is superseded), some retries and 50 cycles of catching up; doubled for drift.
 pub fn liveness_bound_ns(options: &Options) -> Nanos {
     let c = &options.config;
-    let rtt_ns = 2 * options.link_delay_ns_max() + c.heartbeat_interval_ms * NANOS_PER_MS;
-    let state_bytes = options.ballast_bytes as u64 + 64;
-    let chunks = state_bytes.div_ceil(c.transfer_chunk_bytes);
-    let rounds = chunks.div_ceil(c.transfer_window_chunks) + 1;
-    let paced_ns = (chunks * NANOS_PER_MS)
-        .checked_div(c.transfer_chunks_per_ms)
-        .unwrap_or(0);
-    let transfer_ns = rounds * rtt_ns + paced_ns + 4 * c.retry_ms * NANOS_PER_MS;
+    let transfer_ns = transfer_ns(options);
     let ms = NANOS_PER_MS;
     2 * (2 * c.startup_wait_ms * ms
         + 2 * (c.detection_window_ms + c.probe_timeout_ms) * ms
@@ -43,6 +36,41 @@ pub fn liveness_bound_ns(options: &Options) -> Nanos {
         + 2 * transfer_ns
         + 10 * c.retry_ms * ms
         + 50 * options.cycle_ms * ms)
+}
+
+/// One state transfer of the largest state the seed's application reaches, on whole
+/// links, in true nanoseconds: its chunks (`ceil(bytes / transfer_chunk_bytes)`) go in
+/// rounds of `transfer_window_chunks`, one more round for the beginning and the last
+/// acknowledgement, each a round trip (two link delays and a heartbeat, for an
+/// acknowledgement that waits on the link); the pacing (`transfer_chunks_per_ms`) adds
+/// its time per chunk; four retry timeouts (`retry_ms`) cover chunks that a reordering
+/// link made the primary go back for.
+pub fn transfer_ns(options: &Options) -> Nanos {
+    let c = &options.config;
+    let rtt_ns = 2 * options.link_delay_ns_max() + c.heartbeat_interval_ms * NANOS_PER_MS;
+    let state_bytes = options.state.bytes_max() as u64;
+    let chunks = state_bytes.div_ceil(c.transfer_chunk_bytes).max(1);
+    let rounds = chunks.div_ceil(c.transfer_window_chunks) + 1;
+    let paced_ns = (chunks * NANOS_PER_MS)
+        .checked_div(c.transfer_chunks_per_ms)
+        .unwrap_or(0);
+    rounds * rtt_ns + paced_ns + 4 * c.retry_ms * NANOS_PER_MS
+}
+
+/// The bound on one join after healing (invariant 11; and on the resync after a
+/// divergence alarm, invariant 12), in true nanoseconds. A join begun before healing may
+/// be one the primary gave up while the backup was cut off: the backup asks again after
+/// its stall limit (two detection windows and four retries). Then at most two transfers
+/// (a first one superseded when the backup, installed, finds itself lagging above
+/// `max_lag_frames`), each after a frame in hand on the primary (a cycle and the I/O
+/// delay: a primary that ran no frame snapshots after its first); doubled for clock
+/// drift (up to 5,000 ppm) and the timers' rounding to whole milliseconds.
+pub fn join_bound_ns(options: &Options) -> Nanos {
+    let c = &options.config;
+    let ms = NANOS_PER_MS;
+    let stall_ns = (2 * c.detection_window_ms + 4 * c.retry_ms) * ms;
+    let frame_in_hand_ns = options.cycle_ms * ms + options.io_delay_ns_max();
+    2 * (stall_ns + 2 * (transfer_ns(options) + frame_in_hand_ns) + options.link_delay_ns_max())
 }
 
 /// How long the converged pair must stay converged, with outputs flowing.
@@ -78,6 +106,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             }
         }
         self.checker.drop_pending_failovers();
+        self.checker.on_heal(self.now, join_bound_ns(self.options));
         let deadline = self.now + liveness_bound_ns(self.options);
         self.schedule(deadline, Event::LivenessDeadline);
     }

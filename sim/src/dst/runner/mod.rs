@@ -34,7 +34,7 @@ mod trace;
 mod world;
 
 pub use driver::{run_seed, run_seed_with, run_seeds, Summary};
-pub use liveness::{failover_bound_ns, liveness_bound_ns};
+pub use liveness::{failover_bound_ns, join_bound_ns, liveness_bound_ns, transfer_ns};
 pub use report::{FailureKind, FaultCounts, RunStats, SeedReport};
 
 /// The DST sink's dedup window, in frames: longer than any run of a seed.
@@ -67,6 +67,11 @@ pub enum Mutation {
     /// Both nodes run with `allow_cold_start`: the behaviour before 2026-11-26, when a
     /// node without state led from a cold start whenever it heard no primary.
     ColdStart,
+    /// The checker is not told of divergence alarms: as if the core's detection were
+    /// broken (the core still resyncs).
+    HideDivergence,
+    /// After healing, every transfer chunk is lost: joins never end.
+    StallJoins,
 }
 
 /// How to run seeds (not drawn from the seed).

@@ -72,6 +72,8 @@ pub struct FaultCounts {
     pub switchover_during_fault: u64,
     /// Planned faults skipped because their target was not running.
     pub skipped: u64,
+    /// Divergences armed (one node's outputs, state or frame copy; invariant 12).
+    pub diverge: u64,
 }
 
 impl FaultCounts {
@@ -91,6 +93,7 @@ impl FaultCounts {
         self.switchover += o.switchover;
         self.switchover_during_fault += o.switchover_during_fault;
         self.skipped += o.skipped;
+        self.diverge += o.diverge;
     }
 }
 
@@ -127,6 +130,15 @@ pub struct RunStats {
     pub alarms_input_lost: u64,
     /// Output or state divergence alarms.
     pub alarms_divergence: u64,
+    /// Injected divergences watched (invariant 12): fired, alarmed, absorbed (the pair
+    /// never diverged), in sync again after the alarm.
+    pub divergences: [u64; 4],
+    /// Joins judged after healing (invariant 11), and the longest, ns.
+    pub joins_watched: u64,
+    /// The longest join judged, ns.
+    pub join_ns_max: Nanos,
+    /// The largest share of its bound a judged join took, in thousandths.
+    pub join_bound_share_max: u64,
     /// `CannotTakeOver` alarms.
     pub alarms_cannot_take_over: u64,
     /// State transfers completed (receiver side).
@@ -195,6 +207,16 @@ impl<'a, W: Workload> Sim<'a, W> {
         s.false_deaths_watched = self.checker.false_deaths_watched;
         s.restarts_watched = self.checker.restarts_watched;
         s.switchovers_watched = self.checker.switchovers_watched;
+        let c = &self.checker;
+        s.divergences = [
+            c.divergences_injected,
+            c.divergences_caught,
+            c.divergences_absorbed,
+            c.divergences_recovered,
+        ];
+        s.joins_watched = c.joins_watched;
+        s.join_ns_max = c.join_ns_max;
+        s.join_bound_share_max = c.join_bound_share_max;
         s.accepted = self.sink.accepted.len() as u64;
         s.duplicates = self.sink.duplicates;
         s.stale = self.sink.stale;

@@ -86,6 +86,37 @@ fn runner_planted_cold_start_is_caught() {
 }
 
 #[test]
+fn runner_injected_divergences_are_alarmed_and_resynced() {
+    // Seeds 7 and 13: three divergences each (outputs or state, on either node), every
+    // one alarmed by the backup and followed by a resync; seed 24: a corrupted copy of a
+    // frame's payload, refused by the commit's input digest (the pair never diverged).
+    let mut divergences = [0; 4];
+    for seed in [7, 13, 24] {
+        let report = run_seed(seed, RunConfig::default());
+        assert_eq!(report.violations, vec![], "seed {seed}");
+        for (total, one) in divergences.iter_mut().zip(report.stats.divergences) {
+            *total += one;
+        }
+    }
+    let [injected, caught, absorbed, recovered] = divergences;
+    assert_eq!((injected, caught, absorbed, recovered), (7, 6, 1, 6));
+}
+
+#[test]
+fn runner_planted_hidden_divergence_alarm_is_caught() {
+    assert_eq!(
+        broken_with(Mutation::HideDivergence, 7..8),
+        vec![Invariant::DivergenceDetected]
+    );
+}
+
+#[test]
+fn runner_planted_stalled_join_is_caught() {
+    // Seed 7: a node joins after healing; with every chunk lost it never ends.
+    assert!(broken_with(Mutation::StallJoins, 7..8).contains(&Invariant::JoinTime));
+}
+
+#[test]
 fn runner_thawed_node_reading_stale_heartbeats_does_not_cold_start() {
     // Seed 5572: node 1 thaws next to a peer whose buffered heartbeats, from before
     // it took state, said it had none; taken at their word, node 1 led cold beside it.

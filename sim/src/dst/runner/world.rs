@@ -6,7 +6,7 @@ use super::*;
 use crate::dst::app::{Recorder, Step, Workload};
 use crate::dst::checker::{Checker, Invariant};
 use crate::dst::clock::{Clock, Nanos, NANOS_PER_MS, NANOS_PER_US};
-use crate::dst::faults::FaultPlan;
+use crate::dst::faults::{DivergeKind, FaultPlan};
 use crate::dst::network::{Delivery, Network};
 use crate::dst::options::Options;
 use crate::dst::sink::Sink;
@@ -121,6 +121,8 @@ pub(super) struct Sim<'a, W: Workload> {
     pub(super) freeze_now: Option<usize>,
     /// Draws how long each background epoch write takes to become durable.
     pub(super) disk_rng: Rng,
+    /// An armed divergence fault: the node and what it perturbs at its next frame.
+    pub(super) diverge_armed: Option<(usize, DivergeKind)>,
 }
 
 impl<'a, W: Workload> Sim<'a, W> {
@@ -190,6 +192,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             freeze_on_join: None,
             freeze_now: None,
             disk_rng,
+            diverge_armed: None,
         };
         sim.schedule(0, Event::SourceTick);
         for i in 0..2 {
@@ -268,7 +271,16 @@ impl<'a, W: Workload> Sim<'a, W> {
                 let local = sn.clock.local(self.now);
                 let epoch_before = n.epoch();
                 self.workload.payload(frame, &mut self.payload);
+                if self.diverge_armed == Some((node, DivergeKind::FrameCopy)) {
+                    // The node's copy only: after the I/O datagram's checksum passed.
+                    if let Some(byte) = self.payload.first_mut() {
+                        *byte ^= 0x80;
+                    }
+                }
                 n.handle_frame(local, frame, &self.payload);
+                if self.diverge_armed == Some((node, DivergeKind::FrameCopy)) {
+                    self.diverge_fired(node, frame, epoch_before);
+                }
                 self.drain(node, epoch_before);
             }
             Event::Packet { to, link, bytes } => {
