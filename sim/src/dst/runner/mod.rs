@@ -67,6 +67,10 @@ pub enum Mutation {
     /// Both nodes run with `allow_cold_start`: the behaviour before 2026-11-26, when a
     /// node without state led from a cold start whenever it heard no primary.
     ColdStart,
+    /// Every commit reaches a backup with an empty `sent_mask` (the checker records what
+    /// was sent): the new primary re-sends what the old one reported sent, as a core that
+    /// ignored the sent log would (invariant 9).
+    IgnoreSentMask,
 }
 
 /// How to run seeds (not drawn from the seed).
