@@ -395,7 +395,9 @@ impl<'a, W: Workload> Sim<'a, W> {
                 match alarm {
                     Alarm::InputLost { frame } => {
                         self.stats.alarms_input_lost += 1;
-                        self.input_lost.push(frame);
+                        if self.run.mutation != Mutation::SilentInputLost {
+                            self.input_lost.push(frame);
+                        }
                     }
                     Alarm::OutputDivergence { .. } | Alarm::StateDivergence { .. } => self.stats.alarms_divergence += 1,
                     Alarm::CannotTakeOver => self.stats.alarms_cannot_take_over += 1,

@@ -71,6 +71,9 @@ pub enum Mutation {
     /// was sent): the new primary re-sends what the old one reported sent, as a core that
     /// ignored the sent log would (invariant 9).
     IgnoreSentMask,
+    /// `Alarm::InputLost` goes unseen: a new primary that skips an inherited frame whose
+    /// input it lacks looks like a core that skips it silently (invariant 10).
+    SilentInputLost,
 }
 
 /// How to run seeds (not drawn from the seed).

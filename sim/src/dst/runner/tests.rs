@@ -148,6 +148,14 @@ fn runner_planted_resend_of_sent_outputs_is_caught_by_invariant_9_only() {
 }
 
 #[test]
+fn runner_planted_silent_skip_of_an_inherited_frame_is_caught_by_invariant_10() {
+    // Seed 54: a new primary skips an inherited frame whose input it lacks; unseen, its
+    // `InputLost` alarm leaves a skip of a frame the commit ran, unexplained.
+    assert!(broken_with(Mutation::SilentInputLost, 54..55).contains(&Invariant::ReplayFaithful));
+    assert_eq!(broken_with(Mutation::None, 54..55), vec![]);
+}
+
+#[test]
 fn runner_replay_past_a_lost_commit_is_counted_not_a_violation() {
     // Seed 250: node 0 takes over at frame 401 holding commits of later frames but not
     // frame 415's (lost in a 70 % loss burst), whose input it lacks too: it skips 415,
