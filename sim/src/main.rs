@@ -68,7 +68,8 @@ struct DstArgs {
     #[arg(long, value_enum, default_value_t = AppKind::Test)]
     app: AppKind,
     /// Plant a known bug, to see the checkers catch it (`cold-start`: a node without
-    /// state leads from a cold start whenever it hears no primary, as before 2026-11-26).
+    /// state leads from a cold start whenever it hears no primary, as before 2026-11-26;
+    /// `ignore-sent-mask`: a new primary re-sends what the old one reported sent).
     #[arg(long, value_enum, default_value_t = Plant::None)]
     plant: Plant,
 }
@@ -80,6 +81,8 @@ enum Plant {
     None,
     /// `allow_cold_start` on both nodes: invariant 8's bug.
     ColdStart,
+    /// Commits reach the backup with an empty `sent_mask`: invariant 9's bug.
+    IgnoreSentMask,
 }
 
 fn main() -> ExitCode {
@@ -128,6 +131,7 @@ fn dst_main(args: &DstArgs) -> i32 {
         mutation: match args.plant {
             Plant::None => dst::Mutation::None,
             Plant::ColdStart => dst::Mutation::ColdStart,
+            Plant::IgnoreSentMask => dst::Mutation::IgnoreSentMask,
         },
     };
     let factory = match args.app {

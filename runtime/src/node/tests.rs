@@ -2451,3 +2451,42 @@ fn joining_state_of_whole_chunks_or_one_byte_around_installs() {
         );
     }
 }
+
+/// The backup's `unsent` set (outputs produced here that the primary did not report
+/// sent, re-sent at a takeover) stays empty in practice: a primary commits a frame with
+/// every output of it emitted first, so every commit's sent mask covers all its outputs,
+/// and a new primary that replays a frame commits it the same way. The set would fill
+/// only from a peer reporting an output unsent, which no node of this core does
+/// (docs/DST.md, "The sent log in practice"; the DST's invariant 9 checks the resends).
+#[test]
+fn backup_follows_primary_unsent_stays_empty_every_commit_reports_all_sent() {
+    let mut p = running_pair(Config::default());
+    p.capture = true;
+    let filled = p.run_until(p.now + ms(300), |p| p.node(1).status().unsent_outputs > 0);
+    assert!(!filled, "the backup holds outputs the primary did not report sent");
+    p.crash(0);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(2000)));
+    p.run_for(ms(50));
+    let mut outputs_committed = 0;
+    for (_, _, bytes) in &p.captured {
+        let Ok(envelope) = wire::decode(bytes, None) else {
+            continue;
+        };
+        if let Body::Commit(crate::wire::Commit {
+            kind: crate::wire::CommitKind::Ran { outputs, sent_mask, .. },
+            frame,
+            ..
+        }) = envelope.body
+        {
+            assert_eq!(
+                sent_mask,
+                (1u32 << outputs) - 1,
+                "frame {frame}: a commit reports an output unsent"
+            );
+            outputs_committed += u64::from(outputs);
+        }
+    }
+    assert!(outputs_committed > 300, "{outputs_committed} outputs committed");
+    assert_eq!(p.node(1).status().unsent_outputs, 0);
+    assert_eq!(p.sink.duplicates, 0, "the takeover re-sent outputs");
+}

@@ -1,6 +1,7 @@
 //! The application under test, pluggable: a [`Workload`] makes the control program and
 //! the input frames the I/O source sends; [`Recorder`] wraps the program so that the
-//! checkers, outside the nodes, see the state digest after every step.
+//! checkers, outside the nodes, see the state digest after every step (and the digests
+//! of its input and outputs, for invariant 10).
 
 use super::options::{Options, StateSize};
 use twinloop::app::{OUTPUTS_PER_FRAME_MAX, OUTPUT_PAYLOAD_MAX};
@@ -237,10 +238,14 @@ pub struct Step {
     pub outputs: u8,
     /// FNV-1a of each output's payload, in order (the first `outputs` are set).
     pub output_hashes: [u64; OUTPUTS_PER_FRAME_MAX],
+    /// FNV-1a of the input payload the step ran on (what a commit calls `input_digest`).
+    pub input_digest: u64,
+    /// The outbox's digest after the step (`Outbox::digest`, a commit's `output_digest`).
+    pub output_digest: u64,
 }
 
 impl Step {
-    /// A step with these outputs' hashes.
+    /// A step with these outputs' hashes (input and output digests 0).
     pub fn new(frame: u64, digest: u64, output_hashes: &[u64]) -> Self {
         let mut hashes = [0; OUTPUTS_PER_FRAME_MAX];
         let n = output_hashes.len().min(OUTPUTS_PER_FRAME_MAX);
@@ -250,6 +255,8 @@ impl Step {
             digest,
             outputs: n as u8,
             output_hashes: hashes,
+            input_digest: 0,
+            output_digest: 0,
         }
     }
 
@@ -311,6 +318,8 @@ impl<A: App> App for Recorder<A> {
             digest: self.inner.digest(),
             outputs: outbox.len() as u8,
             output_hashes,
+            input_digest: fnv64(frame.payload),
+            output_digest: outbox.digest(frame.number),
         });
     }
 

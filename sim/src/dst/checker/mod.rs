@@ -82,6 +82,27 @@
 //!    a frozen primary comes back) and holds state (ran a frame or installed one in its
 //!    incarnation). An operator's `force-primary` is the exception, and the simulator
 //!    never says it.
+//! 9. **A takeover re-sends only what no commit it held reported sent** (DESIGN.md,
+//!    "Takeover"; added 2026-11-26, issue 21). The commits a node accepted as a backup
+//!    from the primary it followed (recorded from what was delivered to it, filtered as
+//!    the node filters: its epoch, a primary's, not refused, not for a frame it had run)
+//!    are what it holds when it leads. As primary it emits no output `(frame, i)` whose
+//!    bit `i` is set in the `sent_mask` of a commit it held for `frame` — judged at the
+//!    emit, not at the sink (whose dedup would hide the repeat) — and when it runs an
+//!    inherited frame it emits, in the same event, every output whose bit is clear.
+//! 10. **Replay faithfulness** (added 2026-11-26, issue 21). A new primary decides every
+//!     frame above its last run frame for which it held a commit exactly as that commit
+//!     says, in its own commits (tapped from the wire): a `Ran` frame is run — on the
+//!     same input (digest), giving the same number of outputs, the same output digest
+//!     and, where the commit carries a state digest, the same state digest (all from the
+//!     application's step in the same event) — or skipped with `Alarm::InputLost` for
+//!     it; a `Skipped` range is skipped, none of it run; no inherited frame is passed
+//!     without a commit of its own. A commit a whole ring below the newest frame the node
+//!     received is not held (its slot went to a newer frame). Where the node decided a
+//!     frame itself — its commit never arrived — below one it held, otherwise than the
+//!     old primary (from the commits on the wire; counted as a *replay gap*,
+//!     [`Exceptions::replay_gap`]), or skipped one for a lost input, its history parts
+//!     there: from then on only inputs are compared.
 //! 11. **Join time** (added 2026-11-26). Once the faults healed, a backup that joins
 //!     (`Joining`, counted from the healing when it began before) is in sync (`InSync` or
 //!     `Lagging`) within the join bound the runner derives from the state size, the pacing
@@ -97,12 +118,13 @@
 //!
 //! One file per invariant: `fencing.rs` (1), `exactly_once.rs` (2, and `lineage.rs` for the
 //! classification of content differences), `nothing_lost.rs` (3), `digests.rs` (4),
-//! `convergence.rs` (5), `failover.rs` (6), `switchover.rs` (7), `continuity.rs` (8). The
+//! `convergence.rs` (5), `failover.rs` (6), `switchover.rs` (7), `continuity.rs` (8),
+//! `resends.rs` (9, and what each node held when it took over), `replay.rs` (10). The
 //! shared record they read — tenures, split brains, committed decisions, alarms, what
 //! each application produced, the frames each incarnation ran, steps by epoch — is kept
 //! by `record.rs`. [`Checker::on_emit`], [`Checker::on_transition`],
-//! [`Checker::on_steps`], [`Checker::on_commit`] and [`Checker::finish`] call each
-//! invariant's check in turn.
+//! [`Checker::on_steps`], [`Checker::on_commit`], [`Checker::on_event_end`] and
+//! [`Checker::finish`] call each invariant's check in turn.
 
 mod continuity;
 mod convergence;
@@ -115,6 +137,10 @@ mod joins;
 mod lineage;
 mod nothing_lost;
 mod record;
+mod replay;
+#[cfg(test)]
+mod replay_tests;
+mod resends;
 mod switchover;
 #[cfg(test)]
 mod tests;
@@ -125,11 +151,13 @@ pub use convergence::{pair_converged, pair_following};
 pub use divergence::{Perturbed, DIVERGENCE_FRAMES_MAX};
 use lineage::{Decision, Explanation};
 pub use record::attribute_steps;
+use resends::commit_last;
 
 use super::app::Step;
 use super::clock::Nanos;
 use super::sink::Verdict;
 use std::collections::BTreeMap;
+use twinloop::app::OUTPUTS_PER_FRAME_MAX;
 use twinloop::digest::fnv64;
 use twinloop::node::Epoch;
 use twinloop::wire::{Commit, CommitKind};
@@ -144,6 +172,10 @@ pub const MISMATCHES_MAX: usize = 100_000;
 pub const PRODUCED_MAX: usize = 1 << 20;
 /// Frames back from a mismatch over which two histories' decisions are compared.
 pub const DECISIONS_COMPARED_MAX: u64 = 4096;
+/// Commits kept per node for its takeover (invariants 9 and 10; the oldest dropped
+/// beyond): as many frames as the DST sink's window, longer than any seed's run, and above
+/// any node's ring (`frames_buffered`), beyond which the node holds none either.
+pub const HELD_FRAMES_MAX: usize = 1 << 16;
 
 /// Which invariant a violation breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -169,6 +201,11 @@ pub enum Invariant {
     /// 8: a node that knew the pair had state led from a cold start while the holder
     /// was alive.
     StateContinuity,
+    /// 9: a new primary re-sent an output a commit it held reported sent, or did not
+    /// send one of an inherited frame that no commit reported sent.
+    ResendOnlyUnsent,
+    /// 10: a new primary ran an inherited frame otherwise than its commit says.
+    ReplayFaithful,
     /// 11 (added 2026-11-26): after healing, a join took longer than its bound.
     JoinTime,
     /// 12 (added 2026-11-26): an injected divergence was not alarmed within its bound,
@@ -188,6 +225,8 @@ impl Invariant {
             Invariant::FailoverTime | Invariant::FalseDeath => 6,
             Invariant::Switchover => 7,
             Invariant::StateContinuity => 8,
+            Invariant::ResendOnlyUnsent => 9,
+            Invariant::ReplayFaithful => 10,
             Invariant::JoinTime => 11,
             Invariant::DivergenceDetected => 12,
         }
@@ -195,7 +234,14 @@ impl Invariant {
 
     /// Safety (nothing bad happens) or liveness (something good happens in time).
     pub fn is_safety(self) -> bool {
-        self.number() <= 4 || matches!(self, Invariant::StateContinuity | Invariant::DivergenceDetected)
+        self.number() <= 4
+            || matches!(
+                self,
+                Invariant::StateContinuity
+                    | Invariant::ResendOnlyUnsent
+                    | Invariant::ReplayFaithful
+                    | Invariant::DivergenceDetected
+            )
     }
 }
 
@@ -232,6 +278,10 @@ pub struct Exceptions {
     pub lost_orphaned: u64,
     /// Committed outputs lost because every node that ran the frame crashed.
     pub lost_crashed: u64,
+    /// Frames a new primary decided in its replay without the commit (it never arrived),
+    /// below commits it held, otherwise than the old primary had: its history parts there,
+    /// silently (invariant 10 compares only inputs after it).
+    pub replay_gap: u64,
 }
 
 /// What an epoch's leader did, for the classification of content differences.
@@ -310,6 +360,39 @@ struct NoTakeover {
     restarted: bool,
 }
 
+/// What a node held when it became primary, for the rest of its tenure (invariants 9, 10).
+#[derive(Debug, Default)]
+struct Takeover {
+    epoch: u64,
+    /// The epoch of the primary it followed (of its newest commit held).
+    followed: u64,
+    /// Its last run frame when it took over: the replay begins above.
+    start_frame: u64,
+    /// The commits it held, by frame, with the epoch of the primary that sent each.
+    held: BTreeMap<u64, (u64, Commit)>,
+    /// The last frame its own commits decided.
+    decided_to: u64,
+    /// The last frame a commit it inherited decides (above `start_frame`; 0: none).
+    inherited_to: u64,
+    /// The first inherited frame it skipped although the commit ran it (its input lost):
+    /// from there its state may differ from the committed history's.
+    parted_from: Option<u64>,
+}
+
+/// What one event of a node did that invariants 9 and 10 settle at its end (cleared then:
+/// bounded by the actions of one event).
+#[derive(Debug, Default)]
+struct EventRecord {
+    /// Steps, while the node may be running inherited frames.
+    steps: Vec<Step>,
+    /// Outputs emitted of frames up to the last inherited one.
+    emitted: Vec<(u64, u8)>,
+    /// Outputs of inherited frames run that no commit reported sent.
+    owed: Vec<(u64, u8)>,
+    /// Inherited frames the commit ran and the node skipped.
+    skipped_ran: Vec<u64>,
+}
+
 /// The checkers of one run.
 #[derive(Debug, Default)]
 pub struct Checker {
@@ -379,6 +462,14 @@ pub struct Checker {
     /// By node: the current incarnation followed a primary, so it knew the pair's state.
     knew_state: [bool; 2],
 
+    // Invariants 9 and 10.
+    /// By node: the commits it accepted as a backup, by frame, with their epoch, since it
+    /// last started over (a start, a join); at most [`HELD_FRAMES_MAX`].
+    held: [BTreeMap<u64, (u64, Commit)>; 2],
+    /// By node: what it held when it last became primary, while it stays primary.
+    takeovers: [Option<Takeover>; 2],
+    /// By node: the current event's record.
+    events: [EventRecord; 2],
     // Invariant 11.
     /// When the faults healed: joins are judged from then on.
     heal_at: Option<Nanos>,
@@ -438,6 +529,8 @@ impl Checker {
         self.running[node] = true;
         self.holds_state[node] = None;
         self.knew_state[node] = false;
+        self.held[node].clear();
+        self.takeovers[node] = None;
         self.joining[node] = None;
         // A fresh application: what the last incarnation produced is gone.
         self.produced.retain(|&(_, n, _), _| n != node);
@@ -451,6 +544,8 @@ impl Checker {
         self.end_tenure(node);
         self.following[node] = None;
         self.crashed.push((node, self.incarnation[node]));
+        self.held[node].clear();
+        self.takeovers[node] = None;
     }
 
     fn end_tenure(&mut self, node: usize) {
@@ -467,6 +562,7 @@ impl Checker {
     pub fn on_transition(&mut self, at: Nanos, node: usize, t: &Transition) {
         self.watch_switchovers(at, node, t);
         self.check_continuity(at, node, t);
+        self.track_takeover(node, t);
         self.watch_joins(at, node, t);
         self.watch_divergence(at, node, t);
         if t.role != Role::Primary {
@@ -496,21 +592,24 @@ impl Checker {
         self.record_emission(at, output.epoch);
         let hash = self.check_emit_produced(at, node, output);
         self.check_emit_copies(at, node, output, hash);
+        self.check_resend(at, node, output);
         self.end_pending_failovers(at, node, output.epoch);
     }
 
     /// Steps node `node` ran in one event, with the epoch each ran under.
     pub fn on_steps(&mut self, at: Nanos, node: usize, steps: &[(u64, Step)]) {
         self.record_steps(at, node, steps);
+        self.keep_event_steps(node, steps);
         for &(epoch, step) in steps {
             self.check_digest(at, node, epoch, &step);
         }
     }
 
     /// A commit node `node` put on the wire as primary of `epoch`.
-    pub fn on_commit(&mut self, node: usize, epoch: u64, commit: &Commit) {
+    pub fn on_commit(&mut self, at: Nanos, node: usize, epoch: u64, commit: &Commit) {
         self.record_decision(epoch, commit);
         self.require_outputs(node, epoch, commit);
+        self.check_replay(at, node, commit);
     }
 
     /// Settles what needs the whole history: content differences and lost outputs.

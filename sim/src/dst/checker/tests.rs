@@ -91,7 +91,7 @@ impl History {
     /// Runs and commits `frame` as the primary `node` of `epoch`: one output.
     fn run(&mut self, node: usize, epoch: u64, frame: u64, content: u8) {
         self.emit(node, output(epoch, frame, 0, content));
-        self.checker.on_commit(node, epoch, &commit(frame, 1));
+        self.checker.on_commit(self.now, node, epoch, &commit(frame, 1));
     }
 
     /// Commits `first..=last` as skipped by the primary `node` of `epoch`.
@@ -101,7 +101,7 @@ impl History {
             kind: CommitKind::Skipped { last },
             state_digest: None,
         };
-        self.checker.on_commit(node, epoch, &c);
+        self.checker.on_commit(self.now, node, epoch, &c);
     }
 
     fn finish(mut self) -> Checker {
@@ -478,7 +478,7 @@ fn checker_committed_output_never_emitted_is_lost() {
     h.run(0, E1, 1, 1);
     // Commit says two outputs, only one was emitted.
     h.emit(0, output(E1, 2, 0, 2));
-    h.checker.on_commit(0, E1, &commit(2, 2));
+    h.checker.on_commit(h.now, 0, E1, &commit(2, 2));
     let c = h.finish();
     assert_eq!(broken(&c), vec![Invariant::NothingLost]);
 }
@@ -490,12 +490,12 @@ fn checker_output_dropped_on_a_wrong_sent_mask_is_lost() {
     h.run(0, E1, 1, 1);
     // Node 0 commits frame 2 and crashes before emitting (not possible in the core:
     // the emits come first; a broken core might do it).
-    h.checker.on_commit(0, E1, &commit(2, 1));
+    h.checker.on_commit(h.now, 0, E1, &commit(2, 1));
     h.checker.on_crash(h.now, 0);
     h.follow(1, E1);
     h.lead(1, E2, 1, Reason::TakeoverAfterProbe);
     // The new primary replays frame 2 and trusts the mask: emits nothing.
-    h.checker.on_commit(1, E2, &commit(2, 1));
+    h.checker.on_commit(h.now, 1, E2, &commit(2, 1));
     h.checker.on_steps(h.now, 1, &[(E2, Step::new(2, 1, &[0]))]);
     let c = h.finish();
     assert_eq!(broken(&c), vec![Invariant::NothingLost]);
@@ -505,7 +505,7 @@ fn checker_output_dropped_on_a_wrong_sent_mask_is_lost() {
 fn checker_lost_when_every_holder_crashed_is_an_exception() {
     let mut h = History::new();
     h.lead(0, E1, 0, Reason::StartedFirst);
-    h.checker.on_commit(0, E1, &commit(2, 1));
+    h.checker.on_commit(h.now, 0, E1, &commit(2, 1));
     h.checker.on_steps(h.now, 0, &[(E1, Step::new(2, 1, &[0]))]);
     h.checker.on_crash(h.now, 0);
     let c = h.finish();

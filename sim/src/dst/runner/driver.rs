@@ -172,6 +172,7 @@ impl Summary {
         e.lost_deposed += s.exceptions.lost_deposed;
         e.lost_orphaned += s.exceptions.lost_orphaned;
         e.lost_crashed += s.exceptions.lost_crashed;
+        e.replay_gap += s.exceptions.replay_gap;
         self.false_deaths += s.false_deaths;
         self.false_deaths_watched += s.false_deaths_watched;
         self.restarts_watched += s.restarts_watched;
@@ -272,6 +273,7 @@ impl Summary {
                 "lost_deposed": e.lost_deposed,
                 "lost_orphaned": e.lost_orphaned,
                 "lost_crashed": e.lost_crashed,
+                "replay_gap": e.replay_gap,
             },
             "false_deaths": self.false_deaths,
             "false_deaths_watched": self.false_deaths_watched,

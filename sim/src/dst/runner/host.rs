@@ -10,8 +10,16 @@ use crate::dst::checker::attribute_steps;
 use crate::dst::clock::Nanos;
 use crate::dst::faults::Target;
 use crate::dst::sink::Verdict;
-use twinloop::wire::{self, AuthKey, Body, WireRole};
+use twinloop::node::Rejections;
+use twinloop::wire::{self, AuthKey, Body, Commit, CommitKind, WireRole};
 use twinloop::{Action, Alarm, Boot, Node, Notice, Reason, Role, SyncState};
+
+/// A commit delivered to a backup, before it handled it (see [`Sim::commit_offered`]).
+pub(super) struct CommitOffered {
+    epoch: u64,
+    commit: Commit,
+    rejections: Rejections,
+}
 
 impl<'a, W: Workload> Sim<'a, W> {
     pub(super) fn start(&mut self, i: usize, restart: bool) {
@@ -112,6 +120,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             let frame = self.input_lost[k];
             self.checker.on_input_lost(epoch_after, frame);
         }
+        self.checker.on_event_end(now, i, &self.input_lost);
         if let (Some(p), Some(duration_ns)) = (self.freeze_now.take(), self.freeze_on_join) {
             if self.nodes[p].frozen_until.is_none() && self.phase == Phase::Safety {
                 self.freeze_on_join = None;
@@ -122,6 +131,68 @@ impl<'a, W: Workload> Sim<'a, W> {
             self.operator_rejoin(i);
         }
         self.reschedule_timer(i);
+    }
+
+    /// The commit in `bytes` that node `to`, a backup, keeps for a takeover if it does not
+    /// refuse the datagram (judged before it handles it, as its `on_commit` and
+    /// `store_commit` do: the primary's message of the node's epoch, with the key, for a
+    /// frame it has not run, a fetched payload matching its digest), with the node's
+    /// rejection counts before: a count that rises says it refused the datagram.
+    pub(super) fn commit_offered(&self, to: usize, bytes: &[u8]) -> Option<CommitOffered> {
+        let node = self.nodes[to].node.as_ref()?;
+        if node.role() != Role::Backup {
+            return None;
+        }
+        let key = self.options.auth_key.map(AuthKey::new);
+        let envelope = wire::decode(bytes, key.as_ref()).ok()?;
+        if envelope.header.role != WireRole::Primary || envelope.header.epoch != node.epoch() {
+            return None;
+        }
+        let commit = match &envelope.body {
+            Body::Commit(commit) => *commit,
+            Body::FrameData { commit, payload } => match commit.kind {
+                CommitKind::Ran { input_digest, .. } if twinloop::digest::fnv64(payload) != input_digest => {
+                    return None
+                }
+                _ => *commit,
+            },
+            _ => return None,
+        };
+        let status = node.status();
+        if commit.frame <= status.frame && matches!(status.sync, SyncState::InSync | SyncState::Lagging) {
+            return None;
+        }
+        Some(CommitOffered {
+            epoch: envelope.header.epoch,
+            commit,
+            rejections: status.rejections,
+        })
+    }
+
+    /// A commit's datagram as the `IgnoreSentMask` mutation delivers it: it reports no
+    /// output sent (a core that ignores the sent log).
+    pub(super) fn without_sent_mask(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let key = self.options.auth_key.map(AuthKey::new);
+        let mut envelope = wire::decode(bytes, key.as_ref()).ok()?;
+        let commit = match &mut envelope.body {
+            Body::Commit(commit) | Body::FrameData { commit, .. } => commit,
+            _ => return None,
+        };
+        if let CommitKind::Ran { sent_mask, .. } = &mut commit.kind {
+            *sent_mask = 0;
+        }
+        wire::encode(&envelope, key.as_ref()).ok().map(|b| b.to_vec())
+    }
+
+    /// Node `to` handled the datagram `offered` came in: the checker learns the commit it
+    /// keeps, unless it refused the datagram.
+    pub(super) fn commit_received(&mut self, to: usize, offered: CommitOffered) {
+        let Some(node) = self.nodes[to].node.as_ref() else {
+            return;
+        };
+        if node.status().rejections == offered.rejections {
+            self.checker.on_commit_held(to, offered.epoch, &offered.commit);
+        }
     }
 
     pub(super) fn reschedule_timer(&mut self, i: usize) {
@@ -233,7 +304,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 if link == 0 {
                     if let Ok(envelope) = wire::decode(&bytes, None) {
                         if let (Body::Commit(commit), WireRole::Primary) = (envelope.body, envelope.header.role) {
-                            self.checker.on_commit(i, envelope.header.epoch, &commit);
+                            self.checker.on_commit(now, i, envelope.header.epoch, &commit);
                         }
                     }
                 }
@@ -321,6 +392,12 @@ impl<'a, W: Workload> Sim<'a, W> {
                 if t.reason == Reason::PrimaryFound && self.role(1 - i) == Some(Role::Primary) {
                     self.freeze_now = Some(1 - i);
                 }
+                if t.role == Role::Primary {
+                    if let Some(node) = self.nodes[i].node.as_ref() {
+                        let capacity = node.config().frames_buffered;
+                        self.checker.on_ring(i, capacity, node.status().input.frame);
+                    }
+                }
                 match t.reason {
                     Reason::TakeoverAfterProbe | Reason::TakeoverNoPrimary => self.stats.takeovers += 1,
                     Reason::SwitchoverCompleted => self.stats.switchovers += 1,
@@ -335,7 +412,9 @@ impl<'a, W: Workload> Sim<'a, W> {
                 match alarm {
                     Alarm::InputLost { frame } => {
                         self.stats.alarms_input_lost += 1;
-                        self.input_lost.push(frame);
+                        if self.run.mutation != Mutation::SilentInputLost {
+                            self.input_lost.push(frame);
+                        }
                     }
                     Alarm::OutputDivergence { frame } | Alarm::StateDivergence { frame } => {
                         self.stats.alarms_divergence += 1;

@@ -72,6 +72,13 @@ pub enum Mutation {
     HideDivergence,
     /// After healing, every transfer chunk is lost: joins never end.
     StallJoins,
+    /// Every commit reaches a backup with an empty `sent_mask` (the checker records what
+    /// was sent): the new primary re-sends what the old one reported sent, as a core that
+    /// ignored the sent log would (invariant 9).
+    IgnoreSentMask,
+    /// `Alarm::InputLost` goes unseen: a new primary that skips an inherited frame whose
+    /// input it lacks looks like a core that skips it silently (invariant 10).
+    SilentInputLost,
 }
 
 /// How to run seeds (not drawn from the seed).

@@ -166,3 +166,43 @@ fn runner_both_restart_after_a_lost_epoch_write_lead_above_it() {
     assert_eq!(report.stats.epoch_writes_lost, 1);
     assert_eq!(report.violations, vec![]);
 }
+
+#[test]
+fn runner_planted_resend_of_sent_outputs_is_caught_by_invariant_9_only() {
+    // Commits reach the backup with an empty sent mask: each new primary re-sends what the
+    // old one reported sent. The sink drops every copy as a duplicate, so the invariants
+    // that judge the sink's view (1–8) see nothing; invariant 9, at the emit, does.
+    assert_eq!(
+        broken_with(Mutation::IgnoreSentMask, 0..2),
+        vec![Invariant::ResendOnlyUnsent]
+    );
+}
+
+#[test]
+fn runner_planted_silent_skip_of_an_inherited_frame_is_caught_by_invariant_10() {
+    // Seed 103 (54 before the drawn state sizes, 54ac303, changed what seeds draw): a new
+    // primary skips an inherited frame whose input it lacks; unseen, its `InputLost` alarm
+    // leaves a skip of a frame the commit ran, unexplained.
+    assert!(broken_with(Mutation::SilentInputLost, 103..104).contains(&Invariant::ReplayFaithful));
+    assert_eq!(broken_with(Mutation::None, 103..104), vec![]);
+}
+
+#[test]
+fn runner_replay_past_a_lost_commit_is_counted_not_a_violation() {
+    // Seed 43 (250 before the drawn state sizes, 54ac303, changed what seeds draw; there
+    // node 0 took over at frame 401 holding commits of later frames but not frame 415's,
+    // lost in a 70 % loss burst, whose input it lacked too: it skipped 415, which the old
+    // primary ran, and from 416 its outputs differed from the commits it held).
+    let report = run_seed(43, RunConfig::default());
+    assert_eq!(report.violations, vec![]);
+    assert!(report.stats.exceptions.replay_gap > 0);
+}
+
+#[test]
+fn runner_takeover_input_a_ring_ahead_skips_inherited_commits_not_held() {
+    // Seed 1787: node 0's input ran more than a ring ahead of the commits it received;
+    // the ring lost frames 1247 and 1248's commits to newer frames and the new primary
+    // skips past them (`far`): not commits it held.
+    let report = run_seed(1787, RunConfig::default());
+    assert_eq!(report.violations, vec![]);
+}

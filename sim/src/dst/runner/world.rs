@@ -295,11 +295,19 @@ impl<'a, W: Workload> Sim<'a, W> {
                     self.defer_if_frozen(to, Event::Packet { to, link, bytes });
                     return;
                 }
+                let offered = self.commit_offered(to, &bytes);
+                let mutated = match &offered {
+                    Some(_) if self.run.mutation == Mutation::IgnoreSentMask => self.without_sent_mask(&bytes),
+                    _ => None,
+                };
                 let sn = &mut self.nodes[to];
                 let Some(n) = sn.node.as_mut() else { return };
                 let local = sn.clock.local(self.now);
                 let epoch_before = n.epoch();
-                n.handle_message(local, link, &bytes);
+                n.handle_message(local, link, mutated.as_deref().unwrap_or(&bytes));
+                if let Some(offered) = offered {
+                    self.commit_received(to, offered);
+                }
                 self.drain(to, epoch_before);
             }
             Event::Timer { node } => {
