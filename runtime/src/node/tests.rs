@@ -2373,3 +2373,44 @@ fn backup_led_reserved_epoch_lost_with_its_write_restarts_beside_a_lower_primary
         "the pair leads {epoch:#x}, below {led:#x} the sink follows"
     );
 }
+
+/// Found by the DST's attacker (issue 21): a keyed backup that was primary earlier in
+/// this incarnation got its own messages of that time reflected back. It took them for a
+/// second node with its id (`pairing_refused`, `same_node_id`) and stepped down to
+/// starting. A message of its own session is its own, whoever sent it back.
+#[test]
+fn backup_own_keyed_messages_reflected_change_nothing() {
+    let mut p = Pair::new(21, Config::fast(), 0);
+    p.auth = Some(AuthKey::new([9; 32]));
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    let primary = p.primary().expect("one primary");
+    p.capture = true;
+    p.run_for(ms(20));
+    p.capture = false;
+    assert_eq!(p.command(primary, Command::Switchover), CommandReply::Started);
+    assert!(await_state(&mut p, primary, Role::Backup, SyncState::InSync, ms(500)));
+    let own: std::vec::Vec<_> = p
+        .captured
+        .iter()
+        .filter(|(from, _, _)| *from == primary)
+        .cloned()
+        .collect();
+    assert!(!own.is_empty());
+    let misaddressed = p.node(primary).status().rejections.misaddressed;
+    let alarms = alarms_of(&p, primary).len();
+    let transitions = reasons(&p, primary).len();
+    for (_, link, bytes) in &own {
+        p.inject(primary, *link, bytes);
+    }
+    assert_eq!(
+        p.node(primary).status().rejections.misaddressed,
+        misaddressed + own.len() as u64
+    );
+    assert_eq!(reasons(&p, primary).len(), transitions, "{:?}", reasons(&p, primary));
+    assert_eq!(p.node(primary).role(), Role::Backup);
+    // A loop, as far as the node can tell: one `peer_is_self`, nothing else.
+    assert_eq!(alarms_of(&p, primary)[alarms..], [Alarm::PeerIsSelf { link: 0 }]);
+}
