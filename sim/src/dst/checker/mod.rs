@@ -83,17 +83,26 @@
 //!    incarnation). An operator's `force-primary` is the exception, and the simulator
 //!    never says it.
 //!
+//! 13. **An attacker changes nothing** (issue 21; 9–12 are other checks'). Every datagram
+//!     the attacker injects (`dst/attacker.rs`) that the core must reject — judged by the
+//!     runner from the bytes and from what the target accepted before, see
+//!     `runner/attack.rs` — is rejected: one of the node's `rejections` counters rises,
+//!     and handling it yields no transition, no output, no epoch change and no alarm
+//!     other than the documented `sync_key_mismatch` and `peer_is_self`.
+//!
 //! # Where each check lives
 //!
 //! One file per invariant: `fencing.rs` (1), `exactly_once.rs` (2, and `lineage.rs` for the
 //! classification of content differences), `nothing_lost.rs` (3), `digests.rs` (4),
-//! `convergence.rs` (5), `failover.rs` (6), `switchover.rs` (7), `continuity.rs` (8). The
+//! `convergence.rs` (5), `failover.rs` (6), `switchover.rs` (7), `continuity.rs` (8),
+//! `attack.rs` (13). The
 //! shared record they read — tenures, split brains, committed decisions, alarms, what
 //! each application produced, the frames each incarnation ran, steps by epoch — is kept
 //! by `record.rs`. [`Checker::on_emit`], [`Checker::on_transition`],
 //! [`Checker::on_steps`], [`Checker::on_commit`] and [`Checker::finish`] call each
 //! invariant's check in turn.
 
+mod attack;
 mod continuity;
 mod convergence;
 mod digests;
@@ -107,6 +116,7 @@ mod switchover;
 #[cfg(test)]
 mod tests;
 
+pub use attack::InjectedOutcome;
 pub use convergence::{pair_converged, pair_following};
 use lineage::{Decision, Explanation};
 pub use record::attribute_steps;
@@ -154,6 +164,9 @@ pub enum Invariant {
     /// 8: a node that knew the pair had state led from a cold start while the holder
     /// was alive.
     StateContinuity,
+    /// 13 (issue 21): a datagram the attacker injected that the core must reject was
+    /// taken, or changed a role, an epoch or an output.
+    Injected,
 }
 
 impl Invariant {
@@ -168,12 +181,13 @@ impl Invariant {
             Invariant::FailoverTime | Invariant::FalseDeath => 6,
             Invariant::Switchover => 7,
             Invariant::StateContinuity => 8,
+            Invariant::Injected => 13,
         }
     }
 
     /// Safety (nothing bad happens) or liveness (something good happens in time).
     pub fn is_safety(self) -> bool {
-        self.number() <= 4 || self == Invariant::StateContinuity
+        self.number() <= 4 || matches!(self, Invariant::StateContinuity | Invariant::Injected)
     }
 }
 
