@@ -172,6 +172,17 @@ impl<'a, W: Workload> Sim<'a, W> {
             || (h.session < model.last && local.saturating_since(model.heard) < half_window)
     }
 
+    /// True when node `to`'s current incarnation took the message `bytes` on `link` before
+    /// (keyed runs): a replay of anything else is new to it (open finding, docs/DST.md,
+    /// "The attacker": a restarted node takes the peer's last messages again).
+    fn replay_taken(&self, to: usize, link: u8, bytes: &[u8]) -> bool {
+        let key = self.key();
+        let model = &self.windows[to][usize::from(link)];
+        key.is_some()
+            && model.incarnation == self.nodes[to].incarnation
+            && wire::decode(bytes, key.as_ref()).is_ok_and(|e| model.taken.contains(&(e.header.session, e.header.seq)))
+    }
+
     /// True when `bytes` authenticate under the pair's key and carry node `i`'s current
     /// session.
     fn own_session(&self, i: usize, bytes: &[u8]) -> bool {
@@ -218,6 +229,12 @@ impl<'a, W: Workload> Sim<'a, W> {
             // Its previous incarnation's message: the node cannot tell it from a second
             // node with its id, which it must refuse (docs/DECISIONS.md, 2026-11-26 — An
             // attacker in the DST). A known limit: not sent.
+            self.stats.attack_withheld += 1;
+            return;
+        }
+        if kind == Kind::Replay && !self.replay_taken(to, link, &bytes) {
+            // Not taken by this incarnation (a restarted node, a copy lost on the way):
+            // new to it. Not sent: see `replay_taken`.
             self.stats.attack_withheld += 1;
             return;
         }
