@@ -199,10 +199,11 @@ fn runner_attacker_drawn_leaves_other_draws_alone() {
 
 #[test]
 fn runner_attacker_replay_after_old_session_is_rejected() {
-    // Seed 440: after a silence on a link, the attacker's replay of an older session
-    // moved node 1's replay window back; the current session's messages, replayed, were
-    // then taken as a newer start (one made it take over). Fixed in node/replay.rs.
-    let report = run_seed(440, RunConfig::default());
-    assert!(report.stats.attack_judged > 100);
+    // Seed 240: after a silence on a link, the attacker's replay of an older session
+    // moved node 0's replay window back; a replay of the session it had left was then
+    // taken as a newer start (on other seeds one made a node take over). Fixed in
+    // node/replay.rs; with the window of ef7914e this seed breaks invariant 13.
+    let report = run_seed(240, RunConfig::default());
+    assert!(report.stats.attack_judged > 10, "{}", report.stats.attack_judged);
     assert_eq!(report.violations, vec![]);
 }
