@@ -52,3 +52,51 @@ impl Checker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome() -> InjectedOutcome {
+        InjectedOutcome {
+            node: 1,
+            kind: "replay",
+            rejected: true,
+            epochs: (0x101, 0x101),
+            effects: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn injected_rejected_without_effect_passes() {
+        let mut c = Checker::new();
+        c.on_injected(5, &outcome());
+        assert_eq!(c.violation_count(), 0);
+    }
+
+    #[test]
+    fn injected_taken_or_with_effect_breaks_invariant_13() {
+        let broken = [
+            InjectedOutcome {
+                rejected: false,
+                ..outcome()
+            },
+            InjectedOutcome {
+                epochs: (0x101, 0x201),
+                ..outcome()
+            },
+            InjectedOutcome {
+                effects: vec!["output (4, 0)".to_string()],
+                ..outcome()
+            },
+        ];
+        for o in &broken {
+            let mut c = Checker::new();
+            c.on_injected(5, o);
+            assert_eq!(c.violation_count(), 1, "{o:?}");
+            assert_eq!(c.violations()[0].invariant, Invariant::Injected);
+            assert_eq!(c.violations()[0].invariant.number(), 13);
+            assert!(c.violations()[0].invariant.is_safety());
+        }
+    }
+}
