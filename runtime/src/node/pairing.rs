@@ -133,6 +133,19 @@ impl<A: App> Node<A> {
         if !self.epoch_in_range(header.epoch) {
             return;
         }
+        // With a key, a message of this node's own session is its own (it authenticated,
+        // and another node with this id would have its own session): a looped link, or
+        // someone on the link sending it back. Taken for a second node with this id, an
+        // old one (sent as primary, or before a new tiebreak nonce) made a node refuse to
+        // pair and step down (found by the DST's attacker, 2026-11-26). Without a key every
+        // session is 0 and a twin cannot be told apart this way.
+        if self.auth.is_some() && header.session == self.session {
+            if !self.self_alarm_raised {
+                self.self_alarm_raised = true;
+                self.alarm(Alarm::PeerIsSelf { link });
+            }
+            return;
+        }
         match envelope.body {
             Body::Heartbeat { nonce, .. } if nonce == self.nonce => {
                 if !self.self_alarm_raised {

@@ -306,6 +306,45 @@ pub struct Options {
     /// The sink's epoch lease (`docs/PROTOCOL.md`), when it has one: ten detection
     /// windows, and longer than any freeze the plan draws.
     pub sink_lease_ms: Option<u64>,
+    /// An attacker on the sync links (`attacker.rs`), when the seed draws one.
+    pub attacker: Option<AttackerParams>,
+}
+
+/// What the attacker on the sync links does (`attacker.rs`): which kinds of datagram it
+/// injects, how often, and how late.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttackerParams {
+    /// Per million datagrams it observes, how many it answers with an injection.
+    pub inject_ppm: u32,
+    /// The longest it holds an injection back, in microseconds (uniform `0..=`).
+    pub hold_us_max: u64,
+    /// Exact copies of datagrams seen earlier: this session's and older sessions'.
+    pub replay: bool,
+    /// Valid-looking headers with other epochs, roles and frames under a wrong MAC.
+    pub forge: bool,
+    /// A node's own datagrams sent back to it.
+    pub reflect: bool,
+    /// Messages without a tag (keyed runs).
+    pub untagged: bool,
+    /// Truncated datagrams, random bytes, and bytes changed under a recomputed checksum.
+    pub garbage: bool,
+}
+
+impl AttackerParams {
+    /// The names of the enabled kinds, for printing.
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            ("replay", self.replay),
+            ("forge", self.forge),
+            ("reflect", self.reflect),
+            ("untagged", self.untagged),
+            ("garbage", self.garbage),
+        ]
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(name, _)| *name)
+        .collect()
+    }
 }
 
 fn pick<T: Copy>(rng: &mut Rng, choices: &[T]) -> T {
@@ -511,9 +550,36 @@ impl Options {
             (10 * c.detection_window_ms).max(4 * freeze_ms)
         });
 
+        // Forked after every other concern: a seed without an attacker keeps its draws (and
+        // its trace) from before the attacker existed. Mostly on keyed runs, where it may do
+        // everything; on unkeyed runs only what an unkeyed pair must still survive: bytes
+        // that are not a message (it takes any message by design, and without a key it
+        // cannot tell its own messages sent back from a second node with its id).
+        let mut r_attack = rng.fork();
+        let keyed = auth_key.is_some();
+        let attacker = r_attack
+            .chance(if keyed { 2 } else { 1 }, if keyed { 3 } else { 8 })
+            .then(|| {
+                let heartbeat_us = config.heartbeat_interval_ms * 1000;
+                let mut params = AttackerParams {
+                    inject_ppm: pick(&mut r_attack, &[5_000, 50_000, 200_000]),
+                    hold_us_max: heartbeat_us * pick(&mut r_attack, &[1, 10, 100]),
+                    replay: keyed && r_attack.chance(3, 4),
+                    forge: keyed && r_attack.chance(1, 2),
+                    reflect: keyed && r_attack.chance(1, 2),
+                    untagged: keyed && r_attack.chance(1, 2),
+                    garbage: r_attack.chance(1, 2),
+                };
+                if params.names().is_empty() {
+                    params.garbage = true;
+                }
+                params
+            });
+
         Options {
             seed,
             run_seed,
+            attacker,
             sink_lease_ms,
             auth_key,
             profile,
@@ -565,7 +631,7 @@ impl Options {
     /// One line: what the per-seed summary prints.
     pub fn summary(&self) -> String {
         format!(
-            "profile={} cycle_ms={} links={} hb/window/probe_ms={}/{}/{} impaired={} auth={} drift_ppm={:?} faults={} safety_ms={}",
+            "profile={} cycle_ms={} links={} hb/window/probe_ms={}/{}/{} impaired={} auth={} drift_ppm={:?} faults={} safety_ms={}{}",
             self.profile.name(),
             self.cycle_ms,
             self.config.links,
@@ -577,6 +643,8 @@ impl Options {
             self.drift_ppm,
             self.faults.names().join(","),
             self.safety_ms,
+            self.attacker
+                .map_or(String::new(), |a| format!(" attacker={}", a.names().join(","))),
         )
     }
 }
@@ -644,6 +712,15 @@ impl fmt::Display for Options {
             self.auth_key.is_some(),
             self.sink_lease_ms
         )?;
+        if let Some(a) = &self.attacker {
+            writeln!(
+                f,
+                "  attacker: [{}] inject_ppm={} hold_us_max={}",
+                a.names().join(","),
+                a.inject_ppm,
+                a.hold_us_max
+            )?;
+        }
         writeln!(
             f,
             "  clocks: drift_ppm={:?} offset_ns={:?}",

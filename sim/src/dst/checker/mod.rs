@@ -114,18 +114,27 @@
 //!     injected one, and is in sync again by a transfer within the join bound. Until the
 //!     alarm, the backup's steps from the injected frame are exempt from invariant 4.
 //!
+//! 13. **An attacker changes nothing** (issue 21; 9–12 are other checks'). Every datagram
+//!     the attacker injects (`dst/attacker.rs`) that the core must reject — judged by the
+//!     runner from the bytes and from what the target accepted before, see
+//!     `runner/attack.rs` — is rejected: one of the node's `rejections` counters rises,
+//!     and handling it yields no transition, no output, no epoch change and no alarm
+//!     other than the documented `sync_key_mismatch` and `peer_is_self`.
+//!
 //! # Where each check lives
 //!
 //! One file per invariant: `fencing.rs` (1), `exactly_once.rs` (2, and `lineage.rs` for the
 //! classification of content differences), `nothing_lost.rs` (3), `digests.rs` (4),
 //! `convergence.rs` (5), `failover.rs` (6), `switchover.rs` (7), `continuity.rs` (8),
-//! `resends.rs` (9, and what each node held when it took over), `replay.rs` (10). The
+//! `resends.rs` (9, and what each node held when it took over), `replay.rs` (10),
+//! `joins.rs` (11), `divergence.rs` (12), `attack.rs` (13). The
 //! shared record they read — tenures, split brains, committed decisions, alarms, what
 //! each application produced, the frames each incarnation ran, steps by epoch — is kept
 //! by `record.rs`. [`Checker::on_emit`], [`Checker::on_transition`],
 //! [`Checker::on_steps`], [`Checker::on_commit`], [`Checker::on_event_end`] and
 //! [`Checker::finish`] call each invariant's check in turn.
 
+mod attack;
 mod continuity;
 mod convergence;
 mod digests;
@@ -147,6 +156,7 @@ mod tests;
 #[cfg(test)]
 mod tests_edges;
 
+pub use attack::InjectedOutcome;
 pub use convergence::{pair_converged, pair_following};
 pub use divergence::{Perturbed, DIVERGENCE_FRAMES_MAX};
 use lineage::{Decision, Explanation};
@@ -211,6 +221,9 @@ pub enum Invariant {
     /// 12 (added 2026-11-26): an injected divergence was not alarmed within its bound,
     /// or the pair did not resync after it.
     DivergenceDetected,
+    /// 13 (issue 21): a datagram the attacker injected that the core must reject was
+    /// taken, or changed a role, an epoch or an output.
+    Injected,
 }
 
 impl Invariant {
@@ -229,6 +242,7 @@ impl Invariant {
             Invariant::ReplayFaithful => 10,
             Invariant::JoinTime => 11,
             Invariant::DivergenceDetected => 12,
+            Invariant::Injected => 13,
         }
     }
 
@@ -241,6 +255,7 @@ impl Invariant {
                     | Invariant::ResendOnlyUnsent
                     | Invariant::ReplayFaithful
                     | Invariant::DivergenceDetected
+                    | Invariant::Injected
             )
     }
 }

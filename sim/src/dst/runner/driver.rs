@@ -126,6 +126,12 @@ pub struct Summary {
     pub epoch_writes_later: u64,
     /// Background epoch writes lost in a crash.
     pub epoch_writes_lost: u64,
+    /// Seeds with an attacker on the links.
+    pub attacked_seeds: u64,
+    /// The attacker's datagrams delivered to a running node.
+    pub attack_delivered: u64,
+    /// Of which judged as ones the core must reject (invariant 13).
+    pub attack_judged: u64,
     /// Combined trace hash, folded in seed order.
     pub trace_hash: u64,
     hasher: Fnv64,
@@ -199,6 +205,9 @@ impl Summary {
         self.input_handovers += s.input_handovers;
         self.epoch_writes_later += s.epoch_writes_later;
         self.epoch_writes_lost += s.epoch_writes_lost;
+        self.attacked_seeds += u64::from(r.summary.contains(" attacker="));
+        self.attack_delivered += s.attack_delivered;
+        self.attack_judged += s.attack_judged;
         self.hasher.write_u64(r.seed);
         self.hasher.write_u64(r.trace_hash);
         self.trace_hash = self.hasher.finish();
@@ -293,6 +302,7 @@ impl Summary {
             "input_handovers": self.input_handovers,
             "epoch_writes": {"later": self.epoch_writes_later, "lost": self.epoch_writes_lost},
             "transfers": self.transfers,
+            "attacker": {"seeds": self.attacked_seeds, "delivered": self.attack_delivered, "judged": self.attack_judged},
             "frames": self.frames,
             "sink": {
                 "accepted": self.accepted,

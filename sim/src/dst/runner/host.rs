@@ -49,6 +49,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         if let Some(key) = self.options.auth_key {
             // The session must grow from one start to the next: true time does.
             node = node.with_auth(AuthKey::new(key), self.now + 1);
+            self.sessions[i] = self.now + 1;
         }
         let epoch_before = node.epoch();
         sn.node = Some(node);
@@ -86,6 +87,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             actions.push(action);
         }
         let mut fired = None;
+        self.note_attack_effects(i, &actions);
         let epoch_after = match self.nodes[i].node.as_mut() {
             Some(node) => {
                 node.app_mut().take_steps(&mut self.steps);
@@ -315,6 +317,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                         }
                     }
                 }
+                self.attack_observe(i, link, &bytes);
                 let mut deliveries = core::mem::take(&mut self.deliveries);
                 self.network.send(now, i, usize::from(link), &bytes, &mut deliveries);
                 for d in deliveries.drain(..) {

@@ -18,9 +18,11 @@
 //! and applying their actions), `disk.rs` (epoch writes, when they are durable, what a
 //! crash loses), `inject.rs` (the fault plan firing), `operator.rs` (the simulated
 //! operator's commands), `liveness.rs` (healing, convergence and the time bounds),
-//! `trace.rs` (the trace hash and the human trace), `report.rs` (one run's verdict and
+//! `trace.rs` (the trace hash and the human trace), `attack.rs` (the attacker's
+//! datagrams delivered and judged), `report.rs` (one run's verdict and
 //! statistics) and `driver.rs` (seeds run and combined).
 
+mod attack;
 mod disk;
 mod driver;
 mod host;
@@ -79,6 +81,12 @@ pub enum Mutation {
     /// `Alarm::InputLost` goes unseen: a new primary that skips an inherited frame whose
     /// input it lacks looks like a core that skips it silently (invariant 10).
     SilentInputLost,
+    /// A replay window that takes repeats: the attacker's replays reach the node with a
+    /// sequence number it has not seen (keyed runs with an attacker).
+    AcceptReplay,
+    /// A decoder that takes untagged messages on a keyed link: the attacker's untagged
+    /// messages reach the node tagged with the pair's key.
+    AcceptUntagged,
 }
 
 /// How to run seeds (not drawn from the seed).

@@ -170,6 +170,12 @@ pub struct RunStats {
     pub epoch_writes_later: u64,
     /// Of which lost: the node crashed before they were durable.
     pub epoch_writes_lost: u64,
+    /// Datagrams the attacker injected that reached a running node.
+    pub attack_delivered: u64,
+    /// Of which judged as ones the core must reject (invariant 13).
+    pub attack_judged: u64,
+    /// Reflections of a node's previous incarnation, not sent (a known limit).
+    pub attack_withheld: u64,
 }
 
 /// The result of one seed.

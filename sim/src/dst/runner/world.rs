@@ -42,6 +42,13 @@ pub(super) enum Event {
     LivenessDeadline,
     /// The end of the run.
     End,
+    /// A datagram the attacker injected reaches a node (`attack.rs`).
+    Inject {
+        to: usize,
+        link: u8,
+        kind: crate::dst::attacker::Kind,
+        bytes: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -123,6 +130,15 @@ pub(super) struct Sim<'a, W: Workload> {
     pub(super) disk_rng: Rng,
     /// An armed divergence fault: the node and what it perturbs at its next frame.
     pub(super) diverge_armed: Option<(usize, DivergeKind)>,
+    /// The attacker on the links, when the seed draws one.
+    pub(super) attacker: Option<crate::dst::attacker::Attacker>,
+    /// By node, by link: what its replay window took (`attack.rs`).
+    pub(super) windows: [Vec<super::attack::WindowModel>; 2],
+    pub(super) injections: Vec<crate::dst::attacker::Injection>,
+    /// While a judged injection is handled: the effects it must not have.
+    pub(super) attack_effects: Option<Vec<String>>,
+    /// By node: the session its current incarnation authenticates with (keyed runs).
+    pub(super) sessions: [u64; 2],
 }
 
 impl<'a, W: Workload> Sim<'a, W> {
@@ -147,6 +163,11 @@ impl<'a, W: Workload> Sim<'a, W> {
         let nodes = [make(0, &mut rng), make(1, &mut rng)];
         // Forked after every other concern: their draws stay what they were.
         let disk_rng = rng.fork();
+        // Forked after the disk's: a seed without an attacker keeps every draw.
+        let attacker = options.attacker.map(|params| {
+            crate::dst::attacker::Attacker::new(params, options.auth_key.is_some(), options.links.len(), rng.fork())
+        });
+        let windows = core::array::from_fn(|_| vec![super::attack::WindowModel::default(); options.links.len()]);
         let mut sim = Sim {
             options,
             workload,
@@ -193,6 +214,11 @@ impl<'a, W: Workload> Sim<'a, W> {
             freeze_now: None,
             disk_rng,
             diverge_armed: None,
+            attacker,
+            windows,
+            injections: Vec::new(),
+            attack_effects: None,
+            sessions: [0; 2],
         };
         sim.schedule(0, Event::SourceTick);
         for i in 0..2 {
@@ -300,6 +326,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                     Some(_) if self.run.mutation == Mutation::IgnoreSentMask => self.without_sent_mask(&bytes),
                     _ => None,
                 };
+                let replayed_before = self.replayed_count(to);
                 let sn = &mut self.nodes[to];
                 let Some(n) = sn.node.as_mut() else { return };
                 let local = sn.clock.local(self.now);
@@ -308,6 +335,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 if let Some(offered) = offered {
                     self.commit_received(to, offered);
                 }
+                self.note_delivered(to, link, &bytes, local, replayed_before);
                 self.drain(to, epoch_before);
             }
             Event::Timer { node } => {
@@ -350,6 +378,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             Event::FailoverDeadline => self.checker.check_failover_deadlines(self.now),
             Event::LivenessDeadline => self.liveness_deadline(),
             Event::End => self.settle_end(),
+            Event::Inject { to, link, kind, bytes } => self.deliver_injection(to, link, kind, bytes),
         }
     }
 

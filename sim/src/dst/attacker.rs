@@ -1,0 +1,329 @@
+//! An attacker on the sync links (issue 21): it sees every datagram either node puts on a
+//! link and injects its own — exact replays of earlier datagrams (this session's and older
+//! sessions'), forgeries (valid-looking headers with other epochs, roles and frames under a
+//! wrong MAC), reflections (a node's own datagrams sent back to it), untagged messages on a
+//! keyed pair, and bytes that are not a message at all (truncated, random, changed under a
+//! recomputed checksum). It does not know the key.
+//!
+//! What it may and may not achieve is invariant 13 (`checker/attack.rs`): the runner
+//! delivers each injection, judges whether the core must reject it, and the checker sees
+//! that it was rejected and changed nothing. The attacker draws from a generator of its
+//! own, so that every other draw of a run is what it would be without it.
+
+use super::clock::{Nanos, NANOS_PER_US};
+use super::options::AttackerParams;
+use std::collections::VecDeque;
+use twinloop::wire::{self, AuthKey, WireRole, WIRE_BYTES_MAX};
+use twinloop::Rng;
+
+/// Recent datagrams kept per link direction, to replay and reflect.
+pub const RECENT_MAX: usize = 64;
+/// Older datagrams kept per link direction (a sample of everything seen, so that older
+/// sessions stay available after a restart).
+pub const OLD_MAX: usize = 32;
+
+/// The kinds of injected datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// An exact copy of a datagram the peer sent earlier.
+    Replay,
+    /// A changed header under a wrong MAC.
+    Forgery,
+    /// The receiver's own datagram, sent back to it.
+    Reflection,
+    /// A message without a tag, on a keyed pair.
+    Untagged,
+    /// Bytes that are not a message: truncated, random, or changed under a recomputed
+    /// checksum.
+    Garbage,
+}
+
+impl Kind {
+    /// The name printed in traces and statistics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Replay => "replay",
+            Kind::Forgery => "forgery",
+            Kind::Reflection => "reflection",
+            Kind::Untagged => "untagged",
+            Kind::Garbage => "garbage",
+        }
+    }
+}
+
+/// One datagram the attacker puts on a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Injection {
+    /// When it reaches its target (true time).
+    pub at: Nanos,
+    /// The node it is sent to.
+    pub to: usize,
+    /// The link it arrives on.
+    pub link: u8,
+    /// What it is.
+    pub kind: Kind,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Datagrams seen on one direction of one link.
+#[derive(Debug, Default)]
+struct Seen {
+    recent: VecDeque<Vec<u8>>,
+    old: Vec<Vec<u8>>,
+    count: u64,
+}
+
+/// The attacker of one run.
+#[derive(Debug)]
+pub struct Attacker {
+    params: AttackerParams,
+    keyed: bool,
+    rng: Rng,
+    /// By link, by sender.
+    seen: Vec<[Seen; 2]>,
+    /// Its own key: a forgery carries a tag, just not the pair's.
+    key: AuthKey,
+    /// Injections made, by kind (in [`Kind`] order).
+    pub injected: [u64; 5],
+}
+
+impl Attacker {
+    /// An attacker on `links` links; `keyed` when the pair authenticates.
+    pub fn new(params: AttackerParams, keyed: bool, links: usize, mut rng: Rng) -> Self {
+        let mut key = [0u8; 32];
+        for chunk in key.chunks_mut(8) {
+            chunk.copy_from_slice(&rng.next_u64().to_le_bytes());
+        }
+        Attacker {
+            params,
+            keyed,
+            rng,
+            seen: (0..links).map(|_| [Seen::default(), Seen::default()]).collect(),
+            key: AuthKey::new(key),
+            injected: [0; 5],
+        }
+    }
+
+    fn kinds(&self) -> Vec<Kind> {
+        let p = &self.params;
+        let mut kinds = Vec::with_capacity(5);
+        // Replays, forgeries and untagged messages only where the core must reject them:
+        // an unkeyed pair takes any well-formed message by design.
+        if p.replay && self.keyed {
+            kinds.push(Kind::Replay);
+        }
+        if p.forge && self.keyed {
+            kinds.push(Kind::Forgery);
+        }
+        if p.reflect && self.keyed {
+            kinds.push(Kind::Reflection);
+        }
+        if p.untagged && self.keyed {
+            kinds.push(Kind::Untagged);
+        }
+        if p.garbage || kinds.is_empty() {
+            kinds.push(Kind::Garbage);
+        }
+        kinds
+    }
+
+    /// Node `from` sent `bytes` on `link` at `now`: the attacker keeps a copy and, at its
+    /// rate, pushes one injection to `out`. Work per call: bounded by one datagram's size.
+    pub fn observe(&mut self, now: Nanos, from: usize, link: u8, bytes: &[u8], out: &mut Vec<Injection>) {
+        let Some(pair) = self.seen.get_mut(usize::from(link)) else {
+            return;
+        };
+        let seen = &mut pair[from];
+        seen.count += 1;
+        if seen.recent.len() == RECENT_MAX {
+            let evicted = seen.recent.pop_front().expect("full");
+            // Reservoir sampling over everything evicted: old sessions stay represented.
+            if seen.old.len() < OLD_MAX {
+                seen.old.push(evicted);
+            } else {
+                let slot = self.rng.below(seen.count) as usize;
+                if slot < OLD_MAX {
+                    seen.old[slot] = evicted;
+                }
+            }
+        }
+        seen.recent.push_back(bytes.to_vec());
+        if !self.rng.chance(u64::from(self.params.inject_ppm), 1_000_000) {
+            return;
+        }
+        let kinds = self.kinds();
+        let kind = kinds[self.rng.below(kinds.len() as u64) as usize];
+        let at = now + self.rng.below(self.params.hold_us_max + 1) * NANOS_PER_US;
+        let (to, bytes) = match kind {
+            // The peer's earlier datagram, to the peer's peer: recent or old.
+            Kind::Replay => (1 - from, self.pick_seen(link, from)),
+            // Its own datagram back to the sender, held back like any injection: by then
+            // it may have another role, epoch or tiebreak nonce.
+            Kind::Reflection => (from, bytes.to_vec()),
+            Kind::Forgery => (1 - from, self.forge(bytes, true)),
+            Kind::Untagged => (1 - from, self.forge(bytes, false)),
+            Kind::Garbage => (1 - from, self.garbage(bytes)),
+        };
+        self.injected[kind as usize] += 1;
+        out.push(Injection {
+            at,
+            to,
+            link,
+            kind,
+            bytes,
+        });
+    }
+
+    fn pick_seen(&mut self, link: u8, from: usize) -> Vec<u8> {
+        let seen = &self.seen[usize::from(link)][from];
+        let total = seen.recent.len() + seen.old.len();
+        let k = self.rng.below(total as u64) as usize;
+        match seen.recent.get(k) {
+            Some(bytes) => bytes.clone(),
+            None => seen.old[k - seen.recent.len()].clone(),
+        }
+    }
+
+    /// `bytes` with a changed header — another epoch, role, frame or a fresh sequence
+    /// number — re-encoded under the attacker's own key (`tagged`) or without a tag.
+    fn forge(&mut self, bytes: &[u8], tagged: bool) -> Vec<u8> {
+        // The attacker reads the message without the key (a tag authenticates, it does
+        // not encrypt).
+        let Ok(mut envelope) = wire::decode(bytes, None) else {
+            return self.garbage(bytes);
+        };
+        let h = &mut envelope.header;
+        // Always a sequence number never sent: were the tag ignored, the replay window
+        // would not stop it either.
+        h.seq = h.seq.wrapping_add(1 + (1 << 20) + self.rng.below(1 << 20));
+        match self.rng.below(4) {
+            0 => h.epoch = h.epoch.wrapping_add(256 * (1 + self.rng.below(4))),
+            1 => {
+                h.role = [WireRole::Primary, WireRole::Backup, WireRole::Starting][self.rng.below(3) as usize];
+            }
+            2 => h.frame = h.frame.wrapping_add(1 + self.rng.below(1000)),
+            _ => {
+                h.role = WireRole::Primary;
+                h.epoch = h.epoch.wrapping_add(256);
+            }
+        }
+        let key = tagged.then_some(&self.key);
+        match wire::encode(&envelope, key) {
+            Ok(buf) => buf.to_vec(),
+            Err(_) => self.garbage(bytes),
+        }
+    }
+
+    /// Bytes that are not a message: `bytes` cut short, random bytes of any length up to
+    /// a little over the largest datagram, or `bytes` with one byte changed and the
+    /// checksum recomputed (the change then meets the MAC or the body's decoder).
+    fn garbage(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let garbage = self.garbage_any(bytes);
+        // On an unkeyed pair a changed message that still decodes is a forgery the pair
+        // takes by design (the odds for random bytes are 2^-32, for a changed byte under
+        // a recomputed checksum much higher): send nothing it could take.
+        if !self.keyed && wire::decode(&garbage, None).is_ok() {
+            return Vec::new();
+        }
+        garbage
+    }
+
+    fn garbage_any(&mut self, bytes: &[u8]) -> Vec<u8> {
+        match self.rng.below(3) {
+            0 if !bytes.is_empty() => bytes[..self.rng.below(bytes.len() as u64) as usize].to_vec(),
+            1 if bytes.len() > 6 => {
+                let mut copy = bytes.to_vec();
+                let at = 2 + self.rng.below(copy.len() as u64 - 6) as usize;
+                copy[at] ^= 1 + self.rng.below(255) as u8;
+                let crc_at = copy.len() - 4;
+                let crc = twinloop::digest::crc32c(&copy[..crc_at]);
+                copy[crc_at..].copy_from_slice(&crc.to_le_bytes());
+                copy
+            }
+            _ => {
+                let len = self.rng.below(WIRE_BYTES_MAX as u64 + 16) as usize;
+                (0..len).map(|_| self.rng.below(256) as u8).collect()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use twinloop::wire::{Body, Envelope, Header, WireSync};
+
+    fn params() -> AttackerParams {
+        AttackerParams {
+            inject_ppm: 1_000_000,
+            hold_us_max: 100,
+            replay: true,
+            forge: true,
+            reflect: true,
+            untagged: true,
+            garbage: true,
+        }
+    }
+
+    fn datagram(seq: u64, key: &AuthKey) -> Vec<u8> {
+        let envelope = Envelope {
+            header: Header {
+                node_id: 1,
+                role: WireRole::Primary,
+                epoch: 0x101,
+                sync: WireSync::NotApplicable,
+                frame: 40 + seq,
+                session: 9,
+                seq,
+                origin: 0x101,
+            },
+            body: Body::Probe { id: seq as u32 },
+        };
+        wire::encode(&envelope, Some(key)).expect("fits").to_vec()
+    }
+
+    #[test]
+    fn attacker_keyed_injections_never_carry_the_pairs_tag_on_new_content() {
+        let key = AuthKey::new([7; 32]);
+        let mut attacker = Attacker::new(params(), true, 2, Rng::new(3));
+        let mut out = Vec::new();
+        let mut sent = Vec::new();
+        for seq in 1..=2_000u64 {
+            let bytes = datagram(seq, &key);
+            sent.push(bytes.clone());
+            attacker.observe(seq * 1000, 0, (seq % 2) as u8, &bytes, &mut out);
+        }
+        assert_eq!(out.len(), 2_000, "at a million per million, one injection per datagram");
+        for injection in &out {
+            assert!(injection.at >= 1000 && injection.link < 2);
+            let decoded = wire::decode(&injection.bytes, Some(&key));
+            match injection.kind {
+                // Exact copies: they authenticate (the replay window must stop them).
+                Kind::Replay | Kind::Reflection => {
+                    assert!(sent.contains(&injection.bytes));
+                    assert!(decoded.is_ok());
+                    let to = if injection.kind == Kind::Replay { 1 } else { 0 };
+                    assert_eq!(injection.to, to);
+                }
+                Kind::Forgery | Kind::Untagged | Kind::Garbage => assert!(decoded.is_err(), "{:?}", injection.kind),
+            }
+        }
+        assert!(attacker.injected.iter().all(|&n| n > 100), "{:?}", attacker.injected);
+    }
+
+    #[test]
+    fn attacker_unkeyed_sends_only_what_an_unkeyed_pair_must_reject() {
+        let key = AuthKey::new([7; 32]);
+        let mut attacker = Attacker::new(params(), false, 1, Rng::new(4));
+        let mut out = Vec::new();
+        for seq in 1..=500u64 {
+            attacker.observe(seq, 1, 0, &datagram(seq, &key), &mut out);
+        }
+        assert!(out.iter().all(|i| i.kind == Kind::Garbage));
+        for injection in out.iter().filter(|i| i.kind == Kind::Garbage) {
+            assert!(wire::decode(&injection.bytes, None).is_err());
+        }
+        assert!(attacker.injected[Kind::Garbage as usize] > 100);
+    }
+}
