@@ -154,9 +154,20 @@ main() {
     rm -f "$shim"
     unset TWINLOOP_MUTANTS_SHIM
     export CARGO=$TWINLOOP_MUTANTS_REAL_CARGO
-    if [ -f mutants.out/outcomes.json ] && ! printf '%s\n' "$@" | grep -qx -- '--list'; then
+    # Where cargo-mutants wrote: --output DIR (or its environment variable) holds
+    # DIR/mutants.out.
+    local out=${CARGO_MUTANTS_OUTPUT:-.} list=0
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --list) list=1 ;;
+            -o | --output) out=${2:-.}; shift ;;
+            --output=*) out=${1#--output=} ;;
+        esac
+        shift
+    done
+    if [ $list = 0 ] && [ -f "$out/mutants.out/outcomes.json" ]; then
         echo
-        report mutants.out
+        report "$out/mutants.out"
     fi
     return $rc
 }
