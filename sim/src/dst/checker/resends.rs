@@ -33,6 +33,18 @@ impl Checker {
         }
     }
 
+    /// Node `node`, primary after a takeover, has received frames up to `highest`: as in
+    /// [`Checker::on_ring`], a commit it inherited and has not decided yet that is a
+    /// whole ring below is gone from its ring (the frame's slot went to a newer one), so
+    /// it decides that frame itself — a replay gap, not a commit it held.
+    pub fn on_primary_ring(&mut self, node: usize, capacity: u64, highest: u64) {
+        if let Some(t) = &mut self.takeovers[node] {
+            let gone_to = highest.saturating_sub(capacity);
+            let decided_to = t.decided_to;
+            t.held.retain(|&f, _| f > gone_to || f <= decided_to);
+        }
+    }
+
     /// At every transition of `node`: a node that leads takes what it held into its
     /// tenure; one that starts over (joins, starts, stops) forgets it, as its ring does.
     pub(super) fn track_takeover(&mut self, node: usize, t: &Transition) {

@@ -86,6 +86,14 @@ impl<'a, W: Workload> Sim<'a, W> {
             }
             actions.push(action);
         }
+        if let Some(node) = self.nodes[i].node.as_ref() {
+            // Frames that arrived in this event may have taken the ring slots of commits
+            // a new primary inherited and has not decided yet (seed 9221 of 2000..19999).
+            if node.role() == Role::Primary {
+                let capacity = node.config().frames_buffered;
+                self.checker.on_primary_ring(i, capacity, node.status().input.frame);
+            }
+        }
         let mut fired = None;
         self.note_attack_effects(i, &actions);
         let epoch_after = match self.nodes[i].node.as_mut() {
