@@ -98,7 +98,8 @@
 //!     application's step in the same event) — or skipped with `Alarm::InputLost` for
 //!     it; a `Skipped` range is skipped, none of it run; no inherited frame is passed
 //!     without a commit of its own. A commit a whole ring below the newest frame the node
-//!     received is not held (its slot went to a newer frame). Where the node decided a
+//!     received is not held (its slot went to a newer frame), at the takeover or at any
+//!     event after it before the node decided that frame. Where the node decided a
 //!     frame itself — its commit never arrived — below one it held, otherwise than the
 //!     old primary (from the commits on the wire; counted as a *replay gap*,
 //!     [`Exceptions::replay_gap`]), or skipped one for a lost input, its history parts
