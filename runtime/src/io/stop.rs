@@ -80,13 +80,7 @@ impl<A: App> Shell<A> {
     /// at most 2 × `hook.timeout_ms` for hooks.
     pub(super) fn finish(&mut self, result: &Result<Exit, ShellError>) {
         let timeout = Duration::from_millis(self.config.hook.timeout_ms);
-        let deadline = self.clock.now() + timeout;
-        while self.hooks.busy() && self.clock.now() < deadline {
-            self.poll_hooks();
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let now = self.clock.to_std(self.clock.now());
-        self.hooks.abandon(now, &mut self.hook_outcomes);
+        self.wait_for_hooks(timeout);
         let why = match result {
             Ok(exit) => exit_name(*exit),
             Err(_) => "fatal_error",
@@ -105,7 +99,19 @@ impl<A: App> Shell<A> {
             ],
             summary: format!("role stopped, reason stopped:{why}"),
         };
+        let now = self.clock.to_std(self.clock.now());
         self.hooks.enqueue(job, now, &mut self.hook_outcomes);
+        self.wait_for_hooks(timeout);
+        self.poll_hooks();
+        match result {
+            Ok(exit) => log::info(format_args!("stopped ({exit:?})")),
+            Err(e) => log::error(format_args!("stopped (fatal error: {e})")),
+        }
+    }
+
+    /// Lets running hooks finish for at most `timeout` (polled every 5 ms: the loop has
+    /// stopped, nothing else waits), then abandons what is left.
+    fn wait_for_hooks(&mut self, timeout: Duration) {
         let deadline = self.clock.now() + timeout;
         while self.hooks.busy() && self.clock.now() < deadline {
             self.poll_hooks();
@@ -113,11 +119,6 @@ impl<A: App> Shell<A> {
         }
         let now = self.clock.to_std(self.clock.now());
         self.hooks.abandon(now, &mut self.hook_outcomes);
-        self.poll_hooks();
-        match result {
-            Ok(exit) => log::info(format_args!("stopped ({exit:?})")),
-            Err(e) => log::error(format_args!("stopped (fatal error: {e})")),
-        }
     }
 }
 
