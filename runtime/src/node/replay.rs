@@ -106,6 +106,19 @@ mod tests {
         assert!(!w.accept(7, 30, t, SILENCE));
     }
 
+    /// Mutation testing (2026-11-26, `tools/mutants.sh`): a window that took the current
+    /// session's replays once the link had been silent survived the DST and the unit
+    /// tests. The silence excuses only a *lower session* (a peer whose clock went back),
+    /// never a repeat within the session heard.
+    #[test]
+    fn replay_window_same_session_replay_after_silence_rejected() {
+        let mut w = ReplayWindow::default();
+        assert!(w.accept(7, 5, Instant::from_millis(1), SILENCE));
+        let later = Instant::from_millis(1) + SILENCE * 3;
+        assert!(!w.accept(7, 5, later, SILENCE));
+        assert!(w.accept(7, 6, later, SILENCE));
+    }
+
     #[test]
     fn replay_window_older_session_rejected_unless_silent() {
         let mut w = ReplayWindow::default();
