@@ -2622,3 +2622,74 @@ fn backup_restarted_peer_messages_from_before_replayed_rejected() {
         "messages sent before the restart, replayed"
     );
 }
+
+/// Set while the test below holds the primary's commits back.
+static HOLD_PRIMARY_COMMITS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+fn hold_commits_from_0(from: usize, envelope: &Envelope) -> bool {
+    from == 0
+        && HOLD_PRIMARY_COMMITS.load(core::sync::atomic::Ordering::Relaxed)
+        && matches!(envelope.body, Body::Commit(_))
+}
+
+/// Mutation testing (2026-11-26, `tools/mutants.sh`): a backup that took every output as
+/// reported sent (`&&` → `||` in `backup_hold_outputs`) survived the DST and the unit
+/// tests — no node of this core reports an output unsent (see
+/// `backup_follows_primary_unsent_stays_empty_every_commit_reports_all_sent`). The
+/// mechanism is the design's all the same: an output a commit did not report sent is
+/// held by the backup and emitted by it at a takeover. Here a commit reporting frame F's
+/// outputs unsent reaches the backup, the primary dies, and the new primary emits them.
+#[test]
+fn backup_commit_reports_outputs_unsent_takeover_emits_them() {
+    let mut p = running_pair(Config::default());
+    HOLD_PRIMARY_COMMITS.store(true, core::sync::atomic::Ordering::Relaxed);
+    p.drop_if = Some(hold_commits_from_0);
+    p.capture = true;
+    let ran_with_outputs = |bytes: &[u8]| match wire::decode(bytes, None).map(|e| e.body) {
+        Ok(Body::Commit(crate::wire::Commit {
+            kind: crate::wire::CommitKind::Ran { outputs, .. },
+            ..
+        })) => outputs > 0,
+        _ => false,
+    };
+    let until = p.now + ms(2000);
+    assert!(p.run_until(until, |p| p
+        .captured
+        .iter()
+        .any(|(from, _, bytes)| *from == 0 && ran_with_outputs(bytes))));
+    p.crash(0);
+    let (link, bytes) = p
+        .captured
+        .iter()
+        .find(|(from, _, bytes)| *from == 0 && ran_with_outputs(bytes))
+        .map(|(_, link, bytes)| (*link, bytes.clone()))
+        .unwrap();
+    let mut envelope = wire::decode(&bytes, None).unwrap();
+    let Body::Commit(crate::wire::Commit {
+        frame,
+        kind:
+            crate::wire::CommitKind::Ran {
+                ref mut sent_mask,
+                outputs,
+                ..
+            },
+        ..
+    }) = envelope.body
+    else {
+        unreachable!("a commit of a run frame")
+    };
+    *sent_mask = 0;
+    p.drop_if = None;
+    HOLD_PRIMARY_COMMITS.store(false, core::sync::atomic::Ordering::Relaxed);
+    p.inject(1, link, &wire::encode(&envelope, None).unwrap());
+    let duplicates_before = p.sink.duplicates;
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(3000)));
+    p.run_for(ms(100));
+    // The old primary did send them: the new primary's copies reach the sink as
+    // duplicates, one per output of the frame — and only those.
+    assert_eq!(
+        p.sink.duplicates - duplicates_before,
+        u64::from(outputs),
+        "frame {frame}: the outputs its commit reported unsent were not emitted at the takeover"
+    );
+}
