@@ -2693,3 +2693,51 @@ fn backup_commit_reports_outputs_unsent_takeover_emits_them() {
         "frame {frame}: the outputs its commit reported unsent were not emitted at the takeover"
     );
 }
+
+/// Mutation testing (2026-11-26, `tools/mutants.sh`): a backup that took a source map
+/// whose `source_first` is 0 (`||` → `&&` in `on_source_map`) survived. A mapping with a
+/// zero field is malformed, whichever field: counted, and the mapping in force stays.
+#[test]
+fn backup_source_map_with_a_zero_field_counted_malformed_mapping_kept() {
+    let mut p = running_pair(Config::default());
+    p.capture = true;
+    p.source_session = 9;
+    p.frame_next = 1;
+    let is_map = |bytes: &[u8]| matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::SourceMap { .. }));
+    let until = p.now + ms(2000 + p.configs[0].input_silence_ms);
+    assert!(
+        p.run_until(until, |p| p.node(1).status().source.is_some_and(|m| m.session == 9)
+            && p.captured.iter().any(|(from, _, bytes)| *from == 0 && is_map(bytes)))
+    );
+    let (link, bytes) = p
+        .captured
+        .iter()
+        .rev()
+        .find(|(from, _, bytes)| *from == 0 && is_map(bytes))
+        .map(|(_, link, bytes)| (*link, bytes.clone()))
+        .unwrap();
+    p.capture = false;
+    let mapping = p.node(1).status().source;
+    for zero_source_first in [true, false] {
+        let mut envelope = wire::decode(&bytes, None).unwrap();
+        let Body::SourceMap {
+            ref mut session,
+            ref mut source_first,
+            ref mut pair_first,
+        } = envelope.body
+        else {
+            unreachable!("a source map")
+        };
+        // Another session, so that taking it would show.
+        *session = 10;
+        if zero_source_first {
+            *source_first = 0;
+        } else {
+            *pair_first = 0;
+        }
+        let malformed = p.node(1).status().rejections.malformed;
+        p.inject(1, link, &wire::encode(&envelope, None).unwrap());
+        assert_eq!(p.node(1).status().rejections.malformed, malformed + 1);
+        assert_eq!(p.node(1).status().source, mapping, "a malformed mapping was taken");
+    }
+}
