@@ -2741,3 +2741,20 @@ fn backup_source_map_with_a_zero_field_counted_malformed_mapping_kept() {
         assert_eq!(p.node(1).status().source, mapping, "a malformed mapping was taken");
     }
 }
+
+/// Mutation testing (2026-11-26, `tools/mutants.sh`): a backup that forwarded a
+/// switchover while its primary was silent (`&&` → `||` in `switchover_command`)
+/// survived. A backup that no longer hears its primary refuses, naming why.
+#[test]
+fn backup_primary_silent_switchover_refused_no_primary() {
+    let mut p = running_pair(Config::default());
+    let window = ms(p.configs[0].detection_window_ms);
+    p.freeze(0, window * 10);
+    let until = p.now + window * 2;
+    assert!(p.run_until(until, |p| !p.node(1).peer_alive()));
+    assert_eq!(p.node(1).role(), Role::Backup, "still in the probe");
+    assert_eq!(
+        p.command(1, Command::Switchover),
+        CommandReply::Refused(RefuseReason::NoPrimary)
+    );
+}
