@@ -524,11 +524,22 @@ fn backup_lag_above_max_resyncs() {
     let f = p.frame_next + 1;
     p.frame_loss[1].insert(f, ());
     p.drop_if = Some(drop_frame_data);
+    // The most lag seen before the resync: `max_lag_frames` is the most a backup keeps
+    // ("exceeds" resyncs; mutation testing, 2026-11-26: `>` → `>=` survived).
+    let mut lag_max = 0;
     p.run_until(p.now + ms(100), |p| {
-        reasons(p, 1).contains(&Reason::ResyncStarted(ResyncCause::Lag))
+        let resyncing = reasons(p, 1).contains(&Reason::ResyncStarted(ResyncCause::Lag));
+        if !resyncing {
+            lag_max = lag_max.max(p.node(1).status().lag_frames);
+        }
+        resyncing
     });
     assert!(reasons(&p, 1).contains(&Reason::Lagging));
     assert!(reasons(&p, 1).contains(&Reason::ResyncStarted(ResyncCause::Lag)));
+    assert_eq!(
+        lag_max, 20,
+        "the backup resynced at another lag than max_lag_frames + 1"
+    );
     p.drop_if = None;
     assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(500)));
     p.run_for(ms(20));
