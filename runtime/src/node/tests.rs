@@ -1392,6 +1392,26 @@ fn paired_frames_far_ahead_refused_counted_alarmed_once_outputs_flow() {
     assert!(p.sink.accepted.len() > accepted + 250, "outputs stopped");
     assert!(p.digest_disagreements().0.is_empty());
     assert_eq!(p.node(1).status().sync, SyncState::InSync);
+    // Another refused frame after some good ones, fewer than FRAME_ALARM_REARM_FRAMES:
+    // counted, not alarmed again; after that many good frames, alarmed again (mutation
+    // testing, 2026-11-26: an alarm re-armed after one good frame survived).
+    let refused_alarms = |p: &Pair| {
+        p.alarms
+            .iter()
+            .filter(|(n, a)| *n == 0 && matches!(a, Alarm::FrameRefused { .. }))
+            .count()
+    };
+    p.inject_frame(0, u64::MAX, &payload);
+    assert_eq!(refused_alarms(&p), 1);
+    let quiet_from = p.node(0).frame();
+    let until = p.now + ms(60_000);
+    assert!(p.run_until(until, |p| p.node(0).frame() > quiet_from + FRAME_ALARM_REARM_FRAMES + 1));
+    p.inject_frame(0, u64::MAX, &payload);
+    assert_eq!(
+        refused_alarms(&p),
+        2,
+        "re-armed after FRAME_ALARM_REARM_FRAMES good frames"
+    );
 }
 
 #[test]
