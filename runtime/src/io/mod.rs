@@ -48,6 +48,7 @@ pub mod preflight;
 pub mod schema;
 #[cfg(target_os = "linux")]
 pub mod signals;
+pub mod systemd;
 /// Signals on other systems: SIGINT, SIGTERM and SIGHUP are left to their defaults.
 #[cfg(not(target_os = "linux"))]
 pub mod signals {
@@ -326,6 +327,8 @@ pub struct Shell<A: App> {
     stopping: Stopping,
     exit: Option<Exit>,
     previous_role: Role,
+    /// READY, WATCHDOG, STATUS and STOPPING to systemd (`systemd.rs`).
+    notifier: systemd::Notifier,
     counters: IoCounters,
     /// Stale and rejected frames per second, over the last whole second.
     frame_rates: FrameRates,

@@ -32,6 +32,12 @@ impl<A: App> Shell<A> {
             }
             self.poll_hooks();
             let now = self.clock.now();
+            // From the loop itself: a loop that stops turning stops the watchdog pings.
+            if self.notifier.enabled() {
+                let status = self.node.status();
+                self.notifier
+                    .turn(now, status.role, status.sync, status.epoch, status.frame);
+            }
             if self.frame_rates.due(now) {
                 // Once a second: the counters are read only then, not at every wake-up.
                 self.frame_rates.tick(now, self.frames_stale(), self.frames_rejected());
@@ -242,6 +248,9 @@ impl<A: App> Shell<A> {
         }
         if let Stopping::HandingOver { deadline } = self.stopping {
             wake = wake.min(deadline.saturating_since(now));
+        }
+        if let Some(ping) = self.notifier.next_due() {
+            wake = wake.min(ping.saturating_since(now));
         }
         wake
     }

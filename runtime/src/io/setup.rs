@@ -133,6 +133,7 @@ impl<A: App> Shell<A> {
             Duration::from_millis(config.hook.timeout_ms),
             config.hook.queue_max as usize,
         );
+        let notifier = systemd::Notifier::from_env(clock.now());
         let mut shell = Shell {
             node,
             name,
@@ -159,6 +160,7 @@ impl<A: App> Shell<A> {
             stopping: Stopping::Running,
             exit: None,
             previous_role: Role::Starting,
+            notifier,
             counters: IoCounters::default(),
             frame_rates: FrameRates::default(),
             console_budget_ns: 0,

@@ -25,6 +25,11 @@ impl<A: App> Shell<A> {
             return Ok(None);
         }
         self.stop_seen = requests;
+        self.notifier.stopping(if requests >= 2 {
+            "second stop request"
+        } else {
+            "stop requested"
+        });
         if self.stopping != Stopping::Running || requests >= 2 {
             self.shell_event(true, "stop_forced", "second stop request: stopping now");
             return Ok(Some(Exit::Forced));
