@@ -55,6 +55,8 @@ pub struct ShellConfig {
     pub shutdown: ShutdownConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The Prometheus metrics endpoint (off unless `metrics.bind` is set).
+    pub metrics: MetricsConfig,
 }
 
 /// `[frames]`: where input frames arrive.
@@ -280,6 +282,15 @@ impl Default for ShutdownConfig {
             switchover_wait_ms: 3_000,
         }
     }
+}
+
+/// `[metrics]`: a Prometheus text endpoint (docs/OPERATIONS.md, "Metrics"), opt-in.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// The TCP address to serve `GET /metrics` on; absent: no endpoint. Anyone who can
+    /// reach it reads the node's figures (no key): bind it where only the scraper can.
+    pub bind: Option<SocketAddr>,
 }
 
 /// `[log]`: what goes to stderr.

@@ -160,6 +160,14 @@ impl<A: App> Shell<A> {
         }
         let outcomes: Vec<HookOutcome> = self.hook_outcomes.drain(..).collect();
         for outcome in outcomes {
+            let kind = match &outcome {
+                HookOutcome::Succeeded(_) => 0,
+                HookOutcome::Failed(_) => 1,
+                HookOutcome::SpawnFailed(_) => 2,
+                HookOutcome::TimedOut(_) => 3,
+                _ => 4,
+            };
+            self.counters.hook_runs[kind] += 1;
             let (name, message, warn) = match outcome {
                 HookOutcome::Succeeded(s) => ("hook_succeeded", format!("hook done ({s})"), false),
                 HookOutcome::Failed(s) => ("hook_failed", format!("hook failed ({s})"), true),

@@ -42,6 +42,7 @@ pub mod epoch_file;
 pub mod hook;
 pub mod journal;
 pub mod log;
+pub mod metrics;
 pub mod names;
 pub mod net;
 pub mod preflight;
@@ -329,6 +330,12 @@ pub struct Shell<A: App> {
     previous_role: Role,
     /// READY, WATCHDOG, STATUS and STOPPING to systemd (`systemd.rs`).
     notifier: systemd::Notifier,
+    /// The Prometheus endpoint (`metrics.rs`); `None`: `metrics.bind` unset.
+    metrics: Option<metrics::MetricsServer>,
+    /// How late each deadline of the core was handled.
+    lateness: metrics::Histogram,
+    /// From a frame read to the last action it caused carried out.
+    frame_handling: metrics::Histogram,
     counters: IoCounters,
     /// Stale and rejected frames per second, over the last whole second.
     frame_rates: FrameRates,

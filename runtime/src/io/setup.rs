@@ -93,6 +93,13 @@ impl<A: App> Shell<A> {
             });
         }
         let outputs = net::outputs_socket(&config.outputs)?;
+        let metrics = match config.metrics.bind {
+            Some(addr) => Some(
+                metrics::MetricsServer::new(net::tcp_listener(addr, "metrics")?, poll.registry())
+                    .map_err(ShellError::Poll)?,
+            ),
+            None => None,
+        };
         let console = if config.console.enabled {
             let listener = net::console_listener(config.console.bind)?;
             Some(
@@ -161,6 +168,9 @@ impl<A: App> Shell<A> {
             exit: None,
             previous_role: Role::Starting,
             notifier,
+            metrics,
+            lateness: metrics::Histogram::lateness(),
+            frame_handling: metrics::Histogram::frame_handling(),
             counters: IoCounters::default(),
             frame_rates: FrameRates::default(),
             console_budget_ns: 0,
@@ -171,6 +181,10 @@ impl<A: App> Shell<A> {
         let console_text = match shell.console_addr() {
             Some(addr) => format!("console {addr}"),
             None => "console off".into(),
+        };
+        let console_text = match shell.config.metrics.bind {
+            Some(addr) => format!("{console_text}, metrics {addr}"),
+            None => console_text,
         };
         let message = format!(
             "started: node {node_id}, persisted epoch {} (reserved {}), frames {}, {} link(s), {} sink(s), {console_text}{}",
