@@ -67,6 +67,8 @@ pub const BIT_BLOCK_MAX: u16 = 2000;
 pub const NAME_BYTES_MAX: usize = 64;
 /// The longest device timeout.
 pub const TIMEOUT_MS_MAX: u64 = 60_000;
+/// The most requests a gateway keeps in flight on one device connection.
+pub const PIPELINE_DEPTH_MAX: u16 = 16;
 /// Output payload kind: a tag write.
 pub const OUTPUT_KIND_WRITE: u8 = 1;
 /// Output payload kind: a heartbeat (the program is alive and nothing changed).
@@ -206,6 +208,10 @@ fn default_timeout_ms() -> u64 {
     100
 }
 
+fn default_pipeline_depth() -> u16 {
+    1
+}
+
 fn default_scale() -> f64 {
     1.0
 }
@@ -225,6 +231,11 @@ pub struct DeviceSpec {
     /// default 100; at most the gateway's `cycle_ms`).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// How many requests the gateway keeps in flight on the connection, 1..=16 (default
+    /// 1: many devices, and pymodbus, read one request at a time; a device that queues
+    /// transactions answers a cycle's polls sooner with more).
+    #[serde(default = "default_pipeline_depth")]
+    pub pipeline_depth: u16,
     /// Coil blocks polled each cycle.
     #[serde(default)]
     pub coils: Vec<BlockSpec>,
@@ -324,6 +335,13 @@ pub enum TagMapError {
         device: String,
         /// What was written.
         timeout_ms: u64,
+    },
+    /// A pipeline depth out of 1..=[`PIPELINE_DEPTH_MAX`].
+    PipelineDepth {
+        /// The device.
+        device: String,
+        /// What was written.
+        depth: u16,
     },
     /// More blocks on a device than [`BLOCKS_PER_DEVICE_MAX`].
     TooManyBlocks {
@@ -436,6 +454,10 @@ impl fmt::Display for TagMapError {
             E::DuplicateTag(name) => write!(f, "tag {name:?} is defined twice: rename one"),
             E::DeviceAddress { device, address } => write!(f, "device {device:?}: address {address:?} is not ip:port (e.g. \"192.168.0.10:502\"; host names are not resolved)"),
             E::DeviceTimeout { device, timeout_ms } => write!(f, "device {device:?}: timeout_ms {timeout_ms} out of range: use 1..={TIMEOUT_MS_MAX}"),
+            E::PipelineDepth { device, depth } => write!(
+                f,
+                "device {device:?}: pipeline_depth {depth} out of range: use 1..={PIPELINE_DEPTH_MAX} (1 when unsure)"
+            ),
             E::TooManyBlocks { device, blocks } => write!(f, "device {device:?} polls {blocks} blocks: at most {BLOCKS_PER_DEVICE_MAX}, merge neighbouring blocks"),
             E::BlockCount { device, table, start, count } => {
                 let max = if table.is_bits() { BIT_BLOCK_MAX } else { REGISTER_BLOCK_MAX };
@@ -744,6 +766,8 @@ pub struct Device {
     pub unit_id: u8,
     /// Its timeout.
     pub timeout_ms: u64,
+    /// The requests in flight at most.
+    pub pipeline_depth: u16,
     /// Its polled blocks, by table (in [`Table::ALL`] order).
     pub blocks: Vec<(Table, BlockSpec)>,
 }
@@ -806,6 +830,12 @@ impl TagMap {
                     timeout_ms: d.timeout_ms,
                 });
             }
+            if d.pipeline_depth == 0 || d.pipeline_depth > PIPELINE_DEPTH_MAX {
+                return Err(TagMapError::PipelineDepth {
+                    device: d.name.clone(),
+                    depth: d.pipeline_depth,
+                });
+            }
             let count: usize = Table::ALL.iter().map(|&t| d.blocks(t).len()).sum();
             if count > BLOCKS_PER_DEVICE_MAX {
                 return Err(TagMapError::TooManyBlocks {
@@ -860,6 +890,7 @@ impl TagMap {
                 address,
                 unit_id: d.unit_id,
                 timeout_ms: d.timeout_ms,
+                pipeline_depth: d.pipeline_depth,
                 blocks,
             });
         }
@@ -1363,6 +1394,7 @@ mod tests {
             address: "127.0.0.1:502".into(),
             unit_id: 1,
             timeout_ms: 100,
+            pipeline_depth: 1,
             coils: vec![block(0, 8)],
             discrete_inputs: vec![],
             input_registers: vec![block(0, 10)],
@@ -1565,6 +1597,9 @@ mod tests {
         let mut s = tank();
         s.device[0].timeout_ms = 0;
         assert!(err(&s).contains("timeout_ms 0"), "{}", err(&s));
+        let mut s = tank();
+        s.device[0].pipeline_depth = 17;
+        assert!(err(&s).contains("pipeline_depth 17"), "{}", err(&s));
     }
 
     #[test]
