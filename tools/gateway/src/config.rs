@@ -167,6 +167,38 @@ mod tests {
         assert!(checked.map.handle("level_um").is_ok());
     }
 
+    /// docs/GATEWAY.md's example image is what the example file's map encodes.
+    #[test]
+    fn config_example_image_matches_the_doc() {
+        struct Level;
+        impl twinloop::image::PolledValues for Level {
+            fn bit(&self, _: usize, _: twinloop::image::Table, _: u16) -> bool {
+                false
+            }
+            fn register(&self, _: usize, _: twinloop::image::Table, address: u16) -> u16 {
+                [(1_000_000u32 >> 16) as u16, 1_000_000u32 as u16][usize::from(address % 2)]
+            }
+        }
+        let map = GatewayFile::parse(TANK).unwrap().check().unwrap().map;
+        let mut buf = [0u8; 64];
+        let len = map
+            .encode_image(&[twinloop::image::Quality::Ok], &Level, &mut buf)
+            .unwrap();
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
+        let b = &buf[..len];
+        let text = format!(
+            "`{} | {} | {} | {} | {} | {}`",
+            hex(&b[..1]),
+            hex(&b[1..5]),
+            hex(&b[5..6]),
+            hex(&b[6..7]),
+            hex(&b[7..11]),
+            hex(&b[11..])
+        );
+        let doc = include_str!("../../../docs/GATEWAY.md").replace("\n", " ");
+        assert!(doc.contains(&text), "docs/GATEWAY.md should show {text}");
+    }
+
     #[test]
     fn config_each_bad_key_is_named() {
         let bad = |edit: &dyn Fn(&mut GatewayFile)| {
