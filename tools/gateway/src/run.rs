@@ -526,16 +526,22 @@ impl Runner {
     }
 
     fn connected(&mut self, d: usize, stream: TcpStream) {
-        let name = &self.map.devices()[d].name;
+        let spec = &self.map.devices()[d];
         let dev = &mut self.devices[d];
         dev.link = Link::Up { stream };
-        dev.backoff_ms = self.settings.reconnect_min_ms;
         dev.counters.connects += 1;
-        dev.down_logged = false;
-        log::info(format_args!(
-            "device {name}: connected to {}",
-            self.map.devices()[d].address
-        ));
+        // The back-off and the episode end with the first valid answer, not here: a
+        // device that accepts and then talks nonsense is retried at the back-off's pace
+        // and logged once.
+        let level = if dev.down_logged {
+            log::Level::Debug
+        } else {
+            log::Level::Info
+        };
+        log::write(
+            level,
+            format_args!("device {}: connected to {}", spec.name, spec.address),
+        );
         self.pump_writes(d);
     }
 
@@ -580,11 +586,14 @@ impl Runner {
             dev.quality = Quality::Disconnected;
             dev.decided = true;
         }
-        dev.down_logged = true;
-        log::warn(format_args!(
-            "device {}: connection lost: {reason}; its tags are bad (disconnected), reconnecting with back-off up to {} ms",
-            spec.name, self.settings.reconnect_max_ms
-        ));
+        if !dev.down_logged {
+            dev.down_logged = true;
+            log::warn(format_args!(
+                "device {}: connection lost: {reason}; its tags are bad (disconnected), reconnecting with back-off up to {} ms",
+                spec.name, self.settings.reconnect_max_ms
+            ));
+        }
+        dev.backoff_ms = dev.backoff_ms.saturating_mul(2).min(self.settings.reconnect_max_ms);
     }
 
     fn flush(&mut self, d: usize, now: u64) {
@@ -703,6 +712,9 @@ impl Runner {
     fn on_answer(&mut self, d: usize, flight: &InFlight, answer: Result<(), u8>) {
         let cycle = self.cycle;
         let dev = &mut self.devices[d];
+        // A valid answer: the connection works, the next loss is a new episode.
+        dev.backoff_ms = self.settings.reconnect_min_ms;
+        dev.down_logged = false;
         match flight.purpose {
             Purpose::Poll { .. } => {
                 if flight.cycle != cycle || dev.decided {
