@@ -75,6 +75,7 @@ pub const OUTPUT_KIND_WRITE: u8 = 1;
 pub const OUTPUT_KIND_HEARTBEAT: u8 = 2;
 /// The longest output payload this module writes.
 pub const OUTPUT_WRITE_BYTES_MAX: usize = 11;
+const _: () = assert!(OUTPUT_WRITE_BYTES_MAX <= crate::app::OUTPUT_PAYLOAD_MAX);
 
 /// A Modbus table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -199,6 +199,23 @@ mod tests {
         assert!(doc.contains(&text), "docs/GATEWAY.md should show {text}");
     }
 
+    proptest::proptest! {
+        /// Arbitrary text as a configuration file: an error or a checked configuration,
+        /// never a panic; and the example with one byte changed likewise.
+        #[test]
+        fn config_arbitrary_text_never_panics(text in ".{0,400}", at in 0usize..4000, byte in 0u8..128) {
+            if let Ok(file) = GatewayFile::parse(&text) {
+                let _ = file.check();
+            }
+            let mut bytes = TANK.as_bytes().to_vec();
+            let at = at % bytes.len();
+            bytes[at] = byte;
+            if let Ok(file) = GatewayFile::parse(&String::from_utf8_lossy(&bytes)) {
+                let _ = file.check();
+            }
+        }
+    }
+
     #[test]
     fn config_each_bad_key_is_named() {
         let bad = |edit: &dyn Fn(&mut GatewayFile)| {

@@ -31,6 +31,8 @@ enum Mode {
     /// Registers hold 0x1000 + address, coils are on at odd addresses; the requests of
     /// one read are answered in reverse order.
     Serve,
+    /// As `Serve`, each answer 30 ms late.
+    Slow,
 }
 
 /// A scripted device on `listener`; writes (function, address, first value) go to `writes`.
@@ -60,6 +62,10 @@ fn device(listener: TcpListener, mode: Mode, writes: Arc<Mutex<Vec<(u8, u16, u16
                     }
                     if mode == Mode::Mute {
                         continue;
+                    }
+                    if mode == Mode::Slow {
+                        // The device's pace, not a wait for a condition.
+                        std::thread::sleep(Duration::from_millis(30));
                     }
                     for a in answers.iter().rev() {
                         if stream.write_all(a).is_err() {
@@ -393,4 +399,74 @@ fn gateway_device_garbage_drops_only_its_connection() {
     );
     drop(gateway);
     let _ = TcpStream::connect(addr);
+}
+
+/// A device that answers after 30 ms, with a 20 ms cycle: every frame says timeout, its
+/// late answers are dropped and counted, no new polls pile up behind the outstanding one,
+/// and the connection stays (the answers do come, within device_stall_ms).
+#[test]
+fn gateway_device_slower_than_the_cycle_is_timeout_and_its_late_answers_dropped() {
+    let slow = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = slow.local_addr().unwrap();
+    let writes = Arc::new(Mutex::new(Vec::new()));
+    let connects = Arc::new(Mutex::new(0u32));
+    device(slow, Mode::Slow, writes, connects.clone());
+    let frames = UdpSocket::bind("127.0.0.1:0").unwrap();
+    frames.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let config = format!(
+        "[gateway]\ncycle_ms = 20\nnodes = [\"{}\"]\noutputs_bind = \"127.0.0.1:0\"\n\n[[device]]\nname = \"slow\"\naddress = \"{addr}\"\ntimeout_ms = 15\ninput_registers = [{{ start = 0, count = 1 }}]\n\n[[tag]]\nname = \"v\"\ndevice = \"slow\"\ntable = \"input_register\"\naddress = 0\ntype = \"u16\"\ndirection = \"in\"\n",
+        frames.local_addr().unwrap()
+    );
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("gateway-slow-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("gateway.toml"), &config).unwrap();
+    let status = std::fs::File::create(dir.join("status.jsonl")).unwrap();
+    let _gateway = Killed(
+        Command::new(env!("CARGO_BIN_EXE_twinloop-gateway"))
+            .arg("--config")
+            .arg(dir.join("gateway.toml"))
+            .arg("--json")
+            .stdin(Stdio::null())
+            .stdout(status)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // 40 frames after the connection: each one a timeout.
+    let mut buf = [0u8; io_protocol::DATAGRAM_MAX];
+    let mut timeouts = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while timeouts < 40 && Instant::now() < deadline {
+        let Ok((len, _)) = frames.recv_from(&mut buf) else {
+            continue;
+        };
+        let frame = io_protocol::decode_frame(&buf[..len]).unwrap();
+        match Quality::from_byte(frame.payload[6]) {
+            Quality::Disconnected => assert_eq!(timeouts, 0, "disconnected only before the connection"),
+            Quality::Timeout => timeouts += 1,
+            other => panic!("frame {}: quality {other:?}, not timeout", frame.number),
+        }
+    }
+    assert_eq!(timeouts, 40);
+    // The status line a second later counts the late answers; one connection throughout.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let device = loop {
+        let text = std::fs::read_to_string(dir.join("status.jsonl")).unwrap_or_default();
+        let last = text
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok());
+        if let Some(device) = last.map(|j| j["devices"][0].clone()) {
+            if device["late_answers"].as_u64() >= Some(10) || Instant::now() >= deadline {
+                break device;
+            }
+        }
+        assert!(Instant::now() < deadline, "no status line within 10 s");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(device["late_answers"].as_u64() >= Some(10), "{device}");
+    assert_eq!(device["cycles_ok"], 0, "{device}");
+    assert_eq!(device["connects"], 1, "{device}");
+    assert_eq!(*connects.lock().unwrap(), 1);
 }
