@@ -8,6 +8,7 @@
 #![allow(clippy::disallowed_methods)]
 
 use super::bench::{self, BenchConfig, BenchResult};
+use super::modbus::{self, ModbusConfig};
 use super::plant_loop::Operator;
 use super::procs::NodeEvent;
 use super::report::{analyse, Report, EXIT_HARNESS, EXIT_INTERRUPTED, EXIT_LIVENESS};
@@ -75,9 +76,23 @@ pub struct RunArgs {
     /// Sync links straight between the nodes: no link faults (only process faults).
     #[arg(long)]
     pub no_proxy: bool,
+    /// The plant's I/O: `sim` (the harness sends frames and takes outputs itself) or
+    /// `modbus` (the plant behind a Modbus/TCP device, the `twinloop-gateway` process and
+    /// a pair of tag-program nodes; docs/GATEWAY.md).
+    #[arg(long, value_enum, default_value_t = Io::Sim)]
+    pub io: Io,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub common: CommonArgs,
+}
+
+/// The plant's I/O in `run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Io {
+    /// The harness's own I/O source and sink.
+    Sim,
+    /// A Modbus/TCP device, the gateway and tag-program nodes.
+    Modbus,
 }
 
 /// `twinloop-sim chaos`.
@@ -108,6 +123,11 @@ pub enum BenchKind {
     Overhead,
     /// A late backup against a primary with a large state: time to in-sync.
     Join,
+    /// The Modbus gateway's cycle latency (device poll → frame → output → write at the
+    /// device) at 10 ms and 1 ms cycles with 10 and 100 registers (`--cycle-ms` for one).
+    GatewayLatency,
+    /// Primary SIGKILLed → first write of the new primary at the Modbus device.
+    GatewayFailover,
 }
 
 /// `twinloop-sim bench`.
@@ -510,6 +530,9 @@ pub fn run_main(args: &RunArgs) -> u8 {
         return 2;
     }
     let duration = Duration::from_secs(args.duration);
+    if args.io == Io::Modbus {
+        return run_modbus(args, duration);
+    }
     let cycle_ms = u64::from(args.common.cycle_ms.unwrap_or(10));
     let frames_hint = duration.as_millis() as u64 / cycle_ms;
     // Faults spread between a warm-up and a quiet tail, so the plot shows each.
@@ -524,6 +547,121 @@ pub fn run_main(args: &RunArgs) -> u8 {
         frames_hint,
         duration,
     )
+}
+
+/// The kills of a `run --io modbus`: one per 15 s, at least one.
+pub fn modbus_kills(duration: Duration) -> usize {
+    (duration.as_secs() / 15).max(1) as usize
+}
+
+/// `twinloop-sim run --io modbus`.
+fn run_modbus(args: &RunArgs, duration: Duration) -> u8 {
+    install_handler();
+    let timing = match timing(&args.common, Timing::HARNESS) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("twinloop-sim run: {e}");
+            return 2;
+        }
+    };
+    let dir = WorkDir::new(args.common.report.as_ref(), "run-modbus");
+    let config = ModbusConfig {
+        cycle_ms: args.common.cycle_ms.unwrap_or(10),
+        timing,
+        seed: args.common.seed,
+        log_level: args.common.log_level.clone(),
+        progress: !args.common.quiet,
+        ..ModbusConfig::new(dir.path.clone())
+    };
+    let code = modbus::run_main(
+        config,
+        duration,
+        modbus_kills(duration),
+        args.common.report.as_deref(),
+        args.common.json,
+    );
+    dir.finish(code == 0);
+    code
+}
+
+/// `twinloop-sim bench gateway-latency` and `gateway-failover`.
+fn bench_gateway(args: &BenchArgs) -> u8 {
+    let name = args
+        .kind
+        .to_possible_value()
+        .map_or_else(|| "gateway".to_string(), |v| v.get_name().to_string());
+    let timing = match timing(&args.common, Timing::HARNESS) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("twinloop-sim bench: {e}");
+            return 2;
+        }
+    };
+    let dir = WorkDir::new(args.common.report.as_ref(), &format!("bench-{name}"));
+    let load_before = super::load_average();
+    let base = ModbusConfig {
+        timing,
+        seed: args.common.seed,
+        log_level: args.common.log_level.clone(),
+        progress: !args.common.quiet,
+        registers: 10,
+        ..ModbusConfig::new(dir.path.clone())
+    };
+    let result = (|| -> Result<serde_json::Value, HarnessError> {
+        if args.kind == BenchKind::GatewayFailover {
+            let config = ModbusConfig {
+                cycle_ms: args.common.cycle_ms.unwrap_or(10),
+                ..base.clone()
+            };
+            let count = args.count.unwrap_or(10);
+            eprintln!(
+                "twinloop-sim bench gateway-failover: {count} kills, cycle {} ms, timing {} (heartbeat {} ms, window {} ms, probe {} ms), files in {}",
+                config.cycle_ms, timing.name, timing.heartbeat_ms, timing.window_ms, timing.probe_ms, dir.path.display()
+            );
+            let settle = Duration::from_millis(args.settle_ms.unwrap_or(500));
+            return modbus::bench_failover(config, count, settle);
+        }
+        let cycles: Vec<u32> = args.common.cycle_ms.map_or(vec![10, 1], |c| vec![c]);
+        let mut runs = Vec::new();
+        for &cycle_ms in &cycles {
+            for registers in [10, 100] {
+                let config = ModbusConfig {
+                    cycle_ms,
+                    registers,
+                    dir: dir.path.join(format!("{cycle_ms}ms-{registers}")),
+                    ..base.clone()
+                };
+                runs.push(modbus::bench_latency(config, args.seconds.max(1))?);
+            }
+        }
+        Ok(serde_json::json!({ "runs": runs }))
+    })();
+    match result {
+        Ok(mut json) => {
+            json["bench"] = serde_json::json!(name);
+            json["load_average_1m"] = serde_json::json!([load_before, super::load_average()]);
+            if let Some(report_dir) = &args.common.report {
+                let path = report_dir.join(format!("bench-{name}.json"));
+                let text = serde_json::to_string_pretty(&json).unwrap_or_default();
+                if let Err(e) = std::fs::write(&path, text + "\n") {
+                    eprintln!("cannot write {}: {e}", path.display());
+                }
+            }
+            println!("{json}");
+            dir.finish(true);
+            0
+        }
+        Err(HarnessError::Interrupted) => {
+            eprintln!("twinloop-sim bench: interrupted; the nodes were killed");
+            dir.finish(false);
+            EXIT_INTERRUPTED
+        }
+        Err(e) => {
+            eprintln!("twinloop-sim bench {name}: {e}");
+            dir.finish(false);
+            EXIT_HARNESS
+        }
+    }
 }
 
 /// `twinloop-sim chaos`: `--faults` random faults back to back.
@@ -546,6 +684,9 @@ pub fn chaos_main(args: &ChaosArgs) -> u8 {
 /// `twinloop-sim bench …`.
 pub fn bench_main(args: &BenchArgs) -> u8 {
     install_handler();
+    if matches!(args.kind, BenchKind::GatewayLatency | BenchKind::GatewayFailover) {
+        return bench_gateway(args);
+    }
     let name = format!("{:?}", args.kind).to_lowercase();
     let timing = match timing(&args.common, Timing::FAST) {
         Ok(t) => t,
@@ -572,6 +713,7 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             BenchKind::Switchover => (100, 100),
             BenchKind::Overhead => (3, 0),
             BenchKind::Join => (5, 1000),
+            BenchKind::GatewayLatency | BenchKind::GatewayFailover => (0, 0),
         };
         let config = BenchConfig {
             rig,
@@ -594,6 +736,9 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             BenchKind::Switchover => bench::switchover(&config),
             BenchKind::Overhead => bench::overhead(&config),
             BenchKind::Join => bench::join(&config),
+            BenchKind::GatewayLatency | BenchKind::GatewayFailover => {
+                Err(HarnessError::Setup("the gateway benchmarks run apart".into()))
+            }
         }
     })();
     match result {

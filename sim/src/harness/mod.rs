@@ -23,6 +23,8 @@
 //! - [`report`]: the analysis against the reference (lost, duplicated, missed cycles,
 //!   deposed primaries, false takeovers), the human summary, `report.json` and the plot;
 //! - [`bench`]: the figures of DESIGN.md "Numbers to reach";
+//! - [`modbus`]: `run --io modbus` (the plant behind a Modbus/TCP device, the
+//!   `twinloop-gateway` process, a pair of tag-program nodes) and the gateway's benchmarks;
 //! - [`cli`]: the `run`, `chaos` and `bench` subcommands.
 //!
 //! The harness runs on a real clock: it is the one part of the project where wall time is
@@ -31,6 +33,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod modbus;
 pub mod plant_loop;
 pub mod plot;
 pub mod procs;
