@@ -1523,7 +1523,9 @@ pub fn bench_failover(mut config: ModbusConfig, count: usize, settle: Duration) 
         "timing": report.timing.to_json(),
         "registers": rig.config.registers,
         "kills": kills.len(),
-        "failover_sink_ms": report.failover(false).to_json(),
+        // Read by the listener thread of the harness: on a loaded host it reads some
+        // datagrams late, so this is an upper bound; the device's figure is the measured one.
+        "failover_listener_ms": report.failover(false).to_json(),
         "failover_device_ms": report.failover(true).to_json(),
         "kills_without_a_new_primary": kills.iter().filter(|k| k.first_output_ns.is_none()).count(),
         "kills_without_a_device_write": kills.iter().filter(|k| k.first_write_ns.is_none()).count(),
