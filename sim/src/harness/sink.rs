@@ -207,7 +207,7 @@ impl SinkLog {
 /// Receives one datagram and the time it reached the socket (the kernel's SO_TIMESTAMPNS),
 /// on `clock`: a late measurement must be the node's, not this thread's, which shares the
 /// host's CPUs with the nodes. Without the kernel's time, the time of reading.
-fn recv_stamped(
+pub(super) fn recv_stamped(
     socket: &UdpSocket,
     buf: &mut [u8],
     control: &mut [u8],
