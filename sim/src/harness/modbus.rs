@@ -66,6 +66,12 @@ const ACCEPTED_MAX: usize = 1 << 20;
 const LATENCIES_MAX: usize = 1 << 20;
 /// A connection's unread request bytes beyond which the device drops it.
 const REQUEST_BUFFER_MAX: usize = 4096;
+/// How far past the last matched change a device write is looked for among the accepted
+/// changes: the gateway collapses only the values that came while one write was in
+/// flight, a handful; the bound keeps the account linear on a run of an hour.
+const MATCH_WINDOW: usize = 4096;
+/// Connections the device serves at once (the gateway needs one); more are closed.
+const CONNECTIONS_MAX: usize = 8;
 /// The ramp's level repeats after this many polls (its echo in mm fits a u16).
 const RAMP_PERIOD_POLLS: u64 = 60_000;
 /// The tag tank's band: it opens the valve below the low level, closes it above the high.
@@ -298,6 +304,9 @@ impl PlantServer {
                             lock(&state2).connections += 1;
                             let (state, stop) = (state2.clone(), stop2.clone());
                             connections.retain(|c| !c.is_finished());
+                            if connections.len() >= CONNECTIONS_MAX {
+                                continue;
+                            }
                             if let Ok(c) = std::thread::Builder::new()
                                 .name("modbus-connection".into())
                                 .spawn(move || serve(stream, &state, &stop, clock))
@@ -1118,7 +1127,7 @@ pub fn account(accepted: &[(u64, u32)], written: &[u32], device_final: u32) -> (
     let mut next = 0;
     let mut carried = Vec::with_capacity(written.len());
     for &value in written {
-        if let Some(j) = accepted[next..].iter().position(|o| o.1 == value) {
+        if let Some(j) = accepted[next..].iter().take(MATCH_WINDOW).position(|o| o.1 == value) {
             a.collapsed += j as u64;
             carried.push(Some(next + j));
             next += j + 1;
