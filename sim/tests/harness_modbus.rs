@@ -37,7 +37,12 @@ fn modbus_run_kill_of_the_primary_reaches_the_device_once_and_the_report_says_so
         (0, 0, 0),
         "{summary}"
     );
-    assert_eq!(report.inflow.written, report.inflow.accepted, "{summary}");
+    // A valve change superseded within one write's round trip (a bad-quality frame closes
+    // the valve for a cycle) is the gateway's level rule, not a loss: written ≤ accepted.
+    assert!(
+        report.inflow.written + report.inflow.collapsed == report.inflow.accepted,
+        "{summary}"
+    );
     assert_eq!((report.echo.duplicated, report.echo.out_of_order), (0, 0), "{summary}");
     assert!(report.inflow.final_ok && report.echo.final_ok, "{summary}");
     // The report as written: the same top-level figures as the default run's.

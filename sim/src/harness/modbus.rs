@@ -1294,12 +1294,12 @@ impl ModbusReport {
             "twinloop-sim run --io modbus: seed {}, cycle {} ms, timing {}, {:.1} s\n\
              frames {} ({} with a bad device quality)\n\
              kills of the primary {}: failover to the new primary's first output p50 {:.1} ms, max {:.1} ms; to its first write at the device p50 {:.1} ms, max {:.1} ms\n\
-             valve at the device: {} changes accepted, {} written, lost {}, duplicated {}, out of order {}, final value {}\n\
+             valve at the device: {} changes accepted, {} written ({} superseded while a write was in flight), lost {}, duplicated {}, out of order {}, final value {}\n\
              echo at the device: {} values accepted, {} written ({} collapsed), duplicated {}, out of order {}, final value {}\n",
             self.seed, self.cycle_ms, self.timing.name, self.duration_s,
             self.frames, self.frames_bad,
             self.kills.len(), f.p50, f.max, d.p50, d.max,
-            self.inflow.accepted, self.inflow.written, self.inflow.lost, self.inflow.duplicated,
+            self.inflow.accepted, self.inflow.written, self.inflow.collapsed, self.inflow.lost, self.inflow.duplicated,
             self.inflow.out_of_order, if self.inflow.final_ok { "right" } else { "WRONG" },
             self.echo.accepted, self.echo.written, self.echo.collapsed, self.echo.duplicated,
             self.echo.out_of_order, if self.echo.final_ok { "right" } else { "WRONG" },
