@@ -180,6 +180,9 @@ struct Seen {
     inflow: Vec<bool>,
     /// The levels the frames carried (µm), to check the echoes against.
     levels: BTreeSet<u32>,
+    /// The frame and arrival time (ms since the listener began) of each accepted inflow
+    /// change, to say how close superseded changes were.
+    inflow_at: Vec<(u64, u64)>,
     /// The echoes (mm) the test's reference gateway accepted, in order.
     echo: Vec<u64>,
     /// The epoch of the last accepted output.
@@ -233,7 +236,12 @@ impl Listener {
                     .decode_output(output.payload)
                     .expect("the program writes tags of the map")
                 {
-                    TagOutput::Write(h, Value::Bool(on)) if h == inflow => self.seen.inflow.push(on),
+                    TagOutput::Write(h, Value::Bool(on)) if h == inflow => {
+                        self.seen.inflow.push(on);
+                        self.seen
+                            .inflow_at
+                            .push((output.frame, self.clock.elapsed().as_millis() as u64));
+                    }
                     TagOutput::Write(h, Value::U16(mm)) if h == echo => self.seen.echo.push(u64::from(mm)),
                     _ => {}
                 }
@@ -730,6 +738,20 @@ fn gateway_pymodbus_tank_primary_killed_three_times_device_sees_each_change_once
         accepted_echo.len(),
         echoes.len(),
     );
+    if collapsed > 0 {
+        // Which changes came so close that the gateway wrote only the newest.
+        let at = &listener.seen.inflow_at;
+        let _ = writeln!(
+            std::io::stderr(),
+            "superseded valve changes: accepted (value, frame, ms) …{:?}",
+            accepted
+                .iter()
+                .zip(at)
+                .map(|(v, (f, t))| (*v, *f, *t))
+                .collect::<Vec<_>>()
+                .get(accepted.len().saturating_sub(10)..)
+        );
+    }
     let tail = |v: &[bool]| format!("{:?}", &v[v.len().saturating_sub(12)..]);
     assert_eq!(
         (lost, duplicated, echo_lost, echo_duplicated, mismatches),
