@@ -2758,3 +2758,344 @@ fn backup_primary_silent_switchover_refused_no_primary() {
         CommandReply::Refused(RefuseReason::NoPrimary)
     );
 }
+
+// ---- the mutation sample's remaining survivors (issue 21, docs/DST.md) -----------------
+//
+// Each test below kills a mutant of the first sample (2026-11-26, `tools/mutants.sh`)
+// that survived the DST and every unit test before; the mutant is named in its comment.
+
+/// A heartbeat as the node with `node_id` would send it to node `to` (the pair's
+/// fingerprint, unkeyed), in `role` at `epoch`, with the start-up draw `(priority, nonce)`.
+fn heartbeat_to(p: &Pair, to: usize, node_id: u8, role: WireRole, epoch: u64, draw: (u8, u64)) -> Envelope {
+    Envelope {
+        header: Header {
+            node_id,
+            role,
+            epoch,
+            sync: WireSync::NotApplicable,
+            frame: 0,
+            session: 0,
+            seq: 0,
+            origin: p.node(to).origin.0,
+        },
+        body: Body::Heartbeat {
+            nonce: draw.1,
+            priority: draw.0,
+            sent_ns: 0,
+            echo_ns: 0,
+            echo_hold_ns: 0,
+            input_frame: 0,
+            input_age_ms: u64::MAX,
+            fingerprint: p.node(to).fingerprint,
+        },
+    }
+}
+
+/// `node/mod.rs:894` (`<` → `<=`): a message on a link one past `links` went to the
+/// same-id checks. A node with one link that hears its own heartbeat, or its peer's, on
+/// link 1 counts it misaddressed and does nothing else: no `PeerIsSelf`, no refusal.
+#[test]
+fn primary_message_on_a_link_past_links_counted_misaddressed_only() {
+    let mut config = Config::default();
+    config.links = 1;
+    let mut p = Pair::new(31, config, 0);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    let me = p.node(0);
+    let (epoch, draw) = (me.epoch(), (me.config.priority, me.nonce));
+    let own = heartbeat_to(&p, 0, 1, WireRole::Primary, epoch, draw);
+    let peers = heartbeat_to(&p, 0, 2, WireRole::Starting, epoch, (0, draw.1 ^ 1));
+    for envelope in [own, peers] {
+        let misaddressed = p.node(0).status().rejections.misaddressed;
+        p.inject(0, 1, &wire::encode(&envelope, None).unwrap());
+        assert_eq!(p.node(0).status().rejections.misaddressed, misaddressed + 1);
+    }
+    assert_eq!(alarms_of(&p, 0), [], "a link the node does not have is nobody's");
+    assert_eq!(p.node(0).role(), Role::Primary);
+    assert_eq!(reasons(&p, 0), [Reason::StartedFirst]);
+}
+
+/// `node/mod.rs:987` (`Node::config` returning a default): the I/O shell reads the node
+/// id and the status's runtime section from `config()`. It is the configuration the node
+/// was made with.
+#[test]
+fn running_config_is_the_one_given() {
+    let p = fast_pair_running(0);
+    for i in 0..2 {
+        assert_eq!(p.node(i).config(), &p.configs[i]);
+    }
+    assert_eq!(p.node(1).config().node_id, 2);
+    assert_eq!(p.node(1).config().heartbeat_interval_ms, 1, "the fast profile");
+}
+
+/// `election.rs:40` (`&&` → `||`): a node that is not starting redrew its nonce when a
+/// starting peer told the same draw. Only two starting nodes break a tie: a primary that
+/// hears a starting heartbeat with its own (priority, nonce) keeps its draw.
+#[test]
+fn primary_starting_heartbeat_with_its_own_draw_no_redraw() {
+    let mut p = running_pair(Config::default());
+    let me = p.node(0);
+    let (epoch, draw) = (me.epoch(), (me.config.priority, me.nonce));
+    let tie = heartbeat_to(&p, 0, 2, WireRole::Starting, epoch, draw);
+    p.inject(0, 0, &wire::encode(&tie, None).unwrap());
+    assert_eq!(p.node(0).nonce, draw.1, "the primary redrew its nonce");
+    assert!(!p.notices.iter().any(|(i, n)| *i == 0 && *n == Notice::NonceRedrawn));
+    // The same draw between two starting nodes is a tie, redrawn (the control).
+    let mut q = pair();
+    q.start_seeded(0, 99);
+    let me = q.node(0);
+    let draw = (me.config.priority, me.nonce);
+    let tie = heartbeat_to(&q, 0, 2, WireRole::Starting, me.epochs.announced().0, draw);
+    q.inject(0, 0, &wire::encode(&tie, None).unwrap());
+    assert_ne!(q.node(0).nonce, draw.1);
+    assert!(q.notices.contains(&(0, Notice::NonceRedrawn)));
+}
+
+/// `fencing.rs:124` (guard → `false`) and `fencing.rs:128` (`&&` → `||`): an in-sync
+/// backup that hears its primary's cold start at a higher epoch (a primary that raised
+/// its epoch, `EpochRaised`) follows it, writes it down, and rejoins for a state of that
+/// term (its history may differ) — and keeps no state for the operator: the origin is
+/// its own, not a colder one.
+#[test]
+fn backup_higher_primary_epoch_of_its_origin_followed_persisted_rejoins() {
+    let mut p = running_pair(Config::default());
+    let origin = p.node(0).origin;
+    assert_eq!(p.node(1).origin, origin, "both go back to the same cold start");
+    let higher = p.node(0).epoch() + 0x100;
+    let raised = heartbeat_to(&p, 1, 1, WireRole::Primary, higher, (0, 1));
+    let alarms = alarms_of(&p, 1).len();
+    p.inject(1, 0, &wire::encode(&raised, None).unwrap());
+    assert_eq!(p.node(1).epoch(), higher, "the backup did not follow the higher epoch");
+    assert_eq!(p.persisted[1], higher, "the epoch followed is not on disk");
+    assert_eq!(p.node(1).role(), Role::Backup);
+    assert_eq!(
+        reasons(&p, 1).last(),
+        Some(&Reason::ResyncStarted(ResyncCause::Fenced)),
+        "{:?}",
+        reasons(&p, 1)
+    );
+    assert_eq!(alarms_of(&p, 1)[alarms..], [], "no ColderPrimary for its own origin");
+}
+
+/// `lockstep.rs:234` (`>` → `>=`): a backup asked again for the frame it had just asked
+/// for at each commit that came while its fetch was outstanding. One fetch per missing
+/// frame until the retry, whatever commits come meanwhile.
+#[test]
+fn backup_fetch_outstanding_more_commits_no_second_fetch_before_the_retry() {
+    let mut p = running_pair(Config::default());
+    p.run_for(ms(20));
+    // Frames F and F+1 never reach the backup, and the primary's answers are lost.
+    let f = p.frame_next + 2;
+    p.frame_loss[1].insert(f, ());
+    p.frame_loss[1].insert(f + 1, ());
+    p.drop_if = Some(drop_fetch_answers);
+    p.capture = true;
+    let fetches_of = |p: &Pair, frame: u64| {
+        p.captured
+            .iter()
+            .filter(|(from, link, bytes)| {
+                *from == 1
+                    && *link == 0
+                    && matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::Fetch { frame: f }) if f == frame)
+            })
+            .count()
+    };
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| fetches_of(p, f) > 0));
+    let asked_at = p.now;
+    // Well within the retry: the commits of F+1 and more arrive.
+    let retry = ms(p.configs[1].retry_ms);
+    p.run_until(asked_at + retry - ms(1), |_| false);
+    assert!(p.node(0).frame() > f + 5, "the commits of the frames after F came");
+    assert_eq!(fetches_of(&p, f), 1, "frame {f} asked for again before the retry");
+    // At the retry, both are asked for again.
+    p.run_until(asked_at + retry + ms(1), |_| false);
+    assert_eq!(fetches_of(&p, f), 2);
+    assert_eq!(fetches_of(&p, f + 1), 1);
+}
+
+/// `pairing.rs:46` (`Mismatch::message` → `""`, `"xyzzy"`): the message is all the
+/// operator reads of a refused pair (`io::names::alarm_text`: "not pairing: …"). Each
+/// says what differs and names the setting that fixes it.
+#[test]
+fn refused_pair_mismatch_message_names_the_fix() {
+    for (mismatch, words) in [
+        (Mismatch::SameNodeId, ["node_id", "give each node its own node_id"]),
+        (Mismatch::Program, ["another program", "run the same program"]),
+        (Mismatch::Version, ["another version", "run the same version"]),
+        (
+            Mismatch::Settings,
+            ["settings ([app])", "configure the same [app] section"],
+        ),
+        (
+            Mismatch::KeyOnPeerOnly,
+            ["no sync key", "configure the same sync key file"],
+        ),
+    ] {
+        let message = mismatch.message();
+        for word in words {
+            assert!(message.contains(word), "{mismatch:?}: {message:?} lacks {word:?}");
+        }
+    }
+    // And the alarm a refused pair raises carries the mismatch the message is for.
+    let mut p = primary_then_misconfigured(|p| p.identities[1].version = 2);
+    p.run_for(ms(2000));
+    let [Alarm::PairingRefused { mismatch }] = alarms_of(&p, 1)[..] else {
+        panic!("{:?}", alarms_of(&p, 1))
+    };
+    assert!(mismatch.message().contains("version"), "{}", mismatch.message());
+}
+
+/// A primary alone, and a heartbeat of a refused peer (another program) that leads
+/// `epoch_above` above it (0: the same epoch) with `nonce` relative to its own.
+fn primary_hears_refused_primary(epoch_above: u64, nonce_higher: bool) -> Pair {
+    let mut p = Pair::new(33, Config::default(), 0);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    let me = p.node(0);
+    let nonce = if nonce_higher { me.nonce + 1 } else { me.nonce - 1 };
+    let epoch = me.epoch() + epoch_above;
+    let mut refused = heartbeat_to(&p, 0, 2, WireRole::Primary, epoch, (0, nonce));
+    if let Body::Heartbeat { fingerprint, .. } = &mut refused.body {
+        fingerprint.program ^= 1;
+    }
+    p.inject(0, 0, &wire::encode(&refused, None).unwrap());
+    assert!(alarms_of(&p, 0).contains(&Alarm::PairingRefused {
+        mismatch: Mismatch::Program
+    }));
+    p
+}
+
+/// `pairing.rs:217` (`theirs > current` → `theirs == current` in `refused_heard`): of two
+/// primaries that refuse each other, the lower epoch steps aside, and in one epoch the
+/// lower nonce — not the higher.
+#[test]
+fn primary_refused_primary_lower_epoch_or_nonce_steps_aside() {
+    for (epoch_above, nonce_higher, steps_aside) in [(0x100, false, true), (0, true, true), (0, false, false)] {
+        let p = primary_hears_refused_primary(epoch_above, nonce_higher);
+        let role = if steps_aside { Role::Starting } else { Role::Primary };
+        assert_eq!(
+            p.node(0).role(),
+            role,
+            "their epoch {epoch_above:#x} above, their nonce higher: {nonce_higher}"
+        );
+        assert_eq!(reasons(&p, 0).contains(&Reason::PairingRefused), steps_aside);
+    }
+}
+
+/// `switchover.rs:294` (`now >= deadline` → `now < deadline`): a released primary that
+/// heard its successor's epoch before its word that it took over at the release
+/// (`SwitchTaken`) was deposed at its next wake-up, and rejoined with a transfer it did
+/// not need. It waits for the word until the deadline, and then follows without one.
+#[test]
+fn released_successor_heard_before_its_word_waits_then_hands_over_without_transfer() {
+    let mut p = fast_pair_running(0);
+    p.capture = true;
+    p.drop_if = Some(|from, e| from == 1 && matches!(e.body, Body::SwitchTaken { .. }));
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(100)));
+    let successor = p.node(1).epoch();
+    let transfers = transfers_started(&p);
+    // Many wake-ups of the old primary (1 ms heartbeats), and its successor's commits
+    // and heartbeats in its higher epoch, but not its word.
+    p.run_for(ms(20));
+    assert!(p.node(0).epochs.max_seen().0 >= successor, "the successor was heard");
+    assert_eq!(p.node(0).role(), Role::Primary, "{:?}", reasons(&p, 0));
+    assert_eq!(
+        p.node(0).status().switchover,
+        Some("released: waiting for the backup to lead")
+    );
+    let word = p
+        .captured
+        .iter()
+        .find(|(from, _, bytes)| {
+            *from == 1 && matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::SwitchTaken { .. }))
+        })
+        .map(|(_, link, bytes)| (*link, bytes.clone()))
+        .expect("the successor said it took over");
+    p.drop_if = None;
+    p.inject(0, word.0, &word.1);
+    assert_eq!(reasons(&p, 0).last(), Some(&Reason::SwitchoverHandedOver));
+    assert!(await_state(&mut p, 0, Role::Backup, SyncState::InSync, ms(50)));
+    assert_eq!(transfers_started(&p), transfers, "a transfer after a switchover");
+    assert!(!reasons(&p, 0).contains(&Reason::FencedByEpoch));
+}
+
+/// `switchover.rs:319` (`now >= deadline` → `now < deadline`): a backup that agreed to a
+/// switchover forgot it at its next wake-up, and one that woke only after the deadline
+/// never did. It waits for the release until the deadline, and no longer.
+#[test]
+fn agreed_release_lost_agreement_kept_until_the_deadline_then_dropped() {
+    let mut p = fast_pair_running(0);
+    p.drop_if = Some(|from, e| from == 0 && matches!(e.body, Body::SwitchRelease { .. }));
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    let agreed = Some("agreed: waiting for the release");
+    let until = p.now + ms(50);
+    assert!(p.run_until(until, |p| p.node(1).status().switchover == agreed));
+    let agreed_at = p.now;
+    let deadline = agreed_at + ms(p.configs[1].switchover_timeout_ms);
+    // Heartbeat ticks every millisecond, well before the deadline.
+    p.run_until(agreed_at + ms(20), |_| false);
+    assert_eq!(p.node(1).status().switchover, agreed);
+    p.run_until(deadline - ms(1), |_| false);
+    assert_eq!(p.node(1).status().switchover, agreed);
+    p.run_until(deadline + ms(2), |_| false);
+    assert_eq!(p.node(1).status().switchover, None, "kept past its deadline");
+    assert_eq!(p.node(1).role(), Role::Backup);
+}
+
+/// `switchover.rs:350` (`primary_since + hold` → `-`): a primary whose input fell silent
+/// within the hold after it became primary did not wake at the hold's end; a backup's
+/// heartbeat checked again, up to a heartbeat late. It hands over at the hold's end.
+#[test]
+fn primary_input_silent_within_the_hold_hands_over_at_the_holds_end() {
+    let mut p = fast_pair_running(0);
+    let c = p.configs[0].clone();
+    p.run_for(ms(c.input_handover_hold_ms));
+    lose_frames(&mut p, 0, 200);
+    assert!(await_state(
+        &mut p,
+        1,
+        Role::Primary,
+        SyncState::Paired,
+        ms(c.input_handover_ms + 100)
+    ));
+    p.frame_loss[0].clear();
+    lose_frames(&mut p, 1, 5000);
+    let until = p.now + ms(c.input_handover_hold_ms);
+    assert!(p.run_until(until, |p| p.alarms.contains(&(1, Alarm::InputSilent))));
+    let hold_ends = p.node(1).primary_since + ms(c.input_handover_hold_ms);
+    assert!(p.now < hold_ends, "the alarm came within the hold");
+    assert_eq!(p.node(1).input_deadline(), Some(hold_ends));
+    let until = hold_ends + ms(100);
+    assert!(p.run_until(until, |p| reasons(p, 1).contains(&Reason::InputHandover)));
+    assert_eq!(p.now, hold_ends, "handed over after the hold's end");
+}
+
+/// `transfer.rs:95` (`acked * chunk` → `acked / chunk`): the sending side's progress
+/// counted chunks divided by their size. It is the bytes acknowledged: whole chunks, up
+/// to the snapshot's size, and most of it before the end.
+#[test]
+fn joining_sender_progress_counts_acknowledged_bytes() {
+    let mut p = Pair::new(17, Config::fast(), 200_000);
+    let chunk = p.configs[0].transfer_chunk_bytes;
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.start(1);
+    let mut done = std::vec::Vec::new();
+    let mut total = 0;
+    while p.node(1).status().sync != SyncState::InSync {
+        assert!(done.len() < 100, "no state after 100 ms");
+        p.run_for(ms(1));
+        if let Some(tx) = p.node(0).transfer_progress() {
+            done.push(tx.bytes_done);
+            total = tx.bytes_total;
+        }
+    }
+    assert!(total >= 200_000);
+    assert!(
+        done.iter().all(|&d| d % chunk == 0 || d == total),
+        "{done:?} in chunks of {chunk}"
+    );
+    assert!(done.iter().any(|&d| d >= total / 2), "{done:?} of {total}");
+}
