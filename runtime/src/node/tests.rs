@@ -3099,3 +3099,104 @@ fn joining_sender_progress_counts_acknowledged_bytes() {
     );
     assert!(done.iter().any(|&d| d >= total / 2), "{done:?} of {total}");
 }
+
+/// A program that fills its outbox every frame: `OUTPUTS_PER_FRAME_MAX` outputs.
+#[derive(Debug)]
+struct FullOutboxApp {
+    frames: u64,
+}
+
+impl crate::app::App for FullOutboxApp {
+    fn step(&mut self, frame: crate::app::Frame<'_>, outbox: &mut crate::app::Outbox) {
+        self.frames += 1;
+        for index in 0..crate::app::OUTPUTS_PER_FRAME_MAX as u8 {
+            let mut payload = frame.number.to_le_bytes();
+            payload[7] = index;
+            outbox.push(&payload).expect("room for a full outbox");
+        }
+    }
+
+    fn snapshot(&self, buf: &mut [u8]) -> Result<usize, crate::app::SnapshotError> {
+        let out = buf.get_mut(..8).ok_or(crate::app::SnapshotError::TooLarge)?;
+        out.copy_from_slice(&self.frames.to_le_bytes());
+        Ok(8)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), crate::app::SnapshotError> {
+        let frames: [u8; 8] = bytes.try_into().map_err(|_| crate::app::SnapshotError::Malformed)?;
+        self.frames = u64::from_le_bytes(frames);
+        Ok(())
+    }
+
+    fn digest(&self) -> u64 {
+        self.frames
+    }
+}
+
+/// [`await_state`] for a pair of any program.
+fn await_state_of<A: App>(p: &mut Pair<A>, i: usize, role: Role, sync: SyncState, limit: Duration) -> bool {
+    let until = p.now + limit;
+    p.run_until(until, |p| {
+        p.nodes[i]
+            .as_ref()
+            .is_some_and(|n| n.role() == role && n.status().sync == sync)
+    })
+}
+
+/// `node/mod.rs:59` (`ACTIONS_PER_FRAME_MAX`'s `+ 4` → `- 4`): the room a frame reserves
+/// in the action queue was 8 short of what the largest frame queues, so a backlog could
+/// take the queue past `ACTIONS_MAX`. The largest frame: a full outbox, and on each of
+/// `LINKS_MAX` links its commit, the source mapping (every `SOURCE_MAP_EVERY_FRAMES`
+/// frames) and a `SwitchTaken` (the first frames after a switchover). Measured here on a
+/// new primary, frame by frame: it fits the room reserved.
+#[test]
+fn taking_over_largest_frame_fits_the_room_reserved_per_frame() {
+    let mut config = Config::fast();
+    config.links = LINKS_MAX as u8;
+    let mut p = Pair::of(
+        23,
+        config,
+        |_| FullOutboxApp { frames: 0 },
+        |n| n.to_le_bytes().to_vec(),
+    );
+    p.start(0);
+    assert!(await_state_of(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.start(1);
+    assert!(await_state_of(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    // Stop the source 4 frames before a mapping is due, then switch over: the new
+    // primary's first frames carry its SwitchTaken, and the fifth the mapping as well.
+    let every = super::source::SOURCE_MAP_EVERY_FRAMES;
+    let stop_at = (p.frame_next / every + 1) * every - 4;
+    let until = p.now + ms(2 * every);
+    assert!(p.run_until(until, |p| p.frame_next > stop_at));
+    p.source_on = false;
+    p.run_for(ms(5));
+    let released = p.node(0).frame();
+    assert_eq!(released, stop_at, "the primary ran every frame it was given");
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    assert!(await_state_of(&mut p, 1, Role::Primary, SyncState::Alone, ms(100)));
+    assert_eq!(p.node(1).frame(), released);
+    // Node 1 gets the next frames alone, each drained on its own.
+    let mut largest = (0, 0);
+    for frame in released + 1..=released + 8 {
+        let now = p.now;
+        let session = p.source_session;
+        let node = p.nodes[1].as_mut().unwrap();
+        node.handle_source_frame(now, session, frame, &frame.to_le_bytes());
+        let mut queued = 0;
+        while node.poll_action().is_some() {
+            queued += 1;
+        }
+        assert_eq!(node.frame(), frame);
+        largest = largest.max((queued, frame));
+    }
+    let links = LINKS_MAX;
+    let expected = crate::app::OUTPUTS_PER_FRAME_MAX + 3 * links;
+    assert_eq!(largest, (expected, stop_at + 4), "the largest frame");
+    assert!(
+        largest.0 <= ACTIONS_PER_FRAME_MAX,
+        "frame {} queued {} actions, room reserved {ACTIONS_PER_FRAME_MAX}",
+        largest.1,
+        largest.0
+    );
+}
