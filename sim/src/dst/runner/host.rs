@@ -33,6 +33,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         if restart {
             self.last_trouble_at = self.now;
         }
+        self.primary_since[i] = None;
         let sn = &mut self.nodes[i];
         sn.incarnation += 1;
         let boot = Boot {
@@ -409,6 +410,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                         self.checker.on_ring(i, capacity, node.status().input.frame);
                     }
                 }
+                self.check_input_handover_hold(now, i, &t);
                 match t.reason {
                     Reason::TakeoverAfterProbe | Reason::TakeoverNoPrimary => self.stats.takeovers += 1,
                     Reason::SwitchoverCompleted => self.stats.switchovers += 1,
@@ -437,7 +439,10 @@ impl<'a, W: Workload> Sim<'a, W> {
                     // The simulated operator chooses the state the sink follows: the
                     // node that kept its own takes the primary's (liveness after a
                     // cold start by a node that could not know; see invariant 8).
-                    Alarm::ColderPrimary { .. } => self.rejoin_pending[i] = true,
+                    Alarm::ColderPrimary { origin, own_origin } => {
+                        self.checker.on_colder_primary(now, i, origin, own_origin);
+                        self.rejoin_pending[i] = true;
+                    }
                     Alarm::TransferRejected
                     | Alarm::ColdStartHeld
                     | Alarm::PairingRefused { .. }

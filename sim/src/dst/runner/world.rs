@@ -122,6 +122,9 @@ pub(super) struct Sim<'a, W: Workload> {
     pub(super) actions: Vec<Action>,
     /// By node: raised `ColderPrimary`; the simulated operator says `rejoin`.
     pub(super) rejoin_pending: [bool; 2],
+    /// By node: when it became primary, on its own clock (the `at` of its transition),
+    /// for the input handover's hold; `None` while it is not primary.
+    pub(super) primary_since: [Option<twinloop::time::Instant>; 2],
     /// An armed `FreezeKind::DuringJoin`: its duration.
     pub(super) freeze_on_join: Option<Nanos>,
     /// The node to freeze now that its peer joins it.
@@ -210,6 +213,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             payload: Vec::with_capacity(64),
             actions: Vec::with_capacity(256),
             rejoin_pending: [false; 2],
+            primary_since: [None; 2],
             freeze_on_join: None,
             freeze_now: None,
             disk_rng,
