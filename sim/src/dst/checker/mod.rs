@@ -60,8 +60,9 @@
 //!    step in the same event as a transition belongs to the transition's epoch when it
 //!    ran a frame above the transition's frame.
 //! 5. **Liveness.** After the faults heal, exactly one primary (`Paired`) and one in-sync
-//!    backup in the same epoch within a bound, and it stays so while outputs flow (checked
-//!    by the runner with [`pair_converged`]).
+//!    backup in the same epoch within a bound, and it stays so while outputs flow, the
+//!    primary sending no state transfer at the end (checked by the runner with
+//!    [`pair_converged`]).
 //! 6. **Failover time.** A primary crash while its backup is in sync, the links whole and
 //!    no other fault near ("clean") is followed by the new primary's first output within
 //!    the bound the runner computes (see `runner::failover_bound_ns`). Every failover's
@@ -73,7 +74,9 @@
 //!    in a calm state (one primary, its backup in sync, links all up, clean I/O, and no
 //!    planned fault before the watch would end) completes — a new primary by
 //!    `SwitchoverCompleted` within switchover timeout + window + probe — with no abort,
-//!    fencing or takeover meanwhile. Another fault beginning ends the watch.
+//!    fencing or takeover meanwhile. Another fault beginning ends the watch. A primary
+//!    hands over for its input (`InputHandover`) only once it has led for
+//!    `input_handover_hold_ms` on its own clock.
 //! 8. **Application-state continuity** (DESIGN.md, wave 2). The program's state is never
 //!    replaced by a cold start while a node that holds it is alive: a node incarnation
 //!    that has run no frame and installed no state, that knew the pair had state (it
@@ -81,7 +84,8 @@
 //!    (`StartedFirst`, `WonTiebreak`) while the other node is running (frozen counts:
 //!    a frozen primary comes back) and holds state (ran a frame or installed one in its
 //!    incarnation). An operator's `force-primary` is the exception, and the simulator
-//!    never says it.
+//!    never says it. A node keeps its state for the operator (`ColderPrimary`) only when
+//!    it holds one and the primary that fenced it goes back to a later cold start.
 //! 9. **A takeover re-sends only what no commit it held reported sent** (DESIGN.md,
 //!    "Takeover"; added 2026-11-26, issue 21). The commits a node accepted as a backup
 //!    from the primary it followed (recorded from what was delivered to it, filtered as
