@@ -2796,8 +2796,10 @@ fn heartbeat_to(p: &Pair, to: usize, node_id: u8, role: WireRole, epoch: u64, dr
 /// link 1 counts it misaddressed and does nothing else: no `PeerIsSelf`, no refusal.
 #[test]
 fn primary_message_on_a_link_past_links_counted_misaddressed_only() {
-    let mut config = Config::default();
-    config.links = 1;
+    let config = Config {
+        links: 1,
+        ..Config::default()
+    };
     let mut p = Pair::new(31, config, 0);
     p.start(0);
     assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
