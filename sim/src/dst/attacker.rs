@@ -13,7 +13,7 @@
 use super::clock::{Nanos, NANOS_PER_US};
 use super::options::AttackerParams;
 use std::collections::VecDeque;
-use twinloop::wire::{self, AuthKey, WireRole, WIRE_BYTES_MAX};
+use twinloop::wire::{self, AuthKey, Body, WireRole, WIRE_BYTES_MAX};
 use twinloop::Rng;
 
 /// Recent datagrams kept per link direction, to replay and reflect.
@@ -36,6 +36,9 @@ pub enum Kind {
     /// Bytes that are not a message: truncated, random, or changed under a recomputed
     /// checksum.
     Garbage,
+    /// On an unkeyed pair, a message whose body names a frame above `FRAME_MAX` (a
+    /// forgery, or a corruption the checksum missed): no handler may see it.
+    FrameBeyond,
 }
 
 impl Kind {
@@ -47,6 +50,7 @@ impl Kind {
             Kind::Reflection => "reflection",
             Kind::Untagged => "untagged",
             Kind::Garbage => "garbage",
+            Kind::FrameBeyond => "frame_beyond",
         }
     }
 }
@@ -85,7 +89,7 @@ pub struct Attacker {
     /// Its own key: a forgery carries a tag, just not the pair's.
     key: AuthKey,
     /// Injections made, by kind (in [`Kind`] order).
-    pub injected: [u64; 5],
+    pub injected: [u64; 6],
 }
 
 impl Attacker {
@@ -101,7 +105,7 @@ impl Attacker {
             rng,
             seen: (0..links).map(|_| [Seen::default(), Seen::default()]).collect(),
             key: AuthKey::new(key),
-            injected: [0; 5],
+            injected: [0; 6],
         }
     }
 
@@ -121,6 +125,12 @@ impl Attacker {
         }
         if p.untagged && self.keyed {
             kinds.push(Kind::Untagged);
+        }
+        // An unkeyed pair takes a forged message, but never one naming a frame beyond
+        // `FRAME_MAX` (added 2026-11-26: a core that let `Fetch`, `TransferBegin`,
+        // `SwitchRelease` and `SwitchTaken` through unchecked passed the DST).
+        if p.forge && !self.keyed {
+            kinds.push(Kind::FrameBeyond);
         }
         if p.garbage || kinds.is_empty() {
             kinds.push(Kind::Garbage);
@@ -164,6 +174,7 @@ impl Attacker {
             Kind::Forgery => (1 - from, self.forge(bytes, true)),
             Kind::Untagged => (1 - from, self.forge(bytes, false)),
             Kind::Garbage => (1 - from, self.garbage(bytes)),
+            Kind::FrameBeyond => (1 - from, self.frame_beyond(bytes)),
         };
         self.injected[kind as usize] += 1;
         out.push(Injection {
@@ -215,6 +226,28 @@ impl Attacker {
         }
     }
 
+    /// `bytes` (unkeyed) with the frame its body names moved above `FRAME_MAX`; nothing
+    /// when its body names none.
+    fn frame_beyond(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let Ok(mut envelope) = wire::decode(bytes, None) else {
+            return Vec::new();
+        };
+        let beyond = twinloop::node::FRAME_MAX + 1 + self.rng.below(u64::MAX - twinloop::node::FRAME_MAX);
+        match &mut envelope.body {
+            Body::Fetch { frame }
+            | Body::TransferBegin { frame, .. }
+            | Body::SwitchRelease { frame, .. }
+            | Body::SwitchTaken { frame, .. } => *frame = beyond,
+            Body::Commit(commit) | Body::FrameData { commit, .. } => commit.frame = beyond,
+            Body::SourceMap { pair_first, .. } => *pair_first = beyond,
+            _ => return Vec::new(),
+        }
+        match wire::encode(&envelope, None) {
+            Ok(buf) => buf.to_vec(),
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// Bytes that are not a message: `bytes` cut short, random bytes of any length up to
     /// a little over the largest datagram, or `bytes` with one byte changed and the
     /// checksum recomputed (the change then meets the MAC or the body's decoder).
@@ -252,7 +285,7 @@ impl Attacker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use twinloop::wire::{Body, Envelope, Header, WireSync};
+    use twinloop::wire::{Envelope, Header, WireSync};
 
     fn params() -> AttackerParams {
         AttackerParams {
@@ -306,10 +339,21 @@ mod tests {
                     let to = if injection.kind == Kind::Replay { 1 } else { 0 };
                     assert_eq!(injection.to, to);
                 }
-                Kind::Forgery | Kind::Untagged | Kind::Garbage => assert!(decoded.is_err(), "{:?}", injection.kind),
+                Kind::Forgery | Kind::Untagged | Kind::Garbage | Kind::FrameBeyond => {
+                    assert!(decoded.is_err(), "{:?}", injection.kind)
+                }
             }
         }
-        assert!(attacker.injected.iter().all(|&n| n > 100), "{:?}", attacker.injected);
+        assert!(
+            attacker.injected[..Kind::FrameBeyond as usize].iter().all(|&n| n > 100),
+            "{:?}",
+            attacker.injected
+        );
+        assert_eq!(
+            attacker.injected[Kind::FrameBeyond as usize],
+            0,
+            "a keyed pair's MAC comes first"
+        );
     }
 
     #[test]
@@ -320,7 +364,7 @@ mod tests {
         for seq in 1..=500u64 {
             attacker.observe(seq, 1, 0, &datagram(seq, &key), &mut out);
         }
-        assert!(out.iter().all(|i| i.kind == Kind::Garbage));
+        assert!(out.iter().all(|i| matches!(i.kind, Kind::Garbage | Kind::FrameBeyond)));
         for injection in out.iter().filter(|i| i.kind == Kind::Garbage) {
             assert!(wire::decode(&injection.bytes, None).is_err());
         }

@@ -51,6 +51,23 @@ pub(super) struct WindowModel {
     heard: Instant,
 }
 
+/// The highest frame number a message's body names (0: none), as the core bounds it.
+fn body_frame(body: &wire::Body) -> u64 {
+    use twinloop::wire::{Body, CommitKind};
+    match body {
+        Body::Commit(commit) | Body::FrameData { commit, .. } => match commit.kind {
+            CommitKind::Skipped { last } => commit.frame.max(last),
+            CommitKind::Ran { .. } => commit.frame,
+        },
+        Body::Fetch { frame }
+        | Body::TransferBegin { frame, .. }
+        | Body::SwitchRelease { frame, .. }
+        | Body::SwitchTaken { frame, .. } => *frame,
+        Body::SourceMap { pair_first, .. } => *pair_first,
+        _ => 0,
+    }
+}
+
 /// Every rejection counter (not the sub-counters `untagged` and `wrong_key`), summed.
 fn rejections_total(r: &Rejections) -> u64 {
     r.too_short
@@ -157,6 +174,9 @@ impl<'a, W: Workload> Sim<'a, W> {
         };
         let h = envelope.header;
         if link >= self.options.config.links || h.node_id == to as u8 + 1 {
+            return true;
+        }
+        if body_frame(&envelope.body) > twinloop::node::FRAME_MAX {
             return true;
         }
         if key.is_none() || kind != Kind::Replay {
@@ -290,7 +310,11 @@ impl<'a, W: Workload> Sim<'a, W> {
                     t.reason
                 )),
                 Action::Emit(o) => effects.push(format!("output ({}, {})", o.frame, o.index)),
-                Action::Alarm(Alarm::SyncKeyMismatch { .. } | Alarm::PeerIsSelf { .. }) => {}
+                // `FrameRefused`: raised once for a frame beyond reach, the documented
+                // answer to one.
+                Action::Alarm(
+                    Alarm::SyncKeyMismatch { .. } | Alarm::PeerIsSelf { .. } | Alarm::FrameRefused { .. },
+                ) => {}
                 Action::Alarm(alarm) => effects.push(format!("alarm {alarm:?} on node {i}")),
                 _ => {}
             }
