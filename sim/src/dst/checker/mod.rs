@@ -45,14 +45,23 @@
 //! 3. **Nothing lost.** Every output listed in a commit (`CommitKind::Ran { outputs }`)
 //!    that a primary put on the wire is accepted by the sink by the end of the run,
 //!    unless (counted apart):
-//!    - *fenced*: when that primary committed the frame, a higher epoch had already
-//!      passed the sink's fence — the sink no longer follows this primary, whose copies it rejects
-//!      as stale by design. Counted as *deposed* when the other node was running as
-//!      primary of a higher epoch (a split brain), and as *orphaned* when it was not (the
-//!      sink follows an epoch whose primary crashed or stepped down, and the running
-//!      primary never heard of it: the plant gets nothing until a higher epoch leads; the
-//!      design has no way back from the sink to the nodes). An identity also committed by
-//!      a primary the sink follows is required;
+//!    - *fenced*: when that primary committed the frame, a higher epoch `E` had already
+//!      passed the sink's fence — the sink no longer follows this primary, whose copies it
+//!      rejects as stale by design — and the committing node incarnation could not have
+//!      known `E`: no genuine message (a node's, not the attacker's; one that decodes under
+//!      the pair's key) carrying `E` or above in its header was delivered to it before the
+//!      commit (a message of `E` delivered first is a violation, whatever else runs).
+//!      Counted as *deposed* when the other node was running as primary of a higher epoch
+//!      (a split brain). When it was not (*orphaned*: the sink follows an epoch whose
+//!      primary crashed or stepped down; the plant gets nothing until a higher epoch leads;
+//!      the design has no way back from the sink to the nodes), the disk must explain too,
+//!      from the simulated world's record, never the core's word: counted as *never heard*
+//!      when the disk held less than `E` at the incarnation's boot and no earlier
+//!      incarnation of the node heard or led `E` or above, as *write lost* when one did and
+//!      a crash of the node lost a background write of `E` or above; a disk holding `E` at
+//!      boot, or an epoch an earlier incarnation knew with no lost write to explain its
+//!      absence (the core never wrote it), is a violation. An identity also committed by a
+//!      primary the sink follows is required;
 //!    - *crashed*: every node incarnation that ran the frame crashed (an over-approximation
 //!      of "had it": any incarnation whose run frames span the frame counts as having it).
 //! 4. **Digests agree.** After the same frame within the same epoch, every node has the
@@ -289,9 +298,14 @@ pub struct Exceptions {
     /// by a running primary of a higher epoch (split brain).
     pub lost_deposed: u64,
     /// Committed outputs rejected because the sink followed a higher epoch whose primary
-    /// was no longer running (see the module docs: not required by the rule, but the
-    /// plant got nothing from a running primary; counted to be seen).
-    pub lost_orphaned: u64,
+    /// was no longer running, and the committing node incarnation never heard of that
+    /// epoch: no genuine message carrying it (or a higher one) was delivered to it before
+    /// the commit, and its disk held less when it booted, with no earlier incarnation
+    /// having known it (see the module docs, invariant 3).
+    pub lost_orphaned_never_heard: u64,
+    /// As above, but an earlier incarnation of the node knew the epoch (heard or led it)
+    /// and a crash lost a background write carrying it (the disk model's record).
+    pub lost_orphaned_write_lost: u64,
     /// Committed outputs lost because every node that ran the frame crashed.
     pub lost_crashed: u64,
     /// Frames a new primary decided in its replay without the commit (it never arrived),
@@ -339,10 +353,43 @@ struct Required {
 /// Why a committing primary's outputs were not for the sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fenced {
-    /// A primary of a higher epoch was running on the other node.
+    /// A primary of a higher epoch was running on the other node, and this incarnation
+    /// had not heard the fence's epoch.
     Deposed,
-    /// No primary of a higher epoch was running: the sink follows one that is gone.
-    Orphaned,
+    /// No primary of a higher epoch was running: the sink follows one that is gone. The
+    /// fence's epoch, the committing incarnation, and why that incarnation did not know
+    /// the epoch (judged at the commit, from what the world delivered and the disk held).
+    Orphaned { fence: u64, incarnation: u32, why: Orphan },
+    /// Unexplained, deposed or orphaned: a genuine message carrying `epoch >=` the fence's
+    /// was delivered to this incarnation at `at`, before the commit; it should have
+    /// followed that epoch or led above it.
+    Heard {
+        fence: u64,
+        incarnation: u32,
+        epoch: u64,
+        at: Nanos,
+        deposed: bool,
+    },
+}
+
+/// Why a node incarnation that had not heard the sink's fence `E` committed below it with
+/// no primary of a higher epoch running (invariant 3): explained or not, from what the
+/// simulated world knows — its disk, what earlier incarnations heard and led, the writes
+/// crashes lost — never from what the core says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Orphan {
+    /// Explained: its disk held less than `E` at its boot, and no earlier incarnation of
+    /// the node heard or led `E` or above.
+    NeverHeard,
+    /// Explained: an earlier incarnation heard or led `E` or above, and a crash of the
+    /// node lost a background write of `E` or above (not durable yet).
+    WriteLost,
+    /// Unexplained: the disk held `disk >= E` when this incarnation booted.
+    OnDisk { disk: u64 },
+    /// Unexplained: an earlier incarnation heard or led `known >= E`, the disk held
+    /// `disk < E` at this incarnation's boot, and no crash lost a write of `E` or above:
+    /// the write was never asked for, or never made.
+    Forgotten { known: u64, disk: u64 },
 }
 
 /// A primary crash waiting for its successor's first output.
@@ -447,6 +494,16 @@ pub struct Checker {
     required: BTreeMap<(u64, u8), Required>,
     ran_range: BTreeMap<(usize, u32), (u64, u64)>,
     crashed: Vec<(usize, u32)>,
+    /// By node: the highest epoch carried by a genuine message (a node's, not the
+    /// attacker's) delivered to its current incarnation, and when (0: none).
+    heard: [(u64, Nanos); 2],
+    /// By node: the highest epoch any earlier incarnation heard (as above) or led.
+    known_before: [u64; 2],
+    /// By node: what its disk held (persisted or reserved, the higher) when its current
+    /// incarnation booted.
+    boot_disk: [u64; 2],
+    /// By node: the highest epoch of a background write a crash of the node lost.
+    write_lost_max: [u64; 2],
 
     // Invariant 4.
     /// `(epoch, frame)` → (state digest, outputs hash, first node to record it).
@@ -541,6 +598,12 @@ impl Checker {
     /// Node `node` (re)started as incarnation `incarnation`.
     pub fn on_start(&mut self, node: usize, incarnation: u32) {
         self.incarnation[node] = incarnation;
+        // What the incarnation before knew (heard or led): a restart must start above it,
+        // from its disk (invariant 3's orphaned losses).
+        self.known_before[node] = self.known_before[node]
+            .max(self.heard[node].0)
+            .max(self.epoch_led_max[node]);
+        self.heard[node] = (0, 0);
         self.following[node] = None;
         self.running[node] = true;
         self.holds_state[node] = None;

@@ -176,7 +176,8 @@ impl Summary {
         e.cold_start += s.exceptions.cold_start;
         e.crash_window += s.exceptions.crash_window;
         e.lost_deposed += s.exceptions.lost_deposed;
-        e.lost_orphaned += s.exceptions.lost_orphaned;
+        e.lost_orphaned_never_heard += s.exceptions.lost_orphaned_never_heard;
+        e.lost_orphaned_write_lost += s.exceptions.lost_orphaned_write_lost;
         e.lost_crashed += s.exceptions.lost_crashed;
         e.replay_gap += s.exceptions.replay_gap;
         self.false_deaths += s.false_deaths;
@@ -280,7 +281,8 @@ impl Summary {
                 "cold_start": e.cold_start,
                 "crash_window": e.crash_window,
                 "lost_deposed": e.lost_deposed,
-                "lost_orphaned": e.lost_orphaned,
+                "lost_orphaned_never_heard": e.lost_orphaned_never_heard,
+                "lost_orphaned_write_lost": e.lost_orphaned_write_lost,
                 "lost_crashed": e.lost_crashed,
                 "replay_gap": e.replay_gap,
             },

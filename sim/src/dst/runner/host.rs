@@ -54,7 +54,9 @@ impl<'a, W: Workload> Sim<'a, W> {
         let epoch_before = node.epoch();
         sn.node = Some(node);
         let incarnation = sn.incarnation;
+        let disk = sn.disk_epoch.max(sn.disk_reserved);
         self.checker.on_start(i, incarnation);
+        self.checker.on_boot(i, disk);
         if restart {
             self.say(format_args!(
                 "node {i}: restart (incarnation {incarnation}, persisted epoch {})",
@@ -177,6 +179,16 @@ impl<'a, W: Workload> Sim<'a, W> {
             commit,
             rejections: status.rejections,
         })
+    }
+
+    /// A datagram a node sent reaches node `to` (the attacker's go through
+    /// `deliver_injection`): when it decodes under the pair's key, the node could read the
+    /// epoch in its header, and the checker learns it (invariant 3's orphaned losses).
+    pub(super) fn note_genuine(&mut self, to: usize, bytes: &[u8]) {
+        let key = self.options.auth_key.map(AuthKey::new);
+        if let Ok(envelope) = wire::decode(bytes, key.as_ref()) {
+            self.checker.on_delivered(self.now, to, envelope.header.epoch);
+        }
     }
 
     /// A commit's datagram as the `IgnoreSentMask` mutation delivers it: it reports no
@@ -376,16 +388,32 @@ impl<'a, W: Workload> Sim<'a, W> {
                     // A disk that loses what was written: the restarted node starts low.
                     return;
                 }
-                self.persist_now(i, epoch);
+                let own = twinloop::node::Epoch(epoch).node_id() == i as u8 + 1;
+                match self.run.mutation {
+                    // Heard and never written: the restarted node boots below it.
+                    Mutation::ForgetHeardEpoch if !own => {}
+                    Mutation::LeadBeforeDurable if own => self.persist_later(i, epoch),
+                    _ => self.persist_now(i, epoch),
+                }
             }
             Action::PersistEpochLater(epoch) => {
                 if self.run.mutation == Mutation::LoseEpoch {
+                    return;
+                }
+                let own = twinloop::node::Epoch(epoch).node_id() == i as u8 + 1;
+                if self.run.mutation == Mutation::ForgetHeardEpoch && !own {
                     return;
                 }
                 self.persist_later(i, epoch);
             }
             Action::ReserveEpoch(epoch) => {
                 if self.run.mutation == Mutation::LoseEpoch {
+                    return;
+                }
+                if self.run.mutation == Mutation::LeadBeforeDurable {
+                    // Asked for as a reservation, made as a background persist: the node
+                    // boots from it all the same once durable.
+                    self.persist_later(i, epoch);
                     return;
                 }
                 self.reserve_now(i, epoch);

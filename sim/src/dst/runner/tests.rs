@@ -296,3 +296,21 @@ fn runner_takeover_commits_evicted_by_frames_arriving_later_are_not_held() {
     let report = run_seed(9221, RunConfig::default());
     assert_eq!(report.violations, vec![]);
 }
+
+#[test]
+fn runner_planted_forgotten_heard_epoch_is_caught() {
+    // A core that never persists the epochs it hears or follows: seed 1's node 0 heard
+    // epoch 5.2, restarted from a disk holding 3.1 and led 4.1 with the sink fenced at
+    // 5.2. Before 2026-11-26 its rejected outputs were counted as `lost_orphaned`.
+    assert_eq!(
+        broken_with(Mutation::ForgetHeardEpoch, 1..2),
+        vec![Invariant::NothingLost]
+    );
+    assert_eq!(broken_with(Mutation::None, 1..2), vec![]);
+}
+
+#[test]
+fn runner_planted_lead_before_durable_is_caught() {
+    // Every seed: a node's first outputs come before its background write is durable.
+    assert!(broken_with(Mutation::LeadBeforeDurable, 0..1).contains(&Invariant::OnePrimaryPerEpoch));
+}

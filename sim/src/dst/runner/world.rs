@@ -321,6 +321,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                     self.defer_if_frozen(to, Event::Packet { to, link, bytes });
                     return;
                 }
+                self.note_genuine(to, &bytes);
                 let offered = self.commit_offered(to, &bytes);
                 let mutated = match &offered {
                     Some(_) if self.run.mutation == Mutation::IgnoreSentMask => self.without_sent_mask(&bytes),
