@@ -41,7 +41,11 @@
 //!      primary's commit for that frame never reached the new one (it crashed or was cut
 //!      off right after), and its I/O arrived otherwise (loss, reordering): the new primary
 //!      cannot know. The checker verifies the differing decisions from the commits both
-//!      primaries put on the wire; a difference without one is a violation.
+//!      primaries put on the wire; a difference without one is a violation. Since
+//!      2026-11-26 it also verifies "cannot know" from the commits the network delivered:
+//!      for every frame decided differently, the earlier commit (by epoch) never reached
+//!      the leader incarnation of the later one before it committed (a genuine datagram
+//!      carrying it, readable under the pair's key); one delivered before is a violation.
 //! 3. **Nothing lost.** Every output listed in a commit (`CommitKind::Ran { outputs }`)
 //!    that a primary put on the wire is accepted by the sink by the end of the run,
 //!    unless (counted apart):
@@ -190,6 +194,9 @@ pub const MISMATCHES_MAX: usize = 100_000;
 /// Outputs produced kept for comparison with what is emitted (the oldest half is dropped
 /// beyond; far more than a ring's worth of frames).
 pub const PRODUCED_MAX: usize = 1 << 20;
+/// Commits delivered kept for the crash window's explanation (invariant 2): far above a
+/// run's frames times the links.
+pub const DELIVERED_COMMITS_MAX: usize = 1 << 21;
 /// Frames back from a mismatch over which two histories' decisions are compared.
 pub const DECISIONS_COMPARED_MAX: u64 = 4096;
 /// Commits kept per node for its takeover (invariants 9 and 10; the oldest dropped
@@ -489,6 +496,13 @@ pub struct Checker {
 
     /// Every commit's decision, by `(epoch, frame)`.
     decisions: BTreeMap<(u64, u64), Decision>,
+    /// When each commit was first put on the wire, by `(epoch, frame)`.
+    decided_at: BTreeMap<(u64, u64), Nanos>,
+    /// Commits delivered to each node incarnation (a genuine datagram carrying it, read
+    /// under the pair's key), by `(node, incarnation, epoch, frame)`: when first; at most
+    /// [`DELIVERED_COMMITS_MAX`] (beyond, later ones are not recorded and count as never
+    /// delivered).
+    delivered_commits: BTreeMap<(usize, u32, u64, u64), Nanos>,
 
     // Invariant 3.
     required: BTreeMap<(u64, u8), Required>,
@@ -686,7 +700,7 @@ impl Checker {
 
     /// A commit node `node` put on the wire as primary of `epoch`.
     pub fn on_commit(&mut self, at: Nanos, node: usize, epoch: u64, commit: &Commit) {
-        self.record_decision(epoch, commit);
+        self.record_decision(at, epoch, commit);
         self.require_outputs(node, epoch, commit);
         self.check_replay(at, node, commit);
     }

@@ -77,13 +77,24 @@ impl Checker {
         *entry = (*entry).min(from);
     }
 
+    /// A genuine datagram carrying the commit of `frame` by the primary of `epoch` was
+    /// delivered to node `node` at `at` (its current incarnation).
+    pub fn on_commit_delivered(&mut self, at: Nanos, node: usize, epoch: u64, frame: u64) {
+        if self.delivered_commits.len() < DELIVERED_COMMITS_MAX {
+            self.delivered_commits
+                .entry((node, self.incarnation[node], epoch, frame))
+                .or_insert(at);
+        }
+    }
+
     /// An alarm of node `node`, whose epoch is `epoch`.
     pub fn on_input_lost(&mut self, epoch: u64, frame: u64) {
         self.input_lost.push((epoch, frame));
     }
 
     /// The decision a commit of the primary of `epoch` carries for its frame.
-    pub(super) fn record_decision(&mut self, epoch: u64, commit: &Commit) {
+    pub(super) fn record_decision(&mut self, at: Nanos, epoch: u64, commit: &Commit) {
+        self.decided_at.entry((epoch, commit.frame)).or_insert(at);
         let decision = match commit.kind {
             CommitKind::Ran { input_digest, .. } => Decision::Ran(input_digest),
             CommitKind::Skipped { last } => Decision::Skipped(last.max(commit.frame)),

@@ -381,6 +381,48 @@ fn checker_crash_window_decided_otherwise_is_an_exception() {
 }
 
 #[test]
+fn checker_crash_window_with_the_commit_delivered_is_reported() {
+    // As above, but frame 2's commit reached node 1 before it took over: its other
+    // decision for frame 2 is no crash window (invariant 10 territory), and the
+    // difference of frame 3 is unexplained (before 2026-11-26 counted as crash window).
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run(0, E1, 1, 1);
+    h.run(0, E1, 2, 2);
+    h.follow(1, E1);
+    h.checker.on_commit_delivered(h.now, 1, E1, 2);
+    h.run(0, E1, 3, 3);
+    h.checker.on_crash(h.now, 0);
+    h.lead(1, E2, 1, Reason::TakeoverAfterProbe);
+    h.skip(1, E2, 2, 2);
+    h.run(1, E2, 3, 33);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![Invariant::ExactlyOnce]);
+    assert!(
+        c.violations()[0].detail.contains("not a crash window"),
+        "{:?}",
+        c.violations()
+    );
+    assert_eq!(c.exceptions.crash_window, 0);
+    // Delivered only after node 1 committed its own decision: a crash window still.
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run(0, E1, 1, 1);
+    h.run(0, E1, 2, 2);
+    h.run(0, E1, 3, 3);
+    h.checker.on_crash(h.now, 0);
+    h.follow(1, E1);
+    h.lead(1, E2, 1, Reason::TakeoverAfterProbe);
+    h.skip(1, E2, 2, 2);
+    h.now += 1;
+    h.checker.on_commit_delivered(h.now, 1, E1, 2);
+    h.run(1, E2, 3, 33);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![]);
+    assert_eq!(c.exceptions.crash_window, 1);
+}
+
+#[test]
 fn checker_crash_window_needs_a_decision_before_the_frame() {
     let mut h = History::new();
     h.lead(0, E1, 0, Reason::StartedFirst);

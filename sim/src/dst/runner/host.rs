@@ -188,6 +188,12 @@ impl<'a, W: Workload> Sim<'a, W> {
         let key = self.options.auth_key.map(AuthKey::new);
         if let Ok(envelope) = wire::decode(bytes, key.as_ref()) {
             self.checker.on_delivered(self.now, to, envelope.header.epoch);
+            if let (Body::Commit(commit) | Body::FrameData { commit, .. }, WireRole::Primary) =
+                (&envelope.body, envelope.header.role)
+            {
+                self.checker
+                    .on_commit_delivered(self.now, to, envelope.header.epoch, commit.frame);
+            }
         }
     }
 
