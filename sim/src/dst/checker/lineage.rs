@@ -103,15 +103,17 @@ impl Checker {
 
     /// Two commits deciding `frame` differently, each `(epoch, frame)`: `Parting::Seen` when
     /// the earlier (by epoch) was delivered to the later one's leader incarnation before
-    /// the later went out, else `Parting::Unseen` (made without it).
+    /// the later went out and before that incarnation began to lead the later epoch (after,
+    /// it is a lower primary's commit, which a primary does not take), else
+    /// `Parting::Unseen` (made without it).
     fn decided_with(&self, frame: u64, x: (u64, u64), y: (u64, u64)) -> Parting {
         let (earlier, later) = if x.0 < y.0 { (x, y) } else { (y, x) };
         let seen = self.tenures.get(&later.0).and_then(|tenure| {
-            let decided = self.decided_at.get(&later).copied()?;
-            let &at = self
-                .delivered_commits
-                .get(&(tenure.node, tenure.incarnation, earlier.0, earlier.1))?;
-            (at <= decided).then_some((tenure.node, at))
+            let (_, decided) = self.decided_at.get(&later).copied()?;
+            let &(at, delivered) =
+                self.delivered_commits
+                    .get(&(tenure.node, tenure.incarnation, earlier.0, earlier.1))?;
+            (delivered < decided.min(tenure.began)).then_some((tenure.node, at))
         });
         match seen {
             Some((node, at)) => Parting::Seen {

@@ -44,8 +44,9 @@
 //!      primaries put on the wire; a difference without one is a violation. Since
 //!      2026-11-26 it also verifies "cannot know" from the commits the network delivered:
 //!      for every frame decided differently, the earlier commit (by epoch) never reached
-//!      the leader incarnation of the later one before it committed (a genuine datagram
-//!      carrying it, readable under the pair's key); one delivered before is a violation.
+//!      the leader incarnation of the later one before it began to lead and committed (a
+//!      genuine datagram carrying it, readable under the pair's key; once it leads, a lower
+//!      primary's commit is stale to it); one delivered before is a violation.
 //! 3. **Nothing lost.** Every output listed in a commit (`CommitKind::Ran { outputs }`)
 //!    that a primary put on the wire is accepted by the sink by the end of the run,
 //!    unless (counted apart):
@@ -333,6 +334,8 @@ struct Tenure {
     parent: Option<u64>,
     /// First and last output emitted, if any.
     emitting: Option<(Nanos, Nanos)>,
+    /// When it began, in the order of observations (`Checker::observed`).
+    began: u64,
 }
 
 /// The copies of one identity seen so far: distinct `(epoch, content hash)`.
@@ -496,13 +499,18 @@ pub struct Checker {
 
     /// Every commit's decision, by `(epoch, frame)`.
     decisions: BTreeMap<(u64, u64), Decision>,
-    /// When each commit was first put on the wire, by `(epoch, frame)`.
-    decided_at: BTreeMap<(u64, u64), Nanos>,
+    /// When each commit was first put on the wire, by `(epoch, frame)`: the time and the
+    /// observation's order (`observed`).
+    decided_at: BTreeMap<(u64, u64), (Nanos, u64)>,
     /// Commits delivered to each node incarnation (a genuine datagram carrying it, read
-    /// under the pair's key), by `(node, incarnation, epoch, frame)`: when first; at most
-    /// [`DELIVERED_COMMITS_MAX`] (beyond, later ones are not recorded and count as never
-    /// delivered).
-    delivered_commits: BTreeMap<(usize, u32, u64, u64), Nanos>,
+    /// under the pair's key), by `(node, incarnation, epoch, frame)`: when first, and the
+    /// observation's order; at most [`DELIVERED_COMMITS_MAX`] (beyond, later ones are not
+    /// recorded and count as never delivered).
+    delivered_commits: BTreeMap<(usize, u32, u64, u64), (Nanos, u64)>,
+    /// Commits put on the wire, commits delivered and tenures begun so far: orders them
+    /// within an instant (a delivery handled in a later event of the same instant comes
+    /// after a commit).
+    observed: u64,
 
     // Invariant 3.
     required: BTreeMap<(u64, u8), Required>,

@@ -13,6 +13,7 @@ impl Checker {
         // primary released and stopped; it follows as soon as it hears the new epoch).
         let other = 1 - node;
         let overlap = self.primary_now[other].filter(|&e| e != t.epoch && t.reason != Reason::SwitchoverCompleted);
+        self.observed += 1;
         self.tenures.insert(
             t.epoch,
             Tenure {
@@ -25,6 +26,7 @@ impl Checker {
                     self.following[node]
                 },
                 emitting: None,
+                began: self.observed,
             },
         );
         if let Some(e) = overlap {
@@ -80,10 +82,11 @@ impl Checker {
     /// A genuine datagram carrying the commit of `frame` by the primary of `epoch` was
     /// delivered to node `node` at `at` (its current incarnation).
     pub fn on_commit_delivered(&mut self, at: Nanos, node: usize, epoch: u64, frame: u64) {
+        self.observed += 1;
         if self.delivered_commits.len() < DELIVERED_COMMITS_MAX {
             self.delivered_commits
                 .entry((node, self.incarnation[node], epoch, frame))
-                .or_insert(at);
+                .or_insert((at, self.observed));
         }
     }
 
@@ -94,7 +97,10 @@ impl Checker {
 
     /// The decision a commit of the primary of `epoch` carries for its frame.
     pub(super) fn record_decision(&mut self, at: Nanos, epoch: u64, commit: &Commit) {
-        self.decided_at.entry((epoch, commit.frame)).or_insert(at);
+        self.observed += 1;
+        self.decided_at
+            .entry((epoch, commit.frame))
+            .or_insert((at, self.observed));
         let decision = match commit.kind {
             CommitKind::Ran { input_digest, .. } => Decision::Ran(input_digest),
             CommitKind::Skipped { last } => Decision::Skipped(last.max(commit.frame)),
