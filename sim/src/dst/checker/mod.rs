@@ -29,7 +29,8 @@
 //!      history ran;
 //!    - *split brain*: an epoch of one lineage and an epoch of the other were primary at
 //!      the same time (the later began while the earlier had not stepped down: a
-//!      partition, or a frozen primary — a planned handover does not count), or emitted
+//!      partition, or a frozen primary — a planned handover does not count while the old
+//!      primary stays released; after it gave the switchover up, it does), or emitted
 //!      in overlapping intervals (a switchover abandoned after the backup took over), for
 //!      frames above the one the later of the two started at;
 //!    - *cold start*: the two lineages have no common ancestor (they began from different
@@ -483,6 +484,10 @@ pub struct Checker {
     primary_now: [Option<u64>; 2],
     /// The epoch each node follows as a backup (from its last transition).
     following: [Option<u64>; 2],
+    /// By node: a primary that released its frames to a successor (it sent
+    /// `SwitchRelease`) and has not transitioned since — not after it gave the switchover
+    /// up (`SwitchoverAborted`): a successor completing then is a second primary.
+    released: [bool; 2],
     epoch_led_max: [u64; 2],
     persisted: [u64; 2],
     reserved: [u64; 2],
@@ -640,6 +645,7 @@ impl Checker {
     /// Node `node` crashed at `at`.
     pub fn on_crash(&mut self, _at: Nanos, node: usize) {
         self.running[node] = false;
+        self.released[node] = false;
         self.joining[node] = None;
         self.end_diverge_watch();
         self.end_tenure(node);
@@ -653,6 +659,11 @@ impl Checker {
         self.primary_now[node] = None;
     }
 
+    /// Node `node`, a primary, sent `SwitchRelease`: it stopped for a successor.
+    pub fn on_release(&mut self, node: usize) {
+        self.released[node] = true;
+    }
+
     /// The sink's fence lapsed (its epoch lease ran out): from now on it may accept any
     /// epoch again, and the fencing checks start over.
     pub fn on_sink_lapse(&mut self) {
@@ -661,6 +672,7 @@ impl Checker {
 
     /// A transition of node `node`.
     pub fn on_transition(&mut self, at: Nanos, node: usize, t: &Transition) {
+        self.released[node] = false;
         self.watch_switchovers(at, node, t);
         self.check_continuity(at, node, t);
         self.track_takeover(node, t);

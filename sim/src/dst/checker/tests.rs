@@ -345,13 +345,40 @@ fn checker_different_content_in_split_brain_is_an_exception() {
 }
 
 #[test]
+fn checker_switchover_completed_after_the_primary_gave_it_up_is_a_split_brain() {
+    // Node 0 releases at frame 2, gives the switchover up (its backup silent) and runs
+    // frames 3 and 4; node 1, back, takes the release and leads from frame 2, skips 3:
+    // two histories of frame 4 (before 2026-11-26 a crash window).
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run(0, E1, 1, 1);
+    h.run(0, E1, 2, 2);
+    h.follow(1, E1);
+    h.checker.on_release(0);
+    h.now += 1;
+    h.checker
+        .on_transition(h.now, 0, &transition(Role::Primary, E1, 2, Reason::SwitchoverAborted));
+    h.run(0, E1, 3, 3);
+    h.run(0, E1, 4, 4);
+    h.lead(1, E2, 2, Reason::SwitchoverCompleted);
+    h.skip(1, E2, 3, 3);
+    h.run(1, E2, 4, 44);
+    h.follow(0, E2);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![]);
+    assert_eq!(c.exceptions.split_brain, 1);
+    assert_eq!(c.exceptions.crash_window, 0);
+}
+
+#[test]
 fn checker_switchover_is_not_a_split_brain() {
     let mut h = History::new();
     h.lead(0, E1, 0, Reason::StartedFirst);
     h.run(0, E1, 1, 1);
     h.run(0, E1, 2, 2);
-    // Handover at frame 2: node 1 leads while node 0 has not transitioned yet.
+    // Handover at frame 2: node 1 leads while node 0, released, has not transitioned yet.
     h.follow(1, E1);
+    h.checker.on_release(0);
     h.lead(1, E2, 2, Reason::SwitchoverCompleted);
     h.run(1, E2, 3, 3);
     h.follow(0, E2);

@@ -331,8 +331,12 @@ impl<'a, W: Workload> Sim<'a, W> {
                 }
                 if link == 0 {
                     if let Ok(envelope) = wire::decode(&bytes, None) {
-                        if let (Body::Commit(commit), WireRole::Primary) = (envelope.body, envelope.header.role) {
-                            self.checker.on_commit(now, i, envelope.header.epoch, &commit);
+                        match (envelope.body, envelope.header.role) {
+                            (Body::Commit(commit), WireRole::Primary) => {
+                                self.checker.on_commit(now, i, envelope.header.epoch, &commit);
+                            }
+                            (Body::SwitchRelease { .. }, WireRole::Primary) => self.checker.on_release(i),
+                            _ => {}
                         }
                     }
                 }
