@@ -151,6 +151,9 @@ impl<A: App> Shell<A> {
     pub(super) fn journal_push(&mut self, event: schema::Event) {
         let unix_ms = self.clock.unix_ms_now();
         self.journal.push(unix_ms, event);
+        if let (Some(file), Some(event)) = (&self.journal_file, self.journal.last()) {
+            file.append(event);
+        }
     }
 
     pub(super) fn poll_hooks(&mut self) {
