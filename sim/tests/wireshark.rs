@@ -111,7 +111,22 @@ fn range(ports: &BTreeSet<u16>) -> String {
 /// tcpdump on `lo`, writing `pcap`, once it says it listens.
 fn start_capture(tcpdump: &Path, pcap: &Path, filter: &str) -> (Child, std::thread::JoinHandle<String>) {
     let mut child = Command::new(tcpdump)
-        .args(["-i", "lo", "-n", "-U", "-s", "0", "-Z", "root", "-w"])
+        // --immediate-mode: each packet as it comes, so that none is left in the kernel's ring
+        // when SIGINT stops the capture; -B: a 32 MiB ring, so that a busy machine drops none.
+        .args([
+            "-i",
+            "lo",
+            "-n",
+            "--immediate-mode",
+            "-B",
+            "32768",
+            "-U",
+            "-s",
+            "0",
+            "-Z",
+            "root",
+            "-w",
+        ])
         .arg(pcap)
         .arg(filter)
         .stdout(Stdio::null())
@@ -853,6 +868,102 @@ fn wireshark_dissector_shows_every_field_of_every_type_and_rejects_what_the_node
                     assert_eq!(hex_or_dec(shown), value, "{field}: {what}");
                 }
             }
+        }
+    }
+
+    // The I/O protocol's examples of docs/PROTOCOL.md (a frame of session 0x5EED with the
+    // tank input, the tank command, an alarm event), on the default ports, field by field.
+    let tank_input = [
+        1, 0, 0x31, 0, 0xe0, 0x93, 4, 0, 0x2c, 1, 0, 0, 0, 0, 0, 0, 0x96, 0, 0, 0,
+    ];
+    let tank_command = [
+        1, 9, 0x6c, 2, 0, 0, 0, 0, 0x40, 0x42, 0x0f, 0, 0xe0, 0x93, 4, 0, 0x39, 0x30, 0, 0, 0, 0, 0, 0,
+    ];
+    let tank_alarm = [2, 1, 1, 0, 0x40, 0x77, 0x1b, 0];
+    let mut buf = [0u8; 600];
+    let mut io_examples = Vec::new();
+    let len = io_protocol::encode_session_frame(0x5EED, 1, &tank_input, &mut buf).unwrap();
+    assert_eq!(&buf[len - 4..len], &[0x78, 0x7d, 0x55, 0x53], "the docs' CRC");
+    io_examples.push((40000, 7301, buf[..len].to_vec()));
+    let len = io_protocol::encode_output(1, 0x101, 42, 0, &tank_command, &mut buf).unwrap();
+    io_examples.push((40001, 7500, buf[..len].to_vec()));
+    let len = io_protocol::encode_output(2, 0x201, 43, 1, &tank_alarm, &mut buf).unwrap();
+    io_examples.push((40002, 7500, buf[..len].to_vec()));
+    let io_expected: [&[(&str, &str)]; 3] = [
+        &[
+            ("magic", "TL"),
+            ("version", "1"),
+            ("kind", "1"),
+            ("payload_len", "20"),
+            ("session", "0x5eed"),
+            ("frame", "1"),
+            ("crc", "0x53557d78"),
+            ("crc.status", "1"),
+            ("tank.layout", "1"),
+            ("tank.digital", "0x0031"),
+            ("tank.digital.pump_running", "1"),
+            ("tank.digital.suction_low", "0"),
+            ("tank.digital.auto", "1"),
+            ("tank.digital.estop_ok", "1"),
+            ("tank.level_um", "300000"),
+            ("tank.pump_flow_ml_per_s", "300"),
+            ("tank.setpoint_um", "0"),
+            ("tank.demand_flow_ml_per_s", "150"),
+        ],
+        &[
+            ("kind", "2"),
+            ("payload_len", "24"),
+            ("node_id", "1"),
+            ("index", "0"),
+            ("epoch", "0x0000000000000101"),
+            ("epoch.term", "1"),
+            ("epoch.node", "1"),
+            ("frame", "42"),
+            ("crc.status", "1"),
+            ("tank.output_kind", "1"),
+            ("tank.flags", "0x09"),
+            ("tank.flags.pump_run", "1"),
+            ("tank.flags.horn", "0"),
+            ("tank.flags.auto", "1"),
+            ("tank.pump_speed_permille", "620"),
+            ("tank.alarms_latched", "0x0000"),
+            ("tank.setpoint_um", "1000000"),
+            ("tank.level_um", "300000"),
+            ("tank.totalizer_ml", "12345"),
+        ],
+        &[
+            ("node_id", "2"),
+            ("index", "1"),
+            ("epoch.term", "2"),
+            ("frame", "43"),
+            ("crc.status", "1"),
+            ("tank.output_kind", "2"),
+            ("tank.alarm", "1"),
+            ("tank.event", "1"),
+            ("tank.level_um", "1800000"),
+        ],
+    ];
+    let pcap = dir.join("io.pcap");
+    write_pcap(&pcap, &io_examples);
+    let mut fields: Vec<String> = vec!["_ws.expert.message".into(), "frame.protocols".into()];
+    for expected in io_expected {
+        fields.extend(expected.iter().map(|(f, _)| format!("twinloop_io.{f}")));
+    }
+    fields.sort();
+    fields.dedup();
+    let rows = tshark_fields(&tshark_bin, &pcap, &[], &fields);
+    assert_eq!(rows.len(), io_expected.len());
+    for (row, expected) in rows.iter().zip(io_expected) {
+        assert!(row["frame.protocols"].ends_with(":twinloop_io"), "{row:?}");
+        assert!(row["_ws.expert.message"].is_empty(), "{row:?}");
+        for (field, value) in expected {
+            // Each field occurs once in these datagrams.
+            let shown = row[&format!("twinloop_io.{field}")]
+                .split('|')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            assert_eq!(shown, *value, "twinloop_io.{field}: {row:?}");
         }
     }
 

@@ -377,7 +377,7 @@ local function tank_input(tree, tvb)
     if tvb:len() ~= 20 or tvb(0, 1):uint() ~= 1 or tvb(1, 1):uint() ~= 0 then
         return
     end
-    local t = tree:add(p_io, tvb, "Tank input (layout 1)")
+    local t = tree:add(tvb(), "Tank input (layout 1)")
     t:add(fio.tank_layout, tvb(0, 1))
     t:add(fio.tank_reserved, tvb(1, 1))
     local d = t:add_le(fio.tank_digital, tvb(2, 2))
@@ -394,7 +394,7 @@ end
 local function tank_output(tree, tvb)
     local len = tvb:len()
     if len == 24 and tvb(0, 1):uint() == 1 then
-        local t = tree:add(p_io, tvb, "Tank actuator command")
+        local t = tree:add(tvb(), "Tank actuator command")
         t:add(fio.tank_out_kind, tvb(0, 1))
         local f = t:add(fio.tank_flags, tvb(1, 1))
         for _, b in ipairs({ fio.tank_pump_run, fio.tank_horn, fio.tank_interlock, fio.tank_flag_auto }) do
@@ -407,7 +407,7 @@ local function tank_output(tree, tvb)
         t:add_le(fio.tank_level_um, tvb(12, 4))
         t:add_le(fio.tank_totalizer, tvb(16, 8))
     elseif len == 8 and tvb(0, 1):uint() == 2 then
-        local t = tree:add(p_io, tvb, "Tank alarm event")
+        local t = tree:add(tvb(), "Tank alarm event")
         t:add(fio.tank_out_kind, tvb(0, 1))
         t:add(fio.tank_alarm, tvb(1, 1))
         t:add(fio.tank_event, tvb(2, 1))
