@@ -1048,11 +1048,201 @@ fn wireshark_dissector_shows_every_field_of_every_type_and_rejects_what_the_node
         );
         accepted_count += usize::from(*accepted);
     }
+    // Each boundary of the decoders, on both sides, without a key: varints at their
+    // longest (last byte at its limit and one above), bools and option tags, enum and
+    // variant indices, byte vectors at their bound and one above, bytes left over, a
+    // truncated body, flags and versions, I/O lengths and frame 0. The node's decoder is
+    // the oracle; the cases are built so that it accepts one side and rejects the other.
+    let boundaries = boundary_cases();
+    let pcap = dir.join("boundaries.pcap");
+    let datagrams: Vec<(u16, u16, Vec<u8>)> = boundaries
+        .iter()
+        .map(|(sync, bytes)| {
+            if *sync {
+                (7101, 7201, bytes.clone())
+            } else {
+                (40000, 7301, bytes.clone())
+            }
+        })
+        .collect();
+    write_pcap(&pcap, &datagrams);
+    let rows = tshark_fields(&tshark_bin, &pcap, &[], &fields);
+    assert_eq!(rows.len(), boundaries.len());
+    let mut boundary_accepted = 0;
+    for (row, (sync, bytes)) in rows.iter().zip(&boundaries) {
+        let accepted = if *sync {
+            wire::decode(bytes, None).is_ok()
+        } else {
+            io_protocol::decode(bytes).is_ok()
+        };
+        let what = format!("{} bytes {:02x?}: {row:?}", bytes.len(), bytes);
+        assert!(!row["_ws.expert.message"].contains("Lua Error"), "{what}");
+        let flagged = row["_ws.expert.severity"].split('|').any(|s| s == "8388608");
+        assert_eq!(
+            flagged,
+            !accepted,
+            "the node {} it: {what}",
+            if accepted { "accepts" } else { "rejects" }
+        );
+        boundary_accepted += usize::from(accepted);
+    }
+    assert!(
+        boundary_accepted * 4 > boundaries.len() && boundary_accepted * 4 < boundaries.len() * 3,
+        "both sides of the boundaries: {boundary_accepted} of {}",
+        boundaries.len()
+    );
     eprintln!(
-        "wireshark: {} messages (18 body types, both commit kinds) x2 shown field by field; {} corrupted datagrams judged as the node judges them ({} of them accepted)",
+        "wireshark: {} messages (18 body types, both commit kinds) x2 shown field by field; {} corrupted datagrams judged as the node judges them ({} of them accepted); {} boundary cases likewise ({} accepted)",
         messages.len(),
         cases.len(),
-        accepted_count
+        accepted_count,
+        boundaries.len(),
+        boundary_accepted
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn varint(mut v: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (v & 0x7F) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// A sync datagram without a tag around `body` (header and body bytes), CRC appended.
+fn sync_datagram(version: u8, flags: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![version, flags];
+    out.extend_from_slice(body);
+    let crc = twinloop::digest::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// `(sync, datagram)` pairs on both sides of every decoder boundary (see the caller).
+fn boundary_cases() -> Vec<(bool, Vec<u8>)> {
+    let header = |role: u8, sync: u8| -> Vec<u8> {
+        let mut h = vec![1, role];
+        h.extend(varint(0x101));
+        h.push(sync);
+        h.extend(varint(1000));
+        h.extend(varint(7));
+        h.extend(varint(42));
+        h.extend(varint(0x101));
+        h
+    };
+    let with = |parts: &[&[u8]]| -> Vec<u8> { parts.concat() };
+    let h = header(1, 3);
+    let ran = |tag: &[u8]| -> Vec<u8> { with(&[&varint(5), &[0], &[0], &[0], &[0], &[0], tag]) };
+    let mut bodies: Vec<Vec<u8>> = Vec::new();
+    // Varints at their longest: u64 (10 bytes, last <= 1), u32 (5, <= 15), u16 (3, <= 3).
+    for last in [0x01, 0x02, 0x7f] {
+        bodies.push(with(&[&h, &[4], &[0xff; 9], &[last]]));
+    }
+    for last in [0x0f, 0x10] {
+        bodies.push(with(&[&h, &[1], &[0xff; 4], &[last]]));
+    }
+    for last in [0x03, 0x04] {
+        bodies.push(with(&[&h, &[17], &[0xff, 0xff, last], &[1], &[1]]));
+    }
+    // A varint longer than its type allows, and one cut by the body's end.
+    bodies.push(with(&[&h, &[4], &[0x80; 10], &[0]]));
+    bodies.push(with(&[&h, &[4], &[0x80, 0x80]]));
+    // bool (Fingerprint.keyed) 0, 1, 2.
+    for keyed in [0, 1, 2] {
+        bodies.push(with(&[&h, &[0], &[1, 0, 0, 0, 0, 0, 0, 0, 0, 0], &[keyed]]));
+    }
+    // Option (Commit.state_digest) None, Some, tag 2; commit kinds 0, 1, 2.
+    bodies.push(with(&[&h, &[3], &ran(&[0])]));
+    bodies.push(with(&[&h, &[3], &ran(&[1, 9])]));
+    bodies.push(with(&[&h, &[3], &ran(&[2, 9])]));
+    bodies.push(with(&[&h, &[3], &varint(5), &[1], &varint(9), &[0]]));
+    bodies.push(with(&[&h, &[3], &varint(5), &[2], &varint(9), &[0]]));
+    // Enums: role 2 and 3, sync 3 and 4, delay reason 1 and 2; body variants 17 and 18.
+    for (role, sync) in [(2, 3), (3, 3), (1, 4)] {
+        bodies.push(with(&[&header(role, sync), &[1], &[5]]));
+    }
+    for reason in [1, 2] {
+        bodies.push(with(&[&h, &[13], &[5], &[reason], &[0]]));
+    }
+    bodies.push(with(&[&h, &[17], &[1], &[1], &[1]]));
+    bodies.push(with(&[&h, &[18], &[1], &[1], &[1]]));
+    // Byte vectors at their bound and one above: FrameData.payload 512, Chunk.bytes 1024;
+    // a length as a huge varint.
+    for n in [512usize, 513] {
+        bodies.push(with(&[&h, &[5], &ran(&[0]), &varint(n as u64), &vec![7; n]]));
+    }
+    for n in [1024usize, 1025] {
+        bodies.push(with(&[&h, &[8], &[1], &[0], &varint(n as u64), &vec![7; n]]));
+    }
+    bodies.push(with(&[&h, &[8], &[1], &[0], &[0xff; 9], &[0x01]]));
+    bodies.push(with(&[&h, &[8], &[1], &[0], &varint(3), &[7, 7]]));
+    // Bytes left over after a whole message; the header alone; nothing.
+    bodies.push(with(&[&h, &[1], &[5]]));
+    bodies.push(with(&[&h, &[1], &[5], &[0]]));
+    bodies.push(h.clone());
+    let mut cases: Vec<(bool, Vec<u8>)> = bodies.iter().map(|b| (true, sync_datagram(2, 0, b))).collect();
+    cases.push((true, sync_datagram(2, 0, &[])));
+    // Flags and versions, CRC right: flags 2, a tag flag on a datagram too short for one,
+    // version 1 and 3.
+    let probe = with(&[&h, &[1], &[5]]);
+    cases.push((true, sync_datagram(2, 2, &probe)));
+    cases.push((true, sync_datagram(2, 1, &[1, 1])));
+    cases.push((true, sync_datagram(1, 0, &probe)));
+    cases.push((true, sync_datagram(3, 0, &probe)));
+    // Lengths: 1200 bytes and 1201 (a Chunk padded to them; 1200 is still malformed as
+    // the chunk cannot hold the rest, so a valid 1,0xx-byte datagram stands beside it).
+    let mut long = sync_datagram(2, 0, &with(&[&h, &[8], &[1], &[0], &varint(1024), &[7; 1024]]));
+    long.resize(1200, 0);
+    cases.push((true, long.clone()));
+    long.push(0);
+    cases.push((true, long));
+
+    // I/O: the docs' frame, then each check around it, the CRC made right each time.
+    let crc_fixed = |mut d: Vec<u8>| -> Vec<u8> {
+        if d.len() >= 4 {
+            let n = d.len();
+            let crc = twinloop::digest::crc32c(&d[..n - 4]);
+            d[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        }
+        d
+    };
+    let mut buf = [0u8; 600];
+    let n = io_protocol::encode_session_frame(0x5EED, 42, &[1; 20], &mut buf).unwrap();
+    let frame = buf[..n].to_vec();
+    let n = io_protocol::encode_output(1, 0x101, 42, 15, &[1; 8], &mut buf).unwrap();
+    let output = buf[..n].to_vec();
+    let edit = |d: &[u8], at: usize, byte: u8| -> Vec<u8> {
+        let mut d = d.to_vec();
+        d[at] = byte;
+        crc_fixed(d)
+    };
+    cases.push((false, frame.clone()));
+    cases.push((false, output.clone()));
+    cases.push((false, edit(&output, 7, 16))); // index 16: accepted (a warning)
+    cases.push((false, edit(&frame, 2, 2))); // version 2
+    cases.push((false, edit(&frame, 3, 3))); // kind 3
+    cases.push((false, edit(&frame, 0, b'X'))); // magic
+    cases.push((false, edit(&frame, 4, 21))); // payload_len one above the length
+    cases.push((false, edit(&frame, 8, 0))); // frame 0 (42 was its only non-zero byte)
+    cases.push((false, edit(&output, 16, 0))); // output of frame 0
+    let mut big = vec![0x54, 0x4c, 1, 1, 0, 2, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0];
+    big.extend(vec![0; 512 + 4]);
+    cases.push((false, crc_fixed(big.clone()))); // payload_len 512: the largest frame
+    big[4..6].copy_from_slice(&513u16.to_le_bytes());
+    big.insert(20, 0);
+    cases.push((false, crc_fixed(big))); // 513: too long
+    let mut out65 = vec![
+        0x54, 0x4c, 1, 2, 65, 0, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    out65.extend(vec![0; 65 + 4]);
+    cases.push((false, crc_fixed(out65)));
+    cases.push((false, frame[..7].to_vec())); // shorter than 8
+    cases.push((false, crc_fixed(frame[..19].to_vec()))); // shorter than a frame's header + CRC
+    cases
 }
