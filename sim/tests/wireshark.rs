@@ -67,7 +67,10 @@ fn tools() -> Option<(PathBuf, PathBuf)> {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{message}: in CI (CI=true) .ci/run installs them, so this is a failure");
     }
-    eprintln!("SKIPPED wireshark_dissector_*: {message}");
+    // Straight to stderr, not eprintln!: the test harness captures a passing test's
+    // prints, and a skip must be seen.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED wireshark_dissector_*: {message}");
     None
 }
 

@@ -421,7 +421,7 @@ local function dissect_io(tvb, pinfo, root)
     local len = tvb:len()
     pinfo.cols.protocol = "TL-IO"
     local tree = root:add(p_io, tvb(), "twinloop I/O")
-    local function fail(e, text, range)
+    local function fail(e, text)
         tree:add_proto_expert_info(e, text)
         pinfo.cols.info = "twinloop I/O: " .. text
         return len
