@@ -226,12 +226,17 @@ fn parse_pcap(bytes: &[u8]) -> Vec<Udp> {
     packets
 }
 
-const FIELDS: [&str; 16] = [
+const FIELDS: [&str; 21] = [
     "frame.number",
     "frame.protocols",
     "_ws.col.Info",
     "twinloop_io.kind",
     "twinloop_io.frame",
+    "twinloop_io.session",
+    "twinloop_io.node_id",
+    "twinloop_io.index",
+    "twinloop_io.epoch",
+    "twinloop_io.payload_len",
     "twinloop_io.crc.status",
     "twinloop_sync.type",
     "twinloop_sync.header.node_id",
@@ -424,12 +429,30 @@ fn wireshark_dissector_reads_every_datagram_of_a_real_pair_and_flags_corruption(
                     assert!(ports.frames.contains(&udp.dst), "{what}");
                     assert_eq!(row["twinloop_io.kind"], "1", "{what}");
                     assert_eq!(hex_or_dec(&row["twinloop_io.frame"]), frame.number, "{what}");
+                    assert_eq!(
+                        hex_or_dec(&row["twinloop_io.session"]),
+                        u64::from(frame.session),
+                        "{what}"
+                    );
+                    assert_eq!(
+                        hex_or_dec(&row["twinloop_io.payload_len"]),
+                        frame.payload.len() as u64,
+                        "{what}"
+                    );
                     *counts.entry("I/O frame".into()).or_default() += 1;
                 }
                 Datagram::Output(output) => {
                     assert!(ports.sinks.contains(&udp.dst), "{what}");
                     assert_eq!(row["twinloop_io.kind"], "2", "{what}");
                     assert_eq!(hex_or_dec(&row["twinloop_io.frame"]), output.frame, "{what}");
+                    assert_eq!(hex_or_dec(&row["twinloop_io.epoch"]), output.epoch, "{what}");
+                    assert_eq!(row["twinloop_io.index"], output.index.to_string(), "{what}");
+                    assert_eq!(row["twinloop_io.node_id"], output.node_id.to_string(), "{what}");
+                    assert_eq!(
+                        hex_or_dec(&row["twinloop_io.payload_len"]),
+                        output.payload.len() as u64,
+                        "{what}"
+                    );
                     *counts.entry("I/O output".into()).or_default() += 1;
                 }
             }
