@@ -676,6 +676,8 @@ fn every_message() -> Vec<(wire::Body, Vec<(&'static str, String)>)> {
                     settings: 0x1234,
                     keyed: true,
                 },
+                challenge: 0xFEDC_BA98_7654_3210,
+                challenge_echo: 7,
             },
             vec![
                 ("heartbeat.nonce", n(0x0123_4567_89AB_CDEF)),
@@ -689,6 +691,8 @@ fn every_message() -> Vec<(wire::Body, Vec<(&'static str, String)>)> {
                 ("heartbeat.fingerprint.version", n(70_000)),
                 ("heartbeat.fingerprint.settings", n(0x1234)),
                 ("heartbeat.fingerprint.keyed", n(1)),
+                ("heartbeat.challenge", n(0xFEDC_BA98_7654_3210)),
+                ("heartbeat.challenge_echo", n(7)),
             ],
         ),
         (Body::Probe { id: u32::MAX }, vec![("probe.id", n(u64::from(u32::MAX)))]),
@@ -1179,9 +1183,9 @@ fn boundary_cases() -> Vec<(bool, Vec<u8>)> {
     // A varint longer than its type allows, and one cut by the body's end.
     bodies.push(with(&[&h, &[4], &[0x80; 10], &[0]]));
     bodies.push(with(&[&h, &[4], &[0x80, 0x80]]));
-    // bool (Fingerprint.keyed) 0, 1, 2.
+    // bool (Fingerprint.keyed) 0, 1, 2, then the challenge and its echo.
     for keyed in [0, 1, 2] {
-        bodies.push(with(&[&h, &[0], &[1, 0, 0, 0, 0, 0, 0, 0, 0, 0], &[keyed]]));
+        bodies.push(with(&[&h, &[0], &[1, 0, 0, 0, 0, 0, 0, 0, 0, 0], &[keyed], &[0, 0]]));
     }
     // Option (Commit.state_digest) None, Some, tag 2; commit kinds 0, 1, 2.
     bodies.push(with(&[&h, &[3], &ran(&[0])]));
@@ -1212,18 +1216,18 @@ fn boundary_cases() -> Vec<(bool, Vec<u8>)> {
     bodies.push(with(&[&h, &[1], &[5]]));
     bodies.push(with(&[&h, &[1], &[5], &[0]]));
     bodies.push(h.clone());
-    let mut cases: Vec<(bool, Vec<u8>)> = bodies.iter().map(|b| (true, sync_datagram(2, 0, b))).collect();
-    cases.push((true, sync_datagram(2, 0, &[])));
+    let mut cases: Vec<(bool, Vec<u8>)> = bodies.iter().map(|b| (true, sync_datagram(3, 0, b))).collect();
+    cases.push((true, sync_datagram(3, 0, &[])));
     // Flags and versions, CRC right: flags 2, a tag flag on a datagram too short for one,
-    // version 1 and 3.
+    // version 2 (before the restart handshake) and 4.
     let probe = with(&[&h, &[1], &[5]]);
-    cases.push((true, sync_datagram(2, 2, &probe)));
-    cases.push((true, sync_datagram(2, 1, &[1, 1])));
-    cases.push((true, sync_datagram(1, 0, &probe)));
-    cases.push((true, sync_datagram(3, 0, &probe)));
+    cases.push((true, sync_datagram(3, 2, &probe)));
+    cases.push((true, sync_datagram(3, 1, &[1, 1])));
+    cases.push((true, sync_datagram(2, 0, &probe)));
+    cases.push((true, sync_datagram(4, 0, &probe)));
     // Lengths: 1200 bytes and 1201 (a Chunk padded to them; 1200 is still malformed as
     // the chunk cannot hold the rest, so a valid 1,0xx-byte datagram stands beside it).
-    let mut long = sync_datagram(2, 0, &with(&[&h, &[8], &[1], &[0], &varint(1024), &[7; 1024]]));
+    let mut long = sync_datagram(3, 0, &with(&[&h, &[8], &[1], &[0], &varint(1024), &[7; 1024]]));
     long.resize(1200, 0);
     cases.push((true, long.clone()));
     long.push(0);
