@@ -1012,7 +1012,8 @@ fn backup_with_state_reserves_its_takeover_epoch_and_leads_it_without_a_write() 
     assert_eq!(p.reserved[0], p.node(0).epoch());
 }
 
-/// Leading a reservation, the first outputs leave before the epoch is written as led.
+/// Leading a reservation, the first outputs leave before the epoch is written as led;
+/// the write is a background one, durable within the pair's disk delay.
 #[test]
 fn backup_taking_over_with_a_reservation_emits_before_it_persists() {
     let mut p = fast_pair_running(0);
@@ -1020,7 +1021,12 @@ fn backup_taking_over_with_a_reservation_emits_before_it_persists() {
     p.crash(0);
     assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, window * 4));
     let epoch = p.node(1).epoch();
-    assert_eq!(p.persisted[1], epoch, "led, then persisted as led");
+    assert!(p.persisted[1] < epoch, "durable at once, not in the background");
+    let until = p.now + p.disk_later_delay;
+    assert!(
+        p.run_until(until, |p| p.persisted[1] == epoch),
+        "led, then persisted as led"
+    );
     let order = &p.epoch_log[1];
     let reserved_at = order.iter().position(|a| *a == ("reserve", epoch)).expect("reserved");
     let led_at = order.iter().position(|a| *a == ("lead", epoch)).expect("led");
@@ -2757,4 +2763,73 @@ fn backup_primary_silent_switchover_refused_no_primary() {
         p.command(1, Command::Switchover),
         CommandReply::Refused(RefuseReason::NoPrimary)
     );
+}
+
+/// Issue 21 (testing::Pair applied epoch writes at once): a node that emits under an
+/// epoch before a blocking write made it durable is caught. Node 0 leads a new epoch (no
+/// reservation: `PersistEpoch`, the shell blocks on it), emits, and crashes within the
+/// pair's disk delay; restarted alone, it boots from its state file and must lead above
+/// the epoch whose outputs the sink took. With `Epochs::lead` asking `PersistEpochLater`
+/// instead (no wait), the pair's emit check fails at the first output, and without that
+/// check the restarted node leads the same epoch again.
+#[test]
+fn starting_alone_crash_right_after_first_outputs_restarts_above_the_epoch_led() {
+    let mut p = Pair::new(7, Config::fast(), 0);
+    p.start(0);
+    assert!(p.run_until(p.now + ms(500), |p| !p.sink.accepted.is_empty()));
+    let first = p.node(0).epoch();
+    assert_eq!(p.persisted[0], first, "a blocking write, durable before the outputs");
+    p.crash(0);
+    assert_eq!(p.epoch_writes_lost[0], 0);
+    p.start(0);
+    let accepted = p.sink.accepted.len();
+    assert!(p.run_until(p.now + ms(500), |p| p.sink.accepted.len() > accepted));
+    let second = p.node(0).epoch();
+    assert!(second > first, "led {second:#x} again after {first:#x}");
+    assert_eq!(p.sink.stale_rejected, 0);
+}
+
+/// A crash loses the background write that records a led reservation (it is not durable
+/// for `disk_later_delay`): the restarted node boots from the older persisted epoch and
+/// the reservation, and leads above the reservation, whose outputs the sink took.
+#[test]
+fn backup_took_over_crash_before_the_background_write_boots_from_the_older_epoch() {
+    for lost in [true, false] {
+        let mut p = fast_pair_running(0);
+        let before = p.persisted[1];
+        let window = ms(p.configs[0].detection_window_ms);
+        p.crash(0);
+        assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, window * 4));
+        let led = p.node(1).epoch();
+        assert_eq!(p.reserved[1], led);
+        assert_eq!(p.disk_later[1].len(), 1, "the record of the epoch led, pending");
+        if !lost {
+            let until = p.now + p.disk_later_delay;
+            assert!(p.run_until(until, |p| p.disk_later[1].is_empty()));
+        }
+        p.crash(1);
+        assert_eq!(p.epoch_writes_lost[1], u64::from(lost));
+        assert_eq!(p.persisted[1], if lost { before } else { led });
+        assert!(!lost || before < led);
+        p.start(1);
+        assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(500)));
+        let again = p.node(1).epoch();
+        assert!(again > led, "lost {lost}: led {again:#x}, not above {led:#x}");
+        let accepted = p.sink.accepted.len();
+        assert!(p.run_until(p.now + ms(100), |p| p.sink.accepted.len() > accepted));
+        assert_eq!(p.sink.stale_rejected, 0);
+    }
+}
+
+/// With `disk_later_delay` zero every write is durable at once (the pair before
+/// 2026-11-26), for a test that needs it.
+#[test]
+fn backup_took_over_instant_disk_records_the_epoch_led_at_once() {
+    let mut p = fast_pair_running(0);
+    p.disk_later_delay = Duration::ZERO;
+    let window = ms(p.configs[0].detection_window_ms);
+    p.crash(0);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, window * 4));
+    assert_eq!(p.persisted[1], p.node(1).epoch());
+    assert!(p.disk_later[1].is_empty());
 }
