@@ -150,6 +150,8 @@ impl<A: App> Node<A> {
         self.rx = None;
         self.fetch_next = None;
         self.switch_taken = None;
+        // The commits held go as far as this (a primary's own never above its last run).
+        self.inherited_to = self.commit_highest;
         // A reserved epoch is durable already: no wait for the disk between the decision
         // and the outputs.
         if let Some(action) = self.epochs.lead(epoch, reserved) {

@@ -2833,3 +2833,112 @@ fn backup_took_over_instant_disk_records_the_epoch_led_at_once() {
     assert_eq!(p.persisted[1], p.node(1).epoch());
     assert!(p.disk_later[1].is_empty());
 }
+
+fn drop_skipped_commits_and_fetch_answers(from: usize, envelope: &Envelope) -> bool {
+    from == 0
+        && matches!(
+            envelope.body,
+            Body::FrameData { .. }
+                | Body::Commit(crate::wire::Commit {
+                    kind: crate::wire::CommitKind::Skipped { .. },
+                    ..
+                })
+        )
+}
+
+/// Issue 21, the DST's replay gap (seed 250, frame 415; seed 43 since 54ac303): the old
+/// primary skipped frame F (its input lost), the skip and the answers to the backup's
+/// fetches never reached the backup, which holds the commits after F. Taking over, it
+/// runs F on its own input — otherwise than the old primary — and says so:
+/// `Alarm::CommitLost` for F, counted in `commits_lost`. Before, the history parted there
+/// without a word.
+#[test]
+fn backup_skipped_frame_commit_lost_takes_over_runs_it_and_alarms_commit_lost() {
+    let mut p = running_pair(Config::default());
+    p.run_for(ms(20));
+    let f = p.frame_next + 2;
+    p.frame_loss[0].insert(f, ());
+    p.drop_if = Some(drop_skipped_commits_and_fetch_answers);
+    p.run_until(p.now + ms(50), |p| p.node(1).status().lag_frames >= 5);
+    assert!(p.node(1).status().lag_frames >= 5);
+    assert_eq!(p.node(1).frame(), f - 1, "the backup waits behind F");
+    p.crash(0);
+    p.drop_if = None;
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(2000)));
+    p.run_for(ms(10));
+    let lost: std::vec::Vec<_> = p
+        .alarms
+        .iter()
+        .filter(|(_, a)| matches!(a, Alarm::CommitLost { .. }))
+        .collect();
+    assert_eq!(lost, [&(1, Alarm::CommitLost { frame: f, last: f })]);
+    assert_eq!(p.node(1).status().commits_lost, 1);
+    let ran = p.node(1).app().history.as_ref().unwrap();
+    assert!(ran.iter().any(|&(n, _)| n == f), "frame {f} not run");
+    assert!(!p.alarms.iter().any(|(_, a)| matches!(a, Alarm::InputLost { .. })));
+}
+
+/// The same loss where the backup lacks F's input too: it skips F (as the old primary
+/// did, which it cannot know) and still says that it decided F without the commit.
+#[test]
+fn backup_skipped_frame_commit_and_input_lost_takes_over_skips_it_and_alarms_commit_lost() {
+    let mut p = running_pair(Config::default());
+    p.run_for(ms(20));
+    let f = p.frame_next + 2;
+    p.frame_loss[0].insert(f, ());
+    p.frame_loss[1].insert(f, ());
+    p.drop_if = Some(drop_skipped_commits_and_fetch_answers);
+    p.run_until(p.now + ms(50), |p| p.node(1).status().lag_frames >= 5);
+    assert_eq!(p.node(1).frame(), f - 1, "the backup waits behind F");
+    p.crash(0);
+    p.drop_if = None;
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(2000)));
+    p.run_for(ms(10));
+    assert!(p.alarms.contains(&(1, Alarm::CommitLost { frame: f, last: f })));
+    assert_eq!(p.node(1).status().commits_lost, 1);
+    let ran = p.node(1).app().history.as_ref().unwrap();
+    assert!(!ran.iter().any(|&(n, _)| n == f), "frame {f} run without an input");
+    assert!(ran.iter().any(|&(n, _)| n == f + 1));
+}
+
+/// Set while the joining backup of the test below is to lose the odd frames' commits.
+static DROP_ODD_COMMITS_JOINING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+fn drop_odd_commits_while_joining(from: usize, envelope: &Envelope) -> bool {
+    from == 0
+        && DROP_ODD_COMMITS_JOINING.load(core::sync::atomic::Ordering::Relaxed)
+        && matches!(envelope.body, Body::Commit(c) if c.frame % 2 == 1)
+}
+
+/// Issue 21, the replay gap of DST seed 43: a backup that installed its state holding
+/// commits sent while it joined, but not the one after its state's frame, waited for the
+/// next commit to arrive before it asked for the missing one (a joining node asks for
+/// nothing), and that commit may never come: the primary was cut off, and the backup took
+/// over 11 ms later without the commit. It asks as soon as it finds one missing below one
+/// it holds.
+#[test]
+fn joining_installed_behind_a_lost_commit_fetches_it_without_waiting_for_the_next() {
+    // A transfer of some 30 ms (256 windows of 4 chunks): commits arrive meanwhile.
+    let mut config = Config::default();
+    config.transfer_window_chunks = 4;
+    let mut p = Pair::new(7, config, 1 << 18);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(1000)));
+    p.drop_if = Some(drop_odd_commits_while_joining);
+    DROP_ODD_COMMITS_JOINING.store(true, core::sync::atomic::Ordering::Relaxed);
+    p.start(1);
+    let installed = await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000));
+    // No frame, and so no commit, from now on: only a fetch brings what is missing.
+    p.source_on = false;
+    DROP_ODD_COMMITS_JOINING.store(false, core::sync::atomic::Ordering::Relaxed);
+    assert!(installed);
+    let lag = p.node(1).status().lag_frames;
+    assert!(lag > 1, "the backup holds no commit beyond a lost one (lag {lag})");
+    let until = p.now + ms(100);
+    assert!(
+        p.run_until(until, |p| p.node(1).frame() == p.node(0).frame()),
+        "the backup waits at frame {} behind {}",
+        p.node(1).frame(),
+        p.node(0).frame()
+    );
+}
