@@ -56,6 +56,9 @@ impl<A: App> Node<A> {
             }
             self.ran_to(self.frame_highest_received - 1);
         }
+        // Frames decided here without the commits the old primary made of them, in a row:
+        // one `CommitLost` for the run, not one per frame.
+        let mut lost_run = None;
         while self.room_for_frame() {
             let next = self.frame_last_run + 1;
             // A commit above the last run frame came from the primary this node took over from.
@@ -85,7 +88,7 @@ impl<A: App> Node<A> {
             let lost = next <= self.inherited_to;
             if self.ring.payload(next).is_some() {
                 if lost {
-                    self.commit_lost(next, next);
+                    self.commit_lost(&mut lost_run, next, next);
                 }
                 self.primary_run(next, None, 0);
             } else if next < self.frame_highest_received {
@@ -96,7 +99,7 @@ impl<A: App> Node<A> {
                 let far = self.frame_highest_received - capacity.min(self.frame_highest_received);
                 if far > next && far > self.commit_highest {
                     if lost {
-                        self.commit_lost(next, self.inherited_to);
+                        self.commit_lost(&mut lost_run, next, self.inherited_to);
                     }
                     self.primary_skip(next, far);
                     continue;
@@ -108,7 +111,7 @@ impl<A: App> Node<A> {
                     last += 1;
                 }
                 if lost {
-                    self.commit_lost(next, last.min(self.inherited_to));
+                    self.commit_lost(&mut lost_run, next, last.min(self.inherited_to));
                 }
                 self.primary_skip(next, last);
             } else {
@@ -117,6 +120,9 @@ impl<A: App> Node<A> {
             if let Some(id) = self.join_pending.take() {
                 self.transfer_start(id);
             }
+        }
+        if let Some((frame, last)) = lost_run {
+            self.alarm(Alarm::CommitLost { frame, last });
         }
     }
 
@@ -142,11 +148,19 @@ impl<A: App> Node<A> {
     }
 
     /// New primary: frames `first..=last` are decided here without the commits the old
-    /// primary made of them (`Alarm::CommitLost`).
-    fn commit_lost(&mut self, first: u64, last: u64) {
+    /// primary made of them. Added to `run` when it goes on from it; otherwise the run
+    /// before is alarmed (`Alarm::CommitLost`) and this one begins.
+    fn commit_lost(&mut self, run: &mut Option<(u64, u64)>, first: u64, last: u64) {
         debug_assert!(first <= last, "commit lost for {first}..={last}");
         self.commits_lost = self.commits_lost.saturating_add(last.saturating_sub(first) + 1);
-        self.alarm(Alarm::CommitLost { frame: first, last });
+        match run {
+            Some((_, run_last)) if *run_last + 1 == first => *run_last = last,
+            _ => {
+                if let Some((frame, last)) = run.replace((first, last)) {
+                    self.alarm(Alarm::CommitLost { frame, last });
+                }
+            }
+        }
     }
 
     fn primary_skip(&mut self, first: u64, last: u64) {

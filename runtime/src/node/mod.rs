@@ -280,7 +280,8 @@ pub enum Alarm {
     /// the old primary was (its commits of them were lost on the way, or their ring slots
     /// went to newer frames): the old primary decided them, this node decided them
     /// itself (ran its own input, or skipped them), so its state may differ from the old
-    /// primary's from `frame` on. One alarm per decision: a skipped range is one.
+    /// primary's from `frame` on. One alarm for frames in a row (a skipped range, or run
+    /// frames), raised by a node that took over from the backup role only.
     CommitLost {
         /// The first frame.
         frame: u64,

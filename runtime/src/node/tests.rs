@@ -2942,3 +2942,29 @@ fn joining_installed_behind_a_lost_commit_fetches_it_without_waiting_for_the_nex
         p.node(0).frame()
     );
 }
+
+/// Three frames in a row decided without their commit (the old primary skipped them in
+/// one commit, lost): one `CommitLost` for the run, `commits_lost` counts the frames.
+#[test]
+fn backup_skipped_range_commit_lost_takes_over_runs_it_and_alarms_once() {
+    let mut p = running_pair(Config::default());
+    p.run_for(ms(20));
+    let f = p.frame_next + 2;
+    for frame in f..f + 3 {
+        p.frame_loss[0].insert(frame, ());
+    }
+    p.drop_if = Some(drop_skipped_commits_and_fetch_answers);
+    p.run_until(p.now + ms(50), |p| p.node(1).status().lag_frames >= 5);
+    assert_eq!(p.node(1).frame(), f - 1, "the backup waits behind F");
+    p.crash(0);
+    p.drop_if = None;
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(2000)));
+    p.run_for(ms(10));
+    let lost: std::vec::Vec<_> = p
+        .alarms
+        .iter()
+        .filter(|(_, a)| matches!(a, Alarm::CommitLost { .. }))
+        .collect();
+    assert_eq!(lost, [&(1, Alarm::CommitLost { frame: f, last: f + 2 })]);
+    assert_eq!(p.node(1).status().commits_lost, 3);
+}
