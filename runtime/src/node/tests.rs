@@ -2919,8 +2919,10 @@ fn drop_odd_commits_while_joining(from: usize, envelope: &Envelope) -> bool {
 #[test]
 fn joining_installed_behind_a_lost_commit_fetches_it_without_waiting_for_the_next() {
     // A transfer of some 30 ms (256 windows of 4 chunks): commits arrive meanwhile.
-    let mut config = Config::default();
-    config.transfer_window_chunks = 4;
+    let config = Config {
+        transfer_window_chunks: 4,
+        ..Config::default()
+    };
     let mut p = Pair::new(7, config, 1 << 18);
     p.start(0);
     assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(1000)));
