@@ -102,8 +102,9 @@
 //!     event after it before the node decided that frame. Where the node decided a
 //!     frame itself — its commit never arrived — below one it held, otherwise than the
 //!     old primary (from the commits on the wire; counted as a *replay gap*,
-//!     [`Exceptions::replay_gap`], and faithful only with `Alarm::CommitLost` for that
-//!     frame in the same event), or skipped one for a lost input, its history parts
+//!     [`Exceptions::replay_gap`], and faithful only with `Alarm::CommitLost` — or
+//!     `InputLost`, for a commit held that the model counts as gone — for that frame in
+//!     the same event), or skipped one for a lost input, its history parts
 //!     there: from then on only inputs are compared.
 //! 11. **Join time** (added 2026-11-26). Once the faults healed, a backup that joins
 //!     (`Joining`, counted from the healing when it began before) is in sync (`InSync` or

@@ -271,6 +271,20 @@ fn checker_replay_gap_without_commit_lost_breaks_10() {
     assert_eq!(c.exceptions.replay_gap, 1);
 }
 
+/// The gap skipped with `InputLost` for it: the node held the commit the checker's model
+/// counts as gone (a whole ring below a newer frame), and said its input was lost.
+#[test]
+fn checker_replay_gap_with_input_lost_for_it_passes() {
+    let h = history();
+    let held = [skipped(3, 4), ran(5, 50, 2, 0b01, 500, None)];
+    let mut t = Takeover2::new(&h, &held, 1);
+    t.skip(2, 2);
+    t.skip(3, 4);
+    t.run(step(5, 50, 2, 999, 7), &[1], ran(5, 50, 2, 0b11, 999, None));
+    let c = t.end(&[2]);
+    assert_eq!(broken(&c), vec![]);
+}
+
 /// A `CommitLost` for other frames, or in an earlier event, does not explain the gap.
 #[test]
 fn checker_replay_gap_with_commit_lost_for_other_frames_breaks_10() {
