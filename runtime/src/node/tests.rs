@@ -2970,3 +2970,30 @@ fn backup_skipped_range_commit_lost_takes_over_runs_it_and_alarms_once() {
     assert_eq!(lost, [&(1, Alarm::CommitLost { frame: f, last: f + 2 })]);
     assert_eq!(p.node(1).status().commits_lost, 3);
 }
+
+/// An epoch heard is written with a blocking write before anything else (`Epochs::heard`):
+/// a fresh node that heard the primary and crashed at once, restarted alone after the
+/// primary died, leads above the epoch the sink follows. With `PersistEpochLater` there
+/// the pair's disk loses the write in the crash and the node leads below: every output
+/// stale at the sink (tried by hand).
+#[test]
+fn starting_heard_a_primary_crash_at_once_restarts_above_its_epoch() {
+    let mut p = Pair::new(7, Config::fast(), 0);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    let theirs = p.node(0).epoch();
+    p.start(1);
+    assert!(p.run_until(p.now + ms(100), |p| p.node(1).status().peer.is_some()));
+    p.crash(1);
+    p.crash(0);
+    assert_eq!(p.persisted[1], theirs, "the epoch heard, durable");
+    // What node 0 had in flight arrives at nobody; node 1 starts where it hears no one.
+    p.run_for(ms(50));
+    p.start(1);
+    let led = await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(500));
+    assert!(led, "{:?} {:?}", p.transitions, p.alarms);
+    let accepted = p.sink.accepted.len();
+    assert!(p.run_until(p.now + ms(100), |p| p.sink.accepted.len() > accepted));
+    assert!(p.node(1).epoch() > theirs);
+    assert_eq!(p.sink.stale_rejected, 0);
+}
