@@ -1011,7 +1011,8 @@ pub struct EventsPage {
 /// an event does not carry them), and the rest as sent (`fields`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    /// 1, 2, 3, … per run of the node.
+    /// 1, 2, 3, …, numbered on across restarts while the journal file is kept
+    /// (`console.journal_file`); from 1 again with a journal in memory only.
     pub seq: u64,
     /// When it was recorded, on the node's wall clock.
     pub unix_ms: u64,

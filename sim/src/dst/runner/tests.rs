@@ -302,6 +302,21 @@ fn runner_attacker_replay_after_old_session_is_rejected() {
 }
 
 #[test]
+fn runner_attacker_replay_from_before_the_target_started_is_rejected() {
+    // Seed 4193 (node 1 starts at 1,456 ms next to a primary running since 0): once the
+    // attacker also sent replays its target never took (they were withheld until the
+    // restart handshake), node 1's fresh window took node 0's datagrams from before it
+    // started, and so did node 0's after its restarts: 13 violations on the core of
+    // a851fc6 (invariant 13, replays taken); on 3b1928d the seed broke the
+    // failover bound. Fixed by the restart handshake (node/replay.rs; unit tests
+    // `backup_restarted_peer_messages_from_before_replayed_rejected`,
+    // `backup_older_session_of_crashed_primary_replayed_takes_over_on_time`).
+    let report = run_seed(4193, RunConfig::default());
+    assert!(report.stats.attack_judged > 10, "{}", report.stats.attack_judged);
+    assert_eq!(report.violations, vec![]);
+}
+
+#[test]
 fn runner_takeover_commits_evicted_by_frames_arriving_later_are_not_held() {
     // Seed 9221: node 0 took over at frame 515 holding commits up to 532 but got no frames
     // (I/O loss); when frames came back, 589's took the ring slot of commit 525 before

@@ -48,6 +48,8 @@ pub(super) enum Event {
         link: u8,
         kind: crate::dst::attacker::Kind,
         bytes: Vec<u8>,
+        /// When the datagram it copies was sent.
+        sent_at: Nanos,
     },
 }
 
@@ -335,7 +337,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 if let Some(offered) = offered {
                     self.commit_received(to, offered);
                 }
-                self.note_delivered(to, link, &bytes, local, replayed_before);
+                self.note_delivered(to, link, &bytes, replayed_before);
                 self.drain(to, epoch_before);
             }
             Event::Timer { node } => {
@@ -378,7 +380,13 @@ impl<'a, W: Workload> Sim<'a, W> {
             Event::FailoverDeadline => self.checker.check_failover_deadlines(self.now),
             Event::LivenessDeadline => self.liveness_deadline(),
             Event::End => self.settle_end(),
-            Event::Inject { to, link, kind, bytes } => self.deliver_injection(to, link, kind, bytes),
+            Event::Inject {
+                to,
+                link,
+                kind,
+                bytes,
+                sent_at,
+            } => self.deliver_injection(to, link, kind, bytes, sent_at),
         }
     }
 
