@@ -76,6 +76,9 @@ impl<A: App> Shell<A> {
         log::error(format_args!("{message}"));
         let mut event = schema::Event::new(EventKind::Alarm.into(), name, &message);
         event.frame = frame;
+        if let Alarm::CommitLost { last, .. } = alarm {
+            event.frame_last = Some(last);
+        }
         self.journal_push(event);
     }
 

@@ -276,6 +276,18 @@ pub enum Alarm {
         /// The cold start this node's state goes back to.
         own_origin: u64,
     },
+    /// At takeover, frames `frame..=last` had no commit here although a later commit of
+    /// the old primary was (its commits of them were lost on the way, or their ring slots
+    /// went to newer frames): the old primary decided them, this node decided them
+    /// itself (ran its own input, or skipped them), so its state may differ from the old
+    /// primary's from `frame` on. One alarm for frames in a row (a skipped range, or run
+    /// frames), raised by a node that took over from the backup role only.
+    CommitLost {
+        /// The first frame.
+        frame: u64,
+        /// The last frame (`frame` when one frame was run).
+        last: u64,
+    },
 }
 
 /// A notable event for logs and the console; nothing per cycle.
@@ -547,6 +559,9 @@ pub struct Status {
     pub source: Option<SourceMap>,
     /// Source restarts (a new source session) followed.
     pub source_restarts: u64,
+    /// Frames this node decided as a new primary without the commit it knew the old
+    /// primary had made ([`Alarm::CommitLost`]).
+    pub commits_lost: u64,
 }
 
 /// How a node's input path (frames from the I/O source) stands.
@@ -713,6 +728,12 @@ pub struct Node<A: App> {
     cold_start_held_raised: bool,
     /// Fenced by a primary of another cold start: keeps its state for the operator.
     keep_state: bool,
+    /// The highest frame a commit held decided when this node last became primary (its
+    /// `commit_highest` then): a frame up to it without a commit of its own is one whose
+    /// commit was lost ([`Alarm::CommitLost`]).
+    inherited_to: u64,
+    /// Frames decided without the commit they had ([`Status::commits_lost`]).
+    commits_lost: u64,
 }
 
 /// What to give a node at start-up besides its configuration and application.
@@ -815,6 +836,8 @@ impl<A: App> Node<A> {
             cold_start_allowed: config.allow_cold_start,
             cold_start_held_raised: false,
             keep_state: false,
+            inherited_to: 0,
+            commits_lost: 0,
             now: boot.now,
             config,
             app,
@@ -1032,6 +1055,7 @@ impl<A: App> Node<A> {
             },
             source: self.source,
             source_restarts: self.source_restarts,
+            commits_lost: self.commits_lost,
         }
     }
 

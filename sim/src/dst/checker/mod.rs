@@ -102,7 +102,9 @@
 //!     event after it before the node decided that frame. Where the node decided a
 //!     frame itself — its commit never arrived — below one it held, otherwise than the
 //!     old primary (from the commits on the wire; counted as a *replay gap*,
-//!     [`Exceptions::replay_gap`]), or skipped one for a lost input, its history parts
+//!     [`Exceptions::replay_gap`], and faithful only with `Alarm::CommitLost` — or
+//!     `InputLost`, for a commit held that the model counts as gone — for that frame in
+//!     the same event), or skipped one for a lost input, its history parts
 //!     there: from then on only inputs are compared.
 //! 11. **Join time** (added 2026-11-26). Once the faults healed, a backup that joins
 //!     (`Joining`, counted from the healing when it began before) is in sync (`InSync` or
@@ -295,8 +297,9 @@ pub struct Exceptions {
     /// Committed outputs lost because every node that ran the frame crashed.
     pub lost_crashed: u64,
     /// Frames a new primary decided in its replay without the commit (it never arrived),
-    /// below commits it held, otherwise than the old primary had: its history parts there,
-    /// silently (invariant 10 compares only inputs after it).
+    /// below commits it held, otherwise than the old primary had: its history parts there
+    /// (invariant 10 compares only inputs after it). Each with `Alarm::CommitLost` for it
+    /// (since 2026-11-26; one without is a violation of invariant 10).
     pub replay_gap: u64,
 }
 
@@ -407,6 +410,11 @@ struct EventRecord {
     owed: Vec<(u64, u8)>,
     /// Inherited frames the commit ran and the node skipped.
     skipped_ran: Vec<u64>,
+    /// Replay gaps: frames the node decided without their commit, otherwise than the old
+    /// primary (invariant 10 requires `Alarm::CommitLost` for each).
+    gaps: Vec<u64>,
+    /// The ranges of the `Alarm::CommitLost` the node raised.
+    commit_lost: Vec<(u64, u64)>,
 }
 
 /// The checkers of one run.

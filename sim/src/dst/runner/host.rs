@@ -427,6 +427,12 @@ impl<'a, W: Workload> Sim<'a, W> {
                             self.input_lost.push(frame);
                         }
                     }
+                    Alarm::CommitLost { frame, last } => {
+                        self.stats.alarms_commit_lost += 1;
+                        if self.run.mutation != Mutation::SilentCommitLost {
+                            self.checker.on_commit_lost(i, frame, last);
+                        }
+                    }
                     Alarm::OutputDivergence { frame } | Alarm::StateDivergence { frame } => {
                         self.stats.alarms_divergence += 1;
                         if self.run.mutation != Mutation::HideDivergence {
