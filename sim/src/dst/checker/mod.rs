@@ -117,7 +117,9 @@
 //!     event after it before the node decided that frame. Where the node decided a
 //!     frame itself — its commit never arrived — below one it held, otherwise than the
 //!     old primary (from the commits on the wire; counted as a *replay gap*,
-//!     [`Exceptions::replay_gap`]), or skipped one for a lost input, its history parts
+//!     [`Exceptions::replay_gap`], and faithful only with `Alarm::CommitLost` — or
+//!     `InputLost`, for a commit held that the model counts as gone — for that frame in
+//!     the same event), or skipped one for a lost input, its history parts
 //!     there: from then on only inputs are compared.
 //! 11. **Join time** (added 2026-11-26). Once the faults healed, a backup that joins
 //!     (`Joining`, counted from the healing when it began before) is in sync (`InSync` or
@@ -315,11 +317,18 @@ pub struct Exceptions {
     /// As above, but an earlier incarnation of the node knew the epoch (heard or led it)
     /// and a crash lost a background write carrying it (the disk model's record).
     pub lost_orphaned_write_lost: u64,
+    /// Committed outputs rejected under a fence (deposed or orphaned) whose epoch the
+    /// committing incarnation received only in genuine messages it refused as not fresh:
+    /// a session its restart handshake had not verified (an asymmetric partition keeps
+    /// the handshake from completing), or a late copy. The core ignores such a message
+    /// whole, its epoch included (open finding, docs/DST.md "Orphaned losses").
+    pub lost_unverified: u64,
     /// Committed outputs lost because every node that ran the frame crashed.
     pub lost_crashed: u64,
     /// Frames a new primary decided in its replay without the commit (it never arrived),
-    /// below commits it held, otherwise than the old primary had: its history parts there,
-    /// silently (invariant 10 compares only inputs after it).
+    /// below commits it held, otherwise than the old primary had: its history parts there
+    /// (invariant 10 compares only inputs after it). Each with `Alarm::CommitLost` for it
+    /// (since 2026-11-26; one without is a violation of invariant 10).
     pub replay_gap: u64,
 }
 
@@ -371,6 +380,9 @@ enum Fenced {
     /// fence's epoch, the committing incarnation, and why that incarnation did not know
     /// the epoch (judged at the commit, from what the world delivered and the disk held).
     Orphaned { fence: u64, incarnation: u32, why: Orphan },
+    /// Deposed or orphaned, and the fence's epoch reached this incarnation only in
+    /// genuine messages it refused as not fresh (`lost_unverified`).
+    Unverified,
     /// Unexplained, deposed or orphaned: a genuine message carrying `epoch >=` the fence's
     /// was delivered to this incarnation at `at`, before the commit; it should have
     /// followed that epoch or led above it.
@@ -465,6 +477,11 @@ struct EventRecord {
     owed: Vec<(u64, u8)>,
     /// Inherited frames the commit ran and the node skipped.
     skipped_ran: Vec<u64>,
+    /// Replay gaps: frames the node decided without their commit, otherwise than the old
+    /// primary (invariant 10 requires `Alarm::CommitLost` for each).
+    gaps: Vec<u64>,
+    /// The ranges of the `Alarm::CommitLost` the node raised.
+    commit_lost: Vec<(u64, u64)>,
 }
 
 /// The checkers of one run.
@@ -524,6 +541,9 @@ pub struct Checker {
     /// By node: the highest epoch carried by a genuine message (a node's, not the
     /// attacker's) delivered to its current incarnation, and when (0: none).
     heard: [(u64, Nanos); 2],
+    /// By node: the highest epoch carried by a genuine message delivered to its current
+    /// incarnation that it refused as not fresh (counted `replayed`).
+    heard_unverified: [u64; 2],
     /// By node: the highest epoch any earlier incarnation heard (as above) or led.
     known_before: [u64; 2],
     /// By node: what its disk held (persisted or reserved, the higher) when its current
@@ -631,6 +651,7 @@ impl Checker {
             .max(self.heard[node].0)
             .max(self.epoch_led_max[node]);
         self.heard[node] = (0, 0);
+        self.heard_unverified[node] = 0;
         self.following[node] = None;
         self.running[node] = true;
         self.holds_state[node] = None;

@@ -30,6 +30,12 @@ impl Checker {
         }
     }
 
+    /// As [`Checker::on_delivered`], for a genuine message node `node` refused as not
+    /// fresh (its replay window or restart handshake: counted `replayed`).
+    pub fn on_delivered_unverified(&mut self, node: usize, epoch: u64) {
+        self.heard_unverified[node] = self.heard_unverified[node].max(epoch);
+    }
+
     /// Node `node`'s current incarnation booted from a disk holding `disk` (the higher
     /// of its persisted and its reserved epoch). Called after [`Checker::on_start`].
     pub fn on_boot(&mut self, node: usize, disk: u64) {
@@ -83,6 +89,8 @@ impl Checker {
                 at,
                 deposed,
             }
+        } else if self.heard_unverified[node] >= fence {
+            Fenced::Unverified
         } else if deposed {
             Fenced::Deposed
         } else {
@@ -124,6 +132,10 @@ impl Checker {
             match r.fenced {
                 Some(Fenced::Deposed) => {
                     self.exceptions.lost_deposed += 1;
+                    continue;
+                }
+                Some(Fenced::Unverified) => {
+                    self.exceptions.lost_unverified += 1;
                     continue;
                 }
                 Some(Fenced::Heard {

@@ -184,9 +184,15 @@ impl<'a, W: Workload> Sim<'a, W> {
     /// A datagram a node sent reaches node `to` (the attacker's go through
     /// `deliver_injection`): when it decodes under the pair's key, the node could read the
     /// epoch in its header, and the checker learns it (invariant 3's orphaned losses).
-    pub(super) fn note_genuine(&mut self, to: usize, bytes: &[u8]) {
+    /// `refused`: the node counted it `replayed` (not fresh: a session its handshake had
+    /// not verified, or a late copy); it read nothing of it.
+    pub(super) fn note_genuine(&mut self, to: usize, bytes: &[u8], refused: bool) {
         let key = self.options.auth_key.map(AuthKey::new);
         if let Ok(envelope) = wire::decode(bytes, key.as_ref()) {
+            if refused {
+                self.checker.on_delivered_unverified(to, envelope.header.epoch);
+                return;
+            }
             self.checker.on_delivered(self.now, to, envelope.header.epoch);
             if let (Body::Commit(commit) | Body::FrameData { commit, .. }, WireRole::Primary) =
                 (&envelope.body, envelope.header.role)
@@ -463,6 +469,12 @@ impl<'a, W: Workload> Sim<'a, W> {
                         self.stats.alarms_input_lost += 1;
                         if self.run.mutation != Mutation::SilentInputLost {
                             self.input_lost.push(frame);
+                        }
+                    }
+                    Alarm::CommitLost { frame, last } => {
+                        self.stats.alarms_commit_lost += 1;
+                        if self.run.mutation != Mutation::SilentCommitLost {
+                            self.checker.on_commit_lost(i, frame, last);
                         }
                     }
                     Alarm::OutputDivergence { frame } | Alarm::StateDivergence { frame } => {

@@ -81,6 +81,10 @@ pub enum Mutation {
     /// `Alarm::InputLost` goes unseen: a new primary that skips an inherited frame whose
     /// input it lacks looks like a core that skips it silently (invariant 10).
     SilentInputLost,
+    /// `Alarm::CommitLost` goes unseen: a new primary that decides an inherited frame
+    /// whose commit it lost looks like a core that parts from the committed history
+    /// silently, as before 2026-11-26 (invariant 10).
+    SilentCommitLost,
     /// A replay window that takes repeats: the attacker's replays reach the node with a
     /// sequence number it has not seen (keyed runs with an attacker).
     AcceptReplay,
