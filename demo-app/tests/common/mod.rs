@@ -182,10 +182,16 @@ pub struct Node {
 
 impl Node {
     pub fn spawn(id: u8, config: &Path, log: PathBuf, console: u16) -> Node {
+        Node::spawn_env(id, config, log, console, &[])
+    }
+
+    /// As [`Node::spawn`], with these environment variables set for the process.
+    pub fn spawn_env(id: u8, config: &Path, log: PathBuf, console: u16, env: &[(&str, &str)]) -> Node {
         let stderr = fs::File::create(&log).expect("create the node's log file");
         let child = Command::new(env!("CARGO_BIN_EXE_twinloop-demo"))
             .arg("--config")
             .arg(config)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)

@@ -81,7 +81,10 @@ impl<A: App> Shell<A> {
         match socket.send_to(bytes, peer) {
             Ok(_) => match class {
                 TrafficClass::Control => l.counters.sent_control += 1,
-                TrafficClass::Bulk => l.counters.sent_bulk += 1,
+                TrafficClass::Bulk => {
+                    l.counters.sent_bulk += 1;
+                    self.counters.bulk_bytes_sent += bytes.len() as u64;
+                }
             },
             Err(_) => l.counters.send_errors += 1,
         }

@@ -28,6 +28,11 @@ pub(super) struct IoCounters {
     /// The most CPU time the loop's thread spent answering requests in one turn, in ns
     /// (what the console itself costs, without the host descheduling the node).
     pub(super) console_turn_cpu_max_ns: u64,
+    /// Bytes sent and received on the bulk sockets (state transfers).
+    pub(super) bulk_bytes_sent: u64,
+    pub(super) bulk_bytes_received: u64,
+    /// Hook runs by outcome: succeeded, failed, spawn failed, timed out, dropped.
+    pub(super) hook_runs: [u64; 5],
 }
 
 /// CPU time of the calling thread, in ns; 0 where it cannot be read. Read only on turns

@@ -76,6 +76,9 @@ impl<A: App> Shell<A> {
         log::error(format_args!("{message}"));
         let mut event = schema::Event::new(EventKind::Alarm.into(), name, &message);
         event.frame = frame;
+        if let Alarm::CommitLost { last, .. } = alarm {
+            event.frame_last = Some(last);
+        }
         self.journal_push(event);
     }
 
@@ -151,6 +154,9 @@ impl<A: App> Shell<A> {
     pub(super) fn journal_push(&mut self, event: schema::Event) {
         let unix_ms = self.clock.unix_ms_now();
         self.journal.push(unix_ms, event);
+        if let (Some(file), Some(event)) = (&self.journal_file, self.journal.last()) {
+            file.append(event);
+        }
     }
 
     pub(super) fn poll_hooks(&mut self) {
@@ -160,6 +166,14 @@ impl<A: App> Shell<A> {
         }
         let outcomes: Vec<HookOutcome> = self.hook_outcomes.drain(..).collect();
         for outcome in outcomes {
+            let kind = match &outcome {
+                HookOutcome::Succeeded(_) => 0,
+                HookOutcome::Failed(_) => 1,
+                HookOutcome::SpawnFailed(_) => 2,
+                HookOutcome::TimedOut(_) => 3,
+                _ => 4,
+            };
+            self.counters.hook_runs[kind] += 1;
             let (name, message, warn) = match outcome {
                 HookOutcome::Succeeded(s) => ("hook_succeeded", format!("hook done ({s})"), false),
                 HookOutcome::Failed(s) => ("hook_failed", format!("hook failed ({s})"), true),

@@ -42,12 +42,14 @@ pub mod epoch_file;
 pub mod hook;
 pub mod journal;
 pub mod log;
+pub mod metrics;
 pub mod names;
 pub mod net;
 pub mod preflight;
 pub mod schema;
 #[cfg(target_os = "linux")]
 pub mod signals;
+pub mod systemd;
 /// Signals on other systems: SIGINT, SIGTERM and SIGHUP are left to their defaults.
 #[cfg(not(target_os = "linux"))]
 pub mod signals {
@@ -310,6 +312,8 @@ pub struct Shell<A: App> {
     console: Option<Console>,
     console_key: Option<Vec<u8>>,
     journal: Journal,
+    /// The journal's file across restarts (`None`: `console.journal_bytes_max` = 0).
+    journal_file: Option<journal::JournalFile>,
     state_file: StateWriter,
     /// What the state file holds.
     stored: Stored,
@@ -326,6 +330,14 @@ pub struct Shell<A: App> {
     stopping: Stopping,
     exit: Option<Exit>,
     previous_role: Role,
+    /// READY, WATCHDOG, STATUS and STOPPING to systemd (`systemd.rs`).
+    notifier: systemd::Notifier,
+    /// The Prometheus endpoint (`metrics.rs`); `None`: `metrics.bind` unset.
+    metrics: Option<metrics::MetricsServer>,
+    /// How late each deadline of the core was handled.
+    lateness: metrics::Histogram,
+    /// From a frame read to the last action it caused carried out.
+    frame_handling: metrics::Histogram,
     counters: IoCounters,
     /// Stale and rejected frames per second, over the last whole second.
     frame_rates: FrameRates,

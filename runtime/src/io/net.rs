@@ -113,6 +113,11 @@ pub fn outputs_socket(config: &OutputsConfig) -> Result<mio::net::UdpSocket, Soc
 /// The console's listening socket (`SO_REUSEADDR`, so that a restarted node can listen
 /// again while old connections linger in TIME_WAIT).
 pub fn console_listener(addr: SocketAddr) -> Result<mio::net::TcpListener, SocketError> {
+    tcp_listener(addr, "console")
+}
+
+/// A non-blocking TCP listener on `addr`; `what` names it in the error (`metrics`).
+pub fn tcp_listener(addr: SocketAddr, what: &str) -> Result<mio::net::TcpListener, SocketError> {
     let open = || -> io::Result<Socket> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_reuse_address(true)?;
@@ -121,7 +126,7 @@ pub fn console_listener(addr: SocketAddr) -> Result<mio::net::TcpListener, Socke
         socket.listen(16)?;
         Ok(socket)
     };
-    let socket = open().map_err(named(format!("console ({addr})")))?;
+    let socket = open().map_err(named(format!("{what} ({addr})")))?;
     let listener: TcpListener = socket.into();
     Ok(mio::net::TcpListener::from_std(listener))
 }

@@ -20,6 +20,7 @@ impl<A: App> Shell<A> {
             if let Some(due) = self.node.poll_timeout().filter(|&t| t <= now) {
                 let late = now.saturating_since(due);
                 self.counters.note_lateness(now, late);
+                self.lateness.observe(late);
                 if late > LATE_WAKE {
                     self.counters.late_wakes += 1;
                     // The loop was held up (the host descheduled it): datagrams that
@@ -32,6 +33,12 @@ impl<A: App> Shell<A> {
             }
             self.poll_hooks();
             let now = self.clock.now();
+            // From the loop itself: a loop that stops turning stops the watchdog pings.
+            if self.notifier.enabled() {
+                let status = self.node.status();
+                self.notifier
+                    .turn(now, status.role, status.sync, status.epoch, status.frame);
+            }
             if self.frame_rates.due(now) {
                 // Once a second: the counters are read only then, not at every wake-up.
                 self.frame_rates.tick(now, self.frames_stale(), self.frames_rejected());
@@ -62,6 +69,7 @@ impl<A: App> Shell<A> {
                         self.links[i].ready[(t - TOKEN_LINKS) % 2] = true;
                     }
                     TOKEN_SIGNALS => self.read_signals(),
+                    _ if self.metrics.as_mut().is_some_and(|m| m.ready(token)) => {}
                     _ => {
                         if let Some(console) = &mut self.console {
                             if console.owns(token) {
@@ -73,6 +81,7 @@ impl<A: App> Shell<A> {
             }
             self.read_sockets()?;
             self.console_turn()?;
+            self.metrics_turn();
         }
     }
 
@@ -243,6 +252,12 @@ impl<A: App> Shell<A> {
         if let Stopping::HandingOver { deadline } = self.stopping {
             wake = wake.min(deadline.saturating_since(now));
         }
+        if let Some(at) = self.metrics.as_ref().and_then(metrics::MetricsServer::next_deadline) {
+            wake = wake.min(at.saturating_since(now));
+        }
+        if let Some(ping) = self.notifier.next_due() {
+            wake = wake.min(ping.saturating_since(now));
+        }
         wake
     }
 
@@ -270,7 +285,10 @@ impl<A: App> Shell<A> {
                     }
                     match class {
                         TrafficClass::Control => link.counters.received_control += 1,
-                        TrafficClass::Bulk => link.counters.received_bulk += 1,
+                        TrafficClass::Bulk => {
+                            link.counters.received_bulk += 1;
+                            self.counters.bulk_bytes_received += len as u64;
+                        }
                     }
                     let now = self.clock.now();
                     self.node.handle_message(now, i as u8, &self.buf[..len]);
@@ -305,6 +323,7 @@ impl<A: App> Shell<A> {
                             self.node
                                 .handle_source_frame(now, frame.session, frame.number, frame.payload);
                             self.drain()?;
+                            self.frame_handling.observe(self.clock.now().saturating_since(now));
                         }
                         Err(error) => {
                             self.counters.frames_rejected += 1;

@@ -39,6 +39,41 @@ impl<A: App> Shell<A> {
         let state_file =
             StateWriter::start(epoch_file).map_err(|e| state_error(format!("cannot start its writer: {e}")))?;
 
+        // The journal of the runs before this one, and its file for this run.
+        let mut journal = Journal::new(config.console.events_max as usize);
+        let journal_path = config.console.journal_file.clone().unwrap_or_else(|| {
+            let mut name = config.state_file.as_os_str().to_owned();
+            name.push(".journal");
+            PathBuf::from(name)
+        });
+        let journal_file = if config.console.journal_bytes_max > 0 {
+            let journal_error = |problem: String| ShellError::KeyFile {
+                key: "console.journal_file",
+                path: journal_path.clone(),
+                problem: format!("{problem} (or set console.journal_bytes_max = 0 to keep the journal in memory only)"),
+            };
+            let loaded = journal::load(
+                &journal_path,
+                config.console.events_max as usize,
+                config.console.journal_bytes_max,
+            )
+            .map_err(|e| journal_error(format!("cannot read: {e}")))?;
+            if loaded.skipped > 0 {
+                log::warn(format_args!(
+                    "journal file {}: {} line(s) that are not events skipped (a line torn by a crash, or a damaged file)",
+                    journal_path.display(),
+                    loaded.skipped
+                ));
+            }
+            journal.restore(loaded.events);
+            Some(
+                journal::JournalFile::open(&journal_path, config.console.journal_bytes_max)
+                    .map_err(|e| journal_error(format!("cannot open for appending: {e}")))?,
+            )
+        } else {
+            None
+        };
+
         let console_key = files.console_key;
         let sync_key = files.sync_key.as_deref().map(crate::wire::AuthKey::derive);
 
@@ -93,6 +128,13 @@ impl<A: App> Shell<A> {
             });
         }
         let outputs = net::outputs_socket(&config.outputs)?;
+        let metrics = match config.metrics.bind {
+            Some(addr) => Some(
+                metrics::MetricsServer::new(net::tcp_listener(addr, "metrics")?, poll.registry())
+                    .map_err(ShellError::Poll)?,
+            ),
+            None => None,
+        };
         let console = if config.console.enabled {
             let listener = net::console_listener(config.console.bind)?;
             Some(
@@ -133,6 +175,7 @@ impl<A: App> Shell<A> {
             Duration::from_millis(config.hook.timeout_ms),
             config.hook.queue_max as usize,
         );
+        let notifier = systemd::Notifier::from_env(clock.now());
         let mut shell = Shell {
             node,
             name,
@@ -146,7 +189,8 @@ impl<A: App> Shell<A> {
             outputs,
             console,
             console_key,
-            journal: Journal::new(config.console.events_max as usize),
+            journal,
+            journal_file,
             state_file,
             stored,
             hooks,
@@ -159,6 +203,10 @@ impl<A: App> Shell<A> {
             stopping: Stopping::Running,
             exit: None,
             previous_role: Role::Starting,
+            notifier,
+            metrics,
+            lateness: metrics::Histogram::lateness(),
+            frame_handling: metrics::Histogram::frame_handling(),
             counters: IoCounters::default(),
             frame_rates: FrameRates::default(),
             console_budget_ns: 0,
@@ -169,6 +217,10 @@ impl<A: App> Shell<A> {
         let console_text = match shell.console_addr() {
             Some(addr) => format!("console {addr}"),
             None => "console off".into(),
+        };
+        let console_text = match shell.config.metrics.bind {
+            Some(addr) => format!("{console_text}, metrics {addr}"),
+            None => console_text,
         };
         let message = format!(
             "started: node {node_id}, persisted epoch {} (reserved {}), frames {}, {} link(s), {} sink(s), {console_text}{}",

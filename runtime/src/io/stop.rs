@@ -25,6 +25,11 @@ impl<A: App> Shell<A> {
             return Ok(None);
         }
         self.stop_seen = requests;
+        self.notifier.stopping(if requests >= 2 {
+            "second stop request"
+        } else {
+            "stop requested"
+        });
         if self.stopping != Stopping::Running || requests >= 2 {
             self.shell_event(true, "stop_forced", "second stop request: stopping now");
             return Ok(Some(Exit::Forced));
@@ -106,6 +111,15 @@ impl<A: App> Shell<A> {
         match result {
             Ok(exit) => log::info(format_args!("stopped ({exit:?})")),
             Err(e) => log::error(format_args!("stopped (fatal error: {e})")),
+        }
+        let (name, message) = match result {
+            Ok(exit) => ("stopped", format!("stopped ({})", exit_name(*exit))),
+            Err(e) => ("stopped_fatal", format!("stopped (fatal error: {e})")),
+        };
+        self.journal_push(schema::Event::new(EventKind::Shell.into(), name, &message));
+        // The last line written and synced before the process exits.
+        if let Some(file) = &mut self.journal_file {
+            file.close();
         }
     }
 

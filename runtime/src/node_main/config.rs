@@ -5,7 +5,7 @@
 //! [runtime]   # twinloop::Config: the core's keys, names unchanged
 //! [frames]    # twinloop::io::config::FramesConfig
 //! [[links]]   # one table per sync link
-//! [outputs] [console] [hook] [shutdown] [log]
+//! [outputs] [console] [hook] [shutdown] [log] [metrics]
 //! [rt]        # real-time settings (Linux)
 //! [app]       # the program's own settings (`NodeProgram::Settings`)
 //! ```
@@ -18,7 +18,8 @@
 
 use super::AppSettings;
 use crate::io::config::{
-    ConsoleConfig, FramesConfig, HookConfig, LinkConfig, LogConfig, OutputsConfig, ShellConfig, ShutdownConfig,
+    ConsoleConfig, FramesConfig, HookConfig, LinkConfig, LogConfig, MetricsConfig, OutputsConfig, ShellConfig,
+    ShutdownConfig,
 };
 use crate::Config;
 use serde::{Deserialize, Serialize};
@@ -129,14 +130,16 @@ pub struct NodeFile<S> {
     pub shutdown: ShutdownConfig,
     /// `[log]`.
     pub log: LogConfig,
+    /// `[metrics]`.
+    pub metrics: MetricsConfig,
     /// `[rt]`.
     pub rt: RtConfig,
     /// `[app]`.
     pub app: S,
 }
 
-const TABLES: [&str; 11] = [
-    "node", "runtime", "frames", "links", "outputs", "console", "hook", "shutdown", "log", "rt", "app",
+const TABLES: [&str; 12] = [
+    "node", "runtime", "frames", "links", "outputs", "console", "hook", "shutdown", "log", "metrics", "rt", "app",
 ];
 
 /// Deserializes one table; on error, finds the key at fault by trying each key alone.
@@ -308,6 +311,7 @@ impl<S: AppSettings> NodeFile<S> {
             hook: table("hook", root.remove("hook"))?,
             shutdown: table("shutdown", root.remove("shutdown"))?,
             log: table("log", root.remove("log"))?,
+            metrics: table("metrics", root.remove("metrics"))?,
             rt: table("rt", root.remove("rt"))?,
             app: table("app", root.remove("app"))?,
             node: {
@@ -319,6 +323,9 @@ impl<S: AppSettings> NodeFile<S> {
             },
         };
         if let Some(p) = &mut file.console.key_file {
+            resolve(base, p);
+        }
+        if let Some(p) = &mut file.console.journal_file {
             resolve(base, p);
         }
         file.app
@@ -347,6 +354,7 @@ impl<S: AppSettings> NodeFile<S> {
             hook: self.hook.clone(),
             shutdown: self.shutdown.clone(),
             log: self.log.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 

@@ -68,13 +68,16 @@ pub struct Injection {
     pub kind: Kind,
     /// The bytes.
     pub bytes: Vec<u8>,
+    /// When the datagram it copies or changes was sent (true time): a replay sent before
+    /// its target started is one the target must reject.
+    pub sent_at: Nanos,
 }
 
-/// Datagrams seen on one direction of one link.
+/// Datagrams seen on one direction of one link, with the time each was sent.
 #[derive(Debug, Default)]
 struct Seen {
-    recent: VecDeque<Vec<u8>>,
-    old: Vec<Vec<u8>>,
+    recent: VecDeque<(Nanos, Vec<u8>)>,
+    old: Vec<(Nanos, Vec<u8>)>,
     count: u64,
 }
 
@@ -158,23 +161,23 @@ impl Attacker {
                 }
             }
         }
-        seen.recent.push_back(bytes.to_vec());
+        seen.recent.push_back((now, bytes.to_vec()));
         if !self.rng.chance(u64::from(self.params.inject_ppm), 1_000_000) {
             return;
         }
         let kinds = self.kinds();
         let kind = kinds[self.rng.below(kinds.len() as u64) as usize];
         let at = now + self.rng.below(self.params.hold_us_max + 1) * NANOS_PER_US;
-        let (to, bytes) = match kind {
+        let (to, (sent_at, bytes)) = match kind {
             // The peer's earlier datagram, to the peer's peer: recent or old.
             Kind::Replay => (1 - from, self.pick_seen(link, from)),
             // Its own datagram back to the sender, held back like any injection: by then
             // it may have another role, epoch or tiebreak nonce.
-            Kind::Reflection => (from, bytes.to_vec()),
-            Kind::Forgery => (1 - from, self.forge(bytes, true)),
-            Kind::Untagged => (1 - from, self.forge(bytes, false)),
-            Kind::Garbage => (1 - from, self.garbage(bytes)),
-            Kind::FrameBeyond => (1 - from, self.frame_beyond(bytes)),
+            Kind::Reflection => (from, (now, bytes.to_vec())),
+            Kind::Forgery => (1 - from, (now, self.forge(bytes, true))),
+            Kind::Untagged => (1 - from, (now, self.forge(bytes, false))),
+            Kind::Garbage => (1 - from, (now, self.garbage(bytes))),
+            Kind::FrameBeyond => (1 - from, (now, self.frame_beyond(bytes))),
         };
         self.injected[kind as usize] += 1;
         out.push(Injection {
@@ -183,15 +186,16 @@ impl Attacker {
             link,
             kind,
             bytes,
+            sent_at,
         });
     }
 
-    fn pick_seen(&mut self, link: u8, from: usize) -> Vec<u8> {
+    fn pick_seen(&mut self, link: u8, from: usize) -> (Nanos, Vec<u8>) {
         let seen = &self.seen[usize::from(link)][from];
         let total = seen.recent.len() + seen.old.len();
         let k = self.rng.below(total as u64) as usize;
         match seen.recent.get(k) {
-            Some(bytes) => bytes.clone(),
+            Some(seen) => seen.clone(),
             None => seen.old[k - seen.recent.len()].clone(),
         }
     }
@@ -335,6 +339,9 @@ mod tests {
                 // Exact copies: they authenticate (the replay window must stop them).
                 Kind::Replay | Kind::Reflection => {
                     assert!(sent.contains(&injection.bytes));
+                    // The send time kept with the copy is the original's.
+                    let seq = wire::decode(&injection.bytes, Some(&key)).expect("a copy").header.seq;
+                    assert_eq!(injection.sent_at, seq * 1000);
                     assert!(decoded.is_ok());
                     let to = if injection.kind == Kind::Replay { 1 } else { 0 };
                     assert_eq!(injection.to, to);
