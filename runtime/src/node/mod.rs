@@ -937,6 +937,7 @@ impl<A: App> Node<A> {
                 Some(newest) => fresh = newest,
                 None => {
                     self.rejections.replayed += 1;
+                    self.refused_epoch(&envelope);
                     return;
                 }
             }

@@ -3638,3 +3638,59 @@ fn backup_late_messages_of_crashed_primary_take_over_on_time() {
     assert!(p.node(1).status().links[0].received > received);
     assert_eq!(p.node(1).status().false_deaths, 0);
 }
+
+/// Found by the DST's explained fenced losses beside the restart handshake (seed 64 of
+/// 0..1999, 2026-11-26): in an asymmetric partition the peer never hears this node's
+/// challenge, so its new session is never verified, and the node refused its heartbeats
+/// whole — the higher epoch the peer leads included — and ran on below the sink's fence,
+/// every output lost. A message authenticated under the key but refused as not fresh now
+/// teaches its epoch: the primary writes it down and leads on above it (`EpochRaised`),
+/// taking nothing else of it. A message of an epoch it knows, refused the same way,
+/// changes nothing.
+#[test]
+fn primary_keyed_refused_heartbeat_of_a_higher_epoch_leads_above_it() {
+    let mut p = Pair::new(21, Config::fast(), 0);
+    let key = AuthKey::new([11; 32]);
+    p.auth = Some(AuthKey::new([11; 32]));
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    let before = p.node(0).epoch();
+    let accepted = p.sink.accepted.len();
+    // Node 2 leads two terms above, in a session node 0 has not verified (no echo of
+    // its challenge).
+    let mut higher = heartbeat_to(&p, 0, 2, WireRole::Primary, before + 0x201, (0, 1));
+    higher.header.session = 77;
+    higher.header.seq = 1;
+    let lower = Envelope {
+        header: Header {
+            epoch: before,
+            seq: 2,
+            ..higher.header
+        },
+        ..higher.clone()
+    };
+    let replayed = p.node(0).status().rejections.replayed;
+    p.inject(0, 0, &wire::encode(&lower, Some(&key)).unwrap());
+    assert_eq!(p.node(0).status().rejections.replayed, replayed + 1);
+    assert_eq!(p.node(0).epoch(), before, "an epoch it knows, refused, changes nothing");
+    p.inject(0, 0, &wire::encode(&higher, Some(&key)).unwrap());
+    assert_eq!(
+        p.node(0).status().rejections.replayed,
+        replayed + 2,
+        "refused: its session is not verified"
+    );
+    assert_eq!(p.node(0).role(), Role::Primary);
+    assert!(
+        p.node(0).epoch() > before + 0x201,
+        "leads above the epoch it read: {:#x}",
+        p.node(0).epoch()
+    );
+    assert!(reasons(&p, 0).contains(&Reason::EpochRaised));
+    assert!(
+        p.node(0).status().peer.is_none(),
+        "nothing else of the message was taken"
+    );
+    // Its outputs go on, under the new epoch, and pass a sink that follows the higher one.
+    assert!(p.run_until(p.now + ms(50), |p| p.sink.accepted.len() > accepted + 5));
+    assert_eq!(p.sink.stale_rejected, 0);
+}

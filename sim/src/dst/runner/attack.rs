@@ -308,6 +308,11 @@ impl<'a, W: Workload> Sim<'a, W> {
             if judged { "" } else { ", not judged" }
         ));
         let bytes = self.planted(kind, bytes);
+        let carried = if kind == Kind::Replay {
+            wire::decode(&bytes, self.key().as_ref()).ok().map(|e| e.header.epoch)
+        } else {
+            None
+        };
         let replayed_before = self.replayed_count(to);
         let Some(n) = self.nodes[to].node.as_mut() else { return };
         let rejected_before = rejections_total(&n.status().rejections);
@@ -328,6 +333,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 kind: kind.name(),
                 rejected: rejected_after > rejected_before,
                 epochs: (epoch_before, epoch_after),
+                learned: carried.filter(|&e| e > epoch_before),
                 effects,
             };
             self.checker.on_injected(self.now, &outcome);
