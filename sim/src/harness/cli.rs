@@ -108,6 +108,9 @@ pub enum BenchKind {
     Overhead,
     /// A late backup against a primary with a large state: time to in-sync.
     Join,
+    /// The service address on network namespaces: machine killed → the address answers
+    /// from the other, twinloop with `twinloop-vip` beside keepalived VRRPv3 (root).
+    Vip,
 }
 
 /// `twinloop-sim bench`.
@@ -546,6 +549,9 @@ pub fn chaos_main(args: &ChaosArgs) -> u8 {
 /// `twinloop-sim bench …`.
 pub fn bench_main(args: &BenchArgs) -> u8 {
     install_handler();
+    if args.kind == BenchKind::Vip {
+        return super::vip::bench_main(args);
+    }
     let name = format!("{:?}", args.kind).to_lowercase();
     let timing = match timing(&args.common, Timing::FAST) {
         Ok(t) => t,
@@ -572,6 +578,7 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             BenchKind::Switchover => (100, 100),
             BenchKind::Overhead => (3, 0),
             BenchKind::Join => (5, 1000),
+            BenchKind::Vip => (10, 500),
         };
         let config = BenchConfig {
             rig,
@@ -594,6 +601,8 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             BenchKind::Switchover => bench::switchover(&config),
             BenchKind::Overhead => bench::overhead(&config),
             BenchKind::Join => bench::join(&config),
+            // Returned above: the namespaces' bench has no rig.
+            BenchKind::Vip => Err(HarnessError::Setup("bench vip runs on namespaces, not the rig".into())),
         }
     })();
     match result {
