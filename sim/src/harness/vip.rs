@@ -111,9 +111,14 @@ pub struct NsProcess {
 }
 
 impl NsProcess {
-    /// Starts `program ARGS` in namespace `ns`, its output to `log`.
+    /// Starts `program ARGS` in namespace `ns`, its output appended to `log`.
     pub fn spawn(ns: &str, program: &Path, args: &[&str], log: PathBuf) -> Result<NsProcess, String> {
-        let out = fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        // Appended: a restarted program's log follows its earlier runs'.
+        let out = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
         let child = Command::new("ip")
             .args(["netns", "exec", ns])
