@@ -257,6 +257,8 @@ fn namespaces_primary_machine_dies_address_answers_from_the_backup() {
         pair.standing_by(1)
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", pair.tail(1)));
+    let a = pair.status(0).expect("node a answers its console");
+    assert_eq!(a.role, twinloop::io::schema::Role::Primary);
     assert!(pair.lab.has_vip(0).unwrap());
     assert!(!pair.lab.has_vip(1).unwrap());
     assert!(pair.lab.frames_sent.load(std::sync::atomic::Ordering::Relaxed) > 0);
@@ -269,6 +271,8 @@ fn namespaces_primary_machine_dies_address_answers_from_the_backup() {
         .wait_answer_from(1, at, limit)
         .unwrap_or_else(|e| panic!("{e}\nnode b:\n{}", pair.tail(1)));
     assert!(pair.lab.has_vip(1).unwrap());
+    let b = pair.status(1).expect("node b answers its console");
+    assert_eq!(b.role, twinloop::io::schema::Role::Primary);
     eprintln!("kill -> address answers from b: {took:?}");
 
     // a comes back (rebooted, no address): it joins as backup and stays without the address.

@@ -639,6 +639,21 @@ impl Pair {
         self.spawn(i)
     }
 
+    /// Twinloop: node `i`'s status from its console (on its machine's loopback), `None`
+    /// when it does not answer (yet) or the mover is keepalived.
+    pub fn status(&mut self, i: usize) -> Option<twinloop::io::schema::Status> {
+        if self.mover != Mover::Twinloop {
+            return None;
+        }
+        in_ns(self.lab.machine(i), || {
+            twinloop::io::client::Client::new(SocketAddr::from(([127, 0, 0, 1], 7401)), Duration::from_millis(500))
+                .status()
+                .ok()
+        })
+        .ok()
+        .flatten()
+    }
+
     /// Twinloop: whether node `i` answers its console as a backup in sync. keepalived:
     /// whether its VRRP process runs (it has no such state to ask).
     pub fn standing_by(&mut self, i: usize) -> bool {
@@ -649,14 +664,7 @@ impl Pair {
         if self.mover == Mover::Keepalived {
             return true;
         }
-        let status = in_ns(self.lab.machine(i), || {
-            twinloop::io::client::Client::new(SocketAddr::from(([127, 0, 0, 1], 7401)), Duration::from_millis(500))
-                .status()
-                .ok()
-        })
-        .ok()
-        .flatten();
-        status.is_some_and(|s| {
+        self.status(i).is_some_and(|s| {
             s.role == twinloop::io::schema::Role::Backup && s.sync == twinloop::io::schema::Sync::InSync
         })
     }
