@@ -120,7 +120,17 @@ impl NsProcess {
             .open(&log)
             .map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new("ip")
+        // It dies with the harness even when the harness is SIGKILLed (`setpriv`, as the
+        // rig's nodes: the signal survives `ip netns exec`'s exec).
+        let mut command = match super::procs::setpriv() {
+            Some(setpriv) => {
+                let mut c = Command::new(setpriv);
+                c.args(["--pdeathsig", "KILL", "ip"]);
+                c
+            }
+            None => Command::new("ip"),
+        };
+        let child = command
             .args(["netns", "exec", ns])
             .arg(program)
             .args(args)
@@ -334,7 +344,7 @@ impl Lab {
             if who.is_some() {
                 last = who;
             }
-            if since.elapsed() > limit {
+            if since.elapsed() > limit || super::interrupted() {
                 return Err(format!(
                     "the address did not answer from {} within {limit:?} (last answer from: {})",
                     ["a", "b"][i],
@@ -689,6 +699,9 @@ pub fn failovers(pair: &mut Pair, count: usize, settle: Duration, limit: Duratio
     };
     let mut holder = 0;
     for k in 0..count {
+        if super::interrupted() {
+            break;
+        }
         let other = 1 - holder;
         let ready = super::wait_until(
             limit,
@@ -786,6 +799,10 @@ pub fn bench_main(args: &super::cli::BenchArgs) -> u8 {
     let mut out = serde_json::Map::new();
     let mut problems = Vec::new();
     for mover in [Mover::Twinloop, Mover::Keepalived] {
+        if super::interrupted() {
+            problems.push("interrupted".to_string());
+            break;
+        }
         let name = format!("{mover:?}").to_lowercase();
         let tag = format!("tlvb{}", std::process::id() % 100_000);
         let figures = match Pair::start(&tag, mover, &dir.join(&name), &binary, &script, timing, limit) {
@@ -817,6 +834,10 @@ pub fn bench_main(args: &super::cli::BenchArgs) -> u8 {
         eprintln!("PROBLEM: {p}");
     }
     println!("{json}");
+    if super::interrupted() {
+        eprintln!("twinloop-sim bench vip: interrupted; the programs were killed and the namespaces deleted");
+        return super::report::EXIT_INTERRUPTED;
+    }
     if problems.is_empty() {
         if c.report.is_none() {
             let _ = fs::remove_dir_all(&dir);
