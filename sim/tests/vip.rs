@@ -226,8 +226,15 @@ static NAMESPACES: Mutex<()> = Mutex::new(());
 /// True when network namespaces can be made here; otherwise skips with the reason, or
 /// fails in CI.
 fn namespaces_available(test: &str) -> bool {
-    let Some(why) = vip::unavailable() else { return true };
-    let message = format!("{why} (run as root with iproute2)");
+    let arping = Command::new("arping").arg("-V").output().is_ok();
+    let why = match vip::unavailable() {
+        Some(why) => format!("{why} (run as root with iproute2)"),
+        // Without it the client's neighbour entry keeps the dead machine's MAC for tens
+        // of seconds: the address would not be seen to move.
+        None if !arping => "arping not found: apt-get install iputils-arping (.ci/run installs it)".into(),
+        None => return true,
+    };
+    let message = why;
     assert!(std::env::var("CI").as_deref() != Ok("true"), "{test}: {message}");
     // Past the test harness's capture (it takes the print macros only).
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {message}");
