@@ -124,6 +124,8 @@ fn flood_every_port_no_crash_no_role_change_same_outputs_all_counted() {
                             settings: 0,
                             keyed: true,
                         },
+                        challenge: 1,
+                        challenge_echo: 1,
                     },
                 };
                 let valid = wire::encode(&envelope, Some(&key)).unwrap().to_vec();

@@ -13,7 +13,7 @@ use crate::time::Instant;
 use crate::wire::WireBuf;
 use core::time::Duration;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::vec::Vec;
 
 /// A small deterministic control program with accumulated state and optional ballast, so
@@ -234,6 +234,16 @@ impl HasHistory for TestApp {
     }
 }
 
+/// How long a [`Pair`]'s background epoch writes take to become durable by default: the
+/// middle of the DST's common range (sim/src/dst/runner/disk.rs draws 0 to 20 ms, and in
+/// one write of ten a slow disk's 20 to 500 ms), fixed so that a test's course does not
+/// depend on a draw.
+pub const DISK_LATER_DELAY_DEFAULT: Duration = Duration::from_millis(10);
+
+/// Background epoch writes one node of a [`Pair`] may have in flight; more is a runaway
+/// core (a panic), not a queue that grows. The DST's bound (`DISK_LATER_MAX` there).
+pub const DISK_LATER_MAX: usize = 1024;
+
 /// What node `i` of a [`Pair`] is started with: its application comes from the pair's
 /// program factory, given this.
 #[derive(Debug, Clone, Copy)]
@@ -253,6 +263,12 @@ pub struct PairNode {
 /// `Pair` (of the runtime's own [`TestApp`]) is made by [`Pair::new`]; a pair of any
 /// program by [`Pair::of`], with a factory for the program and the payload of each frame:
 /// the same machinery, for a control engineer's own program (docs/PROGRAM.md).
+///
+/// Each node has a state file with the DST's durability model (sim/src/dst/runner/disk.rs,
+/// fixed delays instead of drawn ones): blocking epoch writes are durable before the
+/// node's next action, background ones after [`Pair::disk_later_delay`], in the order
+/// asked; [`Pair::crash`] loses those not durable yet, and [`Pair::start`] boots from the
+/// file. An output under an epoch the file does not hold (persisted or reserved) panics.
 pub struct Pair<A: App = TestApp> {
     /// The virtual clock.
     pub now: Instant,
@@ -294,10 +310,21 @@ pub struct Pair<A: App = TestApp> {
     pub alarms: Vec<(usize, Alarm)>,
     /// Every notice, by node.
     pub notices: Vec<(usize, crate::node::Notice)>,
-    /// The epoch each node persisted last.
+    /// The epoch each node's state file holds durably: what a restart boots from (a test
+    /// may set it before a start, as a state file left by an earlier run).
     pub persisted: [u64; 2],
-    /// The epoch each node reserved last.
+    /// The reservation each node's state file holds durably.
     pub reserved: [u64; 2],
+    /// How long a background epoch write (`PersistEpochLater`) takes to become durable:
+    /// [`DISK_LATER_DELAY_DEFAULT`], or zero for every write durable at once. Blocking
+    /// writes (`PersistEpoch`, `ReserveEpoch`) are durable before the node's next action,
+    /// as the shell blocks on them (see [`Pair::crash`] for what a crash loses).
+    pub disk_later_delay: Duration,
+    /// By node, in the order asked: background epoch writes not durable yet, with when
+    /// they will be (at most [`DISK_LATER_MAX`]).
+    pub disk_later: [VecDeque<(Instant, u64)>; 2],
+    /// By node: background epoch writes a crash lost before they were durable.
+    pub epoch_writes_lost: [u64; 2],
     /// By node, in order: `("reserve" | "persist" | "lead", epoch)` for each such action,
     /// and `("emit", epoch)` for the first output of each epoch.
     pub epoch_log: [Vec<(&'static str, u64)>; 2],
@@ -389,6 +416,9 @@ impl<A: App> Pair<A> {
             notices: Vec::new(),
             persisted: [0; 2],
             reserved: [0; 2],
+            disk_later_delay: DISK_LATER_DELAY_DEFAULT,
+            disk_later: [VecDeque::new(), VecDeque::new()],
+            epoch_writes_lost: [0; 2],
             epoch_log: [Vec::new(), Vec::new()],
             ballast: 0,
             seeds: Rng::new(seed),
@@ -457,8 +487,13 @@ impl<A: App> Pair<A> {
         self.boot(i, boot);
     }
 
-    /// Kills node `i`: it sends nothing more; what it had in flight still arrives.
+    /// Kills node `i`: it sends nothing more; what it had in flight still arrives. Its
+    /// background epoch writes due by now are durable, the others lost (counted in
+    /// [`Pair::epoch_writes_lost`]): a restart boots from what was durable.
     pub fn crash(&mut self, i: usize) {
+        self.disk_settle(i);
+        self.epoch_writes_lost[i] += self.disk_later[i].len() as u64;
+        self.disk_later[i].clear();
         if let Some(mut node) = self.nodes[i].take() {
             if let Some(history) = (self.retire)(node.app_mut()) {
                 self.retired_histories.push(history);
@@ -535,12 +570,60 @@ impl<A: App> Pair<A> {
                     consider(t.max(self.frozen_until[i]));
                 }
             }
+            // A write becoming durable is an event of its own, so that `run_until` can
+            // wait for it (a freeze does not hold the disk up: the write is the kernel's).
+            if let Some(&(t, _)) = self.disk_later[i].front() {
+                consider(t);
+            }
         }
         next
     }
 
+    /// The background epoch writes of node `i` due by now become durable.
+    fn disk_settle(&mut self, i: usize) {
+        while let Some(&(at, epoch)) = self.disk_later[i].front() {
+            if at > self.now {
+                break;
+            }
+            self.disk_later[i].pop_front();
+            self.disk_write(i, epoch);
+        }
+    }
+
+    /// A blocking write waits for every background write asked before it (one writer,
+    /// in the order asked, as the shell's state writer).
+    fn disk_flush(&mut self, i: usize) {
+        while let Some((_, epoch)) = self.disk_later[i].pop_front() {
+            self.disk_write(i, epoch);
+        }
+    }
+
+    fn disk_write(&mut self, i: usize, epoch: u64) {
+        // The file never goes backwards (the shell merges what it writes).
+        self.persisted[i] = self.persisted[i].max(epoch);
+    }
+
+    /// `PersistEpochLater`: durable after [`Pair::disk_later_delay`], not before the
+    /// writes asked before it.
+    fn persist_later(&mut self, i: usize, epoch: u64) {
+        if self.disk_later_delay.is_zero() && self.disk_later[i].is_empty() {
+            self.disk_write(i, epoch);
+            return;
+        }
+        assert!(
+            self.disk_later[i].len() < DISK_LATER_MAX,
+            "node {i} has more than {DISK_LATER_MAX} background epoch writes in flight"
+        );
+        let after = self.disk_later[i].back().map_or(self.now, |&(at, _)| at);
+        let at = (self.now + self.disk_later_delay).max(after);
+        self.disk_later[i].push_back((at, epoch));
+    }
+
     fn step_once(&mut self) {
         let now = self.now;
+        for i in 0..2 {
+            self.disk_settle(i);
+        }
         if self.source_on && self.frame_next_at <= now {
             let frame = self.frame_next;
             self.frame_next += 1;
@@ -640,10 +723,7 @@ impl<A: App> Pair<A> {
     /// Drains node `i`'s actions into the links, the sink and the logs.
     pub fn drain(&mut self, i: usize) {
         let now = self.now;
-        let Some(node) = &mut self.nodes[i] else {
-            return;
-        };
-        while let Some(action) = node.poll_action() {
+        while let Some(action) = self.nodes[i].as_mut().and_then(|node| node.poll_action()) {
             match action {
                 Action::Transmit { link, bytes, .. } => {
                     if self.capture {
@@ -662,17 +742,35 @@ impl<A: App> Pair<A> {
                         .insert((now + self.latency, self.packet_seq), Packet { to: 1 - i, link, bytes });
                 }
                 Action::Emit(output) => {
+                    // The DST's invariant 1 (checker/fencing.rs): an output under an epoch
+                    // a restart would not start above lets a sink follow an epoch this
+                    // node may lead again, or lead below.
+                    let durable = self.persisted[i].max(self.reserved[i]);
+                    assert!(
+                        output.epoch <= durable,
+                        "node {i} emitted frame {} under epoch {:#x} before it was durable (state file: persisted {:#x}, reserved {:#x}): the core must persist an epoch with a blocking write (PersistEpoch) or lead a reservation before its outputs",
+                        output.frame,
+                        output.epoch,
+                        self.persisted[i],
+                        self.reserved[i]
+                    );
                     if !self.epoch_log[i].contains(&("emit", output.epoch)) {
                         self.epoch_log[i].push(("emit", output.epoch));
                     }
                     self.sink.offer(now, &output);
                 }
-                Action::PersistEpoch(epoch) | Action::PersistEpochLater(epoch) => {
+                Action::PersistEpoch(epoch) => {
                     self.epoch_log[i].push(("persist", epoch));
-                    self.persisted[i] = epoch;
+                    self.disk_flush(i);
+                    self.disk_write(i, epoch);
+                }
+                Action::PersistEpochLater(epoch) => {
+                    self.epoch_log[i].push(("persist", epoch));
+                    self.persist_later(i, epoch);
                 }
                 Action::ReserveEpoch(epoch) => {
                     self.epoch_log[i].push(("reserve", epoch));
+                    self.disk_flush(i);
                     self.reserved[i] = epoch;
                 }
                 Action::Transition(t) => {
@@ -867,6 +965,19 @@ mod tests {
         assert!(!sink.accepted.contains_key(&(12, 0)));
         sink.offer(now, &output(0x202, 12, 0, 3));
         assert_eq!(sink.accepted[&(12, 0)].0, 0x202);
+    }
+
+    /// The pair's emit check: an output under an epoch its node's state file does not
+    /// hold (here the file lost behind the core's back) is a core bug, caught at once.
+    #[test]
+    #[should_panic(expected = "before it was durable")]
+    fn pair_emit_under_an_epoch_not_durable_panics() {
+        let mut p = Pair::new(7, Config::fast(), 0);
+        p.start(0);
+        p.run_for(Duration::from_millis(20));
+        assert!(!p.sink.accepted.is_empty(), "no output yet");
+        p.persisted[0] = 0;
+        p.run_for(Duration::from_millis(20));
     }
 
     #[test]

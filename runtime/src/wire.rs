@@ -13,8 +13,9 @@ use crate::digest::crc32c;
 use heapless::Vec;
 use serde::{Deserialize, Serialize};
 
-/// The wire format version this build speaks.
-pub const WIRE_VERSION: u8 = 2;
+/// The wire format version this build speaks (3 since 2026-11-26: the heartbeat's restart
+/// handshake, `challenge` and `challenge_echo`).
+pub const WIRE_VERSION: u8 = 3;
 /// The largest sync-link datagram, in bytes.
 pub const WIRE_BYTES_MAX: usize = 1200;
 /// Bytes of framing around the postcard body: version, flags, CRC.
@@ -188,6 +189,13 @@ pub enum Body {
         input_age_ms: u64,
         /// What the peer compares before pairing (checked on every heartbeat).
         fingerprint: Fingerprint,
+        /// With a key: the sender's challenge on this link, which the receiver echoes (0
+        /// without a key). See `node/replay.rs`.
+        challenge: u64,
+        /// With a key: the challenge of the last heartbeat the sender heard from the
+        /// receiver on this link (0 = none): a session the receiver has not verified is
+        /// taken from a heartbeat that echoes its current challenge.
+        challenge_echo: u64,
     },
     /// The backup asks whether the silent primary is alive.
     Probe {
@@ -465,6 +473,8 @@ mod tests {
                     settings: u64::MAX,
                     keyed: true,
                 },
+                challenge: u64::MAX,
+                challenge_echo: 1,
             },
             Body::Probe { id: 1 },
             Body::ProbeAck { id: 1 },

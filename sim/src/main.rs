@@ -70,7 +70,9 @@ struct DstArgs {
     app: AppKind,
     /// Plant a known bug, to see the checkers catch it (`cold-start`: a node without
     /// state leads from a cold start whenever it hears no primary, as before 2026-11-26;
-    /// `ignore-sent-mask`: a new primary re-sends what the old one reported sent).
+    /// `ignore-sent-mask`: a new primary re-sends what the old one reported sent;
+    /// `forget-heard-epoch`: an epoch heard or followed from the peer is never written;
+    /// `lead-before-durable`: a node's own epoch is written in the background).
     #[arg(long, value_enum, default_value_t = Plant::None)]
     plant: Plant,
 }
@@ -84,6 +86,11 @@ enum Plant {
     ColdStart,
     /// Commits reach the backup with an empty `sent_mask`: invariant 9's bug.
     IgnoreSentMask,
+    /// The writes of an epoch heard or followed are dropped: invariant 3's orphaned losses.
+    ForgetHeardEpoch,
+    /// A node's own epoch writes are made in the background: it leads before they are
+    /// durable (invariant 1).
+    LeadBeforeDurable,
 }
 
 fn main() -> ExitCode {
@@ -133,6 +140,8 @@ fn dst_main(args: &DstArgs) -> i32 {
             Plant::None => dst::Mutation::None,
             Plant::ColdStart => dst::Mutation::ColdStart,
             Plant::IgnoreSentMask => dst::Mutation::IgnoreSentMask,
+            Plant::ForgetHeardEpoch => dst::Mutation::ForgetHeardEpoch,
+            Plant::LeadBeforeDurable => dst::Mutation::LeadBeforeDurable,
         },
     };
     let factory = match args.app {
@@ -159,14 +168,15 @@ fn dst_main(args: &DstArgs) -> i32 {
             let verdict = report.failure.map_or("ok", |k| k.name());
             let s = &report.stats;
             println!(
-                "SEED={} {} -> {verdict} (takeovers {}, switchovers {}, output gap {} frames, fenced off {}+{}, {}events {}, trace {:016x})",
+                "SEED={} {} -> {verdict} (takeovers {}, switchovers {}, output gap {} frames, fenced off {}+{}+{}, {}events {}, trace {:016x})",
                 report.seed,
                 report.summary,
                 s.takeovers,
                 s.switchovers,
                 s.output_gap_frames_max,
                 s.exceptions.lost_deposed,
-                s.exceptions.lost_orphaned,
+                s.exceptions.lost_orphaned_never_heard,
+                s.exceptions.lost_orphaned_write_lost,
                 // Copies below the sink's window of frames_buffered frames: shown when any.
                 if s.too_old > 0 { format!("too old {}, ", s.too_old) } else { String::new() },
                 s.events,

@@ -202,6 +202,9 @@ impl Default for OutputsConfig {
     }
 }
 
+/// The largest `console.journal_bytes_max`: the journal is read whole at start.
+pub const JOURNAL_BYTES_MAX: u64 = 64 << 20;
+
 /// `[console]`: the operator console port (newline-delimited JSON over TCP).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -215,6 +218,12 @@ pub struct ConsoleConfig {
     pub key_file: Option<PathBuf>,
     /// Events kept in the journal (older ones are dropped).
     pub events_max: u32,
+    /// Where the journal is kept across restarts (JSON lines, with one rotated file
+    /// beside it, `<file>.1`); absent: the state file's path with `.journal` added.
+    pub journal_file: Option<PathBuf>,
+    /// The most bytes the journal's two files hold together (each half of it); 0: the
+    /// journal is kept in memory only, lost at a restart.
+    pub journal_bytes_max: u64,
     /// Simultaneous console connections; more are refused. One of them is kept for an
     /// authenticated operator (when at least 2).
     pub connections_max: u32,
@@ -234,6 +243,8 @@ impl Default for ConsoleConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 7400)),
             key_file: None,
             events_max: 1024,
+            journal_file: None,
+            journal_bytes_max: 1 << 20,
             connections_max: 8,
             requests_per_s: 200,
             idle_timeout_ms: 60_000,
@@ -377,6 +388,13 @@ impl ShellConfig {
         }
         if self.console.enabled && (self.console.events_max == 0 || self.console.events_max > 1 << 20) {
             return invalid("console.events_max", "must be 1..=1048576");
+        }
+        if self.console.journal_bytes_max != 0 && !(4096..=JOURNAL_BYTES_MAX).contains(&self.console.journal_bytes_max)
+        {
+            return invalid(
+                "console.journal_bytes_max",
+                "must be 0 (memory only) or 4096..=67108864",
+            );
         }
         if self.console.enabled && (self.console.connections_max == 0 || self.console.connections_max > 256) {
             return invalid("console.connections_max", "must be 1..=256");

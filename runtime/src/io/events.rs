@@ -76,6 +76,9 @@ impl<A: App> Shell<A> {
         log::error(format_args!("{message}"));
         let mut event = schema::Event::new(EventKind::Alarm.into(), name, &message);
         event.frame = frame;
+        if let Alarm::CommitLost { last, .. } = alarm {
+            event.frame_last = Some(last);
+        }
         self.journal_push(event);
     }
 
@@ -151,6 +154,9 @@ impl<A: App> Shell<A> {
     pub(super) fn journal_push(&mut self, event: schema::Event) {
         let unix_ms = self.clock.unix_ms_now();
         self.journal.push(unix_ms, event);
+        if let (Some(file), Some(event)) = (&self.journal_file, self.journal.last()) {
+            file.append(event);
+        }
     }
 
     pub(super) fn poll_hooks(&mut self) {

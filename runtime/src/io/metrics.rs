@@ -681,6 +681,13 @@ impl<A: App> Shell<A> {
         }
         one(
             &mut out,
+            "twinloop_journal_lines_lost_total",
+            "counter",
+            "Journal events not written to the journal file (its queue full, or a write error); they stay in memory.",
+            self.journal_file.as_ref().map_or(0, journal::JournalFile::lost),
+        );
+        one(
+            &mut out,
             "twinloop_uptime_seconds",
             "gauge",
             "Since the node's shell started.",

@@ -312,6 +312,8 @@ pub struct Shell<A: App> {
     console: Option<Console>,
     console_key: Option<Vec<u8>>,
     journal: Journal,
+    /// The journal's file across restarts (`None`: `console.journal_bytes_max` = 0).
+    journal_file: Option<journal::JournalFile>,
     state_file: StateWriter,
     /// What the state file holds.
     stored: Stored,

@@ -81,6 +81,10 @@ pub fn alarm_text(alarm: Alarm) -> String {
         Alarm::OutputDivergence { frame } => format!("outputs of frame {frame} differ from the primary's"),
         Alarm::StateDivergence { frame } => format!("state after frame {frame} differs from the primary's"),
         Alarm::InputLost { frame } => format!("input of frame {frame} was nowhere to be had: skipped"),
+        Alarm::CommitLost { frame, last } => format!(
+            "the old primary's commit of frame{} was lost: decided here without it, the state may differ from the old primary's from frame {frame}",
+            if last > frame { format!("s {frame} to {last}") } else { format!(" {frame}") }
+        ),
         Alarm::CannotTakeOver => "the primary is silent but this backup has no state to take over with".into(),
         Alarm::TransferRejected => "the state transfer did not install".into(),
         Alarm::InputSilent => {

@@ -237,6 +237,8 @@ name_enum! {
         ColdStartHeld <= node::Alarm::ColdStartHeld,
         /// Fenced by a primary of another cold start.
         ColderPrimary <= node::Alarm::ColderPrimary { .. },
+        /// A new primary decided frames whose commits it had lost.
+        CommitLost <= node::Alarm::CommitLost { .. },
     }
 }
 
@@ -247,7 +249,8 @@ pub fn alarm_frame(alarm: node::Alarm) -> Option<u64> {
         | node::Alarm::StateDivergence { frame }
         | node::Alarm::InputLost { frame }
         | node::Alarm::FrameRefused { frame }
-        | node::Alarm::FramesStale { frame } => Some(frame),
+        | node::Alarm::FramesStale { frame }
+        | node::Alarm::CommitLost { frame, .. } => Some(frame),
         _ => None,
     }
 }
@@ -610,6 +613,10 @@ pub struct Status {
     /// A state transfer under way on this node.
     #[serde(default)]
     pub transfer: Option<Transfer>,
+    /// Frames this node decided as a new primary without the old primary's commit of
+    /// them (`commit_lost` alarms).
+    #[serde(default)]
+    pub commits_lost: u64,
     /// The I/O source's session and its mapping to the pair's frames.
     #[serde(default)]
     pub source: Option<Source>,
@@ -1004,7 +1011,8 @@ pub struct EventsPage {
 /// an event does not carry them), and the rest as sent (`fields`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    /// 1, 2, 3, … per run of the node.
+    /// 1, 2, 3, …, numbered on across restarts while the journal file is kept
+    /// (`console.journal_file`); from 1 again with a journal in memory only.
     pub seq: u64,
     /// When it was recorded, on the node's wall clock.
     pub unix_ms: u64,
@@ -1067,6 +1075,9 @@ pub struct Event {
     /// `switchover_command` and the other operator commands: what it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<CommandResult>,
+    /// `commit_lost`: the last frame of the range (`frame` is the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_last: Option<u64>,
     /// `switchover_command`, the other operator commands, `console_bad_key`: the
     /// client's `ip:port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1121,6 +1132,7 @@ impl Event {
             epoch_persisted: None,
             epoch_reserved: None,
             result: None,
+            frame_last: None,
             client: None,
             fields: Map::new(),
         }
@@ -1357,6 +1369,7 @@ mod tests {
                 ..Rejections::default()
             },
             unsent_outputs: 9,
+            commits_lost: 10,
             transfer: Some(Transfer {
                 direction: TransferDirection::Receiving,
                 bytes_done: 1,

@@ -39,6 +39,41 @@ impl<A: App> Shell<A> {
         let state_file =
             StateWriter::start(epoch_file).map_err(|e| state_error(format!("cannot start its writer: {e}")))?;
 
+        // The journal of the runs before this one, and its file for this run.
+        let mut journal = Journal::new(config.console.events_max as usize);
+        let journal_path = config.console.journal_file.clone().unwrap_or_else(|| {
+            let mut name = config.state_file.as_os_str().to_owned();
+            name.push(".journal");
+            PathBuf::from(name)
+        });
+        let journal_file = if config.console.journal_bytes_max > 0 {
+            let journal_error = |problem: String| ShellError::KeyFile {
+                key: "console.journal_file",
+                path: journal_path.clone(),
+                problem: format!("{problem} (or set console.journal_bytes_max = 0 to keep the journal in memory only)"),
+            };
+            let loaded = journal::load(
+                &journal_path,
+                config.console.events_max as usize,
+                config.console.journal_bytes_max,
+            )
+            .map_err(|e| journal_error(format!("cannot read: {e}")))?;
+            if loaded.skipped > 0 {
+                log::warn(format_args!(
+                    "journal file {}: {} line(s) that are not events skipped (a line torn by a crash, or a damaged file)",
+                    journal_path.display(),
+                    loaded.skipped
+                ));
+            }
+            journal.restore(loaded.events);
+            Some(
+                journal::JournalFile::open(&journal_path, config.console.journal_bytes_max)
+                    .map_err(|e| journal_error(format!("cannot open for appending: {e}")))?,
+            )
+        } else {
+            None
+        };
+
         let console_key = files.console_key;
         let sync_key = files.sync_key.as_deref().map(crate::wire::AuthKey::derive);
 
@@ -154,7 +189,8 @@ impl<A: App> Shell<A> {
             outputs,
             console,
             console_key,
-            journal: Journal::new(config.console.events_max as usize),
+            journal,
+            journal_file,
             state_file,
             stored,
             hooks,

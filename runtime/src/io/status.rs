@@ -37,6 +37,7 @@ impl<A: App> super::Shell<A> {
             input,
             source,
             source_restarts,
+            commits_lost,
         } = self.node.status();
         let ago_ms = |at: Instant| now.saturating_since(at).as_millis() as u64;
         let links = links
@@ -116,6 +117,7 @@ impl<A: App> super::Shell<A> {
             switchover: switchover.map(str::to_string),
             rejections: rejections.into(),
             unsent_outputs,
+            commits_lost,
             transfer: self.node.transfer_progress().map(|t| {
                 let elapsed_ms = now.saturating_since(t.started_at).as_millis() as u64;
                 schema::Transfer {

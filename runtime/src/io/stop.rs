@@ -112,6 +112,15 @@ impl<A: App> Shell<A> {
             Ok(exit) => log::info(format_args!("stopped ({exit:?})")),
             Err(e) => log::error(format_args!("stopped (fatal error: {e})")),
         }
+        let (name, message) = match result {
+            Ok(exit) => ("stopped", format!("stopped ({})", exit_name(*exit))),
+            Err(e) => ("stopped_fatal", format!("stopped (fatal error: {e})")),
+        };
+        self.journal_push(schema::Event::new(EventKind::Shell.into(), name, &message));
+        // The last line written and synced before the process exits.
+        if let Some(file) = &mut self.journal_file {
+            file.close();
+        }
     }
 
     /// Lets running hooks finish for at most `timeout` (polled every 5 ms: the loop has

@@ -7,11 +7,24 @@ use crate::time::Instant;
 use crate::wire::{Body, Envelope, Header, WireRole, WireSync};
 
 impl<A: App> Node<A> {
-    /// Every valid message is a sign of life of the peer and of the link it came on.
-    pub(super) fn note_alive(&mut self, link: u8, envelope: &Envelope) {
+    /// Every valid message that is the peer's newest on its link (`fresh`) is a sign of
+    /// life of the peer and of the link, and tells what the peer is now. One that is not —
+    /// a keyed window's late number, once lost or reordered, which an attacker may hold
+    /// back as long as it likes — tells only what the peer was: it is counted and its
+    /// body handled, but a backup does not wait longer for a silent primary because of it,
+    /// nor does a starting node follow the primary it names.
+    pub(super) fn note_alive(&mut self, link: u8, envelope: &Envelope, fresh: bool) {
         let now = self.now;
-        self.note_link_heard(link);
         let h = envelope.header;
+        if !fresh {
+            self.links[usize::from(link)].received += 1;
+            if h.origin != 0 {
+                // The pair had state, whenever the peer said so.
+                self.pair_had_state = true;
+            }
+            return;
+        }
+        self.note_link_heard(link);
         self.peer = Some(PeerStatus {
             node_id: h.node_id,
             role: h.role,
@@ -259,6 +272,8 @@ impl<A: App> Node<A> {
                 u64::try_from(self.now.saturating_since(t).as_millis()).unwrap_or(u64::MAX - 1)
             }),
             fingerprint: self.fingerprint,
+            challenge: self.challenge[i],
+            challenge_echo: self.peer_challenge[i],
         };
         let bytes = self.encode_for(link, body);
         self.push(Action::Transmit {

@@ -150,6 +150,14 @@ impl<A: App> Node<A> {
         self.rx = None;
         self.fetch_next = None;
         self.switch_taken = None;
+        // A backup with state inherits its primary's commits, as far as this. A node
+        // leading from the start-up role holds at most commits of a primary it was still
+        // joining, of a history it never took: none inherited.
+        self.inherited_to = if self.role == Role::Backup && self.has_state() {
+            self.commit_highest
+        } else {
+            0
+        };
         // A reserved epoch is durable already: no wait for the disk between the decision
         // and the outputs.
         if let Some(action) = self.epochs.lead(epoch, reserved) {

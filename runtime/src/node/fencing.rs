@@ -142,6 +142,33 @@ impl<A: App> Node<A> {
     /// its message is dropped before it can touch the epoch rules (or the state file),
     /// counted each time, alarmed once. Checked by every path that hears an epoch:
     /// `fence`, and before it the refused peer's and the same id's (`pairing`).
+    /// A message authenticated under the pair's key but refused as not fresh (a session
+    /// the restart handshake has not verified, or a late copy) is read for its epoch
+    /// alone: whoever sent it led or announced that epoch, so a sink may follow it. The
+    /// node writes it down as heard, and a primary below it leads on above it
+    /// (`Reason::EpochRaised`), as when a starting peer announces it: in an asymmetric
+    /// partition, where the handshake cannot complete, a primary that hears its peer
+    /// lead a higher epoch would otherwise run on below the sink's fence, every output
+    /// lost (docs/DST.md, "Orphaned losses"). Nothing else of the message is taken; a
+    /// replay can raise an epoch only to one really led, once.
+    pub(super) fn refused_epoch(&mut self, envelope: &Envelope) {
+        let header = &envelope.header;
+        if header.epoch > EPOCH_MAX {
+            return;
+        }
+        let theirs = Epoch(header.epoch);
+        if theirs <= self.epochs.max_seen() {
+            return;
+        }
+        if let Some(action) = self.epochs.heard(theirs) {
+            self.push(action);
+        }
+        if self.role == Role::Primary && theirs > self.epochs.current() && self.switchover.primary_may_run() {
+            self.switchover = super::Switchover::Idle;
+            self.become_primary(super::Reason::EpochRaised);
+        }
+    }
+
     pub(super) fn epoch_in_range(&mut self, epoch: u64) -> bool {
         if epoch <= EPOCH_MAX {
             return true;

@@ -56,6 +56,9 @@ impl<A: App> Node<A> {
             }
             self.ran_to(self.frame_highest_received - 1);
         }
+        // Frames decided here without the commits the old primary made of them, in a row:
+        // one `CommitLost` for the run, not one per frame.
+        let mut lost_run = None;
         while self.room_for_frame() {
             let next = self.frame_last_run + 1;
             // A commit above the last run frame came from the primary this node took over from.
@@ -79,7 +82,14 @@ impl<A: App> Node<A> {
                 }
                 None => {}
             }
+            // No commit for `next`, below one held: the old primary decided it and its
+            // commit never arrived (or a newer frame took its slot). Decided here, it may
+            // part this history from the committed one: said, not silent.
+            let lost = next <= self.inherited_to;
             if self.ring.payload(next).is_some() {
+                if lost {
+                    self.commit_lost(&mut lost_run, next, next);
+                }
                 self.primary_run(next, None, 0);
             } else if next < self.frame_highest_received {
                 // Frames after `next` are in hand: `next` never arrived, skip the gap.
@@ -88,6 +98,9 @@ impl<A: App> Node<A> {
                 // bulk of a gap of any size goes in one commit, not a ring at a time.
                 let far = self.frame_highest_received - capacity.min(self.frame_highest_received);
                 if far > next && far > self.commit_highest {
+                    if lost {
+                        self.commit_lost(&mut lost_run, next, self.inherited_to);
+                    }
                     self.primary_skip(next, far);
                     continue;
                 }
@@ -97,6 +110,9 @@ impl<A: App> Node<A> {
                 {
                     last += 1;
                 }
+                if lost {
+                    self.commit_lost(&mut lost_run, next, last.min(self.inherited_to));
+                }
                 self.primary_skip(next, last);
             } else {
                 break;
@@ -104,6 +120,9 @@ impl<A: App> Node<A> {
             if let Some(id) = self.join_pending.take() {
                 self.transfer_start(id);
             }
+        }
+        if let Some((frame, last)) = lost_run {
+            self.alarm(Alarm::CommitLost { frame, last });
         }
     }
 
@@ -126,6 +145,22 @@ impl<A: App> Node<A> {
             output_digest: ran.output_digest,
         };
         self.commit(frame, kind);
+    }
+
+    /// New primary: frames `first..=last` are decided here without the commits the old
+    /// primary made of them. Added to `run` when it goes on from it; otherwise the run
+    /// before is alarmed (`Alarm::CommitLost`) and this one begins.
+    fn commit_lost(&mut self, run: &mut Option<(u64, u64)>, first: u64, last: u64) {
+        debug_assert!(first <= last, "commit lost for {first}..={last}");
+        self.commits_lost = self.commits_lost.saturating_add(last.saturating_sub(first) + 1);
+        match run {
+            Some((_, run_last)) if *run_last + 1 == first => *run_last = last,
+            _ => {
+                if let Some((frame, last)) = run.replace((first, last)) {
+                    self.alarm(Alarm::CommitLost { frame, last });
+                }
+            }
+        }
     }
 
     fn primary_skip(&mut self, first: u64, last: u64) {
@@ -165,6 +200,13 @@ impl<A: App> Node<A> {
         while self.room_for_frame() {
             let next = self.frame_last_run + 1;
             let Some(commit) = self.ring.commit(next) else {
+                // A later commit is here, this one is not: lost on the way, or sent while
+                // this node was joining and took none. Asked for now, not when the next
+                // commit arrives: the primary may be gone by then, and a takeover would
+                // decide the frame without it (`Alarm::CommitLost`).
+                if self.commit_highest > next && (self.fetch_next.is_none() || next > self.fetch_asked_to) {
+                    self.backup_fetch_missing();
+                }
                 break;
             };
             match commit.kind {

@@ -276,6 +276,18 @@ pub enum Alarm {
         /// The cold start this node's state goes back to.
         own_origin: u64,
     },
+    /// At takeover, frames `frame..=last` had no commit here although a later commit of
+    /// the old primary was (its commits of them were lost on the way, or their ring slots
+    /// went to newer frames): the old primary decided them, this node decided them
+    /// itself (ran its own input, or skipped them), so its state may differ from the old
+    /// primary's from `frame` on. One alarm for frames in a row (a skipped range, or run
+    /// frames), raised by a node that took over from the backup role only.
+    CommitLost {
+        /// The first frame.
+        frame: u64,
+        /// The last frame (`frame` when one frame was run).
+        last: u64,
+    },
 }
 
 /// A notable event for logs and the console; nothing per cycle.
@@ -463,7 +475,8 @@ pub struct Rejections {
     pub stale_frame: u64,
     /// A key is configured and the tag was missing or wrong.
     pub unauthenticated: u64,
-    /// Authenticated, but a sequence number already seen (or from an older session).
+    /// Authenticated, but not new: a sequence number already seen or older than the
+    /// window, or a session this node has not verified fresh (the restart handshake).
     pub replayed: u64,
     /// From a peer claiming an epoch above `EPOCH_MAX`.
     pub epoch_out_of_range: u64,
@@ -546,6 +559,9 @@ pub struct Status {
     pub source: Option<SourceMap>,
     /// Source restarts (a new source session) followed.
     pub source_restarts: u64,
+    /// Frames this node decided as a new primary without the commit it knew the old
+    /// primary had made ([`Alarm::CommitLost`]).
+    pub commits_lost: u64,
 }
 
 /// How a node's input path (frames from the I/O source) stands.
@@ -639,6 +655,10 @@ pub struct Node<A: App> {
     session: u64,
     seq_next: [u64; LINKS_MAX],
     replay: [ReplayWindow; LINKS_MAX],
+    /// Per link: this node's challenge in the restart handshake (see `replay`; 0 unkeyed).
+    challenge: [u64; LINKS_MAX],
+    /// Per link: the peer's last challenge heard, echoed in every heartbeat.
+    peer_challenge: [u64; LINKS_MAX],
 
     false_deaths: u64,
     takeovers: u64,
@@ -708,6 +728,12 @@ pub struct Node<A: App> {
     cold_start_held_raised: bool,
     /// Fenced by a primary of another cold start: keeps its state for the operator.
     keep_state: bool,
+    /// The highest frame a commit held decided when this node last became primary (its
+    /// `commit_highest` then): a frame up to it without a commit of its own is one whose
+    /// commit was lost ([`Alarm::CommitLost`]).
+    inherited_to: u64,
+    /// Frames decided without the commit they had ([`Status::commits_lost`]).
+    commits_lost: u64,
 }
 
 /// What to give a node at start-up besides its configuration and application.
@@ -774,6 +800,8 @@ impl<A: App> Node<A> {
             session: 0,
             seq_next: [0; LINKS_MAX],
             replay: [ReplayWindow::default(); LINKS_MAX],
+            challenge: [0; LINKS_MAX],
+            peer_challenge: [0; LINKS_MAX],
             false_deaths: 0,
             takeovers: 0,
             switchovers: 0,
@@ -808,6 +836,8 @@ impl<A: App> Node<A> {
             cold_start_allowed: config.allow_cold_start,
             cold_start_held_raised: false,
             keep_state: false,
+            inherited_to: 0,
+            commits_lost: 0,
             now: boot.now,
             config,
             app,
@@ -816,12 +846,16 @@ impl<A: App> Node<A> {
     }
 
     /// Authenticates every sync-link message with `key` and rejects replays. `session`
-    /// must increase from one start of this node to the next (the I/O shell uses the wall
-    /// clock at start-up): the peer rejects an older session's messages as replays.
+    /// must differ from one start of this node to the next (the I/O shell uses the wall
+    /// clock at start-up): the peer takes a session only after the restart handshake
+    /// (`node/replay.rs`), and a repeated one would continue the old one's window.
     pub fn with_auth(mut self, key: AuthKey, session: u64) -> Self {
         self.auth = Some(key);
         self.session = session;
         self.fingerprint.keyed = true;
+        for link in 0..usize::from(self.config.links) {
+            self.challenge[link] = self.challenge_draw();
+        }
         self
     }
 
@@ -896,12 +930,16 @@ impl<A: App> Node<A> {
             }
             return;
         }
+        // Unkeyed, every message counts as the peer's newest (nothing tells otherwise).
+        let mut fresh = true;
         if self.auth.is_some() {
-            let window = self.config.detection_window();
-            let h = &envelope.header;
-            if !self.replay[usize::from(link)].accept(h.session, h.seq, now, window) {
-                self.rejections.replayed += 1;
-                return;
+            match self.replay_check(link, &envelope) {
+                Some(newest) => fresh = newest,
+                None => {
+                    self.rejections.replayed += 1;
+                    self.refused_epoch(&envelope);
+                    return;
+                }
             }
         }
         if !self.peer_frames_in_range(&envelope.body) {
@@ -913,7 +951,7 @@ impl<A: App> Node<A> {
         if !self.fence(link, &envelope) {
             return;
         }
-        self.note_alive(link, &envelope);
+        self.note_alive(link, &envelope, fresh);
         self.dispatch(link, envelope);
         self.advance();
     }
@@ -1018,6 +1056,7 @@ impl<A: App> Node<A> {
             },
             source: self.source,
             source_restarts: self.source_restarts,
+            commits_lost: self.commits_lost,
         }
     }
 
@@ -1210,6 +1249,8 @@ impl<A: App> Node<A> {
                 input_frame,
                 input_age_ms,
                 fingerprint: _,
+                challenge: _,
+                challenge_echo: _,
             } => {
                 self.on_heartbeat(link, &header, sent_ns, echo_ns, echo_hold_ns);
                 self.on_peer_input(input_frame, input_age_ms);

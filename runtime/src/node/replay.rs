@@ -1,80 +1,125 @@
-//! Replay protection for authenticated links: a sliding window of 64 sequence numbers per
-//! link and sender session, as in IPsec and WireGuard.
+//! Replay protection for authenticated links: per link, the peer's session this node
+//! verified fresh, and a sliding window of 64 sequence numbers within it (as in IPsec and
+//! WireGuard).
+//!
+//! A session is verified by the restart handshake: every keyed heartbeat carries the
+//! sender's *challenge* for that link (random, drawn at start and again each time the link
+//! verifies a session) and echoes the last challenge it heard from the receiver there. A
+//! session the link has not verified — the first one after this node starts, or any other
+//! than the one verified (the peer restarted, or someone replays an older one) — is taken
+//! only from a heartbeat that echoes the link's current challenge: that heartbeat was sent
+//! after the challenge was drawn, so after this node started and after the link's last
+//! change of session. The window then starts at that heartbeat's sequence number with
+//! every number up to it counted as seen. Before, a restarted node's fresh window took
+//! any first message and the 63 numbers below it, and an older session was taken after a
+//! silence: replays then completed a transfer with an older transfer's chunks, and were
+//! heard as a crashed primary alive (found by the DST's attacker, 2026-11-26).
 
-use crate::time::Instant;
-use core::time::Duration;
+use super::Node;
+use crate::app::App;
+use crate::wire::{Body, Envelope};
 
 /// Sequence numbers within this distance of the highest seen are tracked one by one.
 const WINDOW_SEQS: u64 = 64;
 
+/// What the window makes of one authenticated message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// A heartbeat that echoed the link's challenge: its session is verified from here on
+    /// (the challenge is spent).
+    Verified,
+    /// Above every number taken in the verified session: the newest the peer sent.
+    Newest,
+    /// New to the window but below its highest number (reordered, or once lost): taken,
+    /// but it tells nothing of the peer being alive now.
+    Late,
+    /// A repeat, older than the window, or of a session not verified: dropped.
+    Refused,
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct ReplayWindow {
+    /// A session was verified since this node started.
+    verified: bool,
     session: u64,
     highest: u64,
     /// Bit `i`: sequence number `highest - i` was seen.
     seen: u64,
-    heard_at: Option<Instant>,
-    /// The highest session left for a lower one after a silence, with its window:
-    /// `(session, highest, seen)`, all 0 for none.
-    retired: (u64, u64, u64),
-}
-
-/// True when `seq` is new to the window `(highest, seen)`.
-fn is_new(highest: u64, seen: u64, seq: u64) -> bool {
-    seq > highest || (highest - seq < WINDOW_SEQS && seen & (1 << (highest - seq)) == 0)
 }
 
 impl ReplayWindow {
-    /// True when `(session, seq)` is new; records it. A higher session is the peer's next
-    /// start. A lower one is a replay — unless the current session has been silent for
-    /// `silence` (the peer restarted with a clock that went back), so that a wrong clock
-    /// cannot lock a restarted peer out for good. The session left then is retired with
-    /// its window: it is heard again with sequence numbers new to that window (the peer
-    /// was alive after all), and a session between is no newer start. Without this, a
-    /// replay of an older session after a silence reset the window, and the current
-    /// session's messages were taken again, one by one (found by the DST's attacker,
-    /// 2026-11-26).
-    pub fn accept(&mut self, session: u64, seq: u64, now: Instant, silence: Duration) -> bool {
-        let silent = self.heard_at.is_none_or(|t| now.saturating_since(t) >= silence);
-        let (retired, retired_highest, retired_seen) = self.retired;
-        if retired != 0 && session == retired && session != self.session {
-            if !is_new(retired_highest, retired_seen, seq) {
-                return false;
+    /// The verdict on `(session, seq)`, recorded when taken. `proven`: the message is a
+    /// heartbeat echoing the link's current challenge. Constant work.
+    pub fn accept(&mut self, session: u64, seq: u64, proven: bool) -> Verdict {
+        if !self.verified || session != self.session {
+            if !proven {
+                return Verdict::Refused;
             }
-            // Back to the retired session, with its window.
-            self.session = session;
-            self.highest = retired_highest;
-            self.seen = retired_seen;
-            self.retired = (0, 0, 0);
-        } else if self.heard_at.is_none()
-            || (session > self.session && session > retired)
-            || (session != self.session && silent)
-        {
-            if session < self.session && self.session > retired {
-                self.retired = (self.session, self.highest, self.seen);
-            }
-            if session > self.retired.0 {
-                self.retired = (0, 0, 0);
-            }
-            self.session = session;
-            self.highest = seq;
-            self.seen = 1;
-            self.heard_at = Some(now);
-            return true;
-        }
-        if session != self.session || !is_new(self.highest, self.seen, seq) {
-            return false;
+            // Everything the session sent before this heartbeat may have been sent before
+            // this node started: none of it is taken.
+            *self = ReplayWindow {
+                verified: true,
+                session,
+                highest: seq,
+                seen: u64::MAX,
+            };
+            return Verdict::Verified;
         }
         if seq > self.highest {
             let shift = seq - self.highest;
             self.seen = if shift >= WINDOW_SEQS { 0 } else { self.seen << shift };
             self.seen |= 1;
             self.highest = seq;
-        } else {
-            self.seen |= 1 << (self.highest - seq);
+            return Verdict::Newest;
         }
-        self.heard_at = Some(now);
-        true
+        let age = self.highest - seq;
+        if age >= WINDOW_SEQS || self.seen & (1 << age) != 0 {
+            return Verdict::Refused;
+        }
+        self.seen |= 1 << age;
+        Verdict::Late
+    }
+}
+
+impl<A: App> Node<A> {
+    /// Keyed: the window's verdict on an authenticated message from the peer on `link`,
+    /// `None` when it is dropped, else whether it is the peer's newest (a sign of life).
+    /// A heartbeat's challenge is kept to echo whatever the verdict: a peer that restarted
+    /// is refused until it echoes this node's challenge, and it can only echo it after
+    /// this node echoed its own (both may have restarted). A changed challenge is echoed
+    /// at once, on that link: at most one heartbeat more per heartbeat received.
+    pub(super) fn replay_check(&mut self, link: u8, envelope: &Envelope) -> Option<bool> {
+        let i = usize::from(link);
+        let mut proven = false;
+        if let Body::Heartbeat {
+            challenge,
+            challenge_echo,
+            ..
+        } = envelope.body
+        {
+            proven = challenge_echo == self.challenge[i];
+            if challenge != self.peer_challenge[i] {
+                self.peer_challenge[i] = challenge;
+                self.heartbeat_due[i] = self.now;
+            }
+        }
+        match self.replay[i].accept(envelope.header.session, envelope.header.seq, proven) {
+            Verdict::Refused => None,
+            Verdict::Verified => {
+                // A later change of session must echo a challenge drawn after this one.
+                self.challenge[i] = self.challenge_draw();
+                Some(true)
+            }
+            Verdict::Newest => Some(true),
+            Verdict::Late => Some(false),
+        }
+    }
+
+    /// A new challenge: never 0 (a heartbeat that heard none echoes 0), and not one of an
+    /// earlier start even when the configured seed repeats (the session, the wall clock at
+    /// start-up, differs).
+    pub(super) fn challenge_draw(&mut self) -> u64 {
+        (self.rng.next_u64() ^ self.session).max(1)
     }
 }
 
@@ -82,75 +127,105 @@ impl ReplayWindow {
 mod tests {
     use super::*;
 
-    const SILENCE: Duration = Duration::from_millis(500);
-
-    #[test]
-    fn replay_window_duplicate_rejected() {
+    /// A window that verified session 7 at sequence number `seq`.
+    fn verified_at(seq: u64) -> ReplayWindow {
         let mut w = ReplayWindow::default();
-        let t = Instant::from_millis(1);
-        assert!(w.accept(7, 1, t, SILENCE));
-        assert!(w.accept(7, 2, t, SILENCE));
-        assert!(!w.accept(7, 2, t, SILENCE));
-        assert!(!w.accept(7, 1, t, SILENCE));
+        assert_eq!(w.accept(7, seq, true), Verdict::Verified);
+        w
     }
 
     #[test]
-    fn replay_window_reordered_within_window_accepted_once() {
-        let mut w = ReplayWindow::default();
-        let t = Instant::from_millis(1);
-        assert!(w.accept(7, 10, t, SILENCE));
-        assert!(w.accept(7, 5, t, SILENCE));
-        assert!(!w.accept(7, 5, t, SILENCE));
-        assert!(w.accept(7, 100, t, SILENCE));
+    fn replay_window_duplicate_rejected() {
+        let mut w = verified_at(1);
+        assert_eq!(w.accept(7, 2, false), Verdict::Newest);
+        assert_eq!(w.accept(7, 2, false), Verdict::Refused);
+        assert_eq!(w.accept(7, 1, false), Verdict::Refused);
+    }
+
+    #[test]
+    fn replay_window_reordered_within_window_accepted_once_as_late() {
+        let mut w = verified_at(1);
+        assert_eq!(w.accept(7, 10, false), Verdict::Newest);
+        assert_eq!(w.accept(7, 5, false), Verdict::Late);
+        assert_eq!(w.accept(7, 5, false), Verdict::Refused);
+        assert_eq!(w.accept(7, 100, false), Verdict::Newest);
         // Older than the window: cannot tell, so rejected.
-        assert!(!w.accept(7, 30, t, SILENCE));
+        assert_eq!(w.accept(7, 30, false), Verdict::Refused);
+        assert_eq!(w.accept(7, 37, false), Verdict::Late);
+        assert_eq!(w.accept(7, 36, false), Verdict::Refused);
+    }
+
+    /// The restarted node's finding: a fresh window took any first message, then the
+    /// numbers below it.
+    #[test]
+    fn replay_window_fresh_takes_only_a_proven_heartbeat_and_nothing_below_it() {
+        let mut w = ReplayWindow::default();
+        assert_eq!(w.accept(7, 50, false), Verdict::Refused, "unverified");
+        assert_eq!(w.accept(7, 60, true), Verdict::Verified);
+        for seq in [1, 50, 59, 60] {
+            assert_eq!(w.accept(7, seq, false), Verdict::Refused, "{seq}, sent before the echo");
+        }
+        assert_eq!(w.accept(7, 61, false), Verdict::Newest);
+    }
+
+    /// The silent primary's finding: an older session (or any other) was taken after a
+    /// silence, and heard as the peer alive.
+    #[test]
+    fn replay_window_other_session_needs_a_proven_heartbeat_whatever_the_silence() {
+        let mut w = verified_at(1);
+        for session in [4, 6, 8, 9] {
+            assert_eq!(w.accept(session, 1_000, false), Verdict::Refused, "session {session}");
+        }
+        assert_eq!(w.accept(7, 2, false), Verdict::Newest, "the verified session goes on");
+        // A restart (higher session) or a clock gone back (lower): proven, then taken.
+        assert_eq!(w.accept(4, 3, true), Verdict::Verified);
+        assert_eq!(w.accept(7, 3, false), Verdict::Refused, "the session left");
+        assert_eq!(w.accept(4, 4, false), Verdict::Newest);
     }
 
     /// Mutation testing (2026-11-26, `tools/mutants.sh`): a window that took the current
     /// session's replays once the link had been silent survived the DST and the unit
-    /// tests. The silence excuses only a *lower session* (a peer whose clock went back),
-    /// never a repeat within the session heard.
+    /// tests. Nothing but a proven heartbeat changes what the window takes; time does not
+    /// enter it.
     #[test]
     fn replay_window_same_session_replay_after_silence_rejected() {
-        let mut w = ReplayWindow::default();
-        assert!(w.accept(7, 5, Instant::from_millis(1), SILENCE));
-        let later = Instant::from_millis(1) + SILENCE * 3;
-        assert!(!w.accept(7, 5, later, SILENCE));
-        assert!(w.accept(7, 6, later, SILENCE));
+        let mut w = verified_at(5);
+        assert_eq!(w.accept(7, 5, false), Verdict::Refused);
+        assert_eq!(
+            w.accept(7, 5, true),
+            Verdict::Refused,
+            "a proof does not reopen a number"
+        );
+        assert_eq!(w.accept(7, 6, false), Verdict::Newest);
     }
 
     #[test]
-    fn replay_window_older_session_rejected_unless_silent() {
-        let mut w = ReplayWindow::default();
-        assert!(w.accept(9, 1, Instant::from_millis(1), SILENCE));
-        assert!(!w.accept(8, 50, Instant::from_millis(2), SILENCE));
-        assert!(w.accept(10, 1, Instant::from_millis(3), SILENCE));
-        // After the current session went silent, a lower session is a restarted peer.
-        assert!(w.accept(4, 1, Instant::from_millis(600), SILENCE));
+    fn replay_window_wide_jump_forgets_the_old_numbers() {
+        let mut w = verified_at(1);
+        assert_eq!(w.accept(7, u64::MAX, false), Verdict::Newest);
+        assert_eq!(w.accept(7, u64::MAX - 1, false), Verdict::Late);
+        assert_eq!(w.accept(7, 2, false), Verdict::Refused);
+        assert_eq!(w.accept(7, u64::MAX, false), Verdict::Refused);
     }
 
-    #[test]
-    fn replay_window_retired_session_replayed_rejected() {
-        let mut w = ReplayWindow::default();
-        let t = Instant::from_millis;
-        for seq in [1, 2, 4] {
-            assert!(w.accept(9, seq, t(1), SILENCE));
+    proptest::proptest! {
+        /// Whatever arrives, without a proof nothing is taken twice and no other session
+        /// is taken at all.
+        #[test]
+        fn replay_window_arbitrary_messages_taken_at_most_once(
+            start in 0u64..200,
+            messages in proptest::collection::vec((6u64..9, 0u64..300), 0..400),
+        ) {
+            let mut w = verified_at(start);
+            let mut taken = std::collections::BTreeSet::new();
+            for (session, seq) in messages {
+                let verdict = w.accept(session, seq, false);
+                if verdict != Verdict::Refused {
+                    proptest::prop_assert_eq!(session, 7);
+                    proptest::prop_assert!(seq > start);
+                    proptest::prop_assert!(taken.insert(seq), "{} taken twice", seq);
+                }
+            }
         }
-        // Session 9 silent: an older session is taken (a peer whose clock went back, or
-        // an attacker's replay of one).
-        assert!(w.accept(4, 7, t(600), SILENCE));
-        // Session 9's messages again are replays, not a newer start; nor is a session
-        // between.
-        assert!(!w.accept(9, 1, t(601), SILENCE));
-        assert!(!w.accept(9, 4, t(602), SILENCE));
-        assert!(!w.accept(7, 1, t(603), SILENCE));
-        assert!(w.accept(4, 8, t(604), SILENCE), "the current session goes on");
-        // Session 9 alive after all: a number it never sent before is taken, with its
-        // window: its old numbers still are not.
-        assert!(w.accept(9, 3, t(605), SILENCE));
-        assert!(!w.accept(9, 2, t(606), SILENCE));
-        assert!(w.accept(9, 5, t(607), SILENCE));
-        assert!(!w.accept(4, 9, t(608), SILENCE));
-        assert!(w.accept(10, 1, t(609), SILENCE));
     }
 }

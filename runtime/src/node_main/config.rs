@@ -325,6 +325,9 @@ impl<S: AppSettings> NodeFile<S> {
         if let Some(p) = &mut file.console.key_file {
             resolve(base, p);
         }
+        if let Some(p) = &mut file.console.journal_file {
+            resolve(base, p);
+        }
         file.app
             .validate(&file.runtime)
             .map_err(|e| error(format!("app.{}", e.key), e.problem))?;

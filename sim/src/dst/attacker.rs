@@ -13,7 +13,7 @@
 use super::clock::{Nanos, NANOS_PER_US};
 use super::options::AttackerParams;
 use std::collections::VecDeque;
-use twinloop::wire::{self, AuthKey, WireRole, WIRE_BYTES_MAX};
+use twinloop::wire::{self, AuthKey, Body, WireRole, WIRE_BYTES_MAX};
 use twinloop::Rng;
 
 /// Recent datagrams kept per link direction, to replay and reflect.
@@ -36,6 +36,9 @@ pub enum Kind {
     /// Bytes that are not a message: truncated, random, or changed under a recomputed
     /// checksum.
     Garbage,
+    /// On an unkeyed pair, a message whose body names a frame above `FRAME_MAX` (a
+    /// forgery, or a corruption the checksum missed): no handler may see it.
+    FrameBeyond,
 }
 
 impl Kind {
@@ -47,6 +50,7 @@ impl Kind {
             Kind::Reflection => "reflection",
             Kind::Untagged => "untagged",
             Kind::Garbage => "garbage",
+            Kind::FrameBeyond => "frame_beyond",
         }
     }
 }
@@ -64,13 +68,16 @@ pub struct Injection {
     pub kind: Kind,
     /// The bytes.
     pub bytes: Vec<u8>,
+    /// When the datagram it copies or changes was sent (true time): a replay sent before
+    /// its target started is one the target must reject.
+    pub sent_at: Nanos,
 }
 
-/// Datagrams seen on one direction of one link.
+/// Datagrams seen on one direction of one link, with the time each was sent.
 #[derive(Debug, Default)]
 struct Seen {
-    recent: VecDeque<Vec<u8>>,
-    old: Vec<Vec<u8>>,
+    recent: VecDeque<(Nanos, Vec<u8>)>,
+    old: Vec<(Nanos, Vec<u8>)>,
     count: u64,
 }
 
@@ -85,7 +92,7 @@ pub struct Attacker {
     /// Its own key: a forgery carries a tag, just not the pair's.
     key: AuthKey,
     /// Injections made, by kind (in [`Kind`] order).
-    pub injected: [u64; 5],
+    pub injected: [u64; 6],
 }
 
 impl Attacker {
@@ -101,7 +108,7 @@ impl Attacker {
             rng,
             seen: (0..links).map(|_| [Seen::default(), Seen::default()]).collect(),
             key: AuthKey::new(key),
-            injected: [0; 5],
+            injected: [0; 6],
         }
     }
 
@@ -121,6 +128,12 @@ impl Attacker {
         }
         if p.untagged && self.keyed {
             kinds.push(Kind::Untagged);
+        }
+        // An unkeyed pair takes a forged message, but never one naming a frame beyond
+        // `FRAME_MAX` (added 2026-11-26: a core that let `Fetch`, `TransferBegin`,
+        // `SwitchRelease` and `SwitchTaken` through unchecked passed the DST).
+        if p.forge && !self.keyed {
+            kinds.push(Kind::FrameBeyond);
         }
         if p.garbage || kinds.is_empty() {
             kinds.push(Kind::Garbage);
@@ -148,22 +161,23 @@ impl Attacker {
                 }
             }
         }
-        seen.recent.push_back(bytes.to_vec());
+        seen.recent.push_back((now, bytes.to_vec()));
         if !self.rng.chance(u64::from(self.params.inject_ppm), 1_000_000) {
             return;
         }
         let kinds = self.kinds();
         let kind = kinds[self.rng.below(kinds.len() as u64) as usize];
         let at = now + self.rng.below(self.params.hold_us_max + 1) * NANOS_PER_US;
-        let (to, bytes) = match kind {
+        let (to, (sent_at, bytes)) = match kind {
             // The peer's earlier datagram, to the peer's peer: recent or old.
             Kind::Replay => (1 - from, self.pick_seen(link, from)),
             // Its own datagram back to the sender, held back like any injection: by then
             // it may have another role, epoch or tiebreak nonce.
-            Kind::Reflection => (from, bytes.to_vec()),
-            Kind::Forgery => (1 - from, self.forge(bytes, true)),
-            Kind::Untagged => (1 - from, self.forge(bytes, false)),
-            Kind::Garbage => (1 - from, self.garbage(bytes)),
+            Kind::Reflection => (from, (now, bytes.to_vec())),
+            Kind::Forgery => (1 - from, (now, self.forge(bytes, true))),
+            Kind::Untagged => (1 - from, (now, self.forge(bytes, false))),
+            Kind::Garbage => (1 - from, (now, self.garbage(bytes))),
+            Kind::FrameBeyond => (1 - from, (now, self.frame_beyond(bytes))),
         };
         self.injected[kind as usize] += 1;
         out.push(Injection {
@@ -172,15 +186,16 @@ impl Attacker {
             link,
             kind,
             bytes,
+            sent_at,
         });
     }
 
-    fn pick_seen(&mut self, link: u8, from: usize) -> Vec<u8> {
+    fn pick_seen(&mut self, link: u8, from: usize) -> (Nanos, Vec<u8>) {
         let seen = &self.seen[usize::from(link)][from];
         let total = seen.recent.len() + seen.old.len();
         let k = self.rng.below(total as u64) as usize;
         match seen.recent.get(k) {
-            Some(bytes) => bytes.clone(),
+            Some(seen) => seen.clone(),
             None => seen.old[k - seen.recent.len()].clone(),
         }
     }
@@ -212,6 +227,28 @@ impl Attacker {
         match wire::encode(&envelope, key) {
             Ok(buf) => buf.to_vec(),
             Err(_) => self.garbage(bytes),
+        }
+    }
+
+    /// `bytes` (unkeyed) with the frame its body names moved above `FRAME_MAX`; nothing
+    /// when its body names none.
+    fn frame_beyond(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let Ok(mut envelope) = wire::decode(bytes, None) else {
+            return Vec::new();
+        };
+        let beyond = twinloop::node::FRAME_MAX + 1 + self.rng.below(u64::MAX - twinloop::node::FRAME_MAX);
+        match &mut envelope.body {
+            Body::Fetch { frame }
+            | Body::TransferBegin { frame, .. }
+            | Body::SwitchRelease { frame, .. }
+            | Body::SwitchTaken { frame, .. } => *frame = beyond,
+            Body::Commit(commit) | Body::FrameData { commit, .. } => commit.frame = beyond,
+            Body::SourceMap { pair_first, .. } => *pair_first = beyond,
+            _ => return Vec::new(),
+        }
+        match wire::encode(&envelope, None) {
+            Ok(buf) => buf.to_vec(),
+            Err(_) => Vec::new(),
         }
     }
 
@@ -252,7 +289,7 @@ impl Attacker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use twinloop::wire::{Body, Envelope, Header, WireSync};
+    use twinloop::wire::{Envelope, Header, WireSync};
 
     fn params() -> AttackerParams {
         AttackerParams {
@@ -302,14 +339,28 @@ mod tests {
                 // Exact copies: they authenticate (the replay window must stop them).
                 Kind::Replay | Kind::Reflection => {
                     assert!(sent.contains(&injection.bytes));
+                    // The send time kept with the copy is the original's.
+                    let seq = wire::decode(&injection.bytes, Some(&key)).expect("a copy").header.seq;
+                    assert_eq!(injection.sent_at, seq * 1000);
                     assert!(decoded.is_ok());
                     let to = if injection.kind == Kind::Replay { 1 } else { 0 };
                     assert_eq!(injection.to, to);
                 }
-                Kind::Forgery | Kind::Untagged | Kind::Garbage => assert!(decoded.is_err(), "{:?}", injection.kind),
+                Kind::Forgery | Kind::Untagged | Kind::Garbage | Kind::FrameBeyond => {
+                    assert!(decoded.is_err(), "{:?}", injection.kind)
+                }
             }
         }
-        assert!(attacker.injected.iter().all(|&n| n > 100), "{:?}", attacker.injected);
+        assert!(
+            attacker.injected[..Kind::FrameBeyond as usize].iter().all(|&n| n > 100),
+            "{:?}",
+            attacker.injected
+        );
+        assert_eq!(
+            attacker.injected[Kind::FrameBeyond as usize],
+            0,
+            "a keyed pair's MAC comes first"
+        );
     }
 
     #[test]
@@ -320,7 +371,7 @@ mod tests {
         for seq in 1..=500u64 {
             attacker.observe(seq, 1, 0, &datagram(seq, &key), &mut out);
         }
-        assert!(out.iter().all(|i| i.kind == Kind::Garbage));
+        assert!(out.iter().all(|i| matches!(i.kind, Kind::Garbage | Kind::FrameBeyond)));
         for injection in out.iter().filter(|i| i.kind == Kind::Garbage) {
             assert!(wire::decode(&injection.bytes, None).is_err());
         }

@@ -553,8 +553,9 @@ impl Options {
         // Forked after every other concern: a seed without an attacker keeps its draws (and
         // its trace) from before the attacker existed. Mostly on keyed runs, where it may do
         // everything; on unkeyed runs only what an unkeyed pair must still survive: bytes
-        // that are not a message (it takes any message by design, and without a key it
-        // cannot tell its own messages sent back from a second node with its id).
+        // that are not a message, and messages naming a frame beyond `FRAME_MAX` (it
+        // takes any other message by design, and without a key it cannot tell its own
+        // messages sent back from a second node with its id).
         let mut r_attack = rng.fork();
         let keyed = auth_key.is_some();
         let attacker = r_attack
@@ -570,6 +571,12 @@ impl Options {
                     untagged: keyed && r_attack.chance(1, 2),
                     garbage: r_attack.chance(1, 2),
                 };
+                if !keyed {
+                    // Unkeyed, a forgery is a message naming a frame beyond `FRAME_MAX`,
+                    // which the pair must still refuse (`Kind::FrameBeyond`; added
+                    // 2026-11-26, drawn last so that the other draws stay).
+                    params.forge = r_attack.chance(1, 2);
+                }
                 if params.names().is_empty() {
                     params.garbage = true;
                 }

@@ -4,6 +4,26 @@
 use super::*;
 
 impl Checker {
+    /// Invariant 8, at node `node`'s `ColderPrimary` alarm: a node keeps its state for
+    /// the operator only when it holds one (`own_origin`, not 0) and the primary that
+    /// fenced it goes back to a later cold start (`origin` above it). Fenced by a primary
+    /// of its own cold start or an earlier one, it rejoins by itself: an alarm there
+    /// leaves the pair without a backup until an operator answers (the simulated
+    /// operator answers at once, which hid it).
+    pub fn on_colder_primary(&mut self, at: Nanos, node: usize, origin: u64, own_origin: u64) {
+        if own_origin == 0 || origin <= own_origin {
+            self.violation(
+                Invariant::StateContinuity,
+                at,
+                format!(
+                    "node {node} kept its state for the operator (ColderPrimary) against a primary of cold start {}, its own going back to {}: not a later cold start",
+                    twinloop::EpochText(origin),
+                    twinloop::EpochText(own_origin)
+                ),
+            );
+        }
+    }
+
     /// Invariant 8, at every transition of `node`.
     pub(super) fn check_continuity(&mut self, at: Nanos, node: usize, t: &Transition) {
         match (t.role, t.reason) {

@@ -126,7 +126,7 @@ impl Checker {
         for m in mismatches {
             let explained = self.explain(m.epochs, m.frame);
             match explained {
-                Some(kind) => {
+                Ok(kind) => {
                     if counted.insert((m.frame, m.index), ()).is_none() {
                         match kind {
                             Explanation::InputLost => self.exceptions.input_lost += 1,
@@ -136,12 +136,16 @@ impl Checker {
                         }
                     }
                 }
-                None => self.violation(
+                Err(why) => self.violation(
                     Invariant::ExactlyOnce,
                     m.at,
                     format!(
-                        "output ({}, {}) has two contents: epochs {} and {}, no input lost, split brain or cold start between",
-                        m.frame, m.index, twinloop::EpochText(m.epochs.0), twinloop::EpochText(m.epochs.1)
+                        "output ({}, {}) has two contents: epochs {} and {}, no input lost, split brain or cold start between{}",
+                        m.frame,
+                        m.index,
+                        twinloop::EpochText(m.epochs.0),
+                        twinloop::EpochText(m.epochs.1),
+                        why.map_or(String::new(), |w| format!("; {w}"))
                     ),
                 ),
             }

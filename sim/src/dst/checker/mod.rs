@@ -29,7 +29,8 @@
 //!      history ran;
 //!    - *split brain*: an epoch of one lineage and an epoch of the other were primary at
 //!      the same time (the later began while the earlier had not stepped down: a
-//!      partition, or a frozen primary — a planned handover does not count), or emitted
+//!      partition, or a frozen primary — a planned handover does not count while the old
+//!      primary stays released; after it gave the switchover up, it does), or emitted
 //!      in overlapping intervals (a switchover abandoned after the backup took over), for
 //!      frames above the one the later of the two started at;
 //!    - *cold start*: the two lineages have no common ancestor (they began from different
@@ -41,18 +42,32 @@
 //!      primary's commit for that frame never reached the new one (it crashed or was cut
 //!      off right after), and its I/O arrived otherwise (loss, reordering): the new primary
 //!      cannot know. The checker verifies the differing decisions from the commits both
-//!      primaries put on the wire; a difference without one is a violation.
+//!      primaries put on the wire; a difference without one is a violation. Since
+//!      2026-11-26 it also verifies "cannot know" from the commits the network delivered:
+//!      for every frame decided differently, the earlier commit (by epoch) never reached
+//!      the leader incarnation of the later one before it began to lead and committed (a
+//!      genuine datagram carrying it, readable under the pair's key; once it leads, a lower
+//!      primary's commit is stale to it); one delivered before is a violation.
 //! 3. **Nothing lost.** Every output listed in a commit (`CommitKind::Ran { outputs }`)
 //!    that a primary put on the wire is accepted by the sink by the end of the run,
 //!    unless (counted apart):
-//!    - *fenced*: when that primary committed the frame, a higher epoch had already
-//!      passed the sink's fence — the sink no longer follows this primary, whose copies it rejects
-//!      as stale by design. Counted as *deposed* when the other node was running as
-//!      primary of a higher epoch (a split brain), and as *orphaned* when it was not (the
-//!      sink follows an epoch whose primary crashed or stepped down, and the running
-//!      primary never heard of it: the plant gets nothing until a higher epoch leads; the
-//!      design has no way back from the sink to the nodes). An identity also committed by
-//!      a primary the sink follows is required;
+//!    - *fenced*: when that primary committed the frame, a higher epoch `E` had already
+//!      passed the sink's fence — the sink no longer follows this primary, whose copies it
+//!      rejects as stale by design — and the committing node incarnation could not have
+//!      known `E`: no genuine message (a node's, not the attacker's; one that decodes under
+//!      the pair's key) carrying `E` or above in its header was delivered to it before the
+//!      commit (a message of `E` delivered first is a violation, whatever else runs).
+//!      Counted as *deposed* when the other node was running as primary of a higher epoch
+//!      (a split brain). When it was not (*orphaned*: the sink follows an epoch whose
+//!      primary crashed or stepped down; the plant gets nothing until a higher epoch leads;
+//!      the design has no way back from the sink to the nodes), the disk must explain too,
+//!      from the simulated world's record, never the core's word: counted as *never heard*
+//!      when the disk held less than `E` at the incarnation's boot and no earlier
+//!      incarnation of the node heard or led `E` or above, as *write lost* when one did and
+//!      a crash of the node lost a background write of `E` or above; a disk holding `E` at
+//!      boot, or an epoch an earlier incarnation knew with no lost write to explain its
+//!      absence (the core never wrote it), is a violation. An identity also committed by a
+//!      primary the sink follows is required;
 //!    - *crashed*: every node incarnation that ran the frame crashed (an over-approximation
 //!      of "had it": any incarnation whose run frames span the frame counts as having it).
 //! 4. **Digests agree.** After the same frame within the same epoch, every node has the
@@ -60,8 +75,9 @@
 //!    step in the same event as a transition belongs to the transition's epoch when it
 //!    ran a frame above the transition's frame.
 //! 5. **Liveness.** After the faults heal, exactly one primary (`Paired`) and one in-sync
-//!    backup in the same epoch within a bound, and it stays so while outputs flow (checked
-//!    by the runner with [`pair_converged`]).
+//!    backup in the same epoch within a bound, and it stays so while outputs flow, the
+//!    primary sending no state transfer at the end (checked by the runner with
+//!    [`pair_converged`]).
 //! 6. **Failover time.** A primary crash while its backup is in sync, the links whole and
 //!    no other fault near ("clean") is followed by the new primary's first output within
 //!    the bound the runner computes (see `runner::failover_bound_ns`). Every failover's
@@ -73,7 +89,9 @@
 //!    in a calm state (one primary, its backup in sync, links all up, clean I/O, and no
 //!    planned fault before the watch would end) completes — a new primary by
 //!    `SwitchoverCompleted` within switchover timeout + window + probe — with no abort,
-//!    fencing or takeover meanwhile. Another fault beginning ends the watch.
+//!    fencing or takeover meanwhile. Another fault beginning ends the watch. A primary
+//!    hands over for its input (`InputHandover`) only once it has led for
+//!    `input_handover_hold_ms` on its own clock.
 //! 8. **Application-state continuity** (DESIGN.md, wave 2). The program's state is never
 //!    replaced by a cold start while a node that holds it is alive: a node incarnation
 //!    that has run no frame and installed no state, that knew the pair had state (it
@@ -81,7 +99,8 @@
 //!    (`StartedFirst`, `WonTiebreak`) while the other node is running (frozen counts:
 //!    a frozen primary comes back) and holds state (ran a frame or installed one in its
 //!    incarnation). An operator's `force-primary` is the exception, and the simulator
-//!    never says it.
+//!    never says it. A node keeps its state for the operator (`ColderPrimary`) only when
+//!    it holds one and the primary that fenced it goes back to a later cold start.
 //! 9. **A takeover re-sends only what no commit it held reported sent** (DESIGN.md,
 //!    "Takeover"; added 2026-11-26, issue 21). The commits a node accepted as a backup
 //!    from the primary it followed (recorded from what was delivered to it, filtered as
@@ -102,7 +121,9 @@
 //!     event after it before the node decided that frame. Where the node decided a
 //!     frame itself — its commit never arrived — below one it held, otherwise than the
 //!     old primary (from the commits on the wire; counted as a *replay gap*,
-//!     [`Exceptions::replay_gap`]), or skipped one for a lost input, its history parts
+//!     [`Exceptions::replay_gap`], and faithful only with `Alarm::CommitLost` — or
+//!     `InputLost`, for a commit held that the model counts as gone — for that frame in
+//!     the same event), or skipped one for a lost input, its history parts
 //!     there: from then on only inputs are compared.
 //! 11. **Join time** (added 2026-11-26). Once the faults healed, a backup that joins
 //!     (`Joining`, counted from the healing when it began before) is in sync (`InSync` or
@@ -181,6 +202,9 @@ pub const MISMATCHES_MAX: usize = 100_000;
 /// Outputs produced kept for comparison with what is emitted (the oldest half is dropped
 /// beyond; far more than a ring's worth of frames).
 pub const PRODUCED_MAX: usize = 1 << 20;
+/// Commits delivered kept for the crash window's explanation (invariant 2): far above a
+/// run's frames times the links.
+pub const DELIVERED_COMMITS_MAX: usize = 1 << 21;
 /// Frames back from a mismatch over which two histories' decisions are compared.
 pub const DECISIONS_COMPARED_MAX: u64 = 4096;
 /// Commits kept per node for its takeover (invariants 9 and 10; the oldest dropped
@@ -289,14 +313,26 @@ pub struct Exceptions {
     /// by a running primary of a higher epoch (split brain).
     pub lost_deposed: u64,
     /// Committed outputs rejected because the sink followed a higher epoch whose primary
-    /// was no longer running (see the module docs: not required by the rule, but the
-    /// plant got nothing from a running primary; counted to be seen).
-    pub lost_orphaned: u64,
+    /// was no longer running, and the committing node incarnation never heard of that
+    /// epoch: no genuine message carrying it (or a higher one) was delivered to it before
+    /// the commit, and its disk held less when it booted, with no earlier incarnation
+    /// having known it (see the module docs, invariant 3).
+    pub lost_orphaned_never_heard: u64,
+    /// As above, but an earlier incarnation of the node knew the epoch (heard or led it)
+    /// and a crash lost a background write carrying it (the disk model's record).
+    pub lost_orphaned_write_lost: u64,
+    /// Committed outputs rejected under a fence (deposed or orphaned) whose epoch the
+    /// committing incarnation received only in genuine messages it refused as not fresh:
+    /// a session its restart handshake had not verified (an asymmetric partition keeps
+    /// the handshake from completing), or a late copy. The core ignores such a message
+    /// whole, its epoch included (open finding, docs/DST.md "Orphaned losses").
+    pub lost_unverified: u64,
     /// Committed outputs lost because every node that ran the frame crashed.
     pub lost_crashed: u64,
     /// Frames a new primary decided in its replay without the commit (it never arrived),
-    /// below commits it held, otherwise than the old primary had: its history parts there,
-    /// silently (invariant 10 compares only inputs after it).
+    /// below commits it held, otherwise than the old primary had: its history parts there
+    /// (invariant 10 compares only inputs after it). Each with `Alarm::CommitLost` for it
+    /// (since 2026-11-26; one without is a violation of invariant 10).
     pub replay_gap: u64,
 }
 
@@ -312,6 +348,8 @@ struct Tenure {
     parent: Option<u64>,
     /// First and last output emitted, if any.
     emitting: Option<(Nanos, Nanos)>,
+    /// When it began, in the order of observations (`Checker::observed`).
+    began: u64,
 }
 
 /// The copies of one identity seen so far: distinct `(epoch, content hash)`.
@@ -339,10 +377,46 @@ struct Required {
 /// Why a committing primary's outputs were not for the sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fenced {
-    /// A primary of a higher epoch was running on the other node.
+    /// A primary of a higher epoch was running on the other node, and this incarnation
+    /// had not heard the fence's epoch.
     Deposed,
-    /// No primary of a higher epoch was running: the sink follows one that is gone.
-    Orphaned,
+    /// No primary of a higher epoch was running: the sink follows one that is gone. The
+    /// fence's epoch, the committing incarnation, and why that incarnation did not know
+    /// the epoch (judged at the commit, from what the world delivered and the disk held).
+    Orphaned { fence: u64, incarnation: u32, why: Orphan },
+    /// Deposed or orphaned, and the fence's epoch reached this incarnation only in
+    /// genuine messages it refused as not fresh (`lost_unverified`).
+    Unverified,
+    /// Unexplained, deposed or orphaned: a genuine message carrying `epoch >=` the fence's
+    /// was delivered to this incarnation at `at`, before the commit; it should have
+    /// followed that epoch or led above it.
+    Heard {
+        fence: u64,
+        incarnation: u32,
+        epoch: u64,
+        at: Nanos,
+        deposed: bool,
+    },
+}
+
+/// Why a node incarnation that had not heard the sink's fence `E` committed below it with
+/// no primary of a higher epoch running (invariant 3): explained or not, from what the
+/// simulated world knows — its disk, what earlier incarnations heard and led, the writes
+/// crashes lost — never from what the core says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Orphan {
+    /// Explained: its disk held less than `E` at its boot, and no earlier incarnation of
+    /// the node heard or led `E` or above.
+    NeverHeard,
+    /// Explained: an earlier incarnation heard or led `E` or above, and a crash of the
+    /// node lost a background write of `E` or above (not durable yet).
+    WriteLost,
+    /// Unexplained: the disk held `disk >= E` when this incarnation booted.
+    OnDisk { disk: u64 },
+    /// Unexplained: an earlier incarnation heard or led `known >= E`, the disk held
+    /// `disk < E` at this incarnation's boot, and no crash lost a write of `E` or above:
+    /// the write was never asked for, or never made.
+    Forgotten { known: u64, disk: u64 },
 }
 
 /// A primary crash waiting for its successor's first output.
@@ -407,6 +481,11 @@ struct EventRecord {
     owed: Vec<(u64, u8)>,
     /// Inherited frames the commit ran and the node skipped.
     skipped_ran: Vec<u64>,
+    /// Replay gaps: frames the node decided without their commit, otherwise than the old
+    /// primary (invariant 10 requires `Alarm::CommitLost` for each).
+    gaps: Vec<u64>,
+    /// The ranges of the `Alarm::CommitLost` the node raised.
+    commit_lost: Vec<(u64, u64)>,
 }
 
 /// The checkers of one run.
@@ -426,6 +505,10 @@ pub struct Checker {
     primary_now: [Option<u64>; 2],
     /// The epoch each node follows as a backup (from its last transition).
     following: [Option<u64>; 2],
+    /// By node: a primary that released its frames to a successor (it sent
+    /// `SwitchRelease`) and has not transitioned since — not after it gave the switchover
+    /// up (`SwitchoverAborted`): a successor completing then is a second primary.
+    released: [bool; 2],
     epoch_led_max: [u64; 2],
     persisted: [u64; 2],
     reserved: [u64; 2],
@@ -442,11 +525,36 @@ pub struct Checker {
 
     /// Every commit's decision, by `(epoch, frame)`.
     decisions: BTreeMap<(u64, u64), Decision>,
+    /// When each commit was first put on the wire, by `(epoch, frame)`: the time and the
+    /// observation's order (`observed`).
+    decided_at: BTreeMap<(u64, u64), (Nanos, u64)>,
+    /// Commits delivered to each node incarnation (a genuine datagram carrying it, read
+    /// under the pair's key), by `(node, incarnation, epoch, frame)`: when first, and the
+    /// observation's order; at most [`DELIVERED_COMMITS_MAX`] (beyond, later ones are not
+    /// recorded and count as never delivered).
+    delivered_commits: BTreeMap<(usize, u32, u64, u64), (Nanos, u64)>,
+    /// Commits put on the wire, commits delivered and tenures begun so far: orders them
+    /// within an instant (a delivery handled in a later event of the same instant comes
+    /// after a commit).
+    observed: u64,
 
     // Invariant 3.
     required: BTreeMap<(u64, u8), Required>,
     ran_range: BTreeMap<(usize, u32), (u64, u64)>,
     crashed: Vec<(usize, u32)>,
+    /// By node: the highest epoch carried by a genuine message (a node's, not the
+    /// attacker's) delivered to its current incarnation, and when (0: none).
+    heard: [(u64, Nanos); 2],
+    /// By node: the highest epoch carried by a genuine message delivered to its current
+    /// incarnation that it refused as not fresh (counted `replayed`).
+    heard_unverified: [u64; 2],
+    /// By node: the highest epoch any earlier incarnation heard (as above) or led.
+    known_before: [u64; 2],
+    /// By node: what its disk held (persisted or reserved, the higher) when its current
+    /// incarnation booted.
+    boot_disk: [u64; 2],
+    /// By node: the highest epoch of a background write a crash of the node lost.
+    write_lost_max: [u64; 2],
 
     // Invariant 4.
     /// `(epoch, frame)` → (state digest, outputs hash, first node to record it).
@@ -541,6 +649,13 @@ impl Checker {
     /// Node `node` (re)started as incarnation `incarnation`.
     pub fn on_start(&mut self, node: usize, incarnation: u32) {
         self.incarnation[node] = incarnation;
+        // What the incarnation before knew (heard or led): a restart must start above it,
+        // from its disk (invariant 3's orphaned losses).
+        self.known_before[node] = self.known_before[node]
+            .max(self.heard[node].0)
+            .max(self.epoch_led_max[node]);
+        self.heard[node] = (0, 0);
+        self.heard_unverified[node] = 0;
         self.following[node] = None;
         self.running[node] = true;
         self.holds_state[node] = None;
@@ -555,6 +670,7 @@ impl Checker {
     /// Node `node` crashed at `at`.
     pub fn on_crash(&mut self, _at: Nanos, node: usize) {
         self.running[node] = false;
+        self.released[node] = false;
         self.joining[node] = None;
         self.end_diverge_watch();
         self.end_tenure(node);
@@ -568,6 +684,11 @@ impl Checker {
         self.primary_now[node] = None;
     }
 
+    /// Node `node`, a primary, sent `SwitchRelease`: it stopped for a successor.
+    pub fn on_release(&mut self, node: usize) {
+        self.released[node] = true;
+    }
+
     /// The sink's fence lapsed (its epoch lease ran out): from now on it may accept any
     /// epoch again, and the fencing checks start over.
     pub fn on_sink_lapse(&mut self) {
@@ -576,6 +697,7 @@ impl Checker {
 
     /// A transition of node `node`.
     pub fn on_transition(&mut self, at: Nanos, node: usize, t: &Transition) {
+        self.released[node] = false;
         self.watch_switchovers(at, node, t);
         self.check_continuity(at, node, t);
         self.track_takeover(node, t);
@@ -623,7 +745,7 @@ impl Checker {
 
     /// A commit node `node` put on the wire as primary of `epoch`.
     pub fn on_commit(&mut self, at: Nanos, node: usize, epoch: u64, commit: &Commit) {
-        self.record_decision(epoch, commit);
+        self.record_decision(at, epoch, commit);
         self.require_outputs(node, epoch, commit);
         self.check_replay(at, node, commit);
     }

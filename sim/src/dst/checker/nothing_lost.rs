@@ -1,5 +1,9 @@
 //! Invariant 3, nothing lost: every output a primary committed reaches the sink, unless
-//! that primary was fenced off or every node that ran the frame crashed.
+//! that primary was fenced off or every node that ran the frame crashed. A primary fenced
+//! off is excused only when the world shows it could not have known the fence's epoch: no
+//! genuine message carrying it was delivered to its incarnation before the commit, and,
+//! with no higher primary running (*orphaned*), its disk and earlier incarnations explain
+//! why it did not start above it ([`Orphan`]).
 
 use super::*;
 
@@ -16,25 +20,95 @@ impl Checker {
         }
     }
 
-    /// The outputs a primary of `epoch` committed are required at the sink, unless the
-    /// sink already follows a higher epoch.
-    pub(super) fn require_outputs(&mut self, node: usize, epoch: u64, commit: &Commit) {
-        let CommitKind::Ran { outputs, .. } = commit.kind else {
-            return;
-        };
-        // The sink follows a higher epoch than this primary's: its copies are rejected by
-        // design. Deposed when a primary of a higher epoch runs on the other node (a split
-        // brain); orphaned when none does (the sink follows a primary that is gone).
-        let newer_primary_running = self
+    /// A genuine message (sent by a node, not the attacker) carrying `epoch` in its header
+    /// was delivered to node `node` at `at`: it decoded under the pair's key, so the node
+    /// could read it. What the node then does with it is the node's business; that it
+    /// could have known the epoch is a fact of the world.
+    pub fn on_delivered(&mut self, at: Nanos, node: usize, epoch: u64) {
+        if epoch > self.heard[node].0 {
+            self.heard[node] = (epoch, at);
+        }
+    }
+
+    /// As [`Checker::on_delivered`], for a genuine message node `node` refused as not
+    /// fresh (its replay window or restart handshake: counted `replayed`).
+    pub fn on_delivered_unverified(&mut self, node: usize, epoch: u64) {
+        self.heard_unverified[node] = self.heard_unverified[node].max(epoch);
+    }
+
+    /// Node `node`'s current incarnation booted from a disk holding `disk` (the higher
+    /// of its persisted and its reserved epoch). Called after [`Checker::on_start`].
+    pub fn on_boot(&mut self, node: usize, disk: u64) {
+        self.boot_disk[node] = disk;
+    }
+
+    /// A crash of node `node` lost its background write of `epoch` (not durable yet).
+    pub fn on_write_lost(&mut self, node: usize, epoch: u64) {
+        self.write_lost_max[node] = self.write_lost_max[node].max(epoch);
+    }
+
+    /// Why node `node`'s current incarnation, which had not heard `fence`, commits below
+    /// it with no primary of a higher epoch running (see [`Orphan`]).
+    fn orphan(&self, node: usize, fence: u64) -> Orphan {
+        let disk = self.boot_disk[node];
+        if disk >= fence {
+            return Orphan::OnDisk { disk };
+        }
+        let known = self.known_before[node];
+        if known < fence {
+            Orphan::NeverHeard
+        } else if self.write_lost_max[node] >= fence {
+            Orphan::WriteLost
+        } else {
+            Orphan::Forgotten { known, disk }
+        }
+    }
+
+    /// Why node `node`'s current incarnation, a primary of `epoch`, commits below the
+    /// sink's fence (`None`: it does not).
+    fn fenced(&self, node: usize, epoch: u64) -> Option<Fenced> {
+        let fence = self.sink_fence;
+        if epoch >= fence {
+            return None;
+        }
+        let incarnation = self.incarnation[node];
+        // Deposed when a primary of a higher epoch runs on the other node (a split brain);
+        // orphaned when none does (the sink follows a primary that is gone). Either is
+        // explained only when this incarnation had not heard the fence's epoch.
+        let deposed = self
             .primary_now
             .iter()
             .enumerate()
             .any(|(n, e)| n != node && e.is_some_and(|e| e > epoch));
-        let fenced = (epoch < self.sink_fence).then_some(if newer_primary_running {
+        let (heard, at) = self.heard[node];
+        Some(if heard >= fence {
+            Fenced::Heard {
+                fence,
+                incarnation,
+                epoch: heard,
+                at,
+                deposed,
+            }
+        } else if self.heard_unverified[node] >= fence {
+            Fenced::Unverified
+        } else if deposed {
             Fenced::Deposed
         } else {
-            Fenced::Orphaned
-        });
+            Fenced::Orphaned {
+                fence,
+                incarnation,
+                why: self.orphan(node, fence),
+            }
+        })
+    }
+
+    /// The outputs a primary of `epoch` committed are required at the sink, unless the
+    /// sink already follows a higher epoch: its copies are rejected by design.
+    pub(super) fn require_outputs(&mut self, node: usize, epoch: u64, commit: &Commit) {
+        let CommitKind::Ran { outputs, .. } = commit.kind else {
+            return;
+        };
+        let fenced = self.fenced(node, epoch);
         for index in 0..outputs {
             let required = Required { epoch, node, fenced };
             match self.required.get_mut(&(commit.frame, index)) {
@@ -60,8 +134,71 @@ impl Checker {
                     self.exceptions.lost_deposed += 1;
                     continue;
                 }
-                Some(Fenced::Orphaned) => {
-                    self.exceptions.lost_orphaned += 1;
+                Some(Fenced::Unverified) => {
+                    self.exceptions.lost_unverified += 1;
+                    continue;
+                }
+                Some(Fenced::Heard {
+                    fence,
+                    incarnation,
+                    epoch,
+                    at: heard_at,
+                    deposed,
+                }) => {
+                    self.violation(
+                        Invariant::NothingLost,
+                        at,
+                        format!(
+                            "output ({frame}, {index}) committed by node {} (incarnation {incarnation}) in epoch {} \
+                             was rejected under the sink's fence {} ({}), unexplained: a message carrying epoch {} \
+                             was delivered to it at {:.3} ms, before the commit; it should have followed that \
+                             epoch or led above it",
+                            r.node,
+                            twinloop::EpochText(r.epoch),
+                            twinloop::EpochText(fence),
+                            if deposed { "deposed" } else { "orphaned" },
+                            twinloop::EpochText(epoch),
+                            heard_at as f64 / 1e6
+                        ),
+                    );
+                    continue;
+                }
+                Some(Fenced::Orphaned {
+                    fence,
+                    incarnation,
+                    why,
+                }) => {
+                    let knew = match why {
+                        Orphan::NeverHeard => {
+                            self.exceptions.lost_orphaned_never_heard += 1;
+                            continue;
+                        }
+                        Orphan::WriteLost => {
+                            self.exceptions.lost_orphaned_write_lost += 1;
+                            continue;
+                        }
+                        Orphan::OnDisk { disk } => format!(
+                            "its disk held epoch {} when it booted: it should have led above it",
+                            twinloop::EpochText(disk)
+                        ),
+                        Orphan::Forgotten { known, disk } => format!(
+                            "an earlier incarnation knew epoch {} but the disk held only {} at its boot, \
+                             and no crash lost a write of it: the epoch was never written",
+                            twinloop::EpochText(known),
+                            twinloop::EpochText(disk)
+                        ),
+                    };
+                    self.violation(
+                        Invariant::NothingLost,
+                        at,
+                        format!(
+                            "output ({frame}, {index}) committed by node {} (incarnation {incarnation}) in epoch {} \
+                             was rejected under the sink's fence {} with no higher primary running, unexplained: {knew}",
+                            r.node,
+                            twinloop::EpochText(r.epoch),
+                            twinloop::EpochText(fence)
+                        ),
+                    );
                     continue;
                 }
                 None => {}

@@ -37,6 +37,7 @@ impl Checker {
         let covered = |f: u64| overlapping.iter().any(|(_, c)| c.frame <= f && f <= commit_last(c));
         let gap_to = last.min(inherited_to.saturating_sub(1));
         let mut gaps = 0;
+        let mut gap_frames = core::mem::take(&mut self.events[node].gaps);
         for f in first.max(from + 1)..=gap_to {
             if covered(f) {
                 continue;
@@ -47,9 +48,11 @@ impl Checker {
             };
             if self.decision(followed, f) != Some(mine) {
                 gaps += 1;
+                gap_frames.push(f);
                 parted_from = Some(parted_from.map_or(f, |p| p.min(f)));
             }
         }
+        self.events[node].gaps = gap_frames;
         self.exceptions.replay_gap += gaps;
         let mut found = Vec::new();
         for (held_epoch, held) in overlapping.into_iter().rev() {
@@ -150,10 +153,18 @@ impl Checker {
         }
     }
 
+    /// Node `node` raised `Alarm::CommitLost` for frames `first..=last` in the current
+    /// event: it decided them without the commit it knew of.
+    pub fn on_commit_lost(&mut self, node: usize, first: u64, last: u64) {
+        self.events[node].commit_lost.push((first, last));
+    }
+
     /// The end of one event of node `node`, whose `InputLost` alarms named `input_lost`:
-    /// an inherited frame the commit ran and the node skipped had its input lost; the
-    /// outputs owed went out.
+    /// an inherited frame the commit ran and the node skipped had its input lost; a frame
+    /// decided without its commit, otherwise than the old primary, was alarmed
+    /// (`CommitLost`); the outputs owed went out.
     pub fn on_event_end(&mut self, at: Nanos, node: usize, input_lost: &[u64]) {
+        self.settle_gaps(at, node, input_lost);
         let skipped = core::mem::take(&mut self.events[node].skipped_ran);
         for &frame in &skipped {
             if !input_lost.contains(&frame) {
@@ -173,6 +184,35 @@ impl Checker {
         self.settle_owed(at, node);
         self.events[node].emitted.clear();
         self.events[node].steps.clear();
+    }
+
+    /// Every replay gap of this event was alarmed: a core that parts from the committed
+    /// history without a word breaks invariant 10. `CommitLost` for the frame, or
+    /// `InputLost`: the node held a commit that the checker's model counts as gone (a
+    /// whole ring below a newer frame that was lost, seed 9221 of 2000..19999), and its
+    /// input was missing.
+    fn settle_gaps(&mut self, at: Nanos, node: usize, input_lost: &[u64]) {
+        let gaps = core::mem::take(&mut self.events[node].gaps);
+        let alarmed = core::mem::take(&mut self.events[node].commit_lost);
+        for &frame in &gaps {
+            let commit_lost = alarmed.iter().any(|&(first, last)| first <= frame && frame <= last);
+            if !commit_lost && !input_lost.contains(&frame) {
+                let epoch = self.takeovers[node].as_ref().map_or(0, |tk| tk.epoch);
+                self.violation(
+                    Invariant::ReplayFaithful,
+                    at,
+                    format!(
+                        "node {node}, primary of epoch {} after a takeover, decided inherited frame {frame} without its commit, otherwise than the old primary, without CommitLost",
+                        twinloop::EpochText(epoch)
+                    ),
+                );
+            }
+        }
+        // The buffers go back, emptied, to be reused.
+        self.events[node].gaps = gaps;
+        self.events[node].gaps.clear();
+        self.events[node].commit_lost = alarmed;
+        self.events[node].commit_lost.clear();
     }
 
     /// Keeps one event's steps while they may be an inherited frame's run: a backup (it

@@ -247,8 +247,70 @@ fn checker_replay_gap_decided_otherwise_counts_and_parts() {
     // frame 5 may then differ in outputs.
     let held = [skipped(3, 4), ran(5, 50, 2, 0b01, 500, None)];
     let mut t = Takeover2::new(&h, &held, 1);
+    t.checker.on_commit_lost(1, 2, 2);
     t.skip(2, 2);
     t.skip(3, 4);
+    t.run(step(5, 50, 2, 999, 7), &[1], ran(5, 50, 2, 0b11, 999, None));
+    let c = t.end(&[]);
+    assert_eq!(broken(&c), vec![]);
+    assert_eq!(c.exceptions.replay_gap, 1);
+}
+
+/// The same gap without `Alarm::CommitLost` (the core before 2026-11-26): its history
+/// parts silently.
+#[test]
+fn checker_replay_gap_without_commit_lost_breaks_10() {
+    let h = history();
+    let held = [skipped(3, 4), ran(5, 50, 2, 0b01, 500, None)];
+    let mut t = Takeover2::new(&h, &held, 1);
+    t.skip(2, 2);
+    t.skip(3, 4);
+    t.run(step(5, 50, 2, 999, 7), &[1], ran(5, 50, 2, 0b11, 999, None));
+    let c = t.end(&[]);
+    assert_eq!(broken(&c), vec![Invariant::ReplayFaithful]);
+    assert_eq!(c.exceptions.replay_gap, 1);
+}
+
+/// The gap skipped with `InputLost` for it: the node held the commit the checker's model
+/// counts as gone (a whole ring below a newer frame), and said its input was lost.
+#[test]
+fn checker_replay_gap_with_input_lost_for_it_passes() {
+    let h = history();
+    let held = [skipped(3, 4), ran(5, 50, 2, 0b01, 500, None)];
+    let mut t = Takeover2::new(&h, &held, 1);
+    t.skip(2, 2);
+    t.skip(3, 4);
+    t.run(step(5, 50, 2, 999, 7), &[1], ran(5, 50, 2, 0b11, 999, None));
+    let c = t.end(&[2]);
+    assert_eq!(broken(&c), vec![]);
+}
+
+/// A `CommitLost` for other frames, or in an earlier event, does not explain the gap.
+#[test]
+fn checker_replay_gap_with_commit_lost_for_other_frames_breaks_10() {
+    let h = history();
+    let held = [skipped(3, 4), ran(5, 50, 2, 0b01, 500, None)];
+    let mut t = Takeover2::new(&h, &held, 1);
+    t.checker.on_commit_lost(1, 3, 4);
+    t.checker.on_event_end(t.now, 1, &[]);
+    t.checker.on_commit_lost(1, 5, 6);
+    t.skip(2, 2);
+    t.skip(3, 4);
+    t.run(step(5, 50, 2, 999, 7), &[1], ran(5, 50, 2, 0b11, 999, None));
+    let c = t.end(&[]);
+    assert_eq!(broken(&c), vec![Invariant::ReplayFaithful]);
+}
+
+/// A skipped range alarmed once covers every frame of it.
+#[test]
+fn checker_replay_gap_range_alarmed_once_passes() {
+    // Node 1 holds only frame 5's commit; the old primary ran frame 2 and skipped 3..=4:
+    // node 1 skips 2..=4 in one commit (gap at 2) and alarms the range.
+    let h = history();
+    let held = [ran(5, 50, 2, 0b01, 500, None)];
+    let mut t = Takeover2::new(&h, &held, 1);
+    t.checker.on_commit_lost(1, 2, 4);
+    t.skip(2, 4);
     t.run(step(5, 50, 2, 999, 7), &[1], ran(5, 50, 2, 0b11, 999, None));
     let c = t.end(&[]);
     assert_eq!(broken(&c), vec![]);

@@ -1,5 +1,5 @@
 //! Invariant 7 (this project's): a planned switchover asked for in a calm state
-//! completes cleanly.
+//! completes cleanly; a primary hands over for its input only after the hold.
 
 use super::*;
 
@@ -61,6 +61,25 @@ impl Checker {
                 format!(
                     "a planned switchover asked for at {:.3} ms in a calm state did not complete",
                     w.from as f64 / 1e6
+                ),
+            );
+        }
+    }
+
+    /// Node `node` handed over for its input (`InputHandover`) having led for `led` on
+    /// its own clock: a primary does so only once it has led for the hold
+    /// (`input_handover_hold_ms`), so that two flapping inputs do not bounce the plant
+    /// between the nodes. Found missing by mutation testing (2026-11-26): a primary that
+    /// ignored the hold passed the DST.
+    pub fn on_input_handover(&mut self, at: Nanos, node: usize, led: core::time::Duration, hold: core::time::Duration) {
+        if led < hold {
+            self.violation(
+                Invariant::Switchover,
+                at,
+                format!(
+                    "node {node} handed over for its input {:.3} ms after it became primary, within the hold of {} ms",
+                    led.as_secs_f64() * 1e3,
+                    hold.as_millis()
                 ),
             );
         }

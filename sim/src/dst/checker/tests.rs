@@ -345,13 +345,40 @@ fn checker_different_content_in_split_brain_is_an_exception() {
 }
 
 #[test]
+fn checker_switchover_completed_after_the_primary_gave_it_up_is_a_split_brain() {
+    // Node 0 releases at frame 2, gives the switchover up (its backup silent) and runs
+    // frames 3 and 4; node 1, back, takes the release and leads from frame 2, skips 3:
+    // two histories of frame 4 (before 2026-11-26 a crash window).
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run(0, E1, 1, 1);
+    h.run(0, E1, 2, 2);
+    h.follow(1, E1);
+    h.checker.on_release(0);
+    h.now += 1;
+    h.checker
+        .on_transition(h.now, 0, &transition(Role::Primary, E1, 2, Reason::SwitchoverAborted));
+    h.run(0, E1, 3, 3);
+    h.run(0, E1, 4, 4);
+    h.lead(1, E2, 2, Reason::SwitchoverCompleted);
+    h.skip(1, E2, 3, 3);
+    h.run(1, E2, 4, 44);
+    h.follow(0, E2);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![]);
+    assert_eq!(c.exceptions.split_brain, 1);
+    assert_eq!(c.exceptions.crash_window, 0);
+}
+
+#[test]
 fn checker_switchover_is_not_a_split_brain() {
     let mut h = History::new();
     h.lead(0, E1, 0, Reason::StartedFirst);
     h.run(0, E1, 1, 1);
     h.run(0, E1, 2, 2);
-    // Handover at frame 2: node 1 leads while node 0 has not transitioned yet.
+    // Handover at frame 2: node 1 leads while node 0, released, has not transitioned yet.
     h.follow(1, E1);
+    h.checker.on_release(0);
     h.lead(1, E2, 2, Reason::SwitchoverCompleted);
     h.run(1, E2, 3, 3);
     h.follow(0, E2);
@@ -374,6 +401,48 @@ fn checker_crash_window_decided_otherwise_is_an_exception() {
     h.follow(1, E1);
     h.lead(1, E2, 1, Reason::TakeoverAfterProbe);
     h.skip(1, E2, 2, 2);
+    h.run(1, E2, 3, 33);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![]);
+    assert_eq!(c.exceptions.crash_window, 1);
+}
+
+#[test]
+fn checker_crash_window_with_the_commit_delivered_is_reported() {
+    // As above, but frame 2's commit reached node 1 before it took over: its other
+    // decision for frame 2 is no crash window (invariant 10 territory), and the
+    // difference of frame 3 is unexplained (before 2026-11-26 counted as crash window).
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run(0, E1, 1, 1);
+    h.run(0, E1, 2, 2);
+    h.follow(1, E1);
+    h.checker.on_commit_delivered(h.now, 1, E1, 2);
+    h.run(0, E1, 3, 3);
+    h.checker.on_crash(h.now, 0);
+    h.lead(1, E2, 1, Reason::TakeoverAfterProbe);
+    h.skip(1, E2, 2, 2);
+    h.run(1, E2, 3, 33);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![Invariant::ExactlyOnce]);
+    assert!(
+        c.violations()[0].detail.contains("not a crash window"),
+        "{:?}",
+        c.violations()
+    );
+    assert_eq!(c.exceptions.crash_window, 0);
+    // Delivered only after node 1 committed its own decision: a crash window still.
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run(0, E1, 1, 1);
+    h.run(0, E1, 2, 2);
+    h.run(0, E1, 3, 3);
+    h.checker.on_crash(h.now, 0);
+    h.follow(1, E1);
+    h.lead(1, E2, 1, Reason::TakeoverAfterProbe);
+    h.skip(1, E2, 2, 2);
+    h.now += 1;
+    h.checker.on_commit_delivered(h.now, 1, E1, 2);
     h.run(1, E2, 3, 33);
     let c = h.finish();
     assert_eq!(broken(&c), vec![]);
@@ -638,4 +707,128 @@ fn checker_steps_split_by_transition_frame() {
     attribute_steps(E1, &t, &[s(9), s(10), s(11)], &mut out);
     let epochs: Vec<u64> = out.iter().map(|(e, _)| *e).collect();
     assert_eq!(epochs, vec![E1, E1, E2]);
+}
+
+/// Invariant 3's orphaned losses: node 0 leads E1 and commits frame 1; cut off from it,
+/// node 1 takes over with E2 and emits frame 2 (the sink's fence rises to E2), then
+/// crashes. Node 0 then commits frame 3 under E1: rejected as stale, no higher primary
+/// running.
+fn orphaned_history(heard_by_node0: Option<u64>) -> History {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run(0, E1, 1, 1);
+    h.follow(1, E1);
+    h.lead(1, E2, 1, Reason::TakeoverAfterProbe);
+    h.run(1, E2, 2, 2);
+    h.now += 1;
+    h.checker.on_crash(h.now, 1);
+    if let Some(epoch) = heard_by_node0 {
+        h.now += 1;
+        h.checker.on_delivered(h.now, 0, epoch);
+    }
+    h.run(0, E1, 3, 3);
+    assert_eq!(h.sink.stale, 1);
+    h
+}
+
+#[test]
+fn checker_orphaned_loss_never_heard_is_an_exception() {
+    // Node 0 never had a message of E2 (or above) delivered: it could not know.
+    let c = orphaned_history(None).finish();
+    assert_eq!(broken(&c), vec![]);
+    assert_eq!(c.exceptions.lost_orphaned_never_heard, 1);
+    // A message of a lower epoch does not tell it either.
+    let c = orphaned_history(Some(E1)).finish();
+    assert_eq!(broken(&c), vec![]);
+    assert_eq!(c.exceptions.lost_orphaned_never_heard, 1);
+}
+
+#[test]
+fn checker_orphaned_loss_after_hearing_the_fence_is_reported() {
+    // A message of E2 reached node 0 before it committed: it should have followed E2 or
+    // led above it (before 2026-11-26 counted as `lost_orphaned`).
+    let c = orphaned_history(Some(E2)).finish();
+    assert_eq!(broken(&c), vec![Invariant::NothingLost]);
+    assert!(c.violations()[0].detail.contains("orphaned"), "{:?}", c.violations());
+    let c = orphaned_history(Some(E3)).finish();
+    assert_eq!(broken(&c), vec![Invariant::NothingLost]);
+    assert_eq!(c.exceptions.lost_orphaned_never_heard, 0);
+}
+
+#[test]
+fn checker_deposed_loss_after_hearing_the_fence_is_reported() {
+    // Node 1 runs as primary of E2; node 0 hears it and still commits under E1.
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.follow(1, E1);
+    h.lead(1, E2, 0, Reason::TakeoverAfterProbe);
+    h.run(1, E2, 1, 1);
+    h.now += 1;
+    h.checker.on_delivered(h.now, 0, E2);
+    h.run(0, E1, 2, 2);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![Invariant::NothingLost]);
+    assert!(c.violations()[0].detail.contains("deposed"), "{:?}", c.violations());
+    assert_eq!(c.exceptions.lost_deposed, 0);
+}
+
+/// Node 0 heard E2 in its first incarnation; both crash; node 0 restarts from a disk
+/// holding E1 and leads 0x201 (above E1, below E2): its commit is rejected under E2.
+fn restarted_below_a_heard_epoch(write_lost: bool) -> Checker {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.follow(1, E1);
+    h.lead(1, E2, 0, Reason::TakeoverAfterProbe);
+    h.run(1, E2, 1, 1);
+    h.now += 1;
+    h.checker.on_delivered(h.now, 0, E2);
+    h.follow(0, E2);
+    if write_lost {
+        h.checker.on_write_lost(0, E2);
+    }
+    h.checker.on_crash(h.now, 0);
+    h.checker.on_crash(h.now, 1);
+    h.checker.on_start(0, 1);
+    h.checker.on_boot(0, E1);
+    h.lead(0, 0x201, 1, Reason::StartedFirst);
+    h.run(0, 0x201, 2, 2);
+    assert_eq!(h.sink.stale, 1);
+    h.finish()
+}
+
+#[test]
+fn checker_orphaned_loss_of_a_forgotten_epoch_is_reported() {
+    // No crash lost a write of E2: the node never wrote the epoch it heard.
+    let c = restarted_below_a_heard_epoch(false);
+    assert_eq!(broken(&c), vec![Invariant::NothingLost]);
+    assert!(
+        c.violations()[0].detail.contains("never written"),
+        "{:?}",
+        c.violations()
+    );
+}
+
+#[test]
+fn checker_orphaned_loss_of_an_epoch_whose_write_was_lost_is_an_exception() {
+    let c = restarted_below_a_heard_epoch(true);
+    assert_eq!(broken(&c), vec![]);
+    assert_eq!(c.exceptions.lost_orphaned_write_lost, 1);
+}
+
+#[test]
+fn checker_orphaned_loss_booted_with_the_fence_on_disk_is_reported() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.follow(1, E1);
+    h.lead(1, E2, 0, Reason::TakeoverAfterProbe);
+    h.run(1, E2, 1, 1);
+    h.checker.on_crash(h.now, 0);
+    h.checker.on_crash(h.now, 1);
+    h.checker.on_start(0, 1);
+    h.checker.on_boot(0, E2);
+    h.lead(0, 0x201, 1, Reason::StartedFirst);
+    h.run(0, 0x201, 2, 2);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![Invariant::NothingLost]);
+    assert!(c.violations()[0].detail.contains("disk held"), "{:?}", c.violations());
 }

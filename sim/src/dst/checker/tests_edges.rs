@@ -190,3 +190,33 @@ fn checker_digest_difference_without_injection_is_still_reported() {
     c.on_steps(6, 1, &[(0x202, Step::new(20, 4, &[20]))]);
     assert_eq!(broken(&c), vec![Invariant::DigestAgreement]);
 }
+
+/// Mutation testing (2026-11-26): a node that kept its state for the operator against a
+/// primary of its own cold start passed the DST (the simulated operator rejoins at once).
+#[test]
+fn checker_colder_primary_only_against_a_later_cold_start() {
+    let mut checker = Checker::new();
+    checker.on_colder_primary(1, 0, 0x202, 0x101);
+    assert!(broken(&checker).is_empty(), "a later cold start: kept rightly");
+    for (origin, own_origin) in [(0x101, 0x101), (0x101, 0x202), (0x202, 0)] {
+        let mut checker = Checker::new();
+        checker.on_colder_primary(1, 0, origin, own_origin);
+        assert_eq!(
+            broken(&checker),
+            [Invariant::StateContinuity],
+            "{origin:#x} against {own_origin:#x}"
+        );
+    }
+}
+
+/// Mutation testing (2026-11-26): a primary that handed over for its input within the
+/// hold passed the DST.
+#[test]
+fn checker_input_handover_within_the_hold_is_reported() {
+    let ms = core::time::Duration::from_millis;
+    let mut checker = Checker::new();
+    checker.on_input_handover(1, 0, ms(1000), ms(1000));
+    assert!(broken(&checker).is_empty(), "at the hold's end");
+    checker.on_input_handover(2, 1, ms(999), ms(1000));
+    assert_eq!(broken(&checker), [Invariant::Switchover]);
+}

@@ -8,16 +8,24 @@
 //!   MAC, untagged messages on a keyed pair): rejected by the decoder;
 //! - a message carrying the target's own id, or on a link it does not have (reflections):
 //!   rejected as misaddressed;
-//! - on a keyed pair, an exact replay of a `(session, seq)` the target's current
-//!   incarnation already took on that link, when that session is the newest it took
-//!   there; or of a session lower than the one it took last, when it took that within
-//!   the last half detection window. After a window of silence a lower session is taken
-//!   (docs/SYNC-PROTOCOL.md, "Replay protection": a restarted peer whose clock went
-//!   back — a known limit in docs/SECURITY.md), and an old session taken so is not
-//!   judged either. Any other replay is delivered, counted as not judged, and checked
-//!   by nothing but the other invariants. The rule is the protocol's, not the window's
-//!   code: it caught a window that, once an old session's replay had moved it back,
-//!   took the newest session's messages again.
+//! - on a keyed pair, an exact replay (docs/SYNC-PROTOCOL.md, "Replay protection": a
+//!   session is taken from a heartbeat echoing the link's challenge, drawn at the
+//!   target's start and again at each session it verifies there) of
+//!   - a `(session, seq)` the target's current incarnation already took on that link;
+//!   - a datagram sent before the target started (its restart: nothing then can echo
+//!     the challenge it drew at start);
+//!   - a session it took on that link before the one it took last (left behind: its
+//!     datagrams were sent before the last session's handshake drew the challenge now
+//!     due);
+//!   - the session it took last, below the first number it took there (the handshake's
+//!     heartbeat: the window starts above everything sent before it);
+//!   - anything but a heartbeat, of a session other than the one it took last.
+//!
+//!   Any other replay (a first copy of a datagram sent since, lost or not yet arrived)
+//!   is delivered, counted as not judged, and checked by nothing but the other
+//!   invariants. The rule is the protocol's, not the window's code: it caught a window
+//!   that, once an old session's replay had moved it back, took the newest session's
+//!   messages again, and a restarted node that took its peer's messages from before.
 //!
 //! "What the target took" is a model the runner keeps per node and link from every
 //! delivery, the attacker's included: a datagram that decodes under the key, from the
@@ -28,14 +36,19 @@ use super::*;
 use crate::dst::app::Workload;
 use crate::dst::attacker::{Injection, Kind};
 use crate::dst::checker::InjectedOutcome;
+use crate::dst::clock::Nanos;
 use std::collections::BTreeSet;
 use twinloop::node::Rejections;
 use twinloop::wire::{self, AuthKey};
-use twinloop::{Action, Alarm, Instant};
+use twinloop::{Action, Alarm};
 
 /// Sequence numbers remembered per node and link for judging replays; beyond, the
 /// oldest are forgotten (their replays are then not judged).
 pub const TAKEN_SEQS_MAX: usize = 4096;
+
+/// Sessions remembered per node and link as left behind; beyond, the oldest are
+/// forgotten (their replays are then judged by the other rules only).
+pub const LEFT_SESSIONS_MAX: usize = 64;
 
 /// What one node's current incarnation took on one link, as far as the replay window
 /// goes.
@@ -44,11 +57,28 @@ pub(super) struct WindowModel {
     incarnation: u32,
     /// `(session, seq)` taken.
     taken: BTreeSet<(u64, u64)>,
-    /// The session of the last datagram taken, and the newest session taken.
-    last: u64,
-    newest: u64,
-    /// When the node last took a datagram on this link (its local clock).
-    heard: Instant,
+    /// The session of the last datagram taken (`None`: nothing taken yet), and the first
+    /// sequence number taken in it.
+    last: Option<(u64, u64)>,
+    /// Sessions taken before the last one.
+    left: BTreeSet<u64>,
+}
+
+/// The highest frame number a message's body names (0: none), as the core bounds it.
+fn body_frame(body: &wire::Body) -> u64 {
+    use twinloop::wire::{Body, CommitKind};
+    match body {
+        Body::Commit(commit) | Body::FrameData { commit, .. } => match commit.kind {
+            CommitKind::Skipped { last } => commit.frame.max(last),
+            CommitKind::Ran { .. } => commit.frame,
+        },
+        Body::Fetch { frame }
+        | Body::TransferBegin { frame, .. }
+        | Body::SwitchRelease { frame, .. }
+        | Body::SwitchTaken { frame, .. } => *frame,
+        Body::SourceMap { pair_first, .. } => *pair_first,
+        _ => 0,
+    }
 }
 
 /// Every rejection counter (not the sub-counters `untagged` and `wrong_key`), summed.
@@ -80,6 +110,13 @@ impl<'a, W: Workload> Sim<'a, W> {
     }
 
     /// The `replayed` counter of node `i`, when the models are kept.
+    /// Node `i`'s `replayed` counter when the pair has a key (messages refused as not
+    /// fresh: invariant 3 tells what a node could read from what it refused).
+    pub(super) fn refused_count(&self, i: usize) -> Option<u64> {
+        self.options.auth_key?;
+        self.nodes[i].node.as_ref().map(|n| n.status().rejections.replayed)
+    }
+
     pub(super) fn replayed_count(&self, i: usize) -> Option<u64> {
         if !self.tracks_windows() {
             return None;
@@ -87,16 +124,9 @@ impl<'a, W: Workload> Sim<'a, W> {
         self.nodes[i].node.as_ref().map(|n| n.status().rejections.replayed)
     }
 
-    /// A real datagram was handled by node `to` on `link` at its local time `local`;
-    /// `replayed_before` is its `replayed` counter before. Updates the window model.
-    pub(super) fn note_delivered(
-        &mut self,
-        to: usize,
-        link: u8,
-        bytes: &[u8],
-        local: Instant,
-        replayed_before: Option<u64>,
-    ) {
+    /// A datagram was handled by node `to` on `link`; `replayed_before` is its
+    /// `replayed` counter before. Updates the window model.
+    pub(super) fn note_delivered(&mut self, to: usize, link: u8, bytes: &[u8], replayed_before: Option<u64>) {
         let (Some(before), Some(after)) = (replayed_before, self.replayed_count(to)) else {
             return;
         };
@@ -120,12 +150,21 @@ impl<'a, W: Workload> Sim<'a, W> {
         }
         let h = envelope.header;
         model.taken.insert((h.session, h.seq));
-        model.last = h.session;
-        model.newest = model.newest.max(h.session);
         if model.taken.len() > TAKEN_SEQS_MAX {
             model.taken.pop_first();
         }
-        model.heard = local;
+        match model.last {
+            Some((session, _)) if session == h.session => {}
+            previous => {
+                if let Some((session, _)) = previous {
+                    model.left.insert(session);
+                    if model.left.len() > LEFT_SESSIONS_MAX {
+                        model.left.pop_first();
+                    }
+                }
+                model.last = Some((h.session, h.seq));
+            }
+        }
     }
 
     /// Node `from` transmitted `bytes` on `link`: the attacker sees it and may inject.
@@ -142,15 +181,25 @@ impl<'a, W: Workload> Sim<'a, W> {
                 link,
                 kind,
                 bytes,
+                sent_at,
             } = injection;
-            self.schedule(at, Event::Inject { to, link, kind, bytes });
+            self.schedule(
+                at,
+                Event::Inject {
+                    to,
+                    link,
+                    kind,
+                    bytes,
+                    sent_at,
+                },
+            );
         }
         self.injections = injections;
     }
 
-    /// True when node `to` must reject `bytes` on `link` at its local time `local` (see
-    /// the module docs).
-    fn must_reject(&self, to: usize, link: u8, kind: Kind, bytes: &[u8], local: Instant) -> bool {
+    /// True when node `to` must reject `bytes` on `link`, a datagram first sent at
+    /// `sent_at` (see the module docs).
+    fn must_reject(&self, to: usize, link: u8, kind: Kind, bytes: &[u8], sent_at: Nanos) -> bool {
         let key = self.key();
         let Ok(envelope) = wire::decode(bytes, key.as_ref()) else {
             return true;
@@ -159,28 +208,33 @@ impl<'a, W: Workload> Sim<'a, W> {
         if link >= self.options.config.links || h.node_id == to as u8 + 1 {
             return true;
         }
+        if body_frame(&envelope.body) > twinloop::node::FRAME_MAX {
+            return true;
+        }
         if key.is_none() || kind != Kind::Replay {
             return false;
         }
-        let model = &self.windows[to][usize::from(link)];
-        if model.incarnation != self.nodes[to].incarnation {
-            return false;
+        // A keyed node's session is the true time it started, plus 1 (`host.rs`).
+        if sent_at < self.sessions[to].saturating_sub(1) {
+            return true;
         }
-        let half_window = core::time::Duration::from_millis(self.options.config.detection_window_ms) / 2;
-        let taken = model.taken.contains(&(h.session, h.seq));
-        (h.session == model.newest && taken)
-            || (h.session < model.last && local.saturating_since(model.heard) < half_window)
-    }
-
-    /// True when node `to`'s current incarnation took the message `bytes` on `link` before
-    /// (keyed runs): a replay of anything else is new to it (open finding, docs/DST.md,
-    /// "The attacker": a restarted node takes the peer's last messages again).
-    fn replay_taken(&self, to: usize, link: u8, bytes: &[u8]) -> bool {
-        let key = self.key();
         let model = &self.windows[to][usize::from(link)];
-        key.is_some()
-            && model.incarnation == self.nodes[to].incarnation
-            && wire::decode(bytes, key.as_ref()).is_ok_and(|e| model.taken.contains(&(e.header.session, e.header.seq)))
+        let (taken, last, left) = if model.incarnation == self.nodes[to].incarnation {
+            (
+                model.taken.contains(&(h.session, h.seq)),
+                model.last,
+                model.left.contains(&h.session),
+            )
+        } else {
+            (false, None, false)
+        };
+        let heartbeat = matches!(envelope.body, wire::Body::Heartbeat { .. });
+        taken
+            || left
+            || match last {
+                Some((session, first)) if session == h.session => h.seq < first,
+                _ => !heartbeat,
+            }
     }
 
     /// True when `bytes` authenticate under the pair's key and carry node `i`'s current
@@ -216,13 +270,22 @@ impl<'a, W: Workload> Sim<'a, W> {
     }
 
     /// The attacker's datagram reaches node `to` on `link`.
-    pub(super) fn deliver_injection(&mut self, to: usize, link: u8, kind: Kind, bytes: Vec<u8>) {
+    pub(super) fn deliver_injection(&mut self, to: usize, link: u8, kind: Kind, bytes: Vec<u8>, sent_at: Nanos) {
         self.trace_u64(0xA77A_0000 + to as u64);
         if self.nodes[to].node.is_none() {
             return;
         }
         if self.nodes[to].frozen_until.is_some() {
-            self.defer_if_frozen(to, Event::Inject { to, link, kind, bytes });
+            self.defer_if_frozen(
+                to,
+                Event::Inject {
+                    to,
+                    link,
+                    kind,
+                    bytes,
+                    sent_at,
+                },
+            );
             return;
         }
         if kind == Kind::Reflection && !self.own_session(to, &bytes) {
@@ -232,14 +295,8 @@ impl<'a, W: Workload> Sim<'a, W> {
             self.stats.attack_withheld += 1;
             return;
         }
-        if kind == Kind::Replay && !self.replay_taken(to, link, &bytes) {
-            // Not taken by this incarnation (a restarted node, a copy lost on the way):
-            // new to it. Not sent: see `replay_taken`.
-            self.stats.attack_withheld += 1;
-            return;
-        }
         let local = self.nodes[to].clock.local(self.now);
-        let judged = self.must_reject(to, link, kind, &bytes, local);
+        let judged = self.must_reject(to, link, kind, &bytes, sent_at);
         self.stats.attack_delivered += 1;
         if judged {
             self.stats.attack_judged += 1;
@@ -251,15 +308,21 @@ impl<'a, W: Workload> Sim<'a, W> {
             if judged { "" } else { ", not judged" }
         ));
         let bytes = self.planted(kind, bytes);
+        let carried = if kind == Kind::Replay {
+            wire::decode(&bytes, self.key().as_ref()).ok().map(|e| e.header.epoch)
+        } else {
+            None
+        };
         let replayed_before = self.replayed_count(to);
         let Some(n) = self.nodes[to].node.as_mut() else { return };
         let rejected_before = rejections_total(&n.status().rejections);
         let epoch_before = n.epoch();
         n.handle_message(local, link, &bytes);
         let rejected_after = rejections_total(&n.status().rejections);
-        // What the window took, the attacker's datagrams included (one not judged, an
-        // older session after a silence, moves it as a real one would).
-        self.note_delivered(to, link, &bytes, local, replayed_before);
+        // What the window took, the attacker's datagrams included (one not judged, the
+        // first copy of a datagram sent since the target started, moves it as the real
+        // one would).
+        self.note_delivered(to, link, &bytes, replayed_before);
         self.attack_effects = judged.then(Vec::new);
         self.drain(to, epoch_before);
         let effects = self.attack_effects.take().unwrap_or_default();
@@ -270,6 +333,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 kind: kind.name(),
                 rejected: rejected_after > rejected_before,
                 epochs: (epoch_before, epoch_after),
+                learned: carried.filter(|&e| e > epoch_before),
                 effects,
             };
             self.checker.on_injected(self.now, &outcome);
@@ -290,7 +354,11 @@ impl<'a, W: Workload> Sim<'a, W> {
                     t.reason
                 )),
                 Action::Emit(o) => effects.push(format!("output ({}, {})", o.frame, o.index)),
-                Action::Alarm(Alarm::SyncKeyMismatch { .. } | Alarm::PeerIsSelf { .. }) => {}
+                // `FrameRefused`: raised once for a frame beyond reach, the documented
+                // answer to one.
+                Action::Alarm(
+                    Alarm::SyncKeyMismatch { .. } | Alarm::PeerIsSelf { .. } | Alarm::FrameRefused { .. },
+                ) => {}
                 Action::Alarm(alarm) => effects.push(format!("alarm {alarm:?} on node {i}")),
                 _ => {}
             }

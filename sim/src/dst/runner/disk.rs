@@ -90,6 +90,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         let lost = core::mem::take(&mut self.nodes[i].disk_later);
         for (_, epoch) in lost {
             self.stats.epoch_writes_lost += 1;
+            self.checker.on_write_lost(i, epoch);
             self.trace_u64(0x1057 ^ epoch);
             self.say(format_args!(
                 "node {i}: crash loses the background write of epoch {} (not durable yet)",

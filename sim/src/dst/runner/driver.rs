@@ -90,6 +90,8 @@ pub struct Summary {
     pub alarms_input_lost: u64,
     /// Divergence alarms.
     pub alarms_divergence: u64,
+    /// `CommitLost` alarms.
+    pub alarms_commit_lost: u64,
     /// Injected divergences: fired, alarmed, absorbed, in sync again.
     pub divergences: [u64; 4],
     /// Joins judged after healing.
@@ -176,7 +178,9 @@ impl Summary {
         e.cold_start += s.exceptions.cold_start;
         e.crash_window += s.exceptions.crash_window;
         e.lost_deposed += s.exceptions.lost_deposed;
-        e.lost_orphaned += s.exceptions.lost_orphaned;
+        e.lost_orphaned_never_heard += s.exceptions.lost_orphaned_never_heard;
+        e.lost_orphaned_write_lost += s.exceptions.lost_orphaned_write_lost;
+        e.lost_unverified += s.exceptions.lost_unverified;
         e.lost_crashed += s.exceptions.lost_crashed;
         e.replay_gap += s.exceptions.replay_gap;
         self.false_deaths += s.false_deaths;
@@ -185,6 +189,7 @@ impl Summary {
         self.switchovers_watched += s.switchovers_watched;
         self.alarms_input_lost += s.alarms_input_lost;
         self.alarms_divergence += s.alarms_divergence;
+        self.alarms_commit_lost += s.alarms_commit_lost;
         for (total, one) in self.divergences.iter_mut().zip(s.divergences) {
             *total += one;
         }
@@ -280,7 +285,9 @@ impl Summary {
                 "cold_start": e.cold_start,
                 "crash_window": e.crash_window,
                 "lost_deposed": e.lost_deposed,
-                "lost_orphaned": e.lost_orphaned,
+                "lost_orphaned_never_heard": e.lost_orphaned_never_heard,
+                "lost_orphaned_write_lost": e.lost_orphaned_write_lost,
+                "lost_unverified": e.lost_unverified,
                 "lost_crashed": e.lost_crashed,
                 "replay_gap": e.replay_gap,
             },
@@ -288,7 +295,7 @@ impl Summary {
             "false_deaths_watched": self.false_deaths_watched,
             "restarts_watched": self.restarts_watched,
             "switchovers_watched": self.switchovers_watched,
-            "alarms": {"input_lost": self.alarms_input_lost, "divergence": self.alarms_divergence},
+            "alarms": {"input_lost": self.alarms_input_lost, "divergence": self.alarms_divergence, "commit_lost": self.alarms_commit_lost},
             "divergences": {
                 "injected": self.divergences[0],
                 "caught": self.divergences[1],

@@ -33,6 +33,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         if restart {
             self.last_trouble_at = self.now;
         }
+        self.primary_since[i] = None;
         let sn = &mut self.nodes[i];
         sn.incarnation += 1;
         let boot = Boot {
@@ -54,7 +55,9 @@ impl<'a, W: Workload> Sim<'a, W> {
         let epoch_before = node.epoch();
         sn.node = Some(node);
         let incarnation = sn.incarnation;
+        let disk = sn.disk_epoch.max(sn.disk_reserved);
         self.checker.on_start(i, incarnation);
+        self.checker.on_boot(i, disk);
         if restart {
             self.say(format_args!(
                 "node {i}: restart (incarnation {incarnation}, persisted epoch {})",
@@ -177,6 +180,28 @@ impl<'a, W: Workload> Sim<'a, W> {
             commit,
             rejections: status.rejections,
         })
+    }
+
+    /// A datagram a node sent reaches node `to` (the attacker's go through
+    /// `deliver_injection`): when it decodes under the pair's key, the node could read the
+    /// epoch in its header, and the checker learns it (invariant 3's orphaned losses).
+    /// `refused`: the node counted it `replayed` (not fresh: a session its handshake had
+    /// not verified, or a late copy); it read nothing of it.
+    pub(super) fn note_genuine(&mut self, to: usize, bytes: &[u8], refused: bool) {
+        let key = self.options.auth_key.map(AuthKey::new);
+        if let Ok(envelope) = wire::decode(bytes, key.as_ref()) {
+            if refused {
+                self.checker.on_delivered_unverified(to, envelope.header.epoch);
+                return;
+            }
+            self.checker.on_delivered(self.now, to, envelope.header.epoch);
+            if let (Body::Commit(commit) | Body::FrameData { commit, .. }, WireRole::Primary) =
+                (&envelope.body, envelope.header.role)
+            {
+                self.checker
+                    .on_commit_delivered(self.now, to, envelope.header.epoch, commit.frame);
+            }
+        }
     }
 
     /// A commit's datagram as the `IgnoreSentMask` mutation delivers it: it reports no
@@ -313,8 +338,12 @@ impl<'a, W: Workload> Sim<'a, W> {
                 }
                 if link == 0 {
                     if let Ok(envelope) = wire::decode(&bytes, None) {
-                        if let (Body::Commit(commit), WireRole::Primary) = (envelope.body, envelope.header.role) {
-                            self.checker.on_commit(now, i, envelope.header.epoch, &commit);
+                        match (envelope.body, envelope.header.role) {
+                            (Body::Commit(commit), WireRole::Primary) => {
+                                self.checker.on_commit(now, i, envelope.header.epoch, &commit);
+                            }
+                            (Body::SwitchRelease { .. }, WireRole::Primary) => self.checker.on_release(i),
+                            _ => {}
                         }
                     }
                 }
@@ -376,16 +405,32 @@ impl<'a, W: Workload> Sim<'a, W> {
                     // A disk that loses what was written: the restarted node starts low.
                     return;
                 }
-                self.persist_now(i, epoch);
+                let own = twinloop::node::Epoch(epoch).node_id() == i as u8 + 1;
+                match self.run.mutation {
+                    // Heard and never written: the restarted node boots below it.
+                    Mutation::ForgetHeardEpoch if !own => {}
+                    Mutation::LeadBeforeDurable if own => self.persist_later(i, epoch),
+                    _ => self.persist_now(i, epoch),
+                }
             }
             Action::PersistEpochLater(epoch) => {
                 if self.run.mutation == Mutation::LoseEpoch {
+                    return;
+                }
+                let own = twinloop::node::Epoch(epoch).node_id() == i as u8 + 1;
+                if self.run.mutation == Mutation::ForgetHeardEpoch && !own {
                     return;
                 }
                 self.persist_later(i, epoch);
             }
             Action::ReserveEpoch(epoch) => {
                 if self.run.mutation == Mutation::LoseEpoch {
+                    return;
+                }
+                if self.run.mutation == Mutation::LeadBeforeDurable {
+                    // Asked for as a reservation, made as a background persist: the node
+                    // boots from it all the same once durable.
+                    self.persist_later(i, epoch);
                     return;
                 }
                 self.reserve_now(i, epoch);
@@ -409,6 +454,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                         self.checker.on_ring(i, capacity, node.status().input.frame);
                     }
                 }
+                self.check_input_handover_hold(now, i, &t);
                 match t.reason {
                     Reason::TakeoverAfterProbe | Reason::TakeoverNoPrimary => self.stats.takeovers += 1,
                     Reason::SwitchoverCompleted => self.stats.switchovers += 1,
@@ -427,6 +473,12 @@ impl<'a, W: Workload> Sim<'a, W> {
                             self.input_lost.push(frame);
                         }
                     }
+                    Alarm::CommitLost { frame, last } => {
+                        self.stats.alarms_commit_lost += 1;
+                        if self.run.mutation != Mutation::SilentCommitLost {
+                            self.checker.on_commit_lost(i, frame, last);
+                        }
+                    }
                     Alarm::OutputDivergence { frame } | Alarm::StateDivergence { frame } => {
                         self.stats.alarms_divergence += 1;
                         if self.run.mutation != Mutation::HideDivergence {
@@ -437,7 +489,10 @@ impl<'a, W: Workload> Sim<'a, W> {
                     // The simulated operator chooses the state the sink follows: the
                     // node that kept its own takes the primary's (liveness after a
                     // cold start by a node that could not know; see invariant 8).
-                    Alarm::ColderPrimary { .. } => self.rejoin_pending[i] = true,
+                    Alarm::ColderPrimary { origin, own_origin } => {
+                        self.checker.on_colder_primary(now, i, origin, own_origin);
+                        self.rejoin_pending[i] = true;
+                    }
                     Alarm::TransferRejected
                     | Alarm::ColdStartHeld
                     | Alarm::PairingRefused { .. }

@@ -72,17 +72,12 @@ impl<'a, W: Workload> Sim<'a, W> {
                         && status_q.as_ref().is_some_and(|s| s.switchover.is_none());
                     let links_healthy = self.network.all_up() && self.frozen_count == 0 && self.faults_active == 0;
                     let io_clean = self.io_loss_ppm[q] == 0 && self.io_bursts.is_empty();
-                    // An attacker replaying older sessions once the crashed primary is
-                    // silent is heard as the peer (a known limit, docs/SECURITY.md):
-                    // detection may take longer than the bound.
-                    let unattacked = self.options.attacker.is_none_or(|a| !a.replay);
                     let quiet_plan = !self.plan.any_within(self.now, self.now + bound_ns, Some(index))
                         && self.now + bound_ns < self.options.safety_ms * ms;
                     let clean = quiet_switchover
                         && status_q.is_some_and(|s| s.sync == SyncState::InSync)
                         && links_healthy
                         && io_clean
-                        && unattacked
                         && quiet_plan;
                     self.checker
                         .on_primary_crash(self.now, i, epoch, clean.then_some(bound_ns));

@@ -142,7 +142,9 @@ impl<'a, W: Workload> Sim<'a, W> {
     }
 
     /// The end of the settling time: the converged pair must still be together, with
-    /// new outputs accepted.
+    /// new outputs accepted, and the primary sending no state transfer: its backup
+    /// follows with state (a transfer it asked for twice, on two links, is dropped once
+    /// the primary hears it in sync; the settling time holds many retry timers).
     pub(super) fn settle_end(&mut self) {
         if let Phase::Settling {
             accepted_at_convergence,
@@ -153,6 +155,17 @@ impl<'a, W: Workload> Sim<'a, W> {
             let following = self.nodes.iter().all(|n| n.frozen_until.is_none()) && pair_following(&self.statuses());
             if !following {
                 let detail = format!("the pair did not stay together; {}", self.describe_nodes());
+                self.checker.violation(Invariant::Liveness, self.now, detail);
+            } else if let Some((i, progress)) = (0..2).find_map(|i| {
+                let n = self.nodes[i].node.as_ref()?;
+                (n.role() == twinloop::Role::Primary).then_some((i, n.transfer_progress()?))
+            }) {
+                let detail = format!(
+                    "the primary (node {i}) still sends a state transfer to its following backup ({} of {} bytes); {}",
+                    progress.bytes_done,
+                    progress.bytes_total,
+                    self.describe_nodes()
+                );
                 self.checker.violation(Invariant::Liveness, self.now, detail);
             } else if self.sink.accepted.len() <= accepted_at_convergence {
                 self.checker.violation(

@@ -81,12 +81,25 @@ pub enum Mutation {
     /// `Alarm::InputLost` goes unseen: a new primary that skips an inherited frame whose
     /// input it lacks looks like a core that skips it silently (invariant 10).
     SilentInputLost,
+    /// `Alarm::CommitLost` goes unseen: a new primary that decides an inherited frame
+    /// whose commit it lost looks like a core that parts from the committed history
+    /// silently, as before 2026-11-26 (invariant 10).
+    SilentCommitLost,
     /// A replay window that takes repeats: the attacker's replays reach the node with a
     /// sequence number it has not seen (keyed runs with an attacker).
     AcceptReplay,
     /// A decoder that takes untagged messages on a keyed link: the attacker's untagged
     /// messages reach the node tagged with the pair's key.
     AcceptUntagged,
+    /// A core that does not persist the epochs it hears or follows: every write of an
+    /// epoch another node leads (`PersistEpoch` when heard, `PersistEpochLater` when
+    /// followed) is dropped, so a restarted node boots below them (invariant 3: its
+    /// outputs rejected under a fence it knew of are unexplained orphaned losses).
+    ForgetHeardEpoch,
+    /// A core that leads before its epoch is durable: every blocking write of the node's
+    /// own epoch (`PersistEpoch` of an epoch it leads, `ReserveEpoch`) is made in the
+    /// background instead (invariant 1: an output under an epoch not yet durable).
+    LeadBeforeDurable,
 }
 
 /// How to run seeds (not drawn from the seed).

@@ -4,9 +4,10 @@
 
 use super::world::Sim;
 use crate::dst::app::Workload;
+use crate::dst::clock::Nanos;
 use crate::dst::clock::NANOS_PER_MS;
 use crate::dst::faults::Target;
-use twinloop::{Command, CommandReply, Role, SyncState};
+use twinloop::{Command, CommandReply, Reason, Role, SyncState, Transition};
 
 impl<'a, W: Workload> Sim<'a, W> {
     /// A switchover just asked for: from a calm state (one primary, a backup in sync with
@@ -27,6 +28,22 @@ impl<'a, W: Workload> Sim<'a, W> {
         let calm = in_sync && self.network.all_up() && self.io_loss_ppm == [0, 0] && self.io_bursts.is_empty();
         if calm && self.now + watch_ns < self.options.safety_ms * ms {
             self.checker.expect_clean_switchover(self.now, self.now + watch_ns);
+        }
+    }
+
+    /// Invariant 7, at each transition of node `i`: a primary hands over for its input
+    /// (`InputHandover`) only once it has led for `input_handover_hold_ms` on its own clock
+    /// (no ping-pong between two flapping inputs).
+    pub(super) fn check_input_handover_hold(&mut self, now: Nanos, i: usize, t: &Transition) {
+        if t.role != Role::Primary {
+            self.primary_since[i] = None;
+            return;
+        }
+        let since = *self.primary_since[i].get_or_insert(t.at);
+        if t.reason == Reason::InputHandover {
+            let hold = core::time::Duration::from_millis(self.options.config.input_handover_hold_ms);
+            self.checker
+                .on_input_handover(now, i, t.at.saturating_since(since), hold);
         }
     }
 

@@ -130,6 +130,8 @@ pub struct RunStats {
     pub alarms_input_lost: u64,
     /// Output or state divergence alarms.
     pub alarms_divergence: u64,
+    /// `CommitLost` alarms.
+    pub alarms_commit_lost: u64,
     /// Injected divergences watched (invariant 12): fired, alarmed, absorbed (the pair
     /// never diverged), in sync again after the alarm.
     pub divergences: [u64; 4],

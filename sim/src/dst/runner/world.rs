@@ -48,6 +48,8 @@ pub(super) enum Event {
         link: u8,
         kind: crate::dst::attacker::Kind,
         bytes: Vec<u8>,
+        /// When the datagram it copies was sent.
+        sent_at: Nanos,
     },
 }
 
@@ -122,6 +124,9 @@ pub(super) struct Sim<'a, W: Workload> {
     pub(super) actions: Vec<Action>,
     /// By node: raised `ColderPrimary`; the simulated operator says `rejoin`.
     pub(super) rejoin_pending: [bool; 2],
+    /// By node: when it became primary, on its own clock (the `at` of its transition),
+    /// for the input handover's hold; `None` while it is not primary.
+    pub(super) primary_since: [Option<twinloop::time::Instant>; 2],
     /// An armed `FreezeKind::DuringJoin`: its duration.
     pub(super) freeze_on_join: Option<Nanos>,
     /// The node to freeze now that its peer joins it.
@@ -210,6 +215,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             payload: Vec::with_capacity(64),
             actions: Vec::with_capacity(256),
             rejoin_pending: [false; 2],
+            primary_since: [None; 2],
             freeze_on_join: None,
             freeze_now: None,
             disk_rng,
@@ -321,6 +327,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                     self.defer_if_frozen(to, Event::Packet { to, link, bytes });
                     return;
                 }
+                let refused_before = self.refused_count(to);
                 let offered = self.commit_offered(to, &bytes);
                 let mutated = match &offered {
                     Some(_) if self.run.mutation == Mutation::IgnoreSentMask => self.without_sent_mask(&bytes),
@@ -332,10 +339,12 @@ impl<'a, W: Workload> Sim<'a, W> {
                 let local = sn.clock.local(self.now);
                 let epoch_before = n.epoch();
                 n.handle_message(local, link, mutated.as_deref().unwrap_or(&bytes));
+                let refused = refused_before.is_some_and(|before| self.refused_count(to) != Some(before));
+                self.note_genuine(to, &bytes, refused);
                 if let Some(offered) = offered {
                     self.commit_received(to, offered);
                 }
-                self.note_delivered(to, link, &bytes, local, replayed_before);
+                self.note_delivered(to, link, &bytes, replayed_before);
                 self.drain(to, epoch_before);
             }
             Event::Timer { node } => {
@@ -378,7 +387,13 @@ impl<'a, W: Workload> Sim<'a, W> {
             Event::FailoverDeadline => self.checker.check_failover_deadlines(self.now),
             Event::LivenessDeadline => self.liveness_deadline(),
             Event::End => self.settle_end(),
-            Event::Inject { to, link, kind, bytes } => self.deliver_injection(to, link, kind, bytes),
+            Event::Inject {
+                to,
+                link,
+                kind,
+                bytes,
+                sent_at,
+            } => self.deliver_injection(to, link, kind, bytes, sent_at),
         }
     }
 
