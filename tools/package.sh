@@ -25,7 +25,7 @@ echo "package: $deb ($(stat -c %s "$deb") bytes)"
 dpkg-deb --info "$deb" | sed -n 's/^ *\(Package\|Version\|Architecture\|Depends\|Installed-Size\):/  &/p'
 
 listing=$(dpkg-deb --contents "$deb")
-for path in ./usr/bin/twinloop-demo ./usr/bin/twinctl ./usr/bin/twinloop-gateway \
+for path in ./usr/bin/twinloop-demo ./usr/bin/twinctl ./usr/bin/twinloop-gateway ./usr/sbin/twinloop-vip \
     ./lib/systemd/system/twinloop@.service ./etc/twinloop/node-a.toml ./etc/twinloop/node-b.toml \
     ./etc/twinloop/gateway-tank.toml ./usr/share/doc/twinloop/OPERATIONS.md \
     ./usr/share/doc/twinloop/CONFIG.md ./usr/share/doc/twinloop/grafana/twinloop.json; do

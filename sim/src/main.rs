@@ -29,7 +29,8 @@ enum Command {
     Run(twinloop_sim::harness::cli::RunArgs),
     /// The process harness with N random (seeded) faults back to back.
     Chaos(twinloop_sim::harness::cli::ChaosArgs),
-    /// Benchmarks on real processes: failover, switchover, overhead, join.
+    /// Benchmarks on real processes: failover, switchover, overhead, join, and the
+    /// service address on network namespaces beside keepalived (vip, root).
     Bench(twinloop_sim::harness::cli::BenchArgs),
 }
 

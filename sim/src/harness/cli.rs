@@ -128,6 +128,9 @@ pub enum BenchKind {
     GatewayLatency,
     /// Primary SIGKILLed → first write of the new primary at the Modbus device.
     GatewayFailover,
+    /// The service address on network namespaces: machine killed → the address answers
+    /// from the other, twinloop with `twinloop-vip` beside keepalived VRRPv3 (root).
+    Vip,
 }
 
 /// `twinloop-sim bench`.
@@ -687,6 +690,9 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
     if matches!(args.kind, BenchKind::GatewayLatency | BenchKind::GatewayFailover) {
         return bench_gateway(args);
     }
+    if args.kind == BenchKind::Vip {
+        return super::vip::bench_main(args);
+    }
     let name = format!("{:?}", args.kind).to_lowercase();
     let timing = match timing(&args.common, Timing::FAST) {
         Ok(t) => t,
@@ -714,6 +720,7 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             BenchKind::Overhead => (3, 0),
             BenchKind::Join => (5, 1000),
             BenchKind::GatewayLatency | BenchKind::GatewayFailover => (0, 0),
+            BenchKind::Vip => (10, 500),
         };
         let config = BenchConfig {
             rig,
@@ -739,6 +746,8 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             BenchKind::GatewayLatency | BenchKind::GatewayFailover => {
                 Err(HarnessError::Setup("the gateway benchmarks run apart".into()))
             }
+            // Returned above: the namespaces' bench has no rig.
+            BenchKind::Vip => Err(HarnessError::Setup("bench vip runs on namespaces, not the rig".into())),
         }
     })();
     match result {

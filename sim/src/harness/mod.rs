@@ -42,6 +42,7 @@ pub mod report;
 pub mod rig;
 pub mod schedule;
 pub mod sink;
+pub mod vip;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -48,7 +48,7 @@ pub struct NodeProc {
 }
 
 /// `setpriv` supports `--pdeathsig`; looked up once.
-fn setpriv() -> Option<&'static Path> {
+pub(super) fn setpriv() -> Option<&'static Path> {
     static FOUND: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
     FOUND.get_or_init(|| find_tool("setpriv")).as_deref()
 }
