@@ -26,7 +26,8 @@ dpkg-deb --info "$deb" | sed -n 's/^ *\(Package\|Version\|Architecture\|Depends\
 
 listing=$(dpkg-deb --contents "$deb")
 for path in ./usr/bin/twinloop-demo ./usr/bin/twinctl ./usr/bin/twinloop-gateway ./usr/sbin/twinloop-vip \
-    ./lib/systemd/system/twinloop@.service ./etc/twinloop/node-a.toml ./etc/twinloop/node-b.toml \
+    ./lib/systemd/system/twinloop@.service ./lib/systemd/system/twinloop-gateway@.service \
+    ./etc/twinloop/node-a.toml ./etc/twinloop/node-b.toml \
     ./etc/twinloop/gateway-tank.toml ./usr/share/doc/twinloop/OPERATIONS.md \
     ./usr/share/doc/twinloop/CONFIG.md ./usr/share/doc/twinloop/grafana/twinloop.json; do
     grep -q " $path\$" <<<"$listing" || die "the package lacks $path"

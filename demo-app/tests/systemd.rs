@@ -221,10 +221,11 @@ fn node_watchdog_pid_of_another_process_no_pings_still_ready() {
     );
 }
 
-/// `systemd-analyze verify` on the shipped unit, with its ExecStart pointed at the binary
-/// this build made (verify checks that the program exists). Any warning fails.
+/// `systemd-analyze verify` on the shipped units (the node's and the gateway's), with
+/// their ExecStart pointed at a binary that exists here (verify checks that the program
+/// exists). Any line about them fails.
 #[test]
-fn unit_file_passes_systemd_analyze_verify() {
+fn unit_files_pass_systemd_analyze_verify() {
     let Some(analyze) = which("systemd-analyze") else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -234,29 +235,39 @@ fn unit_file_passes_systemd_analyze_verify() {
         return;
     };
     let dir = dir("verify");
-    let unit = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/systemd/twinloop@.service"))
-        .expect("read configs/systemd/twinloop@.service");
-    assert!(
-        unit.contains("ExecStart=/usr/bin/twinloop-demo "),
-        "the unit's ExecStart changed: update this test"
-    );
-    let unit = unit.replace("/usr/bin/twinloop-demo", env!("CARGO_BIN_EXE_twinloop-demo"));
-    fs::write(dir.join("twinloop@.service"), unit).unwrap();
-    let out = Command::new(analyze)
-        .arg("verify")
-        .arg("twinloop@node-a.service")
-        .current_dir(&dir)
-        .env("SYSTEMD_LOG_COLOR", "0")
-        .output()
-        .expect("run systemd-analyze");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    // Lines about units this one does not own (the host's own units) are not ours.
-    let ours: Vec<&str> = stderr.lines().filter(|l| l.contains("twinloop")).collect();
-    assert!(
-        out.status.success() && ours.is_empty(),
-        "systemd-analyze verify: {:?}\n{stderr}",
-        out.status
-    );
+    let units = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/systemd");
+    for (file, binary, instance) in [
+        ("twinloop@.service", "/usr/bin/twinloop-demo", "twinloop@node-a.service"),
+        (
+            "twinloop-gateway@.service",
+            "/usr/bin/twinloop-gateway",
+            "twinloop-gateway@gateway-tank.service",
+        ),
+    ] {
+        let unit = fs::read_to_string(units.join(file)).unwrap_or_else(|e| panic!("read configs/systemd/{file}: {e}"));
+        assert!(
+            unit.contains(&format!("ExecStart={binary} ")),
+            "{file}'s ExecStart changed: update this test"
+        );
+        // The node's binary stands in for both: verify only checks that it exists.
+        let unit = unit.replace(binary, env!("CARGO_BIN_EXE_twinloop-demo"));
+        fs::write(dir.join(file), unit).unwrap();
+        let out = Command::new(&analyze)
+            .arg("verify")
+            .arg(instance)
+            .current_dir(&dir)
+            .env("SYSTEMD_LOG_COLOR", "0")
+            .output()
+            .expect("run systemd-analyze");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // Lines about units this one does not own (the host's own units) are not ours.
+        let ours: Vec<&str> = stderr.lines().filter(|l| l.contains("twinloop")).collect();
+        assert!(
+            out.status.success() && ours.is_empty(),
+            "systemd-analyze verify {file}: {:?}\n{stderr}",
+            out.status
+        );
+    }
 }
 
 fn which(program: &str) -> Option<PathBuf> {

@@ -39,6 +39,8 @@ pub struct Notifier {
     stopping_sent: bool,
     /// Role, sync state and epoch of the last STATUS sent.
     told: Option<(Role, SyncState, u64)>,
+    /// [`Notifier::turn_with`]: the key of the last STATUS sent.
+    told_key: Option<u64>,
     /// A send failed (logged once).
     failed: bool,
     /// Notifications sent (each one datagram).
@@ -62,6 +64,7 @@ impl Notifier {
             ready_sent: false,
             stopping_sent: false,
             told: None,
+            told_key: None,
             failed: false,
             sent: 0,
         }
@@ -110,6 +113,38 @@ impl Notifier {
         self.send(&states);
         self.ready_sent |= ready;
         self.told = Some((role, sync, epoch));
+        if ping {
+            if let Some(period) = self.ping_period {
+                self.next_ping = Some(now + period);
+            }
+        }
+    }
+
+    /// One loop turn of another program on the runtime (the I/O gateway): READY once
+    /// `ready` holds, STATUS when `key` changes (or with a ping), WATCHDOG when due;
+    /// `status` is called only when a notification goes.
+    pub fn turn_with(&mut self, now: Instant, ready: bool, key: u64, status: impl FnOnce() -> String) {
+        if !self.on || self.stopping_sent {
+            return;
+        }
+        let changed = self.told_key != Some(key);
+        let ready = !self.ready_sent && ready;
+        let ping = self.next_ping.is_some_and(|at| now >= at);
+        if !((changed && self.ready_sent) || ready || ping) {
+            return;
+        }
+        let status = status();
+        let mut states = Vec::with_capacity(3);
+        if ready {
+            states.push(NotifyState::Ready);
+        }
+        if ping {
+            states.push(NotifyState::Watchdog);
+        }
+        states.push(NotifyState::Status(&status));
+        self.send(&states);
+        self.ready_sent |= ready;
+        self.told_key = Some(key);
         if ping {
             if let Some(period) = self.ping_period {
                 self.next_ping = Some(now + period);

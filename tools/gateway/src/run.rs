@@ -147,6 +147,9 @@ pub struct Runner {
     malformed_logged: bool,
     send_error_logged: bool,
     counters: Counters,
+    /// READY, WATCHDOG, STATUS and STOPPING to systemd (`twinloop::io::systemd`): READY
+    /// at the first frame sent, pings from this loop.
+    notifier: twinloop::io::systemd::Notifier,
     json: bool,
     next_status_ms: u64,
     scratch: Vec<u8>,
@@ -214,6 +217,7 @@ impl Runner {
         let nanos = twinloop::io::clock::unix_ns() ^ u64::from(std::process::id()).rotate_left(32);
         let session = (twinloop::digest::fnv64(&nanos.to_le_bytes()) as u16).max(1);
         let tags = map.tags().len();
+        let notifier = twinloop::io::systemd::Notifier::from_env(clock.now());
         Ok(Runner {
             map,
             devices,
@@ -222,6 +226,7 @@ impl Runner {
             outputs,
             frames_socket,
             clock,
+            notifier,
             session,
             frame: 0,
             cycle: 0,
@@ -284,6 +289,7 @@ impl Runner {
             }
             self.step();
         }
+        self.notifier.stopping("stop requested");
         Ok(())
     }
 
@@ -325,6 +331,32 @@ impl Runner {
             self.print_status(now);
             self.next_status_ms = now.saturating_add(STATUS_INTERVAL_MS);
         }
+        if self.notifier.enabled() {
+            self.notify();
+        }
+    }
+
+    /// systemd: READY once frames flow, STATUS when the devices' standing or the nodes'
+    /// silence changes, WATCHDOG from this loop.
+    fn notify(&mut self) {
+        let ok = self.devices.iter().filter(|d| d.reported == Quality::Ok).count();
+        let key = (ok as u64) << 1 | u64::from(self.silent);
+        let (devices, frames, silent, cycle_ms) = (
+            self.devices.len(),
+            self.counters.frames,
+            self.silent,
+            self.settings.cycle_ms,
+        );
+        self.notifier.turn_with(self.clock.now(), frames > 0, key, || {
+            format!(
+                "cycle {cycle_ms} ms, {ok} of {devices} devices answering, {frames} frames sent, {}",
+                if silent {
+                    "nodes silent: control lost"
+                } else {
+                    "nodes sending"
+                }
+            )
+        });
     }
 
     /// The time to the next thing to do.
@@ -334,6 +366,9 @@ impl Runner {
             return Duration::ZERO;
         }
         let mut next = self.next_cycle_ms.min(self.next_status_ms);
+        if let Some(ping) = self.notifier.next_due() {
+            next = next.min(ping.as_nanos() / 1_000_000);
+        }
         if !self.silent {
             next = next.min(
                 self.last_output_ms

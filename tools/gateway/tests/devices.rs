@@ -470,3 +470,68 @@ fn gateway_device_slower_than_the_cycle_is_timeout_and_its_late_answers_dropped(
     assert_eq!(device["connects"], 1, "{device}");
     assert_eq!(*connects.lock().unwrap(), 1);
 }
+
+/// The gateway as a systemd `Type=notify` service (issue 19;
+/// configs/systemd/twinloop-gateway@.service): the test plays systemd's side of
+/// `NOTIFY_SOCKET`. READY comes once frames flow, with a STATUS naming the devices;
+/// WATCHDOG repeats from the loop; STOPPING on SIGTERM.
+#[test]
+fn gateway_under_systemd_ready_once_frames_flow_watchdog_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let serve = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = serve.local_addr().unwrap();
+    device(
+        serve,
+        Mode::Serve,
+        Arc::new(Mutex::new(Vec::new())),
+        Arc::new(Mutex::new(0u32)),
+    );
+    let frames = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let config = format!(
+        "[gateway]\ncycle_ms = 10\nnodes = [\"{}\"]\noutputs_bind = \"127.0.0.1:0\"\n\n[[device]]\nname = \"d\"\naddress = \"{addr}\"\ntimeout_ms = 5\ninput_registers = [{{ start = 0, count = 1 }}]\n\n[[tag]]\nname = \"v\"\ndevice = \"d\"\ntable = \"input_register\"\naddress = 0\ntype = \"u16\"\ndirection = \"in\"\n",
+        frames.local_addr().unwrap()
+    );
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("gateway-notify-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("gateway.toml"), &config).unwrap();
+    let socket = UnixDatagram::bind(dir.join("notify.sock")).unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let mut gateway = Killed(
+        Command::new(env!("CARGO_BIN_EXE_twinloop-gateway"))
+            .arg("--config")
+            .arg(dir.join("gateway.toml"))
+            .env("NOTIFY_SOCKET", dir.join("notify.sock"))
+            .env("WATCHDOG_USEC", "100000")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut got: Vec<String> = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut receive_until = |got: &mut Vec<String>, what: &str, done: &dyn Fn(&[String]) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done(got) {
+            assert!(Instant::now() < deadline, "no {what} within 10 s: {got:#?}");
+            if let Ok(n) = socket.recv(&mut buf) {
+                got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+    };
+    let has = |m: &str, line: &str| m.lines().any(|l| l == line);
+    receive_until(&mut got, "READY=1", &|g| g.iter().any(|m| has(m, "READY=1")));
+    let ready = got.iter().find(|m| has(m, "READY=1")).unwrap();
+    assert!(ready.contains("STATUS=cycle 10 ms, "), "{ready}");
+    assert!(ready.contains(" of 1 devices answering, "), "{ready}");
+    receive_until(&mut got, "5 pings", &|g| {
+        g.iter().filter(|m| has(m, "WATCHDOG=1")).count() >= 5
+    });
+    let pid = gateway.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    receive_until(&mut got, "STOPPING=1", &|g| g.iter().any(|m| has(m, "STOPPING=1")));
+    let status = gateway.0.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
