@@ -3694,3 +3694,107 @@ fn primary_keyed_refused_heartbeat_of_a_higher_epoch_leads_above_it() {
     assert!(p.run_until(p.now + ms(50), |p| p.sink.accepted.len() > accepted + 5));
     assert_eq!(p.sink.stale_rejected, 0);
 }
+
+/// Mutation testing, the full run at a851fc6 (shard 0 of 20, 2026-11-26): a backup that
+/// took source maps only from primaries of another epoch (`!=` → `==` in
+/// `on_source_map`) survived — the backup places most frames from its own input. A map
+/// its primary sends for a source session the backup has no frame of yet is taken: the
+/// source's restart is counted, the new session mapped.
+#[test]
+fn backup_source_map_of_its_primary_for_a_new_session_taken() {
+    let mut p = running_pair(Config::default());
+    p.capture = true;
+    p.source_session = 9;
+    p.frame_next = 1;
+    let is_map = |bytes: &[u8]| matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::SourceMap { .. }));
+    let until = p.now + ms(2000 + p.configs[0].input_silence_ms);
+    assert!(
+        p.run_until(until, |p| p.node(1).status().source.is_some_and(|m| m.session == 9)
+            && p.captured.iter().any(|(from, _, bytes)| *from == 0 && is_map(bytes)))
+    );
+    let (link, bytes) = p
+        .captured
+        .iter()
+        .rev()
+        .find(|(from, _, bytes)| *from == 0 && is_map(bytes))
+        .map(|(_, link, bytes)| (*link, bytes.clone()))
+        .unwrap();
+    p.capture = false;
+    let mut envelope = wire::decode(&bytes, None).unwrap();
+    assert_eq!(envelope.header.epoch, p.node(1).epoch(), "its own primary's map");
+    let Body::SourceMap { ref mut session, .. } = envelope.body else {
+        unreachable!("a source map")
+    };
+    *session = 10;
+    let restarts = p.node(1).status().source_restarts;
+    p.inject(1, link, &wire::encode(&envelope, None).unwrap());
+    let status = p.node(1).status();
+    assert_eq!(
+        status.source.map(|m| m.session),
+        Some(10),
+        "the primary's mapping was not taken"
+    );
+    assert_eq!(status.source_restarts, restarts + 1);
+}
+
+/// Mutation testing, the full run at a851fc6 (shard 0 of 20, 2026-11-26): a primary
+/// that left room for only one frame's actions beside a state transfer's chunks (`*` →
+/// `+` in `transfer_send_chunks`: `2 + ACTIONS_PER_FRAME_MAX`) survived. With a window
+/// wider than the action queue and no pacing, the first burst of chunks after a join
+/// request stops where two frames' room is left.
+#[test]
+fn primary_transfer_burst_leaves_room_for_two_frames() {
+    let config = Config {
+        transfer_window_chunks: 1024,
+        transfer_chunks_per_ms: 0,
+        state_bytes_max: 2 << 20,
+        ..Config::fast()
+    };
+    let mut p = Pair::new(31, config, 1 << 20);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.capture = true;
+    p.start(1);
+    let is_join = |bytes: &[u8]| matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::JoinRequest { .. }));
+    let until = p.now + ms(500);
+    assert!(p.run_until(until, |p| p
+        .captured
+        .iter()
+        .any(|(from, _, b)| *from == 1 && is_join(b))));
+    let (link, bytes) = p
+        .captured
+        .iter()
+        .find(|(from, _, b)| *from == 1 && is_join(b))
+        .map(|(_, link, b)| (*link, b.clone()))
+        .unwrap();
+    // The join request handled in one call: what it queued, before any is carried out
+    // (as the queue drains, `poll_action` sends more: the transfer goes on).
+    let now = p.now;
+    let node = p.nodes[0].as_mut().unwrap();
+    while node.poll_action().is_some() {}
+    node.handle_message(now, link, &bytes);
+    let queued = node.actions.len();
+    let chunks = node
+        .actions
+        .iter()
+        .filter(|a| {
+            matches!(
+                a,
+                Action::Transmit {
+                    class: TrafficClass::Bulk,
+                    ..
+                }
+            )
+        })
+        .count();
+    // The last chunk went while two frames' room was left.
+    let most = ACTIONS_MAX - 2 * ACTIONS_PER_FRAME_MAX + 1;
+    assert!(
+        queued <= most,
+        "{queued} actions queued ({chunks} chunks): two frames' room is {most} at most"
+    );
+    assert!(
+        queued + 4 >= most,
+        "{queued} actions queued ({chunks} chunks): the room ({most}) was not used"
+    );
+}
