@@ -8,41 +8,18 @@
 mod common;
 
 use common::*;
-use std::fs;
-use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::time::Duration;
 
 #[test]
 fn node_restarted_serves_the_previous_runs_events_numbered_on() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("journal-restart-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("console.key"), format!("{KEY}\n")).unwrap();
-    fs::set_permissions(
-        dir.join("console.key"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
-    let mut pool = PortPool::new();
-    let ports = [pool.node(), pool.node()];
-    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let source = SocketAddr::from(([127, 0, 0, 1], 9));
-    let file = node_file(
-        1,
-        &ports[0],
-        &ports[1],
-        sink.local_addr().unwrap().port(),
-        &dir,
-        &RigOptions::default(),
-        source,
-    );
-    let journal = PathBuf::from(format!("{}.journal", file.node.state_file.display()));
-    fs::write(dir.join("node-1.toml"), file.to_toml().unwrap()).unwrap();
-    pool.release();
+    let mut alone = Alone::new("journal-restart");
+    let journal = PathBuf::from(format!("{}.journal", alone.file.node.state_file.display()));
+    let config = alone.write();
+    let (dir, console) = (alone.dir.clone(), alone.ports.console);
 
     let run = |log: &str| {
-        let node = Node::spawn(1, &dir.join("node-1.toml"), dir.join(log), ports[0].console);
+        let node = Node::spawn(1, &config, dir.join(log), console);
         wait_for(
             Duration::from_secs(15),
             "the node to lead alone",

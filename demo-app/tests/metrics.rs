@@ -37,40 +37,11 @@ fn which(program: &str) -> Option<PathBuf> {
 
 /// A node leading alone with its metrics endpoint on a free port.
 fn start(name: &str) -> (Node, SocketAddr, UdpSocket) {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("metrics-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("console.key"), format!("{KEY}\n")).unwrap();
-    fs::set_permissions(
-        dir.join("console.key"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
-    let mut pool = PortPool::new();
-    let ports = [pool.node(), pool.node()];
-    let metrics = SocketAddr::from(([127, 0, 0, 1], pool.take()));
-    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let source = SocketAddr::from(([127, 0, 0, 1], 9));
-    let mut file = node_file(
-        1,
-        &ports[0],
-        &ports[1],
-        sink.local_addr().unwrap().port(),
-        &dir,
-        &RigOptions::default(),
-        source,
-    );
-    file.metrics.bind = Some(metrics);
-    fs::write(dir.join("node-1.toml"), file.to_toml().unwrap()).unwrap();
-    pool.release();
-    let node = Node::spawn(1, &dir.join("node-1.toml"), dir.join("node-1.log"), ports[0].console);
-    wait_for(
-        Duration::from_secs(15),
-        "the node to lead alone",
-        &|| node.log_tail(),
-        || node.role_is(Role::Primary),
-    );
-    (node, metrics, sink)
+    let mut alone = Alone::new(&format!("metrics-{name}"));
+    let metrics = SocketAddr::from(([127, 0, 0, 1], alone.port()));
+    alone.file.metrics.bind = Some(metrics);
+    let node = alone.start(&[]);
+    (node, metrics, alone.sink)
 }
 
 #[test]

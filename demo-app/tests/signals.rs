@@ -9,9 +9,7 @@
 mod common;
 
 use common::*;
-use std::fs;
-use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
+use std::net::UdpSocket;
 use std::process::Command;
 use std::time::Duration;
 
@@ -69,36 +67,7 @@ fn stops_naming(node: &Node, signal: &str) {
 
 /// One node of a pair whose peer never starts, leading alone, and its sink.
 fn start_alone(name: &str) -> (Node, UdpSocket) {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("signals-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("console.key"), format!("{KEY}\n")).unwrap();
-    fs::set_permissions(
-        dir.join("console.key"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
-    let mut pool = PortPool::new();
-    let ports = [pool.node(), pool.node()];
-    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let source = SocketAddr::from(([127, 0, 0, 1], 9));
-    let text = node_config(
-        1,
-        &ports[0],
-        &ports[1],
-        sink.local_addr().unwrap().port(),
-        &dir,
-        &RigOptions::default(),
-        source,
-    );
-    fs::write(dir.join("node-1.toml"), text).unwrap();
-    pool.release();
-    let node = Node::spawn(1, &dir.join("node-1.toml"), dir.join("node-1.log"), ports[0].console);
-    wait_for(
-        Duration::from_secs(15),
-        "the node to lead alone",
-        &|| node.log_tail(),
-        || node.role_is(Role::Primary),
-    );
-    (node, sink)
+    let mut alone = Alone::new(&format!("signals-{name}"));
+    let node = alone.start(&[]);
+    (node, alone.sink)
 }

@@ -11,7 +11,6 @@ mod common;
 
 use common::*;
 use std::fs;
-use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -57,41 +56,14 @@ fn field<'a>(message: &'a str, key: &str) -> Option<&'a str> {
 
 #[test]
 fn node_under_systemd_ready_with_a_role_watchdog_from_the_loop_stopping_on_sigterm() {
-    let dir = dir("notify");
-    let socket_path = dir.join("notify.sock");
+    let mut alone = Alone::new("systemd-notify");
+    let socket_path = alone.dir.join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).expect("bind the notify socket");
-    fs::write(dir.join("console.key"), format!("{KEY}\n")).unwrap();
-    fs::set_permissions(
-        dir.join("console.key"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
-    let mut pool = PortPool::new();
-    let ports = [pool.node(), pool.node()];
-    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let source = SocketAddr::from(([127, 0, 0, 1], 9));
-    let text = node_config(
-        1,
-        &ports[0],
-        &ports[1],
-        sink.local_addr().unwrap().port(),
-        &dir,
-        &RigOptions::default(),
-        source,
-    );
-    fs::write(dir.join("node-1.toml"), text).unwrap();
-    pool.release();
     // 200 ms: the node pings every 100 ms.
-    let node = Node::spawn_env(
-        1,
-        &dir.join("node-1.toml"),
-        dir.join("node-1.log"),
-        ports[0].console,
-        &[
-            ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),
-            ("WATCHDOG_USEC", "200000"),
-        ],
-    );
+    let node = alone.start(&[
+        ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),
+        ("WATCHDOG_USEC", "200000"),
+    ]);
 
     // Alone (its peer never starts), the node listens for startup_wait_ms, then leads.
     let mut got = Vec::new();
@@ -161,41 +133,14 @@ fn node_under_systemd_ready_with_a_role_watchdog_from_the_loop_stopping_on_sigte
 #[test]
 fn node_watchdog_pid_of_another_process_no_pings_still_ready() {
     // sd_notify(3): WATCHDOG_USEC is for the process WATCHDOG_PID names when it is set.
-    let dir = dir("watchdog-pid");
-    let socket_path = dir.join("notify.sock");
+    let mut alone = Alone::new("systemd-watchdog-pid");
+    let socket_path = alone.dir.join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).expect("bind the notify socket");
-    fs::write(dir.join("console.key"), format!("{KEY}\n")).unwrap();
-    fs::set_permissions(
-        dir.join("console.key"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
-    let mut pool = PortPool::new();
-    let ports = [pool.node(), pool.node()];
-    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let source = SocketAddr::from(([127, 0, 0, 1], 9));
-    let text = node_config(
-        1,
-        &ports[0],
-        &ports[1],
-        sink.local_addr().unwrap().port(),
-        &dir,
-        &RigOptions::default(),
-        source,
-    );
-    fs::write(dir.join("node-1.toml"), text).unwrap();
-    pool.release();
-    let node = Node::spawn_env(
-        1,
-        &dir.join("node-1.toml"),
-        dir.join("node-1.log"),
-        ports[0].console,
-        &[
-            ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),
-            ("WATCHDOG_USEC", "200000"),
-            ("WATCHDOG_PID", "1"),
-        ],
-    );
+    let node = alone.start(&[
+        ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),
+        ("WATCHDOG_USEC", "200000"),
+        ("WATCHDOG_PID", "1"),
+    ]);
     let mut got = Vec::new();
     receive_until(&socket, Duration::from_secs(15), "READY=1", &mut got, |g| {
         g.iter().any(|m| field(m, "READY") == Some("1"))

@@ -693,3 +693,77 @@ pub fn assert_exactly_the_reference(sink: &Sink, frames: &[(u64, Vec<u8>)], last
         expected.len()
     );
 }
+
+/// One node of a pair whose peer never starts (it leads alone; frames come from
+/// nowhere), before it is spawned: its directory under the test's temporary folder
+/// (`<test>-<pid>`, emptied, with the console key), its configuration file's contents
+/// (to edit before [`Alone::write`]), its ports and its sink.
+pub struct Alone {
+    pub dir: PathBuf,
+    pub file: NodeFile,
+    pub ports: NodePorts,
+    pub sink: UdpSocket,
+    pub pool: Option<PortPool>,
+}
+
+impl Alone {
+    pub fn new(test: &str) -> Alone {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{test}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("console.key"), format!("{KEY}\n")).unwrap();
+        fs::set_permissions(
+            dir.join("console.key"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        let mut pool = PortPool::new();
+        let ports = [pool.node(), pool.node()];
+        let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let source = SocketAddr::from(([127, 0, 0, 1], 9));
+        let file = node_file(
+            1,
+            &ports[0],
+            &ports[1],
+            sink.local_addr().unwrap().port(),
+            &dir,
+            &RigOptions::default(),
+            source,
+        );
+        Alone {
+            dir,
+            file,
+            ports: ports[0],
+            sink,
+            pool: Some(pool),
+        }
+    }
+
+    /// A free port from the same pool (before [`Alone::write`] releases it).
+    pub fn port(&mut self) -> u16 {
+        self.pool.as_mut().expect("before write").take()
+    }
+
+    /// Writes `node-1.toml` and frees the ports for the node to bind.
+    pub fn write(&mut self) -> PathBuf {
+        let path = self.dir.join("node-1.toml");
+        fs::write(&path, self.file.to_toml().expect("a node file serializes")).unwrap();
+        self.pool.take();
+        path
+    }
+
+    /// Writes the file and starts the node with `env`; waits until it leads.
+    pub fn start(&mut self, env: &[(&str, &str)]) -> Node {
+        let config = self.write();
+        let node = Node::spawn_env(1, &config, self.dir.join("node-1.log"), self.ports.console, env);
+        if env.is_empty() {
+            wait_for(
+                Duration::from_secs(15),
+                "the node to lead alone",
+                &|| node.log_tail(),
+                || node.role_is(Role::Primary),
+            );
+        }
+        node
+    }
+}
