@@ -952,6 +952,13 @@ impl<A: App> Node<A> {
             return;
         }
         self.note_alive(link, &envelope, fresh);
+        if !fresh && matches!(envelope.body, Body::JoinRequest { .. }) {
+            // A join request older than what the peer has said since on this link (held
+            // back and delivered late): the peer no longer asks, or asks again every
+            // `retry_ms`. Acted on, it started a transfer no backup wanted, kept for good
+            // (docs/DST.md, seed 13120).
+            return;
+        }
         self.dispatch(link, envelope);
         self.advance();
     }

@@ -302,8 +302,16 @@ impl<A: App> Node<A> {
                 // A backup silent for the detection window is not going to lead: do not
                 // hold the plant's frames until the deadline.
                 if now >= deadline || !self.peer_alive() {
-                    // The backup never led: carry on as primary with the frames held.
                     self.switchover = Switchover::Idle;
+                    if self.epochs.max_seen() > self.epochs.current() {
+                        // A successor led above us (its messages were held back in
+                        // `fence`) and fell silent before its word came: a sink may follow
+                        // its epoch, so carrying on below it would lose every output. Lead
+                        // on above it, with the frames held (docs/DST.md, seed 11708).
+                        self.become_primary(Reason::EpochRaised);
+                        return;
+                    }
+                    // The backup never led: carry on as primary with the frames held.
                     self.transition(Role::Primary, self.sync, Reason::SwitchoverAborted);
                 } else if now >= retry_at {
                     self.switchover = Switchover::Released {

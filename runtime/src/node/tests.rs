@@ -3798,3 +3798,81 @@ fn primary_transfer_burst_leaves_room_for_two_frames() {
         "{queued} actions queued ({chunks} chunks): the room ({most}) was not used"
     );
 }
+
+/// Found by the DST's explained fenced losses over seeds 2000..19999 (seed 11708,
+/// 2026-11-26): a released primary that heard its successor lead a higher epoch, but not
+/// its word that it took over at the release, gave the switchover up as soon as the
+/// successor fell silent, and carried on in its old epoch: every output below the epoch
+/// the sink follows. Now it leads on above the successor's epoch (`EpochRaised`).
+#[test]
+fn released_successor_heard_then_silent_leads_above_its_epoch() {
+    let mut p = fast_pair_running(0);
+    p.drop_if = Some(|from, e| from == 1 && matches!(e.body, Body::SwitchTaken { .. }));
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(100)));
+    let successor = p.node(1).epoch();
+    let until = p.now + ms(20);
+    assert!(p.run_until(until, |p| p.node(0).epochs.max_seen().0 >= successor));
+    assert_eq!(p.node(0).role(), Role::Primary);
+    // The successor dies before its word gets through.
+    p.crash(1);
+    let until = p.now + ms(p.configs[0].switchover_timeout_ms);
+    assert!(p.run_until(until, |p| p.node(0).status().switchover.is_none()));
+    assert_eq!(p.node(0).role(), Role::Primary, "{:?}", reasons(&p, 0));
+    assert!(reasons(&p, 0).contains(&Reason::EpochRaised), "{:?}", reasons(&p, 0));
+    assert!(p.node(0).epoch() > successor, "still below the successor's epoch");
+    let accepted = p.sink.accepted.len();
+    assert!(p.run_until(p.now + ms(50), |p| p.sink.accepted.len() > accepted + 5));
+    assert_eq!(p.sink.stale_rejected, 0, "outputs below the epoch the sink follows");
+}
+
+/// Found by the DST's liveness check over seeds 2000..19999 (seed 13120, 2026-11-26): a
+/// backup's join request held back and delivered after the backup had joined started a
+/// transfer nobody wanted, which the primary kept for good. A join request older than
+/// what the peer has said since on its link is not acted on.
+#[test]
+fn paired_keyed_late_join_request_starts_no_transfer() {
+    let mut p = Pair::new(41, Config::fast(), 0);
+    p.auth = Some(AuthKey::new([12; 32]));
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.capture = true;
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired, ms(2000)));
+    let until = p.now + ms(100);
+    assert!(
+        p.run_until(until, |p| p.node(0).tx.is_none()),
+        "the join's transfer done"
+    );
+    p.capture = false;
+    let key = AuthKey::new([12; 32]);
+    let (link, bytes) = p
+        .captured
+        .iter()
+        .find(|(from, _, b)| {
+            *from == 1
+                && matches!(
+                    wire::decode(b, Some(&key)).map(|e| e.body),
+                    Ok(Body::JoinRequest { .. })
+                )
+        })
+        .map(|(_, link, b)| (*link, b.clone()))
+        .expect("the backup asked to join");
+    // As if it had been lost then and delivered now, after newer messages on its link: a
+    // sequence number the window has not taken, below the highest it has.
+    let mut late = wire::decode(&bytes, Some(&key)).unwrap();
+    late.header.seq = (1 << 40) - 1;
+    let mut newest = late.clone();
+    newest.header.seq = 1 << 40;
+    newest.body = Body::Probe { id: 99 };
+    p.inject(0, link, &wire::encode(&newest, Some(&key)).unwrap());
+    let transfers = transfers_started(&p);
+    p.inject(0, link, &wire::encode(&late, Some(&key)).unwrap());
+    assert!(
+        p.node(0).tx.is_none(),
+        "a transfer for a join request older than the peer's word"
+    );
+    p.run_for(ms(20));
+    assert_eq!(transfers_started(&p), transfers);
+}
