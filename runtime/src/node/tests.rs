@@ -3876,3 +3876,60 @@ fn paired_keyed_late_join_request_starts_no_transfer() {
     p.run_for(ms(20));
     assert_eq!(transfers_started(&p), transfers);
 }
+
+/// Mutation testing, the full run at a851fc6 (shard 1 of 20, 2026-11-26): a node that
+/// counted no alarm (`+=` → `*=` in `alarm`, the count stuck at 0) survived: nothing
+/// read `status().alarms`, which twinctl shows operators. Each alarm raised is counted.
+#[test]
+fn paired_alarms_raised_counted_in_status() {
+    let mut p = running_pair(Config::default());
+    assert_eq!(p.node(0).status().alarms, 0);
+    let payload = crate::testing::TestApp::payload_for(1);
+    p.inject_frame(0, FRAME_MAX + 1, &payload);
+    p.run_for(ms(10));
+    let raised = p.alarms.iter().filter(|(n, _)| *n == 0).count() as u64;
+    assert!(raised >= 1, "a frame beyond reach raises FrameRefused");
+    assert_eq!(p.node(0).status().alarms, raised);
+    assert!(matches!(
+        p.node(0).status().last_alarm,
+        Some(Alarm::FrameRefused { .. })
+    ));
+}
+
+/// Mutation testing, the full run at a851fc6 (shard 1 of 20, 2026-11-26): a primary that
+/// shipped its state digest on every frame but the multiples of
+/// `state_digest_interval_frames` (`==` → `!=` in `commit`) survived: the backup compares
+/// whatever digests come. The digest rides exactly the commits of the frames the interval
+/// names.
+#[test]
+fn paired_state_digest_exactly_every_interval_frames() {
+    let config = Config {
+        state_digest_interval_frames: 4,
+        ..Config::default()
+    };
+    let mut p = running_pair(config);
+    p.capture = true;
+    p.run_for(ms(400));
+    let mut checked = 0;
+    for (from, _, bytes) in &p.captured {
+        if *from != 0 {
+            continue;
+        }
+        if let Ok(Envelope {
+            body: Body::Commit(commit),
+            ..
+        }) = wire::decode(bytes, None)
+        {
+            if matches!(commit.kind, crate::wire::CommitKind::Ran { .. }) {
+                assert_eq!(
+                    commit.state_digest.is_some(),
+                    commit.frame % 4 == 0,
+                    "frame {}",
+                    commit.frame
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 8, "{checked} commits seen");
+}
