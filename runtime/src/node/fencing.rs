@@ -87,8 +87,7 @@ impl<A: App> Node<A> {
             // have led (a sink may follow it) with the background write recording that
             // lost in a crash. It rejects our heartbeats as stale until we lead above it.
             // A switchover still asking is given up: a starting node cannot take over.
-            self.switchover = super::Switchover::Idle;
-            self.become_primary(super::Reason::EpochRaised);
+            self.lead_above_heard();
             return true;
         }
         if theirs <= self.epochs.current() || header.role == WireRole::Starting {
@@ -164,9 +163,17 @@ impl<A: App> Node<A> {
             self.push(action);
         }
         if self.role == Role::Primary && theirs > self.epochs.current() && self.switchover.primary_may_run() {
-            self.switchover = super::Switchover::Idle;
-            self.become_primary(super::Reason::EpochRaised);
+            self.lead_above_heard();
         }
+    }
+
+    /// A primary that learned of an epoch above its own (a starting peer's announcement, a
+    /// refused authentic message, a successor gone silent before its word) leads on above
+    /// every epoch it has seen (`Reason::EpochRaised`), its state and frames kept; any
+    /// switchover is over.
+    pub(super) fn lead_above_heard(&mut self) {
+        self.switchover = super::Switchover::Idle;
+        self.become_primary(super::Reason::EpochRaised);
     }
 
     pub(super) fn epoch_in_range(&mut self, epoch: u64) -> bool {

@@ -308,7 +308,7 @@ impl<A: App> Node<A> {
                         // `fence`) and fell silent before its word came: a sink may follow
                         // its epoch, so carrying on below it would lose every output. Lead
                         // on above it, with the frames held (docs/DST.md, seed 11708).
-                        self.become_primary(Reason::EpochRaised);
+                        self.lead_above_heard();
                         return;
                     }
                     // The backup never led: carry on as primary with the frames held.

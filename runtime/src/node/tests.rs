@@ -2710,11 +2710,9 @@ fn backup_commit_reports_outputs_unsent_takeover_emits_them() {
     );
 }
 
-/// Mutation testing (2026-11-26, `tools/mutants.sh`): a backup that took a source map
-/// whose `source_first` is 0 (`||` → `&&` in `on_source_map`) survived. A mapping with a
-/// zero field is malformed, whichever field: counted, and the mapping in force stays.
-#[test]
-fn backup_source_map_with_a_zero_field_counted_malformed_mapping_kept() {
+/// A running pair whose source has moved to session 9, once the backup maps it and the
+/// primary has sent a `SourceMap`: the pair, and the link and bytes of the last one.
+fn pair_with_a_source_map_captured() -> (Pair, u8, WireBuf) {
     let mut p = running_pair(Config::default());
     p.capture = true;
     p.source_session = 9;
@@ -2733,6 +2731,15 @@ fn backup_source_map_with_a_zero_field_counted_malformed_mapping_kept() {
         .map(|(_, link, bytes)| (*link, bytes.clone()))
         .unwrap();
     p.capture = false;
+    (p, link, bytes)
+}
+
+/// Mutation testing (2026-11-26, `tools/mutants.sh`): a backup that took a source map
+/// whose `source_first` is 0 (`||` → `&&` in `on_source_map`) survived. A mapping with a
+/// zero field is malformed, whichever field: counted, and the mapping in force stays.
+#[test]
+fn backup_source_map_with_a_zero_field_counted_malformed_mapping_kept() {
+    let (mut p, link, bytes) = pair_with_a_source_map_captured();
     let mapping = p.node(1).status().source;
     for zero_source_first in [true, false] {
         let mut envelope = wire::decode(&bytes, None).unwrap();
@@ -3702,24 +3709,7 @@ fn primary_keyed_refused_heartbeat_of_a_higher_epoch_leads_above_it() {
 /// source's restart is counted, the new session mapped.
 #[test]
 fn backup_source_map_of_its_primary_for_a_new_session_taken() {
-    let mut p = running_pair(Config::default());
-    p.capture = true;
-    p.source_session = 9;
-    p.frame_next = 1;
-    let is_map = |bytes: &[u8]| matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::SourceMap { .. }));
-    let until = p.now + ms(2000 + p.configs[0].input_silence_ms);
-    assert!(
-        p.run_until(until, |p| p.node(1).status().source.is_some_and(|m| m.session == 9)
-            && p.captured.iter().any(|(from, _, bytes)| *from == 0 && is_map(bytes)))
-    );
-    let (link, bytes) = p
-        .captured
-        .iter()
-        .rev()
-        .find(|(from, _, bytes)| *from == 0 && is_map(bytes))
-        .map(|(_, link, bytes)| (*link, bytes.clone()))
-        .unwrap();
-    p.capture = false;
+    let (mut p, link, bytes) = pair_with_a_source_map_captured();
     let mut envelope = wire::decode(&bytes, None).unwrap();
     assert_eq!(envelope.header.epoch, p.node(1).epoch(), "its own primary's map");
     let Body::SourceMap { ref mut session, .. } = envelope.body else {
