@@ -260,7 +260,17 @@ fn flood_every_port_no_crash_no_role_change_same_outputs_all_counted() {
         // The forged sync messages without a tag and with another key's tag are
         // diagnosed as a key mismatch: one alarm per kind (rate-limited to one a minute),
         // and no other.
-        assert!(s.alarms <= 2, "alarms: {}", s.alarms);
+        assert!(
+            s.alarms <= 2,
+            "alarms: {}; events: {:?}",
+            s.alarms,
+            [&rig.a, rig.b()][i].events(0).map(|p| p
+                .events
+                .iter()
+                .filter(|e| e.kind == twinloop::io::schema::EventKind::Alarm)
+                .map(|e| e.name.clone())
+                .collect::<Vec<_>>())
+        );
         assert_eq!(
             s.last_alarm.as_ref().map(|a| a.name),
             Some(AlarmName::SyncKeyMismatch),
