@@ -32,6 +32,22 @@ enum Command {
     /// Benchmarks on real processes: failover, switchover, overhead, join, and the
     /// service address on network namespaces beside keepalived (vip, root).
     Bench(twinloop_sim::harness::cli::BenchArgs),
+    /// `bench counts`'s in-process run under callgrind (not for people: the bench starts it).
+    #[command(hide = true)]
+    BenchCore(BenchCoreArgs),
+}
+
+#[derive(Debug, Args)]
+struct BenchCoreArgs {
+    /// Whose calls are counted.
+    #[arg(long, value_enum)]
+    role: twinloop_sim::harness::counts::CoreRole,
+    /// Cycles counted after the warm-up.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    cycles: u64,
+    /// The core timing, as `bench --profile` names it.
+    #[arg(long, default_value = "harness")]
+    profile: String,
 }
 
 /// Which control program the simulated nodes run.
@@ -100,6 +116,18 @@ fn main() -> ExitCode {
         Command::Run(args) => i32::from(twinloop_sim::harness::cli::run_main(&args)),
         Command::Chaos(args) => i32::from(twinloop_sim::harness::cli::chaos_main(&args)),
         Command::Bench(args) => i32::from(twinloop_sim::harness::cli::bench_main(&args)),
+        Command::BenchCore(args) => {
+            match twinloop_sim::harness::counts::bench_core(args.role, args.cycles, &args.profile) {
+                Ok(line) => {
+                    println!("{line}");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("twinloop-sim bench-core: {e}");
+                    1
+                }
+            }
+        }
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
