@@ -48,6 +48,9 @@ struct BenchCoreArgs {
     /// The core timing, as `bench --profile` names it.
     #[arg(long, default_value = "harness")]
     profile: String,
+    /// The virtual clock's cycle.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    cycle_ms: u32,
 }
 
 /// Which control program the simulated nodes run.
@@ -117,7 +120,7 @@ fn main() -> ExitCode {
         Command::Chaos(args) => i32::from(twinloop_sim::harness::cli::chaos_main(&args)),
         Command::Bench(args) => i32::from(twinloop_sim::harness::cli::bench_main(&args)),
         Command::BenchCore(args) => {
-            match twinloop_sim::harness::counts::bench_core(args.role, args.cycles, &args.profile) {
+            match twinloop_sim::harness::counts::bench_core(args.role, args.cycles, &args.profile, args.cycle_ms) {
                 Ok(line) => {
                     println!("{line}");
                     0

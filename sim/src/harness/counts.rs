@@ -418,7 +418,10 @@ pub fn counts(config: &BenchConfig) -> Result<BenchResult, HarnessError> {
             pair_windows.push((primary, backup));
         }
     }
-    let core = core_instructions(config.rig.timing.name)?;
+    let core = core_instructions(config.rig.timing.name, config.rig.cycle_ms)?;
+    // The core again at the whole node's cycle: what the shell adds is the difference.
+    let core_at_node_cycle = core_instructions(config.rig.timing.name, NODE_CYCLE_MS)?;
+    let node = node_instructions(config)?;
     // Over every window: calls / cycles, each window weighing its cycles.
     let per_cycle = |windows: &mut dyn Iterator<Item = &SyscallWindow>| {
         let (calls, cycles) = windows.fold((0, 0), |(c, n), w| (c + w.total(), n + w.cycles));
@@ -434,6 +437,8 @@ pub fn counts(config: &BenchConfig) -> Result<BenchResult, HarnessError> {
         "syscalls_per_cycle_pair_backup": round3(backup),
         "syscalls_added_by_pairing": round3(primary - solo),
         "core_instructions_per_cycle": core.to_json(),
+        "core_instructions_per_cycle_at_node_cycle": core_at_node_cycle.to_json(),
+        "node_instructions_per_cycle": node_instructions_json(&node),
         "targets": {"syscalls_per_cycle_solo": 3, "syscalls_added_by_pairing": 2},
         "solo_windows": solo_windows.iter().map(SyscallWindow::to_json).collect::<Vec<_>>(),
         "pair_primary_windows": pair_windows.iter().map(|(p, _)| p.to_json()).collect::<Vec<_>>(),
@@ -441,9 +446,14 @@ pub fn counts(config: &BenchConfig) -> Result<BenchResult, HarnessError> {
         "timing": config.rig.timing.to_json(),
     });
     eprintln!(
-        "bench counts: system calls a cycle: solo {solo:.2} (target 3), pair primary {primary:.2} (pairing adds {:.2}, target 2), pair backup {backup:.2}; core instructions a cycle: {}",
+        "bench counts: system calls a cycle: solo {solo:.2} (target 3), pair primary {primary:.2} (pairing adds {:.2}, target 2), pair backup {backup:.2}; core instructions a cycle: {}; at a {NODE_CYCLE_MS} ms cycle the core {}, the whole node {}",
         primary - solo,
-        core.summary()
+        core.summary(),
+        core_at_node_cycle.summary(),
+        node.iter()
+            .map(|(role, w)| format!("{} {:.0}", role.name(), w.per_cycle()))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     Ok(BenchResult { json, problems })
 }
@@ -507,7 +517,7 @@ impl CoreRole {
 
 /// Runs `twinloop-sim bench-core` under callgrind for every role and both cycle counts,
 /// with the core timing of the profile named `profile`.
-fn core_instructions(profile: &str) -> Result<CoreInstructions, HarnessError> {
+fn core_instructions(profile: &str, cycle_ms: u32) -> Result<CoreInstructions, HarnessError> {
     let valgrind = tool("valgrind")?;
     let exe = std::env::current_exe().map_err(|e| HarnessError::io("find twinloop-sim itself", e))?;
     let dir = std::env::temp_dir().join(format!("twinloop-counts-{}", std::process::id()));
@@ -516,7 +526,7 @@ fn core_instructions(profile: &str) -> Result<CoreInstructions, HarnessError> {
     for role in [CoreRole::Solo, CoreRole::Primary, CoreRole::Backup] {
         let mut counts = [0u64; 2];
         for (k, cycles) in CORE_CYCLES.iter().enumerate() {
-            let out = dir.join(format!("callgrind-{}-{cycles}.out", role.name()));
+            let out = dir.join(format!("callgrind-{}-{cycle_ms}ms-{cycles}.out", role.name()));
             let status = Command::new(&valgrind)
                 .args([
                     "--tool=callgrind",
@@ -527,6 +537,7 @@ fn core_instructions(profile: &str) -> Result<CoreInstructions, HarnessError> {
                 .arg(&exe)
                 .args(["bench-core", "--role", role.name().trim_start_matches("pair_")])
                 .args(["--cycles", &cycles.to_string(), "--profile", profile])
+                .args(["--cycle-ms", &cycle_ms.to_string()])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -544,7 +555,7 @@ fn core_instructions(profile: &str) -> Result<CoreInstructions, HarnessError> {
                 callgrind_total(&text).ok_or_else(|| HarnessError::Stuck(format!("no totals in {}", out.display())))?;
         }
         eprintln!(
-            "bench counts: core {}: {} instructions in {} cycles, {} in {}",
+            "bench counts: core {} at {cycle_ms} ms: {} instructions in {} cycles, {} in {}",
             role.name(),
             counts[0],
             CORE_CYCLES[0],
@@ -555,6 +566,171 @@ fn core_instructions(profile: &str) -> Result<CoreInstructions, HarnessError> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(result)
+}
+
+/// The cycle of the whole-node runs under callgrind: at 1 ms a node slowed by valgrind
+/// misses its deadlines.
+pub const NODE_CYCLE_MS: u32 = 10;
+
+/// How long the whole-node runs are counted.
+const NODE_WINDOW: Duration = Duration::from_secs(3);
+
+/// Instructions of a whole node process over a window, and its cycles in it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NodeWindow {
+    /// Every thread's instructions (Ir) while instrumented.
+    pub instructions: u64,
+    /// Frames handled meanwhile: calls to `Node::handle_source_frame`.
+    pub cycles: u64,
+}
+
+impl NodeWindow {
+    fn per_cycle(&self) -> f64 {
+        self.instructions as f64 / self.cycles.max(1) as f64
+    }
+}
+
+fn node_instructions_json(windows: &[(CoreRole, NodeWindow)]) -> Value {
+    let mut map = serde_json::Map::new();
+    map.insert("cycle_ms".into(), json!(NODE_CYCLE_MS));
+    for (role, w) in windows {
+        map.insert(
+            role.name().to_owned(),
+            json!({"per_cycle": round3(w.per_cycle()), "instructions": w.instructions, "cycles": w.cycles}),
+        );
+    }
+    Value::Object(map)
+}
+
+/// The whole node's instructions per cycle: real node processes started under
+/// `valgrind --tool=callgrind --instr-atstart=no` at a [`NODE_CYCLE_MS`] cycle,
+/// instrumented (`callgrind_control -i on`) for [`NODE_WINDOW`] once running, dumped
+/// (`-d`); the cycles are the dump's calls to `Node::handle_source_frame`. A window's
+/// edges cut at most a cycle at each end.
+fn node_instructions(config: &BenchConfig) -> Result<Vec<(CoreRole, NodeWindow)>, HarnessError> {
+    let valgrind = tool("valgrind")?;
+    let control = tool("callgrind_control")?;
+    let mut out = Vec::new();
+    for pair in [false, true] {
+        let mut c = config.rig.clone();
+        c.cycle_ms = NODE_CYCLE_MS;
+        c.dir = config
+            .rig
+            .dir
+            .join(if pair { "valgrind-pair" } else { "valgrind-solo" });
+        std::fs::create_dir_all(&c.dir).map_err(|e| HarnessError::io(format!("create {}", c.dir.display()), e))?;
+        let script = c.dir.join("valgrind-node.sh");
+        let text = format!(
+            "#!/bin/sh\nexec {} --tool=callgrind --instr-atstart=no --callgrind-out-file={}/callgrind-%p.out {} \"$@\"\n",
+            valgrind.display(),
+            c.dir.display(),
+            c.binary.display()
+        );
+        std::fs::write(&script, text).map_err(|e| HarnessError::io(format!("write {}", script.display()), e))?;
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .map_err(|e| HarnessError::io(format!("chmod {}", script.display()), e))?;
+        c.binary = script;
+        let mut rig = Rig::prepare(c)?;
+        let roles = if pair {
+            rig.say("a pair under callgrind");
+            let health = rig.start_pair()?;
+            vec![(CoreRole::Primary, health.primary), (CoreRole::Backup, health.backup())]
+        } else {
+            rig.say("one node alone under callgrind");
+            rig.silence_peer_of(0)?;
+            rig.start_node_as_primary(0)?;
+            rig.plant.set_sending(true)?;
+            vec![(CoreRole::Solo, 0)]
+        };
+        pause_watchers(&rig, true);
+        rig.sleep(Duration::from_secs(1))?;
+        let mut pids = Vec::new();
+        for &(_, i) in &roles {
+            pids.push(
+                rig.nodes[i]
+                    .pid()
+                    .ok_or_else(|| HarnessError::Stuck(format!("node {} is not running", i + 1)))?,
+            );
+        }
+        let run = |what: &str, pid: u32| -> Result<(), HarnessError> {
+            let status = Command::new(&control)
+                .args([what, &pid.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map_err(|e| HarnessError::io("start callgrind_control", e))?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(HarnessError::Stuck(format!(
+                    "callgrind_control {what} {pid} failed: {status}"
+                )))
+            }
+        };
+        for &pid in &pids {
+            run("--instr=on", pid)?;
+        }
+        rig.sleep(NODE_WINDOW)?;
+        for &pid in &pids {
+            run("--dump", pid)?;
+        }
+        for (&(role, _), &pid) in roles.iter().zip(&pids) {
+            let file = rig.config.dir.join(format!("callgrind-{pid}.out.1"));
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| HarnessError::io(format!("read {}", file.display()), e))?;
+            let w = NodeWindow {
+                instructions: callgrind_total(&text)
+                    .ok_or_else(|| HarnessError::Stuck(format!("no totals in {}", file.display())))?,
+                cycles: callgrind_calls(&text, "handle_source_frame"),
+            };
+            eprintln!(
+                "bench counts: whole node, {}: {} instructions in {} cycles at {NODE_CYCLE_MS} ms: {:.0} a cycle",
+                role.name(),
+                w.instructions,
+                w.cycles,
+                w.per_cycle()
+            );
+            out.push((role, w));
+        }
+    }
+    Ok(out)
+}
+
+/// Calls to functions whose name contains `function`, from a callgrind output file's
+/// `cfn=` / `calls=` lines (names are given once, then their `(id)` alone).
+fn callgrind_calls(text: &str, function: &str) -> u64 {
+    let mut names: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut callee: Option<&str> = None;
+    let mut total = 0u64;
+    for line in text.lines() {
+        let (is_call, rest) = match (line.strip_prefix("cfn="), line.strip_prefix("fn=")) {
+            (Some(rest), _) => (true, rest),
+            (None, Some(rest)) => (false, rest),
+            (None, None) => {
+                if let Some(rest) = line.strip_prefix("calls=") {
+                    if let Some(id) = callee.take() {
+                        if names.get(id).is_some_and(|n| n.contains(function)) {
+                            let n = rest.split_whitespace().next().and_then(|n| n.parse::<u64>().ok());
+                            total = total.saturating_add(n.unwrap_or(0));
+                        }
+                    }
+                }
+                continue;
+            }
+        };
+        let (id, name) = match rest.split_once(' ') {
+            Some((id, name)) => (id, Some(name)),
+            None => (rest, None),
+        };
+        if let Some(name) = name {
+            names.insert(id, name);
+        }
+        if is_call {
+            callee = Some(id);
+        }
+    }
+    total
 }
 
 /// The `totals:` (or `summary:`) line of a callgrind output file: instructions (Ir).
@@ -690,10 +866,9 @@ impl CoreDriver {
 /// `twinloop-sim bench-core`: warms a lone node or a pair up on a virtual clock, then
 /// runs `cycles` more with the calls into the node of `role` inside [`counted_node`].
 /// Prints what ran; exits non-zero when the set-up did not reach its steady state.
-pub fn bench_core(role: CoreRole, cycles: u64, profile: &str) -> Result<String, String> {
+pub fn bench_core(role: CoreRole, cycles: u64, profile: &str, cycle_ms: u32) -> Result<String, String> {
     let timing = Timing::named(profile).ok_or_else(|| format!("unknown profile `{profile}` (harness, seed, fast)"))?;
     let rig = super::rig::RigConfig::new(PathBuf::new(), PathBuf::new());
-    let cycle_ms = 1;
     let params = twinloop_demo::tank::TankParams {
         cycle_ms,
         ..rig.params()
@@ -827,6 +1002,15 @@ mod tests {
     }
 
     #[test]
+    fn callgrind_calls_follow_compressed_names() {
+        let text = "fn=(1) main\ncfn=(2) twinloop::node::Node<A>::handle_source_frame\ncalls=3 10\n5 100\n\
+                    fn=(3) loop\ncfn=(2)\ncalls=4 10\n5 100\ncfn=(4) other\ncalls=9 1\n1 1\n";
+        assert_eq!(callgrind_calls(text, "handle_source_frame"), 7);
+        assert_eq!(callgrind_calls(text, "other"), 9);
+        assert_eq!(callgrind_calls("calls=5 1\n", "other"), 0);
+    }
+
+    #[test]
     fn callgrind_totals_line_is_read() {
         assert_eq!(callgrind_total("events: Ir\nsummary: 123\ntotals: 123\n"), Some(123));
         assert_eq!(callgrind_total("events: Ir\n"), None);
@@ -834,9 +1018,9 @@ mod tests {
 
     #[test]
     fn core_pair_reaches_steady_state_and_counts() {
-        let line = bench_core(CoreRole::Backup, 20, "harness").expect("steady state");
+        let line = bench_core(CoreRole::Backup, 20, "harness", 10).expect("steady state");
         assert!(line.contains("Backup"), "{line}");
-        let line = bench_core(CoreRole::Solo, 20, "fast").expect("steady state");
+        let line = bench_core(CoreRole::Solo, 20, "fast", 1).expect("steady state");
         assert!(line.contains("Primary") && !line.ends_with(" 0 outputs"), "{line}");
     }
 }
