@@ -231,7 +231,7 @@ fn count_trace(text: &str, frames_fd: i32) -> SyscallWindow {
     let close = |segment: &mut Vec<&(String, Option<String>, u64)>, window: &mut SyscallWindow| {
         let frames = segment.first().map_or(0, |c| c.2);
         if frames == 1 && segment.iter().any(|c| c.0.starts_with("epoll_")) {
-            window.cycles += frames;
+            window.cycles = window.cycles.saturating_add(frames);
             for (name, error, _) in segment.iter().copied() {
                 *window.calls.entry(name.clone()).or_insert(0) += 1;
                 if let Some(error) = error {
@@ -239,7 +239,7 @@ fn count_trace(text: &str, frames_fd: i32) -> SyscallWindow {
                 }
             }
         } else {
-            window.cycles_behind += frames;
+            window.cycles_behind = window.cycles_behind.saturating_add(frames);
         }
         segment.clear();
     };
@@ -1008,6 +1008,23 @@ mod tests {
         assert_eq!(callgrind_calls(text, "handle_source_frame"), 7);
         assert_eq!(callgrind_calls(text, "other"), 9);
         assert_eq!(callgrind_calls("calls=5 1\n", "other"), 0);
+    }
+
+    proptest::proptest! {
+        /// Whatever strace or callgrind wrote (a truncated file, another version's
+        /// format), the parsers count what they recognise and never panic.
+        #[test]
+        fn tool_output_arbitrary_text_never_panics(
+            text in "[0-9a-z_ =(),<>.\"\\[\\]{}:+-]{0,400}(\n[0-9a-z_ =(),<>.\"\\[\\]{}:+-]{0,80}){0,20}",
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+        ) {
+            let lossy = String::from_utf8_lossy(&bytes);
+            for text in [text.as_str(), lossy.as_ref()] {
+                let _ = count_trace(text, 8);
+                let _ = callgrind_calls(text, "handle_source_frame");
+                let _ = callgrind_total(text);
+            }
+        }
     }
 
     #[test]
