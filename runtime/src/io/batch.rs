@@ -5,13 +5,14 @@
 //!
 //! mio registers the sockets edge-triggered, which asks a reader to read until the socket
 //! is empty. A batch that comes back short of [`BATCH`] found it empty: the kernel's
-//! `recvmmsg` stops at the first datagram it does not find. (An error also ends a batch
-//! early; these sockets are unconnected and without `IP_RECVERR`, for which the kernel
-//! queues no ICMP error, and a datagram another error left behind is read at the socket's
-//! next arrival, a heartbeat later on a link.) A datagram that arrives after the read raises a new edge —
-//! epoll reports every arrival on a socket, not only the first on an empty one — so the
-//! empty read `recvfrom` needs to learn the same thing is not needed. A full batch may
-//! have left more: the socket stays ready and is read again within the turn's bound.
+//! `recvmmsg` stops at the first datagram it does not find. A datagram that arrives after
+//! the read raises a new edge — epoll reports every arrival on a socket, not only the
+//! first on an empty one — so the empty read `recvfrom` needs to learn the same thing is
+//! not needed. A full batch may have left more: the socket stays ready and is read again
+//! within the turn's bound. (An error also ends a batch early; these sockets are
+//! unconnected and without `IP_RECVERR`, for which the kernel queues no ICMP error, and a
+//! datagram another error left behind is read at the socket's next arrival, a heartbeat
+//! later on a link.)
 
 use std::io;
 use std::net::SocketAddr;
