@@ -838,7 +838,11 @@ impl Runner {
             };
             let now = self.clock.now();
             let decision = self.gateway.offer_output(now, &output);
-            if matches!(decision, Decision::Accepted | Decision::Duplicate) {
+            // A superseded level, like a copy, is a live node's word.
+            if matches!(
+                decision,
+                Decision::Accepted | Decision::Duplicate | Decision::Superseded
+            ) {
                 self.last_output_ms = now.as_nanos() / 1_000_000;
                 if self.silent {
                     self.silent = false;
@@ -1009,6 +1013,7 @@ impl Runner {
                     "conflicts": c.conflicts,
                     "stale": c.stale,
                     "too_old": c.too_old,
+                    "superseded": c.superseded,
                     "invalid": c.invalid,
                     "lapses": c.lapses,
                     "malformed": k.outputs_malformed,
@@ -1037,11 +1042,12 @@ impl Runner {
                 ));
             }
             text.push_str(&format!(
-                " | outputs accepted {} duplicate {} stale {} too_old {} conflict {} invalid {} malformed {} | control {}",
+                " | outputs accepted {} duplicate {} stale {} too_old {} superseded {} conflict {} invalid {} malformed {} | control {}",
                 c.accepted,
                 c.duplicates,
                 c.stale,
                 c.too_old,
+                c.superseded,
                 c.conflicts,
                 c.invalid,
                 self.counters.outputs_malformed + self.counters.output_payload_errors,

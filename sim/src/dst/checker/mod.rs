@@ -142,6 +142,15 @@
 //!     `runner/attack.rs` — is rejected: one of the node's `rejections` counters rises,
 //!     and handling it yields no transition, no output, no epoch change and no alarm
 //!     other than the documented `sync_key_mismatch` and `peer_is_self`.
+//! 14. **Levels** (issue 17, added 2026-11-26; `levels.rs`). Per level key, the sink
+//!     never accepts a value older than one it accepted, refuses one as superseded only
+//!     below a newer accepted one, and ends on the newest level the pair committed (a
+//!     primary it follows), unless every node that ran that frame crashed; a node emits
+//!     each output as the kind its application produced. Levels older than an accepted
+//!     value of their key are excused from invariant 3 ([`Exceptions::level_superseded`]);
+//!     events are not, and invariant 9's "every unsent output of an inherited frame goes
+//!     out in the same event" is for events only (levels are held to the end of the
+//!     takeover's burst and collapsed).
 //!
 //! # Where each check lives
 //!
@@ -149,7 +158,7 @@
 //! classification of content differences), `nothing_lost.rs` (3), `digests.rs` (4),
 //! `convergence.rs` (5), `failover.rs` (6), `switchover.rs` (7), `continuity.rs` (8),
 //! `resends.rs` (9, and what each node held when it took over), `replay.rs` (10),
-//! `joins.rs` (11), `divergence.rs` (12), `attack.rs` (13). The
+//! `joins.rs` (11), `divergence.rs` (12), `attack.rs` (13), `levels.rs` (14). The
 //! shared record they read — tenures, split brains, committed decisions, alarms, what
 //! each application produced, the frames each incarnation ran, steps by epoch — is kept
 //! by `record.rs`. [`Checker::on_emit`], [`Checker::on_transition`],
@@ -165,6 +174,7 @@ mod exactly_once;
 mod failover;
 mod fencing;
 mod joins;
+mod levels;
 mod lineage;
 mod nothing_lost;
 mod record;
@@ -249,6 +259,9 @@ pub enum Invariant {
     /// 13 (issue 21): a datagram the attacker injected that the core must reject was
     /// taken, or changed a role, an epoch or an output.
     Injected,
+    /// 14 (issue 17): a level older than its key's newest at the sink, a final value not
+    /// the newest committed, or an output emitted as another kind than produced.
+    Levels,
 }
 
 impl Invariant {
@@ -268,6 +281,7 @@ impl Invariant {
             Invariant::JoinTime => 11,
             Invariant::DivergenceDetected => 12,
             Invariant::Injected => 13,
+            Invariant::Levels => 14,
         }
     }
 
@@ -281,6 +295,7 @@ impl Invariant {
                     | Invariant::ReplayFaithful
                     | Invariant::DivergenceDetected
                     | Invariant::Injected
+                    | Invariant::Levels
             )
     }
 }
@@ -334,6 +349,9 @@ pub struct Exceptions {
     /// (invariant 10 compares only inputs after it). Each with `Alarm::CommitLost` for it
     /// (since 2026-11-26; one without is a violation of invariant 10).
     pub replay_gap: u64,
+    /// Committed level outputs that never reached the sink because a newer value of
+    /// their key did (collapsed at a takeover, or refused as superseded): invariant 14's.
+    pub level_superseded: u64,
 }
 
 /// What an epoch's leader did, for the classification of content differences.
@@ -562,6 +580,13 @@ pub struct Checker {
     /// `(frame, node, index)` → hash of the output the node's application produced.
     produced: BTreeMap<(u64, usize, u8), u64>,
 
+    // Invariant 14.
+    /// `(frame, index)` → key, of every level an application produced (at most
+    /// [`PRODUCED_MAX`]).
+    level_keys: BTreeMap<(u64, u8), u16>,
+    /// By key: the newest level the sink accepted.
+    sink_levels: BTreeMap<u16, (u64, u8)>,
+
     // Invariant 6.
     pending: Vec<PendingFailover>,
     no_takeover: Vec<NoTakeover>,
@@ -727,6 +752,7 @@ impl Checker {
         self.check_sink_fence(at, output, verdict);
         self.check_sink_once(at, node, output, verdict);
         self.check_sink_duplicate(at, output, verdict);
+        self.check_sink_levels(at, node, output, verdict);
         self.record_emission(at, output.epoch);
         let hash = self.check_emit_produced(at, node, output);
         self.check_emit_copies(at, node, output, hash);

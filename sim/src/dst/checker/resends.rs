@@ -119,6 +119,11 @@ impl Checker {
     /// sent: each must be emitted in the same event (checked in [`Checker::on_event_end`]).
     pub(super) fn owe_unsent(&mut self, node: usize, frame: u64, outputs: u8, sent_mask: u32) {
         for index in 0..outputs.min(OUTPUTS_PER_FRAME_MAX as u8) {
+            // A level may wait for the end of the takeover's burst, or be superseded
+            // there: invariant 14 judges it.
+            if self.level_key((frame, index)).is_some() {
+                continue;
+            }
             if index >= 32 || sent_mask & (1 << index) == 0 {
                 self.events[node].owed.push((frame, index));
             }
