@@ -146,7 +146,9 @@
 //!     never accepts a value older than one it accepted, refuses one as superseded only
 //!     below a newer accepted one, and ends on the newest level the pair committed (a
 //!     primary it follows), unless every node that ran that frame crashed; a node emits
-//!     each output as the kind its application produced. Levels older than an accepted
+//!     each output as the kind its application produced; and when a primary the sink
+//!     follows commits a frame past its takeover's burst, the sink holds, per key, a value
+//!     at least as new as every level that primary committed for an earlier frame. Levels older than an accepted
 //!     value of their key are excused from invariant 3 ([`Exceptions::level_superseded`]);
 //!     events are not, and invariant 9's "every unsent output of an inherited frame goes
 //!     out in the same event" is for events only (levels are held to the end of the
@@ -586,6 +588,20 @@ pub struct Checker {
     level_keys: BTreeMap<(u64, u8), u16>,
     /// By key: the newest level the sink accepted.
     sink_levels: BTreeMap<u16, (u64, u8)>,
+    /// By node: the highest frame it had received when it last became primary.
+    ring_highest: [u64; 2],
+    /// By node, primary after a takeover: the last frame of its takeover's burst (its
+    /// levels may wait until the burst is run; 0: none).
+    burst_end: [u64; 2],
+    /// By node, a primary: per key, the newest level it committed that the sink has not
+    /// been seen to hold yet (checked at its next commit after the burst).
+    levels_pending: [BTreeMap<u16, (u64, u8)>; 2],
+    /// By node: since its last commit the sink did not follow it for an output (stale,
+    /// too old, a conflict: another history's).
+    levels_unfollowed: [bool; 2],
+    /// By node: the sink did not follow it for an output of the frames whose levels are
+    /// pending: they are not judged.
+    levels_pending_unjudged: [bool; 2],
 
     // Invariant 6.
     pending: Vec<PendingFailover>,
@@ -728,6 +744,7 @@ impl Checker {
         self.track_takeover(node, t);
         self.watch_joins(at, node, t);
         self.watch_divergence(at, node, t);
+        self.track_levels_burst(node, t);
         if t.role != Role::Primary {
             self.end_tenure(node);
             if t.role == Role::Backup {
@@ -771,6 +788,7 @@ impl Checker {
 
     /// A commit node `node` put on the wire as primary of `epoch`.
     pub fn on_commit(&mut self, at: Nanos, node: usize, epoch: u64, commit: &Commit) {
+        self.check_levels_delivered(at, node, epoch, commit);
         self.record_decision(at, epoch, commit);
         self.require_outputs(node, epoch, commit);
         self.check_replay(at, node, commit);

@@ -25,6 +25,7 @@ impl Checker {
     /// slot went to a newer frame — or may have: a conservative bound, so that nothing the
     /// node no longer holds is expected of it). Called before a transition to primary.
     pub fn on_ring(&mut self, node: usize, capacity: u64, highest: u64) {
+        self.ring_highest[node] = highest;
         let held = &mut self.held[node];
         let newest = held.last_key_value().map_or(0, |(&f, _)| f).max(highest);
         let gone_to = newest.saturating_sub(capacity);

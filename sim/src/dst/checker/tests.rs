@@ -926,3 +926,23 @@ fn checker_level_refused_without_a_newer_or_emitted_as_an_event_is_a_violation()
     let c = h.finish();
     assert_eq!(broken(&c), vec![Invariant::Levels, Invariant::Levels]);
 }
+
+/// A primary that commits a level and never sends it, while later frames' outputs go out:
+/// the plant misses that value until the key's next one (a takeover that collapsed its
+/// burst's levels and never emitted the newest). Before the delivery rule of invariant 14
+/// the next value of the key excused it as superseded and nothing was seen.
+#[test]
+fn checker_level_committed_and_not_sent_by_the_next_commit_is_a_violation() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run_level(0, E1, 1, 7, false);
+    h.run_level(0, E1, 2, 8, true);
+    h.run_level(0, E1, 3, 7, true);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![Invariant::Levels], "{:?}", c.violations());
+    assert!(
+        c.violations()[0].detail.contains("committed frame 2"),
+        "{:?}",
+        c.violations()
+    );
+}
