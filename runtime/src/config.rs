@@ -7,8 +7,13 @@
 use core::time::Duration;
 use serde::{Deserialize, Serialize};
 
-/// The most sync links a node may have.
+/// The most sync links a node may have to one peer.
 pub const LINKS_MAX: usize = 4;
+/// The most peers a node may have: a group of four nodes (issue 16). A pair has one.
+pub const GROUP_PEERS_MAX: usize = 3;
+/// The most sync links a node may have over all its peers: the bound of the core's global
+/// link index (`0..LINKS_TOTAL_MAX`), by which every per-link array is sized.
+pub const LINKS_TOTAL_MAX: usize = LINKS_MAX * GROUP_PEERS_MAX;
 /// The largest state-transfer chunk, in bytes.
 pub const CHUNK_BYTES_MAX: usize = 1024;
 

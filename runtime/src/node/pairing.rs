@@ -96,9 +96,11 @@ impl<A: App> Node<A> {
         }
     }
 
-    /// Every valid message from the peer: a heartbeat's fingerprint decides whether this
-    /// node pairs with it. Returns false when the message must be dropped (refused peer).
-    pub(super) fn pairing_check(&mut self, envelope: &Envelope) -> bool {
+    /// Every valid message from the peer on `link`: a heartbeat's fingerprint decides
+    /// whether this node pairs with it. Returns false when the message must be dropped
+    /// (refused peer).
+    pub(super) fn pairing_check(&mut self, link: u8, envelope: &Envelope) -> bool {
+        let slot = self.link_peer(link);
         let header = &envelope.header;
         if !self.epoch_in_range(header.epoch) {
             return false;
@@ -113,16 +115,16 @@ impl<A: App> Node<A> {
         {
             tiebreak = Some((*priority, *nonce));
             match self.mismatch_with(fingerprint) {
-                Some(mismatch) => self.refuse(mismatch),
+                Some(mismatch) => self.refuse(slot, mismatch),
                 // Matching again (the peer was restarted with the right settings): pair.
-                None => self.refusal = None,
+                None => self.peers[slot].refusal = None,
             }
         }
-        if self.refusal.is_none() {
+        if self.peers[slot].refusal.is_none() {
             return true;
         }
         self.rejections.refused_peer += 1;
-        self.refused_heard(header, tiebreak);
+        self.refused_heard(slot, header, tiebreak);
         false
     }
 
@@ -133,6 +135,7 @@ impl<A: App> Node<A> {
         if !self.epoch_in_range(header.epoch) {
             return;
         }
+        let slot = self.link_peer(link);
         // With a key, a message of this node's own session is its own (it authenticated,
         // and another node with this id would have its own session): a looped link, or
         // someone on the link sending it back. Taken for a second node with this id, an
@@ -158,26 +161,29 @@ impl<A: App> Node<A> {
                     // It learns of this node at once (see `on_heartbeat`).
                     self.heartbeat_due[usize::from(link)] = self.now;
                 }
-                self.refuse(Mismatch::SameNodeId);
-                self.refused_heard(header, Some((priority, nonce)));
+                self.refuse(slot, Mismatch::SameNodeId);
+                self.refused_heard(slot, header, Some((priority, nonce)));
             }
             // A primary with this node's id that is not this node.
-            _ if self.refusal.is_some_and(|r| r.mismatch == Mismatch::SameNodeId)
+            _ if self.peers[slot]
+                .refusal
+                .is_some_and(|r| r.mismatch == Mismatch::SameNodeId)
                 || (header.role == WireRole::Primary && self.role != Role::Primary) =>
             {
-                self.refuse(Mismatch::SameNodeId);
-                self.refused_heard(header, None);
+                self.refuse(slot, Mismatch::SameNodeId);
+                self.refused_heard(slot, header, None);
             }
             // Before its first heartbeat tells which: at least never start its epoch.
             _ => self.note_refused_epoch(Epoch(header.epoch)),
         }
     }
 
-    fn refuse(&mut self, mismatch: Mismatch) {
-        if self.refusal.is_some_and(|r| r.mismatch == mismatch) {
+    /// Refuses the peer of `slot` for `mismatch`.
+    fn refuse(&mut self, slot: usize, mismatch: Mismatch) {
+        if self.peers[slot].refusal.is_some_and(|r| r.mismatch == mismatch) {
             return;
         }
-        self.refusal = Some(Refusal {
+        self.peers[slot].refusal = Some(Refusal {
             mismatch,
             heard_at: self.now,
             role: WireRole::Starting,
@@ -185,7 +191,7 @@ impl<A: App> Node<A> {
             nonce: 0,
         });
         // What this node knew of the peer was about a node it does not pair with.
-        self.peer = None;
+        self.peers[slot].status = None;
         self.alarm(Alarm::PairingRefused { mismatch });
     }
 
@@ -198,9 +204,11 @@ impl<A: App> Node<A> {
     /// A message from the refused peer: this node stops following it, and of two
     /// primaries the one with the lower epoch (or, in one epoch, the lower nonce: two
     /// nodes with the same id) steps aside.
-    fn refused_heard(&mut self, header: &Header, tiebreak: Option<(u8, u64)>) {
+    fn refused_heard(&mut self, slot: usize, header: &Header, tiebreak: Option<(u8, u64)>) {
         let now = self.now;
-        let Some(refusal) = &mut self.refusal else { return };
+        let Some(refusal) = &mut self.peers[slot].refusal else {
+            return;
+        };
         refusal.heard_at = now;
         refusal.role = header.role;
         if let Some((priority, nonce)) = tiebreak {
@@ -210,6 +218,8 @@ impl<A: App> Node<A> {
         let their_nonce = refusal.nonce;
         let theirs = Epoch(header.epoch);
         self.note_refused_epoch(theirs);
+        // groups: a backup steps aside for a refused peer whoever leads; in a group only
+        // a refused primary (or candidate) should make it.
         match self.role {
             Role::Backup => self.step_aside(),
             Role::Primary
@@ -235,9 +245,21 @@ impl<A: App> Node<A> {
     }
 
     /// At a starting node's deadline: true while a refused peer that leads (or would win
-    /// the start-up tiebreak) is heard, so that this node does not lead next to it.
+    /// the start-up tiebreak) is heard, so that this node does not lead next to it. Work:
+    /// one look per peer slot in use.
     pub(super) fn refusal_holds(&mut self) -> bool {
-        let Some(refusal) = self.refusal else { return false };
+        for slot in 0..usize::from(self.peer_count) {
+            if self.slot_refusal_holds(slot) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn slot_refusal_holds(&mut self, slot: usize) -> bool {
+        let Some(refusal) = self.peers[slot].refusal else {
+            return false;
+        };
         if self.now.saturating_since(refusal.heard_at) >= self.config.detection_window() {
             return false;
         }
@@ -258,7 +280,7 @@ impl<A: App> Node<A> {
     /// same (framing, checksum and body valid), the peer at the configured address has no
     /// key or another key. Work: one more decode of at most one datagram.
     pub(super) fn pairing_unauthenticated(&mut self, link: u8, bytes: &[u8]) {
-        if link >= self.config.links {
+        if link >= self.links_total() {
             return;
         }
         let Ok(envelope) = wire::decode(bytes, None) else {

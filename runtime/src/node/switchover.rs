@@ -66,7 +66,9 @@ impl<A: App> Node<A> {
         match self.role {
             Role::Starting => CommandReply::Refused(RefuseReason::NotReady),
             Role::Backup => {
-                let primary = self.peer_alive() && self.peer.is_some_and(|p| p.role == WireRole::Primary);
+                // groups: the primary among the peers (whichever slot leads).
+                let primary =
+                    self.the_peer_alive() && self.the_peer().status.is_some_and(|p| p.role == WireRole::Primary);
                 if !primary {
                     return CommandReply::Refused(RefuseReason::NoPrimary);
                 }
@@ -87,7 +89,11 @@ impl<A: App> Node<A> {
         if self.switchover != Switchover::Idle {
             return CommandReply::Refused(RefuseReason::InProgress);
         }
-        let backup = self.peer.filter(|p| self.peer_alive() && p.role == WireRole::Backup);
+        // groups: the target backup (`switchover --to`, else the successor by weight).
+        let backup = self
+            .the_peer()
+            .status
+            .filter(|p| self.the_peer_alive() && p.role == WireRole::Backup);
         match backup.map(|p| p.sync) {
             None => return CommandReply::Refused(RefuseReason::NoHealthyBackup),
             Some(WireSync::Joining) => return CommandReply::Refused(RefuseReason::BackupJoining),
@@ -258,7 +264,7 @@ impl<A: App> Node<A> {
         // Say so at once: the new primary counts a following backup (and accepts the next
         // switchover) only when it hears this node as one, and with no frames flowing
         // nothing else would go before the next heartbeat.
-        for link in 0..self.config.links {
+        for link in 0..self.links_total() {
             self.send_heartbeat(link);
         }
     }
@@ -301,7 +307,8 @@ impl<A: App> Node<A> {
                 }
                 // A backup silent for the detection window is not going to lead: do not
                 // hold the plant's frames until the deadline.
-                if now >= deadline || !self.peer_alive() {
+                // groups: the silence of the backup this switchover released to.
+                if now >= deadline || !self.the_peer_alive() {
                     self.switchover = Switchover::Idle;
                     if self.epochs.max_seen() > self.epochs.current() {
                         // A successor led above us (its messages were held back in
@@ -394,10 +401,13 @@ impl<A: App> Node<A> {
     fn input_handover_allowed(&self) -> bool {
         let silence = self.config.input_silence();
         self.now.saturating_since(self.primary_since) >= self.config.input_handover_hold()
-            && self.peer_in_sync()
+            // groups: hand over to an in-sync backup whose input is alive (the successor by
+            // weight among those).
+            && self.the_peer_in_sync()
             && self
-                .peer_input_heard_at
+                .the_peer()
+                .input_heard_at
                 .is_some_and(|t| self.now.saturating_since(t) < silence)
-            && self.peer_input_frame > self.frame_last_run
+            && self.the_peer().input_frame > self.frame_last_run
     }
 }

@@ -1348,9 +1348,9 @@ fn backup_heartbeat_age_from_peer_saturates() {
     let node = p.nodes[0].as_mut().unwrap();
     node.now = now;
     // An age beyond the clock: long ago, no overflow.
-    node.on_peer_input(7, u64::MAX - 1);
+    node.on_peer_input(0, 7, u64::MAX - 1);
     assert_eq!(node.status().input.peer_heard_at, Some(Instant::ZERO));
-    node.on_peer_input(7, u64::MAX);
+    node.on_peer_input(0, 7, u64::MAX);
     assert_eq!(node.status().input.peer_heard_at, None);
 }
 
@@ -2774,7 +2774,7 @@ fn backup_primary_silent_switchover_refused_no_primary() {
     let window = ms(p.configs[0].detection_window_ms);
     p.freeze(0, window * 10);
     let until = p.now + window * 2;
-    assert!(p.run_until(until, |p| !p.node(1).peer_alive()));
+    assert!(p.run_until(until, |p| !p.node(1).the_peer_alive()));
     assert_eq!(p.node(1).role(), Role::Backup, "still in the probe");
     assert_eq!(
         p.command(1, Command::Switchover),
