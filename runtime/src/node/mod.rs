@@ -830,7 +830,7 @@ impl<A: App> Node<A> {
             source_heard_at: None,
             source_restarts: 0,
             source_announce_until: 0,
-            fingerprint: pairing::fingerprint(&app.identity(), false),
+            fingerprint: pairing::fingerprint(&app.identity(), false, config.group_digest()),
             key_alarm_at: [None; 2],
             self_alarm_raised: false,
             origin: Epoch(0),

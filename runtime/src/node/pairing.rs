@@ -38,6 +38,10 @@ pub enum Mismatch {
     Settings,
     /// The peer authenticates the sync link with a key and this node has none.
     KeyOnPeerOnly,
+    /// This node is in a group and the peer's settings digest differs: its group's
+    /// members (ids, weights, witness flags) or its program settings differ (the
+    /// fingerprint folds both into one digest, so that a pair's stays as it was).
+    GroupOrSettings,
 }
 
 impl Mismatch {
@@ -52,6 +56,9 @@ impl Mismatch {
             }
             Mismatch::KeyOnPeerOnly => {
                 "the peer authenticates the sync link and this node has no sync key: configure the same sync key file on both nodes"
+            }
+            Mismatch::GroupOrSettings => {
+                "the peer's group ([[peers]] ids, weights, witness; runtime.weight) or its application settings ([app]) differ from this node's: configure the same group and [app] section on every node"
             }
         }
     }
@@ -68,12 +75,24 @@ pub(super) struct Refusal {
     nonce: u64,
 }
 
-/// The fingerprint a node with `identity` announces.
-pub(super) fn fingerprint(identity: &AppIdentity, keyed: bool) -> Fingerprint {
+/// The fingerprint a node with `identity` announces; `group` is its group's membership
+/// digest (`Config::group_digest`, 0 for a pair). A group's digest is folded into the
+/// settings digest, so that a pair's fingerprint, and every byte of its heartbeats, stays
+/// as it was (issue 16; a group's heartbeat may carry it apart once the wire changes for
+/// votes).
+pub(super) fn fingerprint(identity: &AppIdentity, keyed: bool, group: u64) -> Fingerprint {
+    let settings = if group == 0 {
+        identity.settings_digest
+    } else {
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&identity.settings_digest.to_le_bytes());
+        bytes[8..].copy_from_slice(&group.to_le_bytes());
+        fnv64(&bytes)
+    };
     Fingerprint {
         program: fnv64(identity.name.as_bytes()),
         version: identity.version,
-        settings: identity.settings_digest,
+        settings,
         keyed,
     }
 }
@@ -85,6 +104,8 @@ impl<A: App> Node<A> {
             Some(Mismatch::Program)
         } else if theirs.version != mine.version {
             Some(Mismatch::Version)
+        } else if theirs.settings != mine.settings && !self.config.peers.is_empty() {
+            Some(Mismatch::GroupOrSettings)
         } else if theirs.settings != mine.settings {
             Some(Mismatch::Settings)
         } else if theirs.keyed != mine.keyed {

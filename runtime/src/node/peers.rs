@@ -19,7 +19,7 @@
 use super::pairing::Refusal;
 use super::{Node, PeerStatus};
 use crate::app::App;
-use crate::config::{Config, GROUP_PEERS_MAX, LINKS_TOTAL_MAX};
+use crate::config::{Config, GROUP_PEERS_MAX, LINKS_MAX, LINKS_TOTAL_MAX};
 use crate::time::Instant;
 use crate::wire::{WireRole, WireSync};
 
@@ -55,14 +55,32 @@ impl PeerSlot {
 }
 
 /// The slots a configuration describes, and the slot of each global link index: a pair is
-/// one slot owning links `0..links`. Every link index at or above the total maps to slot 0
-/// but is never used (`handle_message` drops a message on it as misaddressed).
+/// one slot owning links `0..links`; a group's `[[peers]]` take slots in their order, each
+/// owning the next run of its `links`. Every link index at or above the total maps to
+/// slot 0 but is never used (`handle_message` drops a message on it as misaddressed).
 pub(super) fn slots_for(config: &Config) -> ([PeerSlot; GROUP_PEERS_MAX], [u8; LINKS_TOTAL_MAX], u8) {
     let mut peers = [PeerSlot::default(); GROUP_PEERS_MAX];
-    peers[THE_PEER].link_count = config.links;
-    // Validated: 1..=LINKS_MAX, so within LINKS_TOTAL_MAX.
-    let link_peer = [THE_PEER as u8; LINKS_TOTAL_MAX];
-    (peers, link_peer, 1)
+    let mut link_peer = [THE_PEER as u8; LINKS_TOTAL_MAX];
+    if config.peers.is_empty() {
+        // Validated: 1..=LINKS_MAX, so within LINKS_TOTAL_MAX.
+        peers[THE_PEER].link_count = config.links;
+        return (peers, link_peer, 1);
+    }
+    // Validated: at most GROUP_PEERS_MAX peers of 1..=LINKS_MAX links each; the bounds
+    // below hold whatever a caller passes.
+    let mut first = 0u8;
+    let mut count = 0u8;
+    for (slot, (peer, state)) in config.peers.iter().zip(peers.iter_mut()).enumerate() {
+        let links = peer.links.min(LINKS_MAX as u8);
+        state.link_first = first;
+        state.link_count = links;
+        for l in first..first + links {
+            link_peer[usize::from(l)] = slot as u8;
+        }
+        first += links;
+        count += 1;
+    }
+    (peers, link_peer, count)
 }
 
 impl<A: App> Node<A> {
@@ -125,8 +143,7 @@ impl<A: App> Node<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::LINKS_MAX;
-    use crate::node::{LinkStatus, Role, SyncState, ACTIONS_PER_FRAME_MAX};
+    use crate::node::{Alarm, LinkStatus, Mismatch, Role, SyncState, ACTIONS_PER_FRAME_MAX};
     use crate::testing::Pair;
     use core::time::Duration;
 
@@ -187,6 +204,98 @@ mod tests {
             assert!(node.the_peer_alive() && node.peers[1..].iter().all(|s| s.status.is_none()));
         }
         assert!(!p.node(1).the_peer_in_sync() && p.node(0).the_peer_in_sync());
+    }
+
+    /// A group's peers take slots in order, each owning the next run of links, and every
+    /// link maps back to its slot; links beyond a peer's bound are not taken.
+    #[test]
+    fn group_config_slots_own_consecutive_links() {
+        let peer = |id, links| crate::config::GroupPeer {
+            id,
+            weight: 1,
+            witness: false,
+            links,
+        };
+        let config = Config {
+            peers: std::vec![peer(2, 2), peer(3, 1), peer(4, 200)],
+            ..Config::fast()
+        };
+        let (peers, link_peer, count) = slots_for(&config);
+        assert_eq!(count, 3);
+        assert_eq!(peers.map(|s| s.links()), [0..2, 2..3, 3..7]);
+        assert_eq!(link_peer[..7], [0, 0, 1, 2, 2, 2, 2]);
+    }
+
+    /// Makes node `i` of a running pair a member of a group, as far as its fingerprint
+    /// goes: itself (weight 1) and `peers` (a group config cannot start yet).
+    fn join_group(p: &mut Pair, i: usize, peers: &[(u8, u8, bool)]) {
+        let identity = p.identities[i];
+        let node = p.nodes[i].as_mut().unwrap();
+        node.config.peers = peers
+            .iter()
+            .map(|&(id, weight, witness)| crate::config::GroupPeer {
+                id,
+                weight,
+                witness,
+                links: 1,
+            })
+            .collect();
+        node.fingerprint = super::super::pairing::fingerprint(&identity, false, node.config.group_digest());
+    }
+
+    fn refusals(p: &Pair) -> std::vec::Vec<(usize, Mismatch)> {
+        p.alarms
+            .iter()
+            .filter_map(|(i, a)| match a {
+                Alarm::PairingRefused { mismatch } => Some((*i, *mismatch)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A pair's fingerprint is what it was before groups (its heartbeats unchanged); a
+    /// group's folds in its members.
+    #[test]
+    fn pair_fingerprint_unchanged_group_folds_its_members() {
+        let identity = crate::app::AppIdentity {
+            settings_digest: 0x1234,
+            ..Default::default()
+        };
+        let pair = super::super::pairing::fingerprint(&identity, true, 0);
+        assert_eq!(pair.settings, 0x1234);
+        let a = super::super::pairing::fingerprint(&identity, true, 7);
+        let b = super::super::pairing::fingerprint(&identity, true, 8);
+        assert!(a.settings != pair.settings && a.settings != b.settings);
+        assert_eq!(
+            (a.program, a.version, a.keyed),
+            (pair.program, pair.version, pair.keyed)
+        );
+    }
+
+    /// Two nodes whose member lists differ refuse each other, naming the group; the same
+    /// members seen from each side pair on.
+    #[test]
+    fn paired_group_members_differ_refused_same_members_pair() {
+        let mut p = running_pair(2);
+        // Node 1 and node 2 with a witness 3, each from its own view: the same group.
+        join_group(&mut p, 0, &[(2, 1, false), (3, 0, true)]);
+        join_group(&mut p, 1, &[(1, 1, false), (3, 0, true)]);
+        // Heartbeats on the way still carry the pair's fingerprint: refused, then taken
+        // again at the next one.
+        p.run_for(Duration::from_millis(1));
+        p.alarms.clear();
+        p.run_for(Duration::from_millis(100));
+        assert_eq!(refusals(&p), []);
+        assert_eq!(p.node(0).status().sync, SyncState::Paired);
+        assert_eq!(p.node(1).status().sync, SyncState::InSync);
+        assert!(p.nodes.iter().flatten().all(|n| n.peers[THE_PEER].refusal.is_none()));
+        // Node 2 thinks the witness is node 4.
+        join_group(&mut p, 1, &[(1, 1, false), (4, 0, true)]);
+        p.run_for(Duration::from_millis(100));
+        let found = refusals(&p);
+        for i in [0, 1] {
+            assert!(found.contains(&(i, Mismatch::GroupOrSettings)), "node {i}: {found:?}");
+        }
     }
 
     /// The per-link arrays are sized for a group, but a message on a link index beyond the
