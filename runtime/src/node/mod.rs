@@ -230,7 +230,8 @@ pub enum Alarm {
     },
     /// 64 frames in a row from the I/O source were older than the last run and none was
     /// accepted: the source restarted its numbering without a new session, or another
-    /// source sends. Raised once until a frame is accepted.
+    /// source sends. Raised once until a frame is accepted. A backup does not count its
+    /// late copies of frames it ran (at most `max_lag_frames` older than its last run).
     FramesStale {
         /// The last frame run (the stale frames are older).
         frame: u64,
@@ -880,6 +881,13 @@ impl<A: App> Node<A> {
         };
         if number == 0 || number <= self.frame_last_run {
             self.rejections.stale_frame += 1;
+            if self.role == Role::Backup && self.frame_last_run - number <= self.config.max_lag_frames {
+                // The backup's own late copy of a frame it already ran with the primary's
+                // copy (it fetches what it lacks): its input lagging the commits on a busy
+                // host, within the lag it tolerates, is no sign of a restarted source
+                // (the primary, ahead of it, sees a restart first).
+                return;
+            }
             self.frames_stale_run += 1;
             if self.frames_stale_run == STALE_STORM_FRAMES {
                 // The last run, not the stale frame: a frame of the session left has

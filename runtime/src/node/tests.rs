@@ -3923,3 +3923,43 @@ fn paired_state_digest_exactly_every_interval_frames() {
     }
     assert!(checked >= 8, "{checked} commits seen");
 }
+
+#[test]
+fn backup_late_copies_of_frames_it_ran_counted_stale_no_storm_alarm() {
+    let mut p = running_pair(Config::default());
+    p.run_for(ms(100));
+    let backup = 1;
+    assert_eq!(p.node(backup).role(), Role::Backup);
+    let stale = p.node(backup).status().rejections.stale_frame;
+    let ran = p.node(backup).frame();
+    // Its own input lagging the commits on a busy host: copies of frames it already ran
+    // with the primary's copy arrive, far more than a storm's 64 in a row.
+    let now = p.now;
+    for k in 0..200u64 {
+        let number = ran - (k % 50);
+        if let Some(node) = &mut p.nodes[backup] {
+            node.handle_frame(now, number, &crate::testing::TestApp::payload_for(number));
+        }
+    }
+    p.drain(backup);
+    assert_eq!(p.node(backup).status().rejections.stale_frame, stale + 200);
+    assert!(
+        !p.alarms
+            .iter()
+            .any(|(n, a)| *n == backup && matches!(a, Alarm::FramesStale { .. })),
+        "{:?}",
+        p.alarms
+    );
+    // Frames older than the lag it tolerates are a storm again (a source that restarted).
+    let far = ran - p.configs[backup].max_lag_frames - 1;
+    for _ in 0..64 {
+        if let Some(node) = &mut p.nodes[backup] {
+            node.handle_frame(now, far, &crate::testing::TestApp::payload_for(far));
+        }
+    }
+    p.drain(backup);
+    assert!(p
+        .alarms
+        .iter()
+        .any(|(n, a)| *n == backup && matches!(a, Alarm::FramesStale { .. })));
+}
