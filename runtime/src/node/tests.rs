@@ -3963,3 +3963,42 @@ fn backup_late_copies_of_frames_it_ran_counted_stale_no_storm_alarm() {
         .iter()
         .any(|(n, a)| *n == backup && matches!(a, Alarm::FramesStale { .. })));
 }
+
+/// Seed 9849's case (docs/DST.md): the backup agreed, froze, and read the release from its
+/// socket buffer after its primary had given the switchover up and run on.
+#[test]
+fn agreed_backup_frozen_past_the_window_release_read_late_switchover_abandoned() {
+    let mut p = fast_pair_running(0);
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    let agreed = p.run_until(p.now + ms(50), |p| {
+        p.node(1).status().switchover.is_some_and(|s| s.starts_with("agreed"))
+    });
+    assert!(agreed);
+    let window = ms(p.configs[0].detection_window_ms);
+    p.freeze(1, window * 3);
+    let aborted = p.run_until(p.now + window * 2, |p| {
+        reasons(p, 0).contains(&Reason::SwitchoverAborted)
+    });
+    assert!(
+        aborted,
+        "the primary gives the released switchover up: {:?}",
+        reasons(&p, 0)
+    );
+    let ran_on = p.node(0).frame();
+    // The backup thaws and reads the release its primary sent while it was frozen.
+    p.run_for(window * 3);
+    assert!(p.notices.contains(&(1, Notice::SwitchoverAbandoned)), "{:?}", p.notices);
+    assert!(
+        !reasons(&p, 1).contains(&Reason::SwitchoverCompleted),
+        "{:?} {:?} {:?}",
+        reasons(&p, 1),
+        reasons(&p, 0),
+        p.notices
+    );
+    assert!(!reasons(&p, 0).contains(&Reason::FencedByEpoch), "{:?}", reasons(&p, 0));
+    assert_eq!(p.node(0).role(), Role::Primary);
+    assert_eq!(p.node(1).role(), Role::Backup);
+    assert!(p.node(0).frame() > ran_on);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(500)));
+    assert!(p.digest_disagreements().0.is_empty());
+}
