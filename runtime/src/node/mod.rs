@@ -238,7 +238,8 @@ pub enum Alarm {
     },
     /// 64 frames in a row from the I/O source were older than the last run and none was
     /// accepted: the source restarted its numbering without a new session, or another
-    /// source sends. Raised once until a frame is accepted.
+    /// source sends. Raised once until a frame is accepted. A backup does not count its
+    /// late copies of frames it ran (at most `max_lag_frames` older than its last run).
     FramesStale {
         /// The last frame run (the stale frames are older).
         frame: u64,
@@ -333,6 +334,12 @@ pub enum Notice {
     },
     /// The primary refused a switchover that the backup forwarded.
     SwitchoverRefused,
+    /// This backup had agreed to a switchover (or was taking over at the release) and then
+    /// ran nothing for about a detection window (frozen, stopped, starved): its primary
+    /// may have given the switchover up meanwhile and run on, so a release read now may
+    /// be stale; the agreement is dropped. The primary aborts the switchover at its
+    /// deadline if it had not already.
+    SwitchoverAbandoned,
     /// The I/O source started a new session (it numbers from the beginning again): its
     /// frame `source_first` is the pair's frame `pair_first` (decided here as primary, or
     /// heard from the primary).
@@ -872,7 +879,7 @@ impl<A: App> Node<A> {
     /// source that started numbering again: the primary maps it to frames after those in
     /// hand, and the backup follows (see `node/source.rs`).
     pub fn handle_source_frame(&mut self, now: Instant, session: u16, number: u64, payload: &[u8]) {
-        self.now = now;
+        self.wake(now);
         if number == 0 || payload.len() > crate::app::FRAME_PAYLOAD_MAX {
             self.rejections.stale_frame += 1;
             return;
@@ -882,6 +889,13 @@ impl<A: App> Node<A> {
         };
         if number == 0 || number <= self.frame_last_run {
             self.rejections.stale_frame += 1;
+            if self.role == Role::Backup && self.frame_last_run - number <= self.config.max_lag_frames {
+                // The backup's own late copy of a frame it already ran with the primary's
+                // copy (it fetches what it lacks): its input lagging the commits on a busy
+                // host, within the lag it tolerates, is no sign of a restarted source
+                // (the primary, ahead of it, sees a restart first).
+                return;
+            }
             self.frames_stale_run += 1;
             if self.frames_stale_run == STALE_STORM_FRAMES {
                 // The last run, not the stale frame: a frame of the session left has
@@ -914,7 +928,7 @@ impl<A: App> Node<A> {
 
     /// A datagram from sync link `link`. Invalid datagrams are dropped and counted.
     pub fn handle_message(&mut self, now: Instant, link: u8, bytes: &[u8]) {
-        self.now = now;
+        self.wake(now);
         let envelope = match wire::decode(bytes, self.auth.as_ref()) {
             Ok(envelope) => envelope,
             Err(error) => {
@@ -967,7 +981,7 @@ impl<A: App> Node<A> {
 
     /// An operator command.
     pub fn handle_command(&mut self, now: Instant, command: Command) -> CommandReply {
-        self.now = now;
+        self.wake(now);
         let reply = match command {
             Command::Switchover => self.switchover_command(),
             Command::ForcePrimary => self.force_primary_command(),
@@ -979,7 +993,7 @@ impl<A: App> Node<A> {
 
     /// Time has reached (or passed) the deadline from [`Node::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.now = now;
+        self.wake(now);
         self.election_timeout();
         self.detector_timeout();
         self.retry_timeout();
@@ -1103,6 +1117,29 @@ impl<A: App> Node<A> {
             frame: self.frame_last_run,
             origin: self.origin.0,
         }
+    }
+
+    /// Sets the clock at the start of an event. A gap since the previous event that long
+    /// means this node ran nothing meanwhile (frozen, stopped, starved: while paired its
+    /// timers wake it at least every heartbeat interval), so it sent nothing either, and
+    /// its peer may have judged it dead: a switchover it agreed to is given up
+    /// (`switchover_after_stall`).
+    fn wake(&mut self, now: Instant) {
+        let gap = now.saturating_since(self.now);
+        self.now = now;
+        if gap >= self.stall_limit() {
+            self.switchover_after_stall();
+        }
+    }
+
+    /// The gap between two events of this node after which its peer may have found it
+    /// silent for a detection window: the window, less the longest a link goes without a
+    /// message while the node runs (its last message may predate its last event by that).
+    fn stall_limit(&self) -> core::time::Duration {
+        self.config
+            .detection_window()
+            .saturating_sub(self.config.heartbeat_gap_max())
+            .max(self.config.heartbeat_interval())
     }
 
     fn push(&mut self, action: Action) {

@@ -31,6 +31,10 @@ pub(super) enum Switchover {
     Agreeing { id: u32, agreed: bool, deadline: Instant },
     /// Backup: released at `frame`; takes over once it has run it.
     Taking { id: u32, frame: u64, deadline: Instant },
+    /// Backup: gave switchover `id` up after a stall (`switchover_after_stall`); its
+    /// request and release, still in the socket buffer or repeated, are ignored until the
+    /// deadline.
+    Abandoned { id: u32, deadline: Instant },
 }
 
 impl Switchover {
@@ -44,7 +48,9 @@ impl Switchover {
             Switchover::Requesting { deadline, retry_at, .. } | Switchover::Released { deadline, retry_at, .. } => {
                 Some(deadline.min(retry_at))
             }
-            Switchover::Agreeing { deadline, .. } | Switchover::Taking { deadline, .. } => Some(deadline),
+            Switchover::Agreeing { deadline, .. }
+            | Switchover::Taking { deadline, .. }
+            | Switchover::Abandoned { deadline, .. } => Some(deadline),
         }
     }
 
@@ -57,6 +63,9 @@ impl Switchover {
             Switchover::Agreeing { agreed: true, .. } => Some("agreed: waiting for the release"),
             Switchover::Agreeing { agreed: false, .. } => Some("delaying: catching up before agreeing"),
             Switchover::Taking { .. } => Some("taking over: running the last released frames"),
+            Switchover::Abandoned { .. } => {
+                Some("abandoned: this node ran nothing for a detection window after agreeing")
+            }
         }
     }
 }
@@ -136,7 +145,8 @@ impl<A: App> Node<A> {
         if self.role != Role::Backup {
             return;
         }
-        if matches!(self.switchover, Switchover::Taking { id: t, .. } if t == id) {
+        if matches!(self.switchover, Switchover::Taking { id: t, .. } | Switchover::Abandoned { id: t, .. } if t == id)
+        {
             return;
         }
         let deadline = self.now + self.config.switchover_timeout();
@@ -330,7 +340,9 @@ impl<A: App> Node<A> {
                     self.send_all(Body::SwitchRelease { id, frame });
                 }
             }
-            Switchover::Agreeing { deadline, .. } | Switchover::Taking { deadline, .. } => {
+            Switchover::Agreeing { deadline, .. }
+            | Switchover::Taking { deadline, .. }
+            | Switchover::Abandoned { deadline, .. } => {
                 if now >= deadline {
                     self.switchover = Switchover::Idle;
                 }
@@ -341,6 +353,24 @@ impl<A: App> Node<A> {
 }
 
 impl<A: App> Node<A> {
+    /// The node ran nothing for about a detection window (`Node::wake`). A backup that
+    /// agreed to a switchover, or was taking over at the release, gives it up: its
+    /// primary, hearing nothing from it for a window, aborts a released switchover and
+    /// runs on, and a release read from the socket buffer after the stall — or a takeover
+    /// completed at it — would lead a history the plant no longer follows (docs/DST.md,
+    /// seed 9849). A primary whose backup did stay alive aborts at its deadline.
+    pub(super) fn switchover_after_stall(&mut self) {
+        if self.role != Role::Backup {
+            return;
+        }
+        if let Switchover::Agreeing { id, .. } | Switchover::Taking { id, .. } = self.switchover {
+            // As long as the primary could still send its messages of this switchover.
+            let deadline = self.now + self.config.switchover_timeout();
+            self.switchover = Switchover::Abandoned { id, deadline };
+            self.notice(Notice::SwitchoverAbandoned);
+        }
+    }
+
     /// How long this node's input path has been silent: since its last frame, or since it
     /// started when none came yet.
     pub(super) fn input_silent_for(&self) -> core::time::Duration {
