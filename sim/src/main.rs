@@ -91,7 +91,8 @@ struct DstArgs {
     /// state leads from a cold start whenever it hears no primary, as before 2026-11-26;
     /// `ignore-sent-mask`: a new primary re-sends what the old one reported sent;
     /// `forget-heard-epoch`: an epoch heard or followed from the peer is never written;
-    /// `lead-before-durable`: a node's own epoch is written in the background).
+    /// `lead-before-durable`: a node's own epoch is written in the background;
+    /// `sink-ignores-levels`: the sink takes a level older than its key's newest).
     #[arg(long, value_enum, default_value_t = Plant::None)]
     plant: Plant,
 }
@@ -110,6 +111,9 @@ enum Plant {
     /// A node's own epoch writes are made in the background: it leads before they are
     /// durable (invariant 1).
     LeadBeforeDurable,
+    /// The sink offers every output as an event: an older level after a newer one
+    /// (invariant 14).
+    SinkIgnoresLevels,
 }
 
 fn main() -> ExitCode {
@@ -173,6 +177,7 @@ fn dst_main(args: &DstArgs) -> i32 {
             Plant::IgnoreSentMask => dst::Mutation::IgnoreSentMask,
             Plant::ForgetHeardEpoch => dst::Mutation::ForgetHeardEpoch,
             Plant::LeadBeforeDurable => dst::Mutation::LeadBeforeDurable,
+            Plant::SinkIgnoresLevels => dst::Mutation::SinkIgnoresLevels,
         },
     };
     let factory = match args.app {
