@@ -92,6 +92,12 @@ pub struct Config {
     /// the group's membership, so every node of a group must agree on it; a pair ignores
     /// it.
     pub weight: u8,
+    /// The primary re-sends the newest level of each key this often (issue 22), with its
+    /// id, so a level lost on the way to a sink heals within one period (0 = off; else
+    /// 16..=3600000). Filled from the node file's `[outputs] level_refresh_ms`, not a
+    /// `[runtime]` key.
+    #[serde(skip)]
+    pub level_refresh_ms: u64,
     /// The other nodes of a group (issue 16): empty for a pair, whose one peer is reached
     /// over `links`. Filled from the node file's `[[peers]]` tables, not a `[runtime]` key.
     #[serde(skip)]
@@ -142,10 +148,15 @@ impl Default for Config {
             frame_jump_max: FRAME_JUMP_MAX_DEFAULT,
             allow_cold_start: false,
             weight: WEIGHT_MIN,
+            level_refresh_ms: 0,
             peers: Vec::new(),
         }
     }
 }
+
+/// The shortest [`Config::level_refresh_ms`] other than 0: a period is swept in 16 ticks,
+/// each at least a millisecond apart.
+pub const LEVEL_REFRESH_MS_MIN: u64 = 16;
 
 /// Default of [`Config::frame_jump_max`]: 1,000,000 frames, 16 minutes at 1 kHz.
 pub const FRAME_JUMP_MAX_DEFAULT: u64 = 1_000_000;
@@ -252,6 +263,9 @@ impl Config {
         }
         if !(WEIGHT_MIN..=WEIGHT_MAX).contains(&self.weight) {
             return err("weight", "must be 1..=100");
+        }
+        if self.level_refresh_ms != 0 && !(LEVEL_REFRESH_MS_MIN..=INPUT_MS_MAX).contains(&self.level_refresh_ms) {
+            return err("outputs.level_refresh_ms", "must be 0 (off) or 16..=3600000");
         }
         self.validate_group()
     }
@@ -409,6 +423,24 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(c.validate().unwrap_err().key, "detection_window_ms");
+    }
+
+    #[test]
+    fn config_level_refresh_off_or_in_range() {
+        let with = |ms| Config {
+            level_refresh_ms: ms,
+            ..Config::default()
+        };
+        for ok in [0, LEVEL_REFRESH_MS_MIN, INPUT_MS_MAX] {
+            assert!(with(ok).validate().is_ok(), "{ok}");
+        }
+        for bad in [1, LEVEL_REFRESH_MS_MIN - 1, INPUT_MS_MAX + 1, u64::MAX] {
+            assert_eq!(
+                with(bad).validate().unwrap_err().key,
+                "outputs.level_refresh_ms",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -355,6 +355,10 @@ pub struct Pair<A: App = TestApp> {
     payload_of: Box<dyn Fn(u64) -> Vec<u8>>,
     /// Takes a crashed node's digest history, when its application keeps one.
     retire: fn(&mut A) -> Option<DigestHistory>,
+    /// Outputs lost on the way to the sink: the next `n` copies of id `(frame, index)`.
+    pub outputs_lost: BTreeMap<(u64, u8), u32>,
+    /// When set, every output copy emitted, `(when, node, frame, index)`, lost or not.
+    pub emit_log: Option<Vec<(Instant, usize, u64, u8)>>,
 }
 
 impl Pair<TestApp> {
@@ -436,6 +440,8 @@ impl<A: App> Pair<A> {
             make_app: Box::new(make_app),
             payload_of: Box::new(payload),
             retire: |_| None,
+            outputs_lost: BTreeMap::new(),
+            emit_log: None,
         }
     }
 
@@ -760,6 +766,15 @@ impl<A: App> Pair<A> {
                     );
                     if !self.epoch_log[i].contains(&("emit", output.epoch)) {
                         self.epoch_log[i].push(("emit", output.epoch));
+                    }
+                    if let Some(log) = self.emit_log.as_mut() {
+                        log.push((now, i, output.frame, output.index));
+                    }
+                    if let Some(lost) = self.outputs_lost.get_mut(&(output.frame, output.index)) {
+                        if *lost > 0 {
+                            *lost -= 1;
+                            continue;
+                        }
                     }
                     self.sink.offer(now, &output);
                 }

@@ -190,6 +190,9 @@ pub struct OutputsConfig {
     pub sinks: Vec<SocketAddr>,
     /// The socket's send buffer, in bytes; 0 keeps the OS default.
     pub send_buffer_bytes: u32,
+    /// The primary re-sends the newest level of each key this often, same id (0 = off;
+    /// else 16..=3600000): the core's [`crate::Config::level_refresh_ms`].
+    pub level_refresh_ms: u64,
 }
 
 impl Default for OutputsConfig {
@@ -198,6 +201,7 @@ impl Default for OutputsConfig {
             bind: SocketAddr::from(([0, 0, 0, 0], 0)),
             sinks: Vec::new(),
             send_buffer_bytes: 1 << 20,
+            level_refresh_ms: 0,
         }
     }
 }

@@ -22,6 +22,7 @@ mod lockstep;
 mod outputs;
 mod pairing;
 mod peers;
+mod refresh;
 mod replay;
 mod ring;
 mod source;
@@ -631,6 +632,8 @@ pub struct Node<A: App> {
     collapse_to: u64,
     /// The levels held back during the takeover's burst, oldest first, one per key.
     levels_held: heapless::Vec<Output, { outputs::LEVELS_HELD_MAX }>,
+    /// Primary: the newest emitted level per key, re-sent every `level_refresh_ms`.
+    refresh: refresh::LevelRefresh,
 
     // Start-up.
     nonce: u64,
@@ -796,6 +799,7 @@ impl<A: App> Node<A> {
             unsent: heapless::Deque::new(),
             collapse_to: 0,
             levels_held: heapless::Vec::new(),
+            refresh: refresh::LevelRefresh::default(),
             nonce,
             startup_deadline,
             peers,
@@ -1008,6 +1012,7 @@ impl<A: App> Node<A> {
         self.retry_timeout();
         self.switchover_timeout();
         self.input_check();
+        self.refresh_timeout();
         self.advance();
     }
 
@@ -1164,6 +1169,9 @@ impl<A: App> Node<A> {
         } = action
         {
             self.link_busy(link);
+        }
+        if let Action::Emit(output) = &action {
+            self.refresh_note(output);
         }
         self.actions.push_back(action);
     }

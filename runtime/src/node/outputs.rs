@@ -39,9 +39,6 @@ impl<A: App> Node<A> {
                     self.levels_held.retain(|held| held.kind.level_key() != Some(key));
                 }
             }
-            if index < 32 && already_sent & (1 << index) != 0 {
-                continue;
-            }
             let output = Output {
                 epoch: self.epochs.current().0,
                 frame,
@@ -49,6 +46,11 @@ impl<A: App> Node<A> {
                 kind,
                 payload: self.outbox.as_slice()[index].clone(),
             };
+            if index < 32 && already_sent & (1 << index) != 0 {
+                // Sent by the old primary: the refresh table still takes it (`refresh.rs`).
+                self.refresh_note(&output);
+                continue;
+            }
             if collapsing && kind.level_key().is_some() {
                 self.level_hold(output);
             } else {
@@ -118,6 +120,17 @@ impl<A: App> Node<A> {
             let kind = self.outbox.kind(index);
             if let Some(key) = kind.level_key() {
                 self.unsent_drop_level(key);
+            }
+            if kind.level_key().is_some() {
+                // The refresh table follows the primary's, ready for a takeover.
+                let output = Output {
+                    epoch: self.epochs.current().0,
+                    frame,
+                    index: index as u8,
+                    kind,
+                    payload: self.outbox.as_slice()[index].clone(),
+                };
+                self.refresh_note(&output);
             }
             if index < 32 && sent_mask & (1 << index) != 0 {
                 continue;

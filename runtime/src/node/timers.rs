@@ -30,11 +30,13 @@ pub(super) enum Timer {
     Switchover,
     /// The primary's input path: silent for the limit, or the end of the handover hold.
     Input,
+    /// The primary's level refresh: the next tick of its sweep (`refresh.rs`).
+    Refresh,
 }
 
 impl Timer {
     /// The whole table.
-    pub(super) const ALL: [Timer; 8] = [
+    pub(super) const ALL: [Timer; 9] = [
         Timer::Heartbeat,
         Timer::Startup,
         Timer::Detection,
@@ -43,6 +45,7 @@ impl Timer {
         Timer::Transfer,
         Timer::Switchover,
         Timer::Input,
+        Timer::Refresh,
     ];
 }
 
@@ -58,6 +61,7 @@ impl<A: App> Node<A> {
             Timer::Transfer => self.transfer_deadline(),
             Timer::Switchover => self.switchover.deadline(),
             Timer::Input => self.input_deadline(),
+            Timer::Refresh => self.refresh_deadline(),
         }
     }
 

@@ -339,6 +339,8 @@ impl<A: App> Node<A> {
         }
         // A new history: the frame of the state received, whatever this node ran before.
         self.frame_last_run = frame;
+        // Levels of the old history would be refreshed under the new one's ids.
+        self.refresh.clear();
         // The primary's state, and so its cold start: a primary always has one.
         self.origin = super::Epoch(origin.max(1));
         self.pair_had_state = true;

@@ -370,9 +370,12 @@ impl<S: AppSettings> NodeFile<S> {
             ));
         }
         runtime.peers = peers.iter().map(PeerTable::group_peer).collect();
+        let outputs: OutputsConfig = table("outputs", root.remove("outputs"))?;
+        runtime.level_refresh_ms = outputs.level_refresh_ms;
         runtime.validate().map_err(|e| {
-            // The group's keys are the file's `[[peers]]`, not `[runtime]` keys.
-            if e.key.starts_with("peers") {
+            // The group's keys are the file's `[[peers]]`, not `[runtime]` keys; the level
+            // refresh is an `[outputs]` key.
+            if e.key.starts_with("peers") || e.key.starts_with("outputs") {
                 error(e.key, e.problem)
             } else {
                 error(format!("runtime.{}", e.key), e.problem)
@@ -400,7 +403,7 @@ impl<S: AppSettings> NodeFile<S> {
             frames: table("frames", root.remove("frames"))?,
             links,
             peers,
-            outputs: table("outputs", root.remove("outputs"))?,
+            outputs,
             console: table("console", root.remove("console"))?,
             hook: table("hook", root.remove("hook"))?,
             shutdown: table("shutdown", root.remove("shutdown"))?,
@@ -583,6 +586,25 @@ peer = "127.0.0.1:7302"
     }
 
     /// A pair's file prints no `[[peers]]` and loads as before.
+    /// Issue 22: `[outputs] level_refresh_ms` reaches the core, checked with its range
+    /// under its own name.
+    #[test]
+    fn any_app_level_refresh_reaches_the_core_out_of_range_named() {
+        let on = MINIMAL.replace("[outputs]\n", "[outputs]\nlevel_refresh_ms = 200\n");
+        let file = NodeFile::<AnyAppSettings>::parse(&on, Path::new("/"), &[]).unwrap();
+        assert_eq!(
+            (file.outputs.level_refresh_ms, file.runtime.level_refresh_ms),
+            (200, 200)
+        );
+        let again = NodeFile::<AnyAppSettings>::parse(&file.to_toml().unwrap(), Path::new("/"), &[]).unwrap();
+        assert_eq!(again, file);
+        let off = NodeFile::<AnyAppSettings>::parse(MINIMAL, Path::new("/"), &[]).unwrap();
+        assert_eq!(off.runtime.level_refresh_ms, 0, "off by default");
+        let e = parse_error(&MINIMAL.replace("[outputs]\n", "[outputs]\nlevel_refresh_ms = 15\n"));
+        assert_eq!(e.key, "outputs.level_refresh_ms");
+        assert!(e.problem.contains("16..=3600000"), "{e}");
+    }
+
     #[test]
     fn any_app_pair_has_no_peers_table() {
         let file = NodeFile::<AnyAppSettings>::parse(MINIMAL, Path::new("/"), &[]).unwrap();

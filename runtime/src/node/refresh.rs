@@ -1,0 +1,351 @@
+//! Level refresh (issue 22): the primary re-sends the newest level it emitted of each key
+//! every `outputs.level_refresh_ms`, with the same id `(frame, index)`. A sink that has
+//! it drops the copy as a duplicate; one that lost it on the way applies it. So a lost
+//! level heals within one period without acknowledgements.
+//!
+//! The table holds the newest emitted level per key, sorted by key, at most
+//! [`LEVEL_KEYS_MAX`]; a key beyond them is not refreshed (its outputs still go out
+//! once). Each entry is due one period after its last copy went out, the program's own
+//! emission included: a key whose value changes every period is never re-sent. A tick
+//! scans the table once and re-sends at most [`REFRESH_PER_TICK`] due entries; when more
+//! are due, the next tick comes `period / REFRESH_SLICES` later, so even a full table
+//! falling due at once is re-sent within one more period. A lost level therefore heals
+//! one period after it went out, at worst two (more than `REFRESH_PER_TICK` keys due
+//! together). Nothing is allocated: the table is a `heapless::Vec`, an entry is copied
+//! in place.
+//!
+//! Only a primary refreshes, but a backup keeps the same table from the committed frames
+//! it runs (every level, sent or not): a new primary refreshes at once what the old one
+//! sent and the sink may have lost in the crash, the entries due a period after the
+//! backup ran their frame. Not during the takeover's burst (its levels are held and
+//! collapsed, `outputs.rs`): the table would send the burst's older values first. A
+//! state transfer clears the table (a new history); a backup that joined by one knows
+//! only the levels of the frames after it.
+
+use super::{Action, Node, Output};
+use crate::app::App;
+use crate::time::Instant;
+
+/// Level keys whose newest value is refreshed. With more keys, the first
+/// `LEVEL_KEYS_MAX` a primary emitted are refreshed, the others not (their values still go
+/// out once, as without refresh): a table that never evicts does not churn.
+pub const LEVEL_KEYS_MAX: usize = 256;
+
+/// Ticks a full table's backlog is spread over: the spacing of ticks while more keys are
+/// due than one tick re-sends is `period / REFRESH_SLICES`.
+pub(super) const REFRESH_SLICES: u32 = 16;
+
+/// The most re-sends one tick (one wake-up) makes: a full table over a period.
+pub(super) const REFRESH_PER_TICK: usize = LEVEL_KEYS_MAX.div_ceil(REFRESH_SLICES as usize);
+
+/// The refresh's state on a primary.
+#[derive(Debug, Default)]
+pub(super) struct LevelRefresh {
+    /// The newest emitted level of each key, sorted by key, and when it is due again.
+    table: heapless::Vec<(Output, Instant), LEVEL_KEYS_MAX>,
+    /// The next tick (`None`: empty table).
+    next: Option<Instant>,
+}
+
+impl LevelRefresh {
+    /// Forgets every entry: the node no longer leads.
+    pub(super) fn clear(&mut self) {
+        self.table.clear();
+        self.next = None;
+    }
+
+    /// Keys in the table.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.table.len()
+    }
+}
+
+impl<A: App> Node<A> {
+    fn refresh_period(&self) -> Option<core::time::Duration> {
+        (self.config.level_refresh_ms != 0).then(|| core::time::Duration::from_millis(self.config.level_refresh_ms))
+    }
+
+    /// Records an output about to be emitted: a level replaces its key's entry unless
+    /// that one is newer (an older value never goes out after a newer one), and is due a
+    /// period from now. At most `log2(LEVEL_KEYS_MAX)` comparisons, plus a shift of the
+    /// table for a new key.
+    pub(super) fn refresh_note(&mut self, output: &Output) {
+        let Some(key) = output.kind.level_key() else {
+            return;
+        };
+        let Some(period) = self.refresh_period() else {
+            return;
+        };
+        let due = self.now + period;
+        let r = &mut self.refresh;
+        match r
+            .table
+            .binary_search_by_key(&key, |(o, _)| o.kind.level_key().unwrap_or(0))
+        {
+            Ok(at) => {
+                let (held, held_due) = &mut r.table[at];
+                if (output.frame, output.index) >= (held.frame, held.index) {
+                    held.clone_from(output);
+                    *held_due = due;
+                }
+            }
+            Err(at) => {
+                // Full: the key is not refreshed (see `LEVEL_KEYS_MAX`).
+                let _ = r.table.insert(at, (output.clone(), due));
+            }
+        }
+        r.next = Some(r.next.map_or(due, |next| next.min(due)));
+    }
+
+    /// When the next refresh tick is due (`None`: off, not primary, or nothing held).
+    pub(super) fn refresh_deadline(&self) -> Option<Instant> {
+        self.refresh_period()?;
+        if self.role != super::Role::Primary || self.collapse_to != 0 {
+            return None;
+        }
+        self.refresh.next
+    }
+
+    /// Re-sends the due entries once the tick's deadline has come: at most
+    /// [`REFRESH_PER_TICK`], fewer when the action queue lacks room; one scan of the
+    /// table. The next tick is the earliest due entry, or a slice of the period from now
+    /// when some due entries had to wait.
+    pub(super) fn refresh_timeout(&mut self) {
+        let Some(deadline) = self.refresh_deadline() else {
+            return;
+        };
+        let Some(period) = self.refresh_period() else {
+            return;
+        };
+        if self.now < deadline {
+            return;
+        }
+        let now = self.now;
+        let mut sent = 0;
+        let mut waiting = false;
+        let mut next: Option<Instant> = None;
+        for at in 0..self.refresh.table.len() {
+            let due = self.refresh.table[at].1;
+            if due <= now {
+                if sent < REFRESH_PER_TICK && self.room_for(1) {
+                    let mut output = self.refresh.table[at].0.clone();
+                    output.epoch = self.epochs.current().0;
+                    sent += 1;
+                    // `push` notes the copy: the entry is due a period from now.
+                    self.push(Action::Emit(output));
+                } else {
+                    waiting = true;
+                }
+            }
+            let due = self.refresh.table[at].1;
+            next = Some(next.map_or(due, |next: Instant| next.min(due)));
+        }
+        if waiting {
+            next = Some(now + period / REFRESH_SLICES);
+        }
+        self.refresh.next = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LEVEL_KEYS_MAX, REFRESH_PER_TICK};
+    use crate::app::{App, Frame, Outbox, SnapshotError};
+    use crate::node::{Role, SyncState};
+    use crate::testing::Pair;
+    use crate::time::Instant;
+    use crate::Config;
+    use core::time::Duration;
+    use std::collections::BTreeMap;
+    use std::vec::Vec;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// A program that emits levels rarely, as a tag that seldom changes: in every frame
+    /// `n` with `n % EVERY` in `0..burst`, the levels of keys `(n % EVERY) * 16 + j` for
+    /// `j` in `0..per_frame`, the payload the key and the frame.
+    #[derive(Debug, Clone)]
+    struct RareLevels {
+        per_frame: u16,
+        burst: u64,
+    }
+
+    impl RareLevels {
+        const EVERY: u64 = 2000;
+    }
+
+    impl App for RareLevels {
+        fn step(&mut self, frame: Frame<'_>, outbox: &mut Outbox) {
+            let phase = frame.number % Self::EVERY;
+            if phase < self.burst {
+                for j in 0..self.per_frame {
+                    let key = phase as u16 * 16 + j;
+                    let mut payload = [0u8; 10];
+                    payload[..2].copy_from_slice(&key.to_le_bytes());
+                    payload[2..].copy_from_slice(&frame.number.to_le_bytes());
+                    let _ = outbox.push_level(key, &payload);
+                }
+            }
+        }
+
+        fn snapshot(&self, _buf: &mut [u8]) -> Result<usize, SnapshotError> {
+            Ok(0)
+        }
+
+        fn restore(&mut self, _bytes: &[u8]) -> Result<(), SnapshotError> {
+            Ok(())
+        }
+
+        fn digest(&self) -> u64 {
+            0
+        }
+    }
+
+    fn await_role(p: &mut Pair<RareLevels>, i: usize, role: Role, sync: SyncState) -> bool {
+        let until = p.now + ms(3000);
+        p.run_until(until, |p| {
+            p.nodes[i]
+                .as_ref()
+                .is_some_and(|n| n.role() == role && n.status().sync == sync)
+        })
+    }
+
+    /// A pair (node 0 primary, node 1 in sync) with `level_refresh_ms = refresh_ms`, run
+    /// up to just before a frame whose phase is 0: the returned frame, the first with
+    /// levels from now on. Every copy emitted is logged.
+    fn running(refresh_ms: u64, per_frame: u16, burst: u64, paired: bool) -> (Pair<RareLevels>, u64) {
+        let config = Config {
+            level_refresh_ms: refresh_ms,
+            ..Config::default()
+        };
+        let mut p = Pair::of(
+            3,
+            config,
+            move |_| RareLevels { per_frame, burst },
+            |n| n.to_le_bytes().to_vec(),
+        );
+        p.start(0);
+        assert!(await_role(&mut p, 0, Role::Primary, SyncState::Alone));
+        if paired {
+            p.start(1);
+            assert!(await_role(&mut p, 1, Role::Backup, SyncState::InSync));
+        }
+        let first = (p.frame_next / RareLevels::EVERY + 1) * RareLevels::EVERY;
+        let until = p.now + ms(3000);
+        assert!(p.run_until(until, |p| p.frame_next + 5 >= first));
+        p.emit_log = Some(Vec::new());
+        (p, first)
+    }
+
+    /// When each copy of `id` went out, by which node.
+    fn copies(p: &Pair<RareLevels>, id: (u64, u8)) -> Vec<(Instant, usize)> {
+        let log = p.emit_log.as_ref().expect("logging");
+        log.iter()
+            .filter(|&&(_, _, frame, index)| (frame, index) == id)
+            .map(|&(at, node, _, _)| (at, node))
+            .collect()
+    }
+
+    /// Issue 22: the one value of a key that will not change for 2000 frames is lost on
+    /// the way to the sink. The primary re-sends it, same id, one period later (not
+    /// before: its due is a period after its last copy), the sink applies that copy and
+    /// drops the next ones as duplicates. Before the refresh, the sink never got it.
+    #[test]
+    fn primary_level_lost_on_the_way_resent_within_one_period() {
+        let (mut p, first) = running(100, 1, 1, true);
+        let id = (first, 0);
+        p.outputs_lost.insert(id, 1);
+        let until = p.now + ms(1000);
+        assert!(p.run_until(until, |p| !copies(p, id).is_empty()));
+        let (sent_at, _) = copies(&p, id)[0];
+        assert!(!p.sink.accepted.contains_key(&id), "the first copy is lost");
+        assert!(p.run_until(sent_at + ms(100), |p| p.sink.accepted.contains_key(&id)));
+        assert_eq!(
+            copies(&p, id).len(),
+            2,
+            "one re-send, a period after the first: {:?}",
+            copies(&p, id)
+        );
+        assert_eq!(copies(&p, id)[1], (sent_at + ms(100), 0));
+        p.run_for(ms(350));
+        let all = copies(&p, id);
+        assert_eq!(all.len(), 5, "one a period: {all:?}");
+        assert!(
+            all.iter().all(|&(_, node)| node == 0),
+            "only the primary sends: {all:?}"
+        );
+        assert_eq!(p.sink.duplicates, 3, "the copies after the first received are dropped");
+        assert_eq!((p.sink.conflicts, p.sink.superseded), (0, 0));
+    }
+
+    /// With the option off (the default), a lost level stays lost: one copy, no other.
+    #[test]
+    fn primary_refresh_off_level_lost_not_resent() {
+        let (mut p, first) = running(0, 1, 1, true);
+        let id = (first, 0);
+        p.outputs_lost.insert(id, 1);
+        p.run_for(ms(1000));
+        assert_eq!(copies(&p, id).len(), 1);
+        assert!(!p.sink.accepted.contains_key(&id));
+        assert_eq!(p.sink.duplicates, 0);
+    }
+
+    /// Issue 22: the primary crashes just after its level was lost on the way; the new
+    /// primary, whose backup table followed the committed frames, re-sends it (the old
+    /// primary reported it sent, so no takeover burst carries it).
+    #[test]
+    fn backup_primary_dies_after_a_level_was_lost_new_primary_resends_it() {
+        let (mut p, first) = running(100, 1, 1, true);
+        let id = (first, 0);
+        p.outputs_lost.insert(id, 1);
+        let until = p.now + ms(1000);
+        assert!(p.run_until(until, |p| !copies(p, id).is_empty()));
+        // Its commit reaches the backup before the crash.
+        p.run_for(ms(5));
+        p.crash(0);
+        assert!(await_role(&mut p, 1, Role::Primary, SyncState::Alone));
+        let took_over = p.now;
+        assert!(p.run_until(took_over + ms(100), |p| p.sink.accepted.contains_key(&id)));
+        assert!(copies(&p, id).iter().any(|&(_, node)| node == 1));
+        assert_eq!((p.sink.conflicts, p.sink.superseded), (0, 0));
+    }
+
+    /// The bounds: 320 keys emitted (16 a frame for 20 frames), the table keeps the first
+    /// 256 and only those are refreshed; a primary frozen past their due re-sends at most
+    /// `REFRESH_PER_TICK` a wake-up, and all of them within one period of waking.
+    #[test]
+    fn primary_more_keys_than_the_table_refreshes_the_first_256_at_most_16_a_wakeup() {
+        let period = ms(160);
+        let (mut p, first) = running(160, 16, 20, false);
+        let until = p.now + ms(1000);
+        assert!(p.run_until(until, |p| p.frame_next > first + 20));
+        p.run_for(ms(2));
+        assert_eq!(p.node(0).refresh.len(), LEVEL_KEYS_MAX);
+        p.source_on = false;
+        p.emit_log = Some(Vec::new());
+        p.freeze(0, ms(400));
+        let woke = p.now + ms(400);
+        // Up to just before the first re-sends come due again.
+        p.run_until(woke + period - ms(1), |_| false);
+        let log = p.emit_log.as_ref().expect("logging");
+        let mut per_wakeup: BTreeMap<Instant, usize> = BTreeMap::new();
+        let mut per_key: BTreeMap<(u64, u8), usize> = BTreeMap::new();
+        for &(at, _, frame, index) in log {
+            *per_wakeup.entry(at).or_default() += 1;
+            *per_key.entry((frame, index)).or_default() += 1;
+        }
+        assert!(per_wakeup.values().all(|&n| n <= REFRESH_PER_TICK), "{per_wakeup:?}");
+        assert_eq!(per_wakeup.len(), LEVEL_KEYS_MAX / REFRESH_PER_TICK, "{per_wakeup:?}");
+        assert!(per_wakeup.keys().all(|&at| at >= woke && at < woke + period));
+        // The first 256 keys are those of the first 16 frames; the last 4 frames' none.
+        let expected: Vec<(u64, u8)> = (first..first + 16).flat_map(|f| (0..16).map(move |i| (f, i))).collect();
+        assert_eq!(per_key.keys().copied().collect::<Vec<_>>(), expected);
+        assert!(
+            per_key.values().all(|&n| n == 1),
+            "each once in the period: {per_key:?}"
+        );
+    }
+}
