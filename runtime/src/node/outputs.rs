@@ -121,7 +121,7 @@ impl<A: App> Node<A> {
             if let Some(key) = kind.level_key() {
                 self.unsent_drop_level(key);
             }
-            if kind.level_key().is_some() {
+            if kind.level_key().is_some() && self.config.level_refresh_ms != 0 {
                 // The refresh table follows the primary's, ready for a takeover.
                 let output = Output {
                     epoch: self.epochs.current().0,

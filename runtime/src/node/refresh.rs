@@ -101,7 +101,13 @@ impl<A: App> Node<A> {
     /// When the next refresh tick is due (`None`: off, not primary, or nothing held).
     pub(super) fn refresh_deadline(&self) -> Option<Instant> {
         self.refresh_period()?;
-        if self.role != super::Role::Primary || self.collapse_to != 0 {
+        // Only a primary that may emit, outside a takeover's burst and a switchover (a
+        // released primary no longer leads).
+        let leads = self.role == super::Role::Primary
+            && self.epochs.current_is_led()
+            && self.epochs.current_durable()
+            && self.switchover == super::Switchover::Idle;
+        if !leads || self.collapse_to != 0 {
             return None;
         }
         self.refresh.next
