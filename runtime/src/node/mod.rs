@@ -632,7 +632,8 @@ pub struct Node<A: App> {
     collapse_to: u64,
     /// The levels held back during the takeover's burst, oldest first, one per key.
     levels_held: heapless::Vec<Output, { outputs::LEVELS_HELD_MAX }>,
-    /// Primary: the newest emitted level per key, re-sent every `level_refresh_ms`.
+    /// The newest level per key (primary: emitted; backup: run), re-sent by a primary
+    /// every `level_refresh_ms` (`refresh.rs`).
     refresh: refresh::LevelRefresh,
 
     // Start-up.

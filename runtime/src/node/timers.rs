@@ -30,7 +30,8 @@ pub(super) enum Timer {
     Switchover,
     /// The primary's input path: silent for the limit, or the end of the handover hold.
     Input,
-    /// The primary's level refresh: the next tick of its sweep (`refresh.rs`).
+    /// The primary's level refresh: the earliest key due, or the next slice of a backlog
+    /// (`refresh.rs`).
     Refresh,
 }
 
