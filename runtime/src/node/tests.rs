@@ -3923,3 +3923,315 @@ fn paired_state_digest_exactly_every_interval_frames() {
     }
     assert!(checked >= 8, "{checked} commits seen");
 }
+
+// Survivors of the full mutation run at a851fc6 (shards 1–3; docs/DST.md, "Mutation
+// testing"): each test below fails with its mutant applied by hand.
+
+/// The datagrams node `from` sent since `since` (an index into `captured`), decoded.
+fn captured_from(p: &Pair, from: usize, since: usize) -> std::vec::Vec<(u8, WireBuf, Envelope)> {
+    p.captured[since..]
+        .iter()
+        .filter(|(i, _, _)| *i == from)
+        .filter_map(|(_, link, bytes)| wire::decode(bytes, None).ok().map(|e| (*link, bytes.clone(), e)))
+        .collect()
+}
+
+/// A primary whose input died hands the plant over only to a backup that follows in
+/// sync: a lagging one has frames left to run, and is not (mutant `node/mod.rs:1198:61`
+/// at a851fc6, `&&` → `||` in `peer_in_sync`: a lagging or joining backup counted in sync,
+/// the hand-over started towards it).
+#[test]
+fn primary_input_dead_backup_lagging_no_input_handover_until_in_sync() {
+    let mut p = fast_pair_running(0);
+    let c = p.configs[0].clone();
+    p.run_for(ms(c.input_handover_hold_ms));
+    // The backup misses a frame and cannot fetch it: it lags.
+    let f = p.frame_next + 1;
+    p.frame_loss[1].insert(f, ());
+    p.drop_if = Some(drop_frame_data);
+    let until = p.now + ms(200);
+    assert!(p.run_until(until, |p| p.node(1).status().sync == SyncState::Lagging));
+    // Then the primary's input dies; the backup's lives on.
+    lose_frames(&mut p, 0, 5000);
+    p.run_for(ms(c.input_handover_ms + 100));
+    assert_eq!(p.node(1).status().sync, SyncState::Lagging);
+    assert!(!reasons(&p, 0).contains(&Reason::InputHandover));
+    assert_eq!(p.primary(), Some(0));
+    // The fetch gets through, the backup catches up: the hand-over follows.
+    p.drop_if = None;
+    let until = p.now + ms(500);
+    assert!(p.run_until(until, |p| reasons(p, 0).contains(&Reason::InputHandover)));
+}
+
+/// A node without state whose pair had state leads a cold start next to a peer without
+/// state only once it has heard that peer cold for a whole start-up wait: a thawed node
+/// reads its socket's backlog first, and heartbeats from before the peer took state must
+/// not count (mutant `election.rs:108:71` at a851fc6, `>=` → `<`: it led at once, and
+/// never once the wait had passed).
+#[test]
+fn starting_held_peer_restarted_cold_leads_after_a_wait_of_it() {
+    let mut p = Pair::new(50, Config::fast(), 4 << 20);
+    p.configs[0].state_bytes_max = 8 << 20;
+    p.configs[1].state_bytes_max = 8 << 20;
+    // Node 1 wins the start-up draw against node 0 restarted.
+    p.configs[1].priority = 9;
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(1000)));
+    p.run_for(ms(200));
+    p.start(1);
+    let until = p.now + ms(1000);
+    assert!(p.run_until(until, |p| transfers_started(p) >= 2), "the transfer began");
+    p.run_for(ms(20));
+    assert_eq!(p.node(1).status().sync, SyncState::Joining);
+    // The primary dies mid-transfer: node 1 has no state and holds.
+    p.crash(0);
+    let until = p.now + ms(1000);
+    assert!(p.run_until(until, |p| alarms_of(p, 1).contains(&Alarm::ColdStartHeld)));
+    let wait = ms(p.configs[1].startup_wait_ms);
+    // Half-way to its next deadline the old primary restarts, without state too.
+    p.run_for(wait / 2);
+    p.start(0);
+    let restarted = p.now;
+    let early = p.run_until(restarted + wait, |p| p.node(1).role() == Role::Primary);
+    assert!(
+        !early,
+        "led a cold start before hearing its peer cold for a start-up wait"
+    );
+    assert!(p.run_until(restarted + wait * 2, |p| p.node(1).role() == Role::Primary));
+    assert_eq!(reasons(&p, 1).last(), Some(&Reason::WonTiebreak));
+    assert!(await_state(&mut p, 0, Role::Backup, SyncState::InSync, ms(5000)));
+}
+
+/// A backup says `Lagging` from a lag of an eighth of `max_lag_frames` (at least 4), and
+/// `InSync` below it (mutant `lockstep.rs:218:56` at a851fc6, `/` → `%`: the same as `/`
+/// for `max_lag_frames` up to 39; with 96 it said `Lagging` from a lag of 4).
+#[test]
+fn backup_lag_below_an_eighth_of_max_stays_in_sync() {
+    let mut config = Config::fast();
+    config.max_lag_frames = 96;
+    let mut p = Pair::new(8, config, 0);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    let f = p.frame_next + 1;
+    p.frame_loss[1].insert(f, ());
+    p.drop_if = Some(drop_frame_data);
+    let mut in_sync_lag_max = 0;
+    let lagging = p.run_until(p.now + ms(100), |p| {
+        let status = p.node(1).status();
+        if status.sync == SyncState::InSync {
+            in_sync_lag_max = in_sync_lag_max.max(status.lag_frames);
+        }
+        status.sync == SyncState::Lagging
+    });
+    assert!(lagging);
+    assert_eq!(in_sync_lag_max, 96 / 8 - 1);
+    assert_eq!(p.node(1).status().lag_frames, 96 / 8);
+}
+
+/// Unkeyed, a primary's own commits that come back on a looped link are counted
+/// misaddressed, nothing else: no pairing refusal (mutant `pairing.rs:165:18` at a851fc6,
+/// guard → `true`: taken for a second node with its id).
+#[test]
+fn primary_own_commits_looped_back_not_a_twin() {
+    let mut p = pair();
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.capture = true;
+    p.run_for(ms(50));
+    let commits: std::vec::Vec<_> = captured_from(&p, 0, 0)
+        .into_iter()
+        .filter(|(_, _, e)| matches!(e.body, Body::Commit(_)))
+        .collect();
+    assert!(!commits.is_empty());
+    let misaddressed = p.node(0).status().rejections.misaddressed;
+    for (link, bytes, _) in &commits {
+        p.inject(0, *link, bytes);
+    }
+    assert_eq!(alarms_of(&p, 0), []);
+    assert_eq!(
+        p.node(0).status().rejections.misaddressed,
+        misaddressed + commits.len() as u64
+    );
+    assert_eq!(p.node(0).role(), Role::Primary);
+}
+
+/// A commit from a primary with this node's id, heard before any heartbeat, is a second
+/// node with its id: refused at once (mutant `pairing.rs:165:18` at a851fc6, guard →
+/// `false`: only its epoch noted, the twin unnoticed until its heartbeat).
+#[test]
+fn starting_commit_of_a_primary_with_its_own_id_refused_same_node_id() {
+    let mut p = pair();
+    p.configs[1].node_id = p.configs[0].node_id;
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.capture = true;
+    p.run_for(ms(50));
+    let (link, commit, _) = captured_from(&p, 0, 0)
+        .into_iter()
+        .find(|(_, _, e)| matches!(e.body, Body::Commit(_)))
+        .expect("a commit");
+    // Node 1 hears nothing but the commit.
+    p.cut = [true; LINKS_MAX];
+    p.start(1);
+    p.inject(1, link, &commit);
+    assert_eq!(
+        alarms_of(&p, 1),
+        [Alarm::PairingRefused {
+            mismatch: Mismatch::SameNodeId
+        }]
+    );
+}
+
+/// A late copy of a chunk the backup has already passed is dropped, not marked: its bit
+/// is the one of the chunk `RX_WINDOW_CHUNKS` (1,024) further on, which would then count
+/// as received — here the last chunk: the state installed without it (mutant
+/// `transfer.rs:296:57` at a851fc6, `&&` → `||` in `on_chunk`).
+#[test]
+fn joining_late_copy_of_a_passed_chunk_dropped_state_installs_whole() {
+    let mut config = Config::fast();
+    // One byte a chunk: more than 1,024 chunks from a small state.
+    config.transfer_chunk_bytes = 1;
+    let ballast = 1500;
+    let mut p = Pair::new(15, config, ballast);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    // Every ballast byte changed by some frame: the last chunk is not a zero.
+    p.run_for(ms(2 * ballast as u64));
+    p.capture = true;
+    p.start(1);
+    let until = p.now + ms(100);
+    let started = |p: &Pair| {
+        p.notices.iter().find_map(|(i, n)| match n {
+            Notice::TransferStarted { bytes, .. } if *i == 1 => Some(*bytes),
+            _ => None,
+        })
+    };
+    assert!(p.run_until(until, |p| started(p).is_some()));
+    let last = u32::try_from(started(&p).unwrap() - 1).unwrap();
+    // The chunk whose bit is the last chunk's.
+    let early = last - 1024;
+    let acked = |p: &Pair| {
+        captured_from(p, 1, 0)
+            .iter()
+            .filter_map(|(_, _, e)| match e.body {
+                Body::ChunkAck { next, .. } => Some(next),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+    };
+    let until = p.now + ms(500);
+    assert!(p.run_until(until, |p| acked(p) > early));
+    assert!(acked(&p) < last, "the transfer went too fast to test");
+    let (link, copy, _) = captured_from(&p, 0, 0)
+        .into_iter()
+        .find(|(_, _, e)| matches!(e.body, Body::Chunk { index, .. } if index == early))
+        .unwrap();
+    p.capture = false;
+    p.inject(1, link, &copy);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(1000)));
+    // The backup's state is the primary's, byte for byte, at the same frame.
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| p.node(0).frame() == p.node(1).frame()));
+    let snapshot = |i: usize| {
+        let mut buf = std::vec![0u8; 4096];
+        let n = p.node(i).app().snapshot(&mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    };
+    assert!(
+        snapshot(1) == snapshot(0),
+        "the installed state differs from the primary's"
+    );
+    assert_eq!(alarms_of(&p, 1), []);
+}
+
+/// A backup whose peer restarts answers the starting node's heartbeat at once, even while
+/// it hears its primary's (quiet) pace: with `backup_heartbeat_factor` 1 there is no quiet
+/// pace (mutant `detector.rs:221:45` at a851fc6, `>` → `>=` in `backup_quiet`: the answer
+/// waited for the backup's next heartbeat).
+#[test]
+fn backup_starting_peer_heartbeat_answered_at_once() {
+    let mut p = running_pair(Config::default());
+    assert_eq!(p.configs[1].backup_heartbeat_factor, 1);
+    p.capture = true;
+    // Right after a heartbeat of the backup: its next is an interval away.
+    let since = p.captured.len();
+    let until = p.now + ms(500);
+    assert!(p.run_until(until, |p| captured_from(p, 1, since)
+        .iter()
+        .any(|(_, _, e)| matches!(e.body, Body::Heartbeat { .. }))));
+    p.crash(0);
+    p.start(0);
+    let hello = |p: &Pair| {
+        captured_from(p, 0, since)
+            .into_iter()
+            .find(|(_, _, e)| e.header.role == WireRole::Starting && matches!(e.body, Body::Heartbeat { .. }))
+    };
+    // Its first heartbeat goes at its first wake-up, at once.
+    let now = p.now;
+    assert!(p.run_until(now, |p| hello(p).is_some()));
+    let (link, hello, _) = hello(&p).unwrap();
+    let since = p.captured.len();
+    p.inject(1, link, &hello);
+    // Whatever falls due at this instant, and nothing later.
+    let now = p.now;
+    p.run_until(now, |_| false);
+    assert!(
+        captured_from(&p, 1, since)
+            .iter()
+            .any(|(l, _, e)| *l == link && matches!(e.body, Body::Heartbeat { .. })),
+        "no heartbeat back at once"
+    );
+}
+
+/// A released primary hands over without a transfer only to the successor that took over
+/// at its release: a `SwitchTaken` of another release (another id) is not its word
+/// (mutant `fencing.rs:102:67` at a851fc6, guard → `true`: it followed, keeping a state
+/// that is not the successor's).
+#[test]
+fn released_switch_taken_of_another_release_not_its_hand_over() {
+    let mut p = fast_pair_running(0);
+    p.capture = true;
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    let until = p.now + ms(50);
+    assert!(p.run_until(until, |p| matches!(p.node(0).switchover, Switchover::Released { .. })));
+    let Switchover::Released { id, frame, .. } = p.node(0).switchover else {
+        unreachable!()
+    };
+    let (link, _, mut forged) = captured_from(&p, 1, 0).pop().expect("a message of the backup");
+    forged.header.role = WireRole::Primary;
+    forged.header.epoch = Epoch(p.node(0).epoch()).next(p.configs[1].node_id).unwrap().0;
+    forged.header.seq += 1;
+    forged.body = Body::SwitchTaken {
+        id: id.wrapping_add(1),
+        frame,
+    };
+    p.inject(0, link, &wire::encode(&forged, None).unwrap());
+    assert_eq!(p.node(0).role(), Role::Primary);
+    assert!(matches!(p.node(0).switchover, Switchover::Released { .. }));
+    // The successor's own word still hands over, without a transfer.
+    assert!(await_state(&mut p, 0, Role::Backup, SyncState::InSync, ms(100)));
+    assert!(reasons(&p, 0).contains(&Reason::SwitchoverHandedOver));
+}
+
+/// A backup whose primary restarts probes it, and the starting node's answer — alive,
+/// not leading — makes it take over at once, not at the probe's deadline (mutant
+/// `detector.rs:102:9` at a851fc6, `on_probe_ack` → `()`).
+#[test]
+fn backup_probe_answered_by_a_starting_peer_takes_over_at_once() {
+    let mut p = running_pair(Config::default());
+    p.crash(0);
+    p.start(0);
+    let until = p.now + ms(2000);
+    assert!(p.run_until(until, |p| p
+        .notices
+        .iter()
+        .any(|(i, n)| *i == 1 && *n == Notice::ProbeSent)));
+    let probed = p.now;
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(1000)));
+    assert_eq!(reasons(&p, 1).last(), Some(&Reason::TakeoverNoPrimary));
+    assert!(p.now - probed < ms(p.configs[1].probe_timeout_ms));
+}
