@@ -4235,3 +4235,114 @@ fn backup_probe_answered_by_a_starting_peer_takes_over_at_once() {
     assert_eq!(reasons(&p, 1).last(), Some(&Reason::TakeoverNoPrimary));
     assert!(p.now - probed < ms(p.configs[1].probe_timeout_ms));
 }
+
+// Survivors of the full mutation run's shard 4 (a851fc6).
+
+/// A probe's answer counts only for the probe this backup sent: a `ProbeAck` from a peer
+/// that does not lead, with no probe out (a copy held back and delivered late, or
+/// replayed), is no reason to take over from a live primary (mutant `detector.rs:102:74`
+/// at a851fc6, `&&` → `||` in `on_probe_ack`: it took over).
+#[test]
+fn backup_probe_ack_without_its_probe_no_takeover() {
+    let mut p = running_pair(Config::default());
+    p.capture = true;
+    p.run_for(ms(200));
+    let (link, _, mut forged) = captured_from(&p, 0, 0).pop().expect("a message of the primary");
+    forged.header.role = WireRole::Starting;
+    forged.header.seq += 1;
+    forged.body = Body::ProbeAck { id: 7 };
+    p.inject(1, link, &wire::encode(&forged, None).unwrap());
+    p.run_for(ms(100));
+    assert_eq!(p.primary(), Some(0));
+    assert_eq!(p.node(1).status().takeovers, 0);
+    assert_eq!(p.node(1).role(), Role::Backup);
+}
+
+/// A restarted primary that may lead a cold start (`allow_cold_start`) does not while its
+/// peer is a backup with state: that backup takes over, and the restarted node joins it
+/// (mutant `election.rs:88:13` at a851fc6, the arm deleted in `election_timeout`: it led
+/// a cold start beside the backup, whose state then waited for the operator).
+#[test]
+fn starting_peer_backup_in_sync_waits_for_its_takeover() {
+    let mut p = Pair::new(11, Config::default(), 0);
+    p.configs[0].allow_cold_start = true;
+    // Its start-up wait ends long before the backup's window does.
+    p.configs[0].startup_wait_ms = 200;
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    let seen = reasons(&p, 0).len();
+    p.crash(0);
+    p.start(0);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(2000)));
+    assert!(await_state(&mut p, 0, Role::Backup, SyncState::InSync, ms(2000)));
+    let since = reasons(&p, 0).split_off(seen);
+    assert_eq!(since, [Reason::PrimaryFound, Reason::InSync]);
+}
+
+/// `frame_jump_max` below `frames_buffered` is a valid configuration: a backup's reach
+/// for a commit is their sum (mutant `lockstep.rs:250:48` at a851fc6, `+` → `-` in
+/// `store_commit`: the difference overflowed, a panic in a checked build).
+#[test]
+fn backup_frame_jump_max_below_frames_buffered_follows() {
+    let mut config = Config::fast();
+    config.frame_jump_max = 100;
+    assert!(config.frame_jump_max < config.frames_buffered);
+    let mut p = Pair::new(12, config, 0);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    p.run_for(ms(50));
+    assert!(p.node(0).frame() - p.node(1).frame() <= 1);
+    assert_eq!(p.node(1).status().rejections.frame_out_of_range, 0);
+}
+
+/// A primary's message below the epoch this node has seen (a deposed primary's, late) is
+/// dropped and counted in `rejections.stale_epoch` (mutant `fencing.rs:66:41` at
+/// a851fc6, `+=` → `*=`: the counter stayed 0).
+#[test]
+fn primary_deposed_primarys_message_counted_stale_epoch() {
+    let mut p = fast_pair_running(0);
+    p.capture = true;
+    p.run_for(ms(5));
+    let (link, old, _) = captured_from(&p, 0, 0)
+        .into_iter()
+        .find(|(_, _, e)| matches!(e.body, Body::Commit(_)))
+        .expect("a commit of the first primary");
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Paired, ms(100)));
+    let stale = p.node(1).status().rejections.stale_epoch;
+    p.inject(1, link, &old);
+    assert_eq!(p.node(1).status().rejections.stale_epoch, stale + 1);
+    assert_eq!(p.node(1).role(), Role::Primary);
+}
+
+fn drop_switch_requests(from: usize, envelope: &Envelope) -> bool {
+    from == 0 && matches!(envelope.body, Body::SwitchRequest { .. })
+}
+
+/// A backup that delayed its agreement (lagging) agrees as soon as it has caught up, on
+/// its own: not only when the primary asks again (mutant `switchover.rs:213:18` at
+/// a851fc6, guard → `false`: the agreement waited for a `SwitchRequest` retry, and with
+/// none arriving the switchover was given up).
+#[test]
+fn agreeing_lagging_backup_caught_up_agrees_without_another_ask() {
+    let mut p = fast_pair_running(0);
+    let f = p.frame_next + 1;
+    p.frame_loss[1].insert(f, ());
+    p.drop_if = Some(drop_frame_data);
+    let until = p.now + ms(50);
+    assert!(p.run_until(until, |p| p.node(1).status().lag_frames >= 6));
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    p.run_for(ms(5));
+    assert!(p
+        .notices
+        .iter()
+        .any(|(i, n)| *i == 1 && matches!(n, Notice::SwitchoverDelayed { .. })));
+    // The fetch gets through from now on; the primary's asks do not.
+    p.drop_if = Some(drop_switch_requests);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Paired, ms(150)));
+    assert!(reasons(&p, 1).contains(&Reason::SwitchoverCompleted));
+}
