@@ -4346,3 +4346,37 @@ fn agreeing_lagging_backup_caught_up_agrees_without_another_ask() {
     assert!(await_state(&mut p, 1, Role::Primary, SyncState::Paired, ms(150)));
     assert!(reasons(&p, 1).contains(&Reason::SwitchoverCompleted));
 }
+
+/// DST seed 9849 of 2000..9999 (2026-11-26): a backup agreed to a switchover and froze
+/// before the release came; its primary, hearing nothing of it for a detection window,
+/// gave the switchover up and ran on; the backup thawed, read the release from its
+/// socket's backlog and led from the released frame — two primaries, the old one fenced
+/// off a moment later. A backup that wakes a detection window after its previous wake-up
+/// drops its agreement, so the release read afterwards is nothing to it.
+#[test]
+fn agreeing_frozen_past_the_window_release_read_after_the_thaw_not_taken() {
+    let mut p = running_pair(Config::default());
+    p.capture = true;
+    let since = p.captured.len();
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    // The backup agrees, then freezes at once: the release waits in its socket.
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| captured_from(p, 1, since)
+        .iter()
+        .any(|(_, _, e)| matches!(e.body, Body::SwitchAgree { .. }))));
+    let window = ms(p.configs[1].detection_window_ms);
+    p.freeze(1, window * 2);
+    // The primary releases, hears nothing of the backup, gives up and runs on.
+    let until = p.now + window * 2;
+    assert!(p.run_until(until, |p| reasons(p, 0).contains(&Reason::SwitchoverAborted)));
+    assert!(captured_from(&p, 0, since)
+        .iter()
+        .any(|(_, _, e)| matches!(e.body, Body::SwitchRelease { .. })));
+    // The backup thaws and reads its backlog, the release first.
+    p.run_for(window * 4);
+    assert_eq!(p.primary(), Some(0));
+    assert!(!reasons(&p, 1).contains(&Reason::SwitchoverCompleted));
+    assert!(!reasons(&p, 0).contains(&Reason::FencedByEpoch));
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(1000)));
+    assert_eq!(p.sink.conflicts, 0);
+}
