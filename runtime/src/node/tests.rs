@@ -4380,3 +4380,57 @@ fn agreeing_frozen_past_the_window_release_read_after_the_thaw_not_taken() {
     assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(1000)));
     assert_eq!(p.sink.conflicts, 0);
 }
+
+// Survivors of the full mutation run's shard 5 (a851fc6), the part done by 12:00.
+
+/// Every valid message from the peer is counted on the link it came by (mutant
+/// `detector.rs:50:25` at a851fc6, `+=` → `*=` in `note_link_heard`: the counts stayed 0).
+#[test]
+fn paired_messages_counted_per_link() {
+    let mut p = fast_pair_running(0);
+    let before = p.node(1).status().links.map(|l| l.received);
+    p.run_for(ms(50));
+    let after = p.node(1).status().links.map(|l| l.received);
+    for link in 0..usize::from(p.configs[1].links) {
+        // The primary heartbeats and commits every millisecond on every link.
+        assert!(
+            after[link] >= before[link] + 50,
+            "link {link}: {} -> {}",
+            before[link],
+            after[link]
+        );
+    }
+}
+
+/// A released primary that hears a higher epoch's commit at or below its release frame
+/// knows its successor took over some other way (after a probe, the release lost), with a
+/// history of its own: it is fenced and rejoins at once, not at the switchover's deadline
+/// (mutant `fencing.rs:108:45` at a851fc6, guard → `false`: it waited for a word that
+/// never comes).
+#[test]
+fn released_successor_commit_below_the_release_fenced_at_once() {
+    let mut p = fast_pair_running(0);
+    p.capture = true;
+    p.run_for(ms(5));
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    let until = p.now + ms(50);
+    assert!(p.run_until(until, |p| matches!(p.node(0).switchover, Switchover::Released { .. })));
+    let Switchover::Released { frame, .. } = p.node(0).switchover else {
+        unreachable!()
+    };
+    let commit = captured_from(&p, 0, 0)
+        .into_iter()
+        .find_map(|(_, _, e)| match e.body {
+            Body::Commit(c) if c.frame < frame => Some(c),
+            _ => None,
+        })
+        .expect("a commit below the release");
+    let (link, _, mut forged) = captured_from(&p, 1, 0).pop().expect("a message of the backup");
+    forged.header.role = WireRole::Primary;
+    forged.header.epoch = Epoch(p.node(0).epoch()).next(p.configs[1].node_id).unwrap().0;
+    forged.header.seq += 1;
+    forged.body = Body::Commit(commit);
+    p.inject(0, link, &wire::encode(&forged, None).unwrap());
+    assert_eq!(reasons(&p, 0).last(), Some(&Reason::FencedByEpoch));
+    assert_eq!(p.node(0).role(), Role::Backup);
+}
