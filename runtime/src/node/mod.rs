@@ -870,7 +870,6 @@ impl<A: App> Node<A> {
     /// source that started numbering again: the primary maps it to frames after those in
     /// hand, and the backup follows (see `node/source.rs`).
     pub fn handle_source_frame(&mut self, now: Instant, session: u16, number: u64, payload: &[u8]) {
-        self.switchover_wake(now);
         self.now = now;
         if number == 0 || payload.len() > crate::app::FRAME_PAYLOAD_MAX {
             self.rejections.stale_frame += 1;
@@ -913,7 +912,6 @@ impl<A: App> Node<A> {
 
     /// A datagram from sync link `link`. Invalid datagrams are dropped and counted.
     pub fn handle_message(&mut self, now: Instant, link: u8, bytes: &[u8]) {
-        self.switchover_wake(now);
         self.now = now;
         let envelope = match wire::decode(bytes, self.auth.as_ref()) {
             Ok(envelope) => envelope,
@@ -967,7 +965,6 @@ impl<A: App> Node<A> {
 
     /// An operator command.
     pub fn handle_command(&mut self, now: Instant, command: Command) -> CommandReply {
-        self.switchover_wake(now);
         self.now = now;
         let reply = match command {
             Command::Switchover => self.switchover_command(),
@@ -980,7 +977,6 @@ impl<A: App> Node<A> {
 
     /// Time has reached (or passed) the deadline from [`Node::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.switchover_wake(now);
         self.now = now;
         self.election_timeout();
         self.detector_timeout();

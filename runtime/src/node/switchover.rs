@@ -31,10 +31,6 @@ pub(super) enum Switchover {
     Agreeing { id: u32, agreed: bool, deadline: Instant },
     /// Backup: released at `frame`; takes over once it has run it.
     Taking { id: u32, frame: u64, deadline: Instant },
-    /// Backup: its agreement ended by a stall of its own (`switchover_wake`); the
-    /// requests and the release of `id` still in its socket's backlog are nothing to it
-    /// until `deadline`.
-    Stalled { id: u32, deadline: Instant },
 }
 
 impl Switchover {
@@ -48,9 +44,7 @@ impl Switchover {
             Switchover::Requesting { deadline, retry_at, .. } | Switchover::Released { deadline, retry_at, .. } => {
                 Some(deadline.min(retry_at))
             }
-            Switchover::Agreeing { deadline, .. }
-            | Switchover::Taking { deadline, .. }
-            | Switchover::Stalled { deadline, .. } => Some(deadline),
+            Switchover::Agreeing { deadline, .. } | Switchover::Taking { deadline, .. } => Some(deadline),
         }
     }
 
@@ -63,7 +57,6 @@ impl Switchover {
             Switchover::Agreeing { agreed: true, .. } => Some("agreed: waiting for the release"),
             Switchover::Agreeing { agreed: false, .. } => Some("delaying: catching up before agreeing"),
             Switchover::Taking { .. } => Some("taking over: running the last released frames"),
-            Switchover::Stalled { .. } => Some("given up: this node stalled after it agreed"),
         }
     }
 }
@@ -137,7 +130,7 @@ impl<A: App> Node<A> {
         if self.role != Role::Backup {
             return;
         }
-        if matches!(self.switchover, Switchover::Taking { id: t, .. } | Switchover::Stalled { id: t, .. } if t == id) {
+        if matches!(self.switchover, Switchover::Taking { id: t, .. } if t == id) {
             return;
         }
         let deadline = self.now + self.config.switchover_timeout();
@@ -207,24 +200,6 @@ impl<A: App> Node<A> {
                 // commits have not arrived are fetched, not waited for.
                 self.commit_highest = self.commit_highest.max(frame);
             }
-        }
-    }
-
-    /// Backup, at every wake-up (before `now` moves): a wake-up a detection window after
-    /// the previous one, less 1/32 for the two clocks' drift (0.5 % at most in the DST),
-    /// ends an agreement (`Switchover::Stalled`). The node was frozen or stalled — a backup that agreed wakes
-    /// every heartbeat interval otherwise — and its primary, which hears nothing of it
-    /// for that long, may have given the switchover up and run on (`SwitchoverAborted`):
-    /// a release read from the socket's backlog now, taken, made two primaries (docs/DST.md,
-    /// seed 9849). A primary still released gives up at its deadline.
-    pub(super) fn switchover_wake(&mut self, now: Instant) {
-        let (Switchover::Agreeing { id, deadline, .. } | Switchover::Taking { id, deadline, .. }) = self.switchover
-        else {
-            return;
-        };
-        let window = self.config.detection_window();
-        if now.saturating_since(self.now) >= window - window / 32 {
-            self.switchover = Switchover::Stalled { id, deadline };
         }
     }
 
@@ -348,9 +323,7 @@ impl<A: App> Node<A> {
                     self.send_all(Body::SwitchRelease { id, frame });
                 }
             }
-            Switchover::Agreeing { deadline, .. }
-            | Switchover::Taking { deadline, .. }
-            | Switchover::Stalled { deadline, .. } => {
+            Switchover::Agreeing { deadline, .. } | Switchover::Taking { deadline, .. } => {
                 if now >= deadline {
                     self.switchover = Switchover::Idle;
                 }
