@@ -3,6 +3,8 @@
 //! - [`tank`]: the control program ([`tank::TankApp`], an [`twinloop::App`]): level PI
 //!   control with anti-windup, pump interlocks, latched alarms and a totalizer.
 //! - [`layout`]: its input and output payload layouts (documented in `docs/PROTOCOL.md`).
+//! - [`tags`]: the program on tags (`[app] io = "tags"`): its inputs from the input process
+//!   image of a Modbus gateway, its command and alarm words as out tags.
 //! - [`plant`]: a model of the tank process, to close the loop in simulations.
 //! - [`node_config`]: the node's TOML configuration file with the tank's `[app]` table, and
 //!   the program's [`twinloop::NodeProgram`] implementation.
@@ -15,6 +17,7 @@ pub mod binary;
 pub mod layout;
 pub mod node_config;
 pub mod plant;
+pub mod tags;
 pub mod tank;
 
 pub use tank::{TankApp, TankParams};

@@ -13,7 +13,7 @@ impl AppSettings for TankParams {
     fn validate(&self, runtime: &twinloop::Config) -> Result<(), SettingsError> {
         TankParams::validate(self).map_err(|e| SettingsError {
             key: e.key.into(),
-            problem: e.problem.into(),
+            problem: e.problem,
         })?;
         // The snapshot holds the ballast plus a few hundred bytes of the program's own
         // state: without room for it no backup could ever join.
@@ -149,6 +149,41 @@ sinks = ["127.0.0.1:7500"]
         let file = parse(MINIMAL, &[]).unwrap();
         let text = file.to_toml().unwrap();
         let again = NodeFile::parse(&text, Path::new("/"), &[]).unwrap();
+        assert_eq!(again, file);
+    }
+
+    /// configs/demo-tags-{a,b}.toml and configs/gateway-demo.toml: the pair and its gateway
+    /// agree on the map (one layout id), which is the demo plant's (`tags::plant_map`).
+    #[test]
+    fn config_demo_tags_files_share_the_plant_map_with_the_gateway() {
+        use crate::tags::{plant_map, TagIo};
+        let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let read = |name: &str| std::fs::read_to_string(configs.join(name)).unwrap();
+        let expected = TagIo::new(&plant_map("127.0.0.1:5020", 8)).unwrap().map().layout_id();
+        let mut apps = Vec::new();
+        for name in ["demo-tags-a.toml", "demo-tags-b.toml"] {
+            let file = NodeFile::parse(&read(name), &configs, &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
+            AppSettings::validate(&file.app, &file.runtime).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            let io = file.app.tag_io().unwrap().expect("io = \"tags\"");
+            assert_eq!(io.map().layout_id(), expected, "{name}");
+            apps.push(file.app);
+        }
+        assert_eq!(apps[0], apps[1], "both nodes run the same [app]");
+        let gateway: toml::Table = toml::from_str(&read("gateway-demo.toml")).unwrap();
+        let mut map = toml::Table::new();
+        map.insert("device".into(), gateway["device"].clone());
+        map.insert("tag".into(), gateway["tag"].clone());
+        let spec: twinloop::image::TagMapSpec = map.try_into().unwrap();
+        assert_eq!(spec, apps[0].tag_map(), "the gateway's tables are the nodes'");
+        assert_eq!(TagIo::new(&spec).unwrap().map().layout_id(), expected);
+    }
+
+    #[test]
+    fn config_tags_round_trip_through_print() {
+        let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let text = std::fs::read_to_string(configs.join("demo-tags-a.toml")).unwrap();
+        let file = NodeFile::parse(&text, &configs, &[]).unwrap();
+        let again = NodeFile::parse(&file.to_toml().unwrap(), &configs, &[]).unwrap();
         assert_eq!(again, file);
     }
 

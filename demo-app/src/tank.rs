@@ -14,17 +14,25 @@
 //! 5. integrates the pump flow into a totalizer, and
 //! 6. emits the actuator command (output 0) and one event per alarm change (outputs 1..).
 //!
+//! With `[app] io = "tags"` the inputs come from the input process image of a Modbus
+//! gateway instead of the binary layout, and the command and the alarm words leave as out
+//! tags (one output per change); a sensor tag of bad quality is a sensor fault like a
+//! malformed payload. The controller is the same: only the adapter at each end differs
+//! ([`crate::tags`]).
+//!
 //! Every number is a fixed-width integer and every step is integer arithmetic, so the
 //! program gives bit-identical results on every machine: no floating point, no clock,
 //! no hash maps. A gap in frame numbers (frames nobody received) counts as elapsed time,
 //! bounded by `gap_cycles_max`.
 
 use crate::layout::{di, flag, ActuatorCommand, AlarmEvent, AlarmEventKind, TankInputs};
+use crate::tags::{TagIo, HEARTBEAT_FRAMES_MAX};
 use serde::{Deserialize, Serialize};
 use twinloop::app::{
     restore_postcard, settings_digest, snapshot_postcard, App, AppIdentity, Frame, Outbox, SnapshotError,
 };
 use twinloop::digest::Fnv64;
+use twinloop::image::{DeviceSpec, OutputImage, TagMapSpec, TagSpec};
 
 /// The program's alarms; the discriminant is the alarm's bit number in the command's
 /// alarm words and the code in alarm events.
@@ -82,9 +90,23 @@ const TRIPPING: u16 = Alarm::DryRun.bit()
     | Alarm::SensorFault.bit()
     | Alarm::EmergencyStop.bit();
 
+/// How the program's inputs arrive and its outputs leave: the `[app]` key `io`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IoMode {
+    /// The fixed binary layouts of `crate::layout` (docs/PROTOCOL.md): the I/O source
+    /// sends `TankInputs`, the program sends a command every frame and alarm events.
+    #[default]
+    Binary,
+    /// The input process image of a tag map (`[[app.device]]`, `[[app.tag]]`), and out
+    /// tags: what a Modbus gateway (`twinloop-gateway`) sends and writes.
+    Tags,
+}
+
 /// The program's parameters: the `[app]` table of the node's configuration. Both nodes
-/// must have the same (a difference shows as an output divergence alarm).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// must have the same (a difference shows as an output divergence alarm, and the settings
+/// digest in the identity refuses the pairing).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TankParams {
     /// The cycle of the I/O source, in milliseconds: the time one frame stands for.
@@ -114,6 +136,19 @@ pub struct TankParams {
     /// amount of data (benchmarks of late joins). Must stay below the runtime's
     /// `state_bytes_max`. 0: none.
     pub state_ballast_bytes: u32,
+    /// Where the inputs come from and the outputs go: `binary` (default) or `tags`.
+    pub io: IoMode,
+    /// `io = "tags"`: a heartbeat output after this many frames without a change of an
+    /// out tag (1..=100000), so that the gateway's lost-control alarm stays quiet.
+    pub heartbeat_frames: u32,
+    /// `io = "tags"`: the devices of the tag map (`[[app.device]]`, as the gateway's
+    /// `[[device]]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device: Vec<DeviceSpec>,
+    /// `io = "tags"`: the tags (`[[app.tag]]`, as the gateway's `[[tag]]`); the names the
+    /// program needs are in `crate::tags`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tag: Vec<TagSpec>,
 }
 
 impl Default for TankParams {
@@ -131,6 +166,10 @@ impl Default for TankParams {
             pump_fail_cycles: 100,
             gap_cycles_max: 10,
             state_ballast_bytes: 0,
+            io: IoMode::Binary,
+            heartbeat_frames: 10,
+            device: Vec::new(),
+            tag: Vec::new(),
         }
     }
 }
@@ -144,7 +183,7 @@ pub struct ParamError {
     /// The key in the `[app]` table.
     pub key: &'static str,
     /// What is wrong.
-    pub problem: &'static str,
+    pub problem: String,
 }
 
 impl core::fmt::Display for ParamError {
@@ -158,7 +197,12 @@ impl std::error::Error for ParamError {}
 impl TankParams {
     /// Checks every parameter; the first problem found is returned.
     pub fn validate(&self) -> Result<(), ParamError> {
-        let err = |key, problem| Err(ParamError { key, problem });
+        let err = |key, problem: &str| {
+            Err(ParamError {
+                key,
+                problem: problem.into(),
+            })
+        };
         if self.cycle_ms == 0 || self.cycle_ms > 60_000 {
             return err("cycle_ms", "must be 1..=60000");
         }
@@ -198,7 +242,34 @@ impl TankParams {
         if self.state_ballast_bytes > STATE_BALLAST_BYTES_MAX {
             return err("state_ballast_bytes", "must be 0..=67108864 (64 MiB)");
         }
-        Ok(())
+        if self.heartbeat_frames == 0 || self.heartbeat_frames > HEARTBEAT_FRAMES_MAX {
+            return err("heartbeat_frames", "must be 1..=100000");
+        }
+        self.tag_io().map(|_| ())
+    }
+
+    /// The tag map as written.
+    pub fn tag_map(&self) -> TagMapSpec {
+        TagMapSpec {
+            device: self.device.clone(),
+            tag: self.tag.clone(),
+        }
+    }
+
+    /// With `io = "tags"`, the checked tag map with the program's tags resolved; with
+    /// `binary`, none (and a tag map given anyway is an error: it would be ignored).
+    pub fn tag_io(&self) -> Result<Option<TagIo>, ParamError> {
+        match self.io {
+            IoMode::Binary if self.device.is_empty() && self.tag.is_empty() => Ok(None),
+            IoMode::Binary => Err(ParamError {
+                key: if self.tag.is_empty() { "device" } else { "tag" },
+                problem: "a tag map is read only with io = \"tags\": set io = \"tags\" or remove [[app.device]] and [[app.tag]]".into(),
+            }),
+            IoMode::Tags => TagIo::new(&self.tag_map()).map(Some).map_err(|e| ParamError {
+                key: "tag",
+                problem: e.to_string(),
+            }),
+        }
     }
 }
 
@@ -209,7 +280,7 @@ const SPEED_MAX_PERMILLE: i64 = 1000;
 
 /// Everything the program remembers from one cycle to the next: what a state transfer
 /// carries and what the digest covers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct TankState {
     /// Frames run.
     pub frames_run: u64,
@@ -249,6 +320,12 @@ pub struct TankState {
     /// Wrapping sum of the ballast's bytes, kept up to date so that the digest covers the
     /// ballast without reading all of it every cycle.
     pub ballast_sum: u64,
+    /// `io = "tags"`: the tag map's layout id (0 with `binary`): a snapshot of another
+    /// mode or map is refused rather than run.
+    pub layout_id: u32,
+    /// `io = "tags"`: the out tags' values wanted and last sent, so that a new primary
+    /// sends only what changed, as the old one would have.
+    pub out: Option<OutputImage>,
 }
 
 /// `Vec<u8>` as a serde byte string (what the `serde_bytes` crate does, for one field).
@@ -294,19 +371,26 @@ mod byte_string {
 pub const TANK_PROGRAM_NAME: &str = "twinloop-demo tank";
 /// The program's version in its [`AppIdentity`]: raised whenever `step` or the state
 /// layout changes, so that two nodes running different versions refuse to pair.
-pub const TANK_PROGRAM_VERSION: u32 = 1;
+pub const TANK_PROGRAM_VERSION: u32 = 2;
 
 /// The tank control program. See the module documentation.
 #[derive(Debug, Clone)]
 pub struct TankApp {
     params: TankParams,
     state: TankState,
+    /// `io = "tags"`: the map and the program's handles, resolved once.
+    tags: Option<TagIo>,
 }
 
 impl TankApp {
     /// A program in its initial state. The parameters must be valid
-    /// ([`TankParams::validate`]).
+    /// ([`TankParams::validate`]); with an invalid tag map this panics, naming the key
+    /// (the node checks the file before it builds the program).
     pub fn new(params: TankParams) -> Self {
+        let tags = match params.tag_io() {
+            Ok(tags) => tags,
+            Err(e) => panic!("TankApp::new with unchecked parameters: {e}"),
+        };
         // Written, not zeroed: a zeroed vector is mapped lazily, and the first snapshot of
         // untouched megabytes would fault them in in the middle of a primary's cycle (a
         // real history buffer is written as the program runs).
@@ -315,9 +399,16 @@ impl TankApp {
             setpoint_um: params.setpoint_um,
             ballast_sum: ballast.iter().map(|&b| u64::from(b)).sum(),
             ballast,
+            layout_id: tags.as_ref().map_or(0, |t| t.map().layout_id()),
+            out: tags.as_ref().map(|t| t.output_image(params.heartbeat_frames)),
             ..TankState::default()
         };
-        TankApp { params, state }
+        TankApp { params, state, tags }
+    }
+
+    /// `io = "tags"`: the tag map and the program's handles.
+    pub fn tag_io(&self) -> Option<&TagIo> {
+        self.tags.as_ref()
     }
 
     /// The state, for tests and reports.
@@ -337,8 +428,7 @@ impl TankApp {
 
     /// Latches newly active conditions and queues their events; clears acknowledged
     /// alarms whose condition has gone.
-    fn update_alarms(&mut self, active: u16, ack_edge: bool, level_um: u32, events: &mut EventList) {
-        let s = &mut self.state;
+    fn update_alarms(s: &mut TankState, active: u16, ack_edge: bool, level_um: u32, events: &mut EventList) {
         for alarm in Alarm::ALL {
             let bit = alarm.bit();
             if active & bit != 0 && s.alarms_latched & bit == 0 {
@@ -365,9 +455,7 @@ impl TankApp {
     }
 
     /// The PI controller: the speed command for this cycle, in permille.
-    fn control(&mut self, level_um: u32, dt_ms: u64) -> u16 {
-        let p = &self.params;
-        let s = &mut self.state;
+    fn control(p: &TankParams, s: &mut TankState, level_um: u32, dt_ms: u64) -> u16 {
         let error_um = i64::from(s.setpoint_um) - i64::from(level_um);
         // i128 intermediates: the products of a full-range error and gain do not fit i64.
         let proportional = (i128::from(error_um) * i128::from(p.kp_milli) / 1_000_000) as i64;
@@ -405,7 +493,8 @@ impl EventList {
 
 impl App for TankApp {
     fn step(&mut self, frame: Frame<'_>, outbox: &mut Outbox) {
-        let params = self.params.clone();
+        // Borrowed, not cloned: the tag map in the parameters would allocate each cycle.
+        let params = &self.params;
         // Elapsed time: a gap in frame numbers is time that passed, within a bound.
         let cycles = if self.state.last_frame == 0 || frame.number <= self.state.last_frame {
             1
@@ -418,14 +507,19 @@ impl App for TankApp {
         self.state.last_frame = frame.number;
         self.state.frames_run += 1;
 
-        let decoded = TankInputs::decode(frame.payload);
-        let payload_ok = decoded.is_ok();
+        // The one place the two modes differ on the way in: a payload that does not decode
+        // and an image whose sensor tags are bad are the same sensor fault.
+        let decoded = match &self.tags {
+            None => TankInputs::decode(frame.payload).ok(),
+            Some(tags) => tags.read(frame.payload).ok(),
+        };
+        let payload_ok = decoded.is_some();
         let inputs = match decoded {
-            Ok(inputs) => {
+            Some(inputs) => {
                 self.state.inputs_held = inputs;
                 inputs
             }
-            Err(_) => {
+            None => {
                 self.state.bad_payloads += 1;
                 self.state.inputs_held
             }
@@ -469,7 +563,7 @@ impl App for TankApp {
         let mut events = EventList {
             events: heapless::Vec::new(),
         };
-        self.update_alarms(active, ack_edge, level_um, &mut events);
+        Self::update_alarms(&mut self.state, active, ack_edge, level_um, &mut events);
 
         // Interlocks, then the controller.
         let auto = inputs.has(di::AUTO);
@@ -479,7 +573,7 @@ impl App for TankApp {
             self.state.integral_e6 = 0;
             (false, 0)
         } else {
-            let speed = self.control(level_um, dt_ms);
+            let speed = Self::control(params, &mut self.state, level_um, dt_ms);
             if speed >= params.speed_min_permille && speed > 0 {
                 (true, speed)
             } else {
@@ -524,10 +618,21 @@ impl App for TankApp {
             level_um,
             totalizer_ml: s.totalizer_ul / 1000,
         };
-        // The outbox holds 16 outputs: one command and at most 12 events always fit.
-        let _ = outbox.push(&command.encode());
-        for event in &events.events {
-            let _ = outbox.push(&event.encode());
+        // And the one place they differ on the way out.
+        match (&self.tags, &mut s.out) {
+            (None, _) => {
+                // The outbox holds 16 outputs: one command and at most 12 events always fit.
+                let _ = outbox.push(&command.encode());
+                for event in &events.events {
+                    let _ = outbox.push(&event.encode());
+                }
+            }
+            // The alarm words carry every raise, acknowledgement and clearing: the events
+            // are not sent apart.
+            (Some(tags), Some(out)) => tags.write(out, &command, outbox),
+            // A state without its output image is refused by restore and never built by
+            // new: nothing to write with.
+            (Some(_), None) => {}
         }
     }
 
@@ -536,7 +641,12 @@ impl App for TankApp {
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
-        self.state = restore_postcard(bytes)?;
+        let state: TankState = restore_postcard(bytes)?;
+        // A snapshot of the other mode or of another tag map is not this program's state.
+        if state.layout_id != self.state.layout_id || state.out.is_some() != self.tags.is_some() {
+            return Err(SnapshotError::Malformed);
+        }
+        self.state = state;
         Ok(())
     }
 
@@ -575,6 +685,9 @@ impl App for TankApp {
             u64::from(i.demand_flow_ml_per_s),
             s.ballast.len() as u64,
             s.ballast_sum,
+            u64::from(s.layout_id),
+            // The output image's postcard bytes, hashed as they are produced (no buffer).
+            s.out.as_ref().map_or(0, settings_digest),
         ] {
             h.write_u64(value);
         }
@@ -586,6 +699,7 @@ impl App for TankApp {
 mod tests {
     use super::*;
     use crate::layout::OutputMessage;
+    use twinloop::image::{Quality, Value};
 
     const HEALTHY: u16 = di::AUTO | di::ESTOP_OK | di::PUMP_RUNNING;
 
@@ -827,6 +941,266 @@ mod tests {
         i.setpoint_um = 5_000_000;
         let (c, _) = run(&mut app, 1, i);
         assert_eq!(c.setpoint_um, 1_699_999);
+    }
+
+    /// The tank on the demo plant's tag map.
+    fn tag_params() -> TankParams {
+        let map = crate::tags::plant_map("127.0.0.1:5020", 8);
+        TankParams {
+            io: IoMode::Tags,
+            device: map.device,
+            tag: map.tag,
+            ..TankParams::default()
+        }
+    }
+
+    /// The out tags' values as a device holds them after the writes of every frame so far.
+    #[derive(Debug, Default, PartialEq, Eq)]
+    struct OutTags {
+        pump_run: bool,
+        speed: u16,
+        horn: bool,
+        latched: u16,
+        unacked: u16,
+    }
+
+    impl OutTags {
+        fn of(c: &ActuatorCommand) -> OutTags {
+            OutTags {
+                pump_run: c.has(flag::PUMP_RUN),
+                speed: c.pump_speed_permille,
+                horn: c.has(flag::HORN),
+                latched: c.alarms_latched,
+                unacked: c.alarms_unacked,
+            }
+        }
+
+        /// Applies one frame's outputs; returns how many tag writes it had.
+        fn apply(&mut self, app: &TankApp, outbox: &Outbox) -> usize {
+            let map = app.tag_io().unwrap().map();
+            let mut writes = 0;
+            for payload in outbox.as_slice() {
+                let twinloop::image::TagOutput::Write(handle, value) = map.decode_output(payload).unwrap() else {
+                    continue;
+                };
+                writes += 1;
+                match (map.tag(handle).unwrap().name.as_str(), value) {
+                    ("pump_run", Value::Bool(b)) => self.pump_run = b,
+                    ("pump_speed_permille", Value::U16(v)) => self.speed = v,
+                    ("horn", Value::Bool(b)) => self.horn = b,
+                    ("alarms_latched", Value::U16(v)) => self.latched = v,
+                    ("alarms_unacked", Value::U16(v)) => self.unacked = v,
+                    other => panic!("not an out tag of the program: {other:?}"),
+                }
+            }
+            writes
+        }
+    }
+
+    fn step_tags(app: &mut TankApp, number: u64, payload: &[u8], device: &mut OutTags) -> usize {
+        let mut outbox = Outbox::new();
+        app.step(Frame { number, payload }, &mut outbox);
+        device.apply(app, &outbox)
+    }
+
+    /// The state apart from what only one mode has.
+    fn core(app: &TankApp) -> TankState {
+        TankState {
+            layout_id: 0,
+            out: None,
+            ..app.state().clone()
+        }
+    }
+
+    #[test]
+    fn tags_same_inputs_give_the_same_commands_as_binary() {
+        use crate::plant::{Plant, PlantParams};
+        let mut binary = app();
+        let mut tagged = TankApp::new(tag_params());
+        let io = tagged.tag_io().unwrap().clone();
+        let mut plant = Plant::new(PlantParams {
+            level_initial_um: 190_000,
+            supply_refill_ml_per_s: 0,
+            supply_ml: 60_000,
+            ..PlantParams::default()
+        });
+        let mut device = OutTags::default();
+        let (mut writes, mut events) = (0, 0);
+        // 20 s of a closed loop: the low-level alarm, acknowledgements, a setpoint from the
+        // panel, the supply running dry (a trip), and a gap in frame numbers.
+        for n in (1..=2000u64).filter(|n| !(700..705).contains(n)) {
+            plant.set_ack(n % 300 < 3);
+            plant.set_setpoint(if n > 1000 { 1_300_000 } else { 0 });
+            let inputs = plant.inputs();
+            let (command, alarm_events) = run(&mut binary, n, inputs);
+            events += alarm_events.len();
+            writes += step_tags(&mut tagged, n, &io.image_of(&inputs, Quality::Ok), &mut device);
+            assert_eq!(device, OutTags::of(&command), "frame {n}");
+            assert_eq!(core(&tagged), core(&binary), "frame {n}");
+            plant.apply(&command);
+            plant.advance(10);
+        }
+        assert!(events >= 4, "the run raised, acknowledged and cleared alarms: {events}");
+        assert_ne!(
+            binary.state().alarms_latched & Alarm::DryRun.bit(),
+            0,
+            "the supply ran dry"
+        );
+        assert!(writes < 2000 * 5, "only changes are sent: {writes} writes");
+    }
+
+    #[test]
+    fn tags_bad_quality_is_a_sensor_fault_holding_last_inputs() {
+        let mut app = TankApp::new(tag_params());
+        let io = app.tag_io().unwrap().clone();
+        let mut device = OutTags::default();
+        step_tags(
+            &mut app,
+            1,
+            &io.image_of(&inputs(500_000, HEALTHY), Quality::Ok),
+            &mut device,
+        );
+        assert!(device.pump_run && device.speed > 0, "{device:?}");
+        for (n, quality) in [
+            (2, Quality::Disconnected),
+            (3, Quality::Timeout),
+            (4, Quality::Exception(4)),
+        ] {
+            step_tags(
+                &mut app,
+                n,
+                &io.image_of(&inputs(500_000, HEALTHY), quality),
+                &mut device,
+            );
+            assert!(!device.pump_run && device.speed == 0, "{quality:?}: the pump stops");
+            assert_eq!(
+                device.latched,
+                Alarm::SensorFault.bit(),
+                "{quality:?}: the alarm latches"
+            );
+            assert!(device.horn);
+        }
+        assert_eq!(app.state().bad_payloads, 3);
+        assert_eq!(
+            app.state().inputs_held.level_um,
+            500_000,
+            "the last good inputs are held"
+        );
+        // The same as a payload that does not decode in the binary mode.
+        let mut binary = self::app();
+        run(&mut binary, 1, inputs(500_000, HEALTHY));
+        let mut outbox = Outbox::new();
+        for n in 2..=4 {
+            outbox.clear();
+            binary.step(
+                Frame {
+                    number: n,
+                    payload: b"garbage",
+                },
+                &mut outbox,
+            );
+        }
+        assert_eq!(OutTags::of(&decode(&outbox).0), device);
+        assert_eq!(core(&app), core(&binary));
+        // An image of another map is refused whole: the same fault.
+        let mut other = tag_params();
+        other.tag[0].address = 7;
+        other.device[0].discrete_inputs[0].count = 8;
+        let other = TankApp::new(other);
+        let foreign = other.tag_io().unwrap().image_of(&inputs(500_000, HEALTHY), Quality::Ok);
+        step_tags(&mut app, 5, &foreign, &mut device);
+        assert_eq!(app.state().bad_payloads, 4);
+    }
+
+    #[test]
+    fn tags_snapshot_and_identity_cover_the_mode_and_the_map() {
+        let mut a = TankApp::new(tag_params());
+        let io = a.tag_io().unwrap().clone();
+        let mut device = OutTags::default();
+        for n in 1..=100 {
+            step_tags(
+                &mut a,
+                n,
+                &io.image_of(&inputs(400_000 + 1000 * n as u32, HEALTHY), Quality::Ok),
+                &mut device,
+            );
+        }
+        let mut buf = [0u8; 2048];
+        let len = a.snapshot(&mut buf).unwrap();
+        // A new primary restored from it sends only what changes, as the old one would.
+        let mut b = TankApp::new(tag_params());
+        b.restore(&buf[..len]).unwrap();
+        assert_eq!(a.digest(), b.digest());
+        for n in 101..=150 {
+            let image = io.image_of(&inputs(400_000 + 1000 * n as u32, HEALTHY), Quality::Ok);
+            let (mut da, mut db) = (Outbox::new(), Outbox::new());
+            a.step(
+                Frame {
+                    number: n,
+                    payload: &image,
+                },
+                &mut da,
+            );
+            b.step(
+                Frame {
+                    number: n,
+                    payload: &image,
+                },
+                &mut db,
+            );
+            assert_eq!(da.as_slice(), db.as_slice(), "frame {n}");
+        }
+        assert_eq!(a.digest(), b.digest());
+        // Not a state of the binary mode, nor of another map; and the other way round.
+        assert_eq!(app().restore(&buf[..len]), Err(SnapshotError::Malformed));
+        let mut other = tag_params();
+        other.tag[6].address = 8;
+        other.device[0].input_registers[0].count = 10;
+        assert_eq!(
+            TankApp::new(other.clone()).restore(&buf[..len]),
+            Err(SnapshotError::Malformed)
+        );
+        let len = app().snapshot(&mut buf).unwrap();
+        assert_eq!(
+            TankApp::new(tag_params()).restore(&buf[..len]),
+            Err(SnapshotError::Malformed)
+        );
+        // The identity: the mode and every byte of the map are settings.
+        let id = |p: TankParams| TankApp::new(p).identity().settings_digest;
+        assert_ne!(id(tag_params()), id(TankParams::default()));
+        assert_ne!(id(tag_params()), id(other));
+        let mut heartbeat = tag_params();
+        heartbeat.heartbeat_frames = 11;
+        assert_ne!(id(tag_params()), id(heartbeat));
+    }
+
+    #[test]
+    fn tags_map_in_binary_mode_or_a_bad_map_is_one_error() {
+        let mut p = tag_params();
+        p.io = IoMode::Binary;
+        let e = p.validate().unwrap_err();
+        assert_eq!(e.key, "tag");
+        assert!(e.to_string().contains("io = \"tags\""), "{e}");
+        let mut p = tag_params();
+        p.tag.retain(|t| t.name != "estop_ok");
+        let e = p.validate().unwrap_err();
+        assert_eq!(e.key, "tag");
+        assert!(
+            e.to_string()
+                .starts_with("invalid configuration key `app.tag`: the tank program needs the tag `estop_ok`"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains('\n'));
+        let p = TankParams {
+            io: IoMode::Tags,
+            ..TankParams::default()
+        };
+        assert_eq!(p.validate().unwrap_err().key, "tag", "tags without a map");
+        let p = TankParams {
+            heartbeat_frames: 0,
+            ..tag_params()
+        };
+        assert_eq!(p.validate().unwrap_err().key, "heartbeat_frames");
     }
 
     #[test]

@@ -125,6 +125,10 @@ impl<A: App> Shell<A> {
                 )
             }
             Notice::SwitchoverRefused => (true, "the primary refused the forwarded switchover".into()),
+            Notice::SwitchoverAbandoned => (
+                true,
+                "switchover given up: this backup ran nothing for about a detection window after agreeing (frozen or starved), so its primary may have aborted it and run on".into(),
+            ),
             Notice::SourceRestarted {
                 session,
                 source_first,

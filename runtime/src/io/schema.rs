@@ -276,6 +276,8 @@ name_enum! {
         SwitchoverDelayed <= node::Notice::SwitchoverDelayed { .. },
         /// The primary refused a forwarded switchover.
         SwitchoverRefused <= node::Notice::SwitchoverRefused,
+        /// The backup gave up a switchover it had agreed to after a stall.
+        SwitchoverAbandoned <= node::Notice::SwitchoverAbandoned,
         /// The I/O source started a new session.
         SourceRestarted <= node::Notice::SourceRestarted { .. },
     }

@@ -25,7 +25,8 @@ impl<A: App> Node<A> {
             return;
         }
         self.note_link_heard(link);
-        self.peer = Some(PeerStatus {
+        let slot = &mut self.peers[self.link_peer(link)];
+        slot.status = Some(PeerStatus {
             node_id: h.node_id,
             role: h.role,
             epoch: h.epoch,
@@ -38,9 +39,9 @@ impl<A: App> Node<A> {
             // The pair has state: this node does not lead from a cold start while its
             // holder may be alive (see `lead_from_start`).
             self.pair_had_state = true;
-            self.peer_cold_since = None;
-        } else if self.peer_cold_since.is_none() {
-            self.peer_cold_since = Some(now);
+            slot.cold_since = None;
+        } else if slot.cold_since.is_none() {
+            slot.cold_since = Some(now);
         }
         if h.role == WireRole::Primary {
             self.primary_heard_at = now;
@@ -65,7 +66,8 @@ impl<A: App> Node<A> {
             status.up = true;
             self.notice(Notice::LinkUp(link));
         }
-        if let Some(peer) = &mut self.peer {
+        let slot = self.link_peer(link);
+        if let Some(peer) = &mut self.peers[slot].status {
             peer.last_heard = now;
         }
     }
@@ -75,9 +77,12 @@ impl<A: App> Node<A> {
         if self.role != Role::Primary {
             return;
         }
-        let following = self.peer_alive()
+        // groups: paired while any backup follows, or every one? (acked outputs count the
+        // in-sync backups; the console wants one row per peer.)
+        let following = self.the_peer_alive()
             && self
-                .peer
+                .the_peer()
+                .status
                 .is_some_and(|p| p.role == WireRole::Backup && matches!(p.sync, WireSync::InSync | WireSync::Lagging));
         match (self.sync, following) {
             (SyncState::Alone, true) => self.transition(Role::Primary, SyncState::Paired, Reason::BackupInSync),
@@ -102,11 +107,12 @@ impl<A: App> Node<A> {
 
     /// What the peer's heartbeat says about its input path. The age is the peer's to set:
     /// one beyond this node's clock means "long ago", not an overflow.
-    pub(super) fn on_peer_input(&mut self, input_frame: u64, input_age_ms: u64) {
-        self.peer_input_frame = input_frame;
+    pub(super) fn on_peer_input(&mut self, link: u8, input_frame: u64, input_age_ms: u64) {
+        let now = self.now;
+        let slot = &mut self.peers[self.link_peer(link)];
+        slot.input_frame = input_frame;
         // `Instant - Duration` saturates at the origin.
-        self.peer_input_heard_at =
-            (input_age_ms != u64::MAX).then(|| self.now - core::time::Duration::from_millis(input_age_ms));
+        slot.input_heard_at = (input_age_ms != u64::MAX).then(|| now - core::time::Duration::from_millis(input_age_ms));
         self.input_check();
     }
 
@@ -114,16 +120,22 @@ impl<A: App> Node<A> {
         // An answer from a primary was already counted as a false death in `note_alive`.
         if header.role != WireRole::Primary && self.role == Role::Backup && self.probe.is_some_and(|(p, _)| p == id) {
             // Alive, but nobody leads: this node does.
+            // groups: with three or more voters, only the successor by weight, and only
+            // with a majority's votes (pre-vote), not on one peer's answer.
             self.take_over(Reason::TakeoverNoPrimary);
         }
     }
 
     /// When the backup's silence window ends, or a link is due to be declared down, or
     /// a primary's backup is lost. Each expiry is computed once, below, and checked
-    /// against the same value (`detector_timeout`, `peer_alive`).
+    /// against the same value (`detector_timeout`, `slot_alive`).
     pub(super) fn detection_deadline(&self) -> Option<Instant> {
-        let links = (0..self.config.links).filter_map(|link| self.link_expiry(link));
-        let paired = (self.sync == SyncState::Paired).then(|| self.peer_expiry()).flatten();
+        let links = (0..self.links_total()).filter_map(|link| self.link_expiry(link));
+        // groups: the expiry of whichever backups keep the primary paired
+        // (`primary_track_backup`).
+        let paired = (self.sync == SyncState::Paired)
+            .then(|| self.the_peer_expiry())
+            .flatten();
         self.primary_silence_expiry()
             .into_iter()
             .chain(links)
@@ -147,20 +159,15 @@ impl<A: App> Node<A> {
             .map(|heard| heard + self.peer_window())
     }
 
-    /// When the peer, heard last at `last_heard`, counts as gone (see `peer_window`).
-    pub(super) fn peer_expiry(&self) -> Option<Instant> {
-        self.peer.map(|p| p.last_heard + self.peer_window())
-    }
-
     pub(super) fn detector_timeout(&mut self) {
         let now = self.now;
-        for link in 0..self.config.links {
+        for link in 0..self.links_total() {
             let i = usize::from(link);
             if now >= self.heartbeat_due_on(i) {
                 self.send_heartbeat(link);
             }
         }
-        for link in 0..self.config.links {
+        for link in 0..self.links_total() {
             if self.link_expiry(link).is_some_and(|t| now >= t) {
                 self.links[usize::from(link)].up = false;
                 self.notice(Notice::LinkDown(link));
@@ -171,6 +178,8 @@ impl<A: App> Node<A> {
             if let Some((_, deadline)) = self.probe {
                 if now >= deadline {
                     self.probe = None;
+                    // groups: the successor asks for votes here (a majority of the voters,
+                    // the probe rule with two); a backup that is not the successor waits.
                     self.take_over(Reason::TakeoverAfterProbe);
                 }
             } else if self.primary_silence_expiry().is_some_and(|t| now >= t) {
@@ -194,7 +203,7 @@ impl<A: App> Node<A> {
 
     /// When the next heartbeat is due on some link.
     pub(super) fn heartbeat_deadline(&self) -> Option<Instant> {
-        let due = (0..usize::from(self.config.links))
+        let due = (0..usize::from(self.links_total()))
             .map(|i| self.heartbeat_due_on(i))
             .min();
         // A quiet backup wakes when its primary has been silent too long to stay quiet,

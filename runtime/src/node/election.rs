@@ -32,10 +32,11 @@ impl<A: App> Node<A> {
         }
     }
 
-    /// A heartbeat: remember the peer's nonce, and redraw ours on a tie.
-    pub(super) fn election_on_peer(&mut self, header: &Header, nonce: u64, priority: u8) {
-        self.peer_nonce = nonce;
-        self.peer_priority = priority;
+    /// A heartbeat on `link`: remember its peer's nonce, and redraw ours on a tie.
+    pub(super) fn election_on_peer(&mut self, link: u8, header: &Header, nonce: u64, priority: u8) {
+        let slot = &mut self.peers[self.link_peer(link)];
+        slot.nonce = nonce;
+        slot.priority = priority;
         if self.role == Role::Starting
             && header.role == WireRole::Starting
             && (priority, nonce) == (self.config.priority, self.nonce)
@@ -58,7 +59,9 @@ impl<A: App> Node<A> {
             self.startup_deadline = Some(self.now + self.config.startup_wait());
             return;
         }
-        let peer = self.peer.filter(|_| self.peer_alive());
+        // groups: a starting node must weigh every live peer — wait for any primary or
+        // backup with state, and lead only above every starting one's tiebreak.
+        let peer = self.the_peer().status.filter(|_| self.the_peer_alive());
         match peer.map(|p| (p.role, p.sync)) {
             Some((WireRole::Primary, _)) if self.keep_state => {
                 // Keeping this node's state for the operator, next to a primary of
@@ -72,8 +75,8 @@ impl<A: App> Node<A> {
                 let mine = (holds(self.origin.0), self.config.priority, self.nonce);
                 let theirs = (
                     peer.is_some_and(|p| holds(p.origin)),
-                    self.peer_priority,
-                    self.peer_nonce,
+                    self.the_peer().priority,
+                    self.the_peer().nonce,
                 );
                 if mine > theirs {
                     self.lead_from_start(Reason::WonTiebreak);
@@ -102,9 +105,16 @@ impl<A: App> Node<A> {
     /// heartbeats from before it took state must not count as its word now.
     fn lead_from_start(&mut self, reason: Reason) {
         let wait = self.config.startup_wait();
-        let peer_cold = self.peer.filter(|_| self.peer_alive()).is_some_and(|p| p.origin == 0)
+        // groups: the holder may be any peer that was heard with state; a cold start
+        // needs every such peer heard cold (or gone, by a majority's word).
+        let peer_cold = self
+            .the_peer()
+            .status
+            .filter(|_| self.the_peer_alive())
+            .is_some_and(|p| p.origin == 0)
             && self
-                .peer_cold_since
+                .the_peer()
+                .cold_since
                 .is_some_and(|since| self.now.saturating_since(since) >= wait);
         if self.origin.0 == 0 && self.pair_had_state && !self.cold_start_allowed && !peer_cold {
             if !self.cold_start_held_raised {
@@ -169,7 +179,8 @@ impl<A: App> Node<A> {
         }
         self.pair_had_state = true;
         self.cold_start_held_raised = false;
-        let sync = if self.peer_in_sync() {
+        // groups: paired when any backup follows in sync (as `primary_track_backup`).
+        let sync = if self.the_peer_in_sync() {
             SyncState::Paired
         } else {
             SyncState::Alone

@@ -121,6 +121,8 @@ impl<A: App> Node<A> {
                 _ => self.fenced_by(theirs, header.origin),
             },
             Role::Backup if header.role == WireRole::Primary => {
+                // groups: a backup that hears a successor of the same origin follows it
+                // without a transfer when it holds no commit the successor lacks.
                 let had_state = self.has_state();
                 let following = self.epochs.current().0 != 0;
                 self.follow_epoch(theirs);

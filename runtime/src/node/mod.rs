@@ -11,7 +11,8 @@
 //! `outputs` (emission and the backup's two sets), `takeover`, `transfer` (join and
 //! resync), `switchover` (the planned handover) and `fencing` (epochs). `epochs` owns the
 //! epoch bookkeeping and lists every durable decision with the action that carries it;
-//! `timers` names every deadline [`Node::poll_timeout`] merges.
+//! `timers` names every deadline [`Node::poll_timeout`] merges. `peers` holds what the node
+//! knows of each peer, one slot per peer (a pair: one), and maps links to slots.
 
 mod detector;
 mod election;
@@ -20,6 +21,7 @@ mod fencing;
 mod lockstep;
 mod outputs;
 mod pairing;
+mod peers;
 mod replay;
 mod ring;
 mod source;
@@ -32,11 +34,12 @@ mod transfer;
 mod tests;
 
 use crate::app::{App, Outbox, OutputPayload};
-use crate::config::{Config, ConfigError, LINKS_MAX};
+use crate::config::{Config, ConfigError, GROUP_PEERS_MAX, LINKS_MAX, LINKS_TOTAL_MAX};
 use crate::rng::Rng;
 use crate::time::Instant;
 use crate::wire::{self, AuthKey, Body, DecodeError, Envelope, Header, WireBuf, WireRole, WireSync};
 use epochs::Epochs;
+use peers::PeerSlot;
 use std::collections::VecDeque;
 use std::vec::Vec;
 
@@ -56,7 +59,12 @@ const ACTIONS_MAX: usize = 512;
 /// transition and an alarm.
 /// A frame's outputs, its commit and a `SwitchTaken` on every link, and a few more.
 /// And a `SourceMap` on every link.
+/// This is the room of a pair's frame (one peer, up to `LINKS_MAX` links); a node with more
+/// peers reserves it once per peer (`Node::actions_per_frame`).
 const ACTIONS_PER_FRAME_MAX: usize = crate::app::OUTPUTS_PER_FRAME_MAX + 3 * LINKS_MAX + 4;
+/// The room a frame needs on a node with `GROUP_PEERS_MAX` peers: the bound of
+/// `Node::actions_per_frame`, by which the queue is sized.
+const ACTIONS_PER_GROUP_FRAME_MAX: usize = ACTIONS_PER_FRAME_MAX + (GROUP_PEERS_MAX - 1) * 3 * LINKS_MAX;
 /// Frames after a switchover's release whose commits carry a `SwitchTaken`.
 const SWITCH_TAKEN_FRAMES: u64 = 8;
 /// Outputs the backup may hold that the primary did not report sent.
@@ -230,7 +238,8 @@ pub enum Alarm {
     },
     /// 64 frames in a row from the I/O source were older than the last run and none was
     /// accepted: the source restarted its numbering without a new session, or another
-    /// source sends. Raised once until a frame is accepted.
+    /// source sends. Raised once until a frame is accepted. A backup does not count its
+    /// late copies of frames it ran (at most `max_lag_frames` older than its last run).
     FramesStale {
         /// The last frame run (the stale frames are older).
         frame: u64,
@@ -325,6 +334,12 @@ pub enum Notice {
     },
     /// The primary refused a switchover that the backup forwarded.
     SwitchoverRefused,
+    /// This backup had agreed to a switchover (or was taking over at the release) and then
+    /// ran nothing for about a detection window (frozen, stopped, starved): its primary
+    /// may have given the switchover up meanwhile and run on, so a release read now may
+    /// be stale; the agreement is dropped. The primary aborts the switchover at its
+    /// deadline if it had not already.
+    SwitchoverAbandoned,
     /// The I/O source started a new session (it numbers from the beginning again): its
     /// frame `source_first` is the pair's frame `pair_first` (decided here as primary, or
     /// heard from the primary).
@@ -367,7 +382,8 @@ pub struct Output {
 pub enum Action {
     /// Send `bytes` to the peer on sync link `link`.
     Transmit {
-        /// Link index, `0..links`.
+        /// Link index, `0..links` (a global index over every peer's links: see
+        /// `node/peers.rs`; a pair's are `0..links`).
         link: u8,
         /// Control or bulk.
         class: TrafficClass,
@@ -613,19 +629,23 @@ pub struct Node<A: App> {
     nonce: u64,
     startup_deadline: Option<Instant>,
 
-    // Peer and links.
-    peer: Option<PeerStatus>,
-    peer_nonce: u64,
-    peer_priority: u8,
-    /// The last sign of life from a primary (backup's detector).
+    // Peers and links (see `peers`): per-peer state in a slot, per-link state indexed by
+    // the global link index.
+    /// What this node knows of each peer; slots `0..peer_count` are in use (a pair: 1).
+    peers: [PeerSlot; GROUP_PEERS_MAX],
+    peer_count: u8,
+    /// Per global link index: the slot of the peer at its other end.
+    link_peer: [u8; LINKS_TOTAL_MAX],
+    /// The last sign of life from a primary (backup's detector). The node's, not a slot's:
+    /// whichever peer leads, the backup waits on one primary.
     primary_heard_at: Instant,
-    links: [LinkStatus; LINKS_MAX],
+    links: [LinkStatus; LINKS_TOTAL_MAX],
     /// Per link: the peer's last heartbeat stamp and when it arrived, to echo.
-    echo: [(u64, Instant); LINKS_MAX],
+    echo: [(u64, Instant); LINKS_TOTAL_MAX],
     /// Per link: when a heartbeat is due if nothing else goes on the link before.
-    heartbeat_due: [Instant; LINKS_MAX],
+    heartbeat_due: [Instant; LINKS_TOTAL_MAX],
     /// Per link: when the last heartbeat went.
-    heartbeat_last: [Instant; LINKS_MAX],
+    heartbeat_last: [Instant; LINKS_TOTAL_MAX],
     probe: Option<(u32, Instant)>,
     probe_id_next: u32,
     /// The backup lost its primary while it had no state: alarm raised, no probe.
@@ -653,12 +673,12 @@ pub struct Node<A: App> {
     // Authentication and replay protection (only with a key).
     auth: Option<AuthKey>,
     session: u64,
-    seq_next: [u64; LINKS_MAX],
-    replay: [ReplayWindow; LINKS_MAX],
+    seq_next: [u64; LINKS_TOTAL_MAX],
+    replay: [ReplayWindow; LINKS_TOTAL_MAX],
     /// Per link: this node's challenge in the restart handshake (see `replay`; 0 unkeyed).
-    challenge: [u64; LINKS_MAX],
+    challenge: [u64; LINKS_TOTAL_MAX],
     /// Per link: the peer's last challenge heard, echoed in every heartbeat.
-    peer_challenge: [u64; LINKS_MAX],
+    peer_challenge: [u64; LINKS_TOTAL_MAX],
 
     false_deaths: u64,
     takeovers: u64,
@@ -677,10 +697,6 @@ pub struct Node<A: App> {
     input_unplaced: bool,
     /// When this node was created: a node without any frame counts its silence from it.
     booted_at: Instant,
-    /// The peer's highest frame from the I/O source, as its last heartbeat told.
-    peer_input_frame: u64,
-    /// When the peer's last frame arrived, on this node's clock (`None`: none or unknown).
-    peer_input_heard_at: Option<Instant>,
     /// When this node last became primary (the input handover's hold counts from it).
     primary_since: Instant,
     /// The current input silence was acted on (`InputSilent` raised, or not raised for a
@@ -709,8 +725,6 @@ pub struct Node<A: App> {
     // Pairing safety (see `pairing`).
     /// What this node's heartbeats say about its program, settings and key.
     fingerprint: wire::Fingerprint,
-    /// The peer this node refuses to pair with, while it is heard.
-    refusal: Option<pairing::Refusal>,
     /// By reason (no key, other key): when `SyncKeyMismatch` was last raised.
     key_alarm_at: [Option<Instant>; 2],
     /// `PeerIsSelf` raised (once per run).
@@ -719,8 +733,6 @@ pub struct Node<A: App> {
     origin: Epoch,
     /// This node, in this run, held the pair's state or heard a peer that did.
     pair_had_state: bool,
-    /// Since when every message from the peer said it holds no state.
-    peer_cold_since: Option<Instant>,
     /// May lead from a cold start although the pair had state (`allow_cold_start`, or an
     /// operator's `force-primary`).
     cold_start_allowed: bool,
@@ -763,6 +775,7 @@ impl<A: App> Node<A> {
         // cost the primary milliseconds in the middle of a cycle.
         let snapshot_buf = std::vec![0xA5u8; config.state_bytes_max as usize];
         let startup_deadline = Some(boot.now + config.startup_wait());
+        let (peers, link_peer, peer_count) = peers::slots_for(&config);
         Ok(Node {
             role: Role::Starting,
             sync: SyncState::Alone,
@@ -776,14 +789,14 @@ impl<A: App> Node<A> {
             unsent: heapless::Deque::new(),
             nonce,
             startup_deadline,
-            peer: None,
-            peer_nonce: 0,
-            peer_priority: 0,
+            peers,
+            peer_count,
+            link_peer,
             primary_heard_at: boot.now,
-            links: [LinkStatus::default(); LINKS_MAX],
-            echo: [(0, Instant::ZERO); LINKS_MAX],
-            heartbeat_due: [boot.now; LINKS_MAX],
-            heartbeat_last: [boot.now; LINKS_MAX],
+            links: [LinkStatus::default(); LINKS_TOTAL_MAX],
+            echo: [(0, Instant::ZERO); LINKS_TOTAL_MAX],
+            heartbeat_due: [boot.now; LINKS_TOTAL_MAX],
+            heartbeat_last: [boot.now; LINKS_TOTAL_MAX],
             probe: None,
             probe_id_next,
             cannot_take_over_raised: false,
@@ -795,13 +808,13 @@ impl<A: App> Node<A> {
             transfer_id_next,
             snapshot_buf,
             switchover: Switchover::Idle,
-            actions: VecDeque::with_capacity(ACTIONS_MAX + ACTIONS_PER_FRAME_MAX),
+            actions: VecDeque::with_capacity(ACTIONS_MAX + ACTIONS_PER_GROUP_FRAME_MAX),
             auth: None,
             session: 0,
-            seq_next: [0; LINKS_MAX],
-            replay: [ReplayWindow::default(); LINKS_MAX],
-            challenge: [0; LINKS_MAX],
-            peer_challenge: [0; LINKS_MAX],
+            seq_next: [0; LINKS_TOTAL_MAX],
+            replay: [ReplayWindow::default(); LINKS_TOTAL_MAX],
+            challenge: [0; LINKS_TOTAL_MAX],
+            peer_challenge: [0; LINKS_TOTAL_MAX],
             false_deaths: 0,
             takeovers: 0,
             switchovers: 0,
@@ -812,8 +825,6 @@ impl<A: App> Node<A> {
             input_heard_at: None,
             input_unplaced: false,
             booted_at: boot.now,
-            peer_input_frame: 0,
-            peer_input_heard_at: None,
             primary_since: boot.now,
             input_alarm_raised: false,
             input_handovers: 0,
@@ -826,13 +837,11 @@ impl<A: App> Node<A> {
             source_heard_at: None,
             source_restarts: 0,
             source_announce_until: 0,
-            fingerprint: pairing::fingerprint(&app.identity(), false),
-            refusal: None,
+            fingerprint: pairing::fingerprint(&app.identity(), false, config.group_digest()),
             key_alarm_at: [None; 2],
             self_alarm_raised: false,
             origin: Epoch(0),
             pair_had_state: false,
-            peer_cold_since: None,
             cold_start_allowed: config.allow_cold_start,
             cold_start_held_raised: false,
             keep_state: false,
@@ -853,7 +862,7 @@ impl<A: App> Node<A> {
         self.auth = Some(key);
         self.session = session;
         self.fingerprint.keyed = true;
-        for link in 0..usize::from(self.config.links) {
+        for link in 0..usize::from(self.links_total()) {
             self.challenge[link] = self.challenge_draw();
         }
         self
@@ -870,7 +879,7 @@ impl<A: App> Node<A> {
     /// source that started numbering again: the primary maps it to frames after those in
     /// hand, and the backup follows (see `node/source.rs`).
     pub fn handle_source_frame(&mut self, now: Instant, session: u16, number: u64, payload: &[u8]) {
-        self.now = now;
+        self.wake(now);
         if number == 0 || payload.len() > crate::app::FRAME_PAYLOAD_MAX {
             self.rejections.stale_frame += 1;
             return;
@@ -880,6 +889,13 @@ impl<A: App> Node<A> {
         };
         if number == 0 || number <= self.frame_last_run {
             self.rejections.stale_frame += 1;
+            if self.role == Role::Backup && self.frame_last_run - number <= self.config.max_lag_frames {
+                // The backup's own late copy of a frame it already ran with the primary's
+                // copy (it fetches what it lacks): its input lagging the commits on a busy
+                // host, within the lag it tolerates, is no sign of a restarted source
+                // (the primary, ahead of it, sees a restart first).
+                return;
+            }
             self.frames_stale_run += 1;
             if self.frames_stale_run == STALE_STORM_FRAMES {
                 // The last run, not the stale frame: a frame of the session left has
@@ -912,7 +928,7 @@ impl<A: App> Node<A> {
 
     /// A datagram from sync link `link`. Invalid datagrams are dropped and counted.
     pub fn handle_message(&mut self, now: Instant, link: u8, bytes: &[u8]) {
-        self.now = now;
+        self.wake(now);
         let envelope = match wire::decode(bytes, self.auth.as_ref()) {
             Ok(envelope) => envelope,
             Err(error) => {
@@ -923,9 +939,9 @@ impl<A: App> Node<A> {
                 return;
             }
         };
-        if link >= self.config.links || envelope.header.node_id == self.config.node_id {
+        if link >= self.links_total() || envelope.header.node_id == self.config.node_id {
             self.rejections.misaddressed += 1;
-            if link < self.config.links {
+            if link < self.links_total() {
                 self.pairing_own_id(link, &envelope);
             }
             return;
@@ -945,7 +961,7 @@ impl<A: App> Node<A> {
         if !self.peer_frames_in_range(&envelope.body) {
             return;
         }
-        if !self.pairing_check(&envelope) {
+        if !self.pairing_check(link, &envelope) {
             return;
         }
         if !self.fence(link, &envelope) {
@@ -965,7 +981,7 @@ impl<A: App> Node<A> {
 
     /// An operator command.
     pub fn handle_command(&mut self, now: Instant, command: Command) -> CommandReply {
-        self.now = now;
+        self.wake(now);
         let reply = match command {
             Command::Switchover => self.switchover_command(),
             Command::ForcePrimary => self.force_primary_command(),
@@ -977,7 +993,7 @@ impl<A: App> Node<A> {
 
     /// Time has reached (or passed) the deadline from [`Node::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.now = now;
+        self.wake(now);
         self.election_timeout();
         self.detector_timeout();
         self.retry_timeout();
@@ -1034,6 +1050,10 @@ impl<A: App> Node<A> {
 
     /// A snapshot for the console.
     pub fn status(&self) -> Status {
+        // groups: one row per peer (issue 16, step 5); a pair's shape until then. The
+        // pair's links are the first `LINKS_MAX` global indexes.
+        let mut links = [LinkStatus::default(); LINKS_MAX];
+        links.copy_from_slice(&self.links[..LINKS_MAX]);
         Status {
             node_id: self.config.node_id,
             role: self.role,
@@ -1041,9 +1061,9 @@ impl<A: App> Node<A> {
             epoch: self.epochs.current().0,
             frame: self.frame_last_run,
             lag_frames: self.lag_frames(),
-            peer: self.peer,
-            links: self.links,
-            link_count: self.config.links,
+            peer: self.the_peer().status,
+            links,
+            link_count: self.the_peer().link_count,
             false_deaths: self.false_deaths,
             takeovers: self.takeovers,
             switchovers: self.switchovers,
@@ -1057,8 +1077,8 @@ impl<A: App> Node<A> {
                 frame: self.frame_highest_received,
                 heard_at: self.input_heard_at,
                 silent: self.input_silent_for() >= self.config.input_silence(),
-                peer_frame: self.peer_input_frame,
-                peer_heard_at: self.peer_input_heard_at,
+                peer_frame: self.the_peer().input_frame,
+                peer_heard_at: self.the_peer().input_heard_at,
                 handovers: self.input_handovers,
             },
             source: self.source,
@@ -1099,10 +1119,33 @@ impl<A: App> Node<A> {
         }
     }
 
+    /// Sets the clock at the start of an event. A gap since the previous event that long
+    /// means this node ran nothing meanwhile (frozen, stopped, starved: while paired its
+    /// timers wake it at least every heartbeat interval), so it sent nothing either, and
+    /// its peer may have judged it dead: a switchover it agreed to is given up
+    /// (`switchover_after_stall`).
+    fn wake(&mut self, now: Instant) {
+        let gap = now.saturating_since(self.now);
+        self.now = now;
+        if gap >= self.stall_limit() {
+            self.switchover_after_stall();
+        }
+    }
+
+    /// The gap between two events of this node after which its peer may have found it
+    /// silent for a detection window: the window, less the longest a link goes without a
+    /// message while the node runs (its last message may predate its last event by that).
+    fn stall_limit(&self) -> core::time::Duration {
+        self.config
+            .detection_window()
+            .saturating_sub(self.config.heartbeat_gap_max())
+            .max(self.config.heartbeat_interval())
+    }
+
     fn push(&mut self, action: Action) {
         // Callers reserve room before bursts; this bound is a programmer error if hit.
         assert!(
-            self.actions.len() < ACTIONS_MAX + ACTIONS_PER_FRAME_MAX,
+            self.actions.len() < ACTIONS_MAX + ACTIONS_PER_GROUP_FRAME_MAX,
             "action queue overflow: the caller must drain poll_action after every event"
         );
         if let Action::Transmit {
@@ -1117,7 +1160,14 @@ impl<A: App> Node<A> {
     }
 
     fn room_for_frame(&self) -> bool {
-        self.actions.len() + ACTIONS_PER_FRAME_MAX <= ACTIONS_MAX
+        self.actions.len() + self.actions_per_frame() <= ACTIONS_MAX
+    }
+
+    /// The room one frame needs in the action queue: a pair's, and for each peer more its
+    /// links' commits, source mappings and `SwitchTaken`s (at most
+    /// `ACTIONS_PER_GROUP_FRAME_MAX`).
+    fn actions_per_frame(&self) -> usize {
+        ACTIONS_PER_FRAME_MAX + (usize::from(self.peer_count) - 1) * 3 * LINKS_MAX
     }
 
     /// Encodes `body` for one link, with that link's next sequence number.
@@ -1140,9 +1190,9 @@ impl<A: App> Node<A> {
         self.push(Action::Transmit { link, class, bytes });
     }
 
-    /// Queues `body` on every link.
+    /// Queues `body` on every link, to every peer.
     fn send_all(&mut self, body: Body) {
-        for link in 0..self.config.links {
+        for link in 0..self.links_total() {
             let bytes = self.encode_for(link, body.clone());
             self.push(Action::Transmit {
                 link,
@@ -1219,10 +1269,6 @@ impl<A: App> Node<A> {
         }
     }
 
-    fn peer_alive(&self) -> bool {
-        self.peer_expiry().is_some_and(|t| self.now < t)
-    }
-
     /// How long the peer (and a link) may be silent before it counts as gone: a primary
     /// judges its backup over `backup_heartbeat_factor` windows, since a following backup
     /// heartbeats that much less often; everyone else over one window, and so does a
@@ -1234,14 +1280,6 @@ impl<A: App> Node<A> {
         } else {
             self.config.detection_window()
         }
-    }
-
-    /// The backup is following with state and has run everything committed.
-    fn peer_in_sync(&self) -> bool {
-        self.peer_alive()
-            && self
-                .peer
-                .is_some_and(|p| p.role == WireRole::Backup && p.sync == WireSync::InSync)
     }
 
     fn dispatch(&mut self, link: u8, envelope: Envelope) {
@@ -1260,8 +1298,8 @@ impl<A: App> Node<A> {
                 challenge_echo: _,
             } => {
                 self.on_heartbeat(link, &header, sent_ns, echo_ns, echo_hold_ns);
-                self.on_peer_input(input_frame, input_age_ms);
-                self.election_on_peer(&header, nonce, priority);
+                self.on_peer_input(link, input_frame, input_age_ms);
+                self.election_on_peer(link, &header, nonce, priority);
             }
             Body::Probe { id } => self.send(link, TrafficClass::Control, Body::ProbeAck { id }),
             Body::ProbeAck { id } => self.on_probe_ack(id, &header),

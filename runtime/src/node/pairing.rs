@@ -38,6 +38,10 @@ pub enum Mismatch {
     Settings,
     /// The peer authenticates the sync link with a key and this node has none.
     KeyOnPeerOnly,
+    /// This node is in a group and the peer's settings digest differs: its group's
+    /// members (ids, weights, witness flags) or its program settings differ (the
+    /// fingerprint folds both into one digest, so that a pair's stays as it was).
+    GroupOrSettings,
 }
 
 impl Mismatch {
@@ -52,6 +56,9 @@ impl Mismatch {
             }
             Mismatch::KeyOnPeerOnly => {
                 "the peer authenticates the sync link and this node has no sync key: configure the same sync key file on both nodes"
+            }
+            Mismatch::GroupOrSettings => {
+                "the peer's group ([[peers]] ids, weights, witness; runtime.weight) or its application settings ([app]) differ from this node's: configure the same group and [app] section on every node"
             }
         }
     }
@@ -68,12 +75,24 @@ pub(super) struct Refusal {
     nonce: u64,
 }
 
-/// The fingerprint a node with `identity` announces.
-pub(super) fn fingerprint(identity: &AppIdentity, keyed: bool) -> Fingerprint {
+/// The fingerprint a node with `identity` announces; `group` is its group's membership
+/// digest (`Config::group_digest`, 0 for a pair). A group's digest is folded into the
+/// settings digest, so that a pair's fingerprint, and every byte of its heartbeats, stays
+/// as it was (issue 16; a group's heartbeat may carry it apart once the wire changes for
+/// votes).
+pub(super) fn fingerprint(identity: &AppIdentity, keyed: bool, group: u64) -> Fingerprint {
+    let settings = if group == 0 {
+        identity.settings_digest
+    } else {
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&identity.settings_digest.to_le_bytes());
+        bytes[8..].copy_from_slice(&group.to_le_bytes());
+        fnv64(&bytes)
+    };
     Fingerprint {
         program: fnv64(identity.name.as_bytes()),
         version: identity.version,
-        settings: identity.settings_digest,
+        settings,
         keyed,
     }
 }
@@ -85,6 +104,8 @@ impl<A: App> Node<A> {
             Some(Mismatch::Program)
         } else if theirs.version != mine.version {
             Some(Mismatch::Version)
+        } else if theirs.settings != mine.settings && !self.config.peers.is_empty() {
+            Some(Mismatch::GroupOrSettings)
         } else if theirs.settings != mine.settings {
             Some(Mismatch::Settings)
         } else if theirs.keyed != mine.keyed {
@@ -96,9 +117,11 @@ impl<A: App> Node<A> {
         }
     }
 
-    /// Every valid message from the peer: a heartbeat's fingerprint decides whether this
-    /// node pairs with it. Returns false when the message must be dropped (refused peer).
-    pub(super) fn pairing_check(&mut self, envelope: &Envelope) -> bool {
+    /// Every valid message from the peer on `link`: a heartbeat's fingerprint decides
+    /// whether this node pairs with it. Returns false when the message must be dropped
+    /// (refused peer).
+    pub(super) fn pairing_check(&mut self, link: u8, envelope: &Envelope) -> bool {
+        let slot = self.link_peer(link);
         let header = &envelope.header;
         if !self.epoch_in_range(header.epoch) {
             return false;
@@ -113,16 +136,16 @@ impl<A: App> Node<A> {
         {
             tiebreak = Some((*priority, *nonce));
             match self.mismatch_with(fingerprint) {
-                Some(mismatch) => self.refuse(mismatch),
+                Some(mismatch) => self.refuse(slot, mismatch),
                 // Matching again (the peer was restarted with the right settings): pair.
-                None => self.refusal = None,
+                None => self.peers[slot].refusal = None,
             }
         }
-        if self.refusal.is_none() {
+        if self.peers[slot].refusal.is_none() {
             return true;
         }
         self.rejections.refused_peer += 1;
-        self.refused_heard(header, tiebreak);
+        self.refused_heard(slot, header, tiebreak);
         false
     }
 
@@ -133,6 +156,7 @@ impl<A: App> Node<A> {
         if !self.epoch_in_range(header.epoch) {
             return;
         }
+        let slot = self.link_peer(link);
         // With a key, a message of this node's own session is its own (it authenticated,
         // and another node with this id would have its own session): a looped link, or
         // someone on the link sending it back. Taken for a second node with this id, an
@@ -158,26 +182,29 @@ impl<A: App> Node<A> {
                     // It learns of this node at once (see `on_heartbeat`).
                     self.heartbeat_due[usize::from(link)] = self.now;
                 }
-                self.refuse(Mismatch::SameNodeId);
-                self.refused_heard(header, Some((priority, nonce)));
+                self.refuse(slot, Mismatch::SameNodeId);
+                self.refused_heard(slot, header, Some((priority, nonce)));
             }
             // A primary with this node's id that is not this node.
-            _ if self.refusal.is_some_and(|r| r.mismatch == Mismatch::SameNodeId)
+            _ if self.peers[slot]
+                .refusal
+                .is_some_and(|r| r.mismatch == Mismatch::SameNodeId)
                 || (header.role == WireRole::Primary && self.role != Role::Primary) =>
             {
-                self.refuse(Mismatch::SameNodeId);
-                self.refused_heard(header, None);
+                self.refuse(slot, Mismatch::SameNodeId);
+                self.refused_heard(slot, header, None);
             }
             // Before its first heartbeat tells which: at least never start its epoch.
             _ => self.note_refused_epoch(Epoch(header.epoch)),
         }
     }
 
-    fn refuse(&mut self, mismatch: Mismatch) {
-        if self.refusal.is_some_and(|r| r.mismatch == mismatch) {
+    /// Refuses the peer of `slot` for `mismatch`.
+    fn refuse(&mut self, slot: usize, mismatch: Mismatch) {
+        if self.peers[slot].refusal.is_some_and(|r| r.mismatch == mismatch) {
             return;
         }
-        self.refusal = Some(Refusal {
+        self.peers[slot].refusal = Some(Refusal {
             mismatch,
             heard_at: self.now,
             role: WireRole::Starting,
@@ -185,7 +212,7 @@ impl<A: App> Node<A> {
             nonce: 0,
         });
         // What this node knew of the peer was about a node it does not pair with.
-        self.peer = None;
+        self.peers[slot].status = None;
         self.alarm(Alarm::PairingRefused { mismatch });
     }
 
@@ -198,9 +225,11 @@ impl<A: App> Node<A> {
     /// A message from the refused peer: this node stops following it, and of two
     /// primaries the one with the lower epoch (or, in one epoch, the lower nonce: two
     /// nodes with the same id) steps aside.
-    fn refused_heard(&mut self, header: &Header, tiebreak: Option<(u8, u64)>) {
+    fn refused_heard(&mut self, slot: usize, header: &Header, tiebreak: Option<(u8, u64)>) {
         let now = self.now;
-        let Some(refusal) = &mut self.refusal else { return };
+        let Some(refusal) = &mut self.peers[slot].refusal else {
+            return;
+        };
         refusal.heard_at = now;
         refusal.role = header.role;
         if let Some((priority, nonce)) = tiebreak {
@@ -210,6 +239,8 @@ impl<A: App> Node<A> {
         let their_nonce = refusal.nonce;
         let theirs = Epoch(header.epoch);
         self.note_refused_epoch(theirs);
+        // groups: a backup steps aside for a refused peer whoever leads; in a group only
+        // a refused primary (or candidate) should make it.
         match self.role {
             Role::Backup => self.step_aside(),
             Role::Primary
@@ -235,9 +266,21 @@ impl<A: App> Node<A> {
     }
 
     /// At a starting node's deadline: true while a refused peer that leads (or would win
-    /// the start-up tiebreak) is heard, so that this node does not lead next to it.
+    /// the start-up tiebreak) is heard, so that this node does not lead next to it. Work:
+    /// one look per peer slot in use.
     pub(super) fn refusal_holds(&mut self) -> bool {
-        let Some(refusal) = self.refusal else { return false };
+        for slot in 0..usize::from(self.peer_count) {
+            if self.slot_refusal_holds(slot) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn slot_refusal_holds(&mut self, slot: usize) -> bool {
+        let Some(refusal) = self.peers[slot].refusal else {
+            return false;
+        };
         if self.now.saturating_since(refusal.heard_at) >= self.config.detection_window() {
             return false;
         }
@@ -258,7 +301,7 @@ impl<A: App> Node<A> {
     /// same (framing, checksum and body valid), the peer at the configured address has no
     /// key or another key. Work: one more decode of at most one datagram.
     pub(super) fn pairing_unauthenticated(&mut self, link: u8, bytes: &[u8]) {
-        if link >= self.config.links {
+        if link >= self.links_total() {
             return;
         }
         let Ok(envelope) = wire::decode(bytes, None) else {

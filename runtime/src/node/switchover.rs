@@ -31,6 +31,10 @@ pub(super) enum Switchover {
     Agreeing { id: u32, agreed: bool, deadline: Instant },
     /// Backup: released at `frame`; takes over once it has run it.
     Taking { id: u32, frame: u64, deadline: Instant },
+    /// Backup: gave switchover `id` up after a stall (`switchover_after_stall`); its
+    /// request and release, still in the socket buffer or repeated, are ignored until the
+    /// deadline.
+    Abandoned { id: u32, deadline: Instant },
 }
 
 impl Switchover {
@@ -44,7 +48,9 @@ impl Switchover {
             Switchover::Requesting { deadline, retry_at, .. } | Switchover::Released { deadline, retry_at, .. } => {
                 Some(deadline.min(retry_at))
             }
-            Switchover::Agreeing { deadline, .. } | Switchover::Taking { deadline, .. } => Some(deadline),
+            Switchover::Agreeing { deadline, .. }
+            | Switchover::Taking { deadline, .. }
+            | Switchover::Abandoned { deadline, .. } => Some(deadline),
         }
     }
 
@@ -57,6 +63,9 @@ impl Switchover {
             Switchover::Agreeing { agreed: true, .. } => Some("agreed: waiting for the release"),
             Switchover::Agreeing { agreed: false, .. } => Some("delaying: catching up before agreeing"),
             Switchover::Taking { .. } => Some("taking over: running the last released frames"),
+            Switchover::Abandoned { .. } => {
+                Some("abandoned: this node ran nothing for a detection window after agreeing")
+            }
         }
     }
 }
@@ -66,7 +75,9 @@ impl<A: App> Node<A> {
         match self.role {
             Role::Starting => CommandReply::Refused(RefuseReason::NotReady),
             Role::Backup => {
-                let primary = self.peer_alive() && self.peer.is_some_and(|p| p.role == WireRole::Primary);
+                // groups: the primary among the peers (whichever slot leads).
+                let primary =
+                    self.the_peer_alive() && self.the_peer().status.is_some_and(|p| p.role == WireRole::Primary);
                 if !primary {
                     return CommandReply::Refused(RefuseReason::NoPrimary);
                 }
@@ -87,7 +98,11 @@ impl<A: App> Node<A> {
         if self.switchover != Switchover::Idle {
             return CommandReply::Refused(RefuseReason::InProgress);
         }
-        let backup = self.peer.filter(|p| self.peer_alive() && p.role == WireRole::Backup);
+        // groups: the target backup (`switchover --to`, else the successor by weight).
+        let backup = self
+            .the_peer()
+            .status
+            .filter(|p| self.the_peer_alive() && p.role == WireRole::Backup);
         match backup.map(|p| p.sync) {
             None => return CommandReply::Refused(RefuseReason::NoHealthyBackup),
             Some(WireSync::Joining) => return CommandReply::Refused(RefuseReason::BackupJoining),
@@ -130,7 +145,8 @@ impl<A: App> Node<A> {
         if self.role != Role::Backup {
             return;
         }
-        if matches!(self.switchover, Switchover::Taking { id: t, .. } if t == id) {
+        if matches!(self.switchover, Switchover::Taking { id: t, .. } | Switchover::Abandoned { id: t, .. } if t == id)
+        {
             return;
         }
         let deadline = self.now + self.config.switchover_timeout();
@@ -258,7 +274,7 @@ impl<A: App> Node<A> {
         // Say so at once: the new primary counts a following backup (and accepts the next
         // switchover) only when it hears this node as one, and with no frames flowing
         // nothing else would go before the next heartbeat.
-        for link in 0..self.config.links {
+        for link in 0..self.links_total() {
             self.send_heartbeat(link);
         }
     }
@@ -301,7 +317,8 @@ impl<A: App> Node<A> {
                 }
                 // A backup silent for the detection window is not going to lead: do not
                 // hold the plant's frames until the deadline.
-                if now >= deadline || !self.peer_alive() {
+                // groups: the silence of the backup this switchover released to.
+                if now >= deadline || !self.the_peer_alive() {
                     self.switchover = Switchover::Idle;
                     if self.epochs.max_seen() > self.epochs.current() {
                         // A successor led above us (its messages were held back in
@@ -323,7 +340,9 @@ impl<A: App> Node<A> {
                     self.send_all(Body::SwitchRelease { id, frame });
                 }
             }
-            Switchover::Agreeing { deadline, .. } | Switchover::Taking { deadline, .. } => {
+            Switchover::Agreeing { deadline, .. }
+            | Switchover::Taking { deadline, .. }
+            | Switchover::Abandoned { deadline, .. } => {
                 if now >= deadline {
                     self.switchover = Switchover::Idle;
                 }
@@ -334,6 +353,24 @@ impl<A: App> Node<A> {
 }
 
 impl<A: App> Node<A> {
+    /// The node ran nothing for about a detection window (`Node::wake`). A backup that
+    /// agreed to a switchover, or was taking over at the release, gives it up: its
+    /// primary, hearing nothing from it for a window, aborts a released switchover and
+    /// runs on, and a release read from the socket buffer after the stall — or a takeover
+    /// completed at it — would lead a history the plant no longer follows (docs/DST.md,
+    /// seed 9849). A primary whose backup did stay alive aborts at its deadline.
+    pub(super) fn switchover_after_stall(&mut self) {
+        if self.role != Role::Backup {
+            return;
+        }
+        if let Switchover::Agreeing { id, .. } | Switchover::Taking { id, .. } = self.switchover {
+            // As long as the primary could still send its messages of this switchover.
+            let deadline = self.now + self.config.switchover_timeout();
+            self.switchover = Switchover::Abandoned { id, deadline };
+            self.notice(Notice::SwitchoverAbandoned);
+        }
+    }
+
     /// How long this node's input path has been silent: since its last frame, or since it
     /// started when none came yet.
     pub(super) fn input_silent_for(&self) -> core::time::Duration {
@@ -394,10 +431,13 @@ impl<A: App> Node<A> {
     fn input_handover_allowed(&self) -> bool {
         let silence = self.config.input_silence();
         self.now.saturating_since(self.primary_since) >= self.config.input_handover_hold()
-            && self.peer_in_sync()
+            // groups: hand over to an in-sync backup whose input is alive (the successor by
+            // weight among those).
+            && self.the_peer_in_sync()
             && self
-                .peer_input_heard_at
+                .the_peer()
+                .input_heard_at
                 .is_some_and(|t| self.now.saturating_since(t) < silence)
-            && self.peer_input_frame > self.frame_last_run
+            && self.the_peer().input_frame > self.frame_last_run
     }
 }

@@ -1348,9 +1348,9 @@ fn backup_heartbeat_age_from_peer_saturates() {
     let node = p.nodes[0].as_mut().unwrap();
     node.now = now;
     // An age beyond the clock: long ago, no overflow.
-    node.on_peer_input(7, u64::MAX - 1);
+    node.on_peer_input(0, 7, u64::MAX - 1);
     assert_eq!(node.status().input.peer_heard_at, Some(Instant::ZERO));
-    node.on_peer_input(7, u64::MAX);
+    node.on_peer_input(0, 7, u64::MAX);
     assert_eq!(node.status().input.peer_heard_at, None);
 }
 
@@ -2774,7 +2774,7 @@ fn backup_primary_silent_switchover_refused_no_primary() {
     let window = ms(p.configs[0].detection_window_ms);
     p.freeze(0, window * 10);
     let until = p.now + window * 2;
-    assert!(p.run_until(until, |p| !p.node(1).peer_alive()));
+    assert!(p.run_until(until, |p| !p.node(1).the_peer_alive()));
     assert_eq!(p.node(1).role(), Role::Backup, "still in the probe");
     assert_eq!(
         p.command(1, Command::Switchover),
@@ -4433,4 +4433,83 @@ fn released_successor_commit_below_the_release_fenced_at_once() {
     p.inject(0, link, &wire::encode(&forged, None).unwrap());
     assert_eq!(reasons(&p, 0).last(), Some(&Reason::FencedByEpoch));
     assert_eq!(p.node(0).role(), Role::Backup);
+}
+
+#[test]
+fn backup_late_copies_of_frames_it_ran_counted_stale_no_storm_alarm() {
+    let mut p = running_pair(Config::default());
+    p.run_for(ms(100));
+    let backup = 1;
+    assert_eq!(p.node(backup).role(), Role::Backup);
+    let stale = p.node(backup).status().rejections.stale_frame;
+    let ran = p.node(backup).frame();
+    // Its own input lagging the commits on a busy host: copies of frames it already ran
+    // with the primary's copy arrive, far more than a storm's 64 in a row.
+    let now = p.now;
+    for k in 0..200u64 {
+        let number = ran - (k % 50);
+        if let Some(node) = &mut p.nodes[backup] {
+            node.handle_frame(now, number, &crate::testing::TestApp::payload_for(number));
+        }
+    }
+    p.drain(backup);
+    assert_eq!(p.node(backup).status().rejections.stale_frame, stale + 200);
+    assert!(
+        !p.alarms
+            .iter()
+            .any(|(n, a)| *n == backup && matches!(a, Alarm::FramesStale { .. })),
+        "{:?}",
+        p.alarms
+    );
+    // Frames older than the lag it tolerates are a storm again (a source that restarted).
+    let far = ran - p.configs[backup].max_lag_frames - 1;
+    for _ in 0..64 {
+        if let Some(node) = &mut p.nodes[backup] {
+            node.handle_frame(now, far, &crate::testing::TestApp::payload_for(far));
+        }
+    }
+    p.drain(backup);
+    assert!(p
+        .alarms
+        .iter()
+        .any(|(n, a)| *n == backup && matches!(a, Alarm::FramesStale { .. })));
+}
+
+/// Seed 9849's case (docs/DST.md): the backup agreed, froze, and read the release from its
+/// socket buffer after its primary had given the switchover up and run on.
+#[test]
+fn agreed_backup_frozen_past_the_window_release_read_late_switchover_abandoned() {
+    let mut p = fast_pair_running(0);
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    let agreed = p.run_until(p.now + ms(50), |p| {
+        p.node(1).status().switchover.is_some_and(|s| s.starts_with("agreed"))
+    });
+    assert!(agreed);
+    let window = ms(p.configs[0].detection_window_ms);
+    p.freeze(1, window * 3);
+    let aborted = p.run_until(p.now + window * 2, |p| {
+        reasons(p, 0).contains(&Reason::SwitchoverAborted)
+    });
+    assert!(
+        aborted,
+        "the primary gives the released switchover up: {:?}",
+        reasons(&p, 0)
+    );
+    let ran_on = p.node(0).frame();
+    // The backup thaws and reads the release its primary sent while it was frozen.
+    p.run_for(window * 3);
+    assert!(p.notices.contains(&(1, Notice::SwitchoverAbandoned)), "{:?}", p.notices);
+    assert!(
+        !reasons(&p, 1).contains(&Reason::SwitchoverCompleted),
+        "{:?} {:?} {:?}",
+        reasons(&p, 1),
+        reasons(&p, 0),
+        p.notices
+    );
+    assert!(!reasons(&p, 0).contains(&Reason::FencedByEpoch), "{:?}", reasons(&p, 0));
+    assert_eq!(p.node(0).role(), Role::Primary);
+    assert_eq!(p.node(1).role(), Role::Backup);
+    assert!(p.node(0).frame() > ran_on);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(500)));
+    assert!(p.digest_disagreements().0.is_empty());
 }

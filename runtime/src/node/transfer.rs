@@ -5,9 +5,7 @@
 //! when a begun transfer stalls (the primary gives a transfer up when the backup falls
 //! silent).
 
-use super::{
-    Alarm, Node, Notice, Reason, ResyncCause, Role, SyncState, TrafficClass, ACTIONS_MAX, ACTIONS_PER_FRAME_MAX,
-};
+use super::{Alarm, Node, Notice, Reason, ResyncCause, Role, SyncState, TrafficClass, ACTIONS_MAX};
 use crate::app::App;
 use crate::time::Instant;
 use crate::wire::{Body, WireRole, WireSync};
@@ -147,6 +145,9 @@ impl<A: App> Node<A> {
         if self.role != Role::Primary {
             return;
         }
+        // groups: one transfer at a time, to the peer that asked (the slot of the request's
+        // link): a second joiner waits, and `tx` names its slot for `bulk_link` and
+        // `transfer_timeout`.
         if let Some(tx) = &self.tx {
             if tx.id == id {
                 // The backup did not hear the beginning: say it again.
@@ -202,11 +203,12 @@ impl<A: App> Node<A> {
         let window = self.config.transfer_window_chunks as u32;
         let link = self.bulk_link();
         let (now, pace) = (self.now, self.chunk_pace());
+        let room = 2 * self.actions_per_frame();
         loop {
             let Some(tx) = &mut self.tx else { return };
             if !tx.can_send(window)
                 || pace.is_some_and(|_| tx.paced_at > now)
-                || self.actions.len() + 2 * ACTIONS_PER_FRAME_MAX > ACTIONS_MAX
+                || self.actions.len() + room > ACTIONS_MAX
             {
                 return;
             }
@@ -236,9 +238,10 @@ impl<A: App> Node<A> {
 
     /// The lowest link that is up: bulk goes on one path, control on all.
     fn bulk_link(&self) -> u8 {
-        (0..self.config.links)
-            .find(|&l| self.links[usize::from(l)].up)
-            .unwrap_or(0)
+        // groups: the links of the peer being sent the state (the transfer's slot).
+        let mut links = self.the_peer().links();
+        let first = links.start;
+        links.find(|&l| self.links[usize::from(l)].up).unwrap_or(first)
     }
 
     pub(super) fn on_chunk_ack(&mut self, id: u32, next: u32) {
@@ -385,7 +388,8 @@ impl<A: App> Node<A> {
                     self.send_all(body);
                 }
             }
-            if !self.peer_alive() || self.peer_follows_with_state() {
+            // groups: the joining peer's liveness and word (the transfer's slot).
+            if !self.the_peer_alive() || self.peer_follows_with_state() {
                 self.tx = None;
             }
         }
@@ -419,7 +423,7 @@ impl<A: App> Node<A> {
     /// (no longer joining) ignores, and the primary resent its chunks for as long as the
     /// pair ran. A backup that asks again says `joining` first (`start_join`).
     fn peer_follows_with_state(&self) -> bool {
-        self.peer.is_some_and(|peer| {
+        self.the_peer().status.is_some_and(|peer| {
             peer.role == WireRole::Backup
                 && peer.epoch == self.epochs.current().0
                 && matches!(peer.sync, WireSync::InSync | WireSync::Lagging)

@@ -5,6 +5,7 @@
 //! [runtime]   # twinloop::Config: the core's keys, names unchanged
 //! [frames]    # twinloop::io::config::FramesConfig
 //! [[links]]   # one table per sync link
+//! [[peers]]   # a group's other nodes (issue 16), each with its [[peers.links]]
 //! [outputs] [console] [hook] [shutdown] [log] [metrics]
 //! [rt]        # real-time settings (Linux)
 //! [app]       # the program's own settings (`NodeProgram::Settings`)
@@ -17,6 +18,7 @@
 //! type or out of range is one line, `invalid configuration key `runtime.links`: …`.
 
 use super::AppSettings;
+use crate::config::{GroupPeer, WEIGHT_MIN};
 use crate::io::config::{
     ConsoleConfig, FramesConfig, HookConfig, LinkConfig, LogConfig, MetricsConfig, OutputsConfig, ShellConfig,
     ShutdownConfig,
@@ -90,6 +92,34 @@ pub struct NodeTable {
     pub profile: Profile,
 }
 
+/// `[[peers]]`: one other node of a group (issue 16). A pair gives none: its one peer is
+/// reached over `[[links]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct PeerTable {
+    /// Its node id, 1..=255 (required), distinct from every other member's.
+    pub id: u8,
+    /// Its weight in the succession, 1..=100; none: 1. A witness has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u8>,
+    /// It only votes: runs no program, never leads.
+    pub witness: bool,
+    /// `[[peers.links]]`: the sync links to it, 1..=4, keys as in `[[links]]`.
+    pub links: Vec<LinkConfig>,
+}
+
+impl PeerTable {
+    /// The core's view of it.
+    pub fn group_peer(&self) -> GroupPeer {
+        GroupPeer {
+            id: self.id,
+            weight: self.weight.unwrap_or(if self.witness { 0 } else { WEIGHT_MIN }),
+            witness: self.witness,
+            links: u8::try_from(self.links.len()).unwrap_or(u8::MAX),
+        }
+    }
+}
+
 /// `[rt]`: optional real-time settings for Linux IPCs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -120,6 +150,9 @@ pub struct NodeFile<S> {
     pub frames: FramesConfig,
     /// `[[links]]`.
     pub links: Vec<LinkConfig>,
+    /// `[[peers]]`: a group's other nodes (empty: a pair).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<PeerTable>,
     /// `[outputs]`.
     pub outputs: OutputsConfig,
     /// `[console]`.
@@ -138,9 +171,56 @@ pub struct NodeFile<S> {
     pub app: S,
 }
 
-const TABLES: [&str; 12] = [
-    "node", "runtime", "frames", "links", "outputs", "console", "hook", "shutdown", "log", "metrics", "rt", "app",
+const TABLES: [&str; 13] = [
+    "node", "runtime", "frames", "links", "peers", "outputs", "console", "hook", "shutdown", "log", "metrics", "rt",
+    "app",
 ];
+
+/// An array of tables (`[[name]]`), each deserialized on its own so that an error names
+/// its index.
+fn tables<T: serde::de::DeserializeOwned>(name: &str, value: Option<toml::Value>) -> Result<Vec<T>, ConfigFileError> {
+    match value {
+        None => Ok(Vec::new()),
+        Some(toml::Value::Array(items)) => {
+            let mut parsed = Vec::with_capacity(items.len());
+            for (i, item) in items.into_iter().enumerate() {
+                parsed.push(table(&format!("{name}[{i}]"), Some(item))?);
+            }
+            Ok(parsed)
+        }
+        Some(other) => Err(error(
+            name,
+            format!("must be an array of tables ([[{name}]]), not {}", other.type_str()),
+        )),
+    }
+}
+
+/// `[[peers]]`, each with its `[[peers.links]]` (errors name `peers[i].links[j].key`).
+fn peer_tables(value: Option<toml::Value>) -> Result<Vec<PeerTable>, ConfigFileError> {
+    let items = match value {
+        None => return Ok(Vec::new()),
+        Some(toml::Value::Array(items)) => items,
+        Some(other) => {
+            return Err(error(
+                "peers",
+                format!("must be an array of tables ([[peers]]), not {}", other.type_str()),
+            ))
+        }
+    };
+    let mut peers = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let name = format!("peers[{i}]");
+        let mut item = match item {
+            toml::Value::Table(t) => t,
+            other => return Err(error(name, format!("must be a table, not {}", other.type_str()))),
+        };
+        let links = tables(&format!("{name}.links"), item.remove("links"))?;
+        let mut peer: PeerTable = table(&name, Some(toml::Value::Table(item)))?;
+        peer.links = links;
+        peers.push(peer);
+    }
+    Ok(peers)
+}
 
 /// Deserializes one table; on error, finds the key at fault by trying each key alone.
 fn table<T: serde::de::DeserializeOwned>(name: &str, value: Option<toml::Value>) -> Result<T, ConfigFileError> {
@@ -281,10 +361,23 @@ impl<S: AppSettings> NodeFile<S> {
             Some(toml::Value::Table(given)) => runtime_table.extend(given),
             Some(other) => return Err(error("runtime", format!("must be a table, not {}", other.type_str()))),
         }
-        let runtime: Config = table("runtime", Some(toml::Value::Table(runtime_table)))?;
-        runtime
-            .validate()
-            .map_err(|e| error(format!("runtime.{}", e.key), e.problem))?;
+        let mut runtime: Config = table("runtime", Some(toml::Value::Table(runtime_table)))?;
+        let peers = peer_tables(root.remove("peers"))?;
+        if !peers.is_empty() && root.get("links").is_some() {
+            return Err(error(
+                "links",
+                "a group gives each peer's links in its [[peers.links]]: remove the [[links]] tables",
+            ));
+        }
+        runtime.peers = peers.iter().map(PeerTable::group_peer).collect();
+        runtime.validate().map_err(|e| {
+            // The group's keys are the file's `[[peers]]`, not `[runtime]` keys.
+            if e.key.starts_with("peers") {
+                error(e.key, e.problem)
+            } else {
+                error(format!("runtime.{}", e.key), e.problem)
+            }
+        })?;
 
         let links = match root.remove("links") {
             None => Vec::new(),
@@ -306,6 +399,7 @@ impl<S: AppSettings> NodeFile<S> {
             runtime,
             frames: table("frames", root.remove("frames"))?,
             links,
+            peers,
             outputs: table("outputs", root.remove("outputs"))?,
             console: table("console", root.remove("console"))?,
             hook: table("hook", root.remove("hook"))?,
@@ -416,6 +510,84 @@ zones = ["infeed", "outfeed"]
         let text = MINIMAL.replace("[console]", "[console]\nport = 1");
         let e = NodeFile::<AnyAppSettings>::parse(&text, Path::new("/"), &[]).unwrap_err();
         assert_eq!(e.key, "console.port");
+    }
+
+    /// MINIMAL as node 1 of a group: no `[[links]]`, a backup of weight 5 and a witness.
+    fn group_text() -> String {
+        let pair_links = "[[links]]\nbind = \"127.0.0.1:7101\"\npeer = \"127.0.0.1:7201\"\n\n[[links]]\nbind = \"127.0.0.1:7111\"\npeer = \"127.0.0.1:7211\"\n";
+        assert!(MINIMAL.contains(pair_links));
+        MINIMAL.replace(
+            pair_links,
+            r#"[runtime]
+weight = 3
+
+[[peers]]
+id = 2
+weight = 5
+
+[[peers.links]]
+bind = "127.0.0.1:7101"
+peer = "127.0.0.1:7201"
+
+[[peers]]
+id = 3
+witness = true
+
+[[peers.links]]
+bind = "127.0.0.1:7102"
+peer = "127.0.0.1:7302"
+"#,
+        )
+    }
+
+    fn parse_error(text: &str) -> ConfigFileError {
+        NodeFile::<AnyAppSettings>::parse(text, Path::new("/"), &[]).unwrap_err()
+    }
+
+    /// A valid group is read whole and refused at start with one line naming issue 16;
+    /// each rule on `[[peers]]` names its key.
+    #[test]
+    fn any_app_group_peers_checked_then_refused_until_votes() {
+        let e = parse_error(&group_text());
+        assert_eq!(e.key, "peers");
+        assert!(e.problem.contains("issue 16, not yet"), "{e}");
+        assert!(!e.to_string().contains('\n'));
+        let cases = [
+            ("weight = 5", "weight = 0", "peers[0].weight"),
+            ("witness = true", "witness = true\nweight = 2", "peers[1].weight"),
+            ("id = 3", "id = 2", "peers[1].id"),
+            ("id = 3", "id = 1", "peers[1].id"),
+            ("weight = 3", "weight = 101", "runtime.weight"),
+            (
+                "peer = \"127.0.0.1:7302\"",
+                "peer = \"nowhere\"",
+                "peers[1].links[0].peer",
+            ),
+            ("id = 2", "id = 2\nvotes = 1", "peers[0].votes"),
+        ];
+        for (from, to, key) in cases {
+            assert_eq!(parse_error(&group_text().replacen(from, to, 1)).key, key, "{to}");
+        }
+        let no_links = group_text().replace(
+            "[[peers.links]]\nbind = \"127.0.0.1:7102\"\npeer = \"127.0.0.1:7302\"\n",
+            "",
+        );
+        assert_eq!(parse_error(&no_links).key, "peers[1].links");
+        let two_witnesses = format!("{}\n[[peers]]\nid = 4\nwitness = true\n[[peers.links]]\nbind = \"127.0.0.1:7103\"\npeer = \"127.0.0.1:7403\"\n", group_text());
+        assert_eq!(parse_error(&two_witnesses).key, "peers[2].witness");
+        let with_pair_links = format!(
+            "{}\n[[links]]\nbind = \"127.0.0.1:7109\"\npeer = \"127.0.0.1:7209\"\n",
+            group_text()
+        );
+        assert_eq!(parse_error(&with_pair_links).key, "links");
+    }
+
+    /// A pair's file prints no `[[peers]]` and loads as before.
+    #[test]
+    fn any_app_pair_has_no_peers_table() {
+        let file = NodeFile::<AnyAppSettings>::parse(MINIMAL, Path::new("/"), &[]).unwrap();
+        assert!(file.peers.is_empty() && file.runtime.peers.is_empty());
+        assert!(!file.to_toml().unwrap().contains("peers"));
     }
 
     proptest::proptest! {

@@ -79,7 +79,7 @@ fn problems_of(a: &Analysis, failures: &[String]) -> Vec<String> {
     if a.false_takeovers() > 0 {
         p.push(format!("{} false takeover(s)", a.false_takeovers()));
     }
-    if a.content_mismatches + a.outputs_unexpected > 0 && a.input_lost_frames.is_empty() {
+    if a.content_mismatches + a.outputs_unexpected > 0 && a.first_undecided_frame().is_none() {
         p.push(format!(
             "{} output(s) differ from the reference",
             a.content_mismatches + a.outputs_unexpected

@@ -78,7 +78,7 @@ pub struct RunArgs {
     pub no_proxy: bool,
     /// The plant's I/O: `sim` (the harness sends frames and takes outputs itself) or
     /// `modbus` (the plant behind a Modbus/TCP device, the `twinloop-gateway` process and
-    /// a pair of tag-program nodes; docs/GATEWAY.md).
+    /// a pair of demo nodes on tags; docs/GATEWAY.md).
     #[arg(long, value_enum, default_value_t = Io::Sim)]
     pub io: Io,
     #[command(flatten)]
@@ -91,7 +91,7 @@ pub struct RunArgs {
 pub enum Io {
     /// The harness's own I/O source and sink.
     Sim,
-    /// A Modbus/TCP device, the gateway and tag-program nodes.
+    /// A Modbus/TCP device, the gateway and the demo on tags.
     Modbus,
 }
 

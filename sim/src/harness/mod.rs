@@ -24,7 +24,8 @@
 //!   deposed primaries, false takeovers), the human summary, `report.json` and the plot;
 //! - [`bench`]: the figures of DESIGN.md "Numbers to reach";
 //! - [`modbus`]: `run --io modbus` (the plant behind a Modbus/TCP device, the
-//!   `twinloop-gateway` process, a pair of tag-program nodes) and the gateway's benchmarks;
+//!   `twinloop-gateway` process, a pair of demo nodes on tags, the reference run) and the
+//!   gateway's benchmarks;
 //! - [`cli`]: the `run`, `chaos` and `bench` subcommands.
 //!
 //! The harness runs on a real clock: it is the one part of the project where wall time is

@@ -5,31 +5,38 @@
 //!  PlantServer (rmodbus, a thread)  ◀──Modbus/TCP──▶  twinloop-gateway (process)
 //!    the tank model behind                               │ frames (the input image)
 //!    registers and coils                                 ▼
-//!                                         twinloop-tag-tank node 1, node 2 (processes)
+//!                                         twinloop-demo (io = "tags") node 1, node 2
 //!  Listener: a third frame address and a second           │ outputs (tag writes)
 //!  sink with its own reference gateway  ◀─────────────────┘──▶ the gateway ──▶ writes
 //! ```
 //!
 //! The device is a Modbus/TCP server written with `rmodbus`'s server side (its storage
 //! and frame handling) on a std TCP listener; the plant model sits behind its registers:
-//! the tank of `twinloop_demo::plant` (coil 0 runs the pump, input registers 0-1 hold the
-//! level in µm) for `run`, or a ramp whose level is new at every poll for the latency
-//! benchmark (so that each echoed value names the poll it came from). The device records
-//! every write it applies, with its time: what the report counts as reaching the device.
+//! for `run`, the tank of `twinloop_demo::plant` at the addresses of the demo's tag map
+//! (`twinloop_demo::tags::plant_map`: the switches as discrete inputs, the level, flow,
+//! panel setpoint and demand as input registers, the pump's run and the horn as coils,
+//! its speed and the alarm words as holding registers), run by the demo's tank controller
+//! on tags; for the latency benchmark, a ramp whose level is new at every poll (so that
+//! each echoed value names the poll it came from), run by the small tag tank
+//! (`twinloop-tag-tank`: a valve between two levels, an echo of the level). The device
+//! records every write it applies, with its time: what the report counts as reaching the
+//! device.
 //!
-//! What differs from the default `run`: the program is the tag tank (a valve between two
-//! levels, an echo of the level), not the demo's tank controller, so there is no in-process
-//! reference run; the report counts instead, per out tag, the changes the nodes' outputs
-//! carried (as a reference gateway accepts them) against the writes the device applied.
-//! The faults are kills of the primary (SIGKILL, then a restart that rejoins), the only
-//! fault kind without the sync-link proxy.
+//! The report of `run` is the default run's: the listener records every frame's image
+//! and every output a reference gateway accepts (the default run's sink ledger); after the
+//! run, the same program in-process steps through the recorded images, and its outputs are
+//! compared with the accepted ones output by output (`report::analyse`). Beside it, per
+//! out tag, the changes accepted against the writes the device applied. The faults are
+//! kills of the primary (SIGKILL, then a restart that rejoins), the only fault kind
+//! without the sync-link proxy.
 #![allow(clippy::disallowed_methods)]
 
+use super::plant_loop::FrameLog;
 use super::plot::{self, Mark, MarkKind, Sample};
-use super::procs::{write_private, Console, NodeProc};
-use super::report::{EXIT_HARNESS, EXIT_INTERRUPTED, EXIT_LIVENESS, EXIT_SAFETY};
+use super::procs::{write_private, Console, NodeEvent, NodeProc, Watcher};
+use super::report::{self as run_report, Analysis, EXIT_HARNESS, EXIT_INTERRUPTED, EXIT_LIVENESS, EXIT_SAFETY};
 use super::rig::Timing;
-use super::sink::lock;
+use super::sink::{lock, SinkLog};
 use super::{ms, pause, round3, HarnessError, Percentiles, RunClock};
 use rmodbus::consts::ModbusFunction;
 use rmodbus::server::storage::ModbusStorageSmall;
@@ -44,8 +51,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use twinloop::app::{App, Frame, Outbox};
 use twinloop::gateway::{Decision, Gateway};
-use twinloop::image::{TagHandle, TagMap, TagMapSpec, TagOutput, Value};
+use twinloop::image::{Direction, Table, TagHandle, TagMap, TagMapSpec, TagOutput, TagType, Value, WordOrder};
 use twinloop::io::config::{ConsoleConfig, FramesConfig, LinkConfig, LogConfig, OutputsConfig};
 use twinloop::io::schema::{Role, Sync};
 use twinloop::io_protocol;
@@ -54,6 +62,9 @@ use twinloop::node_main::AnyAppSettings;
 use twinloop::testing::{NodePorts, PortPool};
 use twinloop_demo::layout::{flag, ActuatorCommand};
 use twinloop_demo::plant::{Plant, PlantParams};
+use twinloop_demo::tags::{plant_map, INPUT_BITS};
+use twinloop_demo::tank::IoMode;
+use twinloop_demo::{TankApp, TankParams};
 
 /// The device's Modbus unit id.
 const UNIT: u8 = 1;
@@ -62,6 +73,16 @@ const UNIT: u8 = 1;
 const WRITES_MAX: usize = 1 << 20;
 /// Accepted outputs kept by the listener (beyond, counted only).
 const ACCEPTED_MAX: usize = 1 << 20;
+/// Frame images kept by the listener for the reference run (an hour at 10 ms is 360 000):
+/// the reference stops at the first frame it does not have.
+const FRAMES_MAX: usize = 1 << 20;
+/// The listener's receive buffers: a new primary's catch-up burst must not overflow them.
+const LISTENER_RCVBUF_BYTES: usize = 4 << 20;
+/// The operator panel presses the acknowledge button for this long every
+/// [`ACK_PERIOD_MS`] (the default run's rhythm), so that latched alarms clear.
+const ACK_HELD_MS: u64 = 30;
+/// See [`ACK_HELD_MS`].
+const ACK_PERIOD_MS: u64 = 3000;
 /// Latency samples kept by the ramp device.
 const LATENCIES_MAX: usize = 1 << 20;
 /// A connection's unread request bytes beyond which the device drops it.
@@ -78,19 +99,29 @@ const RAMP_PERIOD_POLLS: u64 = 60_000;
 const LOW_UM: u32 = 950_000;
 const HIGH_UM: u32 = 1_050_000;
 
-/// What sits behind the device's registers.
+/// What sits behind the device's registers, and the program the nodes run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelKind {
-    /// The demo's tank: coil 0 runs the pump at full speed; the level falls with the demand.
+    /// The demo's tank at the addresses of `twinloop_demo::tags::plant_map`, run by the
+    /// demo's controller on tags (`twinloop-demo`, `[app] io = "tags"`).
     Tank,
     /// A level that is new at every poll of input register 0 (its mm count is the poll's
-    /// number modulo 60 000), for measuring poll → write.
+    /// number modulo 60 000), for measuring poll → write; run by the small tag tank
+    /// (`twinloop-tag-tank`), which echoes the level it read.
     Ramp,
 }
 
 enum Model {
-    Tank { plant: Plant, last_ms: u64 },
-    Ramp { polls: u64, read_at_ns: Vec<u64> },
+    Tank {
+        plant: Plant,
+        last_ms: u64,
+        /// The operator panel's setpoint steps: from `.0` ms on the run's clock, `.1` µm.
+        setpoints: Vec<(u64, u32)>,
+    },
+    Ramp {
+        polls: u64,
+        read_at_ns: Vec<u64>,
+    },
 }
 
 /// One write the device applied.
@@ -121,11 +152,12 @@ struct DeviceState {
 }
 
 impl DeviceState {
-    fn new(kind: ModelKind, plant: &PlantParams) -> Self {
+    fn new(kind: ModelKind, plant: &PlantParams, setpoints: &[(u64, u32)]) -> Self {
         let model = match kind {
             ModelKind::Tank => Model::Tank {
                 plant: Plant::new(plant.clone()),
                 last_ms: 0,
+                setpoints: setpoints.to_vec(),
             },
             ModelKind::Ramp => Model::Ramp {
                 polls: 0,
@@ -148,24 +180,52 @@ impl DeviceState {
 
     /// Lets the plant's time pass up to `now_ns` and shows its values in the registers.
     fn advance(&mut self, now_ns: u64) {
-        let Model::Tank { plant, last_ms } = &mut self.model else {
+        let Model::Tank {
+            plant,
+            last_ms,
+            setpoints,
+        } = &mut self.model
+        else {
             return;
         };
         let now_ms = now_ns / 1_000_000;
         // At most a second per request: a stalled harness does not empty the tank at once.
         plant.advance(now_ms.saturating_sub(*last_ms).min(1000));
         *last_ms = now_ms;
-        let level = plant.level_um();
+        let setpoint_um = setpoints
+            .iter()
+            .take_while(|(from, _)| *from <= now_ms)
+            .last()
+            .map_or(0, |(_, sp)| *sp);
+        plant.set_setpoint(setpoint_um);
+        plant.set_ack(now_ms % ACK_PERIOD_MS < ACK_HELD_MS);
         let inputs = plant.inputs();
-        self.storage.inputs[0] = (level >> 16) as u16;
-        self.storage.inputs[1] = level as u16;
-        self.storage.discretes[0] = inputs.digital & twinloop_demo::layout::di::LEVEL_HIGH_HIGH != 0;
+        // The demo's tag map (twinloop_demo::tags::plant_map): the switches as discrete
+        // inputs 0..=5, the numbers as u32 input registers 0, 2, 4, 6, high word first.
+        for (i, (_, mask)) in INPUT_BITS.iter().enumerate() {
+            self.storage.discretes[i] = inputs.has(*mask);
+        }
+        let numbers = [
+            inputs.level_um,
+            inputs.pump_flow_ml_per_s,
+            inputs.setpoint_um,
+            inputs.demand_flow_ml_per_s,
+        ];
+        for (i, value) in numbers.into_iter().enumerate() {
+            self.storage.inputs[2 * i] = (value >> 16) as u16;
+            self.storage.inputs[2 * i + 1] = value as u16;
+        }
         if now_ms >= self.next_sample_ms {
             self.next_sample_ms = now_ms + 50;
+            let sp = if setpoint_um == 0 {
+                TankParams::default().setpoint_um
+            } else {
+                setpoint_um
+            };
             self.samples.push(Sample {
                 t_ms: now_ms as f64,
-                pv: f64::from(level) / 1e6,
-                sp: f64::from(LOW_UM / 2 + HIGH_UM / 2) / 1e6,
+                pv: f64::from(inputs.level_um) / 1e6,
+                sp: f64::from(sp) / 1e6,
             });
         }
     }
@@ -209,9 +269,10 @@ impl DeviceState {
             self.storage.holdings.get(range).unwrap_or(&[]).to_vec()
         };
         match &mut self.model {
-            Model::Tank { plant, .. } if coils => plant.apply(&ActuatorCommand {
+            // The pump follows its run coil (0) and its drive's speed register (holding 0).
+            Model::Tank { plant, .. } => plant.apply(&ActuatorCommand {
                 flags: if self.storage.coils[0] { flag::PUMP_RUN } else { 0 },
-                pump_speed_permille: 1000,
+                pump_speed_permille: self.storage.holdings[0],
                 ..ActuatorCommand::default()
             }),
             Model::Ramp { read_at_ns, .. } if !coils && reg <= 1 && usize::from(reg) + usize::from(count) > 1 => {
@@ -282,7 +343,12 @@ pub struct PlantServer {
 
 impl PlantServer {
     /// Binds an ephemeral loopback port and serves it until dropped.
-    pub fn start(kind: ModelKind, plant: &PlantParams, clock: RunClock) -> Result<PlantServer, HarnessError> {
+    pub fn start(
+        kind: ModelKind,
+        plant: &PlantParams,
+        setpoints: &[(u64, u32)],
+        clock: RunClock,
+    ) -> Result<PlantServer, HarnessError> {
         let listener =
             TcpListener::bind("127.0.0.1:0").map_err(|e| HarnessError::io("bind the Modbus/TCP device", e))?;
         let addr = listener
@@ -291,7 +357,7 @@ impl PlantServer {
         listener
             .set_nonblocking(true)
             .map_err(|e| HarnessError::io("the device's listener", e))?;
-        let state = Arc::new(Mutex::new(DeviceState::new(kind, plant)));
+        let state = Arc::new(Mutex::new(DeviceState::new(kind, plant, setpoints)));
         let stop = Arc::new(AtomicBool::new(false));
         let (state2, stop2) = (state.clone(), stop.clone());
         let thread = std::thread::Builder::new()
@@ -417,8 +483,14 @@ pub struct Accepted {
 }
 
 /// What the listener saw.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Seen {
+    /// Each frame's image as the gateway sent it to the nodes, by number, with its arrival
+    /// time (ns): what the reference run steps through. At most [`FRAMES_MAX`].
+    pub images: std::collections::BTreeMap<u64, (u64, Vec<u8>)>,
+    /// Every output the reference gateway accepted, by `(frame, index)`: the default
+    /// run's sink ledger, around the listener's gateway (with the lease).
+    pub sink: SinkLog,
     /// Frames received (as a third node).
     pub frames: u64,
     /// Frames whose device quality was not ok.
@@ -439,6 +511,26 @@ pub struct Seen {
     pub last_epoch: u64,
     /// Per epoch, when its first output was accepted (ns): a few epochs a run.
     pub epoch_first_ns: std::collections::BTreeMap<u64, u64>,
+}
+
+impl Seen {
+    /// Nothing seen yet; outputs offered to `gateway`.
+    pub fn around(gateway: Gateway) -> Seen {
+        Seen {
+            images: std::collections::BTreeMap::new(),
+            sink: SinkLog::around(gateway),
+            frames: 0,
+            frames_bad: 0,
+            last_frame: 0,
+            accepted: Vec::new(),
+            heartbeats: 0,
+            offered: 0,
+            refused: 0,
+            malformed: 0,
+            last_epoch: 0,
+            epoch_first_ns: std::collections::BTreeMap::new(),
+        }
+    }
 }
 
 /// The listener: a third frame address and a second sink, on a thread.
@@ -462,6 +554,10 @@ impl Listener {
             Ok::<_, HarnessError>(s)
         };
         let (frames, outputs) = (bind("frame")?, bind("output")?);
+        for socket in [&frames, &outputs] {
+            // Best effort: the kernel caps it at net.core.rmem_max.
+            let _ = nix::sys::socket::setsockopt(socket, nix::sys::socket::sockopt::RcvBuf, &LISTENER_RCVBUF_BYTES);
+        }
         // Outputs are stamped with the kernel's arrival time, as the default run's sink
         // does: a failover figure must be the nodes', not this thread's wake-up.
         nix::sys::socket::setsockopt(&outputs, nix::sys::socket::sockopt::ReceiveTimestampns, &true)
@@ -472,8 +568,8 @@ impl Listener {
         let outputs_addr = outputs
             .local_addr()
             .map_err(|e| HarnessError::io("listener address", e))?;
-        let mut gateway = Gateway::new(1024, Some(lease)).map_err(|e| HarnessError::Setup(e.to_string()))?;
-        let seen = Arc::new(Mutex::new(Seen::default()));
+        let gateway = Gateway::new(1024, Some(lease)).map_err(|e| HarnessError::Setup(e.to_string()))?;
+        let seen = Arc::new(Mutex::new(Seen::around(gateway)));
         let stop = Arc::new(AtomicBool::new(false));
         let (seen2, stop2) = (seen.clone(), stop.clone());
         let thread = std::thread::Builder::new()
@@ -494,9 +590,7 @@ impl Listener {
                             seen.malformed += 1;
                             continue;
                         };
-                        if gateway.offer_output(twinloop::Instant::from_nanos(now), &output.to_output())
-                            != Decision::Accepted
-                        {
+                        if seen.sink.offer(now, &output) != Decision::Accepted {
                             seen.refused += 1;
                             continue;
                         }
@@ -525,6 +619,10 @@ impl Listener {
                         if let Ok(frame) = io_protocol::decode_frame(&buf[..len]) {
                             seen.frames += 1;
                             seen.last_frame = frame.number;
+                            if seen.images.len() < FRAMES_MAX {
+                                let at = clock.now_ns();
+                                seen.images.entry(frame.number).or_insert((at, frame.payload.to_vec()));
+                            }
                             let image = map.image(frame.payload);
                             if image.quality(0).ok() != Some(twinloop::image::Quality::Ok) {
                                 seen.frames_bad += 1;
@@ -642,6 +740,10 @@ pub struct ModbusConfig {
     pub model: ModelKind,
     /// The tank model's parameters.
     pub plant: PlantParams,
+    /// The operator panel's setpoint steps (tank): from `.0` ms on the run's clock, the
+    /// panel asks for `.1` µm ([`run`] puts them at 30 % and 65 % of the run, as the
+    /// default run does).
+    pub setpoints: Vec<(u64, u32)>,
     /// The nodes' and the gateway's log level.
     pub log_level: String,
     /// Progress lines on stderr.
@@ -649,7 +751,8 @@ pub struct ModbusConfig {
 }
 
 impl ModbusConfig {
-    /// Defaults: the tank, a 10 ms cycle, the harness timing, 4 registers.
+    /// Defaults: the tank (the demo on tags), a 10 ms cycle, the harness timing, 4
+    /// registers (the ramp's).
     pub fn new(dir: PathBuf) -> Self {
         ModbusConfig {
             dir,
@@ -659,37 +762,37 @@ impl ModbusConfig {
             registers: 4,
             model: ModelKind::Tank,
             plant: PlantParams {
-                // A pump and a demand that cross the tag tank's 0.1 m band in about two
-                // seconds each way, so a run of a minute has many valve changes.
-                level_initial_um: 900_000,
+                // The default run's plant: below the low-level alarm at start, so the run
+                // begins with an alarm the panel acknowledges and the filling clears; a
+                // pump that reaches the setpoint in about ten seconds.
+                level_initial_um: 190_000,
                 pump_flow_max_ml_per_s: 10_000,
-                demand_ml_per_s: 5_000,
                 ..PlantParams::default()
             },
+            setpoints: Vec::new(),
             log_level: "info".into(),
             progress: true,
         }
     }
 
-    /// The gateway's file (docs/GATEWAY.md): the tank's tags, and for more than 4
-    /// registers one `u16` in tag for each register past the level.
-    fn gateway_toml(&self, nodes: &[SocketAddr], outputs: SocketAddr, device: SocketAddr) -> String {
-        let timeout_ms = self.cycle_ms.clamp(1, 8);
-        let lease_ms = (self.timing.window_ms * 10).max(5000);
-        let nodes: Vec<String> = nodes.iter().map(|a| format!("\"{a}\"")).collect();
-        let mut text = format!(
-            "[gateway]\ncycle_ms = {}\nnodes = [{}]\noutputs_bind = \"{outputs}\"\nwindow_frames = 1024\nlease_ms = {lease_ms}\noutputs_silence_ms = 5000\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\ndevice_stall_ms = 2000\nlog_level = \"{}\"\n\n[[device]]\nname = \"tank\"\naddress = \"{device}\"\nunit_id = {UNIT}\ntimeout_ms = {timeout_ms}\ninput_registers = [{{ start = 0, count = {} }}]\n",
-            self.cycle_ms,
-            nodes.join(", "),
-            self.log_level,
-            self.registers.max(2),
-        );
-        text.push_str(&self.tags_toml());
-        text
+    /// The gateway's device timeout: within the cycle, at most 8 ms.
+    fn timeout_ms(&self) -> u64 {
+        u64::from(self.cycle_ms.clamp(1, 8))
     }
 
-    fn tags_toml(&self) -> String {
-        let mut text = String::from(
+    /// The tag map of the device at `device`: the demo plant's (`plant_map`) for the tank;
+    /// for the ramp, the tag tank's level, valve and echo, and for more than 4 registers
+    /// one `u16` in tag for each register past the level.
+    pub fn map_spec(&self, device: SocketAddr) -> Result<TagMapSpec, HarnessError> {
+        if self.model == ModelKind::Tank {
+            return Ok(plant_map(&device.to_string(), self.timeout_ms()));
+        }
+        let mut text = format!(
+            "[[device]]\nname = \"tank\"\naddress = \"{device}\"\nunit_id = {UNIT}\ntimeout_ms = {}\ninput_registers = [{{ start = 0, count = {} }}]\n",
+            self.timeout_ms(),
+            self.registers.max(2),
+        );
+        text.push_str(
             "\n[[tag]]\nname = \"level_um\"\ndevice = \"tank\"\ntable = \"input_register\"\naddress = 0\ntype = \"u32\"\ndirection = \"in\"\n\n[[tag]]\nname = \"inflow\"\ndevice = \"tank\"\ntable = \"coil\"\naddress = 0\ntype = \"bool\"\ndirection = \"out\"\nsafe = 0\n\n[[tag]]\nname = \"level_echo_mm\"\ndevice = \"tank\"\ntable = \"holding_register\"\naddress = 1\ntype = \"u16\"\ndirection = \"out\"\n",
         );
         for r in 2..self.registers {
@@ -697,7 +800,39 @@ impl ModbusConfig {
                 "\n[[tag]]\nname = \"r{r}\"\ndevice = \"tank\"\ntable = \"input_register\"\naddress = {r}\ntype = \"u16\"\ndirection = \"in\"\n"
             ));
         }
-        text
+        toml::from_str(&text).map_err(|e| HarnessError::Setup(format!("the tag map: {e}")))
+    }
+
+    /// The demo's `[app]` table (tank only): the default parameters at this cycle, on the
+    /// tags of `spec`. The reference run uses the same.
+    pub fn tank_params(&self, spec: &TagMapSpec) -> TankParams {
+        TankParams {
+            cycle_ms: self.cycle_ms,
+            io: IoMode::Tags,
+            heartbeat_frames: 10,
+            device: spec.device.clone(),
+            tag: spec.tag.clone(),
+            ..TankParams::default()
+        }
+    }
+
+    /// The gateway's file (docs/GATEWAY.md): its table and the map.
+    fn gateway_toml(
+        &self,
+        nodes: &[SocketAddr],
+        outputs: SocketAddr,
+        spec: &TagMapSpec,
+    ) -> Result<String, HarnessError> {
+        let lease_ms = (self.timing.window_ms * 10).max(5000);
+        let nodes: Vec<String> = nodes.iter().map(|a| format!("\"{a}\"")).collect();
+        let mut text = format!(
+            "[gateway]\ncycle_ms = {}\nnodes = [{}]\noutputs_bind = \"{outputs}\"\nwindow_frames = 1024\nlease_ms = {lease_ms}\noutputs_silence_ms = 5000\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\ndevice_stall_ms = 2000\nlog_level = \"{}\"\n\n",
+            self.cycle_ms,
+            nodes.join(", "),
+            self.log_level,
+        );
+        text.push_str(&toml::to_string(spec).map_err(|e| HarnessError::Setup(format!("the tag map: {e}")))?);
+        Ok(text)
     }
 }
 
@@ -705,14 +840,15 @@ fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// Node `i`'s file: the tag tank with the gateway's map in its `[app]`.
+/// Node `i`'s file: the demo on tags (or the tag tank) with the gateway's map in its
+/// `[app]`.
 fn node_toml(
     config: &ModbusConfig,
     i: usize,
     ports: &[NodePorts; 2],
     sinks: &[SocketAddr],
-    tags: &toml::Table,
-) -> String {
+    spec: &TagMapSpec,
+) -> Result<String, HarnessError> {
     let (me, peer) = (&ports[i], &ports[1 - i]);
     let id = i + 1;
     let t = &config.timing;
@@ -729,13 +865,23 @@ fn node_toml(
     } else {
         twinloop::Config::default()
     };
-    let mut app = tags.clone();
-    app.insert("heartbeat_frames".into(), 10.into());
-    app.insert("low_um".into(), i64::from(LOW_UM).into());
-    app.insert("high_um".into(), i64::from(HIGH_UM).into());
+    let setup = |e: toml::ser::Error| HarnessError::Setup(format!("the [app] table: {e}"));
+    let app: toml::Table = match config.model {
+        ModelKind::Tank => toml::Table::try_from(config.tank_params(spec)).map_err(setup)?,
+        ModelKind::Ramp => {
+            let mut app = toml::Table::try_from(spec).map_err(setup)?;
+            app.insert("heartbeat_frames".into(), 10.into());
+            app.insert("low_um".into(), i64::from(LOW_UM).into());
+            app.insert("high_um".into(), i64::from(HIGH_UM).into());
+            app
+        }
+    };
     let file = NodeFile::<AnyAppSettings> {
         node: NodeTable {
-            name: format!("tag-tank-{id}"),
+            name: match config.model {
+                ModelKind::Tank => format!("demo-tags-{id}"),
+                ModelKind::Ramp => format!("tag-tank-{id}"),
+            },
             state_file: config.dir.join(format!("node-{id}.epoch")),
             seed: (config.seed.wrapping_mul(2).wrapping_add(id as u64) & 0x3FFF_FFFF_FFFF_FFFF).max(1),
             ..NodeTable::default()
@@ -773,8 +919,12 @@ fn node_toml(
         app: AnyAppSettings(app),
         ..NodeFile::default()
     };
-    let text = file.to_toml().expect("a node file serializes");
-    format!("# Generated by twinloop-sim (run --io modbus) for node {id}.\n{text}")
+    let text = file
+        .to_toml()
+        .map_err(|e| HarnessError::Setup(format!("node {id}'s file: {e}")))?;
+    Ok(format!(
+        "# Generated by twinloop-sim (run --io modbus) for node {id}.\n{text}"
+    ))
 }
 
 /// A primary with an in-sync backup, and the listener following its epoch.
@@ -825,8 +975,13 @@ pub struct ModbusRig {
     gateway: Option<Killed>,
     /// The tag map.
     pub map: TagMap,
-    /// `inflow` and `level_echo_mm`.
-    pub handles: [TagHandle; 2],
+    /// Its out tags, in map order: what the device's writes are accounted by.
+    pub out_tags: Vec<TagHandle>,
+    /// The demo's parameters (tank): the reference run's.
+    pub params: Option<TankParams>,
+    /// The nodes' journals (tank): skipped frames and frames decided without their commit
+    /// explain a reference mismatch, as in the default run.
+    watchers: Option<[Watcher; 2]>,
 }
 
 impl ModbusRig {
@@ -834,7 +989,10 @@ impl ModbusRig {
     pub fn prepare(config: ModbusConfig) -> Result<ModbusRig, HarnessError> {
         std::fs::create_dir_all(&config.dir)
             .map_err(|e| HarnessError::io(format!("create {}", config.dir.display()), e))?;
-        let tank = locate_gateway_binary("twinloop-tag-tank")?;
+        let program = match config.model {
+            ModelKind::Tank => twinloop_demo::binary::locate().map_err(|e| HarnessError::Setup(e.to_string()))?,
+            ModelKind::Ramp => locate_gateway_binary("twinloop-tag-tank")?,
+        };
         let gateway_binary = locate_gateway_binary("twinloop-gateway")?;
         let clock = RunClock::start();
         let key = format!("twinloop-sim-console-{:016x}", config.seed ^ 0x5EED);
@@ -843,26 +1001,19 @@ impl ModbusRig {
             let _ = std::fs::remove_file(config.dir.join(format!("node-{id}.epoch")));
             let _ = std::fs::remove_file(config.dir.join(format!("node-{id}.log")));
         }
-        let tags: toml::Table =
-            toml::from_str(&config.tags_toml()).map_err(|e| HarnessError::Setup(format!("the tag map: {e}")))?;
-        let mut map_tables = toml::Table::new();
-        map_tables.insert(
-            "device".into(),
-            toml::Value::Array(vec![toml::Value::Table(
-                toml::from_str(&format!("name = \"tank\"\naddress = \"127.0.0.1:1\"\nunit_id = {UNIT}\ninput_registers = [{{ start = 0, count = {} }}]", config.registers.max(2)))
-                    .map_err(|e| HarnessError::Setup(format!("the device table: {e}")))?,
-            )]),
-        );
-        map_tables.insert("tag".into(), tags["tag"].clone());
-        let spec: TagMapSpec = map_tables
-            .clone()
-            .try_into()
-            .map_err(|e| HarnessError::Setup(format!("the tag map: {e}")))?;
+        let server = PlantServer::start(config.model, &config.plant, &config.setpoints, clock)?;
+        let spec = config.map_spec(server.addr)?;
         let map = TagMap::new(&spec).map_err(|e| HarnessError::Setup(format!("the tag map: {e}")))?;
-        let handle = |name| map.handle(name).map_err(|e| HarnessError::Setup(e.to_string()));
-        let handles = [handle("inflow")?, handle("level_echo_mm")?];
+        let out_tags: Vec<TagHandle> = (0..map.tags().len())
+            .filter(|&i| map.tags()[i].direction == Direction::Out)
+            .map(|i| TagHandle(i as u16))
+            .collect();
+        let params = (config.model == ModelKind::Tank).then(|| config.tank_params(&spec));
+        if let Some(p) = &params {
+            p.validate()
+                .map_err(|e| HarnessError::Setup(format!("the demo's parameters: {e}")))?;
+        }
 
-        let server = PlantServer::start(config.model, &config.plant, clock)?;
         let lease = Duration::from_millis((config.timing.window_ms * 10).max(5000));
         let listener = Listener::start(map.clone(), lease, clock)?;
         let mut pool = PortPool::new();
@@ -871,8 +1022,8 @@ impl ModbusRig {
         let gateway_text = config.gateway_toml(
             &[local(ports[0].frames), local(ports[1].frames), listener.frames_addr],
             gateway_outputs,
-            server.addr,
-        );
+            &spec,
+        )?;
         let gateway_config = config.dir.join("gateway.toml");
         std::fs::write(&gateway_config, gateway_text)
             .map_err(|e| HarnessError::io(format!("write {}", gateway_config.display()), e))?;
@@ -880,11 +1031,11 @@ impl ModbusRig {
         let mut nodes = Vec::new();
         for i in 0..2 {
             let path = config.dir.join(format!("node-{}.toml", i + 1));
-            std::fs::write(&path, node_toml(&config, i, &ports, &sinks, &map_tables))
+            std::fs::write(&path, node_toml(&config, i, &ports, &sinks, &spec)?)
                 .map_err(|e| HarnessError::io(format!("write {}", path.display()), e))?;
             nodes.push(NodeProc::new(
                 i as u8 + 1,
-                tank.clone(),
+                program.clone(),
                 path,
                 config.dir.join(format!("node-{}.log", i + 1)),
             ));
@@ -894,6 +1045,16 @@ impl ModbusRig {
             Console::new(local(ports[0].console), &key, console_timeout),
             Console::new(local(ports[1].console), &key, console_timeout),
         ];
+        let watchers = match config.model {
+            ModelKind::Tank => {
+                let interval = Duration::from_millis(100);
+                Some([
+                    Watcher::start(1, consoles[0].clone(), clock, interval)?,
+                    Watcher::start(2, consoles[1].clone(), clock, interval)?,
+                ])
+            }
+            ModelKind::Ramp => None,
+        };
         drop(pool);
         let [n1, n2]: [NodeProc; 2] = nodes.try_into().map_err(|_| HarnessError::Setup("two nodes".into()))?;
         Ok(ModbusRig {
@@ -907,8 +1068,22 @@ impl ModbusRig {
             gateway_config,
             gateway: None,
             map,
-            handles,
+            out_tags,
+            params,
+            watchers,
         })
+    }
+
+    /// The nodes' journals so far, both nodes, in time order (tank; none for the ramp).
+    pub fn events(&self) -> Vec<NodeEvent> {
+        let mut events: Vec<NodeEvent> = self
+            .watchers
+            .iter()
+            .flatten()
+            .flat_map(|w| w.with(|v| v.events.clone()))
+            .collect();
+        events.sort_by_key(|e| e.at_ns);
+        events
     }
 
     fn say(&self, line: &str) {
@@ -1069,17 +1244,55 @@ impl ModbusRig {
             node.kill();
         }
         let _ = pause(Duration::from_millis(300));
-        let [inflow, echo] = self.handles;
         let _ = self.wait(limit, "the last writes at the device", |rig| {
-            let last = |tag: TagHandle| {
-                rig.listener
-                    .with(|s| s.accepted.iter().rev().find(|o| o.tag == tag.index()).map(|o| o.value))
-            };
-            let (coil, holding) = rig
-                .server
-                .with(|s| (u32::from(s.storage.coils[0]), u32::from(s.storage.holdings[1])));
-            last(inflow).is_none_or(|v| v == coil) && last(echo).is_none_or(|v| v == holding)
+            rig.out_tags.iter().all(|&handle| {
+                let Some(tag) = rig.map.tag(handle) else {
+                    return true;
+                };
+                let last = rig.listener.with(|s| {
+                    s.accepted
+                        .iter()
+                        .rev()
+                        .find(|o| o.tag == handle.index())
+                        .map(|o| o.value)
+                });
+                let now = rig.server.with(|s| device_value(tag, &s.storage));
+                last.is_none_or(|v| v == now)
+            })
         });
+    }
+}
+
+/// A 32-bit value from its two registers in `order`.
+fn join(order: WordOrder, first: u16, second: u16) -> u32 {
+    match order {
+        WordOrder::HighFirst => u32::from(first) << 16 | u32::from(second),
+        WordOrder::LowFirst => u32::from(second) << 16 | u32::from(first),
+    }
+}
+
+/// The raw value a device write carried for `tag`, if it is a write of that tag: write
+/// single coil (5) for a bool, write single register (6) for a 16-bit tag, write multiple
+/// registers (16) of both registers for a 32-bit one (docs/GATEWAY.md, "Outputs").
+fn written_value(tag: &twinloop::image::Tag, w: &DeviceWrite) -> Option<u32> {
+    if w.address != tag.address {
+        return None;
+    }
+    match (tag.table, tag.kind.span(), w.fc, w.values.as_slice()) {
+        (Table::Coil, _, 5, [v]) | (Table::HoldingRegister, 1, 6, [v]) => Some(u32::from(*v)),
+        (Table::HoldingRegister, 2, 16, [first, second]) => Some(join(tag.word_order, *first, *second)),
+        _ => None,
+    }
+}
+
+/// The device's raw value of the out tag `tag` now.
+fn device_value(tag: &twinloop::image::Tag, storage: &ModbusStorageSmall) -> u32 {
+    let at = usize::from(tag.address);
+    let register = |i: usize| storage.holdings.get(i).copied().unwrap_or(0);
+    match (tag.table, tag.kind) {
+        (Table::Coil, _) => storage.coils.get(at).map_or(0, |&b| u32::from(b)),
+        (_, TagType::U32 | TagType::I32 | TagType::F32) => join(tag.word_order, register(at), register(at + 1)),
+        _ => u32::from(register(at)),
     }
 }
 
@@ -1146,9 +1359,26 @@ pub fn account(accepted: &[(u64, u32)], written: &[u32], device_final: u32) -> (
     (a, carried)
 }
 
+/// The reference run of a Modbus run: the demo in-process on the recorded images.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    /// Frames compared (`1..=frames`): up to the last frame with an accepted output, or
+    /// to the frame before the first image the listener did not record.
+    pub frames: u64,
+    /// Images the listener did not record among the frames up to the last accepted
+    /// output: the reference stops before the first (it cannot run a frame it has not
+    /// seen).
+    pub frames_missing: u64,
+    /// The comparison, output by output, as the default run's (`report::analyse`): lost,
+    /// skipped, duplicated, unexpected, content mismatches, the journals' skips.
+    pub analysis: Analysis,
+}
+
 /// What a Modbus run found.
 #[derive(Debug, Clone)]
 pub struct ModbusReport {
+    /// The program the nodes ran.
+    pub program: &'static str,
     /// The cycle, ms.
     pub cycle_ms: u32,
     /// The nodes' timing.
@@ -1157,17 +1387,18 @@ pub struct ModbusReport {
     pub seed: u64,
     /// Wall time, s.
     pub duration_s: f64,
-    /// Frames the listener saw, and of those with a bad device quality.
+    /// Frames the listener saw.
     pub frames: u64,
     /// Frames with a bad quality.
     pub frames_bad: u64,
     /// Outputs offered to the listener's reference gateway, refused by it, accepted
     /// heartbeats, malformed.
     pub outputs: Json,
-    /// The valve (every change matters).
-    pub inflow: TagAccount,
-    /// The echo (only the latest matters).
-    pub echo: TagAccount,
+    /// Per out tag, in map order: its name and the changes accepted against the device's
+    /// writes.
+    pub device: Vec<(String, TagAccount)>,
+    /// The reference run (the demo; none for the tag tank of the benchmarks).
+    pub reference: Option<Reference>,
     /// The kills.
     pub kills: Vec<Kill>,
     /// The gateway's last status.
@@ -1179,33 +1410,57 @@ pub struct ModbusReport {
 }
 
 impl ModbusReport {
-    /// Safety: a valve change lost or duplicated, a value out of order, a wrong final value.
+    /// The account of the out tag `name`.
+    pub fn tag(&self, name: &str) -> Option<&TagAccount> {
+        self.device.iter().find(|(n, _)| n == name).map(|(_, a)| a)
+    }
+
+    /// The reference's verdict as the default run gives it (`report::Report`): lost,
+    /// duplicated, deposed or conflicting outputs, and mismatches no skipped frame
+    /// explains.
+    fn reference_violations(&self) -> Vec<String> {
+        let Some(r) = &self.reference else {
+            return Vec::new();
+        };
+        let report = run_report::Report {
+            command: "run".into(),
+            seed: self.seed,
+            cycle_ms: self.cycle_ms,
+            timing: self.timing,
+            duration_s: self.duration_s,
+            faults: Vec::new(),
+            analysis: r.analysis.clone(),
+            aborted: None,
+            liveness_failures: Vec::new(),
+            extra: Json::Null,
+        };
+        report
+            .safety_violations()
+            .into_iter()
+            .map(|v| format!("reference run: {v}"))
+            .collect()
+    }
+
+    /// Safety: the reference's verdict; at the device, a write duplicated or out of order,
+    /// a wrong final value.
     pub fn safety_violations(&self) -> Vec<String> {
-        let mut v = Vec::new();
-        let (i, e) = (&self.inflow, &self.echo);
-        if i.lost + i.duplicated + i.out_of_order > 0 {
-            v.push(format!(
-                "valve: {} changes lost, {} duplicated, {} out of order at the device",
-                i.lost, i.duplicated, i.out_of_order
-            ));
-        }
-        if e.duplicated + e.out_of_order > 0 {
-            v.push(format!(
-                "echo: {} writes duplicated, {} out of order at the device",
-                e.duplicated, e.out_of_order
-            ));
-        }
-        if !i.final_ok || !e.final_ok {
-            v.push(format!(
-                "final values: valve {}, echo {}",
-                if i.final_ok { "right" } else { "WRONG" },
-                if e.final_ok { "right" } else { "WRONG" }
-            ));
+        let mut v = self.reference_violations();
+        for (name, a) in &self.device {
+            if a.duplicated + a.out_of_order > 0 {
+                v.push(format!(
+                    "{name}: {} writes duplicated, {} out of order at the device",
+                    a.duplicated, a.out_of_order
+                ));
+            }
+            if !a.final_ok {
+                v.push(format!("{name}: the device's final value is not the last accepted one"));
+            }
         }
         v
     }
 
-    /// Liveness: a kill without a new primary or a rejoin, a run cut short, no frames.
+    /// Liveness: a kill without a new primary or a rejoin, a run cut short, no frames, no
+    /// tag write, a reference run that compared nothing.
     pub fn liveness_violations(&self) -> Vec<String> {
         let mut v: Vec<String> = self
             .kills
@@ -1216,11 +1471,12 @@ impl ModbusReport {
         if let Some(a) = &self.aborted {
             v.push(a.clone());
         }
-        if self.frames == 0 || self.inflow.accepted == 0 {
-            v.push(format!(
-                "no control: {} frames, {} valve changes",
-                self.frames, self.inflow.accepted
-            ));
+        let writes: u64 = self.device.iter().map(|(_, a)| a.accepted).sum();
+        if self.frames == 0 || writes == 0 {
+            v.push(format!("no control: {} frames, {writes} tag writes", self.frames));
+        }
+        if self.reference.as_ref().is_some_and(|r| r.frames == 0) {
+            v.push("the reference run compared no frame".into());
         }
         v
     }
@@ -1248,11 +1504,14 @@ impl ModbusReport {
         Percentiles::of(&values)
     }
 
-    /// The JSON report.
+    /// The JSON report: the default run's output figures (from the reference run) and,
+    /// per out tag, the device's account.
     pub fn to_json(&self) -> Json {
-        json!({
+        let sum = |f: fn(&TagAccount) -> u64| self.device.iter().map(|(_, a)| f(a)).sum::<u64>();
+        let mut j = json!({
             "command": "run",
             "io": "modbus",
+            "program": self.program,
             "ok": self.exit_code() == 0,
             "exit_code": self.exit_code(),
             "seed": self.seed,
@@ -1266,11 +1525,11 @@ impl ModbusReport {
             "failovers": self.kills.iter().filter(|k| k.first_output_ns.is_some()).count(),
             "failover_ms": self.failover(false).to_json(),
             "failover_device_ms": self.failover(true).to_json(),
-            "outputs_accepted": self.inflow.accepted + self.echo.accepted,
-            "outputs_lost": self.inflow.lost,
-            "outputs_duplicated": self.inflow.duplicated + self.echo.duplicated,
+            "outputs_accepted": sum(|a| a.accepted),
+            "outputs_lost": sum(|a| a.lost),
+            "outputs_duplicated": sum(|a| a.duplicated),
             "outputs": self.outputs,
-            "device": {"inflow": self.inflow.to_json(), "level_echo_mm": self.echo.to_json()},
+            "device": self.device.iter().map(|(n, a)| (n.clone(), a.to_json())).collect::<serde_json::Map<_, _>>(),
             "node_starts": self.node_starts,
             "aborted": self.aborted,
             "violations": self.safety_violations().into_iter().chain(self.liveness_violations()).collect::<Vec<_>>(),
@@ -1283,7 +1542,31 @@ impl ModbusReport {
                 "error": k.error,
             })).collect::<Vec<_>>(),
             "gateway": self.gateway,
-        })
+        });
+        if let Some(r) = &self.reference {
+            // The default run's keys, with the same meaning (docs/BENCHMARKS.md).
+            let a = &r.analysis;
+            for (key, value) in [
+                ("reference_frames", json!(r.frames)),
+                ("reference_frames_missing", json!(r.frames_missing)),
+                ("outputs_expected", json!(a.outputs_expected)),
+                ("outputs_delivered", json!(a.outputs_delivered)),
+                ("outputs_lost", json!(a.outputs_lost)),
+                ("outputs_skipped", json!(a.outputs_skipped)),
+                ("outputs_duplicated", json!(a.outputs_duplicated)),
+                ("duplicates_raw", json!(a.duplicates_raw)),
+                ("outputs_unexpected", json!(a.outputs_unexpected)),
+                ("content_mismatches", json!(a.content_mismatches)),
+                ("mismatch_first_frame", json!(a.mismatch_first_frame)),
+                ("conflicts", json!(a.conflicts)),
+                ("dual_primary_accepted", json!(a.dual_primary_accepted)),
+                ("input_lost_frames", json!(a.input_lost_frames.len())),
+                ("commit_lost_frames", json!(a.commit_lost_frames())),
+            ] {
+                j[key] = value;
+            }
+        }
+        j
     }
 
     /// The human summary.
@@ -1291,19 +1574,30 @@ impl ModbusReport {
         let f = self.failover(false);
         let d = self.failover(true);
         let mut s = format!(
-            "twinloop-sim run --io modbus: seed {}, cycle {} ms, timing {}, {:.1} s\n\
+            "twinloop-sim run --io modbus ({}): seed {}, cycle {} ms, timing {}, {:.1} s\n\
              frames {} ({} with a bad device quality)\n\
-             kills of the primary {}: failover to the new primary's first output p50 {:.1} ms, max {:.1} ms; to its first write at the device p50 {:.1} ms, max {:.1} ms\n\
-             valve at the device: {} changes accepted, {} written ({} superseded while a write was in flight), lost {}, duplicated {}, out of order {}, final value {}\n\
-             echo at the device: {} values accepted, {} written ({} collapsed), duplicated {}, out of order {}, final value {}\n",
-            self.seed, self.cycle_ms, self.timing.name, self.duration_s,
+             kills of the primary {}: failover to the new primary's first output p50 {:.1} ms, max {:.1} ms; to its first write at the device (the next change of an out tag) p50 {:.1} ms, max {:.1} ms\n",
+            self.program, self.seed, self.cycle_ms, self.timing.name, self.duration_s,
             self.frames, self.frames_bad,
             self.kills.len(), f.p50, f.max, d.p50, d.max,
-            self.inflow.accepted, self.inflow.written, self.inflow.collapsed, self.inflow.lost, self.inflow.duplicated,
-            self.inflow.out_of_order, if self.inflow.final_ok { "right" } else { "WRONG" },
-            self.echo.accepted, self.echo.written, self.echo.collapsed, self.echo.duplicated,
-            self.echo.out_of_order, if self.echo.final_ok { "right" } else { "WRONG" },
         );
+        if let Some(r) = &self.reference {
+            let a = &r.analysis;
+            s.push_str(&format!(
+                "reference run (the program in-process on the {} recorded images{}): outputs expected {}, delivered {}, lost {}, skipped {}, duplicated {}, unexpected {}, content mismatches {}, conflicts {}; frames skipped by the pair {}, decided without their commit {}\n",
+                r.frames,
+                if r.frames_missing > 0 { format!(", {} missing: compared up to the first", r.frames_missing) } else { String::new() },
+                a.outputs_expected, a.outputs_delivered, a.outputs_lost, a.outputs_skipped, a.outputs_duplicated,
+                a.outputs_unexpected, a.content_mismatches, a.conflicts, a.input_lost_frames.len(), a.commit_lost_frames(),
+            ));
+        }
+        for (name, a) in &self.device {
+            s.push_str(&format!(
+                "{name} at the device: {} changes accepted, {} written ({} superseded while a write was in flight, {} after the last write), duplicated {}, out of order {}, final value {}\n",
+                a.accepted, a.written, a.collapsed, a.lost, a.duplicated, a.out_of_order,
+                if a.final_ok { "right" } else { "WRONG" },
+            ));
+        }
         for v in self.safety_violations().iter().chain(&self.liveness_violations()) {
             s.push_str(&format!("VIOLATION: {v}\n"));
         }
@@ -1332,43 +1626,67 @@ impl ModbusReport {
             }
         }
         let title = format!(
-            "twinloop-sim run --io modbus: the tank behind a Modbus/TCP device, seed {}, cycle {} ms (the red line: the middle of the valve's band)",
-            self.seed, self.cycle_ms
+            "twinloop-sim run --io modbus: the tank behind a Modbus/TCP device, {}, seed {}, cycle {} ms",
+            self.program, self.seed, self.cycle_ms
         );
         std::fs::write(dir.join("plot.svg"), plot::render(&title, "level m", samples, &marks))
     }
 }
 
-/// Accounts the run: matches the device's writes to the accepted changes and dates each
-/// kill's first write of the new epoch.
+/// The reference run: the demo with the nodes' parameters steps in-process through the
+/// images the listener recorded, frame after frame from 1, and its outputs are compared
+/// with the ones the listener's sink accepted, output by output (`report::analyse`, the
+/// default run's comparison), up to the last frame with an accepted output.
+fn reference_run(params: &TankParams, seen: &Seen, events: &[NodeEvent], cycle_ms: u32) -> Reference {
+    let last = seen.sink.delivered.keys().next_back().map_or(0, |&(frame, _)| frame);
+    let frames_missing = (1..=last).filter(|n| !seen.images.contains_key(n)).count() as u64;
+    let mut app = TankApp::new(params.clone());
+    let mut log = FrameLog::default();
+    let mut outbox = Outbox::new();
+    for number in 1..=last {
+        let Some((at_ns, payload)) = seen.images.get(&number) else {
+            break;
+        };
+        outbox.clear();
+        app.step(Frame { number, payload }, &mut outbox);
+        log.push(number, *at_ns, &outbox);
+    }
+    let frames = log.frames();
+    let analysis = run_report::analyse(&log, &seen.sink, events, &mut [], frames, cycle_ms);
+    Reference {
+        frames,
+        frames_missing,
+        analysis,
+    }
+}
+
+/// Accounts the run: the reference run (tank), the device's writes against the accepted
+/// changes, and each kill's first write of the new epoch.
 pub fn analyse(rig: &ModbusRig, kills: &mut [Kill], duration_s: f64, aborted: Option<String>) -> ModbusReport {
-    let [inflow, echo] = rig.handles;
     // The device's writes first: each was accepted by then (on a settled device, see
     // ModbusRig::stop_and_drain, nothing is written in between anyway).
     let writes = rig.server.writes();
     let accepted = rig.listener.with(|s| s.accepted.clone());
-    let (coil_final, holding_final) = rig
-        .server
-        .with(|s| (u32::from(s.storage.coils[0]), u32::from(s.storage.holdings[1])));
-    let of = |tag: TagHandle| -> Vec<&Accepted> { accepted.iter().filter(|o| o.tag == tag.index()).collect() };
-    let (acc_inflow, acc_echo) = (of(inflow), of(echo));
-    let w_inflow: Vec<&DeviceWrite> = writes.iter().filter(|w| w.fc == 5 && w.address == 0).collect();
-    let w_echo: Vec<&DeviceWrite> = writes.iter().filter(|w| w.fc == 6 && w.address == 1).collect();
-    let pairs = |acc: &[&Accepted]| acc.iter().map(|o| (o.at_ns, o.value)).collect::<Vec<_>>();
-    let values = |w: &[&DeviceWrite]| w.iter().map(|w| u32::from(w.values[0])).collect::<Vec<_>>();
-    let (inflow_account, inflow_carried) = account(&pairs(&acc_inflow), &values(&w_inflow), coil_final);
-    let (echo_account, echo_carried) = account(&pairs(&acc_echo), &values(&w_echo), holding_final);
+    let mut device = Vec::new();
     // Each device write with the epoch of the change it carried, in time order.
     let mut dated: Vec<(u64, u64)> = Vec::new();
-    for (w, c) in w_inflow.iter().zip(&inflow_carried) {
-        if let Some(j) = c {
-            dated.push((w.at_ns, acc_inflow[*j].epoch));
+    for &handle in &rig.out_tags {
+        let Some(tag) = rig.map.tag(handle) else { continue };
+        let acc: Vec<&Accepted> = accepted.iter().filter(|o| o.tag == handle.index()).collect();
+        let written: Vec<(u64, u32)> = writes
+            .iter()
+            .filter_map(|w| written_value(tag, w).map(|v| (w.at_ns, v)))
+            .collect();
+        let now = rig.server.with(|s| device_value(tag, &s.storage));
+        let pairs: Vec<(u64, u32)> = acc.iter().map(|o| (o.at_ns, o.value)).collect();
+        let values: Vec<u32> = written.iter().map(|w| w.1).collect();
+        let (tag_account, carried) = account(&pairs, &values, now);
+        for (w, c) in written.iter().zip(&carried) {
+            if let Some(j) = c {
+                dated.push((w.0, acc[*j].epoch));
+            }
         }
-    }
-    for (w, c) in w_echo.iter().zip(&echo_carried) {
-        if let Some(j) = c {
-            dated.push((w.at_ns, acc_echo[*j].epoch));
-        }
+        device.push((tag.name.clone(), tag_account));
     }
     dated.sort_unstable();
     for kill in kills.iter_mut() {
@@ -1377,23 +1695,31 @@ pub fn analyse(rig: &ModbusRig, kills: &mut [Kill], duration_s: f64, aborted: Op
             .find(|(at, epoch)| *at >= kill.kill_ns && *epoch > kill.epoch_before)
             .map(|(at, _)| *at);
     }
-    let seen = rig.listener.with(|s| {
+    let events = rig.events();
+    let (frames, frames_bad, outputs, reference) = rig.listener.with(|s| {
         (
             s.frames,
             s.frames_bad,
             json!({"offered": s.offered, "refused": s.refused, "heartbeats": s.heartbeats, "malformed": s.malformed}),
+            rig.params
+                .as_ref()
+                .map(|p| reference_run(p, s, &events, rig.config.cycle_ms)),
         )
     });
     ModbusReport {
+        program: match rig.config.model {
+            ModelKind::Tank => "twinloop-demo, io = tags",
+            ModelKind::Ramp => "twinloop-tag-tank",
+        },
         cycle_ms: rig.config.cycle_ms,
         timing: rig.config.timing,
         seed: rig.config.seed,
         duration_s,
-        frames: seen.0,
-        frames_bad: seen.1,
-        outputs: seen.2,
-        inflow: inflow_account,
-        echo: echo_account,
+        frames,
+        frames_bad,
+        outputs,
+        device,
+        reference,
         kills: kills.to_vec(),
         gateway: rig.gateway_status(),
         node_starts: [rig.nodes[0].starts, rig.nodes[1].starts],
@@ -1404,12 +1730,19 @@ pub fn analyse(rig: &ModbusRig, kills: &mut [Kill], duration_s: f64, aborted: Op
 /// Runs the main job over Modbus: a healthy pair, `kills` kills of the primary spread
 /// over `duration`, a drain; returns the report and the plant's samples.
 pub fn run(
-    config: ModbusConfig,
+    mut config: ModbusConfig,
     duration: Duration,
     kills: usize,
 ) -> Result<(ModbusReport, Vec<Sample>), HarnessError> {
-    let started = Instant::now();
+    if config.setpoints.is_empty() {
+        // The default run's operator: setpoint steps at 30 % (1.3 m) and 65 % (0.8 m).
+        let duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        config.setpoints = vec![(duration_ms / 10 * 3, 1_300_000), (duration_ms / 100 * 65, 800_000)];
+    }
     let mut rig = ModbusRig::prepare(config)?;
+    // From here: finding (or building) the binaries is not part of the run, and a build
+    // that takes the warm-up would put the first kill at the pair's start.
+    let started = Instant::now();
     rig.start()?;
     rig.say("pair healthy behind the gateway");
     let mut records = Vec::new();
@@ -1429,6 +1762,9 @@ pub fn run(
         }
     }
     pause(duration.saturating_sub(started.elapsed()))?;
+    // Two of the watchers' polls: the journals' last events (a skipped frame) are read
+    // before the nodes stop.
+    pause(Duration::from_millis(250))?;
     rig.stop_and_drain(Duration::from_secs(5));
     let report = analyse(&rig, &mut records, started.elapsed().as_secs_f64(), aborted);
     let samples = rig.server.with(|s| s.samples.clone());
@@ -1545,7 +1881,7 @@ pub fn bench_failover(mut config: ModbusConfig, count: usize, settle: Duration) 
         "failover_device_ms": report.failover(true).to_json(),
         "kills_without_a_new_primary": kills.iter().filter(|k| k.first_output_ns.is_none()).count(),
         "kills_without_a_device_write": kills.iter().filter(|k| k.first_write_ns.is_none()).count(),
-        "echo_at_device": report.echo.to_json(),
+        "echo_at_device": report.tag("level_echo_mm").map(TagAccount::to_json),
     }))
 }
 
@@ -1581,7 +1917,7 @@ mod tests {
     #[test]
     fn device_answers_reads_and_records_writes() {
         let clock = RunClock::start();
-        let mut device = DeviceState::new(ModelKind::Tank, &PlantParams::default());
+        let mut device = DeviceState::new(ModelKind::Tank, &PlantParams::default(), &[]);
         // Read input registers 0..2 (unit 1, transaction 7).
         let read = [0, 7, 0, 0, 0, 6, UNIT, 4, 0, 0, 0, 2];
         let answer = device.handle(clock.now_ns(), &read).expect("an answer");
@@ -1610,16 +1946,104 @@ mod tests {
         /// Whatever a client sends, the device answers, refuses or closes: it never panics.
         #[test]
         fn device_arbitrary_request_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
-            let mut device = DeviceState::new(ModelKind::Tank, &PlantParams::default());
+            let mut device = DeviceState::new(ModelKind::Tank, &PlantParams::default(), &[]);
             let _ = device.handle(1, &bytes);
-            let mut ramp = DeviceState::new(ModelKind::Ramp, &PlantParams::default());
+            let mut ramp = DeviceState::new(ModelKind::Ramp, &PlantParams::default(), &[]);
             let _ = ramp.handle(1, &bytes);
         }
     }
 
+    /// A pair's outputs for `frames` frames of the demo on tags, as the listener records
+    /// them, with the images; `tamper` may drop or change an output before it is offered.
+    fn seen_of_a_pair(frames: u64, mut tamper: impl FnMut(u64, usize, &mut Vec<u8>) -> bool) -> (TankParams, Seen) {
+        let config = ModbusConfig::new(PathBuf::from("/nonexistent"));
+        let params = config.tank_params(&plant_map("127.0.0.1:1", 8));
+        let mut node = TankApp::new(params.clone());
+        let io = node.tag_io().expect("on tags").clone();
+        let mut plant = Plant::new(config.plant.clone());
+        let mut seen = Seen::around(Gateway::new(1024, None).unwrap());
+        let mut outbox = Outbox::new();
+        for number in 1..=frames {
+            plant.set_ack(number % 300 < 3);
+            let image = io.image_of(&plant.inputs(), twinloop::image::Quality::Ok);
+            outbox.clear();
+            node.step(
+                Frame {
+                    number,
+                    payload: &image,
+                },
+                &mut outbox,
+            );
+            for (index, payload) in outbox.as_slice().iter().enumerate() {
+                let mut payload = payload.to_vec();
+                if !tamper(number, index, &mut payload) {
+                    continue;
+                }
+                let output = io_protocol::OutputDatagram {
+                    node_id: 1,
+                    epoch: 1,
+                    frame: number,
+                    index: index as u8,
+                    payload: &payload,
+                };
+                seen.sink.offer(number * 10_000_000, &output);
+            }
+            seen.images.insert(number, (number * 10_000_000, image));
+            let pump = (plant.inputs().level_um < 1_000_000) as u8;
+            plant.apply(&ActuatorCommand {
+                flags: pump * flag::PUMP_RUN,
+                pump_speed_permille: 800,
+                ..ActuatorCommand::default()
+            });
+            plant.advance(10);
+        }
+        (params, seen)
+    }
+
+    #[test]
+    fn reference_run_matches_a_pairs_outputs_and_finds_a_lost_and_a_changed_one() {
+        let (params, seen) = seen_of_a_pair(1000, |_, _, _| true);
+        let r = reference_run(&params, &seen, &[], 10);
+        let a = &r.analysis;
+        assert_eq!((r.frames, r.frames_missing), (a.frames, 0));
+        assert!(a.outputs_expected >= 100, "{a:?}");
+        assert_eq!(a.outputs_delivered, a.outputs_expected);
+        assert_eq!((a.outputs_lost, a.content_mismatches, a.outputs_unexpected), (0, 0, 0));
+        // One output never delivered, one delivered with another value.
+        // The first output from frame 200 on never delivered, the first from 300 on
+        // delivered with another value.
+        let (mut dropped, mut changed) = (None, None);
+        let (params, seen) = seen_of_a_pair(1000, |frame, index, payload| {
+            if frame >= 200 && dropped.is_none() {
+                dropped = Some((frame, index as u8));
+                return false;
+            }
+            if frame >= 300 && changed.is_none() {
+                changed = Some((frame, index as u8));
+                *payload.last_mut().unwrap() ^= 1;
+            }
+            true
+        });
+        let a = reference_run(&params, &seen, &[], 10).analysis;
+        assert_eq!((a.outputs_lost, a.content_mismatches), (1, 1), "{a:?}");
+        assert_eq!(
+            (Some(a.lost_examples[0]), Some(a.mismatch_examples[0])),
+            (dropped, changed)
+        );
+    }
+
+    #[test]
+    fn reference_run_stops_before_an_image_it_did_not_record() {
+        let (params, mut seen) = seen_of_a_pair(500, |_, _, _| true);
+        seen.images.remove(&250);
+        let r = reference_run(&params, &seen, &[], 10);
+        assert_eq!((r.frames, r.frames_missing), (249, 1));
+        assert_eq!(r.analysis.outputs_lost, 0, "outputs past the gap are not compared");
+    }
+
     #[test]
     fn device_ramp_times_poll_to_echo() {
-        let mut device = DeviceState::new(ModelKind::Ramp, &PlantParams::default());
+        let mut device = DeviceState::new(ModelKind::Ramp, &PlantParams::default(), &[]);
         let read = [0, 1, 0, 0, 0, 6, UNIT, 4, 0, 0, 0, 2];
         device.handle(1_000, &read).expect("an answer");
         let level = u32::from(device.storage.inputs[0]) << 16 | u32::from(device.storage.inputs[1]);

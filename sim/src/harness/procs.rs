@@ -276,6 +276,8 @@ pub struct NodeEvent {
     pub epoch: Option<u64>,
     /// `frame`, for transitions and some alarms and notices.
     pub frame: Option<u64>,
+    /// `frame_last`, for alarms about a range of frames (`commit_lost`).
+    pub frame_last: Option<u64>,
     /// `role`, for transitions.
     pub role: Option<Role>,
     /// `bytes`, for transfer notices.
@@ -295,6 +297,7 @@ impl NodeEvent {
             name: e.name.clone(),
             epoch: e.epoch,
             frame: e.frame,
+            frame_last: e.frame_last,
             role: e.role,
             bytes: e.bytes,
             message: e.message.clone(),

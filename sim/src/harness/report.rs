@@ -5,7 +5,8 @@
 //! - **expected**: every output the reference run (the same program, in-process, on the
 //!   same frames) produced for frames `1..=last`, by id `(frame, index)`;
 //! - **lost**: an expected id the actuators never received; outputs of frames a node
-//!   reported skipping (`input_lost`) are counted apart as *skipped*;
+//!   reported skipping (`input_lost`), or deciding as a new primary without the commit the
+//!   old primary had made (`commit_lost`), are counted apart as *skipped*;
 //! - **unexpected**: an id received that the reference did not produce; **content
 //!   mismatch**: an id received with different content. Both follow a skipped frame when
 //!   the pair legitimately skipped one (its state then differs from the reference's);
@@ -95,6 +96,10 @@ pub struct Analysis {
     pub deposed_window_accepted: u64,
     /// Frames reported skipped by a node (`input_lost` alarms).
     pub input_lost_frames: Vec<u64>,
+    /// Ranges of frames a new primary decided without the commit the old primary had
+    /// made (`commit_lost` alarms: `frame..=frame_last`): it ran its own input for them
+    /// or skipped them, so their outputs may differ from the reference's, as after a skip.
+    pub commit_lost: Vec<(u64, u64)>,
     /// Examples of lost ids.
     pub lost_examples: Vec<(u64, u8)>,
     /// Examples of unexpected or mismatching ids.
@@ -131,6 +136,28 @@ impl Analysis {
     pub fn false_takeovers(&self) -> u64 {
         self.takeovers.iter().filter(|t| t.false_takeover).count() as u64
     }
+
+    /// Frames decided without their commit (`commit_lost` ranges, overlaps counted once).
+    pub fn commit_lost_frames(&self) -> u64 {
+        let mut total = 0u64;
+        let mut covered_to = 0u64;
+        for &(first, last) in &self.commit_lost {
+            let from = first.max(covered_to.saturating_add(1));
+            if last >= from {
+                total = total.saturating_add(last - from + 1);
+                covered_to = last;
+            }
+        }
+        total
+    }
+
+    /// The first frame after which outputs may legitimately differ from the reference: a
+    /// frame skipped, or decided without its commit.
+    pub fn first_undecided_frame(&self) -> Option<u64> {
+        let skipped = self.input_lost_frames.first().copied();
+        let commit_lost = self.commit_lost.first().map(|&(first, _)| first);
+        skipped.into_iter().chain(commit_lost).min()
+    }
 }
 
 /// Compares what the sink delivered with the reference for frames `1..=last`, and
@@ -151,6 +178,11 @@ pub fn analyse(
     for e in events {
         match (e.kind, e.name.as_str()) {
             (EventKind::Alarm, "input_lost") => a.input_lost_frames.extend(e.frame),
+            (EventKind::Alarm, "commit_lost") => {
+                if let Some(first) = e.frame {
+                    a.commit_lost.push((first, e.frame_last.unwrap_or(first).max(first)));
+                }
+            }
             (EventKind::Alarm, "output_divergence" | "state_divergence") => a.divergence_alarms += 1,
             (EventKind::Transition, "switchover_completed") => a.switchovers += 1,
             (EventKind::Transition, "fenced_by_epoch") => a.fenced += 1,
@@ -161,7 +193,12 @@ pub fn analyse(
     }
     a.input_lost_frames.sort_unstable();
     a.input_lost_frames.dedup();
-    let skipped: BTreeSet<u64> = a.input_lost_frames.iter().copied().collect();
+    a.commit_lost.sort_unstable();
+    a.commit_lost.dedup();
+    let input_lost: BTreeSet<u64> = a.input_lost_frames.iter().copied().collect();
+    let commit_lost = a.commit_lost.clone();
+    let skipped =
+        |frame: u64| input_lost.contains(&frame) || commit_lost.iter().any(|&(f, l)| (f..=l).contains(&frame));
 
     // Expected against delivered.
     let cycle_ns = u64::from(cycle_ms.max(1)) * 1_000_000;
@@ -173,7 +210,7 @@ pub fn analyse(
             let id = (frame, index as u8);
             a.outputs_expected += 1;
             match sink.delivered.get(&id) {
-                None if skipped.contains(&frame) => a.outputs_skipped += 1,
+                None if skipped(frame) => a.outputs_skipped += 1,
                 None => {
                     a.outputs_lost += 1;
                     if a.lost_examples.len() < EXAMPLES_MAX {
@@ -349,9 +386,8 @@ impl Report {
             v.push(format!("{} copies of one id with different content", a.conflicts));
         }
         let explained = a
-            .input_lost_frames
-            .first()
-            .is_some_and(|&skip| a.mismatch_first_frame.is_some_and(|first| first >= skip));
+            .first_undecided_frame()
+            .is_some_and(|skip| a.mismatch_first_frame.is_some_and(|first| first >= skip));
         if (a.content_mismatches > 0 || a.outputs_unexpected > 0) && !explained {
             v.push(format!(
                 "{} output(s) differ from the reference and {} were not produced by it, from frame {:?} (e.g. {:?}), with no skipped frame before",
@@ -455,6 +491,7 @@ impl Report {
             "transfers": a.transfers,
             "divergence_alarms": a.divergence_alarms,
             "input_lost_frames": a.input_lost_frames.len(),
+            "commit_lost_frames": a.commit_lost_frames(),
             "liveness_failures": self.liveness_failures.len(),
             "violations": violations,
         });
@@ -499,6 +536,7 @@ impl Report {
             j["mismatch_first_frame"] = json!(a.mismatch_first_frame);
             j["missed_examples"] = json!(a.missed_examples);
             j["input_lost"] = json!(a.input_lost_frames);
+            j["commit_lost"] = json!(a.commit_lost);
             j["aborted"] = json!(self.aborted);
             j["extra"] = self.extra.clone();
         }
@@ -591,11 +629,12 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "  false takeovers {}, false deaths (probe answered) {}, divergence alarms {}, skipped frames {}",
+            "  false takeovers {}, false deaths (probe answered) {}, divergence alarms {}, skipped frames {}, frames decided without their commit {}",
             a.false_takeovers(),
             a.false_deaths,
             a.divergence_alarms,
-            a.input_lost_frames.len()
+            a.input_lost_frames.len(),
+            a.commit_lost_frames()
         );
         let safety = self.safety_violations();
         let liveness = self.liveness_violations();
@@ -786,6 +825,7 @@ mod tests {
             name: "input_lost".into(),
             epoch: None,
             frame: Some(2),
+            frame_last: None,
             role: None,
             bytes: None,
             message: String::new(),
@@ -796,6 +836,52 @@ mod tests {
         let r = report(a, Vec::new());
         assert!(r.safety_violations().is_empty(), "{:?}", r.safety_violations());
         assert_eq!(r.exit_code(), 0);
+    }
+
+    #[test]
+    fn commit_lost_frames_are_reported_apart_and_explain_later_mismatches() {
+        let log = frames(5);
+        let mut sink = SinkLog::new(100);
+        deliver(&mut sink, 10_100_000, 0x101, 1, 0, &[1]);
+        // Frames 2..=3 decided by the new primary without the old primary's commits: frame
+        // 2 skipped (nothing delivered), frame 3 run on its own input (one output where the
+        // reference made two), frame 4 onward differs from the reference.
+        deliver(&mut sink, 30_100_000, 0x202, 3, 0, &[77]);
+        deliver(&mut sink, 40_100_000, 0x202, 4, 0, &[78]);
+        deliver(&mut sink, 50_100_000, 0x202, 5, 0, &[79]);
+        let alarm = NodeEvent {
+            node: 2,
+            boot_id: 1,
+            seq: 1,
+            at_ns: 25_000_000,
+            kind: EventKind::Alarm,
+            name: "commit_lost".into(),
+            epoch: None,
+            frame: Some(2),
+            frame_last: Some(3),
+            role: None,
+            bytes: None,
+            message: String::new(),
+        };
+        let a = analyse(&log, &sink, std::slice::from_ref(&alarm), &mut [], 5, 10);
+        assert_eq!((a.outputs_lost, a.outputs_skipped, a.content_mismatches), (0, 2, 3));
+        assert_eq!((a.commit_lost.clone(), a.commit_lost_frames()), (vec![(2, 3)], 2));
+        let r = report(a, Vec::new());
+        assert!(r.safety_violations().is_empty(), "{:?}", r.safety_violations());
+        // Without the alarm the same deliveries are a loss and unexplained mismatches.
+        let a = analyse(&log, &sink, &[], &mut [], 5, 10);
+        assert_eq!((a.outputs_lost, a.outputs_skipped), (2, 0));
+        assert_eq!(report(a, Vec::new()).safety_violations().len(), 2);
+    }
+
+    #[test]
+    fn commit_lost_frames_overlapping_ranges_counted_once() {
+        let a = Analysis {
+            commit_lost: vec![(2, 5), (4, 8), (10, 10)],
+            ..Analysis::default()
+        };
+        assert_eq!(a.commit_lost_frames(), 8);
+        assert_eq!(a.first_undecided_frame(), Some(2));
     }
 
     #[test]
@@ -813,6 +899,7 @@ mod tests {
             name: "takeover_after_probe".into(),
             epoch: Some(0x202),
             frame: Some(1),
+            frame_last: None,
             role: Some(twinloop::io::schema::Role::Primary),
             bytes: None,
             message: String::new(),
