@@ -4513,3 +4513,102 @@ fn agreed_backup_frozen_past_the_window_release_read_late_switchover_abandoned()
     assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(500)));
     assert!(p.digest_disagreements().0.is_empty());
 }
+
+/// A new primary that skips a gap of frames lost everywhere runs the frames after it that
+/// it holds: its scan of the gap stops at the first frame in hand (mutant
+/// `lockstep.rs:96:66` at a851fc6, `last + 1` → `last - 1` in `primary_run_frames`: the
+/// scan looked at the frame before instead, so from a gap's second frame on it passed the
+/// frames in hand and skipped them, their outputs never emitted).
+#[test]
+fn taking_over_gap_of_two_frames_then_frames_in_hand_runs_them() {
+    let mut p = fast_pair_running(0);
+    p.run_for(ms(20));
+    // The primary dies; its next two frames never reach the backup, which holds every
+    // later one when it takes over.
+    p.crash(0);
+    let f = p.frame_next;
+    p.frame_loss[1].insert(f, ());
+    p.frame_loss[1].insert(f + 1, ());
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(200)));
+    p.run_for(ms(10));
+    let history = p.node(1).app().history.as_ref().unwrap();
+    for frame in [f, f + 1] {
+        assert!(!history.iter().any(|&(n, _)| n == frame), "frame {frame} was lost");
+    }
+    for frame in f + 2..f + 12 {
+        assert!(
+            history.iter().any(|&(n, _)| n == frame),
+            "frame {frame} held but not run"
+        );
+        assert!(p.sink.accepted.contains_key(&(frame, 0)), "frame {frame}'s output lost");
+    }
+    assert_eq!((p.sink.duplicates, p.sink.conflicts), (0, 0));
+}
+
+/// A node that hears a heartbeat of another node with its id refuses it, and answers at
+/// once only a starting one (which learns of this node that way); a leading or following
+/// twin gets this node's heartbeats at their usual pace (mutant `pairing.rs:157:54` at
+/// a851fc6, `&&` → `||` in `pairing_own_id`: a heartbeat sent at once to any twin, and
+/// by a starting node to a starting twin — traffic only).
+#[test]
+fn primary_heartbeat_of_a_twin_not_starting_refused_no_heartbeat_at_once() {
+    for (role, answered) in [
+        (WireRole::Backup, false),
+        (WireRole::Primary, false),
+        (WireRole::Starting, true),
+    ] {
+        let mut p = pair();
+        p.start(0);
+        assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+        // Between two heartbeats: none is due now.
+        p.source_on = false;
+        p.run_for(ms(p.configs[0].heartbeat_interval_ms / 2 + 1));
+        p.capture = true;
+        let me = p.node(0);
+        let (id, epoch, nonce) = (me.config.node_id, me.epoch(), me.nonce);
+        let twin = heartbeat_to(&p, 0, id, role, epoch, (0, nonce ^ 1));
+        p.inject(0, 0, &wire::encode(&twin, None).unwrap());
+        p.run_for(Duration::ZERO);
+        assert!(
+            alarms_of(&p, 0).contains(&Alarm::PairingRefused {
+                mismatch: Mismatch::SameNodeId
+            }),
+            "{role:?}: {:?}",
+            alarms_of(&p, 0)
+        );
+        let at_once = captured_from(&p, 0, 0)
+            .iter()
+            .filter(|(link, _, e)| *link == 0 && matches!(e.body, Body::Heartbeat { .. }))
+            .count();
+        assert_eq!(at_once, usize::from(answered), "a twin heard as {role:?}");
+    }
+}
+
+/// After a source restart the primary repeats the new mapping with each of the next
+/// `SOURCE_MAP_FRAMES` (8) commits, so that a backup that lost the first announcement
+/// places the new session's frames within a few frames, not at the next periodic
+/// announcement (mutant `source.rs:110:49` at a851fc6, `pair_first + SOURCE_MAP_FRAMES` →
+/// `-`: announced once, then only every 256th frame; where `pair_first` is below 8, an
+/// overflow).
+#[test]
+fn primary_source_restarted_mapping_repeated_with_the_next_commits() {
+    let mut p = running_pair(Config::default());
+    pause_source(&mut p);
+    p.capture = true;
+    p.source_session = 0x5EED;
+    p.frame_next = 1;
+    let restarted = p.run_until(p.now + ms(50), |p| {
+        p.node(0).status().source.is_some_and(|m| m.session == 0x5EED)
+    });
+    assert!(restarted);
+    let first = p.node(0).status().source.unwrap().pair_first;
+    assert!(p.run_until(p.now + ms(50), |p| p.node(0).frame() > first + 12));
+    let maps = captured_from(&p, 0, 0)
+        .iter()
+        .filter(|(link, _, e)| {
+            *link == 0 && matches!(e.body, Body::SourceMap { pair_first, .. } if pair_first == first)
+        })
+        .count();
+    // The announcement, then with the commits of frames `first..=first + 8`.
+    assert!(maps > 8, "{maps} announcements of the new mapping");
+}
