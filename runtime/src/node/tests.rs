@@ -4612,3 +4612,73 @@ fn primary_source_restarted_mapping_repeated_with_the_next_commits() {
     // The announcement, then with the commits of frames `first..=first + 8`.
     assert!(maps > 8, "{maps} announcements of the new mapping");
 }
+
+/// A copy of its transfer's beginning (the primary re-sends it while nothing is
+/// acknowledged) does not begin the transfer again: the backup that gets no chunks still
+/// gives the transfer up at its stall limit and asks again (mutant `transfer.rs:265:24` at
+/// a851fc6, `||` → `&&` in `on_transfer_begin`: each copy began it anew, a second
+/// `TransferStarted`, and reset its progress, so a transfer whose chunks never came was
+/// never given up).
+#[test]
+fn joining_copy_of_the_begin_no_new_beginning_stall_still_restarts() {
+    let mut p = joining_with_chunks_dropped(16, true);
+    let started = |p: &Pair| {
+        p.notices
+            .iter()
+            .filter(|(i, n)| *i == 1 && matches!(n, Notice::TransferStarted { .. }))
+            .count()
+    };
+    assert_eq!(started(&p), 1);
+    let (link, begin, _) = captured_from(&p, 0, 0)
+        .into_iter()
+        .find(|(_, _, e)| matches!(e.body, Body::TransferBegin { .. }))
+        .expect("a beginning");
+    p.inject(1, link, &begin);
+    assert_eq!(started(&p), 1, "a copy of the beginning began the transfer again");
+    let c = p.configs[1].clone();
+    let stall = ms(2 * c.detection_window_ms + 4 * c.retry_ms);
+    let restarted = p.run_until(p.now + stall * 2, |p| {
+        reasons(p, 1).contains(&Reason::ResyncStarted(ResyncCause::TransferFailed))
+    });
+    assert!(
+        restarted,
+        "a transfer without chunks never given up: {:?}",
+        reasons(&p, 1)
+    );
+}
+
+fn drop_begins_from_primary(from: usize, envelope: &Envelope) -> bool {
+    from == 0 && matches!(envelope.body, Body::TransferBegin { .. })
+}
+
+/// A state whose digest after restoring is not the one its beginning announced is
+/// rejected, not installed: the backup raises `TransferRejected` and joins again
+/// (mutant `transfer.rs:332:30` at a851fc6, `||` → `&&` in `transfer_install`: only a
+/// state the application could not restore was rejected, a wrong one installed).
+#[test]
+fn joining_state_not_the_announced_digest_rejected_joins_again() {
+    let mut p = Pair::new(17, Config::fast(), 5000);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.drop_if = Some(drop_begins_from_primary);
+    p.capture = true;
+    p.start(1);
+    let sent = p.run_until(p.now + ms(50), |p| {
+        captured_from(p, 0, 0)
+            .iter()
+            .any(|(_, _, e)| matches!(e.body, Body::TransferBegin { .. }))
+    });
+    assert!(sent, "no beginning sent");
+    let (link, _, mut begin) = captured_from(&p, 0, 0)
+        .into_iter()
+        .find(|(_, _, e)| matches!(e.body, Body::TransferBegin { .. }))
+        .unwrap();
+    if let Body::TransferBegin { state_digest, .. } = &mut begin.body {
+        *state_digest ^= 1;
+    }
+    p.inject(1, link, &wire::encode(&begin, None).unwrap());
+    let rejected = p.run_until(p.now + ms(100), |p| alarms_of(p, 1).contains(&Alarm::TransferRejected));
+    assert!(rejected, "{:?} {:?}", alarms_of(&p, 1), reasons(&p, 1));
+    assert_eq!(p.node(1).status().sync, SyncState::Joining);
+    assert!(reasons(&p, 1).contains(&Reason::ResyncStarted(ResyncCause::TransferFailed)));
+}
