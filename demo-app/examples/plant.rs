@@ -200,9 +200,14 @@ fn main() -> std::io::Result<()> {
                 let now =
                     twinloop::Instant::from_nanos(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
                 let mut sink = sink.lock().unwrap();
-                let decision = sink
-                    .gateway
-                    .offer(now, output.epoch, output.frame, output.index, output.payload);
+                let decision = sink.gateway.offer_kind(
+                    now,
+                    output.epoch,
+                    output.frame,
+                    output.index,
+                    output.kind,
+                    output.payload,
+                );
                 if decision == Decision::Accepted {
                     if let Ok(OutputMessage::Command(command)) = OutputMessage::decode(output.payload) {
                         sink.command = Some(command);

@@ -326,10 +326,10 @@ impl TagIo {
     /// Sets the out tags to `command` and flushes the image into `outbox`: one output per
     /// tag that changed, in map order, or a heartbeat after `heartbeat_frames` quiet ones.
     pub fn write(&self, out: &mut OutputImage, command: &ActuatorCommand, outbox: &mut Outbox) {
-        // level/event: the command's tags are levels (only the latest value matters); the
-        // alarm words are events by nature (each raise, acknowledgement and clearing
-        // matters). Until the core's output kinds exist every output is replayed in order,
-        // which an event needs and a level tolerates.
+        // Every tag written here is a level: the command's (only the latest value matters)
+        // and the alarm words too — a word is the alarms' whole state, so after a takeover
+        // its newest value is what the device must show, not each word on the way there.
+        // An alarm *history* (each raise, acknowledgement, clearing) would be event tags.
         let map = &self.map;
         out.set(map, self.pump_run, Value::Bool(command.has(flag::PUMP_RUN)));
         out.set(map, self.pump_speed, Value::U16(command.pump_speed_permille));
@@ -370,6 +370,8 @@ pub fn plant_map(address: &str, timeout_ms: u64) -> TagMapSpec {
             offset: 0.0,
             direction,
             safe,
+            // Every out tag of the demo is a level (see `TagIo::write`).
+            output_kind: Default::default(),
         };
     let mut tags = Vec::new();
     for (i, (name, _)) in INPUT_BITS.iter().enumerate() {

@@ -143,18 +143,21 @@ fn seal(mut d: Vec<u8>) -> Vec<u8> {
 /// among them.
 fn vectors() -> Vec<Vec<u8>> {
     let output = hex_example("output");
+    let level = hex_example("level");
     let frame = hex_example("frame");
-    let mut all = vec![output.clone(), frame.clone()];
-    for len in 0..output.len() {
-        all.push(output[..len].to_vec());
-    }
-    for i in 0..output.len() {
-        for bit in 0..8 {
-            let mut d = output.clone();
-            d[i] ^= 1 << bit;
-            all.push(d.clone());
-            if i < output.len() - 4 {
-                all.push(seal(d));
+    let mut all = vec![output.clone(), level.clone(), frame.clone()];
+    for example in [&output, &level] {
+        for len in 0..example.len() {
+            all.push(example[..len].to_vec());
+        }
+        for i in 0..example.len() {
+            for bit in 0..8 {
+                let mut d = example.clone();
+                d[i] ^= 1 << bit;
+                all.push(d.clone());
+                if i < example.len() - 4 {
+                    all.push(seal(d));
+                }
             }
         }
     }
@@ -171,6 +174,11 @@ fn vectors() -> Vec<Vec<u8>> {
         let mut d = buf[..n].to_vec();
         d[16..24].copy_from_slice(&frame_no.to_le_bytes());
         all.push(seal(d));
+    }
+    for (key, len) in [(0u16, 0usize), (u16::MAX, 64)] {
+        let kind = twinloop::OutputKind::Level { key };
+        let n = io_protocol::encode_output_kind(3, 9, 5, 2, kind, &vec![0x3C; len], &mut buf).unwrap();
+        all.push(buf[..n].to_vec());
     }
     let mut big = io_protocol::frame_to_vec(9, &[1; 512]).unwrap();
     all.push(big.clone());
@@ -213,8 +221,8 @@ for line in sys.stdin:
         if ok is None:
             print("err", err)
         else:
-            epoch, frame, index, node_id, payload = ok
-            print("ok", epoch, frame, index, node_id, payload.hex())
+            epoch, frame, index, node_id, key, payload = ok
+            print("ok", epoch, frame, index, node_id, "event" if key is None else key, payload.hex())
     elif cmd == "frame":
         print(frame_datagram(int(args[0]), bytes.fromhex(args[1]), int(args[2])).hex())
     elif cmd == "sink":
@@ -227,7 +235,8 @@ for line in sys.stdin:
         g = Sink(window_frames=int(args[0]), lease_s=None if args[1] == "none" else int(args[1]))
     elif cmd == "offer":
         t, e, f, i = (int(a) for a in args[:4])
-        print(g.offer(t, e, f, i, bytes.fromhex(args[4]) if len(args) > 4 else b""))
+        key = None if args[4] == "event" else int(args[4])
+        print(g.offer(t, e, f, i, bytes.fromhex(args[5]) if len(args) > 5 else b"", key))
     sys.stdout.flush()
 "#;
     let script = format!("{}\n{driver}", block("```python"));
@@ -238,11 +247,12 @@ for line in sys.stdin:
         input.push_str(&format!("parse {}\n", hex(d)));
         expected.push(match io_protocol::decode_output(d) {
             Ok(o) => format!(
-                "ok {} {} {} {} {}",
+                "ok {} {} {} {} {} {}",
                 o.epoch,
                 o.frame,
                 o.index,
                 o.node_id,
+                o.kind.level_key().map_or("event".into(), |k| k.to_string()),
                 hex(o.payload)
             ),
             Err(e) => format!("err {}", counter(e)),
@@ -288,14 +298,25 @@ for line in sys.stdin:
                 (x >> 24) as u8 % 3
             };
             let payload: &[u8] = if x >> 40 & 7 == 0 { &[1] } else { &[] };
-            input.push_str(&format!("offer {t} {epoch} {frame} {index} {}\n", hex(payload)));
+            // Half the offers levels of three keys.
+            let kind = match x >> 52 & 7 {
+                0..=3 => twinloop::OutputKind::Event,
+                k => twinloop::OutputKind::Level { key: (k - 4) as u16 },
+            };
+            let key = kind.level_key().map_or("event".into(), |k| k.to_string());
+            input.push_str(&format!("offer {t} {epoch} {frame} {index} {key} {}\n", hex(payload)));
             let now = twinloop::Instant::from_millis(t * 1000);
-            expected.push(gateway.offer(now, epoch, frame, index, payload).name().into());
+            expected.push(
+                gateway
+                    .offer_kind(now, epoch, frame, index, kind, payload)
+                    .name()
+                    .into(),
+            );
         }
         // Every decision and a lapse came up.
         let c = gateway.counters();
         assert!(
-            c.accepted * c.duplicates * c.conflicts * c.stale * c.too_old * c.invalid > 0,
+            c.accepted * c.duplicates * c.conflicts * c.stale * c.too_old * c.invalid * c.superseded > 0,
             "{c:?}"
         );
         assert!(lease_s.is_none() || c.lapses > 0, "{c:?}");

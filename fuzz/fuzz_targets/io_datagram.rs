@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use twinloop::digest::crc32c;
-use twinloop::io_protocol::{decode, encode_output, encode_session_frame, Datagram, DATAGRAM_MAX};
+use twinloop::io_protocol::{decode, encode_output_kind, encode_session_frame, Datagram, DATAGRAM_MAX};
 
 fn check(bytes: &[u8]) {
     let mut buf = [0u8; DATAGRAM_MAX];
@@ -16,7 +16,8 @@ fn check(bytes: &[u8]) {
             assert_eq!(&buf[..n], bytes);
         }
         Ok(Datagram::Output(o)) => {
-            let n = encode_output(o.node_id, o.epoch, o.frame, o.index, o.payload, &mut buf)
+            // An event (kind 2) or a level with its key (kind 3).
+            let n = encode_output_kind(o.node_id, o.epoch, o.frame, o.index, o.kind, o.payload, &mut buf)
                 .expect("a decoded output re-encodes");
             assert_eq!(&buf[..n], bytes);
         }

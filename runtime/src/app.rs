@@ -46,10 +46,39 @@ impl core::fmt::Display for OutboxError {
     }
 }
 
+/// What an output is to the plant, declared by the program when it queues it
+/// (docs/GATEWAY.md, "Level and event outputs").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum OutputKind {
+    /// Every one matters (a pulse, a count, an alarm): delivered once each, in order; a
+    /// takeover replays the unsent ones in order.
+    #[default]
+    Event,
+    /// A value of which only the latest per `key` matters (a coil, a register): a sink
+    /// keeps the newest by `(frame, index)` and refuses an older one; a takeover emits
+    /// only the latest unsent value of each key.
+    Level {
+        /// What the value is of (e.g. the out tag's position in the tag map).
+        key: u16,
+    },
+}
+
+impl OutputKind {
+    /// The level's key, `None` for an event.
+    pub fn level_key(self) -> Option<u16> {
+        match self {
+            OutputKind::Event => None,
+            OutputKind::Level { key } => Some(key),
+        }
+    }
+}
+
 /// The outputs of one cycle, in order; output `i` gets id `(frame, i)`. Fixed capacity.
 #[derive(Debug, Default, Clone)]
 pub struct Outbox {
     outputs: Vec<OutputPayload, OUTPUTS_PER_FRAME_MAX>,
+    /// The kind of each output, by index (as long as `outputs`).
+    kinds: Vec<OutputKind, OUTPUTS_PER_FRAME_MAX>,
 }
 
 impl Outbox {
@@ -58,15 +87,40 @@ impl Outbox {
         Self::default()
     }
 
-    /// Queues one output message.
+    /// Queues one output message, an event: every one matters, each is delivered once
+    /// and a takeover replays the unsent ones in order (what every output was before
+    /// outputs had kinds, so existing programs keep their meaning).
     pub fn push(&mut self, payload: &[u8]) -> Result<(), OutboxError> {
-        let bytes = OutputPayload::from_slice(payload).map_err(|_| OutboxError::TooLong)?;
-        self.outputs.push(bytes).map_err(|_| OutboxError::Full)
+        self.push_kind(OutputKind::Event, payload)
     }
 
-    /// The queued outputs.
+    /// Queues a level: the value `payload` of `key`, of which only the latest matters.
+    pub fn push_level(&mut self, key: u16, payload: &[u8]) -> Result<(), OutboxError> {
+        self.push_kind(OutputKind::Level { key }, payload)
+    }
+
+    /// Queues one output of the given kind.
+    pub fn push_kind(&mut self, kind: OutputKind, payload: &[u8]) -> Result<(), OutboxError> {
+        let bytes = OutputPayload::from_slice(payload).map_err(|_| OutboxError::TooLong)?;
+        self.outputs.push(bytes).map_err(|_| OutboxError::Full)?;
+        // Cannot fail: `kinds` is as long as `outputs`, with the same capacity.
+        let _ = self.kinds.push(kind);
+        Ok(())
+    }
+
+    /// The queued outputs' payloads.
     pub fn as_slice(&self) -> &[OutputPayload] {
         &self.outputs
+    }
+
+    /// The queued outputs' kinds, by index.
+    pub fn kinds(&self) -> &[OutputKind] {
+        &self.kinds
+    }
+
+    /// The kind of output `index` (an event when there is none).
+    pub fn kind(&self, index: usize) -> OutputKind {
+        self.kinds.get(index).copied().unwrap_or_default()
     }
 
     /// Number of queued outputs.
@@ -82,14 +136,20 @@ impl Outbox {
     /// Empties the outbox (the runtime does this before every step).
     pub fn clear(&mut self) {
         self.outputs.clear();
+        self.kinds.clear();
     }
 
-    /// Digest over the frame number and every output, in order: what primary and backup
-    /// compare per frame.
+    /// Digest over the frame number and every output (kind, key and payload), in order:
+    /// what primary and backup compare per frame. An event hashes as every output did
+    /// before kinds (its length, then its bytes); a level first hashes `2^32 | key`, which
+    /// no length (at most [`OUTPUT_PAYLOAD_MAX`]) can equal.
     pub fn digest(&self, frame: u64) -> u64 {
         let mut h = Fnv64::new();
         h.write_u64(frame);
-        for output in &self.outputs {
+        for (i, output) in self.outputs.iter().enumerate() {
+            if let Some(key) = self.kind(i).level_key() {
+                h.write_u64(1 << 32 | u64::from(key));
+            }
             h.write_u64(output.len() as u64);
             h.write(output);
         }
@@ -268,5 +328,20 @@ mod tests {
         b.push(b"shut").unwrap();
         assert_ne!(a.digest(1), b.digest(1));
         assert_ne!(a.digest(1), a.digest(2));
+    }
+
+    #[test]
+    fn outbox_digest_covers_kind_and_key() {
+        let mut event = Outbox::new();
+        event.push(b"open").unwrap();
+        let mut level = Outbox::new();
+        level.push_level(3, b"open").unwrap();
+        let mut other_key = Outbox::new();
+        other_key.push_level(4, b"open").unwrap();
+        assert_ne!(event.digest(1), level.digest(1));
+        assert_ne!(level.digest(1), other_key.digest(1));
+        assert_eq!(level.kinds(), &[OutputKind::Level { key: 3 }]);
+        level.clear();
+        assert!(level.kinds().is_empty());
     }
 }

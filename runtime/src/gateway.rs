@@ -27,17 +27,25 @@
 //! 4. `(frame, index)` already accepted: [`Decision::Duplicate`] when the payload is the
 //!    same, [`Decision::Conflict`] when it differs (two histories; never with a healthy
 //!    pair); dropped either way, the first content stays;
-//! 5. otherwise [`Decision::Accepted`]: drive the actuator; `frame_max = max(frame_max,
-//!    frame)`, and the ids of frames below `frame_max − window_frames + 1` are forgotten.
+//! 5. a level whose `(frame, index)` is below the newest accepted level of its key:
+//!    [`Decision::Superseded`] — the actuator holds a newer value already, and an older
+//!    one must never follow it (a takeover collapses unsent levels, but a datagram
+//!    delayed on the network, or a sink fed by two nodes, can still bring one late);
+//! 6. otherwise [`Decision::Accepted`]: drive the actuator; `frame_max = max(frame_max,
+//!    frame)`, and the ids of frames below `frame_max − window_frames + 1` are forgotten;
+//!    for a level, it is now its key's newest.
+//!
+//! Events are steps 0–4 and 6 only: every one matters, in whatever order it comes.
 //!
 //! # Bounds
 //!
 //! Memory is fixed at construction: a ring of `window_frames` slots (one per frame:
 //! its number, a 16-bit mask of the indexes accepted and the FNV-1a hash of each accepted
-//! payload, 144 bytes), at most [`WINDOW_FRAMES_MAX`] slots. Each offer does constant work
+//! payload, 144 bytes), at most [`WINDOW_FRAMES_MAX`] slots, and the newest level id of
+//! every one of the 65 536 keys (9 bytes a key, 576 KiB). Each offer does constant work
 //! and allocates nothing. Every number comes from the wire, so all arithmetic saturates.
 
-use crate::app::OUTPUTS_PER_FRAME_MAX;
+use crate::app::{OutputKind, OUTPUTS_PER_FRAME_MAX};
 use crate::digest::fnv64;
 use crate::node::Output;
 use crate::time::Instant;
@@ -64,6 +72,9 @@ pub enum Decision {
     TooOld,
     /// Index above 15 or frame 0: not an output a node sends; rejected without effect.
     Invalid,
+    /// A level older (by `(frame, index)`) than the newest accepted level of its key:
+    /// the actuator holds a newer value; dropped, counted, not an error.
+    Superseded,
 }
 
 impl Decision {
@@ -76,6 +87,7 @@ impl Decision {
             Decision::Stale => "stale",
             Decision::TooOld => "too_old",
             Decision::Invalid => "invalid",
+            Decision::Superseded => "superseded",
         }
     }
 }
@@ -97,6 +109,8 @@ pub struct GatewayCounters {
     pub too_old: u64,
     /// [`Decision::Invalid`].
     pub invalid: u64,
+    /// [`Decision::Superseded`].
+    pub superseded: u64,
     /// Times the fence lapsed for being older than the lease.
     pub lapses: u64,
 }
@@ -152,8 +166,15 @@ pub struct Gateway {
     frame_max: u64,
     last_accepted_at: Option<Instant>,
     slots: Box<[Slot]>,
+    /// By level key: the frame of the newest level accepted (0: none yet).
+    level_frames: Box<[u64]>,
+    /// By level key: the index of the newest level accepted.
+    level_indexes: Box<[u8]>,
     counters: GatewayCounters,
 }
+
+/// Level keys a gateway follows: every `u16`.
+const LEVEL_KEYS: usize = 1 << 16;
 
 impl Gateway {
     /// A gateway remembering the ids of the last `window_frames` frames (1..=
@@ -173,6 +194,8 @@ impl Gateway {
             frame_max: 0,
             last_accepted_at: None,
             slots: vec![Slot::EMPTY; slots].into_boxed_slice(),
+            level_frames: vec![0; LEVEL_KEYS].into_boxed_slice(),
+            level_indexes: vec![0; LEVEL_KEYS].into_boxed_slice(),
             counters: GatewayCounters::default(),
         })
     }
@@ -180,9 +203,23 @@ impl Gateway {
     /// Offers one output that arrived at `now` (monotonic; an earlier `now` than before
     /// counts as no time elapsed). Returns the decision; only [`Decision::Accepted`] drives
     /// the actuator.
+    /// The output is an event; [`Gateway::offer_kind`] for a level.
     pub fn offer(&mut self, now: Instant, epoch: u64, frame: u64, index: u8, payload: &[u8]) -> Decision {
+        self.offer_kind(now, epoch, frame, index, OutputKind::Event, payload)
+    }
+
+    /// [`Gateway::offer`] for an output of either kind (as decoded from the datagram).
+    pub fn offer_kind(
+        &mut self,
+        now: Instant,
+        epoch: u64,
+        frame: u64,
+        index: u8,
+        kind: OutputKind,
+        payload: &[u8],
+    ) -> Decision {
         self.counters.offered += 1;
-        let decision = self.decide(now, epoch, frame, index, payload);
+        let decision = self.decide(now, epoch, frame, index, kind, payload);
         let counter = match decision {
             Decision::Accepted => &mut self.counters.accepted,
             Decision::Duplicate => &mut self.counters.duplicates,
@@ -190,6 +227,7 @@ impl Gateway {
             Decision::Stale => &mut self.counters.stale,
             Decision::TooOld => &mut self.counters.too_old,
             Decision::Invalid => &mut self.counters.invalid,
+            Decision::Superseded => &mut self.counters.superseded,
         };
         *counter += 1;
         decision
@@ -197,10 +235,26 @@ impl Gateway {
 
     /// [`Gateway::offer`] for an output as a node emits it.
     pub fn offer_output(&mut self, now: Instant, output: &Output) -> Decision {
-        self.offer(now, output.epoch, output.frame, output.index, &output.payload)
+        self.offer_kind(
+            now,
+            output.epoch,
+            output.frame,
+            output.index,
+            output.kind,
+            &output.payload,
+        )
     }
 
-    fn decide(&mut self, now: Instant, epoch: u64, frame: u64, index: u8, payload: &[u8]) -> Decision {
+    fn decide(
+        &mut self,
+        now: Instant,
+        epoch: u64,
+        frame: u64,
+        index: u8,
+        kind: OutputKind,
+        payload: &[u8],
+    ) -> Decision {
+        let id = (frame, index);
         let index = usize::from(index);
         if index >= OUTPUTS_PER_FRAME_MAX || frame == 0 {
             return Decision::Invalid;
@@ -221,20 +275,28 @@ impl Gateway {
         }
         // In range: the window is at most 2^20 slots.
         let at = usize::try_from(frame % self.window_frames).unwrap_or(0);
-        let Some(slot) = self.slots.get_mut(at) else {
+        let Some(&held) = self.slots.get(at) else {
             return Decision::TooOld;
         };
         let hash = fnv64(payload);
         let bit = 1u16 << index;
-        if slot.frame == frame {
-            if slot.accepted & bit != 0 {
-                return if slot.hashes[index] == hash {
-                    Decision::Duplicate
-                } else {
-                    Decision::Conflict
-                };
+        if held.frame == frame && held.accepted & bit != 0 {
+            return if held.hashes[index] == hash {
+                Decision::Duplicate
+            } else {
+                Decision::Conflict
+            };
+        }
+        if let Some(key) = kind.level_key() {
+            let key = usize::from(key);
+            if id < (self.level_frames[key], self.level_indexes[key]) {
+                return Decision::Superseded;
             }
-        } else {
+            self.level_frames[key] = frame;
+            self.level_indexes[key] = id.1;
+        }
+        let slot = &mut self.slots[at];
+        if slot.frame != frame {
             // The slot held a frame at least `window_frames` below this one: below the
             // window once this frame is in, or already (it cannot be above `frame_max`).
             *slot = Slot::EMPTY;
@@ -287,6 +349,12 @@ impl Gateway {
     /// The counters.
     pub fn counters(&self) -> GatewayCounters {
         self.counters
+    }
+
+    /// The id `(frame, index)` of the newest level accepted for `key`, if any.
+    pub fn level_newest(&self, key: u16) -> Option<(u64, u8)> {
+        let key = usize::from(key);
+        (self.level_frames[key] != 0).then(|| (self.level_frames[key], self.level_indexes[key]))
     }
 
     /// Ids held for dedup: those of the frames inside the window.
@@ -486,6 +554,35 @@ mod tests {
         assert_eq!(g.offer(at(1), E1, 6, 0, b"a"), Decision::Accepted);
     }
 
+    fn level(key: u16) -> OutputKind {
+        OutputKind::Level { key }
+    }
+
+    #[test]
+    fn gateway_level_older_than_its_keys_newest_is_superseded() {
+        let mut g = gateway(100);
+        assert_eq!(g.offer_kind(at(0), E1, 10, 1, level(7), b"new"), Decision::Accepted);
+        assert_eq!(g.level_newest(7), Some((10, 1)));
+        // Older by frame, and by index within the frame: refused, counted.
+        assert_eq!(g.offer_kind(at(1), E1, 9, 3, level(7), b"old"), Decision::Superseded);
+        assert_eq!(g.offer_kind(at(1), E1, 10, 0, level(7), b"old"), Decision::Superseded);
+        // Another key, and an event of an older id, are not held to key 7's newest.
+        assert_eq!(g.offer_kind(at(2), E1, 9, 3, level(8), b"x"), Decision::Accepted);
+        assert_eq!(g.offer(at(2), E1, 9, 4, b"event"), Decision::Accepted);
+        // A copy of the newest is a duplicate; a newer value is taken.
+        assert_eq!(g.offer_kind(at(3), E2, 10, 1, level(7), b"new"), Decision::Duplicate);
+        assert_eq!(g.offer_kind(at(3), E2, 11, 0, level(7), b"newer"), Decision::Accepted);
+        assert_eq!(g.level_newest(7), Some((11, 0)));
+        let c = g.counters();
+        assert_eq!((c.superseded, c.accepted, c.duplicates), (2, 4, 1));
+        // A superseded level still proves its epoch: it raises the fence like a copy.
+        assert_eq!(
+            g.offer_kind(at(4), 0x303, 10, 2, level(7), b"old"),
+            Decision::Superseded
+        );
+        assert_eq!(g.fence(), 0x303);
+    }
+
     /// The rule of docs/PROTOCOL.md written the plain way (a map of every id in the
     /// window), to check the ring against.
     struct Model {
@@ -495,10 +592,19 @@ mod tests {
         fence_at: Instant,
         frame_max: u64,
         ids: BTreeMap<(u64, u8), u64>,
+        levels: BTreeMap<u16, (u64, u8)>,
     }
 
     impl Model {
-        fn offer(&mut self, now: Instant, epoch: u64, frame: u64, index: u8, payload: &[u8]) -> Decision {
+        fn offer(
+            &mut self,
+            now: Instant,
+            epoch: u64,
+            frame: u64,
+            index: u8,
+            kind: OutputKind,
+            payload: &[u8],
+        ) -> Decision {
             if index >= 16 || frame == 0 {
                 return Decision::Invalid;
             }
@@ -519,6 +625,12 @@ mod tests {
                     Decision::Conflict
                 };
             }
+            if let Some(key) = kind.level_key() {
+                if self.levels.get(&key).is_some_and(|&newest| (frame, index) < newest) {
+                    return Decision::Superseded;
+                }
+                self.levels.insert(key, (frame, index));
+            }
             self.ids.insert((frame, index), hash);
             self.frame_max = self.frame_max.max(frame);
             let low = self.frame_max.saturating_sub(self.window - 1);
@@ -536,25 +648,32 @@ mod tests {
             window in 1u64..40,
             lease_ms in proptest::option::of(0u64..50),
             offers in proptest::collection::vec(
-                (0u64..20, 0u64..4, 0u64..120, 0u8..18, 0u8..3), 0..400),
+                (0u64..20, 0u64..4, 0u64..120, 0u8..18, 0u8..3, proptest::option::of(0u16..3)), 0..400),
             far in proptest::bool::ANY,
         ) {
             let lease = lease_ms.map(Duration::from_millis);
             let mut g = Gateway::new(window, lease).unwrap();
-            let mut model = Model { window, lease, fence: 0, fence_at: Instant::ZERO, frame_max: 0, ids: BTreeMap::new() };
+            let mut model = Model { window, lease, fence: 0, fence_at: Instant::ZERO, frame_max: 0, ids: BTreeMap::new(), levels: BTreeMap::new() };
             let mut now = Instant::ZERO;
             let mut accepted = BTreeSet::new();
             // The highest epoch that passed the fence, and when: what "within the lease" means.
             let (mut fence, mut fence_at) = (0u64, Instant::ZERO);
-            for (i, &(dt_ms, epoch, frame, index, byte)) in offers.iter().enumerate() {
+            // Per level key, the newest id accepted: never an older one after it.
+            let mut newest: BTreeMap<u16, (u64, u8)> = BTreeMap::new();
+            for (i, &(dt_ms, epoch, frame, index, byte, key)) in offers.iter().enumerate() {
+                let kind = key.map_or(OutputKind::Event, |key| OutputKind::Level { key });
                 now = now + Duration::from_millis(dt_ms);
                 // Now and then numbers near the top of the range.
                 let frame = if far && i % 7 == 3 { u64::MAX - frame } else { frame };
                 let epoch = if far && i % 11 == 5 { u64::MAX - epoch } else { epoch };
                 let payload = [byte; 3];
-                let d = g.offer(now, epoch, frame, index, &payload);
-                proptest::prop_assert_eq!(d, model.offer(now, epoch, frame, index, &payload));
+                let d = g.offer_kind(now, epoch, frame, index, kind, &payload);
+                proptest::prop_assert_eq!(d, model.offer(now, epoch, frame, index, kind, &payload));
                 if d == Decision::Accepted {
+                    if let Some(key) = key {
+                        let before = newest.insert(key, (frame, index));
+                        proptest::prop_assert!(before.is_none_or(|b| b < (frame, index)), "level {} went back", key);
+                    }
                     proptest::prop_assert!(accepted.insert((frame, index)), "({}, {}) accepted twice", frame, index);
                     let within = lease.is_none_or(|l| now.saturating_since(fence_at) <= l);
                     proptest::prop_assert!(!(epoch < fence && within), "epoch {} accepted under fence {}", epoch, fence);
@@ -568,7 +687,7 @@ mod tests {
             let c = g.counters();
             proptest::prop_assert_eq!(c.offered, offers.len() as u64);
             proptest::prop_assert_eq!(
-                c.accepted + c.duplicates + c.conflicts + c.stale + c.too_old + c.invalid,
+                c.accepted + c.duplicates + c.conflicts + c.stale + c.too_old + c.invalid + c.superseded,
                 c.offered
             );
             proptest::prop_assert_eq!(g.ids_held(), model.ids.len());

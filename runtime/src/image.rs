@@ -31,6 +31,12 @@
 //! heartbeat 0 kind u8 = 2 | 1 layout u32 LE                   (5 bytes)
 //! ```
 //!
+//! A write of an out tag is a *level* output keyed by the tag's position (only its newest
+//! value matters: a takeover collapses unsent ones, a sink refuses an older one), unless
+//! the map declares the tag an *event* (`kind = "event"`: a pulse counter, a command
+//! whose every write matters); a heartbeat is an event (docs/GATEWAY.md, "Level and event
+//! outputs").
+//!
 //! # Bounds
 //!
 //! At most [`DEVICES_MAX`] devices, [`TAGS_MAX`] tags, [`BLOCKS_PER_DEVICE_MAX`] polled
@@ -191,6 +197,19 @@ pub enum Direction {
     Out,
 }
 
+/// What the writes of an out tag are as outputs (docs/GATEWAY.md, "Level and event
+/// outputs").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TagOutputKind {
+    /// Only the newest value matters (a coil, a setpoint): a level keyed by the tag's
+    /// position in the map.
+    #[default]
+    Level,
+    /// Every write matters, in order (a pulse counter, a command): an event.
+    Event,
+}
+
 /// One polled block: `count` coils or registers from `start`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -293,6 +312,13 @@ pub struct TagSpec {
     /// silent (docs/GATEWAY.md, "Failure behaviour"). None: the tag is held.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub safe: Option<f64>,
+    /// Out tags only (`kind` in the file): `level` (the default) or `event`.
+    #[serde(rename = "kind", default, skip_serializing_if = "is_level")]
+    pub output_kind: TagOutputKind,
+}
+
+fn is_level(kind: &TagOutputKind) -> bool {
+    *kind == TagOutputKind::Level
 }
 
 /// A tag map as written: the `[[device]]` and `[[tag]]` tables.
@@ -434,6 +460,11 @@ pub enum TagMapError {
         /// The tag.
         tag: String,
     },
+    /// `kind = "event"` on an in tag.
+    EventIn {
+        /// The tag.
+        tag: String,
+    },
     /// The input image is larger than a frame payload.
     ImageTooLarge {
         /// Its size.
@@ -474,6 +505,7 @@ impl fmt::Display for TagMapError {
             E::NotPolled { tag } => write!(f, "in tag {tag:?} lies outside every polled block of its device and table: add or widen a block"),
             E::Scaling { tag } => write!(f, "tag {tag:?}: scale must be finite and not 0, offset finite, and a bool takes neither"),
             E::Safe { tag } => write!(f, "tag {tag:?}: safe is for out tags only, and must be a value its type can hold"),
+            E::EventIn { tag } => write!(f, "in tag {tag:?}: kind is for out tags only (level or event); remove it"),
             E::ImageTooLarge { bytes } => write!(f, "the input image would be {bytes} bytes: at most {FRAME_PAYLOAD_MAX} (a frame payload); poll fewer in tags or run a second gateway"),
             E::UnknownTag(name) => write!(f, "no tag named {name:?} in the tag map"),
         }
@@ -752,6 +784,8 @@ pub struct Tag {
     pub direction: Direction,
     /// Out tags: the raw value to write when the nodes fall silent.
     pub safe: Option<Value>,
+    /// Out tags: a level (the default) or an event.
+    pub output_kind: TagOutputKind,
     /// In tags: the value's offset in the image.
     pub image_at: Option<usize>,
 }
@@ -966,8 +1000,12 @@ impl TagMap {
                 offset: t.offset,
                 direction: t.direction,
                 safe: None,
+                output_kind: t.output_kind,
                 image_at,
             };
+            if t.direction == Direction::In && t.output_kind != TagOutputKind::Level {
+                return Err(TagMapError::EventIn { tag: t.name.clone() });
+            }
             if let Some(safe) = t.safe {
                 let value = (t.direction == Direction::Out)
                     .then(|| tag.raw_from_value(safe))
@@ -1209,6 +1247,11 @@ fn fingerprint(devices: &[Device], tags: &[Tag]) -> u32 {
             t.offset.to_bits(),
             t.direction
         );
+        // Only an event tag adds to the text: the layout ids of maps written before
+        // tags had kinds (all levels) stay what they were.
+        if t.output_kind == TagOutputKind::Event {
+            let _ = writeln!(text, "event {}", t.name);
+        }
     }
     crc32c(text.as_bytes())
 }
@@ -1363,7 +1406,11 @@ impl OutputImage {
             let Some(len) = map.encode_write(handle, value, &mut buf) else {
                 continue;
             };
-            if outbox.push(&buf[..len]).is_err() {
+            let pushed_one = match map.tags[i].output_kind {
+                TagOutputKind::Level => outbox.push_level(handle.0, &buf[..len]),
+                TagOutputKind::Event => outbox.push(&buf[..len]),
+            };
+            if pushed_one.is_err() {
                 break;
             }
             *sent = Some(value);
@@ -1415,6 +1462,7 @@ mod tests {
             offset: 0.0,
             direction,
             safe: None,
+            output_kind: TagOutputKind::Level,
         }
     }
 
@@ -1651,6 +1699,40 @@ mod tests {
         assert!(!out.set(&map, map.handle("level").unwrap(), Value::U16(1)), "an in tag");
         assert!(!out.set(&map, pump, Value::U16(1)), "another type");
         assert!(!out.set_value(&map, valve, 1e9), "out of range");
+    }
+
+    /// Issue 17: an out tag's writes are levels keyed by its position, or events when
+    /// the map says `kind = "event"`; the heartbeat is an event.
+    #[test]
+    fn output_image_writes_levels_keyed_by_tag_and_event_tags_as_events() {
+        let mut spec = tank();
+        let plain = TagMap::new(&spec).unwrap().layout_id();
+        let at = spec.tag.iter().position(|t| t.name == "pump").unwrap();
+        spec.tag[at].output_kind = TagOutputKind::Event;
+        let map = TagMap::new(&spec).unwrap();
+        assert_ne!(map.layout_id(), plain, "the kind is part of the layout");
+        let (pump, valve) = (map.handle("pump").unwrap(), map.handle("valve").unwrap());
+        let mut out = OutputImage::new(&map, 1);
+        assert!(out.set(&map, pump, Value::Bool(true)));
+        assert!(out.set_value(&map, valve, 1.0));
+        let mut outbox = Outbox::new();
+        out.flush(&map, &mut outbox);
+        assert_eq!(
+            outbox.kinds(),
+            [
+                crate::app::OutputKind::Event,
+                crate::app::OutputKind::Level { key: valve.0 }
+            ]
+        );
+        outbox.clear();
+        out.flush(&map, &mut outbox);
+        assert_eq!(outbox.kinds(), [crate::app::OutputKind::Event], "the heartbeat");
+        // An in tag cannot be an event.
+        let mut spec = tank();
+        spec.tag[0].output_kind = TagOutputKind::Event;
+        let e = TagMap::new(&spec).unwrap_err();
+        assert!(matches!(e, TagMapError::EventIn { .. }), "{e}");
+        assert!(e.to_string().contains("remove it"), "{e}");
     }
 
     #[test]

@@ -8,10 +8,17 @@
 //! frame  (source -> node), 20 + n bytes, n <= 512:
 //!   0  magic "TL" | 2 version = 1 | 3 kind = 1 | 4 payload_len u16 | 6 reserved u16 = 0
 //!   8  frame u64 | 16 payload[n] | 16+n crc32c u32
-//! output (node -> sink),   28 + n bytes, n <= 64:
+//! output (node -> sink), an event, 28 + n bytes, n <= 64:
 //!   0  magic "TL" | 2 version = 1 | 3 kind = 2 | 4 payload_len u16 | 6 node_id u8 | 7 index u8
 //!   8  epoch u64 | 16 frame u64 | 24 payload[n] | 24+n crc32c u32
+//! level output (node -> sink), 30 + n bytes, n <= 64:
+//!   0  magic "TL" | 2 version = 1 | 3 kind = 3 | 4 payload_len u16 | 6 node_id u8 | 7 index u8
+//!   8  epoch u64 | 16 frame u64 | 24 key u16 | 26 payload[n] | 26+n crc32c u32
 //! ```
+//!
+//! Kind 3 was added on 2026-11-26 (issue 17, level and event outputs) within version 1:
+//! an event is the kind 2 datagram it always was, byte for byte, and a sink that does not
+//! know levels rejects kind 3 as an unknown kind rather than misread it.
 //!
 //! The CRC-32C ([`crate::digest::crc32c`]) covers every byte before it. Decoding returns a
 //! borrowed view ([`FrameDatagram`], [`OutputDatagram`]) or a typed [`DecodeError`], and
@@ -19,7 +26,7 @@
 //! compiled: the simulator harness and test sources and sinks use it without the `io`
 //! feature.
 
-use crate::app::{FRAME_PAYLOAD_MAX, OUTPUT_PAYLOAD_MAX};
+use crate::app::{OutputKind, FRAME_PAYLOAD_MAX, OUTPUT_PAYLOAD_MAX};
 use crate::digest::crc32c;
 use crate::node::Output;
 
@@ -29,18 +36,22 @@ pub const MAGIC: [u8; 2] = *b"TL";
 pub const VERSION: u8 = 1;
 /// Datagram kind: an input frame.
 pub const KIND_FRAME: u8 = 1;
-/// Datagram kind: an output (actuator message).
+/// Datagram kind: an output (actuator message) that is an event.
 pub const KIND_OUTPUT: u8 = 2;
+/// Datagram kind: an output that is a level, with its key.
+pub const KIND_LEVEL: u8 = 3;
 /// Bytes of a frame datagram before its payload.
 pub const FRAME_HEADER_BYTES: usize = 16;
-/// Bytes of an output datagram before its payload.
+/// Bytes of an output datagram (an event) before its payload.
 pub const OUTPUT_HEADER_BYTES: usize = 24;
+/// Bytes of a level output datagram before its payload (the event's and the key).
+pub const LEVEL_HEADER_BYTES: usize = 26;
 /// Bytes of the trailing checksum.
 pub const CRC_BYTES: usize = 4;
 /// The largest frame datagram.
 pub const FRAME_DATAGRAM_MAX: usize = FRAME_HEADER_BYTES + FRAME_PAYLOAD_MAX + CRC_BYTES;
-/// The largest output datagram.
-pub const OUTPUT_DATAGRAM_MAX: usize = OUTPUT_HEADER_BYTES + OUTPUT_PAYLOAD_MAX + CRC_BYTES;
+/// The largest output datagram of either kind (a level's).
+pub const OUTPUT_DATAGRAM_MAX: usize = LEVEL_HEADER_BYTES + OUTPUT_PAYLOAD_MAX + CRC_BYTES;
 /// The largest datagram of either kind: a receive buffer of this size never truncates a
 /// valid datagram.
 pub const DATAGRAM_MAX: usize = FRAME_DATAGRAM_MAX;
@@ -70,6 +81,8 @@ pub struct OutputDatagram<'a> {
     pub frame: u64,
     /// Its position among the frame's outputs; `(frame, index)` identifies it.
     pub index: u8,
+    /// An event (kind 2) or a level with its key (kind 3).
+    pub kind: OutputKind,
     /// The content, at most [`OUTPUT_PAYLOAD_MAX`] bytes.
     pub payload: &'a [u8],
 }
@@ -81,6 +94,7 @@ impl OutputDatagram<'_> {
             epoch: self.epoch,
             frame: self.frame,
             index: self.index,
+            kind: self.kind,
             // Decoding bounded the payload to OUTPUT_PAYLOAD_MAX, so this cannot fail.
             payload: crate::app::OutputPayload::from_slice(self.payload).unwrap_or_default(),
         }
@@ -201,12 +215,27 @@ pub fn encode_session_frame(session: u16, number: u64, payload: &[u8], buf: &mut
     Ok(len)
 }
 
-/// Encodes an output datagram into `buf`; returns its length (`28 + payload.len()`).
+/// Encodes an output datagram of an event into `buf`; returns its length
+/// (`28 + payload.len()`).
 pub fn encode_output(
     node_id: u8,
     epoch: u64,
     frame: u64,
     index: u8,
+    payload: &[u8],
+    buf: &mut [u8],
+) -> Result<usize, EncodeError> {
+    encode_output_kind(node_id, epoch, frame, index, OutputKind::Event, payload, buf)
+}
+
+/// Encodes an output datagram of either kind into `buf`; returns its length
+/// (`28 + payload.len()` for an event, `30 + payload.len()` for a level).
+pub fn encode_output_kind(
+    node_id: u8,
+    epoch: u64,
+    frame: u64,
+    index: u8,
+    kind: OutputKind,
     payload: &[u8],
     buf: &mut [u8],
 ) -> Result<usize, EncodeError> {
@@ -216,26 +245,44 @@ pub fn encode_output(
     if payload.len() > OUTPUT_PAYLOAD_MAX {
         return Err(EncodeError::PayloadTooLong);
     }
-    let len = OUTPUT_HEADER_BYTES + payload.len() + CRC_BYTES;
+    let header = match kind {
+        OutputKind::Event => OUTPUT_HEADER_BYTES,
+        OutputKind::Level { .. } => LEVEL_HEADER_BYTES,
+    };
+    let len = header + payload.len() + CRC_BYTES;
     let Some(buf) = buf.get_mut(..len) else {
         return Err(EncodeError::BufferTooSmall);
     };
     buf[0..2].copy_from_slice(&MAGIC);
     buf[2] = VERSION;
-    buf[3] = KIND_OUTPUT;
+    buf[3] = match kind {
+        OutputKind::Event => KIND_OUTPUT,
+        OutputKind::Level { .. } => KIND_LEVEL,
+    };
     buf[4..6].copy_from_slice(&(payload.len() as u16).to_le_bytes());
     buf[6] = node_id;
     buf[7] = index;
     buf[8..16].copy_from_slice(&epoch.to_le_bytes());
     buf[16..24].copy_from_slice(&frame.to_le_bytes());
-    buf[24..24 + payload.len()].copy_from_slice(payload);
+    if let OutputKind::Level { key } = kind {
+        buf[24..26].copy_from_slice(&key.to_le_bytes());
+    }
+    buf[header..header + payload.len()].copy_from_slice(payload);
     seal(buf);
     Ok(len)
 }
 
 /// Encodes one of the core's outputs, as sent by node `node_id`.
 pub fn encode_core_output(node_id: u8, output: &Output, buf: &mut [u8]) -> Result<usize, EncodeError> {
-    encode_output(node_id, output.epoch, output.frame, output.index, &output.payload, buf)
+    encode_output_kind(
+        node_id,
+        output.epoch,
+        output.frame,
+        output.index,
+        output.kind,
+        &output.payload,
+        buf,
+    )
 }
 
 /// A frame datagram (source session 0) as an owned byte vector (for tests and tools).
@@ -285,6 +332,7 @@ fn check(bytes: &[u8]) -> Result<(u8, usize), DecodeError> {
     let (header, max) = match kind {
         KIND_FRAME => (FRAME_HEADER_BYTES, FRAME_PAYLOAD_MAX),
         KIND_OUTPUT => (OUTPUT_HEADER_BYTES, OUTPUT_PAYLOAD_MAX),
+        KIND_LEVEL => (LEVEL_HEADER_BYTES, OUTPUT_PAYLOAD_MAX),
         other => return Err(DecodeError::UnknownKind(other)),
     };
     if bytes.len() < header + CRC_BYTES {
@@ -329,12 +377,19 @@ pub fn decode(bytes: &[u8]) -> Result<Datagram<'_>, DecodeError> {
         if frame == 0 {
             return Err(DecodeError::FrameZero);
         }
+        // `check` made sure the level's header (key included) is there.
+        let (kind, header) = if kind == KIND_LEVEL {
+            (OutputKind::Level { key: u16_at(bytes, 24) }, LEVEL_HEADER_BYTES)
+        } else {
+            (OutputKind::Event, OUTPUT_HEADER_BYTES)
+        };
         Ok(Datagram::Output(OutputDatagram {
             node_id: bytes[6],
             index: bytes[7],
             epoch: u64_at(bytes, 8),
             frame,
-            payload: &bytes[OUTPUT_HEADER_BYTES..OUTPUT_HEADER_BYTES + payload_len],
+            kind,
+            payload: &bytes[header..header + payload_len],
         }))
     }
 }
@@ -343,7 +398,10 @@ pub fn decode(bytes: &[u8]) -> Result<Datagram<'_>, DecodeError> {
 pub fn decode_frame(bytes: &[u8]) -> Result<FrameDatagram<'_>, DecodeError> {
     match decode(bytes)? {
         Datagram::Frame(frame) => Ok(frame),
-        Datagram::Output(_) => Err(DecodeError::WrongKind(KIND_OUTPUT)),
+        Datagram::Output(output) => Err(DecodeError::WrongKind(match output.kind {
+            OutputKind::Event => KIND_OUTPUT,
+            OutputKind::Level { .. } => KIND_LEVEL,
+        })),
     }
 }
 
@@ -420,6 +478,36 @@ mod tests {
     }
 
     #[test]
+    fn io_protocol_doc_level_example_decodes() {
+        let bytes = doc_example("level");
+        let output = decode_output(&bytes).expect("the documented level example decodes");
+        assert_eq!(
+            (output.node_id, output.epoch, output.frame, output.index),
+            (2, 0x202, 43, 1)
+        );
+        assert_eq!(output.kind, OutputKind::Level { key: 7 });
+        let mut buf = [0u8; OUTPUT_DATAGRAM_MAX];
+        let len = encode_output_kind(2, 0x202, 43, 1, output.kind, output.payload, &mut buf).unwrap();
+        assert_eq!(&buf[..len], &bytes[..]);
+    }
+
+    #[test]
+    fn io_protocol_level_shorter_than_its_header_is_rejected() {
+        let mut buf = [0u8; OUTPUT_DATAGRAM_MAX];
+        let len = encode_output_kind(1, 1, 1, 0, OutputKind::Level { key: 9 }, b"", &mut buf).unwrap();
+        assert_eq!(len, LEVEL_HEADER_BYTES + CRC_BYTES);
+        // A kind 2 datagram relabelled kind 3 lacks the key's two bytes.
+        let event = {
+            let n = encode_output(1, 1, 1, 0, b"", &mut buf).unwrap();
+            let mut d = buf[..n].to_vec();
+            d[3] = KIND_LEVEL;
+            seal(&mut d);
+            d
+        };
+        assert_eq!(decode(&event), Err(DecodeError::TooShort));
+    }
+
+    #[test]
     fn io_protocol_frame_round_trips() {
         let bytes = frame_to_vec(7, b"abc").unwrap();
         assert_eq!(bytes.len(), 20 + 3);
@@ -442,7 +530,7 @@ mod tests {
         }
         let mut buf = [0u8; OUTPUT_DATAGRAM_MAX];
         let len = encode_output(2, 3, 4, 5, &[9u8; OUTPUT_PAYLOAD_MAX], &mut buf).unwrap();
-        assert_eq!(len, OUTPUT_DATAGRAM_MAX);
+        assert_eq!(len, OUTPUT_DATAGRAM_MAX - 2, "an event has no key");
         assert_eq!(
             decode_output(&buf[..len]).unwrap().payload,
             &[9u8; OUTPUT_PAYLOAD_MAX][..]
@@ -537,7 +625,7 @@ mod tests {
 
         #[test]
         fn io_protocol_decode_sealed_arbitrary_bytes_never_panics(
-            kind in 0u8..4,
+            kind in 0u8..5,
             len in any::<u16>(),
             body in proptest::collection::vec(any::<u8>(), 0..600),
         ) {
@@ -550,7 +638,12 @@ mod tests {
             if bytes.len() >= 8 {
                 seal(&mut bytes);
             }
-            let _ = decode(&bytes);
+            // What decodes re-encodes to the same bytes, a level's key included.
+            if let Ok(Datagram::Output(o)) = decode(&bytes) {
+                let mut buf = [0u8; OUTPUT_DATAGRAM_MAX];
+                let n = encode_output_kind(o.node_id, o.epoch, o.frame, o.index, o.kind, o.payload, &mut buf).unwrap();
+                prop_assert_eq!(&buf[..n], &bytes[..]);
+            }
         }
 
         #[test]
@@ -559,12 +652,14 @@ mod tests {
             epoch in any::<u64>(),
             frame in 1u64..,
             index in any::<u8>(),
+            key in proptest::option::of(any::<u16>()),
             payload in proptest::collection::vec(any::<u8>(), 0..=OUTPUT_PAYLOAD_MAX),
         ) {
+            let kind = key.map_or(OutputKind::Event, |key| OutputKind::Level { key });
             let mut buf = [0u8; OUTPUT_DATAGRAM_MAX];
-            let len = encode_output(node_id, epoch, frame, index, &payload, &mut buf).unwrap();
+            let len = encode_output_kind(node_id, epoch, frame, index, kind, &payload, &mut buf).unwrap();
             let decoded = decode_output(&buf[..len]).unwrap();
-            prop_assert_eq!(decoded, OutputDatagram { node_id, epoch, frame, index, payload: &payload });
+            prop_assert_eq!(decoded, OutputDatagram { node_id, epoch, frame, index, kind, payload: &payload });
         }
 
         #[test]

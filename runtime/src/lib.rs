@@ -41,7 +41,7 @@ pub mod io;
 #[cfg(feature = "io")]
 pub mod node_main;
 
-pub use app::{App, AppIdentity, Frame, Outbox, OutputPayload, SnapshotError};
+pub use app::{App, AppIdentity, Frame, Outbox, OutputKind, OutputPayload, SnapshotError};
 pub use config::{Config, ConfigError};
 pub use gateway::{Decision, Gateway};
 pub use node::{

@@ -162,6 +162,8 @@ pub struct Sink {
     /// The most frames a duplicate lay below `frame_max` when it arrived: the dedup window
     /// a gateway would have needed (docs/PROTOCOL.md, "The dedup window").
     pub duplicate_depth_max: u64,
+    /// Levels refused as older than their key's newest ([`Decision::Superseded`]).
+    pub superseded: u64,
 }
 
 impl Default for Sink {
@@ -184,6 +186,7 @@ impl Sink {
             epoch_max: 0,
             frame_max: 0,
             duplicate_depth_max: 0,
+            superseded: 0,
         }
     }
 
@@ -205,6 +208,7 @@ impl Sink {
             Decision::Stale => self.stale_rejected += 1,
             Decision::TooOld => self.too_old += 1,
             Decision::Invalid => {}
+            Decision::Superseded => self.superseded += 1,
         }
         self.epoch_max = self.gateway.fence();
         self.frame_max = self.gateway.frame_max();
@@ -945,6 +949,7 @@ mod tests {
             epoch,
             frame,
             index,
+            kind: crate::app::OutputKind::Event,
             payload: crate::app::OutputPayload::from_slice(&[byte]).unwrap_or_default(),
         }
     }

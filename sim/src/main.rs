@@ -32,6 +32,25 @@ enum Command {
     /// Benchmarks on real processes: failover, switchover, overhead, join, and the
     /// service address on network namespaces beside keepalived (vip, root).
     Bench(twinloop_sim::harness::cli::BenchArgs),
+    /// `bench counts`'s in-process run under callgrind (not for people: the bench starts it).
+    #[command(hide = true)]
+    BenchCore(BenchCoreArgs),
+}
+
+#[derive(Debug, Args)]
+struct BenchCoreArgs {
+    /// Whose calls are counted.
+    #[arg(long, value_enum)]
+    role: twinloop_sim::harness::counts::CoreRole,
+    /// Cycles counted after the warm-up.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    cycles: u64,
+    /// The core timing, as `bench --profile` names it.
+    #[arg(long, default_value = "harness")]
+    profile: String,
+    /// The virtual clock's cycle.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    cycle_ms: u32,
 }
 
 /// Which control program the simulated nodes run.
@@ -72,7 +91,8 @@ struct DstArgs {
     /// state leads from a cold start whenever it hears no primary, as before 2026-11-26;
     /// `ignore-sent-mask`: a new primary re-sends what the old one reported sent;
     /// `forget-heard-epoch`: an epoch heard or followed from the peer is never written;
-    /// `lead-before-durable`: a node's own epoch is written in the background).
+    /// `lead-before-durable`: a node's own epoch is written in the background;
+    /// `sink-ignores-levels`: the sink takes a level older than its key's newest).
     #[arg(long, value_enum, default_value_t = Plant::None)]
     plant: Plant,
 }
@@ -91,6 +111,9 @@ enum Plant {
     /// A node's own epoch writes are made in the background: it leads before they are
     /// durable (invariant 1).
     LeadBeforeDurable,
+    /// The sink offers every output as an event: an older level after a newer one
+    /// (invariant 14).
+    SinkIgnoresLevels,
 }
 
 fn main() -> ExitCode {
@@ -100,6 +123,18 @@ fn main() -> ExitCode {
         Command::Run(args) => i32::from(twinloop_sim::harness::cli::run_main(&args)),
         Command::Chaos(args) => i32::from(twinloop_sim::harness::cli::chaos_main(&args)),
         Command::Bench(args) => i32::from(twinloop_sim::harness::cli::bench_main(&args)),
+        Command::BenchCore(args) => {
+            match twinloop_sim::harness::counts::bench_core(args.role, args.cycles, &args.profile, args.cycle_ms) {
+                Ok(line) => {
+                    println!("{line}");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("twinloop-sim bench-core: {e}");
+                    1
+                }
+            }
+        }
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
@@ -142,6 +177,7 @@ fn dst_main(args: &DstArgs) -> i32 {
             Plant::IgnoreSentMask => dst::Mutation::IgnoreSentMask,
             Plant::ForgetHeardEpoch => dst::Mutation::ForgetHeardEpoch,
             Plant::LeadBeforeDurable => dst::Mutation::LeadBeforeDurable,
+            Plant::SinkIgnoresLevels => dst::Mutation::SinkIgnoresLevels,
         },
     };
     let factory = match args.app {

@@ -919,7 +919,13 @@ fn wireshark_dissector_shows_every_field_of_every_type_and_rejects_what_the_node
     io_examples.push((40001, 7500, buf[..len].to_vec()));
     let len = io_protocol::encode_output(2, 0x201, 43, 1, &tank_alarm, &mut buf).unwrap();
     io_examples.push((40002, 7500, buf[..len].to_vec()));
-    let io_expected: [&[(&str, &str)]; 3] = [
+    // The level output example of docs/PROTOCOL.md (kind 3, key 7).
+    let level = twinloop::OutputKind::Level { key: 7 };
+    let tag_write = [0x01, 0xe6, 0x0c, 0x9d, 0x96, 0x07, 0x00, 0x01];
+    let len = io_protocol::encode_output_kind(2, 0x202, 43, 1, level, &tag_write, &mut buf).unwrap();
+    assert_eq!(&buf[len - 4..len], &[0xea, 0x95, 0x29, 0xde], "the docs' CRC");
+    io_examples.push((40003, 7500, buf[..len].to_vec()));
+    let io_expected: [&[(&str, &str)]; 4] = [
         &[
             ("magic", "TL"),
             ("version", "1"),
@@ -971,6 +977,16 @@ fn wireshark_dissector_shows_every_field_of_every_type_and_rejects_what_the_node
             ("tank.alarm", "1"),
             ("tank.event", "1"),
             ("tank.level_um", "1800000"),
+        ],
+        &[
+            ("kind", "3"),
+            ("payload_len", "8"),
+            ("node_id", "2"),
+            ("index", "1"),
+            ("epoch.term", "2"),
+            ("frame", "43"),
+            ("key", "7"),
+            ("crc.status", "1"),
         ],
     ];
     let pcap = dir.join("io.pcap");

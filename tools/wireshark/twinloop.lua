@@ -273,9 +273,10 @@ end
 
 local p_io = Proto("twinloop_io", "twinloop I/O protocol")
 
-local IO_KINDS = { [1] = "frame", [2] = "output" }
-local IO_HEADER = { [1] = 16, [2] = 24 }
-local IO_PAYLOAD_MAX = { [1] = 512, [2] = 64 }
+-- Kind 3, a level output (an output with its u16 key at 24), since 2026-11-26.
+local IO_KINDS = { [1] = "frame", [2] = "output", [3] = "level output" }
+local IO_HEADER = { [1] = 16, [2] = 24, [3] = 26 }
+local IO_PAYLOAD_MAX = { [1] = 512, [2] = 64, [3] = 64 }
 local IO_DATAGRAM_MAX = 532
 local CHECK = { [0] = "invalid", [1] = "valid" }
 
@@ -291,6 +292,7 @@ local fio = {
     epoch_term = ProtoField.uint64("twinloop_io.epoch.term", "Term"),
     epoch_node = ProtoField.uint8("twinloop_io.epoch.node", "Term started by node"),
     frame = ProtoField.uint64("twinloop_io.frame", "Frame"),
+    key = ProtoField.uint16("twinloop_io.key", "Level key"),
     payload = ProtoField.bytes("twinloop_io.payload", "Payload"),
     crc = ProtoField.uint32("twinloop_io.crc", "CRC-32C", base.HEX),
     crc_status = ProtoField.uint8("twinloop_io.crc.status", "CRC-32C status", base.DEC, CHECK),
@@ -444,7 +446,7 @@ local function dissect_io(tvb, pinfo, root)
     end
     local header = IO_HEADER[kind]
     if header == nil then
-        return fail(eio.unknown_kind, "Unknown kind " .. kind .. " (1 frame, 2 output)")
+        return fail(eio.unknown_kind, "Unknown kind " .. kind .. " (1 frame, 2 output, 3 level output)")
     end
     local payload_len = tvb(4, 2):le_uint()
     tree:add_le(fio.payload_len, tvb(4, 2))
@@ -477,6 +479,9 @@ local function dissect_io(tvb, pinfo, root)
         io_epoch(tree, tvb, 8)
         frame = tvb(16, 8):le_uint64()
         tree:add_le(fio.frame, tvb(16, 8))
+        if kind == 3 then
+            tree:add_le(fio.key, tvb(24, 2))
+        end
     end
     local payload_tree = tree
     if payload_len > 0 then
@@ -494,7 +499,8 @@ local function dissect_io(tvb, pinfo, root)
     if frame == UInt64(0) then
         tree:add_proto_expert_info(eio.frame_zero)
     end
-    if p_io.prefs.tank and payload_len > 0 then
+    -- The tank program sends events only: a level's payload is some other program's.
+    if p_io.prefs.tank and payload_len > 0 and kind ~= 3 then
         if kind == 1 then
             tank_input(payload_tree, tvb(header, payload_len):tvb())
         else
@@ -505,9 +511,13 @@ local function dissect_io(tvb, pinfo, root)
     if kind == 1 then
         info = string.format("Frame %s session 0x%04x, %d payload bytes", tostring(frame), tvb(6, 2):le_uint(),
             payload_len)
-    else
+    elseif kind == 2 then
         info = string.format("Output frame %s index %d from node %d, epoch %s, %d payload bytes", tostring(frame),
             tvb(7, 1):uint(), tvb(6, 1):uint(), epoch_text(tvb(8, 8):le_uint64()), payload_len)
+    else
+        info = string.format("Level output frame %s index %d key %d from node %d, epoch %s, %d payload bytes",
+            tostring(frame), tvb(7, 1):uint(), tvb(24, 2):le_uint(), tvb(6, 1):uint(),
+            epoch_text(tvb(8, 8):le_uint64()), payload_len)
     end
     if not crc_ok then
         info = info .. " [BAD CRC]"

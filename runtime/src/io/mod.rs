@@ -93,6 +93,7 @@ pub mod signals {
     }
 }
 mod actions;
+mod batch;
 mod counters;
 mod events;
 mod run;
@@ -345,7 +346,8 @@ pub struct Shell<A: App> {
     /// `console_budget_at`.
     console_budget_ns: u64,
     console_budget_at: Instant,
-    buf: Vec<u8>,
+    /// The datagrams of the last read ([`batch`]).
+    buf: batch::RecvBatch,
 }
 
 /// A seed from the OS's hash randomization, the pid and the time: only the start-up

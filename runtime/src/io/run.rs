@@ -15,6 +15,7 @@ impl<A: App> Shell<A> {
 
     pub(super) fn run_loop(&mut self) -> Result<Exit, ShellError> {
         let mut events = Events::with_capacity(256);
+        batch::RecvBatch::prepare();
         loop {
             let now = self.clock.now();
             if let Some(due) = self.node.poll_timeout().filter(|&t| t <= now) {
@@ -266,7 +267,7 @@ impl<A: App> Shell<A> {
             TrafficClass::Control => 0,
             TrafficClass::Bulk => 1,
         };
-        for _ in 0..READS_PER_TURN {
+        for _ in 0..READS_PER_TURN / batch::BATCH {
             if !self.links[i].ready[slot] {
                 return Ok(());
             }
@@ -275,69 +276,94 @@ impl<A: App> Shell<A> {
                 TrafficClass::Control => (&link.control, link.peer_control),
                 TrafficClass::Bulk => (&link.bulk, link.peer_bulk),
             };
-            match socket.recv_from(&mut self.buf) {
-                Ok((len, from)) => {
-                    // Only the peer's host may speak on a link (the MAC, when configured,
-                    // is what authenticates; this drops stray traffic early).
-                    if from.ip() != peer.ip() {
-                        link.counters.foreign_source += 1;
-                        continue;
-                    }
-                    match class {
-                        TrafficClass::Control => link.counters.received_control += 1,
-                        TrafficClass::Bulk => {
-                            link.counters.received_bulk += 1;
-                            self.counters.bulk_bytes_received += len as u64;
-                        }
-                    }
-                    let now = self.clock.now();
-                    self.node.handle_message(now, i as u8, &self.buf[..len]);
-                    self.drain()?;
+            let count = match self.buf.recv(socket) {
+                Ok(count) => {
+                    // Short of a batch: the socket is empty (see `batch`).
+                    link.ready[slot] = count == batch::BATCH;
+                    count
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => link.ready[slot] = false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    link.ready[slot] = false;
+                    0
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
                 Err(e) => {
                     // Errors queued by ICMP (peer port unreachable) surface here: not fatal.
                     log::debug(format_args!("{}: receive error: {e}", link.name));
+                    0
                 }
+            };
+            for k in 0..count {
+                let (bytes, from) = self.buf.datagram(k);
+                let link = &mut self.links[i];
+                // Only the peer's host may speak on a link (the MAC, when configured,
+                // is what authenticates; this drops stray traffic early).
+                if from.is_none_or(|from| from.ip() != peer.ip()) {
+                    link.counters.foreign_source += 1;
+                    continue;
+                }
+                match class {
+                    TrafficClass::Control => link.counters.received_control += 1,
+                    TrafficClass::Bulk => {
+                        link.counters.received_bulk += 1;
+                        self.counters.bulk_bytes_received += bytes.len() as u64;
+                    }
+                }
+                let now = self.clock.now();
+                self.node.handle_message(now, i as u8, bytes);
+                self.drain()?;
             }
         }
         Ok(())
     }
 
     pub(super) fn read_frames(&mut self) -> Result<(), ShellError> {
-        for _ in 0..READS_PER_TURN {
+        for _ in 0..READS_PER_TURN / batch::BATCH {
             if !self.frames_ready {
                 return Ok(());
             }
-            match self.frames.recv_from(&mut self.buf) {
-                Ok((len, from)) => {
-                    if !self.frame_sources.is_empty() && !self.frame_sources.iter().any(|s| s.allows(from)) {
-                        self.counters.frames_foreign_source += 1;
-                        continue;
+            let count = match self.buf.recv(&self.frames) {
+                Ok(count) => {
+                    // Short of a batch: the socket is empty (see `batch`).
+                    self.frames_ready = count == batch::BATCH;
+                    count
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.frames_ready = false;
+                    0
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+                Err(e) => {
+                    log::debug(format_args!("frames: receive error: {e}"));
+                    0
+                }
+            };
+            for k in 0..count {
+                let (bytes, from) = self.buf.datagram(k);
+                if !self.frame_sources.is_empty()
+                    && !from.is_some_and(|from| self.frame_sources.iter().any(|s| s.allows(from)))
+                {
+                    self.counters.frames_foreign_source += 1;
+                    continue;
+                }
+                self.counters.frames_received += 1;
+                let now = self.clock.now();
+                match io_protocol::decode_frame(bytes) {
+                    Ok(frame) => {
+                        self.node
+                            .handle_source_frame(now, frame.session, frame.number, frame.payload);
+                        self.drain()?;
+                        self.frame_handling.observe(self.clock.now().saturating_since(now));
                     }
-                    self.counters.frames_received += 1;
-                    let now = self.clock.now();
-                    match io_protocol::decode_frame(&self.buf[..len]) {
-                        Ok(frame) => {
-                            self.node
-                                .handle_source_frame(now, frame.session, frame.number, frame.payload);
-                            self.drain()?;
-                            self.frame_handling.observe(self.clock.now().saturating_since(now));
-                        }
-                        Err(error) => {
-                            self.counters.frames_rejected += 1;
-                            *self
-                                .counters
-                                .frames_rejected_by
-                                .entry(decode_error_name(error))
-                                .or_insert(0) += 1;
-                        }
+                    Err(error) => {
+                        self.counters.frames_rejected += 1;
+                        *self
+                            .counters
+                            .frames_rejected_by
+                            .entry(decode_error_name(error))
+                            .or_insert(0) += 1;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.frames_ready = false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => log::debug(format_args!("frames: receive error: {e}")),
             }
         }
         Ok(())

@@ -211,7 +211,7 @@ impl<A: App> Shell<A> {
             frame_rates: FrameRates::default(),
             console_budget_ns: 0,
             console_budget_at: Instant::ZERO,
-            buf: vec![0u8; 2048],
+            buf: batch::RecvBatch::new(),
             config,
         };
         let console_text = match shell.console_addr() {

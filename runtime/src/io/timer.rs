@@ -10,6 +10,17 @@
 use crate::time::Instant;
 use mio::{Registry, Token};
 
+/// A timer already set for an instant before the core's deadline is left as it is while
+/// that instant is further than this from now. A deadline the core pushes back at every
+/// frame (a heartbeat or silence timer 20–100 ms out) was a `timerfd_settime` in every
+/// cycle (issue 20); left alone, the timer is moved once it comes this close, on a wake-up
+/// for a frame, or fires early at worst, and the loop, finding nothing due, sets it
+/// again. It never fires late: a deadline earlier than the timer's is always set. At a
+/// 1 ms cycle the loop wakes every millisecond, so 2 ms leaves it a wake-up to move the
+/// timer in; a deadline nearer than this (the fast profile's 1 ms heartbeats) is set at
+/// every change, as before.
+pub(super) const REARM_WITHIN: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// A one-shot timer that wakes the poll loop.
 pub(super) struct PreciseTimer {
     #[cfg(target_os = "linux")]
@@ -37,10 +48,16 @@ impl PreciseTimer {
     }
 
     /// Sets the timer to fire at `deadline` (`now` is the shell's clock), unless it is
-    /// already set for it.
+    /// already set for it, or set earlier and not due within [`REARM_WITHIN`] (see there).
     pub(super) fn arm(&mut self, now: Instant, deadline: Instant) -> std::io::Result<()> {
         use rustix::time::{timerfd_settime, Itimerspec, TimerfdTimerFlags, Timespec};
         if self.armed == Some(deadline) {
+            return Ok(());
+        }
+        if self
+            .armed
+            .is_some_and(|armed| armed < deadline && armed.saturating_since(now) > REARM_WITHIN)
+        {
             return Ok(());
         }
         // A zero value would disarm the timer: a deadline due now fires in a nanosecond.
@@ -78,5 +95,49 @@ impl PreciseTimer {
 
     pub(super) fn fired(&mut self) {
         self.armed = None;
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    fn timer() -> PreciseTimer {
+        let poll = mio::Poll::new().unwrap();
+        let timer = PreciseTimer::new(poll.registry(), Token(2)).unwrap();
+        drop(poll);
+        timer
+    }
+
+    #[test]
+    fn timer_pushed_back_far_ahead_is_not_set_again() {
+        let ms = Instant::from_millis;
+        let mut t = timer();
+        t.arm(ms(1), ms(31)).unwrap();
+        assert_eq!(t.armed, Some(ms(31)));
+        // The deadline moves a cycle later at every frame: the timer stays, earlier.
+        for now in 2..29 {
+            t.arm(ms(now), ms(now + 30)).unwrap();
+            assert_eq!(t.armed, Some(ms(31)), "at {now} ms");
+        }
+        // Within REARM_WITHIN of firing: moved to the deadline.
+        t.arm(ms(29), ms(59)).unwrap();
+        assert_eq!(t.armed, Some(ms(59)));
+    }
+
+    #[test]
+    fn timer_deadline_brought_forward_is_set_at_once() {
+        let ms = Instant::from_millis;
+        let mut t = timer();
+        t.arm(ms(1), ms(31)).unwrap();
+        t.arm(ms(2), ms(10)).unwrap();
+        assert_eq!(t.armed, Some(ms(10)));
+        // Near deadlines (the fast profile's) follow every change.
+        t.arm(ms(9), ms(10) + std::time::Duration::from_micros(1300)).unwrap();
+        assert_eq!(t.armed, Some(ms(10) + std::time::Duration::from_micros(1300)));
+        // Fired: set again whatever the deadline.
+        t.fired();
+        t.arm(ms(12), ms(40)).unwrap();
+        assert_eq!(t.armed, Some(ms(40)));
     }
 }

@@ -61,6 +61,10 @@ impl<A: App> Node<A> {
         let mut lost_run = None;
         while self.room_for_frame() {
             let next = self.frame_last_run + 1;
+            // The takeover's held levels go out before any frame after its burst.
+            if !self.levels_flush(Some(next)) {
+                break;
+            }
             // A commit above the last run frame came from the primary this node took over from.
             match self.ring.commit(next).map(|c| c.kind) {
                 Some(CommitKind::Skipped { last }) => {
@@ -124,6 +128,7 @@ impl<A: App> Node<A> {
         if let Some((frame, last)) = lost_run {
             self.alarm(Alarm::CommitLost { frame, last });
         }
+        self.levels_flush(None);
     }
 
     /// Primary: runs one frame, emits its outputs (but those in `sent_mask`, which the

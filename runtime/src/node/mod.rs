@@ -33,7 +33,7 @@ mod transfer;
 #[cfg(test)]
 mod tests;
 
-use crate::app::{App, Outbox, OutputPayload};
+use crate::app::{App, Outbox, OutputKind, OutputPayload};
 use crate::config::{Config, ConfigError, GROUP_PEERS_MAX, LINKS_MAX, LINKS_TOTAL_MAX};
 use crate::rng::Rng;
 use crate::time::Instant;
@@ -371,6 +371,8 @@ pub struct Output {
     pub frame: u64,
     /// Its position among the frame's outputs. `(frame, index)` identifies it.
     pub index: u8,
+    /// An event or a level (with its key), as the program declared it.
+    pub kind: OutputKind,
     /// The content, deterministic in `(frame, index)`.
     pub payload: OutputPayload,
 }
@@ -624,6 +626,11 @@ pub struct Node<A: App> {
     outbox: Outbox,
     /// Backup: outputs produced here that the primary did not report sent.
     unsent: heapless::Deque<Output, UNSENT_MAX>,
+    /// New primary: the last frame of its takeover's burst (0: none under way), whose
+    /// levels are held back and collapsed to the newest per key (`outputs.rs`).
+    collapse_to: u64,
+    /// The levels held back during the takeover's burst, oldest first, one per key.
+    levels_held: heapless::Vec<Output, { outputs::LEVELS_HELD_MAX }>,
 
     // Start-up.
     nonce: u64,
@@ -787,6 +794,8 @@ impl<A: App> Node<A> {
             commit_highest: 0,
             outbox: Outbox::new(),
             unsent: heapless::Deque::new(),
+            collapse_to: 0,
+            levels_held: heapless::Vec::new(),
             nonce,
             startup_deadline,
             peers,
@@ -1170,6 +1179,11 @@ impl<A: App> Node<A> {
         ACTIONS_PER_FRAME_MAX + (usize::from(self.peer_count) - 1) * 3 * LINKS_MAX
     }
 
+    /// Room for `n` more actions and then a frame's.
+    fn room_for(&self, n: usize) -> bool {
+        self.actions.len() + n + self.actions_per_frame() <= ACTIONS_MAX
+    }
+
     /// Encodes `body` for one link, with that link's next sequence number.
     fn encode_for(&mut self, link: u8, body: Body) -> WireBuf {
         let envelope = Envelope {
@@ -1205,6 +1219,9 @@ impl<A: App> Node<A> {
     fn transition(&mut self, role: Role, sync: SyncState, reason: Reason) {
         if role == Role::Primary && self.role != Role::Primary {
             self.primary_since = self.now;
+        }
+        if role != Role::Primary {
+            self.levels_forget();
         }
         self.role = role;
         self.sync = sync;

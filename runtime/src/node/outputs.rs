@@ -2,15 +2,43 @@
 //! outputs the primary reported sent that it has not produced yet (the commits above its
 //! last run frame, in the ring) and outputs it produced that the primary did not report
 //! sent (`unsent`). Matching entries cancel as the backup runs each committed frame.
+//!
+//! Levels and events (docs/GATEWAY.md, "Level and event outputs"): an event is kept and
+//! replayed in order; of the levels of one key only the newest matters. So `unsent`
+//! keeps at most one level per key, the newest, and none when a later output of that key
+//! was reported sent; and a new primary holds back the levels of its takeover's burst —
+//! the unsent set, the inherited frames it re-runs and the frames in hand when it took
+//! over — and emits, once the burst is run, only the newest of each key that no later
+//! output of the key (sent by the old primary or not) superseded. The plant is not driven
+//! through a burst of values computed from inputs a detection window old, and never gets
+//! an older value of a key after a newer one.
+//!
+//! Bounds: `unsent` holds `UNSENT_MAX` (64) outputs and the held levels
+//! [`LEVELS_HELD_MAX`]; each output a frame produces scans one of them once, so a frame
+//! costs at most `OUTPUTS_PER_FRAME_MAX × 64` comparisons, and nothing is allocated.
 
 use super::{Action, Node, Output};
-use crate::app::App;
+use crate::app::{App, OutputKind};
+
+/// Levels a new primary holds back during its takeover's burst, one per key. With more
+/// keys than this, the oldest held level is emitted early to make room (still before
+/// any newer value of its key: the order holds, only the collapse is partial).
+pub(super) const LEVELS_HELD_MAX: usize = 64;
 
 impl<A: App> Node<A> {
     /// Emits the outbox of `frame`, except the outputs whose bit is set in `already_sent`.
+    /// Within a takeover's burst (`frame <= collapse_to`) a level supersedes the held
+    /// level of its key, sent or not, and is held itself when not sent.
     pub(super) fn emit_outbox(&mut self, frame: u64, already_sent: u32) {
         self.assert_may_emit();
+        let collapsing = frame <= self.collapse_to;
         for index in 0..self.outbox.len() {
+            let kind = self.outbox.kind(index);
+            if collapsing {
+                if let Some(key) = kind.level_key() {
+                    self.levels_held.retain(|held| held.kind.level_key() != Some(key));
+                }
+            }
             if index < 32 && already_sent & (1 << index) != 0 {
                 continue;
             }
@@ -18,10 +46,55 @@ impl<A: App> Node<A> {
                 epoch: self.epochs.current().0,
                 frame,
                 index: index as u8,
+                kind,
                 payload: self.outbox.as_slice()[index].clone(),
             };
+            if collapsing && kind.level_key().is_some() {
+                self.level_hold(output);
+            } else {
+                self.push(Action::Emit(output));
+            }
+        }
+    }
+
+    /// Holds a level of the takeover's burst (its key's older one already dropped). When
+    /// the table is full the oldest held level goes out now: nothing newer of its key
+    /// has been emitted, so the order stays.
+    fn level_hold(&mut self, output: Output) {
+        if self.levels_held.is_full() {
+            let mut oldest = self.levels_held.remove(0);
+            oldest.epoch = self.epochs.current().0;
+            self.push(Action::Emit(oldest));
+        }
+        // Cannot fail: a slot was freed above.
+        let _ = self.levels_held.push(output);
+    }
+
+    /// New primary, before deciding frame `next` (or, with `next` = `None`, after its
+    /// run of frames): once the takeover's burst is run, emits the levels held, oldest
+    /// first. False when they are due but the action queue lacks room for them: `next`
+    /// must then wait (a newer value of a held key must not go out first).
+    pub(super) fn levels_flush(&mut self, next: Option<u64>) -> bool {
+        if self.collapse_to == 0 {
+            return true;
+        }
+        let done = match next {
+            Some(next) => next > self.collapse_to,
+            None => self.frame_last_run >= self.collapse_to,
+        };
+        if !done {
+            return true;
+        }
+        if !self.room_for(self.levels_held.len()) {
+            return false;
+        }
+        self.collapse_to = 0;
+        let held = core::mem::take(&mut self.levels_held);
+        for mut output in held {
+            output.epoch = self.epochs.current().0;
             self.push(Action::Emit(output));
         }
+        true
     }
 
     /// Only a primary emits, only in the epoch it led, and only with that epoch on disk
@@ -38,9 +111,14 @@ impl<A: App> Node<A> {
 
     /// Backup: outputs the primary reported sent cancel; the others wait in `unsent` for
     /// a takeover. The set is bounded: when full, the oldest entry is dropped (it belongs
-    /// to a frame far in the past, which the plant no longer needs).
+    /// to a frame far in the past, which the plant no longer needs). A level, sent or
+    /// not, supersedes the unsent level of its key.
     pub(super) fn backup_hold_outputs(&mut self, frame: u64, sent_mask: u32) {
         for index in 0..self.outbox.len() {
+            let kind = self.outbox.kind(index);
+            if let Some(key) = kind.level_key() {
+                self.unsent_drop_level(key);
+            }
             if index < 32 && sent_mask & (1 << index) != 0 {
                 continue;
             }
@@ -51,6 +129,7 @@ impl<A: App> Node<A> {
                 epoch: self.epochs.current().0,
                 frame,
                 index: index as u8,
+                kind,
                 payload: self.outbox.as_slice()[index].clone(),
             };
             // Cannot fail: a slot was freed above.
@@ -58,12 +137,37 @@ impl<A: App> Node<A> {
         }
     }
 
-    /// New primary: emits what the old primary never reported sent, under the new epoch.
+    /// Drops the unsent level of `key` (at most one is held), keeping the order of the
+    /// rest. One pass over at most `UNSENT_MAX` entries.
+    fn unsent_drop_level(&mut self, key: u16) {
+        for _ in 0..self.unsent.len() {
+            if let Some(output) = self.unsent.pop_front() {
+                if output.kind != (OutputKind::Level { key }) {
+                    // Cannot fail: one was taken out just before.
+                    let _ = self.unsent.push_back(output);
+                }
+            }
+        }
+    }
+
+    /// New primary: emits what the old primary never reported sent, under the new epoch;
+    /// within a takeover's burst the levels are held (see [`Node::emit_outbox`]).
     pub(super) fn emit_unsent(&mut self) {
         self.assert_may_emit();
         while let Some(mut output) = self.unsent.pop_front() {
             output.epoch = self.epochs.current().0;
-            self.push(Action::Emit(output));
+            if self.collapse_to != 0 && output.kind.level_key().is_some() {
+                self.level_hold(output);
+            } else {
+                self.push(Action::Emit(output));
+            }
         }
+    }
+
+    /// Forgets a takeover's burst: the node no longer leads (what it held goes with the
+    /// rest of the primary's unsent work), or a new one begins.
+    pub(super) fn levels_forget(&mut self) {
+        self.collapse_to = 0;
+        self.levels_held.clear();
     }
 }

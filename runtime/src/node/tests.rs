@@ -4435,6 +4435,180 @@ fn released_successor_commit_below_the_release_fenced_at_once() {
     assert_eq!(p.node(0).role(), Role::Backup);
 }
 
+/// A program with both kinds of output (issue 17): each frame an event (index 0) and a
+/// level of key 0; a second level of key 0 in every third frame (the frame's second
+/// value supersedes its first); a level of key 1 in every even frame. The payload's first
+/// byte says which: `0xFF` an event, else the level's key; then the frame number and the
+/// output's index.
+#[derive(Debug, Clone, Default)]
+struct LevelApp {
+    frames: u64,
+}
+
+impl LevelApp {
+    const EVENT: u8 = 0xFF;
+
+    fn payload(what: u8, frame: u64, index: u8) -> [u8; 10] {
+        let mut bytes = [0u8; 10];
+        bytes[0] = what;
+        bytes[1..9].copy_from_slice(&frame.to_le_bytes());
+        bytes[9] = index;
+        bytes
+    }
+}
+
+impl App for LevelApp {
+    fn step(&mut self, frame: crate::app::Frame<'_>, outbox: &mut Outbox) {
+        self.frames += 1;
+        let n = frame.number;
+        let _ = outbox.push(&Self::payload(Self::EVENT, n, 0));
+        let _ = outbox.push_level(0, &Self::payload(0, n, 1));
+        if n % 3 == 0 {
+            let _ = outbox.push_level(0, &Self::payload(0, n, 2));
+        }
+        if n % 2 == 0 {
+            let index = outbox.len() as u8;
+            let _ = outbox.push_level(1, &Self::payload(1, n, index));
+        }
+    }
+
+    fn snapshot(&self, buf: &mut [u8]) -> Result<usize, crate::app::SnapshotError> {
+        let bytes = self.frames.to_le_bytes();
+        buf.get_mut(..8)
+            .ok_or(crate::app::SnapshotError::TooLarge)?
+            .copy_from_slice(&bytes);
+        Ok(8)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), crate::app::SnapshotError> {
+        let frames: [u8; 8] = bytes.try_into().map_err(|_| crate::app::SnapshotError::Malformed)?;
+        self.frames = u64::from_le_bytes(frames);
+        Ok(())
+    }
+
+    fn digest(&self) -> u64 {
+        self.frames
+    }
+}
+
+/// A running pair of [`LevelApp`] nodes: node 0 primary, node 1 an in-sync backup.
+fn running_level_pair() -> Pair<LevelApp> {
+    let mut p = Pair::of(
+        29,
+        Config::default(),
+        |_| LevelApp::default(),
+        |n| n.to_le_bytes().to_vec(),
+    );
+    p.start(0);
+    assert!(await_state_of(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.start(1);
+    assert!(await_state_of(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    p
+}
+
+/// Issue 17: the primary dies; the frames that arrived during the detection are the new
+/// primary's takeover burst (no frame after it: the source stops). Every event of the
+/// burst goes out; of its levels, only the newest of each key — not one value a frame,
+/// computed from inputs a detection window old. Before the levels were collapsed, the
+/// new primary emitted a level of key 0 for every frame of the burst.
+#[test]
+fn backup_primary_dies_takeover_emits_only_the_newest_level_of_each_key() {
+    let mut p = running_level_pair();
+    p.crash(0);
+    // 30 frames in hand, within the detection window; then nothing more.
+    p.run_for(ms(30));
+    p.source_on = false;
+    assert!(await_state_of(&mut p, 1, Role::Primary, SyncState::Alone, ms(3000)));
+    p.run_for(ms(50));
+    let epoch = p.node(1).epoch();
+    let mine: std::vec::Vec<(u64, u8, u8)> = p
+        .sink
+        .accepted
+        .iter()
+        .filter(|(_, (e, _))| *e == epoch)
+        .map(|(&(frame, index), (_, payload))| (frame, index, payload[0]))
+        .collect();
+    let events: std::vec::Vec<u64> = mine.iter().filter(|o| o.2 == LevelApp::EVENT).map(|o| o.0).collect();
+    assert!(events.len() >= 20, "the burst: {events:?}");
+    let (first, last) = (events[0], events[events.len() - 1]);
+    assert_eq!(
+        events,
+        (first..=last).collect::<std::vec::Vec<u64>>(),
+        "every event, in order"
+    );
+    let key_0: std::vec::Vec<(u64, u8)> = mine.iter().filter(|o| o.2 == 0).map(|o| (o.0, o.1)).collect();
+    let newest_0 = (last, if last % 3 == 0 { 2 } else { 1 });
+    assert_eq!(key_0, [newest_0], "key 0: only the burst's newest value");
+    let key_1: std::vec::Vec<u64> = mine.iter().filter(|o| o.2 == 1).map(|o| o.0).collect();
+    assert_eq!(key_1, [last - last % 2], "key 1: only the burst's newest value");
+    assert_eq!(p.sink.superseded, 0, "the nodes sent no older value after a newer one");
+}
+
+/// Drops every commit node 0 sends.
+fn drop_commits_from_0(from: usize, envelope: &Envelope) -> bool {
+    from == 0 && matches!(envelope.body, Body::Commit(_))
+}
+
+/// Issue 17: a backup keeps one unsent level per key, the newest, and none when a later
+/// level of the key was reported sent. The commits of two frames reach it with their
+/// outputs reported unsent (as a commit-before-emit mode would), then a third with all
+/// reported sent: what a takeover would send is the two frames' events and nothing else.
+#[test]
+fn backup_commits_report_levels_unsent_keeps_only_what_no_later_level_superseded() {
+    let mut p = running_level_pair();
+    p.capture = true;
+    p.drop_if = Some(drop_commits_from_0);
+    let from = p.captured.len();
+    let ran = |bytes: &[u8]| match wire::decode(bytes, None).map(|e| e.body) {
+        Ok(Body::Commit(
+            commit @ crate::wire::Commit {
+                kind: crate::wire::CommitKind::Ran { .. },
+                ..
+            },
+        )) => Some(commit),
+        _ => None,
+    };
+    let until = p.now + ms(500);
+    assert!(p.run_until(until, |p| p.captured[from..]
+        .iter()
+        .filter(|(sender, _, bytes)| *sender == 0 && ran(bytes).is_some())
+        .count()
+        >= 6));
+    p.crash(0);
+    // The commits the backup missed, in order, from the first above its last run frame.
+    let next = p.node(1).frame() + 1;
+    let mut held: std::vec::Vec<(u8, Envelope)> = std::vec::Vec::new();
+    for (sender, link, bytes) in &p.captured[from..] {
+        let Ok(envelope) = wire::decode(bytes, None) else {
+            continue;
+        };
+        let wanted = *sender == 0 && ran(bytes).is_some_and(|c| c.frame >= next && c.frame < next + 3);
+        if wanted && held.iter().all(|(_, e)| e.body != envelope.body) {
+            held.push((*link, envelope));
+        }
+    }
+    assert_eq!(held.len(), 3, "commits of frames {next}..{}", next + 2);
+    p.drop_if = None;
+    for (i, (link, mut envelope)) in held.into_iter().enumerate() {
+        if let Body::Commit(crate::wire::Commit {
+            kind: crate::wire::CommitKind::Ran { ref mut sent_mask, .. },
+            ..
+        }) = envelope.body
+        {
+            if i < 2 {
+                *sent_mask = 0;
+            }
+        }
+        p.inject(1, link, &wire::encode(&envelope, None).unwrap());
+    }
+    assert_eq!(p.node(1).frame(), next + 2, "the backup ran the three frames");
+    assert_eq!(
+        p.node(1).status().unsent_outputs,
+        2,
+        "the two frames' events; their levels were superseded by the third frame's, sent"
+    );
+}
+
 #[test]
 fn backup_late_copies_of_frames_it_ran_counted_stale_no_storm_alarm() {
     let mut p = running_pair(Config::default());

@@ -4,7 +4,7 @@
 //! of its input and outputs, for invariant 10).
 
 use super::options::{Options, StateSize};
-use twinloop::app::{OUTPUTS_PER_FRAME_MAX, OUTPUT_PAYLOAD_MAX};
+use twinloop::app::{OutputKind, OUTPUTS_PER_FRAME_MAX, OUTPUT_PAYLOAD_MAX};
 use twinloop::digest::fnv64;
 use twinloop::testing::TestApp;
 use twinloop::{App, Frame, Outbox, SnapshotError};
@@ -62,7 +62,11 @@ pub trait WorkloadFactory {
 /// the trailer (the salt, 1 byte, and the inner length, 4).
 pub const EDGE_OVERHEAD_BYTES: usize = 40;
 
-/// The runtime's `TestApp` (accumulated state, one or two outputs per frame, ballast) in
+/// Level keys an [`EdgeApp`] writes (see [`EdgeApp::push_levels`]).
+pub const EDGE_LEVEL_KEYS: u16 = 3;
+
+/// The runtime's `TestApp` (accumulated state, one or two event outputs per frame,
+/// ballast), with levels of three keys after them (docs/DST.md, "Levels"), in
 /// a snapshot of an exact size: the DST draws that size at, around and between multiples
 /// of the transfer chunk, fixed or growing frame by frame (`docs/DST.md`, "State sizes").
 ///
@@ -101,6 +105,35 @@ impl EdgeApp {
     pub fn snapshot_bytes(&self) -> usize {
         self.size.bytes_after(self.inner.frames_run())
     }
+
+    /// The levels of frame `number`, after its events, each a value of the state (the
+    /// first event's accumulator) and the frame: key 0 every frame but every fourth (a
+    /// value refreshed each cycle, and frames with events only); key 1 twice in every
+    /// fifth frame (two values of one key in a frame: the second supersedes the first);
+    /// key 2 every seventh frame (a value a takeover's burst seldom holds twice).
+    fn push_levels(number: u64, outbox: &mut Outbox) {
+        let Some(first) = outbox.as_slice().first() else {
+            return;
+        };
+        let mut value = [0u8; 10];
+        let n = first.len().min(8);
+        value[..n].copy_from_slice(&first[first.len() - n..]);
+        value[8] = number as u8;
+        let mut push = |key: u16, salt: u8| {
+            value[9] = salt;
+            let _ = outbox.push_level(key, &value);
+        };
+        if number % 4 != 0 {
+            push(0, 0);
+        }
+        if number % 5 == 0 {
+            push(1, 1);
+            push(1, 2);
+        }
+        if number % 7 == 0 {
+            push(2, 3);
+        }
+    }
 }
 
 impl App for EdgeApp {
@@ -110,20 +143,22 @@ impl App for EdgeApp {
             self.inner.diverge_at_frame = Some(frame.number);
         }
         self.inner.step(frame, outbox);
+        Self::push_levels(frame.number, outbox);
         if self.salt != 0 {
             // The salt is in every output: a state that differs shows at the next frame.
-            let mut outputs = [([0u8; OUTPUT_PAYLOAD_MAX], 0usize); OUTPUTS_PER_FRAME_MAX];
+            let mut outputs = [([0u8; OUTPUT_PAYLOAD_MAX], 0usize, OutputKind::Event); OUTPUTS_PER_FRAME_MAX];
             let n = outbox.len().min(OUTPUTS_PER_FRAME_MAX);
-            for (copy, output) in outputs.iter_mut().zip(outbox.as_slice()) {
+            for (i, (copy, output)) in outputs.iter_mut().zip(outbox.as_slice()).enumerate() {
                 copy.0[..output.len()].copy_from_slice(output);
                 copy.1 = output.len();
+                copy.2 = outbox.kind(i);
             }
             outbox.clear();
-            for (bytes, len) in &mut outputs[..n] {
+            for (bytes, len, kind) in &mut outputs[..n] {
                 if let Some(last) = bytes[..*len].last_mut() {
                     *last ^= self.salt;
                 }
-                let _ = outbox.push(&bytes[..*len]);
+                let _ = outbox.push_kind(*kind, &bytes[..*len]);
             }
         }
         if armed == Some(Injection::State) {
@@ -238,6 +273,8 @@ pub struct Step {
     pub outputs: u8,
     /// FNV-1a of each output's payload, in order (the first `outputs` are set).
     pub output_hashes: [u64; OUTPUTS_PER_FRAME_MAX],
+    /// Each output's kind, in order (the first `outputs` are set; events beyond).
+    pub output_kinds: [OutputKind; OUTPUTS_PER_FRAME_MAX],
     /// FNV-1a of the input payload the step ran on (what a commit calls `input_digest`).
     pub input_digest: u64,
     /// The outbox's digest after the step (`Outbox::digest`, a commit's `output_digest`).
@@ -255,6 +292,7 @@ impl Step {
             digest,
             outputs: n as u8,
             output_hashes: hashes,
+            output_kinds: [OutputKind::Event; OUTPUTS_PER_FRAME_MAX],
             input_digest: 0,
             output_digest: 0,
         }
@@ -313,11 +351,16 @@ impl<A: App> App for Recorder<A> {
         for (hash, output) in output_hashes.iter_mut().zip(outbox.as_slice()) {
             *hash = fnv64(output);
         }
+        let mut output_kinds = [OutputKind::Event; OUTPUTS_PER_FRAME_MAX];
+        for (kind, &k) in output_kinds.iter_mut().zip(outbox.kinds()) {
+            *kind = k;
+        }
         self.steps.push(Step {
             frame: frame.number,
             digest: self.inner.digest(),
             outputs: outbox.len() as u8,
             output_hashes,
+            output_kinds,
             input_digest: fnv64(frame.payload),
             output_digest: outbox.digest(frame.number),
         });
@@ -482,7 +525,17 @@ mod tests {
         recorded.take_steps(&mut steps);
         assert_eq!(steps.len(), 6);
         assert_eq!(steps.last().map(|s| s.digest), Some(plain.digest()));
-        assert_eq!(steps[2].outputs, 2, "frame 3 gives two outputs");
+        assert_eq!(steps[2].outputs, 3, "frame 3 gives two events and a level");
+        assert_eq!(
+            &steps[4].output_kinds[..4],
+            &[
+                OutputKind::Event,
+                OutputKind::Level { key: 0 },
+                OutputKind::Level { key: 1 },
+                OutputKind::Level { key: 1 }
+            ],
+            "frame 5: an event, then key 0's level and two of key 1"
+        );
         assert_eq!(recorded.digest(), plain.digest());
         let mut again = Vec::new();
         recorded.take_steps(&mut again);

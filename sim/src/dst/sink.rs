@@ -50,6 +50,8 @@ pub struct Sink {
     pub too_old: u64,
     /// Times the fence lapsed (its epoch lease ran out).
     pub lapses: u64,
+    /// Levels refused as older than their key's newest accepted one.
+    pub superseded: u64,
 }
 
 impl Default for Sink {
@@ -72,6 +74,7 @@ impl Sink {
             stale: 0,
             too_old: 0,
             lapses: 0,
+            superseded: 0,
         })
     }
 
@@ -102,6 +105,7 @@ impl Sink {
             Verdict::Stale => self.stale += 1,
             Verdict::TooOld => self.too_old += 1,
             Verdict::Invalid => {}
+            Verdict::Superseded => self.superseded += 1,
         }
         (verdict, lapsed)
     }
@@ -116,6 +120,7 @@ mod tests {
             epoch,
             frame,
             index,
+            kind: twinloop::OutputKind::Event,
             payload: twinloop::OutputPayload::from_slice(&[byte]).unwrap_or_default(),
         }
     }

@@ -123,6 +123,9 @@ pub enum BenchKind {
     Overhead,
     /// A late backup against a primary with a large state: time to in-sync.
     Join,
+    /// System calls by name and the core's instructions per steady-state cycle: solo,
+    /// pair primary, pair backup (strace and valgrind; `--count` windows of 1 s, 2 s, …).
+    Counts,
     /// The Modbus gateway's cycle latency (device poll → frame → output → write at the
     /// device) at 10 ms and 1 ms cycles with 10 and 100 registers (`--cycle-ms` for one).
     GatewayLatency,
@@ -140,7 +143,7 @@ pub struct BenchArgs {
     #[arg(value_enum)]
     pub kind: BenchKind,
     /// Repetitions: kills (failover, default 200), switchovers (100), rounds of solo and
-    /// pair (overhead, 3), joins (join, 5).
+    /// pair (overhead, 3), joins (join, 5), strace windows of 1 s, 2 s, … (counts, 2).
     #[arg(long)]
     pub count: Option<usize>,
     /// Overhead: seconds measured per round and configuration.
@@ -694,7 +697,14 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
         return super::vip::bench_main(args);
     }
     let name = format!("{:?}", args.kind).to_lowercase();
-    let timing = match timing(&args.common, Timing::FAST) {
+    // Counting traces the nodes, which slows them: with the fast profile's 4 ms window a
+    // traced primary on a loaded host is taken over.
+    let default_timing = if args.kind == BenchKind::Counts {
+        Timing::HARNESS
+    } else {
+        Timing::FAST
+    };
+    let timing = match timing(&args.common, default_timing) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("twinloop-sim bench: {e}");
@@ -719,6 +729,7 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             BenchKind::Switchover => (100, 100),
             BenchKind::Overhead => (3, 0),
             BenchKind::Join => (5, 1000),
+            BenchKind::Counts => (2, 0),
             BenchKind::GatewayLatency | BenchKind::GatewayFailover => (0, 0),
             BenchKind::Vip => (10, 500),
         };
@@ -743,6 +754,7 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             BenchKind::Switchover => bench::switchover(&config),
             BenchKind::Overhead => bench::overhead(&config),
             BenchKind::Join => bench::join(&config),
+            BenchKind::Counts => super::counts::counts(&config),
             BenchKind::GatewayLatency | BenchKind::GatewayFailover => {
                 Err(HarnessError::Setup("the gateway benchmarks run apart".into()))
             }

@@ -23,6 +23,7 @@
 //! - [`report`]: the analysis against the reference (lost, duplicated, missed cycles,
 //!   deposed primaries, false takeovers), the human summary, `report.json` and the plot;
 //! - [`bench`]: the figures of DESIGN.md "Numbers to reach";
+//! - [`counts`]: `bench counts`, system calls and instructions per cycle;
 //! - [`modbus`]: `run --io modbus` (the plant behind a Modbus/TCP device, the
 //!   `twinloop-gateway` process, a pair of demo nodes on tags, the reference run) and the
 //!   gateway's benchmarks;
@@ -34,6 +35,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod counts;
 pub mod modbus;
 pub mod plant_loop;
 pub mod plot;

@@ -1984,6 +1984,7 @@ mod tests {
                     epoch: 1,
                     frame: number,
                     index: index as u8,
+                    kind: outbox.kind(index),
                     payload: &payload,
                 };
                 seen.sink.offer(number * 10_000_000, &output);

@@ -374,6 +374,11 @@ impl Rig {
         Ok(())
     }
 
+    /// Node `i`'s `[frames] bind` port.
+    pub fn frames_port(&self, i: usize) -> u16 {
+        self.ports[i.min(1)].frames
+    }
+
     /// The usual start of a pair: node 1 first, until it leads; node 2, until it follows;
     /// then the frames, until node 2 is in sync.
     pub fn start_pair(&mut self) -> Result<Health, HarnessError> {

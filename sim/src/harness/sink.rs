@@ -74,6 +74,9 @@ pub struct SinkLog {
     pub too_old: u64,
     /// Rejected as an id no node sends (index above 15).
     pub invalid: u64,
+    /// Levels refused as older than their key's newest (the demo's outputs are events:
+    /// 0 there).
+    pub superseded: u64,
     /// Ids delivered more than once (after dedup): must stay 0.
     pub delivered_twice: u64,
     /// Deliveries of an epoch lower than one that had already reached the sink on a
@@ -116,6 +119,7 @@ impl SinkLog {
             stale_rejected: 0,
             too_old: 0,
             invalid: 0,
+            superseded: 0,
             delivered_twice: 0,
             deposed_accepted: 0,
             epoch_seen_max: 0,
@@ -134,11 +138,12 @@ impl SinkLog {
         self.epoch_first_seen_ns.entry(output.epoch).or_insert(at_ns);
         self.epoch_seen_max = self.epoch_seen_max.max(output.epoch);
         let lapses_before = self.gateway.counters().lapses;
-        let decision = self.gateway.offer(
+        let decision = self.gateway.offer_kind(
             twinloop::Instant::from_nanos(at_ns),
             output.epoch,
             output.frame,
             output.index,
+            output.kind,
             output.payload,
         );
         if self.gateway.counters().lapses > lapses_before {
@@ -150,6 +155,7 @@ impl SinkLog {
             Decision::Stale => self.stale_rejected += 1,
             Decision::TooOld => self.too_old += 1,
             Decision::Invalid => self.invalid += 1,
+            Decision::Superseded => self.superseded += 1,
             Decision::Duplicate | Decision::Conflict => {
                 self.duplicates_raw += 1;
                 if decision == Decision::Conflict {

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use twinloop::gateway::{Decision, Gateway};
-use twinloop::image::{Direction, PolledValues, Quality, Table, TagMap, TagOutput, Value};
+use twinloop::image::{Direction, PolledValues, Quality, Table, TagMap, TagOutput, TagOutputKind, Value};
 use twinloop::io::clock::Clock;
 use twinloop::io::log;
 use twinloop::io_protocol;
@@ -31,6 +31,9 @@ pub const READ_BYTES_PER_WAKE: usize = 8 * ADU_BYTES_MAX;
 pub const OUTPUTS_PER_WAKE: usize = 256;
 /// How often the status line is printed.
 pub const STATUS_INTERVAL_MS: u64 = 1000;
+/// Accepted writes of event tags waiting for their device, per device; beyond, a write
+/// is dropped (counted in `event_writes_dropped`, logged once until one fits again).
+pub const EVENT_WRITES_QUEUED_MAX: usize = 256;
 
 const OUTPUTS: Token = Token(0);
 const DEVICE_TOKEN_BASE: usize = 1;
@@ -118,6 +121,8 @@ pub struct Counters {
     pub silences: u64,
     /// Safe values set on out tags by the alarm.
     pub safe_writes: u64,
+    /// Accepted writes of event tags dropped: their device's queue was full.
+    pub event_writes_dropped: u64,
 }
 
 /// The gateway: its state between wake-ups.
@@ -140,6 +145,12 @@ pub struct Runner {
     written: Vec<Option<Value>>,
     /// Per device: its out tags.
     out_tags: Vec<Vec<usize>>,
+    /// Per device: accepted writes of its event tags, in order, the first one written
+    /// (or about to be) and removed once the device answered it. An event tag's every
+    /// write matters: none collapses into a newer one (docs/GATEWAY.md).
+    events: Vec<VecDeque<(usize, Value)>>,
+    /// The queue of an event tag's device was full (logged once until a write fits).
+    event_drop_logged: bool,
     last_output_ms: u64,
     silent: bool,
     outputs_more: bool,
@@ -234,6 +245,8 @@ impl Runner {
             frame_sent: true,
             desired: vec![None; tags],
             written: vec![None; tags],
+            events: vec![VecDeque::new(); out_tags.len()],
+            event_drop_logged: false,
             out_tags,
             last_output_ms: 0,
             silent: false,
@@ -782,7 +795,13 @@ impl Runner {
                     }
                 }
                 // Done either way: a refused write is not retried until the tag changes.
-                self.written[tag] = Some(value);
+                if self.is_event(tag) {
+                    if self.events[d].front() == Some(&(tag, value)) {
+                        self.events[d].pop_front();
+                    }
+                } else {
+                    self.written[tag] = Some(value);
+                }
                 self.pump_writes(d);
             }
         }
@@ -796,7 +815,21 @@ impl Runner {
             return;
         }
         let is_write_of = |p: &Purpose, tag: usize| matches!(p, Purpose::Write { tag: t, .. } if *t == tag);
+        // The device's event writes go one at a time, in order: the next once the device
+        // answered the one before (after a reconnect the first is written again).
+        let map = &self.map;
+        let event_write = |p: &Purpose| matches!(p, Purpose::Write { tag, .. } if map.tags()[*tag].output_kind == TagOutputKind::Event);
+        if let Some(&(tag, value)) = self.events[d].front() {
+            if !dev.in_flight.iter().any(|f| event_write(&f.purpose))
+                && !dev.waiting.iter().any(|(p, _)| event_write(p))
+            {
+                dev.waiting.push_back((Purpose::Write { tag, value }, self.cycle));
+            }
+        }
         for &tag in &self.out_tags[d] {
+            if map.tags()[tag].output_kind == TagOutputKind::Event {
+                continue;
+            }
             let Some(value) = self.desired[tag] else { continue };
             if self.written[tag] == Some(value)
                 || dev.in_flight.iter().any(|f| is_write_of(&f.purpose, tag))
@@ -838,7 +871,11 @@ impl Runner {
             };
             let now = self.clock.now();
             let decision = self.gateway.offer_output(now, &output);
-            if matches!(decision, Decision::Accepted | Decision::Duplicate) {
+            // A superseded level, like a copy, is a live node's word.
+            if matches!(
+                decision,
+                Decision::Accepted | Decision::Duplicate | Decision::Superseded
+            ) {
                 self.last_output_ms = now.as_nanos() / 1_000_000;
                 if self.silent {
                     self.silent = false;
@@ -853,8 +890,12 @@ impl Runner {
                     self.counters.tag_writes += 1;
                     self.payload_error_logged = false;
                     let tag = handle.index();
-                    self.desired[tag] = Some(value);
                     let device = self.map.tags()[tag].device;
+                    if self.is_event(tag) {
+                        self.queue_event(device, tag, value);
+                    } else {
+                        self.desired[tag] = Some(value);
+                    }
                     self.pump_writes(device);
                 }
                 Ok(TagOutput::Heartbeat) => {
@@ -885,9 +926,15 @@ impl Runner {
         self.silent = true;
         self.counters.silences += 1;
         let mut safe = 0;
-        for (i, tag) in self.map.tags().iter().enumerate() {
+        for i in 0..self.map.tags().len() {
+            let tag = &self.map.tags()[i];
             if let Some(value) = tag.safe {
-                self.desired[i] = Some(value);
+                if tag.output_kind == TagOutputKind::Event {
+                    let device = tag.device;
+                    self.queue_event(device, i, value);
+                } else {
+                    self.desired[i] = Some(value);
+                }
                 safe += 1;
             }
         }
@@ -898,6 +945,31 @@ impl Runner {
         for d in 0..self.devices.len() {
             self.pump_writes(d);
         }
+    }
+
+    /// Whether out tag `tag` is an event tag.
+    fn is_event(&self, tag: usize) -> bool {
+        self.map.tags()[tag].output_kind == TagOutputKind::Event
+    }
+
+    /// Queues an accepted write of an event tag for its device, or drops and counts it
+    /// when the queue is full.
+    fn queue_event(&mut self, device: usize, tag: usize, value: Value) {
+        let queue = &mut self.events[device];
+        if queue.len() >= EVENT_WRITES_QUEUED_MAX {
+            self.counters.event_writes_dropped += 1;
+            if !self.event_drop_logged {
+                self.event_drop_logged = true;
+                log::warn(format_args!(
+                    "device {}: {EVENT_WRITES_QUEUED_MAX} event writes wait for it; a write of tag {} dropped (outputs.event_writes_dropped, logged once)",
+                    self.map.devices()[device].name,
+                    self.map.tags()[tag].name
+                ));
+            }
+            return;
+        }
+        self.event_drop_logged = false;
+        queue.push_back((tag, value));
     }
 
     fn send_frame(&mut self) {
@@ -1009,12 +1081,14 @@ impl Runner {
                     "conflicts": c.conflicts,
                     "stale": c.stale,
                     "too_old": c.too_old,
+                    "superseded": c.superseded,
                     "invalid": c.invalid,
                     "lapses": c.lapses,
                     "malformed": k.outputs_malformed,
                     "payload_errors": k.output_payload_errors,
                     "tag_writes": k.tag_writes,
                     "heartbeats": k.heartbeats,
+                    "event_writes_dropped": k.event_writes_dropped,
                 },
                 "control": if self.silent { "lost" } else { "ok" },
                 "silences": k.silences,
@@ -1037,11 +1111,12 @@ impl Runner {
                 ));
             }
             text.push_str(&format!(
-                " | outputs accepted {} duplicate {} stale {} too_old {} conflict {} invalid {} malformed {} | control {}",
+                " | outputs accepted {} duplicate {} stale {} too_old {} superseded {} conflict {} invalid {} malformed {} | control {}",
                 c.accepted,
                 c.duplicates,
                 c.stale,
                 c.too_old,
+                c.superseded,
                 c.conflicts,
                 c.invalid,
                 self.counters.outputs_malformed + self.counters.output_payload_errors,

@@ -192,6 +192,15 @@ table = "holding_register"
 address = 20
 type = "u16"
 direction = "out"
+
+[[tag]]
+name = "fast_count"
+device = "fast"
+table = "holding_register"
+address = 21
+type = "u16"
+direction = "out"
+kind = "event"
 "#;
 
 #[test]
@@ -318,6 +327,41 @@ fn gateway_devices_exception_timeout_pipelined_and_outputs_through_the_reference
         fast_writes(),
         [(6, 77), (6, 99)],
         "each accepted write once; no copy, no deposed primary's\n{}",
+        logs()
+    );
+
+    // An event tag (issue 17): every accepted write reaches the device, in order, once —
+    // none collapses into the next while one is in flight, as a level's would.
+    let send_count = |frame: u64, value: u16| {
+        let mut payload = [0u8; 16];
+        let len = map
+            .encode_write(handle("fast_count"), Value::U16(value), &mut payload)
+            .unwrap();
+        let mut datagram = [0u8; io_protocol::OUTPUT_DATAGRAM_MAX];
+        let n = io_protocol::encode_output(1, 5, frame, 0, &payload[..len], &mut datagram).unwrap();
+        out.send_to(&datagram[..n], ("127.0.0.1", outputs_port)).unwrap();
+    };
+    for (frame, value) in [(13, 1), (14, 2), (14, 2), (15, 3), (16, 4)] {
+        send_count(frame, value);
+    }
+    let count_writes = || {
+        writes
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|w| w.1 == 21)
+            .map(|w| w.2)
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count_writes().len() < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        count_writes(),
+        [1, 2, 3, 4],
+        "every event write once, in order\n{}",
         logs()
     );
     let text = logs();

@@ -185,6 +185,8 @@ struct Seen {
     inflow_at: Vec<(u64, u64)>,
     /// The echoes (mm) the test's reference gateway accepted, in order.
     echo: Vec<u64>,
+    /// The valve's openings counted (the event tag `fills`), as accepted, in order.
+    fills: Vec<u64>,
     /// The epoch of the last accepted output.
     last_epoch: u64,
 }
@@ -205,6 +207,7 @@ impl Listener {
         let level = self.map.handle("level_um").unwrap();
         let inflow = self.map.handle("inflow").unwrap();
         let echo = self.map.handle("level_echo_mm").unwrap();
+        let fills = self.map.handle("fills").unwrap();
         let mut buf = [0u8; io_protocol::DATAGRAM_MAX];
         while Instant::now() < until {
             let mut idle = true;
@@ -243,6 +246,7 @@ impl Listener {
                             .push((output.frame, self.clock.elapsed().as_millis() as u64));
                     }
                     TagOutput::Write(h, Value::U16(mm)) if h == echo => self.seen.echo.push(u64::from(mm)),
+                    TagOutput::Write(h, Value::U16(n)) if h == fills => self.seen.fills.push(u64::from(n)),
                     _ => {}
                 }
             }
@@ -709,19 +713,35 @@ fn gateway_pymodbus_tank_primary_killed_three_times_device_sees_each_change_once
     listener.pump(500);
     let accepted = listener.seen.inflow.clone();
     let accepted_echo = listener.seen.echo.clone();
-    let echo_writes = || -> Vec<u64> {
+    let accepted_fills = listener.seen.fills.clone();
+    let register_writes = |address: u64| -> Vec<u64> {
         writes(&writes_log)
             .into_iter()
-            .filter(|(fc, address, _)| *fc == 6 && *address == 1)
+            .filter(|(fc, a, _)| *fc == 6 && *a == address)
             .map(|(_, _, v)| v[0])
             .collect()
     };
+    let echo_writes = || register_writes(1);
     let deadline = Instant::now() + Duration::from_secs(3);
-    while (coil_writes(&writes_log).last() != accepted.last() || echo_writes().last() != accepted_echo.last())
+    while (coil_writes(&writes_log).last() != accepted.last()
+        || echo_writes().last() != accepted_echo.last()
+        || register_writes(2).len() < accepted_fills.len())
         && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(20));
     }
+    // The valve's openings are an event tag (issue 17): every count the pair accepted
+    // reaches the device once, in order, none superseded — across the kills too.
+    let fills = register_writes(2);
+    let first = accepted_fills.first().copied().unwrap_or(1);
+    let expected: Vec<u64> = (first..first + accepted_fills.len() as u64).collect();
+    assert_eq!(accepted_fills, expected, "the program counted each opening once");
+    assert_eq!(
+        fills,
+        accepted_fills,
+        "every event (the openings counted) written once, in order\n{}",
+        logs()
+    );
     let device = coil_writes(&writes_log);
     let echoes = echo_writes();
     let (collapsed, duplicated, lost) = account(&accepted, &device);
@@ -732,11 +752,13 @@ fn gateway_pymodbus_tank_primary_killed_three_times_device_sees_each_change_once
     // Past the test harness's capture, for the issue's closing note.
     let _ = writeln!(
         std::io::stderr(),
-        "FIGURES pymodbus_tank kills: cycles {cycles}, kills {KILLS}, valve changes {} accepted / {} written ({collapsed} superseded while a write was in flight), writes lost {lost}, duplicated {duplicated}, final-value mismatches {mismatches}; echo {} accepted / {} written ({echo_collapsed} superseded), lost {echo_lost}, duplicated {echo_duplicated}; failover (kill → new epoch's output) max {failover_max:.0} ms",
+        "FIGURES pymodbus_tank kills: cycles {cycles}, kills {KILLS}, valve changes {} accepted / {} written ({collapsed} superseded while a write was in flight), writes lost {lost}, duplicated {duplicated}, final-value mismatches {mismatches}; echo {} accepted / {} written ({echo_collapsed} superseded), lost {echo_lost}, duplicated {echo_duplicated}; fills (an event tag) {} accepted / {} written, each once in order; failover (kill → new epoch's output) max {failover_max:.0} ms",
         accepted.len(),
         device.len(),
         accepted_echo.len(),
         echoes.len(),
+        accepted_fills.len(),
+        fills.len(),
     );
     if collapsed > 0 {
         // Which changes came so close that the gateway wrote only the newest.

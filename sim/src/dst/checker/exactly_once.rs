@@ -31,7 +31,8 @@ impl Checker {
             ),
             // A duplicate is invariant 3's to judge, a stale copy the fence's; a copy
             // below the window, or (never accepted) a loss that invariant 3 weighs.
-            Verdict::Duplicate | Verdict::Conflict | Verdict::Stale | Verdict::TooOld => {}
+            // A level refused as superseded is invariant 14's.
+            Verdict::Duplicate | Verdict::Conflict | Verdict::Stale | Verdict::TooOld | Verdict::Superseded => {}
         }
     }
 

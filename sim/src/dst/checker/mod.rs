@@ -142,6 +142,17 @@
 //!     `runner/attack.rs` — is rejected: one of the node's `rejections` counters rises,
 //!     and handling it yields no transition, no output, no epoch change and no alarm
 //!     other than the documented `sync_key_mismatch` and `peer_is_self`.
+//! 14. **Levels** (issue 17, added 2026-11-26; `levels.rs`). Per level key, the sink
+//!     never accepts a value older than one it accepted, refuses one as superseded only
+//!     below a newer accepted one, and ends on the newest level the pair committed (a
+//!     primary it follows), unless every node that ran that frame crashed; a node emits
+//!     each output as the kind its application produced; and when a primary the sink
+//!     follows commits a frame past its takeover's burst, the sink holds, per key, a value
+//!     at least as new as every level that primary committed for an earlier frame. Levels older than an accepted
+//!     value of their key are excused from invariant 3 ([`Exceptions::level_superseded`]);
+//!     events are not, and invariant 9's "every unsent output of an inherited frame goes
+//!     out in the same event" is for events only (levels are held to the end of the
+//!     takeover's burst and collapsed).
 //!
 //! # Where each check lives
 //!
@@ -149,7 +160,7 @@
 //! classification of content differences), `nothing_lost.rs` (3), `digests.rs` (4),
 //! `convergence.rs` (5), `failover.rs` (6), `switchover.rs` (7), `continuity.rs` (8),
 //! `resends.rs` (9, and what each node held when it took over), `replay.rs` (10),
-//! `joins.rs` (11), `divergence.rs` (12), `attack.rs` (13). The
+//! `joins.rs` (11), `divergence.rs` (12), `attack.rs` (13), `levels.rs` (14). The
 //! shared record they read — tenures, split brains, committed decisions, alarms, what
 //! each application produced, the frames each incarnation ran, steps by epoch — is kept
 //! by `record.rs`. [`Checker::on_emit`], [`Checker::on_transition`],
@@ -165,6 +176,7 @@ mod exactly_once;
 mod failover;
 mod fencing;
 mod joins;
+mod levels;
 mod lineage;
 mod nothing_lost;
 mod record;
@@ -249,6 +261,9 @@ pub enum Invariant {
     /// 13 (issue 21): a datagram the attacker injected that the core must reject was
     /// taken, or changed a role, an epoch or an output.
     Injected,
+    /// 14 (issue 17): a level older than its key's newest at the sink, a final value not
+    /// the newest committed, or an output emitted as another kind than produced.
+    Levels,
 }
 
 impl Invariant {
@@ -268,6 +283,7 @@ impl Invariant {
             Invariant::JoinTime => 11,
             Invariant::DivergenceDetected => 12,
             Invariant::Injected => 13,
+            Invariant::Levels => 14,
         }
     }
 
@@ -281,6 +297,7 @@ impl Invariant {
                     | Invariant::ReplayFaithful
                     | Invariant::DivergenceDetected
                     | Invariant::Injected
+                    | Invariant::Levels
             )
     }
 }
@@ -334,6 +351,9 @@ pub struct Exceptions {
     /// (invariant 10 compares only inputs after it). Each with `Alarm::CommitLost` for it
     /// (since 2026-11-26; one without is a violation of invariant 10).
     pub replay_gap: u64,
+    /// Committed level outputs that never reached the sink because a newer value of
+    /// their key did (collapsed at a takeover, or refused as superseded): invariant 14's.
+    pub level_superseded: u64,
 }
 
 /// What an epoch's leader did, for the classification of content differences.
@@ -562,6 +582,27 @@ pub struct Checker {
     /// `(frame, node, index)` → hash of the output the node's application produced.
     produced: BTreeMap<(u64, usize, u8), u64>,
 
+    // Invariant 14.
+    /// `(frame, index)` → key, of every level an application produced (at most
+    /// [`PRODUCED_MAX`]).
+    level_keys: BTreeMap<(u64, u8), u16>,
+    /// By key: the newest level the sink accepted.
+    sink_levels: BTreeMap<u16, (u64, u8)>,
+    /// By node: the highest frame it had received when it last became primary.
+    ring_highest: [u64; 2],
+    /// By node, primary after a takeover: the last frame of its takeover's burst (its
+    /// levels may wait until the burst is run; 0: none).
+    burst_end: [u64; 2],
+    /// By node, a primary: per key, the newest level it committed that the sink has not
+    /// been seen to hold yet (checked at its next commit after the burst).
+    levels_pending: [BTreeMap<u16, (u64, u8)>; 2],
+    /// By node: since its last commit the sink did not follow it for an output (stale,
+    /// too old, a conflict: another history's).
+    levels_unfollowed: [bool; 2],
+    /// By node: the sink did not follow it for an output of the frames whose levels are
+    /// pending: they are not judged.
+    levels_pending_unjudged: [bool; 2],
+
     // Invariant 6.
     pending: Vec<PendingFailover>,
     no_takeover: Vec<NoTakeover>,
@@ -703,6 +744,7 @@ impl Checker {
         self.track_takeover(node, t);
         self.watch_joins(at, node, t);
         self.watch_divergence(at, node, t);
+        self.track_levels_burst(node, t);
         if t.role != Role::Primary {
             self.end_tenure(node);
             if t.role == Role::Backup {
@@ -727,6 +769,7 @@ impl Checker {
         self.check_sink_fence(at, output, verdict);
         self.check_sink_once(at, node, output, verdict);
         self.check_sink_duplicate(at, output, verdict);
+        self.check_sink_levels(at, node, output, verdict);
         self.record_emission(at, output.epoch);
         let hash = self.check_emit_produced(at, node, output);
         self.check_emit_copies(at, node, output, hash);
@@ -745,6 +788,7 @@ impl Checker {
 
     /// A commit node `node` put on the wire as primary of `epoch`.
     pub fn on_commit(&mut self, at: Nanos, node: usize, epoch: u64, commit: &Commit) {
+        self.check_levels_delivered(at, node, epoch, commit);
         self.record_decision(at, epoch, commit);
         self.require_outputs(node, epoch, commit);
         self.check_replay(at, node, commit);

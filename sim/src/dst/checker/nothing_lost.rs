@@ -125,8 +125,22 @@ impl Checker {
     /// final set of identities.
     pub(super) fn settle_required(&mut self, at: Nanos, accepted: &BTreeMap<(u64, u8), crate::dst::sink::Accepted>) {
         let required = core::mem::take(&mut self.required);
+        // By level key: the newest committed by a primary the sink follows, and whether
+        // every node that ran its frame crashed (invariant 14).
+        let mut levels_newest: BTreeMap<u16, ((u64, u8), bool)> = BTreeMap::new();
         for (&(frame, index), r) in &required {
+            if let (Some(key), None) = (self.level_key((frame, index)), r.fenced) {
+                let crashed = !accepted.contains_key(&(frame, index)) && self.crashed_all(frame);
+                let newest = levels_newest.entry(key).or_insert(((frame, index), crashed));
+                if (frame, index) > newest.0 {
+                    *newest = ((frame, index), crashed);
+                }
+            }
             if accepted.contains_key(&(frame, index)) {
+                continue;
+            }
+            if self.level_superseded((frame, index)) {
+                self.exceptions.level_superseded += 1;
                 continue;
             }
             match r.fenced {
@@ -203,13 +217,7 @@ impl Checker {
                 }
                 None => {}
             }
-            let had: Vec<(usize, u32)> = self
-                .ran_range
-                .iter()
-                .filter(|(_, &(low, high))| low <= frame && frame <= high)
-                .map(|(&who, _)| who)
-                .collect();
-            if !had.is_empty() && had.iter().all(|who| self.crashed.contains(who)) {
+            if self.crashed_all(frame) {
                 self.exceptions.lost_crashed += 1;
                 continue;
             }
@@ -224,5 +232,17 @@ impl Checker {
             );
         }
         self.required = required;
+        self.check_level_finals(at, &levels_newest);
+    }
+
+    /// Every node incarnation that ran `frame` crashed (and one did).
+    fn crashed_all(&self, frame: u64) -> bool {
+        let mut had = self
+            .ran_range
+            .iter()
+            .filter(|(_, &(low, high))| low <= frame && frame <= high)
+            .map(|(&who, _)| who)
+            .peekable();
+        had.peek().is_some() && had.all(|who| self.crashed.contains(&who))
     }
 }

@@ -121,6 +121,7 @@ impl Checker {
         }
         let incarnation = self.incarnation[node];
         for &(_, step) in steps {
+            self.record_kinds(&step);
             for (index, &hash) in step.output_hashes().iter().enumerate() {
                 self.produced.insert((step.frame, node, index as u8), hash);
             }

@@ -106,6 +106,7 @@ impl Takeover2 {
                 epoch: E2,
                 frame: s.frame,
                 index,
+                kind: twinloop::OutputKind::Event,
                 payload: OutputPayload::from_slice(&[s.frame as u8, index]).unwrap_or_default(),
             };
             let (verdict, _) = self.sink.offer(self.now, 1, &o);

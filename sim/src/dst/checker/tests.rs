@@ -26,6 +26,7 @@ fn output(epoch: u64, frame: u64, index: u8, content: u8) -> Output {
         epoch,
         frame,
         index,
+        kind: twinloop::OutputKind::Event,
         payload: OutputPayload::from_slice(&[content]).unwrap_or_default(),
     }
 }
@@ -831,4 +832,117 @@ fn checker_orphaned_loss_booted_with_the_fence_on_disk_is_reported() {
     let c = h.finish();
     assert_eq!(broken(&c), vec![Invariant::NothingLost]);
     assert!(c.violations()[0].detail.contains("disk held"), "{:?}", c.violations());
+}
+
+/// Invariant 14's histories: outputs of one frame that are levels of `key`.
+fn level(epoch: u64, frame: u64, key: u16, content: u8) -> Output {
+    Output {
+        kind: twinloop::OutputKind::Level { key },
+        ..output(epoch, frame, 0, content)
+    }
+}
+
+impl History {
+    /// The primary `node` of `epoch` runs `frame`, whose one output is a level of `key`,
+    /// commits it and, when `emit`, sends it (a collapsed level is committed, not sent).
+    fn run_level(&mut self, node: usize, epoch: u64, frame: u64, key: u16, emit: bool) {
+        let o = level(epoch, frame, key, frame as u8);
+        let mut step = Step::new(frame, 1, &[fnv64(&o.payload)]);
+        step.output_kinds[0] = o.kind;
+        self.checker.on_steps(self.now, node, &[(epoch, step)]);
+        if emit {
+            self.now += 1;
+            let (verdict, _) = self.sink.offer(self.now, node, &o);
+            self.checker.on_emit(self.now, node, &o, verdict);
+        }
+        self.checker.on_commit(self.now, node, epoch, &commit(frame, 1));
+    }
+}
+
+/// A sink without the level rule (or a gateway that lost it) takes an older value of a
+/// key after a newer one: the plant is driven back. Before invariant 14 nothing saw it
+/// (each identity was accepted once, none lost).
+#[test]
+fn checker_level_older_after_newer_at_the_sink_is_a_violation() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run_level(0, E1, 1, 7, false);
+    h.run_level(0, E1, 2, 7, true);
+    // Frame 1's value arrives late and this sink takes it.
+    h.now += 1;
+    let late = level(E1, 1, 7, 1);
+    h.checker.on_emit(h.now, 0, &late, Verdict::Accepted);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![Invariant::Levels]);
+    assert!(
+        c.violations()[0].detail.contains("older value after a newer one"),
+        "{:?}",
+        c.violations()
+    );
+}
+
+/// A level committed but superseded (a takeover's collapse) is excused from invariant 3
+/// when a newer value of its key reached the sink; the newest committed must arrive.
+#[test]
+fn checker_level_superseded_is_excused_and_the_newest_must_arrive() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run_level(0, E1, 1, 7, false);
+    h.run_level(0, E1, 2, 7, true);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![]);
+    assert_eq!(c.exceptions.level_superseded, 1);
+
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run_level(0, E1, 1, 7, true);
+    h.run_level(0, E1, 2, 7, false);
+    let c = h.finish();
+    assert_eq!(
+        broken(&c),
+        vec![Invariant::NothingLost, Invariant::Levels],
+        "{:?}",
+        c.violations()
+    );
+}
+
+/// The sink refuses a level as superseded only below a newer accepted one of its key,
+/// and a node emits an output as the kind its application produced.
+#[test]
+fn checker_level_refused_without_a_newer_or_emitted_as_an_event_is_a_violation() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run_level(0, E1, 1, 7, true);
+    h.now += 1;
+    let o = level(E1, 2, 7, 2);
+    let mut step = Step::new(2, 1, &[fnv64(&o.payload)]);
+    step.output_kinds[0] = o.kind;
+    h.checker.on_steps(h.now, 0, &[(E1, step)]);
+    h.checker.on_emit(h.now, 0, &o, Verdict::Superseded);
+    let mut step = Step::new(3, 1, &[fnv64(&[3])]);
+    step.output_kinds[0] = twinloop::OutputKind::Level { key: 7 };
+    h.checker.on_steps(h.now, 0, &[(E1, step)]);
+    h.emit(0, output(E1, 3, 0, 3));
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![Invariant::Levels, Invariant::Levels]);
+}
+
+/// A primary that commits a level and never sends it, while later frames' outputs go out:
+/// the plant misses that value until the key's next one (a takeover that collapsed its
+/// burst's levels and never emitted the newest). Before the delivery rule of invariant 14
+/// the next value of the key excused it as superseded and nothing was seen.
+#[test]
+fn checker_level_committed_and_not_sent_by_the_next_commit_is_a_violation() {
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run_level(0, E1, 1, 7, false);
+    h.run_level(0, E1, 2, 8, true);
+    h.run_level(0, E1, 3, 7, true);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![Invariant::Levels], "{:?}", c.violations());
+    assert!(
+        c.violations()[0].detail.contains("committed frame 2"),
+        "{:?}",
+        c.violations()
+    );
 }

@@ -110,6 +110,8 @@ pub struct Summary {
     pub stale: u64,
     /// Outputs rejected by the sinks as older than their dedup window.
     pub too_old: u64,
+    /// Levels the sinks refused as older than their key's newest.
+    pub superseded: u64,
     /// Epoch leases lapsed.
     pub lapses: u64,
     /// Events processed.
@@ -183,6 +185,7 @@ impl Summary {
         e.lost_unverified += s.exceptions.lost_unverified;
         e.lost_crashed += s.exceptions.lost_crashed;
         e.replay_gap += s.exceptions.replay_gap;
+        e.level_superseded += s.exceptions.level_superseded;
         self.false_deaths += s.false_deaths;
         self.false_deaths_watched += s.false_deaths_watched;
         self.restarts_watched += s.restarts_watched;
@@ -201,6 +204,7 @@ impl Summary {
         self.duplicates += s.duplicates;
         self.stale += s.stale;
         self.too_old += s.too_old;
+        self.superseded += s.superseded;
         self.lapses += s.lapses;
         self.events += s.events;
         self.transfers += s.transfers;
@@ -290,6 +294,7 @@ impl Summary {
                 "lost_unverified": e.lost_unverified,
                 "lost_crashed": e.lost_crashed,
                 "replay_gap": e.replay_gap,
+                "level_superseded": e.level_superseded,
             },
             "false_deaths": self.false_deaths,
             "false_deaths_watched": self.false_deaths_watched,
@@ -316,6 +321,7 @@ impl Summary {
                 "duplicates": self.duplicates,
                 "stale": self.stale,
                 "too_old": self.too_old,
+                "superseded": self.superseded,
                 "lease_lapses": self.lapses,
                 "frames_without_output": self.frames_without_output,
                 "output_gap_frames_max": self.output_gap_frames_max,

@@ -383,7 +383,15 @@ impl<'a, W: Workload> Sim<'a, W> {
                     // A sink that forgets its fence before every output.
                     self.sink.gateway.clear_fence();
                 }
-                let (verdict, lapsed) = self.sink.offer(now, i, &output);
+                let (verdict, lapsed) = if self.run.mutation == Mutation::SinkIgnoresLevels {
+                    let as_event = twinloop::Output {
+                        kind: twinloop::OutputKind::Event,
+                        ..output.clone()
+                    };
+                    self.sink.offer(now, i, &as_event)
+                } else {
+                    self.sink.offer(now, i, &output)
+                };
                 if lapsed {
                     self.say(format_args!("sink: epoch lease lapsed"));
                     self.checker.on_sink_lapse();

@@ -100,6 +100,10 @@ pub enum Mutation {
     /// own epoch (`PersistEpoch` of an epoch it leads, `ReserveEpoch`) is made in the
     /// background instead (invariant 1: an output under an epoch not yet durable).
     LeadBeforeDurable,
+    /// A sink without the level rule (as before 2026-11-26, issue 17): every output is
+    /// offered to it as an event, so a level older than its key's newest is accepted
+    /// (invariant 14; the checker is told the output's real kind).
+    SinkIgnoresLevels,
 }
 
 /// How to run seeds (not drawn from the seed).

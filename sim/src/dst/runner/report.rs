@@ -155,6 +155,8 @@ pub struct RunStats {
     pub stale: u64,
     /// Outputs the sink rejected as older than its dedup window (the nodes' ring).
     pub too_old: u64,
+    /// Levels the sink refused as older than their key's newest (invariant 14).
+    pub superseded: u64,
     /// Times the sink's epoch lease lapsed.
     pub lapses: u64,
     /// Events processed.
@@ -229,6 +231,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         s.duplicates = self.sink.duplicates;
         s.stale = self.sink.stale;
         s.too_old = self.sink.too_old;
+        s.superseded = self.sink.superseded;
         s.lapses = self.sink.lapses;
         s.network = self.network.stats;
         let mut previous: Option<u64> = None;

@@ -349,3 +349,17 @@ fn runner_planted_lead_before_durable_is_caught() {
     // Every seed: a node's first outputs come before its background write is durable.
     assert!(broken_with(Mutation::LeadBeforeDurable, 0..1).contains(&Invariant::OnePrimaryPerEpoch));
 }
+
+#[test]
+fn runner_planted_sink_without_the_level_rule_is_caught_by_invariant_14_only() {
+    // Seed 43: a new primary, whose commits of frames 79..82 were lost, emits its burst's
+    // newest level of key 0, of frame 81, after the old primary delivered frame 82's. The
+    // real sink refuses it as superseded; one that takes every output as an event accepts
+    // it: an older value after a newer one. Each identity is still accepted once, so
+    // invariants 1–13 see nothing; invariant 14 does (106 of seeds 0..1999 fail, all 518
+    // violations invariant 14's).
+    assert_eq!(
+        broken_with(Mutation::SinkIgnoresLevels, 43..44),
+        vec![Invariant::Levels]
+    );
+}

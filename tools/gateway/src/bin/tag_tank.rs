@@ -7,10 +7,12 @@
 //! Its `[app]` table holds `low_um`, `high_um`, `heartbeat_frames` and the tag map (the
 //! same `[[app.device]]` and `[[app.tag]]` tables as the gateway's `[[device]]` and
 //! `[[tag]]`), which must have the tags `level_um` (in, u32), `inflow` (out, bool) and
-//! `level_echo_mm` (out, u16).
+//! `level_echo_mm` (out, u16), and may have `fills` (out, u16, `kind = "event"`): the
+//! valve's openings, counted, each count an event (issue 17) — so that a test can check
+//! that every event reaches the device exactly once.
 use serde::{Deserialize, Serialize};
 use twinloop::app::{App, Frame, Outbox, SnapshotError};
-use twinloop::image::{DeviceSpec, OutputImage, TagHandle, TagMap, TagMapSpec, TagSpec, TagType, Value};
+use twinloop::image::{DeviceSpec, OutputImage, TagHandle, TagMap, TagMapSpec, TagOutputKind, TagSpec, TagType, Value};
 use twinloop::node_main::{AppSettings, NodeProgram, SettingsError};
 
 /// The `[app]` table.
@@ -63,6 +65,15 @@ impl Settings {
             }
             *slot = handle;
         }
+        if let Ok(handle) = map.handle("fills") {
+            let tag = map.tag(handle);
+            if tag.map(|t| (t.kind, t.output_kind)) != Some((TagType::U16, TagOutputKind::Event)) {
+                return Err(SettingsError::new(
+                    "tag",
+                    "the tag fills, when the map has it, must be an out tag of type u16 and kind event",
+                ));
+            }
+        }
         Ok((map, handles))
     }
 }
@@ -79,11 +90,12 @@ impl AppSettings for Settings {
     }
 }
 
-/// What survives a takeover: the output image and the valve.
+/// What survives a takeover: the output image, the valve and its openings counted.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 struct State {
     out: OutputImage,
     open: bool,
+    fills: u16,
 }
 
 struct TagTank {
@@ -91,6 +103,8 @@ struct TagTank {
     level: TagHandle,
     inflow: TagHandle,
     echo: TagHandle,
+    /// The optional event tag of the valve's openings.
+    fills: Option<TagHandle>,
     low_um: u32,
     high_um: u32,
     state: State,
@@ -103,6 +117,9 @@ impl App for TagTank {
         match image.tag(self.level).map(|r| r.raw) {
             Ok(Value::U32(level)) => {
                 if level < self.low_um {
+                    if !state.open {
+                        state.fills = state.fills.wrapping_add(1);
+                    }
                     state.open = true;
                 } else if level > self.high_um {
                     state.open = false;
@@ -114,6 +131,9 @@ impl App for TagTank {
             _ => state.open = false,
         }
         state.out.set(&self.map, self.inflow, Value::Bool(state.open));
+        if let Some(fills) = self.fills {
+            state.out.set(&self.map, fills, Value::U16(state.fills));
+        }
         state.out.flush(&self.map, outbox);
     }
 
@@ -143,14 +163,21 @@ impl NodeProgram for TagTank {
         // validate() built this map already; a map it refused never gets here.
         let (map, [level, inflow, echo]) = settings.map().expect("validated settings");
         let out = OutputImage::new(&map, settings.heartbeat_frames);
+        // validate() checked its type and kind when the map has it.
+        let fills = map.handle("fills").ok();
         TagTank {
             map,
             level,
             inflow,
             echo,
+            fills,
             low_um: settings.low_um,
             high_um: settings.high_um,
-            state: State { out, open: false },
+            state: State {
+                out,
+                open: false,
+                fills: 0,
+            },
         }
     }
 }

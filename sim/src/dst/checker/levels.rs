@@ -1,0 +1,171 @@
+//! Invariant 14, levels (issue 17, 2026-11-26): an output the program declared a level
+//! is judged by its key, not only by its identity. At the sink, per key, an accepted
+//! value is never older (by `(frame, index)`) than one accepted before, and a level is
+//! refused as superseded only when a newer one of its key was accepted. A node emits
+//! each output with the kind its application gave it. At the end, each key's final
+//! value at the sink is the newest level of that key the pair committed (a primary the
+//! sink follows): every one older may be superseded — the takeover's collapse, or the
+//! sink's rule — and is then excused from invariant 3 (counted as
+//! [`Exceptions::level_superseded`]), but the newest must arrive unless every node that
+//! ran its frame crashed. And without delay: when a primary the sink follows commits a
+//! frame, the sink holds, for every key, a value at least as new as the newest level that
+//! primary committed for an earlier frame — except within a takeover's burst (the frames
+//! in hand or inherited when it took over), whose levels go out once it is run. Events
+//! keep invariants 2 and 3 as they were: each exactly once.
+
+use super::*;
+use twinloop::OutputKind;
+
+impl Checker {
+    /// The kinds of what node `node`'s application produced in one step.
+    pub(super) fn record_kinds(&mut self, step: &Step) {
+        for index in 0..usize::from(step.outputs).min(OUTPUTS_PER_FRAME_MAX) {
+            if let OutputKind::Level { key } = step.output_kinds[index] {
+                self.level_keys.insert((step.frame, index as u8), key);
+            }
+        }
+        if self.level_keys.len() > PRODUCED_MAX {
+            for _ in 0..PRODUCED_MAX / 2 {
+                self.level_keys.pop_first();
+            }
+        }
+    }
+
+    /// The level key of identity `id`, as an application produced it (`None`: an event,
+    /// or not known).
+    pub(super) fn level_key(&self, id: (u64, u8)) -> Option<u16> {
+        self.level_keys.get(&id).copied()
+    }
+
+    /// At the emit: the kind is the application's, and the sink keeps each key's values
+    /// in order.
+    pub(super) fn check_sink_levels(&mut self, at: Nanos, node: usize, output: &Output, verdict: Verdict) {
+        let id = (output.frame, output.index);
+        if matches!(verdict, Verdict::Stale | Verdict::TooOld | Verdict::Conflict) {
+            self.levels_unfollowed[node] = true;
+        }
+        if self.produced.contains_key(&(id.0, node, id.1)) && output.kind.level_key() != self.level_key(id) {
+            self.violation(
+                Invariant::Levels,
+                at,
+                format!(
+                    "node {node} emitted {id:?} as {:?}, its application produced it as {:?}",
+                    output.kind,
+                    self.level_key(id)
+                ),
+            );
+        }
+        let Some(key) = output.kind.level_key() else {
+            if verdict == Verdict::Superseded {
+                self.violation(
+                    Invariant::Levels,
+                    at,
+                    format!("the sink refused event {id:?} as a superseded level"),
+                );
+            }
+            return;
+        };
+        let newest = self.sink_levels.get(&key).copied();
+        match verdict {
+            Verdict::Accepted => {
+                if let Some(newest) = newest.filter(|&n| n >= id) {
+                    self.violation(
+                        Invariant::Levels,
+                        at,
+                        format!("the sink accepted level {id:?} of key {key} after the newer {newest:?}: an older value after a newer one"),
+                    );
+                } else {
+                    self.sink_levels.insert(key, id);
+                }
+            }
+            Verdict::Superseded if newest.is_none_or(|n| n <= id) => {
+                self.violation(
+                    Invariant::Levels,
+                    at,
+                    format!("the sink refused level {id:?} of key {key} as superseded, its newest being {newest:?}"),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// At a transition of `node`: a takeover begins a burst, up to the highest frame the
+    /// node held (received, inherited or run); any other change ends what was pending.
+    pub(super) fn track_levels_burst(&mut self, node: usize, t: &Transition) {
+        self.levels_pending[node].clear();
+        self.levels_unfollowed[node] = false;
+        self.levels_pending_unjudged[node] = false;
+        self.burst_end[node] = 0;
+        if t.role == Role::Primary && matches!(t.reason, Reason::TakeoverAfterProbe | Reason::TakeoverNoPrimary) {
+            let inherited = self.takeovers[node].as_ref().map_or(0, |tk| tk.inherited_to);
+            self.burst_end[node] = self.ring_highest[node].max(inherited).max(t.frame);
+        }
+    }
+
+    /// A commit of `node`, primary of `epoch`: past its burst, every level it committed
+    /// for an earlier frame is at the sink (or a newer value of its key is), unless the
+    /// sink's fence is above its epoch, or the sink did not follow one of its outputs
+    /// since (stale, too old, a conflict with another history's: invariants 1–3 judge
+    /// those). Then this commit's levels are pending until the next.
+    pub(super) fn check_levels_delivered(&mut self, at: Nanos, node: usize, epoch: u64, commit: &Commit) {
+        if commit.frame > self.burst_end[node] {
+            self.burst_end[node] = 0;
+            let pending = core::mem::take(&mut self.levels_pending[node]);
+            let unjudged = core::mem::take(&mut self.levels_pending_unjudged[node]);
+            if epoch >= self.sink_fence && !unjudged {
+                for (&key, &id) in &pending {
+                    let at_sink = self.sink_levels.get(&key).copied();
+                    if at_sink.is_none_or(|s| s < id) {
+                        self.violation(
+                            Invariant::Levels,
+                            at,
+                            format!(
+                                "node {node}, primary of epoch {}, committed frame {} while the sink held {at_sink:?} of level key {key}, older than the {id:?} it committed before",
+                                twinloop::EpochText(epoch),
+                                commit.frame
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        // The outputs emitted since the last commit are this frame's (or the burst's).
+        let unfollowed = core::mem::take(&mut self.levels_unfollowed[node]);
+        self.levels_pending_unjudged[node] |= unfollowed;
+        let CommitKind::Ran { outputs, .. } = commit.kind else {
+            return;
+        };
+        for index in 0..outputs.min(OUTPUTS_PER_FRAME_MAX as u8) {
+            if let Some(key) = self.level_key((commit.frame, index)) {
+                let newest = self.levels_pending[node].entry(key).or_insert((commit.frame, index));
+                *newest = (*newest).max((commit.frame, index));
+            }
+        }
+    }
+
+    /// Invariant 3's excuse for a level: a newer value of its key reached the sink.
+    pub(super) fn level_superseded(&self, id: (u64, u8)) -> bool {
+        self.level_key(id)
+            .and_then(|key| self.sink_levels.get(&key))
+            .is_some_and(|&newest| newest > id)
+    }
+
+    /// At the end: each key's final value at the sink is the newest level of it that a
+    /// primary the sink follows committed (`newest`, by key: its id, and whether every
+    /// node that ran its frame crashed).
+    pub(super) fn check_level_finals(&mut self, at: Nanos, newest: &BTreeMap<u16, ((u64, u8), bool)>) {
+        for (&key, &(id, crashed)) in newest {
+            let final_id = self.sink_levels.get(&key).copied();
+            if final_id.is_some_and(|f| f >= id) || crashed {
+                continue;
+            }
+            self.violation(
+                Invariant::Levels,
+                at,
+                format!(
+                    "level key {key}: the sink's final value is {final_id:?}, the pair's newest committed is {id:?}"
+                ),
+            );
+        }
+    }
+}
