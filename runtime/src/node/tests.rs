@@ -3924,6 +3924,518 @@ fn paired_state_digest_exactly_every_interval_frames() {
     assert!(checked >= 8, "{checked} commits seen");
 }
 
+// Survivors of the full mutation run at a851fc6 (shards 1–3; docs/DST.md, "Mutation
+// testing"): each test below fails with its mutant applied by hand.
+
+/// The datagrams node `from` sent since `since` (an index into `captured`), decoded.
+fn captured_from(p: &Pair, from: usize, since: usize) -> std::vec::Vec<(u8, WireBuf, Envelope)> {
+    p.captured[since..]
+        .iter()
+        .filter(|(i, _, _)| *i == from)
+        .filter_map(|(_, link, bytes)| wire::decode(bytes, None).ok().map(|e| (*link, bytes.clone(), e)))
+        .collect()
+}
+
+/// A primary whose input died hands the plant over only to a backup that follows in
+/// sync: a lagging one has frames left to run, and is not (mutant `node/mod.rs:1198:61`
+/// at a851fc6, `&&` → `||` in `peer_in_sync`: a lagging or joining backup counted in sync,
+/// the hand-over started towards it).
+#[test]
+fn primary_input_dead_backup_lagging_no_input_handover_until_in_sync() {
+    let mut p = fast_pair_running(0);
+    let c = p.configs[0].clone();
+    p.run_for(ms(c.input_handover_hold_ms));
+    // The backup misses a frame and cannot fetch it: it lags.
+    let f = p.frame_next + 1;
+    p.frame_loss[1].insert(f, ());
+    p.drop_if = Some(drop_frame_data);
+    let until = p.now + ms(200);
+    assert!(p.run_until(until, |p| p.node(1).status().sync == SyncState::Lagging));
+    // Then the primary's input dies; the backup's lives on.
+    lose_frames(&mut p, 0, 5000);
+    p.run_for(ms(c.input_handover_ms + 100));
+    assert_eq!(p.node(1).status().sync, SyncState::Lagging);
+    assert!(!reasons(&p, 0).contains(&Reason::InputHandover));
+    assert_eq!(p.primary(), Some(0));
+    // The fetch gets through, the backup catches up: the hand-over follows.
+    p.drop_if = None;
+    let until = p.now + ms(500);
+    assert!(p.run_until(until, |p| reasons(p, 0).contains(&Reason::InputHandover)));
+}
+
+/// A node without state whose pair had state leads a cold start next to a peer without
+/// state only once it has heard that peer cold for a whole start-up wait: a thawed node
+/// reads its socket's backlog first, and heartbeats from before the peer took state must
+/// not count (mutant `election.rs:108:71` at a851fc6, `>=` → `<`: it led at once, and
+/// never once the wait had passed).
+#[test]
+fn starting_held_peer_restarted_cold_leads_after_a_wait_of_it() {
+    let mut p = Pair::new(50, Config::fast(), 4 << 20);
+    p.configs[0].state_bytes_max = 8 << 20;
+    p.configs[1].state_bytes_max = 8 << 20;
+    // Node 1 wins the start-up draw against node 0 restarted.
+    p.configs[1].priority = 9;
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(1000)));
+    p.run_for(ms(200));
+    p.start(1);
+    let until = p.now + ms(1000);
+    assert!(p.run_until(until, |p| transfers_started(p) >= 2), "the transfer began");
+    p.run_for(ms(20));
+    assert_eq!(p.node(1).status().sync, SyncState::Joining);
+    // The primary dies mid-transfer: node 1 has no state and holds.
+    p.crash(0);
+    let until = p.now + ms(1000);
+    assert!(p.run_until(until, |p| alarms_of(p, 1).contains(&Alarm::ColdStartHeld)));
+    let wait = ms(p.configs[1].startup_wait_ms);
+    // Half-way to its next deadline the old primary restarts, without state too.
+    p.run_for(wait / 2);
+    p.start(0);
+    let restarted = p.now;
+    let early = p.run_until(restarted + wait, |p| p.node(1).role() == Role::Primary);
+    assert!(
+        !early,
+        "led a cold start before hearing its peer cold for a start-up wait"
+    );
+    assert!(p.run_until(restarted + wait * 2, |p| p.node(1).role() == Role::Primary));
+    assert_eq!(reasons(&p, 1).last(), Some(&Reason::WonTiebreak));
+    assert!(await_state(&mut p, 0, Role::Backup, SyncState::InSync, ms(5000)));
+}
+
+/// A backup says `Lagging` from a lag of an eighth of `max_lag_frames` (at least 4), and
+/// `InSync` below it (mutant `lockstep.rs:218:56` at a851fc6, `/` → `%`: the same as `/`
+/// for `max_lag_frames` up to 39; with 96 it said `Lagging` from a lag of 4).
+#[test]
+fn backup_lag_below_an_eighth_of_max_stays_in_sync() {
+    let mut config = Config::fast();
+    config.max_lag_frames = 96;
+    let mut p = Pair::new(8, config, 0);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    let f = p.frame_next + 1;
+    p.frame_loss[1].insert(f, ());
+    p.drop_if = Some(drop_frame_data);
+    let mut in_sync_lag_max = 0;
+    let lagging = p.run_until(p.now + ms(100), |p| {
+        let status = p.node(1).status();
+        if status.sync == SyncState::InSync {
+            in_sync_lag_max = in_sync_lag_max.max(status.lag_frames);
+        }
+        status.sync == SyncState::Lagging
+    });
+    assert!(lagging);
+    assert_eq!(in_sync_lag_max, 96 / 8 - 1);
+    assert_eq!(p.node(1).status().lag_frames, 96 / 8);
+}
+
+/// Unkeyed, a primary's own commits that come back on a looped link are counted
+/// misaddressed, nothing else: no pairing refusal (mutant `pairing.rs:165:18` at a851fc6,
+/// guard → `true`: taken for a second node with its id).
+#[test]
+fn primary_own_commits_looped_back_not_a_twin() {
+    // Paired: a lone primary sends no commit (1051f07).
+    let mut p = running_pair(Config::default());
+    p.capture = true;
+    p.run_for(ms(50));
+    let commits: std::vec::Vec<_> = captured_from(&p, 0, 0)
+        .into_iter()
+        .filter(|(_, _, e)| matches!(e.body, Body::Commit(_)))
+        .collect();
+    assert!(!commits.is_empty());
+    let misaddressed = p.node(0).status().rejections.misaddressed;
+    for (link, bytes, _) in &commits {
+        p.inject(0, *link, bytes);
+    }
+    assert_eq!(alarms_of(&p, 0), []);
+    assert_eq!(
+        p.node(0).status().rejections.misaddressed,
+        misaddressed + commits.len() as u64
+    );
+    assert_eq!(p.node(0).role(), Role::Primary);
+}
+
+/// A commit from a primary with this node's id, heard before any heartbeat, is a second
+/// node with its id: refused at once (mutant `pairing.rs:165:18` at a851fc6, guard →
+/// `false`: only its epoch noted, the twin unnoticed until its heartbeat).
+#[test]
+fn starting_commit_of_a_primary_with_its_own_id_refused_same_node_id() {
+    // A commit of a paired primary (a lone one sends none, 1051f07), with node 1's id.
+    let (link, commit, _) = {
+        let mut q = running_pair(Config::default());
+        q.capture = true;
+        q.run_for(ms(50));
+        captured_from(&q, 0, 0)
+            .into_iter()
+            .find(|(_, _, e)| matches!(e.body, Body::Commit(_)))
+            .expect("a commit")
+    };
+    let mut p = pair();
+    p.configs[1].node_id = p.configs[0].node_id;
+    // Node 1 hears nothing but the commit.
+    p.cut = [true; LINKS_MAX];
+    p.start(1);
+    p.inject(1, link, &commit);
+    assert_eq!(
+        alarms_of(&p, 1),
+        [Alarm::PairingRefused {
+            mismatch: Mismatch::SameNodeId
+        }]
+    );
+}
+
+/// A late copy of a chunk the backup has already passed is dropped, not marked: its bit
+/// is the one of the chunk `RX_WINDOW_CHUNKS` (1,024) further on, which would then count
+/// as received — here the last chunk: the state installed without it (mutant
+/// `transfer.rs:296:57` at a851fc6, `&&` → `||` in `on_chunk`).
+#[test]
+fn joining_late_copy_of_a_passed_chunk_dropped_state_installs_whole() {
+    let mut config = Config::fast();
+    // One byte a chunk: more than 1,024 chunks from a small state.
+    config.transfer_chunk_bytes = 1;
+    let ballast = 1500;
+    let mut p = Pair::new(15, config, ballast);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    // Every ballast byte changed by some frame: the last chunk is not a zero.
+    p.run_for(ms(2 * ballast as u64));
+    p.capture = true;
+    p.start(1);
+    let until = p.now + ms(100);
+    let started = |p: &Pair| {
+        p.notices.iter().find_map(|(i, n)| match n {
+            Notice::TransferStarted { bytes, .. } if *i == 1 => Some(*bytes),
+            _ => None,
+        })
+    };
+    assert!(p.run_until(until, |p| started(p).is_some()));
+    let last = u32::try_from(started(&p).unwrap() - 1).unwrap();
+    // The chunk whose bit is the last chunk's.
+    let early = last - 1024;
+    let acked = |p: &Pair| {
+        captured_from(p, 1, 0)
+            .iter()
+            .filter_map(|(_, _, e)| match e.body {
+                Body::ChunkAck { next, .. } => Some(next),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+    };
+    let until = p.now + ms(500);
+    assert!(p.run_until(until, |p| acked(p) > early));
+    assert!(acked(&p) < last, "the transfer went too fast to test");
+    let (link, copy, _) = captured_from(&p, 0, 0)
+        .into_iter()
+        .find(|(_, _, e)| matches!(e.body, Body::Chunk { index, .. } if index == early))
+        .unwrap();
+    p.capture = false;
+    p.inject(1, link, &copy);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(1000)));
+    // The backup's state is the primary's, byte for byte, at the same frame.
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| p.node(0).frame() == p.node(1).frame()));
+    let snapshot = |i: usize| {
+        let mut buf = std::vec![0u8; 4096];
+        let n = p.node(i).app().snapshot(&mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    };
+    assert!(
+        snapshot(1) == snapshot(0),
+        "the installed state differs from the primary's"
+    );
+    assert_eq!(alarms_of(&p, 1), []);
+}
+
+/// A backup whose peer restarts answers the starting node's heartbeat at once, even while
+/// it hears its primary's (quiet) pace: with `backup_heartbeat_factor` 1 there is no quiet
+/// pace (mutant `detector.rs:221:45` at a851fc6, `>` → `>=` in `backup_quiet`: the answer
+/// waited for the backup's next heartbeat).
+#[test]
+fn backup_starting_peer_heartbeat_answered_at_once() {
+    let mut p = running_pair(Config::default());
+    assert_eq!(p.configs[1].backup_heartbeat_factor, 1);
+    p.capture = true;
+    // Right after a heartbeat of the backup: its next is an interval away.
+    let since = p.captured.len();
+    let until = p.now + ms(500);
+    assert!(p.run_until(until, |p| captured_from(p, 1, since)
+        .iter()
+        .any(|(_, _, e)| matches!(e.body, Body::Heartbeat { .. }))));
+    p.crash(0);
+    p.start(0);
+    let hello = |p: &Pair| {
+        captured_from(p, 0, since)
+            .into_iter()
+            .find(|(_, _, e)| e.header.role == WireRole::Starting && matches!(e.body, Body::Heartbeat { .. }))
+    };
+    // Its first heartbeat goes at its first wake-up, at once.
+    let now = p.now;
+    assert!(p.run_until(now, |p| hello(p).is_some()));
+    let (link, hello, _) = hello(&p).unwrap();
+    let since = p.captured.len();
+    p.inject(1, link, &hello);
+    // Whatever falls due at this instant, and nothing later.
+    let now = p.now;
+    p.run_until(now, |_| false);
+    assert!(
+        captured_from(&p, 1, since)
+            .iter()
+            .any(|(l, _, e)| *l == link && matches!(e.body, Body::Heartbeat { .. })),
+        "no heartbeat back at once"
+    );
+}
+
+/// A released primary hands over without a transfer only to the successor that took over
+/// at its release: a `SwitchTaken` of another release (another id) is not its word
+/// (mutant `fencing.rs:102:67` at a851fc6, guard → `true`: it followed, keeping a state
+/// that is not the successor's).
+#[test]
+fn released_switch_taken_of_another_release_not_its_hand_over() {
+    let mut p = fast_pair_running(0);
+    p.capture = true;
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    let until = p.now + ms(50);
+    assert!(p.run_until(until, |p| matches!(p.node(0).switchover, Switchover::Released { .. })));
+    let Switchover::Released { id, frame, .. } = p.node(0).switchover else {
+        unreachable!()
+    };
+    let (link, _, mut forged) = captured_from(&p, 1, 0).pop().expect("a message of the backup");
+    forged.header.role = WireRole::Primary;
+    forged.header.epoch = Epoch(p.node(0).epoch()).next(p.configs[1].node_id).unwrap().0;
+    forged.header.seq += 1;
+    forged.body = Body::SwitchTaken {
+        id: id.wrapping_add(1),
+        frame,
+    };
+    p.inject(0, link, &wire::encode(&forged, None).unwrap());
+    assert_eq!(p.node(0).role(), Role::Primary);
+    assert!(matches!(p.node(0).switchover, Switchover::Released { .. }));
+    // The successor's own word still hands over, without a transfer.
+    assert!(await_state(&mut p, 0, Role::Backup, SyncState::InSync, ms(100)));
+    assert!(reasons(&p, 0).contains(&Reason::SwitchoverHandedOver));
+}
+
+/// A backup whose primary restarts probes it, and the starting node's answer — alive,
+/// not leading — makes it take over at once, not at the probe's deadline (mutant
+/// `detector.rs:102:9` at a851fc6, `on_probe_ack` → `()`).
+#[test]
+fn backup_probe_answered_by_a_starting_peer_takes_over_at_once() {
+    let mut p = running_pair(Config::default());
+    p.crash(0);
+    p.start(0);
+    let until = p.now + ms(2000);
+    assert!(p.run_until(until, |p| p
+        .notices
+        .iter()
+        .any(|(i, n)| *i == 1 && *n == Notice::ProbeSent)));
+    let probed = p.now;
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(1000)));
+    assert_eq!(reasons(&p, 1).last(), Some(&Reason::TakeoverNoPrimary));
+    assert!(p.now - probed < ms(p.configs[1].probe_timeout_ms));
+}
+
+// Survivors of the full mutation run's shard 4 (a851fc6).
+
+/// A probe's answer counts only for the probe this backup sent: a `ProbeAck` from a peer
+/// that does not lead, with no probe out (a copy held back and delivered late, or
+/// replayed), is no reason to take over from a live primary (mutant `detector.rs:102:74`
+/// at a851fc6, `&&` → `||` in `on_probe_ack`: it took over).
+#[test]
+fn backup_probe_ack_without_its_probe_no_takeover() {
+    let mut p = running_pair(Config::default());
+    p.capture = true;
+    p.run_for(ms(200));
+    let (link, _, mut forged) = captured_from(&p, 0, 0).pop().expect("a message of the primary");
+    forged.header.role = WireRole::Starting;
+    forged.header.seq += 1;
+    forged.body = Body::ProbeAck { id: 7 };
+    p.inject(1, link, &wire::encode(&forged, None).unwrap());
+    p.run_for(ms(100));
+    assert_eq!(p.primary(), Some(0));
+    assert_eq!(p.node(1).status().takeovers, 0);
+    assert_eq!(p.node(1).role(), Role::Backup);
+}
+
+/// A restarted primary that may lead a cold start (`allow_cold_start`) does not while its
+/// peer is a backup with state: that backup takes over, and the restarted node joins it
+/// (mutant `election.rs:88:13` at a851fc6, the arm deleted in `election_timeout`: it led
+/// a cold start beside the backup, whose state then waited for the operator).
+#[test]
+fn starting_peer_backup_in_sync_waits_for_its_takeover() {
+    let mut p = Pair::new(11, Config::default(), 0);
+    p.configs[0].allow_cold_start = true;
+    // Its start-up wait ends long before the backup's window does.
+    p.configs[0].startup_wait_ms = 200;
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    let seen = reasons(&p, 0).len();
+    p.crash(0);
+    p.start(0);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(2000)));
+    assert!(await_state(&mut p, 0, Role::Backup, SyncState::InSync, ms(2000)));
+    let since = reasons(&p, 0).split_off(seen);
+    assert_eq!(since, [Reason::PrimaryFound, Reason::InSync]);
+}
+
+/// `frame_jump_max` below `frames_buffered` is a valid configuration: a backup's reach
+/// for a commit is their sum (mutant `lockstep.rs:250:48` at a851fc6, `+` → `-` in
+/// `store_commit`: the difference overflowed, a panic in a checked build).
+#[test]
+fn backup_frame_jump_max_below_frames_buffered_follows() {
+    let mut config = Config::fast();
+    config.frame_jump_max = 100;
+    assert!(config.frame_jump_max < config.frames_buffered);
+    let mut p = Pair::new(12, config, 0);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    p.run_for(ms(50));
+    assert!(p.node(0).frame() - p.node(1).frame() <= 1);
+    assert_eq!(p.node(1).status().rejections.frame_out_of_range, 0);
+}
+
+/// A primary's message below the epoch this node has seen (a deposed primary's, late) is
+/// dropped and counted in `rejections.stale_epoch` (mutant `fencing.rs:66:41` at
+/// a851fc6, `+=` → `*=`: the counter stayed 0).
+#[test]
+fn primary_deposed_primarys_message_counted_stale_epoch() {
+    let mut p = fast_pair_running(0);
+    p.capture = true;
+    p.run_for(ms(5));
+    let (link, old, _) = captured_from(&p, 0, 0)
+        .into_iter()
+        .find(|(_, _, e)| matches!(e.body, Body::Commit(_)))
+        .expect("a commit of the first primary");
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Paired, ms(100)));
+    let stale = p.node(1).status().rejections.stale_epoch;
+    p.inject(1, link, &old);
+    assert_eq!(p.node(1).status().rejections.stale_epoch, stale + 1);
+    assert_eq!(p.node(1).role(), Role::Primary);
+}
+
+fn drop_switch_requests(from: usize, envelope: &Envelope) -> bool {
+    from == 0 && matches!(envelope.body, Body::SwitchRequest { .. })
+}
+
+/// A backup that delayed its agreement (lagging) agrees as soon as it has caught up, on
+/// its own: not only when the primary asks again (mutant `switchover.rs:213:18` at
+/// a851fc6, guard → `false`: the agreement waited for a `SwitchRequest` retry, and with
+/// none arriving the switchover was given up).
+#[test]
+fn agreeing_lagging_backup_caught_up_agrees_without_another_ask() {
+    let mut p = fast_pair_running(0);
+    let f = p.frame_next + 1;
+    p.frame_loss[1].insert(f, ());
+    p.drop_if = Some(drop_frame_data);
+    let until = p.now + ms(50);
+    assert!(p.run_until(until, |p| p.node(1).status().lag_frames >= 6));
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    p.run_for(ms(5));
+    assert!(p
+        .notices
+        .iter()
+        .any(|(i, n)| *i == 1 && matches!(n, Notice::SwitchoverDelayed { .. })));
+    // The fetch gets through from now on; the primary's asks do not.
+    p.drop_if = Some(drop_switch_requests);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Paired, ms(150)));
+    assert!(reasons(&p, 1).contains(&Reason::SwitchoverCompleted));
+}
+
+/// DST seed 9849 of 2000..9999 (2026-11-26): a backup agreed to a switchover and froze
+/// before the release came; its primary, hearing nothing of it for a detection window,
+/// gave the switchover up and ran on; the backup thawed, read the release from its
+/// socket's backlog and led from the released frame — two primaries, the old one fenced
+/// off a moment later. A backup that wakes a detection window after its previous wake-up
+/// drops its agreement, so the release read afterwards is nothing to it.
+#[test]
+fn agreeing_frozen_past_the_window_release_read_after_the_thaw_not_taken() {
+    let mut p = running_pair(Config::default());
+    p.capture = true;
+    let since = p.captured.len();
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    // The backup agrees, then freezes at once: the release waits in its socket.
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| captured_from(p, 1, since)
+        .iter()
+        .any(|(_, _, e)| matches!(e.body, Body::SwitchAgree { .. }))));
+    let window = ms(p.configs[1].detection_window_ms);
+    p.freeze(1, window * 2);
+    // The primary releases, hears nothing of the backup, gives up and runs on.
+    let until = p.now + window * 2;
+    assert!(p.run_until(until, |p| reasons(p, 0).contains(&Reason::SwitchoverAborted)));
+    assert!(captured_from(&p, 0, since)
+        .iter()
+        .any(|(_, _, e)| matches!(e.body, Body::SwitchRelease { .. })));
+    // The backup thaws and reads its backlog, the release first.
+    p.run_for(window * 4);
+    assert_eq!(p.primary(), Some(0));
+    assert!(!reasons(&p, 1).contains(&Reason::SwitchoverCompleted));
+    assert!(!reasons(&p, 0).contains(&Reason::FencedByEpoch));
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(1000)));
+    assert_eq!(p.sink.conflicts, 0);
+}
+
+// Survivors of the full mutation run's shard 5 (a851fc6), the part done by 12:00.
+
+/// Every valid message from the peer is counted on the link it came by (mutant
+/// `detector.rs:50:25` at a851fc6, `+=` → `*=` in `note_link_heard`: the counts stayed 0).
+#[test]
+fn paired_messages_counted_per_link() {
+    let mut p = fast_pair_running(0);
+    let before = p.node(1).status().links.map(|l| l.received);
+    p.run_for(ms(50));
+    let after = p.node(1).status().links.map(|l| l.received);
+    for link in 0..usize::from(p.configs[1].links) {
+        // The primary heartbeats and commits every millisecond on every link.
+        assert!(
+            after[link] >= before[link] + 50,
+            "link {link}: {} -> {}",
+            before[link],
+            after[link]
+        );
+    }
+}
+
+/// A released primary that hears a higher epoch's commit at or below its release frame
+/// knows its successor took over some other way (after a probe, the release lost), with a
+/// history of its own: it is fenced and rejoins at once, not at the switchover's deadline
+/// (mutant `fencing.rs:108:45` at a851fc6, guard → `false`: it waited for a word that
+/// never comes).
+#[test]
+fn released_successor_commit_below_the_release_fenced_at_once() {
+    let mut p = fast_pair_running(0);
+    p.capture = true;
+    p.run_for(ms(5));
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    let until = p.now + ms(50);
+    assert!(p.run_until(until, |p| matches!(p.node(0).switchover, Switchover::Released { .. })));
+    let Switchover::Released { frame, .. } = p.node(0).switchover else {
+        unreachable!()
+    };
+    let commit = captured_from(&p, 0, 0)
+        .into_iter()
+        .find_map(|(_, _, e)| match e.body {
+            Body::Commit(c) if c.frame < frame => Some(c),
+            _ => None,
+        })
+        .expect("a commit below the release");
+    let (link, _, mut forged) = captured_from(&p, 1, 0).pop().expect("a message of the backup");
+    forged.header.role = WireRole::Primary;
+    forged.header.epoch = Epoch(p.node(0).epoch()).next(p.configs[1].node_id).unwrap().0;
+    forged.header.seq += 1;
+    forged.body = Body::Commit(commit);
+    p.inject(0, link, &wire::encode(&forged, None).unwrap());
+    assert_eq!(reasons(&p, 0).last(), Some(&Reason::FencedByEpoch));
+    assert_eq!(p.node(0).role(), Role::Backup);
+}
+
 /// A program with both kinds of output (issue 17): each frame an event (index 0) and a
 /// level of key 0; a second level of key 0 in every third frame (the frame's second
 /// value supersedes its first); a level of key 1 in every even frame. The payload's first
@@ -4175,4 +4687,245 @@ fn agreed_backup_frozen_past_the_window_release_read_late_switchover_abandoned()
     assert!(p.node(0).frame() > ran_on);
     assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(500)));
     assert!(p.digest_disagreements().0.is_empty());
+}
+
+/// Every output the sink accepted from `first` on is the reference run's.
+fn assert_outputs_intact(p: &Pair, last: u64) {
+    let first = *p.sink.accepted.keys().next().map(|(f, _)| f).expect("outputs accepted");
+    for (id, payload) in p.reference_outputs(first, last) {
+        assert_eq!(
+            p.sink.accepted.get(&id).map(|(_, b)| b),
+            Some(&payload),
+            "output {id:?}"
+        );
+    }
+}
+
+/// Issue 20: a lone primary sent a commit on every link each cycle to a peer nobody had
+/// heard, two system calls a cycle for nothing (`bench counts`). It runs and emits as
+/// before, and transmits no commit.
+#[test]
+fn alone_frames_no_commit_transmit() {
+    let mut p = pair();
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    let frame = p.node(0).frame();
+    p.capture = true;
+    p.run_for(ms(500));
+    assert!(p.node(0).frame() >= frame + 100, "the primary ran on");
+    assert!(!p.captured.is_empty(), "it still sends heartbeats");
+    assert_eq!(commits_sent(&p, 0), 0);
+}
+
+/// A lone primary that hears a joining peer sends its commits again: the backup joins,
+/// follows in sync on them, and the outputs are the reference run's.
+#[test]
+fn alone_peer_heard_commits_resume() {
+    let mut p = pair();
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.run_for(ms(200));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired, ms(2000)));
+    p.capture = true;
+    p.run_for(ms(200));
+    assert!(commits_sent(&p, 0) >= 100, "commits: {}", commits_sent(&p, 0));
+    let frame = p.node(0).frame();
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(100)));
+    assert!(p.node(1).frame() + 2 >= frame, "the backup follows");
+    assert!(p.digest_disagreements().0.is_empty());
+    assert_outputs_intact(&p, frame);
+}
+
+/// A backup silent past the primary's window (frozen) comes back to a primary that sent
+/// no commits meanwhile: it gets what it missed (fetch or transfer) and follows in sync,
+/// its state the primary's, the outputs intact.
+#[test]
+fn paired_backup_silent_past_window_commits_stop_then_backup_resyncs() {
+    let mut p = running_pair(Config::default());
+    p.run_for(ms(100));
+    let silence = p.configs[0].backup_silence();
+    p.freeze(1, silence * 3);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, silence * 2));
+    p.capture = true;
+    p.run_for(silence);
+    assert_eq!(commits_sent(&p, 0), 0, "commits to a backup gone silent");
+    p.capture = false;
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired, silence * 4));
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    p.run_for(ms(100));
+    let frame = p.node(0).frame();
+    assert!(p.node(1).frame() + 2 >= frame, "the backup follows");
+    assert!(p.digest_disagreements().0.is_empty());
+    assert_outputs_intact(&p, frame);
+}
+
+/// A new primary that skips a gap of frames lost everywhere runs the frames after it that
+/// it holds: its scan of the gap stops at the first frame in hand (mutant
+/// `lockstep.rs:96:66` at a851fc6, `last + 1` → `last - 1` in `primary_run_frames`: the
+/// scan looked at the frame before instead, so from a gap's second frame on it passed the
+/// frames in hand and skipped them, their outputs never emitted).
+#[test]
+fn taking_over_gap_of_two_frames_then_frames_in_hand_runs_them() {
+    let mut p = fast_pair_running(0);
+    p.run_for(ms(20));
+    // The primary dies; its next two frames never reach the backup, which holds every
+    // later one when it takes over.
+    p.crash(0);
+    let f = p.frame_next;
+    p.frame_loss[1].insert(f, ());
+    p.frame_loss[1].insert(f + 1, ());
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(200)));
+    p.run_for(ms(10));
+    let history = p.node(1).app().history.as_ref().unwrap();
+    for frame in [f, f + 1] {
+        assert!(!history.iter().any(|&(n, _)| n == frame), "frame {frame} was lost");
+    }
+    for frame in f + 2..f + 12 {
+        assert!(
+            history.iter().any(|&(n, _)| n == frame),
+            "frame {frame} held but not run"
+        );
+        assert!(p.sink.accepted.contains_key(&(frame, 0)), "frame {frame}'s output lost");
+    }
+    assert_eq!((p.sink.duplicates, p.sink.conflicts), (0, 0));
+}
+
+/// A node that hears a heartbeat of another node with its id refuses it, and answers at
+/// once only a starting one (which learns of this node that way); a leading or following
+/// twin gets this node's heartbeats at their usual pace (mutant `pairing.rs:157:54` at
+/// a851fc6, `&&` → `||` in `pairing_own_id`: a heartbeat sent at once to any twin, and
+/// by a starting node to a starting twin — traffic only).
+#[test]
+fn primary_heartbeat_of_a_twin_not_starting_refused_no_heartbeat_at_once() {
+    for (role, answered) in [
+        (WireRole::Backup, false),
+        (WireRole::Primary, false),
+        (WireRole::Starting, true),
+    ] {
+        let mut p = pair();
+        p.start(0);
+        assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+        // Between two heartbeats: none is due now.
+        p.source_on = false;
+        p.run_for(ms(p.configs[0].heartbeat_interval_ms / 2 + 1));
+        p.capture = true;
+        let me = p.node(0);
+        let (id, epoch, nonce) = (me.config.node_id, me.epoch(), me.nonce);
+        let twin = heartbeat_to(&p, 0, id, role, epoch, (0, nonce ^ 1));
+        p.inject(0, 0, &wire::encode(&twin, None).unwrap());
+        p.run_for(Duration::ZERO);
+        assert!(
+            alarms_of(&p, 0).contains(&Alarm::PairingRefused {
+                mismatch: Mismatch::SameNodeId
+            }),
+            "{role:?}: {:?}",
+            alarms_of(&p, 0)
+        );
+        let at_once = captured_from(&p, 0, 0)
+            .iter()
+            .filter(|(link, _, e)| *link == 0 && matches!(e.body, Body::Heartbeat { .. }))
+            .count();
+        assert_eq!(at_once, usize::from(answered), "a twin heard as {role:?}");
+    }
+}
+
+/// After a source restart the primary repeats the new mapping with each of the next
+/// `SOURCE_MAP_FRAMES` (8) commits, so that a backup that lost the first announcement
+/// places the new session's frames within a few frames, not at the next periodic
+/// announcement (mutant `source.rs:110:49` at a851fc6, `pair_first + SOURCE_MAP_FRAMES` →
+/// `-`: announced once, then only every 256th frame; where `pair_first` is below 8, an
+/// overflow).
+#[test]
+fn primary_source_restarted_mapping_repeated_with_the_next_commits() {
+    let mut p = running_pair(Config::default());
+    pause_source(&mut p);
+    p.capture = true;
+    p.source_session = 0x5EED;
+    p.frame_next = 1;
+    let restarted = p.run_until(p.now + ms(50), |p| {
+        p.node(0).status().source.is_some_and(|m| m.session == 0x5EED)
+    });
+    assert!(restarted);
+    let first = p.node(0).status().source.unwrap().pair_first;
+    assert!(p.run_until(p.now + ms(50), |p| p.node(0).frame() > first + 12));
+    let maps = captured_from(&p, 0, 0)
+        .iter()
+        .filter(|(link, _, e)| {
+            *link == 0 && matches!(e.body, Body::SourceMap { pair_first, .. } if pair_first == first)
+        })
+        .count();
+    // The announcement, then with the commits of frames `first..=first + 8`.
+    assert!(maps > 8, "{maps} announcements of the new mapping");
+}
+
+/// A copy of its transfer's beginning (the primary re-sends it while nothing is
+/// acknowledged) does not begin the transfer again: the backup that gets no chunks still
+/// gives the transfer up at its stall limit and asks again (mutant `transfer.rs:265:24` at
+/// a851fc6, `||` → `&&` in `on_transfer_begin`: each copy began it anew, a second
+/// `TransferStarted`, and reset its progress, so a transfer whose chunks never came was
+/// never given up).
+#[test]
+fn joining_copy_of_the_begin_no_new_beginning_stall_still_restarts() {
+    let mut p = joining_with_chunks_dropped(16, true);
+    let started = |p: &Pair| {
+        p.notices
+            .iter()
+            .filter(|(i, n)| *i == 1 && matches!(n, Notice::TransferStarted { .. }))
+            .count()
+    };
+    assert_eq!(started(&p), 1);
+    let (link, begin, _) = captured_from(&p, 0, 0)
+        .into_iter()
+        .find(|(_, _, e)| matches!(e.body, Body::TransferBegin { .. }))
+        .expect("a beginning");
+    p.inject(1, link, &begin);
+    assert_eq!(started(&p), 1, "a copy of the beginning began the transfer again");
+    let c = p.configs[1].clone();
+    let stall = ms(2 * c.detection_window_ms + 4 * c.retry_ms);
+    let restarted = p.run_until(p.now + stall * 2, |p| {
+        reasons(p, 1).contains(&Reason::ResyncStarted(ResyncCause::TransferFailed))
+    });
+    assert!(
+        restarted,
+        "a transfer without chunks never given up: {:?}",
+        reasons(&p, 1)
+    );
+}
+
+fn drop_begins_from_primary(from: usize, envelope: &Envelope) -> bool {
+    from == 0 && matches!(envelope.body, Body::TransferBegin { .. })
+}
+
+/// A state whose digest after restoring is not the one its beginning announced is
+/// rejected, not installed: the backup raises `TransferRejected` and joins again
+/// (mutant `transfer.rs:332:30` at a851fc6, `||` → `&&` in `transfer_install`: only a
+/// state the application could not restore was rejected, a wrong one installed).
+#[test]
+fn joining_state_not_the_announced_digest_rejected_joins_again() {
+    let mut p = Pair::new(17, Config::fast(), 5000);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.drop_if = Some(drop_begins_from_primary);
+    p.capture = true;
+    p.start(1);
+    let sent = p.run_until(p.now + ms(50), |p| {
+        captured_from(p, 0, 0)
+            .iter()
+            .any(|(_, _, e)| matches!(e.body, Body::TransferBegin { .. }))
+    });
+    assert!(sent, "no beginning sent");
+    let (link, _, mut begin) = captured_from(&p, 0, 0)
+        .into_iter()
+        .find(|(_, _, e)| matches!(e.body, Body::TransferBegin { .. }))
+        .unwrap();
+    if let Body::TransferBegin { state_digest, .. } = &mut begin.body {
+        *state_digest ^= 1;
+    }
+    p.inject(1, link, &wire::encode(&begin, None).unwrap());
+    let rejected = p.run_until(p.now + ms(100), |p| alarms_of(p, 1).contains(&Alarm::TransferRejected));
+    assert!(rejected, "{:?} {:?}", alarms_of(&p, 1), reasons(&p, 1));
+    assert_eq!(p.node(1).status().sync, SyncState::Joining);
+    assert!(reasons(&p, 1).contains(&Reason::ResyncStarted(ResyncCause::TransferFailed)));
 }
