@@ -39,13 +39,7 @@ impl<A: App> Node<A> {
                     self.levels_held.retain(|held| held.kind.level_key() != Some(key));
                 }
             }
-            let output = Output {
-                epoch: self.epochs.current().0,
-                frame,
-                index: index as u8,
-                kind,
-                payload: self.outbox.as_slice()[index].clone(),
-            };
+            let output = self.outbox_output(frame, index);
             if index < 32 && already_sent & (1 << index) != 0 {
                 // Sent by the old primary: the refresh table still takes it (`refresh.rs`).
                 self.refresh_note(&output);
@@ -123,13 +117,7 @@ impl<A: App> Node<A> {
             }
             if kind.level_key().is_some() && self.config.level_refresh_ms != 0 {
                 // The refresh table follows the primary's, ready for a takeover.
-                let output = Output {
-                    epoch: self.epochs.current().0,
-                    frame,
-                    index: index as u8,
-                    kind,
-                    payload: self.outbox.as_slice()[index].clone(),
-                };
+                let output = self.outbox_output(frame, index);
                 self.refresh_note(&output);
             }
             if index < 32 && sent_mask & (1 << index) != 0 {
@@ -138,13 +126,7 @@ impl<A: App> Node<A> {
             if self.unsent.is_full() {
                 self.unsent.pop_front();
             }
-            let output = Output {
-                epoch: self.epochs.current().0,
-                frame,
-                index: index as u8,
-                kind,
-                payload: self.outbox.as_slice()[index].clone(),
-            };
+            let output = self.outbox_output(frame, index);
             // Cannot fail: a slot was freed above.
             let _ = self.unsent.push_back(output);
         }
@@ -182,5 +164,16 @@ impl<A: App> Node<A> {
     pub(super) fn levels_forget(&mut self) {
         self.collapse_to = 0;
         self.levels_held.clear();
+    }
+
+    /// Output `index` of the outbox of `frame`, under the current epoch.
+    fn outbox_output(&self, frame: u64, index: usize) -> Output {
+        Output {
+            epoch: self.epochs.current().0,
+            frame,
+            index: index as u8,
+            kind: self.outbox.kind(index),
+            payload: self.outbox.as_slice()[index].clone(),
+        }
     }
 }
