@@ -14,8 +14,9 @@ use heapless::Vec;
 use serde::{Deserialize, Serialize};
 
 /// The wire format version this build speaks (3 since 2026-11-26: the heartbeat's restart
-/// handshake, `challenge` and `challenge_echo`).
-pub const WIRE_VERSION: u8 = 3;
+/// handshake, `challenge` and `challenge_echo`; 4 since 2026-11-26: a group's votes,
+/// `VoteRequest` and `Vote`).
+pub const WIRE_VERSION: u8 = 4;
 /// The largest sync-link datagram, in bytes.
 pub const WIRE_BYTES_MAX: usize = 1200;
 /// Bytes of framing around the postcard body: version, flags, CRC.
@@ -312,6 +313,23 @@ pub enum Body {
         /// The pair's frame for `source_first`.
         pair_first: u64,
     },
+    /// A group's backup that finds its primary silent for its window, and itself the
+    /// successor by weight, asks every voter for its vote (issue 16; never in a pair).
+    VoteRequest {
+        /// The epoch it would lead: its reservation (its node id in the low byte).
+        epoch: u64,
+        /// The highest frame it holds a commit of.
+        commit_highest: u64,
+    },
+    /// A voter's answer to a `VoteRequest`. A grant leaves only after it is durable.
+    Vote {
+        /// The epoch asked for.
+        epoch: u64,
+        /// Whether the voter grants it.
+        granted: bool,
+        /// The highest frame the voter holds a commit of.
+        commit_highest: u64,
+    },
 }
 
 /// One decoded sync-link message.
@@ -514,6 +532,15 @@ mod tests {
                 source_first: 1,
                 pair_first: 1 << 40,
             },
+            Body::VoteRequest {
+                epoch: 0x301,
+                commit_highest: u64::MAX,
+            },
+            Body::Vote {
+                epoch: 0x301,
+                granted: true,
+                commit_highest: 7,
+            },
         ]
     }
 
@@ -613,6 +640,32 @@ mod tests {
         #[test]
         fn wire_keyed_decode_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..1400)) {
             let _ = decode(&bytes, Some(&key(9)));
+        }
+
+        #[test]
+        fn wire_vote_bodies_arbitrary_bytes_never_panic(tag in 18u8..=19, rest in proptest::collection::vec(any::<u8>(), 0..40)) {
+            // The votes' variant tags (18 and 19: `SourceMap`, 17, is the last before them) followed by
+            // arbitrary bytes: the votes' decoder sees every field cut or garbled.
+            let mut bytes = std::vec![WIRE_VERSION, 0];
+            let mut buf = [0u8; 64];
+            bytes.extend_from_slice(postcard::to_slice(&header(), &mut buf).unwrap());
+            bytes.push(tag);
+            bytes.extend_from_slice(&rest);
+            let crc = crc32c(&bytes);
+            bytes.extend_from_slice(&crc.to_le_bytes());
+            if let Ok(envelope) = decode(&bytes, None) {
+                let vote = matches!(envelope.body, Body::VoteRequest { .. } | Body::Vote { .. });
+                prop_assert!(vote, "decoded as another body");
+            }
+        }
+
+        #[test]
+        fn wire_vote_round_trips(epoch in any::<u64>(), commit_highest in any::<u64>(), granted in any::<bool>()) {
+            for body in [Body::VoteRequest { epoch, commit_highest }, Body::Vote { epoch, granted, commit_highest }] {
+                let envelope = Envelope { header: header(), body };
+                let bytes = encode(&envelope, None).unwrap();
+                prop_assert_eq!(decode(&bytes, None), Ok(envelope));
+            }
         }
 
         #[test]

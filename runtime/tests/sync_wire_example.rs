@@ -27,7 +27,7 @@ fn example() -> Envelope {
 }
 
 /// The bytes printed in docs/SYNC-PROTOCOL.md, "Worked example".
-const DOC_PLAIN: &str = "03 00 01 01 81 02 03 e8 07 07 2a 81 02 01 05 f1 ef 5f b2";
+const DOC_PLAIN: &str = "04 00 01 01 81 02 03 e8 07 07 2a 81 02 01 05 07 6a 1b 81";
 
 #[test]
 fn sync_wire_doc_example_decodes() {
@@ -43,4 +43,27 @@ fn sync_wire_doc_example_keyed_is_tagged() {
     assert_eq!(bytes[1], 1, "flags bit 0 marks the tag");
     assert_eq!(bytes.len(), hex(DOC_PLAIN).len() + 16);
     assert_eq!(wire::decode(&bytes, Some(&key)), Ok(example()));
+}
+
+/// The vote request of docs/SYNC-PROTOCOL.md, "Worked example" (wire version 4).
+const DOC_VOTE_REQUEST: &str = "04 00 02 02 81 02 01 e8 07 07 2b 81 02 12 82 04 e8 07 45 b3 d4 17";
+
+#[test]
+fn sync_wire_doc_vote_request_decodes() {
+    let envelope = Envelope {
+        header: Header {
+            node_id: 2,
+            role: WireRole::Backup,
+            sync: WireSync::InSync,
+            seq: 43,
+            ..example().header
+        },
+        body: Body::VoteRequest {
+            epoch: 0x202,
+            commit_highest: 1000,
+        },
+    };
+    let bytes = hex(DOC_VOTE_REQUEST);
+    assert_eq!(wire::decode(&bytes, None), Ok(envelope.clone()));
+    assert_eq!(wire::encode(&envelope, None).unwrap().as_slice(), bytes.as_slice());
 }

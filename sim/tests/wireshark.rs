@@ -18,6 +18,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use twinloop::io_protocol::{self, Datagram};
 use twinloop::wire::{self, AuthKey};
+
+/// The wire version the node speaks.
+const WIRE: u8 = wire::WIRE_VERSION;
 use twinloop_demo::node_config::NodeFile;
 use twinloop_sim::harness::plant_loop::Operator;
 use twinloop_sim::harness::rig::{Rig, RigConfig, Timing};
@@ -791,6 +794,28 @@ fn every_message() -> Vec<(wire::Body, Vec<(&'static str, String)>)> {
                 ("sourcemap.pair_first", n(5_000_000)),
             ],
         ),
+        (
+            Body::VoteRequest {
+                epoch: 0x302,
+                commit_highest: 77_777,
+            },
+            vec![
+                ("voterequest.epoch", n(0x302)),
+                ("voterequest.commit_highest", n(77_777)),
+            ],
+        ),
+        (
+            Body::Vote {
+                epoch: 0x302,
+                granted: true,
+                commit_highest: 66_666,
+            },
+            vec![
+                ("vote.epoch", n(0x302)),
+                ("vote.granted", n(1)),
+                ("vote.commit_highest", n(66_666)),
+            ],
+        ),
     ]
 }
 
@@ -1232,18 +1257,18 @@ fn boundary_cases() -> Vec<(bool, Vec<u8>)> {
     bodies.push(with(&[&h, &[1], &[5]]));
     bodies.push(with(&[&h, &[1], &[5], &[0]]));
     bodies.push(h.clone());
-    let mut cases: Vec<(bool, Vec<u8>)> = bodies.iter().map(|b| (true, sync_datagram(3, 0, b))).collect();
-    cases.push((true, sync_datagram(3, 0, &[])));
+    let mut cases: Vec<(bool, Vec<u8>)> = bodies.iter().map(|b| (true, sync_datagram(WIRE, 0, b))).collect();
+    cases.push((true, sync_datagram(WIRE, 0, &[])));
     // Flags and versions, CRC right: flags 2, a tag flag on a datagram too short for one,
-    // version 2 (before the restart handshake) and 4.
+    // the version before (3, before the votes) and after.
     let probe = with(&[&h, &[1], &[5]]);
-    cases.push((true, sync_datagram(3, 2, &probe)));
-    cases.push((true, sync_datagram(3, 1, &[1, 1])));
-    cases.push((true, sync_datagram(2, 0, &probe)));
-    cases.push((true, sync_datagram(4, 0, &probe)));
+    cases.push((true, sync_datagram(WIRE, 2, &probe)));
+    cases.push((true, sync_datagram(WIRE, 1, &[1, 1])));
+    cases.push((true, sync_datagram(WIRE - 1, 0, &probe)));
+    cases.push((true, sync_datagram(WIRE + 1, 0, &probe)));
     // Lengths: 1200 bytes and 1201 (a Chunk padded to them; 1200 is still malformed as
     // the chunk cannot hold the rest, so a valid 1,0xx-byte datagram stands beside it).
-    let mut long = sync_datagram(3, 0, &with(&[&h, &[8], &[1], &[0], &varint(1024), &[7; 1024]]));
+    let mut long = sync_datagram(WIRE, 0, &with(&[&h, &[8], &[1], &[0], &varint(1024), &[7; 1024]]));
     long.resize(1200, 0);
     cases.push((true, long.clone()));
     long.push(0);

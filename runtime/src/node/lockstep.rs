@@ -271,6 +271,10 @@ impl<A: App> Node<A> {
     }
 
     pub(super) fn on_commit(&mut self, header: &Header, commit: Commit) {
+        self.vote_check_commit(header, &commit);
+        if self.config.witness {
+            return;
+        }
         if self.role != Role::Backup || header.role != WireRole::Primary || header.epoch != self.epochs.current().0 {
             return;
         }

@@ -26,6 +26,7 @@ mod refresh;
 mod replay;
 mod ring;
 mod source;
+mod succession;
 mod switchover;
 mod takeover;
 mod timers;
@@ -659,6 +660,13 @@ pub struct Node<A: App> {
     heartbeat_last: [Instant; LINKS_TOTAL_MAX],
     probe: Option<(u32, Instant)>,
     probe_id_next: u32,
+    /// The slot a transfer goes to (the peer whose join request began it); a pair's is 0.
+    transfer_slot: usize,
+    /// A group's vote round, in place of the probe (`succession.rs`).
+    vote: Option<succession::VoteRound>,
+    /// The highest epoch this node granted (or asked for itself); at start-up the highest
+    /// epoch it stored, which covers every vote it gave before (`Epochs::vote`).
+    vote_granted: Epoch,
     /// The backup lost its primary while it had no state: alarm raised, no probe.
     cannot_take_over_raised: bool,
 
@@ -813,6 +821,9 @@ impl<A: App> Node<A> {
             heartbeat_last: [boot.now; LINKS_TOTAL_MAX],
             probe: None,
             probe_id_next,
+            transfer_slot: peers::THE_PEER,
+            vote: None,
+            vote_granted: Epoch(boot.epoch_persisted.max(boot.epoch_reserved)),
             cannot_take_over_raised: false,
             join_pending: None,
             fetch_next: None,
@@ -1332,7 +1343,7 @@ impl<A: App> Node<A> {
             Body::Commit(commit) => self.on_commit(&header, commit),
             Body::Fetch { frame } => self.on_fetch(link, frame),
             Body::FrameData { commit, payload } => self.on_frame_data(&header, commit, &payload),
-            Body::JoinRequest { id } => self.on_join_request(id),
+            Body::JoinRequest { id } => self.on_join_request(link, id),
             Body::TransferBegin {
                 id,
                 frame,
@@ -1350,6 +1361,15 @@ impl<A: App> Node<A> {
             // Read in `fence` by a released primary; nothing to do for anyone else.
             Body::SwitchTaken { .. } => {}
             Body::SwitchRelease { id, frame } => self.on_switch_release(id, frame),
+            Body::VoteRequest {
+                epoch,
+                commit_highest: _,
+            } => self.on_vote_request(link, &header, epoch),
+            Body::Vote {
+                epoch,
+                granted,
+                commit_highest: _,
+            } => self.on_vote(link, &header, epoch, granted),
             Body::SourceMap {
                 session,
                 source_first,

@@ -330,7 +330,8 @@ impl<A: App> Node<A> {
     /// `force-primary`: a node that waits leads now. Its state, if it has one, is what it
     /// leads with; otherwise it starts cold, on the operator's word.
     pub(super) fn force_primary_command(&mut self) -> CommandReply {
-        if self.role != Role::Starting {
+        // A witness never leads, whatever an operator says.
+        if self.role != Role::Starting || self.config.witness {
             return CommandReply::Refused(RefuseReason::NotWaiting);
         }
         self.cold_start_allowed = true;

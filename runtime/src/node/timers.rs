@@ -21,6 +21,8 @@ pub(super) enum Timer {
     Detection,
     /// The probe's answer: none by then, the backup takes over.
     Probe,
+    /// A group's vote round: no majority by then, it is given up (`succession.rs`).
+    Vote,
     /// A backup's fetch of missing frames, asked again.
     Fetch,
     /// A state transfer: the sender's go-back-N retry or paced chunks, the receiver's
@@ -37,7 +39,7 @@ pub(super) enum Timer {
 
 impl Timer {
     /// The whole table.
-    pub(super) const ALL: [Timer; 9] = [
+    pub(super) const ALL: [Timer; 10] = [
         Timer::Heartbeat,
         Timer::Startup,
         Timer::Detection,
@@ -47,6 +49,7 @@ impl Timer {
         Timer::Switchover,
         Timer::Input,
         Timer::Refresh,
+        Timer::Vote,
     ];
 }
 
@@ -63,6 +66,7 @@ impl<A: App> Node<A> {
             Timer::Switchover => self.switchover.deadline(),
             Timer::Input => self.input_deadline(),
             Timer::Refresh => self.refresh_deadline(),
+            Timer::Vote => self.vote.map(|round| round.deadline),
         }
     }
 

@@ -141,10 +141,19 @@ impl<A: App> Node<A> {
         self.send_all(Body::JoinRequest { id });
     }
 
-    pub(super) fn on_join_request(&mut self, id: u32) {
+    pub(super) fn on_join_request(&mut self, link: u8, id: u32) {
         if self.role != Role::Primary {
             return;
         }
+        let slot = self.link_peer(link);
+        if slot != self.transfer_slot
+            && (self.tx.is_some() || self.join_pending.is_some())
+            && self.slot_alive(self.transfer_slot)
+        {
+            // A group's second joiner waits for the first (it asks every `retry_ms`).
+            return;
+        }
+        self.transfer_slot = slot;
         // groups: one transfer at a time, to the peer that asked (the slot of the request's
         // link): a second joiner waits, and `tx` names its slot for `bulk_link` and
         // `transfer_timeout`.
@@ -238,8 +247,7 @@ impl<A: App> Node<A> {
 
     /// The lowest link that is up: bulk goes on one path, control on all.
     fn bulk_link(&self) -> u8 {
-        // groups: the links of the peer being sent the state (the transfer's slot).
-        let mut links = self.the_peer().links();
+        let mut links = self.peers[self.transfer_slot].links();
         let first = links.start;
         links.find(|&l| self.links[usize::from(l)].up).unwrap_or(first)
     }
@@ -390,8 +398,7 @@ impl<A: App> Node<A> {
                     self.send_all(body);
                 }
             }
-            // groups: the joining peer's liveness and word (the transfer's slot).
-            if !self.the_peer_alive() || self.peer_follows_with_state() {
+            if !self.slot_alive(self.transfer_slot) || self.peer_follows_with_state() {
                 self.tx = None;
             }
         }
@@ -425,7 +432,7 @@ impl<A: App> Node<A> {
     /// (no longer joining) ignores, and the primary resent its chunks for as long as the
     /// pair ran. A backup that asks again says `joining` first (`start_join`).
     fn peer_follows_with_state(&self) -> bool {
-        self.the_peer().status.is_some_and(|peer| {
+        self.peers[self.transfer_slot].status.is_some_and(|peer| {
             peer.role == WireRole::Backup
                 && peer.epoch == self.epochs.current().0
                 && matches!(peer.sync, WireSync::InSync | WireSync::Lagging)
