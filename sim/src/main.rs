@@ -95,6 +95,13 @@ struct DstArgs {
     /// `sink-ignores-levels`: the sink takes a level older than its key's newest).
     #[arg(long, value_enum, default_value_t = Plant::None)]
     plant: Plant,
+    /// Members that may lead: 2 is the pair (the DST above); 3 or 4 run a group of that
+    /// many (issue 16, `dst::group`), with `--witness` one more that only votes.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(2..=4))]
+    nodes: u8,
+    /// Add a witness to the group (at most four members in all).
+    #[arg(long)]
+    witness: bool,
 }
 
 /// A bug to plant back (see `--plant`).
@@ -168,6 +175,9 @@ fn print_failure(report: &SeedReport) {
 }
 
 fn dst_main(args: &DstArgs) -> i32 {
+    if args.nodes > 2 || args.witness {
+        return dst_group_main(args);
+    }
     let run = RunConfig {
         trace: args.trace,
         trace_wire: args.trace && args.trace_wire,
@@ -236,4 +246,53 @@ fn dst_main(args: &DstArgs) -> i32 {
         println!("{}", summary.to_json());
     }
     summary.exit_code()
+}
+
+/// `dst --nodes 3|4` or `--witness`: the group shapes (`dst::group`).
+fn dst_group_main(args: &DstArgs) -> i32 {
+    let shape = dst::group::Shape {
+        leaders: args.nodes,
+        witness: args.witness,
+    };
+    if shape.members() > 4 {
+        eprintln!("twinloop-sim dst: a group has at most four members: --nodes 4 takes no --witness");
+        return 2;
+    }
+    println!(
+        "twinloop-sim dst: group of {} ({} may lead{}), seeds {}..={} ({} seeds)",
+        shape.members(),
+        shape.leaders,
+        if shape.witness { ", a witness" } else { "" },
+        args.seed,
+        args.seed.wrapping_add(args.seeds - 1),
+        args.seeds
+    );
+    let (failed, violations, takeovers, hash) = dst::group::run_group_seeds(args.seed, args.seeds, shape, |r| {
+        if !args.quiet || !r.violations.is_empty() {
+            println!(
+                "SEED={} -> {} (takeovers {}, led at end {}, trace {:016x})",
+                r.seed,
+                if r.violations.is_empty() { "ok" } else { "violation" },
+                r.takeovers,
+                r.led_at_end,
+                r.trace_hash
+            );
+        }
+        for v in &r.violations {
+            println!("  {v}");
+        }
+    });
+    println!(
+        "seeds {} failed {failed} violations {violations} takeovers {takeovers} trace_hash {hash:016x}",
+        args.seeds
+    );
+    if args.json {
+        println!(
+            "{{\"shape\":\"{}{}\",\"seeds\":{},\"failed\":{failed},\"violations\":{violations},\"takeovers\":{takeovers},\"trace_hash\":\"{hash:016x}\"}}",
+            shape.leaders,
+            if shape.witness { "+witness" } else { "" },
+            args.seeds
+        );
+    }
+    i32::from(failed > 0)
 }
