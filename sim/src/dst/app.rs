@@ -313,6 +313,10 @@ pub const STEPS_PER_EVENT_MAX: usize = 1 << 20;
 pub struct Recorder<A> {
     inner: A,
     steps: Vec<Step>,
+    /// FNV-1a of every snapshot the application gave (a state transfer's), not yet taken.
+    snapshots: core::cell::RefCell<Vec<u64>>,
+    /// FNV-1a of the bytes of the last snapshot restored, not yet taken.
+    restored: Option<u64>,
 }
 
 impl<A: App> Recorder<A> {
@@ -321,7 +325,21 @@ impl<A: App> Recorder<A> {
         Recorder {
             inner,
             steps: Vec::with_capacity(1024),
+            snapshots: core::cell::RefCell::new(Vec::new()),
+            restored: None,
         }
+    }
+
+    /// The hashes of the snapshots taken since the last call (a primary's, for a state
+    /// transfer), in order.
+    pub fn take_snapshots(&mut self, into: &mut Vec<u64>) {
+        into.append(self.snapshots.get_mut());
+    }
+
+    /// The hash of the bytes of the last snapshot restored since the last call (a
+    /// backup's, at the end of a state transfer; the core may still refuse it).
+    pub fn take_restored(&mut self) -> Option<u64> {
+        self.restored.take()
     }
 
     /// The steps since the last call, in order; the simulator drains after every event.
@@ -367,11 +385,16 @@ impl<A: App> App for Recorder<A> {
     }
 
     fn snapshot(&self, buf: &mut [u8]) -> Result<usize, SnapshotError> {
-        self.inner.snapshot(buf)
+        let n = self.inner.snapshot(buf)?;
+        // One hash of the state a transfer sends, not per frame: snapshots are rare.
+        self.snapshots.borrow_mut().push(fnv64(&buf[..n]));
+        Ok(n)
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
-        self.inner.restore(bytes)
+        self.inner.restore(bytes)?;
+        self.restored = Some(fnv64(bytes));
+        Ok(())
     }
 
     fn digest(&self) -> u64 {

@@ -73,7 +73,9 @@
 //! 4. **Digests agree.** After the same frame within the same epoch, every node has the
 //!    same application state digest. A step's epoch is the node's epoch when it ran; a
 //!    step in the same event as a transition belongs to the transition's epoch when it
-//!    ran a frame above the transition's frame.
+//!    ran a frame above the transition's frame. A node runs a frame on a state it
+//!    installed (a transfer's) only when those bytes are a snapshot some node took (since
+//!    2026-11-26: the application's digest may leave bytes out).
 //! 5. **Liveness.** After the faults heal, exactly one primary (`Paired`) and one in-sync
 //!    backup in the same epoch within a bound, and it stays so while outputs flow, the
 //!    primary sending no state transfer at the end (checked by the runner with
@@ -200,7 +202,7 @@ use resends::commit_last;
 use super::app::Step;
 use super::clock::Nanos;
 use super::sink::Verdict;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use twinloop::app::OUTPUTS_PER_FRAME_MAX;
 use twinloop::digest::fnv64;
 use twinloop::node::Epoch;
@@ -581,6 +583,10 @@ pub struct Checker {
     digests: BTreeMap<(u64, u64), (u64, u64, usize)>,
     /// `(frame, node, index)` → hash of the output the node's application produced.
     produced: BTreeMap<(u64, usize, u8), u64>,
+    /// FNV-1a of every snapshot an application gave (one per state transfer sent).
+    snapshots: BTreeSet<u64>,
+    /// By node: the hash of the state it restored last, until its next step.
+    restored: [Option<u64>; 2],
 
     // Invariant 14.
     /// `(frame, index)` → key, of every level an application produced (at most
@@ -781,6 +787,7 @@ impl Checker {
     pub fn on_steps(&mut self, at: Nanos, node: usize, steps: &[(u64, Step)]) {
         self.record_steps(at, node, steps);
         self.keep_event_steps(node, steps);
+        self.check_installed(at, node, steps);
         for &(epoch, step) in steps {
             self.check_digest(at, node, epoch, &step);
         }

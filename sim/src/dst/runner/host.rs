@@ -58,6 +58,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         let disk = sn.disk_epoch.max(sn.disk_reserved);
         self.checker.on_start(i, incarnation);
         self.checker.on_boot(i, disk);
+        self.checker.forget_restored(i);
         if restart {
             self.say(format_args!(
                 "node {i}: restart (incarnation {incarnation}, persisted epoch {})",
@@ -102,6 +103,16 @@ impl<'a, W: Workload> Sim<'a, W> {
         let epoch_after = match self.nodes[i].node.as_mut() {
             Some(node) => {
                 node.app_mut().take_steps(&mut self.steps);
+                // A transfer's snapshot and the state a backup restored, before the steps:
+                // a step on a restored state is judged against the snapshots taken.
+                let mut snapshots = Vec::new();
+                node.app_mut().take_snapshots(&mut snapshots);
+                for hash in snapshots {
+                    self.checker.on_snapshot(hash);
+                }
+                if let Some(hash) = node.app_mut().take_restored() {
+                    self.checker.on_restored(i, hash);
+                }
                 fired = self.workload.take_fired(node.app_mut().inner_mut());
                 node.epoch()
             }
