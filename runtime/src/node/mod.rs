@@ -851,7 +851,10 @@ impl<A: App> Node<A> {
             source_heard_at: None,
             source_restarts: 0,
             source_announce_until: 0,
-            fingerprint: pairing::fingerprint(&app.identity(), false, config.group_digest()),
+            fingerprint: pairing::with_outputs(
+                pairing::fingerprint(&app.identity(), false, config.group_digest()),
+                config.level_refresh_ms,
+            ),
             key_alarm_at: [None; 2],
             self_alarm_raised: false,
             origin: Epoch(0),
