@@ -63,10 +63,10 @@ pub trait WorkloadFactory {
 pub const EDGE_OVERHEAD_BYTES: usize = 40;
 
 /// Level keys an [`EdgeApp`] writes (see [`EdgeApp::push_levels`]).
-pub const EDGE_LEVEL_KEYS: u16 = 3;
+pub const EDGE_LEVEL_KEYS: u16 = 4;
 
 /// The runtime's `TestApp` (accumulated state, one or two event outputs per frame,
-/// ballast), with levels of three keys after them (docs/DST.md, "Levels"), in
+/// ballast), with levels of four keys after them (docs/DST.md, "Levels"), in
 /// a snapshot of an exact size: the DST draws that size at, around and between multiples
 /// of the transfer chunk, fixed or growing frame by frame (`docs/DST.md`, "State sizes").
 ///
@@ -110,7 +110,9 @@ impl EdgeApp {
     /// first event's accumulator) and the frame: key 0 every frame but every fourth (a
     /// value refreshed each cycle, and frames with events only); key 1 twice in every
     /// fifth frame (two values of one key in a frame: the second supersedes the first);
-    /// key 2 every seventh frame (a value a takeover's burst seldom holds twice).
+    /// key 2 every seventh frame (a value a takeover's burst seldom holds twice); key 3
+    /// once every 1,000 frames, from frame 11 (a long-unchanged value: lost on the output
+    /// path, only the refresh heals it, issue 22).
     fn push_levels(number: u64, outbox: &mut Outbox) {
         let Some(first) = outbox.as_slice().first() else {
             return;
@@ -132,6 +134,9 @@ impl EdgeApp {
         }
         if number % 7 == 0 {
             push(2, 3);
+        }
+        if number % 1000 == 11 {
+            push(3, 4);
         }
     }
 }
