@@ -63,6 +63,56 @@ pub struct CommonArgs {
     /// Needs two CPUs.
     #[arg(long)]
     pub pin_cpus: bool,
+    /// The plant network between the nodes and the sink (issue 22): lose this percentage
+    /// of the outputs (0–100) until the faults end, then heal. Any `--output-*` or
+    /// `--ack-*` option relays the outputs through the output-path proxy.
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub output_loss: Option<u8>,
+    /// Duplicate this percentage of the outputs on that path.
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub output_dup: Option<u8>,
+    /// Delay every output by this many ms on that path.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub output_delay_ms: Option<u32>,
+    /// Plus up to this many ms more, drawn per output: reorders them.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub output_jitter_ms: Option<u32>,
+    /// Lose this percentage of what the sink sends back (acknowledgements).
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub ack_loss: Option<u8>,
+    /// The nodes' `[outputs] level_refresh_ms` (0: off, the default; else 16..=3600000).
+    #[arg(long, default_value_t = 0)]
+    pub level_refresh_ms: u64,
+}
+
+impl CommonArgs {
+    /// The output path's faults (outputs, acknowledgements), when any `--output-*` or
+    /// `--ack-*` option is given.
+    pub fn output_path(&self) -> Option<(super::proxy::PathFault, super::proxy::PathFault)> {
+        let any = self.output_loss.is_some()
+            || self.output_dup.is_some()
+            || self.output_delay_ms.is_some()
+            || self.output_jitter_ms.is_some()
+            || self.ack_loss.is_some();
+        let ppm = |percent: Option<u8>| u32::from(percent.unwrap_or(0)) * 10_000;
+        let delay_us = self.output_delay_ms.unwrap_or(0).saturating_mul(1000);
+        let jitter_us = self.output_jitter_ms.unwrap_or(0).saturating_mul(1000);
+        any.then(|| {
+            let outputs = super::proxy::PathFault {
+                cut: false,
+                loss_ppm: ppm(self.output_loss),
+                dup_ppm: ppm(self.output_dup),
+                delay_us,
+                jitter_us,
+            };
+            let acks = super::proxy::PathFault {
+                loss_ppm: ppm(self.ack_loss),
+                dup_ppm: ppm(self.output_dup),
+                ..outputs
+            };
+            (outputs, acks)
+        })
+    }
 }
 
 /// `twinloop-sim run`.
@@ -352,6 +402,8 @@ fn scenario(
         let mut config = rig_config(common, &dir, timing, cycle_ms)?;
         config.proxy = !no_proxy;
         config.operator = Operator::scripted(cycle_ms, frames_hint);
+        config.output_path = common.output_path();
+        config.level_refresh_ms = common.level_refresh_ms;
         let faults: Vec<Fault> = faults(&timing)
             .into_iter()
             .filter(|f| config.proxy || !f.kind.needs_proxy())
@@ -374,6 +426,15 @@ fn scenario(
         let started_pair = started.elapsed();
         let executed = execute(&mut rig, &faults, pacing, started)?;
         let faults_done = started.elapsed();
+        // The plant network heals with the faults: what the sink lacks from here on, only a
+        // re-send (a level's refresh) can bring.
+        let output_healed_ns = rig.output_proxy.as_ref().map(|p| {
+            let (outputs, acks) = (p.fault(false), p.fault(true));
+            p.set(false, super::proxy::PathFault::default());
+            p.set(true, super::proxy::PathFault::default());
+            rig.say(&format!("output path healed (was {outputs:?}, acks {acks:?})"));
+            rig.clock.now_ns()
+        });
         // Run out the planned duration, then let the last frames through.
         rig.doing("running out");
         rig.sleep(min_duration.saturating_sub(started.elapsed()))?;
@@ -421,6 +482,21 @@ fn scenario(
                 "forwarded": c.forwarded, "cut": c.cut, "dropped": c.dropped, "delayed": c.delayed,
                 "overflow": c.overflow, "send_errors": c.send_errors,
             })),
+            "output_path": rig.output_proxy.as_ref().map(|p| {
+                let one = |c: super::proxy::PathCountersSnapshot| serde_json::json!({
+                    "forwarded": c.forwarded, "lost": c.lost, "cut": c.cut,
+                    "duplicated": c.duplicated, "overflow": c.overflow,
+                });
+                serde_json::json!({
+                    "outputs": one(p.counters(false)),
+                    "acks": one(p.counters(true)),
+                    "healed_at_ms": output_healed_ns.map(|ns| ns as f64 / 1e6),
+                    "level_refresh_ms": common.level_refresh_ms,
+                    // The tank program's outputs are events only: there is no level whose
+                    // staleness after the heal could be measured here (the DST measures it).
+                    "level_staleness": serde_json::Value::Null,
+                })
+            }),
             "node_starts": [rig.nodes[0].starts, rig.nodes[1].starts],
             "rt_priority": common.rt_priority,
             "load_average_1m": [load_before, super::load_average()],
