@@ -594,8 +594,8 @@ fn path_loop(
             }
         }
         // An outage drops what is on the way too.
-        for dir in 0..2 {
-            if faults[dir].load().cut && held.iter().any(|h| h.2 == dir) {
+        for (dir, fault) in faults.iter().enumerate() {
+            if fault.load().cut && held.iter().any(|h| h.2 == dir) {
                 let before = held.len();
                 held.retain(|h| h.2 != dir);
                 counters.cut[dir].fetch_add((before - held.len()) as u64, Ordering::Relaxed);
