@@ -147,6 +147,7 @@ fn flood_every_port_no_crash_no_role_change_same_outputs_all_counted() {
                         frame: 5,
                         kind: CommitKind::Skipped { last: 1_000_000 },
                         state_digest: None,
+                        writes: Default::default(),
                     })
                 } else {
                     Body::SwitchRelease { id: 1, frame: 5 }

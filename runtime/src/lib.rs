@@ -25,6 +25,7 @@ pub mod app;
 pub mod config;
 pub mod digest;
 pub mod gateway;
+pub mod hmi;
 pub mod image;
 pub mod io_protocol;
 pub mod node;

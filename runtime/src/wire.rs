@@ -10,12 +10,14 @@
 use crate::app::FRAME_PAYLOAD_MAX;
 use crate::config::CHUNK_BYTES_MAX;
 use crate::digest::crc32c;
+use crate::hmi::{HmiWrite, HmiWrites};
 use heapless::Vec;
 use serde::{Deserialize, Serialize};
 
 /// The wire format version this build speaks (3 since 2026-11-26: the heartbeat's restart
-/// handshake, `challenge` and `challenge_echo`).
-pub const WIRE_VERSION: u8 = 3;
+/// handshake, `challenge` and `challenge_echo`; 4 since 2026-11-26: HMI writes, the
+/// commit's `writes` and `Body::HmiWrite`).
+pub const WIRE_VERSION: u8 = 4;
 /// The largest sync-link datagram, in bytes.
 pub const WIRE_BYTES_MAX: usize = 1200;
 /// Bytes of framing around the postcard body: version, flags, CRC.
@@ -152,6 +154,9 @@ pub struct Commit {
     pub kind: CommitKind,
     /// The application's state digest after this frame, every K frames.
     pub state_digest: Option<u64>,
+    /// The operators' writes applied at this frame, before its step (empty for a skipped
+    /// frame): every node applies them at this frame (docs/HMI.md).
+    pub writes: HmiWrites,
 }
 
 /// Why a backup delays its agreement to a switchover.
@@ -312,6 +317,10 @@ pub enum Body {
         /// The pair's frame for `source_first`.
         pair_first: u64,
     },
+    /// An operator's write accepted by a backup, forwarded to the primary, which applies
+    /// it at a frame and carries it in that frame's commit (docs/HMI.md). Resent every
+    /// `retry_ms` until a commit carries it; the primary applies an id once.
+    HmiWrite(HmiWrite),
 }
 
 /// One decoded sync-link message.
@@ -457,6 +466,7 @@ mod tests {
                 output_digest: 4,
             },
             state_digest: Some(5),
+            writes: Default::default(),
         };
         std::vec![
             Body::Heartbeat {
@@ -638,6 +648,7 @@ mod tests {
                     frame,
                     kind: CommitKind::Ran { input_digest: digest, outputs, sent_mask: mask, output_digest: !digest },
                     state_digest: None,
+                    writes: Default::default(),
                 }),
             };
             prop_assert_eq!(decode(&encode(&envelope, None).unwrap(), None), Ok(envelope));

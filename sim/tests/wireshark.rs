@@ -632,6 +632,14 @@ fn tshark_fields(tshark: &Path, pcap: &Path, prefs: &[String], fields: &[String]
 fn every_message() -> Vec<(wire::Body, Vec<(&'static str, String)>)> {
     use wire::{Body, Commit, CommitKind, DelayReason, Fingerprint};
     let n = |v: u64| v.to_string();
+    let hmi_write = twinloop::hmi::HmiWrite {
+        id: twinloop::hmi::WriteId {
+            client: 0xC0A8_0001,
+            transaction: 65_535,
+        },
+        tag: 300,
+        value: -70_000,
+    };
     let ran = Commit {
         frame: 1_000_001,
         kind: CommitKind::Ran {
@@ -641,11 +649,17 @@ fn every_message() -> Vec<(wire::Body, Vec<(&'static str, String)>)> {
             output_digest: u64::MAX,
         },
         state_digest: Some(0x0102_0304_0506_0708),
+        writes: {
+            let mut writes = twinloop::hmi::HmiWrites::EMPTY;
+            writes.push(hmi_write);
+            writes
+        },
     };
     let skipped = Commit {
         frame: 77,
         kind: CommitKind::Skipped { last: 300 },
         state_digest: None,
+        writes: Default::default(),
     };
     let ran_fields = |p: &'static str| -> Vec<(&'static str, String)> {
         let f = |s: &'static str| -> &'static str { Box::leak(format!("{p}.{s}").into_boxed_str()) };
@@ -657,6 +671,11 @@ fn every_message() -> Vec<(wire::Body, Vec<(&'static str, String)>)> {
             (f("kind.ran.sent_mask"), n(0x1FFF)),
             (f("kind.ran.output_digest"), n(u64::MAX)),
             (f("state_digest.value"), n(0x0102_0304_0506_0708)),
+            (f("writes.len"), n(1)),
+            (f("writes.client"), n(0xC0A8_0001)),
+            (f("writes.transaction"), n(65_535)),
+            (f("writes.tag"), n(300)),
+            (f("writes.value"), "-70000".to_string()),
         ]
     };
     let chunk: Vec<u8> = (0..1024u32).map(|i| (i % 251) as u8).collect();
@@ -789,6 +808,15 @@ fn every_message() -> Vec<(wire::Body, Vec<(&'static str, String)>)> {
                 ("sourcemap.session", n(0xBEEF)),
                 ("sourcemap.source_first", n(1)),
                 ("sourcemap.pair_first", n(5_000_000)),
+            ],
+        ),
+        (
+            Body::HmiWrite(hmi_write),
+            vec![
+                ("hmiwrite.client", n(0xC0A8_0001)),
+                ("hmiwrite.transaction", n(65_535)),
+                ("hmiwrite.tag", n(300)),
+                ("hmiwrite.value", "-70000".to_string()),
             ],
         ),
     ]

@@ -5,6 +5,7 @@
 use super::{Alarm, Node, Reason, ResyncCause, Role, SyncState, TrafficClass, FETCH_BATCH_MAX, SWITCH_TAKEN_FRAMES};
 use crate::app::{App, Frame};
 use crate::digest::fnv64;
+use crate::hmi::HmiWrites;
 use crate::wire::{Body, Commit, CommitKind, Header, WireRole};
 
 /// What a run of one frame produced, for the caller to act on.
@@ -17,11 +18,14 @@ pub(super) struct Ran {
 impl<A: App> Node<A> {
     /// Steps the application on `frame` with the payload in the ring whose digest is
     /// `input_digest` (or any payload, when `None`). Leaves the outputs in `self.outbox`.
-    pub(super) fn step_frame(&mut self, frame: u64, input_digest: Option<u64>) -> Option<Ran> {
-        let (digest, payload) = self.ring.payload(frame)?;
+    /// The operators' `writes` are applied first (`hmi.rs`).
+    pub(super) fn step_frame(&mut self, frame: u64, input_digest: Option<u64>, writes: &mut HmiWrites) -> Option<Ran> {
+        let (digest, _) = self.ring.payload(frame)?;
         if input_digest.is_some_and(|d| d != digest) {
             return None;
         }
+        self.hmi_apply(frame, writes);
+        let (_, payload) = self.ring.payload(frame)?;
         self.outbox.clear();
         self.app.step(Frame { number: frame, payload }, &mut self.outbox);
         self.ran_to(frame);
@@ -134,7 +138,13 @@ impl<A: App> Node<A> {
     /// Primary: runs one frame, emits its outputs (but those in `sent_mask`, which the
     /// previous primary already sent) and commits it.
     fn primary_run(&mut self, frame: u64, input_digest: Option<u64>, sent_mask: u32) {
-        let Some(ran) = self.step_frame(frame, input_digest) else {
+        // A frame committed by the old primary applies the writes it carried; a new one
+        // the front of the queue.
+        let mut writes = match input_digest.and_then(|_| self.ring.commit(frame)) {
+            Some(commit) => commit.writes,
+            None => self.hmi_next_writes(),
+        };
+        let Some(ran) = self.step_frame(frame, input_digest, &mut writes) else {
             return;
         };
         self.emit_outbox(frame, sent_mask);
@@ -149,7 +159,7 @@ impl<A: App> Node<A> {
             sent_mask: all_sent,
             output_digest: ran.output_digest,
         };
-        self.commit(frame, kind);
+        self.commit(frame, kind, writes);
     }
 
     /// New primary: frames `first..=last` are decided here without the commits the old
@@ -170,10 +180,10 @@ impl<A: App> Node<A> {
 
     fn primary_skip(&mut self, first: u64, last: u64) {
         self.ran_to(last);
-        self.commit(first, CommitKind::Skipped { last });
+        self.commit(first, CommitKind::Skipped { last }, HmiWrites::EMPTY);
     }
 
-    fn commit(&mut self, frame: u64, kind: CommitKind) {
+    fn commit(&mut self, frame: u64, kind: CommitKind, writes: HmiWrites) {
         let k = self.config.state_digest_interval_frames;
         let state_digest =
             (k != 0 && frame % k == 0 && matches!(kind, CommitKind::Ran { .. })).then(|| self.app.digest());
@@ -181,6 +191,7 @@ impl<A: App> Node<A> {
             frame,
             kind,
             state_digest,
+            writes,
         };
         self.ring.put_commit(commit);
         self.commit_highest = self.commit_highest.max(self.frame_last_run);
@@ -224,7 +235,8 @@ impl<A: App> Node<A> {
                     output_digest,
                     ..
                 } => {
-                    let Some(ran) = self.step_frame(next, Some(input_digest)) else {
+                    let mut writes = commit.writes;
+                    let Some(ran) = self.step_frame(next, Some(input_digest), &mut writes) else {
                         // Our copy is missing or differs: ask the primary for its own.
                         if self.fetch_next.is_none() || next > self.fetch_asked_to {
                             self.backup_fetch_missing();

@@ -18,6 +18,7 @@ mod detector;
 mod election;
 mod epochs;
 mod fencing;
+mod hmi;
 mod lockstep;
 mod outputs;
 mod pairing;
@@ -45,6 +46,7 @@ use std::collections::VecDeque;
 use std::vec::Vec;
 
 pub use fencing::{Epoch, EpochText, EPOCH_MAX};
+pub use hmi::{HmiOutcome, HmiRefusal};
 pub use pairing::Mismatch;
 use replay::ReplayWindow;
 use ring::Ring;
@@ -398,6 +400,14 @@ pub enum Action {
     /// Store this epoch durably before emitting any output that carries it: a node that
     /// restarts must start above it, or the sink would reject it as a deposed primary.
     PersistEpoch(u64),
+    /// An operator's write this node accepted ([`Node::handle_hmi_write`]) is answered:
+    /// applied where no takeover loses it, or timed out (docs/HMI.md).
+    HmiWriteDone {
+        /// The write, as accepted.
+        write: crate::hmi::HmiWrite,
+        /// How it ended.
+        outcome: HmiOutcome,
+    },
     /// Store durably that this node may lead this epoch, before the next action: a
     /// backup with state reserves the epoch a takeover would start (again when a higher
     /// epoch makes the reservation stale), so that neither a failover nor a switchover
@@ -678,6 +688,8 @@ pub struct Node<A: App> {
     snapshot_buf: Vec<u8>,
 
     switchover: Switchover,
+    /// Operators' writes: queued, waiting for their answer, and remembered (`hmi.rs`).
+    hmi: hmi::HmiState,
 
     actions: VecDeque<Action>,
 
@@ -784,7 +796,8 @@ impl<A: App> Node<A> {
         // Filled with a non-zero byte so that every page is touched now: a zeroed vector is
         // mapped lazily, and a first snapshot faulting in megabytes of fresh pages would
         // cost the primary milliseconds in the middle of a cycle.
-        let snapshot_buf = std::vec![0xA5u8; config.state_bytes_max as usize];
+        // The program's state, then the memory of applied HMI writes (`hmi.rs`).
+        let snapshot_buf = std::vec![0xA5u8; config.state_bytes_max as usize + hmi::MEMORY_BYTES_MAX];
         let startup_deadline = Some(boot.now + config.startup_wait());
         let (peers, link_peer, peer_count) = peers::slots_for(&config);
         Ok(Node {
@@ -822,6 +835,7 @@ impl<A: App> Node<A> {
             transfer_id_next,
             snapshot_buf,
             switchover: Switchover::Idle,
+            hmi: hmi::HmiState::default(),
             actions: VecDeque::with_capacity(ACTIONS_MAX + ACTIONS_PER_GROUP_FRAME_MAX),
             auth: None,
             session: 0,
@@ -1231,6 +1245,7 @@ impl<A: App> Node<A> {
         }
         if role != Role::Primary {
             self.levels_forget();
+            self.hmi_forget_queue();
         }
         self.role = role;
         self.sync = sync;
@@ -1349,6 +1364,7 @@ impl<A: App> Node<A> {
             Body::SwitchRefuse { id: _ } => self.notice(Notice::SwitchoverRefused),
             // Read in `fence` by a released primary; nothing to do for anyone else.
             Body::SwitchTaken { .. } => {}
+            Body::HmiWrite(write) => self.on_hmi_write(&header, write),
             Body::SwitchRelease { id, frame } => self.on_switch_release(id, frame),
             Body::SourceMap {
                 session,
@@ -1385,6 +1401,7 @@ impl<A: App> Node<A> {
             }
             Role::Starting => {}
         }
+        self.hmi_progress();
         // The reservation made the outputs safe to send; this records that the epoch was
         // led (see `Epochs::led_durably`).
         if let Some(action) = self.epochs.led_durably(self.role == Role::Primary) {

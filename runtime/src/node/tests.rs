@@ -1469,6 +1469,7 @@ fn backup_commit_skipping_to_the_top_of_u64_refused_stays_in_sync() {
                 frame: frame + 1,
                 kind: crate::wire::CommitKind::Skipped { last },
                 state_digest: None,
+                writes: Default::default(),
             }),
         };
         p.inject(1, 0, &wire::encode(&forged, None).unwrap());

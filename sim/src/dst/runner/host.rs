@@ -516,6 +516,8 @@ impl<'a, W: Workload> Sim<'a, W> {
                     _ => {}
                 }
             }
+            // The HMI writer's answers (issue 18): see `hmi_answered`.
+            Action::HmiWriteDone { write, outcome } => self.hmi_answered(i, write, outcome),
             Action::Notice(notice) => {
                 if notice == Notice::FalseDeath {
                     self.stats.false_deaths += 1;

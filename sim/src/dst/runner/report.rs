@@ -207,6 +207,7 @@ pub struct SeedReport {
 
 impl<'a, W: Workload> Sim<'a, W> {
     pub(super) fn finish(&mut self) {
+        self.hmi_check_end();
         self.checker.check_failover_deadlines(self.now);
         self.checker.check_switchovers(self.now);
         self.checker.finish(self.now, &self.sink.accepted);

@@ -144,6 +144,8 @@ pub(super) struct Sim<'a, W: Workload> {
     pub(super) attack_effects: Option<Vec<String>>,
     /// By node: the session its current incarnation authenticates with (keyed runs).
     pub(super) sessions: [u64; 2],
+    /// The HMI writer (`hmi.rs`).
+    pub(super) hmi: super::hmi::HmiWriter,
 }
 
 impl<'a, W: Workload> Sim<'a, W> {
@@ -173,6 +175,8 @@ impl<'a, W: Workload> Sim<'a, W> {
             crate::dst::attacker::Attacker::new(params, options.auth_key.is_some(), options.links.len(), rng.fork())
         });
         let windows = core::array::from_fn(|_| vec![super::attack::WindowModel::default(); options.links.len()]);
+        // Forked last: every other draw stays what it was.
+        let hmi = super::hmi::HmiWriter::new(rng.fork());
         let mut sim = Sim {
             options,
             workload,
@@ -225,6 +229,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             injections: Vec::new(),
             attack_effects: None,
             sessions: [0; 2],
+            hmi,
         };
         sim.schedule(0, Event::SourceTick);
         for i in 0..2 {
@@ -412,6 +417,7 @@ impl<'a, W: Workload> Sim<'a, W> {
     }
 
     pub(super) fn source_tick(&mut self) {
+        self.hmi_tick();
         let frame = self.frame_next;
         self.frame_next += 1;
         self.stats.frames += 1;
