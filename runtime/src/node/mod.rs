@@ -18,6 +18,7 @@ mod detector;
 mod election;
 mod epochs;
 mod fencing;
+mod group_status;
 mod lockstep;
 mod outputs;
 mod pairing;
@@ -581,6 +582,31 @@ pub struct Status {
     /// Frames this node decided as a new primary without the commit it knew the old
     /// primary had made ([`Alarm::CommitLost`]).
     pub commits_lost: u64,
+    /// Every peer this node is configured with, in slot order (a pair: one; a group,
+    /// issue 16: up to `GROUP_PEERS_MAX`), as this node sees it.
+    pub group: heapless::Vec<GroupMember, GROUP_PEERS_MAX>,
+}
+
+/// One peer of [`Status::group`]: what the configuration says of it and what it last
+/// said of itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupMember {
+    /// Its id: `[[peers]] id` in a group; a pair's peer has no configured id, so its
+    /// heard id (`None` until heard).
+    pub node_id: Option<u8>,
+    /// Its weight in the succession (`[[peers]] weight`; 0 for a witness and for a
+    /// pair's peer, which has none configured).
+    pub weight: u8,
+    /// It only votes (`[[peers]] witness`).
+    pub witness: bool,
+    /// What it last said of itself (`None`: not heard, or refused).
+    pub heard: Option<PeerStatus>,
+    /// It was heard within its window.
+    pub alive: bool,
+    /// Its highest frame from the I/O source, as its last heartbeat told.
+    pub input_frame: u64,
+    /// Its links: how many of [`Status::links`]' global indexes are its own.
+    pub link_count: u8,
 }
 
 /// How a node's input path (frames from the I/O source) stands.
@@ -1099,6 +1125,7 @@ impl<A: App> Node<A> {
             source: self.source,
             source_restarts: self.source_restarts,
             commits_lost: self.commits_lost,
+            group: self.group_status(),
         }
     }
 
