@@ -1129,10 +1129,30 @@ pub struct Event {
     /// client's `ip:port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// A transition in a group (more than one peer): each peer's role as this node last
+    /// heard it at the change (issue 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers: Option<Vec<EventPeer>>,
     /// Fields this version does not know (a newer node's), as sent; the shell never
     /// fills it.
     #[serde(flatten)]
     pub fields: Map<String, Value>,
+}
+
+/// `events[i].peers[j]`: one peer's role as a node saw it at a transition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventPeer {
+    /// Its id (`[[peers]] id`).
+    pub node_id: u64,
+    /// Its role as last heard; `None`: never heard.
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// It was heard within the detection window.
+    #[serde(default)]
+    pub alive: bool,
+    /// It is the group's witness.
+    #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+    pub witness: bool,
 }
 
 /// A field that is absent (`None`), `null` (`Some(None)`) or a value: `cause` and
@@ -1181,6 +1201,7 @@ impl Event {
             result: None,
             frame_last: None,
             client: None,
+            peers: None,
             fields: Map::new(),
         }
     }
