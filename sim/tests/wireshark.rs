@@ -755,8 +755,14 @@ fn every_message() -> Vec<(wire::Body, Vec<(&'static str, String)>)> {
             Body::ChunkAck { id: 9, next: 69 },
             vec![("chunkack.id", n(9)), ("chunkack.next", n(69))],
         ),
-        (Body::SwitchAsk { id: 5 }, vec![("switchask.id", n(5))]),
-        (Body::SwitchRequest { id: 5 }, vec![("switchrequest.id", n(5))]),
+        (
+            Body::SwitchAsk { id: 5, to: 3 },
+            vec![("switchask.id", n(5)), ("switchask.to", n(3))],
+        ),
+        (
+            Body::SwitchRequest { id: 5, to: 3 },
+            vec![("switchrequest.id", n(5)), ("switchrequest.to", n(3))],
+        ),
         (Body::SwitchAgree { id: 5 }, vec![("switchagree.id", n(5))]),
         (
             Body::SwitchDelay {

@@ -1,7 +1,7 @@
 -- twinloop: a Wireshark dissector for the two protocols of a twinloop pair.
 --
 --   twinloop_io    the I/O protocol (plant <-> nodes): frames and outputs, docs/PROTOCOL.md
---   twinloop_sync  the node-to-node sync links, docs/SYNC-PROTOCOL.md (wire version 3)
+--   twinloop_sync  the node-to-node sync links, docs/SYNC-PROTOCOL.md (wire version 4)
 --
 -- Load it with `tshark -X lua_script:tools/wireshark/twinloop.lua` or copy it into
 -- ~/.local/lib/wireshark/plugins/. Written for Wireshark 4.0 (Lua 5.2, bit32); no other
@@ -9,7 +9,7 @@
 --
 -- Both protocols are registered on UDP ports (preferences; the defaults are those of
 -- configs/*.toml) and as heuristics: an I/O datagram starts with "TL" 01, a sync datagram
--- is version 3 with a CRC-32C that matches, so a pair on other ports is found too.
+-- is version 4 with a CRC-32C that matches, so a pair on other ports is found too.
 --
 -- The dissector checks what the node checks (runtime/src/io_protocol.rs and wire.rs), in
 -- the same order, and says each failure as expert info; it never raises a Lua error on
@@ -557,7 +557,7 @@ end
 
 local p_sync = Proto("twinloop_sync", "twinloop sync protocol")
 
-local SYNC_VERSION = 3
+local SYNC_VERSION = 4
 local SYNC_MAX = 1200
 local TAG_BYTES = 16
 local FLAG_TAGGED = 1
@@ -639,8 +639,14 @@ local BODIES = {
         { "id", "u32", "Transfer id" },
         { "next", "u32", "Next chunk wanted" },
     } },
-    [10] = { "SwitchAsk", { { "id", "u32", "Switchover id" } } },
-    [11] = { "SwitchRequest", { { "id", "u32", "Switchover id" } } },
+    [10] = { "SwitchAsk", {
+        { "id", "u32", "Switchover id" },
+        { "to", "u8", "Target node (0 = any)" },
+    } },
+    [11] = { "SwitchRequest", {
+        { "id", "u32", "Switchover id" },
+        { "to", "u8", "Target node (0 = any)" },
+    } },
     [12] = { "SwitchAgree", { { "id", "u32", "Switchover id" } } },
     [13] = { "SwitchDelay", {
         { "id", "u32", "Switchover id" },
@@ -986,7 +992,7 @@ local function dissect_sync(tvb, pinfo, root)
     local version = tvb(0, 1):uint()
     if version ~= SYNC_VERSION then
         fail(version_item, es.unknown_version, "Unknown wire version " .. version ..
-            " (this dissector reads version 3; version 2 had no challenge, version 1 no origin or fingerprint)")
+            " (this dissector reads version 4; version 3 had no switchover target, version 2 no challenge, version 1 no origin or fingerprint)")
     end
     local crc_wire = tvb(len - 4, 4):le_uint()
     local covered = raw(tvb, 0, len - 4)
@@ -1099,7 +1105,7 @@ function p_sync.dissector(tvb, pinfo, root)
     return dissect_sync(tvb, pinfo, root)
 end
 
--- A sync datagram has no magic: version 3, flags 0 or 1, a length in range and a CRC-32C
+-- A sync datagram has no magic: version 4, flags 0 or 1, a length in range and a CRC-32C
 -- that matches (one chance in 2^32 for other traffic).
 local function heur_sync(tvb, pinfo, root)
     local len = tvb:len()

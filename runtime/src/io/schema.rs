@@ -308,6 +308,14 @@ name_enum! {
         NoPrimary <= node::RefuseReason::NoPrimary,
         /// This node is not waiting for an operator.
         NotWaiting <= node::RefuseReason::NotWaiting,
+        /// `switchover --to` names no node of the pair or group.
+        UnknownTarget <= node::RefuseReason::UnknownTarget,
+        /// `switchover --to` names the primary.
+        TargetIsPrimary <= node::RefuseReason::TargetIsPrimary,
+        /// `switchover --to` names the witness.
+        TargetIsWitness <= node::RefuseReason::TargetIsWitness,
+        /// `switchover --to` names a backup not following in sync.
+        TargetNotInSync <= node::RefuseReason::TargetNotInSync,
     }
 }
 
@@ -379,6 +387,11 @@ pub struct Proof {
     /// A MAC over the connection's challenge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthProof>,
+    /// `switchover` only: the id of the node to take over (`twinctl switchover --to`),
+    /// 1..=255; absent: the backup. With `auth`, the MAC covers it
+    /// (`super::console::mac_subject`). Other commands ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<u64>,
 }
 
 /// A console request (docs/CONSOLE.md, "Requests"), tagged by `cmd`. The request's `id`

@@ -422,6 +422,10 @@ pub enum Action {
 pub enum Command {
     /// A planned, bumpless switchover of the roles.
     Switchover,
+    /// A planned switchover to the node with this id (`switchover --to`, issue 16): it
+    /// must be a peer following in sync; in a pair, the backup. 0 means any, as
+    /// [`Command::Switchover`].
+    SwitchoverTo(u8),
     /// A node that waits (`cold_start_held`, `colder_primary`, a refused peer) leads now,
     /// with its state or from a cold start: the operator's word that nothing better is
     /// coming.
@@ -447,6 +451,15 @@ pub enum RefuseReason {
     NoPrimary,
     /// `force-primary` or `rejoin` to a node that is not waiting for an operator.
     NotWaiting,
+    /// `switchover --to` names no node of the pair or group.
+    UnknownTarget,
+    /// `switchover --to` names the primary: it cannot take over from itself.
+    TargetIsPrimary,
+    /// `switchover --to` names the witness, which never leads.
+    TargetIsWitness,
+    /// `switchover --to` names a backup that is not following in sync now (joining,
+    /// lagging, or silent for the detection window).
+    TargetNotInSync,
 }
 
 /// The answer to a command.
@@ -1024,6 +1037,7 @@ impl<A: App> Node<A> {
         self.wake(now);
         let reply = match command {
             Command::Switchover => self.switchover_command(),
+            Command::SwitchoverTo(to) => self.switchover_command_to(to),
             Command::ForcePrimary => self.force_primary_command(),
             Command::Rejoin => self.rejoin_command(),
         };
@@ -1369,8 +1383,8 @@ impl<A: App> Node<A> {
             } => self.on_transfer_begin(id, frame, total_bytes, chunk_bytes, state_digest, header.origin),
             Body::Chunk { id, index, bytes } => self.on_chunk(link, id, index, &bytes),
             Body::ChunkAck { id, next } => self.on_chunk_ack(id, next),
-            Body::SwitchAsk { id } => self.on_switch_ask(link, id),
-            Body::SwitchRequest { id } => self.on_switch_request(id),
+            Body::SwitchAsk { id, to } => self.on_switch_ask(link, id, to),
+            Body::SwitchRequest { id, to } => self.on_switch_request(id, to),
             Body::SwitchAgree { id } => self.on_switch_agree(id),
             Body::SwitchDelay { id, reason, lag_frames } => self.on_switch_delay(id, reason, lag_frames),
             Body::SwitchRefuse { id: _ } => self.notice(Notice::SwitchoverRefused),

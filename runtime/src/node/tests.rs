@@ -603,7 +603,7 @@ fn authenticated_pair_forged_and_replayed_messages_rejected_and_counted() {
             seq: 0,
             origin: 0,
         },
-        body: Body::SwitchRequest { id: 1 },
+        body: Body::SwitchRequest { id: 1, to: 0 },
     };
     let plain = wire::encode(&forged, None).unwrap();
     let wrong = wire::encode(&forged, Some(&AuthKey::new([8; 32]))).unwrap();
