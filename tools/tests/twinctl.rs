@@ -487,10 +487,17 @@ fn twinctl_status_switchover_events_on_a_real_pair() {
     assert_eq!(to_primary.json()["reason"], "target_is_primary", "{to_primary:?}");
     let to_unknown = rig.twinctl(&["switchover", "--yes", "--to", "99"]);
     assert_eq!(to_unknown.code, 1, "{to_unknown:?}");
-    assert!(to_unknown.stderr.contains("refused by node-1: unknown_target"), "{to_unknown:?}");
+    assert!(
+        to_unknown.stderr.contains("refused by node-1: unknown_target"),
+        "{to_unknown:?}"
+    );
     let to_zero = rig.twinctl(&["switchover", "--yes", "--to", "0"]);
     assert_eq!(to_zero.code, 3, "{to_zero:?}");
-    assert_eq!(rig.status().unwrap()["primary"], "node-1", "still node-1 after --to refusals");
+    assert_eq!(
+        rig.status().unwrap()["primary"],
+        "node-1",
+        "still node-1 after --to refusals"
+    );
 
     // switchover --yes: node-2 leads, at the frame node-1 released.
     let switched = rig.twinctl(&["switchover", "--yes"]);
