@@ -2,7 +2,9 @@
 //! runs frame N only after the commit for N, with its own copy of the input when the
 //! digest matches and the primary's copy otherwise.
 
-use super::{Alarm, Node, Reason, ResyncCause, Role, SyncState, TrafficClass, FETCH_BATCH_MAX, SWITCH_TAKEN_FRAMES};
+use super::{
+    Action, Alarm, Node, Reason, ResyncCause, Role, SyncState, TrafficClass, FETCH_BATCH_MAX, SWITCH_TAKEN_FRAMES,
+};
 use crate::app::{App, Frame};
 use crate::digest::fnv64;
 use crate::wire::{Body, Commit, CommitKind, Header, WireRole};
@@ -184,7 +186,18 @@ impl<A: App> Node<A> {
         };
         self.ring.put_commit(commit);
         self.commit_highest = self.commit_highest.max(self.frame_last_run);
-        self.send_all(Body::Commit(commit));
+        // A commit goes out only while some peer was heard within its window: a lone
+        // primary's commits reach nobody and cost a system call per link per cycle
+        // (issue 20). Nothing a backup needs is lost: each stays in the ring, a backup
+        // that reappears with state fetches the gap (`backup_fetch_missing`, on the first
+        // commit past it) and one without state joins by transfer, whose snapshot is
+        // taken after this node has heard it. See docs/DECISIONS.md, 2026-11-26.
+        if self.any_peer_alive() {
+            self.send_all(Body::Commit(commit));
+        } else if self.role == Role::Primary {
+            let epoch = self.header(0).epoch;
+            self.push(Action::CommitHeld { epoch, commit });
+        }
         self.source_announce_with_commit(frame);
         // After a switchover, a few frames' worth of word to the old primary of how this
         // node took over: its first commit alone may be lost.

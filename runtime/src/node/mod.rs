@@ -413,6 +413,16 @@ pub enum Action {
     Alarm(Alarm),
     /// Something worth a log line.
     Notice(Notice),
+    /// A commit this node made and did not transmit: no peer was heard within its window
+    /// (issue 20). Nothing to do; for observers that tap commits off the wire (the
+    /// simulator's checker), which would otherwise miss a lone primary's decisions. It
+    /// takes the place of the commit's transmits, so the queue's bound holds.
+    CommitHeld {
+        /// The epoch the commit's header would have carried.
+        epoch: u64,
+        /// The commit.
+        commit: wire::Commit,
+    },
 }
 
 /// An operator command.

@@ -4855,3 +4855,75 @@ fn joining_state_not_the_announced_digest_rejected_joins_again() {
     assert_eq!(p.node(1).status().sync, SyncState::Joining);
     assert!(reasons(&p, 1).contains(&Reason::ResyncStarted(ResyncCause::TransferFailed)));
 }
+
+/// Every output the sink accepted from `first` on is the reference run's.
+fn assert_outputs_intact(p: &Pair, last: u64) {
+    let first = *p.sink.accepted.keys().next().map(|(f, _)| f).expect("outputs accepted");
+    for (id, payload) in p.reference_outputs(first, last) {
+        assert_eq!(
+            p.sink.accepted.get(&id).map(|(_, b)| b),
+            Some(&payload),
+            "output {id:?}"
+        );
+    }
+}
+
+/// Issue 20: a lone primary sent a commit on every link each cycle to a peer nobody had
+/// heard, two system calls a cycle for nothing (`bench counts`). It runs and emits as
+/// before, and transmits no commit.
+#[test]
+fn alone_frames_no_commit_transmit() {
+    let mut p = pair();
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    let frame = p.node(0).frame();
+    p.capture = true;
+    p.run_for(ms(500));
+    assert!(p.node(0).frame() >= frame + 100, "the primary ran on");
+    assert!(!p.captured.is_empty(), "it still sends heartbeats");
+    assert_eq!(commits_sent(&p, 0), 0);
+}
+
+/// A lone primary that hears a joining peer sends its commits again: the backup joins,
+/// follows in sync on them, and the outputs are the reference run's.
+#[test]
+fn alone_peer_heard_commits_resume() {
+    let mut p = pair();
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.run_for(ms(200));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired, ms(2000)));
+    p.capture = true;
+    p.run_for(ms(200));
+    assert!(commits_sent(&p, 0) >= 100, "commits: {}", commits_sent(&p, 0));
+    let frame = p.node(0).frame();
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(100)));
+    assert!(p.node(1).frame() + 2 >= frame, "the backup follows");
+    assert!(p.digest_disagreements().0.is_empty());
+    assert_outputs_intact(&p, frame);
+}
+
+/// A backup silent past the primary's window (frozen) comes back to a primary that sent
+/// no commits meanwhile: it gets what it missed (fetch or transfer) and follows in sync,
+/// its state the primary's, the outputs intact.
+#[test]
+fn paired_backup_silent_past_window_commits_stop_then_backup_resyncs() {
+    let mut p = running_pair(Config::default());
+    p.run_for(ms(100));
+    let silence = p.configs[0].backup_silence();
+    p.freeze(1, silence * 3);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, silence * 2));
+    p.capture = true;
+    p.run_for(silence);
+    assert_eq!(commits_sent(&p, 0), 0, "commits to a backup gone silent");
+    p.capture = false;
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired, silence * 4));
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    p.run_for(ms(100));
+    let frame = p.node(0).frame();
+    assert!(p.node(1).frame() + 2 >= frame, "the backup follows");
+    assert!(p.digest_disagreements().0.is_empty());
+    assert_outputs_intact(&p, frame);
+}
