@@ -634,6 +634,10 @@ pub struct Node<A: App> {
     frame_highest_received: u64,
     /// The highest frame a commit has been received for (backup).
     commit_highest: u64,
+    /// Primary: the last frame whose commit goes out with no peer heard within its window,
+    /// `max_lag_frames` + 16 past the highest committed while one was (0: none heard yet,
+    /// no commit goes out; `lockstep.rs`, `Node::commit`).
+    commit_tail_last: u64,
     outbox: Outbox,
     /// Backup: outputs produced here that the primary did not report sent.
     unsent: heapless::Deque<Output, UNSENT_MAX>,
@@ -806,6 +810,7 @@ impl<A: App> Node<A> {
             frame_last_run: 0,
             frame_highest_received: 0,
             commit_highest: 0,
+            commit_tail_last: 0,
             outbox: Outbox::new(),
             unsent: heapless::Deque::new(),
             collapse_to: 0,
