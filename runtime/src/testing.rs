@@ -800,6 +800,7 @@ impl<A: App> Pair<A> {
                 }
                 Action::Alarm(a) => self.alarms.push((i, a)),
                 Action::Notice(n) => self.notices.push((i, n)),
+                Action::CommitHeld { .. } => {}
             }
         }
     }

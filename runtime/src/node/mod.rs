@@ -414,6 +414,16 @@ pub enum Action {
     Alarm(Alarm),
     /// Something worth a log line.
     Notice(Notice),
+    /// A commit this node made and did not transmit: no peer was heard within its window
+    /// (issue 20). Nothing to do; for observers that tap commits off the wire (the
+    /// simulator's checker), which would otherwise miss a lone primary's decisions. It
+    /// takes the place of the commit's transmits, so the queue's bound holds.
+    CommitHeld {
+        /// The epoch the commit's header would have carried.
+        epoch: u64,
+        /// The commit.
+        commit: wire::Commit,
+    },
 }
 
 /// An operator command.
@@ -663,6 +673,10 @@ pub struct Node<A: App> {
     frame_highest_received: u64,
     /// The highest frame a commit has been received for (backup).
     commit_highest: u64,
+    /// Primary: the last frame whose commit goes out with no peer heard within its window,
+    /// `max_lag_frames` + 16 past the highest committed while one was (0: none heard yet,
+    /// no commit goes out; `lockstep.rs`, `Node::commit`).
+    commit_tail_last: u64,
     outbox: Outbox,
     /// Backup: outputs produced here that the primary did not report sent.
     unsent: heapless::Deque<Output, UNSENT_MAX>,
@@ -835,6 +849,7 @@ impl<A: App> Node<A> {
             frame_last_run: 0,
             frame_highest_received: 0,
             commit_highest: 0,
+            commit_tail_last: 0,
             outbox: Outbox::new(),
             unsent: heapless::Deque::new(),
             collapse_to: 0,

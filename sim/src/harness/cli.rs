@@ -180,6 +180,9 @@ pub struct BenchArgs {
     /// Join: `app.state_ballast_bytes` (the application state to transfer).
     #[arg(long, default_value_t = 1 << 20)]
     pub ballast_bytes: u32,
+    /// Join: the application state in MiB, in place of `--ballast-bytes` (1..=1023).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1023))]
+    pub state_mib: Option<u32>,
     /// How long the pair runs in sync before each repetition, ms.
     #[arg(long)]
     pub settle_ms: Option<u64>,
@@ -757,7 +760,8 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
         // Faster console polling: the waits between repetitions are shorter.
         rig.watch_interval = Duration::from_millis(10);
         if args.kind == BenchKind::Join {
-            rig.ballast_bytes = args.ballast_bytes;
+            // At most 1023 MiB (the parser's range): no overflow.
+            rig.ballast_bytes = args.state_mib.map_or(args.ballast_bytes, |mib| mib << 20);
             rig.watch_interval = Duration::from_millis(5);
         }
         let (count, settle_ms) = match args.kind {
