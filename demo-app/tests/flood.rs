@@ -161,8 +161,8 @@ fn flood_every_port_no_crash_no_role_change_same_outputs_all_counted() {
             // A forged switchover or takeover with a higher epoch: no key, or the wrong one.
             3 => {
                 let body = match rng.below(3) {
-                    0 => Body::SwitchRequest { id: 7 },
-                    1 => Body::SwitchAsk { id: 7 },
+                    0 => Body::SwitchRequest { id: 7, to: 0 },
+                    1 => Body::SwitchAsk { id: 7, to: 0 },
                     _ => Body::SwitchRelease { id: 7, frame: 1 },
                 };
                 let envelope = Envelope {

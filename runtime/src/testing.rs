@@ -804,6 +804,7 @@ impl<A: App> Pair<A> {
                 Action::Alarm(a) => self.alarms.push((i, a)),
                 Action::Notice(n) => self.notices.push((i, n)),
                 Action::HmiWriteDone { write, outcome } => self.hmi_done.push((i, write, outcome)),
+                Action::CommitHeld { .. } => {}
             }
         }
     }

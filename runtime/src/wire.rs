@@ -15,8 +15,9 @@ use heapless::Vec;
 use serde::{Deserialize, Serialize};
 
 /// The wire format version this build speaks (3 since 2026-11-26: the heartbeat's restart
-/// handshake, `challenge` and `challenge_echo`; 4 since 2026-11-26: HMI writes, the
-/// commit's `writes` and `Body::HmiWrite`).
+/// handshake, `challenge` and `challenge_echo`; 4 since 2026-11-26: `SwitchAsk` and
+/// `SwitchRequest` name their target, `to`; HMI writes, the commit's `writes` and
+/// `Body::HmiWrite`).
 pub const WIRE_VERSION: u8 = 4;
 /// The largest sync-link datagram, in bytes.
 pub const WIRE_BYTES_MAX: usize = 1200;
@@ -264,11 +265,17 @@ pub enum Body {
     SwitchAsk {
         /// Identifies the switchover.
         id: u32,
+        /// The node the operator named to take over (`switchover --to`); 0: any (wire
+        /// version 4).
+        to: u8,
     },
     /// The primary asks the backup to take over.
     SwitchRequest {
         /// Identifies the switchover.
         id: u32,
+        /// The backup named to take over; 0: any. Another backup ignores the request
+        /// (wire version 4).
+        to: u8,
     },
     /// The backup is ready to take over.
     SwitchAgree {
@@ -508,8 +515,8 @@ mod tests {
                 bytes: Vec::from_slice(&[0xAB; CHUNK_BYTES_MAX]).unwrap(),
             },
             Body::ChunkAck { id: 2, next: 6 },
-            Body::SwitchAsk { id: 1 },
-            Body::SwitchRequest { id: 1 },
+            Body::SwitchAsk { id: 1, to: 2 },
+            Body::SwitchRequest { id: 1, to: 0 },
             Body::SwitchAgree { id: 1 },
             Body::SwitchDelay {
                 id: 1,
@@ -587,7 +594,7 @@ mod tests {
     fn wire_keyed_forged_body_with_fixed_crc_is_rejected() {
         let envelope = Envelope {
             header: header(),
-            body: Body::SwitchRequest { id: 3 },
+            body: Body::SwitchRequest { id: 3, to: 0 },
         };
         let mut bytes = encode(&envelope, Some(&key(1))).unwrap().to_vec();
         // An attacker who flips a body bit and recomputes the CRC still lacks the key.

@@ -774,8 +774,14 @@ fn every_message() -> Vec<(wire::Body, Vec<(&'static str, String)>)> {
             Body::ChunkAck { id: 9, next: 69 },
             vec![("chunkack.id", n(9)), ("chunkack.next", n(69))],
         ),
-        (Body::SwitchAsk { id: 5 }, vec![("switchask.id", n(5))]),
-        (Body::SwitchRequest { id: 5 }, vec![("switchrequest.id", n(5))]),
+        (
+            Body::SwitchAsk { id: 5, to: 3 },
+            vec![("switchask.id", n(5)), ("switchask.to", n(3))],
+        ),
+        (
+            Body::SwitchRequest { id: 5, to: 3 },
+            vec![("switchrequest.id", n(5)), ("switchrequest.to", n(3))],
+        ),
         (Body::SwitchAgree { id: 5 }, vec![("switchagree.id", n(5))]),
         (
             Body::SwitchDelay {
@@ -1260,18 +1266,19 @@ fn boundary_cases() -> Vec<(bool, Vec<u8>)> {
     bodies.push(with(&[&h, &[1], &[5]]));
     bodies.push(with(&[&h, &[1], &[5], &[0]]));
     bodies.push(h.clone());
-    let mut cases: Vec<(bool, Vec<u8>)> = bodies.iter().map(|b| (true, sync_datagram(3, 0, b))).collect();
-    cases.push((true, sync_datagram(3, 0, &[])));
+    let v = wire::WIRE_VERSION;
+    let mut cases: Vec<(bool, Vec<u8>)> = bodies.iter().map(|b| (true, sync_datagram(v, 0, b))).collect();
+    cases.push((true, sync_datagram(v, 0, &[])));
     // Flags and versions, CRC right: flags 2, a tag flag on a datagram too short for one,
-    // version 2 (before the restart handshake) and 4.
+    // the version before (3: no switchover target) and the one after.
     let probe = with(&[&h, &[1], &[5]]);
-    cases.push((true, sync_datagram(3, 2, &probe)));
-    cases.push((true, sync_datagram(3, 1, &[1, 1])));
-    cases.push((true, sync_datagram(2, 0, &probe)));
-    cases.push((true, sync_datagram(4, 0, &probe)));
+    cases.push((true, sync_datagram(v, 2, &probe)));
+    cases.push((true, sync_datagram(v, 1, &[1, 1])));
+    cases.push((true, sync_datagram(v - 1, 0, &probe)));
+    cases.push((true, sync_datagram(v + 1, 0, &probe)));
     // Lengths: 1200 bytes and 1201 (a Chunk padded to them; 1200 is still malformed as
     // the chunk cannot hold the rest, so a valid 1,0xx-byte datagram stands beside it).
-    let mut long = sync_datagram(3, 0, &with(&[&h, &[8], &[1], &[0], &varint(1024), &[7; 1024]]));
+    let mut long = sync_datagram(v, 0, &with(&[&h, &[8], &[1], &[0], &varint(1024), &[7; 1024]]));
     long.resize(1200, 0);
     cases.push((true, long.clone()));
     long.push(0);

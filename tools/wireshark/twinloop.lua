@@ -647,8 +647,14 @@ local BODIES = {
         { "id", "u32", "Transfer id" },
         { "next", "u32", "Next chunk wanted" },
     } },
-    [10] = { "SwitchAsk", { { "id", "u32", "Switchover id" } } },
-    [11] = { "SwitchRequest", { { "id", "u32", "Switchover id" } } },
+    [10] = { "SwitchAsk", {
+        { "id", "u32", "Switchover id" },
+        { "to", "u8", "Target node (0 = any)" },
+    } },
+    [11] = { "SwitchRequest", {
+        { "id", "u32", "Switchover id" },
+        { "to", "u8", "Target node (0 = any)" },
+    } },
     [12] = { "SwitchAgree", { { "id", "u32", "Switchover id" } } },
     [13] = { "SwitchDelay", {
         { "id", "u32", "Switchover id" },
@@ -1037,7 +1043,7 @@ local function dissect_sync(tvb, pinfo, root)
     local version = tvb(0, 1):uint()
     if version ~= SYNC_VERSION then
         fail(version_item, es.unknown_version, "Unknown wire version " .. version ..
-            " (this dissector reads version 4; version 3 had no HMI writes, version 2 no challenge, version 1 no origin or fingerprint)")
+            " (this dissector reads version 4; version 3 had no switchover target and no HMI writes, version 2 no challenge, version 1 no origin or fingerprint)")
     end
     local crc_wire = tvb(len - 4, 4):le_uint()
     local covered = raw(tvb, 0, len - 4)

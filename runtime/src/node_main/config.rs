@@ -148,7 +148,9 @@ pub struct NodeFile<S> {
     pub runtime: Config,
     /// `[frames]`.
     pub frames: FramesConfig,
-    /// `[[links]]`.
+    /// `[[links]]` (a pair's; written only when there are some: a group's file has
+    /// none, and `links = []` beside `[[peers]]` would be refused when read back).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<LinkConfig>,
     /// `[[peers]]`: a group's other nodes (empty: a pair).
     #[serde(skip_serializing_if = "Vec::is_empty")]

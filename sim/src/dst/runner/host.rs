@@ -526,6 +526,9 @@ impl<'a, W: Workload> Sim<'a, W> {
                     self.say(format_args!("node {i}: {notice:?}"));
                 }
             }
+            // A lone primary's commit, not transmitted: the checker's record of its
+            // decisions is complete only with it.
+            Action::CommitHeld { epoch, commit } => self.checker.on_commit(now, i, epoch, &commit),
         }
     }
 }
