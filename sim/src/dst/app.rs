@@ -4,6 +4,7 @@
 //! of its input and outputs, for invariant 10).
 
 use super::options::{Options, StateSize};
+use std::collections::BTreeMap;
 use twinloop::app::{OutputKind, OUTPUTS_PER_FRAME_MAX, OUTPUT_PAYLOAD_MAX};
 use twinloop::digest::fnv64;
 use twinloop::testing::TestApp;
@@ -318,7 +319,30 @@ pub const STEPS_PER_EVENT_MAX: usize = 1 << 20;
 pub struct Recorder<A> {
     inner: A,
     steps: Vec<Step>,
+    /// The HMI writer's writes given since the last step (issue 18): applied before it.
+    hmi_pending: Vec<i64>,
+    /// The current history's writes (the writer's values are unique per write): value to
+    /// the frames it was applied at. Cleared by a restore (a new history).
+    pub hmi_history: BTreeMap<i64, Vec<u64>>,
+    /// The first frame stepped in the current history (`None`: none yet).
+    pub hmi_history_from: Option<u64>,
+    /// The last frame stepped.
+    pub hmi_frame_last: u64,
+    /// This application was ever restored from a snapshot (else its history began cold).
+    pub restored: bool,
+    /// A write applied twice within one history: `(value, first frame, second frame)`.
+    pub hmi_twice: Option<(i64, u64, u64)>,
 }
+
+/// The DST's one HMI tag: a setpoint of any 32-bit value, written by the HMI writer.
+pub const DST_HMI_TAGS: [twinloop::hmi::HmiTag; 1] = [twinloop::hmi::HmiTag::write(
+    "dst_setpoint",
+    twinloop::hmi::HmiClass::Setpoint,
+    twinloop::hmi::HmiType::U32,
+    "",
+    0,
+    u32::MAX as i64,
+)];
 
 impl<A: App> Recorder<A> {
     /// Wraps `inner`.
@@ -326,6 +350,12 @@ impl<A: App> Recorder<A> {
         Recorder {
             inner,
             steps: Vec::with_capacity(1024),
+            hmi_pending: Vec::new(),
+            hmi_history: BTreeMap::new(),
+            hmi_history_from: None,
+            hmi_frame_last: 0,
+            restored: false,
+            hmi_twice: None,
         }
     }
 
@@ -347,6 +377,15 @@ impl<A: App> Recorder<A> {
 
 impl<A: App> App for Recorder<A> {
     fn step(&mut self, frame: Frame<'_>, outbox: &mut Outbox) {
+        self.hmi_history_from.get_or_insert(frame.number);
+        self.hmi_frame_last = frame.number;
+        for value in self.hmi_pending.drain(..) {
+            let frames = self.hmi_history.entry(value).or_default();
+            if let Some(&first) = frames.first() {
+                self.hmi_twice.get_or_insert((value, first, frame.number));
+            }
+            frames.push(frame.number);
+        }
         self.inner.step(frame, outbox);
         assert!(
             self.steps.len() < STEPS_PER_EVENT_MAX,
@@ -376,7 +415,13 @@ impl<A: App> App for Recorder<A> {
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
-        self.inner.restore(bytes)
+        self.inner.restore(bytes)?;
+        // A new history: what this node applied before is not the pair's.
+        self.hmi_history.clear();
+        self.hmi_history_from = None;
+        self.hmi_pending.clear();
+        self.restored = true;
+        Ok(())
     }
 
     fn digest(&self) -> u64 {
@@ -385,6 +430,14 @@ impl<A: App> App for Recorder<A> {
 
     fn identity(&self) -> twinloop::AppIdentity {
         self.inner.identity()
+    }
+
+    fn hmi_tags(&self) -> &[twinloop::hmi::HmiTag] {
+        &DST_HMI_TAGS
+    }
+
+    fn hmi_write(&mut self, _tag: u16, value: i64) {
+        self.hmi_pending.push(value);
     }
 }
 

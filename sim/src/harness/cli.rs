@@ -8,6 +8,7 @@
 #![allow(clippy::disallowed_methods)]
 
 use super::bench::{self, BenchConfig, BenchResult};
+use super::group::GroupShape;
 use super::modbus::{self, ModbusConfig};
 use super::plant_loop::Operator;
 use super::procs::NodeEvent;
@@ -83,6 +84,14 @@ pub struct CommonArgs {
     /// The nodes' `[outputs] level_refresh_ms` (0: off, the default; else 16..=3600000).
     #[arg(long, default_value_t = 0)]
     pub level_refresh_ms: u64,
+    /// Nodes: 2, a pair (the default), or a group of 3 or 4 with a full mesh of sync links
+    /// through the proxy (issue 16; `chaos` and `bench failover`). A group is refused at
+    /// start until the core elects by votes.
+    #[arg(long, default_value_t = 2)]
+    pub nodes: usize,
+    /// The last node of a group is its witness (`twinloop-witness`): it votes, never leads.
+    #[arg(long)]
+    pub witness: bool,
 }
 
 impl CommonArgs {
@@ -112,6 +121,25 @@ impl CommonArgs {
             };
             (outputs, acks)
         })
+    }
+}
+
+/// The group `--nodes` and `--witness` ask for, when `command` may run one (`chaos`,
+/// `bench failover`), or the one line naming the fix. A pair always passes.
+fn group_check(common: &CommonArgs, command: &str, runs_groups: bool) -> Result<GroupShape, String> {
+    let shape = GroupShape::new(common.nodes, common.witness)?;
+    if shape.is_pair() {
+        return Ok(shape);
+    }
+    if !runs_groups {
+        return Err(format!(
+            "--nodes {}: `{command}` runs a pair only; groups run in `chaos` and `bench failover`",
+            common.nodes
+        ));
+    }
+    match shape.refusal() {
+        Some(why) => Err(why),
+        None => Ok(shape),
     }
 }
 
@@ -202,6 +230,9 @@ pub struct BenchArgs {
     /// Join: `app.state_ballast_bytes` (the application state to transfer).
     #[arg(long, default_value_t = 1 << 20)]
     pub ballast_bytes: u32,
+    /// Join: the application state in MiB, in place of `--ballast-bytes` (1..=1023).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1023))]
+    pub state_mib: Option<u32>,
     /// How long the pair runs in sync before each repetition, ms.
     #[arg(long)]
     pub settle_ms: Option<u64>,
@@ -388,6 +419,10 @@ fn scenario(
     min_duration: Duration,
 ) -> u8 {
     install_handler();
+    if let Err(e) = group_check(common, command, command == "chaos") {
+        eprintln!("twinloop-sim {command}: {e}");
+        return 2;
+    }
     let timing = match timing(common, Timing::HARNESS) {
         Ok(t) => t,
         Err(e) => {
@@ -766,6 +801,10 @@ pub fn chaos_main(args: &ChaosArgs) -> u8 {
 /// `twinloop-sim bench …`.
 pub fn bench_main(args: &BenchArgs) -> u8 {
     install_handler();
+    if let Err(e) = group_check(&args.common, "bench", args.kind == BenchKind::Failover) {
+        eprintln!("twinloop-sim bench: {e}");
+        return 2;
+    }
     if matches!(args.kind, BenchKind::GatewayLatency | BenchKind::GatewayFailover) {
         return bench_gateway(args);
     }
@@ -797,7 +836,8 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
         // Faster console polling: the waits between repetitions are shorter.
         rig.watch_interval = Duration::from_millis(10);
         if args.kind == BenchKind::Join {
-            rig.ballast_bytes = args.ballast_bytes;
+            // At most 1023 MiB (the parser's range): no overflow.
+            rig.ballast_bytes = args.state_mib.map_or(args.ballast_bytes, |mib| mib << 20);
             rig.watch_interval = Duration::from_millis(5);
         }
         let (count, settle_ms) = match args.kind {
@@ -874,5 +914,43 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             dir.finish(false);
             EXIT_HARNESS
         }
+    }
+}
+
+#[cfg(test)]
+mod group_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    fn check(args: &[&str], command: &str, runs_groups: bool) -> Result<GroupShape, String> {
+        let parsed = Args::try_parse_from(std::iter::once("t").chain(args.iter().copied())).unwrap();
+        group_check(&parsed.common, command, runs_groups)
+    }
+
+    /// A pair is the default and passes everywhere; a group is taken by `chaos` and
+    /// `bench failover` only, and refused at start (one line naming issue 16) for now; a
+    /// bad shape names its flag.
+    #[test]
+    fn cli_nodes_default_pair_group_only_where_wired() {
+        assert!(check(&[], "run", false).unwrap().is_pair());
+        assert!(check(&["--nodes", "2"], "bench", false).unwrap().is_pair());
+        assert!(check(&["--nodes", "3"], "run", false)
+            .unwrap_err()
+            .contains("runs a pair only"));
+        let group = check(&["--nodes", "3", "--witness"], "chaos", true).unwrap_err();
+        assert!(
+            group.starts_with("--nodes 3 --witness: a group is refused at start"),
+            "{group}"
+        );
+        assert!(check(&["--nodes", "5"], "chaos", true).unwrap_err().contains("2..=4"));
+        assert!(check(&["--witness"], "chaos", true)
+            .unwrap_err()
+            .contains("a pair has no witness"));
     }
 }

@@ -751,6 +751,9 @@ fn node_toml(config: &RigConfig, i: usize, ports: &[NodePorts; 2], proxy: Option
             startup_wait_ms: t.startup_ms,
             retry_ms: t.retry_ms,
             switchover_timeout_ms: t.switchover_timeout_ms,
+            // Room for the ballast (`bench join --state-mib`), whose node refuses a
+            // ballast within 4096 bytes of the limit; the default otherwise.
+            state_bytes_max: base.state_bytes_max.max(u64::from(config.ballast_bytes) + (1 << 20)),
             ..base
         },
         frames: FramesConfig {

@@ -265,6 +265,9 @@ pub enum Invariant {
     /// 14 (issue 17): a level older than its key's newest at the sink, a final value not
     /// the newest committed, or an output emitted as another kind than produced.
     Levels,
+    /// 15 (issue 18): an acknowledged HMI write not applied exactly once, at the frame it
+    /// was acknowledged at, by every history that spans that frame.
+    HmiWrites,
 }
 
 impl Invariant {
@@ -285,6 +288,7 @@ impl Invariant {
             Invariant::DivergenceDetected => 12,
             Invariant::Injected => 13,
             Invariant::Levels => 14,
+            Invariant::HmiWrites => 15,
         }
     }
 
@@ -299,6 +303,7 @@ impl Invariant {
                     | Invariant::DivergenceDetected
                     | Invariant::Injected
                     | Invariant::Levels
+                    | Invariant::HmiWrites
             )
     }
 }

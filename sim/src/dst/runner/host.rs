@@ -578,6 +578,8 @@ impl<'a, W: Workload> Sim<'a, W> {
                     _ => {}
                 }
             }
+            // The HMI writer's answers (issue 18): see `hmi_answered`.
+            Action::HmiWriteDone { write, outcome } => self.hmi_answered(i, write, outcome),
             Action::Notice(notice) => {
                 if notice == Notice::FalseDeath {
                     self.stats.false_deaths += 1;
@@ -586,6 +588,9 @@ impl<'a, W: Workload> Sim<'a, W> {
                     self.say(format_args!("node {i}: {notice:?}"));
                 }
             }
+            // A lone primary's commit, not transmitted: the checker's record of its
+            // decisions is complete only with it.
+            Action::CommitHeld { epoch, commit } => self.checker.on_commit(now, i, epoch, &commit),
         }
     }
 }

@@ -234,6 +234,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 self.output_arrive(node, output);
             }
         }
+        self.hmi_check_end();
         self.checker.check_failover_deadlines(self.now);
         self.checker.check_switchovers(self.now);
         self.checker.finish(self.now, &self.sink.accepted);

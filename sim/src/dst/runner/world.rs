@@ -154,6 +154,8 @@ pub(super) struct Sim<'a, W: Workload> {
     pub(super) ack_path: crate::dst::network::OutputPath,
     /// Scratch: arrival times the output path drew.
     pub(super) path_arrivals: Vec<Nanos>,
+    /// The HMI writer (`hmi.rs`).
+    pub(super) hmi: super::hmi::HmiWriter,
 }
 
 impl<'a, W: Workload> Sim<'a, W> {
@@ -191,6 +193,8 @@ impl<'a, W: Workload> Sim<'a, W> {
             !options.output_path.is_perfect(),
             super::liveness::level_heal_bound_ns(options),
         );
+        // Forked last: every other draw stays what it was.
+        let hmi = super::hmi::HmiWriter::new(rng.fork());
         let mut sim = Sim {
             options,
             workload,
@@ -248,6 +252,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             output_path,
             ack_path,
             path_arrivals: Vec::with_capacity(2),
+            hmi,
         };
         sim.schedule(0, Event::SourceTick);
         for i in 0..2 {
@@ -437,6 +442,7 @@ impl<'a, W: Workload> Sim<'a, W> {
     }
 
     pub(super) fn source_tick(&mut self) {
+        self.hmi_tick();
         let frame = self.frame_next;
         self.frame_next += 1;
         self.stats.frames += 1;
