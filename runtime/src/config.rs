@@ -92,6 +92,10 @@ pub struct Config {
     /// the group's membership, so every node of a group must agree on it; a pair ignores
     /// it.
     pub weight: u8,
+    /// This node is its group's witness (issue 16): it runs no program, never leads and
+    /// only votes (`twinloop-witness` sets it). Only in a group (`[[peers]]`), with no other
+    /// witness among the peers; its `weight` is not used (0 in the membership).
+    pub witness: bool,
     /// The primary re-sends the newest level of each key this often (issue 22), with its
     /// id, so a level lost on the way to a sink heals within one period (0 = off; else
     /// 16..=3600000). Filled from the node file's `[outputs] level_refresh_ms`, not a
@@ -148,6 +152,7 @@ impl Default for Config {
             frame_jump_max: FRAME_JUMP_MAX_DEFAULT,
             allow_cold_start: false,
             weight: WEIGHT_MIN,
+            witness: false,
             level_refresh_ms: 0,
             peers: Vec::new(),
         }
@@ -275,10 +280,16 @@ impl Config {
     /// is still refused (the last check) until groups elect by votes (issue 16, step 3).
     /// Work: at most 3 × 3 comparisons.
     fn validate_group(&self) -> Result<(), ConfigError> {
+        let err = |key, problem| Err(ConfigError { key, problem });
+        if self.witness && self.peers.is_empty() {
+            return err(
+                "witness",
+                "a witness is a member of a group: list the other nodes in [[peers]] (a pair has no witness)",
+            );
+        }
         if self.peers.is_empty() {
             return Ok(());
         }
-        let err = |key, problem| Err(ConfigError { key, problem });
         if self.peers.len() > GROUP_PEERS_MAX {
             return err("peers", "at most 3 [[peers]] tables: a group has at most four nodes");
         }
@@ -305,6 +316,9 @@ impl Config {
             if peer.witness && self.peers[..i].iter().any(|p| p.witness) {
                 return err(witness, "a group has at most one witness");
             }
+            if peer.witness && self.witness {
+                return err(witness, "a group has at most one witness, and this node is it");
+            }
             if peer.links == 0 || usize::from(peer.links) > LINKS_MAX {
                 return err(links, "must be 1..=4 [[peers.links]] tables");
             }
@@ -324,7 +338,8 @@ impl Config {
             return 0;
         }
         let mut members = [(0u8, 0u8, false); GROUP_PEERS_MAX + 1];
-        members[0] = (self.node_id, self.weight, false);
+        // A witness has no weight in the membership, as its peers list it.
+        members[0] = (self.node_id, if self.witness { 0 } else { self.weight }, self.witness);
         let count = 1 + self.peers.len().min(GROUP_PEERS_MAX);
         for (slot, peer) in members[1..count].iter_mut().zip(&self.peers) {
             *slot = (peer.id, peer.weight, peer.witness);
@@ -562,6 +577,31 @@ mod tests {
         for other in [heavier, no_witness, other_id, self_weight] {
             assert_ne!(other.group_digest(), a.group_digest(), "{other:?}");
         }
+    }
+
+    /// The witness's own configuration: only in a group, the group's one witness; its
+    /// digest, computed from its view (its weight unused), is the one its peers compute.
+    #[test]
+    fn config_witness_only_in_a_group_its_digest_the_members() {
+        let alone = Config {
+            witness: true,
+            ..Config::default()
+        };
+        assert_eq!(alone.validate().unwrap_err().key, "witness");
+        let mut two_witnesses = group();
+        two_witnesses.node_id = 4;
+        two_witnesses.witness = true;
+        assert_eq!(two_witnesses.validate().unwrap_err().key, "peers[1].witness");
+        // Node 3, the witness of `group()`, as it configures itself.
+        let witness = Config {
+            node_id: 3,
+            witness: true,
+            weight: 7,
+            peers: std::vec![peer(1, 1, false), peer(2, 5, false)],
+            ..Config::default()
+        };
+        assert_eq!(witness.validate().unwrap_err().key, "peers", "refused until votes land");
+        assert_eq!(witness.group_digest(), group().group_digest());
     }
 
     proptest::proptest! {

@@ -10,12 +10,15 @@
 use crate::app::FRAME_PAYLOAD_MAX;
 use crate::config::CHUNK_BYTES_MAX;
 use crate::digest::crc32c;
+use crate::hmi::{HmiWrite, HmiWrites};
 use heapless::Vec;
 use serde::{Deserialize, Serialize};
 
 /// The wire format version this build speaks (3 since 2026-11-26: the heartbeat's restart
-/// handshake, `challenge` and `challenge_echo`).
-pub const WIRE_VERSION: u8 = 3;
+/// handshake, `challenge` and `challenge_echo`; 4 since 2026-11-26: `SwitchAsk` and
+/// `SwitchRequest` name their target, `to`; HMI writes, the commit's `writes` and
+/// `Body::HmiWrite`).
+pub const WIRE_VERSION: u8 = 4;
 /// The largest sync-link datagram, in bytes.
 pub const WIRE_BYTES_MAX: usize = 1200;
 /// Bytes of framing around the postcard body: version, flags, CRC.
@@ -152,6 +155,9 @@ pub struct Commit {
     pub kind: CommitKind,
     /// The application's state digest after this frame, every K frames.
     pub state_digest: Option<u64>,
+    /// The operators' writes applied at this frame, before its step (empty for a skipped
+    /// frame): every node applies them at this frame (docs/HMI.md).
+    pub writes: HmiWrites,
 }
 
 /// Why a backup delays its agreement to a switchover.
@@ -259,11 +265,17 @@ pub enum Body {
     SwitchAsk {
         /// Identifies the switchover.
         id: u32,
+        /// The node the operator named to take over (`switchover --to`); 0: any (wire
+        /// version 4).
+        to: u8,
     },
     /// The primary asks the backup to take over.
     SwitchRequest {
         /// Identifies the switchover.
         id: u32,
+        /// The backup named to take over; 0: any. Another backup ignores the request
+        /// (wire version 4).
+        to: u8,
     },
     /// The backup is ready to take over.
     SwitchAgree {
@@ -312,6 +324,10 @@ pub enum Body {
         /// The pair's frame for `source_first`.
         pair_first: u64,
     },
+    /// An operator's write accepted by a backup, forwarded to the primary, which applies
+    /// it at a frame and carries it in that frame's commit (docs/HMI.md). Resent every
+    /// `retry_ms` until a commit carries it; the primary applies an id once.
+    HmiWrite(HmiWrite),
 }
 
 /// One decoded sync-link message.
@@ -457,6 +473,7 @@ mod tests {
                 output_digest: 4,
             },
             state_digest: Some(5),
+            writes: Default::default(),
         };
         std::vec![
             Body::Heartbeat {
@@ -498,8 +515,8 @@ mod tests {
                 bytes: Vec::from_slice(&[0xAB; CHUNK_BYTES_MAX]).unwrap(),
             },
             Body::ChunkAck { id: 2, next: 6 },
-            Body::SwitchAsk { id: 1 },
-            Body::SwitchRequest { id: 1 },
+            Body::SwitchAsk { id: 1, to: 2 },
+            Body::SwitchRequest { id: 1, to: 0 },
             Body::SwitchAgree { id: 1 },
             Body::SwitchDelay {
                 id: 1,
@@ -577,7 +594,7 @@ mod tests {
     fn wire_keyed_forged_body_with_fixed_crc_is_rejected() {
         let envelope = Envelope {
             header: header(),
-            body: Body::SwitchRequest { id: 3 },
+            body: Body::SwitchRequest { id: 3, to: 0 },
         };
         let mut bytes = encode(&envelope, Some(&key(1))).unwrap().to_vec();
         // An attacker who flips a body bit and recomputes the CRC still lacks the key.
@@ -638,6 +655,7 @@ mod tests {
                     frame,
                     kind: CommitKind::Ran { input_digest: digest, outputs, sent_mask: mask, output_digest: !digest },
                     state_digest: None,
+                    writes: Default::default(),
                 }),
             };
             prop_assert_eq!(decode(&encode(&envelope, None).unwrap(), None), Ok(envelope));

@@ -92,9 +92,16 @@ struct DstArgs {
     /// `ignore-sent-mask`: a new primary re-sends what the old one reported sent;
     /// `forget-heard-epoch`: an epoch heard or followed from the peer is never written;
     /// `lead-before-durable`: a node's own epoch is written in the background;
-    /// `sink-ignores-levels`: the sink takes a level older than its key's newest).
+    /// `sink-ignores-levels`: the sink takes a level older than its key's newest;
+    /// `refresh-never-fires`: the level refresh is off on the nodes while the checker
+    /// holds them to the seed's period).
     #[arg(long, value_enum, default_value_t = Plant::None)]
     plant: Plant,
+    /// The sink's dedup window in frames (at least the seed's `frames_buffered`), in place
+    /// of 65,536: shows what a window shorter than the run does (issue 22's refreshed
+    /// levels; events may then be refused as too old, docs/PROTOCOL.md "The dedup window").
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    sink_window_frames: Option<u64>,
 }
 
 /// A bug to plant back (see `--plant`).
@@ -114,6 +121,9 @@ enum Plant {
     /// The sink offers every output as an event: an older level after a newer one
     /// (invariant 14).
     SinkIgnoresLevels,
+    /// The level refresh never fires: a level lost on the output path stays lost
+    /// (invariant 14's healing bound, issue 22).
+    RefreshNeverFires,
 }
 
 fn main() -> ExitCode {
@@ -171,6 +181,7 @@ fn dst_main(args: &DstArgs) -> i32 {
     let run = RunConfig {
         trace: args.trace,
         trace_wire: args.trace && args.trace_wire,
+        sink_window_frames: args.sink_window_frames,
         mutation: match args.plant {
             Plant::None => dst::Mutation::None,
             Plant::ColdStart => dst::Mutation::ColdStart,
@@ -178,6 +189,7 @@ fn dst_main(args: &DstArgs) -> i32 {
             Plant::ForgetHeardEpoch => dst::Mutation::ForgetHeardEpoch,
             Plant::LeadBeforeDurable => dst::Mutation::LeadBeforeDurable,
             Plant::SinkIgnoresLevels => dst::Mutation::SinkIgnoresLevels,
+            Plant::RefreshNeverFires => dst::Mutation::RefreshNeverFires,
         },
     };
     let factory = match args.app {

@@ -603,7 +603,7 @@ fn authenticated_pair_forged_and_replayed_messages_rejected_and_counted() {
             seq: 0,
             origin: 0,
         },
-        body: Body::SwitchRequest { id: 1 },
+        body: Body::SwitchRequest { id: 1, to: 0 },
     };
     let plain = wire::encode(&forged, None).unwrap();
     let wrong = wire::encode(&forged, Some(&AuthKey::new([8; 32]))).unwrap();
@@ -1469,6 +1469,7 @@ fn backup_commit_skipping_to_the_top_of_u64_refused_stays_in_sync() {
                 frame: frame + 1,
                 kind: crate::wire::CommitKind::Skipped { last },
                 state_digest: None,
+                writes: Default::default(),
             }),
         };
         p.inject(1, 0, &wire::encode(&forged, None).unwrap());
@@ -5265,6 +5266,18 @@ fn joining_begin_with_chunks_of_0_or_above_the_maximum_rejected() {
     }
 }
 
+/// Every output the sink accepted from `first` on is the reference run's.
+fn assert_outputs_intact(p: &Pair, last: u64) {
+    let first = *p.sink.accepted.keys().next().map(|(f, _)| f).expect("outputs accepted");
+    for (id, payload) in p.reference_outputs(first, last) {
+        assert_eq!(
+            p.sink.accepted.get(&id).map(|(_, b)| b),
+            Some(&payload),
+            "output {id:?}"
+        );
+    }
+}
+
 /// Mutant `lockstep.rs:319:41` at a851fc6 (`frame_last_run + 1` → `frame_last_run * 1` in
 /// `backup_fetch_missing`): a batch began at the frame last run, which the backup holds,
 /// so each asked for one missing frame fewer (and, where that frame's commit is not in the
@@ -5446,4 +5459,134 @@ fn primary_backup_silent_switchover_refused_no_healthy_backup() {
         p.command(0, Command::Switchover),
         CommandReply::Refused(RefuseReason::NoHealthyBackup)
     );
+}
+
+/// Issue 20: a lone primary sent a commit on every link each cycle to a peer nobody had
+/// heard, two system calls a cycle for nothing (`bench counts`). It runs and emits as
+/// before, and transmits no commit.
+#[test]
+fn alone_frames_no_commit_transmit() {
+    let mut p = pair();
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    let frame = p.node(0).frame();
+    p.capture = true;
+    p.run_for(ms(500));
+    assert!(p.node(0).frame() >= frame + 100, "the primary ran on");
+    assert!(!p.captured.is_empty(), "it still sends heartbeats");
+    assert_eq!(commits_sent(&p, 0), 0);
+}
+
+/// A lone primary that hears a joining peer sends its commits again: the backup joins,
+/// follows in sync on them, and the outputs are the reference run's.
+#[test]
+fn alone_peer_heard_commits_resume() {
+    let mut p = pair();
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.run_for(ms(200));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired, ms(2000)));
+    p.capture = true;
+    p.run_for(ms(200));
+    assert!(commits_sent(&p, 0) >= 100, "commits: {}", commits_sent(&p, 0));
+    let frame = p.node(0).frame();
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(100)));
+    assert!(p.node(1).frame() + 2 >= frame, "the backup follows");
+    assert!(p.digest_disagreements().0.is_empty());
+    assert_outputs_intact(&p, frame);
+}
+
+/// A backup silent past the primary's window (frozen) comes back to a primary that sent
+/// no commits meanwhile but the tail past its lag bound: it gets what it missed (fetch or
+/// transfer) and follows in sync, its state the primary's, the outputs intact.
+#[test]
+fn paired_backup_silent_past_window_commits_stop_then_backup_resyncs() {
+    let mut p = running_pair(Config::default());
+    p.run_for(ms(100));
+    let silence = p.configs[0].backup_silence();
+    p.freeze(1, silence * 3);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, silence * 2));
+    // The tail: commits go on to `max_lag_frames` + 16 past the last committed while the
+    // backup was heard, then stop.
+    let heard_to = p.node(0).commit_tail_last - p.configs[0].max_lag_frames - 16;
+    assert!(
+        heard_to >= p.node(1).frame(),
+        "the tail starts at the frozen backup's frame or above"
+    );
+    p.capture = true;
+    let tail_last = p.node(0).commit_tail_last;
+    assert!(p.run_until(p.now + silence, |p| p.node(0).frame() > tail_last));
+    assert!(commits_sent(&p, 0) > 0, "the tail's commits");
+    p.captured.clear();
+    p.run_for(silence / 2);
+    assert_eq!(commits_sent(&p, 0), 0, "commits to a backup gone silent past the tail");
+    p.capture = false;
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired, silence * 4));
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    p.run_for(ms(100));
+    let frame = p.node(0).frame();
+    assert!(p.node(1).frame() + 2 >= frame, "the backup follows");
+    assert!(p.digest_disagreements().0.is_empty());
+    assert_outputs_intact(&p, frame);
+}
+
+fn drop_commits_from_primary(from: usize, envelope: &Envelope) -> bool {
+    from == 0 && matches!(envelope.body, Body::Commit(_))
+}
+
+/// DST seed 12850 (`dst --seed 2000 --seeds 18000` at 4f7dcff, with 1051f07): a backup
+/// lost one commit and froze before fetching it, past the primary's window; the lone
+/// primary ran on and crashed while the backup was still frozen. Holding every commit
+/// from its first lone frame, the primary had told the backup of nothing past the gap's
+/// neighbourhood: the backup thawed a few frames behind by its reckoning, took over,
+/// skipped the gap and ran on from a state the old primary never had, its outputs for
+/// frames the old primary had emitted differing (239 ids with two contents). With the
+/// tail of commits a lone primary still sends, the backup learns it is past
+/// `max_lag_frames` and resyncs, as it did when every commit went out: it never leads
+/// from that history.
+#[test]
+fn alone_backup_frozen_with_a_gap_primary_crashed_backup_resyncs_not_leads() {
+    // The seed's shape: a 10 ms cycle, so that the primary's window (50 frames) is well
+    // within `max_lag_frames`.
+    let config = Config {
+        max_lag_frames: 128,
+        frames_buffered: 256,
+        ..Config::default()
+    };
+    let mut p = Pair::new(11, config, 0);
+    p.cycle = ms(10);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired, ms(2000)));
+    p.run_for(ms(200));
+    // One commit lost on its way; the backup freezes before the next one tells it so.
+    let ran = p.node(1).frame();
+    p.drop_if = Some(drop_commits_from_primary);
+    assert!(p.run_until(p.now + ms(100), |p| p.node(0).frame() > ran + 1));
+    p.drop_if = None;
+    p.freeze(1, ms(2400));
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(1000)));
+    p.run_for(ms(1000));
+    p.crash(0);
+    // The backup thaws to a primary gone: it resyncs, it does not take over from that
+    // history (without state it may later start cold, a new lineage: not this test's).
+    let decided = p.run_until(p.now + ms(3000), |p| {
+        p.transitions
+            .iter()
+            .any(|(i, t)| *i == 1 && (t.role == Role::Primary || t.reason == Reason::ResyncStarted(ResyncCause::Lag)))
+    });
+    assert!(decided, "{:?}", reasons(&p, 1));
+    assert_eq!(
+        p.node(1).role(),
+        Role::Backup,
+        "the backup led from a history with a gap: {:?}",
+        reasons(&p, 1)
+    );
+    assert_eq!(p.sink.conflicts, 0);
+    p.run_for(ms(100));
+    assert_eq!(p.sink.conflicts, 0, "outputs with two contents: {:?}", reasons(&p, 1));
 }

@@ -181,6 +181,7 @@ mod joins;
 mod levels;
 mod lineage;
 mod nothing_lost;
+mod output_path;
 mod record;
 mod replay;
 #[cfg(test)]
@@ -266,6 +267,9 @@ pub enum Invariant {
     /// 14 (issue 17): a level older than its key's newest at the sink, a final value not
     /// the newest committed, or an output emitted as another kind than produced.
     Levels,
+    /// 15 (issue 18): an acknowledged HMI write not applied exactly once, at the frame it
+    /// was acknowledged at, by every history that spans that frame.
+    HmiWrites,
 }
 
 impl Invariant {
@@ -286,6 +290,7 @@ impl Invariant {
             Invariant::DivergenceDetected => 12,
             Invariant::Injected => 13,
             Invariant::Levels => 14,
+            Invariant::HmiWrites => 15,
         }
     }
 
@@ -300,6 +305,7 @@ impl Invariant {
                     | Invariant::DivergenceDetected
                     | Invariant::Injected
                     | Invariant::Levels
+                    | Invariant::HmiWrites
             )
     }
 }
@@ -356,6 +362,17 @@ pub struct Exceptions {
     /// Committed level outputs that never reached the sink because a newer value of
     /// their key did (collapsed at a takeover, or refused as superseded): invariant 14's.
     pub level_superseded: u64,
+    /// Committed outputs (events, and levels with no newer value at the sink) that never
+    /// reached the sink because the output path lost every copy or reordered it behind a
+    /// higher epoch's (issue 22; no acknowledgements yet: `output_path.rs`).
+    pub lost_network: u64,
+    /// Of which levels: a key's final value at the sink older than the newest committed,
+    /// its copies lost on the path with the level refresh off.
+    pub level_lost_network: u64,
+    /// Levels: a key's final value older than the newest committed, its copies lost on the
+    /// path with the refresh on, and the last primary installed a state transferred after
+    /// that level's frame (a transfer clears the refresh table: an open limit).
+    pub level_lost_transfer: u64,
 }
 
 /// What an epoch's leader did, for the classification of content differences.
@@ -667,6 +684,29 @@ pub struct Checker {
     pub divergences_absorbed: u64,
     /// Alarmed ones after which the backup was in sync again.
     pub divergences_recovered: u64,
+
+    // The output path (issue 22; `output_path.rs`).
+    /// The path to the sink is not perfect: the sink's side is judged on arrival.
+    path_faulty: bool,
+    /// The nodes refresh levels: a level's copy in its own epoch is not a second emission.
+    level_refresh: bool,
+    /// The level refresh's healing bound (`None`: refresh off, or a perfect path).
+    level_bound_ns: Option<Nanos>,
+    /// When the pair converged after the path healed.
+    path_healed_at: Option<Nanos>,
+    /// By identity: what became of its copies on the path.
+    path_copies: BTreeMap<(u64, u8), output_path::PathCopies>,
+    /// By level key: the newest level a primary emitted that the sink does not hold yet.
+    level_waits: BTreeMap<u16, output_path::LevelWait>,
+    /// Copies the path lost.
+    pub path_lost: u64,
+    /// Copies the path brought after a higher epoch passed the fence.
+    pub path_overtaken: u64,
+    /// The longest a judged level waited for the sink after healing, ns.
+    pub level_heal_ns_max: Nanos,
+    /// By node: the frame of the last state it installed by a transfer, in this
+    /// incarnation (its refresh table starts there).
+    installed_frame: [Option<u64>; 2],
 }
 
 impl Checker {
@@ -710,6 +750,7 @@ impl Checker {
         self.held[node].clear();
         self.takeovers[node] = None;
         self.joining[node] = None;
+        self.installed_frame[node] = None;
         // A fresh application: what the last incarnation produced is gone.
         self.produced.retain(|&(_, n, _), _| n != node);
     }

@@ -30,6 +30,9 @@ impl<'a, W: Workload> Sim<'a, W> {
         if self.run.mutation == Mutation::ColdStart {
             config.allow_cold_start = true;
         }
+        if self.run.mutation == Mutation::RefreshNeverFires {
+            config.level_refresh_ms = 0;
+        }
         if restart {
             self.last_trouble_at = self.now;
         }
@@ -261,6 +264,42 @@ impl<'a, W: Workload> Sim<'a, W> {
         }
     }
 
+    /// An output node `i` emitted reaches the sink over the output path (issue 22), or is
+    /// lost there when an outage began while it was on the way.
+    pub(super) fn output_arrive(&mut self, i: usize, output: twinloop::Output) {
+        let now = self.now;
+        self.trace_u64(7 + i as u64);
+        if !self.output_path.arrive() {
+            self.checker.on_path_dropped(&output);
+            return;
+        }
+        if self.run.mutation == Mutation::NoFencing {
+            self.sink.gateway.clear_fence();
+        }
+        let (verdict, lapsed) = if self.run.mutation == Mutation::SinkIgnoresLevels {
+            let as_event = twinloop::Output {
+                kind: twinloop::OutputKind::Event,
+                ..output.clone()
+            };
+            self.sink.offer(now, i, &as_event)
+        } else {
+            self.sink.offer(now, i, &output)
+        };
+        if lapsed {
+            self.say(format_args!("sink: epoch lease lapsed"));
+            self.checker.on_sink_lapse();
+        }
+        if verdict != Verdict::Accepted {
+            self.say(format_args!(
+                "node {i}: output ({}, {}) epoch {} arrives -> {verdict:?}",
+                output.frame,
+                output.index,
+                twinloop::EpochText(output.epoch)
+            ));
+        }
+        self.checker.on_sink_offer(now, i, &output, verdict);
+    }
+
     pub(super) fn role(&self, i: usize) -> Option<Role> {
         self.nodes[i].node.as_ref().map(|n| n.role())
     }
@@ -389,6 +428,29 @@ impl<'a, W: Workload> Sim<'a, W> {
                         }
                     }
                     _ => {}
+                }
+                if !self.output_path.is_perfect() {
+                    // Over the plant network: the node's side is judged now, the sink's
+                    // when (if) a copy arrives.
+                    self.trace_u64(output.frame << 8 | u64::from(output.index));
+                    self.trace_u64(output.epoch);
+                    self.checker.on_emit_sent(now, i, &output);
+                    let mut arrivals = core::mem::take(&mut self.path_arrivals);
+                    self.output_path.send(now, &mut arrivals);
+                    if arrivals.is_empty() {
+                        self.checker.on_path_dropped(&output);
+                    }
+                    for at in arrivals.drain(..) {
+                        self.schedule(
+                            at,
+                            Event::OutputArrive {
+                                node: i,
+                                output: output.clone(),
+                            },
+                        );
+                    }
+                    self.path_arrivals = arrivals;
+                    return;
                 }
                 if self.run.mutation == Mutation::NoFencing {
                     // A sink that forgets its fence before every output.
@@ -527,6 +589,8 @@ impl<'a, W: Workload> Sim<'a, W> {
                     _ => {}
                 }
             }
+            // The HMI writer's answers (issue 18): see `hmi_answered`.
+            Action::HmiWriteDone { write, outcome } => self.hmi_answered(i, write, outcome),
             Action::Notice(notice) => {
                 if notice == Notice::FalseDeath {
                     self.stats.false_deaths += 1;
@@ -535,6 +599,9 @@ impl<'a, W: Workload> Sim<'a, W> {
                     self.say(format_args!("node {i}: {notice:?}"));
                 }
             }
+            // A lone primary's commit, not transmitted: the checker's record of its
+            // decisions is complete only with it.
+            Action::CommitHeld { epoch, commit } => self.checker.on_commit(now, i, epoch, &commit),
         }
     }
 }
