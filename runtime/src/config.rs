@@ -92,8 +92,9 @@ pub struct Config {
     /// the group's membership, so every node of a group must agree on it; a pair ignores
     /// it.
     pub weight: u8,
-    /// This node is a group's witness (issue 16): it runs no program, holds no state,
-    /// never leads, and votes in the succession. Its `runtime.weight` is not used.
+    /// This node is its group's witness (issue 16): it runs no program, never leads and
+    /// only votes (`twinloop-witness` sets it). Only in a group (`[[peers]]`), with no other
+    /// witness among the peers; its `weight` is not used (0 in the membership).
     pub witness: bool,
     /// The primary re-sends the newest level of each key this often (issue 22), with its
     /// id, so a level lost on the way to a sink heals within one period (0 = off; else
@@ -280,16 +281,16 @@ impl Config {
     /// no peer is. Groups run since issue 16, step 3 (votes and succession).
     /// Work: at most 3 × 3 comparisons.
     fn validate_group(&self) -> Result<(), ConfigError> {
+        let err = |key, problem| Err(ConfigError { key, problem });
+        if self.witness && self.peers.is_empty() {
+            return err(
+                "witness",
+                "a witness is a member of a group: list the other nodes in [[peers]] (a pair has no witness)",
+            );
+        }
         if self.peers.is_empty() {
-            if self.witness {
-                return Err(ConfigError {
-                    key: "witness",
-                    problem: "a witness votes in a group: give its other nodes in [[peers]] tables",
-                });
-            }
             return Ok(());
         }
-        let err = |key, problem| Err(ConfigError { key, problem });
         if self.peers.len() > GROUP_PEERS_MAX {
             return err("peers", "at most 3 [[peers]] tables: a group has at most four nodes");
         }
@@ -316,6 +317,9 @@ impl Config {
             if peer.witness && (self.witness || self.peers[..i].iter().any(|p| p.witness)) {
                 return err(witness, "a group has at most one witness");
             }
+            if peer.witness && self.witness {
+                return err(witness, "a group has at most one witness, and this node is it");
+            }
             if peer.links == 0 || usize::from(peer.links) > LINKS_MAX {
                 return err(links, "must be 1..=4 [[peers.links]] tables");
             }
@@ -339,12 +343,8 @@ impl Config {
             return 0;
         }
         let mut members = [(0u8, 0u8, false); GROUP_PEERS_MAX + 1];
-        // A witness has no weight in the succession: 0, as its peers list it.
-        members[0] = if self.witness {
-            (self.node_id, 0, true)
-        } else {
-            (self.node_id, self.weight, false)
-        };
+        // A witness has no weight in the membership, as its peers list it.
+        members[0] = (self.node_id, if self.witness { 0 } else { self.weight }, self.witness);
         let count = 1 + self.peers.len().min(GROUP_PEERS_MAX);
         for (slot, peer) in members[1..count].iter_mut().zip(&self.peers) {
             *slot = (peer.id, peer.weight, peer.witness);
@@ -604,6 +604,31 @@ mod tests {
             peers: std::vec![peer(1, 1, false), peer(2, 5, false)],
             ..Config::default()
         };
+        assert_eq!(witness.group_digest(), group().group_digest());
+    }
+
+    /// The witness's own configuration: only in a group, the group's one witness; its
+    /// digest, computed from its view (its weight unused), is the one its peers compute.
+    #[test]
+    fn config_witness_only_in_a_group_its_digest_the_members() {
+        let alone = Config {
+            witness: true,
+            ..Config::default()
+        };
+        assert_eq!(alone.validate().unwrap_err().key, "witness");
+        let mut two_witnesses = group();
+        two_witnesses.node_id = 4;
+        two_witnesses.witness = true;
+        assert_eq!(two_witnesses.validate().unwrap_err().key, "peers[1].witness");
+        // Node 3, the witness of `group()`, as it configures itself.
+        let witness = Config {
+            node_id: 3,
+            witness: true,
+            weight: 7,
+            peers: std::vec![peer(1, 1, false), peer(2, 5, false)],
+            ..Config::default()
+        };
+        assert_eq!(witness.validate(), Ok(()), "a valid group's witness");
         assert_eq!(witness.group_digest(), group().group_digest());
     }
 

@@ -10,12 +10,14 @@
 use crate::app::FRAME_PAYLOAD_MAX;
 use crate::config::CHUNK_BYTES_MAX;
 use crate::digest::crc32c;
+use crate::hmi::{HmiWrite, HmiWrites};
 use heapless::Vec;
 use serde::{Deserialize, Serialize};
 
 /// The wire format version this build speaks (3 since 2026-11-26: the heartbeat's restart
-/// handshake, `challenge` and `challenge_echo`; 4 since 2026-11-26: a group's votes,
-/// `VoteRequest` and `Vote`).
+/// handshake, `challenge` and `challenge_echo`; 4 since 2026-11-26: `SwitchAsk` and
+/// `SwitchRequest` name their target, `to`; HMI writes, the commit's `writes` and
+/// `Body::HmiWrite`; a group's votes, `VoteRequest` and `Vote`).
 pub const WIRE_VERSION: u8 = 4;
 /// The largest sync-link datagram, in bytes.
 pub const WIRE_BYTES_MAX: usize = 1200;
@@ -153,6 +155,9 @@ pub struct Commit {
     pub kind: CommitKind,
     /// The application's state digest after this frame, every K frames.
     pub state_digest: Option<u64>,
+    /// The operators' writes applied at this frame, before its step (empty for a skipped
+    /// frame): every node applies them at this frame (docs/HMI.md).
+    pub writes: HmiWrites,
 }
 
 /// Why a backup delays its agreement to a switchover.
@@ -260,11 +265,17 @@ pub enum Body {
     SwitchAsk {
         /// Identifies the switchover.
         id: u32,
+        /// The node the operator named to take over (`switchover --to`); 0: any (wire
+        /// version 4).
+        to: u8,
     },
     /// The primary asks the backup to take over.
     SwitchRequest {
         /// Identifies the switchover.
         id: u32,
+        /// The backup named to take over; 0: any. Another backup ignores the request
+        /// (wire version 4).
+        to: u8,
     },
     /// The backup is ready to take over.
     SwitchAgree {
@@ -313,6 +324,10 @@ pub enum Body {
         /// The pair's frame for `source_first`.
         pair_first: u64,
     },
+    /// An operator's write accepted by a backup, forwarded to the primary, which applies
+    /// it at a frame and carries it in that frame's commit (docs/HMI.md). Resent every
+    /// `retry_ms` until a commit carries it; the primary applies an id once.
+    HmiWrite(HmiWrite),
     /// A group's backup that finds its primary silent for its window, and itself the
     /// successor by weight, asks every voter for its vote (issue 16; never in a pair).
     VoteRequest {
@@ -475,6 +490,7 @@ mod tests {
                 output_digest: 4,
             },
             state_digest: Some(5),
+            writes: Default::default(),
         };
         std::vec![
             Body::Heartbeat {
@@ -516,8 +532,8 @@ mod tests {
                 bytes: Vec::from_slice(&[0xAB; CHUNK_BYTES_MAX]).unwrap(),
             },
             Body::ChunkAck { id: 2, next: 6 },
-            Body::SwitchAsk { id: 1 },
-            Body::SwitchRequest { id: 1 },
+            Body::SwitchAsk { id: 1, to: 2 },
+            Body::SwitchRequest { id: 1, to: 0 },
             Body::SwitchAgree { id: 1 },
             Body::SwitchDelay {
                 id: 1,
@@ -604,7 +620,7 @@ mod tests {
     fn wire_keyed_forged_body_with_fixed_crc_is_rejected() {
         let envelope = Envelope {
             header: header(),
-            body: Body::SwitchRequest { id: 3 },
+            body: Body::SwitchRequest { id: 3, to: 0 },
         };
         let mut bytes = encode(&envelope, Some(&key(1))).unwrap().to_vec();
         // An attacker who flips a body bit and recomputes the CRC still lacks the key.
@@ -643,8 +659,8 @@ mod tests {
         }
 
         #[test]
-        fn wire_vote_bodies_arbitrary_bytes_never_panic(tag in 18u8..=19, rest in proptest::collection::vec(any::<u8>(), 0..40)) {
-            // The votes' variant tags (18 and 19: `SourceMap`, 17, is the last before them) followed by
+        fn wire_vote_bodies_arbitrary_bytes_never_panic(tag in 19u8..=20, rest in proptest::collection::vec(any::<u8>(), 0..40)) {
+            // The votes' variant tags (19 and 20: `HmiWrite`, 18, is the last before them) followed by
             // arbitrary bytes: the votes' decoder sees every field cut or garbled.
             let mut bytes = std::vec![WIRE_VERSION, 0];
             let mut buf = [0u8; 64];
@@ -691,6 +707,7 @@ mod tests {
                     frame,
                     kind: CommitKind::Ran { input_digest: digest, outputs, sent_mask: mask, output_digest: !digest },
                     state_digest: None,
+                    writes: Default::default(),
                 }),
             };
             prop_assert_eq!(decode(&encode(&envelope, None).unwrap(), None), Ok(envelope));

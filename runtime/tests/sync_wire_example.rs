@@ -46,7 +46,7 @@ fn sync_wire_doc_example_keyed_is_tagged() {
 }
 
 /// The vote request of docs/SYNC-PROTOCOL.md, "Worked example" (wire version 4).
-const DOC_VOTE_REQUEST: &str = "04 00 02 02 81 02 01 e8 07 07 2b 81 02 12 82 04 e8 07 45 b3 d4 17";
+const DOC_VOTE_REQUEST: &str = "04 00 02 02 81 02 01 e8 07 07 2b 81 02 13 82 04 e8 07 e9 dc c5 2f";
 
 #[test]
 fn sync_wire_doc_vote_request_decodes() {

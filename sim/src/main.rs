@@ -92,7 +92,9 @@ struct DstArgs {
     /// `ignore-sent-mask`: a new primary re-sends what the old one reported sent;
     /// `forget-heard-epoch`: an epoch heard or followed from the peer is never written;
     /// `lead-before-durable`: a node's own epoch is written in the background;
-    /// `sink-ignores-levels`: the sink takes a level older than its key's newest).
+    /// `sink-ignores-levels`: the sink takes a level older than its key's newest;
+    /// `refresh-never-fires`: the level refresh is off on the nodes while the checker
+    /// holds them to the seed's period).
     #[arg(long, value_enum, default_value_t = Plant::None)]
     plant: Plant,
     /// Members that may lead: 2 is the pair (the DST above); 3 or 4 run a group of that
@@ -102,6 +104,11 @@ struct DstArgs {
     /// Add a witness to the group (at most four members in all).
     #[arg(long)]
     witness: bool,
+    /// The sink's dedup window in frames (at least the seed's `frames_buffered`), in place
+    /// of 65,536: shows what a window shorter than the run does (issue 22's refreshed
+    /// levels; events may then be refused as too old, docs/PROTOCOL.md "The dedup window").
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    sink_window_frames: Option<u64>,
 }
 
 /// A bug to plant back (see `--plant`).
@@ -121,6 +128,9 @@ enum Plant {
     /// The sink offers every output as an event: an older level after a newer one
     /// (invariant 14).
     SinkIgnoresLevels,
+    /// The level refresh never fires: a level lost on the output path stays lost
+    /// (invariant 14's healing bound, issue 22).
+    RefreshNeverFires,
 }
 
 fn main() -> ExitCode {
@@ -181,6 +191,7 @@ fn dst_main(args: &DstArgs) -> i32 {
     let run = RunConfig {
         trace: args.trace,
         trace_wire: args.trace && args.trace_wire,
+        sink_window_frames: args.sink_window_frames,
         mutation: match args.plant {
             Plant::None => dst::Mutation::None,
             Plant::ColdStart => dst::Mutation::ColdStart,
@@ -188,6 +199,7 @@ fn dst_main(args: &DstArgs) -> i32 {
             Plant::ForgetHeardEpoch => dst::Mutation::ForgetHeardEpoch,
             Plant::LeadBeforeDurable => dst::Mutation::LeadBeforeDurable,
             Plant::SinkIgnoresLevels => dst::Mutation::SinkIgnoresLevels,
+            Plant::RefreshNeverFires => dst::Mutation::RefreshNeverFires,
         },
     };
     let factory = match args.app {

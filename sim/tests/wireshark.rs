@@ -635,6 +635,14 @@ fn tshark_fields(tshark: &Path, pcap: &Path, prefs: &[String], fields: &[String]
 fn every_message() -> Vec<(wire::Body, Vec<(&'static str, String)>)> {
     use wire::{Body, Commit, CommitKind, DelayReason, Fingerprint};
     let n = |v: u64| v.to_string();
+    let hmi_write = twinloop::hmi::HmiWrite {
+        id: twinloop::hmi::WriteId {
+            client: 0xC0A8_0001,
+            transaction: 65_535,
+        },
+        tag: 300,
+        value: -70_000,
+    };
     let ran = Commit {
         frame: 1_000_001,
         kind: CommitKind::Ran {
@@ -644,11 +652,17 @@ fn every_message() -> Vec<(wire::Body, Vec<(&'static str, String)>)> {
             output_digest: u64::MAX,
         },
         state_digest: Some(0x0102_0304_0506_0708),
+        writes: {
+            let mut writes = twinloop::hmi::HmiWrites::EMPTY;
+            writes.push(hmi_write);
+            writes
+        },
     };
     let skipped = Commit {
         frame: 77,
         kind: CommitKind::Skipped { last: 300 },
         state_digest: None,
+        writes: Default::default(),
     };
     let ran_fields = |p: &'static str| -> Vec<(&'static str, String)> {
         let f = |s: &'static str| -> &'static str { Box::leak(format!("{p}.{s}").into_boxed_str()) };
@@ -660,6 +674,11 @@ fn every_message() -> Vec<(wire::Body, Vec<(&'static str, String)>)> {
             (f("kind.ran.sent_mask"), n(0x1FFF)),
             (f("kind.ran.output_digest"), n(u64::MAX)),
             (f("state_digest.value"), n(0x0102_0304_0506_0708)),
+            (f("writes.len"), n(1)),
+            (f("writes.client"), n(0xC0A8_0001)),
+            (f("writes.transaction"), n(65_535)),
+            (f("writes.tag"), n(300)),
+            (f("writes.value"), "-70000".to_string()),
         ]
     };
     let chunk: Vec<u8> = (0..1024u32).map(|i| (i % 251) as u8).collect();
@@ -758,8 +777,14 @@ fn every_message() -> Vec<(wire::Body, Vec<(&'static str, String)>)> {
             Body::ChunkAck { id: 9, next: 69 },
             vec![("chunkack.id", n(9)), ("chunkack.next", n(69))],
         ),
-        (Body::SwitchAsk { id: 5 }, vec![("switchask.id", n(5))]),
-        (Body::SwitchRequest { id: 5 }, vec![("switchrequest.id", n(5))]),
+        (
+            Body::SwitchAsk { id: 5, to: 3 },
+            vec![("switchask.id", n(5)), ("switchask.to", n(3))],
+        ),
+        (
+            Body::SwitchRequest { id: 5, to: 3 },
+            vec![("switchrequest.id", n(5)), ("switchrequest.to", n(3))],
+        ),
         (Body::SwitchAgree { id: 5 }, vec![("switchagree.id", n(5))]),
         (
             Body::SwitchDelay {
@@ -792,6 +817,15 @@ fn every_message() -> Vec<(wire::Body, Vec<(&'static str, String)>)> {
                 ("sourcemap.session", n(0xBEEF)),
                 ("sourcemap.source_first", n(1)),
                 ("sourcemap.pair_first", n(5_000_000)),
+            ],
+        ),
+        (
+            Body::HmiWrite(hmi_write),
+            vec![
+                ("hmiwrite.client", n(0xC0A8_0001)),
+                ("hmiwrite.transaction", n(65_535)),
+                ("hmiwrite.tag", n(300)),
+                ("hmiwrite.value", "-70000".to_string()),
             ],
         ),
         (
@@ -916,7 +950,7 @@ fn wireshark_dissector_shows_every_field_of_every_type_and_rejects_what_the_node
             }
             for (field, value) in expected {
                 let shown = &row[&format!("twinloop_sync.{field}")];
-                if value.len() > 20 || field.ends_with("payload") {
+                if value.len() > 20 || field.ends_with("payload") || value.starts_with('-') {
                     assert_eq!(shown, value, "{field}: {what}");
                 } else {
                     let value: u64 = value.parse().unwrap();
@@ -1257,18 +1291,19 @@ fn boundary_cases() -> Vec<(bool, Vec<u8>)> {
     bodies.push(with(&[&h, &[1], &[5]]));
     bodies.push(with(&[&h, &[1], &[5], &[0]]));
     bodies.push(h.clone());
-    let mut cases: Vec<(bool, Vec<u8>)> = bodies.iter().map(|b| (true, sync_datagram(WIRE, 0, b))).collect();
-    cases.push((true, sync_datagram(WIRE, 0, &[])));
+    let v = wire::WIRE_VERSION;
+    let mut cases: Vec<(bool, Vec<u8>)> = bodies.iter().map(|b| (true, sync_datagram(v, 0, b))).collect();
+    cases.push((true, sync_datagram(v, 0, &[])));
     // Flags and versions, CRC right: flags 2, a tag flag on a datagram too short for one,
-    // the version before (3, before the votes) and after.
+    // the version before (3: no switchover target, HMI writes or votes) and the one after.
     let probe = with(&[&h, &[1], &[5]]);
-    cases.push((true, sync_datagram(WIRE, 2, &probe)));
-    cases.push((true, sync_datagram(WIRE, 1, &[1, 1])));
-    cases.push((true, sync_datagram(WIRE - 1, 0, &probe)));
-    cases.push((true, sync_datagram(WIRE + 1, 0, &probe)));
+    cases.push((true, sync_datagram(v, 2, &probe)));
+    cases.push((true, sync_datagram(v, 1, &[1, 1])));
+    cases.push((true, sync_datagram(v - 1, 0, &probe)));
+    cases.push((true, sync_datagram(v + 1, 0, &probe)));
     // Lengths: 1200 bytes and 1201 (a Chunk padded to them; 1200 is still malformed as
     // the chunk cannot hold the rest, so a valid 1,0xx-byte datagram stands beside it).
-    let mut long = sync_datagram(WIRE, 0, &with(&[&h, &[8], &[1], &[0], &varint(1024), &[7; 1024]]));
+    let mut long = sync_datagram(v, 0, &with(&[&h, &[8], &[1], &[0], &varint(1024), &[7; 1024]]));
     long.resize(1200, 0);
     cases.push((true, long.clone()));
     long.push(0);

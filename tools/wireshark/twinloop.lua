@@ -584,10 +584,18 @@ local COMMIT_KIND = {
     } },
 }
 local STATE_DIGEST = { { "value", "u64", "State digest", base.HEX } }
+-- An operator's write (docs/HMI.md; wire version 4).
+local HMI_WRITE = {
+    { "client", "u32", "Client id", base.HEX },
+    { "transaction", "u16", "Transaction id" },
+    { "tag", "u16", "Tag index" },
+    { "value", "i64", "Value" },
+}
 local COMMIT = {
     { "frame", "u64", "Frame" },
     { "kind", "variant", "Kind", COMMIT_KIND },
     { "state_digest", "option", "State digest", STATE_DIGEST },
+    { "writes", "list", "HMI writes", { 4, HMI_WRITE } },
 }
 local HEADER = {
     { "node_id", "u8", "Node id" },
@@ -639,8 +647,14 @@ local BODIES = {
         { "id", "u32", "Transfer id" },
         { "next", "u32", "Next chunk wanted" },
     } },
-    [10] = { "SwitchAsk", { { "id", "u32", "Switchover id" } } },
-    [11] = { "SwitchRequest", { { "id", "u32", "Switchover id" } } },
+    [10] = { "SwitchAsk", {
+        { "id", "u32", "Switchover id" },
+        { "to", "u8", "Target node (0 = any)" },
+    } },
+    [11] = { "SwitchRequest", {
+        { "id", "u32", "Switchover id" },
+        { "to", "u8", "Target node (0 = any)" },
+    } },
     [12] = { "SwitchAgree", { { "id", "u32", "Switchover id" } } },
     [13] = { "SwitchDelay", {
         { "id", "u32", "Switchover id" },
@@ -661,11 +675,12 @@ local BODIES = {
         { "source_first", "u64", "Source first frame" },
         { "pair_first", "u64", "Pair frame of source_first" },
     } },
-    [18] = { "VoteRequest", {
+    [18] = { "HmiWrite", HMI_WRITE },
+    [19] = { "VoteRequest", {
         { "epoch", "u64", "Epoch asked for", "epoch" },
         { "commit_highest", "u64", "Highest commit held" },
     } },
-    [19] = { "Vote", {
+    [20] = { "Vote", {
         { "epoch", "u64", "Epoch asked for", "epoch" },
         { "granted", "bool", "Granted" },
         { "commit_highest", "u64", "Highest commit held" },
@@ -703,6 +718,7 @@ local fs = {
 local FIELD_TYPES = {
     u8 = ProtoField.uint8, bool = ProtoField.uint8, u16 = ProtoField.uint16, u32 = ProtoField.uint32,
     u64 = ProtoField.uint64, enum = ProtoField.uint32, variant = ProtoField.uint32,
+    i64 = ProtoField.int64,
 }
 local BOOLS = { [0] = "false", [1] = "true" }
 
@@ -717,6 +733,10 @@ local function declare(prefix, spec)
         if ty == "struct" or ty == "option" then
             g.pf = ProtoField.none(path, label)
             g[4] = declare(path, extra)
+        elseif ty == "list" then
+            g.pf = ProtoField.none(path, label)
+            g.pf_len = ProtoField.uint64(path .. ".len", label .. " count")
+            g[4] = { extra[1], declare(path, extra[2]) }
         elseif ty == "bytes" then
             g.pf = ProtoField.bytes(path, label)
             g.pf_len = ProtoField.uint64(path .. ".len", label .. " length")
@@ -759,6 +779,8 @@ local function collect(list, spec)
         end
         if f[2] == "struct" or f[2] == "option" then
             collect(list, f[4])
+        elseif f[2] == "list" then
+            collect(list, f[4][2])
         elseif f[2] == "variant" then
             for _, v in pairs(f[4]) do
                 collect(list, v[2])
@@ -901,6 +923,19 @@ local function read_spec(r, tree, spec, values)
                     item:add(fs.epoch_node, r.tvb(start, len), v:band(UInt64(0xFF)):tonumber()):set_generated()
                 end
             end
+        elseif ty == "i64" then
+            -- A zigzag varint: (n >> 1) xor -(n & 1).
+            local n
+            n, start, len = r:varint("u64")
+            if n ~= nil then
+                local magnitude = Int64(n:rshift(1):lower(), n:rshift(1):higher())
+                if n:band(UInt64(1)) == UInt64(1) then
+                    v = -magnitude - 1
+                else
+                    v = magnitude
+                end
+                tree:add(f.pf, r.tvb(start, len), v)
+            end
         elseif ty == "enum" then
             v, start, len = r:varint("u32")
             if v ~= nil then
@@ -928,6 +963,28 @@ local function read_spec(r, tree, spec, values)
                     end
                     r.pos = r.pos + count
                     v = n
+                end
+            end
+        elseif ty == "list" then
+            local n
+            n, start, len = r:varint("usize")
+            if n ~= nil then
+                tree:add(f.pf_len, r.tvb(start, len), n)
+                if n > UInt64(extra[1]) then
+                    r.err = r.err or (f[3] .. ": " .. tostring(n) .. " items, more than " .. extra[1])
+                else
+                    local sub = tree:add(f.pf, r.tvb(start, len))
+                    v = n
+                    for _ = 1, n:tonumber() do
+                        local item = sub:add(f.pf, r.tvb(r.pos, 0))
+                        local first = r.pos
+                        if read_spec(r, item, extra[2], {}) == nil then
+                            v = nil
+                            break
+                        end
+                        item:set_len(r.pos - first)
+                    end
+                    sub:set_len(r.pos - start)
                 end
             end
         elseif ty == "struct" then
@@ -995,7 +1052,7 @@ local function dissect_sync(tvb, pinfo, root)
     local version = tvb(0, 1):uint()
     if version ~= SYNC_VERSION then
         fail(version_item, es.unknown_version, "Unknown wire version " .. version ..
-            " (this dissector reads version 4; version 3 had no votes, version 2 no challenge, version 1 no origin or fingerprint)")
+            " (this dissector reads version 4; version 3 had no switchover target, no HMI writes and no votes, version 2 no challenge, version 1 no origin or fingerprint)")
     end
     local crc_wire = tvb(len - 4, 4):le_uint()
     local covered = raw(tvb, 0, len - 4)

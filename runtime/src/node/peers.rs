@@ -115,6 +115,12 @@ impl<A: App> Node<A> {
         self.slot_expiry(slot).is_some_and(|t| self.now < t)
     }
 
+    /// Some peer was heard within its window: what this node sends to all may reach
+    /// someone (at most `GROUP_PEERS_MAX` slots).
+    pub(super) fn any_peer_alive(&self) -> bool {
+        (0..usize::from(self.peer_count)).any(|slot| self.slot_alive(slot))
+    }
+
     /// The peer of `slot` is a live backup following with state that has run everything
     /// committed.
     pub(super) fn slot_in_sync(&self, slot: usize) -> bool {

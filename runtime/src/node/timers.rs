@@ -35,11 +35,14 @@ pub(super) enum Timer {
     /// The primary's level refresh: the earliest key due, or the next slice of a backlog
     /// (`refresh.rs`).
     Refresh,
+    /// An operator's write: a backup's resend to the primary, or its answer's deadline
+    /// (`hmi.rs`).
+    Hmi,
 }
 
 impl Timer {
     /// The whole table.
-    pub(super) const ALL: [Timer; 10] = [
+    pub(super) const ALL: [Timer; 11] = [
         Timer::Heartbeat,
         Timer::Startup,
         Timer::Detection,
@@ -49,6 +52,7 @@ impl Timer {
         Timer::Switchover,
         Timer::Input,
         Timer::Refresh,
+        Timer::Hmi,
         Timer::Vote,
     ];
 }
@@ -66,6 +70,7 @@ impl<A: App> Node<A> {
             Timer::Switchover => self.switchover.deadline(),
             Timer::Input => self.input_deadline(),
             Timer::Refresh => self.refresh_deadline(),
+            Timer::Hmi => self.hmi_deadline(),
             Timer::Vote => self.vote.map(|round| round.deadline),
         }
     }

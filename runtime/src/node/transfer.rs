@@ -5,6 +5,7 @@
 //! when a begun transfer stalls (the primary gives a transfer up when the backup falls
 //! silent).
 
+use super::hmi;
 use super::{Alarm, Node, Notice, Reason, ResyncCause, Role, SyncState, TrafficClass, ACTIONS_MAX};
 use crate::app::App;
 use crate::time::Instant;
@@ -175,8 +176,11 @@ impl<A: App> Node<A> {
 
     /// Primary: snapshots the app now (a frame boundary) and begins streaming it.
     pub(super) fn transfer_start(&mut self, id: u32) {
-        let total = match self.app.snapshot(&mut self.snapshot_buf) {
-            Ok(n) => n as u64,
+        let state_max = self.config.state_bytes_max as usize;
+        let total = match self.app.snapshot(&mut self.snapshot_buf[..state_max]) {
+            // The memory of applied HMI writes follows the program's bytes: a backup that
+            // takes over must not apply a client's retry of one of them again.
+            Ok(n) => (n + hmi::encode_memory(&self.hmi, &mut self.snapshot_buf[n..])) as u64,
             Err(_) => {
                 self.alarm(Alarm::TransferRejected);
                 return;
@@ -339,7 +343,14 @@ impl<A: App> Node<A> {
         else {
             return;
         };
-        let restored = self.app.restore(&self.snapshot_buf[..total as usize]);
+        let split =
+            hmi::split_memory(&self.snapshot_buf[..total as usize]).map(|(state, memory)| (state, memory.len()));
+        let Some((state_len, memory)) = split else {
+            self.alarm(Alarm::TransferRejected);
+            self.start_join(Some(ResyncCause::TransferFailed));
+            return;
+        };
+        let restored = self.app.restore(&self.snapshot_buf[..state_len]);
         if restored.is_err() || self.app.digest() != digest {
             self.alarm(Alarm::TransferRejected);
             self.start_join(Some(ResyncCause::TransferFailed));
@@ -349,6 +360,10 @@ impl<A: App> Node<A> {
         self.frame_last_run = frame;
         // Levels of the old history would be refreshed under the new one's ids.
         self.refresh.clear();
+        // What this node applied and remembered was of the old history; the primary's
+        // memory came with the state.
+        self.hmi_new_history();
+        self.hmi_install_memory(state_len, memory);
         // The primary's state, and so its cold start: a primary always has one.
         self.origin = super::Epoch(origin.max(1));
         self.pair_had_state = true;

@@ -20,8 +20,8 @@
 use super::AppSettings;
 use crate::config::{GroupPeer, WEIGHT_MIN};
 use crate::io::config::{
-    ConsoleConfig, FramesConfig, HookConfig, LinkConfig, LogConfig, MetricsConfig, OutputsConfig, ShellConfig,
-    ShutdownConfig,
+    ConsoleConfig, FramesConfig, HmiConfig, HookConfig, LinkConfig, LogConfig, MetricsConfig, OutputsConfig,
+    ShellConfig, ShutdownConfig,
 };
 use crate::Config;
 use serde::{Deserialize, Serialize};
@@ -148,7 +148,9 @@ pub struct NodeFile<S> {
     pub runtime: Config,
     /// `[frames]`.
     pub frames: FramesConfig,
-    /// `[[links]]`.
+    /// `[[links]]` (a pair's; written only when there are some: a group's file has
+    /// none, and `links = []` beside `[[peers]]` would be refused when read back).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<LinkConfig>,
     /// `[[peers]]`: a group's other nodes (empty: a pair).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -165,15 +167,17 @@ pub struct NodeFile<S> {
     pub log: LogConfig,
     /// `[metrics]`.
     pub metrics: MetricsConfig,
+    /// `[hmi]`.
+    pub hmi: HmiConfig,
     /// `[rt]`.
     pub rt: RtConfig,
     /// `[app]`.
     pub app: S,
 }
 
-const TABLES: [&str; 13] = [
+const TABLES: [&str; 14] = [
     "node", "runtime", "frames", "links", "peers", "outputs", "console", "hook", "shutdown", "log", "metrics", "rt",
-    "app",
+    "app", "hmi",
 ];
 
 /// An array of tables (`[[name]]`), each deserialized on its own so that an error names
@@ -417,6 +421,7 @@ impl<S: AppSettings> NodeFile<S> {
             shutdown: table("shutdown", root.remove("shutdown"))?,
             log: table("log", root.remove("log"))?,
             metrics: table("metrics", root.remove("metrics"))?,
+            hmi: table("hmi", root.remove("hmi"))?,
             rt: table("rt", root.remove("rt"))?,
             app: table("app", root.remove("app"))?,
             node: {
@@ -460,6 +465,7 @@ impl<S: AppSettings> NodeFile<S> {
             shutdown: self.shutdown.clone(),
             log: self.log.clone(),
             metrics: self.metrics.clone(),
+            hmi: self.hmi.clone(),
         }
     }
 

@@ -30,6 +30,9 @@ impl<'a, W: Workload> Sim<'a, W> {
         if self.run.mutation == Mutation::ColdStart {
             config.allow_cold_start = true;
         }
+        if self.run.mutation == Mutation::RefreshNeverFires {
+            config.level_refresh_ms = 0;
+        }
         if restart {
             self.last_trouble_at = self.now;
         }
@@ -58,6 +61,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         let disk = sn.disk_epoch.max(sn.disk_reserved);
         self.checker.on_start(i, incarnation);
         self.checker.on_boot(i, disk);
+        self.checker.forget_restored(i);
         if restart {
             self.say(format_args!(
                 "node {i}: restart (incarnation {incarnation}, persisted epoch {})",
@@ -102,6 +106,16 @@ impl<'a, W: Workload> Sim<'a, W> {
         let epoch_after = match self.nodes[i].node.as_mut() {
             Some(node) => {
                 node.app_mut().take_steps(&mut self.steps);
+                // A transfer's snapshot and the state a backup restored, before the steps:
+                // a step on a restored state is judged against the snapshots taken.
+                let mut snapshots = Vec::new();
+                node.app_mut().take_snapshots(&mut snapshots);
+                for hash in snapshots {
+                    self.checker.on_snapshot(hash);
+                }
+                if let Some(hash) = node.app_mut().take_restored() {
+                    self.checker.on_restored(i, hash);
+                }
                 fired = self.workload.take_fired(node.app_mut().inner_mut());
                 node.epoch()
             }
@@ -250,6 +264,42 @@ impl<'a, W: Workload> Sim<'a, W> {
         }
     }
 
+    /// An output node `i` emitted reaches the sink over the output path (issue 22), or is
+    /// lost there when an outage began while it was on the way.
+    pub(super) fn output_arrive(&mut self, i: usize, output: twinloop::Output) {
+        let now = self.now;
+        self.trace_u64(7 + i as u64);
+        if !self.output_path.arrive() {
+            self.checker.on_path_dropped(&output);
+            return;
+        }
+        if self.run.mutation == Mutation::NoFencing {
+            self.sink.gateway.clear_fence();
+        }
+        let (verdict, lapsed) = if self.run.mutation == Mutation::SinkIgnoresLevels {
+            let as_event = twinloop::Output {
+                kind: twinloop::OutputKind::Event,
+                ..output.clone()
+            };
+            self.sink.offer(now, i, &as_event)
+        } else {
+            self.sink.offer(now, i, &output)
+        };
+        if lapsed {
+            self.say(format_args!("sink: epoch lease lapsed"));
+            self.checker.on_sink_lapse();
+        }
+        if verdict != Verdict::Accepted {
+            self.say(format_args!(
+                "node {i}: output ({}, {}) epoch {} arrives -> {verdict:?}",
+                output.frame,
+                output.index,
+                twinloop::EpochText(output.epoch)
+            ));
+        }
+        self.checker.on_sink_offer(now, i, &output, verdict);
+    }
+
     pub(super) fn role(&self, i: usize) -> Option<Role> {
         self.nodes[i].node.as_ref().map(|n| n.role())
     }
@@ -378,6 +428,29 @@ impl<'a, W: Workload> Sim<'a, W> {
                         }
                     }
                     _ => {}
+                }
+                if !self.output_path.is_perfect() {
+                    // Over the plant network: the node's side is judged now, the sink's
+                    // when (if) a copy arrives.
+                    self.trace_u64(output.frame << 8 | u64::from(output.index));
+                    self.trace_u64(output.epoch);
+                    self.checker.on_emit_sent(now, i, &output);
+                    let mut arrivals = core::mem::take(&mut self.path_arrivals);
+                    self.output_path.send(now, &mut arrivals);
+                    if arrivals.is_empty() {
+                        self.checker.on_path_dropped(&output);
+                    }
+                    for at in arrivals.drain(..) {
+                        self.schedule(
+                            at,
+                            Event::OutputArrive {
+                                node: i,
+                                output: output.clone(),
+                            },
+                        );
+                    }
+                    self.path_arrivals = arrivals;
+                    return;
                 }
                 if self.run.mutation == Mutation::NoFencing {
                     // A sink that forgets its fence before every output.
@@ -516,6 +589,8 @@ impl<'a, W: Workload> Sim<'a, W> {
                     _ => {}
                 }
             }
+            // The HMI writer's answers (issue 18): see `hmi_answered`.
+            Action::HmiWriteDone { write, outcome } => self.hmi_answered(i, write, outcome),
             Action::Notice(notice) => {
                 if notice == Notice::FalseDeath {
                     self.stats.false_deaths += 1;
@@ -524,6 +599,9 @@ impl<'a, W: Workload> Sim<'a, W> {
                     self.say(format_args!("node {i}: {notice:?}"));
                 }
             }
+            // A lone primary's commit, not transmitted: the checker's record of its
+            // decisions is complete only with it.
+            Action::CommitHeld { epoch, commit } => self.checker.on_commit(now, i, epoch, &commit),
         }
     }
 }

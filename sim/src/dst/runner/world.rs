@@ -42,6 +42,8 @@ pub(super) enum Event {
     LivenessDeadline,
     /// The end of the run.
     End,
+    /// An output a node emitted reaches the sink over the output path (issue 22).
+    OutputArrive { node: usize, output: twinloop::Output },
     /// A datagram the attacker injected reaches a node (`attack.rs`).
     Inject {
         to: usize,
@@ -59,6 +61,7 @@ pub(super) enum FaultEnd {
     LinkCut { link: usize },
     LossBurst { id: u64 },
     IoLoss { id: u64 },
+    OutputOutage { acks: bool },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +147,15 @@ pub(super) struct Sim<'a, W: Workload> {
     pub(super) attack_effects: Option<Vec<String>>,
     /// By node: the session its current incarnation authenticates with (keyed runs).
     pub(super) sessions: [u64; 2],
+    /// The plant network from the nodes to the sink (issue 22).
+    pub(super) output_path: crate::dst::network::OutputPath,
+    /// The plant network from the sink back to the nodes, for acknowledgements: the same
+    /// fault model (cut with the output path by an outage that says `acks`).
+    pub(super) ack_path: crate::dst::network::OutputPath,
+    /// Scratch: arrival times the output path drew.
+    pub(super) path_arrivals: Vec<Nanos>,
+    /// The HMI writer (`hmi.rs`).
+    pub(super) hmi: super::hmi::HmiWriter,
 }
 
 impl<'a, W: Workload> Sim<'a, W> {
@@ -173,6 +185,16 @@ impl<'a, W: Workload> Sim<'a, W> {
             crate::dst::attacker::Attacker::new(params, options.auth_key.is_some(), options.links.len(), rng.fork())
         });
         let windows = core::array::from_fn(|_| vec![super::attack::WindowModel::default(); options.links.len()]);
+        // Forked last: a seed with a perfect output path draws nothing from them.
+        let output_path = crate::dst::network::OutputPath::new(options.output_path, rng.fork());
+        let ack_path = crate::dst::network::OutputPath::new(options.ack_path, rng.fork());
+        let mut checker = Checker::new();
+        checker.on_output_path(
+            !options.output_path.is_perfect(),
+            super::liveness::level_heal_bound_ns(options),
+        );
+        // Forked last: every other draw stays what it was.
+        let hmi = super::hmi::HmiWriter::new(rng.fork());
         let mut sim = Sim {
             options,
             workload,
@@ -193,11 +215,13 @@ impl<'a, W: Workload> Sim<'a, W> {
             // had fallen behind — lost at the sink, not by the nodes. PROTOCOL.md, "The
             // dedup window", says so; the checker judges the nodes here.
             sink: Sink::new(
-                SINK_WINDOW_FRAMES.max(options.config.frames_buffered),
+                run.sink_window_frames
+                    .unwrap_or(SINK_WINDOW_FRAMES)
+                    .max(options.config.frames_buffered),
                 options.sink_lease_ms.map(|ms| ms * NANOS_PER_MS),
             )
             .expect("frames_buffered is within a gateway's window"),
-            checker: Checker::new(),
+            checker,
             plan,
             phase: Phase::Safety,
             trace: Fnv64::new(),
@@ -225,6 +249,10 @@ impl<'a, W: Workload> Sim<'a, W> {
             injections: Vec::new(),
             attack_effects: None,
             sessions: [0; 2],
+            output_path,
+            ack_path,
+            path_arrivals: Vec::with_capacity(2),
+            hmi,
         };
         sim.schedule(0, Event::SourceTick);
         for i in 0..2 {
@@ -286,6 +314,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             self.trace_u64(at);
             self.handle(event);
             self.check_converged();
+            self.checker.check_level_staleness(self.now);
         }
         self.finish();
     }
@@ -394,6 +423,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 bytes,
                 sent_at,
             } => self.deliver_injection(to, link, kind, bytes, sent_at),
+            Event::OutputArrive { node, output } => self.output_arrive(node, output),
         }
     }
 
@@ -412,6 +442,7 @@ impl<'a, W: Workload> Sim<'a, W> {
     }
 
     pub(super) fn source_tick(&mut self) {
+        self.hmi_tick();
         let frame = self.frame_next;
         self.frame_next += 1;
         self.stats.frames += 1;
