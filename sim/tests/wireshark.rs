@@ -19,8 +19,6 @@ use std::time::{Duration, Instant};
 use twinloop::io_protocol::{self, Datagram};
 use twinloop::wire::{self, AuthKey};
 
-/// The wire version the node speaks.
-const WIRE: u8 = wire::WIRE_VERSION;
 use twinloop_demo::node_config::NodeFile;
 use twinloop_sim::harness::plant_loop::Operator;
 use twinloop_sim::harness::rig::{Rig, RigConfig, Timing};
