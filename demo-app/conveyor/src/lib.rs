@@ -82,6 +82,12 @@ impl App for Conveyor {
         Ok(())
     }
 
+    fn digest(&self) -> u64 {
+        let mut buf = [0u8; 32]; // postcard: at most 22 bytes
+        let len = self.snapshot(&mut buf).unwrap_or(0);
+        twinloop::digest::fnv64(&buf[..len])
+    }
+
     fn hmi_tags(&self) -> &[HmiTag] {
         &CONVEYOR_HMI
     }
@@ -105,12 +111,6 @@ impl App for Conveyor {
             4 => self.running = false,
             _ => {}
         }
-    }
-
-    fn digest(&self) -> u64 {
-        let mut buf = [0u8; 32]; // postcard: at most 22 bytes
-        let len = self.snapshot(&mut buf).unwrap_or(0);
-        twinloop::digest::fnv64(&buf[..len])
     }
 }
 
