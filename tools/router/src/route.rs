@@ -171,12 +171,22 @@ fn read_rank(status: Option<Status>) -> Option<(u8, u16)> {
 
 /// Why one attempt did not give the HMI its answer.
 enum Failed {
-    /// The node refused a write and did not apply it (0A, 06 when retried).
+    /// The node refused a write and did not apply it (0A, 06).
     Refused(u8),
     /// The outcome is unknown (0B, a failure after the write was sent).
-    Unknown,
+    Unknown(String),
     /// Nothing was sent (no connection): the write was not applied by this attempt.
-    NotSent,
+    NotSent(String),
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failed::Refused(code) => write!(f, "refused, exception {code:#04x}, not applied"),
+            Failed::Unknown(why) => write!(f, "{why}, outcome unknown"),
+            Failed::NotSent(why) => write!(f, "{why}, not sent"),
+        }
+    }
 }
 
 impl Router {
@@ -438,16 +448,40 @@ impl Router {
                 self.counters.retries.fetch_add(1, Ordering::Relaxed);
             }
             attempts += 1;
-            match self.attempt(node, request, adu, client_id, deadline) {
+            let what = |node: &Node| {
+                format!(
+                    "unit {} {} (client {client_id:#010x}, transaction {}) on {}",
+                    request.unit,
+                    if write { "write" } else { "read" },
+                    request.transaction,
+                    node.addr
+                )
+            };
+            let failed = match self.attempt(node, request, adu, client_id, deadline) {
                 Ok(mut answer) => {
                     if let Ask::Read { address, count } = request.ask {
                         wire::patch_client_id(&mut answer, address, count, client_id);
                     }
+                    if attempts > 1 {
+                        eprintln!("twinloop-router: {}: answered at attempt {attempts}", what(node));
+                    }
                     return answer;
                 }
-                Err(Failed::Unknown) => unknown = true,
-                Err(Failed::Refused(code)) => refused = code,
-                Err(Failed::NotSent) => {}
+                Err(failed) => failed,
+            };
+            if attempts == 1 {
+                // Once a request (the outcome is logged too): a failover's retries every
+                // poll_ms do not flood the log.
+                eprintln!(
+                    "twinloop-router: {}: {failed}; retrying for up to {} ms",
+                    what(node),
+                    self.file.router.request_deadline_ms
+                );
+            }
+            match failed {
+                Failed::Unknown(_) => unknown = true,
+                Failed::Refused(code) => refused = code,
+                Failed::NotSent(_) => {}
             }
             if write {
                 // A refusal or a lost primary: the next poll shows who is primary now.
@@ -494,9 +528,12 @@ impl Router {
         deadline: Instant,
     ) -> Result<Vec<u8>, Failed> {
         let exchange_by = deadline.min(Instant::now() + self.file.request_timeout());
-        let Ok(mut backend) = self.acquire(node, exchange_by) else {
-            self.mark_down(node);
-            return Err(Failed::NotSent);
+        let mut backend = match self.acquire(node, exchange_by) {
+            Ok(b) => b,
+            Err(e) => {
+                self.mark_down(node);
+                return Err(Failed::NotSent(e.to_string()));
+            }
         };
         let write = request.ask == Ask::Write;
         if write && backend.client_id != Some(client_id) {
@@ -504,10 +541,11 @@ impl Router {
             let set = wire::client_id_request(backend.tid, client_id);
             match exchange(&mut backend.stream, &set, exchange_by) {
                 Ok(answer) if wire::client_id_written(&answer, backend.tid) => backend.client_id = Some(client_id),
-                _ => {
+                other => {
                     self.release(node, None);
                     self.mark_down(node);
-                    return Err(Failed::NotSent);
+                    let why = other.map_or_else(|e| e.to_string(), |_| "the client id was not set".into());
+                    return Err(Failed::NotSent(why));
                 }
             }
         }
@@ -519,14 +557,18 @@ impl Router {
                         // Not applied: another primary (or this one, paired again) may take it.
                         Err(Failed::Refused(code))
                     }
-                    Some(wire::TARGET_FAILED) if write => Err(Failed::Unknown),
+                    Some(wire::TARGET_FAILED) if write => Err(Failed::Unknown("exception 0x0b".into())),
                     _ => Ok(answer),
                 }
             }
-            Err(_) => {
+            Err(e) => {
                 self.release(node, None);
                 self.mark_down(node);
-                Err(if write { Failed::Unknown } else { Failed::NotSent })
+                Err(if write {
+                    Failed::Unknown(e.to_string())
+                } else {
+                    Failed::NotSent(e.to_string())
+                })
             }
         }
     }
