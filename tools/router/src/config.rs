@@ -214,6 +214,20 @@ nodes = ["10.0.1.1:502", "10.0.1.2:502"]
     }
 
     #[test]
+    fn parse_example_file_is_the_defaults() {
+        let file = RouterFile::parse(include_str!("../../../configs/router.toml")).unwrap();
+        let listen = file.router.listen;
+        assert_eq!(
+            file.router,
+            RouterTable {
+                listen,
+                ..RouterTable::default()
+            }
+        );
+        assert_eq!(file.pair.len(), 2);
+    }
+
+    #[test]
     fn parse_refuses_with_the_key() {
         let dup = GOOD.replace("unit = 2", "unit = 1");
         assert_eq!(RouterFile::parse(&dup).unwrap_err().key, "pair[1].unit");
