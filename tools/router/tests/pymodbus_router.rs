@@ -7,7 +7,8 @@
 //! kill went to the other node), no write failed, and each pair's count — read on both
 //! of its nodes — is exactly the number of writes the HMI saw acknowledged: every
 //! acknowledged write applied once, none twice (a retry through the new primary is
-//! recognised by the HMI's client id and transaction id). The figures go to stderr.
+//! recognised by the HMI's client id and transaction id). The figures go to stderr, and
+//! then the read latency straight to a node and through a router (docs/BENCHMARKS.md).
 //!
 //! Needs python3 with pymodbus 3.x (`.ci/run` installs it). Without them the test says so
 //! and passes, except in CI (`CI=true`), where it fails.
@@ -469,6 +470,25 @@ fn router_pymodbus_reads_and_writes_through_primary_kills() {
             );
         }
     }
+
+    // Read latency, direct and through a router, for docs/BENCHMARKS.md: printed, not
+    // judged (the machine's load decides it).
+    let primary = pairs[0].await_healthy();
+    let bench = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/read_latency.py"))
+        .args(["2000", "1"])
+        .arg(pairs[0].hmi[primary].to_string())
+        .arg(router_ports[0].to_string())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("start python3");
+    assert!(bench.status.success(), "read_latency.py failed");
+    let _ = writeln!(
+        std::io::stderr(),
+        "read latency (pymodbus, one at a time; the node is the pair's primary): {}",
+        String::from_utf8_lossy(&bench.stdout).trim()
+    );
     stop.store(true, Ordering::SeqCst);
     drop(routers);
     drop(pairs);
