@@ -433,15 +433,18 @@ impl Router {
         let mut unknown = false;
         let mut refused = wire::PATH_UNAVAILABLE;
         let mut attempts = 0u32;
+        // The nodes a read failed on since the last pause: each is tried once a round.
+        let mut failed_reads = [false; crate::config::NODES_PER_PAIR_MAX];
         while Instant::now() < deadline && !self.stopped() {
             let target = if write {
                 self.pick_primary(nodes)
             } else {
-                self.pick_reader(nodes)
+                self.pick_reader(nodes, &failed_reads)
             };
             let Some(node) = target else {
                 // No node to try now: the next poll may show one.
                 std::thread::sleep(self.file.poll().min(deadline.saturating_duration_since(Instant::now())));
+                failed_reads = Default::default();
                 continue;
             };
             if attempts > 0 {
@@ -483,6 +486,9 @@ impl Router {
                 Failed::Refused(code) => refused = code,
                 Failed::NotSent(_) => {}
             }
+            if let Some(i) = nodes.iter().position(|n| std::ptr::eq(n, node)) {
+                failed_reads[i] = true;
+            }
             if write {
                 // A refusal or a lost primary: the next poll shows who is primary now.
                 std::thread::sleep(self.file.poll().min(deadline.saturating_duration_since(Instant::now())));
@@ -500,11 +506,13 @@ impl Router {
     }
 
     /// The node to read from: the best ranked by [`read_rank`], the least loaded among
-    /// equals, the first listed among equal loads.
-    fn pick_reader<'a>(&self, nodes: &'a [Node]) -> Option<&'a Node> {
+    /// equals, the first listed among equal loads; not one that `failed` marks.
+    fn pick_reader<'a>(&self, nodes: &'a [Node], failed: &[bool]) -> Option<&'a Node> {
         nodes
             .iter()
-            .filter_map(|n| read_rank(self.status(n)).map(|rank| (rank, n)))
+            .zip(failed)
+            .filter(|(_, &failed)| !failed)
+            .filter_map(|(n, _)| read_rank(self.status(n)).map(|rank| (rank, n)))
             .min_by_key(|(rank, _)| *rank)
             .map(|(_, n)| n)
     }
@@ -596,5 +604,37 @@ mod tests {
         assert!(read_rank(status(2, 4, 900)) < read_rank(None));
         assert_eq!(read_rank(status(2, 2, 0)), None);
         assert_eq!(read_rank(status(0, 0, 0)), None);
+    }
+
+    /// A port nothing listens on (bound, then closed).
+    fn closed_port() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    }
+
+    #[test]
+    fn route_read_with_every_node_down_paces_its_retries_and_answers_0b() {
+        let text = format!(
+            "[router]\npoll_ms = 100\nrequest_timeout_ms = 100\nrequest_deadline_ms = 500\n\
+             [[pair]]\nunit = 3\nnodes = [\"{}\", \"{}\"]\n",
+            closed_port(),
+            closed_port()
+        );
+        let router = Router::new(RouterFile::parse(&text).unwrap());
+        let read = [0, 9, 0, 0, 0, 6, 3, 3, 0, 0, 0, 16];
+        let request = wire::classify(&read, 0).unwrap();
+        let answer = router.route(&request, &read, 0);
+        assert_eq!(answer, wire::exception(&request, wire::TARGET_FAILED));
+        // Each node once a round, a round every poll_ms: about 2 × 5 in 500 ms. A read
+        // that tried again at once after a refused connect made thousands.
+        let retries = router.counters.retries.load(Ordering::Relaxed);
+        assert!(retries <= 14, "{retries} retries in 500 ms");
+        // No pair for unit 4: 0A at once.
+        let other = [0, 9, 0, 0, 0, 6, 4, 3, 0, 0, 0, 16];
+        let request = wire::classify(&other, 0).unwrap();
+        assert_eq!(
+            router.route(&request, &other, 0),
+            wire::exception(&request, wire::PATH_UNAVAILABLE)
+        );
     }
 }
