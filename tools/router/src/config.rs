@@ -29,11 +29,15 @@ pub struct RouterTable {
     pub listen: SocketAddr,
     /// How often each node's status block is read (10..=10000 ms).
     pub poll_ms: u64,
-    /// One exchange with a node: connect, send, answer (10..=60000 ms). Above the nodes'
-    /// own write timeout (four detection windows) so that a node's 0B comes first.
+    /// One exchange with a node: connect, send, answer (10..=60000 ms), but a write's
+    /// answer (`write_timeout_ms`).
     pub request_timeout_ms: u64,
+    /// How long a node may take to answer a write (10..=60000 ms). Above the nodes' own
+    /// write timeout (four `runtime.detection_window_ms`: 2000 ms by default) so that a
+    /// node's 0B comes first.
+    pub write_timeout_ms: u64,
     /// How long a request is retried over failures and takeovers before the HMI gets an
-    /// exception (request_timeout_ms..=600000 ms).
+    /// exception (the larger timeout..=600000 ms).
     pub request_deadline_ms: u64,
     /// HMI connections served at once (1..=1024); more are closed at accept.
     pub clients_max: usize,
@@ -50,6 +54,7 @@ impl Default for RouterTable {
             listen: SocketAddr::from(([0, 0, 0, 0], 502)),
             poll_ms: 100,
             request_timeout_ms: 1000,
+            write_timeout_ms: 2500,
             request_deadline_ms: 5000,
             clients_max: 64,
             connections_per_node: 2,
@@ -119,10 +124,11 @@ impl RouterFile {
         let r = &self.router;
         within("router.poll_ms", r.poll_ms, 10..=10_000)?;
         within("router.request_timeout_ms", r.request_timeout_ms, 10..=60_000)?;
+        within("router.write_timeout_ms", r.write_timeout_ms, 10..=60_000)?;
         within(
             "router.request_deadline_ms",
             r.request_deadline_ms,
-            r.request_timeout_ms..=600_000,
+            r.request_timeout_ms.max(r.write_timeout_ms)..=600_000,
         )?;
         within("router.clients_max", r.clients_max as u64, 1..=1024)?;
         within("router.connections_per_node", r.connections_per_node as u64, 1..=8)?;
@@ -176,6 +182,11 @@ impl RouterFile {
     /// `request_timeout_ms` as a duration.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.router.request_timeout_ms)
+    }
+
+    /// `write_timeout_ms` as a duration.
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.router.write_timeout_ms)
     }
 
     /// `request_deadline_ms` as a duration.

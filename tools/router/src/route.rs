@@ -23,7 +23,8 @@
 //! Bounds: `clients_max` HMI connections (one thread each; more are closed at accept),
 //! one request at a time per HMI connection (at most [`ADU_BYTES_MAX`] bytes),
 //! `connections_per_node` request connections per node plus one for the poll, every
-//! exchange within `request_timeout_ms` and every request within `request_deadline_ms`.
+//! exchange within `request_timeout_ms` (a write's answer within `write_timeout_ms`) and
+//! every request within `request_deadline_ms`.
 
 // The router is all I/O: threads blocked on sockets until a deadline, with no core whose
 // time could be passed in (its decisions, read_rank and the wire, are pure and tested
@@ -536,6 +537,13 @@ impl Router {
         deadline: Instant,
     ) -> Result<Vec<u8>, Failed> {
         let exchange_by = deadline.min(Instant::now() + self.file.request_timeout());
+        let write = request.ask == Ask::Write;
+        // A node holds a write's answer until its backup ran the frame, or 0B.
+        let answer_by = if write {
+            deadline.min(Instant::now() + self.file.write_timeout())
+        } else {
+            exchange_by
+        };
         let mut backend = match self.acquire(node, exchange_by) {
             Ok(b) => b,
             Err(e) => {
@@ -543,7 +551,6 @@ impl Router {
                 return Err(Failed::NotSent(e.to_string()));
             }
         };
-        let write = request.ask == Ask::Write;
         if write && backend.client_id != Some(client_id) {
             backend.tid = backend.tid.wrapping_add(1);
             let set = wire::client_id_request(backend.tid, client_id);
@@ -557,7 +564,7 @@ impl Router {
                 }
             }
         }
-        match exchange(&mut backend.stream, adu, exchange_by) {
+        match exchange(&mut backend.stream, adu, answer_by) {
             Ok(answer) => {
                 self.release(node, Some(backend));
                 match wire::exception_code(&answer) {
@@ -615,7 +622,7 @@ mod tests {
     #[test]
     fn route_read_with_every_node_down_paces_its_retries_and_answers_0b() {
         let text = format!(
-            "[router]\npoll_ms = 100\nrequest_timeout_ms = 100\nrequest_deadline_ms = 500\n\
+            "[router]\npoll_ms = 100\nrequest_timeout_ms = 100\nwrite_timeout_ms = 100\nrequest_deadline_ms = 500\n\
              [[pair]]\nunit = 3\nnodes = [\"{}\", \"{}\"]\n",
             closed_port(),
             closed_port()
