@@ -469,9 +469,19 @@ fn shell_hmi_counters_in_status() {
         (4, 2, 0, 1),
         "{io:?}"
     );
+    // A client that closes is not counted as refused; one that sends bytes that are not
+    // Modbus/TCP (protocol id 1) is closed and counted.
     drop(hmi);
     wait_for(Duration::from_secs(5), "the HMI connection closed", || {
         console.status().unwrap().io.hmi_connections == 0
     });
+    assert_eq!(console.status().unwrap().io.hmi_refused, 0);
+    let mut bad = TcpStream::connect(alone.hmi.unwrap()).unwrap();
+    bad.write_all(&[0, 1, 0, 1, 0, 6, 1, 3, 0, 0, 0, 1]).unwrap();
+    wait_for(Duration::from_secs(5), "the bad connection closed", || {
+        let io = console.status().unwrap().io;
+        io.hmi_connections == 0 && io.hmi_accepted == 2
+    });
+    assert_eq!(console.status().unwrap().io.hmi_refused, 1);
     alone.finish();
 }

@@ -502,10 +502,13 @@ impl<A: App> Shell<A> {
         }
         // Read only up to the end of one request: the next waits in the socket.
         let mut close = false;
+        // Closed for bytes that are not Modbus/TCP (counted), not by the client (not).
+        let mut bad = false;
         let whole = loop {
             let want = match adu_len(&conn.request) {
                 Err(()) => {
                     close = true;
+                    bad = true;
                     break None;
                 }
                 Ok(Some(len)) => break Some(len),
@@ -534,7 +537,7 @@ impl<A: App> Shell<A> {
             }
         };
         if close {
-            server.refused += 1;
+            server.refused += u64::from(bad);
             if let Some(mut conn) = server.conns[slot].take() {
                 let _ = self.poll.registry().deregister(&mut conn.stream);
             }
