@@ -54,7 +54,14 @@ struct Backend {
     client_id: Option<u32>,
     /// The next transaction id of the router's own requests (the client-id write).
     tid: u16,
+    /// When it was last given back.
+    idle_since: Instant,
 }
+
+/// A request connection idle longer than this is closed rather than used: a node closes
+/// a connection idle for 60 s (runtime/src/io/hmi_server.rs `IDLE_TIMEOUT`), and a
+/// request on a connection the node just closed fails for nothing.
+const BACKEND_IDLE_MAX: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Default)]
 struct Pool {
@@ -340,7 +347,12 @@ impl Router {
         let mut pool = lock(&node.pool);
         loop {
             if let Some(backend) = pool.idle.pop() {
-                return Ok(backend);
+                if backend.idle_since.elapsed() < BACKEND_IDLE_MAX {
+                    return Ok(backend);
+                }
+                // Closed (dropped) rather than risked; its place is open again.
+                pool.open = pool.open.saturating_sub(1);
+                continue;
             }
             if pool.open < self.file.router.connections_per_node {
                 pool.open += 1;
@@ -354,6 +366,7 @@ impl Router {
                         stream,
                         client_id: None,
                         tid: 0,
+                        idle_since: Instant::now(),
                     }),
                     Err(e) => {
                         self.release(node, None);
@@ -376,7 +389,10 @@ impl Router {
     fn release(&self, node: &Node, backend: Option<Backend>) {
         let mut pool = lock(&node.pool);
         match backend {
-            Some(b) => pool.idle.push(b),
+            Some(mut b) => {
+                b.idle_since = Instant::now();
+                pool.idle.push(b);
+            }
             None => pool.open = pool.open.saturating_sub(1),
         }
         node.freed.notify_one();
