@@ -629,6 +629,34 @@ mod tests {
         assert_eq!(read_rank(status(0, 0, 0)), None);
     }
 
+    #[test]
+    fn pick_reader_least_loaded_in_sync_and_pick_primary_highest_epoch() {
+        let text = "[router]\n[[pair]]\nunit = 1\nnodes = [\"127.0.0.1:1\", \"127.0.0.1:2\", \"127.0.0.1:3\"]\n";
+        let router = Router::new(RouterFile::parse(text).unwrap());
+        let nodes = &router.pairs[0];
+        let set = |i: usize, s: Option<Status>| lock(&nodes[i].view).status = s.map(|s| (s, Instant::now()));
+        // A paired primary loaded 900 µs, an in-sync backup loaded 40, a joining node.
+        set(0, status(1, 1, 900));
+        set(1, status(2, 3, 40));
+        set(2, status(2, 2, 0));
+        let none = [false; 4];
+        assert!(std::ptr::eq(router.pick_reader(nodes, &none).unwrap(), &nodes[1]));
+        // The backup failed this round: the primary.
+        let failed = [false, true, false, false];
+        assert!(std::ptr::eq(router.pick_reader(nodes, &failed).unwrap(), &nodes[0]));
+        // Only the joining node left: nothing to read from now.
+        assert!(router.pick_reader(nodes, &[true, true, false, false]).is_none());
+        assert!(std::ptr::eq(router.pick_primary(nodes).unwrap(), &nodes[0]));
+        // Two say primary (a stale view of the old one): the higher epoch.
+        let mut newer = status(1, 0, 0).unwrap();
+        newer.epoch = 2;
+        set(2, Some(newer));
+        assert!(std::ptr::eq(router.pick_primary(nodes).unwrap(), &nodes[2]));
+        // A status older than the stale limit is not used.
+        lock(&nodes[2].view).status = Some((newer, Instant::now() - router.file.stale() - Duration::from_millis(1)));
+        assert!(std::ptr::eq(router.pick_primary(nodes).unwrap(), &nodes[0]));
+    }
+
     /// A port nothing listens on (bound, then closed).
     fn closed_port() -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
