@@ -9,6 +9,9 @@ use std::time::Duration;
 pub const PAIRS_MAX: usize = 64;
 /// Nodes one pair lists (a pair has two; a group, issue 16, up to four).
 pub const NODES_PER_PAIR_MAX: usize = 4;
+/// The fewest registers a pair's window holds: the status block and the reserved
+/// registers (docs/HMI.md, "Register map"), so that every pair's status is readable.
+pub const WINDOW_REGISTERS_MIN: u32 = 64;
 
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +77,12 @@ pub struct PairTable {
     pub name: String,
     /// Each node's `[hmi] listen` address, as the router reaches it.
     pub nodes: Vec<SocketAddr>,
+    /// The first register of this pair's window on its unit id (the "tag prefix": several
+    /// pairs on one unit id, each at its own base). The window runs to the next pair's
+    /// base on the unit, or to the last register; a request inside it goes to this pair
+    /// at its address less `base`.
+    #[serde(default)]
+    pub base: u16,
 }
 
 /// A configuration the router refuses, naming the key and the fix.
@@ -142,7 +151,7 @@ impl RouterFile {
                 format!("{} pairs, at most {PAIRS_MAX}: run a second router", self.pair.len()),
             ));
         }
-        let mut units = BTreeSet::new();
+        let mut windows = BTreeSet::new();
         for (i, pair) in self.pair.iter().enumerate() {
             let key = |k: &str| format!("pair[{i}].{k}");
             if !(1..=247).contains(&pair.unit) {
@@ -151,10 +160,14 @@ impl RouterFile {
                     format!("{} is outside 1..=247 (0 is broadcast)", pair.unit),
                 ));
             }
-            if !units.insert(pair.unit) {
+            if !windows.insert((pair.unit, pair.base)) {
                 return Err(error(
                     key("unit"),
-                    format!("unit {} is already another pair's", pair.unit),
+                    format!(
+                        "unit {} base {} is already another pair's: give this pair another unit id, or each \
+                         pair on the unit its own `base`",
+                        pair.unit, pair.base
+                    ),
                 ));
             }
             if pair.nodes.is_empty() || pair.nodes.len() > NODES_PER_PAIR_MAX {
@@ -169,6 +182,35 @@ impl RouterFile {
             let distinct: BTreeSet<_> = pair.nodes.iter().collect();
             if distinct.len() != pair.nodes.len() {
                 return Err(error(key("nodes"), "an address is listed twice"));
+            }
+        }
+        // Each window, to the next base on its unit or the end of the register space,
+        // holds at least the status block and the reserved registers.
+        for (&(unit, base), next) in windows.iter().zip(windows.iter().skip(1).map(Some).chain([None])) {
+            let end = match next {
+                Some(&(u, b)) if u == unit => u32::from(b),
+                _ => 0x1_0000,
+            };
+            if end - u32::from(base) < WINDOW_REGISTERS_MIN {
+                let i = self
+                    .pair
+                    .iter()
+                    .position(|p| (p.unit, p.base) == (unit, base))
+                    .unwrap_or(0);
+                return Err(error(
+                    format!("pair[{i}].base"),
+                    format!(
+                        "unit {unit} base {base} leaves {} registers before {}: a pair's window holds at least \
+                         {WINDOW_REGISTERS_MIN} (its status block and reserved registers); space the bases \
+                         by the pair's tags' registers plus 64",
+                        end - u32::from(base),
+                        if end == 0x1_0000 {
+                            "the end of the register space".to_string()
+                        } else {
+                            format!("base {end}")
+                        }
+                    ),
+                ));
             }
         }
         Ok(())
@@ -256,5 +298,26 @@ nodes = ["10.0.1.1:502", "10.0.1.2:502"]
         let e = RouterFile::parse(&typo).unwrap_err();
         assert!(e.key == "file" && e.message.contains("pol_ms"), "{e}");
         assert_eq!(RouterFile::parse("[router]\n").unwrap_err().key, "pair");
+    }
+
+    #[test]
+    fn parse_bases_share_a_unit_with_windows_of_64_or_more() {
+        // Two pairs on unit 1, at 0 and 1000: accepted.
+        let shared = GOOD.replace("unit = 2", "unit = 1\nbase = 1000");
+        let file = RouterFile::parse(&shared).unwrap();
+        assert_eq!((file.pair[1].unit, file.pair[1].base), (1, 1000));
+        // The same base twice on a unit.
+        let same = GOOD.replace("unit = 2", "unit = 1\nbase = 0");
+        assert_eq!(RouterFile::parse(&same).unwrap_err().key, "pair[1].unit");
+        // A window of 63 registers (0..63 before the next base), and one at the end.
+        let narrow = GOOD.replace("unit = 2", "unit = 1\nbase = 63");
+        let e = RouterFile::parse(&narrow).unwrap_err();
+        assert!(e.key == "pair[0].base" && e.message.contains("63 registers"), "{e}");
+        assert!(RouterFile::parse(&GOOD.replace("unit = 2", "unit = 1\nbase = 64")).is_ok());
+        let end = GOOD.replace("unit = 2", "unit = 2\nbase = 65473");
+        assert_eq!(RouterFile::parse(&end).unwrap_err().key, "pair[1].base");
+        assert!(RouterFile::parse(&GOOD.replace("unit = 2", "unit = 2\nbase = 65472")).is_ok());
+        // Bases are per unit: the same base on two units is fine (the default, 0).
+        assert!(RouterFile::parse(GOOD).is_ok());
     }
 }

@@ -1,6 +1,9 @@
 //! The router at work: a poller thread per node reads its status block every `poll_ms`;
 //! a thread per HMI connection reads its requests one at a time and sends each to a node
-//! of the request's pair over a small pool of connections per node.
+//! of the request's pair over a small pool of connections per node. The pair is the
+//! request's unit id's, or — pairs sharing a unit id — the one whose register window
+//! (from its `base`) holds the request's registers; the node sees the address less
+//! the base.
 //!
 //! - **Reads** go to the least-loaded in-sync node (status register 12), else to a
 //!   primary, else to a lagging backup, else to a node whose status is unknown (never
@@ -100,8 +103,8 @@ pub struct Router {
     file: RouterFile,
     /// Per pair, its nodes.
     pairs: Vec<Vec<Node>>,
-    /// Pair index by unit id.
-    units: [Option<u8>; 256],
+    /// Per unit id, its pairs' windows: (base, pair index), by base.
+    units: Vec<Vec<(u16, usize)>>,
     clients: AtomicUsize,
     stop: AtomicBool,
     /// What the router did.
@@ -200,14 +203,13 @@ impl std::fmt::Display for Failed {
 impl Router {
     /// The router for a checked file.
     pub fn new(file: RouterFile) -> Arc<Router> {
-        let mut units = [None; 256];
+        let mut units = vec![Vec::new(); 256];
         let pairs = file
             .pair
             .iter()
             .enumerate()
             .map(|(i, pair)| {
-                // validate() bounds the pairs to 64 and the unit ids to 1..=247.
-                units[usize::from(pair.unit)] = Some(i as u8);
+                units[usize::from(pair.unit)].push((pair.base, i));
                 pair.nodes
                     .iter()
                     .map(|&addr| Node {
@@ -219,6 +221,9 @@ impl Router {
                     .collect()
             })
             .collect();
+        for windows in &mut units {
+            windows.sort_unstable();
+        }
         Arc::new(Router {
             file,
             pairs,
@@ -421,12 +426,36 @@ impl Router {
             let Some(request) = wire::classify(&adu, client_id) else {
                 return;
             };
-            let answer = match request.ask {
-                Ask::ClientId(id) => {
-                    client_id = id;
-                    wire::client_id_echo(&adu)
+            let span = wire::span(&adu);
+            let answer = match self.window(request.unit, span) {
+                Err(code) => {
+                    self.counters.exceptions.fetch_add(1, Ordering::Relaxed);
+                    wire::exception(&request, code)
                 }
-                _ => self.route(&request, &adu, client_id),
+                Ok((p, base)) => {
+                    // The pair's registers as its nodes number them: the request's
+                    // address less the window's base (window() picked a base at or
+                    // below it: never saturates), and back in a write's echo.
+                    let mut adu = adu;
+                    let address = span.map(|(address, _)| address);
+                    if let Some(address) = address {
+                        wire::set_address(&mut adu, address.saturating_sub(base));
+                    }
+                    let Some(request) = wire::classify(&adu, client_id) else {
+                        return;
+                    };
+                    let mut answer = match request.ask {
+                        Ask::ClientId(id) => {
+                            client_id = id;
+                            wire::client_id_echo(&adu)
+                        }
+                        _ => self.route(p, &request, &adu, client_id),
+                    };
+                    if let Some(address) = address {
+                        wire::set_echo_address(&mut answer, request.function, address);
+                    }
+                    answer
+                }
             };
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             if stream.set_write_timeout(Some(self.file.request_timeout())).is_err()
@@ -437,14 +466,34 @@ impl Router {
         }
     }
 
-    /// The answer to `request` (whole: `adu`) from `client_id`.
-    fn route(&self, request: &Request, adu: &[u8], client_id: u32) -> Vec<u8> {
-        let Some(p) = self.units[usize::from(request.unit)] else {
-            // No pair has this unit id: a gateway's "no path".
-            self.counters.exceptions.fetch_add(1, Ordering::Relaxed);
-            return wire::exception(request, wire::PATH_UNAVAILABLE);
+    /// The pair a request on `unit` addressing `span` (first register, count; `None`: a
+    /// function without an address) goes to, and its window's base: the window with the
+    /// highest base at or below the first register, which must hold the whole span; a
+    /// request without an address goes to the unit's lowest window. An exception code
+    /// else: 0A for a unit id no pair has (a gateway's "no path"), 02 for registers
+    /// outside one window.
+    fn window(&self, unit: u8, span: Option<(u16, u16)>) -> Result<(usize, u16), u8> {
+        let windows = &self.units[usize::from(unit)];
+        let &(lowest, first) = windows.first().ok_or(wire::PATH_UNAVAILABLE)?;
+        let Some((address, count)) = span else {
+            return Ok((first, lowest));
         };
-        let nodes = &self.pairs[usize::from(p)];
+        let i = windows.partition_point(|&(base, _)| base <= address);
+        let &(base, p) = i
+            .checked_sub(1)
+            .and_then(|i| windows.get(i))
+            .ok_or(wire::ILLEGAL_ADDRESS)?;
+        let end = windows.get(i).map_or(0x1_0000, |&(next, _)| u32::from(next));
+        if u32::from(address) + u32::from(count.max(1)) > end {
+            return Err(wire::ILLEGAL_ADDRESS);
+        }
+        Ok((p, base))
+    }
+
+    /// The answer to `request` (whole: `adu`, addressed as pair `p`'s nodes number their
+    /// registers) from `client_id`.
+    fn route(&self, p: usize, request: &Request, adu: &[u8], client_id: u32) -> Vec<u8> {
+        let nodes = &self.pairs[p];
         let deadline = Instant::now() + self.file.request_deadline();
         let write = request.ask == Ask::Write;
         let mut unknown = false;
@@ -674,18 +723,140 @@ mod tests {
         let router = Router::new(RouterFile::parse(&text).unwrap());
         let read = [0, 9, 0, 0, 0, 6, 3, 3, 0, 0, 0, 16];
         let request = wire::classify(&read, 0).unwrap();
-        let answer = router.route(&request, &read, 0);
+        let answer = router.route(0, &request, &read, 0);
         assert_eq!(answer, wire::exception(&request, wire::TARGET_FAILED));
         // Each node once a round, a round every poll_ms: about 2 × 5 in 500 ms. A read
         // that tried again at once after a refused connect made thousands.
         let retries = router.counters.retries.load(Ordering::Relaxed);
         assert!(retries <= 14, "{retries} retries in 500 ms");
         // No pair for unit 4: 0A at once.
-        let other = [0, 9, 0, 0, 0, 6, 4, 3, 0, 0, 0, 16];
-        let request = wire::classify(&other, 0).unwrap();
-        assert_eq!(
-            router.route(&request, &other, 0),
-            wire::exception(&request, wire::PATH_UNAVAILABLE)
+        assert_eq!(router.window(4, Some((0, 16))), Err(wire::PATH_UNAVAILABLE));
+    }
+
+    /// A node that answers the status read as a paired primary, any other read of
+    /// holding registers with each register's own address as its value, and a write by
+    /// its echo; it records the (function, address) of every request but the status read.
+    fn fake_node() -> (SocketAddr, Arc<Mutex<Vec<(u8, u16)>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    while let Ok(adu) = read_adu(&mut stream, None) {
+                        let (function, address, count) = (
+                            adu[7],
+                            u16::from_be_bytes([adu[8], adu[9]]),
+                            u16::from_be_bytes([adu[10], adu[11]]),
+                        );
+                        let mut answer = adu[..8].to_vec();
+                        if function == 3 && address == 0 && count == wire::STATUS_REGISTERS {
+                            let mut block = [0u16; 16];
+                            block[..4].copy_from_slice(&[wire::STATUS_MAGIC, wire::STATUS_LAYOUT, 1, 1]);
+                            block[11] = 0x101;
+                            answer.push(32);
+                            answer.extend(block.iter().flat_map(|w| w.to_be_bytes()));
+                        } else {
+                            lock(&log).push((function, address));
+                            if function == 3 {
+                                answer.push((count * 2) as u8);
+                                answer.extend((address..address + count).flat_map(u16::to_be_bytes));
+                            } else {
+                                answer.extend_from_slice(&adu[8..12]);
+                            }
+                        }
+                        let length = (answer.len() - 6) as u16;
+                        answer[4..6].copy_from_slice(&length.to_be_bytes());
+                        if stream.write_all(&answer).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, seen)
+    }
+
+    #[test]
+    fn serve_pairs_on_one_unit_by_base_translates_addresses() {
+        let (low, low_seen) = fake_node();
+        let (high, high_seen) = fake_node();
+        let text = format!(
+            "[router]\npoll_ms = 10\n\
+             [[pair]]\nunit = 1\nnodes = [\"{low}\"]\n\
+             [[pair]]\nunit = 1\nbase = 1000\nnodes = [\"{high}\"]\n"
         );
+        let router = Router::new(RouterFile::parse(&text).unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let at = listener.local_addr().unwrap();
+        let serving = router.clone();
+        std::thread::spawn(move || serving.serve(listener));
+        let mut hmi = TcpStream::connect(at).unwrap();
+        hmi.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut ask = |request: &[u8]| {
+            hmi.write_all(request).unwrap();
+            read_adu(&mut hmi, None).unwrap()
+        };
+        // Until the first polls, the router knows no primary: a write waits for one,
+        // within request_deadline_ms; reads go to a node of unknown status anyway.
+        // Registers 1064..1065 of unit 1: the second pair's 64..65.
+        assert_eq!(
+            ask(&[0, 1, 0, 0, 0, 6, 1, 3, 0x04, 0x28, 0, 2]),
+            [0, 1, 0, 0, 0, 7, 1, 3, 4, 0, 64, 0, 65]
+        );
+        // Registers 64..65: the first pair's.
+        assert_eq!(
+            ask(&[0, 2, 0, 0, 0, 6, 1, 3, 0, 64, 0, 2]),
+            [0, 2, 0, 0, 0, 7, 1, 3, 4, 0, 64, 0, 65]
+        );
+        // A write of 1068: the second pair's 68, echoed as 1068.
+        assert_eq!(
+            ask(&[0, 3, 0, 0, 0, 6, 1, 6, 0x04, 0x2C, 0, 1]),
+            [0, 3, 0, 0, 0, 6, 1, 6, 0x04, 0x2C, 0, 1]
+        );
+        // Across the windows' boundary: 02 from the router, no node asked.
+        assert_eq!(
+            ask(&[0, 4, 0, 0, 0, 6, 1, 3, 0x03, 0xE7, 0, 2]),
+            [0, 4, 0, 0, 0, 3, 1, 0x83, 2]
+        );
+        // The client id at the second window's base + 14: the router's, carried before
+        // the next write (to 14 on the node).
+        assert_eq!(
+            ask(&[0, 5, 0, 0, 0, 11, 1, 16, 0x03, 0xF6, 0, 2, 4, 0x12, 0x34, 0x56, 0x78]),
+            [0, 5, 0, 0, 0, 6, 1, 16, 0x03, 0xF6, 0, 2]
+        );
+        assert_eq!(
+            ask(&[0, 6, 0, 0, 0, 6, 1, 6, 0x04, 0x2C, 0, 1]),
+            [0, 6, 0, 0, 0, 6, 1, 6, 0x04, 0x2C, 0, 1]
+        );
+        router.stop();
+        assert_eq!(*lock(&low_seen), [(3, 64)]);
+        // The first write carried the HMI's address as its client id, the second 0x12345678.
+        assert_eq!(*lock(&high_seen), [(3, 64), (16, 14), (6, 68), (16, 14), (6, 68)]);
+    }
+
+    #[test]
+    fn window_by_unit_and_base_whole_span_or_02() {
+        let text = "[router]\n\
+             [[pair]]\nunit = 1\nbase = 1000\nnodes = [\"127.0.0.1:1\"]\n\
+             [[pair]]\nunit = 1\nnodes = [\"127.0.0.1:2\"]\n\
+             [[pair]]\nunit = 2\nbase = 100\nnodes = [\"127.0.0.1:3\"]\n";
+        let router = Router::new(RouterFile::parse(text).unwrap());
+        // Unit 1: pair 1 at 0..1000, pair 0 at 1000..65536 (listed in any order).
+        assert_eq!(router.window(1, Some((0, 68))), Ok((1, 0)));
+        assert_eq!(router.window(1, Some((932, 68))), Ok((1, 0)));
+        assert_eq!(router.window(1, Some((1000, 68))), Ok((0, 1000)));
+        assert_eq!(router.window(1, Some((65535, 1))), Ok((0, 1000)));
+        // Across the boundary, or past the last register: 02.
+        assert_eq!(router.window(1, Some((999, 2))), Err(wire::ILLEGAL_ADDRESS));
+        assert_eq!(router.window(1, Some((65535, 2))), Err(wire::ILLEGAL_ADDRESS));
+        // Below unit 2's only base: 02; a function without an address: its lowest window.
+        assert_eq!(router.window(2, Some((50, 1))), Err(wire::ILLEGAL_ADDRESS));
+        assert_eq!(router.window(2, Some((164, 2))), Ok((2, 100)));
+        assert_eq!(router.window(1, None), Ok((1, 0)));
+        assert_eq!(router.window(3, None), Err(wire::PATH_UNAVAILABLE));
     }
 }

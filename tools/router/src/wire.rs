@@ -147,6 +147,38 @@ pub fn client_id_echo(adu: &[u8]) -> Vec<u8> {
     }
 }
 
+/// The first register and the count a request `adu` addresses, for the functions that
+/// address registers (3, 4, 16: the count field; 6: one) or coils (15: its count of
+/// coils; 5: one; a node answers coils with exception 01); `None` for any other.
+pub fn span(adu: &[u8]) -> Option<(u16, u16)> {
+    match adu.get(7)? {
+        3 | 4 | 15 | 16 => Some((word(adu, 8)?, word(adu, 10)?)),
+        5 | 6 => Some((word(adu, 8)?, 1)),
+        _ => None,
+    }
+}
+
+/// Sets the first-register field (bytes 8..10) of a request `adu` that [`span`] reads;
+/// any other is left as it is.
+pub fn set_address(adu: &mut [u8], address: u16) {
+    if span(adu).is_some() {
+        if let Some(field) = adu.get_mut(8..10) {
+            field.copy_from_slice(&address.to_be_bytes());
+        }
+    }
+}
+
+/// Sets the first-register field (bytes 8..10) of the success answer to a write of
+/// `function` (5, 6, 15, 16: the echo of the request's address); a read's answer (its
+/// bytes 8.. are data) and an exception are left as they are.
+pub fn set_echo_address(answer: &mut [u8], function: u8, address: u16) {
+    if matches!(function, 5 | 6 | 15 | 16) && answer.get(7) == Some(&function) {
+        if let Some(field) = answer.get_mut(8..10) {
+            field.copy_from_slice(&address.to_be_bytes());
+        }
+    }
+}
+
 /// Whether `response` is an exception; its code.
 pub fn exception_code(response: &[u8]) -> Option<u8> {
     match (response.get(7), response.get(8)) {
@@ -299,6 +331,32 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    #[test]
+    fn span_and_set_address_of_reads_writes_and_echoes() {
+        let mut read = vec![0, 1, 0, 0, 0, 6, 1, 3, 0x03, 0xE8, 0, 4];
+        assert_eq!(span(&read), Some((1000, 4)));
+        set_address(&mut read, 0);
+        assert_eq!(read, [0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 4]);
+        let mut write = vec![0, 2, 0, 0, 0, 6, 1, 6, 0x04, 0x2C, 0, 1];
+        assert_eq!(span(&write), Some((1068, 1)));
+        set_address(&mut write, 68);
+        assert_eq!(span(&write), Some((68, 1)));
+        // A 16's echo carries the address too; a read's answer and an exception do not.
+        let mut echo = vec![0, 3, 0, 0, 0, 6, 1, 16, 0, 14, 0, 2];
+        set_echo_address(&mut echo, 16, 1014);
+        assert_eq!(&echo[8..10], &[0x03, 0xF6]);
+        let mut answer = vec![0, 1, 0, 0, 0, 7, 1, 3, 4, 0, 1, 0, 2];
+        set_echo_address(&mut answer, 3, 1000);
+        assert_eq!(answer, [0, 1, 0, 0, 0, 7, 1, 3, 4, 0, 1, 0, 2]);
+        let mut exception = vec![0, 2, 0, 0, 0, 3, 1, 0x86, 2];
+        set_echo_address(&mut exception, 6, 1000);
+        assert_eq!(exception, [0, 2, 0, 0, 0, 3, 1, 0x86, 2]);
+        let mut other = vec![0, 1, 0, 0, 0, 4, 1, 7, 9, 9];
+        assert_eq!(span(&other), None);
+        set_address(&mut other, 5);
+        assert_eq!(other, [0, 1, 0, 0, 0, 4, 1, 7, 9, 9]);
+    }
+
     fn adu(tid: u16, unit: u8, pdu: &[u8]) -> Vec<u8> {
         let mut v = tid.to_be_bytes().to_vec();
         v.extend_from_slice(&[0, 0]);
@@ -424,6 +482,13 @@ mod tests {
             let _ = answers(&bytes, 3);
             let mut copy = bytes.clone();
             patch_client_id(&mut copy, tid, id as u16, id);
+            let _ = span(&bytes);
+            let mut copy = bytes.clone();
+            set_address(&mut copy, tid);
+            prop_assert_eq!(copy.len(), bytes.len());
+            let mut copy = bytes.clone();
+            set_echo_address(&mut copy, id as u8, tid);
+            prop_assert_eq!(copy.len(), bytes.len());
         }
 
         /// Any whole MBAP frame with an arbitrary PDU is classified (never `None`) and
