@@ -34,6 +34,7 @@ listing=$(dpkg-deb --contents "$deb")
 for path in ./usr/bin/twinloop-demo ./usr/bin/twinctl ./usr/bin/twinloop-gateway ./usr/bin/twinloop-router \
     ./usr/sbin/twinloop-vip ./etc/twinloop/router.toml \
     ./lib/systemd/system/twinloop@.service ./lib/systemd/system/twinloop-gateway@.service \
+    ./lib/systemd/system/twinloop-router@.service \
     ./etc/twinloop/node-a.toml ./etc/twinloop/node-b.toml \
     ./etc/twinloop/gateway-tank.toml ./usr/share/doc/twinloop/OPERATIONS.md \
     ./usr/share/doc/twinloop/CONFIG.md ./usr/share/doc/twinloop/grafana/twinloop.json; do

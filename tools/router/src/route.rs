@@ -733,10 +733,13 @@ mod tests {
         assert_eq!(router.window(4, Some((0, 16))), Err(wire::PATH_UNAVAILABLE));
     }
 
+    /// The (function, first register) of each request a fake node got.
+    type Requests = Arc<Mutex<Vec<(u8, u16)>>>;
+
     /// A node that answers the status read as a paired primary, any other read of
     /// holding registers with each register's own address as its value, and a write by
     /// its echo; it records the (function, address) of every request but the status read.
-    fn fake_node() -> (SocketAddr, Arc<Mutex<Vec<(u8, u16)>>>) {
+    fn fake_node() -> (SocketAddr, Requests) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
