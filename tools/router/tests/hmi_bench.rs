@@ -11,9 +11,10 @@
 //!    Modbus clients reading the status block and the tags (registers 0..67) from the
 //!    **backup** at increasing rates, then the same load on the **primary** for contrast.
 //! 2. **Write latency.** One write at a time of 1 to the tag `add` (register 68), to the
-//!    primary and to the backup (which forwards it): from the request to its
-//!    acknowledgement, and to the new count visible on each node (a watcher thread reads
-//!    both nodes' `total` back to back throughout).
+//!    primary, to the backup (which forwards it) and through a `twinloop-router` (which
+//!    sends it to the primary): from the request to its acknowledgement, and to the new
+//!    count visible on each node (a watcher thread reads both nodes' `total` back to
+//!    back throughout).
 //!
 //! `cargo test --release -p twinloop-router --test hmi_bench -- --ignored --nocapture`
 // Real processes on a real clock: every wait is bounded with wall time; the load's pace
@@ -36,6 +37,7 @@ use twinloop::node_main::AnyAppSettings;
 use twinloop::testing::{NodePorts, PortPool};
 
 const COUNTER: &str = env!("CARGO_BIN_EXE_twinloop-counter");
+const ROUTER: &str = env!("CARGO_BIN_EXE_twinloop-router");
 /// Reading clients at once (a node serves 8 HMI connections; the watcher and the
 /// health checks use others).
 const CLIENTS: usize = 4;
@@ -533,7 +535,8 @@ fn percentiles(mut us: Vec<u64>) -> String {
     )
 }
 
-fn write_bench(nodes: &[Node; 2], primary: usize) {
+/// `router`: the port of a router in front of the pair (unit 1), for a third path.
+fn write_bench(nodes: &[Node; 2], primary: usize, router: u16) {
     let ports = [nodes[0].hmi, nodes[1].hmi];
     let seen: Seen = Arc::new(Mutex::new([BTreeMap::new(), BTreeMap::new()]));
     let stop = Arc::new(AtomicBool::new(false));
@@ -541,8 +544,12 @@ fn write_bench(nodes: &[Node; 2], primary: usize) {
     let mut probe = connect(ports[primary]);
     let mut tid = 1000u16;
     eprintln!("write latency ({WRITES} writes of 1 to `add` per path, one at a time; µs from the request):");
-    for (name, to) in [("to the primary", primary), ("to the backup", 1 - primary)] {
-        let mut stream = connect(ports[to]);
+    for (name, port) in [
+        ("to the primary", ports[primary]),
+        ("to the backup", ports[1 - primary]),
+        ("via the router", router),
+    ] {
+        let mut stream = connect(port);
         let (mut acks, mut on_primary, mut on_backup, mut on_both) = (vec![], vec![], vec![], vec![]);
         for _ in 0..WRITES {
             tid = tid.wrapping_add(1);
@@ -591,6 +598,7 @@ fn hmi_bench_backup_reads_and_write_latency() {
     let ports = [pool.node(), pool.node()];
     let hmi = [pool.take(), pool.take()];
     let metrics = [pool.take(), pool.take()];
+    let router_port = pool.take();
     pool.release();
     let spawn = |i: usize| {
         let path = dir.join(format!("bench-{}.toml", i + 1));
@@ -622,8 +630,34 @@ fn hmi_bench_backup_reads_and_write_latency() {
     });
     let primary = 0;
 
+    // A router in front of the pair (unit 1), for the write latency through it.
+    let router_path = dir.join("router.toml");
+    fs::write(
+        &router_path,
+        format!(
+            "[router]\nlisten = \"{}\"\n[[pair]]\nunit = 1\nnodes = [\"{}\", \"{}\"]\n",
+            local(router_port),
+            local(hmi[0]),
+            local(hmi[1])
+        ),
+    )
+    .unwrap();
+    let _router = Process(
+        Command::new(ROUTER)
+            .arg("--config")
+            .arg(&router_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.join("router.log")).unwrap())
+            .spawn()
+            .expect("start twinloop-router"),
+    );
+    wait_for(Duration::from_secs(10), "the router to listen", || {
+        TcpStream::connect(local(router_port)).is_ok()
+    });
+
     load_bench(&nodes, primary);
-    write_bench(&nodes, primary);
+    write_bench(&nodes, primary, router_port);
     assert_eq!(role_sync(hmi[0]), Some((1, 1)), "the pair changed during the bench");
 
     stop.store(true, Ordering::SeqCst);
