@@ -334,6 +334,16 @@ impl Config {
         Ok(())
     }
 
+    /// The sync links over every peer, which the shell opens (one socket pair each) and the
+    /// core numbers `0..links_total`: `links` for a pair, the sum of the `[[peers]]`'
+    /// `links` for a group (at most `LINKS_TOTAL_MAX` once validated; saturates otherwise).
+    pub fn links_total(&self) -> u8 {
+        if self.peers.is_empty() {
+            return self.links;
+        }
+        self.peers.iter().fold(0u8, |total, p| total.saturating_add(p.links))
+    }
+
     /// What every member of the group must agree on — its members' ids, weights and
     /// witness flags, this node's included, in the order of their ids — as one digest
     /// (FNV-1a) carried in the pairing fingerprint; 0 for a pair, whose fingerprint stays
