@@ -85,8 +85,7 @@ pub struct CommonArgs {
     #[arg(long, default_value_t = 0)]
     pub level_refresh_ms: u64,
     /// Nodes: 2, a pair (the default), or a group of 3 or 4 with a full mesh of sync links
-    /// through the proxy (issue 16; `chaos` and `bench failover`). A group is refused at
-    /// start until the core elects by votes.
+    /// through the proxy (issue 16; `run`, `chaos` and `bench failover`).
     #[arg(long, default_value_t = 2)]
     pub nodes: usize,
     /// The last node of a group is its witness (`twinloop-witness`): it votes, never leads.
@@ -124,8 +123,8 @@ impl CommonArgs {
     }
 }
 
-/// The group `--nodes` and `--witness` ask for, when `command` may run one (`chaos`,
-/// `bench failover`), or the one line naming the fix. A pair always passes.
+/// The group `--nodes` and `--witness` ask for, when `command` may run one (`run`,
+/// `chaos`, `bench failover`), or the one line naming the fix. A pair always passes.
 fn group_check(common: &CommonArgs, command: &str, runs_groups: bool) -> Result<GroupShape, String> {
     let shape = GroupShape::new(common.nodes, common.witness)?;
     if shape.is_pair() {
@@ -133,14 +132,11 @@ fn group_check(common: &CommonArgs, command: &str, runs_groups: bool) -> Result<
     }
     if !runs_groups {
         return Err(format!(
-            "--nodes {}: `{command}` runs a pair only; groups run in `chaos` and `bench failover`",
+            "--nodes {}: `{command}` runs a pair only; groups run in `run`, `chaos` and `bench failover`",
             common.nodes
         ));
     }
-    match shape.refusal() {
-        Some(why) => Err(why),
-        None => Ok(shape),
-    }
+    Ok(shape)
 }
 
 /// `twinloop-sim run`.
@@ -336,6 +332,40 @@ fn events_of(rig: &Rig) -> Vec<NodeEvent> {
     events
 }
 
+/// The report's counts per node (`extra.per_node`, one entry per node in id order):
+/// process starts, transitions to primary (takeovers among them), state transfers
+/// started, alarms.
+fn per_node(rig: &Rig, events: &[NodeEvent]) -> Vec<serde_json::Value> {
+    (0..rig.nodes.len())
+        .map(|i| {
+            let id = (i + 1) as u8;
+            let mine = || events.iter().filter(move |e| e.node == id);
+            let led = mine()
+                .filter(|e| {
+                    e.kind == twinloop::io::schema::EventKind::Transition
+                        && e.role == Some(twinloop::io::schema::Role::Primary)
+                })
+                .count();
+            let takeovers = mine()
+                .filter(|e| {
+                    e.kind == twinloop::io::schema::EventKind::Transition
+                        && e.role == Some(twinloop::io::schema::Role::Primary)
+                        && e.name.starts_with("takeover")
+                })
+                .count();
+            serde_json::json!({
+                "node": id,
+                "witness": rig.config.shape.is_witness(i),
+                "starts": rig.nodes[i].starts,
+                "became_primary": led,
+                "takeovers": takeovers,
+                "transfers_started": mine().filter(|e| e.name == "transfer_started").count(),
+                "alarms": mine().filter(|e| e.kind == twinloop::io::schema::EventKind::Alarm).count(),
+            })
+        })
+        .collect()
+}
+
 /// How faults are spaced.
 #[derive(Debug, Clone, Copy)]
 enum Pacing {
@@ -419,10 +449,13 @@ fn scenario(
     min_duration: Duration,
 ) -> u8 {
     install_handler();
-    if let Err(e) = group_check(common, command, command == "chaos") {
-        eprintln!("twinloop-sim {command}: {e}");
-        return 2;
-    }
+    let shape = match group_check(common, command, true) {
+        Ok(shape) => shape,
+        Err(e) => {
+            eprintln!("twinloop-sim {command}: {e}");
+            return 2;
+        }
+    };
     let timing = match timing(common, Timing::HARNESS) {
         Ok(t) => t,
         Err(e) => {
@@ -439,6 +472,7 @@ fn scenario(
         config.operator = Operator::scripted(cycle_ms, frames_hint);
         config.output_path = common.output_path();
         config.level_refresh_ms = common.level_refresh_ms;
+        config.shape = shape;
         let faults: Vec<Fault> = faults(&timing)
             .into_iter()
             .filter(|f| config.proxy || !f.kind.needs_proxy())
@@ -457,7 +491,15 @@ fn scenario(
         let started = Instant::now();
         let mut rig = Rig::prepare(config)?;
         rig.start_pair()?;
-        rig.say("pair healthy: node 1 primary, node 2 backup in sync");
+        if shape.is_pair() {
+            rig.say("pair healthy: node 1 primary, node 2 backup in sync");
+        } else {
+            rig.say(&format!(
+                "group of {} healthy: node 1 primary, the others following{}",
+                shape.nodes,
+                if shape.witness { " (the last a witness)" } else { "" }
+            ));
+        }
         let started_pair = started.elapsed();
         let executed = execute(&mut rig, &faults, pacing, started)?;
         let faults_done = started.elapsed();
@@ -532,7 +574,10 @@ fn scenario(
                     "level_staleness": serde_json::Value::Null,
                 })
             }),
-            "node_starts": [rig.nodes[0].starts, rig.nodes[1].starts],
+            "nodes": shape.nodes,
+            "witness": shape.witness,
+            "node_starts": rig.nodes.iter().map(|n| n.starts).collect::<Vec<_>>(),
+            "per_node": per_node(&rig, &events),
             "rt_priority": common.rt_priority,
             "load_average_1m": [load_before, super::load_average()],
             "events_missed": rig.watchers.iter().map(|w| w.with(|v| v.events_missed)).sum::<u64>(),
@@ -801,10 +846,13 @@ pub fn chaos_main(args: &ChaosArgs) -> u8 {
 /// `twinloop-sim bench …`.
 pub fn bench_main(args: &BenchArgs) -> u8 {
     install_handler();
-    if let Err(e) = group_check(&args.common, "bench", args.kind == BenchKind::Failover) {
-        eprintln!("twinloop-sim bench: {e}");
-        return 2;
-    }
+    let shape = match group_check(&args.common, "bench", args.kind == BenchKind::Failover) {
+        Ok(shape) => shape,
+        Err(e) => {
+            eprintln!("twinloop-sim bench: {e}");
+            return 2;
+        }
+    };
     if matches!(args.kind, BenchKind::GatewayLatency | BenchKind::GatewayFailover) {
         return bench_gateway(args);
     }
@@ -832,6 +880,7 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
     let result = (|| -> Result<BenchResult, HarnessError> {
         let mut rig = rig_config(&args.common, &dir, timing, cycle_ms)?;
         rig.proxy = args.proxy;
+        rig.shape = shape;
         rig.operator = Operator::acks_only(cycle_ms);
         // Faster console polling: the waits between repetitions are shorter.
         rig.watch_interval = Duration::from_millis(10);
@@ -933,21 +982,17 @@ mod group_tests {
         group_check(&parsed.common, command, runs_groups)
     }
 
-    /// A pair is the default and passes everywhere; a group is taken by `chaos` and
-    /// `bench failover` only, and refused at start (one line naming issue 16) for now; a
-    /// bad shape names its flag.
+    /// A pair is the default and passes everywhere; a group is taken by `run`, `chaos`
+    /// and `bench failover` only; a bad shape names its flag.
     #[test]
     fn cli_nodes_default_pair_group_only_where_wired() {
         assert!(check(&[], "run", false).unwrap().is_pair());
         assert!(check(&["--nodes", "2"], "bench", false).unwrap().is_pair());
-        assert!(check(&["--nodes", "3"], "run", false)
+        assert!(check(&["--nodes", "3"], "bench", false)
             .unwrap_err()
             .contains("runs a pair only"));
-        let group = check(&["--nodes", "3", "--witness"], "chaos", true).unwrap_err();
-        assert!(
-            group.starts_with("--nodes 3 --witness: a group is refused at start"),
-            "{group}"
-        );
+        let group = check(&["--nodes", "3", "--witness"], "chaos", true).unwrap();
+        assert_eq!((group.nodes, group.witness), (3, true));
         assert!(check(&["--nodes", "5"], "chaos", true).unwrap_err().contains("2..=4"));
         assert!(check(&["--witness"], "chaos", true)
             .unwrap_err()
