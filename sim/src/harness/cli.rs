@@ -326,26 +326,39 @@ fn install_handler() {
     let _ = super::install_interrupt_handler();
 }
 
+/// Every node's journal events, in time order, each once: a restarted node serves the
+/// journal of its earlier runs again (restored from its file), which its watcher reads
+/// from the start under the new run; those copies (same node, time, name and content)
+/// are dropped, so that a node's takeovers are not counted once per restart.
 fn events_of(rig: &Rig) -> Vec<NodeEvent> {
     let mut events: Vec<NodeEvent> = rig.watchers.iter().flat_map(|w| w.with(|v| v.events.clone())).collect();
-    events.sort_by_key(|e| e.at_ns);
+    events.sort_by(|a, b| {
+        (a.at_ns, a.node, &a.name, &a.message, a.epoch, a.frame)
+            .cmp(&(b.at_ns, b.node, &b.name, &b.message, b.epoch, b.frame))
+    });
+    events.dedup_by(|a, b| {
+        (a.at_ns, a.node, &a.name, &a.message, a.epoch, a.frame)
+            == (b.at_ns, b.node, &b.name, &b.message, b.epoch, b.frame)
+    });
     events
 }
 
 /// The report's counts per node (`extra.per_node`, one entry per node in id order):
-/// process starts, transitions to primary (takeovers among them), state transfers
+/// process starts, times it became primary (takeovers among them), state transfers
 /// started, alarms.
 fn per_node(rig: &Rig, events: &[NodeEvent]) -> Vec<serde_json::Value> {
     (0..rig.nodes.len())
         .map(|i| {
             let id = (i + 1) as u8;
             let mine = || events.iter().filter(move |e| e.node == id);
-            let led = mine()
-                .filter(|e| {
-                    e.kind == twinloop::io::schema::EventKind::Transition
-                        && e.role == Some(twinloop::io::schema::Role::Primary)
-                })
-                .count();
+            // Transitions into the primary role (not a primary's sync changes).
+            let mut led = 0;
+            let mut was_primary = false;
+            for e in mine().filter(|e| e.kind == twinloop::io::schema::EventKind::Transition) {
+                let primary = e.role == Some(twinloop::io::schema::Role::Primary);
+                led += usize::from(primary && !was_primary);
+                was_primary = primary;
+            }
             let takeovers = mine()
                 .filter(|e| {
                     e.kind == twinloop::io::schema::EventKind::Transition
