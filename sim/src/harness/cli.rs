@@ -88,7 +88,7 @@ pub struct CommonArgs {
     /// through the proxy (issue 16; `run`, `chaos` and `bench failover`).
     #[arg(long, default_value_t = 2)]
     pub nodes: usize,
-    /// The last node of a group is its witness (`twinloop-witness`): it votes, never leads.
+    /// The last node of a group is its witness (`runtime.witness`): it votes, never leads.
     #[arg(long)]
     pub witness: bool,
 }
@@ -706,6 +706,13 @@ pub fn run_main(args: &RunArgs) -> u8 {
     }
     let duration = Duration::from_secs(args.duration);
     if args.io == Io::Modbus {
+        if args.common.nodes != 2 {
+            eprintln!(
+                "twinloop-sim run: --io modbus runs a pair only (--nodes {}): give --io sim for a group",
+                args.common.nodes
+            );
+            return 2;
+        }
         return run_modbus(args, duration);
     }
     let cycle_ms = u64::from(args.common.cycle_ms.unwrap_or(10));
