@@ -432,6 +432,29 @@ const PEER_KEYS: [[&str; 4]; GROUP_PEERS_MAX] = [
 mod tests {
     use super::*;
 
+    /// The shell opens `links_total` links: a pair's `links`, a group's sum over its
+    /// peers (not `links`, which a group does not use).
+    #[test]
+    fn config_links_total_pair_links_group_sum_of_peers() {
+        let pair = Config {
+            links: 3,
+            ..Config::default()
+        };
+        assert_eq!(pair.links_total(), 3);
+        let peer = |id, links| GroupPeer {
+            id,
+            weight: 1,
+            witness: false,
+            links,
+        };
+        let group = Config {
+            links: 2,
+            peers: vec![peer(2, 1), peer(3, 4), peer(4, 2)],
+            ..Config::default()
+        };
+        assert_eq!(group.links_total(), 7);
+    }
+
     #[test]
     fn config_defaults_follow_the_seed() {
         let c = Config::default();
