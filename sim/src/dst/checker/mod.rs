@@ -382,8 +382,9 @@ struct Tenure {
     incarnation: u32,
     /// The leader's last run frame when it became primary.
     start_frame: u64,
-    /// The epoch the leader followed when it became primary: its state came from that
-    /// epoch's history. `None` for a cold start (a fresh application).
+    /// The epoch whose history the leader's state carried when it became primary: the one
+    /// it followed as a backup, or the one it led before (a primary that leads on above a
+    /// heard epoch, `EpochRaised`). `None` for a cold start (a fresh application).
     parent: Option<u64>,
     /// First and last output emitted, if any.
     emitting: Option<(Nanos, Nanos)>,
@@ -806,6 +807,11 @@ impl Checker {
         self.primary_now[node] = Some(t.epoch);
         self.check_new_leader(at, node, t);
         self.record_tenure(node, t);
+        // A primary carries the history of the epoch it leads: when it leads on in a
+        // higher one (`EpochRaised`), or leads again after a spell without a peer to
+        // follow, its state descends from this epoch, not from the one it last followed
+        // as a backup.
+        self.following[node] = Some(t.epoch);
         self.check_no_takeover(at, node, t);
     }
 

@@ -948,3 +948,34 @@ fn checker_level_committed_and_not_sent_by_the_next_commit_is_a_violation() {
         c.violations()
     );
 }
+
+/// Seeds 5944, 9640 and 19813 of 2000..19999 (2026-11-26): a primary that leads on above
+/// a heard epoch (`EpochRaised`) carries the history of the epoch it led, and its level
+/// refresh re-sends that history's newest level under the new epoch. Node 1 leads E2,
+/// node 0 takes over in a partition (E3, a split brain from frame 1) and decides frame 2
+/// otherwise; node 1 hears E3, leads on in E4 and re-sends its frame 2. The checker took
+/// E4 for a descendant of E1, the epoch node 1 had last followed as a backup, so the E3
+/// and E4 copies had no split brain between them: an invariant 2 violation.
+#[test]
+fn checker_epoch_raised_carries_the_led_history() {
+    // Each epoch's low byte is its leader's id (node + 1).
+    const E3: u64 = 0x301;
+    const E4: u64 = 0x402;
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run(0, E1, 1, 1);
+    h.follow(1, E1);
+    h.checker.on_release(0);
+    h.lead(1, E2, 1, Reason::SwitchoverCompleted);
+    h.follow(0, E2);
+    h.run(1, E2, 2, 2);
+    h.lead(0, E3, 1, Reason::TakeoverAfterProbe);
+    h.run(0, E3, 2, 22);
+    h.lead(1, E4, 2, Reason::EpochRaised);
+    h.follow(0, E4);
+    // The refresh of frame 2's output (a level in the DST), as node 1's history has it.
+    h.emit(1, output(E4, 2, 0, 2));
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![], "{:?}", c.violations());
+    assert_eq!(c.exceptions.split_brain, 1);
+}
