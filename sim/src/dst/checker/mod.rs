@@ -147,7 +147,9 @@
 //! 14. **Levels** (issue 17, added 2026-11-26; `levels.rs`). Per level key, the sink
 //!     never accepts a value older than one it accepted, refuses one as superseded only
 //!     below a newer accepted one, and ends on the newest level the pair committed (a
-//!     primary it follows), unless every node that ran that frame crashed; a node emits
+//!     primary it follows) in the history it ends on (not one of a primary whose history
+//!     the final one replaced and which skipped that frame, [`Exceptions::level_parted`]),
+//!     unless every node that ran that frame crashed; a node emits
 //!     each output as the kind its application produced; and when a primary the sink
 //!     follows commits a frame past its takeover's burst, the sink holds, per key, a value
 //!     at least as new as every level that primary committed for an earlier frame. Levels older than an accepted
@@ -373,6 +375,10 @@ pub struct Exceptions {
     /// path with the refresh on, and the last primary installed a state transferred after
     /// that level's frame (a transfer clears the refresh table: an open limit).
     pub level_lost_transfer: u64,
+    /// Levels not required as their key's final value: committed by a primary outside the
+    /// history the pair ends on, which skipped that frame (it led from an older state of
+    /// its own, a split brain or a start beside a frozen primary; `levels.rs`).
+    pub level_parted: u64,
 }
 
 /// What an epoch's leader did, for the classification of content differences.
