@@ -292,6 +292,11 @@ pub(super) struct HmiServer {
     pub(super) exceptions: u64,
     /// Connections refused at accept (all slots busy) or closed for bad bytes or idleness.
     pub(super) refused: u64,
+    /// Connections accepted since start.
+    pub(super) accepted: u64,
+    /// Writes answered with an exception (bad register or value, no primary, busy, or
+    /// not acknowledged in time).
+    pub(super) writes_refused: u64,
 }
 
 impl HmiServer {
@@ -305,6 +310,8 @@ impl HmiServer {
             writes_applied: 0,
             exceptions: 0,
             refused: 0,
+            accepted: 0,
+            writes_refused: 0,
         })
     }
 
@@ -325,6 +332,11 @@ impl HmiServer {
             _ => return false,
         }
         true
+    }
+
+    /// Connections open now.
+    pub(super) fn open(&self) -> usize {
+        self.conns.iter().flatten().count()
     }
 
     /// Whether a connection has a request in hand it can take now.
@@ -420,6 +432,7 @@ impl<A: App> Shell<A> {
                             server.refused += 1;
                             continue;
                         }
+                        server.accepted += 1;
                         server.conns[slot] = Some(Conn {
                             stream,
                             request: Vec::with_capacity(ADU_BYTES_MAX),
@@ -489,10 +502,13 @@ impl<A: App> Shell<A> {
         }
         // Read only up to the end of one request: the next waits in the socket.
         let mut close = false;
+        // Closed for bytes that are not Modbus/TCP (counted), not by the client (not).
+        let mut bad = false;
         let whole = loop {
             let want = match adu_len(&conn.request) {
                 Err(()) => {
                     close = true;
+                    bad = true;
                     break None;
                 }
                 Ok(Some(len)) => break Some(len),
@@ -521,7 +537,7 @@ impl<A: App> Shell<A> {
             }
         };
         if close {
-            server.refused += 1;
+            server.refused += u64::from(bad);
             if let Some(mut conn) = server.conns[slot].take() {
                 let _ = self.poll.registry().deregister(&mut conn.stream);
             }
@@ -559,6 +575,10 @@ impl<A: App> Shell<A> {
                 server.requests += 1;
                 if response.get(7).is_some_and(|f| f & 0x80 != 0) {
                     server.exceptions += 1;
+                    // A write refused before the core saw it (register, count, value).
+                    if matches!(adu.get(7), Some(5 | 6 | 15 | 16)) {
+                        server.writes_refused += 1;
+                    }
                 }
                 conn.answer = response;
             }
@@ -610,6 +630,7 @@ impl<A: App> Shell<A> {
             }
             Some(code) => {
                 server.exceptions += 1;
+                server.writes_refused += 1;
                 let mut response = echo;
                 exception(&adu, code, &mut response);
                 conn.answer = response;
