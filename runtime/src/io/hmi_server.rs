@@ -118,6 +118,17 @@ fn word_at(register: u16, status: &[u16; 16], tags: &[HmiTag], value: &dyn Fn(u1
     Some(words[usize::from(offset)])
 }
 
+/// The request `pdu` (function code first) holds every byte its function's write says it
+/// has: 4 after the code for a single write (5, 6), and for a bulk write (15, 16) the
+/// address, count and byte count, then that many bytes. Other functions: true.
+fn write_body_complete(pdu: &[u8]) -> bool {
+    match pdu.first() {
+        Some(5 | 6) => pdu.len() >= 5,
+        Some(15 | 16) => pdu.get(5).is_some_and(|&bytes| pdu.len() >= 6 + usize::from(bytes)),
+        _ => true,
+    }
+}
+
 /// Answers one whole request `adu` (as [`adu_len`] cut it): reads from `status`, `tags`
 /// and `value`; a write of the client-id registers sets `client_id`; a tag's write is
 /// returned for the core. Never panics, whatever the bytes.
@@ -139,6 +150,12 @@ pub(crate) fn serve(
         // rmodbus 0.13 adds 0x80 to an unknown function code in a u8 (an overflow panic
         // with overflow checks on): such a code is no function, answered here.
         exception(adu, ILLEGAL_FUNCTION, response);
+        return Served::Answer;
+    }
+    if !write_body_complete(&adu[7..]) {
+        // rmodbus 0.13 parses a write whose data is cut short and then slices past the
+        // frame's end when asked for the write (a panic): such a request is answered here.
+        exception(adu, ILLEGAL_VALUE, response);
         return Served::Answer;
     }
     let mut frame = ModbusFrame::new(unit, adu, ModbusProto::TcpUdp, response).with_broadcast_units(&[]);
@@ -780,6 +797,16 @@ mod tests {
         assert_eq!(run(&adu).0, Served::Close);
         assert_eq!(adu_len(&[0, 1, 0, 0, 0x10, 0]), Err(()), "longer than a request can be");
         assert_eq!(adu_len(&[0, 1, 0, 0, 0, 6, 1]), Ok(None));
+    }
+
+    #[test]
+    fn serve_bulk_write_cut_short_answered_illegal_value() {
+        // Found by serve_arbitrary_pdu_never_panics: rmodbus 0.13 panicked on these.
+        for pdu in [&[15u8, 0, 0, 0, 0, 1][..], &[16, 0, 64, 0, 1, 2, 0], &[6, 0, 64, 0]] {
+            let (served, response, _) = run(&request(1, pdu));
+            assert_eq!(served, Served::Answer, "{pdu:?}");
+            assert_eq!(&response[7..], &[pdu[0] | 0x80, ILLEGAL_VALUE], "{pdu:?}");
+        }
     }
 
     proptest! {
