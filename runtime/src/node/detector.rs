@@ -300,7 +300,7 @@ impl<A: App> Node<A> {
             input_age_ms: self.input_heard_at.map_or(u64::MAX, |t| {
                 u64::try_from(self.now.saturating_since(t).as_millis()).unwrap_or(u64::MAX - 1)
             }),
-            fingerprint: self.fingerprint,
+            fingerprint: self.fingerprint_for(self.link_peer(link)),
             challenge: self.challenge[i],
             challenge_echo: self.peer_challenge[i],
         };

@@ -42,6 +42,11 @@ pub enum Mismatch {
     /// members (ids, weights, witness flags) or its program settings differ (the
     /// fingerprint folds both into one digest, so that a pair's stays as it was).
     GroupOrSettings,
+    /// On a link between the group's witness and another member: the two disagree on
+    /// what a witness and a program node must share — the group's members, its
+    /// `heartbeat_interval_ms` or `detection_window_ms` — or one of them takes the link's
+    /// peer for a witness and the other does not.
+    WitnessGroup,
 }
 
 impl Mismatch {
@@ -59,6 +64,9 @@ impl Mismatch {
             }
             Mismatch::GroupOrSettings => {
                 "the peer's group ([[peers]] ids, weights, witness; runtime.weight) or its application settings ([app]) differ from this node's: configure the same group and [app] section on every node"
+            }
+            Mismatch::WitnessGroup => {
+                "the witness and this node disagree on the group ([[peers]] ids, weights, witness; runtime.weight) or on heartbeat_interval_ms or detection_window_ms: configure the same group and timings on every node, the witness included"
             }
         }
     }
@@ -113,10 +121,69 @@ pub(super) fn with_outputs(mut fingerprint: Fingerprint, level_refresh_ms: u64) 
     fingerprint
 }
 
+/// What a witness shares with each member of its group, as the fingerprint both sides of a
+/// witness's link announce in place of the program's (issue 16, 2026-11-26): a witness
+/// runs no program and holds no state, so the program's name, version and settings are
+/// none of its business; the group's membership (`group`, `Config::group_digest`) and the
+/// timings its votes depend on are. A witness grants a vote after `detection_window_ms`
+/// without a primary, and judges a member alive by the heartbeats of
+/// `heartbeat_interval_ms`: the same on both sides, or a candidate asks before the witness
+/// would grant, or counts a witness dead that heartbeats more slowly. `program` marks the
+/// link as a witness's (no program hashes to it but one named `twinloop-witness`, whose
+/// node is a witness); `version` is this fingerprint's layout, 1.
+pub(super) fn witness_fingerprint(
+    group: u64,
+    heartbeat_interval_ms: u64,
+    detection_window_ms: u64,
+    keyed: bool,
+) -> Fingerprint {
+    let mut bytes = [0u8; 24];
+    bytes[..8].copy_from_slice(&group.to_le_bytes());
+    bytes[8..16].copy_from_slice(&heartbeat_interval_ms.to_le_bytes());
+    bytes[16..].copy_from_slice(&detection_window_ms.to_le_bytes());
+    Fingerprint {
+        program: witness_program(),
+        version: 1,
+        settings: fnv64(&bytes),
+        keyed,
+    }
+}
+
+/// The name hashed into a witness link's `program` (the witness binary's name).
+pub const WITNESS_PROGRAM: &str = "twinloop-witness";
+
+/// `program` of a witness link's fingerprint: FNV-1a of [`WITNESS_PROGRAM`].
+fn witness_program() -> u64 {
+    fnv64(WITNESS_PROGRAM.as_bytes())
+}
+
 impl<A: App> Node<A> {
-    fn mismatch_with(&self, theirs: &Fingerprint) -> Option<Mismatch> {
-        let mine = &self.fingerprint;
-        if theirs.program != mine.program {
+    /// The fingerprint this node announces to the peer of `slot`, and expects from it:
+    /// the witness's (`witness_fingerprint`) on a link of which either end is the group's
+    /// witness, else the program's. Work: one FNV-1a over 24 bytes on a witness's link.
+    pub(super) fn fingerprint_for(&self, slot: usize) -> Fingerprint {
+        if !self.config.witness && !self.slot_is_witness(slot) {
+            return self.fingerprint;
+        }
+        witness_fingerprint(
+            self.config.group_digest(),
+            self.config.heartbeat_interval_ms,
+            self.config.detection_window_ms,
+            self.fingerprint.keyed,
+        )
+    }
+
+    fn mismatch_with(&self, slot: usize, theirs: &Fingerprint) -> Option<Mismatch> {
+        let mine = &self.fingerprint_for(slot);
+        let witness_link = self.config.witness || self.slot_is_witness(slot) || theirs.program == witness_program();
+        if witness_link
+            && (theirs.program != mine.program || theirs.version != mine.version || theirs.settings != mine.settings)
+        {
+            // Either side taking the other for a witness, or not (the peer announces a
+            // witness's fingerprint on a link this node gives a program node), is a
+            // membership difference too: one name for all of it.
+            Some(Mismatch::WitnessGroup)
+        } else if theirs.program != mine.program {
             Some(Mismatch::Program)
         } else if theirs.version != mine.version {
             Some(Mismatch::Version)
@@ -151,7 +218,7 @@ impl<A: App> Node<A> {
         } = &envelope.body
         {
             tiebreak = Some((*priority, *nonce));
-            match self.mismatch_with(fingerprint) {
+            match self.mismatch_with(slot, fingerprint) {
                 Some(mismatch) => self.refuse(slot, mismatch),
                 // Matching again (the peer was restarted with the right settings): pair.
                 None => self.peers[slot].refusal = None,
@@ -425,6 +492,148 @@ mod tests {
         }
         let backup = p.nodes[1].as_ref().unwrap().status();
         assert_ne!(backup.sync, SyncState::InSync, "no pairing, no transfer");
+    }
+
+    // ---- a witness and a program node (issue 16) -------------------------------------
+
+    use crate::config::GroupPeer;
+    use crate::node::{Action, Boot};
+    use crate::testing::TestApp;
+
+    /// Node `id` of a group with `peers` (id, weight, witness), one link each (slot i on
+    /// link i), weight 1, running a program named `program`; `witness`: it is the
+    /// group's witness.
+    fn member(id: u8, witness: bool, peers: &[(u8, u8, bool)], program: &'static str) -> Node<TestApp> {
+        let config = Config {
+            node_id: id,
+            weight: 1,
+            witness,
+            peers: peers
+                .iter()
+                .map(|&(id, weight, witness)| GroupPeer {
+                    id,
+                    weight,
+                    witness,
+                    links: 1,
+                })
+                .collect(),
+            ..Config::fast()
+        };
+        let mut app = TestApp::new(0);
+        app.identity = AppIdentity {
+            name: program,
+            version: if witness { 1 } else { 7 },
+            settings_digest: if witness { 0 } else { 0xAB },
+        };
+        let boot = Boot {
+            now: Instant::from_millis(1),
+            seed: u64::from(id),
+            epoch_persisted: 0,
+            epoch_reserved: 0,
+        };
+        Node::new(config, app, boot).expect("a valid group")
+    }
+
+    /// Runs program node 1 (its link 1 to node 3) and witness 3 (its link 0 to node 1)
+    /// for `ms`, a millisecond apart, node 2 absent; returns each one's alarms.
+    fn witness_with_node(node: &mut Node<TestApp>, witness: &mut Node<TestApp>, ms: u64) -> [Vec<Alarm>; 2] {
+        let mut alarms = [Vec::new(), Vec::new()];
+        let mut now = node.now;
+        for _ in 0..ms {
+            now = now + Duration::from_millis(1);
+            let mut mail: [Vec<crate::wire::WireBuf>; 2] = [Vec::new(), Vec::new()];
+            for (i, (n, link)) in [(&mut *node, 1u8), (&mut *witness, 0u8)].into_iter().enumerate() {
+                n.handle_timeout(now);
+                while let Some(action) = n.poll_action() {
+                    match action {
+                        Action::Transmit { link: l, bytes, .. } if l == link => mail[1 - i].push(bytes),
+                        Action::Alarm(a) => alarms[i].push(a),
+                        _ => {}
+                    }
+                }
+            }
+            for bytes in &mail[0] {
+                node.handle_message(now, 1, bytes);
+            }
+            for bytes in &mail[1] {
+                witness.handle_message(now, 0, bytes);
+            }
+        }
+        alarms
+    }
+
+    fn refused(alarms: &[Alarm]) -> Vec<Mismatch> {
+        alarms
+            .iter()
+            .filter_map(|a| match a {
+                Alarm::PairingRefused { mismatch } => Some(*mismatch),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A witness running another program (the `twinloop-witness` binary beside the
+    /// plant's) pairs with a program node both ways: the node leads with the witness's
+    /// vote (2 of 3) and the witness follows it. The old code compared the programs and
+    /// refused on both sides.
+    #[test]
+    fn starting_witness_of_another_program_heard_pairs_both_ways() {
+        let mut node = member(1, false, &[(2, 1, false), (3, 0, true)], "the plant");
+        let mut witness = member(3, true, &[(1, 1, false), (2, 1, false)], WITNESS_PROGRAM);
+        let alarms = witness_with_node(&mut node, &mut witness, 300);
+        assert_eq!(refused(&alarms[0]), [], "the node refuses nothing: {:?}", alarms[0]);
+        assert_eq!(refused(&alarms[1]), [], "the witness refuses nothing: {:?}", alarms[1]);
+        assert_eq!(node.role(), Role::Primary, "it leads with the witness's vote");
+        assert_eq!((witness.role(), witness.epoch()), (Role::Backup, node.epoch()));
+        assert!(node.peers[1].refusal.is_none() && witness.peers[0].refusal.is_none());
+        // What goes on the witness's link is the witness fingerprint, not the program's.
+        assert_eq!(node.fingerprint_for(1), witness.fingerprint_for(0));
+        assert_ne!(node.fingerprint_for(0), node.fingerprint_for(1));
+    }
+
+    /// A witness of another membership (it takes node 4 for the group's third member) is
+    /// refused by the program node, and refuses it, naming the witness's group; neither
+    /// follows the other.
+    #[test]
+    fn starting_witness_of_another_group_heard_refused_both_ways() {
+        let mut node = member(1, false, &[(2, 1, false), (3, 0, true)], "the plant");
+        let mut witness = member(3, true, &[(1, 1, false), (4, 1, false)], WITNESS_PROGRAM);
+        let alarms = witness_with_node(&mut node, &mut witness, 300);
+        assert_eq!(refused(&alarms[0]), [Mismatch::WitnessGroup], "{:?}", alarms[0]);
+        assert_eq!(refused(&alarms[1]), [Mismatch::WitnessGroup], "{:?}", alarms[1]);
+        assert_ne!(witness.role(), Role::Backup, "the witness follows no refused node");
+        assert_ne!(node.role(), Role::Primary, "no majority without the witness");
+    }
+
+    /// A witness whose detection window differs from the node's (it would grant votes on
+    /// its own clock, not the candidate's) is refused both ways; so is a node that takes
+    /// the witness for a program node (it hears a witness's fingerprint).
+    #[test]
+    fn starting_witness_other_timings_or_unlisted_refused() {
+        let mut node = member(1, false, &[(2, 1, false), (3, 0, true)], "the plant");
+        let mut witness = member(3, true, &[(1, 1, false), (2, 1, false)], WITNESS_PROGRAM);
+        witness.config.detection_window_ms = 8;
+        let alarms = witness_with_node(&mut node, &mut witness, 300);
+        assert_eq!(refused(&alarms[0]), [Mismatch::WitnessGroup], "{:?}", alarms[0]);
+        assert_eq!(refused(&alarms[1]), [Mismatch::WitnessGroup], "{:?}", alarms[1]);
+
+        let mut node = member(1, false, &[(2, 1, false), (3, 1, false)], "the plant");
+        let mut witness = member(3, true, &[(1, 1, false), (2, 1, false)], WITNESS_PROGRAM);
+        let alarms = witness_with_node(&mut node, &mut witness, 300);
+        assert_eq!(refused(&alarms[0]), [Mismatch::WitnessGroup], "{:?}", alarms[0]);
+        assert_eq!(refused(&alarms[1]), [Mismatch::WitnessGroup], "{:?}", alarms[1]);
+    }
+
+    /// A witness with a sync key beside a node without: the key still must match (the
+    /// node without one reads the witness's tagged messages and names the key).
+    #[test]
+    fn starting_witness_keyed_node_unkeyed_refused_for_the_key() {
+        let mut node = member(1, false, &[(2, 1, false), (3, 0, true)], "the plant");
+        let witness = member(3, true, &[(1, 1, false), (2, 1, false)], WITNESS_PROGRAM);
+        let mut witness = witness.with_auth(crate::wire::AuthKey::new([7; 32]), 9);
+        let alarms = witness_with_node(&mut node, &mut witness, 300);
+        assert_eq!(refused(&alarms[0]), [Mismatch::KeyOnPeerOnly], "{:?}", alarms[0]);
+        assert_ne!(witness.role(), Role::Backup);
     }
 
     #[test]

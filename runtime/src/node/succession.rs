@@ -379,8 +379,14 @@ mod tests {
     }
 
     /// Bytes from the test's member `id` as node 2 would hear them.
-    fn from(p: &Pair, id: u8, role: WireRole, sync: WireSync, epoch: u64, body: Body) -> wire::WireBuf {
+    fn from(p: &Pair, id: u8, role: WireRole, sync: WireSync, epoch: u64, mut body: Body) -> wire::WireBuf {
         let node = p.node(1);
+        // As member `id` announces itself on its link to node 2 (`pairing::fingerprint_for`).
+        if let (Body::Heartbeat { fingerprint, .. }, Some(slot)) =
+            (&mut body, node.config.peers.iter().position(|m| m.id == id))
+        {
+            *fingerprint = node.fingerprint_for(slot);
+        }
         let header = Header {
             session: 0,
             seq: 0,
@@ -694,14 +700,21 @@ mod tests {
 
     /// A message to `node` from member `id` in `role`/`sync`, at `epoch` with `origin`.
     fn to(
-        _node: &Node<TestApp>,
+        node: &Node<TestApp>,
         id: u8,
         role: WireRole,
         sync: WireSync,
         epoch: u64,
         origin: u64,
-        body: Body,
+        mut body: Body,
     ) -> wire::WireBuf {
+        // A heartbeat carries what member `id` announces on its link to `node`: the
+        // witness's fingerprint where either end is the witness (`pairing::fingerprint_for`).
+        if let (Body::Heartbeat { fingerprint, .. }, Some(slot)) =
+            (&mut body, node.config.peers.iter().position(|m| m.id == id))
+        {
+            *fingerprint = node.fingerprint_for(slot);
+        }
         let header = Header {
             session: 0,
             seq: 0,
