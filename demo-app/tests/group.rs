@@ -333,14 +333,12 @@ fn group_witness_primary_killed_backup_leads_with_the_witness_vote() {
     let _ = fs::remove_dir_all(dir);
 }
 
-/// The shipped witness binary beside two demo nodes. Ignored: the core refuses to pair
-/// with it — its fingerprint names the program `twinloop-witness`, the nodes' names
-/// `twinloop-demo`, and `pairing::mismatch_with` compares programs whatever the peer's
-/// role, so each side raises `peer_mismatch` (program) and the witness never votes
-/// (found here 2026-11-26; the core's fix is g3's: compare only the group's membership
-/// with a witness). Run with `cargo build --workspace` first, then `--ignored`.
+/// The shipped witness binary beside two demo nodes: it pairs with both (a witness and a
+/// program node compare the group, its timings and key, not the program:
+/// `pairing::fingerprint_for`), so node 1 hears it alive and refuses nobody. Ignored
+/// until 2026-11-26 (each side refused the other as another program). Needs the binary
+/// built first: `cargo build -p twinloop --features io --bin twinloop-witness`.
 #[test]
-#[ignore = "the core refuses a twinloop-witness peer as another program (pairing::mismatch_with)"]
 fn group_witness_binary_pairs_with_program_nodes() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let group = Group::start_with("witness-binary", true, true);
