@@ -66,6 +66,53 @@ pub fn locate() -> Result<PathBuf, LocateError> {
     Ok(candidate)
 }
 
+/// The witness binary's file name (the runtime's `twinloop-witness`, issue 16).
+pub const WITNESS: &str = "twinloop-witness";
+
+/// The path of the `twinloop-witness` binary beside `demo` (a `twinloop-demo` of
+/// [`locate`]: the same target directory and profile), building it there with cargo if it
+/// is absent or older than the running executable. `TWINLOOP_WITNESS_BIN` overrides it.
+pub fn locate_witness(demo: &Path) -> Result<PathBuf, LocateError> {
+    if let Ok(path) = std::env::var("TWINLOOP_WITNESS_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let candidate = demo.with_file_name(WITNESS);
+    if candidate.is_file() && !stale(&candidate) {
+        return Ok(candidate);
+    }
+    let Ok(cargo) = std::env::var("CARGO") else {
+        return Err(LocateError(format!(
+            "{} not found; build it with `cargo build --release -p twinloop --features io --bin {WITNESS}` or set TWINLOOP_WITNESS_BIN",
+            candidate.display()
+        )));
+    };
+    let profile_dir = candidate.parent().unwrap_or(Path::new("."));
+    let mut build = Command::new(cargo);
+    build.args([
+        "build",
+        "--quiet",
+        "-p",
+        "twinloop",
+        "--features",
+        "io",
+        "--bin",
+        WITNESS,
+    ]);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
+    }
+    if let Some(target_dir) = profile_dir.parent() {
+        build.arg("--target-dir").arg(target_dir);
+    }
+    let status = build
+        .status()
+        .map_err(|e| LocateError(format!("cannot run cargo to build {WITNESS}: {e}")))?;
+    if !status.success() || !candidate.is_file() {
+        return Err(LocateError(format!("building {WITNESS} failed ({status})")));
+    }
+    Ok(candidate)
+}
+
 /// True when the binary is older than the running executable: a rebuild of the workspace
 /// may have changed the node, so rebuild it too rather than test an old one.
 fn stale(candidate: &Path) -> bool {

@@ -74,8 +74,9 @@ impl Group {
         Group::start_with(name, witness, false)
     }
 
-    /// [`Group::start`]; with `witness_binary`, the witness runs `twinloop-witness` (built
-    /// beside `twinloop-demo` by a workspace build) instead of the demo binary.
+    /// [`Group::start`]; with `witness_binary`, the witness runs `twinloop-witness`
+    /// (`binary::locate_witness`: beside `twinloop-demo`, built there if absent) instead
+    /// of the demo binary with `runtime.witness = true`.
     fn start_with(name: &str, witness: bool, witness_binary: bool) -> Group {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("group-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
@@ -222,7 +223,8 @@ fn spawn_witness(config: &Path, log: PathBuf, console: u16) -> Node {
     let mut table: toml::Table = text.parse().unwrap();
     table.insert("app".into(), toml::Value::Table(toml::Table::new()));
     fs::write(config, toml::to_string(&table).unwrap()).unwrap();
-    let binary = Path::new(env!("CARGO_BIN_EXE_twinloop-demo")).with_file_name("twinloop-witness");
+    let binary = twinloop_demo::binary::locate_witness(Path::new(env!("CARGO_BIN_EXE_twinloop-demo")))
+        .unwrap_or_else(|e| panic!("the twinloop-witness binary: {e}"));
     let stderr = fs::File::create(&log).expect("create the node's log file");
     let child = std::process::Command::new(&binary)
         .arg("--config")
@@ -231,7 +233,7 @@ fn spawn_witness(config: &Path, log: PathBuf, console: u16) -> Node {
         .stdout(std::process::Stdio::null())
         .stderr(stderr)
         .spawn()
-        .unwrap_or_else(|e| panic!("start {} (cargo build --workspace): {e}", binary.display()));
+        .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
     Node {
         id: 3,
         child: std::cell::RefCell::new(child),
@@ -307,7 +309,8 @@ fn group_of_three_primary_killed_heaviest_backup_leads_third_follows_without_tra
 #[test]
 fn group_witness_primary_killed_backup_leads_with_the_witness_vote() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let group = Group::start("witness", true);
+    // The shipped witness binary votes (the demo binary as a witness: `Group::start`).
+    let group = Group::start_with("witness", true, true);
     assert!(group.node(3).role_is(Role::Backup), "the witness follows, never leads");
 
     let before_kill = group.plant.frames_sent() + 250;
@@ -336,8 +339,7 @@ fn group_witness_primary_killed_backup_leads_with_the_witness_vote() {
 /// The shipped witness binary beside two demo nodes: it pairs with both (a witness and a
 /// program node compare the group, its timings and key, not the program:
 /// `pairing::fingerprint_for`), so node 1 hears it alive and refuses nobody. Ignored
-/// until 2026-11-26 (each side refused the other as another program). Needs the binary
-/// built first: `cargo build -p twinloop --features io --bin twinloop-witness`.
+/// until 2026-11-26 (each side refused the other as another program).
 #[test]
 fn group_witness_binary_pairs_with_program_nodes() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

@@ -374,14 +374,24 @@ impl Rig {
             .enumerate()
             .map(|(i, c)| Watcher::start((i + 1) as u8, c.clone(), clock, config.watch_interval))
             .collect::<Result<Vec<_>, _>>()?;
-        // A group's witness runs the program's binary with `runtime.witness = true` (its
-        // file says so): the core runs no program on a witness, and `twinloop-witness` is
-        // refused by the program nodes as another program (docs/CONFIG.md, "The witness").
+        // A group's witness runs the shipped `twinloop-witness` (beside the program's
+        // binary; built there if absent), its file without `[app]`.
+        let witness_binary = if shape.witness {
+            Some(
+                twinloop_demo::binary::locate_witness(&config.binary)
+                    .map_err(|e| HarnessError::Setup(e.to_string()))?,
+            )
+        } else {
+            None
+        };
         let nodes = (0..shape.nodes)
             .map(|i| {
                 NodeProc::new(
                     (i + 1) as u8,
-                    config.binary.clone(),
+                    match &witness_binary {
+                        Some(witness) if shape.is_witness(i) => witness.clone(),
+                        _ => config.binary.clone(),
+                    },
                     paths[i].clone(),
                     config.dir.join(format!("node-{}.log", i + 1)),
                 )
