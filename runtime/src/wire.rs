@@ -14,8 +14,11 @@ use heapless::Vec;
 use serde::{Deserialize, Serialize};
 
 /// The wire format version this build speaks (3 since 2026-11-26: the heartbeat's restart
-/// handshake, `challenge` and `challenge_echo`).
-pub const WIRE_VERSION: u8 = 3;
+/// handshake, `challenge` and `challenge_echo`; 4 since 2026-11-26 too: `Body::Acks`).
+pub const WIRE_VERSION: u8 = 4;
+/// The most event ids one `Body::Acks` carries (issue 22): the rest wait for the next
+/// commit.
+pub const ACKS_PER_COMMIT: usize = 32;
 /// The largest sync-link datagram, in bytes.
 pub const WIRE_BYTES_MAX: usize = 1200;
 /// Bytes of framing around the postcard body: version, flags, CRC.
@@ -312,6 +315,14 @@ pub enum Body {
         /// The pair's frame for `source_first`.
         pair_first: u64,
     },
+    /// The events every sink acknowledged since the last `Acks` (issue 22), as
+    /// `(frame, index)`: sent by the primary with its commits, at most
+    /// [`ACKS_PER_COMMIT`] each, so that a new primary re-sends only the events no sink
+    /// acknowledged.
+    Acks {
+        /// The ids.
+        ids: Vec<(u64, u8), ACKS_PER_COMMIT>,
+    },
 }
 
 /// One decoded sync-link message.
@@ -513,6 +524,9 @@ mod tests {
                 session: 0x5EED,
                 source_first: 1,
                 pair_first: 1 << 40,
+            },
+            Body::Acks {
+                ids: Vec::from_slice(&[(u64::MAX, 255); ACKS_PER_COMMIT]).unwrap(),
             },
         ]
     }

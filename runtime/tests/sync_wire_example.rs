@@ -27,7 +27,7 @@ fn example() -> Envelope {
 }
 
 /// The bytes printed in docs/SYNC-PROTOCOL.md, "Worked example".
-const DOC_PLAIN: &str = "03 00 01 01 81 02 03 e8 07 07 2a 81 02 01 05 f1 ef 5f b2";
+const DOC_PLAIN: &str = "04 00 01 01 81 02 03 e8 07 07 2a 81 02 01 05 07 6a 1b 81";
 
 #[test]
 fn sync_wire_doc_example_decodes() {

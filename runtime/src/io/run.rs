@@ -385,5 +385,6 @@ pub(super) fn decode_error_name(error: io_protocol::DecodeError) -> &'static str
         E::BadChecksum => "bad_checksum",
         E::ReservedNotZero => "reserved_not_zero",
         E::FrameZero => "frame_zero",
+        E::Unauthenticated => "unauthenticated",
     }
 }

@@ -239,6 +239,10 @@ name_enum! {
         ColderPrimary <= node::Alarm::ColderPrimary { .. },
         /// A new primary decided frames whose commits it had lost.
         CommitLost <= node::Alarm::CommitLost { .. },
+        /// The queue of events waiting for acks overflowed.
+        EventsDropped <= node::Alarm::EventsDropped { .. },
+        /// A sink acknowledged nothing for `outputs.ack_silence_ms`.
+        SinkSilent <= node::Alarm::SinkSilent { .. },
     }
 }
 
@@ -250,7 +254,8 @@ pub fn alarm_frame(alarm: node::Alarm) -> Option<u64> {
         | node::Alarm::InputLost { frame }
         | node::Alarm::FrameRefused { frame }
         | node::Alarm::FramesStale { frame }
-        | node::Alarm::CommitLost { frame, .. } => Some(frame),
+        | node::Alarm::CommitLost { frame, .. }
+        | node::Alarm::EventsDropped { frame } => Some(frame),
         _ => None,
     }
 }

@@ -185,6 +185,7 @@ impl<A: App> Node<A> {
         self.ring.put_commit(commit);
         self.commit_highest = self.commit_highest.max(self.frame_last_run);
         self.send_all(Body::Commit(commit));
+        self.acks_send_with_commit();
         self.source_announce_with_commit(frame);
         // After a switchover, a few frames' worth of word to the old primary of how this
         // node took over: its first commit alone may be lost.

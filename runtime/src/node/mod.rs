@@ -14,6 +14,7 @@
 //! `timers` names every deadline [`Node::poll_timeout`] merges. `peers` holds what the node
 //! knows of each peer, one slot per peer (a pair: one), and maps links to slots.
 
+mod acks;
 mod detector;
 mod election;
 mod epochs;
@@ -44,6 +45,7 @@ use peers::PeerSlot;
 use std::collections::VecDeque;
 use std::vec::Vec;
 
+pub use acks::{AckStatus, EVENTS_UNACKED_MAX, RESENDS_PER_WAKE};
 pub use fencing::{Epoch, EpochText, EPOCH_MAX};
 pub use pairing::Mismatch;
 use replay::ReplayWindow;
@@ -297,6 +299,20 @@ pub enum Alarm {
         frame: u64,
         /// The last frame (`frame` when one frame was run).
         last: u64,
+    },
+    /// The queue of events waiting for acks was full: the oldest were dropped, from
+    /// `frame` on (`outputs.acks`; counted in the ack status). Raised once until an ack
+    /// is heard again.
+    EventsDropped {
+        /// The frame of the first event dropped.
+        frame: u64,
+    },
+    /// Sink `sink` (its position in `outputs.sinks`) acknowledged nothing for
+    /// `outputs.ack_silence_ms` while an event waited for it: events stay queued and are
+    /// re-sent at the longest backoff. Raised once until it acks again.
+    SinkSilent {
+        /// The sink.
+        sink: u8,
     },
 }
 
@@ -635,6 +651,8 @@ pub struct Node<A: App> {
     /// The newest level per key (primary: emitted; backup: run), re-sent by a primary
     /// every `level_refresh_ms` (`refresh.rs`).
     refresh: refresh::LevelRefresh,
+    /// Events waiting for the sinks' acks (`acks.rs`).
+    acks: acks::EventAcks,
 
     // Start-up.
     nonce: u64,
@@ -801,6 +819,7 @@ impl<A: App> Node<A> {
             collapse_to: 0,
             levels_held: heapless::Vec::new(),
             refresh: refresh::LevelRefresh::default(),
+            acks: acks::EventAcks::default(),
             nonce,
             startup_deadline,
             peers,
@@ -1014,6 +1033,7 @@ impl<A: App> Node<A> {
         self.switchover_timeout();
         self.input_check();
         self.refresh_timeout();
+        self.acks_timeout();
         self.advance();
     }
 
@@ -1173,6 +1193,7 @@ impl<A: App> Node<A> {
         }
         if let Action::Emit(output) = &action {
             self.refresh_note(output);
+            self.acks_note(output);
         }
         self.actions.push_back(action);
     }
@@ -1231,6 +1252,7 @@ impl<A: App> Node<A> {
         }
         if role != Role::Primary {
             self.levels_forget();
+            self.acks_follow();
         }
         self.role = role;
         self.sync = sync;
@@ -1362,6 +1384,7 @@ impl<A: App> Node<A> {
                     pair_first,
                 },
             ),
+            Body::Acks { ids } => self.on_acks(&header, &ids),
         }
     }
 

@@ -33,11 +33,14 @@ pub(super) enum Timer {
     /// The primary's level refresh: the earliest key due, or the next slice of a backlog
     /// (`refresh.rs`).
     Refresh,
+    /// Acknowledged events: the earliest re-send, a sink's silence, or an alarm to raise
+    /// (`acks.rs`).
+    Acks,
 }
 
 impl Timer {
     /// The whole table.
-    pub(super) const ALL: [Timer; 9] = [
+    pub(super) const ALL: [Timer; 10] = [
         Timer::Heartbeat,
         Timer::Startup,
         Timer::Detection,
@@ -47,6 +50,7 @@ impl Timer {
         Timer::Switchover,
         Timer::Input,
         Timer::Refresh,
+        Timer::Acks,
     ];
 }
 
@@ -63,6 +67,7 @@ impl<A: App> Node<A> {
             Timer::Switchover => self.switchover.deadline(),
             Timer::Input => self.input_deadline(),
             Timer::Refresh => self.refresh_deadline(),
+            Timer::Acks => self.acks_deadline(),
         }
     }
 
