@@ -39,10 +39,12 @@
 //!
 //! # Acks
 //!
-//! An event [`Decision::Accepted`] or [`Decision::Duplicate`] (issue 22) has its id queued
-//! for an ack to the source it came from (a caller's small number naming the address,
+//! An event [`Decision::Accepted`], [`Decision::Duplicate`] or [`Decision::Conflict`]
+//! (issue 22) has its id queued for an ack to the source it came from (a caller's small number naming the address,
 //! [`Gateway::offer_from`]); a duplicate is acked again, since its first ack may have been
-//! lost. The caller sends one ack datagram per wake-up ([`Gateway::encode_ack`]): the ids
+//! lost, and so is a conflict: the id holds its first content, a re-send can never change
+//! that, so the node must stop re-sending it (the DST found a new primary of a parted
+//! history re-sending its conflicting copy for ever, into later epochs). The caller sends one ack datagram per wake-up ([`Gateway::encode_ack`]): the ids
 //! of the source at the head of the queue, at most [`ACK_IDS_MAX`]. The queue holds
 //! [`ACKS_QUEUED_MAX`] ids; beyond, the oldest is dropped and counted (`acks_dropped`):
 //! its node re-sends the event, and it is acked then. Levels are never acked.
@@ -262,8 +264,8 @@ impl Gateway {
     }
 
     /// [`Gateway::offer_kind`] for an output that came from source `source` (the
-    /// caller's number for the address it came from): an event accepted or dropped as a
-    /// duplicate is queued for an ack to that source.
+    /// caller's number for the address it came from): an event accepted, or dropped as a
+    /// duplicate or a conflict, is queued for an ack to that source.
     #[allow(clippy::too_many_arguments)]
     pub fn offer_from(
         &mut self,
@@ -276,7 +278,9 @@ impl Gateway {
         payload: &[u8],
     ) -> Decision {
         let decision = self.offer_kind(now, epoch, frame, index, kind, payload);
-        if kind == OutputKind::Event && matches!(decision, Decision::Accepted | Decision::Duplicate) {
+        if kind == OutputKind::Event
+            && matches!(decision, Decision::Accepted | Decision::Duplicate | Decision::Conflict)
+        {
             if self.acks.is_full() {
                 self.acks.pop_front();
                 self.counters.acks_dropped += 1;
@@ -681,7 +685,7 @@ mod tests {
     }
 
     #[test]
-    fn gateway_events_accepted_or_duplicate_are_acked_to_their_source() {
+    fn gateway_events_accepted_duplicate_or_conflict_are_acked_to_their_source() {
         use crate::io_protocol::{decode_ack, ACK_DATAGRAM_MAX};
         let mut g = gateway(100);
         g.set_ack_session(77);
@@ -699,12 +703,17 @@ mod tests {
             g.offer_from(at(0), 1, E1, 6, 0, OutputKind::Event, b"b"),
             Decision::Stale
         );
+        // A conflict is acked too: no re-send can replace the first content.
+        assert_eq!(
+            g.offer_from(at(0), 2, E2, 5, 0, OutputKind::Event, b"x"),
+            Decision::Conflict
+        );
         assert_eq!(g.offer_from(at(0), 2, E2, 6, 1, level(3), b"l"), Decision::Accepted);
         assert_eq!(
             g.offer_from(at(0), 1, E2, 7, 2, OutputKind::Event, b"c"),
             Decision::Accepted
         );
-        assert_eq!(g.acks_queued(), 3, "no ack for a stale event, nor for a level");
+        assert_eq!(g.acks_queued(), 4, "no ack for a stale event, nor for a level");
         // Source 1 first (the head), both of its ids in one ack; then source 2.
         let (to, n) = g.encode_ack(None, &mut buf).unwrap();
         let ack = decode_ack(&buf[..n], None).unwrap();
@@ -714,7 +723,7 @@ mod tests {
         );
         let (to, n) = g.encode_ack(None, &mut buf).unwrap();
         let ack = decode_ack(&buf[..n], None).unwrap();
-        assert_eq!((to, ack.seq, &ack.ids[..]), (2, 2, &[(5, 0)][..]));
+        assert_eq!((to, ack.seq, &ack.ids[..]), (2, 2, &[(5, 0), (5, 0)][..]));
         assert_eq!(g.encode_ack(None, &mut buf), None);
         assert_eq!(g.counters().acks_sent, 2);
     }

@@ -787,7 +787,7 @@ impl<A: App> Pair<A> {
                     let decision = self.sink.offer(now, &output);
                     if self.sink_acks
                         && output.kind == crate::app::OutputKind::Event
-                        && matches!(decision, Decision::Accepted | Decision::Duplicate)
+                        && matches!(decision, Decision::Accepted | Decision::Duplicate | Decision::Conflict)
                     {
                         let id = (output.frame, output.index);
                         match self.acks_lost.get_mut(&id) {

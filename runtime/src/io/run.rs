@@ -70,6 +70,7 @@ impl<A: App> Shell<A> {
                         self.links[i].ready[(t - TOKEN_LINKS) % 2] = true;
                     }
                     TOKEN_SIGNALS => self.read_signals(),
+                    TOKEN_OUTPUTS => self.read_acks()?,
                     _ if self.metrics.as_mut().is_some_and(|m| m.ready(token)) => {}
                     _ => {
                         if let Some(console) = &mut self.console {

@@ -325,12 +325,26 @@ impl<A: App> Node<A> {
         self.acks.to_backup.clear();
     }
 
-    /// No longer primary: the queue is held as a backup's, nothing re-sent.
+    /// No longer primary: the queue is forgotten. The node's successor holds its own
+    /// queue of the events not acked (it ran the same committed frames), and this node,
+    /// should it follow without a state transfer, builds its queue again from the frames
+    /// it runs: an event of its own tenure is never re-sent into a later epoch, where its
+    /// history may have parted from the successor's (the DST found that, 2026-11-26).
     pub(super) fn acks_follow(&mut self) {
-        for p in self.acks.pending.iter_mut() {
-            p.due = None;
+        // Called at every transition to another role than primary: a backup's own
+        // transitions (lagging, caught up) keep its queue.
+        if self.role != Role::Primary {
+            return;
         }
+        self.acks.pending.clear();
+        self.acks.ahead.clear();
         self.acks.to_backup.clear();
+    }
+
+    /// New primary running a frame in hand whose commit it lacks: an event whose ack
+    /// came with the commits (the old primary sent it) is not sent again.
+    pub(super) fn acks_heard_of(&mut self, output: &Output) -> bool {
+        self.acks_on() && output.kind == OutputKind::Event && self.acks_take_ahead(output)
     }
 
     /// A state transfer: another history begins, nothing queued belongs to it.

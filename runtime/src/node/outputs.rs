@@ -49,6 +49,8 @@ impl<A: App> Node<A> {
             }
             if collapsing && kind.level_key().is_some() {
                 self.level_hold(output);
+            } else if self.acks_heard_of(&output) {
+                // Acked already: the old primary sent it (`acks.rs`).
             } else {
                 self.push(Action::Emit(output));
             }

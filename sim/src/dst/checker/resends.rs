@@ -82,6 +82,7 @@ impl Checker {
                 // Joining (its ring's commits are cleared), starting, stopped.
                 self.takeovers[node] = None;
                 self.held[node].clear();
+                self.acks_held[node].clear();
             }
         }
     }
@@ -105,6 +106,11 @@ impl Checker {
         else {
             return;
         };
+        if self.acks && output.kind == twinloop::OutputKind::Event {
+            // With acks, an event reported sent is re-sent unless its ack was held.
+            self.check_resend_acked(at, node, output);
+            return;
+        }
         if index < 32 && sent_mask & (1 << index) != 0 {
             let detail = format!(
                 "node {node} re-sent ({frame}, {index}) under epoch {} after taking over at frame {}: the commit of epoch {} it held reports it sent",
@@ -123,6 +129,10 @@ impl Checker {
             // A level may wait for the end of the takeover's burst, or be superseded
             // there: invariant 14 judges it.
             if self.level_key((frame, index)).is_some() {
+                continue;
+            }
+            // With acks, events go out on the re-send timer, not with the frame's run.
+            if self.acks {
                 continue;
             }
             if index >= 32 || sent_mask & (1 << index) == 0 {

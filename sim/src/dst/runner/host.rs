@@ -30,6 +30,13 @@ impl<'a, W: Workload> Sim<'a, W> {
         if self.run.mutation == Mutation::ColdStart {
             config.allow_cold_start = true;
         }
+        if self.run.acks {
+            // Re-sends well within a run's settling, silence alarms only for a long cut.
+            config.ack_sinks = 1;
+            config.event_retry_ms = 10;
+            config.event_retry_max_ms = 100;
+            config.ack_silence_ms = 2000;
+        }
         if restart {
             self.last_trouble_at = self.now;
         }
@@ -151,6 +158,27 @@ impl<'a, W: Workload> Sim<'a, W> {
     /// `store_commit` do: the primary's message of the node's epoch, with the key, for a
     /// frame it has not run, a fetched payload matching its digest), with the node's
     /// rejection counts before: a count that rises says it refused the datagram.
+    /// The ids of an `Acks` node `to`, a backup, takes from the primary of its epoch
+    /// (`--acks`; the node's own filters, for invariant 15).
+    pub(super) fn acks_offered(&self, to: usize, bytes: &[u8]) -> Option<Vec<(u64, u8)>> {
+        if !self.run.acks {
+            return None;
+        }
+        let node = self.nodes[to].node.as_ref()?;
+        if node.role() != Role::Backup {
+            return None;
+        }
+        let key = self.options.auth_key.map(AuthKey::new);
+        let envelope = wire::decode(bytes, key.as_ref()).ok()?;
+        if envelope.header.role != WireRole::Primary || envelope.header.epoch != node.epoch() {
+            return None;
+        }
+        match envelope.body {
+            Body::Acks { ids } => Some(ids.to_vec()),
+            _ => None,
+        }
+    }
+
     pub(super) fn commit_offered(&self, to: usize, bytes: &[u8]) -> Option<CommitOffered> {
         let node = self.nodes[to].node.as_ref()?;
         if node.role() != Role::Backup {
@@ -407,6 +435,11 @@ impl<'a, W: Workload> Sim<'a, W> {
                     ));
                 }
                 self.checker.on_emit(now, i, &output, verdict);
+                if let Some((to, bytes)) = self.sink.next_ack() {
+                    // Back over the I/O path: its shortest delay.
+                    let at = now + self.options.io.delay_us_min * 1000;
+                    self.schedule(at, Event::Ack { to, bytes });
+                }
             }
             Action::PersistEpoch(epoch) => {
                 if self.run.mutation == Mutation::LoseEpoch {

@@ -115,4 +115,7 @@ pub struct RunConfig {
     pub trace: bool,
     /// Also print every sync-link message sent (much more output).
     pub trace_wire: bool,
+    /// Acknowledged events (issue 22): the nodes run with `outputs.acks` on and the sink
+    /// acks what it applied; invariant 15 checks that every event is applied.
+    pub acks: bool,
 }
