@@ -341,11 +341,10 @@ pub fn decode_ack(bytes: &[u8], key: Option<&AckKey>) -> Result<AckDatagram, Dec
         return Err(DecodeError::BadChecksum);
     }
     match key {
-        Some(key) => {
-            if !tagged || !constant_time_eq(&key.tag(&covered[..body]), &covered[body..]) {
-                return Err(DecodeError::Unauthenticated);
-            }
+        Some(key) if !tagged || !constant_time_eq(&key.tag(&covered[..body]), &covered[body..]) => {
+            return Err(DecodeError::Unauthenticated);
         }
+        Some(_) => {}
         None if tagged => return Err(DecodeError::Unauthenticated),
         None => {}
     }
@@ -920,7 +919,7 @@ mod tests {
             Err(EncodeError::PayloadTooLong)
         );
         assert_eq!(encode_ack(1, 1, &[(0, 0)], None, &mut buf), Err(EncodeError::FrameZero));
-        assert!(ACK_DATAGRAM_MAX <= DATAGRAM_MAX);
+        const { assert!(ACK_DATAGRAM_MAX <= DATAGRAM_MAX) };
     }
 
     #[test]

@@ -467,7 +467,7 @@ impl<A: App> Node<A> {
                 break;
             }
             let p = &self.acks.pending[at];
-            if !p.due.is_some_and(|due| due <= now) {
+            if p.due.is_none_or(|due| due > now) {
                 continue;
             }
             let tries = p.tries.saturating_add(1).min(31);

@@ -197,9 +197,7 @@ impl Runner {
         let lease = (settings.lease_ms > 0).then(|| Duration::from_millis(settings.lease_ms));
         let mut gateway = Gateway::new(settings.window_frames, lease).map_err(|e| e.to_string())?;
         // Higher at every start: the nodes refuse acks of an older session.
-        let ack_session = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let ack_session = twinloop::io::clock::unix_ns();
         gateway.set_ack_session(ack_session);
         let ack_key = match &settings.ack_key_file {
             Some(path) => {
