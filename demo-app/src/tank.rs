@@ -32,6 +32,7 @@ use twinloop::app::{
     restore_postcard, settings_digest, snapshot_postcard, App, AppIdentity, Frame, Outbox, SnapshotError,
 };
 use twinloop::digest::Fnv64;
+use twinloop::hmi::HmiTag;
 use twinloop::image::{DeviceSpec, OutputImage, TagMapSpec, TagSpec};
 
 /// The program's alarms; the discriminant is the alarm's bit number in the command's
@@ -380,6 +381,41 @@ pub struct TankApp {
     state: TankState,
     /// `io = "tags"`: the map and the program's handles, resolved once.
     tags: Option<TagIo>,
+    /// The HMI tags (docs/HMI.md), the setpoint's limits from the parameters.
+    hmi: [HmiTag; HMI_TAGS],
+    /// An operator acknowledged the alarms over the HMI since the last step: this step
+    /// acknowledges as the button's edge does. Not in the state: set by a write just before
+    /// the step that consumes it, so it is false whenever a snapshot is taken.
+    hmi_ack: bool,
+}
+
+/// The tank's HMI tags, in register order.
+const HMI_TAGS: usize = 9;
+/// Index of the writable setpoint, the alarm acknowledgement.
+const HMI_SETPOINT: u16 = 7;
+const HMI_ACK: u16 = 8;
+
+fn hmi_tags(params: &TankParams) -> [HmiTag; HMI_TAGS] {
+    use twinloop::hmi::{HmiClass::*, HmiType::*};
+    [
+        HmiTag::read("level", Value, U32, "um"),
+        HmiTag::read("setpoint", Value, U32, "um"),
+        HmiTag::read("pump_run", Value, Bool, ""),
+        HmiTag::read("pump_speed", Value, U16, "permille"),
+        HmiTag::read("alarms_latched", Alarm, U16, "bits"),
+        HmiTag::read("alarms_unacked", Alarm, U16, "bits"),
+        HmiTag::read("auto", Mode, Bool, ""),
+        // The range the operator panel's setpoint is clamped to.
+        HmiTag::write(
+            "setpoint_request",
+            Setpoint,
+            U32,
+            "um",
+            params.level_low_alarm_um as i64 + 1,
+            params.level_high_reset_um as i64 - 1,
+        ),
+        HmiTag::write("alarm_ack", Acknowledge, Bool, "", 1, 1),
+    ]
 }
 
 impl TankApp {
@@ -403,7 +439,14 @@ impl TankApp {
             out: tags.as_ref().map(|t| t.output_image(params.heartbeat_frames)),
             ..TankState::default()
         };
-        TankApp { params, state, tags }
+        let hmi = hmi_tags(&params);
+        TankApp {
+            params,
+            state,
+            tags,
+            hmi,
+            hmi_ack: false,
+        }
     }
 
     /// `io = "tags"`: the tag map and the program's handles.
@@ -557,7 +600,7 @@ impl App for TankApp {
         set(Alarm::SensorFault, !payload_ok || level_um > params.level_range_max_um);
         set(Alarm::EmergencyStop, !inputs.has(di::ESTOP_OK));
         let ack = inputs.has(di::ACK);
-        let ack_edge = ack && !s.ack_previous;
+        let ack_edge = (ack && !s.ack_previous) || core::mem::take(&mut self.hmi_ack);
         s.ack_previous = ack;
 
         let mut events = EventList {
@@ -648,6 +691,35 @@ impl App for TankApp {
         }
         self.state = state;
         Ok(())
+    }
+
+    fn hmi_tags(&self) -> &[HmiTag] {
+        &self.hmi
+    }
+
+    fn hmi_read(&self, tag: u16) -> Option<i64> {
+        let s = &self.state;
+        let value = match tag {
+            0 => i64::from(s.inputs_held.level_um),
+            1 | HMI_SETPOINT => i64::from(s.setpoint_um),
+            2 => i64::from(s.pump_run),
+            3 => i64::from(s.pump_speed_permille),
+            4 => i64::from(s.alarms_latched),
+            5 => i64::from(s.alarms_unacked),
+            6 => i64::from(s.inputs_held.has(di::AUTO)),
+            HMI_ACK => 0,
+            _ => return None,
+        };
+        Some(value)
+    }
+
+    fn hmi_write(&mut self, tag: u16, value: i64) {
+        match tag {
+            // Within the declared limits (the runtime refused the others), so within u32.
+            HMI_SETPOINT => self.state.setpoint_um = u32::try_from(value).unwrap_or(self.state.setpoint_um),
+            HMI_ACK => self.hmi_ack = true,
+            _ => {}
+        }
     }
 
     fn identity(&self) -> AppIdentity {
@@ -818,6 +890,32 @@ mod tests {
         // Holding the button is not a new acknowledgement.
         let (_, events) = run(&mut app, 5, inputs(500_000, HEALTHY | di::ACK));
         assert!(events.is_empty());
+    }
+
+    #[test]
+    fn tank_hmi_ack_acknowledges_as_the_button_and_setpoint_within_limits() {
+        use twinloop::hmi::validate;
+        let mut app = app();
+        assert_eq!(validate(app.hmi_tags()), Ok(()));
+        run(&mut app, 1, inputs(500_000, HEALTHY));
+        run(&mut app, 2, inputs(500_000, HEALTHY | di::SUCTION_LOW));
+        assert_eq!(app.hmi_read(4), Some(i64::from(Alarm::DryRun.bit())));
+        // The operator's acknowledgement over the HMI, applied before frame 3's step.
+        app.hmi_write(HMI_ACK, 1);
+        let (c, events) = run(&mut app, 3, inputs(500_000, HEALTHY));
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].kind, AlarmEventKind::Acknowledged);
+        assert_eq!(events[1].kind, AlarmEventKind::Cleared);
+        assert!(c.alarms_latched == 0 && c.has(flag::PUMP_RUN));
+        // Once: the next step acknowledges nothing more.
+        run(&mut app, 4, inputs(500_000, HEALTHY | di::SUCTION_LOW));
+        let (_, events) = run(&mut app, 5, inputs(500_000, HEALTHY));
+        assert!(events.is_empty(), "{events:?}");
+        // The setpoint's limits are the panel's: inside the alarm limits.
+        let setpoint = app.hmi_tags()[usize::from(HMI_SETPOINT)];
+        assert!(setpoint.accepts(1_000_000) && !setpoint.accepts(200_000) && !setpoint.accepts(1_700_000));
+        app.hmi_write(HMI_SETPOINT, 1_000_000);
+        assert_eq!(app.hmi_read(1), Some(1_000_000));
     }
 
     #[test]

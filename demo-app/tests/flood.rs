@@ -147,6 +147,7 @@ fn flood_every_port_no_crash_no_role_change_same_outputs_all_counted() {
                         frame: 5,
                         kind: CommitKind::Skipped { last: 1_000_000 },
                         state_digest: None,
+                        writes: Default::default(),
                     })
                 } else {
                     Body::SwitchRelease { id: 1, frame: 5 }
@@ -160,8 +161,8 @@ fn flood_every_port_no_crash_no_role_change_same_outputs_all_counted() {
             // A forged switchover or takeover with a higher epoch: no key, or the wrong one.
             3 => {
                 let body = match rng.below(3) {
-                    0 => Body::SwitchRequest { id: 7 },
-                    1 => Body::SwitchAsk { id: 7 },
+                    0 => Body::SwitchRequest { id: 7, to: 0 },
+                    1 => Body::SwitchAsk { id: 7, to: 0 },
                     _ => Body::SwitchRelease { id: 7, frame: 1 },
                 };
                 let envelope = Envelope {

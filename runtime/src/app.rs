@@ -6,6 +6,7 @@
 //! I/O, no iteration over hash maps with a random seed.
 
 use crate::digest::Fnv64;
+use crate::hmi::HmiTag;
 use heapless::Vec;
 
 /// The largest input payload of one frame, in bytes.
@@ -227,6 +228,29 @@ pub trait App {
     /// with each other whatever they run, so every real program should say who it is.
     fn identity(&self) -> AppIdentity {
         AppIdentity::default()
+    }
+
+    /// The tags operators see over the HMI server and may write (docs/HMI.md); their order
+    /// is the register map. None by default. Must be the same on every node, at every
+    /// call (the map is read at start-up and on every request).
+    fn hmi_tags(&self) -> &[HmiTag] {
+        &[]
+    }
+
+    /// The current value of readable or writable tag `tag` (its index in
+    /// [`App::hmi_tags`]), `None` when the program has none to show. Called by the HMI
+    /// server between steps: must not change the state.
+    fn hmi_read(&self, tag: u16) -> Option<i64> {
+        let _ = tag;
+        None
+    }
+
+    /// Applies an operator's write of `value` to writable tag `tag`, before the step of
+    /// the frame whose commit carries it, on every node alike: part of the deterministic
+    /// state change, like `step`. The value is within the tag's declared limits (the
+    /// runtime refused the others). Ignored by default.
+    fn hmi_write(&mut self, tag: u16, value: i64) {
+        let _ = (tag, value);
     }
 }
 

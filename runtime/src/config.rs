@@ -92,6 +92,10 @@ pub struct Config {
     /// the group's membership, so every node of a group must agree on it; a pair ignores
     /// it.
     pub weight: u8,
+    /// This node is its group's witness (issue 16): it runs no program, never leads and
+    /// only votes (`twinloop-witness` sets it). Only in a group (`[[peers]]`), with no other
+    /// witness among the peers; its `weight` is not used (0 in the membership).
+    pub witness: bool,
     /// The primary re-sends the newest level of each key this often (issue 22), with its
     /// id, so a level lost on the way to a sink heals within one period (0 = off; else
     /// 16..=3600000). Filled from the node file's `[outputs] level_refresh_ms`, not a
@@ -168,6 +172,7 @@ impl Default for Config {
             frame_jump_max: FRAME_JUMP_MAX_DEFAULT,
             allow_cold_start: false,
             weight: WEIGHT_MIN,
+            witness: false,
             level_refresh_ms: 0,
             ack_sinks: 0,
             event_retry_ms: 20,
@@ -311,13 +316,20 @@ impl Config {
 
     /// The `[[peers]]` of a group: at most `GROUP_PEERS_MAX`, ids unique and not this
     /// node's, weights in range, at most one witness and it without weight. A valid group
-    /// is still refused (the last check) until groups elect by votes (issue 16, step 3).
+    /// needs two members that may lead; this node may be its witness (`witness`), then
+    /// no peer is. Groups run since issue 16, step 3 (votes and succession).
     /// Work: at most 3 × 3 comparisons.
     fn validate_group(&self) -> Result<(), ConfigError> {
+        let err = |key, problem| Err(ConfigError { key, problem });
+        if self.witness && self.peers.is_empty() {
+            return err(
+                "witness",
+                "a witness is a member of a group: list the other nodes in [[peers]] (a pair has no witness)",
+            );
+        }
         if self.peers.is_empty() {
             return Ok(());
         }
-        let err = |key, problem| Err(ConfigError { key, problem });
         if self.peers.len() > GROUP_PEERS_MAX {
             return err("peers", "at most 3 [[peers]] tables: a group has at most four nodes");
         }
@@ -341,17 +353,24 @@ impl Config {
             if !peer.witness && !(WEIGHT_MIN..=WEIGHT_MAX).contains(&peer.weight) {
                 return err(weight, "must be 1..=100");
             }
-            if peer.witness && self.peers[..i].iter().any(|p| p.witness) {
+            if peer.witness && (self.witness || self.peers[..i].iter().any(|p| p.witness)) {
                 return err(witness, "a group has at most one witness");
+            }
+            if peer.witness && self.witness {
+                return err(witness, "a group has at most one witness, and this node is it");
             }
             if peer.links == 0 || usize::from(peer.links) > LINKS_MAX {
                 return err(links, "must be 1..=4 [[peers.links]] tables");
             }
         }
-        err(
-            "peers",
-            "groups of more than two need votes and succession (issue 16, not yet): remove the [[peers]] tables and give the one peer's links in [[links]]",
-        )
+        let leaders = usize::from(!self.witness) + self.peers.iter().filter(|p| !p.witness).count();
+        if leaders < 2 {
+            return err(
+                "peers",
+                "a group needs at least two nodes that may lead (a witness only votes): add a [[peers]] table without witness",
+            );
+        }
+        Ok(())
     }
 
     /// What every member of the group must agree on — its members' ids, weights and
@@ -363,7 +382,8 @@ impl Config {
             return 0;
         }
         let mut members = [(0u8, 0u8, false); GROUP_PEERS_MAX + 1];
-        members[0] = (self.node_id, self.weight, false);
+        // A witness has no weight in the membership, as its peers list it.
+        members[0] = (self.node_id, if self.witness { 0 } else { self.weight }, self.witness);
         let count = 1 + self.peers.len().min(GROUP_PEERS_MAX);
         for (slot, peer) in members[1..count].iter_mut().zip(&self.peers) {
             *slot = (peer.id, peer.weight, peer.witness);
@@ -612,13 +632,11 @@ mod tests {
         }
     }
 
-    /// Every rule names the key at fault; a group that passes them all is refused with
-    /// the one error that names issue 16.
+    /// Every rule names the key at fault; a group that passes them all runs (it was
+    /// refused before the votes, issue 16 step 3).
     #[test]
     fn config_group_each_rule_names_its_key() {
-        let e = group().validate().unwrap_err();
-        assert_eq!(e.key, "peers");
-        assert!(e.problem.contains("issue 16, not yet"), "{}", e.problem);
+        assert_eq!(group().validate(), Ok(()));
         let bad = |edit: fn(&mut Config)| {
             let mut c = group();
             edit(&mut c);
@@ -636,6 +654,22 @@ mod tests {
         assert_eq!(bad(|c| c.peers[1].links = LINKS_MAX as u8 + 1), "peers[1].links");
         assert_eq!(bad(|c| c.weight = 0), "weight");
         assert_eq!(bad(|c| c.weight = WEIGHT_MAX + 1), "weight");
+        // Two that may lead at least; this node a witness, no peer is one.
+        assert_eq!(bad(|c| c.peers.retain(|p| p.witness)), "peers");
+        assert_eq!(bad(|c| c.witness = true), "peers[1].witness");
+        let witness = |c: &mut Config| {
+            c.witness = true;
+            c.peers[1].witness = false;
+            c.peers[1].weight = 1;
+        };
+        let mut c = group();
+        witness(&mut c);
+        assert_eq!(c.validate(), Ok(()));
+        let alone = Config {
+            witness: true,
+            ..Config::default()
+        };
+        assert_eq!(alone.validate().unwrap_err().key, "witness");
         // A pair has no [[peers]]: its weight is checked, nothing else changes.
         assert!(Config::default().validate().is_ok());
     }
@@ -665,11 +699,45 @@ mod tests {
         for other in [heavier, no_witness, other_id, self_weight] {
             assert_ne!(other.group_digest(), a.group_digest(), "{other:?}");
         }
+        // The witness's own view (its `runtime.weight` unused) is its peers'.
+        let witness = Config {
+            node_id: 3,
+            witness: true,
+            weight: 9,
+            peers: std::vec![peer(1, 1, false), peer(2, 5, false)],
+            ..Config::default()
+        };
+        assert_eq!(witness.group_digest(), group().group_digest());
+    }
+
+    /// The witness's own configuration: only in a group, the group's one witness; its
+    /// digest, computed from its view (its weight unused), is the one its peers compute.
+    #[test]
+    fn config_witness_only_in_a_group_its_digest_the_members() {
+        let alone = Config {
+            witness: true,
+            ..Config::default()
+        };
+        assert_eq!(alone.validate().unwrap_err().key, "witness");
+        let mut two_witnesses = group();
+        two_witnesses.node_id = 4;
+        two_witnesses.witness = true;
+        assert_eq!(two_witnesses.validate().unwrap_err().key, "peers[1].witness");
+        // Node 3, the witness of `group()`, as it configures itself.
+        let witness = Config {
+            node_id: 3,
+            witness: true,
+            weight: 7,
+            peers: std::vec![peer(1, 1, false), peer(2, 5, false)],
+            ..Config::default()
+        };
+        assert_eq!(witness.validate(), Ok(()), "a valid group's witness");
+        assert_eq!(witness.group_digest(), group().group_digest());
     }
 
     proptest::proptest! {
-        /// Whatever a file sets, validation returns (no panic), and a group gets past
-        /// every rule to the one refusal exactly when it keeps them all.
+        /// Whatever a file sets, validation returns (no panic), and accepts a group
+        /// exactly when it keeps every rule.
         #[test]
         fn config_group_arbitrary_peers_pass_exactly_the_valid_groups(
             node_id in 1u8..=255,
@@ -692,14 +760,9 @@ mod tests {
                 && ids_ok
                 && weights_ok
                 && peers.iter().filter(|p| p.2).count() <= 1
-                && peers.iter().all(|p| (1..=4).contains(&p.3));
-            match result {
-                Ok(()) => proptest::prop_assert!(peers.is_empty() && valid),
-                Err(e) => {
-                    let refused_group = e.key == "peers" && e.problem.contains("issue 16, not yet");
-                    proptest::prop_assert_eq!(refused_group, !peers.is_empty() && valid, "{}", e);
-                }
-            }
+                && peers.iter().all(|p| (1..=4).contains(&p.3))
+                && (peers.is_empty() || peers.iter().any(|p| !p.2));
+            proptest::prop_assert_eq!(result.is_ok(), valid, "{:?}", result);
         }
     }
 }

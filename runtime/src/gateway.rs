@@ -20,10 +20,15 @@
 //! 2. the output passed the fence: `fence = epoch` and the fence's age starts over — any
 //!    valid output of a higher epoch proves that epoch exists, a copy included, so a new
 //!    primary whose first outputs are re-sends fences the old one from its first datagram;
-//! 3. `frame + window_frames ≤ frame_max` (the highest frame accepted): [`Decision::TooOld`]
-//!    — the gateway no longer knows whether that id was delivered (with a window of at
-//!    least the nodes' `frames_buffered`, only after a takeover by a node whose input
-//!    lagged, or a cold start: PROTOCOL.md, "The dedup window");
+//! 3. `frame + window_frames ≤ frame_max` (the highest frame accepted): for an event,
+//!    [`Decision::TooOld`] — the gateway no longer knows whether that id was delivered
+//!    (with a window of at least the nodes' `frames_buffered`, only after a takeover by a
+//!    node whose input lagged, or a cold start: PROTOCOL.md, "The dedup window"). A level
+//!    is judged by its key instead, which the gateway never forgets: below the key's newest
+//!    accepted id [`Decision::Superseded`], equal to it [`Decision::Duplicate`] (or
+//!    [`Decision::Conflict`] for another payload), above it accepted (steps 5 and 6) without
+//!    entering the window — so a level refreshed long after it last changed (issue 22,
+//!    `outputs.level_refresh_ms`) still heals one the network lost;
 //! 4. `(frame, index)` already accepted: [`Decision::Duplicate`] when the payload is the
 //!    same, [`Decision::Conflict`] when it differs (two histories; never with a healthy
 //!    pair); dropped either way, the first content stays;
@@ -53,8 +58,8 @@
 //!
 //! Memory is fixed at construction: a ring of `window_frames` slots (one per frame:
 //! its number, a 16-bit mask of the indexes accepted and the FNV-1a hash of each accepted
-//! payload, 144 bytes), at most [`WINDOW_FRAMES_MAX`] slots, and the newest level id of
-//! every one of the 65 536 keys (9 bytes a key, 576 KiB). Each offer does constant work
+//! payload, 144 bytes), at most [`WINDOW_FRAMES_MAX`] slots, and the newest level id and
+//! its payload's hash of every one of the 65 536 keys (17 bytes a key, 1.06 MiB). Each offer does constant work
 //! and allocates nothing. Every number comes from the wire, so all arithmetic saturates.
 
 use crate::app::{OutputKind, OUTPUTS_PER_FRAME_MAX};
@@ -191,6 +196,9 @@ pub struct Gateway {
     level_frames: Box<[u64]>,
     /// By level key: the index of the newest level accepted.
     level_indexes: Box<[u8]>,
+    /// By level key: the FNV-1a hash of the newest level's payload (a copy below the
+    /// window is told from a conflict by it).
+    level_hashes: Box<[u64]>,
     counters: GatewayCounters,
     /// Event ids to ack, oldest first, with the caller's number for their source.
     acks: heapless::Deque<(u8, u64, u8), ACKS_QUEUED_MAX>,
@@ -223,6 +231,7 @@ impl Gateway {
             slots: vec![Slot::EMPTY; slots].into_boxed_slice(),
             level_frames: vec![0; LEVEL_KEYS].into_boxed_slice(),
             level_indexes: vec![0; LEVEL_KEYS].into_boxed_slice(),
+            level_hashes: vec![0; LEVEL_KEYS].into_boxed_slice(),
             counters: GatewayCounters::default(),
             acks: heapless::Deque::new(),
             ack_session: 0,
@@ -371,15 +380,33 @@ impl Gateway {
         }
         self.fence = epoch;
         self.fence_at = now;
+        let hash = fnv64(payload);
         if frame.saturating_add(self.window_frames) <= self.frame_max {
-            return Decision::TooOld;
+            let Some(key) = kind.level_key() else {
+                return Decision::TooOld;
+            };
+            // Below the window, a level is judged by its key alone: the key's newest id
+            // only grows, so an id above it was never accepted (step 3).
+            let key = usize::from(key);
+            let newest = (self.level_frames[key], self.level_indexes[key]);
+            return match id.cmp(&newest) {
+                core::cmp::Ordering::Less => Decision::Superseded,
+                core::cmp::Ordering::Equal if self.level_hashes[key] == hash => Decision::Duplicate,
+                core::cmp::Ordering::Equal => Decision::Conflict,
+                core::cmp::Ordering::Greater => {
+                    self.level_frames[key] = frame;
+                    self.level_indexes[key] = id.1;
+                    self.level_hashes[key] = hash;
+                    self.last_accepted_at = Some(now);
+                    Decision::Accepted
+                }
+            };
         }
         // In range: the window is at most 2^20 slots.
         let at = usize::try_from(frame % self.window_frames).unwrap_or(0);
         let Some(&held) = self.slots.get(at) else {
             return Decision::TooOld;
         };
-        let hash = fnv64(payload);
         let bit = 1u16 << index;
         if held.frame == frame && held.accepted & bit != 0 {
             return if held.hashes[index] == hash {
@@ -395,6 +422,7 @@ impl Gateway {
             }
             self.level_frames[key] = frame;
             self.level_indexes[key] = id.1;
+            self.level_hashes[key] = hash;
         }
         let slot = &mut self.slots[at];
         if slot.frame != frame {
@@ -660,6 +688,32 @@ mod tests {
     }
 
     #[test]
+    fn gateway_level_below_the_window_is_judged_by_its_key() {
+        // Issue 22: a level set at frame 10 and never changed, lost on the way; its
+        // refreshed copy comes when the window (10 frames) is far past it.
+        let mut g = gateway(10);
+        for frame in 11..=100u64 {
+            assert_eq!(g.offer(at(frame), E1, frame, 0, b"e"), Decision::Accepted);
+        }
+        assert_eq!(
+            g.offer_kind(at(101), E1, 10, 1, level(3), b"on"),
+            Decision::Accepted,
+            "the refresh heals the lost level"
+        );
+        assert_eq!(g.level_newest(3), Some((10, 1)));
+        assert_eq!(g.offer_kind(at(102), E1, 10, 1, level(3), b"on"), Decision::Duplicate);
+        assert_eq!(g.offer_kind(at(102), E1, 10, 1, level(3), b"off"), Decision::Conflict);
+        assert_eq!(g.offer_kind(at(103), E1, 9, 0, level(3), b"x"), Decision::Superseded);
+        // An event that old is still too old: its delivery is unknown.
+        assert_eq!(g.offer(at(104), E1, 10, 2, b"e"), Decision::TooOld);
+        // Nothing entered the window, and the frame counter stays.
+        assert_eq!((g.frame_max(), g.ids_held()), (100, 10));
+        // The fence still rules: a stale level is stale.
+        assert_eq!(g.offer(at(105), E2, 101, 0, b"e"), Decision::Accepted);
+        assert_eq!(g.offer_kind(at(106), E1, 10, 2, level(4), b"on"), Decision::Stale);
+    }
+
+    #[test]
     fn gateway_level_older_than_its_keys_newest_is_superseded() {
         let mut g = gateway(100);
         assert_eq!(g.offer_kind(at(0), E1, 10, 1, level(7), b"new"), Decision::Accepted);
@@ -756,6 +810,7 @@ mod tests {
         frame_max: u64,
         ids: BTreeMap<(u64, u8), u64>,
         levels: BTreeMap<u16, (u64, u8)>,
+        level_hashes: BTreeMap<u16, u64>,
     }
 
     impl Model {
@@ -777,10 +832,26 @@ mod tests {
             }
             self.fence = epoch;
             self.fence_at = now;
-            if frame.saturating_add(self.window) <= self.frame_max {
-                return Decision::TooOld;
-            }
             let hash = fnv64(payload);
+            if frame.saturating_add(self.window) <= self.frame_max {
+                let Some(key) = kind.level_key() else {
+                    return Decision::TooOld;
+                };
+                let newest = self.levels.get(&key).copied().unwrap_or((0, 0));
+                if (frame, index) < newest {
+                    return Decision::Superseded;
+                }
+                if (frame, index) == newest {
+                    return if self.level_hashes.get(&key) == Some(&hash) {
+                        Decision::Duplicate
+                    } else {
+                        Decision::Conflict
+                    };
+                }
+                self.levels.insert(key, (frame, index));
+                self.level_hashes.insert(key, hash);
+                return Decision::Accepted;
+            }
             if let Some(&h) = self.ids.get(&(frame, index)) {
                 return if h == hash {
                     Decision::Duplicate
@@ -793,6 +864,7 @@ mod tests {
                     return Decision::Superseded;
                 }
                 self.levels.insert(key, (frame, index));
+                self.level_hashes.insert(key, hash);
             }
             self.ids.insert((frame, index), hash);
             self.frame_max = self.frame_max.max(frame);
@@ -816,18 +888,21 @@ mod tests {
         ) {
             let lease = lease_ms.map(Duration::from_millis);
             let mut g = Gateway::new(window, lease).unwrap();
-            let mut model = Model { window, lease, fence: 0, fence_at: Instant::ZERO, frame_max: 0, ids: BTreeMap::new(), levels: BTreeMap::new() };
+            let mut model = Model { window, lease, fence: 0, fence_at: Instant::ZERO, frame_max: 0, ids: BTreeMap::new(), levels: BTreeMap::new(), level_hashes: BTreeMap::new() };
             let mut now = Instant::ZERO;
             let mut accepted = BTreeSet::new();
             // The highest epoch that passed the fence, and when: what "within the lease" means.
             let (mut fence, mut fence_at) = (0u64, Instant::ZERO);
             // Per level key, the newest id accepted: never an older one after it.
             let mut newest: BTreeMap<u16, (u64, u8)> = BTreeMap::new();
-            for (i, &(dt_ms, epoch, frame, index, byte, key)) in offers.iter().enumerate() {
-                let kind = key.map_or(OutputKind::Event, |key| OutputKind::Level { key });
+            for (i, &(dt_ms, epoch, frame, index, byte, _)) in offers.iter().enumerate() {
                 now = now + Duration::from_millis(dt_ms);
                 // Now and then numbers near the top of the range.
                 let frame = if far && i % 7 == 3 { u64::MAX - frame } else { frame };
+                // An id names one output: its kind (and key) is a function of the id, as a
+                // pair sends it (below the window, a level is judged by its key alone).
+                let key = ((frame ^ u64::from(index)) % 2 == 0).then_some((frame / 2 % 3) as u16);
+                let kind = key.map_or(OutputKind::Event, |key| OutputKind::Level { key });
                 let epoch = if far && i % 11 == 5 { u64::MAX - epoch } else { epoch };
                 let payload = [byte; 3];
                 let d = g.offer_kind(now, epoch, frame, index, kind, &payload);

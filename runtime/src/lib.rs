@@ -25,6 +25,7 @@ pub mod app;
 pub mod config;
 pub mod digest;
 pub mod gateway;
+pub mod hmi;
 pub mod image;
 pub mod io_protocol;
 pub mod node;
@@ -45,8 +46,8 @@ pub use app::{App, AppIdentity, Frame, Outbox, OutputKind, OutputPayload, Snapsh
 pub use config::{Config, ConfigError};
 pub use gateway::{Decision, Gateway};
 pub use node::{
-    Action, Alarm, Boot, Command, CommandReply, EpochText, InputStatus, Node, Notice, Output, Reason, RefuseReason,
-    ResyncCause, Role, Status, SyncState, TrafficClass, TransferProgress, Transition, EPOCH_MAX,
+    Action, Alarm, Boot, Command, CommandReply, EpochText, GroupMember, InputStatus, Node, Notice, Output, Reason,
+    RefuseReason, ResyncCause, Role, Status, SyncState, TrafficClass, TransferProgress, Transition, EPOCH_MAX,
 };
 pub use rng::Rng;
 pub use time::Instant;

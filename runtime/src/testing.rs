@@ -314,6 +314,8 @@ pub struct Pair<A: App = TestApp> {
     pub alarms: Vec<(usize, Alarm)>,
     /// Every notice, by node.
     pub notices: Vec<(usize, crate::node::Notice)>,
+    /// Every operator write answered, by node.
+    pub hmi_done: Vec<(usize, crate::hmi::HmiWrite, crate::node::HmiOutcome)>,
     /// The epoch each node's state file holds durably: what a restart boots from (a test
     /// may set it before a start, as a state file left by an earlier run).
     pub persisted: [u64; 2],
@@ -427,6 +429,7 @@ impl<A: App> Pair<A> {
             transitions: Vec::new(),
             alarms: Vec::new(),
             notices: Vec::new(),
+            hmi_done: Vec::new(),
             persisted: [0; 2],
             reserved: [0; 2],
             disk_later_delay: DISK_LATER_DELAY_DEFAULT,
@@ -818,6 +821,8 @@ impl<A: App> Pair<A> {
                 }
                 Action::Alarm(a) => self.alarms.push((i, a)),
                 Action::Notice(n) => self.notices.push((i, n)),
+                Action::HmiWriteDone { write, outcome } => self.hmi_done.push((i, write, outcome)),
+                Action::CommitHeld { .. } => {}
             }
         }
         if !acks.is_empty() {

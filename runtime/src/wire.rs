@@ -10,11 +10,15 @@
 use crate::app::FRAME_PAYLOAD_MAX;
 use crate::config::CHUNK_BYTES_MAX;
 use crate::digest::crc32c;
+use crate::hmi::{HmiWrite, HmiWrites};
 use heapless::Vec;
 use serde::{Deserialize, Serialize};
 
 /// The wire format version this build speaks (3 since 2026-11-26: the heartbeat's restart
-/// handshake, `challenge` and `challenge_echo`; 4 since 2026-11-26 too: `Body::Acks`).
+/// handshake, `challenge` and `challenge_echo`; 4 since 2026-11-26: `SwitchAsk` and
+/// `SwitchRequest` name their target, `to`; HMI writes, the commit's `writes` and
+/// `Body::HmiWrite`; a group's votes, `VoteRequest` and `Vote`; acknowledged events,
+/// `Body::Acks`).
 pub const WIRE_VERSION: u8 = 4;
 /// The most event ids one `Body::Acks` carries (issue 22): the rest wait for the next
 /// commit.
@@ -155,6 +159,9 @@ pub struct Commit {
     pub kind: CommitKind,
     /// The application's state digest after this frame, every K frames.
     pub state_digest: Option<u64>,
+    /// The operators' writes applied at this frame, before its step (empty for a skipped
+    /// frame): every node applies them at this frame (docs/HMI.md).
+    pub writes: HmiWrites,
 }
 
 /// Why a backup delays its agreement to a switchover.
@@ -262,11 +269,17 @@ pub enum Body {
     SwitchAsk {
         /// Identifies the switchover.
         id: u32,
+        /// The node the operator named to take over (`switchover --to`); 0: any (wire
+        /// version 4).
+        to: u8,
     },
     /// The primary asks the backup to take over.
     SwitchRequest {
         /// Identifies the switchover.
         id: u32,
+        /// The backup named to take over; 0: any. Another backup ignores the request
+        /// (wire version 4).
+        to: u8,
     },
     /// The backup is ready to take over.
     SwitchAgree {
@@ -315,10 +328,31 @@ pub enum Body {
         /// The pair's frame for `source_first`.
         pair_first: u64,
     },
+    /// An operator's write accepted by a backup, forwarded to the primary, which applies
+    /// it at a frame and carries it in that frame's commit (docs/HMI.md). Resent every
+    /// `retry_ms` until a commit carries it; the primary applies an id once.
+    HmiWrite(HmiWrite),
+    /// A group's backup that finds its primary silent for its window, and itself the
+    /// successor by weight, asks every voter for its vote (issue 16; never in a pair).
+    VoteRequest {
+        /// The epoch it would lead: its reservation (its node id in the low byte).
+        epoch: u64,
+        /// The highest frame it holds a commit of.
+        commit_highest: u64,
+    },
+    /// A voter's answer to a `VoteRequest`. A grant leaves only after it is durable.
+    Vote {
+        /// The epoch asked for.
+        epoch: u64,
+        /// Whether the voter grants it.
+        granted: bool,
+        /// The highest frame the voter holds a commit of.
+        commit_highest: u64,
+    },
     /// The events every sink acknowledged since the last `Acks` (issue 22), as
     /// `(frame, index)`: sent by the primary with its commits, at most
     /// [`ACKS_PER_COMMIT`] each, so that a new primary re-sends only the events no sink
-    /// acknowledged.
+    /// acknowledged. Variant tag 21 (the last: tags are the declaration order).
     Acks {
         /// The ids.
         ids: Vec<(u64, u8), ACKS_PER_COMMIT>,
@@ -468,6 +502,7 @@ mod tests {
                 output_digest: 4,
             },
             state_digest: Some(5),
+            writes: Default::default(),
         };
         std::vec![
             Body::Heartbeat {
@@ -509,8 +544,8 @@ mod tests {
                 bytes: Vec::from_slice(&[0xAB; CHUNK_BYTES_MAX]).unwrap(),
             },
             Body::ChunkAck { id: 2, next: 6 },
-            Body::SwitchAsk { id: 1 },
-            Body::SwitchRequest { id: 1 },
+            Body::SwitchAsk { id: 1, to: 2 },
+            Body::SwitchRequest { id: 1, to: 0 },
             Body::SwitchAgree { id: 1 },
             Body::SwitchDelay {
                 id: 1,
@@ -524,6 +559,15 @@ mod tests {
                 session: 0x5EED,
                 source_first: 1,
                 pair_first: 1 << 40,
+            },
+            Body::VoteRequest {
+                epoch: 0x301,
+                commit_highest: u64::MAX,
+            },
+            Body::Vote {
+                epoch: 0x301,
+                granted: true,
+                commit_highest: 7,
             },
             Body::Acks {
                 ids: Vec::from_slice(&[(u64::MAX, 255); ACKS_PER_COMMIT]).unwrap(),
@@ -591,7 +635,7 @@ mod tests {
     fn wire_keyed_forged_body_with_fixed_crc_is_rejected() {
         let envelope = Envelope {
             header: header(),
-            body: Body::SwitchRequest { id: 3 },
+            body: Body::SwitchRequest { id: 3, to: 0 },
         };
         let mut bytes = encode(&envelope, Some(&key(1))).unwrap().to_vec();
         // An attacker who flips a body bit and recomputes the CRC still lacks the key.
@@ -630,6 +674,32 @@ mod tests {
         }
 
         #[test]
+        fn wire_vote_bodies_arbitrary_bytes_never_panic(tag in 19u8..=20, rest in proptest::collection::vec(any::<u8>(), 0..40)) {
+            // The votes' variant tags (19 and 20: `HmiWrite`, 18, is the last before them) followed by
+            // arbitrary bytes: the votes' decoder sees every field cut or garbled.
+            let mut bytes = std::vec![WIRE_VERSION, 0];
+            let mut buf = [0u8; 64];
+            bytes.extend_from_slice(postcard::to_slice(&header(), &mut buf).unwrap());
+            bytes.push(tag);
+            bytes.extend_from_slice(&rest);
+            let crc = crc32c(&bytes);
+            bytes.extend_from_slice(&crc.to_le_bytes());
+            if let Ok(envelope) = decode(&bytes, None) {
+                let vote = matches!(envelope.body, Body::VoteRequest { .. } | Body::Vote { .. });
+                prop_assert!(vote, "decoded as another body");
+            }
+        }
+
+        #[test]
+        fn wire_vote_round_trips(epoch in any::<u64>(), commit_highest in any::<u64>(), granted in any::<bool>()) {
+            for body in [Body::VoteRequest { epoch, commit_highest }, Body::Vote { epoch, granted, commit_highest }] {
+                let envelope = Envelope { header: header(), body };
+                let bytes = encode(&envelope, None).unwrap();
+                prop_assert_eq!(decode(&bytes, None), Ok(envelope));
+            }
+        }
+
+        #[test]
         fn wire_decode_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..1400)) {
             let _ = decode(&bytes, None);
         }
@@ -652,6 +722,7 @@ mod tests {
                     frame,
                     kind: CommitKind::Ran { input_digest: digest, outputs, sent_mask: mask, output_digest: !digest },
                     state_digest: None,
+                    writes: Default::default(),
                 }),
             };
             prop_assert_eq!(decode(&encode(&envelope, None).unwrap(), None), Ok(envelope));

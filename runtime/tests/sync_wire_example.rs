@@ -44,3 +44,26 @@ fn sync_wire_doc_example_keyed_is_tagged() {
     assert_eq!(bytes.len(), hex(DOC_PLAIN).len() + 16);
     assert_eq!(wire::decode(&bytes, Some(&key)), Ok(example()));
 }
+
+/// The vote request of docs/SYNC-PROTOCOL.md, "Worked example" (wire version 4).
+const DOC_VOTE_REQUEST: &str = "04 00 02 02 81 02 01 e8 07 07 2b 81 02 13 82 04 e8 07 e9 dc c5 2f";
+
+#[test]
+fn sync_wire_doc_vote_request_decodes() {
+    let envelope = Envelope {
+        header: Header {
+            node_id: 2,
+            role: WireRole::Backup,
+            sync: WireSync::InSync,
+            seq: 43,
+            ..example().header
+        },
+        body: Body::VoteRequest {
+            epoch: 0x202,
+            commit_highest: 1000,
+        },
+    };
+    let bytes = hex(DOC_VOTE_REQUEST);
+    assert_eq!(wire::decode(&bytes, None), Ok(envelope.clone()));
+    assert_eq!(wire::encode(&envelope, None).unwrap().as_slice(), bytes.as_slice());
+}

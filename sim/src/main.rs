@@ -85,7 +85,7 @@ struct DstArgs {
     #[arg(long)]
     trace_wire: bool,
     /// Acknowledged events (issue 22): the nodes run with `outputs.acks` on, the sink
-    /// acks every event back through the simulated network, and invariant 15 checks that
+    /// acks every event back through the simulated network, and invariant 16 checks that
     /// every event a primary emitted is applied.
     #[arg(long)]
     acks: bool,
@@ -97,9 +97,23 @@ struct DstArgs {
     /// `ignore-sent-mask`: a new primary re-sends what the old one reported sent;
     /// `forget-heard-epoch`: an epoch heard or followed from the peer is never written;
     /// `lead-before-durable`: a node's own epoch is written in the background;
-    /// `sink-ignores-levels`: the sink takes a level older than its key's newest).
+    /// `sink-ignores-levels`: the sink takes a level older than its key's newest;
+    /// `refresh-never-fires`: the level refresh is off on the nodes while the checker
+    /// holds them to the seed's period).
     #[arg(long, value_enum, default_value_t = Plant::None)]
     plant: Plant,
+    /// Members that may lead: 2 is the pair (the DST above); 3 or 4 run a group of that
+    /// many (issue 16, `dst::group`), with `--witness` one more that only votes.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(2..=4))]
+    nodes: u8,
+    /// Add a witness to the group (at most four members in all).
+    #[arg(long)]
+    witness: bool,
+    /// The sink's dedup window in frames (at least the seed's `frames_buffered`), in place
+    /// of 65,536: shows what a window shorter than the run does (issue 22's refreshed
+    /// levels; events may then be refused as too old, docs/PROTOCOL.md "The dedup window").
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    sink_window_frames: Option<u64>,
 }
 
 /// A bug to plant back (see `--plant`).
@@ -119,6 +133,9 @@ enum Plant {
     /// The sink offers every output as an event: an older level after a newer one
     /// (invariant 14).
     SinkIgnoresLevels,
+    /// The level refresh never fires: a level lost on the output path stays lost
+    /// (invariant 14's healing bound, issue 22).
+    RefreshNeverFires,
 }
 
 fn main() -> ExitCode {
@@ -173,10 +190,14 @@ fn print_failure(report: &SeedReport) {
 }
 
 fn dst_main(args: &DstArgs) -> i32 {
+    if args.nodes > 2 || args.witness {
+        return dst_group_main(args);
+    }
     let run = RunConfig {
         trace: args.trace,
         trace_wire: args.trace && args.trace_wire,
         acks: args.acks,
+        sink_window_frames: args.sink_window_frames,
         mutation: match args.plant {
             Plant::None => dst::Mutation::None,
             Plant::ColdStart => dst::Mutation::ColdStart,
@@ -184,6 +205,7 @@ fn dst_main(args: &DstArgs) -> i32 {
             Plant::ForgetHeardEpoch => dst::Mutation::ForgetHeardEpoch,
             Plant::LeadBeforeDurable => dst::Mutation::LeadBeforeDurable,
             Plant::SinkIgnoresLevels => dst::Mutation::SinkIgnoresLevels,
+            Plant::RefreshNeverFires => dst::Mutation::RefreshNeverFires,
         },
     };
     let factory = match args.app {
@@ -242,4 +264,53 @@ fn dst_main(args: &DstArgs) -> i32 {
         println!("{}", summary.to_json());
     }
     summary.exit_code()
+}
+
+/// `dst --nodes 3|4` or `--witness`: the group shapes (`dst::group`).
+fn dst_group_main(args: &DstArgs) -> i32 {
+    let shape = dst::group::Shape {
+        leaders: args.nodes,
+        witness: args.witness,
+    };
+    if shape.members() > 4 {
+        eprintln!("twinloop-sim dst: a group has at most four members: --nodes 4 takes no --witness");
+        return 2;
+    }
+    println!(
+        "twinloop-sim dst: group of {} ({} may lead{}), seeds {}..={} ({} seeds)",
+        shape.members(),
+        shape.leaders,
+        if shape.witness { ", a witness" } else { "" },
+        args.seed,
+        args.seed.wrapping_add(args.seeds - 1),
+        args.seeds
+    );
+    let (failed, violations, takeovers, hash) = dst::group::run_group_seeds(args.seed, args.seeds, shape, |r| {
+        if !args.quiet || !r.violations.is_empty() {
+            println!(
+                "SEED={} -> {} (takeovers {}, led at end {}, trace {:016x})",
+                r.seed,
+                if r.violations.is_empty() { "ok" } else { "violation" },
+                r.takeovers,
+                r.led_at_end,
+                r.trace_hash
+            );
+        }
+        for v in &r.violations {
+            println!("  {v}");
+        }
+    });
+    println!(
+        "seeds {} failed {failed} violations {violations} takeovers {takeovers} trace_hash {hash:016x}",
+        args.seeds
+    );
+    if args.json {
+        println!(
+            "{{\"shape\":\"{}{}\",\"seeds\":{},\"failed\":{failed},\"violations\":{violations},\"takeovers\":{takeovers},\"trace_hash\":\"{hash:016x}\"}}",
+            shape.leaders,
+            if shape.witness { "+witness" } else { "" },
+            args.seeds
+        );
+    }
+    i32::from(failed > 0)
 }

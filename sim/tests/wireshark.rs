@@ -18,6 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use twinloop::io_protocol::{self, Datagram};
 use twinloop::wire::{self, AuthKey};
+
 use twinloop_demo::node_config::NodeFile;
 use twinloop_sim::harness::plant_loop::Operator;
 use twinloop_sim::harness::rig::{Rig, RigConfig, Timing};
@@ -632,6 +633,14 @@ fn tshark_fields(tshark: &Path, pcap: &Path, prefs: &[String], fields: &[String]
 fn every_message() -> Vec<(wire::Body, Vec<(&'static str, String)>)> {
     use wire::{Body, Commit, CommitKind, DelayReason, Fingerprint};
     let n = |v: u64| v.to_string();
+    let hmi_write = twinloop::hmi::HmiWrite {
+        id: twinloop::hmi::WriteId {
+            client: 0xC0A8_0001,
+            transaction: 65_535,
+        },
+        tag: 300,
+        value: -70_000,
+    };
     let ran = Commit {
         frame: 1_000_001,
         kind: CommitKind::Ran {
@@ -641,11 +650,17 @@ fn every_message() -> Vec<(wire::Body, Vec<(&'static str, String)>)> {
             output_digest: u64::MAX,
         },
         state_digest: Some(0x0102_0304_0506_0708),
+        writes: {
+            let mut writes = twinloop::hmi::HmiWrites::EMPTY;
+            writes.push(hmi_write);
+            writes
+        },
     };
     let skipped = Commit {
         frame: 77,
         kind: CommitKind::Skipped { last: 300 },
         state_digest: None,
+        writes: Default::default(),
     };
     let ran_fields = |p: &'static str| -> Vec<(&'static str, String)> {
         let f = |s: &'static str| -> &'static str { Box::leak(format!("{p}.{s}").into_boxed_str()) };
@@ -657,6 +672,11 @@ fn every_message() -> Vec<(wire::Body, Vec<(&'static str, String)>)> {
             (f("kind.ran.sent_mask"), n(0x1FFF)),
             (f("kind.ran.output_digest"), n(u64::MAX)),
             (f("state_digest.value"), n(0x0102_0304_0506_0708)),
+            (f("writes.len"), n(1)),
+            (f("writes.client"), n(0xC0A8_0001)),
+            (f("writes.transaction"), n(65_535)),
+            (f("writes.tag"), n(300)),
+            (f("writes.value"), "-70000".to_string()),
         ]
     };
     let chunk: Vec<u8> = (0..1024u32).map(|i| (i % 251) as u8).collect();
@@ -755,8 +775,14 @@ fn every_message() -> Vec<(wire::Body, Vec<(&'static str, String)>)> {
             Body::ChunkAck { id: 9, next: 69 },
             vec![("chunkack.id", n(9)), ("chunkack.next", n(69))],
         ),
-        (Body::SwitchAsk { id: 5 }, vec![("switchask.id", n(5))]),
-        (Body::SwitchRequest { id: 5 }, vec![("switchrequest.id", n(5))]),
+        (
+            Body::SwitchAsk { id: 5, to: 3 },
+            vec![("switchask.id", n(5)), ("switchask.to", n(3))],
+        ),
+        (
+            Body::SwitchRequest { id: 5, to: 3 },
+            vec![("switchrequest.id", n(5)), ("switchrequest.to", n(3))],
+        ),
         (Body::SwitchAgree { id: 5 }, vec![("switchagree.id", n(5))]),
         (
             Body::SwitchDelay {
@@ -789,6 +815,47 @@ fn every_message() -> Vec<(wire::Body, Vec<(&'static str, String)>)> {
                 ("sourcemap.session", n(0xBEEF)),
                 ("sourcemap.source_first", n(1)),
                 ("sourcemap.pair_first", n(5_000_000)),
+            ],
+        ),
+        (
+            Body::HmiWrite(hmi_write),
+            vec![
+                ("hmiwrite.client", n(0xC0A8_0001)),
+                ("hmiwrite.transaction", n(65_535)),
+                ("hmiwrite.tag", n(300)),
+                ("hmiwrite.value", "-70000".to_string()),
+            ],
+        ),
+        (
+            Body::VoteRequest {
+                epoch: 0x302,
+                commit_highest: 77_777,
+            },
+            vec![
+                ("voterequest.epoch", n(0x302)),
+                ("voterequest.commit_highest", n(77_777)),
+            ],
+        ),
+        (
+            Body::Vote {
+                epoch: 0x302,
+                granted: true,
+                commit_highest: 66_666,
+            },
+            vec![
+                ("vote.epoch", n(0x302)),
+                ("vote.granted", n(1)),
+                ("vote.commit_highest", n(66_666)),
+            ],
+        ),
+        (
+            Body::Acks {
+                ids: (&[(1_000_001u64, 0u8), (77, 15)][..]).try_into().unwrap(),
+            },
+            vec![
+                ("acks.ids.len", n(2)),
+                ("acks.ids.frame", "1000001|77".to_string()),
+                ("acks.ids.index", "0|15".to_string()),
             ],
         ),
     ]
@@ -891,7 +958,7 @@ fn wireshark_dissector_shows_every_field_of_every_type_and_rejects_what_the_node
             }
             for (field, value) in expected {
                 let shown = &row[&format!("twinloop_sync.{field}")];
-                if value.len() > 20 || field.ends_with("payload") {
+                if value.len() > 20 || field.ends_with("payload") || value.starts_with('-') || value.contains('|') {
                     assert_eq!(shown, value, "{field}: {what}");
                 } else {
                     let value: u64 = value.parse().unwrap();
@@ -1232,18 +1299,19 @@ fn boundary_cases() -> Vec<(bool, Vec<u8>)> {
     bodies.push(with(&[&h, &[1], &[5]]));
     bodies.push(with(&[&h, &[1], &[5], &[0]]));
     bodies.push(h.clone());
-    let mut cases: Vec<(bool, Vec<u8>)> = bodies.iter().map(|b| (true, sync_datagram(3, 0, b))).collect();
-    cases.push((true, sync_datagram(3, 0, &[])));
+    let v = wire::WIRE_VERSION;
+    let mut cases: Vec<(bool, Vec<u8>)> = bodies.iter().map(|b| (true, sync_datagram(v, 0, b))).collect();
+    cases.push((true, sync_datagram(v, 0, &[])));
     // Flags and versions, CRC right: flags 2, a tag flag on a datagram too short for one,
-    // version 2 (before the restart handshake) and 4.
+    // the version before (3: no switchover target, HMI writes or votes) and the one after.
     let probe = with(&[&h, &[1], &[5]]);
-    cases.push((true, sync_datagram(3, 2, &probe)));
-    cases.push((true, sync_datagram(3, 1, &[1, 1])));
-    cases.push((true, sync_datagram(2, 0, &probe)));
-    cases.push((true, sync_datagram(4, 0, &probe)));
+    cases.push((true, sync_datagram(v, 2, &probe)));
+    cases.push((true, sync_datagram(v, 1, &[1, 1])));
+    cases.push((true, sync_datagram(v - 1, 0, &probe)));
+    cases.push((true, sync_datagram(v + 1, 0, &probe)));
     // Lengths: 1200 bytes and 1201 (a Chunk padded to them; 1200 is still malformed as
     // the chunk cannot hold the rest, so a valid 1,0xx-byte datagram stands beside it).
-    let mut long = sync_datagram(3, 0, &with(&[&h, &[8], &[1], &[0], &varint(1024), &[7; 1024]]));
+    let mut long = sync_datagram(v, 0, &with(&[&h, &[8], &[1], &[0], &varint(1024), &[7; 1024]]));
     long.resize(1200, 0);
     cases.push((true, long.clone()));
     long.push(0);

@@ -156,6 +156,10 @@ enum Command {
         /// One JSON object on stdout describing the outcome (schema: docs/CONSOLE.md).
         #[arg(long)]
         json: bool,
+        /// The node to take over: its id (1..=255) or the name of a node given; it must
+        /// be a backup following in sync, else the primary refuses. Default: the backup.
+        #[arg(long, value_name = "NODE")]
+        to: Option<String>,
     },
     /// The operator's word to one node that waits for it (alarm cold_start_held or
     /// colder_primary, a refused peer): it leads now, with its state or from a cold start.
@@ -254,7 +258,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         ),
         Command::ForcePrimary => operator(&targets, "force-primary", cli.key_file, timeout),
         Command::Rejoin => operator(&targets, "rejoin", cli.key_file, timeout),
-        Command::Switchover { yes, wait_ms, json } => {
+        Command::Switchover { yes, wait_ms, json, to } => {
             let mut pair = pair::Pair::new(targets, timeout);
             pair.use_keys(cli.key_file.as_deref());
             switchover::run(
@@ -264,6 +268,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                     yes,
                     wait_ms,
                     json,
+                    to,
                 },
             )
         }

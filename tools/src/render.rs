@@ -400,6 +400,135 @@ pub fn pair_table(nodes: &[NodeView], highlight: &[bool], width: Option<usize>) 
     lines
 }
 
+/// The group, one row per node (issue 16): every node twinctl asked, by what it says of
+/// itself, and every member one of them reports that did not answer twinctl (not asked, or
+/// unreachable), by the report heard most recently. Empty for a pair — no node reports
+/// more than one peer or a witness — whose table above says it all.
+pub fn group_table(nodes: &[NodeView]) -> Vec<Line> {
+    let answered: Vec<(&NodeView, &crate::model::Status)> =
+        nodes.iter().filter_map(|n| n.status.as_ref().map(|s| (n, s))).collect();
+    let is_group = answered
+        .iter()
+        .any(|(_, s)| s.group.len() > 1 || s.group.iter().any(|m| m.witness));
+    if !is_group {
+        return Vec::new();
+    }
+    let witness = |id: u64| {
+        answered
+            .iter()
+            .any(|(_, s)| s.group.iter().any(|m| m.node_id == Some(id) && m.witness))
+    };
+    // (id, cells, style of the `seen` cell)
+    let mut rows: Vec<(u64, [String; 6], Style)> = Vec::new();
+    for (n, s) in &answered {
+        let role = if s.is_primary() {
+            "PRIMARY".to_string()
+        } else {
+            s.role.to_string()
+        };
+        let weight = if witness(s.node_id) {
+            "witness".to_string()
+        } else {
+            s.weight.to_string()
+        };
+        rows.push((
+            s.node_id,
+            [
+                format!("{} ({})", n.name, s.node_id),
+                role,
+                s.sync.to_string(),
+                weight,
+                format!("{} / {}", s.frame, epoch_text(s.epoch)),
+                "answers twinctl".into(),
+            ],
+            Style::Good,
+        ));
+    }
+    // Members not among the answers: the freshest report of each.
+    let mut reported: Vec<(u64, &str, &crate::model::GroupPeer)> = Vec::new();
+    for (n, s) in &answered {
+        for m in &s.group {
+            let Some(id) = m.node_id else { continue };
+            if answered.iter().any(|(_, a)| a.node_id == id) {
+                continue;
+            }
+            let age = |m: &crate::model::GroupPeer| m.last_heard_ms_ago.unwrap_or(u64::MAX);
+            match reported.iter_mut().find(|(other, _, _)| *other == id) {
+                Some(entry) if age(m) < age(entry.2) => *entry = (id, n.name.as_str(), m),
+                Some(_) => {}
+                None => reported.push((id, n.name.as_str(), m)),
+            }
+        }
+    }
+    for (id, by, m) in reported {
+        let (seen, style) = match (m.last_heard_ms_ago, m.alive) {
+            (Some(ms), true) => (format!("seen by {by}, heard {}", ago_text(ms)), Style::Dim),
+            (Some(ms), false) => (format!("SILENT: {by} heard it {}", ago_text(ms)), Style::Bad),
+            (None, _) => (format!("never heard by {by}"), Style::Bad),
+        };
+        let text = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        rows.push((
+            id,
+            [
+                format!("node {id}"),
+                text(m.role.map(|r| {
+                    if r == Role::Primary {
+                        "PRIMARY".into()
+                    } else {
+                        r.to_string()
+                    }
+                })),
+                text(m.sync.map(|s| s.to_string())),
+                if m.witness {
+                    "witness".into()
+                } else {
+                    m.weight.to_string()
+                },
+                match m.last_heard_ms_ago {
+                    Some(_) => format!("{} / {}", m.frame, epoch_text(m.epoch)),
+                    None => "-".into(),
+                },
+                seen,
+            ],
+            style,
+        ));
+    }
+    rows.sort_by_key(|(id, _, _)| *id);
+    let header = ["group", "role", "sync", "weight", "frame / epoch", "seen"].map(String::from);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for (_, cells, _) in &rows {
+        for (w, c) in widths.iter_mut().zip(cells) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String; 6], styles: [Style; 6]| -> Line {
+        let mut line = Vec::new();
+        for (i, (cell, style)) in cells.iter().zip(styles).enumerate() {
+            if i > 0 {
+                line.push(span("  ", Style::Plain));
+            }
+            line.push(span(fit(cell, widths[i]), style));
+        }
+        if let Some(last) = line.last_mut() {
+            last.text = last.text.trim_end().to_string();
+        }
+        line
+    };
+    let mut lines = vec![line(&header, [Style::Bold; 6])];
+    for (_, cells, seen) in &rows {
+        let role_style = if cells[1] == "PRIMARY" {
+            Style::Good
+        } else {
+            Style::Plain
+        };
+        lines.push(line(
+            cells,
+            [Style::Bold, role_style, Style::Plain, Style::Plain, Style::Plain, *seen],
+        ));
+    }
+    lines
+}
+
 /// Narrows the widest columns until all fit in `room` characters (none below 12).
 fn shrink_to_fit(widths: &[usize], room: usize) -> Vec<usize> {
     let mut widths = widths.to_vec();
@@ -458,6 +587,60 @@ mod tests {
         assert_eq!(shrink_to_fit(&[40, 20], 80), [40, 20]);
         assert_eq!(shrink_to_fit(&[40, 20], 50), [30, 20]);
         assert_eq!(shrink_to_fit(&[40, 20], 10), [12, 12]);
+    }
+
+    fn view(status: serde_json::Value) -> NodeView {
+        let parsed: crate::model::Status = serde_json::from_value(status.clone()).unwrap();
+        NodeView::answered("127.0.0.1:7401".parse().unwrap(), parsed, status)
+    }
+
+    /// A pair (one peer, no witness) gets no group table: its output stays as it was.
+    #[test]
+    fn group_table_pair_prints_nothing() {
+        let a = view(serde_json::json!({
+            "node_id": 1, "name": "node-a", "role": "primary", "sync": "paired", "epoch": 257, "frame": 9,
+            "group": [{"node_id": 2, "role": "backup", "sync": "in_sync", "alive": true, "last_heard_ms_ago": 3}],
+        }));
+        assert!(group_table(&[a]).is_empty());
+    }
+
+    /// A group of three asked at two nodes: one row per node, the witness that was not
+    /// asked by the freshest report of it, sorted by id.
+    #[test]
+    fn group_table_three_nodes_one_row_each() {
+        let member = |id: u64, witness: bool, ago: u64, alive: bool| {
+            serde_json::json!({"node_id": id, "role": "backup", "sync": if witness { "none" } else { "in_sync" },
+                "weight": if witness { 0 } else { 5 }, "witness": witness, "alive": alive,
+                "epoch": 257, "frame": 8, "last_heard_ms_ago": ago})
+        };
+        let a = view(serde_json::json!({
+            "node_id": 1, "name": "node-a", "role": "primary", "sync": "paired", "epoch": 257, "frame": 9,
+            "weight": 3, "group": [member(2, false, 3, true), member(3, true, 900, false)],
+        }));
+        let b = view(serde_json::json!({
+            "node_id": 2, "name": "node-b", "role": "backup", "sync": "in_sync", "epoch": 257, "frame": 8,
+            "weight": 5, "group": [member(1, false, 2, true), member(3, true, 40, true)],
+        }));
+        let text: Vec<String> = group_table(&[b, a]).iter().map(|l| line_text(l, false, None)).collect();
+        assert_eq!(text.len(), 4, "{text:#?}");
+        assert!(text[0].starts_with("group"), "{text:#?}");
+        assert!(
+            text[1].starts_with("node-a (1)") && text[1].contains("PRIMARY"),
+            "{text:#?}"
+        );
+        assert!(
+            text[1].contains(" 3 ") && text[1].contains("answers twinctl"),
+            "{text:#?}"
+        );
+        assert!(
+            text[2].starts_with("node-b (2)") && text[2].contains("in_sync"),
+            "{text:#?}"
+        );
+        assert!(
+            text[3].starts_with("node 3") && text[3].contains("witness"),
+            "{text:#?}"
+        );
+        assert!(text[3].contains("seen by node-b, heard 40 ms ago"), "{text:#?}");
     }
 
     #[test]

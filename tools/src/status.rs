@@ -3,7 +3,7 @@
 
 use crate::health::{assess, Assessment, NodeView};
 use crate::pair::Pair;
-use crate::render::{line_text, pair_table, verdict_lines};
+use crate::render::{group_table, line_text, pair_table, verdict_lines};
 use serde_json::{json, Value};
 use std::io::IsTerminal;
 
@@ -28,6 +28,12 @@ pub fn run(pair: &mut Pair, json: bool, alarm_window_ms: u64) -> u8 {
             None
         };
         lines.extend(pair_table(&nodes, &[], width));
+        // A group's members, one row each (issue 16); nothing for a pair.
+        let group = group_table(&nodes);
+        if !group.is_empty() {
+            lines.push(Vec::new());
+            lines.extend(group);
+        }
         for line in &lines {
             outln!("{}", line_text(line, color, None));
         }

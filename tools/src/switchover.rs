@@ -31,6 +31,8 @@ pub struct Options {
     pub wait_ms: Option<u64>,
     /// Print the outcome as JSON.
     pub json: bool,
+    /// `--to`: the node to take over, by id or by the name of a node given.
+    pub to: Option<String>,
 }
 
 /// The wait when the primary's `switchover_timeout_ms` cannot be read.
@@ -169,13 +171,14 @@ pub fn run(pair: &mut Pair, options: &Options) -> Result<u8, Failure> {
                     format!("not switching over: {}", verdict.problems.join("; ")),
                 )
             } else {
+                let to = target_id(&nodes, options.to.as_deref())?;
                 let key = key_for(pair, p, options)?;
-                let plan = plan_text(&nodes, p);
+                let plan = plan_text(&nodes, p, to);
                 if !confirmed(&plan, options)? {
                     report(Outcome::NotConfirmed, "not confirmed: nothing was changed".into())
                 } else {
                     let wait = wait_for(pair, p, options);
-                    execute(pair, &nodes, p, &key, wait)
+                    execute(pair, &nodes, p, &key, wait, to)
                 }
             }
         }
@@ -224,7 +227,32 @@ fn key_for(pair: &Pair, primary: usize, options: &Options) -> Result<String, Fai
     }
 }
 
-fn plan_text(nodes: &[NodeView], p: usize) -> String {
+/// `--to` as a node id: a number 1..=255, or the name of a node given (its `node_id`).
+fn target_id(nodes: &[NodeView], to: Option<&str>) -> Result<Option<u8>, Failure> {
+    let Some(text) = to else {
+        return Ok(None);
+    };
+    if let Ok(id) = text.parse::<u64>() {
+        return match u8::try_from(id) {
+            Ok(id) if id != 0 => Ok(Some(id)),
+            _ => Err(Failure::usage(format!("--to {text}: a node id is 1..=255"))),
+        };
+    }
+    let named = nodes.iter().find(|n| n.name == text);
+    match named.map(|n| n.status.as_ref().map(|s| s.node_id)) {
+        Some(Some(id)) => u8::try_from(id)
+            .map(Some)
+            .map_err(|_| Failure::usage(format!("--to {text}: its node id {id} is not 1..=255"))),
+        Some(None) => Err(Failure::usage(format!(
+            "--to {text}: the node does not answer, so its id is unknown: give the id (twinctl status lists the group)"
+        ))),
+        None => Err(Failure::usage(format!(
+            "--to {text}: no node of that name among the nodes given: give its id, or its --config/--node"
+        ))),
+    }
+}
+
+fn plan_text(nodes: &[NodeView], p: usize, to: Option<u8>) -> String {
     let lead = nodes[p].status.as_ref().expect("the primary answered");
     let mut text = format!(
         "Planned switchover: {} (primary, epoch {}, frame {}) hands over",
@@ -232,10 +260,13 @@ fn plan_text(nodes: &[NodeView], p: usize) -> String {
         epoch_text(lead.epoch),
         lead.frame
     );
-    let backup = nodes
-        .iter()
-        .enumerate()
-        .find(|(i, n)| *i != p && n.status.as_ref().is_some_and(|s| s.role == Role::Backup));
+    let backup = nodes.iter().enumerate().find(|(i, n)| {
+        *i != p
+            && n.status.as_ref().is_some_and(|s| match to {
+                Some(to) => s.node_id == u64::from(to),
+                None => s.role == Role::Backup,
+            })
+    });
     match backup {
         Some((_, n)) => {
             let s = n.status.as_ref().expect("answered");
@@ -243,11 +274,16 @@ fn plan_text(nodes: &[NodeView], p: usize) -> String {
                 " to {} (backup, {}, {} frames behind).",
                 n.name, s.sync, s.lag_frames
             ));
-            if s.sync != Sync::InSync {
+            if s.sync != Sync::InSync && to.is_some() {
+                text.push_str(" The node named is not an in-sync backup: the primary will refuse.");
+            } else if s.sync != Sync::InSync {
                 text.push_str(" The backup is not in sync: the primary waits for it (up to its switchover_timeout_ms) or refuses.");
             }
         }
-        None => text.push_str(" to its backup (not among the nodes given, or not answering)."),
+        None => match to {
+            Some(to) => text.push_str(&format!(" to node {to} (not among the nodes given, or not answering).")),
+            None => text.push_str(" to its backup (not among the nodes given, or not answering)."),
+        },
     }
     text
 }
@@ -290,7 +326,7 @@ fn wait_for(pair: &mut Pair, p: usize, options: &Options) -> Duration {
 
 /// Sends the request to the primary `p` and follows the journals until the outcome or
 /// `wait`.
-fn execute(pair: &mut Pair, before: &[NodeView], p: usize, key: &str, wait: Duration) -> Report {
+fn execute(pair: &mut Pair, before: &[NodeView], p: usize, key: &str, wait: Duration, to: Option<u8>) -> Report {
     let names: Vec<String> = before.iter().map(|n| n.name.clone()).collect();
     // Only events after the status just read belong to this switchover.
     let mut since: Vec<Option<(u64, u64)>> = before
@@ -298,7 +334,7 @@ fn execute(pair: &mut Pair, before: &[NodeView], p: usize, key: &str, wait: Dura
         .map(|n| n.status.as_ref().map(|s| (s.events_last_seq, s.boot_id)))
         .collect();
     let started_at = Instant::now();
-    let reply = match pair.members[p].client.switchover(key) {
+    let reply = match pair.members[p].client.operator_to("switchover", key, to) {
         Ok(reply) => reply,
         Err(e) => {
             let mut r = request_failed(&names[p], &e);
@@ -308,6 +344,7 @@ fn execute(pair: &mut Pair, before: &[NodeView], p: usize, key: &str, wait: Dura
     };
     let mut base = json!({
         "sent_to": names[p],
+        "to": to,
         "result": reply.result,
         "reason": reply.reason,
     });

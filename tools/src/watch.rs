@@ -18,7 +18,7 @@
 use crate::client::Client;
 use crate::health::{assess, recent_alarm, NodeView};
 use crate::model::Event;
-use crate::render::{line_text, pair_table, span, utc_time_text, verdict_lines, Line, Style};
+use crate::render::{group_table, line_text, pair_table, span, utc_time_text, verdict_lines, Line, Style};
 use crate::targets::Target;
 use crate::{exit, Failure};
 use crossterm::{cursor, execute, queue, terminal};
@@ -549,6 +549,11 @@ fn screen(
     }
     lines.push(Vec::new());
     lines.extend(pair_table(views, &tracker.highlighted(now), Some(width)));
+    let group = group_table(views);
+    if !group.is_empty() {
+        lines.push(Vec::new());
+        lines.extend(group);
+    }
     lines.push(Vec::new());
     lines.push(vec![span("events (newest last)", Style::Bold)]);
     let room = height.saturating_sub(lines.len());

@@ -480,6 +480,25 @@ fn twinctl_status_switchover_events_on_a_real_pair() {
         "still node-1 after two refusals"
     );
 
+    // switchover --to naming the primary, or a node not in the pair: refused by the core
+    // with its reason (exit 1); a bad id is a usage error (exit 3).
+    let to_primary = rig.twinctl(&["switchover", "--yes", "--json", "--to", "node-1"]);
+    assert_eq!(to_primary.code, 1, "{to_primary:?}");
+    assert_eq!(to_primary.json()["reason"], "target_is_primary", "{to_primary:?}");
+    let to_unknown = rig.twinctl(&["switchover", "--yes", "--to", "99"]);
+    assert_eq!(to_unknown.code, 1, "{to_unknown:?}");
+    assert!(
+        to_unknown.stderr.contains("refused by node-1: unknown_target"),
+        "{to_unknown:?}"
+    );
+    let to_zero = rig.twinctl(&["switchover", "--yes", "--to", "0"]);
+    assert_eq!(to_zero.code, 3, "{to_zero:?}");
+    assert_eq!(
+        rig.status().unwrap()["primary"],
+        "node-1",
+        "still node-1 after --to refusals"
+    );
+
     // switchover --yes: node-2 leads, at the frame node-1 released.
     let switched = rig.twinctl(&["switchover", "--yes"]);
     eprintln!(
@@ -550,9 +569,11 @@ fn twinctl_status_switchover_events_on_a_real_pair() {
             .spawn()
             .unwrap(),
     );
-    let back = rig.twinctl(&["switchover", "--yes", "--json"]);
+    // Back to node-1, named (`--to`, by name; the MAC covers the target).
+    let back = rig.twinctl(&["switchover", "--yes", "--json", "--to", "node-1"]);
     assert_eq!(back.code, 0, "{back:?}");
     let back = back.json();
+    assert_eq!(back["to"], 1);
     eprintln!("--- twinctl switchover --yes --json ---\n{back}");
     assert_eq!(back["outcome"], "completed");
     assert_eq!(back["sent_to"], "node-2");

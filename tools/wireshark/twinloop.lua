@@ -1,7 +1,7 @@
 -- twinloop: a Wireshark dissector for the two protocols of a twinloop pair.
 --
 --   twinloop_io    the I/O protocol (plant <-> nodes): frames and outputs, docs/PROTOCOL.md
---   twinloop_sync  the node-to-node sync links, docs/SYNC-PROTOCOL.md (wire version 3)
+--   twinloop_sync  the node-to-node sync links, docs/SYNC-PROTOCOL.md (wire version 4)
 --
 -- Load it with `tshark -X lua_script:tools/wireshark/twinloop.lua` or copy it into
 -- ~/.local/lib/wireshark/plugins/. Written for Wireshark 4.0 (Lua 5.2, bit32); no other
@@ -9,7 +9,7 @@
 --
 -- Both protocols are registered on UDP ports (preferences; the defaults are those of
 -- configs/*.toml) and as heuristics: an I/O datagram starts with "TL" 01, a sync datagram
--- is version 3 with a CRC-32C that matches, so a pair on other ports is found too.
+-- is version 4 with a CRC-32C that matches, so a pair on other ports is found too.
 --
 -- The dissector checks what the node checks (runtime/src/io_protocol.rs and wire.rs), in
 -- the same order, and says each failure as expert info; it never raises a Lua error on
@@ -557,7 +557,7 @@ end
 
 local p_sync = Proto("twinloop_sync", "twinloop sync protocol")
 
-local SYNC_VERSION = 3
+local SYNC_VERSION = 4
 local SYNC_MAX = 1200
 local TAG_BYTES = 16
 local FLAG_TAGGED = 1
@@ -584,10 +584,23 @@ local COMMIT_KIND = {
     } },
 }
 local STATE_DIGEST = { { "value", "u64", "State digest", base.HEX } }
+-- An operator's write (docs/HMI.md; wire version 4).
+local HMI_WRITE = {
+    { "client", "u32", "Client id", base.HEX },
+    { "transaction", "u16", "Transaction id" },
+    { "tag", "u16", "Tag index" },
+    { "value", "i64", "Value" },
+}
+-- An event's id, as `Body::Acks` carries it (docs/SYNC-PROTOCOL.md, "Acks").
+local ACK_ID = {
+    { "frame", "u64", "Frame" },
+    { "index", "u8", "Output index" },
+}
 local COMMIT = {
     { "frame", "u64", "Frame" },
     { "kind", "variant", "Kind", COMMIT_KIND },
     { "state_digest", "option", "State digest", STATE_DIGEST },
+    { "writes", "list", "HMI writes", { 4, HMI_WRITE } },
 }
 local HEADER = {
     { "node_id", "u8", "Node id" },
@@ -639,8 +652,14 @@ local BODIES = {
         { "id", "u32", "Transfer id" },
         { "next", "u32", "Next chunk wanted" },
     } },
-    [10] = { "SwitchAsk", { { "id", "u32", "Switchover id" } } },
-    [11] = { "SwitchRequest", { { "id", "u32", "Switchover id" } } },
+    [10] = { "SwitchAsk", {
+        { "id", "u32", "Switchover id" },
+        { "to", "u8", "Target node (0 = any)" },
+    } },
+    [11] = { "SwitchRequest", {
+        { "id", "u32", "Switchover id" },
+        { "to", "u8", "Target node (0 = any)" },
+    } },
     [12] = { "SwitchAgree", { { "id", "u32", "Switchover id" } } },
     [13] = { "SwitchDelay", {
         { "id", "u32", "Switchover id" },
@@ -660,6 +679,20 @@ local BODIES = {
         { "session", "u16", "Source session", base.HEX },
         { "source_first", "u64", "Source first frame" },
         { "pair_first", "u64", "Pair frame of source_first" },
+    } },
+    [18] = { "HmiWrite", HMI_WRITE },
+    [19] = { "VoteRequest", {
+        { "epoch", "u64", "Epoch asked for", "epoch" },
+        { "commit_highest", "u64", "Highest commit held" },
+    } },
+    [20] = { "Vote", {
+        { "epoch", "u64", "Epoch asked for", "epoch" },
+        { "granted", "bool", "Granted" },
+        { "commit_highest", "u64", "Highest commit held" },
+    } },
+    -- Acknowledged events (issue 22; wire version 4): the ids every sink acked.
+    [21] = { "Acks", {
+        { "ids", "list", "Acknowledged event ids", { 32, ACK_ID } },
     } },
 }
 
@@ -694,6 +727,7 @@ local fs = {
 local FIELD_TYPES = {
     u8 = ProtoField.uint8, bool = ProtoField.uint8, u16 = ProtoField.uint16, u32 = ProtoField.uint32,
     u64 = ProtoField.uint64, enum = ProtoField.uint32, variant = ProtoField.uint32,
+    i64 = ProtoField.int64,
 }
 local BOOLS = { [0] = "false", [1] = "true" }
 
@@ -708,6 +742,10 @@ local function declare(prefix, spec)
         if ty == "struct" or ty == "option" then
             g.pf = ProtoField.none(path, label)
             g[4] = declare(path, extra)
+        elseif ty == "list" then
+            g.pf = ProtoField.none(path, label)
+            g.pf_len = ProtoField.uint64(path .. ".len", label .. " count")
+            g[4] = { extra[1], declare(path, extra[2]) }
         elseif ty == "bytes" then
             g.pf = ProtoField.bytes(path, label)
             g.pf_len = ProtoField.uint64(path .. ".len", label .. " length")
@@ -750,6 +788,8 @@ local function collect(list, spec)
         end
         if f[2] == "struct" or f[2] == "option" then
             collect(list, f[4])
+        elseif f[2] == "list" then
+            collect(list, f[4][2])
         elseif f[2] == "variant" then
             for _, v in pairs(f[4]) do
                 collect(list, v[2])
@@ -892,6 +932,19 @@ local function read_spec(r, tree, spec, values)
                     item:add(fs.epoch_node, r.tvb(start, len), v:band(UInt64(0xFF)):tonumber()):set_generated()
                 end
             end
+        elseif ty == "i64" then
+            -- A zigzag varint: (n >> 1) xor -(n & 1).
+            local n
+            n, start, len = r:varint("u64")
+            if n ~= nil then
+                local magnitude = Int64(n:rshift(1):lower(), n:rshift(1):higher())
+                if n:band(UInt64(1)) == UInt64(1) then
+                    v = -magnitude - 1
+                else
+                    v = magnitude
+                end
+                tree:add(f.pf, r.tvb(start, len), v)
+            end
         elseif ty == "enum" then
             v, start, len = r:varint("u32")
             if v ~= nil then
@@ -919,6 +972,28 @@ local function read_spec(r, tree, spec, values)
                     end
                     r.pos = r.pos + count
                     v = n
+                end
+            end
+        elseif ty == "list" then
+            local n
+            n, start, len = r:varint("usize")
+            if n ~= nil then
+                tree:add(f.pf_len, r.tvb(start, len), n)
+                if n > UInt64(extra[1]) then
+                    r.err = r.err or (f[3] .. ": " .. tostring(n) .. " items, more than " .. extra[1])
+                else
+                    local sub = tree:add(f.pf, r.tvb(start, len))
+                    v = n
+                    for _ = 1, n:tonumber() do
+                        local item = sub:add(f.pf, r.tvb(r.pos, 0))
+                        local first = r.pos
+                        if read_spec(r, item, extra[2], {}) == nil then
+                            v = nil
+                            break
+                        end
+                        item:set_len(r.pos - first)
+                    end
+                    sub:set_len(r.pos - start)
                 end
             end
         elseif ty == "struct" then
@@ -986,7 +1061,7 @@ local function dissect_sync(tvb, pinfo, root)
     local version = tvb(0, 1):uint()
     if version ~= SYNC_VERSION then
         fail(version_item, es.unknown_version, "Unknown wire version " .. version ..
-            " (this dissector reads version 3; version 2 had no challenge, version 1 no origin or fingerprint)")
+            " (this dissector reads version 4; version 3 had no switchover target, no HMI writes and no votes, version 2 no challenge, version 1 no origin or fingerprint)")
     end
     local crc_wire = tvb(len - 4, 4):le_uint()
     local covered = raw(tvb, 0, len - 4)
@@ -1099,7 +1174,7 @@ function p_sync.dissector(tvb, pinfo, root)
     return dissect_sync(tvb, pinfo, root)
 end
 
--- A sync datagram has no magic: version 3, flags 0 or 1, a length in range and a CRC-32C
+-- A sync datagram has no magic: version 4, flags 0 or 1, a length in range and a CRC-32C
 -- that matches (one chance in 2^32 for other traffic).
 local function heur_sync(tvb, pinfo, root)
     local len = tvb:len()

@@ -5,6 +5,7 @@
 //! complete (the motor then stops).
 use serde::{Deserialize, Serialize};
 use twinloop::app::{restore_postcard, snapshot_postcard, App, Frame, Outbox, SnapshotError};
+use twinloop::hmi::{HmiClass, HmiTag, HmiType};
 use twinloop::node_main::{AppSettings, NodeProgram, SettingsError};
 
 /// The `[app]` table.
@@ -29,6 +30,16 @@ impl AppSettings for ConveyorSettings {
         }
     }
 }
+
+/// The conveyor's HMI tags, in register order (docs/HMI.md): the motor, the counts, and
+/// the batch size and a stop request the operator may write.
+pub const CONVEYOR_HMI: [HmiTag; 5] = [
+    HmiTag::read("running", HmiClass::Mode, HmiType::Bool, ""),
+    HmiTag::read("parts", HmiClass::Value, HmiType::U32, "parts"),
+    HmiTag::read("batches", HmiClass::Value, HmiType::U32, "batches"),
+    HmiTag::write("batch_parts", HmiClass::Setpoint, HmiType::U32, "parts", 1, 1_000_000),
+    HmiTag::write("stop", HmiClass::ModeRequest, HmiType::Bool, "", 1, 1),
+];
 
 /// Everything that must survive a takeover: snapshots carry it whole.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +86,31 @@ impl App for Conveyor {
         let mut buf = [0u8; 32]; // postcard: at most 22 bytes
         let len = self.snapshot(&mut buf).unwrap_or(0);
         twinloop::digest::fnv64(&buf[..len])
+    }
+
+    fn hmi_tags(&self) -> &[HmiTag] {
+        &CONVEYOR_HMI
+    }
+
+    fn hmi_read(&self, tag: u16) -> Option<i64> {
+        match tag {
+            0 => Some(i64::from(self.running)),
+            1 => Some(i64::from(self.parts)),
+            2 => Some(i64::from(self.batches)),
+            3 => Some(i64::from(self.batch_parts)),
+            4 => Some(0),
+            _ => None,
+        }
+    }
+
+    fn hmi_write(&mut self, tag: u16, value: i64) {
+        match tag {
+            // Within 1..=1000000 (the declared limits; the runtime refused the others).
+            3 => self.batch_parts = u32::try_from(value).unwrap_or(self.batch_parts),
+            // A stop from the HMI: as the stop button, for one cycle.
+            4 => self.running = false,
+            _ => {}
+        }
     }
 }
 

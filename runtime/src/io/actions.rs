@@ -44,6 +44,9 @@ impl<A: App> Shell<A> {
                 Action::Transition(t) => self.on_transition(t),
                 Action::Alarm(alarm) => self.on_alarm(alarm),
                 Action::Notice(notice) => self.on_notice(notice),
+                Action::HmiWriteDone { write, outcome } => self.hmi_answer(write, outcome),
+                // For observers only: the commit was not sent, by design.
+                Action::CommitHeld { .. } => {}
             }
         }
         Ok(())

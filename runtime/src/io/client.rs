@@ -454,6 +454,12 @@ impl Client {
     /// `rejoin`), proving `key` as [`Client::switchover`] describes (the MAC covers
     /// `cmd`). A refusal by the core is a reply (`result: refused`).
     pub fn operator(&mut self, cmd: &str, key: &str) -> Result<CommandReply, ClientError> {
+        self.operator_to(cmd, key, None)
+    }
+
+    /// [`Client::operator`] with a target: `switchover` to node `to` (`switchover --to`;
+    /// the MAC covers it, see [`super::console::mac_subject`]).
+    pub fn operator_to(&mut self, cmd: &str, key: &str, to: Option<u8>) -> Result<CommandReply, ClientError> {
         let command: fn(Proof) -> Request = match cmd {
             "switchover" => Request::Switchover,
             "force-primary" => Request::ForcePrimary,
@@ -473,13 +479,15 @@ impl Client {
         let proof = match challenge {
             Some(Some(challenge)) => {
                 self.auth_seq += 1;
-                let mac = request_mac(key.as_bytes(), &challenge, self.auth_seq, cmd);
+                let subject = super::console::mac_subject(cmd, to);
+                let mac = request_mac(key.as_bytes(), &challenge, self.auth_seq, &subject);
                 Proof {
                     key: None,
                     auth: Some(AuthProof {
                         seq: self.auth_seq,
                         mac: hex(&mac),
                     }),
+                    to: to.map(u64::from),
                 }
             }
             Some(None) => {
@@ -488,6 +496,7 @@ impl Client {
             None => Proof {
                 key: Some(key.to_string()),
                 auth: None,
+                to: to.map(u64::from),
             },
         };
         self.request(&command(proof), false)

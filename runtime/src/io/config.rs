@@ -57,6 +57,8 @@ pub struct ShellConfig {
     pub log: LogConfig,
     /// The Prometheus metrics endpoint (off unless `metrics.bind` is set).
     pub metrics: MetricsConfig,
+    /// The HMI's Modbus/TCP server (off unless `hmi.listen` is set).
+    pub hmi: HmiConfig,
 }
 
 /// `[frames]`: where input frames arrive.
@@ -325,6 +327,16 @@ pub struct MetricsConfig {
     /// The TCP address to serve `GET /metrics` on; absent: no endpoint. Anyone who can
     /// reach it reads the node's figures (no key): bind it where only the scraper can.
     pub bind: Option<SocketAddr>,
+}
+
+/// `[hmi]`: the Modbus/TCP server for HMIs and SCADA (docs/HMI.md), opt-in.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HmiConfig {
+    /// The TCP address to serve Modbus/TCP on (e.g. `0.0.0.0:502`); absent: no server.
+    /// Anyone who can reach it reads the tags and writes the writable ones within their
+    /// limits (Modbus has no authentication): bind it on the control network only.
+    pub listen: Option<SocketAddr>,
 }
 
 /// `[log]`: what goes to stderr.

@@ -157,6 +157,16 @@ pub fn request_mac(key: &[u8], challenge: &[u8; CHALLENGE_BYTES], seq: u64, cmd:
     mac
 }
 
+/// What a state-changing request's MAC covers: the command name, and for a switchover to
+/// a named node (`to`) ` to=N` after it (`switchover to=3`), so that the target cannot be
+/// changed on the way without the key.
+pub fn mac_subject(cmd: &str, to: Option<u8>) -> String {
+    match to {
+        Some(to) => format!("{cmd} to={to}"),
+        None => cmd.to_string(),
+    }
+}
+
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -844,14 +854,16 @@ mod tests {
             parse(r#"{"cmd":"switchover","key":"k"}"#).unwrap().1,
             Request::Switchover(Proof {
                 key: Some("k".into()),
-                auth: None
+                auth: None,
+                to: None
             })
         );
         assert_eq!(
             parse(r#"{"cmd":"force-primary","key":"k"}"#).unwrap().1,
             Request::ForcePrimary(Proof {
                 key: Some("k".into()),
-                auth: None
+                auth: None,
+                to: None
             })
         );
         assert_eq!(
@@ -861,7 +873,8 @@ mod tests {
                 auth: Some(AuthProof {
                     seq: 1,
                     mac: "ab".into()
-                })
+                }),
+                to: None
             })
         );
         assert_eq!(
@@ -1195,7 +1208,7 @@ mod limit_tests {
         ) {
             use super::super::schema::{AuthProof, Proof, RequestLine};
             let auth = AuthProof { seq, mac };
-            let proof = Proof { key, auth: with_auth.then(|| auth.clone()) };
+            let proof = Proof { key, auth: with_auth.then(|| auth.clone()), to: with_auth.then_some(seq % 300) };
             let request = match which {
                 0 => Request::Hello,
                 1 => Request::Status,

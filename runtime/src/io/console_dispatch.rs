@@ -94,16 +94,30 @@ impl<A: App> super::Shell<A> {
                 }
             },
             Request::Switchover(proof) | Request::ForcePrimary(proof) | Request::Rejoin(proof) => {
-                match self.authorize(proof.key.as_deref(), proof.auth.as_ref(), cmd, &line) {
-                    Err((code, message)) => console::error_line(&id, code, message),
-                    Ok(()) => {
-                        let command = match cmd {
-                            "switchover" => Command::Switchover,
-                            "rejoin" => Command::Rejoin,
-                            _ => Command::ForcePrimary,
-                        };
-                        self.operator_command(&id, &line, cmd, command)?
-                    }
+                // `to` (switchover --to): a node id, or absent; other commands ignore it.
+                let to = match (cmd, proof.to) {
+                    ("switchover", Some(to)) => u8::try_from(to).ok().filter(|&t| t != 0).ok_or(()),
+                    _ => Ok(0),
+                };
+                let subject = console::mac_subject(cmd, to.ok().filter(|&t| t != 0));
+                match to {
+                    Err(()) => console::error_line(
+                        &id,
+                        ErrorCode::BadRequest,
+                        "`to` must be a node id, 1..=255 (or absent: the backup)",
+                    ),
+                    Ok(to) => match self.authorize(proof.key.as_deref(), proof.auth.as_ref(), &subject, &line) {
+                        Err((code, message)) => console::error_line(&id, code, message),
+                        Ok(()) => {
+                            let command = match cmd {
+                                "switchover" if to != 0 => Command::SwitchoverTo(to),
+                                "switchover" => Command::Switchover,
+                                "rejoin" => Command::Rejoin,
+                                _ => Command::ForcePrimary,
+                            };
+                            self.operator_command(&id, &line, cmd, command)?
+                        }
+                    },
                 }
             }
         };
@@ -123,7 +137,7 @@ impl<A: App> super::Shell<A> {
         cmd: &'static str,
         command: Command,
     ) -> Result<String, ShellError> {
-        let switchover = matches!(command, Command::Switchover);
+        let switchover = matches!(command, Command::Switchover | Command::SwitchoverTo(_));
         let reply = self.node.handle_command(self.clock.now(), command);
         self.drain()?;
         let (result, reason) = match reply {

@@ -29,6 +29,7 @@ impl<A: App> Shell<A> {
         event.reason = Some(Some(reason.to_string()));
         event.cause = Some(cause.map(str::to_string));
         event.previous_role = Some(self.previous_role.into());
+        event.peers = self.group_roles();
         self.journal_push(event);
 
         let stopping = self.stopping != Stopping::Running;
@@ -46,6 +47,7 @@ impl<A: App> Shell<A> {
                 ),
                 ("TWINLOOP_PREVIOUS_ROLE", names::role(self.previous_role).into()),
                 ("TWINLOOP_STOPPING", if stopping { "1" } else { "0" }.into()),
+                ("TWINLOOP_PEERS", self.peers_env()),
             ],
             summary: format!("role {}, reason {reason}", names::role(t.role)),
         };
@@ -62,6 +64,50 @@ impl<A: App> Shell<A> {
                 _ => {}
             }
         }
+    }
+
+    /// A group's peers with their roles as last heard, for a transition's journal entry
+    /// (issue 16); `None` for a pair, whose one peer the event need not name.
+    fn group_roles(&self) -> Option<Vec<schema::EventPeer>> {
+        if self.node.config().peers.is_empty() {
+            return None;
+        }
+        let group = self.node.status().group;
+        Some(
+            group
+                .iter()
+                .filter_map(|m| {
+                    Some(schema::EventPeer {
+                        node_id: m.node_id?.into(),
+                        role: m.heard.map(|p| p.role.into()),
+                        alive: m.alive,
+                        witness: m.witness,
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// `TWINLOOP_PEERS` for a hook: every peer as `id=role`, space-separated, in
+    /// configuration order — its role as last heard (`starting`, `primary`, `backup`),
+    /// `silent` when it is not heard within the window, `unknown` when never heard. A
+    /// pair's one peer too (`2=backup`); empty while a pair's peer was never heard.
+    pub(super) fn peers_env(&self) -> String {
+        let group = self.node.status().group;
+        let mut text = String::new();
+        for m in &group {
+            let Some(id) = m.node_id else { continue };
+            let role = match m.heard {
+                None => "unknown".to_string(),
+                Some(_) if !m.alive => "silent".to_string(),
+                Some(p) => schema::Role::from(p.role).to_string(),
+            };
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            text.push_str(&format!("{id}={role}"));
+        }
+        text
     }
 
     pub(super) fn on_alarm(&mut self, alarm: Alarm) {

@@ -6,7 +6,8 @@
 //! never overtakes the "bind the IP" before it. A hook that outlives `timeout_ms` is
 //! killed. The environment carries `TWINLOOP_NODE_ID`, `TWINLOOP_NODE_NAME`,
 //! `TWINLOOP_ROLE`, `TWINLOOP_SYNC`, `TWINLOOP_EPOCH`, `TWINLOOP_FRAME`,
-//! `TWINLOOP_REASON`, `TWINLOOP_PREVIOUS_ROLE` and `TWINLOOP_STOPPING`.
+//! `TWINLOOP_REASON`, `TWINLOOP_PREVIOUS_ROLE`, `TWINLOOP_STOPPING` and `TWINLOOP_PEERS`
+//! (each peer as `id=role`, as last heard).
 
 use super::log;
 use std::collections::VecDeque;

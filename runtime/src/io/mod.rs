@@ -39,6 +39,7 @@ pub mod config;
 pub mod console;
 mod console_dispatch;
 pub mod epoch_file;
+pub mod hmi_server;
 pub mod hook;
 pub mod journal;
 pub mod log;
@@ -336,6 +337,8 @@ pub struct Shell<A: App> {
     previous_role: Role,
     /// READY, WATCHDOG, STATUS and STOPPING to systemd (`systemd.rs`).
     notifier: systemd::Notifier,
+    /// The HMI's Modbus/TCP server (`hmi_server.rs`); `None`: `hmi.listen` unset.
+    hmi: Option<hmi_server::HmiServer>,
     /// The Prometheus endpoint (`metrics.rs`); `None`: `metrics.bind` unset.
     metrics: Option<metrics::MetricsServer>,
     /// How late each deadline of the core was handled.

@@ -148,5 +148,13 @@ pub fn refuse_text(reason: RefuseReason) -> &'static str {
         RefuseReason::NotWaiting => {
             "this node is not waiting for an operator (force-primary: starting; rejoin: keeping its state)"
         }
+        RefuseReason::UnknownTarget => {
+            "--to names no node of the pair or group (a pair's peer must have been heard): give the id of a backup (twinctl status lists them)"
+        }
+        RefuseReason::TargetIsPrimary => "--to names the primary: name the backup that is to take over",
+        RefuseReason::TargetIsWitness => "--to names the witness, which never leads: name a backup",
+        RefuseReason::TargetNotInSync => {
+            "the backup named by --to is not following in sync (joining, lagging or silent): wait until twinctl status shows it in_sync, or name another"
+        }
     }
 }

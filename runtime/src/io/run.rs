@@ -72,6 +72,7 @@ impl<A: App> Shell<A> {
                     TOKEN_SIGNALS => self.read_signals(),
                     TOKEN_OUTPUTS => self.read_acks()?,
                     _ if self.metrics.as_mut().is_some_and(|m| m.ready(token)) => {}
+                    _ if self.hmi.as_mut().is_some_and(|h| h.ready(token)) => {}
                     _ => {
                         if let Some(console) = &mut self.console {
                             if console.owns(token) {
@@ -84,6 +85,7 @@ impl<A: App> Shell<A> {
             self.read_sockets()?;
             self.console_turn()?;
             self.metrics_turn();
+            self.hmi_turn();
         }
     }
 

@@ -313,6 +313,14 @@ name_enum! {
         NoPrimary <= node::RefuseReason::NoPrimary,
         /// This node is not waiting for an operator.
         NotWaiting <= node::RefuseReason::NotWaiting,
+        /// `switchover --to` names no node of the pair or group.
+        UnknownTarget <= node::RefuseReason::UnknownTarget,
+        /// `switchover --to` names the primary.
+        TargetIsPrimary <= node::RefuseReason::TargetIsPrimary,
+        /// `switchover --to` names the witness.
+        TargetIsWitness <= node::RefuseReason::TargetIsWitness,
+        /// `switchover --to` names a backup not following in sync.
+        TargetNotInSync <= node::RefuseReason::TargetNotInSync,
     }
 }
 
@@ -384,6 +392,11 @@ pub struct Proof {
     /// A MAC over the connection's challenge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthProof>,
+    /// `switchover` only: the id of the node to take over (`twinctl switchover --to`),
+    /// 1..=255; absent: the backup. With `auth`, the MAC covers it
+    /// (`super::console::mac_subject`). Other commands ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<u64>,
 }
 
 /// A console request (docs/CONSOLE.md, "Requests"), tagged by `cmd`. The request's `id`
@@ -648,6 +661,13 @@ pub struct Status {
     /// The newest journal event's sequence number.
     #[serde(default)]
     pub events_last_seq: u64,
+    /// `runtime.weight`: this node's weight in a group's succession (issue 16).
+    #[serde(default)]
+    pub weight: u64,
+    /// Every peer this node is configured with, as it sees it: one entry in a pair, one
+    /// per other member in a group (absent from nodes that predate groups).
+    #[serde(default)]
+    pub group: Vec<GroupPeer>,
 }
 
 impl Status {
@@ -680,6 +700,44 @@ pub struct Peer {
     /// Since a valid message from the peer arrived.
     #[serde(default)]
     pub last_heard_ms_ago: u64,
+}
+
+/// `status.group[i]`: one other member of the pair or group, as this node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupPeer {
+    /// Its id (`[[peers]] id`; a pair's peer: its heard id, `None` until heard).
+    #[serde(default)]
+    pub node_id: Option<u64>,
+    /// Its role as it last announced it (`None`: not heard).
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// Its sync state as it last announced it (`None`: not heard).
+    #[serde(default)]
+    pub sync: Option<PeerSync>,
+    /// Its weight in the succession (0: a witness, or a pair's peer).
+    #[serde(default)]
+    pub weight: u64,
+    /// It only votes: it runs no program and never leads.
+    #[serde(default)]
+    pub witness: bool,
+    /// It was heard within the detection window.
+    #[serde(default)]
+    pub alive: bool,
+    /// Its epoch, as last heard (0: not heard).
+    #[serde(default)]
+    pub epoch: u64,
+    /// The last frame it has run, as last heard.
+    #[serde(default)]
+    pub frame: u64,
+    /// Since a valid message from it arrived (`None`: never).
+    #[serde(default)]
+    pub last_heard_ms_ago: Option<u64>,
+    /// Its highest accepted input frame, as its last heartbeat said.
+    #[serde(default)]
+    pub input_frame: u64,
+    /// Its sync links.
+    #[serde(default)]
+    pub links: u64,
 }
 
 /// `status.links[i]`.
@@ -1089,10 +1147,30 @@ pub struct Event {
     /// client's `ip:port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// A transition in a group (more than one peer): each peer's role as this node last
+    /// heard it at the change (issue 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers: Option<Vec<EventPeer>>,
     /// Fields this version does not know (a newer node's), as sent; the shell never
     /// fills it.
     #[serde(flatten)]
     pub fields: Map<String, Value>,
+}
+
+/// `events[i].peers[j]`: one peer's role as a node saw it at a transition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventPeer {
+    /// Its id (`[[peers]] id`).
+    pub node_id: u64,
+    /// Its role as last heard; `None`: never heard.
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// It was heard within the detection window.
+    #[serde(default)]
+    pub alive: bool,
+    /// It is the group's witness.
+    #[serde(default, skip_serializing_if = "core::ops::Not::not")]
+    pub witness: bool,
 }
 
 /// A field that is absent (`None`), `null` (`Some(None)`) or a value: `cause` and
@@ -1141,6 +1219,7 @@ impl Event {
             result: None,
             frame_last: None,
             client: None,
+            peers: None,
             fields: Map::new(),
         }
     }
@@ -1414,6 +1493,20 @@ mod tests {
             unix_ms: 11,
             boot_id: 12,
             events_last_seq: 13,
+            weight: 14,
+            group: vec![GroupPeer {
+                node_id: Some(2),
+                role: Some(Role::Backup),
+                sync: Some(PeerSync::InSync),
+                weight: 5,
+                witness: true,
+                alive: true,
+                epoch: 514,
+                frame: 98,
+                last_heard_ms_ago: Some(4),
+                input_frame: 99,
+                links: 1,
+            }],
         }
     }
 
@@ -1477,7 +1570,7 @@ mod tests {
                 "status.{key} is not in CONSOLE.md"
             );
         }
-        for object in ["peer", "links", "last_transition", "io", "input"] {
+        for object in ["peer", "links", "last_transition", "io", "input", "group"] {
             let mut sub = &value[object];
             if let Value::Array(items) = sub {
                 sub = &items[0];

@@ -141,6 +141,23 @@ impl<A: App> Shell<A> {
             ),
             None => None,
         };
+        let hmi = match config.hmi.listen {
+            Some(addr) => Some(
+                hmi_server::HmiServer::new(net::tcp_listener(addr, "hmi")?, poll.registry())
+                    .map_err(ShellError::Poll)?,
+            ),
+            None => None,
+        };
+        if hmi.is_some() {
+            // The register map comes from the program's declaration: a bad one is the
+            // program's to fix, said before the node starts.
+            crate::hmi::validate(app.hmi_tags()).map_err(|e| {
+                ShellError::Config(ShellConfigError {
+                    key: "hmi.listen".into(),
+                    problem: format!("the program's HMI tags cannot be served: {e}"),
+                })
+            })?;
+        }
         let console = if config.console.enabled {
             let listener = net::console_listener(config.console.bind)?;
             Some(
@@ -215,6 +232,7 @@ impl<A: App> Shell<A> {
             previous_role: Role::Starting,
             notifier,
             metrics,
+            hmi,
             lateness: metrics::Histogram::lateness(),
             frame_handling: metrics::Histogram::frame_handling(),
             counters: IoCounters::default(),

@@ -38,6 +38,7 @@ impl<A: App> super::Shell<A> {
             source,
             source_restarts,
             commits_lost,
+            group,
         } = self.node.status();
         let ago_ms = |at: Instant| now.saturating_since(at).as_millis() as u64;
         let links = links
@@ -181,6 +182,23 @@ impl<A: App> super::Shell<A> {
             unix_ms: self.clock.unix_ms_now(),
             boot_id: self.boot_id,
             events_last_seq: self.journal.last_seq(),
+            weight: runtime.weight.into(),
+            group: group
+                .iter()
+                .map(|m| schema::GroupPeer {
+                    node_id: m.node_id.map(u64::from),
+                    role: m.heard.map(|p| p.role.into()),
+                    sync: m.heard.map(|p| p.sync.into()),
+                    weight: m.weight.into(),
+                    witness: m.witness,
+                    alive: m.alive,
+                    epoch: m.heard.map_or(0, |p| p.epoch),
+                    frame: m.heard.map_or(0, |p| p.frame),
+                    last_heard_ms_ago: m.heard.map(|p| ago_ms(p.last_heard)),
+                    input_frame: m.input_frame,
+                    links: m.link_count.into(),
+                })
+                .collect(),
         }
     }
 

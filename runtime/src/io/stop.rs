@@ -101,6 +101,7 @@ impl<A: App> Shell<A> {
                 ("TWINLOOP_REASON", format!("stopped:{why}")),
                 ("TWINLOOP_PREVIOUS_ROLE", names::role(self.previous_role).into()),
                 ("TWINLOOP_STOPPING", "1".into()),
+                ("TWINLOOP_PEERS", self.peers_env()),
             ],
             summary: format!("role stopped, reason stopped:{why}"),
         };

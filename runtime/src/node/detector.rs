@@ -4,7 +4,7 @@
 use super::{Action, Alarm, Node, Notice, PeerStatus, Reason, Role, SyncState, TrafficClass};
 use crate::app::App;
 use crate::time::Instant;
-use crate::wire::{Body, Envelope, Header, WireRole, WireSync};
+use crate::wire::{Body, Envelope, Header, WireRole};
 
 impl<A: App> Node<A> {
     /// Every valid message that is the peer's newest on its link (`fresh`) is a sign of
@@ -50,6 +50,11 @@ impl<A: App> Node<A> {
                 self.false_deaths += 1;
                 self.notice(Notice::FalseDeath);
             }
+            // A group's round asking for votes is its probe: the primary lives.
+            if self.vote.take().is_some_and(|round| round.epoch.is_some()) {
+                self.false_deaths += 1;
+                self.notice(Notice::FalseDeath);
+            }
         }
         self.election_on_header(&h);
         self.primary_track_backup();
@@ -77,13 +82,9 @@ impl<A: App> Node<A> {
         if self.role != Role::Primary {
             return;
         }
-        // groups: paired while any backup follows, or every one? (acked outputs count the
-        // in-sync backups; the console wants one row per peer.)
-        let following = self.the_peer_alive()
-            && self
-                .the_peer()
-                .status
-                .is_some_and(|p| p.role == WireRole::Backup && matches!(p.sync, WireSync::InSync | WireSync::Lagging));
+        // A group's primary is paired while any backup follows with state (a witness
+        // holds none); a pair's, while its peer does.
+        let following = (0..usize::from(self.peer_count)).any(|slot| self.slot_follows(slot));
         match (self.sync, following) {
             (SyncState::Alone, true) => self.transition(Role::Primary, SyncState::Paired, Reason::BackupInSync),
             (SyncState::Paired, false) => self.transition(Role::Primary, SyncState::Alone, Reason::BackupLost),
@@ -118,7 +119,11 @@ impl<A: App> Node<A> {
 
     pub(super) fn on_probe_ack(&mut self, id: u32, header: &Header) {
         // An answer from a primary was already counted as a false death in `note_alive`.
-        if header.role != WireRole::Primary && self.role == Role::Backup && self.probe.is_some_and(|(p, _)| p == id) {
+        if header.role != WireRole::Primary
+            && self.role == Role::Backup
+            && self.probe.is_some_and(|(p, _)| p == id)
+            && !self.group_votes()
+        {
             // Alive, but nobody leads: this node does.
             // groups: with three or more voters, only the successor by weight, and only
             // with a majority's votes (pre-vote), not on one peer's answer.
@@ -131,10 +136,16 @@ impl<A: App> Node<A> {
     /// against the same value (`detector_timeout`, `slot_alive`).
     pub(super) fn detection_deadline(&self) -> Option<Instant> {
         let links = (0..self.links_total()).filter_map(|link| self.link_expiry(link));
-        // groups: the expiry of whichever backups keep the primary paired
-        // (`primary_track_backup`).
+        // Paired until the last backup that said it follows falls silent
+        // (`primary_track_backup`); past, that expiry wakes the node at once.
+        // A pair's: its peer's, whatever it said last (as before groups).
         let paired = (self.sync == SyncState::Paired)
-            .then(|| self.the_peer_expiry())
+            .then(|| {
+                (0..usize::from(self.peer_count))
+                    .filter(|&slot| !self.group_votes() || self.slot_said_follows(slot))
+                    .filter_map(|slot| self.slot_expiry(slot))
+                    .max()
+            })
             .flatten();
         self.primary_silence_expiry()
             .into_iter()
@@ -146,7 +157,11 @@ impl<A: App> Node<A> {
     /// Backup, no probe out, able to act: when its primary's silence reaches the
     /// detection window and it probes (or, without state, gives up following).
     pub(super) fn primary_silence_expiry(&self) -> Option<Instant> {
-        (self.role == Role::Backup && self.probe.is_none() && !self.cannot_take_over_raised)
+        (self.role == Role::Backup
+            && self.probe.is_none()
+            && self.vote.is_none()
+            && !self.cannot_take_over_raised
+            && !self.config.witness)
             .then(|| self.primary_heard_at + self.config.detection_window())
     }
 
@@ -174,6 +189,8 @@ impl<A: App> Node<A> {
             }
         }
         self.primary_track_backup();
+        // Whatever the role now: a round past its deadline is over (no timer left due).
+        self.vote_timeout();
         if self.role == Role::Backup {
             if let Some((_, deadline)) = self.probe {
                 if now >= deadline {
@@ -183,7 +200,10 @@ impl<A: App> Node<A> {
                     self.take_over(Reason::TakeoverAfterProbe);
                 }
             } else if self.primary_silence_expiry().is_some_and(|t| now >= t) {
-                if self.has_state() {
+                if self.has_state() && self.group_votes() {
+                    // Three voters or more: the successor asks for votes (`succession.rs`).
+                    self.vote_start();
+                } else if self.has_state() {
                     let id = self.probe_id_next;
                     self.probe_id_next = self.probe_id_next.wrapping_add(1);
                     self.probe = Some((id, now + self.config.probe_timeout()));

@@ -13,6 +13,12 @@ impl<A: App> Node<A> {
         let keeping = self.keep_state && header.origin != self.origin.0;
         if self.role == Role::Starting && header.role == WireRole::Primary && !keeping {
             self.startup_deadline = None;
+            if self.config.witness {
+                // A witness holds no state: it follows the epoch, to vote, and joins nothing.
+                self.follow_epoch(super::Epoch(header.epoch));
+                self.transition(Role::Backup, SyncState::Alone, Reason::PrimaryFound);
+                return;
+            }
             self.follow_origin(header.origin);
             self.follow_epoch(super::Epoch(header.epoch));
             self.transition(Role::Backup, SyncState::Joining, Reason::PrimaryFound);
@@ -45,7 +51,7 @@ impl<A: App> Node<A> {
         }
     }
 
-    fn redraw_nonce(&mut self) {
+    pub(super) fn redraw_nonce(&mut self) {
         self.nonce = self.rng.next_u64();
         self.notice(Notice::NonceRedrawn);
     }
@@ -59,8 +65,11 @@ impl<A: App> Node<A> {
             self.startup_deadline = Some(self.now + self.config.startup_wait());
             return;
         }
-        // groups: a starting node must weigh every live peer — wait for any primary or
-        // backup with state, and lead only above every starting one's tiebreak.
+        if self.group_votes() {
+            // A group's starting node weighs every live peer (`succession.rs`).
+            self.group_election_timeout();
+            return;
+        }
         let peer = self.the_peer().status.filter(|_| self.the_peer_alive());
         match peer.map(|p| (p.role, p.sync)) {
             Some((WireRole::Primary, _)) if self.keep_state => {
@@ -103,20 +112,19 @@ impl<A: App> Node<A> {
     /// `allow_cold_start`), or when the peer is heard without state itself — for a
     /// start-up wait: a node that thaws reads its socket's backlog first, and a peer's
     /// heartbeats from before it took state must not count as its word now.
-    fn lead_from_start(&mut self, reason: Reason) {
+    pub(super) fn lead_from_start(&mut self, reason: Reason) {
         let wait = self.config.startup_wait();
-        // groups: the holder may be any peer that was heard with state; a cold start
-        // needs every such peer heard cold (or gone, by a majority's word).
-        let peer_cold = self
-            .the_peer()
-            .status
-            .filter(|_| self.the_peer_alive())
-            .is_some_and(|p| p.origin == 0)
-            && self
-                .the_peer()
-                .cold_since
-                .is_some_and(|since| self.now.saturating_since(since) >= wait);
-        if self.origin.0 == 0 && self.pair_had_state && !self.cold_start_allowed && !peer_cold {
+        // In a group the holder may be any peer heard with state: a cold start needs every
+        // one heard cold (`group_peers_cold`).
+        let peer_cold = if self.group_votes() {
+            self.group_peers_cold(wait)
+        } else {
+            self.pair_peer_cold(wait)
+        };
+        // A group whose state file (or whose peers) show an epoch had state: its holder
+        // may be cut off, not gone (a pair's node learns it from its peer in this run).
+        let had_state = self.pair_had_state || (self.group_votes() && self.epochs.max_seen().0 != 0);
+        if self.origin.0 == 0 && had_state && !self.cold_start_allowed && !peer_cold {
             if !self.cold_start_held_raised {
                 self.cold_start_held_raised = true;
                 self.alarm(Alarm::ColdStartHeld);
@@ -125,6 +133,18 @@ impl<A: App> Node<A> {
             return;
         }
         self.become_primary(reason);
+    }
+
+    /// The pair's peer is alive and has said it holds no state for `wait`.
+    fn pair_peer_cold(&self, wait: core::time::Duration) -> bool {
+        self.the_peer()
+            .status
+            .filter(|_| self.the_peer_alive())
+            .is_some_and(|p| p.origin == 0)
+            && self
+                .the_peer()
+                .cold_since
+                .is_some_and(|since| self.now.saturating_since(since) >= wait)
     }
 
     /// Reserves, durably and ahead of time, the epoch a takeover would start (see
@@ -179,12 +199,9 @@ impl<A: App> Node<A> {
         }
         self.pair_had_state = true;
         self.cold_start_held_raised = false;
-        // groups: paired when any backup follows in sync (as `primary_track_backup`).
-        let sync = if self.the_peer_in_sync() {
-            SyncState::Paired
-        } else {
-            SyncState::Alone
-        };
+        // Paired when any backup follows in sync (a pair's: its peer).
+        let in_sync = (0..usize::from(self.peer_count)).any(|slot| self.slot_in_sync(slot));
+        let sync = if in_sync { SyncState::Paired } else { SyncState::Alone };
         self.transition(Role::Primary, sync, reason);
     }
 }

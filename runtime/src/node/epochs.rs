@@ -145,6 +145,25 @@ impl Epochs {
         Action::ReserveEpoch(epoch.0)
     }
 
+    /// A vote granted for `epoch`, a group's candidate's (issue 16): the floor rises to
+    /// it, so that after a restart this node grants nothing at or below it again and
+    /// starts above it; a reservation below it is dropped (the next one goes above).
+    /// Returns the write that makes the grant durable before it leaves
+    /// ([`Action::ReserveEpoch`]: stored before the next action), or `None` when the
+    /// floor covers it already.
+    #[must_use]
+    pub fn vote(&mut self, epoch: Epoch) -> Option<Action> {
+        if epoch <= self.floor {
+            return None;
+        }
+        if self.reserved.is_some_and(|r| r < epoch) {
+            self.reserved = None;
+        }
+        self.floor = epoch;
+        self.check();
+        Some(Action::ReserveEpoch(epoch.0))
+    }
+
     /// The epoch a new term would lead: the reservation while it is above every epoch
     /// seen (`true`: durable already), else the next one; `None` when every epoch above
     /// the highest seen is beyond `EPOCH_MAX`.

@@ -81,6 +81,8 @@ impl<A: App> Node<A> {
         if theirs > self.epochs.current()
             && header.role == WireRole::Starting
             && self.role == Role::Primary
+            // A starting witness announces the epochs it voted for, which it never led.
+            && !self.slot_is_witness(self.link_peer(link))
             && self.switchover.primary_may_run()
         {
             // A starting peer announces an epoch above ours: its reservation, which it may
@@ -128,6 +130,9 @@ impl<A: App> Node<A> {
                 self.follow_epoch(theirs);
                 if had_state && self.keeps_state_against(header.origin) {
                     self.keep_state_for_operator(header.origin);
+                } else if following && self.group_follows_without_transfer(header.origin) {
+                    // A group's successor, elected by votes, of this node's cold start:
+                    // followed as it is (`vote_check_commit` rejoins on a differing commit).
                 } else if following && (had_state || self.rx.is_some()) {
                     // A primary we did not follow before: its history may differ from ours.
                     self.follow_origin(header.origin);

@@ -2,10 +2,19 @@
 //! runs frame N only after the commit for N, with its own copy of the input when the
 //! digest matches and the primary's copy otherwise.
 
-use super::{Alarm, Node, Reason, ResyncCause, Role, SyncState, TrafficClass, FETCH_BATCH_MAX, SWITCH_TAKEN_FRAMES};
+use super::{
+    Action, Alarm, Node, Reason, ResyncCause, Role, SyncState, TrafficClass, FETCH_BATCH_MAX, SWITCH_TAKEN_FRAMES,
+};
 use crate::app::{App, Frame};
 use crate::digest::fnv64;
+use crate::hmi::HmiWrites;
 use crate::wire::{Body, Commit, CommitKind, Header, WireRole};
+
+/// Commits a primary still sends past `max_lag_frames` after its last peer went silent
+/// (see `Node::commit`): a tail of commits beyond a silent backup's lag bound, more than
+/// one so that a loss or two on the way does not leave it unaware. At most
+/// `max_lag_frames` + 16 commits to nobody each time the last peer goes silent.
+const COMMIT_TAIL_FRAMES: u64 = 16;
 
 /// What a run of one frame produced, for the caller to act on.
 pub(super) struct Ran {
@@ -17,11 +26,14 @@ pub(super) struct Ran {
 impl<A: App> Node<A> {
     /// Steps the application on `frame` with the payload in the ring whose digest is
     /// `input_digest` (or any payload, when `None`). Leaves the outputs in `self.outbox`.
-    pub(super) fn step_frame(&mut self, frame: u64, input_digest: Option<u64>) -> Option<Ran> {
-        let (digest, payload) = self.ring.payload(frame)?;
+    /// The operators' `writes` are applied first (`hmi.rs`).
+    pub(super) fn step_frame(&mut self, frame: u64, input_digest: Option<u64>, writes: &mut HmiWrites) -> Option<Ran> {
+        let (digest, _) = self.ring.payload(frame)?;
         if input_digest.is_some_and(|d| d != digest) {
             return None;
         }
+        self.hmi_apply(frame, writes);
+        let (_, payload) = self.ring.payload(frame)?;
         self.outbox.clear();
         self.app.step(Frame { number: frame, payload }, &mut self.outbox);
         self.ran_to(frame);
@@ -134,7 +146,13 @@ impl<A: App> Node<A> {
     /// Primary: runs one frame, emits its outputs (but those in `sent_mask`, which the
     /// previous primary already sent) and commits it.
     fn primary_run(&mut self, frame: u64, input_digest: Option<u64>, sent_mask: u32) {
-        let Some(ran) = self.step_frame(frame, input_digest) else {
+        // A frame committed by the old primary applies the writes it carried; a new one
+        // the front of the queue.
+        let mut writes = match input_digest.and_then(|_| self.ring.commit(frame)) {
+            Some(commit) => commit.writes,
+            None => self.hmi_next_writes(),
+        };
+        let Some(ran) = self.step_frame(frame, input_digest, &mut writes) else {
             return;
         };
         self.emit_outbox(frame, sent_mask);
@@ -149,7 +167,7 @@ impl<A: App> Node<A> {
             sent_mask: all_sent,
             output_digest: ran.output_digest,
         };
-        self.commit(frame, kind);
+        self.commit(frame, kind, writes);
     }
 
     /// New primary: frames `first..=last` are decided here without the commits the old
@@ -170,10 +188,10 @@ impl<A: App> Node<A> {
 
     fn primary_skip(&mut self, first: u64, last: u64) {
         self.ran_to(last);
-        self.commit(first, CommitKind::Skipped { last });
+        self.commit(first, CommitKind::Skipped { last }, HmiWrites::EMPTY);
     }
 
-    fn commit(&mut self, frame: u64, kind: CommitKind) {
+    fn commit(&mut self, frame: u64, kind: CommitKind, writes: HmiWrites) {
         let k = self.config.state_digest_interval_frames;
         let state_digest =
             (k != 0 && frame % k == 0 && matches!(kind, CommitKind::Ran { .. })).then(|| self.app.digest());
@@ -181,11 +199,41 @@ impl<A: App> Node<A> {
             frame,
             kind,
             state_digest,
+            writes,
         };
         self.ring.put_commit(commit);
         self.commit_highest = self.commit_highest.max(self.frame_last_run);
-        self.send_all(Body::Commit(commit));
-        self.acks_send_with_commit();
+        // A commit goes out while some peer was heard within its window, and for a tail
+        // of `max_lag_frames` + `COMMIT_TAIL_FRAMES` frames past the highest committed
+        // then: a lone primary's commits reach nobody and cost a system call per link per
+        // cycle (issue 20). The tail is what a backup gone silent (frozen, or its sends
+        // lost) needs: its last run frame is at most the primary's, so a commit of the
+        // tail's end tells it, when it reads it, that it is past its lag bound, and it
+        // resyncs rather than take over later from a history the primary left long ago
+        // (DST seed 12850: without the tail, a frozen backup with one commit lost thawed
+        // to a crashed lone primary a few frames behind by its count, took over, skipped
+        // the gap and re-ran frames the old primary had emitted from another state).
+        // Past the tail, each commit stays in the ring: a backup that reappears with
+        // state fetches the gap (`backup_fetch_missing`, on the first commit past it) or
+        // resyncs by lag, and one without state joins by transfer, whose snapshot is
+        // taken after this node has heard it. See docs/DECISIONS.md, 2026-11-26.
+        if self.any_peer_alive() {
+            // Bounded: `commit_highest` is at most `FRAME_MAX`, `max_lag_frames` below
+            // `frames_buffered` (at most 2^20, docs/CONFIG.md).
+            self.commit_tail_last = self
+                .commit_highest
+                .saturating_add(self.config.max_lag_frames)
+                .saturating_add(COMMIT_TAIL_FRAMES);
+        }
+        if frame <= self.commit_tail_last {
+            self.send_all(Body::Commit(commit));
+            // Acks ride only with commits that go out: held ones wait in their bounded
+            // queue (a dropped id costs a duplicate after a takeover, nothing more).
+            self.acks_send_with_commit();
+        } else if self.role == Role::Primary {
+            let epoch = self.header(0).epoch;
+            self.push(Action::CommitHeld { epoch, commit });
+        }
         self.source_announce_with_commit(frame);
         // After a switchover, a few frames' worth of word to the old primary of how this
         // node took over: its first commit alone may be lost.
@@ -225,7 +273,8 @@ impl<A: App> Node<A> {
                     output_digest,
                     ..
                 } => {
-                    let Some(ran) = self.step_frame(next, Some(input_digest)) else {
+                    let mut writes = commit.writes;
+                    let Some(ran) = self.step_frame(next, Some(input_digest), &mut writes) else {
                         // Our copy is missing or differs: ask the primary for its own.
                         if self.fetch_next.is_none() || next > self.fetch_asked_to {
                             self.backup_fetch_missing();
@@ -272,6 +321,10 @@ impl<A: App> Node<A> {
     }
 
     pub(super) fn on_commit(&mut self, header: &Header, commit: Commit) {
+        self.vote_check_commit(header, &commit);
+        if self.config.witness {
+            return;
+        }
         if self.role != Role::Backup || header.role != WireRole::Primary || header.epoch != self.epochs.current().0 {
             return;
         }

@@ -19,6 +19,8 @@ mod detector;
 mod election;
 mod epochs;
 mod fencing;
+mod group_status;
+mod hmi;
 mod lockstep;
 mod outputs;
 mod pairing;
@@ -27,6 +29,7 @@ mod refresh;
 mod replay;
 mod ring;
 mod source;
+mod succession;
 mod switchover;
 mod takeover;
 mod timers;
@@ -47,6 +50,7 @@ use std::vec::Vec;
 
 pub use acks::{AckStatus, EVENTS_UNACKED_MAX, RESENDS_PER_WAKE};
 pub use fencing::{Epoch, EpochText, EPOCH_MAX};
+pub use hmi::{HmiOutcome, HmiRefusal};
 pub use pairing::Mismatch;
 use replay::ReplayWindow;
 use ring::Ring;
@@ -414,6 +418,14 @@ pub enum Action {
     /// Store this epoch durably before emitting any output that carries it: a node that
     /// restarts must start above it, or the sink would reject it as a deposed primary.
     PersistEpoch(u64),
+    /// An operator's write this node accepted ([`Node::handle_hmi_write`]) is answered:
+    /// applied where no takeover loses it, or timed out (docs/HMI.md).
+    HmiWriteDone {
+        /// The write, as accepted.
+        write: crate::hmi::HmiWrite,
+        /// How it ended.
+        outcome: HmiOutcome,
+    },
     /// Store durably that this node may lead this epoch, before the next action: a
     /// backup with state reserves the epoch a takeover would start (again when a higher
     /// epoch makes the reservation stale), so that neither a failover nor a switchover
@@ -429,6 +441,16 @@ pub enum Action {
     Alarm(Alarm),
     /// Something worth a log line.
     Notice(Notice),
+    /// A commit this node made and did not transmit: no peer was heard within its window
+    /// (issue 20). Nothing to do; for observers that tap commits off the wire (the
+    /// simulator's checker), which would otherwise miss a lone primary's decisions. It
+    /// takes the place of the commit's transmits, so the queue's bound holds.
+    CommitHeld {
+        /// The epoch the commit's header would have carried.
+        epoch: u64,
+        /// The commit.
+        commit: wire::Commit,
+    },
 }
 
 /// An operator command.
@@ -437,6 +459,10 @@ pub enum Action {
 pub enum Command {
     /// A planned, bumpless switchover of the roles.
     Switchover,
+    /// A planned switchover to the node with this id (`switchover --to`, issue 16): it
+    /// must be a peer following in sync; in a pair, the backup. 0 means any, as
+    /// [`Command::Switchover`].
+    SwitchoverTo(u8),
     /// A node that waits (`cold_start_held`, `colder_primary`, a refused peer) leads now,
     /// with its state or from a cold start: the operator's word that nothing better is
     /// coming.
@@ -462,6 +488,15 @@ pub enum RefuseReason {
     NoPrimary,
     /// `force-primary` or `rejoin` to a node that is not waiting for an operator.
     NotWaiting,
+    /// `switchover --to` names no node of the pair or group.
+    UnknownTarget,
+    /// `switchover --to` names the primary: it cannot take over from itself.
+    TargetIsPrimary,
+    /// `switchover --to` names the witness, which never leads.
+    TargetIsWitness,
+    /// `switchover --to` names a backup that is not following in sync now (joining,
+    /// lagging, or silent for the detection window).
+    TargetNotInSync,
 }
 
 /// The answer to a command.
@@ -597,6 +632,31 @@ pub struct Status {
     /// Frames this node decided as a new primary without the commit it knew the old
     /// primary had made ([`Alarm::CommitLost`]).
     pub commits_lost: u64,
+    /// Every peer this node is configured with, in slot order (a pair: one; a group,
+    /// issue 16: up to `GROUP_PEERS_MAX`), as this node sees it.
+    pub group: heapless::Vec<GroupMember, GROUP_PEERS_MAX>,
+}
+
+/// One peer of [`Status::group`]: what the configuration says of it and what it last
+/// said of itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupMember {
+    /// Its id: `[[peers]] id` in a group; a pair's peer has no configured id, so its
+    /// heard id (`None` until heard).
+    pub node_id: Option<u8>,
+    /// Its weight in the succession (`[[peers]] weight`; 0 for a witness and for a
+    /// pair's peer, which has none configured).
+    pub weight: u8,
+    /// It only votes (`[[peers]] witness`).
+    pub witness: bool,
+    /// What it last said of itself (`None`: not heard, or refused).
+    pub heard: Option<PeerStatus>,
+    /// It was heard within its window.
+    pub alive: bool,
+    /// Its highest frame from the I/O source, as its last heartbeat told.
+    pub input_frame: u64,
+    /// Its links: how many of [`Status::links`]' global indexes are its own.
+    pub link_count: u8,
 }
 
 /// How a node's input path (frames from the I/O source) stands.
@@ -640,6 +700,10 @@ pub struct Node<A: App> {
     frame_highest_received: u64,
     /// The highest frame a commit has been received for (backup).
     commit_highest: u64,
+    /// Primary: the last frame whose commit goes out with no peer heard within its window,
+    /// `max_lag_frames` + 16 past the highest committed while one was (0: none heard yet,
+    /// no commit goes out; `lockstep.rs`, `Node::commit`).
+    commit_tail_last: u64,
     outbox: Outbox,
     /// Backup: outputs produced here that the primary did not report sent.
     unsent: heapless::Deque<Output, UNSENT_MAX>,
@@ -677,6 +741,13 @@ pub struct Node<A: App> {
     heartbeat_last: [Instant; LINKS_TOTAL_MAX],
     probe: Option<(u32, Instant)>,
     probe_id_next: u32,
+    /// The slot a transfer goes to (the peer whose join request began it); a pair's is 0.
+    transfer_slot: usize,
+    /// A group's vote round, in place of the probe (`succession.rs`).
+    vote: Option<succession::VoteRound>,
+    /// The highest epoch this node granted (or asked for itself); at start-up the highest
+    /// epoch it stored, which covers every vote it gave before (`Epochs::vote`).
+    vote_granted: Epoch,
     /// The backup lost its primary while it had no state: alarm raised, no probe.
     cannot_take_over_raised: bool,
 
@@ -696,6 +767,8 @@ pub struct Node<A: App> {
     snapshot_buf: Vec<u8>,
 
     switchover: Switchover,
+    /// Operators' writes: queued, waiting for their answer, and remembered (`hmi.rs`).
+    hmi: hmi::HmiState,
 
     actions: VecDeque<Action>,
 
@@ -802,7 +875,8 @@ impl<A: App> Node<A> {
         // Filled with a non-zero byte so that every page is touched now: a zeroed vector is
         // mapped lazily, and a first snapshot faulting in megabytes of fresh pages would
         // cost the primary milliseconds in the middle of a cycle.
-        let snapshot_buf = std::vec![0xA5u8; config.state_bytes_max as usize];
+        // The program's state, then the memory of applied HMI writes (`hmi.rs`).
+        let snapshot_buf = std::vec![0xA5u8; config.state_bytes_max as usize + hmi::MEMORY_BYTES_MAX];
         let startup_deadline = Some(boot.now + config.startup_wait());
         let (peers, link_peer, peer_count) = peers::slots_for(&config);
         Ok(Node {
@@ -814,6 +888,7 @@ impl<A: App> Node<A> {
             frame_last_run: 0,
             frame_highest_received: 0,
             commit_highest: 0,
+            commit_tail_last: 0,
             outbox: Outbox::new(),
             unsent: heapless::Deque::new(),
             collapse_to: 0,
@@ -832,6 +907,9 @@ impl<A: App> Node<A> {
             heartbeat_last: [boot.now; LINKS_TOTAL_MAX],
             probe: None,
             probe_id_next,
+            transfer_slot: peers::THE_PEER,
+            vote: None,
+            vote_granted: Epoch(boot.epoch_persisted.max(boot.epoch_reserved)),
             cannot_take_over_raised: false,
             join_pending: None,
             fetch_next: None,
@@ -841,6 +919,7 @@ impl<A: App> Node<A> {
             transfer_id_next,
             snapshot_buf,
             switchover: Switchover::Idle,
+            hmi: hmi::HmiState::default(),
             actions: VecDeque::with_capacity(ACTIONS_MAX + ACTIONS_PER_GROUP_FRAME_MAX),
             auth: None,
             session: 0,
@@ -870,7 +949,10 @@ impl<A: App> Node<A> {
             source_heard_at: None,
             source_restarts: 0,
             source_announce_until: 0,
-            fingerprint: pairing::fingerprint(&app.identity(), false, config.group_digest()),
+            fingerprint: pairing::with_outputs(
+                pairing::fingerprint(&app.identity(), false, config.group_digest()),
+                config.level_refresh_ms,
+            ),
             key_alarm_at: [None; 2],
             self_alarm_raised: false,
             origin: Epoch(0),
@@ -1017,6 +1099,7 @@ impl<A: App> Node<A> {
         self.wake(now);
         let reply = match command {
             Command::Switchover => self.switchover_command(),
+            Command::SwitchoverTo(to) => self.switchover_command_to(to),
             Command::ForcePrimary => self.force_primary_command(),
             Command::Rejoin => self.rejoin_command(),
         };
@@ -1119,6 +1202,7 @@ impl<A: App> Node<A> {
             source: self.source,
             source_restarts: self.source_restarts,
             commits_lost: self.commits_lost,
+            group: self.group_status(),
         }
     }
 
@@ -1253,6 +1337,7 @@ impl<A: App> Node<A> {
         if role != Role::Primary {
             self.levels_forget();
             self.acks_follow();
+            self.hmi_forget_queue();
         }
         self.role = role;
         self.sync = sync;
@@ -1354,7 +1439,7 @@ impl<A: App> Node<A> {
             Body::Commit(commit) => self.on_commit(&header, commit),
             Body::Fetch { frame } => self.on_fetch(link, frame),
             Body::FrameData { commit, payload } => self.on_frame_data(&header, commit, &payload),
-            Body::JoinRequest { id } => self.on_join_request(id),
+            Body::JoinRequest { id } => self.on_join_request(link, id),
             Body::TransferBegin {
                 id,
                 frame,
@@ -1364,14 +1449,24 @@ impl<A: App> Node<A> {
             } => self.on_transfer_begin(id, frame, total_bytes, chunk_bytes, state_digest, header.origin),
             Body::Chunk { id, index, bytes } => self.on_chunk(link, id, index, &bytes),
             Body::ChunkAck { id, next } => self.on_chunk_ack(id, next),
-            Body::SwitchAsk { id } => self.on_switch_ask(link, id),
-            Body::SwitchRequest { id } => self.on_switch_request(id),
+            Body::SwitchAsk { id, to } => self.on_switch_ask(link, id, to),
+            Body::SwitchRequest { id, to } => self.on_switch_request(id, to),
             Body::SwitchAgree { id } => self.on_switch_agree(id),
             Body::SwitchDelay { id, reason, lag_frames } => self.on_switch_delay(id, reason, lag_frames),
             Body::SwitchRefuse { id: _ } => self.notice(Notice::SwitchoverRefused),
             // Read in `fence` by a released primary; nothing to do for anyone else.
             Body::SwitchTaken { .. } => {}
+            Body::HmiWrite(write) => self.on_hmi_write(&header, write),
             Body::SwitchRelease { id, frame } => self.on_switch_release(id, frame),
+            Body::VoteRequest {
+                epoch,
+                commit_highest: _,
+            } => self.on_vote_request(link, &header, epoch),
+            Body::Vote {
+                epoch,
+                granted,
+                commit_highest: _,
+            } => self.on_vote(link, &header, epoch, granted),
             Body::SourceMap {
                 session,
                 source_first,
@@ -1408,6 +1503,7 @@ impl<A: App> Node<A> {
             }
             Role::Starting => {}
         }
+        self.hmi_progress();
         // The reservation made the outputs safe to send; this records that the epoch was
         // led (see `Epochs::led_durably`).
         if let Some(action) = self.epochs.led_durably(self.role == Role::Primary) {

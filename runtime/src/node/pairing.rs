@@ -52,7 +52,7 @@ impl Mismatch {
             Mismatch::Program => "the peer runs another program: run the same program on both nodes",
             Mismatch::Version => "the peer runs another version of the program: run the same version on both nodes",
             Mismatch::Settings => {
-                "the peer's application settings ([app]) differ from this node's: configure the same [app] section on both nodes"
+                "the peer's application settings ([app]) or its [outputs] level_refresh_ms differ from this node's: configure the same [app] section and level_refresh_ms on both nodes"
             }
             Mismatch::KeyOnPeerOnly => {
                 "the peer authenticates the sync link and this node has no sync key: configure the same sync key file on both nodes"
@@ -95,6 +95,22 @@ pub(super) fn fingerprint(identity: &AppIdentity, keyed: bool, group: u64) -> Fi
         settings,
         keyed,
     }
+}
+
+/// `fingerprint` with the node's output settings folded into its settings digest: two
+/// nodes refreshing levels at different periods (`level_refresh_ms`, issue 22) would make
+/// the plant see each level at a rate that depends on which one leads, and a new primary
+/// without the refresh would leave the levels the old one refreshed unrepaired. With the
+/// refresh off (0) the fingerprint is `fingerprint`'s unchanged, so a pair without it
+/// announces every byte as before.
+pub(super) fn with_outputs(mut fingerprint: Fingerprint, level_refresh_ms: u64) -> Fingerprint {
+    if level_refresh_ms != 0 {
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&fingerprint.settings.to_le_bytes());
+        bytes[8..].copy_from_slice(&level_refresh_ms.to_le_bytes());
+        fingerprint.settings = fnv64(&bytes);
+    }
+    fingerprint
 }
 
 impl<A: App> Node<A> {
@@ -330,7 +346,8 @@ impl<A: App> Node<A> {
     /// `force-primary`: a node that waits leads now. Its state, if it has one, is what it
     /// leads with; otherwise it starts cold, on the operator's word.
     pub(super) fn force_primary_command(&mut self) -> CommandReply {
-        if self.role != Role::Starting {
+        // A witness never leads, whatever an operator says.
+        if self.role != Role::Starting || self.config.witness {
             return CommandReply::Refused(RefuseReason::NotWaiting);
         }
         self.cold_start_allowed = true;
@@ -350,5 +367,71 @@ impl<A: App> Node<A> {
         self.keep_state = false;
         self.origin = super::Epoch(0);
         CommandReply::Started
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::testing::Pair;
+    use crate::{Alarm, Role, SyncState};
+    use core::time::Duration;
+
+    #[test]
+    fn fingerprint_refresh_off_unchanged_on_folds_its_period() {
+        let identity = AppIdentity::default();
+        let plain = fingerprint(&identity, false, 0);
+        assert_eq!(
+            with_outputs(plain, 0),
+            plain,
+            "a pair without the refresh announces what it did"
+        );
+        let a = with_outputs(plain, 200);
+        let b = with_outputs(plain, 300);
+        assert_ne!(a.settings, plain.settings);
+        assert_ne!(a.settings, b.settings);
+        assert_eq!(
+            (a.program, a.version, a.keyed),
+            (plain.program, plain.version, plain.keyed)
+        );
+    }
+
+    /// Node 0 leads alone with `refresh_ms[0]`; node 1 starts with `refresh_ms[1]`.
+    fn pair_with_refresh(refresh_ms: [u64; 2]) -> Pair {
+        let mut p = Pair::new(7, Config::default(), 0);
+        for (config, ms) in p.configs.iter_mut().zip(refresh_ms) {
+            config.level_refresh_ms = ms;
+        }
+        p.start(0);
+        p.run_for(Duration::from_millis(2000));
+        p.start(1);
+        p.run_for(Duration::from_millis(3000));
+        p
+    }
+
+    #[test]
+    fn pairing_level_refresh_differs_refused_both_sides() {
+        let p = pair_with_refresh([0, 200]);
+        let refused = Alarm::PairingRefused {
+            mismatch: Mismatch::Settings,
+        };
+        for i in 0..2 {
+            assert!(
+                p.alarms.iter().any(|&(n, a)| n == i && a == refused),
+                "node {i} refuses a peer with another level_refresh_ms: {:?}",
+                p.alarms
+            );
+        }
+        let backup = p.nodes[1].as_ref().unwrap().status();
+        assert_ne!(backup.sync, SyncState::InSync, "no pairing, no transfer");
+    }
+
+    #[test]
+    fn pairing_level_refresh_same_pairs() {
+        let p = pair_with_refresh([200, 200]);
+        assert!(p.alarms.iter().all(|(_, a)| !matches!(a, Alarm::PairingRefused { .. })));
+        let backup = p.nodes[1].as_ref().unwrap().status();
+        assert_eq!((backup.role, backup.sync), (Role::Backup, SyncState::InSync));
     }
 }

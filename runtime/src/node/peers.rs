@@ -115,6 +115,12 @@ impl<A: App> Node<A> {
         self.slot_expiry(slot).is_some_and(|t| self.now < t)
     }
 
+    /// Some peer was heard within its window: what this node sends to all may reach
+    /// someone (at most `GROUP_PEERS_MAX` slots).
+    pub(super) fn any_peer_alive(&self) -> bool {
+        (0..usize::from(self.peer_count)).any(|slot| self.slot_alive(slot))
+    }
+
     /// The peer of `slot` is a live backup following with state that has run everything
     /// committed.
     pub(super) fn slot_in_sync(&self, slot: usize) -> bool {
@@ -124,9 +130,16 @@ impl<A: App> Node<A> {
                 .is_some_and(|p| p.role == WireRole::Backup && p.sync == WireSync::InSync)
     }
 
-    /// When the pair's other node counts as gone.
-    pub(super) fn the_peer_expiry(&self) -> Option<Instant> {
-        self.slot_expiry(THE_PEER)
+    /// The peer of `slot` is a live backup following with state, in sync or lagging.
+    pub(super) fn slot_follows(&self, slot: usize) -> bool {
+        self.slot_alive(slot) && self.slot_said_follows(slot)
+    }
+
+    /// The peer of `slot` last said it is a backup following with state.
+    pub(super) fn slot_said_follows(&self, slot: usize) -> bool {
+        self.peers[slot]
+            .status
+            .is_some_and(|p| p.role == WireRole::Backup && matches!(p.sync, WireSync::InSync | WireSync::Lagging))
     }
 
     /// The pair's other node was heard within its window.

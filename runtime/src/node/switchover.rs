@@ -19,6 +19,8 @@ pub(super) enum Switchover {
         deadline: Instant,
         retry_at: Instant,
         delayed: bool,
+        /// The backup named to take over (`switchover --to`); 0: any (a pair's one).
+        to: u8,
     },
     /// Primary: stopped after `frame`; waits to see the backup lead.
     Released {
@@ -72,9 +74,27 @@ impl Switchover {
 
 impl<A: App> Node<A> {
     pub(super) fn switchover_command(&mut self) -> CommandReply {
+        self.switchover_command_to(0)
+    }
+
+    /// A switchover to node `to` (`switchover --to`; 0: to the backup, today's command).
+    /// A primary checks the target itself; a backup forwards it with the request.
+    pub(super) fn switchover_command_to(&mut self, to: u8) -> CommandReply {
         match self.role {
             Role::Starting => CommandReply::Refused(RefuseReason::NotReady),
             Role::Backup => {
+                if to != 0 && to != self.config.node_id {
+                    // In a pair the other node is the primary, and naming it is no
+                    // switchover; in a group another backup may be named.
+                    match self.slot_of_node(to) {
+                        None => return CommandReply::Refused(RefuseReason::UnknownTarget),
+                        Some(slot) if self.peers[slot].status.is_some_and(|p| p.role == WireRole::Primary) => {
+                            return CommandReply::Refused(RefuseReason::TargetIsPrimary)
+                        }
+                        // Another backup of a group: the primary checks it.
+                        Some(_) => {}
+                    }
+                }
                 // groups: the primary among the peers (whichever slot leads).
                 let primary =
                     self.the_peer_alive() && self.the_peer().status.is_some_and(|p| p.role == WireRole::Primary);
@@ -82,21 +102,51 @@ impl<A: App> Node<A> {
                     return CommandReply::Refused(RefuseReason::NoPrimary);
                 }
                 let id = self.rng.next_u64() as u32;
-                self.send_all(Body::SwitchAsk { id });
+                self.send_all(Body::SwitchAsk { id, to });
                 CommandReply::Forwarded
             }
             Role::Primary => {
                 let id = self.rng.next_u64() as u32;
-                self.switchover_start(id, Reason::SwitchoverRequested)
+                self.switchover_start(id, Reason::SwitchoverRequested, to)
             }
         }
     }
 
+    /// The slot of the peer whose id is `id`: its configured id in a group, its heard id
+    /// in a pair (whose peer's id is not configured).
+    fn slot_of_node(&self, id: u8) -> Option<usize> {
+        (0..usize::from(self.peer_count)).find(|&slot| match self.config.peers.get(slot) {
+            Some(configured) => configured.id == id,
+            None => self.peers[slot].status.is_some_and(|p| p.node_id == id),
+        })
+    }
+
+    /// Primary: why switchover to node `to` must be refused, if it must. The target must
+    /// be a peer (not this node) following in sync now: an operator who names a node
+    /// wants that one, and one that is joining or lagging would make the plant wait.
+    fn switchover_target_refusal(&self, to: u8) -> Option<RefuseReason> {
+        if to == self.config.node_id {
+            return Some(RefuseReason::TargetIsPrimary);
+        }
+        let Some(slot) = self.slot_of_node(to) else {
+            return Some(RefuseReason::UnknownTarget);
+        };
+        if self.config.peers.get(slot).is_some_and(|c| c.witness) {
+            return Some(RefuseReason::TargetIsWitness);
+        }
+        (!self.slot_in_sync(slot)).then_some(RefuseReason::TargetNotInSync)
+    }
+
     /// Primary: begins switchover `id` (the operator's, one the backup forwarded, or an
-    /// input handover), announced with `reason`.
-    fn switchover_start(&mut self, id: u32, reason: Reason) -> CommandReply {
+    /// input handover) to node `to` (0: the backup), announced with `reason`.
+    fn switchover_start(&mut self, id: u32, reason: Reason, to: u8) -> CommandReply {
         if self.switchover != Switchover::Idle {
             return CommandReply::Refused(RefuseReason::InProgress);
+        }
+        if to != 0 {
+            if let Some(refusal) = self.switchover_target_refusal(to) {
+                return CommandReply::Refused(refusal);
+            }
         }
         // groups: the target backup (`switchover --to`, else the successor by weight).
         let backup = self
@@ -113,13 +163,14 @@ impl<A: App> Node<A> {
             deadline: self.now + self.config.switchover_timeout(),
             retry_at: self.now + self.config.retry(),
             delayed: false,
+            to,
         };
         self.transition(Role::Primary, self.sync, reason);
-        self.send_all(Body::SwitchRequest { id });
+        self.send_all(Body::SwitchRequest { id, to });
         CommandReply::Started
     }
 
-    pub(super) fn on_switch_ask(&mut self, link: u8, id: u32) {
+    pub(super) fn on_switch_ask(&mut self, link: u8, id: u32, to: u8) {
         if self.role != Role::Primary {
             return;
         }
@@ -131,7 +182,7 @@ impl<A: App> Node<A> {
         if same {
             return;
         }
-        if let CommandReply::Refused(_) = self.switchover_start(id, Reason::SwitchoverRequested) {
+        if let CommandReply::Refused(_) = self.switchover_start(id, Reason::SwitchoverRequested, to) {
             self.send(link, super::TrafficClass::Control, Body::SwitchRefuse { id });
         }
     }
@@ -141,8 +192,9 @@ impl<A: App> Node<A> {
         self.sync == SyncState::InSync && self.commit_highest <= self.frame_last_run && self.rx.is_none()
     }
 
-    pub(super) fn on_switch_request(&mut self, id: u32) {
-        if self.role != Role::Backup {
+    pub(super) fn on_switch_request(&mut self, id: u32, to: u8) {
+        // Not this node's to take: another backup of the group was named.
+        if self.role != Role::Backup || (to != 0 && to != self.config.node_id) {
             return;
         }
         if matches!(self.switchover, Switchover::Taking { id: t, .. } | Switchover::Abandoned { id: t, .. } if t == id)
@@ -287,6 +339,7 @@ impl<A: App> Node<A> {
                 deadline,
                 retry_at,
                 delayed,
+                to,
             } => {
                 if now >= deadline {
                     self.switchover = Switchover::Idle;
@@ -297,8 +350,9 @@ impl<A: App> Node<A> {
                         deadline,
                         retry_at: now + self.config.retry(),
                         delayed,
+                        to,
                     };
-                    self.send_all(Body::SwitchRequest { id });
+                    self.send_all(Body::SwitchRequest { id, to });
                 }
             }
             Switchover::Released {
@@ -411,7 +465,7 @@ impl<A: App> Node<A> {
         }
         if self.config.input_handover().is_some() && self.input_handover_allowed() {
             let id = self.rng.next_u64() as u32;
-            if self.switchover_start(id, Reason::InputHandover) == CommandReply::Started {
+            if self.switchover_start(id, Reason::InputHandover, 0) == CommandReply::Started {
                 self.input_handovers += 1;
                 return;
             }
@@ -439,5 +493,129 @@ impl<A: App> Node<A> {
                 .input_heard_at
                 .is_some_and(|t| self.now.saturating_since(t) < silence)
             && self.the_peer().input_frame > self.frame_last_run
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::node::{Command, CommandReply, Reason, RefuseReason, Role, SyncState};
+    use crate::testing::Pair;
+    use core::time::Duration;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn await_state(p: &mut Pair, i: usize, role: Role, sync: SyncState, limit: Duration) -> bool {
+        let until = p.now + limit;
+        p.run_until(until, |p| {
+            p.nodes[i]
+                .as_ref()
+                .is_some_and(|n| n.role() == role && n.status().sync == sync)
+        })
+    }
+
+    /// Node 0 (id 1) primary, node 1 (id 2) an in-sync backup.
+    fn running() -> Pair {
+        let mut p = Pair::new(5, Config::fast(), 0);
+        p.start(0);
+        assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+        p.start(1);
+        assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+        assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired, ms(100)));
+        p
+    }
+
+    fn completed_on(p: &Pair, i: usize) -> bool {
+        p.transitions
+            .iter()
+            .any(|(n, t)| *n == i && t.reason == Reason::SwitchoverCompleted)
+    }
+
+    /// `--to` naming the in-sync backup: today's switchover, to it.
+    #[test]
+    fn primary_switchover_to_backup_completes() {
+        let mut p = running();
+        let backup_id = p.node(1).status().node_id;
+        assert_eq!(p.command(0, Command::SwitchoverTo(backup_id)), CommandReply::Started);
+        assert!(await_state(&mut p, 1, Role::Primary, SyncState::Paired, ms(100)));
+        assert!(completed_on(&p, 1));
+        assert_eq!(p.sink.duplicates, 0);
+    }
+
+    /// A backup asked to switch over to itself forwards the request with its id; the
+    /// primary checks it and hands over.
+    #[test]
+    fn backup_switchover_to_itself_forwarded_completes() {
+        let mut p = running();
+        let backup_id = p.node(1).status().node_id;
+        assert_eq!(p.command(1, Command::SwitchoverTo(backup_id)), CommandReply::Forwarded);
+        assert!(await_state(&mut p, 1, Role::Primary, SyncState::Paired, ms(100)));
+        assert!(completed_on(&p, 1));
+    }
+
+    /// Naming the primary, or a node that is not in the pair, is refused at once, with the
+    /// reason, on either node; nothing starts.
+    #[test]
+    fn paired_switchover_to_primary_or_unknown_refused() {
+        let mut p = running();
+        let primary_id = p.node(0).status().node_id;
+        for i in [0, 1] {
+            assert_eq!(
+                p.command(i, Command::SwitchoverTo(primary_id)),
+                CommandReply::Refused(RefuseReason::TargetIsPrimary),
+                "node {i}"
+            );
+            assert_eq!(
+                p.command(i, Command::SwitchoverTo(99)),
+                CommandReply::Refused(RefuseReason::UnknownTarget),
+                "node {i}"
+            );
+        }
+        p.run_for(ms(50));
+        assert_eq!(p.primary(), Some(0));
+        assert!(p.nodes.iter().flatten().all(|n| n.status().switchover.is_none()));
+    }
+
+    /// A named backup that is still joining is refused as not in sync (without `--to`,
+    /// `backup_joining`); a silent one too (without `--to`, `no_healthy_backup`).
+    #[test]
+    fn primary_switchover_to_backup_not_in_sync_refused() {
+        let mut p = Pair::new(4, Config::fast(), 1 << 20);
+        p.start(0);
+        p.run_for(ms(100));
+        p.start(1);
+        p.run_until(p.now + ms(500), |p| {
+            p.nodes[0]
+                .as_ref()
+                .and_then(|n| n.status().peer)
+                .is_some_and(|peer| peer.sync == crate::wire::WireSync::Joining)
+        });
+        let backup_id = p.node(1).status().node_id;
+        assert_eq!(
+            p.command(0, Command::SwitchoverTo(backup_id)),
+            CommandReply::Refused(RefuseReason::TargetNotInSync)
+        );
+        assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+        p.crash(1);
+        p.run_for(ms(200));
+        assert_eq!(
+            p.command(0, Command::SwitchoverTo(backup_id)),
+            CommandReply::Refused(RefuseReason::TargetNotInSync)
+        );
+    }
+
+    /// A request naming another node (another backup of a group) is not this backup's to
+    /// take: it neither agrees nor delays.
+    #[test]
+    fn backup_switch_request_to_another_node_ignored() {
+        let mut p = running();
+        let node = p.nodes[1].as_mut().unwrap();
+        node.on_switch_request(7, 42);
+        assert_eq!(node.switchover, super::Switchover::Idle);
+        let own = node.status().node_id;
+        node.on_switch_request(7, own);
+        assert!(matches!(node.switchover, super::Switchover::Agreeing { id: 7, .. }));
     }
 }

@@ -603,7 +603,7 @@ fn authenticated_pair_forged_and_replayed_messages_rejected_and_counted() {
             seq: 0,
             origin: 0,
         },
-        body: Body::SwitchRequest { id: 1 },
+        body: Body::SwitchRequest { id: 1, to: 0 },
     };
     let plain = wire::encode(&forged, None).unwrap();
     let wrong = wire::encode(&forged, Some(&AuthKey::new([8; 32]))).unwrap();
@@ -1469,6 +1469,7 @@ fn backup_commit_skipping_to_the_top_of_u64_refused_stays_in_sync() {
                 frame: frame + 1,
                 kind: crate::wire::CommitKind::Skipped { last },
                 state_digest: None,
+                writes: Default::default(),
             }),
         };
         p.inject(1, 0, &wire::encode(&forged, None).unwrap());
@@ -4854,4 +4855,738 @@ fn joining_state_not_the_announced_digest_rejected_joins_again() {
     assert!(rejected, "{:?} {:?}", alarms_of(&p, 1), reasons(&p, 1));
     assert_eq!(p.node(1).status().sync, SyncState::Joining);
     assert!(reasons(&p, 1).contains(&Reason::ResyncStarted(ResyncCause::TransferFailed)));
+}
+
+// ---- m3 (2026-11-26): survivors of the full mutation run's shards 6 and 7 (a851fc6) ----
+
+/// Mutant `node/mod.rs:63:29` at a851fc6 (`4 * OUTPUTS_PER_FRAME_MAX` → `4 +` in
+/// `UNSENT_MAX`): the backup held 20 outputs the primary did not report sent, not 64, so a
+/// takeover after more than 20 lost the older ones. Here 30 frames' commits reach the
+/// backup reporting every output unsent (about 40 outputs), the primary dies, and the new
+/// primary emits every one of them.
+#[test]
+fn backup_commits_report_40_outputs_unsent_takeover_emits_them_all() {
+    let mut p = running_pair(Config::default());
+    p.drop_if = Some(drop_commits_from_0);
+    p.capture = true;
+    let since = p.captured.len();
+    p.run_for(ms(30));
+    p.crash(0);
+    p.drop_if = None;
+    let mut expected = std::vec::Vec::new();
+    for (link, _, mut envelope) in captured_from(&p, 0, since) {
+        let Body::Commit(crate::wire::Commit {
+            frame,
+            kind:
+                crate::wire::CommitKind::Ran {
+                    ref mut sent_mask,
+                    outputs,
+                    ..
+                },
+            ..
+        }) = envelope.body
+        else {
+            continue;
+        };
+        if link != 0 || expected.iter().any(|(f, _)| *f == frame) {
+            continue;
+        }
+        *sent_mask = 0;
+        expected.push((frame, outputs));
+        p.inject(1, link, &wire::encode(&envelope, None).unwrap());
+    }
+    let total: u64 = expected.iter().map(|(_, n)| u64::from(*n)).sum();
+    assert!(total > 32, "only {total} outputs reported unsent");
+    assert!(total <= 64, "{total} outputs: more than the backup holds");
+    p.emit_log = Some(std::vec::Vec::new());
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(3000)));
+    p.run_for(ms(10));
+    let emitted: std::collections::BTreeSet<(u64, u8)> = p
+        .emit_log
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter(|(_, node, _, _)| *node == 1)
+        .map(|(_, _, frame, index)| (*frame, *index))
+        .collect();
+    for (frame, outputs) in &expected {
+        for index in 0..*outputs {
+            assert!(
+                emitted.contains(&(*frame, index)),
+                "output {index} of frame {frame}, reported unsent, not emitted by the new primary"
+            );
+        }
+    }
+}
+
+/// Mutant `lockstep.rs:152:34` at a851fc6 (`released + SWITCH_TAKEN_FRAMES` →
+/// `released * SWITCH_TAKEN_FRAMES` in `commit`): a new primary sent its `SwitchTaken`
+/// with every commit up to eight times the released frame, not with the first eight
+/// after it. Here, released near frame 100: the word goes with commits of frames
+/// `released + 1 ..= released + 8` only.
+#[test]
+fn taking_over_at_a_release_switch_taken_with_the_next_8_commits_only() {
+    let mut p = running_pair(Config::fast());
+    p.run_for(ms(100));
+    p.capture = true;
+    let since = p.captured.len();
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Paired, ms(1000)));
+    p.run_for(ms(100));
+    let sent = captured_from(&p, 1, since);
+    let taken: std::vec::Vec<u64> = sent
+        .iter()
+        .filter_map(|(_, _, e)| match e.body {
+            Body::SwitchTaken { frame, .. } => Some(frame),
+            _ => None,
+        })
+        .collect();
+    let released = *taken.first().expect("a SwitchTaken");
+    assert!(released > 50, "released at frame {released}");
+    // Each SwitchTaken goes right after a commit, on every link.
+    // (One goes at the takeover, before any commit.)
+    let mut commit_frame = None;
+    let mut with_word = std::collections::BTreeSet::new();
+    for (_, _, e) in &sent {
+        match e.body {
+            Body::Commit(commit) => commit_frame = Some(commit.frame),
+            Body::SwitchTaken { frame, .. } => {
+                assert_eq!(frame, released);
+                if let Some(commit_frame) = commit_frame {
+                    with_word.insert(commit_frame);
+                }
+            }
+            _ => {}
+        }
+    }
+    let expected: std::collections::BTreeSet<u64> = (released + 1..=released + SWITCH_TAKEN_FRAMES).collect();
+    assert_eq!(with_word, expected);
+}
+
+fn drop_all_from_1(from: usize, _: &Envelope) -> bool {
+    from == 1
+}
+
+/// Mutants `fencing.rs:67:26` (`==` → `!=`) and `67:61` (`!=` → `==`) at a851fc6, in
+/// `fence`: a starting node that announces an epoch above a primary with state (its
+/// reservation, after a restart) refuses that primary's messages as stale, but must still
+/// count the pair as holding state, so as not to lead a cold start next to it. Here the
+/// primary does not hear the restarted node (one direction cut), so it never leads above
+/// the announced epoch: the restarted node hears only stale messages, holds back
+/// (`ColdStartHeld`) and does not lead; with either mutant it led cold beside the primary.
+#[test]
+fn starting_above_a_primary_with_state_hearing_it_only_stale_no_cold_start() {
+    let mut p = fast_pair_running(0);
+    let epoch = p.node(0).epoch();
+    assert!(p.reserved[1] > epoch, "no reservation");
+    p.crash(1);
+    p.drop_if = Some(drop_all_from_1);
+    let seen = reasons(&p, 1).len();
+    p.start(1);
+    let wait = ms(p.configs[1].startup_wait_ms);
+    p.run_for(wait * 5);
+    assert_eq!((p.node(0).role(), p.node(0).epoch()), (Role::Primary, epoch));
+    let since = reasons(&p, 1).split_off(seen);
+    assert!(
+        !since
+            .iter()
+            .any(|r| matches!(r, Reason::StartedFirst | Reason::WonTiebreak)),
+        "led a cold start next to a primary with state: {since:?}"
+    );
+    assert_eq!(p.node(1).role(), Role::Starting);
+    assert!(alarms_of(&p, 1).contains(&Alarm::ColdStartHeld));
+    p.drop_if = None;
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+}
+
+/// Mutants `election.rs:30:9` (`follow_origin` → `()`) and `30:19` (`!=` → `==`) at
+/// a851fc6: a primary fenced by a primary whose state goes back to an earlier cold start
+/// gives its own state up (`fenced_by`), so until its transfer completes it holds none of
+/// the pair's and says so: origin 0 in every message while it joins (a peer counts a
+/// starting node with an origin as a holder of state, `election_timeout`, and so does
+/// `lead_from_start` for itself). With either mutant it announced its own cold start.
+#[test]
+fn primary_fenced_by_an_earlier_cold_start_joins_announcing_no_state() {
+    let mut p = backup_joining_large_state(50);
+    p.configs[1].allow_cold_start = true;
+    p.crash(1);
+    p.start(1);
+    let until = p.now + ms(1000);
+    assert!(p.run_until(until, |p| p.node(1).status().sync == SyncState::Joining));
+    p.run_for(ms(50));
+    p.freeze(0, ms(3000));
+    p.run_for(ms(3500));
+    assert!(reasons(&p, 1).contains(&Reason::StartedFirst));
+    assert_eq!(p.node(0).role(), Role::Starting);
+    p.capture = true;
+    assert_eq!(p.command(0, Command::ForcePrimary), CommandReply::Started);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::Joining, ms(1000)));
+    let since = p.captured.len();
+    p.run_for(ms(50));
+    assert_eq!(
+        p.node(1).status().sync,
+        SyncState::Joining,
+        "the transfer went too fast to test"
+    );
+    let origins: std::vec::Vec<u64> = captured_from(&p, 1, since)
+        .iter()
+        .map(|(_, _, e)| e.header.origin)
+        .collect();
+    assert!(!origins.is_empty());
+    assert!(
+        origins.iter().all(|&o| o == 0),
+        "a joining node announced a state it gave up: {origins:x?}"
+    );
+}
+
+/// Mutant `transfer.rs:433:46` at a851fc6 (`<` → `<=` in `TxTransfer::can_send`): the
+/// primary kept one chunk more than `transfer_window_chunks` unacknowledged. Here a window
+/// of one: no chunk goes out before the one before it is acknowledged.
+#[test]
+fn joining_window_of_one_chunk_never_two_unacknowledged() {
+    let mut config = Config::fast();
+    config.transfer_chunk_bytes = 64;
+    config.transfer_window_chunks = 1;
+    let mut p = Pair::new(51, config, 2000);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.run_for(ms(20));
+    p.capture = true;
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    // The captured order is the order of transmission: the primary cannot have heard an
+    // acknowledgement the backup had not sent yet.
+    let mut acked = 0;
+    let mut chunks = 0;
+    for (from, _, bytes) in &p.captured {
+        match wire::decode(bytes, None).map(|e| e.body) {
+            Ok(Body::ChunkAck { next, .. }) if *from == 1 => acked = acked.max(next),
+            Ok(Body::Chunk { index, .. }) if *from == 0 => {
+                chunks += 1;
+                assert!(
+                    index < acked + 1,
+                    "chunk {index} sent with {acked} acknowledged, window 1"
+                );
+            }
+            _ => {}
+        }
+    }
+    assert!(chunks >= 30, "{chunks} chunks");
+}
+
+/// Mutant `source.rs:151:75` at a851fc6 (`pair_first > FRAME_MAX` → `== FRAME_MAX` in
+/// `on_source_map`): a mapping beyond `FRAME_MAX` is refused before (`peer_frames_in_range`),
+/// so the only difference is at the bound itself: a mapping to `FRAME_MAX` exactly, which
+/// is in range, was counted malformed and dropped. Taken, as every frame up to the bound.
+#[test]
+fn backup_source_map_to_frame_max_exactly_taken() {
+    let (mut p, link, bytes) = pair_with_a_source_map_captured();
+    let mut envelope = wire::decode(&bytes, None).unwrap();
+    let Body::SourceMap {
+        ref mut session,
+        ref mut pair_first,
+        ..
+    } = envelope.body
+    else {
+        unreachable!("a source map")
+    };
+    *session = 10;
+    *pair_first = FRAME_MAX;
+    let malformed = p.node(1).status().rejections.malformed;
+    let refused = p.node(1).status().rejections.frame_out_of_range;
+    p.inject(1, link, &wire::encode(&envelope, None).unwrap());
+    assert_eq!(p.node(1).status().rejections.malformed, malformed);
+    assert_eq!(p.node(1).status().rejections.frame_out_of_range, refused);
+    assert_eq!(
+        p.node(1).status().source.map(|m| (m.session, m.pair_first)),
+        Some((10, FRAME_MAX))
+    );
+}
+
+fn drop_release_from_0(from: usize, envelope: &Envelope) -> bool {
+    from == 0 && matches!(envelope.body, Body::SwitchRelease { .. })
+}
+
+/// Mutant `switchover.rs:294:62` at a851fc6 (`>` → `>=` in `switchover_timeout`): at the
+/// deadline a released primary whose backup never led (no epoch above its own heard)
+/// demoted itself as if deposed, leaving the pair without a primary until the backup's
+/// detection window ran out. It gives the switchover up and runs on (`SwitchoverAborted`).
+/// Here every release is lost while the backup stays alive and heard.
+#[test]
+fn released_release_lost_backup_alive_aborts_at_the_deadline_still_primary() {
+    let mut p = running_pair(Config::fast());
+    p.drop_if = Some(drop_release_from_0);
+    let epoch = p.node(0).epoch();
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    let timeout = ms(p.configs[0].switchover_timeout_ms);
+    let until = p.now + timeout * 2;
+    assert!(p.run_until(until, |p| reasons(p, 0).contains(&Reason::SwitchoverAborted)));
+    assert!(
+        p.node(0).the_peer_alive(),
+        "the backup fell silent: not the case under test"
+    );
+    p.run_for(ms(5));
+    assert_eq!(p.node(0).role(), Role::Primary, "{:?}", reasons(&p, 0));
+    assert_eq!(p.node(0).epoch(), epoch);
+    assert_eq!(p.node(1).role(), Role::Backup);
+    assert!(!reasons(&p, 0).contains(&Reason::FencedByEpoch), "{:?}", reasons(&p, 0));
+}
+
+/// Mutant `source.rs:110:49` at a851fc6 (`pair_first + SOURCE_MAP_FRAMES` → `*`): after a
+/// source restart the mapping went with every commit up to eight times its first frame,
+/// not with the next 8 (traffic). Counted here over 40 frames: the announcement, the
+/// commits of frames `first ..= first + 8`, and the periodic ones only.
+#[test]
+fn primary_source_restarted_mapping_not_repeated_past_the_next_8_commits() {
+    let mut p = running_pair(Config::default());
+    pause_source(&mut p);
+    p.capture = true;
+    p.source_session = 0x5EED;
+    p.frame_next = 1;
+    let restarted = p.run_until(p.now + ms(50), |p| {
+        p.node(0).status().source.is_some_and(|m| m.session == 0x5EED)
+    });
+    assert!(restarted);
+    let first = p.node(0).status().source.unwrap().pair_first;
+    assert!(first > 8, "restarted at pair frame {first}");
+    assert!(p.run_until(p.now + ms(100), |p| p.node(0).frame() > first + 40));
+    let last = p.node(0).frame();
+    let maps = captured_from(&p, 0, 0)
+        .iter()
+        .filter(|(link, _, e)| {
+            *link == 0 && matches!(e.body, Body::SourceMap { pair_first, .. } if pair_first == first)
+        })
+        .count() as u64;
+    // `SOURCE_MAP_FRAMES` (private to source.rs).
+    let repeated = 8;
+    let every = super::source::SOURCE_MAP_EVERY_FRAMES;
+    let periodic = (first + repeated + 1..=last).filter(|f| f % every == 0).count() as u64;
+    assert_eq!(maps, 1 + (repeated + 1) + periodic);
+}
+
+/// Mutant `transfer.rs:296:48` at a851fc6 (`<` → `<=` in `on_chunk`): a chunk a whole
+/// window ahead of the one awaited was kept. With a window of 1,024 chunks its bit is the
+/// awaited chunk's, which then counted as received without its bytes. No primary sends
+/// that far ahead (it keeps at most a window unacknowledged), so only a corrupt or forged
+/// chunk gets there; dropped, the state installs whole.
+#[test]
+fn joining_chunk_a_whole_window_ahead_dropped_state_installs_whole() {
+    let mut config = Config::fast();
+    config.transfer_chunk_bytes = 1;
+    config.transfer_window_chunks = 1024;
+    config.transfer_chunks_per_ms = 4;
+    let ballast = 1500;
+    let mut p = Pair::new(52, config, ballast);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.run_for(ms(2 * ballast as u64));
+    p.capture = true;
+    p.start(1);
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| captured_from(p, 1, 0)
+        .iter()
+        .any(|(_, _, e)| matches!(e.body, Body::ChunkAck { next, .. } if next > 0))));
+    let acked = captured_from(&p, 1, 0)
+        .iter()
+        .filter_map(|(_, _, e)| match e.body {
+            Body::ChunkAck { next, .. } => Some(next),
+            _ => None,
+        })
+        .max()
+        .unwrap();
+    let (link, _, mut envelope) = captured_from(&p, 0, 0)
+        .into_iter()
+        .find(|(_, _, e)| matches!(e.body, Body::Chunk { .. }))
+        .unwrap();
+    let Body::Chunk { ref mut index, .. } = envelope.body else {
+        unreachable!("a chunk")
+    };
+    *index = acked + 1024;
+    p.capture = false;
+    p.inject(1, link, &wire::encode(&envelope, None).unwrap());
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| p.node(0).frame() == p.node(1).frame()));
+    let snapshot = |i: usize| {
+        let mut buf = std::vec![0u8; 4096];
+        let n = p.node(i).app().snapshot(&mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    };
+    assert!(
+        snapshot(1) == snapshot(0),
+        "the installed state differs from the primary's"
+    );
+    assert_eq!(alarms_of(&p, 1), []);
+}
+
+fn drop_begins_from_0(from: usize, envelope: &Envelope) -> bool {
+    from == 0 && matches!(envelope.body, Body::TransferBegin { .. })
+}
+
+/// Mutant `transfer.rs:270:13` at a851fc6 (`||` → `&&` in `on_transfer_begin`): a beginning
+/// announcing chunks of 0 bytes, or of more than `CHUNK_BYTES_MAX`, was taken (the two
+/// tests joined by `&&` never hold together): a transfer that cannot complete, held until
+/// the stall limit. Refused at once (`TransferRejected`, and the backup asks again).
+#[test]
+fn joining_begin_with_chunks_of_0_or_above_the_maximum_rejected() {
+    for chunk in [0, crate::config::CHUNK_BYTES_MAX as u32 + 1] {
+        let mut p = Pair::new(53, Config::fast(), 5000);
+        p.start(0);
+        assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+        p.drop_if = Some(drop_begins_from_0);
+        p.capture = true;
+        p.start(1);
+        let until = p.now + ms(100);
+        assert!(p.run_until(until, |p| captured_from(p, 0, 0)
+            .iter()
+            .any(|(_, _, e)| matches!(e.body, Body::TransferBegin { .. }))));
+        let (link, _, mut envelope) = captured_from(&p, 0, 0)
+            .into_iter()
+            .find(|(_, _, e)| matches!(e.body, Body::TransferBegin { .. }))
+            .unwrap();
+        let Body::TransferBegin {
+            ref mut chunk_bytes, ..
+        } = envelope.body
+        else {
+            unreachable!("a beginning")
+        };
+        *chunk_bytes = chunk;
+        p.inject(1, link, &wire::encode(&envelope, None).unwrap());
+        assert!(
+            alarms_of(&p, 1).contains(&Alarm::TransferRejected),
+            "chunks of {chunk} bytes"
+        );
+        assert!(
+            !p.notices
+                .iter()
+                .any(|(i, n)| *i == 1 && matches!(n, Notice::TransferStarted { .. })),
+            "chunks of {chunk} bytes taken"
+        );
+    }
+}
+
+/// Every output the sink accepted from `first` on is the reference run's.
+fn assert_outputs_intact(p: &Pair, last: u64) {
+    let first = *p.sink.accepted.keys().next().map(|(f, _)| f).expect("outputs accepted");
+    for (id, payload) in p.reference_outputs(first, last) {
+        assert_eq!(
+            p.sink.accepted.get(&id).map(|(_, b)| b),
+            Some(&payload),
+            "output {id:?}"
+        );
+    }
+}
+
+/// Mutant `lockstep.rs:319:41` at a851fc6 (`frame_last_run + 1` → `frame_last_run * 1` in
+/// `backup_fetch_missing`): a batch began at the frame last run, which the backup holds,
+/// so each asked for one missing frame fewer (and, where that frame's commit is not in the
+/// ring — after a transfer, or inside a skipped range —, for a frame already run). A batch
+/// is the `FETCH_BATCH_MAX` (8) frames after the last one run.
+#[test]
+fn backup_ten_frames_lost_fetches_the_8_after_its_last_run_at_the_retry() {
+    let mut p = running_pair(Config::default());
+    p.run_for(ms(20));
+    // Frames F to F+9 never reach the backup, and the primary's answers are lost.
+    let f = p.frame_next + 2;
+    for frame in f..f + 10 {
+        p.frame_loss[1].insert(frame, ());
+    }
+    p.drop_if = Some(drop_fetch_answers);
+    p.capture = true;
+    let fetches_of = |p: &Pair, frame: u64| {
+        p.captured
+            .iter()
+            .filter(|(from, link, bytes)| {
+                *from == 1
+                    && *link == 0
+                    && matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::Fetch { frame: f }) if f == frame)
+            })
+            .count()
+    };
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| fetches_of(p, f) > 0));
+    let asked_at = p.now;
+    let retry = ms(p.configs[1].retry_ms);
+    p.run_until(asked_at + retry + ms(1), |_| false);
+    assert!(p.node(0).frame() > f + 10, "the commits of the lost frames came");
+    assert_eq!(fetches_of(&p, f), 2, "frame {f} at once, then at the retry");
+    for frame in f + 1..f + 8 {
+        assert_eq!(fetches_of(&p, frame), 1, "frame {frame} in the retry's batch");
+    }
+    assert_eq!(fetches_of(&p, f + 8), 0, "a batch is 8 frames");
+    assert_eq!(fetches_of(&p, f - 1), 0, "the frame last run asked for");
+}
+
+/// Mutant `pairing.rs:276:59` at a851fc6 (`<` → `<=` in `pairing_unauthenticated`): a key
+/// mismatch is alarmed again once `KEY_ALARM_INTERVAL` (60 s) has passed since the last
+/// alarm of its kind, from that instant on; the mutant waited for a datagram after it.
+/// Untagged heartbeats injected at 0, at 60 s less 1 ms and at 60 s: alarms at the first
+/// and the last.
+#[test]
+fn primary_keyed_untagged_heartbeats_alarmed_again_from_60_s_on() {
+    let mut p = pair();
+    p.auth = Some(AuthKey::new([3; 32]));
+    p.source_on = false;
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    let untagged = wire::encode(&heartbeat_to(&p, 0, 2, WireRole::Starting, 0, (0, 1)), None).unwrap();
+    let mismatches = |p: &Pair| {
+        alarms_of(p, 0)
+            .iter()
+            .filter(|a| matches!(a, Alarm::SyncKeyMismatch { .. }))
+            .count()
+    };
+    p.inject(0, 0, &untagged);
+    assert_eq!(mismatches(&p), 1);
+    let first = p.now;
+    let interval = Duration::from_secs(60);
+    p.run_until(first + interval - ms(1), |_| false);
+    p.inject(0, 0, &untagged);
+    assert_eq!(mismatches(&p), 1, "alarmed again within the interval");
+    p.run_until(first + interval, |_| false);
+    assert_eq!(p.now, first + interval);
+    p.inject(0, 0, &untagged);
+    assert_eq!(mismatches(&p), 2, "not alarmed again once the interval had passed");
+}
+
+/// Mutant `switchover.rs:351:31` at a851fc6 (`>` → `>=` in `input_deadline`): a primary
+/// whose input fell silent within its hold wakes at the hold's end to hand over; when no
+/// hand-over is possible then (the backup's input is dead too) the mutant kept the hold's
+/// end as its deadline, now in the past: a shell would wake it again at once, for ever
+/// (a busy loop at one instant). After the hold's end, no input deadline is left.
+#[test]
+fn primary_both_inputs_silent_within_the_hold_no_deadline_left_after_it() {
+    let mut p = fast_pair_running(0);
+    let c = p.configs[0].clone();
+    p.run_for(ms(c.input_handover_hold_ms));
+    lose_frames(&mut p, 0, 200);
+    assert!(await_state(
+        &mut p,
+        1,
+        Role::Primary,
+        SyncState::Paired,
+        ms(c.input_handover_ms + 100)
+    ));
+    // Both inputs die within node 1's hold.
+    lose_frames(&mut p, 1, 100_000);
+    lose_frames(&mut p, 0, 100_000);
+    let until = p.now + ms(c.input_handover_hold_ms);
+    assert!(p.run_until(until, |p| p.alarms.contains(&(1, Alarm::InputSilent))));
+    let hold_ends = p.node(1).primary_since + ms(c.input_handover_hold_ms);
+    assert!(p.now < hold_ends, "the alarm came within the hold");
+    assert_eq!(p.node(1).input_deadline(), Some(hold_ends));
+    p.run_until(hold_ends - Duration::from_micros(1), |_| false);
+    p.nodes[1].as_mut().unwrap().handle_timeout(hold_ends);
+    p.drain(1);
+    assert_eq!(
+        p.node(1).role(),
+        Role::Primary,
+        "no hand-over to a backup whose input is dead"
+    );
+    assert_eq!(p.node(1).input_deadline(), None);
+    assert!(
+        p.node(1).poll_timeout().is_none_or(|t| t > hold_ends),
+        "woken again at once"
+    );
+}
+
+/// The frame after which the test below loses frames (see `drop_around_the_gap`).
+static INHERITED_GAP_AT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(u64::MAX);
+
+/// From node 0: its commits of frame `a + 2` and from `a + 4` on, and every answer to a
+/// fetch, where `a` is `INHERITED_GAP_AT`.
+fn drop_around_the_gap(from: usize, envelope: &Envelope) -> bool {
+    let a = INHERITED_GAP_AT.load(core::sync::atomic::Ordering::Relaxed);
+    from == 0
+        && match envelope.body {
+            Body::Commit(commit) => commit.frame == a + 2 || commit.frame >= a + 4,
+            Body::FrameData { .. } => true,
+            _ => false,
+        }
+}
+
+/// Mutant `lockstep.rs:96:106` at a851fc6 (`commit(last + 1)` → `commit(last * 1)` in
+/// `primary_run_frames`, shard 8): the scan of a gap looked at the commit of the frame
+/// itself, not of the next one, so it ran on over a frame the old primary committed as
+/// run whose input this node lacks, and skipped it inside the gap without
+/// `Alarm::InputLost` (the same frames skipped: only the alarm, the record of where the
+/// histories part, was lost). Here: frames A and A+1 lost at the primary (one `Skipped`
+/// commit), A+2 and A+3 lost at the backup, the commit of A+2 lost, that of A+3 (run)
+/// received; the new primary skips A+2 and alarms the input of A+3 lost. (Shard 7's
+/// `commit(last - 1)` passes it: here the frame before the gap has a commit of its own.)
+#[test]
+fn taking_over_gap_then_inherited_run_frame_without_its_input_alarmed_input_lost() {
+    let mut p = running_pair(Config::fast());
+    p.run_for(ms(20));
+    let a = p.frame_next + 2;
+    INHERITED_GAP_AT.store(a, core::sync::atomic::Ordering::Relaxed);
+    p.frame_loss[0].insert(a, ());
+    p.frame_loss[0].insert(a + 1, ());
+    p.frame_loss[1].insert(a + 2, ());
+    p.frame_loss[1].insert(a + 3, ());
+    p.drop_if = Some(drop_around_the_gap);
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| p.node(0).frame() >= a + 6));
+    assert_eq!(p.node(1).frame(), a + 1, "the backup ran the skipped range");
+    p.crash(0);
+    p.source_on = false;
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(1000)));
+    p.run_for(ms(5));
+    assert!(p.node(1).frame() >= a + 6, "the frames in hand after the gap ran");
+    assert!(
+        p.alarms.contains(&(1, Alarm::InputLost { frame: a + 3 })),
+        "{:?}",
+        alarms_of(&p, 1)
+    );
+}
+
+/// Mutant `switchover.rs:90:61` at a851fc6 (`&&` → `||` in `switchover_start`): a
+/// switchover started towards a backup no longer heard (its last word "backup", the
+/// detection window past), which cannot take over: the plant released for nothing until
+/// the switchover's deadline. Refused, naming why.
+#[test]
+fn primary_backup_silent_switchover_refused_no_healthy_backup() {
+    let mut p = running_pair(Config::fast());
+    // A primary judges its backup over `backup_heartbeat_factor` windows.
+    let c = p.configs[0].clone();
+    let silence = ms(c.detection_window_ms * c.backup_heartbeat_factor);
+    p.freeze(1, silence * 10);
+    let until = p.now + silence * 4;
+    assert!(p.run_until(until, |p| !p.node(0).the_peer_alive()));
+    assert_eq!(p.node(0).role(), Role::Primary);
+    assert_eq!(
+        p.command(0, Command::Switchover),
+        CommandReply::Refused(RefuseReason::NoHealthyBackup)
+    );
+}
+
+/// Issue 20: a lone primary sent a commit on every link each cycle to a peer nobody had
+/// heard, two system calls a cycle for nothing (`bench counts`). It runs and emits as
+/// before, and transmits no commit.
+#[test]
+fn alone_frames_no_commit_transmit() {
+    let mut p = pair();
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    let frame = p.node(0).frame();
+    p.capture = true;
+    p.run_for(ms(500));
+    assert!(p.node(0).frame() >= frame + 100, "the primary ran on");
+    assert!(!p.captured.is_empty(), "it still sends heartbeats");
+    assert_eq!(commits_sent(&p, 0), 0);
+}
+
+/// A lone primary that hears a joining peer sends its commits again: the backup joins,
+/// follows in sync on them, and the outputs are the reference run's.
+#[test]
+fn alone_peer_heard_commits_resume() {
+    let mut p = pair();
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.run_for(ms(200));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired, ms(2000)));
+    p.capture = true;
+    p.run_for(ms(200));
+    assert!(commits_sent(&p, 0) >= 100, "commits: {}", commits_sent(&p, 0));
+    let frame = p.node(0).frame();
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(100)));
+    assert!(p.node(1).frame() + 2 >= frame, "the backup follows");
+    assert!(p.digest_disagreements().0.is_empty());
+    assert_outputs_intact(&p, frame);
+}
+
+/// A backup silent past the primary's window (frozen) comes back to a primary that sent
+/// no commits meanwhile but the tail past its lag bound: it gets what it missed (fetch or
+/// transfer) and follows in sync, its state the primary's, the outputs intact.
+#[test]
+fn paired_backup_silent_past_window_commits_stop_then_backup_resyncs() {
+    let mut p = running_pair(Config::default());
+    p.run_for(ms(100));
+    let silence = p.configs[0].backup_silence();
+    p.freeze(1, silence * 3);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, silence * 2));
+    // The tail: commits go on to `max_lag_frames` + 16 past the last committed while the
+    // backup was heard, then stop.
+    let heard_to = p.node(0).commit_tail_last - p.configs[0].max_lag_frames - 16;
+    assert!(
+        heard_to >= p.node(1).frame(),
+        "the tail starts at the frozen backup's frame or above"
+    );
+    p.capture = true;
+    let tail_last = p.node(0).commit_tail_last;
+    assert!(p.run_until(p.now + silence, |p| p.node(0).frame() > tail_last));
+    assert!(commits_sent(&p, 0) > 0, "the tail's commits");
+    p.captured.clear();
+    p.run_for(silence / 2);
+    assert_eq!(commits_sent(&p, 0), 0, "commits to a backup gone silent past the tail");
+    p.capture = false;
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired, silence * 4));
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    p.run_for(ms(100));
+    let frame = p.node(0).frame();
+    assert!(p.node(1).frame() + 2 >= frame, "the backup follows");
+    assert!(p.digest_disagreements().0.is_empty());
+    assert_outputs_intact(&p, frame);
+}
+
+fn drop_commits_from_primary(from: usize, envelope: &Envelope) -> bool {
+    from == 0 && matches!(envelope.body, Body::Commit(_))
+}
+
+/// DST seed 12850 (`dst --seed 2000 --seeds 18000` at 4f7dcff, with 1051f07): a backup
+/// lost one commit and froze before fetching it, past the primary's window; the lone
+/// primary ran on and crashed while the backup was still frozen. Holding every commit
+/// from its first lone frame, the primary had told the backup of nothing past the gap's
+/// neighbourhood: the backup thawed a few frames behind by its reckoning, took over,
+/// skipped the gap and ran on from a state the old primary never had, its outputs for
+/// frames the old primary had emitted differing (239 ids with two contents). With the
+/// tail of commits a lone primary still sends, the backup learns it is past
+/// `max_lag_frames` and resyncs, as it did when every commit went out: it never leads
+/// from that history.
+#[test]
+fn alone_backup_frozen_with_a_gap_primary_crashed_backup_resyncs_not_leads() {
+    // The seed's shape: a 10 ms cycle, so that the primary's window (50 frames) is well
+    // within `max_lag_frames`.
+    let config = Config {
+        max_lag_frames: 128,
+        frames_buffered: 256,
+        ..Config::default()
+    };
+    let mut p = Pair::new(11, config, 0);
+    p.cycle = ms(10);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired, ms(2000)));
+    p.run_for(ms(200));
+    // One commit lost on its way; the backup freezes before the next one tells it so.
+    let ran = p.node(1).frame();
+    p.drop_if = Some(drop_commits_from_primary);
+    assert!(p.run_until(p.now + ms(100), |p| p.node(0).frame() > ran + 1));
+    p.drop_if = None;
+    p.freeze(1, ms(2400));
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(1000)));
+    p.run_for(ms(1000));
+    p.crash(0);
+    // The backup thaws to a primary gone: it resyncs, it does not take over from that
+    // history (without state it may later start cold, a new lineage: not this test's).
+    let decided = p.run_until(p.now + ms(3000), |p| {
+        p.transitions
+            .iter()
+            .any(|(i, t)| *i == 1 && (t.role == Role::Primary || t.reason == Reason::ResyncStarted(ResyncCause::Lag)))
+    });
+    assert!(decided, "{:?}", reasons(&p, 1));
+    assert_eq!(
+        p.node(1).role(),
+        Role::Backup,
+        "the backup led from a history with a gap: {:?}",
+        reasons(&p, 1)
+    );
+    assert_eq!(p.sink.conflicts, 0);
+    p.run_for(ms(100));
+    assert_eq!(p.sink.conflicts, 0, "outputs with two contents: {:?}", reasons(&p, 1));
 }

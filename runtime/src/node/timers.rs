@@ -21,6 +21,8 @@ pub(super) enum Timer {
     Detection,
     /// The probe's answer: none by then, the backup takes over.
     Probe,
+    /// A group's vote round: no majority by then, it is given up (`succession.rs`).
+    Vote,
     /// A backup's fetch of missing frames, asked again.
     Fetch,
     /// A state transfer: the sender's go-back-N retry or paced chunks, the receiver's
@@ -33,6 +35,9 @@ pub(super) enum Timer {
     /// The primary's level refresh: the earliest key due, or the next slice of a backlog
     /// (`refresh.rs`).
     Refresh,
+    /// An operator's write: a backup's resend to the primary, or its answer's deadline
+    /// (`hmi.rs`).
+    Hmi,
     /// Acknowledged events: the earliest re-send, a sink's silence, or an alarm to raise
     /// (`acks.rs`).
     Acks,
@@ -40,7 +45,7 @@ pub(super) enum Timer {
 
 impl Timer {
     /// The whole table.
-    pub(super) const ALL: [Timer; 10] = [
+    pub(super) const ALL: [Timer; 12] = [
         Timer::Heartbeat,
         Timer::Startup,
         Timer::Detection,
@@ -50,6 +55,8 @@ impl Timer {
         Timer::Switchover,
         Timer::Input,
         Timer::Refresh,
+        Timer::Hmi,
+        Timer::Vote,
         Timer::Acks,
     ];
 }
@@ -67,6 +74,8 @@ impl<A: App> Node<A> {
             Timer::Switchover => self.switchover.deadline(),
             Timer::Input => self.input_deadline(),
             Timer::Refresh => self.refresh_deadline(),
+            Timer::Hmi => self.hmi_deadline(),
+            Timer::Vote => self.vote.map(|round| round.deadline),
             Timer::Acks => self.acks_deadline(),
         }
     }

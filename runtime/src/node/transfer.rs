@@ -5,6 +5,7 @@
 //! when a begun transfer stalls (the primary gives a transfer up when the backup falls
 //! silent).
 
+use super::hmi;
 use super::{Alarm, Node, Notice, Reason, ResyncCause, Role, SyncState, TrafficClass, ACTIONS_MAX};
 use crate::app::App;
 use crate::time::Instant;
@@ -142,10 +143,19 @@ impl<A: App> Node<A> {
         self.send_all(Body::JoinRequest { id });
     }
 
-    pub(super) fn on_join_request(&mut self, id: u32) {
+    pub(super) fn on_join_request(&mut self, link: u8, id: u32) {
         if self.role != Role::Primary {
             return;
         }
+        let slot = self.link_peer(link);
+        if slot != self.transfer_slot
+            && (self.tx.is_some() || self.join_pending.is_some())
+            && self.slot_alive(self.transfer_slot)
+        {
+            // A group's second joiner waits for the first (it asks every `retry_ms`).
+            return;
+        }
+        self.transfer_slot = slot;
         // groups: one transfer at a time, to the peer that asked (the slot of the request's
         // link): a second joiner waits, and `tx` names its slot for `bulk_link` and
         // `transfer_timeout`.
@@ -167,8 +177,11 @@ impl<A: App> Node<A> {
 
     /// Primary: snapshots the app now (a frame boundary) and begins streaming it.
     pub(super) fn transfer_start(&mut self, id: u32) {
-        let total = match self.app.snapshot(&mut self.snapshot_buf) {
-            Ok(n) => n as u64,
+        let state_max = self.config.state_bytes_max as usize;
+        let total = match self.app.snapshot(&mut self.snapshot_buf[..state_max]) {
+            // The memory of applied HMI writes follows the program's bytes: a backup that
+            // takes over must not apply a client's retry of one of them again.
+            Ok(n) => (n + hmi::encode_memory(&self.hmi, &mut self.snapshot_buf[n..])) as u64,
             Err(_) => {
                 self.alarm(Alarm::TransferRejected);
                 return;
@@ -239,8 +252,7 @@ impl<A: App> Node<A> {
 
     /// The lowest link that is up: bulk goes on one path, control on all.
     fn bulk_link(&self) -> u8 {
-        // groups: the links of the peer being sent the state (the transfer's slot).
-        let mut links = self.the_peer().links();
+        let mut links = self.peers[self.transfer_slot].links();
         let first = links.start;
         links.find(|&l| self.links[usize::from(l)].up).unwrap_or(first)
     }
@@ -332,7 +344,14 @@ impl<A: App> Node<A> {
         else {
             return;
         };
-        let restored = self.app.restore(&self.snapshot_buf[..total as usize]);
+        let split =
+            hmi::split_memory(&self.snapshot_buf[..total as usize]).map(|(state, memory)| (state, memory.len()));
+        let Some((state_len, memory)) = split else {
+            self.alarm(Alarm::TransferRejected);
+            self.start_join(Some(ResyncCause::TransferFailed));
+            return;
+        };
+        let restored = self.app.restore(&self.snapshot_buf[..state_len]);
         if restored.is_err() || self.app.digest() != digest {
             self.alarm(Alarm::TransferRejected);
             self.start_join(Some(ResyncCause::TransferFailed));
@@ -342,6 +361,10 @@ impl<A: App> Node<A> {
         self.frame_last_run = frame;
         // Levels of the old history would be refreshed under the new one's ids.
         self.refresh.clear();
+        // What this node applied and remembered was of the old history; the primary's
+        // memory came with the state.
+        self.hmi_new_history();
+        self.hmi_install_memory(state_len, memory);
         // The primary's state, and so its cold start: a primary always has one.
         self.origin = super::Epoch(origin.max(1));
         self.pair_had_state = true;
@@ -391,8 +414,7 @@ impl<A: App> Node<A> {
                     self.send_all(body);
                 }
             }
-            // groups: the joining peer's liveness and word (the transfer's slot).
-            if !self.the_peer_alive() || self.peer_follows_with_state() {
+            if !self.slot_alive(self.transfer_slot) || self.peer_follows_with_state() {
                 self.tx = None;
             }
         }
@@ -426,7 +448,7 @@ impl<A: App> Node<A> {
     /// (no longer joining) ignores, and the primary resent its chunks for as long as the
     /// pair ran. A backup that asks again says `joining` first (`start_join`).
     fn peer_follows_with_state(&self) -> bool {
-        self.the_peer().status.is_some_and(|peer| {
+        self.peers[self.transfer_slot].status.is_some_and(|peer| {
             peer.role == WireRole::Backup
                 && peer.epoch == self.epochs.current().0
                 && matches!(peer.sync, WireSync::InSync | WireSync::Lagging)

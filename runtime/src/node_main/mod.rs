@@ -23,6 +23,7 @@
 pub mod config;
 #[allow(unsafe_code)]
 pub mod rt;
+pub mod witness;
 
 use crate::io::{self, log, Exit, Shell};
 use crate::{App, Config};

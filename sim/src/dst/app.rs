@@ -4,6 +4,7 @@
 //! of its input and outputs, for invariant 10).
 
 use super::options::{Options, StateSize};
+use std::collections::BTreeMap;
 use twinloop::app::{OutputKind, OUTPUTS_PER_FRAME_MAX, OUTPUT_PAYLOAD_MAX};
 use twinloop::digest::fnv64;
 use twinloop::testing::TestApp;
@@ -63,10 +64,10 @@ pub trait WorkloadFactory {
 pub const EDGE_OVERHEAD_BYTES: usize = 40;
 
 /// Level keys an [`EdgeApp`] writes (see [`EdgeApp::push_levels`]).
-pub const EDGE_LEVEL_KEYS: u16 = 3;
+pub const EDGE_LEVEL_KEYS: u16 = 4;
 
 /// The runtime's `TestApp` (accumulated state, one or two event outputs per frame,
-/// ballast), with levels of three keys after them (docs/DST.md, "Levels"), in
+/// ballast), with levels of four keys after them (docs/DST.md, "Levels"), in
 /// a snapshot of an exact size: the DST draws that size at, around and between multiples
 /// of the transfer chunk, fixed or growing frame by frame (`docs/DST.md`, "State sizes").
 ///
@@ -110,7 +111,9 @@ impl EdgeApp {
     /// first event's accumulator) and the frame: key 0 every frame but every fourth (a
     /// value refreshed each cycle, and frames with events only); key 1 twice in every
     /// fifth frame (two values of one key in a frame: the second supersedes the first);
-    /// key 2 every seventh frame (a value a takeover's burst seldom holds twice).
+    /// key 2 every seventh frame (a value a takeover's burst seldom holds twice); key 3
+    /// once every 1,000 frames, from frame 11 (a long-unchanged value: lost on the output
+    /// path, only the refresh heals it, issue 22).
     fn push_levels(number: u64, outbox: &mut Outbox) {
         let Some(first) = outbox.as_slice().first() else {
             return;
@@ -132,6 +135,9 @@ impl EdgeApp {
         }
         if number % 7 == 0 {
             push(2, 3);
+        }
+        if number % 1000 == 11 {
+            push(3, 4);
         }
     }
 }
@@ -313,7 +319,34 @@ pub const STEPS_PER_EVENT_MAX: usize = 1 << 20;
 pub struct Recorder<A> {
     inner: A,
     steps: Vec<Step>,
+    /// FNV-1a of every snapshot the application gave (a state transfer's), not yet taken.
+    snapshots: core::cell::RefCell<Vec<u64>>,
+    /// FNV-1a of the bytes of the last snapshot restored, not yet taken.
+    restored_hash: Option<u64>,
+    /// The HMI writer's writes given since the last step (issue 18): applied before it.
+    hmi_pending: Vec<i64>,
+    /// The current history's writes (the writer's values are unique per write): value to
+    /// the frames it was applied at. Cleared by a restore (a new history).
+    pub hmi_history: BTreeMap<i64, Vec<u64>>,
+    /// The first frame stepped in the current history (`None`: none yet).
+    pub hmi_history_from: Option<u64>,
+    /// The last frame stepped.
+    pub hmi_frame_last: u64,
+    /// This application was ever restored from a snapshot (else its history began cold).
+    pub restored: bool,
+    /// A write applied twice within one history: `(value, first frame, second frame)`.
+    pub hmi_twice: Option<(i64, u64, u64)>,
 }
+
+/// The DST's one HMI tag: a setpoint of any 32-bit value, written by the HMI writer.
+pub const DST_HMI_TAGS: [twinloop::hmi::HmiTag; 1] = [twinloop::hmi::HmiTag::write(
+    "dst_setpoint",
+    twinloop::hmi::HmiClass::Setpoint,
+    twinloop::hmi::HmiType::U32,
+    "",
+    0,
+    u32::MAX as i64,
+)];
 
 impl<A: App> Recorder<A> {
     /// Wraps `inner`.
@@ -321,7 +354,27 @@ impl<A: App> Recorder<A> {
         Recorder {
             inner,
             steps: Vec::with_capacity(1024),
+            snapshots: core::cell::RefCell::new(Vec::new()),
+            restored_hash: None,
+            hmi_pending: Vec::new(),
+            hmi_history: BTreeMap::new(),
+            hmi_history_from: None,
+            hmi_frame_last: 0,
+            restored: false,
+            hmi_twice: None,
         }
+    }
+
+    /// The hashes of the snapshots taken since the last call (a primary's, for a state
+    /// transfer), in order.
+    pub fn take_snapshots(&mut self, into: &mut Vec<u64>) {
+        into.append(self.snapshots.get_mut());
+    }
+
+    /// The hash of the bytes of the last snapshot restored since the last call (a
+    /// backup's, at the end of a state transfer; the core may still refuse it).
+    pub fn take_restored(&mut self) -> Option<u64> {
+        self.restored_hash.take()
     }
 
     /// The steps since the last call, in order; the simulator drains after every event.
@@ -342,6 +395,15 @@ impl<A: App> Recorder<A> {
 
 impl<A: App> App for Recorder<A> {
     fn step(&mut self, frame: Frame<'_>, outbox: &mut Outbox) {
+        self.hmi_history_from.get_or_insert(frame.number);
+        self.hmi_frame_last = frame.number;
+        for value in self.hmi_pending.drain(..) {
+            let frames = self.hmi_history.entry(value).or_default();
+            if let Some(&first) = frames.first() {
+                self.hmi_twice.get_or_insert((value, first, frame.number));
+            }
+            frames.push(frame.number);
+        }
         self.inner.step(frame, outbox);
         assert!(
             self.steps.len() < STEPS_PER_EVENT_MAX,
@@ -367,11 +429,21 @@ impl<A: App> App for Recorder<A> {
     }
 
     fn snapshot(&self, buf: &mut [u8]) -> Result<usize, SnapshotError> {
-        self.inner.snapshot(buf)
+        let n = self.inner.snapshot(buf)?;
+        // One hash of the state a transfer sends, not per frame: snapshots are rare.
+        self.snapshots.borrow_mut().push(fnv64(&buf[..n]));
+        Ok(n)
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
-        self.inner.restore(bytes)
+        self.inner.restore(bytes)?;
+        self.restored_hash = Some(fnv64(bytes));
+        // A new history: what this node applied before is not the pair's.
+        self.hmi_history.clear();
+        self.hmi_history_from = None;
+        self.hmi_pending.clear();
+        self.restored = true;
+        Ok(())
     }
 
     fn digest(&self) -> u64 {
@@ -380,6 +452,14 @@ impl<A: App> App for Recorder<A> {
 
     fn identity(&self) -> twinloop::AppIdentity {
         self.inner.identity()
+    }
+
+    fn hmi_tags(&self) -> &[twinloop::hmi::HmiTag] {
+        &DST_HMI_TAGS
+    }
+
+    fn hmi_write(&mut self, _tag: u16, value: i64) {
+        self.hmi_pending.push(value);
     }
 }
 

@@ -117,6 +117,14 @@ pub enum Fault {
         /// What diverges.
         kind: DivergeKind,
     },
+    /// The output path to the sink is cut (a switch reboot, a cable swapped), and with
+    /// `acks` the sink's path back too; it heals after `duration_ns` (issue 22).
+    OutputOutage {
+        /// The path back (acknowledgements) is cut as well.
+        acks: bool,
+        /// For how long.
+        duration_ns: Nanos,
+    },
 }
 
 impl Fault {
@@ -127,7 +135,8 @@ impl Fault {
             | Fault::Partition { duration_ns, .. }
             | Fault::LinkCut { duration_ns, .. }
             | Fault::LossBurst { duration_ns, .. }
-            | Fault::IoLoss { duration_ns, .. } => duration_ns,
+            | Fault::IoLoss { duration_ns, .. }
+            | Fault::OutputOutage { duration_ns, .. } => duration_ns,
             Fault::Crash { .. } | Fault::Switchover { .. } | Fault::Diverge { .. } => 0,
         }
     }
@@ -162,6 +171,7 @@ enum Kind {
     IoLoss,
     Switchover,
     Diverge,
+    OutputOutage,
 }
 
 fn between(rng: &mut Rng, low: u64, high: u64) -> u64 {
@@ -241,6 +251,17 @@ impl FaultPlan {
                 });
             }
             at += between(rng, gap_min_ns, gap_max_ns);
+        }
+        // Output-path outages (issue 22) from a generator of their own, drawn after the
+        // rest: a seed keeps every other fault it drew before they existed.
+        if mix.output_outage {
+            let r = &mut rng.fork();
+            let mut at = between(r, 0, recovery_ns);
+            while at < safety_ns && plan.faults.len() < FAULTS_MAX {
+                let fault = Self::draw_fault(options, Kind::OutputOutage, r);
+                plan.faults.push(PlannedFault { at, fault });
+                at += fault.duration_ns() + between(r, gap_min_ns, 2 * gap_max_ns);
+            }
         }
         plan.faults.sort_by_key(|f| f.at);
         plan
@@ -345,15 +366,21 @@ impl FaultPlan {
                 },
                 kind: [DivergeKind::Output, DivergeKind::State, DivergeKind::FrameCopy][rng.below(3) as usize],
             },
+            // From a few cycles to a few recoveries: short ones heal between two refreshes,
+            // long ones outlast several.
+            Kind::OutputOutage => Fault::OutputOutage {
+                acks: rng.chance(1, 2),
+                duration_ns: between(rng, 3 * options.cycle_ms * ms, 3 * recovery_ns),
+            },
         }
     }
 
-    /// Faults other than `except` firing within `[from, to]`.
+    /// Faults of the pair other than `except` firing within `[from, to]` (an output-path
+    /// outage is the plant network's: it leaves the pair calm).
     pub fn any_within(&self, from: Nanos, to: Nanos, except: Option<usize>) -> bool {
-        self.faults
-            .iter()
-            .enumerate()
-            .any(|(i, f)| Some(i) != except && f.at >= from && f.at <= to)
+        self.faults.iter().enumerate().any(|(i, f)| {
+            Some(i) != except && f.at >= from && f.at <= to && !matches!(f.fault, Fault::OutputOutage { .. })
+        })
     }
 }
 

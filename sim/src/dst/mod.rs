@@ -12,6 +12,7 @@ pub mod attacker;
 pub mod checker;
 pub mod clock;
 pub mod faults;
+pub mod group;
 pub mod network;
 pub mod options;
 pub mod runner;

@@ -9,7 +9,7 @@
 //! on it.
 
 use super::clock::{Nanos, NANOS_PER_US};
-use super::options::LinkParams;
+use super::options::{LinkParams, OutputPathParams};
 use std::collections::BTreeMap;
 use twinloop::Rng;
 
@@ -201,6 +201,124 @@ impl Network {
     }
 }
 
+/// What happened on an output path, for the statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathStats {
+    /// Datagrams handed to the path.
+    pub sent: u64,
+    /// Dropped by random loss.
+    pub lost: u64,
+    /// Dropped because the path was cut when sent or on arrival (an outage).
+    pub cut: u64,
+    /// Delivered twice.
+    pub duplicated: u64,
+    /// Dropped because too many were in flight.
+    pub overflow: u64,
+}
+
+/// One direction of the plant network between the nodes and the sink (issue 22): the
+/// outputs' way (node → sink) or the acknowledgements' (sink → node), shared by both
+/// nodes (one switch). Loss, duplication, delay with jitter (reordering unless FIFO) and
+/// outages that nest and heal; a datagram is lost when the path is cut when it is sent
+/// or when it would arrive. It carries no bytes: the caller keeps what it sent and
+/// schedules it at the arrival times this returns.
+#[derive(Debug)]
+pub struct OutputPath {
+    params: OutputPathParams,
+    cut_depth: u32,
+    last_arrival: Nanos,
+    in_flight: u32,
+    rng: Rng,
+    /// Counters.
+    pub stats: PathStats,
+}
+
+impl OutputPath {
+    /// A path with these parameters, not cut.
+    pub fn new(params: OutputPathParams, rng: Rng) -> Self {
+        OutputPath {
+            params,
+            cut_depth: 0,
+            last_arrival: 0,
+            in_flight: 0,
+            rng,
+            stats: PathStats::default(),
+        }
+    }
+
+    /// True when every datagram is handed over at once, whole (no draw is made).
+    pub fn is_perfect(&self) -> bool {
+        self.params.is_perfect()
+    }
+
+    /// True while an outage cuts the path.
+    pub fn is_cut(&self) -> bool {
+        self.cut_depth > 0
+    }
+
+    /// Begins (`cut = true`) or ends an outage. Outages nest.
+    pub fn set_cut(&mut self, cut: bool) {
+        if cut {
+            self.cut_depth += 1;
+        } else {
+            self.cut_depth = self.cut_depth.saturating_sub(1);
+        }
+    }
+
+    /// Heals the path for the liveness phase: no outage, no loss, no duplication; the
+    /// delays (and reordering) stay.
+    pub fn heal(&mut self) {
+        self.cut_depth = 0;
+        self.params.loss_ppm = 0;
+        self.params.dup_ppm = 0;
+    }
+
+    /// Sends one datagram at `now`: pushes 0, 1 or 2 arrival times to `out`.
+    pub fn send(&mut self, now: Nanos, out: &mut Vec<Nanos>) {
+        self.stats.sent += 1;
+        if self.is_cut() {
+            self.stats.cut += 1;
+            return;
+        }
+        let p = self.params;
+        if p.loss_ppm > 0 && self.rng.chance(u64::from(p.loss_ppm), 1_000_000) {
+            self.stats.lost += 1;
+            return;
+        }
+        let copies = if p.dup_ppm > 0 && self.rng.chance(u64::from(p.dup_ppm), 1_000_000) {
+            self.stats.duplicated += 1;
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            if self.in_flight >= IN_FLIGHT_MAX {
+                self.stats.overflow += 1;
+                continue;
+            }
+            let delay_us = p.delay_us_min + self.rng.below(p.delay_us_jitter + 1);
+            let mut at = now + delay_us * NANOS_PER_US;
+            if p.fifo {
+                at = at.max(self.last_arrival);
+            }
+            self.last_arrival = self.last_arrival.max(at);
+            self.in_flight += 1;
+            out.push(at);
+        }
+    }
+
+    /// A datagram reaches its end: returns whether it is delivered (false when an outage
+    /// began meanwhile).
+    pub fn arrive(&mut self) -> bool {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if self.is_cut() {
+            self.stats.cut += 1;
+            return false;
+        }
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,6 +401,49 @@ mod tests {
         }
         assert!(out.iter().any(|d| d.bytes != [0u8; 8]));
         assert!(out.windows(2).any(|w| w[0].at > w[1].at), "jitter never reordered");
+    }
+
+    #[test]
+    fn output_path_loses_duplicates_reorders_and_heals() {
+        let params = OutputPathParams {
+            delay_us_min: 10,
+            delay_us_jitter: 1000,
+            loss_ppm: 100_000,
+            dup_ppm: 100_000,
+            fifo: false,
+            outages: true,
+        };
+        let mut path = OutputPath::new(params, Rng::new(3));
+        let mut out = Vec::new();
+        for i in 0..5_000u64 {
+            path.send(i * 100, &mut out);
+        }
+        for _ in 0..out.len() {
+            assert!(path.arrive());
+        }
+        let s = path.stats;
+        assert!((350..650).contains(&s.lost), "lost {} of 5000 at 10 %", s.lost);
+        assert!(
+            (350..650).contains(&s.duplicated),
+            "duplicated {} of 5000 at 10 %",
+            s.duplicated
+        );
+        assert!(out.windows(2).any(|w| w[0] > w[1]), "jitter never reordered");
+        path.set_cut(true);
+        path.set_cut(true);
+        out.clear();
+        path.send(0, &mut out);
+        assert!(out.is_empty(), "an outage loses what is sent");
+        assert!(!path.arrive(), "an outage loses what is in flight");
+        path.set_cut(false);
+        assert!(path.is_cut(), "outages nest");
+        path.heal();
+        assert!(!path.is_cut());
+        for i in 0..1000u64 {
+            path.send(i, &mut out);
+        }
+        assert_eq!(out.len(), 1000, "a healed path loses and duplicates nothing");
+        assert!(out.iter().zip(0..).all(|(&at, i)| at >= i + 10_000), "the delay stays");
     }
 
     #[test]

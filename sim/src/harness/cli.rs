@@ -8,6 +8,7 @@
 #![allow(clippy::disallowed_methods)]
 
 use super::bench::{self, BenchConfig, BenchResult};
+use super::group::GroupShape;
 use super::modbus::{self, ModbusConfig};
 use super::plant_loop::Operator;
 use super::procs::NodeEvent;
@@ -63,6 +64,83 @@ pub struct CommonArgs {
     /// Needs two CPUs.
     #[arg(long)]
     pub pin_cpus: bool,
+    /// The plant network between the nodes and the sink (issue 22): lose this percentage
+    /// of the outputs (0–100) until the faults end, then heal. Any `--output-*` or
+    /// `--ack-*` option relays the outputs through the output-path proxy.
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub output_loss: Option<u8>,
+    /// Duplicate this percentage of the outputs on that path.
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub output_dup: Option<u8>,
+    /// Delay every output by this many ms on that path.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub output_delay_ms: Option<u32>,
+    /// Plus up to this many ms more, drawn per output: reorders them.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub output_jitter_ms: Option<u32>,
+    /// Lose this percentage of what the sink sends back (acknowledgements).
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub ack_loss: Option<u8>,
+    /// The nodes' `[outputs] level_refresh_ms` (0: off, the default; else 16..=3600000).
+    #[arg(long, default_value_t = 0)]
+    pub level_refresh_ms: u64,
+    /// Nodes: 2, a pair (the default), or a group of 3 or 4 with a full mesh of sync links
+    /// through the proxy (issue 16; `chaos` and `bench failover`). A group is refused at
+    /// start until the core elects by votes.
+    #[arg(long, default_value_t = 2)]
+    pub nodes: usize,
+    /// The last node of a group is its witness (`twinloop-witness`): it votes, never leads.
+    #[arg(long)]
+    pub witness: bool,
+}
+
+impl CommonArgs {
+    /// The output path's faults (outputs, acknowledgements), when any `--output-*` or
+    /// `--ack-*` option is given.
+    pub fn output_path(&self) -> Option<(super::proxy::PathFault, super::proxy::PathFault)> {
+        let any = self.output_loss.is_some()
+            || self.output_dup.is_some()
+            || self.output_delay_ms.is_some()
+            || self.output_jitter_ms.is_some()
+            || self.ack_loss.is_some();
+        let ppm = |percent: Option<u8>| u32::from(percent.unwrap_or(0)) * 10_000;
+        let delay_us = self.output_delay_ms.unwrap_or(0).saturating_mul(1000);
+        let jitter_us = self.output_jitter_ms.unwrap_or(0).saturating_mul(1000);
+        any.then(|| {
+            let outputs = super::proxy::PathFault {
+                cut: false,
+                loss_ppm: ppm(self.output_loss),
+                dup_ppm: ppm(self.output_dup),
+                delay_us,
+                jitter_us,
+            };
+            let acks = super::proxy::PathFault {
+                loss_ppm: ppm(self.ack_loss),
+                dup_ppm: ppm(self.output_dup),
+                ..outputs
+            };
+            (outputs, acks)
+        })
+    }
+}
+
+/// The group `--nodes` and `--witness` ask for, when `command` may run one (`chaos`,
+/// `bench failover`), or the one line naming the fix. A pair always passes.
+fn group_check(common: &CommonArgs, command: &str, runs_groups: bool) -> Result<GroupShape, String> {
+    let shape = GroupShape::new(common.nodes, common.witness)?;
+    if shape.is_pair() {
+        return Ok(shape);
+    }
+    if !runs_groups {
+        return Err(format!(
+            "--nodes {}: `{command}` runs a pair only; groups run in `chaos` and `bench failover`",
+            common.nodes
+        ));
+    }
+    match shape.refusal() {
+        Some(why) => Err(why),
+        None => Ok(shape),
+    }
 }
 
 /// `twinloop-sim run`.
@@ -152,6 +230,9 @@ pub struct BenchArgs {
     /// Join: `app.state_ballast_bytes` (the application state to transfer).
     #[arg(long, default_value_t = 1 << 20)]
     pub ballast_bytes: u32,
+    /// Join: the application state in MiB, in place of `--ballast-bytes` (1..=1023).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1023))]
+    pub state_mib: Option<u32>,
     /// How long the pair runs in sync before each repetition, ms.
     #[arg(long)]
     pub settle_ms: Option<u64>,
@@ -338,6 +419,10 @@ fn scenario(
     min_duration: Duration,
 ) -> u8 {
     install_handler();
+    if let Err(e) = group_check(common, command, command == "chaos") {
+        eprintln!("twinloop-sim {command}: {e}");
+        return 2;
+    }
     let timing = match timing(common, Timing::HARNESS) {
         Ok(t) => t,
         Err(e) => {
@@ -352,6 +437,8 @@ fn scenario(
         let mut config = rig_config(common, &dir, timing, cycle_ms)?;
         config.proxy = !no_proxy;
         config.operator = Operator::scripted(cycle_ms, frames_hint);
+        config.output_path = common.output_path();
+        config.level_refresh_ms = common.level_refresh_ms;
         let faults: Vec<Fault> = faults(&timing)
             .into_iter()
             .filter(|f| config.proxy || !f.kind.needs_proxy())
@@ -374,6 +461,15 @@ fn scenario(
         let started_pair = started.elapsed();
         let executed = execute(&mut rig, &faults, pacing, started)?;
         let faults_done = started.elapsed();
+        // The plant network heals with the faults: what the sink lacks from here on, only a
+        // re-send (a level's refresh) can bring.
+        let output_healed_ns = rig.output_proxy.as_ref().map(|p| {
+            let (outputs, acks) = (p.fault(false), p.fault(true));
+            p.set(false, super::proxy::PathFault::default());
+            p.set(true, super::proxy::PathFault::default());
+            rig.say(&format!("output path healed (was {outputs:?}, acks {acks:?})"));
+            rig.clock.now_ns()
+        });
         // Run out the planned duration, then let the last frames through.
         rig.doing("running out");
         rig.sleep(min_duration.saturating_sub(started.elapsed()))?;
@@ -421,6 +517,21 @@ fn scenario(
                 "forwarded": c.forwarded, "cut": c.cut, "dropped": c.dropped, "delayed": c.delayed,
                 "overflow": c.overflow, "send_errors": c.send_errors,
             })),
+            "output_path": rig.output_proxy.as_ref().map(|p| {
+                let one = |c: super::proxy::PathCountersSnapshot| serde_json::json!({
+                    "forwarded": c.forwarded, "lost": c.lost, "cut": c.cut,
+                    "duplicated": c.duplicated, "overflow": c.overflow,
+                });
+                serde_json::json!({
+                    "outputs": one(p.counters(false)),
+                    "acks": one(p.counters(true)),
+                    "healed_at_ms": output_healed_ns.map(|ns| ns as f64 / 1e6),
+                    "level_refresh_ms": common.level_refresh_ms,
+                    // The tank program's outputs are events only: there is no level whose
+                    // staleness after the heal could be measured here (the DST measures it).
+                    "level_staleness": serde_json::Value::Null,
+                })
+            }),
             "node_starts": [rig.nodes[0].starts, rig.nodes[1].starts],
             "rt_priority": common.rt_priority,
             "load_average_1m": [load_before, super::load_average()],
@@ -690,6 +801,10 @@ pub fn chaos_main(args: &ChaosArgs) -> u8 {
 /// `twinloop-sim bench …`.
 pub fn bench_main(args: &BenchArgs) -> u8 {
     install_handler();
+    if let Err(e) = group_check(&args.common, "bench", args.kind == BenchKind::Failover) {
+        eprintln!("twinloop-sim bench: {e}");
+        return 2;
+    }
     if matches!(args.kind, BenchKind::GatewayLatency | BenchKind::GatewayFailover) {
         return bench_gateway(args);
     }
@@ -721,7 +836,8 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
         // Faster console polling: the waits between repetitions are shorter.
         rig.watch_interval = Duration::from_millis(10);
         if args.kind == BenchKind::Join {
-            rig.ballast_bytes = args.ballast_bytes;
+            // At most 1023 MiB (the parser's range): no overflow.
+            rig.ballast_bytes = args.state_mib.map_or(args.ballast_bytes, |mib| mib << 20);
             rig.watch_interval = Duration::from_millis(5);
         }
         let (count, settle_ms) = match args.kind {
@@ -798,5 +914,43 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             dir.finish(false);
             EXIT_HARNESS
         }
+    }
+}
+
+#[cfg(test)]
+mod group_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    fn check(args: &[&str], command: &str, runs_groups: bool) -> Result<GroupShape, String> {
+        let parsed = Args::try_parse_from(std::iter::once("t").chain(args.iter().copied())).unwrap();
+        group_check(&parsed.common, command, runs_groups)
+    }
+
+    /// A pair is the default and passes everywhere; a group is taken by `chaos` and
+    /// `bench failover` only, and refused at start (one line naming issue 16) for now; a
+    /// bad shape names its flag.
+    #[test]
+    fn cli_nodes_default_pair_group_only_where_wired() {
+        assert!(check(&[], "run", false).unwrap().is_pair());
+        assert!(check(&["--nodes", "2"], "bench", false).unwrap().is_pair());
+        assert!(check(&["--nodes", "3"], "run", false)
+            .unwrap_err()
+            .contains("runs a pair only"));
+        let group = check(&["--nodes", "3", "--witness"], "chaos", true).unwrap_err();
+        assert!(
+            group.starts_with("--nodes 3 --witness: a group is refused at start"),
+            "{group}"
+        );
+        assert!(check(&["--nodes", "5"], "chaos", true).unwrap_err().contains("2..=4"));
+        assert!(check(&["--witness"], "chaos", true)
+            .unwrap_err()
+            .contains("a pair has no witness"));
     }
 }

@@ -36,6 +36,7 @@
 pub mod bench;
 pub mod cli;
 pub mod counts;
+pub mod group;
 pub mod modbus;
 pub mod plant_loop;
 pub mod plot;

@@ -362,6 +362,248 @@ fn relay_loop(
     }
 }
 
+/// A fault on the plant network between a node and the sink (issue 22), one direction:
+/// outputs (node → sink) or what the sink sends back (acknowledgements). The default is a
+/// healthy path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathFault {
+    /// Drop everything (an outage: a switch reboot).
+    pub cut: bool,
+    /// Drop each datagram with this probability, in parts per million.
+    pub loss_ppm: u32,
+    /// Deliver each datagram twice with this probability, in parts per million.
+    pub dup_ppm: u32,
+    /// Hold each datagram at least this long, in microseconds.
+    pub delay_us: u32,
+    /// Plus a uniform `0..=jitter_us`, drawn per datagram: reorders them.
+    pub jitter_us: u32,
+}
+
+/// [`PathFault`] shared with a relay thread (lock-free).
+#[derive(Debug, Default)]
+struct SharedPathFault {
+    cut: AtomicBool,
+    loss_ppm: AtomicU32,
+    dup_ppm: AtomicU32,
+    delay_us: AtomicU32,
+    jitter_us: AtomicU32,
+}
+
+impl SharedPathFault {
+    fn load(&self) -> PathFault {
+        PathFault {
+            cut: self.cut.load(Ordering::Relaxed),
+            loss_ppm: self.loss_ppm.load(Ordering::Relaxed),
+            dup_ppm: self.dup_ppm.load(Ordering::Relaxed),
+            delay_us: self.delay_us.load(Ordering::Relaxed),
+            jitter_us: self.jitter_us.load(Ordering::Relaxed),
+        }
+    }
+
+    fn store(&self, f: PathFault) {
+        self.cut.store(f.cut, Ordering::Relaxed);
+        self.loss_ppm.store(f.loss_ppm, Ordering::Relaxed);
+        self.dup_ppm.store(f.dup_ppm, Ordering::Relaxed);
+        self.delay_us.store(f.delay_us, Ordering::Relaxed);
+        self.jitter_us.store(f.jitter_us, Ordering::Relaxed);
+    }
+}
+
+/// Counters of the output path, by direction (`[0]` node → sink, `[1]` sink → node).
+#[derive(Debug, Default)]
+struct PathCounters {
+    forwarded: [AtomicU64; 2],
+    lost: [AtomicU64; 2],
+    cut: [AtomicU64; 2],
+    duplicated: [AtomicU64; 2],
+    overflow: [AtomicU64; 2],
+}
+
+/// A snapshot of one direction's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathCountersSnapshot {
+    /// Datagrams forwarded (copies included).
+    pub forwarded: u64,
+    /// Dropped at random.
+    pub lost: u64,
+    /// Dropped by an outage (when sent, or while held).
+    pub cut: u64,
+    /// Sent twice.
+    pub duplicated: u64,
+    /// Dropped because the queue was full.
+    pub overflow: u64,
+}
+
+/// The output path's proxy: one relay a node, between the node and the sink. A node is
+/// configured with its relay as its sink; the relay forwards what the node sends to the
+/// sink under the outputs' fault, and what the sink sends back (to the relay, the source
+/// it saw) to the node's last source address under the acknowledgements' fault.
+pub struct OutputPathProxy {
+    relays: Vec<SocketAddr>,
+    /// `[0]` node → sink, `[1]` sink → node.
+    faults: [Arc<SharedPathFault>; 2],
+    counters: Arc<PathCounters>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl OutputPathProxy {
+    /// One relay for each of `nodes` nodes, towards `sink`, on 127.0.0.1. `seed` seeds the
+    /// relays' draws.
+    pub fn start(nodes: usize, sink: SocketAddr, seed: u64) -> Result<OutputPathProxy, HarnessError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let faults = [
+            Arc::new(SharedPathFault::default()),
+            Arc::new(SharedPathFault::default()),
+        ];
+        let counters = Arc::new(PathCounters::default());
+        let mut rng = Rng::new(seed);
+        let mut proxy = OutputPathProxy {
+            relays: Vec::new(),
+            faults: faults.clone(),
+            counters: counters.clone(),
+            stop: stop.clone(),
+            threads: Vec::new(),
+        };
+        for node in 0..nodes {
+            let socket =
+                UdpSocket::bind("127.0.0.1:0").map_err(|e| HarnessError::io("bind an output-path relay", e))?;
+            socket
+                .set_read_timeout(Some(IDLE_WAIT))
+                .map_err(|e| HarnessError::io("set a relay's timeout", e))?;
+            proxy.relays.push(
+                socket
+                    .local_addr()
+                    .map_err(|e| HarnessError::io("read a relay's address", e))?,
+            );
+            let (faults, counters, stop, relay_rng) = (faults.clone(), counters.clone(), stop.clone(), rng.fork());
+            let thread = std::thread::Builder::new()
+                .name(format!("output-path-n{node}"))
+                .spawn(move || path_loop(&socket, sink, &faults, &counters, relay_rng, &stop))
+                .map_err(|e| HarnessError::io("start an output-path relay", e))?;
+            proxy.threads.push(thread);
+        }
+        Ok(proxy)
+    }
+
+    /// The sink address node `node` must be given.
+    pub fn address_for(&self, node: usize) -> Option<SocketAddr> {
+        self.relays.get(node).copied()
+    }
+
+    /// Sets the fault of the outputs' direction (`acks`: false) or the sink's way back.
+    pub fn set(&self, acks: bool, fault: PathFault) {
+        self.faults[usize::from(acks)].store(fault);
+    }
+
+    /// The fault of a direction now.
+    pub fn fault(&self, acks: bool) -> PathFault {
+        self.faults[usize::from(acks)].load()
+    }
+
+    /// One direction's counters.
+    pub fn counters(&self, acks: bool) -> PathCountersSnapshot {
+        let d = usize::from(acks);
+        let c = &self.counters;
+        PathCountersSnapshot {
+            forwarded: c.forwarded[d].load(Ordering::Relaxed),
+            lost: c.lost[d].load(Ordering::Relaxed),
+            cut: c.cut[d].load(Ordering::Relaxed),
+            duplicated: c.duplicated[d].load(Ordering::Relaxed),
+            overflow: c.overflow[d].load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for OutputPathProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// One datagram held by an output-path relay: when it is due, an order for equal times,
+/// the direction, and the bytes.
+type Held = (Instant, u64, usize, Vec<u8>);
+
+fn path_loop(
+    socket: &UdpSocket,
+    sink: SocketAddr,
+    faults: &[Arc<SharedPathFault>; 2],
+    counters: &PathCounters,
+    mut rng: Rng,
+    stop: &AtomicBool,
+) {
+    let mut buf = vec![0u8; DATAGRAM_MAX];
+    // Sorted by due time: a jitter reorders.
+    let mut held: VecDeque<Held> = VecDeque::new();
+    let mut node: Option<SocketAddr> = None;
+    let mut seq = 0u64;
+    let mut wait = IDLE_WAIT;
+    while !stop.load(Ordering::Relaxed) {
+        let next_wait = held.front().map_or(IDLE_WAIT, |(due, ..)| {
+            due.saturating_duration_since(Instant::now())
+                .clamp(Duration::from_micros(50), IDLE_WAIT)
+        });
+        if next_wait != wait {
+            wait = next_wait;
+            let _ = socket.set_read_timeout(Some(wait));
+        }
+        if let Ok((len, from)) = socket.recv_from(&mut buf) {
+            let dir = usize::from(from == sink);
+            if dir == 0 {
+                node = Some(from);
+            }
+            let f = faults[dir].load();
+            if f.cut {
+                counters.cut[dir].fetch_add(1, Ordering::Relaxed);
+            } else if f.loss_ppm >= 1_000_000 || (f.loss_ppm > 0 && rng.chance(u64::from(f.loss_ppm), 1_000_000)) {
+                counters.lost[dir].fetch_add(1, Ordering::Relaxed);
+            } else {
+                let copies = if f.dup_ppm > 0 && rng.chance(u64::from(f.dup_ppm), 1_000_000) {
+                    counters.duplicated[dir].fetch_add(1, Ordering::Relaxed);
+                    2
+                } else {
+                    1
+                };
+                for _ in 0..copies {
+                    if held.len() >= DELAY_QUEUE_MAX {
+                        counters.overflow[dir].fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    let delay_us = u64::from(f.delay_us) + rng.below(u64::from(f.jitter_us) + 1);
+                    let due = Instant::now() + Duration::from_micros(delay_us);
+                    seq += 1;
+                    let at = held.partition_point(|(d, s, ..)| (*d, *s) <= (due, seq));
+                    held.insert(at, (due, seq, dir, buf[..len].to_vec()));
+                }
+            }
+        }
+        let now = Instant::now();
+        while held.front().is_some_and(|(due, ..)| *due <= now) {
+            let Some((_, _, dir, bytes)) = held.pop_front() else {
+                break;
+            };
+            let to = if dir == 0 { Some(sink) } else { node };
+            if let Some(to) = to {
+                if socket.send_to(&bytes, to).is_ok() {
+                    counters.forwarded[dir].fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        // An outage drops what is on the way too.
+        for (dir, fault) in faults.iter().enumerate() {
+            if fault.load().cut && held.iter().any(|h| h.2 == dir) {
+                let before = held.len();
+                held.retain(|h| h.2 != dir);
+                counters.cut[dir].fetch_add((before - held.len()) as u64, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,6 +742,61 @@ mod tests {
         assert!(sent.elapsed() >= Duration::from_millis(30), "held for the delay");
         assert_eq!(b.recv(1, 0), b"2");
         b.await_counters(|c| c.delayed == 2 && c.forwarded == 2);
+    }
+
+    #[test]
+    fn output_path_forwards_both_ways_loses_duplicates_and_cuts() {
+        let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sink.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let node = UdpSocket::bind("127.0.0.1:0").unwrap();
+        node.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let proxy = OutputPathProxy::start(1, sink.local_addr().unwrap(), 5).unwrap();
+        let relay = proxy.address_for(0).unwrap();
+        let mut buf = [0u8; 64];
+        node.send_to(b"out", relay).unwrap();
+        let (len, from) = sink.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..len], from), (&b"out"[..], relay));
+        // The sink answers the relay; the node gets it.
+        sink.send_to(b"ack", relay).unwrap();
+        let (len, _) = node.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..len], b"ack");
+        proxy.set(
+            false,
+            PathFault {
+                dup_ppm: 1_000_000,
+                ..PathFault::default()
+            },
+        );
+        node.send_to(b"twice", relay).unwrap();
+        for _ in 0..2 {
+            let (len, _) = sink.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..len], b"twice");
+        }
+        proxy.set(
+            false,
+            PathFault {
+                loss_ppm: 1_000_000,
+                ..PathFault::default()
+            },
+        );
+        proxy.set(
+            true,
+            PathFault {
+                cut: true,
+                ..PathFault::default()
+            },
+        );
+        node.send_to(b"lost", relay).unwrap();
+        sink.send_to(b"cut", relay).unwrap();
+        wait_until(
+            Duration::from_secs(5),
+            Duration::from_millis(1),
+            "path counters",
+            || proxy.counters(false).lost == 1 && proxy.counters(true).cut == 1,
+        )
+        .unwrap();
+        assert_eq!(proxy.counters(false).duplicated, 1);
+        assert_eq!(proxy.counters(true).forwarded, 1);
     }
 
     #[test]

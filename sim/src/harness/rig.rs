@@ -9,7 +9,7 @@
 
 use super::plant_loop::{Operator, PlantConfig, PlantLoop};
 use super::procs::{write_private, Console, NodeProc, Watcher};
-use super::proxy::{LinkEnds, Proxy};
+use super::proxy::{LinkEnds, OutputPathProxy, PathFault, Proxy};
 use super::sink::{lock, Gateway, SinkLog, SinkThread};
 use super::{ms, HarnessError, RunClock};
 use serde_json::Value;
@@ -151,6 +151,11 @@ pub struct RigConfig {
     pub rt_priority: u8,
     /// Node 1 on CPU 0; node 2 and the harness on CPU 1.
     pub pin_cpus: bool,
+    /// When set, the nodes reach the sink through the output-path proxy with these faults
+    /// (outputs, then the sink's way back; issue 22).
+    pub output_path: Option<(PathFault, PathFault)>,
+    /// The nodes' `[outputs] level_refresh_ms` (0: off).
+    pub level_refresh_ms: u64,
 }
 
 impl RigConfig {
@@ -180,6 +185,8 @@ impl RigConfig {
             progress: true,
             rt_priority: 0,
             pin_cpus: false,
+            output_path: None,
+            level_refresh_ms: 0,
         }
     }
 
@@ -246,6 +253,8 @@ pub struct Rig {
     pub plant: PlantLoop,
     /// The fault proxy, when configured.
     pub proxy: Option<Proxy>,
+    /// The output path's proxy, when configured.
+    pub output_proxy: Option<OutputPathProxy>,
     /// The console key.
     pub key: String,
     ports: [NodePorts; 2],
@@ -312,9 +321,22 @@ impl Rig {
         } else {
             None
         };
+        let output_proxy = match config.output_path {
+            Some((outputs, acks)) => {
+                let p = OutputPathProxy::start(2, sink.addr(), config.seed ^ 0x0A7B_17C5)?;
+                p.set(false, outputs);
+                p.set(true, acks);
+                Some(p)
+            }
+            None => None,
+        };
         let mut paths = Vec::new();
         for i in 0..2 {
-            let text = node_toml(&config, i, &ports, proxy.as_ref(), sink.addr());
+            let sink_for = output_proxy
+                .as_ref()
+                .and_then(|p| p.address_for(i))
+                .unwrap_or(sink.addr());
+            let text = node_toml(&config, i, &ports, proxy.as_ref(), sink_for);
             let path = config.dir.join(format!("node-{}.toml", i + 1));
             std::fs::write(&path, text).map_err(|e| HarnessError::io(format!("write {}", path.display()), e))?;
             paths.push(path);
@@ -353,6 +375,7 @@ impl Rig {
             sink,
             plant,
             proxy,
+            output_proxy,
             key,
             ports,
             held: Vec::new(),
@@ -728,6 +751,9 @@ fn node_toml(config: &RigConfig, i: usize, ports: &[NodePorts; 2], proxy: Option
             startup_wait_ms: t.startup_ms,
             retry_ms: t.retry_ms,
             switchover_timeout_ms: t.switchover_timeout_ms,
+            // Room for the ballast (`bench join --state-mib`), whose node refuses a
+            // ballast within 4096 bytes of the limit; the default otherwise.
+            state_bytes_max: base.state_bytes_max.max(u64::from(config.ballast_bytes) + (1 << 20)),
             ..base
         },
         frames: FramesConfig {
@@ -738,6 +764,7 @@ fn node_toml(config: &RigConfig, i: usize, ports: &[NodePorts; 2], proxy: Option
         outputs: OutputsConfig {
             bind: local(0),
             sinks: vec![sink],
+            level_refresh_ms: config.level_refresh_ms,
             ..OutputsConfig::default()
         },
         console: ConsoleConfig {

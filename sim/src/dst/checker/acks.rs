@@ -1,4 +1,4 @@
-//! Invariant 15, acknowledged events (`--acks`, issue 22): every event the primary at
+//! Invariant 16, acknowledged events (`--acks`, issue 22): every event the primary at
 //! the end of the run emitted in its epoch reached the sink, once the re-sends had time
 //! (checked at the end, [`Checker::check_events_applied`]); and a node that took over
 //! re-sends no event whose ack the old primary passed on to it (at the emit,

@@ -87,8 +87,12 @@ impl Checker {
                 }
             }
         }
-        // With acks an event goes out again until acked (invariant 15's to judge).
-        if twice && !(self.acks && output.kind == twinloop::OutputKind::Event) {
+        // The level refresh (issue 22) re-sends a key's newest level under the same id: a
+        // copy in the same epoch, the same content (a different one is still judged). With
+        // acks an event goes out again until acked (invariant 16's to judge).
+        let refreshed = self.level_refresh && output.kind.level_key().is_some();
+        let resent = self.acks && output.kind == twinloop::OutputKind::Event;
+        if twice && !refreshed && !resent {
             self.violation(
                 Invariant::ExactlyOnce,
                 at,

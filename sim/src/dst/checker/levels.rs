@@ -92,6 +92,10 @@ impl Checker {
     /// At a transition of `node`: a takeover begins a burst, up to the highest frame the
     /// node held (received, inherited or run); any other change ends what was pending.
     pub(super) fn track_levels_burst(&mut self, node: usize, t: &Transition) {
+        if t.reason == Reason::InSync {
+            // It installed a state transferred at `t.frame`: its refresh table starts over.
+            self.installed_frame[node] = Some(t.frame);
+        }
         self.levels_pending[node].clear();
         self.levels_unfollowed[node] = false;
         self.levels_pending_unjudged[node] = false;
@@ -112,7 +116,9 @@ impl Checker {
             self.burst_end[node] = 0;
             let pending = core::mem::take(&mut self.levels_pending[node]);
             let unjudged = core::mem::take(&mut self.levels_pending_unjudged[node]);
-            if epoch >= self.sink_fence && !unjudged {
+            // On a faulty output path the sink may lack it for a while: the refresh's bound
+            // judges it instead (`output_path.rs`).
+            if epoch >= self.sink_fence && !unjudged && !self.path_faulty {
                 for (&key, &id) in &pending {
                     let at_sink = self.sink_levels.get(&key).copied();
                     if at_sink.is_none_or(|s| s < id) {
@@ -157,6 +163,25 @@ impl Checker {
         for (&key, &(id, crashed)) in newest {
             let final_id = self.sink_levels.get(&key).copied();
             if final_id.is_some_and(|f| f >= id) || crashed {
+                continue;
+            }
+            if self.level_bound_ns.is_none() && self.lost_by_network(id) {
+                // Refresh off: nothing re-sends a level the path lost.
+                self.exceptions.level_lost_network += 1;
+                continue;
+            }
+            // Refresh on, the level lost on the path, and the last primary installed a
+            // state transferred after its frame: a transfer clears the refresh table
+            // (`refresh.rs`), so the leader never knew it (an open limit, docs/DST.md
+            // "The output path"; counted apart, not absorbed).
+            // Or its incarnation never ran that frame: it led from a cold start after it.
+            let leader_installed_after = (0..2).any(|n| {
+                let ran_from = self.ran_range.get(&(n, self.incarnation[n])).map(|r| r.0);
+                self.primary_now[n].is_some()
+                    && (self.installed_frame[n].is_some_and(|f| f >= id.0) || ran_from.is_none_or(|low| low > id.0))
+            });
+            if self.level_bound_ns.is_some() && self.lost_by_network(id) && leader_installed_after {
+                self.exceptions.level_lost_transfer += 1;
                 continue;
             }
             self.violation(

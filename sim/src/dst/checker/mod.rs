@@ -73,7 +73,9 @@
 //! 4. **Digests agree.** After the same frame within the same epoch, every node has the
 //!    same application state digest. A step's epoch is the node's epoch when it ran; a
 //!    step in the same event as a transition belongs to the transition's epoch when it
-//!    ran a frame above the transition's frame.
+//!    ran a frame above the transition's frame. A node runs a frame on a state it
+//!    installed (a transfer's) only when those bytes are a snapshot some node took (since
+//!    2026-11-26: the application's digest may leave bytes out).
 //! 5. **Liveness.** After the faults heal, exactly one primary (`Paired`) and one in-sync
 //!    backup in the same epoch within a bound, and it stays so while outputs flow, the
 //!    primary sending no state transfer at the end (checked by the runner with
@@ -180,6 +182,7 @@ mod joins;
 mod levels;
 mod lineage;
 mod nothing_lost;
+mod output_path;
 mod record;
 mod replay;
 #[cfg(test)]
@@ -265,7 +268,10 @@ pub enum Invariant {
     /// 14 (issue 17): a level older than its key's newest at the sink, a final value not
     /// the newest committed, or an output emitted as another kind than produced.
     Levels,
-    /// 15 (`--acks`, issue 22): every event the primary at the end emitted in its epoch,
+    /// 15 (issue 18): an acknowledged HMI write not applied exactly once, at the frame it
+    /// was acknowledged at, by every history that spans that frame.
+    HmiWrites,
+    /// 16 (`--acks`, issue 22): every event the primary at the end emitted in its epoch,
     /// longer ago than the re-sends need, reached the sink; and no node re-sends after a
     /// takeover an event whose ack it held.
     EventsApplied,
@@ -289,7 +295,8 @@ impl Invariant {
             Invariant::DivergenceDetected => 12,
             Invariant::Injected => 13,
             Invariant::Levels => 14,
-            Invariant::EventsApplied => 15,
+            Invariant::HmiWrites => 15,
+            Invariant::EventsApplied => 16,
         }
     }
 
@@ -304,6 +311,7 @@ impl Invariant {
                     | Invariant::DivergenceDetected
                     | Invariant::Injected
                     | Invariant::Levels
+                    | Invariant::HmiWrites
             )
     }
 }
@@ -360,6 +368,17 @@ pub struct Exceptions {
     /// Committed level outputs that never reached the sink because a newer value of
     /// their key did (collapsed at a takeover, or refused as superseded): invariant 14's.
     pub level_superseded: u64,
+    /// Committed outputs (events, and levels with no newer value at the sink) that never
+    /// reached the sink because the output path lost every copy or reordered it behind a
+    /// higher epoch's (issue 22; no acknowledgements yet: `output_path.rs`).
+    pub lost_network: u64,
+    /// Of which levels: a key's final value at the sink older than the newest committed,
+    /// its copies lost on the path with the level refresh off.
+    pub level_lost_network: u64,
+    /// Levels: a key's final value older than the newest committed, its copies lost on the
+    /// path with the refresh on, and the last primary installed a state transferred after
+    /// that level's frame (a transfer clears the refresh table: an open limit).
+    pub level_lost_transfer: u64,
 }
 
 /// What an epoch's leader did, for the classification of content differences.
@@ -519,7 +538,7 @@ struct EventRecord {
 pub struct Checker {
     /// Acks on (`--acks`): events are re-sent until acked, so one node sends an event
     /// more than once in its epoch, and a new primary re-sends what was sent but not
-    /// acked (invariant 15, `acks.rs`, instead of 2's "once per epoch" and 9 for events).
+    /// acked (invariant 16, `acks.rs`, instead of 2's "once per epoch" and 9 for events).
     pub acks: bool,
     /// By node: ids the primary it followed passed on as acked (`Body::Acks`).
     pub(super) acks_held: [BTreeSet<(u64, u8)>; 2],
@@ -595,6 +614,10 @@ pub struct Checker {
     digests: BTreeMap<(u64, u64), (u64, u64, usize)>,
     /// `(frame, node, index)` → hash of the output the node's application produced.
     produced: BTreeMap<(u64, usize, u8), u64>,
+    /// FNV-1a of every snapshot an application gave (one per state transfer sent).
+    snapshots: BTreeSet<u64>,
+    /// By node: the hash of the state it restored last, until its next step.
+    restored: [Option<u64>; 2],
 
     // Invariant 14.
     /// `(frame, index)` → key, of every level an application produced (at most
@@ -675,6 +698,29 @@ pub struct Checker {
     pub divergences_absorbed: u64,
     /// Alarmed ones after which the backup was in sync again.
     pub divergences_recovered: u64,
+
+    // The output path (issue 22; `output_path.rs`).
+    /// The path to the sink is not perfect: the sink's side is judged on arrival.
+    path_faulty: bool,
+    /// The nodes refresh levels: a level's copy in its own epoch is not a second emission.
+    level_refresh: bool,
+    /// The level refresh's healing bound (`None`: refresh off, or a perfect path).
+    level_bound_ns: Option<Nanos>,
+    /// When the pair converged after the path healed.
+    path_healed_at: Option<Nanos>,
+    /// By identity: what became of its copies on the path.
+    path_copies: BTreeMap<(u64, u8), output_path::PathCopies>,
+    /// By level key: the newest level a primary emitted that the sink does not hold yet.
+    level_waits: BTreeMap<u16, output_path::LevelWait>,
+    /// Copies the path lost.
+    pub path_lost: u64,
+    /// Copies the path brought after a higher epoch passed the fence.
+    pub path_overtaken: u64,
+    /// The longest a judged level waited for the sink after healing, ns.
+    pub level_heal_ns_max: Nanos,
+    /// By node: the frame of the last state it installed by a transfer, in this
+    /// incarnation (its refresh table starts there).
+    installed_frame: [Option<u64>; 2],
 }
 
 impl Checker {
@@ -718,6 +764,7 @@ impl Checker {
         self.held[node].clear();
         self.takeovers[node] = None;
         self.joining[node] = None;
+        self.installed_frame[node] = None;
         // A fresh application: what the last incarnation produced is gone.
         self.produced.retain(|&(_, n, _), _| n != node);
     }
@@ -796,6 +843,7 @@ impl Checker {
     pub fn on_steps(&mut self, at: Nanos, node: usize, steps: &[(u64, Step)]) {
         self.record_steps(at, node, steps);
         self.keep_event_steps(node, steps);
+        self.check_installed(at, node, steps);
         for &(epoch, step) in steps {
             self.check_digest(at, node, epoch, &step);
         }

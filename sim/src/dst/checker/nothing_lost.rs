@@ -217,6 +217,10 @@ impl Checker {
                 }
                 None => {}
             }
+            if self.lost_by_network((frame, index)) {
+                self.exceptions.lost_network += 1;
+                continue;
+            }
             if self.crashed_all(frame) {
                 self.exceptions.lost_crashed += 1;
                 continue;

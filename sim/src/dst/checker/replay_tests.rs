@@ -19,6 +19,7 @@ fn ran(frame: u64, input: u64, outputs: u8, sent_mask: u32, output_digest: u64, 
             output_digest,
         },
         state_digest: state,
+        writes: Default::default(),
     }
 }
 
@@ -27,6 +28,7 @@ fn skipped(frame: u64, last: u64) -> Commit {
         frame,
         kind: CommitKind::Skipped { last },
         state_digest: None,
+        writes: Default::default(),
     }
 }
 

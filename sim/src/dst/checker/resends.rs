@@ -111,7 +111,10 @@ impl Checker {
             self.check_resend_acked(at, node, output);
             return;
         }
-        if index < 32 && sent_mask & (1 << index) != 0 {
+        // With the level refresh on, a new primary re-sends the levels the old one sent, by
+        // design (`refresh.rs`: the sink may have lost them in the crash); events never.
+        let refreshed = self.level_refresh && output.kind.level_key().is_some();
+        if index < 32 && sent_mask & (1 << index) != 0 && !refreshed {
             let detail = format!(
                 "node {node} re-sent ({frame}, {index}) under epoch {} after taking over at frame {}: the commit of epoch {} it held reports it sent",
                 twinloop::EpochText(output.epoch),

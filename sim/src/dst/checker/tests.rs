@@ -41,6 +41,7 @@ fn commit(frame: u64, outputs: u8) -> Commit {
             output_digest: 0,
         },
         state_digest: None,
+        writes: Default::default(),
     }
 }
 
@@ -101,6 +102,7 @@ impl History {
             frame: first,
             kind: CommitKind::Skipped { last },
             state_digest: None,
+            writes: Default::default(),
         };
         self.checker.on_commit(self.now, node, epoch, &c);
     }

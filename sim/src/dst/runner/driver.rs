@@ -136,6 +136,16 @@ pub struct Summary {
     pub attack_delivered: u64,
     /// Of which judged as ones the core must reject (invariant 13).
     pub attack_judged: u64,
+    /// Seeds whose output path to the sink was not perfect (issue 22).
+    pub output_path_seeds: u64,
+    /// Of which with the level refresh on.
+    pub output_path_refresh_seeds: u64,
+    /// Output copies the output paths lost (loss or an outage).
+    pub output_path_lost: u64,
+    /// Output copies the output paths brought after a higher epoch passed the fence.
+    pub output_path_overtaken: u64,
+    /// The longest a level waited for the sink after healing, in any run, ns.
+    pub level_heal_ns_max: Nanos,
     /// Combined trace hash, folded in seed order.
     pub trace_hash: u64,
     hasher: Fnv64,
@@ -186,6 +196,14 @@ impl Summary {
         e.lost_crashed += s.exceptions.lost_crashed;
         e.replay_gap += s.exceptions.replay_gap;
         e.level_superseded += s.exceptions.level_superseded;
+        e.lost_network += s.exceptions.lost_network;
+        e.level_lost_network += s.exceptions.level_lost_network;
+        e.level_lost_transfer += s.exceptions.level_lost_transfer;
+        self.output_path_seeds += u64::from(s.output_path_faulty);
+        self.output_path_refresh_seeds += u64::from(s.output_path_faulty && s.level_refresh);
+        self.output_path_lost += s.output_path_lost;
+        self.output_path_overtaken += s.output_path_overtaken;
+        self.level_heal_ns_max = self.level_heal_ns_max.max(s.level_heal_ns_max);
         self.false_deaths += s.false_deaths;
         self.false_deaths_watched += s.false_deaths_watched;
         self.restarts_watched += s.restarts_watched;
@@ -295,6 +313,17 @@ impl Summary {
                 "lost_crashed": e.lost_crashed,
                 "replay_gap": e.replay_gap,
                 "level_superseded": e.level_superseded,
+                "lost_network": e.lost_network,
+                "level_lost_network": e.level_lost_network,
+                "level_lost_transfer": e.level_lost_transfer,
+            },
+            "output_path": {
+                "seeds": self.output_path_seeds,
+                "refresh_seeds": self.output_path_refresh_seeds,
+                "lost": self.output_path_lost,
+                "overtaken": self.output_path_overtaken,
+                "outages": f.output_outage,
+                "level_heal_ms_max": self.level_heal_ns_max as f64 / 1e6,
             },
             "false_deaths": self.false_deaths,
             "false_deaths_watched": self.false_deaths_watched,

@@ -37,6 +37,9 @@ impl<'a, W: Workload> Sim<'a, W> {
             config.event_retry_max_ms = 100;
             config.ack_silence_ms = 2000;
         }
+        if self.run.mutation == Mutation::RefreshNeverFires {
+            config.level_refresh_ms = 0;
+        }
         if restart {
             self.last_trouble_at = self.now;
         }
@@ -65,6 +68,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         let disk = sn.disk_epoch.max(sn.disk_reserved);
         self.checker.on_start(i, incarnation);
         self.checker.on_boot(i, disk);
+        self.checker.forget_restored(i);
         if restart {
             self.say(format_args!(
                 "node {i}: restart (incarnation {incarnation}, persisted epoch {})",
@@ -109,6 +113,16 @@ impl<'a, W: Workload> Sim<'a, W> {
         let epoch_after = match self.nodes[i].node.as_mut() {
             Some(node) => {
                 node.app_mut().take_steps(&mut self.steps);
+                // A transfer's snapshot and the state a backup restored, before the steps:
+                // a step on a restored state is judged against the snapshots taken.
+                let mut snapshots = Vec::new();
+                node.app_mut().take_snapshots(&mut snapshots);
+                for hash in snapshots {
+                    self.checker.on_snapshot(hash);
+                }
+                if let Some(hash) = node.app_mut().take_restored() {
+                    self.checker.on_restored(i, hash);
+                }
                 fired = self.workload.take_fired(node.app_mut().inner_mut());
                 node.epoch()
             }
@@ -159,7 +173,7 @@ impl<'a, W: Workload> Sim<'a, W> {
     /// frame it has not run, a fetched payload matching its digest), with the node's
     /// rejection counts before: a count that rises says it refused the datagram.
     /// The ids of an `Acks` node `to`, a backup, takes from the primary of its epoch
-    /// (`--acks`; the node's own filters, for invariant 15).
+    /// (`--acks`; the node's own filters, for invariant 16).
     pub(super) fn acks_offered(&self, to: usize, bytes: &[u8]) -> Option<Vec<(u64, u8)>> {
         if !self.run.acks {
             return None;
@@ -275,6 +289,63 @@ impl<'a, W: Workload> Sim<'a, W> {
         if let Some(at) = want {
             let key = self.schedule(at, Event::Timer { node: i });
             self.nodes[i].timer = Some(key);
+        }
+    }
+
+    /// An output node `i` emitted reaches the sink over the output path (issue 22), or is
+    /// lost there when an outage began while it was on the way.
+    pub(super) fn output_arrive(&mut self, i: usize, output: twinloop::Output) {
+        let now = self.now;
+        self.trace_u64(7 + i as u64);
+        if !self.output_path.arrive() {
+            self.checker.on_path_dropped(&output);
+            return;
+        }
+        if self.run.mutation == Mutation::NoFencing {
+            self.sink.gateway.clear_fence();
+        }
+        let (verdict, lapsed) = if self.run.mutation == Mutation::SinkIgnoresLevels {
+            let as_event = twinloop::Output {
+                kind: twinloop::OutputKind::Event,
+                ..output.clone()
+            };
+            self.sink.offer(now, i, &as_event)
+        } else {
+            self.sink.offer(now, i, &output)
+        };
+        if lapsed {
+            self.say(format_args!("sink: epoch lease lapsed"));
+            self.checker.on_sink_lapse();
+        }
+        if verdict != Verdict::Accepted {
+            self.say(format_args!(
+                "node {i}: output ({}, {}) epoch {} arrives -> {verdict:?}",
+                output.frame,
+                output.index,
+                twinloop::EpochText(output.epoch)
+            ));
+        }
+        self.checker.on_sink_offer(now, i, &output, verdict);
+        self.sink_ack(now);
+    }
+
+    /// The sink's next ack (`--acks`), back to the node it answers: over the ack path
+    /// when the plant network is modelled (issue 22: lost, duplicated, delayed, cut with
+    /// the outputs' way or not), else after the I/O path's shortest delay.
+    fn sink_ack(&mut self, now: Nanos) {
+        let Some((to, bytes)) = self.sink.next_ack() else {
+            return;
+        };
+        if self.ack_path.is_perfect() {
+            let at = now + self.options.io.delay_us_min * 1000;
+            self.schedule(at, Event::Ack { to, bytes, path: false });
+            return;
+        }
+        let mut arrivals = Vec::new();
+        self.ack_path.send(now, &mut arrivals);
+        for at in arrivals {
+            let bytes = bytes.clone();
+            self.schedule(at, Event::Ack { to, bytes, path: true });
         }
     }
 
@@ -407,6 +478,29 @@ impl<'a, W: Workload> Sim<'a, W> {
                     }
                     _ => {}
                 }
+                if !self.output_path.is_perfect() {
+                    // Over the plant network: the node's side is judged now, the sink's
+                    // when (if) a copy arrives.
+                    self.trace_u64(output.frame << 8 | u64::from(output.index));
+                    self.trace_u64(output.epoch);
+                    self.checker.on_emit_sent(now, i, &output);
+                    let mut arrivals = core::mem::take(&mut self.path_arrivals);
+                    self.output_path.send(now, &mut arrivals);
+                    if arrivals.is_empty() {
+                        self.checker.on_path_dropped(&output);
+                    }
+                    for at in arrivals.drain(..) {
+                        self.schedule(
+                            at,
+                            Event::OutputArrive {
+                                node: i,
+                                output: output.clone(),
+                            },
+                        );
+                    }
+                    self.path_arrivals = arrivals;
+                    return;
+                }
                 if self.run.mutation == Mutation::NoFencing {
                     // A sink that forgets its fence before every output.
                     self.sink.gateway.clear_fence();
@@ -435,11 +529,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                     ));
                 }
                 self.checker.on_emit(now, i, &output, verdict);
-                if let Some((to, bytes)) = self.sink.next_ack() {
-                    // Back over the I/O path: its shortest delay.
-                    let at = now + self.options.io.delay_us_min * 1000;
-                    self.schedule(at, Event::Ack { to, bytes });
-                }
+                self.sink_ack(now);
             }
             Action::PersistEpoch(epoch) => {
                 if self.run.mutation == Mutation::LoseEpoch {
@@ -549,6 +639,8 @@ impl<'a, W: Workload> Sim<'a, W> {
                     _ => {}
                 }
             }
+            // The HMI writer's answers (issue 18): see `hmi_answered`.
+            Action::HmiWriteDone { write, outcome } => self.hmi_answered(i, write, outcome),
             Action::Notice(notice) => {
                 if notice == Notice::FalseDeath {
                     self.stats.false_deaths += 1;
@@ -557,6 +649,9 @@ impl<'a, W: Workload> Sim<'a, W> {
                     self.say(format_args!("node {i}: {notice:?}"));
                 }
             }
+            // A lone primary's commit, not transmitted: the checker's record of its
+            // decisions is complete only with it.
+            Action::CommitHeld { epoch, commit } => self.checker.on_commit(now, i, epoch, &commit),
         }
     }
 }

@@ -41,11 +41,14 @@ impl<'a, W: Workload> Sim<'a, W> {
         let ms = NANOS_PER_MS;
         self.trace_u64(0xFA17 + index as u64);
         let trouble_before = self.last_trouble_at;
-        if !matches!(planned.fault, Fault::Switchover { .. } | Fault::Diverge { .. }) {
+        // The output path is the plant's network, not the pair's: an outage there leaves
+        // the pair calm (switchovers and divergences are still watched).
+        let pair_fault = !matches!(planned.fault, Fault::OutputOutage { .. });
+        if pair_fault && !matches!(planned.fault, Fault::Switchover { .. } | Fault::Diverge { .. }) {
             self.last_trouble_at = self.now;
             self.checker.end_switchover_watches(self.now);
         }
-        if !matches!(planned.fault, Fault::Diverge { .. }) {
+        if pair_fault && !matches!(planned.fault, Fault::Diverge { .. }) {
             self.checker.end_diverge_watch();
         }
         match planned.fault {
@@ -220,6 +223,19 @@ impl<'a, W: Workload> Sim<'a, W> {
             }
             Fault::Switchover { target } => self.operator_switchover(target),
             Fault::Diverge { target, kind } => self.diverge(index, target, kind),
+            Fault::OutputOutage { acks, duration_ns } => {
+                self.stats.faults.output_outage += 1;
+                self.say(format_args!(
+                    "FAULT output path cut{} for {:.3} ms",
+                    if acks { " both ways" } else { "" },
+                    duration_ns as f64 / 1e6
+                ));
+                self.output_path.set_cut(true);
+                if acks {
+                    self.ack_path.set_cut(true);
+                }
+                self.schedule(self.now + duration_ns, Event::FaultEnd(FaultEnd::OutputOutage { acks }));
+            }
         }
     }
 
@@ -310,6 +326,15 @@ impl<'a, W: Workload> Sim<'a, W> {
     }
 
     pub(super) fn end_fault(&mut self, end: FaultEnd) {
+        if let FaultEnd::OutputOutage { acks } = end {
+            // Not a fault of the pair's (see `apply_fault`).
+            self.output_path.set_cut(false);
+            if acks {
+                self.ack_path.set_cut(false);
+            }
+            self.say(format_args!("fault ends: {end:?}"));
+            return;
+        }
         self.faults_active = self.faults_active.saturating_sub(1);
         self.last_trouble_at = self.now;
         match end {
@@ -323,6 +348,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             FaultEnd::IoLoss { id } => {
                 self.io_bursts.remove(&id);
             }
+            FaultEnd::OutputOutage { .. } => {}
         }
         self.say(format_args!("fault ends: {end:?}"));
     }

@@ -73,11 +73,35 @@ pub fn join_bound_ns(options: &Options) -> Nanos {
     2 * (stall_ns + 2 * (transfer_ns(options) + frame_in_hand_ns) + options.link_delay_ns_max())
 }
 
-/// How long the converged pair must stay converged, with outputs flowing.
+/// How long the converged pair must stay converged, with outputs flowing: with a faulty
+/// output path and the level refresh on, at least twice the levels' healing bound, so that
+/// a level lost before the end is judged.
 pub(super) fn settle_ns(options: &Options) -> Nanos {
     let c = &options.config;
-    (2 * (c.detection_window_ms + c.probe_timeout_ms) + 2 * c.heartbeat_interval_ms + 20 * options.cycle_ms)
-        * NANOS_PER_MS
+    let settle_ns =
+        (2 * (c.detection_window_ms + c.probe_timeout_ms) + 2 * c.heartbeat_interval_ms + 20 * options.cycle_ms)
+            * NANOS_PER_MS;
+    match level_heal_bound_ns(options) {
+        Some(bound_ns) if !options.output_path.is_perfect() => settle_ns.max(2 * bound_ns),
+        _ => settle_ns,
+    }
+}
+
+/// The bound on a lost level's healing by the refresh (issue 22), in true nanoseconds,
+/// from when it went out (or from when the output path healed and the pair converged, if
+/// later): `None` with the refresh off. Its last copy went out at `t`; the entry is due at
+/// `t + P` (P = `level_refresh_ms` on the primary's clock); a tick re-sends at most 16
+/// due entries (`REFRESH_PER_TICK`) and comes again `P / 16` later while more wait, so with
+/// more than 16 keys due together the last goes out by `t + P + 15 P / 16`, under `2 P`
+/// (with at most 16, `t + P`). The copy then crosses the path (its longest delay). Here:
+/// `2 P` scaled by the largest clock drift (5,000 ppm, rounded up to 1 %), the path's
+/// delay, and 1 ms for the timers' rounding to whole milliseconds.
+pub fn level_heal_bound_ns(options: &Options) -> Option<Nanos> {
+    let period_ns = options.config.level_refresh_ms * NANOS_PER_MS;
+    if period_ns == 0 {
+        return None;
+    }
+    Some(2 * period_ns + 2 * period_ns / 100 + options.output_path.delay_ns_max() + NANOS_PER_MS)
 }
 
 impl<'a, W: Workload> Sim<'a, W> {
@@ -93,6 +117,8 @@ impl<'a, W: Workload> Sim<'a, W> {
         self.say(format_args!("HEAL: liveness phase"));
         self.phase = Phase::Liveness { heal_at: self.now };
         self.network.heal();
+        self.output_path.heal();
+        self.ack_path.heal();
         self.io_loss_ppm = [0, 0];
         self.io_bursts.clear();
         self.faults_active = 0;
@@ -119,6 +145,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 let took_ns = self.now - heal_at;
                 self.stats.liveness_ns = Some(took_ns);
                 self.say(format_args!("converged {:.3} ms after healing", took_ns as f64 / 1e6));
+                self.checker.on_output_path_healed(self.now);
                 self.phase = Phase::Settling {
                     accepted_at_convergence: self.sink.accepted.len(),
                 };
@@ -179,7 +206,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         }
     }
 
-    /// Invariant 15 (`--acks`): the primary at the end has applied every event it emitted
+    /// Invariant 16 (`--acks`): the primary at the end has applied every event it emitted
     /// in its epoch, up to a margin for the last re-sends (10 of the longest backoff).
     fn check_events_applied(&mut self) {
         let Some((i, epoch, dropped, retry_max_ms)) = (0..2).find_map(|i| {

@@ -25,6 +25,7 @@
 mod attack;
 mod disk;
 mod driver;
+mod hmi;
 mod host;
 mod inject;
 mod liveness;
@@ -104,6 +105,10 @@ pub enum Mutation {
     /// offered to it as an event, so a level older than its key's newest is accepted
     /// (invariant 14; the checker is told the output's real kind).
     SinkIgnoresLevels,
+    /// A level refresh that never fires (issue 22): the nodes run with
+    /// `level_refresh_ms = 0` while the checker holds them to the seed's period, so a
+    /// level lost on the output path stays lost (invariant 14's healing bound).
+    RefreshNeverFires,
 }
 
 /// How to run seeds (not drawn from the seed).
@@ -116,6 +121,10 @@ pub struct RunConfig {
     /// Also print every sync-link message sent (much more output).
     pub trace_wire: bool,
     /// Acknowledged events (issue 22): the nodes run with `outputs.acks` on and the sink
-    /// acks what it applied; invariant 15 checks that every event is applied.
+    /// acks what it applied; invariant 16 checks that every event is applied.
     pub acks: bool,
+    /// The sink's dedup window, in frames, in place of [`SINK_WINDOW_FRAMES`] (at least the
+    /// seed's `frames_buffered`): to see what a window shorter than the run does to a
+    /// refreshed level (issue 22).
+    pub sink_window_frames: Option<u64>,
 }

@@ -1,7 +1,7 @@
 //! What one run reports: its verdict, the faults injected and what happened, gathered
 //! from the checker, the sink and the network when the run ends.
 
-use super::world::Sim;
+use super::world::{Event, Sim};
 use crate::dst::app::Workload;
 use crate::dst::checker::{Exceptions, Violation};
 use crate::dst::clock::Nanos;
@@ -74,6 +74,8 @@ pub struct FaultCounts {
     pub skipped: u64,
     /// Divergences armed (one node's outputs, state or frame copy; invariant 12).
     pub diverge: u64,
+    /// Outages of the output path (issue 22).
+    pub output_outage: u64,
 }
 
 impl FaultCounts {
@@ -94,6 +96,7 @@ impl FaultCounts {
         self.switchover_during_fault += o.switchover_during_fault;
         self.skipped += o.skipped;
         self.diverge += o.diverge;
+        self.output_outage += o.output_outage;
     }
 }
 
@@ -180,6 +183,16 @@ pub struct RunStats {
     pub attack_judged: u64,
     /// Reflections of a node's previous incarnation, not sent (a known limit).
     pub attack_withheld: u64,
+    /// The output path to the sink was not perfect (issue 22).
+    pub output_path_faulty: bool,
+    /// The level refresh was on.
+    pub level_refresh: bool,
+    /// Output copies the path lost.
+    pub output_path_lost: u64,
+    /// Output copies the path brought after a higher epoch passed the fence.
+    pub output_path_overtaken: u64,
+    /// The longest a level waited for the sink after healing, ns.
+    pub level_heal_ns_max: Nanos,
 }
 
 /// The result of one seed.
@@ -207,6 +220,21 @@ pub struct SeedReport {
 
 impl<'a, W: Workload> Sim<'a, W> {
     pub(super) fn finish(&mut self) {
+        // What is still on the output path arrives (it is healed: nothing more is lost),
+        // in order, before the sink's final state is judged.
+        let in_flight: Vec<(Nanos, u64)> = self
+            .queue
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::OutputArrive { .. }))
+            .map(|(&k, _)| k)
+            .collect();
+        for key in in_flight {
+            if let Some(Event::OutputArrive { node, output }) = self.queue.remove(&key) {
+                self.now = self.now.max(key.0);
+                self.output_arrive(node, output);
+            }
+        }
+        self.hmi_check_end();
         self.checker.check_failover_deadlines(self.now);
         self.checker.check_switchovers(self.now);
         self.checker.finish(self.now, &self.sink.accepted);
@@ -234,6 +262,11 @@ impl<'a, W: Workload> Sim<'a, W> {
         s.superseded = self.sink.superseded;
         s.lapses = self.sink.lapses;
         s.network = self.network.stats;
+        s.output_path_faulty = !self.output_path.is_perfect();
+        s.level_refresh = self.options.config.level_refresh_ms != 0;
+        s.output_path_lost = self.checker.path_lost;
+        s.output_path_overtaken = self.checker.path_overtaken;
+        s.level_heal_ns_max = self.checker.level_heal_ns_max;
         let mut previous: Option<u64> = None;
         for &(frame, index) in self.sink.accepted.keys() {
             if index != 0 {

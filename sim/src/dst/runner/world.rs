@@ -43,7 +43,11 @@ pub(super) enum Event {
     /// The end of the run.
     End,
     /// An ack datagram from the sink reaches a node's outputs socket (`--acks`).
-    Ack { to: usize, bytes: Vec<u8> },
+    /// `path`: still on the ack path (its arrival not yet judged; false once a frozen
+    /// node's socket buffered it).
+    Ack { to: usize, bytes: Vec<u8>, path: bool },
+    /// An output a node emitted reaches the sink over the output path (issue 22).
+    OutputArrive { node: usize, output: twinloop::Output },
     /// A datagram the attacker injected reaches a node (`attack.rs`).
     Inject {
         to: usize,
@@ -61,6 +65,7 @@ pub(super) enum FaultEnd {
     LinkCut { link: usize },
     LossBurst { id: u64 },
     IoLoss { id: u64 },
+    OutputOutage { acks: bool },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +151,15 @@ pub(super) struct Sim<'a, W: Workload> {
     pub(super) attack_effects: Option<Vec<String>>,
     /// By node: the session its current incarnation authenticates with (keyed runs).
     pub(super) sessions: [u64; 2],
+    /// The plant network from the nodes to the sink (issue 22).
+    pub(super) output_path: crate::dst::network::OutputPath,
+    /// The plant network from the sink back to the nodes, for acknowledgements: the same
+    /// fault model (cut with the output path by an outage that says `acks`).
+    pub(super) ack_path: crate::dst::network::OutputPath,
+    /// Scratch: arrival times the output path drew.
+    pub(super) path_arrivals: Vec<Nanos>,
+    /// The HMI writer (`hmi.rs`).
+    pub(super) hmi: super::hmi::HmiWriter,
 }
 
 impl<'a, W: Workload> Sim<'a, W> {
@@ -175,6 +189,16 @@ impl<'a, W: Workload> Sim<'a, W> {
             crate::dst::attacker::Attacker::new(params, options.auth_key.is_some(), options.links.len(), rng.fork())
         });
         let windows = core::array::from_fn(|_| vec![super::attack::WindowModel::default(); options.links.len()]);
+        // Forked last: a seed with a perfect output path draws nothing from them.
+        let output_path = crate::dst::network::OutputPath::new(options.output_path, rng.fork());
+        let ack_path = crate::dst::network::OutputPath::new(options.ack_path, rng.fork());
+        let mut checker = Checker::new();
+        checker.on_output_path(
+            !options.output_path.is_perfect(),
+            super::liveness::level_heal_bound_ns(options),
+        );
+        // Forked last: every other draw stays what it was.
+        let hmi = super::hmi::HmiWriter::new(rng.fork());
         let mut sim = Sim {
             options,
             workload,
@@ -195,11 +219,13 @@ impl<'a, W: Workload> Sim<'a, W> {
             // had fallen behind — lost at the sink, not by the nodes. PROTOCOL.md, "The
             // dedup window", says so; the checker judges the nodes here.
             sink: Sink::new(
-                SINK_WINDOW_FRAMES.max(options.config.frames_buffered),
+                run.sink_window_frames
+                    .unwrap_or(SINK_WINDOW_FRAMES)
+                    .max(options.config.frames_buffered),
                 options.sink_lease_ms.map(|ms| ms * NANOS_PER_MS),
             )
             .expect("frames_buffered is within a gateway's window"),
-            checker: Checker::new(),
+            checker,
             plan,
             phase: Phase::Safety,
             trace: Fnv64::new(),
@@ -227,6 +253,10 @@ impl<'a, W: Workload> Sim<'a, W> {
             injections: Vec::new(),
             attack_effects: None,
             sessions: [0; 2],
+            output_path,
+            ack_path,
+            path_arrivals: Vec::with_capacity(2),
+            hmi,
         };
         sim.sink.acks = run.acks;
         sim.checker.acks = run.acks;
@@ -290,6 +320,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             self.trace_u64(at);
             self.handle(event);
             self.check_converged();
+            self.checker.check_level_staleness(self.now);
         }
         self.finish();
     }
@@ -395,13 +426,17 @@ impl<'a, W: Workload> Sim<'a, W> {
             Event::FailoverDeadline => self.checker.check_failover_deadlines(self.now),
             Event::LivenessDeadline => self.liveness_deadline(),
             Event::End => self.settle_end(),
-            Event::Ack { to, bytes } => {
+            Event::Ack { to, bytes, path } => {
+                if path && !self.ack_path.arrive() {
+                    return;
+                }
                 if self.nodes[to].node.is_none()
                     || self.defer_if_frozen(
                         to,
                         Event::Ack {
                             to,
                             bytes: bytes.clone(),
+                            path: false,
                         },
                     )
                 {
@@ -421,6 +456,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 bytes,
                 sent_at,
             } => self.deliver_injection(to, link, kind, bytes, sent_at),
+            Event::OutputArrive { node, output } => self.output_arrive(node, output),
         }
     }
 
@@ -439,6 +475,7 @@ impl<'a, W: Workload> Sim<'a, W> {
     }
 
     pub(super) fn source_tick(&mut self) {
+        self.hmi_tick();
         let frame = self.frame_next;
         self.frame_next += 1;
         self.stats.frames += 1;

@@ -1,0 +1,619 @@
+//! The DST's group shapes (issue 16): three or four real [`twinloop::Node`]s — two to four
+//! that may lead and, with `--witness`, a witness — on a full mesh of virtual links (one
+//! link between every two members), an I/O source, a sink that fences by epoch and
+//! dedups by output id, and a fault plan drawn from the seed: kills (one member down at a
+//! time, restarted from what its state file holds), freezes, and partitions that split
+//! the group into two sides (a minority and a majority, or halves). The pair's DST
+//! (`runner`) stays as it is; this one is smaller, and checks what a group adds:
+//!
+//! 1. at most one member leads an epoch;
+//! 2. no output id reaches the sink with two contents (after its dedup and fence);
+//! 3. a takeover's epoch was granted by a majority of the voters (its own vote and the
+//!    grants seen leaving the voters): a side without a majority never leads after a
+//!    loss;
+//! 4. the member that takes over is the successor: no backup ranked above it (in sync,
+//!    weight, lowest id) was running, unfrozen, in sync and joined to it over the whole
+//!    `SETTLED_NS` before.
+//!
+//! After the last fault the group heals and runs on; a seed ends with a primary among the
+//! members or not (counted, not a violation: a group whose every holder of the state was
+//! lost waits for an operator by design).
+
+use std::collections::{BTreeMap, BTreeSet};
+use twinloop::config::{Config, GroupPeer};
+use twinloop::node::{Action, Boot, Node, Reason, Role, SyncState};
+use twinloop::rng::Rng;
+use twinloop::testing::TestApp;
+use twinloop::time::Instant;
+use twinloop::wire::{self, Body};
+
+/// Nanoseconds of virtual time.
+type Nanos = u64;
+const MS: Nanos = 1_000_000;
+/// How long a seed runs (virtual), the faults in its first part.
+const RUN_NS: Nanos = 1_500 * MS;
+/// The quiet end: healed, nothing injected.
+const QUIET_NS: Nanos = 400 * MS;
+/// How long a backup must have been running, unfrozen, in sync and joined to a member
+/// that takes over for invariant 4 to say it should have been chosen: the backup's
+/// silence window (`backup_silence`, 4 ms × 8 in the fast profile) and the round's.
+const SETTLED_NS: Nanos = 60 * MS;
+/// The I/O source's cycle.
+const CYCLE_NS: Nanos = MS;
+
+/// A group's shape: members that may lead (2..=4) and a witness or not (at most four).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// Members that may lead.
+    pub leaders: u8,
+    /// One more member, a witness.
+    pub witness: bool,
+}
+
+impl Shape {
+    /// Every member.
+    pub fn members(&self) -> usize {
+        usize::from(self.leaders) + usize::from(self.witness)
+    }
+}
+
+/// What one seed did.
+#[derive(Debug, Clone, Default)]
+pub struct GroupReport {
+    /// The seed.
+    pub seed: u64,
+    /// Each invariant broken, with when and by whom.
+    pub violations: Vec<String>,
+    /// Takeovers after a primary's loss.
+    pub takeovers: u64,
+    /// Whether one member leads at the end.
+    pub led_at_end: bool,
+    /// FNV-1a over the run's transitions and faults: the same seed gives the same hash.
+    pub trace_hash: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    id: u8,
+    weight: u8,
+    witness: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    Kill { node: usize, down_ns: Nanos },
+    Freeze { node: usize, for_ns: Nanos },
+    Partition { sides: u8, for_ns: Nanos },
+}
+
+struct Sim {
+    now: Nanos,
+    rng: Rng,
+    members: Vec<Member>,
+    nodes: Vec<Option<Node<TestApp>>>,
+    /// The state file: persisted and reserved epochs (blocking writes are at once).
+    disk: Vec<(u64, u64)>,
+    /// Background writes (`PersistEpochLater`): durable at their time, lost in a crash.
+    later: Vec<Vec<(Nanos, u64)>>,
+    restart_at: Vec<Option<Nanos>>,
+    frozen_until: Vec<Nanos>,
+    /// Bit i: member i is on side 1 (the rest on side 0); 0 = healed.
+    sides: u8,
+    /// Since when members i and j have been joined (same side), and each member running
+    /// unfrozen.
+    joined_since: Vec<Vec<Nanos>>,
+    steady_since: Vec<Nanos>,
+    in_sync_since: Vec<Option<Nanos>>,
+    messages: BTreeMap<(Nanos, u64), (usize, u8, wire::WireBuf)>,
+    seq: u64,
+    frame_next: u64,
+    frame_at: Nanos,
+    faults: Vec<(Nanos, Fault)>,
+    heal_at: Option<Nanos>,
+    // The checker's record.
+    leader_of: BTreeMap<u64, usize>,
+    grants: BTreeMap<u64, BTreeSet<usize>>,
+    sink: BTreeMap<(u64, u8), Vec<u8>>,
+    sink_epoch: u64,
+    report: GroupReport,
+    trace: u64,
+    /// Print transitions and faults (`TWINLOOP_GROUP_TRACE` set).
+    verbose: bool,
+}
+
+/// Runs one seed of a shape.
+pub fn run_group_seed(seed: u64, shape: Shape) -> GroupReport {
+    let mut sim = Sim::new(seed, shape);
+    sim.run();
+    sim.report.trace_hash = sim.trace;
+    sim.report
+}
+
+impl Sim {
+    fn new(seed: u64, shape: Shape) -> Sim {
+        let mut rng = Rng::new(seed ^ 0x6EA5_0F16_0000_0000 ^ (shape.members() as u64) << 8 ^ u64::from(shape.witness));
+        let n = shape.members();
+        let members: Vec<Member> = (0..n)
+            .map(|i| {
+                let witness = shape.witness && i == n - 1;
+                Member {
+                    id: i as u8 + 1,
+                    weight: if witness { 0 } else { 1 + rng.below(3) as u8 },
+                    witness,
+                }
+            })
+            .collect();
+        let mut faults = Vec::new();
+        let count = 3 + rng.below(6);
+        for _ in 0..count {
+            let at = 200 * MS + rng.below(RUN_NS - QUIET_NS - 200 * MS);
+            let fault = match rng.below(3) {
+                0 => Fault::Kill {
+                    node: rng.below(n as u64) as usize,
+                    down_ns: 20 * MS + rng.below(280 * MS),
+                },
+                1 => Fault::Freeze {
+                    node: rng.below(n as u64) as usize,
+                    for_ns: 5 * MS + rng.below(95 * MS),
+                },
+                _ => Fault::Partition {
+                    // Not all on one side.
+                    sides: 1 + rng.below((1 << n) - 2) as u8,
+                    for_ns: 20 * MS + rng.below(280 * MS),
+                },
+            };
+            faults.push((at, fault));
+        }
+        faults.sort_by_key(|&(at, _)| core::cmp::Reverse(at));
+        Sim {
+            now: 0,
+            rng,
+            nodes: (0..n).map(|_| None).collect(),
+            disk: vec![(0, 0); n],
+            later: vec![Vec::new(); n],
+            restart_at: vec![None; n],
+            frozen_until: vec![0; n],
+            sides: 0,
+            joined_since: vec![vec![0; n]; n],
+            steady_since: vec![0; n],
+            in_sync_since: vec![None; n],
+            messages: BTreeMap::new(),
+            seq: 0,
+            frame_next: 1,
+            frame_at: 50 * MS,
+            faults,
+            heal_at: None,
+            leader_of: BTreeMap::new(),
+            grants: BTreeMap::new(),
+            sink: BTreeMap::new(),
+            sink_epoch: 0,
+            report: GroupReport {
+                seed,
+                ..GroupReport::default()
+            },
+            trace: 0xcbf2_9ce4_8422_2325,
+            verbose: std::env::var_os("TWINLOOP_GROUP_TRACE").is_some(),
+            members,
+        }
+    }
+
+    fn trace(&mut self, value: u64) {
+        for byte in value.to_le_bytes() {
+            self.trace ^= u64::from(byte);
+            self.trace = self.trace.wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn config(&self, i: usize) -> Config {
+        let me = self.members[i];
+        Config {
+            node_id: me.id,
+            weight: me.weight.max(1),
+            witness: me.witness,
+            state_bytes_max: 64 * 1024,
+            peers: self
+                .members
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(_, m)| GroupPeer {
+                    id: m.id,
+                    weight: m.weight,
+                    witness: m.witness,
+                    links: 1,
+                })
+                .collect(),
+            ..Config::fast()
+        }
+    }
+
+    /// Member `i`'s link to member `j` (its peers in member order, one link each).
+    fn link(i: usize, j: usize) -> u8 {
+        (if j < i { j } else { j - 1 }) as u8
+    }
+
+    fn peer_of(i: usize, link: u8) -> usize {
+        let l = usize::from(link);
+        if l < i {
+            l
+        } else {
+            l + 1
+        }
+    }
+
+    fn start(&mut self, i: usize) {
+        let (persisted, reserved) = self.disk[i];
+        let boot = Boot {
+            now: Instant::from_nanos(self.now),
+            seed: self.rng.next_u64(),
+            epoch_persisted: persisted,
+            epoch_reserved: reserved,
+        };
+        let node = Node::new(self.config(i), TestApp::new(0), boot).expect("a valid group");
+        self.nodes[i] = Some(node);
+        self.steady_since[i] = self.now;
+        self.trace(0x5747 ^ i as u64);
+        self.drain(i);
+    }
+
+    fn crash(&mut self, i: usize) {
+        self.settle_disk(i);
+        self.later[i].clear();
+        self.nodes[i] = None;
+        self.in_sync_since[i] = None;
+    }
+
+    fn settle_disk(&mut self, i: usize) {
+        let now = self.now;
+        let (due, rest): (Vec<_>, Vec<_>) = self.later[i].iter().partition(|&&(at, _)| at <= now);
+        for (_, epoch) in due {
+            self.disk[i].0 = self.disk[i].0.max(epoch);
+        }
+        self.later[i] = rest;
+    }
+
+    fn running(&self, i: usize) -> bool {
+        self.nodes[i].is_some() && self.frozen_until[i] <= self.now
+    }
+
+    fn joined(&self, i: usize, j: usize) -> bool {
+        (self.sides >> i & 1) == (self.sides >> j & 1)
+    }
+
+    fn run(&mut self) {
+        if self.verbose {
+            println!("members {:?}", self.members);
+        }
+        for i in 0..self.members.len() {
+            self.start(i);
+        }
+        let (mut last, mut same) = (0, 0u32);
+        while self.now < RUN_NS {
+            self.step();
+            same = if self.now == last { same + 1 } else { 0 };
+            last = self.now;
+            if same > 100_000 {
+                // A node whose timer stays due wakes for ever at one instant.
+                let text = format!(
+                    "liveness at {} ns: the clock no longer advances (a timer stays due)",
+                    self.now
+                );
+                self.report.violations.push(text);
+                break;
+            }
+        }
+        self.report.led_at_end = (0..self.members.len())
+            .filter(|&i| self.nodes[i].as_ref().is_some_and(|n| n.role() == Role::Primary))
+            .count()
+            == 1;
+    }
+
+    /// The next event, whatever it is, at the virtual clock's next instant.
+    fn step(&mut self) {
+        let n = self.members.len();
+        let mut next = self.frame_at.min(RUN_NS);
+        if let Some(&(at, _)) = self.faults.last() {
+            next = next.min(at);
+        }
+        if let Some(at) = self.heal_at {
+            next = next.min(at);
+        }
+        if let Some((&(at, _), _)) = self.messages.first_key_value() {
+            next = next.min(at);
+        }
+        for i in 0..n {
+            if let Some(at) = self.restart_at[i] {
+                next = next.min(at);
+            }
+            if let Some(node) = &self.nodes[i] {
+                let wake = node.poll_timeout().map_or(Nanos::MAX, |t| t.as_nanos());
+                next = next.min(wake.max(self.frozen_until[i]));
+            }
+        }
+        self.now = next.max(self.now);
+        let now = self.now;
+        if self.heal_at.is_some_and(|at| at <= now) {
+            self.partition(0);
+        }
+        while self.faults.last().is_some_and(|&(at, _)| at <= now) {
+            let (_, fault) = self.faults.pop().unwrap();
+            self.inject(fault);
+        }
+        for i in 0..n {
+            if self.restart_at[i].is_some_and(|at| at <= now) {
+                self.restart_at[i] = None;
+                self.start(i);
+            }
+        }
+        while let Some(entry) = self.messages.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (to, link, bytes) = entry.remove();
+            if self.frozen_until[to] > now {
+                // Frozen: its socket holds the datagram until it runs again.
+                let at = self.frozen_until[to];
+                self.seq += 1;
+                self.messages.insert((at, self.seq), (to, link, bytes));
+                continue;
+            }
+            if let Some(node) = &mut self.nodes[to] {
+                node.handle_message(Instant::from_nanos(now), link, &bytes);
+                self.drain(to);
+            }
+        }
+        if self.frame_at <= now {
+            let frame = self.frame_next;
+            self.frame_next += 1;
+            self.frame_at += CYCLE_NS;
+            for i in 0..n {
+                if self.members[i].witness || !self.running(i) {
+                    continue;
+                }
+                if let Some(node) = &mut self.nodes[i] {
+                    node.handle_frame(Instant::from_nanos(now), frame, &TestApp::payload_for(frame));
+                    self.drain(i);
+                }
+            }
+        }
+        for i in 0..n {
+            if !self.running(i) {
+                continue;
+            }
+            let due = self.nodes[i]
+                .as_ref()
+                .and_then(|node| node.poll_timeout())
+                .is_some_and(|t| t.as_nanos() <= now);
+            if due {
+                if let Some(node) = &mut self.nodes[i] {
+                    node.handle_timeout(Instant::from_nanos(now));
+                }
+                self.drain(i);
+            }
+            self.settle_disk(i);
+        }
+        if next == self.now && self.now == RUN_NS {
+            self.now += 1;
+        }
+    }
+
+    fn partition(&mut self, sides: u8) {
+        let n = self.members.len();
+        let before = self.sides;
+        self.sides = sides;
+        for i in 0..n {
+            for j in 0..n {
+                let was = (before >> i & 1) == (before >> j & 1);
+                if !was || !self.joined(i, j) {
+                    self.joined_since[i][j] = self.now;
+                }
+            }
+        }
+        self.heal_at = None;
+        self.trace(0x5A47 ^ u64::from(sides));
+    }
+
+    fn inject(&mut self, fault: Fault) {
+        let now = self.now;
+        if self.verbose {
+            println!("{now:>12} fault {fault:?}");
+        }
+        // The quiet end: nothing more.
+        if now >= RUN_NS - QUIET_NS {
+            return;
+        }
+        match fault {
+            Fault::Kill { node, down_ns } => {
+                let down = (0..self.members.len()).any(|i| self.nodes[i].is_none());
+                if down {
+                    return;
+                }
+                self.crash(node);
+                self.restart_at[node] = Some(now + down_ns);
+                self.trace(0x4B11 ^ node as u64);
+            }
+            Fault::Freeze { node, for_ns } => {
+                self.frozen_until[node] = self.frozen_until[node].max(now + for_ns);
+                self.steady_since[node] = self.frozen_until[node];
+                self.trace(0xF2EE ^ node as u64);
+            }
+            Fault::Partition { sides, for_ns } => {
+                self.partition(sides);
+                self.heal_at = Some((now + for_ns).min(RUN_NS - QUIET_NS));
+            }
+        }
+    }
+
+    fn drain(&mut self, i: usize) {
+        let now = self.now;
+        loop {
+            let Some(action) = self.nodes[i].as_mut().and_then(|node| node.poll_action()) else {
+                break;
+            };
+            match action {
+                Action::Transmit { link, bytes, .. } => {
+                    if let Ok(envelope) = wire::decode(&bytes, None) {
+                        if let Body::Vote {
+                            epoch, granted: true, ..
+                        } = envelope.body
+                        {
+                            self.grants.entry(epoch).or_default().insert(i);
+                        }
+                    }
+                    let to = Self::peer_of(i, link);
+                    if !self.joined(i, to) {
+                        continue;
+                    }
+                    let latency = 100_000 + self.rng.below(200_000);
+                    self.seq += 1;
+                    self.messages
+                        .insert((now + latency, self.seq), (to, Self::link(to, i), bytes));
+                }
+                Action::Emit(output) => {
+                    if output.epoch < self.sink_epoch {
+                        continue;
+                    }
+                    self.sink_epoch = output.epoch;
+                    let key = (output.frame, output.index);
+                    let content = output.payload.to_vec();
+                    match self.sink.get(&key) {
+                        Some(seen) if *seen != content => {
+                            let text = format!(
+                                "invariant 2 at {} ns: output {:?} with two contents (node {}, epoch {:#x})",
+                                now, key, self.members[i].id, output.epoch
+                            );
+                            self.report.violations.push(text);
+                        }
+                        Some(_) => {}
+                        None => {
+                            self.sink.insert(key, content);
+                        }
+                    }
+                }
+                Action::PersistEpoch(epoch) => self.disk[i].0 = self.disk[i].0.max(epoch),
+                Action::ReserveEpoch(epoch) => self.disk[i].1 = epoch,
+                Action::PersistEpochLater(epoch) => self.later[i].push((now + 2 * MS, epoch)),
+                Action::Transition(t) => self.on_transition(i, t.role, t.sync, t.epoch, t.reason),
+                _ => {}
+            }
+        }
+    }
+
+    fn on_transition(&mut self, i: usize, role: Role, sync: SyncState, epoch: u64, reason: Reason) {
+        let now = self.now;
+        if self.verbose {
+            println!(
+                "{:>12} node {} {role:?} {sync:?} epoch {epoch:#x} {reason:?}",
+                now, self.members[i].id
+            );
+        }
+        self.trace(now ^ (i as u64) << 56 ^ epoch);
+        let was_in_sync = self.in_sync_since[i].is_some();
+        self.in_sync_since[i] = match (role, sync) {
+            (Role::Backup, SyncState::InSync) => self.in_sync_since[i].or(Some(now)),
+            _ => None,
+        };
+        if role != Role::Primary {
+            return;
+        }
+        let id = self.members[i].id;
+        if let Some(&other) = self.leader_of.get(&epoch) {
+            if other != i {
+                let text = format!(
+                    "invariant 1 at {now} ns: epoch {epoch:#x} led by node {} and node {id}",
+                    self.members[other].id
+                );
+                self.report.violations.push(text);
+            }
+        }
+        self.leader_of.insert(epoch, i);
+        if reason != Reason::TakeoverAfterProbe {
+            return;
+        }
+        self.report.takeovers += 1;
+        let voters = self.members.len();
+        let granted = self
+            .grants
+            .get(&epoch)
+            .map_or(0, |g| g.iter().filter(|&&v| v != i).count());
+        if (1 + granted) * 2 <= voters {
+            let text = format!(
+                "invariant 3 at {now} ns: node {id} took over epoch {epoch:#x} with {} vote(s) of {voters}",
+                1 + granted
+            );
+            self.report.violations.push(text);
+        }
+        // Invariant 4: no settled, in-sync, joined backup ranked above it.
+        let me = self.members[i];
+        let my_rank = (was_in_sync, me.weight, core::cmp::Reverse(me.id));
+        for b in 0..voters {
+            let member = self.members[b];
+            if b == i || member.witness || !self.running(b) {
+                continue;
+            }
+            let settled = |since: Nanos| now.saturating_sub(since) >= SETTLED_NS;
+            let in_sync = self.in_sync_since[b].is_some_and(settled);
+            let steady = settled(self.steady_since[b]) && settled(self.steady_since[i]);
+            let joined = self.joined(i, b) && settled(self.joined_since[i][b]);
+            let rank = (true, member.weight, core::cmp::Reverse(member.id));
+            if in_sync && steady && joined && rank > my_rank {
+                let text = format!(
+                    "invariant 4 at {now} ns: node {id} took over epoch {epoch:#x} while node {} (weight {}) was in sync and joined",
+                    member.id, member.weight
+                );
+                self.report.violations.push(text);
+            }
+        }
+    }
+}
+
+/// Runs `seeds` seeds of a shape from `first`: every report, in seed order.
+pub fn run_group_seeds(
+    first: u64,
+    seeds: u64,
+    shape: Shape,
+    mut each: impl FnMut(&GroupReport),
+) -> (u64, u64, u64, u64) {
+    let (mut violations, mut failed, mut takeovers) = (0u64, 0u64, 0u64);
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for seed in first..first.saturating_add(seeds) {
+        let report = run_group_seed(seed, shape);
+        violations += report.violations.len() as u64;
+        failed += u64::from(!report.violations.is_empty());
+        takeovers += report.takeovers;
+        for byte in report.trace_hash.to_le_bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x100_0000_01b3);
+        }
+        each(&report);
+    }
+    (failed, violations, takeovers, hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same seed, the same run.
+    #[test]
+    fn group_same_seed_same_trace() {
+        let shape = Shape {
+            leaders: 3,
+            witness: false,
+        };
+        assert_eq!(run_group_seed(3, shape).trace_hash, run_group_seed(3, shape).trace_hash);
+    }
+
+    /// Every shape runs a few seeds without a violation, with takeovers among them.
+    #[test]
+    fn group_shapes_few_seeds_no_violation() {
+        for (leaders, witness) in [(2, true), (3, false), (3, true), (4, false)] {
+            let shape = Shape { leaders, witness };
+            let (failed, violations, takeovers, _) = run_group_seeds(0, 4, shape, |r| {
+                assert!(r.violations.is_empty(), "{shape:?} seed {}: {:?}", r.seed, r.violations)
+            });
+            assert_eq!((failed, violations), (0, 0), "{shape:?}");
+            assert!(takeovers > 0, "{shape:?}: no takeover in 4 seeds");
+        }
+    }
+}
