@@ -448,6 +448,9 @@ impl<S: AppSettings> NodeFile<S> {
         if let Some(p) = &mut file.console.journal_file {
             resolve(base, p);
         }
+        if let Some(p) = &mut file.outputs.ack_key_file {
+            resolve(base, p);
+        }
         file.app
             .validate(&file.runtime)
             .map_err(|e| error(format!("app.{}", e.key), e.problem))?;
@@ -632,6 +635,24 @@ peer = "127.0.0.1:7302"
         assert_eq!(e.key, "outputs.retry_max_ms");
         let e = parse_error(&on.replace("ack_silence_ms = 2000", "ack_silence_ms = 100"));
         assert_eq!(e.key, "outputs.ack_silence_ms");
+    }
+
+    /// Issue 22: a relative `outputs.ack_key_file` is the configuration file's
+    /// directory's, as the other key files are (it was taken from the working directory).
+    #[test]
+    fn any_app_relative_ack_key_file_resolves_against_the_config_directory() {
+        let text = MINIMAL.replace(
+            "[outputs]\n",
+            "[outputs]\nacks = true\nack_key_file = \"keys/ack.key\"\n",
+        );
+        let file = NodeFile::<AnyAppSettings>::parse(&text, Path::new("/etc/twinloop"), &[]).unwrap();
+        assert_eq!(
+            file.outputs.ack_key_file.as_deref(),
+            Some(Path::new("/etc/twinloop/keys/ack.key"))
+        );
+        let text = MINIMAL.replace("[outputs]\n", "[outputs]\nack_key_file = \"/srv/ack.key\"\n");
+        let file = NodeFile::<AnyAppSettings>::parse(&text, Path::new("/etc/twinloop"), &[]).unwrap();
+        assert_eq!(file.outputs.ack_key_file.as_deref(), Some(Path::new("/srv/ack.key")));
     }
 
     /// Issue 22: `[outputs] level_refresh_ms` reaches the core, checked with its range
