@@ -78,6 +78,8 @@ pub struct AckStatus {
     pub acks_refused: u64,
     /// Bit `s`: sink `s` is silent (`SinkSilent` raised).
     pub sinks_silent: u8,
+    /// When the oldest waiting event first went out from this node (`None`: none waits).
+    pub oldest_sent_at: Option<Instant>,
 }
 
 /// The acks' state.
@@ -132,6 +134,8 @@ impl<A: App> Node<A> {
     pub fn ack_status(&self) -> AckStatus {
         AckStatus {
             events_unacked: self.acks.pending.len() as u64,
+            // At most 256 entries, on request only.
+            oldest_sent_at: self.acks.pending.iter().map(|p| p.sent_at).min(),
             ..self.acks.status
         }
     }
