@@ -730,6 +730,14 @@ pub struct Node<A: App> {
     /// The highest epoch this node granted (or asked for itself); at start-up the highest
     /// epoch it stored, which covers every vote it gave before (`Epochs::vote`).
     vote_granted: Epoch,
+    /// The highest frame a primary said it ran (its header's `frame`), heard since this
+    /// node started: how far the group's outputs may have gone, which a voter's grant
+    /// requires of a candidate (`succession.rs`, log completeness). Only compared.
+    primary_frame_heard: u64,
+    /// The epoch whose history this node's state follows: its epoch when it last ran (or
+    /// skipped) a frame. A group's starting node with state of an epoch below one it has
+    /// seen does not lead from it (`succession.rs`).
+    state_epoch: Epoch,
     /// The backup lost its primary while it had no state: alarm raised, no probe.
     cannot_take_over_raised: bool,
 
@@ -864,7 +872,8 @@ impl<A: App> Node<A> {
         Ok(Node {
             role: Role::Starting,
             sync: SyncState::Alone,
-            epochs: Epochs::new(boot.epoch_persisted, boot.epoch_reserved),
+            // A witness's reservations are the votes it gave, never an epoch it led.
+            epochs: Epochs::new(boot.epoch_persisted, boot.epoch_reserved).votes_only(config.witness),
             switch_taken: None,
             ring,
             frame_last_run: 0,
@@ -891,6 +900,8 @@ impl<A: App> Node<A> {
             transfer_slot: peers::THE_PEER,
             vote: None,
             vote_granted: Epoch(boot.epoch_persisted.max(boot.epoch_reserved)),
+            primary_frame_heard: 0,
+            state_epoch: Epoch(0),
             cannot_take_over_raised: false,
             join_pending: None,
             fetch_next: None,
@@ -1063,6 +1074,7 @@ impl<A: App> Node<A> {
         if !self.fence(link, &envelope) {
             return;
         }
+        self.note_primary_frame(&envelope.header);
         self.note_alive(link, &envelope, fresh);
         if !fresh && matches!(envelope.body, Body::JoinRequest { .. }) {
             // A join request older than what the peer has said since on this link (held
@@ -1204,6 +1216,10 @@ impl<A: App> Node<A> {
             // reservation too: it may have led it, and the background write that records
             // a led epoch may have been lost in the crash (DST seeds 314, 412).
             epoch: match self.role {
+                // A witness's floor is the epochs it voted for, never led: announced, it
+                // made a candidate's own grant moot and its voters reject their live
+                // primary as stale (`succession.rs`).
+                Role::Starting if self.config.witness => self.epochs.current().max(self.epochs.max_seen()).0,
                 Role::Starting => self.epochs.announced().0,
                 Role::Primary | Role::Backup => self.epochs.current().0,
             },
@@ -1436,10 +1452,7 @@ impl<A: App> Node<A> {
             Body::SwitchTaken { .. } => {}
             Body::HmiWrite(write) => self.on_hmi_write(&header, write),
             Body::SwitchRelease { id, frame } => self.on_switch_release(id, frame),
-            Body::VoteRequest {
-                epoch,
-                commit_highest: _,
-            } => self.on_vote_request(link, &header, epoch),
+            Body::VoteRequest { epoch, commit_highest } => self.on_vote_request(link, &header, epoch, commit_highest),
             Body::Vote {
                 epoch,
                 granted,
