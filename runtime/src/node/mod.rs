@@ -738,6 +738,9 @@ pub struct Node<A: App> {
     /// skipped) a frame. A group's starting node with state of an epoch below one it has
     /// seen does not lead from it (`succession.rs`).
     state_epoch: Epoch,
+    /// A group's primary that stalled for a detection window holds its frames until then
+    /// (`succession.rs`, `primary_quorum_heard`).
+    quorum_hold_until: Option<Instant>,
     /// The backup lost its primary while it had no state: alarm raised, no probe.
     cannot_take_over_raised: bool,
 
@@ -902,6 +905,7 @@ impl<A: App> Node<A> {
             vote_granted: Epoch(boot.epoch_persisted.max(boot.epoch_reserved)),
             primary_frame_heard: 0,
             state_epoch: Epoch(0),
+            quorum_hold_until: None,
             cannot_take_over_raised: false,
             join_pending: None,
             fetch_next: None,
@@ -1245,6 +1249,7 @@ impl<A: App> Node<A> {
         if gap >= self.stall_limit() {
             self.switchover_after_stall();
         }
+        self.quorum_after_stall(gap);
     }
 
     /// The gap between two events of this node after which its peer may have found it
