@@ -754,6 +754,10 @@ pub struct Node<A: App> {
     // Transfers.
     tx: Option<TxTransfer>,
     rx: Option<RxTransfer>,
+    /// The transfer whose snapshot `snapshot_buf` holds, kept after the primary gave it up:
+    /// a join request of its id streams that snapshot again, never another one
+    /// (`transfer.rs`, `on_join_request`).
+    tx_last: Option<TxTransfer>,
     transfer_id_next: u32,
     /// A join request that waits for the primary's first frame.
     join_pending: Option<u32>,
@@ -912,6 +916,7 @@ impl<A: App> Node<A> {
             fetch_asked_to: 0,
             tx: None,
             rx: None,
+            tx_last: None,
             transfer_id_next,
             snapshot_buf,
             switchover: Switchover::Idle,
