@@ -15,7 +15,7 @@ command -v dpkg-deb >/dev/null || die "dpkg-deb not found (a Debian system's dpk
 command -v cargo-deb >/dev/null || die "cargo-deb not found: cargo install cargo-deb --locked"
 
 if [ "${1:-}" != --no-build ]; then
-    cargo build --release --locked -p twinloop-demo -p twinctl -p twinloop-gateway
+    cargo build --release --locked -p twinloop-demo -p twinctl -p twinloop-gateway -p twinloop-router
     rm -rf target/debian
     # --dbgsym: the release profile keeps line tables (debug = 1) for backtraces; the
     # binaries ship stripped and their debug info goes to twinloop-dbgsym (by build id,
@@ -31,8 +31,10 @@ echo "debug symbols: $dbgsym ($(stat -c %s "$dbgsym") bytes)"
 dpkg-deb --info "$deb" | sed -n 's/^ *\(Package\|Version\|Architecture\|Depends\|Installed-Size\):/  &/p'
 
 listing=$(dpkg-deb --contents "$deb")
-for path in ./usr/bin/twinloop-demo ./usr/bin/twinctl ./usr/bin/twinloop-gateway ./usr/sbin/twinloop-vip \
+for path in ./usr/bin/twinloop-demo ./usr/bin/twinctl ./usr/bin/twinloop-gateway ./usr/bin/twinloop-router \
+    ./usr/sbin/twinloop-vip ./etc/twinloop/router.toml \
     ./lib/systemd/system/twinloop@.service ./lib/systemd/system/twinloop-gateway@.service \
+    ./lib/systemd/system/twinloop-router@.service \
     ./etc/twinloop/node-a.toml ./etc/twinloop/node-b.toml \
     ./etc/twinloop/gateway-tank.toml ./usr/share/doc/twinloop/OPERATIONS.md \
     ./usr/share/doc/twinloop/CONFIG.md ./usr/share/doc/twinloop/grafana/twinloop.json; do
@@ -71,9 +73,11 @@ done
     --state-file "$root/var/lib/twinloop/node-a.epoch" --check >/dev/null \
     || die "the installed node rejects its installed configuration"
 "$root/usr/bin/twinctl" --version >/dev/null
+"$root/usr/bin/twinloop-router" --config "$root/etc/twinloop/router.toml" --check >/dev/null \
+    || die "the installed router rejects its installed configuration"
 # Stripped: no .debug_info in the installed binaries; the dbgsym package has it, by build id.
 dbgsym_listing=$(dpkg-deb --contents "$dbgsym")
-for bin in twinloop-demo twinctl twinloop-gateway; do
+for bin in twinloop-demo twinctl twinloop-gateway twinloop-router; do
     sections=$(readelf -S "$root/usr/bin/$bin")
     if grep -q '\.debug_info' <<<"$sections"; then
         die "/usr/bin/$bin still carries its debug info (cargo deb --dbgsym strips it)"

@@ -166,7 +166,8 @@ fn node_watchdog_pid_of_another_process_no_pings_still_ready() {
     );
 }
 
-/// `systemd-analyze verify` on the shipped units (the node's and the gateway's), with
+/// `systemd-analyze verify` on the shipped units (the node's, the gateway's and the
+/// router's), with
 /// their ExecStart pointed at a binary that exists here (verify checks that the program
 /// exists). Any line about them fails.
 #[test]
@@ -188,13 +189,18 @@ fn unit_files_pass_systemd_analyze_verify() {
             "/usr/bin/twinloop-gateway",
             "twinloop-gateway@gateway-tank.service",
         ),
+        (
+            "twinloop-router@.service",
+            "/usr/bin/twinloop-router",
+            "twinloop-router@router.service",
+        ),
     ] {
         let unit = fs::read_to_string(units.join(file)).unwrap_or_else(|e| panic!("read configs/systemd/{file}: {e}"));
         assert!(
             unit.contains(&format!("ExecStart={binary} ")),
             "{file}'s ExecStart changed: update this test"
         );
-        // The node's binary stands in for both: verify only checks that it exists.
+        // The node's binary stands in for each: verify only checks that it exists.
         let unit = unit.replace(binary, env!("CARGO_BIN_EXE_twinloop-demo"));
         fs::write(dir.join(file), unit).unwrap();
         let out = Command::new(&analyze)

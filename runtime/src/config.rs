@@ -373,6 +373,16 @@ impl Config {
         Ok(())
     }
 
+    /// The sync links over every peer, which the shell opens (one socket pair each) and the
+    /// core numbers `0..links_total`: `links` for a pair, the sum of the `[[peers]]`'
+    /// `links` for a group (at most `LINKS_TOTAL_MAX` once validated; saturates otherwise).
+    pub fn links_total(&self) -> u8 {
+        if self.peers.is_empty() {
+            return self.links;
+        }
+        self.peers.iter().fold(0u8, |total, p| total.saturating_add(p.links))
+    }
+
     /// What every member of the group must agree on — its members' ids, weights and
     /// witness flags, this node's included, in the order of their ids — as one digest
     /// (FNV-1a) carried in the pairing fingerprint; 0 for a pair, whose fingerprint stays
@@ -460,6 +470,29 @@ const PEER_KEYS: [[&str; 4]; GROUP_PEERS_MAX] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shell opens `links_total` links: a pair's `links`, a group's sum over its
+    /// peers (not `links`, which a group does not use).
+    #[test]
+    fn config_links_total_pair_links_group_sum_of_peers() {
+        let pair = Config {
+            links: 3,
+            ..Config::default()
+        };
+        assert_eq!(pair.links_total(), 3);
+        let peer = |id, links| GroupPeer {
+            id,
+            weight: 1,
+            witness: false,
+            links,
+        };
+        let group = Config {
+            links: 2,
+            peers: vec![peer(2, 1), peer(3, 4), peer(4, 2)],
+            ..Config::default()
+        };
+        assert_eq!(group.links_total(), 7);
+    }
 
     #[test]
     fn config_defaults_follow_the_seed() {

@@ -65,6 +65,8 @@ struct Alone {
     sink: UdpSocket,
     frames: SocketAddr,
     console: SocketAddr,
+    /// The HMI server's address, when one was asked for.
+    hmi: Option<SocketAddr>,
     stop: twinloop::io::StopHandle,
     thread: std::thread::JoinHandle<Result<Exit, twinloop::io::ShellError>>,
 }
@@ -80,6 +82,17 @@ fn start_alone(name: &str, key: Option<&str>) -> Alone {
 
 /// A node alone, receiving frames as `frames` says; the test sends them to `send_to`.
 fn start_alone_with(name: &str, key: Option<&str>, frames: FramesConfig, send_to: SocketAddr) -> Alone {
+    start_alone_hmi(name, key, frames, send_to, None)
+}
+
+/// [`start_alone_with`], with the HMI server on `hmi` (port 0: any).
+fn start_alone_hmi(
+    name: &str,
+    key: Option<&str>,
+    frames: FramesConfig,
+    send_to: SocketAddr,
+    hmi: Option<SocketAddr>,
+) -> Alone {
     let dir = std::env::temp_dir().join(format!("twinloop-io-shell-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -115,6 +128,7 @@ fn start_alone_with(name: &str, key: Option<&str>, frames: FramesConfig, send_to
             key_file,
             ..ConsoleConfig::default()
         },
+        hmi: twinloop::io::config::HmiConfig { listen: hmi },
         ..ShellConfig::default()
     };
     let runtime = Config {
@@ -127,6 +141,7 @@ fn start_alone_with(name: &str, key: Option<&str>, frames: FramesConfig, send_to
     };
     let shell = Shell::new(shell_config, runtime, TestApp::new(0)).expect("the shell starts");
     let console = shell.console_addr().expect("the console listens");
+    let hmi = shell.hmi_addr();
     let stop = shell.stop_handle();
     let thread = std::thread::spawn(move || shell.run());
     Alone {
@@ -134,6 +149,7 @@ fn start_alone_with(name: &str, key: Option<&str>, frames: FramesConfig, send_to
         sink,
         frames: send_to,
         console,
+        hmi,
         stop,
         thread,
     }
@@ -396,4 +412,76 @@ fn shell_multicast_frames_reach_two_nodes_on_one_port() {
     }
     assert_eq!(one.finish(), Exit::Stopped);
     assert_eq!(two.finish(), Exit::Stopped);
+}
+
+/// One Modbus/TCP request to `stream`, its answer.
+fn modbus(stream: &mut TcpStream, tid: u16, pdu: &[u8]) -> Vec<u8> {
+    let mut adu = tid.to_be_bytes().to_vec();
+    adu.extend_from_slice(&[0, 0]);
+    adu.extend_from_slice(&(pdu.len() as u16 + 1).to_be_bytes());
+    adu.push(1);
+    adu.extend_from_slice(pdu);
+    stream.write_all(&adu).unwrap();
+    let mut head = [0u8; 6];
+    stream.read_exact(&mut head).unwrap();
+    let mut rest = vec![0u8; usize::from(u16::from_be_bytes([head[4], head[5]]))];
+    stream.read_exact(&mut rest).unwrap();
+    [head.to_vec(), rest].concat()
+}
+
+#[test]
+fn shell_hmi_counters_in_status() {
+    let port = free_udp_port();
+    let frames = FramesConfig {
+        bind: SocketAddr::from(([127, 0, 0, 1], port)),
+        ..FramesConfig::default()
+    };
+    let alone = start_alone_hmi(
+        "hmi-counters",
+        None,
+        frames,
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        Some("127.0.0.1:0".parse().unwrap()),
+    );
+    let mut hmi = TcpStream::connect(alone.hmi.expect("the HMI server listens")).unwrap();
+    hmi.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // A read of the status block, a client id set, a write of a tag the program does
+    // not have (exception 02: a write refused), a read past the map (exception 02).
+    let read = modbus(&mut hmi, 1, &[3, 0, 0, 0, 16]);
+    assert_eq!(&read[7..9], &[3, 32], "{read:?}");
+    assert_eq!(modbus(&mut hmi, 2, &[6, 0, 15, 0, 7])[7], 6);
+    assert_eq!(modbus(&mut hmi, 3, &[6, 0, 64, 0, 1])[7..], [0x86, 2]);
+    assert_eq!(modbus(&mut hmi, 4, &[3, 0, 64, 0, 1])[7..], [0x83, 2]);
+    let mut console = Client::new(alone.console, Duration::from_secs(5));
+    let io = console.status().unwrap().io;
+    assert_eq!(
+        (io.hmi_connections, io.hmi_accepted, io.hmi_refused),
+        (1, 1, 0),
+        "{io:?}"
+    );
+    assert_eq!(
+        (
+            io.hmi_requests,
+            io.hmi_exceptions,
+            io.hmi_writes_acked,
+            io.hmi_writes_refused
+        ),
+        (4, 2, 0, 1),
+        "{io:?}"
+    );
+    // A client that closes is not counted as refused; one that sends bytes that are not
+    // Modbus/TCP (protocol id 1) is closed and counted.
+    drop(hmi);
+    wait_for(Duration::from_secs(5), "the HMI connection closed", || {
+        console.status().unwrap().io.hmi_connections == 0
+    });
+    assert_eq!(console.status().unwrap().io.hmi_refused, 0);
+    let mut bad = TcpStream::connect(alone.hmi.unwrap()).unwrap();
+    bad.write_all(&[0, 1, 0, 1, 0, 6, 1, 3, 0, 0, 0, 1]).unwrap();
+    wait_for(Duration::from_secs(5), "the bad connection closed", || {
+        let io = console.status().unwrap().io;
+        io.hmi_connections == 0 && io.hmi_accepted == 2
+    });
+    assert_eq!(console.status().unwrap().io.hmi_refused, 1);
+    alone.finish();
 }

@@ -118,6 +118,17 @@ fn word_at(register: u16, status: &[u16; 16], tags: &[HmiTag], value: &dyn Fn(u1
     Some(words[usize::from(offset)])
 }
 
+/// The request `pdu` (function code first) holds every byte its function's write says it
+/// has: 4 after the code for a single write (5, 6), and for a bulk write (15, 16) the
+/// address, count and byte count, then that many bytes. Other functions: true.
+fn write_body_complete(pdu: &[u8]) -> bool {
+    match pdu.first() {
+        Some(5 | 6) => pdu.len() >= 5,
+        Some(15 | 16) => pdu.get(5).is_some_and(|&bytes| pdu.len() >= 6 + usize::from(bytes)),
+        _ => true,
+    }
+}
+
 /// Answers one whole request `adu` (as [`adu_len`] cut it): reads from `status`, `tags`
 /// and `value`; a write of the client-id registers sets `client_id`; a tag's write is
 /// returned for the core. Never panics, whatever the bytes.
@@ -139,6 +150,12 @@ pub(crate) fn serve(
         // rmodbus 0.13 adds 0x80 to an unknown function code in a u8 (an overflow panic
         // with overflow checks on): such a code is no function, answered here.
         exception(adu, ILLEGAL_FUNCTION, response);
+        return Served::Answer;
+    }
+    if !write_body_complete(&adu[7..]) {
+        // rmodbus 0.13 parses a write whose data is cut short and then slices past the
+        // frame's end when asked for the write (a panic): such a request is answered here.
+        exception(adu, ILLEGAL_VALUE, response);
         return Served::Answer;
     }
     let mut frame = ModbusFrame::new(unit, adu, ModbusProto::TcpUdp, response).with_broadcast_units(&[]);
@@ -292,6 +309,11 @@ pub(super) struct HmiServer {
     pub(super) exceptions: u64,
     /// Connections refused at accept (all slots busy) or closed for bad bytes or idleness.
     pub(super) refused: u64,
+    /// Connections accepted since start.
+    pub(super) accepted: u64,
+    /// Writes answered with an exception (bad register or value, no primary, busy, or
+    /// not acknowledged in time).
+    pub(super) writes_refused: u64,
 }
 
 impl HmiServer {
@@ -305,6 +327,8 @@ impl HmiServer {
             writes_applied: 0,
             exceptions: 0,
             refused: 0,
+            accepted: 0,
+            writes_refused: 0,
         })
     }
 
@@ -325,6 +349,11 @@ impl HmiServer {
             _ => return false,
         }
         true
+    }
+
+    /// Connections open now.
+    pub(super) fn open(&self) -> usize {
+        self.conns.iter().flatten().count()
     }
 
     /// Whether a connection has a request in hand it can take now.
@@ -420,6 +449,7 @@ impl<A: App> Shell<A> {
                             server.refused += 1;
                             continue;
                         }
+                        server.accepted += 1;
                         server.conns[slot] = Some(Conn {
                             stream,
                             request: Vec::with_capacity(ADU_BYTES_MAX),
@@ -489,10 +519,13 @@ impl<A: App> Shell<A> {
         }
         // Read only up to the end of one request: the next waits in the socket.
         let mut close = false;
+        // Closed for bytes that are not Modbus/TCP (counted), not by the client (not).
+        let mut bad = false;
         let whole = loop {
             let want = match adu_len(&conn.request) {
                 Err(()) => {
                     close = true;
+                    bad = true;
                     break None;
                 }
                 Ok(Some(len)) => break Some(len),
@@ -521,7 +554,7 @@ impl<A: App> Shell<A> {
             }
         };
         if close {
-            server.refused += 1;
+            server.refused += u64::from(bad);
             if let Some(mut conn) = server.conns[slot].take() {
                 let _ = self.poll.registry().deregister(&mut conn.stream);
             }
@@ -559,6 +592,10 @@ impl<A: App> Shell<A> {
                 server.requests += 1;
                 if response.get(7).is_some_and(|f| f & 0x80 != 0) {
                     server.exceptions += 1;
+                    // A write refused before the core saw it (register, count, value).
+                    if matches!(adu.get(7), Some(5 | 6 | 15 | 16)) {
+                        server.writes_refused += 1;
+                    }
                 }
                 conn.answer = response;
             }
@@ -610,6 +647,7 @@ impl<A: App> Shell<A> {
             }
             Some(code) => {
                 server.exceptions += 1;
+                server.writes_refused += 1;
                 let mut response = echo;
                 exception(&adu, code, &mut response);
                 conn.answer = response;
@@ -759,6 +797,16 @@ mod tests {
         assert_eq!(run(&adu).0, Served::Close);
         assert_eq!(adu_len(&[0, 1, 0, 0, 0x10, 0]), Err(()), "longer than a request can be");
         assert_eq!(adu_len(&[0, 1, 0, 0, 0, 6, 1]), Ok(None));
+    }
+
+    #[test]
+    fn serve_bulk_write_cut_short_answered_illegal_value() {
+        // Found by serve_arbitrary_pdu_never_panics: rmodbus 0.13 panicked on these.
+        for pdu in [&[15u8, 0, 0, 0, 0, 1][..], &[16, 0, 64, 0, 1, 2, 0], &[6, 0, 64, 0]] {
+            let (served, response, _) = run(&request(1, pdu));
+            assert_eq!(served, Served::Answer, "{pdu:?}");
+            assert_eq!(&response[7..], &[pdu[0] | 0x80, ILLEGAL_VALUE], "{pdu:?}");
+        }
     }
 
     proptest! {

@@ -694,6 +694,60 @@ impl<A: App> Shell<A> {
             "Console connections refused (all slots busy, or barred).",
             io.console_refused,
         );
+        if self.hmi.is_some() {
+            // The HMI server's (docs/HMI.md), only when it is on.
+            one(
+                &mut out,
+                "twinloop_hmi_connections",
+                "gauge",
+                "HMI (Modbus/TCP) connections open now.",
+                io.hmi_connections,
+            );
+            one(
+                &mut out,
+                "twinloop_hmi_connections_total",
+                "counter",
+                "HMI connections accepted.",
+                io.hmi_accepted,
+            );
+            one(
+                &mut out,
+                "twinloop_hmi_refused_total",
+                "counter",
+                "HMI connections refused (all slots busy) or closed for bad bytes or idleness.",
+                io.hmi_refused,
+            );
+            one(
+                &mut out,
+                "twinloop_hmi_requests_total",
+                "counter",
+                "HMI requests answered.",
+                io.hmi_requests,
+            );
+            one(
+                &mut out,
+                "twinloop_hmi_exceptions_total",
+                "counter",
+                "HMI requests answered with a Modbus exception.",
+                io.hmi_exceptions,
+            );
+            header(
+                &mut out,
+                "twinloop_hmi_writes_total",
+                "counter",
+                "HMI writes answered, by outcome: acknowledged as applied, or refused with an exception.",
+            );
+            let _ = writeln!(
+                out,
+                "twinloop_hmi_writes_total{{outcome=\"acked\"}} {}",
+                io.hmi_writes_acked
+            );
+            let _ = writeln!(
+                out,
+                "twinloop_hmi_writes_total{{outcome=\"refused\"}} {}",
+                io.hmi_writes_refused
+            );
+        }
         if let Some(server) = &self.metrics {
             one(
                 &mut out,

@@ -1044,6 +1044,20 @@ pub struct IoCounters {
     pub console_turn_max_us: u64,
     /// The most CPU time spent answering in one wake-up, µs.
     pub console_turn_cpu_max_us: u64,
+    /// HMI server (`[hmi] listen`, docs/HMI.md): connections open now.
+    pub hmi_connections: u64,
+    /// HMI connections accepted since start.
+    pub hmi_accepted: u64,
+    /// HMI connections refused (every slot busy) or closed for bad bytes or idleness.
+    pub hmi_refused: u64,
+    /// HMI requests answered (reads, client ids, writes once answered).
+    pub hmi_requests: u64,
+    /// HMI requests answered with a Modbus exception.
+    pub hmi_exceptions: u64,
+    /// HMI writes acknowledged as applied.
+    pub hmi_writes_acked: u64,
+    /// HMI writes answered with an exception.
+    pub hmi_writes_refused: u64,
 }
 
 /// The `config` response's fields: the node's effective configuration.

@@ -8,7 +8,7 @@ impl<A: App> Shell<A> {
     /// Opens every socket and file and creates the node. Nothing runs until [`Shell::run`].
     pub fn new(config: ShellConfig, runtime: Config, app: A) -> Result<Self, ShellError> {
         runtime.validate().map_err(ShellError::Core)?;
-        config.validate(runtime.links).map_err(ShellError::Config)?;
+        config.validate(runtime.links_total()).map_err(ShellError::Config)?;
         let name = if config.name.is_empty() {
             format!("node-{}", runtime.node_id)
         } else {

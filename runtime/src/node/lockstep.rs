@@ -54,11 +54,12 @@ impl<A: App> Node<A> {
             self.frame_last_run
         );
         self.frame_last_run = frame;
+        self.state_epoch = self.epochs.current();
     }
 
     /// Primary: runs every frame in hand, in order; commits each (run or skipped).
     pub(super) fn primary_run_frames(&mut self) {
-        if !self.switchover.primary_may_run() {
+        if !self.switchover.primary_may_run() || !self.primary_quorum_heard() {
             return;
         }
         if self.frame_last_run == 0 {

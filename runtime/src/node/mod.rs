@@ -748,6 +748,17 @@ pub struct Node<A: App> {
     /// The highest epoch this node granted (or asked for itself); at start-up the highest
     /// epoch it stored, which covers every vote it gave before (`Epochs::vote`).
     vote_granted: Epoch,
+    /// The highest frame a primary said it ran (its header's `frame`), heard since this
+    /// node started: how far the group's outputs may have gone, which a voter's grant
+    /// requires of a candidate (`succession.rs`, log completeness). Only compared.
+    primary_frame_heard: u64,
+    /// The epoch whose history this node's state follows: its epoch when it last ran (or
+    /// skipped) a frame. A group's starting node with state of an epoch below one it has
+    /// seen does not lead from it (`succession.rs`).
+    state_epoch: Epoch,
+    /// A group's primary that stalled for a detection window holds its frames until then
+    /// (`succession.rs`, `primary_quorum_heard`).
+    quorum_hold_until: Option<Instant>,
     /// The backup lost its primary while it had no state: alarm raised, no probe.
     cannot_take_over_raised: bool,
 
@@ -761,6 +772,10 @@ pub struct Node<A: App> {
     // Transfers.
     tx: Option<TxTransfer>,
     rx: Option<RxTransfer>,
+    /// The transfer whose snapshot `snapshot_buf` holds, kept after the primary gave it up:
+    /// a join request of its id streams that snapshot again, never another one
+    /// (`transfer.rs`, `on_join_request`).
+    tx_last: Option<TxTransfer>,
     transfer_id_next: u32,
     /// A join request that waits for the primary's first frame.
     join_pending: Option<u32>,
@@ -882,7 +897,8 @@ impl<A: App> Node<A> {
         Ok(Node {
             role: Role::Starting,
             sync: SyncState::Alone,
-            epochs: Epochs::new(boot.epoch_persisted, boot.epoch_reserved),
+            // A witness's reservations are the votes it gave, never an epoch it led.
+            epochs: Epochs::new(boot.epoch_persisted, boot.epoch_reserved).votes_only(config.witness),
             switch_taken: None,
             ring,
             frame_last_run: 0,
@@ -910,12 +926,16 @@ impl<A: App> Node<A> {
             transfer_slot: peers::THE_PEER,
             vote: None,
             vote_granted: Epoch(boot.epoch_persisted.max(boot.epoch_reserved)),
+            primary_frame_heard: 0,
+            state_epoch: Epoch(0),
+            quorum_hold_until: None,
             cannot_take_over_raised: false,
             join_pending: None,
             fetch_next: None,
             fetch_asked_to: 0,
             tx: None,
             rx: None,
+            tx_last: None,
             transfer_id_next,
             snapshot_buf,
             switchover: Switchover::Idle,
@@ -1082,6 +1102,7 @@ impl<A: App> Node<A> {
         if !self.fence(link, &envelope) {
             return;
         }
+        self.note_primary_frame(&envelope.header);
         self.note_alive(link, &envelope, fresh);
         if !fresh && matches!(envelope.body, Body::JoinRequest { .. }) {
             // A join request older than what the peer has said since on this link (held
@@ -1224,6 +1245,10 @@ impl<A: App> Node<A> {
             // reservation too: it may have led it, and the background write that records
             // a led epoch may have been lost in the crash (DST seeds 314, 412).
             epoch: match self.role {
+                // A witness's floor is the epochs it voted for, never led: announced, it
+                // made a candidate's own grant moot and its voters reject their live
+                // primary as stale (`succession.rs`).
+                Role::Starting if self.config.witness => self.epochs.current().max(self.epochs.max_seen()).0,
                 Role::Starting => self.epochs.announced().0,
                 Role::Primary | Role::Backup => self.epochs.current().0,
             },
@@ -1249,6 +1274,7 @@ impl<A: App> Node<A> {
         if gap >= self.stall_limit() {
             self.switchover_after_stall();
         }
+        self.quorum_after_stall(gap);
     }
 
     /// The gap between two events of this node after which its peer may have found it
@@ -1458,10 +1484,7 @@ impl<A: App> Node<A> {
             Body::SwitchTaken { .. } => {}
             Body::HmiWrite(write) => self.on_hmi_write(&header, write),
             Body::SwitchRelease { id, frame } => self.on_switch_release(id, frame),
-            Body::VoteRequest {
-                epoch,
-                commit_highest: _,
-            } => self.on_vote_request(link, &header, epoch),
+            Body::VoteRequest { epoch, commit_highest } => self.on_vote_request(link, &header, epoch, commit_highest),
             Body::Vote {
                 epoch,
                 granted,

@@ -733,6 +733,134 @@ fn joining_chunks_held_up_for_a_few_retries_no_restart() {
     assert_eq!(restarts, 0, "{:?}", reasons(&p, 1));
 }
 
+fn drop_chunks_past_the_first_from_primary(from: usize, envelope: &Envelope) -> bool {
+    from == 0 && matches!(envelope.body, Body::Chunk { index, .. } if index >= 1)
+}
+
+/// A primary with a small, fully written ballast, then a backup that holds the first
+/// chunk of its transfer (16 bytes) while every later chunk is dropped; the datagrams the
+/// backup sent are captured.
+fn joining_with_the_first_chunk_only(seed: u64) -> Pair {
+    let mut config = Config::fast();
+    config.transfer_chunk_bytes = 16;
+    // The primary gives a transfer up a detection window after the backup falls silent,
+    // well before the backup's stall limit (two windows and four retries).
+    config.backup_heartbeat_factor = 1;
+    let ballast = 64;
+    let mut p = Pair::new(seed, config, ballast);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    // Every ballast byte changed by some frame: two snapshots a few frames apart differ
+    // past their first chunk.
+    p.run_for(ms(4 * ballast as u64));
+    p.drop_if = Some(drop_chunks_past_the_first_from_primary);
+    p.capture = true;
+    p.start(1);
+    let held = p.run_until(p.now + ms(50), |p| {
+        p.node(1).transfer_progress().is_some_and(|t| t.bytes_done == 16)
+    });
+    assert!(held, "the backup did not get the first chunk");
+    p
+}
+
+/// Found by the simulator (`twinloop-sim dst --seed 12735`; seeds 8732, 10758, 11201,
+/// 11571, 19214 of 2000..19999 at 643c388): the primary gave a transfer up (there, a late
+/// copy of the joining backup's status, sent before it asked, said it followed in sync;
+/// here, the backup falls silent for two detection windows), and a late copy of the join
+/// request — the backup sends it on every link — started a new snapshot under the same
+/// id, frames later. Chunks carry no frame: the backup, holding the first chunks of the
+/// old snapshot, took the rest from the new one and installed a state no node had (the
+/// digest, which leaves the ballast's bytes out, agreed). Now a request of the id of the
+/// snapshot the primary still holds streams that snapshot again.
+#[test]
+fn joining_transfer_given_up_request_copy_streams_the_same_snapshot() {
+    let mut p = joining_with_the_first_chunk_only(16);
+    let (link, request) = captured_from(&p, 1, 0)
+        .into_iter()
+        .find(|(_, _, e)| matches!(e.body, Body::JoinRequest { .. }))
+        .map(|(link, bytes, _)| (link, bytes))
+        .expect("the backup asked to join");
+    p.capture = false;
+    let window = ms(p.configs[0].detection_window_ms);
+    p.freeze(1, window * 3);
+    assert!(
+        p.run_until(p.now + window * 3, |p| p.node(0).transfer_progress().is_none()),
+        "the primary did not give the transfer up"
+    );
+    p.run_until(p.now + window * 3, |p| p.frozen_until[1] <= p.now);
+    assert_eq!(p.node(1).status().sync, SyncState::Joining);
+    // Frames later, the late copy of the request.
+    p.drop_if = None;
+    p.run_for(ms(2));
+    p.inject(0, link, &request);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(200)));
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| p.node(0).frame() == p.node(1).frame()));
+    let snapshot = |i: usize| {
+        let mut buf = std::vec![0u8; 4096];
+        let n = p.node(i).app().snapshot(&mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    };
+    assert!(
+        snapshot(1) == snapshot(0),
+        "the installed state differs from the primary's"
+    );
+    assert_eq!(alarms_of(&p, 1), []);
+    assert_eq!(reasons(&p, 1), [Reason::PrimaryFound, Reason::InSync]);
+}
+
+/// A backup that holds chunks of a transfer and hears it begin again with another
+/// snapshot (a primary that no longer holds the first, as a node that took over since)
+/// asks again under a new id rather than take the rest from the other snapshot.
+#[test]
+fn joining_begin_of_another_snapshot_under_its_id_asks_again() {
+    let mut p = joining_with_the_first_chunk_only(17);
+    let begun = captured_from(&p, 0, 0)
+        .into_iter()
+        .find_map(|(link, _, e)| match e.body {
+            Body::TransferBegin { .. } => Some((link, e)),
+            _ => None,
+        });
+    let (link, mut other) = begun.expect("the primary began the transfer");
+    let Body::TransferBegin {
+        ref mut frame,
+        ref mut state_digest,
+        ..
+    } = other.body
+    else {
+        unreachable!()
+    };
+    *frame += 3;
+    *state_digest ^= 1;
+    let before = captured_from(&p, 1, 0)
+        .iter()
+        .filter(|(_, _, e)| matches!(e.body, Body::JoinRequest { .. }))
+        .count();
+    let ids = |p: &Pair| {
+        captured_from(p, 1, 0)
+            .into_iter()
+            .filter_map(|(_, _, e)| match e.body {
+                Body::JoinRequest { id } => Some(id),
+                _ => None,
+            })
+            .collect::<std::vec::Vec<u32>>()
+    };
+    let first = ids(&p)[0];
+    p.inject(1, link, &wire::encode(&other, None).unwrap());
+    let asked = ids(&p);
+    assert!(asked.len() > before, "no new join request");
+    assert!(asked[before..].iter().all(|&id| id != first), "{asked:?}");
+    assert_eq!(
+        reasons(&p, 1).last(),
+        Some(&Reason::ResyncStarted(ResyncCause::TransferFailed))
+    );
+    p.drop_if = None;
+    p.capture = false;
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(200)));
+    assert!(p.digest_disagreements().0.is_empty());
+}
+
 fn drop_commits_and_release_from_primary(from: usize, envelope: &Envelope) -> bool {
     from == 0 && matches!(envelope.body, Body::Commit(_) | Body::SwitchRelease { .. })
 }

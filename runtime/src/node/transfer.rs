@@ -12,6 +12,7 @@ use crate::time::Instant;
 use crate::wire::{Body, WireRole, WireSync};
 
 /// The primary's side of a transfer.
+#[derive(Clone, Copy)]
 pub(super) struct TxTransfer {
     id: u32,
     frame: u64,
@@ -128,6 +129,8 @@ impl<A: App> Node<A> {
             progress_at: self.now,
             started_at: self.now,
         });
+        // The chunks to come overwrite the snapshot this node may have streamed as primary.
+        self.tx_last = None;
         // Commits of another history must never be replayed on the state to come.
         self.ring.clear_commits();
         self.commit_highest = 0;
@@ -166,6 +169,23 @@ impl<A: App> Node<A> {
                 self.send_all(body);
                 return;
             }
+        }
+        if let Some(last) = self.tx_last.filter(|last| last.id == id) {
+            // This id's transfer began and was given up (the backup fell silent, or a late
+            // copy of its status said it follows in sync): the backup may hold chunks of
+            // it. Chunks carry no frame, so it would take the rest from any snapshot sent
+            // under the same id and install a state no node had (docs/DST.md, seeds 8732,
+            // 10758, 11201, 11571, 12735, 19214): the same snapshot again, still in
+            // `snapshot_buf`.
+            let tx = last.again(self.now);
+            self.notice(Notice::TransferStarted {
+                bytes: tx.total,
+                frame: tx.frame,
+            });
+            let body = tx.begin();
+            self.tx = Some(tx);
+            self.send_all(body);
+            return;
         }
         if self.frame_last_run == 0 {
             // Nothing run yet: snapshot after the first frame.
@@ -209,6 +229,7 @@ impl<A: App> Node<A> {
             frame: tx.frame,
         });
         self.tx = Some(tx);
+        self.tx_last = Some(tx);
         self.send_all(body);
     }
 
@@ -278,7 +299,16 @@ impl<A: App> Node<A> {
         let now = self.now;
         let retry = self.config.retry();
         let Some(rx) = &mut self.rx else { return };
-        if rx.id != id || rx.begun.is_some() {
+        if rx.id != id {
+            return;
+        }
+        if let Some(begun) = rx.begun {
+            if begun != (frame, total, u64::from(chunk), digest) {
+                // Another snapshot under the id this node holds chunks of (a primary that
+                // no longer has the first, as another node that took over): the two
+                // mixed would be a state no node had. Ask again, under a new id.
+                self.start_join(Some(ResyncCause::TransferFailed));
+            }
             return;
         }
         if total > self.snapshot_buf.len() as u64
@@ -457,6 +487,19 @@ impl<A: App> Node<A> {
 }
 
 impl TxTransfer {
+    /// The same snapshot streamed again from its first chunk (the backup acknowledges
+    /// what it holds), from `now`.
+    fn again(&self, now: Instant) -> TxTransfer {
+        TxTransfer {
+            acked: 0,
+            next: 0,
+            progress_at: now,
+            started_at: now,
+            paced_at: now - PACE_BURST,
+            ..*self
+        }
+    }
+
     /// A chunk is waiting and the window has room for it.
     fn can_send(&self, window: u32) -> bool {
         self.next < self.chunks && self.next < self.acked.saturating_add(window)

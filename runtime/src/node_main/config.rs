@@ -395,15 +395,6 @@ impl<S: AppSettings> NodeFile<S> {
                 error(format!("runtime.{}", e.key), e.problem)
             }
         })?;
-        if !peers.is_empty() {
-            // The core runs a group since issue 16, step 3 (votes and succession); this
-            // shell opens only `[[links]]`, one peer's.
-            return Err(error(
-                "peers",
-                "the node's shell does not open the [[peers.links]] sockets yet (issue 16, step 5): remove the [[peers]] tables and give the one peer's links in [[links]]",
-            ));
-        }
-
         let links = match root.remove("links") {
             None => Vec::new(),
             Some(toml::Value::Array(items)) => {
@@ -458,8 +449,8 @@ impl<S: AppSettings> NodeFile<S> {
             return Err(error("rt.sched_fifo_priority", "must be 0..=99"));
         }
         file.shell()
-            .validate(file.runtime.links)
-            .map_err(|e| error(e.key, e.problem))?;
+            .validate(file.runtime.links_total())
+            .map_err(|e| error(file.link_key(&e.key), e.problem))?;
         Ok(file)
     }
 
@@ -471,7 +462,7 @@ impl<S: AppSettings> NodeFile<S> {
             seed: self.node.seed,
             sync_key_file: self.node.sync_key_file.clone(),
             frames: self.frames.clone(),
-            links: self.links.clone(),
+            links: self.shell_links(),
             outputs: self.outputs.clone(),
             console: self.console.clone(),
             hook: self.hook.clone(),
@@ -480,6 +471,53 @@ impl<S: AppSettings> NodeFile<S> {
             metrics: self.metrics.clone(),
             hmi: self.hmi.clone(),
         }
+    }
+
+    /// The sync links the shell opens, in the core's global link order: a pair's
+    /// `[[links]]`; a group's `[[peers.links]]`, peer after peer, as the core numbers them
+    /// (`peers::slots_for`: peer i owns the next run of its links). A group's link without
+    /// a `name` is named `peer<id>.link<j>`, so that the console and the log tell the
+    /// peers' links apart.
+    pub fn shell_links(&self) -> Vec<LinkConfig> {
+        if self.peers.is_empty() {
+            return self.links.clone();
+        }
+        self.peers
+            .iter()
+            .flat_map(|peer| {
+                peer.links.iter().enumerate().map(move |(j, link)| LinkConfig {
+                    name: if link.name.is_empty() {
+                        format!("peer{}.link{j}", peer.id)
+                    } else {
+                        link.name.clone()
+                    },
+                    ..link.clone()
+                })
+            })
+            .collect()
+    }
+
+    /// A shell key naming a link by its global index (`links[4].peer`) as the file names
+    /// it: unchanged for a pair, `peers[i].links[j].peer` for a group.
+    fn link_key(&self, key: &str) -> String {
+        if self.peers.is_empty() {
+            return key.to_string();
+        }
+        let Some((index, rest)) = key
+            .strip_prefix("links[")
+            .and_then(|r| r.split_once(']'))
+            .and_then(|(i, rest)| Some((i.parse::<usize>().ok()?, rest)))
+        else {
+            return key.to_string();
+        };
+        let mut first = 0;
+        for (i, peer) in self.peers.iter().enumerate() {
+            if index < first + peer.links.len() {
+                return format!("peers[{i}].links[{}]{rest}", index - first);
+            }
+            first += peer.links.len();
+        }
+        key.to_string()
     }
 
     /// The effective configuration as TOML (for `--print-config`, and for the tests and
@@ -574,15 +612,18 @@ peer = "127.0.0.1:7302"
         NodeFile::<AnyAppSettings>::parse(text, Path::new("/"), &[]).unwrap_err()
     }
 
-    /// A valid group is read whole and refused at start with one line naming what is
-    /// missing (the shell's sockets, issue 16 step 5); each rule on `[[peers]]` names its
-    /// key.
+    /// A valid group loads (the shell opens every peer's links since issue 16 step 5),
+    /// its links in the core's global order; each rule on `[[peers]]` names its key.
     #[test]
-    fn any_app_group_peers_checked_then_refused_until_votes() {
-        let e = parse_error(&group_text());
-        assert_eq!(e.key, "peers");
-        assert!(e.problem.contains("issue 16, step 5"), "{e}");
-        assert!(!e.to_string().contains('\n'));
+    fn any_app_group_peers_checked_then_loaded() {
+        let file = NodeFile::<AnyAppSettings>::parse(&group_text(), Path::new("/"), &[]).unwrap();
+        assert_eq!(file.runtime.links_total(), 2);
+        let links = file.shell().links;
+        let names: Vec<&str> = links.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["peer2.link0", "peer3.link0"]);
+        assert_eq!(links[1].peer, "127.0.0.1:7302".parse().unwrap());
+        let again = NodeFile::<AnyAppSettings>::parse(&file.to_toml().unwrap(), Path::new("/"), &[]).unwrap();
+        assert_eq!(again, file);
         let cases = [
             ("weight = 5", "weight = 0", "peers[0].weight"),
             ("witness = true", "witness = true\nweight = 2", "peers[1].weight"),
@@ -595,6 +636,17 @@ peer = "127.0.0.1:7302"
                 "peers[1].links[0].peer",
             ),
             ("id = 2", "id = 2\nvotes = 1", "peers[0].votes"),
+            // The shell's checks of a link name it as the file does, not by global index.
+            (
+                "peer = \"127.0.0.1:7302\"",
+                "peer = \"0.0.0.0:7302\"",
+                "peers[1].links[0].peer",
+            ),
+            (
+                "bind = \"127.0.0.1:7101\"",
+                "bind = \"127.0.0.1:0\"",
+                "peers[0].links[0].bind",
+            ),
         ];
         for (from, to, key) in cases {
             assert_eq!(parse_error(&group_text().replacen(from, to, 1)).key, key, "{to}");

@@ -105,16 +105,16 @@ mod tests {
     use crate::node_main::config::NodeFile;
     use std::path::Path;
 
-    /// The shipped example is a valid witness's file, refused at start only for what every
-    /// group is refused for until votes land (issue 16); a pair's file run as a witness is
-    /// refused naming `runtime.witness`.
+    /// The shipped example is a valid witness's file (its shell opens one link to each
+    /// program node); a pair's file run as a witness is refused naming `runtime.witness`.
     #[test]
-    fn witness_example_config_refused_only_until_votes() {
+    fn witness_example_config_loads_pair_file_refused() {
         let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
         let forced = [super::super::config::Override::parse("runtime.witness=true").unwrap()];
-        let e = NodeFile::<WitnessSettings>::load(&configs.join("witness.toml"), &forced).unwrap_err();
-        assert_eq!(e.key, "peers", "{e}");
-        assert!(e.problem.contains("issue 16, step 5"), "{e}");
+        let file = NodeFile::<WitnessSettings>::load(&configs.join("witness.toml"), &forced).unwrap();
+        assert!(file.runtime.witness);
+        let names: Vec<String> = file.shell().links.into_iter().map(|l| l.name).collect();
+        assert_eq!(names, ["a", "b"]);
         let e = NodeFile::<super::super::AnyAppSettings>::load(&configs.join("node-a.toml"), &forced).unwrap_err();
         assert_eq!(e.key, "runtime.witness", "{e}");
     }

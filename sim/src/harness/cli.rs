@@ -85,11 +85,10 @@ pub struct CommonArgs {
     #[arg(long, default_value_t = 0)]
     pub level_refresh_ms: u64,
     /// Nodes: 2, a pair (the default), or a group of 3 or 4 with a full mesh of sync links
-    /// through the proxy (issue 16; `chaos` and `bench failover`). A group is refused at
-    /// start until the core elects by votes.
+    /// through the proxy (issue 16; `run`, `chaos` and `bench failover`).
     #[arg(long, default_value_t = 2)]
     pub nodes: usize,
-    /// The last node of a group is its witness (`twinloop-witness`): it votes, never leads.
+    /// The last node of a group is its witness (`runtime.witness`): it votes, never leads.
     #[arg(long)]
     pub witness: bool,
 }
@@ -124,8 +123,8 @@ impl CommonArgs {
     }
 }
 
-/// The group `--nodes` and `--witness` ask for, when `command` may run one (`chaos`,
-/// `bench failover`), or the one line naming the fix. A pair always passes.
+/// The group `--nodes` and `--witness` ask for, when `command` may run one (`run`,
+/// `chaos`, `bench failover`), or the one line naming the fix. A pair always passes.
 fn group_check(common: &CommonArgs, command: &str, runs_groups: bool) -> Result<GroupShape, String> {
     let shape = GroupShape::new(common.nodes, common.witness)?;
     if shape.is_pair() {
@@ -133,14 +132,11 @@ fn group_check(common: &CommonArgs, command: &str, runs_groups: bool) -> Result<
     }
     if !runs_groups {
         return Err(format!(
-            "--nodes {}: `{command}` runs a pair only; groups run in `chaos` and `bench failover`",
+            "--nodes {}: `{command}` runs a pair only; groups run in `run`, `chaos` and `bench failover`",
             common.nodes
         ));
     }
-    match shape.refusal() {
-        Some(why) => Err(why),
-        None => Ok(shape),
-    }
+    Ok(shape)
 }
 
 /// `twinloop-sim run`.
@@ -330,10 +326,57 @@ fn install_handler() {
     let _ = super::install_interrupt_handler();
 }
 
+/// Every node's journal events, in time order, each once: a restarted node serves the
+/// journal of its earlier runs again (restored from its file), which its watcher reads
+/// from the start under the new run; those copies (same node, time, name and content)
+/// are dropped, so that a node's takeovers are not counted once per restart.
 fn events_of(rig: &Rig) -> Vec<NodeEvent> {
     let mut events: Vec<NodeEvent> = rig.watchers.iter().flat_map(|w| w.with(|v| v.events.clone())).collect();
-    events.sort_by_key(|e| e.at_ns);
+    events.sort_by(|a, b| {
+        (a.at_ns, a.node, &a.name, &a.message, a.epoch, a.frame)
+            .cmp(&(b.at_ns, b.node, &b.name, &b.message, b.epoch, b.frame))
+    });
+    events.dedup_by(|a, b| {
+        (a.at_ns, a.node, &a.name, &a.message, a.epoch, a.frame)
+            == (b.at_ns, b.node, &b.name, &b.message, b.epoch, b.frame)
+    });
     events
+}
+
+/// The report's counts per node (`extra.per_node`, one entry per node in id order):
+/// process starts, times it became primary (takeovers among them), state transfers
+/// started, alarms.
+fn per_node(rig: &Rig, events: &[NodeEvent]) -> Vec<serde_json::Value> {
+    (0..rig.nodes.len())
+        .map(|i| {
+            let id = (i + 1) as u8;
+            let mine = || events.iter().filter(move |e| e.node == id);
+            // Transitions into the primary role (not a primary's sync changes).
+            let mut led = 0;
+            let mut was_primary = false;
+            for e in mine().filter(|e| e.kind == twinloop::io::schema::EventKind::Transition) {
+                let primary = e.role == Some(twinloop::io::schema::Role::Primary);
+                led += usize::from(primary && !was_primary);
+                was_primary = primary;
+            }
+            let takeovers = mine()
+                .filter(|e| {
+                    e.kind == twinloop::io::schema::EventKind::Transition
+                        && e.role == Some(twinloop::io::schema::Role::Primary)
+                        && e.name.starts_with("takeover")
+                })
+                .count();
+            serde_json::json!({
+                "node": id,
+                "witness": rig.config.shape.is_witness(i),
+                "starts": rig.nodes[i].starts,
+                "became_primary": led,
+                "takeovers": takeovers,
+                "transfers_started": mine().filter(|e| e.name == "transfer_started").count(),
+                "alarms": mine().filter(|e| e.kind == twinloop::io::schema::EventKind::Alarm).count(),
+            })
+        })
+        .collect()
 }
 
 /// How faults are spaced.
@@ -419,10 +462,13 @@ fn scenario(
     min_duration: Duration,
 ) -> u8 {
     install_handler();
-    if let Err(e) = group_check(common, command, command == "chaos") {
-        eprintln!("twinloop-sim {command}: {e}");
-        return 2;
-    }
+    let shape = match group_check(common, command, true) {
+        Ok(shape) => shape,
+        Err(e) => {
+            eprintln!("twinloop-sim {command}: {e}");
+            return 2;
+        }
+    };
     let timing = match timing(common, Timing::HARNESS) {
         Ok(t) => t,
         Err(e) => {
@@ -439,6 +485,7 @@ fn scenario(
         config.operator = Operator::scripted(cycle_ms, frames_hint);
         config.output_path = common.output_path();
         config.level_refresh_ms = common.level_refresh_ms;
+        config.shape = shape;
         let faults: Vec<Fault> = faults(&timing)
             .into_iter()
             .filter(|f| config.proxy || !f.kind.needs_proxy())
@@ -457,7 +504,15 @@ fn scenario(
         let started = Instant::now();
         let mut rig = Rig::prepare(config)?;
         rig.start_pair()?;
-        rig.say("pair healthy: node 1 primary, node 2 backup in sync");
+        if shape.is_pair() {
+            rig.say("pair healthy: node 1 primary, node 2 backup in sync");
+        } else {
+            rig.say(&format!(
+                "group of {} healthy: node 1 primary, the others following{}",
+                shape.nodes,
+                if shape.witness { " (the last a witness)" } else { "" }
+            ));
+        }
         let started_pair = started.elapsed();
         let executed = execute(&mut rig, &faults, pacing, started)?;
         let faults_done = started.elapsed();
@@ -532,7 +587,10 @@ fn scenario(
                     "level_staleness": serde_json::Value::Null,
                 })
             }),
-            "node_starts": [rig.nodes[0].starts, rig.nodes[1].starts],
+            "nodes": shape.nodes,
+            "witness": shape.witness,
+            "node_starts": rig.nodes.iter().map(|n| n.starts).collect::<Vec<_>>(),
+            "per_node": per_node(&rig, &events),
             "rt_priority": common.rt_priority,
             "load_average_1m": [load_before, super::load_average()],
             "events_missed": rig.watchers.iter().map(|w| w.with(|v| v.events_missed)).sum::<u64>(),
@@ -648,6 +706,13 @@ pub fn run_main(args: &RunArgs) -> u8 {
     }
     let duration = Duration::from_secs(args.duration);
     if args.io == Io::Modbus {
+        if args.common.nodes != 2 {
+            eprintln!(
+                "twinloop-sim run: --io modbus runs a pair only (--nodes {}): give --io sim for a group",
+                args.common.nodes
+            );
+            return 2;
+        }
         return run_modbus(args, duration);
     }
     let cycle_ms = u64::from(args.common.cycle_ms.unwrap_or(10));
@@ -801,10 +866,13 @@ pub fn chaos_main(args: &ChaosArgs) -> u8 {
 /// `twinloop-sim bench …`.
 pub fn bench_main(args: &BenchArgs) -> u8 {
     install_handler();
-    if let Err(e) = group_check(&args.common, "bench", args.kind == BenchKind::Failover) {
-        eprintln!("twinloop-sim bench: {e}");
-        return 2;
-    }
+    let shape = match group_check(&args.common, "bench", args.kind == BenchKind::Failover) {
+        Ok(shape) => shape,
+        Err(e) => {
+            eprintln!("twinloop-sim bench: {e}");
+            return 2;
+        }
+    };
     if matches!(args.kind, BenchKind::GatewayLatency | BenchKind::GatewayFailover) {
         return bench_gateway(args);
     }
@@ -832,6 +900,7 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
     let result = (|| -> Result<BenchResult, HarnessError> {
         let mut rig = rig_config(&args.common, &dir, timing, cycle_ms)?;
         rig.proxy = args.proxy;
+        rig.shape = shape;
         rig.operator = Operator::acks_only(cycle_ms);
         // Faster console polling: the waits between repetitions are shorter.
         rig.watch_interval = Duration::from_millis(10);
@@ -933,21 +1002,17 @@ mod group_tests {
         group_check(&parsed.common, command, runs_groups)
     }
 
-    /// A pair is the default and passes everywhere; a group is taken by `chaos` and
-    /// `bench failover` only, and refused at start (one line naming issue 16) for now; a
-    /// bad shape names its flag.
+    /// A pair is the default and passes everywhere; a group is taken by `run`, `chaos`
+    /// and `bench failover` only; a bad shape names its flag.
     #[test]
     fn cli_nodes_default_pair_group_only_where_wired() {
         assert!(check(&[], "run", false).unwrap().is_pair());
         assert!(check(&["--nodes", "2"], "bench", false).unwrap().is_pair());
-        assert!(check(&["--nodes", "3"], "run", false)
+        assert!(check(&["--nodes", "3"], "bench", false)
             .unwrap_err()
             .contains("runs a pair only"));
-        let group = check(&["--nodes", "3", "--witness"], "chaos", true).unwrap_err();
-        assert!(
-            group.starts_with("--nodes 3 --witness: a group is refused at start"),
-            "{group}"
-        );
+        let group = check(&["--nodes", "3", "--witness"], "chaos", true).unwrap();
+        assert_eq!((group.nodes, group.witness), (3, true));
         assert!(check(&["--nodes", "5"], "chaos", true).unwrap_err().contains("2..=4"));
         assert!(check(&["--witness"], "chaos", true)
             .unwrap_err()

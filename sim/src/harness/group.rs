@@ -4,10 +4,9 @@
 //! links, so the proxy needs no change — and each node's configuration file with its
 //! `[[peers]]`.
 //!
-//! The rig still starts two processes: until the core elects by votes (issue 16, step 3)
-//! every group is refused at start, and `chaos`/`bench` refuse `--nodes 3` and more with
-//! one line saying so (`GroupShape::refusal`). What is here is what a group run needs
-//! from the harness once the core runs one: its configurations, its ports, its links.
+//! The rig (`rig.rs`) starts every node of the shape, writes their files from
+//! [`node_toml`] and relays their links through the proxy as [`link_ends`] lays them out;
+//! `run`, `chaos` and `bench failover` take `--nodes 3|4 [--witness]`.
 
 use super::proxy::{LinkEnds, Proxy};
 use super::rig::{RigConfig, LINKS};
@@ -27,7 +26,8 @@ pub const NODES_MAX: usize = twinloop::config::GROUP_PEERS_MAX + 1;
 pub struct GroupShape {
     /// 2..=`NODES_MAX`.
     pub nodes: usize,
-    /// The last node is the group's witness (it runs `twinloop-witness`).
+    /// The last node is the group's witness (`runtime.witness = true`; it runs the
+    /// program's binary, see `Rig::prepare`).
     pub witness: bool,
 }
 
@@ -61,18 +61,6 @@ impl GroupShape {
         } else {
             (NODES_MAX - i) as u8
         }
-    }
-
-    /// Why a run of this shape cannot start today, if it cannot (`None` for a pair).
-    pub fn refusal(&self) -> Option<String> {
-        (!self.is_pair()).then(|| {
-            format!(
-                "--nodes {}{}: a group is refused at start until the core elects by votes (issue 16, step 3); \
-                 the harness's group plumbing (configurations, the full mesh through the proxy) is in place",
-                self.nodes,
-                if self.witness { " --witness" } else { "" }
-            )
-        })
     }
 
     /// The pairs of nodes `(i, j)`, `i < j`, that sync links join: every pair (a full
@@ -255,12 +243,10 @@ mod tests {
     #[test]
     fn group_shape_bounds_and_witness_need_a_group() {
         assert!(GroupShape::new(2, false).unwrap().is_pair());
-        assert!(GroupShape::new(2, false).unwrap().refusal().is_none());
         assert!(GroupShape::new(1, false).unwrap_err().contains("2..=4"));
         assert!(GroupShape::new(5, false).unwrap_err().contains("2..=4"));
         assert!(GroupShape::new(2, true).unwrap_err().contains("a pair has no witness"));
         let three = GroupShape::new(3, true).unwrap();
-        assert!(three.refusal().unwrap().contains("issue 16"));
         assert_eq!((0..3).map(|i| three.weight(i)).collect::<Vec<_>>(), [4, 3, 0]);
         assert_eq!(GroupShape::new(4, false).unwrap().edges().len(), 6);
         assert_eq!(three.edges(), [(0, 1), (0, 2), (1, 2)]);
@@ -269,8 +255,7 @@ mod tests {
     /// Three nodes through the proxy: every node's file lists the two others with their
     /// weights and the witness, each link sends to the proxy's relay towards that peer,
     /// which forwards to the peer's own socket for that link; every port is distinct; the
-    /// files are valid up to the group's refusal at start, and all three compute one
-    /// membership digest.
+    /// files load, and all three compute one membership digest.
     #[test]
     fn group_node_toml_full_mesh_through_the_proxy() {
         let dir = std::env::temp_dir().join(format!("twinloop-sim-group-{}", std::process::id()));
@@ -297,10 +282,9 @@ mod tests {
         let mut digests = Vec::new();
         for i in 0..3 {
             let text = node_toml(&config, shape, i, &ports, Some(&proxy), local(9));
-            let e = NodeFile::parse(&text, &dir, &[]).unwrap_err();
-            assert_eq!(e.key, "peers", "{e}\n{text}");
-            assert!(e.problem.contains("issue 16, step 5"), "{e}");
-            // The same file as the core reads it, without the refusal: its tables.
+            let file = NodeFile::parse(&text, &dir, &[]).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            assert_eq!(file.shell().links.len(), 2 * LINKS, "the shell opens both peers' links");
+            // The same file as its tables say, checked against the shape.
             let table: toml::Table = text.parse().unwrap();
             let peers = table["peers"].as_array().unwrap();
             assert_eq!(peers.len(), 2, "{text}");
@@ -343,6 +327,7 @@ mod tests {
                     links: LINKS as u8,
                 });
             }
+            assert_eq!(runtime.group_digest(), file.runtime.group_digest());
             digests.push(runtime.group_digest());
         }
         assert!(digests.iter().all(|d| *d == digests[0] && *d != 0), "{digests:?}");

@@ -7,6 +7,7 @@
 //! second. No terminal is needed.
 #![allow(clippy::disallowed_methods)]
 
+use super::group::{self, GroupPorts, GroupShape, NODES_MAX};
 use super::plant_loop::{Operator, PlantConfig, PlantLoop};
 use super::procs::{write_private, Console, NodeProc, Watcher};
 use super::proxy::{LinkEnds, OutputPathProxy, PathFault, Proxy};
@@ -156,6 +157,8 @@ pub struct RigConfig {
     pub output_path: Option<(PathFault, PathFault)>,
     /// The nodes' `[outputs] level_refresh_ms` (0: off).
     pub level_refresh_ms: u64,
+    /// A pair (the default) or a group (`--nodes 3|4`, `--witness`; issue 16).
+    pub shape: GroupShape,
 }
 
 impl RigConfig {
@@ -187,6 +190,10 @@ impl RigConfig {
             pin_cpus: false,
             output_path: None,
             level_refresh_ms: 0,
+            shape: GroupShape {
+                nodes: 2,
+                witness: false,
+            },
         }
     }
 
@@ -207,29 +214,33 @@ fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// A healthy pair: one primary with a following backup in sync, in one epoch, and the
-/// sink following that epoch.
+/// A healthy pair or group: one primary with every other program node a following
+/// backup in sync, in one epoch (a group's witness answering as a backup), and the sink
+/// following that epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Health {
-    /// Index (0 or 1) of the primary.
+    /// Index (0-based) of the primary.
     pub primary: usize,
     /// The epoch.
     pub epoch: u64,
     /// The primary's last frame.
     pub frame: u64,
+    /// Index of the backup: a pair's other node; a group's expected successor (the
+    /// heaviest program backup: the lowest index other than the primary's).
+    pub successor: usize,
 }
 
 impl Health {
-    /// Index of the backup.
+    /// Index of the backup (a group's expected successor).
     pub fn backup(&self) -> usize {
-        1 - self.primary
+        self.successor
     }
 }
 
 #[derive(Debug, Default)]
 struct ProgressState {
     /// Events printed so far, per node.
-    printed: [usize; 2],
+    printed: [usize; NODES_MAX],
     next_line: Option<Instant>,
     /// A word on what the harness is doing, shown in the status line.
     doing: String,
@@ -241,12 +252,12 @@ pub struct Rig {
     pub config: RigConfig,
     /// The run's clock.
     pub clock: RunClock,
-    /// The two nodes (index 0 is node id 1).
-    pub nodes: [NodeProc; 2],
+    /// The nodes (index 0 is node id 1): two, or a group's 3 or 4.
+    pub nodes: Vec<NodeProc>,
     /// Their consoles.
-    pub consoles: [Console; 2],
+    pub consoles: Vec<Console>,
     /// Their watchers.
-    pub watchers: [Watcher; 2],
+    pub watchers: Vec<Watcher>,
     /// The sink.
     pub sink: SinkThread,
     /// The plant loop.
@@ -257,7 +268,8 @@ pub struct Rig {
     pub output_proxy: Option<OutputPathProxy>,
     /// The console key.
     pub key: String,
-    ports: [NodePorts; 2],
+    /// Each node's own ports (a group's link ports are in its `GroupPorts`).
+    ports: Vec<NodePorts>,
     /// Sockets bound on a node's link ports and never read (see [`Rig::silence_peer_of`]).
     held: Vec<UdpSocket>,
     progress: RefCell<ProgressState>,
@@ -283,14 +295,19 @@ impl Rig {
             &config.dir.join("sync.key"),
             &format!("twinloop-sim-sync-{:016x}\n", config.seed.rotate_left(17) ^ 0xC0FFEE),
         )?;
-        for id in 1..=2 {
+        let shape = config.shape;
+        for id in 1..=shape.nodes {
             // A fresh pair: no epoch from an earlier run in this directory.
             let _ = std::fs::remove_file(config.dir.join(format!("node-{id}.epoch")));
             let _ = std::fs::remove_file(config.dir.join(format!("node-{id}.log")));
         }
 
         let mut pool = PortPool::new();
-        let ports = [pool.node(), pool.node()];
+        let group_ports = (!shape.is_pair()).then(|| GroupPorts::take(shape, &mut pool));
+        let ports: Vec<NodePorts> = match &group_ports {
+            Some(g) => g.nodes.clone(),
+            None => vec![pool.node(), pool.node()],
+        };
         let plant = PlantLoop::start(
             PlantConfig {
                 cycle_ms: config.cycle_ms,
@@ -307,7 +324,10 @@ impl Rig {
         let gateway = Gateway::new(config.sink_window_frames, Some(Duration::from_nanos(lease_ns)))
             .map_err(|e| HarnessError::Setup(e.to_string()))?;
         let sink = SinkThread::start(clock, gateway, plant.command_hook())?;
-        let proxy = if config.proxy {
+        let proxy = if let (true, Some(g)) = (config.proxy, &group_ports) {
+            // A group's full mesh: one two-ended proxy link per pair of nodes and link.
+            Some(Proxy::start(group::link_ends(shape, g), config.seed ^ 0x9E37_79B9)?)
+        } else if config.proxy {
             let links = (0..LINKS)
                 .map(|l| LinkEnds {
                     name: LINK_NAMES[l].into(),
@@ -323,7 +343,7 @@ impl Rig {
         };
         let output_proxy = match config.output_path {
             Some((outputs, acks)) => {
-                let p = OutputPathProxy::start(2, sink.addr(), config.seed ^ 0x0A7B_17C5)?;
+                let p = OutputPathProxy::start(shape.nodes, sink.addr(), config.seed ^ 0x0A7B_17C5)?;
                 p.set(false, outputs);
                 p.set(true, acks);
                 Some(p)
@@ -331,39 +351,42 @@ impl Rig {
             None => None,
         };
         let mut paths = Vec::new();
-        for i in 0..2 {
+        for i in 0..shape.nodes {
             let sink_for = output_proxy
                 .as_ref()
                 .and_then(|p| p.address_for(i))
                 .unwrap_or(sink.addr());
-            let text = node_toml(&config, i, &ports, proxy.as_ref(), sink_for);
+            let text = match &group_ports {
+                Some(g) => group::node_toml(&config, shape, i, g, proxy.as_ref(), sink_for),
+                None => node_toml(&config, i, &[ports[0], ports[1]], proxy.as_ref(), sink_for),
+            };
             let path = config.dir.join(format!("node-{}.toml", i + 1));
             std::fs::write(&path, text).map_err(|e| HarnessError::io(format!("write {}", path.display()), e))?;
             paths.push(path);
         }
         let console_timeout = Duration::from_millis(500);
-        let consoles = [
-            Console::new(local(ports[0].console), &key, console_timeout),
-            Console::new(local(ports[1].console), &key, console_timeout),
-        ];
-        let watchers = [
-            Watcher::start(1, consoles[0].clone(), clock, config.watch_interval)?,
-            Watcher::start(2, consoles[1].clone(), clock, config.watch_interval)?,
-        ];
-        let nodes = [
-            NodeProc::new(
-                1,
-                config.binary.clone(),
-                paths[0].clone(),
-                config.dir.join("node-1.log"),
-            ),
-            NodeProc::new(
-                2,
-                config.binary.clone(),
-                paths[1].clone(),
-                config.dir.join("node-2.log"),
-            ),
-        ];
+        let consoles: Vec<Console> = ports
+            .iter()
+            .map(|p| Console::new(local(p.console), &key, console_timeout))
+            .collect();
+        let watchers = consoles
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Watcher::start((i + 1) as u8, c.clone(), clock, config.watch_interval))
+            .collect::<Result<Vec<_>, _>>()?;
+        // A group's witness runs the program's binary with `runtime.witness = true` (its
+        // file says so): the core runs no program on a witness, and `twinloop-witness` is
+        // refused by the program nodes as another program (docs/CONFIG.md, "The witness").
+        let nodes = (0..shape.nodes)
+            .map(|i| {
+                NodeProc::new(
+                    (i + 1) as u8,
+                    config.binary.clone(),
+                    paths[i].clone(),
+                    config.dir.join(format!("node-{}.log", i + 1)),
+                )
+            })
+            .collect();
         // The nodes bind these ports themselves now.
         drop(pool);
         Ok(Rig {
@@ -390,6 +413,7 @@ impl Rig {
     /// start afterwards.
     pub fn silence_peer_of(&mut self, i: usize) -> Result<(), HarnessError> {
         let other = &self.ports[1 - i.min(1)];
+        debug_assert!(self.config.shape.is_pair(), "a lone node is a pair's");
         for port in other.links.iter().flatten() {
             let socket = UdpSocket::bind(local(*port)).map_err(|e| HarnessError::io(format!("hold port {port}"), e))?;
             self.held.push(socket);
@@ -399,12 +423,32 @@ impl Rig {
 
     /// Node `i`'s `[frames] bind` port.
     pub fn frames_port(&self, i: usize) -> u16 {
-        self.ports[i.min(1)].frames
+        self.ports[i.min(self.ports.len() - 1)].frames
     }
 
     /// The usual start of a pair: node 1 first, until it leads; node 2, until it follows;
     /// then the frames, until node 2 is in sync.
+    ///
+    /// A group starts every node at once (a group's node leads from the start only while
+    /// it hears a majority); node 1's start-up priority makes it the one that leads.
     pub fn start_pair(&mut self) -> Result<Health, HarnessError> {
+        if !self.config.shape.is_pair() {
+            for node in &mut self.nodes {
+                node.spawn()?;
+            }
+            let n = self.nodes.len();
+            self.wait_starting(
+                0,
+                Duration::from_secs(30),
+                "node 1 to lead and the others to follow",
+                |rig| {
+                    rig.status(0).is_some_and(|s| s.role == Role::Primary)
+                        && (1..n).all(|i| rig.status(i).is_some_and(|s| s.role == Role::Backup))
+                },
+            )?;
+            self.plant.set_sending(true)?;
+            return self.await_healthy(Duration::from_secs(30));
+        }
         self.start_node_as_primary(0)?;
         self.nodes[1].spawn()?;
         self.wait_starting(1, Duration::from_secs(20), "node 2 to become backup", |rig| {
@@ -485,6 +529,9 @@ impl Rig {
 
     /// The pair's health, judged from statuses read at or after `since_ns`.
     pub fn health(&self, since_ns: u64) -> Option<Health> {
+        if !self.config.shape.is_pair() {
+            return self.group_health(since_ns);
+        }
         let a = self.watchers[0].status_since(since_ns)?;
         let b = self.watchers[1].status_since(since_ns)?;
         let (primary, p, q) = if a.role == Role::Primary {
@@ -506,6 +553,40 @@ impl Rig {
             primary,
             epoch,
             frame: p.frame,
+            successor: 1 - primary,
+        })
+    }
+
+    /// A group's health: one primary, paired; every other program node an in-sync backup
+    /// of its epoch within the lag bound; the witness answering as a backup; none frozen.
+    fn group_health(&self, since_ns: u64) -> Option<Health> {
+        let shape = self.config.shape;
+        let statuses = (0..shape.nodes)
+            .map(|i| self.watchers[i].status_since(since_ns))
+            .collect::<Option<Vec<Status>>>()?;
+        let primary = statuses.iter().position(|s| s.role == Role::Primary)?;
+        let p = &statuses[primary];
+        let lag_max = (50 / u64::from(self.config.cycle_ms.max(1))).max(5);
+        let others_follow = statuses
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != primary)
+            .all(|(i, q)| {
+                if shape.is_witness(i) {
+                    q.role == Role::Backup
+                } else {
+                    q.is_in_sync_backup() && q.epoch == p.epoch && q.lag_frames <= lag_max
+                }
+            });
+        let healthy = p.sync == Sync::Paired && others_follow && self.nodes.iter().all(|n| !n.frozen());
+        let successor = (0..shape.nodes).find(|&i| i != primary && !shape.is_witness(i))?;
+        let epoch = p.epoch;
+        let sink_follows = self.sink.with(|s| s.last_epoch == epoch);
+        (healthy && sink_follows).then_some(Health {
+            primary,
+            epoch,
+            frame: p.frame,
+            successor,
         })
     }
 
@@ -609,7 +690,7 @@ impl Rig {
         // Both nodes' new events, merged in time order (the watchers read the two journals
         // separately; printed node by node, a takeover could show before the kill).
         let mut new: Vec<(u64, String)> = Vec::new();
-        for i in 0..2 {
+        for i in 0..self.watchers.len() {
             self.watchers[i].with(|v| {
                 let from = state.printed[i].min(v.events.len());
                 new.extend(
@@ -653,14 +734,16 @@ impl Rig {
         let (accepted, dup, stale) = self
             .sink
             .with(|s| (s.delivered.len(), s.duplicates_raw, s.stale_rejected));
+        let nodes: Vec<String> = (0..self.nodes.len())
+            .map(|i| format!("n{} {}", i + 1, node(i)))
+            .collect();
         eprintln!(
-            "[{:>8.3}s] frame {:>7} level {:>6.1} mm sp {:>6.1} mm | n1 {} | n2 {} | sink {} delivered, {} dup, {} stale | {}",
+            "[{:>8.3}s] frame {:>7} level {:>6.1} mm sp {:>6.1} mm | {} | sink {} delivered, {} dup, {} stale | {}",
             ms(self.clock.now_ns()) / 1000.0,
             self.plant.frames_sent(),
             f64::from(self.plant.level_um()) / 1000.0,
             f64::from(self.plant.setpoint_um()) / 1000.0,
-            node(0),
-            node(1),
+            nodes.join(" | "),
             accepted,
             dup,
             stale,
@@ -671,7 +754,7 @@ impl Rig {
     /// What the harness knows now, for an error message: statuses and log tails.
     pub fn context(&self) -> String {
         let mut text = format!("frames sent {}\n", self.plant.frames_sent());
-        for i in 0..2 {
+        for i in 0..self.nodes.len() {
             let status = self.status(i).map(|s| {
                 format!(
                     "role {} sync {} epoch {} frame {} lag {}",

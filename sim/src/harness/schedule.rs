@@ -395,7 +395,26 @@ pub fn inject(rig: &mut Rig, index: usize, fault: Fault) -> Result<FaultRecord, 
             rig.nodes[victim].thaw()?;
         }
         FaultKind::CutLink(l) => {
-            link_fault(rig, |proxy| proxy.set_link(usize::from(l), LinkFault::CUT));
+            // Link `l` between every two nodes (a pair has one such; a group's proxy
+            // numbers its links edge by edge, `LINKS` each).
+            link_fault(rig, |proxy| {
+                for index in (usize::from(l)..proxy.links()).step_by(LINKS) {
+                    proxy.set_link(index, LinkFault::CUT);
+                }
+            });
+            rig.sleep(hold)?;
+            link_fault(rig, |proxy| proxy.heal());
+        }
+        FaultKind::Partition if !rig.config.shape.is_pair() => {
+            // A group: the primary cut from every other node (each link of each of its
+            // edges); the others keep a majority and elect among themselves.
+            link_fault(rig, |proxy| {
+                for j in (0..rig.config.shape.nodes).filter(|&j| j != p) {
+                    for l in 0..LINKS {
+                        proxy.set_link(super::group::proxy_link(rig.config.shape, p, j, l).0, LinkFault::CUT);
+                    }
+                }
+            });
             rig.sleep(hold)?;
             link_fault(rig, |proxy| proxy.heal());
         }
@@ -503,7 +522,7 @@ pub fn repair(rig: &mut Rig) -> Result<Health, HarnessError> {
     if let Some(proxy) = &rig.proxy {
         proxy.heal();
     }
-    for i in 0..2 {
+    for i in 0..rig.nodes.len() {
         if rig.nodes[i].frozen() {
             rig.nodes[i].thaw()?;
         }

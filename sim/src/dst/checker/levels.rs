@@ -4,7 +4,7 @@
 //! refused as superseded only when a newer one of its key was accepted. A node emits
 //! each output with the kind its application gave it. At the end, each key's final
 //! value at the sink is the newest level of that key the pair committed (a primary the
-//! sink follows): every one older may be superseded — the takeover's collapse, or the
+//! sink follows) in the history the pair ends on (`level_parted`): every one older may be superseded — the takeover's collapse, or the
 //! sink's rule — and is then excused from invariant 3 (counted as
 //! [`Exceptions::level_superseded`]), but the newest must arrive unless every node that
 //! ran its frame crashed. And without delay: when a primary the sink follows commits a
@@ -154,6 +154,25 @@ impl Checker {
         self.level_key(id)
             .and_then(|key| self.sink_levels.get(&key))
             .is_some_and(|&newest| newest > id)
+    }
+
+    /// The history the pair ends on: the lineage of the newest epoch a node leads at the
+    /// end (`None`: no primary).
+    pub(super) fn final_lineage(&self) -> Option<Vec<u64>> {
+        self.primary_now.iter().flatten().max().map(|&e| self.lineage(e))
+    }
+
+    /// Whether a level of `frame` committed by the primary of `epoch` lies outside the
+    /// history the pair ends on (`lineage`, newest epoch first): `epoch` is not in it and
+    /// that history skipped the frame. Its value was never the plant's in the history
+    /// that won (a primary that led from an older state of its own, beside a frozen or
+    /// partitioned one, and found the frame's input gone), so the sink need not end on
+    /// it. One that ran the frame, on any input, still owes its own value.
+    pub(super) fn level_parted(&self, lineage: Option<&[u64]>, epoch: u64, frame: u64) -> bool {
+        let Some(lineage) = lineage else {
+            return false;
+        };
+        !lineage.contains(&epoch) && matches!(self.decision_along(lineage, frame), Some(Decision::Skipped(_)))
     }
 
     /// At the end: each key's final value at the sink is the newest level of it that a

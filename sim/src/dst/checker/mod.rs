@@ -147,7 +147,9 @@
 //! 14. **Levels** (issue 17, added 2026-11-26; `levels.rs`). Per level key, the sink
 //!     never accepts a value older than one it accepted, refuses one as superseded only
 //!     below a newer accepted one, and ends on the newest level the pair committed (a
-//!     primary it follows), unless every node that ran that frame crashed; a node emits
+//!     primary it follows) in the history it ends on (not one of a primary whose history
+//!     the final one replaced and which skipped that frame, [`Exceptions::level_parted`]),
+//!     unless every node that ran that frame crashed; a node emits
 //!     each output as the kind its application produced; and when a primary the sink
 //!     follows commits a frame past its takeover's burst, the sink holds, per key, a value
 //!     at least as new as every level that primary committed for an earlier frame. Levels older than an accepted
@@ -379,6 +381,10 @@ pub struct Exceptions {
     /// path with the refresh on, and the last primary installed a state transferred after
     /// that level's frame (a transfer clears the refresh table: an open limit).
     pub level_lost_transfer: u64,
+    /// Levels not required as their key's final value: committed by a primary outside the
+    /// history the pair ends on, which skipped that frame (it led from an older state of
+    /// its own, a split brain or a start beside a frozen primary; `levels.rs`).
+    pub level_parted: u64,
 }
 
 /// What an epoch's leader did, for the classification of content differences.
@@ -388,8 +394,9 @@ struct Tenure {
     incarnation: u32,
     /// The leader's last run frame when it became primary.
     start_frame: u64,
-    /// The epoch the leader followed when it became primary: its state came from that
-    /// epoch's history. `None` for a cold start (a fresh application).
+    /// The epoch whose history the leader's state carried when it became primary: the one
+    /// it followed as a backup, or the one it led before (a primary that leads on above a
+    /// heard epoch, `EpochRaised`). `None` for a cold start (a fresh application).
     parent: Option<u64>,
     /// First and last output emitted, if any.
     emitting: Option<(Nanos, Nanos)>,
@@ -820,6 +827,11 @@ impl Checker {
         self.primary_now[node] = Some(t.epoch);
         self.check_new_leader(at, node, t);
         self.record_tenure(node, t);
+        // A primary carries the history of the epoch it leads: when it leads on in a
+        // higher one (`EpochRaised`), or leads again after a spell without a peer to
+        // follow, its state descends from this epoch, not from the one it last followed
+        // as a backup.
+        self.following[node] = Some(t.epoch);
         self.check_no_takeover(at, node, t);
     }
 

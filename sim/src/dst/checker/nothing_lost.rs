@@ -128,12 +128,17 @@ impl Checker {
         // By level key: the newest committed by a primary the sink follows, and whether
         // every node that ran its frame crashed (invariant 14).
         let mut levels_newest: BTreeMap<u16, ((u64, u8), bool)> = BTreeMap::new();
+        let final_lineage = self.final_lineage();
         for (&(frame, index), r) in &required {
             if let (Some(key), None) = (self.level_key((frame, index)), r.fenced) {
-                let crashed = !accepted.contains_key(&(frame, index)) && self.crashed_all(frame);
-                let newest = levels_newest.entry(key).or_insert(((frame, index), crashed));
-                if (frame, index) > newest.0 {
-                    *newest = ((frame, index), crashed);
+                if self.level_parted(final_lineage.as_deref(), r.epoch, frame) {
+                    self.exceptions.level_parted += 1;
+                } else {
+                    let crashed = !accepted.contains_key(&(frame, index)) && self.crashed_all(frame);
+                    let newest = levels_newest.entry(key).or_insert(((frame, index), crashed));
+                    if (frame, index) > newest.0 {
+                        *newest = ((frame, index), crashed);
+                    }
                 }
             }
             if accepted.contains_key(&(frame, index)) {

@@ -948,3 +948,63 @@ fn checker_level_committed_and_not_sent_by_the_next_commit_is_a_violation() {
         c.violations()
     );
 }
+
+/// Seeds 5944, 9640 and 19813 of 2000..19999 (2026-11-26): a primary that leads on above
+/// a heard epoch (`EpochRaised`) carries the history of the epoch it led, and its level
+/// refresh re-sends that history's newest level under the new epoch. Node 1 leads E2,
+/// node 0 takes over in a partition (E3, a split brain from frame 1) and decides frame 2
+/// otherwise; node 1 hears E3, leads on in E4 and re-sends its frame 2. The checker took
+/// E4 for a descendant of E1, the epoch node 1 had last followed as a backup, so the E3
+/// and E4 copies had no split brain between them: an invariant 2 violation.
+#[test]
+fn checker_epoch_raised_carries_the_led_history() {
+    // Each epoch's low byte is its leader's id (node + 1).
+    const E3: u64 = 0x301;
+    const E4: u64 = 0x402;
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run(0, E1, 1, 1);
+    h.follow(1, E1);
+    h.checker.on_release(0);
+    h.lead(1, E2, 1, Reason::SwitchoverCompleted);
+    h.follow(0, E2);
+    h.run(1, E2, 2, 2);
+    h.lead(0, E3, 1, Reason::TakeoverAfterProbe);
+    h.run(0, E3, 2, 22);
+    h.lead(1, E4, 2, Reason::EpochRaised);
+    h.follow(0, E4);
+    // The refresh of frame 2's output (a level in the DST), as node 1's history has it.
+    h.emit(1, output(E4, 2, 0, 2));
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![], "{:?}", c.violations());
+    assert_eq!(c.exceptions.split_brain, 1);
+}
+
+/// Seeds 4275 and 15384 of 2000..19999 (2026-11-26): node 0 commits a level whose every
+/// copy the output path loses; node 1, beside it but unable to hear it, leads from its
+/// older state (frame 1) and skips frames 2 and 3, whose inputs are gone; node 0 follows
+/// it. The level is not in the history the pair ends on, so the sink rightly ends on the
+/// frame 1 value. The checker required the frame 2 value as the key's final one.
+#[test]
+fn checker_level_of_a_history_that_skipped_its_frame_is_not_the_final_value() {
+    let mut h = History::new();
+    h.checker.on_output_path(true, Some(100_000_000));
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run_level(0, E1, 1, 7, true);
+    h.follow(1, E1);
+    let mut step = Step::new(1, 1, &[fnv64(&level(E1, 1, 7, 1).payload)]);
+    step.output_kinds[0] = twinloop::OutputKind::Level { key: 7 };
+    h.checker.on_steps(h.now, 1, &[(E1, step)]);
+    // Frame 2's level: committed, every copy lost on the path.
+    h.run_level(0, E1, 2, 7, false);
+    let lost = level(E1, 2, 7, 2);
+    h.checker.on_emit_sent(h.now, 0, &lost);
+    h.checker.on_path_dropped(&lost);
+    h.lead(1, E2, 1, Reason::StartedFirst);
+    h.skip(1, E2, 2, 3);
+    h.follow(0, E2);
+    let c = h.finish();
+    assert_eq!(broken(&c), vec![], "{:?}", c.violations());
+    assert_eq!(c.exceptions.level_parted, 1);
+    assert_eq!(c.exceptions.lost_network, 1);
+}

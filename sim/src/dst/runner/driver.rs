@@ -199,6 +199,7 @@ impl Summary {
         e.lost_network += s.exceptions.lost_network;
         e.level_lost_network += s.exceptions.level_lost_network;
         e.level_lost_transfer += s.exceptions.level_lost_transfer;
+        e.level_parted += s.exceptions.level_parted;
         self.output_path_seeds += u64::from(s.output_path_faulty);
         self.output_path_refresh_seeds += u64::from(s.output_path_faulty && s.level_refresh);
         self.output_path_lost += s.output_path_lost;
@@ -316,6 +317,7 @@ impl Summary {
                 "lost_network": e.lost_network,
                 "level_lost_network": e.level_lost_network,
                 "level_lost_transfer": e.level_lost_transfer,
+                "level_parted": e.level_parted,
             },
             "output_path": {
                 "seeds": self.output_path_seeds,

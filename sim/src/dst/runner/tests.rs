@@ -337,6 +337,19 @@ fn runner_takeover_commits_evicted_by_frames_arriving_later_are_not_held() {
 }
 
 #[test]
+fn runner_transfer_asked_for_again_under_its_id_installs_a_snapshot() {
+    // Seeds 8732, 10758, 11201, 11571, 12735 and 19214 of 2000..19999 (at 643c388, 133
+    // violations of invariant 4): the primary gave a transfer up, a late copy of the join
+    // request started another snapshot under the same id, and the backup installed the
+    // first chunks of one and the rest of the other. Fixed in the core (3448108; unit
+    // test `joining_transfer_given_up_request_copy_streams_the_same_snapshot`).
+    for seed in [8732, 10758, 11201, 11571, 12735, 19214] {
+        let report = run_seed(seed, RunConfig::default());
+        assert_eq!(report.violations, vec![], "seed {seed}");
+    }
+}
+
+#[test]
 fn runner_planted_forgotten_heard_epoch_is_caught() {
     // A core that never persists the epochs it hears or follows: seed 1's node 0 heard
     // epoch 5.2, restarted from a disk holding 3.1 and led 4.1 with the sink fenced at
