@@ -237,6 +237,16 @@ for line in sys.stdin:
         t, e, f, i = (int(a) for a in args[:4])
         key = None if args[4] == "event" else int(args[4])
         print(g.offer(t, e, f, i, bytes.fromhex(args[5]) if len(args) > 5 else b"", key))
+    elif cmd == "acks":
+        ids = []
+        while True:
+            batch = g.take_acks()
+            if not batch:
+                break
+            ids += batch
+        print("acks", " ".join(f"{f}:{i}" for f, i in ids))
+    elif cmd == "ackdgram":
+        print(ack_datagram(0x5EED, 7, [(42, 0), (43, 1)]).hex())
     sys.stdout.flush()
 "#;
     let script = format!("{}\n{driver}", block("```python"));
@@ -279,6 +289,9 @@ for line in sys.stdin:
             lease_s.map_or("none".into(), |l| l.to_string())
         ));
         let mut gateway = Gateway::new(window, lease_s.map(Duration::from_secs)).unwrap();
+        // What the gateway acks, in order (issue 22): the same ids as the sketch's.
+        let mut acked: Vec<String> = Vec::new();
+        let mut ack_buf = [0u8; io_protocol::ACK_DATAGRAM_MAX];
         let (mut x, mut t, mut base) = (0x2545_F491_4F6C_DD1Du64 ^ window, 0u64, 1u64);
         for _ in 0..400 {
             x ^= x << 13;
@@ -308,11 +321,17 @@ for line in sys.stdin:
             let now = twinloop::Instant::from_millis(t * 1000);
             expected.push(
                 gateway
-                    .offer_kind(now, epoch, frame, index, kind, payload)
+                    .offer_from(now, 0, epoch, frame, index, kind, payload)
                     .name()
                     .into(),
             );
+            while let Some((_, n)) = gateway.encode_ack(None, &mut ack_buf) {
+                let ack = io_protocol::decode_ack(&ack_buf[..n], None).unwrap();
+                acked.extend(ack.ids.iter().map(|(f, i)| format!("{f}:{i}")));
+            }
         }
+        input.push_str("acks\n");
+        expected.push(format!("acks {}", acked.join(" ")));
         // Every decision and a lapse came up.
         let c = gateway.counters();
         assert!(
@@ -321,6 +340,10 @@ for line in sys.stdin:
         );
         assert!(lease_s.is_none() || c.lapses > 0, "{c:?}");
     }
+
+    // The sketch's ack is the document's example, byte for byte.
+    input.push_str("ackdgram\n");
+    expected.push(hex(&hex_example("ack")));
 
     let child = Command::new("python3")
         .arg("-c")

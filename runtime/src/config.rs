@@ -102,6 +102,26 @@ pub struct Config {
     /// `[runtime]` key.
     #[serde(skip)]
     pub level_refresh_ms: u64,
+    /// Sinks that acknowledge events (issue 22; 0 = acks off, the default; else
+    /// 1..=`ACK_SINKS_MAX`): the primary keeps every event it sent until each of them
+    /// acked it, and re-sends it meanwhile. Filled from the node file's `[outputs] acks`
+    /// (the number of `outputs.sinks` when on), not a `[runtime]` key.
+    #[serde(skip)]
+    pub ack_sinks: u8,
+    /// The first re-send of an unacknowledged event comes this long after it went out;
+    /// each next one twice as long after the previous, up to `event_retry_max_ms`
+    /// (1..=60000). The node file's `[outputs] retry_ms`.
+    #[serde(skip)]
+    pub event_retry_ms: u64,
+    /// The longest wait between two re-sends of one event (`event_retry_ms..=3600000`).
+    /// The node file's `[outputs] retry_max_ms`.
+    #[serde(skip)]
+    pub event_retry_max_ms: u64,
+    /// A sink that acknowledged nothing for this long while an event waits for its ack
+    /// raises `SinkSilent` (`event_retry_max_ms..=3600000`). The node file's `[outputs]
+    /// ack_silence_ms`.
+    #[serde(skip)]
+    pub ack_silence_ms: u64,
     /// The other nodes of a group (issue 16): empty for a pair, whose one peer is reached
     /// over `links`. Filled from the node file's `[[peers]]` tables, not a `[runtime]` key.
     #[serde(skip)]
@@ -154,10 +174,17 @@ impl Default for Config {
             weight: WEIGHT_MIN,
             witness: false,
             level_refresh_ms: 0,
+            ack_sinks: 0,
+            event_retry_ms: 20,
+            event_retry_max_ms: 1000,
+            ack_silence_ms: 3000,
             peers: Vec::new(),
         }
     }
 }
+
+/// The most sinks that acknowledge events ([`Config::ack_sinks`]): one bit each in a byte.
+pub const ACK_SINKS_MAX: u8 = 8;
 
 /// The shortest [`Config::level_refresh_ms`] other than 0: a period is swept in 16 ticks,
 /// each at least a millisecond apart.
@@ -271,6 +298,18 @@ impl Config {
         }
         if self.level_refresh_ms != 0 && !(LEVEL_REFRESH_MS_MIN..=INPUT_MS_MAX).contains(&self.level_refresh_ms) {
             return err("outputs.level_refresh_ms", "must be 0 (off) or 16..=3600000");
+        }
+        if self.ack_sinks > ACK_SINKS_MAX {
+            return err("outputs.sinks", "at most 8 sinks with acks on");
+        }
+        if !(1..=60_000).contains(&self.event_retry_ms) {
+            return err("outputs.retry_ms", "must be 1..=60000");
+        }
+        if !(self.event_retry_ms..=INPUT_MS_MAX).contains(&self.event_retry_max_ms) {
+            return err("outputs.retry_max_ms", "must be retry_ms..=3600000");
+        }
+        if !(self.event_retry_max_ms..=INPUT_MS_MAX).contains(&self.ack_silence_ms) {
+            return err("outputs.ack_silence_ms", "must be retry_max_ms..=3600000");
         }
         self.validate_group()
     }
@@ -494,6 +533,70 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn config_ack_keys_are_bounded_and_name_the_key() {
+        let key = |c: Config| c.validate().map_err(|e| e.key);
+        assert_eq!(key(Config::default()), Ok(()));
+        assert_eq!(
+            key(Config {
+                ack_sinks: 9,
+                ..Config::default()
+            }),
+            Err("outputs.sinks")
+        );
+        assert_eq!(
+            key(Config {
+                event_retry_ms: 0,
+                ..Config::default()
+            }),
+            Err("outputs.retry_ms")
+        );
+        assert_eq!(
+            key(Config {
+                event_retry_ms: 60_001,
+                event_retry_max_ms: 70_000,
+                ack_silence_ms: 70_000,
+                ..Config::default()
+            }),
+            Err("outputs.retry_ms")
+        );
+        assert_eq!(
+            key(Config {
+                event_retry_max_ms: 19,
+                ..Config::default()
+            }),
+            Err("outputs.retry_max_ms")
+        );
+        assert_eq!(
+            key(Config {
+                event_retry_max_ms: u64::MAX,
+                ..Config::default()
+            }),
+            Err("outputs.retry_max_ms")
+        );
+        assert_eq!(
+            key(Config {
+                ack_silence_ms: 999,
+                ..Config::default()
+            }),
+            Err("outputs.ack_silence_ms")
+        );
+        assert_eq!(
+            key(Config {
+                ack_silence_ms: u64::MAX,
+                ..Config::default()
+            }),
+            Err("outputs.ack_silence_ms")
+        );
+        assert_eq!(
+            key(Config {
+                ack_sinks: 8,
+                ..Config::default()
+            }),
+            Ok(())
+        );
     }
 
     #[test]

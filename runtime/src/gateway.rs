@@ -42,6 +42,18 @@
 //!
 //! Events are steps 0–4 and 6 only: every one matters, in whatever order it comes.
 //!
+//! # Acks
+//!
+//! An event [`Decision::Accepted`], [`Decision::Duplicate`] or [`Decision::Conflict`]
+//! (issue 22) has its id queued for an ack to the source it came from (a caller's small number naming the address,
+//! [`Gateway::offer_from`]); a duplicate is acked again, since its first ack may have been
+//! lost, and so is a conflict: the id holds its first content, a re-send can never change
+//! that, so the node must stop re-sending it (the DST found a new primary of a parted
+//! history re-sending its conflicting copy for ever, into later epochs). The caller sends one ack datagram per wake-up ([`Gateway::encode_ack`]): the ids
+//! of the source at the head of the queue, at most [`ACK_IDS_MAX`]. The queue holds
+//! [`ACKS_QUEUED_MAX`] ids; beyond, the oldest is dropped and counted (`acks_dropped`):
+//! its node re-sends the event, and it is acked then. Levels are never acked.
+//!
 //! # Bounds
 //!
 //! Memory is fixed at construction: a ring of `window_frames` slots (one per frame:
@@ -52,6 +64,7 @@
 
 use crate::app::{OutputKind, OUTPUTS_PER_FRAME_MAX};
 use crate::digest::fnv64;
+use crate::io_protocol::{encode_ack, AckKey, ACK_IDS_MAX};
 use crate::node::Output;
 use crate::time::Instant;
 use core::fmt;
@@ -60,6 +73,10 @@ use core::time::Duration;
 /// The largest dedup window, in frames: the largest `runtime.frames_buffered` a node
 /// accepts (docs/CONFIG.md), so a gateway can always match the nodes' ring.
 pub const WINDOW_FRAMES_MAX: u64 = 1 << 20;
+
+/// Ids a gateway holds for acks not yet sent: 8 full acks. At one ack a wake-up and
+/// 16 events a frame, the queue drains as fast as one source's events come.
+pub const ACKS_QUEUED_MAX: usize = 8 * ACK_IDS_MAX;
 
 /// What the gateway did with one offered output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -118,6 +135,10 @@ pub struct GatewayCounters {
     pub superseded: u64,
     /// Times the fence lapsed for being older than the lease.
     pub lapses: u64,
+    /// Ack datagrams built ([`Gateway::encode_ack`]).
+    pub acks_sent: u64,
+    /// Ids dropped unacked from a full ack queue (their node re-sends them).
+    pub acks_dropped: u64,
 }
 
 /// A gateway's settings were out of range.
@@ -179,6 +200,12 @@ pub struct Gateway {
     /// window is told from a conflict by it).
     level_hashes: Box<[u64]>,
     counters: GatewayCounters,
+    /// Event ids to ack, oldest first, with the caller's number for their source.
+    acks: heapless::Deque<(u8, u64, u8), ACKS_QUEUED_MAX>,
+    /// The session acks carry (the caller's; 0 until set).
+    ack_session: u64,
+    /// The sequence number of the next ack.
+    ack_seq: u64,
 }
 
 /// Level keys a gateway follows: every `u16`.
@@ -206,6 +233,9 @@ impl Gateway {
             level_indexes: vec![0; LEVEL_KEYS].into_boxed_slice(),
             level_hashes: vec![0; LEVEL_KEYS].into_boxed_slice(),
             counters: GatewayCounters::default(),
+            acks: heapless::Deque::new(),
+            ack_session: 0,
+            ack_seq: 0,
         })
     }
 
@@ -240,6 +270,77 @@ impl Gateway {
         };
         *counter += 1;
         decision
+    }
+
+    /// [`Gateway::offer_kind`] for an output that came from source `source` (the
+    /// caller's number for the address it came from): an event accepted, or dropped as a
+    /// duplicate or a conflict, is queued for an ack to that source.
+    #[allow(clippy::too_many_arguments)]
+    pub fn offer_from(
+        &mut self,
+        now: Instant,
+        source: u8,
+        epoch: u64,
+        frame: u64,
+        index: u8,
+        kind: OutputKind,
+        payload: &[u8],
+    ) -> Decision {
+        let decision = self.offer_kind(now, epoch, frame, index, kind, payload);
+        if kind == OutputKind::Event
+            && matches!(decision, Decision::Accepted | Decision::Duplicate | Decision::Conflict)
+        {
+            if self.acks.is_full() {
+                self.acks.pop_front();
+                self.counters.acks_dropped += 1;
+            }
+            // Cannot fail: a slot was freed above.
+            let _ = self.acks.push_back((source, frame, index));
+        }
+        decision
+    }
+
+    /// Sets the session acks carry: higher at every start of the gateway (a node refuses
+    /// acks of a lower session than the newest it took). The sequence starts again at 1.
+    pub fn set_ack_session(&mut self, session: u64) {
+        self.ack_session = session;
+        self.ack_seq = 0;
+    }
+
+    /// Ids waiting for an ack.
+    pub fn acks_queued(&self) -> usize {
+        self.acks.len()
+    }
+
+    /// Builds the next ack datagram into `buf` (at least
+    /// [`crate::io_protocol::ACK_DATAGRAM_MAX`] bytes): the ids queued for the source at the
+    /// head of the queue, at most [`ACK_IDS_MAX`], taken off the queue, tagged with `key`
+    /// when given. Returns the source to send it to and its length; `None` when nothing
+    /// waits. Call once a wake-up. One pass over the queue.
+    pub fn encode_ack(&mut self, key: Option<&AckKey>, buf: &mut [u8]) -> Option<(u8, usize)> {
+        let &(source, _, _) = self.acks.front()?;
+        let mut ids: heapless::Vec<(u64, u8), ACK_IDS_MAX> = heapless::Vec::new();
+        for _ in 0..self.acks.len() {
+            let Some((from, frame, index)) = self.acks.pop_front() else {
+                break;
+            };
+            if from == source && !ids.is_full() {
+                // Cannot fail: not full.
+                let _ = ids.push((frame, index));
+            } else {
+                // Cannot fail: one was taken out just before.
+                let _ = self.acks.push_back((from, frame, index));
+            }
+        }
+        self.ack_seq = self.ack_seq.saturating_add(1);
+        match encode_ack(self.ack_session, self.ack_seq, &ids, key, buf) {
+            Ok(len) => {
+                self.counters.acks_sent += 1;
+                Some((source, len))
+            }
+            // A buffer too small: the caller's error; the ids are lost (re-sent).
+            Err(_) => None,
+        }
     }
 
     /// [`Gateway::offer`] for an output as a node emits it.
@@ -635,6 +736,68 @@ mod tests {
             Decision::Superseded
         );
         assert_eq!(g.fence(), 0x303);
+    }
+
+    #[test]
+    fn gateway_events_accepted_duplicate_or_conflict_are_acked_to_their_source() {
+        use crate::io_protocol::{decode_ack, ACK_DATAGRAM_MAX};
+        let mut g = gateway(100);
+        g.set_ack_session(77);
+        let mut buf = [0u8; ACK_DATAGRAM_MAX];
+        assert_eq!(g.encode_ack(None, &mut buf), None, "nothing to ack");
+        assert_eq!(
+            g.offer_from(at(0), 1, E1, 5, 0, OutputKind::Event, b"a"),
+            Decision::Accepted
+        );
+        assert_eq!(
+            g.offer_from(at(0), 2, E2, 5, 0, OutputKind::Event, b"a"),
+            Decision::Duplicate
+        );
+        assert_eq!(
+            g.offer_from(at(0), 1, E1, 6, 0, OutputKind::Event, b"b"),
+            Decision::Stale
+        );
+        // A conflict is acked too: no re-send can replace the first content.
+        assert_eq!(
+            g.offer_from(at(0), 2, E2, 5, 0, OutputKind::Event, b"x"),
+            Decision::Conflict
+        );
+        assert_eq!(g.offer_from(at(0), 2, E2, 6, 1, level(3), b"l"), Decision::Accepted);
+        assert_eq!(
+            g.offer_from(at(0), 1, E2, 7, 2, OutputKind::Event, b"c"),
+            Decision::Accepted
+        );
+        assert_eq!(g.acks_queued(), 4, "no ack for a stale event, nor for a level");
+        // Source 1 first (the head), both of its ids in one ack; then source 2.
+        let (to, n) = g.encode_ack(None, &mut buf).unwrap();
+        let ack = decode_ack(&buf[..n], None).unwrap();
+        assert_eq!(
+            (to, ack.session, ack.seq, &ack.ids[..]),
+            (1, 77, 1, &[(5, 0), (7, 2)][..])
+        );
+        let (to, n) = g.encode_ack(None, &mut buf).unwrap();
+        let ack = decode_ack(&buf[..n], None).unwrap();
+        assert_eq!((to, ack.seq, &ack.ids[..]), (2, 2, &[(5, 0), (5, 0)][..]));
+        assert_eq!(g.encode_ack(None, &mut buf), None);
+        assert_eq!(g.counters().acks_sent, 2);
+    }
+
+    #[test]
+    fn gateway_ack_queue_is_bounded_and_acks_batch() {
+        use crate::io_protocol::{decode_ack, ACK_DATAGRAM_MAX};
+        let mut g = gateway(1000);
+        for frame in 1..=(ACKS_QUEUED_MAX as u64 + 10) {
+            g.offer_from(at(0), 0, E1, frame, 0, OutputKind::Event, b"e");
+        }
+        assert_eq!(g.acks_queued(), ACKS_QUEUED_MAX);
+        assert_eq!(g.counters().acks_dropped, 10, "the oldest ten");
+        let key = AckKey::derive(b"k");
+        let mut buf = [0u8; ACK_DATAGRAM_MAX];
+        let (_, n) = g.encode_ack(Some(&key), &mut buf).unwrap();
+        let ack = decode_ack(&buf[..n], Some(&key)).unwrap();
+        assert_eq!(ack.ids.len(), ACK_IDS_MAX);
+        assert_eq!(ack.ids[0], (11, 0));
+        assert_eq!(g.acks_queued(), ACKS_QUEUED_MAX - ACK_IDS_MAX);
     }
 
     /// The rule of docs/PROTOCOL.md written the plain way (a map of every id in the

@@ -14,7 +14,16 @@
 //! level output (node -> sink), 30 + n bytes, n <= 64:
 //!   0  magic "TL" | 2 version = 1 | 3 kind = 3 | 4 payload_len u16 | 6 node_id u8 | 7 index u8
 //!   8  epoch u64 | 16 frame u64 | 24 key u16 | 26 payload[n] | 26+n crc32c u32
+//! ack (sink -> node), 24 + 9 n (+ 16 with a tag) + 4 bytes, n <= 32:
+//!   0  magic "TL" | 2 version = 1 | 3 kind = 4 | 4 count u16 | 6 flags u8 | 7 reserved u8 = 0
+//!   8  session u64 | 16 seq u64 | 24 ids[n] (frame u64, index u8) | [tag 16] | crc32c u32
 //! ```
+//!
+//! Kind 4 (acknowledged events, issue 22) was added on 2026-11-26 within version 1: it
+//! travels the other way, from a sink back to the node that sent an event, on the
+//! outputs socket, which a node that predates it never reads. It has its own decoder
+//! ([`decode_ack`]) since its body is ids, not a payload; [`decode`] answers
+//! `UnknownKind(4)` for it, as before.
 //!
 //! Kind 3 was added on 2026-11-26 (issue 17, level and event outputs) within version 1:
 //! an event is the kind 2 datagram it always was, byte for byte, and a sink that does not
@@ -138,6 +147,9 @@ pub enum DecodeError {
     ReservedNotZero,
     /// Frame number 0, which is never a valid frame.
     FrameZero,
+    /// An ack without a tag, or with a wrong one, where a key is configured (or a tag
+    /// where none is).
+    Unauthenticated,
 }
 
 impl core::fmt::Display for DecodeError {
@@ -154,6 +166,9 @@ impl core::fmt::Display for DecodeError {
             DecodeError::BadChecksum => write!(f, "checksum mismatch"),
             DecodeError::ReservedNotZero => write!(f, "reserved field not zero"),
             DecodeError::FrameZero => write!(f, "frame number 0"),
+            DecodeError::Unauthenticated => {
+                write!(f, "ack with a missing or wrong tag (check the ack key on both sides)")
+            }
         }
     }
 }
@@ -183,6 +198,220 @@ impl core::fmt::Display for EncodeError {
 }
 
 impl std::error::Error for EncodeError {}
+
+/// Datagram kind: an ack, from a sink back to the node, of the events it applied.
+pub const KIND_ACK: u8 = 4;
+/// Bytes of an ack before its ids.
+pub const ACK_HEADER_BYTES: usize = 24;
+/// Bytes of one acknowledged id: frame u64, index u8.
+pub const ACK_ID_BYTES: usize = 9;
+/// The most ids one ack carries: a sink with more to ack sends them in its next ones.
+/// 32 keeps the largest ack (332 bytes) below [`DATAGRAM_MAX`].
+pub const ACK_IDS_MAX: usize = 32;
+/// Bytes of an ack's MAC tag (flags bit 0).
+pub const ACK_TAG_BYTES: usize = 16;
+/// The largest ack datagram.
+pub const ACK_DATAGRAM_MAX: usize = ACK_HEADER_BYTES + ACK_IDS_MAX * ACK_ID_BYTES + ACK_TAG_BYTES + CRC_BYTES;
+/// Ack flags bit 0: a MAC tag follows the ids.
+const ACK_FLAG_TAGGED: u8 = 1;
+
+/// The key that authenticates acks: a keyed BLAKE3 MAC truncated to 16 bytes over every
+/// byte before the tag, compared in constant time — the construction of the sync links
+/// (`wire.rs`), under a key of its own, so that a gateway never holds the pair's sync key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AckKey([u8; 32]);
+
+impl AckKey {
+    /// A key from 32 secret bytes.
+    pub fn new(bytes: [u8; 32]) -> Self {
+        AckKey(bytes)
+    }
+
+    /// Derives a key from a secret of any length (the contents of a key file).
+    pub fn derive(secret: &[u8]) -> Self {
+        AckKey(blake3::derive_key("twinloop ack key v1", secret))
+    }
+
+    fn tag(&self, covered: &[u8]) -> [u8; ACK_TAG_BYTES] {
+        let full = blake3::keyed_hash(&self.0, covered);
+        let mut tag = [0u8; ACK_TAG_BYTES];
+        tag.copy_from_slice(&full.as_bytes()[..ACK_TAG_BYTES]);
+        tag
+    }
+}
+
+impl core::fmt::Debug for AckKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Never print the secret.
+        f.write_str("AckKey(..)")
+    }
+}
+
+/// One decoded ack: the ids `(frame, index)` of events a sink applied or dropped as
+/// duplicates, under the sink's session and sequence number (replay protection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckDatagram {
+    /// The sink's session: new (higher) at each start of the sink.
+    pub session: u64,
+    /// Increasing within the session, one per ack sent.
+    pub seq: u64,
+    /// The ids, at most [`ACK_IDS_MAX`].
+    pub ids: heapless::Vec<(u64, u8), ACK_IDS_MAX>,
+}
+
+/// Encodes an ack of `ids` (at most [`ACK_IDS_MAX`]) into `buf`, tagged with `key` when
+/// given; returns its length.
+pub fn encode_ack(
+    session: u64,
+    seq: u64,
+    ids: &[(u64, u8)],
+    key: Option<&AckKey>,
+    buf: &mut [u8],
+) -> Result<usize, EncodeError> {
+    if ids.len() > ACK_IDS_MAX {
+        return Err(EncodeError::PayloadTooLong);
+    }
+    if ids.iter().any(|&(frame, _)| frame == 0) {
+        return Err(EncodeError::FrameZero);
+    }
+    let body = ACK_HEADER_BYTES + ids.len() * ACK_ID_BYTES;
+    let len = body + if key.is_some() { ACK_TAG_BYTES } else { 0 } + CRC_BYTES;
+    let Some(buf) = buf.get_mut(..len) else {
+        return Err(EncodeError::BufferTooSmall);
+    };
+    buf[0..2].copy_from_slice(&MAGIC);
+    buf[2] = VERSION;
+    buf[3] = KIND_ACK;
+    buf[4..6].copy_from_slice(&(ids.len() as u16).to_le_bytes());
+    buf[6] = if key.is_some() { ACK_FLAG_TAGGED } else { 0 };
+    buf[7] = 0;
+    buf[8..16].copy_from_slice(&session.to_le_bytes());
+    buf[16..24].copy_from_slice(&seq.to_le_bytes());
+    for (i, &(frame, index)) in ids.iter().enumerate() {
+        let at = ACK_HEADER_BYTES + i * ACK_ID_BYTES;
+        buf[at..at + 8].copy_from_slice(&frame.to_le_bytes());
+        buf[at + 8] = index;
+    }
+    if let Some(key) = key {
+        let tag = key.tag(&buf[..body]);
+        buf[body..body + ACK_TAG_BYTES].copy_from_slice(&tag);
+    }
+    seal(buf);
+    Ok(len)
+}
+
+/// Decodes an ack; with a `key`, only a correctly tagged one, and without one, only an
+/// untagged one ([`DecodeError::Unauthenticated`] otherwise: a node and its sinks agree on
+/// a key or on none). Checks, in order: length, magic, version, kind, count, flags and
+/// reserved byte, length against the count, checksum, tag, frame numbers. Never panics.
+pub fn decode_ack(bytes: &[u8], key: Option<&AckKey>) -> Result<AckDatagram, DecodeError> {
+    if bytes.len() < ACK_HEADER_BYTES + CRC_BYTES {
+        return Err(DecodeError::TooShort);
+    }
+    if bytes.len() > ACK_DATAGRAM_MAX {
+        return Err(DecodeError::TooLong);
+    }
+    if bytes[0..2] != MAGIC {
+        return Err(DecodeError::BadMagic);
+    }
+    if bytes[2] != VERSION {
+        return Err(DecodeError::UnknownVersion(bytes[2]));
+    }
+    if bytes[3] != KIND_ACK {
+        return Err(match bytes[3] {
+            KIND_FRAME | KIND_OUTPUT | KIND_LEVEL => DecodeError::WrongKind(bytes[3]),
+            other => DecodeError::UnknownKind(other),
+        });
+    }
+    let count = u16_at(bytes, 4);
+    if usize::from(count) > ACK_IDS_MAX {
+        return Err(DecodeError::PayloadTooLong(count));
+    }
+    if bytes[6] & !ACK_FLAG_TAGGED != 0 || bytes[7] != 0 {
+        return Err(DecodeError::ReservedNotZero);
+    }
+    let tagged = bytes[6] & ACK_FLAG_TAGGED != 0;
+    let body = ACK_HEADER_BYTES + usize::from(count) * ACK_ID_BYTES;
+    let tag_bytes = if tagged { ACK_TAG_BYTES } else { 0 };
+    if bytes.len() != body + tag_bytes + CRC_BYTES {
+        return Err(DecodeError::LengthMismatch);
+    }
+    let (covered, crc) = bytes.split_at(bytes.len() - CRC_BYTES);
+    if crc32c(covered).to_le_bytes() != crc {
+        return Err(DecodeError::BadChecksum);
+    }
+    match key {
+        Some(key) if !tagged || !constant_time_eq(&key.tag(&covered[..body]), &covered[body..]) => {
+            return Err(DecodeError::Unauthenticated);
+        }
+        Some(_) => {}
+        None if tagged => return Err(DecodeError::Unauthenticated),
+        None => {}
+    }
+    let mut ids = heapless::Vec::new();
+    for i in 0..usize::from(count) {
+        let at = ACK_HEADER_BYTES + i * ACK_ID_BYTES;
+        let frame = u64_at(bytes, at);
+        if frame == 0 {
+            return Err(DecodeError::FrameZero);
+        }
+        // Cannot fail: count <= ACK_IDS_MAX.
+        let _ = ids.push((frame, bytes[at + 8]));
+    }
+    Ok(AckDatagram {
+        session: u64_at(bytes, 8),
+        seq: u64_at(bytes, 16),
+        ids,
+    })
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Replay protection for one sink's acks, kept by the node: the sink's newest session
+/// and a window of the 64 sequence numbers below its highest. An ack of an older
+/// session, a repeat, or one older than the window is refused. A higher session (the
+/// sink restarted) starts the window again. There is no handshake as on the sync links:
+/// a replayed ack can at worst acknowledge ids that sink did apply once, so the window
+/// only has to stop repeats, not prove freshness (docs/DECISIONS.md, 2026-11-26).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AckWindow {
+    session: u64,
+    highest: u64,
+    /// Bit `i`: `highest - i` was taken. 0: nothing taken yet in this session.
+    seen: u64,
+}
+
+impl AckWindow {
+    /// Takes `(session, seq)` when it is new; false for a replay. Constant work.
+    pub fn accept(&mut self, session: u64, seq: u64) -> bool {
+        if session < self.session {
+            return false;
+        }
+        if session > self.session || self.seen == 0 {
+            *self = AckWindow {
+                session,
+                highest: seq,
+                seen: 1,
+            };
+            return true;
+        }
+        if seq > self.highest {
+            let shift = seq - self.highest;
+            self.seen = if shift >= 64 { 0 } else { self.seen << shift };
+            self.seen |= 1;
+            self.highest = seq;
+            return true;
+        }
+        let age = self.highest - seq;
+        if age >= 64 || self.seen & (1 << age) != 0 {
+            return false;
+        }
+        self.seen |= 1 << age;
+        true
+    }
+}
 
 /// Encodes a frame datagram of source session 0 (a source that does not declare
 /// sessions) into `buf`; returns its length (`20 + payload.len()`).
@@ -617,7 +846,136 @@ mod tests {
         assert_eq!(parse_hex("zz"), None);
     }
 
+    #[test]
+    fn io_protocol_doc_ack_example_decodes() {
+        let bytes = doc_example("ack");
+        let ack = decode_ack(&bytes, None).expect("the documented ack example decodes");
+        assert_eq!((ack.session, ack.seq), (0x5EED, 7));
+        assert_eq!(&ack.ids[..], &[(42, 0), (43, 1)]);
+        let mut buf = [0u8; ACK_DATAGRAM_MAX];
+        let len = encode_ack(0x5EED, 7, &ack.ids, None, &mut buf).unwrap();
+        assert_eq!(&buf[..len], &bytes[..]);
+    }
+
+    #[test]
+    fn io_protocol_ack_round_trips_tagged_and_forged_is_refused() {
+        let key = AckKey::derive(b"gateway secret");
+        let mut buf = [0u8; ACK_DATAGRAM_MAX];
+        let ids = [(5u64, 0u8), (5, 1), (9, 15)];
+        let len = encode_ack(3, 4, &ids, Some(&key), &mut buf).unwrap();
+        assert_eq!(len, ACK_HEADER_BYTES + 3 * ACK_ID_BYTES + ACK_TAG_BYTES + CRC_BYTES);
+        let ack = decode_ack(&buf[..len], Some(&key)).unwrap();
+        assert_eq!((ack.session, ack.seq, &ack.ids[..]), (3, 4, &ids[..]));
+        // Another key, no key on the node, an untagged ack to a keyed node: refused.
+        let other = AckKey::derive(b"another");
+        assert_eq!(decode_ack(&buf[..len], Some(&other)), Err(DecodeError::Unauthenticated));
+        assert_eq!(decode_ack(&buf[..len], None), Err(DecodeError::Unauthenticated));
+        let n = encode_ack(3, 4, &ids, None, &mut buf).unwrap();
+        assert_eq!(decode_ack(&buf[..n], Some(&key)), Err(DecodeError::Unauthenticated));
+        // A forger who changes an id and fixes the CRC still lacks the tag.
+        let len = encode_ack(3, 5, &ids, Some(&key), &mut buf).unwrap();
+        let mut forged = buf[..len].to_vec();
+        forged[ACK_HEADER_BYTES] ^= 1;
+        seal(&mut forged);
+        assert_eq!(decode_ack(&forged, Some(&key)), Err(DecodeError::Unauthenticated));
+    }
+
+    #[test]
+    fn io_protocol_ack_errors_are_typed() {
+        let mut buf = [0u8; ACK_DATAGRAM_MAX];
+        let len = encode_ack(1, 1, &[(1, 0)], None, &mut buf).unwrap();
+        let good = buf[..len].to_vec();
+        assert_eq!(decode_ack(&good[..10], None), Err(DecodeError::TooShort));
+        assert_eq!(
+            decode_ack(&[0u8; ACK_DATAGRAM_MAX + 1], None),
+            Err(DecodeError::TooLong)
+        );
+        let mut bad = good.clone();
+        bad[3] = KIND_OUTPUT;
+        assert_eq!(decode_ack(&bad, None), Err(DecodeError::WrongKind(KIND_OUTPUT)));
+        let mut bad = good.clone();
+        bad[4] = 33;
+        assert_eq!(decode_ack(&bad, None), Err(DecodeError::PayloadTooLong(33)));
+        let mut bad = good.clone();
+        bad[7] = 1;
+        assert_eq!(decode_ack(&bad, None), Err(DecodeError::ReservedNotZero));
+        let mut bad = good.clone();
+        bad[4] = 2;
+        assert_eq!(decode_ack(&bad, None), Err(DecodeError::LengthMismatch));
+        let mut bad = good.clone();
+        bad[30] ^= 1;
+        assert_eq!(decode_ack(&bad, None), Err(DecodeError::BadChecksum));
+        let mut bad = good.clone();
+        bad[24..32].copy_from_slice(&0u64.to_le_bytes());
+        seal(&mut bad);
+        assert_eq!(decode_ack(&bad, None), Err(DecodeError::FrameZero));
+        assert_eq!(
+            decode(&good),
+            Err(DecodeError::UnknownKind(KIND_ACK)),
+            "decode leaves acks alone"
+        );
+        assert_eq!(
+            encode_ack(1, 1, &[(1, 0); ACK_IDS_MAX + 1], None, &mut buf),
+            Err(EncodeError::PayloadTooLong)
+        );
+        assert_eq!(encode_ack(1, 1, &[(0, 0)], None, &mut buf), Err(EncodeError::FrameZero));
+        const { assert!(ACK_DATAGRAM_MAX <= DATAGRAM_MAX) };
+    }
+
+    #[test]
+    fn io_protocol_ack_window_refuses_repeats_and_older_sessions() {
+        let mut w = AckWindow::default();
+        assert!(w.accept(10, 5));
+        assert!(!w.accept(10, 5), "a repeat");
+        assert!(w.accept(10, 3), "late but new");
+        assert!(!w.accept(10, 3));
+        assert!(w.accept(10, 100));
+        assert!(!w.accept(10, 36), "older than the window");
+        assert!(!w.accept(9, 1000), "an older session");
+        assert!(w.accept(11, 0), "the sink restarted");
+        assert!(!w.accept(10, 101));
+        assert!(w.accept(u64::MAX, u64::MAX));
+        assert!(!w.accept(u64::MAX, u64::MAX));
+    }
+
     proptest! {
+        #[test]
+        fn io_protocol_decode_ack_arbitrary_bytes_never_panics(
+            bytes in proptest::collection::vec(any::<u8>(), 0..400),
+            sealed in any::<bool>(),
+            keyed in any::<bool>(),
+        ) {
+            let key = AckKey::new([7; 32]);
+            let key = keyed.then_some(&key);
+            let mut bytes = bytes;
+            if sealed && bytes.len() >= 8 {
+                // A valid magic, version, kind and checksum reach the field checks.
+                bytes[0..4].copy_from_slice(&[b'T', b'L', VERSION, KIND_ACK]);
+                seal(&mut bytes);
+            }
+            // What decodes re-encodes to the same bytes.
+            if let Ok(ack) = decode_ack(&bytes, key) {
+                let mut buf = [0u8; ACK_DATAGRAM_MAX];
+                let n = encode_ack(ack.session, ack.seq, &ack.ids, key, &mut buf).unwrap();
+                prop_assert_eq!(&buf[..n], &bytes[..]);
+            }
+        }
+
+        #[test]
+        fn io_protocol_ack_round_trips_any(
+            session in any::<u64>(),
+            seq in any::<u64>(),
+            ids in proptest::collection::vec((1u64.., any::<u8>()), 0..=ACK_IDS_MAX),
+            keyed in any::<bool>(),
+        ) {
+            let key = AckKey::new([9; 32]);
+            let key = keyed.then_some(&key);
+            let mut buf = [0u8; ACK_DATAGRAM_MAX];
+            let n = encode_ack(session, seq, &ids, key, &mut buf).unwrap();
+            let ack = decode_ack(&buf[..n], key).unwrap();
+            prop_assert_eq!((ack.session, ack.seq, &ack.ids[..]), (session, seq, &ids[..]));
+        }
+
         #[test]
         fn io_protocol_decode_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..700)) {
             let _ = decode(&bytes);

@@ -361,6 +361,11 @@ pub struct Pair<A: App = TestApp> {
     pub outputs_lost: BTreeMap<(u64, u8), u32>,
     /// When set, every output copy emitted, `(when, node, frame, index)`, lost or not.
     pub emit_log: Option<Vec<(Instant, usize, u64, u8)>>,
+    /// The sink acknowledges the events it accepts or drops as duplicates, at once, to
+    /// the node that sent them (sink 0; `outputs.acks`, issue 22).
+    pub sink_acks: bool,
+    /// Acks lost on the way back: the next `n` acks of id `(frame, index)`.
+    pub acks_lost: BTreeMap<(u64, u8), u32>,
 }
 
 impl Pair<TestApp> {
@@ -445,6 +450,8 @@ impl<A: App> Pair<A> {
             retire: |_| None,
             outputs_lost: BTreeMap::new(),
             emit_log: None,
+            sink_acks: false,
+            acks_lost: BTreeMap::new(),
         }
     }
 
@@ -736,6 +743,7 @@ impl<A: App> Pair<A> {
     /// Drains node `i`'s actions into the links, the sink and the logs.
     pub fn drain(&mut self, i: usize) {
         let now = self.now;
+        let mut acks: Vec<(u64, u8)> = Vec::new();
         while let Some(action) = self.nodes[i].as_mut().and_then(|node| node.poll_action()) {
             match action {
                 Action::Transmit { link, bytes, .. } => {
@@ -779,7 +787,17 @@ impl<A: App> Pair<A> {
                             continue;
                         }
                     }
-                    self.sink.offer(now, &output);
+                    let decision = self.sink.offer(now, &output);
+                    if self.sink_acks
+                        && output.kind == crate::app::OutputKind::Event
+                        && matches!(decision, Decision::Accepted | Decision::Duplicate | Decision::Conflict)
+                    {
+                        let id = (output.frame, output.index);
+                        match self.acks_lost.get_mut(&id) {
+                            Some(lost) if *lost > 0 => *lost -= 1,
+                            _ => acks.push(id),
+                        }
+                    }
                 }
                 Action::PersistEpoch(epoch) => {
                     self.epoch_log[i].push(("persist", epoch));
@@ -806,6 +824,14 @@ impl<A: App> Pair<A> {
                 Action::HmiWriteDone { write, outcome } => self.hmi_done.push((i, write, outcome)),
                 Action::CommitHeld { .. } => {}
             }
+        }
+        if !acks.is_empty() {
+            if let Some(node) = &mut self.nodes[i] {
+                for ids in acks.chunks(crate::io_protocol::ACK_IDS_MAX) {
+                    node.handle_ack(now, 0, ids);
+                }
+            }
+            self.drain(i);
         }
     }
 

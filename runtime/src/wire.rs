@@ -17,8 +17,12 @@ use serde::{Deserialize, Serialize};
 /// The wire format version this build speaks (3 since 2026-11-26: the heartbeat's restart
 /// handshake, `challenge` and `challenge_echo`; 4 since 2026-11-26: `SwitchAsk` and
 /// `SwitchRequest` name their target, `to`; HMI writes, the commit's `writes` and
-/// `Body::HmiWrite`; a group's votes, `VoteRequest` and `Vote`).
+/// `Body::HmiWrite`; a group's votes, `VoteRequest` and `Vote`; acknowledged events,
+/// `Body::Acks`).
 pub const WIRE_VERSION: u8 = 4;
+/// The most event ids one `Body::Acks` carries (issue 22): the rest wait for the next
+/// commit.
+pub const ACKS_PER_COMMIT: usize = 32;
 /// The largest sync-link datagram, in bytes.
 pub const WIRE_BYTES_MAX: usize = 1200;
 /// Bytes of framing around the postcard body: version, flags, CRC.
@@ -345,6 +349,14 @@ pub enum Body {
         /// The highest frame the voter holds a commit of.
         commit_highest: u64,
     },
+    /// The events every sink acknowledged since the last `Acks` (issue 22), as
+    /// `(frame, index)`: sent by the primary with its commits, at most
+    /// [`ACKS_PER_COMMIT`] each, so that a new primary re-sends only the events no sink
+    /// acknowledged. Variant tag 21 (the last: tags are the declaration order).
+    Acks {
+        /// The ids.
+        ids: Vec<(u64, u8), ACKS_PER_COMMIT>,
+    },
 }
 
 /// One decoded sync-link message.
@@ -556,6 +568,9 @@ mod tests {
                 epoch: 0x301,
                 granted: true,
                 commit_highest: 7,
+            },
+            Body::Acks {
+                ids: Vec::from_slice(&[(u64::MAX, 255); ACKS_PER_COMMIT]).unwrap(),
             },
         ]
     }

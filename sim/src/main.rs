@@ -84,6 +84,11 @@ struct DstArgs {
     /// With `--trace`, also print every sync-link message sent.
     #[arg(long)]
     trace_wire: bool,
+    /// Acknowledged events (issue 22): the nodes run with `outputs.acks` on, the sink
+    /// acks every event back through the simulated network, and invariant 16 checks that
+    /// every event a primary emitted is applied.
+    #[arg(long)]
+    acks: bool,
     /// The control program.
     #[arg(long, value_enum, default_value_t = AppKind::Test)]
     app: AppKind,
@@ -191,6 +196,7 @@ fn dst_main(args: &DstArgs) -> i32 {
     let run = RunConfig {
         trace: args.trace,
         trace_wire: args.trace && args.trace_wire,
+        acks: args.acks,
         sink_window_frames: args.sink_window_frames,
         mutation: match args.plant {
             Plant::None => dst::Mutation::None,

@@ -591,6 +591,11 @@ local HMI_WRITE = {
     { "tag", "u16", "Tag index" },
     { "value", "i64", "Value" },
 }
+-- An event's id, as `Body::Acks` carries it (docs/SYNC-PROTOCOL.md, "Acks").
+local ACK_ID = {
+    { "frame", "u64", "Frame" },
+    { "index", "u8", "Output index" },
+}
 local COMMIT = {
     { "frame", "u64", "Frame" },
     { "kind", "variant", "Kind", COMMIT_KIND },
@@ -684,6 +689,10 @@ local BODIES = {
         { "epoch", "u64", "Epoch asked for", "epoch" },
         { "granted", "bool", "Granted" },
         { "commit_highest", "u64", "Highest commit held" },
+    } },
+    -- Acknowledged events (issue 22; wire version 4): the ids every sink acked.
+    [21] = { "Acks", {
+        { "ids", "list", "Acknowledged event ids", { 32, ACK_ID } },
     } },
 }
 

@@ -195,6 +195,20 @@ pub struct OutputsConfig {
     /// The primary re-sends the newest level of each key this often, same id (0 = off;
     /// else 16..=3600000): the core's [`crate::Config::level_refresh_ms`].
     pub level_refresh_ms: u64,
+    /// Every sink acknowledges events (io kind 4): the primary re-sends an event until
+    /// each sink acked it (issue 22; off by default): the core's
+    /// [`crate::Config::ack_sinks`] is then the number of sinks.
+    pub acks: bool,
+    /// The first re-send of an unacknowledged event, ms after it went out (1..=60000).
+    pub retry_ms: u64,
+    /// The longest wait between two re-sends (`retry_ms..=3600000`).
+    pub retry_max_ms: u64,
+    /// A sink silent this long while events wait raises `sink_silent`
+    /// (`retry_max_ms..=3600000`).
+    pub ack_silence_ms: u64,
+    /// A file holding the secret acks are authenticated with (the sinks hold it too);
+    /// none: acks are not authenticated.
+    pub ack_key_file: Option<std::path::PathBuf>,
 }
 
 impl Default for OutputsConfig {
@@ -204,6 +218,11 @@ impl Default for OutputsConfig {
             sinks: Vec::new(),
             send_buffer_bytes: 1 << 20,
             level_refresh_ms: 0,
+            acks: false,
+            retry_ms: 20,
+            retry_max_ms: 1000,
+            ack_silence_ms: 3000,
+            ack_key_file: None,
         }
     }
 }

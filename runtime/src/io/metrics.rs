@@ -462,6 +462,30 @@ impl<A: App> Shell<A> {
             "Backup: outputs produced here that the primary has not reported sent.",
             status.unsent_outputs,
         );
+        // Acknowledged events (issue 22): only with `[outputs] acks`.
+        if let Some(acks) = &status.acks {
+            one(
+                &mut out,
+                "twinloop_events_unacked",
+                "gauge",
+                "Events waiting for every sink's ack (at most 256).",
+                acks.pending,
+            );
+            one(
+                &mut out,
+                "twinloop_events_resent_total",
+                "counter",
+                "Events re-sent for want of an ack.",
+                acks.resent,
+            );
+            one(
+                &mut out,
+                "twinloop_events_dropped_total",
+                "counter",
+                "Events dropped unacknowledged from the full queue.",
+                acks.dropped,
+            );
+        }
         one(
             &mut out,
             "twinloop_takeovers_total",

@@ -93,6 +93,7 @@ pub mod signals {
         }
     }
 }
+mod acks;
 mod actions;
 mod batch;
 mod counters;
@@ -134,6 +135,8 @@ const TOKEN_WAKER: Token = Token(0);
 const TOKEN_FRAMES: Token = Token(1);
 const TOKEN_TIMER: Token = Token(2);
 const TOKEN_SIGNALS: Token = Token(3);
+/// The outputs socket, read for the sinks' acks (`[outputs] acks`).
+const TOKEN_OUTPUTS: Token = Token(4);
 /// Link `i`'s control socket is `TOKEN_LINKS + 2i`, its bulk socket `TOKEN_LINKS + 2i + 1`.
 const TOKEN_LINKS: usize = 10;
 const TOKEN_CONSOLE: usize = 100;

@@ -85,6 +85,12 @@ pub fn alarm_text(alarm: Alarm) -> String {
             "the old primary's commit of frame{} was lost: decided here without it, the state may differ from the old primary's from frame {frame}",
             if last > frame { format!("s {frame} to {last}") } else { format!(" {frame}") }
         ),
+        Alarm::EventsDropped { frame } => format!(
+            "the queue of events waiting for acks was full: the oldest were dropped unacknowledged, from frame {frame} on (a sink silent, or more events than outputs.acks can follow)"
+        ),
+        Alarm::SinkSilent { sink } => format!(
+            "sink {sink} of outputs.sinks acknowledged nothing for outputs.ack_silence_ms while events wait: check the sink and the path back (its ack key, its address)"
+        ),
         Alarm::CannotTakeOver => "the primary is silent but this backup has no state to take over with".into(),
         Alarm::TransferRejected => "the state transfer did not install".into(),
         Alarm::InputSilent => {

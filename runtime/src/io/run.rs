@@ -70,6 +70,7 @@ impl<A: App> Shell<A> {
                         self.links[i].ready[(t - TOKEN_LINKS) % 2] = true;
                     }
                     TOKEN_SIGNALS => self.read_signals(),
+                    TOKEN_OUTPUTS => self.read_acks()?,
                     _ if self.metrics.as_mut().is_some_and(|m| m.ready(token)) => {}
                     _ if self.hmi.as_mut().is_some_and(|h| h.ready(token)) => {}
                     _ => {
@@ -387,5 +388,6 @@ pub(super) fn decode_error_name(error: io_protocol::DecodeError) -> &'static str
         E::BadChecksum => "bad_checksum",
         E::ReservedNotZero => "reserved_not_zero",
         E::FrameZero => "frame_zero",
+        E::Unauthenticated => "unauthenticated",
     }
 }

@@ -239,6 +239,10 @@ name_enum! {
         ColderPrimary <= node::Alarm::ColderPrimary { .. },
         /// A new primary decided frames whose commits it had lost.
         CommitLost <= node::Alarm::CommitLost { .. },
+        /// The queue of events waiting for acks overflowed.
+        EventsDropped <= node::Alarm::EventsDropped { .. },
+        /// A sink acknowledged nothing for `outputs.ack_silence_ms`.
+        SinkSilent <= node::Alarm::SinkSilent { .. },
     }
 }
 
@@ -250,7 +254,8 @@ pub fn alarm_frame(alarm: node::Alarm) -> Option<u64> {
         | node::Alarm::InputLost { frame }
         | node::Alarm::FrameRefused { frame }
         | node::Alarm::FramesStale { frame }
-        | node::Alarm::CommitLost { frame, .. } => Some(frame),
+        | node::Alarm::CommitLost { frame, .. }
+        | node::Alarm::EventsDropped { frame } => Some(frame),
         _ => None,
     }
 }
@@ -663,6 +668,31 @@ pub struct Status {
     /// per other member in a group (absent from nodes that predate groups).
     #[serde(default)]
     pub group: Vec<GroupPeer>,
+    /// Acknowledged events (`[outputs] acks`, issue 22; `None`: acks off, or a node
+    /// that predates them).
+    #[serde(default)]
+    pub acks: Option<Acks>,
+}
+
+/// `status.acks`: the queue of events waiting for their sinks' acks (issue 22).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acks {
+    /// Events waiting (primary: sent, not acked by every sink; backup: run, no ack
+    /// passed on yet).
+    pub pending: u64,
+    /// How long ago the oldest waiting event first went out from this node (`None`: none
+    /// waits).
+    pub oldest_age_ms: Option<u64>,
+    /// Re-sends made since start.
+    pub resent: u64,
+    /// Events dropped unacknowledged from the full queue since start.
+    pub dropped: u64,
+    /// Ack datagrams taken since start.
+    pub acks_taken: u64,
+    /// Ack datagrams refused since start (malformed, unauthenticated, replayed).
+    pub acks_refused: u64,
+    /// The indices (in `[outputs] sinks`) of the sinks silent for `ack_silence_ms`.
+    pub sink_silent: Vec<u64>,
 }
 
 impl Status {
@@ -1516,6 +1546,15 @@ mod tests {
                 input_frame: 99,
                 links: 1,
             }],
+            acks: Some(Acks {
+                pending: 15,
+                oldest_age_ms: Some(16),
+                resent: 17,
+                dropped: 18,
+                acks_taken: 19,
+                acks_refused: 20,
+                sink_silent: vec![0],
+            }),
         }
     }
 

@@ -127,7 +127,13 @@ impl<A: App> Shell<A> {
                 counters: LinkCounters::default(),
             });
         }
-        let outputs = net::outputs_socket(&config.outputs)?;
+        let mut outputs = net::outputs_socket(&config.outputs)?;
+        if config.outputs.acks {
+            // The sinks' acks come back to the socket the outputs leave from.
+            poll.registry()
+                .register(&mut outputs, TOKEN_OUTPUTS, Interest::READABLE)
+                .map_err(ShellError::Poll)?;
+        }
         let metrics = match config.metrics.bind {
             Some(addr) => Some(
                 metrics::MetricsServer::new(net::tcp_listener(addr, "metrics")?, poll.registry())
@@ -186,6 +192,10 @@ impl<A: App> Shell<A> {
         if let Some(key) = sync_key {
             // The session must grow from one start to the next: the wall clock does.
             node = node.with_auth(key, boot_id);
+        }
+        if let Some(path) = &config.outputs.ack_key_file {
+            let secret = preflight::read_key_file("outputs.ack_key_file", path)?;
+            node = node.with_ack_key(crate::io_protocol::AckKey::derive(&secret));
         }
         let hooks = HookRunner::new(
             config.hook.command.clone(),

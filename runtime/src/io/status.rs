@@ -190,6 +190,18 @@ impl<A: App> super::Shell<A> {
             boot_id: self.boot_id,
             events_last_seq: self.journal.last_seq(),
             weight: runtime.weight.into(),
+            acks: (runtime.ack_sinks > 0).then(|| {
+                let a = self.node.ack_status();
+                schema::Acks {
+                    pending: a.events_unacked,
+                    oldest_age_ms: a.oldest_sent_at.map(ago_ms),
+                    resent: a.events_resent,
+                    dropped: a.events_dropped,
+                    acks_taken: a.acks_taken,
+                    acks_refused: a.acks_refused,
+                    sink_silent: (0..8u64).filter(|s| a.sinks_silent & (1 << s) != 0).collect(),
+                }
+            }),
             group: group
                 .iter()
                 .map(|m| schema::GroupPeer {

@@ -73,6 +73,17 @@ impl Epochs {
         }
     }
 
+    /// A witness's state file: its reservations are the votes it gave (`Epochs::vote`),
+    /// never an epoch it led, so they are not epochs seen — counted as such, its
+    /// announcement made a candidate's own grant moot (DST `--nodes 2 --witness --seed
+    /// 70`). The floor stays: it grants nothing at or below it again.
+    pub fn votes_only(mut self, witness: bool) -> Self {
+        if witness {
+            self.max_seen = self.persisted;
+        }
+        self
+    }
+
     /// The epoch this node leads or follows.
     pub fn current(&self) -> Epoch {
         self.current

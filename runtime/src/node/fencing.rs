@@ -89,6 +89,14 @@ impl<A: App> Node<A> {
             // have led (a sink may follow it) with the background write recording that
             // lost in a crash. It rejects our heartbeats as stale until we lead above it.
             // A switchover still asking is given up: a starting node cannot take over.
+            if self.group_votes() {
+                // groups: the epoch may have been led with a majority's votes while this
+                // primary was cut off, and its outputs gone past this one's state: leading
+                // above it would decide those frames anew (DST `--nodes 3 --seed 1172`).
+                // Demoted with its state kept; the group elects (`succession.rs`).
+                self.demote(theirs);
+                return true;
+            }
             self.lead_above_heard();
             return true;
         }

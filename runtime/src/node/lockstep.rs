@@ -54,11 +54,12 @@ impl<A: App> Node<A> {
             self.frame_last_run
         );
         self.frame_last_run = frame;
+        self.state_epoch = self.epochs.current();
     }
 
     /// Primary: runs every frame in hand, in order; commits each (run or skipped).
     pub(super) fn primary_run_frames(&mut self) {
-        if !self.switchover.primary_may_run() {
+        if !self.switchover.primary_may_run() || !self.primary_quorum_heard() {
             return;
         }
         if self.frame_last_run == 0 {
@@ -227,6 +228,9 @@ impl<A: App> Node<A> {
         }
         if frame <= self.commit_tail_last {
             self.send_all(Body::Commit(commit));
+            // Acks ride only with commits that go out: held ones wait in their bounded
+            // queue (a dropped id costs a duplicate after a takeover, nothing more).
+            self.acks_send_with_commit();
         } else if self.role == Role::Primary {
             let epoch = self.header(0).epoch;
             self.push(Action::CommitHeld { epoch, commit });

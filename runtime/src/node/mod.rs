@@ -14,6 +14,7 @@
 //! `timers` names every deadline [`Node::poll_timeout`] merges. `peers` holds what the node
 //! knows of each peer, one slot per peer (a pair: one), and maps links to slots.
 
+mod acks;
 mod detector;
 mod election;
 mod epochs;
@@ -47,6 +48,7 @@ use peers::PeerSlot;
 use std::collections::VecDeque;
 use std::vec::Vec;
 
+pub use acks::{AckStatus, EVENTS_UNACKED_MAX, RESENDS_PER_WAKE};
 pub use fencing::{Epoch, EpochText, EPOCH_MAX};
 pub use hmi::{HmiOutcome, HmiRefusal};
 pub use pairing::Mismatch;
@@ -301,6 +303,20 @@ pub enum Alarm {
         frame: u64,
         /// The last frame (`frame` when one frame was run).
         last: u64,
+    },
+    /// The queue of events waiting for acks was full: the oldest were dropped, from
+    /// `frame` on (`outputs.acks`; counted in the ack status). Raised once until an ack
+    /// is heard again.
+    EventsDropped {
+        /// The frame of the first event dropped.
+        frame: u64,
+    },
+    /// Sink `sink` (its position in `outputs.sinks`) acknowledged nothing for
+    /// `outputs.ack_silence_ms` while an event waited for it: events stay queued and are
+    /// re-sent at the longest backoff. Raised once until it acks again.
+    SinkSilent {
+        /// The sink.
+        sink: u8,
     },
 }
 
@@ -699,6 +715,8 @@ pub struct Node<A: App> {
     /// The newest level per key (primary: emitted; backup: run), re-sent by a primary
     /// every `level_refresh_ms` (`refresh.rs`).
     refresh: refresh::LevelRefresh,
+    /// Events waiting for the sinks' acks (`acks.rs`).
+    acks: acks::EventAcks,
 
     // Start-up.
     nonce: u64,
@@ -730,6 +748,17 @@ pub struct Node<A: App> {
     /// The highest epoch this node granted (or asked for itself); at start-up the highest
     /// epoch it stored, which covers every vote it gave before (`Epochs::vote`).
     vote_granted: Epoch,
+    /// The highest frame a primary said it ran (its header's `frame`), heard since this
+    /// node started: how far the group's outputs may have gone, which a voter's grant
+    /// requires of a candidate (`succession.rs`, log completeness). Only compared.
+    primary_frame_heard: u64,
+    /// The epoch whose history this node's state follows: its epoch when it last ran (or
+    /// skipped) a frame. A group's starting node with state of an epoch below one it has
+    /// seen does not lead from it (`succession.rs`).
+    state_epoch: Epoch,
+    /// A group's primary that stalled for a detection window holds its frames until then
+    /// (`succession.rs`, `primary_quorum_heard`).
+    quorum_hold_until: Option<Instant>,
     /// The backup lost its primary while it had no state: alarm raised, no probe.
     cannot_take_over_raised: bool,
 
@@ -868,7 +897,8 @@ impl<A: App> Node<A> {
         Ok(Node {
             role: Role::Starting,
             sync: SyncState::Alone,
-            epochs: Epochs::new(boot.epoch_persisted, boot.epoch_reserved),
+            // A witness's reservations are the votes it gave, never an epoch it led.
+            epochs: Epochs::new(boot.epoch_persisted, boot.epoch_reserved).votes_only(config.witness),
             switch_taken: None,
             ring,
             frame_last_run: 0,
@@ -880,6 +910,7 @@ impl<A: App> Node<A> {
             collapse_to: 0,
             levels_held: heapless::Vec::new(),
             refresh: refresh::LevelRefresh::default(),
+            acks: acks::EventAcks::default(),
             nonce,
             startup_deadline,
             peers,
@@ -895,6 +926,9 @@ impl<A: App> Node<A> {
             transfer_slot: peers::THE_PEER,
             vote: None,
             vote_granted: Epoch(boot.epoch_persisted.max(boot.epoch_reserved)),
+            primary_frame_heard: 0,
+            state_epoch: Epoch(0),
+            quorum_hold_until: None,
             cannot_take_over_raised: false,
             join_pending: None,
             fetch_next: None,
@@ -1068,6 +1102,7 @@ impl<A: App> Node<A> {
         if !self.fence(link, &envelope) {
             return;
         }
+        self.note_primary_frame(&envelope.header);
         self.note_alive(link, &envelope, fresh);
         if !fresh && matches!(envelope.body, Body::JoinRequest { .. }) {
             // A join request older than what the peer has said since on this link (held
@@ -1102,6 +1137,7 @@ impl<A: App> Node<A> {
         self.switchover_timeout();
         self.input_check();
         self.refresh_timeout();
+        self.acks_timeout();
         self.advance();
     }
 
@@ -1209,6 +1245,10 @@ impl<A: App> Node<A> {
             // reservation too: it may have led it, and the background write that records
             // a led epoch may have been lost in the crash (DST seeds 314, 412).
             epoch: match self.role {
+                // A witness's floor is the epochs it voted for, never led: announced, it
+                // made a candidate's own grant moot and its voters reject their live
+                // primary as stale (`succession.rs`).
+                Role::Starting if self.config.witness => self.epochs.current().max(self.epochs.max_seen()).0,
                 Role::Starting => self.epochs.announced().0,
                 Role::Primary | Role::Backup => self.epochs.current().0,
             },
@@ -1234,6 +1274,7 @@ impl<A: App> Node<A> {
         if gap >= self.stall_limit() {
             self.switchover_after_stall();
         }
+        self.quorum_after_stall(gap);
     }
 
     /// The gap between two events of this node after which its peer may have found it
@@ -1262,6 +1303,7 @@ impl<A: App> Node<A> {
         }
         if let Action::Emit(output) = &action {
             self.refresh_note(output);
+            self.acks_note(output);
         }
         self.actions.push_back(action);
     }
@@ -1320,6 +1362,7 @@ impl<A: App> Node<A> {
         }
         if role != Role::Primary {
             self.levels_forget();
+            self.acks_follow();
             self.hmi_forget_queue();
         }
         self.role = role;
@@ -1441,10 +1484,7 @@ impl<A: App> Node<A> {
             Body::SwitchTaken { .. } => {}
             Body::HmiWrite(write) => self.on_hmi_write(&header, write),
             Body::SwitchRelease { id, frame } => self.on_switch_release(id, frame),
-            Body::VoteRequest {
-                epoch,
-                commit_highest: _,
-            } => self.on_vote_request(link, &header, epoch),
+            Body::VoteRequest { epoch, commit_highest } => self.on_vote_request(link, &header, epoch, commit_highest),
             Body::Vote {
                 epoch,
                 granted,
@@ -1462,6 +1502,7 @@ impl<A: App> Node<A> {
                     pair_first,
                 },
             ),
+            Body::Acks { ids } => self.on_acks(&header, &ids),
         }
     }
 

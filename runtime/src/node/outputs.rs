@@ -41,12 +41,16 @@ impl<A: App> Node<A> {
             }
             let output = self.outbox_output(frame, index);
             if index < 32 && already_sent & (1 << index) != 0 {
-                // Sent by the old primary: the refresh table still takes it (`refresh.rs`).
+                // Sent by the old primary: the refresh table still takes it (`refresh.rs`),
+                // and with acks on it is re-sent unless an ack of it was heard (`acks.rs`).
                 self.refresh_note(&output);
+                self.acks_inherit(&output);
                 continue;
             }
             if collapsing && kind.level_key().is_some() {
                 self.level_hold(output);
+            } else if self.acks_heard_of(&output) {
+                // Acked already: the old primary sent it (`acks.rs`).
             } else {
                 self.push(Action::Emit(output));
             }
@@ -120,6 +124,12 @@ impl<A: App> Node<A> {
                 let output = self.outbox_output(frame, index);
                 self.refresh_note(&output);
             }
+            if kind == OutputKind::Event && self.config.ack_sinks != 0 {
+                // With acks on, an event waits for its ack, sent or not (`acks.rs`).
+                let output = self.outbox_output(frame, index);
+                self.acks_hold(&output);
+                continue;
+            }
             if index < 32 && sent_mask & (1 << index) != 0 {
                 continue;
             }
@@ -149,6 +159,8 @@ impl<A: App> Node<A> {
     /// within a takeover's burst the levels are held (see [`Node::emit_outbox`]).
     pub(super) fn emit_unsent(&mut self) {
         self.assert_may_emit();
+        // Every event no ack was heard of is re-sent, the first ones at the next wake-up.
+        self.acks_take_over();
         while let Some(mut output) = self.unsent.pop_front() {
             output.epoch = self.epochs.current().0;
             if self.collapse_to != 0 && output.kind.level_key().is_some() {

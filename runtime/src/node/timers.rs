@@ -38,11 +38,14 @@ pub(super) enum Timer {
     /// An operator's write: a backup's resend to the primary, or its answer's deadline
     /// (`hmi.rs`).
     Hmi,
+    /// Acknowledged events: the earliest re-send, a sink's silence, or an alarm to raise
+    /// (`acks.rs`).
+    Acks,
 }
 
 impl Timer {
     /// The whole table.
-    pub(super) const ALL: [Timer; 11] = [
+    pub(super) const ALL: [Timer; 12] = [
         Timer::Heartbeat,
         Timer::Startup,
         Timer::Detection,
@@ -54,6 +57,7 @@ impl Timer {
         Timer::Refresh,
         Timer::Hmi,
         Timer::Vote,
+        Timer::Acks,
     ];
 }
 
@@ -72,6 +76,7 @@ impl<A: App> Node<A> {
             Timer::Refresh => self.refresh_deadline(),
             Timer::Hmi => self.hmi_deadline(),
             Timer::Vote => self.vote.map(|round| round.deadline),
+            Timer::Acks => self.acks_deadline(),
         }
     }
 

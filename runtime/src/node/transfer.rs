@@ -135,6 +135,7 @@ impl<A: App> Node<A> {
         self.ring.clear_commits();
         self.commit_highest = 0;
         self.unsent.clear();
+        self.acks_clear();
         self.fetch_next = None;
         self.probe = None;
         if let Some(cause) = cause {

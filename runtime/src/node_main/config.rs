@@ -376,6 +376,16 @@ impl<S: AppSettings> NodeFile<S> {
         runtime.peers = peers.iter().map(PeerTable::group_peer).collect();
         let outputs: OutputsConfig = table("outputs", root.remove("outputs"))?;
         runtime.level_refresh_ms = outputs.level_refresh_ms;
+        // Acks: one bit per sink, so more than 8 sinks with acks on is refused by the
+        // core's check (`outputs.sinks`); the count saturates rather than wraps.
+        runtime.ack_sinks = if outputs.acks {
+            u8::try_from(outputs.sinks.len()).unwrap_or(u8::MAX)
+        } else {
+            0
+        };
+        runtime.event_retry_ms = outputs.retry_ms;
+        runtime.event_retry_max_ms = outputs.retry_max_ms;
+        runtime.ack_silence_ms = outputs.ack_silence_ms;
         runtime.validate().map_err(|e| {
             // The group's keys are the file's `[[peers]]`, not `[runtime]` keys; the level
             // refresh is an `[outputs]` key.
@@ -427,6 +437,9 @@ impl<S: AppSettings> NodeFile<S> {
             resolve(base, p);
         }
         if let Some(p) = &mut file.console.journal_file {
+            resolve(base, p);
+        }
+        if let Some(p) = &mut file.outputs.ack_key_file {
             resolve(base, p);
         }
         file.app
@@ -653,6 +666,47 @@ peer = "127.0.0.1:7302"
     }
 
     /// A pair's file prints no `[[peers]]` and loads as before.
+    /// Issue 22: `[outputs] acks` and its timings reach the core (one ack sink per
+    /// sink), checked with their ranges under their own names; off by default.
+    #[test]
+    fn any_app_acks_reach_the_core_out_of_range_named() {
+        let on = MINIMAL.replace(
+            "[outputs]\n",
+            "[outputs]\nacks = true\nretry_ms = 30\nretry_max_ms = 500\nack_silence_ms = 2000\n",
+        );
+        let file = NodeFile::<AnyAppSettings>::parse(&on, Path::new("/"), &[]).unwrap();
+        let r = &file.runtime;
+        assert_eq!(usize::from(r.ack_sinks), file.outputs.sinks.len());
+        assert_eq!(
+            (r.event_retry_ms, r.event_retry_max_ms, r.ack_silence_ms),
+            (30, 500, 2000)
+        );
+        let off = NodeFile::<AnyAppSettings>::parse(MINIMAL, Path::new("/"), &[]).unwrap();
+        assert_eq!(off.runtime.ack_sinks, 0, "off by default");
+        let e = parse_error(&on.replace("retry_max_ms = 500", "retry_max_ms = 10"));
+        assert_eq!(e.key, "outputs.retry_max_ms");
+        let e = parse_error(&on.replace("ack_silence_ms = 2000", "ack_silence_ms = 100"));
+        assert_eq!(e.key, "outputs.ack_silence_ms");
+    }
+
+    /// Issue 22: a relative `outputs.ack_key_file` is the configuration file's
+    /// directory's, as the other key files are (it was taken from the working directory).
+    #[test]
+    fn any_app_relative_ack_key_file_resolves_against_the_config_directory() {
+        let text = MINIMAL.replace(
+            "[outputs]\n",
+            "[outputs]\nacks = true\nack_key_file = \"keys/ack.key\"\n",
+        );
+        let file = NodeFile::<AnyAppSettings>::parse(&text, Path::new("/etc/twinloop"), &[]).unwrap();
+        assert_eq!(
+            file.outputs.ack_key_file.as_deref(),
+            Some(Path::new("/etc/twinloop/keys/ack.key"))
+        );
+        let text = MINIMAL.replace("[outputs]\n", "[outputs]\nack_key_file = \"/srv/ack.key\"\n");
+        let file = NodeFile::<AnyAppSettings>::parse(&text, Path::new("/etc/twinloop"), &[]).unwrap();
+        assert_eq!(file.outputs.ack_key_file.as_deref(), Some(Path::new("/srv/ack.key")));
+    }
+
     /// Issue 22: `[outputs] level_refresh_ms` reaches the core, checked with its range
     /// under its own name.
     #[test]

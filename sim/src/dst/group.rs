@@ -253,6 +253,12 @@ impl Sim {
         self.nodes[i] = Some(node);
         self.steady_since[i] = self.now;
         self.trace(0x5747 ^ i as u64);
+        if self.verbose {
+            println!(
+                "{:>12} start node {} disk {:?}",
+                self.now, self.members[i].id, self.disk[i]
+            );
+        }
         self.drain(i);
     }
 
@@ -453,6 +459,16 @@ impl Sim {
             match action {
                 Action::Transmit { link, bytes, .. } => {
                     if let Ok(envelope) = wire::decode(&bytes, None) {
+                        // Traced: the votes, and commits of frames not run (skips).
+                        let shown = match &envelope.body {
+                            Body::VoteRequest { .. } | Body::Vote { .. } => true,
+                            Body::Commit(c) => !matches!(c.kind, wire::CommitKind::Ran { .. }),
+                            _ => false,
+                        };
+                        if self.verbose && shown {
+                            let to = self.members[Self::peer_of(i, link)].id;
+                            println!("{now:>12} node {} -> {to}: {:?}", self.members[i].id, envelope.body);
+                        }
                         if let Body::Vote {
                             epoch, granted: true, ..
                         } = envelope.body
@@ -494,6 +510,8 @@ impl Sim {
                 Action::ReserveEpoch(epoch) => self.disk[i].1 = epoch,
                 Action::PersistEpochLater(epoch) => self.later[i].push((now + 2 * MS, epoch)),
                 Action::Transition(t) => self.on_transition(i, t.role, t.sync, t.epoch, t.reason),
+                Action::Alarm(a) if self.verbose => println!("{:>12} node {} alarm {:?}", now, self.members[i].id, a),
+                Action::Notice(a) if self.verbose => println!("{:>12} node {} notice {:?}", now, self.members[i].id, a),
                 _ => {}
             }
         }

@@ -4,8 +4,10 @@
 //! nodes' `frames_buffered` frames, an epoch fence raised by every output that passes it,
 //! a copy included, and optionally the epoch lease); this records what it decided for the
 //! checkers and the report. The path from a node to the sink is modelled as immediate and
-//! reliable: the design has no acknowledgement from the sink, so a lost actuator datagram
-//! is outside what the runtime can repair.
+//! reliable. With acks on (`--acks`, issue 22) the sink acknowledges every event it
+//! accepted or dropped as a duplicate, as `twinloop::Gateway` does: one ack datagram
+//! (io kind 4) after each output, back to the node that sent it through the simulated
+//! network (`Event::Ack`).
 
 use super::clock::Nanos;
 use core::time::Duration;
@@ -52,6 +54,8 @@ pub struct Sink {
     pub lapses: u64,
     /// Levels refused as older than their key's newest accepted one.
     pub superseded: u64,
+    /// Acknowledges events (`--acks`).
+    pub acks: bool,
 }
 
 impl Default for Sink {
@@ -75,6 +79,7 @@ impl Sink {
             too_old: 0,
             lapses: 0,
             superseded: 0,
+            acks: false,
         })
     }
 
@@ -83,7 +88,20 @@ impl Sink {
     pub fn offer(&mut self, at: Nanos, node: usize, output: &Output) -> (Verdict, bool) {
         self.raw += 1;
         let lapses = self.gateway.counters().lapses;
-        let verdict = self.gateway.offer_output(Instant::from_nanos(at), output);
+        let verdict = if self.acks {
+            // The node's index is the ack's destination (`Sink::next_ack`).
+            self.gateway.offer_from(
+                Instant::from_nanos(at),
+                node as u8,
+                output.epoch,
+                output.frame,
+                output.index,
+                output.kind,
+                &output.payload,
+            )
+        } else {
+            self.gateway.offer_output(Instant::from_nanos(at), output)
+        };
         let lapsed = self.gateway.counters().lapses > lapses;
         self.lapses += u64::from(lapsed);
         match verdict {
@@ -108,6 +126,17 @@ impl Sink {
             Verdict::Superseded => self.superseded += 1,
         }
         (verdict, lapsed)
+    }
+
+    /// The next ack datagram, and the node it goes to: the gateway's, once per output
+    /// offered (`None`: acks off, or nothing to ack).
+    pub fn next_ack(&mut self) -> Option<(usize, Vec<u8>)> {
+        if !self.acks {
+            return None;
+        }
+        let mut buf = [0u8; twinloop::io_protocol::ACK_DATAGRAM_MAX];
+        let (to, len) = self.gateway.encode_ack(None, &mut buf)?;
+        Some((usize::from(to), buf[..len].to_vec()))
     }
 }
 

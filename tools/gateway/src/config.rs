@@ -40,6 +40,12 @@ pub struct GatewaySettings {
     pub device_stall_ms: u64,
     /// `error`, `warn`, `info` or `debug`.
     pub log_level: String,
+    /// Acknowledge every event applied (or dropped as a duplicate) to the node it came
+    /// from (io kind 4; the nodes' `[outputs] acks`; issue 22). Off by default.
+    pub acks: bool,
+    /// A file holding the secret acks are tagged with (the nodes' `outputs.ack_key_file`
+    /// holds the same); none: untagged acks.
+    pub ack_key_file: Option<std::path::PathBuf>,
 }
 
 impl Default for GatewaySettings {
@@ -55,6 +61,8 @@ impl Default for GatewaySettings {
             reconnect_max_ms: 2000,
             device_stall_ms: 2000,
             log_level: "info".into(),
+            acks: false,
+            ack_key_file: None,
         }
     }
 }

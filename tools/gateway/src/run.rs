@@ -25,6 +25,9 @@ use twinloop::io::clock::Clock;
 use twinloop::io::log;
 use twinloop::io_protocol;
 
+/// Node addresses the gateway acks to (a group has at most 4 nodes).
+const ACK_SOURCES_MAX: usize = 8;
+
 /// Bytes read from one device connection per wake-up.
 pub const READ_BYTES_PER_WAKE: usize = 8 * ADU_BYTES_MAX;
 /// Output datagrams read per wake-up.
@@ -154,6 +157,11 @@ pub struct Runner {
     last_output_ms: u64,
     silent: bool,
     outputs_more: bool,
+    /// With `acks`: the addresses outputs came from (at most `ACK_SOURCES_MAX`), by the
+    /// number the gateway's ack queue knows them by.
+    ack_sources: Vec<std::net::SocketAddr>,
+    /// With `ack_key_file`: the key acks are tagged with.
+    ack_key: Option<io_protocol::AckKey>,
     payload_error_logged: bool,
     malformed_logged: bool,
     send_error_logged: bool,
@@ -187,7 +195,18 @@ impl Runner {
             .set_nonblocking(true)
             .map_err(|e| format!("cannot set the frames socket non-blocking: {e}"))?;
         let lease = (settings.lease_ms > 0).then(|| Duration::from_millis(settings.lease_ms));
-        let gateway = Gateway::new(settings.window_frames, lease).map_err(|e| e.to_string())?;
+        let mut gateway = Gateway::new(settings.window_frames, lease).map_err(|e| e.to_string())?;
+        // Higher at every start: the nodes refuse acks of an older session.
+        let ack_session = twinloop::io::clock::unix_ns();
+        gateway.set_ack_session(ack_session);
+        let ack_key = match &settings.ack_key_file {
+            Some(path) => {
+                let secret = std::fs::read(path)
+                    .map_err(|e| format!("gateway.ack_key_file {}: cannot read it ({e})", path.display()))?;
+                Some(io_protocol::AckKey::derive(&secret))
+            }
+            None => None,
+        };
         let clock = Clock::start();
         let devices = map
             .devices()
@@ -251,6 +270,8 @@ impl Runner {
             last_output_ms: 0,
             silent: false,
             outputs_more: false,
+            ack_sources: Vec::new(),
+            ack_key,
             payload_error_logged: false,
             malformed_logged: false,
             send_error_logged: false,
@@ -846,10 +867,11 @@ impl Runner {
     fn read_outputs(&mut self) {
         let mut buf = [0u8; io_protocol::DATAGRAM_MAX];
         for _ in 0..OUTPUTS_PER_WAKE {
-            let len = match self.outputs.recv_from(&mut buf) {
-                Ok((len, _)) => len,
+            let (len, from) = match self.outputs.recv_from(&mut buf) {
+                Ok(got) => got,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     self.outputs_more = false;
+                    self.send_ack();
                     return;
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -870,7 +892,18 @@ impl Runner {
                 }
             };
             let now = self.clock.now();
-            let decision = self.gateway.offer_output(now, &output);
+            let decision = match self.ack_source(from) {
+                Some(source) => self.gateway.offer_from(
+                    now,
+                    source,
+                    output.epoch,
+                    output.frame,
+                    output.index,
+                    output.kind,
+                    &output.payload,
+                ),
+                None => self.gateway.offer_output(now, &output),
+            };
             // A superseded level, like a copy, is a live node's word.
             if matches!(
                 decision,
@@ -916,6 +949,39 @@ impl Runner {
         }
         // The budget is spent: more may be waiting; the next wake-up comes at once.
         self.outputs_more = true;
+        self.send_ack();
+    }
+
+    /// With acks on: the number of the address an output came from, for its ack. A new
+    /// address takes the slot of the oldest when `ACK_SOURCES_MAX` are known (the nodes
+    /// of a pair or group: at most 4).
+    fn ack_source(&mut self, from: std::net::SocketAddr) -> Option<u8> {
+        if !self.settings.acks {
+            return None;
+        }
+        if let Some(at) = self.ack_sources.iter().position(|&s| s == from) {
+            return u8::try_from(at).ok();
+        }
+        if self.ack_sources.len() == ACK_SOURCES_MAX {
+            self.ack_sources.remove(0);
+        }
+        self.ack_sources.push(from);
+        u8::try_from(self.ack_sources.len() - 1).ok()
+    }
+
+    /// One ack datagram a wake-up (at most 32 ids), to the node the ids came from.
+    fn send_ack(&mut self) {
+        if !self.settings.acks {
+            return;
+        }
+        let mut buf = [0u8; io_protocol::ACK_DATAGRAM_MAX];
+        let Some((to, len)) = self.gateway.encode_ack(self.ack_key.as_ref(), &mut buf) else {
+            return;
+        };
+        if let Some(&addr) = self.ack_sources.get(usize::from(to)) {
+            // A lost ack costs a re-send from the node: nothing to do on an error.
+            let _ = self.outputs.send_to(&buf[..len], addr);
+        }
     }
 
     fn check_silence(&mut self, now: u64) {

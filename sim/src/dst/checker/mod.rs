@@ -171,6 +171,7 @@
 //! [`Checker::on_steps`], [`Checker::on_commit`], [`Checker::on_event_end`] and
 //! [`Checker::finish`] call each invariant's check in turn.
 
+mod acks;
 mod attack;
 mod continuity;
 mod convergence;
@@ -272,6 +273,10 @@ pub enum Invariant {
     /// 15 (issue 18): an acknowledged HMI write not applied exactly once, at the frame it
     /// was acknowledged at, by every history that spans that frame.
     HmiWrites,
+    /// 16 (`--acks`, issue 22): every event the primary at the end emitted in its epoch,
+    /// longer ago than the re-sends need, reached the sink; and no node re-sends after a
+    /// takeover an event whose ack it held.
+    EventsApplied,
 }
 
 impl Invariant {
@@ -293,6 +298,7 @@ impl Invariant {
             Invariant::Injected => 13,
             Invariant::Levels => 14,
             Invariant::HmiWrites => 15,
+            Invariant::EventsApplied => 16,
         }
     }
 
@@ -537,6 +543,14 @@ struct EventRecord {
 /// The checkers of one run.
 #[derive(Debug, Default)]
 pub struct Checker {
+    /// Acks on (`--acks`): events are re-sent until acked, so one node sends an event
+    /// more than once in its epoch, and a new primary re-sends what was sent but not
+    /// acked (invariant 16, `acks.rs`, instead of 2's "once per epoch" and 9 for events).
+    pub acks: bool,
+    /// By node: ids the primary it followed passed on as acked (`Body::Acks`).
+    pub(super) acks_held: [BTreeSet<(u64, u8)>; 2],
+    /// By (node, epoch): the events it emitted as primary, when first.
+    pub(super) events_emitted: BTreeMap<(usize, u64), BTreeMap<(u64, u8), Nanos>>,
     violations: Vec<Violation>,
     violation_count: u64,
     /// Differences and losses the design allows.
@@ -832,6 +846,7 @@ impl Checker {
         self.record_emission(at, output.epoch);
         let hash = self.check_emit_produced(at, node, output);
         self.check_emit_copies(at, node, output, hash);
+        self.record_event_emitted(at, node, output);
         self.check_resend(at, node, output);
         self.end_pending_failovers(at, node, output.epoch);
     }

@@ -70,8 +70,16 @@ impl Checker {
         self.end_pending_failovers(at, node, output.epoch);
         let id = (output.frame, output.index);
         let copies = self.path_copies.entry(id).or_default();
+        // With acks an event goes out again until acked: its copies went out under
+        // rising fences, and a later re-send must not make the first copy's stale
+        // arrival, overtaken by a takeover on the path, look like the sink's choice
+        // (`dst --acks` seed 320: a re-send under the new fence, 40 ms before the first
+        // copy arrived). The fence at the first copy is the lowest (fences only rise).
+        let resent = self.acks && output.kind == twinloop::OutputKind::Event && copies.sent > 0;
         copies.sent = copies.sent.saturating_add(1);
-        copies.fence_at_send = self.sink_fence;
+        if !resent {
+            copies.fence_at_send = self.sink_fence;
+        }
         if self.level_bound_ns.is_none() || self.primary_now[node] != Some(output.epoch) {
             return;
         }

@@ -82,6 +82,7 @@ impl Checker {
                 // Joining (its ring's commits are cleared), starting, stopped.
                 self.takeovers[node] = None;
                 self.held[node].clear();
+                self.acks_held[node].clear();
             }
         }
     }
@@ -105,6 +106,11 @@ impl Checker {
         else {
             return;
         };
+        if self.acks && output.kind == twinloop::OutputKind::Event {
+            // With acks, an event reported sent is re-sent unless its ack was held.
+            self.check_resend_acked(at, node, output);
+            return;
+        }
         // With the level refresh on, a new primary re-sends the levels the old one sent, by
         // design (`refresh.rs`: the sink may have lost them in the crash); events never.
         let refreshed = self.level_refresh && output.kind.level_key().is_some();
@@ -126,6 +132,10 @@ impl Checker {
             // A level may wait for the end of the takeover's burst, or be superseded
             // there: invariant 14 judges it.
             if self.level_key((frame, index)).is_some() {
+                continue;
+            }
+            // With acks, events go out on the re-send timer, not with the frame's run.
+            if self.acks {
                 continue;
             }
             if index >= 32 || sent_mask & (1 << index) == 0 {

@@ -30,6 +30,13 @@ impl<'a, W: Workload> Sim<'a, W> {
         if self.run.mutation == Mutation::ColdStart {
             config.allow_cold_start = true;
         }
+        if self.run.acks {
+            // Re-sends well within a run's settling, silence alarms only for a long cut.
+            config.ack_sinks = 1;
+            config.event_retry_ms = 10;
+            config.event_retry_max_ms = 100;
+            config.ack_silence_ms = 2000;
+        }
         if self.run.mutation == Mutation::RefreshNeverFires {
             config.level_refresh_ms = 0;
         }
@@ -165,6 +172,27 @@ impl<'a, W: Workload> Sim<'a, W> {
     /// `store_commit` do: the primary's message of the node's epoch, with the key, for a
     /// frame it has not run, a fetched payload matching its digest), with the node's
     /// rejection counts before: a count that rises says it refused the datagram.
+    /// The ids of an `Acks` node `to`, a backup, takes from the primary of its epoch
+    /// (`--acks`; the node's own filters, for invariant 16).
+    pub(super) fn acks_offered(&self, to: usize, bytes: &[u8]) -> Option<Vec<(u64, u8)>> {
+        if !self.run.acks {
+            return None;
+        }
+        let node = self.nodes[to].node.as_ref()?;
+        if node.role() != Role::Backup {
+            return None;
+        }
+        let key = self.options.auth_key.map(AuthKey::new);
+        let envelope = wire::decode(bytes, key.as_ref()).ok()?;
+        if envelope.header.role != WireRole::Primary || envelope.header.epoch != node.epoch() {
+            return None;
+        }
+        match envelope.body {
+            Body::Acks { ids } => Some(ids.to_vec()),
+            _ => None,
+        }
+    }
+
     pub(super) fn commit_offered(&self, to: usize, bytes: &[u8]) -> Option<CommitOffered> {
         let node = self.nodes[to].node.as_ref()?;
         if node.role() != Role::Backup {
@@ -298,6 +326,27 @@ impl<'a, W: Workload> Sim<'a, W> {
             ));
         }
         self.checker.on_sink_offer(now, i, &output, verdict);
+        self.sink_ack(now);
+    }
+
+    /// The sink's next ack (`--acks`), back to the node it answers: over the ack path
+    /// when the plant network is modelled (issue 22: lost, duplicated, delayed, cut with
+    /// the outputs' way or not), else after the I/O path's shortest delay.
+    fn sink_ack(&mut self, now: Nanos) {
+        let Some((to, bytes)) = self.sink.next_ack() else {
+            return;
+        };
+        if self.ack_path.is_perfect() {
+            let at = now + self.options.io.delay_us_min * 1000;
+            self.schedule(at, Event::Ack { to, bytes, path: false });
+            return;
+        }
+        let mut arrivals = Vec::new();
+        self.ack_path.send(now, &mut arrivals);
+        for at in arrivals {
+            let bytes = bytes.clone();
+            self.schedule(at, Event::Ack { to, bytes, path: true });
+        }
     }
 
     pub(super) fn role(&self, i: usize) -> Option<Role> {
@@ -480,6 +529,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                     ));
                 }
                 self.checker.on_emit(now, i, &output, verdict);
+                self.sink_ack(now);
             }
             Action::PersistEpoch(epoch) => {
                 if self.run.mutation == Mutation::LoseEpoch {

@@ -120,6 +120,9 @@ pub struct RunConfig {
     pub trace: bool,
     /// Also print every sync-link message sent (much more output).
     pub trace_wire: bool,
+    /// Acknowledged events (issue 22): the nodes run with `outputs.acks` on and the sink
+    /// acks what it applied; invariant 16 checks that every event is applied.
+    pub acks: bool,
     /// The sink's dedup window, in frames, in place of [`SINK_WINDOW_FRAMES`] (at least the
     /// seed's `frames_buffered`): to see what a window shorter than the run does to a
     /// refreshed level (issue 22).

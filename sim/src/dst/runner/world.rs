@@ -42,6 +42,10 @@ pub(super) enum Event {
     LivenessDeadline,
     /// The end of the run.
     End,
+    /// An ack datagram from the sink reaches a node's outputs socket (`--acks`).
+    /// `path`: still on the ack path (its arrival not yet judged; false once a frozen
+    /// node's socket buffered it).
+    Ack { to: usize, bytes: Vec<u8>, path: bool },
     /// An output a node emitted reaches the sink over the output path (issue 22).
     OutputArrive { node: usize, output: twinloop::Output },
     /// A datagram the attacker injected reaches a node (`attack.rs`).
@@ -254,6 +258,8 @@ impl<'a, W: Workload> Sim<'a, W> {
             path_arrivals: Vec::with_capacity(2),
             hmi,
         };
+        sim.sink.acks = run.acks;
+        sim.checker.acks = run.acks;
         sim.schedule(0, Event::SourceTick);
         for i in 0..2 {
             sim.schedule(
@@ -358,6 +364,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 }
                 let refused_before = self.refused_count(to);
                 let offered = self.commit_offered(to, &bytes);
+                let acks_offered = self.acks_offered(to, &bytes);
                 let mutated = match &offered {
                     Some(_) if self.run.mutation == Mutation::IgnoreSentMask => self.without_sent_mask(&bytes),
                     _ => None,
@@ -372,6 +379,9 @@ impl<'a, W: Workload> Sim<'a, W> {
                 self.note_genuine(to, &bytes, refused);
                 if let Some(offered) = offered {
                     self.commit_received(to, offered);
+                }
+                if let Some(ids) = acks_offered.filter(|_| !refused && self.replayed_count(to) == replayed_before) {
+                    self.checker.on_acks_held(to, &ids);
                 }
                 self.note_delivered(to, link, &bytes, replayed_before);
                 self.drain(to, epoch_before);
@@ -416,6 +426,29 @@ impl<'a, W: Workload> Sim<'a, W> {
             Event::FailoverDeadline => self.checker.check_failover_deadlines(self.now),
             Event::LivenessDeadline => self.liveness_deadline(),
             Event::End => self.settle_end(),
+            Event::Ack { to, bytes, path } => {
+                if path && !self.ack_path.arrive() {
+                    return;
+                }
+                if self.nodes[to].node.is_none()
+                    || self.defer_if_frozen(
+                        to,
+                        Event::Ack {
+                            to,
+                            bytes: bytes.clone(),
+                            path: false,
+                        },
+                    )
+                {
+                    return;
+                }
+                let sn = &mut self.nodes[to];
+                let Some(n) = sn.node.as_mut() else { return };
+                let local = sn.clock.local(self.now);
+                let epoch_before = n.epoch();
+                n.handle_ack_datagram(local, 0, &bytes);
+                self.drain(to, epoch_before);
+            }
             Event::Inject {
                 to,
                 link,

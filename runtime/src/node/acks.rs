@@ -1,0 +1,832 @@
+//! Acknowledged events (issue 22): with `outputs.acks` on (`Config::ack_sinks` > 0) the
+//! primary keeps every event it sent in a queue until each sink acknowledged it, and
+//! re-sends the others; the backup keeps the same queue from the frames it runs, less
+//! the ids the primary passed on as acknowledged with its commits (`Body::Acks`), so that
+//! a new primary re-sends exactly the events no ack was heard of — sent or not.
+//!
+//! - **Acks in** ([`Node::handle_ack_datagram`], [`Node::handle_ack`]): the shell hands
+//!   over the datagrams of a configured sink address; they are decoded, checked against
+//!   the ack key when one is set and against a per-sink replay window. An id every sink
+//!   acknowledged leaves the queue and waits (at most [`ACKS_WAITING_MAX`], the oldest
+//!   dropped) to go to the backup with the next commits, [`ACKS_PER_COMMIT`] a commit.
+//! - **Re-sends** (timer `Acks`): an entry is due `event_retry_ms` after it went out, then
+//!   twice as long each time up to `event_retry_max_ms`; a wake-up re-sends at most
+//!   [`RESENDS_PER_WAKE`] due entries, oldest first, under the current epoch, to every
+//!   sink (a sink that has it drops the copy as a duplicate and acks it again).
+//! - **Bounds**: the queue holds [`EVENTS_UNACKED_MAX`] events; full, the oldest is
+//!   dropped, counted, and `EventsDropped` raised once until an ack is heard again.
+//! - **Silence**: a sink that acknowledged nothing for `ack_silence_ms` while an event
+//!   waits for it (counted from the later of its last ack and that event's first
+//!   sending) raises `SinkSilent` once, until it acks again. Nothing else changes: events
+//!   stay queued to the bound and are re-sent at the longest backoff; the alarm makes the
+//!   pair's health degraded (docs/CONSOLE.md), and the plant side's safe state is the
+//!   gateway's epoch lease, as without acks.
+//! - **Takeover**: every queued entry is due at once under the new epoch; inherited
+//!   frames' events the old primary reported sent are queued due at once too.
+//!
+//! Acks name no epoch: an id is the same output whichever primary sent it.
+
+use super::{Action, Alarm, Node, Output, Role, SyncState};
+use crate::app::{App, OutputKind};
+use crate::io_protocol::{decode_ack, AckKey, AckWindow};
+use crate::time::Instant;
+use crate::wire::{Body, Header, WireRole};
+use core::time::Duration;
+
+pub use crate::wire::ACKS_PER_COMMIT;
+
+/// Events waiting for their acks: 16 frames of 16 events.
+pub const EVENTS_UNACKED_MAX: usize = 256;
+/// Re-sends of one wake-up.
+pub const RESENDS_PER_WAKE: usize = 16;
+/// Acknowledged ids waiting to go to the backup.
+pub const ACKS_WAITING_MAX: usize = 256;
+/// A backup's acknowledged ids of frames it has not run yet: 128 frames of 16 events, so
+/// that a backup thawing from a freeze, its buffered `Acks` read before the frames it
+/// then catches up on, keeps them (256 lost the oldest: `dst --acks` seed 515, a 126 ms
+/// freeze at 1 ms a frame). Allocated once at start (32 KiB).
+pub const ACKS_AHEAD_MAX: usize = 2048;
+/// The most sinks that acknowledge (one bit each).
+const SINKS_MAX: usize = crate::config::ACK_SINKS_MAX as usize;
+
+/// One event waiting for its acks.
+#[derive(Debug, Clone)]
+struct Pending {
+    output: Output,
+    /// Bit `s`: sink `s` acknowledged it.
+    acked: u8,
+    /// Re-sends so far (the backoff's exponent, capped).
+    tries: u8,
+    /// When it is re-sent next (`None`: held by a backup, not sent by this node).
+    due: Option<Instant>,
+    /// When it first went out from this node (the silence counts from it).
+    sent_at: Instant,
+}
+
+/// How the acks stand, for the console and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AckStatus {
+    /// Events waiting for an ack (primary: sent; backup: run and not acknowledged).
+    pub events_unacked: u64,
+    /// Events dropped unacknowledged from a full queue.
+    pub events_dropped: u64,
+    /// Re-sends made.
+    pub events_resent: u64,
+    /// Ack datagrams taken.
+    pub acks_taken: u64,
+    /// Ack datagrams refused: malformed, unauthenticated, replayed, or from no sink.
+    pub acks_refused: u64,
+    /// Bit `s`: sink `s` is silent (`SinkSilent` raised).
+    pub sinks_silent: u8,
+    /// When the oldest waiting event first went out from this node (`None`: none waits).
+    pub oldest_sent_at: Option<Instant>,
+}
+
+/// The acks' state.
+#[derive(Debug)]
+pub(super) struct EventAcks {
+    /// Allocated once at start (256 entries of about 112 bytes).
+    pending: Box<heapless::Vec<Pending, EVENTS_UNACKED_MAX>>,
+    /// Primary: ids every sink acknowledged, for the backup.
+    to_backup: heapless::Deque<(u64, u8), ACKS_WAITING_MAX>,
+    /// Backup: acknowledged ids of frames not run yet.
+    ahead: Box<heapless::Deque<(u64, u8), ACKS_AHEAD_MAX>>,
+    windows: [AckWindow; SINKS_MAX],
+    heard_at: [Instant; SINKS_MAX],
+    key: Option<AckKey>,
+    /// `EventsDropped` is to be raised (the frame of the first dropped), or was raised.
+    drop_alarm: Option<(u64, bool)>,
+    status: AckStatus,
+}
+
+impl Default for EventAcks {
+    fn default() -> Self {
+        EventAcks {
+            pending: Box::default(),
+            to_backup: heapless::Deque::new(),
+            ahead: Box::default(),
+            windows: [AckWindow::default(); SINKS_MAX],
+            heard_at: [Instant::ZERO; SINKS_MAX],
+            key: None,
+            drop_alarm: None,
+            status: AckStatus::default(),
+        }
+    }
+}
+
+impl<A: App> Node<A> {
+    fn acks_on(&self) -> bool {
+        self.config.ack_sinks != 0
+    }
+
+    /// Every sink's bit.
+    fn acks_all(&self) -> u8 {
+        ((1u16 << self.config.ack_sinks) - 1) as u8
+    }
+
+    /// Authenticates acks with `key`: only acks tagged with it are taken.
+    pub fn with_ack_key(mut self, key: AckKey) -> Self {
+        self.acks.key = Some(key);
+        self
+    }
+
+    /// How the acks stand.
+    pub fn ack_status(&self) -> AckStatus {
+        AckStatus {
+            events_unacked: self.acks.pending.len() as u64,
+            // At most 256 entries, on request only.
+            oldest_sent_at: self.acks.pending.iter().map(|p| p.sent_at).min(),
+            ..self.acks.status
+        }
+    }
+
+    /// An ack datagram that arrived at `now` on the outputs socket from configured sink
+    /// `sink` (its position in `outputs.sinks`). Decoded, authenticated with the ack key
+    /// when one is set, checked against the sink's replay window, then
+    /// [`Node::handle_ack`]. Anything else is counted (`acks_refused`) and changes
+    /// nothing. Constant work but for the ids (at most 32).
+    pub fn handle_ack_datagram(&mut self, now: Instant, sink: u8, bytes: &[u8]) {
+        self.wake(now);
+        if !self.acks_on() || sink >= self.config.ack_sinks {
+            self.acks.status.acks_refused += 1;
+            return;
+        }
+        let Ok(ack) = decode_ack(bytes, self.acks.key.as_ref()) else {
+            self.acks.status.acks_refused += 1;
+            return;
+        };
+        if !self.acks.windows[usize::from(sink)].accept(ack.session, ack.seq) {
+            self.acks.status.acks_refused += 1;
+            return;
+        }
+        self.ack_ids(sink, &ack.ids);
+    }
+
+    /// Sink `sink` acknowledged the events `ids` at `now` (already authenticated: use
+    /// [`Node::handle_ack_datagram`] for bytes from the network). An id every sink
+    /// acknowledged leaves the queue; ids not queued are ignored. At most
+    /// `ids × EVENTS_UNACKED_MAX` comparisons and one pass over the queue.
+    pub fn handle_ack(&mut self, now: Instant, sink: u8, ids: &[(u64, u8)]) {
+        self.wake(now);
+        if !self.acks_on() || sink >= self.config.ack_sinks {
+            self.acks.status.acks_refused += 1;
+            return;
+        }
+        self.ack_ids(sink, ids);
+    }
+
+    fn ack_ids(&mut self, sink: u8, ids: &[(u64, u8)]) {
+        self.acks.status.acks_taken += 1;
+        let bit = 1u8 << sink;
+        self.acks.heard_at[usize::from(sink)] = self.now;
+        self.acks.status.sinks_silent &= !bit;
+        if matches!(self.acks.drop_alarm, Some((_, true))) {
+            self.acks.drop_alarm = None;
+        }
+        for &(frame, index) in ids.iter().take(crate::io_protocol::ACK_IDS_MAX) {
+            if let Some(p) = self
+                .acks
+                .pending
+                .iter_mut()
+                .find(|p| p.output.frame == frame && p.output.index == index)
+            {
+                p.acked |= bit;
+            }
+        }
+        self.acks_retire();
+    }
+
+    /// Takes the fully acknowledged entries off the queue; a primary keeps their ids for
+    /// the backup. One pass.
+    fn acks_retire(&mut self) {
+        let all = self.acks_all();
+        let primary = self.role == Role::Primary;
+        let acks = &mut self.acks;
+        let to_backup = &mut acks.to_backup;
+        acks.pending.retain(|p| {
+            if p.acked & all != all {
+                return true;
+            }
+            if primary {
+                if to_backup.is_full() {
+                    // The backup will re-send it after a takeover: a duplicate the sink drops.
+                    to_backup.pop_front();
+                }
+                let _ = to_backup.push_back((p.output.frame, p.output.index));
+            }
+            false
+        });
+    }
+
+    /// Queues `entry`; full, the oldest goes (counted, alarmed at the next tick).
+    fn acks_enqueue(&mut self, entry: Pending) {
+        if self.acks.pending.is_full() {
+            let oldest = self.acks.pending.remove(0);
+            self.acks.status.events_dropped += 1;
+            if self.acks.drop_alarm.is_none() {
+                self.acks.drop_alarm = Some((oldest.output.frame, false));
+            }
+        }
+        // Cannot fail: a slot was freed above.
+        let _ = self.acks.pending.push(entry);
+    }
+
+    fn acks_backoff(&self, tries: u8) -> Duration {
+        // tries <= 31 and retry_ms <= 60000: no overflow; capped by the maximum.
+        let ms = self
+            .config
+            .event_retry_ms
+            .checked_shl(u32::from(tries))
+            .unwrap_or(u64::MAX)
+            .min(self.config.event_retry_max_ms);
+        Duration::from_millis(ms)
+    }
+
+    /// Primary, from `push`: an event going out for the first time is queued, due
+    /// `event_retry_ms` from now; a re-send (already queued) changes nothing here.
+    pub(super) fn acks_note(&mut self, output: &Output) {
+        if !self.acks_on() || output.kind != OutputKind::Event || self.role != Role::Primary {
+            return;
+        }
+        let id = (output.frame, output.index);
+        // Events go out in id order but after a takeover: look further only then.
+        let newest = self.acks.pending.last().map(|p| (p.output.frame, p.output.index));
+        if newest.is_some_and(|newest| newest >= id)
+            && self.acks.pending.iter().any(|p| (p.output.frame, p.output.index) == id)
+        {
+            return;
+        }
+        let due = self.now + self.acks_backoff(0);
+        self.acks_enqueue(Pending {
+            output: output.clone(),
+            acked: 0,
+            tries: 0,
+            due: Some(due),
+            sent_at: self.now,
+        });
+    }
+
+    /// Backup running a committed frame: holds the event (sent by the primary or not)
+    /// until its ack comes with the commits. True when held (the caller then keeps it
+    /// out of the unsent set: this queue replaces it for events).
+    pub(super) fn acks_hold(&mut self, output: &Output) -> bool {
+        if !self.acks_on() || output.kind != OutputKind::Event {
+            return false;
+        }
+        if self.acks_take_ahead(output) {
+            return true;
+        }
+        self.acks_enqueue(Pending {
+            output: output.clone(),
+            acked: 0,
+            tries: 0,
+            due: None,
+            sent_at: self.now,
+        });
+        true
+    }
+
+    /// Whether an ack of `output` came before its frame was run (and forgets it).
+    fn acks_take_ahead(&mut self, output: &Output) -> bool {
+        let id = (output.frame, output.index);
+        // Frames run in order: ids of earlier frames left at the front will never be
+        // taken (their events were not this history's); they go, so the scan stays short.
+        while self.acks.ahead.front().is_some_and(|a| a.0 < id.0) {
+            self.acks.ahead.pop_front();
+        }
+        let Some(at) = self.acks.ahead.iter().position(|&a| a == id) else {
+            return false;
+        };
+        for _ in 0..self.acks.ahead.len() {
+            if let Some(a) = self.acks.ahead.pop_front() {
+                if a != id {
+                    let _ = self.acks.ahead.push_back(a);
+                }
+            }
+        }
+        let _ = at;
+        true
+    }
+
+    /// New primary, for an inherited frame's event the old primary reported sent: queued
+    /// due now, unless an ack of it came with the commits.
+    pub(super) fn acks_inherit(&mut self, output: &Output) {
+        if !self.acks_on() || output.kind != OutputKind::Event {
+            return;
+        }
+        if self.acks_take_ahead(output) {
+            return;
+        }
+        self.acks_enqueue(Pending {
+            output: output.clone(),
+            acked: 0,
+            tries: 0,
+            due: Some(self.now),
+            sent_at: self.now,
+        });
+    }
+
+    /// New primary (takeover or switchover): every event no ack was heard of is due now.
+    pub(super) fn acks_take_over(&mut self) {
+        let now = self.now;
+        for p in self.acks.pending.iter_mut() {
+            p.due = Some(now);
+            p.tries = 0;
+            p.acked = 0;
+            p.sent_at = now;
+        }
+        self.acks.heard_at = [now; SINKS_MAX];
+        self.acks.to_backup.clear();
+    }
+
+    /// No longer primary: the queue is forgotten. The node's successor holds its own
+    /// queue of the events not acked (it ran the same committed frames), and this node,
+    /// should it follow without a state transfer, builds its queue again from the frames
+    /// it runs: an event of its own tenure is never re-sent into a later epoch, where its
+    /// history may have parted from the successor's (the DST found that, 2026-11-26).
+    pub(super) fn acks_follow(&mut self) {
+        // Called at every transition to another role than primary: a backup's own
+        // transitions (lagging, caught up) keep its queue.
+        if self.role != Role::Primary {
+            return;
+        }
+        self.acks.pending.clear();
+        self.acks.ahead.clear();
+        self.acks.to_backup.clear();
+    }
+
+    /// New primary running a frame in hand whose commit it lacks: an event whose ack
+    /// came with the commits (the old primary sent it) is not sent again.
+    pub(super) fn acks_heard_of(&mut self, output: &Output) -> bool {
+        self.acks_on() && output.kind == OutputKind::Event && self.acks_take_ahead(output)
+    }
+
+    /// A state transfer: another history begins, nothing queued belongs to it.
+    pub(super) fn acks_clear(&mut self) {
+        self.acks.pending.clear();
+        self.acks.ahead.clear();
+        self.acks.to_backup.clear();
+    }
+
+    /// Primary, after a commit went out: the acknowledged ids waiting, at most
+    /// [`ACKS_PER_COMMIT`], to every peer; the rest with the next commits. Only with
+    /// room for them in the action queue (else they wait too).
+    pub(super) fn acks_send_with_commit(&mut self) {
+        if self.acks.to_backup.is_empty() || !self.room_for(usize::from(self.links_total())) {
+            return;
+        }
+        let mut ids = heapless::Vec::new();
+        while !ids.is_full() {
+            let Some(id) = self.acks.to_backup.pop_front() else {
+                break;
+            };
+            let _ = ids.push(id);
+        }
+        self.send_all(Body::Acks { ids });
+    }
+
+    /// Backup: the primary of its epoch passes on acknowledged ids. An id of a frame run
+    /// leaves the queue; one of a frame not run yet waits for it (bounded, oldest
+    /// dropped: its event is then re-sent after a takeover, a duplicate the sink drops).
+    pub(super) fn on_acks(&mut self, header: &Header, ids: &[(u64, u8)]) {
+        if !self.acks_on()
+            || self.role != Role::Backup
+            || header.role != WireRole::Primary
+            || header.epoch != self.epochs.current().0
+        {
+            return;
+        }
+        let all = self.acks_all();
+        // Joining, its last run frame is its old history's, maybe past the snapshot to
+        // come: every id waits for the frames it runs after the snapshot (DST seed 29 of
+        // `dst --acks`: those ids were taken as of frames run, and lost).
+        let joining = self.sync == SyncState::Joining;
+        for &id in ids.iter().take(ACKS_PER_COMMIT) {
+            if id.0 <= self.frame_last_run && !joining {
+                if let Some(p) = self
+                    .acks
+                    .pending
+                    .iter_mut()
+                    .find(|p| (p.output.frame, p.output.index) == id)
+                {
+                    p.acked = all;
+                }
+            } else {
+                if self.acks.ahead.is_full() {
+                    self.acks.ahead.pop_front();
+                }
+                let _ = self.acks.ahead.push_back(id);
+            }
+        }
+        self.acks_retire();
+    }
+
+    /// Whether this node re-sends: a primary that may emit, outside a switchover.
+    fn acks_lead(&self) -> bool {
+        self.acks_on()
+            && self.role == Role::Primary
+            && self.epochs.current_is_led()
+            && self.epochs.current_durable()
+            && self.switchover == super::Switchover::Idle
+    }
+
+    /// The earliest of: an entry's re-send, a sink's silence, a dropped-events alarm.
+    pub(super) fn acks_deadline(&self) -> Option<Instant> {
+        if !self.acks_lead() {
+            return None;
+        }
+        if matches!(self.acks.drop_alarm, Some((_, false))) {
+            return Some(self.now);
+        }
+        let mut next = self.acks.pending.iter().filter_map(|p| p.due).min();
+        let silence = Duration::from_millis(self.config.ack_silence_ms);
+        for sink in 0..self.config.ack_sinks {
+            if let Some(since) = self.acks_silent_since(sink) {
+                let at = since + silence;
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        next
+    }
+
+    /// Since when sink `sink` owes an ack: the later of its last ack and the first
+    /// sending of the oldest entry it has not acknowledged. `None`: it owes none, or its
+    /// silence was alarmed already.
+    fn acks_silent_since(&self, sink: u8) -> Option<Instant> {
+        let bit = 1u8 << sink;
+        if self.acks.status.sinks_silent & bit != 0 {
+            return None;
+        }
+        let oldest = self.acks.pending.iter().find(|p| p.acked & bit == 0)?;
+        Some(oldest.sent_at.max(self.acks.heard_at[usize::from(sink)]))
+    }
+
+    /// Timer `Acks`: raises the alarms due, then re-sends at most [`RESENDS_PER_WAKE`]
+    /// due entries, oldest first, while the action queue has room.
+    pub(super) fn acks_timeout(&mut self) {
+        if !self.acks_lead() {
+            return;
+        }
+        let now = self.now;
+        if let Some((frame, false)) = self.acks.drop_alarm {
+            self.acks.drop_alarm = Some((frame, true));
+            self.alarm(Alarm::EventsDropped { frame });
+        }
+        let silence = Duration::from_millis(self.config.ack_silence_ms);
+        for sink in 0..self.config.ack_sinks {
+            if self.acks_silent_since(sink).is_some_and(|since| now >= since + silence) {
+                self.acks.status.sinks_silent |= 1 << sink;
+                self.alarm(Alarm::SinkSilent { sink });
+            }
+        }
+        let mut sent = 0;
+        for at in 0..self.acks.pending.len() {
+            if sent == RESENDS_PER_WAKE || !self.room_for(1) {
+                break;
+            }
+            let p = &self.acks.pending[at];
+            if p.due.is_none_or(|due| due > now) {
+                continue;
+            }
+            let tries = p.tries.saturating_add(1).min(31);
+            let mut output = p.output.clone();
+            output.epoch = self.epochs.current().0;
+            let due = now + self.acks_backoff(tries);
+            let p = &mut self.acks.pending[at];
+            p.tries = tries;
+            p.due = Some(due);
+            sent += 1;
+            self.acks.status.events_resent += 1;
+            self.push(Action::Emit(output));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{EVENTS_UNACKED_MAX, RESENDS_PER_WAKE};
+    use crate::io_protocol::{encode_ack, AckKey, ACK_DATAGRAM_MAX};
+    use crate::node::{Alarm, Role, SyncState};
+    use crate::testing::Pair;
+    use crate::time::Instant;
+    use crate::Config;
+    use core::time::Duration;
+    use std::collections::BTreeMap;
+    use std::vec::Vec;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn await_role(p: &mut Pair, i: usize, role: Role, sync: SyncState) -> bool {
+        let until = p.now + ms(3000);
+        p.run_until(until, |p| {
+            p.nodes[i]
+                .as_ref()
+                .is_some_and(|n| n.role() == role && n.status().sync == sync)
+        })
+    }
+
+    /// A pair (node 0 primary, node 1 in sync when `paired`) with acks on or off, the
+    /// sink acking when they are on; every copy emitted is logged from here.
+    fn running(acks: bool, paired: bool) -> Pair {
+        let config = Config {
+            ack_sinks: u8::from(acks),
+            event_retry_ms: 20,
+            event_retry_max_ms: 160,
+            ack_silence_ms: 500,
+            ..Config::default()
+        };
+        let mut p = Pair::new(11, config, 0);
+        p.sink_acks = acks;
+        p.start(0);
+        assert!(await_role(&mut p, 0, Role::Primary, SyncState::Alone));
+        if paired {
+            p.start(1);
+            assert!(await_role(&mut p, 1, Role::Backup, SyncState::InSync));
+        }
+        p.emit_log = Some(Vec::new());
+        p
+    }
+
+    /// When each copy of `id` went out, by which node.
+    fn copies(p: &Pair, id: (u64, u8)) -> Vec<(Instant, usize)> {
+        let log = p.emit_log.as_ref().expect("logging");
+        log.iter()
+            .filter(|&&(_, _, frame, index)| (frame, index) == id)
+            .map(|&(at, node, _, _)| (at, node))
+            .collect()
+    }
+
+    /// Issue 22: an event lost on the way is re-sent `event_retry_ms` later, applied,
+    /// acked, and not sent again. With acks off (the old code's only behaviour) it stays
+    /// lost.
+    #[test]
+    fn primary_event_lost_on_the_way_resent_until_acked() {
+        for acks in [true, false] {
+            let mut p = running(acks, true);
+            let id = (p.frame_next + 5, 0);
+            p.outputs_lost.insert(id, 1);
+            let until = p.now + ms(1000);
+            assert!(p.run_until(until, |p| !copies(p, id).is_empty()));
+            let (sent_at, _) = copies(&p, id)[0];
+            p.run_for(ms(500));
+            let all = copies(&p, id);
+            if acks {
+                assert_eq!(all, [(sent_at, 0), (sent_at + ms(20), 0)], "one re-send, then acked");
+                assert!(p.sink.accepted.contains_key(&id));
+                assert_eq!(p.sink.duplicates, 0, "every other event was acked at its first copy");
+                assert!(
+                    p.node(0).ack_status().events_unacked <= 2,
+                    "{:?}",
+                    p.node(0).ack_status()
+                );
+            } else {
+                assert_eq!(all.len(), 1);
+                assert!(!p.sink.accepted.contains_key(&id), "acks off: lost");
+            }
+        }
+    }
+
+    /// The ack of an applied event is lost: the event is re-sent, the sink drops the copy
+    /// as a duplicate and acks it again, and that ack ends the re-sends.
+    #[test]
+    fn primary_ack_lost_event_resent_as_duplicate_and_acked_again() {
+        let mut p = running(true, false);
+        let id = (p.frame_next + 5, 0);
+        p.acks_lost.insert(id, 1);
+        let until = p.now + ms(1000);
+        assert!(p.run_until(until, |p| !copies(p, id).is_empty()));
+        p.run_for(ms(500));
+        assert_eq!(copies(&p, id).len(), 2);
+        assert_eq!(p.sink.duplicates, 1);
+    }
+
+    /// A silent sink: each event is re-sent after 20, 40, 80, 160, 160... ms (doubling to
+    /// `event_retry_max_ms`), `SinkSilent` is raised once after `ack_silence_ms`, the
+    /// queue fills to its bound and then drops the oldest (`EventsDropped` once, counted),
+    /// and no wake-up re-sends more than `RESENDS_PER_WAKE`. Acks heard again end the
+    /// silence.
+    #[test]
+    fn primary_sink_silent_backoff_alarm_and_bounded_queue() {
+        let mut p = running(true, false);
+        // 10 ms a frame: the queue fills in about two seconds.
+        p.cycle = ms(10);
+        p.sink_acks = false;
+        let id = (p.frame_next + 2, 0);
+        let until = p.now + ms(1000);
+        assert!(p.run_until(until, |p| !copies(p, id).is_empty()));
+        p.run_for(ms(700));
+        let at: Vec<Instant> = copies(&p, id).iter().map(|&(at, _)| at).collect();
+        let gaps: Vec<u64> = at.windows(2).map(|w| (w[1] - w[0]).as_millis() as u64).collect();
+        assert_eq!(&gaps[..5], &[20, 40, 80, 160, 160], "{gaps:?}");
+        let silent = |p: &Pair| {
+            p.alarms
+                .iter()
+                .filter(|(_, a)| matches!(a, Alarm::SinkSilent { sink: 0 }))
+                .count()
+        };
+        assert_eq!(silent(&p), 1);
+        assert_eq!(p.node(0).ack_status().sinks_silent, 1);
+        // Run until the queue overflows: more than 256 events at 4 every 3 frames.
+        p.run_for(ms(4000));
+        let status = p.node(0).ack_status();
+        assert_eq!(status.events_unacked, EVENTS_UNACKED_MAX as u64);
+        assert!(status.events_dropped > 0);
+        let dropped = p
+            .alarms
+            .iter()
+            .filter(|(_, a)| matches!(a, Alarm::EventsDropped { .. }))
+            .count();
+        assert_eq!((dropped, silent(&p)), (1, 1), "each raised once");
+        let mut per_wakeup: BTreeMap<Instant, usize> = BTreeMap::new();
+        for &(at, _, _, _) in p.emit_log.as_ref().unwrap() {
+            *per_wakeup.entry(at).or_default() += 1;
+        }
+        // A frame's own events (at most 16) and the re-sends of one wake-up.
+        assert!(
+            per_wakeup.values().all(|&n| n <= RESENDS_PER_WAKE + 16),
+            "{per_wakeup:?}"
+        );
+        // The sink answers again: the silence ends, the queue drains.
+        p.sink_acks = true;
+        p.run_for(ms(1000));
+        let status = p.node(0).ack_status();
+        assert_eq!(status.sinks_silent, 0);
+        assert!(status.events_unacked <= 2, "{status:?}");
+    }
+
+    /// With an ack key, an ack without its tag or with another key's, and a replay of a
+    /// genuine ack, change nothing: the event they name is still re-sent until a genuine
+    /// ack comes.
+    #[test]
+    fn primary_forged_or_replayed_acks_do_not_drop_an_event() {
+        let mut p = running(true, false);
+        let key = AckKey::derive(b"sink key");
+        let node = p.nodes[0].take().unwrap();
+        p.nodes[0] = Some(node.with_ack_key(key.clone()));
+        p.sink_acks = false;
+        let id = (p.frame_next + 2, 0);
+        let until = p.now + ms(1000);
+        assert!(p.run_until(until, |p| !copies(p, id).is_empty()));
+        let mut buf = [0u8; ACK_DATAGRAM_MAX];
+        let now = p.now;
+        let node = p.nodes[0].as_mut().unwrap();
+        let before = node.ack_status();
+        // Untagged, and tagged with another key.
+        let n = encode_ack(1, 1, &[id], None, &mut buf).unwrap();
+        node.handle_ack_datagram(now, 0, &buf[..n]);
+        let n = encode_ack(1, 2, &[id], Some(&AckKey::derive(b"guess")), &mut buf).unwrap();
+        node.handle_ack_datagram(now, 0, &buf[..n]);
+        // A genuine ack of another id, then its replay carrying... the same bytes.
+        let other = (id.0 - 1, 0);
+        let n = encode_ack(1, 3, &[other], Some(&key), &mut buf).unwrap();
+        let genuine = buf[..n].to_vec();
+        node.handle_ack_datagram(now, 0, &genuine);
+        node.handle_ack_datagram(now, 0, &genuine);
+        // From a sink that is not configured.
+        let n = encode_ack(1, 4, &[id], Some(&key), &mut buf).unwrap();
+        node.handle_ack_datagram(now, 1, &buf[..n]);
+        let status = node.ack_status();
+        assert_eq!(
+            (
+                status.acks_taken - before.acks_taken,
+                status.acks_refused - before.acks_refused
+            ),
+            (1, 4),
+            "{status:?}"
+        );
+        p.drain(0);
+        p.run_for(ms(100));
+        assert!(copies(&p, id).len() >= 3, "still re-sent: {:?}", copies(&p, id));
+        assert!(
+            !copies(&p, other).iter().any(|&(at, _)| at > now),
+            "the genuine ack took"
+        );
+        // A genuine ack ends it.
+        let now = p.now;
+        let n = encode_ack(2, 1, &[id], Some(&key), &mut buf).unwrap();
+        p.nodes[0].as_mut().unwrap().handle_ack_datagram(now, 0, &buf[..n]);
+        p.drain(0);
+        p.run_for(ms(400));
+        assert!(!copies(&p, id).iter().any(|&(at, _)| at > now));
+    }
+
+    /// Issue 22: the primary crashes with some events unacknowledged (lost on the way,
+    /// however often re-sent). The new primary re-sends them — the old primary reported
+    /// them sent, so before acks nobody re-sent them — and of the acknowledged ones only
+    /// those of the last frames, whose acks had not reached the backup yet (the gateway
+    /// drops those copies as duplicates).
+    #[test]
+    fn backup_takeover_after_acks_resends_exactly_the_unacked_events() {
+        let mut p = running(true, true);
+        let first = p.frame_next + 5;
+        let lost = [(first, 0), (first + 3, 0), (first + 3, 1), (first + 7, 0)];
+        for id in lost {
+            p.outputs_lost.insert(id, u32::MAX);
+        }
+        let until = p.now + ms(2000);
+        assert!(p.run_until(until, |p| p.frame_next > first + 30));
+        let backup = p.node(1).ack_status();
+        assert!(
+            (4..=8).contains(&backup.events_unacked),
+            "the backup holds the 4 lost and the last frame's: {backup:?}"
+        );
+        let last_run = p.node(0).frame();
+        p.crash(0);
+        p.outputs_lost.clear();
+        let crashed_at = p.now;
+        assert!(await_role(&mut p, 1, Role::Primary, SyncState::Alone));
+        p.run_for(ms(200));
+        let log = p.emit_log.as_ref().unwrap();
+        let resent: std::collections::BTreeSet<(u64, u8)> = log
+            .iter()
+            .filter(|&&(at, node, frame, _)| node == 1 && at > crashed_at && frame <= last_run)
+            .map(|&(_, _, frame, index)| (frame, index))
+            .collect();
+        for id in lost {
+            assert!(resent.contains(&id), "{id:?} re-sent: {resent:?}");
+            assert!(p.sink.accepted.contains_key(&id), "{id:?} applied");
+        }
+        let extra: Vec<_> = resent.iter().filter(|id| !lost.contains(id)).collect();
+        assert!(
+            extra.iter().all(|&&(frame, _)| frame + 2 >= last_run),
+            "only the last frames' acked events, whose acks were on the way: {extra:?} (last run {last_run})"
+        );
+        assert_eq!(p.sink.conflicts, 0);
+    }
+
+    /// DST seed 29 of `dst --acks`: a node that led alone in a partition, fenced when it
+    /// heals, joins by transfer while its last run frame (its parted history's) is past
+    /// the snapshot's. The acks the primary passes on meanwhile name frames it will run
+    /// after the snapshot: they wait for them. Before, those of frames at or below its
+    /// stale last run frame were looked up in its (cleared) queue and lost, so it held
+    /// their events as unacked for good, and re-sent them, acked, at its next takeover.
+    #[test]
+    fn backup_joining_after_leading_alone_keeps_acks_of_frames_past_the_snapshot() {
+        // A transfer of several frames (64 chunks at 1 a ms): the window it opens.
+        let config = Config {
+            ack_sinks: 1,
+            event_retry_ms: 20,
+            event_retry_max_ms: 160,
+            ack_silence_ms: 500,
+            transfer_chunk_bytes: 256,
+            transfer_chunks_per_ms: 1,
+            ..Config::default()
+        };
+        let mut p = Pair::new(11, config, 16 * 1024);
+        p.sink_acks = true;
+        p.start(0);
+        assert!(await_role(&mut p, 0, Role::Primary, SyncState::Alone));
+        p.start(1);
+        assert!(await_role(&mut p, 1, Role::Backup, SyncState::InSync));
+        p.emit_log = Some(Vec::new());
+        p.cut = [true; crate::config::LINKS_MAX];
+        assert!(await_role(&mut p, 1, Role::Primary, SyncState::Alone));
+        p.run_for(ms(300));
+        p.cut = [false; crate::config::LINKS_MAX];
+        assert!(await_role(&mut p, 0, Role::Backup, SyncState::Joining));
+        // Its parted history ran past the snapshot to come (in the seed, by one frame
+        // when its input came earlier; here both inputs come at once, so it is set).
+        p.nodes[0].as_mut().unwrap().frame_last_run += 50;
+        assert!(await_role(&mut p, 0, Role::Backup, SyncState::InSync));
+        p.run_for(ms(300));
+        let status = p.node(0).ack_status();
+        assert!(
+            status.events_unacked <= 4,
+            "only the last frames' events wait for their acks: {status:?}"
+        );
+        let duplicates = p.sink.duplicates;
+        p.crash(1);
+        assert!(await_role(&mut p, 0, Role::Primary, SyncState::Alone));
+        p.run_for(ms(200));
+        assert!(
+            p.sink.duplicates - duplicates <= 4,
+            "the new primary re-sends only the last frames' events: {} duplicates",
+            p.sink.duplicates - duplicates
+        );
+    }
+
+    /// DST seed 515 of `dst --acks`: a backup frozen for 240 frames reads, when it thaws,
+    /// the `Acks` of all those frames before it runs them (catching up). It keeps them
+    /// until it runs each frame; 256 kept only the newest, so it held the oldest events
+    /// as unacked, and re-sent them, acked long ago, at its next takeover.
+    #[test]
+    fn backup_thawing_keeps_the_acks_of_every_frame_it_catches_up_on() {
+        let mut p = running(true, true);
+        // Its input of those frames lost too (a socket buffer overflowed in the seed):
+        // it fetches them from the primary after reading every buffered message.
+        for frame in p.frame_next..p.frame_next + 240 {
+            p.frame_loss[1].insert(frame, ());
+        }
+        p.freeze(1, ms(240));
+        p.run_for(ms(240));
+        assert!(await_role(&mut p, 1, Role::Backup, SyncState::InSync));
+        p.run_for(ms(100));
+        let status = p.node(1).ack_status();
+        assert!(
+            status.events_unacked <= 4,
+            "only the last frames' events wait for their acks: {status:?}"
+        );
+    }
+}
