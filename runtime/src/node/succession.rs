@@ -857,6 +857,20 @@ mod tests {
         }
     }
 
+    /// Node 3, a starting witness of the group, heard by `node` on link 1.
+    fn hear_starting_witness(node: &mut Node<TestApp>, now: Instant) {
+        let bytes = to(
+            node,
+            3,
+            WireRole::Starting,
+            WireSync::NotApplicable,
+            0,
+            0,
+            lone_heartbeat(node),
+        );
+        node.handle_message(now, 1, &bytes);
+    }
+
     fn drained(node: &mut Node<TestApp>) -> std::vec::Vec<Action> {
         core::iter::from_fn(|| node.poll_action()).collect()
     }
@@ -1139,25 +1153,13 @@ mod tests {
     #[test]
     fn primary_group_majority_lost_holds_frames() {
         let mut node = lone(1, false, &[(2, 1, false), (3, 0, true)]);
-        let witness = |node: &mut Node<TestApp>, now: Instant| {
-            let bytes = to(
-                node,
-                3,
-                WireRole::Starting,
-                WireSync::NotApplicable,
-                0,
-                0,
-                lone_heartbeat(node),
-            );
-            node.handle_message(now, 1, &bytes);
-        };
         let until = node.now + Duration::from_millis(100);
-        run_lone(&mut node, until, witness);
+        run_lone(&mut node, until, hear_starting_witness);
         assert_eq!(node.role(), Role::Primary);
         let mut now = node.now;
         for frame in 1..=3 {
             now = now + Duration::from_millis(1);
-            witness(&mut node, now);
+            hear_starting_witness(&mut node, now);
             node.handle_frame(now, frame, &TestApp::payload_for(frame));
         }
         drained(&mut node);
@@ -1175,7 +1177,7 @@ mod tests {
         assert_eq!(node.frame(), ran, "held");
         assert!(!held.iter().any(|a| matches!(a, Action::Emit(_))), "{held:?}");
         assert_eq!(node.role(), Role::Primary);
-        witness(&mut node, now);
+        hear_starting_witness(&mut node, now);
         assert_eq!(node.frame(), 6, "the held frames run with a majority heard again");
     }
 
@@ -1241,36 +1243,24 @@ mod tests {
     #[test]
     fn primary_group_stalled_backlog_heard_holds_frames() {
         let mut node = lone(1, false, &[(2, 1, false), (3, 0, true)]);
-        let witness = |node: &mut Node<TestApp>, now: Instant| {
-            let bytes = to(
-                node,
-                3,
-                WireRole::Starting,
-                WireSync::NotApplicable,
-                0,
-                0,
-                lone_heartbeat(node),
-            );
-            node.handle_message(now, 1, &bytes);
-        };
         let until = node.now + Duration::from_millis(100);
-        run_lone(&mut node, until, witness);
+        run_lone(&mut node, until, hear_starting_witness);
         assert_eq!(node.role(), Role::Primary);
         let mut now = node.now + Duration::from_millis(1);
-        witness(&mut node, now);
+        hear_starting_witness(&mut node, now);
         node.handle_frame(now, 1, &TestApp::payload_for(1));
         drained(&mut node);
         let ran = node.frame();
         // Stalled 10 detection windows; the backlog first, then the frames missed.
         now = now + node.config.detection_window() * 10;
-        witness(&mut node, now);
+        hear_starting_witness(&mut node, now);
         node.handle_frame(now, 2, &TestApp::payload_for(2));
         let held = drained(&mut node);
         assert_eq!(node.frame(), ran, "held after the stall");
         assert!(!held.iter().any(|a| matches!(a, Action::Emit(_))), "{held:?}");
         // Fresh messages past the hold: it runs.
         let until = now + node.config.backup_silence() + Duration::from_millis(1);
-        run_lone(&mut node, until, witness);
+        run_lone(&mut node, until, hear_starting_witness);
         assert_eq!(node.role(), Role::Primary);
         assert!(node.frame() > ran, "runs again");
     }
