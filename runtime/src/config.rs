@@ -122,6 +122,12 @@ pub struct Config {
     /// ack_silence_ms`.
     #[serde(skip)]
     pub ack_silence_ms: u64,
+    /// When the primary's outputs leave (issue 16): at once (`Immediate`, the default), or
+    /// only after every in-sync backup acknowledged the commit of their frame (`Acked`,
+    /// VMware FT's output rule). Filled from the node file's `[outputs] release`, not a
+    /// `[runtime]` key.
+    #[serde(skip)]
+    pub outputs_release: OutputsRelease,
     /// The other nodes of a group (issue 16): empty for a pair, whose one peer is reached
     /// over `links`. Filled from the node file's `[[peers]]` tables, not a `[runtime]` key.
     #[serde(skip)]
@@ -178,9 +184,23 @@ impl Default for Config {
             event_retry_ms: 20,
             event_retry_max_ms: 1000,
             ack_silence_ms: 3000,
+            outputs_release: OutputsRelease::Immediate,
             peers: Vec::new(),
         }
     }
+}
+
+/// When a primary's outputs leave (`[outputs] release`, issue 16; docs/CONFIG.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputsRelease {
+    /// As soon as the frame is run (the default): a takeover may send an output again,
+    /// which a deduplicating sink drops.
+    #[default]
+    Immediate,
+    /// Only after every in-sync backup acknowledged the commit of the output's frame: a
+    /// takeover by an in-sync backup never sends an output twice (`node/release.rs`).
+    Acked,
 }
 
 /// The most sinks that acknowledge events ([`Config::ack_sinks`]): one bit each in a byte.

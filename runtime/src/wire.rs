@@ -357,6 +357,22 @@ pub enum Body {
         /// The ids.
         ids: Vec<(u64, u8), ACKS_PER_COMMIT>,
     },
+    /// With `[outputs] release = "acked"` (issue 16): an in-sync backup has run every
+    /// commit up to `frame` (its header's `frame`), sent after the frames it ran at one
+    /// wake-up; the primary releases a frame's outputs once every in-sync backup said so.
+    /// Variant tag 22.
+    CommitAck {
+        /// The backup's last run frame.
+        frame: u64,
+    },
+    /// With `[outputs] release = "acked"` (issue 16): the primary has released every
+    /// output of the frames up to `frame`; a backup forgets them, and a successor sends
+    /// only those of later frames. Sent at most once per wake-up, when it advances.
+    /// Variant tag 23.
+    Released {
+        /// The highest frame whose outputs all went out.
+        frame: u64,
+    },
 }
 
 /// One decoded sync-link message.
@@ -572,6 +588,8 @@ mod tests {
             Body::Acks {
                 ids: Vec::from_slice(&[(u64::MAX, 255); ACKS_PER_COMMIT]).unwrap(),
             },
+            Body::CommitAck { frame: u64::MAX },
+            Body::Released { frame: u64::MAX },
         ]
     }
 

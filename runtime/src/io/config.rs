@@ -209,6 +209,10 @@ pub struct OutputsConfig {
     /// A file holding the secret acks are authenticated with (the sinks hold it too);
     /// none: acks are not authenticated.
     pub ack_key_file: Option<std::path::PathBuf>,
+    /// When the primary's outputs leave: `"immediate"` (the default) or `"acked"`, after
+    /// every in-sync backup acknowledged the commit of their frame (issue 16): the core's
+    /// [`crate::Config::outputs_release`].
+    pub release: crate::config::OutputsRelease,
 }
 
 impl Default for OutputsConfig {
@@ -223,6 +227,7 @@ impl Default for OutputsConfig {
             retry_max_ms: 1000,
             ack_silence_ms: 3000,
             ack_key_file: None,
+            release: crate::config::OutputsRelease::Immediate,
         }
     }
 }

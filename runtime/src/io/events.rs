@@ -190,6 +190,12 @@ impl<A: App> Shell<A> {
                     ),
                 )
             }
+            Notice::OutputsUncertain { first, last, count } => (
+                true,
+                format!(
+                    "outputs.release = \"acked\": took over sending {count} outputs of frames {first}..={last} that the old primary may have released (it had read this node's ack of them, and its word that it released them was lost): a sink that cannot deduplicate may get them twice"
+                ),
+            ),
         };
         if warn {
             log::warn(format_args!("{message}"));

@@ -486,6 +486,30 @@ impl<A: App> Shell<A> {
                 acks.dropped,
             );
         }
+        // Acked outputs (issue 16): only with `[outputs] release = "acked"`.
+        if let Some(release) = status.outputs_release.as_ref().filter(|r| r.mode == "acked") {
+            one(
+                &mut out,
+                "twinloop_outputs_held",
+                "gauge",
+                "Primary: outputs held for the backups' acks (at most 1024).",
+                release.held,
+            );
+            one(
+                &mut out,
+                "twinloop_outputs_unguarded_total",
+                "counter",
+                "Outputs released without every in-sync backup's ack.",
+                release.unguarded,
+            );
+            one(
+                &mut out,
+                "twinloop_outputs_uncertain_total",
+                "counter",
+                "Outputs sent at takeovers that the old primary may have released.",
+                release.uncertain,
+            );
+        }
         one(
             &mut out,
             "twinloop_takeovers_total",

@@ -91,6 +91,9 @@ pub fn alarm_text(alarm: Alarm) -> String {
         Alarm::SinkSilent { sink } => format!(
             "sink {sink} of outputs.sinks acknowledged nothing for outputs.ack_silence_ms while events wait: check the sink and the path back (its ack key, its address)"
         ),
+        Alarm::OutputsHeldFull { frame } => format!(
+            "outputs.release = \"acked\": the queue of outputs waiting for the backups' acks is full (oldest from frame {frame}): frames wait and their outputs go late until the backups acknowledge; check the backups and the sync links"
+        ),
         Alarm::CannotTakeOver => "the primary is silent but this backup has no state to take over with".into(),
         Alarm::TransferRejected => "the state transfer did not install".into(),
         Alarm::InputSilent => {

@@ -243,6 +243,8 @@ name_enum! {
         EventsDropped <= node::Alarm::EventsDropped { .. },
         /// A sink acknowledged nothing for `outputs.ack_silence_ms`.
         SinkSilent <= node::Alarm::SinkSilent { .. },
+        /// Acked outputs: the queue of outputs waiting for the backups' acks is full.
+        OutputsHeldFull <= node::Alarm::OutputsHeldFull { .. },
     }
 }
 
@@ -255,7 +257,8 @@ pub fn alarm_frame(alarm: node::Alarm) -> Option<u64> {
         | node::Alarm::FrameRefused { frame }
         | node::Alarm::FramesStale { frame }
         | node::Alarm::CommitLost { frame, .. }
-        | node::Alarm::EventsDropped { frame } => Some(frame),
+        | node::Alarm::EventsDropped { frame }
+        | node::Alarm::OutputsHeldFull { frame } => Some(frame),
         _ => None,
     }
 }
@@ -285,6 +288,8 @@ name_enum! {
         SwitchoverAbandoned <= node::Notice::SwitchoverAbandoned,
         /// The I/O source started a new session.
         SourceRestarted <= node::Notice::SourceRestarted { .. },
+        /// Acked outputs: a new primary sent outputs the old one may have released.
+        OutputsUncertain <= node::Notice::OutputsUncertain { .. },
     }
 }
 
@@ -672,6 +677,28 @@ pub struct Status {
     /// that predates them).
     #[serde(default)]
     pub acks: Option<Acks>,
+    /// The output release mode and its queue (`[outputs] release`, issue 16; `None`: a
+    /// node that predates it).
+    #[serde(default)]
+    pub outputs_release: Option<OutputsRelease>,
+}
+
+/// `status.outputs_release`: when the primary's outputs leave, and what waits (issue 16).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputsRelease {
+    /// `immediate` or `acked` (`[outputs] release`).
+    pub mode: String,
+    /// Primary, acked mode: outputs held for the backups' acks now.
+    pub held: u64,
+    /// The frame of the oldest held output (0: none).
+    pub held_oldest_frame: u64,
+    /// Outputs released in acked mode without every in-sync backup's ack (none in sync,
+    /// or held for the backup window), since start.
+    pub unguarded: u64,
+    /// Outputs sent at takeovers that the old primary may have released, since start.
+    pub uncertain: u64,
+    /// Backup: the frame up to which the primary said every output released.
+    pub released_known: u64,
 }
 
 /// `status.acks`: the queue of events waiting for their sinks' acks (issue 22).
@@ -1555,6 +1582,14 @@ mod tests {
                 acks_refused: 20,
                 sink_silent: vec![0],
             }),
+            outputs_release: Some(OutputsRelease {
+                mode: "acked".into(),
+                held: 21,
+                held_oldest_frame: 22,
+                unguarded: 23,
+                uncertain: 24,
+                released_known: 25,
+            }),
         }
     }
 
@@ -1618,7 +1653,15 @@ mod tests {
                 "status.{key} is not in CONSOLE.md"
             );
         }
-        for object in ["peer", "links", "last_transition", "io", "input", "group"] {
+        for object in [
+            "peer",
+            "links",
+            "last_transition",
+            "io",
+            "input",
+            "group",
+            "outputs_release",
+        ] {
             let mut sub = &value[object];
             if let Value::Array(items) = sub {
                 sub = &items[0];

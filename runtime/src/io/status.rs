@@ -39,6 +39,7 @@ impl<A: App> super::Shell<A> {
             source_restarts,
             commits_lost,
             group,
+            release,
         } = self.node.status();
         let ago_ms = |at: Instant| now.saturating_since(at).as_millis() as u64;
         let links = links
@@ -218,6 +219,17 @@ impl<A: App> super::Shell<A> {
                     links: m.link_count.into(),
                 })
                 .collect(),
+            outputs_release: Some(schema::OutputsRelease {
+                mode: match release.mode {
+                    crate::config::OutputsRelease::Immediate => "immediate".into(),
+                    crate::config::OutputsRelease::Acked => "acked".into(),
+                },
+                held: release.held,
+                held_oldest_frame: release.held_oldest_frame,
+                unguarded: release.unguarded,
+                uncertain: release.uncertain,
+                released_known: release.released_known,
+            }),
         }
     }
 

@@ -72,7 +72,7 @@ impl<A: App> Node<A> {
         // Frames decided here without the commits the old primary made of them, in a row:
         // one `CommitLost` for the run, not one per frame.
         let mut lost_run = None;
-        while self.room_for_frame() {
+        while self.room_for_frame() && self.release_room_for_frame() {
             let next = self.frame_last_run + 1;
             // The takeover's held levels go out before any frame after its burst.
             if !self.levels_flush(Some(next)) {
@@ -162,6 +162,8 @@ impl<A: App> Node<A> {
         } else {
             (1u32 << ran.outputs) - 1
         };
+        // Acked outputs: those held for the backups' acks are not sent yet (`release.rs`).
+        let all_sent = all_sent & !self.release_held_mask_take();
         let kind = CommitKind::Ran {
             input_digest: ran.input_digest,
             outputs: ran.outputs,
@@ -371,7 +373,9 @@ impl<A: App> Node<A> {
             Body::Fetch { frame }
             | Body::TransferBegin { frame, .. }
             | Body::SwitchRelease { frame, .. }
-            | Body::SwitchTaken { frame, .. } => *frame,
+            | Body::SwitchTaken { frame, .. }
+            | Body::CommitAck { frame }
+            | Body::Released { frame } => *frame,
             Body::SourceMap { pair_first, .. } => *pair_first,
             _ => 0,
         };

@@ -26,6 +26,7 @@ mod outputs;
 mod pairing;
 mod peers;
 mod refresh;
+mod release;
 mod replay;
 mod ring;
 mod source;
@@ -52,6 +53,7 @@ pub use acks::{AckStatus, EVENTS_UNACKED_MAX, RESENDS_PER_WAKE};
 pub use fencing::{Epoch, EpochText, EPOCH_MAX};
 pub use hmi::{HmiOutcome, HmiRefusal};
 pub use pairing::Mismatch;
+pub use release::{ReleaseStatus, HELD_OUTPUTS_MAX};
 use replay::ReplayWindow;
 use ring::Ring;
 pub use source::SourceMap;
@@ -318,6 +320,14 @@ pub enum Alarm {
         /// The sink.
         sink: u8,
     },
+    /// Acked outputs (`outputs.release = "acked"`): the queue of outputs waiting for the
+    /// backups' acks has no room for another frame's, held from `frame` on; the primary
+    /// runs no frame until acks (or a backup window) release them: outputs go late, none
+    /// is dropped. Raised once until the queue drains.
+    OutputsHeldFull {
+        /// The frame of the oldest held output.
+        frame: u64,
+    },
 }
 
 /// A notable event for logs and the console; nothing per cycle.
@@ -371,6 +381,19 @@ pub enum Notice {
         source_first: u64,
         /// The pair's frame for it.
         pair_first: u64,
+    },
+    /// Acked outputs: at its takeover this new primary sent `count` outputs of frames
+    /// `first..=last` that the old primary may have released: it had acknowledged their
+    /// frames and heard no `Released` of them. The old primary released one only if its
+    /// `Released` was lost in its last cycle; a sink that cannot deduplicate then gets it
+    /// twice.
+    OutputsUncertain {
+        /// The first frame.
+        first: u64,
+        /// The last frame.
+        last: u64,
+        /// Outputs sent.
+        count: u64,
     },
 }
 
@@ -635,6 +658,8 @@ pub struct Status {
     /// Every peer this node is configured with, in slot order (a pair: one; a group,
     /// issue 16: up to `GROUP_PEERS_MAX`), as this node sees it.
     pub group: heapless::Vec<GroupMember, GROUP_PEERS_MAX>,
+    /// The output release mode and its queue (`[outputs] release`, issue 16).
+    pub release: ReleaseStatus,
 }
 
 /// One peer of [`Status::group`]: what the configuration says of it and what it last
@@ -863,6 +888,8 @@ pub struct Node<A: App> {
     inherited_to: u64,
     /// Frames decided without the commit they had ([`Status::commits_lost`]).
     commits_lost: u64,
+    /// Acked outputs: held outputs, acks heard and sent (`release.rs`).
+    release: release::ReleaseState,
 }
 
 /// What to give a node at start-up besides its configuration and application.
@@ -969,9 +996,12 @@ impl<A: App> Node<A> {
             source_heard_at: None,
             source_restarts: 0,
             source_announce_until: 0,
-            fingerprint: pairing::with_outputs(
-                pairing::fingerprint(&app.identity(), false, config.group_digest()),
-                config.level_refresh_ms,
+            fingerprint: release::with_release(
+                pairing::with_outputs(
+                    pairing::fingerprint(&app.identity(), false, config.group_digest()),
+                    config.level_refresh_ms,
+                ),
+                config.outputs_release,
             ),
             key_alarm_at: [None; 2],
             self_alarm_raised: false,
@@ -982,6 +1012,7 @@ impl<A: App> Node<A> {
             keep_state: false,
             inherited_to: 0,
             commits_lost: 0,
+            release: release::ReleaseState::new(config.outputs_release),
             now: boot.now,
             config,
             app,
@@ -1104,6 +1135,7 @@ impl<A: App> Node<A> {
         }
         self.note_primary_frame(&envelope.header);
         self.note_alive(link, &envelope, fresh);
+        self.release_note_ack(link, &envelope.header, &envelope.body);
         if !fresh && matches!(envelope.body, Body::JoinRequest { .. }) {
             // A join request older than what the peer has said since on this link (held
             // back and delivered late): the peer no longer asks, or asks again every
@@ -1224,6 +1256,7 @@ impl<A: App> Node<A> {
             source_restarts: self.source_restarts,
             commits_lost: self.commits_lost,
             group: self.group_status(),
+            release: self.release_status(),
         }
     }
 
@@ -1331,6 +1364,7 @@ impl<A: App> Node<A> {
             body,
         };
         self.seq_next[usize::from(link)] += 1;
+        self.release_note_sent();
         match wire::encode(&envelope, self.auth.as_ref()) {
             Ok(bytes) => bytes,
             // Every message is bounded well below the datagram size.
@@ -1362,6 +1396,7 @@ impl<A: App> Node<A> {
         }
         if role != Role::Primary {
             self.levels_forget();
+            self.release_forget();
             self.acks_follow();
             self.hmi_forget_queue();
         }
@@ -1503,6 +1538,9 @@ impl<A: App> Node<A> {
                 },
             ),
             Body::Acks { ids } => self.on_acks(&header, &ids),
+            // Its ack is its header's frame (`release_note_ack`).
+            Body::CommitAck { .. } => {}
+            Body::Released { frame } => self.on_released(&header, frame),
         }
     }
 
@@ -1512,10 +1550,12 @@ impl<A: App> Node<A> {
         match self.role {
             Role::Primary => {
                 self.primary_run_frames();
+                self.release_progress();
                 self.transfer_send_chunks();
             }
             Role::Backup => {
                 self.backup_run_frames();
+                self.release_ack();
                 self.switchover_backup_progress();
                 if self.role == Role::Backup && self.has_state() {
                     // Able to take over: have the epoch on disk already, so that neither a

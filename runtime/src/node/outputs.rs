@@ -52,7 +52,8 @@ impl<A: App> Node<A> {
             } else if self.acks_heard_of(&output) {
                 // Acked already: the old primary sent it (`acks.rs`).
             } else {
-                self.push(Action::Emit(output));
+                // Acked outputs: held until the backups acknowledged the frame (`release.rs`).
+                self.release_or_hold(output);
             }
         }
     }
@@ -161,12 +162,14 @@ impl<A: App> Node<A> {
         self.assert_may_emit();
         // Every event no ack was heard of is re-sent, the first ones at the next wake-up.
         self.acks_take_over();
+        // Acked outputs: said, those the old primary may have released (`release.rs`).
+        self.release_note_uncertain();
         while let Some(mut output) = self.unsent.pop_front() {
             output.epoch = self.epochs.current().0;
             if self.collapse_to != 0 && output.kind.level_key().is_some() {
                 self.level_hold(output);
             } else {
-                self.push(Action::Emit(output));
+                self.release_or_hold(output);
             }
         }
     }

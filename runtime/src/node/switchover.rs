@@ -287,7 +287,9 @@ impl<A: App> Node<A> {
                 self.reserve_epoch();
                 self.send_all(Body::SwitchAgree { id });
             }
-            Switchover::Taking { id, frame, .. } if self.has_state() && self.frame_last_run >= frame => {
+            Switchover::Taking { id, frame, .. }
+                if self.has_state() && self.frame_last_run >= frame && self.release_handover_ready(frame) =>
+            {
                 self.switchover = Switchover::Idle;
                 self.switchovers += 1;
                 self.become_primary(Reason::SwitchoverCompleted);

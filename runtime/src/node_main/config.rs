@@ -386,6 +386,7 @@ impl<S: AppSettings> NodeFile<S> {
         runtime.event_retry_ms = outputs.retry_ms;
         runtime.event_retry_max_ms = outputs.retry_max_ms;
         runtime.ack_silence_ms = outputs.ack_silence_ms;
+        runtime.outputs_release = outputs.release;
         runtime.validate().map_err(|e| {
             // The group's keys are the file's `[[peers]]`, not `[runtime]` keys; the level
             // refresh is an `[outputs]` key.
@@ -705,6 +706,30 @@ peer = "127.0.0.1:7302"
         let text = MINIMAL.replace("[outputs]\n", "[outputs]\nack_key_file = \"/srv/ack.key\"\n");
         let file = NodeFile::<AnyAppSettings>::parse(&text, Path::new("/etc/twinloop"), &[]).unwrap();
         assert_eq!(file.outputs.ack_key_file.as_deref(), Some(Path::new("/srv/ack.key")));
+    }
+
+    /// Issue 16: `[outputs] release` reaches the core, immediate by default; another word
+    /// is one error naming the key and the two words it takes.
+    #[test]
+    fn any_app_outputs_release_reaches_the_core_unknown_word_named() {
+        use crate::config::OutputsRelease;
+        let on = MINIMAL.replace("[outputs]\n", "[outputs]\nrelease = \"acked\"\n");
+        let file = NodeFile::<AnyAppSettings>::parse(&on, Path::new("/"), &[]).unwrap();
+        assert_eq!(
+            (file.outputs.release, file.runtime.outputs_release),
+            (OutputsRelease::Acked, OutputsRelease::Acked)
+        );
+        let again = NodeFile::<AnyAppSettings>::parse(&file.to_toml().unwrap(), Path::new("/"), &[]).unwrap();
+        assert_eq!(again, file);
+        let off = NodeFile::<AnyAppSettings>::parse(MINIMAL, Path::new("/"), &[]).unwrap();
+        assert_eq!(
+            off.runtime.outputs_release,
+            OutputsRelease::Immediate,
+            "immediate by default"
+        );
+        let e = parse_error(&MINIMAL.replace("[outputs]\n", "[outputs]\nrelease = \"later\"\n"));
+        assert!(e.key.starts_with("outputs"), "{e}");
+        assert!(e.problem.contains("immediate") && e.problem.contains("acked"), "{e}");
     }
 
     /// Issue 22: `[outputs] level_refresh_ms` reaches the core, checked with its range
