@@ -89,6 +89,11 @@ struct DstArgs {
     /// every event a primary emitted is applied.
     #[arg(long)]
     acks: bool,
+    /// Acked outputs (issue 16): every node runs with `outputs.release = "acked"` (the
+    /// level refresh off), and invariant 17 checks that no output id leaves two primaries
+    /// (none reaches the sink twice, before dedup) but where the design allows it.
+    #[arg(long)]
+    acked: bool,
     /// The control program.
     #[arg(long, value_enum, default_value_t = AppKind::Test)]
     app: AppKind,
@@ -197,6 +202,7 @@ fn dst_main(args: &DstArgs) -> i32 {
         trace: args.trace,
         trace_wire: args.trace && args.trace_wire,
         acks: args.acks,
+        acked: args.acked,
         sink_window_frames: args.sink_window_frames,
         mutation: match args.plant {
             Plant::None => dst::Mutation::None,
@@ -271,6 +277,7 @@ fn dst_group_main(args: &DstArgs) -> i32 {
     let shape = dst::group::Shape {
         leaders: args.nodes,
         witness: args.witness,
+        acked: args.acked,
     };
     if shape.members() > 4 {
         eprintln!("twinloop-sim dst: a group has at most four members: --nodes 4 takes no --witness");

@@ -230,7 +230,10 @@ impl<A: App> Node<A> {
             if !acked {
                 self.release.unguarded = self.release.unguarded.saturating_add(1);
             }
-            if let Some((output, _)) = self.release.held.pop_front() {
+            if let Some((mut output, _)) = self.release.held.pop_front() {
+                // Held in an epoch this node may have led on above since (`EpochRaised`):
+                // it leaves under the one it leads now, as the takeover's held levels do.
+                output.epoch = self.epochs.current().0;
                 self.push(Action::Emit(output));
             }
         }
@@ -246,6 +249,30 @@ impl<A: App> Node<A> {
             self.release.told = self.release.told.max(released_to);
             self.release.reply_due = false;
             self.send_all(Body::Released { frame: released_to });
+        }
+    }
+
+    /// When the release must be looked at again without a message: a primary's oldest
+    /// held output reaching its backup window, or an in-sync backup's silence ending
+    /// (it then holds nothing back); a backup in sync repeating its ack.
+    pub(super) fn release_deadline(&self) -> Option<Instant> {
+        if !self.release_acked_mode() {
+            return None;
+        }
+        match self.role {
+            Role::Primary => {
+                let (_, held_at) = self.release.held.front()?;
+                let window = *held_at + self.peer_window();
+                (0..usize::from(self.peer_count))
+                    .filter(|&slot| self.slot_in_sync(slot))
+                    .filter_map(|slot| self.slot_expiry(slot))
+                    .chain(core::iter::once(window))
+                    .min()
+            }
+            Role::Backup if self.sync == SyncState::InSync && self.release.released_known < self.frame_last_run => {
+                Some(self.release.ack_again_at)
+            }
+            _ => None,
         }
     }
 
@@ -337,6 +364,12 @@ impl<A: App> Node<A> {
             self.release.uncertain = self.release.uncertain.saturating_add(count);
             self.notice(Notice::OutputsUncertain { first, last, count });
         }
+    }
+
+    /// The release's part of the status, without the rest of it (cheap: for a harness
+    /// that reads it after every event).
+    pub fn outputs_release_status(&self) -> ReleaseStatus {
+        self.release_status()
     }
 
     /// The release's part of the status.

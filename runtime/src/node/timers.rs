@@ -41,11 +41,14 @@ pub(super) enum Timer {
     /// Acknowledged events: the earliest re-send, a sink's silence, or an alarm to raise
     /// (`acks.rs`).
     Acks,
+    /// Acked outputs: the oldest held output's backup window, or an in-sync backup's
+    /// silence that releases it; a backup's repeated ack (`release.rs`).
+    Release,
 }
 
 impl Timer {
     /// The whole table.
-    pub(super) const ALL: [Timer; 12] = [
+    pub(super) const ALL: [Timer; 13] = [
         Timer::Heartbeat,
         Timer::Startup,
         Timer::Detection,
@@ -58,6 +61,7 @@ impl Timer {
         Timer::Hmi,
         Timer::Vote,
         Timer::Acks,
+        Timer::Release,
     ];
 }
 
@@ -77,6 +81,7 @@ impl<A: App> Node<A> {
             Timer::Hmi => self.hmi_deadline(),
             Timer::Vote => self.vote.map(|round| round.deadline),
             Timer::Acks => self.acks_deadline(),
+            Timer::Release => self.release_deadline(),
         }
     }
 

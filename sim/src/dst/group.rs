@@ -20,8 +20,8 @@
 //! lost waits for an operator by design).
 
 use std::collections::{BTreeMap, BTreeSet};
-use twinloop::config::{Config, GroupPeer};
-use twinloop::node::{Action, Boot, Node, Reason, Role, SyncState};
+use twinloop::config::{Config, GroupPeer, OutputsRelease};
+use twinloop::node::{Action, Boot, Node, Notice, Reason, Role, SyncState};
 use twinloop::rng::Rng;
 use twinloop::testing::TestApp;
 use twinloop::time::Instant;
@@ -48,6 +48,11 @@ pub struct Shape {
     pub leaders: u8,
     /// One more member, a witness.
     pub witness: bool,
+    /// Acked outputs (`--acked`, issue 16): every member runs with `outputs.release =
+    /// "acked"`, and invariant 5 holds: no output id leaves two primaries (before the
+    /// sink's fence and dedup), but where a copy left unguarded or its new primary reported
+    /// it uncertain.
+    pub acked: bool,
 }
 
 impl Shape {
@@ -119,6 +124,14 @@ struct Sim {
     trace: u64,
     /// Print transitions and faults (`TWINLOOP_GROUP_TRACE` set).
     verbose: bool,
+    /// Acked outputs (`Shape::acked`).
+    acked: bool,
+    /// Acked: each output id's first emission, its epoch and whether it left unguarded.
+    acked_emitted: BTreeMap<(u64, u8), (u64, bool)>,
+    /// Acked: `(member, epoch, first, last)` of every `Notice::OutputsUncertain`.
+    acked_uncertain: Vec<(usize, u64, u64, u64)>,
+    /// Acked: by member, its release status's `unguarded` count last seen.
+    acked_unguarded: Vec<u64>,
 }
 
 /// Runs one seed of a shape.
@@ -193,6 +206,10 @@ impl Sim {
             },
             trace: 0xcbf2_9ce4_8422_2325,
             verbose: std::env::var_os("TWINLOOP_GROUP_TRACE").is_some(),
+            acked: shape.acked,
+            acked_emitted: BTreeMap::new(),
+            acked_uncertain: Vec::new(),
+            acked_unguarded: vec![0; n],
             members,
         }
     }
@@ -223,6 +240,11 @@ impl Sim {
                     links: 1,
                 })
                 .collect(),
+            outputs_release: if self.acked {
+                OutputsRelease::Acked
+            } else {
+                OutputsRelease::Immediate
+            },
             ..Config::fast()
         }
     }
@@ -250,6 +272,7 @@ impl Sim {
             epoch_reserved: reserved,
         };
         let node = Node::new(self.config(i), TestApp::new(0), boot).expect("a valid group");
+        self.acked_unguarded[i] = 0;
         self.nodes[i] = Some(node);
         self.steady_since[i] = self.now;
         self.trace(0x5747 ^ i as u64);
@@ -452,10 +475,18 @@ impl Sim {
 
     fn drain(&mut self, i: usize) {
         let now = self.now;
+        let mut unguarded = false;
         loop {
             let Some(action) = self.nodes[i].as_mut().and_then(|node| node.poll_action()) else {
                 break;
             };
+            if self.acked {
+                let count = self.nodes[i]
+                    .as_ref()
+                    .map_or(0, |n| n.outputs_release_status().unguarded);
+                unguarded |= count != self.acked_unguarded[i];
+                self.acked_unguarded[i] = count;
+            }
             match action {
                 Action::Transmit { link, bytes, .. } => {
                     if let Ok(envelope) = wire::decode(&bytes, None) {
@@ -486,6 +517,9 @@ impl Sim {
                         .insert((now + latency, self.seq), (to, Self::link(to, i), bytes));
                 }
                 Action::Emit(output) => {
+                    if self.acked {
+                        self.check_acked_once(i, &output, unguarded);
+                    }
                     if output.epoch < self.sink_epoch {
                         continue;
                     }
@@ -511,9 +545,37 @@ impl Sim {
                 Action::PersistEpochLater(epoch) => self.later[i].push((now + 2 * MS, epoch)),
                 Action::Transition(t) => self.on_transition(i, t.role, t.sync, t.epoch, t.reason),
                 Action::Alarm(a) if self.verbose => println!("{:>12} node {} alarm {:?}", now, self.members[i].id, a),
+                Action::Notice(Notice::OutputsUncertain { first, last, .. }) => {
+                    let epoch = self.nodes[i].as_ref().map_or(0, |n| n.epoch());
+                    self.acked_uncertain.push((i, epoch, first, last));
+                }
                 Action::Notice(a) if self.verbose => println!("{:>12} node {} notice {:?}", now, self.members[i].id, a),
                 _ => {}
             }
+        }
+    }
+
+    /// Invariant 5 (acked outputs): an output id emitted under two epochs, neither copy
+    /// unguarded nor reported uncertain by its new primary.
+    fn check_acked_once(&mut self, i: usize, output: &twinloop::Output, unguarded: bool) {
+        let key = (output.frame, output.index);
+        let Some(&(epoch, unguarded_first)) = self.acked_emitted.get(&key) else {
+            self.acked_emitted.insert(key, (output.epoch, unguarded));
+            return;
+        };
+        if epoch == output.epoch || unguarded || unguarded_first {
+            return;
+        }
+        let uncertain = self
+            .acked_uncertain
+            .iter()
+            .any(|&(n, e, first, last)| n == i && e == output.epoch && (first..=last).contains(&output.frame));
+        if !uncertain {
+            let text = format!(
+                "invariant 5 at {} ns: acked mode: output {key:?} emitted by node {} under epoch {:#x} after epoch {epoch:#x} emitted it, both guarded by acks and not reported uncertain",
+                self.now, self.members[i].id, output.epoch
+            );
+            self.report.violations.push(text);
         }
     }
 
@@ -618,6 +680,7 @@ mod tests {
         let shape = Shape {
             leaders: 3,
             witness: false,
+            acked: false,
         };
         assert_eq!(run_group_seed(3, shape).trace_hash, run_group_seed(3, shape).trace_hash);
     }
@@ -626,7 +689,11 @@ mod tests {
     #[test]
     fn group_shapes_few_seeds_no_violation() {
         for (leaders, witness) in [(2, true), (3, false), (3, true), (4, false)] {
-            let shape = Shape { leaders, witness };
+            let shape = Shape {
+                leaders,
+                witness,
+                acked: false,
+            };
             let (failed, violations, takeovers, _) = run_group_seeds(0, 4, shape, |r| {
                 assert!(r.violations.is_empty(), "{shape:?} seed {}: {:?}", r.seed, r.violations)
             });

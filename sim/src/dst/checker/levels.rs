@@ -117,8 +117,10 @@ impl Checker {
             let pending = core::mem::take(&mut self.levels_pending[node]);
             let unjudged = core::mem::take(&mut self.levels_pending_unjudged[node]);
             // On a faulty output path the sink may lack it for a while: the refresh's bound
-            // judges it instead (`output_path.rs`).
-            if epoch >= self.sink_fence && !unjudged && !self.path_faulty {
+            // judges it instead (`output_path.rs`). With acked outputs (`--acked`) a level
+            // leaves once the backups acknowledged its frame, commits later: the final
+            // values judge it (`settle_levels`).
+            if epoch >= self.sink_fence && !unjudged && !self.path_faulty && !self.acked {
                 for (&key, &id) in &pending {
                     let at_sink = self.sink_levels.get(&key).copied();
                     if at_sink.is_none_or(|s| s < id) {

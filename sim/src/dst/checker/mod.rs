@@ -171,6 +171,7 @@
 //! [`Checker::on_steps`], [`Checker::on_commit`], [`Checker::on_event_end`] and
 //! [`Checker::finish`] call each invariant's check in turn.
 
+mod acked;
 mod acks;
 mod attack;
 mod continuity;
@@ -277,6 +278,9 @@ pub enum Invariant {
     /// longer ago than the re-sends need, reached the sink; and no node re-sends after a
     /// takeover an event whose ack it held.
     EventsApplied,
+    /// 17 (`--acked`, issue 16): with acked outputs, an output id emitted by two
+    /// primaries, neither copy unguarded nor reported uncertain (`acked.rs`).
+    AckedOnce,
 }
 
 impl Invariant {
@@ -299,6 +303,7 @@ impl Invariant {
             Invariant::Levels => 14,
             Invariant::HmiWrites => 15,
             Invariant::EventsApplied => 16,
+            Invariant::AckedOnce => 17,
         }
     }
 
@@ -314,6 +319,7 @@ impl Invariant {
                     | Invariant::Injected
                     | Invariant::Levels
                     | Invariant::HmiWrites
+                    | Invariant::AckedOnce
             )
     }
 }
@@ -385,6 +391,23 @@ pub struct Exceptions {
     /// history the pair ends on, which skipped that frame (it led from an older state of
     /// its own, a split brain or a start beside a frozen primary; `levels.rs`).
     pub level_parted: u64,
+    /// `--acked`: output ids emitted by two primaries where one copy left unguarded (no
+    /// backup in sync, or held for the backup window; invariant 17).
+    pub acked_unguarded: u64,
+    /// `--acked`: output ids a new primary emitted again that it had reported uncertain
+    /// (the old primary's `Released` lost in its last cycle; invariant 17).
+    pub acked_uncertain: u64,
+    /// `--acked`: committed outputs a primary still held for its backups' acks when the
+    /// run ended (the last round trip's; invariant 3).
+    pub acked_held_at_end: u64,
+    /// `--acked`: committed outputs their primary held for acks when it stopped leading
+    /// (crashed, deposed) and no successor sent: never released (invariant 3).
+    pub acked_never_released: u64,
+    /// `--acked`: committed outputs whose primary held them for acks its backup never
+    /// sent (the backup had become the other side of a split brain) and released them
+    /// for its backup window only after the sink followed a higher epoch: rejected as
+    /// stale (invariant 3).
+    pub acked_released_fenced: u64,
 }
 
 /// What an epoch's leader did, for the classification of content differences.
@@ -549,6 +572,19 @@ pub struct Checker {
     pub acks: bool,
     /// By node: ids the primary it followed passed on as acked (`Body::Acks`).
     pub(super) acks_held: [BTreeSet<(u64, u8)>; 2],
+    /// Acked outputs on (`--acked`, invariant 17, `acked.rs`).
+    pub acked: bool,
+    /// `--acked`: each output id's first emission: epoch, node, unguarded.
+    pub(super) acked_emitted: BTreeMap<(u64, u8), (u64, usize, bool)>,
+    /// `--acked`: `(node, epoch, first, last)`: frames whose outputs a primary held when it
+    /// stopped leading.
+    pub(super) acked_never_released: Vec<(usize, u64, u64, u64)>,
+    /// `--acked`: ids a primary released only after the sink's fence passed its epoch.
+    pub(super) acked_stale: BTreeSet<(u64, u8)>,
+    /// `--acked`: `(node, first frame held)` of the primaries holding outputs at the end.
+    pub(super) acked_held_end: Vec<(usize, u64)>,
+    /// `--acked`: `(node, epoch, first, last)` of every `Notice::OutputsUncertain`.
+    pub(super) acked_uncertain: Vec<(usize, u64, u64, u64)>,
     /// By (node, epoch): the events it emitted as primary, when first.
     pub(super) events_emitted: BTreeMap<(usize, u64), BTreeMap<(u64, u8), Nanos>>,
     violations: Vec<Violation>,
@@ -838,6 +874,10 @@ impl Checker {
     /// Node `node` emitted `output` at `at`; the sink answered `verdict`. Each invariant's
     /// check in turn, in the order they were always made (the first violations kept).
     pub fn on_emit(&mut self, at: Nanos, node: usize, output: &Output, verdict: Verdict) {
+        if self.acked && verdict == Verdict::Stale {
+            // Released after the sink followed a higher epoch (`acked.rs`, invariant 3).
+            self.acked_stale.insert((output.frame, output.index));
+        }
         self.check_emit_leader(at, node, output);
         self.check_sink_fence(at, output, verdict);
         self.check_sink_once(at, node, output, verdict);

@@ -134,7 +134,10 @@ impl Checker {
                 if self.level_parted(final_lineage.as_deref(), r.epoch, frame) {
                     self.exceptions.level_parted += 1;
                 } else {
-                    let crashed = !accepted.contains_key(&(frame, index)) && self.crashed_all(frame);
+                    let crashed = !accepted.contains_key(&(frame, index))
+                        && (self.crashed_all(frame)
+                            || self.acked_held_at_end(frame)
+                            || self.acked_held_by(r.node, r.epoch, frame));
                     let newest = levels_newest.entry(key).or_insert(((frame, index), crashed));
                     if (frame, index) > newest.0 {
                         *newest = ((frame, index), crashed);
@@ -228,6 +231,18 @@ impl Checker {
             }
             if self.crashed_all(frame) {
                 self.exceptions.lost_crashed += 1;
+                continue;
+            }
+            if self.acked_held_at_end(frame) {
+                self.exceptions.acked_held_at_end += 1;
+                continue;
+            }
+            if self.acked_held_by(r.node, r.epoch, frame) {
+                self.exceptions.acked_never_released += 1;
+                continue;
+            }
+            if self.acked && self.acked_stale.contains(&(frame, index)) {
+                self.exceptions.acked_released_fenced += 1;
                 continue;
             }
             self.violation(

@@ -116,6 +116,10 @@ impl Checker {
     /// the sink's side of [`Checker::on_emit`].
     pub fn on_sink_offer(&mut self, at: Nanos, node: usize, output: &Output, verdict: Verdict) {
         let id = (output.frame, output.index);
+        if self.acked && verdict == Verdict::Stale {
+            // Released after the sink followed a higher epoch (`acked.rs`, invariant 3).
+            self.acked_stale.insert(id);
+        }
         let fence_at_send = self.path_copies.get(&id).map_or(0, |c| c.fence_at_send);
         let overtaken = verdict == Verdict::Stale && output.epoch >= fence_at_send;
         if let Some(copies) = self.path_copies.get_mut(&id) {

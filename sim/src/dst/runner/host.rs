@@ -43,6 +43,8 @@ impl<'a, W: Workload> Sim<'a, W> {
         if restart {
             self.last_trouble_at = self.now;
         }
+        // A new node counts its unguarded outputs from 0 (invariant 17).
+        self.acked_unguarded[i] = 0;
         self.primary_since[i] = None;
         let sn = &mut self.nodes[i];
         sn.incarnation += 1;
@@ -110,6 +112,32 @@ impl<'a, W: Workload> Sim<'a, W> {
         }
         let mut fired = None;
         self.note_attack_effects(i, &actions);
+        if self.run.acked {
+            // Invariant 17: whether this event released an output without its backups'
+            // acks (the node's counter rose).
+            let unguarded = self.nodes[i]
+                .node
+                .as_ref()
+                .map_or(0, |node| node.outputs_release_status().unguarded);
+            self.emit_unguarded = unguarded != self.acked_unguarded[i];
+            self.acked_unguarded[i] = unguarded;
+            // What it holds now; what it held and no longer leads for is never released
+            // by it (its successor's, or a parted history's).
+            let held = self.nodes[i].node.as_ref().and_then(|node| {
+                let r = node.outputs_release_status();
+                (node.role() == Role::Primary && r.held > 0).then(|| (node.epoch(), r.held_oldest_frame, node.frame()))
+            });
+            if let Some((epoch, first, last)) = self.acked_held_range[i] {
+                let leads_on = self.nodes[i]
+                    .node
+                    .as_ref()
+                    .is_some_and(|node| node.role() == Role::Primary && node.epoch() == epoch);
+                if !leads_on {
+                    self.checker.on_acked_never_released(i, epoch, first, last);
+                }
+            }
+            self.acked_held_range[i] = held;
+        }
         let epoch_after = match self.nodes[i].node.as_mut() {
             Some(node) => {
                 node.app_mut().take_steps(&mut self.steps);
@@ -396,6 +424,9 @@ impl<'a, W: Workload> Sim<'a, W> {
         }
         self.disk_crash(i);
         self.checker.on_crash(self.now, i);
+        if let Some((epoch, first, last)) = self.acked_held_range[i].take() {
+            self.checker.on_acked_never_released(i, epoch, first, last);
+        }
         self.trace_u64(200 + i as u64);
     }
 
@@ -469,6 +500,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 self.deliveries = deliveries;
             }
             Action::Emit(mut output) => {
+                self.checker.check_acked_once(now, i, &output, self.emit_unguarded);
                 match self.run.mutation {
                     Mutation::DropEmit if output.frame % 97 == 0 => return,
                     Mutation::CorruptEmit if output.frame % 89 == 0 => {
@@ -644,6 +676,10 @@ impl<'a, W: Workload> Sim<'a, W> {
             Action::Notice(notice) => {
                 if notice == Notice::FalseDeath {
                     self.stats.false_deaths += 1;
+                }
+                if let Notice::OutputsUncertain { first, last, .. } = notice {
+                    let epoch = self.nodes[i].node.as_ref().map_or(0, |node| node.epoch());
+                    self.checker.on_outputs_uncertain(i, epoch, first, last);
                 }
                 if !matches!(notice, Notice::LinkUp(_) | Notice::LinkDown(_)) {
                     self.say(format_args!("node {i}: {notice:?}"));

@@ -123,6 +123,9 @@ pub struct RunConfig {
     /// Acknowledged events (issue 22): the nodes run with `outputs.acks` on and the sink
     /// acks what it applied; invariant 16 checks that every event is applied.
     pub acks: bool,
+    /// Acked outputs (issue 16): the nodes run with `outputs.release = "acked"` (and the
+    /// level refresh off); invariant 17 checks that no output id leaves two primaries.
+    pub acked: bool,
     /// The sink's dedup window, in frames, in place of [`SINK_WINDOW_FRAMES`] (at least the
     /// seed's `frames_buffered`): to see what a window shorter than the run does to a
     /// refreshed level (issue 22).

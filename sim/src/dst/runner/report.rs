@@ -6,6 +6,7 @@ use crate::dst::app::Workload;
 use crate::dst::checker::{Exceptions, Violation};
 use crate::dst::clock::Nanos;
 use crate::dst::network::NetworkStats;
+use twinloop::node::Role;
 
 /// How a seed failed. Each kind has its own exit code (see `docs/DST.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -237,6 +238,19 @@ impl<'a, W: Workload> Sim<'a, W> {
         self.hmi_check_end();
         self.checker.check_failover_deadlines(self.now);
         self.checker.check_switchovers(self.now);
+        if self.run.acked {
+            for i in 0..2 {
+                let held = self.nodes[i]
+                    .node
+                    .as_ref()
+                    .filter(|node| node.role() == Role::Primary)
+                    .map(|node| node.outputs_release_status())
+                    .filter(|r| r.held > 0);
+                if let Some(r) = held {
+                    self.checker.on_acked_held_at_end(i, r.held_oldest_frame);
+                }
+            }
+        }
         self.checker.finish(self.now, &self.sink.accepted);
         let s = &mut self.stats;
         s.exceptions = self.checker.exceptions;

@@ -160,6 +160,14 @@ pub(super) struct Sim<'a, W: Workload> {
     pub(super) path_arrivals: Vec<Nanos>,
     /// The HMI writer (`hmi.rs`).
     pub(super) hmi: super::hmi::HmiWriter,
+    /// `--acked`: by node, its release status's `unguarded` count after its last event.
+    pub(super) acked_unguarded: [u64; 2],
+    /// `--acked`: the node whose actions are applied released an output unguarded in
+    /// this event (invariant 17).
+    pub(super) emit_unguarded: bool,
+    /// `--acked`: by node, a primary's held outputs after its last event: `(epoch, first
+    /// frame held, last frame run)`.
+    pub(super) acked_held_range: [Option<(u64, u64, u64)>; 2],
 }
 
 impl<'a, W: Workload> Sim<'a, W> {
@@ -257,9 +265,13 @@ impl<'a, W: Workload> Sim<'a, W> {
             ack_path,
             path_arrivals: Vec::with_capacity(2),
             hmi,
+            acked_unguarded: [0; 2],
+            emit_unguarded: false,
+            acked_held_range: [None; 2],
         };
         sim.sink.acks = run.acks;
         sim.checker.acks = run.acks;
+        sim.checker.acked = run.acked;
         sim.schedule(0, Event::SourceTick);
         for i in 0..2 {
             sim.schedule(
