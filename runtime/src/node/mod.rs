@@ -1170,6 +1170,7 @@ impl<A: App> Node<A> {
         self.input_check();
         self.refresh_timeout();
         self.acks_timeout();
+        self.release_clock();
         self.advance();
     }
 

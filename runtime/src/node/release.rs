@@ -81,6 +81,10 @@ pub(super) struct ReleaseState {
     /// New primary: outputs it sent at its takeover that the old primary may have
     /// released (`Notice::OutputsUncertain`).
     uncertain: u64,
+    /// The time of the last timeout: what time alone releases (a backup's silence, an
+    /// output's backup window) is judged against it, so only a timer releases on time,
+    /// never a datagram that merely wakes the node (an attacker's, after a freeze).
+    clock: Instant,
 }
 
 impl ReleaseState {
@@ -136,12 +140,28 @@ impl<A: App> Node<A> {
     }
 
     /// Primary: the highest frame every in-sync backup acknowledged; `None` when no
-    /// backup is in sync (nothing holds outputs back).
+    /// backup is in sync (nothing holds outputs back). A backup's silence counts from the
+    /// last timeout (`ReleaseState::clock`).
     fn release_watermark(&self) -> Option<u64> {
         (0..usize::from(self.peer_count))
-            .filter(|&slot| self.slot_in_sync(slot))
+            .filter(|&slot| self.release_holds_for(slot))
             .map(|slot| self.release.acked[slot])
             .min()
+    }
+
+    /// The peer of `slot` holds outputs back: it last said it is an in-sync backup, and
+    /// was heard within its window as of the last timeout.
+    fn release_holds_for(&self, slot: usize) -> bool {
+        let clock = self.release.clock;
+        self.slot_expiry(slot).is_some_and(|t| clock < t)
+            && self.peers[slot]
+                .status
+                .is_some_and(|p| p.role == WireRole::Backup && p.sync == WireSync::InSync)
+    }
+
+    /// A timeout: time may release what it holds (see `ReleaseState::clock`).
+    pub(super) fn release_clock(&mut self) {
+        self.release.clock = self.now;
     }
 
     /// Primary: emits `output` now, or holds it for acks in acked mode while a backup is
@@ -223,11 +243,13 @@ impl<A: App> Node<A> {
         let window = self.peer_window();
         while let Some((front, held_at)) = self.release.held.front() {
             let acked = watermark.is_none_or(|w| front.frame <= w);
-            let overdue = self.now.saturating_since(*held_at) >= window;
+            let overdue = self.release.clock.saturating_since(*held_at) >= window;
             if !(acked || overdue) || !self.room_for(1) {
                 break;
             }
-            if !acked {
+            // Released with no backup in sync, or for the backup window: a takeover may
+            // repeat it (as in immediate mode).
+            if watermark.is_none() || !acked {
                 self.release.unguarded = self.release.unguarded.saturating_add(1);
             }
             if let Some((mut output, _)) = self.release.held.pop_front() {
@@ -264,7 +286,7 @@ impl<A: App> Node<A> {
                 let (_, held_at) = self.release.held.front()?;
                 let window = *held_at + self.peer_window();
                 (0..usize::from(self.peer_count))
-                    .filter(|&slot| self.slot_in_sync(slot))
+                    .filter(|&slot| self.release_holds_for(slot))
                     .filter_map(|slot| self.slot_expiry(slot))
                     .chain(core::iter::once(window))
                     .min()

@@ -337,6 +337,12 @@ pub fn overhead(config: &BenchConfig) -> Result<BenchResult, HarnessError> {
     let cycle_ns = f64::from(cycle_ms) * 1e6;
     let json = json!({
         "cycle_hz": 1000 / cycle_ms,
+        // `--release-mode` (issue 16): in acked mode the pair's outputs wait for the
+        // backup's ack; one node alone releases at once.
+        "release_mode": match config.rig.outputs_release {
+            twinloop::config::OutputsRelease::Immediate => "immediate",
+            twinloop::config::OutputsRelease::Acked => "acked",
+        },
         "cpu_ratio_pair_vs_solo": round3(median(&cpu_ratios)),
         "latency_ratio_p50": round3(median(&latency_ratios)),
         "rounds": rounds.len(),

@@ -84,6 +84,11 @@ pub struct CommonArgs {
     /// The nodes' `[outputs] level_refresh_ms` (0: off, the default; else 16..=3600000).
     #[arg(long, default_value_t = 0)]
     pub level_refresh_ms: u64,
+    /// The nodes' `[outputs] release`: `immediate` (the default) or `acked`, outputs held
+    /// until every in-sync backup acknowledged their frame (issue 16; `bench overhead`
+    /// measures the output latency it costs).
+    #[arg(long, value_enum, default_value_t = ReleaseMode::Immediate)]
+    pub release_mode: ReleaseMode,
     /// Nodes: 2, a pair (the default), or a group of 3 or 4 with a full mesh of sync links
     /// through the proxy (issue 16; `run`, `chaos` and `bench failover`).
     #[arg(long, default_value_t = 2)]
@@ -91,6 +96,15 @@ pub struct CommonArgs {
     /// The last node of a group is its witness (`runtime.witness`): it votes, never leads.
     #[arg(long)]
     pub witness: bool,
+}
+
+/// `--release-mode`: the nodes' `[outputs] release`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReleaseMode {
+    /// Outputs leave as their frame runs.
+    Immediate,
+    /// Outputs leave once every in-sync backup acknowledged their frame.
+    Acked,
 }
 
 impl CommonArgs {
@@ -317,6 +331,10 @@ fn rig_config(common: &CommonArgs, dir: &WorkDir, timing: Timing, cycle_ms: u32)
         progress: !common.quiet,
         rt_priority: common.rt_priority,
         pin_cpus: common.pin_cpus,
+        outputs_release: match common.release_mode {
+            ReleaseMode::Immediate => twinloop::config::OutputsRelease::Immediate,
+            ReleaseMode::Acked => twinloop::config::OutputsRelease::Acked,
+        },
         ..RigConfig::new(dir.path.clone(), binary)
     })
 }

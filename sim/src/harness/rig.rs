@@ -157,6 +157,8 @@ pub struct RigConfig {
     pub output_path: Option<(PathFault, PathFault)>,
     /// The nodes' `[outputs] level_refresh_ms` (0: off).
     pub level_refresh_ms: u64,
+    /// The nodes' `[outputs] release` (issue 16).
+    pub outputs_release: twinloop::config::OutputsRelease,
     /// A pair (the default) or a group (`--nodes 3|4`, `--witness`; issue 16).
     pub shape: GroupShape,
 }
@@ -190,6 +192,7 @@ impl RigConfig {
             pin_cpus: false,
             output_path: None,
             level_refresh_ms: 0,
+            outputs_release: twinloop::config::OutputsRelease::Immediate,
             shape: GroupShape {
                 nodes: 2,
                 witness: false,
@@ -858,6 +861,7 @@ fn node_toml(config: &RigConfig, i: usize, ports: &[NodePorts; 2], proxy: Option
             bind: local(0),
             sinks: vec![sink],
             level_refresh_ms: config.level_refresh_ms,
+            release: config.outputs_release,
             ..OutputsConfig::default()
         },
         console: ConsoleConfig {
