@@ -25,6 +25,8 @@
 //! or joining backup does not (it would hold the plant's outputs back by its lag); with no
 //! backup in sync, outputs leave at once, reported sent in the commit as in immediate
 //! mode, and counted (`unguarded`): a takeover then may repeat one, as in immediate mode.
+//! So does an output a group's primary releases on its in-sync backups' acks while another
+//! backup with state lags: that one may still be chosen to take over.
 //!
 //! Bounds: `held` holds [`HELD_OUTPUTS_MAX`] outputs, allocated at start. A primary whose
 //! queue lacks room for one more frame's outputs runs no frame (its outputs go late, none
@@ -159,6 +161,17 @@ impl<A: App> Node<A> {
                 .is_some_and(|p| p.role == WireRole::Backup && p.sync == WireSync::InSync)
     }
 
+    /// Some backup with state that could take over (in sync or lagging, heard) does not
+    /// hold outputs back: what is released now is not guarded against its takeover.
+    fn release_partial(&self) -> bool {
+        let clock = self.release.clock;
+        (0..usize::from(self.peer_count)).any(|slot| {
+            !self.release_holds_for(slot)
+                && self.slot_expiry(slot).is_some_and(|t| clock < t)
+                && self.slot_said_follows(slot)
+        })
+    }
+
     /// A timeout: time may release what it holds (see `ReleaseState::clock`).
     pub(super) fn release_clock(&mut self) {
         self.release.clock = self.now;
@@ -172,6 +185,7 @@ impl<A: App> Node<A> {
             return;
         }
         if self.release.held.is_empty() && self.release_watermark().is_none() {
+            // No backup in sync: unguarded (a lagging one may take over and repeat it).
             self.release.unguarded = self.release.unguarded.saturating_add(1);
             self.push(Action::Emit(output));
             return;
@@ -240,6 +254,7 @@ impl<A: App> Node<A> {
             return;
         }
         let watermark = self.release_watermark();
+        let partial = self.release_partial();
         let window = self.peer_window();
         while let Some((front, held_at)) = self.release.held.front() {
             let acked = watermark.is_none_or(|w| front.frame <= w);
@@ -249,7 +264,7 @@ impl<A: App> Node<A> {
             }
             // Released with no backup in sync, or for the backup window: a takeover may
             // repeat it (as in immediate mode).
-            if watermark.is_none() || !acked {
+            if watermark.is_none() || !acked || partial {
                 self.release.unguarded = self.release.unguarded.saturating_add(1);
             }
             if let Some((mut output, _)) = self.release.held.pop_front() {

@@ -49,9 +49,9 @@ pub struct Shape {
     /// One more member, a witness.
     pub witness: bool,
     /// Acked outputs (`--acked`, issue 16): every member runs with `outputs.release =
-    /// "acked"`, and invariant 5 holds: no output id leaves two primaries (before the
-    /// sink's fence and dedup), but where a copy left unguarded or its new primary reported
-    /// it uncertain.
+    /// "acked"`, and invariant 5 holds: no output id passes the sink's epoch fence twice
+    /// under two epochs (before dedup), but where a copy left unguarded or its new
+    /// primary reported it uncertain.
     pub acked: bool,
 }
 
@@ -517,11 +517,13 @@ impl Sim {
                         .insert((now + latency, self.seq), (to, Self::link(to, i), bytes));
                 }
                 Action::Emit(output) => {
-                    if self.acked {
-                        self.check_acked_once(i, &output, unguarded);
-                    }
                     if output.epoch < self.sink_epoch {
                         continue;
+                    }
+                    // Past the sink's fence (a copy under a lower epoch never reaches a
+                    // sink, deduplicating or not): invariant 5 of acked outputs.
+                    if self.acked {
+                        self.check_acked_once(i, &output, unguarded);
                     }
                     self.sink_epoch = output.epoch;
                     let key = (output.frame, output.index);
