@@ -1477,7 +1477,7 @@ impl<A: App> Node<A> {
             Body::ChunkAck { id, next } => self.on_chunk_ack(id, next),
             Body::SwitchAsk { id, to } => self.on_switch_ask(link, id, to),
             Body::SwitchRequest { id, to } => self.on_switch_request(id, to),
-            Body::SwitchAgree { id } => self.on_switch_agree(id),
+            Body::SwitchAgree { id } => self.on_switch_agree(link, id),
             Body::SwitchDelay { id, reason, lag_frames } => self.on_switch_delay(id, reason, lag_frames),
             Body::SwitchRefuse { id: _ } => self.notice(Notice::SwitchoverRefused),
             // Read in `fence` by a released primary; nothing to do for anyone else.
