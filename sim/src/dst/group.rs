@@ -13,11 +13,14 @@
 //!    loss;
 //! 4. the member that takes over is the successor: no backup ranked above it (in sync,
 //!    weight, lowest id) was running, unfrozen, in sync and joined to it over the whole
-//!    `SETTLED_NS` before.
+//!    `SETTLED_NS` before;
+//! 5. after the quiet end, a group with a running backup that holds the state has a
+//!    primary (a group stuck without one while its state is alive: the chaos harness's
+//!    stuck elections, 2026-11-26).
 //!
 //! After the last fault the group heals and runs on; a seed ends with a primary among the
-//! members or not (counted, not a violation: a group whose every holder of the state was
-//! lost waits for an operator by design).
+//! members or not (counted; not a violation when no running backup holds the state: a
+//! group whose every holder of the state was lost waits for an operator by design).
 
 use std::collections::{BTreeMap, BTreeSet};
 use twinloop::config::{Config, GroupPeer};
@@ -48,6 +51,8 @@ pub struct Shape {
     pub leaders: u8,
     /// One more member, a witness.
     pub witness: bool,
+    /// Check invariant 5 (`dst --liveness`).
+    pub liveness: bool,
 }
 
 impl Shape {
@@ -119,6 +124,8 @@ struct Sim {
     trace: u64,
     /// Print transitions and faults (`TWINLOOP_GROUP_TRACE` set).
     verbose: bool,
+    /// Check invariant 5 (`Shape::liveness`).
+    shape_liveness: bool,
 }
 
 /// Runs one seed of a shape.
@@ -193,6 +200,7 @@ impl Sim {
             },
             trace: 0xcbf2_9ce4_8422_2325,
             verbose: std::env::var_os("TWINLOOP_GROUP_TRACE").is_some(),
+            shape_liveness: shape.liveness,
             members,
         }
     }
@@ -312,6 +320,36 @@ impl Sim {
             .filter(|&i| self.nodes[i].as_ref().is_some_and(|n| n.role() == Role::Primary))
             .count()
             == 1;
+        self.check_led_at_end();
+    }
+
+    /// Invariant 5: after the quiet end (healed, nothing injected for `QUIET_NS`), a
+    /// group in which a running member holds the state — a backup in sync or lagging —
+    /// has a primary. One whose every holder was lost waits for an operator by design
+    /// (not a violation); one whose holder is alive and heard by a majority must elect.
+    fn check_led_at_end(&mut self) {
+        if !self.shape_liveness {
+            return;
+        }
+        let leader = (0..self.members.len()).any(|i| self.nodes[i].as_ref().is_some_and(|n| n.role() == Role::Primary));
+        if leader {
+            return;
+        }
+        let holder = (0..self.members.len()).find(|&i| {
+            self.running(i)
+                && self.nodes[i].as_ref().is_some_and(|n| {
+                    n.role() == Role::Backup && matches!(n.status().sync, SyncState::InSync | SyncState::Lagging)
+                })
+        });
+        if let Some(i) = holder {
+            let text = format!(
+                "invariant 5 at {} ns: no primary at the end, though node {} holds the state (a backup, {:?})",
+                self.now,
+                self.members[i].id,
+                self.nodes[i].as_ref().map(|n| n.status().sync)
+            );
+            self.report.violations.push(text);
+        }
     }
 
     /// The next event, whatever it is, at the virtual clock's next instant.
@@ -618,6 +656,7 @@ mod tests {
         let shape = Shape {
             leaders: 3,
             witness: false,
+            liveness: false,
         };
         assert_eq!(run_group_seed(3, shape).trace_hash, run_group_seed(3, shape).trace_hash);
     }
@@ -626,7 +665,11 @@ mod tests {
     #[test]
     fn group_shapes_few_seeds_no_violation() {
         for (leaders, witness) in [(2, true), (3, false), (3, true), (4, false)] {
-            let shape = Shape { leaders, witness };
+            let shape = Shape {
+                leaders,
+                witness,
+                liveness: false,
+            };
             let (failed, violations, takeovers, _) = run_group_seeds(0, 4, shape, |r| {
                 assert!(r.violations.is_empty(), "{shape:?} seed {}: {:?}", r.seed, r.violations)
             });
