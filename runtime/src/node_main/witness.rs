@@ -190,6 +190,29 @@ mod tests {
         }
     }
 
+    /// A link's socket that cannot open is named as the group's file names it, with the
+    /// peer it leads to and the key to change; a pair's keeps its `links[k]`. (The old
+    /// message said `links[2] control`, a global index the file does not use.)
+    #[test]
+    fn group_link_socket_error_names_peer_and_key() {
+        let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let a = NodeFile::<super::super::AnyAppSettings>::load(&configs.join("group/node-a.toml"), &[]).unwrap();
+        let (what, fix) = a.link_socket_name("links[2] control (127.0.0.1:7121)");
+        assert_eq!(what, "peers[1].links[0] (to node 3) control (127.0.0.1:7121)");
+        assert_eq!(fix, "; free the port or set another in peers[1].links[0].bind");
+        let (what, fix) = a.link_socket_name("links[1] bulk (127.0.0.1:7112)");
+        assert_eq!(what, "peers[0].links[1] (to node 2) bulk (127.0.0.1:7112)");
+        assert_eq!(fix, "; free the port or set another in peers[0].links[1].bulk_bind");
+        assert_eq!(
+            a.link_socket_name("frames (127.0.0.1:7301)"),
+            ("frames (127.0.0.1:7301)".into(), String::new())
+        );
+        let pair = NodeFile::<super::super::AnyAppSettings>::load(&configs.join("node-a.toml"), &[]).unwrap();
+        let (what, fix) = pair.link_socket_name("links[1] control (127.0.0.1:7111)");
+        assert_eq!(what, "links[1] control (127.0.0.1:7111)");
+        assert_eq!(fix, "; free the port or set another in links[1].bind");
+    }
+
     /// The flag goes last, after the operator's own `--set`, so nothing turns it off.
     #[test]
     fn witness_args_force_the_flag_last() {
