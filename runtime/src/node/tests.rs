@@ -6044,3 +6044,48 @@ fn joining_begin_of_the_buffers_size_taken_one_byte_more_rejected() {
         assert_eq!(started, !rejected, "a state of {room} + {more} bytes, room for {room}");
     }
 }
+
+/// Mutant `pairing.rs:233:47` at a851fc6 (`+` → `-` in `step_aside`, shard 12): a node
+/// that stepped aside for a refused peer had its start-up deadline a start-up wait in the
+/// past, so it ran its election at its next wake-up: a backup that refused a starting
+/// peer of another program (the draw its own) led at once beside the live primary it had
+/// been following, whose heartbeats it had not judged yet. It waits a start-up wait.
+#[test]
+fn backup_refused_starting_peer_steps_aside_no_lead_before_the_wait() {
+    let mut p = running_pair(Config::default());
+    let wait = ms(p.configs[1].startup_wait_ms);
+    let mut refused = heartbeat_to(&p, 1, 1, WireRole::Starting, p.node(1).epoch(), (0, 0));
+    if let Body::Heartbeat { fingerprint, .. } = &mut refused.body {
+        fingerprint.program ^= 1;
+    }
+    p.inject(1, 0, &wire::encode(&refused, None).unwrap());
+    assert_eq!(p.node(1).role(), Role::Starting);
+    assert_eq!(reasons(&p, 1).last(), Some(&Reason::PairingRefused));
+    assert_eq!(p.node(1).startup_deadline, Some(p.now + wait));
+    p.run_for(ms(5));
+    assert_ne!(p.node(1).role(), Role::Primary, "{:?}", reasons(&p, 1));
+}
+
+/// Mutants `node/mod.rs:840:24` (`||` → `&&`, shard 12) and `node/mod.rs:840:41` (`>` →
+/// `==`, shard 14) in `handle_source_frame` at a851fc6: a frame whose payload is larger
+/// than `FRAME_PAYLOAD_MAX` was taken — and then lost without a count (the ring keeps no
+/// payload above the bound: the frame is in hand by its number, never by its input) —
+/// and one of exactly the bound refused. The largest payload runs; a byte more is counted
+/// stale and dropped.
+#[test]
+fn alone_frame_of_the_largest_payload_runs_one_byte_more_counted_stale() {
+    let mut p = pair();
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.source_on = false;
+    p.run_for(ms(10));
+    let next = p.node(0).frame() + 1;
+    let stale = p.node(0).status().rejections.stale_frame;
+    p.inject_frame(0, next, &[3u8; crate::app::FRAME_PAYLOAD_MAX + 1]);
+    assert_eq!(p.node(0).status().rejections.stale_frame, stale + 1);
+    assert_eq!(p.node(0).frame_highest_received, next - 1, "an oversized frame in hand");
+    p.inject_frame(0, next, &[3u8; crate::app::FRAME_PAYLOAD_MAX]);
+    p.run_for(ms(1));
+    assert_eq!(p.node(0).frame(), next, "the largest payload did not run");
+    assert_eq!(p.node(0).status().rejections.stale_frame, stale + 1);
+}
