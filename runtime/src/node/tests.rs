@@ -6089,3 +6089,52 @@ fn alone_frame_of_the_largest_payload_runs_one_byte_more_counted_stale() {
     assert_eq!(p.node(0).frame(), next, "the largest payload did not run");
     assert_eq!(p.node(0).status().rejections.stale_frame, stale + 1);
 }
+
+/// Mutant `pairing.rs:165:58` at a851fc6 (`==` → `!=` in `pairing_own_id`, shard 9): a
+/// primary that had refused a twin (another node with its id) on its heartbeat took the
+/// twin's later messages other than heartbeats for nothing but an epoch heard. A busy
+/// primary's commits stand in for its heartbeats, so a twin leading a higher epoch was
+/// never given way to: two primaries with one id, both emitting. The twin's commit of a
+/// higher epoch makes this one step aside, as its heartbeat would.
+#[test]
+fn primary_refused_twins_commit_of_a_higher_epoch_steps_aside() {
+    let mut p = pair();
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    let me = p.node(0);
+    let (id, epoch, nonce) = (me.config.node_id, me.epoch(), me.nonce);
+    // Its heartbeat, one epoch and a lower draw: refused, not given way to.
+    let twin = heartbeat_to(&p, 0, id, WireRole::Primary, epoch, (0, nonce - 1));
+    p.inject(0, 0, &wire::encode(&twin, None).unwrap());
+    assert!(alarms_of(&p, 0).contains(&Alarm::PairingRefused {
+        mismatch: Mismatch::SameNodeId
+    }));
+    assert_eq!(p.node(0).role(), Role::Primary);
+    // Then its commit, a term higher.
+    let mut commit = twin;
+    commit.header.epoch = epoch + 0x100;
+    commit.body = Body::Commit(crate::wire::Commit {
+        frame: p.node(0).frame(),
+        kind: crate::wire::CommitKind::Skipped {
+            last: p.node(0).frame(),
+        },
+        state_digest: None,
+        writes: Default::default(),
+    });
+    p.inject(0, 0, &wire::encode(&commit, None).unwrap());
+    assert_eq!(p.node(0).role(), Role::Starting, "{:?}", reasons(&p, 0));
+    assert_eq!(reasons(&p, 0).last(), Some(&Reason::PairingRefused));
+}
+
+/// Mutant `switchover.rs:224:34` at a851fc6 (`+=` → `*=` in
+/// `switchover_backup_progress`, shard 12): the node that took over at a switchover
+/// never counted it (status `switchovers` stayed 0 there). Both nodes count the one
+/// switchover they took part in.
+#[test]
+fn paired_switchover_counted_once_on_both_nodes() {
+    let mut p = fast_pair_running(0);
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Paired, ms(200)));
+    assert_eq!(p.node(1).status().switchovers, 1, "the new primary");
+    assert_eq!(p.node(0).status().switchovers, 1, "the old primary");
+}
