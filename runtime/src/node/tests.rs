@@ -6138,3 +6138,62 @@ fn paired_switchover_counted_once_on_both_nodes() {
     assert_eq!(p.node(1).status().switchovers, 1, "the new primary");
     assert_eq!(p.node(0).status().switchovers, 1, "the old primary");
 }
+
+/// The frame after which the test below loses frames (see `drop_around_the_gap_in_a_range`).
+static RANGE_GAP_AT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(u64::MAX);
+
+/// From node 0: its commits of frame `a + 2` and from `a + 4` on, and every answer to a
+/// fetch, where `a` is `RANGE_GAP_AT`.
+fn drop_around_the_gap_in_a_range(from: usize, envelope: &Envelope) -> bool {
+    let a = RANGE_GAP_AT.load(core::sync::atomic::Ordering::Relaxed);
+    from == 0
+        && match envelope.body {
+            Body::Commit(commit) => commit.frame == a + 2 || commit.frame >= a + 4,
+            Body::FrameData { .. } => true,
+            _ => false,
+        }
+}
+
+/// Mutant `lockstep.rs:96:106` at a851fc6 (`commit(last + 1)` → `commit(last - 1)` in
+/// `primary_run_frames`, shard 7): the scan of a gap looked at the commit of the frame
+/// before, so where that frame has no commit of its own — the end of a `Skipped` range of
+/// several frames — it ran on over the next frame's inherited `Ran` commit whose input
+/// this node lacks, skipping it without `Alarm::InputLost`. Here frames A and A+1 are
+/// lost at both nodes (one `Skipped` commit of the two: neither node tells the primary of
+/// A+1), A+2 and A+3 at the backup, the commit of A+2 lost and that of A+3 (run)
+/// received; the new primary skips A+2 and alarms the input of A+3 lost. (In
+/// `taking_over_gap_then_inherited_run_frame_without_its_input_alarmed_input_lost` the
+/// backup had A+1 and its heartbeats told the primary, which skipped A and A+1 one
+/// commit each: the frame before the gap has a commit there.)
+#[test]
+fn taking_over_gap_after_a_skipped_range_then_inherited_run_frame_without_its_input_alarmed_input_lost() {
+    let mut p = running_pair(Config::fast());
+    p.run_for(ms(20));
+    let a = p.frame_next + 2;
+    RANGE_GAP_AT.store(a, core::sync::atomic::Ordering::Relaxed);
+    for i in 0..2 {
+        p.frame_loss[i].insert(a, ());
+        p.frame_loss[i].insert(a + 1, ());
+    }
+    p.frame_loss[1].insert(a + 2, ());
+    p.frame_loss[1].insert(a + 3, ());
+    p.drop_if = Some(drop_around_the_gap_in_a_range);
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| p.node(0).frame() >= a + 6));
+    assert_eq!(p.node(1).frame(), a + 1, "the backup ran the skipped range");
+    assert_eq!(
+        p.node(1).ring.commit(a).map(|c| c.kind),
+        Some(crate::wire::CommitKind::Skipped { last: a + 1 }),
+        "one commit of the two skipped frames"
+    );
+    p.crash(0);
+    p.source_on = false;
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(1000)));
+    p.run_for(ms(5));
+    assert!(p.node(1).frame() >= a + 6, "the frames in hand after the gap ran");
+    assert!(
+        p.alarms.contains(&(1, Alarm::InputLost { frame: a + 3 })),
+        "{:?}",
+        alarms_of(&p, 1)
+    );
+}
