@@ -240,6 +240,7 @@ impl<A: App> Shell<A> {
             console_budget_ns: 0,
             console_budget_at: Instant::ZERO,
             buf: batch::RecvBatch::new(),
+            sends: batch::SendBatch::new(),
             config,
         };
         let console_text = match shell.console_addr() {
