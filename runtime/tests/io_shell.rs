@@ -485,3 +485,59 @@ fn shell_hmi_counters_in_status() {
     assert_eq!(console.status().unwrap().io.hmi_refused, 1);
     alone.finish();
 }
+
+/// The core's time begins at the shell clock's start, and the clock starts once the
+/// node is built (issue 20): `Node::new` writes its whole state buffer, 65 MiB for a
+/// 64 MiB state, and the start-up wait was counted from before that. A node joining a
+/// running primary on a loaded host had spent its wait by the time its loop first
+/// listened, decided it heard nobody and started cold beside the primary. Before the
+/// fix the boot instant was read from the running clock, after `Clock::start`, so it
+/// was later than `Clock::START` by however long that took (nanoseconds at least).
+#[test]
+fn shell_new_starts_the_core_at_the_clock_start() {
+    let dir = std::env::temp_dir().join(format!("twinloop-io-boot-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let shell_config = ShellConfig {
+        name: "boot".into(),
+        state_file: dir.join("node.epoch"),
+        seed: 7,
+        frames: FramesConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], free_udp_port())),
+            ..FramesConfig::default()
+        },
+        links: vec![LinkConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], free_udp_port())),
+            bulk_bind: Some(SocketAddr::from(([127, 0, 0, 1], free_udp_port()))),
+            peer: SocketAddr::from(([127, 0, 0, 1], free_udp_port())),
+            bulk_peer: Some(SocketAddr::from(([127, 0, 0, 1], free_udp_port()))),
+            ..LinkConfig::default()
+        }],
+        outputs: OutputsConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            sinks: vec![SocketAddr::from(([127, 0, 0, 1], free_udp_port()))],
+            ..OutputsConfig::default()
+        },
+        ..ShellConfig::default()
+    };
+    let runtime = Config {
+        node_id: 3,
+        links: 1,
+        heartbeat_interval_ms: 5,
+        detection_window_ms: 50,
+        startup_wait_ms: 20,
+        ..Config::default()
+    };
+    let shell = Shell::new(shell_config, runtime, TestApp::new(0)).expect("the shell starts");
+    // A starting node's first deadline is an instant fixed from its boot; with the boot
+    // at the clock's start, it is one of these exactly.
+    let first = shell.node().poll_timeout().expect("a starting node has deadlines");
+    let start = twinloop::io::clock::Clock::START;
+    let fixed = [Duration::ZERO, Duration::from_millis(5), Duration::from_millis(20)];
+    assert!(
+        fixed.iter().any(|&after| first == start + after),
+        "first deadline {first:?} is not the clock's start {start:?} plus 0, 5 or 20 ms"
+    );
+    drop(shell);
+    let _ = std::fs::remove_dir_all(&dir);
+}
