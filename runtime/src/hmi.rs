@@ -20,8 +20,10 @@ use serde::{Deserialize, Serialize};
 pub const TAGS_MAX: usize = 256;
 /// The first register of the tags; registers below are the status block.
 pub const TAGS_BASE: u16 = 64;
-/// Registers of the status block (see docs/HMI.md, "Status block").
-pub const STATUS_REGISTERS: u16 = 16;
+/// Registers of the status block (see docs/HMI.md, "Status block"): 0..=15 since
+/// 2026-11-26 (issue 18), 16 the loop's CPU share added then in a register reserved
+/// before (read as 0), so that a reader of either length reads the other's nodes alike.
+pub const STATUS_REGISTERS: u16 = 17;
 /// The most writes one frame applies (and its commit carries).
 pub const WRITES_PER_FRAME_MAX: usize = 4;
 /// The longest tag name and unit, in bytes.

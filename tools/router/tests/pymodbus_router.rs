@@ -135,11 +135,17 @@ fn node_toml(name: &str, i: usize, ports: &[NodePorts; 2], hmi: u16, dir: &Path)
 
 /// Reads `count` holding registers from `address` of the node at `port`, directly.
 fn read_registers(port: u16, address: u16, count: u16) -> Option<Vec<u16>> {
+    read_unit(port, 1, address, count)
+}
+
+/// Reads `count` holding registers from `address` of unit `unit` at `port` (a node, or
+/// a router: the unit picks the pair).
+fn read_unit(port: u16, unit: u8, address: u16, count: u16) -> Option<Vec<u16>> {
     let mut stream = TcpStream::connect_timeout(&local(port), Duration::from_millis(500)).ok()?;
     stream.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
     let [ah, al] = address.to_be_bytes();
     let [ch, cl] = count.to_be_bytes();
-    stream.write_all(&[0, 1, 0, 0, 0, 6, 1, 3, ah, al, ch, cl]).ok()?;
+    stream.write_all(&[0, 1, 0, 0, 0, 6, unit, 3, ah, al, ch, cl]).ok()?;
     let mut answer = vec![0u8; 9 + usize::from(count) * 2];
     stream.read_exact(&mut answer).ok()?;
     (answer[7] == 3).then(|| {
@@ -434,7 +440,8 @@ fn router_pymodbus_reads_and_writes_through_primary_kills() {
         std::io::stderr(),
         "router figures: kills {KILLS} (pair, total before) {kill_at_total:?}; reads {} failed {} \
          longest outage {} ms slowest read {} ms; writes acknowledged {} failed {:?} \
-         slowest {} ms, retried by the routers {}",
+         slowest {} ms, retried by the routers {}; CPU share read through the routers (‰, \
+         least and most per unit) {}",
         figures["reads"],
         figures["read_failures"],
         figures["longest_read_outage_ms"],
@@ -443,6 +450,7 @@ fn router_pymodbus_reads_and_writes_through_primary_kills() {
         figures["write_failures"],
         figures["slowest_write_ms"],
         waits_in(&router_logs()),
+        figures["cpu_permille"],
     );
 
     assert_eq!(figures["read_failures"], 0, "a read failed:\n{figures}");
@@ -452,6 +460,21 @@ fn router_pymodbus_reads_and_writes_through_primary_kills() {
         "a write failed:\n{figures}"
     );
     for (i, pair) in pairs.iter().enumerate() {
+        // The nodes' CPU share (status register 16) comes through a router: a figure of
+        // a node at work (frames every 2 ms), at most 1000 ‰, once a node has run a
+        // whole second (the kills and restarts above take about that: awaited).
+        let unit = i as u8 + 1;
+        let mut cpu = None;
+        wait_for(
+            Duration::from_secs(10),
+            "a CPU share through a router",
+            &router_logs,
+            || {
+                cpu = read_unit(router_ports[0], unit, 16, 1).map(|r| r[0]);
+                cpu.is_some_and(|c| (1..=1000).contains(&c))
+            },
+        );
+        let _ = writeln!(std::io::stderr(), "{}: CPU share through a router {cpu:?} ‰", pair.name);
         let acked = figures["writes"][(i + 1).to_string()].as_u64().unwrap();
         assert!(acked > 0, "{}: no writes", pair.name);
         // Both nodes hold the same count (the backup has run the last write's frame:
