@@ -5,8 +5,8 @@
 //! (from its `base`) holds the request's registers; the node sees the address less
 //! the base.
 //!
-//! - **Reads** go to the least-loaded in-sync node ([`read_rank`]: a loop that keeps its
-//!   deadlines before one more than [`BEHIND_US`] late, status register 12, then the
+//! - **Reads** go to the least-loaded in-sync node (`read_rank`: a loop that keeps its
+//!   deadlines before one 1 ms or more late, status register 12, then the
 //!   least CPU share, register 16), else to a
 //!   primary, else to a lagging backup, else to a node whose status is unknown (never
 //!   to a starting or joining node: it has no state to show). A node that fails
