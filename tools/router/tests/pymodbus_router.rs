@@ -26,7 +26,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use twinloop::io::client::Client;
 use twinloop::io::config::{ConsoleConfig, FramesConfig, HmiConfig, LinkConfig, OutputsConfig};
+use twinloop::io::schema::CommandResult;
 use twinloop::io_protocol;
 use twinloop::node_main::config::{NodeFile, NodeTable};
 use twinloop::node_main::AnyAppSettings;
@@ -36,6 +38,8 @@ const COUNTER: &str = env!("CARGO_BIN_EXE_twinloop-counter");
 const ROUTER: &str = env!("CARGO_BIN_EXE_twinloop-router");
 /// Primary kills, alternating between the pairs.
 const KILLS: usize = 4;
+/// The nodes' console key (for the switchovers).
+const CONSOLE_KEY: &str = "router-test-key";
 
 fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -181,6 +185,7 @@ struct Pair {
     configs: [PathBuf; 2],
     hmi: [u16; 2],
     frames: [u16; 2],
+    consoles: [u16; 2],
     nodes: [Option<Process>; 2],
     dir: PathBuf,
 }
@@ -328,7 +333,7 @@ fn router_pymodbus_reads_and_writes_through_primary_kills() {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     let key = dir.join("console.key");
-    fs::write(&key, "router-test-key\n").unwrap();
+    fs::write(&key, format!("{CONSOLE_KEY}\n")).unwrap();
     {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
@@ -349,6 +354,7 @@ fn router_pymodbus_reads_and_writes_through_primary_kills() {
                 configs,
                 hmi,
                 frames: [ports[0].frames, ports[1].frames],
+                consoles: [ports[0].console, ports[1].console],
                 nodes: [None, None],
                 dir: dir.clone(),
             }
@@ -460,6 +466,25 @@ fn router_pymodbus_reads_and_writes_through_primary_kills() {
         kill_at_total.push((pair.name.clone(), before));
     }
 
+    // Then a switchover of each pair (an operator's, on the primary's console), the HMI
+    // still at work: as invisible to it as a kill, and no write lost or doubled.
+    for pair in &pairs {
+        let primary = pair.await_healthy();
+        let before = total(pair.hmi[primary]).unwrap_or(0);
+        let mut console = Client::new(local(pair.consoles[primary]), Duration::from_secs(5));
+        let reply = console.switchover(CONSOLE_KEY).expect("the switchover's reply");
+        assert_eq!(reply.result, CommandResult::Started, "{reply:?}\n{}", pair.logs());
+        wait_for(Duration::from_secs(30), "the switchover", &|| pair.logs(), || {
+            pair.healthy() == Some(1 - primary)
+        });
+        wait_for(
+            Duration::from_secs(30),
+            "writes after the switchover",
+            &hmi_context,
+            || total(pair.hmi[0]).is_some_and(|t| t >= before + 3),
+        );
+    }
+
     fs::write(&stop_file, "").unwrap();
     wait_for(Duration::from_secs(60), "the HMI to finish", &hmi_context, || {
         matches!(hmi.0.try_wait(), Ok(Some(_)))
@@ -470,7 +495,7 @@ fn router_pymodbus_reads_and_writes_through_primary_kills() {
         .unwrap_or_else(|e| panic!("the HMI's figures ({e}):\n{}", hmi_context()));
     let _ = writeln!(
         std::io::stderr(),
-        "router figures: kills {KILLS} (pair, total before) {kill_at_total:?}; reads {} failed {} \
+        "router figures: kills {KILLS} (pair, total before) {kill_at_total:?}, then a switchover of each pair; reads {} failed {} \
          longest outage {} ms slowest read {} ms; writes acknowledged {} failed {:?} \
          slowest {} ms, retried by the routers {}; CPU share read through the routers (‰, \
          least and most per unit) {}",
