@@ -3,11 +3,12 @@
 //!
 //! Reads (functions 3 and 4, the same map) are answered at once from this node's own
 //! state: the status block (registers `0..17`, [`StatusBlock`]: role, sync, the frame
-//! the values reflect, the epoch, the loop's load as lateness and CPU share) and the program's tags from register 64
-//! ([`crate::hmi`]). A backup's values are one cycle behind its primary's, and its status
-//! block says so (role, frame). Writes (functions 6 and 16, exactly one tag's registers)
-//! go to the core ([`Node::handle_hmi_write`]) and are answered when the core answers
-//! ([`Action::HmiWriteDone`]): applied where no takeover loses it, or an exception.
+//! the values reflect, the epoch, the loop's load as lateness and CPU share) and the
+//! program's tags from register 64 ([`crate::hmi`]). A backup's values are one cycle
+//! behind its primary's, and its status block says so (role, frame). Writes (functions
+//! 6 and 16, exactly one tag's registers) go to the core ([`Node::handle_hmi_write`])
+//! and are answered when the core answers ([`Action::HmiWriteDone`]): applied where no
+//! takeover loses it, or an exception.
 //!
 //! Bounds: [`CONNECTIONS_MAX`] connections (more are closed at accept), [`ACCEPTS_PER_TURN`]
 //! accepts and [`REQUESTS_PER_TURN`] requests a loop turn over all connections, one
