@@ -553,6 +553,8 @@ fn shell_new_starts_the_core_at_the_clock_start() {
     );
     drop(shell);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// [`TestApp`] that also burns a fixed amount of work at each step: a program whose cycle
 /// costs more CPU than the plain one's on the same frames.
 struct Burner(TestApp);
