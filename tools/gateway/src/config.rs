@@ -106,10 +106,25 @@ impl GatewayFile {
         toml::from_str(text).map_err(|e| e.to_string())
     }
 
-    /// Reads and parses a file.
+    /// Reads and parses a file. A relative `ack_key_file` is the file's directory's, as
+    /// the nodes resolve their key files (`outputs.ack_key_file` among them): the gateway
+    /// and its nodes may then share one configuration directory whatever the working
+    /// directory of each (a service manager's is `/`).
     pub fn read(path: &Path) -> Result<GatewayFile, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        GatewayFile::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+        let mut file = GatewayFile::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        file.resolve(path.parent().unwrap_or(Path::new("")));
+        Ok(file)
+    }
+
+    /// Makes a relative `ack_key_file` relative to `base` (the configuration file's
+    /// directory); an absolute one stays.
+    pub fn resolve(&mut self, base: &Path) {
+        if let Some(key) = &mut self.gateway.ack_key_file {
+            if key.is_relative() {
+                *key = base.join(&*key);
+            }
+        }
     }
 
     /// The tag map part.
@@ -166,6 +181,34 @@ mod tests {
     use super::*;
 
     const TANK: &str = include_str!("../../../configs/gateway-tank.toml");
+
+    /// A relative `gateway.ack_key_file` is the configuration file's directory's, as the
+    /// nodes' key files are; an absolute one stays. Before, it was the working
+    /// directory's: the path stayed `keys/ack.key` and the gateway read another file, or
+    /// none.
+    #[test]
+    fn config_relative_ack_key_file_resolves_against_the_config_directory() {
+        let dir = std::env::temp_dir().join(format!("twinloop-gateway-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("gateway.toml");
+        let with_key = |key: &str| {
+            TANK.replace(
+                "[gateway]\n",
+                &format!("[gateway]\nacks = true\nack_key_file = {key:?}\n"),
+            )
+        };
+        std::fs::write(&path, with_key("keys/ack.key")).unwrap();
+        let file = GatewayFile::read(&path).unwrap();
+        assert_eq!(file.gateway.ack_key_file, Some(dir.join("keys/ack.key")));
+        std::fs::write(&path, with_key("/srv/ack.key")).unwrap();
+        let file = GatewayFile::read(&path).unwrap();
+        assert_eq!(file.gateway.ack_key_file.as_deref(), Some(Path::new("/srv/ack.key")));
+        // A file named with no directory resolves against the working directory's "".
+        let mut file = GatewayFile::parse(&with_key("ack.key")).unwrap();
+        file.resolve(Path::new(""));
+        assert_eq!(file.gateway.ack_key_file.as_deref(), Some(Path::new("ack.key")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn config_example_file_checks() {
