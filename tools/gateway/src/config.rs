@@ -210,6 +210,25 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// The gateway reads its ack key as the nodes read theirs: a trailing newline is not
+    /// part of the secret (read raw before, the gateway's key differed from the nodes' and
+    /// every ack was refused), and a key file others can read is refused with the fix.
+    #[test]
+    fn config_ack_key_file_read_as_the_nodes_read_theirs() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("twinloop-gateway-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ack.key");
+        std::fs::write(&path, "0f1e2d3c secret\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let key = crate::run::read_ack_key(&path).unwrap();
+        assert_eq!(key, twinloop::io_protocol::AckKey::derive(b"0f1e2d3c secret"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = crate::run::read_ack_key(&path).unwrap_err();
+        assert!(e.contains("gateway.ack_key_file") && e.contains("chmod 600"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn config_example_file_checks() {
         let file = GatewayFile::parse(TANK).unwrap();
