@@ -739,6 +739,9 @@ pub struct Node<A: App> {
     heartbeat_due: [Instant; LINKS_TOTAL_MAX],
     /// Per link: when the last heartbeat went.
     heartbeat_last: [Instant; LINKS_TOTAL_MAX],
+    /// A heartbeat is owed on the link at once (a challenge to echo, a starting peer to
+    /// tell): other traffic does not postpone it (`link_busy`).
+    heartbeat_owed: [bool; LINKS_TOTAL_MAX],
     probe: Option<(u32, Instant)>,
     probe_id_next: u32,
     /// The slot a transfer goes to (the peer whose join request began it); a pair's is 0.
@@ -924,6 +927,7 @@ impl<A: App> Node<A> {
             echo: [(0, Instant::ZERO); LINKS_TOTAL_MAX],
             heartbeat_due: [boot.now; LINKS_TOTAL_MAX],
             heartbeat_last: [boot.now; LINKS_TOTAL_MAX],
+            heartbeat_owed: [false; LINKS_TOTAL_MAX],
             probe: None,
             probe_id_next,
             transfer_slot: peers::THE_PEER,

@@ -5718,3 +5718,96 @@ fn alone_backup_frozen_with_a_gap_primary_crashed_backup_resyncs_not_leads() {
     p.run_for(ms(100));
     assert_eq!(p.sink.conflicts, 0, "outputs with two contents: {:?}", reasons(&p, 1));
 }
+
+/// Chaos (`twinloop-sim chaos --faults 8`, seed 1, 2026-11-26): a primary stopped with
+/// SIGTERM hands over and is restarted 350 ms later with a reservation above its
+/// successor's epoch. Keyed, the restart handshake needs the primary to echo the new
+/// challenge; the echo was due at once but every commit postponed it, to the heartbeat
+/// refresh (16 intervals, past the start-up wait): the restarted node, hearing only
+/// messages its window refused, led a cold start beside the primary — two histories,
+/// outputs with two contents. The DST and this `Pair` deliver one event at a time and run
+/// due timers between, so the echo went out before any commit; a shell handles every
+/// datagram of a wake-up first.
+/// The restart scene of the test below, up to node 0's restart next to primary node 1.
+fn keyed_pair_restarted_after_a_handover() -> (Pair, usize) {
+    let config = Config {
+        heartbeat_interval_ms: 20,
+        detection_window_ms: 100,
+        probe_timeout_ms: 50,
+        startup_wait_ms: 100,
+        ..Config::default()
+    };
+    let mut p = Pair::new(13, config, 0);
+    // The harness's cycle: 350 ms of absence stays within the lone primary's commit tail.
+    p.cycle = ms(10);
+    p.auth = Some(AuthKey::new([9; 32]));
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired, ms(2000)));
+    p.run_for(ms(300));
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Paired, ms(1000)));
+    assert!(
+        p.reserved[0] > p.node(1).epoch(),
+        "the stopped node's reservation is above"
+    );
+    p.crash(0);
+    p.run_for(ms(350));
+    let transitions_before = p.transitions.len();
+    p.start(0);
+    (p, transitions_before)
+}
+
+/// Asserts that restarted node 0 joined primary node 1 and never led.
+fn assert_joined_without_leading(p: &mut Pair, transitions_before: usize) {
+    let joined = await_state(p, 0, Role::Backup, SyncState::InSync, ms(1000));
+    let after: std::vec::Vec<_> = p.transitions[transitions_before..]
+        .iter()
+        .filter(|(n, _)| *n == 0)
+        .map(|(_, t)| (t.role, t.reason))
+        .collect();
+    assert!(joined, "the restarted node did not join: {after:?}");
+    let led: std::vec::Vec<_> = p.transitions[transitions_before..]
+        .iter()
+        .filter(|(n, t)| *n == 0 && t.role == Role::Primary)
+        .collect();
+    assert!(led.is_empty(), "the restarted node led beside its primary: {led:?}");
+    assert_eq!(p.primary(), Some(1));
+    assert!(p.digest_disagreements().0.is_empty());
+}
+
+#[test]
+fn starting_after_a_handover_keyed_busy_primary_echoes_at_once_and_is_joined() {
+    let (mut p, before) = keyed_pair_restarted_after_a_handover();
+    // The primary busy for 25 ms (as a shell reading a batch of datagrams): the restarted
+    // node's first heartbeat waits in its socket ahead of frames, whose commits go out
+    // before the primary's timers run.
+    p.freeze(1, ms(25));
+    assert_joined_without_leading(&mut p, before);
+}
+
+/// Heartbeats from node index 1 still to drop (the test below).
+static DROP_HEARTBEATS_OF_1: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+fn drop_heartbeats_of_1(from: usize, envelope: &Envelope) -> bool {
+    use core::sync::atomic::Ordering::Relaxed;
+    from == 1
+        && matches!(envelope.body, Body::Heartbeat { .. })
+        && DROP_HEARTBEATS_OF_1
+            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+}
+
+/// The echo of a restarted peer's challenge is lost: the next heartbeat of its session,
+/// not yet verified, is echoed again at once, not at the busy link's refresh.
+#[test]
+fn starting_after_a_handover_keyed_echo_lost_primary_echoes_the_next_heartbeat() {
+    let (mut p, before) = keyed_pair_restarted_after_a_handover();
+    // The first echo on each of the two links (either link's handshake would do).
+    DROP_HEARTBEATS_OF_1.store(2, core::sync::atomic::Ordering::Relaxed);
+    p.drop_if = Some(drop_heartbeats_of_1);
+    assert_joined_without_leading(&mut p, before);
+    assert_eq!(DROP_HEARTBEATS_OF_1.load(core::sync::atomic::Ordering::Relaxed), 0);
+}
