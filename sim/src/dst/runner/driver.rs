@@ -198,7 +198,7 @@ impl Summary {
         e.level_superseded += s.exceptions.level_superseded;
         e.lost_network += s.exceptions.lost_network;
         e.level_lost_network += s.exceptions.level_lost_network;
-        e.level_lost_transfer += s.exceptions.level_lost_transfer;
+        e.level_before_cold_start += s.exceptions.level_before_cold_start;
         e.level_parted += s.exceptions.level_parted;
         self.output_path_seeds += u64::from(s.output_path_faulty);
         self.output_path_refresh_seeds += u64::from(s.output_path_faulty && s.level_refresh);
@@ -316,7 +316,7 @@ impl Summary {
                 "level_superseded": e.level_superseded,
                 "lost_network": e.lost_network,
                 "level_lost_network": e.level_lost_network,
-                "level_lost_transfer": e.level_lost_transfer,
+                "level_before_cold_start": e.level_before_cold_start,
                 "level_parted": e.level_parted,
             },
             "output_path": {
