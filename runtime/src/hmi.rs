@@ -20,8 +20,10 @@ use serde::{Deserialize, Serialize};
 pub const TAGS_MAX: usize = 256;
 /// The first register of the tags; registers below are the status block.
 pub const TAGS_BASE: u16 = 64;
-/// Registers of the status block (see docs/HMI.md, "Status block").
-pub const STATUS_REGISTERS: u16 = 16;
+/// Registers of the status block (see docs/HMI.md, "Status block"): 0..=15, and 16 (the
+/// loop's CPU share) added on 2026-11-26 in a register reserved before and read as 0, so
+/// that a reader of 16 registers reads these nodes as before.
+pub const STATUS_REGISTERS: u16 = 17;
 /// The most writes one frame applies (and its commit carries).
 pub const WRITES_PER_FRAME_MAX: usize = 4;
 /// The longest tag name and unit, in bytes.

@@ -746,4 +746,50 @@ mod tests {
             prop_assert_eq!(decode(&encode(&envelope, None).unwrap(), None), Ok(envelope));
         }
     }
+
+    /// A datagram of `version, flags`, then `body`, then its CRC: a valid frame.
+    fn framed(flags: u8, body: &[u8]) -> std::vec::Vec<u8> {
+        let mut bytes = std::vec![WIRE_VERSION, flags];
+        bytes.extend_from_slice(body);
+        let crc = crc32c(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        bytes
+    }
+
+    /// Mutants at a851fc6 of `decode` (shards 12, 13 and 15: `wire.rs:394:22`, the guard
+    /// `covered.len() < 2 + TAG_BYTES` → `false`; `394:36`, `<` → `==` and `<` → `<=`): a
+    /// tagged datagram too short for its tag panicked (`covered.len() - TAG_BYTES`
+    /// underflows), keyed or not, and one with room for exactly the tag was called too
+    /// short. The arbitrary-bytes properties never reach it: random bytes fail the CRC.
+    /// And `wire.rs:21:32` (`2 + 4` → `2 * 4` in `FRAMING_BYTES`, shard 12): a datagram
+    /// of 6 or 7 bytes has its whole framing; what is wrong with it is its checksum or its
+    /// body, not its length.
+    #[test]
+    fn wire_tagged_datagram_shorter_than_its_tag_too_short_never_panics() {
+        let key = AuthKey::new([7; 32]);
+        for len in 0..TAG_BYTES {
+            let bytes = framed(FLAG_TAGGED, &std::vec![0xA5; len]);
+            assert_eq!(decode(&bytes, None), Err(DecodeError::TooShort), "{len} bytes");
+            assert_eq!(decode(&bytes, Some(&key)), Err(DecodeError::TooShort), "{len} bytes");
+        }
+        // Room for the tag and an empty body: authenticated (or not) first, then malformed.
+        let bytes = framed(FLAG_TAGGED, &[0xA5; TAG_BYTES]);
+        assert_eq!(decode(&bytes, None), Err(DecodeError::Malformed));
+        assert_eq!(decode(&bytes, Some(&key)), Err(DecodeError::Unauthenticated));
+        // The framing alone, and a byte more: not too short.
+        assert_eq!(decode(&framed(0, &[]), None), Err(DecodeError::Malformed));
+        assert_eq!(decode(&framed(0, &[0]), None), Err(DecodeError::Malformed));
+        let mut bad = framed(0, &[0]);
+        bad[2] ^= 1;
+        assert_eq!(decode(&bad, None), Err(DecodeError::BadChecksum));
+    }
+
+    proptest! {
+        #[test]
+        fn wire_decode_arbitrary_tagged_body_with_valid_crc_never_panics(body in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let bytes = framed(FLAG_TAGGED, &body);
+            let _ = decode(&bytes, None);
+            let _ = decode(&bytes, Some(&AuthKey::new([7; 32])));
+        }
+    }
 }

@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use twinloop::app::{App, Frame, Outbox, SnapshotError};
 use twinloop::io::client::Client;
 use twinloop::io::config::{ConsoleConfig, FramesConfig, LinkConfig, OutputsConfig, ShellConfig};
 use twinloop::io::schema::{
@@ -93,6 +94,18 @@ fn start_alone_hmi(
     send_to: SocketAddr,
     hmi: Option<SocketAddr>,
 ) -> Alone {
+    start_alone_app(name, key, frames, send_to, hmi, TestApp::new(0))
+}
+
+/// [`start_alone_hmi`], running the program `app`.
+fn start_alone_app<A: App + Send + 'static>(
+    name: &str,
+    key: Option<&str>,
+    frames: FramesConfig,
+    send_to: SocketAddr,
+    hmi: Option<SocketAddr>,
+    app: A,
+) -> Alone {
     let dir = std::env::temp_dir().join(format!("twinloop-io-shell-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -139,7 +152,7 @@ fn start_alone_hmi(
         startup_wait_ms: 20,
         ..Config::default()
     };
-    let shell = Shell::new(shell_config, runtime, TestApp::new(0)).expect("the shell starts");
+    let shell = Shell::new(shell_config, runtime, app).expect("the shell starts");
     let console = shell.console_addr().expect("the console listens");
     let hmi = shell.hmi_addr();
     let stop = shell.stop_handle();
@@ -484,4 +497,164 @@ fn shell_hmi_counters_in_status() {
     });
     assert_eq!(console.status().unwrap().io.hmi_refused, 1);
     alone.finish();
+}
+
+/// The core's time begins at the shell clock's start, and the clock starts once the
+/// node is built (issue 20): `Node::new` writes its whole state buffer, 65 MiB for a
+/// 64 MiB state, and the start-up wait was counted from before that. A node joining a
+/// running primary on a loaded host had spent its wait by the time its loop first
+/// listened, decided it heard nobody and started cold beside the primary. Before the
+/// fix the boot instant was read from the running clock, after `Clock::start`, so it
+/// was later than `Clock::START` by however long that took (nanoseconds at least).
+#[test]
+fn shell_new_starts_the_core_at_the_clock_start() {
+    let dir = std::env::temp_dir().join(format!("twinloop-io-boot-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let shell_config = ShellConfig {
+        name: "boot".into(),
+        state_file: dir.join("node.epoch"),
+        seed: 7,
+        frames: FramesConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], free_udp_port())),
+            ..FramesConfig::default()
+        },
+        links: vec![LinkConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], free_udp_port())),
+            bulk_bind: Some(SocketAddr::from(([127, 0, 0, 1], free_udp_port()))),
+            peer: SocketAddr::from(([127, 0, 0, 1], free_udp_port())),
+            bulk_peer: Some(SocketAddr::from(([127, 0, 0, 1], free_udp_port()))),
+            ..LinkConfig::default()
+        }],
+        outputs: OutputsConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            sinks: vec![SocketAddr::from(([127, 0, 0, 1], free_udp_port()))],
+            ..OutputsConfig::default()
+        },
+        ..ShellConfig::default()
+    };
+    let runtime = Config {
+        node_id: 3,
+        links: 1,
+        heartbeat_interval_ms: 5,
+        detection_window_ms: 50,
+        startup_wait_ms: 20,
+        ..Config::default()
+    };
+    let shell = Shell::new(shell_config, runtime, TestApp::new(0)).expect("the shell starts");
+    // A starting node's first deadline is an instant fixed from its boot; with the boot
+    // at the clock's start, it is one of these exactly.
+    let first = shell.node().poll_timeout().expect("a starting node has deadlines");
+    let start = twinloop::io::clock::Clock::START;
+    let fixed = [Duration::ZERO, Duration::from_millis(5), Duration::from_millis(20)];
+    assert!(
+        fixed.iter().any(|&after| first == start + after),
+        "first deadline {first:?} is not the clock's start {start:?} plus 0, 5 or 20 ms"
+    );
+    drop(shell);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// [`TestApp`] that also burns a fixed amount of work at each step: a program whose cycle
+/// costs more CPU than the plain one's on the same frames.
+struct Burner(TestApp);
+
+/// Rounds of the burner's busy loop a step (a few hundred µs of CPU).
+const BURN_ROUNDS: u64 = 200_000;
+
+impl App for Burner {
+    fn step(&mut self, frame: Frame<'_>, outbox: &mut Outbox) {
+        let mut x = frame.number;
+        for i in 0..BURN_ROUNDS {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
+        }
+        std::hint::black_box(x);
+        self.0.step(frame, outbox);
+    }
+
+    fn snapshot(&self, buf: &mut [u8]) -> Result<usize, SnapshotError> {
+        self.0.snapshot(buf)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        self.0.restore(bytes)
+    }
+
+    fn digest(&self) -> u64 {
+        self.0.digest()
+    }
+}
+
+/// Status register 16: the loop's CPU share, ‰.
+fn cpu_share_permille(hmi: &mut TcpStream, tid: u16) -> u16 {
+    let read = modbus(hmi, tid, &[3, 0, 16, 0, 1]);
+    assert_eq!(&read[7..9], &[3, 2], "{read:?}");
+    u16::from_be_bytes([read[9], read[10]])
+}
+
+#[test]
+fn shell_hmi_cpu_share_moves_with_the_work() {
+    let start = |name: &str, burn: bool| {
+        let port = free_udp_port();
+        let frames = FramesConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], port)),
+            ..FramesConfig::default()
+        };
+        let (to, hmi) = (
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            Some("127.0.0.1:0".parse().unwrap()),
+        );
+        if burn {
+            start_alone_app(name, None, frames, to, hmi, Burner(TestApp::new(0)))
+        } else {
+            start_alone_hmi(name, None, frames, to, hmi)
+        }
+    };
+    let (idle, busy) = (start("cpu-idle", false), start("cpu-busy", true));
+    let connect = |alone: &Alone| {
+        let hmi = TcpStream::connect(alone.hmi.expect("the HMI server listens")).unwrap();
+        hmi.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        hmi
+    };
+    let (mut idle_hmi, mut busy_hmi) = (connect(&idle), connect(&busy));
+    for hmi in [&mut idle_hmi, &mut busy_hmi] {
+        wait_for(Duration::from_secs(10), "the node to lead", || {
+            modbus(hmi, 1, &[3, 0, 2, 0, 1])[9..11] == [0, 1]
+        });
+    }
+    // The same frames to both, every 2 ms: until the busy node's figure moved off 0 (a
+    // window with frames ended), then two windows more, so that both figures are of
+    // windows full of frames. The plain program's cycle costs the same but the burn.
+    let source = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut frame = 0u64;
+    let mut tid = 2u16;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut next_read = Instant::now() + Duration::from_millis(100);
+    let mut until = None;
+    while until.is_none_or(|until| Instant::now() < until) {
+        assert!(Instant::now() < deadline, "the busy node's CPU share stayed 0 for 30 s");
+        frame += 1;
+        let datagram = io_protocol::frame_to_vec(frame, &TestApp::payload_for(frame)).unwrap();
+        source.send_to(&datagram, idle.frames).unwrap();
+        source.send_to(&datagram, busy.frames).unwrap();
+        // The source's pace, not a wait for a condition.
+        std::thread::sleep(Duration::from_millis(2));
+        if until.is_none() && Instant::now() >= next_read {
+            tid = tid.wrapping_add(1);
+            if cpu_share_permille(&mut busy_hmi, tid) > 0 {
+                until = Some(Instant::now() + 2 * Duration::from_millis(1100));
+            }
+            next_read += Duration::from_millis(100);
+        }
+    }
+    let busy_permille = cpu_share_permille(&mut busy_hmi, tid.wrapping_add(1));
+    let idle_permille = cpu_share_permille(&mut idle_hmi, tid.wrapping_add(2));
+    assert!(busy_permille <= 1000 && idle_permille <= 1000);
+    assert!(
+        busy_permille > idle_permille,
+        "the burner's loop is busier: {busy_permille} ‰ against {idle_permille} ‰ after {frame} frames"
+    );
+    eprintln!("CPU share after {frame} frames: busy {busy_permille} ‰, idle {idle_permille} ‰");
+    idle.finish();
+    busy.finish();
 }

@@ -114,6 +114,11 @@ struct DstArgs {
     /// Add a witness to the group (at most four members in all).
     #[arg(long)]
     witness: bool,
+    /// Groups: also check invariant 5 (after the quiet end, a group with a running backup
+    /// that holds the state has a primary). Off by default while stuck elections remain
+    /// open (docs/DST.md, "Groups").
+    #[arg(long)]
+    liveness: bool,
     /// The sink's dedup window in frames (at least the seed's `frames_buffered`), in place
     /// of 65,536: shows what a window shorter than the run does (issue 22's refreshed
     /// levels; events may then be refused as too old, docs/PROTOCOL.md "The dedup window").
@@ -278,6 +283,7 @@ fn dst_group_main(args: &DstArgs) -> i32 {
         leaders: args.nodes,
         witness: args.witness,
         acked: args.acked,
+        liveness: args.liveness,
     };
     if shape.members() > 4 {
         eprintln!("twinloop-sim dst: a group has at most four members: --nodes 4 takes no --witness");

@@ -1080,6 +1080,125 @@ fn wireshark_dissector_shows_every_field_of_every_type_and_rejects_what_the_node
         }
     }
 
+    // Acks (kind 4, sink → node, issue 22): docs/PROTOCOL.md's example (untagged), the same
+    // ids tagged with the ack key, a wrong tag, and one of 32 ids, from the sink's port.
+    let ack_text = "ack secret of the plant gateway";
+    let ack_key = io_protocol::AckKey::derive(ack_text.as_bytes());
+    let mut acks = Vec::new();
+    let len = io_protocol::encode_ack(0x5EED, 7, &[(42, 0), (43, 1)], None, &mut buf).unwrap();
+    assert_eq!(&buf[len - 4..len], &[0x51, 0x2f, 0x91, 0xf5], "the docs' CRC");
+    acks.push((7500, 40010, buf[..len].to_vec()));
+    let len = io_protocol::encode_ack(0x5EED, 8, &[(42, 0), (43, 1)], Some(&ack_key), &mut buf).unwrap();
+    acks.push((7500, 40010, buf[..len].to_vec()));
+    let other = io_protocol::AckKey::derive(b"a guess");
+    let len = io_protocol::encode_ack(0x5EED, 9, &[(42, 0), (43, 1)], Some(&other), &mut buf).unwrap();
+    acks.push((7500, 40010, buf[..len].to_vec()));
+    let many: Vec<(u64, u8)> = (0..32).map(|i| (1_000_000_000_000 + i, (i % 16) as u8)).collect();
+    let len = io_protocol::encode_ack(u64::MAX - 1, u64::MAX, &many, Some(&ack_key), &mut buf).unwrap();
+    assert_eq!(len, io_protocol::ACK_DATAGRAM_MAX);
+    acks.push((7500, 40010, buf[..len].to_vec()));
+    let pcap = dir.join("acks.pcap");
+    write_pcap(&pcap, &acks);
+    let ack_fields: Vec<String> = [
+        "_ws.col.Info",
+        "_ws.expert.message",
+        "frame.protocols",
+        "twinloop_io.kind",
+        "twinloop_io.ack.count",
+        "twinloop_io.ack.flags",
+        "twinloop_io.ack.flags.tagged",
+        "twinloop_io.ack.reserved",
+        "twinloop_io.ack.session",
+        "twinloop_io.ack.seq",
+        "twinloop_io.frame",
+        "twinloop_io.index",
+        "twinloop_io.ack.tag.status",
+        "twinloop_io.crc.status",
+    ]
+    .map(String::from)
+    .to_vec();
+    let ids_42_43 = ("42|43", "0|1");
+    let many_frames = many.iter().map(|(f, _)| f.to_string()).collect::<Vec<_>>().join("|");
+    let many_indices = many.iter().map(|(_, i)| i.to_string()).collect::<Vec<_>>().join("|");
+    for with_key in [true, false] {
+        let prefs = if with_key {
+            vec![format!("twinloop_io.ack_key:{ack_text}")]
+        } else {
+            Vec::new()
+        };
+        let rows = tshark_fields(&tshark_bin, &pcap, &prefs, &ack_fields);
+        assert_eq!(rows.len(), acks.len());
+        // (flags, seq, frames, indices, tag status, expert) per datagram.
+        let expected: [(&str, &str, &str, &str, &str, &str); 4] = [
+            (
+                "0x00",
+                "7",
+                ids_42_43.0,
+                ids_42_43.1,
+                "3",
+                if with_key {
+                    "No ack tag, but a key is set in the preferences"
+                } else {
+                    ""
+                },
+            ),
+            (
+                "0x01",
+                "8",
+                ids_42_43.0,
+                ids_42_43.1,
+                if with_key { "1" } else { "2" },
+                "",
+            ),
+            (
+                "0x01",
+                "9",
+                ids_42_43.0,
+                ids_42_43.1,
+                if with_key { "0" } else { "2" },
+                if with_key {
+                    "Ack tag wrong for the key in the preferences"
+                } else {
+                    ""
+                },
+            ),
+            (
+                "0x01",
+                "18446744073709551615",
+                &many_frames,
+                &many_indices,
+                if with_key { "1" } else { "2" },
+                "",
+            ),
+        ];
+        for (k, (row, (flags, seq, frames, indices, tag, expert))) in rows.iter().zip(expected).enumerate() {
+            let what = format!("ack {k} (key set {with_key}): {row:?}");
+            assert!(row["frame.protocols"].ends_with(":twinloop_io"), "{what}");
+            assert!(row["_ws.col.Info"].starts_with("Ack session 0x"), "{what}");
+            assert_eq!(row["twinloop_io.kind"], "4", "{what}");
+            assert_eq!(row["twinloop_io.ack.flags"], flags, "{what}");
+            assert_eq!(
+                row["twinloop_io.ack.flags.tagged"],
+                if flags == "0x01" { "1" } else { "0" },
+                "{what}"
+            );
+            assert_eq!(row["twinloop_io.ack.reserved"], "0", "{what}");
+            assert_eq!(row["twinloop_io.ack.seq"], seq, "{what}");
+            assert_eq!(row["twinloop_io.frame"], frames, "{what}");
+            assert_eq!(row["twinloop_io.index"], indices, "{what}");
+            assert_eq!(
+                row["twinloop_io.ack.count"],
+                (frames.split('|').count()).to_string(),
+                "{what}"
+            );
+            assert_eq!(row["twinloop_io.ack.tag.status"], tag, "{what}");
+            assert_eq!(row["twinloop_io.crc.status"], "1", "{what}");
+            assert_eq!(row["_ws.expert.message"], expert, "{what}");
+            let session = if k == 3 { u64::MAX - 1 } else { 0x5EED };
+            assert_eq!(hex_or_dec(&row["twinloop_io.ack.session"]), session, "{what}");
+        }
+    }
+
     // Corruptions, sync and I/O, judged against the node's decoders.
     let mut io = Vec::new();
     let mut buf = [0u8; 600];
@@ -1097,6 +1216,8 @@ fn wireshark_dissector_shows_every_field_of_every_type_and_rejects_what_the_node
     io.push(buf[..len].to_vec());
     let len = io_protocol::encode_output(2, 0x201, 43, 3, &[2, 1, 1, 0, 0x40, 0x77, 0x1b, 0], &mut buf).unwrap();
     io.push(buf[..len].to_vec());
+    // Acks, tagged (the ack key is set below) and untagged.
+    io.extend(acks.iter().take(2).map(|(_, _, bytes)| bytes.clone()));
     let mut rng = twinloop::Rng::new(0x5EED_F00D);
     let mut cases = Vec::new();
     for _ in 0..3000 {
@@ -1128,6 +1249,8 @@ fn wireshark_dissector_shows_every_field_of_every_type_and_rejects_what_the_node
         }
         let accepted = if sync {
             wire::decode(&bytes, Some(&key)).is_ok()
+        } else if bytes.get(3) == Some(&io_protocol::KIND_ACK) {
+            io_protocol::decode_ack(&bytes, Some(&ack_key)).is_ok()
         } else {
             io_protocol::decode(&bytes).is_ok()
         };
@@ -1138,7 +1261,11 @@ fn wireshark_dissector_shows_every_field_of_every_type_and_rejects_what_the_node
     let datagrams: Vec<(u16, u16, Vec<u8>)> = cases.iter().map(|(s, d, b, _)| (*s, *d, b.clone())).collect();
     write_pcap(&pcap, &datagrams);
     let fields = ["frame.protocols", "_ws.expert.message", "_ws.expert.severity"].map(String::from);
-    let rows = tshark_fields(&tshark_bin, &pcap, &[format!("twinloop_sync.key:{key_text}")], &fields);
+    let prefs = [
+        format!("twinloop_sync.key:{key_text}"),
+        format!("twinloop_io.ack_key:{ack_text}"),
+    ];
+    let rows = tshark_fields(&tshark_bin, &pcap, &prefs, &fields);
     assert_eq!(rows.len(), cases.len());
     let mut accepted_count = 0;
     for (row, (_, dst, bytes, accepted)) in rows.iter().zip(&cases) {

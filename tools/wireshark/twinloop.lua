@@ -274,7 +274,12 @@ end
 local p_io = Proto("twinloop_io", "twinloop I/O protocol")
 
 -- Kind 3, a level output (an output with its u16 key at 24), since 2026-11-26.
-local IO_KINDS = { [1] = "frame", [2] = "output", [3] = "level output" }
+-- Kind 4, an ack (sink -> node, issue 22), since 2026-11-26: its own layout (dissect_ack).
+local IO_KINDS = { [1] = "frame", [2] = "output", [3] = "level output", [4] = "ack" }
+-- An ack: 24 header bytes, 9 per id (at most 32), a 16-byte tag when flagged, the CRC.
+local ACK_HEADER, ACK_ID, ACK_IDS_MAX, ACK_TAG = 24, 9, 32, 16
+local ACK_DATAGRAM_MAX = ACK_HEADER + ACK_IDS_MAX * ACK_ID + ACK_TAG + 4
+local ACK_TAG_STATUS = { [0] = "invalid", [1] = "valid", [2] = "not verified (no key set)", [3] = "absent" }
 local IO_HEADER = { [1] = 16, [2] = 24, [3] = 26 }
 local IO_PAYLOAD_MAX = { [1] = 512, [2] = 64, [3] = 64 }
 local IO_DATAGRAM_MAX = 532
@@ -298,6 +303,16 @@ local fio = {
     crc_status = ProtoField.uint8("twinloop_io.crc.status", "CRC-32C status", base.DEC, CHECK),
     crc_computed = ProtoField.uint32("twinloop_io.crc.computed", "CRC-32C computed", base.HEX),
     -- The tank program's payloads (docs/PROTOCOL.md, "Application section").
+    ack_count = ProtoField.uint16("twinloop_io.ack.count", "Ids acknowledged"),
+    ack_flags = ProtoField.uint8("twinloop_io.ack.flags", "Flags", base.HEX),
+    ack_tagged = ProtoField.bool("twinloop_io.ack.flags.tagged", "TAGGED", 8, nil, 0x01),
+    ack_reserved = ProtoField.uint8("twinloop_io.ack.reserved", "Reserved"),
+    ack_session = ProtoField.uint64("twinloop_io.ack.session", "Sink session", base.HEX),
+    ack_seq = ProtoField.uint64("twinloop_io.ack.seq", "Sequence"),
+    ack_id = ProtoField.bytes("twinloop_io.ack.id", "Acknowledged id"),
+    ack_tag = ProtoField.bytes("twinloop_io.ack.tag", "Tag"),
+    ack_tag_status = ProtoField.uint8("twinloop_io.ack.tag.status", "Tag status", base.DEC, ACK_TAG_STATUS),
+    ack_tag_computed = ProtoField.bytes("twinloop_io.ack.tag.computed", "Tag computed"),
     tank_layout = ProtoField.uint8("twinloop_io.tank.layout", "Layout"),
     tank_reserved = ProtoField.uint8("twinloop_io.tank.reserved", "Reserved"),
     tank_digital = ProtoField.uint16("twinloop_io.tank.digital", "Digital inputs", base.HEX),
@@ -356,13 +371,25 @@ local eio = {
     index_range = ProtoExpert.new("twinloop_io.index_above_15",
         "Output index above 15: not from a twinloop node (the reference gateway rejects it)",
         expert.group.PROTOCOL, expert.severity.WARN),
+    ack_count = ProtoExpert.new("twinloop_io.ack.count_above_32", "Ack count above 32", expert.group.MALFORMED,
+        expert.severity.ERROR),
+    reserved_not_zero = ProtoExpert.new("twinloop_io.reserved_not_zero",
+        "Ack flags other than bit 0, or its reserved byte, not zero", expert.group.MALFORMED, expert.severity.ERROR),
+    ack_bad_tag = ProtoExpert.new("twinloop_io.ack.bad_tag", "Ack tag wrong for the key in the preferences",
+        expert.group.SECURITY, expert.severity.ERROR),
+    ack_untagged = ProtoExpert.new("twinloop_io.ack.untagged", "No ack tag, but a key is set in the preferences",
+        expert.group.SECURITY, expert.severity.ERROR),
 }
 p_io.experts = { eio.too_short, eio.too_long, eio.bad_magic, eio.unknown_version, eio.unknown_kind,
-    eio.payload_too_long, eio.length_mismatch, eio.bad_checksum, eio.frame_zero, eio.index_range }
+    eio.payload_too_long, eio.length_mismatch, eio.bad_checksum, eio.frame_zero, eio.index_range, eio.ack_count,
+    eio.reserved_not_zero, eio.ack_bad_tag, eio.ack_untagged }
 
 p_io.prefs.ports = Pref.range("UDP ports", "7301-7302,7331-7332,7500,7530",
     "UDP ports of frames (frames.bind) and outputs (outputs.sinks); the defaults are those of configs/*.toml",
     65535)
+p_io.prefs.ack_key = Pref.string("Ack key", "",
+    "The contents of the nodes' outputs.ack_key_file (the gateway's ack_key_file holds the same), " ..
+    "surrounding whitespace ignored as the node does; empty: ack tags are shown but not verified")
 p_io.prefs.tank = Pref.bool("Decode tank payloads", true,
     "Decode payloads of the demo tank program's layout (docs/PROTOCOL.md, application section) when they fit it")
 
@@ -418,6 +445,120 @@ local function tank_output(tree, tvb)
     end
 end
 
+-- The derived ack key for the preference's text, computed once per change.
+local ack_derived = { text = nil, key = nil }
+local function ack_key()
+    local text = (p_io.prefs.ack_key or ""):match("^%s*(.-)%s*$")
+    if text == "" then
+        return nil
+    end
+    if ack_derived.text ~= text then
+        ack_derived.text = text
+        ack_derived.key = blake3_derive_key("twinloop ack key v1", text)
+    end
+    return ack_derived.key
+end
+
+-- An ack (kind 4, docs/PROTOCOL.md "Ack datagram (sink -> node), kind 4"), after the
+-- magic, version and kind were read: the node's checks in its order (io_protocol::decode_ack).
+local function dissect_ack(tvb, pinfo, tree, fail)
+    local len = tvb:len()
+    if len < ACK_HEADER + 4 then
+        return fail(eio.too_short, "An ack of " .. len .. " bytes, shorter than " .. (ACK_HEADER + 4))
+    end
+    if len > ACK_DATAGRAM_MAX then
+        return fail(eio.too_long, "An ack of " .. len .. " bytes, longer than " .. ACK_DATAGRAM_MAX)
+    end
+    local count = tvb(4, 2):le_uint()
+    tree:add_le(fio.ack_count, tvb(4, 2))
+    if count > ACK_IDS_MAX then
+        return fail(eio.ack_count, "Ack count " .. count .. " above " .. ACK_IDS_MAX)
+    end
+    local flags_item = tree:add(fio.ack_flags, tvb(6, 1))
+    flags_item:add(fio.ack_tagged, tvb(6, 1))
+    tree:add(fio.ack_reserved, tvb(7, 1))
+    local flags = tvb(6, 1):uint()
+    if flags > 1 or tvb(7, 1):uint() ~= 0 then
+        return fail(eio.reserved_not_zero, string.format("Ack flags 0x%02x, reserved %d: only flags bit 0 may be set",
+            flags, tvb(7, 1):uint()))
+    end
+    local tagged = flags == 1
+    local body = ACK_HEADER + count * ACK_ID
+    local expected = body + (tagged and ACK_TAG or 0) + 4
+    if len ~= expected then
+        return fail(eio.length_mismatch, "An ack of " .. len .. " bytes, " .. count .. " ids" ..
+            (tagged and " and a tag" or "") .. " make " .. expected)
+    end
+    tree:add_le(fio.ack_session, tvb(8, 8))
+    tree:add_le(fio.ack_seq, tvb(16, 8))
+    local ids, zero = {}, false
+    for i = 0, count - 1 do
+        local at = ACK_HEADER + i * ACK_ID
+        local frame = tvb(at, 8):le_uint64()
+        local id_item = tree:add(fio.ack_id, tvb(at, ACK_ID))
+        id_item:set_text(string.format("Acknowledged id (%s, %d)", tostring(frame), tvb(at + 8, 1):uint()))
+        id_item:add_le(fio.frame, tvb(at, 8))
+        id_item:add(fio.index, tvb(at + 8, 1))
+        if frame == UInt64(0) then
+            id_item:add_proto_expert_info(eio.frame_zero)
+            zero = true
+        end
+        if i < 4 then
+            ids[#ids + 1] = string.format("(%s, %d)", tostring(frame), tvb(at + 8, 1):uint())
+        end
+    end
+    local crc_wire = tvb(len - 4, 4):le_uint()
+    local crc_ok = crc32c(raw(tvb, 0, len - 4)) == crc_wire
+    local tag_status
+    if tagged then
+        local tag_item = tree:add(fio.ack_tag, tvb(body, ACK_TAG))
+        local key = ack_key()
+        if key == nil then
+            tag_status = 2
+        else
+            local computed = blake3_keyed(key, raw(tvb, 0, body), ACK_TAG)
+            tag_status = computed == raw(tvb, body, ACK_TAG) and 1 or 0
+            if tag_status == 0 then
+                tag_item:add(fio.ack_tag_computed, tvb(body, ACK_TAG), computed):set_generated()
+                tag_item:add_proto_expert_info(eio.ack_bad_tag)
+            end
+        end
+        tag_item:append_text(" [" .. ACK_TAG_STATUS[tag_status] .. "]")
+        tag_item:add(fio.ack_tag_status, tvb(body, ACK_TAG), tag_status):set_generated()
+    else
+        tag_status = 3
+        local item = tree:add(fio.ack_tag_status, tvb(6, 1), tag_status)
+        item:set_generated()
+        if ack_key() ~= nil then
+            item:add_proto_expert_info(eio.ack_untagged)
+        end
+    end
+    local crc_item = tree:add_le(fio.crc, tvb(len - 4, 4))
+    crc_item:append_text(crc_ok and " [valid]" or " [invalid]")
+    crc_item:add(fio.crc_status, tvb(len - 4, 4), crc_ok and 1 or 0):set_generated()
+    if not crc_ok then
+        crc_item:add(fio.crc_computed, tvb(len - 4, 4), crc32c(raw(tvb, 0, len - 4))):set_generated()
+        crc_item:add_proto_expert_info(eio.bad_checksum)
+    end
+    local info = string.format("Ack session 0x%s seq %s, %d ids", tvb(8, 8):le_uint64():tohex(),
+        tostring(tvb(16, 8):le_uint64()), count)
+    if count > 0 then
+        info = info .. ": " .. table.concat(ids, " ") .. (count > 4 and " ..." or "")
+    end
+    if tagged then
+        info = info .. " [tag " .. ACK_TAG_STATUS[tag_status] .. "]"
+    end
+    if not crc_ok then
+        info = info .. " [BAD CRC]"
+    end
+    if zero then
+        info = info .. " [FRAME 0]"
+    end
+    tree:append_text(", ack")
+    pinfo.cols.info = info
+    return len
+end
+
 -- Checks in the order of docs/PROTOCOL.md's table (1-10, 12); returns the bytes consumed.
 local function dissect_io(tvb, pinfo, root)
     local len = tvb:len()
@@ -444,9 +585,12 @@ local function dissect_io(tvb, pinfo, root)
     if version ~= 1 then
         return fail(eio.unknown_version, "Unknown version " .. version .. " (this dissector reads version 1)")
     end
+    if kind == 4 then
+        return dissect_ack(tvb, pinfo, tree, fail)
+    end
     local header = IO_HEADER[kind]
     if header == nil then
-        return fail(eio.unknown_kind, "Unknown kind " .. kind .. " (1 frame, 2 output, 3 level output)")
+        return fail(eio.unknown_kind, "Unknown kind " .. kind .. " (1 frame, 2 output, 3 level output, 4 ack)")
     end
     local payload_len = tvb(4, 2):le_uint()
     tree:add_le(fio.payload_len, tvb(4, 2))

@@ -127,3 +127,28 @@ impl NodeProgram for Conveyor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conveyor_hmi_tags_valid_and_writes_set_batch_and_stop() {
+        assert_eq!(twinloop::hmi::validate(&CONVEYOR_HMI), Ok(()));
+        let mut app = Conveyor::from_settings(&ConveyorSettings::default());
+        let mut outbox = Outbox::new();
+        // Start with the guard closed (payload bits: 1 start, 4 guard closed).
+        app.step(
+            Frame {
+                number: 1,
+                payload: &[1 | 4],
+            },
+            &mut outbox,
+        );
+        assert_eq!(app.hmi_read(0), Some(1), "running");
+        app.hmi_write(3, 7);
+        assert_eq!(app.hmi_read(3), Some(7), "batch_parts as written");
+        app.hmi_write(4, 1);
+        assert_eq!(app.hmi_read(0), Some(0), "the HMI's stop stops the belt");
+    }
+}

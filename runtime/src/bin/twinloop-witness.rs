@@ -4,7 +4,7 @@
 //! `--help`.
 //!
 //! ```text
-//! twinloop-witness --config configs/witness.toml
+//! twinloop-witness --config configs/group/witness.toml
 //! ```
 
 use std::process::ExitCode;

@@ -9,8 +9,12 @@ impl<A: App> Shell<A> {
     /// Carries out every queued action, in order.
     pub(super) fn drain(&mut self) -> Result<(), ShellError> {
         while let Some(action) = self.node.poll_action() {
+            if !matches!(action, Action::Transmit { .. }) {
+                // Held datagrams go before anything else the core asked for after them.
+                self.send_held();
+            }
             match action {
-                Action::Transmit { link, class, bytes } => self.transmit(link, class, &bytes),
+                Action::Transmit { link, class, bytes } => self.transmit_batched(link, class, &bytes),
                 Action::Emit(output) => {
                     let node_id = self.node.config().node_id;
                     let mut datagram = [0u8; io_protocol::OUTPUT_DATAGRAM_MAX];
@@ -49,7 +53,47 @@ impl<A: App> Shell<A> {
                 Action::CommitHeld { .. } => {}
             }
         }
+        self.send_held();
         Ok(())
+    }
+
+    /// Holds a datagram for a link's socket while the next actions are for the same one
+    /// (a transfer's chunks), to go in one `sendmmsg` (see `batch::SendBatch`).
+    pub(super) fn transmit_batched(&mut self, link: u8, class: TrafficClass, bytes: &[u8]) {
+        let key = (link, class as u8);
+        if self.sends.hold(key, bytes) {
+            return;
+        }
+        self.send_held();
+        if !self.sends.hold(key, bytes) {
+            // Longer than a slot (no datagram of the wire is): alone.
+            self.transmit(link, class, bytes);
+        }
+    }
+
+    /// Sends the datagrams held for one link's socket, if any.
+    pub(super) fn send_held(&mut self) {
+        let Some((link, class)) = self.sends.key() else {
+            return;
+        };
+        let Some(l) = self.links.get_mut(usize::from(link)) else {
+            let _ = self.sends.send_nowhere();
+            return;
+        };
+        let bulk = class == TrafficClass::Bulk as u8;
+        let (socket, peer) = if bulk {
+            (&l.bulk, l.peer_bulk)
+        } else {
+            (&l.control, l.peer_control)
+        };
+        let (sent, failed) = self.sends.send(socket, peer);
+        if bulk {
+            l.counters.sent_bulk += sent as u64;
+            self.counters.bulk_bytes_sent += self.sends.bytes_of_first(sent) as u64;
+        } else {
+            l.counters.sent_control += sent as u64;
+        }
+        l.counters.send_errors += failed as u64;
     }
 
     /// Stores the state file; a failure is fatal (the core counts on it being durable).

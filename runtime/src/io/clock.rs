@@ -15,6 +15,9 @@ pub struct Clock {
 }
 
 impl Clock {
+    /// What [`Clock::now`] reads at the clock's start.
+    pub const START: Instant = Instant::from_nanos(1_000_000);
+
     /// A clock whose origin is now.
     #[allow(clippy::disallowed_methods)] // The shell is where time is read.
     pub fn start() -> Self {
@@ -30,7 +33,11 @@ impl Clock {
         let nanos = std::time::Instant::now()
             .saturating_duration_since(self.origin)
             .as_nanos();
-        Instant::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX).saturating_add(1_000_000))
+        Instant::from_nanos(
+            u64::try_from(nanos)
+                .unwrap_or(u64::MAX)
+                .saturating_add(Self::START.as_nanos()),
+        )
     }
 
     /// The standard-library instant of a core instant (for deadlines the shell keeps).

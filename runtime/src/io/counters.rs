@@ -33,6 +33,52 @@ pub(super) struct IoCounters {
     pub(super) bulk_bytes_received: u64,
     /// Hook runs by outcome: succeeded, failed, spawn failed, timed out, dropped.
     pub(super) hook_runs: [u64; 5],
+    /// The loop thread's CPU share (the HMI status block's register 16).
+    pub(super) cpu_share: CpuShare,
+}
+
+/// The share of wall time the loop's thread spent on a CPU, over the last whole window of
+/// at least a second, in per mille (0..=1000): the node's load as an HMI or a router reads
+/// it (docs/HMI.md, status register 16). The thread's CPU clock is read once a window, not
+/// per cycle; being CPU time, a node the host deschedules does not look busier for it
+/// (its lateness, register 12, shows that).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct CpuShare {
+    /// The window's start: the shell's clock and the thread's CPU time then, ns.
+    start: Option<(Instant, u64)>,
+    /// The last whole window's share, ‰; 0 until one window has passed.
+    permille: u16,
+}
+
+impl CpuShare {
+    /// The shortest window: shorter ones are not taken (a tick before it is a no-op).
+    pub(super) const WINDOW: Duration = Duration::from_secs(1);
+
+    /// Takes the thread's CPU time `cpu_ns` at `now`: ends the window (its share becomes
+    /// the figure) once it spans [`Self::WINDOW`], and starts the next. A CPU clock that
+    /// went back or cannot be read (0) gives 0 for that window, never a wrapped figure;
+    /// more CPU than wall time (clock granularity) is 1000.
+    pub(super) fn tick(&mut self, now: Instant, cpu_ns: u64) {
+        let Some((at, cpu_at)) = self.start else {
+            self.start = Some((now, cpu_ns));
+            return;
+        };
+        let wall = now.saturating_since(at);
+        if wall < Self::WINDOW {
+            return;
+        }
+        let wall_ns = u64::try_from(wall.as_nanos()).unwrap_or(u64::MAX);
+        let spent_ns = cpu_ns.saturating_sub(cpu_at);
+        // wall_ns ≥ 1 s: no division by zero; the product saturates rather than wraps.
+        let permille = (spent_ns.saturating_mul(1000) / wall_ns).min(1000);
+        self.permille = u16::try_from(permille).unwrap_or(1000);
+        self.start = Some((now, cpu_ns));
+    }
+
+    /// The last whole window's share, ‰ (0..=1000).
+    pub(super) fn permille(&self) -> u16 {
+        self.permille
+    }
 }
 
 /// CPU time of the calling thread, in ns; 0 where it cannot be read. Read only on turns
@@ -119,5 +165,47 @@ impl FrameRates {
         self.window_start = Some(now);
         self.stale_at_start = stale;
         self.rejected_at_start = rejected;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_share_tick_per_mille_of_each_whole_window() {
+        let mut share = CpuShare::default();
+        let t = |ms: u64| Instant::from_millis(ms);
+        let ms = |n: u64| n * 1_000_000;
+        share.tick(t(0), ms(7));
+        assert_eq!(share.permille(), 0, "no whole window yet");
+        // Shorter than a window: not taken, the window goes on.
+        share.tick(t(500), ms(300));
+        assert_eq!(share.permille(), 0);
+        // 26 ms of CPU in one second: 2.6 %, 26 ‰.
+        share.tick(t(1000), ms(33));
+        assert_eq!(share.permille(), 26);
+        // A window held up to four seconds: averaged over it (400 ms in 4 s: 100 ‰).
+        share.tick(t(5000), ms(433));
+        assert_eq!(share.permille(), 100);
+    }
+
+    #[test]
+    fn cpu_share_tick_clock_back_or_overrun_bounded() {
+        let mut share = CpuShare::default();
+        let t = |ms: u64| Instant::from_millis(ms);
+        share.tick(t(0), u64::MAX - 5);
+        share.tick(t(1000), u64::MAX);
+        assert_eq!(share.permille(), 0, "5 ns in a second");
+        share.tick(t(2000), 0);
+        assert_eq!(
+            share.permille(),
+            0,
+            "a CPU clock gone back (or unreadable): 0, not wrapped"
+        );
+        share.tick(t(3000), 2_000_000_000);
+        assert_eq!(share.permille(), 1000, "2 s of CPU in 1 s: capped");
+        share.tick(t(4000), u64::MAX);
+        assert_eq!(share.permille(), 1000, "a saturated product: capped, no overflow");
     }
 }

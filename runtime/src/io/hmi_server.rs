@@ -2,12 +2,13 @@
 //! `[hmi] listen` is set.
 //!
 //! Reads (functions 3 and 4, the same map) are answered at once from this node's own
-//! state: the status block (registers `0..16`: role, sync, the frame the values reflect,
-//! the epoch, the loop's load) and the program's tags from register 64
-//! ([`crate::hmi`]). A backup's values are one cycle behind its primary's, and its status
-//! block says so (role, frame). Writes (functions 6 and 16, exactly one tag's registers)
-//! go to the core ([`Node::handle_hmi_write`]) and are answered when the core answers
-//! ([`Action::HmiWriteDone`]): applied where no takeover loses it, or an exception.
+//! state: the status block (registers `0..17`, [`StatusBlock`]: role, sync, the frame
+//! the values reflect, the epoch, the loop's load as lateness and CPU share) and the
+//! program's tags from register 64 ([`crate::hmi`]). A backup's values are one cycle
+//! behind its primary's, and its status block says so (role, frame). Writes (functions
+//! 6 and 16, exactly one tag's registers) go to the core ([`Node::handle_hmi_write`])
+//! and are answered when the core answers ([`Action::HmiWriteDone`]): applied where no
+//! takeover loses it, or an exception.
 //!
 //! Bounds: [`CONNECTIONS_MAX`] connections (more are closed at accept), [`ACCEPTS_PER_TURN`]
 //! accepts and [`REQUESTS_PER_TURN`] requests a loop turn over all connections, one
@@ -45,6 +46,10 @@ pub const STATUS_MAGIC: u16 = 0x544C;
 pub const STATUS_LAYOUT: u16 = 1;
 /// The status block's client-id registers (14 high word, 15 low), writable per connection.
 const CLIENT_ID_REGISTER: u16 = 14;
+/// The status block's register of the loop thread's CPU share, ‰ (0..=1000).
+pub const CPU_SHARE_REGISTER: u16 = 16;
+/// The status block's words, registers `0..hmi::STATUS_REGISTERS` (docs/HMI.md).
+pub type StatusBlock = [u16; hmi::STATUS_REGISTERS as usize];
 
 /// Exception codes (Modbus application protocol, section 7).
 const ILLEGAL_FUNCTION: u8 = 0x01;
@@ -104,7 +109,7 @@ fn exception(adu: &[u8], code: u8, response: &mut Vec<u8>) {
 }
 
 /// The word at `register`: the status block, reserved registers (0), or a tag's.
-fn word_at(register: u16, status: &[u16; 16], tags: &[HmiTag], value: &dyn Fn(u16) -> Option<i64>) -> Option<u16> {
+fn word_at(register: u16, status: &StatusBlock, tags: &[HmiTag], value: &dyn Fn(u16) -> Option<i64>) -> Option<u16> {
     if register < hmi::STATUS_REGISTERS {
         return Some(status[usize::from(register)]);
     }
@@ -134,7 +139,7 @@ fn write_body_complete(pdu: &[u8]) -> bool {
 /// returned for the core. Never panics, whatever the bytes.
 pub(crate) fn serve(
     adu: &[u8],
-    status: &[u16; 16],
+    status: &StatusBlock,
     tags: &[HmiTag],
     value: &dyn Fn(u16) -> Option<i64>,
     client_id: &mut u32,
@@ -396,9 +401,9 @@ fn flush(conn: &mut Conn) -> bool {
 
 impl<A: App> Shell<A> {
     /// The status block, as of now.
-    fn hmi_status(&self) -> [u16; 16] {
+    fn hmi_status(&self) -> StatusBlock {
         let status = self.node.status();
-        let mut words = [0u16; 16];
+        let mut words: StatusBlock = [0; hmi::STATUS_REGISTERS as usize];
         words[0] = STATUS_MAGIC;
         words[1] = STATUS_LAYOUT;
         words[2] = match status.role {
@@ -420,6 +425,7 @@ impl<A: App> Shell<A> {
         let late_us = self.counters.lateness_recent_max_ns(self.clock.now()) / 1000;
         words[12] = u16::try_from(late_us).unwrap_or(u16::MAX);
         words[13] = self.node.app().hmi_tags().len() as u16;
+        words[usize::from(CPU_SHARE_REGISTER)] = self.counters.cpu_share.permille();
         words
     }
 
@@ -702,10 +708,11 @@ mod tests {
         HmiTag::write("ack", HmiClass::Acknowledge, HmiType::Bool, "", 1, 1),
     ];
 
-    fn status() -> [u16; 16] {
-        let mut s = [0u16; 16];
+    fn status() -> StatusBlock {
+        let mut s: StatusBlock = Default::default();
         s[0] = STATUS_MAGIC;
         s[7] = 42;
+        s[usize::from(CPU_SHARE_REGISTER)] = 26;
         s
     }
 
@@ -743,6 +750,8 @@ mod tests {
         let word = |r: usize| u16::from_be_bytes([response[9 + 2 * r], response[10 + 2 * r]]);
         assert_eq!(word(0), STATUS_MAGIC);
         assert_eq!(word(7), 42);
+        assert_eq!(word(16), 26, "the CPU share");
+        assert_eq!(word(17), 0, "reserved");
         assert_eq!(word(20), 0, "reserved");
         assert_eq!(u32::from(word(64)) << 16 | u32::from(word(65)), 70_000);
         assert_eq!(word(66) as i16, -5);

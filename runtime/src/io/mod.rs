@@ -354,6 +354,8 @@ pub struct Shell<A: App> {
     console_budget_at: Instant,
     /// The datagrams of the last read ([`batch`]).
     buf: batch::RecvBatch,
+    /// Datagrams for one link socket, sent together (`actions.rs`).
+    sends: batch::SendBatch,
 }
 
 /// A seed from the OS's hash randomization, the pid and the time: only the start-up

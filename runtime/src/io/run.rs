@@ -43,6 +43,8 @@ impl<A: App> Shell<A> {
             if self.frame_rates.due(now) {
                 // Once a second: the counters are read only then, not at every wake-up.
                 self.frame_rates.tick(now, self.frames_stale(), self.frames_rejected());
+                // The thread's CPU clock too (a system call): once a second, not per cycle.
+                self.counters.cpu_share.tick(now, thread_cpu_ns());
             }
             if let Some(exit) = self.check_stop()? {
                 return Ok(exit);

@@ -178,17 +178,23 @@ impl<A: App> Shell<A> {
             None
         };
 
-        let clock = Clock::start();
         let boot_id = clock::unix_ns();
         let seed = if config.seed == 0 { random_seed() } else { config.seed };
+        // The core's time begins at the clock's start, which comes once the node is
+        // built: `Node::new` writes its state buffer in full (`state_bytes_max`, 65 MiB
+        // for a 64 MiB state), and a start-up wait counted from before that was spent by
+        // the time the loop first listened — a node joining a running primary under load
+        // decided it had heard nobody and started cold beside it (issue 20, `bench join
+        // --state-mib 64`).
         let boot = Boot {
-            now: clock.now(),
+            now: Clock::START,
             seed,
             epoch_persisted: stored.epoch,
             epoch_reserved: stored.reserved,
         };
         let node_id = runtime.node_id;
         let mut node = Node::new(runtime, app, boot).map_err(ShellError::Core)?;
+        let clock = Clock::start();
         if let Some(key) = sync_key {
             // The session must grow from one start to the next: the wall clock does.
             node = node.with_auth(key, boot_id);
@@ -240,6 +246,7 @@ impl<A: App> Shell<A> {
             console_budget_ns: 0,
             console_budget_at: Instant::ZERO,
             buf: batch::RecvBatch::new(),
+            sends: batch::SendBatch::new(),
             config,
         };
         let console_text = match shell.console_addr() {

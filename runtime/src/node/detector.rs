@@ -97,7 +97,7 @@ impl<A: App> Node<A> {
         if header.role == WireRole::Starting && self.role != Role::Starting {
             // A starting peer learns this node's fingerprint (and role) at once, not at the
             // next refresh of a busy link: one heartbeat per heartbeat it sends.
-            self.heartbeat_due[index] = self.now;
+            self.heartbeat_owe(link);
         }
         self.echo[index] = (sent_ns, self.now);
         if echo_ns != 0 {
@@ -249,7 +249,7 @@ impl<A: App> Node<A> {
         // round trips stay measured.
         let refresh = self.heartbeat_last[i] + HEARTBEAT_REFRESH_INTERVALS * self.config.heartbeat_interval();
         let due = self.heartbeat_due[i].min(refresh);
-        if self.backup_quiet() {
+        if self.backup_quiet() && !self.heartbeat_owed[i] {
             let factor = self.config.backup_heartbeat_factor as u32;
             due.max(self.heartbeat_last[i] + self.config.heartbeat_interval() * factor)
         } else {
@@ -270,7 +270,23 @@ impl<A: App> Node<A> {
     /// A control message went on `link`: it is the sign of life for now; a heartbeat is
     /// due only if nothing else follows within [`crate::Config::heartbeat_gap_max`].
     pub(super) fn link_busy(&mut self, link: u8) {
-        self.heartbeat_due[usize::from(link)] = self.now + self.config.heartbeat_gap_max();
+        let i = usize::from(link);
+        if !self.heartbeat_owed[i] {
+            self.heartbeat_due[i] = self.now + self.config.heartbeat_gap_max();
+        }
+    }
+
+    /// A heartbeat goes on `link` at this wake-up's timers, whatever else goes first: what
+    /// it carries (an echo of the peer's new challenge, this node's role and fingerprint
+    /// for a starting peer) no other message carries. A commit sent before the timers ran
+    /// (a frame read after the datagram, in the same wake-up) postponed it to the
+    /// heartbeat refresh, 16 intervals, past a restarted peer's start-up wait: the peer,
+    /// its restart handshake not done, led a cold start beside this primary (chaos, seed
+    /// 1, 2026-11-26). At most one heartbeat per heartbeat received.
+    pub(super) fn heartbeat_owe(&mut self, link: u8) {
+        let i = usize::from(link);
+        self.heartbeat_owed[i] = true;
+        self.heartbeat_due[i] = self.now;
     }
 
     pub(super) fn send_heartbeat(&mut self, link: u8) {
@@ -318,6 +334,7 @@ impl<A: App> Node<A> {
         }
         self.heartbeat_due[i] = self.now + self.config.heartbeat_interval();
         self.heartbeat_last[i] = self.now;
+        self.heartbeat_owed[i] = false;
     }
 }
 

@@ -764,6 +764,9 @@ pub struct Node<A: App> {
     heartbeat_due: [Instant; LINKS_TOTAL_MAX],
     /// Per link: when the last heartbeat went.
     heartbeat_last: [Instant; LINKS_TOTAL_MAX],
+    /// A heartbeat is owed on the link at once (a challenge to echo, a starting peer to
+    /// tell): other traffic does not postpone it (`link_busy`).
+    heartbeat_owed: [bool; LINKS_TOTAL_MAX],
     probe: Option<(u32, Instant)>,
     probe_id_next: u32,
     /// The slot a transfer goes to (the peer whose join request began it); a pair's is 0.
@@ -918,7 +921,10 @@ impl<A: App> Node<A> {
         // mapped lazily, and a first snapshot faulting in megabytes of fresh pages would
         // cost the primary milliseconds in the middle of a cycle.
         // The program's state, then the memory of applied HMI writes (`hmi.rs`).
-        let snapshot_buf = std::vec![0xA5u8; config.state_bytes_max as usize + hmi::MEMORY_BYTES_MAX];
+        let snapshot_buf = std::vec![
+            0xA5u8;
+            config.state_bytes_max as usize + hmi::MEMORY_BYTES_MAX + refresh::TRANSFER_LEVELS_BYTES_MAX
+        ];
         let startup_deadline = Some(boot.now + config.startup_wait());
         let (peers, link_peer, peer_count) = peers::slots_for(&config);
         Ok(Node {
@@ -948,6 +954,7 @@ impl<A: App> Node<A> {
             echo: [(0, Instant::ZERO); LINKS_TOTAL_MAX],
             heartbeat_due: [boot.now; LINKS_TOTAL_MAX],
             heartbeat_last: [boot.now; LINKS_TOTAL_MAX],
+            heartbeat_owed: [false; LINKS_TOTAL_MAX],
             probe: None,
             probe_id_next,
             transfer_slot: peers::THE_PEER,
@@ -1513,7 +1520,7 @@ impl<A: App> Node<A> {
             Body::ChunkAck { id, next } => self.on_chunk_ack(id, next),
             Body::SwitchAsk { id, to } => self.on_switch_ask(link, id, to),
             Body::SwitchRequest { id, to } => self.on_switch_request(id, to),
-            Body::SwitchAgree { id } => self.on_switch_agree(id),
+            Body::SwitchAgree { id } => self.on_switch_agree(link, id),
             Body::SwitchDelay { id, reason, lag_frames } => self.on_switch_delay(id, reason, lag_frames),
             Body::SwitchRefuse { id: _ } => self.notice(Notice::SwitchoverRefused),
             // Read in `fence` by a released primary; nothing to do for anyone else.

@@ -263,7 +263,7 @@ impl<A: App> Node<A> {
             Body::Heartbeat { nonce, priority, .. } => {
                 if header.role == WireRole::Starting && self.role != Role::Starting {
                     // It learns of this node at once (see `on_heartbeat`).
-                    self.heartbeat_due[usize::from(link)] = self.now;
+                    self.heartbeat_owe(link);
                 }
                 self.refuse(slot, Mismatch::SameNodeId);
                 self.refused_heard(slot, header, Some((priority, nonce)));

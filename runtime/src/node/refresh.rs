@@ -18,12 +18,18 @@
 //! it runs (every level, sent or not): a new primary refreshes at once what the old one
 //! sent and the sink may have lost in the crash, the entries due a period after the
 //! backup ran their frame. Not during the takeover's burst (its levels are held and
-//! collapsed, `outputs.rs`): the table would send the burst's older values first. A
-//! state transfer clears the table (a new history); a backup that joined by one knows
-//! only the levels of the frames after it.
+//! collapsed, `outputs.rs`): the table would send the burst's older values first.
+//!
+//! A state transfer carries the table (since 2026-11-26, transfer content version 2,
+//! docs/SYNC-PROTOCOL.md "TransferBegin"): the primary appends its entries, and the
+//! levels its takeover's burst still holds, to the snapshot; the joining backup replaces
+//! its own table with them (a new history) and goes on from the frames after the
+//! snapshot, so a node that joined and later leads re-sends every level the pair emitted.
+//! A node that leads from a cold start has no older history to carry: the levels of a
+//! history it replaced are not its own and are not re-sent (docs/DECISIONS.md).
 
 use super::{Action, Node, Output};
-use crate::app::App;
+use crate::app::{App, OutputKind, OutputPayload, OUTPUT_PAYLOAD_MAX};
 use crate::time::Instant;
 
 /// Level keys whose newest value is refreshed. With more keys, the first
@@ -37,6 +43,95 @@ pub(super) const REFRESH_SLICES: u32 = 16;
 
 /// The most re-sends one tick (one wake-up) makes: a full table over a period.
 pub(super) const REFRESH_PER_TICK: usize = LEVEL_KEYS_MAX.div_ceil(REFRESH_SLICES as usize);
+
+/// Bytes of one level in a transfer: key u16, frame u64, index u8, length u8, then the
+/// payload padded with zeros to [`OUTPUT_PAYLOAD_MAX`], little-endian.
+const TRANSFER_LEVEL_BYTES: usize = 2 + 8 + 1 + 1 + OUTPUT_PAYLOAD_MAX;
+
+/// The most levels a transfer carries: the table and the levels a takeover's burst holds
+/// (`outputs::LEVELS_HELD_MAX`; a key may be in both, the newest wins at the install).
+const TRANSFER_LEVELS_MAX: usize = LEVEL_KEYS_MAX + super::outputs::LEVELS_HELD_MAX;
+
+/// The last four bytes of a transfer's snapshot since content version 2 (u32 LE): above
+/// every count version 1 ended with (the HMI memory's, at most 256), so a node that reads
+/// only version 1 rejects the transfer (`transfer_rejected`) rather than misread it; the
+/// low half is the version.
+pub(super) const TRANSFER_CONTENT_V2: u32 = 0xFFFF_0002;
+
+/// The most bytes the levels add to a transfer's snapshot: every entry, their count (u16)
+/// and the version mark.
+pub(super) const TRANSFER_LEVELS_BYTES_MAX: usize = TRANSFER_LEVELS_MAX * TRANSFER_LEVEL_BYTES + 2 + 4;
+
+/// Writes `levels` into `out` as a transfer carries them (entries, their count u16 LE, the
+/// version mark u32 LE); the bytes written. At most [`TRANSFER_LEVELS_MAX`] entries go:
+/// the caller passes no more. `out` is at least [`TRANSFER_LEVELS_BYTES_MAX`] long.
+fn encode_levels<'a>(levels: impl Iterator<Item = &'a Output>, out: &mut [u8]) -> usize {
+    let mut at = 0;
+    let mut count: u16 = 0;
+    for output in levels.take(TRANSFER_LEVELS_MAX) {
+        let Some(slot) = out.get_mut(at..at + TRANSFER_LEVEL_BYTES) else {
+            break;
+        };
+        let payload = output.payload.as_slice();
+        slot.fill(0);
+        slot[0..2].copy_from_slice(&output.kind.level_key().unwrap_or(0).to_le_bytes());
+        slot[2..10].copy_from_slice(&output.frame.to_le_bytes());
+        slot[10] = output.index;
+        slot[11] = payload.len() as u8;
+        slot[12..12 + payload.len()].copy_from_slice(payload);
+        at += TRANSFER_LEVEL_BYTES;
+        count += 1;
+    }
+    if let Some(slot) = out.get_mut(at..at + 6) {
+        slot[0..2].copy_from_slice(&count.to_le_bytes());
+        slot[2..6].copy_from_slice(&TRANSFER_CONTENT_V2.to_le_bytes());
+        at += 6;
+    }
+    at
+}
+
+/// Splits a received snapshot into what comes before the levels (the program's bytes and
+/// the HMI memory: their length) and the levels' entries. A snapshot of content version 1
+/// (no mark at its end) has no levels: all of it comes before. `None` when the levels do
+/// not fit (a count above [`TRANSFER_LEVELS_MAX`], more bytes than there are, a length
+/// above [`OUTPUT_PAYLOAD_MAX`]). Never panics.
+pub(super) fn split_levels(snapshot: &[u8]) -> Option<(usize, &[u8])> {
+    let Some(mark_at) = snapshot.len().checked_sub(4) else {
+        return Some((snapshot.len(), &[]));
+    };
+    if u32::from_le_bytes(snapshot[mark_at..].try_into().ok()?) != TRANSFER_CONTENT_V2 {
+        return Some((snapshot.len(), &[]));
+    }
+    let count_at = mark_at.checked_sub(2)?;
+    let count = usize::from(u16::from_le_bytes([snapshot[count_at], snapshot[count_at + 1]]));
+    if count > TRANSFER_LEVELS_MAX {
+        return None;
+    }
+    let start = count_at.checked_sub(count * TRANSFER_LEVEL_BYTES)?;
+    let levels = &snapshot[start..count_at];
+    if levels
+        .chunks_exact(TRANSFER_LEVEL_BYTES)
+        .any(|entry| usize::from(entry[11]) > OUTPUT_PAYLOAD_MAX)
+    {
+        return None;
+    }
+    Some((start, levels))
+}
+
+/// The level of one entry as [`split_levels`] cut it (its length checked there).
+fn transfer_level(entry: &[u8]) -> Output {
+    let len = usize::from(entry[11]).min(OUTPUT_PAYLOAD_MAX);
+    Output {
+        // A refresh sends it under the epoch the node then leads.
+        epoch: 0,
+        frame: u64::from_le_bytes(entry[2..10].try_into().unwrap_or([0; 8])),
+        index: entry[10],
+        kind: OutputKind::Level {
+            key: u16::from_le_bytes([entry[0], entry[1]]),
+        },
+        payload: OutputPayload::from_slice(&entry[12..12 + len]).unwrap_or_default(),
+    }
+}
 
 /// The refresh's state on a primary.
 #[derive(Debug, Default)]
@@ -62,6 +157,25 @@ impl LevelRefresh {
 }
 
 impl<A: App> Node<A> {
+    /// Primary, taking a snapshot: appends the levels to carry to `snapshot_buf` at `at`
+    /// (the table's, then those the takeover's burst holds); the bytes written.
+    pub(super) fn refresh_encode(&mut self, at: usize) -> usize {
+        let table = self.refresh.table.iter().map(|(output, _)| output);
+        encode_levels(table.chain(self.levels_held.iter()), &mut self.snapshot_buf[at..])
+    }
+
+    /// Backup, installing a transfer: its table becomes the primary's, each level due a
+    /// period from now (`levels` as [`split_levels`] cut them, at `start` in the snapshot
+    /// buffer). At most [`TRANSFER_LEVELS_MAX`] notes.
+    pub(super) fn refresh_install(&mut self, start: usize, levels: usize) {
+        self.refresh.clear();
+        for i in 0..levels / TRANSFER_LEVEL_BYTES {
+            let at = start + i * TRANSFER_LEVEL_BYTES;
+            let output = transfer_level(&self.snapshot_buf[at..at + TRANSFER_LEVEL_BYTES]);
+            self.refresh_note(&output);
+        }
+    }
+
     fn refresh_period(&self) -> Option<core::time::Duration> {
         (self.config.level_refresh_ms != 0).then(|| core::time::Duration::from_millis(self.config.level_refresh_ms))
     }
@@ -156,8 +270,12 @@ impl<A: App> Node<A> {
 
 #[cfg(test)]
 mod tests {
-    use super::{LEVEL_KEYS_MAX, REFRESH_PER_TICK};
-    use crate::app::{App, Frame, Outbox, SnapshotError};
+    use super::{
+        encode_levels, split_levels, transfer_level, LEVEL_KEYS_MAX, REFRESH_PER_TICK, TRANSFER_CONTENT_V2,
+        TRANSFER_LEVELS_BYTES_MAX, TRANSFER_LEVEL_BYTES,
+    };
+    use crate::app::{App, Frame, Outbox, OutputKind, OutputPayload, SnapshotError, OUTPUT_PAYLOAD_MAX};
+    use crate::node::Output;
     use crate::node::{Role, SyncState};
     use crate::testing::Pair;
     use crate::time::Instant;
@@ -317,6 +435,90 @@ mod tests {
         assert!(p.run_until(took_over + ms(100), |p| p.sink.accepted.contains_key(&id)));
         assert!(copies(&p, id).iter().any(|&(_, node)| node == 1));
         assert_eq!((p.sink.conflicts, p.sink.superseded), (0, 0));
+    }
+
+    /// Issue 22, `level_lost_transfer`: the level is lost on the way while the primary
+    /// runs alone; a backup joins by a state transfer after its frame, and the primary
+    /// crashes. The new primary knows the level from the transfer and re-sends it. Before
+    /// the transfer carried the table, the install cleared it and the level stayed lost.
+    #[test]
+    fn backup_joined_by_transfer_after_a_level_was_lost_resends_it_when_it_leads() {
+        let (mut p, first) = running(100, 1, 1, false);
+        let id = (first, 0);
+        p.outputs_lost.insert(id, 1);
+        let until = p.now + ms(1000);
+        assert!(p.run_until(until, |p| !copies(p, id).is_empty()));
+        // The refresh's copy would heal it before the crash: lose those too.
+        p.outputs_lost.insert(id, u32::MAX);
+        p.start(1);
+        assert!(await_role(&mut p, 1, Role::Backup, SyncState::InSync));
+        assert_eq!(p.node(1).refresh.len(), 1, "the transfer carried the table");
+        p.crash(0);
+        p.outputs_lost.remove(&id);
+        assert!(await_role(&mut p, 1, Role::Primary, SyncState::Alone));
+        let took_over = p.now;
+        assert!(p.run_until(took_over + ms(100), |p| p.sink.accepted.contains_key(&id)));
+        assert!(copies(&p, id).iter().any(|&(_, node)| node == 1));
+        assert_eq!((p.sink.conflicts, p.sink.superseded), (0, 0));
+    }
+
+    /// The levels of a transfer round trip, after the program's bytes and the HMI memory;
+    /// a snapshot of content version 1 (no mark) has none; a damaged count is refused.
+    #[test]
+    fn transfer_levels_round_trip_and_version_1_has_none() {
+        let level = |key: u16, frame: u64, payload: &[u8]| Output {
+            epoch: 7,
+            frame,
+            index: 2,
+            kind: OutputKind::Level { key },
+            payload: OutputPayload::from_slice(payload).unwrap(),
+        };
+        let levels = [
+            level(3, 100, b"abc"),
+            level(9, 120, &[0xEE; OUTPUT_PAYLOAD_MAX]),
+            level(4, 5, b""),
+        ];
+        let mut buf = std::vec![0x11u8; 10 + TRANSFER_LEVELS_BYTES_MAX];
+        let n = encode_levels(levels.iter(), &mut buf[10..]);
+        assert_eq!(n, 3 * TRANSFER_LEVEL_BYTES + 6);
+        let (before, bytes) = split_levels(&buf[..10 + n]).unwrap();
+        assert_eq!(before, 10);
+        let back: Vec<Output> = bytes.chunks_exact(TRANSFER_LEVEL_BYTES).map(transfer_level).collect();
+        let expected: Vec<Output> = levels.iter().map(|o| Output { epoch: 0, ..o.clone() }).collect();
+        assert_eq!(back, expected);
+        // Version 1: the HMI memory's count (0) ends it.
+        let v1 = [1u8, 2, 3, 0, 0, 0, 0];
+        assert_eq!(split_levels(&v1), Some((7, &[][..])));
+        assert_eq!(split_levels(&[]), Some((0, &[][..])));
+        // A count above the bound, or a payload length above 64, is refused.
+        let mut bad = buf[..10 + n].to_vec();
+        let count_at = bad.len() - 6;
+        bad[count_at..count_at + 2].copy_from_slice(&u16::MAX.to_le_bytes());
+        assert_eq!(split_levels(&bad), None);
+        let mut bad = buf[..10 + n].to_vec();
+        bad[10 + 11] = OUTPUT_PAYLOAD_MAX as u8 + 1;
+        assert_eq!(split_levels(&bad), None);
+    }
+
+    proptest::proptest! {
+        /// Arbitrary bytes never panic the split, and what it returns is well cut.
+        #[test]
+        fn transfer_levels_split_arbitrary_bytes_never_panics(
+            mut bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            marked in proptest::prelude::any::<bool>(),
+        ) {
+            if marked && bytes.len() >= 4 {
+                let at = bytes.len() - 4;
+                bytes[at..].copy_from_slice(&TRANSFER_CONTENT_V2.to_le_bytes());
+            }
+            if let Some((before, levels)) = split_levels(&bytes) {
+                proptest::prop_assert!(before + levels.len() <= bytes.len());
+                proptest::prop_assert_eq!(levels.len() % TRANSFER_LEVEL_BYTES, 0);
+                for entry in levels.chunks_exact(TRANSFER_LEVEL_BYTES) {
+                    proptest::prop_assert!(transfer_level(entry).payload.len() <= OUTPUT_PAYLOAD_MAX);
+                }
+            }
+        }
     }
 
     /// The bounds: 320 keys emitted (16 a frame for 20 frames), the table keeps the first

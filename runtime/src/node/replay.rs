@@ -48,6 +48,11 @@ pub(super) struct ReplayWindow {
 }
 
 impl ReplayWindow {
+    /// Whether `session` is the one this window verified.
+    pub fn verified(&self, session: u64) -> bool {
+        self.verified && self.session == session
+    }
+
     /// The verdict on `(session, seq)`, recorded when taken. `proven`: the message is a
     /// heartbeat echoing the link's current challenge. Constant work.
     pub fn accept(&mut self, session: u64, seq: u64, proven: bool) -> Verdict {
@@ -86,8 +91,9 @@ impl<A: App> Node<A> {
     /// `None` when it is dropped, else whether it is the peer's newest (a sign of life).
     /// A heartbeat's challenge is kept to echo whatever the verdict: a peer that restarted
     /// is refused until it echoes this node's challenge, and it can only echo it after
-    /// this node echoed its own (both may have restarted). A changed challenge is echoed
-    /// at once, on that link: at most one heartbeat more per heartbeat received.
+    /// this node echoed its own (both may have restarted). A changed challenge, or one of
+    /// a session not verified yet, is echoed at once, on that link: at most one heartbeat
+    /// more per heartbeat received (a replayed heartbeat of an old session costs one).
     pub(super) fn replay_check(&mut self, link: u8, envelope: &Envelope) -> Option<bool> {
         let i = usize::from(link);
         let mut proven = false;
@@ -98,9 +104,14 @@ impl<A: App> Node<A> {
         } = envelope.body
         {
             proven = challenge_echo == self.challenge[i];
-            if challenge != self.peer_challenge[i] {
+            // A changed challenge is echoed at once; so is an unchanged one while its
+            // session is not verified and this heartbeat does not verify it: the echo
+            // sent may have been lost, and the next regular heartbeat of a busy link is a
+            // refresh away (`heartbeat_owe`).
+            let unverified = !proven && !self.replay[i].verified(envelope.header.session);
+            if challenge != self.peer_challenge[i] || unverified {
                 self.peer_challenge[i] = challenge;
-                self.heartbeat_due[i] = self.now;
+                self.heartbeat_owe(link);
             }
         }
         match self.replay[i].accept(envelope.header.session, envelope.header.seq, proven) {

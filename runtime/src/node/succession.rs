@@ -1410,4 +1410,145 @@ mod tests {
         assert!(!chunks.is_empty());
         assert!(chunks.iter().all(|&c| c == (1, 11)), "{chunks:?}");
     }
+
+    /// Node 1, primary of a group of four (backups 2 of weight 1 and 3 of weight 3, a
+    /// witness 4), its input silent: both backups heard in sync each `run_lone` step,
+    /// their input alive and ahead; the hold after leading is off.
+    fn group_primary_input_silent() -> Node<TestApp> {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 3, false), (4, 0, true)]);
+        node.config.input_handover_hold_ms = 0;
+        let until = node.now + Duration::from_millis(100);
+        run_lone(&mut node, until, |node, now| {
+            // Both backups joining, without state: a majority at start.
+            for (id, link) in [(2, 0), (3, 1)] {
+                let bytes = to(
+                    node,
+                    id,
+                    WireRole::Backup,
+                    WireSync::Joining,
+                    0,
+                    0,
+                    lone_heartbeat(node),
+                );
+                node.handle_message(now, link, &bytes);
+            }
+        });
+        assert_eq!(node.role(), Role::Primary);
+        drained(&mut node);
+        node
+    }
+
+    /// Backups 2 and 3 in sync at `node`'s epoch, their input alive at frame 50.
+    fn hear_backups_in_sync(node: &mut Node<TestApp>, now: Instant) {
+        let epoch = node.epoch();
+        for (id, link) in [(2, 0), (3, 1)] {
+            let mut body = lone_heartbeat(node);
+            if let Body::Heartbeat {
+                input_frame,
+                input_age_ms,
+                ..
+            } = &mut body
+            {
+                (*input_frame, *input_age_ms) = (50, 0);
+            }
+            let bytes = to(node, id, WireRole::Backup, WireSync::InSync, epoch, epoch, body);
+            node.handle_message(now, link, &bytes);
+        }
+    }
+
+    /// The switchover requests in `actions`: (link, id, to).
+    fn switch_requests(actions: &[Action]) -> std::vec::Vec<(u8, u32, u8)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Transmit { bytes, link, .. } => match wire::decode(bytes, None).map(|e| e.body) {
+                    Ok(Body::SwitchRequest { id, to }) => Some((*link, id, to)),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A group's primary whose input falls silent while two backups in sync run ahead
+    /// hands over to one of them, named — the successor by weight (node 3) — and only
+    /// that one's agreement releases it. (The old code asked "the backup", `to: 0`, which
+    /// every backup of a group agreed to and took over at: two primaries, DST `--nodes 3
+    /// --witness --seed 859`.)
+    #[test]
+    fn primary_group_input_silent_hands_over_to_one_named_backup() {
+        let mut node = group_primary_input_silent();
+        // Both heard in sync before the handover may start (else the first heard
+        // would be the only candidate).
+        node.config.input_handover_ms = 0;
+        let until = node.now + Duration::from_millis(5);
+        run_lone(&mut node, until, hear_backups_in_sync);
+        node.config.input_handover_ms = 50;
+        let until = node.now + Duration::from_millis(80);
+        let actions = run_lone(&mut node, until, hear_backups_in_sync);
+        let requests = switch_requests(&actions);
+        assert!(!requests.is_empty(), "an input handover starts");
+        assert!(requests.iter().all(|&(_, _, to)| to == 3), "{requests:?}");
+        assert_eq!(node.status().input.handovers, 1);
+        // Node 2, not named, agrees all the same: the primary does not release.
+        let id = requests[0].1;
+        let now = node.now;
+        let epoch = node.epoch();
+        let agree = |node: &Node<TestApp>, member: u8| {
+            to(
+                node,
+                member,
+                WireRole::Backup,
+                WireSync::InSync,
+                epoch,
+                epoch,
+                Body::SwitchAgree { id },
+            )
+        };
+        let bytes = agree(&node, 2);
+        node.handle_message(now, 0, &bytes);
+        assert!(matches!(
+            node.switchover,
+            super::super::Switchover::Requesting { to: 3, .. }
+        ));
+        let bytes = agree(&node, 3);
+        node.handle_message(now, 1, &bytes);
+        assert!(matches!(
+            node.switchover,
+            super::super::Switchover::Released { to: 3, .. }
+        ));
+    }
+
+    /// An operator's switchover without `--to` in a group goes to the successor by
+    /// weight, named in the request. (The old code asked "the backup", `to: 0`.)
+    #[test]
+    fn primary_group_switchover_command_names_the_successor() {
+        let mut node = group_primary_input_silent();
+        node.config.input_handover_ms = 0;
+        let until = node.now + Duration::from_millis(10);
+        run_lone(&mut node, until, hear_backups_in_sync);
+        drained(&mut node);
+        let now = node.now;
+        let reply = node.handle_command(now, crate::node::Command::Switchover);
+        assert_eq!(reply, crate::node::CommandReply::Started);
+        let requests = switch_requests(&drained(&mut node));
+        assert_eq!(requests.iter().map(|r| r.0).collect::<std::vec::Vec<_>>(), [0, 1, 2]);
+        assert!(requests.iter().all(|&(_, _, to)| to == 3), "{requests:?}");
+    }
+
+    /// A group's backup takes no request that names no node: a group's primary names
+    /// one, and every backup taking "the backup" would lead at once. (The old code
+    /// agreed.)
+    #[test]
+    fn backup_group_switch_request_unnamed_ignored() {
+        let mut p = group(&[(3, 1, false), (4, 0, true)], 1);
+        let node = p.nodes[1].as_mut().unwrap();
+        node.on_switch_request(7, 0);
+        assert_eq!(node.switchover, super::super::Switchover::Idle);
+        node.on_switch_request(7, 2);
+        assert!(matches!(
+            node.switchover,
+            super::super::Switchover::Agreeing { id: 7, .. }
+        ));
+    }
 }

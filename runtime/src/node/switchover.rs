@@ -28,6 +28,8 @@ pub(super) enum Switchover {
         frame: u64,
         deadline: Instant,
         retry_at: Instant,
+        /// The backup released to (as `Requesting`'s): its silence aborts the switchover.
+        to: u8,
     },
     /// Backup: agreed (or delayed) and waits for the release.
     Agreeing { id: u32, agreed: bool, deadline: Instant },
@@ -95,9 +97,10 @@ impl<A: App> Node<A> {
                         Some(_) => {}
                     }
                 }
-                // groups: the primary among the peers (whichever slot leads).
-                let primary =
-                    self.the_peer_alive() && self.the_peer().status.is_some_and(|p| p.role == WireRole::Primary);
+                // The primary among the peers, whichever slot leads (a pair's: slot 0).
+                let primary = (0..usize::from(self.peer_count)).any(|slot| {
+                    self.slot_alive(slot) && self.peers[slot].status.is_some_and(|p| p.role == WireRole::Primary)
+                });
                 if !primary {
                     return CommandReply::Refused(RefuseReason::NoPrimary);
                 }
@@ -143,20 +146,32 @@ impl<A: App> Node<A> {
         if self.switchover != Switchover::Idle {
             return CommandReply::Refused(RefuseReason::InProgress);
         }
+        // A group's switchover names its target, always: every backup would take a
+        // request for "the backup", and two would lead at once (DST `--nodes 3 --witness
+        // --seed 859`: an input handover's request agreed by both backups). Without
+        // `--to`, the successor by weight among the backups in sync.
+        let to = match to {
+            0 if self.in_group() => match self.switchover_successor(false) {
+                Some(id) => id,
+                None => return CommandReply::Refused(self.switchover_no_target()),
+            },
+            named => named,
+        };
         if to != 0 {
             if let Some(refusal) = self.switchover_target_refusal(to) {
                 return CommandReply::Refused(refusal);
             }
-        }
-        // groups: the target backup (`switchover --to`, else the successor by weight).
-        let backup = self
-            .the_peer()
-            .status
-            .filter(|p| self.the_peer_alive() && p.role == WireRole::Backup);
-        match backup.map(|p| p.sync) {
-            None => return CommandReply::Refused(RefuseReason::NoHealthyBackup),
-            Some(WireSync::Joining) => return CommandReply::Refused(RefuseReason::BackupJoining),
-            Some(_) => {}
+        } else {
+            // A pair's request for its one backup.
+            let backup = self
+                .the_peer()
+                .status
+                .filter(|p| self.the_peer_alive() && p.role == WireRole::Backup);
+            match backup.map(|p| p.sync) {
+                None => return CommandReply::Refused(RefuseReason::NoHealthyBackup),
+                Some(WireSync::Joining) => return CommandReply::Refused(RefuseReason::BackupJoining),
+                Some(_) => {}
+            }
         }
         self.switchover = Switchover::Requesting {
             id,
@@ -193,8 +208,14 @@ impl<A: App> Node<A> {
     }
 
     pub(super) fn on_switch_request(&mut self, id: u32, to: u8) {
-        // Not this node's to take: another backup of the group was named.
-        if self.role != Role::Backup || (to != 0 && to != self.config.node_id) {
+        // Not this node's to take: another backup of the group was named, or none (a
+        // group's primary names one; "the backup" is a pair's word).
+        let mine = if to == 0 {
+            !self.in_group()
+        } else {
+            to == self.config.node_id
+        };
+        if self.role != Role::Backup || !mine {
             return;
         }
         if matches!(self.switchover, Switchover::Taking { id: t, .. } | Switchover::Abandoned { id: t, .. } if t == id)
@@ -239,11 +260,16 @@ impl<A: App> Node<A> {
         }
     }
 
-    pub(super) fn on_switch_agree(&mut self, id: u32) {
-        let Switchover::Requesting { id: r, deadline, .. } = self.switchover else {
+    /// An agreement on `link`: taken only from the backup the request named (a pair's
+    /// one peer when it named none).
+    pub(super) fn on_switch_agree(&mut self, link: u8, id: u32) {
+        let Switchover::Requesting {
+            id: r, deadline, to, ..
+        } = self.switchover
+        else {
             return;
         };
-        if r != id || self.role != Role::Primary {
+        if r != id || self.role != Role::Primary || self.switchover_slot(to) != Some(self.link_peer(link)) {
             return;
         }
         // Stop here: frames after `frame` are the new primary's.
@@ -253,6 +279,7 @@ impl<A: App> Node<A> {
             frame,
             deadline,
             retry_at: self.now + self.config.retry(),
+            to,
         };
         self.send_all(Body::SwitchRelease { id, frame });
     }
@@ -362,6 +389,7 @@ impl<A: App> Node<A> {
                 frame,
                 deadline,
                 retry_at,
+                to,
             } => {
                 if now >= deadline && self.epochs.max_seen() > self.epochs.current() {
                     // A successor leads (its messages were held back in `fence`) but its
@@ -371,10 +399,10 @@ impl<A: App> Node<A> {
                     self.demote(theirs);
                     return;
                 }
-                // A backup silent for the detection window is not going to lead: do not
-                // hold the plant's frames until the deadline.
-                // groups: the silence of the backup this switchover released to.
-                if now >= deadline || !self.the_peer_alive() {
+                // The backup released to, silent for the detection window, is not going
+                // to lead: do not hold the plant's frames until the deadline.
+                let target_alive = self.switchover_slot(to).is_some_and(|slot| self.slot_alive(slot));
+                if now >= deadline || !target_alive {
                     self.switchover = Switchover::Idle;
                     if self.epochs.max_seen() > self.epochs.current() {
                         // A successor led above us (its messages were held back in
@@ -392,6 +420,7 @@ impl<A: App> Node<A> {
                         frame,
                         deadline,
                         retry_at: now + self.config.retry(),
+                        to,
                     };
                     self.send_all(Body::SwitchRelease { id, frame });
                 }
@@ -465,9 +494,12 @@ impl<A: App> Node<A> {
         if self.input_silent_for() < self.input_limit() {
             return;
         }
-        if self.config.input_handover().is_some() && self.input_handover_allowed() {
+        if let Some(to) = self
+            .input_handover_target()
+            .filter(|_| self.config.input_handover().is_some())
+        {
             let id = self.rng.next_u64() as u32;
-            if self.switchover_start(id, Reason::InputHandover, 0) == CommandReply::Started {
+            if self.switchover_start(id, Reason::InputHandover, to) == CommandReply::Started {
                 self.input_handovers += 1;
                 return;
             }
@@ -481,20 +513,71 @@ impl<A: App> Node<A> {
         }
     }
 
-    /// The backup would run frames this node does not get: it follows in sync, its input
-    /// is alive by `input_silence_ms`, it has a frame above the last one run here, and
-    /// this node has led for the hold time.
-    fn input_handover_allowed(&self) -> bool {
-        let silence = self.config.input_silence();
-        self.now.saturating_since(self.primary_since) >= self.config.input_handover_hold()
-            // groups: hand over to an in-sync backup whose input is alive (the successor by
-            // weight among those).
-            && self.the_peer_in_sync()
-            && self
-                .the_peer()
-                .input_heard_at
-                .is_some_and(|t| self.now.saturating_since(t) < silence)
-            && self.the_peer().input_frame > self.frame_last_run
+    /// The backup to hand over to, when one would run frames this node does not get: it
+    /// follows in sync, its input is alive by `input_silence_ms`, it has a frame above
+    /// the last one run here, and this node has led for the hold time. A pair's: 0 (its
+    /// one backup, as before groups); a group's: the id of the successor by weight among
+    /// such backups.
+    fn input_handover_target(&self) -> Option<u8> {
+        if self.now.saturating_since(self.primary_since) < self.config.input_handover_hold() {
+            return None;
+        }
+        if self.in_group() {
+            return self.switchover_successor(true);
+        }
+        (self.the_peer_in_sync() && self.slot_input_ahead(super::peers::THE_PEER)).then_some(0)
+    }
+
+    /// The peer of `slot` has input alive by `input_silence_ms`, with a frame above the
+    /// last one run here.
+    fn slot_input_ahead(&self, slot: usize) -> bool {
+        let peer = &self.peers[slot];
+        peer.input_heard_at
+            .is_some_and(|t| self.now.saturating_since(t) < self.config.input_silence())
+            && peer.input_frame > self.frame_last_run
+    }
+
+    /// This node is a member of a group (`[[peers]]` configured), not of a pair.
+    pub(super) fn in_group(&self) -> bool {
+        !self.config.peers.is_empty()
+    }
+
+    /// A group's primary: the id of the backup a switchover without `--to` goes to — the
+    /// one ranked highest by (weight, lowest id) among the live backups in sync, with
+    /// `input_ahead` only those whose input runs ahead of this node's (an input
+    /// handover). Work: one pass over at most `GROUP_PEERS_MAX` slots.
+    fn switchover_successor(&self, input_ahead: bool) -> Option<u8> {
+        (0..usize::from(self.peer_count))
+            .filter(|&slot| !self.slot_is_witness(slot) && self.slot_in_sync(slot))
+            .filter(|&slot| !input_ahead || self.slot_input_ahead(slot))
+            .filter_map(|slot| self.config.peers.get(slot))
+            .max_by_key(|member| (member.weight, core::cmp::Reverse(member.id)))
+            .map(|member| member.id)
+    }
+
+    /// Why a group's switchover without `--to` found no backup: one is joining, or none
+    /// is alive and following.
+    fn switchover_no_target(&self) -> RefuseReason {
+        let joining = (0..usize::from(self.peer_count)).any(|slot| {
+            self.slot_alive(slot)
+                && self.peers[slot]
+                    .status
+                    .is_some_and(|p| p.role == WireRole::Backup && p.sync == WireSync::Joining)
+        });
+        if joining {
+            RefuseReason::BackupJoining
+        } else {
+            RefuseReason::NoHealthyBackup
+        }
+    }
+
+    /// The slot of a switchover's target `to`: a pair's one peer for 0.
+    fn switchover_slot(&self, to: u8) -> Option<usize> {
+        if to == 0 {
+            Some(super::peers::THE_PEER)
+        } else {
+            self.slot_of_node(to)
+        }
     }
 }
 

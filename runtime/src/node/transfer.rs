@@ -201,7 +201,12 @@ impl<A: App> Node<A> {
         let total = match self.app.snapshot(&mut self.snapshot_buf[..state_max]) {
             // The memory of applied HMI writes follows the program's bytes: a backup that
             // takes over must not apply a client's retry of one of them again.
-            Ok(n) => (n + hmi::encode_memory(&self.hmi, &mut self.snapshot_buf[n..])) as u64,
+            // And the levels to refresh (content version 2): a backup that joined re-sends
+            // them when it leads, as one that ran every frame would.
+            Ok(n) => {
+                let n = n + hmi::encode_memory(&self.hmi, &mut self.snapshot_buf[n..]);
+                (n + self.refresh_encode(n)) as u64
+            }
             Err(_) => {
                 self.alarm(Alarm::TransferRejected);
                 return;
@@ -374,9 +379,12 @@ impl<A: App> Node<A> {
         else {
             return;
         };
-        let split =
-            hmi::split_memory(&self.snapshot_buf[..total as usize]).map(|(state, memory)| (state, memory.len()));
-        let Some((state_len, memory)) = split else {
+        let levels = super::refresh::split_levels(&self.snapshot_buf[..total as usize])
+            .map(|(before, levels)| (before, levels.len()));
+        let split = levels.and_then(|(before, levels)| {
+            hmi::split_memory(&self.snapshot_buf[..before]).map(|(state, memory)| (state, memory.len(), before, levels))
+        });
+        let Some((state_len, memory, levels_start, levels)) = split else {
             self.alarm(Alarm::TransferRejected);
             self.start_join(Some(ResyncCause::TransferFailed));
             return;
@@ -389,8 +397,9 @@ impl<A: App> Node<A> {
         }
         // A new history: the frame of the state received, whatever this node ran before.
         self.frame_last_run = frame;
-        // Levels of the old history would be refreshed under the new one's ids.
-        self.refresh.clear();
+        // Levels of the old history would be refreshed under the new one's ids: the
+        // primary's table replaces them.
+        self.refresh_install(levels_start, levels);
         // What this node applied and remembered was of the old history; the primary's
         // memory came with the state.
         self.hmi_new_history();

@@ -498,6 +498,45 @@ impl<S: AppSettings> NodeFile<S> {
             .collect()
     }
 
+    /// The socket a shell error names (`links[4] control (127.0.0.1:7121)`) as the file
+    /// names it, with the peer it leads to, and the fix: for a group
+    /// `peers[1].links[0] (to node 3) control (127.0.0.1:7121)` and `; free the port or
+    /// set peers[1].links[0].bind` (`.bulk_bind` for the bulk socket); a pair's `links[k]`
+    /// keeps its name and gets the fix. Any other socket: unchanged, no fix.
+    pub fn link_socket_name(&self, what: &str) -> (String, String) {
+        let unchanged = || (what.to_string(), String::new());
+        let Some(rest) = what.strip_prefix("links[") else {
+            return unchanged();
+        };
+        let Some((index, tail)) = rest.split_once(']') else {
+            return unchanged();
+        };
+        let Ok(index) = index.parse::<usize>() else {
+            return unchanged();
+        };
+        let key = if tail.trim_start().starts_with("bulk") {
+            "bulk_bind"
+        } else {
+            "bind"
+        };
+        let link = self.link_key(&format!("links[{index}]"));
+        let peer = self
+            .peers
+            .iter()
+            .scan(0, |first, peer| {
+                let range = *first..*first + peer.links.len();
+                *first = range.end;
+                Some((range, peer.id))
+            })
+            .find(|(range, _)| range.contains(&index))
+            .map(|(_, id)| format!(" (to node {id})"))
+            .unwrap_or_default();
+        (
+            format!("{link}{peer}{tail}"),
+            format!("; free the port or set another in {link}.{key}"),
+        )
+    }
+
     /// A shell key naming a link by its global index (`links[4].peer`) as the file names
     /// it: unchanged for a pair, `peers[i].links[j].peer` for a group.
     fn link_key(&self, key: &str) -> String {

@@ -269,8 +269,13 @@ pub fn run_node<P: NodeProgram>(args: impl IntoIterator<Item = impl Into<OsStrin
     let app = P::from_settings(&file.app);
     let shell = match Shell::new(file.shell(), file.runtime.clone(), app) {
         Ok(shell) => shell,
-        Err(e) => {
-            eprintln!("{name}: {e}");
+        Err(mut e) => {
+            // A link's socket named as the file names it, with its peer and the key to fix.
+            let mut fix = String::new();
+            if let io::ShellError::Socket(socket) = &mut e {
+                (socket.what, fix) = file.link_socket_name(&socket.what);
+            }
+            eprintln!("{name}: {e}{fix}");
             return ExitCode::from(if e.is_config() { 2 } else { 1 });
         }
     };

@@ -35,6 +35,10 @@ pub enum FreezeKind {
     FalseDeath,
     /// Longer than window + probe: a backup with state takes over.
     Long,
+    /// A few cycles at a peer's restart, well inside its start-up wait: a shell busy
+    /// with a batch of datagrams. The restarted node must still hear the primary and
+    /// join it (the restart watch does not count it as a fault).
+    Stall,
     /// Long, and armed rather than fired: the primary freezes the moment a node joins it
     /// (heard it, has no state yet). Its joiner must not lead from a cold start while it
     /// is only frozen (invariant 8).
@@ -263,6 +267,78 @@ impl FaultPlan {
                 at += fault.duration_ns() + between(r, gap_min_ns, 2 * gap_max_ns);
             }
         }
+        // A busy peer at a restart (issue 21): the node that restarts next to a primary
+        // finds it stalled for a few cycles — a shell that reads a batch of datagrams at
+        // one wake-up, its timers after. The restarted node's first heartbeat then waits in
+        // the primary's socket ahead of frames, whose commits go out before the primary's
+        // timers run (chaos seed 1, 2026-11-26: the echo of the restart handshake went
+        // 16 heartbeat intervals late, and the restarted node led a cold start beside the
+        // primary). From a generator of its own, after the rest: other draws stay.
+        if options.faults.restart && mix.freeze_short {
+            let r = &mut rng.fork();
+            let window_ns = options.config.detection_window_ms * ms;
+            let cycle_ns = options.cycle_ms * ms;
+            let restarts: Vec<Nanos> = plan
+                .faults
+                .iter()
+                .filter_map(|f| match f.fault {
+                    Fault::Crash {
+                        restart_after_ns: Some(after_ns),
+                        ..
+                    } => Some(f.at + after_ns),
+                    _ => None,
+                })
+                .collect();
+            let stall = |r: &mut Rng, at: Nanos| {
+                // Under a quarter of the start-up wait and of the window: heard in time.
+                let startup_ns = options.config.startup_wait_ms * ms;
+                let high = (5 * cycle_ns).min(window_ns / 4).min(startup_ns / 4).max(1);
+                PlannedFault {
+                    // Just after the restart: the restart watch sees a running primary.
+                    at: at + 1,
+                    fault: Fault::Freeze {
+                        target: Target::Primary,
+                        kind: FreezeKind::Stall,
+                        duration_ns: between(r, (cycle_ns * 3 / 2).min(high), high),
+                    },
+                }
+            };
+            for at in restarts {
+                if plan.faults.len() < FAULTS_MAX && r.chance(1, 2) {
+                    plan.faults.push(stall(r, at));
+                }
+            }
+            // And quick restarts, within the primary's commit tail (`max_lag_frames`
+            // cycles and more: it still sends a commit every cycle, which postpones its
+            // heartbeats), some after the operator's switchover (a primary stopped with
+            // SIGTERM hands over, then stops; systemd restarts it).
+            let tail_ns = options.config.max_lag_frames * cycle_ns;
+            let mut at = between(r, recovery_ns, 2 * recovery_ns);
+            while at < safety_ns && plan.faults.len() + 3 <= FAULTS_MAX {
+                let after_ns = between(r, 2 * cycle_ns, tail_ns.min(recovery_ns).max(2 * cycle_ns));
+                let handover = mix.switchover && r.chance(1, 2);
+                let crash_at = if handover {
+                    plan.faults.push(PlannedFault {
+                        at,
+                        fault: Fault::Switchover {
+                            target: Target::Primary,
+                        },
+                    });
+                    at + between(r, window_ns / 2, 2 * window_ns)
+                } else {
+                    at
+                };
+                plan.faults.push(PlannedFault {
+                    at: crash_at,
+                    fault: Fault::Crash {
+                        target: Target::Backup,
+                        restart_after_ns: Some(after_ns),
+                    },
+                });
+                plan.faults.push(stall(r, crash_at + after_ns));
+                at = crash_at + after_ns + between(r, 4 * recovery_ns, 16 * recovery_ns);
+            }
+        }
         plan.faults.sort_by_key(|f| f.at);
         plan
     }
@@ -380,6 +456,22 @@ impl FaultPlan {
     pub fn any_within(&self, from: Nanos, to: Nanos, except: Option<usize>) -> bool {
         self.faults.iter().enumerate().any(|(i, f)| {
             Some(i) != except && f.at >= from && f.at <= to && !matches!(f.fault, Fault::OutputOutage { .. })
+        })
+    }
+
+    /// As [`FaultPlan::any_within`], stalls ([`FreezeKind::Stall`]) not counted.
+    pub fn any_but_stalls_within(&self, from: Nanos, to: Nanos) -> bool {
+        self.faults.iter().any(|f| {
+            f.at >= from
+                && f.at <= to
+                && !matches!(
+                    f.fault,
+                    Fault::OutputOutage { .. }
+                        | Fault::Freeze {
+                            kind: FreezeKind::Stall,
+                            ..
+                        }
+                )
         })
     }
 }

@@ -13,11 +13,16 @@
 //!    loss;
 //! 4. the member that takes over is the successor: no backup ranked above it (in sync,
 //!    weight, lowest id) was running, unfrozen, in sync and joined to it over the whole
-//!    `SETTLED_NS` before.
+//!    `SETTLED_NS` before;
+//! 5. after the quiet end, a group with a running backup that holds the state has a
+//!    primary (a group stuck without one while its state is alive: the chaos harness's
+//!    stuck elections, 2026-11-26);
+//! 6. with `--acked`, no output id passes the sink's epoch fence under two epochs (before
+//!    dedup), but where a copy left unguarded or its new primary reported it uncertain.
 //!
 //! After the last fault the group heals and runs on; a seed ends with a primary among the
-//! members or not (counted, not a violation: a group whose every holder of the state was
-//! lost waits for an operator by design).
+//! members or not (counted; not a violation when no running backup holds the state: a
+//! group whose every holder of the state was lost waits for an operator by design).
 
 use std::collections::{BTreeMap, BTreeSet};
 use twinloop::config::{Config, GroupPeer, OutputsRelease};
@@ -49,10 +54,12 @@ pub struct Shape {
     /// One more member, a witness.
     pub witness: bool,
     /// Acked outputs (`--acked`, issue 16): every member runs with `outputs.release =
-    /// "acked"`, and invariant 5 holds: no output id passes the sink's epoch fence twice
+    /// "acked"`, and invariant 6 holds: no output id passes the sink's epoch fence twice
     /// under two epochs (before dedup), but where a copy left unguarded or its new
     /// primary reported it uncertain.
     pub acked: bool,
+    /// Check invariant 5 (`dst --liveness`).
+    pub liveness: bool,
 }
 
 impl Shape {
@@ -132,6 +139,8 @@ struct Sim {
     acked_uncertain: Vec<(usize, u64, u64, u64)>,
     /// Acked: by member, its release status's `unguarded` count last seen.
     acked_unguarded: Vec<u64>,
+    /// Check invariant 5 (`Shape::liveness`).
+    shape_liveness: bool,
 }
 
 /// Runs one seed of a shape.
@@ -210,6 +219,7 @@ impl Sim {
             acked_emitted: BTreeMap::new(),
             acked_uncertain: Vec::new(),
             acked_unguarded: vec![0; n],
+            shape_liveness: shape.liveness,
             members,
         }
     }
@@ -335,6 +345,36 @@ impl Sim {
             .filter(|&i| self.nodes[i].as_ref().is_some_and(|n| n.role() == Role::Primary))
             .count()
             == 1;
+        self.check_led_at_end();
+    }
+
+    /// Invariant 5: after the quiet end (healed, nothing injected for `QUIET_NS`), a
+    /// group in which a running member holds the state — a backup in sync or lagging —
+    /// has a primary. One whose every holder was lost waits for an operator by design
+    /// (not a violation); one whose holder is alive and heard by a majority must elect.
+    fn check_led_at_end(&mut self) {
+        if !self.shape_liveness {
+            return;
+        }
+        let leader = (0..self.members.len()).any(|i| self.nodes[i].as_ref().is_some_and(|n| n.role() == Role::Primary));
+        if leader {
+            return;
+        }
+        let holder = (0..self.members.len()).find(|&i| {
+            self.running(i)
+                && self.nodes[i].as_ref().is_some_and(|n| {
+                    n.role() == Role::Backup && matches!(n.status().sync, SyncState::InSync | SyncState::Lagging)
+                })
+        });
+        if let Some(i) = holder {
+            let text = format!(
+                "invariant 5 at {} ns: no primary at the end, though node {} holds the state (a backup, {:?})",
+                self.now,
+                self.members[i].id,
+                self.nodes[i].as_ref().map(|n| n.status().sync)
+            );
+            self.report.violations.push(text);
+        }
     }
 
     /// The next event, whatever it is, at the virtual clock's next instant.
@@ -521,7 +561,7 @@ impl Sim {
                         continue;
                     }
                     // Past the sink's fence (a copy under a lower epoch never reaches a
-                    // sink, deduplicating or not): invariant 5 of acked outputs.
+                    // sink, deduplicating or not): invariant 6 of acked outputs.
                     if self.acked {
                         self.check_acked_once(i, &output, unguarded);
                     }
@@ -557,7 +597,7 @@ impl Sim {
         }
     }
 
-    /// Invariant 5 (acked outputs): an output id emitted under two epochs, neither copy
+    /// Invariant 6 (acked outputs): an output id emitted under two epochs, neither copy
     /// unguarded nor reported uncertain by its new primary.
     fn check_acked_once(&mut self, i: usize, output: &twinloop::Output, unguarded: bool) {
         let key = (output.frame, output.index);
@@ -574,7 +614,7 @@ impl Sim {
             .any(|&(n, e, first, last)| n == i && e == output.epoch && (first..=last).contains(&output.frame));
         if !uncertain {
             let text = format!(
-                "invariant 5 at {} ns: acked mode: output {key:?} emitted by node {} under epoch {:#x} after epoch {epoch:#x} emitted it, both guarded by acks and not reported uncertain",
+                "invariant 6 at {} ns: acked mode: output {key:?} emitted by node {} under epoch {:#x} after epoch {epoch:#x} emitted it, both guarded by acks and not reported uncertain",
                 self.now, self.members[i].id, output.epoch
             );
             self.report.violations.push(text);
@@ -683,6 +723,7 @@ mod tests {
             leaders: 3,
             witness: false,
             acked: false,
+            liveness: false,
         };
         assert_eq!(run_group_seed(3, shape).trace_hash, run_group_seed(3, shape).trace_hash);
     }
@@ -695,6 +736,7 @@ mod tests {
                 leaders,
                 witness,
                 acked: false,
+                liveness: false,
             };
             let (failed, violations, takeovers, _) = run_group_seeds(0, 4, shape, |r| {
                 assert!(r.violations.is_empty(), "{shape:?} seed {}: {:?}", r.seed, r.violations)

@@ -485,3 +485,55 @@ pub fn join(config: &BenchConfig) -> Result<BenchResult, HarnessError> {
     }
     Ok(BenchResult { json, problems })
 }
+
+/// `bench idle`: a pair started and left alone for `seconds` (`--minutes`): no fault, no
+/// switchover, so every takeover is false. Prints the rate per hour (issue 20: the
+/// aggressive profile's cost, a 2 ms window on a shared host).
+pub fn idle(config: &BenchConfig) -> Result<BenchResult, HarnessError> {
+    let mut rig = Rig::prepare(config.rig.clone())?;
+    rig.start_pair()?;
+    let start_ns = rig.clock.now_ns();
+    let seconds = config.seconds;
+    // In slices of a second: Ctrl-C ends the wait at once, and progress shows.
+    for s in 0..seconds {
+        if s % 60 == 0 {
+            rig.say(&format!("idle: {} of {seconds} s", s));
+        }
+        rig.sleep(Duration::from_secs(1))?;
+    }
+    let elapsed_s = ms(rig.clock.now_ns().saturating_sub(start_ns)) / 1000.0;
+    let a = finish(&rig, &mut [])?;
+    let takeovers = a.takeovers.len();
+    let per_hour = if elapsed_s > 0.0 {
+        takeovers as f64 * 3600.0 / elapsed_s
+    } else {
+        0.0
+    };
+    let json = json!({
+        "seconds": round3(elapsed_s),
+        "cycle_ms": config.rig.cycle_ms,
+        "takeovers": takeovers,
+        "false_takeovers": a.false_takeovers(),
+        "false_takeovers_per_hour": round3(per_hour),
+        "false_deaths": a.false_deaths,
+        "missed_cycles_outside_faults": a.missed_cycles_outside_faults,
+        "outputs_expected": a.outputs_expected,
+        "outputs_lost": a.outputs_lost,
+        "outputs_duplicated": a.outputs_duplicated,
+        "timing": config.rig.timing.to_json(),
+    });
+    eprintln!(
+        "bench idle: {:.0} s of a pair at a {} ms cycle ({} timing): {takeovers} takeover(s), {:.1} false takeovers an hour; {} probes answered (false deaths), {} missed deadlines",
+        elapsed_s,
+        config.rig.cycle_ms,
+        config.rig.timing.name,
+        per_hour,
+        a.false_deaths,
+        a.missed_cycles_outside_faults,
+    );
+    // Every takeover is false here: `problems_of` names them (exit 11).
+    Ok(BenchResult {
+        json,
+        problems: problems_of(&a, &[]),
+    })
+}

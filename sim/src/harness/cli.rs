@@ -42,6 +42,11 @@ pub struct CommonArgs {
     /// Overrides the profile's `probe_timeout_ms`.
     #[arg(long)]
     pub probe_ms: Option<u64>,
+    /// Overrides the profile's `backup_heartbeat_factor` (1..=64; 1 with `harness` and
+    /// `seed`, 8 with `fast` and `aggressive`): a backup that hears its primary
+    /// heartbeats this many times less often.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub backup_heartbeat_factor: Option<u64>,
     /// Write `report.json` and `plot.svg` here (and keep the nodes' configurations and
     /// logs in `DIR/nodes`).
     #[arg(long, value_name = "DIR")]
@@ -222,6 +227,9 @@ pub enum BenchKind {
     /// The service address on network namespaces: machine killed → the address answers
     /// from the other, twinloop with `twinloop-vip` beside keepalived VRRPv3 (root).
     Vip,
+    /// A pair left alone for `--minutes`: its false takeovers per hour (no fault is
+    /// injected, so every takeover is false).
+    Idle,
 }
 
 /// `twinloop-sim bench`.
@@ -243,6 +251,13 @@ pub struct BenchArgs {
     /// Join: the application state in MiB, in place of `--ballast-bytes` (1..=1023).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1023))]
     pub state_mib: Option<u32>,
+    /// Join: the nodes' `runtime.transfer_chunks_per_ms` (chunks of 1 KiB a
+    /// millisecond; default: the profile's, 32 with `harness`, 16 with `fast`).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub chunks_per_ms: Option<u64>,
+    /// Idle: minutes the pair runs untouched (1..=1440).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1440))]
+    pub minutes: u64,
     /// How long the pair runs in sync before each repetition, ms.
     #[arg(long)]
     pub settle_ms: Option<u64>,
@@ -300,7 +315,9 @@ impl WorkDir {
 fn timing(common: &CommonArgs, default: Timing) -> Result<Timing, String> {
     let mut t = match &common.profile {
         None => default,
-        Some(name) => Timing::named(name).ok_or_else(|| format!("unknown profile `{name}` (harness, seed, fast)"))?,
+        Some(name) => {
+            Timing::named(name).ok_or_else(|| format!("unknown profile `{name}` (harness, seed, fast, aggressive)"))?
+        }
     };
     if let Some(v) = common.heartbeat_ms {
         t.heartbeat_ms = v;
@@ -330,6 +347,7 @@ fn rig_config(common: &CommonArgs, dir: &WorkDir, timing: Timing, cycle_ms: u32)
         log_level: common.log_level.clone(),
         progress: !common.quiet,
         rt_priority: common.rt_priority,
+        backup_heartbeat_factor: common.backup_heartbeat_factor,
         pin_cpus: common.pin_cpus,
         outputs_release: match common.release_mode {
             ReleaseMode::Immediate => twinloop::config::OutputsRelease::Immediate,
@@ -926,6 +944,12 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             // At most 1023 MiB (the parser's range): no overflow.
             rig.ballast_bytes = args.state_mib.map_or(args.ballast_bytes, |mib| mib << 20);
             rig.watch_interval = Duration::from_millis(5);
+            rig.transfer_chunks_per_ms = args.chunks_per_ms;
+        }
+        if args.kind == BenchKind::Idle {
+            // Nothing to wait for between repetitions: the console is polled for the
+            // journals only.
+            rig.watch_interval = Duration::from_millis(50);
         }
         let (count, settle_ms) = match args.kind {
             BenchKind::Failover => (200, 100),
@@ -935,12 +959,18 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             BenchKind::Counts => (2, 0),
             BenchKind::GatewayLatency | BenchKind::GatewayFailover => (0, 0),
             BenchKind::Vip => (10, 500),
+            BenchKind::Idle => (1, 0),
         };
         let config = BenchConfig {
             rig,
             count: args.count.unwrap_or(count),
             settle_ms: args.settle_ms.unwrap_or(settle_ms),
-            seconds: args.seconds.max(1),
+            // Idle: its minutes, as seconds (at most 1440 minutes: no overflow).
+            seconds: if args.kind == BenchKind::Idle {
+                args.minutes * 60
+            } else {
+                args.seconds.max(1)
+            },
         };
         eprintln!(
             "twinloop-sim bench {name}: {} repetitions, cycle {cycle_ms} ms, timing {} (heartbeat {} ms, window {} ms, probe {} ms), proxy {}, files in {}",
@@ -958,6 +988,7 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             BenchKind::Overhead => bench::overhead(&config),
             BenchKind::Join => bench::join(&config),
             BenchKind::Counts => super::counts::counts(&config),
+            BenchKind::Idle => bench::idle(&config),
             BenchKind::GatewayLatency | BenchKind::GatewayFailover => {
                 Err(HarnessError::Setup("the gateway benchmarks run apart".into()))
             }
@@ -971,6 +1002,7 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             json["problems"] = serde_json::json!(result.problems);
             json["rt_priority"] = serde_json::json!(args.common.rt_priority);
             json["pin_cpus"] = serde_json::json!(args.common.pin_cpus);
+            json["backup_heartbeat_factor"] = serde_json::json!(args.common.backup_heartbeat_factor);
             json["load_average_1m"] = serde_json::json!([load_before, super::load_average()]);
             if let Some(report_dir) = &args.common.report {
                 let path = report_dir.join(format!("bench-{name}.json"));

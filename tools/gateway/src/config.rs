@@ -106,10 +106,25 @@ impl GatewayFile {
         toml::from_str(text).map_err(|e| e.to_string())
     }
 
-    /// Reads and parses a file.
+    /// Reads and parses a file. A relative `ack_key_file` is the file's directory's, as
+    /// the nodes resolve their key files (`outputs.ack_key_file` among them): the gateway
+    /// and its nodes may then share one configuration directory whatever the working
+    /// directory of each (a service manager's is `/`).
     pub fn read(path: &Path) -> Result<GatewayFile, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        GatewayFile::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+        let mut file = GatewayFile::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        file.resolve(path.parent().unwrap_or(Path::new("")));
+        Ok(file)
+    }
+
+    /// Makes a relative `ack_key_file` relative to `base` (the configuration file's
+    /// directory); an absolute one stays.
+    pub fn resolve(&mut self, base: &Path) {
+        if let Some(key) = &mut self.gateway.ack_key_file {
+            if key.is_relative() {
+                *key = base.join(&*key);
+            }
+        }
     }
 
     /// The tag map part.
@@ -166,6 +181,53 @@ mod tests {
     use super::*;
 
     const TANK: &str = include_str!("../../../configs/gateway-tank.toml");
+
+    /// A relative `gateway.ack_key_file` is the configuration file's directory's, as the
+    /// nodes' key files are; an absolute one stays. Before, it was the working
+    /// directory's: the path stayed `keys/ack.key` and the gateway read another file, or
+    /// none.
+    #[test]
+    fn config_relative_ack_key_file_resolves_against_the_config_directory() {
+        let dir = std::env::temp_dir().join(format!("twinloop-gateway-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("gateway.toml");
+        let with_key = |key: &str| {
+            TANK.replace(
+                "[gateway]\n",
+                &format!("[gateway]\nacks = true\nack_key_file = {key:?}\n"),
+            )
+        };
+        std::fs::write(&path, with_key("keys/ack.key")).unwrap();
+        let file = GatewayFile::read(&path).unwrap();
+        assert_eq!(file.gateway.ack_key_file, Some(dir.join("keys/ack.key")));
+        std::fs::write(&path, with_key("/srv/ack.key")).unwrap();
+        let file = GatewayFile::read(&path).unwrap();
+        assert_eq!(file.gateway.ack_key_file.as_deref(), Some(Path::new("/srv/ack.key")));
+        // A file named with no directory resolves against the working directory's "".
+        let mut file = GatewayFile::parse(&with_key("ack.key")).unwrap();
+        file.resolve(Path::new(""));
+        assert_eq!(file.gateway.ack_key_file.as_deref(), Some(Path::new("ack.key")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The gateway reads its ack key as the nodes read theirs: a trailing newline is not
+    /// part of the secret (read raw before, the gateway's key differed from the nodes' and
+    /// every ack was refused), and a key file others can read is refused with the fix.
+    #[test]
+    fn config_ack_key_file_read_as_the_nodes_read_theirs() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("twinloop-gateway-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ack.key");
+        std::fs::write(&path, "0f1e2d3c secret\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let key = crate::run::read_ack_key(&path).unwrap();
+        assert_eq!(key, twinloop::io_protocol::AckKey::derive(b"0f1e2d3c secret"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = crate::run::read_ack_key(&path).unwrap_err();
+        assert!(e.contains("gateway.ack_key_file") && e.contains("chmod 600"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn config_example_file_checks() {

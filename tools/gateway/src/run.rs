@@ -174,6 +174,16 @@ pub struct Runner {
     scratch: Vec<u8>,
 }
 
+/// The ack key in the file at `path`, read as the nodes read theirs
+/// (`outputs.ack_key_file`, `twinloop::io::preflight::read_key_file`): a regular file
+/// private to its owner, whitespace around the secret trimmed. Read raw, as it was before
+/// 2026-11-26 (branch a3), the newline `echo secret > file` or an editor leaves made the
+/// gateway's key differ from its nodes', and the nodes refused every ack.
+pub fn read_ack_key(path: &std::path::Path) -> Result<io_protocol::AckKey, String> {
+    let secret = twinloop::io::preflight::read_key_file("gateway.ack_key_file", path).map_err(|e| e.to_string())?;
+    Ok(io_protocol::AckKey::derive(&secret))
+}
+
 impl Runner {
     /// Binds the outputs socket and sets everything up; connects nothing yet.
     pub fn new(checked: Checked, json: bool) -> Result<Runner, String> {
@@ -200,11 +210,7 @@ impl Runner {
         let ack_session = twinloop::io::clock::unix_ns();
         gateway.set_ack_session(ack_session);
         let ack_key = match &settings.ack_key_file {
-            Some(path) => {
-                let secret = std::fs::read(path)
-                    .map_err(|e| format!("gateway.ack_key_file {}: cannot read it ({e})", path.display()))?;
-                Some(io_protocol::AckKey::derive(&secret))
-            }
+            Some(path) => Some(read_ack_key(path)?),
             None => None,
         };
         let clock = Clock::start();

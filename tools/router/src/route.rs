@@ -5,7 +5,9 @@
 //! (from its `base`) holds the request's registers; the node sees the address less
 //! the base.
 //!
-//! - **Reads** go to the least-loaded in-sync node (status register 12), else to a
+//! - **Reads** go to the least-loaded in-sync node (`read_rank`: a loop that keeps its
+//!   deadlines before one 1 ms or more late, status register 12, then the
+//!   least CPU share, register 16), else to a
 //!   primary, else to a lagging backup, else to a node whose status is unknown (never
 //!   to a starting or joining node: it has no state to show). A node that fails
 //!   (connection refused or reset, no answer within `request_timeout_ms`) is marked down
@@ -169,15 +171,27 @@ fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
     Ok(stream)
 }
 
+/// A node whose loop was recently this late (status register 12, µs) is falling behind
+/// (its host holds it up: a missed cycle at 1 kHz): it takes reads only when its peers do
+/// too, whatever its CPU share — a descheduled node's CPU share looks low.
+const BEHIND_US: u16 = 1000;
+
 /// How a node's status ranks it for a read: lower is better; `None`: not for reads.
-fn read_rank(status: Option<Status>) -> Option<(u8, u16)> {
-    match status {
-        Some(s) if s.in_sync() => Some((0, s.load_us)),
-        Some(s) if s.primary() => Some((1, s.load_us)),
-        Some(s) if s.role == 2 && s.sync == 4 => Some((2, s.load_us)),
-        Some(_) => None,
-        None => Some((3, 0)),
-    }
+/// First the class: in sync, a primary (alone), a lagging backup, unknown. Then the
+/// load (docs/DECISIONS.md, 2026-11-26): keeping its deadlines before falling
+/// [`BEHIND_US`] behind, then the least CPU share (‰, the reads it serves included),
+/// then the least lateness.
+fn read_rank(status: Option<Status>) -> Option<(u8, bool, u16, u16)> {
+    let Some(s) = status else {
+        return Some((3, false, 0, 0));
+    };
+    let class = match s {
+        s if s.in_sync() => 0,
+        s if s.primary() => 1,
+        s if s.role == 2 && s.sync == 4 => 2,
+        _ => return None,
+    };
+    Some((class, s.load_us >= BEHIND_US, s.cpu_permille, s.load_us))
 }
 
 /// Why one attempt did not give the HMI its answer.
@@ -659,13 +673,34 @@ mod tests {
     use super::*;
 
     fn status(role: u16, sync: u16, load_us: u16) -> Option<Status> {
+        loaded(role, sync, load_us, 0)
+    }
+
+    /// A status with a CPU share too.
+    fn loaded(role: u16, sync: u16, load_us: u16, cpu_permille: u16) -> Option<Status> {
         Some(Status {
             role,
             sync,
             frame: 1,
             epoch: 1,
             load_us,
+            cpu_permille,
         })
+    }
+
+    #[test]
+    fn read_rank_in_sync_keeping_deadlines_then_least_cpu_then_least_late() {
+        // Both in sync: the one with the lower CPU share, whatever its jitter below 1 ms.
+        assert!(read_rank(loaded(2, 3, 900, 12)) < read_rank(loaded(1, 1, 40, 15)));
+        // Equal CPU share: the less late.
+        assert!(read_rank(loaded(1, 1, 40, 15)) < read_rank(loaded(2, 3, 900, 15)));
+        // A loop 1 ms or more behind (a host holding it up; its CPU share looks low)
+        // after one that keeps its deadlines, however busy that one is.
+        assert!(read_rank(loaded(2, 3, 999, 900)) < read_rank(loaded(1, 1, 1000, 5)));
+        // Both behind: the CPU share again.
+        assert!(read_rank(loaded(2, 3, 5000, 10)) < read_rank(loaded(1, 1, 1000, 20)));
+        // Load never lifts a node out of its class.
+        assert!(read_rank(loaded(1, 0, 0, 0)) > read_rank(loaded(2, 3, 65535, 1000)));
     }
 
     #[test]
@@ -736,6 +771,9 @@ mod tests {
     /// The (function, first register) of each request a fake node got.
     type Requests = Arc<Mutex<Vec<(u8, u16)>>>;
 
+    /// The CPU share a fake node's status block says, ‰.
+    const FAKE_CPU_PERMILLE: u16 = 321;
+
     /// A node that answers the status read as a paired primary, any other read of
     /// holding registers with each register's own address as its value, and a write by
     /// its echo; it records the (function, address) of every request but the status read.
@@ -757,10 +795,11 @@ mod tests {
                         );
                         let mut answer = adu[..8].to_vec();
                         if function == 3 && address == 0 && count == wire::STATUS_REGISTERS {
-                            let mut block = [0u16; 16];
+                            let mut block: wire::StatusBlock = Default::default();
                             block[..4].copy_from_slice(&[wire::STATUS_MAGIC, wire::STATUS_LAYOUT, 1, 1]);
                             block[11] = 0x101;
-                            answer.push(32);
+                            block[usize::from(wire::CPU_SHARE_REGISTER)] = FAKE_CPU_PERMILLE;
+                            answer.push(2 * wire::STATUS_REGISTERS as u8);
                             answer.extend(block.iter().flat_map(|w| w.to_be_bytes()));
                         } else {
                             lock(&log).push((function, address));
@@ -835,6 +874,17 @@ mod tests {
             ask(&[0, 6, 0, 0, 0, 6, 1, 6, 0x04, 0x2C, 0, 1]),
             [0, 6, 0, 0, 0, 6, 1, 6, 0x04, 0x2C, 0, 1]
         );
+        // The status block through the router, both windows: the node's, CPU share
+        // (register 16) included, but the client id (14..15): the HMI's.
+        for (tid, base) in [(7u8, 0u16), (8, 1000)] {
+            let [high, low] = base.to_be_bytes();
+            let answer = ask(&[0, tid, 0, 0, 0, 6, 1, 3, high, low, 0, 17]);
+            assert_eq!(&answer[7..9], &[3, 34], "{answer:?}");
+            let word = |r: usize| u16::from_be_bytes([answer[9 + 2 * r], answer[10 + 2 * r]]);
+            assert_eq!((word(0), word(1)), (wire::STATUS_MAGIC, wire::STATUS_LAYOUT));
+            assert_eq!((word(14), word(15)), (0x1234, 0x5678));
+            assert_eq!(word(16), FAKE_CPU_PERMILLE);
+        }
         router.stop();
         assert_eq!(*lock(&low_seen), [(3, 64)]);
         // The first write carried the HMI's address as its client id, the second 0x12345678.

@@ -8,14 +8,19 @@ use rmodbus::client::ModbusRequest;
 
 /// The largest Modbus/TCP ADU: the 7-byte MBAP header and a 253-byte PDU.
 pub const ADU_BYTES_MAX: usize = 260;
-/// The status block's registers (docs/HMI.md).
-pub const STATUS_REGISTERS: u16 = 16;
+/// The status block's registers (docs/HMI.md): 0..=16. A node from before register 16
+/// (the CPU share, 2026-11-26) answers it as a reserved register, 0: read as idle.
+pub const STATUS_REGISTERS: u16 = 17;
+/// The status block's words.
+pub type StatusBlock = [u16; STATUS_REGISTERS as usize];
 /// The status block's first word, "TL".
 pub const STATUS_MAGIC: u16 = 0x544C;
 /// The status block layout the router reads.
 pub const STATUS_LAYOUT: u16 = 1;
 /// The client-id registers (14 high word, 15 low).
 pub const CLIENT_ID_REGISTER: u16 = 14;
+/// The register of the node loop's CPU share, ‰.
+pub const CPU_SHARE_REGISTER: u16 = 16;
 
 /// Exception codes (Modbus application protocol, section 7).
 pub const ILLEGAL_ADDRESS: u8 = 0x02;
@@ -218,8 +223,11 @@ pub struct Status {
     pub frame: u64,
     /// The epoch (term << 8 | primary's node id).
     pub epoch: u64,
-    /// The loop's largest recent lateness, µs.
+    /// The loop's largest recent lateness, µs (register 12).
     pub load_us: u16,
+    /// The loop thread's CPU share over the last second, ‰ (register 16; a node may say
+    /// more than 1000, which ranks it as it says).
+    pub cpu_permille: u16,
 }
 
 impl Status {
@@ -250,7 +258,7 @@ pub enum StatusError {
     },
 }
 
-/// The status read request (function 3, registers 0..16) with transaction id `tid`.
+/// The status read request (function 3, registers 0..17) with transaction id `tid`.
 pub fn status_request(tid: u16) -> Vec<u8> {
     let mut request = ModbusRequest::new_tcp_udp(1, tid);
     let mut buf = Vec::with_capacity(12);
@@ -286,7 +294,7 @@ pub fn parse_status(response: &[u8], tid: u16) -> Result<Status, StatusError> {
     {
         return Err(StatusError::Malformed);
     }
-    let mut words = [0u16; 16];
+    let mut words: StatusBlock = Default::default();
     for (i, w) in words.iter_mut().enumerate() {
         *w = word(response, 9 + i * 2).ok_or(StatusError::Malformed)?;
     }
@@ -303,6 +311,7 @@ pub fn parse_status(response: &[u8], tid: u16) -> Result<Status, StatusError> {
         frame: u64_at(4),
         epoch: u64_at(8),
         load_us: words[12],
+        cpu_permille: words[usize::from(CPU_SHARE_REGISTER)],
     })
 }
 
@@ -416,8 +425,8 @@ mod tests {
         assert_eq!(exception, adu(1, 1, &[0x83, 2]));
     }
 
-    fn status_answer(tid: u16, words: [u16; 16]) -> Vec<u8> {
-        let mut pdu = vec![3, 32];
+    fn status_answer(tid: u16, words: StatusBlock) -> Vec<u8> {
+        let mut pdu = vec![3, 2 * STATUS_REGISTERS as u8];
         for w in words {
             pdu.extend_from_slice(&w.to_be_bytes());
         }
@@ -426,11 +435,12 @@ mod tests {
 
     #[test]
     fn parse_status_reads_the_block() {
-        let mut words = [0u16; 16];
+        let mut words: StatusBlock = Default::default();
         words[..4].copy_from_slice(&[STATUS_MAGIC, 1, 2, 3]);
         words[7] = 500;
         words[11] = 0x0102;
         words[12] = 340;
+        words[16] = 26;
         let status = parse_status(&status_answer(9, words), 9).unwrap();
         assert_eq!(
             status,
@@ -439,7 +449,8 @@ mod tests {
                 sync: 3,
                 frame: 500,
                 epoch: 0x0102,
-                load_us: 340
+                load_us: 340,
+                cpu_permille: 26
             }
         );
         assert!(status.in_sync() && !status.primary());
@@ -453,8 +464,18 @@ mod tests {
     }
 
     #[test]
+    fn status_block_layout_is_the_nodes() {
+        // The router reads what a node of this workspace serves (it is built apart from
+        // the node's code, so that it reads nodes of other versions: the same numbers).
+        use twinloop::io::hmi_server as node;
+        assert_eq!(STATUS_REGISTERS, twinloop::hmi::STATUS_REGISTERS);
+        assert_eq!((STATUS_MAGIC, STATUS_LAYOUT), (node::STATUS_MAGIC, node::STATUS_LAYOUT));
+        assert_eq!(CPU_SHARE_REGISTER, node::CPU_SHARE_REGISTER);
+    }
+
+    #[test]
     fn requests_built_by_rmodbus_are_what_a_node_reads() {
-        assert_eq!(status_request(5), adu(5, 1, &[3, 0, 0, 0, 16]));
+        assert_eq!(status_request(5), adu(5, 1, &[3, 0, 0, 0, 17]));
         assert_eq!(
             client_id_request(6, 0xAABB_CCDD),
             adu(6, 1, &[16, 0, 14, 0, 2, 4, 0xAA, 0xBB, 0xCC, 0xDD])

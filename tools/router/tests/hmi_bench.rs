@@ -7,7 +7,8 @@
 //! 1. **Reads a backup absorbs.** The primary's cycle — from its `/metrics`: frames
 //!    handled and how long each took (`twinloop_frame_handling_seconds`), how late its
 //!    deadlines were handled (`twinloop_deadline_lateness_seconds`, the jitter), late
-//!    wake-ups — and its CPU (/proc/PID/stat), over a window idle, then with `CLIENTS`
+//!    wake-ups — and its CPU (/proc/PID/stat, and status register 16 as the node says
+//!    it), over a window idle, then with `CLIENTS`
 //!    Modbus clients reading the status block and the tags (registers 0..67) from the
 //!    **backup** at increasing rates, then the same load on the **primary** for contrast.
 //! 2. **Write latency.** One write at a time of 1 to the tag `add` (register 68), to the
@@ -166,6 +167,14 @@ fn read(stream: &mut TcpStream, tid: u16, address: u16, count: u16) -> Option<Ve
             .map(|w| u16::from_be_bytes([w[0], w[1]]))
             .collect()
     })
+}
+
+/// A node's CPU share as its status block says (register 16, ‰ over the last whole
+/// second), on a connection of its own.
+fn cpu_share(port: u16) -> Option<u16> {
+    let mut stream = TcpStream::connect_timeout(&local(port), Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    read(&mut stream, 1, 16, 1).map(|r| r[0])
 }
 
 /// A node's (role, sync), on a connection of its own.
@@ -420,7 +429,7 @@ fn load_bench(nodes: &[Node; 2], primary: usize) {
         READ_COUNT - 1
     );
     eprintln!(
-        "  {:<8} {:>7} {:>9} {:>6} | primary: {:>6} {:>9} {:>9} {:>9} {:>11} {:>11} {:>5} {:>5} | backup {:>5} | load",
+        "  {:<8} {:>7} {:>9} {:>6} | primary: {:>6} {:>9} {:>9} {:>9} {:>11} {:>11} {:>5} {:>5} {:>5} | backup {:>5} {:>5} | load",
         "reads to",
         "rate",
         "reads/s",
@@ -433,7 +442,9 @@ fn load_bench(nodes: &[Node; 2], primary: usize) {
         "lateness max",
         "late",
         "cpu%",
-        "cpu%"
+        "reg16",
+        "cpu%",
+        "reg16"
     );
     for step in &steps {
         let stop = Arc::new(AtomicBool::new(false));
@@ -457,6 +468,10 @@ fn load_bench(nodes: &[Node; 2], primary: usize) {
         let elapsed = t0.elapsed().as_secs_f64();
         let served1 = served.load(Ordering::Relaxed);
         let failed1 = failed.load(Ordering::Relaxed);
+        // What the nodes say of their last whole second, under the step's load.
+        let said = [nodes[primary].hmi, nodes[backup].hmi].map(|port| {
+            cpu_share(port).map_or("-".to_string(), |permille| format!("{:.1}", f64::from(permille) / 10.0))
+        });
         let cpu1 = [
             cpu_ticks(nodes[primary].process.0.id()),
             cpu_ticks(nodes[backup].process.0.id()),
@@ -480,7 +495,7 @@ fn load_bench(nodes: &[Node; 2], primary: usize) {
             }
         };
         eprintln!(
-            "  {:<8} {:>7} {:>9.0} {:>6} | primary: {:>6} {:>9.1} {:>9} {:>9} {:>11} {:>11} {:>5} {:>5.1} | backup {:>5.1} | {}",
+            "  {:<8} {:>7} {:>9.0} {:>6} | primary: {:>6} {:>9.1} {:>9} {:>9} {:>11} {:>11} {:>5} {:>5.1} {:>5} | backup {:>5.1} {:>5} | {}",
             step.name,
             match (step.target, step.rate_per_s) {
                 (None, _) => "-".to_string(),
@@ -497,11 +512,15 @@ fn load_bench(nodes: &[Node; 2], primary: usize) {
             bound(lateness.max_bound_us()),
             late,
             cpu(0),
+            said[0],
             cpu(1),
+            said[1],
             load_average(),
         );
     }
-    eprintln!("  (cycle and lateness in µs: the mean, and the histogram bucket bound holding p99 and the max)");
+    eprintln!("  (cycle and lateness in µs: the mean, and the histogram bucket bound holding p99 and the max;");
+    eprintln!("  cpu% the process's over the window from /proc, reg16 the node's status register 16 at its end, in %:");
+    eprintln!("  its loop thread's share over its last whole second)");
 }
 
 /// Per node, the first instant each value of `total` was read there.

@@ -8,7 +8,8 @@ program's tags (registers 0..67 in one read), and every fourth round writes 1 to
 tag `add` (register 68) of one unit, waiting for its answer. Prints one JSON line of
 figures at the end: reads and read failures, the longest read outage (from a failed
 read to the next good one of that unit) and the slowest read, writes acknowledged per
-unit and write failures with their reasons.
+unit and write failures with their reasons, and per unit the range of the CPU share the
+status blocks said (register 16, per mille).
 """
 import json
 import os
@@ -20,6 +21,7 @@ from pymodbus.client import ModbusTcpClient
 CLIENT_ID = 0x484D4931  # "HMI1"
 TOTAL = 64
 ADD = 68
+CPU_SHARE = 16
 READ_COUNT = 68
 
 
@@ -48,6 +50,7 @@ def main():
         "write_failures": [],
         "last_total": {},
         "last_status": {},
+        "cpu_permille": {str(u): [None, None] for u in units},
     }
     failing_since = {}
     n = 0
@@ -70,6 +73,12 @@ def main():
                 figures["slowest_read_ms"] = max(figures["slowest_read_ms"], round((t1 - t0) * 1000))
                 figures["last_total"][str(unit)] = regs[TOTAL] << 16 | regs[TOTAL + 1]
                 figures["last_status"][str(unit)] = regs[2:4]
+                low, high = figures["cpu_permille"][str(unit)]
+                cpu = regs[CPU_SHARE]
+                figures["cpu_permille"][str(unit)] = [
+                    cpu if low is None else min(low, cpu),
+                    cpu if high is None else max(high, cpu),
+                ]
                 if unit in failing_since:
                     outage = round((t1 - failing_since.pop(unit)) * 1000)
                     figures["longest_read_outage_ms"] = max(figures["longest_read_outage_ms"], outage)

@@ -7,8 +7,10 @@
 //! kill went to the other node), no write failed, and each pair's count — read on both
 //! of its nodes — is exactly the number of writes the HMI saw acknowledged: every
 //! acknowledged write applied once, none twice (a retry through the new primary is
-//! recognised by the HMI's client id and transaction id). The figures go to stderr, and
-//! then the read latency straight to a node and through a router (docs/BENCHMARKS.md).
+//! recognised by the HMI's client id and transaction id). Then a write through one
+//! router, and the same write again through the other, restarted: applied once. The
+//! figures go to stderr, and then the read latency straight to a node and through a
+//! router (docs/BENCHMARKS.md).
 //!
 //! Needs python3 with pymodbus 3.x (`.ci/run` installs it). Without them the test says so
 //! and passes, except in CI (`CI=true`), where it fails.
@@ -24,7 +26,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use twinloop::io::client::Client;
 use twinloop::io::config::{ConsoleConfig, FramesConfig, HmiConfig, LinkConfig, OutputsConfig};
+use twinloop::io::schema::CommandResult;
 use twinloop::io_protocol;
 use twinloop::node_main::config::{NodeFile, NodeTable};
 use twinloop::node_main::AnyAppSettings;
@@ -34,6 +38,8 @@ const COUNTER: &str = env!("CARGO_BIN_EXE_twinloop-counter");
 const ROUTER: &str = env!("CARGO_BIN_EXE_twinloop-router");
 /// Primary kills, alternating between the pairs.
 const KILLS: usize = 4;
+/// The nodes' console key (for the switchovers).
+const CONSOLE_KEY: &str = "router-test-key";
 
 fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -135,11 +141,17 @@ fn node_toml(name: &str, i: usize, ports: &[NodePorts; 2], hmi: u16, dir: &Path)
 
 /// Reads `count` holding registers from `address` of the node at `port`, directly.
 fn read_registers(port: u16, address: u16, count: u16) -> Option<Vec<u16>> {
+    read_unit(port, 1, address, count)
+}
+
+/// Reads `count` holding registers from `address` of unit `unit` at `port` (a node, or
+/// a router: the unit picks the pair).
+fn read_unit(port: u16, unit: u8, address: u16, count: u16) -> Option<Vec<u16>> {
     let mut stream = TcpStream::connect_timeout(&local(port), Duration::from_millis(500)).ok()?;
     stream.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
     let [ah, al] = address.to_be_bytes();
     let [ch, cl] = count.to_be_bytes();
-    stream.write_all(&[0, 1, 0, 0, 0, 6, 1, 3, ah, al, ch, cl]).ok()?;
+    stream.write_all(&[0, 1, 0, 0, 0, 6, unit, 3, ah, al, ch, cl]).ok()?;
     let mut answer = vec![0u8; 9 + usize::from(count) * 2];
     stream.read_exact(&mut answer).ok()?;
     (answer[7] == 3).then(|| {
@@ -173,6 +185,7 @@ struct Pair {
     configs: [PathBuf; 2],
     hmi: [u16; 2],
     frames: [u16; 2],
+    consoles: [u16; 2],
     nodes: [Option<Process>; 2],
     dir: PathBuf,
 }
@@ -253,6 +266,47 @@ fn frame_source(targets: Vec<SocketAddr>, stop: Arc<AtomicBool>) -> std::thread:
     })
 }
 
+/// Starts router `i` on its file in `dir`, its log appended to.
+fn spawn_router(dir: &Path, i: usize) -> Process {
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("router-{i}.log")))
+        .unwrap();
+    Process(
+        Command::new(ROUTER)
+            .arg("--config")
+            .arg(dir.join(format!("router-{i}.toml")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start twinloop-router"),
+    )
+}
+
+/// Sends `adu` on `stream`, returns the answer (`None` on an error or a timeout).
+fn exchange(stream: &mut TcpStream, adu: &[u8]) -> Option<Vec<u8>> {
+    stream.write_all(adu).ok()?;
+    let mut head = [0u8; 6];
+    stream.read_exact(&mut head).ok()?;
+    let mut rest = vec![0u8; usize::from(u16::from_be_bytes([head[4], head[5]]))];
+    stream.read_exact(&mut rest).ok()?;
+    Some([head.to_vec(), rest].concat())
+}
+
+/// Through the router at `port`: sets client id "RSTR" on unit 1, then writes 1 to its
+/// tag `add` (register 68) with transaction id 0x7777; the write's answer.
+fn write_once(port: u16) -> Option<Vec<u8>> {
+    let mut stream = TcpStream::connect_timeout(&local(port), Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    exchange(
+        &mut stream,
+        &[0, 1, 0, 0, 0, 11, 1, 16, 0, 14, 0, 2, 4, b'R', b'S', b'T', b'R'],
+    )?;
+    exchange(&mut stream, &[0x77, 0x77, 0, 0, 0, 6, 1, 6, 0, 68, 0, 1])
+}
+
 fn router_toml(listen: u16, pairs: &[Pair]) -> String {
     let mut text = format!(
         "[router]\nlisten = \"{}\"\npoll_ms = 50\nrequest_timeout_ms = 1000\nrequest_deadline_ms = 20000\n",
@@ -279,7 +333,7 @@ fn router_pymodbus_reads_and_writes_through_primary_kills() {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     let key = dir.join("console.key");
-    fs::write(&key, "router-test-key\n").unwrap();
+    fs::write(&key, format!("{CONSOLE_KEY}\n")).unwrap();
     {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
@@ -300,6 +354,7 @@ fn router_pymodbus_reads_and_writes_through_primary_kills() {
                 configs,
                 hmi,
                 frames: [ports[0].frames, ports[1].frames],
+                consoles: [ports[0].console, ports[1].console],
                 nodes: [None, None],
                 dir: dir.clone(),
             }
@@ -326,23 +381,12 @@ fn router_pymodbus_reads_and_writes_through_primary_kills() {
         pair.await_healthy();
     }
 
-    let routers: Vec<Process> = router_ports
+    let mut routers: Vec<Process> = router_ports
         .iter()
         .enumerate()
         .map(|(i, &port)| {
-            let path = dir.join(format!("router-{i}.toml"));
-            fs::write(&path, router_toml(port, &pairs)).unwrap();
-            let log = fs::File::create(dir.join(format!("router-{i}.log"))).unwrap();
-            Process(
-                Command::new(ROUTER)
-                    .arg("--config")
-                    .arg(&path)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(log)
-                    .spawn()
-                    .expect("start twinloop-router"),
-            )
+            fs::write(dir.join(format!("router-{i}.toml")), router_toml(port, &pairs)).unwrap();
+            spawn_router(&dir, i)
         })
         .collect();
     let router_logs = || {
@@ -422,6 +466,25 @@ fn router_pymodbus_reads_and_writes_through_primary_kills() {
         kill_at_total.push((pair.name.clone(), before));
     }
 
+    // Then a switchover of each pair (an operator's, on the primary's console), the HMI
+    // still at work: as invisible to it as a kill, and no write lost or doubled.
+    for pair in &pairs {
+        let primary = pair.await_healthy();
+        let before = total(pair.hmi[primary]).unwrap_or(0);
+        let mut console = Client::new(local(pair.consoles[primary]), Duration::from_secs(5));
+        let reply = console.switchover(CONSOLE_KEY).expect("the switchover's reply");
+        assert_eq!(reply.result, CommandResult::Started, "{reply:?}\n{}", pair.logs());
+        wait_for(Duration::from_secs(30), "the switchover", &|| pair.logs(), || {
+            pair.healthy() == Some(1 - primary)
+        });
+        wait_for(
+            Duration::from_secs(30),
+            "writes after the switchover",
+            &hmi_context,
+            || total(pair.hmi[0]).is_some_and(|t| t >= before + 3),
+        );
+    }
+
     fs::write(&stop_file, "").unwrap();
     wait_for(Duration::from_secs(60), "the HMI to finish", &hmi_context, || {
         matches!(hmi.0.try_wait(), Ok(Some(_)))
@@ -432,9 +495,10 @@ fn router_pymodbus_reads_and_writes_through_primary_kills() {
         .unwrap_or_else(|e| panic!("the HMI's figures ({e}):\n{}", hmi_context()));
     let _ = writeln!(
         std::io::stderr(),
-        "router figures: kills {KILLS} (pair, total before) {kill_at_total:?}; reads {} failed {} \
+        "router figures: kills {KILLS} (pair, total before) {kill_at_total:?}, then a switchover of each pair; reads {} failed {} \
          longest outage {} ms slowest read {} ms; writes acknowledged {} failed {:?} \
-         slowest {} ms, retried by the routers {}",
+         slowest {} ms, retried by the routers {}; CPU share read through the routers (‰, \
+         least and most per unit) {}",
         figures["reads"],
         figures["read_failures"],
         figures["longest_read_outage_ms"],
@@ -443,6 +507,7 @@ fn router_pymodbus_reads_and_writes_through_primary_kills() {
         figures["write_failures"],
         figures["slowest_write_ms"],
         waits_in(&router_logs()),
+        figures["cpu_permille"],
     );
 
     assert_eq!(figures["read_failures"], 0, "a read failed:\n{figures}");
@@ -452,6 +517,21 @@ fn router_pymodbus_reads_and_writes_through_primary_kills() {
         "a write failed:\n{figures}"
     );
     for (i, pair) in pairs.iter().enumerate() {
+        // The nodes' CPU share (status register 16) comes through a router: a figure of
+        // a node at work (frames every 2 ms), at most 1000 ‰, once a node has run a
+        // whole second (the kills and restarts above take about that: awaited).
+        let unit = i as u8 + 1;
+        let mut cpu = None;
+        wait_for(
+            Duration::from_secs(10),
+            "a CPU share through a router",
+            &router_logs,
+            || {
+                cpu = read_unit(router_ports[0], unit, 16, 1).map(|r| r[0]);
+                cpu.is_some_and(|c| (1..=1000).contains(&c))
+            },
+        );
+        let _ = writeln!(std::io::stderr(), "{}: CPU share through a router {cpu:?} ‰", pair.name);
         let acked = figures["writes"][(i + 1).to_string()].as_u64().unwrap();
         assert!(acked > 0, "{}: no writes", pair.name);
         // Both nodes hold the same count (the backup has run the last write's frame:
@@ -470,6 +550,61 @@ fn router_pymodbus_reads_and_writes_through_primary_kills() {
             );
         }
     }
+
+    // No state a restart loses: one write through router 1, then router 0 restarted and
+    // the same write (the HMI's client id and transaction id) sent again through it, as
+    // an HMI retries after a timeout. Answered both times, applied once.
+    let pair = &pairs[0];
+    let primary = pair.await_healthy();
+    let before = total(pair.hmi[primary]).unwrap();
+    let echo = [0x77, 0x77, 0, 0, 0, 6, 1, 6, 0, 68, 0, 1];
+    assert_eq!(
+        write_once(router_ports[1]).as_deref(),
+        Some(&echo[..]),
+        "{}",
+        router_logs()
+    );
+    drop(routers.remove(0));
+    routers.insert(0, spawn_router(&dir, 0));
+    wait_for(
+        Duration::from_secs(10),
+        "router 0 to listen again",
+        &router_logs,
+        || TcpStream::connect(local(router_ports[0])).is_ok(),
+    );
+    let mut again = None;
+    wait_for(
+        Duration::from_secs(30),
+        "the retry through the restarted router",
+        &router_logs,
+        || {
+            // Until its first polls, the restarted router knows no primary: it holds the
+            // write (request_deadline_ms); a refused connection is tried again.
+            again = write_once(router_ports[0]);
+            again.is_some()
+        },
+    );
+    assert_eq!(again.as_deref(), Some(&echo[..]), "{}", router_logs());
+    for port in pair.hmi {
+        let mut seen = None;
+        wait_for(Duration::from_secs(10), "a node's count", &|| pair.logs(), || {
+            seen = total(port);
+            seen.is_some()
+        });
+        assert_eq!(
+            seen,
+            Some(before + 1),
+            "{}: the write retried through a restarted router applied twice, or not at all",
+            pair.name
+        );
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "router restart: a write through router 1, its retry through router 0 restarted: \
+         answered twice, applied once ({} → {})",
+        before,
+        before + 1
+    );
 
     // Read latency, direct and through a router, for docs/BENCHMARKS.md: printed, not
     // judged (the machine's load decides it).

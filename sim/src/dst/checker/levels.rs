@@ -31,6 +31,23 @@ impl Checker {
         }
     }
 
+    /// Node `node` installed a state node `from` transferred at `frame`, and with it that
+    /// primary's refresh table (content version 2, `refresh.rs`): the levels `from`'s
+    /// application produced up to `frame` are what `node` may re-send from now on, as if
+    /// its own application had produced them (invariant 2 checks every copy it emits
+    /// against what was produced). At most `PRODUCED_MAX` entries are read.
+    fn inherit_levels(&mut self, node: usize, from: usize, frame: u64) {
+        let levels: Vec<((u64, usize, u8), u64)> = self
+            .produced
+            .range(..=(frame, usize::MAX, u8::MAX))
+            .filter(|&(&(f, n, i), _)| n == from && self.level_keys.contains_key(&(f, i)))
+            .map(|(&(f, _, i), &hash)| ((f, node, i), hash))
+            .collect();
+        for (id, hash) in levels {
+            self.produced.insert(id, hash);
+        }
+    }
+
     /// The level key of identity `id`, as an application produced it (`None`: an event,
     /// or not known).
     pub(super) fn level_key(&self, id: (u64, u8)) -> Option<u16> {
@@ -93,8 +110,7 @@ impl Checker {
     /// node held (received, inherited or run); any other change ends what was pending.
     pub(super) fn track_levels_burst(&mut self, node: usize, t: &Transition) {
         if t.reason == Reason::InSync {
-            // It installed a state transferred at `t.frame`: its refresh table starts over.
-            self.installed_frame[node] = Some(t.frame);
+            self.inherit_levels(node, 1 - node, t.frame);
         }
         self.levels_pending[node].clear();
         self.levels_unfollowed[node] = false;
@@ -177,10 +193,27 @@ impl Checker {
         !lineage.contains(&epoch) && matches!(self.decision_along(lineage, frame), Some(Decision::Skipped(_)))
     }
 
+    /// Whether the history the pair ends on (`lineage`, newest epoch first) began from a
+    /// cold start after `frame`: its oldest epoch led a fresh application, whose first
+    /// decision is above `frame`, and no epoch of it decided `frame`.
+    pub(super) fn level_before_cold_start(&self, lineage: Option<&[u64]>, frame: u64) -> bool {
+        let Some(&root) = lineage.and_then(|l| l.last()) else {
+            return false;
+        };
+        let cold = self.tenures.get(&root).is_some_and(|t| t.parent.is_none());
+        let first = self
+            .decisions
+            .range((root, 0)..=(root, u64::MAX))
+            .next()
+            .map(|(&(_, f), _)| f);
+        cold && first.is_some_and(|f| f > frame) && lineage.is_some_and(|l| self.decision_along(l, frame).is_none())
+    }
+
     /// At the end: each key's final value at the sink is the newest level of it that a
     /// primary the sink follows committed (`newest`, by key: its id, and whether every
     /// node that ran its frame crashed).
     pub(super) fn check_level_finals(&mut self, at: Nanos, newest: &BTreeMap<u16, ((u64, u8), bool)>) {
+        let lineage = self.final_lineage();
         for (&key, &(id, crashed)) in newest {
             let final_id = self.sink_levels.get(&key).copied();
             if final_id.is_some_and(|f| f >= id) || crashed {
@@ -191,18 +224,18 @@ impl Checker {
                 self.exceptions.level_lost_network += 1;
                 continue;
             }
-            // Refresh on, the level lost on the path, and the last primary installed a
-            // state transferred after its frame: a transfer clears the refresh table
-            // (`refresh.rs`), so the leader never knew it (an open limit, docs/DST.md
-            // "The output path"; counted apart, not absorbed).
-            // Or its incarnation never ran that frame: it led from a cold start after it.
-            let leader_installed_after = (0..2).any(|n| {
-                let ran_from = self.ran_range.get(&(n, self.incarnation[n])).map(|r| r.0);
-                self.primary_now[n].is_some()
-                    && (self.installed_frame[n].is_some_and(|f| f >= id.0) || ran_from.is_none_or(|low| low > id.0))
-            });
-            if self.level_bound_ns.is_some() && self.lost_by_network(id) && leader_installed_after {
-                self.exceptions.level_lost_transfer += 1;
+            // Refresh on and the level lost on the path: the leader re-sends it, whether it
+            // ran the frame or installed a state transferred after it (the transfer carries
+            // the refresh table since 2026-11-26, `refresh.rs`) — unless the history the pair
+            // ends on began from a cold start after the level's frame. Such a history never
+            // had it: a cold start replaces a state no running node holds (invariant 8), and
+            // the levels of that state's history with it (docs/DECISIONS.md 2026-11-26,
+            // "Levels across a state transfer"); counted apart.
+            if self.level_bound_ns.is_some()
+                && self.lost_by_network(id)
+                && self.level_before_cold_start(lineage.as_deref(), id.0)
+            {
+                self.exceptions.level_before_cold_start += 1;
                 continue;
             }
             self.violation(

@@ -384,9 +384,11 @@ pub struct Exceptions {
     /// its copies lost on the path with the level refresh off.
     pub level_lost_network: u64,
     /// Levels: a key's final value older than the newest committed, its copies lost on the
-    /// path with the refresh on, and the last primary installed a state transferred after
-    /// that level's frame (a transfer clears the refresh table: an open limit).
-    pub level_lost_transfer: u64,
+    /// path with the refresh on, and the history the pair ends on began from a cold start
+    /// after that level's frame (it never had the level; a transfer carries the refresh
+    /// table since 2026-11-26, so a transferred state is no excuse: `level_lost_transfer`
+    /// before).
+    pub level_before_cold_start: u64,
     /// Levels not required as their key's final value: committed by a primary outside the
     /// history the pair ends on, which skipped that frame (it led from an older state of
     /// its own, a split brain or a start beside a frozen primary; `levels.rs`).
@@ -761,9 +763,6 @@ pub struct Checker {
     pub path_overtaken: u64,
     /// The longest a judged level waited for the sink after healing, ns.
     pub level_heal_ns_max: Nanos,
-    /// By node: the frame of the last state it installed by a transfer, in this
-    /// incarnation (its refresh table starts there).
-    installed_frame: [Option<u64>; 2],
 }
 
 impl Checker {
@@ -807,7 +806,6 @@ impl Checker {
         self.held[node].clear();
         self.takeovers[node] = None;
         self.joining[node] = None;
-        self.installed_frame[node] = None;
         // A fresh application: what the last incarnation produced is gone.
         self.produced.retain(|&(_, n, _), _| n != node);
     }

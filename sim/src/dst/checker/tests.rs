@@ -1008,3 +1008,60 @@ fn checker_level_of_a_history_that_skipped_its_frame_is_not_the_final_value() {
     assert_eq!(c.exceptions.level_parted, 1);
     assert_eq!(c.exceptions.lost_network, 1);
 }
+
+/// Issue 22 (branch a3): a level the path lost, then a backup that installed a state
+/// transferred after its frame leads. The transfer carries the refresh table, so the new
+/// leader owes the level: its absence at the end is a violation. Before, it was counted
+/// apart as `level_lost_transfer` (an open limit) and the run passed.
+#[test]
+fn checker_level_lost_before_a_transfer_is_owed_by_the_node_that_installed_it() {
+    let mut h = History::new();
+    h.checker.on_output_path(true, Some(100_000_000));
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run_level(0, E1, 1, 7, true);
+    h.run_level(0, E1, 2, 7, false);
+    let lost = level(E1, 2, 7, 2);
+    h.checker.on_emit_sent(h.now, 0, &lost);
+    h.checker.on_path_dropped(&lost);
+    // Node 1 installs the state of frame 2, then leads; node 0, cut off, follows it.
+    h.now += 1;
+    h.checker
+        .on_transition(h.now, 1, &transition(Role::Backup, E1, 2, Reason::InSync));
+    h.lead(1, E2, 2, Reason::TakeoverNoPrimary);
+    h.follow(0, E2);
+    let c = h.finish();
+    assert!(broken(&c).contains(&Invariant::Levels), "{:?}", c.violations());
+    assert!(
+        c.violations().iter().any(|v| v.detail.contains("level key 7")),
+        "{:?}",
+        c.violations()
+    );
+    assert_eq!(c.exceptions.level_before_cold_start, 0);
+}
+
+/// The same lost level, but the history the pair ends on began from a cold start after
+/// its frame (node 1, never paired, led a fresh application from frame 5; node 0 followed
+/// it): that history never had the level, and the sink is not held to it (counted
+/// `level_before_cold_start`, docs/DECISIONS.md 2026-11-26, "Levels across a state
+/// transfer").
+#[test]
+fn checker_level_lost_before_the_final_history_cold_start_is_counted_apart() {
+    let mut h = History::new();
+    h.checker.on_output_path(true, Some(100_000_000));
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run_level(0, E1, 1, 7, true);
+    h.run_level(0, E1, 2, 7, false);
+    let lost = level(E1, 2, 7, 2);
+    h.checker.on_emit_sent(h.now, 0, &lost);
+    h.checker.on_path_dropped(&lost);
+    h.lead(1, E2, 4, Reason::StartedFirst);
+    h.run(1, E2, 5, 5);
+    h.follow(0, E2);
+    let c = h.finish();
+    assert!(
+        !c.violations().iter().any(|v| v.detail.contains("level key 7")),
+        "{:?}",
+        c.violations()
+    );
+    assert_eq!(c.exceptions.level_before_cold_start, 1);
+}

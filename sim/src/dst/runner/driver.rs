@@ -209,7 +209,7 @@ impl Summary {
         e.acked_held_at_end += s.exceptions.acked_held_at_end;
         e.acked_never_released += s.exceptions.acked_never_released;
         e.acked_released_fenced += s.exceptions.acked_released_fenced;
-        e.level_lost_transfer += s.exceptions.level_lost_transfer;
+        e.level_before_cold_start += s.exceptions.level_before_cold_start;
         e.level_parted += s.exceptions.level_parted;
         self.output_path_seeds += u64::from(s.output_path_faulty);
         self.output_path_refresh_seeds += u64::from(s.output_path_faulty && s.level_refresh);
@@ -327,7 +327,7 @@ impl Summary {
                 "level_superseded": e.level_superseded,
                 "lost_network": e.lost_network,
                 "level_lost_network": e.level_lost_network,
-                "level_lost_transfer": e.level_lost_transfer,
+                "level_before_cold_start": e.level_before_cold_start,
                 "level_parted": e.level_parted,
                 "acked_unguarded": e.acked_unguarded,
                 "acked_uncertain": e.acked_uncertain,

@@ -118,7 +118,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 let f = &mut self.stats.faults;
                 f.pause += 1;
                 match kind {
-                    FreezeKind::Short => f.pause_short += 1,
+                    FreezeKind::Short | FreezeKind::Stall => f.pause_short += 1,
                     FreezeKind::FalseDeath => f.pause_false_death += 1,
                     FreezeKind::Long | FreezeKind::DuringJoin => f.pause_long += 1,
                 }
@@ -369,7 +369,9 @@ impl<'a, W: Workload> Sim<'a, W> {
             return;
         };
         let calm = self.network.is_lossless() && self.frozen_count == 0 && self.faults_active == 0;
-        let quiet = !self.plan.any_within(self.now, self.now + watch_ns, None)
+        // A stall of the primary (a few cycles, `FreezeKind::Stall`) is no excuse: it is
+        // heard well within the start-up wait.
+        let quiet = !self.plan.any_but_stalls_within(self.now, self.now + watch_ns)
             && self.now + watch_ns < self.options.safety_ms * ms;
         if calm && quiet && self.nodes[i].disk_epoch <= primary_epoch {
             self.checker.expect_no_lead(i, self.now, self.now + watch_ns);

@@ -87,8 +87,9 @@ fn runner_planted_cold_start_is_caught() {
 
 #[test]
 fn runner_injected_divergences_are_alarmed_and_resynced() {
-    // Seeds 7 and 13: three divergences each (outputs or state, on either node), every
-    // one alarmed by the backup and followed by a resync; seed 24: a corrupted copy of a
+    // Seeds 7 and 13: five divergences in all (outputs or state, on either node; six
+    // before the quick restarts of 2026-11-26 took a place in seed 13's plan), every one
+    // alarmed by the backup and followed by a resync; seed 24: a corrupted copy of a
     // frame's payload, refused by the commit's input digest (the pair never diverged).
     let mut divergences = [0; 4];
     for seed in [7, 13, 24] {
@@ -99,7 +100,7 @@ fn runner_injected_divergences_are_alarmed_and_resynced() {
         }
     }
     let [injected, caught, absorbed, recovered] = divergences;
-    assert_eq!((injected, caught, absorbed, recovered), (7, 6, 1, 6));
+    assert_eq!((injected, caught, absorbed, recovered), (6, 5, 1, 5));
 }
 
 #[test]
