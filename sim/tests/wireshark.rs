@@ -858,6 +858,14 @@ fn every_message() -> Vec<(wire::Body, Vec<(&'static str, String)>)> {
                 ("acks.ids.index", "0|15".to_string()),
             ],
         ),
+        (
+            Body::CommitAck { frame: 1_000_000 },
+            vec![("commitack.frame", n(1_000_000))],
+        ),
+        (
+            Body::Released { frame: u64::MAX },
+            vec![("released.frame", n(u64::MAX))],
+        ),
     ]
 }
 
@@ -1332,8 +1340,9 @@ fn wireshark_dissector_shows_every_field_of_every_type_and_rejects_what_the_node
         boundaries.len()
     );
     eprintln!(
-        "wireshark: {} messages (18 body types, both commit kinds) x2 shown field by field; {} corrupted datagrams judged as the node judges them ({} of them accepted); {} boundary cases likewise ({} accepted)",
+        "wireshark: {} messages ({} body types, both commit kinds) x2 shown field by field; {} corrupted datagrams judged as the node judges them ({} of them accepted); {} boundary cases likewise ({} accepted)",
         messages.len(),
+        messages.iter().map(|(body, _)| body_name(body)).collect::<std::collections::BTreeSet<_>>().len(),
         cases.len(),
         accepted_count,
         boundaries.len(),

@@ -838,6 +838,9 @@ local BODIES = {
     [21] = { "Acks", {
         { "ids", "list", "Acknowledged event ids", { 32, ACK_ID } },
     } },
+    -- Acked outputs (`[outputs] release = "acked"`, issue 16; wire version 4, new bodies).
+    [22] = { "CommitAck", { { "frame", "u64", "Last frame run" } } },
+    [23] = { "Released", { { "frame", "u64", "Released up to frame" } } },
 }
 
 local BODY_NAMES = {}
