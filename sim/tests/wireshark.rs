@@ -1421,6 +1421,9 @@ fn boundary_cases() -> Vec<(bool, Vec<u8>)> {
     }
     bodies.push(with(&[&h, &[17], &[1], &[1], &[1]]));
     bodies.push(with(&[&h, &[18], &[1], &[1], &[1]]));
+    // The last body variant (23 Released) and one past it.
+    bodies.push(with(&[&h, &[23], &[1]]));
+    bodies.push(with(&[&h, &[24], &[1]]));
     // Byte vectors at their bound and one above: FrameData.payload 512, Chunk.bytes 1024;
     // a length as a huge varint.
     for n in [512usize, 513] {
