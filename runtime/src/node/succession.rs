@@ -858,16 +858,21 @@ mod tests {
     }
 
     /// Node 3, a starting witness of the group, heard by `node` on link 1.
-    fn hear_starting_witness(node: &mut Node<TestApp>, now: Instant) {
-        let bytes = to(
+    /// A heartbeat of member `id`, starting, announcing `epoch`.
+    fn starting_heartbeat(node: &Node<TestApp>, id: u8, epoch: u64) -> wire::WireBuf {
+        to(
             node,
-            3,
+            id,
             WireRole::Starting,
             WireSync::NotApplicable,
-            0,
+            epoch,
             0,
             lone_heartbeat(node),
-        );
+        )
+    }
+
+    fn hear_starting_witness(node: &mut Node<TestApp>, now: Instant) {
+        let bytes = starting_heartbeat(node, 3, 0);
         node.handle_message(now, 1, &bytes);
     }
 
@@ -929,15 +934,7 @@ mod tests {
         assert_eq!(node.role(), Role::Starting);
         let until = node.now + Duration::from_millis(100);
         run_lone(&mut node, until, |node, now| {
-            let bytes = to(
-                node,
-                3,
-                WireRole::Starting,
-                WireSync::NotApplicable,
-                0,
-                0,
-                lone_heartbeat(node),
-            );
+            let bytes = starting_heartbeat(node, 3, 0);
             node.handle_message(now, 1, &bytes);
         });
         assert_eq!(node.role(), Role::Primary);
@@ -1193,15 +1190,7 @@ mod tests {
             node.state_epoch = Epoch(0x101);
             let until = node.now + Duration::from_millis(100);
             run_lone(&mut node, until, |node, now| {
-                let bytes = to(
-                    node,
-                    2,
-                    WireRole::Starting,
-                    WireSync::NotApplicable,
-                    announced,
-                    0,
-                    lone_heartbeat(node),
-                );
+                let bytes = starting_heartbeat(node, 2, announced);
                 node.handle_message(now, 0, &bytes);
             });
             let role = if leads { Role::Primary } else { Role::Starting };
@@ -1221,15 +1210,7 @@ mod tests {
         let until = node.now + Duration::from_millis(200);
         run_lone(&mut node, until, |node, now| {
             for (id, link) in [(2, 0), (3, 1)] {
-                let bytes = to(
-                    node,
-                    id,
-                    WireRole::Starting,
-                    WireSync::NotApplicable,
-                    0x302,
-                    0,
-                    lone_heartbeat(node),
-                );
+                let bytes = starting_heartbeat(node, id, 0x302);
                 node.handle_message(now, link, &bytes);
             }
         });
@@ -1273,28 +1254,12 @@ mod tests {
         let mut node = lone(1, false, &[(2, 1, false), (3, 0, true)]);
         let until = node.now + Duration::from_millis(100);
         run_lone(&mut node, until, |node, now| {
-            let bytes = to(
-                node,
-                3,
-                WireRole::Starting,
-                WireSync::NotApplicable,
-                0,
-                0,
-                lone_heartbeat(node),
-            );
+            let bytes = starting_heartbeat(node, 3, 0);
             node.handle_message(now, 1, &bytes);
         });
         assert_eq!(node.role(), Role::Primary);
         let now = node.now;
-        let bytes = to(
-            &node,
-            2,
-            WireRole::Starting,
-            WireSync::NotApplicable,
-            0x302,
-            0,
-            lone_heartbeat(&node),
-        );
+        let bytes = starting_heartbeat(&node, 2, 0x302);
         node.handle_message(now, 0, &bytes);
         assert_eq!(node.role(), Role::Backup);
         assert_eq!(node.epoch(), 0x302);
@@ -1329,15 +1294,7 @@ mod tests {
         let until = node.now + Duration::from_millis(100);
         run_lone(&mut node, until, |node, now| {
             // The witness makes a majority at start.
-            let bytes = to(
-                node,
-                4,
-                WireRole::Starting,
-                WireSync::NotApplicable,
-                0,
-                0,
-                lone_heartbeat(node),
-            );
+            let bytes = starting_heartbeat(node, 4, 0);
             node.handle_message(now, 0, &bytes);
         });
         assert_eq!((node.role(), node.status().sync), (Role::Primary, SyncState::Alone));

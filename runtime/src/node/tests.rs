@@ -5525,7 +5525,16 @@ static INHERITED_GAP_AT: core::sync::atomic::AtomicU64 = core::sync::atomic::Ato
 /// From node 0: its commits of frame `a + 2` and from `a + 4` on, and every answer to a
 /// fetch, where `a` is `INHERITED_GAP_AT`.
 fn drop_around_the_gap(from: usize, envelope: &Envelope) -> bool {
-    let a = INHERITED_GAP_AT.load(core::sync::atomic::Ordering::Relaxed);
+    drops_around_a_gap_at(
+        INHERITED_GAP_AT.load(core::sync::atomic::Ordering::Relaxed),
+        from,
+        envelope,
+    )
+}
+
+/// From node 0: its commits of frame `a + 2` and from `a + 4` on, and every answer to a
+/// fetch (the two gap tests below, each with a static of its own: tests run at once).
+fn drops_around_a_gap_at(a: u64, from: usize, envelope: &Envelope) -> bool {
     from == 0
         && match envelope.body {
             Body::Commit(commit) => commit.frame == a + 2 || commit.frame >= a + 4,
@@ -6145,13 +6154,7 @@ static RANGE_GAP_AT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU
 /// From node 0: its commits of frame `a + 2` and from `a + 4` on, and every answer to a
 /// fetch, where `a` is `RANGE_GAP_AT`.
 fn drop_around_the_gap_in_a_range(from: usize, envelope: &Envelope) -> bool {
-    let a = RANGE_GAP_AT.load(core::sync::atomic::Ordering::Relaxed);
-    from == 0
-        && match envelope.body {
-            Body::Commit(commit) => commit.frame == a + 2 || commit.frame >= a + 4,
-            Body::FrameData { .. } => true,
-            _ => false,
-        }
+    drops_around_a_gap_at(RANGE_GAP_AT.load(core::sync::atomic::Ordering::Relaxed), from, envelope)
 }
 
 /// Mutant `lockstep.rs:96:106` at a851fc6 (`commit(last + 1)` → `commit(last - 1)` in

@@ -1009,12 +1009,9 @@ fn checker_level_of_a_history_that_skipped_its_frame_is_not_the_final_value() {
     assert_eq!(c.exceptions.lost_network, 1);
 }
 
-/// Issue 22 (branch a3): a level the path lost, then a backup that installed a state
-/// transferred after its frame leads. The transfer carries the refresh table, so the new
-/// leader owes the level: its absence at the end is a violation. Before, it was counted
-/// apart as `level_lost_transfer` (an open limit) and the run passed.
-#[test]
-fn checker_level_lost_before_a_transfer_is_owed_by_the_node_that_installed_it() {
+/// Node 0 leads `E1` with the refresh on and runs key 7's level at frames 1 and 2; the
+/// output path loses frame 2's.
+fn level_of_frame_2_lost() -> History {
     let mut h = History::new();
     h.checker.on_output_path(true, Some(100_000_000));
     h.lead(0, E1, 0, Reason::StartedFirst);
@@ -1023,6 +1020,16 @@ fn checker_level_lost_before_a_transfer_is_owed_by_the_node_that_installed_it() 
     let lost = level(E1, 2, 7, 2);
     h.checker.on_emit_sent(h.now, 0, &lost);
     h.checker.on_path_dropped(&lost);
+    h
+}
+
+/// Issue 22 (branch a3): a level the path lost, then a backup that installed a state
+/// transferred after its frame leads. The transfer carries the refresh table, so the new
+/// leader owes the level: its absence at the end is a violation. Before, it was counted
+/// apart as `level_lost_transfer` (an open limit) and the run passed.
+#[test]
+fn checker_level_lost_before_a_transfer_is_owed_by_the_node_that_installed_it() {
+    let mut h = level_of_frame_2_lost();
     // Node 1 installs the state of frame 2, then leads; node 0, cut off, follows it.
     h.now += 1;
     h.checker
@@ -1046,14 +1053,7 @@ fn checker_level_lost_before_a_transfer_is_owed_by_the_node_that_installed_it() 
 /// transfer").
 #[test]
 fn checker_level_lost_before_the_final_history_cold_start_is_counted_apart() {
-    let mut h = History::new();
-    h.checker.on_output_path(true, Some(100_000_000));
-    h.lead(0, E1, 0, Reason::StartedFirst);
-    h.run_level(0, E1, 1, 7, true);
-    h.run_level(0, E1, 2, 7, false);
-    let lost = level(E1, 2, 7, 2);
-    h.checker.on_emit_sent(h.now, 0, &lost);
-    h.checker.on_path_dropped(&lost);
+    let mut h = level_of_frame_2_lost();
     h.lead(1, E2, 4, Reason::StartedFirst);
     h.run(1, E2, 5, 5);
     h.follow(0, E2);
