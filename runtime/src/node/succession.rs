@@ -209,8 +209,18 @@ impl<A: App> Node<A> {
     /// grants nothing (it cannot tell a stale candidate from a complete one). The price:
     /// a candidate that lost the dead primary's last commit while a voter heard of that
     /// frame is refused, and the group waits for the primary or an operator.
+    ///
+    /// The frames this node ran itself count too (`frame_last_run`): a primary demoted by
+    /// a starting peer's higher epoch (`fence`) ran them all but heard no primary tell
+    /// of them, and its joining dropped its commits — counted as knowing nothing, it
+    /// refused every candidate, and a group of three whose third member restarted cold
+    /// had no majority for its in-sync backup (DST `--nodes 3 --seed 0`, invariant 5;
+    /// `chaos --nodes 3 --faults 200 --seed 1`, fault #165).
     pub(super) fn vote_complete(&self, commit_highest: u64) -> bool {
-        let known = self.commit_highest.max(self.primary_frame_heard);
+        let known = self
+            .commit_highest
+            .max(self.primary_frame_heard)
+            .max(self.frame_last_run);
         if self.config.witness && self.primary_frame_heard == 0 {
             return false;
         }
@@ -1507,5 +1517,45 @@ mod tests {
             node.switchover,
             super::super::Switchover::Agreeing { id: 7, .. }
         ));
+    }
+
+    /// A voter that grants from its start-up (a primary demoted by a starting peer's
+    /// epoch, its commits dropped with its join) announces the granted epoch as its
+    /// floor: the candidate hears its own round's epoch back, and that makes no grant
+    /// moot — with the grant it leads the epoch it asked. (The old code counted it as an
+    /// epoch seen and asked again above it, for ever: DST `--nodes 3 --seed 0`.)
+    #[test]
+    fn backup_voting_starting_voter_announces_own_epoch_takes_over() {
+        let mut p = group(&[(3, 1, false)], 5);
+        p.crash(0);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(20));
+        let epoch = *vote_requests(&p, 1).last().expect("asked");
+        // Member 3, starting, its floor the granted epoch: its heartbeat, then its grant.
+        let hello = from(&p, 3, WireRole::Starting, WireSync::NotApplicable, epoch, heartbeat(&p));
+        p.inject(1, 1, &hello);
+        let vote = Body::Vote {
+            epoch,
+            granted: true,
+            commit_highest: 0,
+        };
+        let grant = from(&p, 3, WireRole::Starting, WireSync::NotApplicable, epoch, vote);
+        p.inject(1, 1, &grant);
+        assert_eq!(p.node(1).role(), Role::Primary);
+        assert_eq!(p.node(1).epoch(), epoch);
+    }
+
+    /// A starting node that ran frames itself (a group's primary, demoted) knows the
+    /// group ran them: it grants a candidate as complete as that and refuses one behind
+    /// it. (The old code counted only commits held and frames heard from a primary, both
+    /// none after the demotion, and refused every candidate as knowing nothing: no
+    /// majority for the in-sync backup, `chaos --nodes 3 --faults 200 --seed 1`.)
+    #[test]
+    fn starting_ran_frames_vote_complete_candidate_granted() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 1, false)]);
+        node.frame_last_run = 40;
+        assert_eq!(node.role(), Role::Starting);
+        assert_eq!((node.commit_highest, node.primary_frame_heard), (0, 0));
+        assert!(node.vote_complete(40));
+        assert!(!node.vote_complete(39));
     }
 }
