@@ -123,6 +123,8 @@ struct Sim {
     joined_since: Vec<Vec<Nanos>>,
     steady_since: Vec<Nanos>,
     in_sync_since: Vec<Option<Nanos>>,
+    /// Each member's role after its last transition (`Starting` from its start).
+    last_role: Vec<Role>,
     messages: BTreeMap<(Nanos, u64), (usize, u8, wire::WireBuf)>,
     seq: u64,
     frame_next: u64,
@@ -210,6 +212,7 @@ impl Sim {
             joined_since: vec![vec![0; n]; n],
             steady_since: vec![0; n],
             in_sync_since: vec![None; n],
+            last_role: vec![Role::Starting; n],
             messages: BTreeMap::new(),
             seq: 0,
             frame_next: 1,
@@ -296,6 +299,7 @@ impl Sim {
         let node = Node::new(self.config(i), TestApp::new(0), boot).expect("a valid group");
         self.acked_unguarded[i] = 0;
         self.commits_heard[i].clear();
+        self.last_role[i] = Role::Starting;
         self.nodes[i] = Some(node);
         self.steady_since[i] = self.now;
         self.trace(0x5747 ^ i as u64);
@@ -380,11 +384,24 @@ impl Sim {
                 })
         });
         if let Some(i) = holder {
+            let members: Vec<String> = (0..self.members.len())
+                .map(|m| match &self.nodes[m] {
+                    Some(n) => format!(
+                        "{} {:?} {:?} {:#x}",
+                        self.members[m].id,
+                        n.role(),
+                        n.status().sync,
+                        n.epoch()
+                    ),
+                    None => format!("{} down", self.members[m].id),
+                })
+                .collect();
             let text = format!(
-                "invariant 5 at {} ns: no primary at the end, though node {} holds the state (a backup, {:?})",
+                "invariant 5 at {} ns: no primary at the end, though node {} holds the state (a backup, {:?}); members: {}",
                 self.now,
                 self.members[i].id,
-                self.nodes[i].as_ref().map(|n| n.status().sync)
+                self.nodes[i].as_ref().map(|n| n.status().sync),
+                members.join(", ")
             );
             self.report.violations.push(text);
         }
@@ -447,6 +464,21 @@ impl Sim {
                 }
                 self.drain(to);
             }
+        }
+        if self.verbose && self.frame_at <= now && self.frame_next % 10 == 0 {
+            let line: Vec<String> = (0..n)
+                .map(|m| match &self.nodes[m] {
+                    Some(nd) => format!(
+                        "{}:{:?}/{} lag {}",
+                        self.members[m].id,
+                        nd.role(),
+                        nd.status().frame,
+                        nd.status().lag_frames
+                    ),
+                    None => format!("{}:down", self.members[m].id),
+                })
+                .collect();
+            println!("{now:>12} frame {} {}", self.frame_next, line.join(" "));
         }
         if self.frame_at <= now {
             let frame = self.frame_next;
@@ -678,6 +710,7 @@ impl Sim {
             );
         }
         self.trace(now ^ (i as u64) << 56 ^ epoch);
+        let was_starting = core::mem::replace(&mut self.last_role[i], role) == Role::Starting;
         let was_in_sync = self.in_sync_since[i].is_some();
         self.in_sync_since[i] = match (role, sync) {
             (Role::Backup, SyncState::InSync) => self.in_sync_since[i].or(Some(now)),
@@ -713,8 +746,12 @@ impl Sim {
             );
             self.report.violations.push(text);
         }
-        // Invariant 4: no settled, in-sync, joined backup ranked above it.
+        // Invariant 4: no settled, in-sync, joined backup ranked above it — but for a
+        // starting member elected as holding more frames than its voters knew the group
+        // ran (a demoted primary): a backup behind it could not lead.
         let me = self.members[i];
+        let frame = |m: usize| self.nodes[m].as_ref().map_or(0, |n| n.status().frame);
+        let my_frame = frame(i);
         let my_rank = (was_in_sync, me.weight, core::cmp::Reverse(me.id));
         for b in 0..voters {
             let member = self.members[b];
@@ -726,7 +763,8 @@ impl Sim {
             let steady = settled(self.steady_since[b]) && settled(self.steady_since[i]);
             let joined = self.joined(i, b) && settled(self.joined_since[i][b]);
             let rank = (true, member.weight, core::cmp::Reverse(member.id));
-            if in_sync && steady && joined && rank > my_rank {
+            let behind = was_starting && frame(b) < my_frame;
+            if in_sync && steady && joined && rank > my_rank && !behind {
                 let text = format!(
                     "invariant 4 at {now} ns: node {id} took over epoch {epoch:#x} while node {} (weight {}) was in sync and joined",
                     member.id, member.weight
