@@ -38,6 +38,8 @@ use twinloop::wire::{self, Body};
 
 /// Nanoseconds of virtual time.
 type Nanos = u64;
+/// One content of an output id at the sink, with the epoch that emitted it first.
+type SinkCopy = (u64, Vec<u8>);
 const MS: Nanos = 1_000_000;
 /// How long a seed runs (virtual), the faults in its first part.
 const RUN_NS: Nanos = 1_500 * MS;
@@ -135,7 +137,7 @@ struct Sim {
     leader_of: BTreeMap<u64, usize>,
     grants: BTreeMap<u64, BTreeSet<usize>>,
     /// Each output id's contents past the fence: the first, then any re-decided one.
-    sink: BTreeMap<(u64, u8), Vec<(u64, Vec<u8>)>>,
+    sink: BTreeMap<(u64, u8), Vec<SinkCopy>>,
     /// By member (this incarnation, while not leading): `(frame, epoch)` of every commit
     /// delivered to it (a skipped range under its first frame and each one after).
     commits_heard: Vec<BTreeSet<(u64, u64)>>,
