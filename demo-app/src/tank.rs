@@ -25,7 +25,7 @@
 //! no hash maps. A gap in frame numbers (frames nobody received) counts as elapsed time,
 //! bounded by `gap_cycles_max`.
 
-use crate::layout::{di, flag, ActuatorCommand, AlarmEvent, AlarmEventKind, TankInputs};
+use crate::layout::{di, flag, ActuatorCommand, AlarmEvent, AlarmEventKind, LevelValue, TankInputs};
 use crate::tags::{TagIo, HEARTBEAT_FRAMES_MAX};
 use serde::{Deserialize, Serialize};
 use twinloop::app::{
@@ -150,6 +150,14 @@ pub struct TankParams {
     /// program needs are in `crate::tags`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tag: Vec<TagSpec>,
+    /// `io = "binary"`: also send three level outputs (io kind 3, keys 0..=2: the tank
+    /// level in mm, the setpoint, the alarm words) after the frame's events, each when it
+    /// changed and on the program's first frame, so that a sink's view of them can be
+    /// refreshed (`outputs.level_refresh_ms`) and its staleness measured (issue 22).
+    /// Off by default (left out of the settings digest when off, so files without it
+    /// pair as before).
+    #[serde(skip_serializing_if = "core::ops::Not::not")]
+    pub level_outputs: bool,
 }
 
 impl Default for TankParams {
@@ -171,6 +179,7 @@ impl Default for TankParams {
             heartbeat_frames: 10,
             device: Vec::new(),
             tag: Vec::new(),
+            level_outputs: false,
         }
     }
 }
@@ -245,6 +254,12 @@ impl TankParams {
         }
         if self.heartbeat_frames == 0 || self.heartbeat_frames > HEARTBEAT_FRAMES_MAX {
             return err("heartbeat_frames", "must be 1..=100000");
+        }
+        if self.level_outputs && self.io != IoMode::Binary {
+            return err(
+                "level_outputs",
+                "is for io = \"binary\": with io = \"tags\" the out tags are the outputs; remove level_outputs",
+            );
         }
         self.tag_io().map(|_| ())
     }
@@ -534,6 +549,11 @@ impl EventList {
     }
 }
 
+/// The alarm words as one level value: latched in bits 0..16, unacknowledged above.
+fn alarm_words(s: &TankState) -> u32 {
+    u32::from(s.alarms_latched) | (u32::from(s.alarms_unacked) << 16)
+}
+
 impl App for TankApp {
     fn step(&mut self, frame: Frame<'_>, outbox: &mut Outbox) {
         // Borrowed, not cloned: the tag map in the parameters would allocate each cycle.
@@ -547,6 +567,13 @@ impl App for TankApp {
             gap.min(u64::from(params.gap_cycles_max))
         };
         let dt_ms = cycles * u64::from(params.cycle_ms);
+        // What the level outputs last said (`level_outputs`): each is sent when it changes.
+        let first_frame = self.state.frames_run == 0;
+        let levels_before = [
+            self.state.inputs_held.level_um / 1000,
+            self.state.setpoint_um,
+            alarm_words(&self.state),
+        ];
         self.state.last_frame = frame.number;
         self.state.frames_run += 1;
 
@@ -668,6 +695,17 @@ impl App for TankApp {
                 let _ = outbox.push(&command.encode());
                 for event in &events.events {
                     let _ = outbox.push(&event.encode());
+                }
+                if params.level_outputs {
+                    // After the events: with 3 keys, the command and at most 12 events,
+                    // the 16 outputs of the outbox always suffice.
+                    let now = [level_um / 1000, s.setpoint_um, alarm_words(s)];
+                    for (key, (&value, &before)) in now.iter().zip(&levels_before).enumerate() {
+                        if first_frame || value != before {
+                            let level = LevelValue { key: key as u8, value };
+                            let _ = outbox.push_level(key as u16, &level.encode());
+                        }
+                    }
                 }
             }
             // The alarm words carry every raise, acknowledgement and clearing: the events
@@ -808,9 +846,87 @@ mod tests {
                     command = Some(c);
                 }
                 OutputMessage::AlarmEvent(e) => events.push(e),
+                OutputMessage::Level(_) => {}
             }
         }
         (command.expect("every frame has a command"), events)
+    }
+
+    /// One frame's level outputs: (io key, decoded value), in order.
+    fn levels_of(app: &mut TankApp, number: u64, i: TankInputs) -> Vec<(u16, crate::layout::LevelValue)> {
+        let mut outbox = Outbox::new();
+        app.step(
+            Frame {
+                number,
+                payload: &i.encode(),
+            },
+            &mut outbox,
+        );
+        outbox
+            .as_slice()
+            .iter()
+            .zip(outbox.kinds())
+            .filter_map(
+                |(payload, kind)| match (OutputMessage::decode(payload).unwrap(), kind.level_key()) {
+                    (OutputMessage::Level(l), Some(key)) => Some((key, l)),
+                    (OutputMessage::Level(_), None) => panic!("a level value sent as an event"),
+                    (_, Some(_)) => panic!("an event sent as a level"),
+                    _ => None,
+                },
+            )
+            .collect()
+    }
+
+    #[test]
+    fn tank_level_outputs_first_frame_then_changes_only() {
+        let mut app = TankApp::new(TankParams {
+            level_outputs: true,
+            ..TankParams::default()
+        });
+        let first = levels_of(&mut app, 1, inputs(300_400, HEALTHY));
+        let keys: Vec<(u16, u8, u32)> = first.iter().map(|(k, l)| (*k, l.key, l.value)).collect();
+        assert_eq!(
+            keys,
+            vec![(0, 0, 300), (1, 1, 1_000_000), (2, 2, 0)],
+            "all three on the first frame"
+        );
+        assert!(
+            levels_of(&mut app, 2, inputs(300_900, HEALTHY)).is_empty(),
+            "still 300 mm: nothing"
+        );
+        let moved = levels_of(&mut app, 3, inputs(301_000, HEALTHY));
+        assert_eq!(
+            moved.iter().map(|(k, l)| (*k, l.value)).collect::<Vec<_>>(),
+            vec![(0, 301)]
+        );
+        // The low-level alarm raised: its event, then the alarm words as a level.
+        let (_, events) = run(&mut app, 4, inputs(100_000, HEALTHY));
+        assert_eq!(events.len(), 1);
+        let mut app_levels = TankApp::new(TankParams {
+            level_outputs: true,
+            ..TankParams::default()
+        });
+        levels_of(&mut app_levels, 1, inputs(300_000, HEALTHY));
+        let alarm = levels_of(&mut app_levels, 2, inputs(100_000, HEALTHY));
+        let bit = u32::from(Alarm::LowLevel.bit());
+        assert_eq!(
+            alarm.iter().map(|(k, l)| (*k, l.value)).collect::<Vec<_>>(),
+            vec![(0, 100), (2, bit | (bit << 16))]
+        );
+    }
+
+    #[test]
+    fn tank_level_outputs_off_by_default_and_refused_with_tags() {
+        let mut app = app();
+        assert!(levels_of(&mut app, 1, inputs(300_000, HEALTHY)).is_empty());
+        let digest_off = settings_digest(&TankParams::default());
+        let on = TankParams {
+            level_outputs: true,
+            ..TankParams::default()
+        };
+        assert_ne!(settings_digest(&on), digest_off, "nodes that differ do not pair");
+        let tags = TankParams { io: IoMode::Tags, ..on };
+        assert_eq!(tags.validate().unwrap_err().key, "level_outputs");
     }
 
     fn app() -> TankApp {
