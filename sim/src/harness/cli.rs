@@ -83,12 +83,21 @@ pub struct CommonArgs {
     /// Plus up to this many ms more, drawn per output: reorders them.
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=10_000))]
     pub output_jitter_ms: Option<u32>,
-    /// Lose this percentage of what the sink sends back (acknowledgements).
+    /// Lose this percentage of what the sink sends back (acknowledgements); default: the
+    /// `--output-loss` percentage (one network both ways).
     #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
     pub ack_loss: Option<u8>,
     /// The nodes' `[outputs] level_refresh_ms` (0: off, the default; else 16..=3600000).
+    /// Not 0: the tank program also sends three level outputs (`app.level_outputs`), and
+    /// the report measures their staleness after the output path heals.
     #[arg(long, default_value_t = 0)]
     pub level_refresh_ms: u64,
+    /// The nodes' `[outputs] acks` (issue 22): the sink acknowledges the events it applied
+    /// through the reference gateway (`twinloop::Gateway`), tagged with the run's
+    /// `ack.key`, back through the output-path proxy when there is one (so `--output-*`
+    /// and `--ack-loss` act on the acks too); the primary re-sends what is not acked.
+    #[arg(long)]
+    pub acks: bool,
     /// The nodes' `[outputs] release`: `immediate` (the default) or `acked`, outputs held
     /// until every in-sync backup acknowledged their frame (issue 16; `bench overhead`
     /// measures the output latency it costs).
@@ -133,7 +142,9 @@ impl CommonArgs {
                 jitter_us,
             };
             let acks = super::proxy::PathFault {
-                loss_ppm: ppm(self.ack_loss),
+                // One plant network both ways: the acks are lost as the outputs are unless
+                // `--ack-loss` says otherwise.
+                loss_ppm: ppm(self.ack_loss.or(self.output_loss)),
                 dup_ppm: ppm(self.output_dup),
                 ..outputs
             };
@@ -353,6 +364,10 @@ fn rig_config(common: &CommonArgs, dir: &WorkDir, timing: Timing, cycle_ms: u32)
             ReleaseMode::Immediate => twinloop::config::OutputsRelease::Immediate,
             ReleaseMode::Acked => twinloop::config::OutputsRelease::Acked,
         },
+        output_path: common.output_path(),
+        level_refresh_ms: common.level_refresh_ms,
+        level_outputs: common.level_refresh_ms > 0,
+        acks: common.acks,
         ..RigConfig::new(dir.path.clone(), binary)
     })
 }
@@ -590,9 +605,14 @@ fn scenario(
         let sink = rig.sink_log();
         let events = events_of(&rig);
         let mut records = executed.records;
-        let analysis = rig
+        let mut analysis = rig
             .plant
             .with_frames(|frames| analyse(frames, &sink, &events, &mut records, last, cycle_ms));
+        if let (Some(healed_ns), true) = (output_healed_ns, analysis.levels_expected > 0) {
+            analysis.level_staleness = Some(rig.plant.with_frames(|frames| {
+                super::report::level_staleness(frames, &sink, healed_ns, common.level_refresh_ms, last)
+            }));
+        }
         let proxy = rig.proxy.as_ref().map(|p| p.counters());
         let extra = serde_json::json!({
             "sink": {
@@ -610,7 +630,7 @@ fn scenario(
             })),
             "output_path": rig.output_proxy.as_ref().map(|p| {
                 let one = |c: super::proxy::PathCountersSnapshot| serde_json::json!({
-                    "forwarded": c.forwarded, "lost": c.lost, "cut": c.cut,
+                    "received": c.received, "forwarded": c.forwarded, "lost": c.lost, "cut": c.cut,
                     "duplicated": c.duplicated, "overflow": c.overflow,
                 });
                 serde_json::json!({
@@ -618,9 +638,13 @@ fn scenario(
                     "acks": one(p.counters(true)),
                     "healed_at_ms": output_healed_ns.map(|ns| ns as f64 / 1e6),
                     "level_refresh_ms": common.level_refresh_ms,
-                    // The tank program's outputs are events only: there is no level whose
-                    // staleness after the heal could be measured here (the DST measures it).
-                    "level_staleness": serde_json::Value::Null,
+                    "acks_on": common.acks,
+                    "acks_sent": sink.gateway.counters().acks_sent,
+                    "acks_dropped": sink.gateway.counters().acks_dropped,
+                    "ack_send_errors": sink.ack_send_errors,
+                    // With `--level-refresh-ms` the tank program sends levels
+                    // (`app.level_outputs`): their staleness after the heal.
+                    "level_staleness": analysis.level_staleness.as_ref().map(super::report::LevelStaleness::to_json),
                 })
             }),
             "nodes": shape.nodes,

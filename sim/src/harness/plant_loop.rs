@@ -105,6 +105,13 @@ pub struct FrameLog {
     pub outputs_start: Vec<u32>,
     /// The reference outputs' payload hashes (FNV-1a), frame after frame, index order.
     pub hashes: Vec<u64>,
+    /// The reference's level outputs (`app.level_outputs`), in frame order:
+    /// `(frame, index, key)`, when `levels_apart`. Every other output is an event.
+    pub levels: Vec<(u64, u8, u16)>,
+    /// Judge levels apart from events (`report::analyse`: a level never sent is no loss,
+    /// the newest of each key counts). Off, every output is judged as an event: the
+    /// Modbus run's reference, whose tag writes (levels) must each reach the device.
+    pub levels_apart: bool,
 }
 
 impl FrameLog {
@@ -137,6 +144,18 @@ impl FrameLog {
         self.sent_ns.push(sent_ns);
         self.outputs_start.push(self.hashes.len() as u32);
         self.hashes.extend(outputs.as_slice().iter().map(|o| fnv64(o)));
+        for (index, kind) in outputs.kinds().iter().enumerate().filter(|_| self.levels_apart) {
+            if let Some(key) = kind.level_key() {
+                // At most 16 outputs a frame: the index fits.
+                self.levels.push((number, index as u8, key));
+            }
+        }
+    }
+
+    /// True when output `(frame, index)` of the reference is a level.
+    pub fn is_level(&self, frame: u64, index: u8) -> bool {
+        let at = self.levels.partition_point(|&(f, i, _)| (f, i) < (frame, index));
+        self.levels.get(at).is_some_and(|&(f, i, _)| (f, i) == (frame, index))
     }
 }
 
@@ -199,7 +218,10 @@ impl PlantLoop {
         let shared = Arc::new(Shared {
             level_um: AtomicU32::new(plant.level_um()),
             plant: Mutex::new(plant),
-            frames: Mutex::new(FrameLog::default()),
+            frames: Mutex::new(FrameLog {
+                levels_apart: true,
+                ..FrameLog::default()
+            }),
             samples: Mutex::new(Samples::default()),
             sending: AtomicBool::new(false),
             idle: AtomicBool::new(true),

@@ -11,7 +11,7 @@ use super::group::{self, GroupPorts, GroupShape, NODES_MAX};
 use super::plant_loop::{Operator, PlantConfig, PlantLoop};
 use super::procs::{write_private, Console, NodeProc, Watcher};
 use super::proxy::{LinkEnds, OutputPathProxy, PathFault, Proxy};
-use super::sink::{lock, Gateway, SinkLog, SinkThread};
+use super::sink::{lock, Gateway, SinkAcks, SinkLog, SinkThread};
 use super::{ms, HarnessError, RunClock};
 use serde_json::Value;
 use std::cell::RefCell;
@@ -29,6 +29,8 @@ use twinloop_demo::TankParams;
 /// plant network).
 pub const LINKS: usize = 2;
 const LINK_NAMES: [&str; LINKS] = ["sync", "plant"];
+/// The acks' key file in the run's folder (the nodes' `outputs.ack_key_file`).
+pub const ACK_KEY_FILE: &str = "ack.key";
 
 /// The core's timing, written into both nodes' `[runtime]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +177,13 @@ pub struct RigConfig {
     pub output_path: Option<(PathFault, PathFault)>,
     /// The nodes' `[outputs] level_refresh_ms` (0: off).
     pub level_refresh_ms: u64,
+    /// The nodes' `[outputs] acks` with `ack_key_file` (issue 22): the sink acknowledges
+    /// the events it applied through the reference gateway, tagged with the run's ack key,
+    /// back through the output-path proxy when there is one.
+    pub acks: bool,
+    /// The tank program's `app.level_outputs`: levels (kind 3) beside its events, whose
+    /// staleness after the output path heals the report measures.
+    pub level_outputs: bool,
     /// The nodes' `[outputs] release` (issue 16).
     pub outputs_release: twinloop::config::OutputsRelease,
     /// A pair (the default) or a group (`--nodes 3|4`, `--witness`; issue 16).
@@ -214,6 +223,8 @@ impl RigConfig {
             pin_cpus: false,
             output_path: None,
             level_refresh_ms: 0,
+            acks: false,
+            level_outputs: false,
             outputs_release: twinloop::config::OutputsRelease::Immediate,
             shape: GroupShape {
                 nodes: 2,
@@ -229,6 +240,7 @@ impl RigConfig {
         TankParams {
             cycle_ms: self.cycle_ms,
             state_ballast_bytes: self.ballast_bytes,
+            level_outputs: self.level_outputs,
             ..TankParams::default()
         }
     }
@@ -322,6 +334,23 @@ impl Rig {
             &config.dir.join("sync.key"),
             &format!("twinloop-sim-sync-{:016x}\n", config.seed.rotate_left(17) ^ 0xC0FFEE),
         )?;
+        // The acks' own key (a gateway never holds the pair's sync key), derived as the
+        // nodes and the reference gateway derive it from the file.
+        let ack_key_path = config.dir.join(ACK_KEY_FILE);
+        write_private(
+            &ack_key_path,
+            &format!("twinloop-sim-ack-{:016x}\n", config.seed.rotate_left(29) ^ 0xAC_4B),
+        )?;
+        let sink_acks = if config.acks {
+            let secret = twinloop::io::preflight::read_key_file("outputs.ack_key_file", &ack_key_path)
+                .map_err(|e| HarnessError::Setup(e.to_string()))?;
+            Some(SinkAcks {
+                key: Some(twinloop::io_protocol::AckKey::derive(&secret)),
+                session: twinloop::io::clock::unix_ns(),
+            })
+        } else {
+            None
+        };
         let shape = config.shape;
         for id in 1..=shape.nodes {
             // A fresh pair: no epoch from an earlier run in this directory.
@@ -350,7 +379,7 @@ impl Rig {
         let lease_ns = (config.timing.window_ms * 10).max(5000) * 1_000_000;
         let gateway = Gateway::new(config.sink_window_frames, Some(Duration::from_nanos(lease_ns)))
             .map_err(|e| HarnessError::Setup(e.to_string()))?;
-        let sink = SinkThread::start(clock, gateway, plant.command_hook())?;
+        let sink = SinkThread::start_acking(clock, gateway, sink_acks, plant.command_hook())?;
         let proxy = if let (true, Some(g)) = (config.proxy, &group_ports) {
             // A group's full mesh: one two-ended proxy link per pair of nodes and link.
             Some(Proxy::start(group::link_ends(shape, g), config.seed ^ 0x9E37_79B9)?)
@@ -898,6 +927,8 @@ fn node_toml(config: &RigConfig, i: usize, ports: &[NodePorts; 2], proxy: Option
             sinks: vec![sink],
             level_refresh_ms: config.level_refresh_ms,
             release: config.outputs_release,
+            acks: config.acks,
+            ack_key_file: config.acks.then(|| dir.join(ACK_KEY_FILE)),
             ..OutputsConfig::default()
         },
         console: ConsoleConfig {
