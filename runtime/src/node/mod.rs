@@ -923,7 +923,10 @@ impl<A: App> Node<A> {
         // The program's state, then the memory of applied HMI writes (`hmi.rs`).
         let snapshot_buf = std::vec![
             0xA5u8;
-            config.state_bytes_max as usize + hmi::MEMORY_BYTES_MAX + refresh::TRANSFER_LEVELS_BYTES_MAX
+            config.state_bytes_max as usize
+                + hmi::MEMORY_BYTES_MAX
+                + refresh::TRANSFER_LEVELS_BYTES_MAX
+                + acks::TRANSFER_EVENTS_BYTES_MAX
         ];
         let startup_deadline = Some(boot.now + config.startup_wait());
         let (peers, link_peer, peer_count) = peers::slots_for(&config);

@@ -203,9 +203,12 @@ impl<A: App> Node<A> {
             // takes over must not apply a client's retry of one of them again.
             // And the levels to refresh (content version 2): a backup that joined re-sends
             // them when it leads, as one that ran every frame would.
+            // And the events waiting for their acks (content version 3, acks on): a backup
+            // that joined re-sends them when it leads.
             Ok(n) => {
                 let n = n + hmi::encode_memory(&self.hmi, &mut self.snapshot_buf[n..]);
-                (n + self.refresh_encode(n)) as u64
+                let n = n + self.refresh_encode(n);
+                (n + self.acks_encode(n)) as u64
             }
             Err(_) => {
                 self.alarm(Alarm::TransferRejected);
@@ -379,7 +382,14 @@ impl<A: App> Node<A> {
         else {
             return;
         };
-        let levels = super::refresh::split_levels(&self.snapshot_buf[..total as usize])
+        let events = super::acks::split_events(&self.snapshot_buf[..total as usize])
+            .map(|(before, events)| (before, events.len()));
+        let Some((events_start, events)) = events else {
+            self.alarm(Alarm::TransferRejected);
+            self.start_join(Some(ResyncCause::TransferFailed));
+            return;
+        };
+        let levels = super::refresh::split_levels(&self.snapshot_buf[..events_start])
             .map(|(before, levels)| (before, levels.len()));
         let split = levels.and_then(|(before, levels)| {
             hmi::split_memory(&self.snapshot_buf[..before]).map(|(state, memory)| (state, memory.len(), before, levels))
@@ -400,6 +410,8 @@ impl<A: App> Node<A> {
         // Levels of the old history would be refreshed under the new one's ids: the
         // primary's table replaces them.
         self.refresh_install(levels_start, levels);
+        // The events the primary waits acks for, held as if this node had run their frames.
+        self.acks_install(events_start, events);
         // What this node applied and remembered was of the old history; the primary's
         // memory came with the state.
         self.hmi_new_history();
