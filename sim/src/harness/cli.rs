@@ -592,6 +592,26 @@ fn scenario(
                 ),
             ),
         };
+        if common.acks && aborted.is_none() {
+            // An event lost on the path (or whose ack was) shortly before the heal comes
+            // again at its next re-send, up to `outputs.retry_max_ms` later: await every
+            // event the reference expects up to the last frame at the sink, bounded by
+            // twice that, before judging (not a failure when it runs out: the analysis
+            // then counts what is missing).
+            let wanted: Vec<(u64, u8)> = rig.plant.with_frames(|frames| {
+                (1..=last)
+                    .flat_map(|frame| (0..frames.expected(frame).len()).map(move |i| (frame, i as u8)))
+                    .filter(|&(frame, i)| !frames.is_level(frame, i))
+                    .collect()
+            });
+            let bound = Duration::from_millis(2 * twinloop::io::config::OutputsConfig::default().retry_max_ms + 500);
+            let waited = rig.wait(bound, "every event re-sent after the heal at the sink", |rig| {
+                rig.sink.with(|s| wanted.iter().all(|id| s.delivered.contains_key(id)))
+            });
+            if let Err(HarnessError::Interrupted) = waited {
+                return Err(HarnessError::Interrupted);
+            }
+        }
         // Let the watchers read the journals to the end.
         rig.sleep(rig.config.watch_interval * 4)?;
         overshoot_note(
