@@ -84,6 +84,9 @@ pub struct RateRow {
     pub seconds: f64,
     /// The pair became healthy; when not, `error` says why and nothing was measured.
     pub started: bool,
+    /// Pairs started for this rate: 2 when the first did not become healthy (a start-up
+    /// on a loaded host, not the rate, is then the likelier cause: it is retried once).
+    pub start_attempts: u32,
     /// Why the rate could not be measured.
     pub error: Option<String>,
     /// Each node's counters before and after the window.
@@ -174,6 +177,7 @@ impl RateRow {
             "primary_cpu_us_per_cycle": round3(self.primary_cpu_ns as f64 / frames_run.max(1) as f64 / 1e3),
             "realtime": self.realtime,
             "started": self.started,
+            "start_attempts": self.start_attempts,
             "error": self.error,
             "nodes": self.nodes.iter().enumerate().map(|(i, (b, a))| json!({
                 "node": i + 1,
@@ -229,10 +233,11 @@ fn statuses(rig: &Rig) -> Result<Vec<NodeCounts>, HarnessError> {
         .collect()
 }
 
-/// The rig of one rate: the bench's, at `cycle_us`, in its own directory.
-fn rig_at(config: &BenchConfig, rate_hz: u32, cycle_us: u32) -> RigConfig {
+/// The rig of one rate: the bench's, at `cycle_us`, in its own directory (one per
+/// attempt, so that a failed start's logs stay).
+fn rig_at(config: &BenchConfig, rate_hz: u32, cycle_us: u32, attempt: u32) -> RigConfig {
     let mut rig = config.rig.clone();
-    rig.dir = config.rig.dir.join(format!("rate-{rate_hz}"));
+    rig.dir = config.rig.dir.join(format!("rate-{rate_hz}-{attempt}"));
     rig.cycle_us = Some(cycle_us);
     rig.cycle_ms = cycle_us.div_ceil(1000).max(1);
     // The acknowledge button for 30 ms every 3 s, in frames of this cycle (alarm events:
@@ -257,16 +262,32 @@ fn one_rate(
         cycle_us,
         ..RateRow::default()
     };
-    let mut rig = Rig::prepare(rig_at(config, rate_hz, cycle_us))?;
-    rig.say(&format!("rate {rate_hz} Hz: a pair at a {cycle_us} µs cycle"));
-    match rig.start_pair() {
-        Ok(_) => row.started = true,
-        Err(HarnessError::Interrupted) => return Err(HarnessError::Interrupted),
-        Err(e) => {
-            row.error = Some(e.to_string().lines().next().unwrap_or("").to_string());
-            return Ok(row);
+    let mut started = None;
+    for attempt in 1..=2 {
+        let mut rig = Rig::prepare(rig_at(config, rate_hz, cycle_us, attempt))?;
+        rig.say(&format!("rate {rate_hz} Hz: a pair at a {cycle_us} µs cycle"));
+        row.start_attempts = attempt;
+        match rig.start_pair() {
+            Ok(_) => {
+                started = Some(rig);
+                break;
+            }
+            Err(HarnessError::Interrupted) => return Err(HarnessError::Interrupted),
+            Err(e) => {
+                let e = e.to_string();
+                eprintln!(
+                    "bench rate {rate_hz} Hz: start #{attempt} failed: {}",
+                    e.lines().next().unwrap_or("")
+                );
+                row.error = Some(e.lines().next().unwrap_or("").to_string());
+            }
         }
     }
+    let Some(mut rig) = started else {
+        return Ok(row);
+    };
+    row.started = true;
+    row.error = None;
     rig.sleep(Duration::from_secs(1))?;
     for w in &rig.watchers {
         w.set_paused(true);
@@ -365,10 +386,20 @@ pub fn rate_with(
         "timing": config.rig.timing.to_json(),
         "rates": rows.iter().map(RateRow::to_json).collect::<Vec<_>>(),
     });
-    Ok(BenchResult {
-        json,
-        problems: Vec::new(),
-    })
+    // A pair that never started is a failure of the run (exit 11, files kept), not a
+    // figure; missed deadlines and takeovers are the figures.
+    let problems = rows
+        .iter()
+        .filter(|r| !r.started)
+        .map(|r| {
+            format!(
+                "{} Hz: the pair did not start, twice: {}",
+                r.rate_hz,
+                r.error.as_deref().unwrap_or("")
+            )
+        })
+        .collect();
+    Ok(BenchResult { json, problems })
 }
 
 /// `bench rate` over `rates_hz`.
