@@ -999,9 +999,14 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
                 args.seconds.unwrap_or(10).max(1)
             },
         };
+        // `bench rate` runs its own cycles.
+        let cycles = if args.kind == BenchKind::Rate {
+            format!("rates {:?} Hz, {} s each", args.rates, config.seconds)
+        } else {
+            format!("{} repetitions, cycle {cycle_ms} ms", config.count)
+        };
         eprintln!(
-            "twinloop-sim bench {name}: {} repetitions, cycle {cycle_ms} ms, timing {} (heartbeat {} ms, window {} ms, probe {} ms), proxy {}, files in {}",
-            config.count,
+            "twinloop-sim bench {name}: {cycles}, timing {} (heartbeat {} ms, window {} ms, probe {} ms), proxy {}, files in {}",
             timing.name,
             timing.heartbeat_ms,
             timing.window_ms,
