@@ -5391,6 +5391,13 @@ fn joining_begin_with_chunks_of_0_or_above_the_maximum_rejected() {
                 .any(|(i, n)| *i == 1 && matches!(n, Notice::TransferStarted { .. })),
             "chunks of {chunk} bytes taken"
         );
+        // The join stays open: the primary's own beginning, let through, is taken. (Until
+        // 2026-11-26 the refusal dropped the join, and the node stayed joining for good.)
+        p.drop_if = None;
+        assert!(
+            await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)),
+            "chunks of {chunk} bytes: joined after the refusal"
+        );
     }
 }
 
