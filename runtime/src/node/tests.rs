@@ -6351,3 +6351,34 @@ fn backup_held_up_by_a_lost_commit_ring_kept_takeover_runs_held_commits() {
         .collect();
     assert_eq!(lost.first(), Some(&Alarm::CommitLost { frame: a, last: a }), "{lost:?}");
 }
+
+/// Mutant `detector.rs:175:54` at a851fc6 (`now + startup_wait` → `now - startup_wait`
+/// where a joining backup loses its primary, shard 16): the node, allowed to start cold,
+/// led at once instead of waiting the start-up wait for its primary (or another node) to
+/// be heard — a primary silent a little longer than the detection window (frozen, its
+/// links cut for a moment) came back to a cold-started peer beside it. It waits the whole
+/// start-up wait first.
+#[test]
+fn joining_primary_lost_cold_start_only_after_the_startup_wait() {
+    let mut p = backup_joining_large_state(48);
+    p.configs[1].allow_cold_start = true;
+    // The configuration is read at start: restart the backup with it, mid-transfer again.
+    p.crash(1);
+    p.start(1);
+    let until = p.now + ms(1000);
+    assert!(p.run_until(until, |p| p.node(1).status().sync == SyncState::Joining));
+    p.run_for(ms(50));
+    p.crash(0);
+    let until = p.now + ms(1000);
+    assert!(p.run_until(until, |p| alarms_of(p, 1).contains(&Alarm::CannotTakeOver)));
+    let lost_at = p.now;
+    let wait = ms(p.configs[1].startup_wait_ms);
+    let until = p.now + wait * 2;
+    assert!(p.run_until(until, |p| p.node(1).role() == Role::Primary));
+    assert!(reasons(&p, 1).contains(&Reason::StartedFirst));
+    let waited = p.now.saturating_since(lost_at);
+    assert!(
+        waited + ms(1) >= wait,
+        "led {waited:?} after losing its primary, the start-up wait {wait:?}"
+    );
+}
