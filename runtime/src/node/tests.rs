@@ -6382,3 +6382,37 @@ fn joining_primary_lost_cold_start_only_after_the_startup_wait() {
         "led {waited:?} after losing its primary, the start-up wait {wait:?}"
     );
 }
+
+/// Mutant `mod.rs:1110:34` at a851fc6 (`role == Primary && self.role != Primary` → `||` in
+/// `transition`, shard 16): every transition of a primary (its backup pairing, lost,
+/// back) restarted the hold after becoming primary (`input_handover_hold_ms`), so a
+/// primary that had led for long and whose backup had just come back in sync kept its
+/// dead input for the whole hold before handing over. The hold counts from becoming
+/// primary only.
+#[test]
+fn paired_long_led_primary_backup_back_input_dead_hands_over_without_a_new_hold() {
+    let mut p = fast_pair_running(0);
+    let c = p.configs[0].clone();
+    p.run_for(ms(c.input_handover_hold_ms));
+    assert_eq!(p.primary(), Some(0));
+    // The backup restarts and joins again: the primary goes alone, then paired.
+    p.crash(1);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(1000)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired, ms(1000)));
+    // Its input dies well within a hold of the pairing: handed over all the same.
+    lose_frames(&mut p, 0, 3000);
+    assert!(
+        await_state(
+            &mut p,
+            1,
+            Role::Primary,
+            SyncState::Paired,
+            ms(c.input_handover_ms + 100)
+        ),
+        "{:?}",
+        reasons(&p, 0)
+    );
+    assert_eq!(input_handovers(&p, 0), 1);
+}
