@@ -306,6 +306,7 @@ impl<A: App> Node<A> {
     pub(super) fn on_transfer_begin(&mut self, id: u32, frame: u64, total: u64, chunk: u32, digest: u64, origin: u64) {
         let now = self.now;
         let retry = self.config.retry();
+        let stall_limit = self.transfer_stall_limit();
         let Some(rx) = &mut self.rx else { return };
         if rx.id != id {
             return;
@@ -323,7 +324,13 @@ impl<A: App> Node<A> {
             || chunk == 0
             || u64::from(chunk) > crate::config::CHUNK_BYTES_MAX as u64
         {
-            self.rx = None;
+            // Alarmed, and the join stays open: the beginning may be a corrupt or forged
+            // copy, and the primary says its own again while no chunk is acknowledged;
+            // this node asks again itself after the stall limit (one request per limit),
+            // as the primary may change (a takeover, a release with a smaller state).
+            // Dropped (`rx = None`, before 2026-11-26), the node stayed joining with
+            // nothing that asked again, for good.
+            rx.retry_at = now + stall_limit;
             self.alarm(Alarm::TransferRejected);
             return;
         }

@@ -241,6 +241,10 @@ pub enum BenchKind {
     /// A pair left alone for `--minutes`: its false takeovers per hour (no fault is
     /// injected, so every takeover is false).
     Idle,
+    /// The highest cycle rate of `--rates` at which a pair runs `--seconds` (default 60)
+    /// with 0 missed deadlines and 0 takeovers, counted by the nodes (issue 20; SCHED_FIFO
+    /// priority 40 unless `--rt-priority` or `--plain` says otherwise).
+    Rate,
 }
 
 /// `twinloop-sim bench`.
@@ -253,9 +257,17 @@ pub struct BenchArgs {
     /// pair (overhead, 3), joins (join, 5), strace windows of 1 s, 2 s, … (counts, 2).
     #[arg(long)]
     pub count: Option<usize>,
-    /// Overhead: seconds measured per round and configuration.
-    #[arg(long, default_value_t = 10)]
-    pub seconds: u64,
+    /// Overhead: seconds measured per round and configuration (default 10); rate: per
+    /// rate (default 60, issue 20's window).
+    #[arg(long)]
+    pub seconds: Option<u64>,
+    /// Rate: the cycle rates to try, Hz, comma-separated (1..=20000: a cycle of at
+    /// least 50 µs).
+    #[arg(long, value_delimiter = ',', default_values_t = super::rate::RATES_DEFAULT_HZ, value_parser = clap::value_parser!(u32).range(1..=20_000))]
+    pub rates: Vec<u32>,
+    /// Rate: the nodes on the normal scheduler (no `[rt]` settings), to compare.
+    #[arg(long)]
+    pub plain: bool,
     /// Join: `app.state_ballast_bytes` (the application state to transfer).
     #[arg(long, default_value_t = 1 << 20)]
     pub ballast_bytes: u32,
@@ -893,7 +905,7 @@ fn bench_gateway(args: &BenchArgs) -> u8 {
                     dir: dir.path.join(format!("{cycle_ms}ms-{registers}")),
                     ..base.clone()
                 };
-                runs.push(modbus::bench_latency(config, args.seconds.max(1))?);
+                runs.push(modbus::bench_latency(config, args.seconds.unwrap_or(10).max(1))?);
             }
         }
         Ok(serde_json::json!({ "runs": runs }))
@@ -1004,7 +1016,20 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             BenchKind::GatewayLatency | BenchKind::GatewayFailover => (0, 0),
             BenchKind::Vip => (10, 500),
             BenchKind::Idle => (1, 0),
+            BenchKind::Rate => (1, 0),
         };
+        if args.kind == BenchKind::Rate {
+            // Real time unless told otherwise: the issue's figure is under the documented
+            // real-time setup (docs/BENCHMARKS.md); best effort, and each row says.
+            rig.rt_priority = match (args.plain, args.common.rt_priority) {
+                (true, _) => 0,
+                (false, 0) => 40,
+                (false, n) => n,
+            };
+            // The watchers are paused while a rate is measured; between, the start-up
+            // waits poll at this pace.
+            rig.watch_interval = Duration::from_millis(20);
+        }
         let config = BenchConfig {
             rig,
             count: args.count.unwrap_or(count),
@@ -1012,13 +1037,20 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             // Idle: its minutes, as seconds (at most 1440 minutes: no overflow).
             seconds: if args.kind == BenchKind::Idle {
                 args.minutes * 60
+            } else if args.kind == BenchKind::Rate {
+                args.seconds.unwrap_or(60).max(1)
             } else {
-                args.seconds.max(1)
+                args.seconds.unwrap_or(10).max(1)
             },
         };
+        // `bench rate` runs its own cycles.
+        let cycles = if args.kind == BenchKind::Rate {
+            format!("rates {:?} Hz, {} s each", args.rates, config.seconds)
+        } else {
+            format!("{} repetitions, cycle {cycle_ms} ms", config.count)
+        };
         eprintln!(
-            "twinloop-sim bench {name}: {} repetitions, cycle {cycle_ms} ms, timing {} (heartbeat {} ms, window {} ms, probe {} ms), proxy {}, files in {}",
-            config.count,
+            "twinloop-sim bench {name}: {cycles}, timing {} (heartbeat {} ms, window {} ms, probe {} ms), proxy {}, files in {}",
             timing.name,
             timing.heartbeat_ms,
             timing.window_ms,
@@ -1033,6 +1065,7 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             BenchKind::Join => bench::join(&config),
             BenchKind::Counts => super::counts::counts(&config),
             BenchKind::Idle => bench::idle(&config),
+            BenchKind::Rate => super::rate::rate(&config, &args.rates),
             BenchKind::GatewayLatency | BenchKind::GatewayFailover => {
                 Err(HarnessError::Setup("the gateway benchmarks run apart".into()))
             }
@@ -1044,7 +1077,10 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
         Ok(result) => {
             let mut json = result.json;
             json["problems"] = serde_json::json!(result.problems);
-            json["rt_priority"] = serde_json::json!(args.common.rt_priority);
+            if json.get("rt_priority").is_none() {
+                // `bench rate` says the priority it gave the nodes (40 by default).
+                json["rt_priority"] = serde_json::json!(args.common.rt_priority);
+            }
             json["pin_cpus"] = serde_json::json!(args.common.pin_cpus);
             json["backup_heartbeat_factor"] = serde_json::json!(args.common.backup_heartbeat_factor);
             json["load_average_1m"] = serde_json::json!([load_before, super::load_average()]);

@@ -84,9 +84,8 @@ impl Operator {
 /// The plant loop's settings.
 #[derive(Debug, Clone)]
 pub struct PlantConfig {
-    /// The cycle, ms (the nodes' `app.cycle_ms`).
-    pub cycle_ms: u32,
-    /// The control program's parameters (both nodes and the reference).
+    /// The control program's parameters (both nodes and the reference); the source's
+    /// cycle is theirs (`cycle_ms` or `cycle_us`, [`TankParams::cycle_us`]).
     pub params: TankParams,
     /// The tank model.
     pub plant: PlantParams,
@@ -203,7 +202,7 @@ struct Shared {
 /// The running plant loop. Dropping it stops the source.
 pub struct PlantLoop {
     shared: Arc<Shared>,
-    cycle_ms: u32,
+    cycle_us: u32,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -231,7 +230,7 @@ impl PlantLoop {
             commands_applied: AtomicU64::new(0),
         });
         let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| HarnessError::io("bind the I/O source", e))?;
-        let cycle_ms = config.cycle_ms.max(1);
+        let cycle_us = config.params.cycle_us().max(1);
         let thread = {
             let shared = shared.clone();
             std::thread::Builder::new()
@@ -241,7 +240,7 @@ impl PlantLoop {
         };
         Ok(PlantLoop {
             shared,
-            cycle_ms,
+            cycle_us,
             thread: Some(thread),
         })
     }
@@ -263,7 +262,7 @@ impl PlantLoop {
         if on {
             return Ok(());
         }
-        let limit = Duration::from_millis(u64::from(self.cycle_ms) * 4 + 1000);
+        let limit = Duration::from_micros(u64::from(self.cycle_us) * 4) + Duration::from_secs(1);
         super::wait_until(limit, Duration::from_millis(1), "the I/O source to stop", || {
             self.shared.idle.load(Ordering::SeqCst)
         })
@@ -321,7 +320,15 @@ fn apply(shared: &Shared, command: &ActuatorCommand) {
 }
 
 fn source_loop(config: &PlantConfig, shared: &Shared, socket: &UdpSocket, clock: RunClock) {
-    let cycle = Duration::from_millis(u64::from(config.cycle_ms.max(1)));
+    let cycle_us = config.params.cycle_us().max(1);
+    let cycle = Duration::from_micros(u64::from(cycle_us));
+    // A sleep ends up to the thread's timer slack (50 µs by default) late: a tenth of a
+    // 10 kHz cycle each time. One microsecond keeps the pace of short cycles (the
+    // catch-up below sends the frames of an oversleep, late but at the right count).
+    #[cfg(target_os = "linux")]
+    if cycle_us < 1000 {
+        let _ = nix::sys::prctl::set_timerslack(1);
+    }
     let mut reference = TankApp::new(config.params.clone());
     let mut outbox = Outbox::new();
     let mut datagram = [0u8; io_protocol::FRAME_DATAGRAM_MAX];
@@ -344,7 +351,7 @@ fn source_loop(config: &PlantConfig, shared: &Shared, socket: &UdpSocket, clock:
         number += 1;
         let (payload, level_um) = {
             let mut plant = lock(&shared.plant);
-            plant.advance(u64::from(config.cycle_ms));
+            plant.advance_us(u64::from(cycle_us));
             plant.set_setpoint(config.operator.setpoint_at(number));
             plant.set_ack(config.operator.ack_at(number));
             (plant.inputs().encode(), plant.level_um())
@@ -423,9 +430,8 @@ mod tests {
         let node = UdpSocket::bind("127.0.0.1:0").unwrap();
         node.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let config = PlantConfig {
-            cycle_ms: 1,
             params: TankParams {
-                cycle_ms: 1,
+                cycle_ms: Some(1),
                 ..TankParams::default()
             },
             plant: PlantParams::default(),
