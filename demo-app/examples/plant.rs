@@ -34,7 +34,8 @@ use twinloop_demo::plant::{Plant, PlantParams};
 #[derive(Debug, Parser)]
 struct Args {
     /// A node's configuration file, once per node: frames go to each one's `[frames] bind`,
-    /// outputs are read on its `[outputs] sinks` address, the cycle is its `[app] cycle_ms`.
+    /// outputs are read on its `[outputs] sinks` address, the cycle is its `[app] cycle_ms`
+    /// or `cycle_us`.
     #[arg(long)]
     config: Vec<PathBuf>,
     /// Where to send frames (each node's `frames.bind`); default from `--config`, else
@@ -47,8 +48,12 @@ struct Args {
     sink: Option<SocketAddr>,
     /// The cycle, in milliseconds (the nodes' `app.cycle_ms`); default from `--config`,
     /// else 10.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "cycle_us", value_parser = clap::value_parser!(u64).range(1..=60_000))]
     cycle_ms: Option<u64>,
+    /// The cycle, in microseconds (the nodes' `app.cycle_us`, 50..=60000000): below a
+    /// millisecond, e.g. 100 for 10 kHz.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(50..=60_000_000))]
+    cycle_us: Option<u64>,
     /// Stop after this many frames (0: run until interrupted).
     #[arg(long, default_value_t = 0)]
     frames_max: u64,
@@ -68,14 +73,15 @@ struct Sink {
 struct FromConfigs {
     frames: Vec<SocketAddr>,
     sink: Option<SocketAddr>,
-    cycle_ms: Option<u64>,
+    /// `[app] cycle_us`, or 1000 × `cycle_ms`.
+    cycle_us: Option<u64>,
     /// The largest `[runtime] frames_buffered`: the gateway's dedup window.
     frames_buffered: Option<u64>,
     /// The largest `[runtime] detection_window_ms`: the lease is 10 times it, at least 5 s.
     detection_window_ms: Option<u64>,
 }
 
-/// Reads `[frames] bind`, the first of `[outputs] sinks`, `[app] cycle_ms` and
+/// Reads `[frames] bind`, the first of `[outputs] sinks`, `[app] cycle_ms` or `cycle_us` and
 /// `[runtime] frames_buffered` and `detection_window_ms` from each node configuration; the
 /// nodes must agree on the sink and the cycle (of the others, the largest is kept).
 fn read_configs(paths: &[PathBuf]) -> Result<FromConfigs, String> {
@@ -111,15 +117,21 @@ fn read_configs(paths: &[PathBuf]) -> Result<FromConfigs, String> {
                 *found = Some(found.map_or(value, |f| f.max(value)));
             }
         }
-        if let Some(cycle) = get("app", "cycle_ms").and_then(|v| v.as_integer()) {
-            let cycle = u64::try_from(cycle).map_err(|_| format!("{}: [app] cycle_ms is negative", path.display()))?;
-            if found.cycle_ms.is_some_and(|c| c != cycle) {
+        for (key, us_per_unit) in [("cycle_ms", 1000), ("cycle_us", 1)] {
+            let Some(cycle) = get("app", key).and_then(|v| v.as_integer()) else {
+                continue;
+            };
+            let cycle_us = u64::try_from(cycle)
+                .ok()
+                .and_then(|c| c.checked_mul(us_per_unit))
+                .ok_or_else(|| format!("{}: [app] {key} is out of range", path.display()))?;
+            if found.cycle_us.is_some_and(|c| c != cycle_us) {
                 return Err(format!(
-                    "{}: [app] cycle_ms differs from the other node's",
+                    "{}: [app] {key} differs from the other node's cycle",
                     path.display()
                 ));
             }
-            found.cycle_ms = Some(cycle);
+            found.cycle_us = Some(cycle_us);
         }
     }
     Ok(found)
@@ -148,9 +160,15 @@ fn main() -> std::io::Result<()> {
         .sink
         .or(from_configs.sink)
         .unwrap_or_else(|| "127.0.0.1:7500".parse().expect("an address"));
-    let cycle_ms = args.cycle_ms.or(from_configs.cycle_ms).unwrap_or(10).max(1);
+    // The parser bounds both options: no overflow.
+    let cycle_us = args
+        .cycle_us
+        .or(args.cycle_ms.map(|ms| ms * 1000))
+        .or(from_configs.cycle_us)
+        .unwrap_or(10_000)
+        .max(1);
     println!(
-        "plant: frames to {}, outputs read on {sink_addr}, cycle {cycle_ms} ms",
+        "plant: frames to {}, outputs read on {sink_addr}, cycle {cycle_us} µs",
         args.frames
             .iter()
             .map(ToString::to_string)
@@ -219,7 +237,7 @@ fn main() -> std::io::Result<()> {
     }
 
     let source = UdpSocket::bind("0.0.0.0:0")?;
-    let cycle = Duration::from_millis(cycle_ms);
+    let cycle = Duration::from_micros(cycle_us);
     let mut next_at = Instant::now();
     let mut report_at = Instant::now() + Duration::from_secs(1);
     let mut number = 0u64;
@@ -238,7 +256,7 @@ fn main() -> std::io::Result<()> {
         number += 1;
         let payload = {
             let mut plant = plant.lock().unwrap();
-            plant.advance(cycle_ms);
+            plant.advance_us(cycle_us);
             plant.inputs().encode()
         };
         let datagram = io_protocol::session_frame_to_vec(session, number, &payload).expect("a valid frame");

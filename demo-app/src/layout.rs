@@ -14,6 +14,19 @@ pub const KIND_ALARM_EVENT: u8 = 2;
 pub const COMMAND_BYTES: usize = 24;
 /// Bytes of an alarm event payload.
 pub const ALARM_EVENT_BYTES: usize = 8;
+/// Output kind byte: a level value (`app.level_outputs`), after the frame's events, sent
+/// as an io level (kind 3) whose key is the value's key.
+pub const KIND_LEVEL: u8 = 3;
+/// Bytes of a level value payload.
+pub const LEVEL_BYTES: usize = 8;
+/// Level keys (`app.level_outputs`): the tank level in whole millimetres.
+pub const LEVEL_KEY_TANK_MM: u8 = 0;
+/// Level key: the setpoint in use, µm.
+pub const LEVEL_KEY_SETPOINT_UM: u8 = 1;
+/// Level key: the alarm words, latched in bits 0..16 and unacknowledged in bits 16..32.
+pub const LEVEL_KEY_ALARMS: u8 = 2;
+/// Level keys the program sends (0..this).
+pub const LEVEL_KEYS: u8 = 3;
 
 /// Digital input bits (byte 2..4 of the input payload).
 pub mod di {
@@ -227,13 +240,38 @@ impl AlarmEvent {
     }
 }
 
-/// A decoded output payload of either kind.
+/// A level value (`app.level_outputs`): the newest of its key is what counts; sent only
+/// when it changed (and on the program's first frame), refreshed by the runtime
+/// (`outputs.level_refresh_ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LevelValue {
+    /// What the value is of: [`LEVEL_KEY_TANK_MM`], [`LEVEL_KEY_SETPOINT_UM`] or
+    /// [`LEVEL_KEY_ALARMS`] (also the output's io level key).
+    pub key: u8,
+    /// The value.
+    pub value: u32,
+}
+
+impl LevelValue {
+    /// The output payload.
+    pub fn encode(&self) -> [u8; LEVEL_BYTES] {
+        let mut b = [0u8; LEVEL_BYTES];
+        b[0] = KIND_LEVEL;
+        b[1] = self.key;
+        b[4..8].copy_from_slice(&self.value.to_le_bytes());
+        b
+    }
+}
+
+/// A decoded output payload of any kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputMessage {
     /// The actuator command (index 0).
     Command(ActuatorCommand),
     /// An alarm event (indexes 1 and up).
     AlarmEvent(AlarmEvent),
+    /// A level value (after the events, with `app.level_outputs`).
+    Level(LevelValue),
 }
 
 impl OutputMessage {
@@ -274,6 +312,16 @@ impl OutputMessage {
                     alarm: bytes[1],
                     kind,
                     level_um: u32_at(bytes, 4),
+                }))
+            }
+            KIND_LEVEL => {
+                exact(bytes, LEVEL_BYTES)?;
+                if bytes[1] >= LEVEL_KEYS || bytes[2] != 0 || bytes[3] != 0 {
+                    return Err(LayoutError::Invalid);
+                }
+                Ok(OutputMessage::Level(LevelValue {
+                    key: bytes[1],
+                    value: u32_at(bytes, 4),
                 }))
             }
             other => Err(LayoutError::UnknownKind(other)),
@@ -382,5 +430,23 @@ mod tests {
             let c = ActuatorCommand { flags, pump_speed_permille: speed, alarms_latched: latched, alarms_unacked: unacked, setpoint_um: sp, level_um: level, totalizer_ml: total };
             prop_assert_eq!(OutputMessage::decode(&c.encode()), Ok(OutputMessage::Command(c)));
         }
+
+        #[test]
+        fn layout_level_round_trips(key in 0..LEVEL_KEYS, value in any::<u32>()) {
+            let l = LevelValue { key, value };
+            prop_assert_eq!(OutputMessage::decode(&l.encode()), Ok(OutputMessage::Level(l)));
+        }
+    }
+
+    #[test]
+    fn layout_level_refuses_an_unknown_key_and_padding() {
+        let good = LevelValue { key: 2, value: 7 }.encode();
+        assert_eq!(OutputMessage::decode(&good[..7]), Err(LayoutError::TooShort));
+        let mut bad = good;
+        bad[1] = LEVEL_KEYS;
+        assert_eq!(OutputMessage::decode(&bad), Err(LayoutError::Invalid));
+        let mut bad = good;
+        bad[3] = 1;
+        assert_eq!(OutputMessage::decode(&bad), Err(LayoutError::Invalid));
     }
 }

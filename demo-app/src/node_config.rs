@@ -144,6 +144,38 @@ sinks = ["127.0.0.1:7500"]
         assert!(parse(MINIMAL, &[Override::parse("app.state_ballast_bytes=1048576").unwrap()]).is_ok());
     }
 
+    /// Issue 20: a cycle below a millisecond is `app.cycle_us`; giving it beside
+    /// `app.cycle_ms` is one error naming the fix, whichever source each came from.
+    #[test]
+    fn config_cycle_us_alone_or_refused_beside_cycle_ms() {
+        let file = parse(MINIMAL, &[Override::parse("app.cycle_us=100").unwrap()]).unwrap();
+        assert_eq!((file.app.cycle_us, file.app.cycle_ms), (Some(100), None));
+        assert_eq!(file.app.cycle_us(), 100);
+        assert_eq!(parse(MINIMAL, &[]).unwrap().app.cycle_us(), 10_000, "neither: 10 ms");
+        let both = [
+            Override::parse("app.cycle_ms=1").unwrap(),
+            Override::parse("app.cycle_us=100").unwrap(),
+        ];
+        let e = parse(MINIMAL, &both).unwrap_err();
+        assert_eq!(e.key, "app.cycle_us");
+        let text = e.to_string();
+        assert!(
+            text.contains("cycle_ms is set too") && text.contains("remove the other"),
+            "{text}"
+        );
+        assert!(!text.contains('\n'));
+        let in_file = MINIMAL.replace("[outputs]", "[app]\ncycle_ms = 1\n\n[outputs]");
+        let e = parse(&in_file, &[Override::parse("app.cycle_us=500").unwrap()]).unwrap_err();
+        assert_eq!(e.key, "app.cycle_us", "a file's cycle_ms and an override's cycle_us");
+        for bad in ["app.cycle_us=49", "app.cycle_us=0", "app.cycle_us=60000001"] {
+            let e = parse(MINIMAL, &[Override::parse(bad).unwrap()]).unwrap_err();
+            assert_eq!(e.key, "app.cycle_us", "{bad}");
+        }
+        for good in ["app.cycle_us=50", "app.cycle_us=60000000", "app.cycle_ms=60000"] {
+            assert!(parse(MINIMAL, &[Override::parse(good).unwrap()]).is_ok(), "{good}");
+        }
+    }
+
     #[test]
     fn config_round_trips_through_print() {
         let file = parse(MINIMAL, &[]).unwrap();

@@ -111,19 +111,31 @@ impl Plant {
 
     /// Lets `dt_ms` milliseconds pass.
     pub fn advance(&mut self, dt_ms: u64) {
+        self.advance_us(dt_ms.saturating_mul(1000));
+    }
+
+    /// Lets `dt_us` microseconds pass (a cycle shorter than a millisecond, `cycle_us`):
+    /// the same integers as [`Plant::advance`] for whole milliseconds; below, flows
+    /// round down to whole microlitres per step.
+    pub fn advance_us(&mut self, dt_us: u64) {
         let p = &self.params;
+        // ml/s × µs = nl: a thousandth of the µl the volumes count in.
+        let ul = |ml_per_s: u64| ml_per_s.saturating_mul(dt_us) / 1000;
         let mut pump_ul = if self.motor_runs() {
-            u64::from(p.pump_flow_max_ml_per_s) * u64::from(self.pump_speed_permille) / 1000 * dt_ms
+            ul(u64::from(p.pump_flow_max_ml_per_s) * u64::from(self.pump_speed_permille) / 1000)
         } else {
             0
         };
         // A dry supply delivers what it has.
         pump_ul = pump_ul.min(self.supply_ul);
-        self.pump_flow_ml_per_s = pump_ul.checked_div(dt_ms).map_or(0, |flow| flow as u32);
+        self.pump_flow_ml_per_s = pump_ul
+            .saturating_mul(1000)
+            .checked_div(dt_us)
+            .map_or(0, |flow| flow.min(u64::from(u32::MAX)) as u32);
         self.supply_ul -= pump_ul;
         let capacity_ul = p.supply_ml.saturating_mul(1000);
-        self.supply_ul = (self.supply_ul + u64::from(p.supply_refill_ml_per_s) * dt_ms).min(capacity_ul);
-        let demand_ul = u64::from(self.demand_ml_per_s) * dt_ms;
+        self.supply_ul = (self.supply_ul + ul(u64::from(p.supply_refill_ml_per_s))).min(capacity_ul);
+        let demand_ul = ul(u64::from(self.demand_ml_per_s));
         let full_ul = u64::from(p.height_um) * u64::from(p.area_cm2) / 10;
         // What exceeds the tank's height overflows.
         self.volume_ul = (self.volume_ul + pump_ul).saturating_sub(demand_ul).min(full_ul);
@@ -206,8 +218,34 @@ mod tests {
             {
                 plant.apply(&c);
             }
-            plant.advance(u64::from(app.params().cycle_ms));
+            plant.advance_us(u64::from(app.params().cycle_us()));
         }
+    }
+
+    /// A cycle in µs (`cycle_us`): whole milliseconds give the integers `advance` gave,
+    /// and ten 100 µs steps the one millisecond's volumes.
+    #[test]
+    fn plant_advance_us_matches_whole_milliseconds() {
+        let running = || {
+            let mut plant = Plant::new(PlantParams::default());
+            plant.apply(&ActuatorCommand {
+                flags: flag::PUMP_RUN,
+                pump_speed_permille: 700,
+                ..ActuatorCommand::default()
+            });
+            plant
+        };
+        let (mut by_ms, mut by_us, mut by_tenths) = (running(), running(), running());
+        by_ms.advance(7);
+        by_us.advance_us(7000);
+        for _ in 0..70 {
+            by_tenths.advance_us(100);
+        }
+        assert_eq!((by_ms.volume_ul, by_ms.supply_ul), (by_us.volume_ul, by_us.supply_ul));
+        assert_eq!(by_ms.pump_flow_ml_per_s, by_us.pump_flow_ml_per_s);
+        assert!(by_ms.volume_ul > 0);
+        assert_eq!(by_tenths.volume_ul, by_ms.volume_ul);
+        assert_eq!(by_tenths.pump_flow_ml_per_s, by_ms.pump_flow_ml_per_s);
     }
 
     #[test]

@@ -25,7 +25,7 @@
 //! no hash maps. A gap in frame numbers (frames nobody received) counts as elapsed time,
 //! bounded by `gap_cycles_max`.
 
-use crate::layout::{di, flag, ActuatorCommand, AlarmEvent, AlarmEventKind, TankInputs};
+use crate::layout::{di, flag, ActuatorCommand, AlarmEvent, AlarmEventKind, LevelValue, TankInputs};
 use crate::tags::{TagIo, HEARTBEAT_FRAMES_MAX};
 use serde::{Deserialize, Serialize};
 use twinloop::app::{
@@ -110,8 +110,13 @@ pub enum IoMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TankParams {
-    /// The cycle of the I/O source, in milliseconds: the time one frame stands for.
-    pub cycle_ms: u32,
+    /// The cycle of the I/O source in whole milliseconds, 1..=60000: the time one frame
+    /// stands for. Not with `cycle_us`; neither given: 10 ms.
+    pub cycle_ms: Option<u32>,
+    /// The cycle in microseconds, [`CYCLE_US_MIN`]..=[`CYCLE_US_MAX`], for cycles shorter
+    /// than a millisecond or not a whole number of them (issue 20: 10 kHz is 100). Not
+    /// with `cycle_ms`.
+    pub cycle_us: Option<u32>,
     /// The level setpoint at start, until the operator panel sends another.
     pub setpoint_um: u32,
     /// Proportional gain: permille of pump speed per millimetre of level error, times 1000.
@@ -150,12 +155,21 @@ pub struct TankParams {
     /// program needs are in `crate::tags`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tag: Vec<TagSpec>,
+    /// `io = "binary"`: also send three level outputs (io kind 3, keys 0..=2: the tank
+    /// level in mm, the setpoint, the alarm words) after the frame's events, each when it
+    /// changed and on the program's first frame, so that a sink's view of them can be
+    /// refreshed (`outputs.level_refresh_ms`) and its staleness measured (issue 22).
+    /// Off by default (left out of the settings digest when off, so files without it
+    /// pair as before).
+    #[serde(skip_serializing_if = "core::ops::Not::not")]
+    pub level_outputs: bool,
 }
 
 impl Default for TankParams {
     fn default() -> Self {
         TankParams {
-            cycle_ms: 10,
+            cycle_ms: None,
+            cycle_us: None,
             setpoint_um: 1_000_000,
             kp_milli: 10_000,
             ki_milli: 1_000,
@@ -171,9 +185,18 @@ impl Default for TankParams {
             heartbeat_frames: 10,
             device: Vec::new(),
             tag: Vec::new(),
+            level_outputs: false,
         }
     }
 }
+
+/// The shortest `cycle_us`: 20 kHz. Below, a frame's datagram, the program and the
+/// commit to the backup do not fit a cycle on any host this runs on.
+pub const CYCLE_US_MIN: u32 = 50;
+/// The longest `cycle_us`: a minute, as `cycle_ms`'s 60000.
+pub const CYCLE_US_MAX: u32 = 60_000_000;
+/// The cycle when neither `cycle_ms` nor `cycle_us` is given.
+pub const CYCLE_US_DEFAULT: u32 = 10_000;
 
 /// The largest `state_ballast_bytes`.
 pub const STATE_BALLAST_BYTES_MAX: u32 = 64 << 20;
@@ -196,6 +219,16 @@ impl core::fmt::Display for ParamError {
 impl std::error::Error for ParamError {}
 
 impl TankParams {
+    /// The cycle in microseconds: `cycle_us`, else `cycle_ms` × 1000, else 10 ms. At most
+    /// [`CYCLE_US_MAX`] once [`TankParams::validate`] passed (unchecked values saturate).
+    pub fn cycle_us(&self) -> u32 {
+        match (self.cycle_us, self.cycle_ms) {
+            (Some(us), _) => us,
+            (None, Some(ms)) => ms.saturating_mul(1000),
+            (None, None) => CYCLE_US_DEFAULT,
+        }
+    }
+
     /// Checks every parameter; the first problem found is returned.
     pub fn validate(&self) -> Result<(), ParamError> {
         let err = |key, problem: &str| {
@@ -204,8 +237,18 @@ impl TankParams {
                 problem: problem.into(),
             })
         };
-        if self.cycle_ms == 0 || self.cycle_ms > 60_000 {
-            return err("cycle_ms", "must be 1..=60000");
+        match (self.cycle_ms, self.cycle_us) {
+            (Some(_), Some(_)) => {
+                return err(
+                    "cycle_us",
+                    "cycle_ms is set too: give the cycle once, as cycle_ms (whole milliseconds) or cycle_us (microseconds), and remove the other",
+                );
+            }
+            (Some(ms), None) if ms == 0 || ms > 60_000 => return err("cycle_ms", "must be 1..=60000"),
+            (None, Some(us)) if !(CYCLE_US_MIN..=CYCLE_US_MAX).contains(&us) => {
+                return err("cycle_us", "must be 50..=60000000");
+            }
+            _ => {}
         }
         if self.level_range_max_um == 0 {
             return err("level_range_max_um", "must be above 0");
@@ -245,6 +288,12 @@ impl TankParams {
         }
         if self.heartbeat_frames == 0 || self.heartbeat_frames > HEARTBEAT_FRAMES_MAX {
             return err("heartbeat_frames", "must be 1..=100000");
+        }
+        if self.level_outputs && self.io != IoMode::Binary {
+            return err(
+                "level_outputs",
+                "is for io = \"binary\": with io = \"tags\" the out tags are the outputs; remove level_outputs",
+            );
         }
         self.tag_io().map(|_| ())
     }
@@ -498,7 +547,7 @@ impl TankApp {
     }
 
     /// The PI controller: the speed command for this cycle, in permille.
-    fn control(p: &TankParams, s: &mut TankState, level_um: u32, dt_ms: u64) -> u16 {
+    fn control(p: &TankParams, s: &mut TankState, level_um: u32, dt_us: u64) -> u16 {
         let error_um = i64::from(s.setpoint_um) - i64::from(level_um);
         // i128 intermediates: the products of a full-range error and gain do not fit i64.
         let proportional = (i128::from(error_um) * i128::from(p.kp_milli) / 1_000_000) as i64;
@@ -508,7 +557,8 @@ impl TankApp {
         let saturated_high = unclamped >= SPEED_MAX_PERMILLE && error_um > 0;
         let saturated_low = unclamped <= 0 && error_um < 0;
         if !saturated_high && !saturated_low {
-            let step = i128::from(error_um) * i128::from(p.ki_milli) * i128::from(dt_ms) / 1000;
+            // Per µs: the same integer as per ms when the cycle is whole milliseconds.
+            let step = i128::from(error_um) * i128::from(p.ki_milli) * i128::from(dt_us) / 1_000_000;
             let step = step.clamp(-i128::from(integral_limit), i128::from(integral_limit)) as i64;
             s.integral_e6 = s.integral_e6.saturating_add(step).clamp(0, integral_limit);
         }
@@ -534,6 +584,11 @@ impl EventList {
     }
 }
 
+/// The alarm words as one level value: latched in bits 0..16, unacknowledged above.
+fn alarm_words(s: &TankState) -> u32 {
+    u32::from(s.alarms_latched) | (u32::from(s.alarms_unacked) << 16)
+}
+
 impl App for TankApp {
     fn step(&mut self, frame: Frame<'_>, outbox: &mut Outbox) {
         // Borrowed, not cloned: the tag map in the parameters would allocate each cycle.
@@ -546,7 +601,16 @@ impl App for TankApp {
             self.state.frames_missed += gap - 1;
             gap.min(u64::from(params.gap_cycles_max))
         };
-        let dt_ms = cycles * u64::from(params.cycle_ms);
+        // cycles ≤ gap_cycles_max (a u32) and the cycle ≤ 6·10⁷ µs: the product stays
+        // below 2⁵⁸; saturating all the same.
+        let dt_us = cycles.saturating_mul(u64::from(params.cycle_us()));
+        // What the level outputs last said (`level_outputs`): each is sent when it changes.
+        let first_frame = self.state.frames_run == 0;
+        let levels_before = [
+            self.state.inputs_held.level_um / 1000,
+            self.state.setpoint_um,
+            alarm_words(&self.state),
+        ];
         self.state.last_frame = frame.number;
         self.state.frames_run += 1;
 
@@ -616,7 +680,7 @@ impl App for TankApp {
             self.state.integral_e6 = 0;
             (false, 0)
         } else {
-            let speed = Self::control(params, &mut self.state, level_um, dt_ms);
+            let speed = Self::control(params, &mut self.state, level_um, dt_us);
             if speed >= params.speed_min_permille && speed > 0 {
                 (true, speed)
             } else {
@@ -637,7 +701,7 @@ impl App for TankApp {
         }
         s.totalizer_ul = s
             .totalizer_ul
-            .saturating_add(u64::from(inputs.pump_flow_ml_per_s).saturating_mul(dt_ms));
+            .saturating_add(u64::from(inputs.pump_flow_ml_per_s).saturating_mul(dt_us) / 1000);
 
         let mut flags = 0;
         if run {
@@ -668,6 +732,17 @@ impl App for TankApp {
                 let _ = outbox.push(&command.encode());
                 for event in &events.events {
                     let _ = outbox.push(&event.encode());
+                }
+                if params.level_outputs {
+                    // After the events: with 3 keys, the command and at most 12 events,
+                    // the 16 outputs of the outbox always suffice.
+                    let now = [level_um / 1000, s.setpoint_um, alarm_words(s)];
+                    for (key, (&value, &before)) in now.iter().zip(&levels_before).enumerate() {
+                        if first_frame || value != before {
+                            let level = LevelValue { key: key as u8, value };
+                            let _ = outbox.push_level(key as u16, &level.encode());
+                        }
+                    }
                 }
             }
             // The alarm words carry every raise, acknowledgement and clearing: the events
@@ -808,9 +883,87 @@ mod tests {
                     command = Some(c);
                 }
                 OutputMessage::AlarmEvent(e) => events.push(e),
+                OutputMessage::Level(_) => {}
             }
         }
         (command.expect("every frame has a command"), events)
+    }
+
+    /// One frame's level outputs: (io key, decoded value), in order.
+    fn levels_of(app: &mut TankApp, number: u64, i: TankInputs) -> Vec<(u16, crate::layout::LevelValue)> {
+        let mut outbox = Outbox::new();
+        app.step(
+            Frame {
+                number,
+                payload: &i.encode(),
+            },
+            &mut outbox,
+        );
+        outbox
+            .as_slice()
+            .iter()
+            .zip(outbox.kinds())
+            .filter_map(
+                |(payload, kind)| match (OutputMessage::decode(payload).unwrap(), kind.level_key()) {
+                    (OutputMessage::Level(l), Some(key)) => Some((key, l)),
+                    (OutputMessage::Level(_), None) => panic!("a level value sent as an event"),
+                    (_, Some(_)) => panic!("an event sent as a level"),
+                    _ => None,
+                },
+            )
+            .collect()
+    }
+
+    #[test]
+    fn tank_level_outputs_first_frame_then_changes_only() {
+        let mut app = TankApp::new(TankParams {
+            level_outputs: true,
+            ..TankParams::default()
+        });
+        let first = levels_of(&mut app, 1, inputs(300_400, HEALTHY));
+        let keys: Vec<(u16, u8, u32)> = first.iter().map(|(k, l)| (*k, l.key, l.value)).collect();
+        assert_eq!(
+            keys,
+            vec![(0, 0, 300), (1, 1, 1_000_000), (2, 2, 0)],
+            "all three on the first frame"
+        );
+        assert!(
+            levels_of(&mut app, 2, inputs(300_900, HEALTHY)).is_empty(),
+            "still 300 mm: nothing"
+        );
+        let moved = levels_of(&mut app, 3, inputs(301_000, HEALTHY));
+        assert_eq!(
+            moved.iter().map(|(k, l)| (*k, l.value)).collect::<Vec<_>>(),
+            vec![(0, 301)]
+        );
+        // The low-level alarm raised: its event, then the alarm words as a level.
+        let (_, events) = run(&mut app, 4, inputs(100_000, HEALTHY));
+        assert_eq!(events.len(), 1);
+        let mut app_levels = TankApp::new(TankParams {
+            level_outputs: true,
+            ..TankParams::default()
+        });
+        levels_of(&mut app_levels, 1, inputs(300_000, HEALTHY));
+        let alarm = levels_of(&mut app_levels, 2, inputs(100_000, HEALTHY));
+        let bit = u32::from(Alarm::LowLevel.bit());
+        assert_eq!(
+            alarm.iter().map(|(k, l)| (*k, l.value)).collect::<Vec<_>>(),
+            vec![(0, 100), (2, bit | (bit << 16))]
+        );
+    }
+
+    #[test]
+    fn tank_level_outputs_off_by_default_and_refused_with_tags() {
+        let mut app = app();
+        assert!(levels_of(&mut app, 1, inputs(300_000, HEALTHY)).is_empty());
+        let digest_off = settings_digest(&TankParams::default());
+        let on = TankParams {
+            level_outputs: true,
+            ..TankParams::default()
+        };
+        assert_ne!(settings_digest(&on), digest_off, "nodes that differ do not pair");
+        let tags = TankParams { io: IoMode::Tags, ..on };
+        assert_eq!(tags.validate().unwrap_err().key, "level_outputs");
     }
 
     fn app() -> TankApp {
@@ -825,6 +978,78 @@ mod tests {
             ..TankParams::default()
         };
         assert_eq!(bad.validate().unwrap_err().key, "level_high_reset_um");
+    }
+
+    /// The same cycle given as `cycle_ms` or as `cycle_us` runs the same program: the
+    /// controller and the totalizer count in µs and give the integers they gave in ms.
+    #[test]
+    fn tank_cycle_us_runs_as_the_same_cycle_ms() {
+        let mut by_ms = TankApp::new(TankParams {
+            cycle_ms: Some(10),
+            ..TankParams::default()
+        });
+        let mut by_us = TankApp::new(TankParams {
+            cycle_us: Some(10_000),
+            ..TankParams::default()
+        });
+        for n in 1..=300u64 {
+            let level = 300_000 + 2_000 * (n as u32 % 200);
+            let inputs = TankInputs {
+                pump_flow_ml_per_s: 1234,
+                ..inputs(level, HEALTHY)
+            };
+            assert_eq!(run(&mut by_ms, n, inputs), run(&mut by_us, n, inputs), "frame {n}");
+        }
+        assert_eq!(by_ms.state.integral_e6, by_us.state.integral_e6);
+        assert_eq!(by_ms.state.totalizer_ul, by_us.state.totalizer_ul);
+        assert!(by_ms.state.totalizer_ul > 0);
+    }
+
+    /// A 100 µs cycle (10 kHz) integrates a tenth of a millisecond's error a frame: ten
+    /// frames move the integral as one 1 ms frame does (the old `dt_ms` had no unit
+    /// below a millisecond).
+    #[test]
+    fn tank_sub_ms_cycle_integrates_per_microsecond() {
+        let p = TankParams {
+            cycle_us: Some(100),
+            ..TankParams::default()
+        };
+        assert_eq!(p.validate(), Ok(()));
+        let start = TankState {
+            setpoint_um: p.setpoint_um,
+            ..TankState::default()
+        };
+        let (mut tenths, mut whole) = (start.clone(), start);
+        for _ in 0..10 {
+            TankApp::control(&p, &mut tenths, 999_000, 100);
+        }
+        TankApp::control(&p, &mut whole, 999_000, 1000);
+        assert!(whole.integral_e6 > 0);
+        assert_eq!(tenths.integral_e6, whole.integral_e6);
+    }
+
+    #[test]
+    fn tank_cycle_keys_bounds_and_exclusion() {
+        let with = |cycle_ms, cycle_us| TankParams {
+            cycle_ms,
+            cycle_us,
+            ..TankParams::default()
+        };
+        assert_eq!(with(None, None).cycle_us(), CYCLE_US_DEFAULT);
+        assert_eq!(with(Some(2), None).cycle_us(), 2000);
+        assert_eq!(with(None, Some(250)).cycle_us(), 250);
+        assert_eq!(with(Some(1), Some(1000)).validate().unwrap_err().key, "cycle_us");
+        assert_eq!(
+            with(None, Some(CYCLE_US_MIN - 1)).validate().unwrap_err().key,
+            "cycle_us"
+        );
+        assert_eq!(
+            with(None, Some(CYCLE_US_MAX + 1)).validate().unwrap_err().key,
+            "cycle_us"
+        );
+        assert_eq!(with(Some(0), None).validate().unwrap_err().key, "cycle_ms");
+        assert_eq!(with(None, Some(CYCLE_US_MIN)).validate(), Ok(()));
+        assert_eq!(with(None, Some(CYCLE_US_MAX)).validate(), Ok(()));
     }
 
     #[test]

@@ -65,7 +65,7 @@ fn fast_config(id: u8, me: &NodePorts, peer: &NodePorts, sink: u16, dir: &Path) 
     // The rig's defaults, less what this test does not use.
     file.shutdown = Default::default();
     file.hook = Default::default();
-    file.app.cycle_ms = 1;
+    file.app.cycle_ms = Some(1);
     file.to_toml().expect("a node file serializes")
 }
 

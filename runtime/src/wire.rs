@@ -764,6 +764,16 @@ mod tests {
     /// And `wire.rs:21:32` (`2 + 4` → `2 * 4` in `FRAMING_BYTES`, shard 12): a datagram
     /// of 6 or 7 bytes has its whole framing; what is wrong with it is its checksum or its
     /// body, not its length.
+    /// Mutant `wire.rs:53:9` at a851fc6 (`AuthKey`'s `Debug` → `Ok(Default::default())`,
+    /// shard 16): a key printed as nothing. A key in a logged configuration or status
+    /// shows that it is there, never its bytes.
+    #[test]
+    fn wire_auth_key_debug_names_it_without_its_bytes() {
+        let printed = std::format!("{:?}", AuthKey::new([0xAB; 32]));
+        assert_eq!(printed, "AuthKey(..)");
+        assert!(!printed.to_lowercase().contains("ab"), "{printed}");
+    }
+
     #[test]
     fn wire_tagged_datagram_shorter_than_its_tag_too_short_never_panics() {
         let key = AuthKey::new([7; 32]);

@@ -193,7 +193,7 @@ fn node_toml(id: u8, me: &NodePorts, peer: &NodePorts, sink: u16, dir: &Path) ->
             ..ConsoleConfig::default()
         },
         app: TankParams {
-            cycle_ms: CYCLE_MS as u32,
+            cycle_ms: Some(CYCLE_MS as u32),
             ..TankParams::default()
         },
         ..NodeFile::default()

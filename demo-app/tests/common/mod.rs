@@ -38,7 +38,7 @@ pub static SERIAL: Mutex<()> = Mutex::new(());
 
 pub fn params() -> TankParams {
     TankParams {
-        cycle_ms: CYCLE_MS as u32,
+        cycle_ms: Some(CYCLE_MS as u32),
         ..TankParams::default()
     }
 }

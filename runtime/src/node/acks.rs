@@ -27,7 +27,7 @@
 //! Acks name no epoch: an id is the same output whichever primary sent it.
 
 use super::{Action, Alarm, Node, Output, Role, SyncState};
-use crate::app::{App, OutputKind};
+use crate::app::{App, OutputKind, OutputPayload, OUTPUT_PAYLOAD_MAX};
 use crate::io_protocol::{decode_ack, AckKey, AckWindow};
 use crate::time::Instant;
 use crate::wire::{Body, Header, WireRole};
@@ -48,6 +48,91 @@ pub const ACKS_WAITING_MAX: usize = 256;
 pub const ACKS_AHEAD_MAX: usize = 2048;
 /// The most sinks that acknowledge (one bit each).
 const SINKS_MAX: usize = crate::config::ACK_SINKS_MAX as usize;
+
+/// The last four bytes of a transfer's snapshot of content version 3 (u32 LE; with
+/// `outputs.acks` on only, since 2026-11-26, branch g7): after the levels (version 2,
+/// `refresh::TRANSFER_CONTENT_V2`), the events the primary still waits acks for, so that
+/// a backup that joined by a transfer re-sends them when it leads, as one that ran their
+/// frames would. Without them, an event lost on the way (or whose acks were) before the
+/// snapshot was lost for good once the primary failed (`chaos --acks --output-loss 50`,
+/// seed 1: 5 events of 1,104).
+pub(super) const TRANSFER_CONTENT_V3: u32 = 0xFFFF_0003;
+
+/// Bytes of one event in a transfer: two bytes 0, frame u64, index u8, length u8, then the
+/// payload padded with zeros to [`OUTPUT_PAYLOAD_MAX`], little-endian (a level's layout,
+/// its key 0).
+const TRANSFER_EVENT_BYTES: usize = 2 + 8 + 1 + 1 + OUTPUT_PAYLOAD_MAX;
+
+/// The most bytes the events add to a transfer's snapshot: the queue, its count (u16) and
+/// the version mark.
+pub(super) const TRANSFER_EVENTS_BYTES_MAX: usize = EVENTS_UNACKED_MAX * TRANSFER_EVENT_BYTES + 2 + 4;
+
+/// Writes the events of `pending` into `out` as a transfer carries them (entries, their
+/// count u16 LE, the mark u32 LE); the bytes written. `out` is at least
+/// [`TRANSFER_EVENTS_BYTES_MAX`] long; at most [`EVENTS_UNACKED_MAX`] entries go.
+fn encode_events<'a>(pending: impl Iterator<Item = &'a Output>, out: &mut [u8]) -> usize {
+    let mut at = 0;
+    let mut count: u16 = 0;
+    for output in pending.take(EVENTS_UNACKED_MAX) {
+        let Some(slot) = out.get_mut(at..at + TRANSFER_EVENT_BYTES) else {
+            break;
+        };
+        let payload = output.payload.as_slice();
+        slot.fill(0);
+        slot[2..10].copy_from_slice(&output.frame.to_le_bytes());
+        slot[10] = output.index;
+        slot[11] = payload.len() as u8;
+        slot[12..12 + payload.len()].copy_from_slice(payload);
+        at += TRANSFER_EVENT_BYTES;
+        count += 1;
+    }
+    if let Some(slot) = out.get_mut(at..at + 6) {
+        slot[0..2].copy_from_slice(&count.to_le_bytes());
+        slot[2..6].copy_from_slice(&TRANSFER_CONTENT_V3.to_le_bytes());
+        at += 6;
+    }
+    at
+}
+
+/// Splits a received snapshot into what comes before the events (its length) and the
+/// events' entries. Without the version 3 mark at its end there are none: all of it
+/// comes before. `None` when they do not fit (a count above [`EVENTS_UNACKED_MAX`], more
+/// bytes than there are, a length above [`OUTPUT_PAYLOAD_MAX`]). Never panics.
+pub(super) fn split_events(snapshot: &[u8]) -> Option<(usize, &[u8])> {
+    let Some(mark_at) = snapshot.len().checked_sub(4) else {
+        return Some((snapshot.len(), &[]));
+    };
+    if u32::from_le_bytes(snapshot[mark_at..].try_into().ok()?) != TRANSFER_CONTENT_V3 {
+        return Some((snapshot.len(), &[]));
+    }
+    let count_at = mark_at.checked_sub(2)?;
+    let count = usize::from(u16::from_le_bytes([snapshot[count_at], snapshot[count_at + 1]]));
+    if count > EVENTS_UNACKED_MAX {
+        return None;
+    }
+    let start = count_at.checked_sub(count * TRANSFER_EVENT_BYTES)?;
+    let events = &snapshot[start..count_at];
+    if events
+        .chunks_exact(TRANSFER_EVENT_BYTES)
+        .any(|entry| usize::from(entry[11]) > OUTPUT_PAYLOAD_MAX)
+    {
+        return None;
+    }
+    Some((start, events))
+}
+
+/// The event of one entry as [`split_events`] cut it (its length checked there).
+fn transfer_event(entry: &[u8]) -> Output {
+    let len = usize::from(entry[11]).min(OUTPUT_PAYLOAD_MAX);
+    Output {
+        // Re-sent under the epoch the node then leads.
+        epoch: 0,
+        frame: u64::from_le_bytes(entry[2..10].try_into().unwrap_or([0; 8])),
+        index: entry[10],
+        kind: OutputKind::Event,
+        payload: OutputPayload::from_slice(&entry[12..12 + len]).unwrap_or_default(),
+    }
+}
 
 /// One event waiting for its acks.
 #[derive(Debug, Clone)]
@@ -361,6 +446,43 @@ impl<A: App> Node<A> {
         self.acks_on() && output.kind == OutputKind::Event && self.acks_take_ahead(output)
     }
 
+    /// Primary, snapshotting for a transfer at `at` in the snapshot buffer: the events it
+    /// waits acks for (content version 3); the bytes written. With acks off, none (the
+    /// snapshot stays of version 2).
+    pub(super) fn acks_encode(&mut self, at: usize) -> usize {
+        if !self.acks_on() {
+            return 0;
+        }
+        encode_events(
+            self.acks.pending.iter().map(|p| &p.output),
+            &mut self.snapshot_buf[at..],
+        )
+    }
+
+    /// Backup, installing a transfer: the primary's unacknowledged events (`len` bytes of
+    /// entries at `start` in the snapshot buffer, as [`split_events`] cut them) are held,
+    /// as the events of the frames it runs are, until their acks come with the commits or
+    /// it leads and re-sends them. Its queue was cleared when it began to join.
+    pub(super) fn acks_install(&mut self, start: usize, len: usize) {
+        if !self.acks_on() {
+            return;
+        }
+        for i in 0..len / TRANSFER_EVENT_BYTES {
+            let at = start + i * TRANSFER_EVENT_BYTES;
+            let output = transfer_event(&self.snapshot_buf[at..at + TRANSFER_EVENT_BYTES]);
+            if self.acks_take_ahead(&output) {
+                continue;
+            }
+            self.acks_enqueue(Pending {
+                output,
+                acked: 0,
+                tries: 0,
+                due: None,
+                sent_at: self.now,
+            });
+        }
+    }
+
     /// A state transfer: another history begins, nothing queued belongs to it.
     pub(super) fn acks_clear(&mut self) {
         self.acks.pending.clear();
@@ -584,6 +706,99 @@ mod tests {
             } else {
                 assert_eq!(all.len(), 1);
                 assert!(!p.sink.accepted.contains_key(&id), "acks off: lost");
+            }
+        }
+    }
+
+    /// Issue 22, found by the process harness (`chaos --acks --output-loss 50 --seed 1`, 5
+    /// events lost): an event lost on the way while the primary runs alone, a backup joins
+    /// by a state transfer after its frame, and the primary crashes. The new primary holds
+    /// the event from the transfer (content version 3) and re-sends it. Before, the
+    /// transfer did not carry the queue: the backup never ran that frame, and the event
+    /// stayed lost.
+    #[test]
+    fn backup_joined_by_transfer_after_an_event_was_lost_resends_it_when_it_leads() {
+        let mut p = running(true, false);
+        let id = (p.frame_next + 5, 0);
+        p.outputs_lost.insert(id, u32::MAX);
+        let until = p.now + ms(1000);
+        assert!(
+            p.run_until(until, |p| copies(p, id).len() >= 2),
+            "sent and re-sent, all lost"
+        );
+        p.start(1);
+        assert!(await_role(&mut p, 1, Role::Backup, SyncState::InSync));
+        assert!(
+            p.node(1).ack_status().events_unacked >= 1,
+            "the transfer carried the event: {:?}",
+            p.node(1).ack_status()
+        );
+        p.crash(0);
+        p.outputs_lost.remove(&id);
+        assert!(await_role(&mut p, 1, Role::Primary, SyncState::Alone));
+        let took_over = p.now;
+        assert!(p.run_until(took_over + ms(200), |p| p.sink.accepted.contains_key(&id)));
+        assert!(copies(&p, id).iter().any(|&(_, node)| node == 1));
+        assert_eq!(p.sink.conflicts, 0);
+    }
+
+    /// The events of a transfer round trip after what comes before them; a snapshot
+    /// without the version 3 mark has none; a damaged count or length is refused.
+    #[test]
+    fn transfer_events_round_trip_and_version_2_has_none() {
+        use super::{encode_events, split_events, transfer_event, TRANSFER_EVENTS_BYTES_MAX, TRANSFER_EVENT_BYTES};
+        use crate::app::{OutputKind, OutputPayload, OUTPUT_PAYLOAD_MAX};
+        use crate::node::Output;
+        let event = |frame: u64, index: u8, payload: &[u8]| Output {
+            epoch: 0,
+            frame,
+            index,
+            kind: OutputKind::Event,
+            payload: OutputPayload::from_slice(payload).unwrap(),
+        };
+        let events = [
+            event(100, 0, b"cmd"),
+            event(100, 3, &[0xEE; OUTPUT_PAYLOAD_MAX]),
+            event(101, 1, b""),
+        ];
+        let mut buf = std::vec![0x11u8; 10 + TRANSFER_EVENTS_BYTES_MAX];
+        let n = encode_events(events.iter(), &mut buf[10..]);
+        assert_eq!(n, 3 * TRANSFER_EVENT_BYTES + 6);
+        let (before, bytes) = split_events(&buf[..10 + n]).unwrap();
+        assert_eq!(before, 10);
+        let back: Vec<Output> = bytes.chunks_exact(TRANSFER_EVENT_BYTES).map(transfer_event).collect();
+        assert_eq!(back, events);
+        // Version 2 (the levels' mark) or less: no events, all of it before.
+        let v2 = [1u8, 2, 0, 0, 0x02, 0x00, 0xFF, 0xFF];
+        assert_eq!(split_events(&v2), Some((8, &[][..])));
+        assert_eq!(split_events(&[]), Some((0, &[][..])));
+        let mut bad = buf[..10 + n].to_vec();
+        let count_at = bad.len() - 6;
+        bad[count_at..count_at + 2].copy_from_slice(&u16::MAX.to_le_bytes());
+        assert_eq!(split_events(&bad), None);
+        let mut bad = buf[..10 + n].to_vec();
+        bad[10 + 11] = OUTPUT_PAYLOAD_MAX as u8 + 1;
+        assert_eq!(split_events(&bad), None);
+    }
+
+    proptest::proptest! {
+        /// Arbitrary bytes never panic the split, and what it returns is well cut.
+        #[test]
+        fn transfer_events_split_arbitrary_bytes_never_panics(
+            mut bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            marked in proptest::prelude::any::<bool>(),
+        ) {
+            use super::{split_events, transfer_event, TRANSFER_CONTENT_V3, TRANSFER_EVENT_BYTES};
+            if marked && bytes.len() >= 4 {
+                let at = bytes.len() - 4;
+                bytes[at..].copy_from_slice(&TRANSFER_CONTENT_V3.to_le_bytes());
+            }
+            if let Some((before, events)) = split_events(&bytes) {
+                proptest::prop_assert!(before + events.len() <= bytes.len());
+                proptest::prop_assert_eq!(events.len() % TRANSFER_EVENT_BYTES, 0);
+                for entry in events.chunks_exact(TRANSFER_EVENT_BYTES) {
+                    proptest::prop_assert!(transfer_event(entry).payload.len() <= crate::app::OUTPUT_PAYLOAD_MAX);
+                }
             }
         }
     }

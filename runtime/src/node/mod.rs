@@ -579,6 +579,10 @@ pub struct Rejections {
     /// Backup: input frames of a source session other than the primary's mapping it
     /// holds (fetched from the primary instead).
     pub frame_other_session: u64,
+    /// Backup: input frames a whole ring (`frames_buffered`) above the last frame it ran:
+    /// kept out so that they do not evict the commits it has not run yet (fetched from
+    /// the primary later).
+    pub frame_beyond_ring: u64,
     /// Of `unauthenticated`: valid sync messages without a tag (the peer has no key).
     pub untagged: u64,
     /// Of `unauthenticated`: valid sync messages with another key's tag.
@@ -924,7 +928,10 @@ impl<A: App> Node<A> {
         // The program's state, then the memory of applied HMI writes (`hmi.rs`).
         let snapshot_buf = std::vec![
             0xA5u8;
-            config.state_bytes_max as usize + hmi::MEMORY_BYTES_MAX + refresh::TRANSFER_LEVELS_BYTES_MAX
+            config.state_bytes_max as usize
+                + hmi::MEMORY_BYTES_MAX
+                + refresh::TRANSFER_LEVELS_BYTES_MAX
+                + acks::TRANSFER_EVENTS_BYTES_MAX
         ];
         let startup_deadline = Some(boot.now + config.startup_wait());
         let (peers, link_peer, peer_count) = peers::slots_for(&config);
@@ -1082,6 +1089,22 @@ impl<A: App> Node<A> {
         }
         if !self.frame_in_reach(number, self.config.frame_jump_max) {
             self.refuse_frame(number);
+            return;
+        }
+        // A backup keeps the frames it has not run yet, commits and inputs: a frame a
+        // whole ring above its last run would take the slot of one of them. Waiting for
+        // a lost commit (a partition, a loss burst) while its own source runs on, it lost
+        // the commits that came after the missing one, and a takeover then skipped or
+        // re-decided frames its predecessor had emitted (DST seed 18879, ring of 64).
+        // Refused and counted; fetched from the primary (or, after a takeover, skipped
+        // as never in hand) once it has run up to them. Not in `frame_highest_received`
+        // either: a takeover's bulk skip (`primary_run_frames`) holds every frame a ring
+        // below it as gone, and these never took a slot. `frame_last_run` is at most
+        // `FRAME_MAX` and the capacity at most 2^20: no overflow.
+        if self.role == Role::Backup && self.has_state() && number > self.frame_last_run + self.ring.capacity() {
+            self.rejections.frame_beyond_ring += 1;
+            self.input_heard_at = Some(now);
+            self.source_heard_at = Some(now);
             return;
         }
         self.frames_stale_run = 0;

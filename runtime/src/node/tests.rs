@@ -5391,6 +5391,13 @@ fn joining_begin_with_chunks_of_0_or_above_the_maximum_rejected() {
                 .any(|(i, n)| *i == 1 && matches!(n, Notice::TransferStarted { .. })),
             "chunks of {chunk} bytes taken"
         );
+        // The join stays open: the primary's own beginning, let through, is taken. (Until
+        // 2026-11-26 the refusal dropped the join, and the node stayed joining for good.)
+        p.drop_if = None;
+        assert!(
+            await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)),
+            "chunks of {chunk} bytes: joined after the refusal"
+        );
     }
 }
 
@@ -6292,4 +6299,120 @@ fn starting_after_a_handover_keyed_echo_lost_primary_echoes_the_next_heartbeat()
     p.drop_if = Some(drop_heartbeats_of_1);
     assert_joined_without_leading(&mut p, before);
     assert_eq!(DROP_HEARTBEATS_OF_1.load(core::sync::atomic::Ordering::Relaxed), 0);
+}
+
+/// The frame whose commit `drop_around_a_held_up_backup` loses (and every later commit
+/// past `+ 8`, and every answer to a fetch).
+static HELD_UP_AT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(u64::MAX);
+
+fn drop_around_a_held_up_backup(from: usize, envelope: &Envelope) -> bool {
+    let a = HELD_UP_AT.load(core::sync::atomic::Ordering::Relaxed);
+    from == 0
+        && match envelope.body {
+            Body::Commit(commit) => commit.frame == a || commit.frame > a + 8,
+            Body::FrameData { .. } => true,
+            _ => false,
+        }
+}
+
+/// DST seed 18879 (ring of 64): a backup held up by one lost commit (frame A) kept taking
+/// its own source's frames, which took the ring slots of the commits after A it held but
+/// had not run (A+1..), so its takeover skipped A and the frames after it as never in
+/// hand: frames the old primary had run and emitted were decided anew from another state
+/// (the sink's conflicts). Now the backup refuses frames a whole ring above its last run
+/// (`frame_beyond_ring`) and keeps what it has not run: the new primary runs A from its own
+/// input (the commit lost, alarmed), A+1..A+8 by the commits it held, and the plant sees no
+/// output with two contents.
+#[test]
+fn backup_held_up_by_a_lost_commit_ring_kept_takeover_runs_held_commits() {
+    let mut config = Config::fast();
+    config.frames_buffered = 16;
+    config.max_lag_frames = 15;
+    let mut p = running_pair(config);
+    p.run_for(ms(20));
+    let a = p.frame_next + 2;
+    HELD_UP_AT.store(a, core::sync::atomic::Ordering::Relaxed);
+    p.drop_if = Some(drop_around_a_held_up_backup);
+    let until = p.now + ms(200);
+    assert!(p.run_until(until, |p| p.node(0).frame() >= a + 40));
+    assert_eq!(p.node(1).frame(), a - 1, "the backup waits for the commit of A");
+    assert!(
+        p.node(1).status().rejections.frame_beyond_ring > 0,
+        "frames a ring above refused"
+    );
+    p.crash(0);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(1000)));
+    p.run_for(ms(20));
+    assert!(p.node(1).frame() > a + 40, "the new primary went on");
+    assert_eq!(p.sink.conflicts, 0, "an output the old primary emitted decided anew");
+    let lost: Vec<_> = alarms_of(&p, 1)
+        .into_iter()
+        .filter(|alarm| matches!(alarm, Alarm::CommitLost { .. }))
+        .collect();
+    assert_eq!(lost.first(), Some(&Alarm::CommitLost { frame: a, last: a }), "{lost:?}");
+}
+
+/// Mutant `detector.rs:175:54` at a851fc6 (`now + startup_wait` → `now - startup_wait`
+/// where a joining backup loses its primary, shard 16): the node, allowed to start cold,
+/// led at once instead of waiting the start-up wait for its primary (or another node) to
+/// be heard — a primary silent a little longer than the detection window (frozen, its
+/// links cut for a moment) came back to a cold-started peer beside it. It waits the whole
+/// start-up wait first.
+#[test]
+fn joining_primary_lost_cold_start_only_after_the_startup_wait() {
+    let mut p = backup_joining_large_state(48);
+    p.configs[1].allow_cold_start = true;
+    // The configuration is read at start: restart the backup with it, mid-transfer again.
+    p.crash(1);
+    p.start(1);
+    let until = p.now + ms(1000);
+    assert!(p.run_until(until, |p| p.node(1).status().sync == SyncState::Joining));
+    p.run_for(ms(50));
+    p.crash(0);
+    let until = p.now + ms(1000);
+    assert!(p.run_until(until, |p| alarms_of(p, 1).contains(&Alarm::CannotTakeOver)));
+    let lost_at = p.now;
+    let wait = ms(p.configs[1].startup_wait_ms);
+    let until = p.now + wait * 2;
+    assert!(p.run_until(until, |p| p.node(1).role() == Role::Primary));
+    assert!(reasons(&p, 1).contains(&Reason::StartedFirst));
+    let waited = p.now.saturating_since(lost_at);
+    assert!(
+        waited + ms(1) >= wait,
+        "led {waited:?} after losing its primary, the start-up wait {wait:?}"
+    );
+}
+
+/// Mutant `mod.rs:1110:34` at a851fc6 (`role == Primary && self.role != Primary` → `||` in
+/// `transition`, shard 16): every transition of a primary (its backup pairing, lost,
+/// back) restarted the hold after becoming primary (`input_handover_hold_ms`), so a
+/// primary that had led for long and whose backup had just come back in sync kept its
+/// dead input for the whole hold before handing over. The hold counts from becoming
+/// primary only.
+#[test]
+fn paired_long_led_primary_backup_back_input_dead_hands_over_without_a_new_hold() {
+    let mut p = fast_pair_running(0);
+    let c = p.configs[0].clone();
+    p.run_for(ms(c.input_handover_hold_ms));
+    assert_eq!(p.primary(), Some(0));
+    // The backup restarts and joins again: the primary goes alone, then paired.
+    p.crash(1);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(1000)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired, ms(1000)));
+    // Its input dies well within a hold of the pairing: handed over all the same.
+    lose_frames(&mut p, 0, 3000);
+    assert!(
+        await_state(
+            &mut p,
+            1,
+            Role::Primary,
+            SyncState::Paired,
+            ms(c.input_handover_ms + 100)
+        ),
+        "{:?}",
+        reasons(&p, 0)
+    );
+    assert_eq!(input_handovers(&p, 0), 1);
 }

@@ -203,9 +203,12 @@ impl<A: App> Node<A> {
             // takes over must not apply a client's retry of one of them again.
             // And the levels to refresh (content version 2): a backup that joined re-sends
             // them when it leads, as one that ran every frame would.
+            // And the events waiting for their acks (content version 3, acks on): a backup
+            // that joined re-sends them when it leads.
             Ok(n) => {
                 let n = n + hmi::encode_memory(&self.hmi, &mut self.snapshot_buf[n..]);
-                (n + self.refresh_encode(n)) as u64
+                let n = n + self.refresh_encode(n);
+                (n + self.acks_encode(n)) as u64
             }
             Err(_) => {
                 self.alarm(Alarm::TransferRejected);
@@ -303,6 +306,7 @@ impl<A: App> Node<A> {
     pub(super) fn on_transfer_begin(&mut self, id: u32, frame: u64, total: u64, chunk: u32, digest: u64, origin: u64) {
         let now = self.now;
         let retry = self.config.retry();
+        let stall_limit = self.transfer_stall_limit();
         let Some(rx) = &mut self.rx else { return };
         if rx.id != id {
             return;
@@ -320,7 +324,13 @@ impl<A: App> Node<A> {
             || chunk == 0
             || u64::from(chunk) > crate::config::CHUNK_BYTES_MAX as u64
         {
-            self.rx = None;
+            // Alarmed, and the join stays open: the beginning may be a corrupt or forged
+            // copy, and the primary says its own again while no chunk is acknowledged;
+            // this node asks again itself after the stall limit (one request per limit),
+            // as the primary may change (a takeover, a release with a smaller state).
+            // Dropped (`rx = None`, before 2026-11-26), the node stayed joining with
+            // nothing that asked again, for good.
+            rx.retry_at = now + stall_limit;
             self.alarm(Alarm::TransferRejected);
             return;
         }
@@ -379,7 +389,14 @@ impl<A: App> Node<A> {
         else {
             return;
         };
-        let levels = super::refresh::split_levels(&self.snapshot_buf[..total as usize])
+        let events = super::acks::split_events(&self.snapshot_buf[..total as usize])
+            .map(|(before, events)| (before, events.len()));
+        let Some((events_start, events)) = events else {
+            self.alarm(Alarm::TransferRejected);
+            self.start_join(Some(ResyncCause::TransferFailed));
+            return;
+        };
+        let levels = super::refresh::split_levels(&self.snapshot_buf[..events_start])
             .map(|(before, levels)| (before, levels.len()));
         let split = levels.and_then(|(before, levels)| {
             hmi::split_memory(&self.snapshot_buf[..before]).map(|(state, memory)| (state, memory.len(), before, levels))
@@ -400,6 +417,8 @@ impl<A: App> Node<A> {
         // Levels of the old history would be refreshed under the new one's ids: the
         // primary's table replaces them.
         self.refresh_install(levels_start, levels);
+        // The events the primary waits acks for, held as if this node had run their frames.
+        self.acks_install(events_start, events);
         // What this node applied and remembered was of the old history; the primary's
         // memory came with the state.
         self.hmi_new_history();

@@ -237,6 +237,39 @@ struct Window {
     latency_p50_ms: f64,
     latency_p99_ms: f64,
     missed: u64,
+    /// Datagrams on the output path (issue 22): node → sink (first copies, re-sends,
+    /// refreshes), sink → node (acks).
+    path: PathDatagrams,
+}
+
+/// Datagrams on the output path, counted where they are sent: at the output-path proxy
+/// when there is one (before its faults), else at the sink (on loopback nothing is lost).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct PathDatagrams {
+    outputs: u64,
+    acks: u64,
+}
+
+impl PathDatagrams {
+    fn now(rig: &Rig) -> PathDatagrams {
+        match &rig.output_proxy {
+            Some(p) => PathDatagrams {
+                outputs: p.counters(false).received,
+                acks: p.counters(true).received,
+            },
+            None => rig.sink.with(|l| PathDatagrams {
+                outputs: l.raw + l.malformed,
+                acks: l.gateway.counters().acks_sent,
+            }),
+        }
+    }
+
+    fn since(self, before: PathDatagrams) -> PathDatagrams {
+        PathDatagrams {
+            outputs: self.outputs.saturating_sub(before.outputs),
+            acks: self.acks.saturating_sub(before.acks),
+        }
+    }
 }
 
 /// Measures node `i` of a running rig over `seconds` (console polling paused).
@@ -250,9 +283,11 @@ fn measure(rig: &Rig, i: usize, seconds: u64) -> Result<Window, HarnessError> {
         .pid()
         .ok_or_else(|| HarnessError::Stuck("the measured node is not running".into()))?;
     let cpu_before = super::procs::cpu_ns(pid).unwrap_or(0);
+    let path_before = PathDatagrams::now(rig);
     let first = rig.plant.frames_sent() + 1;
     rig.sleep(Duration::from_secs(seconds))?;
     let cpu_after = super::procs::cpu_ns(pid).unwrap_or(0);
+    let path = PathDatagrams::now(rig).since(path_before);
     let last = rig.plant.frames_sent();
     for w in &rig.watchers {
         w.set_paused(false);
@@ -284,6 +319,7 @@ fn measure(rig: &Rig, i: usize, seconds: u64) -> Result<Window, HarnessError> {
         latency_p50_ms: p.p50,
         latency_p99_ms: p.p99,
         missed,
+        path,
     })
 }
 
@@ -335,7 +371,7 @@ pub fn overhead(config: &BenchConfig) -> Result<BenchResult, HarnessError> {
     let median = |v: &[f64]| Percentiles::of(v).p50;
     let cycle_ms = config.rig.cycle_ms.max(1);
     let cycle_ns = f64::from(cycle_ms) * 1e6;
-    let json = json!({
+    let mut json = json!({
         "cycle_hz": 1000 / cycle_ms,
         // `--release-mode` (issue 16): in acked mode the pair's outputs wait for the
         // backup's ack; one node alone releases at once.
@@ -364,6 +400,36 @@ pub fn overhead(config: &BenchConfig) -> Result<BenchResult, HarnessError> {
         "solo_missed_cycles": rounds.iter().map(|(s, _, _)| s.missed).sum::<u64>(),
         "pair_missed_cycles": rounds.iter().map(|(_, p, _)| p.missed).sum::<u64>(),
     });
+    // The output path's datagrams a cycle (issue 22), summed over the rounds: counts, not
+    // timings, so one round says as much as three.
+    let per_cycle_of = |pick: &dyn Fn(&Window) -> u64, of_pair: bool| {
+        let (count, frames) = rounds.iter().fold((0u64, 0u64), |(c, f), (s, p, _)| {
+            let w = if of_pair { p } else { s };
+            (c + pick(w), f + w.frames)
+        });
+        round3(count as f64 / frames.max(1) as f64)
+    };
+    json["output_path"] = json!({
+        "counted_at": if config.rig.output_path.is_some() { "proxy" } else { "sink" },
+        "acks": config.rig.acks,
+        "level_refresh_ms": config.rig.level_refresh_ms,
+        "loss_ppm": config.rig.output_path.map_or(0, |(o, _)| o.loss_ppm),
+        "solo_outputs_per_cycle": per_cycle_of(&|w| w.path.outputs, false),
+        "solo_acks_per_cycle": per_cycle_of(&|w| w.path.acks, false),
+        "pair_outputs_per_cycle": per_cycle_of(&|w| w.path.outputs, true),
+        "pair_acks_per_cycle": per_cycle_of(&|w| w.path.acks, true),
+        "pair_outputs": rounds.iter().map(|(_, p, _)| p.path.outputs).sum::<u64>(),
+        "pair_acks": rounds.iter().map(|(_, p, _)| p.path.acks).sum::<u64>(),
+        "pair_frames": rounds.iter().map(|(_, p, _)| p.frames).sum::<u64>(),
+    });
+    eprintln!(
+        "bench overhead: output path datagrams a cycle (counted at the {}): solo {} out + {} acks, pair {} out + {} acks",
+        json["output_path"]["counted_at"].as_str().unwrap_or(""),
+        json["output_path"]["solo_outputs_per_cycle"],
+        json["output_path"]["solo_acks_per_cycle"],
+        json["output_path"]["pair_outputs_per_cycle"],
+        json["output_path"]["pair_acks_per_cycle"],
+    );
     eprintln!(
         "bench overhead: {} Hz, CPU ratio pair/solo {:.3} (median of {}), latency p50 ratio {:.3}",
         1000 / cycle_ms,

@@ -83,12 +83,21 @@ pub struct CommonArgs {
     /// Plus up to this many ms more, drawn per output: reorders them.
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=10_000))]
     pub output_jitter_ms: Option<u32>,
-    /// Lose this percentage of what the sink sends back (acknowledgements).
+    /// Lose this percentage of what the sink sends back (acknowledgements); default: the
+    /// `--output-loss` percentage (one network both ways).
     #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
     pub ack_loss: Option<u8>,
     /// The nodes' `[outputs] level_refresh_ms` (0: off, the default; else 16..=3600000).
+    /// Not 0: the tank program also sends three level outputs (`app.level_outputs`), and
+    /// the report measures their staleness after the output path heals.
     #[arg(long, default_value_t = 0)]
     pub level_refresh_ms: u64,
+    /// The nodes' `[outputs] acks` (issue 22): the sink acknowledges the events it applied
+    /// through the reference gateway (`twinloop::Gateway`), tagged with the run's
+    /// `ack.key`, back through the output-path proxy when there is one (so `--output-*`
+    /// and `--ack-loss` act on the acks too); the primary re-sends what is not acked.
+    #[arg(long)]
+    pub acks: bool,
     /// The nodes' `[outputs] release`: `immediate` (the default) or `acked`, outputs held
     /// until every in-sync backup acknowledged their frame (issue 16; `bench overhead`
     /// measures the output latency it costs).
@@ -133,7 +142,9 @@ impl CommonArgs {
                 jitter_us,
             };
             let acks = super::proxy::PathFault {
-                loss_ppm: ppm(self.ack_loss),
+                // One plant network both ways: the acks are lost as the outputs are unless
+                // `--ack-loss` says otherwise.
+                loss_ppm: ppm(self.ack_loss.or(self.output_loss)),
                 dup_ppm: ppm(self.output_dup),
                 ..outputs
             };
@@ -230,6 +241,10 @@ pub enum BenchKind {
     /// A pair left alone for `--minutes`: its false takeovers per hour (no fault is
     /// injected, so every takeover is false).
     Idle,
+    /// The highest cycle rate of `--rates` at which a pair runs `--seconds` (default 60)
+    /// with 0 missed deadlines and 0 takeovers, counted by the nodes (issue 20; SCHED_FIFO
+    /// priority 40 unless `--rt-priority` or `--plain` says otherwise).
+    Rate,
 }
 
 /// `twinloop-sim bench`.
@@ -242,9 +257,17 @@ pub struct BenchArgs {
     /// pair (overhead, 3), joins (join, 5), strace windows of 1 s, 2 s, … (counts, 2).
     #[arg(long)]
     pub count: Option<usize>,
-    /// Overhead: seconds measured per round and configuration.
-    #[arg(long, default_value_t = 10)]
-    pub seconds: u64,
+    /// Overhead: seconds measured per round and configuration (default 10); rate: per
+    /// rate (default 60, issue 20's window).
+    #[arg(long)]
+    pub seconds: Option<u64>,
+    /// Rate: the cycle rates to try, Hz, comma-separated (1..=20000: a cycle of at
+    /// least 50 µs).
+    #[arg(long, value_delimiter = ',', default_values_t = super::rate::RATES_DEFAULT_HZ, value_parser = clap::value_parser!(u32).range(1..=20_000))]
+    pub rates: Vec<u32>,
+    /// Rate: the nodes on the normal scheduler (no `[rt]` settings), to compare.
+    #[arg(long)]
+    pub plain: bool,
     /// Join: `app.state_ballast_bytes` (the application state to transfer).
     #[arg(long, default_value_t = 1 << 20)]
     pub ballast_bytes: u32,
@@ -353,6 +376,10 @@ fn rig_config(common: &CommonArgs, dir: &WorkDir, timing: Timing, cycle_ms: u32)
             ReleaseMode::Immediate => twinloop::config::OutputsRelease::Immediate,
             ReleaseMode::Acked => twinloop::config::OutputsRelease::Acked,
         },
+        output_path: common.output_path(),
+        level_refresh_ms: common.level_refresh_ms,
+        level_outputs: common.level_refresh_ms > 0,
+        acks: common.acks,
         ..RigConfig::new(dir.path.clone(), binary)
     })
 }
@@ -577,6 +604,26 @@ fn scenario(
                 ),
             ),
         };
+        if common.acks && aborted.is_none() {
+            // An event lost on the path (or whose ack was) shortly before the heal comes
+            // again at its next re-send, up to `outputs.retry_max_ms` later: await every
+            // event the reference expects up to the last frame at the sink, bounded by
+            // twice that, before judging (not a failure when it runs out: the analysis
+            // then counts what is missing).
+            let wanted: Vec<(u64, u8)> = rig.plant.with_frames(|frames| {
+                (1..=last)
+                    .flat_map(|frame| (0..frames.expected(frame).len()).map(move |i| (frame, i as u8)))
+                    .filter(|&(frame, i)| !frames.is_level(frame, i))
+                    .collect()
+            });
+            let bound = Duration::from_millis(2 * twinloop::io::config::OutputsConfig::default().retry_max_ms + 500);
+            let waited = rig.wait(bound, "every event re-sent after the heal at the sink", |rig| {
+                rig.sink.with(|s| wanted.iter().all(|id| s.delivered.contains_key(id)))
+            });
+            if let Err(HarnessError::Interrupted) = waited {
+                return Err(HarnessError::Interrupted);
+            }
+        }
         // Let the watchers read the journals to the end.
         rig.sleep(rig.config.watch_interval * 4)?;
         overshoot_note(
@@ -590,9 +637,14 @@ fn scenario(
         let sink = rig.sink_log();
         let events = events_of(&rig);
         let mut records = executed.records;
-        let analysis = rig
+        let mut analysis = rig
             .plant
             .with_frames(|frames| analyse(frames, &sink, &events, &mut records, last, cycle_ms));
+        if let (Some(healed_ns), true) = (output_healed_ns, analysis.levels_expected > 0) {
+            analysis.level_staleness = Some(rig.plant.with_frames(|frames| {
+                super::report::level_staleness(frames, &sink, healed_ns, common.level_refresh_ms, last)
+            }));
+        }
         let proxy = rig.proxy.as_ref().map(|p| p.counters());
         let extra = serde_json::json!({
             "sink": {
@@ -610,7 +662,7 @@ fn scenario(
             })),
             "output_path": rig.output_proxy.as_ref().map(|p| {
                 let one = |c: super::proxy::PathCountersSnapshot| serde_json::json!({
-                    "forwarded": c.forwarded, "lost": c.lost, "cut": c.cut,
+                    "received": c.received, "forwarded": c.forwarded, "lost": c.lost, "cut": c.cut,
                     "duplicated": c.duplicated, "overflow": c.overflow,
                 });
                 serde_json::json!({
@@ -618,9 +670,13 @@ fn scenario(
                     "acks": one(p.counters(true)),
                     "healed_at_ms": output_healed_ns.map(|ns| ns as f64 / 1e6),
                     "level_refresh_ms": common.level_refresh_ms,
-                    // The tank program's outputs are events only: there is no level whose
-                    // staleness after the heal could be measured here (the DST measures it).
-                    "level_staleness": serde_json::Value::Null,
+                    "acks_on": common.acks,
+                    "acks_sent": sink.gateway.counters().acks_sent,
+                    "acks_dropped": sink.gateway.counters().acks_dropped,
+                    "ack_send_errors": sink.ack_send_errors,
+                    // With `--level-refresh-ms` the tank program sends levels
+                    // (`app.level_outputs`): their staleness after the heal.
+                    "level_staleness": analysis.level_staleness.as_ref().map(super::report::LevelStaleness::to_json),
                 })
             }),
             "nodes": shape.nodes,
@@ -849,7 +905,7 @@ fn bench_gateway(args: &BenchArgs) -> u8 {
                     dir: dir.path.join(format!("{cycle_ms}ms-{registers}")),
                     ..base.clone()
                 };
-                runs.push(modbus::bench_latency(config, args.seconds.max(1))?);
+                runs.push(modbus::bench_latency(config, args.seconds.unwrap_or(10).max(1))?);
             }
         }
         Ok(serde_json::json!({ "runs": runs }))
@@ -960,7 +1016,20 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             BenchKind::GatewayLatency | BenchKind::GatewayFailover => (0, 0),
             BenchKind::Vip => (10, 500),
             BenchKind::Idle => (1, 0),
+            BenchKind::Rate => (1, 0),
         };
+        if args.kind == BenchKind::Rate {
+            // Real time unless told otherwise: the issue's figure is under the documented
+            // real-time setup (docs/BENCHMARKS.md); best effort, and each row says.
+            rig.rt_priority = match (args.plain, args.common.rt_priority) {
+                (true, _) => 0,
+                (false, 0) => 40,
+                (false, n) => n,
+            };
+            // The watchers are paused while a rate is measured; between, the start-up
+            // waits poll at this pace.
+            rig.watch_interval = Duration::from_millis(20);
+        }
         let config = BenchConfig {
             rig,
             count: args.count.unwrap_or(count),
@@ -968,13 +1037,20 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             // Idle: its minutes, as seconds (at most 1440 minutes: no overflow).
             seconds: if args.kind == BenchKind::Idle {
                 args.minutes * 60
+            } else if args.kind == BenchKind::Rate {
+                args.seconds.unwrap_or(60).max(1)
             } else {
-                args.seconds.max(1)
+                args.seconds.unwrap_or(10).max(1)
             },
         };
+        // `bench rate` runs its own cycles.
+        let cycles = if args.kind == BenchKind::Rate {
+            format!("rates {:?} Hz, {} s each", args.rates, config.seconds)
+        } else {
+            format!("{} repetitions, cycle {cycle_ms} ms", config.count)
+        };
         eprintln!(
-            "twinloop-sim bench {name}: {} repetitions, cycle {cycle_ms} ms, timing {} (heartbeat {} ms, window {} ms, probe {} ms), proxy {}, files in {}",
-            config.count,
+            "twinloop-sim bench {name}: {cycles}, timing {} (heartbeat {} ms, window {} ms, probe {} ms), proxy {}, files in {}",
             timing.name,
             timing.heartbeat_ms,
             timing.window_ms,
@@ -989,6 +1065,7 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
             BenchKind::Join => bench::join(&config),
             BenchKind::Counts => super::counts::counts(&config),
             BenchKind::Idle => bench::idle(&config),
+            BenchKind::Rate => super::rate::rate(&config, &args.rates),
             BenchKind::GatewayLatency | BenchKind::GatewayFailover => {
                 Err(HarnessError::Setup("the gateway benchmarks run apart".into()))
             }
@@ -1000,7 +1077,10 @@ pub fn bench_main(args: &BenchArgs) -> u8 {
         Ok(result) => {
             let mut json = result.json;
             json["problems"] = serde_json::json!(result.problems);
-            json["rt_priority"] = serde_json::json!(args.common.rt_priority);
+            if json.get("rt_priority").is_none() {
+                // `bench rate` says the priority it gave the nodes (40 by default).
+                json["rt_priority"] = serde_json::json!(args.common.rt_priority);
+            }
             json["pin_cpus"] = serde_json::json!(args.common.pin_cpus);
             json["backup_heartbeat_factor"] = serde_json::json!(args.common.backup_heartbeat_factor);
             json["load_average_1m"] = serde_json::json!([load_before, super::load_average()]);

@@ -876,7 +876,7 @@ pub fn bench_core(role: CoreRole, cycles: u64, profile: &str, cycle_ms: u32) -> 
     let timing = Timing::named(profile).ok_or_else(|| format!("unknown profile `{profile}` (harness, seed, fast)"))?;
     let rig = super::rig::RigConfig::new(PathBuf::new(), PathBuf::new());
     let params = twinloop_demo::tank::TankParams {
-        cycle_ms,
+        cycle_ms: Some(cycle_ms),
         ..rig.params()
     };
     let nodes = if role == CoreRole::Solo { 1 } else { 2 };

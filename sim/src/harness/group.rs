@@ -210,6 +210,9 @@ pub fn node_toml(
         outputs: OutputsConfig {
             bind: local(0),
             sinks: vec![sink],
+            level_refresh_ms: config.level_refresh_ms,
+            acks: config.acks,
+            ack_key_file: config.acks.then(|| dir.join(super::rig::ACK_KEY_FILE)),
             ..OutputsConfig::default()
         },
         console: ConsoleConfig {

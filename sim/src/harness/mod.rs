@@ -24,6 +24,8 @@
 //!   deposed primaries, false takeovers), the human summary, `report.json` and the plot;
 //! - [`bench`]: the figures of DESIGN.md "Numbers to reach";
 //! - [`counts`]: `bench counts`, system calls and instructions per cycle;
+//! - [`rate`]: `bench rate`, the highest cycle rate a pair runs with 0 missed deadlines
+//!   and 0 takeovers;
 //! - [`modbus`]: `run --io modbus` (the plant behind a Modbus/TCP device, the
 //!   `twinloop-gateway` process, a pair of demo nodes on tags, the reference run) and the
 //!   gateway's benchmarks;
@@ -42,6 +44,7 @@ pub mod plant_loop;
 pub mod plot;
 pub mod procs;
 pub mod proxy;
+pub mod rate;
 pub mod report;
 pub mod rig;
 pub mod schedule;

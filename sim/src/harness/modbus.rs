@@ -807,7 +807,7 @@ impl ModbusConfig {
     /// tags of `spec`. The reference run uses the same.
     pub fn tank_params(&self, spec: &TagMapSpec) -> TankParams {
         TankParams {
-            cycle_ms: self.cycle_ms,
+            cycle_ms: Some(self.cycle_ms),
             io: IoMode::Tags,
             heartbeat_frames: 10,
             device: spec.device.clone(),

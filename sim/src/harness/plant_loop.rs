@@ -84,9 +84,8 @@ impl Operator {
 /// The plant loop's settings.
 #[derive(Debug, Clone)]
 pub struct PlantConfig {
-    /// The cycle, ms (the nodes' `app.cycle_ms`).
-    pub cycle_ms: u32,
-    /// The control program's parameters (both nodes and the reference).
+    /// The control program's parameters (both nodes and the reference); the source's
+    /// cycle is theirs (`cycle_ms` or `cycle_us`, [`TankParams::cycle_us`]).
     pub params: TankParams,
     /// The tank model.
     pub plant: PlantParams,
@@ -105,6 +104,13 @@ pub struct FrameLog {
     pub outputs_start: Vec<u32>,
     /// The reference outputs' payload hashes (FNV-1a), frame after frame, index order.
     pub hashes: Vec<u64>,
+    /// The reference's level outputs (`app.level_outputs`), in frame order:
+    /// `(frame, index, key)`, when `levels_apart`. Every other output is an event.
+    pub levels: Vec<(u64, u8, u16)>,
+    /// Judge levels apart from events (`report::analyse`: a level never sent is no loss,
+    /// the newest of each key counts). Off, every output is judged as an event: the
+    /// Modbus run's reference, whose tag writes (levels) must each reach the device.
+    pub levels_apart: bool,
 }
 
 impl FrameLog {
@@ -137,6 +143,18 @@ impl FrameLog {
         self.sent_ns.push(sent_ns);
         self.outputs_start.push(self.hashes.len() as u32);
         self.hashes.extend(outputs.as_slice().iter().map(|o| fnv64(o)));
+        for (index, kind) in outputs.kinds().iter().enumerate().filter(|_| self.levels_apart) {
+            if let Some(key) = kind.level_key() {
+                // At most 16 outputs a frame: the index fits.
+                self.levels.push((number, index as u8, key));
+            }
+        }
+    }
+
+    /// True when output `(frame, index)` of the reference is a level.
+    pub fn is_level(&self, frame: u64, index: u8) -> bool {
+        let at = self.levels.partition_point(|&(f, i, _)| (f, i) < (frame, index));
+        self.levels.get(at).is_some_and(|&(f, i, _)| (f, i) == (frame, index))
     }
 }
 
@@ -184,7 +202,7 @@ struct Shared {
 /// The running plant loop. Dropping it stops the source.
 pub struct PlantLoop {
     shared: Arc<Shared>,
-    cycle_ms: u32,
+    cycle_us: u32,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -199,7 +217,10 @@ impl PlantLoop {
         let shared = Arc::new(Shared {
             level_um: AtomicU32::new(plant.level_um()),
             plant: Mutex::new(plant),
-            frames: Mutex::new(FrameLog::default()),
+            frames: Mutex::new(FrameLog {
+                levels_apart: true,
+                ..FrameLog::default()
+            }),
             samples: Mutex::new(Samples::default()),
             sending: AtomicBool::new(false),
             idle: AtomicBool::new(true),
@@ -209,7 +230,7 @@ impl PlantLoop {
             commands_applied: AtomicU64::new(0),
         });
         let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| HarnessError::io("bind the I/O source", e))?;
-        let cycle_ms = config.cycle_ms.max(1);
+        let cycle_us = config.params.cycle_us().max(1);
         let thread = {
             let shared = shared.clone();
             std::thread::Builder::new()
@@ -219,7 +240,7 @@ impl PlantLoop {
         };
         Ok(PlantLoop {
             shared,
-            cycle_ms,
+            cycle_us,
             thread: Some(thread),
         })
     }
@@ -241,7 +262,7 @@ impl PlantLoop {
         if on {
             return Ok(());
         }
-        let limit = Duration::from_millis(u64::from(self.cycle_ms) * 4 + 1000);
+        let limit = Duration::from_micros(u64::from(self.cycle_us) * 4) + Duration::from_secs(1);
         super::wait_until(limit, Duration::from_millis(1), "the I/O source to stop", || {
             self.shared.idle.load(Ordering::SeqCst)
         })
@@ -299,7 +320,15 @@ fn apply(shared: &Shared, command: &ActuatorCommand) {
 }
 
 fn source_loop(config: &PlantConfig, shared: &Shared, socket: &UdpSocket, clock: RunClock) {
-    let cycle = Duration::from_millis(u64::from(config.cycle_ms.max(1)));
+    let cycle_us = config.params.cycle_us().max(1);
+    let cycle = Duration::from_micros(u64::from(cycle_us));
+    // A sleep ends up to the thread's timer slack (50 µs by default) late: a tenth of a
+    // 10 kHz cycle each time. One microsecond keeps the pace of short cycles (the
+    // catch-up below sends the frames of an oversleep, late but at the right count).
+    #[cfg(target_os = "linux")]
+    if cycle_us < 1000 {
+        let _ = nix::sys::prctl::set_timerslack(1);
+    }
     let mut reference = TankApp::new(config.params.clone());
     let mut outbox = Outbox::new();
     let mut datagram = [0u8; io_protocol::FRAME_DATAGRAM_MAX];
@@ -322,7 +351,7 @@ fn source_loop(config: &PlantConfig, shared: &Shared, socket: &UdpSocket, clock:
         number += 1;
         let (payload, level_um) = {
             let mut plant = lock(&shared.plant);
-            plant.advance(u64::from(config.cycle_ms));
+            plant.advance_us(u64::from(cycle_us));
             plant.set_setpoint(config.operator.setpoint_at(number));
             plant.set_ack(config.operator.ack_at(number));
             (plant.inputs().encode(), plant.level_um())
@@ -401,9 +430,8 @@ mod tests {
         let node = UdpSocket::bind("127.0.0.1:0").unwrap();
         node.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let config = PlantConfig {
-            cycle_ms: 1,
             params: TankParams {
-                cycle_ms: 1,
+                cycle_ms: Some(1),
                 ..TankParams::default()
             },
             plant: PlantParams::default(),

@@ -412,6 +412,7 @@ impl SharedPathFault {
 /// Counters of the output path, by direction (`[0]` node → sink, `[1]` sink → node).
 #[derive(Debug, Default)]
 struct PathCounters {
+    received: [AtomicU64; 2],
     forwarded: [AtomicU64; 2],
     lost: [AtomicU64; 2],
     cut: [AtomicU64; 2],
@@ -422,6 +423,9 @@ struct PathCounters {
 /// A snapshot of one direction's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PathCountersSnapshot {
+    /// Datagrams the relays received from that side (what the nodes sent: first copies,
+    /// re-sends and refreshes; or what the sink sent back), before any fault.
+    pub received: u64,
     /// Datagrams forwarded (copies included).
     pub forwarded: u64,
     /// Dropped at random.
@@ -506,6 +510,7 @@ impl OutputPathProxy {
         let d = usize::from(acks);
         let c = &self.counters;
         PathCountersSnapshot {
+            received: c.received[d].load(Ordering::Relaxed),
             forwarded: c.forwarded[d].load(Ordering::Relaxed),
             lost: c.lost[d].load(Ordering::Relaxed),
             cut: c.cut[d].load(Ordering::Relaxed),
@@ -556,6 +561,7 @@ fn path_loop(
             if dir == 0 {
                 node = Some(from);
             }
+            counters.received[dir].fetch_add(1, Ordering::Relaxed);
             let f = faults[dir].load();
             if f.cut {
                 counters.cut[dir].fetch_add(1, Ordering::Relaxed);
@@ -797,6 +803,8 @@ mod tests {
         .unwrap();
         assert_eq!(proxy.counters(false).duplicated, 1);
         assert_eq!(proxy.counters(true).forwarded, 1);
+        // What each side sent, before the faults: 3 outputs, 2 datagrams back.
+        assert_eq!((proxy.counters(false).received, proxy.counters(true).received), (3, 2));
     }
 
     #[test]

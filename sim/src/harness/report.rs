@@ -129,6 +129,96 @@ pub struct Analysis {
     pub divergence_alarms: u64,
     /// State transfers completed (journal).
     pub transfers: u64,
+    /// Level outputs the reference produced (`app.level_outputs`; not in
+    /// `outputs_expected`: a level superseded before it left, or collapsed by a takeover,
+    /// is never sent, by design).
+    pub levels_expected: u64,
+    /// Of which the actuators received (not in `outputs_delivered`).
+    pub levels_delivered: u64,
+    /// Level keys whose newest value at the end is not held by the sink (an id at least
+    /// as new as the reference's last of that key).
+    pub levels_final_behind: u64,
+    /// The level outputs after the output path healed ([`level_staleness`]), when the run
+    /// had an output path and level outputs.
+    pub level_staleness: Option<LevelStaleness>,
+}
+
+/// How long each level key stayed stale after the output path healed (issue 22).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LevelStaleness {
+    /// When the path healed, ns since the run began.
+    pub healed_ns: u64,
+    /// The nodes' `outputs.level_refresh_ms`.
+    pub refresh_ms: u64,
+    /// Per key that had a value when the path healed: the time from the heal until the
+    /// sink held a value at least as new as that one, ms (0: it held it already); `None`:
+    /// not by the end of the run.
+    pub keys: Vec<(u16, Option<f64>)>,
+}
+
+impl LevelStaleness {
+    /// p50, p99 and max over the keys the sink caught up on.
+    pub fn percentiles(&self) -> Percentiles {
+        let values: Vec<f64> = self.keys.iter().filter_map(|&(_, ms)| ms).collect();
+        Percentiles::of(&values)
+    }
+
+    /// Keys the sink never caught up on.
+    pub fn unhealed(&self) -> usize {
+        self.keys.iter().filter(|(_, ms)| ms.is_none()).count()
+    }
+
+    /// As JSON (`output_path.level_staleness` in report.json).
+    pub fn to_json(&self) -> Value {
+        let p = self.percentiles();
+        json!({
+            "keys": self.keys.len(),
+            "p50_ms": round3(p.p50),
+            "p99_ms": round3(p.p99),
+            "max_ms": round3(p.max),
+            "unhealed": self.unhealed(),
+            "refresh_ms": self.refresh_ms,
+            "healed_at_ms": round3(ms(self.healed_ns)),
+            "by_key": self.keys.iter().map(|&(k, v)| json!({"key": k, "ms": v.map(round3)})).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// The staleness of each level key after the output path healed at `healed_ns`: for each
+/// key, the newest level of it the reference produced for a frame sent before the heal
+/// (what the actuator should hold then); the time from the heal until the sink accepted
+/// that level or a newer one of the key (0 when it held one already). Only the refresh
+/// (`outputs.level_refresh_ms`) brings a level again that the path lost before the heal
+/// and that no newer value replaced, so with it on the bound is about one refresh period.
+pub fn level_staleness(
+    frames: &FrameLog,
+    sink: &SinkLog,
+    healed_ns: u64,
+    refresh_ms: u64,
+    last: u64,
+) -> LevelStaleness {
+    let mut by_key: BTreeMap<u16, Vec<(u64, u8)>> = BTreeMap::new();
+    for &(frame, index, key) in frames.levels.iter().filter(|&&(f, ..)| f <= last) {
+        by_key.entry(key).or_default().push((frame, index));
+    }
+    let keys = by_key
+        .into_iter()
+        .filter_map(|(key, ids)| {
+            // In frame order: the ones sent before the heal come first.
+            let due = ids.partition_point(|&(f, _)| frames.sent_ns(f).is_some_and(|at| at < healed_ns));
+            let wanted = due.checked_sub(1)?;
+            let held_at = ids[wanted..]
+                .iter()
+                .filter_map(|id| sink.delivered.get(id).map(|d| d.at_ns))
+                .min();
+            Some((key, held_at.map(|at| ms(at.saturating_sub(healed_ns)))))
+        })
+        .collect();
+    LevelStaleness {
+        healed_ns,
+        refresh_ms,
+        keys,
+    }
 }
 
 impl Analysis {
@@ -208,8 +298,16 @@ pub fn analyse(
         let expected = frames.expected(frame);
         for (index, &hash) in expected.iter().enumerate() {
             let id = (frame, index as u8);
-            a.outputs_expected += 1;
+            let level = frames.is_level(frame, index as u8);
+            if level {
+                a.levels_expected += 1;
+            } else {
+                a.outputs_expected += 1;
+            }
             match sink.delivered.get(&id) {
+                // A level the pair never sent (superseded, collapsed by a takeover) is no
+                // loss: what counts is the newest per key (`levels_final_behind`).
+                None if level => {}
                 None if skipped(frame) => a.outputs_skipped += 1,
                 None => {
                     a.outputs_lost += 1;
@@ -242,7 +340,11 @@ pub fn analyse(
         }
     }
     for (&(frame, index), d) in sink.delivered.range(..(last.saturating_add(1), 0)) {
-        a.outputs_delivered += 1;
+        if frames.is_level(frame, index) {
+            a.levels_delivered += 1;
+        } else {
+            a.outputs_delivered += 1;
+        }
         if d.count > 1 {
             a.outputs_duplicated += 1;
         }
@@ -253,6 +355,19 @@ pub fn analyse(
                 a.mismatch_examples.push((frame, index));
             }
         }
+    }
+    // Each level key's final value: the sink holds it or a newer one.
+    let mut last_of_key: BTreeMap<u16, (u64, u8)> = BTreeMap::new();
+    for &(frame, index, key) in frames.levels.iter().filter(|&&(f, ..)| f <= last) {
+        last_of_key.insert(key, (frame, index));
+    }
+    for (&key, &id) in &last_of_key {
+        let held = frames
+            .levels
+            .iter()
+            .filter(|&&(f, i, k)| k == key && (f, i) >= id)
+            .any(|&(f, i, _)| sink.delivered.contains_key(&(f, i)));
+        a.levels_final_behind += u64::from(!held);
     }
     a.duplicates_raw = sink.duplicates_raw;
     a.conflicts = sink.conflicts;
@@ -495,6 +610,10 @@ impl Report {
             "liveness_failures": self.liveness_failures.len(),
             "violations": violations,
         });
+        j["levels_expected"] = json!(a.levels_expected);
+        j["levels_delivered"] = json!(a.levels_delivered);
+        j["levels_final_behind"] = json!(a.levels_final_behind);
+        j["level_staleness"] = json!(a.level_staleness.as_ref().map(LevelStaleness::to_json));
         if detail {
             let faults: Vec<Value> = self
                 .faults
@@ -612,6 +731,26 @@ impl Report {
             a.outputs_unexpected,
             a.content_mismatches
         );
+        if a.levels_expected > 0 {
+            let _ = writeln!(
+                s,
+                "  levels: produced {}, delivered {}, keys whose last value the sink lacks {}",
+                a.levels_expected, a.levels_delivered, a.levels_final_behind
+            );
+        }
+        if let Some(l) = &a.level_staleness {
+            let p = l.percentiles();
+            let _ = writeln!(
+                s,
+                "  level staleness after the output path healed (refresh {} ms): keys {}, ms p50 {:.2} p99 {:.2} max {:.2}, not caught up {}",
+                l.refresh_ms,
+                l.keys.len(),
+                p.p50,
+                p.p99,
+                p.max,
+                l.unhealed()
+            );
+        }
         let _ = writeln!(
             s,
             "  fencing: stale epochs rejected {}, deposed primary accepted {}, accepted in the deposed window {}",
@@ -743,6 +882,81 @@ mod tests {
         let mut buf = [0u8; 128];
         let len = encode_output((epoch & 0xFF) as u8, epoch, frame, index, payload, &mut buf).unwrap();
         sink.offer(at_ns, &decode_output(&buf[..len]).unwrap());
+    }
+
+    fn deliver_level(sink: &mut SinkLog, at_ns: u64, frame: u64, index: u8, key: u16, payload: &[u8]) {
+        let mut buf = [0u8; 128];
+        let kind = twinloop::app::OutputKind::Level { key };
+        let len = twinloop::io_protocol::encode_output_kind(1, 0x101, frame, index, kind, payload, &mut buf).unwrap();
+        sink.offer(at_ns, &decode_output(&buf[..len]).unwrap());
+    }
+
+    /// Six frames 10 ms apart, a command each; levels: key 0 in frames 1 and 4, key 1 in
+    /// frames 1 and 6.
+    fn frames_with_levels() -> FrameLog {
+        let mut log = FrameLog {
+            levels_apart: true,
+            ..FrameLog::default()
+        };
+        for frame in 1..=6u64 {
+            let mut outbox = Outbox::new();
+            outbox.push(&[frame as u8]).unwrap();
+            match frame {
+                1 => {
+                    outbox.push_level(0, b"a").unwrap();
+                    outbox.push_level(1, b"x").unwrap();
+                }
+                4 => outbox.push_level(0, b"b").unwrap(),
+                6 => outbox.push_level(1, b"y").unwrap(),
+                _ => {}
+            }
+            log.push(frame, frame * 10_000_000, &outbox);
+        }
+        log
+    }
+
+    /// Levels are not counted lost when the pair never sent one (only the newest of a key
+    /// counts); after the heal, each key's staleness runs until the sink holds the value
+    /// it should have had at the heal, or a newer one.
+    #[test]
+    fn levels_apart_from_losses_and_stale_from_the_heal_until_held() {
+        let frames = frames_with_levels();
+        assert!(frames.is_level(1, 2) && frames.is_level(4, 1) && !frames.is_level(4, 0));
+        let mut sink = SinkLog::new(1000);
+        for frame in 1..=6u64 {
+            deliver(
+                &mut sink,
+                frame * 10_000_000 + 1_000_000,
+                0x101,
+                frame,
+                0,
+                &[frame as u8],
+            );
+        }
+        deliver_level(&mut sink, 11_000_000, 1, 1, 0, b"a");
+        // (1, 2) "x" and (4, 1) "b" lost on the path; "b" refreshed at 60 ms.
+        deliver_level(&mut sink, 60_000_000, 4, 1, 0, b"b");
+        let a = analyse(&frames, &sink, &[], &mut [], 6, 10);
+        assert_eq!((a.outputs_expected, a.outputs_lost, a.outputs_delivered), (6, 0, 6));
+        assert_eq!(
+            (a.levels_expected, a.levels_delivered, a.levels_final_behind),
+            (4, 2, 1)
+        );
+        let healed_ns = 45_000_000;
+        let l = level_staleness(&frames, &sink, healed_ns, 20, 6);
+        assert_eq!(l.keys, vec![(0, Some(15.0)), (1, None)], "key 1 never caught up");
+        assert_eq!(l.unhealed(), 1);
+        // Key 1's newer value arrives: the sink holds one at least as new as "x".
+        deliver_level(&mut sink, 61_000_000, 6, 1, 1, b"y");
+        let l = level_staleness(&frames, &sink, healed_ns, 20, 6);
+        assert_eq!(l.keys, vec![(0, Some(15.0)), (1, Some(16.0))]);
+        assert_eq!((l.percentiles().max, l.unhealed()), (16.0, 0));
+        assert_eq!(analyse(&frames, &sink, &[], &mut [], 6, 10).levels_final_behind, 0);
+        // A value held before the heal is not stale at all.
+        assert_eq!(
+            level_staleness(&frames, &sink, 70_000_000, 20, 6).keys,
+            vec![(0, Some(0.0)), (1, Some(0.0))]
+        );
     }
 
     fn record(index: usize, kind: FaultKind, start_ns: u64, end_ns: u64) -> FaultRecord {

@@ -11,7 +11,7 @@ use super::group::{self, GroupPorts, GroupShape, NODES_MAX};
 use super::plant_loop::{Operator, PlantConfig, PlantLoop};
 use super::procs::{write_private, Console, NodeProc, Watcher};
 use super::proxy::{LinkEnds, OutputPathProxy, PathFault, Proxy};
-use super::sink::{lock, Gateway, SinkLog, SinkThread};
+use super::sink::{lock, Gateway, SinkAcks, SinkLog, SinkThread};
 use super::{ms, HarnessError, RunClock};
 use serde_json::Value;
 use std::cell::RefCell;
@@ -29,6 +29,8 @@ use twinloop_demo::TankParams;
 /// plant network).
 pub const LINKS: usize = 2;
 const LINK_NAMES: [&str; LINKS] = ["sync", "plant"];
+/// The acks' key file in the run's folder (the nodes' `outputs.ack_key_file`).
+pub const ACK_KEY_FILE: &str = "ack.key";
 
 /// The core's timing, written into both nodes' `[runtime]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,8 +144,12 @@ pub struct RigConfig {
     pub dir: PathBuf,
     /// The `twinloop-demo` binary.
     pub binary: PathBuf,
-    /// The cycle, ms.
+    /// The cycle, ms (the nodes' `app.cycle_ms`), unless `cycle_us` is set.
     pub cycle_ms: u32,
+    /// The cycle in µs (the nodes' `app.cycle_us`; `--cycle-us`, `bench rate`): when set
+    /// it is the cycle, and `cycle_ms` only what the millisecond waits of `run`, `chaos`
+    /// and the report count in (the cycle rounded up to whole milliseconds).
+    pub cycle_us: Option<u32>,
     /// The core's timing.
     pub timing: Timing,
     /// Relay the sync links through the fault proxy (needed for link faults; off, the
@@ -175,6 +181,13 @@ pub struct RigConfig {
     pub output_path: Option<(PathFault, PathFault)>,
     /// The nodes' `[outputs] level_refresh_ms` (0: off).
     pub level_refresh_ms: u64,
+    /// The nodes' `[outputs] acks` with `ack_key_file` (issue 22): the sink acknowledges
+    /// the events it applied through the reference gateway, tagged with the run's ack key,
+    /// back through the output-path proxy when there is one.
+    pub acks: bool,
+    /// The tank program's `app.level_outputs`: levels (kind 3) beside its events, whose
+    /// staleness after the output path heals the report measures.
+    pub level_outputs: bool,
     /// The nodes' `[outputs] release` (issue 16).
     pub outputs_release: twinloop::config::OutputsRelease,
     /// A pair (the default) or a group (`--nodes 3|4`, `--witness`; issue 16).
@@ -192,6 +205,7 @@ impl RigConfig {
             dir,
             binary,
             cycle_ms: 10,
+            cycle_us: None,
             timing: Timing::HARNESS,
             proxy: true,
             seed: 1,
@@ -214,6 +228,8 @@ impl RigConfig {
             pin_cpus: false,
             output_path: None,
             level_refresh_ms: 0,
+            acks: false,
+            level_outputs: false,
             outputs_release: twinloop::config::OutputsRelease::Immediate,
             shape: GroupShape {
                 nodes: 2,
@@ -226,9 +242,15 @@ impl RigConfig {
 
     /// The control program's parameters (nodes and reference alike).
     pub fn params(&self) -> TankParams {
+        let (cycle_ms, cycle_us) = match self.cycle_us {
+            Some(us) => (None, Some(us)),
+            None => (Some(self.cycle_ms), None),
+        };
         TankParams {
-            cycle_ms: self.cycle_ms,
+            cycle_ms,
+            cycle_us,
             state_ballast_bytes: self.ballast_bytes,
+            level_outputs: self.level_outputs,
             ..TankParams::default()
         }
     }
@@ -322,6 +344,23 @@ impl Rig {
             &config.dir.join("sync.key"),
             &format!("twinloop-sim-sync-{:016x}\n", config.seed.rotate_left(17) ^ 0xC0FFEE),
         )?;
+        // The acks' own key (a gateway never holds the pair's sync key), derived as the
+        // nodes and the reference gateway derive it from the file.
+        let ack_key_path = config.dir.join(ACK_KEY_FILE);
+        write_private(
+            &ack_key_path,
+            &format!("twinloop-sim-ack-{:016x}\n", config.seed.rotate_left(29) ^ 0xAC_4B),
+        )?;
+        let sink_acks = if config.acks {
+            let secret = twinloop::io::preflight::read_key_file("outputs.ack_key_file", &ack_key_path)
+                .map_err(|e| HarnessError::Setup(e.to_string()))?;
+            Some(SinkAcks {
+                key: Some(twinloop::io_protocol::AckKey::derive(&secret)),
+                session: twinloop::io::clock::unix_ns(),
+            })
+        } else {
+            None
+        };
         let shape = config.shape;
         for id in 1..=shape.nodes {
             // A fresh pair: no epoch from an earlier run in this directory.
@@ -337,7 +376,6 @@ impl Rig {
         };
         let plant = PlantLoop::start(
             PlantConfig {
-                cycle_ms: config.cycle_ms,
                 params: config.params(),
                 plant: config.plant.clone(),
                 targets: ports.iter().map(|p| local(p.frames)).collect(),
@@ -350,7 +388,7 @@ impl Rig {
         let lease_ns = (config.timing.window_ms * 10).max(5000) * 1_000_000;
         let gateway = Gateway::new(config.sink_window_frames, Some(Duration::from_nanos(lease_ns)))
             .map_err(|e| HarnessError::Setup(e.to_string()))?;
-        let sink = SinkThread::start(clock, gateway, plant.command_hook())?;
+        let sink = SinkThread::start_acking(clock, gateway, sink_acks, plant.command_hook())?;
         let proxy = if let (true, Some(g)) = (config.proxy, &group_ports) {
             // A group's full mesh: one two-ended proxy link per pair of nodes and link.
             Some(Proxy::start(group::link_ends(shape, g), config.seed ^ 0x9E37_79B9)?)
@@ -576,7 +614,8 @@ impl Rig {
         } else {
             (1, &b, &a)
         };
-        let lag_max = (50 / u64::from(self.config.cycle_ms.max(1))).max(5);
+        // The frames of 50 ms: a backup further behind is not following.
+        let lag_max = (50_000 / u64::from(self.config.params().cycle_us().max(1))).max(5);
         let healthy = p.role == Role::Primary
             && p.sync == Sync::Paired
             && q.is_in_sync_backup()
@@ -603,7 +642,8 @@ impl Rig {
             .collect::<Option<Vec<Status>>>()?;
         let primary = statuses.iter().position(|s| s.role == Role::Primary)?;
         let p = &statuses[primary];
-        let lag_max = (50 / u64::from(self.config.cycle_ms.max(1))).max(5);
+        // The frames of 50 ms: a backup further behind is not following.
+        let lag_max = (50_000 / u64::from(self.config.params().cycle_us().max(1))).max(5);
         let others_follow = statuses
             .iter()
             .enumerate()
@@ -857,8 +897,16 @@ fn node_toml(config: &RigConfig, i: usize, ports: &[NodePorts; 2], proxy: Option
         u64::from(config.ballast_bytes) + (1 << 20),
         config.transfer_chunks_per_ms.unwrap_or(base.transfer_chunks_per_ms),
         base.transfer_chunk_bytes,
-        config.cycle_ms,
+        config.params().cycle_us(),
     );
+    // A new primary replays the frames since the last commit it heard: the ring holds
+    // twice the frames of a takeover's silence (docs/CONFIG.md, `frames_buffered`), which
+    // the default's 1 024 do not at 10 kHz with a 100 ms window.
+    let replay_frames = (t.window_ms.saturating_add(t.probe_ms))
+        .saturating_mul(2000)
+        .checked_div(u64::from(config.params().cycle_us()))
+        .unwrap_or(0);
+    let lag = (lag.0, lag.1.max(replay_frames).min(1 << 20));
     let dir = &config.dir;
     let file = NodeFile {
         node: NodeTable {
@@ -898,6 +946,8 @@ fn node_toml(config: &RigConfig, i: usize, ports: &[NodePorts; 2], proxy: Option
             sinks: vec![sink],
             level_refresh_ms: config.level_refresh_ms,
             release: config.outputs_release,
+            acks: config.acks,
+            ack_key_file: config.acks.then(|| dir.join(ACK_KEY_FILE)),
             ..OutputsConfig::default()
         },
         console: ConsoleConfig {
@@ -940,12 +990,12 @@ pub fn lag_for_transfer(
     state_bytes: u64,
     chunks_per_ms: u64,
     chunk_bytes: u64,
-    cycle_ms: u32,
+    cycle_us: u32,
 ) -> (u64, u64) {
     // Unpaced (0): as fast as the links go; count it as the fast profile's pace.
     let per_ms = chunks_per_ms.max(1).saturating_mul(chunk_bytes.max(1));
     let transfer_ms = state_bytes.div_ceil(per_ms);
-    let lag = (transfer_ms / u64::from(cycle_ms.max(1))).saturating_mul(2);
+    let lag = (transfer_ms.saturating_mul(1000) / u64::from(cycle_us.max(1))).saturating_mul(2);
     if lag <= base_lag {
         return (base_lag, base_buffered);
     }
@@ -1006,6 +1056,26 @@ mod tests {
             "without proxy, straight to the peer"
         );
         assert_eq!(file.runtime.priority, 1);
+        // A 10 kHz cycle (issue 20, `bench rate`): the nodes get `app.cycle_us` alone, and
+        // a ring that holds the frames of a harness takeover's silence (150 ms) twice.
+        let fast = node_toml(
+            &RigConfig {
+                cycle_us: Some(100),
+                cycle_ms: 1,
+                ..config.clone()
+            },
+            0,
+            &ports,
+            None,
+            local(9),
+        );
+        let file = NodeFile::parse(&fast, &dir, &[]).unwrap_or_else(|e| panic!("{e}\n{fast}"));
+        assert_eq!((file.app.cycle_us, file.app.cycle_ms), (Some(100), None));
+        assert_eq!(file.runtime.frames_buffered, 2 * 150 * 10);
+        assert!(file.runtime.max_lag_frames < file.runtime.frames_buffered);
+        let file = NodeFile::parse(&direct, &dir, &[]).unwrap();
+        assert_eq!((file.app.cycle_ms, file.app.cycle_us), (Some(config.cycle_ms), None));
+        assert_eq!(file.runtime.frames_buffered, 1024, "10 ms: the default ring");
     }
 
     #[test]
@@ -1023,16 +1093,16 @@ mod tests {
     /// bounds now cover twice that; small states keep the defaults.
     #[test]
     fn lag_for_transfer_covers_a_64_mib_transfer() {
-        let (lag, buffered) = lag_for_transfer(256, 1024, (64 << 20) + (1 << 20), 32, 1024, 1);
+        let (lag, buffered) = lag_for_transfer(256, 1024, (64 << 20) + (1 << 20), 32, 1024, 1000);
         assert!(lag >= 2 * 2049, "lag {lag}");
         assert!(buffered > lag && buffered >= lag + 1024, "ring {buffered}");
         // At 10 ms a frame, a tenth of the frames.
-        let (lag10, _) = lag_for_transfer(256, 1024, (64 << 20) + (1 << 20), 32, 1024, 10);
+        let (lag10, _) = lag_for_transfer(256, 1024, (64 << 20) + (1 << 20), 32, 1024, 10_000);
         assert!((410..=420).contains(&lag10), "lag {lag10}");
         // 1 MiB (the default join): the defaults.
-        assert_eq!(lag_for_transfer(256, 1024, 2 << 20, 32, 1024, 1), (256, 1024));
+        assert_eq!(lag_for_transfer(256, 1024, 2 << 20, 32, 1024, 1000), (256, 1024));
         // Whatever the inputs, within the configuration's bounds.
-        let (lag, buffered) = lag_for_transfer(256, 1024, u64::MAX, 1, 1, 1);
+        let (lag, buffered) = lag_for_transfer(256, 1024, u64::MAX, 1, 1, 1000);
         assert!(lag < buffered && buffered <= 1 << 20);
     }
 }

@@ -92,6 +92,8 @@ pub struct SinkLog {
     pub delivered_max: usize,
     /// Deliveries not recorded because `delivered_max` was reached.
     pub unrecorded: u64,
+    /// Acks the sink could not send (no address for their source, or the send failed).
+    pub ack_send_errors: u64,
 }
 
 /// Ids the ledger keeps by default: over half an hour of a 1 kHz cycle.
@@ -127,25 +129,45 @@ impl SinkLog {
             last_accept_ns: 0,
             delivered_max: DELIVERED_MAX,
             unrecorded: 0,
+            ack_send_errors: 0,
         }
     }
 
     /// Offers one decoded output that arrived at `at_ns`; returns the gateway's decision.
     pub fn offer(&mut self, at_ns: u64, output: &io_protocol::OutputDatagram<'_>) -> Decision {
+        self.offer_from(at_ns, None, output)
+    }
+
+    /// [`SinkLog::offer`] for a sink that acknowledges (issue 22): an event the gateway
+    /// accepted, or dropped as a copy, is queued for an ack to `source` (the caller's number
+    /// for the address it came from; `None`: no ack).
+    pub fn offer_from(&mut self, at_ns: u64, source: Option<u8>, output: &io_protocol::OutputDatagram<'_>) -> Decision {
         self.raw += 1;
         let payload_hash = fnv64(output.payload);
         let seen_before = self.epoch_seen_max;
         self.epoch_first_seen_ns.entry(output.epoch).or_insert(at_ns);
         self.epoch_seen_max = self.epoch_seen_max.max(output.epoch);
         let lapses_before = self.gateway.counters().lapses;
-        let decision = self.gateway.offer_kind(
-            twinloop::Instant::from_nanos(at_ns),
-            output.epoch,
-            output.frame,
-            output.index,
-            output.kind,
-            output.payload,
-        );
+        let now = twinloop::Instant::from_nanos(at_ns);
+        let decision = match source {
+            Some(source) => self.gateway.offer_from(
+                now,
+                source,
+                output.epoch,
+                output.frame,
+                output.index,
+                output.kind,
+                output.payload,
+            ),
+            None => self.gateway.offer_kind(
+                now,
+                output.epoch,
+                output.frame,
+                output.index,
+                output.kind,
+                output.payload,
+            ),
+        };
         if self.gateway.counters().lapses > lapses_before {
             // A lapsed fence is the documented recovery of a pair restarted below the
             // last epoch, not a deposed primary slipping through: the ledger starts over.
@@ -219,11 +241,33 @@ pub(super) fn recv_stamped(
     control: &mut [u8],
     clock: &super::RunClock,
 ) -> Option<(usize, u64)> {
+    recv_stamped_from(socket, buf, control, clock, false).map(|(len, at_ns, _)| (len, at_ns))
+}
+
+/// [`recv_stamped`] with the sender's address (where an ack goes back to); `waiting_only`:
+/// do not block, take only what is already queued.
+pub(super) fn recv_stamped_from(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    control: &mut [u8],
+    clock: &super::RunClock,
+    waiting_only: bool,
+) -> Option<(usize, u64, Option<std::net::SocketAddr>)> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrStorage};
     use std::os::fd::AsRawFd;
     let mut iov = [std::io::IoSliceMut::new(buf)];
-    let message = recvmsg::<SockaddrStorage>(socket.as_raw_fd(), &mut iov, Some(control), MsgFlags::empty()).ok()?;
+    let flags = if waiting_only {
+        MsgFlags::MSG_DONTWAIT
+    } else {
+        MsgFlags::empty()
+    };
+    let message = recvmsg::<SockaddrStorage>(socket.as_raw_fd(), &mut iov, Some(control), flags).ok()?;
     let now_ns = clock.now_ns();
+    let from = message.address.and_then(|a| {
+        a.as_sockaddr_in()
+            .map(|v4| std::net::SocketAddr::V4((*v4).into()))
+            .or_else(|| a.as_sockaddr_in6().map(|v6| std::net::SocketAddr::V6((*v6).into())))
+    });
     let stamp = message.cmsgs().ok()?.find_map(|c| match c {
         ControlMessageOwned::ScmTimestampns(ts) => Some(ts),
         _ => None,
@@ -241,7 +285,58 @@ pub(super) fn recv_stamped(
         }
         None => now_ns,
     };
-    Some((message.bytes, at_ns))
+    Some((message.bytes, at_ns, from))
+}
+
+/// Addresses a sink acknowledges (the nodes of a pair or group, or their relays; a
+/// restarted node's new port takes the oldest's slot), as the reference gateway
+/// (`twinloop-gateway`) keeps them.
+pub const ACK_SOURCES_MAX: usize = 8;
+
+/// Datagrams the sink takes at one wake-up before it sends its ack: what is queued
+/// already, as the gateway reads its socket dry (bounded, so that a flood cannot hold the
+/// acks back).
+const WAKE_READS_MAX: usize = 64;
+
+/// A sink that acknowledges the events it applied (issue 22, the nodes' `[outputs]
+/// acks`), through the reference gateway's ack queue and encoder.
+#[derive(Debug, Clone)]
+pub struct SinkAcks {
+    /// The key acks are tagged with (the nodes' `outputs.ack_key_file`); `None`: untagged.
+    pub key: Option<twinloop::io_protocol::AckKey>,
+    /// The session acks carry: higher at every start of a sink (the wall clock's ns).
+    pub session: u64,
+}
+
+/// The numbers a sink gives the addresses outputs come from, for their acks.
+#[derive(Debug, Default, Clone)]
+pub struct AckSources {
+    addrs: Vec<std::net::SocketAddr>,
+    /// The slot the next new address takes once all are used (the oldest first).
+    next: usize,
+}
+
+impl AckSources {
+    /// The number of `from`; once [`ACK_SOURCES_MAX`] are known, a new address takes the
+    /// oldest one's number in place, so the other numbers (queued in acks) stay right.
+    pub fn number(&mut self, from: std::net::SocketAddr) -> u8 {
+        if let Some(at) = self.addrs.iter().position(|&a| a == from) {
+            return at as u8;
+        }
+        if self.addrs.len() < ACK_SOURCES_MAX {
+            self.addrs.push(from);
+            return (self.addrs.len() - 1) as u8;
+        }
+        let slot = self.next;
+        self.addrs[slot] = from;
+        self.next = (slot + 1) % ACK_SOURCES_MAX;
+        slot as u8
+    }
+
+    /// The address of number `n`.
+    pub fn addr(&self, n: u8) -> Option<std::net::SocketAddr> {
+        self.addrs.get(usize::from(n)).copied()
+    }
 }
 
 /// Called with each delivered actuator command's payload (output index 0), on the sink's
@@ -263,6 +358,19 @@ impl SinkThread {
     pub fn start(
         clock: super::RunClock,
         gateway: Gateway,
+        on_command: CommandHook,
+    ) -> Result<SinkThread, HarnessError> {
+        Self::start_acking(clock, gateway, None, on_command)
+    }
+
+    /// [`SinkThread::start`], acknowledging the events applied when `acks` is given: at
+    /// each wake-up it takes what is queued on its socket, then sends the gateway's next
+    /// ack ([`Gateway::encode_ack`]) to the address its ids came from — the output-path
+    /// proxy's relay when there is one, which brings it to the node under the acks' fault.
+    pub fn start_acking(
+        clock: super::RunClock,
+        mut gateway: Gateway,
+        acks: Option<SinkAcks>,
         mut on_command: CommandHook,
     ) -> Result<SinkThread, HarnessError> {
         let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| HarnessError::io("bind the sink", e))?;
@@ -274,6 +382,9 @@ impl SinkThread {
             .map_err(|e| HarnessError::io("read the sink's address", e))?;
         nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::ReceiveTimestampns, &true)
             .map_err(|e| HarnessError::io("ask for the sink's arrival times", e.into()))?;
+        if let Some(acks) = &acks {
+            gateway.set_ack_session(acks.session);
+        }
         let log = Arc::new(Mutex::new(SinkLog::around(gateway)));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -283,17 +394,39 @@ impl SinkThread {
                 .spawn(move || {
                     let mut buf = [0u8; io_protocol::DATAGRAM_MAX + 64];
                     let mut control = nix::cmsg_space!(nix::sys::time::TimeSpec);
+                    let mut sources = AckSources::default();
                     while !stop.load(Ordering::Relaxed) {
-                        let Some((len, at_ns)) = recv_stamped(&socket, &mut buf, &mut control, &clock) else {
-                            continue;
-                        };
-                        let Ok(output) = io_protocol::decode_output(&buf[..len]) else {
-                            lock(&log).malformed += 1;
-                            continue;
-                        };
-                        let decision = lock(&log).offer(at_ns, &output);
-                        if decision == Decision::Accepted && output.index == 0 {
-                            on_command(output.payload);
+                        for read in 0..=WAKE_READS_MAX {
+                            let Some((len, at_ns, from)) =
+                                recv_stamped_from(&socket, &mut buf, &mut control, &clock, read > 0)
+                            else {
+                                break;
+                            };
+                            let Ok(output) = io_protocol::decode_output(&buf[..len]) else {
+                                lock(&log).malformed += 1;
+                                continue;
+                            };
+                            let source = match (&acks, from) {
+                                (Some(_), Some(from)) => Some(sources.number(from)),
+                                _ => None,
+                            };
+                            let decision = lock(&log).offer_from(at_ns, source, &output);
+                            if decision == Decision::Accepted && output.index == 0 {
+                                on_command(output.payload);
+                            }
+                        }
+                        if let Some(acks) = &acks {
+                            let mut ack = [0u8; io_protocol::ACK_DATAGRAM_MAX];
+                            let next = lock(&log).gateway.encode_ack(acks.key.as_ref(), &mut ack);
+                            if let Some((to, len)) = next {
+                                let sent = sources
+                                    .addr(to)
+                                    .is_some_and(|to| socket.send_to(&ack[..len], to).is_ok());
+                                if !sent {
+                                    // A lost ack costs a re-send from the node, nothing more.
+                                    lock(&log).ack_send_errors += 1;
+                                }
+                            }
                         }
                     }
                 })
@@ -405,5 +538,74 @@ mod tests {
         })
         .unwrap();
         assert_eq!(*lock(&commands), vec![b"cmd".to_vec()], "only commands go to the plant");
+    }
+
+    /// With acks on, the sink acknowledges through the gateway's queue and encoder, to
+    /// the address each event came from, tagged with the key: an event accepted and its
+    /// copy both acked, a level never (issue 22).
+    #[test]
+    fn sink_thread_acks_events_to_their_sender_with_the_key() {
+        use twinloop::io_protocol::{decode_ack, encode_output_kind, AckKey, ACK_DATAGRAM_MAX};
+        let key = AckKey::derive(b"harness ack key");
+        let acks = SinkAcks {
+            key: Some(key.clone()),
+            session: 9,
+        };
+        let sink = SinkThread::start_acking(
+            super::super::RunClock::start(),
+            Gateway::new(100, None).unwrap(),
+            Some(acks),
+            Box::new(|_: &[u8]| {}),
+        )
+        .unwrap();
+        let node = UdpSocket::bind("127.0.0.1:0").unwrap();
+        node.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut out = [0u8; io_protocol::OUTPUT_DATAGRAM_MAX];
+        let level = twinloop::app::OutputKind::Level { key: 4 };
+        let n = encode_output_kind(1, 0x101, 7, 1, level, b"lvl", &mut out).unwrap();
+        node.send_to(&out[..n], sink.addr()).unwrap();
+        node.send_to(&datagram(0x101, 7, 0, b"cmd"), sink.addr()).unwrap();
+        let mut ids = Vec::new();
+        let mut buf = [0u8; ACK_DATAGRAM_MAX];
+        while ids.is_empty() {
+            let (len, from) = node.recv_from(&mut buf).expect("an ack comes");
+            assert_eq!(from, sink.addr());
+            let ack = decode_ack(&buf[..len], Some(&key)).expect("tagged with the key");
+            assert_eq!(ack.session, 9);
+            ids.extend(ack.ids.iter().copied());
+        }
+        assert_eq!(ids, vec![(7, 0)], "the event only, not the level");
+        // A copy (a re-send whose ack was lost) is acked again.
+        node.send_to(&datagram(0x101, 7, 0, b"cmd"), sink.addr()).unwrap();
+        let (len, _) = node.recv_from(&mut buf).expect("the copy is acked");
+        assert_eq!(decode_ack(&buf[..len], Some(&key)).unwrap().ids[..], [(7, 0)]);
+        assert!(decode_ack(&buf[..len], None).is_err(), "not untagged");
+        sink.with(|l| {
+            assert_eq!(
+                (l.duplicates_raw, l.gateway.counters().acks_sent, l.ack_send_errors),
+                (1, 2, 0)
+            );
+        });
+    }
+
+    #[test]
+    fn ack_sources_number_addresses_and_reuse_the_oldest_slot() {
+        let addr = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let mut sources = AckSources::default();
+        assert_eq!(
+            (
+                sources.number(addr(1)),
+                sources.number(addr(2)),
+                sources.number(addr(1))
+            ),
+            (0, 1, 0)
+        );
+        for port in 3..=(ACK_SOURCES_MAX as u16) {
+            sources.number(addr(port));
+        }
+        // Full: a restarted node's new port takes the oldest slot; the others keep theirs.
+        assert_eq!(sources.number(addr(100)), 0);
+        assert_eq!((sources.addr(0), sources.addr(1)), (Some(addr(100)), Some(addr(2))));
+        assert_eq!(sources.number(addr(101)), 1);
     }
 }

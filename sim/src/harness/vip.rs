@@ -488,7 +488,7 @@ pub fn node_toml(i: usize, dir: &Path, script: &Path, t: PairTiming) -> String {
             ..HookConfig::default()
         },
         app: twinloop_demo::TankParams {
-            cycle_ms: t.cycle_ms,
+            cycle_ms: Some(t.cycle_ms),
             ..twinloop_demo::TankParams::default()
         },
         ..NodeFile::default()

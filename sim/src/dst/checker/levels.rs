@@ -35,12 +35,16 @@ impl Checker {
     /// primary's refresh table (content version 2, `refresh.rs`): the levels `from`'s
     /// application produced up to `frame` are what `node` may re-send from now on, as if
     /// its own application had produced them (invariant 2 checks every copy it emits
-    /// against what was produced). At most `PRODUCED_MAX` entries are read.
+    /// against what was produced). At most `PRODUCED_MAX` entries are read. With acks on
+    /// (`--acks`), the events too: the transfer carries the primary's unacknowledged ones
+    /// (content version 3, `node/acks.rs`; since 2026-11-26, branch g7), which `node`
+    /// re-sends when it leads.
     fn inherit_levels(&mut self, node: usize, from: usize, frame: u64) {
+        let acks = self.acks;
         let levels: Vec<((u64, usize, u8), u64)> = self
             .produced
             .range(..=(frame, usize::MAX, u8::MAX))
-            .filter(|&(&(f, n, i), _)| n == from && self.level_keys.contains_key(&(f, i)))
+            .filter(|&(&(f, n, i), _)| n == from && (acks || self.level_keys.contains_key(&(f, i))))
             .map(|(&(f, _, i), &hash)| ((f, node, i), hash))
             .collect();
         for (id, hash) in levels {

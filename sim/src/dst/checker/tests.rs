@@ -1065,3 +1065,34 @@ fn checker_level_lost_before_the_final_history_cold_start_is_counted_apart() {
     );
     assert_eq!(c.exceptions.level_before_cold_start, 1);
 }
+
+/// Issue 22, `--acks` (branch g7): a backup that installed a state transferred after an
+/// event's frame holds the primary's unacknowledged events (the transfer's content version
+/// 3) and re-sends them when it leads; what its sender's application produced up to the
+/// snapshot is its own. Acks off, the transfer carries no events: such an emit is one its
+/// application never produced (invariant 2), as before.
+#[test]
+fn checker_event_resent_by_the_node_that_installed_a_transfer_with_acks() {
+    for acks in [true, false] {
+        let mut h = History::new();
+        h.checker.acks = acks;
+        h.lead(0, E1, 0, Reason::StartedFirst);
+        h.run(0, E1, 1, 7);
+        // Node 1 installs the state of frame 1, then leads and re-sends (1, 0).
+        h.now += 1;
+        h.checker
+            .on_transition(h.now, 1, &transition(Role::Backup, E1, 1, Reason::InSync));
+        h.lead(1, E2, 1, Reason::TakeoverNoPrimary);
+        h.now += 1;
+        let resent = output(E2, 1, 0, 7);
+        let (verdict, _) = h.sink.offer(h.now, 1, &resent);
+        h.checker.on_emit(h.now, 1, &resent, verdict);
+        h.follow(0, E2);
+        let c = h.finish();
+        let never_produced = c
+            .violations()
+            .iter()
+            .any(|v| v.invariant == Invariant::ExactlyOnce && v.detail.contains("never produced"));
+        assert_eq!(never_produced, !acks, "acks {acks}: {:?}", c.violations());
+    }
+}
