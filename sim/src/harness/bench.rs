@@ -512,6 +512,7 @@ pub fn join(config: &BenchConfig) -> Result<BenchResult, HarnessError> {
             switchover_ms: None,
             missed_cycles: 0,
             error: None,
+            minority: None,
         });
         rig.nodes[1].kill();
         rig.watchers[1].forget_status();

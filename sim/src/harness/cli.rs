@@ -941,6 +941,8 @@ fn bench_gateway(args: &BenchArgs) -> u8 {
 /// `twinloop-sim chaos`: `--faults` random faults back to back.
 pub fn chaos_main(args: &ChaosArgs) -> u8 {
     let (n, seed, proxy) = (args.faults, args.common.seed, !args.no_proxy);
+    // `partition_backup` is a group's fault (a bad shape is refused in `scenario`).
+    let group = args.common.nodes > 2;
     let cycle_ms = u64::from(args.common.cycle_ms.unwrap_or(10));
     // About 3 s a fault: enough for the operator script to move the setpoint.
     let frames_hint = (n as u64 * 3000).max(10_000) / cycle_ms;
@@ -948,7 +950,7 @@ pub fn chaos_main(args: &ChaosArgs) -> u8 {
         "chaos",
         &args.common,
         args.no_proxy,
-        |t| chaos_schedule(n, seed, t, proxy),
+        |t| chaos_schedule(n, seed, t, proxy, group),
         Pacing::Gap(Duration::from_millis(args.gap_ms)),
         frames_hint,
         Duration::ZERO,

@@ -500,6 +500,19 @@ impl Report {
         if a.conflicts > 0 {
             v.push(format!("{} copies of one id with different content", a.conflicts));
         }
+        let minority_led = self.minority_led();
+        if minority_led > 0 {
+            let which: Vec<String> = self
+                .faults
+                .iter()
+                .filter(|r| r.minority.is_some_and(|w| w.led() == Some(true)))
+                .map(|r| format!("#{} node {}", r.index, r.target))
+                .collect();
+            v.push(format!(
+                "{minority_led} cut-off backup(s) led while a majority had a primary (partition_backup): {}",
+                which.join(", ")
+            ));
+        }
         let explained = a
             .first_undecided_frame()
             .is_some_and(|skip| a.mismatch_first_frame.is_some_and(|first| first >= skip));
@@ -534,6 +547,12 @@ impl Report {
                 .collect();
             v.push(format!("{false_takeovers} false takeover(s): {}", detail.join("; ")));
         }
+        let unjudged = self.minority_unjudged();
+        if unjudged > 0 {
+            v.push(format!(
+                "{unjudged} partition_backup fault(s) not judged: the cut-off backup's console did not answer"
+            ));
+        }
         if let Some(reason) = &self.aborted {
             v.push(format!("run aborted: {reason}"));
         }
@@ -549,6 +568,26 @@ impl Report {
         } else {
             0
         }
+    }
+
+    /// `partition_backup` faults whose isolated backup led (a minority leading: split
+    /// brain), by its own statuses.
+    pub fn minority_led(&self) -> u64 {
+        let led = |r: &&FaultRecord| r.minority.is_some_and(|w| w.led() == Some(true));
+        self.faults.iter().filter(led).count() as u64
+    }
+
+    /// (`minority_led`, `minority_unjudged`).
+    #[cfg(test)]
+    fn expect_minority(&self) -> (u64, u64) {
+        (self.minority_led(), self.minority_unjudged())
+    }
+
+    /// `partition_backup` faults whose isolated backup could not be judged (its console
+    /// did not answer).
+    pub fn minority_unjudged(&self) -> u64 {
+        let unjudged = |r: &&FaultRecord| r.minority.is_some_and(|w| w.led().is_none());
+        self.faults.iter().filter(unjudged).count() as u64
     }
 
     /// Failover times (kills of the primary), ms.
@@ -610,6 +649,8 @@ impl Report {
             "liveness_failures": self.liveness_failures.len(),
             "violations": violations,
         });
+        j["minority_led"] = json!(self.minority_led());
+        j["minority_unjudged"] = json!(self.minority_unjudged());
         j["levels_expected"] = json!(a.levels_expected);
         j["levels_delivered"] = json!(a.levels_delivered);
         j["levels_final_behind"] = json!(a.levels_final_behind);
@@ -637,6 +678,17 @@ impl Report {
                         "switchover_ms": r.switchover_ms.map(round3),
                         "missed_cycles": r.missed_cycles,
                         "error": r.error,
+                        "minority": r.minority.map(|w| json!({
+                            "node": w.node,
+                            "led": w.led(),
+                            "polls": w.polls,
+                            "answered": w.answered,
+                            "primary_seen": w.primary_seen,
+                            "takeovers_before": w.takeovers_before,
+                            "takeovers_after": w.takeovers_after,
+                            "epoch_before": w.epoch_before,
+                            "epoch_max": w.epoch_max,
+                        })),
                     })
                 })
                 .collect();
@@ -775,6 +827,15 @@ impl Report {
             a.input_lost_frames.len(),
             a.commit_lost_frames()
         );
+        let cut_off = self.faults.iter().filter(|r| r.minority.is_some()).count();
+        if cut_off > 0 {
+            let _ = writeln!(
+                s,
+                "  backups cut off from the group (partition_backup) {cut_off}: minority_led {}, not judged {}",
+                self.minority_led(),
+                self.minority_unjudged()
+            );
+        }
         let safety = self.safety_violations();
         let liveness = self.liveness_violations();
         if safety.is_empty() && liveness.is_empty() {
@@ -976,6 +1037,7 @@ mod tests {
             switchover_ms: None,
             missed_cycles: 0,
             error: None,
+            minority: None,
         }
     }
 
@@ -1153,6 +1215,7 @@ mod tests {
             "stale_epoch_rejected",
             "dual_primary_accepted",
             "false_takeovers",
+            "minority_led",
         ] {
             assert!(j[key].is_u64(), "{key} is a count: {j}");
         }
@@ -1183,5 +1246,70 @@ mod tests {
         let svg = std::fs::read_to_string(dir.join("plot.svg")).unwrap();
         assert!(svg.contains("#0 partition"));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `minority_led` counts the `partition_backup` faults whose cut-off backup led, in
+    /// report.json and the text; a non-zero count is a safety violation (exit 10), one
+    /// that could not be judged a liveness one (exit 11).
+    #[test]
+    fn partition_backup_minority_led_is_counted_and_fails_the_run() {
+        use super::super::schedule::MinorityWatch;
+        let watch = MinorityWatch {
+            node: 3,
+            takeovers_before: Some(0),
+            takeovers_after: Some(0),
+            epoch_before: Some(0x101),
+            epoch_max: 0x101,
+            polls: 40,
+            answered: 40,
+            primary_seen: 0,
+            own_term_seen: false,
+        };
+        let cut = |index, watch: MinorityWatch| {
+            let mut r = record(
+                index,
+                FaultKind::PartitionBackup,
+                index as u64 * 10,
+                index as u64 * 10 + 5,
+            );
+            r.target = watch.node;
+            r.minority = Some(watch);
+            r
+        };
+        // Followed throughout: 0, the run is OK.
+        let r = report(Analysis::default(), vec![cut(0, watch)]);
+        assert_eq!(r.expect_minority(), (0, 0));
+        assert_eq!(r.to_json(false)["minority_led"], 0);
+        assert_eq!(r.to_json(true)["faults"][0]["minority"]["led"], false);
+        assert!(
+            r.summary().contains("(partition_backup) 1: minority_led 0"),
+            "{}",
+            r.summary()
+        );
+        assert_eq!(r.exit_code(), 0);
+        // Seen primary during the hold: counted, a safety violation.
+        let led = MinorityWatch {
+            primary_seen: 3,
+            ..watch
+        };
+        let r = report(Analysis::default(), vec![cut(0, watch), cut(1, led)]);
+        assert_eq!(r.expect_minority(), (1, 0));
+        assert_eq!(r.to_json(false)["minority_led"], 1);
+        assert!(r.summary().contains("minority_led 1"));
+        assert!(
+            r.safety_violations().iter().any(|v| v.contains("#1 node 3")),
+            "{:?}",
+            r.safety_violations()
+        );
+        assert_eq!(r.exit_code(), EXIT_SAFETY);
+        // Its console never answered: not judged, a liveness failure.
+        let mute = MinorityWatch {
+            node: 3,
+            polls: 40,
+            ..MinorityWatch::default()
+        };
+        let r = report(Analysis::default(), vec![cut(0, mute)]);
+        assert_eq!(r.expect_minority(), (0, 1));
+        assert_eq!(r.exit_code(), EXIT_LIVENESS);
     }
 }

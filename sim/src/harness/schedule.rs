@@ -54,6 +54,11 @@ pub enum FaultKind {
     SwitchoverViaBackup,
     /// SIGTERM to the primary: it hands over, exits, and is restarted after the hold.
     TerminatePrimary,
+    /// A group only: one backup (the lightest program backup) cut from every other node,
+    /// each link of each of its edges, for longer than window + probe. It loses the
+    /// primary and tries to take over, but a minority has no majority: the primary keeps
+    /// leading, and the isolated node must never lead (see [`MinorityWatch`]).
+    PartitionBackup,
 }
 
 /// What a fault must do to the roles.
@@ -95,6 +100,7 @@ impl FaultKind {
             FaultKind::Switchover => "switchover".into(),
             FaultKind::SwitchoverViaBackup => "switchover_via_backup".into(),
             FaultKind::TerminatePrimary => "sigterm_primary".into(),
+            FaultKind::PartitionBackup => "partition_backup".into(),
         }
     }
 
@@ -102,7 +108,11 @@ impl FaultKind {
     pub fn needs_proxy(&self) -> bool {
         matches!(
             self,
-            FaultKind::CutLink(_) | FaultKind::Partition | FaultKind::Drop { .. } | FaultKind::Delay { .. }
+            FaultKind::CutLink(_)
+                | FaultKind::Partition
+                | FaultKind::PartitionBackup
+                | FaultKind::Drop { .. }
+                | FaultKind::Delay { .. }
         )
     }
 
@@ -116,6 +126,9 @@ impl FaultKind {
             // probe; a heavy one might.
             FaultKind::Drop { ppm } if *ppm > 500_000 => Expect::Takeover,
             FaultKind::Delay { ms } if u64::from(*ms) * 2 > timing.window_ms => Expect::Takeover,
+            // The majority keeps its primary: any takeover (by the isolated minority or
+            // in the majority) is a false one.
+            FaultKind::PartitionBackup => Expect::NoTakeover,
             _ => Expect::NoTakeover,
         }
     }
@@ -172,14 +185,17 @@ pub fn run_schedule(timing: &Timing) -> Vec<Fault> {
 }
 
 /// `n` faults drawn from `seed`: every kind, weighted towards the ones that move the
-/// primary role, with hold times drawn around `timing`. Link faults only with a proxy.
-pub fn chaos_schedule(n: usize, seed: u64, timing: &Timing, proxy: bool) -> Vec<Fault> {
+/// primary role, with hold times drawn around `timing`. Link faults only with a proxy;
+/// `partition_backup` only in a `group` (with a proxy). A pair's schedule for a seed is
+/// the same as before `partition_backup` existed (its kind is last and filtered out
+/// before the draw, so the draws do not move).
+pub fn chaos_schedule(n: usize, seed: u64, timing: &Timing, proxy: bool, group: bool) -> Vec<Fault> {
     let mut rng = Rng::new(seed ^ 0xC4A0_5EED);
     let window = timing.window_ms.max(1);
     let takeover = timing.takeover_ms();
     let range = |rng: &mut Rng, lo: u64, hi: u64| lo + rng.below(hi.saturating_sub(lo).max(1));
     // (weight, kind index)
-    let kinds: [(u64, u8); 13] = [
+    let kinds: [(u64, u8); 14] = [
         (3, 0),  // kill primary
         (1, 1),  // kill backup
         (2, 2),  // freeze primary short
@@ -193,17 +209,15 @@ pub fn chaos_schedule(n: usize, seed: u64, timing: &Timing, proxy: bool) -> Vec<
         (2, 10), // switchover
         (1, 11), // switchover via backup
         (1, 12), // sigterm
+        (2, 13), // partition one backup (groups only)
     ];
-    let total: u64 = kinds
-        .iter()
-        .filter(|(_, k)| proxy || !(6..=9).contains(k))
-        .map(|(w, _)| w)
-        .sum();
+    let allowed = |k: u8| (proxy || !(6..=9).contains(&k)) && (k != 13 || (proxy && group));
+    let total: u64 = kinds.iter().filter(|(_, k)| allowed(*k)).map(|(w, _)| w).sum();
     let mut faults = Vec::with_capacity(n);
     while faults.len() < n {
         let mut pick = rng.below(total);
         let mut chosen = 0;
-        for &(weight, kind) in kinds.iter().filter(|(_, k)| proxy || !(6..=9).contains(k)) {
+        for &(weight, kind) in kinds.iter().filter(|(_, k)| allowed(*k)) {
             if pick < weight {
                 chosen = kind;
                 break;
@@ -263,6 +277,11 @@ pub fn chaos_schedule(n: usize, seed: u64, timing: &Timing, proxy: bool) -> Vec<
                 kind: FaultKind::SwitchoverViaBackup,
                 hold_ms: 0,
             },
+            // Past window + probe, so that the isolated backup does try to take over.
+            13 => Fault {
+                kind: FaultKind::PartitionBackup,
+                hold_ms: range(&mut rng, takeover * 3, (takeover * 6).max(1500)),
+            },
             _ => Fault {
                 kind: FaultKind::TerminatePrimary,
                 hold_ms: range(&mut rng, 200, 1000),
@@ -306,6 +325,65 @@ pub struct FaultRecord {
     pub missed_cycles: u64,
     /// What went wrong, if anything (a refused switchover, no recovery).
     pub error: Option<String>,
+    /// For `partition_backup`: what the isolated backup showed of itself (None for other
+    /// faults).
+    pub minority: Option<MinorityWatch>,
+}
+
+/// The isolated backup of a `partition_backup`, seen from its own console: its status
+/// before the cut, polled during the hold (every [`MINORITY_POLL_MS`]) and read after the
+/// group recovered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MinorityWatch {
+    /// Its node id.
+    pub node: u8,
+    /// `takeovers` before the cut (None: its console did not answer).
+    pub takeovers_before: Option<u64>,
+    /// `takeovers` after the recovery (None: its console did not answer).
+    pub takeovers_after: Option<u64>,
+    /// The epoch it followed before the cut.
+    pub epoch_before: Option<u64>,
+    /// The highest epoch it reported during the hold or after.
+    pub epoch_max: u64,
+    /// Polls during the hold, and how many its console answered.
+    pub polls: u64,
+    /// Polls answered.
+    pub answered: u64,
+    /// Polls that found it primary.
+    pub primary_seen: u64,
+    /// It reported an epoch above `epoch_before` whose term it started itself.
+    pub own_term_seen: bool,
+}
+
+/// How often the isolated backup's status is read during a `partition_backup`, ms.
+pub const MINORITY_POLL_MS: u64 = 20;
+
+impl MinorityWatch {
+    /// Folds one status (its role and epoch) read during the hold or after it.
+    pub fn saw(&mut self, role: twinloop::io::schema::Role, epoch: u64) {
+        self.epoch_max = self.epoch_max.max(epoch);
+        if role == twinloop::io::schema::Role::Primary {
+            self.primary_seen += 1;
+        }
+        let before = self.epoch_before.unwrap_or(u64::MAX);
+        if epoch > before && epoch & 0xFF == u64::from(self.node) {
+            self.own_term_seen = true;
+        }
+    }
+
+    /// Whether the isolated node led: seen primary, its takeover counter moved, or it
+    /// reported a term of its own above the one it followed. None when that cannot be
+    /// judged (its console answered neither before, nor after, nor during the hold).
+    pub fn led(&self) -> Option<bool> {
+        let counted = match (self.takeovers_before, self.takeovers_after) {
+            (Some(before), Some(after)) => Some(after > before),
+            _ => None,
+        };
+        if self.primary_seen > 0 || self.own_term_seen || counted == Some(true) {
+            return Some(true);
+        }
+        (counted.is_some() && self.answered > 0 && self.epoch_before.is_some()).then_some(false)
+    }
 }
 
 impl FaultRecord {
@@ -334,6 +412,15 @@ pub fn inject(rig: &mut Rig, index: usize, fault: Fault) -> Result<FaultRecord, 
     let target = match fault.kind {
         FaultKind::KillBackup | FaultKind::FreezeBackupShort | FaultKind::FreezeBackupLong => b as u8 + 1,
         FaultKind::SwitchoverViaBackup => b as u8 + 1,
+        // The lightest program backup (the witness is not one).
+        FaultKind::PartitionBackup => {
+            let shape = rig.config.shape;
+            (0..shape.nodes)
+                .rev()
+                .find(|&i| i != p && !shape.is_witness(i))
+                .unwrap_or(b) as u8
+                + 1
+        }
         k if k.needs_proxy() => 0,
         _ => p as u8 + 1,
     };
@@ -353,6 +440,7 @@ pub fn inject(rig: &mut Rig, index: usize, fault: Fault) -> Result<FaultRecord, 
         switchover_ms: None,
         missed_cycles: 0,
         error: None,
+        minority: None,
     };
     let target_text = match target {
         0 => "links".to_string(),
@@ -417,6 +505,48 @@ pub fn inject(rig: &mut Rig, index: usize, fault: Fault) -> Result<FaultRecord, 
             });
             rig.sleep(hold)?;
             link_fault(rig, |proxy| proxy.heal());
+        }
+        FaultKind::PartitionBackup => {
+            let shape = rig.config.shape;
+            if shape.is_pair() || rig.proxy.is_none() {
+                return Err(HarnessError::Setup(
+                    "partition_backup needs a group with the proxy (--nodes 3|4, no --no-proxy): a pair's backup cut off is a `partition`".into(),
+                ));
+            }
+            let victim = (target - 1) as usize;
+            let mut watch = MinorityWatch {
+                node: target,
+                ..MinorityWatch::default()
+            };
+            if let Ok(s) = rig.consoles[victim].status() {
+                watch.takeovers_before = Some(s.takeovers);
+                watch.epoch_before = Some(s.epoch);
+                watch.epoch_max = s.epoch;
+            }
+            link_fault(rig, |proxy| {
+                for j in (0..shape.nodes).filter(|&j| j != victim) {
+                    for l in 0..LINKS {
+                        proxy.set_link(super::group::proxy_link(shape, victim, j, l).0, LinkFault::CUT);
+                    }
+                }
+            });
+            // Read its status through the hold: a lead would show as its role. Bounded:
+            // hold / MINORITY_POLL_MS polls, each at most the console's timeout.
+            let deadline = std::time::Instant::now() + hold;
+            loop {
+                watch.polls += 1;
+                if let Ok(s) = rig.consoles[victim].status() {
+                    watch.answered += 1;
+                    watch.saw(s.role, s.epoch);
+                }
+                let now = std::time::Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                rig.sleep((deadline - now).min(Duration::from_millis(MINORITY_POLL_MS)))?;
+            }
+            link_fault(rig, |proxy| proxy.heal());
+            record.minority = Some(watch);
         }
         FaultKind::Partition => {
             link_fault(rig, |proxy| proxy.set_all(LinkFault::CUT));
@@ -505,6 +635,22 @@ pub fn inject(rig: &mut Rig, index: usize, fault: Fault) -> Result<FaultRecord, 
         Err(HarnessError::Interrupted) => return Err(HarnessError::Interrupted),
         Err(e) => record.error = Some(format!("no recovery: {e}")),
     }
+    if let Some(watch) = &mut record.minority {
+        // After the heal: a lead that the polls missed still shows in its counter.
+        if let Ok(s) = rig.consoles[usize::from(watch.node - 1)].status() {
+            watch.takeovers_after = Some(s.takeovers);
+            watch.saw(s.role, s.epoch);
+        }
+        rig.say(&format!(
+            "partition_backup: node {} cut off, primary seen {} of {} polls, takeovers {:?} -> {:?}, led {:?}",
+            watch.node,
+            watch.primary_seen,
+            watch.answered,
+            watch.takeovers_before,
+            watch.takeovers_after,
+            watch.led()
+        ));
+    }
     rig.doing("");
     Ok(record)
 }
@@ -541,9 +687,9 @@ mod tests {
     #[test]
     fn chaos_schedule_is_seeded_and_covers_kinds() {
         let t = Timing::HARNESS;
-        let a = chaos_schedule(200, 5, &t, true);
-        assert_eq!(a, chaos_schedule(200, 5, &t, true));
-        assert_ne!(a, chaos_schedule(200, 6, &t, true));
+        let a = chaos_schedule(200, 5, &t, true, false);
+        assert_eq!(a, chaos_schedule(200, 5, &t, true, false));
+        assert_ne!(a, chaos_schedule(200, 6, &t, true, false));
         let names: std::collections::BTreeSet<String> = a.iter().map(|f| f.kind.name()).collect();
         assert!(names.len() >= 12, "{names:?}");
         for f in &a {
@@ -558,7 +704,80 @@ mod tests {
                 _ => {}
             }
         }
-        assert!(chaos_schedule(100, 5, &t, false).iter().all(|f| !f.kind.needs_proxy()));
+        assert!(chaos_schedule(100, 5, &t, false, false)
+            .iter()
+            .all(|f| !f.kind.needs_proxy()));
+        assert!(
+            a.iter().all(|f| f.kind != FaultKind::PartitionBackup),
+            "a pair has none"
+        );
+    }
+
+    /// A group's chaos draws `partition_backup`, held past window + probe (so the cut-off
+    /// backup does try to take over) and expected to cause none; without the proxy none.
+    #[test]
+    fn chaos_schedule_group_draws_partition_backup() {
+        let t = Timing::HARNESS;
+        let g = chaos_schedule(200, 5, &t, true, true);
+        let cuts: Vec<&Fault> = g.iter().filter(|f| f.kind == FaultKind::PartitionBackup).collect();
+        assert!(cuts.len() >= 5, "{} of 200", cuts.len());
+        for f in cuts {
+            assert!(f.hold_ms > t.takeover_ms(), "{f:?}");
+            assert_eq!(f.kind.expect(&t, f.hold_ms), Expect::NoTakeover);
+            assert!(f.kind.needs_proxy());
+        }
+        assert_eq!(FaultKind::PartitionBackup.name(), "partition_backup");
+        assert!(chaos_schedule(200, 5, &t, false, true)
+            .iter()
+            .all(|f| f.kind != FaultKind::PartitionBackup));
+    }
+
+    /// The isolated backup's own statuses decide `minority_led`: role primary during the
+    /// hold, a moved takeover counter, or a term of its own all count as leading; a node
+    /// that only followed did not lead; an unreadable one is not judged.
+    #[test]
+    fn minority_watch_led_from_its_statuses() {
+        use twinloop::io::schema::Role;
+        let start = |takeovers| MinorityWatch {
+            node: 3,
+            takeovers_before: Some(takeovers),
+            epoch_before: Some(0x201),
+            epoch_max: 0x201,
+            ..MinorityWatch::default()
+        };
+        // Followed throughout: did not lead.
+        let mut w = start(1);
+        for _ in 0..5 {
+            w.polls += 1;
+            w.answered += 1;
+            w.saw(Role::Backup, 0x201);
+        }
+        w.takeovers_after = Some(1);
+        assert_eq!(w.led(), Some(false));
+        // Seen primary once.
+        let mut p = w;
+        p.saw(Role::Primary, 0x201);
+        assert_eq!(p.led(), Some(true));
+        // Its counter moved though no poll caught it.
+        let mut c = w;
+        c.takeovers_after = Some(2);
+        assert_eq!(c.led(), Some(true));
+        // A term of its own (node byte 3) above the one it followed.
+        let mut e = w;
+        e.saw(Role::Backup, 0x303);
+        assert!(e.own_term_seen);
+        assert_eq!(e.led(), Some(true));
+        // A higher term of another node is not its lead.
+        let mut o = w;
+        o.saw(Role::Backup, 0x302);
+        assert_eq!(o.led(), Some(false));
+        // Its console never answered: not judged.
+        let none = MinorityWatch {
+            node: 3,
+            polls: 5,
+            ..MinorityWatch::default()
+        };
+        assert_eq!(none.led(), None);
     }
 
     #[test]
