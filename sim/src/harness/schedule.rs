@@ -345,7 +345,7 @@ pub struct MinorityWatch {
     pub epoch_before: Option<u64>,
     /// The highest epoch it reported during the hold or after.
     pub epoch_max: u64,
-    /// Polls during the hold, and how many its console answered.
+    /// Reads of its status during the hold (hold / [`MINORITY_POLL_MS`] + 1 at most).
     pub polls: u64,
     /// Polls answered.
     pub answered: u64,
