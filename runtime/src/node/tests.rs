@@ -6416,3 +6416,23 @@ fn paired_long_led_primary_backup_back_input_dead_hands_over_without_a_new_hold(
     );
     assert_eq!(input_handovers(&p, 0), 1);
 }
+
+/// The widest window (1,024 chunks) unpaced: the primary sends what its action queue has
+/// room for and the rest as the window moves on; the backup joins. (Mutant
+/// `transfer.rs:209:67` at a851fc6, `>` → `==` on the queue's bound in
+/// `transfer_send_chunks`, is not killed by it: the loop adds one action a turn, so from
+/// below the bound `==` stops where `>` does — docs/DST.md, shard 15's last survivor.)
+#[test]
+fn primary_widest_window_unpaced_transfer_bounded_by_the_action_queue() {
+    let mut config = Config::fast();
+    config.transfer_window_chunks = 1024;
+    config.transfer_chunks_per_ms = 0;
+    config.transfer_chunk_bytes = 64;
+    let mut p = Pair::new(49, config, 96 << 10);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(1000)));
+    p.run_for(ms(20));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(5000)));
+    assert!(transfers_started(&p) >= 2, "a transfer ran");
+}
