@@ -6416,3 +6416,77 @@ fn paired_long_led_primary_backup_back_input_dead_hands_over_without_a_new_hold(
     );
     assert_eq!(input_handovers(&p, 0), 1);
 }
+
+/// Mutant `lockstep.rs:302:74` at a851fc6 (`||` → `&&` in `on_frame_data`, shard 16): a
+/// backup took a fetch answer (`FrameData`) in the header of a peer not primary if it
+/// named the current epoch, and stored its commit as the frame's decision. Only the
+/// primary answers fetches and decides frames (such a message is forged or corrupt): the
+/// commit is refused; the same message in the primary's header is taken.
+#[test]
+fn backup_frame_data_in_a_backups_header_not_taken() {
+    let mut p = running_pair(Config::default());
+    let frame = p.node(0).frame() + 2;
+    let payload = [7u8; 16];
+    let mut header = p.node(0).header(0);
+    assert_eq!(header.role, WireRole::Primary);
+    header.role = WireRole::Backup;
+    let body = Body::FrameData {
+        commit: crate::wire::Commit {
+            frame,
+            kind: crate::wire::CommitKind::Ran {
+                input_digest: crate::digest::fnv64(&payload),
+                outputs: 0,
+                sent_mask: 0,
+                output_digest: 0,
+            },
+            state_digest: None,
+            writes: Default::default(),
+        },
+        payload: heapless::Vec::from_slice(&payload).unwrap(),
+    };
+    assert!(p.node(1).ring.commit(frame).is_none(), "frame {frame} not decided yet");
+    let lag = p.node(1).status().lag_frames;
+    p.inject(
+        1,
+        0,
+        &wire::encode(
+            &Envelope {
+                header,
+                body: body.clone(),
+            },
+            None,
+        )
+        .unwrap(),
+    );
+    assert!(p.node(1).ring.commit(frame).is_none(), "a backup's commit taken");
+    assert_eq!(p.node(1).status().lag_frames, lag);
+    header.role = WireRole::Primary;
+    p.inject(1, 0, &wire::encode(&Envelope { header, body }, None).unwrap());
+    assert!(p.node(1).ring.commit(frame).is_some(), "its primary's commit refused");
+}
+
+/// Mutant `source.rs:145:39` at a851fc6 (`||` → `&&` in `on_source_map`, shard 16): a
+/// backup took a source map in the header of a peer not primary, and mapped its input
+/// by it (a source restart counted). The mapping is the primary's to announce (such a
+/// message is forged or corrupt): refused, the mapping in force stays; the same map in
+/// its primary's header is taken.
+#[test]
+fn backup_source_map_in_a_backups_header_not_taken() {
+    let (mut p, link, bytes) = pair_with_a_source_map_captured();
+    let mut envelope = wire::decode(&bytes, None).unwrap();
+    assert_eq!(envelope.header.role, WireRole::Primary);
+    let Body::SourceMap { ref mut session, .. } = envelope.body else {
+        unreachable!("a source map")
+    };
+    // Another session, so that taking it would show.
+    *session = 10;
+    envelope.header.role = WireRole::Backup;
+    let before = p.node(1).status();
+    p.inject(1, link, &wire::encode(&envelope, None).unwrap());
+    let after = p.node(1).status();
+    assert_eq!(after.source.map(|m| m.session), Some(9), "a backup's mapping taken");
+    assert_eq!(after.source_restarts, before.source_restarts);
+    envelope.header.role = WireRole::Primary;
+    p.inject(1, link, &wire::encode(&envelope, None).unwrap());
+    assert_eq!(p.node(1).status().source.map(|m| m.session), Some(10));
+}
