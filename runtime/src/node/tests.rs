@@ -6490,3 +6490,25 @@ fn backup_source_map_in_a_backups_header_not_taken() {
     p.inject(1, link, &wire::encode(&envelope, None).unwrap());
     assert_eq!(p.node(1).status().source.map(|m| m.session), Some(10));
 }
+
+/// Mutant `transfer.rs:278:27` at a851fc6 (`now + retry` → `now - retry` in
+/// `on_transfer_begin`, shard 16): a joining node that heard its transfer begin
+/// acknowledged it (`ChunkAck` of no chunk, on every link) at once instead of a retry
+/// later, as if the chunks were overdue. The first chunks come with the beginning; the
+/// acknowledgement that asks for them again waits the retry (`retry_ms`).
+#[test]
+fn joining_transfer_begun_no_chunk_first_ack_after_the_retry() {
+    let mut p = joining_with_chunks_dropped(21, true);
+    let retry = ms(p.configs[1].retry_ms);
+    let acks = |p: &Pair| {
+        captured_from(p, 1, 0)
+            .iter()
+            .filter(|(_, _, e)| matches!(e.body, Body::ChunkAck { .. }))
+            .count()
+    };
+    // The beginning came at most a step before `now`.
+    p.run_for(retry / 2);
+    assert_eq!(acks(&p), 0, "acknowledged before the retry");
+    p.run_for(retry);
+    assert!(acks(&p) > 0, "no acknowledgement at the retry");
+}
