@@ -6512,3 +6512,23 @@ fn joining_transfer_begun_no_chunk_first_ack_after_the_retry() {
     p.run_for(retry);
     assert!(acks(&p) > 0, "no acknowledgement at the retry");
 }
+
+/// Mutant `transfer.rs:239:9` at a851fc6 (`bulk_link` → 0, shard 16; killed for groups
+/// since by `primary_group_join_request_state_goes_to_the_asking_slot`): a pair's primary
+/// sent a transfer's chunks on its first link whether or not it was up. With that link
+/// cut, a backup starting beside it asked again and again and never got its state; the
+/// chunks go on the lowest link that is up.
+#[test]
+fn alone_first_link_cut_backup_joins_over_the_second() {
+    let mut p = Pair::new(5, Config::fast(), 5000);
+    assert_eq!(p.configs[0].links, 2);
+    p.cut[0] = true;
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.start(1);
+    assert!(
+        await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(1000)),
+        "{:?}",
+        reasons(&p, 1)
+    );
+}
