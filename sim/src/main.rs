@@ -298,14 +298,17 @@ fn dst_group_main(args: &DstArgs) -> i32 {
         args.seed.wrapping_add(args.seeds - 1),
         args.seeds
     );
+    let mut redecided = 0u64;
     let (failed, violations, takeovers, hash) = dst::group::run_group_seeds(args.seed, args.seeds, shape, |r| {
+        redecided += r.redecided;
         if !args.quiet || !r.violations.is_empty() {
             println!(
-                "SEED={} -> {} (takeovers {}, led at end {}, trace {:016x})",
+                "SEED={} -> {} (takeovers {}, led at end {}, redecided {}, trace {:016x})",
                 r.seed,
                 if r.violations.is_empty() { "ok" } else { "violation" },
                 r.takeovers,
                 r.led_at_end,
+                r.redecided,
                 r.trace_hash
             );
         }
@@ -314,12 +317,12 @@ fn dst_group_main(args: &DstArgs) -> i32 {
         }
     });
     println!(
-        "seeds {} failed {failed} violations {violations} takeovers {takeovers} trace_hash {hash:016x}",
+        "seeds {} failed {failed} violations {violations} takeovers {takeovers} redecided {redecided} trace_hash {hash:016x}",
         args.seeds
     );
     if args.json {
         println!(
-            "{{\"shape\":\"{}{}\",\"seeds\":{},\"failed\":{failed},\"violations\":{violations},\"takeovers\":{takeovers},\"trace_hash\":\"{hash:016x}\"}}",
+            "{{\"shape\":\"{}{}\",\"seeds\":{},\"failed\":{failed},\"violations\":{violations},\"takeovers\":{takeovers},\"redecided\":{redecided},\"trace_hash\":\"{hash:016x}\"}}",
             shape.leaders,
             if shape.witness { "+witness" } else { "" },
             args.seeds

@@ -74,9 +74,16 @@ impl<A: App> Node<A> {
             return false;
         }
         // A restart must start above every epoch the sink may have accepted, including
-        // the ones this node only heard of.
-        if let Some(action) = self.epochs.heard(theirs) {
-            self.push(action);
+        // the ones this node only heard of. Not this node's own vote round's epoch,
+        // announced back by a starting voter that granted it (its floor): no one else can
+        // have led an epoch carrying this node's id, and counted as seen it made the
+        // grant moot — the round asked again above it, granted, moot again, for ever
+        // (DST `--nodes 3 --seed 0`, invariant 5).
+        let own_round = header.role == WireRole::Starting && self.vote.is_some_and(|r| r.epoch == Some(theirs));
+        if !own_round {
+            if let Some(action) = self.epochs.heard(theirs) {
+                self.push(action);
+            }
         }
         if theirs > self.epochs.current()
             && header.role == WireRole::Starting

@@ -131,4 +131,45 @@ mod tests {
             ]
         );
     }
+
+    /// A group's node shows every link it has, each peer's, not the first peer's only:
+    /// three peers with 1, 2 and 1 links make four links in its status, up as heard.
+    /// (The old code showed `link_count` 1 and the first `LINKS_MAX` indexes: `twinctl
+    /// status` of a group of four showed 4 of its 12 link ends.)
+    #[test]
+    fn starting_group_status_shows_every_peers_links() {
+        let mut p = running_pair();
+        let node = p.nodes[0].as_mut().unwrap();
+        node.config.peers = std::vec![
+            GroupPeer {
+                id: 3,
+                weight: 1,
+                witness: false,
+                links: 1
+            },
+            GroupPeer {
+                id: 4,
+                weight: 1,
+                witness: false,
+                links: 2
+            },
+            GroupPeer {
+                id: 9,
+                weight: 1,
+                witness: false,
+                links: 1
+            },
+        ];
+        let (slots, link_peer, count) = peers::slots_for(&node.config);
+        (node.peers, node.link_peer, node.peer_count) = (slots, link_peer, count);
+        node.links[3].up = true;
+        node.links[3].received = 7;
+        let status = node.status();
+        assert_eq!(status.link_count, 4);
+        assert!(status.links.len() >= 4);
+        assert!(status.links[3].up);
+        assert_eq!(status.links[3].received, 7);
+        let per_peer: std::vec::Vec<u8> = status.group.iter().map(|m| m.link_count).collect();
+        assert_eq!(per_peer, [1, 2, 1]);
+    }
 }

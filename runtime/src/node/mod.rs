@@ -627,9 +627,10 @@ pub struct Status {
     pub lag_frames: u64,
     /// The peer, when it has been heard.
     pub peer: Option<PeerStatus>,
-    /// Each sync link's health.
-    pub links: [LinkStatus; LINKS_MAX],
-    /// Number of configured links.
+    /// Each sync link's health, by global index (a group's: every peer's, in the order
+    /// of `[[peers]]`; [`GroupMember::link_count`] says how many are each peer's).
+    pub links: [LinkStatus; LINKS_TOTAL_MAX],
+    /// Number of configured links, every peer's (a pair's: its peer's).
     pub link_count: u8,
     /// Probes answered by a live primary.
     pub false_deaths: u64,
@@ -1252,10 +1253,9 @@ impl<A: App> Node<A> {
 
     /// A snapshot for the console.
     pub fn status(&self) -> Status {
-        // groups: one row per peer (issue 16, step 5); a pair's shape until then. The
-        // pair's links are the first `LINKS_MAX` global indexes.
-        let mut links = [LinkStatus::default(); LINKS_MAX];
-        links.copy_from_slice(&self.links[..LINKS_MAX]);
+        // Every link this node has, every peer's: a group's status showed the first
+        // peer's only (`twinctl status`, 4 of a group of four's 12 link ends).
+        let links = self.links;
         Status {
             node_id: self.config.node_id,
             role: self.role,
@@ -1265,7 +1265,7 @@ impl<A: App> Node<A> {
             lag_frames: self.lag_frames(),
             peer: self.the_peer().status,
             links,
-            link_count: self.the_peer().link_count,
+            link_count: self.links_total(),
             false_deaths: self.false_deaths,
             takeovers: self.takeovers,
             switchovers: self.switchovers,

@@ -26,7 +26,8 @@
 //! backup in sync, outputs leave at once, reported sent in the commit as in immediate
 //! mode, and counted (`unguarded`): a takeover then may repeat one, as in immediate mode.
 //! So does an output a group's primary releases on its in-sync backups' acks while another
-//! backup with state lags: that one may still be chosen to take over.
+//! backup it does not wait for (lagging, joining, or silent past its window) was heard:
+//! that one may still be chosen to take over with the commits it holds.
 //!
 //! Bounds: `held` holds [`HELD_OUTPUTS_MAX`] outputs, allocated at start. A primary whose
 //! queue lacks room for one more frame's outputs runs no frame (its outputs go late, none
@@ -161,14 +162,21 @@ impl<A: App> Node<A> {
                 .is_some_and(|p| p.role == WireRole::Backup && p.sync == WireSync::InSync)
     }
 
-    /// Some backup with state that could take over (in sync or lagging, heard) does not
-    /// hold outputs back: what is released now is not guarded against its takeover.
+    /// Some backup that could take over does not hold outputs back: what is released now
+    /// is not guarded against its takeover. Any backup it last heard, in sync, lagging or
+    /// joining, heard or silent: a backup silent past its window (frozen, cut off) keeps
+    /// its state and commits, reads its socket's backlog when it runs again and may be
+    /// elected with them (DST `--nodes 3 --acked --seed 816`: a backup frozen while its
+    /// primary released frames 332 and 333 on the other backup's ack took over and sent
+    /// them again); a joining one takes the commits that follow its transfer's frame and
+    /// may lead with them once installed (`--seed 1971`: frames 395..399 released on the
+    /// other backup's ack while it was installing). Both were counted guarded. A witness
+    /// holds no state; a member heard starting (restarted) counts no more.
     fn release_partial(&self) -> bool {
-        let clock = self.release.clock;
         (0..usize::from(self.peer_count)).any(|slot| {
             !self.release_holds_for(slot)
-                && self.slot_expiry(slot).is_some_and(|t| clock < t)
-                && self.slot_said_follows(slot)
+                && !self.slot_is_witness(slot)
+                && self.peers[slot].status.is_some_and(|p| p.role == WireRole::Backup)
         })
     }
 
@@ -650,5 +658,72 @@ mod tests {
         };
         assert_eq!(with_release(f, OutputsRelease::Immediate), f);
         assert_ne!(with_release(f, OutputsRelease::Acked).settings, 3);
+    }
+
+    /// A group's primary in acked mode: a backup it does not wait for (silent past its
+    /// window, or joining) may still take over with the commits it holds, so releasing
+    /// without it is not guarded (`release_partial`); a witness, or a member heard
+    /// starting, is not such a backup. (The old code counted only backups heard within
+    /// their window and in sync or lagging: DST `--nodes 3 --acked` seeds 816 and 1971
+    /// sent outputs twice across a takeover, both copies counted guarded.)
+    #[test]
+    fn primary_group_backup_silent_or_joining_release_partial() {
+        use crate::config::GroupPeer;
+        use crate::node::{peers, PeerStatus};
+        use crate::time::Instant;
+        let mut p = running(acked());
+        let node = p.nodes[0].as_mut().unwrap();
+        let heard = node.peers[0].status.expect("its backup heard");
+        node.config.peers = std::vec![
+            GroupPeer {
+                id: heard.node_id,
+                weight: 1,
+                witness: false,
+                links: 1
+            },
+            GroupPeer {
+                id: 3,
+                weight: 1,
+                witness: false,
+                links: 1
+            },
+            GroupPeer {
+                id: 4,
+                weight: 0,
+                witness: true,
+                links: 1
+            },
+        ];
+        let (slots, link_peer, count) = peers::slots_for(&node.config);
+        (node.peers, node.link_peer, node.peer_count) = (slots, link_peer, count);
+        node.peers[0].status = Some(heard);
+        node.release.clock = node.now;
+        assert!(!node.release_partial(), "only the backup it waits for");
+        let silent = PeerStatus {
+            node_id: 3,
+            last_heard: Instant::from_millis(0),
+            ..heard
+        };
+        node.peers[1].status = Some(silent);
+        assert!(node.release_partial(), "a backup silent past its window may come back");
+        let joining = PeerStatus {
+            node_id: 3,
+            sync: WireSync::Joining,
+            ..heard
+        };
+        node.peers[1].status = Some(joining);
+        assert!(
+            node.release_partial(),
+            "a joining backup takes the commits after its transfer"
+        );
+        let starting = PeerStatus {
+            node_id: 3,
+            role: WireRole::Starting,
+            sync: WireSync::NotApplicable,
+            ..heard
+        };
+        node.peers[1].status = Some(starting);
+        node.peers[2].status = Some(PeerStatus { node_id: 4, ..heard });
+        assert!(!node.release_partial(), "a starting member, a witness");
     }
 }

@@ -147,7 +147,9 @@ impl<A: App> Node<A> {
     pub(super) fn on_vote_request(&mut self, link: u8, header: &Header, epoch: u64, commit_highest: u64) {
         let slot = self.link_peer(link);
         let asked = Epoch(epoch);
-        let granted = self.vote_grants(slot, header, asked) && self.vote_complete(commit_highest);
+        let granted = (self.vote_grants(slot, header, asked)
+            || self.vote_grants_starting(slot, header, asked, commit_highest))
+            && self.vote_complete(commit_highest);
         if granted {
             if let Some(action) = self.epochs.vote(asked) {
                 self.push(action);
@@ -199,6 +201,40 @@ impl<A: App> Node<A> {
             && self.successor().is_none_or(|id| id == candidate)
     }
 
+    /// Whether this node grants `epoch` to a *starting* candidate with state (a primary
+    /// demoted by a starting peer's epoch, [`Node::starting_vote_start`]) that holds
+    /// frames to `commit_highest`: as [`Node::vote_grants`], except that the candidate
+    /// need not be the successor in this node's view — it must hold more frames than
+    /// this node could decide itself (`frames_held_to`; and, by `vote_complete`, every
+    /// frame this node knows the group ran). A backup that holds less cannot stand
+    /// itself (the candidate refuses it as incomplete), so without this the group waited
+    /// for ever (DST `--nodes 3 --seed 2`, invariant 5: a primary ran on for its
+    /// backups' window after a partition, was demoted by a restarted member's
+    /// reservation, and the backup in sync lacked its last frames; `--seed 189`: the
+    /// backup lacked the last one). This node's own round does not bar the grant: it
+    /// gives its round up with it (`on_vote_request`).
+    pub(super) fn vote_grants_starting(&self, slot: usize, header: &Header, epoch: Epoch, commit_highest: u64) -> bool {
+        let Some(member) = self.config.peers.get(slot) else {
+            return false;
+        };
+        let candidate = header.node_id;
+        let may = self.group_votes()
+            && (self.role == Role::Backup || self.role == Role::Starting)
+            && header.role == WireRole::Starting
+            && member.id == candidate
+            && !member.witness
+            && epoch.node_id() == candidate
+            && epoch > self.epochs.max_seen()
+            && commit_highest > self.frames_held_to();
+        if !may {
+            return false;
+        }
+        let own_round = self.vote.is_some_and(|r| r.epoch == Some(self.vote_granted));
+        epoch == self.vote_granted
+            || ((epoch > self.vote_granted || own_round)
+                && self.now.saturating_since(self.primary_heard_at) >= self.config.detection_window())
+    }
+
     /// Log completeness (Raft's rule on our frames): a candidate whose commits end at
     /// `commit_highest` holds every frame this voter knows the group ran — the commits it
     /// holds itself, and the highest frame a primary told it it ran
@@ -209,8 +245,18 @@ impl<A: App> Node<A> {
     /// grants nothing (it cannot tell a stale candidate from a complete one). The price:
     /// a candidate that lost the dead primary's last commit while a voter heard of that
     /// frame is refused, and the group waits for the primary or an operator.
+    ///
+    /// The frames this node ran itself count too (`frame_last_run`): a primary demoted by
+    /// a starting peer's higher epoch (`fence`) ran them all but heard no primary tell
+    /// of them, and its joining dropped its commits — counted as knowing nothing, it
+    /// refused every candidate, and a group of three whose third member restarted cold
+    /// had no majority for its in-sync backup (DST `--nodes 3 --seed 0`, invariant 5;
+    /// `chaos --nodes 3 --faults 200 --seed 1`, fault #165).
     pub(super) fn vote_complete(&self, commit_highest: u64) -> bool {
-        let known = self.commit_highest.max(self.primary_frame_heard);
+        let known = self
+            .commit_highest
+            .max(self.primary_frame_heard)
+            .max(self.frame_last_run);
         if self.config.witness && self.primary_frame_heard == 0 {
             return false;
         }
@@ -293,7 +339,8 @@ impl<A: App> Node<A> {
             return;
         };
         let from_member = self.config.peers.get(slot).is_some_and(|m| m.id == header.node_id);
-        if !granted || !from_member || round.epoch != Some(Epoch(epoch)) || self.role != Role::Backup {
+        let candidate = self.role == Role::Backup || self.role == Role::Starting;
+        if !granted || !from_member || round.epoch != Some(Epoch(epoch)) || !candidate {
             return;
         }
         round.granted |= 1 << slot;
@@ -305,7 +352,11 @@ impl<A: App> Node<A> {
         // The epoch it was granted must still be the one it would lead (a higher one
         // heard since makes the votes moot: the next round asks above it).
         if self.epochs.lead_candidate(self.config.node_id).map(|(e, _)| e) == Some(Epoch(epoch)) {
-            self.take_over(super::Reason::TakeoverAfterProbe);
+            if self.role == Role::Starting {
+                self.become_primary(super::Reason::TakeoverAfterProbe);
+            } else {
+                self.take_over(super::Reason::TakeoverAfterProbe);
+            }
         }
     }
 
@@ -360,7 +411,17 @@ impl<A: App> Node<A> {
         // ran frames leads from them just the same: judged alike, and by how far a
         // primary said it ran (DST `--nodes 2 --witness --seed 1220`).
         let ran = self.origin.0 != 0 || self.frame_last_run != 0;
-        wait |= ran && (self.state_epoch < self.epochs.max_seen() || self.frame_last_run < self.primary_frame_heard);
+        let behind = self.frame_last_run < self.primary_frame_heard;
+        let stale = ran && (self.state_epoch < self.epochs.max_seen() || behind);
+        let primary = (0..usize::from(self.peer_count))
+            .any(|slot| self.slot_alive(slot) && self.peers[slot].status.is_some_and(|p| p.role == WireRole::Primary));
+        if (stale || wait) && ran && !behind && !primary && self.origin.0 != 0 {
+            // State that may be the group's newest, beside backups that may lack its last
+            // frames: it asks the voters, who grant it only if it holds more than they
+            // know the group ran (`vote_grants_starting`).
+            self.starting_vote_start();
+        }
+        wait |= stale;
         // A group leads from the start only where a majority of its voters is heard: a
         // node cut off (or alone after a restart) must not lead beside the majority.
         let live = (0..usize::from(self.peer_count))
@@ -377,6 +438,30 @@ impl<A: App> Node<A> {
             super::Reason::StartedFirst
         };
         self.lead_from_start(reason);
+    }
+
+    /// A group's starting node with state asks for votes, one round at a time: its frames
+    /// from the last it ran (its commits went with its joining). With a majority it leads
+    /// from its state (`on_vote`). The votes make it safe where the start-up rule waits:
+    /// a voter that heard a later primary run past it refuses (`vote_complete`).
+    pub(super) fn starting_vote_start(&mut self) {
+        if self.vote.is_some() || self.config.witness {
+            return;
+        }
+        let Some((epoch, _)) = self.epochs.lead_candidate(self.config.node_id) else {
+            return;
+        };
+        let held = self.frames_held_to();
+        self.vote_granted = self.vote_granted.max(epoch);
+        self.vote = Some(VoteRound {
+            epoch: Some(epoch),
+            granted: 0,
+            deadline: self.now + self.config.probe_timeout(),
+        });
+        self.send_all(Body::VoteRequest {
+            epoch: epoch.0,
+            commit_highest: held,
+        });
     }
 
     /// Every peer of the group that may lead is alive and has said it holds no state for
@@ -1507,5 +1592,120 @@ mod tests {
             node.switchover,
             super::super::Switchover::Agreeing { id: 7, .. }
         ));
+    }
+
+    /// A voter that grants from its start-up (a primary demoted by a starting peer's
+    /// epoch, its commits dropped with its join) announces the granted epoch as its
+    /// floor: the candidate hears its own round's epoch back, and that makes no grant
+    /// moot — with the grant it leads the epoch it asked. (The old code counted it as an
+    /// epoch seen and asked again above it, for ever: DST `--nodes 3 --seed 0`.)
+    #[test]
+    fn backup_voting_starting_voter_announces_own_epoch_takes_over() {
+        let mut p = group(&[(3, 1, false)], 5);
+        p.crash(0);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(20));
+        let epoch = *vote_requests(&p, 1).last().expect("asked");
+        // Member 3, starting, its floor the granted epoch: its heartbeat, then its grant.
+        let hello = from(&p, 3, WireRole::Starting, WireSync::NotApplicable, epoch, heartbeat(&p));
+        p.inject(1, 1, &hello);
+        let vote = Body::Vote {
+            epoch,
+            granted: true,
+            commit_highest: 0,
+        };
+        let grant = from(&p, 3, WireRole::Starting, WireSync::NotApplicable, epoch, vote);
+        p.inject(1, 1, &grant);
+        assert_eq!(p.node(1).role(), Role::Primary);
+        assert_eq!(p.node(1).epoch(), epoch);
+    }
+
+    /// A starting node that ran frames itself (a group's primary, demoted) knows the
+    /// group ran them: it grants a candidate as complete as that and refuses one behind
+    /// it. (The old code counted only commits held and frames heard from a primary, both
+    /// none after the demotion, and refused every candidate as knowing nothing: no
+    /// majority for the in-sync backup, `chaos --nodes 3 --faults 200 --seed 1`.)
+    #[test]
+    fn starting_ran_frames_vote_complete_candidate_granted() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 1, false)]);
+        node.frame_last_run = 40;
+        assert_eq!(node.role(), Role::Starting);
+        assert_eq!((node.commit_highest, node.primary_frame_heard), (0, 0));
+        assert!(node.vote_complete(40));
+        assert!(!node.vote_complete(39));
+    }
+
+    /// A backup voting (its primary silent, itself the successor in its view) grants a
+    /// starting candidate that holds more frames than it could decide itself — a demoted
+    /// primary with the group's last frames — and refuses one that holds no more. (The
+    /// old code answered a starting candidate with a refusal: the backup, incomplete,
+    /// was refused by it in turn and the group waited for ever, DST `--nodes 3 --seed 2`.)
+    #[test]
+    fn backup_voting_starting_candidate_holding_more_granted() {
+        let mut p = group(&[(3, 1, false)], 5);
+        let followed = p.node(1).epoch();
+        p.crash(0);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(30));
+        let held = p.node(1).frames_held_to();
+        assert!(held > 1, "node 2 ran frames: {held}");
+        let epoch = Epoch(followed).next(3).unwrap().0;
+        for commit_highest in [held, held + 5] {
+            let request = Body::VoteRequest { epoch, commit_highest };
+            let bytes = from(&p, 3, WireRole::Starting, WireSync::NotApplicable, followed, request);
+            p.inject(1, 1, &bytes);
+        }
+        assert_eq!(votes(&p, 1), [(epoch, false), (epoch, true)]);
+    }
+
+    /// A group's starting node with state made under an epoch below one announced since
+    /// (a primary demoted by a restarted member's reservation) does not lead from the
+    /// start-up role beside a backup with state; it asks for votes with the frames it
+    /// ran, and leads the epoch asked with a majority. (The old code waited for ever:
+    /// the backup lacked its last frames and it refused the backup, DST `--nodes 3
+    /// --seed 2`, `chaos --nodes 3 --faults 200 --seed 1`.)
+    #[test]
+    fn starting_demoted_with_state_asks_votes_leads_with_majority() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 1, false)]);
+        node.origin = Epoch(0x101);
+        node.state_epoch = Epoch(0x101);
+        node.frame_last_run = 40;
+        let until = node.now + Duration::from_millis(100);
+        let actions = run_lone(&mut node, until, |node, now| {
+            let backup = to(
+                node,
+                2,
+                WireRole::Backup,
+                WireSync::InSync,
+                0x101,
+                0x101,
+                lone_heartbeat(node),
+            );
+            node.handle_message(now, 0, &backup);
+            let cold = starting_heartbeat(node, 3, 0x203);
+            node.handle_message(now, 1, &cold);
+        });
+        assert_eq!(node.role(), Role::Starting, "no lead from the start-up role");
+        let asked: std::vec::Vec<(u64, u64)> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Transmit { link: 0, bytes, .. } => match wire::decode(bytes, None).map(|e| e.body) {
+                    Ok(Body::VoteRequest { epoch, commit_highest }) => Some((epoch, commit_highest)),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        let &(epoch, commit_highest) = asked.last().expect("asked for votes");
+        assert_eq!(commit_highest, 40);
+        assert!(epoch > 0x203 && Epoch(epoch).node_id() == 1, "{epoch:#x}");
+        let grant = Body::Vote {
+            epoch,
+            granted: true,
+            commit_highest: 30,
+        };
+        let bytes = to(&node, 2, WireRole::Backup, WireSync::InSync, 0x101, 0x101, grant);
+        let now = node.now;
+        node.handle_message(now, 0, &bytes);
+        assert_eq!(node.role(), Role::Primary);
+        assert_eq!(node.epoch(), epoch);
     }
 }

@@ -6436,3 +6436,119 @@ fn primary_widest_window_unpaced_transfer_bounded_by_the_action_queue() {
     assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(5000)));
     assert!(transfers_started(&p) >= 2, "a transfer ran");
 }
+
+/// Mutant `lockstep.rs:302:74` at a851fc6 (`||` → `&&` in `on_frame_data`, shard 16): a
+/// backup took a fetch answer (`FrameData`) in the header of a peer not primary if it
+/// named the current epoch, and stored its commit as the frame's decision. Only the
+/// primary answers fetches and decides frames (such a message is forged or corrupt): the
+/// commit is refused; the same message in the primary's header is taken.
+#[test]
+fn backup_frame_data_in_a_backups_header_not_taken() {
+    let mut p = running_pair(Config::default());
+    let frame = p.node(0).frame() + 2;
+    let payload = [7u8; 16];
+    let mut header = p.node(0).header(0);
+    assert_eq!(header.role, WireRole::Primary);
+    header.role = WireRole::Backup;
+    let body = Body::FrameData {
+        commit: crate::wire::Commit {
+            frame,
+            kind: crate::wire::CommitKind::Ran {
+                input_digest: crate::digest::fnv64(&payload),
+                outputs: 0,
+                sent_mask: 0,
+                output_digest: 0,
+            },
+            state_digest: None,
+            writes: Default::default(),
+        },
+        payload: heapless::Vec::from_slice(&payload).unwrap(),
+    };
+    assert!(p.node(1).ring.commit(frame).is_none(), "frame {frame} not decided yet");
+    let lag = p.node(1).status().lag_frames;
+    p.inject(
+        1,
+        0,
+        &wire::encode(
+            &Envelope {
+                header,
+                body: body.clone(),
+            },
+            None,
+        )
+        .unwrap(),
+    );
+    assert!(p.node(1).ring.commit(frame).is_none(), "a backup's commit taken");
+    assert_eq!(p.node(1).status().lag_frames, lag);
+    header.role = WireRole::Primary;
+    p.inject(1, 0, &wire::encode(&Envelope { header, body }, None).unwrap());
+    assert!(p.node(1).ring.commit(frame).is_some(), "its primary's commit refused");
+}
+
+/// Mutant `source.rs:145:39` at a851fc6 (`||` → `&&` in `on_source_map`, shard 16): a
+/// backup took a source map in the header of a peer not primary, and mapped its input
+/// by it (a source restart counted). The mapping is the primary's to announce (such a
+/// message is forged or corrupt): refused, the mapping in force stays; the same map in
+/// its primary's header is taken.
+#[test]
+fn backup_source_map_in_a_backups_header_not_taken() {
+    let (mut p, link, bytes) = pair_with_a_source_map_captured();
+    let mut envelope = wire::decode(&bytes, None).unwrap();
+    assert_eq!(envelope.header.role, WireRole::Primary);
+    let Body::SourceMap { ref mut session, .. } = envelope.body else {
+        unreachable!("a source map")
+    };
+    // Another session, so that taking it would show.
+    *session = 10;
+    envelope.header.role = WireRole::Backup;
+    let before = p.node(1).status();
+    p.inject(1, link, &wire::encode(&envelope, None).unwrap());
+    let after = p.node(1).status();
+    assert_eq!(after.source.map(|m| m.session), Some(9), "a backup's mapping taken");
+    assert_eq!(after.source_restarts, before.source_restarts);
+    envelope.header.role = WireRole::Primary;
+    p.inject(1, link, &wire::encode(&envelope, None).unwrap());
+    assert_eq!(p.node(1).status().source.map(|m| m.session), Some(10));
+}
+
+/// Mutant `transfer.rs:278:27` at a851fc6 (`now + retry` → `now - retry` in
+/// `on_transfer_begin`, shard 16): a joining node that heard its transfer begin
+/// acknowledged it (`ChunkAck` of no chunk, on every link) at once instead of a retry
+/// later, as if the chunks were overdue. The first chunks come with the beginning; the
+/// acknowledgement that asks for them again waits the retry (`retry_ms`).
+#[test]
+fn joining_transfer_begun_no_chunk_first_ack_after_the_retry() {
+    let mut p = joining_with_chunks_dropped(21, true);
+    let retry = ms(p.configs[1].retry_ms);
+    let acks = |p: &Pair| {
+        captured_from(p, 1, 0)
+            .iter()
+            .filter(|(_, _, e)| matches!(e.body, Body::ChunkAck { .. }))
+            .count()
+    };
+    // The beginning came at most a step before `now`.
+    p.run_for(retry / 2);
+    assert_eq!(acks(&p), 0, "acknowledged before the retry");
+    p.run_for(retry);
+    assert!(acks(&p) > 0, "no acknowledgement at the retry");
+}
+
+/// Mutant `transfer.rs:239:9` at a851fc6 (`bulk_link` → 0, shard 16; killed for groups
+/// since by `primary_group_join_request_state_goes_to_the_asking_slot`): a pair's primary
+/// sent a transfer's chunks on its first link whether or not it was up. With that link
+/// cut, a backup starting beside it asked again and again and never got its state; the
+/// chunks go on the lowest link that is up.
+#[test]
+fn alone_first_link_cut_backup_joins_over_the_second() {
+    let mut p = Pair::new(5, Config::fast(), 5000);
+    assert_eq!(p.configs[0].links, 2);
+    p.cut[0] = true;
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.start(1);
+    assert!(
+        await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(1000)),
+        "{:?}",
+        reasons(&p, 1)
+    );
+}
