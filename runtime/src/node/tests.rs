@@ -6552,3 +6552,52 @@ fn alone_first_link_cut_backup_joins_over_the_second() {
         reasons(&p, 1)
     );
 }
+
+/// DST seed 8659 (keyed, chunks of 1 byte): a late (or replayed) join request of an older
+/// id made the primary start a transfer under it, and the joiner's next request of its
+/// own id then got a second snapshot under that id — while chunks of the first, late on
+/// the way or replayed, were taken for the second's: the backup installed a state no node
+/// snapshotted. A primary never streams two snapshots under one id: the request of an id
+/// it streamed another snapshot under is not served (the joiner asks under a new id after
+/// its stall limit).
+#[test]
+fn primary_join_request_of_an_id_it_streamed_another_snapshot_under_not_served() {
+    let mut p = Pair::new(54, Config::fast(), 200_000);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.capture = true;
+    // A joiner that is not there: its requests, in its header.
+    let mut header = p.node(0).header(0);
+    header.node_id = 2;
+    header.role = WireRole::Starting;
+    let mut ask = |p: &mut Pair, id: u32| {
+        header.seq += 1;
+        let request = Envelope {
+            header,
+            body: Body::JoinRequest { id },
+        };
+        p.inject(0, 0, &wire::encode(&request, None).unwrap());
+        p.run_for(ms(10));
+    };
+    let begins = |p: &Pair| -> std::vec::Vec<(u32, u64)> {
+        captured_from(p, 0, 0)
+            .into_iter()
+            .filter_map(|(_, _, e)| match e.body {
+                Body::TransferBegin { id, frame, .. } => Some((id, frame)),
+                _ => None,
+            })
+            .collect()
+    };
+    ask(&mut p, 7);
+    ask(&mut p, 9);
+    ask(&mut p, 7);
+    let frames_of = |id| {
+        begins(&p)
+            .into_iter()
+            .filter(|(i, _)| *i == id)
+            .map(|(_, f)| f)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(frames_of(9).len(), 1, "{:?}", begins(&p));
+    assert_eq!(frames_of(7).len(), 1, "a second snapshot under id 7: {:?}", begins(&p));
+}
