@@ -809,6 +809,11 @@ pub struct Node<A: App> {
     /// a join request of its id streams that snapshot again, never another one
     /// (`transfer.rs`, `on_join_request`).
     tx_last: Option<TxTransfer>,
+    /// The ids of the last `TX_IDS_KEPT` snapshots this node streamed (`transfer.rs`): a
+    /// join request of one of them but `tx_last` is not served with another snapshot.
+    tx_ids: [u32; transfer::TX_IDS_KEPT],
+    /// The next slot of `tx_ids` to overwrite.
+    tx_ids_next: usize,
     transfer_id_next: u32,
     /// A join request that waits for the primary's first frame.
     join_pending: Option<u32>,
@@ -978,6 +983,8 @@ impl<A: App> Node<A> {
             tx: None,
             rx: None,
             tx_last: None,
+            tx_ids: [0; transfer::TX_IDS_KEPT],
+            tx_ids_next: 0,
             transfer_id_next,
             snapshot_buf,
             switchover: Switchover::Idle,

@@ -6416,3 +6416,188 @@ fn paired_long_led_primary_backup_back_input_dead_hands_over_without_a_new_hold(
     );
     assert_eq!(input_handovers(&p, 0), 1);
 }
+
+/// The widest window (1,024 chunks) unpaced: the primary sends what its action queue has
+/// room for and the rest as the window moves on; the backup joins. (Mutant
+/// `transfer.rs:209:67` at a851fc6, `>` → `==` on the queue's bound in
+/// `transfer_send_chunks`, is not killed by it: the loop adds one action a turn, so from
+/// below the bound `==` stops where `>` does — docs/DST.md, shard 15's last survivor.)
+#[test]
+fn primary_widest_window_unpaced_transfer_bounded_by_the_action_queue() {
+    let mut config = Config::fast();
+    config.transfer_window_chunks = 1024;
+    config.transfer_chunks_per_ms = 0;
+    config.transfer_chunk_bytes = 64;
+    let mut p = Pair::new(49, config, 96 << 10);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(1000)));
+    p.run_for(ms(20));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(5000)));
+    assert!(transfers_started(&p) >= 2, "a transfer ran");
+}
+
+/// Mutant `lockstep.rs:302:74` at a851fc6 (`||` → `&&` in `on_frame_data`, shard 16): a
+/// backup took a fetch answer (`FrameData`) in the header of a peer not primary if it
+/// named the current epoch, and stored its commit as the frame's decision. Only the
+/// primary answers fetches and decides frames (such a message is forged or corrupt): the
+/// commit is refused; the same message in the primary's header is taken.
+#[test]
+fn backup_frame_data_in_a_backups_header_not_taken() {
+    let mut p = running_pair(Config::default());
+    let frame = p.node(0).frame() + 2;
+    let payload = [7u8; 16];
+    let mut header = p.node(0).header(0);
+    assert_eq!(header.role, WireRole::Primary);
+    header.role = WireRole::Backup;
+    let body = Body::FrameData {
+        commit: crate::wire::Commit {
+            frame,
+            kind: crate::wire::CommitKind::Ran {
+                input_digest: crate::digest::fnv64(&payload),
+                outputs: 0,
+                sent_mask: 0,
+                output_digest: 0,
+            },
+            state_digest: None,
+            writes: Default::default(),
+        },
+        payload: heapless::Vec::from_slice(&payload).unwrap(),
+    };
+    assert!(p.node(1).ring.commit(frame).is_none(), "frame {frame} not decided yet");
+    let lag = p.node(1).status().lag_frames;
+    p.inject(
+        1,
+        0,
+        &wire::encode(
+            &Envelope {
+                header,
+                body: body.clone(),
+            },
+            None,
+        )
+        .unwrap(),
+    );
+    assert!(p.node(1).ring.commit(frame).is_none(), "a backup's commit taken");
+    assert_eq!(p.node(1).status().lag_frames, lag);
+    header.role = WireRole::Primary;
+    p.inject(1, 0, &wire::encode(&Envelope { header, body }, None).unwrap());
+    assert!(p.node(1).ring.commit(frame).is_some(), "its primary's commit refused");
+}
+
+/// Mutant `source.rs:145:39` at a851fc6 (`||` → `&&` in `on_source_map`, shard 16): a
+/// backup took a source map in the header of a peer not primary, and mapped its input
+/// by it (a source restart counted). The mapping is the primary's to announce (such a
+/// message is forged or corrupt): refused, the mapping in force stays; the same map in
+/// its primary's header is taken.
+#[test]
+fn backup_source_map_in_a_backups_header_not_taken() {
+    let (mut p, link, bytes) = pair_with_a_source_map_captured();
+    let mut envelope = wire::decode(&bytes, None).unwrap();
+    assert_eq!(envelope.header.role, WireRole::Primary);
+    let Body::SourceMap { ref mut session, .. } = envelope.body else {
+        unreachable!("a source map")
+    };
+    // Another session, so that taking it would show.
+    *session = 10;
+    envelope.header.role = WireRole::Backup;
+    let before = p.node(1).status();
+    p.inject(1, link, &wire::encode(&envelope, None).unwrap());
+    let after = p.node(1).status();
+    assert_eq!(after.source.map(|m| m.session), Some(9), "a backup's mapping taken");
+    assert_eq!(after.source_restarts, before.source_restarts);
+    envelope.header.role = WireRole::Primary;
+    p.inject(1, link, &wire::encode(&envelope, None).unwrap());
+    assert_eq!(p.node(1).status().source.map(|m| m.session), Some(10));
+}
+
+/// Mutant `transfer.rs:278:27` at a851fc6 (`now + retry` → `now - retry` in
+/// `on_transfer_begin`, shard 16): a joining node that heard its transfer begin
+/// acknowledged it (`ChunkAck` of no chunk, on every link) at once instead of a retry
+/// later, as if the chunks were overdue. The first chunks come with the beginning; the
+/// acknowledgement that asks for them again waits the retry (`retry_ms`).
+#[test]
+fn joining_transfer_begun_no_chunk_first_ack_after_the_retry() {
+    let mut p = joining_with_chunks_dropped(21, true);
+    let retry = ms(p.configs[1].retry_ms);
+    let acks = |p: &Pair| {
+        captured_from(p, 1, 0)
+            .iter()
+            .filter(|(_, _, e)| matches!(e.body, Body::ChunkAck { .. }))
+            .count()
+    };
+    // The beginning came at most a step before `now`.
+    p.run_for(retry / 2);
+    assert_eq!(acks(&p), 0, "acknowledged before the retry");
+    p.run_for(retry);
+    assert!(acks(&p) > 0, "no acknowledgement at the retry");
+}
+
+/// Mutant `transfer.rs:239:9` at a851fc6 (`bulk_link` → 0, shard 16; killed for groups
+/// since by `primary_group_join_request_state_goes_to_the_asking_slot`): a pair's primary
+/// sent a transfer's chunks on its first link whether or not it was up. With that link
+/// cut, a backup starting beside it asked again and again and never got its state; the
+/// chunks go on the lowest link that is up.
+#[test]
+fn alone_first_link_cut_backup_joins_over_the_second() {
+    let mut p = Pair::new(5, Config::fast(), 5000);
+    assert_eq!(p.configs[0].links, 2);
+    p.cut[0] = true;
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.start(1);
+    assert!(
+        await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(1000)),
+        "{:?}",
+        reasons(&p, 1)
+    );
+}
+
+/// DST seed 8659 (keyed, chunks of 1 byte): a late (or replayed) join request of an older
+/// id made the primary start a transfer under it, and the joiner's next request of its
+/// own id then got a second snapshot under that id — while chunks of the first, late on
+/// the way or replayed, were taken for the second's: the backup installed a state no node
+/// snapshotted. A primary never streams two snapshots under one id: the request of an id
+/// it streamed another snapshot under is not served (the joiner asks under a new id after
+/// its stall limit).
+#[test]
+fn primary_join_request_of_an_id_it_streamed_another_snapshot_under_not_served() {
+    let mut p = Pair::new(54, Config::fast(), 200_000);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.capture = true;
+    // A joiner that is not there: its requests, in its header.
+    let mut header = p.node(0).header(0);
+    header.node_id = 2;
+    header.role = WireRole::Starting;
+    let mut ask = |p: &mut Pair, id: u32| {
+        header.seq += 1;
+        let request = Envelope {
+            header,
+            body: Body::JoinRequest { id },
+        };
+        p.inject(0, 0, &wire::encode(&request, None).unwrap());
+        p.run_for(ms(10));
+    };
+    let begins = |p: &Pair| -> std::vec::Vec<(u32, u64)> {
+        captured_from(p, 0, 0)
+            .into_iter()
+            .filter_map(|(_, _, e)| match e.body {
+                Body::TransferBegin { id, frame, .. } => Some((id, frame)),
+                _ => None,
+            })
+            .collect()
+    };
+    ask(&mut p, 7);
+    ask(&mut p, 9);
+    ask(&mut p, 7);
+    let frames_of = |id| {
+        begins(&p)
+            .into_iter()
+            .filter(|(i, _)| *i == id)
+            .map(|(_, f)| f)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(frames_of(9).len(), 1, "{:?}", begins(&p));
+    assert_eq!(frames_of(7).len(), 1, "a second snapshot under id 7: {:?}", begins(&p));
+}

@@ -36,6 +36,8 @@ const PACE_BURST: core::time::Duration = core::time::Duration::from_millis(1);
 
 /// Chunks the backup keeps ahead of the one it waits for: the largest window.
 const RX_WINDOW_CHUNKS: usize = 1024;
+/// Transfer ids a primary remembers having streamed a snapshot under (`Node::tx_ids`).
+pub(super) const TX_IDS_KEPT: usize = 8;
 
 /// The backup's side of a transfer.
 pub(super) struct RxTransfer {
@@ -187,6 +189,16 @@ impl<A: App> Node<A> {
             self.send_all(body);
             return;
         }
+        if id != 0 && self.tx_ids.contains(&id) {
+            // A snapshot went out under this id and `snapshot_buf` holds another one now
+            // (a late or replayed request of an older id started a transfer in between):
+            // never a second snapshot under one id — chunks carry no frame, and those of
+            // the first, late on the way or replayed, would complete the second with bytes
+            // of the first (DST seed 8659, keyed: the replay window's 1,024 numbers take
+            // them). Not served: the joiner asks under a new id after its stall limit
+            // (`transfer_timeout`). At most `TX_IDS_KEPT` ids, checked in constant time.
+            return;
+        }
         if self.frame_last_run == 0 {
             // Nothing run yet: snapshot after the first frame.
             self.join_pending = Some(id);
@@ -238,6 +250,8 @@ impl<A: App> Node<A> {
         });
         self.tx = Some(tx);
         self.tx_last = Some(tx);
+        self.tx_ids[self.tx_ids_next] = id;
+        self.tx_ids_next = (self.tx_ids_next + 1) % TX_IDS_KEPT;
         self.send_all(body);
     }
 
@@ -478,10 +492,13 @@ impl<A: App> Node<A> {
         }
         let stall_limit = self.transfer_stall_limit();
         if let Some(rx) = &mut self.rx {
-            if rx.begun.is_some() && now.saturating_since(rx.progress_at) >= stall_limit {
+            if now.saturating_since(rx.progress_at) >= stall_limit {
                 // No chunk for that long: the primary gave the transfer up (it does when
                 // this node falls silent) or lost it. Acknowledging it forever would never
-                // bring it back; ask again.
+                // bring it back; ask again. Or no beginning for that long (since
+                // 2026-11-26): a primary does not serve an id it streamed another snapshot
+                // under (`on_join_request`), nor one whose beginning this node refused;
+                // asked again under a new id.
                 self.start_join(Some(ResyncCause::TransferFailed));
                 return;
             }
