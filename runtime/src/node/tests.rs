@@ -6601,3 +6601,47 @@ fn primary_join_request_of_an_id_it_streamed_another_snapshot_under_not_served()
     assert_eq!(frames_of(9).len(), 1, "{:?}", begins(&p));
     assert_eq!(frames_of(7).len(), 1, "a second snapshot under id 7: {:?}", begins(&p));
 }
+
+/// The frame whose commit `drop_commit_of_fetched_at` loses.
+static FETCHED_AT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(u64::MAX);
+
+fn drop_commit_of_fetched_at(from: usize, envelope: &Envelope) -> bool {
+    let f = FETCHED_AT.load(core::sync::atomic::Ordering::Relaxed);
+    from == 0 && matches!(envelope.body, Body::Commit(commit) if commit.frame == f)
+}
+
+/// Mutant `lockstep.rs:182:54 → 280:54` at a851fc6 (`||` → `&&` in `backup_run_frames`,
+/// shard 11): a backup that, running the frames a fetch brought, finds its own input of
+/// the next committed frame missing asked for the primary's copy only with no fetch
+/// outstanding — that is at the fetch's retry, or when the next commit happened to come —
+/// not at once. On a slow link (2 ms each way) the commit of F is lost, F+1 and F+2's inputs
+/// never reach the backup, and the commit of F+2 arrives while the fetch of F and F+1 is
+/// outstanding: the backup asks for F+2 the moment it has run F+1, not later.
+#[test]
+fn backup_fetched_frames_run_next_input_missing_asked_at_once() {
+    let mut p = running_pair(Config::default());
+    p.latency = ms(2);
+    p.run_for(ms(30));
+    let f = p.frame_next + 5;
+    FETCHED_AT.store(f, core::sync::atomic::Ordering::Relaxed);
+    p.frame_loss[1].insert(f + 1, ());
+    p.frame_loss[1].insert(f + 2, ());
+    p.drop_if = Some(drop_commit_of_fetched_at);
+    p.capture = true;
+    let fetches_of = |p: &Pair, frame: u64| {
+        p.captured
+            .iter()
+            .filter(|(from, _, bytes)| {
+                *from == 1
+                    && matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::Fetch { frame: x }) if x == frame)
+            })
+            .count()
+    };
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| fetches_of(p, f) > 0));
+    assert_eq!(fetches_of(&p, f + 2), 0, "F+2 committed before the first fetch");
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| p.node(1).frame() >= f + 1));
+    assert!(p.node(1).frame() < f + 2);
+    assert!(fetches_of(&p, f + 2) > 0, "F+2 not asked for at once");
+}
