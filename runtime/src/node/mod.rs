@@ -1108,7 +1108,15 @@ impl<A: App> Node<A> {
         // either: a takeover's bulk skip (`primary_run_frames`) holds every frame a ring
         // below it as gone, and these never took a slot. `frame_last_run` is at most
         // `FRAME_MAX` and the capacity at most 2^20: no overflow.
-        if self.role == Role::Backup && self.has_state() && number > self.frame_last_run + self.ring.capacity() {
+        // Only while commits wait to be run (`commit_highest` above the last run): a
+        // backup that simply heard no commit (a partition) keeps the newest frames, so
+        // that a takeover re-sends no copy more than a ring below the newest frame
+        // (the sink's dedup window, docs/PROTOCOL.md; `runtime/tests/replay_window.rs`).
+        if self.role == Role::Backup
+            && self.has_state()
+            && self.commit_highest > self.frame_last_run
+            && number > self.frame_last_run + self.ring.capacity()
+        {
             self.rejections.frame_beyond_ring += 1;
             self.input_heard_at = Some(now);
             self.source_heard_at = Some(now);
