@@ -2090,16 +2090,22 @@ fn starting_held_force_primary_leads_cold() {
     );
 }
 
-#[test]
-fn primary_fenced_by_cold_start_keeps_state_for_operator() {
-    let mut p = backup_joining_large_state(47);
+/// [`backup_joining_large_state`] with the backup allowed to start cold: restarted with
+/// that configuration (read at start), mid-transfer again.
+fn backup_joining_allowed_cold_start(seed: u64) -> Pair {
+    let mut p = backup_joining_large_state(seed);
     p.configs[1].allow_cold_start = true;
-    // The configuration is read at start: restart the backup with it, mid-transfer again.
     p.crash(1);
     p.start(1);
     let until = p.now + ms(1000);
     assert!(p.run_until(until, |p| p.node(1).status().sync == SyncState::Joining));
     p.run_for(ms(50));
+    p
+}
+
+#[test]
+fn primary_fenced_by_cold_start_keeps_state_for_operator() {
+    let mut p = backup_joining_allowed_cold_start(47);
     let frames_before = p.node(0).app().frames_run();
     p.freeze(0, ms(3000));
     p.run_for(ms(3500));
@@ -6360,14 +6366,7 @@ fn backup_held_up_by_a_lost_commit_ring_kept_takeover_runs_held_commits() {
 /// start-up wait first.
 #[test]
 fn joining_primary_lost_cold_start_only_after_the_startup_wait() {
-    let mut p = backup_joining_large_state(48);
-    p.configs[1].allow_cold_start = true;
-    // The configuration is read at start: restart the backup with it, mid-transfer again.
-    p.crash(1);
-    p.start(1);
-    let until = p.now + ms(1000);
-    assert!(p.run_until(until, |p| p.node(1).status().sync == SyncState::Joining));
-    p.run_for(ms(50));
+    let mut p = backup_joining_allowed_cold_start(48);
     p.crash(0);
     let until = p.now + ms(1000);
     assert!(p.run_until(until, |p| alarms_of(p, 1).contains(&Alarm::CannotTakeOver)));
