@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 /// handshake, `challenge` and `challenge_echo`; 4 since 2026-11-26: `SwitchAsk` and
 /// `SwitchRequest` name their target, `to`; HMI writes, the commit's `writes` and
 /// `Body::HmiWrite`; a group's votes, `VoteRequest` and `Vote`; acknowledged events,
-/// `Body::Acks`).
-pub const WIRE_VERSION: u8 = 4;
+/// `Body::Acks`; 5 since 2026-11-27: a `Vote` tells its voter's bar, `bar`).
+pub const WIRE_VERSION: u8 = 5;
 /// The most event ids one `Body::Acks` carries (issue 22): the rest wait for the next
 /// commit.
 pub const ACKS_PER_COMMIT: usize = 32;
@@ -348,6 +348,10 @@ pub enum Body {
         granted: bool,
         /// The highest frame the voter holds a commit of.
         commit_highest: u64,
+        /// The voter's bar: the highest epoch it has seen, granted or asked for itself
+        /// (since wire version 5). It grants no epoch below it; a candidate refused at or
+        /// below it asks above it next (Raft's term in a vote reply).
+        bar: u64,
     },
     /// The events every sink acknowledged since the last `Acks` (issue 22), as
     /// `(frame, index)`: sent by the primary with its commits, at most
@@ -584,6 +588,7 @@ mod tests {
                 epoch: 0x301,
                 granted: true,
                 commit_highest: 7,
+                bar: 0x402,
             },
             Body::Acks {
                 ids: Vec::from_slice(&[(u64::MAX, 255); ACKS_PER_COMMIT]).unwrap(),
@@ -709,8 +714,8 @@ mod tests {
         }
 
         #[test]
-        fn wire_vote_round_trips(epoch in any::<u64>(), commit_highest in any::<u64>(), granted in any::<bool>()) {
-            for body in [Body::VoteRequest { epoch, commit_highest }, Body::Vote { epoch, granted, commit_highest }] {
+        fn wire_vote_round_trips(epoch in any::<u64>(), commit_highest in any::<u64>(), granted in any::<bool>(), bar in any::<u64>()) {
+            for body in [Body::VoteRequest { epoch, commit_highest }, Body::Vote { epoch, granted, commit_highest, bar }] {
                 let envelope = Envelope { header: header(), body };
                 let bytes = encode(&envelope, None).unwrap();
                 prop_assert_eq!(decode(&bytes, None), Ok(envelope));

@@ -27,7 +27,7 @@ fn example() -> Envelope {
 }
 
 /// The bytes printed in docs/SYNC-PROTOCOL.md, "Worked example".
-const DOC_PLAIN: &str = "04 00 01 01 81 02 03 e8 07 07 2a 81 02 01 05 07 6a 1b 81";
+const DOC_PLAIN: &str = "05 00 01 01 81 02 03 e8 07 07 2a 81 02 01 05 06 97 95 e6";
 
 #[test]
 fn sync_wire_doc_example_decodes() {
@@ -45,8 +45,8 @@ fn sync_wire_doc_example_keyed_is_tagged() {
     assert_eq!(wire::decode(&bytes, Some(&key)), Ok(example()));
 }
 
-/// The vote request of docs/SYNC-PROTOCOL.md, "Worked example" (wire version 4).
-const DOC_VOTE_REQUEST: &str = "04 00 02 02 81 02 01 e8 07 07 2b 81 02 13 82 04 e8 07 e9 dc c5 2f";
+/// The vote request of docs/SYNC-PROTOCOL.md, "Worked example" (wire version 5).
+const DOC_VOTE_REQUEST: &str = "05 00 02 02 81 02 01 e8 07 07 2b 81 02 13 82 04 e8 07 c2 de ac 20";
 
 #[test]
 fn sync_wire_doc_vote_request_decodes() {

@@ -841,11 +841,13 @@ fn every_message() -> Vec<(wire::Body, Vec<(&'static str, String)>)> {
                 epoch: 0x302,
                 granted: true,
                 commit_highest: 66_666,
+                bar: 0x402,
             },
             vec![
                 ("vote.epoch", n(0x302)),
                 ("vote.granted", n(1)),
                 ("vote.commit_highest", n(66_666)),
+                ("vote.bar", n(0x402)),
             ],
         ),
         (

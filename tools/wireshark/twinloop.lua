@@ -1,7 +1,7 @@
 -- twinloop: a Wireshark dissector for the two protocols of a twinloop pair.
 --
 --   twinloop_io    the I/O protocol (plant <-> nodes): frames and outputs, docs/PROTOCOL.md
---   twinloop_sync  the node-to-node sync links, docs/SYNC-PROTOCOL.md (wire version 4)
+--   twinloop_sync  the node-to-node sync links, docs/SYNC-PROTOCOL.md (wire version 5)
 --
 -- Load it with `tshark -X lua_script:tools/wireshark/twinloop.lua` or copy it into
 -- ~/.local/lib/wireshark/plugins/. Written for Wireshark 4.0 (Lua 5.2, bit32); no other
@@ -9,7 +9,7 @@
 --
 -- Both protocols are registered on UDP ports (preferences; the defaults are those of
 -- configs/*.toml) and as heuristics: an I/O datagram starts with "TL" 01, a sync datagram
--- is version 4 with a CRC-32C that matches, so a pair on other ports is found too.
+-- is version 5 with a CRC-32C that matches, so a pair on other ports is found too.
 --
 -- The dissector checks what the node checks (runtime/src/io_protocol.rs and wire.rs), in
 -- the same order, and says each failure as expert info; it never raises a Lua error on
@@ -701,7 +701,7 @@ end
 
 local p_sync = Proto("twinloop_sync", "twinloop sync protocol")
 
-local SYNC_VERSION = 4
+local SYNC_VERSION = 5
 local SYNC_MAX = 1200
 local TAG_BYTES = 16
 local FLAG_TAGGED = 1
@@ -833,6 +833,7 @@ local BODIES = {
         { "epoch", "u64", "Epoch asked for", "epoch" },
         { "granted", "bool", "Granted" },
         { "commit_highest", "u64", "Highest commit held" },
+        { "bar", "u64", "Voter's bar (highest epoch seen, granted or asked; wire version 5)", "epoch" },
     } },
     -- Acknowledged events (issue 22; wire version 4): the ids every sink acked.
     [21] = { "Acks", {

@@ -156,6 +156,16 @@ impl Epochs {
         Action::ReserveEpoch(epoch.0)
     }
 
+    /// A group's candidate refused by a voter whose bar is `bar` (it granted or asked
+    /// for that epoch): reserves the next epoch above it and every epoch seen or
+    /// reserved, the one the next round asks for. `None` when that is above
+    /// [`super::EPOCH_MAX`] (the node then stands no more: an operator's matter).
+    #[must_use]
+    pub fn reserve_above(&mut self, bar: Epoch, node_id: u8) -> Option<Action> {
+        let epoch = self.max_seen.max(self.floor).max(bar).next(node_id)?;
+        Some(self.reserve(epoch))
+    }
+
     /// A vote granted for `epoch`, a group's candidate's (issue 16): the floor rises to
     /// it, so that after a restart this node grants nothing at or below it again and
     /// starts above it; a reservation below it is dropped (the next one goes above).

@@ -1570,7 +1570,8 @@ impl<A: App> Node<A> {
                 epoch,
                 granted,
                 commit_highest: _,
-            } => self.on_vote(link, &header, epoch, granted),
+                bar,
+            } => self.on_vote(link, &header, epoch, granted, bar),
             Body::SourceMap {
                 session,
                 source_first,

@@ -166,8 +166,16 @@ impl<A: App> Node<A> {
                 epoch,
                 granted,
                 commit_highest: self.commit_highest,
+                bar: self.vote_bar().0,
             },
         );
+    }
+
+    /// This node's bar as a voter: the highest epoch it has seen, granted, or asked for
+    /// itself. It grants nothing below it (one vote per epoch); a `Vote` tells it, so a
+    /// candidate it refused asks above it next ([`Node::on_vote`]).
+    pub(super) fn vote_bar(&self) -> Epoch {
+        self.vote_granted.max(self.epochs.max_seen())
     }
 
     /// Whether this node grants `epoch` to the peer of `slot` that asks in `header`.
@@ -333,14 +341,33 @@ impl<A: App> Node<A> {
 
     /// A `Vote` on `link`: a grant of this node's round counts; with a majority of the
     /// voters this node takes over in the epoch it asked for.
-    pub(super) fn on_vote(&mut self, link: u8, header: &Header, epoch: u64, granted: bool) {
+    ///
+    /// A refusal whose voter's `bar` is at or above the epoch asked ends the round: that
+    /// voter grants nothing at or below its bar (it granted it, or stood itself, in a
+    /// round whose other answers were lost — a backup cut off from the group stands
+    /// alone), so this node reserves an epoch above the bar, stored before the next
+    /// action, and asks it in the next round. Without it the group waited for ever
+    /// (`chaos --nodes 3 --faults 40 --seed 3`, fault #19: node 3, cut off, stood at
+    /// 14.3 and healed; the primary killed, node 2 asked 14.2 again and again). A bar
+    /// above `EPOCH_MAX` is ignored; each refusal that counts raises the ask, so a round
+    /// restarts at most once per distinct bar.
+    pub(super) fn on_vote(&mut self, link: u8, header: &Header, epoch: u64, granted: bool, bar: u64) {
         let slot = self.link_peer(link);
         let Some(round) = &mut self.vote else {
             return;
         };
         let from_member = self.config.peers.get(slot).is_some_and(|m| m.id == header.node_id);
         let candidate = self.role == Role::Backup || self.role == Role::Starting;
-        if !granted || !from_member || round.epoch != Some(Epoch(epoch)) || !candidate {
+        if !from_member || round.epoch != Some(Epoch(epoch)) || !candidate {
+            return;
+        }
+        if !granted {
+            if bar >= epoch && bar <= super::EPOCH_MAX {
+                self.vote = None;
+                if let Some(action) = self.epochs.reserve_above(Epoch(bar), self.config.node_id) {
+                    self.push(action);
+                }
+            }
             return;
         }
         round.granted |= 1 << slot;
@@ -669,6 +696,7 @@ mod tests {
                 epoch,
                 granted: true,
                 commit_highest: 0,
+                bar: epoch,
             },
         );
         p.inject(1, 1, &grant);
@@ -676,6 +704,68 @@ mod tests {
         assert_eq!(p.node(1).epoch(), epoch);
         let reason = p.transitions.iter().rev().find(|(i, _)| *i == 1).map(|(_, t)| t.reason);
         assert_eq!(reason, Some(Reason::TakeoverAfterProbe));
+    }
+
+    /// A refusal whose voter's bar is at or above the epoch asked (the voter stood
+    /// itself there while cut off, and kept it) ends the round: the candidate reserves
+    /// the next epoch above the bar, stored before it asks, asks it at once, and leads it
+    /// on a grant. (The old code asked the refused epoch again every probe timeout, and
+    /// the group had no primary for ever: `chaos --nodes 3 --faults 40 --seed 3`.)
+    #[test]
+    fn backup_voting_refused_below_voter_bar_asks_above_it_leads() {
+        let mut p = group(&[(3, 1, false)], 5);
+        p.crash(0);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(20));
+        let followed = p.node(1).epoch();
+        let asked = *vote_requests(&p, 1).last().expect("asked");
+        // Node 3 stood at the term above while cut off: 0x..03 > 0x..02.
+        let bar = Epoch(asked).term() << 8 | 3;
+        let refusal = Body::Vote {
+            epoch: asked,
+            granted: false,
+            commit_highest: 0,
+            bar,
+        };
+        let bytes = from(&p, 3, WireRole::Backup, WireSync::InSync, followed, refusal);
+        p.inject(1, 1, &bytes);
+        let above = Epoch(bar).next(2).unwrap();
+        assert_eq!(p.reserved[1], above.0, "reserved above the bar, in the state file");
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(2));
+        let asks = vote_requests(&p, 1);
+        assert_eq!(asks.last(), Some(&above.0), "asked above the bar at once: {asks:?}");
+        let grant = Body::Vote {
+            epoch: above.0,
+            granted: true,
+            commit_highest: 0,
+            bar: above.0,
+        };
+        let bytes = from(&p, 3, WireRole::Backup, WireSync::InSync, followed, grant);
+        p.inject(1, 1, &bytes);
+        assert_eq!(p.node(1).role(), Role::Primary);
+        assert_eq!(p.node(1).epoch(), above.0);
+    }
+
+    /// A refusal below the epoch asked (the voter hears the primary, or lacks frames)
+    /// leaves the round as it is; a bar above `EPOCH_MAX` is ignored.
+    #[test]
+    fn backup_voting_refused_bar_below_or_out_of_range_round_kept() {
+        let mut p = group(&[(3, 1, false)], 5);
+        p.crash(0);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(20));
+        let followed = p.node(1).epoch();
+        let asked = *vote_requests(&p, 1).last().expect("asked");
+        for bar in [asked - 1, crate::node::EPOCH_MAX + 1, u64::MAX] {
+            let refusal = Body::Vote {
+                epoch: asked,
+                granted: false,
+                commit_highest: 0,
+                bar,
+            };
+            let bytes = from(&p, 3, WireRole::Backup, WireSync::InSync, followed, refusal);
+            p.inject(1, 1, &bytes);
+            let round = p.node(1).vote.map(|r| r.epoch);
+            assert_eq!(round, Some(Some(Epoch(asked))), "bar {bar:#x}");
+        }
     }
 
     /// A refusal, or a grant of another epoch, counts for nothing.
@@ -691,6 +781,7 @@ mod tests {
                 epoch: asked,
                 granted,
                 commit_highest: 0,
+                bar: 0,
             };
             let bytes = from(&p, 3, WireRole::Backup, WireSync::InSync, followed, vote);
             p.inject(1, 1, &bytes);
@@ -760,6 +851,16 @@ mod tests {
         assert_eq!(votes(&p, 1), [(three, true)]);
         ask(&mut p, 4, 2, four);
         assert_eq!(votes(&p, 2), [(four, false)]);
+        let bars: std::vec::Vec<u64> = p
+            .captured
+            .iter()
+            .filter(|(i, l, _)| *i == 1 && *l == 2)
+            .filter_map(|(_, _, bytes)| match wire::decode(bytes, None).map(|e| e.body) {
+                Ok(Body::Vote { bar, .. }) => Some(bar),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(bars, [three], "the refusal tells the epoch granted: node 4 asks above it");
         ask(&mut p, 3, 1, three);
         assert_eq!(votes(&p, 1), [(three, true), (three, true)]);
     }
@@ -1612,6 +1713,7 @@ mod tests {
             epoch,
             granted: true,
             commit_highest: 0,
+            bar: epoch,
         };
         let grant = from(&p, 3, WireRole::Starting, WireSync::NotApplicable, epoch, vote);
         p.inject(1, 1, &grant);
@@ -1701,6 +1803,7 @@ mod tests {
             epoch,
             granted: true,
             commit_highest: 30,
+            bar: epoch,
         };
         let bytes = to(&node, 2, WireRole::Backup, WireSync::InSync, 0x101, 0x101, grant);
         let now = node.now;
