@@ -1240,6 +1240,18 @@ impl<A: App> Node<A> {
         self.role
     }
 
+    /// A group's election, as this node sees it (issue 16; read by the DST's liveness
+    /// check): the last frame it could decide as its primary did (what it would ask
+    /// votes with), and the highest frame it knows the group ran (a candidate below it
+    /// gets no vote from it). `(0, 0)` for a node that knows nothing.
+    pub fn election_frames(&self) -> (u64, u64) {
+        let known = self
+            .commit_highest
+            .max(self.primary_frame_heard)
+            .max(self.frame_last_run);
+        (self.frames_held_to(), known)
+    }
+
     /// The node's epoch.
     pub fn epoch(&self) -> u64 {
         self.epochs.current().0

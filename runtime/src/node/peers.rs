@@ -42,6 +42,9 @@ pub(super) struct PeerSlot {
     pub(super) cold_since: Option<Instant>,
     /// This node refuses to pair with it, while it is heard (see `pairing`).
     pub(super) refusal: Option<Refusal>,
+    /// A group's member: when it last asked for votes, and the last frame it said it can
+    /// decide (its `VoteRequest`'s `commit_highest`; see `succession::Node::successor`).
+    pub(super) asked: Option<(Instant, u64)>,
     /// Its links: global indexes `link_first..link_first + link_count`.
     pub(super) link_first: u8,
     pub(super) link_count: u8,

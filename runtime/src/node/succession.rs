@@ -58,14 +58,32 @@ impl<A: App> Node<A> {
 
     /// The id of the successor in this node's view: the live backup with state ranked
     /// highest (in sync, weight, lowest id), this node included; `None` when there is none.
+    ///
+    /// Weight yields to frames: a member known to hold fewer frames than another — what
+    /// it asked for votes with lately (`slot_asked`), or else the last frame its
+    /// messages since the primary's last say it ran (its primary silent, a backup runs
+    /// every frame it can),
+    /// below what another member asked with or what this node can decide itself — is
+    /// passed over (it cannot win: the member holding more refuses it as incomplete, and a
+    /// successor that never wins left the group waiting for ever; DST `--nodes 3
+    /// --witness --liveness --seed 1999`: the heavier backup could decide frames to 645,
+    /// the lighter one held 677 and did not stand). A member whose frames it has not
+    /// heard of keeps its rank. Work: `frames_held_to` (at most a ring of frames) and one
+    /// pass over at most `GROUP_PEERS_MAX` slots.
     pub(super) fn successor(&self) -> Option<u8> {
+        let own =
+            (self.role == Role::Backup && self.has_state() && !self.config.witness).then(|| self.frames_held_to());
+        let ahead = self.frames_asked_ahead().max(own.unwrap_or(0));
         let mut best: Option<(Rank, u8)> = None;
         let mut consider = |rank: Rank, id: u8| {
             if best.is_none_or(|(b, _)| rank > b) {
                 best = Some((rank, id));
             }
         };
-        if self.role == Role::Backup && self.has_state() && !self.config.witness {
+        // Itself only when it could stand: it holds every frame it knows the group ran
+        // (a backup thawed behind its own commits would refuse the others as the
+        // successor and not stand itself: DST `--nodes 3 --liveness --seed 328`).
+        if own.is_some_and(|held| held >= ahead && self.vote_complete(held)) {
             let rank = (
                 self.sync == SyncState::InSync,
                 self.config.weight,
@@ -92,6 +110,15 @@ impl<A: App> Node<A> {
             {
                 continue;
             }
+            // What it can decide: what it asked with, else the last frame it said it ran
+            // in a message heard after this node's last from the primary (the primary
+            // silent, a backup runs every frame it can; an older message may predate
+            // frames it ran since, and says nothing).
+            let ran = (status.last_heard > self.primary_heard_at).then_some(status.frame);
+            let held = self.slot_asked(slot).max(ran);
+            if held.is_some_and(|held| held < ahead) {
+                continue;
+            }
             let rank = (
                 status.sync == WireSync::InSync,
                 member.weight,
@@ -100,6 +127,26 @@ impl<A: App> Node<A> {
             consider(rank, member.id);
         }
         best.map(|(_, id)| id)
+    }
+
+    /// The last frame the member of `slot` said it can decide, when it asked for votes
+    /// within twice the longer of a detection window and the start-up wait (a starting
+    /// candidate asks once a start-up wait; a backup once a probe timeout). The frames a
+    /// member holds do not change while no primary runs.
+    fn slot_asked(&self, slot: usize) -> Option<u64> {
+        let window = self.config.detection_window().max(self.config.startup_wait()) * 2;
+        self.peers[slot]
+            .asked
+            .filter(|&(at, _)| self.now.saturating_since(at) < window)
+            .map(|(_, held)| held)
+    }
+
+    /// The most frames any member asked for votes with lately (`slot_asked`; 0: none). Work: one pass over at most `GROUP_PEERS_MAX` slots.
+    fn frames_asked_ahead(&self) -> u64 {
+        (0..usize::from(self.peer_count))
+            .filter_map(|slot| self.slot_asked(slot))
+            .max()
+            .unwrap_or(0)
     }
 
     /// A group's backup with state whose primary is silent for its window: asks for votes
@@ -147,6 +194,15 @@ impl<A: App> Node<A> {
     pub(super) fn on_vote_request(&mut self, link: u8, header: &Header, epoch: u64, commit_highest: u64) {
         let slot = self.link_peer(link);
         let asked = Epoch(epoch);
+        // What a member (not the witness) says it can decide, for the successor's view.
+        let member = self
+            .config
+            .peers
+            .get(slot)
+            .is_some_and(|m| m.id == header.node_id && !m.witness);
+        if member && asked.node_id() == header.node_id {
+            self.peers[slot].asked = Some((self.now, commit_highest));
+        }
         let granted = (self.vote_grants(slot, header, asked)
             || self.vote_grants_starting(slot, header, asked, commit_highest))
             && self.vote_complete(commit_highest);
@@ -594,7 +650,20 @@ mod tests {
     }
 
     /// Bytes from the test's member `id` as node 2 would hear them.
-    fn from(p: &Pair, id: u8, role: WireRole, sync: WireSync, epoch: u64, mut body: Body) -> wire::WireBuf {
+    fn from(p: &Pair, id: u8, role: WireRole, sync: WireSync, epoch: u64, body: Body) -> wire::WireBuf {
+        from_at(p, id, role, sync, epoch, p.node(1).frame(), body)
+    }
+
+    /// As [`from`], its header saying member `id` ran to `frame`.
+    fn from_at(
+        p: &Pair,
+        id: u8,
+        role: WireRole,
+        sync: WireSync,
+        epoch: u64,
+        frame: u64,
+        mut body: Body,
+    ) -> wire::WireBuf {
         let node = p.node(1);
         // As member `id` announces itself on its link to node 2 (`pairing::fingerprint_for`).
         if let (Body::Heartbeat { fingerprint, .. }, Some(slot)) =
@@ -609,7 +678,7 @@ mod tests {
             role,
             epoch,
             sync,
-            frame: node.frame(),
+            frame,
             origin: node.origin.0,
         };
         wire::encode(&Envelope { header, body }, None).unwrap()
@@ -860,7 +929,11 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(bars, [three], "the refusal tells the epoch granted: node 4 asks above it");
+        assert_eq!(
+            bars,
+            [three],
+            "the refusal tells the epoch granted: node 4 asks above it"
+        );
         ask(&mut p, 3, 1, three);
         assert_eq!(votes(&p, 1), [(three, true), (three, true)]);
     }
@@ -1272,6 +1345,64 @@ mod tests {
             p.inject(1, 1, &bytes);
         }
         assert_eq!(votes(&p, 1), [(epoch, false), (epoch, true)]);
+    }
+
+    /// Weight yields to frames: a heavier backup in sync whose messages say it ran fewer
+    /// frames than node 2 can decide (its primary silent, a backup runs every frame it
+    /// can) is passed over, and node 2 stands itself. (The old code waited for the
+    /// heavier one, which the holder of more refuses: the group had no primary.)
+    #[test]
+    fn backup_group_heavier_member_behind_passed_over_stands_itself() {
+        let mut p = group(&[(3, 10, false)], 5);
+        let followed = p.node(1).epoch();
+        p.crash(0);
+        let behind = |p: &mut Pair, duration: Duration| {
+            let until = p.now + duration;
+            while p.now < until {
+                let frame = p.node(1).frame() - 1;
+                let bytes = from_at(p, 3, WireRole::Backup, WireSync::InSync, followed, frame, heartbeat(p));
+                p.inject(1, 1, &bytes);
+                p.run_for(Duration::from_millis(1));
+            }
+        };
+        behind(&mut p, Duration::from_millis(40));
+        let asked = vote_requests(&p, 1);
+        assert!(
+            !asked.is_empty(),
+            "node 2 holds more than the heavier node 3: it stands"
+        );
+        // Node 3 level with node 2: the heavier one is the successor again.
+        assert_eq!(p.node(1).successor(), Some(2));
+        let bytes = from(&p, 3, WireRole::Backup, WireSync::InSync, followed, heartbeat(&p));
+        p.inject(1, 1, &bytes);
+        assert_eq!(p.node(1).successor(), Some(3));
+    }
+
+    /// A backup that cannot decide every frame it knows the group ran (commits without
+    /// their input) is not the successor in its own view: it grants a lighter member
+    /// that asks holding them all, instead of refusing it as the heavier one that never
+    /// stands. (The old code refused: DST `--nodes 3 --liveness --seed 328`.)
+    #[test]
+    fn backup_group_short_of_its_commits_grants_the_complete_lighter_one() {
+        let mut p = group(&[(3, 1, false)], 5);
+        let followed = p.node(1).epoch();
+        p.crash(0);
+        let node = p.nodes[1].as_mut().unwrap();
+        node.commit_highest = node.frame_last_run + 5;
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(40));
+        assert!(
+            vote_requests(&p, 1).is_empty(),
+            "short of its commits: it does not stand"
+        );
+        let known = complete(&p);
+        let epoch = Epoch(followed).next(3).unwrap().0;
+        let request = Body::VoteRequest {
+            epoch,
+            commit_highest: known,
+        };
+        let bytes = from(&p, 3, WireRole::Backup, WireSync::InSync, followed, request);
+        p.inject(1, 1, &bytes);
+        assert_eq!(votes(&p, 1), [(epoch, true)]);
     }
 
     /// A backup that holds commits without their input (it cannot run those frames as

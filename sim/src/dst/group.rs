@@ -64,7 +64,7 @@ pub struct Shape {
     /// under two epochs (before dedup), but where a copy left unguarded or its new
     /// primary reported it uncertain.
     pub acked: bool,
-    /// Check invariant 5 (`dst --liveness`).
+    /// Check invariant 5 (on unless `dst --no-liveness`, since 2026-11-27).
     pub liveness: bool,
 }
 
@@ -88,6 +88,9 @@ pub struct GroupReport {
     pub led_at_end: bool,
     /// FNV-1a over the run's transitions and faults: the same seed gives the same hash.
     pub trace_hash: u64,
+    /// Ended without a primary where no holder could win the votes (invariant 5's
+    /// exception: the group waits for an operator by design).
+    pub waits_by_design: u64,
     /// Output ids emitted with a second content by a member that never received a commit
     /// of their frame from an epoch that emitted them (invariant 2's exception).
     pub redecided: u64,
@@ -125,8 +128,6 @@ struct Sim {
     joined_since: Vec<Vec<Nanos>>,
     steady_since: Vec<Nanos>,
     in_sync_since: Vec<Option<Nanos>>,
-    /// Each member's role after its last transition (`Starting` from its start).
-    last_role: Vec<Role>,
     messages: BTreeMap<(Nanos, u64), (usize, u8, wire::WireBuf)>,
     seq: u64,
     frame_next: u64,
@@ -214,7 +215,6 @@ impl Sim {
             joined_since: vec![vec![0; n]; n],
             steady_since: vec![0; n],
             in_sync_since: vec![None; n],
-            last_role: vec![Role::Starting; n],
             messages: BTreeMap::new(),
             seq: 0,
             frame_next: 1,
@@ -301,7 +301,6 @@ impl Sim {
         let node = Node::new(self.config(i), TestApp::new(0), boot).expect("a valid group");
         self.acked_unguarded[i] = 0;
         self.commits_heard[i].clear();
-        self.last_role[i] = Role::Starting;
         self.nodes[i] = Some(node);
         self.steady_since[i] = self.now;
         self.trace(0x5747 ^ i as u64);
@@ -377,6 +376,41 @@ impl Sim {
         }
         let leader = (0..self.members.len()).any(|i| self.nodes[i].as_ref().is_some_and(|n| n.role() == Role::Primary));
         if leader {
+            return;
+        }
+        // A group must elect where the voting rule lets one win: a running backup with
+        // state that holds every frame known to a majority of the voters, itself among
+        // them (log completeness, `vote_complete`). Where none does, the group waits for
+        // an operator by design (counted, not a violation): a restarted member that ran
+        // nothing and heard no primary since knows nothing and refuses every candidate;
+        // a voter that heard the dead primary run a frame no survivor holds refuses them
+        // all (the price of never deciding an emitted frame anew).
+        let voters = self.members.len();
+        let electable = (0..voters).any(|h| {
+            let Some(holder) = self.nodes[h].as_ref().filter(|_| self.running(h)) else {
+                return false;
+            };
+            if holder.role() != Role::Backup
+                || self.members[h].witness
+                || !matches!(holder.status().sync, SyncState::InSync | SyncState::Lagging)
+            {
+                return false;
+            }
+            let (held, _) = holder.election_frames();
+            let grants = (0..voters)
+                .filter(|&v| {
+                    self.running(v)
+                        && self.nodes[v].as_ref().is_some_and(|n| {
+                            let (_, known) = n.election_frames();
+                            let blind = known == 0 && (n.role() == Role::Starting || self.members[v].witness);
+                            !blind && known <= held
+                        })
+                })
+                .count();
+            grants * 2 > voters
+        });
+        if !electable {
+            self.report.waits_by_design += 1;
             return;
         }
         let holder = (0..self.members.len()).find(|&i| {
@@ -712,7 +746,6 @@ impl Sim {
             );
         }
         self.trace(now ^ (i as u64) << 56 ^ epoch);
-        let was_starting = core::mem::replace(&mut self.last_role[i], role) == Role::Starting;
         let was_in_sync = self.in_sync_since[i].is_some();
         self.in_sync_since[i] = match (role, sync) {
             (Role::Backup, SyncState::InSync) => self.in_sync_since[i].or(Some(now)),
@@ -748,9 +781,11 @@ impl Sim {
             );
             self.report.violations.push(text);
         }
-        // Invariant 4: no settled, in-sync, joined backup ranked above it — but for a
-        // starting member elected as holding more frames than its voters knew the group
-        // ran (a demoted primary): a backup behind it could not lead.
+        // Invariant 4: no settled, in-sync, joined backup ranked above it — but one
+        // behind it: a starting member elected as holding more frames than its voters
+        // knew the group ran (a demoted primary), or a backup holding more than the
+        // heavier one (weight yields to frames, `Node::successor`): a backup behind it
+        // could not lead.
         let me = self.members[i];
         let frame = |m: usize| self.nodes[m].as_ref().map_or(0, |n| n.status().frame);
         let my_frame = frame(i);
@@ -765,7 +800,7 @@ impl Sim {
             let steady = settled(self.steady_since[b]) && settled(self.steady_since[i]);
             let joined = self.joined(i, b) && settled(self.joined_since[i][b]);
             let rank = (true, member.weight, core::cmp::Reverse(member.id));
-            let behind = was_starting && frame(b) < my_frame;
+            let behind = frame(b) < my_frame;
             if in_sync && steady && joined && rank > my_rank && !behind {
                 let text = format!(
                     "invariant 4 at {now} ns: node {id} took over epoch {epoch:#x} while node {} (weight {}) was in sync and joined",
@@ -816,6 +851,30 @@ mod tests {
         assert_eq!(run_group_seed(3, shape).trace_hash, run_group_seed(3, shape).trace_hash);
     }
 
+    /// Seeds whose groups had no primary at the end though a backup could win the votes
+    /// (invariant 5) elect one: a cut-off backup's own candidacy raised its bar (the vote
+    /// bar), the heavier backup lacked frames the lighter one held (`--nodes 3
+    /// --witness` 1999, `--nodes 4` 6), a heavier backup thawed short of its commits
+    /// (`--nodes 3` 328).
+    #[test]
+    fn group_stalled_elections_seeds_elect() {
+        for (leaders, witness, seed) in [(3, true, 1999), (4, false, 6), (3, false, 328)] {
+            let shape = Shape {
+                leaders,
+                witness,
+                acked: false,
+                liveness: true,
+            };
+            let report = run_group_seed(seed, shape);
+            assert!(
+                report.violations.is_empty(),
+                "{shape:?} seed {seed}: {:?}",
+                report.violations
+            );
+            assert!(report.led_at_end, "{shape:?} seed {seed}");
+        }
+    }
+
     /// Every shape runs a few seeds without a violation, with takeovers among them.
     #[test]
     fn group_shapes_few_seeds_no_violation() {
@@ -824,7 +883,7 @@ mod tests {
                 leaders,
                 witness,
                 acked: false,
-                liveness: false,
+                liveness: true,
             };
             let (failed, violations, takeovers, _) = run_group_seeds(0, 4, shape, |r| {
                 assert!(r.violations.is_empty(), "{shape:?} seed {}: {:?}", r.seed, r.violations)
