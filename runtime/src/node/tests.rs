@@ -6358,6 +6358,48 @@ fn backup_held_up_by_a_lost_commit_ring_kept_takeover_runs_held_commits() {
     assert_eq!(lost.first(), Some(&Alarm::CommitLost { frame: a, last: a }), "{lost:?}");
 }
 
+/// Mutants `lockstep.rs:90:31` (`far > next && far > commit_highest` → `||`) and `90:38`
+/// (`far > commit_highest` → `>=`) at a851fc6, now line 117 of `primary_run_frames`: a new
+/// primary whose highest received frame is a ring (`frames_buffered`) above its highest
+/// inherited commit skipped the gap in bulk through the commits it held: frames the old
+/// primary ran, skipped without `CommitLost`, decided anew from another state. A backup
+/// no longer gets there by itself (it refuses input a ring above its last run frame while
+/// commits wait, DST seed 18879's fix); a new primary stalled in its catch-up while its
+/// source runs on would, and the test sets the highest received frame there at the
+/// takeover, A's input lost at the backup as well. The new primary skips A alone (its
+/// commit lost, alarmed) and runs the held commits after it.
+#[test]
+fn backup_held_up_takeover_input_a_ring_past_its_commits_runs_held_commits() {
+    let mut config = Config::fast();
+    config.frames_buffered = 16;
+    config.max_lag_frames = 15;
+    let mut p = running_pair(config);
+    p.run_for(ms(20));
+    let a = p.frame_next + 2;
+    HELD_UP_AT.store(a, core::sync::atomic::Ordering::Relaxed);
+    p.drop_if = Some(drop_around_a_held_up_backup);
+    // A's input lost at the backup too: its takeover meets a frame with neither.
+    p.frame_loss[1].insert(a, ());
+    let until = p.now + ms(200);
+    assert!(p.run_until(until, |p| p.node(0).frame() >= a + 40));
+    assert_eq!(p.node(1).frame(), a - 1, "the backup waits for the commit of A");
+    p.crash(0);
+    p.source_on = false;
+    let node = p.nodes[1].as_mut().unwrap();
+    assert!(node.commit_highest > a, "commits after A held: {}", node.commit_highest);
+    // Exactly a ring above the highest commit: `far == commit_highest` (the `>=` corner).
+    node.frame_highest_received = node.commit_highest + node.ring.capacity();
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(1000)));
+    // Its own history parts from the old primary's at A (neither A's commit nor its input
+    // reached it; the outputs after A+8 decided anew are that parting's, said by the
+    // alarm), but no further: A alone is skipped, A+1..A+8 run as committed.
+    let lost: Vec<_> = alarms_of(&p, 1)
+        .into_iter()
+        .filter(|alarm| matches!(alarm, Alarm::CommitLost { .. } | Alarm::InputLost { .. }))
+        .collect();
+    assert_eq!(lost.first(), Some(&Alarm::CommitLost { frame: a, last: a }), "{lost:?}");
+}
+
 /// Mutant `detector.rs:175:54` at a851fc6 (`now + startup_wait` → `now - startup_wait`
 /// where a joining backup loses its primary, shard 16): the node, allowed to start cold,
 /// led at once instead of waiting the start-up wait for its primary (or another node) to
