@@ -6879,3 +6879,104 @@ fn alone_source_numbering_from_two_to_the_60_runs_its_frames() {
     );
     assert_eq!(p.node(0).status().rejections.stale_frame, 0);
 }
+
+/// Mutant `transfer.rs:128:32 → 130:32` at a851fc6 (`now + retry` → `now - retry` in
+/// `start_join`, shard 19): a node that asked for the state asked again at its next
+/// wake-up, as if a retry had passed (traffic only: the primary takes the first). The
+/// join request goes again a retry later, not before.
+#[test]
+fn joining_primary_silent_join_request_again_only_at_the_retry() {
+    let mut p = pair();
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    // The primary never hears the join requests.
+    p.drop_if = Some(|from, e| from == 1 && matches!(e.body, Body::JoinRequest { .. }));
+    p.capture = true;
+    let since = p.captured.len();
+    let requests = |p: &Pair| {
+        captured_from(p, 1, since)
+            .iter()
+            .filter(|(link, _, e)| *link == 0 && matches!(e.body, Body::JoinRequest { .. }))
+            .count()
+    };
+    p.start(1);
+    let until = p.now + ms(2000);
+    assert!(p.run_until(until, |p| requests(p) > 0));
+    let asked_at = p.now;
+    let retry = ms(p.configs[1].retry_ms);
+    p.run_until(asked_at + retry - ms(1), |_| false);
+    assert_eq!(requests(&p), 1, "asked again before the retry");
+    p.run_until(asked_at + retry + ms(1), |_| false);
+    assert_eq!(requests(&p), 2, "not asked again at the retry");
+}
+
+/// Mutant `transfer.rs:309:35 → 384:35` at a851fc6 (`now + retry` → `now - retry` in
+/// `on_chunk`, shard 19): a joining node that took a chunk in order set its retry in the
+/// past, so it acknowledged again on every link at its next wake-up, as if the chunks
+/// were overdue (traffic only). While chunks come in order, each is acknowledged once, on
+/// the link it came on, and nothing more.
+#[test]
+fn joining_chunks_in_order_each_acknowledged_once() {
+    let mut p = Pair::new(5, Config::fast(), 50_000);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.capture = true;
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(1000)));
+    let count = |from: usize, chunk: bool| {
+        captured_from(&p, from, 0)
+            .iter()
+            .filter(|(_, _, e)| match e.body {
+                Body::Chunk { .. } => chunk,
+                Body::ChunkAck { .. } => !chunk,
+                _ => false,
+            })
+            .count()
+    };
+    let (chunks, acks) = (count(0, true), count(1, false));
+    assert!(chunks > 10, "{chunks} chunks");
+    assert_eq!(acks, chunks, "{chunks} chunks, {acks} acknowledgements");
+}
+
+/// Mutant `transfer.rs:364:28 → 465:28` at a851fc6 (guard `tx.can_send(window)` →
+/// `false` in `transfer_deadline`, shard 19): a primary whose pacing held chunks back
+/// woke for them only at the transfer's retry, not when the pacing allowed them; they
+/// went at its next event instead (a frame, a message), late by up to the retry when
+/// the primary is otherwise idle. Its wake-up is the pacing's.
+#[test]
+fn primary_transfer_paced_wakes_when_the_pacing_allows_not_at_the_retry() {
+    let config = Config {
+        transfer_window_chunks: 1024,
+        transfer_chunks_per_ms: 1,
+        ..Config::fast()
+    };
+    let mut p = Pair::new(31, config, 1 << 16);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.capture = true;
+    p.start(1);
+    let is_join = |bytes: &[u8]| matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::JoinRequest { .. }));
+    let until = p.now + ms(500);
+    assert!(p.run_until(until, |p| p
+        .captured
+        .iter()
+        .any(|(from, _, b)| *from == 1 && is_join(b))));
+    let (link, bytes) = p
+        .captured
+        .iter()
+        .find(|(from, _, b)| *from == 1 && is_join(b))
+        .map(|(_, link, b)| (*link, b.clone()))
+        .unwrap();
+    let now = p.now;
+    let retry = ms(p.configs[0].retry_ms);
+    let node = p.nodes[0].as_mut().unwrap();
+    while node.poll_action().is_some() {}
+    node.handle_message(now, link, &bytes);
+    assert!(node.tx.is_some(), "the transfer started");
+    let deadline = node.transfer_deadline().unwrap();
+    assert!(
+        deadline <= now + ms(1),
+        "woke {:?} after the burst (the retry is {retry:?})",
+        deadline.saturating_since(now)
+    );
+}
