@@ -807,4 +807,45 @@ mod tests {
             let _ = decode(&bytes, Some(&AuthKey::new([7; 32])));
         }
     }
+
+    /// Mutants `wire.rs:377:20 → 450:20` at a851fc6 (`>` → `==`, shard 17; `>` → `>=`,
+    /// shard 19, in `decode`): the length bound refused only a datagram of exactly
+    /// `WIRE_BYTES_MAX` bytes (every longer one went on to the checks after it), or
+    /// refused that one too. A datagram of the largest size is read (here it is no
+    /// message: its checksum fails); one byte more is too long. Status only: the
+    /// rejection a peer's datagram is counted under.
+    #[test]
+    fn wire_datagram_of_the_largest_size_read_one_byte_more_too_long() {
+        let mut bytes = std::vec![0u8; WIRE_BYTES_MAX + 1];
+        bytes[0] = WIRE_VERSION;
+        assert_eq!(
+            decode(&bytes[..WIRE_BYTES_MAX], None).err(),
+            Some(DecodeError::BadChecksum)
+        );
+        assert_eq!(decode(&bytes, None).err(), Some(DecodeError::TooLong));
+    }
+
+    /// Mutant `wire.rs:338:9 → 410:9` at a851fc6 (`Display for DecodeError` →
+    /// `Ok(Default::default())`, shard 17): every decode error printed as nothing. Each
+    /// says what is wrong with the datagram.
+    #[test]
+    fn wire_decode_error_display_says_what_is_wrong() {
+        for (error, text) in [
+            (DecodeError::TooShort, "datagram shorter than its framing".into()),
+            (
+                DecodeError::TooLong,
+                std::format!("datagram longer than {WIRE_BYTES_MAX} bytes"),
+            ),
+            (DecodeError::UnknownVersion(9), "unknown wire version 9".into()),
+            (DecodeError::BadChecksum, "checksum mismatch".into()),
+            (DecodeError::Malformed, "malformed message body".into()),
+            (
+                DecodeError::Unauthenticated,
+                "missing or wrong authentication tag".into(),
+            ),
+        ] {
+            let text: std::string::String = text;
+            assert_eq!(std::format!("{error}"), text);
+        }
+    }
 }

@@ -447,4 +447,23 @@ mod tests {
         let mut e = Epochs::new(0, 0);
         let _ = e.lead(Epoch(0x101), true);
     }
+
+    /// Mutant `epochs.rs:152:43 → 192:43` at a851fc6 (`>` → `>=` in `lead_candidate`,
+    /// shard 19): a reservation heard back from a peer (a starting node announces its
+    /// floor; a peer that heard this node's announce it back when it starts in turn) was
+    /// still offered as the epoch to lead, though seen: `lead` then trips its assertion
+    /// that a led epoch is above every one seen, and the node stops. Once seen, the
+    /// reservation is spent: the candidate is the next epoch above it, to be persisted.
+    #[test]
+    fn epochs_reservation_heard_back_not_the_candidate() {
+        let mut e = Epochs::new(0, 0);
+        let r = e.next(NODE).unwrap();
+        let _ = e.reserve(r);
+        assert_eq!(e.lead_candidate(NODE), Some((r, true)));
+        assert_eq!(e.heard(r), Some(Action::PersistEpoch(r.0)));
+        assert!(!e.reservation_holds());
+        let (epoch, reserved) = e.lead_candidate(NODE).unwrap();
+        assert!(!reserved && epoch > r, "{epoch:?} reserved {reserved}");
+        assert_eq!(e.lead(epoch, reserved), Some(Action::PersistEpoch(epoch.0)));
+    }
 }

@@ -6686,3 +6686,339 @@ fn backup_fetched_frames_run_next_input_missing_asked_at_once() {
     assert!(p.node(1).frame() < f + 2);
     assert!(fetches_of(&p, f + 2) > 0, "F+2 not asked for at once");
 }
+
+// Survivors of the full mutation run's shards 17–19 (a851fc6), examined 2026-11-27.
+
+fn drop_fetch_answers_and_commit_of_fetched_at(from: usize, envelope: &Envelope) -> bool {
+    drop_fetch_answers(from, envelope) || drop_commit_of_fetched_at(from, envelope)
+}
+
+/// Mutant `lockstep.rs:234:78 → 338:78` at a851fc6 (`>` → `<` in `on_commit`, shard 19):
+/// a backup whose fetch is outstanding asked again, at every commit, for frames it had
+/// just asked for, when that fetch reached past its next frame. Frames F and F+1 never
+/// reach the backup and F's commit is lost, so the commit of F+1 makes it ask for both
+/// at once; the commits after it come while that fetch is outstanding (its answers
+/// lost): one fetch of each until the retry. (The suite's one-frame-at-a-time case,
+/// `backup_fetch_outstanding_more_commits_no_second_fetch_before_the_retry`, never has
+/// its next frame below the highest asked for.)
+#[test]
+fn backup_fetch_of_two_frames_outstanding_more_commits_no_second_fetch_before_the_retry() {
+    let mut p = running_pair(Config::default());
+    p.run_for(ms(20));
+    let f = p.frame_next + 2;
+    FETCHED_AT.store(f, core::sync::atomic::Ordering::Relaxed);
+    p.frame_loss[1].insert(f, ());
+    p.frame_loss[1].insert(f + 1, ());
+    p.drop_if = Some(drop_fetch_answers_and_commit_of_fetched_at);
+    p.capture = true;
+    let fetches_of = |p: &Pair, frame: u64| {
+        p.captured
+            .iter()
+            .filter(|(from, link, bytes)| {
+                *from == 1
+                    && *link == 0
+                    && matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::Fetch { frame: x }) if x == frame)
+            })
+            .count()
+    };
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| fetches_of(p, f) > 0));
+    assert_eq!(fetches_of(&p, f + 1), 1, "F and F+1 asked for together");
+    let asked_at = p.now;
+    let retry = ms(p.configs[1].retry_ms);
+    p.run_until(asked_at + retry - ms(1), |_| false);
+    assert!(p.node(0).frame() > f + 5, "the commits of the frames after F+1 came");
+    assert_eq!(fetches_of(&p, f), 1, "frame {f} asked for again before the retry");
+    assert_eq!(
+        fetches_of(&p, f + 1),
+        1,
+        "frame {} asked for again before the retry",
+        f + 1
+    );
+}
+
+/// Mutant `fencing.rs:124:29 → 140:29` at a851fc6 (guard `header.role ==
+/// WireRole::Primary` → `true` in `fence`, shard 19; the sample's `false` is killed): a
+/// backup followed the epoch of any peer heard above its own — a backup's or a
+/// candidate's, not only a primary's — and rejoined from it as from a new primary
+/// (`ResyncStarted(Fenced)` for another origin). Only a primary's epoch is followed; a
+/// higher epoch from anyone else is only noted as seen.
+#[test]
+fn backup_heartbeat_of_a_backup_at_a_higher_epoch_not_followed() {
+    let mut p = running_pair(Config::default());
+    p.run_for(ms(20));
+    let epoch = p.node(1).epochs.current();
+    let higher = epoch.next(p.node(0).config.node_id).unwrap();
+    let mut heartbeat = heartbeat_to(&p, 1, p.node(0).config.node_id, WireRole::Backup, higher.0, (0, 1));
+    heartbeat.header.origin = higher.0;
+    let before = reasons(&p, 1).len();
+    p.inject(1, 0, &wire::encode(&heartbeat, None).unwrap());
+    assert_eq!(p.node(1).epochs.max_seen(), higher, "seen");
+    assert_eq!(p.node(1).epochs.current(), epoch, "a backup's epoch followed");
+    assert_eq!(p.node(1).role, Role::Backup);
+    assert!(
+        !reasons(&p, 1)[before..].contains(&Reason::ResyncStarted(ResyncCause::Fenced)),
+        "{:?}",
+        reasons(&p, 1)
+    );
+}
+
+/// Mutant `switchover.rs:187:32 → 281:32` at a851fc6 (`now + retry` → `now - retry` in
+/// `on_switch_agree`, shard 17): a primary that released the plant to its agreeing
+/// backup sent the release a second time at its next wake-up, as if a retry had passed
+/// (traffic only: the backup takes the first). One release until the retry, then one a
+/// retry.
+#[test]
+fn released_successor_silent_release_sent_again_only_at_the_retry() {
+    let mut p = running_pair(Config::default());
+    p.capture = true;
+    let since = p.captured.len();
+    let releases = |p: &Pair| {
+        captured_from(p, 0, since)
+            .iter()
+            .filter(|(link, _, e)| *link == 0 && matches!(e.body, Body::SwitchRelease { .. }))
+            .count()
+    };
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| captured_from(p, 1, since)
+        .iter()
+        .any(|(_, _, e)| matches!(e.body, Body::SwitchAgree { .. }))));
+    // The backup agreed and freezes: no word from it while the primary releases.
+    p.freeze(1, ms(1000));
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| releases(p) > 0));
+    let released_at = p.now;
+    let retry = ms(p.configs[0].retry_ms);
+    p.run_until(released_at + retry - ms(1), |_| false);
+    assert_eq!(releases(&p), 1, "the release sent again before the retry");
+    p.run_until(released_at + retry + ms(1), |_| false);
+    assert_eq!(releases(&p), 2, "the release sent again at the retry");
+}
+
+/// Mutant `transfer.rs:209:67 → 268:67` at a851fc6 (`>` → `>=` in
+/// `transfer_send_chunks`, shard 17): a burst of chunks stopped one chunk short of the
+/// room it may use (the queue's bound less two frames' room). The test above allowed a
+/// few actions' slack; the burst fills the room exactly.
+#[test]
+fn primary_transfer_burst_fills_the_room_up_to_two_frames_exactly() {
+    let config = Config {
+        transfer_window_chunks: 1024,
+        transfer_chunks_per_ms: 0,
+        state_bytes_max: 2 << 20,
+        ..Config::fast()
+    };
+    let mut p = Pair::new(31, config, 1 << 20);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.capture = true;
+    p.start(1);
+    let is_join = |bytes: &[u8]| matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::JoinRequest { .. }));
+    let until = p.now + ms(500);
+    assert!(p.run_until(until, |p| p
+        .captured
+        .iter()
+        .any(|(from, _, b)| *from == 1 && is_join(b))));
+    let (link, bytes) = p
+        .captured
+        .iter()
+        .find(|(from, _, b)| *from == 1 && is_join(b))
+        .map(|(_, link, b)| (*link, b.clone()))
+        .unwrap();
+    let now = p.now;
+    let node = p.nodes[0].as_mut().unwrap();
+    while node.poll_action().is_some() {}
+    node.handle_message(now, link, &bytes);
+    let queued = node.actions.len();
+    // The last chunk went while two frames' room was left: one action past it.
+    assert_eq!(queued, ACTIONS_MAX - 2 * node.actions_per_frame() + 1);
+}
+
+/// Mutant `source.rs:95:61` at a851fc6 (`<` → `<=` in `source_live`, shard 19): a frame
+/// of another source session that came exactly `input_silence_ms` after the current
+/// session's last frame was refused as a stray (`frame_other_session`) instead of
+/// followed as the source's restart. Silent for the limit is silent, as everywhere else
+/// the limit is checked (`input_check`).
+#[test]
+fn alone_frame_of_another_session_exactly_the_silence_limit_after_the_last_is_a_restart() {
+    let mut p = Pair::new(5, Config::fast(), 0);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.run_for(ms(50));
+    p.source_on = false;
+    p.run_for(ms(2));
+    let heard = p.node(0).source_heard_at.expect("frames came");
+    let at = heard + ms(p.configs[0].input_silence_ms);
+    assert!(at > p.now);
+    let (restarts, other) = {
+        let status = p.node(0).status();
+        (status.source_restarts, status.rejections.frame_other_session)
+    };
+    let payload = crate::testing::TestApp::payload_for(1);
+    p.nodes[0]
+        .as_mut()
+        .unwrap()
+        .handle_source_frame(at, 0x7777, 1, &payload);
+    let status = p.node(0).status();
+    assert_eq!(status.rejections.frame_other_session, other, "refused as a stray");
+    assert_eq!(status.source_restarts, restarts + 1, "the restart not followed");
+}
+
+/// Mutants `pairing.rs:248:25 → 374:25` (`==` → `!=`, shard 17) and `pairing.rs:251:22 →
+/// 377:22` (`<=` → `>`, shard 18) at a851fc6, in `refusal_holds`: of two refused nodes
+/// starting together (here another program version), the one with the lower start-up
+/// draw (priority, nonce) waits and the other leads. The first mutant redrew a node's
+/// nonce at every look at a refused starting peer whose draw differed from its own (the
+/// redraw is for a tie), so the two draws moved under each other; the second let the
+/// lower draw lead. The higher draw leads, and neither nonce changes.
+#[test]
+fn starting_refused_peer_starting_too_higher_draw_leads_draws_kept() {
+    let mut p = pair();
+    p.identities[1].version = 2;
+    p.start(0);
+    p.start(1);
+    let draw = |p: &Pair, i: usize| (p.node(i).config.priority, p.node(i).nonce);
+    let draws = [draw(&p, 0), draw(&p, 1)];
+    assert_ne!(draws[0], draws[1]);
+    let winner = if draws[0] > draws[1] { 0 } else { 1 };
+    let until = p.now + ms(5000);
+    assert!(p.run_until(until, |p| p.primary().is_some()));
+    p.run_for(ms(2000));
+    assert_eq!(p.primary(), Some(winner), "draws {draws:?}");
+    assert_eq!(p.node(1 - winner).role, Role::Starting);
+    assert_eq!([draw(&p, 0), draw(&p, 1)], draws, "a nonce redrawn without a tie");
+}
+
+/// Mutant `lockstep.rs:95:35 → 125:35` at a851fc6 (`next + capacity` → `next * capacity`
+/// in `primary_run_frames`, shard 17): the bound of the scan over a gap, a ring past the
+/// gap's first frame, became the frame's number times the ring's size. Below 2^64 divided
+/// by the ring's size it only splits the skipped frames otherwise (the scan stops at the
+/// first frame in hand either way, as shard 2's `lockstep.rs:96:32`); above it, for
+/// numbers a source may send (up to `FRAME_MAX`, 2^62), it overflows: a panic with
+/// overflow checks, a wrapped bound without. A source whose numbering starts at 2^60
+/// (the pair's frames follow its numbers) is run from its first frame on.
+#[test]
+fn alone_source_numbering_from_two_to_the_60_runs_its_frames() {
+    let mut p = pair();
+    p.source_on = false;
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    let first = 1 << 60;
+    let now = p.now;
+    for number in [first, first + 1, first + 3] {
+        let payload = crate::testing::TestApp::payload_for(number);
+        p.nodes[0]
+            .as_mut()
+            .unwrap()
+            .handle_source_frame(now, 0, number, &payload);
+        p.drain(0);
+    }
+    assert_eq!(
+        p.node(0).frame(),
+        first + 3,
+        "the gap at {} skipped, the rest run",
+        first + 2
+    );
+    assert_eq!(p.node(0).status().rejections.stale_frame, 0);
+}
+
+/// Mutant `transfer.rs:128:32 → 130:32` at a851fc6 (`now + retry` → `now - retry` in
+/// `start_join`, shard 19): a node that asked for the state asked again at its next
+/// wake-up, as if a retry had passed (traffic only: the primary takes the first). The
+/// join request goes again a retry later, not before.
+#[test]
+fn joining_primary_silent_join_request_again_only_at_the_retry() {
+    let mut p = pair();
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    // The primary never hears the join requests.
+    p.drop_if = Some(|from, e| from == 1 && matches!(e.body, Body::JoinRequest { .. }));
+    p.capture = true;
+    let since = p.captured.len();
+    let requests = |p: &Pair| {
+        captured_from(p, 1, since)
+            .iter()
+            .filter(|(link, _, e)| *link == 0 && matches!(e.body, Body::JoinRequest { .. }))
+            .count()
+    };
+    p.start(1);
+    let until = p.now + ms(2000);
+    assert!(p.run_until(until, |p| requests(p) > 0));
+    let asked_at = p.now;
+    let retry = ms(p.configs[1].retry_ms);
+    p.run_until(asked_at + retry - ms(1), |_| false);
+    assert_eq!(requests(&p), 1, "asked again before the retry");
+    p.run_until(asked_at + retry + ms(1), |_| false);
+    assert_eq!(requests(&p), 2, "not asked again at the retry");
+}
+
+/// Mutant `transfer.rs:309:35 → 384:35` at a851fc6 (`now + retry` → `now - retry` in
+/// `on_chunk`, shard 19): a joining node that took a chunk in order set its retry in the
+/// past, so it acknowledged again on every link at its next wake-up, as if the chunks
+/// were overdue (traffic only). While chunks come in order, each is acknowledged once, on
+/// the link it came on, and nothing more.
+#[test]
+fn joining_chunks_in_order_each_acknowledged_once() {
+    let mut p = Pair::new(5, Config::fast(), 50_000);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.capture = true;
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(1000)));
+    let count = |from: usize, chunk: bool| {
+        captured_from(&p, from, 0)
+            .iter()
+            .filter(|(_, _, e)| match e.body {
+                Body::Chunk { .. } => chunk,
+                Body::ChunkAck { .. } => !chunk,
+                _ => false,
+            })
+            .count()
+    };
+    let (chunks, acks) = (count(0, true), count(1, false));
+    assert!(chunks > 10, "{chunks} chunks");
+    assert_eq!(acks, chunks, "{chunks} chunks, {acks} acknowledgements");
+}
+
+/// Mutant `transfer.rs:364:28 → 465:28` at a851fc6 (guard `tx.can_send(window)` →
+/// `false` in `transfer_deadline`, shard 19): a primary whose pacing held chunks back
+/// woke for them only at the transfer's retry, not when the pacing allowed them; they
+/// went at its next event instead (a frame, a message), late by up to the retry when
+/// the primary is otherwise idle. Its wake-up is the pacing's.
+#[test]
+fn primary_transfer_paced_wakes_when_the_pacing_allows_not_at_the_retry() {
+    let config = Config {
+        transfer_window_chunks: 1024,
+        transfer_chunks_per_ms: 1,
+        ..Config::fast()
+    };
+    let mut p = Pair::new(31, config, 1 << 16);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.capture = true;
+    p.start(1);
+    let is_join = |bytes: &[u8]| matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::JoinRequest { .. }));
+    let until = p.now + ms(500);
+    assert!(p.run_until(until, |p| p
+        .captured
+        .iter()
+        .any(|(from, _, b)| *from == 1 && is_join(b))));
+    let (link, bytes) = p
+        .captured
+        .iter()
+        .find(|(from, _, b)| *from == 1 && is_join(b))
+        .map(|(_, link, b)| (*link, b.clone()))
+        .unwrap();
+    let now = p.now;
+    let retry = ms(p.configs[0].retry_ms);
+    let node = p.nodes[0].as_mut().unwrap();
+    while node.poll_action().is_some() {}
+    node.handle_message(now, link, &bytes);
+    assert!(node.tx.is_some(), "the transfer started");
+    let deadline = node.transfer_deadline().unwrap();
+    assert!(
+        deadline <= now + ms(1),
+        "woke {:?} after the burst (the retry is {retry:?})",
+        deadline.saturating_since(now)
+    );
+}
