@@ -775,6 +775,19 @@ mod tests {
         assert_eq!(reason, Some(Reason::TakeoverAfterProbe));
     }
 
+    /// Member 3 refuses node 2's round of `asked`, telling its bar.
+    fn refuse_with_bar(p: &mut Pair, asked: u64, bar: u64) {
+        let refusal = Body::Vote {
+            epoch: asked,
+            granted: false,
+            commit_highest: 0,
+            bar,
+        };
+        let followed = p.node(1).epoch();
+        let bytes = from(p, 3, WireRole::Backup, WireSync::InSync, followed, refusal);
+        p.inject(1, 1, &bytes);
+    }
+
     /// A refusal whose voter's bar is at or above the epoch asked (the voter stood
     /// itself there while cut off, and kept it) ends the round: the candidate reserves
     /// the next epoch above the bar, stored before it asks, asks it at once, and leads it
@@ -789,14 +802,7 @@ mod tests {
         let asked = *vote_requests(&p, 1).last().expect("asked");
         // Node 3 stood at the term above while cut off: 0x..03 > 0x..02.
         let bar = Epoch(asked).term() << 8 | 3;
-        let refusal = Body::Vote {
-            epoch: asked,
-            granted: false,
-            commit_highest: 0,
-            bar,
-        };
-        let bytes = from(&p, 3, WireRole::Backup, WireSync::InSync, followed, refusal);
-        p.inject(1, 1, &bytes);
+        refuse_with_bar(&mut p, asked, bar);
         let above = Epoch(bar).next(2).unwrap();
         assert_eq!(p.reserved[1], above.0, "reserved above the bar, in the state file");
         run_with_backup(&mut p, 3, 1, Duration::from_millis(2));
@@ -821,17 +827,9 @@ mod tests {
         let mut p = group(&[(3, 1, false)], 5);
         p.crash(0);
         run_with_backup(&mut p, 3, 1, Duration::from_millis(20));
-        let followed = p.node(1).epoch();
         let asked = *vote_requests(&p, 1).last().expect("asked");
         for bar in [asked - 1, crate::node::EPOCH_MAX + 1, u64::MAX] {
-            let refusal = Body::Vote {
-                epoch: asked,
-                granted: false,
-                commit_highest: 0,
-                bar,
-            };
-            let bytes = from(&p, 3, WireRole::Backup, WireSync::InSync, followed, refusal);
-            p.inject(1, 1, &bytes);
+            refuse_with_bar(&mut p, asked, bar);
             let round = p.node(1).vote.map(|r| r.epoch);
             assert_eq!(round, Some(Some(Epoch(asked))), "bar {bar:#x}");
         }

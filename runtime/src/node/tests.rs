@@ -3862,13 +3862,11 @@ fn backup_source_map_of_its_primary_for_a_new_session_taken() {
     assert_eq!(status.source_restarts, restarts + 1);
 }
 
-/// Mutation testing, the full run at a851fc6 (shard 0 of 20, 2026-11-26): a primary
-/// that left room for only one frame's actions beside a state transfer's chunks (`*` →
-/// `+` in `transfer_send_chunks`: `2 + ACTIONS_PER_FRAME_MAX`) survived. With a window
-/// wider than the action queue and no pacing, the first burst of chunks after a join
-/// request stops where two frames' room is left.
-#[test]
-fn primary_transfer_burst_leaves_room_for_two_frames() {
+/// A primary with a 1 MiB state, a transfer window wider than the action queue and no
+/// pacing, whose joining backup's first join request it handled in one call: what that
+/// queued is in its action queue, before any is carried out (as the queue drains,
+/// `poll_action` sends more: the transfer goes on).
+fn join_request_handled_in_one_call() -> Pair {
     let config = Config {
         transfer_window_chunks: 1024,
         transfer_chunks_per_ms: 0,
@@ -3892,12 +3890,22 @@ fn primary_transfer_burst_leaves_room_for_two_frames() {
         .find(|(from, _, b)| *from == 1 && is_join(b))
         .map(|(_, link, b)| (*link, b.clone()))
         .unwrap();
-    // The join request handled in one call: what it queued, before any is carried out
-    // (as the queue drains, `poll_action` sends more: the transfer goes on).
     let now = p.now;
     let node = p.nodes[0].as_mut().unwrap();
     while node.poll_action().is_some() {}
     node.handle_message(now, link, &bytes);
+    p
+}
+
+/// Mutation testing, the full run at a851fc6 (shard 0 of 20, 2026-11-26): a primary
+/// that left room for only one frame's actions beside a state transfer's chunks (`*` →
+/// `+` in `transfer_send_chunks`: `2 + ACTIONS_PER_FRAME_MAX`) survived. With a window
+/// wider than the action queue and no pacing, the first burst of chunks after a join
+/// request stops where two frames' room is left.
+#[test]
+fn primary_transfer_burst_leaves_room_for_two_frames() {
+    let mut p = join_request_handled_in_one_call();
+    let node = p.nodes[0].as_mut().unwrap();
     let queued = node.actions.len();
     let chunks = node
         .actions
@@ -6802,33 +6810,8 @@ fn released_successor_silent_release_sent_again_only_at_the_retry() {
 /// few actions' slack; the burst fills the room exactly.
 #[test]
 fn primary_transfer_burst_fills_the_room_up_to_two_frames_exactly() {
-    let config = Config {
-        transfer_window_chunks: 1024,
-        transfer_chunks_per_ms: 0,
-        state_bytes_max: 2 << 20,
-        ..Config::fast()
-    };
-    let mut p = Pair::new(31, config, 1 << 20);
-    p.start(0);
-    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
-    p.capture = true;
-    p.start(1);
-    let is_join = |bytes: &[u8]| matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::JoinRequest { .. }));
-    let until = p.now + ms(500);
-    assert!(p.run_until(until, |p| p
-        .captured
-        .iter()
-        .any(|(from, _, b)| *from == 1 && is_join(b))));
-    let (link, bytes) = p
-        .captured
-        .iter()
-        .find(|(from, _, b)| *from == 1 && is_join(b))
-        .map(|(_, link, b)| (*link, b.clone()))
-        .unwrap();
-    let now = p.now;
+    let mut p = join_request_handled_in_one_call();
     let node = p.nodes[0].as_mut().unwrap();
-    while node.poll_action().is_some() {}
-    node.handle_message(now, link, &bytes);
     let queued = node.actions.len();
     // The last chunk went while two frames' room was left: one action past it.
     assert_eq!(queued, ACTIONS_MAX - 2 * node.actions_per_frame() + 1);
