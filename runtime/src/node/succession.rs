@@ -67,8 +67,7 @@ impl<A: App> Node<A> {
     /// passed over (it cannot win: the member holding more refuses it as incomplete, and a
     /// successor that never wins left the group waiting for ever; DST `--nodes 3
     /// --witness --liveness --seed 1999`: the heavier backup could decide frames to 645,
-    /// the lighter one held 677 and did not stand; `--seed 328`, a heavier backup thawed
-    /// short of its own commits). A member whose frames it has not
+    /// the lighter one held 677 and did not stand). A member whose frames it has not
     /// heard of keeps its rank. Work: `frames_held_to` (at most a ring of frames) and one
     /// pass over at most `GROUP_PEERS_MAX` slots.
     pub(super) fn successor(&self) -> Option<u8> {
@@ -81,13 +80,10 @@ impl<A: App> Node<A> {
                 best = Some((rank, id));
             }
         };
-        // Itself while it holds as much as any member asked with. (Also requiring that it
-        // hold every frame it knows the group ran — it will not stand otherwise,
-        // `vote_start` — left a new primary's first output 20–160 ms late in about one
-        // kill in a hundred of `bench failover --nodes 3 --witness`, 2026-11-27, and no
-        // DST seed needed it: a heavier backup short of its own commits is passed over by
-        // the others through the frame its headers say it ran.)
-        if own.is_some_and(|held| held >= ahead) {
+        // Itself only when it could stand: it holds every frame it knows the group ran
+        // (a backup thawed behind its own commits would refuse the others as the
+        // successor and not stand itself: DST `--nodes 3 --liveness --seed 328`).
+        if own.is_some_and(|held| held >= ahead && self.vote_complete(held)) {
             let rank = (
                 self.sync == SyncState::InSync,
                 self.config.weight,
@@ -1381,9 +1377,9 @@ mod tests {
     }
 
     /// A backup that cannot decide every frame it knows the group ran (commits without
-    /// their input) and hears a lighter member ask holding them all is not the successor
-    /// in its own view: it grants it, instead of refusing it as the heavier one that
-    /// never stands. (The old code refused.)
+    /// their input) is not the successor in its own view: it grants a lighter member
+    /// that asks holding them all, instead of refusing it as the heavier one that never
+    /// stands. (The old code refused: DST `--nodes 3 --liveness --seed 328`.)
     #[test]
     fn backup_group_short_of_its_commits_grants_the_complete_lighter_one() {
         let mut p = group(&[(3, 1, false)], 5);
