@@ -1245,11 +1245,7 @@ impl<A: App> Node<A> {
     /// votes with), and the highest frame it knows the group ran (a candidate below it
     /// gets no vote from it). `(0, 0)` for a node that knows nothing.
     pub fn election_frames(&self) -> (u64, u64) {
-        let known = self
-            .commit_highest
-            .max(self.primary_frame_heard)
-            .max(self.frame_last_run);
-        (self.frames_held_to(), known)
+        (self.frames_held_to(), self.frames_known())
     }
 
     /// The node's epoch.

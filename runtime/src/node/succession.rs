@@ -317,10 +317,7 @@ impl<A: App> Node<A> {
     /// had no majority for its in-sync backup (DST `--nodes 3 --seed 0`, invariant 5;
     /// `chaos --nodes 3 --faults 200 --seed 1`, fault #165).
     pub(super) fn vote_complete(&self, commit_highest: u64) -> bool {
-        let known = self
-            .commit_highest
-            .max(self.primary_frame_heard)
-            .max(self.frame_last_run);
+        let known = self.frames_known();
         if self.config.witness && self.primary_frame_heard == 0 {
             return false;
         }
@@ -329,6 +326,14 @@ impl<A: App> Node<A> {
             return false;
         }
         commit_highest >= known
+    }
+
+    /// The highest frame this node knows the group ran: its highest commit, the highest
+    /// frame a primary said it ran, the last frame it ran itself (`vote_complete`).
+    pub(super) fn frames_known(&self) -> u64 {
+        self.commit_highest
+            .max(self.primary_frame_heard)
+            .max(self.frame_last_run)
     }
 
     /// The last frame this node can decide as its primary did, in a row from the last it
@@ -775,6 +780,16 @@ mod tests {
         assert_eq!(reason, Some(Reason::TakeoverAfterProbe));
     }
 
+    /// Node 2 of a group with a lighter node 3, its primary crashed, asking node 3 for
+    /// votes: the pair and the epoch it last asked.
+    fn candidate_asking() -> (Pair, u64) {
+        let mut p = group(&[(3, 1, false)], 5);
+        p.crash(0);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(20));
+        let asked = *vote_requests(&p, 1).last().expect("asked");
+        (p, asked)
+    }
+
     /// Member 3 refuses node 2's round of `asked`, telling its bar.
     fn refuse_with_bar(p: &mut Pair, asked: u64, bar: u64) {
         let refusal = Body::Vote {
@@ -795,11 +810,8 @@ mod tests {
     /// the group had no primary for ever: `chaos --nodes 3 --faults 40 --seed 3`.)
     #[test]
     fn backup_voting_refused_below_voter_bar_asks_above_it_leads() {
-        let mut p = group(&[(3, 1, false)], 5);
-        p.crash(0);
-        run_with_backup(&mut p, 3, 1, Duration::from_millis(20));
+        let (mut p, asked) = candidate_asking();
         let followed = p.node(1).epoch();
-        let asked = *vote_requests(&p, 1).last().expect("asked");
         // Node 3 stood at the term above while cut off: 0x..03 > 0x..02.
         let bar = Epoch(asked).term() << 8 | 3;
         refuse_with_bar(&mut p, asked, bar);
@@ -824,10 +836,7 @@ mod tests {
     /// leaves the round as it is; a bar above `EPOCH_MAX` is ignored.
     #[test]
     fn backup_voting_refused_bar_below_or_out_of_range_round_kept() {
-        let mut p = group(&[(3, 1, false)], 5);
-        p.crash(0);
-        run_with_backup(&mut p, 3, 1, Duration::from_millis(20));
-        let asked = *vote_requests(&p, 1).last().expect("asked");
+        let (mut p, asked) = candidate_asking();
         for bar in [asked - 1, crate::node::EPOCH_MAX + 1, u64::MAX] {
             refuse_with_bar(&mut p, asked, bar);
             let round = p.node(1).vote.map(|r| r.epoch);
@@ -838,10 +847,7 @@ mod tests {
     /// A refusal, or a grant of another epoch, counts for nothing.
     #[test]
     fn backup_voting_refusal_or_other_epoch_no_takeover() {
-        let mut p = group(&[(3, 1, false)], 5);
-        p.crash(0);
-        run_with_backup(&mut p, 3, 1, Duration::from_millis(20));
-        let epoch = *vote_requests(&p, 1).last().expect("asked");
+        let (mut p, epoch) = candidate_asking();
         let followed = p.node(1).epoch();
         for (asked, granted) in [(epoch, false), (epoch + 256, true), (epoch - 1, true)] {
             let vote = Body::Vote {
@@ -1831,10 +1837,7 @@ mod tests {
     /// epoch seen and asked again above it, for ever: DST `--nodes 3 --seed 0`.)
     #[test]
     fn backup_voting_starting_voter_announces_own_epoch_takes_over() {
-        let mut p = group(&[(3, 1, false)], 5);
-        p.crash(0);
-        run_with_backup(&mut p, 3, 1, Duration::from_millis(20));
-        let epoch = *vote_requests(&p, 1).last().expect("asked");
+        let (mut p, epoch) = candidate_asking();
         // Member 3, starting, its floor the granted epoch: its heartbeat, then its grant.
         let hello = from(&p, 3, WireRole::Starting, WireSync::NotApplicable, epoch, heartbeat(&p));
         p.inject(1, 1, &hello);

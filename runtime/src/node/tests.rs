@@ -3862,18 +3862,23 @@ fn backup_source_map_of_its_primary_for_a_new_session_taken() {
     assert_eq!(status.source_restarts, restarts + 1);
 }
 
-/// A primary with a 1 MiB state, a transfer window wider than the action queue and no
-/// pacing, whose joining backup's first join request it handled in one call: what that
-/// queued is in its action queue, before any is carried out (as the queue drains,
-/// `poll_action` sends more: the transfer goes on).
-fn join_request_handled_in_one_call() -> Pair {
-    let config = Config {
+/// A 1 MiB state, a transfer window wider than the action queue and no pacing: a join's
+/// first burst of chunks is bounded by the queue alone.
+fn unpaced_burst_config() -> Config {
+    Config {
         transfer_window_chunks: 1024,
         transfer_chunks_per_ms: 0,
         state_bytes_max: 2 << 20,
         ..Config::fast()
-    };
-    let mut p = Pair::new(31, config, 1 << 20);
+    }
+}
+
+/// A primary of `config` with a state of `ballast` bytes, whose joining backup's first
+/// join request it handled in one call (at `p.now`): what that queued is in its action
+/// queue, before any is carried out (as the queue drains, `poll_action` sends more: the
+/// transfer goes on).
+fn join_request_handled_in_one_call(config: Config, ballast: usize) -> Pair {
+    let mut p = Pair::new(31, config, ballast);
     p.start(0);
     assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
     p.capture = true;
@@ -3904,7 +3909,7 @@ fn join_request_handled_in_one_call() -> Pair {
 /// request stops where two frames' room is left.
 #[test]
 fn primary_transfer_burst_leaves_room_for_two_frames() {
-    let mut p = join_request_handled_in_one_call();
+    let mut p = join_request_handled_in_one_call(unpaced_burst_config(), 1 << 20);
     let node = p.nodes[0].as_mut().unwrap();
     let queued = node.actions.len();
     let chunks = node
@@ -6810,7 +6815,7 @@ fn released_successor_silent_release_sent_again_only_at_the_retry() {
 /// few actions' slack; the burst fills the room exactly.
 #[test]
 fn primary_transfer_burst_fills_the_room_up_to_two_frames_exactly() {
-    let mut p = join_request_handled_in_one_call();
+    let mut p = join_request_handled_in_one_call(unpaced_burst_config(), 1 << 20);
     let node = p.nodes[0].as_mut().unwrap();
     let queued = node.actions.len();
     // The last chunk went while two frames' room was left: one action past it.
@@ -6975,28 +6980,10 @@ fn primary_transfer_paced_wakes_when_the_pacing_allows_not_at_the_retry() {
         transfer_chunks_per_ms: 1,
         ..Config::fast()
     };
-    let mut p = Pair::new(31, config, 1 << 16);
-    p.start(0);
-    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
-    p.capture = true;
-    p.start(1);
-    let is_join = |bytes: &[u8]| matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::JoinRequest { .. }));
-    let until = p.now + ms(500);
-    assert!(p.run_until(until, |p| p
-        .captured
-        .iter()
-        .any(|(from, _, b)| *from == 1 && is_join(b))));
-    let (link, bytes) = p
-        .captured
-        .iter()
-        .find(|(from, _, b)| *from == 1 && is_join(b))
-        .map(|(_, link, b)| (*link, b.clone()))
-        .unwrap();
+    let mut p = join_request_handled_in_one_call(config, 1 << 16);
     let now = p.now;
     let retry = ms(p.configs[0].retry_ms);
     let node = p.nodes[0].as_mut().unwrap();
-    while node.poll_action().is_some() {}
-    node.handle_message(now, link, &bytes);
     assert!(node.tx.is_some(), "the transfer started");
     let deadline = node.transfer_deadline().unwrap();
     assert!(
