@@ -5,7 +5,9 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::path::PathBuf;
+use std::time::Duration;
 use twinloop_sim::harness::plant_loop::Operator;
+use twinloop_sim::harness::proxy::LinkFault;
 use twinloop_sim::harness::report::analyse;
 use twinloop_sim::harness::rig::{Rig, RigConfig, Timing};
 use twinloop_sim::harness::schedule::{inject, Expect, Fault, FaultKind};
@@ -119,5 +121,126 @@ fn harness_start_node_exits_during_startup_fails_fast_with_its_error() {
         "the node's own line: {error}"
     );
     assert!(!error.contains("stuck"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Two real nodes start together and hear each other; then node 1's datagrams stop
+/// reaching node 2 (cut in the proxy, one way), as when node 1's host stalls between its
+/// decision to lead and its first heartbeat. Node 1 wins the draw over the starting node
+/// 2 and leads; node 2, hearing nothing more of node 1, leads a cold start too. The cut
+/// heals: the pair must pair up on its own — node 1 follows the higher epoch with a
+/// transfer (`fenced_at_startup`) — not wait for the operator (`colder_primary`), as it
+/// did in the CI run of 537fe21 (the conveyor pair on a loaded host).
+#[test]
+fn harness_pair_two_cold_starts_at_one_startup_pair_without_the_operator() {
+    let binary = twinloop_demo::binary::locate().expect("the twinloop-demo binary");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("harness-collision-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // A start-up wait long enough for both nodes to be up and heard (the keyed links'
+    // restart handshake done) well before node 1 decides, whatever the host's load.
+    let timing = Timing {
+        startup_ms: 1500,
+        ..Timing::HARNESS
+    };
+    let config = RigConfig {
+        cycle_ms: 5,
+        timing,
+        progress: false,
+        ..RigConfig::new(dir.clone(), binary)
+    };
+    let mut rig = Rig::prepare(config).expect("set-up");
+    rig.nodes[0].spawn().expect("node 1 starts");
+    rig.nodes[1].spawn().expect("node 2 starts");
+    let hears = |rig: &Rig, i: usize| rig.nodes[i].log_tail(50).contains("link 0 (sync) up");
+    rig.wait_starting(1, Duration::from_secs(20), "the nodes to hear each other", |rig| {
+        hears(rig, 0) && hears(rig, 1)
+    })
+    .expect("the nodes hear each other");
+    {
+        let proxy = rig.proxy.as_ref().expect("the proxy");
+        for link in 0..proxy.links() {
+            proxy.set(link, 1, LinkFault::CUT);
+        }
+    }
+    let primary = |rig: &Rig, i: usize| {
+        rig.status(i)
+            .is_some_and(|s| s.role == twinloop::io::schema::Role::Primary)
+    };
+    let node_1 = rig.nodes[0].log_tail(50);
+    assert!(
+        !node_1.contains("role primary"),
+        "node 1 decided before the cut: {node_1}"
+    );
+    rig.wait_starting(1, Duration::from_secs(20), "node 2 to lead", |rig| primary(rig, 1))
+        .expect("node 2 leads");
+    rig.proxy.as_ref().expect("the proxy").heal();
+    rig.plant.set_sending(true).expect("frames");
+    let health = rig
+        .await_healthy(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let logs = format!("{}\n---\n{}", rig.nodes[0].log_tail(400), rig.nodes[1].log_tail(400));
+    assert_eq!(health.primary, 1, "node 2, of the higher epoch, leads: {logs}");
+    assert!(logs.contains("won the start-up tiebreak"), "{logs}");
+    assert!(logs.contains("led cold at the same start-up"), "{logs}");
+    assert!(!logs.contains("colder_primary"), "{logs}");
+    drop(rig);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Two real nodes start together and hear each other; then node 1 (the higher start-up
+/// priority) is frozen (SIGSTOP) past node 2's start-up wait. Node 2, hearing nobody,
+/// leads; node 1's sockets meanwhile queue hundreds of node 2's datagrams per link (a
+/// heartbeat a millisecond: its starting ones first, then its primary ones). Thawed late,
+/// node 1 must read that backlog before it judges its own start-up deadline: it follows
+/// node 2 (`primary_found`). Reading only a turn's worth (64 a socket, before
+/// 2026-11-27), it judged by node 2's oldest heartbeats — starting, lower priority — and
+/// led beside it (`won_tiebreak`).
+#[test]
+fn harness_pair_node_thawed_after_its_start_up_deadline_reads_its_whole_backlog_first() {
+    let binary = twinloop_demo::binary::locate().expect("the twinloop-demo binary");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("harness-backlog-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let timing = Timing {
+        name: "backlog",
+        heartbeat_ms: 1,
+        startup_ms: 1000,
+        ..Timing::HARNESS
+    };
+    let config = RigConfig {
+        cycle_ms: 5,
+        timing,
+        proxy: false,
+        progress: false,
+        ..RigConfig::new(dir.clone(), binary)
+    };
+    let mut rig = Rig::prepare(config).expect("set-up");
+    rig.nodes[0].spawn().expect("node 1 starts");
+    rig.nodes[1].spawn().expect("node 2 starts");
+    let hears = |rig: &Rig, i: usize| rig.nodes[i].log_tail(50).contains("link 0 (sync) up");
+    rig.wait_starting(1, Duration::from_secs(20), "the nodes to hear each other", |rig| {
+        hears(rig, 0) && hears(rig, 1)
+    })
+    .expect("the nodes hear each other");
+    rig.nodes[0].freeze().expect("SIGSTOP node 1");
+    let node_1 = rig.nodes[0].log_tail(50);
+    assert!(!node_1.contains("role "), "node 1 decided before the freeze: {node_1}");
+    let primary = |rig: &Rig, i: usize| {
+        rig.status(i)
+            .is_some_and(|s| s.role == twinloop::io::schema::Role::Primary)
+    };
+    rig.wait_starting(1, Duration::from_secs(20), "node 2 to lead", |rig| primary(rig, 1))
+        .expect("node 2 leads");
+    // Past node 1's own start-up deadline, with a backlog of node 2's primary heartbeats.
+    rig.sleep(Duration::from_millis(1200)).expect("the freeze lasts");
+    rig.nodes[0].thaw().expect("SIGCONT node 1");
+    rig.plant.set_sending(true).expect("frames");
+    let health = rig
+        .await_healthy(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let log = rig.nodes[0].log_tail(400);
+    assert_eq!(health.primary, 1, "node 2 leads: {log}");
+    assert!(log.contains("found a primary at start-up"), "{log}");
+    assert!(!log.contains("won the start-up tiebreak"), "{log}");
+    drop(rig);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -60,7 +60,7 @@ impl<A: App> Shell<A> {
                 Reason::SwitchoverHandedOver => self.exit = Some(Exit::HandedOver),
                 Reason::SwitchoverAborted => self.exit = Some(Exit::SwitchoverAborted),
                 // Deposed meanwhile: nothing left to hand over.
-                Reason::FencedByEpoch => self.exit = Some(Exit::Stopped),
+                Reason::FencedByEpoch | Reason::FencedAtStartup => self.exit = Some(Exit::Stopped),
                 _ => {}
             }
         }

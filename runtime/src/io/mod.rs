@@ -147,6 +147,14 @@ const LATE_WAKE: Duration = Duration::from_micros(500);
 
 const READS_PER_TURN: usize = 64;
 
+/// Datagrams read from one frames or control socket, at most, after a late wake-up and
+/// before the core's due deadline is handled ([`Shell::read_backlog`]): the backlog of a
+/// host stall, read in order, so that the core judges by what its peers said meanwhile
+/// and not by the part one turn reads. 4,096 small datagrams exceed what a socket's
+/// receive buffer (`recv_buffer_bytes`, 1 MiB by default) holds; a flood costs a late
+/// wake-up at most this many datagrams a socket (a few milliseconds).
+const BACKLOG_READS: usize = 4096;
+
 /// Why the shell could not start or had to stop.
 #[non_exhaustive]
 #[derive(Debug)]

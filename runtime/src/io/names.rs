@@ -70,6 +70,9 @@ pub fn reason_text(reason: Reason) -> &'static str {
         Reason::InputHandover => "no frames here while the backup gets them: handing over",
         Reason::PairingRefused => "the peer differs in what a pair must share: waiting, not pairing",
         Reason::ForcedByOperator => "an operator said force-primary",
+        Reason::FencedAtStartup => {
+            "fenced by a primary that led cold at the same start-up (neither heard the other lead): following it, this node's state since its start given up"
+        }
         Reason::EpochRaised => "a starting peer announced a higher epoch: leading on above it",
         Reason::KeepingState => "fenced by a primary of another cold start: keeping this node's state for the operator",
     }

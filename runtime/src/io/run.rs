@@ -27,7 +27,7 @@ impl<A: App> Shell<A> {
                     // The loop was held up (the host descheduled it): datagrams that
                     // arrived meanwhile may be waiting, a primary's answer to our probe
                     // among them. Read them before the core judges a silence by the clock.
-                    self.read_everything()?;
+                    self.read_backlog()?;
                 }
                 self.node.handle_timeout(self.clock.now());
                 self.drain()?;
@@ -211,14 +211,30 @@ impl<A: App> Shell<A> {
         Ok(())
     }
 
-    /// Reads every socket whether or not an event announced it (each read stops at the
-    /// first `WouldBlock`, or after a turn's worth).
-    pub(super) fn read_everything(&mut self) -> Result<(), ShellError> {
+    /// After a late wake-up: reads every socket whether or not an event announced it,
+    /// and the frames and control sockets on until they are empty or
+    /// [`BACKLOG_READS`] datagrams each have been read. A turn's worth is not enough: a
+    /// node thawed after 200 ms at a 5 ms heartbeat has about 40 of its peer's
+    /// datagrams waiting on each link, more than a turn's 64 with a group's peers or a
+    /// frame per millisecond, and the newest say what the peer is now (a starting peer
+    /// that has led since).
+    pub(super) fn read_backlog(&mut self) -> Result<(), ShellError> {
         self.frames_ready = true;
         for link in &mut self.links {
             link.ready = [true; 2];
         }
-        self.read_sockets()
+        self.read_sockets()?;
+        for _ in 1..BACKLOG_READS / READS_PER_TURN {
+            let pending = self.frames_ready || self.links.iter().any(|l| l.ready[0]);
+            if !pending {
+                break;
+            }
+            self.read_frames()?;
+            for i in 0..self.links.len() {
+                self.read_link(i, TrafficClass::Control)?;
+            }
+        }
+        Ok(())
     }
 
     /// How long the loop may sleep. The core's next deadline is also set on the precise

@@ -178,6 +178,8 @@ name_enum! {
         EpochRaised <= node::Reason::EpochRaised,
         /// Fenced by a primary of another cold start: keeping this node's state.
         KeepingState <= node::Reason::KeepingState,
+        /// Fenced by a primary that led cold at the same start-up: following it.
+        FencedAtStartup <= node::Reason::FencedAtStartup,
     }
 }
 

@@ -26,6 +26,7 @@ impl<A: App> Node<A> {
         }
         self.note_link_heard(link);
         let slot = &mut self.peers[self.link_peer(link)];
+        slot.session = h.session;
         slot.status = Some(PeerStatus {
             node_id: h.node_id,
             role: h.role,
@@ -86,7 +87,11 @@ impl<A: App> Node<A> {
         // holds none); a pair's, while its peer does.
         let following = (0..usize::from(self.peer_count)).any(|slot| self.slot_follows(slot));
         match (self.sync, following) {
-            (SyncState::Alone, true) => self.transition(Role::Primary, SyncState::Paired, Reason::BackupInSync),
+            (SyncState::Alone, true) => {
+                // A backup holds this node's state now: no longer a start-up's cold start.
+                self.cold_rival = None;
+                self.transition(Role::Primary, SyncState::Paired, Reason::BackupInSync);
+            }
             (SyncState::Paired, false) => self.transition(Role::Primary, SyncState::Alone, Reason::BackupLost),
             _ => {}
         }

@@ -121,7 +121,7 @@ impl<A: App> Node<A> {
                     // A commit at or below our release: it took over some other way (after
                     // a probe, the release lost), with a history of its own. Rejoin with a
                     // transfer.
-                    Body::Commit(commit) if commit.frame <= frame => self.fenced_by(theirs, header.origin),
+                    Body::Commit(commit) if commit.frame <= frame => self.fenced_by(theirs, header),
                     // Not yet telling — a commit above our release proves nothing by
                     // itself (a successor that took over after a probe below it, its
                     // earlier commits lost, looks the same): wait for its word, which goes
@@ -135,7 +135,7 @@ impl<A: App> Node<A> {
                         return false;
                     }
                 },
-                _ => self.fenced_by(theirs, header.origin),
+                _ => self.fenced_by(theirs, header),
             },
             Role::Backup if header.role == WireRole::Primary => {
                 // groups: a backup that hears a successor of the same origin follows it
@@ -227,17 +227,37 @@ impl<A: App> Node<A> {
         self.origin.0 != 0 && origin > self.origin.0
     }
 
+    /// The primary of `header` led cold at the same start-up as this node: this node led
+    /// a cold start from the start-up role while that very incarnation of its peer (its
+    /// session, and the start-up nonce of its latest heartbeat) was last heard without
+    /// state, has had no backup follow it since, and the two cold starts are of one term
+    /// — neither had heard the other's epoch when it led.
+    /// Each decided alone because the other fell silent between its decision and its first
+    /// heartbeat (a host stall at boot): two states a few cycles old, neither warmer, and
+    /// no operator needed to choose. A cold start of a later term, or by a restarted peer,
+    /// is one made knowing the pair had led (or forgetting it): this node keeps its state.
+    fn startup_collision(&self, header: &crate::wire::Header) -> bool {
+        self.cold_rival == Some((header.node_id, header.session, self.the_peer().nonce))
+            && Epoch(header.origin).term() == self.origin.term()
+    }
+
     /// A primary fenced by `theirs`: it rejoins as backup, unless the new primary's state
-    /// goes back to another cold start.
-    fn fenced_by(&mut self, theirs: Epoch, origin: u64) {
-        if self.keeps_state_against(origin) {
+    /// goes back to another, later cold start.
+    fn fenced_by(&mut self, theirs: Epoch, header: &crate::wire::Header) {
+        let origin = header.origin;
+        if self.keeps_state_against(origin) && !self.startup_collision(header) {
             self.follow_epoch(theirs);
             self.switchover = super::Switchover::Idle;
             self.tx = None;
             self.keep_state_for_operator(origin);
         } else {
+            let reason = if self.origin.0 != origin && self.startup_collision(header) {
+                super::Reason::FencedAtStartup
+            } else {
+                super::Reason::FencedByEpoch
+            };
             self.follow_origin(origin);
-            self.demote(theirs);
+            self.demote_because(theirs, reason);
         }
     }
 
@@ -258,10 +278,15 @@ impl<A: App> Node<A> {
 
     /// A primary that saw a higher epoch: stop emitting now, rejoin as backup.
     pub(super) fn demote(&mut self, theirs: Epoch) {
+        self.demote_because(theirs, super::Reason::FencedByEpoch);
+    }
+
+    fn demote_because(&mut self, theirs: Epoch, reason: super::Reason) {
         self.follow_epoch(theirs);
         self.switchover = super::Switchover::Idle;
         self.tx = None;
-        self.transition(Role::Backup, super::SyncState::Joining, super::Reason::FencedByEpoch);
+        self.cold_rival = None;
+        self.transition(Role::Backup, super::SyncState::Joining, reason);
         self.start_join(None);
     }
 }

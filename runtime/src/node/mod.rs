@@ -166,6 +166,12 @@ pub enum Reason {
     /// Fenced by a primary of another cold start: waiting for the operator with this
     /// node's state (see [`Alarm::ColderPrimary`]).
     KeepingState,
+    /// A pair's two nodes led cold at one start-up, neither hearing the other lead (one
+    /// stalled between its decision and its first heartbeat for longer than the other
+    /// waits): the lower epoch follows the higher with a transfer, as any fenced primary,
+    /// its few cycles of state given up — not kept for the operator, as a state that
+    /// goes back to an earlier start is (see `fencing::Node::startup_collision`).
+    FencedAtStartup,
     /// The primary heard a starting peer announce a higher epoch (one it may have led,
     /// its record of leading it lost in a crash): it leads on, above it, so that a sink
     /// that accepted that epoch takes its outputs and the peer follows it.
@@ -895,6 +901,11 @@ pub struct Node<A: App> {
     cold_start_held_raised: bool,
     /// Fenced by a primary of another cold start: keeps its state for the operator.
     keep_state: bool,
+    /// This node's cold start from the start-up role, led while the pair's peer was last
+    /// heard without state: that incarnation of the peer — its node id, session (keyed
+    /// links) and start-up nonce (drawn at each start). Cleared when a backup follows this
+    /// node's state (`primary_track_backup`) and at every other lead.
+    cold_rival: Option<(u8, u64, u64)>,
     /// The highest frame a commit held decided when this node last became primary (its
     /// `commit_highest` then): a frame up to it without a commit of its own is one whose
     /// commit was lost ([`Alarm::CommitLost`]).
@@ -1032,6 +1043,7 @@ impl<A: App> Node<A> {
             cold_start_allowed: config.allow_cold_start,
             cold_start_held_raised: false,
             keep_state: false,
+            cold_rival: None,
             inherited_to: 0,
             commits_lost: 0,
             release: release::ReleaseState::new(config.outputs_release),

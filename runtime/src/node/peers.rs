@@ -40,6 +40,8 @@ pub(super) struct PeerSlot {
     pub(super) input_heard_at: Option<Instant>,
     /// Since when every message from it said it holds no state.
     pub(super) cold_since: Option<Instant>,
+    /// Its session, from its last fresh message (0: not heard).
+    pub(super) session: u64,
     /// This node refuses to pair with it, while it is heard (see `pairing`).
     pub(super) refusal: Option<Refusal>,
     /// A group's member: when it last asked for votes, and the last frame it said it can

@@ -2103,6 +2103,84 @@ fn backup_joining_allowed_cold_start(seed: u64) -> Pair {
     p
 }
 
+/// Node 0's messages as primary are lost (its host stalled between its decision and its
+/// first heartbeat, for longer than its peer waits).
+fn drop_primary_of_node_0(from: usize, envelope: &crate::wire::Envelope) -> bool {
+    from == 0 && envelope.header.role == crate::wire::WireRole::Primary
+}
+
+/// Two nodes start together: node 0 wins the draw and leads, and node 1, which hears
+/// nothing of node 0 from then on, leads a cold start too. The CI run of 537fe21 saw it
+/// on a loaded host (the conveyor pair: `colder_primary`, waiting for the operator at
+/// start-up). Both cold starts are of one start-up — one term, node 0 led beside that
+/// incarnation of node 1 heard without state — so node 0 follows the higher epoch with a
+/// transfer, without the operator.
+#[test]
+fn starting_two_cold_starts_of_one_startup_the_lower_follows_without_the_operator() {
+    let mut p = Pair::new(5, Config::default(), 0);
+    p.configs[0].priority = 9;
+    p.configs[1].priority = 0;
+    p.drop_if = Some(drop_primary_of_node_0);
+    p.start(0);
+    p.start(1);
+    let until = p.now + ms(3000);
+    assert!(p.run_until(until, |p| p.node(1).role() == Role::Primary));
+    assert_eq!(reasons(&p, 0).first(), Some(&Reason::WonTiebreak));
+    assert_eq!(reasons(&p, 1), [Reason::StartedFirst]);
+    let (e0, e1) = (Epoch(p.node(0).epoch()), Epoch(p.node(1).epoch()));
+    assert!(
+        e0 < e1 && e0.term() == e1.term(),
+        "{e0:?} {e1:?}: two cold starts of one term"
+    );
+    p.drop_if = None;
+    assert!(await_state(&mut p, 0, Role::Backup, SyncState::InSync, ms(5000)));
+    assert_eq!(p.primary(), Some(1));
+    assert!(
+        reasons(&p, 0).contains(&Reason::FencedAtStartup),
+        "{:?}",
+        reasons(&p, 0)
+    );
+    assert!(
+        !alarms_of(&p, 0)
+            .iter()
+            .any(|a| matches!(a, Alarm::ColderPrimary { .. })),
+        "{:?}",
+        alarms_of(&p, 0)
+    );
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Paired, ms(1000)));
+}
+
+/// As above, but node 1 restarts (a new session) before it leads cold: a cold start by
+/// another incarnation than the one node 0 led beside, which may have forgotten the
+/// pair's state. Node 0 keeps its state for the operator, as before.
+#[test]
+fn starting_cold_start_by_a_restarted_peer_is_not_a_startup_collision() {
+    let mut p = Pair::new(5, Config::default(), 0);
+    p.configs[0].priority = 9;
+    p.configs[1].priority = 0;
+    p.drop_if = Some(drop_primary_of_node_0);
+    p.start(0);
+    p.start(1);
+    let until = p.now + ms(3000);
+    assert!(p.run_until(until, |p| p.node(0).role() == Role::Primary));
+    p.crash(1);
+    p.run_for(ms(100));
+    p.start(1);
+    let until = p.now + ms(3000);
+    assert!(p.run_until(until, |p| p.node(1).role() == Role::Primary));
+    p.run_for(ms(200));
+    assert!(
+        alarms_of(&p, 0)
+            .iter()
+            .any(|a| matches!(a, Alarm::ColderPrimary { .. })),
+        "{:?} {:?}",
+        reasons(&p, 0),
+        alarms_of(&p, 0)
+    );
+    assert_eq!(p.node(0).role(), Role::Starting);
+    assert!(!reasons(&p, 0).contains(&Reason::FencedAtStartup));
+}
+
 #[test]
 fn primary_fenced_by_cold_start_keeps_state_for_operator() {
     let mut p = backup_joining_allowed_cold_start(47);

@@ -19,7 +19,11 @@ impl Checker {
     pub(super) fn watch_switchovers(&mut self, at: Nanos, node: usize, t: &Transition) {
         let spoils = matches!(
             t.reason,
-            Reason::SwitchoverAborted | Reason::FencedByEpoch | Reason::TakeoverAfterProbe | Reason::TakeoverNoPrimary
+            Reason::SwitchoverAborted
+                | Reason::FencedByEpoch
+                | Reason::FencedAtStartup
+                | Reason::TakeoverAfterProbe
+                | Reason::TakeoverNoPrimary
         );
         let mut spoiled = false;
         for w in self
