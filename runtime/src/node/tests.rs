@@ -69,6 +69,30 @@ fn starting_second_hears_primary_becomes_backup_and_joins() {
     assert_eq!(p.digest_disagreements().0, std::vec::Vec::<u64>::new());
 }
 
+/// Both nodes up before the I/O source: the primary snapshots only after its first
+/// frame, so the joining backup waits for its transfer to begin — without a
+/// `resync: the state transfer failed` every stall limit, which a commissioning engineer
+/// read as a fault (the conveyor pair by hand, 2026-11-27) — and joins once frames flow.
+#[test]
+fn starting_before_the_source_backup_waits_for_the_first_frame_without_failed_transfers() {
+    let mut p = pair();
+    p.source_on = false;
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::Joining, ms(2000)));
+    p.run_for(ms(5000));
+    assert_eq!(p.node(0).frame(), 0, "no frame ran");
+    assert_eq!(
+        reasons(&p, 1),
+        [Reason::PrimaryFound],
+        "no resync while the primary has nothing to send"
+    );
+    p.source_on = true;
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    assert_eq!(reasons(&p, 1), [Reason::PrimaryFound, Reason::InSync]);
+}
+
 #[test]
 fn starting_simultaneous_higher_nonce_wins() {
     let mut p = pair();

@@ -491,7 +491,13 @@ impl<A: App> Node<A> {
             }
         }
         let stall_limit = self.transfer_stall_limit();
+        let primary_yet_to_run = self.primary_yet_to_run();
         if let Some(rx) = &mut self.rx {
+            if rx.begun.is_none() && primary_yet_to_run {
+                // The primary snapshots after its first frame (`on_join_request`): no
+                // beginning yet is no stall while the I/O source has not started.
+                rx.progress_at = now;
+            }
             if now.saturating_since(rx.progress_at) >= stall_limit {
                 // No chunk for that long: the primary gave the transfer up (it does when
                 // this node falls silent) or lost it. Acknowledging it forever would never
@@ -516,6 +522,17 @@ impl<A: App> Node<A> {
 }
 
 impl<A: App> Node<A> {
+    /// A live primary of this node's epoch said last that it has run no frame yet.
+    fn primary_yet_to_run(&self) -> bool {
+        let epoch = self.epochs.current().0;
+        (0..usize::from(self.peer_count)).any(|slot| {
+            self.slot_alive(slot)
+                && self.peers[slot]
+                    .status
+                    .is_some_and(|p| p.role == WireRole::Primary && p.epoch == epoch && p.frame == 0)
+        })
+    }
+
     /// Primary: the backup says it follows this epoch with state (in sync or lagging), so
     /// nobody waits for a transfer. The backup sends its join request on every link, and
     /// a small state can be sent and installed before the copy from the other link
