@@ -16,17 +16,13 @@ impl<A: App> Shell<A> {
     pub(super) fn run_loop(&mut self) -> Result<Exit, ShellError> {
         let mut events = Events::with_capacity(256);
         batch::RecvBatch::prepare();
+        // The deadline whose lateness the last wake-up measured (see below): not again.
+        let mut measured: Option<Instant> = None;
         loop {
             let now = self.clock.now();
             if let Some(due) = self.node.poll_timeout().filter(|&t| t <= now) {
-                let late = now.saturating_since(due);
-                self.counters.note_lateness(now, late);
-                self.lateness.observe(late);
-                if late > LATE_WAKE {
-                    self.counters.late_wakes += 1;
-                    // The loop was held up (the host descheduled it): datagrams that
-                    // arrived meanwhile may be waiting, a primary's answer to our probe
-                    // among them. Read them before the core judges a silence by the clock.
+                // A deadline passed while the loop worked (no sleep towards it between).
+                if measured != Some(due) && self.note_lateness(now, now.saturating_since(due)) {
                     self.read_backlog()?;
                 }
                 self.node.handle_timeout(self.clock.now());
@@ -51,12 +47,22 @@ impl<A: App> Shell<A> {
             }
 
             let timeout = self.next_wake();
+            // The core's deadline the loop sleeps towards.
+            let armed = self.node.poll_timeout();
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
                 return Err(ShellError::Poll(e));
             }
+            // How late the loop woke for the deadline it slept towards: measured at the
+            // wake-up itself, whatever handling the datagrams that wait then does to the
+            // core's deadlines (a backup held up 60 ms reads commits that push its
+            // heartbeat and silence deadlines on: judged after them, the stall showed as
+            // no late wake at all).
+            let woke = self.clock.now();
+            measured = armed.filter(|&t| t <= woke);
+            let held_up = measured.is_some_and(|due| self.note_lateness(woke, woke.saturating_since(due)));
             for event in events.iter() {
                 let token = event.token();
                 match token {
@@ -84,11 +90,31 @@ impl<A: App> Shell<A> {
                     }
                 }
             }
-            self.read_sockets()?;
+            if held_up {
+                // The loop was held up (the host descheduled it): datagrams that arrived
+                // meanwhile may be waiting, a primary's answer to our probe among them.
+                // Read them all before the core judges a silence by the clock.
+                self.read_backlog()?;
+            } else {
+                self.read_sockets()?;
+            }
             self.console_turn()?;
             self.metrics_turn();
             self.hmi_turn();
         }
+    }
+
+    /// Counts a deadline handled `late` (at `now`); true when later than [`LATE_WAKE`]:
+    /// the loop was held up, and what arrived meanwhile is to be read first
+    /// ([`Shell::read_backlog`]).
+    fn note_lateness(&mut self, now: Instant, late: Duration) -> bool {
+        self.counters.note_lateness(now, late);
+        self.lateness.observe(late);
+        let held_up = late > LATE_WAKE;
+        if held_up {
+            self.counters.late_wakes += 1;
+        }
+        held_up
     }
 
     /// The console's share of one loop turn: bounded housekeeping, then requests while

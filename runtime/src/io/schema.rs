@@ -1070,7 +1070,7 @@ pub struct IoCounters {
     pub loop_lateness_max_us: u64,
     /// The same within the current and the previous whole second.
     pub loop_lateness_recent_max_us: u64,
-    /// Deadlines handled more than 500 µs late.
+    /// Deadlines handled more than 500 µs late (measured when the loop wakes for them).
     pub loop_late_wakes: u64,
     /// The longest console share of one wake-up, µs (wall time).
     pub console_turn_max_us: u64,
