@@ -356,7 +356,20 @@ impl<'a, W: Workload> Sim<'a, W> {
                         *byte ^= 0x80;
                     }
                 }
+                let rejections_before = n.status().rejections;
                 n.handle_frame(local, frame, &self.payload);
+                // Taken into the ring when no rejection was counted (invariant 18), under
+                // the pair's frame the node's source mapping gives it.
+                let status = n.status();
+                if status.rejections == rejections_before {
+                    if let Some(pair) = status
+                        .source
+                        .filter(|m| m.session == 0)
+                        .and_then(|m| m.pair_frame(frame))
+                    {
+                        self.checker.on_frame_held(node, n.config().frames_buffered, pair);
+                    }
+                }
                 if self.diverge_armed == Some((node, DivergeKind::FrameCopy)) {
                     self.diverge_fired(node, frame, epoch_before);
                 }
@@ -382,6 +395,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                     _ => None,
                 };
                 let replayed_before = self.replayed_count(to);
+                self.note_commit_seen(to, &bytes);
                 let sn = &mut self.nodes[to];
                 let Some(n) = sn.node.as_mut() else { return };
                 let local = sn.clock.local(self.now);
