@@ -106,6 +106,8 @@ pub(super) struct Sim<'a, W: Workload> {
     pub(super) io_rng: Rng,
     pub(super) io_loss_ppm: [u32; 2],
     pub(super) io_bursts: BTreeMap<u64, (usize, u32)>,
+    /// By node: frames its input still loses in a row (`Fault::IoGap`).
+    pub(super) io_gap: [u64; 2],
     pub(super) burst_id_next: u64,
     pub(super) frame_next: u64,
     pub(super) sink: Sink,
@@ -219,6 +221,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             io_rng,
             io_loss_ppm: options.io.loss_ppm,
             io_bursts: BTreeMap::new(),
+            io_gap: [0, 0],
             burst_id_next: 1,
             frame_next: 1,
             // A window longer than any run (as the harness's gateway keeps): with exactly
@@ -507,6 +510,10 @@ impl<'a, W: Workload> Sim<'a, W> {
         self.stats.frames += 1;
         let io = self.options.io;
         for node in 0..2 {
+            if self.io_gap[node] > 0 {
+                self.io_gap[node] -= 1;
+                continue;
+            }
             let burst = self
                 .io_bursts
                 .values()
