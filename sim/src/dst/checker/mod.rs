@@ -157,6 +157,13 @@
 //!     events are not, and invariant 9's "every unsent output of an inherited frame goes
 //!     out in the same event" is for events only (levels are held to the end of the
 //!     takeover's burst and collapsed).
+//! 18. **A primary skips no frame it holds** (issue 21, added 2026-11-27; `skips.rs`; 15
+//!     is the HMI writer's, `runner/hmi.rs`, 16 and 17 `acks.rs` and `acked.rs`). No
+//!     `Skipped` commit of a primary covers a frame whose input the node incarnation took
+//!     from the I/O source and still holds (not a whole ring below the highest frame
+//!     that may have taken a slot: a frame taken, a commit delivered), but a skip equal to
+//!     a `Skipped` commit delivered to it (inherited) and a frame it alarmed `InputLost`
+//!     in the same event.
 //!
 //! # Where each check lives
 //!
@@ -164,10 +171,10 @@
 //! classification of content differences), `nothing_lost.rs` (3), `digests.rs` (4),
 //! `convergence.rs` (5), `failover.rs` (6), `switchover.rs` (7), `continuity.rs` (8),
 //! `resends.rs` (9, and what each node held when it took over), `replay.rs` (10),
-//! `joins.rs` (11), `divergence.rs` (12), `attack.rs` (13), `levels.rs` (14). The
-//! shared record they read — tenures, split brains, committed decisions, alarms, what
-//! each application produced, the frames each incarnation ran, steps by epoch — is kept
-//! by `record.rs`. [`Checker::on_emit`], [`Checker::on_transition`],
+//! `joins.rs` (11), `divergence.rs` (12), `attack.rs` (13), `levels.rs` (14),
+//! `skips.rs` (18). The shared record they read — tenures, split brains, committed
+//! decisions, alarms, what each application produced, the frames each incarnation ran,
+//! steps by epoch — is kept by `record.rs`. [`Checker::on_emit`], [`Checker::on_transition`],
 //! [`Checker::on_steps`], [`Checker::on_commit`], [`Checker::on_event_end`] and
 //! [`Checker::finish`] call each invariant's check in turn.
 
@@ -191,6 +198,7 @@ mod replay;
 #[cfg(test)]
 mod replay_tests;
 mod resends;
+mod skips;
 mod switchover;
 #[cfg(test)]
 mod tests;
@@ -281,6 +289,9 @@ pub enum Invariant {
     /// 17 (`--acked`, issue 16): with acked outputs, an output id emitted by two
     /// primaries, neither copy unguarded nor reported uncertain (`acked.rs`).
     AckedOnce,
+    /// 18 (issue 21, `skips.rs`): a primary committed as skipped a frame whose input it
+    /// held, neither inherited the skip nor alarmed the input lost.
+    SkipHeld,
 }
 
 impl Invariant {
@@ -304,6 +315,7 @@ impl Invariant {
             Invariant::HmiWrites => 15,
             Invariant::EventsApplied => 16,
             Invariant::AckedOnce => 17,
+            Invariant::SkipHeld => 18,
         }
     }
 
@@ -320,6 +332,7 @@ impl Invariant {
                     | Invariant::Levels
                     | Invariant::HmiWrites
                     | Invariant::AckedOnce
+                    | Invariant::SkipHeld
             )
     }
 }
@@ -717,6 +730,10 @@ pub struct Checker {
     takeovers: [Option<Takeover>; 2],
     /// By node: the current event's record.
     events: [EventRecord; 2],
+
+    // Invariant 18.
+    /// By node: what its ring holds of the I/O source's frames, and the skips it was sent.
+    rings: [skips::RingModel; 2],
     // Invariant 11.
     /// When the faults healed: joins are judged from then on.
     heal_at: Option<Nanos>,
@@ -806,6 +823,7 @@ impl Checker {
         self.held[node].clear();
         self.takeovers[node] = None;
         self.joining[node] = None;
+        self.forget_ring(node);
         // A fresh application: what the last incarnation produced is gone.
         self.produced.retain(|&(_, n, _), _| n != node);
     }
@@ -821,6 +839,7 @@ impl Checker {
         self.crashed.push((node, self.incarnation[node]));
         self.held[node].clear();
         self.takeovers[node] = None;
+        self.forget_ring(node);
     }
 
     fn end_tenure(&mut self, node: usize) {
@@ -905,6 +924,7 @@ impl Checker {
         self.record_decision(at, epoch, commit);
         self.require_outputs(node, epoch, commit);
         self.check_replay(at, node, commit);
+        self.check_skip(node, epoch, commit);
     }
 
     /// Settles what needs the whole history: content differences and lost outputs.

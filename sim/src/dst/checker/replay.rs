@@ -162,7 +162,8 @@ impl Checker {
     /// The end of one event of node `node`, whose `InputLost` alarms named `input_lost`:
     /// an inherited frame the commit ran and the node skipped had its input lost; a frame
     /// decided without its commit, otherwise than the old primary, was alarmed
-    /// (`CommitLost`); the outputs owed went out.
+    /// (`CommitLost`); the outputs owed went out; no skip covered a frame held without
+    /// `InputLost` (invariant 18).
     pub fn on_event_end(&mut self, at: Nanos, node: usize, input_lost: &[u64]) {
         self.settle_gaps(at, node, input_lost);
         let skipped = core::mem::take(&mut self.events[node].skipped_ran);
@@ -182,6 +183,7 @@ impl Checker {
         self.events[node].skipped_ran = skipped;
         self.events[node].skipped_ran.clear();
         self.settle_owed(at, node);
+        self.settle_skips(at, node, input_lost);
         self.events[node].emitted.clear();
         self.events[node].steps.clear();
     }

@@ -314,6 +314,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             None
         };
         let replayed_before = self.replayed_count(to);
+        self.note_commit_seen(to, &bytes);
         let Some(n) = self.nodes[to].node.as_mut() else { return };
         let rejected_before = rejections_total(&n.status().rejections);
         let epoch_before = n.epoch();

@@ -303,6 +303,7 @@ impl Summary {
                 "partition_asym": f.partition_asym,
                 "loss": f.loss,
                 "io_loss": f.io_loss,
+                "io_gap": f.io_gap,
                 "link_cut": f.link_cut,
                 "switchover": f.switchover,
                 "switchover_during_fault": f.switchover_during_fault,

@@ -274,6 +274,18 @@ impl<'a, W: Workload> Sim<'a, W> {
         }
     }
 
+    /// A datagram reaches node `to`: the commit it carries, if any, may take a slot of
+    /// the node's ring or be inherited (invariant 18). Read without the key and whether
+    /// or not the node takes it: the checker's model may count a frame gone that the node
+    /// still holds, never the reverse.
+    pub(super) fn note_commit_seen(&mut self, to: usize, bytes: &[u8]) {
+        if let Ok(envelope) = wire::decode(bytes, None) {
+            if let Body::Commit(commit) | Body::FrameData { commit, .. } = &envelope.body {
+                self.checker.on_commit_seen(to, commit);
+            }
+        }
+    }
+
     /// A commit's datagram as the `IgnoreSentMask` mutation delivers it: it reports no
     /// output sent (a core that ignores the sent log).
     pub(super) fn without_sent_mask(&self, bytes: &[u8]) -> Option<Vec<u8>> {

@@ -74,7 +74,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                     let quiet_switchover = status_p.as_ref().is_some_and(|s| s.switchover.is_none())
                         && status_q.as_ref().is_some_and(|s| s.switchover.is_none());
                     let links_healthy = self.network.all_up() && self.frozen_count == 0 && self.faults_active == 0;
-                    let io_clean = self.io_loss_ppm[q] == 0 && self.io_bursts.is_empty();
+                    let io_clean = self.io_loss_ppm[q] == 0 && self.io_bursts.is_empty() && self.io_gap == [0, 0];
                     let quiet_plan = !self.plan.any_within(self.now, self.now + bound_ns, Some(index))
                         && self.now + bound_ns < self.options.safety_ms * ms;
                     let clean = quiet_switchover
@@ -220,6 +220,18 @@ impl<'a, W: Workload> Sim<'a, W> {
                 self.io_bursts.insert(id, (node, loss_ppm));
                 self.faults_active += 1;
                 self.schedule(self.now + duration_ns, Event::FaultEnd(FaultEnd::IoLoss { id }));
+            }
+            Fault::IoGap { target, frames } => {
+                let Some(i) = self.resolve(target) else {
+                    self.stats.faults.skipped += 1;
+                    return;
+                };
+                self.stats.faults.io_gap += 1;
+                self.say(format_args!(
+                    "FAULT I/O gap: node {i} ({:?}) loses its next {frames} frames",
+                    self.role(i)
+                ));
+                self.io_gap[i] = self.io_gap[i].max(frames);
             }
             Fault::Switchover { target } => self.operator_switchover(target),
             Fault::Diverge { target, kind } => self.diverge(index, target, kind),

@@ -121,6 +121,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         self.ack_path.heal();
         self.io_loss_ppm = [0, 0];
         self.io_bursts.clear();
+        self.io_gap = [0, 0];
         self.faults_active = 0;
         for i in 0..2 {
             self.thaw(i);

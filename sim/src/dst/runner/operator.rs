@@ -25,7 +25,11 @@ impl<'a, W: Workload> Sim<'a, W> {
                 .node
                 .as_ref()
                 .is_some_and(|n| n.status().sync == SyncState::InSync);
-        let calm = in_sync && self.network.all_up() && self.io_loss_ppm == [0, 0] && self.io_bursts.is_empty();
+        let calm = in_sync
+            && self.network.all_up()
+            && self.io_loss_ppm == [0, 0]
+            && self.io_bursts.is_empty()
+            && self.io_gap == [0, 0];
         if calm && self.now + watch_ns < self.options.safety_ms * ms {
             self.checker.expect_clean_switchover(self.now, self.now + watch_ns);
         }

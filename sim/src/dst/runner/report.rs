@@ -67,6 +67,8 @@ pub struct FaultCounts {
     pub loss: u64,
     /// Loss bursts on a node's I/O input.
     pub io_loss: u64,
+    /// Gaps of two frames or more at the backup's input as its primary crashed.
+    pub io_gap: u64,
     /// Operator switchover commands issued.
     pub switchover: u64,
     /// Of which issued while another fault was active.
@@ -93,6 +95,7 @@ impl FaultCounts {
         self.link_cut += o.link_cut;
         self.loss += o.loss;
         self.io_loss += o.io_loss;
+        self.io_gap += o.io_gap;
         self.switchover += o.switchover;
         self.switchover_during_fault += o.switchover_during_fault;
         self.skipped += o.skipped;

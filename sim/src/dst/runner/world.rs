@@ -106,6 +106,8 @@ pub(super) struct Sim<'a, W: Workload> {
     pub(super) io_rng: Rng,
     pub(super) io_loss_ppm: [u32; 2],
     pub(super) io_bursts: BTreeMap<u64, (usize, u32)>,
+    /// By node: frames its input still loses in a row (`Fault::IoGap`).
+    pub(super) io_gap: [u64; 2],
     pub(super) burst_id_next: u64,
     pub(super) frame_next: u64,
     pub(super) sink: Sink,
@@ -219,6 +221,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             io_rng,
             io_loss_ppm: options.io.loss_ppm,
             io_bursts: BTreeMap::new(),
+            io_gap: [0, 0],
             burst_id_next: 1,
             frame_next: 1,
             // A window longer than any run (as the harness's gateway keeps): with exactly
@@ -356,7 +359,20 @@ impl<'a, W: Workload> Sim<'a, W> {
                         *byte ^= 0x80;
                     }
                 }
+                let rejections_before = n.status().rejections;
                 n.handle_frame(local, frame, &self.payload);
+                // Taken into the ring when no rejection was counted (invariant 18), under
+                // the pair's frame the node's source mapping gives it.
+                let status = n.status();
+                if status.rejections == rejections_before {
+                    if let Some(pair) = status
+                        .source
+                        .filter(|m| m.session == 0)
+                        .and_then(|m| m.pair_frame(frame))
+                    {
+                        self.checker.on_frame_held(node, n.config().frames_buffered, pair);
+                    }
+                }
                 if self.diverge_armed == Some((node, DivergeKind::FrameCopy)) {
                     self.diverge_fired(node, frame, epoch_before);
                 }
@@ -382,6 +398,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                     _ => None,
                 };
                 let replayed_before = self.replayed_count(to);
+                self.note_commit_seen(to, &bytes);
                 let sn = &mut self.nodes[to];
                 let Some(n) = sn.node.as_mut() else { return };
                 let local = sn.clock.local(self.now);
@@ -493,6 +510,10 @@ impl<'a, W: Workload> Sim<'a, W> {
         self.stats.frames += 1;
         let io = self.options.io;
         for node in 0..2 {
+            if self.io_gap[node] > 0 {
+                self.io_gap[node] -= 1;
+                continue;
+            }
             let burst = self
                 .io_bursts
                 .values()
