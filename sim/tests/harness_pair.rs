@@ -124,27 +124,17 @@ fn harness_start_node_exits_during_startup_fails_fast_with_its_error() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Two real nodes start together and hear each other; then node 1's datagrams stop
-/// reaching node 2 (cut in the proxy, one way), as when node 1's host stalls between its
-/// decision to lead and its first heartbeat. Node 1 wins the draw over the starting node
-/// 2 and leads; node 2, hearing nothing more of node 1, leads a cold start too. The cut
-/// heals: the pair must pair up on its own — node 1 follows the higher epoch with a
-/// transfer (`fenced_at_startup`) — not wait for the operator (`colder_primary`), as it
-/// did in the CI run of 537fe21 (the conveyor pair on a loaded host).
-#[test]
-fn harness_pair_two_cold_starts_at_one_startup_pair_without_the_operator() {
+/// Both nodes of a pair started at once (`timing`, the fault proxy when `proxy`), until
+/// each has heard the other (the keyed links' restart handshake done): the rig and its
+/// directory, to remove at the end.
+fn started_together_hearing_each_other(name: &str, timing: Timing, proxy: bool) -> (Rig, PathBuf) {
     let binary = twinloop_demo::binary::locate().expect("the twinloop-demo binary");
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("harness-collision-{}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    // A start-up wait long enough for both nodes to be up and heard (the keyed links'
-    // restart handshake done) well before node 1 decides, whatever the host's load.
-    let timing = Timing {
-        startup_ms: 1500,
-        ..Timing::HARNESS
-    };
     let config = RigConfig {
         cycle_ms: 5,
         timing,
+        proxy,
         progress: false,
         ..RigConfig::new(dir.clone(), binary)
     };
@@ -156,22 +146,42 @@ fn harness_pair_two_cold_starts_at_one_startup_pair_without_the_operator() {
         hears(rig, 0) && hears(rig, 1)
     })
     .expect("the nodes hear each other");
+    (rig, dir)
+}
+
+fn is_primary(rig: &Rig, i: usize) -> bool {
+    rig.status(i)
+        .is_some_and(|s| s.role == twinloop::io::schema::Role::Primary)
+}
+
+/// Two real nodes start together and hear each other; then node 1's datagrams stop
+/// reaching node 2 (cut in the proxy, one way), as when node 1's host stalls between its
+/// decision to lead and its first heartbeat. Node 1 wins the draw over the starting node
+/// 2 and leads; node 2, hearing nothing more of node 1, leads a cold start too. The cut
+/// heals: the pair must pair up on its own — node 1 follows the higher epoch with a
+/// transfer (`fenced_at_startup`) — not wait for the operator (`colder_primary`), as it
+/// did in the CI run of 537fe21 (the conveyor pair on a loaded host).
+#[test]
+fn harness_pair_two_cold_starts_at_one_startup_pair_without_the_operator() {
+    // A start-up wait long enough for both nodes to be up and heard well before node 1
+    // decides, whatever the host's load.
+    let timing = Timing {
+        startup_ms: 1500,
+        ..Timing::HARNESS
+    };
+    let (mut rig, dir) = started_together_hearing_each_other("harness-collision", timing, true);
     {
         let proxy = rig.proxy.as_ref().expect("the proxy");
         for link in 0..proxy.links() {
             proxy.set(link, 1, LinkFault::CUT);
         }
     }
-    let primary = |rig: &Rig, i: usize| {
-        rig.status(i)
-            .is_some_and(|s| s.role == twinloop::io::schema::Role::Primary)
-    };
     let node_1 = rig.nodes[0].log_tail(50);
     assert!(
         !node_1.contains("role primary"),
         "node 1 decided before the cut: {node_1}"
     );
-    rig.wait_starting(1, Duration::from_secs(20), "node 2 to lead", |rig| primary(rig, 1))
+    rig.wait_starting(1, Duration::from_secs(20), "node 2 to lead", |rig| is_primary(rig, 1))
         .expect("node 2 leads");
     rig.proxy.as_ref().expect("the proxy").heal();
     rig.plant.set_sending(true).expect("frames");
@@ -197,38 +207,17 @@ fn harness_pair_two_cold_starts_at_one_startup_pair_without_the_operator() {
 /// led beside it (`won_tiebreak`).
 #[test]
 fn harness_pair_node_thawed_after_its_start_up_deadline_reads_its_whole_backlog_first() {
-    let binary = twinloop_demo::binary::locate().expect("the twinloop-demo binary");
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("harness-backlog-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
     let timing = Timing {
         name: "backlog",
         heartbeat_ms: 1,
         startup_ms: 1000,
         ..Timing::HARNESS
     };
-    let config = RigConfig {
-        cycle_ms: 5,
-        timing,
-        proxy: false,
-        progress: false,
-        ..RigConfig::new(dir.clone(), binary)
-    };
-    let mut rig = Rig::prepare(config).expect("set-up");
-    rig.nodes[0].spawn().expect("node 1 starts");
-    rig.nodes[1].spawn().expect("node 2 starts");
-    let hears = |rig: &Rig, i: usize| rig.nodes[i].log_tail(50).contains("link 0 (sync) up");
-    rig.wait_starting(1, Duration::from_secs(20), "the nodes to hear each other", |rig| {
-        hears(rig, 0) && hears(rig, 1)
-    })
-    .expect("the nodes hear each other");
+    let (mut rig, dir) = started_together_hearing_each_other("harness-backlog", timing, false);
     rig.nodes[0].freeze().expect("SIGSTOP node 1");
     let node_1 = rig.nodes[0].log_tail(50);
     assert!(!node_1.contains("role "), "node 1 decided before the freeze: {node_1}");
-    let primary = |rig: &Rig, i: usize| {
-        rig.status(i)
-            .is_some_and(|s| s.role == twinloop::io::schema::Role::Primary)
-    };
-    rig.wait_starting(1, Duration::from_secs(20), "node 2 to lead", |rig| primary(rig, 1))
+    rig.wait_starting(1, Duration::from_secs(20), "node 2 to lead", |rig| is_primary(rig, 1))
         .expect("node 2 leads");
     // Past node 1's own start-up deadline, with a backlog of node 2's primary heartbeats.
     rig.sleep(Duration::from_millis(1200)).expect("the freeze lasts");

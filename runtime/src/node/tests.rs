@@ -2133,6 +2133,18 @@ fn drop_primary_of_node_0(from: usize, envelope: &crate::wire::Envelope) -> bool
     from == 0 && envelope.header.role == crate::wire::WireRole::Primary
 }
 
+/// Both nodes start together, node 0 with the higher priority, its messages as primary
+/// lost ([`drop_primary_of_node_0`]).
+fn starting_together_node_0_unheard_as_primary() -> Pair {
+    let mut p = Pair::new(5, Config::default(), 0);
+    p.configs[0].priority = 9;
+    p.configs[1].priority = 0;
+    p.drop_if = Some(drop_primary_of_node_0);
+    p.start(0);
+    p.start(1);
+    p
+}
+
 /// Two nodes start together: node 0 wins the draw and leads, and node 1, which hears
 /// nothing of node 0 from then on, leads a cold start too. The CI run of 537fe21 saw it
 /// on a loaded host (the conveyor pair: `colder_primary`, waiting for the operator at
@@ -2141,12 +2153,7 @@ fn drop_primary_of_node_0(from: usize, envelope: &crate::wire::Envelope) -> bool
 /// transfer, without the operator.
 #[test]
 fn starting_two_cold_starts_of_one_startup_the_lower_follows_without_the_operator() {
-    let mut p = Pair::new(5, Config::default(), 0);
-    p.configs[0].priority = 9;
-    p.configs[1].priority = 0;
-    p.drop_if = Some(drop_primary_of_node_0);
-    p.start(0);
-    p.start(1);
+    let mut p = starting_together_node_0_unheard_as_primary();
     let until = p.now + ms(3000);
     assert!(p.run_until(until, |p| p.node(1).role() == Role::Primary));
     assert_eq!(reasons(&p, 0).first(), Some(&Reason::WonTiebreak));
@@ -2179,12 +2186,7 @@ fn starting_two_cold_starts_of_one_startup_the_lower_follows_without_the_operato
 /// pair's state. Node 0 keeps its state for the operator, as before.
 #[test]
 fn starting_cold_start_by_a_restarted_peer_is_not_a_startup_collision() {
-    let mut p = Pair::new(5, Config::default(), 0);
-    p.configs[0].priority = 9;
-    p.configs[1].priority = 0;
-    p.drop_if = Some(drop_primary_of_node_0);
-    p.start(0);
-    p.start(1);
+    let mut p = starting_together_node_0_unheard_as_primary();
     let until = p.now + ms(3000);
     assert!(p.run_until(until, |p| p.node(0).role() == Role::Primary));
     p.crash(1);

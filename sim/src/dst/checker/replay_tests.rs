@@ -23,7 +23,7 @@ fn ran(frame: u64, input: u64, outputs: u8, sent_mask: u32, output_digest: u64, 
     }
 }
 
-fn skipped(frame: u64, last: u64) -> Commit {
+pub(super) fn skipped(frame: u64, last: u64) -> Commit {
     Commit {
         frame,
         kind: CommitKind::Skipped { last },

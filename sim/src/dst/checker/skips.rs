@@ -159,20 +159,12 @@ impl Checker {
 
 #[cfg(test)]
 mod tests {
+    use super::super::replay_tests::skipped;
     use super::*;
 
     const E1: u64 = 0x101;
     const E2: u64 = 0x202;
     const RING: u64 = 16;
-
-    fn skipped(frame: u64, last: u64) -> Commit {
-        Commit {
-            frame,
-            kind: CommitKind::Skipped { last },
-            state_digest: None,
-            writes: Default::default(),
-        }
-    }
 
     /// Node 1 took frames 1..=10 and 13..=20 from the source (11 and 12 lost), ring of 16.
     fn gap_of_two_then_frames_in_hand() -> Checker {
