@@ -94,37 +94,43 @@ pub fn classify(adu: &[u8], client_id: u32) -> Option<Request> {
         return None;
     }
     let (transaction, unit, function) = (word(adu, 0)?, adu[6], adu[7]);
-    let ask = match function {
-        3 | 4 => Ask::Read {
-            address: word(adu, 8)?,
-            count: word(adu, 10)?,
-        },
-        6 => {
-            let (address, value) = (word(adu, 8)?, word(adu, 10)?);
-            match address {
-                CLIENT_ID_REGISTER => Ask::ClientId(u32::from(value) << 16 | (client_id & 0xFFFF)),
-                15 => Ask::ClientId((client_id & 0xFFFF_0000) | u32::from(value)),
-                _ => Ask::Write,
-            }
-        }
-        16 => {
-            let (address, count) = (word(adu, 8)?, word(adu, 10)?);
-            let bytes = usize::from(*adu.get(12)?);
-            let data_ok = bytes == usize::from(count) * 2 && adu.len() == 13 + bytes;
-            match (address, count) {
-                (CLIENT_ID_REGISTER, 2) if data_ok => {
-                    Ask::ClientId(u32::from(word(adu, 13)?) << 16 | u32::from(word(adu, 15)?))
+    // A request of a known function too short for its fields is still a request: passed
+    // on as `Other`, the node answers it (an exception), as for any function it does not
+    // serve — not dropped with the connection.
+    let fields = || -> Option<Ask> {
+        Some(match function {
+            3 | 4 => Ask::Read {
+                address: word(adu, 8)?,
+                count: word(adu, 10)?,
+            },
+            6 => {
+                let (address, value) = (word(adu, 8)?, word(adu, 10)?);
+                match address {
+                    CLIENT_ID_REGISTER => Ask::ClientId(u32::from(value) << 16 | (client_id & 0xFFFF)),
+                    15 => Ask::ClientId((client_id & 0xFFFF_0000) | u32::from(value)),
+                    _ => Ask::Write,
                 }
-                (CLIENT_ID_REGISTER, 1) if data_ok => {
-                    Ask::ClientId(u32::from(word(adu, 13)?) << 16 | (client_id & 0xFFFF))
-                }
-                (15, 1) if data_ok => Ask::ClientId((client_id & 0xFFFF_0000) | u32::from(word(adu, 13)?)),
-                _ => Ask::Write,
             }
-        }
-        5 | 15 => Ask::Write,
-        _ => Ask::Other,
+            16 => {
+                let (address, count) = (word(adu, 8)?, word(adu, 10)?);
+                let bytes = usize::from(*adu.get(12)?);
+                let data_ok = bytes == usize::from(count) * 2 && adu.len() == 13 + bytes;
+                match (address, count) {
+                    (CLIENT_ID_REGISTER, 2) if data_ok => {
+                        Ask::ClientId(u32::from(word(adu, 13)?) << 16 | u32::from(word(adu, 15)?))
+                    }
+                    (CLIENT_ID_REGISTER, 1) if data_ok => {
+                        Ask::ClientId(u32::from(word(adu, 13)?) << 16 | (client_id & 0xFFFF))
+                    }
+                    (15, 1) if data_ok => Ask::ClientId((client_id & 0xFFFF_0000) | u32::from(word(adu, 13)?)),
+                    _ => Ask::Write,
+                }
+            }
+            5 | 15 => Ask::Write,
+            _ => Ask::Other,
+        })
     };
+    let ask = fields().unwrap_or(Ask::Other);
     Some(Request {
         transaction,
         unit,
@@ -399,6 +405,9 @@ mod tests {
         let bad = adu(9, 1, &[16, 0, 14, 0, 2, 3, 0xAB, 0xCD, 0x12, 0x34]);
         assert_eq!(classify(&bad, 0).unwrap().ask, Ask::Write);
         assert_eq!(classify(&adu(1, 1, &[43, 14, 1]), 0).unwrap().ask, Ask::Other);
+        // Proptest's case of CI at 8e095c5: a write of several registers with no fields.
+        assert_eq!(classify(&adu(0, 0, &[16]), 0).unwrap().ask, Ask::Other);
+        assert_eq!(classify(&adu(7, 1, &[3, 0]), 0).unwrap().ask, Ask::Other);
         assert_eq!(classify(&read[..11], 0), None);
     }
 
