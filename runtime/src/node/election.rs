@@ -195,12 +195,12 @@ impl<A: App> Node<A> {
         }
         // A pair's cold start from the start-up role beside a peer last heard without
         // state, which may lead cold too before it hears this node (`startup_collision`).
-        let peer_cold = self.the_peer().status.is_some_and(|p| p.origin == 0);
-        let from_start = matches!(reason, Reason::StartedFirst | Reason::WonTiebreak);
-        self.cold_rival = (self.origin.0 == 0 && from_start && !self.group_votes() && peer_cold).then(|| {
-            let peer = self.the_peer();
-            (peer.status.map_or(0, |p| p.node_id), peer.session, peer.nonce)
-        });
+        let cold_start = self.origin.0 == 0 && matches!(reason, Reason::StartedFirst | Reason::WonTiebreak);
+        let peer = self.the_peer();
+        self.cold_rival = peer
+            .status
+            .filter(|p| cold_start && p.origin == 0 && !self.group_votes())
+            .map(|p| (p.node_id, peer.session, peer.nonce));
         if self.origin.0 == 0 {
             // A cold start: the state this node leads with begins here.
             self.origin = epoch;

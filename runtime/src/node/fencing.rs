@@ -245,13 +245,15 @@ impl<A: App> Node<A> {
     /// goes back to another, later cold start.
     fn fenced_by(&mut self, theirs: Epoch, header: &crate::wire::Header) {
         let origin = header.origin;
-        if self.keeps_state_against(origin) && !self.startup_collision(header) {
+        let collision = self.startup_collision(header);
+        if self.keeps_state_against(origin) && !collision {
             self.follow_epoch(theirs);
             self.switchover = super::Switchover::Idle;
             self.tx = None;
             self.keep_state_for_operator(origin);
         } else {
-            let reason = if self.origin.0 != origin && self.startup_collision(header) {
+            // Two cold starts of one term have distinct origins (an epoch names its node).
+            let reason = if collision {
                 super::Reason::FencedAtStartup
             } else {
                 super::Reason::FencedByEpoch

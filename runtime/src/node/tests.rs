@@ -31,6 +31,18 @@ fn reasons(p: &Pair, i: usize) -> std::vec::Vec<Reason> {
         .collect()
 }
 
+/// The `Fetch` messages of `frame` node 1 sent (on `link`, or on any), as captured.
+fn backup_fetches(p: &Pair, frame: u64, link: Option<u8>) -> usize {
+    p.captured
+        .iter()
+        .filter(|(from, on, bytes)| {
+            *from == 1
+                && link.is_none_or(|l| l == *on)
+                && matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::Fetch { frame: f }) if f == frame)
+        })
+        .count()
+}
+
 /// Both nodes up, node 0 primary, node 1 an in-sync backup.
 fn running_pair(config: Config) -> Pair {
     let mut p = Pair::new(11, config, 0);
@@ -3156,16 +3168,7 @@ fn backup_fetch_outstanding_more_commits_no_second_fetch_before_the_retry() {
     p.frame_loss[1].insert(f + 1, ());
     p.drop_if = Some(drop_fetch_answers);
     p.capture = true;
-    let fetches_of = |p: &Pair, frame: u64| {
-        p.captured
-            .iter()
-            .filter(|(from, link, bytes)| {
-                *from == 1
-                    && *link == 0
-                    && matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::Fetch { frame: f }) if f == frame)
-            })
-            .count()
-    };
+    let fetches_of = |p: &Pair, frame: u64| backup_fetches(p, frame, Some(0));
     let until = p.now + ms(100);
     assert!(p.run_until(until, |p| fetches_of(p, f) > 0));
     let asked_at = p.now;
@@ -5552,16 +5555,7 @@ fn backup_ten_frames_lost_fetches_the_8_after_its_last_run_at_the_retry() {
     }
     p.drop_if = Some(drop_fetch_answers);
     p.capture = true;
-    let fetches_of = |p: &Pair, frame: u64| {
-        p.captured
-            .iter()
-            .filter(|(from, link, bytes)| {
-                *from == 1
-                    && *link == 0
-                    && matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::Fetch { frame: f }) if f == frame)
-            })
-            .count()
-    };
+    let fetches_of = |p: &Pair, frame: u64| backup_fetches(p, frame, Some(0));
     let until = p.now + ms(100);
     assert!(p.run_until(until, |p| fetches_of(p, f) > 0));
     let asked_at = p.now;
@@ -6786,15 +6780,7 @@ fn backup_fetched_frames_run_next_input_missing_asked_at_once() {
     p.frame_loss[1].insert(f + 2, ());
     p.drop_if = Some(drop_commit_of_fetched_at);
     p.capture = true;
-    let fetches_of = |p: &Pair, frame: u64| {
-        p.captured
-            .iter()
-            .filter(|(from, _, bytes)| {
-                *from == 1
-                    && matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::Fetch { frame: x }) if x == frame)
-            })
-            .count()
-    };
+    let fetches_of = |p: &Pair, frame: u64| backup_fetches(p, frame, None);
     let until = p.now + ms(100);
     assert!(p.run_until(until, |p| fetches_of(p, f) > 0));
     assert_eq!(fetches_of(&p, f + 2), 0, "F+2 committed before the first fetch");
@@ -6828,16 +6814,7 @@ fn backup_fetch_of_two_frames_outstanding_more_commits_no_second_fetch_before_th
     p.frame_loss[1].insert(f + 1, ());
     p.drop_if = Some(drop_fetch_answers_and_commit_of_fetched_at);
     p.capture = true;
-    let fetches_of = |p: &Pair, frame: u64| {
-        p.captured
-            .iter()
-            .filter(|(from, link, bytes)| {
-                *from == 1
-                    && *link == 0
-                    && matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::Fetch { frame: x }) if x == frame)
-            })
-            .count()
-    };
+    let fetches_of = |p: &Pair, frame: u64| backup_fetches(p, frame, Some(0));
     let until = p.now + ms(100);
     assert!(p.run_until(until, |p| fetches_of(p, f) > 0));
     assert_eq!(fetches_of(&p, f + 1), 1, "F and F+1 asked for together");
