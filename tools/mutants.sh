@@ -14,7 +14,10 @@
 # file), `--re '^runtime/src/node/fencing\.rs:'` (one file), `--list` (no run).
 #
 # Environment (defaults in brackets):
-#   MUTANTS_DST_SEEDS      DST seeds per mutant, 0..N-1 [200]
+#   MUTANTS_DST_SEEDS      DST seeds per mutant and shape, 0..N-1 [200]
+#   MUTANTS_DST_SHAPES     the DST's shapes, `;`-separated option lists, run in turn until
+#                          one fails [";--acks;--acked;--nodes 3": the pair, its event
+#                          acknowledgements, acked outputs, a group of three]
 #   MUTANTS_DST_THREADS    the DST's --threads [2]
 #   MUTANTS_PROFILE        dev or release: the profile the DST and the tests are built in [dev]
 #   MUTANTS_DST_TIMEOUT_S  one DST run [120]; MUTANTS_UNIT_TIMEOUT_S: build and run of the
@@ -64,18 +67,27 @@ as_cargo() {
 
     local seeds=${MUTANTS_DST_SEEDS:-200} threads=${MUTANTS_DST_THREADS:-2}
     local sim="${CARGO_TARGET_DIR:-$root/target}/$profile_dir/twinloop-sim"
-    echo "+ $sim dst --seeds $seeds --threads $threads --quiet"
-    # GNU timeout signals its whole process group: nothing the run started outlives it.
-    timeout -k 10 "${MUTANTS_DST_TIMEOUT_S:-120}" "$sim" dst --seeds "$seeds" --threads "$threads" --quiet
-    local rc=$?
-    case $rc in
-        0) ;;
-        124 | 137) echo "$marker dst-timeout"; exit 1 ;;
-        # clap's usage error, or no binary: the harness is wrong, not the mutant.
-        2 | 126 | 127) echo "$marker error (the DST exited $rc)"; exit 2 ;;
-        # 10 safety, 11 liveness, 12 panic; anything else (an abort, a signal) too.
-        *) echo "$marker dst-killed (exit $rc)"; exit 1 ;;
-    esac
+    # One shape after another, the first that fails kills the mutant: the pair, then
+    # the shapes that run code the pair's DST never reaches (event acknowledgements,
+    # acked outputs, a group's votes).
+    local shapes shape rc
+    IFS=';' read -r -a shapes <<<"${MUTANTS_DST_SHAPES-;--acks;--acked;--nodes 3}"
+    for shape in "${shapes[@]}"; do
+        # shellcheck disable=SC2086 # a shape is words, split on purpose
+        echo "+ $sim dst --seeds $seeds --threads $threads --quiet $shape"
+        # GNU timeout signals its whole process group: nothing the run started outlives it.
+        # shellcheck disable=SC2086
+        timeout -k 10 "${MUTANTS_DST_TIMEOUT_S:-120}" "$sim" dst --seeds "$seeds" --threads "$threads" --quiet $shape
+        rc=$?
+        case $rc in
+            0) ;;
+            124 | 137) echo "$marker dst-timeout${shape:+ ($shape)}"; exit 1 ;;
+            # clap's usage error, or no binary: the harness is wrong, not the mutant.
+            2 | 126 | 127) echo "$marker error (the DST exited $rc${shape:+ with $shape})"; exit 2 ;;
+            # 10 safety, 11 liveness, 12 panic; anything else (an abort, a signal) too.
+            *) echo "$marker dst-killed (exit $rc${shape:+, $shape})"; exit 1 ;;
+        esac
+    done
 
     echo "+ cargo test ${profile_args[*]} -p twinloop --lib"
     if ! "$real" test --locked "${profile_args[@]}" -p twinloop --lib --no-run; then
