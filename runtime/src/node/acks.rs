@@ -781,6 +781,24 @@ mod tests {
         assert_eq!(split_events(&bad), None);
     }
 
+    /// Mutant `acks.rs:110:14` (`>` → `==`, run of 37f1692): a count above the queue's
+    /// bound, with the bytes for it, is refused; one at the bound is taken. A transfer
+    /// carries at most [`EVENTS_UNACKED_MAX`] events (`encode_events`): more is damage.
+    #[test]
+    fn transfer_events_count_above_the_queue_bound_refused() {
+        use super::{split_events, EVENTS_UNACKED_MAX, TRANSFER_CONTENT_V3, TRANSFER_EVENT_BYTES};
+        let snapshot = |count: usize| {
+            let mut bytes = std::vec![0u8; 5 + count * TRANSFER_EVENT_BYTES];
+            bytes.extend_from_slice(&(count as u16).to_le_bytes());
+            bytes.extend_from_slice(&TRANSFER_CONTENT_V3.to_le_bytes());
+            bytes
+        };
+        let at_bound = snapshot(EVENTS_UNACKED_MAX);
+        let (before, events) = split_events(&at_bound).unwrap();
+        assert_eq!((before, events.len()), (5, EVENTS_UNACKED_MAX * TRANSFER_EVENT_BYTES));
+        assert_eq!(split_events(&snapshot(EVENTS_UNACKED_MAX + 1)), None);
+    }
+
     proptest::proptest! {
         /// Arbitrary bytes never panic the split, and what it returns is well cut.
         #[test]

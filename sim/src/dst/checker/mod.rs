@@ -165,6 +165,13 @@
 //!     a `Skipped` commit delivered to it (inherited) and a frame it alarmed `InputLost`
 //!     in the same event.
 //!
+//! 20. **A probe's answer is acted on** (issue 21, added 2026-11-27; `probe.rs`; 19 is
+//!     the step-down rule's). A backup answered, since its probe went out, by a peer that
+//!     does not lead (a `ProbeAck` of the probe's id, taken) takes over then, not at the
+//!     probe's deadline — unless a primary's message reached it after, or it changed
+//!     role or sync state; and a backup takes over as `TakeoverNoPrimary` only in the
+//!     event that delivered such an answer to its last probe.
+//!
 //! # Where each check lives
 //!
 //! One file per invariant: `fencing.rs` (1), `exactly_once.rs` (2, and `lineage.rs` for the
@@ -172,7 +179,7 @@
 //! `convergence.rs` (5), `failover.rs` (6), `switchover.rs` (7), `continuity.rs` (8),
 //! `resends.rs` (9, and what each node held when it took over), `replay.rs` (10),
 //! `joins.rs` (11), `divergence.rs` (12), `attack.rs` (13), `levels.rs` (14),
-//! `skips.rs` (18). The shared record they read — tenures, split brains, committed
+//! `skips.rs` (18), `probe.rs` (20). The shared record they read — tenures, split brains, committed
 //! decisions, alarms, what each application produced, the frames each incarnation ran,
 //! steps by epoch — is kept by `record.rs`. [`Checker::on_emit`], [`Checker::on_transition`],
 //! [`Checker::on_steps`], [`Checker::on_commit`], [`Checker::on_event_end`] and
@@ -193,6 +200,7 @@ mod levels;
 mod lineage;
 mod nothing_lost;
 mod output_path;
+mod probe;
 mod record;
 mod replay;
 #[cfg(test)]
@@ -292,6 +300,10 @@ pub enum Invariant {
     /// 18 (issue 21, `skips.rs`): a primary committed as skipped a frame whose input it
     /// held, neither inherited the skip nor alarmed the input lost.
     SkipHeld,
+    /// 20 (issue 21, `probe.rs`): a backup took over at its probe's deadline though a
+    /// peer that does not lead had answered the probe, or took over as no primary led
+    /// without such an answer.
+    ProbeAnswered,
 }
 
 impl Invariant {
@@ -316,6 +328,7 @@ impl Invariant {
             Invariant::EventsApplied => 16,
             Invariant::AckedOnce => 17,
             Invariant::SkipHeld => 18,
+            Invariant::ProbeAnswered => 20,
         }
     }
 
@@ -734,6 +747,9 @@ pub struct Checker {
     // Invariant 18.
     /// By node: what its ring holds of the I/O source's frames, and the skips it was sent.
     rings: [skips::RingModel; 2],
+    // Invariant 20.
+    /// By node: its incarnation's last probe and the answers to it.
+    probes: [probe::ProbeModel; 2],
     // Invariant 11.
     /// When the faults healed: joins are judged from then on.
     heal_at: Option<Nanos>,
@@ -809,6 +825,7 @@ impl Checker {
     /// Node `node` (re)started as incarnation `incarnation`.
     pub fn on_start(&mut self, node: usize, incarnation: u32) {
         self.incarnation[node] = incarnation;
+        self.forget_probe(node);
         // What the incarnation before knew (heard or led): a restart must start above it,
         // from its disk (invariant 3's orphaned losses).
         self.known_before[node] = self.known_before[node]
@@ -831,6 +848,7 @@ impl Checker {
     /// Node `node` crashed at `at`.
     pub fn on_crash(&mut self, _at: Nanos, node: usize) {
         self.running[node] = false;
+        self.forget_probe(node);
         self.released[node] = false;
         self.joining[node] = None;
         self.end_diverge_watch();
@@ -860,6 +878,7 @@ impl Checker {
     /// A transition of node `node`.
     pub fn on_transition(&mut self, at: Nanos, node: usize, t: &Transition) {
         self.released[node] = false;
+        self.check_probe(at, node, t);
         self.watch_switchovers(at, node, t);
         self.check_continuity(at, node, t);
         self.track_takeover(node, t);

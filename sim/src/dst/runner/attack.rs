@@ -324,8 +324,10 @@ impl<'a, W: Workload> Sim<'a, W> {
         // first copy of a datagram sent since the target started, moves it as the real
         // one would).
         self.note_delivered(to, link, &bytes, replayed_before);
+        self.note_probe_traffic(to, &bytes, rejected_after > rejected_before);
         self.attack_effects = judged.then(Vec::new);
         self.drain(to, epoch_before);
+        self.checker.on_probe_event_end(to);
         let effects = self.attack_effects.take().unwrap_or_default();
         let epoch_after = self.nodes[to].node.as_ref().map_or(epoch_before, |n| n.epoch());
         if judged {

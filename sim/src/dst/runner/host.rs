@@ -274,6 +274,26 @@ impl<'a, W: Workload> Sim<'a, W> {
         }
     }
 
+    /// Node `to` handled the datagram `bytes` (`refused`: a rejection counted meanwhile):
+    /// invariant 20 learns what it says of the node's probe — a primary's message ends
+    /// it; a `ProbeAck` from a peer that does not lead answers it. Read under the pair's
+    /// key, from the peer only. Before the event's actions reach the checker.
+    pub(super) fn note_probe_traffic(&mut self, to: usize, bytes: &[u8], refused: bool) {
+        let key = self.options.auth_key.map(AuthKey::new);
+        let (primary, answer) = match wire::decode(bytes, key.as_ref()) {
+            Ok(envelope) if !refused && envelope.header.node_id != to as u8 + 1 => {
+                let primary = envelope.header.role == WireRole::Primary;
+                let answer = match envelope.body {
+                    Body::ProbeAck { id } if !primary => Some(id),
+                    _ => None,
+                };
+                (primary, answer)
+            }
+            _ => (false, None),
+        };
+        self.checker.on_probe_traffic(self.now, to, primary, answer);
+    }
+
     /// A datagram reaches node `to`: the commit it carries, if any, may take a slot of
     /// the node's ring or be inherited (invariant 18). Read without the key and whether
     /// or not the node takes it: the checker's model may count a frame gone that the node
@@ -485,6 +505,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                                 self.checker.on_commit(now, i, envelope.header.epoch, &commit);
                             }
                             (Body::SwitchRelease { .. }, WireRole::Primary) => self.checker.on_release(i),
+                            (Body::Probe { id }, _) => self.checker.on_probe_sent(i, id),
                             _ => {}
                         }
                     }

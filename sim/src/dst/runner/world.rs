@@ -406,6 +406,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 n.handle_message(local, link, mutated.as_deref().unwrap_or(&bytes));
                 let refused = refused_before.is_some_and(|before| self.refused_count(to) != Some(before));
                 self.note_genuine(to, &bytes, refused);
+                self.note_probe_traffic(to, &bytes, refused);
                 if let Some(offered) = offered {
                     self.commit_received(to, offered);
                 }
@@ -414,6 +415,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 }
                 self.note_delivered(to, link, &bytes, replayed_before);
                 self.drain(to, epoch_before);
+                self.checker.on_probe_event_end(to);
             }
             Event::Timer { node } => {
                 self.trace_u64(5 + node as u64);
