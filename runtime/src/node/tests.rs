@@ -5111,6 +5111,45 @@ fn joining_state_not_the_announced_digest_rejected_joins_again() {
     assert!(reasons(&p, 1).contains(&Reason::ResyncStarted(ResyncCause::TransferFailed)));
 }
 
+/// A backup resyncing with the pair's state (after a divergence: same cold start) that
+/// refuses a transfer's state for its digest no longer holds that state: the application
+/// restored the refused bytes. It must not lead with them when its primary dies
+/// (found by the DST's tampered chunk, 2026-11-27: seed 534 of 0..1999, invariant 4, a
+/// node that refused a transfer led a cold start's role on the state it refused).
+#[test]
+fn joining_with_state_refused_transfer_primary_lost_no_lead_on_the_refused_state() {
+    let mut p = fast_pair_running(0);
+    let f = p.frame_next + 5;
+    p.drop_if = Some(drop_begins_from_primary);
+    p.capture = true;
+    let since = p.captured.len();
+    p.nodes[1].as_mut().unwrap().app_mut().diverge_at_frame = Some(f);
+    let resyncing = p.run_until(p.now + ms(50), |p| {
+        reasons(p, 1).contains(&Reason::ResyncStarted(ResyncCause::Divergence))
+            && captured_from(p, 0, since)
+                .iter()
+                .any(|(_, _, e)| matches!(e.body, Body::TransferBegin { .. }))
+    });
+    assert!(resyncing, "{:?}", reasons(&p, 1));
+    let (link, _, mut begin) = captured_from(&p, 0, since)
+        .into_iter()
+        .find(|(_, _, e)| matches!(e.body, Body::TransferBegin { .. }))
+        .unwrap();
+    if let Body::TransferBegin { state_digest, .. } = &mut begin.body {
+        *state_digest ^= 1;
+    }
+    p.inject(1, link, &wire::encode(&begin, None).unwrap());
+    let rejected = p.run_until(p.now + ms(100), |p| alarms_of(p, 1).contains(&Alarm::TransferRejected));
+    assert!(rejected, "{:?} {:?}", alarms_of(&p, 1), reasons(&p, 1));
+    let seen = reasons(&p, 1).len();
+    p.crash(0);
+    let wait = ms(p.configs[1].startup_wait_ms);
+    p.run_for(wait * 5);
+    let since = reasons(&p, 1).split_off(seen);
+    assert_ne!(p.node(1).role(), Role::Primary, "led on a refused state: {since:?}");
+    assert!(alarms_of(&p, 1).contains(&Alarm::ColdStartHeld), "{since:?}");
+}
+
 // ---- m3 (2026-11-26): survivors of the full mutation run's shards 6 and 7 (a851fc6) ----
 
 /// Mutant `node/mod.rs:63:29` at a851fc6 (`4 * OUTPUTS_PER_FRAME_MAX` → `4 +` in

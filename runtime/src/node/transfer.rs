@@ -422,6 +422,11 @@ impl<A: App> Node<A> {
         };
         let restored = self.app.restore(&self.snapshot_buf[..state_len]);
         if restored.is_err() || self.app.digest() != digest {
+            // The application's state is no longer the one this node held: restored, the
+            // refused bytes replaced it (and a failed restore may have changed it). It
+            // holds none of the pair's until a transfer installs one, and must not lead
+            // with it (`lead_from_start`; found by the DST's tampered chunk, 2026-11-27).
+            self.origin = super::Epoch(0);
             self.alarm(Alarm::TransferRejected);
             self.start_join(Some(ResyncCause::TransferFailed));
             return;

@@ -3,7 +3,8 @@
 //! sessions'), forgeries (valid-looking headers with other epochs, roles and frames under a
 //! wrong MAC), reflections (a node's own datagrams sent back to it), untagged messages on a
 //! keyed pair, and bytes that are not a message at all (truncated, random, changed under a
-//! recomputed checksum). It does not know the key.
+//! recomputed checksum); and on an unkeyed pair, a state transfer's first chunk with a
+//! byte of the state changed under a recomputed checksum. It does not know the key.
 //!
 //! What it may and may not achieve is invariant 13 (`checker/attack.rs`): the runner
 //! delivers each injection, judges whether the core must reject it, and the checker sees
@@ -39,6 +40,12 @@ pub enum Kind {
     /// On an unkeyed pair, a message whose body names a frame above `FRAME_MAX` (a
     /// forgery, or a corruption the checksum missed): no handler may see it.
     FrameBeyond,
+    /// On an unkeyed pair, a transfer's first chunk with the state's first byte changed
+    /// under a recomputed checksum, in place of the genuine chunk: the joiner takes it (it
+    /// cannot tell), and must then refuse the state, whose digest is not the one the
+    /// transfer's beginning announced (`Alarm::TransferRejected`, a new join). Not an
+    /// injection: [`Attacker::tamper`] changes the datagram on its way.
+    Tamper,
 }
 
 impl Kind {
@@ -51,6 +58,7 @@ impl Kind {
             Kind::Untagged => "untagged",
             Kind::Garbage => "garbage",
             Kind::FrameBeyond => "frame_beyond",
+            Kind::Tamper => "tamper",
         }
     }
 }
@@ -92,7 +100,10 @@ pub struct Attacker {
     /// Its own key: a forgery carries a tag, just not the pair's.
     key: AuthKey,
     /// Injections made, by kind (in [`Kind`] order).
-    pub injected: [u64; 6],
+    pub injected: [u64; 7],
+    /// The tampering's own generator (`Kind::Tamper`), when the seed drew it: forked after
+    /// every other generator of the run, so that the attacker's other draws stay.
+    tamper: Option<Rng>,
 }
 
 impl Attacker {
@@ -108,8 +119,18 @@ impl Attacker {
             rng,
             seen: (0..links).map(|_| [Seen::default(), Seen::default()]).collect(),
             key: AuthKey::new(key),
-            injected: [0; 6],
+            injected: [0; 7],
+            tamper: None,
         }
+    }
+
+    /// Tampers with transfer chunks (`Kind::Tamper`; unkeyed pairs only, where the params
+    /// draw it), drawing from `rng`.
+    pub fn with_tamper(mut self, rng: Rng) -> Self {
+        if self.params.tamper && !self.keyed {
+            self.tamper = Some(rng);
+        }
+        self
     }
 
     fn kinds(&self) -> Vec<Kind> {
@@ -178,6 +199,8 @@ impl Attacker {
             Kind::Untagged => (1 - from, (now, self.forge(bytes, false))),
             Kind::Garbage => (1 - from, (now, self.garbage(bytes))),
             Kind::FrameBeyond => (1 - from, (now, self.frame_beyond(bytes))),
+            // Not among `kinds()`: drawn apart, from its own generator (`tamper`).
+            Kind::Tamper => return,
         };
         self.injected[kind as usize] += 1;
         out.push(Injection {
@@ -188,6 +211,39 @@ impl Attacker {
             bytes,
             sent_at,
         });
+    }
+
+    /// A man in the middle of an unkeyed link (`Kind::Tamper`): half the time a
+    /// transfer's first chunk passes, it puts in its place the chunk with the snapshot's
+    /// first byte changed and the checksum recomputed — `None` when it leaves the datagram
+    /// alone. In place, not ahead: the joiner keeps the first copy of a chunk that comes
+    /// after the transfer's beginning, and a copy sent at once would overtake the
+    /// beginning itself and be ignored; the network carries the replacement as it would
+    /// have carried the genuine chunk (same size, same draws).
+    ///
+    /// Why the first byte: the simulated program's snapshot begins with its frame count
+    /// (postcard, a varint), a field its digest covers, so the state restored from the
+    /// tampered bytes has another digest than the one the transfer's beginning announced,
+    /// and the joiner must refuse it. A byte its digest leaves out (its ballast, the
+    /// padding) would restore a state the program calls the same, which no core can tell;
+    /// the change keeps the varint's continuation bit, so the field stays one field.
+    pub fn tamper(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let rng = self.tamper.as_mut()?;
+        let mut envelope = wire::decode(bytes, None).ok()?;
+        let Body::Chunk {
+            index: 0, bytes: chunk, ..
+        } = &mut envelope.body
+        else {
+            return None;
+        };
+        let first = chunk.first_mut()?;
+        if !rng.chance(1, 2) {
+            return None;
+        }
+        *first ^= 1 + rng.below(0x7F) as u8;
+        let tampered = wire::encode(&envelope, None).ok()?;
+        self.injected[Kind::Tamper as usize] += 1;
+        Some(tampered.to_vec())
     }
 
     fn pick_seen(&mut self, link: u8, from: usize) -> (Nanos, Vec<u8>) {
@@ -300,6 +356,7 @@ mod tests {
             reflect: true,
             untagged: true,
             garbage: true,
+            tamper: true,
         }
     }
 
@@ -349,6 +406,8 @@ mod tests {
                 Kind::Forgery | Kind::Untagged | Kind::Garbage | Kind::FrameBeyond => {
                     assert!(decoded.is_err(), "{:?}", injection.kind)
                 }
+                // Never an injection (`Attacker::tamper`).
+                Kind::Tamper => panic!("a tampered chunk injected"),
             }
         }
         assert!(
@@ -361,6 +420,76 @@ mod tests {
             0,
             "a keyed pair's MAC comes first"
         );
+    }
+
+    fn chunk(index: u32, first: u8) -> Vec<u8> {
+        let mut body = Body::Chunk {
+            id: 3,
+            index,
+            bytes: Default::default(),
+        };
+        if let Body::Chunk { bytes, .. } = &mut body {
+            bytes.extend_from_slice(&[first, 7, 8, 9]).expect("fits");
+        }
+        let envelope = Envelope {
+            header: Header {
+                node_id: 1,
+                role: WireRole::Primary,
+                epoch: 0x101,
+                sync: WireSync::NotApplicable,
+                frame: 40,
+                session: 0,
+                seq: 0,
+                origin: 0x101,
+            },
+            body,
+        };
+        wire::encode(&envelope, None).expect("fits").to_vec()
+    }
+
+    #[test]
+    fn attacker_unkeyed_tamper_changes_the_first_chunks_first_byte_only() {
+        let mut attacker = Attacker::new(params(), false, 1, Rng::new(5)).with_tamper(Rng::new(6));
+        let mut tampered = 0;
+        for round in 0..200u32 {
+            // The frame count's varint: one byte below 128, or a first byte with the
+            // continuation bit.
+            let first = if round % 2 == 0 { 5 } else { 0x85 };
+            let genuine = chunk(0, first);
+            let Some(bytes) = attacker.tamper(&genuine) else {
+                continue;
+            };
+            tampered += 1;
+            let envelope = wire::decode(&bytes, None).expect("a well-formed chunk, checksum recomputed");
+            let Body::Chunk { id, index, bytes } = envelope.body else {
+                panic!("not a chunk")
+            };
+            assert_eq!((id, index), (3, 0));
+            assert_ne!(bytes[0], first);
+            assert_eq!(bytes[0] & 0x80, first & 0x80, "the continuation bit is kept");
+            assert_eq!(&bytes[1..], &[7, 8, 9]);
+            // Any other chunk, or anything else, passes untouched.
+            assert_eq!(attacker.tamper(&chunk(1, first)), None);
+            assert_eq!(attacker.tamper(&datagram(1, &AuthKey::new([1; 32]))), None);
+        }
+        assert!((60..=140).contains(&tampered), "about half: {tampered}");
+        assert_eq!(attacker.injected[Kind::Tamper as usize], tampered);
+        // Keyed, or not drawn: never.
+        let mut keyed = Attacker::new(params(), true, 1, Rng::new(5)).with_tamper(Rng::new(6));
+        let mut off = Attacker::new(
+            AttackerParams {
+                tamper: false,
+                ..params()
+            },
+            false,
+            1,
+            Rng::new(5),
+        )
+        .with_tamper(Rng::new(6));
+        for _ in 0..50 {
+            assert_eq!(keyed.tamper(&chunk(0, 5)), None);
+            assert_eq!(off.tamper(&chunk(0, 5)), None);
+        }
     }
 
     #[test]

@@ -130,6 +130,15 @@ pub enum Fault {
         /// How many frames in a row.
         frames: u64,
     },
+    /// Armed at a crash with a restart, at its instant: when the crashed node restarts,
+    /// every datagram it sends is lost for `duration_ns`, while its peer's reach it (an
+    /// asymmetric partition from the restarted node; issue 21). A restarted node whose
+    /// reservation is above its primary's epoch then hears that primary only as stale,
+    /// and the primary never hears the epoch it must lead above.
+    RestartCut {
+        /// How long the cut lasts from the restart.
+        duration_ns: Nanos,
+    },
     /// The output path to the sink is cut (a switch reboot, a cable swapped), and with
     /// `acks` the sink's path back too; it heals after `duration_ns` (issue 22).
     OutputOutage {
@@ -150,7 +159,12 @@ impl Fault {
             | Fault::LossBurst { duration_ns, .. }
             | Fault::IoLoss { duration_ns, .. }
             | Fault::OutputOutage { duration_ns, .. } => duration_ns,
-            Fault::Crash { .. } | Fault::Switchover { .. } | Fault::Diverge { .. } | Fault::IoGap { .. } => 0,
+            // A restart's cut begins at the restart, not when it is armed.
+            Fault::Crash { .. }
+            | Fault::Switchover { .. }
+            | Fault::Diverge { .. }
+            | Fault::IoGap { .. }
+            | Fault::RestartCut { .. } => 0,
         }
     }
 }
@@ -382,6 +396,46 @@ impl FaultPlan {
                         fault: Fault::IoGap {
                             target: Target::Backup,
                             frames: between(r, 2, 4),
+                        },
+                    });
+                }
+            }
+        }
+        // A restart that hears its primary only as stale (issue 21): a backup restarted
+        // announces the epoch it reserved, above its primary's; the primary leads above it
+        // once it hears it (`Reason::EpochRaised`). With every datagram of the restarted
+        // node lost meanwhile, the primary never hears it, and the restarted node hears
+        // only messages it refuses as stale: it must still count the pair as holding state
+        // and not lead a cold start beside the primary (mutants `fencing.rs:67:26` and
+        // `67:61`, invariant 8), then join once the cut heals. The cut outlasts the
+        // start-up wait, the window and the probe by a quarter at least, up to twice
+        // them. Half the crashes of the backup that restart; pushed after the crash, at
+        // its instant, so that it finds the node that went down. From a generator of its
+        // own, after the rest: other draws stay.
+        if mix.crash && options.faults.restart {
+            let r = &mut rng.fork();
+            let c = &options.config;
+            let hold_ns = (c.startup_wait_ms + c.detection_window_ms + c.probe_timeout_ms) * ms;
+            let restarts: Vec<Nanos> = plan
+                .faults
+                .iter()
+                .filter(|f| {
+                    matches!(
+                        f.fault,
+                        Fault::Crash {
+                            target: Target::Backup,
+                            restart_after_ns: Some(_),
+                        }
+                    )
+                })
+                .map(|f| f.at)
+                .collect();
+            for at in restarts {
+                if plan.faults.len() < FAULTS_MAX && r.chance(1, 2) {
+                    plan.faults.push(PlannedFault {
+                        at,
+                        fault: Fault::RestartCut {
+                            duration_ns: between(r, hold_ns + hold_ns / 4, 2 * hold_ns),
                         },
                     });
                 }

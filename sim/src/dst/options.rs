@@ -378,6 +378,9 @@ pub struct AttackerParams {
     pub untagged: bool,
     /// Truncated datagrams, random bytes, and bytes changed under a recomputed checksum.
     pub garbage: bool,
+    /// On an unkeyed pair, a transfer's first chunk with a byte of the state changed under
+    /// a recomputed checksum, sent ahead of the genuine one (a man in the middle).
+    pub tamper: bool,
 }
 
 impl AttackerParams {
@@ -389,6 +392,7 @@ impl AttackerParams {
             ("reflect", self.reflect),
             ("untagged", self.untagged),
             ("garbage", self.garbage),
+            ("tamper", self.tamper),
         ]
         .iter()
         .filter(|(_, on)| *on)
@@ -621,6 +625,7 @@ impl Options {
                     reflect: keyed && r_attack.chance(1, 2),
                     untagged: keyed && r_attack.chance(1, 2),
                     garbage: r_attack.chance(1, 2),
+                    tamper: false,
                 };
                 if !keyed {
                     // Unkeyed, a forgery is a message naming a frame beyond `FRAME_MAX`,
@@ -630,6 +635,13 @@ impl Options {
                 }
                 if params.names().is_empty() {
                     params.garbage = true;
+                }
+                if !keyed {
+                    // A tampered chunk (2026-11-27, issue 21): without a key a man in the
+                    // middle can change a chunk and recompute its checksum; the joiner must
+                    // refuse the state its digest does not match. Drawn last, after the
+                    // check above, so that every other draw stays.
+                    params.tamper = r_attack.chance(1, 2);
                 }
                 params
             });

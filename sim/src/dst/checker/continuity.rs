@@ -4,6 +4,19 @@
 use super::*;
 
 impl Checker {
+    /// Invariant 8: node `node` took a message of its peer's that says the peer holds the
+    /// pair's state (its `origin`, not 0) — fresh or stale, as the core counts it
+    /// (`pair_had_state`): its incarnation knows the pair had state as surely as one
+    /// that followed a primary. Since 2026-11-27 (issue 21): a restarted node that hears
+    /// its primary only as stale (`Fault::RestartCut`) never follows it, and a core that
+    /// forgot the stale primary's state led a cold start beside it unseen (mutants
+    /// `fencing.rs:67:26` and `67:61`).
+    pub fn on_heard_state(&mut self, node: usize) {
+        if self.running[node] {
+            self.knew_state[node] = true;
+        }
+    }
+
     /// Invariant 8, at node `node`'s `ColderPrimary` alarm: a node keeps its state for
     /// the operator only when it holds one (`own_origin`, not 0) and the primary that
     /// fenced it goes back to a later cold start (`origin` above it). Fenced by a primary

@@ -732,7 +732,8 @@ pub struct Checker {
     /// By node: since when the current incarnation holds a state (ran a frame or
     /// installed one).
     holds_state: [Option<Nanos>; 2],
-    /// By node: the current incarnation followed a primary, so it knew the pair's state.
+    /// By node: the current incarnation followed a primary, or took a message of its
+    /// peer's saying it held state, so it knew the pair's state.
     knew_state: [bool; 2],
 
     // Invariants 9 and 10.

@@ -150,6 +150,52 @@ fn checker_cold_start_beside_a_running_holder_is_reported() {
 }
 
 #[test]
+fn checker_cold_start_after_hearing_a_holder_only_stale_is_reported() {
+    // Mutants `fencing.rs:67:26`/`67:61`: node 1 restarted above the primary's epoch
+    // (its reservation) hears the primary only as stale — it never follows it — and
+    // leads cold beside it. Having taken a message that said the peer held state, it
+    // knew the pair had state.
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.checker.on_steps(h.now, 0, &[(E1, step(1))]);
+    h.checker.on_crash(h.now, 1);
+    h.checker.on_start(1, 1);
+    h.checker.on_heard_state(1);
+    h.lead(1, E3, 0, Reason::StartedFirst);
+    assert_eq!(broken(&h.checker), vec![Invariant::StateContinuity]);
+}
+
+#[test]
+fn checker_cold_start_heard_state_only_in_an_earlier_incarnation_or_holder_gone_passes() {
+    // What an earlier incarnation heard is forgotten at a restart.
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.checker.on_steps(h.now, 0, &[(E1, step(1))]);
+    h.checker.on_heard_state(1);
+    h.checker.on_crash(h.now, 1);
+    h.checker.on_start(1, 1);
+    h.lead(1, E3, 0, Reason::StartedFirst);
+    assert_eq!(broken(&h.checker), vec![]);
+    // Heard, then the holder crashed: its state is gone.
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.checker.on_steps(h.now, 0, &[(E1, step(1))]);
+    h.checker.on_heard_state(1);
+    h.checker.on_crash(h.now, 0);
+    h.lead(1, E2, 0, Reason::StartedFirst);
+    assert_eq!(broken(&h.checker), vec![]);
+    // Heard by a node that is down: nothing known.
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.checker.on_steps(h.now, 0, &[(E1, step(1))]);
+    h.checker.on_crash(h.now, 1);
+    h.checker.on_heard_state(1);
+    h.checker.on_start(1, 1);
+    h.lead(1, E3, 0, Reason::StartedFirst);
+    assert_eq!(broken(&h.checker), vec![]);
+}
+
+#[test]
 fn checker_cold_start_after_the_holder_crashed_or_with_state_passes() {
     // The holder crashed: its state is gone, a cold start is the only way on.
     let mut h = History::new();

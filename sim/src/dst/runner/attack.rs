@@ -31,7 +31,7 @@
 //! delivery, the attacker's included: a datagram that decodes under the key, from the
 //! peer's id, whose delivery did not raise the `replayed` counter, entered the window.
 
-use super::world::{Event, Sim};
+use super::world::{Event, Phase, Sim};
 use super::*;
 use crate::dst::app::Workload;
 use crate::dst::attacker::{Injection, Kind};
@@ -195,6 +195,21 @@ impl<'a, W: Workload> Sim<'a, W> {
             );
         }
         self.injections = injections;
+    }
+
+    /// Node `from` transmits `bytes` on `link`: the attacker's tampered chunk the network
+    /// carries in their place, when it changes them (`Kind::Tamper`, unkeyed seeds that
+    /// draw it). A tampered chunk is a fault like the plan's: none once the faults healed.
+    pub(super) fn attack_tamper(&mut self, from: usize, link: u8, bytes: &[u8]) -> Option<Vec<u8>> {
+        if self.phase != Phase::Safety {
+            return None;
+        }
+        let tampered = self.attacker.as_mut()?.tamper(bytes)?;
+        self.stats.attack_tampered += 1;
+        self.say(format_args!(
+            "attacker tampers with node {from}'s first transfer chunk on link {link}"
+        ));
+        Some(tampered)
     }
 
     /// True when node `to` must reject `bytes` on `link`, a datagram first sent at

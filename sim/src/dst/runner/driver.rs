@@ -142,6 +142,10 @@ pub struct Summary {
     pub attack_delivered: u64,
     /// Of which judged as ones the core must reject (invariant 13).
     pub attack_judged: u64,
+    /// Of which tampered transfer chunks (unkeyed seeds).
+    pub attack_tampered: u64,
+    /// `TransferRejected` alarms raised.
+    pub alarms_transfer_rejected: u64,
     /// Seeds whose output path to the sink was not perfect (issue 22).
     pub output_path_seeds: u64,
     /// Of which with the level refresh on.
@@ -247,6 +251,8 @@ impl Summary {
         self.attacked_seeds += u64::from(r.summary.contains(" attacker="));
         self.attack_delivered += s.attack_delivered;
         self.attack_judged += s.attack_judged;
+        self.attack_tampered += s.attack_tampered;
+        self.alarms_transfer_rejected += s.alarms_transfer_rejected;
         self.hasher.write_u64(r.seed);
         self.hasher.write_u64(r.trace_hash);
         self.trace_hash = self.hasher.finish();
@@ -304,6 +310,7 @@ impl Summary {
                 "loss": f.loss,
                 "io_loss": f.io_loss,
                 "io_gap": f.io_gap,
+                "restart_cut": f.restart_cut,
                 "link_cut": f.link_cut,
                 "switchover": f.switchover,
                 "switchover_during_fault": f.switchover_during_fault,
@@ -348,7 +355,7 @@ impl Summary {
             "false_deaths_watched": self.false_deaths_watched,
             "restarts_watched": self.restarts_watched,
             "switchovers_watched": self.switchovers_watched,
-            "alarms": {"input_lost": self.alarms_input_lost, "divergence": self.alarms_divergence, "commit_lost": self.alarms_commit_lost},
+            "alarms": {"input_lost": self.alarms_input_lost, "divergence": self.alarms_divergence, "commit_lost": self.alarms_commit_lost, "transfer_rejected": self.alarms_transfer_rejected},
             "divergences": {
                 "injected": self.divergences[0],
                 "caught": self.divergences[1],
@@ -362,7 +369,7 @@ impl Summary {
             "input_handovers": self.input_handovers,
             "epoch_writes": {"later": self.epoch_writes_later, "lost": self.epoch_writes_lost},
             "transfers": self.transfers,
-            "attacker": {"seeds": self.attacked_seeds, "delivered": self.attack_delivered, "judged": self.attack_judged},
+            "attacker": {"seeds": self.attacked_seeds, "delivered": self.attack_delivered, "judged": self.attack_judged, "tampered": self.attack_tampered},
             "frames": self.frames,
             "sink": {
                 "accepted": self.accepted,

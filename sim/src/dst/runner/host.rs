@@ -148,7 +148,15 @@ impl<'a, W: Workload> Sim<'a, W> {
                 for hash in snapshots {
                     self.checker.on_snapshot(hash);
                 }
-                if let Some(hash) = node.app_mut().take_restored() {
+                // A state the node refused in the same event (`TransferRejected`: its
+                // digest is not the one announced) was not installed, though the
+                // application restored it: nothing to judge. Since 2026-11-27 the DST's
+                // tampered chunks make such states; the node then holds none of the pair's
+                // state and may only lead it from a new cold start.
+                let refused = actions
+                    .iter()
+                    .any(|a| matches!(a, Action::Alarm(Alarm::TransferRejected)));
+                if let Some(hash) = node.app_mut().take_restored().filter(|_| !refused) {
                     self.checker.on_restored(i, hash);
                 }
                 fired = self.workload.take_fired(node.app_mut().inner_mut());
@@ -254,8 +262,8 @@ impl<'a, W: Workload> Sim<'a, W> {
 
     /// A datagram a node sent reaches node `to` (the attacker's go through
     /// `deliver_injection`): when it decodes under the pair's key, the node could read the
-    /// epoch in its header, and the checker learns it (invariant 3's orphaned losses).
-    /// `refused`: the node counted it `replayed` (not fresh: a session its handshake had
+    /// epoch in its header, and the checker learns it (invariant 3's orphaned losses), and
+    /// whether the sender said it held state (invariant 8). `refused`: the node counted it `replayed` (not fresh: a session its handshake had
     /// not verified, or a late copy); it read nothing of it.
     pub(super) fn note_genuine(&mut self, to: usize, bytes: &[u8], refused: bool) {
         let key = self.options.auth_key.map(AuthKey::new);
@@ -265,6 +273,9 @@ impl<'a, W: Workload> Sim<'a, W> {
                 return;
             }
             self.checker.on_delivered(self.now, to, envelope.header.epoch);
+            if envelope.header.origin != 0 {
+                self.checker.on_heard_state(to);
+            }
             if let (Body::Commit(commit) | Body::FrameData { commit, .. }, WireRole::Primary) =
                 (&envelope.body, envelope.header.role)
             {
@@ -518,8 +529,10 @@ impl<'a, W: Workload> Sim<'a, W> {
                     }
                 }
                 self.attack_observe(i, link, &bytes);
+                let tampered = self.attack_tamper(i, link, &bytes);
                 let mut deliveries = core::mem::take(&mut self.deliveries);
-                self.network.send(now, i, usize::from(link), &bytes, &mut deliveries);
+                let carried = tampered.as_deref().unwrap_or(&bytes);
+                self.network.send(now, i, usize::from(link), carried, &mut deliveries);
                 for d in deliveries.drain(..) {
                     self.schedule(
                         d.at,
@@ -669,6 +682,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                             self.input_lost.push(frame);
                         }
                     }
+                    Alarm::TransferRejected => self.stats.alarms_transfer_rejected += 1,
                     Alarm::CommitLost { frame, last } => {
                         self.stats.alarms_commit_lost += 1;
                         if self.run.mutation != Mutation::SilentCommitLost {
@@ -689,8 +703,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                         self.checker.on_colder_primary(now, i, origin, own_origin);
                         self.rejoin_pending[i] = true;
                     }
-                    Alarm::TransferRejected
-                    | Alarm::ColdStartHeld
+                    Alarm::ColdStartHeld
                     | Alarm::PairingRefused { .. }
                     | Alarm::SyncKeyMismatch { .. }
                     | Alarm::PeerIsSelf { .. }

@@ -94,6 +94,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                     if measured { "measured" } else { "not measured" }
                 ));
                 self.crash(i);
+                self.last_crash = Some((self.now, i));
                 if let Some(after_ns) = restart_after_ns {
                     self.schedule(self.now + after_ns, Event::Start { node: i, restart: true });
                 }
@@ -233,6 +234,22 @@ impl<'a, W: Workload> Sim<'a, W> {
                 ));
                 self.io_gap[i] = self.io_gap[i].max(frames);
             }
+            Fault::RestartCut { duration_ns } => {
+                // The crash it goes with fired at this instant, just before.
+                let down = self
+                    .last_crash
+                    .filter(|&(at, i)| at == self.now && self.nodes[i].node.is_none())
+                    .map(|(_, i)| i);
+                let Some(i) = down else {
+                    self.stats.faults.skipped += 1;
+                    return;
+                };
+                self.say(format_args!(
+                    "FAULT armed: node {i}'s datagrams lost for {:.3} ms from its restart",
+                    duration_ns as f64 / 1e6
+                ));
+                self.restart_cut[i] = Some(duration_ns);
+            }
             Fault::Switchover { target } => self.operator_switchover(target),
             Fault::Diverge { target, kind } => self.diverge(index, target, kind),
             Fault::OutputOutage { acks, duration_ns } => {
@@ -368,6 +385,28 @@ impl<'a, W: Workload> Sim<'a, W> {
     /// Node `i` restarts next to a healthy primary it can hear, from a calm state: it must
     /// join that primary, not lead. Unless it has seen a higher epoch than that
     /// primary's: the sink fences that primary off, and leading is what gets outputs out.
+    /// Node `i` restarts in the safety phase: the cut armed for it (`Fault::RestartCut`)
+    /// begins, every datagram it sends lost while its peer's reach it. A fault like an
+    /// asymmetric partition: counted active (no restart, failover or switchover watch
+    /// judges through it) until it ends or the faults heal.
+    pub(super) fn restart_cut_begin(&mut self, i: usize) {
+        let Some(duration_ns) = self.restart_cut[i].take() else {
+            return;
+        };
+        self.stats.faults.restart_cut += 1;
+        self.last_trouble_at = self.now;
+        self.checker.end_switchover_watches(self.now);
+        self.checker.end_diverge_watch();
+        self.say(format_args!(
+            "FAULT partition from node {i} (restarting) for {:.3} ms",
+            duration_ns as f64 / 1e6
+        ));
+        let from = Some(i);
+        self.set_partition(from, true);
+        self.faults_active += 1;
+        self.schedule(self.now + duration_ns, Event::FaultEnd(FaultEnd::Partition { from }));
+    }
+
     pub(super) fn watch_restart(&mut self, i: usize) {
         let ms = NANOS_PER_MS;
         let c = &self.options.config;

@@ -69,6 +69,8 @@ pub struct FaultCounts {
     pub io_loss: u64,
     /// Gaps of two frames or more at the backup's input as its primary crashed.
     pub io_gap: u64,
+    /// Restarts whose datagrams were all lost for a while (`Fault::RestartCut`).
+    pub restart_cut: u64,
     /// Operator switchover commands issued.
     pub switchover: u64,
     /// Of which issued while another fault was active.
@@ -96,6 +98,7 @@ impl FaultCounts {
         self.loss += o.loss;
         self.io_loss += o.io_loss;
         self.io_gap += o.io_gap;
+        self.restart_cut += o.restart_cut;
         self.switchover += o.switchover;
         self.switchover_during_fault += o.switchover_during_fault;
         self.skipped += o.skipped;
@@ -187,6 +190,10 @@ pub struct RunStats {
     pub attack_judged: u64,
     /// Reflections of a node's previous incarnation, not sent (a known limit).
     pub attack_withheld: u64,
+    /// Transfer chunks the attacker tampered with on their way (`Kind::Tamper`).
+    pub attack_tampered: u64,
+    /// `TransferRejected` alarms raised (a state or a beginning refused).
+    pub alarms_transfer_rejected: u64,
     /// The output path to the sink was not perfect (issue 22).
     pub output_path_faulty: bool,
     /// The level refresh was on.

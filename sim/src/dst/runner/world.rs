@@ -106,6 +106,11 @@ pub(super) struct Sim<'a, W: Workload> {
     pub(super) io_rng: Rng,
     pub(super) io_loss_ppm: [u32; 2],
     pub(super) io_bursts: BTreeMap<u64, (usize, u32)>,
+    /// The last crash the plan fired: when, and which node (`Fault::RestartCut` finds
+    /// its node by it).
+    pub(super) last_crash: Option<(Nanos, usize)>,
+    /// By node: a cut armed for its restart, and how long it lasts (`Fault::RestartCut`).
+    pub(super) restart_cut: [Option<Nanos>; 2],
     /// By node: frames its input still loses in a row (`Fault::IoGap`).
     pub(super) io_gap: [u64; 2],
     pub(super) burst_id_next: u64,
@@ -209,6 +214,10 @@ impl<'a, W: Workload> Sim<'a, W> {
         );
         // Forked last: every other draw stays what it was.
         let hmi = super::hmi::HmiWriter::new(rng.fork());
+        // Forked after the HMI writer's: the attacker's tampering with chunks (unkeyed
+        // seeds that draw it), so that every other draw stays what it was.
+        let tamper_rng = rng.fork();
+        let attacker = attacker.map(|attacker| attacker.with_tamper(tamper_rng));
         let mut sim = Sim {
             options,
             workload,
@@ -222,6 +231,8 @@ impl<'a, W: Workload> Sim<'a, W> {
             io_loss_ppm: options.io.loss_ppm,
             io_bursts: BTreeMap::new(),
             io_gap: [0, 0],
+            last_crash: None,
+            restart_cut: [None; 2],
             burst_id_next: 1,
             frame_next: 1,
             // A window longer than any run (as the harness's gateway keeps): with exactly
@@ -433,6 +444,8 @@ impl<'a, W: Workload> Sim<'a, W> {
             Event::Start { node, restart } => {
                 if restart && self.phase == Phase::Safety && self.nodes[node].node.is_none() {
                     self.stats.faults.restart += 1;
+                    // Before the watch: a restart behind a cut is not a calm one.
+                    self.restart_cut_begin(node);
                     self.watch_restart(node);
                 }
                 self.start(node, restart);
