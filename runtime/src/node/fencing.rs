@@ -68,8 +68,14 @@ impl<A: App> Node<A> {
                 // A primary with state below the epoch this node announces (a reservation
                 // it may have led): not followed, but alive with the pair's state — this
                 // node does not lead a cold start next to it; it waits for it to lead
-                // above the announced epoch (`Reason::EpochRaised`).
+                // above the announced epoch (`Reason::EpochRaised`). Nor is that peer cold
+                // any longer, whatever it said before it led (a restart without state):
+                // `pair_peer_cold` judged by its last fresh word let this node lead a
+                // second cold start beside it (DST seeds 4973 and 9660 of 2000..9999,
+                // 2026-11-27).
                 self.pair_had_state = true;
+                let slot = self.link_peer(link);
+                self.peers[slot].cold_since = None;
             }
             return false;
         }

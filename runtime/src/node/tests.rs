@@ -5256,6 +5256,41 @@ fn taking_over_at_a_release_switch_taken_with_the_next_8_commits_only() {
     assert_eq!(with_word, expected);
 }
 
+/// The restarted node of the test above, still cut off one way, hears its primary
+/// restart without state (a starting peer, origin 0: cold from then on) and then lead a
+/// cold start it hears only as stale (below its reservation). The peer holds a state now,
+/// whatever it said before: this node must not lead a second cold start beside it. It
+/// did (DST seeds 4973 and 9660 of 2000..9999, 2026-11-27, invariant 8): the stale path
+/// of `fence` set `pair_had_state` but left the peer's `cold_since`, and
+/// `pair_peer_cold` let the cold start through.
+#[test]
+fn starting_peer_restarted_cold_then_leading_heard_only_stale_no_second_cold_start() {
+    let mut p = fast_pair_running(0);
+    assert!(p.reserved[1] > p.node(0).epoch(), "no reservation");
+    p.crash(1);
+    p.drop_if = Some(drop_all_from_1);
+    p.start(1);
+    let wait = ms(p.configs[1].startup_wait_ms);
+    p.run_for(wait * 2);
+    assert_eq!(p.node(1).role(), Role::Starting);
+    p.crash(0);
+    p.start(0);
+    let seen = reasons(&p, 1).len();
+    let until = p.now + wait * 5;
+    let led = p.run_until(until, |p| p.node(0).role() == Role::Primary);
+    assert!(led, "node 0 never led: {:?}", reasons(&p, 0));
+    p.run_for(wait * 3);
+    let since = reasons(&p, 1).split_off(seen);
+    assert_eq!(p.node(0).role(), Role::Primary);
+    assert!(
+        !since
+            .iter()
+            .any(|r| matches!(r, Reason::StartedFirst | Reason::WonTiebreak)),
+        "led a second cold start beside a primary with state: {since:?}"
+    );
+    assert_eq!(p.node(1).role(), Role::Starting);
+}
+
 fn drop_all_from_1(from: usize, _: &Envelope) -> bool {
     from == 1
 }
