@@ -164,6 +164,11 @@
 //!     that may have taken a slot: a frame taken, a commit delivered), but a skip equal to
 //!     a `Skipped` commit delivered to it (inherited) and a frame it alarmed `InputLost`
 //!     in the same event.
+//! 19. **A primary steps down only below a successor** (issue 21, added 2026-11-27;
+//!     `stepdown.rs`; liveness). A node that leaves the primary role (a transition to
+//!     another role; a crash is none) was told of a higher epoch first: a datagram a node
+//!     sent, carrying an epoch above the one it led and readable under the pair's key,
+//!     reached its current incarnation (through the links, or replayed by the attacker).
 //!
 //! # Where each check lives
 //!
@@ -172,7 +177,7 @@
 //! `convergence.rs` (5), `failover.rs` (6), `switchover.rs` (7), `continuity.rs` (8),
 //! `resends.rs` (9, and what each node held when it took over), `replay.rs` (10),
 //! `joins.rs` (11), `divergence.rs` (12), `attack.rs` (13), `levels.rs` (14),
-//! `skips.rs` (18). The shared record they read — tenures, split brains, committed
+//! `skips.rs` (18), `stepdown.rs` (19). The shared record they read — tenures, split brains, committed
 //! decisions, alarms, what each application produced, the frames each incarnation ran,
 //! steps by epoch — is kept by `record.rs`. [`Checker::on_emit`], [`Checker::on_transition`],
 //! [`Checker::on_steps`], [`Checker::on_commit`], [`Checker::on_event_end`] and
@@ -199,6 +204,7 @@ mod replay;
 mod replay_tests;
 mod resends;
 mod skips;
+mod stepdown;
 mod switchover;
 #[cfg(test)]
 mod tests;
@@ -292,6 +298,9 @@ pub enum Invariant {
     /// 18 (issue 21, `skips.rs`): a primary committed as skipped a frame whose input it
     /// held, neither inherited the skip nor alarmed the input lost.
     SkipHeld,
+    /// 19 (issue 21, `stepdown.rs`): a primary left the role though no message of a
+    /// higher epoch had reached it: no successor leads.
+    StepDown,
 }
 
 impl Invariant {
@@ -316,6 +325,7 @@ impl Invariant {
             Invariant::EventsApplied => 16,
             Invariant::AckedOnce => 17,
             Invariant::SkipHeld => 18,
+            Invariant::StepDown => 19,
         }
     }
 
@@ -734,6 +744,11 @@ pub struct Checker {
     // Invariant 18.
     /// By node: what its ring holds of the I/O source's frames, and the skips it was sent.
     rings: [skips::RingModel; 2],
+    // Invariant 19.
+    /// By node: the highest epoch in the header of a datagram a node sent that reached
+    /// its current incarnation, readable under the pair's key (refused or not, through the
+    /// links or replayed by the attacker; 0: none).
+    stepdown_heard: [u64; 2],
     // Invariant 11.
     /// When the faults healed: joins are judged from then on.
     heal_at: Option<Nanos>,
@@ -816,6 +831,7 @@ impl Checker {
             .max(self.epoch_led_max[node]);
         self.heard[node] = (0, 0);
         self.heard_unverified[node] = 0;
+        self.stepdown_heard[node] = 0;
         self.following[node] = None;
         self.running[node] = true;
         self.holds_state[node] = None;
@@ -859,6 +875,7 @@ impl Checker {
 
     /// A transition of node `node`.
     pub fn on_transition(&mut self, at: Nanos, node: usize, t: &Transition) {
+        self.check_step_down(at, node, t);
         self.released[node] = false;
         self.watch_switchovers(at, node, t);
         self.check_continuity(at, node, t);

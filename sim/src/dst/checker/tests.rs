@@ -73,6 +73,9 @@ impl History {
 
     fn follow(&mut self, node: usize, epoch: u64) {
         self.now += 1;
+        // The epoch it follows reached it first (a primary steps down only below a
+        // successor, invariant 19).
+        self.checker.on_epoch_delivered(node, epoch);
         self.checker.on_transition(
             self.now,
             node,

@@ -260,6 +260,7 @@ impl<'a, W: Workload> Sim<'a, W> {
     pub(super) fn note_genuine(&mut self, to: usize, bytes: &[u8], refused: bool) {
         let key = self.options.auth_key.map(AuthKey::new);
         if let Ok(envelope) = wire::decode(bytes, key.as_ref()) {
+            self.checker.on_epoch_delivered(to, envelope.header.epoch);
             if refused {
                 self.checker.on_delivered_unverified(to, envelope.header.epoch);
                 return;
