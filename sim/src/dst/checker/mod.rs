@@ -952,4 +952,11 @@ impl Checker {
         self.finish_joins(at);
         self.finish_divergence(at);
     }
+
+    /// Settles what a run that stopped before its end (stuck) can still be judged on:
+    /// the content differences seen so far. Lost outputs, levels' final values, joins and
+    /// resyncs under way need the run's end.
+    pub fn finish_stuck(&mut self) {
+        self.classify_mismatches();
+    }
 }

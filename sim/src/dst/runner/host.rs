@@ -320,6 +320,12 @@ impl<'a, W: Workload> Sim<'a, W> {
             (Some(node), None) => node.poll_timeout().map(|d| sn.clock.true_at(d).max(now)),
             _ => None,
         };
+        // Planted: node 0, from its first deadline past the spin's start, asks to be woken
+        // at once, again and again (the timer bound stops the run).
+        let want = match want {
+            Some(_) if self.run.mutation == Mutation::SpinTimer && i == 0 && now >= SPIN_FROM_NS => Some(now),
+            want => want,
+        };
         if let Some(key) = sn.timer {
             if Some(key.0) == want {
                 return;

@@ -380,3 +380,32 @@ fn runner_planted_sink_without_the_level_rule_is_caught_by_invariant_14_only() {
     // of seeds 0..399 where the planted sink breaks invariant 14 and nothing else.
     assert_eq!(broken_with(Mutation::SinkIgnoresLevels, 1..2), vec![Invariant::Levels]);
 }
+
+/// The timer bound: a node that asks to be woken at once, again and again, stops the run
+/// with one liveness violation naming it and the instant — no hang, and no verdict of the
+/// run's end (lost outputs, levels' final values) given on a run cut short.
+#[test]
+fn runner_planted_timer_spin_stops_the_run_as_liveness() {
+    let run = RunConfig {
+        mutation: Mutation::SpinTimer,
+        ..RunConfig::default()
+    };
+    for seed in 0..3 {
+        let report = run_seed(seed, run);
+        assert_eq!(
+            report.failure,
+            Some(FailureKind::Liveness),
+            "seed {seed}: {:?}",
+            report.violations
+        );
+        assert_eq!(report.violation_count, 1, "seed {seed}: {:?}", report.violations);
+        let v = &report.violations[0];
+        assert_eq!(v.invariant, Invariant::Liveness);
+        assert!(
+            v.detail.starts_with("node 0 ") && v.detail.contains("timer fired more than 1000 times in a row"),
+            "seed {seed}: {}",
+            v.detail
+        );
+        assert!(v.at >= SPIN_FROM_NS, "seed {seed}: at {}", v.at);
+    }
+}
