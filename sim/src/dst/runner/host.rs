@@ -504,6 +504,10 @@ impl<'a, W: Workload> Sim<'a, W> {
                     }
                 }
                 self.attack_observe(i, link, &bytes);
+                if self.release_loss > 0 && is_release(&bytes) {
+                    // `Fault::ReleaseLoss`: lost on the link (the attacker saw it go).
+                    return;
+                }
                 let mut deliveries = core::mem::take(&mut self.deliveries);
                 self.network.send(now, i, usize::from(link), &bytes, &mut deliveries);
                 for d in deliveries.drain(..) {
@@ -709,4 +713,10 @@ impl<'a, W: Workload> Sim<'a, W> {
             Action::CommitHeld { epoch, commit } => self.checker.on_commit(now, i, epoch, &commit),
         }
     }
+}
+
+/// The datagram carries a `SwitchRelease` (read without the key: the header and body are
+/// in the clear, the tag only authenticates them).
+fn is_release(bytes: &[u8]) -> bool {
+    wire::decode(bytes, None).is_ok_and(|envelope| matches!(envelope.body, Body::SwitchRelease { .. }))
 }

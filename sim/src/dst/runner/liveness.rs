@@ -122,6 +122,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         self.io_loss_ppm = [0, 0];
         self.io_bursts.clear();
         self.io_gap = [0, 0];
+        self.release_loss = 0;
         self.faults_active = 0;
         for i in 0..2 {
             self.thaw(i);

@@ -79,6 +79,12 @@ pub struct FaultCounts {
     pub diverge: u64,
     /// Outages of the output path (issue 22).
     pub output_outage: u64,
+    /// Spells during which every `SwitchRelease` was lost on every link, drawn at an
+    /// operator's switchover (issue 21).
+    pub release_loss: u64,
+    /// Both inputs killed within a young primary's input hand-over hold, past its end
+    /// (issue 21; the planned ones that found no such primary are `skipped`).
+    pub inputs_dead_in_hold: u64,
 }
 
 impl FaultCounts {
@@ -101,6 +107,8 @@ impl FaultCounts {
         self.skipped += o.skipped;
         self.diverge += o.diverge;
         self.output_outage += o.output_outage;
+        self.release_loss += o.release_loss;
+        self.inputs_dead_in_hold += o.inputs_dead_in_hold;
     }
 }
 

@@ -65,6 +65,7 @@ pub(super) enum FaultEnd {
     LinkCut { link: usize },
     LossBurst { id: u64 },
     IoLoss { id: u64 },
+    ReleaseLoss,
     OutputOutage { acks: bool },
 }
 
@@ -108,6 +109,9 @@ pub(super) struct Sim<'a, W: Workload> {
     pub(super) io_bursts: BTreeMap<u64, (usize, u32)>,
     /// By node: frames its input still loses in a row (`Fault::IoGap`).
     pub(super) io_gap: [u64; 2],
+    /// `Fault::ReleaseLoss` faults active now (they nest): every `SwitchRelease` sent
+    /// meanwhile is lost on every link.
+    pub(super) release_loss: u32,
     /// By node: the true instant of its last timer event and how many timer events in a
     /// row it had there (the timer bound, [`TIMER_FIRES_PER_INSTANT_MAX`]).
     pub(super) timer_fires: [(Nanos, u64); 2],
@@ -228,6 +232,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             io_loss_ppm: options.io.loss_ppm,
             io_bursts: BTreeMap::new(),
             io_gap: [0, 0],
+            release_loss: 0,
             timer_fires: [(0, 0); 2],
             stuck: false,
             burst_id_next: 1,
