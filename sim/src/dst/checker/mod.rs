@@ -102,7 +102,9 @@
 //!    a frozen primary comes back) and holds state (ran a frame or installed one in its
 //!    incarnation). An operator's `force-primary` is the exception, and the simulator
 //!    never says it. A node keeps its state for the operator (`ColderPrimary`) only when
-//!    it holds one and the primary that fenced it goes back to a later cold start.
+//!    it holds one and the primary that fenced it goes back to a later cold start. Two
+//!    cold starts of one term are a start-up collision, not a violation: the other
+//!    node's state is its own cold start, whose epoch this node never heard.
 //! 9. **A takeover re-sends only what no commit it held reported sent** (DESIGN.md,
 //!    "Takeover"; added 2026-11-26, issue 21). The commits a node accepted as a backup
 //!    from the primary it followed (recorded from what was delivered to it, filtered as
@@ -731,6 +733,9 @@ pub struct Checker {
     holds_state: [Option<Nanos>; 2],
     /// By node: the current incarnation followed a primary, so it knew the pair's state.
     knew_state: [bool; 2],
+    /// By node: the epoch of the cold start its state comes from, when it led one from
+    /// the start-up role without a state and installed none since (`None`: another).
+    cold_start_of: [Option<u64>; 2],
 
     // Invariants 9 and 10.
     /// By node: the commits it accepted as a backup, by frame, with their epoch, since it
@@ -836,6 +841,7 @@ impl Checker {
         self.running[node] = true;
         self.holds_state[node] = None;
         self.knew_state[node] = false;
+        self.cold_start_of[node] = None;
         self.held[node].clear();
         self.takeovers[node] = None;
         self.joining[node] = None;
