@@ -5265,30 +5265,47 @@ fn taking_over_at_a_release_switch_taken_with_the_next_8_commits_only() {
 /// `pair_peer_cold` let the cold start through.
 #[test]
 fn starting_peer_restarted_cold_then_leading_heard_only_stale_no_second_cold_start() {
-    let mut p = fast_pair_running(0);
-    assert!(p.reserved[1] > p.node(0).epoch(), "no reservation");
-    p.crash(1);
-    p.drop_if = Some(drop_all_from_1);
-    p.start(1);
-    let wait = ms(p.configs[1].startup_wait_ms);
-    p.run_for(wait * 2);
-    assert_eq!(p.node(1).role(), Role::Starting);
-    p.crash(0);
-    p.start(0);
-    let seen = reasons(&p, 1).len();
-    let until = p.now + wait * 5;
-    let led = p.run_until(until, |p| p.node(0).role() == Role::Primary);
-    assert!(led, "node 0 never led: {:?}", reasons(&p, 0));
-    p.run_for(wait * 3);
-    let since = reasons(&p, 1).split_off(seen);
-    assert_eq!(p.node(0).role(), Role::Primary);
-    assert!(
-        !since
-            .iter()
-            .any(|r| matches!(r, Reason::StartedFirst | Reason::WonTiebreak)),
-        "led a second cold start beside a primary with state: {since:?}"
-    );
-    assert_eq!(p.node(1).role(), Role::Starting);
+    // The window matters: node 1 must judge at a start-up deadline that comes a start-up
+    // wait after it first heard node 0 cold and within a window of node 0's last fresh
+    // word (its leading, heard stale, refreshes nothing), and win the tiebreak. A wide
+    // window, and node 0 restarted at every millisecond of node 1's start-up wait, reach
+    // that instant (offset 6 ms fails without the fix).
+    let config = Config {
+        detection_window_ms: 15,
+        probe_timeout_ms: 5,
+        ..Config::fast()
+    };
+    let wait_ms = config.startup_wait_ms;
+    for offset_ms in 0..wait_ms {
+        let mut p = Pair::new(5, config.clone(), 0);
+        // Node 1 wins a start-up tiebreak (seed 9660's `WonTiebreak`).
+        p.configs[1].priority = 1;
+        p.start(0);
+        assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+        p.start(1);
+        assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+        assert!(p.reserved[1] > p.node(0).epoch(), "no reservation");
+        p.crash(1);
+        p.drop_if = Some(drop_all_from_1);
+        p.start(1);
+        p.run_for(ms(2 * wait_ms + offset_ms));
+        assert_eq!(p.node(1).role(), Role::Starting);
+        p.crash(0);
+        p.start(0);
+        let seen = reasons(&p, 1).len();
+        let until = p.now + ms(5 * wait_ms);
+        let led = p.run_until(until, |p| p.node(0).role() == Role::Primary);
+        assert!(led, "offset {offset_ms} ms: node 0 never led: {:?}", reasons(&p, 0));
+        p.run_for(ms(3 * wait_ms));
+        let since = reasons(&p, 1).split_off(seen);
+        assert!(
+            !since
+                .iter()
+                .any(|r| matches!(r, Reason::StartedFirst | Reason::WonTiebreak)),
+            "offset {offset_ms} ms: led a second cold start beside a primary with state: {since:?}"
+        );
+        assert_eq!(p.node(0).role(), Role::Primary, "offset {offset_ms} ms");
+    }
 }
 
 fn drop_all_from_1(from: usize, _: &Envelope) -> bool {

@@ -139,6 +139,28 @@ pub enum Fault {
         /// How long the cut lasts from the restart.
         duration_ns: Nanos,
     },
+    /// Every datagram carrying `SwitchRelease` is lost on every link for `duration_ns`,
+    /// every other datagram delivered as usual (issue 21). Drawn at an operator's
+    /// switchover, for longer than its timeout: the primary releases its frames, its
+    /// backup agrees and stays alive but never hears the release, and at the deadline the
+    /// primary must give the switchover up and run on (`SwitchoverAborted`), not step
+    /// down below nobody (invariant 19).
+    ReleaseLoss {
+        /// For how long.
+        duration_ns: Nanos,
+    },
+    /// Both nodes' inputs die (every frame lost) within the input hand-over hold of the
+    /// primary of the moment, and stay dead until `extra_ns` after the hold's end
+    /// (issue 21). The primary raises its input alarm within the hold and cannot hand over
+    /// at its end (the backup's input is dead too): it must not ask to be woken at that
+    /// instant again and again (the runner's timer bound). Its length is settled when it
+    /// fires, from the primary's tenure; skipped when there is no primary, when the hold
+    /// is too far gone for the alarm to come within it, or when it would end after the
+    /// safety phase.
+    InputsDeadInHold {
+        /// How long after the hold's end (true time) the inputs stay dead.
+        extra_ns: Nanos,
+    },
     /// The output path to the sink is cut (a switch reboot, a cable swapped), and with
     /// `acks` the sink's path back too; it heals after `duration_ns` (issue 22).
     OutputOutage {
@@ -158,13 +180,16 @@ impl Fault {
             | Fault::LinkCut { duration_ns, .. }
             | Fault::LossBurst { duration_ns, .. }
             | Fault::IoLoss { duration_ns, .. }
+            | Fault::ReleaseLoss { duration_ns }
             | Fault::OutputOutage { duration_ns, .. } => duration_ns,
-            // A restart's cut begins at the restart, not when it is armed.
+            // A restart's cut begins at the restart, not when it is armed; the inputs'
+            // death in a hold is settled when it fires (from the primary's tenure).
             Fault::Crash { .. }
             | Fault::Switchover { .. }
             | Fault::Diverge { .. }
             | Fault::IoGap { .. }
-            | Fault::RestartCut { .. } => 0,
+            | Fault::RestartCut { .. }
+            | Fault::InputsDeadInHold { .. } => 0,
         }
     }
 }
@@ -437,6 +462,76 @@ impl FaultPlan {
                         fault: Fault::RestartCut {
                             duration_ns: between(r, hold_ns + hold_ns / 4, 2 * hold_ns),
                         },
+                    });
+                }
+            }
+        }
+        // A release lost on every link while the backup lives (issue 21): with one
+        // operator's switchover in eight (one in four halved the switchovers that
+        // complete: a lost release aborts the switchovers asked for during it), every `SwitchRelease` is lost from the command on
+        // until after the switchover's deadline (the primary's timeout on its drifting
+        // clock, after a forwarded request's link delay), every other datagram delivered.
+        // The backup agrees and stays alive; the released primary must abort at its
+        // deadline and run on. A primary that stepped down there instead (mutant
+        // `switchover.rs:394:62`) passed every seed: no fault lost the release and its
+        // retries while heartbeats flowed (a partition long enough to cover the timeout,
+        // at least twice the window, also silences the backup: the primary aborts early,
+        // or the backup takes over). Pushed after the switchover, at its instant: the
+        // command goes first (its watch, invariant 7, then ends unjudged, as at any fault
+        // that begins). From a generator of its own, after the rest: other draws stay.
+        if mix.switchover {
+            let r = &mut rng.fork();
+            let c = &options.config;
+            let timeout_ns = c.switchover_timeout_ms * ms;
+            let switchovers: Vec<Nanos> = plan
+                .faults
+                .iter()
+                .filter(|f| matches!(f.fault, Fault::Switchover { .. }))
+                .map(|f| f.at)
+                .collect();
+            // 2 % over the timeout covers any clock drift (5,000 ppm at most); the
+            // forwarded request and a heartbeat's wait come on top.
+            let low = timeout_ns + timeout_ns / 50 + 2 * options.link_delay_ns_max() + c.heartbeat_interval_ms * ms;
+            for at in switchovers {
+                if plan.faults.len() < FAULTS_MAX && r.chance(1, 8) {
+                    plan.faults.push(PlannedFault {
+                        at,
+                        fault: Fault::ReleaseLoss {
+                            duration_ns: between(r, low, low + timeout_ns),
+                        },
+                    });
+                }
+            }
+        }
+        // Both inputs dead within a new primary's hold (issue 21): with I/O loss faults
+        // on, after one start-up or crash in two, both nodes' inputs die while the
+        // primary of the moment is young enough for its input alarm to come within its
+        // `input_handover_hold_ms` (judged when the fault fires), until after the hold's
+        // end. A primary that asked at the hold's end to be woken at that very instant
+        // again and again (mutant `switchover.rs:481:31`) passed every seed: no fault
+        // killed both inputs within a hold and past its end. Anchored where a tenure
+        // begins: two start-up waits after the first node starts, two detections with
+        // probe after a crash; then up to a quarter of the hold later. From a generator of
+        // its own, after the rest: other draws stay.
+        if mix.io_loss_burst {
+            let r = &mut rng.fork();
+            let c = &options.config;
+            let hold_ns = c.input_handover_hold_ms * ms;
+            let first_start_ns = options.start_ms[0].min(options.start_ms[1]) * ms;
+            let detect_ns = 2 * (c.detection_window_ms + c.probe_timeout_ms) * ms;
+            let anchors: Vec<Nanos> = core::iter::once(first_start_ns + 2 * c.startup_wait_ms * ms)
+                .chain(plan.faults.iter().filter_map(|f| match f.fault {
+                    Fault::Crash { .. } => Some(f.at + detect_ns),
+                    _ => None,
+                }))
+                .collect();
+            for anchor in anchors {
+                let at = anchor + between(r, 0, hold_ns / 4);
+                let extra_ns = between(r, hold_ns / 50 + options.cycle_ms * ms, hold_ns / 4);
+                if plan.faults.len() < FAULTS_MAX && r.chance(1, 2) && at < safety_ns {
+                    plan.faults.push(PlannedFault {
+                        at,
+                        fault: Fault::InputsDeadInHold { extra_ns },
                     });
                 }
             }

@@ -42,18 +42,34 @@ impl Checker {
         match (t.role, t.reason) {
             (Role::Backup, reason) => {
                 self.knew_state[node] = true;
-                if reason == Reason::InSync && self.holds_state[node].is_none() {
-                    self.holds_state[node] = Some(at);
+                if reason == Reason::InSync {
+                    // Another state installed: not its own cold start's any more.
+                    self.cold_start_of[node] = None;
+                    if self.holds_state[node].is_none() {
+                        self.holds_state[node] = Some(at);
+                    }
                 }
             }
             (Role::Primary, Reason::StartedFirst | Reason::WonTiebreak) => {
                 let other = 1 - node;
                 // Steps of the same event are recorded before its transitions: a state
                 // held since this instant is the cold start's own.
-                if self.holds_state[node].is_none_or(|since| since >= at)
+                let fresh = self.holds_state[node].is_none_or(|since| since >= at);
+                if fresh {
+                    self.cold_start_of[node] = Some(t.epoch);
+                }
+                // The other's state is its own cold start of the same term: the two
+                // collided at one start-up, neither hearing the other lead (this node
+                // never heard that epoch: it would lead a term above it). The design
+                // gives the lower one's few cycles up (`FencedAtStartup`); nothing this
+                // node could have known is replaced (seed 4991 of 2000..9999, since the
+                // dead inputs of 2026-11-27 made stateless primaries common).
+                let collision = self.cold_start_of[other].is_some_and(|e| Epoch(e).term() == Epoch(t.epoch).term());
+                if fresh
                     && self.knew_state[node]
                     && self.running[other]
                     && self.holds_state[other].is_some()
+                    && !collision
                 {
                     self.violation(
                         Invariant::StateContinuity,

@@ -102,7 +102,9 @@
 //!    a frozen primary comes back) and holds state (ran a frame or installed one in its
 //!    incarnation). An operator's `force-primary` is the exception, and the simulator
 //!    never says it. A node keeps its state for the operator (`ColderPrimary`) only when
-//!    it holds one and the primary that fenced it goes back to a later cold start.
+//!    it holds one and the primary that fenced it goes back to a later cold start. Two
+//!    cold starts of one term are a start-up collision, not a violation: the other
+//!    node's state is its own cold start, whose epoch this node never heard.
 //! 9. **A takeover re-sends only what no commit it held reported sent** (DESIGN.md,
 //!    "Takeover"; added 2026-11-26, issue 21). The commits a node accepted as a backup
 //!    from the primary it followed (recorded from what was delivered to it, filtered as
@@ -164,6 +166,11 @@
 //!     that may have taken a slot: a frame taken, a commit delivered), but a skip equal to
 //!     a `Skipped` commit delivered to it (inherited) and a frame it alarmed `InputLost`
 //!     in the same event.
+//! 19. **A primary steps down only below a successor** (issue 21, added 2026-11-27;
+//!     `stepdown.rs`; liveness). A node that leaves the primary role (a transition to
+//!     another role; a crash is none) was told of a higher epoch first: a datagram a node
+//!     sent, carrying an epoch above the one it led and readable under the pair's key,
+//!     reached its current incarnation (through the links, or replayed by the attacker).
 //!
 //! 20. **A probe's answer is acted on** (issue 21, added 2026-11-27; `probe.rs`; 19 is
 //!     the step-down rule's). A backup answered, since its probe went out, by a peer that
@@ -179,7 +186,7 @@
 //! `convergence.rs` (5), `failover.rs` (6), `switchover.rs` (7), `continuity.rs` (8),
 //! `resends.rs` (9, and what each node held when it took over), `replay.rs` (10),
 //! `joins.rs` (11), `divergence.rs` (12), `attack.rs` (13), `levels.rs` (14),
-//! `skips.rs` (18), `probe.rs` (20). The shared record they read — tenures, split brains, committed
+//! `skips.rs` (18), `stepdown.rs` (19), `probe.rs` (20). The shared record they read — tenures, split brains, committed
 //! decisions, alarms, what each application produced, the frames each incarnation ran,
 //! steps by epoch — is kept by `record.rs`. [`Checker::on_emit`], [`Checker::on_transition`],
 //! [`Checker::on_steps`], [`Checker::on_commit`], [`Checker::on_event_end`] and
@@ -207,6 +214,7 @@ mod replay;
 mod replay_tests;
 mod resends;
 mod skips;
+mod stepdown;
 mod switchover;
 #[cfg(test)]
 mod tests;
@@ -304,6 +312,9 @@ pub enum Invariant {
     /// peer that does not lead had answered the probe, or took over as no primary led
     /// without such an answer.
     ProbeAnswered,
+    /// 19 (issue 21, `stepdown.rs`): a primary left the role though no message of a
+    /// higher epoch had reached it: no successor leads.
+    StepDown,
 }
 
 impl Invariant {
@@ -329,6 +340,7 @@ impl Invariant {
             Invariant::AckedOnce => 17,
             Invariant::SkipHeld => 18,
             Invariant::ProbeAnswered => 20,
+            Invariant::StepDown => 19,
         }
     }
 
@@ -735,6 +747,9 @@ pub struct Checker {
     /// By node: the current incarnation followed a primary, or took a message of its
     /// peer's saying it held state, so it knew the pair's state.
     knew_state: [bool; 2],
+    /// By node: the epoch of the cold start its state comes from, when it led one from
+    /// the start-up role without a state and installed none since (`None`: another).
+    cold_start_of: [Option<u64>; 2],
 
     // Invariants 9 and 10.
     /// By node: the commits it accepted as a backup, by frame, with their epoch, since it
@@ -751,6 +766,11 @@ pub struct Checker {
     // Invariant 20.
     /// By node: its incarnation's last probe and the answers to it.
     probes: [probe::ProbeModel; 2],
+    // Invariant 19.
+    /// By node: the highest epoch in the header of a datagram a node sent that reached
+    /// its current incarnation, readable under the pair's key (refused or not, through the
+    /// links or replayed by the attacker; 0: none).
+    stepdown_heard: [u64; 2],
     // Invariant 11.
     /// When the faults healed: joins are judged from then on.
     heal_at: Option<Nanos>,
@@ -834,10 +854,12 @@ impl Checker {
             .max(self.epoch_led_max[node]);
         self.heard[node] = (0, 0);
         self.heard_unverified[node] = 0;
+        self.stepdown_heard[node] = 0;
         self.following[node] = None;
         self.running[node] = true;
         self.holds_state[node] = None;
         self.knew_state[node] = false;
+        self.cold_start_of[node] = None;
         self.held[node].clear();
         self.takeovers[node] = None;
         self.joining[node] = None;
@@ -878,6 +900,7 @@ impl Checker {
 
     /// A transition of node `node`.
     pub fn on_transition(&mut self, at: Nanos, node: usize, t: &Transition) {
+        self.check_step_down(at, node, t);
         self.released[node] = false;
         self.check_probe(at, node, t);
         self.watch_switchovers(at, node, t);
@@ -954,5 +977,12 @@ impl Checker {
         self.settle_required(at, accepted);
         self.finish_joins(at);
         self.finish_divergence(at);
+    }
+
+    /// Settles what a run that stopped before its end (stuck) can still be judged on:
+    /// the content differences seen so far. Lost outputs, levels' final values, joins and
+    /// resyncs under way need the run's end.
+    pub fn finish_stuck(&mut self) {
+        self.classify_mismatches();
     }
 }

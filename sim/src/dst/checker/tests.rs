@@ -73,6 +73,9 @@ impl History {
 
     fn follow(&mut self, node: usize, epoch: u64) {
         self.now += 1;
+        // The epoch it follows reached it first (a primary steps down only below a
+        // successor, invariant 19).
+        self.checker.on_epoch_delivered(node, epoch);
         self.checker.on_transition(
             self.now,
             node,
@@ -214,6 +217,31 @@ fn checker_cold_start_after_the_holder_crashed_or_with_state_passes() {
         .on_transition(h.now, 1, &transition(Role::Backup, E1, 1, Reason::InSync));
     h.lead(1, E2, 1, Reason::StartedFirst);
     assert_eq!(broken(&h.checker), vec![]);
+}
+
+#[test]
+fn checker_cold_starts_of_one_term_colliding_pass_of_a_later_term_reported() {
+    // Seed 4991 of 2000..9999: node 1 followed node 0's stateless primary (E1), which
+    // crashed; node 0 restarted and led cold (E3: term 3) while node 1 was frozen, and
+    // ran a few frames; node 1, thawed, led cold in the same term (0x302), never having
+    // heard E3. A start-up collision, resolved by `FencedAtStartup`: not a violation.
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.follow(1, E1);
+    h.checker.on_crash(h.now, 0);
+    h.checker.on_start(0, 1);
+    h.lead(0, 0x301, 0, Reason::StartedFirst);
+    h.checker.on_steps(h.now, 0, &[(0x301, step(1))]);
+    h.lead(1, 0x302, 0, Reason::WonTiebreak);
+    assert_eq!(broken(&h.checker), vec![]);
+    // Node 1 led cold in a later term than node 0's cold start: it heard that epoch,
+    // knew the pair had that state, and replaced it.
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.checker.on_steps(h.now, 0, &[(E1, step(1))]);
+    h.follow(1, E1);
+    h.lead(1, E2, 0, Reason::WonTiebreak);
+    assert_eq!(broken(&h.checker), vec![Invariant::StateContinuity]);
 }
 
 #[test]

@@ -328,6 +328,10 @@ impl<'a, W: Workload> Sim<'a, W> {
         } else {
             None
         };
+        if let Some(epoch) = carried {
+            // A node's datagram, arriving late (invariant 19: it may tell of a successor).
+            self.checker.on_epoch_delivered(to, epoch);
+        }
         let replayed_before = self.replayed_count(to);
         self.note_commit_seen(to, &bytes);
         let Some(n) = self.nodes[to].node.as_mut() else { return };

@@ -316,6 +316,8 @@ impl Summary {
                 "switchover_during_fault": f.switchover_during_fault,
                 "skipped": f.skipped,
                 "diverge": f.diverge,
+                "release_loss": f.release_loss,
+                "inputs_dead_in_hold": f.inputs_dead_in_hold,
             },
             "failover_ms": quantiles(&self.failover_ns),
             "failover_ms_by_profile": by_profile,

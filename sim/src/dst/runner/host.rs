@@ -268,6 +268,7 @@ impl<'a, W: Workload> Sim<'a, W> {
     pub(super) fn note_genuine(&mut self, to: usize, bytes: &[u8], refused: bool) {
         let key = self.options.auth_key.map(AuthKey::new);
         if let Ok(envelope) = wire::decode(bytes, key.as_ref()) {
+            self.checker.on_epoch_delivered(to, envelope.header.epoch);
             if refused {
                 self.checker.on_delivered_unverified(to, envelope.header.epoch);
                 return;
@@ -349,6 +350,12 @@ impl<'a, W: Workload> Sim<'a, W> {
         let want = match (&sn.node, sn.frozen_until) {
             (Some(node), None) => node.poll_timeout().map(|d| sn.clock.true_at(d).max(now)),
             _ => None,
+        };
+        // Planted: node 0, from its first deadline past the spin's start, asks to be woken
+        // at once, again and again (the timer bound stops the run).
+        let want = match want {
+            Some(_) if self.run.mutation == Mutation::SpinTimer && i == 0 && now >= SPIN_FROM_NS => Some(now),
+            want => want,
         };
         if let Some(key) = sn.timer {
             if Some(key.0) == want {
@@ -530,6 +537,10 @@ impl<'a, W: Workload> Sim<'a, W> {
                 }
                 self.attack_observe(i, link, &bytes);
                 let tampered = self.attack_tamper(i, link, &bytes);
+                if self.release_loss > 0 && is_release(&bytes) {
+                    // `Fault::ReleaseLoss`: lost on the link (the attacker saw it go).
+                    return;
+                }
                 let mut deliveries = core::mem::take(&mut self.deliveries);
                 let carried = tampered.as_deref().unwrap_or(&bytes);
                 self.network.send(now, i, usize::from(link), carried, &mut deliveries);
@@ -736,4 +747,10 @@ impl<'a, W: Workload> Sim<'a, W> {
             Action::CommitHeld { epoch, commit } => self.checker.on_commit(now, i, epoch, &commit),
         }
     }
+}
+
+/// The datagram carries a `SwitchRelease` (read without the key: the header and body are
+/// in the clear, the tag only authenticates them).
+fn is_release(bytes: &[u8]) -> bool {
+    wire::decode(bytes, None).is_ok_and(|envelope| matches!(envelope.body, Body::SwitchRelease { .. }))
 }

@@ -250,6 +250,17 @@ impl<'a, W: Workload> Sim<'a, W> {
                 ));
                 self.restart_cut[i] = Some(duration_ns);
             }
+            Fault::ReleaseLoss { duration_ns } => {
+                self.stats.faults.release_loss += 1;
+                self.say(format_args!(
+                    "FAULT every SwitchRelease lost on every link for {:.3} ms",
+                    duration_ns as f64 / 1e6
+                ));
+                self.release_loss += 1;
+                self.faults_active += 1;
+                self.schedule(self.now + duration_ns, Event::FaultEnd(FaultEnd::ReleaseLoss));
+            }
+            Fault::InputsDeadInHold { extra_ns } => self.inputs_dead_in_hold(extra_ns),
             Fault::Switchover { target } => self.operator_switchover(target),
             Fault::Diverge { target, kind } => self.diverge(index, target, kind),
             Fault::OutputOutage { acks, duration_ns } => {
@@ -265,6 +276,60 @@ impl<'a, W: Workload> Sim<'a, W> {
                 }
                 self.schedule(self.now + duration_ns, Event::FaultEnd(FaultEnd::OutputOutage { acks }));
             }
+        }
+    }
+
+    /// `Fault::InputsDeadInHold`: both inputs die now, within the input hand-over hold of
+    /// the primary of the moment, until `extra_ns` after the hold's end — when the
+    /// primary's input alarm can still come within the hold (the last frame on its way
+    /// arrives within the I/O delay; the alarm follows one input limit later, on the
+    /// primary's clock), and the hold ends within the safety phase. Skipped otherwise.
+    fn inputs_dead_in_hold(&mut self, extra_ns: Nanos) {
+        let c = &self.options.config;
+        let ms = NANOS_PER_MS;
+        let hold_ns = c.input_handover_hold_ms * ms;
+        // The silence a primary acts on (`input_handover_ms`, or `input_silence_ms` with
+        // hand-overs off).
+        let limit_ms = if c.input_handover_ms != 0 {
+            c.input_handover_ms
+        } else {
+            c.input_silence_ms
+        };
+        let young = (0..2).find_map(|p| {
+            let sn = &self.nodes[p];
+            sn.node.as_ref().filter(|n| n.role() == Role::Primary)?;
+            let led_ns = sn
+                .clock
+                .local(self.now)
+                .saturating_since(self.primary_since[p]?)
+                .as_nanos() as Nanos;
+            let left_ns = hold_ns.checked_sub(led_ns)?;
+            let hold_ends_ns = sn.clock.true_duration(left_ns);
+            // 1 % of the hold and a cycle spare: the timers' rounding, the frames' jitter.
+            let alarm_ns = self.options.io_delay_ns_max()
+                + sn.clock.true_duration(limit_ms * ms)
+                + hold_ns / 100
+                + self.options.cycle_ms * ms;
+            (alarm_ns < hold_ends_ns).then_some((p, hold_ends_ns))
+        });
+        let safety_end_ns = self.options.safety_ms * ms;
+        let Some((p, hold_ends_ns)) = young.filter(|&(_, h)| self.now + h + extra_ns < safety_end_ns) else {
+            self.stats.faults.skipped += 1;
+            return;
+        };
+        self.stats.faults.inputs_dead_in_hold += 1;
+        let duration_ns = hold_ends_ns + extra_ns;
+        self.say(format_args!(
+            "FAULT both inputs dead for {:.3} ms: within the hold of node {p} (primary), past its end by {:.3} ms",
+            duration_ns as f64 / 1e6,
+            extra_ns as f64 / 1e6
+        ));
+        for node in 0..2 {
+            let id = self.burst_id_next;
+            self.burst_id_next += 1;
+            self.io_bursts.insert(id, (node, 1_000_000));
+            self.faults_active += 1;
+            self.schedule(self.now + duration_ns, Event::FaultEnd(FaultEnd::IoLoss { id }));
         }
     }
 
@@ -377,6 +442,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             FaultEnd::IoLoss { id } => {
                 self.io_bursts.remove(&id);
             }
+            FaultEnd::ReleaseLoss => self.release_loss = self.release_loss.saturating_sub(1),
             FaultEnd::OutputOutage { .. } => {}
         }
         self.say(format_args!("fault ends: {end:?}"));

@@ -123,6 +123,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         self.io_bursts.clear();
         self.io_gap = [0, 0];
         self.restart_cut = [None; 2];
+        self.release_loss = 0;
         self.faults_active = 0;
         for i in 0..2 {
             self.thaw(i);

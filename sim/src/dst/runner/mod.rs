@@ -46,6 +46,11 @@ const SINK_WINDOW_FRAMES: u64 = 1 << 16;
 pub const EVENTS_MAX: u64 = 40_000_000;
 /// Events at one instant before the run is declared livelocked.
 pub const EVENTS_PER_INSTANT_MAX: u64 = 200_000;
+/// Timer events of one node in a row at one true instant before it is declared spinning
+/// (a liveness violation, the run stopped): a node whose deadline has come and that asks
+/// for it again at once. Far above the two or three local instants a fast clock maps to
+/// one true nanosecond, and far below [`EVENTS_PER_INSTANT_MAX`], so the node is named.
+pub const TIMER_FIRES_PER_INSTANT_MAX: u64 = 1_000;
 /// Actions one node event may produce before the node is declared runaway.
 pub const ACTIONS_PER_EVENT_MAX: usize = 1_000_000;
 /// Datagrams and frames a frozen node's sockets buffer; later ones are dropped.
@@ -109,7 +114,14 @@ pub enum Mutation {
     /// `level_refresh_ms = 0` while the checker holds them to the seed's period, so a
     /// level lost on the output path stays lost (invariant 14's healing bound).
     RefreshNeverFires,
+    /// A node that asks to be woken at an instant that has come, again and again: from
+    /// its first deadline [`SPIN_FROM_NS`] or later on, node 0's timer is set to the
+    /// instant it fired at (the timer bound, [`TIMER_FIRES_PER_INSTANT_MAX`]).
+    SpinTimer,
 }
+
+/// `Mutation::SpinTimer`: when node 0 begins to spin (true time, 100 ms).
+pub const SPIN_FROM_NS: u64 = 100_000_000;
 
 /// How to run seeds (not drawn from the seed).
 #[derive(Debug, Clone, Copy, Default)]

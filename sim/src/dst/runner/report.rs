@@ -81,6 +81,12 @@ pub struct FaultCounts {
     pub diverge: u64,
     /// Outages of the output path (issue 22).
     pub output_outage: u64,
+    /// Spells during which every `SwitchRelease` was lost on every link, drawn at an
+    /// operator's switchover (issue 21).
+    pub release_loss: u64,
+    /// Both inputs killed within a young primary's input hand-over hold, past its end
+    /// (issue 21; the planned ones that found no such primary are `skipped`).
+    pub inputs_dead_in_hold: u64,
 }
 
 impl FaultCounts {
@@ -104,6 +110,8 @@ impl FaultCounts {
         self.skipped += o.skipped;
         self.diverge += o.diverge;
         self.output_outage += o.output_outage;
+        self.release_loss += o.release_loss;
+        self.inputs_dead_in_hold += o.inputs_dead_in_hold;
     }
 }
 
@@ -231,6 +239,20 @@ pub struct SeedReport {
 
 impl<'a, W: Workload> Sim<'a, W> {
     pub(super) fn finish(&mut self) {
+        if self.stuck {
+            // A run that stopped where it got stuck never reached its end: what the sink
+            // holds then, the joins and resyncs under way, the HMI writes unapplied are
+            // not verdicts (they would bury the one that stopped it). Only the content
+            // differences seen so far are settled.
+            self.checker.finish_stuck();
+        } else {
+            self.finish_run();
+        }
+        self.gather_stats();
+    }
+
+    /// The verdicts of a run that reached its end.
+    fn finish_run(&mut self) {
         // What is still on the output path arrives (it is healed: nothing more is lost),
         // in order, before the sink's final state is judged.
         let in_flight: Vec<(Nanos, u64)> = self
@@ -262,6 +284,10 @@ impl<'a, W: Workload> Sim<'a, W> {
             }
         }
         self.checker.finish(self.now, &self.sink.accepted);
+    }
+
+    /// The run's statistics, from the checker, the sink and the network.
+    fn gather_stats(&mut self) {
         let s = &mut self.stats;
         s.exceptions = self.checker.exceptions;
         s.failover_ns = self.checker.failover_ns.clone();

@@ -65,6 +65,7 @@ pub(super) enum FaultEnd {
     LinkCut { link: usize },
     LossBurst { id: u64 },
     IoLoss { id: u64 },
+    ReleaseLoss,
     OutputOutage { acks: bool },
 }
 
@@ -113,6 +114,15 @@ pub(super) struct Sim<'a, W: Workload> {
     pub(super) restart_cut: [Option<Nanos>; 2],
     /// By node: frames its input still loses in a row (`Fault::IoGap`).
     pub(super) io_gap: [u64; 2],
+    /// `Fault::ReleaseLoss` faults active now (they nest): every `SwitchRelease` sent
+    /// meanwhile is lost on every link.
+    pub(super) release_loss: u32,
+    /// By node: the true instant of its last timer event and how many timer events in a
+    /// row it had there (the timer bound, [`TIMER_FIRES_PER_INSTANT_MAX`]).
+    pub(super) timer_fires: [(Nanos, u64); 2],
+    /// The run stopped before its end (an event budget, a livelock, a node's timer
+    /// spinning, an empty queue): the verdicts that need the run's end are not given.
+    pub(super) stuck: bool,
     pub(super) burst_id_next: u64,
     pub(super) frame_next: u64,
     pub(super) sink: Sink,
@@ -233,6 +243,9 @@ impl<'a, W: Workload> Sim<'a, W> {
             io_gap: [0, 0],
             last_crash: None,
             restart_cut: [None; 2],
+            release_loss: 0,
+            timer_fires: [(0, 0); 2],
+            stuck: false,
             burst_id_next: 1,
             frame_next: 1,
             // A window longer than any run (as the harness's gateway keeps): with exactly
@@ -316,6 +329,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             let Some(((at, _), event)) = self.queue.pop_first() else {
                 self.checker
                     .violation(Invariant::Liveness, self.now, "the event queue ran dry".to_string());
+                self.stuck = true;
                 break;
             };
             debug_assert!(at >= self.now, "time went backwards");
@@ -327,6 +341,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                     self.now,
                     format!("more than {EVENTS_MAX} events: the run does not end"),
                 );
+                self.stuck = true;
                 break;
             }
             if at == self.instant {
@@ -337,11 +352,18 @@ impl<'a, W: Workload> Sim<'a, W> {
                         self.now,
                         format!("more than {EVENTS_PER_INSTANT_MAX} events at one instant: a livelock"),
                     );
+                    self.stuck = true;
                     break;
                 }
             } else {
                 self.instant = at;
                 self.events_at_instant = 0;
+            }
+            if let Event::Timer { node } = event {
+                if self.timer_spins(node) {
+                    self.stuck = true;
+                    break;
+                }
             }
             self.trace_u64(at);
             self.handle(event);
@@ -502,6 +524,47 @@ impl<'a, W: Workload> Sim<'a, W> {
             } => self.deliver_injection(to, link, kind, bytes, sent_at),
             Event::OutputArrive { node, output } => self.output_arrive(node, output),
         }
+    }
+
+    /// The timer bound: node `node`'s timer fires now. Counts its timer events in a row at
+    /// this true instant (any other instant starts the count again: a fast clock maps
+    /// two or three local instants to one true nanosecond, so a few in a row are
+    /// legitimate); past [`TIMER_FIRES_PER_INSTANT_MAX`] the node asks to be woken at an
+    /// instant that has come, again and again — a real node would spin its CPU there —
+    /// and the run stops with a liveness violation naming the node, the instant and the
+    /// deadline it asks for (true: the run is over).
+    pub(super) fn timer_spins(&mut self, node: usize) -> bool {
+        let now = self.now;
+        let fires = &mut self.timer_fires[node];
+        if fires.0 == now {
+            fires.1 += 1;
+        } else {
+            *fires = (now, 1);
+        }
+        if fires.1 <= TIMER_FIRES_PER_INSTANT_MAX {
+            return false;
+        }
+        let sn = &self.nodes[node];
+        let local = sn.clock.local(now);
+        let asks = match sn.node.as_ref().and_then(|n| n.poll_timeout()) {
+            Some(deadline) => format!(
+                "it asks to be woken at {} ns on its clock (true {:.6} ms), its clock reading {} ns",
+                deadline.as_nanos(),
+                sn.clock.true_at(deadline) as f64 / 1e6,
+                local.as_nanos()
+            ),
+            None => "it asks for no deadline now".to_string(),
+        };
+        let role = sn.node.as_ref().map(|n| (n.role(), n.status().sync));
+        self.checker.violation(
+            Invariant::Liveness,
+            now,
+            format!(
+                "node {node} ({role:?})'s timer fired more than {TIMER_FIRES_PER_INSTANT_MAX} times in a row at {:.6} ms: a busy loop; {asks}",
+                now as f64 / 1e6
+            ),
+        );
+        true
     }
 
     /// A frozen node's sockets buffer what arrives; returns whether it was buffered.
