@@ -445,6 +445,21 @@ mod tests {
     use crate::{Alarm, Role, SyncState};
     use core::time::Duration;
 
+    /// Mutant `pairing.rs:157:5` (`witness_program` → 1, run of 37f1692): a witness
+    /// link's `program` is a wire value (docs/SYNC-PROTOCOL.md, "Configuration fingerprint"): FNV-1a
+    /// of "twinloop-witness". The node and the witness binary share the function, so one
+    /// build agrees with itself whatever it returns; a witness of another build would be
+    /// refused. The documented value, computed here apart from `fnv64`.
+    #[test]
+    fn witness_program_is_the_documented_fnv_of_the_name() {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in WITNESS_PROGRAM.as_bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        assert_eq!(h, 0x45e4_91e4_e54f_1327);
+        assert_eq!(witness_program(), h);
+    }
+
     #[test]
     fn fingerprint_refresh_off_unchanged_on_folds_its_period() {
         let identity = AppIdentity::default();

@@ -515,6 +515,31 @@ mod tests {
         assert!(p.node(1).status().unsent_outputs >= ran - cut_at - 1);
     }
 
+    /// Mutant `release.rs:227:36` (`+` → `*` in `release_room_for_frame`, run of
+    /// 37f1692): the queue has room for a frame while what it holds plus a frame's most
+    /// outputs fit. With the product instead, frames waited (`OutputsHeldFull`) once 64
+    /// outputs were held, a sixteenth of the queue: outputs late while the acks lag.
+    #[test]
+    fn primary_holding_more_than_a_sixteenth_of_the_queue_runs_on() {
+        let mut p = running(acked());
+        p.drop_if = Some(drop_backup_messages);
+        let cut_at = p.node(0).frame();
+        p.run_for(ms(120));
+        let held = p.node(0).status().release.held;
+        assert!(held > 100, "held {held}");
+        assert!(held + crate::app::OUTPUTS_PER_FRAME_MAX as u64 <= HELD_OUTPUTS_MAX as u64);
+        assert!(
+            p.node(0).frame() >= cut_at + 110,
+            "frames waited: {}",
+            p.node(0).frame() - cut_at
+        );
+        let full = p
+            .alarms
+            .iter()
+            .any(|(n, a)| *n == 0 && matches!(a, Alarm::OutputsHeldFull { .. }));
+        assert!(!full, "{:?}", p.alarms);
+    }
+
     /// The backup's acks come back: every held output leaves, in order, once; the queue
     /// is back to the frames in flight.
     #[test]
