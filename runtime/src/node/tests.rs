@@ -355,7 +355,12 @@ fn primary_switchover_with_no_backup_is_refused() {
 }
 
 fn fast_pair_running(ballast: usize) -> Pair {
-    let mut p = Pair::new(5, Config::fast(), ballast);
+    pair_running(Pair::new(5, Config::fast(), ballast))
+}
+
+/// `p`, its configurations as the test set them, started: node 0 primary, node 1 its
+/// in-sync backup, paired.
+fn pair_running(mut p: Pair) -> Pair {
     p.start(0);
     assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
     p.start(1);
@@ -5280,10 +5285,7 @@ fn starting_peer_restarted_cold_then_leading_heard_only_stale_no_second_cold_sta
         let mut p = Pair::new(5, config.clone(), 0);
         // Node 1 wins a start-up tiebreak (seed 9660's `WonTiebreak`).
         p.configs[1].priority = 1;
-        p.start(0);
-        assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
-        p.start(1);
-        assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+        let mut p = pair_running(p);
         assert!(p.reserved[1] > p.node(0).epoch(), "no reservation");
         p.crash(1);
         p.drop_if = Some(drop_all_from_1);

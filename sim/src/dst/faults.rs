@@ -400,20 +400,15 @@ impl FaultPlan {
         // its own, after the rest: other draws stay.
         if mix.crash {
             let r = &mut rng.fork();
-            let crashes: Vec<Nanos> = plan
-                .faults
-                .iter()
-                .filter(|f| {
-                    matches!(
-                        f.fault,
-                        Fault::Crash {
-                            target: Target::Primary,
-                            ..
-                        }
-                    )
-                })
-                .map(|f| f.at)
-                .collect();
+            let crashes = plan.instants(|f| {
+                matches!(
+                    f,
+                    Fault::Crash {
+                        target: Target::Primary,
+                        ..
+                    }
+                )
+            });
             for at in crashes {
                 if plan.faults.len() < FAULTS_MAX && r.chance(1, 3) {
                     plan.faults.push(PlannedFault {
@@ -441,20 +436,15 @@ impl FaultPlan {
             let r = &mut rng.fork();
             let c = &options.config;
             let hold_ns = (c.startup_wait_ms + c.detection_window_ms + c.probe_timeout_ms) * ms;
-            let restarts: Vec<Nanos> = plan
-                .faults
-                .iter()
-                .filter(|f| {
-                    matches!(
-                        f.fault,
-                        Fault::Crash {
-                            target: Target::Backup,
-                            restart_after_ns: Some(_),
-                        }
-                    )
-                })
-                .map(|f| f.at)
-                .collect();
+            let restarts = plan.instants(|f| {
+                matches!(
+                    f,
+                    Fault::Crash {
+                        target: Target::Backup,
+                        restart_after_ns: Some(_),
+                    }
+                )
+            });
             for at in restarts {
                 if plan.faults.len() < FAULTS_MAX && r.chance(1, 2) {
                     plan.faults.push(PlannedFault {
@@ -483,12 +473,7 @@ impl FaultPlan {
             let r = &mut rng.fork();
             let c = &options.config;
             let timeout_ns = c.switchover_timeout_ms * ms;
-            let switchovers: Vec<Nanos> = plan
-                .faults
-                .iter()
-                .filter(|f| matches!(f.fault, Fault::Switchover { .. }))
-                .map(|f| f.at)
-                .collect();
+            let switchovers = plan.instants(|f| matches!(f, Fault::Switchover { .. }));
             // 2 % over the timeout covers any clock drift (5,000 ppm at most); the
             // forwarded request and a heartbeat's wait come on top.
             let low = timeout_ns + timeout_ns / 50 + 2 * options.link_delay_ns_max() + c.heartbeat_interval_ms * ms;
@@ -646,6 +631,11 @@ impl FaultPlan {
                 duration_ns: between(rng, 3 * options.cycle_ms * ms, 3 * recovery_ns),
             },
         }
+    }
+
+    /// When each planned fault that `pick` takes fires, in plan order.
+    fn instants(&self, pick: impl Fn(&Fault) -> bool) -> Vec<Nanos> {
+        self.faults.iter().filter(|f| pick(&f.fault)).map(|f| f.at).collect()
     }
 
     /// Faults of the pair other than `except` firing within `[from, to]` (an output-path
