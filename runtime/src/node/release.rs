@@ -540,6 +540,46 @@ mod tests {
         assert!(!full, "{:?}", p.alarms);
     }
 
+    /// Mutant `release.rs:230:12` (`!` deleted in `release_room_for_frame`, run of
+    /// 37f1692): a full queue raises `OutputsHeldFull` once, frames wait (none is lost),
+    /// and once the acks come back and the queue drains, a second fill raises it again.
+    #[test]
+    fn primary_queue_full_alarms_once_frames_wait_then_drain() {
+        let config = Config {
+            detection_window_ms: 5_000,
+            switchover_timeout_ms: 20_000,
+            ..acked()
+        };
+        let mut p = running(config);
+        let fulls = |p: &Pair| {
+            p.alarms
+                .iter()
+                .filter(|(n, a)| *n == 0 && matches!(a, Alarm::OutputsHeldFull { .. }))
+                .count()
+        };
+        p.drop_if = Some(drop_backup_messages);
+        let until = p.now + ms(3_000);
+        assert!(
+            p.run_until(until, |p| fulls(p) == 1),
+            "never full: {:?}",
+            p.node(0).status().release
+        );
+        let waiting_at = p.node(0).frame();
+        p.run_for(ms(100));
+        assert_eq!(p.node(0).frame(), waiting_at, "a frame ran past a full queue");
+        assert_eq!(fulls(&p), 1, "raised again while full");
+        p.drop_if = None;
+        let until = p.now + ms(2_000);
+        assert!(
+            p.run_until(until, |p| p.node(0).status().release.held < 64),
+            "never drained"
+        );
+        assert!(p.node(0).frame() > waiting_at + 50, "frames ran again");
+        p.drop_if = Some(drop_backup_messages);
+        let until = p.now + ms(3_000);
+        assert!(p.run_until(until, |p| fulls(p) == 2), "a second fill raised nothing");
+    }
+
     /// The backup's acks come back: every held output leaves, in order, once; the queue
     /// is back to the frames in flight.
     #[test]
