@@ -343,7 +343,9 @@ impl<'a, W: Workload> Sim<'a, W> {
         // first copy of a datagram sent since the target started, moves it as the real
         // one would).
         self.note_delivered(to, link, &bytes, replayed_before);
-        self.note_probe_traffic(to, &bytes, rejected_after > rejected_before);
+        if rejected_after == rejected_before {
+            self.note_probe_traffic(to, &bytes);
+        }
         self.attack_effects = judged.then(Vec::new);
         self.drain(to, epoch_before);
         self.checker.on_probe_event_end(to);

@@ -11,7 +11,7 @@ use crate::dst::clock::Nanos;
 use crate::dst::faults::Target;
 use crate::dst::sink::Verdict;
 use twinloop::node::Rejections;
-use twinloop::wire::{self, AuthKey, Body, Commit, CommitKind, WireRole};
+use twinloop::wire::{self, AuthKey, Body, Commit, CommitKind, Envelope, WireRole};
 use twinloop::{Action, Alarm, Boot, Node, Notice, Reason, Role, SyncState};
 
 /// A commit delivered to a backup, before it handled it (see [`Sim::commit_offered`]).
@@ -263,7 +263,8 @@ impl<'a, W: Workload> Sim<'a, W> {
     /// A datagram a node sent reaches node `to` (the attacker's go through
     /// `deliver_injection`): when it decodes under the pair's key, the node could read the
     /// epoch in its header, and the checker learns it (invariant 3's orphaned losses), and
-    /// whether the sender said it held state (invariant 8). `refused`: the node counted it `replayed` (not fresh: a session its handshake had
+    /// whether the sender said it held state (invariant 8) and what it says of the node's
+    /// probe (invariant 20). `refused`: the node counted it `replayed` (not fresh: a session its handshake had
     /// not verified, or a late copy); it read nothing of it.
     pub(super) fn note_genuine(&mut self, to: usize, bytes: &[u8], refused: bool) {
         let key = self.options.auth_key.map(AuthKey::new);
@@ -277,6 +278,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             if envelope.header.origin != 0 {
                 self.checker.on_heard_state(to);
             }
+            self.note_probe(to, &envelope);
             if let (Body::Commit(commit) | Body::FrameData { commit, .. }, WireRole::Primary) =
                 (&envelope.body, envelope.header.role)
             {
@@ -286,22 +288,28 @@ impl<'a, W: Workload> Sim<'a, W> {
         }
     }
 
-    /// Node `to` handled the datagram `bytes` (`refused`: a rejection counted meanwhile):
+    /// Node `to` handled the datagram `bytes` and counted no rejection meanwhile:
     /// invariant 20 learns what it says of the node's probe — a primary's message ends
     /// it; a `ProbeAck` from a peer that does not lead answers it. Read under the pair's
-    /// key, from the peer only. Before the event's actions reach the checker.
-    pub(super) fn note_probe_traffic(&mut self, to: usize, bytes: &[u8], refused: bool) {
+    /// key, from the peer only; before the event's actions reach the checker. For the
+    /// attacker's injections (`deliver_injection`); the links' datagrams are read once,
+    /// in `note_genuine`.
+    pub(super) fn note_probe_traffic(&mut self, to: usize, bytes: &[u8]) {
         let key = self.options.auth_key.map(AuthKey::new);
-        let (primary, answer) = match wire::decode(bytes, key.as_ref()) {
-            Ok(envelope) if !refused && envelope.header.node_id != to as u8 + 1 => {
-                let primary = envelope.header.role == WireRole::Primary;
-                let answer = match envelope.body {
-                    Body::ProbeAck { id } if !primary => Some(id),
-                    _ => None,
-                };
-                (primary, answer)
-            }
-            _ => (false, None),
+        if let Ok(envelope) = wire::decode(bytes, key.as_ref()) {
+            self.note_probe(to, &envelope);
+        }
+    }
+
+    /// [`Sim::note_probe_traffic`] of a decoded datagram.
+    fn note_probe(&mut self, to: usize, envelope: &Envelope) {
+        if envelope.header.node_id == to as u8 + 1 {
+            return;
+        }
+        let primary = envelope.header.role == WireRole::Primary;
+        let answer = match envelope.body {
+            Body::ProbeAck { id } if !primary => Some(id),
+            _ => None,
         };
         self.checker.on_probe_traffic(self.now, to, primary, answer);
     }

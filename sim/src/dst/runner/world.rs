@@ -439,7 +439,6 @@ impl<'a, W: Workload> Sim<'a, W> {
                 n.handle_message(local, link, mutated.as_deref().unwrap_or(&bytes));
                 let refused = refused_before.is_some_and(|before| self.refused_count(to) != Some(before));
                 self.note_genuine(to, &bytes, refused);
-                self.note_probe_traffic(to, &bytes, refused);
                 if let Some(offered) = offered {
                     self.commit_received(to, offered);
                 }
