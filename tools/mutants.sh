@@ -74,10 +74,10 @@ as_cargo() {
     IFS=';' read -r -a shapes <<<"${MUTANTS_DST_SHAPES-;--acks;--acked;--nodes 3}"
     for shape in "${shapes[@]}"; do
         # shellcheck disable=SC2086 # a shape is words, split on purpose
-        echo "+ $sim dst --seeds $seeds --threads $threads --quiet $shape"
+        echo "+ $sim dst --seeds $seeds --threads $threads --quiet --fail-fast $shape"
         # GNU timeout signals its whole process group: nothing the run started outlives it.
         # shellcheck disable=SC2086
-        timeout -k 10 "${MUTANTS_DST_TIMEOUT_S:-120}" "$sim" dst --seeds "$seeds" --threads "$threads" --quiet $shape
+        timeout -k 10 "${MUTANTS_DST_TIMEOUT_S:-120}" "$sim" dst --seeds "$seeds" --threads "$threads" --quiet --fail-fast $shape
         rc=$?
         case $rc in
             0) ;;

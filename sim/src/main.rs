@@ -77,6 +77,11 @@ struct DstArgs {
     /// Print only failing seeds and the summary.
     #[arg(long)]
     quiet: bool,
+    /// Stop at the first failing seed (the seeds already running finish): a yes/no
+    /// verdict, as the mutation run wants (`tools/mutants.sh`). The summary counts the
+    /// seeds run, so its trace hash is not the full range's.
+    #[arg(long)]
+    fail_fast: bool,
     /// Print faults, transitions, alarms and notable sink verdicts as they happen (for
     /// replaying one seed).
     #[arg(long)]
@@ -213,6 +218,7 @@ fn dst_main(args: &DstArgs) -> i32 {
         acks: args.acks,
         acked: args.acked,
         sink_window_frames: args.sink_window_frames,
+        fail_fast: args.fail_fast,
         mutation: match args.plant {
             Plant::None => dst::Mutation::None,
             Plant::ColdStart => dst::Mutation::ColdStart,
@@ -303,24 +309,25 @@ fn dst_group_main(args: &DstArgs) -> i32 {
         args.seeds
     );
     let (mut redecided, mut waits) = (0u64, 0u64);
-    let (failed, violations, takeovers, hash) = dst::group::run_group_seeds(args.seed, args.seeds, shape, |r| {
-        redecided += r.redecided;
-        waits += r.waits_by_design;
-        if !args.quiet || !r.violations.is_empty() {
-            println!(
-                "SEED={} -> {} (takeovers {}, led at end {}, redecided {}, trace {:016x})",
-                r.seed,
-                if r.violations.is_empty() { "ok" } else { "violation" },
-                r.takeovers,
-                r.led_at_end,
-                r.redecided,
-                r.trace_hash
-            );
-        }
-        for v in &r.violations {
-            println!("  {v}");
-        }
-    });
+    let (failed, violations, takeovers, hash) =
+        dst::group::run_group_seeds(args.seed, args.seeds, shape, args.fail_fast, |r| {
+            redecided += r.redecided;
+            waits += r.waits_by_design;
+            if !args.quiet || !r.violations.is_empty() {
+                println!(
+                    "SEED={} -> {} (takeovers {}, led at end {}, redecided {}, trace {:016x})",
+                    r.seed,
+                    if r.violations.is_empty() { "ok" } else { "violation" },
+                    r.takeovers,
+                    r.led_at_end,
+                    r.redecided,
+                    r.trace_hash
+                );
+            }
+            for v in &r.violations {
+                println!("  {v}");
+            }
+        });
     println!(
         "seeds {} failed {failed} violations {violations} takeovers {takeovers} redecided {redecided} trace_hash {hash:016x}",
         args.seeds

@@ -817,6 +817,7 @@ pub fn run_group_seeds(
     first: u64,
     seeds: u64,
     shape: Shape,
+    fail_fast: bool,
     mut each: impl FnMut(&GroupReport),
 ) -> (u64, u64, u64, u64) {
     let (mut violations, mut failed, mut takeovers) = (0u64, 0u64, 0u64);
@@ -831,6 +832,9 @@ pub fn run_group_seeds(
             hash = hash.wrapping_mul(0x100_0000_01b3);
         }
         each(&report);
+        if fail_fast && !report.violations.is_empty() {
+            break;
+        }
     }
     (failed, violations, takeovers, hash)
 }
@@ -885,7 +889,7 @@ mod tests {
                 acked: false,
                 liveness: true,
             };
-            let (failed, violations, takeovers, _) = run_group_seeds(0, 4, shape, |r| {
+            let (failed, violations, takeovers, _) = run_group_seeds(0, 4, shape, false, |r| {
                 assert!(r.violations.is_empty(), "{shape:?} seed {}: {:?}", r.seed, r.violations)
             });
             assert_eq!((failed, violations), (0, 0), "{shape:?}");

@@ -396,18 +396,23 @@ where
     F: WorkloadFactory + Sync,
     R: FnMut(&SeedReport),
 {
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::mpsc;
     let mut summary = Summary::new(first);
     let next = AtomicU64::new(0);
+    // Set once a failed seed is handed on under `run.fail_fast`: no worker takes another.
+    let stop = AtomicBool::new(false);
     let threads = threads.clamp(1, 64);
     std::thread::scope(|scope| {
         // Bounded: a worker waits when the main thread falls this far behind.
         let (tx, rx) = mpsc::sync_channel::<SeedReport>(4 * threads);
         for _ in 0..threads {
             let tx = tx.clone();
-            let next = &next;
+            let (next, stop) = (&next, &stop);
             scope.spawn(move || loop {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
                 let k = next.fetch_add(1, Ordering::Relaxed);
                 if k >= count {
                     break;
@@ -428,6 +433,9 @@ where
                 on_report(&report);
                 summary.add(&report);
                 expected += 1;
+                if run.fail_fast && report.failure.is_some() {
+                    stop.store(true, Ordering::Relaxed);
+                }
             }
         }
     });

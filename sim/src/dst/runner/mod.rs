@@ -142,4 +142,8 @@ pub struct RunConfig {
     /// seed's `frames_buffered`): to see what a window shorter than the run does to a
     /// refreshed level (issue 22).
     pub sink_window_frames: Option<u64>,
+    /// [`run_seeds`]: take no new seed once one has failed (the seeds already running
+    /// finish and are reported). For a yes/no verdict, as the mutation run's
+    /// (`tools/mutants.sh`); the summary then counts the seeds run.
+    pub fail_fast: bool,
 }

@@ -53,6 +53,25 @@ fn runner_first_200_seeds_pass() {
     assert!(summary.failovers > 0 && summary.switchovers > 0);
 }
 
+/// `fail_fast`: a planted bug that every seed shows stops the run after the first
+/// failure and the seeds already running: far fewer than asked, the first of them failed.
+#[test]
+fn runner_fail_fast_stops_after_the_first_failure() {
+    let factory = crate::dst::app::TestWorkloadFactory;
+    let run = RunConfig {
+        mutation: Mutation::DropEmit,
+        fail_fast: true,
+        ..RunConfig::default()
+    };
+    let mut seen = Vec::new();
+    let summary = run_seeds(0, 200, 2, run, &factory, |r| seen.push((r.seed, r.failure.is_some())));
+    assert_eq!(seen.first(), Some(&(0, true)), "{seen:?}");
+    // The failed seed's worker and the other's seed in flight, and a seed each worker may
+    // have taken before the stop was seen: at most 2 × 2 past the first.
+    assert!(seen.len() <= 5, "{} seeds run after a failure at seed 0", seen.len());
+    assert_eq!(summary.seeds, seen.len() as u64);
+}
+
 #[test]
 fn runner_planted_lost_output_is_caught() {
     assert!(broken_with(Mutation::DropEmit, 0..4).contains(&Invariant::NothingLost));
