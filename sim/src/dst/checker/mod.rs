@@ -202,6 +202,7 @@ mod divergence;
 mod exactly_once;
 mod failover;
 mod fencing;
+mod held;
 mod joins;
 mod levels;
 mod lineage;
@@ -315,6 +316,9 @@ pub enum Invariant {
     /// 19 (issue 21, `stepdown.rs`): a primary left the role though no message of a
     /// higher epoch had reached it: no successor leads.
     StepDown,
+    /// 21 (`--acked`, issue 21, `held.rs`): a primary let a frame wait for room in its
+    /// queue of held outputs below the queue's bound.
+    HeldFull,
 }
 
 impl Invariant {
@@ -341,6 +345,7 @@ impl Invariant {
             Invariant::SkipHeld => 18,
             Invariant::ProbeAnswered => 20,
             Invariant::StepDown => 19,
+            Invariant::HeldFull => 21,
         }
     }
 

@@ -722,6 +722,10 @@ impl<'a, W: Workload> Sim<'a, W> {
                         self.checker.on_colder_primary(now, i, origin, own_origin);
                         self.rejoin_pending[i] = true;
                     }
+                    Alarm::OutputsHeldFull { .. } => {
+                        let held = self.nodes[i].node.as_ref().map_or(0, |node| node.status().release.held);
+                        self.checker.on_held_full(now, i, held);
+                    }
                     Alarm::ColdStartHeld
                     | Alarm::PairingRefused { .. }
                     | Alarm::SyncKeyMismatch { .. }
