@@ -781,6 +781,36 @@ mod tests {
         assert_eq!(split_events(&bad), None);
     }
 
+    /// Mutant `acks.rs:68:95` (`+ 4` → `- 4` in [`TRANSFER_EVENTS_BYTES_MAX`], run of
+    /// 68549c5): the room the snapshot buffer keeps for events is the bound, exactly: a
+    /// full queue, [`EVENTS_UNACKED_MAX`] events of the longest payload, fills it to the
+    /// byte with its count and mark, and every event comes back. A bound a few bytes short
+    /// lost the mark when the rest of the snapshot was at its own bounds: the backup then
+    /// took no event, and re-sent none of them had it led.
+    #[test]
+    fn transfer_events_full_queue_fills_the_bound_exactly() {
+        use super::{encode_events, split_events, EVENTS_UNACKED_MAX, TRANSFER_EVENTS_BYTES_MAX};
+        use crate::app::{OutputKind, OutputPayload, OUTPUT_PAYLOAD_MAX};
+        use crate::node::Output;
+        let events: Vec<Output> = (0..EVENTS_UNACKED_MAX as u64)
+            .map(|k| Output {
+                epoch: 0,
+                frame: 1000 + k,
+                index: 0,
+                kind: OutputKind::Event,
+                payload: OutputPayload::from_slice(&[k as u8; OUTPUT_PAYLOAD_MAX]).unwrap(),
+            })
+            .collect();
+        let mut buf = std::vec![0u8; TRANSFER_EVENTS_BYTES_MAX];
+        let n = encode_events(events.iter(), &mut buf);
+        assert_eq!(n, TRANSFER_EVENTS_BYTES_MAX, "a full queue fills the bound to the byte");
+        let (before, bytes) = split_events(&buf[..n]).unwrap();
+        assert_eq!(
+            (before, bytes.len() / super::TRANSFER_EVENT_BYTES),
+            (0, EVENTS_UNACKED_MAX)
+        );
+    }
+
     /// Mutant `acks.rs:110:14` (`>` → `==`, run of 37f1692): a count above the queue's
     /// bound, with the bytes for it, is refused; one at the bound is taken. A transfer
     /// carries at most [`EVENTS_UNACKED_MAX`] events (`encode_events`): more is damage.

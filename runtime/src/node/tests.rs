@@ -6550,6 +6550,15 @@ fn backup_held_up_by_a_lost_commit_ring_kept_takeover_runs_held_commits() {
         p.node(1).status().rejections.frame_beyond_ring > 0,
         "frames a ring above refused"
     );
+    // The edge (mutant `node/mod.rs:1130:23`, `>` → `>=`, run of 68549c5): the ring holds
+    // the frames after the last run, exactly a ring of them; the first above is refused.
+    let ring = &p.nodes[1].as_ref().unwrap().ring;
+    let edge = (a - 1) + ring.capacity();
+    assert!(
+        ring.payload(edge).is_some(),
+        "frame {edge}, a ring above the last run, held"
+    );
+    assert!(ring.payload(edge + 1).is_none(), "frame {} refused", edge + 1);
     p.crash(0);
     assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(1000)));
     p.run_for(ms(20));
