@@ -533,7 +533,13 @@ impl<A: App> Node<A> {
                 {
                     p.acked = all;
                 }
-            } else {
+            } else if !self.acks.ahead.iter().any(|&a| a == id) {
+                // The primary sends its `Acks` on every link: the copies of the other
+                // links name the same ids, and kept each they filled the bound as many
+                // times faster — a join of 2.5 s on four links dropped ids it had
+                // (`dst --acks` seed 1106, 2026-11-27). One pass over at most
+                // `ACKS_AHEAD_MAX` ids; the queue is that long only while a backup joins
+                // or lags.
                 if self.acks.ahead.is_full() {
                     self.acks.ahead.pop_front();
                 }
@@ -652,13 +658,19 @@ mod tests {
     /// A pair (node 0 primary, node 1 in sync when `paired`) with acks on or off, the
     /// sink acking when they are on; every copy emitted is logged from here.
     fn running(acks: bool, paired: bool) -> Pair {
-        let config = Config {
+        running_with(acks, paired, |_| {})
+    }
+
+    /// As [`running`], the configuration changed by `change` first.
+    fn running_with(acks: bool, paired: bool, change: impl FnOnce(&mut Config)) -> Pair {
+        let mut config = Config {
             ack_sinks: u8::from(acks),
             event_retry_ms: 20,
             event_retry_max_ms: 160,
             ack_silence_ms: 500,
             ..Config::default()
         };
+        change(&mut config);
         let mut p = Pair::new(11, config, 0);
         p.sink_acks = acks;
         p.start(0);
@@ -1067,6 +1079,42 @@ mod tests {
             p.sink.duplicates - duplicates <= 4,
             "the new primary re-sends only the last frames' events: {} duplicates",
             p.sink.duplicates - duplicates
+        );
+    }
+
+    /// DST seed 1106 of `dst --acks` (2026-11-27): the primary sends its `Acks` on every
+    /// link, and a backup kept every copy among the ids of frames it had not run: on four
+    /// links a freeze (or a join) filled the bound four times faster, and the oldest ids
+    /// it held were dropped — their events re-sent at its next takeover, acked long ago.
+    /// Here more copies than the bound arrive, fewer ids: every id is kept once.
+    #[test]
+    fn backup_thawing_on_four_links_keeps_each_id_once() {
+        // A backup that may lag 900 frames and still catch up by running them.
+        let mut p = running_with(true, true, |c| {
+            c.links = crate::config::LINKS_MAX as u8;
+            c.max_lag_frames = 900;
+        });
+        // 700 frames in a freeze shorter than the detection window: some 930 ids, in
+        // 3,700 copies; the bound is 2,048.
+        p.cycle = Duration::from_micros(300);
+        let frames = 700;
+        for frame in p.frame_next..p.frame_next + frames {
+            p.frame_loss[1].insert(frame, ());
+        }
+        p.freeze(1, ms(210));
+        p.run_for(ms(210));
+        assert!(await_role(&mut p, 1, Role::Backup, SyncState::InSync));
+        p.run_for(ms(100));
+        let last = p.node(1).status().last_transition.map(|t| t.reason);
+        assert_ne!(
+            last,
+            Some(crate::node::Reason::InSync),
+            "caught up by running the frames, no transfer"
+        );
+        let status = p.node(1).ack_status();
+        assert!(
+            status.events_unacked <= 4,
+            "only the last frames' events wait for their acks: {status:?}"
         );
     }
 
