@@ -6,7 +6,19 @@
 //! - no history applies a write twice (the recorder's `hmi_twice`);
 //! - at the end, every live node whose current history spans an acknowledged write's
 //!   frame applied it there, exactly once; and no history holds an acknowledged write at
-//!   another frame.
+//!   another frame;
+//! - every submission a node accepted (`Ok`) is answered (`Action::HmiWriteDone`, applied
+//!   or timed out) by that node within its deadline, `HMI_TIMEOUT_WINDOWS` detection
+//!   windows (since 2026-11-27: a node that took a write as a retry of another one still
+//!   under way — mutant `hmi.rs:204:52` — never answered it, and the operator's write was
+//!   late by a whole client timeout, unseen). A crash forgets the node's entries; a
+//!   frozen node answers when it thaws.
+//!
+//! The client's timeout, after which it submits an unanswered write again (to either
+//! node), is drawn per seed: 1–12 half windows, plus 20 ms. Below the node's own
+//! deadline (4 windows) a retry reaches a node while the write still waits there, and
+//! the node must take it as the same write (since 2026-11-27; before, 5 windows + 20 ms:
+//! no retry ever found its write waiting).
 //!
 //! The writer draws from a generator forked after every other concern's, so the other
 //! draws stay what they were (the writes themselves change the commits: the trace hash
@@ -27,6 +39,19 @@ const WRITE_EVERY_FRAMES_MAX: u64 = 64;
 const OPEN_MAX: usize = 8;
 /// Submissions of one write before the writer gives it up (left unacknowledged).
 const ATTEMPTS_MAX: u32 = 40;
+/// A node answers a write it accepted within this many detection windows (the core's
+/// `TIMEOUT_WINDOWS`, docs/HMI.md).
+const HMI_TIMEOUT_WINDOWS: u64 = 4;
+
+/// A submission a node accepted and has not answered yet.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    node: usize,
+    write: HmiWrite,
+    /// True time by which the answer is due (the deadline with the clocks' drift and a
+    /// wake-up's lateness allowed).
+    due: Nanos,
+}
 
 /// A write the writer waits on.
 #[derive(Debug, Clone, Copy)]
@@ -48,12 +73,19 @@ pub(super) struct HmiWriter {
     pub(super) submitted: u64,
     pub(super) refused: u64,
     pub(super) timed_out: u64,
+    /// The client's timeout, in half detection windows (drawn 1..=12).
+    timeout_half_windows: u64,
+    /// Accepted submissions not answered yet.
+    pending: Vec<Pending>,
 }
 
 impl HmiWriter {
-    pub(super) fn new(rng: Rng) -> Self {
+    pub(super) fn new(mut rng: Rng) -> Self {
+        let timeout_half_windows = 1 + rng.next_u64() % 12;
         HmiWriter {
             rng,
+            timeout_half_windows,
+            pending: Vec::new(),
             frames_to_next: 1,
             value_next: 1,
             open: Vec::with_capacity(OPEN_MAX),
@@ -74,7 +106,9 @@ impl<'a, W: Workload> Sim<'a, W> {
     /// At every frame of the source: a new write now and then, and the retries due.
     pub(super) fn hmi_tick(&mut self) {
         let retry_ns = 20 * NANOS_PER_MS;
-        let wait_ns = 5 * self.options.config.detection_window_ms * NANOS_PER_MS + retry_ns;
+        let window_ns = self.options.config.detection_window_ms * NANOS_PER_MS;
+        let wait_ns = self.hmi.timeout_half_windows * window_ns / 2 + retry_ns;
+        self.hmi_check_answers();
         let w = &mut self.hmi;
         w.frames_to_next -= 1;
         if w.frames_to_next == 0 {
@@ -124,19 +158,76 @@ impl<'a, W: Workload> Sim<'a, W> {
             let local = self.nodes[node].clock.local(now);
             let epoch_before = n.epoch();
             self.hmi.submitted += 1;
-            if n.handle_hmi_write(local, write).is_err() {
+            let result = n.handle_hmi_write(local, write);
+            self.say(format_args!(
+                "node {node}: HMI write {} submitted: {result:?}",
+                write.value
+            ));
+            if result.is_err() {
                 self.hmi.refused += 1;
                 if let Some(open) = self.hmi.open.iter_mut().find(|o| o.write == write) {
                     open.retry_at = now + retry_ns;
                 }
+            } else if !self.hmi.pending.iter().any(|p| p.node == node && p.write == write) {
+                // A retry of a write the node still holds is answered with it: the
+                // first submission's deadline stands.
+                let deadline_ns = HMI_TIMEOUT_WINDOWS * window_ns;
+                // Clocks drift by at most 0.5 %; a wake-up may come a cycle or two late.
+                let slack_ns = deadline_ns / 50 + 2 * self.options.cycle_ms * NANOS_PER_MS + NANOS_PER_MS;
+                self.hmi.pending.push(Pending {
+                    node,
+                    write,
+                    due: now + deadline_ns + slack_ns,
+                });
             }
             self.drain(node, epoch_before);
+        }
+    }
+
+    /// The accepted submissions whose answer is overdue: one violation each (then
+    /// forgotten). A frozen node's are judged once it runs again.
+    pub(super) fn hmi_check_answers(&mut self) {
+        let now = self.now;
+        let mut late = Vec::new();
+        let nodes = &self.nodes;
+        self.hmi.pending.retain(|p| {
+            let overdue = p.due < now && nodes[p.node].frozen_until.is_none();
+            if overdue {
+                late.push(*p);
+            }
+            !overdue
+        });
+        for p in late {
+            self.checker.violation(
+                Invariant::HmiWrites,
+                now,
+                format!(
+                    "node {} accepted write {} and did not answer it by its deadline ({:.3} ms ago)",
+                    p.node,
+                    p.write.value,
+                    (now - p.due) as f64 / 1e6
+                ),
+            );
+        }
+    }
+
+    /// Node `i` crashed: it answers nothing it accepted (the client times out).
+    pub(super) fn hmi_forget_node(&mut self, i: usize) {
+        self.hmi.pending.retain(|p| p.node != i);
+    }
+
+    /// Node `i` runs again after a freeze: its overdue deadlines fire now.
+    pub(super) fn hmi_thawed(&mut self, i: usize) {
+        let now = self.now;
+        for p in self.hmi.pending.iter_mut().filter(|p| p.node == i) {
+            p.due = p.due.max(now + NANOS_PER_MS);
         }
     }
 
     /// Node `i` answered a write it accepted.
     pub(super) fn hmi_answered(&mut self, i: usize, write: HmiWrite, outcome: HmiOutcome) {
         self.say(format_args!("node {i}: HMI write {} {outcome:?}", write.value));
+        self.hmi.pending.retain(|p| !(p.node == i && p.write == write));
         match outcome {
             HmiOutcome::Applied { frame } => {
                 let previous = *self.hmi.acked.entry(write.value).or_insert(frame);
@@ -163,6 +254,7 @@ impl<'a, W: Workload> Sim<'a, W> {
 
     /// Invariant 15 at the end of the run (see the module doc).
     pub(super) fn hmi_check_end(&mut self) {
+        self.hmi_check_answers();
         let w = &self.hmi;
         let (submitted, refused, timed_out, acked) = (w.submitted, w.refused, w.timed_out, w.acknowledged());
         self.say(format_args!(

@@ -480,6 +480,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         if let Some(key) = sn.timer.take() {
             self.queue.remove(&key);
         }
+        self.hmi_forget_node(i);
         self.disk_crash(i);
         self.checker.on_crash(self.now, i);
         if let Some((epoch, first, last)) = self.acked_held_range[i].take() {
@@ -495,6 +496,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         }
         self.frozen_count -= 1;
         self.last_trouble_at = self.now;
+        self.hmi_thawed(i);
         self.say(format_args!("node {i}: thaws"));
         // What the sockets buffered arrives first, in order; then the overdue timer.
         let buffered = core::mem::take(&mut self.nodes[i].buffered);
