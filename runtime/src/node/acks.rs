@@ -14,10 +14,15 @@
 //!   [`RESENDS_PER_WAKE`] due entries, oldest first, under the current epoch, to every
 //!   sink (a sink that has it drops the copy as a duplicate and acks it again).
 //! - **Bounds**: the queue holds [`EVENTS_UNACKED_MAX`] events; full, the oldest is
-//!   dropped, counted, and `EventsDropped` raised once until an ack is heard again.
+//!   dropped, counted, and `EventsDropped` raised once until the queue has room again
+//!   (since 2026-11-27; before, until any sink acked again: with a second sink acking,
+//!   raised at every drop).
 //! - **Silence**: a sink that acknowledged nothing for `ack_silence_ms` while an event
-//!   waits for it (counted from the later of its last ack and that event's first
-//!   sending) raises `SinkSilent` once, until it acks again. Nothing else changes: events
+//!   waits for it (counted from the later of its last ack and the first sending of the
+//!   oldest event it owes, dropped ones included) raises `SinkSilent` once, until it acks
+//!   again. (Before 2026-11-27 a dropped event stopped counting: a queue that filled in
+//!   less than `ack_silence_ms` — 256 events, under 200 ms at 1 kHz — never let a
+//!   silent sink be alarmed.) Nothing else changes: events
 //!   stay queued to the bound and are re-sent at the longest backoff; the alarm makes the
 //!   pair's health degraded (docs/CONSOLE.md), and the plant side's safe state is the
 //!   gateway's epoch lease, as without acks.
@@ -181,6 +186,9 @@ pub(super) struct EventAcks {
     key: Option<AckKey>,
     /// `EventsDropped` is to be raised (the frame of the first dropped), or was raised.
     drop_alarm: Option<(u64, bool)>,
+    /// By sink: the first sending of the oldest event dropped from the full queue that
+    /// it had not acknowledged, since its last ack (its silence counts from there).
+    owed_since: [Option<Instant>; SINKS_MAX],
     status: AckStatus,
 }
 
@@ -194,6 +202,7 @@ impl Default for EventAcks {
             heard_at: [Instant::ZERO; SINKS_MAX],
             key: None,
             drop_alarm: None,
+            owed_since: [None; SINKS_MAX],
             status: AckStatus::default(),
         }
     }
@@ -264,10 +273,8 @@ impl<A: App> Node<A> {
         self.acks.status.acks_taken += 1;
         let bit = 1u8 << sink;
         self.acks.heard_at[usize::from(sink)] = self.now;
+        self.acks.owed_since[usize::from(sink)] = None;
         self.acks.status.sinks_silent &= !bit;
-        if matches!(self.acks.drop_alarm, Some((_, true))) {
-            self.acks.drop_alarm = None;
-        }
         for &(frame, index) in ids.iter().take(crate::io_protocol::ACK_IDS_MAX) {
             if let Some(p) = self
                 .acks
@@ -301,6 +308,10 @@ impl<A: App> Node<A> {
             }
             false
         });
+        // Room again: the next overflow is a new one, alarmed again.
+        if !acks.pending.is_full() && matches!(acks.drop_alarm, Some((_, true))) {
+            acks.drop_alarm = None;
+        }
     }
 
     /// Queues `entry`; full, the oldest goes (counted, alarmed at the next tick).
@@ -308,6 +319,12 @@ impl<A: App> Node<A> {
         if self.acks.pending.is_full() {
             let oldest = self.acks.pending.remove(0);
             self.acks.status.events_dropped += 1;
+            for sink in 0..usize::from(self.config.ack_sinks).min(SINKS_MAX) {
+                if oldest.acked & (1 << sink) == 0 {
+                    let owed = &mut self.acks.owed_since[sink];
+                    *owed = Some(owed.map_or(oldest.sent_at, |at| at.min(oldest.sent_at)));
+                }
+            }
             if self.acks.drop_alarm.is_none() {
                 self.acks.drop_alarm = Some((oldest.output.frame, false));
             }
@@ -438,6 +455,7 @@ impl<A: App> Node<A> {
         self.acks.pending.clear();
         self.acks.ahead.clear();
         self.acks.to_backup.clear();
+        self.acks.owed_since = [None; SINKS_MAX];
     }
 
     /// New primary running a frame in hand whose commit it lacks: an event whose ack
@@ -488,6 +506,7 @@ impl<A: App> Node<A> {
         self.acks.pending.clear();
         self.acks.ahead.clear();
         self.acks.to_backup.clear();
+        self.acks.owed_since = [None; SINKS_MAX];
     }
 
     /// Primary, after a commit went out: the acknowledged ids waiting, at most
@@ -585,8 +604,13 @@ impl<A: App> Node<A> {
         if self.acks.status.sinks_silent & bit != 0 {
             return None;
         }
-        let oldest = self.acks.pending.iter().find(|p| p.acked & bit == 0)?;
-        Some(oldest.sent_at.max(self.acks.heard_at[usize::from(sink)]))
+        let queued = self.acks.pending.iter().find(|p| p.acked & bit == 0).map(|p| p.sent_at);
+        let dropped = self.acks.owed_since[usize::from(sink)];
+        let owed = match (queued, dropped) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(owed.max(self.acks.heard_at[usize::from(sink)]))
     }
 
     /// Timer `Acks`: raises the alarms due, then re-sends at most [`RESENDS_PER_WAKE`]
@@ -929,6 +953,35 @@ mod tests {
         let status = p.node(0).ack_status();
         assert_eq!(status.sinks_silent, 0);
         assert!(status.events_unacked <= 2, "{status:?}");
+    }
+
+    /// A silent sink beside one that acks, at 1 kHz (the queue fills in under 200 ms,
+    /// less than `ack_silence_ms`): `SinkSilent` of the silent one is raised once (before
+    /// 2026-11-27 never: a dropped event stopped counting toward its silence), and
+    /// `EventsDropped` once for the overflow (before, again at every drop: the other
+    /// sink's acks re-armed it). Then its silence asks for no wake-up (mutant
+    /// `acks.rs:578:23`, `1u8 << sink` → `>>` in `acks_silent_since`, kept it due in the
+    /// past: a node woken at once, again and again). The sink answering again ends it.
+    #[test]
+    fn primary_second_sink_silent_alarmed_once_then_no_wakeup_for_it() {
+        let mut p = running_with(true, false, |c| c.ack_sinks = 2);
+        let count = |p: &Pair, f: &dyn Fn(&Alarm) -> bool| p.alarms.iter().filter(|(_, a)| f(a)).count();
+        let silent_1 = |p: &Pair| count(p, &|a| matches!(a, Alarm::SinkSilent { sink: 1 }));
+        let until = p.now + ms(2000);
+        let found = p.run_until(until, |p| silent_1(p) > 0);
+        assert!(found, "sink 1 alarmed silent: {:?}", p.node(0).ack_status());
+        p.run_for(ms(500));
+        assert_eq!(silent_1(&p), 1, "raised once");
+        let dropped = count(&p, &|a| matches!(a, Alarm::EventsDropped { .. }));
+        assert_eq!(dropped, 1, "one overflow, one alarm");
+        let node = p.node(0);
+        assert_eq!(node.ack_status().sinks_silent, 0b10, "sink 0 acks, sink 1 is silent");
+        let next = node.acks_deadline();
+        assert!(
+            next.is_some_and(|t| t > p.now),
+            "the next wake-up for the acks is a re-send to come, not now: {next:?} at {:?}",
+            p.now
+        );
     }
 
     /// With an ack key, an ack without its tag or with another key's, and a replay of a
