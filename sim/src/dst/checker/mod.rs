@@ -319,6 +319,9 @@ pub enum Invariant {
     /// 21 (`--acked`, issue 21, `held.rs`): a primary let a frame wait for room in its
     /// queue of held outputs below the queue's bound.
     HeldFull,
+    /// 24 (issue 21, `runner/handover.rs`): a calm pair's primary whose input died did
+    /// not hand over to its backup, whose input lives, within the bound.
+    InputHandover,
 }
 
 impl Invariant {
@@ -346,6 +349,7 @@ impl Invariant {
             Invariant::ProbeAnswered => 20,
             Invariant::StepDown => 19,
             Invariant::HeldFull => 21,
+            Invariant::InputHandover => 24,
         }
     }
 

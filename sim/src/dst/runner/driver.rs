@@ -132,6 +132,8 @@ pub struct Summary {
     pub switchovers_refused: u64,
     /// Input handovers started.
     pub input_handovers: u64,
+    /// Dead inputs of a calm pair's primary watched for a handover (invariant 24).
+    pub handovers_watched: u64,
     /// Background epoch writes asked for.
     pub epoch_writes_later: u64,
     /// Background epoch writes lost in a crash.
@@ -246,6 +248,7 @@ impl Summary {
         self.output_gap_frames_max = self.output_gap_frames_max.max(s.output_gap_frames_max);
         self.switchovers_refused += s.switchovers_refused;
         self.input_handovers += s.input_handovers;
+        self.handovers_watched += s.handovers_watched;
         self.epoch_writes_later += s.epoch_writes_later;
         self.epoch_writes_lost += s.epoch_writes_lost;
         self.attacked_seeds += u64::from(r.summary.contains(" attacker="));
@@ -369,6 +372,7 @@ impl Summary {
             "join_bound_share_max": self.join_bound_share_max as f64 / 1e3,
             "switchovers_refused": self.switchovers_refused,
             "input_handovers": self.input_handovers,
+            "handovers_watched": self.handovers_watched,
             "epoch_writes": {"later": self.epoch_writes_later, "lost": self.epoch_writes_lost},
             "transfers": self.transfers,
             "attacker": {"seeds": self.attacked_seeds, "delivered": self.attack_delivered, "judged": self.attack_judged, "tampered": self.attack_tampered},

@@ -685,6 +685,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                     }
                 }
                 self.check_input_handover_hold(now, i, &t);
+                self.note_handover_transition(now, i, &t);
                 match t.reason {
                     Reason::TakeoverAfterProbe | Reason::TakeoverNoPrimary => self.stats.takeovers += 1,
                     Reason::SwitchoverCompleted => self.stats.switchovers += 1,

@@ -51,6 +51,10 @@ impl<'a, W: Workload> Sim<'a, W> {
         if pair_fault && !matches!(planned.fault, Fault::Diverge { .. }) {
             self.checker.end_diverge_watch();
         }
+        if pair_fault {
+            // Anything else that happens to the pair ends the watch unjudged.
+            self.handover_watch = None;
+        }
         match planned.fault {
             Fault::Crash {
                 target,
@@ -218,6 +222,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                     "FAULT I/O loss {loss_ppm} ppm to node {node} for {:.3} ms",
                     duration_ns as f64 / 1e6
                 ));
+                self.watch_handover(node, loss_ppm, duration_ns, index);
                 self.io_bursts.insert(id, (node, loss_ppm));
                 self.faults_active += 1;
                 self.schedule(self.now + duration_ns, Event::FaultEnd(FaultEnd::IoLoss { id }));

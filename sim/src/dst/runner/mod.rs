@@ -25,6 +25,7 @@
 mod attack;
 mod disk;
 mod driver;
+mod handover;
 mod hmi;
 mod host;
 mod inject;

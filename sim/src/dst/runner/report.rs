@@ -128,6 +128,8 @@ pub struct RunStats {
     pub switchovers_refused: u64,
     /// Input handovers started (a primary with a silent input, its backup's alive).
     pub input_handovers: u64,
+    /// Dead inputs of a calm pair's primary watched for a handover (invariant 24).
+    pub handovers_watched: u64,
     /// Every failover time (primary crash → first output of the new primary), ns.
     pub failover_ns: Vec<Nanos>,
     /// Failovers checked against the bound.

@@ -159,6 +159,11 @@ pub(super) struct Sim<'a, W: Workload> {
     pub(super) disk_rng: Rng,
     /// An armed divergence fault: the node and what it perturbs at its next frame.
     pub(super) diverge_armed: Option<(usize, DivergeKind)>,
+    /// By node: when it became primary, in true time (`None` while it is not).
+    pub(super) primary_true_since: [Option<Nanos>; 2],
+    /// Invariant 24's watch: the primary whose input died in a calm pair, and the true
+    /// time by which it must have handed over (`runner/handover.rs`).
+    pub(super) handover_watch: Option<(usize, Nanos)>,
     /// The attacker on the links, when the seed draws one.
     pub(super) attacker: Option<crate::dst::attacker::Attacker>,
     /// By node, by link: what its replay window took (`attack.rs`).
@@ -283,6 +288,8 @@ impl<'a, W: Workload> Sim<'a, W> {
             freeze_now: None,
             disk_rng,
             diverge_armed: None,
+            primary_true_since: [None; 2],
+            handover_watch: None,
             attacker,
             windows,
             injections: Vec::new(),
@@ -369,6 +376,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             self.handle(event);
             self.check_converged();
             self.checker.check_level_staleness(self.now);
+            self.check_handover_watch();
         }
         self.finish();
     }
