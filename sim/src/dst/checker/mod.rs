@@ -215,6 +215,7 @@ mod replay;
 mod replay_tests;
 mod resends;
 mod skips;
+mod source;
 mod stepdown;
 mod switchover;
 #[cfg(test)]
@@ -228,6 +229,7 @@ pub use divergence::{Perturbed, DIVERGENCE_FRAMES_MAX};
 use lineage::{Decision, Explanation};
 pub use record::attribute_steps;
 use resends::commit_last;
+pub use source::SourceEvent;
 
 use super::app::Step;
 use super::clock::Nanos;
@@ -319,6 +321,13 @@ pub enum Invariant {
     /// 21 (`--acked`, issue 21, `held.rs`): a primary let a frame wait for room in its
     /// queue of held outputs below the queue's bound.
     HeldFull,
+    /// 22 (issue 21, `source.rs`): a node ran the source's inputs out of their order or
+    /// twice, a restart of the source was mapped onto frames in hand, a backup did not
+    /// hold the map its primary announced, or a restart followed was not told once.
+    SourceFollowed,
+    /// 23 (issue 21, `source.rs`): a node announced its source map otherwise than at
+    /// each restart it decided and with the commits the protocol names.
+    SourceAnnounced,
 }
 
 impl Invariant {
@@ -346,6 +355,8 @@ impl Invariant {
             Invariant::ProbeAnswered => 20,
             Invariant::StepDown => 19,
             Invariant::HeldFull => 21,
+            Invariant::SourceFollowed => 22,
+            Invariant::SourceAnnounced => 23,
         }
     }
 
@@ -363,6 +374,7 @@ impl Invariant {
                     | Invariant::HmiWrites
                     | Invariant::AckedOnce
                     | Invariant::SkipHeld
+                    | Invariant::SourceFollowed
             )
     }
 }
@@ -409,6 +421,13 @@ pub struct Exceptions {
     /// the handshake from completing), or a late copy. The core ignores such a message
     /// whole, its epoch included (open finding, docs/DST.md "Orphaned losses").
     pub lost_unverified: u64,
+    /// Inputs a node ran out of the source's order (invariant 22) while it led with a map
+    /// of the source's session other than the one its predecessor held when it took the
+    /// lead: after a split brain in which both nodes mapped one restart of the source,
+    /// the node that followed the other kept its own map (the primary announces its map
+    /// only at its restart, with 8 commits after and every 256 frames), and it leads by
+    /// it (open finding, docs/DST.md "Source restarts").
+    pub source_map_parted: u64,
     /// Committed outputs lost because every node that ran the frame crashed.
     pub lost_crashed: u64,
     /// Frames a new primary decided in its replay without the commit (it never arrived),
@@ -632,6 +651,9 @@ pub struct Checker {
     pub(super) acked_uncertain: Vec<(usize, u64, u64, u64)>,
     /// By (node, epoch): the events it emitted as primary, when first.
     pub(super) events_emitted: BTreeMap<(usize, u64), BTreeMap<(u64, u8), Nanos>>,
+    /// Invariants 22 and 23: the source's frames sent, each node's last input and map
+    /// announcements (`source.rs`).
+    source: source::SourceWatch,
     violations: Vec<Violation>,
     violation_count: u64,
     /// Differences and losses the design allows.
@@ -961,6 +983,7 @@ impl Checker {
         self.record_steps(at, node, steps);
         self.keep_event_steps(node, steps);
         self.check_installed(at, node, steps);
+        self.check_source_order(at, node, steps);
         for &(epoch, step) in steps {
             self.check_digest(at, node, epoch, &step);
         }

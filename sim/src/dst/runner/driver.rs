@@ -203,6 +203,7 @@ impl Summary {
         e.lost_orphaned_never_heard += s.exceptions.lost_orphaned_never_heard;
         e.lost_orphaned_write_lost += s.exceptions.lost_orphaned_write_lost;
         e.lost_unverified += s.exceptions.lost_unverified;
+        e.source_map_parted += s.exceptions.source_map_parted;
         e.lost_crashed += s.exceptions.lost_crashed;
         e.replay_gap += s.exceptions.replay_gap;
         e.level_superseded += s.exceptions.level_superseded;
@@ -318,6 +319,7 @@ impl Summary {
                 "diverge": f.diverge,
                 "release_loss": f.release_loss,
                 "inputs_dead_in_hold": f.inputs_dead_in_hold,
+                "source_restart": f.source_restart,
             },
             "failover_ms": quantiles(&self.failover_ns),
             "failover_ms_by_profile": by_profile,
@@ -332,6 +334,7 @@ impl Summary {
                 "lost_orphaned_never_heard": e.lost_orphaned_never_heard,
                 "lost_orphaned_write_lost": e.lost_orphaned_write_lost,
                 "lost_unverified": e.lost_unverified,
+                "source_map_parted": e.source_map_parted,
                 "lost_crashed": e.lost_crashed,
                 "replay_gap": e.replay_gap,
                 "level_superseded": e.level_superseded,

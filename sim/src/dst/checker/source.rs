@@ -1,0 +1,216 @@
+//! Invariants 22 and 23, the I/O source's restarts (issue 21, added 2026-11-27). A
+//! source that restarts numbers from 1 again in a new source session; the pair maps each
+//! session's numbers to its own frames (`runtime/src/node/source.rs`, docs/PROTOCOL.md
+//! "Source sessions"). A plant feels a mistake there at once: a rebooted gateway whose
+//! stale inputs run as new frames, whose new outputs reuse ids the sink drops as
+//! duplicates, or whose frames the pair skips or stalls on. The DST's source numbered
+//! 1, 2, 3 … under session 0 for the whole run before `Fault::SourceRestart`, so every
+//! mutant of the mapping passed every seed.
+//!
+//! 22. **The source's restart is followed.**
+//!     - *Inputs in the source's order*: the frames a node incarnation runs, from its
+//!       start or the state it last installed, run inputs the source sent in that order,
+//!       each once: a later pair frame never runs an input sent before (or as) an earlier
+//!       one's. A late frame of the session left run as a new frame, or one input run
+//!       at two pair frames, breaks it. Judged on the application's steps (each step's
+//!       input digest names the source's frame: the world keys payloads by its count of
+//!       frames sent, a fact of the plant, not by the source's number); a payload the
+//!       world did not send (a divergence fault's flipped copy) is not judged.
+//!     - *A restart maps after the frames in hand*: a primary's restart (its
+//!       `SourceRestarted` notice) maps the new session's first frame above every frame
+//!       the node had run or taken from the source before the event (its status), so the
+//!       pair's frame numbers, and the outputs' ids, never go back.
+//!     - *The backup follows the primary's map*: a backup that takes a `SourceMap` from
+//!       the primary of its epoch (or a starting node, from any primary), delivered
+//!       genuine and read without a rejection, its role and epoch unchanged by the event,
+//!       holds that map after the event.
+//!     - *Each restart followed is told*: in every event where a node's source session
+//!       changes, it raises one `SourceRestarted` notice naming its new map and counts
+//!       one restart more (`source_restarts`); in no other event does it do either.
+//! 23. **The map is announced as documented.** A node sends its map (`SourceMap`) once
+//!     at each restart it decides, and with each commit of frame `F` while it has a map,
+//!     when `F` is at most 8 frames past that restart's first pair frame or a multiple of
+//!     256; and at no other time. A backup that lost the restart's announcement learns
+//!     the map from the next one; fewer announcements make it fetch every frame, more
+//!     only load the link. Not safety: exit code 11, as liveness.
+
+use super::*;
+use twinloop::node::SourceMap;
+
+/// Frames after a restart whose commits carry the map (docs/PROTOCOL.md, "Source
+/// sessions"; `SOURCE_MAP_FRAMES` in the core).
+pub const SOURCE_MAP_FRAMES: u64 = 8;
+/// The map goes with every commit of a multiple of this frame (`SOURCE_MAP_EVERY_FRAMES`).
+pub const SOURCE_MAP_EVERY_FRAMES: u64 = 256;
+
+/// What invariants 22 and 23 remember.
+#[derive(Debug, Default)]
+pub(super) struct SourceWatch {
+    /// Each payload the source sent, by digest: its place in the source's sending order.
+    sent: BTreeMap<u64, u64>,
+    /// By node: since its incarnation began or it last installed a state, the last frame
+    /// it ran on a payload the source sent, and that payload's place.
+    last_input: [Option<(u64, u64)>; 2],
+    /// By node: the last frame whose commit carries the map after the last restart its
+    /// incarnation decided (0: none).
+    announce_until: [u64; 2],
+    /// Epochs whose leader took the lead with a map of the session other than its
+    /// predecessor's (see [`Exceptions::source_map_parted`]).
+    parted: BTreeSet<u64>,
+}
+
+/// One event of a node, as the world saw it, for invariants 22 and 23.
+#[derive(Debug, Clone, Default)]
+pub struct SourceEvent {
+    /// The node.
+    pub node: usize,
+    /// It was primary when the event began.
+    pub primary_before: bool,
+    /// It is primary when the event ends.
+    pub primary_after: bool,
+    /// Its source map and restarts followed before the event (its status).
+    pub source_before: Option<SourceMap>,
+    /// As above.
+    pub restarts_before: u64,
+    /// Its frames in hand before the event: the highest it ran or took from the source.
+    pub in_hand_before: u64,
+    /// Its source map and restarts followed after the event.
+    pub source_after: Option<SourceMap>,
+    /// As above.
+    pub restarts_after: u64,
+    /// The maps of the `SourceRestarted` notices it raised in the event.
+    pub notices: Vec<SourceMap>,
+    /// The frames it committed in the event, in order (sent or held).
+    pub committed: Vec<u64>,
+    /// The `SourceMap` messages it sent in the event (one per announcement: link 0's).
+    pub announced: u64,
+    /// A map delivered to it in the event that it must hold after (see the module docs).
+    pub map_taken: Option<SourceMap>,
+    /// It became primary in the event holding a map of the same session as the other
+    /// node's that maps the session's numbers to other pair frames.
+    pub leads_parted: bool,
+    /// Its epoch after the event.
+    pub epoch: u64,
+}
+
+impl Checker {
+    /// The source sent its `sent`-th frame of the run, whose payload has `digest`.
+    pub fn on_source_sent(&mut self, sent: u64, digest: u64) {
+        self.source.sent.insert(digest, sent);
+    }
+
+    /// Node `node` starts (a new incarnation): it has run nothing and decided no restart.
+    pub fn on_source_start(&mut self, node: usize) {
+        self.source.last_input[node] = None;
+        self.source.announce_until[node] = 0;
+    }
+
+    /// Node `node` installed a state: the frames it runs next follow that state's.
+    pub fn on_source_installed(&mut self, node: usize) {
+        self.source.last_input[node] = None;
+    }
+
+    /// Invariant 22, inputs in the source's order: node `node`'s steps in one event.
+    pub(super) fn check_source_order(&mut self, at: Nanos, node: usize, steps: &[(u64, Step)]) {
+        for (epoch, step) in steps {
+            let Some(&sent) = self.source.sent.get(&step.input_digest) else {
+                continue;
+            };
+            if let Some((frame_before, sent_before)) = self.source.last_input[node] {
+                if sent <= sent_before && self.source.parted.contains(epoch) {
+                    self.exceptions.source_map_parted += 1;
+                } else if sent <= sent_before {
+                    self.violation(
+                        Invariant::SourceFollowed,
+                        at,
+                        format!(
+                            "node {node} ran frame {} on the source's frame #{sent} (in sending order), after frame {frame_before} on #{sent_before}: an input run out of the source's order or twice (a late frame of the session left run as new?)",
+                            step.frame
+                        ),
+                    );
+                }
+            }
+            self.source.last_input[node] = Some((step.frame, sent));
+        }
+    }
+
+    /// Invariants 22 and 23 on one event of a node.
+    pub fn on_source_event(&mut self, at: Nanos, e: &SourceEvent) {
+        let node = e.node;
+        if e.leads_parted {
+            self.source.parted.insert(e.epoch);
+        }
+        // 22: a restart decided maps after the frames in hand (decided: the node was
+        // primary before and after the event; one that stepped down in it took the map).
+        let decided = e.primary_before && e.primary_after;
+        if decided {
+            for map in &e.notices {
+                if map.pair_first <= e.in_hand_before {
+                    self.violation(
+                        Invariant::SourceFollowed,
+                        at,
+                        format!(
+                            "node {node} (primary) mapped source session {} from frame {} to pair frame {}, not above the frames in hand (up to {}): the pair's frames went back",
+                            map.session, map.source_first, map.pair_first, e.in_hand_before
+                        ),
+                    );
+                }
+                self.source.announce_until[node] = map.pair_first.saturating_add(SOURCE_MAP_FRAMES);
+            }
+        }
+        // 22: the backup follows its primary's map.
+        if let Some(map) = e.map_taken {
+            if e.source_after != Some(map) {
+                self.violation(
+                    Invariant::SourceFollowed,
+                    at,
+                    format!(
+                        "node {node} took its primary's source map {map:?} but holds {:?} after: it does not follow the primary's mapping",
+                        e.source_after
+                    ),
+                );
+            }
+        }
+        // 22: each restart followed is told, once.
+        let changed = match (e.source_before, e.source_after) {
+            (Some(before), Some(after)) => before.session != after.session,
+            _ => false,
+        };
+        let told =
+            e.notices.len() == usize::from(changed) && (!changed || e.notices.first() == e.source_after.as_ref());
+        let counted = e.restarts_after == e.restarts_before + u64::from(changed);
+        if !told || !counted {
+            self.violation(
+                Invariant::SourceFollowed,
+                at,
+                format!(
+                    "node {node}'s source map went from {:?} to {:?} with notices {:?} and restarts counted {} → {}: each restart followed is told and counted once",
+                    e.source_before, e.source_after, e.notices, e.restarts_before, e.restarts_after
+                ),
+            );
+        }
+        // 23: the announcements.
+        let decided = if decided { e.notices.len() as u64 } else { 0 };
+        let until = self.source.announce_until[node];
+        let with_commits = if e.source_after.is_some() {
+            e.committed
+                .iter()
+                .filter(|&&frame| frame <= until || frame % SOURCE_MAP_EVERY_FRAMES == 0)
+                .count() as u64
+        } else {
+            0
+        };
+        if e.announced != decided + with_commits {
+            self.violation(
+                Invariant::SourceAnnounced,
+                at,
+                format!(
+                    "node {node} sent its source map {} times in an event where it decided {decided} restarts and committed frames {:?} (the map goes with those up to {until} and every {SOURCE_MAP_EVERY_FRAMES}th): {} expected",
+                    e.announced,
+                    e.committed,
+                    decided + with_commits
+                ),
+            );
+        }
+    }
+}
