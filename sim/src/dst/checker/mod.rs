@@ -421,12 +421,13 @@ pub struct Exceptions {
     /// the handshake from completing), or a late copy. The core ignores such a message
     /// whole, its epoch included (open finding, docs/DST.md "Orphaned losses").
     pub lost_unverified: u64,
-    /// Inputs a node ran out of the source's order (invariant 22) while it led with a map
-    /// of the source's session other than the one its predecessor held when it took the
-    /// lead: after a split brain in which both nodes mapped one restart of the source,
-    /// the node that followed the other kept its own map (the primary announces its map
-    /// only at its restart, with 8 commits after and every 256 frames), and it leads by
-    /// it (open finding, docs/DST.md "Source restarts").
+    /// Inputs a node ran out of the source's order (invariant 22) where two maps of one
+    /// source session met: two primaries mapped the session with different offsets (a
+    /// split brain over the source's restart), or a node took the lead holding a map of
+    /// the session other than the other node's. The node that followed the other keeps
+    /// its own map (the primary announces its map only at its restart, with 8 commits
+    /// after and every 256 frames) and the payloads its ring took under it, and runs by
+    /// them once it leads (open finding, docs/DST.md "Source restarts").
     pub source_map_parted: u64,
     /// Committed outputs lost because every node that ran the frame crashed.
     pub lost_crashed: u64,

@@ -15,7 +15,11 @@
 //!       at two pair frames, breaks it. Judged on the application's steps (each step's
 //!       input digest names the source's frame: the world keys payloads by its count of
 //!       frames sent, a fact of the plant, not by the source's number); a payload the
-//!       world did not send (a divergence fault's flipped copy) is not judged.
+//!       world did not send (a divergence fault's flipped copy) is not judged. Counted
+//!       apart ([`Exceptions::source_map_parted`], an open finding) where the session of
+//!       either input was mapped by two primaries with different offsets, or under an
+//!       epoch whose leader took the lead holding a map of the session other than the
+//!       other node's.
 //!     - *A restart maps after the frames in hand*: a primary's restart (its
 //!       `SourceRestarted` notice) maps the new session's first frame above every frame
 //!       the node had run or taken from the source before the event (its status), so the
@@ -46,17 +50,24 @@ pub const SOURCE_MAP_EVERY_FRAMES: u64 = 256;
 /// What invariants 22 and 23 remember.
 #[derive(Debug, Default)]
 pub(super) struct SourceWatch {
-    /// Each payload the source sent, by digest: its place in the source's sending order.
-    sent: BTreeMap<u64, u64>,
+    /// Each payload the source sent, by digest: its place in the source's sending order
+    /// and its source session.
+    sent: BTreeMap<u64, (u64, u16)>,
+    /// By source session: the offset (pair frame − source frame) of the first map a
+    /// primary decided for it.
+    decided: BTreeMap<u16, u64>,
+    /// Source sessions two primaries mapped with different offsets (a split brain over
+    /// the restart; see [`Exceptions::source_map_parted`]).
+    parted_sessions: BTreeSet<u16>,
     /// By node: since its incarnation began or it last installed a state, the last frame
-    /// it ran on a payload the source sent, and that payload's place.
-    last_input: [Option<(u64, u64)>; 2],
+    /// it ran on a payload the source sent, that payload's place and its session.
+    last_input: [Option<(u64, u64, u16)>; 2],
     /// By node: the last frame whose commit carries the map after the last restart its
     /// incarnation decided (0: none).
     announce_until: [u64; 2],
     /// Epochs whose leader took the lead with a map of the session other than its
     /// predecessor's (see [`Exceptions::source_map_parted`]).
-    parted: BTreeSet<u64>,
+    parted_epochs: BTreeSet<u64>,
 }
 
 /// One event of a node, as the world saw it, for invariants 22 and 23.
@@ -94,9 +105,10 @@ pub struct SourceEvent {
 }
 
 impl Checker {
-    /// The source sent its `sent`-th frame of the run, whose payload has `digest`.
-    pub fn on_source_sent(&mut self, sent: u64, digest: u64) {
-        self.source.sent.insert(digest, sent);
+    /// The source sent its `sent`-th frame of the run, of source session `session`, whose
+    /// payload has `digest`.
+    pub fn on_source_sent(&mut self, sent: u64, session: u16, digest: u64) {
+        self.source.sent.insert(digest, (sent, session));
     }
 
     /// Node `node` starts (a new incarnation): it has run nothing and decided no restart.
@@ -113,11 +125,14 @@ impl Checker {
     /// Invariant 22, inputs in the source's order: node `node`'s steps in one event.
     pub(super) fn check_source_order(&mut self, at: Nanos, node: usize, steps: &[(u64, Step)]) {
         for (epoch, step) in steps {
-            let Some(&sent) = self.source.sent.get(&step.input_digest) else {
+            let Some(&(sent, session)) = self.source.sent.get(&step.input_digest) else {
                 continue;
             };
-            if let Some((frame_before, sent_before)) = self.source.last_input[node] {
-                if sent <= sent_before && self.source.parted.contains(epoch) {
+            if let Some((frame_before, sent_before, session_before)) = self.source.last_input[node] {
+                let parted = self.source.parted_epochs.contains(epoch)
+                    || self.source.parted_sessions.contains(&session)
+                    || self.source.parted_sessions.contains(&session_before);
+                if sent <= sent_before && parted {
                     self.exceptions.source_map_parted += 1;
                 } else if sent <= sent_before {
                     self.violation(
@@ -130,7 +145,7 @@ impl Checker {
                     );
                 }
             }
-            self.source.last_input[node] = Some((step.frame, sent));
+            self.source.last_input[node] = Some((step.frame, sent, session));
         }
     }
 
@@ -138,7 +153,7 @@ impl Checker {
     pub fn on_source_event(&mut self, at: Nanos, e: &SourceEvent) {
         let node = e.node;
         if e.leads_parted {
-            self.source.parted.insert(e.epoch);
+            self.source.parted_epochs.insert(e.epoch);
         }
         // 22: a restart decided maps after the frames in hand (decided: the node was
         // primary before and after the event; one that stepped down in it took the map).
@@ -156,6 +171,10 @@ impl Checker {
                     );
                 }
                 self.source.announce_until[node] = map.pair_first.saturating_add(SOURCE_MAP_FRAMES);
+                let offset = map.pair_first.wrapping_sub(map.source_first);
+                if *self.source.decided.entry(map.session).or_insert(offset) != offset {
+                    self.source.parted_sessions.insert(map.session);
+                }
             }
         }
         // 22: the backup follows its primary's map.
@@ -212,5 +231,204 @@ impl Checker {
                 ),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(frame: u64, input_digest: u64) -> (u64, Step) {
+        let mut step = Step::new(frame, 0, &[]);
+        step.input_digest = input_digest;
+        (257, step)
+    }
+
+    fn map(session: u16, source_first: u64, pair_first: u64) -> SourceMap {
+        SourceMap {
+            session,
+            source_first,
+            pair_first,
+        }
+    }
+
+    /// A node's event that changes nothing and sends nothing.
+    fn quiet(node: usize, source: Option<SourceMap>, restarts: u64) -> SourceEvent {
+        SourceEvent {
+            node,
+            source_before: source,
+            restarts_before: restarts,
+            source_after: source,
+            restarts_after: restarts,
+            epoch: 257,
+            ..SourceEvent::default()
+        }
+    }
+
+    fn invariants(checker: &Checker) -> Vec<Invariant> {
+        checker.violations().iter().map(|v| v.invariant).collect()
+    }
+
+    #[test]
+    fn source_inputs_run_out_of_sending_order_or_twice_are_violations() {
+        let mut checker = Checker::default();
+        for sent in 1..=5 {
+            checker.on_source_sent(sent, 0, 1000 + sent);
+        }
+        // Frames 10..12 on the source's 1st, 2nd and 4th: in order, a gap allowed.
+        checker.on_steps(1, 0, &[step(10, 1001), step(11, 1002), step(12, 1004)]);
+        // A payload the world never sent (a flipped copy) is not judged.
+        checker.on_steps(2, 0, &[step(13, 77)]);
+        assert!(checker.violations().is_empty());
+        // The 3rd after the 4th: a late frame of the session left, run as new.
+        checker.on_steps(3, 0, &[step(14, 1003)]);
+        // The 3rd again on the next frame: one input run twice.
+        checker.on_steps(4, 0, &[step(15, 1003)]);
+        assert_eq!(invariants(&checker), [Invariant::SourceFollowed; 2]);
+        assert!(checker.violations()[0].detail.contains("frame 14 on the source's frame #3"));
+        // Another node, and a node that installed a state, start their order again.
+        checker.on_steps(5, 1, &[step(14, 1001)]);
+        checker.on_source_installed(0);
+        checker.on_steps(6, 0, &[step(20, 1001)]);
+        assert_eq!(checker.violations().len(), 2);
+    }
+
+    #[test]
+    fn source_inputs_out_of_order_under_a_parted_map_counted_apart() {
+        let mut checker = Checker::default();
+        for sent in 1..=3 {
+            checker.on_source_sent(sent, 0, 1000 + sent);
+        }
+        checker.on_steps(1, 0, &[step(10, 1002)]);
+        let mut e = quiet(0, Some(map(1, 3, 100)), 1);
+        e.primary_after = true;
+        e.leads_parted = true;
+        checker.on_source_event(2, &e);
+        checker.on_steps(3, 0, &[step(11, 1002)]);
+        assert!(checker.violations().is_empty());
+        assert_eq!(checker.exceptions.source_map_parted, 1);
+    }
+
+    #[test]
+    fn source_inputs_out_of_order_of_a_session_mapped_twice_counted_apart() {
+        let mut checker = Checker::default();
+        for sent in 1..=3 {
+            checker.on_source_sent(sent, 1, 1000 + sent);
+        }
+        // Node 0 and then node 1, each primary, map session 1 with other offsets.
+        for (node, decided) in [(0, map(1, 2, 57)), (1, map(1, 3, 57))] {
+            let mut e = quiet(node, Some(map(0, 1, 1)), 0);
+            e.primary_before = true;
+            e.primary_after = true;
+            e.in_hand_before = 56;
+            e.source_after = Some(decided);
+            e.restarts_after = 1;
+            e.notices = vec![decided];
+            e.announced = 1;
+            checker.on_source_event(1, &e);
+        }
+        checker.on_steps(2, 1, &[step(57, 1002), step(58, 1002)]);
+        assert!(checker.violations().is_empty(), "{:?}", checker.violations());
+        assert_eq!(checker.exceptions.source_map_parted, 1);
+    }
+
+    #[test]
+    fn source_restart_mapped_onto_frames_in_hand_is_a_violation() {
+        let mut checker = Checker::default();
+        let before = Some(map(0, 1, 1));
+        let mut e = quiet(0, before, 0);
+        e.primary_before = true;
+        e.primary_after = true;
+        e.in_hand_before = 40;
+        e.source_after = Some(map(1, 1, 41));
+        e.restarts_after = 1;
+        e.notices = vec![map(1, 1, 41)];
+        e.announced = 1;
+        checker.on_source_event(1, &e);
+        assert!(checker.violations().is_empty(), "{:?}", checker.violations());
+        e.source_after = Some(map(1, 1, 40));
+        e.notices = vec![map(1, 1, 40)];
+        checker.on_source_event(2, &e);
+        assert_eq!(invariants(&checker), [Invariant::SourceFollowed]);
+        assert!(checker.violations()[0].detail.contains("not above the frames in hand (up to 40)"));
+    }
+
+    #[test]
+    fn source_map_taken_but_not_held_is_a_violation() {
+        let mut checker = Checker::default();
+        let old = Some(map(0, 1, 1));
+        let mut e = quiet(1, old, 0);
+        e.map_taken = Some(map(1, 1, 41));
+        e.source_after = Some(map(1, 1, 41));
+        e.restarts_after = 1;
+        e.notices = vec![map(1, 1, 41)];
+        checker.on_source_event(1, &e);
+        assert!(checker.violations().is_empty(), "{:?}", checker.violations());
+        // The backup ignored it.
+        let mut e = quiet(1, old, 0);
+        e.map_taken = Some(map(1, 1, 41));
+        checker.on_source_event(2, &e);
+        assert_eq!(invariants(&checker), [Invariant::SourceFollowed]);
+        assert!(checker.violations()[0].detail.contains("does not follow the primary's mapping"));
+    }
+
+    #[test]
+    fn source_restart_untold_or_miscounted_is_a_violation() {
+        let mut checker = Checker::default();
+        // A new session without its notice.
+        let mut e = quiet(1, Some(map(0, 1, 1)), 0);
+        e.source_after = Some(map(1, 1, 41));
+        e.restarts_after = 1;
+        checker.on_source_event(1, &e);
+        // With its notice, not counted.
+        e.notices = vec![map(1, 1, 41)];
+        e.restarts_after = 0;
+        checker.on_source_event(2, &e);
+        // A notice for the same session (a repeated announcement).
+        let mut e = quiet(1, Some(map(1, 1, 41)), 1);
+        e.notices = vec![map(1, 1, 41)];
+        e.restarts_after = 2;
+        checker.on_source_event(3, &e);
+        assert_eq!(invariants(&checker), [Invariant::SourceFollowed; 3]);
+        // A first map (no session before) is no restart.
+        let mut e = quiet(0, None, 0);
+        e.source_after = Some(map(0, 1, 1));
+        checker.on_source_event(4, &e);
+        assert_eq!(checker.violations().len(), 3);
+    }
+
+    #[test]
+    fn source_map_announced_otherwise_than_documented_is_a_violation() {
+        let mut checker = Checker::default();
+        let mut e = quiet(0, Some(map(0, 1, 1)), 0);
+        e.primary_before = true;
+        e.primary_after = true;
+        e.in_hand_before = 100;
+        e.source_after = Some(map(1, 1, 101));
+        e.restarts_after = 1;
+        e.notices = vec![map(1, 1, 101)];
+        e.committed = vec![101, 102];
+        // At the restart and with the two commits after it.
+        e.announced = 3;
+        checker.on_source_event(1, &e);
+        assert!(checker.violations().is_empty(), "{:?}", checker.violations());
+        // Up to 8 frames past the restart's first, and every 256th.
+        let mut e = quiet(0, Some(map(1, 1, 101)), 1);
+        e.primary_before = true;
+        e.primary_after = true;
+        e.committed = vec![109, 110, 256];
+        e.announced = 2;
+        checker.on_source_event(2, &e);
+        assert!(checker.violations().is_empty(), "{:?}", checker.violations());
+        // Once too few (none with frame 109), once too many (with frame 111).
+        e.committed = vec![109];
+        e.announced = 0;
+        checker.on_source_event(3, &e);
+        e.committed = vec![111];
+        e.announced = 1;
+        checker.on_source_event(4, &e);
+        assert_eq!(invariants(&checker), [Invariant::SourceAnnounced; 2]);
+        assert!(!Invariant::SourceAnnounced.is_safety());
+        assert!(Invariant::SourceFollowed.is_safety());
     }
 }

@@ -646,7 +646,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         self.stats.frames += 1;
         self.workload.payload(sent, &mut self.payload);
         self.checker
-            .on_source_sent(sent, twinloop::digest::fnv64(&self.payload));
+            .on_source_sent(sent, session, twinloop::digest::fnv64(&self.payload));
         let io = self.options.io;
         for node in 0..2 {
             if self.io_gap[node] > 0 {
