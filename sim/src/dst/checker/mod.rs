@@ -429,6 +429,13 @@ pub struct Exceptions {
     /// after and every 256 frames) and the payloads its ring took under it, and runs by
     /// them once it leads (open finding, docs/DST.md "Source restarts").
     pub source_map_parted: u64,
+    /// Inputs a node ran out of the source's order (invariant 22) after it took a
+    /// restart's map while it held frames of the session left at or above the map's
+    /// first pair frame (its input ran ahead of its primary's, whose frames in hand the
+    /// map follows): the payloads of the session left stay in its ring under pair frames
+    /// the new session maps to, and it runs them once it leads — until it installs a
+    /// state; the epochs it leads too (open finding, docs/DST.md "Source restarts").
+    pub source_ring_stale: u64,
     /// Committed outputs lost because every node that ran the frame crashed.
     pub lost_crashed: u64,
     /// Frames a new primary decided in its replay without the commit (it never arrived),

@@ -19,7 +19,9 @@
 //!       apart ([`Exceptions::source_map_parted`], an open finding) where the session of
 //!       either input was mapped by two primaries with different offsets, or under an
 //!       epoch whose leader took the lead holding a map of the session other than the
-//!       other node's.
+//!       other node's ([`Exceptions::source_ring_stale`], another: for a node that took
+//!       a restart's map while it held frames at or above the map's first pair frame,
+//!       until it installs a state, and the epochs it leads).
 //!     - *A restart maps after the frames in hand*: a primary's restart (its
 //!       `SourceRestarted` notice) maps the new session's first frame above every frame
 //!       the node had run or taken from the source before the event (its status), so the
@@ -68,6 +70,12 @@ pub(super) struct SourceWatch {
     /// Epochs whose leader took the lead with a map of the session other than its
     /// predecessor's (see [`Exceptions::source_map_parted`]).
     parted_epochs: BTreeSet<u64>,
+    /// By node: it took a restart's map while it held frames of the session left at or
+    /// above the map's first pair frame (see [`Exceptions::source_ring_stale`]), until it
+    /// installs a state or starts again.
+    stale_ring: [bool; 2],
+    /// Epochs led by such a node.
+    stale_epochs: BTreeSet<u64>,
 }
 
 /// One event of a node, as the world saw it, for invariants 22 and 23.
@@ -102,6 +110,9 @@ pub struct SourceEvent {
     pub leads_parted: bool,
     /// Its epoch after the event.
     pub epoch: u64,
+    /// It took a map of a new session in the event while it held frames at or above the
+    /// map's first pair frame (its status before the event).
+    pub holds_above_map: bool,
 }
 
 impl Checker {
@@ -115,11 +126,13 @@ impl Checker {
     pub fn on_source_start(&mut self, node: usize) {
         self.source.last_input[node] = None;
         self.source.announce_until[node] = 0;
+        self.source.stale_ring[node] = false;
     }
 
     /// Node `node` installed a state: the frames it runs next follow that state's.
     pub fn on_source_installed(&mut self, node: usize) {
         self.source.last_input[node] = None;
+        self.source.stale_ring[node] = false;
     }
 
     /// Invariant 22, inputs in the source's order: node `node`'s steps in one event.
@@ -132,7 +145,10 @@ impl Checker {
                 let parted = self.source.parted_epochs.contains(epoch)
                     || self.source.parted_sessions.contains(&session)
                     || self.source.parted_sessions.contains(&session_before);
-                if sent <= sent_before && parted {
+                let stale = self.source.stale_ring[node] || self.source.stale_epochs.contains(epoch);
+                if sent <= sent_before && stale {
+                    self.exceptions.source_ring_stale += 1;
+                } else if sent <= sent_before && parted {
                     self.exceptions.source_map_parted += 1;
                 } else if sent <= sent_before {
                     self.violation(
@@ -154,6 +170,12 @@ impl Checker {
         let node = e.node;
         if e.leads_parted {
             self.source.parted_epochs.insert(e.epoch);
+        }
+        if e.holds_above_map {
+            self.source.stale_ring[node] = true;
+        }
+        if self.source.stale_ring[node] && e.primary_after {
+            self.source.stale_epochs.insert(e.epoch);
         }
         // 22: a restart decided maps after the frames in hand (decided: the node was
         // primary before and after the event; one that stepped down in it took the map).
@@ -285,7 +307,9 @@ mod tests {
         // The 3rd again on the next frame: one input run twice.
         checker.on_steps(4, 0, &[step(15, 1003)]);
         assert_eq!(invariants(&checker), [Invariant::SourceFollowed; 2]);
-        assert!(checker.violations()[0].detail.contains("frame 14 on the source's frame #3"));
+        assert!(checker.violations()[0]
+            .detail
+            .contains("frame 14 on the source's frame #3"));
         // Another node, and a node that installed a state, start their order again.
         checker.on_steps(5, 1, &[step(14, 1001)]);
         checker.on_source_installed(0);
@@ -333,6 +357,29 @@ mod tests {
     }
 
     #[test]
+    fn source_inputs_out_of_order_after_a_map_below_frames_held_counted_apart() {
+        let mut checker = Checker::default();
+        for sent in 1..=3 {
+            checker.on_source_sent(sent, 0, 1000 + sent);
+        }
+        checker.on_steps(1, 1, &[step(10, 1002)]);
+        let mut e = quiet(1, Some(map(0, 1, 1)), 0);
+        e.map_taken = Some(map(1, 1, 11));
+        e.source_after = Some(map(1, 1, 11));
+        e.restarts_after = 1;
+        e.notices = vec![map(1, 1, 11)];
+        e.holds_above_map = true;
+        checker.on_source_event(2, &e);
+        checker.on_steps(3, 1, &[step(11, 1001)]);
+        assert!(checker.violations().is_empty(), "{:?}", checker.violations());
+        assert_eq!(checker.exceptions.source_ring_stale, 1);
+        // Judged again once the node installs a state.
+        checker.on_source_installed(1);
+        checker.on_steps(4, 1, &[step(12, 1003), step(13, 1002)]);
+        assert_eq!(invariants(&checker), [Invariant::SourceFollowed]);
+    }
+
+    #[test]
     fn source_restart_mapped_onto_frames_in_hand_is_a_violation() {
         let mut checker = Checker::default();
         let before = Some(map(0, 1, 1));
@@ -350,7 +397,9 @@ mod tests {
         e.notices = vec![map(1, 1, 40)];
         checker.on_source_event(2, &e);
         assert_eq!(invariants(&checker), [Invariant::SourceFollowed]);
-        assert!(checker.violations()[0].detail.contains("not above the frames in hand (up to 40)"));
+        assert!(checker.violations()[0]
+            .detail
+            .contains("not above the frames in hand (up to 40)"));
     }
 
     #[test]
@@ -369,7 +418,9 @@ mod tests {
         e.map_taken = Some(map(1, 1, 41));
         checker.on_source_event(2, &e);
         assert_eq!(invariants(&checker), [Invariant::SourceFollowed]);
-        assert!(checker.violations()[0].detail.contains("does not follow the primary's mapping"));
+        assert!(checker.violations()[0]
+            .detail
+            .contains("does not follow the primary's mapping"));
     }
 
     #[test]

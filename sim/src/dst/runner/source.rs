@@ -117,6 +117,9 @@ impl<'a, W: Workload> Sim<'a, W> {
             primary_after,
             leads_parted,
             epoch: node.epoch(),
+            holds_above_map: map_taken.is_some_and(|m| {
+                seen.in_hand >= m.pair_first && seen.source.is_some_and(|before| before.session != m.session)
+            }),
             source_before: seen.source,
             restarts_before: seen.restarts,
             in_hand_before: seen.in_hand,
