@@ -161,6 +161,22 @@ pub enum Fault {
         /// How long after the hold's end (true time) the inputs stay dead.
         extra_ns: Nanos,
     },
+    /// The I/O source restarts (issue 21): it sends nothing for `silence_ns`, then
+    /// numbers from `first_number` again in a new source session (a rebooted gateway). The
+    /// pair must map the new session to frames after every frame in hand, the backup
+    /// follow the primary's map, and no late frame of the session left run as a new one
+    /// (invariants 22 and 23). A pair fault: active until `active_ns` after it fires.
+    SourceRestart {
+        /// How long the source sends nothing.
+        silence_ns: Nanos,
+        /// The number of the new session's first frame.
+        first_number: u64,
+        /// How long the fault counts as active (no failover, switchover or restart watch
+        /// judges through it): the silence, the pair's `input_silence_ms` (the primary
+        /// follows a new session only once the old one has been silent that long), the
+        /// I/O delay and a few cycles.
+        active_ns: Nanos,
+    },
     /// The output path to the sink is cut (a switch reboot, a cable swapped), and with
     /// `acks` the sink's path back too; it heals after `duration_ns` (issue 22).
     OutputOutage {
@@ -181,7 +197,10 @@ impl Fault {
             | Fault::LossBurst { duration_ns, .. }
             | Fault::IoLoss { duration_ns, .. }
             | Fault::ReleaseLoss { duration_ns }
-            | Fault::OutputOutage { duration_ns, .. } => duration_ns,
+            | Fault::OutputOutage { duration_ns, .. }
+            | Fault::SourceRestart {
+                active_ns: duration_ns, ..
+            } => duration_ns,
             // A restart's cut begins at the restart, not when it is armed; the inputs'
             // death in a hold is settled when it fires (from the primary's tenure).
             Fault::Crash { .. }
@@ -518,6 +537,56 @@ impl FaultPlan {
                         at,
                         fault: Fault::InputsDeadInHold { extra_ns },
                     });
+                }
+            }
+        }
+        // Restarts of the I/O source (issue 21): in one seed in three, one or two, each a
+        // silence below, around or above the pair's `input_silence_ms` and a new source
+        // session numbered from 1 again (or from a small number: the gateway's first
+        // frames lost on its own side). The DST's source numbered 1, 2, 3 … under session
+        // 0 for the whole run before, so no mutant of the source sessions
+        // (`node/source.rs`) failed a seed: a backup that ignored its primary's map, a
+        // restart mapped onto frames in hand, the map's announcements. Each in its own
+        // share of the safety phase (from a recovery time after both nodes started on),
+        // ending within it. Only on seeds whose plan crashes no node, two in three of
+        // them: a node that starts cold after a restart (its peer crashed or frozen, or
+        // both crashed) maps the source's new numbers as they are, onto pair frames —
+        // output ids — the pair ran before: the sink drops the new outputs as duplicates
+        // until the numbers pass the old ones, and a node that held the old frames runs
+        // their stale payloads (an open finding, docs/DST.md "Source restarts"). From a
+        // generator of its own, after the rest: other draws stay.
+        let crashes = plan.faults.iter().any(|f| matches!(f.fault, Fault::Crash { .. }));
+        if !crashes {
+            let r = &mut rng.fork();
+            let c = &options.config;
+            let cycle_ns = options.cycle_ms * ms;
+            let quiet_ns = c.input_silence_ms * ms;
+            if r.chance(2, 3) {
+                let restarts = between(r, 1, 2);
+                let started_ns = options.start_ms[0].max(options.start_ms[1]) * ms + c.startup_wait_ms * ms;
+                let begin_ns = started_ns + recovery_ns;
+                let share_ns = safety_ns.saturating_sub(begin_ns) / restarts;
+                for k in 0..restarts {
+                    let silence_ns = match r.below(3) {
+                        0 => between(r, quiet_ns / 5, quiet_ns * 4 / 5),
+                        1 => between(r, quiet_ns * 9 / 10, quiet_ns * 11 / 10),
+                        _ => between(r, quiet_ns * 6 / 5, 3 * quiet_ns),
+                    }
+                    .max(1);
+                    let first_number = if r.chance(1, 2) { 1 } else { between(r, 2, 5) };
+                    let active_ns = silence_ns + quiet_ns + options.io_delay_ns_max() + 4 * cycle_ns;
+                    let from = begin_ns + k * share_ns;
+                    let at = between(r, from, (from + share_ns).saturating_sub(active_ns));
+                    if plan.faults.len() < FAULTS_MAX && at + active_ns < from + share_ns {
+                        plan.faults.push(PlannedFault {
+                            at,
+                            fault: Fault::SourceRestart {
+                                silence_ns,
+                                first_number,
+                                active_ns,
+                            },
+                        });
+                    }
                 }
             }
         }

@@ -215,6 +215,7 @@ mod replay;
 mod replay_tests;
 mod resends;
 mod skips;
+mod source;
 mod stepdown;
 mod switchover;
 #[cfg(test)]
@@ -228,6 +229,7 @@ pub use divergence::{Perturbed, DIVERGENCE_FRAMES_MAX};
 use lineage::{Decision, Explanation};
 pub use record::attribute_steps;
 use resends::commit_last;
+pub use source::SourceEvent;
 
 use super::app::Step;
 use super::clock::Nanos;
@@ -319,6 +321,13 @@ pub enum Invariant {
     /// 21 (`--acked`, issue 21, `held.rs`): a primary let a frame wait for room in its
     /// queue of held outputs below the queue's bound.
     HeldFull,
+    /// 22 (issue 21, `source.rs`): a node ran the source's inputs out of their order or
+    /// twice, a restart of the source was mapped onto frames in hand, a backup did not
+    /// hold the map its primary announced, or a restart followed was not told once.
+    SourceFollowed,
+    /// 23 (issue 21, `source.rs`): a node announced its source map otherwise than at
+    /// each restart it decided and with the commits the protocol names.
+    SourceAnnounced,
     /// 24 (issue 21, `runner/handover.rs`): a calm pair's primary whose input died did
     /// not hand over to its backup, whose input lives, within the bound.
     InputHandover,
@@ -349,6 +358,8 @@ impl Invariant {
             Invariant::ProbeAnswered => 20,
             Invariant::StepDown => 19,
             Invariant::HeldFull => 21,
+            Invariant::SourceFollowed => 22,
+            Invariant::SourceAnnounced => 23,
             Invariant::InputHandover => 24,
         }
     }
@@ -367,6 +378,7 @@ impl Invariant {
                     | Invariant::HmiWrites
                     | Invariant::AckedOnce
                     | Invariant::SkipHeld
+                    | Invariant::SourceFollowed
             )
     }
 }
@@ -413,6 +425,21 @@ pub struct Exceptions {
     /// the handshake from completing), or a late copy. The core ignores such a message
     /// whole, its epoch included (open finding, docs/DST.md "Orphaned losses").
     pub lost_unverified: u64,
+    /// Inputs a node ran out of the source's order (invariant 22) where two maps of one
+    /// source session met: two primaries mapped the session with different offsets (a
+    /// split brain over the source's restart), or a node took the lead holding a map of
+    /// the session other than the other node's. The node that followed the other keeps
+    /// its own map (the primary announces its map only at its restart, with 8 commits
+    /// after and every 256 frames) and the payloads its ring took under it, and runs by
+    /// them once it leads (open finding, docs/DST.md "Source restarts").
+    pub source_map_parted: u64,
+    /// Inputs a node ran out of the source's order (invariant 22) after it took a
+    /// restart's map while it held frames of the session left at or above the map's
+    /// first pair frame (its input ran ahead of its primary's, whose frames in hand the
+    /// map follows): the payloads of the session left stay in its ring under pair frames
+    /// the new session maps to, and it runs them once it leads — until it installs a
+    /// state; the epochs it leads too (open finding, docs/DST.md "Source restarts").
+    pub source_ring_stale: u64,
     /// Committed outputs lost because every node that ran the frame crashed.
     pub lost_crashed: u64,
     /// Frames a new primary decided in its replay without the commit (it never arrived),
@@ -636,6 +663,9 @@ pub struct Checker {
     pub(super) acked_uncertain: Vec<(usize, u64, u64, u64)>,
     /// By (node, epoch): the events it emitted as primary, when first.
     pub(super) events_emitted: BTreeMap<(usize, u64), BTreeMap<(u64, u8), Nanos>>,
+    /// Invariants 22 and 23: the source's frames sent, each node's last input and map
+    /// announcements (`source.rs`).
+    source: source::SourceWatch,
     violations: Vec<Violation>,
     violation_count: u64,
     /// Differences and losses the design allows.
@@ -965,6 +995,7 @@ impl Checker {
         self.record_steps(at, node, steps);
         self.keep_event_steps(node, steps);
         self.check_installed(at, node, steps);
+        self.check_source_order(at, node, steps);
         for &(epoch, step) in steps {
             self.check_digest(at, node, epoch, &step);
         }

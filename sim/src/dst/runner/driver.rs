@@ -205,6 +205,8 @@ impl Summary {
         e.lost_orphaned_never_heard += s.exceptions.lost_orphaned_never_heard;
         e.lost_orphaned_write_lost += s.exceptions.lost_orphaned_write_lost;
         e.lost_unverified += s.exceptions.lost_unverified;
+        e.source_map_parted += s.exceptions.source_map_parted;
+        e.source_ring_stale += s.exceptions.source_ring_stale;
         e.lost_crashed += s.exceptions.lost_crashed;
         e.replay_gap += s.exceptions.replay_gap;
         e.level_superseded += s.exceptions.level_superseded;
@@ -321,6 +323,7 @@ impl Summary {
                 "diverge": f.diverge,
                 "release_loss": f.release_loss,
                 "inputs_dead_in_hold": f.inputs_dead_in_hold,
+                "source_restart": f.source_restart,
             },
             "failover_ms": quantiles(&self.failover_ns),
             "failover_ms_by_profile": by_profile,
@@ -335,6 +338,8 @@ impl Summary {
                 "lost_orphaned_never_heard": e.lost_orphaned_never_heard,
                 "lost_orphaned_write_lost": e.lost_orphaned_write_lost,
                 "lost_unverified": e.lost_unverified,
+                "source_map_parted": e.source_map_parted,
+                "source_ring_stale": e.source_ring_stale,
                 "lost_crashed": e.lost_crashed,
                 "replay_gap": e.replay_gap,
                 "level_superseded": e.level_superseded,

@@ -71,6 +71,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         self.checker.on_start(i, incarnation);
         self.checker.on_boot(i, disk);
         self.checker.forget_restored(i);
+        self.source_start(i);
         if restart {
             self.say(format_args!(
                 "node {i}: restart (incarnation {incarnation}, persisted epoch {})",
@@ -158,6 +159,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                     .any(|a| matches!(a, Action::Alarm(Alarm::TransferRejected)));
                 if let Some(hash) = node.app_mut().take_restored().filter(|_| !refused) {
                     self.checker.on_restored(i, hash);
+                    self.checker.on_source_installed(i);
                 }
                 fired = self.workload.take_fired(node.app_mut().inner_mut());
                 node.epoch()
@@ -168,6 +170,8 @@ impl<'a, W: Workload> Sim<'a, W> {
             // Before the steps are judged: invariant 4 must know of it.
             self.diverge_fired(i, frame, epoch_after);
         }
+        // Before the steps: a new primary's map is known when its first frames are judged.
+        self.source_observe(i, &actions);
         if !self.steps.is_empty() {
             if self.run.mutation == Mutation::CorruptDigest && i == 1 {
                 for step in self.steps.iter_mut().filter(|s| s.frame % 101 == 0) {

@@ -265,6 +265,22 @@ impl<'a, W: Workload> Sim<'a, W> {
                 self.faults_active += 1;
                 self.schedule(self.now + duration_ns, Event::FaultEnd(FaultEnd::ReleaseLoss));
             }
+            Fault::SourceRestart {
+                silence_ns,
+                first_number,
+                active_ns,
+            } => {
+                self.stats.faults.source_restart += 1;
+                self.say(format_args!(
+                    "FAULT the I/O source restarts: silent for {:.3} ms, then session {} from frame {first_number}",
+                    silence_ns as f64 / 1e6,
+                    self.source_session.wrapping_add(1)
+                ));
+                self.source_silent = Some((self.now + silence_ns, first_number));
+                self.source_active_until = self.source_active_until.max(self.now + active_ns);
+                self.faults_active += 1;
+                self.schedule(self.now + active_ns, Event::FaultEnd(FaultEnd::SourceRestart));
+            }
             Fault::InputsDeadInHold { extra_ns } => self.inputs_dead_in_hold(extra_ns),
             Fault::Switchover { target } => self.operator_switchover(target),
             Fault::Diverge { target, kind } => self.diverge(index, target, kind),
@@ -448,7 +464,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 self.io_bursts.remove(&id);
             }
             FaultEnd::ReleaseLoss => self.release_loss = self.release_loss.saturating_sub(1),
-            FaultEnd::OutputOutage { .. } => {}
+            FaultEnd::OutputOutage { .. } | FaultEnd::SourceRestart => {}
         }
         self.say(format_args!("fault ends: {end:?}"));
     }

@@ -124,6 +124,10 @@ impl<'a, W: Workload> Sim<'a, W> {
         self.io_gap = [0, 0];
         self.restart_cut = [None; 2];
         self.release_loss = 0;
+        // A restart of the source under way ends its silence now.
+        if let Some((until, _)) = &mut self.source_silent {
+            *until = (*until).min(self.now);
+        }
         self.faults_active = 0;
         for i in 0..2 {
             self.thaw(i);

@@ -32,6 +32,7 @@ mod inject;
 mod liveness;
 mod operator;
 mod report;
+mod source;
 #[cfg(test)]
 mod tests;
 mod trace;

@@ -27,6 +27,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 .is_some_and(|n| n.status().sync == SyncState::InSync);
         let calm = in_sync
             && self.network.all_up()
+            && self.now >= self.source_active_until
             && self.io_loss_ppm == [0, 0]
             && self.io_bursts.is_empty()
             && self.io_gap == [0, 0];

@@ -87,6 +87,8 @@ pub struct FaultCounts {
     /// Both inputs killed within a young primary's input hand-over hold, past its end
     /// (issue 21; the planned ones that found no such primary are `skipped`).
     pub inputs_dead_in_hold: u64,
+    /// Restarts of the I/O source: a silence, then a new source session (issue 21).
+    pub source_restart: u64,
 }
 
 impl FaultCounts {
@@ -112,6 +114,7 @@ impl FaultCounts {
         self.output_outage += o.output_outage;
         self.release_loss += o.release_loss;
         self.inputs_dead_in_hold += o.inputs_dead_in_hold;
+        self.source_restart += o.source_restart;
     }
 }
 

@@ -445,6 +445,17 @@ fn runner_restart_cut_restarted_node_holds_then_pairs() {
     assert_eq!(seeds.len(), 3, "too few seeds cut a restart: {seeds:?}");
 }
 
+#[test]
+fn runner_source_restart_followed_by_the_pair() {
+    // Issue 21, the source mutants (`source.rs`): the I/O source restarts
+    // (`Fault::SourceRestart`: a silence, then a new session from 1 or a small number);
+    // the primary maps it above its frames in hand and announces the map, the backup
+    // holds it, inputs run in the source's order (invariants 22 and 23), and the pair
+    // converges after healing (invariant 5).
+    let seeds = seeds_passing_with(3, 200, |s| s.faults.source_restart > 0);
+    assert_eq!(seeds.len(), 3, "too few seeds restart the source: {seeds:?}");
+}
+
 /// The timer bound: a node that asks to be woken at once, again and again, stops the run
 /// with one liveness violation naming it and the instant — no hang, and no verdict of the
 /// run's end (lost outputs, levels' final values) given on a run cut short.

@@ -18,8 +18,15 @@ use twinloop::{Action, Node, Rng, Transition};
 pub(super) enum Event {
     /// The I/O source sends the next frame.
     SourceTick,
-    /// A frame reaches a node.
-    Frame { node: usize, frame: u64 },
+    /// A frame reaches a node: number `number` of source session `session`, the
+    /// source's `sent`-th frame of the run (its payload's key: after a restart the pair's
+    /// frame for a source number is the primary's to decide, not the world's).
+    Frame {
+        node: usize,
+        sent: u64,
+        session: u16,
+        number: u64,
+    },
     /// A datagram reaches a node.
     Packet { to: usize, link: u8, bytes: Vec<u8> },
     /// A node's deadline.
@@ -67,6 +74,7 @@ pub(super) enum FaultEnd {
     IoLoss { id: u64 },
     ReleaseLoss,
     OutputOutage { acks: bool },
+    SourceRestart,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +132,24 @@ pub(super) struct Sim<'a, W: Workload> {
     /// spinning, an empty queue): the verdicts that need the run's end are not given.
     pub(super) stuck: bool,
     pub(super) burst_id_next: u64,
+    /// The source's next frame in the run's sending order: its payload's key.
     pub(super) frame_next: u64,
+    /// The source's session now (`Fault::SourceRestart` starts the next one).
+    pub(super) source_session: u16,
+    /// The number the source gives its next frame within its session.
+    pub(super) source_number: u64,
+    /// A restart under way: the source sends nothing until then, and numbers from the
+    /// second field in the next session after.
+    pub(super) source_silent: Option<(Nanos, u64)>,
+    /// Until when the last restart of the source counts as active (a switchover asked
+    /// for before is not asked for with clean I/O).
+    pub(super) source_active_until: Nanos,
+    /// By node: its source mapping, restarts followed and frames in hand (the highest run
+    /// or taken from the source) after its last event, for invariants 22 and 23.
+    pub(super) source_seen: [super::source::SourceSeen; 2],
+    /// A source map delivered to a node in this event that it must hold after it
+    /// (invariant 22; set by the datagram's arrival, taken by the drain).
+    pub(super) source_map_taken: Option<twinloop::node::SourceMap>,
     pub(super) sink: Sink,
     pub(super) checker: Checker,
     pub(super) plan: FaultPlan,
@@ -253,6 +278,12 @@ impl<'a, W: Workload> Sim<'a, W> {
             stuck: false,
             burst_id_next: 1,
             frame_next: 1,
+            source_session: 0,
+            source_number: 1,
+            source_silent: None,
+            source_active_until: 0,
+            source_seen: Default::default(),
+            source_map_taken: None,
             // A window longer than any run (as the harness's gateway keeps): with exactly
             // the nodes' ring (`frames_buffered`), seeds 8972 and 11693 of 2000..11999
             // rejected committed outputs as too old after a takeover by a node whose input
@@ -384,16 +415,29 @@ impl<'a, W: Workload> Sim<'a, W> {
     pub(super) fn handle(&mut self, event: Event) {
         match event {
             Event::SourceTick => self.source_tick(),
-            Event::Frame { node, frame } => {
+            Event::Frame {
+                node,
+                sent,
+                session,
+                number,
+            } => {
                 self.trace_u64(1 + node as u64);
-                if self.defer_if_frozen(node, Event::Frame { node, frame }) {
+                if self.defer_if_frozen(
+                    node,
+                    Event::Frame {
+                        node,
+                        sent,
+                        session,
+                        number,
+                    },
+                ) {
                     return;
                 }
                 let sn = &mut self.nodes[node];
                 let Some(n) = sn.node.as_mut() else { return };
                 let local = sn.clock.local(self.now);
                 let epoch_before = n.epoch();
-                self.workload.payload(frame, &mut self.payload);
+                self.workload.payload(sent, &mut self.payload);
                 if self.diverge_armed == Some((node, DivergeKind::FrameCopy)) {
                     // The node's copy only: after the I/O datagram's checksum passed.
                     if let Some(byte) = self.payload.first_mut() {
@@ -401,21 +445,21 @@ impl<'a, W: Workload> Sim<'a, W> {
                     }
                 }
                 let rejections_before = n.status().rejections;
-                n.handle_frame(local, frame, &self.payload);
+                n.handle_source_frame(local, session, number, &self.payload);
                 // Taken into the ring when no rejection was counted (invariant 18), under
                 // the pair's frame the node's source mapping gives it.
                 let status = n.status();
+                let pair = status
+                    .source
+                    .filter(|m| m.session == session)
+                    .and_then(|m| m.pair_frame(number));
                 if status.rejections == rejections_before {
-                    if let Some(pair) = status
-                        .source
-                        .filter(|m| m.session == 0)
-                        .and_then(|m| m.pair_frame(frame))
-                    {
+                    if let Some(pair) = pair {
                         self.checker.on_frame_held(node, n.config().frames_buffered, pair);
                     }
                 }
                 if self.diverge_armed == Some((node, DivergeKind::FrameCopy)) {
-                    self.diverge_fired(node, frame, epoch_before);
+                    self.diverge_fired(node, pair.unwrap_or(number), epoch_before);
                 }
                 self.drain(node, epoch_before);
             }
@@ -439,6 +483,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                     _ => None,
                 };
                 let replayed_before = self.replayed_count(to);
+                let map_offered = self.source_map_offered(to, &bytes);
                 self.note_commit_seen(to, &bytes);
                 let sn = &mut self.nodes[to];
                 let Some(n) = sn.node.as_mut() else { return };
@@ -447,6 +492,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 n.handle_message(local, link, mutated.as_deref().unwrap_or(&bytes));
                 let refused = refused_before.is_some_and(|before| self.refused_count(to) != Some(before));
                 self.note_genuine(to, &bytes, refused);
+                self.source_map_handled(to, map_offered, refused);
                 if let Some(offered) = offered {
                     self.commit_received(to, offered);
                 }
@@ -590,9 +636,25 @@ impl<'a, W: Workload> Sim<'a, W> {
 
     pub(super) fn source_tick(&mut self) {
         self.hmi_tick();
-        let frame = self.frame_next;
+        let next = self.now + self.options.cycle_ms * NANOS_PER_MS;
+        if let Some((until, first_number)) = self.source_silent {
+            if self.now < until {
+                // Restarting: nothing sent.
+                self.schedule(next, Event::SourceTick);
+                return;
+            }
+            self.source_silent = None;
+            self.source_session = self.source_session.wrapping_add(1);
+            self.source_number = first_number;
+        }
+        let sent = self.frame_next;
         self.frame_next += 1;
+        let (session, number) = (self.source_session, self.source_number);
+        self.source_number += 1;
         self.stats.frames += 1;
+        self.workload.payload(sent, &mut self.payload);
+        self.checker
+            .on_source_sent(sent, session, twinloop::digest::fnv64(&self.payload));
         let io = self.options.io;
         for node in 0..2 {
             if self.io_gap[node] > 0 {
@@ -617,10 +679,18 @@ impl<'a, W: Workload> Sim<'a, W> {
             };
             for _ in 0..copies {
                 let delay_us = io.delay_us_min + self.io_rng.below(io.delay_us_jitter + 1);
-                self.schedule(self.now + delay_us * NANOS_PER_US, Event::Frame { node, frame });
+                self.schedule(
+                    self.now + delay_us * NANOS_PER_US,
+                    Event::Frame {
+                        node,
+                        sent,
+                        session,
+                        number,
+                    },
+                );
             }
         }
-        let next = self.now + self.options.cycle_ms * NANOS_PER_MS;
+        // After the frames (as always: their order at one instant stays).
         self.schedule(next, Event::SourceTick);
     }
 }

@@ -1,0 +1,485 @@
+//! Invariants 22 and 23, the I/O source's restarts (issue 21, added 2026-11-27). A
+//! source that restarts numbers from 1 again in a new source session; the pair maps each
+//! session's numbers to its own frames (`runtime/src/node/source.rs`, docs/PROTOCOL.md
+//! "Source sessions"). A plant feels a mistake there at once: a rebooted gateway whose
+//! stale inputs run as new frames, whose new outputs reuse ids the sink drops as
+//! duplicates, or whose frames the pair skips or stalls on. The DST's source numbered
+//! 1, 2, 3 … under session 0 for the whole run before `Fault::SourceRestart`, so every
+//! mutant of the mapping passed every seed.
+//!
+//! 22. **The source's restart is followed.**
+//!     - *Inputs in the source's order*: the frames a node incarnation runs, from its
+//!       start or the state it last installed, run inputs the source sent in that order,
+//!       each once: a later pair frame never runs an input sent before (or as) an earlier
+//!       one's. A late frame of the session left run as a new frame, or one input run
+//!       at two pair frames, breaks it. Judged on the application's steps (each step's
+//!       input digest names the source's frame: the world keys payloads by its count of
+//!       frames sent, a fact of the plant, not by the source's number); a payload the
+//!       world did not send (a divergence fault's flipped copy) is not judged. Counted
+//!       apart ([`Exceptions::source_map_parted`], an open finding) where the session of
+//!       either input was mapped by two primaries with different offsets, or under an
+//!       epoch whose leader took the lead holding a map of the session other than the
+//!       other node's ([`Exceptions::source_ring_stale`], another: for a node that took
+//!       a restart's map while it held frames at or above the map's first pair frame,
+//!       until it installs a state, and the epochs it leads).
+//!     - *A restart maps after the frames in hand*: a primary's restart (its
+//!       `SourceRestarted` notice) maps the new session's first frame above every frame
+//!       the node had run or taken from the source before the event (its status), so the
+//!       pair's frame numbers, and the outputs' ids, never go back.
+//!     - *The backup follows the primary's map*: a backup that takes a `SourceMap` from
+//!       the primary of its epoch (or a starting node, from any primary), delivered
+//!       genuine and read without a rejection, its role and epoch unchanged by the event,
+//!       holds that map after the event.
+//!     - *Each restart followed is told*: in every event where a node's source session
+//!       changes, it raises one `SourceRestarted` notice naming its new map and counts
+//!       one restart more (`source_restarts`); in no other event does it do either.
+//! 23. **The map is announced as documented.** A node sends its map (`SourceMap`) once
+//!     at each restart it decides, and with each commit of frame `F` while it has a map,
+//!     when `F` is at most 8 frames past that restart's first pair frame or a multiple of
+//!     256; and at no other time. A backup that lost the restart's announcement learns
+//!     the map from the next one; fewer announcements make it fetch every frame, more
+//!     only load the link. Not safety: exit code 11, as liveness.
+
+use super::*;
+use twinloop::node::SourceMap;
+
+/// Frames after a restart whose commits carry the map (docs/PROTOCOL.md, "Source
+/// sessions"; `SOURCE_MAP_FRAMES` in the core).
+pub const SOURCE_MAP_FRAMES: u64 = 8;
+/// The map goes with every commit of a multiple of this frame (`SOURCE_MAP_EVERY_FRAMES`).
+pub const SOURCE_MAP_EVERY_FRAMES: u64 = 256;
+
+/// What invariants 22 and 23 remember.
+#[derive(Debug, Default)]
+pub(super) struct SourceWatch {
+    /// Each payload the source sent, by digest: its place in the source's sending order
+    /// and its source session.
+    sent: BTreeMap<u64, (u64, u16)>,
+    /// By source session: the offset (pair frame − source frame) of the first map a
+    /// primary decided for it.
+    decided: BTreeMap<u16, u64>,
+    /// Source sessions two primaries mapped with different offsets (a split brain over
+    /// the restart; see [`Exceptions::source_map_parted`]).
+    parted_sessions: BTreeSet<u16>,
+    /// By node: since its incarnation began or it last installed a state, the last frame
+    /// it ran on a payload the source sent, that payload's place and its session.
+    last_input: [Option<(u64, u64, u16)>; 2],
+    /// By node: the last frame whose commit carries the map after the last restart its
+    /// incarnation decided (0: none).
+    announce_until: [u64; 2],
+    /// Epochs whose leader took the lead with a map of the session other than its
+    /// predecessor's (see [`Exceptions::source_map_parted`]).
+    parted_epochs: BTreeSet<u64>,
+    /// By node: it took a restart's map while it held frames of the session left at or
+    /// above the map's first pair frame (see [`Exceptions::source_ring_stale`]), until it
+    /// installs a state or starts again.
+    stale_ring: [bool; 2],
+    /// Epochs led by such a node.
+    stale_epochs: BTreeSet<u64>,
+}
+
+/// One event of a node, as the world saw it, for invariants 22 and 23.
+#[derive(Debug, Clone, Default)]
+pub struct SourceEvent {
+    /// The node.
+    pub node: usize,
+    /// It was primary when the event began.
+    pub primary_before: bool,
+    /// It is primary when the event ends.
+    pub primary_after: bool,
+    /// Its source map and restarts followed before the event (its status).
+    pub source_before: Option<SourceMap>,
+    /// As above.
+    pub restarts_before: u64,
+    /// Its frames in hand before the event: the highest it ran or took from the source.
+    pub in_hand_before: u64,
+    /// Its source map and restarts followed after the event.
+    pub source_after: Option<SourceMap>,
+    /// As above.
+    pub restarts_after: u64,
+    /// The maps of the `SourceRestarted` notices it raised in the event.
+    pub notices: Vec<SourceMap>,
+    /// The frames it committed in the event, in order (sent or held).
+    pub committed: Vec<u64>,
+    /// The `SourceMap` messages it sent in the event (one per announcement: link 0's).
+    pub announced: u64,
+    /// A map delivered to it in the event that it must hold after (see the module docs).
+    pub map_taken: Option<SourceMap>,
+    /// It became primary in the event holding a map of the same session as the other
+    /// node's that maps the session's numbers to other pair frames.
+    pub leads_parted: bool,
+    /// Its epoch after the event.
+    pub epoch: u64,
+    /// It took a map of a new session in the event while it held frames at or above the
+    /// map's first pair frame (its status before the event).
+    pub holds_above_map: bool,
+}
+
+impl Checker {
+    /// The source sent its `sent`-th frame of the run, of source session `session`, whose
+    /// payload has `digest`.
+    pub fn on_source_sent(&mut self, sent: u64, session: u16, digest: u64) {
+        self.source.sent.insert(digest, (sent, session));
+    }
+
+    /// Node `node` starts (a new incarnation): it has run nothing and decided no restart.
+    pub fn on_source_start(&mut self, node: usize) {
+        self.source.last_input[node] = None;
+        self.source.announce_until[node] = 0;
+        self.source.stale_ring[node] = false;
+    }
+
+    /// Node `node` installed a state: the frames it runs next follow that state's.
+    pub fn on_source_installed(&mut self, node: usize) {
+        self.source.last_input[node] = None;
+        self.source.stale_ring[node] = false;
+    }
+
+    /// Invariant 22, inputs in the source's order: node `node`'s steps in one event.
+    pub(super) fn check_source_order(&mut self, at: Nanos, node: usize, steps: &[(u64, Step)]) {
+        for (epoch, step) in steps {
+            let Some(&(sent, session)) = self.source.sent.get(&step.input_digest) else {
+                continue;
+            };
+            if let Some((frame_before, sent_before, session_before)) = self.source.last_input[node] {
+                let parted = self.source.parted_epochs.contains(epoch)
+                    || self.source.parted_sessions.contains(&session)
+                    || self.source.parted_sessions.contains(&session_before);
+                let stale = self.source.stale_ring[node] || self.source.stale_epochs.contains(epoch);
+                if sent <= sent_before && stale {
+                    self.exceptions.source_ring_stale += 1;
+                } else if sent <= sent_before && parted {
+                    self.exceptions.source_map_parted += 1;
+                } else if sent <= sent_before {
+                    self.violation(
+                        Invariant::SourceFollowed,
+                        at,
+                        format!(
+                            "node {node} ran frame {} on the source's frame #{sent} (in sending order), after frame {frame_before} on #{sent_before}: an input run out of the source's order or twice (a late frame of the session left run as new?)",
+                            step.frame
+                        ),
+                    );
+                }
+            }
+            self.source.last_input[node] = Some((step.frame, sent, session));
+        }
+    }
+
+    /// Invariants 22 and 23 on one event of a node.
+    pub fn on_source_event(&mut self, at: Nanos, e: &SourceEvent) {
+        let node = e.node;
+        if e.leads_parted {
+            self.source.parted_epochs.insert(e.epoch);
+        }
+        if e.holds_above_map {
+            self.source.stale_ring[node] = true;
+        }
+        if self.source.stale_ring[node] && e.primary_after {
+            self.source.stale_epochs.insert(e.epoch);
+        }
+        // 22: a restart decided maps after the frames in hand (decided: the node was
+        // primary before and after the event; one that stepped down in it took the map).
+        let decided = e.primary_before && e.primary_after;
+        if decided {
+            for map in &e.notices {
+                if map.pair_first <= e.in_hand_before {
+                    self.violation(
+                        Invariant::SourceFollowed,
+                        at,
+                        format!(
+                            "node {node} (primary) mapped source session {} from frame {} to pair frame {}, not above the frames in hand (up to {}): the pair's frames went back",
+                            map.session, map.source_first, map.pair_first, e.in_hand_before
+                        ),
+                    );
+                }
+                self.source.announce_until[node] = map.pair_first.saturating_add(SOURCE_MAP_FRAMES);
+                let offset = map.pair_first.wrapping_sub(map.source_first);
+                if *self.source.decided.entry(map.session).or_insert(offset) != offset {
+                    self.source.parted_sessions.insert(map.session);
+                }
+            }
+        }
+        // 22: the backup follows its primary's map.
+        if let Some(map) = e.map_taken {
+            if e.source_after != Some(map) {
+                self.violation(
+                    Invariant::SourceFollowed,
+                    at,
+                    format!(
+                        "node {node} took its primary's source map {map:?} but holds {:?} after: it does not follow the primary's mapping",
+                        e.source_after
+                    ),
+                );
+            }
+        }
+        // 22: each restart followed is told, once.
+        let changed = match (e.source_before, e.source_after) {
+            (Some(before), Some(after)) => before.session != after.session,
+            _ => false,
+        };
+        let told =
+            e.notices.len() == usize::from(changed) && (!changed || e.notices.first() == e.source_after.as_ref());
+        let counted = e.restarts_after == e.restarts_before + u64::from(changed);
+        if !told || !counted {
+            self.violation(
+                Invariant::SourceFollowed,
+                at,
+                format!(
+                    "node {node}'s source map went from {:?} to {:?} with notices {:?} and restarts counted {} → {}: each restart followed is told and counted once",
+                    e.source_before, e.source_after, e.notices, e.restarts_before, e.restarts_after
+                ),
+            );
+        }
+        // 23: the announcements.
+        let decided = if decided { e.notices.len() as u64 } else { 0 };
+        let until = self.source.announce_until[node];
+        let with_commits = if e.source_after.is_some() {
+            e.committed
+                .iter()
+                .filter(|&&frame| frame <= until || frame % SOURCE_MAP_EVERY_FRAMES == 0)
+                .count() as u64
+        } else {
+            0
+        };
+        if e.announced != decided + with_commits {
+            self.violation(
+                Invariant::SourceAnnounced,
+                at,
+                format!(
+                    "node {node} sent its source map {} times in an event where it decided {decided} restarts and committed frames {:?} (the map goes with those up to {until} and every {SOURCE_MAP_EVERY_FRAMES}th): {} expected",
+                    e.announced,
+                    e.committed,
+                    decided + with_commits
+                ),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(frame: u64, input_digest: u64) -> (u64, Step) {
+        let mut step = Step::new(frame, 0, &[]);
+        step.input_digest = input_digest;
+        (257, step)
+    }
+
+    fn map(session: u16, source_first: u64, pair_first: u64) -> SourceMap {
+        SourceMap {
+            session,
+            source_first,
+            pair_first,
+        }
+    }
+
+    /// A node's event that changes nothing and sends nothing.
+    fn quiet(node: usize, source: Option<SourceMap>, restarts: u64) -> SourceEvent {
+        SourceEvent {
+            node,
+            source_before: source,
+            restarts_before: restarts,
+            source_after: source,
+            restarts_after: restarts,
+            epoch: 257,
+            ..SourceEvent::default()
+        }
+    }
+
+    fn invariants(checker: &Checker) -> Vec<Invariant> {
+        checker.violations().iter().map(|v| v.invariant).collect()
+    }
+
+    #[test]
+    fn source_inputs_run_out_of_sending_order_or_twice_are_violations() {
+        let mut checker = Checker::default();
+        for sent in 1..=5 {
+            checker.on_source_sent(sent, 0, 1000 + sent);
+        }
+        // Frames 10..12 on the source's 1st, 2nd and 4th: in order, a gap allowed.
+        checker.on_steps(1, 0, &[step(10, 1001), step(11, 1002), step(12, 1004)]);
+        // A payload the world never sent (a flipped copy) is not judged.
+        checker.on_steps(2, 0, &[step(13, 77)]);
+        assert!(checker.violations().is_empty());
+        // The 3rd after the 4th: a late frame of the session left, run as new.
+        checker.on_steps(3, 0, &[step(14, 1003)]);
+        // The 3rd again on the next frame: one input run twice.
+        checker.on_steps(4, 0, &[step(15, 1003)]);
+        assert_eq!(invariants(&checker), [Invariant::SourceFollowed; 2]);
+        assert!(checker.violations()[0]
+            .detail
+            .contains("frame 14 on the source's frame #3"));
+        // Another node, and a node that installed a state, start their order again.
+        checker.on_steps(5, 1, &[step(14, 1001)]);
+        checker.on_source_installed(0);
+        checker.on_steps(6, 0, &[step(20, 1001)]);
+        assert_eq!(checker.violations().len(), 2);
+    }
+
+    #[test]
+    fn source_inputs_out_of_order_under_a_parted_map_counted_apart() {
+        let mut checker = Checker::default();
+        for sent in 1..=3 {
+            checker.on_source_sent(sent, 0, 1000 + sent);
+        }
+        checker.on_steps(1, 0, &[step(10, 1002)]);
+        let mut e = quiet(0, Some(map(1, 3, 100)), 1);
+        e.primary_after = true;
+        e.leads_parted = true;
+        checker.on_source_event(2, &e);
+        checker.on_steps(3, 0, &[step(11, 1002)]);
+        assert!(checker.violations().is_empty());
+        assert_eq!(checker.exceptions.source_map_parted, 1);
+    }
+
+    #[test]
+    fn source_inputs_out_of_order_of_a_session_mapped_twice_counted_apart() {
+        let mut checker = Checker::default();
+        for sent in 1..=3 {
+            checker.on_source_sent(sent, 1, 1000 + sent);
+        }
+        // Node 0 and then node 1, each primary, map session 1 with other offsets.
+        for (node, decided) in [(0, map(1, 2, 57)), (1, map(1, 3, 57))] {
+            let mut e = quiet(node, Some(map(0, 1, 1)), 0);
+            e.primary_before = true;
+            e.primary_after = true;
+            e.in_hand_before = 56;
+            e.source_after = Some(decided);
+            e.restarts_after = 1;
+            e.notices = vec![decided];
+            e.announced = 1;
+            checker.on_source_event(1, &e);
+        }
+        checker.on_steps(2, 1, &[step(57, 1002), step(58, 1002)]);
+        assert!(checker.violations().is_empty(), "{:?}", checker.violations());
+        assert_eq!(checker.exceptions.source_map_parted, 1);
+    }
+
+    #[test]
+    fn source_inputs_out_of_order_after_a_map_below_frames_held_counted_apart() {
+        let mut checker = Checker::default();
+        for sent in 1..=3 {
+            checker.on_source_sent(sent, 0, 1000 + sent);
+        }
+        checker.on_steps(1, 1, &[step(10, 1002)]);
+        let mut e = quiet(1, Some(map(0, 1, 1)), 0);
+        e.map_taken = Some(map(1, 1, 11));
+        e.source_after = Some(map(1, 1, 11));
+        e.restarts_after = 1;
+        e.notices = vec![map(1, 1, 11)];
+        e.holds_above_map = true;
+        checker.on_source_event(2, &e);
+        checker.on_steps(3, 1, &[step(11, 1001)]);
+        assert!(checker.violations().is_empty(), "{:?}", checker.violations());
+        assert_eq!(checker.exceptions.source_ring_stale, 1);
+        // Judged again once the node installs a state.
+        checker.on_source_installed(1);
+        checker.on_steps(4, 1, &[step(12, 1003), step(13, 1002)]);
+        assert_eq!(invariants(&checker), [Invariant::SourceFollowed]);
+    }
+
+    #[test]
+    fn source_restart_mapped_onto_frames_in_hand_is_a_violation() {
+        let mut checker = Checker::default();
+        let before = Some(map(0, 1, 1));
+        let mut e = quiet(0, before, 0);
+        e.primary_before = true;
+        e.primary_after = true;
+        e.in_hand_before = 40;
+        e.source_after = Some(map(1, 1, 41));
+        e.restarts_after = 1;
+        e.notices = vec![map(1, 1, 41)];
+        e.announced = 1;
+        checker.on_source_event(1, &e);
+        assert!(checker.violations().is_empty(), "{:?}", checker.violations());
+        e.source_after = Some(map(1, 1, 40));
+        e.notices = vec![map(1, 1, 40)];
+        checker.on_source_event(2, &e);
+        assert_eq!(invariants(&checker), [Invariant::SourceFollowed]);
+        assert!(checker.violations()[0]
+            .detail
+            .contains("not above the frames in hand (up to 40)"));
+    }
+
+    #[test]
+    fn source_map_taken_but_not_held_is_a_violation() {
+        let mut checker = Checker::default();
+        let old = Some(map(0, 1, 1));
+        let mut e = quiet(1, old, 0);
+        e.map_taken = Some(map(1, 1, 41));
+        e.source_after = Some(map(1, 1, 41));
+        e.restarts_after = 1;
+        e.notices = vec![map(1, 1, 41)];
+        checker.on_source_event(1, &e);
+        assert!(checker.violations().is_empty(), "{:?}", checker.violations());
+        // The backup ignored it.
+        let mut e = quiet(1, old, 0);
+        e.map_taken = Some(map(1, 1, 41));
+        checker.on_source_event(2, &e);
+        assert_eq!(invariants(&checker), [Invariant::SourceFollowed]);
+        assert!(checker.violations()[0]
+            .detail
+            .contains("does not follow the primary's mapping"));
+    }
+
+    #[test]
+    fn source_restart_untold_or_miscounted_is_a_violation() {
+        let mut checker = Checker::default();
+        // A new session without its notice.
+        let mut e = quiet(1, Some(map(0, 1, 1)), 0);
+        e.source_after = Some(map(1, 1, 41));
+        e.restarts_after = 1;
+        checker.on_source_event(1, &e);
+        // With its notice, not counted.
+        e.notices = vec![map(1, 1, 41)];
+        e.restarts_after = 0;
+        checker.on_source_event(2, &e);
+        // A notice for the same session (a repeated announcement).
+        let mut e = quiet(1, Some(map(1, 1, 41)), 1);
+        e.notices = vec![map(1, 1, 41)];
+        e.restarts_after = 2;
+        checker.on_source_event(3, &e);
+        assert_eq!(invariants(&checker), [Invariant::SourceFollowed; 3]);
+        // A first map (no session before) is no restart.
+        let mut e = quiet(0, None, 0);
+        e.source_after = Some(map(0, 1, 1));
+        checker.on_source_event(4, &e);
+        assert_eq!(checker.violations().len(), 3);
+    }
+
+    #[test]
+    fn source_map_announced_otherwise_than_documented_is_a_violation() {
+        let mut checker = Checker::default();
+        let mut e = quiet(0, Some(map(0, 1, 1)), 0);
+        e.primary_before = true;
+        e.primary_after = true;
+        e.in_hand_before = 100;
+        e.source_after = Some(map(1, 1, 101));
+        e.restarts_after = 1;
+        e.notices = vec![map(1, 1, 101)];
+        e.committed = vec![101, 102];
+        // At the restart and with the two commits after it.
+        e.announced = 3;
+        checker.on_source_event(1, &e);
+        assert!(checker.violations().is_empty(), "{:?}", checker.violations());
+        // Up to 8 frames past the restart's first, and every 256th.
+        let mut e = quiet(0, Some(map(1, 1, 101)), 1);
+        e.primary_before = true;
+        e.primary_after = true;
+        e.committed = vec![109, 110, 256];
+        e.announced = 2;
+        checker.on_source_event(2, &e);
+        assert!(checker.violations().is_empty(), "{:?}", checker.violations());
+        // Once too few (none with frame 109), once too many (with frame 111).
+        e.committed = vec![109];
+        e.announced = 0;
+        checker.on_source_event(3, &e);
+        e.committed = vec![111];
+        e.announced = 1;
+        checker.on_source_event(4, &e);
+        assert_eq!(invariants(&checker), [Invariant::SourceAnnounced; 2]);
+        assert!(!Invariant::SourceAnnounced.is_safety());
+        assert!(Invariant::SourceFollowed.is_safety());
+    }
+}
