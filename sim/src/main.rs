@@ -309,10 +309,12 @@ fn dst_group_main(args: &DstArgs) -> i32 {
         args.seeds
     );
     let (mut redecided, mut waits) = (0u64, 0u64);
+    let mut scenarios = dst::group::Scenarios::default();
     let (failed, violations, takeovers, hash) =
         dst::group::run_group_seeds(args.seed, args.seeds, shape, args.fail_fast, |r| {
             redecided += r.redecided;
             waits += r.waits_by_design;
+            scenarios.add(&r.scenarios);
             if !args.quiet || !r.violations.is_empty() {
                 println!(
                     "SEED={} -> {} (takeovers {}, led at end {}, redecided {}, trace {:016x})",
@@ -331,6 +333,17 @@ fn dst_group_main(args: &DstArgs) -> i32 {
     println!(
         "seeds {} failed {failed} violations {violations} takeovers {takeovers} redecided {redecided} trace_hash {hash:016x}",
         args.seeds
+    );
+    println!(
+        "scenarios: start-up partitions {} (halves {}), staggered starts {}, switchovers asked {} (judged {}), completed {}, group restarts {}, lag losses {}",
+        scenarios.startup_partitions,
+        scenarios.startup_halves,
+        scenarios.staggered_starts,
+        scenarios.switchovers_asked,
+        scenarios.switchovers_judged,
+        scenarios.switchovers_completed,
+        scenarios.group_restarts,
+        scenarios.lag_losses
     );
     if shape.liveness {
         // Invariant 5's exception, counted: no holder could win the votes by the

@@ -22,7 +22,20 @@
 //!    primary (a group stuck without one while its state is alive: the chaos harness's
 //!    stuck elections, 2026-11-26);
 //! 6. with `--acked`, no output id passes the sink's epoch fence under two epochs (before
-//!    dedup), but where a copy left unguarded or its new primary reported it uncertain.
+//!    dedup), but where a copy left unguarded or its new primary reported it uncertain;
+//! 7. a member leads from the start-up role only having heard a majority of the voters,
+//!    itself among them: two sides of a split group never both lead from the start;
+//! 8. a switchover an operator asks for while the group is calm (healed, every member
+//!    running and settled, a backup in sync) is taken and completes within the
+//!    switchover's timeout: a new primary by `SwitchoverCompleted`;
+//! 9. no member leads a cold start while another member, running, frozen or cut off,
+//!    holds the group's state (a primary, or a backup in sync or lagging): the cold
+//!    start would replace that state.
+//!
+//! Issue 21 added the scenarios these last three need, each drawn in some seeds: a
+//! partition in place from the start (halves of an even group, often), staggered starts,
+//! operator switchovers, and a restart of every member but the primary while the
+//! primary is frozen (a whole group restarted from its state files beside the holder).
 //!
 //! After the last fault the group heals and runs on; a seed ends with a primary among the
 //! members or not (counted; not a violation when no running backup holds the state: a
@@ -30,7 +43,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use twinloop::config::{Config, GroupPeer, OutputsRelease};
-use twinloop::node::{Action, Boot, Node, Notice, Reason, Role, SyncState};
+use twinloop::node::{Action, Boot, Command, CommandReply, Node, Notice, Reason, Role, SyncState};
 use twinloop::rng::Rng;
 use twinloop::testing::TestApp;
 use twinloop::time::Instant;
@@ -51,6 +64,14 @@ const QUIET_NS: Nanos = 400 * MS;
 const SETTLED_NS: Nanos = 60 * MS;
 /// The I/O source's cycle.
 const CYCLE_NS: Nanos = MS;
+/// How recently a member must have received a datagram from a voter for invariant 7 to
+/// count that voter as heard: the longest window a node keeps a peer alive (a primary's,
+/// `backup_silence`: 4 ms × 8 in the fast profile) and some slack; a node counts fewer.
+const HEARD_NS: Nanos = 40 * MS;
+/// How long a switchover asked for in a calm state may take to complete (invariant 8):
+/// the switchover's timeout (`switchover_timeout_ms`, 200 in the fast profile) and the
+/// round trips of its messages.
+const SWITCHOVER_NS: Nanos = 210 * MS;
 
 /// A group's shape: members that may lead (2..=4) and a witness or not (at most four).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +115,43 @@ pub struct GroupReport {
     /// Output ids emitted with a second content by a member that never received a commit
     /// of their frame from an epoch that emitted them (invariant 2's exception).
     pub redecided: u64,
+    /// What the scenarios of issue 21 drew and did in this seed.
+    pub scenarios: Scenarios,
+}
+
+/// Counts of the scenarios issue 21 added (each seed's; summed over a run).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scenarios {
+    /// Seeds that started with a partition in place.
+    pub startup_partitions: u64,
+    /// Of them, partitions into two halves of an even group.
+    pub startup_halves: u64,
+    /// Seeds whose members started at different times.
+    pub staggered_starts: u64,
+    /// Switchovers asked of a running member.
+    pub switchovers_asked: u64,
+    /// Of them, asked in a calm state and so judged by invariant 8.
+    pub switchovers_judged: u64,
+    /// Switchovers completed (`SwitchoverCompleted`), judged or not.
+    pub switchovers_completed: u64,
+    /// Restarts of every member but one kept frozen.
+    pub group_restarts: u64,
+    /// Primaries lost while their backups lagged and a member joined.
+    pub lag_losses: u64,
+}
+
+impl Scenarios {
+    /// Adds another seed's counts.
+    pub fn add(&mut self, other: &Scenarios) {
+        self.startup_partitions += other.startup_partitions;
+        self.startup_halves += other.startup_halves;
+        self.staggered_starts += other.staggered_starts;
+        self.switchovers_asked += other.switchovers_asked;
+        self.switchovers_judged += other.switchovers_judged;
+        self.switchovers_completed += other.switchovers_completed;
+        self.group_restarts += other.group_restarts;
+        self.lag_losses += other.lag_losses;
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -105,9 +163,54 @@ struct Member {
 
 #[derive(Debug, Clone, Copy)]
 enum Fault {
-    Kill { node: usize, down_ns: Nanos },
-    Freeze { node: usize, for_ns: Nanos },
-    Partition { sides: u8, for_ns: Nanos },
+    Kill {
+        node: usize,
+        down_ns: Nanos,
+    },
+    Freeze {
+        node: usize,
+        for_ns: Nanos,
+    },
+    Partition {
+        sides: u8,
+        for_ns: Nanos,
+    },
+    /// An operator asks member `node` for a switchover (a backup forwards it to its
+    /// primary).
+    Switchover {
+        node: usize,
+    },
+    /// Every member but one killed at once and restarted from its state file `down_ns`
+    /// later, the one kept — the primary, or `keep` when none leads — frozen for
+    /// `freeze_ns` (longer): the group restarts beside a holder of its state it cannot
+    /// hear.
+    GroupRestart {
+        keep: usize,
+        down_ns: Nanos,
+        freeze_ns: Nanos,
+    },
+    /// The primary lost while its backups with state lag and a member joins: member
+    /// `rejoin` (one that may lead, not the primary) restarted at once, every other
+    /// member that may lead but the primary frozen for `freeze_ns`, and the primary
+    /// killed for `down_ns` as the first of them lags after its thaw (or 20 ms after the
+    /// thaw if none does). The successor must be the lagging backup, not the joining
+    /// member that cannot lead.
+    LagLoss {
+        rejoin: usize,
+        freeze_ns: Nanos,
+        down_ns: Nanos,
+    },
+}
+
+/// A switchover asked for in a calm state (invariant 8): it must complete by `until`.
+#[derive(Debug, Clone, Copy)]
+struct SwitchoverWatch {
+    from: Nanos,
+    until: Nanos,
+    node: usize,
+    completed: bool,
+    /// A fault began before it completed: what follows is not its own.
+    cut_short: bool,
 }
 
 struct Sim {
@@ -157,6 +260,26 @@ struct Sim {
     acked_unguarded: Vec<u64>,
     /// Check invariant 5 (`Shape::liveness`).
     shape_liveness: bool,
+    /// By member (this incarnation): when it last received a datagram from each other
+    /// member (invariant 7).
+    heard_at: Vec<Vec<Option<Nanos>>>,
+    /// By member: whether this incarnation has held the group's state — led, or followed
+    /// as a backup in sync or lagging (invariant 9: a lead by one that never did is a
+    /// cold start).
+    held_state: Vec<bool>,
+    /// By member (this incarnation): since when it has held the group's state.
+    held_since: Vec<Option<Nanos>>,
+    /// By member (this incarnation): when it started, and whether its state file knew an
+    /// epoch then (invariant 9).
+    started: Vec<(Nanos, bool)>,
+    /// Switchovers asked for in a calm state, not yet judged (invariant 8).
+    switchover_watches: Vec<SwitchoverWatch>,
+    /// The partition in place from the start and how long it lasts, if drawn.
+    start_sides: Option<(u8, Nanos)>,
+    /// By member: when it first starts.
+    start_at: Vec<Nanos>,
+    /// A `LagLoss` under way: the primary to kill, for how long, and the latest instant.
+    lag_loss: Option<(usize, Nanos, Nanos)>,
 }
 
 /// Runs one seed of a shape.
@@ -202,6 +325,67 @@ impl Sim {
             };
             faults.push((at, fault));
         }
+        // The scenarios of issue 21, from a generator of their own derived from the seed
+        // apart from the group's (which the run goes on drawing boot seeds and latencies
+        // from): every seed keeps every fault, boot seed and latency it drew before, and
+        // a seed that draws none of these runs as it did.
+        let mut scenarios = Scenarios::default();
+        let mut extra = Rng::new(seed ^ 0x5CE4_A21E_0021_0000 ^ (n as u64) << 8 ^ u64::from(shape.witness));
+        // A partition in place from the start, before any election, long enough for each
+        // side to run its start-up wait several times: an even group into halves one time
+        // in two (neither half is a majority), else any two sides.
+        let start_sides = (extra.below(3) == 0).then(|| {
+            let halves: Vec<u8> = (1..(1u8 << n) - 1)
+                .filter(|m| m.count_ones() as usize * 2 == n)
+                .collect();
+            let sides = if !halves.is_empty() && extra.below(2) == 0 {
+                scenarios.startup_halves += 1;
+                halves[extra.below(halves.len() as u64) as usize]
+            } else {
+                1 + extra.below((1 << n) - 2) as u8
+            };
+            scenarios.startup_partitions += 1;
+            (sides, 30 * MS + extra.below(270 * MS))
+        });
+        // Staggered starts: each member starts within 120 ms of the first.
+        let mut start_at = vec![0; n];
+        if extra.below(4) == 0 {
+            scenarios.staggered_starts += 1;
+            for at in &mut start_at {
+                *at = extra.below(120 * MS);
+            }
+        }
+        // Operator switchovers, to a member that may lead (a backup forwards the request),
+        // judged where the group is calm when asked (invariant 8).
+        if extra.below(2) == 0 {
+            for _ in 0..1 + extra.below(3) {
+                let at = 200 * MS + extra.below(900 * MS);
+                let node = extra.below(u64::from(shape.leaders)) as usize;
+                faults.push((at, Fault::Switchover { node }));
+            }
+        }
+        // The primary lost while its backups lag and a member joins (three that may lead
+        // at least: the primary, a lagging backup and a joining one).
+        if shape.leaders >= 3 && extra.below(3) == 0 {
+            let at = 200 * MS + extra.below(700 * MS);
+            let fault = Fault::LagLoss {
+                rejoin: extra.below(u64::from(shape.leaders)) as usize,
+                freeze_ns: 5 * MS + extra.below(40 * MS),
+                down_ns: 100 * MS + extra.below(200 * MS),
+            };
+            faults.push((at, fault));
+        }
+        // A whole group restarted from its state files beside a frozen holder.
+        if extra.below(4) == 0 {
+            let at = 200 * MS + extra.below(700 * MS);
+            let down_ns = 5 * MS + extra.below(60 * MS);
+            let fault = Fault::GroupRestart {
+                keep: extra.below(u64::from(shape.leaders)) as usize,
+                down_ns,
+                freeze_ns: down_ns + 30 * MS + extra.below(150 * MS),
+            };
+            faults.push((at, fault));
+        }
         faults.sort_by_key(|&(at, _)| core::cmp::Reverse(at));
         Sim {
             now: 0,
@@ -228,6 +412,7 @@ impl Sim {
             sink_epoch: 0,
             report: GroupReport {
                 seed,
+                scenarios,
                 ..GroupReport::default()
             },
             trace: 0xcbf2_9ce4_8422_2325,
@@ -237,6 +422,14 @@ impl Sim {
             acked_uncertain: Vec::new(),
             acked_unguarded: vec![0; n],
             shape_liveness: shape.liveness,
+            heard_at: vec![vec![None; n]; n],
+            held_state: vec![false; n],
+            held_since: vec![None; n],
+            started: vec![(0, false); n],
+            switchover_watches: Vec::new(),
+            start_sides,
+            start_at,
+            lag_loss: None,
             members,
         }
     }
@@ -301,6 +494,10 @@ impl Sim {
         let node = Node::new(self.config(i), TestApp::new(0), boot).expect("a valid group");
         self.acked_unguarded[i] = 0;
         self.commits_heard[i].clear();
+        self.heard_at[i].fill(None);
+        self.held_state[i] = false;
+        self.held_since[i] = None;
+        self.started[i] = (self.now, persisted != 0 || reserved != 0);
         self.nodes[i] = Some(node);
         self.steady_since[i] = self.now;
         self.trace(0x5747 ^ i as u64);
@@ -341,8 +538,16 @@ impl Sim {
         if self.verbose {
             println!("members {:?}", self.members);
         }
+        if let Some((sides, for_ns)) = self.start_sides {
+            self.partition(sides);
+            self.heal_at = Some(for_ns);
+        }
         for i in 0..self.members.len() {
-            self.start(i);
+            if self.start_at[i] == 0 {
+                self.start(i);
+            } else {
+                self.restart_at[i] = Some(self.start_at[i]);
+            }
         }
         let (mut last, mut same) = (0, 0u32);
         while self.now < RUN_NS {
@@ -453,6 +658,9 @@ impl Sim {
         if let Some(at) = self.heal_at {
             next = next.min(at);
         }
+        if let Some((_, _, at)) = self.lag_loss {
+            next = next.min(at);
+        }
         if let Some((&(at, _), _)) = self.messages.first_key_value() {
             next = next.min(at);
         }
@@ -493,6 +701,7 @@ impl Sim {
                 continue;
             }
             if let Some(node) = &mut self.nodes[to] {
+                self.heard_at[to][Self::peer_of(to, link)] = Some(now);
                 let leading = node.role() == Role::Primary;
                 node.handle_message(Instant::from_nanos(now), link, &bytes);
                 if !leading {
@@ -546,8 +755,108 @@ impl Sim {
             }
             self.settle_disk(i);
         }
+        self.check_switchovers();
+        if self.lag_loss.is_some_and(|(_, _, until)| until <= now) {
+            self.lag_loss_kill(now);
+        }
         if next == self.now && self.now == RUN_NS {
             self.now += 1;
+        }
+    }
+
+    /// The operator asks member `i` for a switchover; a down or frozen member's console
+    /// does not answer. Judged by invariant 8 where the group is calm: healed, every
+    /// member running and steady and joined to every other for `SETTLED_NS`, one primary,
+    /// and a backup in sync for as long, no switchover under way.
+    fn operator_switchover(&mut self, i: usize) {
+        let now = self.now;
+        if !self.running(i) {
+            return;
+        }
+        let n = self.members.len();
+        let settled = |since: Nanos| now.saturating_sub(since) >= SETTLED_NS;
+        let primaries: Vec<usize> = (0..n)
+            .filter(|&m| self.nodes[m].as_ref().is_some_and(|node| node.role() == Role::Primary))
+            .collect();
+        let in_sync = (0..n).find(|&b| !self.members[b].witness && self.in_sync_since[b].is_some_and(settled));
+        let calm = self.sides == 0
+            && self.heal_at.is_none()
+            && (0..n).all(|m| self.running(m) && self.restart_at[m].is_none() && settled(self.steady_since[m]))
+            && (0..n).all(|a| (0..n).all(|b| settled(self.joined_since[a][b])))
+            && primaries.len() == 1
+            && in_sync.is_some()
+            && self.switchover_watches.iter().all(|w| w.completed || w.cut_short);
+        self.report.scenarios.switchovers_asked += 1;
+        let Some(node) = self.nodes[i].as_mut() else {
+            return;
+        };
+        let role = node.role();
+        let reply = node.handle_command(Instant::from_nanos(now), Command::Switchover);
+        self.trace(0x5317 ^ i as u64);
+        if self.verbose {
+            println!(
+                "{now:>12} operator: switchover asked of node {} ({role:?}): {reply:?}{}",
+                self.members[i].id,
+                if calm { " (calm: judged)" } else { "" }
+            );
+        }
+        self.drain(i);
+        if !calm {
+            return;
+        }
+        self.report.scenarios.switchovers_judged += 1;
+        if let CommandReply::Refused(reason) = reply {
+            let backup = in_sync.map_or(0, |b| self.members[b].id);
+            let text = format!(
+                "invariant 8 at {now} ns: a switchover asked of node {} ({role:?}) in a calm state was refused ({reason:?}), though node {backup} was in sync for {} ms",
+                self.members[i].id,
+                SETTLED_NS / MS
+            );
+            self.report.violations.push(text);
+            return;
+        }
+        self.switchover_watches.push(SwitchoverWatch {
+            from: now,
+            until: now + SWITCHOVER_NS,
+            node: i,
+            completed: false,
+            cut_short: false,
+        });
+    }
+
+    /// A `LagLoss` kills its primary now (a backup lags, or its time is up).
+    fn lag_loss_kill(&mut self, now: Nanos) {
+        let Some((primary, down_ns, _)) = self.lag_loss.take() else {
+            return;
+        };
+        if self.nodes[primary].is_some() {
+            self.crash(primary);
+            self.restart_at[primary] = Some(now + down_ns);
+            self.trace(0x1A66 ^ primary as u64);
+            if self.verbose {
+                println!(
+                    "{now:>12} fault: primary node {} killed (lag loss)",
+                    self.members[primary].id
+                );
+            }
+        }
+    }
+
+    /// Invariant 8: every switchover asked for in a calm state whose time is up completed,
+    /// unless a fault began before it did.
+    fn check_switchovers(&mut self) {
+        let now = self.now;
+        let (due, pending): (Vec<_>, Vec<_>) = self.switchover_watches.iter().partition(|w| w.until < now);
+        self.switchover_watches = pending;
+        for watch in due.into_iter().filter(|w| !w.completed && !w.cut_short) {
+            let text = format!(
+                "invariant 8 at {} ns: a switchover asked of node {} at {} ns in a calm state did not complete within {} ms",
+                watch.until,
+                self.members[watch.node].id,
+                watch.from,
+                SWITCHOVER_NS / MS
+            );
+            self.report.violations.push(text);
         }
     }
 
@@ -576,7 +885,58 @@ impl Sim {
         if now >= RUN_NS - QUIET_NS {
             return;
         }
+        if !matches!(fault, Fault::Switchover { .. }) {
+            // Another fault begins: what a watched switchover does from now on is not its
+            // own.
+            for watch in &mut self.switchover_watches {
+                watch.cut_short |= !watch.completed;
+            }
+        }
         match fault {
+            Fault::Switchover { node } => self.operator_switchover(node),
+            Fault::GroupRestart {
+                keep,
+                down_ns,
+                freeze_ns,
+            } => {
+                let n = self.members.len();
+                let leader = (0..n).find(|&i| self.nodes[i].as_ref().is_some_and(|m| m.role() == Role::Primary));
+                let keep = leader.unwrap_or(keep);
+                for i in (0..n).filter(|&i| i != keep) {
+                    if self.nodes[i].is_some() {
+                        self.crash(i);
+                    }
+                    self.restart_at[i] = Some(now + down_ns);
+                }
+                self.frozen_until[keep] = self.frozen_until[keep].max(now + freeze_ns);
+                self.steady_since[keep] = self.frozen_until[keep];
+                self.report.scenarios.group_restarts += 1;
+                self.trace(0x6257 ^ keep as u64);
+            }
+            Fault::LagLoss {
+                rejoin,
+                freeze_ns,
+                down_ns,
+            } => {
+                let n = self.members.len();
+                let down = (0..n).any(|i| self.nodes[i].is_none() || self.restart_at[i].is_some());
+                let primary = (0..n).find(|&i| self.nodes[i].as_ref().is_some_and(|m| m.role() == Role::Primary));
+                let Some(primary) = primary.filter(|_| !down && self.lag_loss.is_none()) else {
+                    return;
+                };
+                // The member to rejoin: the drawn one, or the next that may lead.
+                let leaders: Vec<usize> = (0..n).filter(|&i| !self.members[i].witness && i != primary).collect();
+                let rejoin = leaders[rejoin % leaders.len()];
+                self.crash(rejoin);
+                self.restart_at[rejoin] = Some(now + MS);
+                for &b in leaders.iter().filter(|&&b| b != rejoin) {
+                    self.frozen_until[b] = self.frozen_until[b].max(now + freeze_ns);
+                    self.steady_since[b] = self.frozen_until[b];
+                }
+                self.lag_loss = Some((primary, down_ns, now + freeze_ns + 20 * MS));
+                self.report.scenarios.lag_losses += 1;
+                self.trace(0x1A65 ^ rejoin as u64);
+            }
             Fault::Kill { node, down_ns } => {
                 let down = (0..self.members.len()).any(|i| self.nodes[i].is_none());
                 if down {
@@ -751,8 +1111,26 @@ impl Sim {
             (Role::Backup, SyncState::InSync) => self.in_sync_since[i].or(Some(now)),
             _ => None,
         };
+        let held_before = self.held_state[i];
+        self.held_state[i] |=
+            role == Role::Primary || (role == Role::Backup && matches!(sync, SyncState::InSync | SyncState::Lagging));
+        if self.held_state[i] && self.held_since[i].is_none() {
+            self.held_since[i] = Some(now);
+        }
+        if role == Role::Backup && sync == SyncState::Lagging {
+            self.lag_loss_kill(now);
+        }
+        if reason == Reason::SwitchoverCompleted {
+            self.report.scenarios.switchovers_completed += 1;
+            for watch in &mut self.switchover_watches {
+                watch.completed |= (watch.from..=watch.until).contains(&now);
+            }
+        }
         if role != Role::Primary {
             return;
+        }
+        if matches!(reason, Reason::StartedFirst | Reason::WonTiebreak) {
+            self.check_startup_lead(i, epoch, reason, held_before);
         }
         let id = self.members[i].id;
         if let Some(&other) = self.leader_of.get(&epoch) {
@@ -812,6 +1190,76 @@ impl Sim {
     }
 }
 
+impl Sim {
+    /// Invariants 7 and 9, at member `i`'s lead from the start-up role (`StartedFirst`,
+    /// `WonTiebreak`) of `epoch`; `held_before`: whether this incarnation held the
+    /// group's state before it led.
+    ///
+    /// 7: a group leads from the start only where a majority of its voters is heard (the
+    /// design's rule, `group_election_timeout`): two sides of a split group, neither a
+    /// majority, must not both lead — a split brain the sink's fence only hides. Counted
+    /// from the datagrams delivered to it within `HEARD_NS` (the core counts fewer: those
+    /// within its own, shorter, window).
+    ///
+    /// 9: a member whose state file knew an epoch when it started, that has not held
+    /// the state since, leads a cold start only where no member holds the group's state
+    /// (a primary, or a backup in sync or lagging), running, frozen or cut off, that held
+    /// it before this member started: a group's cold start needs every peer that may
+    /// lead heard without state (`group_peers_cold`), and a state file that knew epochs
+    /// says a holder may be cut off, not gone (`lead_from_start`). A cold start beside
+    /// one replaces the plant's state. A member whose state file knew nothing may lead
+    /// cold — it cannot know the group had state — and so may two that took their
+    /// states at one start-up (a collision the fence settles).
+    fn check_startup_lead(&mut self, i: usize, epoch: u64, reason: Reason, held_before: bool) {
+        let now = self.now;
+        let n = self.members.len();
+        let id = self.members[i].id;
+        let heard = (0..n)
+            .filter(|&j| j != i && self.heard_at[i][j].is_some_and(|at| now.saturating_sub(at) <= HEARD_NS))
+            .count();
+        if (1 + heard) * 2 <= n {
+            let others: Vec<String> = (0..n)
+                .filter(|&j| j != i && self.nodes[j].as_ref().is_some_and(|m| m.role() == Role::Primary))
+                .map(|j| {
+                    let epoch = self.nodes[j].as_ref().map_or(0, |m| m.epoch());
+                    format!("node {} (epoch {epoch:#x})", self.members[j].id)
+                })
+                .collect();
+            let text = format!(
+                "invariant 7 at {now} ns: node {id} led epoch {epoch:#x} from the start ({reason:?}) having heard {heard} of the other {} voters within {} ms: not a majority; leading beside it: {}",
+                n - 1,
+                HEARD_NS / MS,
+                if others.is_empty() { "none".to_string() } else { others.join(", ") }
+            );
+            self.report.violations.push(text);
+        }
+        let (started_at, knew) = self.started[i];
+        if held_before || !knew {
+            return;
+        }
+        let holder = (0..n).find(|&j| {
+            j != i
+                && !self.members[j].witness
+                && self.held_since[j].is_some_and(|since| since < started_at)
+                && self.nodes[j].as_ref().is_some_and(|m| {
+                    m.role() == Role::Primary
+                        || (m.role() == Role::Backup
+                            && matches!(m.status().sync, SyncState::InSync | SyncState::Lagging))
+                })
+        });
+        if let Some(j) = holder {
+            let node = self.nodes[j].as_ref().map(|m| (m.role(), m.status().sync, m.epoch()));
+            let text = format!(
+                "invariant 9 at {now} ns: node {id} led epoch {epoch:#x} from a cold start ({reason:?}) while node {} held the group's state ({node:?}{}{}): the cold start replaces it",
+                self.members[j].id,
+                if self.frozen_until[j] > now { ", frozen" } else { "" },
+                if self.joined(i, j) { "" } else { ", cut off" }
+            );
+            self.report.violations.push(text);
+        }
+    }
+}
+
 /// Runs `seeds` seeds of a shape from `first`: every report, in seed order.
 pub fn run_group_seeds(
     first: u64,
@@ -855,11 +1303,27 @@ mod tests {
         assert_eq!(run_group_seed(3, shape).trace_hash, run_group_seed(3, shape).trace_hash);
     }
 
+    /// A seed's run as it was before issue 21's scenarios (drawn from a generator of
+    /// their own, so dropping them leaves every other draw as it was).
+    fn run_without_issue21_scenarios(seed: u64, shape: Shape) -> GroupReport {
+        let mut sim = Sim::new(seed, shape);
+        sim.faults.retain(|(_, fault)| {
+            matches!(
+                fault,
+                Fault::Kill { .. } | Fault::Freeze { .. } | Fault::Partition { .. }
+            )
+        });
+        sim.start_sides = None;
+        sim.start_at.fill(0);
+        sim.run();
+        sim.report
+    }
+
     /// Seeds whose groups had no primary at the end though a backup could win the votes
     /// (invariant 5) elect one: a cut-off backup's own candidacy raised its bar (the vote
     /// bar), the heavier backup lacked frames the lighter one held (`--nodes 3
     /// --witness` 1999, `--nodes 4` 6), a heavier backup thawed short of its commits
-    /// (`--nodes 3` 328).
+    /// (`--nodes 3` 328). Each in the world of that time, without issue 21's scenarios.
     #[test]
     fn group_stalled_elections_seeds_elect() {
         for (leaders, witness, seed) in [(3, true, 1999), (4, false, 6), (3, false, 328)] {
@@ -869,7 +1333,7 @@ mod tests {
                 acked: false,
                 liveness: true,
             };
-            let report = run_group_seed(seed, shape);
+            let report = run_without_issue21_scenarios(seed, shape);
             assert!(
                 report.violations.is_empty(),
                 "{shape:?} seed {seed}: {:?}",
@@ -895,6 +1359,119 @@ mod tests {
             assert_eq!((failed, violations), (0, 0), "{shape:?}");
             assert!(takeovers > 0, "{shape:?}: no takeover in 4 seeds");
         }
+    }
+
+    /// A group of three started by hand, joined and without faults, run until one leads:
+    /// the leader's index.
+    fn sim_led(sim: &mut Sim) -> usize {
+        sim.faults.clear();
+        sim.start_sides = None;
+        for i in 0..sim.members.len() {
+            sim.start(i);
+        }
+        while sim.now < 150 * MS {
+            sim.step();
+        }
+        (0..sim.members.len())
+            .find(|&i| sim.nodes[i].as_ref().is_some_and(|n| n.role() == Role::Primary))
+            .expect("a group without faults leads within 150 ms")
+    }
+
+    fn shape_of(leaders: u8) -> Shape {
+        Shape {
+            leaders,
+            witness: false,
+            acked: false,
+            liveness: false,
+        }
+    }
+
+    /// Invariant 7: a lead from the start having heard one of three other voters is a
+    /// violation (half of a group of four); having heard two of them, it is not.
+    #[test]
+    fn group_startup_lead_without_a_majority_heard_is_a_violation() {
+        let mut sim = Sim::new(0, shape_of(4));
+        sim.now = 60 * MS;
+        sim.heard_at[0][1] = Some(55 * MS);
+        // Heard too long ago: not counted.
+        sim.heard_at[0][2] = Some(60 * MS - HEARD_NS - 1);
+        sim.check_startup_lead(0, 0x101, Reason::StartedFirst, false);
+        assert_eq!(sim.report.violations.len(), 1, "{:?}", sim.report.violations);
+        assert!(
+            sim.report.violations[0].starts_with("invariant 7"),
+            "{:?}",
+            sim.report.violations
+        );
+        sim.heard_at[0][2] = Some(59 * MS);
+        sim.check_startup_lead(0, 0x101, Reason::WonTiebreak, false);
+        assert_eq!(sim.report.violations.len(), 1, "{:?}", sim.report.violations);
+    }
+
+    /// Invariant 9: a member restarted with a state file that knew epochs leads a cold
+    /// start beside the primary that held the state before it started: a violation; the
+    /// same from a state file that knew nothing, or by a member that held the state in
+    /// this incarnation, is not.
+    #[test]
+    fn group_cold_start_beside_a_holder_is_a_violation() {
+        let mut sim = Sim::new(0, shape_of(3));
+        let primary = sim_led(&mut sim);
+        let other = (primary + 1) % 3;
+        sim.crash(other);
+        sim.disk[other] = (0, 0);
+        sim.start(other);
+        // It heard the rest (invariant 7 holds): the holder is frozen, say, not silent.
+        let now = sim.now;
+        sim.heard_at[other].fill(Some(now));
+        sim.check_startup_lead(other, 0x303, Reason::StartedFirst, false);
+        assert!(sim.report.violations.is_empty(), "{:?}", sim.report.violations);
+        sim.crash(other);
+        sim.disk[other] = (0x101, 0x201);
+        sim.start(other);
+        sim.heard_at[other].fill(Some(now));
+        sim.check_startup_lead(other, 0x303, Reason::StartedFirst, true);
+        assert!(sim.report.violations.is_empty(), "{:?}", sim.report.violations);
+        sim.check_startup_lead(other, 0x303, Reason::StartedFirst, false);
+        assert_eq!(sim.report.violations.len(), 1, "{:?}", sim.report.violations);
+        assert!(
+            sim.report.violations[0].starts_with("invariant 9"),
+            "{:?}",
+            sim.report.violations
+        );
+    }
+
+    /// Invariant 8: a switchover asked for in a calm state that has not completed when
+    /// its time is up is a violation, unless a fault cut it short; a switchover asked in
+    /// a calm group completes.
+    #[test]
+    fn group_calm_switchover_must_complete() {
+        let mut sim = Sim::new(0, shape_of(3));
+        let primary = sim_led(&mut sim);
+        for (cut_short, violations) in [(true, 0), (false, 1)] {
+            sim.switchover_watches.push(SwitchoverWatch {
+                from: sim.now,
+                until: sim.now,
+                node: primary,
+                completed: false,
+                cut_short,
+            });
+            sim.now += 1;
+            sim.check_switchovers();
+            assert_eq!(sim.report.violations.len(), violations, "{:?}", sim.report.violations);
+        }
+        assert!(
+            sim.report.violations[0].starts_with("invariant 8"),
+            "{:?}",
+            sim.report.violations
+        );
+        sim.report.violations.clear();
+        sim.operator_switchover(primary);
+        assert_eq!(sim.report.scenarios.switchovers_judged, 1, "the group was calm");
+        let until = sim.now + SWITCHOVER_NS + MS;
+        while sim.now < until {
+            sim.step();
+        }
+        assert!(sim.report.violations.is_empty(), "{:?}", sim.report.violations);
+        assert_eq!(sim.report.scenarios.switchovers_completed, 1);
     }
 
     /// A second content for an output id passes when its decider never received a commit
