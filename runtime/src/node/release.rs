@@ -791,4 +791,36 @@ mod tests {
         node.peers[2].status = Some(PeerStatus { node_id: 4, ..heard });
         assert!(!node.release_partial(), "a starting member, a witness");
     }
+
+    /// Mutant `release.rs:317:29` (the guard → `false` in `release_deadline`, run of
+    /// 68549c5): a backup in sync whose ack was lost acks again `retry_ms` later, woken by
+    /// its own timer. With the mutant it waited for its next heartbeat (here a tenth of a
+    /// second and more), and the primary's outputs with it.
+    #[test]
+    fn backup_in_sync_whose_ack_was_lost_acks_again_after_retry() {
+        let config = Config {
+            heartbeat_interval_ms: 200,
+            detection_window_ms: 2_000,
+            retry_ms: 10,
+            ..acked()
+        };
+        let mut p = running(config);
+        p.drop_if = Some(drop_backup_messages);
+        p.run_for(ms(5));
+        // No new frame then: no new ack but the repeated one.
+        p.source_on = false;
+        p.run_for(ms(15));
+        let held = p.node(0).status().release.held;
+        assert!(held > 0, "the backup's ack of the last frames was lost");
+        assert_eq!(p.node(1).status().sync, SyncState::InSync);
+        p.drop_if = None;
+        let until = p.now + ms(30);
+        let released = p.run_until(until, |p| p.node(0).status().release.held == 0);
+        assert!(
+            released,
+            "still held 30 ms after the loss ended: {:?}",
+            p.node(0).status().release
+        );
+        assert_eq!(p.node(0).frame(), p.node(1).frame(), "no new frame ran");
+    }
 }

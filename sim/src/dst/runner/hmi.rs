@@ -13,6 +13,11 @@
 //!   under way — mutant `hmi.rs:204:52` — never answered it, and the operator's write was
 //!   late by a whole client timeout, unseen). A crash forgets the node's entries; a
 //!   frozen node answers when it thaws.
+//! - a submission accepted while the pair is calm and stays so until its deadline (the
+//!   node the primary or its backup in sync, nothing frozen or lossy, no divergence or switchover under way, no fault for a
+//!   window and a probe before nor planned until the deadline) is applied, not timed out
+//!   (since 2026-11-27: a primary that dropped every write its backup forwarded —
+//!   mutant `hmi.rs:257:55` — passed every seed, the client's retry hiding it).
 //!
 //! The client's timeout, after which it submits an unanswered write again (to either
 //! node), is drawn per seed: 1–12 half windows, plus 20 ms. Below the node's own
@@ -31,7 +36,7 @@ use crate::dst::clock::{Nanos, NANOS_PER_MS};
 use std::collections::BTreeMap;
 use twinloop::hmi::{HmiWrite, WriteId};
 use twinloop::node::HmiOutcome;
-use twinloop::Rng;
+use twinloop::{Rng, Role, SyncState};
 
 /// Frames between two new writes, at most (drawn 1..=this each time).
 const WRITE_EVERY_FRAMES_MAX: u64 = 64;
@@ -51,6 +56,9 @@ struct Pending {
     /// True time by which the answer is due (the deadline with the clocks' drift and a
     /// wake-up's lateness allowed).
     due: Nanos,
+    /// Submitted while the pair was calm and stays so until the deadline: the write must
+    /// be applied, not time out.
+    calm: bool,
 }
 
 /// A write the writer waits on.
@@ -77,6 +85,8 @@ pub(super) struct HmiWriter {
     timeout_half_windows: u64,
     /// Accepted submissions not answered yet.
     pending: Vec<Pending>,
+    /// Submissions accepted while calm (each must be applied).
+    pub(super) watched_calm: u64,
 }
 
 impl HmiWriter {
@@ -86,6 +96,7 @@ impl HmiWriter {
             rng,
             timeout_half_windows,
             pending: Vec::new(),
+            watched_calm: 0,
             frames_to_next: 1,
             value_next: 1,
             open: Vec::with_capacity(OPEN_MAX),
@@ -174,14 +185,60 @@ impl<'a, W: Workload> Sim<'a, W> {
                 let deadline_ns = HMI_TIMEOUT_WINDOWS * window_ns;
                 // Clocks drift by at most 0.5 %; a wake-up may come a cycle or two late.
                 let slack_ns = deadline_ns / 50 + 2 * self.options.cycle_ms * NANOS_PER_MS + NANOS_PER_MS;
+                let calm = self.hmi_calm(node, now + deadline_ns + slack_ns);
+                self.hmi.watched_calm += u64::from(calm);
                 self.hmi.pending.push(Pending {
                     node,
                     write,
                     due: now + deadline_ns + slack_ns,
+                    calm,
                 });
             }
             self.drain(node, epoch_before);
         }
+    }
+
+    /// A write submitted now to node `i` must be applied, not time out, when the pair is
+    /// calm and stays so until `until`: `i` the primary or its backup in sync, nothing
+    /// frozen, links all up and lossless, the I/O source and inputs clean, no fault for a
+    /// window and a probe before, and none planned (switchovers included) until `until`.
+    /// A backup forwards the write to its primary (mutant `hmi.rs:257:55`, run of
+    /// 68549c5: a primary that dropped every forwarded write passed every seed, the
+    /// backup's timeout and the client's retry to the primary hiding it).
+    fn hmi_calm(&self, i: usize, until: Nanos) -> bool {
+        let c = &self.options.config;
+        let ms = NANOS_PER_MS;
+        let Some(p) = (0..2).find(|&j| self.role(j) == Some(Role::Primary)) else {
+            return false;
+        };
+        let in_sync = self.follows_with_state(1 - p, p)
+            && self.nodes[1 - p]
+                .node
+                .as_ref()
+                .is_some_and(|n| n.status().sync == SyncState::InSync);
+        let no_switchover = (0..2).all(|j| {
+            self.nodes[j]
+                .node
+                .as_ref()
+                .is_none_or(|n| n.status().switchover.is_none())
+        });
+        in_sync
+            && no_switchover
+            && (i == p || i == 1 - p)
+            && self.frozen_count == 0
+            && self.faults_active == 0
+            && self.diverge_armed.is_none()
+            && !self.checker.diverge_active()
+            && self.network.all_up()
+            && self.network.is_lossless()
+            && self.source_silent.is_none()
+            && self.now >= self.source_active_until
+            && self.io_loss_ppm == [0, 0]
+            && self.io_bursts.is_empty()
+            && self.io_gap == [0, 0]
+            && self.now >= self.last_trouble_at + (c.detection_window_ms + c.probe_timeout_ms) * ms
+            && !self.plan.any_within(self.now, until, None)
+            && until < self.options.safety_ms * ms
     }
 
     /// The accepted submissions whose answer is overdue: one violation each (then
@@ -227,7 +284,22 @@ impl<'a, W: Workload> Sim<'a, W> {
     /// Node `i` answered a write it accepted.
     pub(super) fn hmi_answered(&mut self, i: usize, write: HmiWrite, outcome: HmiOutcome) {
         self.say(format_args!("node {i}: HMI write {} {outcome:?}", write.value));
+        let calm = self
+            .hmi
+            .pending
+            .iter()
+            .any(|p| p.node == i && p.write == write && p.calm);
         self.hmi.pending.retain(|p| !(p.node == i && p.write == write));
+        if calm && outcome == HmiOutcome::TimedOut {
+            self.checker.violation(
+                Invariant::HmiWrites,
+                self.now,
+                format!(
+                    "node {i} accepted write {} while the pair was calm and it timed out",
+                    write.value
+                ),
+            );
+        }
         match outcome {
             HmiOutcome::Applied { frame } => {
                 let previous = *self.hmi.acked.entry(write.value).or_insert(frame);
@@ -257,8 +329,9 @@ impl<'a, W: Workload> Sim<'a, W> {
         self.hmi_check_answers();
         let w = &self.hmi;
         let (submitted, refused, timed_out, acked) = (w.submitted, w.refused, w.timed_out, w.acknowledged());
+        let calm = w.watched_calm;
         self.say(format_args!(
-            "HMI writer: {submitted} submissions, {refused} refused, {timed_out} timed out, {acked} writes acknowledged"
+            "HMI writer: {submitted} submissions ({calm} while calm), {refused} refused, {timed_out} timed out, {acked} writes acknowledged"
         ));
         for i in 0..2 {
             let Some(n) = self.nodes[i].node.as_ref() else { continue };
