@@ -252,13 +252,28 @@ impl<A: App> Node<A> {
     fn heartbeat_due_on(&self, i: usize) -> Instant {
         // Even a link busy with other messages carries a heartbeat now and then, so that
         // round trips stay measured.
-        let refresh = self.heartbeat_last[i] + HEARTBEAT_REFRESH_INTERVALS * self.config.heartbeat_interval();
+        let refresh = self.heartbeat_last[i] + self.heartbeat_refresh();
         let due = self.heartbeat_due[i].min(refresh);
         if self.backup_quiet() && !self.heartbeat_owed[i] {
             let factor = self.config.backup_heartbeat_factor as u32;
             due.max(self.heartbeat_last[i] + self.config.heartbeat_interval() * factor)
         } else {
             due
+        }
+    }
+
+    /// The longest a link busy with other messages goes without a heartbeat: 16
+    /// intervals, so that round trips stay measured; for a backup with input handovers on,
+    /// a quarter of `input_handover_ms` as well. Its heartbeats alone tell its primary that
+    /// its input lives, and a primary whose input died hands over on them: a link kept busy
+    /// by the backup's other messages (HMI writes it forwards to a primary that runs no
+    /// frame, acks) postponed that word by the 16 intervals, 1.6 s at the default 100 ms,
+    /// and the handover with it (DST seed 783 with the quiet tail, 2026-11-27).
+    fn heartbeat_refresh(&self) -> core::time::Duration {
+        let refresh = HEARTBEAT_REFRESH_INTERVALS * self.config.heartbeat_interval();
+        match self.config.input_handover() {
+            Some(delay) if self.role == Role::Backup => refresh.min(delay / 4),
+            _ => refresh,
         }
     }
 

@@ -724,4 +724,49 @@ mod tests {
         assert!(per_frame.values().all(|&n| n <= WRITES_PER_FRAME_MAX));
         assert_eq!(p.hmi_done.len(), 10);
     }
+
+    /// A backup kept busy forwarding writes to a primary whose input died still reports
+    /// its own input, and the primary hands over within `input_handover_ms` and a quarter
+    /// (found by the DST's quiet tail, seed 783, 2026-11-27: the forwarded writes kept the
+    /// backup's link from ever being idle long enough for a heartbeat, the only message
+    /// that carries its input, and the handover waited for the heartbeat refresh, 16
+    /// intervals).
+    #[test]
+    fn backup_busy_forwarding_writes_still_reports_its_input_primary_hands_over() {
+        let config = Config {
+            heartbeat_interval_ms: 200,
+            detection_window_ms: 1_000,
+            input_handover_hold_ms: 100,
+            ..Config::default()
+        };
+        let mut p = Pair::of(31, config, |_| SetpointApp::default(), |n| n.to_le_bytes().to_vec());
+        p.start(0);
+        assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone));
+        p.start(1);
+        assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync));
+        assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired));
+        let c = p.configs[0].clone();
+        p.run_for(ms(c.input_handover_hold_ms));
+        // Node 0's input dies; an operator writes to the backup every 20 ms.
+        let from = p.frame_next;
+        for f in from..from + 10_000 {
+            p.frame_loss[0].insert(f, ());
+        }
+        let died = p.now;
+        let bound = died
+            + ms(c.input_handover_ms + c.input_handover_ms / 4 + 2 * c.heartbeat_gap_max().as_millis() as u64 + 100);
+        let mut transaction = 0u16;
+        while p.now < bound && p.node(1).role() != Role::Primary {
+            transaction += 1;
+            let _ = submit(&mut p, 1, write(transaction, i64::from(transaction)));
+            p.run_for(ms(20));
+        }
+        assert_eq!(
+            p.node(1).role(),
+            Role::Primary,
+            "no handover {} ms after the input died",
+            (p.now - died).as_millis()
+        );
+        assert!(transaction > 50, "the backup was kept busy: {transaction} writes");
+    }
 }

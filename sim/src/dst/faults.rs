@@ -177,6 +177,13 @@ pub enum Fault {
         /// I/O delay and a few cycles.
         active_ns: Nanos,
     },
+    /// The primary of the moment loses every frame of its input until the end of the
+    /// safety phase (the quiet tail's one fault, issue 21): an `IoLoss` of 1,000,000 ppm
+    /// on it, which invariant 24 watches for a handover when the pair is calm.
+    PrimaryInputDies {
+        /// For how long.
+        duration_ns: Nanos,
+    },
     /// The output path to the sink is cut (a switch reboot, a cable swapped), and with
     /// `acks` the sink's path back too; it heals after `duration_ns` (issue 22).
     OutputOutage {
@@ -196,6 +203,7 @@ impl Fault {
             | Fault::LinkCut { duration_ns, .. }
             | Fault::LossBurst { duration_ns, .. }
             | Fault::IoLoss { duration_ns, .. }
+            | Fault::PrimaryInputDies { duration_ns }
             | Fault::ReleaseLoss { duration_ns }
             | Fault::OutputOutage { duration_ns, .. }
             | Fault::SourceRestart {
@@ -279,7 +287,8 @@ impl FaultPlan {
         }
         let ms = NANOS_PER_MS;
         let recovery_ns = options.recovery_ms() * ms;
-        let safety_ns = options.safety_ms * ms;
+        // Faults are drawn up to here; a quiet tail may follow (below).
+        let safety_ns = options.faults_until_ms * ms;
         let (gap_min_ns, gap_max_ns) = (options.fault_gap_ms.0 * ms, options.fault_gap_ms.1 * ms);
         let mut at = between(rng, 0, recovery_ns);
         while at < safety_ns && plan.faults.len() + 2 <= FAULTS_MAX {
@@ -588,6 +597,39 @@ impl FaultPlan {
                         });
                     }
                 }
+            }
+        }
+        // The quiet tail (`Options::faults_until_ms`, a seed in eight): once every fault
+        // drawn above is over and four recoveries on, the primary's input dies for the
+        // rest of the safety phase (invariant 24 then asks for a handover). No draw.
+        let tail_ns = options.safety_ms * ms;
+        if tail_ns > safety_ns && plan.faults.len() < FAULTS_MAX {
+            let settled_ns = plan
+                .faults
+                .iter()
+                .map(|f| {
+                    let after_ns = match f.fault {
+                        Fault::Crash {
+                            restart_after_ns: Some(after_ns),
+                            ..
+                        } => after_ns,
+                        // Settled when it fires: a hold at most, and its extra.
+                        Fault::InputsDeadInHold { extra_ns } => options.config.input_handover_hold_ms * ms + extra_ns,
+                        _ => 0,
+                    };
+                    f.at + f.fault.duration_ns() + after_ns
+                })
+                .max()
+                .unwrap_or(0)
+                .max(safety_ns);
+            let at = settled_ns + 4 * recovery_ns;
+            if at < tail_ns {
+                plan.faults.push(PlannedFault {
+                    at,
+                    fault: Fault::PrimaryInputDies {
+                        duration_ns: tail_ns - at,
+                    },
+                });
             }
         }
         plan.faults.sort_by_key(|f| f.at);

@@ -46,6 +46,8 @@ impl<'a, W: Workload> Sim<'a, W> {
         // A new node counts its unguarded outputs from 0 (invariant 17).
         self.acked_unguarded[i] = 0;
         self.primary_since[i] = None;
+        // A new node's tenure as primary begins at its own first transition to it.
+        self.primary_true_since[i] = None;
         let sn = &mut self.nodes[i];
         sn.incarnation += 1;
         let boot = Boot {

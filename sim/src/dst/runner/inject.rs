@@ -210,6 +210,24 @@ impl<'a, W: Workload> Sim<'a, W> {
                 self.faults_active += 1;
                 self.schedule(self.now + duration_ns, Event::FaultEnd(FaultEnd::LossBurst { id }));
             }
+            Fault::PrimaryInputDies { duration_ns } => {
+                let Some(node) = (0..2).find(|&i| self.role(i) == Some(Role::Primary)) else {
+                    self.stats.faults.skipped += 1;
+                    return;
+                };
+                self.stats.faults.io_loss += 1;
+                let loss_ppm = 1_000_000;
+                let id = self.burst_id_next;
+                self.burst_id_next += 1;
+                self.say(format_args!(
+                    "FAULT the primary's input dies: node {node} for {:.3} ms",
+                    duration_ns as f64 / 1e6
+                ));
+                self.watch_handover(node, loss_ppm, duration_ns, index);
+                self.io_bursts.insert(id, (node, loss_ppm));
+                self.faults_active += 1;
+                self.schedule(self.now + duration_ns, Event::FaultEnd(FaultEnd::IoLoss { id }));
+            }
             Fault::IoLoss {
                 node,
                 loss_ppm,
