@@ -1943,4 +1943,48 @@ mod tests {
         assert_eq!(node.role(), Role::Primary);
         assert_eq!(node.epoch(), epoch);
     }
+
+    /// A group's starting voter that grants a backup's round announces no epoch it never
+    /// led: neither the granted epoch nor a reservation of this run — only what it saw,
+    /// and what its state file reserved before it started. (The old code announced its
+    /// floor, the granted epoch: a second starting voter took it for an epoch seen and
+    /// refused the same round again with it as its bar, and the candidate asked above it
+    /// for ever, DST `--nodes 4 --seed 2721`; a backup cut off with such a member took
+    /// its vote rounds for epochs led and rejected the group's live primary below them,
+    /// `--nodes 4 --seed 3002`.)
+    #[test]
+    fn starting_voter_grants_announces_only_epochs_it_may_have_led() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 1, false)]);
+        node.frame_last_run = 40;
+        let backup = |node: &Node<TestApp>, body| to(node, 2, WireRole::Backup, WireSync::InSync, 0x103, 0x103, body);
+        let until = node.now + Duration::from_millis(100);
+        run_lone(&mut node, until, |node, now| {
+            let bytes = backup(node, lone_heartbeat(node));
+            node.handle_message(now, 0, &bytes);
+        });
+        assert_eq!(node.role(), Role::Starting, "it waits for the backup with state");
+        let asked = Epoch(0x103).next(2).unwrap().0;
+        let request = backup(
+            &node,
+            Body::VoteRequest {
+                epoch: asked,
+                commit_highest: 40,
+            },
+        );
+        let now = node.now;
+        node.handle_message(now, 0, &request);
+        let granted = drained(&mut node).iter().any(|a| match a {
+            Action::Transmit { bytes, .. } => matches!(
+                wire::decode(bytes, None).map(|e| e.body),
+                Ok(Body::Vote { epoch, granted: true, .. }) if epoch == asked
+            ),
+            _ => false,
+        });
+        assert!(granted, "the round of {asked:#x} granted");
+        assert_eq!(node.header(0).role, WireRole::Starting);
+        assert_eq!(node.header(0).epoch, 0x103, "the epoch seen, not the vote");
+        // A reservation of an earlier run may have been led: still announced.
+        let boot = super::super::epochs::Epochs::new(0x103, 0x205);
+        assert_eq!(boot.may_have_led(), Epoch(0x205));
+    }
 }
