@@ -1593,9 +1593,9 @@ impl<A: App> Node<A> {
             Body::Vote {
                 epoch,
                 granted,
-                commit_highest: _,
+                commit_highest,
                 bar,
-            } => self.on_vote(link, &header, epoch, granted, bar),
+            } => self.on_vote(link, &header, epoch, granted, commit_highest, bar),
             Body::SourceMap {
                 session,
                 source_first,

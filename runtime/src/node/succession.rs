@@ -412,7 +412,18 @@ impl<A: App> Node<A> {
     /// 14.3 and healed; the primary killed, node 2 asked 14.2 again and again). A bar
     /// above `EPOCH_MAX` is ignored; each refusal that counts raises the ask, so a round
     /// restarts at most once per distinct bar.
-    pub(super) fn on_vote(&mut self, link: u8, header: &Header, epoch: u64, granted: bool, bar: u64) {
+    ///
+    /// A backup refused by so many voters holding commits past its frames that the rest
+    /// cannot make a majority gives up standing and rejoins (`vote_outrun`).
+    pub(super) fn on_vote(
+        &mut self,
+        link: u8,
+        header: &Header,
+        epoch: u64,
+        granted: bool,
+        commit_highest: u64,
+        bar: u64,
+    ) {
         let slot = self.link_peer(link);
         let Some(round) = &mut self.vote else {
             return;
@@ -423,6 +434,12 @@ impl<A: App> Node<A> {
             return;
         }
         if !granted {
+            self.peers[slot].outran = Some((self.now, commit_highest));
+            if self.role == Role::Backup && self.has_state() && self.vote_outrun() {
+                self.vote = None;
+                self.start_join(Some(ResyncCause::Lag));
+                return;
+            }
             if bar >= epoch && bar <= super::EPOCH_MAX {
                 self.vote = None;
                 if let Some(action) = self.epochs.reserve_above(Epoch(bar), self.config.node_id) {
@@ -446,6 +463,33 @@ impl<A: App> Node<A> {
                 self.take_over(super::Reason::TakeoverAfterProbe);
             }
         }
+    }
+
+    /// Whether this node's vote rounds can no longer win: the voters that refused it
+    /// within a detection window while holding commits past the frames it can decide
+    /// (`frames_held_to`) leave too few others for a majority. Such a voter refuses it
+    /// as incomplete (`vote_complete`) for as long as this node lacks those frames, and a
+    /// backup whose primary is silent gains none: it would stand for ever, reporting
+    /// itself in sync at a frame the group ran past long ago, while the others follow a
+    /// primary it does not (DST `--nodes 4 --seed 3002`: node 3, cut off with a starting
+    /// member, asked for votes at frame 190 to the end of the run, the primary at 1,100
+    /// took it for its successor and its switchover to it failed). It rejoins instead:
+    /// its state is of no use to the group, and a transfer brings the group's. Work: a
+    /// ring's worth of frames (`frames_held_to`) and one pass over at most
+    /// `GROUP_PEERS_MAX` slots, once per refusal.
+    pub(super) fn vote_outrun(&self) -> bool {
+        let held = self.frames_held_to();
+        let window = self.config.detection_window();
+        let outrun = (0..usize::from(self.peer_count))
+            .filter(|&slot| {
+                self.peers[slot]
+                    .outran
+                    .is_some_and(|(at, commit)| self.now.saturating_since(at) < window && commit > held)
+            })
+            .count();
+        let voters = usize::from(self.voters());
+        let hopeful = voters.saturating_sub(1 + outrun);
+        (1 + hopeful) * 2 <= voters
     }
 
     /// The member of `slot` is the group's witness.
@@ -1986,5 +2030,41 @@ mod tests {
         // A reservation of an earlier run may have been led: still announced.
         let boot = super::super::epochs::Epochs::new(0x103, 0x205);
         assert_eq!(boot.may_have_led(), Epoch(0x205));
+    }
+
+    /// A backup whose primary is lost, asking for votes, refused by two voters of four
+    /// that hold commits far past its frames: no majority can grant it while it lacks
+    /// them, so it gives up standing, leaves `InSync` and asks for a state transfer. One
+    /// such refusal leaves it standing. (The old code asked every probe timeout to the
+    /// end, reporting itself in sync at a frame the group ran past: DST `--nodes 4 --seed
+    /// 3002`.)
+    #[test]
+    fn backup_voting_refused_by_voters_ahead_rejoins() {
+        let mut p = group(&[(3, 1, false), (4, 1, false)], 5);
+        p.crash(0);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(20));
+        let asked = *vote_requests(&p, 1).last().expect("asked");
+        let held = p.node(1).frames_held_to();
+        let followed = p.node(1).epoch();
+        let refuse = |p: &mut Pair, id: u8, link: u8| {
+            let refusal = Body::Vote {
+                epoch: asked,
+                granted: false,
+                commit_highest: held + 900,
+                bar: followed,
+            };
+            let bytes = from(p, id, WireRole::Backup, WireSync::InSync, followed, refusal);
+            p.inject(1, link, &bytes);
+        };
+        refuse(&mut p, 3, 1);
+        assert_eq!(p.node(1).status().sync, SyncState::InSync, "one voter ahead of four");
+        refuse(&mut p, 4, 2);
+        assert_eq!(
+            (p.node(1).role(), p.node(1).status().sync),
+            (Role::Backup, SyncState::Joining)
+        );
+        let reason = p.transitions.iter().rev().find(|(i, _)| *i == 1).map(|(_, t)| t.reason);
+        assert_eq!(reason, Some(Reason::ResyncStarted(ResyncCause::Lag)));
+        assert!(p.node(1).vote.is_none(), "it stands no more");
     }
 }
