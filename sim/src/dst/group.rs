@@ -1487,4 +1487,29 @@ mod tests {
         sim.sink_take(2, 0x303, (5, 0), vec![3]);
         assert_eq!(sim.report.violations.len(), 1, "{:?}", sim.report.violations);
     }
+
+    /// The core's group election findings of the issue-21 scenarios, fixed on branch
+    /// `core-grp` (2026-11-27): `--nodes 4` seed 3002 (a backup cut off with a starting
+    /// member never rejoined: invariant 8) and seed 2721 (an election that never
+    /// completed: invariant 5), and `--nodes 3 --witness` seed 1902 (two start-up leads
+    /// on two sides of a moved partition: invariant 7, counting grants). Each ends with a
+    /// primary.
+    #[test]
+    fn group_core_election_findings_seeds_pass() {
+        for (leaders, witness, seed) in [(4, false, 3002), (4, false, 2721), (3, true, 1902)] {
+            let shape = Shape {
+                leaders,
+                witness,
+                acked: false,
+                liveness: true,
+            };
+            let report = run_group_seed(seed, shape);
+            assert!(
+                report.violations.is_empty(),
+                "{shape:?} seed {seed}: {:?}",
+                report.violations
+            );
+            assert!(report.led_at_end, "{shape:?} seed {seed}");
+        }
+    }
 }
