@@ -113,6 +113,16 @@ impl<A: App> Node<A> {
     /// start-up wait: a node that thaws reads its socket's backlog first, and a peer's
     /// heartbeats from before it took state must not count as its word now.
     pub(super) fn lead_from_start(&mut self, reason: Reason) {
+        if self.cold_start_held() {
+            return;
+        }
+        self.become_primary(reason);
+    }
+
+    /// Whether a lead from the start-up role is held (`lead_from_start`): a cold start
+    /// while the holder of the state may be alive. Held, the alarm is raised once and
+    /// the start-up decision is taken again a start-up wait later.
+    pub(super) fn cold_start_held(&mut self) -> bool {
         let wait = self.config.startup_wait();
         // In a group the holder may be any peer heard with state: a cold start needs every
         // one heard cold (`group_peers_cold`).
@@ -130,9 +140,9 @@ impl<A: App> Node<A> {
                 self.alarm(Alarm::ColdStartHeld);
             }
             self.startup_deadline = Some(self.now + self.config.startup_wait());
-            return;
+            return true;
         }
-        self.become_primary(reason);
+        false
     }
 
     /// The pair's peer is alive and has said it holds no state for `wait`.

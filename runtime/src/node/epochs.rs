@@ -44,6 +44,9 @@ pub(super) struct Epochs {
     /// The highest epoch reserved, in this run or before a restart: the next epoch this
     /// node starts is above it.
     floor: Epoch,
+    /// The floor the state file held at start-up: reservations (and a group's votes)
+    /// of an earlier run, which may have been led with the write that records it lost.
+    floor_at_boot: Epoch,
     /// Leading a reserved epoch not yet persisted as one led: persisted once the first
     /// outputs are out (see [`Epochs::led_durably`]).
     persist_pending: bool,
@@ -67,6 +70,7 @@ impl Epochs {
             max_seen: Epoch(persisted.max(reserved)),
             reserved: None,
             floor: Epoch(reserved),
+            floor_at_boot: Epoch(reserved),
             persist_pending: false,
             persisted: Epoch(persisted),
             led_last: Epoch(0),
@@ -99,6 +103,19 @@ impl Epochs {
     /// records a led epoch may have been lost in a crash).
     pub fn announced(&self) -> Epoch {
         self.current.max(self.max_seen).max(self.floor)
+    }
+
+    /// What a group's starting member announces: the highest epoch it may have led —
+    /// every epoch seen (one it led in this run is among them) and what its state file
+    /// reserved before this run. Not the reservations and votes of this run that it never
+    /// led: a peer counts an announced epoch as seen, rejects a primary below it as stale
+    /// and refuses votes at or below it, so announced they made a member reject the
+    /// group's live primary for good (DST `--nodes 4 --seed 3002`: a backup cut off with a
+    /// starting member that announced its vote rounds) and made every grant moot, each
+    /// granted epoch echoed back by a second starting voter (`--nodes 4 --seed 2721`).
+    /// A pair's starting node announces its floor as before (`announced`).
+    pub fn may_have_led(&self) -> Epoch {
+        self.current.max(self.max_seen).max(self.floor_at_boot)
     }
 
     /// The epoch this node would start now: above every epoch seen or reserved; `None`

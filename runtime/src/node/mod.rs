@@ -1348,6 +1348,10 @@ impl<A: App> Node<A> {
                 // made a candidate's own grant moot and its voters reject their live
                 // primary as stale (`succession.rs`).
                 Role::Starting if self.config.witness => self.epochs.current().max(self.epochs.max_seen()).0,
+                // A group's member announces only the epochs it may have led: its votes
+                // and this run's reservations, announced, were taken by its peers as
+                // epochs seen (`Epochs::may_have_led`).
+                Role::Starting if self.group_votes() => self.epochs.may_have_led().0,
                 Role::Starting => self.epochs.announced().0,
                 Role::Primary | Role::Backup => self.epochs.current().0,
             },
@@ -1589,9 +1593,9 @@ impl<A: App> Node<A> {
             Body::Vote {
                 epoch,
                 granted,
-                commit_highest: _,
+                commit_highest,
                 bar,
-            } => self.on_vote(link, &header, epoch, granted, bar),
+            } => self.on_vote(link, &header, epoch, granted, commit_highest, bar),
             Body::SourceMap {
                 session,
                 source_first,

@@ -47,6 +47,10 @@ pub(super) struct PeerSlot {
     /// A group's member: when it last asked for votes, and the last frame it said it can
     /// decide (its `VoteRequest`'s `commit_highest`; see `succession::Node::successor`).
     pub(super) asked: Option<(Instant, u64)>,
+    /// A group's member that refused this node's vote round: when, and the last frame it
+    /// holds a commit of (its `Vote`'s `commit_highest`; see
+    /// `succession::Node::vote_outrun`).
+    pub(super) outran: Option<(Instant, u64)>,
     /// Its links: global indexes `link_first..link_first + link_count`.
     pub(super) link_first: u8,
     pub(super) link_count: u8,

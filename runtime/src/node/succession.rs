@@ -40,6 +40,9 @@ pub(super) struct VoteRound {
     pub(super) granted: u8,
     /// When the round is given up (and, the primary still silent, another begins).
     pub(super) deadline: Instant,
+    /// A starting node's round to lead from the start-up role, for this reason
+    /// (`startup_vote_start`); `None`: a takeover's round.
+    pub(super) startup: Option<super::Reason>,
 }
 
 /// The rank of a backup as successor: in sync first, then weight, then the lowest id.
@@ -165,6 +168,7 @@ impl<A: App> Node<A> {
                 epoch: None,
                 granted: 0,
                 deadline,
+                startup: None,
             });
             return;
         };
@@ -174,6 +178,7 @@ impl<A: App> Node<A> {
             epoch: Some(epoch),
             granted: 0,
             deadline,
+            startup: None,
         });
         self.send_all(Body::VoteRequest {
             epoch: epoch.0,
@@ -203,9 +208,10 @@ impl<A: App> Node<A> {
         if member && asked.node_id() == header.node_id {
             self.peers[slot].asked = Some((self.now, commit_highest));
         }
-        let granted = (self.vote_grants(slot, header, asked)
+        let granted = ((self.vote_grants(slot, header, asked)
             || self.vote_grants_starting(slot, header, asked, commit_highest))
-            && self.vote_complete(commit_highest);
+            && self.vote_complete(commit_highest))
+            || self.vote_grants_startup(slot, header, asked, commit_highest);
         if granted {
             if let Some(action) = self.epochs.vote(asked) {
                 self.push(action);
@@ -297,6 +303,60 @@ impl<A: App> Node<A> {
         epoch == self.vote_granted
             || ((epoch > self.vote_granted || own_round)
                 && self.now.saturating_since(self.primary_heard_at) >= self.config.detection_window())
+    }
+
+    /// Whether this node grants `epoch` to a *starting* candidate asking to lead from the
+    /// start-up role (`startup_vote_start`), its frames ending at `commit_highest`. The
+    /// voter is starting itself (or the witness, which follows no primary once its own
+    /// falls silent) and sees what the candidate's start-up rule sees: no primary heard
+    /// within its window, and no live peer that will lead or take over (a primary, or a
+    /// backup with state). One grant a detection window, as a takeover's: the candidate
+    /// gets that window to lead, and two candidates on two sides of a partition never
+    /// both gather a majority. The candidate must hold every frame this voter knows the
+    /// group ran; a voter that knows none grants only a candidate without state — a
+    /// cold start among members that know nothing (a candidate with state may be stale,
+    /// and such a voter cannot tell: `vote_complete`).
+    pub(super) fn vote_grants_startup(&self, slot: usize, header: &Header, epoch: Epoch, commit_highest: u64) -> bool {
+        let Some(member) = self.config.peers.get(slot) else {
+            return false;
+        };
+        let candidate = header.node_id;
+        let voting = self.role == Role::Starting || (self.config.witness && self.role == Role::Backup);
+        let may = self.group_votes()
+            && voting
+            && header.role == WireRole::Starting
+            && member.id == candidate
+            && !member.witness
+            && epoch.node_id() == candidate
+            && epoch > self.epochs.max_seen();
+        if !may {
+            return false;
+        }
+        if epoch == self.vote_granted {
+            // Granted already (durably), its answer lost: the same answer again.
+            return true;
+        }
+        let known = if self.config.witness {
+            self.primary_frame_heard
+        } else {
+            self.frames_known()
+        };
+        let complete = if known == 0 {
+            header.origin == 0
+        } else {
+            commit_highest >= known
+        };
+        let holder = (0..usize::from(self.peer_count)).any(|slot| {
+            self.slot_alive(slot)
+                && self.peers[slot].status.is_some_and(|p| {
+                    p.role == WireRole::Primary
+                        || (p.role == WireRole::Backup && matches!(p.sync, WireSync::InSync | WireSync::Lagging))
+                })
+        });
+        epoch > self.vote_granted
+            && complete
+            && !holder
+            && self.now.saturating_since(self.primary_heard_at) >= self.config.detection_window()
     }
 
     /// Log completeness (Raft's rule on our frames): a candidate whose commits end at
@@ -412,7 +472,18 @@ impl<A: App> Node<A> {
     /// 14.3 and healed; the primary killed, node 2 asked 14.2 again and again). A bar
     /// above `EPOCH_MAX` is ignored; each refusal that counts raises the ask, so a round
     /// restarts at most once per distinct bar.
-    pub(super) fn on_vote(&mut self, link: u8, header: &Header, epoch: u64, granted: bool, bar: u64) {
+    ///
+    /// A backup refused by so many voters holding commits past its frames that the rest
+    /// cannot make a majority gives up standing and rejoins (`vote_outrun`).
+    pub(super) fn on_vote(
+        &mut self,
+        link: u8,
+        header: &Header,
+        epoch: u64,
+        granted: bool,
+        commit_highest: u64,
+        bar: u64,
+    ) {
         let slot = self.link_peer(link);
         let Some(round) = &mut self.vote else {
             return;
@@ -423,6 +494,12 @@ impl<A: App> Node<A> {
             return;
         }
         if !granted {
+            self.peers[slot].outran = Some((self.now, commit_highest));
+            if self.role == Role::Backup && self.has_state() && self.vote_outrun() {
+                self.vote = None;
+                self.start_join(Some(ResyncCause::Lag));
+                return;
+            }
             if bar >= epoch && bar <= super::EPOCH_MAX {
                 self.vote = None;
                 if let Some(action) = self.epochs.reserve_above(Epoch(bar), self.config.node_id) {
@@ -433,6 +510,7 @@ impl<A: App> Node<A> {
         }
         round.granted |= 1 << slot;
         let votes = 1 + round.granted.count_ones();
+        let startup = round.startup;
         if votes * 2 <= u32::from(self.voters()) {
             return;
         }
@@ -440,12 +518,42 @@ impl<A: App> Node<A> {
         // The epoch it was granted must still be the one it would lead (a higher one
         // heard since makes the votes moot: the next round asks above it).
         if self.epochs.lead_candidate(self.config.node_id).map(|(e, _)| e) == Some(Epoch(epoch)) {
-            if self.role == Role::Starting {
-                self.become_primary(super::Reason::TakeoverAfterProbe);
-            } else {
-                self.take_over(super::Reason::TakeoverAfterProbe);
+            match (self.role, startup) {
+                // A start-up round leads as the start-up rule does (its cold-start hold
+                // checked again), and only from the start-up role.
+                (Role::Starting, Some(reason)) => self.lead_from_start(reason),
+                (_, Some(_)) => {}
+                (Role::Starting, None) => self.become_primary(super::Reason::TakeoverAfterProbe),
+                (_, None) => self.take_over(super::Reason::TakeoverAfterProbe),
             }
         }
+    }
+
+    /// Whether this node's vote rounds can no longer win: the voters that refused it
+    /// within a detection window while holding commits past the frames it can decide
+    /// (`frames_held_to`) leave too few others for a majority. Such a voter refuses it
+    /// as incomplete (`vote_complete`) for as long as this node lacks those frames, and a
+    /// backup whose primary is silent gains none: it would stand for ever, reporting
+    /// itself in sync at a frame the group ran past long ago, while the others follow a
+    /// primary it does not (DST `--nodes 4 --seed 3002`: node 3, cut off with a starting
+    /// member, asked for votes at frame 190 to the end of the run, the primary at 1,100
+    /// took it for its successor and its switchover to it failed). It rejoins instead:
+    /// its state is of no use to the group, and a transfer brings the group's. Work: a
+    /// ring's worth of frames (`frames_held_to`) and one pass over at most
+    /// `GROUP_PEERS_MAX` slots, once per refusal.
+    pub(super) fn vote_outrun(&self) -> bool {
+        let held = self.frames_held_to();
+        let window = self.config.detection_window();
+        let outrun = (0..usize::from(self.peer_count))
+            .filter(|&slot| {
+                self.peers[slot]
+                    .outran
+                    .is_some_and(|(at, commit)| self.now.saturating_since(at) < window && commit > held)
+            })
+            .count();
+        let voters = usize::from(self.voters());
+        let hopeful = voters.saturating_sub(1 + outrun);
+        (1 + hopeful) * 2 <= voters
     }
 
     /// The member of `slot` is the group's witness.
@@ -525,7 +633,44 @@ impl<A: App> Node<A> {
         } else {
             super::Reason::StartedFirst
         };
-        self.lead_from_start(reason);
+        self.startup_vote_start(reason);
+    }
+
+    /// A group's starting node that would lead from the start-up role asks the voters
+    /// first, and leads (`lead_from_start`, for `reason`) only with a majority's grants
+    /// (`on_vote`; `vote_grants_startup`), as a takeover does. Hearing a majority is not
+    /// enough: a peer heard a moment ago may be on the other side of a partition since,
+    /// counted by a member there too (DST `--nodes 3 --witness --seed 1902`: a start-up
+    /// partition into halves regrouped as {1,2}|{3,4}, and node 2 and node 3 each led
+    /// from the start, `WonTiebreak`, having heard the new side and a peer of the old
+    /// one 3 ms before: two primaries for 145 ms). Its epoch is reserved, durable before
+    /// it asks (a restart never asks the same epoch of another history); one round at a
+    /// time, none within a detection window of a grant of its own (the candidate it
+    /// granted leads meanwhile). The decision is taken again a start-up wait later.
+    pub(super) fn startup_vote_start(&mut self, reason: super::Reason) {
+        self.startup_deadline = Some(self.now + self.config.startup_wait());
+        let granted_lately = self.now.saturating_since(self.primary_heard_at) < self.config.detection_window();
+        if self.vote.is_some() || granted_lately || self.cold_start_held() {
+            return;
+        }
+        self.reserve_epoch();
+        let Some((epoch, _)) = self.epochs.lead_candidate(self.config.node_id) else {
+            // None above `EPOCH_MAX`: `become_primary` alarms it.
+            self.become_primary(reason);
+            return;
+        };
+        let held = self.frames_held_to();
+        self.vote_granted = self.vote_granted.max(epoch);
+        self.vote = Some(VoteRound {
+            epoch: Some(epoch),
+            granted: 0,
+            deadline: self.now + self.config.probe_timeout(),
+            startup: Some(reason),
+        });
+        self.send_all(Body::VoteRequest {
+            epoch: epoch.0,
+            commit_highest: held,
+        });
     }
 
     /// A group's starting node with state asks for votes, one round at a time: its frames
@@ -545,6 +690,7 @@ impl<A: App> Node<A> {
             epoch: Some(epoch),
             granted: 0,
             deadline: self.now + self.config.probe_timeout(),
+            startup: None,
         });
         self.send_all(Body::VoteRequest {
             epoch: epoch.0,
@@ -1143,11 +1289,22 @@ mod tests {
         core::iter::from_fn(|| node.poll_action()).collect()
     }
 
-    /// Every wake-up due by `until`, a millisecond apart at most, `hear` before each.
+    /// Every wake-up due by `until`, a millisecond apart at most, `hear` before each; the
+    /// members `node` hears grant its start-up rounds (`grant_startup_round`).
     fn run_lone(
         node: &mut Node<TestApp>,
         until: Instant,
+        hear: impl FnMut(&mut Node<TestApp>, Instant),
+    ) -> std::vec::Vec<Action> {
+        run_steps(node, until, hear, true)
+    }
+
+    /// As [`run_lone`]; `grant`: the members heard grant its start-up rounds.
+    fn run_steps(
+        node: &mut Node<TestApp>,
+        until: Instant,
         mut hear: impl FnMut(&mut Node<TestApp>, Instant),
+        grant: bool,
     ) -> std::vec::Vec<Action> {
         let mut actions = std::vec::Vec::new();
         let mut now = node.now;
@@ -1160,9 +1317,52 @@ mod tests {
             hear(node, now);
             node.handle_timeout(now);
             actions.extend(drained(node));
+            if grant {
+                grant_startup_round(node, now);
+                actions.extend(drained(node));
+            }
             now = now + Duration::from_micros(1);
         }
         actions
+    }
+
+    /// Every member `node` hears grants its start-up round (`startup_vote_start`), if it
+    /// asks one, speaking as it last said it was: a starting node leads from the start-up
+    /// role with the grants of the majority it hears.
+    fn grant_startup_round(node: &mut Node<TestApp>, now: Instant) {
+        let Some(VoteRound {
+            epoch: Some(epoch),
+            startup: Some(_),
+            ..
+        }) = node.vote
+        else {
+            return;
+        };
+        for slot in 0..usize::from(node.peer_count) {
+            let Some(status) = node.peers[slot].status.filter(|_| node.slot_alive(slot)) else {
+                continue;
+            };
+            let vote = Body::Vote {
+                epoch: epoch.0,
+                granted: true,
+                commit_highest: 0,
+                bar: epoch.0,
+            };
+            let bytes = to(
+                node,
+                status.node_id,
+                status.role,
+                status.sync,
+                status.epoch,
+                status.origin,
+                vote,
+            );
+            // One link a member, in slot order (`lone`).
+            node.handle_message(now, slot as u8, &bytes);
+            if node.vote.is_none() {
+                return;
+            }
+        }
     }
 
     /// A starting node of a group weighs every live peer, not slot 0 only: a backup with
@@ -1942,5 +2142,140 @@ mod tests {
         node.handle_message(now, 0, &bytes);
         assert_eq!(node.role(), Role::Primary);
         assert_eq!(node.epoch(), epoch);
+    }
+
+    /// A group's starting voter that grants a backup's round announces no epoch it never
+    /// led: neither the granted epoch nor a reservation of this run — only what it saw,
+    /// and what its state file reserved before it started. (The old code announced its
+    /// floor, the granted epoch: a second starting voter took it for an epoch seen and
+    /// refused the same round again with it as its bar, and the candidate asked above it
+    /// for ever, DST `--nodes 4 --seed 2721`; a backup cut off with such a member took
+    /// its vote rounds for epochs led and rejected the group's live primary below them,
+    /// `--nodes 4 --seed 3002`.)
+    #[test]
+    fn starting_voter_grants_announces_only_epochs_it_may_have_led() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 1, false)]);
+        node.frame_last_run = 40;
+        let backup = |node: &Node<TestApp>, body| to(node, 2, WireRole::Backup, WireSync::InSync, 0x103, 0x103, body);
+        let until = node.now + Duration::from_millis(100);
+        run_lone(&mut node, until, |node, now| {
+            let bytes = backup(node, lone_heartbeat(node));
+            node.handle_message(now, 0, &bytes);
+        });
+        assert_eq!(node.role(), Role::Starting, "it waits for the backup with state");
+        let asked = Epoch(0x103).next(2).unwrap().0;
+        let request = backup(
+            &node,
+            Body::VoteRequest {
+                epoch: asked,
+                commit_highest: 40,
+            },
+        );
+        let now = node.now;
+        node.handle_message(now, 0, &request);
+        let granted = drained(&mut node).iter().any(|a| match a {
+            Action::Transmit { bytes, .. } => matches!(
+                wire::decode(bytes, None).map(|e| e.body),
+                Ok(Body::Vote { epoch, granted: true, .. }) if epoch == asked
+            ),
+            _ => false,
+        });
+        assert!(granted, "the round of {asked:#x} granted");
+        assert_eq!(node.header(0).role, WireRole::Starting);
+        assert_eq!(node.header(0).epoch, 0x103, "the epoch seen, not the vote");
+        // A reservation of an earlier run may have been led: still announced.
+        let boot = super::super::epochs::Epochs::new(0x103, 0x205);
+        assert_eq!(boot.may_have_led(), Epoch(0x205));
+    }
+
+    /// A backup whose primary is lost, asking for votes, refused by two voters of four
+    /// that hold commits far past its frames: no majority can grant it while it lacks
+    /// them, so it gives up standing, leaves `InSync` and asks for a state transfer. One
+    /// such refusal leaves it standing. (The old code asked every probe timeout to the
+    /// end, reporting itself in sync at a frame the group ran past: DST `--nodes 4 --seed
+    /// 3002`.)
+    #[test]
+    fn backup_voting_refused_by_voters_ahead_rejoins() {
+        let mut p = group(&[(3, 1, false), (4, 1, false)], 5);
+        p.crash(0);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(20));
+        let asked = *vote_requests(&p, 1).last().expect("asked");
+        let held = p.node(1).frames_held_to();
+        let followed = p.node(1).epoch();
+        let refuse = |p: &mut Pair, id: u8, link: u8| {
+            let refusal = Body::Vote {
+                epoch: asked,
+                granted: false,
+                commit_highest: held + 900,
+                bar: followed,
+            };
+            let bytes = from(p, id, WireRole::Backup, WireSync::InSync, followed, refusal);
+            p.inject(1, link, &bytes);
+        };
+        refuse(&mut p, 3, 1);
+        assert_eq!(p.node(1).status().sync, SyncState::InSync, "one voter ahead of four");
+        refuse(&mut p, 4, 2);
+        assert_eq!(
+            (p.node(1).role(), p.node(1).status().sync),
+            (Role::Backup, SyncState::Joining)
+        );
+        let reason = p.transitions.iter().rev().find(|(i, _)| *i == 1).map(|(_, t)| t.reason);
+        assert_eq!(reason, Some(Reason::ResyncStarted(ResyncCause::Lag)));
+        assert!(p.node(1).vote.is_none(), "it stands no more");
+    }
+
+    /// A group's starting node that hears a majority and wins its tiebreak asks for votes
+    /// before it leads from the start-up role: a majority heard without grants does not
+    /// lead, two grants of four voters do not, a third (with its own) does — as it would
+    /// have, `WonTiebreak`. (The old code led on the majority heard: DST `--nodes 3
+    /// --witness --seed 1902`, a partition moved and each side counted a peer of the
+    /// other heard a moment before: two primaries at once.)
+    #[test]
+    fn starting_group_majority_heard_leads_only_with_a_majority_granted() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 1, false), (4, 0, true)]);
+        node.config.priority = 1;
+        let hear = |node: &mut Node<TestApp>, now: Instant| {
+            for (id, link) in [(2, 0), (4, 2)] {
+                let bytes = starting_heartbeat(node, id, 0);
+                node.handle_message(now, link, &bytes);
+            }
+        };
+        let until = node.now + Duration::from_millis(100);
+        let actions = run_steps(&mut node, until, hear, false);
+        assert_eq!(node.role(), Role::Starting, "a majority heard, nothing granted");
+        let asked: std::vec::Vec<(u8, u64)> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Transmit { link, bytes, .. } => match wire::decode(bytes, None).map(|e| e.body) {
+                    Ok(Body::VoteRequest { epoch, .. }) => Some((*link, epoch)),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        let &(_, epoch) = asked.last().expect("it asks for votes");
+        assert_eq!(Epoch(epoch).node_id(), 1);
+        assert!(asked.iter().any(|&(link, _)| link == 1), "of every voter: {asked:?}");
+        let grant = |node: &mut Node<TestApp>, id: u8, link: u8| {
+            let vote = Body::Vote {
+                epoch,
+                granted: true,
+                commit_highest: 0,
+                bar: epoch,
+            };
+            let bytes = to(node, id, WireRole::Starting, WireSync::NotApplicable, 0, 0, vote);
+            let now = node.now;
+            node.handle_message(now, link, &bytes);
+            drained(node)
+        };
+        grant(&mut node, 4, 2);
+        assert_eq!(node.role(), Role::Starting, "two votes of four");
+        let led = grant(&mut node, 2, 0);
+        assert_eq!((node.role(), node.epoch()), (Role::Primary, epoch));
+        assert!(
+            led.iter()
+                .any(|a| matches!(a, Action::Transition(t) if t.reason == Reason::WonTiebreak)),
+            "{led:?}"
+        );
     }
 }
