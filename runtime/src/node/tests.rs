@@ -7175,3 +7175,42 @@ fn primary_transfer_paced_wakes_when_the_pacing_allows_not_at_the_retry() {
         deadline.saturating_since(now)
     );
 }
+
+/// A primary serving a transfer ends it when its peer says it follows with state from the
+/// snapshot on, not on a status older than the snapshot: a heartbeat the backup sent in
+/// sync just before it asked to join, arriving after the request on a slower link, ended
+/// the transfer, and the backup waited for its stall limit and asked again (DST seed
+/// 12886, 2026-11-27: 29 ms at the fast profile).
+#[test]
+fn primary_serving_a_transfer_keeps_it_past_a_stale_in_sync_status() {
+    let mut p = Pair::new(5, Config::fast(), 4096);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.run_for(ms(20));
+    p.start(1);
+    let until = p.now + ms(500);
+    assert!(p.run_until(until, |p| p.node(0).tx.is_some()), "a transfer begins");
+    let node = p.nodes[0].as_mut().expect("node 0 up");
+    let snapshot = node.tx.as_ref().map(|t| t.frame).expect("serving");
+    assert!(snapshot > 0);
+    let heard = node.peers[0].status.expect("the joiner heard");
+    let stale = PeerStatus {
+        role: WireRole::Backup,
+        sync: WireSync::InSync,
+        epoch: node.epochs.current().0,
+        frame: snapshot - 1,
+        ..heard
+    };
+    node.peers[0].status = Some(stale);
+    node.transfer_timeout();
+    assert!(node.tx.is_some(), "a status older than the snapshot ends no transfer");
+    node.peers[0].status = Some(PeerStatus {
+        frame: snapshot,
+        ..stale
+    });
+    node.transfer_timeout();
+    assert!(
+        node.tx.is_none(),
+        "the backup runs from the snapshot on: no transfer left"
+    );
+}

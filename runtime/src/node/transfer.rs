@@ -15,7 +15,8 @@ use crate::wire::{Body, WireRole, WireSync};
 #[derive(Clone, Copy)]
 pub(super) struct TxTransfer {
     id: u32,
-    frame: u64,
+    /// The frame of the snapshot.
+    pub(super) frame: u64,
     total: u64,
     chunk: u64,
     chunks: u32,
@@ -491,7 +492,8 @@ impl<A: App> Node<A> {
                     self.send_all(body);
                 }
             }
-            if !self.slot_alive(self.transfer_slot) || self.peer_follows_with_state() {
+            let frame = self.tx.as_ref().map_or(0, |t| t.frame);
+            if !self.slot_alive(self.transfer_slot) || self.peer_follows_with_state(frame) {
                 self.tx = None;
             }
         }
@@ -544,11 +546,18 @@ impl<A: App> Node<A> {
     /// arrives: that copy started a second transfer of the same id, which the backup
     /// (no longer joining) ignores, and the primary resent its chunks for as long as the
     /// pair ran. A backup that asks again says `joining` first (`start_join`).
-    fn peer_follows_with_state(&self) -> bool {
+    /// The transfer's peer says it follows with state: at this epoch, in sync or lagging,
+    /// at the snapshot's `frame` or after it. A status from before the join (a heartbeat
+    /// sent in sync just before the join request, arriving after it on a slower link)
+    /// says an older frame: it does not end the transfer. It did, and the backup waited
+    /// for its stall limit and asked again (DST seed 12886, 2026-11-27: 29 ms at the fast
+    /// profile, past the liveness phase's settling).
+    fn peer_follows_with_state(&self, frame: u64) -> bool {
         self.peers[self.transfer_slot].status.is_some_and(|peer| {
             peer.role == WireRole::Backup
                 && peer.epoch == self.epochs.current().0
                 && matches!(peer.sync, WireSync::InSync | WireSync::Lagging)
+                && peer.frame >= frame
         })
     }
 }
