@@ -103,6 +103,9 @@ pub struct SourceEvent {
     pub committed: Vec<u64>,
     /// The `SourceMap` messages it sent in the event (one per announcement: link 0's).
     pub announced: u64,
+    /// The state transfers it began (or began again) in the event: the count of
+    /// `committed` before each, and the frame of its state (link 0's `TransferBegin`s).
+    pub transfers: Vec<(usize, u64)>,
     /// A map delivered to it in the event that it must hold after (see the module docs).
     pub map_taken: Option<SourceMap>,
     /// It became primary in the event holding a map of the same session as the other
@@ -184,6 +187,14 @@ impl Checker {
         if self.source.stale_ring[node] && e.primary_after {
             self.source.stale_epochs.insert(e.epoch);
         }
+        // A node whose map changed no longer holds the source's frames it placed by the
+        // old one at or above where the new one differs (`node/source.rs`): invariant
+        // 18's model of its ring forgets them (a takeover skips them as never in hand).
+        if let (Some(before), Some(after)) = (e.source_before, e.source_after) {
+            if let Some(from) = replaced_from(before, after) {
+                self.rings[node].forget_from(from);
+            }
+        }
         // 22: a restart decided maps after the frames in hand (decided: the node was
         // primary before and after the event; one that stepped down in it took the map).
         let decided = e.primary_before && e.primary_after;
@@ -237,30 +248,52 @@ impl Checker {
                 ),
             );
         }
-        // 23: the announcements.
+        // 23: the announcements: at each restart decided, at each transfer begun (and
+        // with the commits of the 8 frames after the transfer's state), with the commits
+        // up to 8 frames past the last of these, and with every 256th.
         let decided = if decided { e.notices.len() as u64 } else { 0 };
-        let until = self.source.announce_until[node];
-        let with_commits = if e.source_after.is_some() {
-            e.committed
-                .iter()
-                .filter(|&&frame| frame <= until || frame % SOURCE_MAP_EVERY_FRAMES == 0)
-                .count() as u64
-        } else {
-            0
-        };
-        if e.announced != decided + with_commits {
+        let mut until = self.source.announce_until[node];
+        let mut with_commits = 0;
+        let mut transfers = 0;
+        if e.source_after.is_some() {
+            let mut begun = e.transfers.iter().peekable();
+            for (i, &frame) in e.committed.iter().chain(core::iter::once(&0)).enumerate() {
+                while let Some(&(_, state_frame)) = begun.next_if(|(before, _)| *before == i) {
+                    until = until.max(state_frame.saturating_add(SOURCE_MAP_FRAMES));
+                    transfers += 1;
+                }
+                if i < e.committed.len() && (frame <= until || frame % SOURCE_MAP_EVERY_FRAMES == 0) {
+                    with_commits += 1;
+                }
+            }
+        }
+        self.source.announce_until[node] = until;
+        if e.announced != decided + transfers + with_commits {
             self.violation(
                 Invariant::SourceAnnounced,
                 at,
                 format!(
-                    "node {node} sent its source map {} times in an event where it decided {decided} restarts and committed frames {:?} (the map goes with those up to {until} and every {SOURCE_MAP_EVERY_FRAMES}th): {} expected",
+                    "node {node} sent its source map {} times in an event where it decided {decided} restarts, began {transfers} state transfers and committed frames {:?} (the map goes with those up to {until} and every {SOURCE_MAP_EVERY_FRAMES}th): {} expected",
                     e.announced,
                     e.committed,
-                    decided + with_commits
+                    decided + transfers + with_commits
                 ),
             );
         }
     }
+}
+
+/// The first pair frame whose source frame the map `before` places elsewhere than (or
+/// where not) `after` does; `None` when both place every frame alike (docs/PROTOCOL.md,
+/// "Source sessions": a node that takes a map drops the payloads it placed by another
+/// from there on). A new session differs from its first pair frame; the same session
+/// mapped with another offset from the lower of the two first pair frames.
+fn replaced_from(before: SourceMap, after: SourceMap) -> Option<u64> {
+    if before.session != after.session {
+        return Some(after.pair_first);
+    }
+    let offset = |m: SourceMap| m.pair_first.wrapping_sub(m.source_first);
+    (offset(before) != offset(after)).then(|| before.pair_first.min(after.pair_first))
 }
 
 #[cfg(test)]

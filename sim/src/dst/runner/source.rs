@@ -143,6 +143,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 Action::Transmit { link: 0, bytes, .. } => match wire::decode(bytes, None).map(|e| e.body) {
                     Ok(Body::Commit(commit)) => event.committed.push(commit.frame),
                     Ok(Body::SourceMap { .. }) => event.announced += 1,
+                    Ok(Body::TransferBegin { frame, .. }) => event.transfers.push((event.committed.len(), frame)),
                     _ => {}
                 },
                 _ => {}
