@@ -97,15 +97,8 @@ impl<A: App> Node<A> {
 
     /// Primary: a frame of a new session. Its numbers go on after every frame in hand.
     fn source_restarted(&mut self, session: u16, number: u64) -> SourceMap {
-        // After every frame in hand, the commits inherited from a predecessor among them
-        // (a new primary that has not run them all yet): mapped onto an inherited frame,
-        // the new session's input would run after the old primary's later one there.
-        // Each at most FRAME_MAX (checked on the way in): no overflow.
-        let pair_first = self
-            .frame_last_run
-            .max(self.frame_highest_received)
-            .max(self.commit_highest)
-            + 1;
+        // Both at most FRAME_MAX (checked on the way in): no overflow.
+        let pair_first = self.frame_last_run.max(self.frame_highest_received) + 1;
         let map = SourceMap {
             session,
             source_first: number,

@@ -7324,3 +7324,44 @@ fn primary_source_map_sent_with_the_transfer_beginning_joiner_holds_it() {
         "the map goes just before the transfer's beginning"
     );
 }
+
+/// DST seed 3635 (2026-11-27): a backup that followed the source's restart took its
+/// primary's map of the session the source left (the primary's input dead over the
+/// restart, a split brain) and marked the source's newest session as left: its frames
+/// stale for good, the node led on no input, and so did the other once it took that
+/// node's map in turn — the pair's output stalled. Going back to the session it left, a
+/// node marks none as left: it follows the newest again as a restart once it leads.
+#[test]
+fn backup_source_map_of_the_session_left_taken_the_newest_not_stale() {
+    let (mut p, link, bytes) = pair_with_a_source_map_captured();
+    let mut envelope = wire::decode(&bytes, None).unwrap();
+    let Body::SourceMap {
+        ref mut session,
+        ref mut source_first,
+        ..
+    } = envelope.body
+    else {
+        unreachable!("a source map")
+    };
+    // The primary's map of session 0, the one the source left (a number far ahead: no
+    // frame of it comes).
+    *session = 0;
+    *source_first = 1 << 40;
+    // The primary's own maps of session 9 after it are lost (those on the way arrive
+    // first), and it dies.
+    p.drop_if = Some(drop_source_maps);
+    p.run_for(ms(20));
+    p.inject(1, link, &wire::encode(&envelope, None).unwrap());
+    assert_eq!(p.node(1).status().source.map(|m| m.session), Some(0));
+    // It leads, the source on in session 9: followed as a restart, the frames run.
+    p.crash(0);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(2000)));
+    let at = p.node(1).frame();
+    p.run_for(ms(300 + p.configs[1].input_silence_ms));
+    assert_eq!(p.node(1).status().source.map(|m| m.session), Some(9));
+    assert!(p.node(1).frame() > at + 150, "stalled at {}", p.node(1).frame());
+    assert!(!p
+        .alarms
+        .iter()
+        .any(|(i, a)| *i == 1 && matches!(a, Alarm::FramesStale { .. })));
+}
