@@ -8,11 +8,14 @@
 //! the current one has been silent for `input_silence_ms`, is a restart, mapped to the
 //! frame after every frame in hand — and announces it to the
 //! backup (`Body::SourceMap`) at once, with its commits for a few frames after, and every
-//! `SOURCE_MAP_EVERY_FRAMES` frames. Late frames of the session just left are stale. The backup places frames by the mapping it last
-//! heard; a frame it cannot place yet is fetched from the primary like any frame it
-//! missed, and the commits (frame number and input digest) keep both nodes on the same
-//! frames whatever the mapping a backup holds. A node that has heard of no session yet
-//! maps the first one it sees as is (`pair = n`).
+//! `SOURCE_MAP_EVERY_FRAMES` frames; and with every state transfer it begins (a node that
+//! starts following it holds its mapping before it can lead). Late frames of the session
+//! just left are stale. The backup places frames by the mapping it last heard; a frame it
+//! cannot place yet is fetched from the primary like any frame it missed, and the commits
+//! (frame number and input digest) keep both nodes on the same frames whatever the
+//! mapping a backup holds. A node that takes a mapping drops the payloads it placed by
+//! another where the two differ: it would run them once it led. A node that has heard of
+//! no session yet maps the first one it sees as is (`pair = n`).
 
 use super::{Node, Role, FRAME_MAX};
 use crate::app::App;
