@@ -100,8 +100,17 @@ impl<A: App> Node<A> {
 
     /// Primary: a frame of a new session. Its numbers go on after every frame in hand.
     fn source_restarted(&mut self, session: u16, number: u64) -> SourceMap {
-        // Both at most FRAME_MAX (checked on the way in): no overflow.
-        let pair_first = self.frame_last_run.max(self.frame_highest_received) + 1;
+        // After every frame in hand and every frame a predecessor committed (a new
+        // primary that heard commits up to there, some lost, not all run yet): mapped
+        // onto them, the new session's inputs ran at frames the predecessor had run with
+        // others, and their outputs met the predecessor's at the sink as conflicts (DST
+        // seed 9714: 14 frames). Those frames are decided as lost (`CommitLost`) instead.
+        // Each at most FRAME_MAX (checked on the way in): no overflow.
+        let pair_first = self
+            .frame_last_run
+            .max(self.frame_highest_received)
+            .max(self.commit_highest)
+            + 1;
         let map = SourceMap {
             session,
             source_first: number,

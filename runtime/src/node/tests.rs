@@ -7365,3 +7365,29 @@ fn backup_source_map_of_the_session_left_taken_the_newest_not_stale() {
         .iter()
         .any(|(i, a)| *i == 1 && matches!(a, Alarm::FramesStale { .. })));
 }
+
+/// DST seed 9714 (2026-11-27): a new primary that had heard its predecessor's commits up
+/// to frame 191 (some lost, not run yet) mapped the source's new session after the
+/// frames it had run or received, at 178: the new session's inputs ran at frames the
+/// predecessor had run with others, 14 outputs met the predecessor's at the sink as
+/// conflicts. A restart maps after the highest commit heard too.
+#[test]
+fn primary_holding_inherited_commits_maps_a_source_restart_above_them() {
+    let mut p = running_pair(Config::default());
+    pause_source(&mut p);
+    p.source_on = false;
+    let held = p.node(0).frame() + 20;
+    // Commits heard up to `held`, not run yet (the commits and inputs of the frames
+    // between lost).
+    p.nodes[0].as_mut().unwrap().commit_highest = held;
+    p.source_on = true;
+    p.source_session = 9;
+    p.frame_next = 1;
+    let until = p.now + ms(1000);
+    assert!(p.run_until(until, |p| p.node(0).status().source.is_some_and(|m| m.session == 9)));
+    let map = p.node(0).status().source.unwrap();
+    assert!(
+        map.pair_first > held,
+        "{map:?} mapped onto the commits held up to {held}"
+    );
+}
