@@ -108,6 +108,16 @@ impl Ring {
 }
 
 impl Ring {
+    /// Forgets the payload of every frame from `from` on (commits stay): they were
+    /// placed by a source map no longer held (`node/source.rs`).
+    pub fn forget_payloads_from(&mut self, from: u64) {
+        for slot in &mut self.slots {
+            if slot.frame >= from {
+                slot.payload = None;
+            }
+        }
+    }
+
     /// Forgets every commit (payloads stay: the inputs are the same whoever leads).
     pub fn clear_commits(&mut self) {
         for slot in &mut self.slots {

@@ -7214,3 +7214,219 @@ fn primary_serving_a_transfer_keeps_it_past_a_stale_in_sync_status() {
         "the backup runs from the snapshot on: no transfer left"
     );
 }
+
+/// Gives node `i` frames `numbers` of source session `session` from its own input only
+/// (the other node's input dead or late), with the test source's payloads.
+fn give_own_source_frames(p: &mut Pair, i: usize, session: u16, numbers: core::ops::RangeInclusive<u64>) {
+    let now = p.now;
+    for n in numbers {
+        if let Some(node) = &mut p.nodes[i] {
+            node.handle_source_frame(now, session, n, &crate::testing::TestApp::payload_for(n));
+        }
+        p.drain(i);
+    }
+}
+
+/// Every payload node `i` holds for a frame it has not run is the one `map` places
+/// there (the test source's payload of the source frame mapped to it), or none.
+fn assert_unrun_payloads_placed_by(p: &Pair, i: usize, map: SourceMap, to: u64) {
+    let node = p.node(i);
+    for frame in node.frame() + 1..=to {
+        let Some((_, payload)) = node.ring.payload(frame) else {
+            continue;
+        };
+        let placed = frame
+            .checked_sub(map.pair_first)
+            .map(|k| crate::testing::TestApp::payload_for(map.source_first + k));
+        assert_eq!(
+            placed.as_ref().map(|p| &p[..]),
+            Some(payload),
+            "node {i}, frame {frame}: a payload placed by a map other than {map:?} kept"
+        );
+    }
+}
+
+/// DST seeds 5510, 6560 and 5072 (docs/DST.md, "Source restarts", 2026-11-27): a backup
+/// whose input ran ahead of its primary's held frames of the session left above the pair
+/// frame where the primary then mapped the source's new session; it took the map and kept
+/// those payloads, and once it led it ran them as new frames (seed 5510: frames 277..464
+/// at once, every frame of the new session then stale, the pair's output stalled). A node
+/// that takes a new session's map drops the payloads it holds from the map's first pair
+/// frame on, and its frames in hand go back below it.
+#[test]
+fn backup_source_map_of_a_new_session_drops_the_session_lefts_frames_above_it() {
+    let mut p = running_pair(Config::default());
+    p.source_on = false;
+    p.run_for(ms(50));
+    let last = p.node(0).frame().max(p.node(1).frame());
+    // Frames of session 0 only the backup's input got (the primary's input was dead).
+    give_own_source_frames(&mut p, 1, 0, last + 1..=last + 20);
+    assert_eq!(p.node(1).status().input.frame, last + 20);
+    // The source restarts after a silence, in session 9 from 1: the primary maps it above
+    // its own frames, below those the backup holds.
+    p.run_for(ms(p.configs[0].input_silence_ms));
+    p.source_session = 9;
+    p.frame_next = 1;
+    p.source_on = true;
+    let until = p.now + ms(1000);
+    assert!(p.run_until(until, |p| p.node(1).status().source.is_some_and(|m| m.session == 9)));
+    let map = p.node(1).status().source.unwrap();
+    assert_eq!(p.node(0).status().source, Some(map));
+    assert!(
+        map.pair_first <= last + 1,
+        "{map:?}, the backup held up to {}",
+        last + 20
+    );
+    assert_unrun_payloads_placed_by(&p, 1, map, last + 20);
+    assert!(p.node(1).status().input.frame < last + 20);
+    // It leads on from the new session's frames, in the source's order.
+    p.crash(0);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(2000)));
+    let at = p.node(1).frame();
+    p.run_for(ms(200));
+    assert!(p.node(1).frame() > at + 150, "stalled at {}", p.node(1).frame());
+    assert!(!p.alarms.iter().any(|(_, a)| matches!(a, Alarm::FramesStale { .. })));
+    assert_eq!(p.sink.conflicts, 0);
+}
+
+/// DST seeds 840, 521 and 2181 (docs/DST.md, "Source restarts", 2026-11-27): in a split
+/// brain over the source's restart both nodes led and each mapped the new session at its
+/// own frames; the deposed one followed with its own map and the payloads it placed by
+/// it, and once it led again it ran inputs out of the source's order. A node that takes
+/// its primary's map of the session it mapped otherwise drops what it placed by its own
+/// from the lower of the two first pair frames on.
+#[test]
+fn backup_source_map_of_the_same_session_at_another_offset_drops_what_it_placed_by_its_own() {
+    let (mut p, link, bytes) = pair_with_a_source_map_captured();
+    p.source_on = false;
+    p.run_for(ms(50));
+    let held = p.node(1).status().source.unwrap();
+    let last = p.node(0).frame().max(p.node(1).frame());
+    // The backup's own frames of session 9 beyond the primary's, placed by its map.
+    let first = held.source_first + (last + 1 - held.pair_first);
+    give_own_source_frames(&mut p, 1, 9, first..=first + 19);
+    assert_eq!(p.node(1).status().input.frame, last + 20);
+    // The primary's map of session 9 places its numbers 5 frames further on.
+    let mut envelope = wire::decode(&bytes, None).unwrap();
+    let Body::SourceMap { ref mut pair_first, .. } = envelope.body else {
+        unreachable!("a source map")
+    };
+    *pair_first += 5;
+    let map = SourceMap {
+        pair_first: *pair_first,
+        ..held
+    };
+    p.inject(1, link, &wire::encode(&envelope, None).unwrap());
+    assert_eq!(p.node(1).status().source, Some(map));
+    assert_unrun_payloads_placed_by(&p, 1, map, last + 25);
+    assert!(
+        p.node(1).status().input.frame <= last,
+        "frames in hand placed by the old map"
+    );
+}
+
+/// DST seeds 840 and 6128 (docs/DST.md, "Source restarts", 2026-11-27): a node that
+/// starts following a primary (a deposed primary after a split brain, a restarted node)
+/// heard the primary's source map only at the restart, with the next 8 commits and every
+/// 256 frames: it placed the source's frames by a map of its own until then, and led by
+/// it. The primary sends its map with the beginning of every state transfer (and with the
+/// commits of the next 8 frames): the joiner holds it once it has the state.
+#[test]
+fn primary_source_map_sent_with_the_transfer_beginning_joiner_holds_it() {
+    let (mut p, _, _) = pair_with_a_source_map_captured();
+    let map = p.node(0).status().source.unwrap();
+    p.crash(1);
+    p.run_for(ms(100));
+    let since = p.captured.len();
+    p.capture = true;
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    assert_eq!(p.node(1).status().source, Some(map));
+    let sent = captured_from(&p, 0, since);
+    let begin = sent
+        .iter()
+        .position(|(_, _, e)| matches!(e.body, Body::TransferBegin { .. }))
+        .expect("a transfer began");
+    let (link, _, _) = sent[begin];
+    let before = sent[..begin]
+        .iter()
+        .rev()
+        .find(|(l, _, _)| *l == link)
+        .map(|(_, _, e)| &e.body);
+    assert_eq!(
+        before,
+        Some(&Body::SourceMap {
+            session: map.session,
+            source_first: map.source_first,
+            pair_first: map.pair_first
+        }),
+        "the map goes just before the transfer's beginning"
+    );
+}
+
+/// DST seed 3635 (2026-11-27): a backup that followed the source's restart took its
+/// primary's map of the session the source left (the primary's input dead over the
+/// restart, a split brain) and marked the source's newest session as left: its frames
+/// stale for good, the node led on no input, and so did the other once it took that
+/// node's map in turn — the pair's output stalled. Going back to the session it left, a
+/// node marks none as left: it follows the newest again as a restart once it leads.
+#[test]
+fn backup_source_map_of_the_session_left_taken_the_newest_not_stale() {
+    let (mut p, link, bytes) = pair_with_a_source_map_captured();
+    let mut envelope = wire::decode(&bytes, None).unwrap();
+    let Body::SourceMap {
+        ref mut session,
+        ref mut source_first,
+        ..
+    } = envelope.body
+    else {
+        unreachable!("a source map")
+    };
+    // The primary's map of session 0, the one the source left (a number far ahead: no
+    // frame of it comes).
+    *session = 0;
+    *source_first = 1 << 40;
+    // The primary's own maps of session 9 after it are lost (those on the way arrive
+    // first), and it dies.
+    p.drop_if = Some(drop_source_maps);
+    p.run_for(ms(20));
+    p.inject(1, link, &wire::encode(&envelope, None).unwrap());
+    assert_eq!(p.node(1).status().source.map(|m| m.session), Some(0));
+    // It leads, the source on in session 9: followed as a restart, the frames run.
+    p.crash(0);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(2000)));
+    let at = p.node(1).frame();
+    p.run_for(ms(300 + p.configs[1].input_silence_ms));
+    assert_eq!(p.node(1).status().source.map(|m| m.session), Some(9));
+    assert!(p.node(1).frame() > at + 150, "stalled at {}", p.node(1).frame());
+    assert!(!p
+        .alarms
+        .iter()
+        .any(|(i, a)| *i == 1 && matches!(a, Alarm::FramesStale { .. })));
+}
+
+/// DST seed 9714 (2026-11-27): a new primary that had heard its predecessor's commits up
+/// to frame 191 (some lost, not run yet) mapped the source's new session after the
+/// frames it had run or received, at 178: the new session's inputs ran at frames the
+/// predecessor had run with others, 14 outputs met the predecessor's at the sink as
+/// conflicts. A restart maps after the highest commit heard too.
+#[test]
+fn primary_holding_inherited_commits_maps_a_source_restart_above_them() {
+    let mut p = running_pair(Config::default());
+    pause_source(&mut p);
+    p.source_on = false;
+    let held = p.node(0).frame() + 20;
+    // Commits heard up to `held`, not run yet (the commits and inputs of the frames
+    // between lost).
+    p.nodes[0].as_mut().unwrap().commit_highest = held;
+    p.source_on = true;
+    p.source_session = 9;
+    p.frame_next = 1;
+    let until = p.now + ms(1000);
+    assert!(p.run_until(until, |p| p.node(0).status().source.is_some_and(|m| m.session == 9)));
+    let map = p.node(0).status().source.unwrap();
+    assert!(
+        map.pair_first > held,
+        "{map:?} mapped onto the commits held up to {held}"
+    );
+}

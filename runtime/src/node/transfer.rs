@@ -168,7 +168,8 @@ impl<A: App> Node<A> {
         if let Some(tx) = &self.tx {
             if tx.id == id {
                 // The backup did not hear the beginning: say it again.
-                let body = tx.begin();
+                let (body, frame) = (tx.begin(), tx.frame);
+                self.source_announce_with_transfer(frame);
                 self.send_all(body);
                 return;
             }
@@ -187,6 +188,7 @@ impl<A: App> Node<A> {
             });
             let body = tx.begin();
             self.tx = Some(tx);
+            self.source_announce_with_transfer(tx.frame);
             self.send_all(body);
             return;
         }
@@ -253,6 +255,7 @@ impl<A: App> Node<A> {
         self.tx_last = Some(tx);
         self.tx_ids[self.tx_ids_next] = id;
         self.tx_ids_next = (self.tx_ids_next + 1) % TX_IDS_KEPT;
+        self.source_announce_with_transfer(tx.frame);
         self.send_all(body);
     }
 
@@ -488,7 +491,8 @@ impl<A: App> Node<A> {
                 tx.next = tx.acked;
                 tx.progress_at = now;
                 if tx.acked == 0 {
-                    let body = tx.begin();
+                    let (body, frame) = (tx.begin(), tx.frame);
+                    self.source_announce_with_transfer(frame);
                     self.send_all(body);
                 }
             }

@@ -425,21 +425,6 @@ pub struct Exceptions {
     /// the handshake from completing), or a late copy. The core ignores such a message
     /// whole, its epoch included (open finding, docs/DST.md "Orphaned losses").
     pub lost_unverified: u64,
-    /// Inputs a node ran out of the source's order (invariant 22) where two maps of one
-    /// source session met: two primaries mapped the session with different offsets (a
-    /// split brain over the source's restart), or a node took the lead holding a map of
-    /// the session other than the other node's. The node that followed the other keeps
-    /// its own map (the primary announces its map only at its restart, with 8 commits
-    /// after and every 256 frames) and the payloads its ring took under it, and runs by
-    /// them once it leads (open finding, docs/DST.md "Source restarts").
-    pub source_map_parted: u64,
-    /// Inputs a node ran out of the source's order (invariant 22) after it took a
-    /// restart's map while it held frames of the session left at or above the map's
-    /// first pair frame (its input ran ahead of its primary's, whose frames in hand the
-    /// map follows): the payloads of the session left stay in its ring under pair frames
-    /// the new session maps to, and it runs them once it leads — until it installs a
-    /// state; the epochs it leads too (open finding, docs/DST.md "Source restarts").
-    pub source_ring_stale: u64,
     /// Committed outputs lost because every node that ran the frame crashed.
     pub lost_crashed: u64,
     /// Frames a new primary decided in its replay without the commit (it never arrived),

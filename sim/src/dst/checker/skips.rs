@@ -54,6 +54,12 @@ impl RingModel {
         self.claimed.saturating_sub(self.capacity)
     }
 
+    /// The node dropped its frames from `from` on (placed by a source map it no longer
+    /// holds, `checker/source.rs`).
+    pub(super) fn forget_from(&mut self, from: u64) {
+        self.frames.retain(|&f| f < from);
+    }
+
     fn claim(&mut self, frame: u64) {
         if frame <= self.claimed {
             return;

@@ -15,13 +15,11 @@
 //!       at two pair frames, breaks it. Judged on the application's steps (each step's
 //!       input digest names the source's frame: the world keys payloads by its count of
 //!       frames sent, a fact of the plant, not by the source's number); a payload the
-//!       world did not send (a divergence fault's flipped copy) is not judged. Counted
-//!       apart ([`Exceptions::source_map_parted`], an open finding) where the session of
-//!       either input was mapped by two primaries with different offsets, or under an
-//!       epoch whose leader took the lead holding a map of the session other than the
-//!       other node's ([`Exceptions::source_ring_stale`], another: for a node that took
-//!       a restart's map while it held frames at or above the map's first pair frame,
-//!       until it installs a state, and the epochs it leads).
+//!       world did not send (a divergence fault's flipped copy) is not judged. No
+//!       exception since 2026-11-27 (commit 7c7af88): until then a split brain over the
+//!       restart (two primaries' maps of one session) and a backup holding frames of the
+//!       session left above its primary's map were counted apart, open findings of the
+//!       core (docs/DST.md, "Source restarts").
 //!     - *A restart maps after the frames in hand*: a primary's restart (its
 //!       `SourceRestarted` notice) maps the new session's first frame above every frame
 //!       the node had run or taken from the source before the event (its status), so the
@@ -34,9 +32,10 @@
 //!       changes, it raises one `SourceRestarted` notice naming its new map and counts
 //!       one restart more (`source_restarts`); in no other event does it do either.
 //! 23. **The map is announced as documented.** A node sends its map (`SourceMap`) once
-//!     at each restart it decides, and with each commit of frame `F` while it has a map,
-//!     when `F` is at most 8 frames past that restart's first pair frame or a multiple of
-//!     256; and at no other time. A backup that lost the restart's announcement learns
+//!     at each restart it decides and with each state transfer it begins (since
+//!     2026-11-27), and with each commit of frame `F` while it has a map, when `F` is at
+//!     most 8 frames past that restart's first pair frame or that transfer's state's
+//!     frame, or a multiple of 256; and at no other time. A backup that lost the restart's announcement learns
 //!     the map from the next one; fewer announcements make it fetch every frame, more
 //!     only load the link. Not safety: exit code 11, as liveness.
 
@@ -55,27 +54,12 @@ pub(super) struct SourceWatch {
     /// Each payload the source sent, by digest: its place in the source's sending order
     /// and its source session.
     sent: BTreeMap<u64, (u64, u16)>,
-    /// By source session: the offset (pair frame − source frame) of the first map a
-    /// primary decided for it.
-    decided: BTreeMap<u16, u64>,
-    /// Source sessions two primaries mapped with different offsets (a split brain over
-    /// the restart; see [`Exceptions::source_map_parted`]).
-    parted_sessions: BTreeSet<u16>,
     /// By node: since its incarnation began or it last installed a state, the last frame
-    /// it ran on a payload the source sent, that payload's place and its session.
-    last_input: [Option<(u64, u64, u16)>; 2],
+    /// it ran on a payload the source sent, and that payload's place.
+    last_input: [Option<(u64, u64)>; 2],
     /// By node: the last frame whose commit carries the map after the last restart its
     /// incarnation decided (0: none).
     announce_until: [u64; 2],
-    /// Epochs whose leader took the lead with a map of the session other than its
-    /// predecessor's (see [`Exceptions::source_map_parted`]).
-    parted_epochs: BTreeSet<u64>,
-    /// By node: it took a restart's map while it held frames of the session left at or
-    /// above the map's first pair frame (see [`Exceptions::source_ring_stale`]), until it
-    /// installs a state or starts again.
-    stale_ring: [bool; 2],
-    /// Epochs led by such a node.
-    stale_epochs: BTreeSet<u64>,
 }
 
 /// One event of a node, as the world saw it, for invariants 22 and 23.
@@ -103,16 +87,11 @@ pub struct SourceEvent {
     pub committed: Vec<u64>,
     /// The `SourceMap` messages it sent in the event (one per announcement: link 0's).
     pub announced: u64,
+    /// The state transfers it began (or began again) in the event: the count of
+    /// `committed` before each, and the frame of its state (link 0's `TransferBegin`s).
+    pub transfers: Vec<(usize, u64)>,
     /// A map delivered to it in the event that it must hold after (see the module docs).
     pub map_taken: Option<SourceMap>,
-    /// It became primary in the event holding a map of the same session as the other
-    /// node's that maps the session's numbers to other pair frames.
-    pub leads_parted: bool,
-    /// Its epoch after the event.
-    pub epoch: u64,
-    /// It took a map of a new session in the event while it held frames at or above the
-    /// map's first pair frame (its status before the event).
-    pub holds_above_map: bool,
 }
 
 impl Checker {
@@ -133,31 +112,21 @@ impl Checker {
     pub fn on_source_start(&mut self, node: usize) {
         self.source.last_input[node] = None;
         self.source.announce_until[node] = 0;
-        self.source.stale_ring[node] = false;
     }
 
     /// Node `node` installed a state: the frames it runs next follow that state's.
     pub fn on_source_installed(&mut self, node: usize) {
         self.source.last_input[node] = None;
-        self.source.stale_ring[node] = false;
     }
 
     /// Invariant 22, inputs in the source's order: node `node`'s steps in one event.
     pub(super) fn check_source_order(&mut self, at: Nanos, node: usize, steps: &[(u64, Step)]) {
-        for (epoch, step) in steps {
-            let Some(&(sent, session)) = self.source.sent.get(&step.input_digest).filter(|p| p.0 != u64::MAX) else {
+        for (_, step) in steps {
+            let Some(&(sent, _)) = self.source.sent.get(&step.input_digest).filter(|p| p.0 != u64::MAX) else {
                 continue;
             };
-            if let Some((frame_before, sent_before, session_before)) = self.source.last_input[node] {
-                let parted = self.source.parted_epochs.contains(epoch)
-                    || self.source.parted_sessions.contains(&session)
-                    || self.source.parted_sessions.contains(&session_before);
-                let stale = self.source.stale_ring[node] || self.source.stale_epochs.contains(epoch);
-                if sent <= sent_before && stale {
-                    self.exceptions.source_ring_stale += 1;
-                } else if sent <= sent_before && parted {
-                    self.exceptions.source_map_parted += 1;
-                } else if sent <= sent_before {
+            if let Some((frame_before, sent_before)) = self.source.last_input[node] {
+                if sent <= sent_before {
                     self.violation(
                         Invariant::SourceFollowed,
                         at,
@@ -168,21 +137,20 @@ impl Checker {
                     );
                 }
             }
-            self.source.last_input[node] = Some((step.frame, sent, session));
+            self.source.last_input[node] = Some((step.frame, sent));
         }
     }
 
     /// Invariants 22 and 23 on one event of a node.
     pub fn on_source_event(&mut self, at: Nanos, e: &SourceEvent) {
         let node = e.node;
-        if e.leads_parted {
-            self.source.parted_epochs.insert(e.epoch);
-        }
-        if e.holds_above_map {
-            self.source.stale_ring[node] = true;
-        }
-        if self.source.stale_ring[node] && e.primary_after {
-            self.source.stale_epochs.insert(e.epoch);
+        // A node whose map changed no longer holds the source's frames it placed by the
+        // old one at or above where the new one differs (`node/source.rs`): invariant
+        // 18's model of its ring forgets them (a takeover skips them as never in hand).
+        if let (Some(before), Some(after)) = (e.source_before, e.source_after) {
+            if let Some(from) = replaced_from(before, after) {
+                self.rings[node].forget_from(from);
+            }
         }
         // 22: a restart decided maps after the frames in hand (decided: the node was
         // primary before and after the event; one that stepped down in it took the map).
@@ -200,10 +168,6 @@ impl Checker {
                     );
                 }
                 self.source.announce_until[node] = map.pair_first.saturating_add(SOURCE_MAP_FRAMES);
-                let offset = map.pair_first.wrapping_sub(map.source_first);
-                if *self.source.decided.entry(map.session).or_insert(offset) != offset {
-                    self.source.parted_sessions.insert(map.session);
-                }
             }
         }
         // 22: the backup follows its primary's map.
@@ -237,30 +201,52 @@ impl Checker {
                 ),
             );
         }
-        // 23: the announcements.
+        // 23: the announcements: at each restart decided, at each transfer begun (and
+        // with the commits of the 8 frames after the transfer's state), with the commits
+        // up to 8 frames past the last of these, and with every 256th.
         let decided = if decided { e.notices.len() as u64 } else { 0 };
-        let until = self.source.announce_until[node];
-        let with_commits = if e.source_after.is_some() {
-            e.committed
-                .iter()
-                .filter(|&&frame| frame <= until || frame % SOURCE_MAP_EVERY_FRAMES == 0)
-                .count() as u64
-        } else {
-            0
-        };
-        if e.announced != decided + with_commits {
+        let mut until = self.source.announce_until[node];
+        let mut with_commits = 0;
+        let mut transfers = 0;
+        if e.source_after.is_some() {
+            let mut begun = e.transfers.iter().peekable();
+            for (i, &frame) in e.committed.iter().chain(core::iter::once(&0)).enumerate() {
+                while let Some(&(_, state_frame)) = begun.next_if(|(before, _)| *before == i) {
+                    until = until.max(state_frame.saturating_add(SOURCE_MAP_FRAMES));
+                    transfers += 1;
+                }
+                if i < e.committed.len() && (frame <= until || frame % SOURCE_MAP_EVERY_FRAMES == 0) {
+                    with_commits += 1;
+                }
+            }
+        }
+        self.source.announce_until[node] = until;
+        if e.announced != decided + transfers + with_commits {
             self.violation(
                 Invariant::SourceAnnounced,
                 at,
                 format!(
-                    "node {node} sent its source map {} times in an event where it decided {decided} restarts and committed frames {:?} (the map goes with those up to {until} and every {SOURCE_MAP_EVERY_FRAMES}th): {} expected",
+                    "node {node} sent its source map {} times in an event where it decided {decided} restarts, began {transfers} state transfers and committed frames {:?} (the map goes with those up to {until} and every {SOURCE_MAP_EVERY_FRAMES}th): {} expected",
                     e.announced,
                     e.committed,
-                    decided + with_commits
+                    decided + transfers + with_commits
                 ),
             );
         }
     }
+}
+
+/// The first pair frame whose source frame the map `before` places elsewhere than (or
+/// where not) `after` does; `None` when both place every frame alike (docs/PROTOCOL.md,
+/// "Source sessions": a node that takes a map drops the payloads it placed by another
+/// from there on). A new session differs from its first pair frame; the same session
+/// mapped with another offset from the lower of the two first pair frames.
+fn replaced_from(before: SourceMap, after: SourceMap) -> Option<u64> {
+    if before.session != after.session {
+        return Some(after.pair_first);
+    }
+    let offset = |m: SourceMap| m.pair_first.wrapping_sub(m.source_first);
+    (offset(before) != offset(after)).then(|| before.pair_first.min(after.pair_first))
 }
 
 #[cfg(test)]
@@ -289,7 +275,6 @@ mod tests {
             restarts_before: restarts,
             source_after: source,
             restarts_after: restarts,
-            epoch: 257,
             ..SourceEvent::default()
         }
     }
@@ -324,24 +309,11 @@ mod tests {
         assert_eq!(checker.violations().len(), 2);
     }
 
+    /// Until 2026-11-27 (commit 7c7af88) inputs out of order were counted apart where two
+    /// primaries mapped one session with different offsets (a split brain over the
+    /// restart): the core now gives a backup its primary's map, and they are violations.
     #[test]
-    fn source_inputs_out_of_order_under_a_parted_map_counted_apart() {
-        let mut checker = Checker::default();
-        for sent in 1..=3 {
-            checker.on_source_sent(sent, 0, 1000 + sent);
-        }
-        checker.on_steps(1, 0, &[step(10, 1002)]);
-        let mut e = quiet(0, Some(map(1, 3, 100)), 1);
-        e.primary_after = true;
-        e.leads_parted = true;
-        checker.on_source_event(2, &e);
-        checker.on_steps(3, 0, &[step(11, 1002)]);
-        assert!(checker.violations().is_empty());
-        assert_eq!(checker.exceptions.source_map_parted, 1);
-    }
-
-    #[test]
-    fn source_inputs_out_of_order_of_a_session_mapped_twice_counted_apart() {
+    fn source_inputs_out_of_order_of_a_session_mapped_twice_are_violations() {
         let mut checker = Checker::default();
         for sent in 1..=3 {
             checker.on_source_sent(sent, 1, 1000 + sent);
@@ -358,32 +330,42 @@ mod tests {
             e.announced = 1;
             checker.on_source_event(1, &e);
         }
-        checker.on_steps(2, 1, &[step(57, 1002), step(58, 1002)]);
         assert!(checker.violations().is_empty(), "{:?}", checker.violations());
-        assert_eq!(checker.exceptions.source_map_parted, 1);
+        checker.on_steps(2, 1, &[step(57, 1002), step(58, 1002)]);
+        assert_eq!(invariants(&checker), [Invariant::SourceFollowed]);
     }
 
     #[test]
-    fn source_inputs_out_of_order_after_a_map_below_frames_held_counted_apart() {
+    fn source_map_announced_with_a_transfer_and_the_commits_after_its_state() {
         let mut checker = Checker::default();
-        for sent in 1..=3 {
-            checker.on_source_sent(sent, 0, 1000 + sent);
-        }
-        checker.on_steps(1, 1, &[step(10, 1002)]);
-        let mut e = quiet(1, Some(map(0, 1, 1)), 0);
-        e.map_taken = Some(map(1, 1, 11));
-        e.source_after = Some(map(1, 1, 11));
-        e.restarts_after = 1;
-        e.notices = vec![map(1, 1, 11)];
-        e.holds_above_map = true;
-        checker.on_source_event(2, &e);
-        checker.on_steps(3, 1, &[step(11, 1001)]);
+        let held = Some(map(1, 1, 101));
+        let mut e = quiet(0, held, 1);
+        e.primary_before = true;
+        e.primary_after = true;
+        // Commits 300 and 301, a transfer of the state after frame 301, commits up to 310:
+        // the map goes with the transfer and the commits of 302..=309.
+        e.committed = (300..=310).collect();
+        e.transfers = vec![(2, 301)];
+        e.announced = 1 + 8;
+        checker.on_source_event(1, &e);
         assert!(checker.violations().is_empty(), "{:?}", checker.violations());
-        assert_eq!(checker.exceptions.source_ring_stale, 1);
-        // Judged again once the node installs a state.
-        checker.on_source_installed(1);
-        checker.on_steps(4, 1, &[step(12, 1003), step(13, 1002)]);
-        assert_eq!(invariants(&checker), [Invariant::SourceFollowed]);
+        // A node without a map sends none.
+        let mut e = quiet(1, None, 0);
+        e.primary_before = true;
+        e.primary_after = true;
+        e.transfers = vec![(0, 5)];
+        e.committed = vec![6];
+        checker.on_source_event(2, &e);
+        assert!(checker.violations().is_empty(), "{:?}", checker.violations());
+        // One announcement short.
+        let mut e = quiet(0, held, 1);
+        e.primary_before = true;
+        e.primary_after = true;
+        e.transfers = vec![(0, 400)];
+        e.committed = vec![401];
+        e.announced = 1;
+        checker.on_source_event(3, &e);
+        assert_eq!(invariants(&checker), [Invariant::SourceAnnounced]);
     }
 
     #[test]

@@ -205,8 +205,6 @@ impl Summary {
         e.lost_orphaned_never_heard += s.exceptions.lost_orphaned_never_heard;
         e.lost_orphaned_write_lost += s.exceptions.lost_orphaned_write_lost;
         e.lost_unverified += s.exceptions.lost_unverified;
-        e.source_map_parted += s.exceptions.source_map_parted;
-        e.source_ring_stale += s.exceptions.source_ring_stale;
         e.lost_crashed += s.exceptions.lost_crashed;
         e.replay_gap += s.exceptions.replay_gap;
         e.level_superseded += s.exceptions.level_superseded;
@@ -338,8 +336,6 @@ impl Summary {
                 "lost_orphaned_never_heard": e.lost_orphaned_never_heard,
                 "lost_orphaned_write_lost": e.lost_orphaned_write_lost,
                 "lost_unverified": e.lost_unverified,
-                "source_map_parted": e.source_map_parted,
-                "source_ring_stale": e.source_ring_stale,
                 "lost_crashed": e.lost_crashed,
                 "replay_gap": e.replay_gap,
                 "level_superseded": e.level_superseded,

@@ -99,27 +99,10 @@ impl<'a, W: Workload> Sim<'a, W> {
         let seen = self.source_seen[i];
         let status = node.status();
         let primary_after = node.role() == Role::Primary;
-        // Took the lead in this event: does its map agree with the other node's?
-        let other = self.nodes[1 - i].node.as_ref().and_then(|n| n.status().source);
-        let leads_parted = primary_after
-            && !seen.primary
-            && match (status.source, other) {
-                (Some(own), Some(other)) => {
-                    own.session == other.session
-                        && own.pair_first.wrapping_sub(own.source_first)
-                            != other.pair_first.wrapping_sub(other.source_first)
-                }
-                _ => false,
-            };
         let mut event = SourceEvent {
             node: i,
             primary_before: seen.primary,
             primary_after,
-            leads_parted,
-            epoch: node.epoch(),
-            holds_above_map: map_taken.is_some_and(|m| {
-                seen.in_hand >= m.pair_first && seen.source.is_some_and(|before| before.session != m.session)
-            }),
             source_before: seen.source,
             restarts_before: seen.restarts,
             in_hand_before: seen.in_hand,
@@ -143,6 +126,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 Action::Transmit { link: 0, bytes, .. } => match wire::decode(bytes, None).map(|e| e.body) {
                     Ok(Body::Commit(commit)) => event.committed.push(commit.frame),
                     Ok(Body::SourceMap { .. }) => event.announced += 1,
+                    Ok(Body::TransferBegin { frame, .. }) => event.transfers.push((event.committed.len(), frame)),
                     _ => {}
                 },
                 _ => {}

@@ -221,8 +221,10 @@ fn runner_replay_past_a_lost_commit_is_counted_not_a_violation() {
     // Since the HMI writes and the output path's draws (2026-11-26, h1 and r2) seed 43
     // runs otherwise; seed 59 was the first of seeds 0..399 with a replay gap past a
     // lost commit and its `CommitLost` alarm, no violation; since the release losses and
-    // dead inputs of 2026-11-27 (branch dst-a) seed 27 is.
-    let report = run_seed(27, RunConfig::default());
+    // dead inputs of 2026-11-27 (branch dst-a) seed 27 was, and since the source map
+    // sent with every state transfer (2026-11-27, 7c7af88, more datagrams) seed 59 is
+    // again (the first of seeds 0..150).
+    let report = run_seed(59, RunConfig::default());
     assert_eq!(report.violations, vec![]);
     assert!(report.stats.exceptions.replay_gap > 0);
     assert!(report.stats.alarms_commit_lost > 0);
@@ -233,9 +235,10 @@ fn runner_planted_silent_commit_lost_is_caught_by_invariant_10() {
     // The replay gap of seed 43 with its `CommitLost` alarm unseen: a core that parts from
     // the committed history without a word, as before 2026-11-26.
     // Seed 59 since 2026-11-26's HMI writes and output-path draws (43 before), 27 since
-    // the release losses and dead inputs of 2026-11-27.
+    // the release losses and dead inputs of 2026-11-27, 59 again since the source map
+    // sent with every state transfer (2026-11-27, 7c7af88).
     assert_eq!(
-        broken_with(Mutation::SilentCommitLost, 27..28),
+        broken_with(Mutation::SilentCommitLost, 59..60),
         vec![Invariant::ReplayFaithful]
     );
 }
