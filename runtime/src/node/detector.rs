@@ -25,6 +25,9 @@ impl<A: App> Node<A> {
             return;
         }
         self.note_link_heard(link);
+        if self.frame_in_reach(h.frame, self.config.frame_jump_max) {
+            self.peer_frame_highest = self.peer_frame_highest.max(h.frame);
+        }
         let slot = &mut self.peers[self.link_peer(link)];
         slot.session = h.session;
         slot.status = Some(PeerStatus {

@@ -736,6 +736,9 @@ pub struct Node<A: App> {
     frame_highest_received: u64,
     /// The highest frame a commit has been received for (backup).
     commit_highest: u64,
+    /// The highest frame a peer said in a header that it ran, within this node's reach
+    /// (`frame_jump_max`): a restart of the I/O source maps above it (`source_restarted`).
+    peer_frame_highest: u64,
     /// Primary: the last frame whose commit goes out with no peer heard within its window,
     /// `max_lag_frames` + 16 past the highest committed while one was (0: none heard yet,
     /// no commit goes out; `lockstep.rs`, `Node::commit`).
@@ -961,6 +964,7 @@ impl<A: App> Node<A> {
             frame_last_run: 0,
             frame_highest_received: 0,
             commit_highest: 0,
+            peer_frame_highest: 0,
             commit_tail_last: 0,
             outbox: Outbox::new(),
             unsent: heapless::Deque::new(),

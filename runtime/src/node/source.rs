@@ -106,10 +106,15 @@ impl<A: App> Node<A> {
         // others, and their outputs met the predecessor's at the sink as conflicts (DST
         // seed 9714: 14 frames). Those frames are decided as lost (`CommitLost`) instead.
         // Each at most FRAME_MAX (checked on the way in): no overflow.
+        // And after every frame a peer said it ran (in reach): the other side of a split
+        // brain, fenced since, ran frames this node never heard of, and the sink has
+        // their outputs (DST seed 15513: mapped at 304 beside a peer that had run 472,
+        // the new outputs were duplicates at the sink for 168 frames).
         let pair_first = self
             .frame_last_run
             .max(self.frame_highest_received)
             .max(self.commit_highest)
+            .max(self.peer_frame_highest)
             + 1;
         let map = SourceMap {
             session,

@@ -7430,3 +7430,27 @@ fn primary_holding_inherited_commits_maps_a_source_restart_above_them() {
         "{map:?} mapped onto the commits held up to {held}"
     );
 }
+
+/// DST seed 15513 (2026-11-27): after a split brain, the primary whose epoch won had
+/// heard its fenced peer say it ran frame 472 (a header's frame), but mapped the source's
+/// new session after its own frames, at 304: the outputs of frames 304..472 were the
+/// fenced side's ids at the sink, dropped as duplicates. A restart maps after every frame
+/// a peer said it ran too.
+#[test]
+fn primary_maps_a_source_restart_above_the_frames_a_peer_said_it_ran() {
+    let mut p = running_pair(Config::default());
+    pause_source(&mut p);
+    p.source_on = false;
+    let peer_ran = p.node(0).frame() + 30;
+    p.nodes[0].as_mut().unwrap().peer_frame_highest = peer_ran;
+    p.source_on = true;
+    p.source_session = 9;
+    p.frame_next = 1;
+    let until = p.now + ms(1000);
+    assert!(p.run_until(until, |p| p.node(0).status().source.is_some_and(|m| m.session == 9)));
+    let map = p.node(0).status().source.unwrap();
+    assert!(
+        map.pair_first > peer_ran,
+        "{map:?} mapped onto frames the peer ran, up to {peer_ran}"
+    );
+}
