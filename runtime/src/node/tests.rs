@@ -7412,19 +7412,13 @@ fn backup_source_map_of_the_session_left_taken_the_newest_not_stale() {
 /// conflicts. A restart maps after the highest commit heard too.
 #[test]
 fn primary_holding_inherited_commits_maps_a_source_restart_above_them() {
-    let mut p = running_pair(Config::default());
-    pause_source(&mut p);
-    p.source_on = false;
-    let held = p.node(0).frame() + 20;
+    let mut held = 0;
     // Commits heard up to `held`, not run yet (the commits and inputs of the frames
     // between lost).
-    p.nodes[0].as_mut().unwrap().commit_highest = held;
-    p.source_on = true;
-    p.source_session = 9;
-    p.frame_next = 1;
-    let until = p.now + ms(1000);
-    assert!(p.run_until(until, |p| p.node(0).status().source.is_some_and(|m| m.session == 9)));
-    let map = p.node(0).status().source.unwrap();
+    let map = source_restart_map_after(|node| {
+        held = node.frame_last_run + 20;
+        node.commit_highest = held;
+    });
     assert!(
         map.pair_first > held,
         "{map:?} mapped onto the commits held up to {held}"
@@ -7438,19 +7432,28 @@ fn primary_holding_inherited_commits_maps_a_source_restart_above_them() {
 /// a peer said it ran too.
 #[test]
 fn primary_maps_a_source_restart_above_the_frames_a_peer_said_it_ran() {
+    let mut peer_ran = 0;
+    let map = source_restart_map_after(|node| {
+        peer_ran = node.frame_last_run + 30;
+        node.peer_frame_highest = peer_ran;
+    });
+    assert!(
+        map.pair_first > peer_ran,
+        "{map:?} mapped onto frames the peer ran, up to {peer_ran}"
+    );
+}
+
+/// A running pair's source paused, `set` applied to the primary (node 0), then the source
+/// restarted in session 9 from 1: the primary's map of it.
+fn source_restart_map_after(set: impl FnOnce(&mut Node<crate::testing::TestApp>)) -> SourceMap {
     let mut p = running_pair(Config::default());
     pause_source(&mut p);
     p.source_on = false;
-    let peer_ran = p.node(0).frame() + 30;
-    p.nodes[0].as_mut().unwrap().peer_frame_highest = peer_ran;
+    set(p.nodes[0].as_mut().expect("node 0 up"));
     p.source_on = true;
     p.source_session = 9;
     p.frame_next = 1;
     let until = p.now + ms(1000);
     assert!(p.run_until(until, |p| p.node(0).status().source.is_some_and(|m| m.session == 9)));
-    let map = p.node(0).status().source.unwrap();
-    assert!(
-        map.pair_first > peer_ran,
-        "{map:?} mapped onto frames the peer ran, up to {peer_ran}"
-    );
+    p.node(0).status().source.expect("mapped")
 }

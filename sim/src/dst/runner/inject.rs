@@ -36,6 +36,18 @@ impl<'a, W: Workload> Sim<'a, W> {
         self.schedule(until, Event::Thaw { node: p });
     }
 
+    /// Node `node`'s input loses `loss_ppm` of its frames for `duration_ns` (fault
+    /// `index`: an `IoLoss`, or the quiet tail's `PrimaryInputDies`).
+    fn io_loss_begin(&mut self, node: usize, loss_ppm: u32, duration_ns: Nanos, index: usize) {
+        self.stats.faults.io_loss += 1;
+        let id = self.burst_id_next;
+        self.burst_id_next += 1;
+        self.watch_handover(node, loss_ppm, duration_ns, index);
+        self.io_bursts.insert(id, (node, loss_ppm));
+        self.faults_active += 1;
+        self.schedule(self.now + duration_ns, Event::FaultEnd(FaultEnd::IoLoss { id }));
+    }
+
     pub(super) fn apply_fault(&mut self, index: usize) {
         let planned = self.plan.faults[index];
         let ms = NANOS_PER_MS;
@@ -215,35 +227,22 @@ impl<'a, W: Workload> Sim<'a, W> {
                     self.stats.faults.skipped += 1;
                     return;
                 };
-                self.stats.faults.io_loss += 1;
-                let loss_ppm = 1_000_000;
-                let id = self.burst_id_next;
-                self.burst_id_next += 1;
                 self.say(format_args!(
                     "FAULT the primary's input dies: node {node} for {:.3} ms",
                     duration_ns as f64 / 1e6
                 ));
-                self.watch_handover(node, loss_ppm, duration_ns, index);
-                self.io_bursts.insert(id, (node, loss_ppm));
-                self.faults_active += 1;
-                self.schedule(self.now + duration_ns, Event::FaultEnd(FaultEnd::IoLoss { id }));
+                self.io_loss_begin(node, 1_000_000, duration_ns, index);
             }
             Fault::IoLoss {
                 node,
                 loss_ppm,
                 duration_ns,
             } => {
-                self.stats.faults.io_loss += 1;
-                let id = self.burst_id_next;
-                self.burst_id_next += 1;
                 self.say(format_args!(
                     "FAULT I/O loss {loss_ppm} ppm to node {node} for {:.3} ms",
                     duration_ns as f64 / 1e6
                 ));
-                self.watch_handover(node, loss_ppm, duration_ns, index);
-                self.io_bursts.insert(id, (node, loss_ppm));
-                self.faults_active += 1;
-                self.schedule(self.now + duration_ns, Event::FaultEnd(FaultEnd::IoLoss { id }));
+                self.io_loss_begin(node, loss_ppm, duration_ns, index);
             }
             Fault::IoGap { target, frames } => {
                 let Some(i) = self.resolve(target) else {
