@@ -7,6 +7,15 @@
 #
 #   tools/mutants.sh [cargo-mutants options]   run, then print the report
 #   tools/mutants.sh report [DIR]              the report of a finished run (DIR: mutants.out)
+#   tools/mutants.sh schemata [--out DIR] [--only ID,..] [-- LIST OPTIONS]
+#                                              every mutant in one build (tools/schemata:
+#                                              mutation schemata), the same DST shapes and
+#                                              unit tests; DIR [mutants.schemata] holds
+#                                              outcomes.tsv, left-out.tsv, report.txt; a
+#                                              stopped run goes on where it stopped
+#   tools/mutants.sh left-out [DIR]            the mutants a schemata run left out (a
+#                                              constant context, a struct field, rejected
+#                                              by the compiler), one build each
 #   tools/mutants.sh --help
 #
 # Narrow a run with cargo-mutants' own options (--file adds to the configured globs, it
@@ -136,6 +145,33 @@ report() {
     [ -z "$l_error" ] || printf 'errors (the harness, not the mutant):\n%s' "$l_error"
 }
 
+# Every mutant in one build (tools/schemata): the same mutants, the same DST shapes and
+# unit tests, a build for the lot instead of one per mutant.
+schemata() {
+    cd "$root" || return 2
+    command -v cargo-mutants >/dev/null || die "cargo-mutants not found: cargo install cargo-mutants --locked --version 27.1.0"
+    command -v timeout >/dev/null || die "timeout (GNU coreutils) not found"
+    cargo build --release --locked --quiet --manifest-path tools/schemata/Cargo.toml || return 2
+    local opts=(--seeds "${MUTANTS_DST_SEEDS:-200}" --threads "${MUTANTS_DST_THREADS:-2}")
+    opts+=(--shapes "${MUTANTS_DST_SHAPES-;--acks;--acked;--nodes 3}")
+    nice -n 19 tools/schemata/target/release/twinloop-schemata "${opts[@]}" "$@"
+}
+
+# The mutants a schemata run left out (DIR/left-out.tsv: a constant context, a genre it
+# does not rewrite, a mutant the compiler rejects), run one build each.
+left_out() {
+    local dir=${1:-mutants.schemata}
+    [ -f "$dir/left-out.tsv" ] || die "no $dir/left-out.tsv: run tools/mutants.sh schemata first, or name its --out directory"
+    shift || true
+    local args=() name re
+    while IFS=$'\t' read -r _ _ name; do
+        re=$(printf '%s' "$name" | sed 's/[][(){}.*+?^$|\\]/\\&/g')
+        args+=(--re "^$re\$")
+    done < "$dir/left-out.tsv"
+    [ ${#args[@]} -gt 0 ] || { echo "$dir/left-out.tsv is empty: nothing left out"; return 0; }
+    main_run "${args[@]}" "$@"
+}
+
 main() {
     if [ "${TWINLOOP_MUTANTS_SHIM:-}" = 1 ]; then
         as_cargo "$@"
@@ -143,8 +179,14 @@ main() {
     case "${1:-}" in
         -h | --help) sed -n '2,/^set /p' "$self" | sed '$d; s/^# \{0,1\}//'; return 0 ;;
         report) shift; report "$@"; return ;;
+        schemata) shift; schemata "$@"; return ;;
+        left-out) shift; left_out "$@"; return ;;
     esac
+    main_run "$@"
+}
 
+# A cargo-mutants run, each mutant built on its own.
+main_run() {
     cd "$root" || return 2
     command -v cargo-mutants >/dev/null || die "cargo-mutants not found: cargo install cargo-mutants --locked --version 27.1.0"
     command -v timeout >/dev/null || die "timeout (GNU coreutils) not found"
