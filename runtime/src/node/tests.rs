@@ -7457,3 +7457,60 @@ fn source_restart_map_after(set: impl FnOnce(&mut Node<crate::testing::TestApp>)
     assert!(p.run_until(until, |p| p.node(0).status().source.is_some_and(|m| m.session == 9)));
     p.node(0).status().source.expect("mapped")
 }
+
+fn lose_quarters_from_0(from: usize, envelope: &Envelope) -> bool {
+    from == 0 && envelope.header.seq % 4 == 1
+}
+
+/// A late message — under the key, of the peer's verified session, a number below the
+/// newest one taken but not yet seen, so not fresh — tells only what its sender was. Of
+/// a peer starting cold it says the pair had no state: a node that heard its peer cold,
+/// then only such late messages, then nothing, leads from a cold start after its wait;
+/// it does not hold for a holder that never was. The late messages still count as
+/// received on their link. (Mutants `detector.rs:21:25` `!=` → `==`: a late cold message
+/// marked the pair as having had state and the node held, `ColdStartHeld`, the plant with
+/// no primary; `detector.rs:20:52` `+=` → `*=`: late messages not counted. Schemata run
+/// of 64df4f8, 2026-11-27.)
+#[test]
+fn starting_late_messages_of_a_cold_peer_counted_and_it_leads_cold() {
+    let mut p = Pair::new(61, Config::fast(), 0);
+    p.auth = Some(AuthKey::new([5; 32]));
+    // Node 0 would win the start-up draw: node 1 waits for it.
+    p.configs[0].priority = 9;
+    for config in &mut p.configs {
+        config.startup_wait_ms = 200;
+    }
+    p.start(0);
+    p.start(1);
+    p.drop_if = Some(lose_quarters_from_0);
+    p.capture = true;
+    p.run_for(ms(p.configs[0].startup_wait_ms / 2));
+    p.capture = false;
+    p.drop_if = None;
+    assert_eq!(p.node(0).role(), Role::Starting);
+    assert_eq!(p.node(1).role(), Role::Starting);
+    let lost: std::vec::Vec<_> = take_captured_link0(&mut p, 0)
+        .into_iter()
+        .filter(|bytes| wire::decode(bytes, None).is_ok_and(|e| e.header.seq % 4 == 1))
+        .collect();
+    assert!(lost.len() >= 3, "{} start-up messages of node 0 lost", lost.len());
+    p.crash(0);
+    let received = p.node(1).status().links[0].received;
+    for bytes in &lost {
+        p.inject(1, 0, bytes);
+    }
+    // Late, not refused (those from before node 1 verified node 0's session are).
+    let counted = p.node(1).status().links[0].received - received;
+    assert!(
+        counted >= 2 && counted <= lost.len() as u64,
+        "{counted} of {} late messages counted",
+        lost.len()
+    );
+    let until = p.now + ms(10 * p.configs[1].startup_wait_ms);
+    assert!(
+        p.run_until(until, |p| p.node(1).role() == Role::Primary),
+        "the node held its cold start though its peer had said it had no state: {:?}",
+        alarms_of(&p, 1)
+    );
+    assert!(!alarms_of(&p, 1).contains(&Alarm::ColdStartHeld));
+}
