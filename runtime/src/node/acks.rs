@@ -927,6 +927,14 @@ mod tests {
         };
         assert_eq!(silent(&p), 1);
         assert_eq!(p.node(0).ack_status().sinks_silent, 1);
+        // The oldest unacknowledged event was sent no later than this one's first copy
+        // (mutant of 64df4f8 deleting `oldest_sent_at` from `ack_status`: never shown).
+        let oldest = p.node(0).ack_status().oldest_sent_at;
+        assert!(
+            oldest.is_some_and(|t| t <= at[0]),
+            "{oldest:?}, first copy at {:?}",
+            at[0]
+        );
         // Run until the queue overflows: more than 256 events at 4 every 3 frames.
         p.run_for(ms(4000));
         let status = p.node(0).ack_status();

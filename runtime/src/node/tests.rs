@@ -833,7 +833,24 @@ fn joining_transfer_given_up_request_copy_streams_the_same_snapshot() {
     // Frames later, the late copy of the request.
     p.drop_if = None;
     p.run_for(ms(2));
+    let since = p.captured.len();
+    p.capture = true;
     p.inject(0, link, &request);
+    // Streamed again from its start: nothing acknowledged yet, begun now, its first
+    // chunk first (mutant of 64df4f8 deleting `started_at` from `TxTransfer::again`,
+    // left out of the schemata run and run one build each: the progress showed the
+    // given-up transfer's start).
+    let progress = p.node(0).transfer_progress().expect("the primary streams again");
+    assert_eq!((progress.bytes_done, progress.started_at), (0, p.now));
+    p.run_for(ms(1));
+    p.capture = false;
+    let first = captured_from(&p, 0, since)
+        .into_iter()
+        .find_map(|(_, _, e)| match e.body {
+            Body::Chunk { index, .. } => Some(index),
+            _ => None,
+        });
+    assert_eq!(first, Some(0), "the stream began again at its first chunk");
     assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(200)));
     let until = p.now + ms(100);
     assert!(p.run_until(until, |p| p.node(0).frame() == p.node(1).frame()));
