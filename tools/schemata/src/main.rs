@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use rewrite::Mutant;
 
 const USAGE: &str = "usage: twinloop-schemata [--out DIR] [--seeds N] [--threads N] [--shapes 'S1;S2;...']
-                         [--timeout-factor K] [--build-only] [--only ID,ID,...] [-- CARGO-MUTANTS OPTIONS]
+                         [--timeout-factor K] [--jobs N] [--build-only] [--only ID,ID,...] [-- CARGO-MUTANTS OPTIONS]
 Run from the repository root (tools/mutants.sh schemata does). See docs/DST.md, \"Mutation testing\".";
 
 /// The function appended to the core's crate root: the switch every branch calls.
@@ -62,6 +62,7 @@ struct Options {
     threads: u32,
     shapes: Vec<String>,
     timeout_factor: u32,
+    jobs: u32,
     build_only: bool,
     only: Option<HashSet<u32>>,
     list_args: Vec<String>,
@@ -74,6 +75,7 @@ fn parse_options() -> Result<Options, String> {
         threads: 2,
         shapes: ";--acks;--acked;--nodes 3".split(';').map(str::to_owned).collect(),
         timeout_factor: 10,
+        jobs: 1,
         build_only: false,
         only: None,
         list_args: Vec::new(),
@@ -91,6 +93,7 @@ fn parse_options() -> Result<Options, String> {
                     .parse()
                     .map_err(|e| format!("--timeout-factor: {e}"))?
             }
+            "--jobs" => o.jobs = value("--jobs")?.parse().map_err(|e| format!("--jobs: {e}"))?,
             "--build-only" => o.build_only = true,
             "--only" => {
                 let ids = value("--only")?
@@ -365,10 +368,12 @@ fn build_schema(
                                     .or_insert_with(|| format!("{file}:{line}:{column}: {message}"));
                             }
                         }
-                        _ => return Err(format!(
+                        _ => {
+                            return Err(format!(
                             "the schema does not build at {file}:{line}:{column} ({message}), outside every mutant: \
                                  the rewrite is wrong there (tools/schemata/src/rewrite.rs)"
-                        )),
+                        ))
+                        }
                     }
                 }
                 eprintln!(
@@ -496,6 +501,20 @@ impl Runner<'_> {
             None => Ok((Verdict::UnitTimeout, format!("past {} s", self.unit_limit.as_secs()))),
         }
     }
+}
+
+/// One mutant judged, its log kept unless the DST killed it.
+fn judge(runner: &Runner, options: &Options, id: u32, name: &str) -> Result<(Verdict, String), String> {
+    let log_path = options.out.join(format!("log/{id}.txt"));
+    let mut log = fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let _ = writeln!(log, "{name}");
+    let verdict = runner.verdict(id, &mut log)?;
+    drop(log);
+    if verdict.0 == Verdict::DstKilled {
+        // The kill's exit code is in outcomes.tsv; the DST's report of it is short.
+        let _ = fs::remove_file(&log_path);
+    }
+    Ok(verdict)
 }
 
 fn shape_note(shape: &str) -> String {
@@ -626,7 +645,7 @@ fn run(options: &Options) -> Result<u8, String> {
             }
         }
     }
-    let mut outcomes = fs::OpenOptions::new()
+    let outcomes = fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&outcomes_path)
@@ -648,31 +667,55 @@ fn run(options: &Options) -> Result<u8, String> {
     while queues.values().any(|q| !q.is_empty()) {
         todo.extend(queues.values_mut().filter_map(|q| q.pop_front()));
     }
+    // `--jobs` workers take the mutants in turn; each line of outcomes.tsv is written
+    // whole under the lock.
     let started = Instant::now();
-    for (n, id) in todo.iter().enumerate() {
-        let name = &mutants[*id as usize - 1].name;
-        let log_path = options.out.join(format!("log/{id}.txt"));
-        let mut log = fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-        let _ = writeln!(log, "{name}");
-        let (verdict, detail) = runner.verdict(*id, &mut log)?;
-        drop(log);
-        if verdict == Verdict::DstKilled {
-            // The kill's exit code is in outcomes.tsv; the DST's report of it is short.
-            let _ = fs::remove_file(&log_path);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let shared = std::sync::Mutex::new((outcomes, done, 0usize));
+    let failure: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..options.jobs.max(1) {
+            scope.spawn(|| loop {
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(id) = todo.get(n) else { return };
+                if failure.lock().map_or(true, |f| f.is_some()) {
+                    return;
+                }
+                let result = judge(&runner, options, *id, &mutants[*id as usize - 1].name);
+                let Ok(mut shared) = shared.lock() else { return };
+                let (outcomes, done, finished) = &mut *shared;
+                match result {
+                    Ok(verdict) => {
+                        let name = &mutants[*id as usize - 1].name;
+                        if let Err(e) = writeln!(outcomes, "{id}\t{}\t{}\t{name}", verdict.0.word(), verdict.1) {
+                            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                            return;
+                        }
+                        done.insert(name.clone(), verdict.0.word().to_owned());
+                        *finished += 1;
+                        if *finished % 25 == 0 || *finished == todo.len() {
+                            let rate = started.elapsed().as_secs_f64() / *finished as f64;
+                            eprintln!(
+                                "twinloop-schemata: {}/{} run ({:.1} s a mutant, about {:.0} min left)",
+                                finished,
+                                todo.len(),
+                                rate,
+                                rate * (todo.len() - *finished) as f64 / 60.0
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                        return;
+                    }
+                }
+            });
         }
-        writeln!(outcomes, "{id}\t{}\t{detail}\t{name}", verdict.word()).map_err(|e| e.to_string())?;
-        done.insert(name.clone(), verdict.word().to_owned());
-        if (n + 1) % 25 == 0 || n + 1 == todo.len() {
-            let rate = started.elapsed().as_secs_f64() / (n + 1) as f64;
-            eprintln!(
-                "twinloop-schemata: {}/{} run ({:.1} s a mutant, about {:.0} min left)",
-                n + 1,
-                todo.len(),
-                rate,
-                rate * (todo.len() - n - 1) as f64 / 60.0
-            );
-        }
+    });
+    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
     }
+    let (_, done, _) = shared.into_inner().map_err(|_| "a worker panicked".to_owned())?;
 
     let report = report(&mutants, &placed, &done, &left_out);
     print!("{report}");
