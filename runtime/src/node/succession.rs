@@ -2278,4 +2278,26 @@ mod tests {
             "{led:?}"
         );
     }
+
+    /// A group's successor asking for votes because its primary fell silent, then hearing
+    /// that primary again, had a busy primary, not a dead one: its round ends and the
+    /// operator sees a false death, counted as a pair's answered probe is. (Mutant
+    /// `detector.rs:59:35` `+=` → `*=`: the notice went out but the status counter stayed
+    /// at 0. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_voting_primary_heard_again_round_ends_false_death_counted() {
+        let mut p = group(&[(3, 1, false)], 5);
+        p.freeze(0, Duration::from_millis(12));
+        let until = p.now + Duration::from_millis(10);
+        while p.now < until && p.node(1).vote.is_none_or(|round| round.epoch.is_none()) {
+            run_with_backup(&mut p, 3, 1, Duration::from_millis(1));
+        }
+        assert!(!vote_requests(&p, 1).is_empty(), "the successor asked for votes");
+        assert_eq!(p.node(1).status().false_deaths, 0);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(10));
+        assert_eq!(p.node(1).role(), Role::Backup);
+        assert_eq!(p.primary(), Some(0), "the primary was only busy");
+        assert!(p.notices.contains(&(1, crate::node::Notice::FalseDeath)));
+        assert_eq!(p.node(1).status().false_deaths, 1, "the false death counted");
+    }
 }
