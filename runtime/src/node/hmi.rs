@@ -605,6 +605,27 @@ mod tests {
         assert_eq!(log_of(&p, 1).len(), 1);
     }
 
+    /// Each node counts the writes it applied, from its own queue or from a commit, once
+    /// each: a retry answered from the memory of applied writes is not applied, nor
+    /// counted, again. (Mutant `hmi.rs:108:28` `+=` → `*=`: the count stayed at 0.
+    /// Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn paired_writes_applied_counted_once_each_on_both_nodes() {
+        let mut p = running_pair();
+        let (first, second) = (write(10, 3), write(11, 4));
+        submit(&mut p, 0, first).unwrap();
+        submit(&mut p, 1, second).unwrap();
+        assert!(await_answer(&mut p, 0, first).is_some());
+        assert!(await_answer(&mut p, 1, second).is_some());
+        submit(&mut p, 0, second).unwrap();
+        assert!(await_answer(&mut p, 0, second).is_some());
+        p.run_for(ms(50));
+        assert_eq!(log_of(&p, 0).len(), 2);
+        for i in 0..2 {
+            assert_eq!(p.node(i).hmi_writes_applied(), 2, "writes node {i} counted");
+        }
+    }
+
     #[test]
     fn backup_primary_dies_after_commit_retry_on_new_primary_not_applied_twice() {
         let mut p = running_pair();
