@@ -2300,4 +2300,42 @@ mod tests {
         assert!(p.notices.contains(&(1, crate::node::Notice::FalseDeath)));
         assert_eq!(p.node(1).status().false_deaths, 1, "the false death counted");
     }
+
+    /// A backup's grant of a candidate's epoch drops its own reservation below it: when
+    /// it stands itself later (the candidate gone silent), it asks above the epoch it
+    /// granted, never the older reservation. The candidate may have led with that grant,
+    /// its outputs taken by the sink, and died before this node heard it lead; voters
+    /// that never heard the granted epoch (in a group of three, the old primary back)
+    /// would elect the reservation, and this node would lead below an epoch the sink
+    /// took: a primary whose every output the sink rejects as stale.
+    /// (Mutants `epochs.rs:197:44` `<` → `==` and `<` → `>`: the reservation was never
+    /// dropped, and node 2 asked it again. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_voted_above_its_reservation_stands_above_the_grant() {
+        let mut p = group(&[(3, 10, false)], 5);
+        let followed = p.node(1).epoch();
+        p.crash(0);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(30));
+        let (reserved, durable) = p.node(1).epochs.lead_candidate(2).expect("a candidate");
+        assert!(durable, "a backup with state holds a reservation");
+        let granted = Epoch(followed).next(3).unwrap();
+        assert!(reserved < granted, "{reserved:?} {granted:?}");
+        let request = Body::VoteRequest {
+            epoch: granted.0,
+            commit_highest: complete(&p),
+        };
+        let bytes = from(&p, 3, WireRole::Backup, WireSync::InSync, followed, request);
+        p.inject(1, 1, &bytes);
+        assert_eq!(votes(&p, 1), [(granted.0, true)]);
+        assert!(vote_requests(&p, 1).is_empty(), "node 3 was the successor");
+        // Node 3 silent from now on: node 2 stands itself.
+        p.run_for(Duration::from_millis(100));
+        let asked = vote_requests(&p, 1);
+        assert!(!asked.is_empty(), "node 2 stood once node 3 fell silent");
+        assert!(
+            asked.iter().all(|&epoch| epoch > granted.0),
+            "asked {asked:x?}, below the epoch {:#x} it granted",
+            granted.0
+        );
+    }
 }
