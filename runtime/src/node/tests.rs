@@ -7514,3 +7514,31 @@ fn starting_late_messages_of_a_cold_peer_counted_and_it_leads_cold() {
     );
     assert!(!alarms_of(&p, 1).contains(&Alarm::ColdStartHeld));
 }
+
+/// A backup in step with its primary keeps every frame of its own source that it has not
+/// run: the frames that arrive while its primary lies dead, before the takeover, are the
+/// new primary's to run, and their outputs reach the plant late but complete. Only a
+/// backup waiting for commits refuses frames a whole ring above its last run. (Mutant
+/// `mod.rs:1132:13` `&&` → `||`: every backup refused every frame of its source as
+/// beyond its ring and ran the primary's copies, fetched; the frames of the detection were
+/// in no hand at the takeover, skipped without an alarm, their outputs never sent.
+/// Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn backup_primary_dead_frames_of_the_detection_run_by_the_new_primary() {
+    let mut p = running_pair(Config::fast());
+    p.run_for(ms(20));
+    let last = p.node(0).frame();
+    p.crash(0);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(1000)));
+    p.run_for(ms(10));
+    let alarms = alarms_of(&p, 1);
+    assert!(
+        !alarms.iter().any(|alarm| matches!(alarm, Alarm::InputLost { .. })),
+        "{alarms:?}"
+    );
+    let missing: Vec<u64> = (last + 1..p.node(1).frame())
+        .filter(|&frame| !p.sink.accepted.contains_key(&(frame, 0)))
+        .collect();
+    assert!(missing.is_empty(), "no outputs of frames {missing:?}");
+    assert_eq!(p.node(1).status().rejections.frame_beyond_ring, 0, "frames refused");
+}
