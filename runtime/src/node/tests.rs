@@ -7542,3 +7542,46 @@ fn backup_primary_dead_frames_of_the_detection_run_by_the_new_primary() {
     assert!(missing.is_empty(), "no outputs of frames {missing:?}");
     assert_eq!(p.node(1).status().rejections.frame_beyond_ring, 0, "frames refused");
 }
+
+/// A backup whose primary runs no frame (its input dead, no handover: off here, or held
+/// after one) hears no commit while its own source runs on: nothing waits to be run, and
+/// it keeps the newest ring of its frames. When the primary then dies, the new primary
+/// runs those, the inputs of the last ring of cycles, and holds the older ones as gone.
+/// A backup refuses frames a ring above its last run only while commits wait to be run
+/// (the primary's decisions come first). (Mutant `mod.rs:1133:36` `>` → `>=`: the backup
+/// in step refused every frame past the first ring and kept the oldest; its takeover ran
+/// the inputs of the start of the outage, 300 cycles old, and the plant was sent outputs
+/// computed from them. Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn backup_primary_input_dead_then_primary_dies_new_primary_runs_the_newest_ring() {
+    let mut config = Config::fast();
+    config.input_handover_ms = 0;
+    config.frames_buffered = 64;
+    config.max_lag_frames = 32;
+    let mut p = running_pair(config);
+    p.run_for(ms(20));
+    let last = p.node(0).frame();
+    lose_frames(&mut p, 0, 100_000);
+    p.run_for(ms(300));
+    assert_eq!(p.node(0).frame(), last, "the primary had no input");
+    let newest = p.frame_next - 1;
+    let refused = p.node(1).status().rejections.frame_beyond_ring;
+    p.crash(0);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(1000)));
+    p.run_for(ms(20));
+    let ring = p.node(1).ring.capacity();
+    let mut old: Vec<u64> = p
+        .sink
+        .accepted
+        .keys()
+        .map(|&(frame, _)| frame)
+        .filter(|&frame| frame > last && frame + ring <= newest)
+        .collect();
+    old.dedup();
+    assert!(
+        old.is_empty(),
+        "outputs of frames {old:?}, more than a ring ({ring}) below the newest frame {newest}"
+    );
+    assert!(p.sink.accepted.contains_key(&(newest, 0)));
+    assert_eq!(refused, 0, "frames refused while no commit waited");
+}
