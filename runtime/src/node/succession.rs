@@ -2338,4 +2338,38 @@ mod tests {
             granted.0
         );
     }
+
+    /// A backup that is joining holds no state it could lead from (it stands for nothing:
+    /// `vote_start` is a backup's with state): it is no successor in its own view, and
+    /// grants a lagging member's round though it weighs more. Counted as the successor,
+    /// it refused, round after round, the only member that held the group's state: the
+    /// group, its primary dead, stayed without one, the joiner waiting for a primary to
+    /// send it the state.
+    /// (Mutant `succession.rs:78:60` `&&` → `||`: every member but a witness counted
+    /// itself. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn joining_lagging_member_asks_heavier_joiner_grants() {
+        let mut p = group(&[(3, 1, false)], 5);
+        let followed = p.node(1).epoch();
+        p.crash(0);
+        let node = p.nodes[1].as_mut().unwrap();
+        node.start_join(Some(ResyncCause::Lag));
+        p.drain(1);
+        assert_eq!(p.node(1).status().sync, SyncState::Joining);
+        let until = p.now + Duration::from_millis(30);
+        while p.now < until {
+            let bytes = from(&p, 3, WireRole::Backup, WireSync::Lagging, followed, heartbeat(&p));
+            p.inject(1, 1, &bytes);
+            p.run_for(Duration::from_millis(1));
+        }
+        let epoch = Epoch(followed).next(3).unwrap().0;
+        let request = Body::VoteRequest {
+            epoch,
+            commit_highest: p.node(1).frames_known(),
+        };
+        let bytes = from(&p, 3, WireRole::Backup, WireSync::Lagging, followed, request);
+        p.inject(1, 1, &bytes);
+        assert_eq!(votes(&p, 1), [(epoch, true)], "the joiner refused the only holder");
+        assert_eq!(p.node(1).successor(), Some(3));
+    }
 }
