@@ -7585,3 +7585,75 @@ fn backup_primary_input_dead_then_primary_dies_new_primary_runs_the_newest_ring(
     assert!(p.sink.accepted.contains_key(&(newest, 0)));
     assert_eq!(refused, 0, "frames refused while no commit waited");
 }
+
+/// The first of the six frames whose commits `drop_six_commits_and_fetch_answers` loses.
+static BURST_COMMITS_LOST_FROM: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(u64::MAX);
+
+fn drop_six_commits_and_fetch_answers(from: usize, envelope: &Envelope) -> bool {
+    let a = BURST_COMMITS_LOST_FROM.load(core::sync::atomic::Ordering::Relaxed);
+    from == 0
+        && match envelope.body {
+            Body::Commit(commit) => commit.frame >= a && commit.frame < a + 6,
+            Body::FrameData { .. } => true,
+            _ => false,
+        }
+}
+
+/// Issue 17, a burst that pauses: the commits of frames A..A+5 lost, that of A+6 held, and
+/// the backup's own input of them late (a busy host), so that its takeover finds frame A
+/// neither committed nor in hand and waits for it. The burst is not over (it goes to
+/// A+6): the levels held stay held while its frames come in one by one, and only the
+/// newest of each key goes out at its end. (Mutant `outputs.rs:84:41` `>=` → `<`: the
+/// pause was taken for the burst's end, the levels went out, and every frame after it
+/// drove the plant through a value a key, computed from inputs a detection window old.
+/// Acked release, so that the old primary sent none of the burst's outputs. Schemata run
+/// of 64df4f8, 2026-11-27.)
+#[test]
+fn backup_commits_lost_input_late_takeover_burst_paused_emits_only_the_newest_levels() {
+    let config = Config {
+        outputs_release: crate::config::OutputsRelease::Acked,
+        ..Config::fast()
+    };
+    let mut p = Pair::of(29, config, |_| LevelApp::default(), |n| n.to_le_bytes().to_vec());
+    p.start(0);
+    assert!(await_state_of(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.start(1);
+    assert!(await_state_of(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    p.run_for(ms(20));
+    let a = p.frame_next + 2;
+    BURST_COMMITS_LOST_FROM.store(a, core::sync::atomic::Ordering::Relaxed);
+    p.drop_if = Some(drop_six_commits_and_fetch_answers);
+    for frame in a..a + 100 {
+        p.frame_loss[1].insert(frame, ());
+    }
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| p.node(1).commit_highest >= a + 6));
+    p.crash(0);
+    p.source_on = false;
+    p.drop_if = None;
+    assert!(await_state_of(&mut p, 1, Role::Primary, SyncState::Alone, ms(1000)));
+    assert_eq!(p.node(1).frame(), a - 1, "waits for frame A");
+    let epoch = p.node(1).epoch();
+    for frame in a..a + 6 {
+        p.inject_frame(1, frame, &frame.to_le_bytes());
+    }
+    p.run_for(ms(20));
+    assert_eq!(p.node(1).frame(), a + 6, "A+6 skipped, its input lost");
+    let key_0: std::vec::Vec<(u64, u8)> = p
+        .sink
+        .accepted
+        .iter()
+        .filter(|(_, (e, payload))| *e == epoch && payload[0] == 0)
+        .map(|(&id, _)| id)
+        .collect();
+    let newest = a + 5;
+    let newest_0 = (newest, if newest % 3 == 0 { 2 } else { 1 });
+    assert_eq!(key_0, [newest_0], "key 0: only the burst's newest value");
+    let events = p
+        .sink
+        .accepted
+        .iter()
+        .filter(|(_, (e, payload))| *e == epoch && payload[0] == LevelApp::EVENT)
+        .count();
+    assert_eq!(events, 6, "every event of the burst");
+}
