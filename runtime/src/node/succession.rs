@@ -2372,4 +2372,24 @@ mod tests {
         assert_eq!(votes(&p, 1), [(epoch, true)], "the joiner refused the only holder");
         assert_eq!(p.node(1).successor(), Some(3));
     }
+
+    /// A group's backup asked to hand over to another backup of the group forwards the
+    /// request to the primary, which checks the target; only a target the backup hears
+    /// as the primary is refused at once. (Mutant `switchover.rs:93:39`, the guard →
+    /// `true`: every named peer was refused as the primary, and the operator could not
+    /// switch over from a backup's console. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_group_switchover_to_another_backup_forwarded() {
+        let mut p = group(&[(3, 1, false)], 5);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(5));
+        assert_eq!(p.primary(), Some(0));
+        assert_eq!(
+            p.command(1, crate::node::Command::SwitchoverTo(1)),
+            crate::node::CommandReply::Refused(crate::node::RefuseReason::TargetIsPrimary)
+        );
+        assert_eq!(
+            p.command(1, crate::node::Command::SwitchoverTo(3)),
+            crate::node::CommandReply::Forwarded
+        );
+    }
 }
