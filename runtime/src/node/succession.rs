@@ -2339,16 +2339,15 @@ mod tests {
         );
     }
 
-    /// A backup that is joining holds no state it could lead from (it stands for nothing:
-    /// `vote_start` is a backup's with state): it is no successor in its own view, and
-    /// grants a lagging member's round though it weighs more. Counted as the successor,
-    /// it refused, round after round, the only member that held the group's state: the
-    /// group, its primary dead, stayed without one, the joiner waiting for a primary to
-    /// send it the state.
-    /// (Mutant `succession.rs:78:60` `&&` → `||`: every member but a witness counted
-    /// itself. Schemata run of 64df4f8, 2026-11-27.)
+    /// A member whose primary died while it was joining is back in the start-up role
+    /// (`PrimaryLostWhileJoining`) with the frames it ran before, but no state it could
+    /// lead from: it is no successor in its own view, and grants a lagging member's round
+    /// though it weighs more. Counted as the successor, it refused, round after round, the
+    /// only member that held the group's state: the group, its primary dead, stayed
+    /// without one. (Mutant `succession.rs:78:60` `&&` → `||`: every member but a witness
+    /// counted itself, whatever its role. Schemata run of 64df4f8, 2026-11-27.)
     #[test]
-    fn joining_lagging_member_asks_heavier_joiner_grants() {
+    fn starting_primary_lost_while_joining_lagging_member_asks_granted() {
         let mut p = group(&[(3, 1, false)], 5);
         let followed = p.node(1).epoch();
         p.crash(0);
@@ -2362,6 +2361,7 @@ mod tests {
             p.inject(1, 1, &bytes);
             p.run_for(Duration::from_millis(1));
         }
+        assert_eq!(p.node(1).role(), Role::Starting);
         let epoch = Epoch(followed).next(3).unwrap().0;
         let request = Body::VoteRequest {
             epoch,
@@ -2369,7 +2369,44 @@ mod tests {
         };
         let bytes = from(&p, 3, WireRole::Backup, WireSync::Lagging, followed, request);
         p.inject(1, 1, &bytes);
-        assert_eq!(votes(&p, 1), [(epoch, true)], "the joiner refused the only holder");
+        assert_eq!(votes(&p, 1), [(epoch, true)], "it refused the only holder");
+        assert_eq!(p.node(1).successor(), Some(3));
+    }
+
+    /// A joining backup's primary dies; a lagging member's round reaches it as its window
+    /// ends, before its timer puts it back in the start-up role (the shell reads the
+    /// datagrams of a wake-up before its timeout). Joining, it holds no state it could
+    /// lead from: it is no successor in its own view and grants, though it weighs more.
+    /// (Mutant `succession.rs:78:40` `&&` → `||`: every backup counted itself; it refused
+    /// the only holder of the group's state, whose takeover waited a round. Schemata run
+    /// of 64df4f8, 2026-11-27.)
+    #[test]
+    fn joining_primary_silent_for_its_window_lagging_member_asks_granted() {
+        let mut p = group(&[(3, 1, false)], 5);
+        let followed = p.node(1).epoch();
+        p.crash(0);
+        let node = p.nodes[1].as_mut().unwrap();
+        node.start_join(Some(ResyncCause::Lag));
+        p.drain(1);
+        let window_end = p.node(1).primary_heard_at + p.configs[1].detection_window();
+        while p.now + Duration::from_millis(1) < window_end {
+            let bytes = from(&p, 3, WireRole::Backup, WireSync::Lagging, followed, heartbeat(&p));
+            p.inject(1, 1, &bytes);
+            p.run_for(Duration::from_millis(1));
+        }
+        let epoch = Epoch(followed).next(3).unwrap().0;
+        let request = Body::VoteRequest {
+            epoch,
+            commit_highest: p.node(1).frames_known(),
+        };
+        let bytes = from(&p, 3, WireRole::Backup, WireSync::Lagging, followed, request);
+        p.now = window_end;
+        p.inject(1, 1, &bytes);
+        assert_eq!(
+            (p.node(1).role(), p.node(1).status().sync),
+            (Role::Backup, SyncState::Joining)
+        );
+        assert_eq!(votes(&p, 1), [(epoch, true)], "it refused the only holder");
         assert_eq!(p.node(1).successor(), Some(3));
     }
 
