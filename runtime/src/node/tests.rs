@@ -7657,3 +7657,71 @@ fn backup_commits_lost_input_late_takeover_burst_paused_emits_only_the_newest_le
         .count();
     assert_eq!(events, 6, "every event of the burst");
 }
+
+/// A keyed heartbeat of the peer's verified session that does not echo this node's
+/// current challenge (sent before the peer heard its latest one; or a replay) is no
+/// sign that the restart handshake must go on: the session is verified and the peer's
+/// challenge unchanged, so no heartbeat is owed at once. Only a session not verified, or
+/// a changed challenge, is answered at once. (Mutant `replay.rs:79:9` `verified` →
+/// `false`: every such heartbeat drew an immediate heartbeat, one datagram for each an
+/// attacker replays. Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn backup_keyed_heartbeat_of_the_verified_session_stale_echo_owes_no_heartbeat() {
+    let key = AuthKey::new([7; 32]);
+    let mut p = Pair::new(12, Config::fast(), 0);
+    p.auth = Some(key.clone());
+    p.capture = true;
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    p.run_for(ms(20));
+    let is_heartbeat = |bytes: &[u8]| {
+        matches!(
+            wire::decode(bytes, Some(&key)).map(|e| e.body),
+            Ok(Body::Heartbeat { .. })
+        )
+    };
+    let heartbeats_of_1 = |p: &Pair, from: usize| {
+        p.captured[from..]
+            .iter()
+            .filter(|(sender, link, bytes)| *sender == 1 && *link == 0 && is_heartbeat(bytes))
+            .count()
+    };
+    // Just after node 1's heartbeat on link 0: its next is intervals away.
+    let until = p.now + ms(50);
+    let before = heartbeats_of_1(&p, 0);
+    assert!(p.run_until(until, |p| heartbeats_of_1(p, 0) > before));
+    let (_, _, last) = p
+        .captured
+        .iter()
+        .rev()
+        .find(|(from, link, bytes)| *from == 0 && *link == 0 && is_heartbeat(bytes))
+        .expect("a heartbeat of node 0")
+        .clone();
+    // As node 0 sends it now, but echoing no challenge of node 1's.
+    let mut envelope = wire::decode(&last, Some(&key)).unwrap();
+    let newest = p
+        .captured
+        .iter()
+        .rev()
+        .filter(|(from, link, _)| *from == 0 && *link == 0)
+        .find_map(|(_, _, bytes)| wire::decode(bytes, Some(&key)).ok())
+        .expect("a message of node 0");
+    envelope.header = newest.header;
+    envelope.header.seq += 1;
+    if let Body::Heartbeat {
+        challenge,
+        challenge_echo,
+        ..
+    } = &mut envelope.body
+    {
+        *challenge = p.node(1).peer_challenge[0];
+        *challenge_echo = 0;
+    }
+    let stale_echo = wire::encode(&envelope, Some(&key)).unwrap();
+    let from = p.captured.len();
+    p.inject(1, 0, &stale_echo);
+    p.run_for(ms(1));
+    assert_eq!(heartbeats_of_1(&p, from), 0, "heartbeats sent at once");
+}
