@@ -7725,3 +7725,38 @@ fn backup_keyed_heartbeat_of_the_verified_session_stale_echo_owes_no_heartbeat()
     p.run_for(ms(1));
     assert_eq!(heartbeats_of_1(&p, from), 0, "heartbeats sent at once");
 }
+
+/// A backup that follows its primary's map of a restarted source holds the session left
+/// as stale, as the primary does: once it leads, a late frame of that session is stale,
+/// not the source restarting back, even after the new session fell silent. (Mutant
+/// `source.rs:200:58` `!=` → `==`: the backup kept no session as left; leading, it took
+/// the late frame, after the silence, for a restart back to the old session and ran its
+/// old input as a new frame, sent to the plant. Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn backup_followed_a_source_restart_takes_over_late_frame_of_the_session_left_stale() {
+    let mut p = running_pair(Config::default());
+    pause_source(&mut p);
+    p.source_session = 3;
+    p.frame_next = 1;
+    p.run_for(ms(50));
+    assert_eq!(p.node(1).status().source.map(|m| m.session), Some(3));
+    p.crash(0);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(2000)));
+    p.run_for(ms(20));
+    // The new session falls silent; then a frame of session 0, delayed in the network.
+    p.source_on = false;
+    p.run_for(ms(p.configs[1].input_silence_ms));
+    let status = p.node(1).status();
+    let (restarts, stale, frame) = (status.source_restarts, status.rejections.stale_frame, p.node(1).frame());
+    let now = p.now;
+    if let Some(node) = &mut p.nodes[1] {
+        node.handle_source_frame(now, 0, 1_000_000, &crate::testing::TestApp::payload_for(7));
+    }
+    p.drain(1);
+    p.run_for(ms(20));
+    assert_eq!(accepted_above(&p, frame), 0, "outputs of the late frame's old input");
+    assert_eq!(p.node(1).frame(), frame, "the late frame ran as a new one");
+    assert_eq!(p.node(1).status().source.map(|m| m.session), Some(3));
+    assert_eq!(p.node(1).status().source_restarts, restarts);
+    assert_eq!(p.node(1).status().rejections.stale_frame, stale + 1);
+}
