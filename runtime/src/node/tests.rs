@@ -7760,3 +7760,43 @@ fn backup_followed_a_source_restart_takes_over_late_frame_of_the_session_left_st
     assert_eq!(p.node(1).status().source_restarts, restarts);
     assert_eq!(p.node(1).status().rejections.stale_frame, stale + 1);
 }
+
+/// A message under the pair's key that the replay window refuses (of a session the
+/// restart handshake has not verified) is read for its epoch alone: one at the bound is
+/// written down as heard (whoever sent it may have led it), one above the bound is
+/// corrupt and dropped like any other. (Mutant `fencing.rs:183:25` `>` → `==`: the epoch
+/// at the bound was ignored, and one above it reached the epoch rules, whose assertion
+/// stopped the node: an authentic but corrupt message took a node down. Schemata run of
+/// 64df4f8, 2026-11-27.)
+#[test]
+fn backup_keyed_refused_message_epoch_at_the_bound_heard_above_it_dropped() {
+    let key = AuthKey::new([7; 32]);
+    let mut p = Pair::new(12, Config::fast(), 0);
+    p.auth = Some(key.clone());
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    let refused = |epoch: u64| {
+        let envelope = Envelope {
+            header: Header {
+                node_id: 1,
+                role: WireRole::Primary,
+                epoch,
+                sync: WireSync::NotApplicable,
+                frame: 0,
+                session: u64::MAX,
+                seq: 1,
+                origin: 0,
+            },
+            body: Body::SwitchRequest { id: 1, to: 0 },
+        };
+        wire::encode(&envelope, Some(&key)).unwrap()
+    };
+    let replayed = p.node(1).status().rejections.replayed;
+    p.inject(1, 0, &refused(EPOCH_MAX + 1));
+    assert_eq!(p.node(1).status().rejections.replayed, replayed + 1);
+    assert!(p.persisted[1] < EPOCH_MAX);
+    p.inject(1, 0, &refused(EPOCH_MAX));
+    assert_eq!(p.persisted[1], EPOCH_MAX, "an epoch at the bound, heard");
+}
