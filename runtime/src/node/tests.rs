@@ -7800,3 +7800,54 @@ fn backup_keyed_refused_message_epoch_at_the_bound_heard_above_it_dropped() {
     p.inject(1, 0, &refused(EPOCH_MAX));
     assert_eq!(p.persisted[1], EPOCH_MAX, "an epoch at the bound, heard");
 }
+
+/// The frame A of `drop_commits_a_and_a_plus_3`: the commits of A and A+3 are lost, with
+/// every answer to a fetch.
+static TWO_LOST_AT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(u64::MAX);
+
+fn drop_commits_a_and_a_plus_3(from: usize, envelope: &Envelope) -> bool {
+    let a = TWO_LOST_AT.load(core::sync::atomic::Ordering::Relaxed);
+    from == 0
+        && match envelope.body {
+            Body::Commit(commit) => commit.frame == a || commit.frame == a + 3,
+            Body::FrameData { .. } => true,
+            _ => false,
+        }
+}
+
+/// A new primary decides each frame whose commit never reached it, and alarms each run of
+/// such frames in a row once: two runs apart, two alarms, each naming its own frames, not
+/// one that takes in the frames between it ran by their commits. (Mutant
+/// `lockstep.rs:183:36`, the guard → `true`: the two runs were merged into one alarm,
+/// `CommitLost { frame: A, last: A+3 }`, that named frames decided as committed. Schemata
+/// run of 64df4f8, 2026-11-27.)
+#[test]
+fn backup_two_commits_lost_apart_takeover_alarms_two_runs() {
+    let mut p = running_pair(Config::fast());
+    p.run_for(ms(20));
+    let a = p.frame_next + 2;
+    TWO_LOST_AT.store(a, core::sync::atomic::Ordering::Relaxed);
+    p.drop_if = Some(drop_commits_a_and_a_plus_3);
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| p.node(1).commit_highest >= a + 6));
+    assert_eq!(p.node(1).frame(), a - 1, "the backup waits for the commit of A");
+    p.crash(0);
+    p.drop_if = None;
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(1000)));
+    p.run_for(ms(20));
+    let lost: Vec<_> = alarms_of(&p, 1)
+        .into_iter()
+        .filter(|alarm| matches!(alarm, Alarm::CommitLost { .. }))
+        .collect();
+    assert_eq!(
+        lost,
+        [
+            Alarm::CommitLost { frame: a, last: a },
+            Alarm::CommitLost {
+                frame: a + 3,
+                last: a + 3
+            }
+        ]
+    );
+    assert_eq!(p.node(1).status().commits_lost, 2);
+}
