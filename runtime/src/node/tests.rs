@@ -7519,9 +7519,11 @@ fn starting_late_messages_of_a_cold_peer_counted_and_it_leads_cold() {
 /// run: the frames that arrive while its primary lies dead, before the takeover, are the
 /// new primary's to run, and their outputs reach the plant late but complete. Only a
 /// backup waiting for commits refuses frames a whole ring above its last run. (Mutant
-/// `mod.rs:1132:13` `&&` → `||`: every backup refused every frame of its source as
-/// beyond its ring and ran the primary's copies, fetched; the frames of the detection were
-/// in no hand at the takeover, skipped without an alarm, their outputs never sent.
+/// `mod.rs:1132:13` `&&` → `||` as cargo-mutants writes it, textually, `role == Backup ||
+/// (has_state && …)`: every backup refused every frame of its source as beyond its ring
+/// and ran the primary's copies, fetched; the frames of the detection were in no hand at
+/// the takeover, skipped without an alarm, their outputs never sent. The schemata run's
+/// form of the mutant is `joining_own_frames_during_the_transfer_kept_none_fetched`'s.
 /// Schemata run of 64df4f8, 2026-11-27.)
 #[test]
 fn backup_primary_dead_frames_of_the_detection_run_by_the_new_primary() {
@@ -7850,4 +7852,41 @@ fn backup_two_commits_lost_apart_takeover_alarms_two_runs() {
         ]
     );
     assert_eq!(p.node(1).status().commits_lost, 2);
+}
+
+/// A joining backup has run nothing yet (its last run frame is 0, or that of a state it
+/// no longer holds), while the primary's commits come in: a ring above that, its own
+/// source's frames are still the ones it will run after the snapshot, and it keeps them.
+/// Only a backup with state refuses frames a ring above its last run. (Mutant
+/// `mod.rs:1132:13` `&&` → `||` as the schemata run builds it, `(role == Backup ||
+/// has_state) && …`: every joiner refused its source's frames during the transfer,
+/// counted them `frame_beyond_ring` and, in sync, fetched them all from the primary: a
+/// primary lost before the answers came would have left commits without their input
+/// (`InputLost`). Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn joining_own_frames_during_the_transfer_kept_none_fetched() {
+    let mut config = Config::fast();
+    config.frames_buffered = 64;
+    config.max_lag_frames = 32;
+    // A state whose transfer takes about 10 ms.
+    let mut p = Pair::new(11, config, 200_000);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.run_for(ms(200));
+    p.capture = true;
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::Joining, ms(100)));
+    let joined_from = p.node(0).frame();
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    assert!(p.node(0).frame() > joined_from + 5, "frames ran during the transfer");
+    p.run_for(ms(50));
+    let fetches = p
+        .captured
+        .iter()
+        .filter(|(from, _, bytes)| {
+            *from == 1 && matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::Fetch { .. }))
+        })
+        .count();
+    assert_eq!(p.node(1).status().rejections.frame_beyond_ring, 0, "frames refused");
+    assert_eq!(fetches, 0, "frames fetched that its source had sent");
 }
