@@ -7890,3 +7890,50 @@ fn joining_own_frames_during_the_transfer_kept_none_fetched() {
     assert_eq!(p.node(1).status().rejections.frame_beyond_ring, 0, "frames refused");
     assert_eq!(fetches, 0, "frames fetched that its source had sent");
 }
+
+/// A backup's probe answered by its primary is a sign that the primary lives, even when
+/// the answer comes late (keyed: a higher number of the primary's already taken on its
+/// link, here by an authentic message refused for a frame beyond `FRAME_MAX`): late, it
+/// says only that the primary lived when it answered, and the backup waits for the
+/// primary's next word or the probe's deadline; it never takes over on it at once.
+/// (Mutant `detector.rs:131:13` `&&` → `||` as the schemata run builds it, `(header.role
+/// != Primary || role == Backup) && probe && pair`: the late answer of a live primary made
+/// the backup take over, `TakeoverNoPrimary`, beside it. Textually, as cargo-mutants
+/// writes it, `backup_probe_ack_without_its_probe_no_takeover` kills it. Schemata run of
+/// 64df4f8, 2026-11-27.)
+#[test]
+fn backup_keyed_probe_answered_late_by_its_primary_no_takeover() {
+    let key = AuthKey::new([7; 32]);
+    let mut p = Pair::new(12, Config::fast(), 0);
+    p.auth = Some(key.clone());
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    p.capture = true;
+    p.run_for(ms(20));
+    // The primary frozen past the window: the backup probes.
+    p.freeze(0, ms(100));
+    let until = p.now + ms(50);
+    assert!(p.run_until(until, |p| p.node(1).probe.is_some()));
+    let (id, _) = p.node(1).probe.unwrap();
+    let mut newest = p
+        .captured
+        .iter()
+        .rev()
+        .filter(|(from, link, _)| *from == 0 && *link == 0)
+        .find_map(|(_, _, bytes)| wire::decode(bytes, Some(&key)).ok())
+        .expect("a message of the primary");
+    newest.header.seq += 1;
+    let answer = Envelope {
+        header: newest.header,
+        body: Body::ProbeAck { id },
+    };
+    let mut after = newest;
+    after.header.seq += 1;
+    after.body = Body::Fetch { frame: FRAME_MAX + 1 };
+    p.inject(1, 0, &wire::encode(&after, Some(&key)).unwrap());
+    p.inject(1, 0, &wire::encode(&answer, Some(&key)).unwrap());
+    assert_eq!(p.node(1).role(), Role::Backup, "took over beside a live primary");
+    assert_eq!(p.node(1).status().takeovers, 0);
+}
