@@ -7766,10 +7766,10 @@ fn backup_followed_a_source_restart_takes_over_late_frame_of_the_session_left_st
 /// A message under the pair's key that the replay window refuses (of a session the
 /// restart handshake has not verified) is read for its epoch alone: one at the bound is
 /// written down as heard (whoever sent it may have led it), one above the bound is
-/// corrupt and dropped like any other. (Mutant `fencing.rs:183:25` `>` → `==`: the epoch
+/// corrupt and dropped like any other. (Mutants `fencing.rs:183:25` `>` → `==`: the epoch
 /// at the bound was ignored, and one above it reached the epoch rules, whose assertion
-/// stopped the node: an authentic but corrupt message took a node down. Schemata run of
-/// 64df4f8, 2026-11-27.)
+/// stopped the node: an authentic but corrupt message took a node down; `>` → `>=`: the
+/// epoch at the bound ignored. Schemata run of 64df4f8, 2026-11-27.)
 #[test]
 fn backup_keyed_refused_message_epoch_at_the_bound_heard_above_it_dropped() {
     let key = AuthKey::new([7; 32]);
