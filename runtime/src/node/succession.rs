@@ -2429,4 +2429,55 @@ mod tests {
             crate::node::CommandReply::Forwarded
         );
     }
+
+    /// A member heard as a joining backup holds no state: it is never the successor,
+    /// however heavy. A voter that hears a heavier joiner beside a lagging member that
+    /// asks for votes grants the lagging one, the only holder of the group's state.
+    /// (Mutant `succession.rs:112:17` `||` → `&&`: a backup of the right id was ranked
+    /// whatever its sync; the joiner was the successor in the voter's view and the holder
+    /// was refused while the joiner was heard. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn starting_heavier_joiner_heard_lagging_member_asks_granted() {
+        let mut p = group(&[(3, 1, false), (4, 10, false)], 5);
+        let followed = p.node(1).epoch();
+        p.crash(0);
+        let node = p.nodes[1].as_mut().unwrap();
+        node.start_join(Some(ResyncCause::Lag));
+        p.drain(1);
+        let until = p.now + Duration::from_millis(30);
+        while p.now < until {
+            let frame = p.node(1).frames_known();
+            let lagging = from_at(
+                &p,
+                3,
+                WireRole::Backup,
+                WireSync::Lagging,
+                followed,
+                frame,
+                heartbeat(&p),
+            );
+            p.inject(1, 1, &lagging);
+            let joining = from_at(
+                &p,
+                4,
+                WireRole::Backup,
+                WireSync::Joining,
+                followed,
+                frame,
+                heartbeat(&p),
+            );
+            p.inject(1, 2, &joining);
+            p.run_for(Duration::from_millis(1));
+        }
+        assert_eq!(p.node(1).role(), Role::Starting);
+        let epoch = Epoch(followed).next(3).unwrap().0;
+        let request = Body::VoteRequest {
+            epoch,
+            commit_highest: p.node(1).frames_known(),
+        };
+        let bytes = from(&p, 3, WireRole::Backup, WireSync::Lagging, followed, request);
+        p.inject(1, 1, &bytes);
+        assert_eq!(votes(&p, 1), [(epoch, true)], "it refused the only holder");
+        assert_eq!(p.node(1).successor(), Some(3));
+    }
 }
