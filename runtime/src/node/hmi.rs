@@ -728,6 +728,31 @@ mod tests {
         assert_eq!(memory_entry(&memory[24..]), (write(2, 4), 18));
     }
 
+    /// A transfer carries the whole memory of applied writes: a full one (`APPLIED_MAX`
+    /// writes, after as many HMI writes) is taken whole, a count above it refused.
+    /// (Mutant `hmi.rs:148:14` `>` → `==`: a full memory was refused, `TransferRejected`,
+    /// so every transfer of a primary that had applied that many writes failed and a
+    /// backup never joined; a count above the bound was taken. Schemata run of 64df4f8,
+    /// 2026-11-27.)
+    #[test]
+    fn memory_full_taken_one_more_refused() {
+        let mut state = HmiState::default();
+        for transaction in 0..=APPLIED_MAX as u16 {
+            state.remember(write(transaction, 1), u64::from(transaction));
+        }
+        let mut buf = std::vec![0u8; 10 + MEMORY_BYTES_MAX];
+        let n = encode_memory(&state, &mut buf[10..]);
+        assert_eq!(n, MEMORY_BYTES_MAX);
+        let (state_len, memory) = split_memory(&buf[..10 + n]).expect("a full memory taken");
+        assert_eq!((state_len, memory.len()), (10, APPLIED_MAX * MEMORY_ENTRY_BYTES));
+        // One more entry than the bound, every byte of it there.
+        let mut over = std::vec![0u8; 10 + MEMORY_ENTRY_BYTES];
+        over.extend_from_slice(&buf[10..10 + n]);
+        let count_at = over.len() - 4;
+        over[count_at..].copy_from_slice(&(APPLIED_MAX as u32 + 1).to_le_bytes());
+        assert_eq!(split_memory(&over), None);
+    }
+
     #[test]
     fn writes_fill_frames_at_most_four_each() {
         let mut p = running_pair();
