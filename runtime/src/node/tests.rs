@@ -7937,3 +7937,73 @@ fn backup_keyed_probe_answered_late_by_its_primary_no_takeover() {
     assert_eq!(p.node(1).role(), Role::Backup, "took over beside a live primary");
     assert_eq!(p.node(1).status().takeovers, 0);
 }
+
+/// A new primary holds the levels of its unsent set with the rest of its takeover's
+/// burst: of each key only the newest goes out, once the burst is run. The commits of
+/// three frames reach the backup with every output reported unsent, then its primary
+/// dies while the source runs on: the unsent level of key 0 (of the third frame) is
+/// superseded by the burst's newer values and never sent. (Mutant `outputs.rs:169:33`
+/// `!=` → `==` in `emit_unsent`: the unsent levels went out at once, an older value of
+/// the key before the burst's; at a switchover, where no burst is collapsed, they would
+/// be held and never sent. Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn backup_levels_reported_unsent_takeover_held_with_the_burst() {
+    let mut p = running_level_pair();
+    p.capture = true;
+    p.drop_if = Some(drop_commits_from_0);
+    let from = p.captured.len();
+    let ran = |bytes: &[u8]| match wire::decode(bytes, None).map(|e| e.body) {
+        Ok(Body::Commit(
+            commit @ crate::wire::Commit {
+                kind: crate::wire::CommitKind::Ran { .. },
+                ..
+            },
+        )) => Some(commit),
+        _ => None,
+    };
+    let until = p.now + ms(500);
+    assert!(p.run_until(until, |p| p.captured[from..]
+        .iter()
+        .filter(|(sender, _, bytes)| *sender == 0 && ran(bytes).is_some())
+        .count()
+        >= 6));
+    p.crash(0);
+    // The commits the backup missed, in order, from the first above its last run frame.
+    let next = p.node(1).frame() + 1;
+    let mut held: std::vec::Vec<(u8, Envelope)> = std::vec::Vec::new();
+    for (sender, link, bytes) in &p.captured[from..] {
+        let Ok(envelope) = wire::decode(bytes, None) else {
+            continue;
+        };
+        let wanted = *sender == 0 && ran(bytes).is_some_and(|c| c.frame >= next && c.frame < next + 3);
+        if wanted && held.iter().all(|(_, e)| e.body != envelope.body) {
+            held.push((*link, envelope));
+        }
+    }
+    assert_eq!(held.len(), 3, "commits of frames {next}..{}", next + 2);
+    p.drop_if = None;
+    for (link, mut envelope) in held {
+        if let Body::Commit(crate::wire::Commit {
+            kind: crate::wire::CommitKind::Ran { ref mut sent_mask, .. },
+            ..
+        }) = envelope.body
+        {
+            *sent_mask = 0;
+        }
+        p.inject(1, link, &wire::encode(&envelope, None).unwrap());
+    }
+    assert_eq!(p.node(1).frame(), next + 2, "the backup ran the three frames");
+    p.emit_log = Some(std::vec::Vec::new());
+    assert!(await_state_of(&mut p, 1, Role::Primary, SyncState::Alone, ms(3000)));
+    p.run_for(ms(50));
+    let emitted = p.emit_log.as_ref().unwrap();
+    let unsent_level = emitted
+        .iter()
+        .filter(|&&(_, node, frame, index)| node == 1 && frame == next + 2 && index != 0)
+        .count();
+    assert_eq!(unsent_level, 0, "an unsent level sent before the burst's newer value");
+    assert!(
+        emitted.iter().any(|&(_, node, frame, _)| node == 1 && frame > next + 2),
+        "the burst went out"
+    );
+}
