@@ -730,10 +730,10 @@ mod tests {
 
     /// A transfer carries the whole memory of applied writes: a full one (`APPLIED_MAX`
     /// writes, after as many HMI writes) is taken whole, a count above it refused.
-    /// (Mutants `hmi.rs:148:14` `>` → `==` and `>` → `>=`: a full memory was refused, `TransferRejected`,
-    /// so every transfer of a primary that had applied that many writes failed and a
-    /// backup never joined; a count above the bound was taken. Schemata run of 64df4f8,
-    /// 2026-11-27.)
+    /// (Mutants `hmi.rs:148:14` `>` → `==` and `>` → `>=`: a full memory was refused,
+    /// `TransferRejected`, so every transfer of a primary that had applied that many
+    /// writes failed and a backup never joined; `==` took a count above the bound.
+    /// Schemata run of 64df4f8, 2026-11-27.)
     #[test]
     fn memory_full_taken_one_more_refused() {
         let mut state = HmiState::default();
