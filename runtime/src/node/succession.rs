@@ -2480,4 +2480,19 @@ mod tests {
         assert_eq!(votes(&p, 1), [(epoch, true)], "it refused the only holder");
         assert_eq!(p.node(1).successor(), Some(3));
     }
+
+    /// A member's rank goes by what its own messages say: a backup of another id heard on
+    /// its link (a node wired or configured wrong) is not that member, however in sync.
+    /// (Mutant `succession.rs:111:17` `||` → `&&`: a backup of any id on a member's link
+    /// was ranked as that member, and a voter took it for the successor. Schemata run of
+    /// 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_group_another_id_on_a_members_link_not_ranked() {
+        let mut p = group(&[(3, 10, false)], 5);
+        let followed = p.node(1).epoch();
+        let bytes = from(&p, 9, WireRole::Backup, WireSync::InSync, followed, heartbeat(&p));
+        p.inject(1, 1, &bytes);
+        assert_eq!(p.node(1).peers[1].status.map(|s| s.node_id), Some(9), "heard");
+        assert_eq!(p.node(1).successor(), Some(2));
+    }
 }
