@@ -8007,3 +8007,42 @@ fn backup_levels_reported_unsent_takeover_held_with_the_burst() {
         "the burst went out"
     );
 }
+
+/// An operator forces a starting node to lead cold (`force-primary`) beside a peer heard
+/// without state, which hears nothing of it and leads cold too, in the same term. The
+/// forced state is the operator's choice, not a start-up decision taken alone: fenced by
+/// the peer's higher epoch, the node keeps its state for the operator (`ColderPrimary`),
+/// as beside any later cold start; only two start-up decisions (`StartedFirst`,
+/// `WonTiebreak`) settle between themselves (`FencedAtStartup`). (Mutants
+/// `election.rs:208:45` `&&` → `||` and `election.rs:212:53` `&&` → `||`: the forced lead
+/// counted as a start-up's and the node gave its state up for the peer's. Schemata run of
+/// 64df4f8, 2026-11-27.)
+#[test]
+fn starting_forced_cold_beside_a_cold_peer_that_leads_too_keeps_state_for_operator() {
+    let mut p = Pair::new(5, Config::default(), 0);
+    p.start(0);
+    p.start(1);
+    p.run_for(ms(100));
+    assert_eq!((p.node(0).role(), p.node(1).role()), (Role::Starting, Role::Starting));
+    p.drop_if = Some(drop_primary_of_node_0);
+    assert_eq!(p.command(0, Command::ForcePrimary), CommandReply::Started);
+    let until = p.now + ms(3000);
+    assert!(p.run_until(until, |p| p.node(1).role() == Role::Primary));
+    let (e0, e1) = (Epoch(p.node(0).epoch()), Epoch(p.node(1).epoch()));
+    assert!(e0 < e1 && e0.term() == e1.term(), "{e0:?} {e1:?}");
+    p.drop_if = None;
+    p.run_for(ms(500));
+    assert!(
+        !reasons(&p, 0).contains(&Reason::FencedAtStartup),
+        "{:?}",
+        reasons(&p, 0)
+    );
+    assert!(
+        alarms_of(&p, 0)
+            .iter()
+            .any(|a| matches!(a, Alarm::ColderPrimary { .. })),
+        "{:?} {:?}",
+        reasons(&p, 0),
+        alarms_of(&p, 0)
+    );
+}
