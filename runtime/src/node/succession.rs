@@ -2495,4 +2495,35 @@ mod tests {
         assert_eq!(p.node(1).peers[1].status.map(|s| s.node_id), Some(9), "heard");
         assert_eq!(p.node(1).successor(), Some(2));
     }
+
+    /// A member's message heard at the same instant as the primary's last says nothing of
+    /// the frames it ran since (it may have left before the primary's): only a later one
+    /// tells what the member can decide, so a heavier member heard with an older frame at
+    /// that instant keeps its rank. (Mutant `succession.rs:120:42` `>` → `>=`: such a
+    /// message counted, the member was passed over as behind, and this node took itself
+    /// for the successor. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_group_member_heard_with_the_primarys_last_keeps_its_rank() {
+        let mut p = group(&[(3, 10, false)], 5);
+        p.run_for(Duration::from_millis(20));
+        let until = p.now + Duration::from_millis(20);
+        assert!(p.run_until(until, |p| p.node(1).primary_heard_at == p.now));
+        let followed = p.node(1).epoch();
+        let behind = p.node(1).frame() - 5;
+        let bytes = from_at(
+            &p,
+            3,
+            WireRole::Backup,
+            WireSync::InSync,
+            followed,
+            behind,
+            heartbeat(&p),
+        );
+        p.inject(1, 1, &bytes);
+        assert_eq!(
+            p.node(1).peers[1].status.map(|s| s.last_heard),
+            Some(p.node(1).primary_heard_at)
+        );
+        assert_eq!(p.node(1).successor(), Some(3));
+    }
 }
