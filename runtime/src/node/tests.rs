@@ -8014,9 +8014,9 @@ fn backup_levels_reported_unsent_takeover_held_with_the_burst() {
 /// the peer's higher epoch, the node keeps its state for the operator (`ColderPrimary`),
 /// as beside any later cold start; only two start-up decisions (`StartedFirst`,
 /// `WonTiebreak`) settle between themselves (`FencedAtStartup`). (Mutants
-/// `election.rs:208:45` `&&` → `||` and `election.rs:212:53` `&&` → `||`: the forced lead
-/// counted as a start-up's and the node gave its state up for the peer's. Schemata run of
-/// 64df4f8, 2026-11-27.)
+/// `election.rs:208:45`, `212:36` and `212:53`, `&&` → `||`: the forced lead counted as a
+/// start-up's and the node gave its state up for the peer's. Schemata run of 64df4f8,
+/// 2026-11-27.)
 #[test]
 fn starting_forced_cold_beside_a_cold_peer_that_leads_too_keeps_state_for_operator() {
     let mut p = Pair::new(5, Config::default(), 0);
