@@ -8046,3 +8046,72 @@ fn starting_forced_cold_beside_a_cold_peer_that_leads_too_keeps_state_for_operat
         alarms_of(&p, 0)
     );
 }
+
+/// A node that stops leading in the middle of its takeover's burst forgets the levels it
+/// held for it: they belong to a burst it no longer runs, in an epoch it no longer leads.
+/// Kept, they would go out at the end of its next burst, or at once when it next leads
+/// without a takeover, under the new epoch: values of a history that moved on. (Mutant
+/// `outputs.rs:180:9` `levels_forget` → `()`: the held levels and the burst's end
+/// survived the demotion. Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn taking_over_burst_paused_fenced_by_a_higher_epoch_forgets_held_levels() {
+    let config = Config {
+        outputs_release: crate::config::OutputsRelease::Acked,
+        ..Config::fast()
+    };
+    let mut p = Pair::of(29, config, |_| LevelApp::default(), |n| n.to_le_bytes().to_vec());
+    p.start(0);
+    assert!(await_state_of(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.start(1);
+    assert!(await_state_of(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    p.run_for(ms(20));
+    let a = p.frame_next + 2;
+    BURST_COMMITS_LOST_FROM.store(a, core::sync::atomic::Ordering::Relaxed);
+    p.drop_if = Some(drop_six_commits_and_fetch_answers);
+    for frame in a..a + 100 {
+        p.frame_loss[1].insert(frame, ());
+    }
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| p.node(1).commit_highest >= a + 6));
+    p.crash(0);
+    p.source_on = false;
+    p.drop_if = None;
+    assert!(await_state_of(&mut p, 1, Role::Primary, SyncState::Alone, ms(1000)));
+    // Frame A comes late and runs; A+1 does not come: the burst waits, its levels held.
+    p.inject_frame(1, a, &a.to_le_bytes());
+    assert_eq!(p.node(1).frame(), a);
+    assert!(!p.node(1).levels_held.is_empty(), "levels held for the burst");
+    // Another primary, in a higher epoch, of the same history.
+    let node = p.node(1);
+    let header = Header {
+        session: 77,
+        seq: 1,
+        node_id: 1,
+        role: WireRole::Primary,
+        epoch: Epoch(node.epoch()).next(1).unwrap().0,
+        sync: WireSync::NotApplicable,
+        frame: a + 10,
+        origin: node.origin.0,
+    };
+    let body = Body::Heartbeat {
+        nonce: 3,
+        priority: 0,
+        sent_ns: 1,
+        echo_ns: 0,
+        echo_hold_ns: 0,
+        input_frame: 0,
+        input_age_ms: u64::MAX,
+        fingerprint: node.fingerprint,
+        challenge: 0,
+        challenge_echo: 0,
+    };
+    let bytes = wire::encode(&Envelope { header, body }, None).unwrap();
+    p.inject(1, 0, &bytes);
+    assert_ne!(p.node(1).role(), Role::Primary, "fenced");
+    assert!(
+        p.node(1).levels_held.is_empty(),
+        "held levels kept: {:?}",
+        p.node(1).levels_held
+    );
+    assert_eq!(p.node(1).collapse_to, 0);
+}
