@@ -605,6 +605,27 @@ mod tests {
         assert_eq!(log_of(&p, 1).len(), 1);
     }
 
+    /// Each node counts the writes it applied, from its own queue or from a commit, once
+    /// each: a retry answered from the memory of applied writes is not applied, nor
+    /// counted, again. (Mutant `hmi.rs:108:28` `+=` → `*=`: the count stayed at 0.
+    /// Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn paired_writes_applied_counted_once_each_on_both_nodes() {
+        let mut p = running_pair();
+        let (first, second) = (write(10, 3), write(11, 4));
+        submit(&mut p, 0, first).unwrap();
+        submit(&mut p, 1, second).unwrap();
+        assert!(await_answer(&mut p, 0, first).is_some());
+        assert!(await_answer(&mut p, 1, second).is_some());
+        submit(&mut p, 0, second).unwrap();
+        assert!(await_answer(&mut p, 0, second).is_some());
+        p.run_for(ms(50));
+        assert_eq!(log_of(&p, 0).len(), 2);
+        for i in 0..2 {
+            assert_eq!(p.node(i).hmi_writes_applied(), 2, "writes node {i} counted");
+        }
+    }
+
     #[test]
     fn backup_primary_dies_after_commit_retry_on_new_primary_not_applied_twice() {
         let mut p = running_pair();
@@ -705,6 +726,31 @@ mod tests {
         assert_eq!(state_len, 10);
         assert_eq!(memory_entry(&memory[..24]), (write(1, -3), 17));
         assert_eq!(memory_entry(&memory[24..]), (write(2, 4), 18));
+    }
+
+    /// A transfer carries the whole memory of applied writes: a full one (`APPLIED_MAX`
+    /// writes, after as many HMI writes) is taken whole, a count above it refused.
+    /// (Mutants `hmi.rs:148:14` `>` → `==` and `>` → `>=`: a full memory was refused,
+    /// `TransferRejected`, so every transfer of a primary that had applied that many
+    /// writes failed and a backup never joined; `==` took a count above the bound.
+    /// Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn memory_full_taken_one_more_refused() {
+        let mut state = HmiState::default();
+        for transaction in 0..=APPLIED_MAX as u16 {
+            state.remember(write(transaction, 1), u64::from(transaction));
+        }
+        let mut buf = std::vec![0u8; 10 + MEMORY_BYTES_MAX];
+        let n = encode_memory(&state, &mut buf[10..]);
+        assert_eq!(n, MEMORY_BYTES_MAX);
+        let (state_len, memory) = split_memory(&buf[..10 + n]).expect("a full memory taken");
+        assert_eq!((state_len, memory.len()), (10, APPLIED_MAX * MEMORY_ENTRY_BYTES));
+        // One more entry than the bound, every byte of it there.
+        let mut over = std::vec![0u8; 10 + MEMORY_ENTRY_BYTES];
+        over.extend_from_slice(&buf[10..10 + n]);
+        let count_at = over.len() - 4;
+        over[count_at..].copy_from_slice(&(APPLIED_MAX as u32 + 1).to_le_bytes());
+        assert_eq!(split_memory(&over), None);
     }
 
     #[test]

@@ -620,6 +620,31 @@ mod tests {
         assert_ne!(node.role(), Role::Primary, "no majority without the witness");
     }
 
+    /// On a witness's link, any field of the witness fingerprint that differs is a
+    /// difference of the group's (`WitnessGroup`), the program's name or the version
+    /// alone included: a witness of another fingerprint version, or a peer that announces
+    /// the witness's settings under another name, is not "another program" or "another
+    /// version" of the plant's program, which the operator would look for on the program
+    /// nodes. (Mutant `pairing.rs:180:48` `||` → `&&`: either difference alone was named
+    /// `Program` or `Version`, the alarm pointing at the wrong nodes. Schemata run of
+    /// 64df4f8, 2026-11-27.)
+    #[test]
+    fn starting_witness_link_name_or_version_alone_differs_named_witness_group() {
+        let node = member(1, false, &[(2, 1, false), (3, 0, true)], "the plant");
+        let expected = node.fingerprint_for(1);
+        let other_version = Fingerprint {
+            version: expected.version + 1,
+            ..expected
+        };
+        let other_name = Fingerprint {
+            program: expected.program ^ 1,
+            ..expected
+        };
+        assert_eq!(node.mismatch_with(1, &expected), None);
+        assert_eq!(node.mismatch_with(1, &other_version), Some(Mismatch::WitnessGroup));
+        assert_eq!(node.mismatch_with(1, &other_name), Some(Mismatch::WitnessGroup));
+    }
+
     /// A witness whose detection window differs from the node's (it would grant votes on
     /// its own clock, not the candidate's) is refused both ways; so is a node that takes
     /// the witness for a program node (it hears a witness's fingerprint).

@@ -272,7 +272,7 @@ impl<A: App> Node<A> {
 mod tests {
     use super::{
         encode_levels, split_levels, transfer_level, LEVEL_KEYS_MAX, REFRESH_PER_TICK, TRANSFER_CONTENT_V2,
-        TRANSFER_LEVELS_BYTES_MAX, TRANSFER_LEVEL_BYTES,
+        TRANSFER_LEVELS_BYTES_MAX, TRANSFER_LEVELS_MAX, TRANSFER_LEVEL_BYTES,
     };
     use crate::app::{App, Frame, Outbox, OutputKind, OutputPayload, SnapshotError, OUTPUT_PAYLOAD_MAX};
     use crate::node::Output;
@@ -498,6 +498,36 @@ mod tests {
         let mut bad = buf[..10 + n].to_vec();
         bad[10 + 11] = OUTPUT_PAYLOAD_MAX as u8 + 1;
         assert_eq!(split_levels(&bad), None);
+    }
+
+    /// A transfer carries at most `TRANSFER_LEVELS_MAX` levels: a full table (every
+    /// refreshed key and every level a takeover's burst holds) is taken whole, one more is
+    /// refused. (Mutants `refresh.rs:107:14` `>` → `>=` and `>` → `==`: a full table was
+    /// refused, the transfer failed and was asked again with the same levels, a backup
+    /// that could not join while they were held; `==` also took a count above the
+    /// bound. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn transfer_levels_full_table_taken_one_more_refused() {
+        let level = |key: u16| Output {
+            epoch: 7,
+            frame: u64::from(key),
+            index: 0,
+            kind: OutputKind::Level { key },
+            payload: OutputPayload::from_slice(b"v").unwrap(),
+        };
+        let levels: Vec<Output> = (0..=TRANSFER_LEVELS_MAX as u16).map(level).collect();
+        let mut buf = std::vec![0u8; 10 + TRANSFER_LEVELS_BYTES_MAX];
+        let n = encode_levels(levels.iter(), &mut buf[10..]);
+        assert_eq!(n, TRANSFER_LEVELS_BYTES_MAX, "no more than the bound written");
+        let (before, bytes) = split_levels(&buf[..10 + n]).expect("a full table taken");
+        assert_eq!((before, bytes.len()), (10, TRANSFER_LEVELS_MAX * TRANSFER_LEVEL_BYTES));
+        // One more entry than the bound, every byte of it there.
+        let mut over = std::vec![0u8; 10 + TRANSFER_LEVEL_BYTES];
+        over.extend_from_slice(&buf[10..10 + n]);
+        let count_at = over.len() - 6;
+        let count = (TRANSFER_LEVELS_MAX as u16 + 1).to_le_bytes();
+        over[count_at..count_at + 2].copy_from_slice(&count);
+        assert_eq!(split_levels(&over), None);
     }
 
     proptest::proptest! {

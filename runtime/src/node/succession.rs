@@ -2278,4 +2278,252 @@ mod tests {
             "{led:?}"
         );
     }
+
+    /// A group's successor asking for votes because its primary fell silent, then hearing
+    /// that primary again, had a busy primary, not a dead one: its round ends and the
+    /// operator sees a false death, counted as a pair's answered probe is. (Mutant
+    /// `detector.rs:59:35` `+=` → `*=`: the notice went out but the status counter stayed
+    /// at 0. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_voting_primary_heard_again_round_ends_false_death_counted() {
+        let mut p = group(&[(3, 1, false)], 5);
+        p.freeze(0, Duration::from_millis(12));
+        let until = p.now + Duration::from_millis(10);
+        while p.now < until && p.node(1).vote.is_none_or(|round| round.epoch.is_none()) {
+            run_with_backup(&mut p, 3, 1, Duration::from_millis(1));
+        }
+        assert!(!vote_requests(&p, 1).is_empty(), "the successor asked for votes");
+        assert_eq!(p.node(1).status().false_deaths, 0);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(10));
+        assert_eq!(p.node(1).role(), Role::Backup);
+        assert_eq!(p.primary(), Some(0), "the primary was only busy");
+        assert!(p.notices.contains(&(1, crate::node::Notice::FalseDeath)));
+        assert_eq!(p.node(1).status().false_deaths, 1, "the false death counted");
+    }
+
+    /// A backup's grant of a candidate's epoch drops its own reservation below it: when
+    /// it stands itself later (the candidate gone silent), it asks above the epoch it
+    /// granted, never the older reservation. The candidate may have led with that grant,
+    /// its outputs taken by the sink, and died before this node heard it lead; voters
+    /// that never heard the granted epoch (in a group of three, the old primary back)
+    /// would elect the reservation, and this node would lead below an epoch the sink
+    /// took: a primary whose every output the sink rejects as stale.
+    /// (Mutants `epochs.rs:197:44` `<` → `==` and `<` → `>`: the reservation was never
+    /// dropped, and node 2 asked it again. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_voted_above_its_reservation_stands_above_the_grant() {
+        let mut p = group(&[(3, 10, false)], 5);
+        let followed = p.node(1).epoch();
+        p.crash(0);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(30));
+        let (reserved, durable) = p.node(1).epochs.lead_candidate(2).expect("a candidate");
+        assert!(durable, "a backup with state holds a reservation");
+        let granted = Epoch(followed).next(3).unwrap();
+        assert!(reserved < granted, "{reserved:?} {granted:?}");
+        let request = Body::VoteRequest {
+            epoch: granted.0,
+            commit_highest: complete(&p),
+        };
+        let bytes = from(&p, 3, WireRole::Backup, WireSync::InSync, followed, request);
+        p.inject(1, 1, &bytes);
+        assert_eq!(votes(&p, 1), [(granted.0, true)]);
+        assert!(vote_requests(&p, 1).is_empty(), "node 3 was the successor");
+        // Node 3 silent from now on: node 2 stands itself.
+        p.run_for(Duration::from_millis(100));
+        let asked = vote_requests(&p, 1);
+        assert!(!asked.is_empty(), "node 2 stood once node 3 fell silent");
+        assert!(
+            asked.iter().all(|&epoch| epoch > granted.0),
+            "asked {asked:x?}, below the epoch {:#x} it granted",
+            granted.0
+        );
+    }
+
+    /// A member whose primary died while it was joining is back in the start-up role
+    /// (`PrimaryLostWhileJoining`) with the frames it ran before, but no state it could
+    /// lead from: it is no successor in its own view, and grants a lagging member's round
+    /// though it weighs more. Counted as the successor, it refused, round after round, the
+    /// only member that held the group's state: the group, its primary dead, stayed
+    /// without one. (Mutant `succession.rs:78:60` `&&` → `||`: every member but a witness
+    /// counted itself, whatever its role. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn starting_primary_lost_while_joining_lagging_member_asks_granted() {
+        let mut p = group(&[(3, 1, false)], 5);
+        let followed = p.node(1).epoch();
+        p.crash(0);
+        let node = p.nodes[1].as_mut().unwrap();
+        node.start_join(Some(ResyncCause::Lag));
+        p.drain(1);
+        assert_eq!(p.node(1).status().sync, SyncState::Joining);
+        let until = p.now + Duration::from_millis(30);
+        while p.now < until {
+            let bytes = from(&p, 3, WireRole::Backup, WireSync::Lagging, followed, heartbeat(&p));
+            p.inject(1, 1, &bytes);
+            p.run_for(Duration::from_millis(1));
+        }
+        assert_eq!(p.node(1).role(), Role::Starting);
+        let epoch = Epoch(followed).next(3).unwrap().0;
+        let request = Body::VoteRequest {
+            epoch,
+            commit_highest: p.node(1).frames_known(),
+        };
+        let bytes = from(&p, 3, WireRole::Backup, WireSync::Lagging, followed, request);
+        p.inject(1, 1, &bytes);
+        assert_eq!(votes(&p, 1), [(epoch, true)], "it refused the only holder");
+        assert_eq!(p.node(1).successor(), Some(3));
+    }
+
+    /// A joining backup's primary dies; a lagging member's round reaches it as its window
+    /// ends, before its timer puts it back in the start-up role (the shell reads the
+    /// datagrams of a wake-up before its timeout). Joining, it holds no state it could
+    /// lead from: it is no successor in its own view and grants, though it weighs more.
+    /// (Mutant `succession.rs:78:40` `&&` → `||`: every backup counted itself; it refused
+    /// the only holder of the group's state, whose takeover waited a round. Schemata run
+    /// of 64df4f8, 2026-11-27.)
+    #[test]
+    fn joining_primary_silent_for_its_window_lagging_member_asks_granted() {
+        let mut p = group(&[(3, 1, false)], 5);
+        let followed = p.node(1).epoch();
+        p.crash(0);
+        let node = p.nodes[1].as_mut().unwrap();
+        node.start_join(Some(ResyncCause::Lag));
+        p.drain(1);
+        let window_end = p.node(1).primary_heard_at + p.configs[1].detection_window();
+        while p.now + Duration::from_millis(1) < window_end {
+            let bytes = from(&p, 3, WireRole::Backup, WireSync::Lagging, followed, heartbeat(&p));
+            p.inject(1, 1, &bytes);
+            p.run_for(Duration::from_millis(1));
+        }
+        let epoch = Epoch(followed).next(3).unwrap().0;
+        let request = Body::VoteRequest {
+            epoch,
+            commit_highest: p.node(1).frames_known(),
+        };
+        let bytes = from(&p, 3, WireRole::Backup, WireSync::Lagging, followed, request);
+        p.now = window_end;
+        p.inject(1, 1, &bytes);
+        assert_eq!(
+            (p.node(1).role(), p.node(1).status().sync),
+            (Role::Backup, SyncState::Joining)
+        );
+        assert_eq!(votes(&p, 1), [(epoch, true)], "it refused the only holder");
+        assert_eq!(p.node(1).successor(), Some(3));
+    }
+
+    /// A group's backup asked to hand over to another backup of the group forwards the
+    /// request to the primary, which checks the target; only a target the backup hears
+    /// as the primary is refused at once. (Mutant `switchover.rs:93:39`, the guard →
+    /// `true`: every named peer was refused as the primary, and the operator could not
+    /// switch over from a backup's console. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_group_switchover_to_another_backup_forwarded() {
+        let mut p = group(&[(3, 1, false)], 5);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(5));
+        assert_eq!(p.primary(), Some(0));
+        assert_eq!(
+            p.command(1, crate::node::Command::SwitchoverTo(1)),
+            crate::node::CommandReply::Refused(crate::node::RefuseReason::TargetIsPrimary)
+        );
+        assert_eq!(
+            p.command(1, crate::node::Command::SwitchoverTo(3)),
+            crate::node::CommandReply::Forwarded
+        );
+    }
+
+    /// A member heard as a joining backup holds no state: it is never the successor,
+    /// however heavy. A voter that hears a heavier joiner beside a lagging member that
+    /// asks for votes grants the lagging one, the only holder of the group's state.
+    /// (Mutant `succession.rs:112:17` `||` → `&&`: a backup of the right id was ranked
+    /// whatever its sync; the joiner was the successor in the voter's view and the holder
+    /// was refused while the joiner was heard. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn starting_heavier_joiner_heard_lagging_member_asks_granted() {
+        let mut p = group(&[(3, 1, false), (4, 10, false)], 5);
+        let followed = p.node(1).epoch();
+        p.crash(0);
+        let node = p.nodes[1].as_mut().unwrap();
+        node.start_join(Some(ResyncCause::Lag));
+        p.drain(1);
+        let until = p.now + Duration::from_millis(30);
+        while p.now < until {
+            let frame = p.node(1).frames_known();
+            let lagging = from_at(
+                &p,
+                3,
+                WireRole::Backup,
+                WireSync::Lagging,
+                followed,
+                frame,
+                heartbeat(&p),
+            );
+            p.inject(1, 1, &lagging);
+            let joining = from_at(
+                &p,
+                4,
+                WireRole::Backup,
+                WireSync::Joining,
+                followed,
+                frame,
+                heartbeat(&p),
+            );
+            p.inject(1, 2, &joining);
+            p.run_for(Duration::from_millis(1));
+        }
+        assert_eq!(p.node(1).role(), Role::Starting);
+        let epoch = Epoch(followed).next(3).unwrap().0;
+        let request = Body::VoteRequest {
+            epoch,
+            commit_highest: p.node(1).frames_known(),
+        };
+        let bytes = from(&p, 3, WireRole::Backup, WireSync::Lagging, followed, request);
+        p.inject(1, 1, &bytes);
+        assert_eq!(votes(&p, 1), [(epoch, true)], "it refused the only holder");
+        assert_eq!(p.node(1).successor(), Some(3));
+    }
+
+    /// A member's rank goes by what its own messages say: a backup of another id heard on
+    /// its link (a node wired or configured wrong) is not that member, however in sync.
+    /// (Mutant `succession.rs:111:17` `||` → `&&`: a backup of any id on a member's link
+    /// was ranked as that member, and a voter took it for the successor. Schemata run of
+    /// 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_group_another_id_on_a_members_link_not_ranked() {
+        let mut p = group(&[(3, 10, false)], 5);
+        let followed = p.node(1).epoch();
+        let bytes = from(&p, 9, WireRole::Backup, WireSync::InSync, followed, heartbeat(&p));
+        p.inject(1, 1, &bytes);
+        assert_eq!(p.node(1).peers[1].status.map(|s| s.node_id), Some(9), "heard");
+        assert_eq!(p.node(1).successor(), Some(2));
+    }
+
+    /// A member's message heard at the same instant as the primary's last says nothing of
+    /// the frames it ran since (it may have left before the primary's): only a later one
+    /// tells what the member can decide, so a heavier member heard with an older frame at
+    /// that instant keeps its rank. (Mutant `succession.rs:120:42` `>` → `>=`: such a
+    /// message counted, the member was passed over as behind, and this node took itself
+    /// for the successor. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_group_member_heard_with_the_primarys_last_keeps_its_rank() {
+        let mut p = group(&[(3, 10, false)], 5);
+        p.run_for(Duration::from_millis(20));
+        let until = p.now + Duration::from_millis(20);
+        assert!(p.run_until(until, |p| p.node(1).primary_heard_at == p.now));
+        let followed = p.node(1).epoch();
+        let behind = p.node(1).frame() - 5;
+        let bytes = from_at(
+            &p,
+            3,
+            WireRole::Backup,
+            WireSync::InSync,
+            followed,
+            behind,
+            heartbeat(&p),
+        );
+        p.inject(1, 1, &bytes);
+        assert_eq!(
+            p.node(1).peers[1].status.map(|s| s.last_heard),
+            Some(p.node(1).primary_heard_at)
+        );
+        assert_eq!(p.node(1).successor(), Some(3));
+    }
 }

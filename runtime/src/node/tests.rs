@@ -7531,3 +7531,604 @@ fn starting_late_messages_of_a_cold_peer_counted_and_it_leads_cold() {
     );
     assert!(!alarms_of(&p, 1).contains(&Alarm::ColdStartHeld));
 }
+
+/// A backup in step with its primary keeps every frame of its own source that it has not
+/// run: the frames that arrive while its primary lies dead, before the takeover, are the
+/// new primary's to run, and their outputs reach the plant late but complete. Only a
+/// backup waiting for commits refuses frames a whole ring above its last run. (Mutant
+/// `mod.rs:1132:13` `&&` → `||` as cargo-mutants writes it, textually, `role == Backup ||
+/// (has_state && …)`: every backup refused every frame of its source as beyond its ring
+/// and ran the primary's copies, fetched; the frames of the detection were in no hand at
+/// the takeover, skipped without an alarm, their outputs never sent. The schemata run's
+/// form of the mutant is `joining_own_frames_during_the_transfer_kept_none_fetched`'s.
+/// Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn backup_primary_dead_frames_of_the_detection_run_by_the_new_primary() {
+    let mut p = running_pair(Config::fast());
+    p.run_for(ms(20));
+    let last = p.node(0).frame();
+    p.crash(0);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(1000)));
+    p.run_for(ms(10));
+    let alarms = alarms_of(&p, 1);
+    assert!(
+        !alarms.iter().any(|alarm| matches!(alarm, Alarm::InputLost { .. })),
+        "{alarms:?}"
+    );
+    let missing: Vec<u64> = (last + 1..p.node(1).frame())
+        .filter(|&frame| !p.sink.accepted.contains_key(&(frame, 0)))
+        .collect();
+    assert!(missing.is_empty(), "no outputs of frames {missing:?}");
+    assert_eq!(p.node(1).status().rejections.frame_beyond_ring, 0, "frames refused");
+}
+
+/// A backup whose primary runs no frame (its input dead, no handover: off here, or held
+/// after one) hears no commit while its own source runs on: nothing waits to be run, and
+/// it keeps the newest ring of its frames. When the primary then dies, the new primary
+/// runs those, the inputs of the last ring of cycles, and holds the older ones as gone.
+/// A backup refuses frames a ring above its last run only while commits wait to be run
+/// (the primary's decisions come first). (Mutant `mod.rs:1133:36` `>` → `>=`: the backup
+/// in step refused every frame past the first ring and kept the oldest; its takeover ran
+/// the inputs of the start of the outage, 300 cycles old, and the plant was sent outputs
+/// computed from them. Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn backup_primary_input_dead_then_primary_dies_new_primary_runs_the_newest_ring() {
+    let mut config = Config::fast();
+    config.input_handover_ms = 0;
+    config.frames_buffered = 64;
+    config.max_lag_frames = 32;
+    let mut p = running_pair(config);
+    p.run_for(ms(20));
+    let last = p.node(0).frame();
+    lose_frames(&mut p, 0, 100_000);
+    p.run_for(ms(300));
+    assert_eq!(p.node(0).frame(), last, "the primary had no input");
+    let newest = p.frame_next - 1;
+    let refused = p.node(1).status().rejections.frame_beyond_ring;
+    p.crash(0);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(1000)));
+    p.run_for(ms(20));
+    let ring = p.node(1).ring.capacity();
+    let mut old: Vec<u64> = p
+        .sink
+        .accepted
+        .keys()
+        .map(|&(frame, _)| frame)
+        .filter(|&frame| frame > last && frame + ring <= newest)
+        .collect();
+    old.dedup();
+    assert!(
+        old.is_empty(),
+        "outputs of frames {old:?}, more than a ring ({ring}) below the newest frame {newest}"
+    );
+    assert!(p.sink.accepted.contains_key(&(newest, 0)));
+    assert_eq!(refused, 0, "frames refused while no commit waited");
+}
+
+/// The first of the six frames whose commits `drop_six_commits_and_fetch_answers` loses.
+static BURST_COMMITS_LOST_FROM: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(u64::MAX);
+
+fn drop_six_commits_and_fetch_answers(from: usize, envelope: &Envelope) -> bool {
+    let a = BURST_COMMITS_LOST_FROM.load(core::sync::atomic::Ordering::Relaxed);
+    from == 0
+        && match envelope.body {
+            Body::Commit(commit) => commit.frame >= a && commit.frame < a + 6,
+            Body::FrameData { .. } => true,
+            _ => false,
+        }
+}
+
+/// Issue 17, a burst that pauses: the commits of frames A..A+5 lost, that of A+6 held, and
+/// the backup's own input of them late (a busy host), so that its takeover finds frame A
+/// neither committed nor in hand and waits for it. The burst is not over (it goes to
+/// A+6): the levels held stay held while its frames come in one by one, and only the
+/// newest of each key goes out at its end. (Mutant `outputs.rs:84:41` `>=` → `<`: the
+/// pause was taken for the burst's end, the levels went out, and every frame after it
+/// drove the plant through a value a key, computed from inputs a detection window old.
+/// Acked release, so that the old primary sent none of the burst's outputs. Schemata run
+/// of 64df4f8, 2026-11-27.)
+#[test]
+fn backup_commits_lost_input_late_takeover_burst_paused_emits_only_the_newest_levels() {
+    let config = Config {
+        outputs_release: crate::config::OutputsRelease::Acked,
+        ..Config::fast()
+    };
+    let mut p = Pair::of(29, config, |_| LevelApp::default(), |n| n.to_le_bytes().to_vec());
+    p.start(0);
+    assert!(await_state_of(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.start(1);
+    assert!(await_state_of(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    p.run_for(ms(20));
+    let a = p.frame_next + 2;
+    BURST_COMMITS_LOST_FROM.store(a, core::sync::atomic::Ordering::Relaxed);
+    p.drop_if = Some(drop_six_commits_and_fetch_answers);
+    for frame in a..a + 100 {
+        p.frame_loss[1].insert(frame, ());
+    }
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| p.node(1).commit_highest >= a + 6));
+    p.crash(0);
+    p.source_on = false;
+    p.drop_if = None;
+    assert!(await_state_of(&mut p, 1, Role::Primary, SyncState::Alone, ms(1000)));
+    assert_eq!(p.node(1).frame(), a - 1, "waits for frame A");
+    let epoch = p.node(1).epoch();
+    for frame in a..a + 6 {
+        p.inject_frame(1, frame, &frame.to_le_bytes());
+    }
+    p.run_for(ms(20));
+    assert_eq!(p.node(1).frame(), a + 6, "A+6 skipped, its input lost");
+    let key_0: std::vec::Vec<(u64, u8)> = p
+        .sink
+        .accepted
+        .iter()
+        .filter(|(_, (e, payload))| *e == epoch && payload[0] == 0)
+        .map(|(&id, _)| id)
+        .collect();
+    let newest = a + 5;
+    let newest_0 = (newest, if newest % 3 == 0 { 2 } else { 1 });
+    assert_eq!(key_0, [newest_0], "key 0: only the burst's newest value");
+    let events = p
+        .sink
+        .accepted
+        .iter()
+        .filter(|(_, (e, payload))| *e == epoch && payload[0] == LevelApp::EVENT)
+        .count();
+    assert_eq!(events, 6, "every event of the burst");
+}
+
+/// A keyed heartbeat of the peer's verified session that does not echo this node's
+/// current challenge (sent before the peer heard its latest one; or a replay) is no
+/// sign that the restart handshake must go on: the session is verified and the peer's
+/// challenge unchanged, so no heartbeat is owed at once. Only a session not verified, or
+/// a changed challenge, is answered at once. (Mutant `replay.rs:79:9` `verified` →
+/// `false`: every such heartbeat drew an immediate heartbeat, one datagram for each an
+/// attacker replays. Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn backup_keyed_heartbeat_of_the_verified_session_stale_echo_owes_no_heartbeat() {
+    let key = AuthKey::new([7; 32]);
+    let mut p = Pair::new(12, Config::fast(), 0);
+    p.auth = Some(key.clone());
+    p.capture = true;
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    p.run_for(ms(20));
+    let is_heartbeat = |bytes: &[u8]| {
+        matches!(
+            wire::decode(bytes, Some(&key)).map(|e| e.body),
+            Ok(Body::Heartbeat { .. })
+        )
+    };
+    let heartbeats_of_1 = |p: &Pair, from: usize| {
+        p.captured[from..]
+            .iter()
+            .filter(|(sender, link, bytes)| *sender == 1 && *link == 0 && is_heartbeat(bytes))
+            .count()
+    };
+    // Just after node 1's heartbeat on link 0: its next is intervals away.
+    let until = p.now + ms(50);
+    let before = heartbeats_of_1(&p, 0);
+    assert!(p.run_until(until, |p| heartbeats_of_1(p, 0) > before));
+    let (_, _, last) = p
+        .captured
+        .iter()
+        .rev()
+        .find(|(from, link, bytes)| *from == 0 && *link == 0 && is_heartbeat(bytes))
+        .expect("a heartbeat of node 0")
+        .clone();
+    // As node 0 sends it now, but echoing no challenge of node 1's.
+    let mut envelope = wire::decode(&last, Some(&key)).unwrap();
+    let newest = p
+        .captured
+        .iter()
+        .rev()
+        .filter(|(from, link, _)| *from == 0 && *link == 0)
+        .find_map(|(_, _, bytes)| wire::decode(bytes, Some(&key)).ok())
+        .expect("a message of node 0");
+    envelope.header = newest.header;
+    envelope.header.seq += 1;
+    if let Body::Heartbeat {
+        challenge,
+        challenge_echo,
+        ..
+    } = &mut envelope.body
+    {
+        *challenge = p.node(1).peer_challenge[0];
+        *challenge_echo = 0;
+    }
+    let stale_echo = wire::encode(&envelope, Some(&key)).unwrap();
+    let from = p.captured.len();
+    p.inject(1, 0, &stale_echo);
+    p.run_for(ms(1));
+    assert_eq!(heartbeats_of_1(&p, from), 0, "heartbeats sent at once");
+}
+
+/// A backup that follows its primary's map of a restarted source holds the session left
+/// as stale, as the primary does: once it leads, a late frame of that session is stale,
+/// not the source restarting back, even after the new session fell silent. (Mutant
+/// `source.rs:200:58` `!=` → `==`: the backup kept no session as left; leading, it took
+/// the late frame, after the silence, for a restart back to the old session and ran its
+/// old input as a new frame, sent to the plant. Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn backup_followed_a_source_restart_takes_over_late_frame_of_the_session_left_stale() {
+    let mut p = running_pair(Config::default());
+    pause_source(&mut p);
+    p.source_session = 3;
+    p.frame_next = 1;
+    p.run_for(ms(50));
+    assert_eq!(p.node(1).status().source.map(|m| m.session), Some(3));
+    p.crash(0);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(2000)));
+    p.run_for(ms(20));
+    // The new session falls silent; then a frame of session 0, delayed in the network.
+    p.source_on = false;
+    p.run_for(ms(p.configs[1].input_silence_ms));
+    let status = p.node(1).status();
+    let (restarts, stale, frame) = (status.source_restarts, status.rejections.stale_frame, p.node(1).frame());
+    let now = p.now;
+    if let Some(node) = &mut p.nodes[1] {
+        node.handle_source_frame(now, 0, 1_000_000, &crate::testing::TestApp::payload_for(7));
+    }
+    p.drain(1);
+    p.run_for(ms(20));
+    assert_eq!(accepted_above(&p, frame), 0, "outputs of the late frame's old input");
+    assert_eq!(p.node(1).frame(), frame, "the late frame ran as a new one");
+    assert_eq!(p.node(1).status().source.map(|m| m.session), Some(3));
+    assert_eq!(p.node(1).status().source_restarts, restarts);
+    assert_eq!(p.node(1).status().rejections.stale_frame, stale + 1);
+}
+
+/// A message under the pair's key that the replay window refuses (of a session the
+/// restart handshake has not verified) is read for its epoch alone: one at the bound is
+/// written down as heard (whoever sent it may have led it), one above the bound is
+/// corrupt and dropped like any other. (Mutants `fencing.rs:183:25` `>` → `==`: the epoch
+/// at the bound was ignored, and one above it reached the epoch rules, whose assertion
+/// stopped the node: an authentic but corrupt message took a node down; `>` → `>=`: the
+/// epoch at the bound ignored. Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn backup_keyed_refused_message_epoch_at_the_bound_heard_above_it_dropped() {
+    let key = AuthKey::new([7; 32]);
+    let mut p = Pair::new(12, Config::fast(), 0);
+    p.auth = Some(key.clone());
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    let refused = |epoch: u64| {
+        let envelope = Envelope {
+            header: Header {
+                node_id: 1,
+                role: WireRole::Primary,
+                epoch,
+                sync: WireSync::NotApplicable,
+                frame: 0,
+                session: u64::MAX,
+                seq: 1,
+                origin: 0,
+            },
+            body: Body::SwitchRequest { id: 1, to: 0 },
+        };
+        wire::encode(&envelope, Some(&key)).unwrap()
+    };
+    let replayed = p.node(1).status().rejections.replayed;
+    p.inject(1, 0, &refused(EPOCH_MAX + 1));
+    assert_eq!(p.node(1).status().rejections.replayed, replayed + 1);
+    assert!(p.persisted[1] < EPOCH_MAX);
+    p.inject(1, 0, &refused(EPOCH_MAX));
+    assert_eq!(p.persisted[1], EPOCH_MAX, "an epoch at the bound, heard");
+}
+
+/// The frame A of `drop_commits_a_and_a_plus_3`: the commits of A and A+3 are lost, with
+/// every answer to a fetch.
+static TWO_LOST_AT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(u64::MAX);
+
+fn drop_commits_a_and_a_plus_3(from: usize, envelope: &Envelope) -> bool {
+    let a = TWO_LOST_AT.load(core::sync::atomic::Ordering::Relaxed);
+    from == 0
+        && match envelope.body {
+            Body::Commit(commit) => commit.frame == a || commit.frame == a + 3,
+            Body::FrameData { .. } => true,
+            _ => false,
+        }
+}
+
+/// A new primary decides each frame whose commit never reached it, and alarms each run of
+/// such frames in a row once: two runs apart, two alarms, each naming its own frames, not
+/// one that takes in the frames between it ran by their commits. (Mutant
+/// `lockstep.rs:183:36`, the guard → `true`: the two runs were merged into one alarm,
+/// `CommitLost { frame: A, last: A+3 }`, that named frames decided as committed. Schemata
+/// run of 64df4f8, 2026-11-27.)
+#[test]
+fn backup_two_commits_lost_apart_takeover_alarms_two_runs() {
+    let mut p = running_pair(Config::fast());
+    p.run_for(ms(20));
+    let a = p.frame_next + 2;
+    TWO_LOST_AT.store(a, core::sync::atomic::Ordering::Relaxed);
+    p.drop_if = Some(drop_commits_a_and_a_plus_3);
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| p.node(1).commit_highest >= a + 6));
+    assert_eq!(p.node(1).frame(), a - 1, "the backup waits for the commit of A");
+    p.crash(0);
+    p.drop_if = None;
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(1000)));
+    p.run_for(ms(20));
+    let lost: Vec<_> = alarms_of(&p, 1)
+        .into_iter()
+        .filter(|alarm| matches!(alarm, Alarm::CommitLost { .. }))
+        .collect();
+    assert_eq!(
+        lost,
+        [
+            Alarm::CommitLost { frame: a, last: a },
+            Alarm::CommitLost {
+                frame: a + 3,
+                last: a + 3
+            }
+        ]
+    );
+    assert_eq!(p.node(1).status().commits_lost, 2);
+}
+
+/// A joining backup has run nothing yet (its last run frame is 0, or that of a state it
+/// no longer holds), while the primary's commits come in: a ring above that, its own
+/// source's frames are still the ones it will run after the snapshot, and it keeps them.
+/// Only a backup with state refuses frames a ring above its last run. (Mutant
+/// `mod.rs:1132:13` `&&` → `||` as the schemata run builds it, `(role == Backup ||
+/// has_state) && …`: every joiner refused its source's frames during the transfer,
+/// counted them `frame_beyond_ring` and, in sync, fetched them all from the primary: a
+/// primary lost before the answers came would have left commits without their input
+/// (`InputLost`). Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn joining_own_frames_during_the_transfer_kept_none_fetched() {
+    let mut config = Config::fast();
+    config.frames_buffered = 64;
+    config.max_lag_frames = 32;
+    // A state whose transfer takes about 10 ms.
+    let mut p = Pair::new(11, config, 200_000);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.run_for(ms(200));
+    p.capture = true;
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::Joining, ms(100)));
+    let joined_from = p.node(0).frame();
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    assert!(p.node(0).frame() > joined_from + 5, "frames ran during the transfer");
+    p.run_for(ms(50));
+    let fetches = p
+        .captured
+        .iter()
+        .filter(|(from, _, bytes)| {
+            *from == 1 && matches!(wire::decode(bytes, None).map(|e| e.body), Ok(Body::Fetch { .. }))
+        })
+        .count();
+    assert_eq!(p.node(1).status().rejections.frame_beyond_ring, 0, "frames refused");
+    assert_eq!(fetches, 0, "frames fetched that its source had sent");
+}
+
+/// A backup's probe answered by its primary is a sign that the primary lives, even when
+/// the answer comes late (keyed: a higher number of the primary's already taken on its
+/// link, here by an authentic message refused for a frame beyond `FRAME_MAX`): late, it
+/// says only that the primary lived when it answered, and the backup waits for the
+/// primary's next word or the probe's deadline; it never takes over on it at once.
+/// (Mutant `detector.rs:131:13` `&&` → `||` as the schemata run builds it, `(header.role
+/// != Primary || role == Backup) && probe && pair`: the late answer of a live primary made
+/// the backup take over, `TakeoverNoPrimary`, beside it. Textually, as cargo-mutants
+/// writes it, `backup_probe_ack_without_its_probe_no_takeover` kills it. Schemata run of
+/// 64df4f8, 2026-11-27.)
+#[test]
+fn backup_keyed_probe_answered_late_by_its_primary_no_takeover() {
+    let key = AuthKey::new([7; 32]);
+    let mut p = Pair::new(12, Config::fast(), 0);
+    p.auth = Some(key.clone());
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    p.capture = true;
+    p.run_for(ms(20));
+    // The primary frozen past the window: the backup probes.
+    p.freeze(0, ms(100));
+    let until = p.now + ms(50);
+    assert!(p.run_until(until, |p| p.node(1).probe.is_some()));
+    let (id, _) = p.node(1).probe.unwrap();
+    let mut newest = p
+        .captured
+        .iter()
+        .rev()
+        .filter(|(from, link, _)| *from == 0 && *link == 0)
+        .find_map(|(_, _, bytes)| wire::decode(bytes, Some(&key)).ok())
+        .expect("a message of the primary");
+    newest.header.seq += 1;
+    let answer = Envelope {
+        header: newest.header,
+        body: Body::ProbeAck { id },
+    };
+    let mut after = newest;
+    after.header.seq += 1;
+    after.body = Body::Fetch { frame: FRAME_MAX + 1 };
+    p.inject(1, 0, &wire::encode(&after, Some(&key)).unwrap());
+    p.inject(1, 0, &wire::encode(&answer, Some(&key)).unwrap());
+    assert_eq!(p.node(1).role(), Role::Backup, "took over beside a live primary");
+    assert_eq!(p.node(1).status().takeovers, 0);
+}
+
+/// A new primary holds the levels of its unsent set with the rest of its takeover's
+/// burst: of each key only the newest goes out, once the burst is run. The commits of
+/// three frames reach the backup with every output reported unsent, then its primary
+/// dies while the source runs on: the unsent level of key 0 (of the third frame) is
+/// superseded by the burst's newer values and never sent. (Mutant `outputs.rs:169:33`
+/// `!=` → `==` in `emit_unsent`: the unsent levels went out at once, an older value of
+/// the key before the burst's; at a switchover, where no burst is collapsed, they would
+/// be held and never sent. Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn backup_levels_reported_unsent_takeover_held_with_the_burst() {
+    let mut p = running_level_pair();
+    p.capture = true;
+    p.drop_if = Some(drop_commits_from_0);
+    let from = p.captured.len();
+    let ran = |bytes: &[u8]| match wire::decode(bytes, None).map(|e| e.body) {
+        Ok(Body::Commit(
+            commit @ crate::wire::Commit {
+                kind: crate::wire::CommitKind::Ran { .. },
+                ..
+            },
+        )) => Some(commit),
+        _ => None,
+    };
+    let until = p.now + ms(500);
+    assert!(p.run_until(until, |p| p.captured[from..]
+        .iter()
+        .filter(|(sender, _, bytes)| *sender == 0 && ran(bytes).is_some())
+        .count()
+        >= 6));
+    p.crash(0);
+    // The commits the backup missed, in order, from the first above its last run frame.
+    let next = p.node(1).frame() + 1;
+    let mut held: std::vec::Vec<(u8, Envelope)> = std::vec::Vec::new();
+    for (sender, link, bytes) in &p.captured[from..] {
+        let Ok(envelope) = wire::decode(bytes, None) else {
+            continue;
+        };
+        let wanted = *sender == 0 && ran(bytes).is_some_and(|c| c.frame >= next && c.frame < next + 3);
+        if wanted && held.iter().all(|(_, e)| e.body != envelope.body) {
+            held.push((*link, envelope));
+        }
+    }
+    assert_eq!(held.len(), 3, "commits of frames {next}..{}", next + 2);
+    p.drop_if = None;
+    for (link, mut envelope) in held {
+        if let Body::Commit(crate::wire::Commit {
+            kind: crate::wire::CommitKind::Ran { ref mut sent_mask, .. },
+            ..
+        }) = envelope.body
+        {
+            *sent_mask = 0;
+        }
+        p.inject(1, link, &wire::encode(&envelope, None).unwrap());
+    }
+    assert_eq!(p.node(1).frame(), next + 2, "the backup ran the three frames");
+    p.emit_log = Some(std::vec::Vec::new());
+    assert!(await_state_of(&mut p, 1, Role::Primary, SyncState::Alone, ms(3000)));
+    p.run_for(ms(50));
+    let emitted = p.emit_log.as_ref().unwrap();
+    let unsent_level = emitted
+        .iter()
+        .filter(|&&(_, node, frame, index)| node == 1 && frame == next + 2 && index != 0)
+        .count();
+    assert_eq!(unsent_level, 0, "an unsent level sent before the burst's newer value");
+    assert!(
+        emitted.iter().any(|&(_, node, frame, _)| node == 1 && frame > next + 2),
+        "the burst went out"
+    );
+}
+
+/// An operator forces a starting node to lead cold (`force-primary`) beside a peer heard
+/// without state, which hears nothing of it and leads cold too, in the same term. The
+/// forced state is the operator's choice, not a start-up decision taken alone: fenced by
+/// the peer's higher epoch, the node keeps its state for the operator (`ColderPrimary`),
+/// as beside any later cold start; only two start-up decisions (`StartedFirst`,
+/// `WonTiebreak`) settle between themselves (`FencedAtStartup`). (Mutants
+/// `election.rs:208:45`, `212:36` and `212:53`, `&&` → `||`: the forced lead counted as a
+/// start-up's and the node gave its state up for the peer's. Schemata run of 64df4f8,
+/// 2026-11-27.)
+#[test]
+fn starting_forced_cold_beside_a_cold_peer_that_leads_too_keeps_state_for_operator() {
+    let mut p = Pair::new(5, Config::default(), 0);
+    p.start(0);
+    p.start(1);
+    p.run_for(ms(100));
+    assert_eq!((p.node(0).role(), p.node(1).role()), (Role::Starting, Role::Starting));
+    p.drop_if = Some(drop_primary_of_node_0);
+    assert_eq!(p.command(0, Command::ForcePrimary), CommandReply::Started);
+    let until = p.now + ms(3000);
+    assert!(p.run_until(until, |p| p.node(1).role() == Role::Primary));
+    let (e0, e1) = (Epoch(p.node(0).epoch()), Epoch(p.node(1).epoch()));
+    assert!(e0 < e1 && e0.term() == e1.term(), "{e0:?} {e1:?}");
+    p.drop_if = None;
+    p.run_for(ms(500));
+    assert!(
+        !reasons(&p, 0).contains(&Reason::FencedAtStartup),
+        "{:?}",
+        reasons(&p, 0)
+    );
+    assert!(
+        alarms_of(&p, 0)
+            .iter()
+            .any(|a| matches!(a, Alarm::ColderPrimary { .. })),
+        "{:?} {:?}",
+        reasons(&p, 0),
+        alarms_of(&p, 0)
+    );
+}
+
+/// A node that stops leading in the middle of its takeover's burst forgets the levels it
+/// held for it: they belong to a burst it no longer runs, in an epoch it no longer leads.
+/// Kept, they would go out at the end of its next burst, or at once when it next leads
+/// without a takeover, under the new epoch: values of a history that moved on. (Mutant
+/// `outputs.rs:180:9` `levels_forget` → `()`: the held levels and the burst's end
+/// survived the demotion. Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn taking_over_burst_paused_fenced_by_a_higher_epoch_forgets_held_levels() {
+    let config = Config {
+        outputs_release: crate::config::OutputsRelease::Acked,
+        ..Config::fast()
+    };
+    let mut p = Pair::of(29, config, |_| LevelApp::default(), |n| n.to_le_bytes().to_vec());
+    p.start(0);
+    assert!(await_state_of(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
+    p.start(1);
+    assert!(await_state_of(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    p.run_for(ms(20));
+    let a = p.frame_next + 2;
+    BURST_COMMITS_LOST_FROM.store(a, core::sync::atomic::Ordering::Relaxed);
+    p.drop_if = Some(drop_six_commits_and_fetch_answers);
+    for frame in a..a + 100 {
+        p.frame_loss[1].insert(frame, ());
+    }
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| p.node(1).commit_highest >= a + 6));
+    p.crash(0);
+    p.source_on = false;
+    p.drop_if = None;
+    assert!(await_state_of(&mut p, 1, Role::Primary, SyncState::Alone, ms(1000)));
+    // Frame A comes late and runs; A+1 does not come: the burst waits, its levels held.
+    p.inject_frame(1, a, &a.to_le_bytes());
+    assert_eq!(p.node(1).frame(), a);
+    assert!(!p.node(1).levels_held.is_empty(), "levels held for the burst");
+    // Another primary, in a higher epoch, of the same history.
+    let node = p.node(1);
+    let header = Header {
+        session: 77,
+        seq: 1,
+        node_id: 1,
+        role: WireRole::Primary,
+        epoch: Epoch(node.epoch()).next(1).unwrap().0,
+        sync: WireSync::NotApplicable,
+        frame: a + 10,
+        origin: node.origin.0,
+    };
+    let body = Body::Heartbeat {
+        nonce: 3,
+        priority: 0,
+        sent_ns: 1,
+        echo_ns: 0,
+        echo_hold_ns: 0,
+        input_frame: 0,
+        input_age_ms: u64::MAX,
+        fingerprint: node.fingerprint,
+        challenge: 0,
+        challenge_echo: 0,
+    };
+    let bytes = wire::encode(&Envelope { header, body }, None).unwrap();
+    p.inject(1, 0, &bytes);
+    assert_ne!(p.node(1).role(), Role::Primary, "fenced");
+    assert!(
+        p.node(1).levels_held.is_empty(),
+        "held levels kept: {:?}",
+        p.node(1).levels_held
+    );
+    assert_eq!(p.node(1).collapse_to, 0);
+}
