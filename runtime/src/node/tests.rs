@@ -8115,3 +8115,43 @@ fn taking_over_burst_paused_fenced_by_a_higher_epoch_forgets_held_levels() {
     );
     assert_eq!(p.node(1).collapse_to, 0);
 }
+
+/// Acked release: while a backup follows in sync, the primary holds every output of a
+/// frame for the backup's ack and its commit reports each of them not sent (its bit
+/// clear in `sent_mask`), so that the backup keeps them all in its unsent set: a takeover
+/// before the release sends them. Frames of two outputs report both. (Mutant
+/// `release.rs:202:41` `<<` → `>>`: only output 0 was marked held; the second output of
+/// a frame was reported sent though held, the backup dropped it, and a takeover before
+/// its release lost it. Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn primary_acked_release_commit_reports_every_held_output_unsent() {
+    let config = Config {
+        outputs_release: crate::config::OutputsRelease::Acked,
+        ..Config::fast()
+    };
+    let mut p = running_pair(config);
+    p.capture = true;
+    p.run_for(ms(30));
+    let commits: Vec<crate::wire::Commit> = p
+        .captured
+        .iter()
+        .filter(|(from, _, _)| *from == 0)
+        .filter_map(|(_, _, bytes)| match wire::decode(bytes, None).map(|e| e.body) {
+            Ok(Body::Commit(commit)) => Some(commit),
+            _ => None,
+        })
+        .collect();
+    // TestApp: two outputs every third frame.
+    let two = commits.iter().filter(|c| c.frame % 3 == 0).count();
+    assert!(two >= 5, "{two} commits of frames with two outputs");
+    for commit in &commits {
+        if let crate::wire::CommitKind::Ran { sent_mask, .. } = commit.kind {
+            assert_eq!(
+                sent_mask & 0b11,
+                0,
+                "frame {}: held outputs reported sent",
+                commit.frame
+            );
+        }
+    }
+}
