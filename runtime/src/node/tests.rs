@@ -8155,3 +8155,43 @@ fn primary_acked_release_commit_reports_every_held_output_unsent() {
         }
     }
 }
+
+/// The frame A of `drop_commits_a_and_a_plus_3_only`: the commits of A and A+3 are lost;
+/// the answers to fetches go through.
+static LOST_TWICE_AT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(u64::MAX);
+
+fn drop_commits_a_and_a_plus_3_only(from: usize, envelope: &Envelope) -> bool {
+    let a = LOST_TWICE_AT.load(core::sync::atomic::Ordering::Relaxed);
+    from == 0 && matches!(envelope.body, Body::Commit(commit) if commit.frame == a || commit.frame == a + 3)
+}
+
+/// A backup asks for a missing commit as soon as it has run up to it, even while the
+/// retry of an earlier fetch is pending: that fetch was for frames it has run since, and
+/// no later commit may come to remind it (the source paused; or the primary gone, whose
+/// successor would then decide the frame anew, `CommitLost`). (Mutant
+/// `lockstep.rs:264:77` `||` → `&&`: with a retry pending the backup waited for it, a
+/// whole `retry_ms`, before asking for A+3. Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn backup_second_commit_lost_while_a_fetch_retry_pends_fetched_at_once() {
+    let mut p = running_pair(Config::default());
+    // The answer to A's fetch comes after the commit of A+4.
+    p.latency = ms(3);
+    p.run_for(ms(20));
+    p.capture = true;
+    let a = p.frame_next + 2;
+    LOST_TWICE_AT.store(a, core::sync::atomic::Ordering::Relaxed);
+    p.drop_if = Some(drop_commits_a_and_a_plus_3_only);
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| p.node(0).frame() >= a + 4));
+    // No frame after A+4: no later commit reminds the backup of A+3.
+    p.source_on = false;
+    let until = p.now + ms(20);
+    assert!(p.run_until(until, |p| p.node(1).frame() >= a + 2));
+    assert!(backup_fetches(&p, a, None) >= 1, "A fetched");
+    let until = p.now + ms(10);
+    assert!(
+        p.run_until(until, |p| backup_fetches(p, a + 3, None) >= 1),
+        "A+3 not asked for within 10 ms (retry_ms {})",
+        p.configs[1].retry_ms
+    );
+}
