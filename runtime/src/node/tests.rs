@@ -8195,3 +8195,22 @@ fn backup_second_commit_lost_while_a_fetch_retry_pends_fetched_at_once() {
         p.configs[1].retry_ms
     );
 }
+
+/// What a node tells of a group's election (`election_frames`, read by the DST's
+/// liveness check to excuse a group left without a primary): a backup in step holds and
+/// knows the frames it ran; a node just started knows nothing, `(0, 0)`. (Mutant
+/// `mod.rs:1264:9` → `(0, 1)`: every node said it could decide nothing and knew frame 1,
+/// which is what the DST's check would have judged by. Schemata run of 64df4f8,
+/// 2026-11-27.)
+#[test]
+fn backup_election_frames_what_it_holds_and_knows() {
+    let mut p = running_pair(Config::fast());
+    p.run_for(ms(20));
+    let (held, known) = p.node(1).election_frames();
+    let frame = p.node(1).frame();
+    assert!(frame > 10);
+    assert!(held >= frame && known >= held, "({held}, {known}) at frame {frame}");
+    let mut q = pair();
+    q.start(0);
+    assert_eq!(q.node(0).election_frames(), (0, 0));
+}
