@@ -462,6 +462,32 @@ mod tests {
         assert_eq!((p.sink.conflicts, p.sink.superseded), (0, 0));
     }
 
+    /// A backup that joins again by a transfer takes the primary's table for its own: a
+    /// level it held of the history it gives up (a key the primary's table does not have)
+    /// is forgotten, not refreshed to the plant once this node leads. (Mutant
+    /// `refresh.rs:148:9` `LevelRefresh::clear` → `()`: the old table's entries stayed
+    /// beside the primary's, a value of a discarded history to be re-sent every period.
+    /// Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_rejoining_by_transfer_forgets_the_levels_of_its_old_history() {
+        let (mut p, _) = running(100, 1, 1, true);
+        let keys = p.node(1).refresh.len();
+        let stale = Output {
+            epoch: 1,
+            frame: 1,
+            index: 0,
+            kind: OutputKind::Level { key: 999 },
+            payload: OutputPayload::from_slice(b"old").unwrap(),
+        };
+        let node = p.nodes[1].as_mut().unwrap();
+        node.refresh_note(&stale);
+        assert_eq!(node.refresh.len(), keys + 1);
+        node.start_join(Some(crate::node::ResyncCause::Divergence));
+        p.drain(1);
+        assert!(await_role(&mut p, 1, Role::Backup, SyncState::InSync));
+        assert_eq!(p.node(1).refresh.len(), keys, "a level of the old history kept");
+    }
+
     /// The levels of a transfer round trip, after the program's bytes and the HMI memory;
     /// a snapshot of content version 1 (no mark) has none; a damaged count is refused.
     #[test]

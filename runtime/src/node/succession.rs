@@ -2526,4 +2526,29 @@ mod tests {
         );
         assert_eq!(p.node(1).successor(), Some(3));
     }
+
+    /// What a member asked for votes with is remembered for twice the longer of a
+    /// detection window and the start-up wait (a starting candidate asks once a start-up
+    /// wait): between two of its rounds it still tells how far that member can decide,
+    /// and the successor is judged by it. (Mutant `succession.rs:140:85` `*` → `/`: kept
+    /// for a quarter of that, forgotten between a starting candidate's rounds, and a
+    /// member holding fewer frames could be taken for the successor again. Schemata run
+    /// of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_group_member_ask_remembered_between_its_rounds() {
+        let mut p = group(&[(3, 1, false)], 5);
+        let followed = p.node(1).epoch();
+        let request = Body::VoteRequest {
+            epoch: Epoch(followed).next(3).unwrap().0,
+            commit_highest: 7,
+        };
+        let bytes = from(&p, 3, WireRole::Backup, WireSync::InSync, followed, request);
+        p.inject(1, 1, &bytes);
+        assert_eq!(p.node(1).slot_asked(1), Some(7));
+        let wait = p.configs[1].startup_wait_ms.max(p.configs[1].detection_window_ms);
+        p.run_for(Duration::from_millis(wait + 1));
+        assert_eq!(p.node(1).slot_asked(1), Some(7), "forgotten before the next round");
+        p.run_for(Duration::from_millis(wait));
+        assert_eq!(p.node(1).slot_asked(1), None);
+    }
 }

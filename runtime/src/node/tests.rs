@@ -8132,3 +8132,102 @@ fn taking_over_burst_paused_fenced_by_a_higher_epoch_forgets_held_levels() {
     );
     assert_eq!(p.node(1).collapse_to, 0);
 }
+
+/// Acked release: while a backup follows in sync, the primary holds every output of a
+/// frame for the backup's ack and its commit reports each of them not sent (its bit
+/// clear in `sent_mask`), so that the backup keeps them all in its unsent set: a takeover
+/// before the release sends them. Frames of two outputs report both. (Mutant
+/// `release.rs:202:41` `<<` → `>>`: only output 0 was marked held; the second output of
+/// a frame was reported sent though held, the backup dropped it, and a takeover before
+/// its release lost it. Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn primary_acked_release_commit_reports_every_held_output_unsent() {
+    let config = Config {
+        outputs_release: crate::config::OutputsRelease::Acked,
+        ..Config::fast()
+    };
+    let mut p = running_pair(config);
+    p.capture = true;
+    p.run_for(ms(30));
+    let commits: Vec<crate::wire::Commit> = p
+        .captured
+        .iter()
+        .filter(|(from, _, _)| *from == 0)
+        .filter_map(|(_, _, bytes)| match wire::decode(bytes, None).map(|e| e.body) {
+            Ok(Body::Commit(commit)) => Some(commit),
+            _ => None,
+        })
+        .collect();
+    // TestApp: two outputs every third frame.
+    let two = commits.iter().filter(|c| c.frame % 3 == 0).count();
+    assert!(two >= 5, "{two} commits of frames with two outputs");
+    for commit in &commits {
+        if let crate::wire::CommitKind::Ran { sent_mask, .. } = commit.kind {
+            assert_eq!(
+                sent_mask & 0b11,
+                0,
+                "frame {}: held outputs reported sent",
+                commit.frame
+            );
+        }
+    }
+}
+
+/// The frame A of `drop_commits_a_and_a_plus_3_only`: the commits of A and A+3 are lost;
+/// the answers to fetches go through.
+static LOST_TWICE_AT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(u64::MAX);
+
+fn drop_commits_a_and_a_plus_3_only(from: usize, envelope: &Envelope) -> bool {
+    let a = LOST_TWICE_AT.load(core::sync::atomic::Ordering::Relaxed);
+    from == 0 && matches!(envelope.body, Body::Commit(commit) if commit.frame == a || commit.frame == a + 3)
+}
+
+/// A backup asks for a missing commit as soon as it has run up to it, even while the
+/// retry of an earlier fetch is pending: that fetch was for frames it has run since, and
+/// no later commit may come to remind it (the source paused; or the primary gone, whose
+/// successor would then decide the frame anew, `CommitLost`). (Mutant
+/// `lockstep.rs:264:77` `||` → `&&`: with a retry pending the backup waited for it, a
+/// whole `retry_ms`, before asking for A+3. Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn backup_second_commit_lost_while_a_fetch_retry_pends_fetched_at_once() {
+    let mut p = running_pair(Config::default());
+    // The answer to A's fetch comes after the commit of A+4.
+    p.latency = ms(3);
+    p.run_for(ms(20));
+    p.capture = true;
+    let a = p.frame_next + 2;
+    LOST_TWICE_AT.store(a, core::sync::atomic::Ordering::Relaxed);
+    p.drop_if = Some(drop_commits_a_and_a_plus_3_only);
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| p.node(0).frame() >= a + 4));
+    // No frame after A+4: no later commit reminds the backup of A+3.
+    p.source_on = false;
+    let until = p.now + ms(20);
+    assert!(p.run_until(until, |p| p.node(1).frame() >= a + 2));
+    assert!(backup_fetches(&p, a, None) >= 1, "A fetched");
+    let until = p.now + ms(10);
+    assert!(
+        p.run_until(until, |p| backup_fetches(p, a + 3, None) >= 1),
+        "A+3 not asked for within 10 ms (retry_ms {})",
+        p.configs[1].retry_ms
+    );
+}
+
+/// What a node tells of a group's election (`election_frames`, read by the DST's
+/// liveness check to excuse a group left without a primary): a backup in step holds and
+/// knows the frames it ran; a node just started knows nothing, `(0, 0)`. (Mutant
+/// `mod.rs:1264:9` → `(0, 1)`: every node said it could decide nothing and knew frame 1,
+/// which is what the DST's check would have judged by. Schemata run of 64df4f8,
+/// 2026-11-27.)
+#[test]
+fn backup_election_frames_what_it_holds_and_knows() {
+    let mut p = running_pair(Config::fast());
+    p.run_for(ms(20));
+    let (held, known) = p.node(1).election_frames();
+    let frame = p.node(1).frame();
+    assert!(frame > 10);
+    assert!(held >= frame && known >= held, "({held}, {known}) at frame {frame}");
+    let mut q = pair();
+    q.start(0);
+    assert_eq!(q.node(0).election_frames(), (0, 0));
+}
