@@ -2361,15 +2361,21 @@ mod tests {
             p.inject(1, 1, &bytes);
             p.run_for(Duration::from_millis(1));
         }
+        lagging_member_3_asks_and_is_granted(&mut p, followed);
+    }
+
+    /// Node 1, back in the start-up role, is asked for its vote by member 3, a lagging
+    /// backup of the epoch it followed, and grants it: it is no successor of its own.
+    fn lagging_member_3_asks_and_is_granted(p: &mut Pair, followed: u64) {
         assert_eq!(p.node(1).role(), Role::Starting);
         let epoch = Epoch(followed).next(3).unwrap().0;
         let request = Body::VoteRequest {
             epoch,
             commit_highest: p.node(1).frames_known(),
         };
-        let bytes = from(&p, 3, WireRole::Backup, WireSync::Lagging, followed, request);
+        let bytes = from(p, 3, WireRole::Backup, WireSync::Lagging, followed, request);
         p.inject(1, 1, &bytes);
-        assert_eq!(votes(&p, 1), [(epoch, true)], "it refused the only holder");
+        assert_eq!(votes(p, 1), [(epoch, true)], "it refused the only holder");
         assert_eq!(p.node(1).successor(), Some(3));
     }
 
@@ -2469,16 +2475,7 @@ mod tests {
             p.inject(1, 2, &joining);
             p.run_for(Duration::from_millis(1));
         }
-        assert_eq!(p.node(1).role(), Role::Starting);
-        let epoch = Epoch(followed).next(3).unwrap().0;
-        let request = Body::VoteRequest {
-            epoch,
-            commit_highest: p.node(1).frames_known(),
-        };
-        let bytes = from(&p, 3, WireRole::Backup, WireSync::Lagging, followed, request);
-        p.inject(1, 1, &bytes);
-        assert_eq!(votes(&p, 1), [(epoch, true)], "it refused the only holder");
-        assert_eq!(p.node(1).successor(), Some(3));
+        lagging_member_3_asks_and_is_granted(&mut p, followed);
     }
 
     /// A member's rank goes by what its own messages say: a backup of another id heard on

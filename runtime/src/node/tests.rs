@@ -4827,13 +4827,10 @@ fn drop_commits_from_0(from: usize, envelope: &Envelope) -> bool {
     from == 0 && matches!(envelope.body, Body::Commit(_))
 }
 
-/// Issue 17: a backup keeps one unsent level per key, the newest, and none when a later
-/// level of the key was reported sent. The commits of two frames reach it with their
-/// outputs reported unsent (as a commit-before-emit mode would), then a third with all
-/// reported sent: what a takeover would send is the two frames' events and nothing else.
-#[test]
-fn backup_commits_report_levels_unsent_keeps_only_what_no_later_level_superseded() {
-    let mut p = running_level_pair();
+/// Runs the level pair with node 0's commits lost to node 1 (captured), crashes node 0,
+/// and returns the first frame above node 1's last run and the three commits of that
+/// frame on, each once and with its link, for the test to hand node 1 as it likes.
+fn crash_primary_holding_back_three_commits(p: &mut Pair<LevelApp>) -> (u64, std::vec::Vec<(u8, Envelope)>) {
     p.capture = true;
     p.drop_if = Some(drop_commits_from_0);
     let from = p.captured.len();
@@ -4867,6 +4864,17 @@ fn backup_commits_report_levels_unsent_keeps_only_what_no_later_level_superseded
     }
     assert_eq!(held.len(), 3, "commits of frames {next}..{}", next + 2);
     p.drop_if = None;
+    (next, held)
+}
+
+/// Issue 17: a backup keeps one unsent level per key, the newest, and none when a later
+/// level of the key was reported sent. The commits of two frames reach it with their
+/// outputs reported unsent (as a commit-before-emit mode would), then a third with all
+/// reported sent: what a takeover would send is the two frames' events and nothing else.
+#[test]
+fn backup_commits_report_levels_unsent_keeps_only_what_no_later_level_superseded() {
+    let mut p = running_level_pair();
+    let (next, held) = crash_primary_holding_back_three_commits(&mut p);
     for (i, (link, mut envelope)) in held.into_iter().enumerate() {
         if let Body::Commit(crate::wire::Commit {
             kind: crate::wire::CommitKind::Ran { ref mut sent_mask, .. },
@@ -7966,39 +7974,7 @@ fn backup_keyed_probe_answered_late_by_its_primary_no_takeover() {
 #[test]
 fn backup_levels_reported_unsent_takeover_held_with_the_burst() {
     let mut p = running_level_pair();
-    p.capture = true;
-    p.drop_if = Some(drop_commits_from_0);
-    let from = p.captured.len();
-    let ran = |bytes: &[u8]| match wire::decode(bytes, None).map(|e| e.body) {
-        Ok(Body::Commit(
-            commit @ crate::wire::Commit {
-                kind: crate::wire::CommitKind::Ran { .. },
-                ..
-            },
-        )) => Some(commit),
-        _ => None,
-    };
-    let until = p.now + ms(500);
-    assert!(p.run_until(until, |p| p.captured[from..]
-        .iter()
-        .filter(|(sender, _, bytes)| *sender == 0 && ran(bytes).is_some())
-        .count()
-        >= 6));
-    p.crash(0);
-    // The commits the backup missed, in order, from the first above its last run frame.
-    let next = p.node(1).frame() + 1;
-    let mut held: std::vec::Vec<(u8, Envelope)> = std::vec::Vec::new();
-    for (sender, link, bytes) in &p.captured[from..] {
-        let Ok(envelope) = wire::decode(bytes, None) else {
-            continue;
-        };
-        let wanted = *sender == 0 && ran(bytes).is_some_and(|c| c.frame >= next && c.frame < next + 3);
-        if wanted && held.iter().all(|(_, e)| e.body != envelope.body) {
-            held.push((*link, envelope));
-        }
-    }
-    assert_eq!(held.len(), 3, "commits of frames {next}..{}", next + 2);
-    p.drop_if = None;
+    let (next, held) = crash_primary_holding_back_three_commits(&mut p);
     for (link, mut envelope) in held {
         if let Body::Commit(crate::wire::Commit {
             kind: crate::wire::CommitKind::Ran { ref mut sent_mask, .. },
