@@ -7626,17 +7626,11 @@ fn drop_six_commits_and_fetch_answers(from: usize, envelope: &Envelope) -> bool 
         }
 }
 
-/// Issue 17, a burst that pauses: the commits of frames A..A+5 lost, that of A+6 held, and
-/// the backup's own input of them late (a busy host), so that its takeover finds frame A
-/// neither committed nor in hand and waits for it. The burst is not over (it goes to
-/// A+6): the levels held stay held while its frames come in one by one, and only the
-/// newest of each key goes out at its end. (Mutant `outputs.rs:84:41` `>=` → `<`: the
-/// pause was taken for the burst's end, the levels went out, and every frame after it
-/// drove the plant through a value a key, computed from inputs a detection window old.
-/// Acked release, so that the old primary sent none of the burst's outputs. Schemata run
-/// of 64df4f8, 2026-11-27.)
-#[test]
-fn backup_commits_lost_input_late_takeover_burst_paused_emits_only_the_newest_levels() {
+/// An acked-release level pair (seed 29) whose backup lost six commits from frame A and
+/// whose own input of A on is late; the primary crashes and node 1 takes over. Returns
+/// the pair, node 1 primary, and A. (Both tests using it store the same A in
+/// `BURST_COMMITS_LOST_FROM`: same seed, same run.)
+fn took_over_with_six_commits_lost_and_input_late() -> (Pair<LevelApp>, u64) {
     let config = Config {
         outputs_release: crate::config::OutputsRelease::Acked,
         ..Config::fast()
@@ -7659,6 +7653,21 @@ fn backup_commits_lost_input_late_takeover_burst_paused_emits_only_the_newest_le
     p.source_on = false;
     p.drop_if = None;
     assert!(await_state_of(&mut p, 1, Role::Primary, SyncState::Alone, ms(1000)));
+    (p, a)
+}
+
+/// Issue 17, a burst that pauses: the commits of frames A..A+5 lost, that of A+6 held, and
+/// the backup's own input of them late (a busy host), so that its takeover finds frame A
+/// neither committed nor in hand and waits for it. The burst is not over (it goes to
+/// A+6): the levels held stay held while its frames come in one by one, and only the
+/// newest of each key goes out at its end. (Mutant `outputs.rs:84:41` `>=` → `<`: the
+/// pause was taken for the burst's end, the levels went out, and every frame after it
+/// drove the plant through a value a key, computed from inputs a detection window old.
+/// Acked release, so that the old primary sent none of the burst's outputs. Schemata run
+/// of 64df4f8, 2026-11-27.)
+#[test]
+fn backup_commits_lost_input_late_takeover_burst_paused_emits_only_the_newest_levels() {
+    let (mut p, a) = took_over_with_six_commits_lost_and_input_late();
     assert_eq!(p.node(1).frame(), a - 1, "waits for frame A");
     let epoch = p.node(1).epoch();
     for frame in a..a + 6 {
@@ -8048,28 +8057,7 @@ fn starting_forced_cold_beside_a_cold_peer_that_leads_too_keeps_state_for_operat
 /// survived the demotion. Schemata run of 64df4f8, 2026-11-27.)
 #[test]
 fn taking_over_burst_paused_fenced_by_a_higher_epoch_forgets_held_levels() {
-    let config = Config {
-        outputs_release: crate::config::OutputsRelease::Acked,
-        ..Config::fast()
-    };
-    let mut p = Pair::of(29, config, |_| LevelApp::default(), |n| n.to_le_bytes().to_vec());
-    p.start(0);
-    assert!(await_state_of(&mut p, 0, Role::Primary, SyncState::Alone, ms(2000)));
-    p.start(1);
-    assert!(await_state_of(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
-    p.run_for(ms(20));
-    let a = p.frame_next + 2;
-    BURST_COMMITS_LOST_FROM.store(a, core::sync::atomic::Ordering::Relaxed);
-    p.drop_if = Some(drop_six_commits_and_fetch_answers);
-    for frame in a..a + 100 {
-        p.frame_loss[1].insert(frame, ());
-    }
-    let until = p.now + ms(100);
-    assert!(p.run_until(until, |p| p.node(1).commit_highest >= a + 6));
-    p.crash(0);
-    p.source_on = false;
-    p.drop_if = None;
-    assert!(await_state_of(&mut p, 1, Role::Primary, SyncState::Alone, ms(1000)));
+    let (mut p, a) = took_over_with_six_commits_lost_and_input_late();
     // Frame A comes late and runs; A+1 does not come: the burst waits, its levels held.
     p.inject_frame(1, a, &a.to_le_bytes());
     assert_eq!(p.node(1).frame(), a);
