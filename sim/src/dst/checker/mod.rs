@@ -214,6 +214,7 @@ mod replay;
 #[cfg(test)]
 mod replay_tests;
 mod resends;
+mod sent;
 mod skips;
 mod source;
 mod stepdown;
@@ -331,6 +332,8 @@ pub enum Invariant {
     /// 24 (issue 21, `runner/handover.rs`): a calm pair's primary whose input died did
     /// not hand over to its backup, whose input lives, within the bound.
     InputHandover,
+    /// 25 (issue 21, `sent.rs`): a commit reported sent an event no node had emitted.
+    SentReported,
 }
 
 impl Invariant {
@@ -361,6 +364,7 @@ impl Invariant {
             Invariant::SourceFollowed => 22,
             Invariant::SourceAnnounced => 23,
             Invariant::InputHandover => 24,
+            Invariant::SentReported => 25,
         }
     }
 
@@ -379,6 +383,7 @@ impl Invariant {
                     | Invariant::AckedOnce
                     | Invariant::SkipHeld
                     | Invariant::SourceFollowed
+                    | Invariant::SentReported
             )
     }
 }
@@ -721,6 +726,12 @@ pub struct Checker {
     digests: BTreeMap<(u64, u64), (u64, u64, usize)>,
     /// `(frame, node, index)` → hash of the output the node's application produced.
     produced: BTreeMap<(u64, usize, u8), u64>,
+
+    // Invariant 25.
+    /// `(frame, index)` of every output a node emitted (at most [`sent::EMITTED_MAX`]).
+    emitted: BTreeSet<(u64, u8)>,
+    /// Frames below this were dropped from `emitted`: not judged.
+    emitted_floor: u64,
     /// FNV-1a of every snapshot an application gave (one per state transfer sent).
     snapshots: BTreeSet<u64>,
     /// By node: the hash of the state it restored last, until its next step.
@@ -993,6 +1004,7 @@ impl Checker {
         self.require_outputs(node, epoch, commit);
         self.check_replay(at, node, commit);
         self.check_skip(node, epoch, commit);
+        self.check_sent_reported(at, node, epoch, commit);
     }
 
     /// Settles what needs the whole history: content differences and lost outputs.

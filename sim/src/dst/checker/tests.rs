@@ -89,6 +89,7 @@ impl History {
         self.checker
             .produced
             .insert((o.frame, node, o.index), fnv64(&o.payload));
+        self.checker.on_emitted(&o);
         let (verdict, _) = self.sink.offer(self.now, node, &o);
         self.checker.on_emit(self.now, node, &o, verdict);
     }
@@ -1169,4 +1170,60 @@ fn checker_event_resent_by_the_node_that_installed_a_transfer_with_acks() {
             .any(|v| v.invariant == Invariant::ExactlyOnce && v.detail.contains("never produced"));
         assert_eq!(never_produced, !acks, "acks {acks}: {:?}", c.violations());
     }
+}
+
+/// Invariant 25: a commit reports sent only outputs some node emitted. A primary that
+/// holds output 1 of frame 2 (acked release) and reports it sent, as mutant
+/// `release.rs:202:41` did, is reported at the commit; the same commit with the held bit
+/// clear, a bit set for an output the old primary emitted, and a level held for a burst
+/// pass.
+#[test]
+fn checker_commit_reporting_an_unemitted_event_sent_is_reported() {
+    let with_mask = |frame: u64, sent_mask: u32| Commit {
+        kind: CommitKind::Ran {
+            input_digest: 0,
+            outputs: 2,
+            sent_mask,
+            output_digest: 0,
+        },
+        ..commit(frame, 2)
+    };
+    let produce = |h: &mut History, node: usize, frame: u64| {
+        for index in 0..2 {
+            h.checker.produced.insert((frame, node, index), 0);
+        }
+    };
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    h.run(0, E1, 1, 1);
+    // Frame 2: output 0 emitted, output 1 held for the backup's ack.
+    produce(&mut h, 0, 2);
+    h.emit(0, output(E1, 2, 0, 2));
+    h.checker.on_commit(h.now, 0, E1, &with_mask(2, 0b01));
+    assert_eq!(broken(&h.checker), vec![], "the held output reported unsent");
+    h.checker.on_commit(h.now, 0, E1, &with_mask(2, 0b11));
+    assert_eq!(broken(&h.checker), vec![Invariant::SentReported]);
+    assert!(
+        h.checker.violations()[0].detail.contains("frame 2"),
+        "{:?}",
+        h.checker.violations()
+    );
+
+    // The successor's commit of frame 3 reports sent what the old primary emitted; a
+    // level it holds for its burst is reported sent before it goes out.
+    let mut h = History::new();
+    h.lead(0, E1, 0, Reason::StartedFirst);
+    produce(&mut h, 0, 3);
+    h.emit(0, output(E1, 3, 0, 3));
+    h.emit(0, output(E1, 3, 1, 4));
+    h.checker.on_crash(h.now, 0);
+    h.follow(1, E1);
+    h.lead(1, E2, 2, Reason::TakeoverAfterProbe);
+    produce(&mut h, 1, 3);
+    h.checker.on_commit(h.now, 1, E2, &with_mask(3, 0b11));
+    produce(&mut h, 1, 4);
+    h.checker.level_keys.insert((4, 1), 7);
+    h.emit(1, output(E2, 4, 0, 5));
+    h.checker.on_commit(h.now, 1, E2, &with_mask(4, 0b11));
+    assert_eq!(broken(&h.checker), vec![]);
 }

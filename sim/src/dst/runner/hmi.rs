@@ -40,6 +40,13 @@ use twinloop::{Rng, Role, SyncState};
 
 /// Frames between two new writes, at most (drawn 1..=this each time).
 const WRITE_EVERY_FRAMES_MAX: u64 = 64;
+/// The same for a busy writer (one seed in eight, since 2026-11-27): the 256 writes a
+/// node remembers (`APPLIED_MAX`) are applied within the first second or so at a 1 ms
+/// cycle, so that its memory is full when a backup joins and every transfer carries a
+/// full table. With the writer of every seed, no run filled it: a node that refused every
+/// transfer of a full memory (mutant `hmi.rs:148:14`, `>` → `>=`) never had a standby,
+/// and the DST did not see it.
+const WRITE_EVERY_FRAMES_BUSY: u64 = 3;
 /// Writes not yet acknowledged the writer keeps at once; no new one beyond.
 const OPEN_MAX: usize = 8;
 /// Submissions of one write before the writer gives it up (left unacknowledged).
@@ -73,6 +80,8 @@ struct Open {
 /// The writer's state.
 pub(super) struct HmiWriter {
     rng: Rng,
+    /// Frames between two new writes, at most.
+    every_frames_max: u64,
     frames_to_next: u64,
     value_next: i64,
     open: Vec<Open>,
@@ -95,6 +104,7 @@ impl HmiWriter {
         HmiWriter {
             rng,
             timeout_half_windows,
+            every_frames_max: WRITE_EVERY_FRAMES_MAX,
             pending: Vec::new(),
             watched_calm: 0,
             frames_to_next: 1,
@@ -105,6 +115,14 @@ impl HmiWriter {
             refused: 0,
             timed_out: 0,
         }
+    }
+
+    /// One seed in eight (drawn from `rng`, a generator of its own): a busy writer.
+    pub(super) fn busy(mut self, mut rng: Rng) -> Self {
+        if rng.chance(1, 8) {
+            self.every_frames_max = WRITE_EVERY_FRAMES_BUSY;
+        }
+        self
     }
 
     /// Writes acknowledged.
@@ -123,7 +141,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         let w = &mut self.hmi;
         w.frames_to_next -= 1;
         if w.frames_to_next == 0 {
-            w.frames_to_next = 1 + w.rng.next_u64() % WRITE_EVERY_FRAMES_MAX;
+            w.frames_to_next = 1 + w.rng.next_u64() % w.every_frames_max;
             if w.open.len() < OPEN_MAX {
                 let value = w.value_next;
                 w.value_next += 1;

@@ -258,6 +258,9 @@ impl<'a, W: Workload> Sim<'a, W> {
         // seeds that draw it), so that every other draw stays what it was.
         let tamper_rng = rng.fork();
         let attacker = attacker.map(|attacker| attacker.with_tamper(tamper_rng));
+        // Forked after the tampering's: whether the HMI writer is busy (every other draw
+        // stays what it was).
+        let hmi = hmi.busy(rng.fork());
         let mut sim = Sim {
             options,
             workload,
