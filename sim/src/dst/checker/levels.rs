@@ -120,9 +120,47 @@ impl Checker {
         self.levels_unfollowed[node] = false;
         self.levels_pending_unjudged[node] = false;
         self.burst_end[node] = 0;
+        self.collapse[node] = None;
         if t.role == Role::Primary && matches!(t.reason, Reason::TakeoverAfterProbe | Reason::TakeoverNoPrimary) {
             let inherited = self.takeovers[node].as_ref().map_or(0, |tk| tk.inherited_to);
             self.burst_end[node] = self.ring_highest[node].max(inherited).max(t.frame);
+            self.collapse[node] = Some(Collapse {
+                epoch: t.epoch,
+                end: self.burst_end[node],
+                keys: BTreeMap::new(),
+            });
+        }
+    }
+
+    /// At the emit, within a takeover's burst: the burst collapses each level key to its
+    /// newest value (docs/PROTOCOL.md, "Levels"; `outputs.rs`, `level_hold`), so a new
+    /// primary emits at most one value of a key for the frames of its burst. Two are a
+    /// burst taken for ended too soon (mutant `outputs.rs:84:41`) or a level sent outside
+    /// the collapse (the unsent set's, mutant `outputs.rs:169:33`): the plant is driven
+    /// through the burst's intermediate values, which invariant 14's order at the sink
+    /// allows.
+    pub(super) fn check_burst_collapsed(&mut self, at: Nanos, node: usize, output: &Output) {
+        let Some(key) = output.kind.level_key() else {
+            return;
+        };
+        let Some(c) = &mut self.collapse[node] else {
+            return;
+        };
+        if output.epoch != c.epoch || output.frame > c.end {
+            return;
+        }
+        let id = (output.frame, output.index);
+        let first = *c.keys.entry(key).or_insert(id);
+        if first != id {
+            let (epoch, end) = (c.epoch, c.end);
+            self.violation(
+                Invariant::Levels,
+                at,
+                format!(
+                    "node {node}, primary of epoch {} after a takeover, emitted two values of level key {key} within its burst (frames up to {end}): {first:?}, then {id:?}",
+                    twinloop::EpochText(epoch)
+                ),
+            );
         }
     }
 
@@ -134,6 +172,7 @@ impl Checker {
     pub(super) fn check_levels_delivered(&mut self, at: Nanos, node: usize, epoch: u64, commit: &Commit) {
         if commit.frame > self.burst_end[node] {
             self.burst_end[node] = 0;
+            self.collapse[node] = None;
             let pending = core::mem::take(&mut self.levels_pending[node]);
             let unjudged = core::mem::take(&mut self.levels_pending_unjudged[node]);
             // On a faulty output path the sink may lack it for a while: the refresh's bound

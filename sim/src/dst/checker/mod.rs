@@ -493,6 +493,17 @@ struct Tenure {
     began: u64,
 }
 
+/// A takeover's burst, as the checker follows it (invariant 14, `levels.rs`).
+#[derive(Debug, Clone)]
+struct Collapse {
+    /// The epoch the node leads.
+    epoch: u64,
+    /// The burst's last frame.
+    end: u64,
+    /// Per key, the level emitted for a frame of the burst.
+    keys: BTreeMap<u16, (u64, u8)>,
+}
+
 /// The copies of one identity seen so far: distinct `(epoch, content hash)`.
 #[derive(Debug, Clone)]
 struct Copies {
@@ -748,6 +759,9 @@ pub struct Checker {
     /// By node, primary after a takeover: the last frame of its takeover's burst (its
     /// levels may wait until the burst is run; 0: none).
     burst_end: [u64; 2],
+    /// By node, a new primary within its takeover's burst: the level of each key it
+    /// emitted for the burst's frames (one each, the newest).
+    collapse: [Option<Collapse>; 2],
     /// By node, a primary: per key, the newest level it committed that the sink has not
     /// been seen to hold yet (checked at its next commit after the burst).
     levels_pending: [BTreeMap<u16, (u64, u8)>; 2],
@@ -978,6 +992,7 @@ impl Checker {
         self.check_sink_once(at, node, output, verdict);
         self.check_sink_duplicate(at, output, verdict);
         self.check_sink_levels(at, node, output, verdict);
+        self.check_burst_collapsed(at, node, output);
         self.record_emission(at, output.epoch);
         let hash = self.check_emit_produced(at, node, output);
         self.check_emit_copies(at, node, output, hash);

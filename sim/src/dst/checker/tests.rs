@@ -1227,3 +1227,38 @@ fn checker_commit_reporting_an_unemitted_event_sent_is_reported() {
     h.checker.on_commit(h.now, 1, E2, &with_mask(4, 0b11));
     assert_eq!(broken(&h.checker), vec![]);
 }
+
+/// Invariant 14, the collapse: a new primary emits one value per level key for the frames
+/// of its takeover's burst (here 3..=5, the frames in hand at the takeover), the newest.
+/// One that emits frame 3's value and then frame 5's drove the plant through an
+/// intermediate value, which the sink's order allows; the collapsed burst passes, and
+/// frame 6, after the burst, goes out as usual.
+#[test]
+fn checker_level_two_values_of_a_key_within_a_takeovers_burst_is_a_violation() {
+    let takeover = |emit_3: bool| {
+        let mut h = History::new();
+        h.lead(0, E1, 0, Reason::StartedFirst);
+        h.run_level(0, E1, 1, 7, true);
+        h.run_level(0, E1, 2, 7, true);
+        h.checker.on_crash(h.now, 0);
+        h.follow(1, E1);
+        h.checker.on_ring(1, 1024, 5);
+        h.lead(1, E2, 2, Reason::TakeoverAfterProbe);
+        h.run_level(1, E2, 3, 7, emit_3);
+        h.run_level(1, E2, 4, 7, false);
+        h.run_level(1, E2, 5, 7, true);
+        h.run_level(1, E2, 6, 7, true);
+        h.finish()
+    };
+    let c = takeover(false);
+    assert_eq!(broken(&c), vec![], "{:?}", c.violations());
+    let c = takeover(true);
+    assert_eq!(broken(&c), vec![Invariant::Levels], "{:?}", c.violations());
+    assert!(
+        c.violations()[0]
+            .detail
+            .contains("two values of level key 7 within its burst (frames up to 5): (3, 0), then (5, 0)"),
+        "{:?}",
+        c.violations()
+    );
+}
