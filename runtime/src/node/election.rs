@@ -192,11 +192,14 @@ impl<A: App> Node<A> {
         self.switch_taken = None;
         // A backup with state inherits its primary's commits, as far as this. A node
         // leading from the start-up role holds at most commits of a primary it was still
-        // joining, of a history it never took: none inherited.
-        self.inherited_to = if self.role == Role::Backup && self.has_state() {
-            self.commit_highest
-        } else {
-            0
+        // joining, of a history it never took: none inherited. A primary leading on in a
+        // higher epoch (`EpochRaised`) keeps what it inherited: a takeover's burst that
+        // waits for its input still decides those frames against the commits it lacks,
+        // with `Alarm::CommitLost` (DST seed 897, 2026-11-27: before, they went silent).
+        self.inherited_to = match self.role {
+            Role::Backup if self.has_state() => self.commit_highest,
+            Role::Primary => self.inherited_to,
+            _ => 0,
         };
         // A reserved epoch is durable already: no wait for the disk between the decision
         // and the outputs.

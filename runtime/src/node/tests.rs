@@ -7694,6 +7694,45 @@ fn backup_commits_lost_input_late_takeover_burst_paused_emits_only_the_newest_le
     assert_eq!(events, 6, "every event of the burst");
 }
 
+/// A new primary whose takeover's burst waits for its input (the commits of A..A+5 lost,
+/// its input of them late) and that leads on in a higher epoch meanwhile (`EpochRaised`:
+/// its old primary restarted with a reservation above it) still holds what it inherited:
+/// when the input comes, frames A..A+5, whose commits it lacks, are decided with
+/// `Alarm::CommitLost`. Before (DST seed 897, once the world stalled a backup's input
+/// before its primary's crash, 2026-11-27), `become_primary` counted nothing inherited
+/// for a node already primary, and the frames were decided silently (invariant 10).
+#[test]
+fn primary_burst_paused_epoch_raised_still_alarms_the_commits_lost() {
+    let (mut p, a) = took_over_with_six_commits_lost_and_input_late();
+    let epoch = p.node(1).epoch();
+    // Node 0 (id 1) reserved the term above before it crashed.
+    p.reserved[0] = (((epoch >> 8) + 1) << 8) | 1;
+    p.start(0);
+    let until = p.now + ms(1000);
+    assert!(p.run_until(until, |p| p
+        .transitions
+        .iter()
+        .any(|(n, t)| *n == 1 && t.reason == Reason::EpochRaised)));
+    assert_eq!(p.primary(), Some(1));
+    assert_eq!(p.node(1).frame(), a - 1, "still waits for frame A");
+    for frame in a..a + 6 {
+        p.inject_frame(1, frame, &frame.to_le_bytes());
+    }
+    p.run_for(ms(20));
+    assert_eq!(p.node(1).frame(), a + 6);
+    // The frames came one an event: one alarm each.
+    let lost: std::vec::Vec<u64> = p
+        .alarms
+        .iter()
+        .filter_map(|(n, alarm)| match alarm {
+            Alarm::CommitLost { frame, last } if *n == 1 => Some(*frame..=*last),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(lost, (a..a + 6).collect::<std::vec::Vec<_>>());
+}
+
 /// A keyed heartbeat of the peer's verified session that does not echo this node's
 /// current challenge (sent before the peer heard its latest one; or a replay) is no
 /// sign that the restart handshake must go on: the session is verified and the peer's
