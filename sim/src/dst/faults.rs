@@ -130,6 +130,18 @@ pub enum Fault {
         /// How many frames in a row.
         frames: u64,
     },
+    /// A node's input stalls (a switch port that buffers, issue 21): every frame the
+    /// source sends it within `duration_ns` arrives at the stall's end, after its usual
+    /// delay. Drawn a few cycles before a crash of the primary, with a loss burst on every
+    /// link over those cycles: the backup takes over holding commits of frames its input
+    /// has not brought yet, some of the commits before them lost, and its takeover's burst
+    /// pauses until the stalled frames come.
+    IoStall {
+        /// Whose input (the backup of the moment).
+        target: Target,
+        /// For how long.
+        duration_ns: Nanos,
+    },
     /// Armed at a crash with a restart, at its instant: when the crashed node restarts,
     /// every datagram it sends is lost for `duration_ns`, while its peer's reach it (an
     /// asymmetric partition from the restarted node; issue 21). A restarted node whose
@@ -203,6 +215,7 @@ impl Fault {
             | Fault::LinkCut { duration_ns, .. }
             | Fault::LossBurst { duration_ns, .. }
             | Fault::IoLoss { duration_ns, .. }
+            | Fault::IoStall { duration_ns, .. }
             | Fault::PrimaryInputDies { duration_ns }
             | Fault::ReleaseLoss { duration_ns }
             | Fault::OutputOutage { duration_ns, .. }
@@ -630,6 +643,56 @@ impl FaultPlan {
                         duration_ns: tail_ns - at,
                     },
                 });
+            }
+        }
+        // A burst that pauses (issue 21, 2026-11-27): a few cycles before a crash of the
+        // primary, the backup's input stalls until after its takeover, and a loss burst
+        // on every link drops some of the commits of those cycles. The new primary then
+        // holds commits of frames it has no input for, below a commit lost: its burst
+        // (levels held, collapsed to the newest per key) waits for the stalled frames and
+        // goes on when they come. A burst taken for ended at the pause drove the plant
+        // through the burst's intermediate levels, unseen (mutant `outputs.rs:84:41`:
+        // the DST drew no such pause). One crash of the primary in four; from a generator
+        // of its own, after the rest: other draws stay.
+        if mix.crash {
+            let r = &mut rng.fork();
+            let c = &options.config;
+            let cycle_ns = options.cycle_ms * ms;
+            let takeover_ns = (c.detection_window_ms + c.probe_timeout_ms) * ms;
+            let crashes = plan.instants(|f| {
+                matches!(
+                    f,
+                    Fault::Crash {
+                        target: Target::Primary,
+                        ..
+                    }
+                )
+            });
+            let all_links = (1u32 << options.links.len()) - 1;
+            for at in crashes {
+                if plan.faults.len() + 2 <= FAULTS_MAX && r.chance(1, 4) {
+                    let ahead_ns = between(r, 2, 8) * cycle_ns;
+                    let Some(from) = at.checked_sub(ahead_ns) else {
+                        continue;
+                    };
+                    // Past the takeover on the slowest clock (0.5 % drift), by 1 to 10 cycles.
+                    let stall_ns = ahead_ns + takeover_ns + takeover_ns / 100 + between(r, 1, 10) * cycle_ns;
+                    plan.faults.push(PlannedFault {
+                        at: from,
+                        fault: Fault::IoStall {
+                            target: Target::Backup,
+                            duration_ns: stall_ns,
+                        },
+                    });
+                    plan.faults.push(PlannedFault {
+                        at: from,
+                        fault: Fault::LossBurst {
+                            link_mask: all_links,
+                            loss_ppm: between(r, 500_000, 900_000) as u32,
+                            duration_ns: ahead_ns,
+                        },
+                    });
+                }
             }
         }
         plan.faults.sort_by_key(|f| f.at);

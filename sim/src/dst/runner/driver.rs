@@ -313,6 +313,7 @@ impl Summary {
                 "loss": f.loss,
                 "io_loss": f.io_loss,
                 "io_gap": f.io_gap,
+                "io_stall": f.io_stall,
                 "restart_cut": f.restart_cut,
                 "link_cut": f.link_cut,
                 "switchover": f.switchover,

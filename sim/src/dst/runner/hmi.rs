@@ -255,6 +255,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             && self.io_loss_ppm == [0, 0]
             && self.io_bursts.is_empty()
             && self.io_gap == [0, 0]
+            && !self.io_stalled()
             && self.now >= self.last_trouble_at + (c.detection_window_ms + c.probe_timeout_ms) * ms
             && !self.plan.any_within(self.now, until, None)
             && until < self.options.safety_ms * ms

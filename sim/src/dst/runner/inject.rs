@@ -38,6 +38,11 @@ impl<'a, W: Workload> Sim<'a, W> {
 
     /// Node `node`'s input loses `loss_ppm` of its frames for `duration_ns` (fault
     /// `index`: an `IoLoss`, or the quiet tail's `PrimaryInputDies`).
+    /// Some node's input is stalled (`Fault::IoStall`).
+    pub(super) fn io_stalled(&self) -> bool {
+        self.io_stall_until.iter().any(|&until| until > self.now)
+    }
+
     fn io_loss_begin(&mut self, node: usize, loss_ppm: u32, duration_ns: Nanos, index: usize) {
         self.stats.faults.io_loss += 1;
         let id = self.burst_id_next;
@@ -90,7 +95,10 @@ impl<'a, W: Workload> Sim<'a, W> {
                     let quiet_switchover = status_p.as_ref().is_some_and(|s| s.switchover.is_none())
                         && status_q.as_ref().is_some_and(|s| s.switchover.is_none());
                     let links_healthy = self.network.all_up() && self.frozen_count == 0 && self.faults_active == 0;
-                    let io_clean = self.io_loss_ppm[q] == 0 && self.io_bursts.is_empty() && self.io_gap == [0, 0];
+                    let io_clean = self.io_loss_ppm[q] == 0
+                        && self.io_bursts.is_empty()
+                        && self.io_gap == [0, 0]
+                        && !self.io_stalled();
                     let quiet_plan = !self.plan.any_within(self.now, self.now + bound_ns, Some(index))
                         && self.now + bound_ns < self.options.safety_ms * ms;
                     let clean = quiet_switchover
@@ -255,6 +263,21 @@ impl<'a, W: Workload> Sim<'a, W> {
                     self.role(i)
                 ));
                 self.io_gap[i] = self.io_gap[i].max(frames);
+            }
+            Fault::IoStall { target, duration_ns } => {
+                let Some(i) = self.resolve(target) else {
+                    self.stats.faults.skipped += 1;
+                    return;
+                };
+                self.stats.faults.io_stall += 1;
+                self.say(format_args!(
+                    "FAULT I/O stall: node {i} ({:?}) gets the frames of the next {:.3} ms at their end",
+                    self.role(i),
+                    duration_ns as f64 / 1e6
+                ));
+                self.io_stall_until[i] = self.io_stall_until[i].max(self.now + duration_ns);
+                self.faults_active += 1;
+                self.schedule(self.now + duration_ns, Event::FaultEnd(FaultEnd::IoStall));
             }
             Fault::RestartCut { duration_ns } => {
                 // The crash it goes with fired at this instant, just before.
@@ -481,7 +504,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 self.io_bursts.remove(&id);
             }
             FaultEnd::ReleaseLoss => self.release_loss = self.release_loss.saturating_sub(1),
-            FaultEnd::OutputOutage { .. } | FaultEnd::SourceRestart => {}
+            FaultEnd::OutputOutage { .. } | FaultEnd::SourceRestart | FaultEnd::IoStall => {}
         }
         self.say(format_args!("fault ends: {end:?}"));
     }

@@ -122,6 +122,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         self.io_loss_ppm = [0, 0];
         self.io_bursts.clear();
         self.io_gap = [0, 0];
+        self.io_stall_until = [0, 0];
         self.restart_cut = [None; 2];
         self.release_loss = 0;
         // A restart of the source under way ends its silence now.

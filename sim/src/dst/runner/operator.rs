@@ -30,7 +30,8 @@ impl<'a, W: Workload> Sim<'a, W> {
             && self.now >= self.source_active_until
             && self.io_loss_ppm == [0, 0]
             && self.io_bursts.is_empty()
-            && self.io_gap == [0, 0];
+            && self.io_gap == [0, 0]
+            && !self.io_stalled();
         if calm && self.now + watch_ns < self.options.safety_ms * ms {
             self.checker.expect_clean_switchover(self.now, self.now + watch_ns);
         }

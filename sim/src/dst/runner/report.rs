@@ -69,6 +69,8 @@ pub struct FaultCounts {
     pub io_loss: u64,
     /// Gaps of two frames or more at the backup's input as its primary crashed.
     pub io_gap: u64,
+    /// Stalls of the backup's input before its primary crashed (`Fault::IoStall`).
+    pub io_stall: u64,
     /// Restarts whose datagrams were all lost for a while (`Fault::RestartCut`).
     pub restart_cut: u64,
     /// Operator switchover commands issued.
@@ -106,6 +108,7 @@ impl FaultCounts {
         self.loss += o.loss;
         self.io_loss += o.io_loss;
         self.io_gap += o.io_gap;
+        self.io_stall += o.io_stall;
         self.restart_cut += o.restart_cut;
         self.switchover += o.switchover;
         self.switchover_during_fault += o.switchover_during_fault;

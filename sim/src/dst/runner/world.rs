@@ -75,6 +75,7 @@ pub(super) enum FaultEnd {
     ReleaseLoss,
     OutputOutage { acks: bool },
     SourceRestart,
+    IoStall,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +123,8 @@ pub(super) struct Sim<'a, W: Workload> {
     pub(super) restart_cut: [Option<Nanos>; 2],
     /// By node: frames its input still loses in a row (`Fault::IoGap`).
     pub(super) io_gap: [u64; 2],
+    /// By node: until when its input is stalled (`Fault::IoStall`; 0: not).
+    pub(super) io_stall_until: [Nanos; 2],
     /// `Fault::ReleaseLoss` faults active now (they nest): every `SwitchRelease` sent
     /// meanwhile is lost on every link.
     pub(super) release_loss: u32,
@@ -274,6 +277,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             io_loss_ppm: options.io.loss_ppm,
             io_bursts: BTreeMap::new(),
             io_gap: [0, 0],
+            io_stall_until: [0, 0],
             last_crash: None,
             restart_cut: [None; 2],
             release_loss: 0,
@@ -682,8 +686,9 @@ impl<'a, W: Workload> Sim<'a, W> {
             };
             for _ in 0..copies {
                 let delay_us = io.delay_us_min + self.io_rng.below(io.delay_us_jitter + 1);
+                // A stalled input delivers at the stall's end.
                 self.schedule(
-                    self.now + delay_us * NANOS_PER_US,
+                    self.now.max(self.io_stall_until[node]) + delay_us * NANOS_PER_US,
                     Event::Frame {
                         node,
                         sent,
