@@ -100,6 +100,12 @@ impl HmiState {
         self.applied.iter().find(|(w, _)| w == write).map(|&(_, frame)| frame)
     }
 
+    /// The memory may have dropped a write applied after `frame`: it is full and its
+    /// oldest entry is of a later frame.
+    fn forgot_since(&self, frame: u64) -> bool {
+        self.applied.is_full() && self.applied.front().is_some_and(|&(_, oldest)| oldest > frame)
+    }
+
     fn remember(&mut self, write: HmiWrite, frame: u64) {
         if self.applied.is_full() {
             self.applied.pop_front();
@@ -263,6 +269,15 @@ impl<A: App> Node<A> {
             .get(usize::from(write.tag))
             .is_some_and(|tag| tag.accepts(write.value));
         if !accepted || self.hmi.applied_at(&write).is_some() || self.hmi.queued.iter().any(|w| *w == write) {
+            return;
+        }
+        // The backup sent it at its frame `header.frame`; a write applied since was applied
+        // at a later frame. Unless the memory still reaches back that far, a late copy (a
+        // cut link's, delayed, or a first copy an attacker held back) may be of a write
+        // applied and forgotten since: applying it again would hand the plant an old
+        // value long after. Dropped; a write still waiting is re-sent with a newer frame
+        // (DST seed 4791, 2026-11-27).
+        if self.hmi.forgot_since(header.frame) {
             return;
         }
         let _ = self.hmi.queued.push_back(write);
@@ -624,6 +639,57 @@ mod tests {
         for i in 0..2 {
             assert_eq!(p.node(i).hmi_writes_applied(), 2, "writes node {i} counted");
         }
+    }
+
+    /// A late copy of a backup's forward — one sent on a link that was cut and delivered
+    /// seconds later, or a first copy an attacker held back and replays under the key,
+    /// which the replay window rightly takes — reaches the primary after its memory of
+    /// applied writes has forgotten the write (256 newer ones since): it was applied
+    /// again, and the plant got an old setpoint back long after its operator moved on
+    /// (DST seed 4791 of 2000..19999, the busy HMI writer and the attacker, 2026-11-27).
+    /// A primary takes a forward only while its memory holds every write applied since
+    /// the backup sent it (the frame in its header); the backup re-sends a write that
+    /// still waits, with a newer frame.
+    #[test]
+    fn primary_late_forward_of_a_write_its_memory_forgot_not_applied_again() {
+        let mut p = running_pair();
+        p.capture = true;
+        let old = write(1, 77);
+        submit(&mut p, 1, old).unwrap();
+        assert!(matches!(await_answer(&mut p, 1, old), Some(HmiOutcome::Applied { .. })));
+        let forwards: std::vec::Vec<(u8, crate::wire::WireBuf)> = p
+            .captured
+            .iter()
+            .filter(|(from, _, bytes)| {
+                *from == 1
+                    && matches!(crate::wire::decode(bytes, None).map(|e| e.body), Ok(Body::HmiWrite(w)) if w == old)
+            })
+            .map(|(_, link, bytes)| (*link, bytes.clone()))
+            .collect();
+        assert!(!forwards.is_empty(), "the backup forwarded it");
+        p.capture = false;
+        p.captured.clear();
+        // 260 newer writes, four at a time.
+        for batch in 0..65u16 {
+            let ws: std::vec::Vec<HmiWrite> = (0..4).map(|k| write(100 + batch * 4 + k, i64::from(k) - 5)).collect();
+            for &w in &ws {
+                submit(&mut p, 0, w).unwrap();
+            }
+            for &w in &ws {
+                assert!(matches!(await_answer(&mut p, 0, w), Some(HmiOutcome::Applied { .. })));
+            }
+        }
+        let (link, bytes) = &forwards[0];
+        p.inject(0, *link, bytes);
+        p.run_for(ms(50));
+        for i in 0..2 {
+            let applied = log_of(&p, i).iter().filter(|&&(_, _, v)| v == 77).count();
+            assert_eq!(applied, 1, "node {i} applied the old write again");
+        }
+        // A fresh forward is taken, the memory full or not.
+        let new = write(2, 55);
+        submit(&mut p, 1, new).unwrap();
+        assert!(matches!(await_answer(&mut p, 1, new), Some(HmiOutcome::Applied { .. })));
     }
 
     #[test]
