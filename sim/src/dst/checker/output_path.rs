@@ -68,6 +68,9 @@ impl Checker {
         self.check_emit_copies(at, node, output, hash);
         self.check_resend(at, node, output);
         self.end_pending_failovers(at, node, output.epoch);
+        // Invariant 16 counts from the emit: an event every copy of which the path lost
+        // never reaches `on_emit`, and was not judged before 2026-11-27.
+        self.record_event_emitted(at, node, output);
         let id = (output.frame, output.index);
         let copies = self.path_copies.entry(id).or_default();
         // With acks an event goes out again until acked: its copies went out under

@@ -210,6 +210,10 @@ impl<'a, W: Workload> Sim<'a, W> {
                     "converged, but no new output reached the sink while settling".to_string(),
                 );
             }
+            // Invariant 16 at the end of every run that converged, not only of one that
+            // did not (before 2026-11-27 only `liveness_deadline` called it: a run that
+            // settled was never judged, and a node that never re-sent a lost event passed).
+            self.check_events_applied();
             self.phase = Phase::Done;
         }
     }
