@@ -335,7 +335,7 @@ fn dst_group_main(args: &DstArgs) -> i32 {
         args.seeds
     );
     println!(
-        "scenarios: start-up partitions {} (halves {}), staggered starts {}, switchovers asked {} (judged {}), completed {}, group restarts {}, lag losses {}",
+        "scenarios: start-up partitions {} (halves {}), staggered starts {}, switchovers asked {} (judged {}), completed {}, group restarts {}, lag losses {} (member late {})",
         scenarios.startup_partitions,
         scenarios.startup_halves,
         scenarios.staggered_starts,
@@ -343,7 +343,8 @@ fn dst_group_main(args: &DstArgs) -> i32 {
         scenarios.switchovers_judged,
         scenarios.switchovers_completed,
         scenarios.group_restarts,
-        scenarios.lag_losses
+        scenarios.lag_losses,
+        scenarios.lag_losses_late
     );
     if shape.liveness {
         // Invariant 5's exception, counted: no holder could win the votes by the

@@ -135,6 +135,9 @@ pub struct Scenarios {
     pub group_restarts: u64,
     /// Primaries lost while their backups lagged and a member joined.
     pub lag_losses: u64,
+    /// Of them, with the member restarted late, so that it was joining as the primary
+    /// died (since 2026-11-27).
+    pub lag_losses_late: u64,
 }
 
 impl Scenarios {
@@ -148,6 +151,7 @@ impl Scenarios {
         self.switchovers_completed += other.switchovers_completed;
         self.group_restarts += other.group_restarts;
         self.lag_losses += other.lag_losses;
+        self.lag_losses_late += other.lag_losses_late;
     }
 }
 
@@ -191,11 +195,17 @@ enum Fault {
     /// member that may lead but the primary frozen for `freeze_ns`, and the primary
     /// killed for `down_ns` as the first of them lags after its thaw (or 20 ms after the
     /// thaw if none does). The successor must be the lagging backup, not the joining
-    /// member that cannot lead.
+    /// member that cannot lead. With `late_ns`, the member restarts that long before the
+    /// thaw rather than at once: it is joining as the primary dies (since 2026-11-27).
+    /// Aimed at mutant `succession.rs:78:60` (a member back to starting counts itself as
+    /// the successor), which it does not catch yet: the joiner heard frames the lagging
+    /// holder lacks, so by the completeness rule no one could win (invariant 5's
+    /// exception), with the mutant or without.
     LagLoss {
         rejoin: usize,
         freeze_ns: Nanos,
         down_ns: Nanos,
+        late_ns: Option<Nanos>,
     },
 }
 
@@ -366,6 +376,7 @@ impl Sim {
                 rejoin: extra.below(u64::from(shape.leaders)) as usize,
                 freeze_ns: 5 * MS + extra.below(40 * MS),
                 down_ns: 100 * MS + extra.below(200 * MS),
+                late_ns: None,
             };
             faults.push((at, fault));
         }
@@ -379,6 +390,15 @@ impl Sim {
                 freeze_ns: down_ns + 30 * MS + extra.below(150 * MS),
             };
             faults.push((at, fault));
+        }
+        // Drawn after every other (the seeds keep their draws): one lag loss in two
+        // restarts its member late, 0–4 ms before the thaw.
+        for (_, fault) in &mut faults {
+            if let Fault::LagLoss { late_ns, .. } = fault {
+                if extra.below(2) == 0 {
+                    *late_ns = Some(extra.below(4 * MS));
+                }
+            }
         }
         faults.sort_by_key(|&(at, _)| core::cmp::Reverse(at));
         Sim {
@@ -908,6 +928,7 @@ impl Sim {
                 rejoin,
                 freeze_ns,
                 down_ns,
+                late_ns,
             } => {
                 let n = self.members.len();
                 let down = (0..n).any(|i| self.nodes[i].is_none() || self.restart_at[i].is_some());
@@ -919,7 +940,9 @@ impl Sim {
                 let leaders: Vec<usize> = (0..n).filter(|&i| !self.members[i].witness && i != primary).collect();
                 let rejoin = leaders[rejoin % leaders.len()];
                 self.crash(rejoin);
-                self.restart_at[rejoin] = Some(now + MS);
+                let after_ns = late_ns.map_or(MS, |late| freeze_ns.saturating_sub(late).max(MS));
+                self.restart_at[rejoin] = Some(now + after_ns);
+                self.report.scenarios.lag_losses_late += u64::from(late_ns.is_some());
                 for &b in leaders.iter().filter(|&&b| b != rejoin) {
                     self.frozen_until[b] = self.frozen_until[b].max(now + freeze_ns);
                     self.steady_since[b] = self.frozen_until[b];
