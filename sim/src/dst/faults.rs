@@ -130,6 +130,19 @@ pub enum Fault {
         /// How many frames in a row.
         frames: u64,
     },
+    /// One commit lost, then the primary's crash (issue 21): from the primary's next
+    /// commit on, every datagram carrying that frame's commit (the commit, its re-sends,
+    /// the answers to the backup's fetches) is lost on every link for `duration_ns`, all
+    /// else delivered, and the primary crashes as it ends. The backup holds the commits
+    /// after the hole and cannot run them; until it takes over, its own input runs on,
+    /// a ring and more ahead where the ring is shorter than the window and the probe: it
+    /// must refuse the frames that would take the slots of the commits it holds (skipped
+    /// after its takeover), not let them evict those commits (DST seed 18879's shape,
+    /// 2026-11-26, drawn on purpose since 2026-11-27).
+    CommitHole {
+        /// For how long.
+        duration_ns: Nanos,
+    },
     /// A node's input stalls (a switch port that buffers, issue 21): every frame the
     /// source sends it within `duration_ns` arrives at the stall's end, after its usual
     /// delay. Drawn a few cycles before a crash of the primary, with a loss burst on every
@@ -216,6 +229,7 @@ impl Fault {
             | Fault::LossBurst { duration_ns, .. }
             | Fault::IoLoss { duration_ns, .. }
             | Fault::IoStall { duration_ns, .. }
+            | Fault::CommitHole { duration_ns }
             | Fault::PrimaryInputDies { duration_ns }
             | Fault::ReleaseLoss { duration_ns }
             | Fault::OutputOutage { duration_ns, .. }
@@ -693,6 +707,29 @@ impl FaultPlan {
                         },
                     });
                 }
+            }
+        }
+        // One commit lost, then the primary's crash 2–6 cycles later (`Fault::CommitHole`):
+        // one seed in six whose crashes are on, anywhere in the safety phase (other faults
+        // may meet it). From a generator of its own, after the rest: other draws stay.
+        if mix.crash {
+            let r = &mut rng.fork();
+            let cycle_ns = options.cycle_ms * ms;
+            let hole_ns = between(r, 2, 6) * cycle_ns;
+            let latest_ns = safety_ns.saturating_sub(hole_ns + recovery_ns);
+            let at = between(r, 2 * recovery_ns, latest_ns);
+            if r.chance(1, 6) && at < latest_ns && plan.faults.len() + 2 <= FAULTS_MAX {
+                plan.faults.push(PlannedFault {
+                    at,
+                    fault: Fault::CommitHole { duration_ns: hole_ns },
+                });
+                plan.faults.push(PlannedFault {
+                    at: at + hole_ns,
+                    fault: Fault::Crash {
+                        target: Target::Primary,
+                        restart_after_ns: None,
+                    },
+                });
             }
         }
         plan.faults.sort_by_key(|f| f.at);

@@ -102,7 +102,7 @@ impl Takeover2 {
             checker.on_commit_held(1, E1, c);
         }
         checker.on_crash(4, 0);
-        checker.on_ring(1, 1024, start);
+        checker.on_ring(1, 1024, start, start);
         checker.on_persist(5, 1, E2);
         checker.on_transition(
             5,
@@ -338,18 +338,23 @@ fn checker_replay_gap_range_alarmed_once_passes() {
 
 #[test]
 fn checker_takeover_commit_a_ring_below_is_not_held() {
-    let h = history();
+    let held_after = |last_run: u64| {
+        let h = history();
+        let mut checker = Takeover2::new(&h, &[], 1).checker;
+        checker.on_transition(
+            6,
+            1,
+            &transition(Role::Backup, SyncState::InSync, E2, 1, Reason::InSync),
+        );
+        for c in &h {
+            checker.on_commit_held(1, E2, c);
+        }
+        checker.on_ring(1, 2, 6, last_run);
+        checker.held[1].keys().copied().collect::<Vec<_>>()
+    };
     // With a ring of 2 frames and frame 6 received, frames 2..=4 are gone from the node:
     // it skips to frame 5 without them.
-    let mut checker = Takeover2::new(&h, &[], 1).checker;
-    checker.on_transition(
-        6,
-        1,
-        &transition(Role::Backup, SyncState::InSync, E2, 1, Reason::InSync),
-    );
-    for c in &h {
-        checker.on_commit_held(1, E2, c);
-    }
-    checker.on_ring(1, 2, 6);
-    assert_eq!(checker.held[1].keys().copied().collect::<Vec<_>>(), vec![5]);
+    assert_eq!(held_after(4), vec![5]);
+    // Not those it had not run: it keeps them, and refuses the frames beyond its ring.
+    assert_eq!(held_after(1), vec![2, 3, 5]);
 }

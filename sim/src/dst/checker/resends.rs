@@ -23,12 +23,17 @@ impl Checker {
     /// Node `node`'s ring holds `capacity` frames and it has received frames up to
     /// `highest` from the I/O source: a commit a whole ring below is gone from it (the
     /// slot went to a newer frame — or may have: a conservative bound, so that nothing the
-    /// node no longer holds is expected of it). Called before a transition to primary.
-    pub fn on_ring(&mut self, node: usize, capacity: u64, highest: u64) {
+    /// node no longer holds is expected of it). Called before a transition to primary,
+    /// whose last run frame is `last_run`. Not the commits above it: a backup keeps the
+    /// commits it has not run, and refuses a frame whose slot one of them holds (a ring
+    /// above its last run; `handle_source_frame`) — since 2026-11-27: before, a backup
+    /// that took such frames, losing the commits it waited to run (mutant
+    /// `node/mod.rs:1131:22`, DST seed 18879's bug planted back), was excused here.
+    pub fn on_ring(&mut self, node: usize, capacity: u64, highest: u64, last_run: u64) {
         self.ring_highest[node] = highest;
         let held = &mut self.held[node];
         let newest = held.last_key_value().map_or(0, |(&f, _)| f).max(highest);
-        let gone_to = newest.saturating_sub(capacity);
+        let gone_to = newest.saturating_sub(capacity).min(last_run);
         while held.first_key_value().is_some_and(|(&f, _)| f <= gone_to) {
             held.pop_first();
         }

@@ -1242,7 +1242,7 @@ fn checker_level_two_values_of_a_key_within_a_takeovers_burst_is_a_violation() {
         h.run_level(0, E1, 2, 7, true);
         h.checker.on_crash(h.now, 0);
         h.follow(1, E1);
-        h.checker.on_ring(1, 1024, 5);
+        h.checker.on_ring(1, 1024, 5, 2);
         h.lead(1, E2, 2, Reason::TakeoverAfterProbe);
         h.run_level(1, E2, 3, 7, emit_3);
         h.run_level(1, E2, 4, 7, false);

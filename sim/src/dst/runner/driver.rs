@@ -314,6 +314,7 @@ impl Summary {
                 "io_loss": f.io_loss,
                 "io_gap": f.io_gap,
                 "io_stall": f.io_stall,
+                "commit_hole": f.commit_hole,
                 "restart_cut": f.restart_cut,
                 "link_cut": f.link_cut,
                 "switchover": f.switchover,

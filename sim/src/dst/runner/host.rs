@@ -557,6 +557,10 @@ impl<'a, W: Workload> Sim<'a, W> {
                     // `Fault::ReleaseLoss`: lost on the link (the attacker saw it go).
                     return;
                 }
+                if self.in_commit_hole(&bytes) {
+                    // `Fault::CommitHole`: lost on the link.
+                    return;
+                }
                 let mut deliveries = core::mem::take(&mut self.deliveries);
                 let carried = tampered.as_deref().unwrap_or(&bytes);
                 self.network.send(now, i, usize::from(link), carried, &mut deliveries);
@@ -688,7 +692,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 if t.role == Role::Primary {
                     if let Some(node) = self.nodes[i].node.as_ref() {
                         let capacity = node.config().frames_buffered;
-                        self.checker.on_ring(i, capacity, node.status().input.frame);
+                        self.checker.on_ring(i, capacity, node.status().input.frame, t.frame);
                     }
                 }
                 self.check_input_handover_hold(now, i, &t);
@@ -767,6 +771,31 @@ impl<'a, W: Workload> Sim<'a, W> {
             // A lone primary's commit, not transmitted: the checker's record of its
             // decisions is complete only with it.
             Action::CommitHeld { epoch, commit } => self.checker.on_commit(now, i, epoch, &commit),
+        }
+    }
+}
+
+impl<'a, W: Workload> Sim<'a, W> {
+    /// `Fault::CommitHole`: whether the datagram carries the commit of the hole's frame
+    /// (a primary's first commit names it).
+    fn in_commit_hole(&mut self, bytes: &[u8]) -> bool {
+        let Some(hole) = self.commit_hole else {
+            return false;
+        };
+        let Ok(envelope) = wire::decode(bytes, None) else {
+            return false;
+        };
+        let frame = match envelope.body {
+            Body::Commit(commit) if envelope.header.role == WireRole::Primary => commit.frame,
+            Body::FrameData { commit, .. } => commit.frame,
+            _ => return false,
+        };
+        match hole {
+            None => {
+                self.commit_hole = Some(Some(frame));
+                true
+            }
+            Some(lost) => lost == frame,
         }
     }
 }

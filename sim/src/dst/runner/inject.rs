@@ -279,6 +279,16 @@ impl<'a, W: Workload> Sim<'a, W> {
                 self.faults_active += 1;
                 self.schedule(self.now + duration_ns, Event::FaultEnd(FaultEnd::IoStall));
             }
+            Fault::CommitHole { duration_ns } => {
+                self.stats.faults.commit_hole += 1;
+                self.say(format_args!(
+                    "FAULT the primary's next commit lost on every link for {:.3} ms",
+                    duration_ns as f64 / 1e6
+                ));
+                self.commit_hole = Some(None);
+                self.faults_active += 1;
+                self.schedule(self.now + duration_ns, Event::FaultEnd(FaultEnd::CommitHole));
+            }
             Fault::RestartCut { duration_ns } => {
                 // The crash it goes with fired at this instant, just before.
                 let down = self
@@ -504,6 +514,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 self.io_bursts.remove(&id);
             }
             FaultEnd::ReleaseLoss => self.release_loss = self.release_loss.saturating_sub(1),
+            FaultEnd::CommitHole => self.commit_hole = None,
             FaultEnd::OutputOutage { .. } | FaultEnd::SourceRestart | FaultEnd::IoStall => {}
         }
         self.say(format_args!("fault ends: {end:?}"));

@@ -123,6 +123,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         self.io_bursts.clear();
         self.io_gap = [0, 0];
         self.io_stall_until = [0, 0];
+        self.commit_hole = None;
         self.restart_cut = [None; 2];
         self.release_loss = 0;
         // A restart of the source under way ends its silence now.

@@ -71,6 +71,8 @@ pub struct FaultCounts {
     pub io_gap: u64,
     /// Stalls of the backup's input before its primary crashed (`Fault::IoStall`).
     pub io_stall: u64,
+    /// Commits lost for longer than a ring before the primary's crash (`Fault::CommitHole`).
+    pub commit_hole: u64,
     /// Restarts whose datagrams were all lost for a while (`Fault::RestartCut`).
     pub restart_cut: u64,
     /// Operator switchover commands issued.
@@ -109,6 +111,7 @@ impl FaultCounts {
         self.io_loss += o.io_loss;
         self.io_gap += o.io_gap;
         self.io_stall += o.io_stall;
+        self.commit_hole += o.commit_hole;
         self.restart_cut += o.restart_cut;
         self.switchover += o.switchover;
         self.switchover_during_fault += o.switchover_during_fault;

@@ -76,6 +76,7 @@ pub(super) enum FaultEnd {
     OutputOutage { acks: bool },
     SourceRestart,
     IoStall,
+    CommitHole,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +126,9 @@ pub(super) struct Sim<'a, W: Workload> {
     pub(super) io_gap: [u64; 2],
     /// By node: until when its input is stalled (`Fault::IoStall`; 0: not).
     pub(super) io_stall_until: [Nanos; 2],
+    /// `Fault::CommitHole` under way: the frame whose commit is lost (`None` until the
+    /// primary's next commit names it).
+    pub(super) commit_hole: Option<Option<u64>>,
     /// `Fault::ReleaseLoss` faults active now (they nest): every `SwitchRelease` sent
     /// meanwhile is lost on every link.
     pub(super) release_loss: u32,
@@ -278,6 +282,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             io_bursts: BTreeMap::new(),
             io_gap: [0, 0],
             io_stall_until: [0, 0],
+            commit_hole: None,
             last_crash: None,
             restart_cut: [None; 2],
             release_loss: 0,
