@@ -25,8 +25,9 @@
 # Environment (defaults in brackets):
 #   MUTANTS_DST_SEEDS      DST seeds per mutant and shape, 0..N-1 [200]
 #   MUTANTS_DST_SHAPES     the DST's shapes, `;`-separated option lists, run in turn until
-#                          one fails [";--acks;--acked;--nodes 3": the pair, its event
-#                          acknowledgements, acked outputs, a group of three]
+#                          one fails [";--acks;--acked;--nodes 3;--nodes 3 --witness": the
+#                          pair, its event acknowledgements, acked outputs, a group of
+#                          three, a group of two and a witness]
 #   MUTANTS_DST_THREADS    the DST's --threads [2]
 #   MUTANTS_PROFILE        dev or release: the profile the DST and the tests are built in [dev]
 #   MUTANTS_DST_TIMEOUT_S  one DST run [120]; MUTANTS_UNIT_TIMEOUT_S: build and run of the
@@ -80,7 +81,7 @@ as_cargo() {
     # the shapes that run code the pair's DST never reaches (event acknowledgements,
     # acked outputs, a group's votes).
     local shapes shape rc
-    IFS=';' read -r -a shapes <<<"${MUTANTS_DST_SHAPES-;--acks;--acked;--nodes 3}"
+    IFS=';' read -r -a shapes <<<"${MUTANTS_DST_SHAPES-;--acks;--acked;--nodes 3;--nodes 3 --witness}"
     for shape in "${shapes[@]}"; do
         # shellcheck disable=SC2086 # a shape is words, split on purpose
         echo "+ $sim dst --seeds $seeds --threads $threads --quiet --fail-fast $shape"
@@ -153,7 +154,7 @@ schemata() {
     command -v timeout >/dev/null || die "timeout (GNU coreutils) not found"
     cargo build --release --locked --quiet --manifest-path tools/schemata/Cargo.toml || return 2
     local opts=(--seeds "${MUTANTS_DST_SEEDS:-200}" --threads "${MUTANTS_DST_THREADS:-2}")
-    opts+=(--shapes "${MUTANTS_DST_SHAPES-;--acks;--acked;--nodes 3}")
+    opts+=(--shapes "${MUTANTS_DST_SHAPES-;--acks;--acked;--nodes 3;--nodes 3 --witness}")
     nice -n 19 tools/schemata/target/release/twinloop-schemata "${opts[@]}" "$@"
 }
 

@@ -271,6 +271,9 @@ struct Sim {
     /// as a backup in sync or lagging (invariant 9: a lead by one that never did is a
     /// cold start).
     held_state: Vec<bool>,
+    /// Some member, in some incarnation, held the group's state (invariant 5: a group
+    /// that never did must lead a cold start).
+    ever_held: bool,
     /// By member (this incarnation): since when it has held the group's state.
     held_since: Vec<Option<Nanos>>,
     /// By member (this incarnation): when it started, and whether its state file knew an
@@ -437,6 +440,7 @@ impl Sim {
             acked_unguarded: vec![0; n],
             shape_liveness: shape.liveness,
             held_state: vec![false; n],
+            ever_held: false,
             held_since: vec![None; n],
             started: vec![(0, false); n],
             switchover_watches: Vec::new(),
@@ -626,6 +630,19 @@ impl Sim {
                 .count();
             grants * 2 > voters
         });
+        // A group in which no member ever held a state has nothing to wait for: healed
+        // and running, it must lead a cold start (since 2026-11-27: a group that never
+        // formed — every pairing refused, no primary ever — was counted as waiting by
+        // design, and mutants that break a witness group's pairing passed every seed).
+        let every_running = (0..voters).all(|i| self.running(i));
+        if !electable && every_running && !self.ever_held {
+            let text = format!(
+                "invariant 5 at {} ns: no primary at the end, and none ever: no member ever held a state, all running",
+                self.now
+            );
+            self.report.violations.push(text);
+            return;
+        }
         if !electable {
             self.report.waits_by_design += 1;
             return;
@@ -1128,6 +1145,7 @@ impl Sim {
         let held_before = self.held_state[i];
         self.held_state[i] |=
             role == Role::Primary || (role == Role::Backup && matches!(sync, SyncState::InSync | SyncState::Lagging));
+        self.ever_held |= self.held_state[i];
         if self.held_state[i] && self.held_since[i].is_none() {
             self.held_since[i] = Some(now);
         }

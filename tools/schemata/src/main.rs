@@ -73,7 +73,7 @@ fn parse_options() -> Result<Options, String> {
         out: PathBuf::from("mutants.schemata"),
         seeds: 200,
         threads: 2,
-        shapes: ";--acks;--acked;--nodes 3".split(';').map(str::to_owned).collect(),
+        shapes: ";--acks;--acked;--nodes 3;--nodes 3 --witness".split(';').map(str::to_owned).collect(),
         timeout_factor: 10,
         jobs: 1,
         build_only: false,
