@@ -774,6 +774,55 @@ fn joining_chunks_held_up_for_a_few_retries_no_restart() {
     assert_eq!(restarts, 0, "{:?}", reasons(&p, 1));
 }
 
+/// Set in the test below: the primary's transfer beginnings are dropped.
+static DROP_BEGINS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// Set in the test below: the backup's join requests are dropped.
+static DROP_JOIN_REQUESTS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+fn drop_begins_or_join_requests_while_set(from: usize, envelope: &Envelope) -> bool {
+    let set = |flag: &core::sync::atomic::AtomicBool| flag.load(core::sync::atomic::Ordering::Relaxed);
+    match envelope.body {
+        Body::TransferBegin { .. } => from == 0 && set(&DROP_BEGINS),
+        Body::JoinRequest { .. } => from == 1 && set(&DROP_JOIN_REQUESTS),
+        _ => false,
+    }
+}
+
+/// The beginning of a transfer is lost, and so is every join request of the backup after
+/// the first: the primary, no chunk acknowledged for a retry, says the beginning again
+/// itself, and the backup installs under its first id, well before its stall limit.
+/// (Mutant `transfer.rs:493:29` `==` → `!=` in `transfer_timeout`: the beginning was said
+/// again only once some chunk was acknowledged, never when it was the one lost, and the
+/// backup waited its stall limit to ask again under a new id. Schemata run of 64df4f8,
+/// 2026-11-27.)
+#[test]
+fn joining_begin_and_later_requests_lost_primary_says_it_again_at_its_retry() {
+    let mut p = Pair::new(18, Config::fast(), 5000);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    DROP_BEGINS.store(true, core::sync::atomic::Ordering::Relaxed);
+    p.drop_if = Some(drop_begins_or_join_requests_while_set);
+    p.start(1);
+    let until = p.now + ms(50);
+    assert!(
+        p.run_until(until, |p| p.node(0).transfer_progress().is_some()),
+        "the transfer did not begin"
+    );
+    // Every link's copy of the first request has come (one latency), its beginnings lost.
+    p.run_for(ms(1));
+    assert!(!p
+        .notices
+        .iter()
+        .any(|(i, n)| *i == 1 && matches!(n, Notice::TransferStarted { .. })));
+    DROP_BEGINS.store(false, core::sync::atomic::Ordering::Relaxed);
+    DROP_JOIN_REQUESTS.store(true, core::sync::atomic::Ordering::Relaxed);
+    let retry = ms(p.configs[0].retry_ms);
+    let joined = await_state(&mut p, 1, Role::Backup, SyncState::InSync, retry * 3);
+    DROP_JOIN_REQUESTS.store(false, core::sync::atomic::Ordering::Relaxed);
+    assert!(joined, "not in sync within three retries: {:?}", reasons(&p, 1));
+    assert_eq!(reasons(&p, 1), [Reason::PrimaryFound, Reason::InSync]);
+}
+
 fn drop_chunks_past_the_first_from_primary(from: usize, envelope: &Envelope) -> bool {
     from == 0 && matches!(envelope.body, Body::Chunk { index, .. } if index >= 1)
 }
