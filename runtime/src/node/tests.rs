@@ -5694,6 +5694,39 @@ fn joining_begin_with_chunks_of_0_or_above_the_maximum_rejected() {
     }
 }
 
+/// A backup whose receive buffer is smaller than the primary's state (`state_bytes_max`
+/// set lower on it: the fingerprint does not carry it) refuses every beginning, and asks
+/// again once a stall limit, under a new id, not at once: each request at once had the
+/// primary say its beginning again, refused again, a request, a beginning and an alarm
+/// every round trip for as long as the two ran. (Mutant `transfer.rs:351:31` `+` → `-` in
+/// `on_transfer_begin`: the next request was due a stall limit in the past. Schemata run
+/// of 64df4f8, 2026-11-27.)
+#[test]
+fn joining_state_larger_than_its_buffer_refused_asks_again_once_a_stall_limit() {
+    let ballast = 100_000;
+    let mut p = Pair::new(19, Config::fast(), ballast);
+    p.configs[1].state_bytes_max = 1024;
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.capture = true;
+    p.start(1);
+    assert!(p.node(1).snapshot_buf.len() < ballast, "the state fits");
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| alarms_of(p, 1).contains(&Alarm::TransferRejected)));
+    let since = p.captured.len();
+    let c = &p.configs[1];
+    let stall_limit = ms(2 * c.detection_window_ms + 4 * c.retry_ms);
+    let links = usize::from(c.links);
+    p.run_for(stall_limit * 3);
+    let requests = captured_from(&p, 1, since)
+        .iter()
+        .filter(|(_, _, e)| matches!(e.body, Body::JoinRequest { .. }))
+        .count();
+    // One request (a copy a link) a stall limit, and one more at the edges.
+    assert!(requests <= 4 * links, "{requests} join requests in three stall limits");
+    assert_eq!(p.node(1).status().sync, SyncState::Joining);
+}
+
 /// Every output the sink accepted from `first` on is the reference run's.
 fn assert_outputs_intact(p: &Pair, last: u64) {
     let first = *p.sink.accepted.keys().next().map(|(f, _)| f).expect("outputs accepted");
