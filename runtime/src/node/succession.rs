@@ -768,6 +768,11 @@ mod tests {
             links: 1,
             ..Config::fast()
         };
+        group_of(config, others, weight)
+    }
+
+    /// As [`group`], both nodes with `config` (one link).
+    fn group_of(config: Config, others: &[(u8, u8, bool)], weight: u8) -> Pair {
         let mut p = Pair::new(16, config, 0);
         let limit = Duration::from_millis(2000);
         p.start(0);
@@ -924,6 +929,52 @@ mod tests {
         assert_eq!(p.node(1).epoch(), epoch);
         let reason = p.transitions.iter().rev().find(|(i, _)| *i == 1).map(|(_, t)| t.reason);
         assert_eq!(reason, Some(Reason::TakeoverAfterProbe));
+    }
+
+    fn drop_released(_: usize, envelope: &Envelope) -> bool {
+        matches!(envelope.body, Body::Released { .. })
+    }
+
+    /// Acked release in a group: a backup hears the other backups' acks (their headers
+    /// say the frames they ran, in sync, in its epoch) and keeps none of them. Elected, it
+    /// holds the outputs of its takeover (its unsent set: what the old primary never said
+    /// released) until a backup acknowledges their frames in its own epoch. (Mutant
+    /// `release.rs:241:39` `||` → `&&` in `release_note_ack`: a backup in acked mode kept
+    /// member 3's acks of the old epoch and, once it led, released its unsent set on them
+    /// at once, counted guarded, before member 3 followed it: had it died then, member 3,
+    /// elected, would send them again. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_group_acked_elected_holds_its_unsent_outputs_for_an_ack_of_its_epoch() {
+        let config = Config {
+            links: 1,
+            outputs_release: crate::config::OutputsRelease::Acked,
+            ..Config::fast()
+        };
+        let mut p = group_of(config, &[(3, 1, false)], 5);
+        // The old primary's `Released` words are lost: node 2 keeps the outputs unsent.
+        p.drop_if = Some(drop_released);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(20));
+        let unsent = p.node(1).status().unsent_outputs;
+        assert!(unsent > 0, "no output unsent");
+        p.crash(0);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(40));
+        let epoch = *vote_requests(&p, 1).last().expect("asked");
+        let grant = Body::Vote {
+            epoch,
+            granted: true,
+            commit_highest: 0,
+            bar: epoch,
+        };
+        let bytes = from(&p, 3, WireRole::Backup, WireSync::InSync, p.node(1).epoch(), grant);
+        let offered = p.sink.raw;
+        p.inject(1, 1, &bytes);
+        assert_eq!((p.node(1).role(), p.node(1).epoch()), (Role::Primary, epoch));
+        let release = p.node(1).outputs_release_status();
+        assert!(release.held >= unsent, "held {} of {unsent} unsent", release.held);
+        assert_eq!(p.sink.raw, offered, "sent before member 3 followed");
+        // Member 3 follows, its header its ack in the new epoch: they go.
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(2));
+        assert!(p.sink.raw >= offered + unsent, "{} sent", p.sink.raw - offered);
     }
 
     /// Node 2 of a group with a lighter node 3, its primary crashed, asking node 3 for
