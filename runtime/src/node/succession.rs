@@ -2599,4 +2599,34 @@ mod tests {
         p.run_for(Duration::from_millis(wait));
         assert_eq!(p.node(1).slot_asked(1), None);
     }
+
+    /// The ask is remembered for less than twice the window, to the nanosecond: heard
+    /// a nanosecond before it ends, still told; at its end, forgotten. (Mutant
+    /// `succession.rs:143:62` `<` → `<=` in `slot_asked`: still told at the end. Schemata
+    /// run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_group_member_ask_forgotten_at_twice_the_window() {
+        let mut p = group(&[(3, 1, false)], 5);
+        let followed = p.node(1).epoch();
+        let request = Body::VoteRequest {
+            epoch: Epoch(followed).next(3).unwrap().0,
+            commit_highest: 7,
+        };
+        let bytes = from(&p, 3, WireRole::Backup, WireSync::InSync, followed, request);
+        p.inject(1, 1, &bytes);
+        let asked_at = p.now;
+        let c = &p.configs[1];
+        let window = Duration::from_millis(2 * c.startup_wait_ms.max(c.detection_window_ms));
+        // Member 3's heartbeat wakes node 2 at each instant; it asks nothing.
+        let heard_at = |p: &mut Pair, at: Instant| {
+            p.run_until(at, |_| false);
+            let beat = from(p, 3, WireRole::Backup, WireSync::InSync, followed, heartbeat(p));
+            p.inject(1, 1, &beat);
+            assert_eq!(p.node(1).now, at);
+            p.node(1).slot_asked(1)
+        };
+        let end = asked_at + window;
+        assert_eq!(heard_at(&mut p, end - Duration::from_nanos(1)), Some(7));
+        assert_eq!(heard_at(&mut p, end), None);
+    }
 }
