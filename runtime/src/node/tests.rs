@@ -1312,6 +1312,36 @@ fn backup_restarted_after_an_unused_reservation_primary_raises_its_epoch_and_lea
     assert!(p.node(1).epoch() > reserved);
 }
 
+/// The same in one run: an in-sync backup reserved its takeover epoch, then went back to
+/// joining (a divergence) and, its primary silent for a window during the join, to the
+/// start-up role, without state. Starting, it announces its reservation (`Node::header`:
+/// a pair's starting node tells the highest epoch it knows, its reservation included),
+/// and the primary, back, leads on above it (`EpochRaised`), still primary, never
+/// fenced; the node joins it. (Mutants `node/mod.rs:1354:35` and `node/mod.rs:1358:35`,
+/// the witness's and the group member's guards → `true` in `header`: a pair's starting
+/// node announced only the epochs it had seen, and the primary led on below the
+/// reservation. Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn joining_with_a_reservation_primary_silent_starting_announces_it_primary_leads_above() {
+    let mut p = fast_pair_running(0);
+    let epoch = p.node(0).epoch();
+    let reserved = p.reserved[1];
+    assert!(reserved > epoch, "no reservation: {reserved:#x}");
+    p.nodes[1].as_mut().unwrap().start_join(Some(ResyncCause::Divergence));
+    p.drain(1);
+    // Longer than the window, shorter than the start-up wait: node 1 does not lead.
+    let window = ms(p.configs[0].detection_window_ms);
+    p.freeze(0, window * 3);
+    assert!(await_state(&mut p, 1, Role::Starting, SyncState::Alone, window * 3));
+    assert_eq!(p.node(1).header(0).epoch, reserved, "the reservation announced");
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    assert_eq!(p.primary(), Some(0));
+    assert!(p.node(0).epoch() > reserved, "led {:#x}", p.node(0).epoch());
+    assert!(reasons(&p, 0).contains(&Reason::EpochRaised));
+    assert!(!reasons(&p, 0).contains(&Reason::FencedByEpoch));
+    assert!(reasons(&p, 1).contains(&Reason::PrimaryLostWhileJoining));
+}
+
 /// Set while a switchover is under way in the test below.
 static DROP_ODD_COMMITS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
