@@ -823,6 +823,51 @@ fn joining_begin_and_later_requests_lost_primary_says_it_again_at_its_retry() {
     assert_eq!(reasons(&p, 1), [Reason::PrimaryFound, Reason::InSync]);
 }
 
+fn drop_join_requests_from_1(from: usize, envelope: &Envelope) -> bool {
+    from == 1 && matches!(envelope.body, Body::JoinRequest { .. })
+}
+
+/// A primary does not serve a join request of an id it streamed another snapshot under
+/// (`on_join_request`: a late or replayed request of an older id took the id's place, DST
+/// seed 8659). The backup, given no beginning for its stall limit by a primary that has run
+/// frames, asks again under a new id and joins. (Mutant `transfer.rs:538:9`
+/// `primary_yet_to_run` → `true`: a backup without a beginning took its primary for one
+/// yet to run its first frame, never counted the wait as a stall and asked under the same
+/// id for good, a pair without a standby. Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn joining_id_not_served_by_the_primary_asks_under_a_new_id_after_the_stall_limit() {
+    let mut p = Pair::new(20, Config::fast(), 5000);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.drop_if = Some(drop_join_requests_from_1);
+    p.capture = true;
+    p.start(1);
+    let requests = |p: &Pair| {
+        captured_from(p, 1, 0)
+            .into_iter()
+            .filter_map(|(_, _, e)| match e.body {
+                Body::JoinRequest { id } => Some(id),
+                _ => None,
+            })
+            .collect::<std::vec::Vec<u32>>()
+    };
+    let until = p.now + ms(50);
+    assert!(p.run_until(until, |p| !requests(p).is_empty()), "no join request");
+    let id = requests(&p)[0];
+    // As if node 0 had streamed another snapshot under that id.
+    p.nodes[0].as_mut().unwrap().tx_ids[0] = id;
+    p.drop_if = None;
+    let c = &p.configs[1];
+    let stall_limit = ms(2 * c.detection_window_ms + 4 * c.retry_ms);
+    assert!(
+        await_state(&mut p, 1, Role::Backup, SyncState::InSync, stall_limit * 2),
+        "{:?}",
+        reasons(&p, 1)
+    );
+    assert!(reasons(&p, 1).contains(&Reason::ResyncStarted(ResyncCause::TransferFailed)));
+    assert!(requests(&p).iter().any(|&other| other != id), "asked under {id} only");
+}
+
 fn drop_chunks_past_the_first_from_primary(from: usize, envelope: &Envelope) -> bool {
     from == 0 && matches!(envelope.body, Body::Chunk { index, .. } if index >= 1)
 }
