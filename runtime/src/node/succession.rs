@@ -1249,6 +1249,11 @@ mod tests {
     /// Node `id` of a group with `peers` (id, weight, witness), one link each (slot i on
     /// link i); `witness`: this node is the group's witness.
     fn lone(id: u8, witness: bool, peers: &[(u8, u8, bool)]) -> Node<TestApp> {
+        lone_with(TestApp::new(0), id, witness, peers)
+    }
+
+    /// As [`lone`], running `app`.
+    fn lone_with<A: App>(app: A, id: u8, witness: bool, peers: &[(u8, u8, bool)]) -> Node<A> {
         let config = Config {
             node_id: id,
             witness,
@@ -1269,12 +1274,12 @@ mod tests {
             epoch_persisted: 0,
             epoch_reserved: 0,
         };
-        Node::new(config, TestApp::new(0), boot).expect("a valid group")
+        Node::new(config, app, boot).expect("a valid group")
     }
 
     /// A message to `node` from member `id` in `role`/`sync`, at `epoch` with `origin`.
-    fn to(
-        node: &Node<TestApp>,
+    fn to<A: App>(
+        node: &Node<A>,
         id: u8,
         role: WireRole,
         sync: WireSync,
@@ -1302,7 +1307,7 @@ mod tests {
         wire::encode(&Envelope { header, body }, None).unwrap()
     }
 
-    fn lone_heartbeat(node: &Node<TestApp>) -> Body {
+    fn lone_heartbeat<A: App>(node: &Node<A>) -> Body {
         Body::Heartbeat {
             nonce: 5,
             priority: 0,
@@ -1336,25 +1341,25 @@ mod tests {
         node.handle_message(now, 1, &bytes);
     }
 
-    fn drained(node: &mut Node<TestApp>) -> std::vec::Vec<Action> {
+    fn drained<A: App>(node: &mut Node<A>) -> std::vec::Vec<Action> {
         core::iter::from_fn(|| node.poll_action()).collect()
     }
 
     /// Every wake-up due by `until`, a millisecond apart at most, `hear` before each; the
     /// members `node` hears grant its start-up rounds (`grant_startup_round`).
-    fn run_lone(
-        node: &mut Node<TestApp>,
+    fn run_lone<A: App>(
+        node: &mut Node<A>,
         until: Instant,
-        hear: impl FnMut(&mut Node<TestApp>, Instant),
+        hear: impl FnMut(&mut Node<A>, Instant),
     ) -> std::vec::Vec<Action> {
         run_steps(node, until, hear, true)
     }
 
     /// As [`run_lone`]; `grant`: the members heard grant its start-up rounds.
-    fn run_steps(
-        node: &mut Node<TestApp>,
+    fn run_steps<A: App>(
+        node: &mut Node<A>,
         until: Instant,
-        mut hear: impl FnMut(&mut Node<TestApp>, Instant),
+        mut hear: impl FnMut(&mut Node<A>, Instant),
         grant: bool,
     ) -> std::vec::Vec<Action> {
         let mut actions = std::vec::Vec::new();
@@ -1380,7 +1385,7 @@ mod tests {
     /// Every member `node` hears grants its start-up round (`startup_vote_start`), if it
     /// asks one, speaking as it last said it was: a starting node leads from the start-up
     /// role with the grants of the majority it hears.
-    fn grant_startup_round(node: &mut Node<TestApp>, now: Instant) {
+    fn grant_startup_round<A: App>(node: &mut Node<A>, now: Instant) {
         let Some(VoteRound {
             epoch: Some(epoch),
             startup: Some(_),
@@ -1940,6 +1945,88 @@ mod tests {
         assert!(chunks.iter().all(|&c| c == (1, 11)), "{chunks:?}");
     }
 
+    /// A program whose outbox is full every frame.
+    #[derive(Debug)]
+    struct FullOutbox;
+
+    impl App for FullOutbox {
+        fn step(&mut self, frame: crate::app::Frame<'_>, outbox: &mut crate::app::Outbox) {
+            for index in 0..crate::app::OUTPUTS_PER_FRAME_MAX {
+                let _ = outbox.push(&[index as u8, frame.number as u8]);
+            }
+        }
+
+        fn snapshot(&self, _buf: &mut [u8]) -> Result<usize, crate::app::SnapshotError> {
+            Ok(0)
+        }
+
+        fn restore(&mut self, _bytes: &[u8]) -> Result<(), crate::app::SnapshotError> {
+            Ok(())
+        }
+
+        fn digest(&self) -> u64 {
+            0
+        }
+    }
+
+    /// One call queues at most `ACTIONS_MAX` actions (`Node::poll_action`), whatever the
+    /// peers: a group's primary reserves a frame's room for each of them. Node 1, primary
+    /// of four voters, its outbox full every frame, holds 60 frames while it hears no
+    /// majority; the message that makes a majority again runs as many as keep the queue
+    /// within the bound, and the rest run as the caller drains it. (Mutant `node/mod.rs:1426:31`
+    /// `+` → `-` in `actions_per_frame`: a group of four reserved 8 actions a frame, fewer
+    /// than a frame here queues, and that call queued more than `ACTIONS_MAX`. Schemata run
+    /// of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_group_of_four_backlog_runs_within_the_action_queue_bound() {
+        let mut node = lone_with(FullOutbox, 1, false, &[(2, 1, false), (3, 1, false), (4, 0, true)]);
+        // Backups 2 and 3 joining, heard on their links (slot order), one call each.
+        let hear = |node: &mut Node<FullOutbox>, now: Instant, id: u8| {
+            let body = lone_heartbeat(node);
+            let bytes = to(node, id, WireRole::Backup, WireSync::Joining, 0, 0, body);
+            node.handle_message(now, id - 2, &bytes);
+            drained(node)
+        };
+        let until = node.now + Duration::from_millis(100);
+        run_lone(&mut node, until, |node, now| {
+            hear(node, now, 2);
+            hear(node, now, 3);
+        });
+        assert_eq!(node.role(), Role::Primary);
+        let now = node.now + Duration::from_millis(1);
+        hear(&mut node, now, 2);
+        hear(&mut node, now, 3);
+        node.handle_frame(now, 1, &TestApp::payload_for(1));
+        drained(&mut node);
+        assert_eq!(node.frame(), 1);
+        // Nobody heard past a primary's window for its peers.
+        let until = now + node.config.backup_silence() + Duration::from_millis(1);
+        run_lone(&mut node, until, |_, _| {});
+        let mut now = node.now;
+        let last = 61;
+        for frame in 2..=last {
+            now = now + Duration::from_micros(50);
+            node.handle_frame(now, frame, &TestApp::payload_for(frame));
+            drained(&mut node);
+        }
+        assert_eq!(node.frame(), 1, "held");
+        hear(&mut node, now, 2);
+        assert_eq!(node.frame(), 1, "one backup is no majority");
+        let body = lone_heartbeat(&node);
+        let bytes = to(&node, 3, WireRole::Backup, WireSync::Joining, 0, 0, body);
+        node.handle_message(now, 1, &bytes);
+        let (queued, ran) = (node.actions.len(), node.frame());
+        assert!(ran > 1, "the held frames run with a majority heard again");
+        assert!(
+            queued <= crate::node::ACTIONS_MAX,
+            "{queued} actions queued by one call, frames 2..={ran}"
+        );
+        assert!(ran < last, "all {last} frames in one call");
+        // The rest as the caller drains the queue.
+        drained(&mut node);
+        assert_eq!(node.frame(), last);
+    }
+
     /// Node 1, primary of a group of four (backups 2 of weight 1 and 3 of weight 3, a
     /// witness 4), its input silent: both backups heard in sync each `run_lone` step,
     /// their input alive and ahead; the hold after leading is off.
@@ -1968,7 +2055,7 @@ mod tests {
     }
 
     /// Backups 2 and 3 in sync at `node`'s epoch, their input alive at frame 50.
-    fn hear_backups_in_sync(node: &mut Node<TestApp>, now: Instant) {
+    fn hear_backups_in_sync<A: App>(node: &mut Node<A>, now: Instant) {
         let epoch = node.epoch();
         for (id, link) in [(2, 0), (3, 1)] {
             let mut body = lone_heartbeat(node);
