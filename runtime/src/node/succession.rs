@@ -2631,6 +2631,31 @@ mod tests {
         assert_eq!(p.node(1).successor(), Some(2));
     }
 
+    /// What a member asked for votes with is its own word: a vote request heard on a
+    /// member's link from another id (a node wired or configured wrong), or a member's
+    /// request for an epoch that names another node, is not kept as that member's ask, and
+    /// the frames it claims do not make this node pass itself over. (Mutant
+    /// `succession.rs:208:19` `&&` → `||` in `on_vote_request`: either was kept, and a
+    /// claim above every member's frames left this node with no successor. Schemata run
+    /// of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_group_vote_request_not_its_members_own_not_kept_as_its_ask() {
+        // The successor: this node, or member 3 (heavier) when it is heard as itself.
+        for (sender, epoch_of, successor) in [(9, 9, 2), (3, 9, 3)] {
+            let mut p = group(&[(3, 10, false)], 5);
+            let followed = p.node(1).epoch();
+            let request = Body::VoteRequest {
+                epoch: Epoch(followed).next(epoch_of).unwrap().0,
+                commit_highest: p.node(1).frame() + 1000,
+            };
+            let bytes = from(&p, sender, WireRole::Backup, WireSync::InSync, followed, request);
+            p.inject(1, 1, &bytes);
+            let case = format!("node {sender} asking an epoch of node {epoch_of}");
+            assert_eq!(p.node(1).slot_asked(1), None, "{case}");
+            assert_eq!(p.node(1).successor(), Some(successor), "{case}");
+        }
+    }
+
     /// A member's message heard at the same instant as the primary's last says nothing of
     /// the frames it ran since (it may have left before the primary's): only a later one
     /// tells what the member can decide, so a heavier member heard with an older frame at
