@@ -2656,6 +2656,45 @@ mod tests {
         }
     }
 
+    /// A joining member counts no stall while its primary says it has run no frame yet, and
+    /// only then: another member heard joining, in this epoch and at frame 0, is not its
+    /// primary. Given no beginning for its stall limit (the primary does not serve its id),
+    /// node 2 asks under a new id and joins. (Mutant `transfer.rs:543:66` `&&` → `||` in
+    /// `primary_yet_to_run` as the schemata build has it, `(primary || this epoch) && frame
+    /// 0`: member 3 joining counted as a primary yet to run, no stall came, and node 2
+    /// asked under the same id for good. Its textual form, `primary || (this epoch &&
+    /// frame 0)`, fails `joining_id_not_served_by_the_primary_…` too. Schemata run of
+    /// 64df4f8, 2026-11-27.)
+    #[test]
+    fn joining_member_id_not_served_beside_a_joining_member_asks_under_a_new_id() {
+        let mut p = group(&[(3, 1, false)], 5);
+        let followed = p.node(1).epoch();
+        let node = p.nodes[1].as_mut().unwrap();
+        let id = node.transfer_id_next;
+        node.start_join(Some(ResyncCause::Divergence));
+        p.drain(1);
+        // As if node 1 had streamed another snapshot under that id.
+        let primary = p.nodes[0].as_mut().unwrap();
+        primary.tx_ids[primary.tx_ids_next] = id;
+        let c = &p.configs[1];
+        let stall_limit = Duration::from_millis(2 * c.detection_window_ms + 4 * c.retry_ms);
+        let until = p.now + stall_limit * 2;
+        while p.now < until && p.node(1).status().sync != SyncState::InSync {
+            let bytes = from_at(&p, 3, WireRole::Backup, WireSync::Joining, followed, 0, heartbeat(&p));
+            p.inject(1, 1, &bytes);
+            p.run_for(Duration::from_millis(1));
+        }
+        let reasons: std::vec::Vec<Reason> = p
+            .transitions
+            .iter()
+            .filter(|(i, _)| *i == 1)
+            .map(|(_, t)| t.reason)
+            .collect();
+        assert_eq!(p.node(1).status().sync, SyncState::InSync, "{reasons:?}");
+        let failed = Reason::ResyncStarted(ResyncCause::TransferFailed);
+        assert!(reasons.contains(&failed), "{reasons:?}");
+    }
+
     /// A member's message heard at the same instant as the primary's last says nothing of
     /// the frames it ran since (it may have left before the primary's): only a later one
     /// tells what the member can decide, so a heavier member heard with an older frame at
