@@ -833,7 +833,9 @@ fn drop_join_requests_from_1(from: usize, envelope: &Envelope) -> bool {
 /// frames, asks again under a new id and joins. (Mutant `transfer.rs:538:9`
 /// `primary_yet_to_run` → `true`: a backup without a beginning took its primary for one
 /// yet to run its first frame, never counted the wait as a stall and asked under the same
-/// id for good, a pair without a standby. Schemata run of 64df4f8, 2026-11-27.)
+/// id for good, a pair without a standby. The same with `transfer.rs:541:17` and
+/// `543:86` `&&` → `||` there: any live peer, or a primary of this epoch at any frame,
+/// counted. Schemata run of 64df4f8, 2026-11-27.)
 #[test]
 fn joining_id_not_served_by_the_primary_asks_under_a_new_id_after_the_stall_limit() {
     let mut p = Pair::new(20, Config::fast(), 5000);
