@@ -688,6 +688,32 @@ fn authenticated_pair_forged_and_replayed_messages_rejected_and_counted() {
     assert!(p.digest_disagreements().0.is_empty());
 }
 
+/// A node's challenges are its random draws mixed with its session, so that a node
+/// started again with the same configured seed draws none of its earlier start's: its
+/// session (the wall clock at start-up) differs, here in one bit only. (Mutant
+/// `replay.rs:171:30` `^` → `|` in `challenge_draw`: the session's bits were set in every
+/// challenge, and a draw that had the differing bit set already came out the same as the
+/// earlier start's, half of them here: a recorded heartbeat of that start echoing it
+/// would prove a replay fresh. Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn starting_keyed_same_seed_new_session_draws_none_of_the_earlier_starts_challenges() {
+    let boot = || Boot {
+        now: Instant::from_millis(1),
+        seed: 42,
+        epoch_persisted: 0,
+        epoch_reserved: 0,
+    };
+    let session = 1_764_000_000_000;
+    let [earlier, later] = [session, session + 1].map(|session| {
+        let mut node = Node::new(Config::default(), crate::testing::TestApp::new(0), boot())
+            .expect("a valid config")
+            .with_auth(AuthKey::new([7; 32]), session);
+        (0..64).map(|_| node.challenge_draw()).collect::<std::vec::Vec<u64>>()
+    });
+    let same: std::vec::Vec<usize> = (0..64).filter(|&i| later[i] == earlier[i]).collect();
+    assert!(same.is_empty(), "draws {same:?} repeat the earlier start's");
+}
+
 fn drop_chunks_from_primary(from: usize, envelope: &Envelope) -> bool {
     from == 0 && matches!(envelope.body, Body::Chunk { .. })
 }
