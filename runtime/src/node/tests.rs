@@ -5087,6 +5087,58 @@ fn backup_late_copies_of_frames_it_ran_counted_stale_no_storm_alarm() {
         .any(|(n, a)| *n == backup && matches!(a, Alarm::FramesStale { .. })));
 }
 
+/// Seed 9849's case with late copies: the backup agreed, froze past the window, thawed and
+/// gave the switchover up. It ignores that switchover's request and release for a
+/// switchover timeout, so a copy of each arriving late on a link, after its backlog, leaves
+/// it a backup beside the primary that ran on. (Mutant `switchover.rs:453:37` `+` → `-`
+/// in `switchover_after_stall`: the abandon was due a timeout in the past and ended at the
+/// node's next timer. The late request was agreed to again and the late release taken, so
+/// the node led from the released frame beside the primary: seed 9849's two primaries.
+/// Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn agreed_backup_frozen_past_the_window_late_request_and_release_copies_ignored() {
+    let mut p = fast_pair_running(0);
+    p.capture = true;
+    let since = p.captured.len();
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    let agreed = p.run_until(p.now + ms(50), |p| {
+        p.node(1).status().switchover.is_some_and(|s| s.starts_with("agreed"))
+    });
+    assert!(agreed);
+    let window = ms(p.configs[0].detection_window_ms);
+    p.freeze(1, window * 3);
+    let aborted = p.run_until(p.now + window * 2, |p| {
+        reasons(p, 0).contains(&Reason::SwitchoverAborted)
+    });
+    assert!(aborted, "{:?}", reasons(&p, 0));
+    p.run_for(window * 3);
+    assert!(p.notices.contains(&(1, Notice::SwitchoverAbandoned)), "{:?}", p.notices);
+    let sent = captured_from(&p, 0, since);
+    let copy = |release: bool| {
+        sent.iter()
+            .find(|(_, _, e)| match e.body {
+                Body::SwitchRequest { .. } => !release,
+                Body::SwitchRelease { .. } => release,
+                _ => false,
+            })
+            .map(|(link, bytes, _)| (*link, bytes.clone()))
+            .expect("sent")
+    };
+    let (request, release) = (copy(false), copy(true));
+    p.capture = false;
+    p.inject(1, request.0, &request.1);
+    p.run_for(ms(1));
+    p.inject(1, release.0, &release.1);
+    p.run_for(ms(10));
+    assert!(
+        !reasons(&p, 1).contains(&Reason::SwitchoverCompleted),
+        "{:?}",
+        reasons(&p, 1)
+    );
+    assert_eq!((p.node(0).role(), p.node(1).role()), (Role::Primary, Role::Backup));
+    assert!(!reasons(&p, 0).contains(&Reason::FencedByEpoch));
+}
+
 /// Seed 9849's case (docs/DST.md): the backup agreed, froze, and read the release from its
 /// socket buffer after its primary had given the switchover up and run on.
 #[test]
