@@ -580,6 +580,35 @@ mod tests {
         assert!(p.run_until(until, |p| fulls(p) == 2), "a second fill raised nothing");
     }
 
+    fn drop_commits_from_0(from: usize, envelope: &Envelope) -> bool {
+        from == 0 && matches!(envelope.body, Body::Commit(_))
+    }
+
+    /// What the primary counts unguarded (`ReleaseStatus::unguarded`): nothing it releases
+    /// on its in-sync backup's acks; each output it releases unacknowledged at the end of
+    /// the backup window, its backup heard in sync all along but running no frame (its
+    /// commits lost). (Mutants `release.rs:275:39`, `!` deleted: the acknowledged outputs
+    /// counted, the overdue ones not; `release.rs:275:36`, `||` → `&&`: the overdue ones
+    /// not counted. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_paired_acked_releases_guarded_overdue_ones_counted_unguarded() {
+        let mut p = running(Config {
+            detection_window_ms: 100,
+            heartbeat_interval_ms: 20,
+            ..acked()
+        });
+        let before = p.node(0).status().release.unguarded;
+        let raw = p.sink.raw;
+        p.run_for(ms(50));
+        assert!(p.sink.raw >= raw + 40, "released on the acks");
+        assert_eq!(p.node(0).status().release.unguarded, before, "released on the acks");
+        p.drop_if = Some(drop_commits_from_0);
+        p.run_for(ms(150));
+        assert_eq!(p.node(1).status().sync, SyncState::InSync);
+        let unguarded = p.node(0).status().release.unguarded - before;
+        assert!(unguarded >= 40, "{unguarded} released unacknowledged and counted");
+    }
+
     /// The backup's acks come back: every held output leaves, in order, once; the queue
     /// is back to the frames in flight.
     #[test]
