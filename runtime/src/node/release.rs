@@ -683,6 +683,33 @@ mod tests {
         assert_eq!((p.sink.duplicates, p.sink.raw), (0, p.sink.accepted.len() as u64));
     }
 
+    /// The `Released` words are lost while the source pauses, so no frame runs after them.
+    /// The backup acks again every `retry_ms`, and the primary answers each ack with
+    /// `Released`, though it released nothing new: the backup's unsent set empties, and a
+    /// takeover sends nothing twice. (Mutant `release.rs:292:51` `||` → `&&` in
+    /// `release_progress`: only an ack with new frames released was answered. The backup
+    /// kept the outputs as unsent for as long as no frame ran, and the new primary sent
+    /// them again. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_released_lost_source_paused_acks_answered_takeover_sends_nothing_twice() {
+        let mut p = running(acked());
+        p.drop_if = Some(drop_released);
+        p.run_for(ms(20));
+        p.source_on = false;
+        p.run_for(ms(20));
+        assert!(p.node(1).status().unsent_outputs > 0, "the Released words lost");
+        p.drop_if = None;
+        let retry = ms(p.configs[1].retry_ms);
+        p.run_for(retry * 3);
+        let status = p.node(1).status();
+        assert_eq!(status.unsent_outputs, 0, "{:?}", status.release);
+        assert_eq!(status.release.released_known, p.node(0).frame());
+        p.crash(0);
+        assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(3000)));
+        p.run_for(ms(10));
+        assert_eq!((p.sink.duplicates, p.sink.raw), (0, p.sink.accepted.len() as u64));
+    }
+
     /// No backup in sync (alone): outputs leave as their frame runs, counted unguarded.
     #[test]
     fn primary_alone_acked_releases_at_once() {
