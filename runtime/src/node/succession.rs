@@ -1945,6 +1945,37 @@ mod tests {
         assert!(chunks.iter().all(|&c| c == (1, 11)), "{chunks:?}");
     }
 
+    /// A primary does not vote (a live primary answers: it lives). A backup that asks it
+    /// for an epoch above every epoch it has seen, as complete as it, is refused, and the
+    /// primary leads on in its epoch. (Mutant `succession.rs:261:13` `&&` → `||` in
+    /// `vote_grants`: any epoch above every one seen was granted, whatever this node's role
+    /// and whoever asked, so the primary granted its own successor: with one more grant
+    /// the backup led beside it. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_group_vote_request_above_every_epoch_seen_refused() {
+        let mut node = group_primary_input_silent();
+        let epoch = node.epoch();
+        let asked = Epoch(epoch).next(2).unwrap().0;
+        let request = Body::VoteRequest {
+            epoch: asked,
+            commit_highest: node.frame() + 1,
+        };
+        let bytes = to(
+            &node,
+            2,
+            WireRole::Backup,
+            WireSync::InSync,
+            epoch,
+            node.origin.0,
+            request,
+        );
+        let now = node.now;
+        node.handle_message(now, 0, &bytes);
+        let actions = drained(&mut node);
+        assert_eq!(answers(&actions, 0), [(asked, false)]);
+        assert_eq!((node.role(), node.epoch()), (Role::Primary, epoch));
+    }
+
     /// A program whose outbox is full every frame.
     #[derive(Debug)]
     struct FullOutbox;
