@@ -504,6 +504,36 @@ fn paired_switchover_backup_lagging_delays_until_caught_up() {
     assert_eq!(p.sink.duplicates, 0);
 }
 
+/// Acked release beside a lagging backup (it lost an input it cannot fetch yet): the
+/// primary does not wait for it, releases each output as its frame runs, and tells it so
+/// (`Released`) though the backup sends no ack. The backup's unsent set does not keep
+/// them. (Mutant `release.rs:292:31` `>` → `<` in `release_progress`: `Released` went out
+/// only in answer to an ack. The lagging backup kept every output as unsent, and once it
+/// caught up and took over it would send them again. Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn backup_lagging_acked_primary_releases_without_it_and_says_so() {
+    let config = Config {
+        outputs_release: crate::config::OutputsRelease::Acked,
+        ..Config::fast()
+    };
+    let mut p = pair_running(Pair::new(5, config, 0));
+    let f = p.frame_next + 1;
+    p.frame_loss[1].insert(f, ());
+    p.drop_if = Some(drop_frame_data);
+    let until = p.now + ms(50);
+    assert!(p.run_until(until, |p| p.node(1).status().sync == SyncState::Lagging));
+    let known = p.node(1).status().release.released_known;
+    p.run_for(ms(20));
+    let status = p.node(1).status();
+    assert_eq!(status.sync, SyncState::Lagging);
+    assert!(
+        status.release.released_known >= known + 15,
+        "told released to {}, from {known}",
+        status.release.released_known
+    );
+    assert!(status.unsent_outputs <= 4, "{} unsent", status.unsent_outputs);
+}
+
 #[test]
 fn backup_switchover_forwarded_to_primary() {
     let mut p = fast_pair_running(0);
