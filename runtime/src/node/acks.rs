@@ -992,6 +992,34 @@ mod tests {
         );
     }
 
+    /// An ack handed over already authenticated (`handle_ack`) from a sink that is not
+    /// configured, or to a node with acks off, changes nothing and is counted, each one.
+    /// (Mutants `acks.rs:266:43` `+=` → `*=` and `+=` → `-=` in `handle_ack`: never
+    /// counted, or counted down from 0, which wraps in a release build and stops a debug
+    /// one. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_ack_of_a_sink_not_configured_or_acks_off_refused_counted_each() {
+        for acks in [true, false] {
+            let mut p = running(acks, false);
+            let id = (p.node(0).frame(), 0);
+            let now = p.now;
+            let node = p.nodes[0].as_mut().unwrap();
+            let before = node.ack_status();
+            // Sink 1: beyond `ack_sinks` (1 with acks on, 0 off).
+            node.handle_ack(now, 1, &[id]);
+            node.handle_ack(now, 1, &[id]);
+            let status = node.ack_status();
+            assert_eq!(
+                (
+                    status.acks_taken - before.acks_taken,
+                    status.acks_refused - before.acks_refused
+                ),
+                (0, 2),
+                "acks on: {acks}"
+            );
+        }
+    }
+
     /// With an ack key, an ack without its tag or with another key's, and a replay of a
     /// genuine ack, change nothing: the event they name is still re-sent until a genuine
     /// ack comes.

@@ -739,6 +739,31 @@ mod tests {
         assert_eq!(log_of(&p, 1), [(frame, 1, 3)]);
     }
 
+    /// A backup that resyncs (a divergence; the same after a fence) remembers writes of
+    /// the history it gives up: a client's retry of one is refused (`NoPrimary`: asked
+    /// again elsewhere), not answered applied from that memory, until the node follows in
+    /// sync again. (Mutant `hmi.rs:212:43` `&&` → `||` in `hmi_accept`: every backup's
+    /// memory counted, so a resyncing or fenced node answered "applied" for a write its
+    /// primary's history may never have run. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_resyncing_write_retried_refused_not_answered_from_its_memory() {
+        let mut p = running_pair();
+        let w = write(12, 21);
+        submit(&mut p, 0, w).unwrap();
+        assert!(await_answer(&mut p, 0, w).is_some());
+        p.run_for(ms(20));
+        assert_eq!(log_of(&p, 1).len(), 1, "the backup applied it");
+        p.hmi_done.clear();
+        let node = p.nodes[1].as_mut().unwrap();
+        node.start_join(Some(crate::node::ResyncCause::Divergence));
+        assert!(node.hmi.applied_at(&w).is_some(), "remembered");
+        p.drain(1);
+        assert_eq!(p.node(1).status().sync, SyncState::Joining);
+        assert_eq!(submit(&mut p, 1, w), Err(HmiRefusal::NoPrimary));
+        p.run_for(ms(20));
+        assert!(!p.hmi_done.iter().any(|&(n, _, _)| n == 1), "{:?}", p.hmi_done);
+    }
+
     /// The DST (seeds 35, 86, 95 of 0..99 at the first run) found the memory of applied
     /// writes lost by a state transfer: a backup that joined after a write, then took
     /// over, applied the client's retry again.

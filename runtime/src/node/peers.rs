@@ -248,6 +248,47 @@ mod tests {
         assert_eq!(link_peer[..7], [0, 0, 1, 2, 2, 2, 2]);
     }
 
+    /// A frame's room in the action queue covers the most one frame queues: its outputs,
+    /// a commit, a source mapping and a `SwitchTaken` on every link of every peer, and a
+    /// few more. Here for groups of three and four voters with every peer on `LINKS_MAX`
+    /// links, up to `ACTIONS_PER_GROUP_FRAME_MAX` (a pair: `paired_messages_on_every_…`).
+    /// (Mutants `node/mod.rs:1426:68` and `1426:72`, `*` → `/` in `actions_per_frame`: a
+    /// group reserved a pair's room and at most one action more, while its frames may
+    /// queue up to 24 more with three voters, 36 with four; `1426:31`, `+` → `-`: less than
+    /// a pair's. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn group_node_reserves_the_most_a_frame_queues_on_every_link() {
+        use crate::node::{Boot, Node, ACTIONS_PER_GROUP_FRAME_MAX};
+        for peers in 2..=crate::config::GROUP_PEERS_MAX {
+            let config = Config {
+                peers: (0..peers)
+                    .map(|i| crate::config::GroupPeer {
+                        id: i as u8 + 2,
+                        weight: 1,
+                        witness: false,
+                        links: LINKS_MAX as u8,
+                    })
+                    .collect(),
+                ..Config::fast()
+            };
+            let boot = Boot {
+                now: crate::time::Instant::from_millis(1),
+                seed: 1,
+                epoch_persisted: 0,
+                epoch_reserved: 0,
+            };
+            let node = Node::new(config, crate::testing::TestApp::new(0), boot).expect("a valid group");
+            let links = usize::from(node.links_total());
+            assert_eq!(links, peers * LINKS_MAX);
+            let most = crate::app::OUTPUTS_PER_FRAME_MAX + 3 * links + 4;
+            let room = node.actions_per_frame();
+            assert!(
+                (most..=ACTIONS_PER_GROUP_FRAME_MAX).contains(&room),
+                "{peers} peers: room for {room}, a frame queues up to {most}"
+            );
+        }
+    }
+
     /// Makes node `i` of a running pair a member of a group, as far as its fingerprint
     /// goes: itself (weight 1) and `peers` (a group config cannot start yet).
     fn join_group(p: &mut Pair, i: usize, peers: &[(u8, u8, bool)]) {

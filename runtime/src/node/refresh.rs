@@ -462,6 +462,46 @@ mod tests {
         assert_eq!((p.sink.conflicts, p.sink.superseded), (0, 0));
     }
 
+    /// Each level a transfer carries is installed from its own entry: two levels lost on
+    /// the way while the primary runs alone, a backup joins by a transfer after their
+    /// frame, the primary crashes, and the new primary re-sends both, each with its own
+    /// value. (Mutant `refresh.rs:173:32` `*` → `/` in `refresh_install`: every entry was
+    /// read at the first one's place, the table held the first key only, and the second
+    /// level stayed lost. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_joined_by_transfer_after_two_levels_were_lost_resends_both_when_it_leads() {
+        let (mut p, first) = running(100, 2, 1, false);
+        let ids = [(first, 0), (first, 1)];
+        for id in ids {
+            p.outputs_lost.insert(id, 1);
+        }
+        let until = p.now + ms(1000);
+        assert!(p.run_until(until, |p| ids.iter().all(|&id| !copies(p, id).is_empty())));
+        // The refresh's copies would heal them before the crash: lose those too.
+        for id in ids {
+            p.outputs_lost.insert(id, u32::MAX);
+        }
+        p.start(1);
+        assert!(await_role(&mut p, 1, Role::Backup, SyncState::InSync));
+        assert_eq!(p.node(1).refresh.len(), 2, "the transfer carried both levels");
+        p.crash(0);
+        for id in ids {
+            p.outputs_lost.remove(&id);
+        }
+        assert!(await_role(&mut p, 1, Role::Primary, SyncState::Alone));
+        let took_over = p.now;
+        assert!(p.run_until(took_over + ms(100), |p| ids
+            .iter()
+            .all(|id| p.sink.accepted.contains_key(id))));
+        for (j, id) in ids.iter().enumerate() {
+            let mut payload = std::vec![0u8; 10];
+            payload[..2].copy_from_slice(&(j as u16).to_le_bytes());
+            payload[2..].copy_from_slice(&first.to_le_bytes());
+            assert_eq!(p.sink.accepted[id].1, payload, "the value of key {j}");
+        }
+        assert_eq!((p.sink.conflicts, p.sink.superseded), (0, 0));
+    }
+
     /// A backup that joins again by a transfer takes the primary's table for its own: a
     /// level it held of the history it gives up (a key the primary's table does not have)
     /// is forgotten, not refreshed to the plant once this node leads. (Mutant

@@ -580,6 +580,35 @@ mod tests {
         assert!(p.run_until(until, |p| fulls(p) == 2), "a second fill raised nothing");
     }
 
+    fn drop_commits_from_0(from: usize, envelope: &Envelope) -> bool {
+        from == 0 && matches!(envelope.body, Body::Commit(_))
+    }
+
+    /// What the primary counts unguarded (`ReleaseStatus::unguarded`): nothing it releases
+    /// on its in-sync backup's acks; each output it releases unacknowledged at the end of
+    /// the backup window, its backup heard in sync all along but running no frame (its
+    /// commits lost). (Mutants `release.rs:275:39`, `!` deleted: the acknowledged outputs
+    /// counted, the overdue ones not; `release.rs:275:36`, `||` → `&&`: the overdue ones
+    /// not counted. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_paired_acked_releases_guarded_overdue_ones_counted_unguarded() {
+        let mut p = running(Config {
+            detection_window_ms: 100,
+            heartbeat_interval_ms: 20,
+            ..acked()
+        });
+        let before = p.node(0).status().release.unguarded;
+        let raw = p.sink.raw;
+        p.run_for(ms(50));
+        assert!(p.sink.raw >= raw + 40, "released on the acks");
+        assert_eq!(p.node(0).status().release.unguarded, before, "released on the acks");
+        p.drop_if = Some(drop_commits_from_0);
+        p.run_for(ms(150));
+        assert_eq!(p.node(1).status().sync, SyncState::InSync);
+        let unguarded = p.node(0).status().release.unguarded - before;
+        assert!(unguarded >= 40, "{unguarded} released unacknowledged and counted");
+    }
+
     /// The backup's acks come back: every held output leaves, in order, once; the queue
     /// is back to the frames in flight.
     #[test]
@@ -648,6 +677,33 @@ mod tests {
         p.drop_if = None;
         p.run_for(ms(5));
         assert!(p.node(1).status().unsent_outputs <= 4);
+        p.crash(0);
+        assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(3000)));
+        p.run_for(ms(10));
+        assert_eq!((p.sink.duplicates, p.sink.raw), (0, p.sink.accepted.len() as u64));
+    }
+
+    /// The `Released` words are lost while the source pauses, so no frame runs after them.
+    /// The backup acks again every `retry_ms`, and the primary answers each ack with
+    /// `Released`, though it released nothing new: the backup's unsent set empties, and a
+    /// takeover sends nothing twice. (Mutant `release.rs:292:51` `||` → `&&` in
+    /// `release_progress`: only an ack with new frames released was answered. The backup
+    /// kept the outputs as unsent for as long as no frame ran, and the new primary sent
+    /// them again. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_released_lost_source_paused_acks_answered_takeover_sends_nothing_twice() {
+        let mut p = running(acked());
+        p.drop_if = Some(drop_released);
+        p.run_for(ms(20));
+        p.source_on = false;
+        p.run_for(ms(20));
+        assert!(p.node(1).status().unsent_outputs > 0, "the Released words lost");
+        p.drop_if = None;
+        let retry = ms(p.configs[1].retry_ms);
+        p.run_for(retry * 3);
+        let status = p.node(1).status();
+        assert_eq!(status.unsent_outputs, 0, "{:?}", status.release);
+        assert_eq!(status.release.released_known, p.node(0).frame());
         p.crash(0);
         assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(3000)));
         p.run_for(ms(10));

@@ -768,6 +768,11 @@ mod tests {
             links: 1,
             ..Config::fast()
         };
+        group_of(config, others, weight)
+    }
+
+    /// As [`group`], both nodes with `config` (one link).
+    fn group_of(config: Config, others: &[(u8, u8, bool)], weight: u8) -> Pair {
         let mut p = Pair::new(16, config, 0);
         let limit = Duration::from_millis(2000);
         p.start(0);
@@ -924,6 +929,52 @@ mod tests {
         assert_eq!(p.node(1).epoch(), epoch);
         let reason = p.transitions.iter().rev().find(|(i, _)| *i == 1).map(|(_, t)| t.reason);
         assert_eq!(reason, Some(Reason::TakeoverAfterProbe));
+    }
+
+    fn drop_released(_: usize, envelope: &Envelope) -> bool {
+        matches!(envelope.body, Body::Released { .. })
+    }
+
+    /// Acked release in a group: a backup hears the other backups' acks (their headers
+    /// say the frames they ran, in sync, in its epoch) and keeps none of them. Elected, it
+    /// holds the outputs of its takeover (its unsent set: what the old primary never said
+    /// released) until a backup acknowledges their frames in its own epoch. (Mutant
+    /// `release.rs:241:39` `||` → `&&` in `release_note_ack`: a backup in acked mode kept
+    /// member 3's acks of the old epoch and, once it led, released its unsent set on them
+    /// at once, counted guarded, before member 3 followed it: had it died then, member 3,
+    /// elected, would send them again. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_group_acked_elected_holds_its_unsent_outputs_for_an_ack_of_its_epoch() {
+        let config = Config {
+            links: 1,
+            outputs_release: crate::config::OutputsRelease::Acked,
+            ..Config::fast()
+        };
+        let mut p = group_of(config, &[(3, 1, false)], 5);
+        // The old primary's `Released` words are lost: node 2 keeps the outputs unsent.
+        p.drop_if = Some(drop_released);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(20));
+        let unsent = p.node(1).status().unsent_outputs;
+        assert!(unsent > 0, "no output unsent");
+        p.crash(0);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(40));
+        let epoch = *vote_requests(&p, 1).last().expect("asked");
+        let grant = Body::Vote {
+            epoch,
+            granted: true,
+            commit_highest: 0,
+            bar: epoch,
+        };
+        let bytes = from(&p, 3, WireRole::Backup, WireSync::InSync, p.node(1).epoch(), grant);
+        let offered = p.sink.raw;
+        p.inject(1, 1, &bytes);
+        assert_eq!((p.node(1).role(), p.node(1).epoch()), (Role::Primary, epoch));
+        let release = p.node(1).outputs_release_status();
+        assert!(release.held >= unsent, "held {} of {unsent} unsent", release.held);
+        assert_eq!(p.sink.raw, offered, "sent before member 3 followed");
+        // Member 3 follows, its header its ack in the new epoch: they go.
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(2));
+        assert!(p.sink.raw >= offered + unsent, "{} sent", p.sink.raw - offered);
     }
 
     /// Node 2 of a group with a lighter node 3, its primary crashed, asking node 3 for
@@ -1198,6 +1249,11 @@ mod tests {
     /// Node `id` of a group with `peers` (id, weight, witness), one link each (slot i on
     /// link i); `witness`: this node is the group's witness.
     fn lone(id: u8, witness: bool, peers: &[(u8, u8, bool)]) -> Node<TestApp> {
+        lone_with(TestApp::new(0), id, witness, peers)
+    }
+
+    /// As [`lone`], running `app`.
+    fn lone_with<A: App>(app: A, id: u8, witness: bool, peers: &[(u8, u8, bool)]) -> Node<A> {
         let config = Config {
             node_id: id,
             witness,
@@ -1218,12 +1274,12 @@ mod tests {
             epoch_persisted: 0,
             epoch_reserved: 0,
         };
-        Node::new(config, TestApp::new(0), boot).expect("a valid group")
+        Node::new(config, app, boot).expect("a valid group")
     }
 
     /// A message to `node` from member `id` in `role`/`sync`, at `epoch` with `origin`.
-    fn to(
-        node: &Node<TestApp>,
+    fn to<A: App>(
+        node: &Node<A>,
         id: u8,
         role: WireRole,
         sync: WireSync,
@@ -1251,7 +1307,7 @@ mod tests {
         wire::encode(&Envelope { header, body }, None).unwrap()
     }
 
-    fn lone_heartbeat(node: &Node<TestApp>) -> Body {
+    fn lone_heartbeat<A: App>(node: &Node<A>) -> Body {
         Body::Heartbeat {
             nonce: 5,
             priority: 0,
@@ -1285,25 +1341,25 @@ mod tests {
         node.handle_message(now, 1, &bytes);
     }
 
-    fn drained(node: &mut Node<TestApp>) -> std::vec::Vec<Action> {
+    fn drained<A: App>(node: &mut Node<A>) -> std::vec::Vec<Action> {
         core::iter::from_fn(|| node.poll_action()).collect()
     }
 
     /// Every wake-up due by `until`, a millisecond apart at most, `hear` before each; the
     /// members `node` hears grant its start-up rounds (`grant_startup_round`).
-    fn run_lone(
-        node: &mut Node<TestApp>,
+    fn run_lone<A: App>(
+        node: &mut Node<A>,
         until: Instant,
-        hear: impl FnMut(&mut Node<TestApp>, Instant),
+        hear: impl FnMut(&mut Node<A>, Instant),
     ) -> std::vec::Vec<Action> {
         run_steps(node, until, hear, true)
     }
 
     /// As [`run_lone`]; `grant`: the members heard grant its start-up rounds.
-    fn run_steps(
-        node: &mut Node<TestApp>,
+    fn run_steps<A: App>(
+        node: &mut Node<A>,
         until: Instant,
-        mut hear: impl FnMut(&mut Node<TestApp>, Instant),
+        mut hear: impl FnMut(&mut Node<A>, Instant),
         grant: bool,
     ) -> std::vec::Vec<Action> {
         let mut actions = std::vec::Vec::new();
@@ -1329,7 +1385,7 @@ mod tests {
     /// Every member `node` hears grants its start-up round (`startup_vote_start`), if it
     /// asks one, speaking as it last said it was: a starting node leads from the start-up
     /// role with the grants of the majority it hears.
-    fn grant_startup_round(node: &mut Node<TestApp>, now: Instant) {
+    fn grant_startup_round<A: App>(node: &mut Node<A>, now: Instant) {
         let Some(VoteRound {
             epoch: Some(epoch),
             startup: Some(_),
@@ -1889,6 +1945,119 @@ mod tests {
         assert!(chunks.iter().all(|&c| c == (1, 11)), "{chunks:?}");
     }
 
+    /// A primary does not vote (a live primary answers: it lives). A backup that asks it
+    /// for an epoch above every epoch it has seen, as complete as it, is refused, and the
+    /// primary leads on in its epoch. (Mutant `succession.rs:261:13` `&&` → `||` in
+    /// `vote_grants`: any epoch above every one seen was granted, whatever this node's role
+    /// and whoever asked, so the primary granted its own successor: with one more grant
+    /// the backup led beside it. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_group_vote_request_above_every_epoch_seen_refused() {
+        let mut node = group_primary_input_silent();
+        let epoch = node.epoch();
+        let asked = Epoch(epoch).next(2).unwrap().0;
+        let request = Body::VoteRequest {
+            epoch: asked,
+            commit_highest: node.frame() + 1,
+        };
+        let bytes = to(
+            &node,
+            2,
+            WireRole::Backup,
+            WireSync::InSync,
+            epoch,
+            node.origin.0,
+            request,
+        );
+        let now = node.now;
+        node.handle_message(now, 0, &bytes);
+        let actions = drained(&mut node);
+        assert_eq!(answers(&actions, 0), [(asked, false)]);
+        assert_eq!((node.role(), node.epoch()), (Role::Primary, epoch));
+    }
+
+    /// A program whose outbox is full every frame.
+    #[derive(Debug)]
+    struct FullOutbox;
+
+    impl App for FullOutbox {
+        fn step(&mut self, frame: crate::app::Frame<'_>, outbox: &mut crate::app::Outbox) {
+            for index in 0..crate::app::OUTPUTS_PER_FRAME_MAX {
+                let _ = outbox.push(&[index as u8, frame.number as u8]);
+            }
+        }
+
+        fn snapshot(&self, _buf: &mut [u8]) -> Result<usize, crate::app::SnapshotError> {
+            Ok(0)
+        }
+
+        fn restore(&mut self, _bytes: &[u8]) -> Result<(), crate::app::SnapshotError> {
+            Ok(())
+        }
+
+        fn digest(&self) -> u64 {
+            0
+        }
+    }
+
+    /// One call queues at most `ACTIONS_MAX` actions (`Node::poll_action`), whatever the
+    /// peers: a group's primary reserves a frame's room for each of them. Node 1, primary
+    /// of four voters, its outbox full every frame, holds 60 frames while it hears no
+    /// majority; the message that makes a majority again runs as many as keep the queue
+    /// within the bound, and the rest run as the caller drains it. (Mutant `node/mod.rs:1426:31`
+    /// `+` → `-` in `actions_per_frame`: a group of four reserved 8 actions a frame, fewer
+    /// than a frame here queues, and that call queued more than `ACTIONS_MAX`. Schemata run
+    /// of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_group_of_four_backlog_runs_within_the_action_queue_bound() {
+        let mut node = lone_with(FullOutbox, 1, false, &[(2, 1, false), (3, 1, false), (4, 0, true)]);
+        // Backups 2 and 3 joining, heard on their links (slot order), one call each.
+        let hear = |node: &mut Node<FullOutbox>, now: Instant, id: u8| {
+            let body = lone_heartbeat(node);
+            let bytes = to(node, id, WireRole::Backup, WireSync::Joining, 0, 0, body);
+            node.handle_message(now, id - 2, &bytes);
+            drained(node)
+        };
+        let until = node.now + Duration::from_millis(100);
+        run_lone(&mut node, until, |node, now| {
+            hear(node, now, 2);
+            hear(node, now, 3);
+        });
+        assert_eq!(node.role(), Role::Primary);
+        let now = node.now + Duration::from_millis(1);
+        hear(&mut node, now, 2);
+        hear(&mut node, now, 3);
+        node.handle_frame(now, 1, &TestApp::payload_for(1));
+        drained(&mut node);
+        assert_eq!(node.frame(), 1);
+        // Nobody heard past a primary's window for its peers.
+        let until = now + node.config.backup_silence() + Duration::from_millis(1);
+        run_lone(&mut node, until, |_, _| {});
+        let mut now = node.now;
+        let last = 61;
+        for frame in 2..=last {
+            now = now + Duration::from_micros(50);
+            node.handle_frame(now, frame, &TestApp::payload_for(frame));
+            drained(&mut node);
+        }
+        assert_eq!(node.frame(), 1, "held");
+        hear(&mut node, now, 2);
+        assert_eq!(node.frame(), 1, "one backup is no majority");
+        let body = lone_heartbeat(&node);
+        let bytes = to(&node, 3, WireRole::Backup, WireSync::Joining, 0, 0, body);
+        node.handle_message(now, 1, &bytes);
+        let (queued, ran) = (node.actions.len(), node.frame());
+        assert!(ran > 1, "the held frames run with a majority heard again");
+        assert!(
+            queued <= crate::node::ACTIONS_MAX,
+            "{queued} actions queued by one call, frames 2..={ran}"
+        );
+        assert!(ran < last, "all {last} frames in one call");
+        // The rest as the caller drains the queue.
+        drained(&mut node);
+        assert_eq!(node.frame(), last);
+    }
+
     /// Node 1, primary of a group of four (backups 2 of weight 1 and 3 of weight 3, a
     /// witness 4), its input silent: both backups heard in sync each `run_lone` step,
     /// their input alive and ahead; the hold after leading is off.
@@ -1917,7 +2086,7 @@ mod tests {
     }
 
     /// Backups 2 and 3 in sync at `node`'s epoch, their input alive at frame 50.
-    fn hear_backups_in_sync(node: &mut Node<TestApp>, now: Instant) {
+    fn hear_backups_in_sync<A: App>(node: &mut Node<A>, now: Instant) {
         let epoch = node.epoch();
         for (id, link) in [(2, 0), (3, 1)] {
             let mut body = lone_heartbeat(node);
@@ -2493,6 +2662,70 @@ mod tests {
         assert_eq!(p.node(1).successor(), Some(2));
     }
 
+    /// What a member asked for votes with is its own word: a vote request heard on a
+    /// member's link from another id (a node wired or configured wrong), or a member's
+    /// request for an epoch that names another node, is not kept as that member's ask, and
+    /// the frames it claims do not make this node pass itself over. (Mutant
+    /// `succession.rs:208:19` `&&` → `||` in `on_vote_request`: either was kept, and a
+    /// claim above every member's frames left this node with no successor. Schemata run
+    /// of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_group_vote_request_not_its_members_own_not_kept_as_its_ask() {
+        // The successor: this node, or member 3 (heavier) when it is heard as itself.
+        for (sender, epoch_of, successor) in [(9, 9, 2), (3, 9, 3)] {
+            let mut p = group(&[(3, 10, false)], 5);
+            let followed = p.node(1).epoch();
+            let request = Body::VoteRequest {
+                epoch: Epoch(followed).next(epoch_of).unwrap().0,
+                commit_highest: p.node(1).frame() + 1000,
+            };
+            let bytes = from(&p, sender, WireRole::Backup, WireSync::InSync, followed, request);
+            p.inject(1, 1, &bytes);
+            let case = format!("node {sender} asking an epoch of node {epoch_of}");
+            assert_eq!(p.node(1).slot_asked(1), None, "{case}");
+            assert_eq!(p.node(1).successor(), Some(successor), "{case}");
+        }
+    }
+
+    /// A joining member counts no stall while its primary says it has run no frame yet, and
+    /// only then: another member heard joining, in this epoch and at frame 0, is not its
+    /// primary. Given no beginning for its stall limit (the primary does not serve its id),
+    /// node 2 asks under a new id and joins. (Mutant `transfer.rs:543:66` `&&` → `||` in
+    /// `primary_yet_to_run` as the schemata build has it, `(primary || this epoch) && frame
+    /// 0`: member 3 joining counted as a primary yet to run, no stall came, and node 2
+    /// asked under the same id for good. Its textual form, `primary || (this epoch &&
+    /// frame 0)`, fails `joining_id_not_served_by_the_primary_…` too. Schemata run of
+    /// 64df4f8, 2026-11-27.)
+    #[test]
+    fn joining_member_id_not_served_beside_a_joining_member_asks_under_a_new_id() {
+        let mut p = group(&[(3, 1, false)], 5);
+        let followed = p.node(1).epoch();
+        let node = p.nodes[1].as_mut().unwrap();
+        let id = node.transfer_id_next;
+        node.start_join(Some(ResyncCause::Divergence));
+        p.drain(1);
+        // As if node 1 had streamed another snapshot under that id.
+        let primary = p.nodes[0].as_mut().unwrap();
+        primary.tx_ids[primary.tx_ids_next] = id;
+        let c = &p.configs[1];
+        let stall_limit = Duration::from_millis(2 * c.detection_window_ms + 4 * c.retry_ms);
+        let until = p.now + stall_limit * 2;
+        while p.now < until && p.node(1).status().sync != SyncState::InSync {
+            let bytes = from_at(&p, 3, WireRole::Backup, WireSync::Joining, followed, 0, heartbeat(&p));
+            p.inject(1, 1, &bytes);
+            p.run_for(Duration::from_millis(1));
+        }
+        let reasons: std::vec::Vec<Reason> = p
+            .transitions
+            .iter()
+            .filter(|(i, _)| *i == 1)
+            .map(|(_, t)| t.reason)
+            .collect();
+        assert_eq!(p.node(1).status().sync, SyncState::InSync, "{reasons:?}");
+        let failed = Reason::ResyncStarted(ResyncCause::TransferFailed);
+        assert!(reasons.contains(&failed), "{reasons:?}");
+    }
+
     /// A member's message heard at the same instant as the primary's last says nothing of
     /// the frames it ran since (it may have left before the primary's): only a later one
     /// tells what the member can decide, so a heavier member heard with an older frame at
@@ -2547,5 +2780,35 @@ mod tests {
         assert_eq!(p.node(1).slot_asked(1), Some(7), "forgotten before the next round");
         p.run_for(Duration::from_millis(wait));
         assert_eq!(p.node(1).slot_asked(1), None);
+    }
+
+    /// The ask is remembered for less than twice the window, to the nanosecond: heard
+    /// a nanosecond before it ends, still told; at its end, forgotten. (Mutant
+    /// `succession.rs:143:62` `<` → `<=` in `slot_asked`: still told at the end. Schemata
+    /// run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_group_member_ask_forgotten_at_twice_the_window() {
+        let mut p = group(&[(3, 1, false)], 5);
+        let followed = p.node(1).epoch();
+        let request = Body::VoteRequest {
+            epoch: Epoch(followed).next(3).unwrap().0,
+            commit_highest: 7,
+        };
+        let bytes = from(&p, 3, WireRole::Backup, WireSync::InSync, followed, request);
+        p.inject(1, 1, &bytes);
+        let asked_at = p.now;
+        let c = &p.configs[1];
+        let window = Duration::from_millis(2 * c.startup_wait_ms.max(c.detection_window_ms));
+        // Member 3's heartbeat wakes node 2 at each instant; it asks nothing.
+        let heard_at = |p: &mut Pair, at: Instant| {
+            p.run_until(at, |_| false);
+            let beat = from(p, 3, WireRole::Backup, WireSync::InSync, followed, heartbeat(p));
+            p.inject(1, 1, &beat);
+            assert_eq!(p.node(1).now, at);
+            p.node(1).slot_asked(1)
+        };
+        let end = asked_at + window;
+        assert_eq!(heard_at(&mut p, end - Duration::from_nanos(1)), Some(7));
+        assert_eq!(heard_at(&mut p, end), None);
     }
 }

@@ -504,6 +504,36 @@ fn paired_switchover_backup_lagging_delays_until_caught_up() {
     assert_eq!(p.sink.duplicates, 0);
 }
 
+/// Acked release beside a lagging backup (it lost an input it cannot fetch yet): the
+/// primary does not wait for it, releases each output as its frame runs, and tells it so
+/// (`Released`) though the backup sends no ack. The backup's unsent set does not keep
+/// them. (Mutant `release.rs:292:31` `>` → `<` in `release_progress`: `Released` went out
+/// only in answer to an ack. The lagging backup kept every output as unsent, and once it
+/// caught up and took over it would send them again. Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn backup_lagging_acked_primary_releases_without_it_and_says_so() {
+    let config = Config {
+        outputs_release: crate::config::OutputsRelease::Acked,
+        ..Config::fast()
+    };
+    let mut p = pair_running(Pair::new(5, config, 0));
+    let f = p.frame_next + 1;
+    p.frame_loss[1].insert(f, ());
+    p.drop_if = Some(drop_frame_data);
+    let until = p.now + ms(50);
+    assert!(p.run_until(until, |p| p.node(1).status().sync == SyncState::Lagging));
+    let known = p.node(1).status().release.released_known;
+    p.run_for(ms(20));
+    let status = p.node(1).status();
+    assert_eq!(status.sync, SyncState::Lagging);
+    assert!(
+        status.release.released_known >= known + 15,
+        "told released to {}, from {known}",
+        status.release.released_known
+    );
+    assert!(status.unsent_outputs <= 4, "{} unsent", status.unsent_outputs);
+}
+
 #[test]
 fn backup_switchover_forwarded_to_primary() {
     let mut p = fast_pair_running(0);
@@ -688,6 +718,32 @@ fn authenticated_pair_forged_and_replayed_messages_rejected_and_counted() {
     assert!(p.digest_disagreements().0.is_empty());
 }
 
+/// A node's challenges are its random draws mixed with its session, so that a node
+/// started again with the same configured seed draws none of its earlier start's: its
+/// session (the wall clock at start-up) differs, here in one bit only. (Mutant
+/// `replay.rs:171:30` `^` → `|` in `challenge_draw`: the session's bits were set in every
+/// challenge, and a draw that had the differing bit set already came out the same as the
+/// earlier start's, half of them here: a recorded heartbeat of that start echoing it
+/// would prove a replay fresh. Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn starting_keyed_same_seed_new_session_draws_none_of_the_earlier_starts_challenges() {
+    let boot = || Boot {
+        now: Instant::from_millis(1),
+        seed: 42,
+        epoch_persisted: 0,
+        epoch_reserved: 0,
+    };
+    let session = 1_764_000_000_000;
+    let [earlier, later] = [session, session + 1].map(|session| {
+        let mut node = Node::new(Config::default(), crate::testing::TestApp::new(0), boot())
+            .expect("a valid config")
+            .with_auth(AuthKey::new([7; 32]), session);
+        (0..64).map(|_| node.challenge_draw()).collect::<std::vec::Vec<u64>>()
+    });
+    let same: std::vec::Vec<usize> = (0..64).filter(|&i| later[i] == earlier[i]).collect();
+    assert!(same.is_empty(), "draws {same:?} repeat the earlier start's");
+}
+
 fn drop_chunks_from_primary(from: usize, envelope: &Envelope) -> bool {
     from == 0 && matches!(envelope.body, Body::Chunk { .. })
 }
@@ -772,6 +828,102 @@ fn joining_chunks_held_up_for_a_few_retries_no_restart() {
         .filter(|r| matches!(r, Reason::ResyncStarted(_)))
         .count();
     assert_eq!(restarts, 0, "{:?}", reasons(&p, 1));
+}
+
+/// Set in the test below: the primary's transfer beginnings are dropped.
+static DROP_BEGINS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// Set in the test below: the backup's join requests are dropped.
+static DROP_JOIN_REQUESTS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+fn drop_begins_or_join_requests_while_set(from: usize, envelope: &Envelope) -> bool {
+    let set = |flag: &core::sync::atomic::AtomicBool| flag.load(core::sync::atomic::Ordering::Relaxed);
+    match envelope.body {
+        Body::TransferBegin { .. } => from == 0 && set(&DROP_BEGINS),
+        Body::JoinRequest { .. } => from == 1 && set(&DROP_JOIN_REQUESTS),
+        _ => false,
+    }
+}
+
+/// The beginning of a transfer is lost, and so is every join request of the backup after
+/// the first: the primary, no chunk acknowledged for a retry, says the beginning again
+/// itself, and the backup installs under its first id, well before its stall limit.
+/// (Mutant `transfer.rs:493:29` `==` → `!=` in `transfer_timeout`: the beginning was said
+/// again only once some chunk was acknowledged, never when it was the one lost, and the
+/// backup waited its stall limit to ask again under a new id. Schemata run of 64df4f8,
+/// 2026-11-27.)
+#[test]
+fn joining_begin_and_later_requests_lost_primary_says_it_again_at_its_retry() {
+    let mut p = Pair::new(18, Config::fast(), 5000);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    DROP_BEGINS.store(true, core::sync::atomic::Ordering::Relaxed);
+    p.drop_if = Some(drop_begins_or_join_requests_while_set);
+    p.start(1);
+    let until = p.now + ms(50);
+    assert!(
+        p.run_until(until, |p| p.node(0).transfer_progress().is_some()),
+        "the transfer did not begin"
+    );
+    // Every link's copy of the first request has come (one latency), its beginnings lost.
+    p.run_for(ms(1));
+    assert!(!p
+        .notices
+        .iter()
+        .any(|(i, n)| *i == 1 && matches!(n, Notice::TransferStarted { .. })));
+    DROP_BEGINS.store(false, core::sync::atomic::Ordering::Relaxed);
+    DROP_JOIN_REQUESTS.store(true, core::sync::atomic::Ordering::Relaxed);
+    let retry = ms(p.configs[0].retry_ms);
+    let joined = await_state(&mut p, 1, Role::Backup, SyncState::InSync, retry * 3);
+    DROP_JOIN_REQUESTS.store(false, core::sync::atomic::Ordering::Relaxed);
+    assert!(joined, "not in sync within three retries: {:?}", reasons(&p, 1));
+    assert_eq!(reasons(&p, 1), [Reason::PrimaryFound, Reason::InSync]);
+}
+
+fn drop_join_requests_from_1(from: usize, envelope: &Envelope) -> bool {
+    from == 1 && matches!(envelope.body, Body::JoinRequest { .. })
+}
+
+/// A primary does not serve a join request of an id it streamed another snapshot under
+/// (`on_join_request`: a late or replayed request of an older id took the id's place, DST
+/// seed 8659). The backup, given no beginning for its stall limit by a primary that has run
+/// frames, asks again under a new id and joins. (Mutant `transfer.rs:538:9`
+/// `primary_yet_to_run` → `true`: a backup without a beginning took its primary for one
+/// yet to run its first frame, never counted the wait as a stall and asked under the same
+/// id for good, a pair without a standby. The same with `transfer.rs:541:17` and
+/// `543:86` `&&` → `||` there: any live peer, or a primary of this epoch at any frame,
+/// counted. Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn joining_id_not_served_by_the_primary_asks_under_a_new_id_after_the_stall_limit() {
+    let mut p = Pair::new(20, Config::fast(), 5000);
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.drop_if = Some(drop_join_requests_from_1);
+    p.capture = true;
+    p.start(1);
+    let requests = |p: &Pair| {
+        captured_from(p, 1, 0)
+            .into_iter()
+            .filter_map(|(_, _, e)| match e.body {
+                Body::JoinRequest { id } => Some(id),
+                _ => None,
+            })
+            .collect::<std::vec::Vec<u32>>()
+    };
+    let until = p.now + ms(50);
+    assert!(p.run_until(until, |p| !requests(p).is_empty()), "no join request");
+    let id = requests(&p)[0];
+    // As if node 0 had streamed another snapshot under that id.
+    p.nodes[0].as_mut().unwrap().tx_ids[0] = id;
+    p.drop_if = None;
+    let c = &p.configs[1];
+    let stall_limit = ms(2 * c.detection_window_ms + 4 * c.retry_ms);
+    assert!(
+        await_state(&mut p, 1, Role::Backup, SyncState::InSync, stall_limit * 2),
+        "{:?}",
+        reasons(&p, 1)
+    );
+    assert!(reasons(&p, 1).contains(&Reason::ResyncStarted(ResyncCause::TransferFailed)));
+    assert!(requests(&p).iter().any(|&other| other != id), "asked under {id} only");
 }
 
 fn drop_chunks_past_the_first_from_primary(from: usize, envelope: &Envelope) -> bool {
@@ -1261,6 +1413,36 @@ fn backup_restarted_after_an_unused_reservation_primary_raises_its_epoch_and_lea
     p.crash(0);
     assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(100)));
     assert!(p.node(1).epoch() > reserved);
+}
+
+/// The same in one run: an in-sync backup reserved its takeover epoch, then went back to
+/// joining (a divergence) and, its primary silent for a window during the join, to the
+/// start-up role, without state. Starting, it announces its reservation (`Node::header`:
+/// a pair's starting node tells the highest epoch it knows, its reservation included),
+/// and the primary, back, leads on above it (`EpochRaised`), still primary, never
+/// fenced; the node joins it. (Mutants `node/mod.rs:1354:35` and `node/mod.rs:1358:35`,
+/// the witness's and the group member's guards → `true` in `header`: a pair's starting
+/// node announced only the epochs it had seen, and the primary led on below the
+/// reservation. Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn joining_with_a_reservation_primary_silent_starting_announces_it_primary_leads_above() {
+    let mut p = fast_pair_running(0);
+    let epoch = p.node(0).epoch();
+    let reserved = p.reserved[1];
+    assert!(reserved > epoch, "no reservation: {reserved:#x}");
+    p.nodes[1].as_mut().unwrap().start_join(Some(ResyncCause::Divergence));
+    p.drain(1);
+    // Longer than the window, shorter than the start-up wait: node 1 does not lead.
+    let window = ms(p.configs[0].detection_window_ms);
+    p.freeze(0, window * 3);
+    assert!(await_state(&mut p, 1, Role::Starting, SyncState::Alone, window * 3));
+    assert_eq!(p.node(1).header(0).epoch, reserved, "the reservation announced");
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(2000)));
+    assert_eq!(p.primary(), Some(0));
+    assert!(p.node(0).epoch() > reserved, "led {:#x}", p.node(0).epoch());
+    assert!(reasons(&p, 0).contains(&Reason::EpochRaised));
+    assert!(!reasons(&p, 0).contains(&Reason::FencedByEpoch));
+    assert!(reasons(&p, 1).contains(&Reason::PrimaryLostWhileJoining));
 }
 
 /// Set while a switchover is under way in the test below.
@@ -4935,6 +5117,58 @@ fn backup_late_copies_of_frames_it_ran_counted_stale_no_storm_alarm() {
         .any(|(n, a)| *n == backup && matches!(a, Alarm::FramesStale { .. })));
 }
 
+/// Seed 9849's case with late copies: the backup agreed, froze past the window, thawed and
+/// gave the switchover up. It ignores that switchover's request and release for a
+/// switchover timeout, so a copy of each arriving late on a link, after its backlog, leaves
+/// it a backup beside the primary that ran on. (Mutant `switchover.rs:453:37` `+` → `-`
+/// in `switchover_after_stall`: the abandon was due a timeout in the past and ended at the
+/// node's next timer. The late request was agreed to again and the late release taken, so
+/// the node led from the released frame beside the primary: seed 9849's two primaries.
+/// Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn agreed_backup_frozen_past_the_window_late_request_and_release_copies_ignored() {
+    let mut p = fast_pair_running(0);
+    p.capture = true;
+    let since = p.captured.len();
+    assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+    let agreed = p.run_until(p.now + ms(50), |p| {
+        p.node(1).status().switchover.is_some_and(|s| s.starts_with("agreed"))
+    });
+    assert!(agreed);
+    let window = ms(p.configs[0].detection_window_ms);
+    p.freeze(1, window * 3);
+    let aborted = p.run_until(p.now + window * 2, |p| {
+        reasons(p, 0).contains(&Reason::SwitchoverAborted)
+    });
+    assert!(aborted, "{:?}", reasons(&p, 0));
+    p.run_for(window * 3);
+    assert!(p.notices.contains(&(1, Notice::SwitchoverAbandoned)), "{:?}", p.notices);
+    let sent = captured_from(&p, 0, since);
+    let copy = |release: bool| {
+        sent.iter()
+            .find(|(_, _, e)| match e.body {
+                Body::SwitchRequest { .. } => !release,
+                Body::SwitchRelease { .. } => release,
+                _ => false,
+            })
+            .map(|(link, bytes, _)| (*link, bytes.clone()))
+            .expect("sent")
+    };
+    let (request, release) = (copy(false), copy(true));
+    p.capture = false;
+    p.inject(1, request.0, &request.1);
+    p.run_for(ms(1));
+    p.inject(1, release.0, &release.1);
+    p.run_for(ms(10));
+    assert!(
+        !reasons(&p, 1).contains(&Reason::SwitchoverCompleted),
+        "{:?}",
+        reasons(&p, 1)
+    );
+    assert_eq!((p.node(0).role(), p.node(1).role()), (Role::Primary, Role::Backup));
+    assert!(!reasons(&p, 0).contains(&Reason::FencedByEpoch));
+}
+
 /// Seed 9849's case (docs/DST.md): the backup agreed, froze, and read the release from its
 /// socket buffer after its primary had given the switchover up and run on.
 #[test]
@@ -5643,6 +5877,39 @@ fn joining_begin_with_chunks_of_0_or_above_the_maximum_rejected() {
             "chunks of {chunk} bytes: joined after the refusal"
         );
     }
+}
+
+/// A backup whose receive buffer is smaller than the primary's state (`state_bytes_max`
+/// set lower on it: the fingerprint does not carry it) refuses every beginning, and asks
+/// again once a stall limit, under a new id, not at once: each request at once had the
+/// primary say its beginning again, refused again, a request, a beginning and an alarm
+/// every round trip for as long as the two ran. (Mutant `transfer.rs:351:31` `+` → `-` in
+/// `on_transfer_begin`: the next request was due a stall limit in the past. Schemata run
+/// of 64df4f8, 2026-11-27.)
+#[test]
+fn joining_state_larger_than_its_buffer_refused_asks_again_once_a_stall_limit() {
+    let ballast = 100_000;
+    let mut p = Pair::new(19, Config::fast(), ballast);
+    p.configs[1].state_bytes_max = 1024;
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(500)));
+    p.capture = true;
+    p.start(1);
+    assert!(p.node(1).snapshot_buf.len() < ballast, "the state fits");
+    let until = p.now + ms(100);
+    assert!(p.run_until(until, |p| alarms_of(p, 1).contains(&Alarm::TransferRejected)));
+    let since = p.captured.len();
+    let c = &p.configs[1];
+    let stall_limit = ms(2 * c.detection_window_ms + 4 * c.retry_ms);
+    let links = usize::from(c.links);
+    p.run_for(stall_limit * 3);
+    let requests = captured_from(&p, 1, since)
+        .iter()
+        .filter(|(_, _, e)| matches!(e.body, Body::JoinRequest { .. }))
+        .count();
+    // One request (a copy a link) a stall limit, and one more at the edges.
+    assert!(requests <= 4 * links, "{requests} join requests in three stall limits");
+    assert_eq!(p.node(1).status().sync, SyncState::Joining);
 }
 
 /// Every output the sink accepted from `first` on is the reference run's.
