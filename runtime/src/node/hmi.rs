@@ -692,6 +692,27 @@ mod tests {
         assert!(matches!(await_answer(&mut p, 1, new), Some(HmiOutcome::Applied { .. })));
     }
 
+    /// A primary whose only backup is joining (it heard the primary, its transfer has not
+    /// begun) has no in-sync copy of its history: it refuses a write (0A), as with no
+    /// backup at all. (Mutants `hmi.rs:246:25` and `247:25` of 64df4f8, `&&` → `||` in
+    /// `hmi_backup_in_sync`: a joining backup, or any peer of the epoch, counted as in
+    /// sync, and a write was taken that a takeover could not keep. Schemata run of
+    /// 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_with_only_a_joining_backup_refuses_a_write() {
+        let mut p = running_pair();
+        p.crash(1);
+        // The backup restarts and stays joining: no beginning of a transfer reaches it.
+        p.drop_if = Some(|from, envelope| from == 0 && matches!(envelope.body, Body::TransferBegin { .. }));
+        p.start(1);
+        assert!(await_state(&mut p, 1, Role::Backup, SyncState::Joining));
+        p.run_for(ms(20));
+        assert_eq!(p.node(1).status().sync, SyncState::Joining);
+        assert_eq!(p.node(0).role(), Role::Primary);
+        assert_eq!(submit(&mut p, 0, write(3, 5)), Err(HmiRefusal::NoPrimary));
+        assert!(log_of(&p, 0).is_empty());
+    }
+
     #[test]
     fn backup_primary_dies_after_commit_retry_on_new_primary_not_applied_twice() {
         let mut p = running_pair();
