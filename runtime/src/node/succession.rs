@@ -2757,6 +2757,21 @@ mod tests {
         assert_eq!(p.node(1).successor(), Some(3));
     }
 
+    /// A group of node 1 and member 3, node 1 a backup, to which member 3 (an in-sync
+    /// backup of its epoch) has just sent a vote request for the next term, holding
+    /// commits to frame 7.
+    fn member_3_asked_with_7() -> Pair {
+        let mut p = group(&[(3, 1, false)], 5);
+        let followed = p.node(1).epoch();
+        let request = Body::VoteRequest {
+            epoch: Epoch(followed).next(3).unwrap().0,
+            commit_highest: 7,
+        };
+        let bytes = from(&p, 3, WireRole::Backup, WireSync::InSync, followed, request);
+        p.inject(1, 1, &bytes);
+        p
+    }
+
     /// What a member asked for votes with is remembered for twice the longer of a
     /// detection window and the start-up wait (a starting candidate asks once a start-up
     /// wait): between two of its rounds it still tells how far that member can decide,
@@ -2766,14 +2781,7 @@ mod tests {
     /// of 64df4f8, 2026-11-27.)
     #[test]
     fn backup_group_member_ask_remembered_between_its_rounds() {
-        let mut p = group(&[(3, 1, false)], 5);
-        let followed = p.node(1).epoch();
-        let request = Body::VoteRequest {
-            epoch: Epoch(followed).next(3).unwrap().0,
-            commit_highest: 7,
-        };
-        let bytes = from(&p, 3, WireRole::Backup, WireSync::InSync, followed, request);
-        p.inject(1, 1, &bytes);
+        let mut p = member_3_asked_with_7();
         assert_eq!(p.node(1).slot_asked(1), Some(7));
         let wait = p.configs[1].startup_wait_ms.max(p.configs[1].detection_window_ms);
         p.run_for(Duration::from_millis(wait + 1));
@@ -2788,14 +2796,8 @@ mod tests {
     /// run of 64df4f8, 2026-11-27.)
     #[test]
     fn backup_group_member_ask_forgotten_at_twice_the_window() {
-        let mut p = group(&[(3, 1, false)], 5);
+        let mut p = member_3_asked_with_7();
         let followed = p.node(1).epoch();
-        let request = Body::VoteRequest {
-            epoch: Epoch(followed).next(3).unwrap().0,
-            commit_highest: 7,
-        };
-        let bytes = from(&p, 3, WireRole::Backup, WireSync::InSync, followed, request);
-        p.inject(1, 1, &bytes);
         let asked_at = p.now;
         let c = &p.configs[1];
         let window = Duration::from_millis(2 * c.startup_wait_ms.max(c.detection_window_ms));
