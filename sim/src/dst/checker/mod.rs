@@ -737,12 +737,6 @@ pub struct Checker {
     digests: BTreeMap<(u64, u64), (u64, u64, usize)>,
     /// `(frame, node, index)` → hash of the output the node's application produced.
     produced: BTreeMap<(u64, usize, u8), u64>,
-
-    // Invariant 25.
-    /// `(frame, index)` of every output a node emitted (at most [`sent::EMITTED_MAX`]).
-    emitted: BTreeSet<(u64, u8)>,
-    /// Frames below this were dropped from `emitted`: not judged.
-    emitted_floor: u64,
     /// FNV-1a of every snapshot an application gave (one per state transfer sent).
     snapshots: BTreeSet<u64>,
     /// By node: the hash of the state it restored last, until its next step.

@@ -93,7 +93,13 @@ impl Takeover2 {
             // Node 0 emitted what its commit reports sent (invariant 25).
             if let CommitKind::Ran { outputs, sent_mask, .. } = c.kind {
                 for index in (0..outputs).filter(|&i| sent_mask & (1 << i) != 0) {
-                    checker.on_emitted(&output(E1, c.frame, index));
+                    checker.copies.insert(
+                        (c.frame, index),
+                        Copies {
+                            first: (E1, 0),
+                            more: Vec::new(),
+                        },
+                    );
                 }
             }
             checker.on_commit(3, 0, E1, c);
@@ -122,7 +128,6 @@ impl Takeover2 {
         self.checker.on_steps(self.now, 1, &[(E2, s)]);
         for &index in emit {
             let o = output(E2, s.frame, index);
-            self.checker.on_emitted(&o);
             let (verdict, _) = self.sink.offer(self.now, 1, &o);
             self.checker.on_emit(self.now, 1, &o, verdict);
         }

@@ -89,7 +89,6 @@ impl History {
         self.checker
             .produced
             .insert((o.frame, node, o.index), fnv64(&o.payload));
-        self.checker.on_emitted(&o);
         let (verdict, _) = self.sink.offer(self.now, node, &o);
         self.checker.on_emit(self.now, node, &o, verdict);
     }
