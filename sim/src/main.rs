@@ -180,11 +180,28 @@ fn main() -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-fn replay_command(seed: u64) -> String {
-    format!("cargo run --release -p twinloop-sim -- dst --seed {seed}")
+/// The command that runs seed `seed` again as `args` ran it: every flag that changes a
+/// run goes with it (a `--acked` failure replayed without `--acked` passes).
+fn replay_command(args: &DstArgs, seed: u64) -> String {
+    let mut command = format!("cargo run --release -p twinloop-sim -- dst --seed {seed}");
+    for (on, flag) in [(args.acks, " --acks"), (args.acked, " --acked")] {
+        if on {
+            command.push_str(flag);
+        }
+    }
+    if args.plant != Plant::None {
+        if let Some(value) = args.plant.to_possible_value() {
+            command.push_str(" --plant ");
+            command.push_str(value.get_name());
+        }
+    }
+    if let Some(frames) = args.sink_window_frames {
+        command.push_str(&format!(" --sink-window-frames {frames}"));
+    }
+    command
 }
 
-fn print_failure(report: &SeedReport) {
+fn print_failure(args: &DstArgs, report: &SeedReport) {
     let Some(kind) = report.failure else { return };
     println!(
         "FAIL seed {} ({}, exit code {}): {} violation(s)",
@@ -205,7 +222,7 @@ fn print_failure(report: &SeedReport) {
             v.detail
         );
     }
-    println!("  replay: {}", replay_command(report.seed));
+    println!("  replay: {}", replay_command(args, report.seed));
 }
 
 fn dst_main(args: &DstArgs) -> i32 {
@@ -268,7 +285,7 @@ fn dst_main(args: &DstArgs) -> i32 {
                 report.trace_hash
             );
         }
-        print_failure(report);
+        print_failure(args, report);
     });
     let failed = summary.failed.len();
     println!(
@@ -278,7 +295,7 @@ fn dst_main(args: &DstArgs) -> i32 {
     if failed > 0 {
         println!("replay the first failing seeds:");
         for (seed, kind) in summary.failed.iter().take(10) {
-            println!("  {} # {}", replay_command(*seed), kind.name());
+            println!("  {} # {}", replay_command(args, *seed), kind.name());
         }
     }
     if args.json {

@@ -334,6 +334,9 @@ pub enum Invariant {
     InputHandover,
     /// 25 (issue 21, `sent.rs`): a commit reported sent an event no node had emitted.
     SentReported,
+    /// 26 (`--acked`, issue 21, `acked.rs`): a primary released an output of a frame it
+    /// had just run before its peer, heard as an in-sync backup, acknowledged the frame.
+    AckedHeld,
 }
 
 impl Invariant {
@@ -365,6 +368,7 @@ impl Invariant {
             Invariant::SourceAnnounced => 23,
             Invariant::InputHandover => 24,
             Invariant::SentReported => 25,
+            Invariant::AckedHeld => 26,
         }
     }
 
@@ -384,6 +388,7 @@ impl Invariant {
                     | Invariant::SkipHeld
                     | Invariant::SourceFollowed
                     | Invariant::SentReported
+                    | Invariant::AckedHeld
             )
     }
 }
@@ -662,6 +667,8 @@ pub struct Checker {
     pub(super) acked_held_end: Vec<(usize, u64)>,
     /// `--acked`: `(node, epoch, first, last)` of every `Notice::OutputsUncertain`.
     pub(super) acked_uncertain: Vec<(usize, u64, u64, u64)>,
+    /// `--acked`: by node, what the world knows of it as a primary (invariant 26).
+    acked_views: [acked::AckedView; 2],
     /// By (node, epoch): the events it emitted as primary, when first.
     pub(super) events_emitted: BTreeMap<(usize, u64), BTreeMap<(u64, u8), Nanos>>,
     /// Invariants 22 and 23: the source's frames sent, each node's last input and map

@@ -7,7 +7,7 @@ use super::world::{Event, Phase, Sim};
 use super::*;
 use crate::dst::app::{Recorder, Workload};
 use crate::dst::checker::attribute_steps;
-use crate::dst::clock::Nanos;
+use crate::dst::clock::{Nanos, NANOS_PER_MS};
 use crate::dst::faults::Target;
 use crate::dst::sink::Verdict;
 use twinloop::node::Rejections;
@@ -45,6 +45,7 @@ impl<'a, W: Workload> Sim<'a, W> {
         }
         // A new node counts its unguarded outputs from 0 (invariant 17).
         self.acked_unguarded[i] = 0;
+        self.checker.on_acked_start(i);
         self.primary_since[i] = None;
         // A new node's tenure as primary begins at its own first transition to it.
         self.primary_true_since[i] = None;
@@ -92,6 +93,12 @@ impl<'a, W: Workload> Sim<'a, W> {
         self.input_lost.clear();
         // Every action first, then the steps they came with: an output is checked against
         // what the application produced, which must be known when the output is.
+        if let Some(node) = self.nodes[i].node.as_ref().filter(|_| self.run.acked) {
+            // Invariant 26: the frames it ran as primary, before their outputs are judged.
+            let epoch = (node.role() == Role::Primary).then(|| node.epoch());
+            self.checker
+                .on_acked_frame(now, i, node.frame(), node.status().input.frame, epoch);
+        }
         let mut actions = core::mem::take(&mut self.actions);
         actions.clear();
         while let Some(node) = self.nodes[i].node.as_mut() {
@@ -577,7 +584,13 @@ impl<'a, W: Workload> Sim<'a, W> {
                 self.deliveries = deliveries;
             }
             Action::Emit(mut output) => {
-                self.checker.check_acked_once(now, i, &output, self.emit_unguarded);
+                let window = self.nodes[i]
+                    .node
+                    .as_ref()
+                    .filter(|_| self.options.auth_key.is_none())
+                    .map(|node| node.config().detection_window_ms.saturating_mul(NANOS_PER_MS));
+                self.checker
+                    .check_acked_once(now, i, &output, self.emit_unguarded, window);
                 match self.run.mutation {
                     Mutation::DropEmit if output.frame % 97 == 0 => return,
                     Mutation::CorruptEmit if output.frame % 89 == 0 => {

@@ -503,6 +503,11 @@ impl<'a, W: Workload> Sim<'a, W> {
                 let epoch_before = n.epoch();
                 n.handle_message(local, link, mutated.as_deref().unwrap_or(&bytes));
                 let refused = refused_before.is_some_and(|before| self.refused_count(to) != Some(before));
+                if self.run.acked && !refused {
+                    if let Ok(envelope) = twinloop::wire::decode(&bytes, None) {
+                        self.checker.on_acked_heard(self.now, to, &envelope.header);
+                    }
+                }
                 self.note_genuine(to, &bytes, refused);
                 self.source_map_handled(to, map_offered, refused);
                 if let Some(offered) = offered {
