@@ -730,6 +730,23 @@ impl FaultPlan {
                         restart_after_ns: None,
                     },
                 });
+                // One hole in two: the backup freezes as its primary dies, for a ring of
+                // frames and 2–10 cycles more. Its socket keeps what arrives: at the thaw
+                // its input is more than a ring above the frame it waits to run, whatever
+                // the ring against the window and the probe (seed 18879's shape came only
+                // where the ring was the shorter: 2 seeds of 2,000).
+                let ring_ns = options.config.frames_buffered.saturating_mul(cycle_ns);
+                let freeze_ns = ring_ns + between(r, 2, 10) * cycle_ns;
+                if r.chance(1, 2) && at + hole_ns + freeze_ns < safety_ns && plan.faults.len() < FAULTS_MAX {
+                    plan.faults.push(PlannedFault {
+                        at: at + hole_ns,
+                        fault: Fault::Freeze {
+                            target: Target::Backup,
+                            kind: FreezeKind::Long,
+                            duration_ns: freeze_ns,
+                        },
+                    });
+                }
             }
         }
         plan.faults.sort_by_key(|f| f.at);
