@@ -11,6 +11,18 @@ impl<A: App> Node<A> {
         // A node that keeps its state for the operator does not follow a primary of
         // another cold start (see `Alarm::ColderPrimary`).
         let keeping = self.keep_state && header.origin != self.origin.0;
+        if self.role == Role::Starting
+            && header.role == WireRole::Primary
+            && !keeping
+            && !self.config.witness
+            && self.keeps_state_against(header.origin)
+        {
+            // Starting with the pair's state (its own history's primary fell silent while
+            // it rejoined, DST seed 1977): a primary of a later cold start is the
+            // operator's to choose, as for a fenced primary.
+            self.keep_state_for_operator(header.origin);
+            return;
+        }
         if self.role == Role::Starting && header.role == WireRole::Primary && !keeping {
             self.startup_deadline = None;
             if self.config.witness {
@@ -218,6 +230,8 @@ impl<A: App> Node<A> {
             // A cold start: the state this node leads with begins here.
             self.origin = epoch;
         }
+        // A node that kept its state for the operator and leads it now waits no more.
+        self.keep_state = false;
         self.pair_had_state = true;
         self.cold_start_held_raised = false;
         // Paired when any backup follows in sync (a pair's: its peer).

@@ -149,7 +149,11 @@ impl<A: App> Node<A> {
                 let had_state = self.has_state();
                 let following = self.epochs.current().0 != 0;
                 self.follow_epoch(theirs);
-                if had_state && self.keeps_state_against(header.origin) {
+                // A node whose state goes back to a cold start keeps it against a later
+                // one's primary, joining or not: a rejoin of its own history keeps its
+                // state (DST seed 1536: a thawed primary fenced first by its successor's
+                // epoch, then by the restarted successor's cold start).
+                if self.keeps_state_against(header.origin) {
                     self.keep_state_for_operator(header.origin);
                 } else if following && self.group_follows_without_transfer(header.origin) {
                     // A group's successor, elected by votes, of this node's cold start:
@@ -229,7 +233,7 @@ impl<A: App> Node<A> {
     /// know or was told to): following it would replace this node's state with a colder
     /// one. A state of an earlier cold start is followed as usual (this node's is the
     /// colder one; an operator's `force-primary` of the older one fences it that way).
-    fn keeps_state_against(&self, origin: u64) -> bool {
+    pub(super) fn keeps_state_against(&self, origin: u64) -> bool {
         self.origin.0 != 0 && origin > self.origin.0
     }
 
@@ -271,7 +275,7 @@ impl<A: App> Node<A> {
 
     /// Stops (emitting or following) without giving the state up: the operator chooses
     /// between this node's state (`force-primary`) and the primary's (`rejoin`).
-    fn keep_state_for_operator(&mut self, origin: u64) {
+    pub(super) fn keep_state_for_operator(&mut self, origin: u64) {
         self.keep_state = true;
         self.rx = None;
         self.probe = None;

@@ -428,7 +428,10 @@ impl<A: App> Node<A> {
     /// first, this node waits for it like any node without the pair's state
     /// (`cold_start_held`), it does not lead with the state the operator discarded.
     pub(super) fn rejoin_command(&mut self) -> CommandReply {
-        if !self.keep_state {
+        // Only a node that still waits: one that led its state since (the other side
+        // fell silent and joined it later) answers for the pair's state now, and a late
+        // `rejoin` decided on the old alarm must not take it (DST seed 32, 2026-11-27).
+        if !self.keep_state || self.role != Role::Starting {
             return CommandReply::Refused(RefuseReason::NotWaiting);
         }
         self.keep_state = false;

@@ -2453,6 +2453,40 @@ fn primary_fenced_by_cold_start_keeps_state_for_operator() {
     );
 }
 
+/// DST seed 32 (2026-11-27, an operator who waits): node 0 kept its state for the
+/// operator; the cold primary then fell silent and node 0 led its kept state, and the
+/// cold one, back, joined it. The operator's `rejoin`, decided on the old alarm, then
+/// reached a primary: it was taken (`Started`) and zeroed the primary's origin, so its
+/// snapshots said "no cold start" (origin 1 at the joiner) and its next lead named a
+/// cold start of its own — a later cold start's fencing would then take its state. A
+/// node that leads is no longer waiting for the operator.
+#[test]
+fn keeping_state_led_again_the_operators_late_rejoin_refused() {
+    let mut p = backup_joining_allowed_cold_start(47);
+    p.freeze(0, ms(3000));
+    p.run_for(ms(3500));
+    assert!(reasons(&p, 0).contains(&Reason::KeepingState));
+    assert_eq!(p.node(0).role(), Role::Starting);
+    let origin = p.node(0).origin;
+    assert_ne!(origin.0, 0);
+    // The cold primary falls silent: node 0 leads its own state; the cold one, back,
+    // follows it.
+    p.freeze(1, ms(3000));
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(3000)));
+    assert!(await_state(&mut p, 1, Role::Backup, SyncState::InSync, ms(5000)));
+    assert_eq!(
+        p.command(0, Command::Rejoin),
+        CommandReply::Refused(RefuseReason::NotWaiting)
+    );
+    assert_eq!(p.node(0).role(), Role::Primary);
+    assert_eq!(
+        p.node(0).origin,
+        origin,
+        "the primary's state still goes back to its cold start"
+    );
+    assert_eq!(p.node(1).origin, origin, "and so does its backup's");
+}
+
 #[test]
 fn keeping_state_rejoin_takes_the_primarys() {
     let mut p = backup_joining_large_state(48);
@@ -3357,6 +3391,75 @@ fn backup_higher_primary_epoch_of_its_origin_followed_persisted_rejoins() {
         reasons(&p, 1)
     );
     assert_eq!(alarms_of(&p, 1)[alarms..], [], "no ColderPrimary for its own origin");
+}
+
+/// DST seed 1536 (2026-11-27): a primary frozen long; its backup took over (same
+/// origin), died, restarted without state and led a cold start. The frozen node, thawed,
+/// read its socket's backlog in order: the takeover's epoch first — fenced by its own
+/// history, it rejoined keeping its state (a backup of the same origin keeps its own) —
+/// then the cold start's. As a joining backup it did not count as holding state, and it
+/// gave the pair's state up for the cold one without the operator. A node whose state
+/// goes back to a cold start keeps it against a later one's primary whatever its sync.
+#[test]
+fn backup_rejoining_its_own_history_hearing_a_later_cold_start_keeps_state() {
+    let mut p = running_pair(Config::default());
+    let origin = p.node(1).origin;
+    assert_ne!(origin.0, 0);
+    let higher = p.node(0).epoch() + 0x100;
+    let raised = heartbeat_to(&p, 1, 1, WireRole::Primary, higher, (0, 1));
+    p.inject(1, 0, &wire::encode(&raised, None).unwrap());
+    assert_eq!(p.node(1).status().sync, SyncState::Joining);
+    assert_eq!(p.node(1).origin, origin, "a rejoin of its own history keeps its state");
+    // The restarted peer's cold start, a term above.
+    let cold = higher + 0x100;
+    let mut colder = heartbeat_to(&p, 1, 1, WireRole::Primary, cold, (0, 1));
+    colder.header.origin = cold;
+    colder.header.seq = 1;
+    p.inject(1, 0, &wire::encode(&colder, None).unwrap());
+    assert!(
+        alarms_of(&p, 1).contains(&Alarm::ColderPrimary {
+            origin: cold,
+            own_origin: origin.0
+        }),
+        "{:?}",
+        alarms_of(&p, 1)
+    );
+    assert_eq!(p.node(1).role(), Role::Starting);
+    assert_eq!(p.node(1).origin, origin, "the pair's state given up for a colder one");
+}
+
+/// DST seed 1977 (2026-11-27): as above, but the node's own history's primary fell
+/// silent while it rejoined (`PrimaryLostWhileJoining`): starting, it still holds the
+/// pair's state, and followed the restarted peer's cold start at its first heartbeat.
+#[test]
+fn starting_after_a_rejoin_of_its_own_history_hearing_a_later_cold_start_keeps_state() {
+    let mut p = running_pair(Config::default());
+    let origin = p.node(1).origin;
+    let higher = p.node(0).epoch() + 0x100;
+    let raised = heartbeat_to(&p, 1, 1, WireRole::Primary, higher, (0, 1));
+    p.crash(0);
+    p.inject(1, 0, &wire::encode(&raised, None).unwrap());
+    assert_eq!(p.node(1).status().sync, SyncState::Joining);
+    let until = p.now + ms(5000);
+    assert!(p.run_until(until, |p| p.node(1).role() == Role::Starting));
+    assert!(reasons(&p, 1).contains(&Reason::PrimaryLostWhileJoining));
+    assert_eq!(p.node(1).origin, origin);
+    let cold = higher + 0x100;
+    let mut colder = heartbeat_to(&p, 1, 1, WireRole::Primary, cold, (0, 1));
+    colder.header.origin = cold;
+    colder.header.seq = 1;
+    p.inject(1, 0, &wire::encode(&colder, None).unwrap());
+    assert!(
+        alarms_of(&p, 1).contains(&Alarm::ColderPrimary {
+            origin: cold,
+            own_origin: origin.0
+        }),
+        "{:?} {:?}",
+        reasons(&p, 1),
+        alarms_of(&p, 1)
+    );
+    assert_eq!(p.node(1).role(), Role::Starting);
+    assert_eq!(p.node(1).origin, origin, "the pair's state given up for a colder one");
 }
 
 /// `lockstep.rs:234` (`>` → `>=`): a backup asked again for the frame it had just asked

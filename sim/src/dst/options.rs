@@ -342,6 +342,9 @@ pub struct Options {
     pub start_ms: [u64; 2],
     /// Length of the safety phase (faults); the liveness phase follows.
     pub safety_ms: u64,
+    /// How long the simulated operator takes to say `rejoin` to a node that raised
+    /// `ColderPrimary` (0: at once).
+    pub rejoin_delay_ms: u64,
     /// Faults are drawn up to here; the rest of the safety phase, when there is a rest,
     /// is its quiet tail (a primary's input dies there, nothing else: invariant 24).
     pub faults_until_ms: u64,
@@ -719,9 +722,21 @@ impl Options {
             safety_ms
         };
 
+        // The operator's `rejoin` (issue 21, 2026-11-27): said at once in half the seeds,
+        // after one to three recoveries in the other half. An operator who waits shows a
+        // node keeping its state until told (and the rest of the pair living meanwhile).
+        // From a generator of its own, after the rest: other draws stay.
+        let mut r_operator = rng.fork();
+        let rejoin_delay_ms = if r_operator.chance(1, 2) {
+            0
+        } else {
+            (1 + r_operator.below(3)) * recovery_ms
+        };
+
         Options {
             seed,
             run_seed,
+            rejoin_delay_ms,
             attacker,
             output_path,
             ack_path,

@@ -23,6 +23,10 @@ impl Checker {
     /// of its own cold start or an earlier one, it rejoins by itself: an alarm there
     /// leaves the pair without a backup until an operator answers (the simulated
     /// operator answers at once, which hid it).
+    ///
+    /// Since 2026-11-27 (issue 21) the operator may wait (`Options::rejoin_delay_ms`): a
+    /// node that holds the pair's state gives it up for a later cold start's only when
+    /// told ([`Checker::on_origin_sent`]).
     pub fn on_colder_primary(&mut self, at: Nanos, node: usize, origin: u64, own_origin: u64) {
         if own_origin == 0 || origin <= own_origin {
             self.violation(
@@ -35,6 +39,54 @@ impl Checker {
                 ),
             );
         }
+    }
+
+    /// Invariant 8: the operator said `rejoin` to node `node`.
+    pub fn on_rejoin_told(&mut self, node: usize) {
+        self.rejoin_told[node] = true;
+    }
+
+    /// Invariant 8: node `node` sent a header naming `origin` (the cold start its state
+    /// goes back to; 0 = none) and `epoch`. A node that held the state of one cold start
+    /// and gives it up (names none, or another) for a primary whose state goes back to
+    /// the other node's later cold start (of another term: not a start-up collision)
+    /// took a colder state: only the operator's `rejoin` may make it (`ColderPrimary`;
+    /// mutants `fencing.rs:246:9`, `247:13`, `255:48`, `election.rs:13:56`).
+    pub fn on_origin_sent(&mut self, at: Nanos, node: usize, origin: u64, epoch: u64) {
+        let before = core::mem::replace(&mut self.origin_sent[node], origin);
+        if self.origin_held[node] == Some(origin) || (origin == 0 && before == 0) {
+            return;
+        }
+        if let Some(held) = self.origin_held[node] {
+            // What it takes: the origin it names, or the one of the primary whose epoch
+            // it now follows (ids are index + 1).
+            let leader = usize::from(Epoch(epoch).node_id()).wrapping_sub(1);
+            let taken = if origin != 0 {
+                origin
+            } else if leader < 2 && leader != node {
+                self.origin_sent[leader]
+            } else {
+                0
+            };
+            // Another node's cold start (the epoch names its node). A node that lost its
+            // state otherwise (a restore refused after a tampered chunk replaced it,
+            // unkeyed: seed 527) and then led a cold start of its own is invariant 8's
+            // transition rule's to judge.
+            let others = taken != 0 && usize::from(Epoch(taken).node_id()) != node + 1;
+            let colder = others && taken > held && Epoch(taken).term() != Epoch(held).term();
+            if colder && !self.rejoin_told[node] {
+                self.violation(
+                    Invariant::StateContinuity,
+                    at,
+                    format!(
+                        "node {node} gave its state of cold start {} up for a later cold start's ({}) without the operator's rejoin",
+                        twinloop::EpochText(held),
+                        twinloop::EpochText(taken)
+                    ),
+                );
+            }
+        }
+        self.origin_held[node] = (origin != 0).then_some(origin);
     }
 
     /// Invariant 8, at every transition of `node`.

@@ -800,6 +800,13 @@ pub struct Checker {
     /// By node: the epoch of the cold start its state comes from, when it led one from
     /// the start-up role without a state and installed none since (`None`: another).
     cold_start_of: [Option<u64>; 2],
+    /// Invariant 8: by node, the origin its headers last named other than 0 (the cold
+    /// start its state goes back to), this incarnation.
+    origin_held: [Option<u64>; 2],
+    /// Invariant 8: by node, the origin its last header named (0 included).
+    origin_sent: [u64; 2],
+    /// Invariant 8: by node, the operator said `rejoin` to this incarnation.
+    rejoin_told: [bool; 2],
 
     // Invariants 9 and 10.
     /// By node: the commits it accepted as a backup, by frame, with their epoch, since it
@@ -910,6 +917,9 @@ impl Checker {
         self.holds_state[node] = None;
         self.knew_state[node] = false;
         self.cold_start_of[node] = None;
+        self.origin_held[node] = None;
+        self.origin_sent[node] = 0;
+        self.rejoin_told[node] = false;
         self.held[node].clear();
         self.takeovers[node] = None;
         self.joining[node] = None;

@@ -211,7 +211,15 @@ impl<'a, W: Workload> Sim<'a, W> {
             }
         }
         if core::mem::take(&mut self.rejoin_pending[i]) {
-            self.operator_rejoin(i);
+            if self.options.rejoin_delay_ms == 0 {
+                self.operator_rejoin(i);
+            } else {
+                let incarnation = self.nodes[i].incarnation;
+                self.schedule(
+                    now + self.options.rejoin_delay_ms * NANOS_PER_MS,
+                    Event::Rejoin { node: i, incarnation },
+                );
+            }
         }
         self.reschedule_timer(i);
     }
@@ -541,6 +549,8 @@ impl<'a, W: Workload> Sim<'a, W> {
                 }
                 if link == 0 {
                     if let Ok(envelope) = wire::decode(&bytes, None) {
+                        self.checker
+                            .on_origin_sent(now, i, envelope.header.origin, envelope.header.epoch);
                         match (envelope.body, envelope.header.role) {
                             (Body::Commit(commit), WireRole::Primary) => {
                                 self.checker.on_commit(now, i, envelope.header.epoch, &commit);

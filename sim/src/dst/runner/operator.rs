@@ -58,6 +58,7 @@ impl<'a, W: Workload> Sim<'a, W> {
     pub(super) fn operator_rejoin(&mut self, i: usize) {
         let sn = &mut self.nodes[i];
         if let Some(n) = sn.node.as_mut() {
+            self.checker.on_rejoin_told(i);
             let local = sn.clock.local(self.now);
             let epoch_before = n.epoch();
             let reply = n.handle_command(local, Command::Rejoin);

@@ -39,6 +39,9 @@ pub(super) enum Event {
     FaultEnd(FaultEnd),
     /// A frozen node resumes.
     Thaw { node: usize },
+    /// The operator, who waited `Options::rejoin_delay_ms`, says `rejoin` to node `node`
+    /// (the incarnation that raised `ColderPrimary`).
+    Rejoin { node: usize, incarnation: u32 },
     /// A node's background epoch writes due by now become durable.
     Durable { node: usize },
     /// The safety phase ends: heal everything.
@@ -555,6 +558,13 @@ impl<'a, W: Workload> Sim<'a, W> {
             Event::Thaw { node } => {
                 if self.nodes[node].frozen_until.is_some_and(|t| t <= self.now) {
                     self.thaw(node);
+                }
+            }
+            Event::Rejoin { node, incarnation } => {
+                if self.nodes[node].incarnation == incarnation
+                    && !self.defer_if_frozen(node, Event::Rejoin { node, incarnation })
+                {
+                    self.operator_rejoin(node);
                 }
             }
             Event::Durable { node } => self.disk_settle(node),
