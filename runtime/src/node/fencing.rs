@@ -233,8 +233,12 @@ impl<A: App> Node<A> {
     /// know or was told to): following it would replace this node's state with a colder
     /// one. A state of an earlier cold start is followed as usual (this node's is the
     /// colder one; an operator's `force-primary` of the older one fences it that way).
+    /// A cold start that ran no frame holds nothing to keep — the program's initial state,
+    /// which a join gives as well (DST seeds 2144, 2744 and 13906 of 2000..19999: a node
+    /// whose input was dead kept that for the operator, then led it again beside the
+    /// pair's state when the other fell silent).
     pub(super) fn keeps_state_against(&self, origin: u64) -> bool {
-        self.origin.0 != 0 && origin > self.origin.0
+        self.origin.0 != 0 && self.frame_last_run != 0 && origin > self.origin.0
     }
 
     /// The primary of `header` led cold at the same start-up as this node: this node led

@@ -2423,6 +2423,38 @@ fn starting_cold_start_by_a_restarted_peer_is_not_a_startup_collision() {
     assert!(!reasons(&p, 0).contains(&Reason::FencedAtStartup));
 }
 
+/// DST seeds 2144, 2744, 13906 of 2000..19999 (2026-11-27, an operator who waits): a
+/// restarted node led a cold start while its input was dead and ran no frame; fenced by
+/// the other node's later cold start, it kept that "state" for the operator, then led
+/// it again when the other fell silent — the program's initial state replacing the
+/// pair's. A cold start that ran no frame holds nothing to keep: the node follows.
+#[test]
+fn primary_cold_start_that_ran_no_frame_fenced_by_a_later_cold_start_follows() {
+    let mut p = Pair::new(51, Config::default(), 0);
+    for frame in 1..=20_000 {
+        p.frame_loss[0].insert(frame, ());
+    }
+    p.start(0);
+    assert!(await_state(&mut p, 0, Role::Primary, SyncState::Alone, ms(3000)));
+    assert_eq!(p.node(0).frame(), 0);
+    p.freeze(0, ms(3000));
+    // Node 1 starts knowing a later term (its state file), hears no one, leads cold.
+    p.configs[1].allow_cold_start = true;
+    p.persisted[1] = 0x501;
+    p.start(1);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(3000)));
+    let until = p.now + ms(5000);
+    assert!(p.run_until(until, |p| p.node(0).role() == Role::Backup));
+    assert!(
+        !alarms_of(&p, 0)
+            .iter()
+            .any(|a| matches!(a, Alarm::ColderPrimary { .. })),
+        "{:?} {:?}",
+        reasons(&p, 0),
+        alarms_of(&p, 0)
+    );
+}
+
 #[test]
 fn primary_fenced_by_cold_start_keeps_state_for_operator() {
     let mut p = backup_joining_allowed_cold_start(47);

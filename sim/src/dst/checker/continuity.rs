@@ -52,21 +52,28 @@ impl Checker {
     /// the other node's later cold start (of another term: not a start-up collision)
     /// took a colder state: only the operator's `rejoin` may make it (`ColderPrimary`;
     /// mutants `fencing.rs:246:9`, `247:13`, `255:48`, `election.rs:13:56`).
-    pub fn on_origin_sent(&mut self, at: Nanos, node: usize, origin: u64, epoch: u64) {
+    /// A cold start that ran no frame (its headers named frame 0 all along) holds nothing
+    /// to keep: the program's initial state (DST seeds 2144, 2744, 13906).
+    pub fn on_origin_sent(&mut self, at: Nanos, node: usize, origin: u64, epoch: u64, frame: u64) {
         let before = core::mem::replace(&mut self.origin_sent[node], origin);
-        if self.origin_held[node] == Some(origin) || (origin == 0 && before == 0) {
+        if usize::from(Epoch(epoch).node_id()) == node + 1 && origin != 0 && self.epoch_origin.len() < 4096 {
+            // Its own epoch (it leads it): the cold start that epoch's state goes back to.
+            self.epoch_origin.entry(epoch).or_insert(origin);
+        }
+        if self.origin_held[node] == Some(origin) {
+            self.origin_ran[node] |= frame != 0;
+            return;
+        }
+        if origin == 0 && before == 0 {
             return;
         }
         if let Some(held) = self.origin_held[node] {
-            // What it takes: the origin it names, or the one of the primary whose epoch
-            // it now follows (ids are index + 1).
-            let leader = usize::from(Epoch(epoch).node_id()).wrapping_sub(1);
+            // What it takes: the origin it names, or the one the epoch it now follows was
+            // led with (an earlier incarnation's epoch keeps its own: seed 17298).
             let taken = if origin != 0 {
                 origin
-            } else if leader < 2 && leader != node {
-                self.origin_sent[leader]
             } else {
-                0
+                self.epoch_origin.get(&epoch).copied().unwrap_or(0)
             };
             // Another node's cold start (the epoch names its node). A node that lost its
             // state otherwise (a restore refused after a tampered chunk replaced it,
@@ -74,7 +81,7 @@ impl Checker {
             // transition rule's to judge.
             let others = taken != 0 && usize::from(Epoch(taken).node_id()) != node + 1;
             let colder = others && taken > held && Epoch(taken).term() != Epoch(held).term();
-            if colder && !self.rejoin_told[node] {
+            if colder && self.origin_ran[node] && !self.rejoin_told[node] {
                 self.violation(
                     Invariant::StateContinuity,
                     at,
@@ -87,6 +94,7 @@ impl Checker {
             }
         }
         self.origin_held[node] = (origin != 0).then_some(origin);
+        self.origin_ran[node] = frame != 0;
     }
 
     /// Invariant 8, at every transition of `node`.

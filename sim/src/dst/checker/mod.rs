@@ -805,6 +805,10 @@ pub struct Checker {
     origin_held: [Option<u64>; 2],
     /// Invariant 8: by node, the origin its last header named (0 included).
     origin_sent: [u64; 2],
+    /// Invariant 8: by node, a header naming `origin_held` named a frame above 0.
+    origin_ran: [bool; 2],
+    /// Invariant 8: the origin each epoch was first led with (its leader's headers).
+    epoch_origin: BTreeMap<u64, u64>,
     /// Invariant 8: by node, the operator said `rejoin` to this incarnation.
     rejoin_told: [bool; 2],
 
@@ -919,6 +923,7 @@ impl Checker {
         self.cold_start_of[node] = None;
         self.origin_held[node] = None;
         self.origin_sent[node] = 0;
+        self.origin_ran[node] = false;
         self.rejoin_told[node] = false;
         self.held[node].clear();
         self.takeovers[node] = None;

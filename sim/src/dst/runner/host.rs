@@ -549,8 +549,13 @@ impl<'a, W: Workload> Sim<'a, W> {
                 }
                 if link == 0 {
                     if let Ok(envelope) = wire::decode(&bytes, None) {
-                        self.checker
-                            .on_origin_sent(now, i, envelope.header.origin, envelope.header.epoch);
+                        self.checker.on_origin_sent(
+                            now,
+                            i,
+                            envelope.header.origin,
+                            envelope.header.epoch,
+                            envelope.header.frame,
+                        );
                         match (envelope.body, envelope.header.role) {
                             (Body::Commit(commit), WireRole::Primary) => {
                                 self.checker.on_commit(now, i, envelope.header.epoch, &commit);
