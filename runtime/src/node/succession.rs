@@ -2087,8 +2087,14 @@ mod tests {
 
     /// Backups 2 and 3 in sync at `node`'s epoch, their input alive at frame 50.
     fn hear_backups_in_sync<A: App>(node: &mut Node<A>, now: Instant) {
+        hear_backups_as(node, now, [WireSync::InSync; 2]);
+    }
+
+    /// Backups 2 and 3 at `node`'s epoch, following as `sync` says (node 2's first),
+    /// their input alive at frame 50.
+    fn hear_backups_as<A: App>(node: &mut Node<A>, now: Instant, sync: [WireSync; 2]) {
         let epoch = node.epoch();
-        for (id, link) in [(2, 0), (3, 1)] {
+        for ((id, link), sync) in [(2, 0), (3, 1)].into_iter().zip(sync) {
             let mut body = lone_heartbeat(node);
             if let Body::Heartbeat {
                 input_frame,
@@ -2098,7 +2104,7 @@ mod tests {
             {
                 (*input_frame, *input_age_ms) = (50, 0);
             }
-            let bytes = to(node, id, WireRole::Backup, WireSync::InSync, epoch, epoch, body);
+            let bytes = to(node, id, WireRole::Backup, sync, epoch, epoch, body);
             node.handle_message(now, link, &bytes);
         }
     }
@@ -2181,6 +2187,28 @@ mod tests {
         let requests = switch_requests(&drained(&mut node));
         assert_eq!(requests.iter().map(|r| r.0).collect::<std::vec::Vec<_>>(), [0, 1, 2]);
         assert!(requests.iter().all(|&(_, _, to)| to == 3), "{requests:?}");
+    }
+
+    /// A group's primary whose input falls silent while the heavier backup (node 3) lags
+    /// and the lighter one (node 2) follows in sync, both with input running ahead, hands
+    /// over to node 2: the successor is ranked among the backups in sync only.
+    /// (Mutant `switchover.rs:551:57` `&&` → `||` in `switchover_successor`: every
+    /// member but the witness was ranked, node 3 was chosen, the switchover to it refused
+    /// as not in sync, and the primary ran on without input — no handover while node 3
+    /// lagged. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_group_input_silent_heavier_backup_lagging_hands_over_to_the_one_in_sync() {
+        let mut node = group_primary_input_silent();
+        let hear = |node: &mut Node<TestApp>, now| hear_backups_as(node, now, [WireSync::InSync, WireSync::Lagging]);
+        node.config.input_handover_ms = 0;
+        let until = node.now + Duration::from_millis(5);
+        run_lone(&mut node, until, hear);
+        node.config.input_handover_ms = 50;
+        let until = node.now + Duration::from_millis(80);
+        let requests = switch_requests(&run_lone(&mut node, until, hear));
+        assert!(!requests.is_empty(), "no input handover");
+        assert!(requests.iter().all(|&(_, _, to)| to == 2), "{requests:?}");
+        assert_eq!(node.status().input.handovers, 1);
     }
 
     /// A group's backup takes no request that names no node: a group's primary names
