@@ -2211,6 +2211,35 @@ mod tests {
         assert_eq!(node.status().input.handovers, 1);
     }
 
+    /// An operator's switchover without `--to` in a group with no backup in sync is
+    /// refused, and the reason says why: `BackupJoining` while a live backup is joining,
+    /// `NoHealthyBackup` when the live ones only lag. (Mutants `switchover.rs:563:17`,
+    /// `565:45`, `565:65` and `565:75` in `switchover_no_target`: any live peer, any live
+    /// backup, or a lagging one counted as joining, or a joining one not. The console's
+    /// reason only. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_group_switchover_no_backup_in_sync_refused_with_the_reason() {
+        let cases = [
+            (
+                [WireSync::Lagging, WireSync::Joining],
+                crate::node::RefuseReason::BackupJoining,
+            ),
+            (
+                [WireSync::Lagging, WireSync::Lagging],
+                crate::node::RefuseReason::NoHealthyBackup,
+            ),
+        ];
+        for (sync, reason) in cases {
+            let mut node = group_primary_input_silent();
+            node.config.input_handover_ms = 0;
+            let until = node.now + Duration::from_millis(10);
+            run_lone(&mut node, until, |node, now| hear_backups_as(node, now, sync));
+            let now = node.now;
+            let reply = node.handle_command(now, crate::node::Command::Switchover);
+            assert_eq!(reply, crate::node::CommandReply::Refused(reason), "backups {sync:?}");
+        }
+    }
+
     /// A group's backup takes no request that names no node: a group's primary names
     /// one, and every backup taking "the backup" would lead at once. (The old code
     /// agreed.)
