@@ -817,6 +817,45 @@ mod tests {
         assert_eq!(log_of(&p, 0), [(frame, 1, 11)]);
     }
 
+    /// The primary's last message to the backup, its body replaced by `body`: what the
+    /// backup hears on that link with that header.
+    fn from_primary(p: &Pair<SetpointApp>, body: Body) -> (u8, crate::wire::WireBuf) {
+        let (link, bytes) = p
+            .captured
+            .iter()
+            .rev()
+            .find(|(from, _, _)| *from == 0)
+            .map(|(_, link, bytes)| (*link, bytes))
+            .expect("the primary sent something");
+        let mut envelope = crate::wire::decode(bytes, None).unwrap();
+        envelope.body = body;
+        (link, crate::wire::encode(&envelope, None).unwrap())
+    }
+
+    /// A backup takes no forwarded write into a queue of its own, whoever sent it (in a
+    /// group every backup hears the others' forwards, at its own epoch): such a write
+    /// is not its to apply, and once it leads it applies only writes it holds itself
+    /// or is forwarded then. (Mutant `hmi.rs:257:39` `||` → `&&` in `on_hmi_write`: a
+    /// non-primary queued every forward of its epoch, here a write nobody waits for,
+    /// applied once it took over. In a group a write a backup queued so stays behind,
+    /// once applied out of the queue's order, and is applied again when it leads after
+    /// the memory forgot it: an old setpoint long after. Schemata run of 64df4f8,
+    /// 2026-11-27.)
+    #[test]
+    fn backup_forward_heard_not_queued_not_applied_when_it_leads() {
+        let mut p = running_pair();
+        p.capture = true;
+        p.run_for(ms(5));
+        let w = write(30, 66);
+        let (link, bytes) = from_primary(&p, Body::HmiWrite(w));
+        p.inject(1, link, &bytes);
+        assert!(p.node(1).hmi.queued.is_empty(), "queued by the backup");
+        p.crash(0);
+        assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone));
+        p.run_for(ms(50));
+        assert!(log_of(&p, 1).is_empty(), "applied: {:?}", log_of(&p, 1));
+    }
+
     proptest::proptest! {
         #[test]
         fn memory_split_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
