@@ -856,6 +856,50 @@ mod tests {
         assert!(log_of(&p, 1).is_empty(), "applied: {:?}", log_of(&p, 1));
     }
 
+    /// The backup's forward of a write (captured), and the primary's link it came on;
+    /// the primary never got it.
+    fn forward_held_back(p: &mut Pair<SetpointApp>, w: HmiWrite) -> (u8, crate::wire::WireBuf) {
+        p.capture = true;
+        p.drop_if = Some(|from, envelope| from == 1 && matches!(envelope.body, Body::HmiWrite(_)));
+        submit(p, 1, w).unwrap();
+        p.run_for(ms(1));
+        p.drop_if = None;
+        p.captured
+            .iter()
+            .find(|(from, _, bytes)| {
+                *from == 1
+                    && matches!(crate::wire::decode(bytes, None).map(|e| e.body), Ok(Body::HmiWrite(f)) if f == w)
+            })
+            .map(|(_, link, bytes)| (*link, bytes.clone()))
+            .expect("forwarded")
+    }
+
+    /// A forward heard twice before the primary's next frame (the backup's copies on
+    /// two links, or its re-send) is queued once: with three writes of the primary's
+    /// own, all four are applied in the next frame. (Mutants `hmi.rs:265:63` `||` →
+    /// `&&` and `265:100` `==` → `!=` in `on_hmi_write`: a write queued but not yet
+    /// applied was queued again, and the copy took a frame's place, so the last write
+    /// waited a frame; `!=` also dropped a forward whenever another write was queued,
+    /// until the backup's re-send. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_forward_heard_twice_queued_once_applied_with_its_own_writes() {
+        let mut p = running_pair();
+        let w = write(40, 1);
+        let (link, bytes) = forward_held_back(&mut p, w);
+        p.source_on = false;
+        p.run_for(ms(5));
+        p.inject(0, link, &bytes);
+        p.inject(0, link, &bytes);
+        for t in 41..44 {
+            submit(&mut p, 0, write(t, i64::from(t) - 40)).unwrap();
+        }
+        assert_eq!(p.node(0).hmi.queued.len(), 4);
+        p.source_on = true;
+        p.run_for(ms(50));
+        let frames: std::collections::BTreeSet<u64> = log_of(&p, 0).iter().map(|&(f, _, _)| f).collect();
+        assert_eq!((log_of(&p, 0).len(), frames.len()), (4, 1), "{:?}", log_of(&p, 0));
+    }
+
     proptest::proptest! {
         #[test]
         fn memory_split_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
