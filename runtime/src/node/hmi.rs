@@ -900,6 +900,24 @@ mod tests {
         assert_eq!((log_of(&p, 0).len(), frames.len()), (4, 1), "{:?}", log_of(&p, 0));
     }
 
+    /// A forward of a value the program does not accept (out of the tag's limits; a
+    /// backup checks before it forwards, so only a damaged or forged one) is dropped,
+    /// never applied. (Mutant `hmi.rs:265:22` `||` → `&&` in `on_hmi_write`: queued and
+    /// handed to the program, the plant's setpoint out of its limits. Schemata run of
+    /// 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_forward_out_of_limits_not_applied() {
+        let mut p = running_pair();
+        let (link, bytes) = forward_held_back(&mut p, write(50, 9));
+        let mut envelope = crate::wire::decode(&bytes, None).unwrap();
+        envelope.body = Body::HmiWrite(write(51, 101));
+        let bytes = crate::wire::encode(&envelope, None).unwrap();
+        p.inject(0, link, &bytes);
+        p.run_for(ms(50));
+        assert!(log_of(&p, 0).iter().all(|&(_, _, v)| v != 101), "{:?}", log_of(&p, 0));
+        assert!(p.node(0).app().setpoint <= 100);
+    }
+
     proptest::proptest! {
         #[test]
         fn memory_split_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
