@@ -918,6 +918,31 @@ mod tests {
         assert!(p.node(0).app().setpoint <= 100);
     }
 
+    /// A commit this primary runs (an inherited one, after a takeover) applies writes
+    /// that are not at the front of its queue — one this history applied already, one
+    /// new — and the writes queued here stay queued. (Mutants `hmi.rs:292:44` and
+    /// `300:40`, `==` → `!=` in `hmi_apply`: the front of the queue was popped for each,
+    /// a write accepted here lost, its client answered `TimedOut` only; `300:40` also
+    /// left each write the primary applied in its queue for a frame, taking a place of
+    /// the next. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_commit_applies_writes_not_queued_here_its_queue_kept() {
+        let mut p = running_pair();
+        p.source_on = false;
+        p.run_for(ms(5));
+        let (queued, applied, new) = (write(60, 1), write(61, 2), write(62, 3));
+        submit(&mut p, 0, queued).unwrap();
+        let node = p.nodes[0].as_mut().unwrap();
+        let frame = node.frame_last_run + 1;
+        node.hmi.remember(applied, frame - 1);
+        let mut writes = HmiWrites::EMPTY;
+        writes.push(applied);
+        writes.push(new);
+        node.hmi_apply(frame, &mut writes);
+        assert_eq!(writes.as_slice(), [new], "what the commit applied");
+        assert_eq!(node.hmi.queued.iter().copied().collect::<std::vec::Vec<_>>(), [queued]);
+    }
+
     proptest::proptest! {
         #[test]
         fn memory_split_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
