@@ -943,6 +943,25 @@ mod tests {
         assert_eq!(node.hmi.queued.iter().copied().collect::<std::vec::Vec<_>>(), [queued]);
     }
 
+    /// Writes queued at once, eight of them, are applied four a frame: in two frames.
+    /// (Mutant `hmi.rs:300:40` `==` → `!=` in `hmi_apply`: each frame's last write stayed
+    /// queued and took a place in the next frame, three frames. Schemata run of 64df4f8,
+    /// 2026-11-27.)
+    #[test]
+    fn primary_eight_writes_queued_at_once_applied_in_two_frames() {
+        let mut p = running_pair();
+        p.source_on = false;
+        p.run_for(ms(5));
+        for t in 0..8u16 {
+            submit(&mut p, 0, write(70 + t, i64::from(t))).unwrap();
+        }
+        p.source_on = true;
+        p.run_for(ms(50));
+        let log = log_of(&p, 0);
+        let frames: std::collections::BTreeSet<u64> = log.iter().map(|&(f, _, _)| f).collect();
+        assert_eq!((log.len(), frames.len()), (8, 2), "{log:?}");
+    }
+
     proptest::proptest! {
         #[test]
         fn memory_split_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
