@@ -962,6 +962,45 @@ mod tests {
         assert_eq!((log.len(), frames.len()), (8, 2), "{log:?}");
     }
 
+    /// A primary that hands over (a switchover) with a write still queued, its frame not
+    /// run, answers it `TimedOut` at once and drops it from its queue: leading again
+    /// later, long after, it does not apply it. (Mutant `hmi.rs:314:9`,
+    /// `hmi_forget_queue` → `()`: the write stayed queued and waiting; answered
+    /// `TimedOut` only at its deadline, it was applied when the node led again — an
+    /// old setpoint reaching the plant after its client was told it timed out.
+    /// Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_hands_over_with_a_write_queued_times_it_out_never_applies_it() {
+        let mut p = running_pair();
+        p.source_on = false;
+        p.run_for(ms(5));
+        let w = write(80, 44);
+        submit(&mut p, 0, w).unwrap();
+        assert_eq!(
+            p.command(0, crate::node::Command::Switchover),
+            crate::node::CommandReply::Started
+        );
+        assert!(await_state(&mut p, 1, Role::Primary, SyncState::Paired));
+        assert!(await_state(&mut p, 0, Role::Backup, SyncState::InSync));
+        assert_eq!(
+            p.hmi_done
+                .iter()
+                .find(|&&(n, d, _)| n == 0 && d == w)
+                .map(|&(_, _, o)| o),
+            Some(HmiOutcome::TimedOut)
+        );
+        let window = p.configs[0].detection_window();
+        p.run_for(window * (TIMEOUT_WINDOWS + 1));
+        assert_eq!(
+            p.command(1, crate::node::Command::Switchover),
+            crate::node::CommandReply::Started
+        );
+        assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired));
+        p.source_on = true;
+        p.run_for(ms(50));
+        assert!(log_of(&p, 0).iter().all(|&(_, _, v)| v != 44), "{:?}", log_of(&p, 0));
+    }
+
     proptest::proptest! {
         #[test]
         fn memory_split_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
