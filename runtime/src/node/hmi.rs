@@ -856,6 +856,29 @@ mod tests {
         assert!(log_of(&p, 1).is_empty(), "applied: {:?}", log_of(&p, 1));
     }
 
+    /// A backup in sync queues nothing of what it is asked: a new write is forwarded, a
+    /// client's retry of one applied already is answered from its memory. (Mutant
+    /// `hmi.rs:230:35` `&&` → `||` in `hmi_accept`: every write not yet queued was
+    /// pushed onto this node's queue whatever its stage. A retry answered from memory
+    /// stayed in the backup's queue for good, nothing applying it again to pop it;
+    /// once the node led after its memory had forgotten the write (256 newer ones), it
+    /// applied it again: an old setpoint long after. Schemata run of 64df4f8,
+    /// 2026-11-27.)
+    #[test]
+    fn backup_write_forwarded_or_retry_answered_from_memory_nothing_queued() {
+        let mut p = running_pair();
+        let (old, new) = (write(90, 12), write(91, 13));
+        submit(&mut p, 0, old).unwrap();
+        assert!(matches!(await_answer(&mut p, 0, old), Some(HmiOutcome::Applied { .. })));
+        p.run_for(ms(20));
+        submit(&mut p, 1, old).unwrap();
+        submit(&mut p, 1, new).unwrap();
+        assert!(p.node(1).hmi.queued.is_empty(), "{:?}", p.node(1).hmi.queued);
+        assert!(matches!(await_answer(&mut p, 1, old), Some(HmiOutcome::Applied { .. })));
+        assert!(matches!(await_answer(&mut p, 1, new), Some(HmiOutcome::Applied { .. })));
+        assert!(p.node(1).hmi.queued.is_empty(), "{:?}", p.node(1).hmi.queued);
+    }
+
     /// The backup's forward of a write (captured), and the primary's link it came on;
     /// the primary never got it.
     fn forward_held_back(p: &mut Pair<SetpointApp>, w: HmiWrite) -> (u8, crate::wire::WireBuf) {
