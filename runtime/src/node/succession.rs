@@ -1139,6 +1139,40 @@ mod tests {
         assert_eq!(votes(&p, 1), [(three, true), (three, true)]);
     }
 
+    /// A voter grants only an epoch above every epoch it has seen: once a restarted
+    /// member announced the epoch member 3 asks (a vote it gave before its restart,
+    /// its floor), node 2 refuses it to member 3 as a backup and as a starting member
+    /// holding more frames, its bar that epoch, and member 3 asks above it. (Mutants
+    /// `succession.rs:261:22` `>` → `>=` in `vote_grants` and `297:22` in
+    /// `vote_grants_starting`: an epoch equal to the highest seen was granted. No
+    /// plant effect found: only member 3 can lead an epoch that names it, and it never
+    /// asks one it has led. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_voting_epoch_announced_by_a_restarted_member_refused() {
+        let mut p = group(&[(3, 10, false), (4, 1, false)], 5);
+        let followed = p.node(1).epoch();
+        p.crash(0);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(30));
+        let asked = Epoch(followed).next(3).unwrap().0;
+        let announce = from(&p, 4, WireRole::Starting, WireSync::NotApplicable, asked, heartbeat(&p));
+        p.inject(1, 2, &announce);
+        assert_eq!(p.node(1).epochs.max_seen(), Epoch(asked));
+        let held = p.node(1).frames_held_to();
+        for (role, sync, commit_highest) in [
+            (WireRole::Backup, WireSync::InSync, complete(&p)),
+            (WireRole::Starting, WireSync::NotApplicable, held + 5),
+        ] {
+            let request = Body::VoteRequest {
+                epoch: asked,
+                commit_highest,
+            };
+            let bytes = from(&p, 3, role, sync, followed, request);
+            p.inject(1, 1, &bytes);
+        }
+        assert_eq!(votes(&p, 1), [(asked, false), (asked, false)]);
+        assert_eq!(p.node(1).vote_bar(), Epoch(asked));
+    }
+
     /// The successor is the live backup with state ranked by (in sync, weight, lowest
     /// id), this node included; never a witness, never a lagging one while an in-sync
     /// one is alive, never one gone silent.
