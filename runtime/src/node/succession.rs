@@ -1173,6 +1173,37 @@ mod tests {
         assert_eq!(p.node(1).vote_bar(), Epoch(asked));
     }
 
+    /// A backup that is not the successor in its view — a heavier member in sync says it
+    /// ran as far — refuses a lighter backup's request though it holds more frames than
+    /// this node: only a *starting* candidate need not be the successor. (Mutant
+    /// `succession.rs:293:13` `&&` → `||` in `vote_grants_starting`, schemata form
+    /// `((group && voting) || starting) && …`: any backup holding more was granted, the
+    /// heavier member passed over; textual form: anything granted. Schemata run of
+    /// 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_voting_lighter_backup_with_more_frames_refused_beside_a_heavier_as_far() {
+        let mut p = group(&[(3, 1, false), (4, 10, false)], 5);
+        let followed = p.node(1).epoch();
+        p.crash(0);
+        let far = p.node(1).frame() + 5;
+        let until = p.now + Duration::from_millis(30);
+        while p.now < until {
+            let bytes = from_at(&p, 4, WireRole::Backup, WireSync::InSync, followed, far, heartbeat(&p));
+            p.inject(1, 2, &bytes);
+            p.run_for(Duration::from_millis(1));
+        }
+        assert!(p.node(1).frames_held_to() < far);
+        assert_eq!(p.node(1).successor(), Some(4));
+        let asked = Epoch(followed).next(3).unwrap().0;
+        let request = Body::VoteRequest {
+            epoch: asked,
+            commit_highest: far,
+        };
+        let bytes = from(&p, 3, WireRole::Backup, WireSync::InSync, followed, request);
+        p.inject(1, 1, &bytes);
+        assert_eq!(votes(&p, 1), [(asked, false)]);
+    }
+
     /// The successor is the live backup with state ranked by (in sync, weight, lowest
     /// id), this node included; never a witness, never a lagging one while an in-sync
     /// one is alive, never one gone silent.
