@@ -2041,6 +2041,38 @@ mod tests {
         assert_eq!((node.role(), node.epoch()), (Role::Primary, epoch));
     }
 
+    /// A group's primary refuses a starting member's request too, though the member says
+    /// it holds more frames than the primary ran: a primary does not vote. (Mutants
+    /// `succession.rs:292:13` `&&` → `||` and `292:56` `==` → `!=` in
+    /// `vote_grants_starting`: a primary granted it — the candidate, with one more
+    /// grant, led beside it until the fence; `293:13` in its textual form
+    /// `(group && voting) || …` likewise. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_group_starting_member_holding_more_asks_refused() {
+        let mut node = group_primary_input_silent();
+        let epoch = node.epoch();
+        let asked = Epoch(epoch).next(2).unwrap().0;
+        let request = Body::VoteRequest {
+            epoch: asked,
+            commit_highest: node.frame() + 100,
+        };
+        let bytes = to(
+            &node,
+            2,
+            WireRole::Starting,
+            WireSync::NotApplicable,
+            epoch,
+            node.origin.0,
+            request,
+        );
+        let granted = node.vote_granted;
+        let now = node.now;
+        node.handle_message(now, 0, &bytes);
+        let actions = drained(&mut node);
+        assert_eq!(answers(&actions, 0), [(asked, false)]);
+        assert_eq!((node.role(), node.vote_granted), (Role::Primary, granted));
+    }
+
     /// A program whose outbox is full every frame.
     #[derive(Debug)]
     struct FullOutbox;
