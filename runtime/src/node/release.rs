@@ -848,6 +848,35 @@ mod tests {
         assert!(!node.release_partial(), "a starting member, a witness");
     }
 
+    /// A backup in sync whose every run frame its primary said released sends no
+    /// `CommitAck` while no frame runs: it repeats its last ack only while the release of
+    /// that frame is not known. (Mutant `release.rs:352:49` `<` → `<=` in `release_ack`:
+    /// the last ack was repeated every `retry_ms` for as long as the source was paused,
+    /// on every link, and the primary answered each with `Released`. Traffic only.
+    /// Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_everything_released_source_paused_acks_no_more() {
+        let mut p = running(acked());
+        p.source_on = false;
+        p.run_for(ms(50));
+        let status = p.node(1).status();
+        assert_eq!(status.release.released_known, p.node(1).frame(), "{:?}", status.release);
+        p.capture = true;
+        p.run_for(ms(500));
+        let acks = p
+            .captured
+            .iter()
+            .filter(|(from, _, bytes)| {
+                *from == 1
+                    && matches!(
+                        crate::wire::decode(bytes, None).map(|e| e.body),
+                        Ok(Body::CommitAck { .. })
+                    )
+            })
+            .count();
+        assert_eq!(acks, 0);
+    }
+
     /// Mutant `release.rs:317:29` (the guard → `false` in `release_deadline`, run of
     /// 68549c5): a backup in sync whose ack was lost acks again `retry_ms` later, woken by
     /// its own timer. With the mutant it waited for its next heartbeat (here a tenth of a
