@@ -1120,6 +1120,41 @@ mod tests {
         assert_eq!(p.sink.conflicts, 0);
     }
 
+    /// The backup lacks one frame's input (lost, its fetch lost too) and holds the
+    /// commits and input of the frames after it, not yet run, when the primary crashes.
+    /// Leading, it runs them with the old primary's commits; an event of one of them
+    /// that the old primary reported sent, though every copy was lost on the way, is
+    /// queued and re-sent until acked. (Mutant `acks.rs:416:9`, `acks_inherit` → `()`:
+    /// such events were never queued, and an event the sink never got stayed lost.
+    /// Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_takes_over_running_frames_it_held_resends_an_event_reported_sent_but_lost() {
+        let mut p = running(true, true);
+        let first = p.frame_next + 5;
+        let id = (first + 3, 0);
+        p.frame_loss[1].insert(first, ());
+        p.drop_if = Some(|_, envelope| matches!(envelope.body, crate::wire::Body::FrameData { .. }));
+        p.outputs_lost.insert(id, u32::MAX);
+        let until = p.now + ms(1000);
+        assert!(p.run_until(until, |p| p.frame_next > first + 10));
+        assert!(p.node(1).frame() < first, "the backup ran past the lost input");
+        assert!(!copies(&p, id).is_empty(), "the old primary sent it");
+        p.crash(0);
+        // No new frame meanwhile: the takeover's burst of events stays within the queue.
+        p.source_on = false;
+        p.outputs_lost.clear();
+        p.drop_if = None;
+        let crashed_at = p.now;
+        assert!(await_role(&mut p, 1, Role::Primary, SyncState::Alone));
+        p.run_for(ms(200));
+        assert!(
+            copies(&p, id).iter().any(|&(at, node)| node == 1 && at > crashed_at),
+            "{:?}",
+            copies(&p, id)
+        );
+        assert!(p.sink.accepted.contains_key(&id));
+    }
+
     /// DST seed 29 of `dst --acks`: a node that led alone in a partition, fenced when it
     /// heals, joins by transfer while its last run frame (its parted history's) is past
     /// the snapshot's. The acks the primary passes on meanwhile name frames it will run
