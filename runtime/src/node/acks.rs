@@ -1120,6 +1120,55 @@ mod tests {
         assert_eq!(p.sink.conflicts, 0);
     }
 
+    /// Two sinks: sink 0 acks nothing, so the queue fills and drops its oldest events;
+    /// sink 1 acks every event until some instant, then nothing more. An event it
+    /// acknowledged and that the queue dropped is owed by sink 0 only: sink 1's silence
+    /// is counted from the first event it has not acknowledged, sent 100 ms after its
+    /// last ack, and `SinkSilent` for it is raised `ack_silence_ms` after that, not
+    /// before. (Mutant `acks.rs:323:38` `<<` → `>>` in `acks_enqueue`: every sink above
+    /// 0 was marked as owing each dropped event, so sink 1's silence counted from its
+    /// last ack and was alarmed 100 ms early. An alarm's timing only. Schemata run of
+    /// 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_second_sink_acked_the_dropped_events_its_silence_counts_from_its_first_unacked() {
+        let mut p = running_with(true, false, |c| c.ack_sinks = 2);
+        // The pair's sink acks as sink 0: silent, it lets the queue fill.
+        p.sink_acks = false;
+        let ack_all_as_sink_1 = |p: &mut Pair| {
+            let now = p.now;
+            let node = p.nodes[0].as_mut().unwrap();
+            let ids: Vec<(u64, u8)> = node
+                .acks
+                .pending
+                .iter()
+                .map(|e| (e.output.frame, e.output.index))
+                .collect();
+            for chunk in ids.chunks(crate::io_protocol::ACK_IDS_MAX) {
+                node.handle_ack(now, 1, chunk);
+            }
+            p.drain(0);
+        };
+        let until = p.now + ms(3000);
+        while p.node(0).ack_status().events_dropped == 0 && p.now < until {
+            p.run_for(ms(1));
+            ack_all_as_sink_1(&mut p);
+        }
+        assert!(p.node(0).ack_status().events_dropped > 0, "the queue never overflowed");
+        let last_ack = p.now;
+        p.source_on = false;
+        p.run_for(ms(100));
+        p.source_on = true;
+        let silence = ms(p.configs[0].ack_silence_ms);
+        let silent_1 = |p: &Pair| p.alarms.iter().any(|(_, a)| matches!(a, Alarm::SinkSilent { sink: 1 }));
+        assert!(p.run_until(last_ack + ms(100) + silence + ms(200), silent_1));
+        let at = p.now;
+        assert!(
+            at >= last_ack + ms(100) + silence,
+            "alarmed {} ms after its last ack",
+            (at - last_ack).as_millis()
+        );
+    }
+
     /// The backup lacks one frame's input (lost, its fetch lost too) and holds the
     /// commits and input of the frames after it, not yet run, when the primary crashes.
     /// Leading, it runs them with the old primary's commits; an event of one of them
