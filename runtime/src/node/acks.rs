@@ -1204,6 +1204,31 @@ mod tests {
         assert!(p.sink.accepted.contains_key(&id));
     }
 
+    /// A primary that hands over (a switchover) forgets its queue of unacknowledged
+    /// events: its successor holds its own (it ran the same frames), and this node, now
+    /// its backup, builds its queue again from the frames it runs. (Mutant
+    /// `acks.rs:452:9`, `acks_follow` → `()`: the old primary kept its tenure's queue as
+    /// a backup, and led again it would re-send every event of it, duplicates the sink
+    /// drops. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_hands_over_with_events_unacked_forgets_its_queue() {
+        let mut p = running(true, true);
+        assert!(await_role(&mut p, 0, Role::Primary, SyncState::Paired));
+        // The sink stops acking: the primary's queue holds the events since.
+        p.sink_acks = false;
+        p.run_for(ms(20));
+        p.source_on = false;
+        p.run_for(ms(5));
+        assert!(p.node(0).ack_status().events_unacked > 0);
+        assert_eq!(
+            p.command(0, crate::node::Command::Switchover),
+            crate::node::CommandReply::Started
+        );
+        assert!(await_role(&mut p, 0, Role::Backup, SyncState::InSync));
+        assert_eq!(p.node(1).role(), Role::Primary);
+        assert_eq!(p.node(0).ack_status().events_unacked, 0, "no frame ran since");
+    }
+
     /// DST seed 29 of `dst --acks`: a node that led alone in a partition, fenced when it
     /// heals, joins by transfer while its last run frame (its parted history's) is past
     /// the snapshot's. The acks the primary passes on meanwhile name frames it will run
