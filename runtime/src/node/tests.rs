@@ -2453,6 +2453,44 @@ fn primary_fenced_by_cold_start_keeps_state_for_operator() {
     );
 }
 
+/// A node that keeps its state for the operator (`ColderPrimary`) follows the other
+/// history's epoch, and hears that history's primary say what it released: it takes none
+/// of it. Its `released_known` and unsent set are of its own history, and only a backup
+/// following its primary reads them. (Mutants `release.rs:363:38` and `363:74` (schemata
+/// form) `||` → `&&` in `on_released`: a node that is not a backup took the `Released` of
+/// the primary of its epoch — here another history's frames against its own. Status
+/// only: a forced lead sends no unsent set and a join clears it. Schemata run of
+/// 64df4f8, 2026-11-27.)
+#[test]
+fn starting_keeping_state_takes_no_released_of_the_other_history() {
+    let mut p = backup_joining_allowed_cold_start(47);
+    p.freeze(0, ms(3000));
+    p.run_for(ms(3500));
+    assert_eq!(p.node(0).role(), Role::Starting);
+    assert!(reasons(&p, 0).contains(&Reason::KeepingState));
+    p.capture = true;
+    p.run_for(ms(50));
+    let (link, bytes) = p
+        .captured
+        .iter()
+        .rev()
+        .find(|(from, _, _)| *from == 1)
+        .map(|(_, link, bytes)| (*link, bytes.clone()))
+        .expect("node 1 heartbeats");
+    let mut envelope = wire::decode(&bytes, None).unwrap();
+    assert_eq!(
+        envelope.header.epoch,
+        p.node(0).epoch(),
+        "it follows the other history's epoch"
+    );
+    envelope.body = crate::wire::Body::Released {
+        frame: p.node(1).frame(),
+    };
+    let known = p.node(0).status().release.released_known;
+    p.inject(0, link, &wire::encode(&envelope, None).unwrap());
+    assert_eq!(p.node(0).status().release.released_known, known);
+}
+
 #[test]
 fn keeping_state_rejoin_takes_the_primarys() {
     let mut p = backup_joining_large_state(48);
