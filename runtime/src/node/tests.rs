@@ -744,6 +744,37 @@ fn starting_keyed_same_seed_new_session_draws_none_of_the_earlier_starts_challen
     assert!(same.is_empty(), "draws {same:?} repeat the earlier start's");
 }
 
+/// `room_for(n)`: room for `n` more actions and then a frame's, whatever `n` and however
+/// full the queue — a send on every link (`n` the links), a takeover's held levels, one
+/// re-send. (Mutant `mod.rs:1431:28` `+` → `*` in `room_for`: `len × n`, so a send on two
+/// links or more found room only while the queue was below half of it (`Released`,
+/// acks, forwards and held levels waited), `n = 1` found one action too many, and
+/// `n = 0` always found room. Timing and traffic only. Schemata run of 64df4f8,
+/// 2026-11-27.)
+#[test]
+fn starting_room_for_n_more_actions_keeps_a_frames_room() {
+    let boot = Boot {
+        now: Instant::from_millis(1),
+        seed: 1,
+        epoch_persisted: 0,
+        epoch_reserved: 0,
+    };
+    let mut node = Node::new(Config::default(), crate::testing::TestApp::new(0), boot).expect("a valid config");
+    let _ = core::iter::from_fn(|| node.poll_action()).count();
+    let frame = node.actions_per_frame();
+    for len in [0, 1, 100, ACTIONS_MAX - frame - 3, ACTIONS_MAX - frame] {
+        node.actions.clear();
+        node.actions.extend((0..len).map(|_| Action::ReserveEpoch(1)));
+        for n in 0..5 {
+            assert_eq!(
+                node.room_for(n),
+                len + n + frame <= ACTIONS_MAX,
+                "{len} queued, room for {n} more"
+            );
+        }
+    }
+}
+
 fn drop_chunks_from_primary(from: usize, envelope: &Envelope) -> bool {
     from == 0 && matches!(envelope.body, Body::Chunk { .. })
 }
