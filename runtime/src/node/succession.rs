@@ -1594,6 +1594,48 @@ mod tests {
         assert_eq!(node.role(), Role::Starting);
     }
 
+    /// A starting voter that knows how far the group ran refuses a start-up candidate —
+    /// complete, its own window without a primary passed — while a member holding the
+    /// group's state is alive (a backup in sync): that one takes over, and a lead from
+    /// the start-up role beside it would be a second history. (Mutants
+    /// `succession.rs:358:13` and `359:13`, `&&` → `||` in `vote_grants_startup`: the
+    /// grant went on the window alone, or on the holder check alone. Schemata run of
+    /// 64df4f8, 2026-11-27.)
+    #[test]
+    fn starting_voter_holder_alive_start_up_request_refused() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 1, false)]);
+        node.frame_last_run = 40;
+        let now = node.now + Duration::from_millis(1000);
+        let holder = to(
+            &node,
+            3,
+            WireRole::Backup,
+            WireSync::InSync,
+            0x101,
+            0x101,
+            lone_heartbeat(&node),
+        );
+        node.handle_message(now, 1, &holder);
+        drained(&mut node);
+        let request = Body::VoteRequest {
+            epoch: 0x202,
+            commit_highest: 40,
+        };
+        let bytes = to(
+            &node,
+            2,
+            WireRole::Starting,
+            WireSync::NotApplicable,
+            0x101,
+            0x101,
+            request,
+        );
+        node.handle_message(now, 0, &bytes);
+        let actions = drained(&mut node);
+        assert_eq!(answers(&actions, 0), [(0x202, false)]);
+        assert!(!actions.contains(&Action::ReserveEpoch(0x202)), "{actions:?}");
+    }
+
     /// (epoch, granted) of every `Vote` in `actions` on `link`.
     fn answers(actions: &[Action], link: u8) -> std::vec::Vec<(u64, bool)> {
         actions
