@@ -1229,6 +1229,26 @@ mod tests {
         assert_eq!(p.node(0).ack_status().events_unacked, 0, "no frame ran since");
     }
 
+    /// A silent sink is alarmed by the primary alone: its backup, holding the same
+    /// events until their acks come with the commits, re-sends nothing and raises no
+    /// alarm. (Mutants `acks.rs:576:13` and `577:13`, `&&` → `||` in `acks_lead`: every
+    /// node outside a switchover ran the acks' timers, and the backup raised `SinkSilent`
+    /// too, one more alarm for one fault. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_sink_silent_alarmed_by_the_primary_only() {
+        let mut p = running(true, true);
+        p.sink_acks = false;
+        p.run_for(ms(p.configs[0].ack_silence_ms + 300));
+        let silent = |i: usize| {
+            p.alarms
+                .iter()
+                .filter(|&&(n, a)| n == i && matches!(a, Alarm::SinkSilent { .. }))
+                .count()
+        };
+        assert_eq!((silent(0), silent(1)), (1, 0));
+        assert_eq!(p.node(1).role(), Role::Backup);
+    }
+
     /// DST seed 29 of `dst --acks`: a node that led alone in a partition, fenced when it
     /// heals, joins by transfer while its last run frame (its parted history's) is past
     /// the snapshot's. The acks the primary passes on meanwhile name frames it will run
