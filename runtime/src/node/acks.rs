@@ -1120,6 +1120,135 @@ mod tests {
         assert_eq!(p.sink.conflicts, 0);
     }
 
+    /// Two sinks: sink 0 acks nothing, so the queue fills and drops its oldest events;
+    /// sink 1 acks every event until some instant, then nothing more. An event it
+    /// acknowledged and that the queue dropped is owed by sink 0 only: sink 1's silence
+    /// is counted from the first event it has not acknowledged, sent 100 ms after its
+    /// last ack, and `SinkSilent` for it is raised `ack_silence_ms` after that, not
+    /// before. (Mutant `acks.rs:323:38` `<<` → `>>` in `acks_enqueue`: every sink above
+    /// 0 was marked as owing each dropped event, so sink 1's silence counted from its
+    /// last ack and was alarmed 100 ms early. An alarm's timing only. Schemata run of
+    /// 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_second_sink_acked_the_dropped_events_its_silence_counts_from_its_first_unacked() {
+        let mut p = running_with(true, false, |c| c.ack_sinks = 2);
+        // The pair's sink acks as sink 0: silent, it lets the queue fill.
+        p.sink_acks = false;
+        let ack_all_as_sink_1 = |p: &mut Pair| {
+            let now = p.now;
+            let node = p.nodes[0].as_mut().unwrap();
+            let ids: Vec<(u64, u8)> = node
+                .acks
+                .pending
+                .iter()
+                .map(|e| (e.output.frame, e.output.index))
+                .collect();
+            for chunk in ids.chunks(crate::io_protocol::ACK_IDS_MAX) {
+                node.handle_ack(now, 1, chunk);
+            }
+            p.drain(0);
+        };
+        let until = p.now + ms(3000);
+        while p.node(0).ack_status().events_dropped == 0 && p.now < until {
+            p.run_for(ms(1));
+            ack_all_as_sink_1(&mut p);
+        }
+        assert!(p.node(0).ack_status().events_dropped > 0, "the queue never overflowed");
+        let last_ack = p.now;
+        p.source_on = false;
+        p.run_for(ms(100));
+        p.source_on = true;
+        let silence = ms(p.configs[0].ack_silence_ms);
+        let silent_1 = |p: &Pair| p.alarms.iter().any(|(_, a)| matches!(a, Alarm::SinkSilent { sink: 1 }));
+        assert!(p.run_until(last_ack + ms(100) + silence + ms(200), silent_1));
+        let at = p.now;
+        assert!(
+            at >= last_ack + ms(100) + silence,
+            "alarmed {} ms after its last ack",
+            (at - last_ack).as_millis()
+        );
+    }
+
+    /// The backup lacks one frame's input (lost, its fetch lost too) and holds the
+    /// commits and input of the frames after it, not yet run, when the primary crashes.
+    /// Leading, it runs them with the old primary's commits; an event of one of them
+    /// that the old primary reported sent, though every copy was lost on the way, is
+    /// queued and re-sent until acked. (Mutant `acks.rs:416:9`, `acks_inherit` → `()`:
+    /// such events were never queued, and an event the sink never got stayed lost.
+    /// Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_takes_over_running_frames_it_held_resends_an_event_reported_sent_but_lost() {
+        let mut p = running(true, true);
+        let first = p.frame_next + 5;
+        let id = (first + 3, 0);
+        p.frame_loss[1].insert(first, ());
+        p.drop_if = Some(|_, envelope| matches!(envelope.body, crate::wire::Body::FrameData { .. }));
+        p.outputs_lost.insert(id, u32::MAX);
+        let until = p.now + ms(1000);
+        assert!(p.run_until(until, |p| p.frame_next > first + 10));
+        assert!(p.node(1).frame() < first, "the backup ran past the lost input");
+        assert!(!copies(&p, id).is_empty(), "the old primary sent it");
+        p.crash(0);
+        // No new frame meanwhile: the takeover's burst of events stays within the queue.
+        p.source_on = false;
+        p.outputs_lost.clear();
+        p.drop_if = None;
+        let crashed_at = p.now;
+        assert!(await_role(&mut p, 1, Role::Primary, SyncState::Alone));
+        p.run_for(ms(200));
+        assert!(
+            copies(&p, id).iter().any(|&(at, node)| node == 1 && at > crashed_at),
+            "{:?}",
+            copies(&p, id)
+        );
+        assert!(p.sink.accepted.contains_key(&id));
+    }
+
+    /// A primary that hands over (a switchover) forgets its queue of unacknowledged
+    /// events: its successor holds its own (it ran the same frames), and this node, now
+    /// its backup, builds its queue again from the frames it runs. (Mutant
+    /// `acks.rs:452:9`, `acks_follow` → `()`: the old primary kept its tenure's queue as
+    /// a backup, and led again it would re-send every event of it, duplicates the sink
+    /// drops. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_hands_over_with_events_unacked_forgets_its_queue() {
+        let mut p = running(true, true);
+        assert!(await_role(&mut p, 0, Role::Primary, SyncState::Paired));
+        // The sink stops acking: the primary's queue holds the events since.
+        p.sink_acks = false;
+        p.run_for(ms(20));
+        p.source_on = false;
+        p.run_for(ms(5));
+        assert!(p.node(0).ack_status().events_unacked > 0);
+        assert_eq!(
+            p.command(0, crate::node::Command::Switchover),
+            crate::node::CommandReply::Started
+        );
+        assert!(await_role(&mut p, 0, Role::Backup, SyncState::InSync));
+        assert_eq!(p.node(1).role(), Role::Primary);
+        assert_eq!(p.node(0).ack_status().events_unacked, 0, "no frame ran since");
+    }
+
+    /// A silent sink is alarmed by the primary alone: its backup, holding the same
+    /// events until their acks come with the commits, re-sends nothing and raises no
+    /// alarm. (Mutants `acks.rs:576:13` and `577:13`, `&&` → `||` in `acks_lead`: every
+    /// node outside a switchover ran the acks' timers, and the backup raised `SinkSilent`
+    /// too, one more alarm for one fault. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_sink_silent_alarmed_by_the_primary_only() {
+        let mut p = running(true, true);
+        p.sink_acks = false;
+        p.run_for(ms(p.configs[0].ack_silence_ms + 300));
+        let silent = |i: usize| {
+            p.alarms
+                .iter()
+                .filter(|&&(n, a)| n == i && matches!(a, Alarm::SinkSilent { .. }))
+                .count()
+        };
+        assert_eq!((silent(0), silent(1)), (1, 0));
+        assert_eq!(p.node(1).role(), Role::Backup);
+    }
+
     /// DST seed 29 of `dst --acks`: a node that led alone in a partition, fenced when it
     /// heals, joins by transfer while its last run frame (its parted history's) is past
     /// the snapshot's. The acks the primary passes on meanwhile name frames it will run

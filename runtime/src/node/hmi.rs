@@ -817,6 +817,213 @@ mod tests {
         assert_eq!(log_of(&p, 0), [(frame, 1, 11)]);
     }
 
+    /// The primary's last message to the backup, its body replaced by `body`: what the
+    /// backup hears on that link with that header.
+    fn from_primary(p: &Pair<SetpointApp>, body: Body) -> (u8, crate::wire::WireBuf) {
+        let (link, bytes) = p
+            .captured
+            .iter()
+            .rev()
+            .find(|(from, _, _)| *from == 0)
+            .map(|(_, link, bytes)| (*link, bytes))
+            .expect("the primary sent something");
+        let mut envelope = crate::wire::decode(bytes, None).unwrap();
+        envelope.body = body;
+        (link, crate::wire::encode(&envelope, None).unwrap())
+    }
+
+    /// A backup takes no forwarded write into a queue of its own, whoever sent it (in a
+    /// group every backup hears the others' forwards, at its own epoch): such a write
+    /// is not its to apply, and once it leads it applies only writes it holds itself
+    /// or is forwarded then. (Mutant `hmi.rs:257:39` `||` → `&&` in `on_hmi_write`: a
+    /// non-primary queued every forward of its epoch, here a write nobody waits for,
+    /// applied once it took over. In a group a write a backup queued so stays behind,
+    /// once applied out of the queue's order, and is applied again when it leads after
+    /// the memory forgot it: an old setpoint long after. Schemata run of 64df4f8,
+    /// 2026-11-27.)
+    #[test]
+    fn backup_forward_heard_not_queued_not_applied_when_it_leads() {
+        let mut p = running_pair();
+        p.capture = true;
+        p.run_for(ms(5));
+        let w = write(30, 66);
+        let (link, bytes) = from_primary(&p, Body::HmiWrite(w));
+        p.inject(1, link, &bytes);
+        assert!(p.node(1).hmi.queued.is_empty(), "queued by the backup");
+        p.crash(0);
+        assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone));
+        p.run_for(ms(50));
+        assert!(log_of(&p, 1).is_empty(), "applied: {:?}", log_of(&p, 1));
+    }
+
+    /// A backup in sync queues nothing of what it is asked: a new write is forwarded, a
+    /// client's retry of one applied already is answered from its memory. (Mutant
+    /// `hmi.rs:230:35` `&&` → `||` in `hmi_accept`: every write not yet queued was
+    /// pushed onto this node's queue whatever its stage. A retry answered from memory
+    /// stayed in the backup's queue for good, nothing applying it again to pop it;
+    /// once the node led after its memory had forgotten the write (256 newer ones), it
+    /// applied it again: an old setpoint long after. Schemata run of 64df4f8,
+    /// 2026-11-27.)
+    #[test]
+    fn backup_write_forwarded_or_retry_answered_from_memory_nothing_queued() {
+        let mut p = running_pair();
+        let (old, new) = (write(90, 12), write(91, 13));
+        submit(&mut p, 0, old).unwrap();
+        assert!(matches!(await_answer(&mut p, 0, old), Some(HmiOutcome::Applied { .. })));
+        p.run_for(ms(20));
+        submit(&mut p, 1, old).unwrap();
+        submit(&mut p, 1, new).unwrap();
+        assert!(p.node(1).hmi.queued.is_empty(), "{:?}", p.node(1).hmi.queued);
+        assert!(matches!(await_answer(&mut p, 1, old), Some(HmiOutcome::Applied { .. })));
+        assert!(matches!(await_answer(&mut p, 1, new), Some(HmiOutcome::Applied { .. })));
+        assert!(p.node(1).hmi.queued.is_empty(), "{:?}", p.node(1).hmi.queued);
+    }
+
+    /// The backup's forward of a write (captured), and the primary's link it came on;
+    /// the primary never got it.
+    fn forward_held_back(p: &mut Pair<SetpointApp>, w: HmiWrite) -> (u8, crate::wire::WireBuf) {
+        p.capture = true;
+        p.drop_if = Some(|from, envelope| from == 1 && matches!(envelope.body, Body::HmiWrite(_)));
+        submit(p, 1, w).unwrap();
+        p.run_for(ms(1));
+        p.drop_if = None;
+        p.captured
+            .iter()
+            .find(|(from, _, bytes)| {
+                *from == 1
+                    && matches!(crate::wire::decode(bytes, None).map(|e| e.body), Ok(Body::HmiWrite(f)) if f == w)
+            })
+            .map(|(_, link, bytes)| (*link, bytes.clone()))
+            .expect("forwarded")
+    }
+
+    /// A forward heard twice before the primary's next frame (the backup's copies on
+    /// two links, or its re-send) is queued once: with three writes of the primary's
+    /// own, all four are applied in the next frame. (Mutants `hmi.rs:265:63` `||` →
+    /// `&&` and `265:100` `==` → `!=` in `on_hmi_write`: a write queued but not yet
+    /// applied was queued again, and the copy took a frame's place, so the last write
+    /// waited a frame; `!=` also dropped a forward whenever another write was queued,
+    /// until the backup's re-send. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_forward_heard_twice_queued_once_applied_with_its_own_writes() {
+        let mut p = running_pair();
+        let w = write(40, 1);
+        let (link, bytes) = forward_held_back(&mut p, w);
+        p.source_on = false;
+        p.run_for(ms(5));
+        p.inject(0, link, &bytes);
+        p.inject(0, link, &bytes);
+        for t in 41..44 {
+            submit(&mut p, 0, write(t, i64::from(t) - 40)).unwrap();
+        }
+        assert_eq!(p.node(0).hmi.queued.len(), 4);
+        p.source_on = true;
+        p.run_for(ms(50));
+        let frames: std::collections::BTreeSet<u64> = log_of(&p, 0).iter().map(|&(f, _, _)| f).collect();
+        assert_eq!((log_of(&p, 0).len(), frames.len()), (4, 1), "{:?}", log_of(&p, 0));
+    }
+
+    /// A forward of a value the program does not accept (out of the tag's limits; a
+    /// backup checks before it forwards, so only a damaged or forged one) is dropped,
+    /// never applied. (Mutant `hmi.rs:265:22` `||` → `&&` in `on_hmi_write`: queued and
+    /// handed to the program, the plant's setpoint out of its limits. Schemata run of
+    /// 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_forward_out_of_limits_not_applied() {
+        let mut p = running_pair();
+        let (link, bytes) = forward_held_back(&mut p, write(50, 9));
+        let mut envelope = crate::wire::decode(&bytes, None).unwrap();
+        envelope.body = Body::HmiWrite(write(51, 101));
+        let bytes = crate::wire::encode(&envelope, None).unwrap();
+        p.inject(0, link, &bytes);
+        p.run_for(ms(50));
+        assert!(log_of(&p, 0).iter().all(|&(_, _, v)| v != 101), "{:?}", log_of(&p, 0));
+        assert!(p.node(0).app().setpoint <= 100);
+    }
+
+    /// A commit this primary runs (an inherited one, after a takeover) applies writes
+    /// that are not at the front of its queue — one this history applied already, one
+    /// new — and the writes queued here stay queued. (Mutants `hmi.rs:292:44` and
+    /// `300:40`, `==` → `!=` in `hmi_apply`: the front of the queue was popped for each,
+    /// a write accepted here lost, its client answered `TimedOut` only; `300:40` also
+    /// left each write the primary applied in its queue for a frame, taking a place of
+    /// the next. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_commit_applies_writes_not_queued_here_its_queue_kept() {
+        let mut p = running_pair();
+        p.source_on = false;
+        p.run_for(ms(5));
+        let (queued, applied, new) = (write(60, 1), write(61, 2), write(62, 3));
+        submit(&mut p, 0, queued).unwrap();
+        let node = p.nodes[0].as_mut().unwrap();
+        let frame = node.frame_last_run + 1;
+        node.hmi.remember(applied, frame - 1);
+        let mut writes = HmiWrites::EMPTY;
+        writes.push(applied);
+        writes.push(new);
+        node.hmi_apply(frame, &mut writes);
+        assert_eq!(writes.as_slice(), [new], "what the commit applied");
+        assert_eq!(node.hmi.queued.iter().copied().collect::<std::vec::Vec<_>>(), [queued]);
+    }
+
+    /// Writes queued at once, eight of them, are applied four a frame: in two frames.
+    /// (Mutant `hmi.rs:300:40` `==` → `!=` in `hmi_apply`: each frame's last write stayed
+    /// queued and took a place in the next frame, three frames. Schemata run of 64df4f8,
+    /// 2026-11-27.)
+    #[test]
+    fn primary_eight_writes_queued_at_once_applied_in_two_frames() {
+        let mut p = running_pair();
+        p.source_on = false;
+        p.run_for(ms(5));
+        for t in 0..8u16 {
+            submit(&mut p, 0, write(70 + t, i64::from(t))).unwrap();
+        }
+        p.source_on = true;
+        p.run_for(ms(50));
+        let log = log_of(&p, 0);
+        let frames: std::collections::BTreeSet<u64> = log.iter().map(|&(f, _, _)| f).collect();
+        assert_eq!((log.len(), frames.len()), (8, 2), "{log:?}");
+    }
+
+    /// A primary that hands over (a switchover) with a write still queued, its frame not
+    /// run, answers it `TimedOut` at once and drops it from its queue: leading again
+    /// later, long after, it does not apply it. (Mutant `hmi.rs:314:9`,
+    /// `hmi_forget_queue` → `()`: the write stayed queued and waiting; answered
+    /// `TimedOut` only at its deadline, it was applied when the node led again — an
+    /// old setpoint reaching the plant after its client was told it timed out.
+    /// Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_hands_over_with_a_write_queued_times_it_out_never_applies_it() {
+        let mut p = running_pair();
+        p.source_on = false;
+        p.run_for(ms(5));
+        let w = write(80, 44);
+        submit(&mut p, 0, w).unwrap();
+        assert_eq!(
+            p.command(0, crate::node::Command::Switchover),
+            crate::node::CommandReply::Started
+        );
+        assert!(await_state(&mut p, 1, Role::Primary, SyncState::Paired));
+        assert!(await_state(&mut p, 0, Role::Backup, SyncState::InSync));
+        assert_eq!(
+            p.hmi_done
+                .iter()
+                .find(|&&(n, d, _)| n == 0 && d == w)
+                .map(|&(_, _, o)| o),
+            Some(HmiOutcome::TimedOut)
+        );
+        let window = p.configs[0].detection_window();
+        p.run_for(window * (TIMEOUT_WINDOWS + 1));
+        assert_eq!(
+            p.command(1, crate::node::Command::Switchover),
+            crate::node::CommandReply::Started
+        );
+        assert!(await_state(&mut p, 0, Role::Primary, SyncState::Paired));
+        p.source_on = true;
+        p.run_for(ms(50));
+        assert!(log_of(&p, 0).iter().all(|&(_, _, v)| v != 44), "{:?}", log_of(&p, 0));
+    }
+
     proptest::proptest! {
         #[test]
         fn memory_split_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {

@@ -609,6 +609,36 @@ mod tests {
         assert!(unguarded >= 40, "{unguarded} released unacknowledged and counted");
     }
 
+    /// Outputs held for an in-sync backup that never acknowledges them (its commits
+    /// lost) leave at the end of the backup window, on the primary's own timer, even
+    /// when nothing else wakes it then: the source paused, the backup's heartbeats no
+    /// release (only a timer releases on time). (Mutant `release.rs:308:13`, the
+    /// primary's arm of `release_deadline` deleted: no timer for the window, the outputs
+    /// left at the primary's next heartbeat, up to a heartbeat gap late. Schemata run of
+    /// 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_paired_acked_unacknowledged_outputs_leave_at_the_end_of_the_backup_window() {
+        let mut p = running(Config {
+            detection_window_ms: 100,
+            heartbeat_interval_ms: 30,
+            ..acked()
+        });
+        p.drop_if = Some(drop_commits_from_0);
+        let from = p.now;
+        p.run_for(ms(1));
+        p.source_on = false;
+        assert!(p.node(0).status().release.held > 0, "held for the backup's ack");
+        let window = p.configs[0].backup_silence();
+        let until = from + ms(1) + window + ms(1);
+        let released = p.run_until(until, |p| p.node(0).status().release.held == 0);
+        assert!(
+            released,
+            "still held at the end of the window: {:?}",
+            p.node(0).status().release
+        );
+        assert_eq!(p.node(1).status().sync, SyncState::InSync);
+    }
+
     /// The backup's acks come back: every held output leaves, in order, once; the queue
     /// is back to the frames in flight.
     #[test]
@@ -846,6 +876,35 @@ mod tests {
         node.peers[1].status = Some(starting);
         node.peers[2].status = Some(PeerStatus { node_id: 4, ..heard });
         assert!(!node.release_partial(), "a starting member, a witness");
+    }
+
+    /// A backup in sync whose every run frame its primary said released sends no
+    /// `CommitAck` while no frame runs: it repeats its last ack only while the release of
+    /// that frame is not known. (Mutant `release.rs:352:49` `<` → `<=` in `release_ack`:
+    /// the last ack was repeated every `retry_ms` for as long as the source was paused,
+    /// on every link, and the primary answered each with `Released`. Traffic only.
+    /// Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_everything_released_source_paused_acks_no_more() {
+        let mut p = running(acked());
+        p.source_on = false;
+        p.run_for(ms(50));
+        let status = p.node(1).status();
+        assert_eq!(status.release.released_known, p.node(1).frame(), "{:?}", status.release);
+        p.capture = true;
+        p.run_for(ms(500));
+        let acks = p
+            .captured
+            .iter()
+            .filter(|(from, _, bytes)| {
+                *from == 1
+                    && matches!(
+                        crate::wire::decode(bytes, None).map(|e| e.body),
+                        Ok(Body::CommitAck { .. })
+                    )
+            })
+            .count();
+        assert_eq!(acks, 0);
     }
 
     /// Mutant `release.rs:317:29` (the guard → `false` in `release_deadline`, run of

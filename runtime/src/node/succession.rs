@@ -1139,6 +1139,71 @@ mod tests {
         assert_eq!(votes(&p, 1), [(three, true), (three, true)]);
     }
 
+    /// A voter grants only an epoch above every epoch it has seen: once a restarted
+    /// member announced the epoch member 3 asks (a vote it gave before its restart,
+    /// its floor), node 2 refuses it to member 3 as a backup and as a starting member
+    /// holding more frames, its bar that epoch, and member 3 asks above it. (Mutants
+    /// `succession.rs:261:22` `>` → `>=` in `vote_grants` and `297:22` in
+    /// `vote_grants_starting`: an epoch equal to the highest seen was granted. No
+    /// plant effect found: only member 3 can lead an epoch that names it, and it never
+    /// asks one it has led. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_voting_epoch_announced_by_a_restarted_member_refused() {
+        let mut p = group(&[(3, 10, false), (4, 1, false)], 5);
+        let followed = p.node(1).epoch();
+        p.crash(0);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(30));
+        let asked = Epoch(followed).next(3).unwrap().0;
+        let announce = from(&p, 4, WireRole::Starting, WireSync::NotApplicable, asked, heartbeat(&p));
+        p.inject(1, 2, &announce);
+        assert_eq!(p.node(1).epochs.max_seen(), Epoch(asked));
+        let held = p.node(1).frames_held_to();
+        for (role, sync, commit_highest) in [
+            (WireRole::Backup, WireSync::InSync, complete(&p)),
+            (WireRole::Starting, WireSync::NotApplicable, held + 5),
+        ] {
+            let request = Body::VoteRequest {
+                epoch: asked,
+                commit_highest,
+            };
+            let bytes = from(&p, 3, role, sync, followed, request);
+            p.inject(1, 1, &bytes);
+        }
+        assert_eq!(votes(&p, 1), [(asked, false), (asked, false)]);
+        assert_eq!(p.node(1).vote_bar(), Epoch(asked));
+    }
+
+    /// A backup that is not the successor in its view — a heavier member in sync says it
+    /// ran as far — refuses a lighter backup's request though it holds more frames than
+    /// this node: only a *starting* candidate need not be the successor. (Mutant
+    /// `succession.rs:293:13` `&&` → `||` in `vote_grants_starting`, schemata form
+    /// `((group && voting) || starting) && …`: any backup holding more was granted, the
+    /// heavier member passed over; textual form: anything granted. Schemata run of
+    /// 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_voting_lighter_backup_with_more_frames_refused_beside_a_heavier_as_far() {
+        let mut p = group(&[(3, 1, false), (4, 10, false)], 5);
+        let followed = p.node(1).epoch();
+        p.crash(0);
+        let far = p.node(1).frame() + 5;
+        let until = p.now + Duration::from_millis(30);
+        while p.now < until {
+            let bytes = from_at(&p, 4, WireRole::Backup, WireSync::InSync, followed, far, heartbeat(&p));
+            p.inject(1, 2, &bytes);
+            p.run_for(Duration::from_millis(1));
+        }
+        assert!(p.node(1).frames_held_to() < far);
+        assert_eq!(p.node(1).successor(), Some(4));
+        let asked = Epoch(followed).next(3).unwrap().0;
+        let request = Body::VoteRequest {
+            epoch: asked,
+            commit_highest: far,
+        };
+        let bytes = from(&p, 3, WireRole::Backup, WireSync::InSync, followed, request);
+        p.inject(1, 1, &bytes);
+        assert_eq!(votes(&p, 1), [(asked, false)]);
+    }
+
     /// The successor is the live backup with state ranked by (in sync, weight, lowest
     /// id), this node included; never a witness, never a lagging one while an in-sync
     /// one is alive, never one gone silent.
@@ -1527,6 +1592,48 @@ mod tests {
         assert!(!actions.contains(&Action::ReserveEpoch(0x202)), "{actions:?}");
         assert_eq!(answers(&actions, 1), [(0x202, false)]);
         assert_eq!(node.role(), Role::Starting);
+    }
+
+    /// A starting voter that knows how far the group ran refuses a start-up candidate —
+    /// complete, its own window without a primary passed — while a member holding the
+    /// group's state is alive (a backup in sync): that one takes over, and a lead from
+    /// the start-up role beside it would be a second history. (Mutants
+    /// `succession.rs:358:13` and `359:13`, `&&` → `||` in `vote_grants_startup`: the
+    /// grant went on the window alone, or on the holder check alone. Schemata run of
+    /// 64df4f8, 2026-11-27.)
+    #[test]
+    fn starting_voter_holder_alive_start_up_request_refused() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 1, false)]);
+        node.frame_last_run = 40;
+        let now = node.now + Duration::from_millis(1000);
+        let holder = to(
+            &node,
+            3,
+            WireRole::Backup,
+            WireSync::InSync,
+            0x101,
+            0x101,
+            lone_heartbeat(&node),
+        );
+        node.handle_message(now, 1, &holder);
+        drained(&mut node);
+        let request = Body::VoteRequest {
+            epoch: 0x202,
+            commit_highest: 40,
+        };
+        let bytes = to(
+            &node,
+            2,
+            WireRole::Starting,
+            WireSync::NotApplicable,
+            0x101,
+            0x101,
+            request,
+        );
+        node.handle_message(now, 0, &bytes);
+        let actions = drained(&mut node);
+        assert_eq!(answers(&actions, 0), [(0x202, false)]);
+        assert!(!actions.contains(&Action::ReserveEpoch(0x202)), "{actions:?}");
     }
 
     /// (epoch, granted) of every `Vote` in `actions` on `link`.
@@ -1976,6 +2083,38 @@ mod tests {
         assert_eq!((node.role(), node.epoch()), (Role::Primary, epoch));
     }
 
+    /// A group's primary refuses a starting member's request too, though the member says
+    /// it holds more frames than the primary ran: a primary does not vote. (Mutants
+    /// `succession.rs:292:13` `&&` → `||` and `292:56` `==` → `!=` in
+    /// `vote_grants_starting`: a primary granted it — the candidate, with one more
+    /// grant, led beside it until the fence; `293:13` in its textual form
+    /// `(group && voting) || …` likewise. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_group_starting_member_holding_more_asks_refused() {
+        let mut node = group_primary_input_silent();
+        let epoch = node.epoch();
+        let asked = Epoch(epoch).next(2).unwrap().0;
+        let request = Body::VoteRequest {
+            epoch: asked,
+            commit_highest: node.frame() + 100,
+        };
+        let bytes = to(
+            &node,
+            2,
+            WireRole::Starting,
+            WireSync::NotApplicable,
+            epoch,
+            node.origin.0,
+            request,
+        );
+        let granted = node.vote_granted;
+        let now = node.now;
+        node.handle_message(now, 0, &bytes);
+        let actions = drained(&mut node);
+        assert_eq!(answers(&actions, 0), [(asked, false)]);
+        assert_eq!((node.role(), node.vote_granted), (Role::Primary, granted));
+    }
+
     /// A program whose outbox is full every frame.
     #[derive(Debug)]
     struct FullOutbox;
@@ -2087,8 +2226,14 @@ mod tests {
 
     /// Backups 2 and 3 in sync at `node`'s epoch, their input alive at frame 50.
     fn hear_backups_in_sync<A: App>(node: &mut Node<A>, now: Instant) {
+        hear_backups_as(node, now, [WireSync::InSync; 2]);
+    }
+
+    /// Backups 2 and 3 at `node`'s epoch, following as `sync` says (node 2's first),
+    /// their input alive at frame 50.
+    fn hear_backups_as<A: App>(node: &mut Node<A>, now: Instant, sync: [WireSync; 2]) {
         let epoch = node.epoch();
-        for (id, link) in [(2, 0), (3, 1)] {
+        for ((id, link), sync) in [(2, 0), (3, 1)].into_iter().zip(sync) {
             let mut body = lone_heartbeat(node);
             if let Body::Heartbeat {
                 input_frame,
@@ -2098,7 +2243,7 @@ mod tests {
             {
                 (*input_frame, *input_age_ms) = (50, 0);
             }
-            let bytes = to(node, id, WireRole::Backup, WireSync::InSync, epoch, epoch, body);
+            let bytes = to(node, id, WireRole::Backup, sync, epoch, epoch, body);
             node.handle_message(now, link, &bytes);
         }
     }
@@ -2181,6 +2326,57 @@ mod tests {
         let requests = switch_requests(&drained(&mut node));
         assert_eq!(requests.iter().map(|r| r.0).collect::<std::vec::Vec<_>>(), [0, 1, 2]);
         assert!(requests.iter().all(|&(_, _, to)| to == 3), "{requests:?}");
+    }
+
+    /// A group's primary whose input falls silent while the heavier backup (node 3) lags
+    /// and the lighter one (node 2) follows in sync, both with input running ahead, hands
+    /// over to node 2: the successor is ranked among the backups in sync only.
+    /// (Mutant `switchover.rs:551:57` `&&` → `||` in `switchover_successor`: every
+    /// member but the witness was ranked, node 3 was chosen, the switchover to it refused
+    /// as not in sync, and the primary ran on without input — no handover while node 3
+    /// lagged. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_group_input_silent_heavier_backup_lagging_hands_over_to_the_one_in_sync() {
+        let mut node = group_primary_input_silent();
+        let hear = |node: &mut Node<TestApp>, now| hear_backups_as(node, now, [WireSync::InSync, WireSync::Lagging]);
+        node.config.input_handover_ms = 0;
+        let until = node.now + Duration::from_millis(5);
+        run_lone(&mut node, until, hear);
+        node.config.input_handover_ms = 50;
+        let until = node.now + Duration::from_millis(80);
+        let requests = switch_requests(&run_lone(&mut node, until, hear));
+        assert!(!requests.is_empty(), "no input handover");
+        assert!(requests.iter().all(|&(_, _, to)| to == 2), "{requests:?}");
+        assert_eq!(node.status().input.handovers, 1);
+    }
+
+    /// An operator's switchover without `--to` in a group with no backup in sync is
+    /// refused, and the reason says why: `BackupJoining` while a live backup is joining,
+    /// `NoHealthyBackup` when the live ones only lag. (Mutants `switchover.rs:563:17`,
+    /// `565:45`, `565:65` and `565:75` in `switchover_no_target`: any live peer, any live
+    /// backup, or a lagging one counted as joining, or a joining one not. The console's
+    /// reason only. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_group_switchover_no_backup_in_sync_refused_with_the_reason() {
+        let cases = [
+            (
+                [WireSync::Lagging, WireSync::Joining],
+                crate::node::RefuseReason::BackupJoining,
+            ),
+            (
+                [WireSync::Lagging, WireSync::Lagging],
+                crate::node::RefuseReason::NoHealthyBackup,
+            ),
+        ];
+        for (sync, reason) in cases {
+            let mut node = group_primary_input_silent();
+            node.config.input_handover_ms = 0;
+            let until = node.now + Duration::from_millis(10);
+            run_lone(&mut node, until, |node, now| hear_backups_as(node, now, sync));
+            let now = node.now;
+            let reply = node.handle_command(now, crate::node::Command::Switchover);
+            assert_eq!(reply, crate::node::CommandReply::Refused(reason), "backups {sync:?}");
+        }
     }
 
     /// A group's backup takes no request that names no node: a group's primary names

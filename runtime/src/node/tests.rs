@@ -744,6 +744,37 @@ fn starting_keyed_same_seed_new_session_draws_none_of_the_earlier_starts_challen
     assert!(same.is_empty(), "draws {same:?} repeat the earlier start's");
 }
 
+/// `room_for(n)`: room for `n` more actions and then a frame's, whatever `n` and however
+/// full the queue — a send on every link (`n` the links), a takeover's held levels, one
+/// re-send. (Mutant `mod.rs:1431:28` `+` → `*` in `room_for`: `len × n`, so a send on two
+/// links or more found room only while the queue was below half of it (`Released`,
+/// acks, forwards and held levels waited), `n = 1` found one action too many, and
+/// `n = 0` always found room. Timing and traffic only. Schemata run of 64df4f8,
+/// 2026-11-27.)
+#[test]
+fn starting_room_for_n_more_actions_keeps_a_frames_room() {
+    let boot = Boot {
+        now: Instant::from_millis(1),
+        seed: 1,
+        epoch_persisted: 0,
+        epoch_reserved: 0,
+    };
+    let mut node = Node::new(Config::default(), crate::testing::TestApp::new(0), boot).expect("a valid config");
+    let _ = core::iter::from_fn(|| node.poll_action()).count();
+    let frame = node.actions_per_frame();
+    for len in [0, 1, 100, ACTIONS_MAX - frame - 3, ACTIONS_MAX - frame] {
+        node.actions.clear();
+        node.actions.extend((0..len).map(|_| Action::ReserveEpoch(1)));
+        for n in 0..5 {
+            assert_eq!(
+                node.room_for(n),
+                len + n + frame <= ACTIONS_MAX,
+                "{len} queued, room for {n} more"
+            );
+        }
+    }
+}
+
 fn drop_chunks_from_primary(from: usize, envelope: &Envelope) -> bool {
     from == 0 && matches!(envelope.body, Body::Chunk { .. })
 }
@@ -2517,6 +2548,44 @@ fn keeping_state_led_again_the_operators_late_rejoin_refused() {
         "the primary's state still goes back to its cold start"
     );
     assert_eq!(p.node(1).origin, origin, "and so does its backup's");
+}
+
+/// A node that keeps its state for the operator (`ColderPrimary`) follows the other
+/// history's epoch, and hears that history's primary say what it released: it takes none
+/// of it. Its `released_known` and unsent set are of its own history, and only a backup
+/// following its primary reads them. (Mutants `release.rs:363:38` and `363:74` (schemata
+/// form) `||` → `&&` in `on_released`: a node that is not a backup took the `Released` of
+/// the primary of its epoch — here another history's frames against its own. Status
+/// only: a forced lead sends no unsent set and a join clears it. Schemata run of
+/// 64df4f8, 2026-11-27.)
+#[test]
+fn starting_keeping_state_takes_no_released_of_the_other_history() {
+    let mut p = backup_joining_allowed_cold_start(47);
+    p.freeze(0, ms(3000));
+    p.run_for(ms(3500));
+    assert_eq!(p.node(0).role(), Role::Starting);
+    assert!(reasons(&p, 0).contains(&Reason::KeepingState));
+    p.capture = true;
+    p.run_for(ms(50));
+    let (link, bytes) = p
+        .captured
+        .iter()
+        .rev()
+        .find(|(from, _, _)| *from == 1)
+        .map(|(_, link, bytes)| (*link, bytes.clone()))
+        .expect("node 1 heartbeats");
+    let mut envelope = wire::decode(&bytes, None).unwrap();
+    assert_eq!(
+        envelope.header.epoch,
+        p.node(0).epoch(),
+        "it follows the other history's epoch"
+    );
+    envelope.body = crate::wire::Body::Released {
+        frame: p.node(1).frame(),
+    };
+    let known = p.node(0).status().release.released_known;
+    p.inject(0, link, &wire::encode(&envelope, None).unwrap());
+    assert_eq!(p.node(0).status().release.released_known, known);
 }
 
 #[test]
