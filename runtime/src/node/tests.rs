@@ -3512,21 +3512,7 @@ fn backup_rejoining_its_own_history_hearing_a_later_cold_start_keeps_state() {
     assert_eq!(p.node(1).status().sync, SyncState::Joining);
     assert_eq!(p.node(1).origin, origin, "a rejoin of its own history keeps its state");
     // The restarted peer's cold start, a term above.
-    let cold = higher + 0x100;
-    let mut colder = heartbeat_to(&p, 1, 1, WireRole::Primary, cold, (0, 1));
-    colder.header.origin = cold;
-    colder.header.seq = 1;
-    p.inject(1, 0, &wire::encode(&colder, None).unwrap());
-    assert!(
-        alarms_of(&p, 1).contains(&Alarm::ColderPrimary {
-            origin: cold,
-            own_origin: origin.0
-        }),
-        "{:?}",
-        alarms_of(&p, 1)
-    );
-    assert_eq!(p.node(1).role(), Role::Starting);
-    assert_eq!(p.node(1).origin, origin, "the pair's state given up for a colder one");
+    node_1_keeps_its_state_against_a_cold_start_at(&mut p, higher + 0x100, origin);
 }
 
 /// DST seed 1977 (2026-11-27): as above, but the node's own history's primary fell
@@ -3545,19 +3531,24 @@ fn starting_after_a_rejoin_of_its_own_history_hearing_a_later_cold_start_keeps_s
     assert!(p.run_until(until, |p| p.node(1).role() == Role::Starting));
     assert!(reasons(&p, 1).contains(&Reason::PrimaryLostWhileJoining));
     assert_eq!(p.node(1).origin, origin);
-    let cold = higher + 0x100;
-    let mut colder = heartbeat_to(&p, 1, 1, WireRole::Primary, cold, (0, 1));
+    node_1_keeps_its_state_against_a_cold_start_at(&mut p, higher + 0x100, origin);
+}
+
+/// Node 1, holding the state of cold start `origin`, hears node 0 lead a cold start of
+/// epoch `cold`: it keeps its state for the operator (`ColderPrimary`), starting.
+fn node_1_keeps_its_state_against_a_cold_start_at(p: &mut Pair, cold: u64, origin: Epoch) {
+    let mut colder = heartbeat_to(p, 1, 1, WireRole::Primary, cold, (0, 1));
     colder.header.origin = cold;
     colder.header.seq = 1;
     p.inject(1, 0, &wire::encode(&colder, None).unwrap());
     assert!(
-        alarms_of(&p, 1).contains(&Alarm::ColderPrimary {
+        alarms_of(p, 1).contains(&Alarm::ColderPrimary {
             origin: cold,
             own_origin: origin.0
         }),
         "{:?} {:?}",
-        reasons(&p, 1),
-        alarms_of(&p, 1)
+        reasons(p, 1),
+        alarms_of(p, 1)
     );
     assert_eq!(p.node(1).role(), Role::Starting);
     assert_eq!(p.node(1).origin, origin, "the pair's state given up for a colder one");
