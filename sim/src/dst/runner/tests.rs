@@ -107,12 +107,13 @@ fn runner_planted_cold_start_is_caught() {
 #[test]
 fn runner_injected_divergences_are_alarmed_and_resynced() {
     // Seeds 7 and 13: divergences (outputs or state, on either node), every one alarmed
-    // by the backup and followed by a resync; seed 36: a corrupted copy of a frame's
+    // by the backup and followed by a resync; seed 33: a corrupted copy of a frame's
     // payload, refused by the commit's input digest (the pair never diverged; seed 24's
     // until the faults of 2026-11-27 — the restart cut, the release loss, the inputs dead
-    // in a hold — moved the seeds' plans).
+    // in a hold — moved the seeds' plans, seed 36's until the commit hole's freeze and
+    // the waiting operator did, 2026-11-27 evening).
     let mut divergences = [0; 4];
-    for seed in [7, 13, 36] {
+    for seed in [7, 13, 33] {
         let report = run_seed(seed, RunConfig::default());
         assert_eq!(report.violations, vec![], "seed {seed}");
         for (total, one) in divergences.iter_mut().zip(report.stats.divergences) {
@@ -120,7 +121,7 @@ fn runner_injected_divergences_are_alarmed_and_resynced() {
         }
     }
     let [injected, caught, absorbed, recovered] = divergences;
-    assert_eq!((injected, caught, absorbed, recovered), (7, 6, 1, 6));
+    assert_eq!((injected, caught, absorbed, recovered), (6, 5, 1, 5));
 }
 
 #[test]
