@@ -11,19 +11,14 @@ impl<A: App> Node<A> {
         // A node that keeps its state for the operator does not follow a primary of
         // another cold start (see `Alarm::ColderPrimary`).
         let keeping = self.keep_state && header.origin != self.origin.0;
-        if self.role == Role::Starting
-            && header.role == WireRole::Primary
-            && !keeping
-            && !self.config.witness
-            && self.keeps_state_against(header.origin)
-        {
-            // Starting with the pair's state (its own history's primary fell silent while
-            // it rejoined, DST seed 1977): a primary of a later cold start is the
-            // operator's to choose, as for a fenced primary.
-            self.keep_state_for_operator(header.origin);
-            return;
-        }
         if self.role == Role::Starting && header.role == WireRole::Primary && !keeping {
+            if !self.config.witness && self.keeps_state_against(header.origin) {
+                // Starting with the pair's state (its own history's primary fell silent
+                // while it rejoined, DST seed 1977): a primary of a later cold start is
+                // the operator's to choose, as for a fenced primary.
+                self.keep_state_for_operator(header.origin);
+                return;
+            }
             self.startup_deadline = None;
             if self.config.witness {
                 // A witness holds no state: it follows the epoch, to vote, and joins nothing.
