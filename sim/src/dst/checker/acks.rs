@@ -12,6 +12,14 @@ use super::*;
 /// re-send of one of those is then not judged).
 const ACKS_HELD_MAX: usize = 1 << 16;
 
+/// A primary's tenure for invariant 16: since when, and the events it emitted since,
+/// each at its first sending.
+pub type Tenure = (Nanos, BTreeMap<(u64, u8), Nanos>);
+
+/// The start of a tenure whose drops invariant 16 does not judge (a takeover re-sends
+/// its inherited queue, 16 a wake-up, within a few frames).
+pub const DROP_JUDGED_AFTER: Nanos = 50 * super::super::clock::NANOS_PER_MS;
+
 impl Checker {
     /// Node `node`, a backup, took `ids` as acked from the primary it follows.
     pub fn on_acks_held(&mut self, node: usize, ids: &[(u64, u8)]) {
@@ -20,6 +28,85 @@ impl Checker {
         while held.len() > ACKS_HELD_MAX {
             held.pop_first();
         }
+    }
+
+    /// A node (re)starts: its queue is empty, no ack has reached it.
+    pub fn on_acks_start(&mut self, node: usize) {
+        self.acks_delivered[node].clear();
+        self.acks_window[node] = twinloop::io_protocol::AckWindow::default();
+        self.events_tenure[node] = None;
+    }
+
+    /// A transition of node `node` at `at`: a primary's queue lives on through its epoch
+    /// raises and is cleared when it stops leading.
+    pub(super) fn track_events_tenure(&mut self, at: Nanos, node: usize, primary: bool) {
+        if !primary {
+            self.events_tenure[node] = None;
+        } else if self.events_tenure[node].is_none() {
+            self.events_tenure[node] = Some((at, BTreeMap::new()));
+        }
+    }
+
+    /// The sink's ack `(session, seq)` of `ids` reached node `node` at `at` (it was not
+    /// frozen). A copy the node's replay window must refuse — a repeat, or one that the
+    /// ack path's reordering left more than 64 behind the newest (after an outage the
+    /// sink acks every re-send, so a burst of acks crosses a 2 ms spread of delays) —
+    /// acknowledges nothing: the world's own window, of the documented rule
+    /// (`io_protocol::AckWindow`, an instance of its own), decides.
+    pub fn on_ack_delivered(&mut self, at: Nanos, node: usize, session: u64, seq: u64, ids: &[(u64, u8)]) {
+        if !self.acks || !self.acks_window[node].accept(session, seq) {
+            return;
+        }
+        let delivered = &mut self.acks_delivered[node];
+        for &id in ids {
+            delivered.insert(id, at);
+        }
+        while delivered.len() > ACKS_HELD_MAX {
+            delivered.pop_first();
+        }
+    }
+
+    /// Node `node` dropped events from its full queue at `at`, as primary of `epoch`
+    /// (`None`: not primary). The world must have kept their acks from it: at least
+    /// [`twinloop::node::EVENTS_UNACKED_MAX`] of the events it emitted since it leads had
+    /// no ack delivered to it since their first sending — its output path or its ack path
+    /// cut for that long, or a freeze whose backlog of frames it ran before the acks that
+    /// waited. Then the end's check lets the epoch's lost events go (they were alarmed).
+    /// Not judged: a backup's drops (its queue fills from the frames it runs and empties
+    /// by its primary's `Acks`, which the world does not model), and the first
+    /// [`DROP_JUDGED_AFTER`] of a tenure, while a takeover's inherited queue, never
+    /// emitted yet, may hold the places.
+    pub fn on_events_dropped(&mut self, at: Nanos, node: usize, epoch: Option<u64>, count: u64) {
+        let Some(epoch) = epoch.filter(|_| self.acks) else {
+            return;
+        };
+        let Some((led_at, ids)) = &self.events_tenure[node] else {
+            self.events_drop_excused.insert((node, epoch));
+            return;
+        };
+        if at < led_at.saturating_add(DROP_JUDGED_AFTER) {
+            self.events_drop_excused.insert((node, epoch));
+            return;
+        }
+        let delivered = &self.acks_delivered[node];
+        let outstanding = ids
+            .iter()
+            .filter(|&(id, &first)| delivered.get(id).is_none_or(|&t| t < first))
+            .count();
+        if outstanding >= twinloop::node::EVENTS_UNACKED_MAX {
+            self.events_drop_excused.insert((node, epoch));
+            return;
+        }
+        self.violation(
+            Invariant::EventsApplied,
+            at,
+            format!(
+                "node {node}, primary of epoch {}, dropped {count} event(s) from a full queue, but only {outstanding} \
+                 of the events it emitted since it leads had no ack delivered to it (the queue holds {})",
+                twinloop::EpochText(epoch),
+                twinloop::node::EVENTS_UNACKED_MAX
+            ),
+        );
     }
 
     /// Records an event a primary emitted, for the end's check.
@@ -32,6 +119,9 @@ impl Checker {
             .or_default()
             .entry((output.frame, output.index))
             .or_insert(at);
+        if let Some((_, ids)) = &mut self.events_tenure[node] {
+            ids.entry((output.frame, output.index)).or_insert(at);
+        }
     }
 
     /// A new primary re-sends an event only when no ack of it came with the commits.
@@ -57,17 +147,16 @@ impl Checker {
 
     /// At the end: node `node`, primary of `epoch`, emitted events the sink never
     /// accepted, longer than `margin` before `now` — unless it dropped some from a full
-    /// queue (`dropped`), which it alarmed.
+    /// queue the world had filled ([`Checker::on_events_dropped`]), which it alarmed.
     pub fn check_events_applied(
         &mut self,
         now: Nanos,
         node: usize,
         epoch: u64,
         margin: Nanos,
-        dropped: u64,
         accepted: &dyn Fn((u64, u8)) -> bool,
     ) {
-        if !self.acks || dropped != 0 {
+        if !self.acks || self.events_drop_excused.contains(&(node, epoch)) {
             return;
         }
         let Some(ids) = self.events_emitted.get(&(node, epoch)) else {

@@ -654,6 +654,17 @@ pub struct Checker {
     pub acks: bool,
     /// By node: ids the primary it followed passed on as acked (`Body::Acks`).
     pub(super) acks_held: [BTreeSet<(u64, u8)>; 2],
+    /// By node: the sink's acks delivered to it, each id at its latest delivery.
+    pub(super) acks_delivered: [BTreeMap<(u64, u8), Nanos>; 2],
+    /// By node: the replay window its acks pass, kept by the world.
+    pub(super) acks_window: [twinloop::io_protocol::AckWindow; 2],
+    /// `(node, epoch)` whose primary dropped events when the world had kept the acks of
+    /// a full queue from it (invariant 16's excuse, judged from the world since
+    /// 2026-11-28: before, the node's own `events_dropped` excused it).
+    pub(super) events_drop_excused: BTreeSet<(usize, u64)>,
+    /// By node: since when it leads without a break (epoch raises included), and the
+    /// events it emitted since, each at its first sending.
+    pub(super) events_tenure: [Option<acks::Tenure>; 2],
     /// Acked outputs on (`--acked`, invariant 17, `acked.rs`).
     pub acked: bool,
     /// `--acked`: each output id's first emission: epoch, node, unguarded.
@@ -974,6 +985,7 @@ impl Checker {
         self.watch_joins(at, node, t);
         self.watch_divergence(at, node, t);
         self.track_levels_burst(node, t);
+        self.track_events_tenure(at, node, t.role == Role::Primary);
         if t.role != Role::Primary {
             self.end_tenure(node);
             if t.role == Role::Backup {

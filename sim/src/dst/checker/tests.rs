@@ -1261,3 +1261,49 @@ fn checker_level_two_values_of_a_key_within_a_takeovers_burst_is_a_violation() {
         c.violations()
     );
 }
+
+/// Invariant 16's excuse, judged from the world (2026-11-28; before, the node's own
+/// `events_dropped` excused every lost event): a primary may drop events from its full
+/// queue only when at least `EVENTS_UNACKED_MAX` of those it emitted since it leads had no
+/// ack delivered to it. An ack the replay window refuses (a repeat, or older than the
+/// window) acknowledges nothing. 266 events emitted; then no acks (excused), 20 acks of
+/// distinct sequence numbers (246 unacked: reported), the same 20 ids as repeats of one
+/// ack (one taken: excused), or 20 acks far behind the newest (refused: excused).
+#[test]
+fn checker_events_dropped_only_when_the_world_kept_the_acks() {
+    let unacked = twinloop::node::EVENTS_UNACKED_MAX as u64;
+    // (case, the sequence number of the ack of frame f (none: no acks), reported)
+    type Case = (&'static str, Option<fn(u64) -> u64>, bool);
+    let cases: [Case; 4] = [
+        ("no acks", None, false),
+        ("20 acks", Some(|f| f), true),
+        ("20 repeats", Some(|_| 1), false),
+        ("20 too old", Some(|f| f), false),
+    ];
+    for (case, seq, reported) in cases {
+        let mut h = History::new();
+        h.checker.acks = true;
+        h.lead(0, E1, 0, Reason::StartedFirst);
+        for frame in 1..=unacked + 10 {
+            h.emit(0, output(E1, frame, 0, 1));
+        }
+        if case == "20 too old" {
+            // The newest ack came first: 1..=20 are more than 64 behind it.
+            h.checker.on_ack_delivered(h.now, 0, 1, 200, &[]);
+        }
+        for frame in 1..=20 {
+            if let Some(seq) = seq {
+                h.checker.on_ack_delivered(h.now, 0, 1, seq(frame), &[(frame, 0)]);
+            }
+        }
+        h.now += acks::DROP_JUDGED_AFTER;
+        h.checker.on_events_dropped(h.now, 0, Some(E1), 1);
+        let c = h.finish();
+        let dropped = c
+            .violations()
+            .iter()
+            .any(|v| v.invariant == Invariant::EventsApplied && v.detail.contains("full queue"));
+        assert_eq!(dropped, reported, "{case}: {:?}", c.violations());
+        assert_eq!(c.events_drop_excused.contains(&(0, E1)), !reported, "{case}");
+    }
+}

@@ -46,6 +46,9 @@ impl<'a, W: Workload> Sim<'a, W> {
         // A new node counts its unguarded outputs from 0 (invariant 17).
         self.acked_unguarded[i] = 0;
         self.checker.on_acked_start(i);
+        // Its queue of events starts empty (invariant 16).
+        self.events_dropped_seen[i] = 0;
+        self.checker.on_acks_start(i);
         self.primary_since[i] = None;
         // A new node's tenure as primary begins at its own first transition to it.
         self.primary_true_since[i] = None;
@@ -199,6 +202,18 @@ impl<'a, W: Workload> Sim<'a, W> {
             self.apply_action(i, now, action);
         }
         self.actions = actions;
+        if self.run.acks {
+            // Invariant 16: events dropped from a full queue, judged against the acks the
+            // world delivered, after this event's emits are recorded.
+            if let Some(node) = self.nodes[i].node.as_ref() {
+                let dropped = node.ack_status().events_dropped;
+                let seen = core::mem::replace(&mut self.events_dropped_seen[i], dropped);
+                if dropped > seen {
+                    let epoch = (node.role() == Role::Primary).then(|| node.epoch());
+                    self.checker.on_events_dropped(now, i, epoch, dropped - seen);
+                }
+            }
+        }
         for k in 0..self.input_lost.len() {
             let frame = self.input_lost[k];
             self.checker.on_input_lost(epoch_after, frame);

@@ -219,6 +219,8 @@ pub(super) struct Sim<'a, W: Workload> {
     pub(super) hmi: super::hmi::HmiWriter,
     /// `--acked`: by node, its release status's `unguarded` count after its last event.
     pub(super) acked_unguarded: [u64; 2],
+    /// By node: its `events_dropped` after its last event (invariant 16).
+    pub(super) events_dropped_seen: [u64; 2],
     /// `--acked`: the node whose actions are applied released an output unguarded in
     /// this event (invariant 17).
     pub(super) emit_unguarded: bool,
@@ -346,6 +348,7 @@ impl<'a, W: Workload> Sim<'a, W> {
             path_arrivals: Vec::with_capacity(2),
             hmi,
             acked_unguarded: [0; 2],
+            events_dropped_seen: [0; 2],
             emit_unguarded: false,
             acked_held_range: [None; 2],
         };
@@ -592,6 +595,11 @@ impl<'a, W: Workload> Sim<'a, W> {
                 let Some(n) = sn.node.as_mut() else { return };
                 let local = sn.clock.local(self.now);
                 let epoch_before = n.epoch();
+                // What the world delivered, whatever the node makes of it (invariant 16).
+                if let Ok(ack) = twinloop::io_protocol::decode_ack(&bytes, None) {
+                    self.checker
+                        .on_ack_delivered(self.now, to, ack.session, ack.seq, &ack.ids);
+                }
                 n.handle_ack_datagram(local, 0, &bytes);
                 self.drain(to, epoch_before);
             }
