@@ -446,10 +446,24 @@ impl<A: App> Node<A> {
     /// should it follow without a state transfer, builds its queue again from the frames
     /// it runs: an event of its own tenure is never re-sent into a later epoch, where its
     /// history may have parted from the successor's (the DST found that, 2026-11-26).
-    pub(super) fn acks_follow(&mut self) {
+    /// Except at a switchover's hand-over (`handed_over`): the successor continues this
+    /// very history, so the queue is kept as a backup's, for the next switchover back
+    /// (before 2026-11-28 it was forgotten too, and two switchovers during an output
+    /// outage lost the events of the first tenure: the one node that still held them
+    /// handed back to this one, which no longer did — `dst --acks` seed 49, found by
+    /// invariant 3 once the path's losses no longer excused events).
+    pub(super) fn acks_follow(&mut self, handed_over: bool) {
         // Called at every transition to another role than primary: a backup's own
         // transitions (lagging, caught up) keep its queue.
         if self.role != Role::Primary {
+            return;
+        }
+        if handed_over {
+            for p in self.acks.pending.iter_mut() {
+                p.due = None;
+            }
+            self.acks.to_backup.clear();
+            self.acks.owed_since = [None; SINKS_MAX];
             return;
         }
         self.acks.pending.clear();
@@ -775,6 +789,44 @@ mod tests {
         let took_over = p.now;
         assert!(p.run_until(took_over + ms(200), |p| p.sink.accepted.contains_key(&id)));
         assert!(copies(&p, id).iter().any(|&(_, node)| node == 1));
+        assert_eq!(p.sink.conflicts, 0);
+    }
+
+    /// Two switchovers while the output path loses an event (found by `dst --acks` seed
+    /// 49, 2026-11-28, once invariant 3 stopped excusing events the path lost): node 0
+    /// sends it, hands over to node 1, which re-sends it into the same loss, and hands
+    /// back. Node 0 kept its queue at the hand-over (the successor continues its history)
+    /// and re-sends the event once it leads again. Before, it forgot its queue when it
+    /// stopped leading and rebuilt it from the frames it ran after: the event was lost.
+    #[test]
+    fn primary_switched_over_and_back_during_an_output_loss_resends_its_event() {
+        use crate::node::{Command, CommandReply};
+        let mut p = running(true, true);
+        let id = (p.frame_next + 5, 0);
+        p.outputs_lost.insert(id, u32::MAX);
+        let until = p.now + ms(1000);
+        assert!(p.run_until(until, |p| !copies(p, id).is_empty()), "sent, lost");
+        assert!(await_role(&mut p, 0, Role::Primary, SyncState::Paired));
+        assert_eq!(p.command(0, Command::Switchover), CommandReply::Started);
+        assert!(await_role(&mut p, 1, Role::Primary, SyncState::Paired));
+        assert!(await_role(&mut p, 0, Role::Backup, SyncState::InSync));
+        let until = p.now + ms(1000);
+        assert!(
+            p.run_until(until, |p| copies(p, id).iter().any(|&(_, node)| node == 1)),
+            "the new primary re-sends it: {:?}",
+            copies(&p, id)
+        );
+        assert_eq!(p.command(1, Command::Switchover), CommandReply::Started);
+        assert!(await_role(&mut p, 0, Role::Primary, SyncState::Paired));
+        let back = p.now;
+        p.outputs_lost.remove(&id);
+        assert!(
+            p.run_until(back + ms(500), |p| p.sink.accepted.contains_key(&id)),
+            "node 0, primary again, never re-sent it: {:?}, {:?}",
+            copies(&p, id),
+            p.node(0).ack_status()
+        );
+        assert!(copies(&p, id).iter().any(|&(at, node)| node == 0 && at >= back));
         assert_eq!(p.sink.conflicts, 0);
     }
 
@@ -1204,14 +1256,15 @@ mod tests {
         assert!(p.sink.accepted.contains_key(&id));
     }
 
-    /// A primary that hands over (a switchover) forgets its queue of unacknowledged
-    /// events: its successor holds its own (it ran the same frames), and this node, now
-    /// its backup, builds its queue again from the frames it runs. (Mutant
-    /// `acks.rs:452:9`, `acks_follow` → `()`: the old primary kept its tenure's queue as
-    /// a backup, and led again it would re-send every event of it, duplicates the sink
-    /// drops. Schemata run of 64df4f8, 2026-11-27.)
+    /// A primary that hands over (a switchover) keeps its queue of unacknowledged events
+    /// as a backup's (since 2026-11-28: its successor continues the same history, and
+    /// the one node that held an event lost on the way may hand back to it,
+    /// `primary_switched_over_and_back_during_an_output_loss_resends_its_event`); its
+    /// successor's `Acks` then retire them as they come. (Until 2026-11-28 the queue was
+    /// forgotten at every step-down, and this test said so, written for mutant
+    /// `acks.rs:452:9`, `acks_follow` → `()`, of the schemata run of 64df4f8.)
     #[test]
-    fn primary_hands_over_with_events_unacked_forgets_its_queue() {
+    fn primary_hands_over_with_events_unacked_keeps_them_until_its_successor_passes_acks_on() {
         let mut p = running(true, true);
         assert!(await_role(&mut p, 0, Role::Primary, SyncState::Paired));
         // The sink stops acking: the primary's queue holds the events since.
@@ -1219,14 +1272,24 @@ mod tests {
         p.run_for(ms(20));
         p.source_on = false;
         p.run_for(ms(5));
-        assert!(p.node(0).ack_status().events_unacked > 0);
+        let held = p.node(0).ack_status().events_unacked;
+        assert!(held > 0);
         assert_eq!(
             p.command(0, crate::node::Command::Switchover),
             crate::node::CommandReply::Started
         );
         assert!(await_role(&mut p, 0, Role::Backup, SyncState::InSync));
         assert_eq!(p.node(1).role(), Role::Primary);
-        assert_eq!(p.node(0).ack_status().events_unacked, 0, "no frame ran since");
+        assert_eq!(p.node(0).ack_status().events_unacked, held, "no frame ran since");
+        // The sink acks again: the successor's re-sends are acked and passed on.
+        p.sink_acks = true;
+        p.source_on = true;
+        let until = p.now + ms(1000);
+        assert!(
+            p.run_until(until, |p| p.node(0).ack_status().events_unacked <= 2),
+            "{:?}",
+            p.node(0).ack_status()
+        );
     }
 
     /// A silent sink is alarmed by the primary alone: its backup, holding the same

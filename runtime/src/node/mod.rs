@@ -1471,7 +1471,7 @@ impl<A: App> Node<A> {
         if role != Role::Primary {
             self.levels_forget();
             self.release_forget();
-            self.acks_follow();
+            self.acks_follow(reason == Reason::SwitchoverHandedOver);
             self.hmi_forget_queue();
         }
         self.role = role;

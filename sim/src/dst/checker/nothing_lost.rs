@@ -226,6 +226,35 @@ impl Checker {
                 None => {}
             }
             if self.lost_by_network((frame, index)) {
+                // With acks an event is sent again until acked, by its primary and after a
+                // takeover by the next (sent or not): the path's losses excuse one only
+                // when a primary dropped events from a queue the world had filled
+                // (invariant 16), or when it went out too late for the re-sends to work.
+                // Only the history the pair ends on owes its events: another (a cold start's
+                // rival, a parted primary's) was left with its queue, and a successor that
+                // decided the frame otherwise (its input lost: `InputLost`, skipped; or run
+                // on another input after a lost commit) has no such event to send.
+                let in_final = final_lineage.as_deref().is_some_and(|l| {
+                    l.contains(&r.epoch) && self.decision_along(l, frame) == self.decision(r.epoch, frame)
+                });
+                if self.acks
+                    && in_final
+                    && self.level_key((frame, index)).is_none()
+                    && !self.event_loss_excused(at, (frame, index))
+                {
+                    self.violation(
+                        Invariant::NothingLost,
+                        at,
+                        format!(
+                            "event ({frame}, {index}) committed by node {} in epoch {} was lost on the output path \
+                             and never sent again until the sink had it, though acks are on, its epoch is of the \
+                             history the pair ends on, and no primary dropped events from a full queue",
+                            r.node,
+                            twinloop::EpochText(r.epoch)
+                        ),
+                    );
+                    continue;
+                }
                 self.exceptions.lost_network += 1;
                 continue;
             }
