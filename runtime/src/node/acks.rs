@@ -1358,4 +1358,29 @@ mod tests {
             "only the last frames' events wait for their acks: {status:?}"
         );
     }
+
+    /// An event lost once on the way: re-sent once, the re-send counted
+    /// (`events_resent`), and the sink, which acks the copy at once, is not alarmed
+    /// silent. (Mutants `acks.rs:629:78`, `+` → `-` in `acks_timeout`: `SinkSilent` was
+    /// raised at the first re-send, whatever the silence, one false alarm for each lost
+    /// copy; `acks.rs:651:44`, `+=` → `*=`: `events_resent` stayed 0 on the console and
+    /// in the metrics. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_event_lost_once_resent_counted_sink_not_alarmed_silent() {
+        let mut p = running(true, false);
+        let before = p.node(0).ack_status().events_resent;
+        let id = (p.frame_next + 5, 0);
+        p.outputs_lost.insert(id, 1);
+        let until = p.now + ms(1000);
+        assert!(p.run_until(until, |p| p.sink.accepted.contains_key(&id)));
+        p.run_for(ms(100));
+        assert_eq!(copies(&p, id).len(), 2, "sent, lost, re-sent");
+        assert_eq!(p.node(0).ack_status().events_resent - before, 1);
+        let silent: Vec<_> = p
+            .alarms
+            .iter()
+            .filter(|(_, a)| matches!(a, Alarm::SinkSilent { .. }))
+            .collect();
+        assert!(silent.is_empty(), "{silent:?}");
+    }
 }
