@@ -1383,4 +1383,47 @@ mod tests {
             .collect();
         assert!(silent.is_empty(), "{silent:?}");
     }
+
+    /// Every queued event due at once, as at a takeover (`acks_take_over`): one wake-up
+    /// re-sends [`RESENDS_PER_WAKE`] of them, oldest first, and the others at the next
+    /// wake-ups, each once. (Mutants `acks.rs:636:41`, `||` → `&&`, and `acks.rs:650:18`,
+    /// `+=` → `*=`, in `acks_timeout`: one wake-up re-sent every due entry, up to the
+    /// queue's 256 — the bound on a wake-up's work gone. Schemata run of 64df4f8,
+    /// 2026-11-27.)
+    #[test]
+    fn primary_many_events_due_at_once_resends_a_bounded_batch_a_wakeup() {
+        let mut p = running(true, false);
+        p.sink_acks = false;
+        p.run_for(ms(60));
+        p.source_on = false;
+        p.run_for(ms(5));
+        let queued: Vec<(u64, u8)> = p.nodes[0]
+            .as_ref()
+            .unwrap()
+            .acks
+            .pending
+            .iter()
+            .map(|e| (e.output.frame, e.output.index))
+            .collect();
+        assert!(queued.len() > 2 * RESENDS_PER_WAKE, "{} queued", queued.len());
+        let now = p.now;
+        let node = p.nodes[0].as_mut().unwrap();
+        let before = node.ack_status().events_resent;
+        node.acks_take_over();
+        node.handle_timeout(now);
+        let mut resent = Vec::new();
+        while let Some(action) = node.poll_action() {
+            if let crate::node::Action::Emit(output) = action {
+                resent.push((output.frame, output.index));
+            }
+        }
+        assert_eq!(resent, queued[..RESENDS_PER_WAKE], "one batch, oldest first");
+        assert_eq!(node.ack_status().events_resent - before, RESENDS_PER_WAKE as u64);
+        // The rest at the next wake-ups (the node asks for one at once), each once.
+        p.emit_log = Some(Vec::new());
+        p.run_for(ms(10));
+        for &id in &queued[RESENDS_PER_WAKE..] {
+            assert_eq!(copies(&p, id).len(), 1, "{id:?}");
+        }
+    }
 }
