@@ -1426,4 +1426,46 @@ mod tests {
             assert_eq!(copies(&p, id).len(), 1, "{id:?}");
         }
     }
+
+    /// The backup's commits of the last frames are lost, the `Acks` the primary sends
+    /// after them are not, and the primary crashes. Leading, the backup decides those
+    /// frames from the input it holds, and sends none of their events the sink had
+    /// acknowledged (the old primary sent them): only those of the last frames, whose
+    /// acks had not reached it. (Mutants `acks.rs:464:9`, `acks_heard_of` → `false`, and
+    /// `acks.rs:464:39`, `==` → `!=`: every such event went out again, a duplicate the
+    /// sink drops. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_takes_over_deciding_frames_whose_commits_were_lost_sends_no_event_acked_already() {
+        let mut p = running(true, true);
+        let commits_lost_from = p.node(0).frame();
+        p.drop_if = Some(|from, envelope| from == 0 && matches!(envelope.body, crate::wire::Body::Commit(_)));
+        p.run_for(ms(30));
+        let last_run = p.node(0).frame();
+        assert!(
+            p.node(1).frame() <= commits_lost_from + 1,
+            "the backup ran no frame without its commit: {} of {last_run}",
+            p.node(1).frame()
+        );
+        p.crash(0);
+        p.drop_if = None;
+        let crashed_at = p.now;
+        let accepted: Vec<(u64, u8)> = p
+            .sink
+            .accepted
+            .keys()
+            .copied()
+            .filter(|&(frame, _)| frame > commits_lost_from + 1 && frame + 3 <= last_run)
+            .collect();
+        assert!(accepted.len() >= 10, "{accepted:?}");
+        assert!(await_role(&mut p, 1, Role::Primary, SyncState::Alone));
+        p.run_for(ms(200));
+        let again: Vec<(u64, u8)> = accepted
+            .iter()
+            .copied()
+            .filter(|&id| copies(&p, id).iter().any(|&(at, node)| node == 1 && at > crashed_at))
+            .collect();
+        assert!(again.is_empty(), "acked events sent again: {again:?}");
+        assert!(p.node(1).frame() >= last_run, "it decided them");
+        assert_eq!(p.sink.conflicts, 0);
+    }
 }
