@@ -1468,4 +1468,64 @@ mod tests {
         assert!(p.node(1).frame() >= last_run, "it decided them");
         assert_eq!(p.sink.conflicts, 0);
     }
+
+    /// A node that keeps its state for the operator (`ColderPrimary`) follows the other
+    /// history's epoch and hears that history's primary pass on acknowledged ids: it takes
+    /// none of them. They name that history's events; kept, they would wait in `ahead`
+    /// for the frames it runs, and made primary by the operator (`ForcePrimary`) it would
+    /// take its own events of those ids, were it to run those frames, as acknowledged,
+    /// and send none of them. Only a backup of the primary takes `Acks`. (Mutants
+    /// `acks.rs:534:13` and `535:13`, both forms, and `536:13` in its schemata form
+    /// `(… || header.role != Primary) && header.epoch != current`, `||` → `&&` in
+    /// `on_acks`: a node that is not a backup took the `Acks` of the primary of its
+    /// epoch. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn starting_keeping_state_takes_no_acks_of_the_other_history() {
+        let config = Config {
+            ack_sinks: 1,
+            state_bytes_max: 8 << 20,
+            ..Config::fast()
+        };
+        let mut p = Pair::new(47, config, 4 << 20);
+        p.sink_acks = true;
+        p.configs[1].allow_cold_start = true;
+        p.start(0);
+        assert!(await_role(&mut p, 0, Role::Primary, SyncState::Alone));
+        p.run_for(ms(200));
+        p.start(1);
+        assert!(await_role(&mut p, 1, Role::Backup, SyncState::Joining));
+        p.run_for(ms(50));
+        // Node 1, joining without a state, leads a cold start while node 0 is frozen.
+        p.freeze(0, ms(3000));
+        p.run_for(ms(3500));
+        assert_eq!(p.node(0).role(), Role::Starting);
+        assert_eq!(
+            p.node(0).status().last_transition.map(|t| t.reason),
+            Some(crate::node::Reason::KeepingState)
+        );
+        p.capture = true;
+        p.run_for(ms(50));
+        let (link, bytes) = p
+            .captured
+            .iter()
+            .rev()
+            .find(|(from, _, _)| *from == 1)
+            .map(|(_, link, bytes)| (*link, bytes.clone()))
+            .expect("node 1 heartbeats");
+        let mut envelope = crate::wire::decode(&bytes, None).unwrap();
+        assert_eq!(envelope.header.role, crate::wire::WireRole::Primary);
+        assert_eq!(
+            envelope.header.epoch,
+            p.node(0).epoch(),
+            "it follows the other history's epoch"
+        );
+        let frame = p.node(0).frame();
+        let ids = [(frame + 5, 0), (frame + 9, 1)];
+        envelope.body = crate::wire::Body::Acks {
+            ids: heapless::Vec::from_slice(&ids).unwrap(),
+        };
+        p.inject(0, link, &crate::wire::encode(&envelope, None).unwrap());
+        let ahead: Vec<(u64, u8)> = p.node(0).acks.ahead.iter().copied().collect();
+        assert!(ahead.is_empty(), "{ahead:?}");
+    }
 }
