@@ -1163,4 +1163,39 @@ mod tests {
         p.run_for(ms(50));
         assert_eq!(log_of(&p, 1), applied);
     }
+
+    /// A backup's forward is lost while the source pauses, so no frame wakes the backup:
+    /// it forwards the write again `retry_ms` after, on its own timer, and the primary
+    /// applies it at its next frame. (Mutant `hmi.rs:405:51`, the guard `self.role ==
+    /// Role::Backup` → `false` in `hmi_deadline`: the backup asked to be woken only at
+    /// the write's deadline, and forwarded it again at whatever woke it first — here the
+    /// peer's next heartbeat, later. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_forward_lost_source_paused_forwarded_again_after_retry_ms() {
+        let mut p = running_pair();
+        p.source_on = false;
+        p.run_for(ms(10));
+        let forwards = |p: &Pair<SetpointApp>| {
+            p.captured
+                .iter()
+                .filter(|(from, link, bytes)| {
+                    *from == 1
+                        && *link == 0
+                        && matches!(crate::wire::decode(bytes, None).map(|e| e.body), Ok(Body::HmiWrite(_)))
+                })
+                .count()
+        };
+        p.capture = true;
+        p.drop_if = Some(|from, envelope| from == 1 && matches!(envelope.body, Body::HmiWrite(_)));
+        let w = write(90, 5);
+        let sent_at = p.now;
+        submit(&mut p, 1, w).unwrap();
+        assert_eq!(forwards(&p), 1, "forwarded at once");
+        p.drop_if = None;
+        let until = sent_at + ms(1000);
+        assert!(p.run_until(until, |p| forwards(p) == 2));
+        assert_eq!(p.now - sent_at, p.configs[1].retry(), "forwarded again after retry_ms");
+        p.source_on = true;
+        assert!(matches!(await_answer(&mut p, 1, w), Some(HmiOutcome::Applied { .. })));
+    }
 }
