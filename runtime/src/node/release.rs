@@ -938,4 +938,55 @@ mod tests {
         );
         assert_eq!(p.node(0).frame(), p.node(1).frame(), "no new frame ran");
     }
+
+    /// What a new primary says uncertain: the outputs of its unsent set of frames above
+    /// the last `Released` it heard and at or below the last frame it acknowledged, each
+    /// counted. Its set may hold others: of frames at or below `released_known` (a
+    /// `Released` can name frames it held the commits of but had not run yet — released
+    /// unacknowledged at the end of the backup window — which it ran after), and of
+    /// frames above its last ack (run while lagging, when no message acknowledges): the
+    /// old primary released the first and cannot have released the second on its acks.
+    /// The state is set as those paths leave it, then the takeover's call made.
+    /// (Mutants `release.rs:401:69` `&&` → `||`, `401:61` `>` → `>=`, `402:19` `+=` →
+    /// `*=` in `release_note_uncertain`: every unsent output counted; the one of the
+    /// frame released last counted; the count 0. The notice and the `uncertain` counter
+    /// only. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_taking_over_says_uncertain_only_the_outputs_it_acked_above_the_last_released() {
+        use crate::app::{OutputKind, OutputPayload};
+        let mut p = running(acked());
+        let node = p.nodes[1].as_mut().unwrap();
+        let known = node.frame();
+        node.release.released_known = known;
+        node.release.acked_sent = known + 3;
+        node.unsent.clear();
+        for frame in known - 2..=known + 5 {
+            let _ = node.unsent.push_back(Output {
+                epoch: 0,
+                frame,
+                index: 0,
+                kind: OutputKind::Event,
+                payload: OutputPayload::from_slice(b"x").unwrap(),
+            });
+        }
+        let before = node.release.uncertain;
+        node.release_note_uncertain();
+        assert_eq!(node.release.uncertain - before, 3);
+        p.notices.clear();
+        p.drain(1);
+        let said: std::vec::Vec<Notice> = p
+            .notices
+            .iter()
+            .filter(|(n, notice)| *n == 1 && matches!(notice, Notice::OutputsUncertain { .. }))
+            .map(|&(_, notice)| notice)
+            .collect();
+        assert_eq!(
+            said,
+            [Notice::OutputsUncertain {
+                first: known + 1,
+                last: known + 3,
+                count: 3
+            }]
+        );
+    }
 }
