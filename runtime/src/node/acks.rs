@@ -1528,4 +1528,41 @@ mod tests {
         let ahead: Vec<(u64, u8)> = p.node(0).acks.ahead.iter().copied().collect();
         assert!(ahead.is_empty(), "{ahead:?}");
     }
+
+    /// A primary that released the plant to its backup in a switchover re-sends nothing
+    /// while it waits to see the backup lead (here it never hears it): the backup, once
+    /// it leads, re-sends every event no ack was heard of from its own queue, under its
+    /// epoch. (Mutant `acks.rs:575:13` in its textual form `(on && primary) || (led &&
+    /// durable && idle)`, `&&` → `||` in `acks_lead`: a primary ran its acks' timers in a
+    /// switchover too, and re-sent beside its successor — duplicates and stale copies
+    /// the sink drops. Schemata run of 64df4f8, 2026-11-27; the run judged the form
+    /// `((on && primary) || led) && durable && idle`, which this passes.)
+    #[test]
+    fn primary_released_in_a_switchover_resends_nothing() {
+        let mut p = running(true, true);
+        assert!(await_role(&mut p, 0, Role::Primary, SyncState::Paired));
+        p.sink_acks = false;
+        p.run_for(ms(50));
+        assert!(p.node(0).ack_status().events_unacked > 10);
+        assert_eq!(
+            p.command(0, crate::node::Command::Switchover),
+            crate::node::CommandReply::Started
+        );
+        let until = p.now + ms(500);
+        assert!(p.run_until(until, |p| matches!(
+            p.node(0).switchover,
+            crate::node::Switchover::Released { .. }
+        )));
+        p.drop_if = Some(|from, _| from == 1);
+        let released_at = p.now;
+        p.run_for(ms(300));
+        assert!(matches!(p.node(0).switchover, crate::node::Switchover::Released { .. }));
+        assert_eq!(p.node(0).role(), Role::Primary);
+        let log = p.emit_log.as_ref().unwrap();
+        let resent: Vec<_> = log
+            .iter()
+            .filter(|&&(at, node, _, _)| node == 0 && at > released_at)
+            .collect();
+        assert!(resent.is_empty(), "{resent:?}");
+    }
 }
