@@ -1471,16 +1471,16 @@ mod tests {
 
     /// A node that keeps its state for the operator (`ColderPrimary`) follows the other
     /// history's epoch and hears that history's primary pass on acknowledged ids: it takes
-    /// none of them. They name that history's events; kept, they would wait in `ahead`
-    /// for the frames it runs, and made primary by the operator (`ForcePrimary`) it would
-    /// take its own events of those ids, were it to run those frames, as acknowledged,
-    /// and send none of them. Only a backup of the primary takes `Acks`. (Mutants
+    /// none of them (only a backup of the primary does). They name that history's
+    /// events, at frames its own history has events at too; made primary by the operator
+    /// (`ForcePrimary`), it runs those frames and sends its events of them. (Mutants
     /// `acks.rs:534:13` and `535:13`, both forms, and `536:13` in its schemata form
     /// `(… || header.role != Primary) && header.epoch != current`, `||` → `&&` in
-    /// `on_acks`: a node that is not a backup took the `Acks` of the primary of its
-    /// epoch. Schemata run of 64df4f8, 2026-11-27.)
+    /// `on_acks`: a node that is not a backup took the `Acks` of the primary of its epoch,
+    /// kept them in `ahead`, and once forced to lead took its own events of those ids as
+    /// acknowledged: never sent. Schemata run of 64df4f8, 2026-11-27.)
     #[test]
-    fn starting_keeping_state_takes_no_acks_of_the_other_history() {
+    fn starting_keeping_state_takes_no_acks_of_the_other_history_sends_its_events_when_forced() {
         let config = Config {
             ack_sinks: 1,
             state_bytes_max: 8 << 20,
@@ -1503,30 +1503,27 @@ mod tests {
             p.node(0).status().last_transition.map(|t| t.reason),
             Some(crate::node::Reason::KeepingState)
         );
-        p.capture = true;
-        p.run_for(ms(50));
-        let (link, bytes) = p
-            .captured
-            .iter()
-            .rev()
-            .find(|(from, _, _)| *from == 1)
-            .map(|(_, link, bytes)| (*link, bytes.clone()))
-            .expect("node 1 heartbeats");
-        let mut envelope = crate::wire::decode(&bytes, None).unwrap();
-        assert_eq!(envelope.header.role, crate::wire::WireRole::Primary);
         assert_eq!(
-            envelope.header.epoch,
             p.node(0).epoch(),
+            p.node(1).epoch(),
             "it follows the other history's epoch"
         );
-        let frame = p.node(0).frame();
-        let ids = [(frame + 5, 0), (frame + 9, 1)];
-        envelope.body = crate::wire::Body::Acks {
-            ids: heapless::Vec::from_slice(&ids).unwrap(),
-        };
-        p.inject(0, link, &crate::wire::encode(&envelope, None).unwrap());
+        // The other history's acks, as its primary passes them on.
+        let acked = (p.node(1).frame() - 10, 0);
+        assert!(p.sink.accepted.contains_key(&acked));
         let ahead: Vec<(u64, u8)> = p.node(0).acks.ahead.iter().copied().collect();
-        assert!(ahead.is_empty(), "{ahead:?}");
+        assert!(ahead.is_empty(), "{} ids taken, up to {:?}", ahead.len(), ahead.last());
+        p.emit_log = Some(Vec::new());
+        assert_eq!(
+            p.command(0, crate::node::Command::ForcePrimary),
+            crate::node::CommandReply::Started
+        );
+        p.run_for(ms(300));
+        assert_eq!(p.node(0).role(), Role::Primary);
+        assert!(
+            copies(&p, acked).iter().any(|&(_, node)| node == 0),
+            "its own event {acked:?} never sent"
+        );
     }
 
     /// A primary that released the plant to its backup in a switchover re-sends nothing
