@@ -1421,4 +1421,208 @@ mod tests {
             "only the last frames' events wait for their acks: {status:?}"
         );
     }
+
+    /// An event lost once on the way: re-sent once, the re-send counted
+    /// (`events_resent`), and the sink, which acks the copy at once, is not alarmed
+    /// silent. (Mutants `acks.rs:629:78`, `+` → `-` in `acks_timeout`: `SinkSilent` was
+    /// raised at the first re-send, whatever the silence, one false alarm for each lost
+    /// copy; `acks.rs:651:44`, `+=` → `*=`: `events_resent` stayed 0 on the console and
+    /// in the metrics. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_event_lost_once_resent_counted_sink_not_alarmed_silent() {
+        let mut p = running(true, false);
+        let before = p.node(0).ack_status().events_resent;
+        let id = (p.frame_next + 5, 0);
+        p.outputs_lost.insert(id, 1);
+        let until = p.now + ms(1000);
+        assert!(p.run_until(until, |p| p.sink.accepted.contains_key(&id)));
+        p.run_for(ms(100));
+        assert_eq!(copies(&p, id).len(), 2, "sent, lost, re-sent");
+        assert_eq!(p.node(0).ack_status().events_resent - before, 1);
+        let silent: Vec<_> = p
+            .alarms
+            .iter()
+            .filter(|(_, a)| matches!(a, Alarm::SinkSilent { .. }))
+            .collect();
+        assert!(silent.is_empty(), "{silent:?}");
+    }
+
+    /// Every queued event due at once, as at a takeover (`acks_take_over`): one wake-up
+    /// re-sends [`RESENDS_PER_WAKE`] of them, oldest first, and the others at the next
+    /// wake-ups, each once. (Mutants `acks.rs:636:41`, `||` → `&&`, and `acks.rs:650:18`,
+    /// `+=` → `*=`, in `acks_timeout`: one wake-up re-sent every due entry, up to the
+    /// queue's 256 — the bound on a wake-up's work gone. Schemata run of 64df4f8,
+    /// 2026-11-27.)
+    #[test]
+    fn primary_many_events_due_at_once_resends_a_bounded_batch_a_wakeup() {
+        let mut p = running(true, false);
+        p.sink_acks = false;
+        p.run_for(ms(60));
+        p.source_on = false;
+        p.run_for(ms(5));
+        let queued: Vec<(u64, u8)> = p.nodes[0]
+            .as_ref()
+            .unwrap()
+            .acks
+            .pending
+            .iter()
+            .map(|e| (e.output.frame, e.output.index))
+            .collect();
+        assert!(queued.len() > 2 * RESENDS_PER_WAKE, "{} queued", queued.len());
+        let now = p.now;
+        let node = p.nodes[0].as_mut().unwrap();
+        let before = node.ack_status().events_resent;
+        node.acks_take_over();
+        node.handle_timeout(now);
+        let mut resent = Vec::new();
+        while let Some(action) = node.poll_action() {
+            if let crate::node::Action::Emit(output) = action {
+                resent.push((output.frame, output.index));
+            }
+        }
+        assert_eq!(resent, queued[..RESENDS_PER_WAKE], "one batch, oldest first");
+        assert_eq!(node.ack_status().events_resent - before, RESENDS_PER_WAKE as u64);
+        // The rest at the next wake-ups (the node asks for one at once), each once.
+        p.emit_log = Some(Vec::new());
+        p.run_for(ms(10));
+        for &id in &queued[RESENDS_PER_WAKE..] {
+            assert_eq!(copies(&p, id).len(), 1, "{id:?}");
+        }
+    }
+
+    /// The backup's commits of the last frames are lost, the `Acks` the primary sends
+    /// after them are not, and the primary crashes. Leading, the backup decides those
+    /// frames from the input it holds, and sends none of their events the sink had
+    /// acknowledged (the old primary sent them): only those of the last frames, whose
+    /// acks had not reached it. (Mutants `acks.rs:464:9`, `acks_heard_of` → `false`, and
+    /// `acks.rs:464:39`, `==` → `!=`: every such event went out again, a duplicate the
+    /// sink drops. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_takes_over_deciding_frames_whose_commits_were_lost_sends_no_event_acked_already() {
+        let mut p = running(true, true);
+        let commits_lost_from = p.node(0).frame();
+        p.drop_if = Some(|from, envelope| from == 0 && matches!(envelope.body, crate::wire::Body::Commit(_)));
+        p.run_for(ms(30));
+        let last_run = p.node(0).frame();
+        assert!(
+            p.node(1).frame() <= commits_lost_from + 1,
+            "the backup ran no frame without its commit: {} of {last_run}",
+            p.node(1).frame()
+        );
+        p.crash(0);
+        p.drop_if = None;
+        let crashed_at = p.now;
+        let accepted: Vec<(u64, u8)> = p
+            .sink
+            .accepted
+            .keys()
+            .copied()
+            .filter(|&(frame, _)| frame > commits_lost_from + 1 && frame + 3 <= last_run)
+            .collect();
+        assert!(accepted.len() >= 10, "{accepted:?}");
+        assert!(await_role(&mut p, 1, Role::Primary, SyncState::Alone));
+        p.run_for(ms(200));
+        let again: Vec<(u64, u8)> = accepted
+            .iter()
+            .copied()
+            .filter(|&id| copies(&p, id).iter().any(|&(at, node)| node == 1 && at > crashed_at))
+            .collect();
+        assert!(again.is_empty(), "acked events sent again: {again:?}");
+        assert!(p.node(1).frame() >= last_run, "it decided them");
+        assert_eq!(p.sink.conflicts, 0);
+    }
+
+    /// A node that keeps its state for the operator (`ColderPrimary`) follows the other
+    /// history's epoch and hears that history's primary pass on acknowledged ids: it takes
+    /// none of them (only a backup of the primary does). They name that history's
+    /// events, at frames its own history has events at too; made primary by the operator
+    /// (`ForcePrimary`), it runs those frames and sends its events of them. (Mutants
+    /// `acks.rs:534:13` and `535:13`, both forms, and `536:13` in its schemata form
+    /// `(… || header.role != Primary) && header.epoch != current`, `||` → `&&` in
+    /// `on_acks`: a node that is not a backup took the `Acks` of the primary of its epoch,
+    /// kept them in `ahead`, and once forced to lead took its own events of those ids as
+    /// acknowledged: never sent. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn starting_keeping_state_takes_no_acks_of_the_other_history_sends_its_events_when_forced() {
+        let config = Config {
+            ack_sinks: 1,
+            state_bytes_max: 8 << 20,
+            ..Config::fast()
+        };
+        let mut p = Pair::new(47, config, 4 << 20);
+        p.sink_acks = true;
+        p.configs[1].allow_cold_start = true;
+        p.start(0);
+        assert!(await_role(&mut p, 0, Role::Primary, SyncState::Alone));
+        p.run_for(ms(200));
+        p.start(1);
+        assert!(await_role(&mut p, 1, Role::Backup, SyncState::Joining));
+        p.run_for(ms(50));
+        // Node 1, joining without a state, leads a cold start while node 0 is frozen.
+        p.freeze(0, ms(3000));
+        p.run_for(ms(3500));
+        assert_eq!(p.node(0).role(), Role::Starting);
+        assert_eq!(
+            p.node(0).status().last_transition.map(|t| t.reason),
+            Some(crate::node::Reason::KeepingState)
+        );
+        assert_eq!(
+            p.node(0).epoch(),
+            p.node(1).epoch(),
+            "it follows the other history's epoch"
+        );
+        // The other history's acks, as its primary passes them on.
+        let acked = (p.node(1).frame() - 10, 0);
+        assert!(p.sink.accepted.contains_key(&acked));
+        let ahead: Vec<(u64, u8)> = p.node(0).acks.ahead.iter().copied().collect();
+        assert!(ahead.is_empty(), "{} ids taken, up to {:?}", ahead.len(), ahead.last());
+        p.emit_log = Some(Vec::new());
+        assert_eq!(
+            p.command(0, crate::node::Command::ForcePrimary),
+            crate::node::CommandReply::Started
+        );
+        p.run_for(ms(300));
+        assert_eq!(p.node(0).role(), Role::Primary);
+        assert!(
+            copies(&p, acked).iter().any(|&(_, node)| node == 0),
+            "its own event {acked:?} never sent"
+        );
+    }
+
+    /// A primary that released the plant to its backup in a switchover re-sends nothing
+    /// while it waits to see the backup lead (here it never hears it): the backup, once
+    /// it leads, re-sends every event no ack was heard of from its own queue, under its
+    /// epoch. (Mutant `acks.rs:575:13` in its textual form `(on && primary) || (led &&
+    /// durable && idle)`, `&&` → `||` in `acks_lead`: a primary ran its acks' timers in a
+    /// switchover too, and re-sent beside its successor — duplicates and stale copies
+    /// the sink drops. Schemata run of 64df4f8, 2026-11-27; the run judged the form
+    /// `((on && primary) || led) && durable && idle`, which this passes.)
+    #[test]
+    fn primary_released_in_a_switchover_resends_nothing() {
+        let mut p = running(true, true);
+        assert!(await_role(&mut p, 0, Role::Primary, SyncState::Paired));
+        p.sink_acks = false;
+        p.run_for(ms(50));
+        assert!(p.node(0).ack_status().events_unacked > 10);
+        assert_eq!(
+            p.command(0, crate::node::Command::Switchover),
+            crate::node::CommandReply::Started
+        );
+        let until = p.now + ms(500);
+        assert!(p.run_until(until, |p| matches!(
+            p.node(0).switchover,
+            crate::node::Switchover::Released { .. }
+        )));
+        p.drop_if = Some(|from, _| from == 1);
+        let released_at = p.now;
+        p.run_for(ms(300));
+        assert!(matches!(p.node(0).switchover, crate::node::Switchover::Released { .. }));
+        assert_eq!(p.node(0).role(), Role::Primary);
+        let log = p.emit_log.as_ref().unwrap();
+        let resent: Vec<_> = log
+            .iter()
+            .filter(|&&(at, node, _, _)| node == 0 && at > released_at)
+            .collect();
+        assert!(resent.is_empty(), "{resent:?}");
+    }
 }

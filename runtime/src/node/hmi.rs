@@ -1134,4 +1134,68 @@ mod tests {
         );
         assert!(transaction > 50, "the backup was kept busy: {transaction} writes");
     }
+
+    /// The primary dies with two writes forwarded by its backup and lost on the way: the
+    /// new primary queues both and applies each once. (Mutant `hmi.rs:375:65`, `==` →
+    /// `!=` in `hmi_progress`: a forwarded write was taken as queued whenever the queue
+    /// held another one, and never queued: the second write was lost, answered
+    /// `TimedOut`. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_primary_dies_with_two_writes_forwarded_new_primary_applies_both_once() {
+        let mut p = running_pair();
+        p.drop_if = Some(|from, envelope| from == 1 && matches!(envelope.body, Body::HmiWrite(_)));
+        let (first, second) = (write(81, 3), write(82, 4));
+        submit(&mut p, 1, first).unwrap();
+        submit(&mut p, 1, second).unwrap();
+        p.run_for(ms(10));
+        p.crash(0);
+        p.drop_if = None;
+        assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone));
+        p.start(0);
+        assert!(await_state(&mut p, 0, Role::Backup, SyncState::InSync));
+        let mut applied = std::vec::Vec::new();
+        for w in [first, second] {
+            let Some(HmiOutcome::Applied { frame }) = await_answer(&mut p, 1, w) else {
+                panic!("{w:?} not applied by the new primary: {:?}", p.hmi_done);
+            };
+            applied.push((frame, 1, w.value));
+        }
+        p.run_for(ms(50));
+        assert_eq!(log_of(&p, 1), applied);
+    }
+
+    /// A backup's forward is lost while the source pauses, so no frame wakes the backup:
+    /// it forwards the write again `retry_ms` after, on its own timer, and the primary
+    /// applies it at its next frame. (Mutant `hmi.rs:405:51`, the guard `self.role ==
+    /// Role::Backup` → `false` in `hmi_deadline`: the backup asked to be woken only at
+    /// the write's deadline, and forwarded it again at whatever woke it first — here the
+    /// peer's next heartbeat, later. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_forward_lost_source_paused_forwarded_again_after_retry_ms() {
+        let mut p = running_pair();
+        p.source_on = false;
+        p.run_for(ms(10));
+        let forwards = |p: &Pair<SetpointApp>| {
+            p.captured
+                .iter()
+                .filter(|(from, link, bytes)| {
+                    *from == 1
+                        && *link == 0
+                        && matches!(crate::wire::decode(bytes, None).map(|e| e.body), Ok(Body::HmiWrite(_)))
+                })
+                .count()
+        };
+        p.capture = true;
+        p.drop_if = Some(|from, envelope| from == 1 && matches!(envelope.body, Body::HmiWrite(_)));
+        let w = write(90, 5);
+        let sent_at = p.now;
+        submit(&mut p, 1, w).unwrap();
+        assert_eq!(forwards(&p), 1, "forwarded at once");
+        p.drop_if = None;
+        let until = sent_at + ms(1000);
+        assert!(p.run_until(until, |p| forwards(p) == 2));
+        assert_eq!(p.now - sent_at, p.configs[1].retry(), "forwarded again after retry_ms");
+        p.source_on = true;
+        assert!(matches!(await_answer(&mut p, 1, w), Some(HmiOutcome::Applied { .. })));
+    }
 }

@@ -938,4 +938,97 @@ mod tests {
         );
         assert_eq!(p.node(0).frame(), p.node(1).frame(), "no new frame ran");
     }
+
+    /// What a new primary says uncertain: the outputs of its unsent set of frames above
+    /// the last `Released` it heard and at or below the last frame it acknowledged, each
+    /// counted. Its set may hold others: of frames at or below `released_known` (a
+    /// `Released` can name frames it held the commits of but had not run yet — released
+    /// unacknowledged at the end of the backup window — which it ran after), and of
+    /// frames above its last ack (run while lagging, when no message acknowledges): the
+    /// old primary released the first and cannot have released the second on its acks.
+    /// The state is set as those paths leave it, then the takeover's call made.
+    /// (Mutants `release.rs:401:69` `&&` → `||`, `401:61` `>` → `>=`, `402:19` `+=` →
+    /// `*=` in `release_note_uncertain`: every unsent output counted; the one of the
+    /// frame released last counted; the count 0. The notice and the `uncertain` counter
+    /// only. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_taking_over_says_uncertain_only_the_outputs_it_acked_above_the_last_released() {
+        use crate::app::{OutputKind, OutputPayload};
+        let mut p = running(acked());
+        let node = p.nodes[1].as_mut().unwrap();
+        let known = node.frame();
+        node.release.released_known = known;
+        node.release.acked_sent = known + 3;
+        node.unsent.clear();
+        for frame in known - 2..=known + 5 {
+            let _ = node.unsent.push_back(Output {
+                epoch: 0,
+                frame,
+                index: 0,
+                kind: OutputKind::Event,
+                payload: OutputPayload::from_slice(b"x").unwrap(),
+            });
+        }
+        let before = node.release.uncertain;
+        node.release_note_uncertain();
+        assert_eq!(node.release.uncertain - before, 3);
+        p.notices.clear();
+        p.drain(1);
+        let said: std::vec::Vec<Notice> = p
+            .notices
+            .iter()
+            .filter(|(n, notice)| *n == 1 && matches!(notice, Notice::OutputsUncertain { .. }))
+            .map(|&(_, notice)| notice)
+            .collect();
+        assert_eq!(
+            said,
+            [Notice::OutputsUncertain {
+                first: known + 1,
+                last: known + 3,
+                count: 3
+            }]
+        );
+    }
+    /// The backup's input of a few frames is lost with its fetches: it lags, the primary
+    /// releases the frames unacknowledged at the end of the backup window and says them
+    /// released, and the backup takes the `Released` up to the commits it holds — past
+    /// the frames it ran. Catching up, it runs them and keeps their outputs unsent (their
+    /// commits said them held). It takes over before the next `Released`: it says none of
+    /// them uncertain, the old primary having said them released. (Mutant
+    /// `release.rs:401:69`, `&&` → `||` in `release_note_uncertain`: every one counted
+    /// uncertain. The path 1501 needs, reached; schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_heard_released_past_the_frames_it_ran_takes_over_says_none_of_them_uncertain() {
+        let mut p = running(Config {
+            detection_window_ms: 100,
+            heartbeat_interval_ms: 20,
+            ..acked()
+        });
+        let first = p.frame_next + 3;
+        for frame in first..first + 5 {
+            p.frame_loss[1].insert(frame, ());
+        }
+        p.drop_if = Some(|_, envelope| matches!(envelope.body, Body::FrameData { .. }));
+        p.run_for(ms(150));
+        let known = p.node(1).status().release.released_known;
+        assert!(known > p.node(1).frame() + 100, "released past its frames: {known}");
+        // Its later `Released` lost, so the takeover finds the outputs still unsent.
+        p.drop_if = Some(drop_released);
+        let until = p.now + ms(500);
+        assert!(p.run_until(until, |p| p.node(1).frame() > known));
+        let unsent: std::vec::Vec<u64> = p.node(1).unsent.iter().map(|o| o.frame).collect();
+        assert!(!unsent.is_empty() && unsent.iter().all(|&f| f <= known), "{unsent:?}");
+        p.crash(0);
+        p.drop_if = None;
+        assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(3000)));
+        p.run_for(ms(20));
+        let uncertain: std::vec::Vec<_> = p
+            .notices
+            .iter()
+            .filter(|(n, notice)| *n == 1 && matches!(notice, Notice::OutputsUncertain { .. }))
+            .collect();
+        assert!(uncertain.is_empty(), "{uncertain:?}");
+        assert_eq!(p.node(1).status().release.uncertain, 0);
+        assert_eq!(p.sink.conflicts, 0);
+    }
 }
