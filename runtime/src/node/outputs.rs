@@ -134,6 +134,12 @@ impl<A: App> Node<A> {
             if index < 32 && sent_mask & (1 << index) != 0 {
                 continue;
             }
+            // Acked release: the primary said every output up to `released_known` went out
+            // (`Released` reached this node while it lagged behind those frames): its
+            // commit's held bit is older news. 0 outside acked release.
+            if frame <= self.release_known() {
+                continue;
+            }
             if self.unsent.is_full() {
                 self.unsent.pop_front();
             }

@@ -377,6 +377,21 @@ impl<A: App> Node<A> {
         }
     }
 
+    /// Backup: the frame up to which its primary said every output released (0 until a
+    /// `Released` came, and outside acked release).
+    pub(super) fn release_known(&self) -> u64 {
+        self.release.released_known
+    }
+
+    /// A state transfer begins: another history, whose frame numbers may be lower (a
+    /// cold start's); what this node knew of the old one's releases and acks is void.
+    pub(super) fn release_history_reset(&mut self) {
+        let r = &mut self.release;
+        r.released_known = 0;
+        r.acked_sent = 0;
+        r.ack_frame = 0;
+    }
+
     /// Backup in a switchover's `Taking`, at the released `frame`: in acked mode it leads
     /// only once the old primary said every output up to `frame` released, so that
     /// neither sends one the other sends (the old primary keeps releasing as acks come
@@ -992,11 +1007,14 @@ mod tests {
     /// The backup's input of a few frames is lost with its fetches: it lags, the primary
     /// releases the frames unacknowledged at the end of the backup window and says them
     /// released, and the backup takes the `Released` up to the commits it holds — past
-    /// the frames it ran. Catching up, it runs them and keeps their outputs unsent (their
-    /// commits said them held). It takes over before the next `Released`: it says none of
-    /// them uncertain, the old primary having said them released. (Mutant
-    /// `release.rs:401:69`, `&&` → `||` in `release_note_uncertain`: every one counted
-    /// uncertain. The path 1501 needs, reached; schemata run of 64df4f8, 2026-11-27.)
+    /// the frames it ran. Catching up, it runs them and keeps none of their outputs unsent
+    /// (their commits said them held, the `Released` since said them sent: until
+    /// 2026-11-28 it kept them all and sent them again at a takeover, duplicates at the
+    /// sink). It takes over before the next `Released`: it says none of them uncertain and
+    /// sends none again. (Written for mutant `release.rs:401:69`, `&&` → `||` in
+    /// `release_note_uncertain`, every one counted uncertain, when this path kept them;
+    /// schemata run of 64df4f8, 2026-11-27; the mutant is killed by
+    /// `backup_taking_over_says_uncertain_only_the_outputs_it_acked_above_the_last_released`.)
     #[test]
     fn backup_heard_released_past_the_frames_it_ran_takes_over_says_none_of_them_uncertain() {
         let mut p = running(Config {
@@ -1017,7 +1035,7 @@ mod tests {
         let until = p.now + ms(500);
         assert!(p.run_until(until, |p| p.node(1).frame() > known));
         let unsent: std::vec::Vec<u64> = p.node(1).unsent.iter().map(|o| o.frame).collect();
-        assert!(!unsent.is_empty() && unsent.iter().all(|&f| f <= known), "{unsent:?}");
+        assert!(unsent.iter().all(|&f| f > known), "{unsent:?}");
         p.crash(0);
         p.drop_if = None;
         assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(3000)));
@@ -1030,5 +1048,6 @@ mod tests {
         assert!(uncertain.is_empty(), "{uncertain:?}");
         assert_eq!(p.node(1).status().release.uncertain, 0);
         assert_eq!(p.sink.conflicts, 0);
+        assert_eq!(p.sink.duplicates, 0, "released outputs sent again");
     }
 }

@@ -534,6 +534,42 @@ fn backup_lagging_acked_primary_releases_without_it_and_says_so() {
     assert!(status.unsent_outputs <= 4, "{} unsent", status.unsent_outputs);
 }
 
+/// The same lagging backup catches up: the frames it then runs are of outputs the
+/// primary already said released (`Released` came while it lagged), so their outputs do
+/// not enter its unsent set, and a takeover sends none of them again. (Before 2026-11-28
+/// `backup_hold_outputs` kept every output its commit reported held: found by a helper's
+/// triage of mutant `release.rs:401:69`; 64 duplicates at the sink after the takeover.)
+#[test]
+fn backup_lagging_acked_caught_up_keeps_no_released_output_for_a_takeover() {
+    let config = Config {
+        outputs_release: crate::config::OutputsRelease::Acked,
+        ..Config::fast()
+    };
+    let mut p = pair_running(Pair::new(5, config, 0));
+    let f = p.frame_next + 1;
+    p.frame_loss[1].insert(f, ());
+    p.drop_if = Some(drop_frame_data);
+    let until = p.now + ms(50);
+    assert!(p.run_until(until, |p| p.node(1).status().sync == SyncState::Lagging));
+    p.run_for(ms(20));
+    let known = p.node(1).status().release.released_known;
+    assert!(known > p.node(1).frame(), "told released past the frames it ran");
+    p.drop_if = None;
+    let until = p.now + ms(200);
+    assert!(p.run_until(until, |p| p.node(1).status().sync == SyncState::InSync
+        && p.node(1).frame() > known));
+    let status = p.node(1).status();
+    assert!(
+        status.unsent_outputs <= 4,
+        "{} unsent after catching up",
+        status.unsent_outputs
+    );
+    p.crash(0);
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(200)));
+    p.run_for(ms(20));
+    assert_eq!(p.sink.duplicates, 0, "the new primary sent released outputs again");
+}
+
 #[test]
 fn backup_switchover_forwarded_to_primary() {
     let mut p = fast_pair_running(0);

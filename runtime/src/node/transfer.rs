@@ -139,6 +139,7 @@ impl<A: App> Node<A> {
         self.commit_highest = 0;
         self.unsent.clear();
         self.acks_clear();
+        self.release_history_reset();
         self.fetch_next = None;
         self.probe = None;
         if let Some(cause) = cause {
