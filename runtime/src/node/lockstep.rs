@@ -90,6 +90,14 @@ impl<A: App> Node<A> {
                     ..
                 }) => {
                     if self.ring.payload_matching(next, input_digest).is_some() {
+                        // Acked release: a `Released` heard as a backup covering the frame
+                        // says every output of it went out, whatever its commit (older
+                        // news) said held (since 2026-11-28: before, they went out again).
+                        let sent_mask = if next <= self.release_known() {
+                            u32::MAX
+                        } else {
+                            sent_mask
+                        };
                         self.primary_run(next, Some(input_digest), sent_mask);
                     } else {
                         self.alarm(Alarm::InputLost { frame: next });

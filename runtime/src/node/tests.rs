@@ -570,6 +570,35 @@ fn backup_lagging_acked_caught_up_keeps_no_released_output_for_a_takeover() {
     assert_eq!(p.sink.duplicates, 0, "the new primary sent released outputs again");
 }
 
+/// The same lagging backup takes over before it caught up: the frames it then runs from
+/// its ring are of outputs the old primary said released, so it sends none of them again,
+/// whatever their commits said held. (Before 2026-11-28 the replay went by the commits'
+/// `sent_mask` alone: duplicates at the sink; `dst --acked` seed 21, found by invariant 9
+/// once it also asked the `Released` a backup heard.)
+#[test]
+fn backup_lagging_acked_takes_over_runs_released_frames_without_sending_them_again() {
+    let config = Config {
+        outputs_release: crate::config::OutputsRelease::Acked,
+        ..Config::fast()
+    };
+    let mut p = pair_running(Pair::new(5, config, 0));
+    let f = p.frame_next + 1;
+    p.frame_loss[1].insert(f, ());
+    p.drop_if = Some(drop_frame_data);
+    let until = p.now + ms(50);
+    assert!(p.run_until(until, |p| p.node(1).status().sync == SyncState::Lagging));
+    p.run_for(ms(20));
+    let known = p.node(1).status().release.released_known;
+    assert!(known > p.node(1).frame() + 5, "told released past the frames it ran");
+    p.crash(0);
+    p.drop_if = None;
+    assert!(await_state(&mut p, 1, Role::Primary, SyncState::Alone, ms(200)));
+    let until = p.now + ms(200);
+    assert!(p.run_until(until, |p| p.node(1).frame() > known));
+    assert_eq!(p.sink.duplicates, 0, "the new primary sent released outputs again");
+    assert_eq!(p.sink.conflicts, 0);
+}
+
 #[test]
 fn backup_switchover_forwarded_to_primary() {
     let mut p = fast_pair_running(0);

@@ -624,6 +624,9 @@ struct Takeover {
     /// The first inherited frame it skipped although the commit ran it (its input lost):
     /// from there its state may differ from the committed history's.
     parted_from: Option<u64>,
+    /// Acked release: the highest `Released` it heard as a backup, clamped to the commits
+    /// it held (as the node clamps it), and unclamped.
+    released_to: (u64, u64),
 }
 
 /// What one event of a node did that invariants 9 and 10 settle at its end (cleared then:
@@ -654,6 +657,9 @@ pub struct Checker {
     pub acks: bool,
     /// By node: ids the primary it followed passed on as acked (`Body::Acks`).
     pub(super) acks_held: [BTreeSet<(u64, u8)>; 2],
+    /// By node, a backup: the highest `Released` of the primary it follows delivered to
+    /// it, clamped to the commits it held then, and unclamped (invariant 9, acked release).
+    pub(super) released_heard: [(u64, u64); 2],
     /// By node: the sink's acks delivered to it, each id at its latest delivery.
     pub(super) acks_delivered: [BTreeMap<(u64, u8), Nanos>; 2],
     /// By node: the replay window its acks pass, kept by the world.
@@ -927,6 +933,7 @@ impl Checker {
         self.heard[node] = (0, 0);
         self.heard_unverified[node] = 0;
         self.stepdown_heard[node] = 0;
+        self.released_heard[node] = (0, 0);
         self.following[node] = None;
         self.running[node] = true;
         self.holds_state[node] = None;

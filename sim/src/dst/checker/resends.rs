@@ -20,6 +20,16 @@ impl Checker {
         }
     }
 
+    /// Node `node`, a backup, took `Released { frame }` from the primary it follows
+    /// (acked release: every output up to `frame` went out); `node_frame` is its last run
+    /// frame. The node takes it only up to the commits it holds.
+    pub fn on_released_heard(&mut self, node: usize, frame: u64, node_frame: u64) {
+        let held_to = self.held[node].last_key_value().map_or(0, |(&f, _)| f).max(node_frame);
+        let r = &mut self.released_heard[node];
+        r.0 = r.0.max(frame.min(held_to));
+        r.1 = r.1.max(frame);
+    }
+
     /// Node `node`'s ring holds `capacity` frames and it has received frames up to
     /// `highest` from the I/O source: a commit a whole ring below is gone from it (the
     /// slot went to a newer frame — or may have: a conservative bound, so that nothing the
@@ -61,6 +71,7 @@ impl Checker {
                     return;
                 }
                 let held = core::mem::take(&mut self.held[node]);
+                let released_to = core::mem::take(&mut self.released_heard[node]);
                 let followed = held.last_key_value().map_or(0, |(_, &(e, _))| e);
                 let inherited_to = held
                     .values()
@@ -76,6 +87,7 @@ impl Checker {
                     decided_to: t.frame,
                     inherited_to,
                     parted_from: None,
+                    released_to,
                 });
             }
             Role::Backup if matches!(t.sync, SyncState::InSync | SyncState::Lagging) => {
@@ -88,6 +100,7 @@ impl Checker {
                 self.takeovers[node] = None;
                 self.held[node].clear();
                 self.acks_held[node].clear();
+                self.released_heard[node] = (0, 0);
             }
         }
     }
@@ -127,6 +140,16 @@ impl Checker {
                 twinloop::EpochText(held_epoch)
             );
             self.violation(Invariant::ResendOnlyUnsent, at, detail);
+        } else if frame <= tk.released_to.0 && !refreshed {
+            // Acked release (since 2026-11-28): a `Released` it heard said it went out.
+            let detail = format!(
+                "node {node} re-sent ({frame}, {index}) under epoch {} after taking over at frame {}: the old primary's \
+                 Released it heard as a backup covered frames up to {}",
+                twinloop::EpochText(output.epoch),
+                tk.start_frame,
+                tk.released_to.0
+            );
+            self.violation(Invariant::ResendOnlyUnsent, at, detail);
         }
     }
 
@@ -143,7 +166,10 @@ impl Checker {
             if self.acks {
                 continue;
             }
-            if index >= 32 || sent_mask & (1 << index) == 0 {
+            let released = self.takeovers[node]
+                .as_ref()
+                .is_some_and(|tk| frame <= tk.released_to.1);
+            if (index >= 32 || sent_mask & (1 << index) == 0) && !released {
                 self.events[node].owed.push((frame, index));
             }
         }

@@ -265,6 +265,24 @@ impl<'a, W: Workload> Sim<'a, W> {
         }
     }
 
+    /// The frame of a `Released` node `to`, a backup, takes from the primary of its
+    /// epoch (acked release; invariant 9).
+    pub(super) fn released_offered(&self, to: usize, bytes: &[u8]) -> Option<u64> {
+        let node = self.nodes[to].node.as_ref()?;
+        if node.role() != Role::Backup {
+            return None;
+        }
+        let key = self.options.auth_key.map(AuthKey::new);
+        let envelope = wire::decode(bytes, key.as_ref()).ok()?;
+        if envelope.header.role != WireRole::Primary || envelope.header.epoch != node.epoch() {
+            return None;
+        }
+        match envelope.body {
+            Body::Released { frame } => Some(frame),
+            _ => None,
+        }
+    }
+
     pub(super) fn commit_offered(&self, to: usize, bytes: &[u8]) -> Option<CommitOffered> {
         let node = self.nodes[to].node.as_ref()?;
         if node.role() != Role::Backup {

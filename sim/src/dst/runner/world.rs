@@ -496,6 +496,7 @@ impl<'a, W: Workload> Sim<'a, W> {
                 let refused_before = self.refused_count(to);
                 let offered = self.commit_offered(to, &bytes);
                 let acks_offered = self.acks_offered(to, &bytes);
+                let released_offered = self.released_offered(to, &bytes);
                 let mutated = match &offered {
                     Some(_) if self.run.mutation == Mutation::IgnoreSentMask => self.without_sent_mask(&bytes),
                     _ => None,
@@ -521,6 +522,11 @@ impl<'a, W: Workload> Sim<'a, W> {
                 }
                 if let Some(ids) = acks_offered.filter(|_| !refused && self.replayed_count(to) == replayed_before) {
                     self.checker.on_acks_held(to, &ids);
+                }
+                if let Some(frame) = released_offered.filter(|_| !refused && self.replayed_count(to) == replayed_before)
+                {
+                    let node_frame = self.nodes[to].node.as_ref().map_or(0, |n| n.frame());
+                    self.checker.on_released_heard(to, frame, node_frame);
                 }
                 self.note_delivered(to, link, &bytes, replayed_before);
                 self.drain(to, epoch_before);
