@@ -3009,4 +3009,27 @@ mod tests {
         assert_eq!(heard_at(&mut p, end - Duration::from_nanos(1)), Some(7));
         assert_eq!(heard_at(&mut p, end), None);
     }
+
+    /// A backup that hears its primary refuses a starting member's request, though the
+    /// member says it holds more frames than this node could decide and asks above every
+    /// epoch seen: a live primary is never deposed. (Mutants `succession.rs:303:15` `==`
+    /// → `!=` and `305:17` `&&` → `||` in `vote_grants_starting`: the grant went without
+    /// the window, and with one more grant the member led beside the live primary until
+    /// the fence. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_primary_alive_starting_member_holding_more_refused() {
+        let mut p = group(&[(3, 1, false)], 5);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(20));
+        let followed = p.node(1).epoch();
+        let asked = Epoch(followed).next(3).unwrap().0;
+        let request = Body::VoteRequest {
+            epoch: asked,
+            commit_highest: complete(&p).max(p.node(1).frames_held_to()) + 5,
+        };
+        let bytes = from(&p, 3, WireRole::Starting, WireSync::NotApplicable, followed, request);
+        p.inject(1, 1, &bytes);
+        assert_eq!(votes(&p, 1), [(asked, false)]);
+        assert_eq!(p.node(0).role(), Role::Primary);
+        assert_eq!((p.node(1).role(), p.node(1).epoch()), (Role::Backup, followed));
+    }
 }
