@@ -3032,4 +3032,39 @@ mod tests {
         assert_eq!(p.node(0).role(), Role::Primary);
         assert_eq!((p.node(1).role(), p.node(1).epoch()), (Role::Backup, followed));
     }
+
+    /// Node 2's primary crashed; the old primary (member 1) restarted with its state,
+    /// holding the frames node 2 lacks, asks `epoch` from the start-up role on link 0:
+    /// node 2's answers there.
+    fn old_primary_asks_holding_more(p: &mut Pair, epoch: u64) -> std::vec::Vec<(u64, bool)> {
+        let followed = p.node(1).epoch();
+        let request = Body::VoteRequest {
+            epoch,
+            commit_highest: complete(p).max(p.node(1).frames_held_to()) + 1,
+        };
+        let bytes = from(p, 1, WireRole::Starting, WireSync::NotApplicable, followed, request);
+        p.inject(1, 0, &bytes);
+        votes(p, 0)
+    }
+
+    /// A backup that is not the successor in its view (a heavier member in sync, as far)
+    /// grants a starting member holding more frames than it could decide once its primary
+    /// is silent for its window: the successor holds less and cannot win against it.
+    /// (Mutants `succession.rs:304:44` `||` → `&&`, `304:24` `>` → `==` and `>` → `<`
+    /// in `vote_grants_starting`: refused unless this node asked a round of its own — a
+    /// voter short of its commits never does — and the group could wait for ever, the
+    /// case `vote_grants_starting` was written for (DST `--nodes 3 --seed 2`); 17, 7 and
+    /// 7 more of 200 `--nodes 3` seeds ended without a primary, counted as waits by
+    /// design. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_not_successor_grants_a_starting_member_holding_more_after_its_window() {
+        let mut p = group(&[(3, 10, false)], 5);
+        let followed = p.node(1).epoch();
+        p.crash(0);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(30));
+        assert_eq!(p.node(1).successor(), Some(3));
+        assert!(vote_requests(&p, 1).is_empty(), "node 2 does not stand");
+        let asked = Epoch(followed).next(1).unwrap().0;
+        assert_eq!(old_primary_asks_holding_more(&mut p, asked), [(asked, true)]);
+    }
 }
