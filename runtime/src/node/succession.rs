@@ -3067,4 +3067,20 @@ mod tests {
         let asked = Epoch(followed).next(1).unwrap().0;
         assert_eq!(old_primary_asks_holding_more(&mut p, asked), [(asked, true)]);
     }
+
+    /// A backup asking for votes grants a starting member holding more frames than it
+    /// could decide, though the member asks an epoch below its own round's: this node's
+    /// round does not bar the grant, it gives the round up. (Mutant `succession.rs:302:59`
+    /// `==` → `!=` in `vote_grants_starting`: its own asking round no longer counted, the
+    /// member was refused and had to ask again above its bar, a round later; `304:44`
+    /// `||` → `&&` likewise. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_asking_grants_a_starting_member_holding_more_below_its_own_epoch() {
+        let (mut p, asked) = candidate_asking();
+        assert_eq!(p.node(1).vote.and_then(|round| round.epoch), Some(Epoch(asked)));
+        let theirs = Epoch(p.node(1).epoch()).next(1).unwrap().0;
+        assert!(theirs < asked, "{theirs:#x} {asked:#x}");
+        assert_eq!(old_primary_asks_holding_more(&mut p, theirs), [(theirs, true)]);
+        assert!(p.node(1).vote.is_none(), "its round given up");
+    }
 }
