@@ -3083,4 +3083,32 @@ mod tests {
         assert_eq!(old_primary_asks_holding_more(&mut p, theirs), [(theirs, true)]);
         assert!(p.node(1).vote.is_none(), "its round given up");
     }
+
+    /// A backup that granted member 3 an epoch (member 3 has not led it: the grant lost)
+    /// and waits again, member 3 still the successor, refuses a starting member an epoch
+    /// below that grant, though it holds more frames: granted too, both could lead, each
+    /// with its majority. (Mutant `succession.rs:302:59` `==` → `!=` in
+    /// `vote_grants_starting`: a round without an epoch of its own counted as its own, and
+    /// the lower epoch was granted; `304:24` `>` → `<` and `303:15` `==` → `!=` likewise.
+    /// Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_granted_then_waiting_starting_member_below_the_grant_refused() {
+        let mut p = group(&[(3, 10, false)], 5);
+        let followed = p.node(1).epoch();
+        p.crash(0);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(30));
+        let granted = Epoch(followed).next(3).unwrap().0;
+        let request = Body::VoteRequest {
+            epoch: granted,
+            commit_highest: complete(&p),
+        };
+        let bytes = from(&p, 3, WireRole::Backup, WireSync::InSync, followed, request);
+        p.inject(1, 1, &bytes);
+        assert_eq!(votes(&p, 1), [(granted, true)]);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(30));
+        assert_eq!(p.node(1).vote.map(|round| round.epoch), Some(None), "waits again");
+        let below = Epoch(followed).next(1).unwrap().0;
+        assert!(below < granted);
+        assert_eq!(old_primary_asks_holding_more(&mut p, below), [(below, false)]);
+    }
 }
