@@ -3111,4 +3111,57 @@ mod tests {
         assert!(below < granted);
         assert_eq!(old_primary_asks_holding_more(&mut p, below), [(below, false)]);
     }
+
+    /// A start-up request from member 2 to `node` on link 0, its state of `origin`
+    /// ending at `commit_highest`: `node`'s answers.
+    fn ask_start_up<A: App>(
+        node: &mut Node<A>,
+        now: Instant,
+        epoch: u64,
+        origin: u64,
+        commit_highest: u64,
+    ) -> std::vec::Vec<(u64, bool)> {
+        let request = Body::VoteRequest { epoch, commit_highest };
+        let bytes = to(
+            node,
+            2,
+            WireRole::Starting,
+            WireSync::NotApplicable,
+            0x101,
+            origin,
+            request,
+        );
+        node.handle_message(now, 0, &bytes);
+        answers(&drained(node), 0)
+    }
+
+    /// A starting voter that ran frames to 40, no holder of the group's state alive (a
+    /// joining backup holds none: it will neither lead nor take over), grants a start-up
+    /// candidate only as complete as that: one whose frames end at 39 is refused, and so
+    /// is a cold one (it would decide the group's frames anew); one ending at 40 is
+    /// granted. (Mutants in `vote_grants_startup`: `succession.rs:344:33` `==` → `!=`, a
+    /// cold candidate granted, a complete one refused; `347:28` `>=` → `<`, only a
+    /// candidate behind granted; `353:56` `&&` → `||`, a joining backup counted as a
+    /// holder; `357:13` `&&` → `||`, schemata form `(epoch > granted || complete) && …`,
+    /// any candidate granted. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn starting_voter_start_up_candidate_granted_only_complete() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 1, false)]);
+        node.frame_last_run = 40;
+        let now = node.now + Duration::from_millis(1000);
+        let joiner = to(
+            &node,
+            3,
+            WireRole::Backup,
+            WireSync::Joining,
+            0x101,
+            0,
+            lone_heartbeat(&node),
+        );
+        node.handle_message(now, 1, &joiner);
+        drained(&mut node);
+        assert_eq!(ask_start_up(&mut node, now, 0x202, 0x101, 39), [(0x202, false)]);
+        assert_eq!(ask_start_up(&mut node, now, 0x202, 0, 0), [(0x202, false)]);
+        assert_eq!(ask_start_up(&mut node, now, 0x202, 0x101, 40), [(0x202, true)]);
+    }
 }
