@@ -3164,4 +3164,22 @@ mod tests {
         assert_eq!(ask_start_up(&mut node, now, 0x202, 0, 0), [(0x202, false)]);
         assert_eq!(ask_start_up(&mut node, now, 0x202, 0x101, 40), [(0x202, true)]);
     }
+
+    /// A starting voter grants a start-up candidate only an epoch above every epoch it
+    /// has seen: once a restarted member announced the epoch member 2 asks (a vote it
+    /// gave before its restart, its floor), it refuses it, its bar that epoch. (Mutant
+    /// `succession.rs:331:22` `>` → `>=` in `vote_grants_startup`, as `261:22` in
+    /// `vote_grants`: no plant effect found. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn starting_voter_start_up_epoch_announced_by_a_restarted_member_refused() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 1, false)]);
+        node.frame_last_run = 40;
+        let now = node.now + Duration::from_millis(1000);
+        let announce = starting_heartbeat(&node, 3, 0x202);
+        node.handle_message(now, 1, &announce);
+        drained(&mut node);
+        assert_eq!(node.epochs.max_seen(), Epoch(0x202));
+        assert_eq!(ask_start_up(&mut node, now, 0x202, 0x101, 40), [(0x202, false)]);
+        assert_eq!(node.vote_bar(), Epoch(0x202));
+    }
 }
