@@ -3182,4 +3182,41 @@ mod tests {
         assert_eq!(ask_start_up(&mut node, now, 0x202, 0x101, 40), [(0x202, false)]);
         assert_eq!(node.vote_bar(), Epoch(0x202));
     }
+
+    /// A witness that followed a primary which ran no frame it heard of (its headers said
+    /// frame 0), the primary silent since, knows of no frame the group ran: it grants a
+    /// cold start-up candidate, as a starting witness would. (Mutant `succession.rs:324:87`
+    /// `==` → `!=` in `vote_grants_startup`: a witness following a primary never voted
+    /// from the start-up role, and a group of two members and a witness whose primary
+    /// died before its first frame had no majority for a cold start. Schemata run of
+    /// 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_witness_primary_silent_before_a_frame_grants_a_cold_start_up_candidate() {
+        let mut node = lone(3, true, &[(1, 1, false), (2, 5, false)]);
+        let now = node.now;
+        let primary = to(
+            &node,
+            1,
+            WireRole::Primary,
+            WireSync::NotApplicable,
+            0x101,
+            0x101,
+            lone_heartbeat(&node),
+        );
+        node.handle_message(now, 0, &primary);
+        assert_eq!(node.role(), Role::Backup);
+        let until = node.now + Duration::from_millis(50);
+        run_lone(&mut node, until, |_, _| {});
+        assert_eq!((node.role(), node.primary_frame_heard), (Role::Backup, 0));
+        let now = node.now;
+        let request = Body::VoteRequest {
+            epoch: 0x202,
+            commit_highest: 0,
+        };
+        let bytes = to(&node, 2, WireRole::Starting, WireSync::NotApplicable, 0x101, 0, request);
+        node.handle_message(now, 1, &bytes);
+        let actions = drained(&mut node);
+        assert_eq!(answers(&actions, 1), [(0x202, true)]);
+        assert!(actions.contains(&Action::ReserveEpoch(0x202)), "{actions:?}");
+    }
 }
