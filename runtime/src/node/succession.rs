@@ -3219,4 +3219,25 @@ mod tests {
         assert_eq!(answers(&actions, 1), [(0x202, true)]);
         assert!(actions.contains(&Action::ReserveEpoch(0x202)), "{actions:?}");
     }
+
+    /// A member restarted cold knows nothing of how far the group ran: it refuses a
+    /// backup's request, however long it waited (the candidate may lack frames the dead
+    /// primary ran and emitted). (Mutant `succession.rs:384:22` `==` → `!=` in
+    /// `vote_complete`: a starting member that knew nothing took every candidate as
+    /// complete — 35 frames decided anew in 200 `--nodes 3` seeds, counted `redecided` —
+    /// and a backup that knew nothing refused all. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn starting_restarted_knowing_nothing_backup_request_refused() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 1, false)]);
+        let now = node.now + Duration::from_millis(1000);
+        let request = Body::VoteRequest {
+            epoch: 0x202,
+            commit_highest: 9,
+        };
+        let bytes = to(&node, 2, WireRole::Backup, WireSync::InSync, 0x101, 0x101, request);
+        node.handle_message(now, 0, &bytes);
+        let actions = drained(&mut node);
+        assert_eq!(answers(&actions, 0), [(0x202, false)]);
+        assert!(!actions.contains(&Action::ReserveEpoch(0x202)), "{actions:?}");
+    }
 }
