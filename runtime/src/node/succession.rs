@@ -3240,4 +3240,45 @@ mod tests {
         assert_eq!(answers(&actions, 0), [(0x202, false)]);
         assert!(!actions.contains(&Action::ReserveEpoch(0x202)), "{actions:?}");
     }
+
+    /// What a node can decide as its primary did, in a row from the last frame it ran (a
+    /// backup whose action queue was full holds commits it has not run yet): each commit
+    /// whose input it holds, each skip; it stops at a commit whose input it lacks — it
+    /// would decide that frame anew — and goes on once the input is there. (Mutants in
+    /// `frames_held_to`: `succession.rs:410:20` `<` → `==` and `<` → `>`, nothing past the
+    /// last frame run; `413:17` the skip's arm deleted; `415:24` the input check `true`,
+    /// a commit without its input counted, or `false`, no commit of a run frame counted.
+    /// Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_frames_held_to_the_first_commit_without_its_input() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 1, false)]);
+        node.frame_last_run = 10;
+        let ran = |frame: u64| Commit {
+            frame,
+            kind: CommitKind::Ran {
+                input_digest: crate::digest::fnv64(&TestApp::payload_for(frame)),
+                outputs: 0,
+                sent_mask: 0,
+                output_digest: 0,
+            },
+            state_digest: None,
+            writes: Default::default(),
+        };
+        for frame in [11, 15, 16, 17] {
+            node.ring.put_commit(ran(frame));
+        }
+        node.ring.put_commit(Commit {
+            frame: 12,
+            kind: CommitKind::Skipped { last: 14 },
+            state_digest: None,
+            writes: Default::default(),
+        });
+        for frame in [11, 15, 17] {
+            node.ring.put_payload(frame, &TestApp::payload_for(frame));
+        }
+        node.commit_highest = 17;
+        assert_eq!(node.frames_held_to(), 15, "frame 16's input missing");
+        node.ring.put_payload(16, &TestApp::payload_for(16));
+        assert_eq!(node.frames_held_to(), 17);
+    }
 }
