@@ -3281,4 +3281,38 @@ mod tests {
         node.ring.put_payload(16, &TestApp::payload_for(16));
         assert_eq!(node.frames_held_to(), 17);
     }
+
+    /// A group's primary held after a stall runs its frames from the end of its hold
+    /// (its peers' window), fresh messages heard meanwhile making a majority. (Mutant
+    /// `succession.rs:442:64` `<` → `<=` in `primary_quorum_heard`: held at that instant
+    /// too, its frames ran at its next wake-up. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_group_stalled_runs_at_the_end_of_its_hold() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 0, true)]);
+        let until = node.now + Duration::from_millis(100);
+        run_lone(&mut node, until, hear_starting_witness);
+        assert_eq!(node.role(), Role::Primary);
+        let mut now = node.now + Duration::from_millis(1);
+        hear_starting_witness(&mut node, now);
+        node.handle_frame(now, 1, &TestApp::payload_for(1));
+        drained(&mut node);
+        let ran = node.frame();
+        now = now + node.config.detection_window() * 10;
+        hear_starting_witness(&mut node, now);
+        node.handle_frame(now, 2, &TestApp::payload_for(2));
+        drained(&mut node);
+        assert_eq!(node.frame(), ran, "held after the stall");
+        let end = now + node.config.backup_silence();
+        assert_eq!(node.quorum_hold_until, Some(end));
+        while now + Duration::from_millis(1) < end {
+            now = now + Duration::from_millis(1);
+            hear_starting_witness(&mut node, now);
+        }
+        drained(&mut node);
+        assert_eq!(node.frame(), ran, "held until its end");
+        hear_starting_witness(&mut node, end);
+        node.handle_frame(end, 3, &TestApp::payload_for(3));
+        assert_eq!(node.frame(), 3, "runs at the end of the hold");
+        assert_eq!(node.role(), Role::Primary);
+    }
 }
