@@ -3315,4 +3315,43 @@ mod tests {
         assert_eq!(node.frame(), 3, "runs at the end of the hold");
         assert_eq!(node.role(), Role::Primary);
     }
+
+    /// A group's backup that stalled (frozen for ten windows) while its primary died, then
+    /// wins its votes, runs its frames as soon as it leads: the hold after a stall is a
+    /// primary's (its voters may have elected another meanwhile, and its socket's backlog
+    /// makes them look heard); a backup's grants are fresh. (Mutant `succession.rs:458:39`
+    /// `&&` → `||` in `quorum_after_stall`, schemata form `(primary || group) && stalled`:
+    /// the stalled backup's hold carried into its lead, its frames held for its peers'
+    /// window after the takeover. The textual form `primary || (group && stalled)` held a
+    /// group's primary after every event. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_group_stalled_then_elected_runs_its_frames_at_once() {
+        let mut p = group(&[(3, 1, false)], 5);
+        p.crash(0);
+        let stall = p.configs[1].detection_window() * 10;
+        p.freeze(1, stall);
+        p.run_for(stall);
+        let thawed = p.now;
+        let until = thawed + Duration::from_millis(10);
+        while vote_requests(&p, 1).is_empty() && p.now < until {
+            run_with_backup(&mut p, 3, 1, Duration::from_millis(1));
+        }
+        let epoch = *vote_requests(&p, 1).last().expect("asked");
+        let grant = Body::Vote {
+            epoch,
+            granted: true,
+            commit_highest: 0,
+            bar: epoch,
+        };
+        let bytes = from(&p, 3, WireRole::Backup, WireSync::InSync, p.node(1).epoch(), grant);
+        p.inject(1, 1, &bytes);
+        assert_eq!((p.node(1).role(), p.node(1).epoch()), (Role::Primary, epoch));
+        let led = p.node(1).frame();
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(3));
+        assert!(
+            p.now < thawed + p.configs[1].backup_silence(),
+            "within its peers' window"
+        );
+        assert!(p.node(1).frame() > led, "ran nothing since it led at frame {led}");
+    }
 }
