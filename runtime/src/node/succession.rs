@@ -3354,4 +3354,58 @@ mod tests {
         );
         assert!(p.node(1).frame() > led, "ran nothing since it led at frame {led}");
     }
+
+    /// A heartbeat of member `id`, starting and cold, its start-up draw `nonce`.
+    fn starting_drawn(node: &Node<TestApp>, id: u8, nonce: u64) -> wire::WireBuf {
+        let mut body = lone_heartbeat(node);
+        if let Body::Heartbeat { nonce: drawn, .. } = &mut body {
+            *drawn = nonce;
+        }
+        to(node, id, WireRole::Starting, WireSync::NotApplicable, 0, 0, body)
+    }
+
+    /// The reason of `node`'s last transition to primary in `actions`.
+    fn led_for(actions: &[Action]) -> Option<Reason> {
+        actions.iter().rev().find_map(|a| match a {
+            Action::Transition(t) if t.role == Role::Primary => Some(t.reason),
+            _ => None,
+        })
+    }
+
+    /// A group's starting node weighs only live members in its start-up draw, never the
+    /// witness (it never leads): a witness whose draw is the highest is no contest, and
+    /// the node leads its cold start with it, `StartedFirst`; a member last heard
+    /// starting with a higher draw, then silent past its window, bars nothing. (Mutant
+    /// `succession.rs:581:43` `||` → `&&` in `group_election_timeout`: a live witness
+    /// and every silent member were weighed, their last status kept for ever — the node
+    /// waited on the witness's draw or on a member long gone, and a witness group's cold
+    /// start had no primary. Schemata run of 64df4f8, 2026-11-27: no witness shape in its
+    /// DST.)
+    #[test]
+    fn starting_group_draw_weighs_live_members_not_the_witness() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 0, true)]);
+        let until = node.now + Duration::from_millis(100);
+        let actions = run_lone(&mut node, until, |node, now| {
+            let bytes = starting_drawn(node, 3, u64::MAX);
+            node.handle_message(now, 1, &bytes);
+        });
+        assert_eq!(node.role(), Role::Primary);
+        assert_eq!(led_for(&actions), Some(Reason::StartedFirst));
+
+        let mut node = lone(1, false, &[(2, 1, false), (3, 0, true)]);
+        let until = node.now + Duration::from_millis(10);
+        run_lone(&mut node, until, |node, now| {
+            for (id, link, nonce) in [(2, 0, u64::MAX), (3, 1, 0)] {
+                let bytes = starting_drawn(node, id, nonce);
+                node.handle_message(now, link, &bytes);
+            }
+        });
+        assert_eq!(node.role(), Role::Starting, "member 2's draw is higher");
+        let until = node.now + Duration::from_millis(200);
+        run_lone(&mut node, until, |node, now| {
+            let bytes = starting_drawn(node, 3, 0);
+            node.handle_message(now, 1, &bytes);
+        });
+        assert_eq!(node.role(), Role::Primary, "member 2 silent");
+    }
 }
