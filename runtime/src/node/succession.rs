@@ -3408,4 +3408,36 @@ mod tests {
         });
         assert_eq!(node.role(), Role::Primary, "member 2 silent");
     }
+
+    /// A group's starting node waits while a live starting member's draw (holds state,
+    /// priority, nonce) is at or above its own, keeping its own draw meanwhile (a draw
+    /// that differs is no tie); a tie at its decision redraws it. (Mutants in
+    /// `group_election_timeout`: `succession.rs:592:26` `|=` → `&=`, a higher draw made
+    /// nobody wait — both asked for votes, the configured priority not honoured;
+    /// `593:35` `==` → `!=`, its draw redrawn at every decision with a contest, the order
+    /// reshuffled each start-up wait; `593:25` `|=` → `&=`, a tie at the decision kept.
+    /// The tie is set by hand: a heartbeat that ties redraws at once, `election_on_peer`.
+    /// Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn starting_group_below_a_starting_members_draw_waits_redraws_only_on_a_tie() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 0, true)]);
+        let drawn = node.nonce;
+        let hear = |node: &mut Node<TestApp>, now: Instant| {
+            for (id, link, nonce) in [(2, 0, u64::MAX), (3, 1, 0)] {
+                let bytes = starting_drawn(node, id, nonce);
+                node.handle_message(now, link, &bytes);
+            }
+        };
+        let until = node.now + Duration::from_millis(100);
+        run_lone(&mut node, until, hear);
+        assert_eq!(node.role(), Role::Starting, "member 2's draw is higher");
+        assert_eq!(node.nonce, drawn, "no tie, no redraw");
+        let deadline = node.startup_deadline.expect("it decides again");
+        let before = node.now.max(deadline - Duration::from_micros(100));
+        hear(&mut node, before);
+        node.peers[0].nonce = drawn;
+        node.handle_timeout(deadline);
+        assert_ne!(node.nonce, drawn, "a tie redraws");
+        assert_eq!(node.role(), Role::Starting);
+    }
 }
