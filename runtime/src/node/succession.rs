@@ -3440,4 +3440,41 @@ mod tests {
         assert_ne!(node.nonce, drawn, "a tie redraws");
         assert_eq!(node.role(), Role::Starting);
     }
+
+    /// The epochs of the `VoteRequest`s in `actions`.
+    fn requests_in(actions: &[Action]) -> std::vec::Vec<u64> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Transmit { bytes, .. } => match wire::decode(bytes, None).map(|e| e.body) {
+                    Ok(Body::VoteRequest { epoch, .. }) => Some(epoch),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A group of four voters: a starting node that hears one peer of three (half the
+    /// voters with itself) asks no start-up votes — it could not win them. (Mutant
+    /// `succession.rs:626:39` `>` → `>=` in `group_election_timeout`: half counted as a
+    /// majority; the rounds, a reservation each, won nothing (`on_vote` counts a strict
+    /// majority) and drew its peer's grant, which bars that peer's own round for a
+    /// window. Schemata run of 64df4f8, 2026-11-27: no group of four in its DST.)
+    #[test]
+    fn starting_group_of_four_hearing_one_peer_asks_no_votes() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 1, false), (4, 0, true)]);
+        let until = node.now + Duration::from_millis(100);
+        let actions = run_steps(
+            &mut node,
+            until,
+            |node, now| {
+                let bytes = starting_drawn(node, 2, 0);
+                node.handle_message(now, 0, &bytes);
+            },
+            false,
+        );
+        assert_eq!(requests_in(&actions), [0u64; 0]);
+        assert_eq!(node.role(), Role::Starting);
+    }
 }
