@@ -3477,4 +3477,38 @@ mod tests {
         assert_eq!(requests_in(&actions), [0u64; 0]);
         assert_eq!(node.role(), Role::Starting);
     }
+
+    /// A starting voter that granted a start-up candidate asks no start-up round of its
+    /// own within a detection window of the grant, though it would lead otherwise (a
+    /// majority heard, its draw the higher): the candidate gets that window to lead.
+    /// Past it, it asks. (Mutant `succession.rs:652:79` `<` → `==` in
+    /// `startup_vote_start`: it asked at once, and the voters that had not granted the
+    /// candidate could elect it too — two leads from the start-up role, one vote of this
+    /// node in each. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn starting_voter_granted_a_start_up_candidate_asks_nothing_for_a_window() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 0, true)]);
+        let hear = |node: &mut Node<TestApp>, now: Instant| {
+            for (id, link) in [(2, 0), (3, 1)] {
+                let bytes = starting_drawn(node, id, 0);
+                node.handle_message(now, link, &bytes);
+            }
+        };
+        let deadline = node.startup_deadline.expect("deciding");
+        let asked_at = deadline - Duration::from_millis(1);
+        let quiet = run_steps(&mut node, asked_at, hear, false);
+        assert_eq!(requests_in(&quiet), [0u64; 0]);
+        assert_eq!(ask_start_up(&mut node, asked_at, 0x202, 0, 0), [(0x202, true)]);
+        hear(&mut node, asked_at);
+        drained(&mut node);
+        node.handle_timeout(deadline);
+        assert_eq!(
+            requests_in(&drained(&mut node)),
+            [0u64; 0],
+            "within a window of its grant"
+        );
+        let until = deadline + node.config.startup_wait() + Duration::from_millis(1);
+        let later = run_steps(&mut node, until, hear, false);
+        assert!(!requests_in(&later).is_empty(), "past the window it asks");
+    }
 }
