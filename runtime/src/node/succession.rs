@@ -3511,4 +3511,55 @@ mod tests {
         let later = run_steps(&mut node, until, hear, false);
         assert!(!requests_in(&later).is_empty(), "past the window it asks");
     }
+
+    /// A heartbeat of member `id`, starting, cold, its draw 0, announcing `epoch`.
+    fn starting_cold_at(node: &Node<TestApp>, id: u8, epoch: u64) -> wire::WireBuf {
+        let mut body = lone_heartbeat(node);
+        if let Body::Heartbeat { nonce, .. } = &mut body {
+            *nonce = 0;
+        }
+        to(node, id, WireRole::Starting, WireSync::NotApplicable, epoch, 0, body)
+    }
+
+    /// A group that had state (an epoch announced) restarted cold as a whole: its
+    /// starting node leads a cold start once every member that may lead has been heard
+    /// cold for the start-up wait — and not while one of them is silent, though heard
+    /// cold before (it may hold the state behind a partition, or have joined since): it
+    /// holds the cold start (`ColdStartHeld`). (Mutants in `group_peers_cold`:
+    /// `succession.rs:705:9` → `false`, the whole group's cold start held for ever — 27
+    /// more of 200 `--nodes 3` seeds ended without a primary, counted as waits by
+    /// design; `709:21` `&&` → `||`, schemata form `(alive || cold) && cold long enough`,
+    /// textual `alive || (cold && …)`: the silent member counted cold. Schemata run of
+    /// 64df4f8, 2026-11-27.)
+    #[test]
+    fn starting_group_restarted_cold_leads_only_with_every_member_heard_cold() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 1, false)]);
+        let until = node.now + Duration::from_millis(100);
+        run_lone(&mut node, until, |node, now| {
+            for (id, link) in [(2, 0), (3, 1)] {
+                let bytes = starting_cold_at(node, id, 0x101);
+                node.handle_message(now, link, &bytes);
+            }
+        });
+        assert_eq!(node.role(), Role::Primary, "every member heard cold");
+
+        let mut node = lone(1, false, &[(2, 1, false), (3, 1, false)]);
+        let until = node.now + Duration::from_millis(10);
+        run_lone(&mut node, until, |node, now| {
+            for (id, link) in [(2, 0), (3, 1)] {
+                let bytes = starting_cold_at(node, id, 0x101);
+                node.handle_message(now, link, &bytes);
+            }
+        });
+        let until = node.now + Duration::from_millis(200);
+        let actions = run_lone(&mut node, until, |node, now| {
+            let bytes = starting_cold_at(node, 3, 0x101);
+            node.handle_message(now, 1, &bytes);
+        });
+        assert_eq!(node.role(), Role::Starting, "member 2 silent");
+        assert!(
+            actions.contains(&Action::Alarm(crate::node::Alarm::ColdStartHeld)),
+            "{actions:?}"
+        );
+    }
 }
