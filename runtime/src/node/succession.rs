@@ -3562,4 +3562,45 @@ mod tests {
             "{actions:?}"
         );
     }
+
+    /// A group's starting node with state, waiting beside a backup in sync, asks the
+    /// voters one round at a time: a round still open at its next decision (a probe
+    /// timeout longer than the start-up wait) is not asked again. (Mutant
+    /// `succession.rs:681:32` `||` → `&&` in `starting_vote_start`: a new round at each
+    /// decision, its grants so far dropped; reached only when `probe_timeout_ms` is at
+    /// least `startup_wait_ms`, as in no shipped profile. Schemata run of 64df4f8,
+    /// 2026-11-27.)
+    #[test]
+    fn starting_group_with_state_one_round_at_a_time() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 1, false)]);
+        node.config.probe_timeout_ms = 50;
+        node.origin = Epoch(0x101);
+        node.state_epoch = Epoch(0x101);
+        node.frame_last_run = 10;
+        let until = node.now + node.config.startup_wait() * 2 + Duration::from_millis(5);
+        let actions = run_steps(
+            &mut node,
+            until,
+            |node, now| {
+                let backup = to(
+                    node,
+                    3,
+                    WireRole::Backup,
+                    WireSync::InSync,
+                    0x101,
+                    0x101,
+                    lone_heartbeat(node),
+                );
+                node.handle_message(now, 1, &backup);
+            },
+            false,
+        );
+        let rounds = actions
+            .iter()
+            .filter(|a| matches!(a, Action::Transmit { link: 1, .. }))
+            .filter(|a| requests_in(core::slice::from_ref(a)).len() == 1)
+            .count();
+        assert_eq!(rounds, 1, "{:x?}", requests_in(&actions));
+        assert_eq!(node.role(), Role::Starting);
+    }
 }
