@@ -3009,4 +3009,598 @@ mod tests {
         assert_eq!(heard_at(&mut p, end - Duration::from_nanos(1)), Some(7));
         assert_eq!(heard_at(&mut p, end), None);
     }
+
+    /// A backup that hears its primary refuses a starting member's request, though the
+    /// member says it holds more frames than this node could decide and asks above every
+    /// epoch seen: a live primary is never deposed. (Mutants `succession.rs:303:15` `==`
+    /// → `!=` and `305:17` `&&` → `||` in `vote_grants_starting`: the grant went without
+    /// the window, and with one more grant the member led beside the live primary until
+    /// the fence. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_primary_alive_starting_member_holding_more_refused() {
+        let mut p = group(&[(3, 1, false)], 5);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(20));
+        let followed = p.node(1).epoch();
+        let asked = Epoch(followed).next(3).unwrap().0;
+        let request = Body::VoteRequest {
+            epoch: asked,
+            commit_highest: complete(&p).max(p.node(1).frames_held_to()) + 5,
+        };
+        let bytes = from(&p, 3, WireRole::Starting, WireSync::NotApplicable, followed, request);
+        p.inject(1, 1, &bytes);
+        assert_eq!(votes(&p, 1), [(asked, false)]);
+        assert_eq!(p.node(0).role(), Role::Primary);
+        assert_eq!((p.node(1).role(), p.node(1).epoch()), (Role::Backup, followed));
+    }
+
+    /// Node 2's primary crashed; the old primary (member 1) restarted with its state,
+    /// holding the frames node 2 lacks, asks `epoch` from the start-up role on link 0:
+    /// node 2's answers there.
+    fn old_primary_asks_holding_more(p: &mut Pair, epoch: u64) -> std::vec::Vec<(u64, bool)> {
+        let followed = p.node(1).epoch();
+        let request = Body::VoteRequest {
+            epoch,
+            commit_highest: complete(p).max(p.node(1).frames_held_to()) + 1,
+        };
+        let bytes = from(p, 1, WireRole::Starting, WireSync::NotApplicable, followed, request);
+        p.inject(1, 0, &bytes);
+        votes(p, 0)
+    }
+
+    /// A backup that is not the successor in its view (a heavier member in sync, as far)
+    /// grants a starting member holding more frames than it could decide once its primary
+    /// is silent for its window: the successor holds less and cannot win against it.
+    /// (Mutants `succession.rs:304:44` `||` → `&&`, `304:24` `>` → `==` and `>` → `<`
+    /// in `vote_grants_starting`: refused unless this node asked a round of its own — a
+    /// voter short of its commits never does — and the group could wait for ever, the
+    /// case `vote_grants_starting` was written for (DST `--nodes 3 --seed 2`); 17, 7 and
+    /// 7 more of 200 `--nodes 3` seeds ended without a primary, counted as waits by
+    /// design. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_not_successor_grants_a_starting_member_holding_more_after_its_window() {
+        let mut p = group(&[(3, 10, false)], 5);
+        let followed = p.node(1).epoch();
+        p.crash(0);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(30));
+        assert_eq!(p.node(1).successor(), Some(3));
+        assert!(vote_requests(&p, 1).is_empty(), "node 2 does not stand");
+        let asked = Epoch(followed).next(1).unwrap().0;
+        assert_eq!(old_primary_asks_holding_more(&mut p, asked), [(asked, true)]);
+    }
+
+    /// A backup asking for votes grants a starting member holding more frames than it
+    /// could decide, though the member asks an epoch below its own round's: this node's
+    /// round does not bar the grant, it gives the round up. (Mutant `succession.rs:302:59`
+    /// `==` → `!=` in `vote_grants_starting`: its own asking round no longer counted, the
+    /// member was refused and had to ask again above its bar, a round later; `304:44`
+    /// `||` → `&&` likewise. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_asking_grants_a_starting_member_holding_more_below_its_own_epoch() {
+        let (mut p, asked) = candidate_asking();
+        assert_eq!(p.node(1).vote.and_then(|round| round.epoch), Some(Epoch(asked)));
+        let theirs = Epoch(p.node(1).epoch()).next(1).unwrap().0;
+        assert!(theirs < asked, "{theirs:#x} {asked:#x}");
+        assert_eq!(old_primary_asks_holding_more(&mut p, theirs), [(theirs, true)]);
+        assert!(p.node(1).vote.is_none(), "its round given up");
+    }
+
+    /// A backup that granted member 3 an epoch (member 3 has not led it: the grant lost)
+    /// and waits again, member 3 still the successor, refuses a starting member an epoch
+    /// below that grant, though it holds more frames: granted too, both could lead, each
+    /// with its majority. (Mutant `succession.rs:302:59` `==` → `!=` in
+    /// `vote_grants_starting`: a round without an epoch of its own counted as its own, and
+    /// the lower epoch was granted; `304:24` `>` → `<` and `303:15` `==` → `!=` likewise.
+    /// Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_granted_then_waiting_starting_member_below_the_grant_refused() {
+        let mut p = group(&[(3, 10, false)], 5);
+        let followed = p.node(1).epoch();
+        p.crash(0);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(30));
+        let granted = Epoch(followed).next(3).unwrap().0;
+        let request = Body::VoteRequest {
+            epoch: granted,
+            commit_highest: complete(&p),
+        };
+        let bytes = from(&p, 3, WireRole::Backup, WireSync::InSync, followed, request);
+        p.inject(1, 1, &bytes);
+        assert_eq!(votes(&p, 1), [(granted, true)]);
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(30));
+        assert_eq!(p.node(1).vote.map(|round| round.epoch), Some(None), "waits again");
+        let below = Epoch(followed).next(1).unwrap().0;
+        assert!(below < granted);
+        assert_eq!(old_primary_asks_holding_more(&mut p, below), [(below, false)]);
+    }
+
+    /// A start-up request from member 2 to `node` on link 0, its state of `origin`
+    /// ending at `commit_highest`: `node`'s answers.
+    fn ask_start_up<A: App>(
+        node: &mut Node<A>,
+        now: Instant,
+        epoch: u64,
+        origin: u64,
+        commit_highest: u64,
+    ) -> std::vec::Vec<(u64, bool)> {
+        let request = Body::VoteRequest { epoch, commit_highest };
+        let bytes = to(
+            node,
+            2,
+            WireRole::Starting,
+            WireSync::NotApplicable,
+            0x101,
+            origin,
+            request,
+        );
+        node.handle_message(now, 0, &bytes);
+        answers(&drained(node), 0)
+    }
+
+    /// A starting voter that ran frames to 40, no holder of the group's state alive (a
+    /// joining backup holds none: it will neither lead nor take over), grants a start-up
+    /// candidate only as complete as that: one whose frames end at 39 is refused, and so
+    /// is a cold one (it would decide the group's frames anew); one ending at 40 is
+    /// granted. (Mutants in `vote_grants_startup`: `succession.rs:344:33` `==` → `!=`, a
+    /// cold candidate granted, a complete one refused; `347:28` `>=` → `<`, only a
+    /// candidate behind granted; `353:56` `&&` → `||`, a joining backup counted as a
+    /// holder; `357:13` `&&` → `||`, schemata form `(epoch > granted || complete) && …`,
+    /// any candidate granted. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn starting_voter_start_up_candidate_granted_only_complete() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 1, false)]);
+        node.frame_last_run = 40;
+        let now = node.now + Duration::from_millis(1000);
+        let joiner = to(
+            &node,
+            3,
+            WireRole::Backup,
+            WireSync::Joining,
+            0x101,
+            0,
+            lone_heartbeat(&node),
+        );
+        node.handle_message(now, 1, &joiner);
+        drained(&mut node);
+        assert_eq!(ask_start_up(&mut node, now, 0x202, 0x101, 39), [(0x202, false)]);
+        assert_eq!(ask_start_up(&mut node, now, 0x202, 0, 0), [(0x202, false)]);
+        assert_eq!(ask_start_up(&mut node, now, 0x202, 0x101, 40), [(0x202, true)]);
+    }
+
+    /// A starting voter grants a start-up candidate only an epoch above every epoch it
+    /// has seen: once a restarted member announced the epoch member 2 asks (a vote it
+    /// gave before its restart, its floor), it refuses it, its bar that epoch. (Mutant
+    /// `succession.rs:331:22` `>` → `>=` in `vote_grants_startup`, as `261:22` in
+    /// `vote_grants`: no plant effect found. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn starting_voter_start_up_epoch_announced_by_a_restarted_member_refused() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 1, false)]);
+        node.frame_last_run = 40;
+        let now = node.now + Duration::from_millis(1000);
+        let announce = starting_heartbeat(&node, 3, 0x202);
+        node.handle_message(now, 1, &announce);
+        drained(&mut node);
+        assert_eq!(node.epochs.max_seen(), Epoch(0x202));
+        assert_eq!(ask_start_up(&mut node, now, 0x202, 0x101, 40), [(0x202, false)]);
+        assert_eq!(node.vote_bar(), Epoch(0x202));
+    }
+
+    /// A witness that followed a primary which ran no frame it heard of (its headers said
+    /// frame 0), the primary silent since, knows of no frame the group ran: it grants a
+    /// cold start-up candidate, as a starting witness would. (Mutant `succession.rs:324:87`
+    /// `==` → `!=` in `vote_grants_startup`: a witness following a primary never voted
+    /// from the start-up role, and a group of two members and a witness whose primary
+    /// died before its first frame had no majority for a cold start. Schemata run of
+    /// 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_witness_primary_silent_before_a_frame_grants_a_cold_start_up_candidate() {
+        let mut node = lone(3, true, &[(1, 1, false), (2, 5, false)]);
+        let now = node.now;
+        let primary = to(
+            &node,
+            1,
+            WireRole::Primary,
+            WireSync::NotApplicable,
+            0x101,
+            0x101,
+            lone_heartbeat(&node),
+        );
+        node.handle_message(now, 0, &primary);
+        assert_eq!(node.role(), Role::Backup);
+        let until = node.now + Duration::from_millis(50);
+        run_lone(&mut node, until, |_, _| {});
+        assert_eq!((node.role(), node.primary_frame_heard), (Role::Backup, 0));
+        let now = node.now;
+        let request = Body::VoteRequest {
+            epoch: 0x202,
+            commit_highest: 0,
+        };
+        let bytes = to(&node, 2, WireRole::Starting, WireSync::NotApplicable, 0x101, 0, request);
+        node.handle_message(now, 1, &bytes);
+        let actions = drained(&mut node);
+        assert_eq!(answers(&actions, 1), [(0x202, true)]);
+        assert!(actions.contains(&Action::ReserveEpoch(0x202)), "{actions:?}");
+    }
+
+    /// A member restarted cold knows nothing of how far the group ran: it refuses a
+    /// backup's request, however long it waited (the candidate may lack frames the dead
+    /// primary ran and emitted). (Mutant `succession.rs:384:22` `==` → `!=` in
+    /// `vote_complete`: a starting member that knew nothing took every candidate as
+    /// complete — 35 frames decided anew in 200 `--nodes 3` seeds, counted `redecided` —
+    /// and a backup that knew nothing refused all. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn starting_restarted_knowing_nothing_backup_request_refused() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 1, false)]);
+        let now = node.now + Duration::from_millis(1000);
+        let request = Body::VoteRequest {
+            epoch: 0x202,
+            commit_highest: 9,
+        };
+        let bytes = to(&node, 2, WireRole::Backup, WireSync::InSync, 0x101, 0x101, request);
+        node.handle_message(now, 0, &bytes);
+        let actions = drained(&mut node);
+        assert_eq!(answers(&actions, 0), [(0x202, false)]);
+        assert!(!actions.contains(&Action::ReserveEpoch(0x202)), "{actions:?}");
+    }
+
+    /// What a node can decide as its primary did, in a row from the last frame it ran (a
+    /// backup whose action queue was full holds commits it has not run yet): each commit
+    /// whose input it holds, each skip; it stops at a commit whose input it lacks — it
+    /// would decide that frame anew — and goes on once the input is there. (Mutants in
+    /// `frames_held_to`: `succession.rs:410:20` `<` → `==` and `<` → `>`, nothing past the
+    /// last frame run; `413:17` the skip's arm deleted; `415:24` the input check `true`,
+    /// a commit without its input counted, or `false`, no commit of a run frame counted.
+    /// Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_frames_held_to_the_first_commit_without_its_input() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 1, false)]);
+        node.frame_last_run = 10;
+        let ran = |frame: u64| Commit {
+            frame,
+            kind: CommitKind::Ran {
+                input_digest: crate::digest::fnv64(&TestApp::payload_for(frame)),
+                outputs: 0,
+                sent_mask: 0,
+                output_digest: 0,
+            },
+            state_digest: None,
+            writes: Default::default(),
+        };
+        for frame in [11, 15, 16, 17] {
+            node.ring.put_commit(ran(frame));
+        }
+        node.ring.put_commit(Commit {
+            frame: 12,
+            kind: CommitKind::Skipped { last: 14 },
+            state_digest: None,
+            writes: Default::default(),
+        });
+        for frame in [11, 15, 17] {
+            node.ring.put_payload(frame, &TestApp::payload_for(frame));
+        }
+        node.commit_highest = 17;
+        assert_eq!(node.frames_held_to(), 15, "frame 16's input missing");
+        node.ring.put_payload(16, &TestApp::payload_for(16));
+        assert_eq!(node.frames_held_to(), 17);
+    }
+
+    /// A group's primary held after a stall runs its frames from the end of its hold
+    /// (its peers' window), fresh messages heard meanwhile making a majority. (Mutant
+    /// `succession.rs:442:64` `<` → `<=` in `primary_quorum_heard`: held at that instant
+    /// too, its frames ran at its next wake-up. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn primary_group_stalled_runs_at_the_end_of_its_hold() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 0, true)]);
+        let until = node.now + Duration::from_millis(100);
+        run_lone(&mut node, until, hear_starting_witness);
+        assert_eq!(node.role(), Role::Primary);
+        let mut now = node.now + Duration::from_millis(1);
+        hear_starting_witness(&mut node, now);
+        node.handle_frame(now, 1, &TestApp::payload_for(1));
+        drained(&mut node);
+        let ran = node.frame();
+        now = now + node.config.detection_window() * 10;
+        hear_starting_witness(&mut node, now);
+        node.handle_frame(now, 2, &TestApp::payload_for(2));
+        drained(&mut node);
+        assert_eq!(node.frame(), ran, "held after the stall");
+        let end = now + node.config.backup_silence();
+        assert_eq!(node.quorum_hold_until, Some(end));
+        while now + Duration::from_millis(1) < end {
+            now = now + Duration::from_millis(1);
+            hear_starting_witness(&mut node, now);
+        }
+        drained(&mut node);
+        assert_eq!(node.frame(), ran, "held until its end");
+        hear_starting_witness(&mut node, end);
+        node.handle_frame(end, 3, &TestApp::payload_for(3));
+        assert_eq!(node.frame(), 3, "runs at the end of the hold");
+        assert_eq!(node.role(), Role::Primary);
+    }
+
+    /// A group's backup that stalled (frozen for ten windows) while its primary died, then
+    /// wins its votes, runs its frames as soon as it leads: the hold after a stall is a
+    /// primary's (its voters may have elected another meanwhile, and its socket's backlog
+    /// makes them look heard); a backup's grants are fresh. (Mutant `succession.rs:458:39`
+    /// `&&` → `||` in `quorum_after_stall`, schemata form `(primary || group) && stalled`:
+    /// the stalled backup's hold carried into its lead, its frames held for its peers'
+    /// window after the takeover. The textual form `primary || (group && stalled)` held a
+    /// group's primary after every event. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn backup_group_stalled_then_elected_runs_its_frames_at_once() {
+        let mut p = group(&[(3, 1, false)], 5);
+        p.crash(0);
+        let stall = p.configs[1].detection_window() * 10;
+        p.freeze(1, stall);
+        p.run_for(stall);
+        let thawed = p.now;
+        let until = thawed + Duration::from_millis(10);
+        while vote_requests(&p, 1).is_empty() && p.now < until {
+            run_with_backup(&mut p, 3, 1, Duration::from_millis(1));
+        }
+        let epoch = *vote_requests(&p, 1).last().expect("asked");
+        let grant = Body::Vote {
+            epoch,
+            granted: true,
+            commit_highest: 0,
+            bar: epoch,
+        };
+        let bytes = from(&p, 3, WireRole::Backup, WireSync::InSync, p.node(1).epoch(), grant);
+        p.inject(1, 1, &bytes);
+        assert_eq!((p.node(1).role(), p.node(1).epoch()), (Role::Primary, epoch));
+        let led = p.node(1).frame();
+        run_with_backup(&mut p, 3, 1, Duration::from_millis(3));
+        assert!(
+            p.now < thawed + p.configs[1].backup_silence(),
+            "within its peers' window"
+        );
+        assert!(p.node(1).frame() > led, "ran nothing since it led at frame {led}");
+    }
+
+    /// A heartbeat of member `id`, starting and cold, its start-up draw `nonce`.
+    fn starting_drawn(node: &Node<TestApp>, id: u8, nonce: u64) -> wire::WireBuf {
+        let mut body = lone_heartbeat(node);
+        if let Body::Heartbeat { nonce: drawn, .. } = &mut body {
+            *drawn = nonce;
+        }
+        to(node, id, WireRole::Starting, WireSync::NotApplicable, 0, 0, body)
+    }
+
+    /// The reason of `node`'s last transition to primary in `actions`.
+    fn led_for(actions: &[Action]) -> Option<Reason> {
+        actions.iter().rev().find_map(|a| match a {
+            Action::Transition(t) if t.role == Role::Primary => Some(t.reason),
+            _ => None,
+        })
+    }
+
+    /// A group's starting node weighs only live members in its start-up draw, never the
+    /// witness (it never leads): a witness whose draw is the highest is no contest, and
+    /// the node leads its cold start with it, `StartedFirst`; a member last heard
+    /// starting with a higher draw, then silent past its window, bars nothing. (Mutant
+    /// `succession.rs:581:43` `||` → `&&` in `group_election_timeout`: a live witness
+    /// and every silent member were weighed, their last status kept for ever — the node
+    /// waited on the witness's draw or on a member long gone, and a witness group's cold
+    /// start had no primary. Schemata run of 64df4f8, 2026-11-27: no witness shape in its
+    /// DST.)
+    #[test]
+    fn starting_group_draw_weighs_live_members_not_the_witness() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 0, true)]);
+        let until = node.now + Duration::from_millis(100);
+        let actions = run_lone(&mut node, until, |node, now| {
+            let bytes = starting_drawn(node, 3, u64::MAX);
+            node.handle_message(now, 1, &bytes);
+        });
+        assert_eq!(node.role(), Role::Primary);
+        assert_eq!(led_for(&actions), Some(Reason::StartedFirst));
+
+        let mut node = lone(1, false, &[(2, 1, false), (3, 0, true)]);
+        let until = node.now + Duration::from_millis(10);
+        run_lone(&mut node, until, |node, now| {
+            for (id, link, nonce) in [(2, 0, u64::MAX), (3, 1, 0)] {
+                let bytes = starting_drawn(node, id, nonce);
+                node.handle_message(now, link, &bytes);
+            }
+        });
+        assert_eq!(node.role(), Role::Starting, "member 2's draw is higher");
+        let until = node.now + Duration::from_millis(200);
+        run_lone(&mut node, until, |node, now| {
+            let bytes = starting_drawn(node, 3, 0);
+            node.handle_message(now, 1, &bytes);
+        });
+        assert_eq!(node.role(), Role::Primary, "member 2 silent");
+    }
+
+    /// A group's starting node waits while a live starting member's draw (holds state,
+    /// priority, nonce) is at or above its own, keeping its own draw meanwhile (a draw
+    /// that differs is no tie); a tie at its decision redraws it. (Mutants in
+    /// `group_election_timeout`: `succession.rs:592:26` `|=` → `&=`, a higher draw made
+    /// nobody wait — both asked for votes, the configured priority not honoured;
+    /// `593:35` `==` → `!=`, its draw redrawn at every decision with a contest, the order
+    /// reshuffled each start-up wait; `593:25` `|=` → `&=`, a tie at the decision kept.
+    /// The tie is set by hand: a heartbeat that ties redraws at once, `election_on_peer`.
+    /// Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn starting_group_below_a_starting_members_draw_waits_redraws_only_on_a_tie() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 0, true)]);
+        let drawn = node.nonce;
+        let hear = |node: &mut Node<TestApp>, now: Instant| {
+            for (id, link, nonce) in [(2, 0, u64::MAX), (3, 1, 0)] {
+                let bytes = starting_drawn(node, id, nonce);
+                node.handle_message(now, link, &bytes);
+            }
+        };
+        let until = node.now + Duration::from_millis(100);
+        run_lone(&mut node, until, hear);
+        assert_eq!(node.role(), Role::Starting, "member 2's draw is higher");
+        assert_eq!(node.nonce, drawn, "no tie, no redraw");
+        let deadline = node.startup_deadline.expect("it decides again");
+        let before = node.now.max(deadline - Duration::from_micros(100));
+        hear(&mut node, before);
+        node.peers[0].nonce = drawn;
+        node.handle_timeout(deadline);
+        assert_ne!(node.nonce, drawn, "a tie redraws");
+        assert_eq!(node.role(), Role::Starting);
+    }
+
+    /// The epochs of the `VoteRequest`s in `actions`.
+    fn requests_in(actions: &[Action]) -> std::vec::Vec<u64> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Transmit { bytes, .. } => match wire::decode(bytes, None).map(|e| e.body) {
+                    Ok(Body::VoteRequest { epoch, .. }) => Some(epoch),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A group of four voters: a starting node that hears one peer of three (half the
+    /// voters with itself) asks no start-up votes — it could not win them. (Mutant
+    /// `succession.rs:626:39` `>` → `>=` in `group_election_timeout`: half counted as a
+    /// majority; the rounds, a reservation each, won nothing (`on_vote` counts a strict
+    /// majority) and drew its peer's grant, which bars that peer's own round for a
+    /// window. Schemata run of 64df4f8, 2026-11-27: no group of four in its DST.)
+    #[test]
+    fn starting_group_of_four_hearing_one_peer_asks_no_votes() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 1, false), (4, 0, true)]);
+        let until = node.now + Duration::from_millis(100);
+        let actions = run_steps(
+            &mut node,
+            until,
+            |node, now| {
+                let bytes = starting_drawn(node, 2, 0);
+                node.handle_message(now, 0, &bytes);
+            },
+            false,
+        );
+        assert_eq!(requests_in(&actions), [0u64; 0]);
+        assert_eq!(node.role(), Role::Starting);
+    }
+
+    /// A starting voter that granted a start-up candidate asks no start-up round of its
+    /// own within a detection window of the grant, though it would lead otherwise (a
+    /// majority heard, its draw the higher): the candidate gets that window to lead.
+    /// Past it, it asks. (Mutant `succession.rs:652:79` `<` → `==` in
+    /// `startup_vote_start`: it asked at once, and the voters that had not granted the
+    /// candidate could elect it too — two leads from the start-up role, one vote of this
+    /// node in each. Schemata run of 64df4f8, 2026-11-27.)
+    #[test]
+    fn starting_voter_granted_a_start_up_candidate_asks_nothing_for_a_window() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 0, true)]);
+        let hear = |node: &mut Node<TestApp>, now: Instant| {
+            for (id, link) in [(2, 0), (3, 1)] {
+                let bytes = starting_drawn(node, id, 0);
+                node.handle_message(now, link, &bytes);
+            }
+        };
+        let deadline = node.startup_deadline.expect("deciding");
+        let asked_at = deadline - Duration::from_millis(1);
+        let quiet = run_steps(&mut node, asked_at, hear, false);
+        assert_eq!(requests_in(&quiet), [0u64; 0]);
+        assert_eq!(ask_start_up(&mut node, asked_at, 0x202, 0, 0), [(0x202, true)]);
+        hear(&mut node, asked_at);
+        drained(&mut node);
+        node.handle_timeout(deadline);
+        assert_eq!(
+            requests_in(&drained(&mut node)),
+            [0u64; 0],
+            "within a window of its grant"
+        );
+        let until = deadline + node.config.startup_wait() + Duration::from_millis(1);
+        let later = run_steps(&mut node, until, hear, false);
+        assert!(!requests_in(&later).is_empty(), "past the window it asks");
+    }
+
+    /// A heartbeat of member `id`, starting, cold, its draw 0, announcing `epoch`.
+    fn starting_cold_at(node: &Node<TestApp>, id: u8, epoch: u64) -> wire::WireBuf {
+        let mut body = lone_heartbeat(node);
+        if let Body::Heartbeat { nonce, .. } = &mut body {
+            *nonce = 0;
+        }
+        to(node, id, WireRole::Starting, WireSync::NotApplicable, epoch, 0, body)
+    }
+
+    /// A group that had state (an epoch announced) restarted cold as a whole: its
+    /// starting node leads a cold start once every member that may lead has been heard
+    /// cold for the start-up wait — and not while one of them is silent, though heard
+    /// cold before (it may hold the state behind a partition, or have joined since): it
+    /// holds the cold start (`ColdStartHeld`). (Mutants in `group_peers_cold`:
+    /// `succession.rs:705:9` → `false`, the whole group's cold start held for ever — 27
+    /// more of 200 `--nodes 3` seeds ended without a primary, counted as waits by
+    /// design; `709:21` `&&` → `||`, schemata form `(alive || cold) && cold long enough`,
+    /// textual `alive || (cold && …)`: the silent member counted cold. Schemata run of
+    /// 64df4f8, 2026-11-27.)
+    #[test]
+    fn starting_group_restarted_cold_leads_only_with_every_member_heard_cold() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 1, false)]);
+        let until = node.now + Duration::from_millis(100);
+        run_lone(&mut node, until, |node, now| {
+            for (id, link) in [(2, 0), (3, 1)] {
+                let bytes = starting_cold_at(node, id, 0x101);
+                node.handle_message(now, link, &bytes);
+            }
+        });
+        assert_eq!(node.role(), Role::Primary, "every member heard cold");
+
+        let mut node = lone(1, false, &[(2, 1, false), (3, 1, false)]);
+        let until = node.now + Duration::from_millis(10);
+        run_lone(&mut node, until, |node, now| {
+            for (id, link) in [(2, 0), (3, 1)] {
+                let bytes = starting_cold_at(node, id, 0x101);
+                node.handle_message(now, link, &bytes);
+            }
+        });
+        let until = node.now + Duration::from_millis(200);
+        let actions = run_lone(&mut node, until, |node, now| {
+            let bytes = starting_cold_at(node, 3, 0x101);
+            node.handle_message(now, 1, &bytes);
+        });
+        assert_eq!(node.role(), Role::Starting, "member 2 silent");
+        assert!(
+            actions.contains(&Action::Alarm(crate::node::Alarm::ColdStartHeld)),
+            "{actions:?}"
+        );
+    }
+
+    /// A group's starting node with state, waiting beside a backup in sync, asks the
+    /// voters one round at a time: a round still open at its next decision (a probe
+    /// timeout longer than the start-up wait) is not asked again. (Mutant
+    /// `succession.rs:681:32` `||` → `&&` in `starting_vote_start`: a new round at each
+    /// decision, its grants so far dropped; reached only when `probe_timeout_ms` is at
+    /// least `startup_wait_ms`, as in no shipped profile. Schemata run of 64df4f8,
+    /// 2026-11-27.)
+    #[test]
+    fn starting_group_with_state_one_round_at_a_time() {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 1, false)]);
+        node.config.probe_timeout_ms = 50;
+        node.origin = Epoch(0x101);
+        node.state_epoch = Epoch(0x101);
+        node.frame_last_run = 10;
+        let until = node.now + node.config.startup_wait() * 2 + Duration::from_millis(5);
+        let actions = run_steps(
+            &mut node,
+            until,
+            |node, now| {
+                let backup = to(
+                    node,
+                    3,
+                    WireRole::Backup,
+                    WireSync::InSync,
+                    0x101,
+                    0x101,
+                    lone_heartbeat(node),
+                );
+                node.handle_message(now, 1, &backup);
+            },
+            false,
+        );
+        let rounds = actions
+            .iter()
+            .filter(|a| matches!(a, Action::Transmit { link: 1, .. }))
+            .filter(|a| requests_in(core::slice::from_ref(a)).len() == 1)
+            .count();
+        assert_eq!(rounds, 1, "{:x?}", requests_in(&actions));
+        assert_eq!(node.role(), Role::Starting);
+    }
 }
