@@ -504,14 +504,9 @@ fn paired_switchover_backup_lagging_delays_until_caught_up() {
     assert_eq!(p.sink.duplicates, 0);
 }
 
-/// Acked release beside a lagging backup (it lost an input it cannot fetch yet): the
-/// primary does not wait for it, releases each output as its frame runs, and tells it so
-/// (`Released`) though the backup sends no ack. The backup's unsent set does not keep
-/// them. (Mutant `release.rs:292:31` `>` → `<` in `release_progress`: `Released` went out
-/// only in answer to an ack. The lagging backup kept every output as unsent, and once it
-/// caught up and took over it would send them again. Schemata run of 64df4f8, 2026-11-27.)
-#[test]
-fn backup_lagging_acked_primary_releases_without_it_and_says_so() {
+/// An acked-release pair whose backup lost an input it cannot fetch yet (every
+/// `FrameData` dropped): it lags.
+fn acked_pair_backup_lagging() -> Pair {
     let config = Config {
         outputs_release: crate::config::OutputsRelease::Acked,
         ..Config::fast()
@@ -522,6 +517,18 @@ fn backup_lagging_acked_primary_releases_without_it_and_says_so() {
     p.drop_if = Some(drop_frame_data);
     let until = p.now + ms(50);
     assert!(p.run_until(until, |p| p.node(1).status().sync == SyncState::Lagging));
+    p
+}
+
+/// Acked release beside a lagging backup (it lost an input it cannot fetch yet): the
+/// primary does not wait for it, releases each output as its frame runs, and tells it so
+/// (`Released`) though the backup sends no ack. The backup's unsent set does not keep
+/// them. (Mutant `release.rs:292:31` `>` → `<` in `release_progress`: `Released` went out
+/// only in answer to an ack. The lagging backup kept every output as unsent, and once it
+/// caught up and took over it would send them again. Schemata run of 64df4f8, 2026-11-27.)
+#[test]
+fn backup_lagging_acked_primary_releases_without_it_and_says_so() {
+    let mut p = acked_pair_backup_lagging();
     let known = p.node(1).status().release.released_known;
     p.run_for(ms(20));
     let status = p.node(1).status();
@@ -541,16 +548,7 @@ fn backup_lagging_acked_primary_releases_without_it_and_says_so() {
 /// triage of mutant `release.rs:401:69`; 64 duplicates at the sink after the takeover.)
 #[test]
 fn backup_lagging_acked_caught_up_keeps_no_released_output_for_a_takeover() {
-    let config = Config {
-        outputs_release: crate::config::OutputsRelease::Acked,
-        ..Config::fast()
-    };
-    let mut p = pair_running(Pair::new(5, config, 0));
-    let f = p.frame_next + 1;
-    p.frame_loss[1].insert(f, ());
-    p.drop_if = Some(drop_frame_data);
-    let until = p.now + ms(50);
-    assert!(p.run_until(until, |p| p.node(1).status().sync == SyncState::Lagging));
+    let mut p = acked_pair_backup_lagging();
     p.run_for(ms(20));
     let known = p.node(1).status().release.released_known;
     assert!(known > p.node(1).frame(), "told released past the frames it ran");
@@ -577,16 +575,7 @@ fn backup_lagging_acked_caught_up_keeps_no_released_output_for_a_takeover() {
 /// once it also asked the `Released` a backup heard.)
 #[test]
 fn backup_lagging_acked_takes_over_runs_released_frames_without_sending_them_again() {
-    let config = Config {
-        outputs_release: crate::config::OutputsRelease::Acked,
-        ..Config::fast()
-    };
-    let mut p = pair_running(Pair::new(5, config, 0));
-    let f = p.frame_next + 1;
-    p.frame_loss[1].insert(f, ());
-    p.drop_if = Some(drop_frame_data);
-    let until = p.now + ms(50);
-    assert!(p.run_until(until, |p| p.node(1).status().sync == SyncState::Lagging));
+    let mut p = acked_pair_backup_lagging();
     p.run_for(ms(20));
     let known = p.node(1).status().release.released_known;
     assert!(known > p.node(1).frame() + 5, "told released past the frames it ran");

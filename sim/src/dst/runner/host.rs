@@ -239,17 +239,10 @@ impl<'a, W: Workload> Sim<'a, W> {
         self.reschedule_timer(i);
     }
 
-    /// The commit in `bytes` that node `to`, a backup, keeps for a takeover if it does not
-    /// refuse the datagram (judged before it handles it, as its `on_commit` and
-    /// `store_commit` do: the primary's message of the node's epoch, with the key, for a
-    /// frame it has not run, a fetched payload matching its digest), with the node's
-    /// rejection counts before: a count that rises says it refused the datagram.
-    /// The ids of an `Acks` node `to`, a backup, takes from the primary of its epoch
-    /// (`--acks`; the node's own filters, for invariant 16).
-    pub(super) fn acks_offered(&self, to: usize, bytes: &[u8]) -> Option<Vec<(u64, u8)>> {
-        if !self.run.acks {
-            return None;
-        }
+    /// The body of `bytes` when node `to` is a backup and the datagram is its primary's:
+    /// decoded under the pair's key, a primary's header of the node's epoch (the node's
+    /// own first filters, judged before it handles the datagram).
+    fn body_from_its_primary(&self, to: usize, bytes: &[u8]) -> Option<Body> {
         let node = self.nodes[to].node.as_ref()?;
         if node.role() != Role::Backup {
             return None;
@@ -259,7 +252,16 @@ impl<'a, W: Workload> Sim<'a, W> {
         if envelope.header.role != WireRole::Primary || envelope.header.epoch != node.epoch() {
             return None;
         }
-        match envelope.body {
+        Some(envelope.body)
+    }
+
+    /// The ids of an `Acks` node `to`, a backup, takes from the primary of its epoch
+    /// (`--acks`; the node's own filters, for invariant 16).
+    pub(super) fn acks_offered(&self, to: usize, bytes: &[u8]) -> Option<Vec<(u64, u8)>> {
+        if !self.run.acks {
+            return None;
+        }
+        match self.body_from_its_primary(to, bytes)? {
             Body::Acks { ids } => Some(ids.to_vec()),
             _ => None,
         }
@@ -268,47 +270,35 @@ impl<'a, W: Workload> Sim<'a, W> {
     /// The frame of a `Released` node `to`, a backup, takes from the primary of its
     /// epoch (acked release; invariant 9).
     pub(super) fn released_offered(&self, to: usize, bytes: &[u8]) -> Option<u64> {
-        let node = self.nodes[to].node.as_ref()?;
-        if node.role() != Role::Backup {
-            return None;
-        }
-        let key = self.options.auth_key.map(AuthKey::new);
-        let envelope = wire::decode(bytes, key.as_ref()).ok()?;
-        if envelope.header.role != WireRole::Primary || envelope.header.epoch != node.epoch() {
-            return None;
-        }
-        match envelope.body {
+        match self.body_from_its_primary(to, bytes)? {
             Body::Released { frame } => Some(frame),
             _ => None,
         }
     }
 
+    /// The commit in `bytes` that node `to`, a backup, keeps for a takeover if it does not
+    /// refuse the datagram (judged before it handles it, as its `on_commit` and
+    /// `store_commit` do: the primary's message of the node's epoch, with the key, for a
+    /// frame it has not run, a fetched payload matching its digest), with the node's
+    /// rejection counts before: a count that rises says it refused the datagram.
     pub(super) fn commit_offered(&self, to: usize, bytes: &[u8]) -> Option<CommitOffered> {
-        let node = self.nodes[to].node.as_ref()?;
-        if node.role() != Role::Backup {
-            return None;
-        }
-        let key = self.options.auth_key.map(AuthKey::new);
-        let envelope = wire::decode(bytes, key.as_ref()).ok()?;
-        if envelope.header.role != WireRole::Primary || envelope.header.epoch != node.epoch() {
-            return None;
-        }
-        let commit = match &envelope.body {
-            Body::Commit(commit) => *commit,
+        let commit = match self.body_from_its_primary(to, bytes)? {
+            Body::Commit(commit) => commit,
             Body::FrameData { commit, payload } => match commit.kind {
-                CommitKind::Ran { input_digest, .. } if twinloop::digest::fnv64(payload) != input_digest => {
+                CommitKind::Ran { input_digest, .. } if twinloop::digest::fnv64(&payload) != input_digest => {
                     return None
                 }
-                _ => *commit,
+                _ => commit,
             },
             _ => return None,
         };
+        let node = self.nodes[to].node.as_ref()?;
         let status = node.status();
         if commit.frame <= status.frame && matches!(status.sync, SyncState::InSync | SyncState::Lagging) {
             return None;
         }
         Some(CommitOffered {
-            epoch: envelope.header.epoch,
+            epoch: node.epoch(),
             commit,
             rejections: status.rejections,
         })
