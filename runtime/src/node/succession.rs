@@ -1313,6 +1313,25 @@ mod tests {
 
     /// Node `id` of a group with `peers` (id, weight, witness), one link each (slot i on
     /// link i); `witness`: this node is the group's witness.
+    /// A group primary (node 1 of a witness group) that ran frame 1, then stalled 10
+    /// detection windows: the witness's backlog heard, then frame 2 handed in (not yet
+    /// drained). Returns the node, the instant, and the frame it had run.
+    fn group_primary_stalled() -> (Node<TestApp>, Instant, u64) {
+        let mut node = lone(1, false, &[(2, 1, false), (3, 0, true)]);
+        let until = node.now + Duration::from_millis(100);
+        run_lone(&mut node, until, hear_starting_witness);
+        assert_eq!(node.role(), Role::Primary);
+        let mut now = node.now + Duration::from_millis(1);
+        hear_starting_witness(&mut node, now);
+        node.handle_frame(now, 1, &TestApp::payload_for(1));
+        drained(&mut node);
+        let ran = node.frame();
+        now = now + node.config.detection_window() * 10;
+        hear_starting_witness(&mut node, now);
+        node.handle_frame(now, 2, &TestApp::payload_for(2));
+        (node, now, ran)
+    }
+
     fn lone(id: u8, witness: bool, peers: &[(u8, u8, bool)]) -> Node<TestApp> {
         lone_with(TestApp::new(0), id, witness, peers)
     }
@@ -1907,19 +1926,7 @@ mod tests {
     /// --seed 1886`.)
     #[test]
     fn primary_group_stalled_backlog_heard_holds_frames() {
-        let mut node = lone(1, false, &[(2, 1, false), (3, 0, true)]);
-        let until = node.now + Duration::from_millis(100);
-        run_lone(&mut node, until, hear_starting_witness);
-        assert_eq!(node.role(), Role::Primary);
-        let mut now = node.now + Duration::from_millis(1);
-        hear_starting_witness(&mut node, now);
-        node.handle_frame(now, 1, &TestApp::payload_for(1));
-        drained(&mut node);
-        let ran = node.frame();
-        // Stalled 10 detection windows; the backlog first, then the frames missed.
-        now = now + node.config.detection_window() * 10;
-        hear_starting_witness(&mut node, now);
-        node.handle_frame(now, 2, &TestApp::payload_for(2));
+        let (mut node, mut now, ran) = group_primary_stalled();
         let held = drained(&mut node);
         assert_eq!(node.frame(), ran, "held after the stall");
         assert!(!held.iter().any(|a| matches!(a, Action::Emit(_))), "{held:?}");
@@ -3288,18 +3295,7 @@ mod tests {
     /// too, its frames ran at its next wake-up. Schemata run of 64df4f8, 2026-11-27.)
     #[test]
     fn primary_group_stalled_runs_at_the_end_of_its_hold() {
-        let mut node = lone(1, false, &[(2, 1, false), (3, 0, true)]);
-        let until = node.now + Duration::from_millis(100);
-        run_lone(&mut node, until, hear_starting_witness);
-        assert_eq!(node.role(), Role::Primary);
-        let mut now = node.now + Duration::from_millis(1);
-        hear_starting_witness(&mut node, now);
-        node.handle_frame(now, 1, &TestApp::payload_for(1));
-        drained(&mut node);
-        let ran = node.frame();
-        now = now + node.config.detection_window() * 10;
-        hear_starting_witness(&mut node, now);
-        node.handle_frame(now, 2, &TestApp::payload_for(2));
+        let (mut node, mut now, ran) = group_primary_stalled();
         drained(&mut node);
         assert_eq!(node.frame(), ran, "held after the stall");
         let end = now + node.config.backup_silence();
