@@ -1926,7 +1926,7 @@ mod tests {
     /// --seed 1886`.)
     #[test]
     fn primary_group_stalled_backlog_heard_holds_frames() {
-        let (mut node, mut now, ran) = group_primary_stalled();
+        let (mut node, now, ran) = group_primary_stalled();
         let held = drained(&mut node);
         assert_eq!(node.frame(), ran, "held after the stall");
         assert!(!held.iter().any(|a| matches!(a, Action::Emit(_))), "{held:?}");
